@@ -1,0 +1,300 @@
+//===- KVAttrs.cpp - Attributes of the kv dialect -------------------------===//
+#include "dialects/kv/IR/KVAttrs.h"
+#include "dialects/kv/IR/KVDialect.h"
+
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/MathExtras.h"
+
+#include <charconv>
+
+using namespace mlir;
+using namespace mlir::kv;
+
+#include "dialects/kv/IR/KVAttrInterfaces.cpp.inc"
+#include "dialects/kv/IR/KVEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "dialects/kv/IR/KVAttrs.cpp.inc"
+
+void KVDialect::registerAttributes() {
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "dialects/kv/IR/KVAttrs.cpp.inc"
+      >();
+}
+
+FailureOr<llvm::APFloat> mlir::kv::parseDouble(AsmParser &parser) {
+  double value;
+  if (parser.parseFloat(value))
+    return failure();
+  return llvm::APFloat(value);
+}
+
+void mlir::kv::printDouble(AsmPrinter &printer, const llvm::APFloat &apValue) {
+  double value = apValue.convertToDouble();
+  char buffer[32];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  std::string text(buffer, ec == std::errc() ? end : buffer);
+  // The parser reads a bare integer as an integer, not a float.
+  if (text.find_first_of(".eEn") == std::string::npos)
+    text += ".0";
+  printer << text;
+}
+
+//===----------------------------------------------------------------------===//
+// Encodings
+//===----------------------------------------------------------------------===//
+
+double Bf16EncodingAttr::getBitsPerCoordinate(int64_t) const { return 16; }
+LogicalResult
+Bf16EncodingAttr::verifyHeadDim(int64_t,
+                                function_ref<InFlightDiagnostic()>) const {
+  return success();
+}
+
+double Fp8EncodingAttr::getBitsPerCoordinate(int64_t headDim) const {
+  // A dynamic scale is one fp32 per stored vector.
+  return getScale() == ScaleMode::Dynamic ? 8.0 + 32.0 / headDim : 8.0;
+}
+LogicalResult
+Fp8EncodingAttr::verifyHeadDim(int64_t,
+                               function_ref<InFlightDiagnostic()>) const {
+  return success();
+}
+
+double Nvfp4EncodingAttr::getBitsPerCoordinate(int64_t) const {
+  // An E2M1 value each, and an E4M3 scale per 16 values.
+  return 4.0 + 8.0 / 16.0;
+}
+LogicalResult Nvfp4EncodingAttr::verifyHeadDim(
+    int64_t headDim, function_ref<InFlightDiagnostic()> emitError) const {
+  if (headDim % 16 != 0)
+    return emitError() << "#kv.nvfp4 scales blocks of 16 coordinates, but "
+                          "head_dim "
+                       << headDim << " is not a multiple of 16";
+  return success();
+}
+
+LogicalResult IntEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                      unsigned bits, unsigned group,
+                                      unsigned residual) {
+  if (bits != 2 && bits != 4)
+    return emitError() << "#kv.int bits must be 2 or 4, got " << bits;
+  if (group != 32 && group != 64 && group != 128)
+    return emitError() << "#kv.int group must be 32, 64 or 128, got " << group;
+  if (residual % group != 0)
+    return emitError() << "#kv.int residual window (" << residual
+                       << " tokens) must be a multiple of the group (" << group
+                       << ") so that whole key groups leave it";
+  return success();
+}
+double IntEncodingAttr::getBitsPerCoordinate(int64_t) const {
+  // An fp16 scale and an fp16 zero per group of `group` coordinates.
+  return getBits() + 32.0 / getGroup();
+}
+LogicalResult IntEncodingAttr::verifyHeadDim(
+    int64_t headDim, function_ref<InFlightDiagnostic()> emitError) const {
+  if (headDim % getGroup() != 0) {
+    InFlightDiagnostic diag = emitError();
+    diag << "#kv.int groups values along channels, but group " << getGroup()
+         << " does not divide head_dim " << headDim << "; allowed groups:";
+    bool any = false;
+    for (unsigned g : {32u, 64u, 128u})
+      if (headDim % g == 0) {
+        diag << " " << g;
+        any = true;
+      }
+    if (!any)
+      diag << " none (head_dim must be a multiple of 32)";
+    return diag;
+  }
+  return success();
+}
+
+LogicalResult
+PolarEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                          unsigned bits, Rotation, uint64_t, bool) {
+  if (bits < 2 || bits > 4)
+    return emitError() << "#kv.polar bits must be 2, 3 or 4, got " << bits;
+  return success();
+}
+double PolarEncodingAttr::getBitsPerCoordinate(int64_t headDim) const {
+  // One fp16 norm per vector; the QJL residual adds a sign bit per
+  // coordinate and a second fp16 norm.
+  double bits = getBits() + 16.0 / headDim;
+  if (getQjl())
+    bits += 1.0 + 16.0 / headDim;
+  return bits;
+}
+LogicalResult PolarEncodingAttr::verifyHeadDim(
+    int64_t headDim, function_ref<InFlightDiagnostic()> emitError) const {
+  if (headDim < 2 || !llvm::isPowerOf2_64(headDim))
+    return emitError() << "#kv.polar rotates with a Hadamard transform, which "
+                          "needs a power-of-two head_dim, got "
+                       << headDim;
+  return success();
+}
+
+LogicalResult
+LowRankEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                            unsigned rank, Attribute latent) {
+  if (rank == 0)
+    return emitError() << "#kv.lowrank rank must be positive";
+  if (!llvm::isa<EncodingAttrInterface>(latent) ||
+      llvm::isa<LowRankEncodingAttr>(latent))
+    return emitError() << "#kv.lowrank latent must be #kv.bf16, #kv.fp8, "
+                          "#kv.nvfp4, #kv.int or #kv.polar, got "
+                       << latent;
+  return success();
+}
+double LowRankEncodingAttr::getBitsPerCoordinate(int64_t headDim) const {
+  auto latent = llvm::cast<EncodingAttrInterface>(getLatent());
+  return latent.getBitsPerCoordinate(getRank()) * getRank() / headDim;
+}
+LogicalResult LowRankEncodingAttr::verifyHeadDim(
+    int64_t headDim, function_ref<InFlightDiagnostic()> emitError) const {
+  if (getRank() >= headDim)
+    return emitError() << "#kv.lowrank rank " << getRank()
+                       << " must be smaller than head_dim " << headDim;
+  return llvm::cast<EncodingAttrInterface>(getLatent())
+      .verifyHeadDim(getRank(), emitError);
+}
+
+//===----------------------------------------------------------------------===//
+// Policies
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+mlir::kv::verifyBudget(Attribute budget,
+                       function_ref<InFlightDiagnostic()> emitError) {
+  if (auto f = llvm::dyn_cast<FloatAttr>(budget)) {
+    double v = f.getValueAsDouble();
+    if (!(v > 0.0 && v <= 1.0))
+      return emitError() << "budget fraction must be in (0, 1], got " << v;
+    return success();
+  }
+  if (auto i = llvm::dyn_cast<IntegerAttr>(budget)) {
+    if (i.getValue().isNegative() || i.getValue().isZero())
+      return emitError() << "budget token count must be positive, got " << i;
+    return success();
+  }
+  return emitError() << "budget must be a fraction in (0, 1] or a positive "
+                        "token count, got "
+                     << budget;
+}
+
+LogicalResult
+TriAttentionAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                         Attribute budget, unsigned, unsigned interval,
+                         ElementsAttr) {
+  if (interval == 0)
+    return emitError() << "#kv.triattention interval must be at least 1 step";
+  return verifyBudget(budget, emitError);
+}
+
+LogicalResult SnapKVAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                 Attribute budget, unsigned window,
+                                 unsigned kernel) {
+  if (window == 0)
+    return emitError() << "#kv.snapkv observation window must be at least 1 "
+                          "token";
+  if (kernel == 0 || kernel % 2 == 0)
+    return emitError() << "#kv.snapkv pooling kernel must be odd and "
+                          "positive, got "
+                       << kernel;
+  return verifyBudget(budget, emitError);
+}
+
+LogicalResult H2OAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                              Attribute budget, unsigned) {
+  return verifyBudget(budget, emitError);
+}
+
+LogicalResult StreamingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                    unsigned sinks, unsigned recent) {
+  if (recent == 0)
+    return emitError() << "#kv.streaming needs a recent window of at least 1 "
+                          "token (sinks = "
+                       << sinks << ")";
+  return success();
+}
+
+LogicalResult TwoLevelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                   unsigned block, unsigned topBlocks,
+                                   unsigned topTokens) {
+  if (block == 0 || !llvm::isPowerOf2_32(block))
+    return emitError() << "#kv.twolevel block must be a positive power of two, "
+                          "got "
+                       << block;
+  if (topBlocks == 0 || topTokens == 0)
+    return emitError() << "#kv.twolevel top_blocks and top_tokens must be "
+                          "positive";
+  if (static_cast<uint64_t>(topTokens) >
+      static_cast<uint64_t>(topBlocks) * block)
+    return emitError() << "#kv.twolevel top_tokens (" << topTokens
+                       << ") exceeds the tokens in top_blocks x block ("
+                       << static_cast<uint64_t>(topBlocks) * block << ")";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RoPE scaling
+//===----------------------------------------------------------------------===//
+
+LogicalResult RopeLinearAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                     llvm::APFloat factorValue) {
+  double factor = factorValue.convertToDouble();
+  if (!(factor > 0))
+    return emitError() << "#kv.rope_linear factor must be positive, got "
+                       << factor;
+  return success();
+}
+
+LogicalResult RopeLlama3Attr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                     llvm::APFloat factorValue,
+                                     llvm::APFloat lowFreqValue,
+                                     llvm::APFloat highFreqValue,
+                                     int64_t originalMaxPosition) {
+  double factor = factorValue.convertToDouble();
+  double lowFreqFactor = lowFreqValue.convertToDouble();
+  double highFreqFactor = highFreqValue.convertToDouble();
+  if (!(factor > 0))
+    return emitError() << "#kv.rope_llama3 factor must be positive, got "
+                       << factor;
+  if (!(lowFreqFactor > 0) || !(highFreqFactor > lowFreqFactor))
+    return emitError() << "#kv.rope_llama3 needs 0 < low_freq_factor < "
+                          "high_freq_factor, got "
+                       << lowFreqFactor << " and " << highFreqFactor;
+  if (originalMaxPosition <= 0)
+    return emitError() << "#kv.rope_llama3 original_max_position must be "
+                          "positive, got "
+                       << originalMaxPosition;
+  return success();
+}
+
+LogicalResult RopeYarnAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                   llvm::APFloat factorValue,
+                                   int64_t originalMaxPosition,
+                                   llvm::APFloat betaFastValue,
+                                   llvm::APFloat betaSlowValue,
+                                   llvm::APFloat attentionFactorValue) {
+  double factor = factorValue.convertToDouble();
+  double betaFast = betaFastValue.convertToDouble();
+  double betaSlow = betaSlowValue.convertToDouble();
+  double attentionFactor = attentionFactorValue.convertToDouble();
+  if (!(factor > 0))
+    return emitError() << "#kv.rope_yarn factor must be positive, got "
+                       << factor;
+  if (originalMaxPosition <= 0)
+    return emitError() << "#kv.rope_yarn original_max_position must be "
+                          "positive, got "
+                       << originalMaxPosition;
+  if (!(betaFast > betaSlow))
+    return emitError() << "#kv.rope_yarn needs beta_fast > beta_slow, got "
+                       << betaFast << " and " << betaSlow;
+  if (attentionFactor < 0)
+    return emitError() << "#kv.rope_yarn attention_factor must be positive "
+                          "(or 0 to derive it from the factor), got "
+                       << attentionFactor;
+  return success();
+}

@@ -1,0 +1,33 @@
+//===- KVAttrs.h - Attributes of the kv dialect -----------------*- C++ -*-===//
+#ifndef KVOPT_DIALECTS_KV_IR_KVATTRS_H
+#define KVOPT_DIALECTS_KV_IR_KVATTRS_H
+
+#include "mlir/IR/Attributes.h"
+#include "mlir/IR/BuiltinAttributeInterfaces.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/DialectImplementation.h"
+
+namespace mlir::kv {
+/// Parses a floating-point attribute parameter.
+FailureOr<llvm::APFloat> parseDouble(AsmParser &parser);
+/// Prints `value` in the shortest form that parses back to it.
+void printDouble(AsmPrinter &printer, const llvm::APFloat &value);
+} // namespace mlir::kv
+
+#include "dialects/kv/IR/KVEnums.h.inc"
+
+#include "dialects/kv/IR/KVAttrInterfaces.h.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "dialects/kv/IR/KVAttrs.h.inc"
+
+namespace mlir::kv {
+
+/// Checks an eviction budget: a fraction in (0, 1] or a positive token count.
+llvm::LogicalResult verifyBudget(Attribute budget,
+                                 llvm::function_ref<InFlightDiagnostic()> emitError);
+
+} // namespace mlir::kv
+
+#endif // KVOPT_DIALECTS_KV_IR_KVATTRS_H

@@ -1,0 +1,296 @@
+//===- KVAttrs.td - Encodings, policies and RoPE of the kv dialect -*- tablegen -*-===//
+#ifndef KV_ATTRS_TD
+#define KV_ATTRS_TD
+
+include "dialects/kv/IR/KVBase.td"
+include "mlir/IR/BuiltinAttributeInterfaces.td"
+
+// A double (held as an APFloat, which hashes) printed in its shortest exact
+// form (`8.0`, `1.1386`).
+class KV_DoubleParameter<string desc = ""> : APFloatParameter<desc> {
+  let parser = "::mlir::kv::parseDouble($_parser)";
+  let printer = "::mlir::kv::printDouble($_printer, $_self)";
+}
+class KV_DefaultDoubleParameter<string value> : KV_DoubleParameter {
+  let defaultValue = "::llvm::APFloat(" # value # ")";
+}
+
+//===----------------------------------------------------------------------===//
+// Enums
+//===----------------------------------------------------------------------===//
+
+def KV_RopeStyle : I32Enum<"RopeStyle", "how RoPE pairs coordinates", [
+    I32EnumCase<"Half", 0, "half">,
+    I32EnumCase<"Interleaved", 1, "interleaved">]> {
+  let cppNamespace = "::mlir::kv";
+  let description = [{
+    `half`: coordinate i pairs with i + d/2 (Hugging Face `rotate_half`,
+    GPT-NeoX). `interleaved`: coordinate 2i pairs with 2i + 1 (GPT-J, the
+    original Llama and GGUF's llama layout).
+  }];
+}
+def KV_RopeStyleAttr : EnumAttr<KV_Dialect, KV_RopeStyle, "rope_style"> {
+  let assemblyFormat = "`` $value";
+}
+
+def KV_Fp8Format : I32Enum<"Fp8Format", "an 8-bit float format", [
+    I32EnumCase<"E4M3", 0, "e4m3">,
+    I32EnumCase<"E5M2", 1, "e5m2">]> {
+  let cppNamespace = "::mlir::kv";
+}
+
+def KV_ScaleMode : I32Enum<"ScaleMode", "where a quantization scale comes from", [
+    I32EnumCase<"PerHead", 0, "per_head">,
+    I32EnumCase<"Dynamic", 1, "dynamic">]> {
+  let cppNamespace = "::mlir::kv";
+  let description = [{
+    `per_head`: one scale per layer, KV head and K/V, from calibration.
+    `dynamic`: one scale per stored vector, computed on append.
+  }];
+}
+
+def KV_Rotation : I32Enum<"Rotation", "a random orthogonal rotation", [
+    I32EnumCase<"Hadamard", 0, "hadamard">]> {
+  let cppNamespace = "::mlir::kv";
+}
+
+def KV_PrefetchMode : I32Enum<"PrefetchMode", "what a prefetch predicts", [
+    I32EnumCase<"NextLayer", 0, "next_layer">,
+    I32EnumCase<"NextStep", 1, "next_step">]> {
+  let cppNamespace = "::mlir::kv";
+}
+def KV_PrefetchModeAttr : EnumAttr<KV_Dialect, KV_PrefetchMode, "prefetch_mode"> {
+  let assemblyFormat = "`` $value";
+}
+
+//===----------------------------------------------------------------------===//
+// Cache encodings
+//===----------------------------------------------------------------------===//
+
+def KV_EncodingAttrInterface : AttrInterface<"EncodingAttrInterface"> {
+  let cppNamespace = "::mlir::kv";
+  let description = [{
+    How one key or value vector of a KV head is stored in the cache.
+  }];
+  let methods = [
+    InterfaceMethod<[{
+        Bits per coordinate for vectors of `headDim` coordinates, counting
+        every byte of metadata (scales, zeros, norms) amortised over the
+        coordinates it serves.
+      }], "double", "getBitsPerCoordinate", (ins "int64_t":$headDim)>,
+    InterfaceMethod<[{
+        Checks that the encoding can store vectors of `headDim` coordinates.
+      }], "::llvm::LogicalResult", "verifyHeadDim",
+      (ins "int64_t":$headDim,
+           "::llvm::function_ref<::mlir::InFlightDiagnostic()>":$emitError)>
+  ];
+}
+
+class KV_EncodingAttr<string name, string mnemonic>
+    : KV_Attr<name, mnemonic, [DeclareAttrInterfaceMethods<KV_EncodingAttrInterface>]>;
+
+def KV_Bf16EncodingAttr : KV_EncodingAttr<"Bf16Encoding", "bf16"> {
+  let summary = "Uncompressed bfloat16 cache entries";
+  let description = [{
+    The reference encoding: 16 bits per coordinate, no metadata.
+
+    Example: `#kv.bf16`
+  }];
+}
+
+def KV_Fp8EncodingAttr : KV_EncodingAttr<"Fp8Encoding", "fp8"> {
+  let summary = "8-bit floating-point cache entries with a scale";
+  let description = [{
+    Each coordinate is an FP8 value (e4m3 by default) multiplied by a scale:
+    one per layer, KV head and K/V from calibration (`per_head`), or one fp32
+    scale per stored vector computed on append (`dynamic`).
+
+    Example: `#kv.fp8<e4m3, scale = per_head>`
+  }];
+  let parameters = (ins EnumParameter<KV_Fp8Format>:$format,
+                        DefaultValuedParameter<"ScaleMode", "ScaleMode::PerHead">:$scale);
+  let assemblyFormat = "`<` $format (`,` `scale` `=` $scale^)? `>`";
+}
+
+def KV_Nvfp4EncodingAttr : KV_EncodingAttr<"Nvfp4Encoding", "nvfp4"> {
+  let summary = "NVFP4: E2M1 values, an E4M3 scale per 16, an fp32 scale per tensor";
+  let description = [{
+    NVIDIA's 4-bit format: each coordinate is an E2M1 value, each block of 16
+    coordinates has an E4M3 scale, and the tensor has one fp32 scale. Native
+    on Blackwell, decoded in registers on Hopper. Needs a head dimension that
+    is a multiple of 16.
+
+    Example: `#kv.nvfp4`
+  }];
+}
+
+def KV_IntEncodingAttr : KV_EncodingAttr<"IntEncoding", "int"> {
+  let summary = "KIVI: asymmetric integer quantization, keys per channel, values per token";
+  let description = [{
+    Keys are quantized per channel over groups of `group` tokens; values per
+    token over groups of `group` channels (so `group` must divide the head
+    dimension). Each group stores an fp16 scale and zero. The `residual` most
+    recent tokens stay in bf16 until a whole key group can be quantized.
+
+    Example: `#kv.int<bits = 2, group = 32, residual = 128>`
+  }];
+  let parameters = (ins "unsigned":$bits, "unsigned":$group,
+                        DefaultValuedParameter<"unsigned", "128">:$residual);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def KV_PolarEncodingAttr : KV_EncodingAttr<"PolarEncoding", "polar"> {
+  let summary = "Random rotation plus a Lloyd-Max codebook (PolarQuant / TurboQuant)";
+  let description = [{
+    Each vector is rotated by a seeded randomized Hadamard transform, its
+    norm stored as fp16, and every coordinate of the rotated unit vector
+    quantized with the Lloyd-Max codebook of `bits` bits for the coordinate
+    distribution of a random unit vector. Attention runs in the rotated
+    domain. `qjl = true` adds TurboQuant's 1-bit QJL residual for keys.
+    Needs a power-of-two head dimension.
+
+    Example: `#kv.polar<bits = 3, seed = 7>`
+  }];
+  let parameters = (ins "unsigned":$bits,
+                        DefaultValuedParameter<"Rotation", "Rotation::Hadamard">:$rotation,
+                        DefaultValuedParameter<"uint64_t", "0">:$seed,
+                        DefaultValuedParameter<"bool", "false">:$qjl);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def KV_LowRankEncodingAttr : KV_EncodingAttr<"LowRankEncoding", "lowrank"> {
+  let summary = "A low-rank latent of each vector, itself stored in an inner encoding";
+  let description = [{
+    The cache stores the projection of each vector on a calibrated basis of
+    `rank` directions; the latent is stored with the `latent` encoding.
+
+    Example: `#kv.lowrank<rank = 32, latent = #kv.bf16>`
+  }];
+  let parameters = (ins "unsigned":$rank,
+                        DefaultValuedParameter<"::mlir::Attribute",
+                          "Bf16EncodingAttr::get($_ctxt)">:$latent);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Eviction and selection policies
+//===----------------------------------------------------------------------===//
+
+def KV_TriAttentionAttr : KV_Attr<"TriAttention", "triattention"> {
+  let summary = "TriAttention eviction: trigonometric scores from pre-RoPE query centres";
+  let description = [{
+    Keeps `budget` entries (a fraction in (0, 1] of the context, or a
+    positive token count) chosen by the TriAttention score, plus the `window`
+    most recent tokens, compacting every `interval` decode steps. `centers`
+    holds the calibrated per-head query statistics the score needs.
+
+    Example: `#kv.triattention<budget = 2048, window = 128, interval = 128>`
+  }];
+  let parameters = (ins "::mlir::Attribute":$budget,
+                        DefaultValuedParameter<"unsigned", "128">:$window,
+                        DefaultValuedParameter<"unsigned", "128">:$interval,
+                        OptionalParameter<"::mlir::ElementsAttr">:$centers);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def KV_SnapKVAttr : KV_Attr<"SnapKV", "snapkv"> {
+  let summary = "SnapKV eviction: attention of an observation window, pooled";
+  let description = [{
+    Scores prompt entries by the attention the last `window` queries pay them,
+    max-pooled over `kernel` neighbouring tokens, and keeps `budget` of them.
+
+    Example: `#kv.snapkv<budget = 0.25, window = 32, kernel = 7>`
+  }];
+  let parameters = (ins "::mlir::Attribute":$budget,
+                        DefaultValuedParameter<"unsigned", "32">:$window,
+                        DefaultValuedParameter<"unsigned", "7">:$kernel);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def KV_H2OAttr : KV_Attr<"H2O", "h2o"> {
+  let summary = "H2O eviction: accumulated attention (heavy hitters) plus recent tokens";
+  let description = [{
+    Example: `#kv.h2o<budget = 1024, recent = 128>`
+  }];
+  let parameters = (ins "::mlir::Attribute":$budget,
+                        DefaultValuedParameter<"unsigned", "128">:$recent);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def KV_StreamingAttr : KV_Attr<"Streaming", "streaming"> {
+  let summary = "StreamingLLM eviction: attention sinks plus a recent window";
+  let description = [{
+    Example: `#kv.streaming<sinks = 4, recent = 1020>`
+  }];
+  let parameters = (ins "unsigned":$sinks, "unsigned":$recent);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def KV_TwoLevelAttr : KV_Attr<"TwoLevel", "twolevel"> {
+  let summary = "Two-level sparse selection: top blocks by a key bound, then top tokens";
+  let description = [{
+    Blocks of `block` tokens are scored by an upper bound of q.k from their
+    per-channel key minima and maxima; the `top_blocks` best are scored
+    exactly and the `top_tokens` best tokens attended to.
+
+    Example: `#kv.twolevel<block = 64, top_blocks = 128, top_tokens = 2048>`
+  }];
+  let parameters = (ins "unsigned":$block, "unsigned":$top_blocks,
+                        "unsigned":$top_tokens);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// RoPE scaling
+//===----------------------------------------------------------------------===//
+
+def KV_RopeLinearAttr : KV_Attr<"RopeLinear", "rope_linear"> {
+  let summary = "Linear RoPE scaling (position interpolation)";
+  let description = [{
+    Positions are divided by `factor`. Example: `#kv.rope_linear<factor = 4.0>`
+  }];
+  let parameters = (ins KV_DoubleParameter<>:$factor);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def KV_RopeLlama3Attr : KV_Attr<"RopeLlama3", "rope_llama3"> {
+  let summary = "Llama 3.1 RoPE scaling of low frequencies";
+  let description = [{
+    Wavelengths longer than `original_max_position / low_freq_factor` are
+    divided by `factor`, shorter than `original_max_position /
+    high_freq_factor` kept, and those between interpolated smoothly.
+
+    Example: `#kv.rope_llama3<factor = 8.0, low_freq_factor = 1.0,
+    high_freq_factor = 4.0, original_max_position = 8192>`
+  }];
+  let parameters = (ins KV_DoubleParameter<>:$factor, KV_DoubleParameter<>:$low_freq_factor,
+                        KV_DoubleParameter<>:$high_freq_factor,
+                        "int64_t":$original_max_position);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def KV_RopeYarnAttr : KV_Attr<"RopeYarn", "rope_yarn"> {
+  let summary = "YaRN RoPE scaling: ramped interpolation and an attention factor";
+  let description = [{
+    Example: `#kv.rope_yarn<factor = 4.0, original_max_position = 32768,
+    beta_fast = 32.0, beta_slow = 1.0, attention_factor = 1.1386>`
+  }];
+  let parameters = (ins KV_DoubleParameter<>:$factor, "int64_t":$original_max_position,
+                        KV_DefaultDoubleParameter<"32.0">:$beta_fast,
+                        KV_DefaultDoubleParameter<"1.0">:$beta_slow,
+                        KV_DefaultDoubleParameter<"0.0">:$attention_factor);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+#endif // KV_ATTRS_TD

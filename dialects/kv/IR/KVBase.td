@@ -1,0 +1,48 @@
+//===- KVBase.td - The kv dialect --------------------------*- tablegen -*-===//
+#ifndef KV_BASE_TD
+#define KV_BASE_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/EnumAttr.td"
+
+def KV_Dialect : Dialect {
+  let name = "kv";
+  let summary = "Attention and the KV cache of decoder-only language models";
+  let description = [{
+    The `kv` dialect describes a decoder-only transformer at the level an
+    inference engineer reads it: embedding, RMSNorm, linear projections,
+    rotary embeddings, SwiGLU, and, made explicit, the KV cache and the
+    attention that reads it. Cache types carry the layout (KV heads, head
+    dimension, page size) and the encoding of keys and values; passes rewrite
+    those encodings and insert eviction, selection, low-rank projection and
+    offload, and the result lowers to the kernel calls of a `.kvpkg` plan.
+    Weights are upstream `arith.constant dense_resource<...>` values, so they
+    never travel through text.
+  }];
+  let cppNamespace = "::mlir::kv";
+  let useDefaultAttributePrinterParser = 1;
+  let useDefaultTypePrinterParser = 1;
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::tensor::TensorDialect"
+  ];
+  let extraClassDeclaration = [{
+    void registerAttributes();
+    void registerTypes();
+  }];
+}
+
+class KV_Op<string mnemonic, list<Trait> traits = []>
+    : Op<KV_Dialect, mnemonic, traits>;
+class KV_Attr<string name, string attrMnemonic, list<Trait> traits = []>
+    : AttrDef<KV_Dialect, name, traits> {
+  let mnemonic = attrMnemonic;
+}
+class KV_Type<string name, string typeMnemonic, list<Trait> traits = []>
+    : TypeDef<KV_Dialect, name, traits> {
+  let mnemonic = typeMnemonic;
+}
+
+#endif // KV_BASE_TD

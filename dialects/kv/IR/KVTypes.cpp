@@ -1,0 +1,58 @@
+//===- KVTypes.cpp - Types of the kv dialect ------------------------------===//
+#include "dialects/kv/IR/KVTypes.h"
+#include "dialects/kv/IR/KVDialect.h"
+
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/MathExtras.h"
+
+using namespace mlir;
+using namespace mlir::kv;
+
+#define GET_TYPEDEF_CLASSES
+#include "dialects/kv/IR/KVTypes.cpp.inc"
+
+void KVDialect::registerTypes() {
+  addTypes<
+#define GET_TYPEDEF_LIST
+#include "dialects/kv/IR/KVTypes.cpp.inc"
+      >();
+}
+
+static LogicalResult verifyEncoding(function_ref<InFlightDiagnostic()> emitError,
+                                    llvm::StringRef which, Attribute encoding,
+                                    int64_t headDim) {
+  auto iface = llvm::dyn_cast<EncodingAttrInterface>(encoding);
+  if (!iface)
+    return emitError() << which
+                       << " encoding must be one of #kv.bf16, #kv.fp8, "
+                          "#kv.nvfp4, #kv.int, #kv.polar or #kv.lowrank, got "
+                       << encoding;
+  return iface.verifyHeadDim(headDim, emitError);
+}
+
+LogicalResult CacheType::verify(function_ref<InFlightDiagnostic()> emitError,
+                                int64_t heads, int64_t headDim, int64_t page,
+                                Attribute key, Attribute value) {
+  if (heads <= 0)
+    return emitError() << "!kv.cache needs at least one KV head, got " << heads;
+  if (headDim <= 0 || headDim % 2 != 0)
+    return emitError() << "!kv.cache head_dim must be positive and even (RoPE "
+                          "rotates pairs), got "
+                       << headDim;
+  if (page <= 0 || !llvm::isPowerOf2_64(page))
+    return emitError() << "!kv.cache page must be a positive power of two "
+                          "number of tokens, got "
+                       << page;
+  if (failed(verifyEncoding(emitError, "key", key, headDim)) ||
+      failed(verifyEncoding(emitError, "value", value, headDim)))
+    return failure();
+  return success();
+}
+
+double CacheType::getBytesPerToken() const {
+  double bits = llvm::cast<EncodingAttrInterface>(getKey())
+                    .getBitsPerCoordinate(getHeadDim()) +
+                llvm::cast<EncodingAttrInterface>(getValue())
+                    .getBitsPerCoordinate(getHeadDim());
+  return bits * getHeadDim() * getHeads() / 8.0;
+}
