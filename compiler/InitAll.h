@@ -1,4 +1,5 @@
-//===- InitAll.h - Register kvopt's dialects, passes and pipelines -*- C++ -*-===//
+//===- InitAll.h - Register kvopt's dialects, passes and pipelines -*- C++
+//-*-===//
 #ifndef KVOPT_COMPILER_INITALL_H
 #define KVOPT_COMPILER_INITALL_H
 

@@ -39,9 +39,8 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
       return IntEncodingAttr::getChecked(emitError, ctx, b, group.getValue(),
                                          residual.getValue());
     if (encoding == "polar")
-      return PolarEncodingAttr::getChecked(emitError, ctx, b,
-                                           Rotation::Hadamard, seed.getValue(),
-                                           false);
+      return PolarEncodingAttr::getChecked(
+          emitError, ctx, b, Rotation::Hadamard, seed.getValue(), false);
     emitError() << "kv-quantize: unknown encoding '" << encoding
                 << "'; allowed: bf16, fp8, nvfp4, int, polar";
     return {};

@@ -75,9 +75,9 @@ LogicalResult Nvfp4EncodingAttr::verifyHeadDim(
   return success();
 }
 
-LogicalResult IntEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                                      unsigned bits, unsigned group,
-                                      unsigned residual) {
+LogicalResult
+IntEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                        unsigned bits, unsigned group, unsigned residual) {
   if (bits != 2 && bits != 4)
     return emitError() << "#kv.int bits must be 2 or 4, got " << bits;
   if (group != 32 && group != 64 && group != 128)
@@ -210,8 +210,9 @@ LogicalResult H2OAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   return verifyBudget(budget, emitError);
 }
 
-LogicalResult StreamingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                                    unsigned sinks, unsigned recent) {
+LogicalResult
+StreamingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                      unsigned sinks, unsigned recent) {
   if (recent == 0)
     return emitError() << "#kv.streaming needs a recent window of at least 1 "
                           "token (sinks = "
@@ -241,8 +242,9 @@ LogicalResult TwoLevelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 // RoPE scaling
 //===----------------------------------------------------------------------===//
 
-LogicalResult RopeLinearAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                                     llvm::APFloat factorValue) {
+LogicalResult
+RopeLinearAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                       llvm::APFloat factorValue) {
   double factor = factorValue.convertToDouble();
   if (!(factor > 0))
     return emitError() << "#kv.rope_linear factor must be positive, got "
@@ -250,11 +252,11 @@ LogicalResult RopeLinearAttr::verify(function_ref<InFlightDiagnostic()> emitErro
   return success();
 }
 
-LogicalResult RopeLlama3Attr::verify(function_ref<InFlightDiagnostic()> emitError,
-                                     llvm::APFloat factorValue,
-                                     llvm::APFloat lowFreqValue,
-                                     llvm::APFloat highFreqValue,
-                                     int64_t originalMaxPosition) {
+LogicalResult
+RopeLlama3Attr::verify(function_ref<InFlightDiagnostic()> emitError,
+                       llvm::APFloat factorValue, llvm::APFloat lowFreqValue,
+                       llvm::APFloat highFreqValue,
+                       int64_t originalMaxPosition) {
   double factor = factorValue.convertToDouble();
   double lowFreqFactor = lowFreqValue.convertToDouble();
   double highFreqFactor = highFreqValue.convertToDouble();

@@ -25,8 +25,9 @@ void printDouble(AsmPrinter &printer, const llvm::APFloat &value);
 namespace mlir::kv {
 
 /// Checks an eviction budget: a fraction in (0, 1] or a positive token count.
-llvm::LogicalResult verifyBudget(Attribute budget,
-                                 llvm::function_ref<InFlightDiagnostic()> emitError);
+llvm::LogicalResult
+verifyBudget(Attribute budget,
+             llvm::function_ref<InFlightDiagnostic()> emitError);
 
 } // namespace mlir::kv
 

@@ -33,7 +33,8 @@ def KV_EmbeddingOp : KV_Op<"embedding", [Pure]> {
   let summary = "Looks up token embeddings";
   let description = [{
     Row `tokens[i]` of `table` (vocabulary x hidden) becomes row i of the
-    result. Token ids out of range are an error at run time.
+    result, converted to the result's element type (bf16 tables feed f32
+    activations). Token ids out of range are an error at run time.
 
     Example:
     ```mlir

@@ -18,9 +18,9 @@ void KVDialect::registerTypes() {
       >();
 }
 
-static LogicalResult verifyEncoding(function_ref<InFlightDiagnostic()> emitError,
-                                    llvm::StringRef which, Attribute encoding,
-                                    int64_t headDim) {
+static LogicalResult
+verifyEncoding(function_ref<InFlightDiagnostic()> emitError,
+               llvm::StringRef which, Attribute encoding, int64_t headDim) {
   auto iface = llvm::dyn_cast<EncodingAttrInterface>(encoding);
   if (!iface)
     return emitError() << which
@@ -50,9 +50,10 @@ LogicalResult CacheType::verify(function_ref<InFlightDiagnostic()> emitError,
 }
 
 double CacheType::getBytesPerToken() const {
-  double bits = llvm::cast<EncodingAttrInterface>(getKey())
-                    .getBitsPerCoordinate(getHeadDim()) +
-                llvm::cast<EncodingAttrInterface>(getValue())
-                    .getBitsPerCoordinate(getHeadDim());
+  double bits =
+      llvm::cast<EncodingAttrInterface>(getKey()).getBitsPerCoordinate(
+          getHeadDim()) +
+      llvm::cast<EncodingAttrInterface>(getValue())
+          .getBitsPerCoordinate(getHeadDim());
   return bits * getHeadDim() * getHeads() / 8.0;
 }

@@ -160,7 +160,8 @@ private:
     if (c == '{' || c == '[') {
       if (depth >= kMaxDepth)
         return fail("nesting deeper than " + std::to_string(kMaxDepth));
-      return c == '{' ? parseObject(out, depth + 1) : parseArray(out, depth + 1);
+      return c == '{' ? parseObject(out, depth + 1)
+                      : parseArray(out, depth + 1);
     }
     if (c == '"') {
       std::string s;

@@ -10,7 +10,8 @@
 
 namespace kvrt {
 
-StatusOr<std::shared_ptr<MappedFile>> MappedFile::open(const std::string &path) {
+StatusOr<std::shared_ptr<MappedFile>>
+MappedFile::open(const std::string &path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return Status::error("cannot open '" + path + "': " + std::strerror(errno));

@@ -1,0 +1,39 @@
+//===- Commands.h - The subcommands of kvopt --------------------*- C++ -*-===//
+//
+// Each subcommand registers its options on the CLI11 app and, when chosen,
+// stores its exit code: 0 on success, 1 on bad input or failure, 2 when the
+// capability is not part of this build.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVOPT_TOOLS_KVOPT_COMMANDS_H
+#define KVOPT_TOOLS_KVOPT_COMMANDS_H
+
+#include <string>
+
+namespace CLI {
+class App;
+} // namespace CLI
+
+namespace kvopt::cli {
+
+void addImportCommand(CLI::App &app, int &exitCode);
+void addCompileCommand(CLI::App &app, int &exitCode);
+void addRunCommand(CLI::App &app, int &exitCode);
+void addEvalCommand(CLI::App &app, int &exitCode);
+void addBenchCommand(CLI::App &app, int &exitCode);
+void addInspectCommand(CLI::App &app, int &exitCode);
+void addTuneCommand(CLI::App &app, int &exitCode);
+void addServeCommand(CLI::App &app, int &exitCode);
+void addCalibrateCommand(CLI::App &app, int &exitCode);
+
+/// Says in one sentence that `command` is not part of this build and why,
+/// and returns the exit code for it (2).
+int reportUnavailable(const std::string &command, const std::string &reason);
+
+/// Resolves the word `default` to the installed default model (see
+/// scripts/fetch-default-model.sh); any other path is returned unchanged.
+std::string resolveModelPath(const std::string &model);
+
+} // namespace kvopt::cli
+
+#endif // KVOPT_TOOLS_KVOPT_COMMANDS_H

@@ -1,0 +1,27 @@
+//===- Common.cpp - Shared pieces of the kvopt subcommands ----------------===//
+#include "tools/kvopt/Commands.h"
+
+#include <cstdlib>
+#include <iostream>
+
+namespace kvopt::cli {
+
+int reportUnavailable(const std::string &command, const std::string &reason) {
+  std::cerr << "kvopt " << command << ": " << reason << "\n";
+  return 2;
+}
+
+std::string resolveModelPath(const std::string &model) {
+  if (model != "default")
+    return model;
+  std::string dataDir;
+  if (const char *dir = std::getenv("KVOPT_DATA_DIR"))
+    dataDir = dir;
+  else if (const char *xdg = std::getenv("XDG_DATA_HOME"))
+    dataDir = std::string(xdg) + "/kvopt";
+  else if (const char *home = std::getenv("HOME"))
+    dataDir = std::string(home) + "/.local/share/kvopt";
+  return dataDir + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+} // namespace kvopt::cli

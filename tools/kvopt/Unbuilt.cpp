@@ -1,0 +1,166 @@
+//===- Unbuilt.cpp - Subcommands whose capability is not built yet --------===//
+//
+// These subcommands take their final options so that --help documents them,
+// but refuse to run with one sentence and exit code 2 until the capability
+// behind them exists: never fake output.
+//
+//===----------------------------------------------------------------------===//
+#include "tools/kvopt/Commands.h"
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+
+namespace kvopt::cli {
+
+namespace {
+struct Options {
+  std::string model, artifact, data, task, output, json, lengths, depths;
+  std::string target = "cpu";
+  int context = 0, batch = 1, port = 8000, trials = 1;
+  unsigned long long seed = 0;
+  double maxQualityLoss = 0.01;
+};
+
+/// Registers `name` with `setup` adding its options, refusing to run.
+void addUnbuilt(CLI::App &app, int &exitCode, const char *name,
+                const char *description, const char *reason,
+                void (*setup)(CLI::App &, Options &)) {
+  auto options = std::make_shared<Options>();
+  CLI::App *sub = app.add_subcommand(name, description);
+  setup(*sub, *options);
+  sub->callback([&exitCode, name, reason, options] {
+    exitCode = reportUnavailable(name, reason);
+  });
+}
+} // namespace
+
+void addCalibrateCommand(CLI::App &app, int &exitCode) {
+  addUnbuilt(
+      app, exitCode, "calibrate",
+      "Record per-layer, per-head Q/K statistics on calibration text",
+      "calibration (TriAttention centres, K/V bases) is not built yet in "
+      "this version of kvopt.",
+      [](CLI::App &sub, Options &o) {
+        sub.add_option("model", o.model,
+                       "Model folder, .gguf, .onnx or "
+                       "`default`")
+            ->required();
+        sub.add_option("--data", o.data, "Calibration text file")->required();
+        sub.add_option("-o,--output", o.output, "Statistics file")->required();
+      });
+}
+
+void addEvalCommand(CLI::App &app, int &exitCode) {
+  addUnbuilt(
+      app, exitCode, "eval",
+      "Measure quality: perplexity, passkey retrieval, attention fidelity",
+      "evaluation (ppl, passkey, fidelity) is not built yet in this version "
+      "of kvopt.",
+      [](CLI::App &sub, Options &o) {
+        sub.add_option("artifact", o.artifact, "Compiled .kvpkg")->required();
+        sub.add_option("--task", o.task, "ppl | passkey | fidelity")
+            ->required()
+            ->check(CLI::IsMember({"ppl", "passkey", "fidelity"}));
+        sub.add_option("--data", o.data, "Text file (ppl)");
+        sub.add_option("--context", o.context, "Context length in tokens");
+        sub.add_option("--lengths", o.lengths, "Passkey context lengths");
+        sub.add_option("--depths", o.depths, "Passkey depths in [0, 1]");
+        sub.add_option("--trials", o.trials, "Passkey trials per cell");
+        sub.add_option("--seed", o.seed, "Random seed");
+        sub.add_option("--json", o.json, "Write results as JSON to FILE");
+      });
+}
+
+void addBenchCommand(CLI::App &app, int &exitCode) {
+  addUnbuilt(
+      app, exitCode, "bench",
+      "Time prefill and decode at a batch size and context length",
+      "benchmarking is not built yet in this version of kvopt.",
+      [](CLI::App &sub, Options &o) {
+        sub.add_option("artifact", o.artifact, "Compiled .kvpkg")->required();
+        sub.add_option("--batch", o.batch, "Sequences per step");
+        sub.add_option("--context", o.context, "Context length in tokens");
+      });
+}
+
+void addTuneCommand(CLI::App &app, int &exitCode) {
+  addUnbuilt(app, exitCode, "tune",
+             "Search compression settings for a target within a quality budget",
+             "tuning is not built yet in this version of kvopt.",
+             [](CLI::App &sub, Options &o) {
+               sub.add_option("model", o.model,
+                              "Model folder, .gguf, .onnx or "
+                              "`default`")
+                   ->required();
+               sub.add_option("--target", o.target, "cpu | h100 | h200 | b200");
+               sub.add_option("--max-quality-loss", o.maxQualityLoss,
+                              "Largest relative perplexity increase allowed");
+               sub.add_option("--context", o.context,
+                              "Context length in tokens");
+               sub.add_option("-o,--output", o.output, "Policy file to write")
+                   ->required();
+             });
+}
+
+void addImportCommand(CLI::App &app, int &exitCode) {
+  addUnbuilt(app, exitCode, "import",
+             "Read a Hugging Face folder, .gguf or .onnx into a kv module",
+             "model import is not built yet in this version of kvopt.",
+             [](CLI::App &sub, Options &o) {
+               sub.add_option("model", o.model,
+                              "Model folder, .gguf, .onnx "
+                              "or `default`")
+                   ->required();
+               sub.add_option("-o,--output", o.output, "Output file");
+             });
+}
+
+void addCompileCommand(CLI::App &app, int &exitCode) {
+  addUnbuilt(app, exitCode, "compile",
+             "Compile a model into a .kvpkg artifact for a target",
+             "compiling to a .kvpkg artifact is not built yet in this version "
+             "of kvopt.",
+             [](CLI::App &sub, Options &o) {
+               sub.add_option("model", o.model,
+                              "Model folder, .gguf, .onnx "
+                              "or `default`")
+                   ->required();
+               sub.add_option("--target", o.target, "cpu | h100 | h200");
+               sub.add_option("-o,--output", o.output, "Artifact to write")
+                   ->required();
+             });
+}
+
+void addRunCommand(CLI::App &app, int &exitCode) {
+  addUnbuilt(
+      app, exitCode, "run", "Generate text from a compiled artifact",
+      "running artifacts is not built yet in this version of kvopt.",
+      [](CLI::App &sub, Options &o) {
+        sub.add_option("artifact", o.artifact, "Compiled .kvpkg")->required();
+        sub.add_option("--prompt", o.data, "Prompt text");
+      });
+}
+
+void addInspectCommand(CLI::App &app, int &exitCode) {
+  addUnbuilt(
+      app, exitCode, "inspect",
+      "Show what an artifact contains and its bytes per token",
+      "inspecting artifacts is not built yet in this version of kvopt.",
+      [](CLI::App &sub, Options &o) {
+        sub.add_option("artifact", o.artifact, "Compiled .kvpkg")->required();
+      });
+}
+
+void addServeCommand(CLI::App &app, int &exitCode) {
+  addUnbuilt(
+      app, exitCode, "serve",
+      "Serve an artifact over OpenAI-style HTTP with streaming",
+      "the HTTP server is not built yet in this version of kvopt.",
+      [](CLI::App &sub, Options &o) {
+        sub.add_option("artifact", o.artifact, "Compiled .kvpkg")->required();
+        sub.add_option("--port", o.port, "TCP port on localhost");
+      });
+}
+
+} // namespace kvopt::cli
