@@ -103,19 +103,6 @@ void addTuneCommand(CLI::App &app, int &exitCode) {
              });
 }
 
-void addImportCommand(CLI::App &app, int &exitCode) {
-  addUnbuilt(app, exitCode, "import",
-             "Read a Hugging Face folder, .gguf or .onnx into a kv module",
-             "model import is not built yet in this version of kvopt.",
-             [](CLI::App &sub, Options &o) {
-               sub.add_option("model", o.model,
-                              "Model folder, .gguf, .onnx "
-                              "or `default`")
-                   ->required();
-               sub.add_option("-o,--output", o.output, "Output file");
-             });
-}
-
 void addCompileCommand(CLI::App &app, int &exitCode) {
   addUnbuilt(app, exitCode, "compile",
              "Compile a model into a .kvpkg artifact for a target",

@@ -29,9 +29,7 @@ def KV_RopeStyle : I32Enum<"RopeStyle", "how RoPE pairs coordinates", [
     original Llama and GGUF's llama layout).
   }];
 }
-def KV_RopeStyleAttr : EnumAttr<KV_Dialect, KV_RopeStyle, "rope_style"> {
-  let assemblyFormat = "`` $value";
-}
+def KV_RopeStyleAttr : EnumAttr<KV_Dialect, KV_RopeStyle, "rope_style">;
 
 def KV_Fp8Format : I32Enum<"Fp8Format", "an 8-bit float format", [
     I32EnumCase<"E4M3", 0, "e4m3">,
@@ -59,9 +57,7 @@ def KV_PrefetchMode : I32Enum<"PrefetchMode", "what a prefetch predicts", [
     I32EnumCase<"NextStep", 1, "next_step">]> {
   let cppNamespace = "::mlir::kv";
 }
-def KV_PrefetchModeAttr : EnumAttr<KV_Dialect, KV_PrefetchMode, "prefetch_mode"> {
-  let assemblyFormat = "`` $value";
-}
+def KV_PrefetchModeAttr : EnumAttr<KV_Dialect, KV_PrefetchMode, "prefetch_mode">;
 
 //===----------------------------------------------------------------------===//
 // Cache encodings

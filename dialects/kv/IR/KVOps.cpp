@@ -6,6 +6,32 @@
 using namespace mlir;
 using namespace mlir::kv;
 
+/// Enum attributes inside op syntax print as a bare keyword (`half`); in
+/// generic form they keep their full spelling (`#kv.rope_style<half>`).
+template <typename EnumAttrT>
+static ParseResult parseEnumKeyword(OpAsmParser &parser, EnumAttrT &attr) {
+  llvm::SMLoc loc = parser.getCurrentLocation();
+  StringRef keyword;
+  if (parser.parseKeyword(&keyword))
+    return failure();
+  using Enum = decltype(std::declval<EnumAttrT>().getValue());
+  std::optional<Enum> value;
+  if constexpr (std::is_same_v<Enum, RopeStyle>)
+    value = symbolizeRopeStyle(keyword);
+  else
+    value = symbolizePrefetchMode(keyword);
+  if (!value)
+    return parser.emitError(loc) << "unknown keyword '" << keyword << "'";
+  attr = EnumAttrT::get(parser.getContext(), *value);
+  return success();
+}
+
+template <typename EnumAttrT>
+static void printEnumKeyword(OpAsmPrinter &printer, Operation *,
+                             EnumAttrT attr) {
+  printer << stringifyEnum(attr.getValue());
+}
+
 #define GET_OP_CLASSES
 #include "dialects/kv/IR/KVOps.cpp.inc"
 

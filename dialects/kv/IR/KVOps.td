@@ -113,7 +113,7 @@ def KV_RopeOp : KV_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>]> {
                        OptionalAttr<KV_RopeScaling>:$scaling);
   let results = (outs KV_HeadsTensor:$result);
   let assemblyFormat = [{
-    $input `,` $positions `theta` `=` $theta `style` `=` $style
+    $input `,` $positions `theta` `=` $theta `style` `=` custom<EnumKeyword>($style)
     (`scaling` `(` $scaling^ `)`)? attr-dict `:` type($input) `,` type($positions)
   }];
   let hasVerifier = 1;
@@ -329,7 +329,7 @@ def KV_PrefetchOp : KV_Op<"prefetch", [
   let arguments = (ins KV_Cache:$cache, KV_PrefetchModeAttr:$mode,
                        Optional<3DTensorOf<[I32]>>:$selection);
   let assemblyFormat = [{
-    $cache `mode` `=` $mode (`selected` $selection^)? attr-dict `:` type($cache)
+    $cache `mode` `=` custom<EnumKeyword>($mode) (`selected` $selection^)? attr-dict `:` type($cache)
     (`,` type($selection)^)?
   }];
 }

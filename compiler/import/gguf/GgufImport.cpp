@@ -1,0 +1,253 @@
+//===- GgufImport.cpp - GGUF files into kv modules ------------------------===//
+#include "compiler/import/gguf/GgufImport.h"
+#include "compiler/import/DecoderBuilder.h"
+#include "compiler/import/formats/DType.h"
+#include "compiler/import/gguf/GgufFile.h"
+
+#include <cstring>
+#include <map>
+
+namespace kvopt::import {
+
+namespace {
+
+using formats::GgufFile;
+
+/// Hugging Face names of a decoder's weights and their GGUF names.
+std::string ggufName(const std::string &hf) {
+  static const std::map<std::string, std::string> globals = {
+      {"model.embed_tokens.weight", "token_embd.weight"},
+      {"model.norm.weight", "output_norm.weight"},
+      {"lm_head.weight", "output.weight"}};
+  if (auto it = globals.find(hf); it != globals.end())
+    return it->second;
+  static const std::map<std::string, std::string> perLayer = {
+      {"input_layernorm", "attn_norm"},
+      {"self_attn.q_proj", "attn_q"},
+      {"self_attn.k_proj", "attn_k"},
+      {"self_attn.v_proj", "attn_v"},
+      {"self_attn.o_proj", "attn_output"},
+      {"self_attn.q_norm", "attn_q_norm"},
+      {"self_attn.k_norm", "attn_k_norm"},
+      {"post_attention_layernorm", "ffn_norm"},
+      {"mlp.gate_proj", "ffn_gate"},
+      {"mlp.up_proj", "ffn_up"},
+      {"mlp.down_proj", "ffn_down"}};
+  const std::string prefix = "model.layers.";
+  if (hf.compare(0, prefix.size(), prefix) != 0)
+    return hf;
+  size_t dot = hf.find('.', prefix.size());
+  size_t last = hf.rfind('.');
+  if (dot == std::string::npos || last <= dot)
+    return hf;
+  std::string layer = hf.substr(prefix.size(), dot - prefix.size());
+  std::string module = hf.substr(dot + 1, last - dot - 1);
+  auto it = perLayer.find(module);
+  if (it == perLayer.end())
+    return hf;
+  return "blk." + layer + "." + it->second + hf.substr(last);
+}
+
+/// Weights dequantized to f32. llama.cpp's converter permutes the rows of
+/// the query and key projections so that RoPE pairs are adjacent
+/// (interleaved); they are put back in Hugging Face order so that every
+/// importer produces the same module with `rotate_half` RoPE.
+class GgufWeights : public WeightSource {
+public:
+  GgufWeights(std::shared_ptr<GgufFile> file, const ModelConfig &config)
+      : file(std::move(file)), config(config) {}
+
+  bool has(const std::string &name) const override {
+    return file->find(ggufName(name)) != nullptr;
+  }
+
+  kvrt::StatusOr<Weight> get(const std::string &name,
+                             const std::vector<int64_t> &shape) override {
+    std::string gguf = ggufName(name);
+    const formats::TensorInfo *info = file->find(gguf);
+    if (!info)
+      return kvrt::Status::error(file->path() + ": no tensor '" + gguf + "' (" +
+                                 name + ")");
+    if (info->shape != shape)
+      return kvrt::Status::error(file->path() + ": tensor '" + gguf +
+                                 "' has shape " + formatShape(info->shape) +
+                                 ", expected " + formatShape(shape) +
+                                 " from the metadata");
+    auto values = std::make_shared<std::vector<float>>(info->numElements());
+    KVRT_RETURN_IF_ERROR(formats::dequantizeToF32(
+        info->dtype, file->data(*info), info->numElements(), values->data()));
+    if (name.find("self_attn.q_proj.weight") != std::string::npos)
+      unpermuteRows(*values, shape, config.numHeads);
+    else if (name.find("self_attn.k_proj.weight") != std::string::npos)
+      unpermuteRows(*values, shape, config.numKvHeads);
+    Weight w;
+    w.type = WeightType::F32;
+    w.shape = shape;
+    w.data = reinterpret_cast<const uint8_t *>(values->data());
+    w.byteSize = values->size() * sizeof(float);
+    w.owner = values;
+    return w;
+  }
+
+private:
+  /// Row h*D + 2j + s of the GGUF matrix is row h*D + s*D/2 + j in HF.
+  static void unpermuteRows(std::vector<float> &w,
+                            const std::vector<int64_t> &shape, int64_t heads) {
+    int64_t rows = shape[0], cols = shape[1], headDim = rows / heads;
+    std::vector<float> out(w.size());
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t j = 0; j < headDim / 2; ++j)
+        for (int64_t s = 0; s < 2; ++s)
+          std::memcpy(&out[(h * headDim + s * headDim / 2 + j) * cols],
+                      &w[(h * headDim + 2 * j + s) * cols],
+                      cols * sizeof(float));
+    w.swap(out);
+  }
+
+  std::shared_ptr<GgufFile> file;
+  const ModelConfig &config;
+};
+
+#define ASSIGN_OR_RETURN(lhs, expr)                                            \
+  do {                                                                         \
+    auto valueOrError = (expr);                                                \
+    if (!valueOrError)                                                         \
+      return valueOrError.status();                                            \
+    lhs = *valueOrError;                                                       \
+  } while (false)
+
+kvrt::StatusOr<ModelConfig> readConfig(const GgufFile &f) {
+  ModelConfig cfg;
+  std::string arch;
+  ASSIGN_OR_RETURN(arch, f.getString("general.architecture"));
+  if (arch != "llama")
+    return kvrt::Status::error(f.path() +
+                               ": metadata 'general.architecture' "
+                               "is '" +
+                               arch +
+                               "'; kvopt imports GGUF files of the "
+                               "llama architecture");
+  cfg.architecture = arch;
+  std::string p = arch + ".";
+  ASSIGN_OR_RETURN(cfg.hiddenSize, f.getPositiveInt(p + "embedding_length"));
+  ASSIGN_OR_RETURN(cfg.intermediateSize,
+                   f.getPositiveInt(p + "feed_forward_length"));
+  ASSIGN_OR_RETURN(cfg.numLayers, f.getPositiveInt(p + "block_count"));
+  ASSIGN_OR_RETURN(cfg.numHeads, f.getPositiveInt(p + "attention.head_count"));
+  cfg.numKvHeads = cfg.numHeads;
+  if (f.has(p + "attention.head_count_kv"))
+    ASSIGN_OR_RETURN(cfg.numKvHeads,
+                     f.getPositiveInt(p + "attention.head_count_kv"));
+  if (cfg.numHeads % cfg.numKvHeads != 0)
+    return kvrt::Status::error(
+        f.path() + ": metadata '" + p +
+        "attention.head_count_kv' must divide attention.head_count");
+  cfg.headDim = cfg.hiddenSize / cfg.numHeads;
+  if (f.has(p + "attention.key_length"))
+    ASSIGN_OR_RETURN(cfg.headDim, f.getPositiveInt(p + "attention.key_length"));
+  if (cfg.headDim % 2 != 0)
+    return kvrt::Status::error(f.path() + ": the head dimension " +
+                               std::to_string(cfg.headDim) +
+                               " must be even for rotary embeddings");
+  ASSIGN_OR_RETURN(cfg.maxPositions, f.getPositiveInt(p + "context_length"));
+  ASSIGN_OR_RETURN(cfg.rmsNormEps,
+                   f.getFloat(p + "attention.layer_norm_rms_epsilon"));
+  if (f.has(p + "rope.freq_base"))
+    ASSIGN_OR_RETURN(cfg.ropeTheta, f.getFloat(p + "rope.freq_base"));
+  if (f.has(p + "rope.scaling.type")) {
+    std::string type;
+    ASSIGN_OR_RETURN(type, f.getString(p + "rope.scaling.type"));
+    if (type == "linear" || type == "yarn") {
+      cfg.ropeScaling.kind =
+          type == "linear" ? RopeScalingKind::Linear : RopeScalingKind::Yarn;
+      ASSIGN_OR_RETURN(cfg.ropeScaling.factor,
+                       f.getFloat(p + "rope.scaling.factor"));
+      if (type == "yarn")
+        ASSIGN_OR_RETURN(
+            cfg.ropeScaling.originalMaxPosition,
+            f.getPositiveInt(p + "rope.scaling.original_context_length"));
+    } else if (type != "none") {
+      return kvrt::Status::error(f.path() + ": metadata '" + p +
+                                 "rope.scaling.type' is '" + type +
+                                 "'; supported: none, linear, yarn");
+    }
+  }
+  if (f.find("rope_freqs.weight"))
+    return kvrt::Status::error(
+        f.path() + ": tensor 'rope_freqs.weight' (Llama 3.1 frequency "
+                   "factors baked into GGUF) is not supported yet; import the "
+                   "Hugging Face folder instead");
+  const formats::TensorInfo *embed = f.find("token_embd.weight");
+  if (!embed || embed->shape.size() != 2)
+    return kvrt::Status::error(f.path() + ": tensor 'token_embd.weight' is "
+                                          "missing or not a matrix");
+  cfg.vocabSize = embed->shape[0];
+  cfg.tieWordEmbeddings = f.find("output.weight") == nullptr;
+  if (f.has("tokenizer.ggml.bos_token_id"))
+    ASSIGN_OR_RETURN(cfg.bosId, f.getInt("tokenizer.ggml.bos_token_id"));
+  if (f.has("tokenizer.ggml.eos_token_id")) {
+    int64_t eos;
+    ASSIGN_OR_RETURN(eos, f.getInt("tokenizer.ggml.eos_token_id"));
+    cfg.eosIds.push_back(eos);
+  }
+  return cfg;
+}
+
+kvrt::Status readTokenizer(const GgufFile &f, TokenizerSource &t) {
+  ASSIGN_OR_RETURN(t.ggmlModel, f.getString("tokenizer.ggml.model"));
+  if (f.has("tokenizer.ggml.pre"))
+    ASSIGN_OR_RETURN(t.ggmlPre, f.getString("tokenizer.ggml.pre"));
+  ASSIGN_OR_RETURN(t.tokens, f.getStringArray("tokenizer.ggml.tokens"));
+  if (f.has("tokenizer.ggml.merges"))
+    ASSIGN_OR_RETURN(t.merges, f.getStringArray("tokenizer.ggml.merges"));
+  if (f.has("tokenizer.ggml.scores"))
+    ASSIGN_OR_RETURN(t.scores, f.getFloatArray("tokenizer.ggml.scores"));
+  if (f.has("tokenizer.ggml.token_type"))
+    ASSIGN_OR_RETURN(t.tokenTypes,
+                     f.getInt32Array("tokenizer.ggml.token_type"));
+  if (f.has("tokenizer.chat_template"))
+    ASSIGN_OR_RETURN(t.chatTemplate, f.getString("tokenizer.chat_template"));
+  for (auto [key, field] : {std::pair{"tokenizer.ggml.bos_token_id", &t.bosId},
+                            {"tokenizer.ggml.eos_token_id", &t.eosId},
+                            {"tokenizer.ggml.unknown_token_id", &t.unkId},
+                            {"tokenizer.ggml.padding_token_id", &t.padId}})
+    if (f.has(key)) {
+      int64_t id;
+      ASSIGN_OR_RETURN(id, f.getInt(key));
+      *field = id;
+    }
+  for (auto [key, field] :
+       {std::pair{"tokenizer.ggml.add_bos_token", &t.addBos},
+        {"tokenizer.ggml.add_eos_token", &t.addEos}})
+    if (f.has(key)) {
+      bool value;
+      ASSIGN_OR_RETURN(value, f.getBool(key));
+      *field = value;
+    }
+  return kvrt::Status::ok();
+}
+
+} // namespace
+
+kvrt::StatusOr<ImportedModel> importGguf(mlir::MLIRContext &context,
+                                         const std::string &path) {
+  auto opened = GgufFile::open(path);
+  if (!opened)
+    return opened.status();
+  auto file = std::make_shared<GgufFile>(std::move(*opened));
+  kvrt::StatusOr<ModelConfig> config = readConfig(*file);
+  if (!config)
+    return config.status();
+  GgufWeights weights(file, *config);
+  auto module = buildDecoderModule(context, *config, weights, path);
+  if (!module)
+    return module.status();
+  ImportedModel imported;
+  imported.module = std::move(*module);
+  imported.config = *config;
+  imported.keepAlive = file;
+  KVRT_RETURN_IF_ERROR(readTokenizer(*file, imported.tokenizer));
+  return imported;
+}
+
+} // namespace kvopt::import

@@ -1,0 +1,16 @@
+//===- HfImport.h - Hugging Face folders into kv modules --------*- C++ -*-===//
+#ifndef KVOPT_COMPILER_IMPORT_HF_HFIMPORT_H
+#define KVOPT_COMPILER_IMPORT_HF_HFIMPORT_H
+
+#include "compiler/import/Importer.h"
+
+namespace kvopt::import {
+
+/// Imports config.json, the safetensors weights (single or sharded) and the
+/// tokenizer files of the folder `dir`.
+kvrt::StatusOr<ImportedModel> importHuggingFace(mlir::MLIRContext &context,
+                                                const std::string &dir);
+
+} // namespace kvopt::import
+
+#endif // KVOPT_COMPILER_IMPORT_HF_HFIMPORT_H

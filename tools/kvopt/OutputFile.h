@@ -1,0 +1,20 @@
+//===- OutputFile.h - Write a file whole or not at all ----------*- C++ -*-===//
+#ifndef KVOPT_TOOLS_KVOPT_OUTPUTFILE_H
+#define KVOPT_TOOLS_KVOPT_OUTPUTFILE_H
+
+#include "llvm/Support/raw_ostream.h"
+
+#include <functional>
+#include <string>
+
+namespace kvopt::cli {
+
+/// Writes through `write` to `path` ("-" for stdout) via a temporary file
+/// renamed into place, so an existing file is never left half-written.
+/// Returns the exit code: 0, or 1 after reporting the failure.
+int writeOutputFile(const std::string &path,
+                    const std::function<bool(llvm::raw_ostream &)> &write);
+
+} // namespace kvopt::cli
+
+#endif // KVOPT_TOOLS_KVOPT_OUTPUTFILE_H
