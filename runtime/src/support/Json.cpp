@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <unordered_set>
@@ -111,6 +112,37 @@ bool isValidUtf8(std::string_view bytes) {
 
 namespace {
 
+/// "character 'x'", or "byte 0xff" when printing the byte itself would put
+/// a control character or broken UTF-8 in the message.
+std::string describe(char c) {
+  if (c >= ' ' && c <= '~')
+    return std::string("character '") + c + "'";
+  char hex[8];
+  std::snprintf(hex, sizeof hex, "0x%02x", static_cast<uint8_t>(c));
+  return std::string("byte ") + hex;
+}
+
+/// A key for a message: quoted, control characters escaped, long keys cut,
+/// so that the message stays one printable line.
+std::string quoteKey(const std::string &key) {
+  constexpr size_t kMaxShown = 80;
+  std::string out = "\"";
+  for (size_t i = 0; i < key.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(key[i]);
+    // Cut before a character, never inside one.
+    if (out.size() > kMaxShown && (c & 0xC0) != 0x80)
+      return out + "...\"";
+    if (c < 0x20 || c == 0x7F) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\u%04x", c);
+      out += hex;
+    } else {
+      out += key[i];
+    }
+  }
+  return out + "\"";
+}
+
 class Parser {
 public:
   Parser(std::string_view text, const std::string &source)
@@ -184,7 +216,7 @@ private:
     }
     if (c == '-' || (c >= '0' && c <= '9'))
       return parseNumber(out);
-    return fail(std::string("unexpected character '") + c + "'");
+    return fail("unexpected " + describe(c));
   }
 
   bool parseObject(Value &out, int depth) {
@@ -205,10 +237,10 @@ private:
       if (!parseString(key))
         return false;
       if (!seen.insert(key).second)
-        return fail("duplicate key \"" + key + "\"");
+        return fail("duplicate key " + quoteKey(key));
       skipSpace();
       if (pos_ >= text_.size() || text_[pos_] != ':')
-        return fail("expected ':' after key \"" + key + "\"");
+        return fail("expected ':' after key " + quoteKey(key));
       ++pos_;
       skipSpace();
       Value v;
@@ -349,7 +381,7 @@ private:
           break;
         }
         default:
-          return fail(std::string("unknown escape '\\") + e + "'");
+          return fail("unknown escape \\ followed by " + describe(e));
         }
         continue;
       }

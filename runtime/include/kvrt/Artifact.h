@@ -1,0 +1,117 @@
+//===- Artifact.h - Reading .kvpkg artifacts --------------------*- C++ -*-===//
+//
+// An Artifact is a validated, memory-mapped .kvpkg file: its header, section
+// table and manifest are checked when it is opened, so everything after
+// open() can trust the manifest's indices and shapes. docs/kvpkg-format.md
+// specifies the file.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_ARTIFACT_H
+#define KVRT_ARTIFACT_H
+
+#include "kvrt/Status.h"
+#include "runtime/schema/kvpkg.pb.h"
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kvrt {
+
+class MappedFile;
+
+/// The format version this runtime writes. It reads every minor version of
+/// this major one (newer minors only add fields and section kinds that older
+/// readers ignore).
+constexpr uint16_t kFormatMajor = 1;
+constexpr uint16_t kFormatMinor = 0;
+
+/// Bytes inside an artifact; valid while the Artifact lives.
+struct ByteView {
+  const uint8_t *data = nullptr;
+  uint64_t size = 0;
+};
+
+struct ArtifactOptions {
+  /// Verify every blob's checksum in open(). When false (the default) the
+  /// manifest is verified in open() and each blob on its first use, so that
+  /// opening a large artifact to inspect it does not read every weight.
+  bool verifyBlobsEagerly = false;
+};
+
+/// A validated .kvpkg artifact. Thread-safe: blob() may be called from
+/// several threads.
+class Artifact {
+public:
+  /// Maps and validates the file at `path`.
+  static StatusOr<std::shared_ptr<const Artifact>>
+  open(const std::string &path, const ArtifactOptions &options = {});
+  /// Validates a copy of the `size` bytes at `data`, reporting errors under
+  /// `name`. Shares every check with open(); used by the fuzzer and tests.
+  static StatusOr<std::shared_ptr<const Artifact>>
+  fromMemory(const std::string &name, const void *data, size_t size,
+             const ArtifactOptions &options = {});
+
+  ~Artifact();
+  Artifact(const Artifact &) = delete;
+  Artifact &operator=(const Artifact &) = delete;
+
+  /// The path or name errors mention.
+  const std::string &name() const { return name_; }
+  uint16_t formatMajor() const { return major_; }
+  uint16_t formatMinor() const { return minor_; }
+  uint64_t fileSize() const { return size_; }
+  const schema::Manifest &manifest() const { return manifest_; }
+
+  size_t blobCount() const { return blobs_.size(); }
+  /// Bytes of blob `index` (< blobCount()), without reading them.
+  uint64_t blobSize(uint32_t index) const { return blobs_[index].size; }
+  /// Bytes of the manifest section.
+  uint64_t manifestSize() const { return manifestSize_; }
+  /// The bytes of blob `index`, after checking its checksum once.
+  StatusOr<ByteView> blob(uint32_t index) const;
+  /// The bytes of tensor `index` of the manifest (its blob).
+  StatusOr<ByteView> tensorData(uint32_t index) const;
+  /// Checks every blob's checksum that has not been checked yet.
+  Status verifyBlobs() const;
+
+private:
+  struct Blob {
+    uint64_t offset;
+    uint64_t size;
+    uint64_t checksum;
+  };
+  enum BlobState : uint8_t { Unchecked, Good, Bad };
+
+  Artifact() = default;
+  static StatusOr<std::shared_ptr<const Artifact>>
+  parse(std::unique_ptr<Artifact> artifact, const ArtifactOptions &options);
+  Status parseContainer();
+
+  std::string name_;
+  /// Exactly one of these owns the bytes.
+  std::shared_ptr<MappedFile> file_;
+  std::unique_ptr<void, void (*)(void *)> copy_{nullptr, std::free};
+  const uint8_t *data_ = nullptr;
+  uint64_t size_ = 0;
+
+  uint16_t major_ = 0, minor_ = 0;
+  uint64_t manifestSize_ = 0;
+  std::vector<Blob> blobs_;
+  mutable std::unique_ptr<std::atomic<uint8_t>[]> blobStates_;
+  schema::Manifest manifest_;
+};
+
+/// Bytes per element of `dtype` (0 for DTYPE_UNSPECIFIED or unknown values).
+uint64_t dtypeBytes(schema::DType dtype);
+/// "f32", "f16", "bf16".
+const char *dtypeName(schema::DType dtype);
+/// "bf16", "polar", ...: the names the compiler's dialect prints.
+const char *encodingName(schema::EncodingKind kind);
+
+} // namespace kvrt
+
+#endif // KVRT_ARTIFACT_H

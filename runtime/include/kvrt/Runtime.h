@@ -1,0 +1,183 @@
+//===- Runtime.h - Running a compiled model ---------------------*- C++ -*-===//
+//
+// An Engine runs the execution plan of an Artifact on one backend over a
+// flat batch of tokens from any number of sequences, each token with its
+// sequence and position (as vLLM does): prefill and decode are the same
+// plan with different token counts. Keys and values live in a paged cache
+// owned by the engine. An Engine is used from one thread at a time.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_RUNTIME_H
+#define KVRT_RUNTIME_H
+
+#include "kvrt/Artifact.h"
+#include "kvrt/Sampling.h"
+#include "kvrt/Status.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace kvrt {
+
+using SequenceId = uint64_t;
+
+struct EngineOptions {
+  /// "cpu" (the reference backend).
+  std::string backend = "cpu";
+  /// Threads for kernels, the caller's included; 0 uses every hardware
+  /// thread.
+  unsigned threads = 0;
+  /// Tokens each layer's cache pool holds across all sequences; 0 makes
+  /// room for 4 sequences of the model's full context. Pages are allocated
+  /// as they are first needed, so this bounds memory, it does not reserve
+  /// it.
+  uint64_t cacheTokens = 0;
+  /// Tokens per page in every layer (at most 65536); 0 keeps the
+  /// artifact's page sizes.
+  uint32_t pageSize = 0;
+};
+
+/// One row of a batch.
+struct BatchToken {
+  SequenceId sequence = 0;
+  int32_t token = 0;
+  /// Must exceed every position already stored for the sequence.
+  int32_t position = 0;
+  /// Whether to compute this row's logits.
+  bool logits = false;
+};
+
+/// Tokens to append to one sequence, at the positions after its last one.
+struct SequenceTokens {
+  SequenceId sequence = 0;
+  std::vector<int32_t> tokens;
+  /// Logits for every token (e.g. to score a text) instead of the last.
+  bool allLogits = false;
+};
+
+/// Rows of logits, each `vocab` floats, in the order of the batch rows that
+/// asked for them.
+struct Logits {
+  size_t rows = 0;
+  size_t vocab = 0;
+  std::vector<float> values;
+  const float *row(size_t r) const { return values.data() + r * vocab; }
+};
+
+struct GenerateOptions {
+  int64_t maxNewTokens = 128;
+  SamplingParams sampling;
+  /// Tokens that end generation (not reported); the model's EOS tokens are
+  /// added when stopAtEos is set.
+  std::vector<int32_t> stopTokens;
+  bool stopAtEos = true;
+};
+
+enum class StopReason {
+  /// A stop or EOS token was sampled.
+  StopToken,
+  MaxTokens,
+  /// The sequence reached the model's maximum position.
+  ContextFull,
+  /// The token callback returned false.
+  Cancelled,
+};
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;
+  StopReason reason = StopReason::MaxTokens;
+};
+
+struct EngineStats {
+  uint64_t prefillTokens = 0;
+  double prefillSeconds = 0;
+  uint64_t decodeTokens = 0;
+  double decodeSeconds = 0;
+  /// Bytes of keys and values one token takes across all layers.
+  uint64_t kvBytesPerToken = 0;
+  /// Bytes of cache pages attached to sequences, now and at most so far.
+  uint64_t kvBytesInUse = 0;
+  uint64_t peakKvBytes = 0;
+
+  double prefillTokensPerSecond() const {
+    return prefillSeconds > 0 ? double(prefillTokens) / prefillSeconds : 0;
+  }
+  double decodeTokensPerSecond() const {
+    return decodeSeconds > 0 ? double(decodeTokens) / decodeSeconds : 0;
+  }
+};
+
+class Backend;
+
+class Engine {
+public:
+  /// Prepares `artifact` to run on `options.backend`; fails with one
+  /// sentence when the backend cannot run it (a kernel, cache encoding or
+  /// target it does not support).
+  static StatusOr<std::unique_ptr<Engine>>
+  create(std::shared_ptr<const Artifact> artifact,
+         const EngineOptions &options = {});
+  ~Engine();
+
+  const Artifact &artifact() const { return *artifact_; }
+  int64_t vocabSize() const;
+
+  /// A new, empty sequence.
+  StatusOr<SequenceId> addSequence();
+  /// Frees the sequence's cache pages.
+  Status removeSequence(SequenceId sequence);
+  /// Tokens stored for the sequence.
+  StatusOr<int64_t> sequenceLength(SequenceId sequence) const;
+
+  /// Runs the plan on `batch`. Either every row is stored and logits() holds
+  /// the requested rows, or nothing changed and the Status says why (an
+  /// unknown sequence, a token outside the vocabulary, a position that does
+  /// not increase, a full cache).
+  Status forward(const std::vector<BatchToken> &batch);
+  /// Appends each entry's tokens to its sequence; logits() then holds each
+  /// entry's last row (every row with allLogits), entry by entry.
+  Status prefill(const std::vector<SequenceTokens> &batch);
+  /// Appends one token to each listed sequence (a decode step).
+  Status step(const std::vector<std::pair<SequenceId, int32_t>> &tokens);
+  /// The logits of the last successful forward, prefill or step.
+  const Logits &logits() const { return logits_; }
+
+  /// Generates from `prompt` in a sequence of its own (removed after),
+  /// calling `onToken` with each new token; generation stops early when it
+  /// returns false.
+  StatusOr<GenerateResult>
+  generate(const std::vector<int32_t> &prompt, const GenerateOptions &options,
+           const std::function<bool(int32_t)> &onToken = {});
+
+  EngineStats stats() const;
+
+private:
+  Engine(std::shared_ptr<const Artifact> artifact,
+         std::unique_ptr<Backend> backend);
+  Status forwardImpl(const std::vector<BatchToken> &batch);
+  Status prefillImpl(const std::vector<SequenceTokens> &batch);
+  StatusOr<GenerateResult>
+  generateImpl(const std::vector<int32_t> &prompt,
+               const GenerateOptions &options,
+               const std::function<bool(int32_t)> &onToken);
+
+  std::shared_ptr<const Artifact> artifact_;
+  std::unique_ptr<Backend> backend_;
+  struct SequenceState {
+    /// Positions of later tokens must be at least this.
+    int64_t nextPosition = 0;
+    int64_t length = 0;
+  };
+  std::unordered_map<SequenceId, SequenceState> sequences_;
+  SequenceId nextId_ = 1;
+  Logits logits_;
+  EngineStats stats_;
+};
+
+} // namespace kvrt
+
+#endif // KVRT_RUNTIME_H

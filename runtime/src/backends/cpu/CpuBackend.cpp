@@ -1,0 +1,352 @@
+//===- CpuBackend.cpp - Running a plan with the CPU kernels ---------------===//
+//
+// Weights stored as f32 are used in place from the mapped file; f16 and
+// bf16 weights are converted to f32 once, when the backend is created. That
+// doubles their memory but keeps every inner loop a plain f32 multiply-add:
+// the CPU backend is the exact reference for small models, where that
+// memory does not matter.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/src/artifact/Plan.h"
+#include "runtime/src/backends/cpu/Float16.h"
+#include "runtime/src/backends/cpu/Kernels.h"
+#include "runtime/src/backends/cpu/ThreadPool.h"
+#include "runtime/src/cache/PagedCache.h"
+#include "runtime/src/engine/Backend.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace kvrt {
+namespace {
+
+using cpu::CacheElement;
+
+constexpr uint32_t kNoBuffer = ~0u;
+
+/// A kernel call with its operands resolved.
+struct Step {
+  Kernel kernel;
+  /// Buffers of the input and output slots.
+  std::vector<uint32_t> inputs;
+  uint32_t output = kNoBuffer;
+  /// Values per row of the first input and of the output.
+  int64_t inputWidth = 0;
+  int64_t outputWidth = 0;
+  /// Weight, and bias of linear; f32.
+  const float *weight = nullptr;
+  const float *bias = nullptr;
+  /// rms_norm: the normalised dimension; rope, attention: heads.
+  int64_t dim = 0;
+  int64_t heads = 0;
+  float epsilon = 0;
+  cpu::RopeFrequencies rope;
+  cpu::AttentionParams attention;
+};
+
+class CpuBackend final : public Backend {
+public:
+  CpuBackend(std::shared_ptr<const Artifact> artifact, unsigned threads,
+             std::vector<CacheLayerShape> shapes)
+      : artifact_(std::move(artifact)), pool_(threads),
+        cache_(std::move(shapes)) {}
+
+  Status prepare(const std::vector<CacheElement> &keys,
+                 const std::vector<CacheElement> &values);
+  /// Lets values whose last reader has run share buffers with later ones.
+  void assignBuffers();
+
+  Status addSequence(SequenceId sequence) override {
+    return cache_.addSequence(sequence);
+  }
+  void removeSequence(SequenceId sequence) override {
+    cache_.removeSequence(sequence);
+  }
+  Status forward(const BatchView &batch, float *logits) override;
+  CacheStats cacheStats() const override {
+    return {cache_.bytesPerToken(), cache_.bytesInUse(), cache_.peakBytes()};
+  }
+
+private:
+  StatusOr<const float *> weight(uint32_t tensor);
+
+  std::shared_ptr<const Artifact> artifact_;
+  cpu::ThreadPool pool_;
+  PagedCache cache_;
+  /// f32 copies of f16 and bf16 weights, by tensor index.
+  std::unordered_map<uint32_t, std::vector<float>> converted_;
+  std::vector<Step> steps_;
+  std::vector<std::vector<float>> buffers_;
+  std::vector<int64_t> bufferWidth_;
+  std::vector<float> logitInputs_;
+  std::vector<std::vector<float>> scratch_;
+};
+
+StatusOr<const float *> CpuBackend::weight(uint32_t tensor) {
+  const schema::Tensor &t = artifact_->manifest().tensors(int(tensor));
+  StatusOr<ByteView> bytes = artifact_->tensorData(tensor);
+  if (!bytes)
+    return bytes.status();
+  if (t.dtype() == schema::DTYPE_F32)
+    return reinterpret_cast<const float *>(bytes->data);
+  auto found = converted_.find(tensor);
+  if (found != converted_.end())
+    return found->second.data();
+  std::vector<float> &out = converted_[tensor];
+  out.resize(bytes->size / 2);
+  const uint16_t *in = reinterpret_cast<const uint16_t *>(bytes->data);
+  bool bf16 = t.dtype() == schema::DTYPE_BF16;
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = bf16 ? cpu::bf16ToFloat(in[i]) : cpu::f16ToFloat(in[i]);
+  return out.data();
+}
+
+Status CpuBackend::prepare(const std::vector<CacheElement> &keys,
+                           const std::vector<CacheElement> &values) {
+  const schema::Plan &plan = artifact_->manifest().plan();
+  auto width = [&](uint32_t slot) {
+    int64_t n = 1;
+    for (int64_t d : plan.slots(int(slot)).shape())
+      n *= d;
+    return n;
+  };
+  // Slot -> value; a reshape's output is its input's value (a view).
+  std::vector<uint32_t> slotValue(plan.slots_size(), kNoBuffer);
+  for (const schema::KernelCall &call : plan.calls()) {
+    Step step;
+    // The manifest was validated when the artifact was opened.
+    step.kernel = *kernelByName(call.kernel());
+    for (uint32_t slot : call.inputs())
+      step.inputs.push_back(slotValue[slot]);
+    if (!call.inputs().empty())
+      step.inputWidth = width(call.inputs(0));
+    if (!call.outputs().empty()) {
+      uint32_t slot = call.outputs(0);
+      step.outputWidth = width(slot);
+      if (step.kernel == Kernel::Reshape) {
+        slotValue[slot] = step.inputs[0];
+      } else if (step.kernel != Kernel::LMHead) {
+        // lm_head writes straight into the caller's logits.
+        slotValue[slot] = uint32_t(bufferWidth_.size());
+        bufferWidth_.push_back(step.outputWidth);
+        step.output = slotValue[slot];
+      }
+    }
+    if (!call.tensors().empty()) {
+      StatusOr<const float *> w = weight(call.tensors(0));
+      if (!w)
+        return w.status();
+      step.weight = *w;
+    }
+    if (call.tensors_size() > 1) {
+      StatusOr<const float *> b = weight(call.tensors(1));
+      if (!b)
+        return b.status();
+      step.bias = *b;
+    }
+    const auto &inputShape = call.inputs().empty()
+                                 ? plan.slots(int(call.outputs(0))).shape()
+                                 : plan.slots(int(call.inputs(0))).shape();
+    step.dim = inputShape[inputShape.size() - 1];
+    step.heads = inputShape.size() > 1 ? inputShape[0] : 1;
+    switch (step.kernel) {
+    case Kernel::RmsNorm:
+      step.epsilon = float(call.rms_norm().epsilon());
+      step.dim = artifact_->manifest().tensors(int(call.tensors(0))).shape(0);
+      break;
+    case Kernel::Rope:
+      step.rope = cpu::ropeFrequencies(call.rope().rope(), step.dim);
+      break;
+    case Kernel::Append:
+      step.attention.layer = call.append().layer();
+      step.attention.keyElement = keys[call.append().layer()];
+      step.attention.valueElement = values[call.append().layer()];
+      break;
+    case Kernel::Attention: {
+      const schema::AttentionParams &a = call.attention();
+      step.attention.layer = a.layer();
+      step.attention.keyElement = keys[a.layer()];
+      step.attention.valueElement = values[a.layer()];
+      step.attention.scale = float(a.scale());
+      step.attention.slidingWindow =
+          a.has_sliding_window() ? a.sliding_window() : 0;
+      break;
+    }
+    default:
+      break;
+    }
+    steps_.push_back(std::move(step));
+  }
+  assignBuffers();
+  return Status::ok();
+}
+
+void CpuBackend::assignBuffers() {
+  // Until here step operands name values; afterwards, buffers. A value's
+  // buffer is free again after its last reader, and only a value of the
+  // same width takes it over, so a prefill needs the live set's memory,
+  // not the whole plan's.
+  size_t values = bufferWidth_.size();
+  std::vector<size_t> lastUse(values, 0);
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    for (uint32_t v : steps_[i].inputs)
+      lastUse[v] = i;
+    if (steps_[i].output != kNoBuffer)
+      lastUse[steps_[i].output] = std::max(lastUse[steps_[i].output], i);
+  }
+  std::vector<uint32_t> buffer(values, kNoBuffer);
+  std::vector<int64_t> widths;
+  std::unordered_map<int64_t, std::vector<uint32_t>> free;
+  auto release = [&](uint32_t value) {
+    free[bufferWidth_[value]].push_back(buffer[value]);
+    buffer[value] = kNoBuffer;
+  };
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    Step &s = steps_[i];
+    std::vector<uint32_t> inputValues = s.inputs;
+    for (uint32_t &v : s.inputs)
+      v = buffer[v];
+    uint32_t outputValue = s.output;
+    if (outputValue != kNoBuffer) {
+      std::vector<uint32_t> &candidates = free[bufferWidth_[outputValue]];
+      if (candidates.empty()) {
+        buffer[outputValue] = uint32_t(widths.size());
+        widths.push_back(bufferWidth_[outputValue]);
+      } else {
+        buffer[outputValue] = candidates.back();
+        candidates.pop_back();
+      }
+      s.output = buffer[outputValue];
+    }
+    // Released after the output took its buffer: no kernel runs in place.
+    for (uint32_t v : inputValues)
+      if (lastUse[v] == i && buffer[v] != kNoBuffer)
+        release(v);
+    if (outputValue != kNoBuffer && lastUse[outputValue] == i)
+      release(outputValue);
+  }
+  bufferWidth_ = widths;
+  buffers_.resize(widths.size());
+}
+
+Status CpuBackend::forward(const BatchView &batch, float *logits) {
+  std::vector<std::pair<uint64_t, uint64_t>> counts;
+  std::unordered_map<SequenceId, size_t> index;
+  for (size_t r = 0; r < batch.rows; ++r) {
+    auto [it, inserted] = index.emplace(batch.sequences[r], counts.size());
+    if (inserted)
+      counts.push_back({batch.sequences[r], 0});
+    ++counts[it->second].second;
+  }
+  KVRT_RETURN_IF_ERROR(cache_.reserve(counts));
+  int64_t rows = int64_t(batch.rows);
+  for (size_t b = 0; b < buffers_.size(); ++b)
+    buffers_[b].resize(size_t(rows * bufferWidth_[b]));
+
+  for (const Step &s : steps_) {
+    auto in = [&](int i) { return buffers_[s.inputs[i]].data(); };
+    float *out = s.output == kNoBuffer ? nullptr : buffers_[s.output].data();
+    switch (s.kernel) {
+    case Kernel::Embedding:
+      cpu::embedding(pool_, s.weight, s.outputWidth, batch.tokens, rows, out);
+      break;
+    case Kernel::RmsNorm:
+      cpu::rmsNorm(pool_, in(0), rows * s.inputWidth / s.dim, s.dim, s.weight,
+                   s.epsilon, out);
+      break;
+    case Kernel::Linear:
+      cpu::linear(pool_, in(0), rows, s.inputWidth, s.weight, s.outputWidth,
+                  s.bias, out);
+      break;
+    case Kernel::Reshape:
+      break;
+    case Kernel::Rope:
+      cpu::rope(pool_, s.rope, in(0), rows, s.heads, s.dim, batch.positions,
+                out);
+      break;
+    case Kernel::Append:
+      cpu::append(cache_, s.attention.layer, s.attention.keyElement,
+                  s.attention.valueElement, in(0), in(1), rows, s.dim,
+                  batch.sequences, batch.positions);
+      break;
+    case Kernel::Attention:
+      cpu::attention(pool_, cache_, s.attention, in(0), rows, s.heads, s.dim,
+                     batch.sequences, batch.positions, out, scratch_);
+      break;
+    case Kernel::SwiGLU:
+      cpu::swiglu(pool_, in(0), in(1), rows * s.inputWidth, out);
+      break;
+    case Kernel::Add:
+      cpu::add(pool_, in(0), in(1), rows * s.inputWidth, out);
+      break;
+    case Kernel::LMHead: {
+      // Only the rows whose logits are wanted: in decode, all of them; in
+      // prefill, usually one per sequence.
+      const std::vector<uint32_t> &wanted = *batch.logitRows;
+      logitInputs_.resize(wanted.size() * size_t(s.inputWidth));
+      for (size_t i = 0; i < wanted.size(); ++i)
+        std::copy_n(in(0) + wanted[i] * s.inputWidth, s.inputWidth,
+                    logitInputs_.data() + i * s.inputWidth);
+      cpu::linear(pool_, logitInputs_.data(), int64_t(wanted.size()),
+                  s.inputWidth, s.weight, s.outputWidth, nullptr, logits);
+      break;
+    }
+    }
+  }
+  return Status::ok();
+}
+
+} // namespace
+
+StatusOr<std::unique_ptr<Backend>>
+createCpuBackend(std::shared_ptr<const Artifact> artifact,
+                 const EngineOptions &options) {
+  const schema::Manifest &m = artifact->manifest();
+  const std::string &name = artifact->name();
+  const std::string &target = m.target().name();
+  // The CPU backend is the oracle of the GPU backends, so it runs their
+  // artifacts too.
+  if (target != "cpu" && target != "h100" && target != "h200")
+    return Status::error(name + ": target \"" + target +
+                         "\" cannot run on the cpu backend, which runs cpu, "
+                         "h100 and h200 artifacts");
+  if (options.pageSize > (1u << 16))
+    return Status::error("EngineOptions::pageSize is " +
+                         std::to_string(options.pageSize) +
+                         "; it must be at most 65536");
+  std::vector<CacheLayerShape> shapes;
+  std::vector<CacheElement> keys, values;
+  uint64_t tokens = options.cacheTokens
+                        ? options.cacheTokens
+                        : 4 * uint64_t(m.model().max_positions());
+  for (const schema::CacheLayout &c : m.cache()) {
+    CacheElement elements[2];
+    const schema::Encoding *encodings[2] = {&c.key(), &c.value()};
+    for (int i = 0; i < 2; ++i) {
+      schema::EncodingKind kind = encodings[i]->kind();
+      if (kind != schema::ENCODING_F32 && kind != schema::ENCODING_BF16)
+        return Status::error(name + ": layer " + std::to_string(c.layer()) +
+                             (i ? " value" : " key") + " encoding " +
+                             encodingName(kind) +
+                             " is not supported by the cpu backend of this "
+                             "runtime");
+      elements[i] =
+          kind == schema::ENCODING_F32 ? CacheElement::F32 : CacheElement::BF16;
+    }
+    keys.push_back(elements[0]);
+    values.push_back(elements[1]);
+    CacheLayerShape s;
+    s.kvHeads = c.kv_heads();
+    s.pageSize = options.pageSize ? options.pageSize : c.page_size();
+    s.keyBytes = c.head_dim() * cpu::cacheElementBytes(elements[0]);
+    s.valueBytes = c.head_dim() * cpu::cacheElementBytes(elements[1]);
+    s.capacityPages = (tokens + s.pageSize - 1) / s.pageSize;
+    shapes.push_back(s);
+  }
+  auto backend = std::make_unique<CpuBackend>(artifact, options.threads,
+                                              std::move(shapes));
+  KVRT_RETURN_IF_ERROR(backend->prepare(keys, values));
+  return std::unique_ptr<Backend>(std::move(backend));
+}
+
+} // namespace kvrt

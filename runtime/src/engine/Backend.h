@@ -1,0 +1,49 @@
+//===- Backend.h - What the engine needs from a backend ---------*- C++ -*-===//
+#ifndef KVRT_ENGINE_BACKEND_H
+#define KVRT_ENGINE_BACKEND_H
+
+#include "kvrt/Runtime.h"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace kvrt {
+
+/// A batch the engine has checked: known sequences, token ids in range,
+/// positions increasing per sequence past those already stored.
+struct BatchView {
+  size_t rows = 0;
+  const int32_t *tokens = nullptr;
+  const int32_t *positions = nullptr;
+  const SequenceId *sequences = nullptr;
+  /// Rows whose logits are wanted, increasing.
+  const std::vector<uint32_t> *logitRows = nullptr;
+};
+
+struct CacheStats {
+  uint64_t bytesPerToken = 0;
+  uint64_t bytesInUse = 0;
+  uint64_t peakBytes = 0;
+};
+
+/// Runs one artifact's plan and owns its KV cache.
+class Backend {
+public:
+  virtual ~Backend() = default;
+  virtual Status addSequence(SequenceId sequence) = 0;
+  virtual void removeSequence(SequenceId sequence) = 0;
+  /// Runs the plan on `batch`, writing logitRows->size() x vocab floats to
+  /// `logits`. On error nothing is stored.
+  virtual Status forward(const BatchView &batch, float *logits) = 0;
+  virtual CacheStats cacheStats() const = 0;
+};
+
+/// The reference backend: fp32 kernels on a thread pool, paged host cache.
+StatusOr<std::unique_ptr<Backend>>
+createCpuBackend(std::shared_ptr<const Artifact> artifact,
+                 const EngineOptions &options);
+
+} // namespace kvrt
+
+#endif // KVRT_ENGINE_BACKEND_H

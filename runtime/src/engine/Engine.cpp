@@ -1,0 +1,269 @@
+//===- Engine.cpp - Sequences, batches and generation ---------------------===//
+#include "kvrt/Runtime.h"
+
+#include "runtime/src/engine/Backend.h"
+
+#include <chrono>
+#include <climits>
+#include <new>
+#include <unordered_set>
+
+namespace kvrt {
+namespace {
+
+std::string str(int64_t v) { return std::to_string(v); }
+
+/// Runs `body`, turning an exception (in practice, running out of memory)
+/// into a Status that says what was being done: none crosses the API.
+template <typename Fn>
+auto noThrow(const std::string &doing, const Fn &body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const std::bad_alloc &) {
+    return Status::error("out of memory while " + doing);
+  } catch (const std::exception &e) {
+    return Status::error("failed while " + doing + ": " + e.what());
+  }
+}
+
+} // namespace
+
+Engine::Engine(std::shared_ptr<const Artifact> artifact,
+               std::unique_ptr<Backend> backend)
+    : artifact_(std::move(artifact)), backend_(std::move(backend)) {}
+
+Engine::~Engine() = default;
+
+StatusOr<std::unique_ptr<Engine>>
+Engine::create(std::shared_ptr<const Artifact> artifact,
+               const EngineOptions &options) {
+  if (!artifact)
+    return Status::error("Engine::create needs an artifact");
+  if (options.backend != "cpu")
+    return Status::error("backend \"" + options.backend +
+                         "\" is not built into this runtime (available: cpu)");
+  return noThrow("preparing " + artifact->name() + " for the " +
+                     options.backend + " backend",
+                 [&]() -> StatusOr<std::unique_ptr<Engine>> {
+                   StatusOr<std::unique_ptr<Backend>> backend =
+                       createCpuBackend(artifact, options);
+                   if (!backend)
+                     return backend.status();
+                   return std::unique_ptr<Engine>(
+                       new Engine(std::move(artifact), std::move(*backend)));
+                 });
+}
+
+int64_t Engine::vocabSize() const {
+  return artifact_->manifest().model().vocab_size();
+}
+
+StatusOr<SequenceId> Engine::addSequence() {
+  return noThrow("adding a sequence", [&]() -> StatusOr<SequenceId> {
+    SequenceId id = nextId_++;
+    KVRT_RETURN_IF_ERROR(backend_->addSequence(id));
+    sequences_.emplace(id, SequenceState{});
+    return id;
+  });
+}
+
+Status Engine::removeSequence(SequenceId sequence) {
+  if (!sequences_.erase(sequence))
+    return Status::error("sequence " + str(int64_t(sequence)) +
+                         " does not exist");
+  backend_->removeSequence(sequence);
+  return Status::ok();
+}
+
+StatusOr<int64_t> Engine::sequenceLength(SequenceId sequence) const {
+  auto it = sequences_.find(sequence);
+  if (it == sequences_.end())
+    return Status::error("sequence " + str(int64_t(sequence)) +
+                         " does not exist");
+  return it->second.length;
+}
+
+Status Engine::forward(const std::vector<BatchToken> &batch) {
+  return noThrow("running a batch of " + str(int64_t(batch.size())) + " tokens",
+                 [&] { return forwardImpl(batch); });
+}
+
+Status Engine::forwardImpl(const std::vector<BatchToken> &batch) {
+  if (batch.empty())
+    return Status::error("a batch needs at least one token");
+  int64_t vocab = vocabSize();
+  std::unordered_map<SequenceId, SequenceState> touched;
+  std::vector<int32_t> tokens, positions;
+  std::vector<SequenceId> ids;
+  std::vector<uint32_t> logitRows;
+  for (size_t r = 0; r < batch.size(); ++r) {
+    const BatchToken &t = batch[r];
+    std::string row = "batch row " + str(int64_t(r));
+    auto known = sequences_.find(t.sequence);
+    if (known == sequences_.end())
+      return Status::error(row + " names sequence " + str(int64_t(t.sequence)) +
+                           ", which does not exist");
+    if (t.token < 0 || t.token >= vocab)
+      return Status::error(row + " holds token id " + str(t.token) +
+                           ", outside the vocabulary of " + str(vocab) +
+                           " tokens");
+    SequenceState &s = touched.emplace(t.sequence, known->second).first->second;
+    if (t.position < s.nextPosition)
+      return Status::error(row + " puts sequence " + str(int64_t(t.sequence)) +
+                           " at position " + str(t.position) +
+                           ", but its next position is at least " +
+                           str(s.nextPosition));
+    s.nextPosition = int64_t(t.position) + 1;
+    ++s.length;
+    tokens.push_back(t.token);
+    positions.push_back(t.position);
+    ids.push_back(t.sequence);
+    if (t.logits)
+      logitRows.push_back(uint32_t(r));
+  }
+
+  Logits out;
+  out.rows = logitRows.size();
+  out.vocab = size_t(vocab);
+  out.values.resize(out.rows * out.vocab);
+  BatchView view;
+  view.rows = batch.size();
+  view.tokens = tokens.data();
+  view.positions = positions.data();
+  view.sequences = ids.data();
+  view.logitRows = &logitRows;
+  auto start = std::chrono::steady_clock::now();
+  KVRT_RETURN_IF_ERROR(backend_->forward(view, out.values.data()));
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+
+  for (const auto &[id, state] : touched)
+    sequences_[id] = state;
+  logits_ = std::move(out);
+  // A batch where every sequence adds one token is a decode step.
+  if (touched.size() == batch.size()) {
+    stats_.decodeTokens += batch.size();
+    stats_.decodeSeconds += seconds;
+  } else {
+    stats_.prefillTokens += batch.size();
+    stats_.prefillSeconds += seconds;
+  }
+  return Status::ok();
+}
+
+Status Engine::prefill(const std::vector<SequenceTokens> &batch) {
+  return noThrow("preparing a prefill", [&] { return prefillImpl(batch); });
+}
+
+Status Engine::prefillImpl(const std::vector<SequenceTokens> &batch) {
+  std::vector<BatchToken> rows;
+  std::unordered_map<SequenceId, int64_t> next;
+  for (size_t e = 0; e < batch.size(); ++e) {
+    const SequenceTokens &entry = batch[e];
+    if (entry.tokens.empty())
+      return Status::error("prefill entry " + str(int64_t(e)) +
+                           " has no tokens");
+    auto known = sequences_.find(entry.sequence);
+    if (known == sequences_.end())
+      return Status::error("prefill entry " + str(int64_t(e)) +
+                           " names sequence " + str(int64_t(entry.sequence)) +
+                           ", which does not exist");
+    int64_t &position =
+        next.emplace(entry.sequence, known->second.nextPosition).first->second;
+    for (size_t i = 0; i < entry.tokens.size(); ++i) {
+      if (position > INT32_MAX)
+        return Status::error("sequence " + str(int64_t(entry.sequence)) +
+                             " has run out of positions");
+      bool last = i + 1 == entry.tokens.size();
+      rows.push_back({entry.sequence, entry.tokens[i], int32_t(position++),
+                      entry.allLogits || last});
+    }
+  }
+  return forward(rows);
+}
+
+Status Engine::step(const std::vector<std::pair<SequenceId, int32_t>> &tokens) {
+  std::vector<SequenceTokens> batch;
+  for (const auto &[sequence, token] : tokens)
+    batch.push_back({sequence, {token}, false});
+  return prefill(batch);
+}
+
+StatusOr<GenerateResult>
+Engine::generate(const std::vector<int32_t> &prompt,
+                 const GenerateOptions &options,
+                 const std::function<bool(int32_t)> &onToken) {
+  return noThrow("generating",
+                 [&] { return generateImpl(prompt, options, onToken); });
+}
+
+StatusOr<GenerateResult>
+Engine::generateImpl(const std::vector<int32_t> &prompt,
+                     const GenerateOptions &options,
+                     const std::function<bool(int32_t)> &onToken) {
+  if (prompt.empty())
+    return Status::error("generate needs a prompt of at least one token");
+  int64_t context = artifact_->manifest().model().max_positions();
+  if (int64_t(prompt.size()) >= context)
+    return Status::error("the prompt has " + str(int64_t(prompt.size())) +
+                         " tokens but the model's context is " + str(context));
+  StatusOr<Sampler> sampler = Sampler::create(options.sampling);
+  if (!sampler)
+    return sampler.status();
+  std::unordered_set<int32_t> stops(options.stopTokens.begin(),
+                                    options.stopTokens.end());
+  if (options.stopAtEos)
+    for (int64_t eos : artifact_->manifest().model().eos_token_ids())
+      stops.insert(int32_t(eos));
+
+  GenerateResult result;
+  if (options.maxNewTokens <= 0)
+    return result;
+  StatusOr<SequenceId> sequence = addSequence();
+  if (!sequence)
+    return sequence.status();
+  // The sequence is removed whatever happens below.
+  struct Remove {
+    Engine &engine;
+    SequenceId id;
+    ~Remove() { (void)engine.removeSequence(id); }
+  } remove{*this, *sequence};
+
+  std::vector<int32_t> history = prompt;
+  KVRT_RETURN_IF_ERROR(prefill({{*sequence, prompt, false}}));
+  while (true) {
+    int32_t token = sampler->sample(logits_.row(0), logits_.vocab, history);
+    if (stops.count(token)) {
+      result.reason = StopReason::StopToken;
+      break;
+    }
+    result.tokens.push_back(token);
+    history.push_back(token);
+    if (onToken && !onToken(token)) {
+      result.reason = StopReason::Cancelled;
+      break;
+    }
+    if (int64_t(result.tokens.size()) >= options.maxNewTokens) {
+      result.reason = StopReason::MaxTokens;
+      break;
+    }
+    if (int64_t(history.size()) >= context) {
+      result.reason = StopReason::ContextFull;
+      break;
+    }
+    KVRT_RETURN_IF_ERROR(step({{*sequence, token}}));
+  }
+  return result;
+}
+
+EngineStats Engine::stats() const {
+  EngineStats s = stats_;
+  CacheStats cache = backend_->cacheStats();
+  s.kvBytesPerToken = cache.bytesPerToken;
+  s.kvBytesInUse = cache.bytesInUse;
+  s.peakKvBytes = cache.peakBytes;
+  return s;
+}
+
+} // namespace kvrt

@@ -1,0 +1,413 @@
+//===- ArtifactTest.cpp - Writing, reading and refusing .kvpkg files ------===//
+#include "LlamaArtifact.h"
+
+#include "kvrt/Artifact.h"
+#include "kvrt/ArtifactWriter.h"
+#include "runtime/src/support/XxHash.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <random>
+#include <sys/stat.h>
+
+using namespace kvrt;
+
+namespace {
+
+bool exists(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::vector<uint8_t> readBytes(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+void put(std::vector<uint8_t> &bytes, size_t at, uint64_t value, int size) {
+  for (int i = 0; i < size; ++i)
+    bytes[at + i] = uint8_t(value >> (8 * i));
+}
+
+uint64_t get(const std::vector<uint8_t> &bytes, size_t at, int size) {
+  uint64_t v = 0;
+  for (int i = size - 1; i >= 0; --i)
+    v = v << 8 | bytes[at + i];
+  return v;
+}
+
+struct Section {
+  uint32_t kind;
+  std::vector<uint8_t> bytes;
+};
+
+/// Lays out sections as docs/kvpkg-format.md says, written here from the
+/// document rather than with the runtime's writer, so tests can build
+/// files the writer refuses to produce.
+std::vector<uint8_t> pack(const std::vector<Section> &sections,
+                          uint16_t major = 1, uint16_t minor = 0) {
+  auto align = [](uint64_t v) { return (v + 63) / 64 * 64; };
+  uint64_t tableOffset = 64, tableBytes = 32 * sections.size();
+  std::vector<uint8_t> out(align(tableOffset + tableBytes), 0);
+  std::vector<uint8_t> table(tableBytes, 0);
+  for (size_t i = 0; i < sections.size(); ++i) {
+    out.resize(align(out.size()), 0);
+    uint64_t offset = out.size();
+    const std::vector<uint8_t> &b = sections[i].bytes;
+    out.insert(out.end(), b.begin(), b.end());
+    put(table, 32 * i, sections[i].kind, 4);
+    put(table, 32 * i + 8, offset, 8);
+    put(table, 32 * i + 16, b.size(), 8);
+    put(table, 32 * i + 24, xxHash64(b.data(), b.size()), 8);
+  }
+  std::copy(table.begin(), table.end(), out.begin() + tableOffset);
+  const char magic[8] = {'K', 'V', 'P', 'K', 'G', '\r', '\n', 0x1a};
+  std::copy(magic, magic + 8, out.begin());
+  put(out, 8, major, 2);
+  put(out, 10, minor, 2);
+  put(out, 12, 64, 4);
+  put(out, 16, sections.size(), 8);
+  put(out, 24, tableOffset, 8);
+  put(out, 32, out.size(), 8);
+  put(out, 40, xxHash64(table.data(), table.size()), 8);
+  return out;
+}
+
+std::string errorOf(const std::vector<uint8_t> &bytes,
+                    ArtifactOptions options = {}) {
+  auto a = Artifact::fromMemory("x.kvpkg", bytes.data(), bytes.size(), options);
+  return a.isOk() ? "" : a.status().message();
+}
+
+class ArtifactTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    model = test::makeRandomLlama(7);
+    path = ::testing::TempDir() + "/artifact_test_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+           ".kvpkg";
+    ArtifactWriter writer;
+    ASSERT_TRUE(buildLlama(writer, model.config, model.weights, {}).isOk());
+    manifest = writer.manifest();
+    Status s = writer.write(path);
+    ASSERT_TRUE(s.isOk()) << s.message();
+    manifest = Artifact::open(path).value()->manifest();
+    bytes = readBytes(path);
+    auto artifact = Artifact::open(path).value();
+    for (size_t i = 0; i < artifact->blobCount(); ++i) {
+      ByteView b = artifact->blob(uint32_t(i)).value();
+      blobs.emplace_back(b.data, b.data + b.size);
+    }
+  }
+
+  /// The artifact with `manifest` changed by `edit`, packed by hand.
+  template <typename Edit> std::vector<uint8_t> repack(Edit edit) {
+    schema::Manifest m = manifest;
+    edit(m);
+    std::string text = m.SerializeAsString();
+    std::vector<Section> sections = {
+        {1, std::vector<uint8_t>(text.begin(), text.end())}};
+    for (const auto &b : blobs)
+      sections.push_back({2, b});
+    return pack(sections, uint16_t(m.format().major()),
+                uint16_t(m.format().minor()));
+  }
+
+  test::RandomLlama model;
+  std::string path;
+  schema::Manifest manifest;
+  std::vector<uint8_t> bytes;
+  std::vector<std::vector<uint8_t>> blobs;
+};
+
+TEST_F(ArtifactTest, RoundTrips) {
+  auto artifact = Artifact::open(path, {/*verifyBlobsEagerly=*/true});
+  ASSERT_TRUE(artifact.isOk()) << artifact.status().message();
+  const schema::Manifest &m = (*artifact)->manifest();
+  EXPECT_EQ(m.format().major(), kFormatMajor);
+  EXPECT_EQ(m.model().SerializeAsString(), model.config.SerializeAsString());
+  EXPECT_EQ(m.plan().calls_size(), manifest.plan().calls_size());
+  EXPECT_FALSE(exists(path + ".tmp"));
+  EXPECT_EQ((*artifact)->fileSize(), bytes.size());
+  for (int t = 0; t < m.tensors_size(); ++t) {
+    ByteView data = (*artifact)->tensorData(uint32_t(t)).value();
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(data.data) % 64, 0u);
+    const std::vector<float> &expected = model.storage.at(m.tensors(t).name());
+    ASSERT_EQ(data.size, expected.size() * 4);
+    EXPECT_EQ(std::memcmp(data.data, expected.data(), data.size), 0);
+  }
+}
+
+TEST_F(ArtifactTest, HandPackedFileReadsLikeTheWritersOwn) {
+  std::vector<uint8_t> packed = repack([](schema::Manifest &) {});
+  auto a = Artifact::fromMemory("x.kvpkg", packed.data(), packed.size(),
+                                {/*verifyBlobsEagerly=*/true});
+  ASSERT_TRUE(a.isOk()) << a.status().message();
+}
+
+TEST_F(ArtifactTest, WriterStreamsBlobsFromProducers) {
+  ArtifactWriter writer;
+  ASSERT_TRUE(buildLlama(writer, model.config, model.weights, {}).isOk());
+  std::vector<uint8_t> extra(1000);
+  for (size_t i = 0; i < extra.size(); ++i)
+    extra[i] = uint8_t(i * 7);
+  uint32_t blob = writer.addBlob(extra.size(), [&](const BlobSink &sink) {
+    for (size_t i = 0; i < extra.size(); i += 333)
+      KVRT_RETURN_IF_ERROR(
+          sink(extra.data() + i, std::min<size_t>(333, extra.size() - i)));
+    return Status::ok();
+  });
+  (*writer.manifest().mutable_calibration()->mutable_blobs())["centres"] = blob;
+  ASSERT_TRUE(writer.write(path).isOk());
+  auto a = Artifact::open(path).value();
+  ByteView b =
+      a->blob(a->manifest().calibration().blobs().at("centres")).value();
+  ASSERT_EQ(b.size, extra.size());
+  EXPECT_EQ(std::memcmp(b.data, extra.data(), b.size), 0);
+}
+
+TEST_F(ArtifactTest, WriterLeavesNothingBehindOnError) {
+  std::string target = path + ".new";
+  ArtifactWriter writer;
+  ASSERT_TRUE(buildLlama(writer, model.config, model.weights, {}).isOk());
+  writer.addBlob(16, [](const BlobSink &sink) {
+    uint8_t half[8] = {};
+    return sink(half, sizeof(half));
+  });
+  Status s = writer.write(target);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("has 8 of the 16 bytes declared"),
+            std::string::npos)
+      << s.message();
+  EXPECT_FALSE(exists(target));
+  EXPECT_FALSE(exists(target + ".tmp"));
+}
+
+TEST_F(ArtifactTest, WriterRefusesWhatTheReaderWouldRefuse) {
+  std::string target = path + ".new";
+  ArtifactWriter writer;
+  ASSERT_TRUE(buildLlama(writer, model.config, model.weights, {}).isOk());
+  writer.manifest().mutable_plan()->mutable_calls(3)->set_kernel("matmul");
+  Status s = writer.write(target);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("names kernel \"matmul\""), std::string::npos);
+  EXPECT_FALSE(exists(target));
+  EXPECT_FALSE(exists(target + ".tmp"));
+}
+
+TEST_F(ArtifactTest, RefusesWrongMagic) {
+  bytes[1] = 'X';
+  EXPECT_EQ(errorOf(bytes),
+            "x.kvpkg: not a kvpkg artifact (wrong magic bytes)");
+}
+
+TEST_F(ArtifactTest, RefusesNewerMajorVersion) {
+  put(bytes, 8, 3, 2);
+  EXPECT_EQ(errorOf(bytes), "x.kvpkg: format version 3.0 is newer than this "
+                            "runtime (1.x); rebuild with a newer kvopt");
+}
+
+TEST_F(ArtifactTest, ReadsNewerMinorVersion) {
+  std::vector<uint8_t> newer = repack([](schema::Manifest &m) {
+    m.mutable_format()->set_minor(kFormatMinor + 4);
+  });
+  EXPECT_EQ(errorOf(newer), "");
+}
+
+TEST_F(ArtifactTest, RefusesManifestVersionDisagreeingWithHeader) {
+  std::vector<uint8_t> packed = repack([](schema::Manifest &) {});
+  put(packed, 10, 2, 2);
+  EXPECT_EQ(errorOf(packed),
+            "x.kvpkg: the manifest says format 1.0 but the header says 1.2");
+}
+
+TEST_F(ArtifactTest, RefusesManifestChecksumMismatch) {
+  uint64_t manifestOffset = get(bytes, 64 + 8, 8);
+  bytes[manifestOffset + 3] ^= 0x40;
+  EXPECT_EQ(errorOf(bytes),
+            "x.kvpkg: manifest checksum mismatch (the file is corrupted)");
+}
+
+TEST_F(ArtifactTest, ChecksBlobsLazilyOrEagerly) {
+  // Section 1 is blob 0, the embedding table (tensor 0).
+  uint64_t blobOffset = get(bytes, 64 + 32 + 8, 8);
+  bytes[blobOffset + 5] ^= 0x01;
+  auto lazy = Artifact::fromMemory("x.kvpkg", bytes.data(), bytes.size());
+  ASSERT_TRUE(lazy.isOk()) << lazy.status().message();
+  auto tensor = (*lazy)->tensorData(0);
+  ASSERT_FALSE(tensor.isOk());
+  EXPECT_EQ(tensor.status().message(),
+            "x.kvpkg: tensor \"model.embed_tokens.weight\" (blob 0) fails its "
+            "checksum (the file is corrupted)");
+  EXPECT_NE(errorOf(bytes, {/*verifyBlobsEagerly=*/true})
+                .find("blob 0 (offset " + std::to_string(blobOffset)),
+            std::string::npos);
+}
+
+TEST_F(ArtifactTest, RefusesEveryTruncation) {
+  for (size_t size = 0; size < bytes.size(); size += 1 + size / 64) {
+    std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + size);
+    EXPECT_NE(errorOf(cut), "") << "accepted " << size << " bytes";
+  }
+  std::vector<uint8_t> cut(bytes.begin(), bytes.end() - 1);
+  EXPECT_EQ(errorOf(cut), "x.kvpkg: the header records a file of " +
+                              std::to_string(bytes.size()) +
+                              " bytes but it "
+                              "has " +
+                              std::to_string(bytes.size() - 1) +
+                              " (truncated or appended to)");
+}
+
+/// Rewrites section `index`'s offset (or size) and the table checksum, so
+/// that only the bounds checks can catch it.
+void editSection(std::vector<uint8_t> &bytes, int index, int field,
+                 uint64_t value) {
+  put(bytes, 64 + 32 * index + field, value, 8);
+  uint64_t count = get(bytes, 16, 8);
+  put(bytes, 40, xxHash64(bytes.data() + 64, 32 * count), 8);
+}
+
+TEST_F(ArtifactTest, RefusesSectionsOutOfBounds) {
+  editSection(bytes, 2, 8, uint64_t(1) << 62);
+  EXPECT_NE(errorOf(bytes).find("x.kvpkg: section 2 (offset 4611686018427387904"
+                                ", "),
+            std::string::npos)
+      << errorOf(bytes);
+  // Offset + size wraps around 2^64: must still be caught.
+  std::vector<uint8_t> wrap = readBytes(path);
+  editSection(wrap, 2, 16, ~uint64_t(0) - 10);
+  EXPECT_NE(errorOf(wrap).find("extends past the end of the file"),
+            std::string::npos);
+}
+
+TEST_F(ArtifactTest, RefusesOverlappingSections) {
+  uint64_t first = get(bytes, 64 + 32 + 8, 8);
+  editSection(bytes, 2, 8, first);
+  EXPECT_EQ(errorOf(bytes), "x.kvpkg: section 2 and section 1 overlap");
+  std::vector<uint8_t> onTable = readBytes(path);
+  editSection(onTable, 1, 8, 64);
+  EXPECT_NE(errorOf(onTable).find("overlap"), std::string::npos);
+}
+
+TEST_F(ArtifactTest, RefusesMisalignedSection) {
+  uint64_t first = get(bytes, 64 + 32 + 8, 8);
+  editSection(bytes, 1, 8, first + 4);
+  EXPECT_NE(errorOf(bytes).find("which is not a multiple of 64"),
+            std::string::npos);
+}
+
+TEST_F(ArtifactTest, RefusesHugeSectionCount) {
+  put(bytes, 16, uint64_t(1) << 60, 8);
+  EXPECT_NE(errorOf(bytes).find("the section table (1152921504606846976 "
+                                "entries at offset 64) does not lie"),
+            std::string::npos);
+}
+
+TEST_F(ArtifactTest, RefusesTensorShapeNotMatchingBlob) {
+  auto packed = repack(
+      [](schema::Manifest &m) { m.mutable_tensors(1)->set_shape(0, 17); });
+  EXPECT_EQ(errorOf(packed),
+            "x.kvpkg: tensor 1 (\"model.layers.0.input_layernorm.weight\") has "
+            "shape [17] of f32 (68 bytes) but blob 1 holds 64 bytes");
+}
+
+TEST_F(ArtifactTest, RefusesNonPositiveDimension) {
+  auto packed = repack(
+      [](schema::Manifest &m) { m.mutable_tensors(0)->set_shape(1, -16); });
+  EXPECT_NE(errorOf(packed).find("every dimension must be positive"),
+            std::string::npos);
+}
+
+TEST_F(ArtifactTest, RefusesUnknownKernel) {
+  auto packed = repack([](schema::Manifest &m) {
+    m.mutable_plan()->mutable_calls(2)->set_kernel("flash_attention");
+  });
+  EXPECT_EQ(errorOf(packed),
+            "x.kvpkg: plan call 2 (model.layers.0.self_attn.q_proj) names "
+            "kernel \"flash_attention\", which this runtime does not know");
+}
+
+TEST_F(ArtifactTest, RefusesMissingTensor) {
+  auto packed = repack([](schema::Manifest &m) {
+    m.mutable_plan()->mutable_calls(2)->set_tensors(0, 999);
+  });
+  EXPECT_EQ(errorOf(packed),
+            "x.kvpkg: plan call 2 (model.layers.0.self_attn.q_proj) uses "
+            "tensor 999 but the manifest has " +
+                std::to_string(manifest.tensors_size()) + " tensors");
+}
+
+TEST_F(ArtifactTest, RefusesMissingSlot) {
+  auto packed = repack([](schema::Manifest &m) {
+    m.mutable_plan()->mutable_calls(2)->set_inputs(0, 5000);
+  });
+  EXPECT_EQ(errorOf(packed),
+            "x.kvpkg: plan call 2 (model.layers.0.self_attn.q_proj) reads slot "
+            "5000 but the plan has " +
+                std::to_string(manifest.plan().slots_size()) + " slots");
+}
+
+TEST_F(ArtifactTest, RefusesSlotReadBeforeWritten) {
+  auto packed = repack([](schema::Manifest &m) {
+    uint32_t later = m.plan().calls(5).outputs(0);
+    m.mutable_plan()->mutable_calls(2)->set_inputs(0, later);
+  });
+  EXPECT_NE(errorOf(packed).find("before any call writes it"),
+            std::string::npos);
+}
+
+TEST_F(ArtifactTest, RefusesShapeMismatchInCall) {
+  auto packed = repack([](schema::Manifest &m) {
+    // q_proj's output slot: one element short.
+    uint32_t out = m.plan().calls(2).outputs(0);
+    m.mutable_plan()->mutable_slots(int(out))->set_shape(0, 15);
+  });
+  EXPECT_NE(errorOf(packed).find("do not match"), std::string::npos)
+      << errorOf(packed);
+}
+
+TEST_F(ArtifactTest, RefusesLayerOutOfRange) {
+  auto packed = repack([](schema::Manifest &m) {
+    for (auto &call : *m.mutable_plan()->mutable_calls())
+      if (call.kernel() == "attention") {
+        call.mutable_attention()->set_layer(9);
+        break;
+      }
+  });
+  EXPECT_NE(errorOf(packed).find("layer 9 is out of range (the model has 2)"),
+            std::string::npos)
+      << errorOf(packed);
+}
+
+TEST_F(ArtifactTest, RefusesIdsOutOfRange) {
+  auto packed = repack(
+      [](schema::Manifest &m) { m.mutable_model()->add_eos_token_ids(40); });
+  EXPECT_EQ(errorOf(packed), "x.kvpkg: model.eos_token_ids holds 40, outside "
+                             "the vocabulary of 40 tokens");
+}
+
+TEST_F(ArtifactTest, RefusesGarbageManifest) {
+  std::vector<uint8_t> junk = {0xff, 0xff, 0xff, 0xff, 0x0f};
+  std::vector<uint8_t> packed = pack({{1, junk}});
+  EXPECT_EQ(errorOf(packed),
+            "x.kvpkg: the manifest section is not a valid kvpkg manifest");
+  EXPECT_EQ(errorOf(pack({})), "x.kvpkg: the file has no manifest section");
+}
+
+TEST_F(ArtifactTest, SurvivesRandomCorruption) {
+  std::mt19937 rng(1);
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::vector<uint8_t> damaged = bytes;
+    int flips = 1 + int(rng() % 4);
+    for (int f = 0; f < flips; ++f)
+      damaged[rng() % damaged.size()] ^= uint8_t(1 + rng() % 255);
+    auto a = Artifact::fromMemory("x.kvpkg", damaged.data(), damaged.size(),
+                                  {/*verifyBlobsEagerly=*/true});
+    if (!a.isOk()) {
+      EXPECT_EQ(a.status().message().rfind("x.kvpkg: ", 0), 0u);
+    }
+  }
+}
+
+} // namespace

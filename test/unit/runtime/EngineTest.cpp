@@ -1,0 +1,294 @@
+//===- EngineTest.cpp - The engine on the real tinystories model ----------===//
+//
+// Exactness against a float64 reference lives in reference_forward.py; these
+// tests check what must not change results (page size, batching, prefill vs
+// decode, threads) and how the engine fails.
+//
+//===----------------------------------------------------------------------===//
+#include "LlamaArtifact.h"
+
+#include "kvrt/Runtime.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+using namespace kvrt;
+
+namespace {
+
+// Story openings as token ids (BOS first).
+const std::vector<int32_t> kStory = {1,   80,  147,  201, 282, 215,
+                                     286, 598, 1662, 887, 610, 57};
+const std::vector<int32_t> kTom = {1, 80, 388, 1174, 1714, 84, 235};
+
+std::shared_ptr<const Artifact> load(const test::LlamaArtifactOptions &o) {
+  std::string path =
+      ::testing::TempDir() + "/engine_test_" + std::to_string(o.pageSize) +
+      "_" + std::to_string(o.cacheEncoding) + "_" + o.target + ".kvpkg";
+  Status written = test::writeLlamaArtifact(test::tinyStoriesDir(), path, o);
+  EXPECT_TRUE(written.isOk()) << written.message();
+  auto artifact = Artifact::open(path);
+  EXPECT_TRUE(artifact.isOk()) << artifact.status().message();
+  return artifact.isOk() ? *artifact : nullptr;
+}
+
+std::shared_ptr<const Artifact> tinyStories(uint32_t pageSize = 16) {
+  test::LlamaArtifactOptions o;
+  o.pageSize = pageSize;
+  return load(o);
+}
+
+std::unique_ptr<Engine> engine(std::shared_ptr<const Artifact> artifact,
+                               EngineOptions options = {}) {
+  auto e = Engine::create(std::move(artifact), options);
+  // Later steps dereference the engine: stop the whole test binary here
+  // rather than crash.
+  if (!e.isOk()) {
+    ADD_FAILURE() << e.status().message();
+    std::abort();
+  }
+  return std::move(*e);
+}
+
+/// Logits of every token of `prompt` run alone in a fresh sequence.
+std::vector<float> promptLogits(Engine &e, const std::vector<int32_t> &prompt) {
+  SequenceId s = e.addSequence().value();
+  Status st = e.prefill({{s, prompt, true}});
+  EXPECT_TRUE(st.isOk()) << st.message();
+  std::vector<float> out = e.logits().values;
+  EXPECT_TRUE(e.removeSequence(s).isOk());
+  return out;
+}
+
+std::vector<int32_t> greedy(Engine &e, const std::vector<int32_t> &prompt,
+                            int n = 32) {
+  GenerateOptions g;
+  g.maxNewTokens = n;
+  g.stopAtEos = false;
+  auto r = e.generate(prompt, g);
+  EXPECT_TRUE(r.isOk()) << r.status().message();
+  return r.isOk() ? r->tokens : std::vector<int32_t>();
+}
+
+TEST(Engine, PageSizeDoesNotChangeResults) {
+  auto reference = engine(tinyStories(16));
+  std::vector<float> logits = promptLogits(*reference, kStory);
+  std::vector<int32_t> tokens = greedy(*reference, kStory);
+  ASSERT_EQ(tokens.size(), 32u);
+  for (uint32_t pageSize : {1u, 64u}) {
+    auto e = engine(tinyStories(pageSize));
+    EXPECT_EQ(promptLogits(*e, kStory), logits) << "page size " << pageSize;
+    EXPECT_EQ(greedy(*e, kStory), tokens) << "page size " << pageSize;
+  }
+  EngineOptions override;
+  override.pageSize = 5;
+  auto e = engine(tinyStories(16), override);
+  EXPECT_EQ(promptLogits(*e, kStory), logits);
+}
+
+TEST(Engine, BatchingDoesNotChangeResults) {
+  auto e = engine(tinyStories());
+  std::vector<float> story = promptLogits(*e, kStory);
+  std::vector<float> tom = promptLogits(*e, kTom);
+
+  SequenceId a = e->addSequence().value(), b = e->addSequence().value();
+  ASSERT_TRUE(e->prefill({{a, kStory, true}, {b, kTom, true}}).isOk());
+  const Logits &both = e->logits();
+  ASSERT_EQ(both.rows, kStory.size() + kTom.size());
+  size_t split = kStory.size() * both.vocab;
+  EXPECT_TRUE(std::equal(story.begin(), story.end(), both.values.begin()));
+  EXPECT_TRUE(std::equal(tom.begin(), tom.end(), both.values.begin() + split));
+
+  // Decode steps of both sequences together equal steps of each alone.
+  SequenceId c = e->addSequence().value();
+  ASSERT_TRUE(e->prefill({{c, kStory}}).isOk());
+  for (int32_t token : {300, 301, 302}) {
+    ASSERT_TRUE(e->step({{a, token}, {b, token}}).isOk());
+    std::vector<float> together(e->logits().row(0),
+                                e->logits().row(0) + e->logits().vocab);
+    ASSERT_TRUE(e->step({{c, token}}).isOk());
+    std::vector<float> alone(e->logits().row(0),
+                             e->logits().row(0) + e->logits().vocab);
+    EXPECT_EQ(together, alone);
+  }
+}
+
+TEST(Engine, PrefillEqualsStepByStep) {
+  auto e = engine(tinyStories());
+  std::vector<float> all = promptLogits(*e, kStory);
+  SequenceId s = e->addSequence().value();
+  size_t vocab = size_t(e->vocabSize());
+  for (size_t i = 0; i < kStory.size(); ++i) {
+    ASSERT_TRUE(e->step({{s, kStory[i]}}).isOk());
+    EXPECT_EQ(std::memcmp(e->logits().row(0), all.data() + i * vocab,
+                          vocab * sizeof(float)),
+              0)
+        << "token " << i;
+  }
+  EXPECT_EQ(e->sequenceLength(s).value(), int64_t(kStory.size()));
+}
+
+TEST(Engine, ThreadCountDoesNotChangeResults) {
+  EngineOptions one;
+  one.threads = 1;
+  EngineOptions three;
+  three.threads = 3;
+  auto artifact = tinyStories();
+  EXPECT_EQ(promptLogits(*engine(artifact, one), kStory),
+            promptLogits(*engine(artifact, three), kStory));
+}
+
+TEST(Engine, ExplicitPositionsMayLeaveGaps) {
+  auto e = engine(tinyStories());
+  SequenceId s = e->addSequence().value();
+  ASSERT_TRUE(e->forward({{s, 1, 0, false}, {s, 80, 5, true}}).isOk());
+  Status back = e->forward({{s, 147, 5, true}});
+  ASSERT_FALSE(back.isOk());
+  EXPECT_EQ(back.message(), "batch row 0 puts sequence " + std::to_string(s) +
+                                " at position 5, but its next position is at "
+                                "least 6");
+}
+
+TEST(Engine, BadBatchesChangeNothing) {
+  auto e = engine(tinyStories());
+  SequenceId s = e->addSequence().value();
+  ASSERT_TRUE(e->prefill({{s, {1, 80}}}).isOk());
+  Status bad = e->forward({{s, 147, 2, false}, {s, 2048, 3, true}});
+  ASSERT_FALSE(bad.isOk());
+  EXPECT_EQ(bad.message(), "batch row 1 holds token id 2048, outside the "
+                           "vocabulary of 2048 tokens");
+  EXPECT_EQ(e->prefill({{s, {-1}}}).message(),
+            "batch row 0 holds token id -1, outside the vocabulary of 2048 "
+            "tokens");
+  EXPECT_EQ(e->step({{999, 5}}).message(),
+            "prefill entry 0 names sequence 999, which does not exist");
+  EXPECT_EQ(e->forward({}).message(), "a batch needs at least one token");
+  EXPECT_EQ(e->sequenceLength(s).value(), 2);
+  // The sequence continues as if the failures had not happened.
+  ASSERT_TRUE(e->prefill({{s, {147, 201}}}).isOk());
+  std::vector<float> last(e->logits().row(0),
+                          e->logits().row(0) + e->logits().vocab);
+  std::vector<float> fresh = promptLogits(*e, {1, 80, 147, 201});
+  EXPECT_TRUE(std::equal(last.begin(), last.end(), fresh.end() - 2048));
+}
+
+TEST(Engine, CacheExhaustionIsAnError) {
+  EngineOptions small;
+  small.cacheTokens = 32;
+  auto e = engine(tinyStories(16), small);
+  SequenceId a = e->addSequence().value(), b = e->addSequence().value();
+  std::vector<int32_t> long_(40, 80);
+  long_[0] = 1;
+  Status s = e->prefill({{a, long_}});
+  ASSERT_FALSE(s.isOk());
+  EXPECT_EQ(s.message(), "KV cache pool exhausted: layer 0 needs 3 more pages "
+                         "of 16 tokens but 2 of its 2 are free; remove "
+                         "finished sequences or raise "
+                         "EngineOptions::cacheTokens");
+  ASSERT_TRUE(e->prefill({{a, kStory}}).isOk());
+  EXPECT_FALSE(e->prefill({{b, kStory}, {b, kTom}}).isOk());
+  ASSERT_TRUE(e->removeSequence(a).isOk());
+  EXPECT_TRUE(e->prefill({{b, kStory}, {b, kTom}}).isOk());
+  EXPECT_EQ(e->stats().kvBytesInUse, e->stats().peakKvBytes);
+}
+
+TEST(Engine, GenerateStreamsAndStops) {
+  auto e = engine(tinyStories());
+  std::vector<int32_t> streamed;
+  GenerateOptions g;
+  g.maxNewTokens = 10;
+  g.stopAtEos = false;
+  auto r = e->generate(kStory, g, [&](int32_t t) {
+    streamed.push_back(t);
+    return streamed.size() < 4;
+  });
+  ASSERT_TRUE(r.isOk());
+  EXPECT_EQ(r->reason, StopReason::Cancelled);
+  EXPECT_EQ(r->tokens, streamed);
+  EXPECT_EQ(streamed.size(), 4u);
+
+  std::vector<int32_t> first = greedy(*e, kStory, 10);
+  g.stopTokens = {first[2]};
+  r = e->generate(kStory, g);
+  ASSERT_TRUE(r.isOk());
+  EXPECT_EQ(r->reason, StopReason::StopToken);
+  EXPECT_EQ(r->tokens, std::vector<int32_t>(first.begin(), first.begin() + 2));
+
+  g = {};
+  g.maxNewTokens = 1000;
+  r = e->generate(kStory, g);
+  ASSERT_TRUE(r.isOk());
+  EXPECT_TRUE(r->reason == StopReason::StopToken ||
+              r->reason == StopReason::ContextFull);
+  EXPECT_EQ(e->generate({}, g).status().message(),
+            "generate needs a prompt of at least one token");
+}
+
+TEST(Engine, SamplingIsReproducibleFromItsSeed) {
+  auto e = engine(tinyStories());
+  GenerateOptions g;
+  g.maxNewTokens = 24;
+  g.stopAtEos = false;
+  g.sampling.temperature = 1.0f;
+  g.sampling.topP = 0.9f;
+  g.sampling.seed = 5;
+  auto a = e->generate(kTom, g), b = e->generate(kTom, g);
+  g.sampling.seed = 6;
+  auto c = e->generate(kTom, g);
+  ASSERT_TRUE(a.isOk() && b.isOk() && c.isOk());
+  EXPECT_EQ(a->tokens, b->tokens);
+  EXPECT_NE(a->tokens, c->tokens);
+}
+
+TEST(Engine, ReportsStats) {
+  auto e = engine(tinyStories());
+  greedy(*e, kStory, 16);
+  EngineStats s = e->stats();
+  // 2 layers x 4 KV heads x 16 dims x (key + value) x 4 bytes.
+  EXPECT_EQ(s.kvBytesPerToken, 1024u);
+  EXPECT_EQ(s.prefillTokens, kStory.size());
+  EXPECT_EQ(s.decodeTokens, 15u);
+  EXPECT_GT(s.decodeTokensPerSecond(), 0);
+  EXPECT_GT(s.prefillTokensPerSecond(), 0);
+  EXPECT_EQ(s.kvBytesInUse, 0u);
+  // 28 tokens in pages of 16: two pages per layer.
+  EXPECT_EQ(s.peakKvBytes, 2u * 2 * (16 * 4 * 16 * 4 * 2 + 16 * 4));
+}
+
+TEST(Engine, Bf16CacheStaysClose) {
+  test::LlamaArtifactOptions o;
+  o.cacheEncoding = schema::ENCODING_BF16;
+  auto bf16 = engine(load(o));
+  EXPECT_EQ(bf16->stats().kvBytesPerToken, 512u);
+  std::vector<float> a = promptLogits(*bf16, kStory);
+  std::vector<float> b = promptLogits(*engine(tinyStories()), kStory);
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, double(std::abs(a[i] - b[i])));
+    scale = std::max(scale, double(std::abs(b[i])));
+  }
+  EXPECT_LT(diff / scale, 1e-2);
+}
+
+TEST(Engine, RefusesWhatTheCpuBackendCannotRun) {
+  test::LlamaArtifactOptions o;
+  o.cacheEncoding = schema::ENCODING_POLAR;
+  auto polar = load(o);
+  EXPECT_EQ(Engine::create(polar).status().message(),
+            polar->name() + ": layer 0 key encoding polar is not supported by "
+                            "the cpu backend of this runtime");
+  o = {};
+  o.target = "tpu";
+  auto tpu = load(o);
+  EXPECT_EQ(Engine::create(tpu).status().message(),
+            tpu->name() + ": target \"tpu\" cannot run on the cpu backend, "
+                          "which runs cpu, h100 and h200 artifacts");
+  EngineOptions cuda;
+  cuda.backend = "cuda";
+  EXPECT_EQ(Engine::create(tinyStories(), cuda).status().message(),
+            "backend \"cuda\" is not built into this runtime (available: cpu)");
+}
+
+} // namespace

@@ -1,0 +1,404 @@
+//===- KernelTest.cpp - CPU kernels against float64 references -----------===//
+#include "runtime/src/backends/cpu/Float16.h"
+#include "runtime/src/backends/cpu/Kernels.h"
+#include "runtime/src/backends/cpu/ThreadPool.h"
+#include "runtime/src/cache/PagedCache.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+using namespace kvrt;
+using namespace kvrt::cpu;
+
+namespace {
+
+std::vector<float> randomVector(size_t n, uint32_t seed, float scale = 1) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0, scale);
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = normal(rng);
+  return v;
+}
+
+/// max |a - b| / max |b|: the error relative to the reference's scale.
+double relativeError(const std::vector<float> &actual,
+                     const std::vector<double> &expected) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    diff = std::max(diff, std::abs(double(actual[i]) - expected[i]));
+    scale = std::max(scale, std::abs(expected[i]));
+  }
+  return diff / scale;
+}
+
+TEST(Float16, ConvertsBf16AndF16) {
+  EXPECT_EQ(bf16ToFloat(floatToBf16(1.5f)), 1.5f);
+  // 1 + 2^-8 is halfway between two bf16 values: ties go to even.
+  EXPECT_EQ(bf16ToFloat(floatToBf16(1.00390625f)), 1.0f);
+  EXPECT_EQ(bf16ToFloat(floatToBf16(1.01171875f)), 1.015625f);
+  EXPECT_TRUE(std::isnan(bf16ToFloat(floatToBf16(NAN))));
+  EXPECT_EQ(f16ToFloat(0x3c00), 1.0f);
+  EXPECT_EQ(f16ToFloat(0xc000), -2.0f);
+  EXPECT_EQ(f16ToFloat(0x7bff), 65504.0f);
+  EXPECT_EQ(f16ToFloat(0x0001), std::ldexp(1.0f, -24));
+  EXPECT_EQ(f16ToFloat(0x0200), std::ldexp(1.0f, -15));
+  EXPECT_TRUE(std::isinf(f16ToFloat(0x7c00)));
+}
+
+TEST(Linear, MatchesReference) {
+  ThreadPool pool(2);
+  for (int64_t rows : {1, 3, 9})
+    for (int64_t in : {5, 16, 100, 300})
+      for (int64_t out : {1, 6, 33, 700}) {
+        auto x = randomVector(size_t(rows * in), 1);
+        auto w = randomVector(size_t(out * in), 2);
+        auto b = randomVector(size_t(out), 3);
+        std::vector<float> y(size_t(rows * out));
+        linear(pool, x.data(), rows, in, w.data(), out, b.data(), y.data());
+        std::vector<double> ref(y.size());
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t o = 0; o < out; ++o) {
+            double s = b[o];
+            for (int64_t i = 0; i < in; ++i)
+              s += double(x[r * in + i]) * w[o * in + i];
+            ref[r * out + o] = s;
+          }
+        EXPECT_LT(relativeError(y, ref), 1e-6)
+            << rows << "x" << in << " -> " << out;
+      }
+}
+
+TEST(Linear, RowsDoNotDependOnTheBatchOrThreads) {
+  ThreadPool two(2), one(1);
+  int64_t rows = 7, in = 203, out = 517;
+  auto x = randomVector(size_t(rows * in), 4);
+  auto w = randomVector(size_t(out * in), 5);
+  std::vector<float> batched(size_t(rows * out));
+  linear(two, x.data(), rows, in, w.data(), out, nullptr, batched.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<float> alone(static_cast<size_t>(out));
+    linear(one, x.data() + r * in, 1, in, w.data(), out, nullptr, alone.data());
+    EXPECT_EQ(std::memcmp(alone.data(), batched.data() + r * out, out * 4), 0)
+        << "row " << r;
+  }
+}
+
+TEST(RmsNorm, MatchesReference) {
+  ThreadPool pool(2);
+  int64_t rows = 6, dim = 96;
+  auto x = randomVector(size_t(rows * dim), 6, 3.0f);
+  auto w = randomVector(size_t(dim), 7);
+  std::vector<float> y(x.size());
+  rmsNorm(pool, x.data(), rows, dim, w.data(), 1e-6f, y.data());
+  std::vector<double> ref(y.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    double ms = 0;
+    for (int64_t i = 0; i < dim; ++i)
+      ms += double(x[r * dim + i]) * x[r * dim + i];
+    double inv = 1 / std::sqrt(ms / dim + 1e-6);
+    for (int64_t i = 0; i < dim; ++i)
+      ref[r * dim + i] = x[r * dim + i] * inv * w[i];
+  }
+  EXPECT_LT(relativeError(y, ref), 1e-6);
+}
+
+/// Hugging Face's frequency computations (modeling_rope_utils), transcribed
+/// array by array in float64.
+std::vector<double> referenceFrequencies(const schema::Rope &rope, int64_t d,
+                                         double &attentionFactor) {
+  std::vector<double> inv(size_t(d / 2));
+  for (int64_t i = 0; i < d; i += 2)
+    inv[size_t(i / 2)] = 1.0 / std::pow(rope.theta(), double(i) / d);
+  attentionFactor = 1.0;
+  const schema::RopeScaling &s = rope.scaling();
+  if (s.kind() == schema::ROPE_SCALING_LINEAR) {
+    for (double &f : inv)
+      f /= s.factor();
+  } else if (s.kind() == schema::ROPE_SCALING_LLAMA3) {
+    double old = double(s.original_max_position());
+    double lowWavelen = old / s.low_freq_factor();
+    double highWavelen = old / s.high_freq_factor();
+    for (double &f : inv) {
+      double wavelen = 2 * M_PI / f;
+      double llama = wavelen > lowWavelen ? f / s.factor() : f;
+      double smooth = (old / wavelen - s.low_freq_factor()) /
+                      (s.high_freq_factor() - s.low_freq_factor());
+      double smoothed = (1 - smooth) * llama / s.factor() + smooth * llama;
+      bool medium = !(wavelen < highWavelen) && !(wavelen > lowWavelen);
+      f = medium ? smoothed : llama;
+    }
+  } else if (s.kind() == schema::ROPE_SCALING_YARN) {
+    double base = rope.theta(), orig = double(s.original_max_position());
+    auto correctionDim = [&](double rotations) {
+      return (d * std::log(orig / (rotations * 2 * M_PI))) /
+             (2 * std::log(base));
+    };
+    double low = std::max(std::floor(correctionDim(s.beta_fast())), 0.0);
+    double high =
+        std::min(std::ceil(correctionDim(s.beta_slow())), double(d - 1));
+    if (low == high)
+      high += 0.001;
+    for (size_t i = 0; i < inv.size(); ++i) {
+      double posFreq = std::pow(base, double(2 * i) / d);
+      double extrapolation = 1.0 / posFreq;
+      double interpolation = 1.0 / (s.factor() * posFreq);
+      double ramp =
+          std::min(1.0, std::max(0.0, (double(i) - low) / (high - low)));
+      double extrapolationFactor = 1 - ramp;
+      inv[i] = interpolation * (1 - extrapolationFactor) +
+               extrapolation * extrapolationFactor;
+    }
+    attentionFactor = s.attention_factor() > 0
+                          ? s.attention_factor()
+                          : 0.1 * std::log(s.factor()) + 1.0;
+  }
+  return inv;
+}
+
+schema::Rope makeRope(schema::RopeStyle style, schema::RopeScalingKind kind) {
+  schema::Rope rope;
+  rope.set_theta(500000);
+  rope.set_style(style);
+  schema::RopeScaling &s = *rope.mutable_scaling();
+  s.set_kind(kind);
+  if (kind == schema::ROPE_SCALING_LINEAR) {
+    s.set_factor(4);
+  } else if (kind == schema::ROPE_SCALING_LLAMA3) {
+    s.set_factor(8);
+    s.set_low_freq_factor(1);
+    s.set_high_freq_factor(4);
+    s.set_original_max_position(8192);
+  } else if (kind == schema::ROPE_SCALING_YARN) {
+    s.set_factor(4);
+    s.set_original_max_position(32768);
+    s.set_beta_fast(32);
+    s.set_beta_slow(1);
+  }
+  return rope;
+}
+
+TEST(Rope, KnownFrequencies) {
+  // Llama 3.1: the highest frequency is kept, the lowest divided by 8.
+  auto llama3 = ropeFrequencies(
+      makeRope(schema::ROPE_STYLE_HALF, schema::ROPE_SCALING_LLAMA3), 128);
+  EXPECT_DOUBLE_EQ(llama3.inverse[0], 1.0);
+  EXPECT_DOUBLE_EQ(llama3.inverse[63], std::pow(500000.0, -126.0 / 128) / 8);
+  // YaRN's default attention factor for factor 4 (Qwen's 0.1 ln 4 + 1).
+  auto yarn = ropeFrequencies(
+      makeRope(schema::ROPE_STYLE_HALF, schema::ROPE_SCALING_YARN), 128);
+  EXPECT_NEAR(yarn.attentionFactor, 1.138629, 1e-6);
+}
+
+TEST(Rope, MatchesReferenceInEveryStyleAndScaling) {
+  ThreadPool pool(2);
+  int64_t rows = 5, heads = 3, d = 64;
+  std::vector<int32_t> positions = {0, 1, 17, 4000, 100000};
+  auto x = randomVector(size_t(rows * heads * d), 8);
+  for (auto style : {schema::ROPE_STYLE_HALF, schema::ROPE_STYLE_INTERLEAVED})
+    for (auto kind : {schema::ROPE_SCALING_NONE, schema::ROPE_SCALING_LINEAR,
+                      schema::ROPE_SCALING_LLAMA3, schema::ROPE_SCALING_YARN}) {
+      schema::Rope r = makeRope(style, kind);
+      std::vector<float> y(x.size());
+      rope(pool, ropeFrequencies(r, d), x.data(), rows, heads, d,
+           positions.data(), y.data());
+      double factor;
+      std::vector<double> inv = referenceFrequencies(r, d, factor);
+      std::vector<double> ref(y.size());
+      for (int64_t t = 0; t < rows; ++t)
+        for (int64_t h = 0; h < heads; ++h) {
+          const float *xh = x.data() + (t * heads + h) * d;
+          double *out = ref.data() + (t * heads + h) * d;
+          if (style == schema::ROPE_STYLE_HALF) {
+            // q * cos + rotate_half(q) * sin over cat(freqs, freqs).
+            for (int64_t i = 0; i < d; ++i) {
+              double angle = positions[t] * inv[size_t(i % (d / 2))];
+              double rotated =
+                  i < d / 2 ? -double(xh[i + d / 2]) : double(xh[i - d / 2]);
+              out[i] = (xh[i] * std::cos(angle) + rotated * std::sin(angle)) *
+                       factor;
+            }
+          } else {
+            // (x[2i] + j x[2i+1]) * exp(j angle), as Meta's reference.
+            for (int64_t i = 0; i < d / 2; ++i) {
+              double angle = positions[t] * inv[size_t(i)];
+              double re = xh[2 * i], im = xh[2 * i + 1];
+              out[2 * i] =
+                  (re * std::cos(angle) - im * std::sin(angle)) * factor;
+              out[2 * i + 1] =
+                  (re * std::sin(angle) + im * std::cos(angle)) * factor;
+            }
+          }
+        }
+      EXPECT_LT(relativeError(y, ref), 2e-6)
+          << "style " << style << " scaling " << kind;
+    }
+}
+
+/// Keys and values appended to a cache, and queries over it, checked
+/// against a direct float64 softmax over the same entries.
+struct AttentionCase {
+  int64_t qHeads = 8, kvHeads = 2, d = 16;
+  std::vector<uint64_t> sequences;
+  std::vector<int32_t> positions;
+  std::vector<float> keys, values;
+};
+
+AttentionCase makeCase() {
+  AttentionCase c;
+  // Three sequences of 37, 5 and 70 tokens, interleaved in one batch; the
+  // second stores every other position, as after an eviction.
+  int32_t next[3] = {0, 0, 0};
+  int lengths[3] = {37, 5, 70};
+  for (int round = 0; round < 70; ++round)
+    for (int s = 0; s < 3; ++s)
+      if (round < lengths[s]) {
+        c.sequences.push_back(uint64_t(s + 10));
+        c.positions.push_back(next[s]);
+        next[s] += s == 1 ? 2 : 1;
+      }
+  size_t n = c.sequences.size() * size_t(c.kvHeads * c.d);
+  c.keys = randomVector(n, 9);
+  c.values = randomVector(n, 10);
+  return c;
+}
+
+std::vector<float> runAttention(const AttentionCase &c, uint32_t pageSize,
+                                CacheElement element, int64_t window,
+                                unsigned threads) {
+  uint32_t bytes = uint32_t(c.d) * cacheElementBytes(element);
+  PagedCache cache({{uint32_t(c.kvHeads), pageSize, bytes, bytes, 1000}});
+  for (uint64_t s : {10, 11, 12})
+    EXPECT_TRUE(cache.addSequence(s).isOk());
+  std::vector<std::pair<uint64_t, uint64_t>> counts = {
+      {10, 37}, {11, 5}, {12, 70}};
+  EXPECT_TRUE(cache.reserve(counts).isOk());
+  append(cache, 0, element, element, c.keys.data(), c.values.data(),
+         int64_t(c.sequences.size()), c.d, c.sequences.data(),
+         c.positions.data());
+  ThreadPool pool(threads);
+  AttentionParams params;
+  params.keyElement = params.valueElement = element;
+  params.scale = 0.25f;
+  params.slidingWindow = window;
+  int64_t rows = int64_t(c.sequences.size());
+  auto q = randomVector(size_t(rows * c.qHeads * c.d), 11);
+  std::vector<float> out(q.size());
+  std::vector<std::vector<float>> scratch;
+  attention(pool, cache, params, q.data(), rows, c.qHeads, c.d,
+            c.sequences.data(), c.positions.data(), out.data(), scratch);
+  return out;
+}
+
+std::vector<double> referenceAttention(const AttentionCase &c, bool bf16,
+                                       int64_t window) {
+  auto round = [&](float v) {
+    return bf16 ? double(bf16ToFloat(floatToBf16(v))) : double(v);
+  };
+  int64_t rows = int64_t(c.sequences.size()), group = c.qHeads / c.kvHeads;
+  auto q = randomVector(size_t(rows * c.qHeads * c.d), 11);
+  std::vector<double> out(q.size(), 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t h = 0; h < c.qHeads; ++h) {
+      int64_t g = h / group;
+      std::vector<double> scores;
+      std::vector<int64_t> entries;
+      for (int64_t e = 0; e < rows; ++e) {
+        int64_t distance = c.positions[r] - c.positions[e];
+        if (c.sequences[e] != c.sequences[r] || distance < 0 ||
+            (window && distance >= window))
+          continue;
+        double s = 0;
+        for (int64_t i = 0; i < c.d; ++i)
+          s += double(q[(r * c.qHeads + h) * c.d + i]) *
+               round(c.keys[(e * c.kvHeads + g) * c.d + i]);
+        scores.push_back(s * 0.25);
+        entries.push_back(e);
+      }
+      double m = *std::max_element(scores.begin(), scores.end()), sum = 0;
+      for (double &s : scores)
+        sum += (s = std::exp(s - m));
+      for (size_t k = 0; k < entries.size(); ++k)
+        for (int64_t i = 0; i < c.d; ++i)
+          out[(r * c.qHeads + h) * c.d + i] +=
+              scores[k] / sum *
+              round(c.values[(entries[k] * c.kvHeads + g) * c.d + i]);
+    }
+  return out;
+}
+
+TEST(Attention, MatchesReferenceWithGqaAtEveryPageSize) {
+  AttentionCase c = makeCase();
+  std::vector<double> ref = referenceAttention(c, false, 0);
+  std::vector<float> first;
+  for (uint32_t pageSize : {1u, 16u, 64u}) {
+    std::vector<float> out = runAttention(c, pageSize, CacheElement::F32, 0, 2);
+    EXPECT_LT(relativeError(out, ref), 1e-6) << "page size " << pageSize;
+    if (first.empty())
+      first = out;
+    // The page size changes where entries live, never the result.
+    EXPECT_EQ(out, first) << "page size " << pageSize;
+  }
+  EXPECT_EQ(runAttention(c, 16, CacheElement::F32, 0, 1), first);
+}
+
+TEST(Attention, SlidingWindow) {
+  AttentionCase c = makeCase();
+  for (int64_t window : {1, 4, 20}) {
+    std::vector<double> ref = referenceAttention(c, false, window);
+    std::vector<float> out = runAttention(c, 16, CacheElement::F32, window, 2);
+    EXPECT_LT(relativeError(out, ref), 1e-6) << "window " << window;
+  }
+}
+
+TEST(Attention, Bf16Cache) {
+  AttentionCase c = makeCase();
+  std::vector<double> ref = referenceAttention(c, true, 0);
+  for (uint32_t pageSize : {1u, 64u})
+    EXPECT_LT(
+        relativeError(runAttention(c, pageSize, CacheElement::BF16, 0, 2), ref),
+        1e-6);
+}
+
+TEST(Elementwise, SwigluAddEmbedding) {
+  ThreadPool pool(2);
+  int64_t n = 40000;
+  auto a = randomVector(size_t(n), 12, 4.0f), b = randomVector(size_t(n), 13);
+  std::vector<float> y(static_cast<size_t>(n));
+  swiglu(pool, a.data(), b.data(), n, y.data());
+  std::vector<double> ref(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    ref[i] = a[i] / (1 + std::exp(-double(a[i]))) * b[i];
+  EXPECT_LT(relativeError(y, ref), 1e-6);
+  add(pool, a.data(), b.data(), n, y.data());
+  for (int64_t i = 0; i < n; ++i)
+    ref[i] = double(a[i]) + b[i];
+  EXPECT_LT(relativeError(y, ref), 1e-7);
+
+  int64_t vocab = 50, hidden = 12;
+  auto table = randomVector(size_t(vocab * hidden), 14);
+  std::vector<int32_t> tokens = {3, 49, 0, 3};
+  std::vector<float> rows(tokens.size() * size_t(hidden));
+  embedding(pool, table.data(), hidden, tokens.data(), int64_t(tokens.size()),
+            rows.data());
+  for (size_t r = 0; r < tokens.size(); ++r)
+    for (int64_t i = 0; i < hidden; ++i)
+      EXPECT_EQ(rows[r * hidden + i], table[tokens[r] * hidden + i]);
+}
+
+TEST(ThreadPool, RunsEveryTaskOnceAcrossManyJobs) {
+  ThreadPool pool(3);
+  for (int job = 0; job < 500; ++job) {
+    std::vector<std::atomic<int>> hits(size_t(1 + job % 37));
+    pool.run(hits.size(), [&](size_t i, unsigned thread) {
+      EXPECT_LT(thread, 3u);
+      hits[i].fetch_add(1);
+    });
+    for (auto &h : hits)
+      ASSERT_EQ(h.load(), 1);
+  }
+}
+
+} // namespace

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""A float64 numpy Llama forward pass, and the check that libkvrt matches it.
+
+Reads a Hugging Face Llama folder (config.json, model.safetensors), runs
+kvrt-runtime-dump on a few prompts given as token ids, and compares:
+  * the logits of every prompt token: max |runtime - reference| divided by
+    max |reference| per prompt must stay below 1e-4;
+  * 32 greedy tokens after each prompt must be identical.
+The model follows transformers' LlamaForCausalLM: RMSNorm, rotate_half RoPE,
+grouped-query attention, SwiGLU MLP, tied embeddings when configured.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from safetensors.numpy import load_file
+
+# Story openings as token ids (BOS first); the tokenizer is tested elsewhere.
+PROMPTS = [
+    [1, 80, 147, 201, 282, 215, 286, 598, 1662, 887, 610, 57],
+    [1, 80, 388, 1174, 1714, 84, 235],
+    [1, 80, 247, 476],
+    [1],
+]
+NEW_TOKENS = 32
+TOLERANCE = 1e-4
+
+
+class Llama:
+    def __init__(self, model_dir):
+        with open(os.path.join(model_dir, "config.json")) as f:
+            self.config = json.load(f)
+        raw = load_file(os.path.join(model_dir, "model.safetensors"))
+        self.w = {name: t.astype(np.float64) for name, t in raw.items()}
+        c = self.config
+        self.heads = c["num_attention_heads"]
+        self.kv_heads = c.get("num_key_value_heads", self.heads)
+        self.head_dim = c.get("head_dim", c["hidden_size"] // self.heads)
+        self.eps = c["rms_norm_eps"]
+        # Tied checkpoints may store the shared matrix under one name only.
+        embed = self.w.get("model.embed_tokens.weight")
+        head = self.w.get("lm_head.weight")
+        tied = c.get("tie_word_embeddings", False)
+        self.embed = embed if embed is not None else head
+        self.lm_head = self.embed if tied or head is None else head
+
+    def rms_norm(self, x, weight):
+        return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.eps) * weight
+
+    def rope(self, x, positions):
+        d = self.head_dim
+        inv_freq = 1.0 / (self.config["rope_theta"] ** (np.arange(0, d, 2) / d))
+        freqs = np.outer(positions, inv_freq)
+        emb = np.concatenate([freqs, freqs], axis=-1)[:, None, :]
+        rotated = np.concatenate([-x[..., d // 2:], x[..., : d // 2]], axis=-1)
+        return x * np.cos(emb) + rotated * np.sin(emb)
+
+    def forward(self, ids):
+        """Logits [tokens, vocab] of a whole sequence, without a cache."""
+        w, t, d = self.w, len(ids), self.head_dim
+        positions = np.arange(t)
+        x = self.embed[np.array(ids)]
+        mask = np.triu(np.full((t, t), -np.inf), k=1)
+        group = self.heads // self.kv_heads
+        for layer in range(self.config["num_hidden_layers"]):
+            p = f"model.layers.{layer}."
+            h = self.rms_norm(x, w[p + "input_layernorm.weight"])
+            q = (h @ w[p + "self_attn.q_proj.weight"].T).reshape(t, self.heads, d)
+            k = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(t, self.kv_heads, d)
+            v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(t, self.kv_heads, d)
+            q, k = self.rope(q, positions), self.rope(k, positions)
+            k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
+            scores = np.einsum("qhd,khd->hqk", q, k) / np.sqrt(d) + mask
+            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            scores /= scores.sum(axis=-1, keepdims=True)
+            o = np.einsum("hqk,khd->qhd", scores, v).reshape(t, self.heads * d)
+            x = x + o @ w[p + "self_attn.o_proj.weight"].T
+            h = self.rms_norm(x, w[p + "post_attention_layernorm.weight"])
+            gate = h @ w[p + "mlp.gate_proj.weight"].T
+            up = h @ w[p + "mlp.up_proj.weight"].T
+            x = x + (gate / (1 + np.exp(-gate)) * up) @ w[p + "mlp.down_proj.weight"].T
+        return self.rms_norm(x, w["model.norm.weight"]) @ self.lm_head.T
+
+    def greedy(self, ids, n):
+        ids, out = list(ids), []
+        for _ in range(n):
+            token = int(np.argmax(self.forward(ids)[-1]))
+            out.append(token)
+            ids.append(token)
+        return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--runner", required=True, help="kvrt-runtime-dump")
+    parser.add_argument("--work", required=True, help="a scratch folder")
+    parser.add_argument("--artifact",
+                        help="run this .kvpkg of the model (as kvopt compile "
+                             "wrote it) instead of the test's own plan")
+    args = parser.parse_args()
+
+    os.makedirs(args.work, exist_ok=True)
+    prompts_file = os.path.join(args.work, "prompts.txt")
+    with open(prompts_file, "w") as f:
+        f.writelines(" ".join(map(str, p)) + "\n" for p in PROMPTS)
+    subprocess.run([args.runner, "reference", args.artifact or args.model,
+                    args.work,
+                    prompts_file, str(NEW_TOKENS)], check=True)
+
+    model = Llama(args.model)
+    vocab = model.config["vocab_size"]
+    passed = failed = 0
+    for i, prompt in enumerate(PROMPTS):
+        reference = model.forward(prompt)
+        runtime = np.fromfile(os.path.join(args.work, f"logits_{i}.f32"),
+                              dtype=np.float32).reshape(len(prompt), vocab)
+        error = np.abs(runtime - reference).max() / np.abs(reference).max()
+        with open(os.path.join(args.work, f"greedy_{i}.txt")) as f:
+            runtime_tokens = [int(t) for t in f.read().split()]
+        reference_tokens = model.greedy(prompt, NEW_TOKENS)
+        ok = error < TOLERANCE and runtime_tokens == reference_tokens
+        passed, failed = passed + ok, failed + (not ok)
+        print(f"prompt {i} ({len(prompt)} tokens): max relative logit error "
+              f"{error:.2e} (limit {TOLERANCE:.0e}); greedy {NEW_TOKENS} tokens "
+              f"{'identical' if runtime_tokens == reference_tokens else 'DIFFER'}")
+        if runtime_tokens != reference_tokens:
+            print(f"  runtime   {runtime_tokens}\n  reference {reference_tokens}")
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
