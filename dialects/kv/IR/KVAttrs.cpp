@@ -3,9 +3,11 @@
 #include "dialects/kv/IR/KVDialect.h"
 
 #include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/MathExtras.h"
 
 #include <charconv>
+#include <cmath>
 
 using namespace mlir;
 using namespace mlir::kv;
@@ -30,14 +32,25 @@ FailureOr<llvm::APFloat> mlir::kv::parseDouble(AsmParser &parser) {
   return llvm::APFloat(value);
 }
 
-void mlir::kv::printDouble(AsmPrinter &printer, const llvm::APFloat &apValue) {
-  double value = apValue.convertToDouble();
+std::string mlir::kv::formatDouble(double value) {
+  // The longest shortest form of a double, `-2.2250738585072014e-308`, has 24
+  // characters.
   char buffer[32];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
-  std::string text(buffer, ec == std::errc() ? end : buffer);
-  // The parser reads a bare integer as an integer, not a float.
-  if (text.find_first_of(".eEn") == std::string::npos)
-    text += ".0";
+  char *end = std::to_chars(buffer, buffer + sizeof(buffer), value).ptr;
+  return std::string(buffer, end);
+}
+
+void mlir::kv::printDouble(AsmPrinter &printer, const llvm::APFloat &apValue) {
+  // The parser reads infinities and NaNs only as their bit pattern in hex.
+  if (!apValue.isFinite()) {
+    printer << llvm::format_hex(apValue.bitcastToAPInt().getZExtValue(), 18);
+    return;
+  }
+  // The lexer reads `8` as an integer and `1e-05` as the integer 1 followed by
+  // an identifier: a float literal needs a fraction before its exponent.
+  std::string text = formatDouble(apValue.convertToDouble());
+  if (text.find('.') == std::string::npos)
+    text.insert(std::min(text.find('e'), text.size()), ".0");
   printer << text;
 }
 
@@ -47,8 +60,8 @@ void mlir::kv::printDouble(AsmPrinter &printer, const llvm::APFloat &apValue) {
 
 double Bf16EncodingAttr::getBitsPerCoordinate(int64_t) const { return 16; }
 LogicalResult
-Bf16EncodingAttr::verifyHeadDim(int64_t,
-                                function_ref<InFlightDiagnostic()>) const {
+Bf16EncodingAttr::verifyVectorSize(int64_t, StringRef,
+                                   function_ref<InFlightDiagnostic()>) const {
   return success();
 }
 
@@ -57,8 +70,8 @@ double Fp8EncodingAttr::getBitsPerCoordinate(int64_t headDim) const {
   return getScale() == ScaleMode::Dynamic ? 8.0 + 32.0 / headDim : 8.0;
 }
 LogicalResult
-Fp8EncodingAttr::verifyHeadDim(int64_t,
-                               function_ref<InFlightDiagnostic()>) const {
+Fp8EncodingAttr::verifyVectorSize(int64_t, StringRef,
+                                  function_ref<InFlightDiagnostic()>) const {
   return success();
 }
 
@@ -66,12 +79,12 @@ double Nvfp4EncodingAttr::getBitsPerCoordinate(int64_t) const {
   // An E2M1 value each, and an E4M3 scale per 16 values.
   return 4.0 + 8.0 / 16.0;
 }
-LogicalResult Nvfp4EncodingAttr::verifyHeadDim(
-    int64_t headDim, function_ref<InFlightDiagnostic()> emitError) const {
-  if (headDim % 16 != 0)
+LogicalResult Nvfp4EncodingAttr::verifyVectorSize(
+    int64_t size, StringRef sizeName,
+    function_ref<InFlightDiagnostic()> emitError) const {
+  if (size % 16 != 0)
     return emitError() << "#kv.nvfp4 scales blocks of 16 coordinates, but "
-                          "head_dim "
-                       << headDim << " is not a multiple of 16";
+                       << sizeName << " " << size << " is not a multiple of 16";
   return success();
 }
 
@@ -92,20 +105,22 @@ double IntEncodingAttr::getBitsPerCoordinate(int64_t) const {
   // An fp16 scale and an fp16 zero per group of `group` coordinates.
   return getBits() + 32.0 / getGroup();
 }
-LogicalResult IntEncodingAttr::verifyHeadDim(
-    int64_t headDim, function_ref<InFlightDiagnostic()> emitError) const {
-  if (headDim % getGroup() != 0) {
+LogicalResult IntEncodingAttr::verifyVectorSize(
+    int64_t size, StringRef sizeName,
+    function_ref<InFlightDiagnostic()> emitError) const {
+  if (size % getGroup() != 0) {
     InFlightDiagnostic diag = emitError();
     diag << "#kv.int groups values along channels, but group " << getGroup()
-         << " does not divide head_dim " << headDim << "; allowed groups:";
+         << " does not divide " << sizeName << " " << size
+         << "; allowed groups:";
     bool any = false;
     for (unsigned g : {32u, 64u, 128u})
-      if (headDim % g == 0) {
+      if (size % g == 0) {
         diag << " " << g;
         any = true;
       }
     if (!any)
-      diag << " none (head_dim must be a multiple of 32)";
+      diag << " none (" << sizeName << " must be a multiple of 32)";
     return diag;
   }
   return success();
@@ -126,12 +141,13 @@ double PolarEncodingAttr::getBitsPerCoordinate(int64_t headDim) const {
     bits += 1.0 + 16.0 / headDim;
   return bits;
 }
-LogicalResult PolarEncodingAttr::verifyHeadDim(
-    int64_t headDim, function_ref<InFlightDiagnostic()> emitError) const {
-  if (headDim < 2 || !llvm::isPowerOf2_64(headDim))
+LogicalResult PolarEncodingAttr::verifyVectorSize(
+    int64_t size, StringRef sizeName,
+    function_ref<InFlightDiagnostic()> emitError) const {
+  if (size < 2 || !llvm::isPowerOf2_64(size))
     return emitError() << "#kv.polar rotates with a Hadamard transform, which "
-                          "needs a power-of-two head_dim, got "
-                       << headDim;
+                          "needs a power-of-two "
+                       << sizeName << ", got " << size;
   return success();
 }
 
@@ -151,13 +167,15 @@ double LowRankEncodingAttr::getBitsPerCoordinate(int64_t headDim) const {
   auto latent = llvm::cast<EncodingAttrInterface>(getLatent());
   return latent.getBitsPerCoordinate(getRank()) * getRank() / headDim;
 }
-LogicalResult LowRankEncodingAttr::verifyHeadDim(
-    int64_t headDim, function_ref<InFlightDiagnostic()> emitError) const {
-  if (getRank() >= headDim)
+LogicalResult LowRankEncodingAttr::verifyVectorSize(
+    int64_t size, StringRef sizeName,
+    function_ref<InFlightDiagnostic()> emitError) const {
+  if (getRank() >= size)
     return emitError() << "#kv.lowrank rank " << getRank()
-                       << " must be smaller than head_dim " << headDim;
+                       << " must be smaller than " << sizeName << " " << size;
+  // The latent stores `rank` coordinates per vector, not head_dim.
   return llvm::cast<EncodingAttrInterface>(getLatent())
-      .verifyHeadDim(getRank(), emitError);
+      .verifyVectorSize(getRank(), "#kv.lowrank rank", emitError);
 }
 
 //===----------------------------------------------------------------------===//
@@ -170,12 +188,18 @@ mlir::kv::verifyBudget(Attribute budget,
   if (auto f = llvm::dyn_cast<FloatAttr>(budget)) {
     double v = f.getValueAsDouble();
     if (!(v > 0.0 && v <= 1.0))
-      return emitError() << "budget fraction must be in (0, 1], got " << v;
+      return emitError() << "budget fraction must be in (0, 1], got "
+                         << formatDouble(v);
     return success();
   }
-  if (auto i = llvm::dyn_cast<IntegerAttr>(budget)) {
-    if (i.getValue().isNegative() || i.getValue().isZero())
-      return emitError() << "budget token count must be positive, got " << i;
+  // `true` and `false` are i1 integers, but no token count.
+  if (auto i = llvm::dyn_cast<IntegerAttr>(budget);
+      i && !i.getType().isInteger(1)) {
+    bool isSigned = !i.getType().isUnsignedInteger();
+    const llvm::APInt &count = i.getValue();
+    if (count.isZero() || (isSigned && count.isNegative()))
+      return emitError() << "budget token count must be positive, got "
+                         << llvm::toString(count, 10, isSigned);
     return success();
   }
   return emitError() << "budget must be a fraction in (0, 1] or a positive "
@@ -242,13 +266,20 @@ LogicalResult TwoLevelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 // RoPE scaling
 //===----------------------------------------------------------------------===//
 
+/// Scaling parameters must be finite numbers: inf and NaN reach the
+/// frequency formulas unchecked otherwise.
+static bool isFinitePositive(double value) {
+  return std::isfinite(value) && value > 0;
+}
+
 LogicalResult
 RopeLinearAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                        llvm::APFloat factorValue) {
   double factor = factorValue.convertToDouble();
-  if (!(factor > 0))
-    return emitError() << "#kv.rope_linear factor must be positive, got "
-                       << factor;
+  if (!isFinitePositive(factor))
+    return emitError() << "#kv.rope_linear factor must be finite and "
+                          "positive, got "
+                       << formatDouble(factor);
   return success();
 }
 
@@ -260,13 +291,16 @@ RopeLlama3Attr::verify(function_ref<InFlightDiagnostic()> emitError,
   double factor = factorValue.convertToDouble();
   double lowFreqFactor = lowFreqValue.convertToDouble();
   double highFreqFactor = highFreqValue.convertToDouble();
-  if (!(factor > 0))
-    return emitError() << "#kv.rope_llama3 factor must be positive, got "
-                       << factor;
-  if (!(lowFreqFactor > 0) || !(highFreqFactor > lowFreqFactor))
-    return emitError() << "#kv.rope_llama3 needs 0 < low_freq_factor < "
-                          "high_freq_factor, got "
-                       << lowFreqFactor << " and " << highFreqFactor;
+  if (!isFinitePositive(factor))
+    return emitError() << "#kv.rope_llama3 factor must be finite and "
+                          "positive, got "
+                       << formatDouble(factor);
+  if (!isFinitePositive(lowFreqFactor) || !std::isfinite(highFreqFactor) ||
+      !(highFreqFactor > lowFreqFactor))
+    return emitError() << "#kv.rope_llama3 needs finite 0 < low_freq_factor "
+                          "< high_freq_factor, got "
+                       << formatDouble(lowFreqFactor) << " and "
+                       << formatDouble(highFreqFactor);
   if (originalMaxPosition <= 0)
     return emitError() << "#kv.rope_llama3 original_max_position must be "
                           "positive, got "
@@ -284,19 +318,24 @@ LogicalResult RopeYarnAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   double betaFast = betaFastValue.convertToDouble();
   double betaSlow = betaSlowValue.convertToDouble();
   double attentionFactor = attentionFactorValue.convertToDouble();
-  if (!(factor > 0))
-    return emitError() << "#kv.rope_yarn factor must be positive, got "
-                       << factor;
+  if (!isFinitePositive(factor))
+    return emitError() << "#kv.rope_yarn factor must be finite and positive, "
+                          "got "
+                       << formatDouble(factor);
   if (originalMaxPosition <= 0)
     return emitError() << "#kv.rope_yarn original_max_position must be "
                           "positive, got "
                        << originalMaxPosition;
-  if (!(betaFast > betaSlow))
-    return emitError() << "#kv.rope_yarn needs beta_fast > beta_slow, got "
-                       << betaFast << " and " << betaSlow;
-  if (attentionFactor < 0)
-    return emitError() << "#kv.rope_yarn attention_factor must be positive "
-                          "(or 0 to derive it from the factor), got "
-                       << attentionFactor;
+  // The betas count rotations; YaRN divides by them.
+  if (!isFinitePositive(betaSlow) || !std::isfinite(betaFast) ||
+      !(betaFast > betaSlow))
+    return emitError() << "#kv.rope_yarn needs finite beta_fast > beta_slow "
+                          "> 0, got "
+                       << formatDouble(betaFast) << " and "
+                       << formatDouble(betaSlow);
+  if (!std::isfinite(attentionFactor) || attentionFactor < 0)
+    return emitError() << "#kv.rope_yarn attention_factor must be finite and "
+                          "positive (or 0 to derive it from the factor), got "
+                       << formatDouble(attentionFactor);
   return success();
 }

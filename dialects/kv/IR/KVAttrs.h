@@ -8,11 +8,16 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectImplementation.h"
 
+#include <string>
+
 namespace mlir::kv {
 /// Parses a floating-point attribute parameter.
 FailureOr<llvm::APFloat> parseDouble(AsmParser &parser);
 /// Prints `value` in the shortest form that parses back to it.
 void printDouble(AsmPrinter &printer, const llvm::APFloat &value);
+/// Formats `value` for a diagnostic in its shortest round-trip form (`1.5`,
+/// `1e-05`), not raw_ostream's `%e`.
+std::string formatDouble(double value);
 } // namespace mlir::kv
 
 #include "dialects/kv/IR/KVEnums.h.inc"

@@ -75,9 +75,11 @@ def KV_EncodingAttrInterface : AttrInterface<"EncodingAttrInterface"> {
         coordinates it serves.
       }], "double", "getBitsPerCoordinate", (ins "int64_t":$headDim)>,
     InterfaceMethod<[{
-        Checks that the encoding can store vectors of `headDim` coordinates.
-      }], "::llvm::LogicalResult", "verifyHeadDim",
-      (ins "int64_t":$headDim,
+        Checks that the encoding can store vectors of `size` coordinates.
+        Diagnostics call that size `sizeName`: `head_dim` in a cache, the
+        rank when the encoding stores a `#kv.lowrank` latent.
+      }], "::llvm::LogicalResult", "verifyVectorSize",
+      (ins "int64_t":$size, "::llvm::StringRef":$sizeName,
            "::llvm::function_ref<::mlir::InFlightDiagnostic()>":$emitError)>
   ];
 }

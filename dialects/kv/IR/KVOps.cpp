@@ -3,6 +3,8 @@
 
 #include "mlir/IR/OpImplementation.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::kv;
 
@@ -10,20 +12,24 @@ using namespace mlir::kv;
 /// generic form they keep their full spelling (`#kv.rope_style<half>`).
 template <typename EnumAttrT>
 static ParseResult parseEnumKeyword(OpAsmParser &parser, EnumAttrT &attr) {
+  using Enum = decltype(std::declval<EnumAttrT>().getValue());
   llvm::SMLoc loc = parser.getCurrentLocation();
   StringRef keyword;
   if (parser.parseKeyword(&keyword))
     return failure();
-  using Enum = decltype(std::declval<EnumAttrT>().getValue());
-  std::optional<Enum> value;
-  if constexpr (std::is_same_v<Enum, RopeStyle>)
-    value = symbolizeRopeStyle(keyword);
-  else
-    value = symbolizePrefetchMode(keyword);
-  if (!value)
-    return parser.emitError(loc) << "unknown keyword '" << keyword << "'";
-  attr = EnumAttrT::get(parser.getContext(), *value);
-  return success();
+  if (std::optional<Enum> value = symbolizeEnum<Enum>(keyword)) {
+    attr = EnumAttrT::get(parser.getContext(), *value);
+    return success();
+  }
+  InFlightDiagnostic diag = parser.emitError(loc);
+  diag << "unknown keyword '" << keyword << "'; allowed:";
+  // The cases are numbered from 0; stringifying past the last gives "".
+  StringRef separator = " ";
+  for (uint32_t i = 0; !stringifyEnum(static_cast<Enum>(i)).empty(); ++i) {
+    diag << separator << stringifyEnum(static_cast<Enum>(i));
+    separator = ", ";
+  }
+  return diag;
 }
 
 template <typename EnumAttrT>
@@ -49,13 +55,28 @@ static std::string extent(int64_t d) {
   return ShapedType::isDynamic(d) ? "?" : std::to_string(d);
 }
 
+/// `1 token`, `2 tokens`, `? tokens`.
+static std::string count(int64_t n, llvm::StringRef one, llvm::StringRef many) {
+  return extent(n) + " " + (n == 1 ? one : many).str();
+}
+static std::string count(int64_t n, llvm::StringRef one) {
+  return count(n, one, (one + "s").str());
+}
+
+/// The verb for an operand name: the plural ones (`positions`, `the
+/// queries`) end in s.
+static llvm::StringRef has(llvm::StringRef name) {
+  return name.ends_with("s") ? "have" : "has";
+}
+
 static LogicalResult verifyTokenCount(Operation *op, Value tokens,
                                       llvm::StringRef tokensName, Value other,
                                       llvm::StringRef otherName) {
   if (!compatible(dim(tokens, 0), dim(other, 0)))
     return op->emitOpError()
-           << tokensName << " has " << extent(dim(tokens, 0)) << " entries but "
-           << otherName << " has " << extent(dim(other, 0)) << " tokens";
+           << tokensName << " " << has(tokensName) << " "
+           << count(dim(tokens, 0), "entry", "entries") << " but " << otherName
+           << " " << has(otherName) << " " << count(dim(other, 0), "token");
   return success();
 }
 
@@ -66,30 +87,31 @@ static LogicalResult verifyProjection(Operation *op, Value input, Value weight,
     return op->emitOpError()
            << "weight is (out x in) = " << extent(dim(weight, 0)) << "x"
            << extent(dim(weight, 1)) << " but the input has "
-           << extent(dim(input, 1)) << " features";
+           << count(dim(input, 1), "feature");
   if (!compatible(dim(result, 1), dim(weight, 0)))
     return op->emitOpError()
-           << "result has " << extent(dim(result, 1))
-           << " features but the weight produces " << extent(dim(weight, 0));
+           << "result has " << count(dim(result, 1), "feature")
+           << " but the weight produces " << extent(dim(weight, 0));
   return verifyTokenCount(op, result, "result", input, "the input");
 }
 
 LogicalResult EmbeddingOp::verify() {
   if (!compatible(dim(getResult(), 1), dim(getTable(), 1)))
-    return emitOpError() << "result rows have " << extent(dim(getResult(), 1))
-                         << " features but the table has "
-                         << extent(dim(getTable(), 1));
+    return emitOpError() << "result rows have "
+                         << count(dim(getResult(), 1), "feature")
+                         << " but the table has " << extent(dim(getTable(), 1));
   return verifyTokenCount(*this, getTokens(), "tokens", getResult(),
                           "the result");
 }
 
 LogicalResult RMSNormOp::verify() {
-  auto type = getInput().getType();
+  RankedTensorType type = getInput().getType();
   if (type.getRank() < 1)
     return emitOpError() << "input must have at least one dimension";
   if (!compatible(type.getShape().back(), dim(getWeight(), 0)))
-    return emitOpError() << "weight has " << extent(dim(getWeight(), 0))
-                         << " entries but the normalised dimension has "
+    return emitOpError() << "weight has "
+                         << count(dim(getWeight(), 0), "entry", "entries")
+                         << " but the normalised (last) dimension has "
                          << extent(type.getShape().back());
   if (!(getEpsilon().convertToDouble() > 0))
     return emitOpError() << "epsilon must be positive";
@@ -98,9 +120,10 @@ LogicalResult RMSNormOp::verify() {
 
 LogicalResult LinearOp::verify() {
   if (getBias() && !compatible(dim(getBias(), 0), dim(getWeight(), 0)))
-    return emitOpError() << "bias has " << extent(dim(getBias(), 0))
-                         << " entries but the weight has "
-                         << extent(dim(getWeight(), 0)) << " outputs";
+    return emitOpError() << "bias has "
+                         << count(dim(getBias(), 0), "entry", "entries")
+                         << " but the weight has "
+                         << count(dim(getWeight(), 0), "output");
   return verifyProjection(*this, getInput(), getWeight(), getResult());
 }
 
@@ -114,15 +137,19 @@ LogicalResult RopeOp::verify() {
     return emitOpError() << "rotates pairs of coordinates, so head_dim must "
                             "be even, got "
                          << headDim;
-  if (!(getTheta().convertToDouble() > 0))
-    return emitOpError() << "theta must be positive";
+  double theta = getTheta().convertToDouble();
+  if (!std::isfinite(theta) || theta <= 0)
+    return emitOpError() << "theta must be finite and positive, got "
+                         << formatDouble(theta);
   return verifyTokenCount(*this, getPositions(), "positions", getInput(),
                           "the input");
 }
 
 LogicalResult CacheOp::verify() {
-  if (getLayer() < 0)
-    return emitOpError() << "layer must be non-negative, got " << getLayer();
+  // getLayer() is unsigned: read the attribute's signed value.
+  if (int64_t layer = getLayerAttr().getInt(); layer < 0)
+    return emitOpError() << "layer must be a non-negative layer index, got "
+                         << layer;
   return success();
 }
 
@@ -142,9 +169,20 @@ static LogicalResult verifyQueryGroups(Operation *op, Value queries,
   int64_t queryHeads = dim(queries, 1);
   if (!ShapedType::isDynamic(queryHeads) && queryHeads % cache.getHeads() != 0)
     return op->emitOpError()
-           << queryHeads << " query heads cannot share " << cache.getHeads()
-           << " KV heads: the query heads must be a multiple of the KV heads";
+           << count(queryHeads, "query head") << " cannot share "
+           << count(cache.getHeads(), "KV head")
+           << ": the query heads must be a multiple of the KV heads";
   return verifyHeads(op, queries, "queries", cache);
+}
+
+/// A selection (tokens x KV heads x entries) lists entries per KV head.
+static LogicalResult verifySelectionHeads(Operation *op, Value selection,
+                                          CacheType cache) {
+  if (!compatible(dim(selection, 1), cache.getHeads()))
+    return op->emitOpError()
+           << "selection has " << count(dim(selection, 1), "head")
+           << " but the cache has " << count(cache.getHeads(), "KV head");
+  return success();
 }
 
 LogicalResult AppendOp::verify() {
@@ -153,9 +191,9 @@ LogicalResult AppendOp::verify() {
        {std::pair<Value, llvm::StringRef>{getKeys(), "keys"},
         {getValues(), "values"}}) {
     if (!compatible(dim(value, 1), cache.getHeads()))
-      return emitOpError() << name << " have " << extent(dim(value, 1))
-                           << " heads but the cache has " << cache.getHeads()
-                           << " KV heads";
+      return emitOpError() << name << " have " << count(dim(value, 1), "head")
+                           << " but the cache has "
+                           << count(cache.getHeads(), "KV head");
     if (failed(verifyHeads(*this, value, name, cache)))
       return failure();
   }
@@ -174,14 +212,15 @@ LogicalResult AttentionOp::verify() {
                          << getQueries().getType();
   if (!(getScale().convertToDouble() > 0))
     return emitOpError() << "scale must be positive";
-  if (auto window = getSlidingWindow(); window && *window <= 0)
-    return emitOpError() << "sliding_window must be a positive token count";
+  // getSlidingWindow() is unsigned: read the attribute's signed value.
+  if (IntegerAttr window = getSlidingWindowAttr();
+      window && window.getInt() <= 0)
+    return emitOpError() << "sliding_window must be a positive token count, "
+                            "got "
+                         << window.getInt();
   if (Value sel = getSelection()) {
-    if (!compatible(dim(sel, 1), cache.getHeads()))
-      return emitOpError() << "selection has " << extent(dim(sel, 1))
-                           << " heads but the cache has " << cache.getHeads()
-                           << " KV heads";
-    if (failed(verifyTokenCount(*this, sel, "selection", getQueries(),
+    if (failed(verifySelectionHeads(*this, sel, cache)) ||
+        failed(verifyTokenCount(*this, sel, "selection", getQueries(),
                                 "the queries")))
       return failure();
   }
@@ -232,8 +271,9 @@ LogicalResult SelectOp::verify() {
                          << cache.getHeads() << "), got "
                          << extent(dim(getSelection(), 1));
   if (!compatible(dim(getSelection(), 2), getPolicy().getTopTokens()))
-    return emitOpError() << "selection holds " << extent(dim(getSelection(), 2))
-                         << " tokens per head but the policy selects "
+    return emitOpError() << "selection holds "
+                         << count(dim(getSelection(), 2), "token")
+                         << " per head but the policy selects "
                          << getPolicy().getTopTokens();
   return verifyTokenCount(*this, getSelection(), "selection", getQueries(),
                           "the queries");
@@ -252,4 +292,12 @@ LogicalResult ProjectOp::verify() {
                          << extent(dim(getBasis(), 2));
   return verifyTokenCount(*this, getResult(), "result", getInput(),
                           "the input");
+}
+
+LogicalResult PrefetchOp::verify() {
+  Value sel = getSelection();
+  if (!sel)
+    return success();
+  return verifySelectionHeads(*this, sel,
+                              llvm::cast<CacheType>(getCache().getType()));
 }

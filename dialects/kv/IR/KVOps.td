@@ -14,7 +14,8 @@ def KV_CacheResource : Resource<"::mlir::kv::CacheResource">;
 def KV_Cache : Type<CPred<"::llvm::isa<::mlir::kv::CacheType>($_self)">,
                     "KV cache">;
 
-def KV_FloatTensor : TensorOf<[AnyFloat]>;
+// Every kv tensor has a known rank: verifiers read its dimensions.
+def KV_FloatTensor : RankedTensorOf<[AnyFloat]>;
 def KV_Matrix : 2DTensorOf<[AnyFloat]>;
 def KV_HeadsTensor : 3DTensorOf<[AnyFloat]>;
 def KV_TokenIds : 1DTensorOf<[AnySignlessInteger]>;
@@ -287,7 +288,7 @@ def KV_SelectOp : KV_Op<"select", [MemoryEffects<[MemRead<KV_CacheResource>]>]> 
                        KV_TwoLevelAttr:$policy);
   let results = (outs 3DTensorOf<[I32]>:$selection);
   let assemblyFormat = [{
-    $queries `,` $cache `policy` `(` $policy `)` attr-dict `:` type($queries) `,`
+    $queries `,` $cache `policy` `(` qualified($policy) `)` attr-dict `:` type($queries) `,`
     type($cache) `->` type($selection)
   }];
   let hasVerifier = 1;
@@ -332,6 +333,7 @@ def KV_PrefetchOp : KV_Op<"prefetch", [
     $cache `mode` `=` custom<EnumKeyword>($mode) (`selected` $selection^)? attr-dict `:` type($cache)
     (`,` type($selection)^)?
   }];
+  let hasVerifier = 1;
 }
 
 #endif // KV_OPS_TD

@@ -23,11 +23,17 @@ verifyEncoding(function_ref<InFlightDiagnostic()> emitError,
                llvm::StringRef which, Attribute encoding, int64_t headDim) {
   auto iface = llvm::dyn_cast<EncodingAttrInterface>(encoding);
   if (!iface)
-    return emitError() << which
+    return emitError() << "!kv.cache " << which
                        << " encoding must be one of #kv.bf16, #kv.fp8, "
                           "#kv.nvfp4, #kv.int, #kv.polar or #kv.lowrank, got "
                        << encoding;
-  return iface.verifyHeadDim(headDim, emitError);
+  // The encodings' own messages cannot tell keys from values.
+  auto emitEncodingError = [&] {
+    InFlightDiagnostic diag = emitError();
+    diag << "!kv.cache " << which << " encoding: ";
+    return diag;
+  };
+  return iface.verifyVectorSize(headDim, "head_dim", emitEncodingError);
 }
 
 LogicalResult CacheType::verify(function_ref<InFlightDiagnostic()> emitError,

@@ -1,0 +1,197 @@
+// kv-quantize rewrites the encoding of every layer's cache and the type of
+// the values that carry the cache on (kv.append, kv.evict).
+
+// The default encoding is bf16: caches already encoded otherwise go back to it.
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize)' | FileCheck %s --check-prefix=BF16
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=bf16 keep-first=1})' | FileCheck %s --check-prefix=BF16
+
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=fp8})' | FileCheck %s --check-prefix=FP8-DYNAMIC
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=fp8 scale=per_head})' | FileCheck %s --check-prefix=FP8-PER-HEAD
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=nvfp4})' | FileCheck %s --check-prefix=NVFP4
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=2})' | FileCheck %s --check-prefix=INT2
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=4 group=64 residual=256})' | FileCheck %s --check-prefix=INT4
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=polar bits=2})' | FileCheck %s --check-prefix=POLAR2
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=polar bits=3 seed=7})' | FileCheck %s --check-prefix=POLAR3
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=polar seed=42})' | FileCheck %s --check-prefix=POLAR4
+
+// Keys and values at different bit-widths.
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=4 key-bits=2})' | FileCheck %s --check-prefix=INT-KEY-BITS
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=polar bits=3 value-bits=2 seed=1})' | FileCheck %s --check-prefix=POLAR-VALUE-BITS
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=polar key-bits=4 value-bits=2})' | FileCheck %s --check-prefix=POLAR-BOTH-BITS
+
+// The first and last layers kept in bf16.
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=polar bits=3 keep-first=1 keep-last=1})' | FileCheck %s --check-prefix=KEEP-BOTH
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=nvfp4 keep-first=2})' | FileCheck %s --check-prefix=KEEP-FIRST
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=2 keep-last=2})' | FileCheck %s --check-prefix=KEEP-LAST
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=2 keep-first=2 keep-last=2})' | FileCheck %s --check-prefix=KEEP-ALL
+
+// Errors: bad option values, each naming its option. The options are checked
+// once, before any IR: a module without caches rejects them too.
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=lz4})' 2>&1 | FileCheck %s --check-prefix=ERR-ENCODING
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=fp8 scale=static})' 2>&1 | FileCheck %s --check-prefix=ERR-SCALE
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=3})' 2>&1 | FileCheck %s --check-prefix=ERR-INT-BITS
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=4 value-bits=8})' 2>&1 | FileCheck %s --check-prefix=ERR-INT-VALUE-BITS
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=polar bits=5})' 2>&1 | FileCheck %s --check-prefix=ERR-POLAR-BITS
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=polar key-bits=1})' 2>&1 | FileCheck %s --check-prefix=ERR-POLAR-KEY-BITS
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=2 group=48})' 2>&1 | FileCheck %s --check-prefix=ERR-GROUP
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=2 group=64 residual=96})' 2>&1 | FileCheck %s --check-prefix=ERR-RESIDUAL
+// RUN: not kvopt-opt %S/Inputs/no-cache.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=5})' 2>&1 | FileCheck %s --check-prefix=ERR-NO-CACHE
+// Bit-widths for the encodings of fixed width are errors, not ignored.
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=bf16 bits=3})' 2>&1 | FileCheck %s --check-prefix=ERR-BF16-BITS
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=fp8 key-bits=4})' 2>&1 | FileCheck %s --check-prefix=ERR-FP8-KEY-BITS
+// RUN: not kvopt-opt %S/Inputs/no-cache.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=nvfp4 value-bits=4})' 2>&1 | FileCheck %s --check-prefix=ERR-NVFP4-VALUE-BITS
+// Encodings the head dimension cannot hold, named as the key or value encoding.
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=2 group=128})' 2>&1 | FileCheck %s --check-prefix=ERR-GROUP-HEAD-DIM
+// RUN: not kvopt-opt %S/Inputs/head-dim-96.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=polar bits=3})' 2>&1 | FileCheck %s --check-prefix=ERR-POLAR-HEAD-DIM
+// RUN: not kvopt-opt %S/Inputs/head-dim-96.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=2 group=64})' 2>&1 | FileCheck %s --check-prefix=ERR-GROUP-96
+// RUN: not kvopt-opt %S/Inputs/head-dim-40.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=nvfp4})' 2>&1 | FileCheck %s --check-prefix=ERR-NVFP4-HEAD-DIM
+// Caches that cross function or block boundaries are refused.
+// RUN: kvopt-opt %S/Inputs/cache-boundaries.mlir --split-input-file --allow-unregistered-dialect --pass-pipeline='builtin.module(kv-quantize{encoding=polar bits=3})' -verify-diagnostics
+// Head dimensions the encodings can hold pass.
+// RUN: kvopt-opt %S/Inputs/head-dim-96.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=nvfp4})' | FileCheck %s --check-prefix=NVFP4-96
+// RUN: kvopt-opt %S/Inputs/head-dim-96.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=4 group=32})' | FileCheck %s --check-prefix=INT-96
+
+// Three layers: layer 1 evicts and appends again after eviction, layer 2
+// starts out in fp8 and is read through a selection and a prefetch.
+func.func @model(%q: tensor<?x8x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %pos: tensor<?xi32>) -> tensor<?x8x64xf32> {
+  %c0 = kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64>
+  %c0a = kv.append %k, %v at %pos into %c0 : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32> into !kv.cache<heads = 2, head_dim = 64>
+  %o0 = kv.attention %q, %c0a at %pos scale = 0.125 : tensor<?x8x64xf32>, !kv.cache<heads = 2, head_dim = 64>, tensor<?xi32> -> tensor<?x8x64xf32>
+
+  %c1 = kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64>
+  %c1a = kv.append %k, %v at %pos into %c1 : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32> into !kv.cache<heads = 2, head_dim = 64>
+  %s1 = kv.score %c1a policy(#kv.h2o<budget = 1024>) queries %o0 : !kv.cache<heads = 2, head_dim = 64>, tensor<?x8x64xf32> -> tensor<?x2xf32>
+  %c1e = kv.evict %c1a by %s1 policy(#kv.h2o<budget = 1024>) : !kv.cache<heads = 2, head_dim = 64>, tensor<?x2xf32>
+  %c1b = kv.append %k, %v at %pos into %c1e : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32> into !kv.cache<heads = 2, head_dim = 64>
+  %o1 = kv.attention %o0, %c1b at %pos scale = 0.125 : tensor<?x8x64xf32>, !kv.cache<heads = 2, head_dim = 64>, tensor<?xi32> -> tensor<?x8x64xf32>
+
+  %c2 = kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.fp8<e5m2>, value = #kv.fp8<e5m2>>
+  %c2a = kv.append %k, %v at %pos into %c2 : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32> into !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.fp8<e5m2>, value = #kv.fp8<e5m2>>
+  %sel = kv.select %o1, %c2a policy(#kv.twolevel<block = 64, top_blocks = 8, top_tokens = 256>) : tensor<?x8x64xf32>, !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.fp8<e5m2>, value = #kv.fp8<e5m2>> -> tensor<?x2x256xi32>
+  kv.prefetch %c2a mode = next_step selected %sel : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.fp8<e5m2>, value = #kv.fp8<e5m2>>, tensor<?x2x256xi32>
+  %o2 = kv.attention %o1, %c2a at %pos scale = 0.125 selected %sel : tensor<?x8x64xf32>, !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.fp8<e5m2>, value = #kv.fp8<e5m2>>, tensor<?xi32>, tensor<?x2x256xi32> -> tensor<?x8x64xf32>
+  return %o2 : tensor<?x8x64xf32>
+}
+
+// BF16-LABEL: func.func @model(
+// BF16:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64>
+// BF16:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64>
+// BF16:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32>
+// BF16-NOT:     #kv.fp8
+
+// FP8-DYNAMIC-LABEL: func.func @model(
+// FP8-DYNAMIC:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.fp8<e4m3, scale = dynamic>, value = #kv.fp8<e4m3, scale = dynamic>>
+// FP8-DYNAMIC:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.fp8<e4m3, scale = dynamic>, value = #kv.fp8<e4m3, scale = dynamic>>
+// FP8-DYNAMIC:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.fp8<e4m3, scale = dynamic>, value = #kv.fp8<e4m3, scale = dynamic>>
+
+// FP8-PER-HEAD-LABEL: func.func @model(
+// FP8-PER-HEAD:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.fp8<e4m3>, value = #kv.fp8<e4m3>>
+// FP8-PER-HEAD:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.fp8<e4m3>, value = #kv.fp8<e4m3>>
+// FP8-PER-HEAD:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.fp8<e4m3>, value = #kv.fp8<e4m3>>
+
+// NVFP4-LABEL: func.func @model(
+// NVFP4:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.nvfp4, value = #kv.nvfp4>
+// NVFP4:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.nvfp4, value = #kv.nvfp4>
+// NVFP4:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.nvfp4, value = #kv.nvfp4>
+
+// The default group is 32, the default residual 128 (elided).
+// INT2-LABEL: func.func @model(
+// INT2:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.int<bits = 2, group = 32>, value = #kv.int<bits = 2, group = 32>>
+// INT2:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.int<bits = 2, group = 32>, value = #kv.int<bits = 2, group = 32>>
+// INT2:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.int<bits = 2, group = 32>, value = #kv.int<bits = 2, group = 32>>
+
+// INT4-LABEL: func.func @model(
+// INT4:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.int<bits = 4, group = 64, residual = 256>, value = #kv.int<bits = 4, group = 64, residual = 256>>
+// INT4:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.int<bits = 4, group = 64, residual = 256>, value = #kv.int<bits = 4, group = 64, residual = 256>>
+// INT4:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.int<bits = 4, group = 64, residual = 256>, value = #kv.int<bits = 4, group = 64, residual = 256>>
+
+// POLAR2-LABEL: func.func @model(
+// POLAR2:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 2>, value = #kv.polar<bits = 2>>
+// POLAR2:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 2>, value = #kv.polar<bits = 2>>
+// POLAR2:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.polar<bits = 2>, value = #kv.polar<bits = 2>>
+
+// Every value that carries a cache on gets the new type: the appends (also
+// the one after eviction), the eviction, and the readers that take them.
+// POLAR3-LABEL: func.func @model(
+// POLAR3:         %[[C0:.+]] = kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
+// POLAR3:         %[[C0A:.+]] = kv.append %{{.+}}, %{{.+}} at %{{.+}} into %[[C0]] : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32> into !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
+// POLAR3:         kv.attention %{{.+}}, %[[C0A]] at %{{.+}} : tensor<?x8x64xf32>, !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>, tensor<?xi32> -> tensor<?x8x64xf32>
+// POLAR3:         %[[C1:.+]] = kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
+// POLAR3:         %[[C1A:.+]] = kv.append %{{.+}} into %[[C1]] : {{.+}} into !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
+// POLAR3:         %[[S1:.+]] = kv.score %[[C1A]] {{.+}} : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>, tensor<?x8x64xf32> -> tensor<?x2xf32>
+// POLAR3:         %[[C1E:.+]] = kv.evict %[[C1A]] by %[[S1]] {{.+}} : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>, tensor<?x2xf32>
+// POLAR3:         %[[C1B:.+]] = kv.append %{{.+}} into %[[C1E]] : {{.+}} into !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
+// POLAR3:         kv.attention %{{.+}}, %[[C1B]] at {{.+}} !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
+// POLAR3:         %[[C2:.+]] = kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
+// POLAR3:         %[[C2A:.+]] = kv.append %{{.+}} into %[[C2]] : {{.+}} into !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
+// POLAR3:         %[[SEL:.+]] = kv.select %{{.+}}, %[[C2A]] {{.+}} !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>> -> tensor<?x2x256xi32>
+// POLAR3:         kv.prefetch %[[C2A]] mode = next_step selected %[[SEL]] : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>, tensor<?x2x256xi32>
+// POLAR3:         kv.attention %{{.+}}, %[[C2A]] at {{.+}} selected %[[SEL]] : tensor<?x8x64xf32>, !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
+// POLAR3-NOT:     #kv.fp8
+
+// The default bits is 4.
+// POLAR4-LABEL: func.func @model(
+// POLAR4:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 4, seed = 42>, value = #kv.polar<bits = 4, seed = 42>>
+// POLAR4:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 4, seed = 42>, value = #kv.polar<bits = 4, seed = 42>>
+// POLAR4:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.polar<bits = 4, seed = 42>, value = #kv.polar<bits = 4, seed = 42>>
+
+// INT-KEY-BITS-LABEL: func.func @model(
+// INT-KEY-BITS:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.int<bits = 2, group = 32>, value = #kv.int<bits = 4, group = 32>>
+// INT-KEY-BITS:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.int<bits = 2, group = 32>, value = #kv.int<bits = 4, group = 32>>
+// INT-KEY-BITS:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.int<bits = 2, group = 32>, value = #kv.int<bits = 4, group = 32>>
+
+// POLAR-VALUE-BITS-LABEL: func.func @model(
+// POLAR-VALUE-BITS:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 1>, value = #kv.polar<bits = 2, seed = 1>>
+// POLAR-VALUE-BITS:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 1>, value = #kv.polar<bits = 2, seed = 1>>
+// POLAR-VALUE-BITS:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.polar<bits = 3, seed = 1>, value = #kv.polar<bits = 2, seed = 1>>
+
+// POLAR-BOTH-BITS-LABEL: func.func @model(
+// POLAR-BOTH-BITS:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 4>, value = #kv.polar<bits = 2>>
+// POLAR-BOTH-BITS:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 4>, value = #kv.polar<bits = 2>>
+// POLAR-BOTH-BITS:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.polar<bits = 4>, value = #kv.polar<bits = 2>>
+
+// KEEP-BOTH-LABEL: func.func @model(
+// KEEP-BOTH:         %[[C0:.+]] = kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64>
+// KEEP-BOTH:         kv.append {{.+}} into %[[C0]] : {{.+}} into !kv.cache<heads = 2, head_dim = 64>
+// KEEP-BOTH:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3>, value = #kv.polar<bits = 3>>
+// KEEP-BOTH:         kv.evict {{.+}} : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3>, value = #kv.polar<bits = 3>>, tensor<?x2xf32>
+// KEEP-BOTH:         %[[C2:.+]] = kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32>
+// KEEP-BOTH:         kv.append {{.+}} into %[[C2]] : {{.+}} into !kv.cache<heads = 2, head_dim = 64, page = 32>
+
+// KEEP-FIRST-LABEL: func.func @model(
+// KEEP-FIRST:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64>
+// KEEP-FIRST:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64>
+// KEEP-FIRST:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.nvfp4, value = #kv.nvfp4>
+
+// KEEP-LAST-LABEL: func.func @model(
+// KEEP-LAST:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.int<bits = 2, group = 32>, value = #kv.int<bits = 2, group = 32>>
+// KEEP-LAST:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64>
+// KEEP-LAST:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32>
+
+// KEEP-ALL-LABEL: func.func @model(
+// KEEP-ALL:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64>
+// KEEP-ALL:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64>
+// KEEP-ALL:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32>
+// KEEP-ALL-NOT:     #kv.int
+
+// ERR-ENCODING: error: kv-quantize: option 'encoding' is 'lz4'; allowed: bf16, fp8, nvfp4, int, polar
+// ERR-SCALE: error: kv-quantize: option 'scale' is 'static'; allowed for encoding=fp8: per_head, dynamic
+// ERR-INT-BITS: error: kv-quantize: option 'bits' is 3; allowed for encoding=int: 2, 4
+// ERR-INT-VALUE-BITS: error: kv-quantize: option 'value-bits' is 8; allowed for encoding=int: 2, 4
+// ERR-POLAR-BITS: error: kv-quantize: option 'bits' is 5; allowed for encoding=polar: 2, 3, 4
+// ERR-POLAR-KEY-BITS: error: kv-quantize: option 'key-bits' is 1; allowed for encoding=polar: 2, 3, 4
+// ERR-GROUP: error: kv-quantize: option 'group' is 48; allowed for encoding=int: 32, 64, 128
+// ERR-RESIDUAL: error: kv-quantize: option 'residual' is 96; allowed for encoding=int: a multiple of group (64)
+// ERR-NO-CACHE: error: kv-quantize: option 'bits' is 5; allowed for encoding=int: 2, 4
+// ERR-BF16-BITS: error: kv-quantize: option 'bits' is 3; encoding=bf16 has a fixed width, only int and polar take bits
+// ERR-FP8-KEY-BITS: error: kv-quantize: option 'key-bits' is 4; encoding=fp8 has a fixed width, only int and polar take bits
+// ERR-NVFP4-VALUE-BITS: error: kv-quantize: option 'value-bits' is 4; encoding=nvfp4 has a fixed width, only int and polar take bits
+// ERR-GROUP-HEAD-DIM: error: !kv.cache key encoding: #kv.int groups values along channels, but group 128 does not divide head_dim 64; allowed groups: 32 64
+// ERR-POLAR-HEAD-DIM: error: !kv.cache key encoding: #kv.polar rotates with a Hadamard transform, which needs a power-of-two head_dim, got 96
+// ERR-GROUP-96: error: !kv.cache key encoding: #kv.int groups values along channels, but group 64 does not divide head_dim 96; allowed groups: 32
+// ERR-NVFP4-HEAD-DIM: error: !kv.cache key encoding: #kv.nvfp4 scales blocks of 16 coordinates, but head_dim 40 is not a multiple of 16
+
+// NVFP4-96-LABEL: func.func @layer(
+// NVFP4-96:         kv.cache layer 0 : !kv.cache<heads = 1, head_dim = 96, key = #kv.nvfp4, value = #kv.nvfp4>
+// INT-96-LABEL: func.func @layer(
+// INT-96:         kv.cache layer 0 : !kv.cache<heads = 1, head_dim = 96, key = #kv.int<bits = 4, group = 32>, value = #kv.int<bits = 4, group = 32>>
