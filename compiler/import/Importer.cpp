@@ -2,6 +2,7 @@
 #include "compiler/import/Importer.h"
 #include "compiler/import/gguf/GgufImport.h"
 #include "compiler/import/hf/HfImport.h"
+#include "compiler/import/onnx/OnnxImport.h"
 
 #include <sys/stat.h>
 
@@ -22,10 +23,7 @@ kvrt::StatusOr<ImportedModel> importModel(mlir::MLIRContext &context,
   if (endsWith(path, ".gguf"))
     return importGguf(context, path);
   if (endsWith(path, ".onnx"))
-    return kvrt::Status::error(
-        "'" + path +
-        "': ONNX import is not built yet in this version of "
-        "kvopt; import the Hugging Face folder or GGUF instead");
+    return importOnnx(context, path);
   return kvrt::Status::error("'" + path +
                              "' is neither a Hugging Face folder (with "
                              "config.json) nor a .gguf or .onnx file");

@@ -4,6 +4,7 @@
 
 #include "compiler/import/ModelConfig.h"
 #include "kvrt/Status.h"
+#include "kvrt/Tokenizer.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -19,13 +20,10 @@ namespace kvopt::import {
 struct TokenizerSource {
   /// Contents of tokenizer.json and tokenizer_config.json (HF folders).
   std::string tokenizerJson, tokenizerConfigJson;
-  /// GGUF `tokenizer.ggml.*` fields.
-  std::string ggmlModel, ggmlPre, chatTemplate;
-  std::vector<std::string> tokens, merges;
-  std::vector<float> scores;
-  std::vector<int32_t> tokenTypes;
-  std::optional<int64_t> bosId, eosId, unkId, padId;
-  std::optional<bool> addBos, addEos;
+  /// GGUF `tokenizer.*` fields.
+  std::optional<kvrt::GgufTokenizerFields> gguf;
+  /// Where the tokenizer was read from, for error messages.
+  std::string sourceName;
 };
 
 struct ImportedModel {

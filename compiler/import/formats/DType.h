@@ -1,4 +1,9 @@
 //===- DType.h - Element types of model files -------------------*- C++ -*-===//
+//
+// The element types that safetensors and GGUF tensors are stored in, their
+// sizes, and their conversion to float32.
+//
+//===----------------------------------------------------------------------===//
 #ifndef KVOPT_COMPILER_IMPORT_FORMATS_DTYPE_H
 #define KVOPT_COMPILER_IMPORT_FORMATS_DTYPE_H
 
@@ -10,9 +15,9 @@
 namespace kvopt::formats {
 
 /// Element types of safetensors and GGUF tensors. The block formats store
-/// 32 elements per block: Q8_0 = fp16 scale + 32 int8 (34 bytes); Q4_0 =
-/// fp16 scale + 16 bytes of nibbles (18 bytes); Q4_1 = fp16 scale, fp16 min
-/// + 16 bytes of nibbles (20 bytes).
+/// 32 elements per block, as ggml does: Q8_0 = fp16 scale d + 32 int8
+/// (34 bytes); Q4_0 = fp16 d + 16 bytes of nibbles (18 bytes); Q4_1 =
+/// fp16 d, fp16 minimum m + 16 bytes of nibbles (20 bytes).
 enum class DType {
   F32,
   F16,
@@ -23,26 +28,30 @@ enum class DType {
   I32,
   I64,
   U8,
-  Bool,
+  BOOL,
   Q8_0,
   Q4_0,
   Q4_1
 };
 
+/// "F32", "BF16", "Q4_1": the safetensors and ggml spellings.
 const char *dtypeName(DType type);
 
-/// Bytes that `count` elements occupy, or nothing when the count overflows
-/// or is not a whole number of blocks.
+/// Elements per block: 32 for the block formats, 1 for the others.
+uint64_t dtypeBlockElements(DType type);
+
+/// Bytes per block (per element for the types that have no blocks).
+uint64_t dtypeBlockBytes(DType type);
+
+/// Bytes that `count` elements occupy, or nothing when `count` is not a
+/// whole number of blocks or the size overflows 64 bits.
 std::optional<uint64_t> dtypeByteSize(DType type, uint64_t count);
 
-/// Converts `count` elements at `src` to float32 exactly as ggml and
-/// gguf-py do. Integer and f64 types are refused.
+/// Converts `count` elements at `src` (dtypeByteSize(type, count) bytes, no
+/// alignment needed) to float32 exactly as ggml and gguf-py do. F32, F16,
+/// BF16, Q8_0, Q4_0 and Q4_1 are supported; other types are refused.
 kvrt::Status dequantizeToF32(DType type, const uint8_t *src, uint64_t count,
                              float *dst);
-
-/// The element count of `shape`, or nothing when a dimension is negative or
-/// the product overflows.
-std::optional<uint64_t> elementCount(const int64_t *dims, size_t rank);
 
 } // namespace kvopt::formats
 

@@ -193,10 +193,12 @@ kvrt::StatusOr<ModelConfig> readConfig(const GgufFile &f) {
   return cfg;
 }
 
-kvrt::Status readTokenizer(const GgufFile &f, TokenizerSource &t) {
-  ASSIGN_OR_RETURN(t.ggmlModel, f.getString("tokenizer.ggml.model"));
+kvrt::Status readTokenizer(const GgufFile &f, TokenizerSource &source) {
+  kvrt::GgufTokenizerFields &t = source.gguf.emplace();
+  source.sourceName = f.path();
+  ASSIGN_OR_RETURN(t.model, f.getString("tokenizer.ggml.model"));
   if (f.has("tokenizer.ggml.pre"))
-    ASSIGN_OR_RETURN(t.ggmlPre, f.getString("tokenizer.ggml.pre"));
+    ASSIGN_OR_RETURN(t.pre, f.getString("tokenizer.ggml.pre"));
   ASSIGN_OR_RETURN(t.tokens, f.getStringArray("tokenizer.ggml.tokens"));
   if (f.has("tokenizer.ggml.merges"))
     ASSIGN_OR_RETURN(t.merges, f.getStringArray("tokenizer.ggml.merges"));
@@ -209,16 +211,17 @@ kvrt::Status readTokenizer(const GgufFile &f, TokenizerSource &t) {
     ASSIGN_OR_RETURN(t.chatTemplate, f.getString("tokenizer.chat_template"));
   for (auto [key, field] : {std::pair{"tokenizer.ggml.bos_token_id", &t.bosId},
                             {"tokenizer.ggml.eos_token_id", &t.eosId},
-                            {"tokenizer.ggml.unknown_token_id", &t.unkId},
-                            {"tokenizer.ggml.padding_token_id", &t.padId}})
+                            {"tokenizer.ggml.unknown_token_id", &t.unknownId},
+                            {"tokenizer.ggml.padding_token_id", &t.paddingId}})
     if (f.has(key)) {
       int64_t id;
       ASSIGN_OR_RETURN(id, f.getInt(key));
       *field = id;
     }
   for (auto [key, field] :
-       {std::pair{"tokenizer.ggml.add_bos_token", &t.addBos},
-        {"tokenizer.ggml.add_eos_token", &t.addEos}})
+       {std::pair{"tokenizer.ggml.add_bos_token", &t.addBosToken},
+        {"tokenizer.ggml.add_eos_token", &t.addEosToken},
+        {"tokenizer.ggml.add_space_prefix", &t.addSpacePrefix}})
     if (f.has(key)) {
       bool value;
       ASSIGN_OR_RETURN(value, f.getBool(key));

@@ -108,6 +108,7 @@ kvrt::StatusOr<ImportedModel> importHuggingFace(mlir::MLIRContext &context,
                                      "unreadable; kvopt needs it to run the "
                                      "model");
   imported.tokenizer.tokenizerJson = std::move(*tokenizer);
+  imported.tokenizer.sourceName = dir + "/tokenizer.json";
   if (auto tc = readText(dir + "/tokenizer_config.json"))
     imported.tokenizer.tokenizerConfigJson = std::move(*tc);
   return imported;

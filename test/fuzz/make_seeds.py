@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora under test/fuzz/corpus/<fuzzer>/.
+
+Usage: make_seeds.py [corpus dir]   (default: corpus/ beside this script)
+
+Small valid files (written with the safetensors and gguf packages) and a few
+invalid ones, each under 64 KB. The output is deterministic; the files are
+committed, so run this only to change the seeds.
+"""
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+
+
+def write(folder, name, data):
+    assert len(data) < 64 * 1024, name
+    with open(os.path.join(folder, name), "wb") as f:
+        f.write(data)
+
+
+def json_seeds(folder):
+    docs = {
+        "config.json": json.dumps({
+            "architectures": ["LlamaForCausalLM"], "hidden_size": 576,
+            "num_attention_heads": 9, "rms_norm_eps": 1e-05,
+            "rope_theta": 100000.0, "tie_word_embeddings": True,
+            "rope_scaling": None, "eos_token_id": [2, 0]}, indent=2),
+        "tokenizer.json": json.dumps({
+            "model": {"type": "BPE", "vocab": {"a": 0, "\u0120b": 1},
+                      "merges": ["a b", "\u0120 b"]},
+            "added_tokens": [{"id": 0, "content": "<|endoftext|>",
+                              "special": True}]}),
+        "escapes.json": r'["\"\\\/\b\f\n\r\t", "\u00e9\ud83d\ude00", "\u0000"]',
+        "numbers.json": "[0, -0, 1e308, -1.5E-3, 9223372036854775807, "
+                        "-9223372036854775808, 18446744073709551616]",
+        "nested.json": "[" * 64 + "{}" + "]" * 64,
+        "bad-truncated.json": '{"a": [1, 2',
+        "bad-utf8.json": b'{"\xc3\x28": 1}',
+        "bad-surrogate.json": r'"\ud800\u0041"',
+        "bad-duplicate.json": '{"a": 1, "a": 2}',
+        "bad-trailing.json": "{} []",
+    }
+    for name, text in docs.items():
+        write(folder, name, text if isinstance(text, bytes) else
+              text.encode("utf-8"))
+
+
+def safetensors_seeds(folder):
+    from safetensors.numpy import save
+
+    rng = np.random.default_rng(0)
+    valid = save({
+        "model.embed_tokens.weight": rng.standard_normal((8, 4))
+                                       .astype(np.float32),
+        "model.norm.weight": np.ones(4, np.float16),
+        "ids": np.arange(3, dtype=np.int64),
+        "mask": np.array([True, False]),
+        "empty": np.zeros((0, 2), np.float32),
+        "scalar": np.array(1.0, np.float64),
+    }, metadata={"format": "pt"})
+    write(folder, "valid.safetensors", valid)
+    write(folder, "empty.safetensors", save({}))
+    write(folder, "bad-truncated.safetensors", valid[:len(valid) - 5])
+    write(folder, "bad-header-length.safetensors",
+          struct.pack("<Q", 1 << 40) + valid[8:])
+
+    def raw(header, data_bytes):
+        text = json.dumps(header).encode()
+        return struct.pack("<Q", len(text)) + text + bytes(data_bytes)
+    t = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
+    write(folder, "bad-overlap.safetensors",
+          raw({"a": t, "b": dict(t, data_offsets=[4, 12])}, 12))
+    write(folder, "bad-gap.safetensors",
+          raw({"a": t, "b": dict(t, data_offsets=[12, 20])}, 20))
+    write(folder, "bad-dtype.safetensors",
+          raw({"a": dict(t, dtype="F8_E4M3")}, 8))
+    write(folder, "bad-overflow.safetensors",
+          raw({"a": dict(t, shape=[1 << 32, 1 << 32])}, 8))
+
+
+def gguf_seeds(folder, tmp):
+    import gguf
+    from gguf import GGMLQuantizationType as Q, GGUFValueType as V
+
+    path = os.path.join(tmp, "seed.gguf")
+    rng = np.random.default_rng(0)
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_block_count(1)
+    w.add_embedding_length(32)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_key_value("test.u8", 7, V.UINT8)
+    w.add_key_value("test.i8", -7, V.INT8)
+    w.add_key_value("test.u16", 700, V.UINT16)
+    w.add_key_value("test.i16", -700, V.INT16)
+    w.add_key_value("test.i32", -70000, V.INT32)
+    w.add_key_value("test.u64", 2**40, V.UINT64)
+    w.add_key_value("test.i64", -2**40, V.INT64)
+    w.add_key_value("test.f64", 0.1, V.FLOAT64)
+    w.add_key_value("test.bool", True, V.BOOL)
+    w.add_key_value("tokenizer.ggml.tokens", ["<s>", "a", "\u0120b"], V.ARRAY,
+                    V.STRING)
+    w.add_key_value("tokenizer.ggml.token_type", [3, 1, 1], V.ARRAY, V.INT32)
+    w.add_key_value("tokenizer.ggml.scores", [0.0, -1.0, -2.0], V.ARRAY,
+                    V.FLOAT32)
+    w.add_key_value("test.nested", [[1, 2], [3]], V.ARRAY, V.ARRAY)
+    data = rng.standard_normal((2, 32)).astype(np.float32)
+    for qtype in (Q.F32, Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1):
+        w.add_tensor(f"t.{qtype.name.lower()}",
+                     gguf.quants.quantize(data, qtype), raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with open(path, "rb") as f:
+        valid = f.read()
+    write(folder, "valid.gguf", valid)
+
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_custom_alignment(64)
+    w.add_tensor("scalar", np.array(1.5, np.float32))
+    w.add_tensor("row", np.arange(3, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with open(path, "rb") as f:
+        write(folder, "aligned64.gguf", f.read())
+
+    write(folder, "bad-magic.gguf", b"GGUX" + valid[4:])
+    write(folder, "bad-version.gguf", valid[:4] + struct.pack("<I", 1)
+          + valid[8:])
+    write(folder, "bad-truncated.gguf", valid[:len(valid) // 2])
+    write(folder, "bad-count.gguf", valid[:16] + struct.pack("<Q", 1 << 60)
+          + valid[24:])
+
+
+def onnx_seeds(folder, tmp):
+    """A tiny decoder in both forms, and some broken variants."""
+    import onnx
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(
+        __file__)), "..", "import"))
+    import make_onnx
+
+    cfg, w, _ = make_onnx.random_model(tmp)
+    cfg.update(hidden_size=8, intermediate_size=12, num_attention_heads=2,
+               num_key_value_heads=1, head_dim=4, vocab_size=16,
+               max_position_embeddings=8, num_hidden_layers=1)
+    rng = np.random.default_rng(0)
+    small = {}
+    for name in w:
+        if ".layers." in name and ".layers.0." not in name:
+            continue
+        shape = {"model.embed_tokens.weight": (16, 8),
+                 "lm_head.weight": (16, 8), "self_attn.q_proj": (8, 8),
+                 "self_attn.k_proj": (4, 8), "self_attn.v_proj": (4, 8),
+                 "self_attn.o_proj": (8, 8), "mlp.gate_proj": (12, 8),
+                 "mlp.up_proj": (12, 8), "mlp.down_proj": (8, 12)}
+        key = next((k for k in shape if k in name), None)
+        small[name] = rng.standard_normal(shape[key] if key else (8,)) \
+            .astype(np.float32)
+    for tied in (False, True):
+        for form in ("opset23", "decomposed"):
+            model = getattr(make_onnx, form)(cfg, small, tied)
+            data = model.SerializeToString()
+            tag = "tied" if tied else "untied"
+            write(folder, f"{form}-{tag}.onnx", data)
+    data = make_onnx.decomposed(cfg, small, False).SerializeToString()
+    write(folder, "bad-truncated.onnx", data[:len(data) // 2])
+    model = make_onnx.opset23(cfg, small, True)
+    model.graph.node[3].op_type = "LayerNormalization"
+    write(folder, "bad-unsupported.onnx", model.SerializeToString())
+    model = make_onnx.opset23(cfg, small, True)
+    model.graph.node[1].input[0] = model.graph.node[5].output[0]
+    write(folder, "bad-cycle.onnx", model.SerializeToString())
+
+
+def main():
+    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "corpus")
+    folders = {}
+    for fuzzer in ("fuzz-json", "fuzz-safetensors", "fuzz-gguf", "fuzz-onnx"):
+        folders[fuzzer] = os.path.join(root, fuzzer)
+        os.makedirs(folders[fuzzer], exist_ok=True)
+    json_seeds(folders["fuzz-json"])
+    safetensors_seeds(folders["fuzz-safetensors"])
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        gguf_seeds(folders["fuzz-gguf"], tmp)
+        onnx_seeds(folders["fuzz-onnx"], tmp)
+
+
+if __name__ == "__main__":
+    main()
