@@ -92,11 +92,11 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
 
   /// Validates the options once, whether or not the module has caches.
   LogicalResult initialize(MLIRContext *ctx) override {
-    if (!llvm::is_contained({"bf16", "fp8", "nvfp4", "int", "polar"},
+    if (!llvm::is_contained({"f32", "bf16", "fp8", "nvfp4", "int", "polar"},
                             StringRef(encoding)))
       return optionError(ctx, "encoding")
              << "is '" << encoding
-             << "'; allowed: bf16, fp8, nvfp4, int, polar";
+             << "'; allowed: f32, bf16, fp8, nvfp4, int, polar";
 
     // A bit-width for an encoding of fixed width would be silently ignored.
     // 0 (the default) stands for "not given": options built in C++ mark
@@ -148,6 +148,8 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
                                   *symbolizeScaleMode(scale));
     if (encoding == "nvfp4")
       return Nvfp4EncodingAttr::get(ctx);
+    if (encoding == "f32")
+      return F32EncodingAttr::get(ctx);
     if (encoding == "int")
       return IntEncodingAttr::getChecked(emitError, ctx, width,
                                          group.getValue(), residual.getValue());

@@ -7,6 +7,12 @@
 // RUN: kvopt-opt %s --emit-bytecode | kvopt-opt | FileCheck %s
 // RUN: kvopt-opt %s --emit-bytecode | kvopt-opt --mlir-print-op-generic | kvopt-opt | FileCheck %s
 
+// CHECK-LABEL: func.func private @f32()
+// CHECK-SAME:    attributes {enc = #kv.f32}
+func.func private @f32() attributes {enc = #kv.f32}
+
+// -----
+
 // CHECK-LABEL: func.func private @bf16()
 // CHECK-SAME:    attributes {enc = #kv.bf16}
 func.func private @bf16() attributes {enc = #kv.bf16}

@@ -81,17 +81,17 @@ func.func private @lowrank_rank0() attributes {enc = #kv.lowrank<rank = 0>}
 
 // -----
 
-// expected-error @+1 {{#kv.lowrank latent must be #kv.bf16, #kv.fp8, #kv.nvfp4, #kv.int or #kv.polar, got #kv.lowrank<rank = 8>}}
+// expected-error @+1 {{#kv.lowrank latent must be #kv.f32, #kv.bf16, #kv.fp8, #kv.nvfp4, #kv.int or #kv.polar, got #kv.lowrank<rank = 8>}}
 func.func private @lowrank_nested() attributes {enc = #kv.lowrank<rank = 16, latent = #kv.lowrank<rank = 8>>}
 
 // -----
 
-// expected-error @+1 {{#kv.lowrank latent must be #kv.bf16, #kv.fp8, #kv.nvfp4, #kv.int or #kv.polar, got #kv.h2o<budget = 1024 : i64>}}
+// expected-error @+1 {{#kv.lowrank latent must be #kv.f32, #kv.bf16, #kv.fp8, #kv.nvfp4, #kv.int or #kv.polar, got #kv.h2o<budget = 1024 : i64>}}
 func.func private @lowrank_policy() attributes {enc = #kv.lowrank<rank = 16, latent = #kv.h2o<budget = 1024>>}
 
 // -----
 
-// expected-error @+1 {{#kv.lowrank latent must be #kv.bf16, #kv.fp8, #kv.nvfp4, #kv.int or #kv.polar, got "bf16"}}
+// expected-error @+1 {{#kv.lowrank latent must be #kv.f32, #kv.bf16, #kv.fp8, #kv.nvfp4, #kv.int or #kv.polar, got "bf16"}}
 func.func private @lowrank_string() attributes {enc = #kv.lowrank<rank = 16, latent = "bf16">}
 
 // -----
@@ -373,12 +373,12 @@ func.func private @cache_page0(!kv.cache<heads = 2, head_dim = 64, page = 0>)
 
 // -----
 
-// expected-error @+1 {{!kv.cache key encoding must be one of #kv.bf16, #kv.fp8, #kv.nvfp4, #kv.int, #kv.polar or #kv.lowrank, got #kv.h2o<budget = 1024 : i64>}}
+// expected-error @+1 {{!kv.cache key encoding must be one of #kv.f32, #kv.bf16, #kv.fp8, #kv.nvfp4, #kv.int, #kv.polar or #kv.lowrank, got #kv.h2o<budget = 1024 : i64>}}
 func.func private @cache_key_policy(!kv.cache<heads = 2, head_dim = 64, key = #kv.h2o<budget = 1024>>)
 
 // -----
 
-// expected-error @+1 {{!kv.cache value encoding must be one of #kv.bf16, #kv.fp8, #kv.nvfp4, #kv.int, #kv.polar or #kv.lowrank, got 4 : i64}}
+// expected-error @+1 {{!kv.cache value encoding must be one of #kv.f32, #kv.bf16, #kv.fp8, #kv.nvfp4, #kv.int, #kv.polar or #kv.lowrank, got 4 : i64}}
 func.func private @cache_value_integer(!kv.cache<heads = 2, head_dim = 64, value = 4>)
 
 //===----------------------------------------------------------------------===//

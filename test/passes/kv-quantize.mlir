@@ -5,6 +5,14 @@
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize)' | FileCheck %s --check-prefix=BF16
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=bf16 keep-first=1})' | FileCheck %s --check-prefix=BF16
 
+// The exact reference encoding.
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=f32})' | FileCheck %s --check-prefix=F32
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=f32 bits=8})' 2>&1 | FileCheck %s --check-prefix=ERR-F32-BITS
+// F32-LABEL: func.func @model(
+// F32:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.f32, value = #kv.f32>
+// F32:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.f32, value = #kv.f32>
+// ERR-F32-BITS: error: kv-quantize: option 'bits' is 8; encoding=f32 has a fixed width, only int and polar take bits
+
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=fp8})' | FileCheck %s --check-prefix=FP8-DYNAMIC
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=fp8 scale=per_head})' | FileCheck %s --check-prefix=FP8-PER-HEAD
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=nvfp4})' | FileCheck %s --check-prefix=NVFP4
@@ -174,7 +182,7 @@ func.func @model(%q: tensor<?x8x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x
 // KEEP-ALL:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32>
 // KEEP-ALL-NOT:     #kv.int
 
-// ERR-ENCODING: error: kv-quantize: option 'encoding' is 'lz4'; allowed: bf16, fp8, nvfp4, int, polar
+// ERR-ENCODING: error: kv-quantize: option 'encoding' is 'lz4'; allowed: f32, bf16, fp8, nvfp4, int, polar
 // ERR-SCALE: error: kv-quantize: option 'scale' is 'static'; allowed for encoding=fp8: per_head, dynamic
 // ERR-INT-BITS: error: kv-quantize: option 'bits' is 3; allowed for encoding=int: 2, 4
 // ERR-INT-VALUE-BITS: error: kv-quantize: option 'value-bits' is 8; allowed for encoding=int: 2, 4

@@ -8,6 +8,7 @@
 #ifndef KVOPT_TOOLS_KVOPT_COMMANDS_H
 #define KVOPT_TOOLS_KVOPT_COMMANDS_H
 
+#include <cstdint>
 #include <string>
 
 namespace CLI {
@@ -29,6 +30,9 @@ void addCalibrateCommand(CLI::App &app, int &exitCode);
 /// Says in one sentence that `command` is not part of this build and why,
 /// and returns the exit code for it (2).
 int reportUnavailable(const std::string &command, const std::string &reason);
+
+/// "539.17 MB": decimal megabytes, as file sizes are usually shown.
+std::string megabytes(uint64_t bytes);
 
 /// Resolves the word `default` to the installed default model (see
 /// scripts/fetch-default-model.sh); any other path is returned unchanged.

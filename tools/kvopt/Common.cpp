@@ -1,6 +1,7 @@
 //===- Common.cpp - Shared pieces of the kvopt subcommands ----------------===//
 #include "tools/kvopt/Commands.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 
@@ -9,6 +10,12 @@ namespace kvopt::cli {
 int reportUnavailable(const std::string &command, const std::string &reason) {
   std::cerr << "kvopt " << command << ": " << reason << "\n";
   return 2;
+}
+
+std::string megabytes(uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f MB", double(bytes) / 1e6);
+  return text;
 }
 
 std::string resolveModelPath(const std::string &model) {

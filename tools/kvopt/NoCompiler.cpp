@@ -26,4 +26,9 @@ void addImportCommand(CLI::App &app, int &exitCode) {
                  "Read a model into a kv module (needs the compiler)");
 }
 
+void addCompileCommand(CLI::App &app, int &exitCode) {
+  addRuntimeOnly(app, exitCode, "compile",
+                 "Compile a model into a .kvpkg artifact (needs the compiler)");
+}
+
 } // namespace kvopt::cli

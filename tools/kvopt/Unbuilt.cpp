@@ -103,42 +103,6 @@ void addTuneCommand(CLI::App &app, int &exitCode) {
              });
 }
 
-void addCompileCommand(CLI::App &app, int &exitCode) {
-  addUnbuilt(app, exitCode, "compile",
-             "Compile a model into a .kvpkg artifact for a target",
-             "compiling to a .kvpkg artifact is not built yet in this version "
-             "of kvopt.",
-             [](CLI::App &sub, Options &o) {
-               sub.add_option("model", o.model,
-                              "Model folder, .gguf, .onnx "
-                              "or `default`")
-                   ->required();
-               sub.add_option("--target", o.target, "cpu | h100 | h200");
-               sub.add_option("-o,--output", o.output, "Artifact to write")
-                   ->required();
-             });
-}
-
-void addRunCommand(CLI::App &app, int &exitCode) {
-  addUnbuilt(
-      app, exitCode, "run", "Generate text from a compiled artifact",
-      "running artifacts is not built yet in this version of kvopt.",
-      [](CLI::App &sub, Options &o) {
-        sub.add_option("artifact", o.artifact, "Compiled .kvpkg")->required();
-        sub.add_option("--prompt", o.data, "Prompt text");
-      });
-}
-
-void addInspectCommand(CLI::App &app, int &exitCode) {
-  addUnbuilt(
-      app, exitCode, "inspect",
-      "Show what an artifact contains and its bytes per token",
-      "inspecting artifacts is not built yet in this version of kvopt.",
-      [](CLI::App &sub, Options &o) {
-        sub.add_option("artifact", o.artifact, "Compiled .kvpkg")->required();
-      });
-}
-
 void addServeCommand(CLI::App &app, int &exitCode) {
   addUnbuilt(
       app, exitCode, "serve",

@@ -7,6 +7,7 @@ int main(int argc, char **argv) {
   CLI::App app{"kvopt: compiles decoder-only LLMs for small KV caches and "
                "runs them"};
   app.require_subcommand(1, 1);
+  app.set_version_flag("--version", "kvopt " KVOPT_VERSION);
   int exitCode = 0;
   kvopt::cli::addImportCommand(app, exitCode);
   kvopt::cli::addCompileCommand(app, exitCode);

@@ -65,6 +65,13 @@ Bf16EncodingAttr::verifyVectorSize(int64_t, StringRef,
   return success();
 }
 
+double F32EncodingAttr::getBitsPerCoordinate(int64_t) const { return 32; }
+LogicalResult
+F32EncodingAttr::verifyVectorSize(int64_t, StringRef,
+                                  function_ref<InFlightDiagnostic()>) const {
+  return success();
+}
+
 double Fp8EncodingAttr::getBitsPerCoordinate(int64_t headDim) const {
   // A dynamic scale is one fp32 per stored vector.
   return getScale() == ScaleMode::Dynamic ? 8.0 + 32.0 / headDim : 8.0;
@@ -158,9 +165,10 @@ LowRankEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "#kv.lowrank rank must be positive";
   if (!llvm::isa<EncodingAttrInterface>(latent) ||
       llvm::isa<LowRankEncodingAttr>(latent))
-    return emitError() << "#kv.lowrank latent must be #kv.bf16, #kv.fp8, "
-                          "#kv.nvfp4, #kv.int or #kv.polar, got "
-                       << latent;
+    return emitError()
+           << "#kv.lowrank latent must be #kv.f32, #kv.bf16, #kv.fp8, "
+              "#kv.nvfp4, #kv.int or #kv.polar, got "
+           << latent;
   return success();
 }
 double LowRankEncodingAttr::getBitsPerCoordinate(int64_t headDim) const {

@@ -96,6 +96,17 @@ def KV_Bf16EncodingAttr : KV_EncodingAttr<"Bf16Encoding", "bf16"> {
   }];
 }
 
+def KV_F32EncodingAttr : KV_EncodingAttr<"F32Encoding", "f32"> {
+  let summary = "Uncompressed float32 cache entries";
+  let description = [{
+    32 bits per coordinate, exactly what the model computed: the reference
+    that every other encoding is measured against, and the float32 path of
+    the peer comparisons.
+
+    Example: `#kv.f32`
+  }];
+}
+
 def KV_Fp8EncodingAttr : KV_EncodingAttr<"Fp8Encoding", "fp8"> {
   let summary = "8-bit floating-point cache entries with a scale";
   let description = [{

@@ -23,10 +23,11 @@ verifyEncoding(function_ref<InFlightDiagnostic()> emitError,
                llvm::StringRef which, Attribute encoding, int64_t headDim) {
   auto iface = llvm::dyn_cast<EncodingAttrInterface>(encoding);
   if (!iface)
-    return emitError() << "!kv.cache " << which
-                       << " encoding must be one of #kv.bf16, #kv.fp8, "
-                          "#kv.nvfp4, #kv.int, #kv.polar or #kv.lowrank, got "
-                       << encoding;
+    return emitError()
+           << "!kv.cache " << which
+           << " encoding must be one of #kv.f32, #kv.bf16, #kv.fp8, "
+              "#kv.nvfp4, #kv.int, #kv.polar or #kv.lowrank, got "
+           << encoding;
   // The encodings' own messages cannot tell keys from values.
   auto emitEncodingError = [&] {
     InFlightDiagnostic diag = emitError();

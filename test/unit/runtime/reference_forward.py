@@ -98,17 +98,23 @@ def main():
     parser.add_argument("--model", required=True)
     parser.add_argument("--runner", required=True, help="kvrt-runtime-dump")
     parser.add_argument("--work", required=True, help="a scratch folder")
-    parser.add_argument("--artifact",
-                        help="run this .kvpkg of the model (as kvopt compile "
-                             "wrote it) instead of the test's own plan")
+    parser.add_argument("--kvopt",
+                        help="compile the model with this kvopt (float32 "
+                             "cache) and run its artifact instead of the "
+                             "test's own plan")
     args = parser.parse_args()
 
     os.makedirs(args.work, exist_ok=True)
     prompts_file = os.path.join(args.work, "prompts.txt")
     with open(prompts_file, "w") as f:
         f.writelines(" ".join(map(str, p)) + "\n" for p in PROMPTS)
-    subprocess.run([args.runner, "reference", args.artifact or args.model,
-                    args.work,
+    runnable = args.model
+    if args.kvopt:
+        runnable = os.path.join(args.work, "compiled.kvpkg")
+        subprocess.run([args.kvopt, "compile", args.model, "--passes",
+                        "kv-quantize{encoding=f32}", "-o", runnable],
+                       check=True)
+    subprocess.run([args.runner, "reference", runnable, args.work,
                     prompts_file, str(NEW_TOKENS)], check=True)
 
     model = Llama(args.model)

@@ -1,0 +1,48 @@
+//===- Export.h - A kv module into a .kvpkg artifact ------------*- C++ -*-===//
+//
+// The last step of `kvopt compile`: the @forward function of a kv module
+// becomes the artifact's execution plan (one kernel call per op), its
+// dense_resource weights become blobs, each kv.cache type becomes the cache
+// layout of its layer, and the model's hyper-parameters, tokenizer, target
+// and the passes that ran are recorded in the manifest.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVOPT_COMPILER_EXPORT_EXPORT_H
+#define KVOPT_COMPILER_EXPORT_EXPORT_H
+
+#include "compiler/import/Importer.h"
+#include "kvrt/ArtifactWriter.h"
+#include "kvrt/Status.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kvopt::exporter {
+
+struct ExportOptions {
+  /// "cpu", "h100", "h200".
+  std::string target = "cpu";
+  /// Pass name and its options as the pipeline text spelled them.
+  std::vector<std::pair<std::string, std::string>> passes;
+};
+
+/// Fills `writer` from `module`: plan, tensors and cache layout from its
+/// @forward function, everything else from `config` and `tokenizer`. The
+/// module's weights are not copied: `writer.write()` reads them, so the
+/// module (and the files it maps) must live until then. Errors name the op
+/// (by its location) that the runtime cannot run.
+kvrt::Status exportModule(mlir::ModuleOp module,
+                          const import::ModelConfig &config,
+                          const import::TokenizerSource &tokenizer,
+                          const ExportOptions &options,
+                          kvrt::ArtifactWriter &writer);
+
+/// The plan, tensors and cache layout alone (PlanExport.cpp).
+kvrt::Status exportPlan(mlir::ModuleOp module, kvrt::ArtifactWriter &writer);
+
+} // namespace kvopt::exporter
+
+#endif // KVOPT_COMPILER_EXPORT_EXPORT_H

@@ -1,0 +1,464 @@
+//===- PlanExport.cpp - @forward into the artifact's execution plan -------===//
+//
+// Walks @forward in order and emits one kernel call per op. SSA values of
+// activations become plan slots (the shape of one token's row), weight
+// constants become manifest tensors whose blobs point at the constants' own
+// bytes, and kv.cache values become layer numbers. The batch inputs (token
+// ids, positions) are implicit in the runtime, so an op may only use them
+// as @forward's arguments. Anything the runtime has no kernel for is an
+// error naming the op, never silently dropped.
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/export/Export.h"
+
+#include "dialects/kv/IR/KVOps.h"
+#include "kvrt/Artifact.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <map>
+
+using namespace mlir;
+using kvrt::Status;
+using kvrt::StatusOr;
+namespace schema = kvrt::schema;
+
+namespace kvopt::exporter {
+namespace {
+
+std::string locationText(Location loc) {
+  if (auto name = dyn_cast<NameLoc>(loc))
+    return name.getName().str();
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  loc.print(os);
+  return text;
+}
+
+/// "'kv.linear' (model.layers.0.mlp.up_proj)", for error messages.
+std::string describe(Operation *op) {
+  return "'" + op->getName().getStringRef().str() + "' (" +
+         locationText(op->getLoc()) + ")";
+}
+
+StatusOr<schema::DType> dtypeOf(Type element, Operation *op) {
+  if (element.isF32())
+    return schema::DTYPE_F32;
+  if (element.isF16())
+    return schema::DTYPE_F16;
+  if (element.isBF16())
+    return schema::DTYPE_BF16;
+  std::string name;
+  llvm::raw_string_ostream os(name);
+  element.print(os);
+  return Status::error(describe(op) + " holds " + name +
+                       " weights; the artifact stores f32, f16 or bf16");
+}
+
+Status encodingOf(Attribute attr, schema::Encoding &out, Operation *op,
+                  const char *side) {
+  if (isa<kv::F32EncodingAttr>(attr)) {
+    out.set_kind(schema::ENCODING_F32);
+  } else if (isa<kv::Bf16EncodingAttr>(attr)) {
+    out.set_kind(schema::ENCODING_BF16);
+  } else if (auto fp8 = dyn_cast<kv::Fp8EncodingAttr>(attr)) {
+    out.set_kind(schema::ENCODING_FP8);
+    out.set_fp8_format(fp8.getFormat() == kv::Fp8Format::E4M3
+                           ? schema::FP8_FORMAT_E4M3
+                           : schema::FP8_FORMAT_E5M2);
+    out.set_scale_mode(fp8.getScale() == kv::ScaleMode::PerHead
+                           ? schema::SCALE_MODE_PER_HEAD
+                           : schema::SCALE_MODE_DYNAMIC);
+  } else if (isa<kv::Nvfp4EncodingAttr>(attr)) {
+    out.set_kind(schema::ENCODING_NVFP4);
+  } else if (auto kivi = dyn_cast<kv::IntEncodingAttr>(attr)) {
+    out.set_kind(schema::ENCODING_INT);
+    out.set_bits(kivi.getBits());
+    out.set_group(kivi.getGroup());
+    out.set_residual(kivi.getResidual());
+  } else if (auto polar = dyn_cast<kv::PolarEncodingAttr>(attr)) {
+    out.set_kind(schema::ENCODING_POLAR);
+    out.set_bits(polar.getBits());
+    out.set_rotation(schema::ROTATION_HADAMARD);
+    out.set_seed(polar.getSeed());
+    out.set_qjl(polar.getQjl());
+  } else if (auto lowRank = dyn_cast<kv::LowRankEncodingAttr>(attr)) {
+    out.set_kind(schema::ENCODING_LOWRANK);
+    out.set_rank(lowRank.getRank());
+    return encodingOf(lowRank.getLatent(), *out.mutable_latent(), op, side);
+  } else {
+    return Status::error(describe(op) + ": the " + side +
+                         " encoding is not one the artifact can describe");
+  }
+  return Status::ok();
+}
+
+class PlanExporter {
+public:
+  explicit PlanExporter(kvrt::ArtifactWriter &writer)
+      : writer(writer), manifest(writer.manifest()),
+        plan(*writer.manifest().mutable_plan()) {}
+
+  Status run(ModuleOp module);
+
+private:
+  Status exportOp(Operation *op);
+  /// The slot an activation operand lives in.
+  StatusOr<uint32_t> slotOf(Value value, Operation *user);
+  /// The manifest tensor of a weight operand.
+  StatusOr<uint32_t> tensorOf(Value value, Operation *user);
+  /// A new slot for the op's single result; its shape is one token's row.
+  StatusOr<uint32_t> resultSlot(Operation *op);
+  StatusOr<uint32_t> layerOf(Value cache, Operation *user);
+  /// Checks that `value` is @forward's argument `expected`, which the
+  /// runtime supplies itself (token ids or positions).
+  Status requireBatchInput(Value value, Value expected, Operation *op,
+                           const char *what);
+  Status addCacheLayout(kv::CacheOp op);
+  schema::KernelCall &call(const char *kernel, Operation *op,
+                           std::initializer_list<uint32_t> inputs,
+                           std::initializer_list<uint32_t> outputs,
+                           std::initializer_list<uint32_t> tensors = {});
+  /// Calls a kernel on the op's operands (all activations) giving its one
+  /// result.
+  Status elementwise(const char *kernel, Operation *op);
+
+  kvrt::ArtifactWriter &writer;
+  schema::Manifest &manifest;
+  schema::Plan &plan;
+  Value tokens, positions;
+  llvm::DenseMap<Value, uint32_t> slots, tensors, layers;
+  std::map<int64_t, schema::CacheLayout> cacheLayouts;
+  bool sawLogits = false;
+};
+
+StatusOr<uint32_t> PlanExporter::slotOf(Value value, Operation *user) {
+  auto found = slots.find(value);
+  if (found != slots.end())
+    return found->second;
+  std::string producer =
+      value.getDefiningOp() ? describe(value.getDefiningOp()) : "an argument";
+  return Status::error(describe(user) + " reads a value made by " + producer +
+                       ", which is not an activation the runtime computes");
+}
+
+StatusOr<uint32_t> PlanExporter::tensorOf(Value value, Operation *user) {
+  auto found = tensors.find(value);
+  if (found != tensors.end())
+    return found->second;
+  auto constant = value.getDefiningOp<arith::ConstantOp>();
+  auto type = dyn_cast<RankedTensorType>(value.getType());
+  if (!constant || !type || !type.hasStaticShape())
+    return Status::error(describe(user) +
+                         " takes a weight that is not a constant tensor of "
+                         "static shape");
+  StatusOr<schema::DType> dtype = dtypeOf(type.getElementType(), constant);
+  if (!dtype)
+    return dtype.status();
+  std::string name = locationText(constant.getLoc());
+  ArrayRef<char> bytes;
+  if (auto resource =
+          dyn_cast<DenseResourceElementsAttr>(constant.getValue())) {
+    DenseResourceElementsHandle handle = resource.getRawHandle();
+    const AsmResourceBlob *blob = handle.getBlob();
+    if (!blob)
+      return Status::error(describe(constant) + ": weight '" +
+                           handle.getKey().str() +
+                           "' has no data (an "
+                           "elided resource cannot be compiled)");
+    bytes = blob->getData();
+    name = handle.getKey().str();
+  } else if (auto dense = dyn_cast<DenseElementsAttr>(constant.getValue());
+             dense && !dense.isSplat()) {
+    bytes = dense.getRawData();
+  } else {
+    return Status::error(describe(constant) +
+                         ": a weight must be a dense_resource or a non-splat "
+                         "dense constant");
+  }
+  uint64_t expected = kvrt::dtypeBytes(*dtype);
+  for (int64_t d : type.getShape())
+    expected *= uint64_t(d);
+  if (bytes.size() != expected)
+    return Status::error(describe(constant) + ": weight '" + name + "' holds " +
+                         std::to_string(bytes.size()) + " bytes, its type " +
+                         std::to_string(expected));
+  uint32_t index = writer.addTensor(
+      name, *dtype, std::vector<int64_t>(type.getShape()), bytes.data());
+  tensors[value] = index;
+  return index;
+}
+
+StatusOr<uint32_t> PlanExporter::resultSlot(Operation *op) {
+  Value result = op->getResult(0);
+  auto type = dyn_cast<RankedTensorType>(result.getType());
+  if (!type || type.getRank() < 2 || !type.isDynamicDim(0))
+    return Status::error(describe(op) +
+                         " must produce a tensor of shape [tokens, ...] with "
+                         "a dynamic token dimension");
+  schema::Slot *slot = plan.add_slots();
+  slot->set_name(locationText(op->getLoc()));
+  for (int64_t d : type.getShape().drop_front()) {
+    if (ShapedType::isDynamic(d))
+      return Status::error(describe(op) +
+                           " has a dynamic dimension besides the tokens");
+    slot->add_shape(d);
+  }
+  uint32_t index = uint32_t(plan.slots_size() - 1);
+  slots[result] = index;
+  return index;
+}
+
+Status PlanExporter::requireBatchInput(Value value, Value expected,
+                                       Operation *op, const char *what) {
+  if (value == expected)
+    return Status::ok();
+  return Status::error(describe(op) + " must read the batch's " + what +
+                       " (@forward's argument) directly: the runtime supplies "
+                       "them, it does not compute them");
+}
+
+StatusOr<uint32_t> PlanExporter::layerOf(Value cache, Operation *user) {
+  auto found = layers.find(cache);
+  if (found == layers.end())
+    return Status::error(describe(user) +
+                         " uses a cache that no kv.cache op in @forward made");
+  return found->second;
+}
+
+Status PlanExporter::addCacheLayout(kv::CacheOp op) {
+  int64_t layer = op.getLayer();
+  auto type = cast<kv::CacheType>(op.getType());
+  if (layer < 0 || layer > int64_t(UINT32_MAX))
+    return Status::error(describe(op) + " has layer " + std::to_string(layer));
+  if (cacheLayouts.count(layer))
+    return Status::error(describe(op) + " opens the cache of layer " +
+                         std::to_string(layer) + " a second time");
+  schema::CacheLayout &c = cacheLayouts[layer];
+  c.set_layer(uint32_t(layer));
+  c.set_kv_heads(uint32_t(type.getHeads()));
+  c.set_head_dim(uint32_t(type.getHeadDim()));
+  c.set_page_size(uint32_t(type.getPage()));
+  KVRT_RETURN_IF_ERROR(encodingOf(type.getKey(), *c.mutable_key(), op, "key"));
+  KVRT_RETURN_IF_ERROR(
+      encodingOf(type.getValue(), *c.mutable_value(), op, "value"));
+  layers[op.getResult()] = uint32_t(layer);
+  return Status::ok();
+}
+
+schema::KernelCall &
+PlanExporter::call(const char *kernel, Operation *op,
+                   std::initializer_list<uint32_t> inputs,
+                   std::initializer_list<uint32_t> outputs,
+                   std::initializer_list<uint32_t> weights) {
+  schema::KernelCall &c = *plan.add_calls();
+  c.set_kernel(kernel);
+  c.set_name(locationText(op->getLoc()));
+  for (uint32_t i : inputs)
+    c.add_inputs(i);
+  for (uint32_t o : outputs)
+    c.add_outputs(o);
+  for (uint32_t t : weights)
+    c.add_tensors(t);
+  return c;
+}
+
+Status PlanExporter::elementwise(const char *kernel, Operation *op) {
+  std::vector<uint32_t> inputs;
+  for (Value operand : op->getOperands()) {
+    StatusOr<uint32_t> slot = slotOf(operand, op);
+    if (!slot)
+      return slot.status();
+    inputs.push_back(*slot);
+  }
+  StatusOr<uint32_t> out = resultSlot(op);
+  if (!out)
+    return out.status();
+  schema::KernelCall &c = call(kernel, op, {}, {*out});
+  for (uint32_t i : inputs)
+    c.add_inputs(i);
+  return Status::ok();
+}
+
+#define ASSIGN_OR_RETURN(var, expr)                                            \
+  auto var##OrError = (expr);                                                  \
+  if (!var##OrError)                                                           \
+    return var##OrError.status();                                              \
+  uint32_t var = *var##OrError;
+
+Status PlanExporter::exportOp(Operation *op) {
+  // Shape arithmetic (tensor.dim for the token count) has no kernel: the
+  // runtime knows the batch size. Tensor constants are weights, exported
+  // when an op first uses one; any other use of a constant fails in slotOf.
+  if (isa<tensor::DimOp, arith::ConstantOp>(op))
+    return Status::ok();
+
+  if (auto embedding = dyn_cast<kv::EmbeddingOp>(op)) {
+    KVRT_RETURN_IF_ERROR(
+        requireBatchInput(embedding.getTokens(), tokens, op, "token ids"));
+    ASSIGN_OR_RETURN(table, tensorOf(embedding.getTable(), op));
+    ASSIGN_OR_RETURN(out, resultSlot(op));
+    call("embedding", op, {}, {out}, {table});
+    return Status::ok();
+  }
+  if (auto norm = dyn_cast<kv::RMSNormOp>(op)) {
+    ASSIGN_OR_RETURN(in, slotOf(norm.getInput(), op));
+    ASSIGN_OR_RETURN(weight, tensorOf(norm.getWeight(), op));
+    ASSIGN_OR_RETURN(out, resultSlot(op));
+    call("rms_norm", op, {in}, {out}, {weight})
+        .mutable_rms_norm()
+        ->set_epsilon(norm.getEpsilon().convertToDouble());
+    return Status::ok();
+  }
+  if (auto linear = dyn_cast<kv::LinearOp>(op)) {
+    ASSIGN_OR_RETURN(in, slotOf(linear.getInput(), op));
+    ASSIGN_OR_RETURN(weight, tensorOf(linear.getWeight(), op));
+    ASSIGN_OR_RETURN(out, resultSlot(op));
+    schema::KernelCall &c = call("linear", op, {in}, {out}, {weight});
+    if (linear.getBias()) {
+      ASSIGN_OR_RETURN(bias, tensorOf(linear.getBias(), op));
+      c.add_tensors(bias);
+    }
+    return Status::ok();
+  }
+  if (isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(op)) {
+    ASSIGN_OR_RETURN(in, slotOf(op->getOperand(0), op));
+    ASSIGN_OR_RETURN(out, resultSlot(op));
+    call("reshape", op, {in}, {out});
+    return Status::ok();
+  }
+  if (auto rope = dyn_cast<kv::RopeOp>(op)) {
+    KVRT_RETURN_IF_ERROR(
+        requireBatchInput(rope.getPositions(), positions, op, "positions"));
+    ASSIGN_OR_RETURN(in, slotOf(rope.getInput(), op));
+    ASSIGN_OR_RETURN(out, resultSlot(op));
+    schema::Rope &r =
+        *call("rope", op, {in}, {out}).mutable_rope()->mutable_rope();
+    r.set_theta(rope.getTheta().convertToDouble());
+    r.set_style(rope.getStyle() == kv::RopeStyle::Half
+                    ? schema::ROPE_STYLE_HALF
+                    : schema::ROPE_STYLE_INTERLEAVED);
+    schema::RopeScaling &s = *r.mutable_scaling();
+    Attribute scaling = rope.getScalingAttr();
+    if (!scaling) {
+      s.set_kind(schema::ROPE_SCALING_NONE);
+    } else if (auto linearScaling = dyn_cast<kv::RopeLinearAttr>(scaling)) {
+      s.set_kind(schema::ROPE_SCALING_LINEAR);
+      s.set_factor(linearScaling.getFactor().convertToDouble());
+    } else if (auto llama3 = dyn_cast<kv::RopeLlama3Attr>(scaling)) {
+      s.set_kind(schema::ROPE_SCALING_LLAMA3);
+      s.set_factor(llama3.getFactor().convertToDouble());
+      s.set_low_freq_factor(llama3.getLowFreqFactor().convertToDouble());
+      s.set_high_freq_factor(llama3.getHighFreqFactor().convertToDouble());
+      s.set_original_max_position(llama3.getOriginalMaxPosition());
+    } else if (auto yarn = dyn_cast<kv::RopeYarnAttr>(scaling)) {
+      s.set_kind(schema::ROPE_SCALING_YARN);
+      s.set_factor(yarn.getFactor().convertToDouble());
+      s.set_original_max_position(yarn.getOriginalMaxPosition());
+      s.set_beta_fast(yarn.getBetaFast().convertToDouble());
+      s.set_beta_slow(yarn.getBetaSlow().convertToDouble());
+      s.set_attention_factor(yarn.getAttentionFactor().convertToDouble());
+    }
+    return Status::ok();
+  }
+  if (auto cache = dyn_cast<kv::CacheOp>(op))
+    return addCacheLayout(cache);
+  if (auto append = dyn_cast<kv::AppendOp>(op)) {
+    KVRT_RETURN_IF_ERROR(
+        requireBatchInput(append.getPositions(), positions, op, "positions"));
+    ASSIGN_OR_RETURN(layer, layerOf(append.getCache(), op));
+    ASSIGN_OR_RETURN(keys, slotOf(append.getKeys(), op));
+    ASSIGN_OR_RETURN(values, slotOf(append.getValues(), op));
+    call("append", op, {keys, values}, {}).mutable_append()->set_layer(layer);
+    layers[append.getResult()] = layer;
+    return Status::ok();
+  }
+  if (auto attention = dyn_cast<kv::AttentionOp>(op)) {
+    if (attention.getSelection())
+      return Status::error(describe(op) +
+                           " attends to selected entries only; sparse "
+                           "selection is not in the runtime yet");
+    KVRT_RETURN_IF_ERROR(requireBatchInput(attention.getPositions(), positions,
+                                           op, "positions"));
+    ASSIGN_OR_RETURN(layer, layerOf(attention.getCache(), op));
+    ASSIGN_OR_RETURN(queries, slotOf(attention.getQueries(), op));
+    ASSIGN_OR_RETURN(out, resultSlot(op));
+    schema::AttentionParams &a =
+        *call("attention", op, {queries}, {out}).mutable_attention();
+    a.set_layer(layer);
+    a.set_scale(attention.getScale().convertToDouble());
+    if (std::optional<int64_t> window = attention.getSlidingWindow())
+      a.set_sliding_window(*window);
+    return Status::ok();
+  }
+  if (isa<arith::AddFOp>(op))
+    return elementwise("add", op);
+  if (isa<kv::SwiGLUOp>(op))
+    return elementwise("swiglu", op);
+  if (auto head = dyn_cast<kv::LMHeadOp>(op)) {
+    ASSIGN_OR_RETURN(in, slotOf(head.getInput(), op));
+    ASSIGN_OR_RETURN(weight, tensorOf(head.getWeight(), op));
+    ASSIGN_OR_RETURN(out, resultSlot(op));
+    call("lm_head", op, {in}, {out}, {weight});
+    return Status::ok();
+  }
+  if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+    if (ret.getNumOperands() != 1 ||
+        !ret.getOperand(0).getDefiningOp<kv::LMHeadOp>())
+      return Status::error(describe(op) +
+                           ": @forward must return the logits of a kv.lm_head");
+    ASSIGN_OR_RETURN(logits, slotOf(ret.getOperand(0), op));
+    plan.set_logits(logits);
+    sawLogits = true;
+    return Status::ok();
+  }
+  return Status::error(describe(op) +
+                       " has no kernel in the runtime; the plan can hold "
+                       "embedding, rms_norm, linear, reshape, rope, append, "
+                       "attention, add, swiglu and lm_head");
+}
+
+#undef ASSIGN_OR_RETURN
+
+Status PlanExporter::run(ModuleOp module) {
+  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  if (!forward || forward.isExternal())
+    return Status::error("the module has no @forward function to compile");
+  FunctionType type = forward.getFunctionType();
+  if (type.getNumInputs() != 2 || type.getNumResults() != 1)
+    return Status::error("@forward must take (tokens, positions) and return "
+                         "logits");
+  if (!forward.getBody().hasOneBlock())
+    return Status::error("@forward must be a single block: the plan has no "
+                         "control flow");
+  tokens = forward.getArgument(0);
+  positions = forward.getArgument(1);
+  for (Operation &op : forward.getBody().front())
+    KVRT_RETURN_IF_ERROR(exportOp(&op));
+  if (!sawLogits)
+    return Status::error("@forward does not return logits");
+  int64_t expected = 0;
+  for (auto &[layer, layout] : cacheLayouts) {
+    if (layer != expected)
+      return Status::error("@forward has no kv.cache for layer " +
+                           std::to_string(expected) +
+                           "; the caches must be layers 0 to N-1");
+    *manifest.add_cache() = layout;
+    ++expected;
+  }
+  return Status::ok();
+}
+
+} // namespace
+
+Status exportPlan(ModuleOp module, kvrt::ArtifactWriter &writer) {
+  return PlanExporter(writer).run(module);
+}
+
+} // namespace kvopt::exporter

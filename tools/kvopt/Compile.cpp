@@ -1,0 +1,90 @@
+//===- Compile.cpp - kvopt compile: a model into a .kvpkg artifact --------===//
+#include "compiler/InitAll.h"
+#include "compiler/Pipeline.h"
+#include "compiler/export/Export.h"
+#include "compiler/import/Importer.h"
+#include "tools/kvopt/Commands.h"
+#include "tools/kvopt/Progress.h"
+
+#include "kvrt/ArtifactWriter.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+namespace kvopt::cli {
+
+namespace {
+struct CompileOptions {
+  std::string model, output, passes, policy;
+  std::string target = "cpu";
+};
+
+int runCompile(const CompileOptions &o) {
+  auto fail = [](const std::string &message) {
+    std::cerr << "kvopt compile: " << message << "\n";
+    return 1;
+  };
+  if (!o.policy.empty())
+    return reportUnavailable("compile",
+                             "policy files are not read yet in this version "
+                             "of kvopt; give the passes with --passes.");
+  mlir::DialectRegistry registry;
+  registerAllDialects(registry);
+  registerAllPasses();
+  mlir::MLIRContext context(registry);
+
+  Progress progress("compile");
+  std::string modelPath = resolveModelPath(o.model);
+  progress.step("importing " + modelPath);
+  kvrt::StatusOr<import::ImportedModel> imported =
+      import::importModel(context, modelPath);
+  if (!imported)
+    return fail(imported.status().message());
+
+  progress.step("running the passes");
+  kvrt::StatusOr<std::vector<PassRecord>> passes =
+      runPipeline(*imported->module, o.passes);
+  if (!passes)
+    return fail(passes.status().message());
+
+  progress.step("building the plan");
+  kvrt::ArtifactWriter writer;
+  exporter::ExportOptions options;
+  options.target = o.target;
+  options.passes = *passes;
+  kvrt::Status exported =
+      exporter::exportModule(*imported->module, imported->config,
+                             imported->tokenizer, options, writer);
+  if (!exported)
+    return fail(exported.message());
+
+  progress.step("writing " + o.output);
+  kvrt::Status written = writer.write(o.output);
+  if (!written)
+    return fail(written.message());
+  return 0;
+}
+} // namespace
+
+void addCompileCommand(CLI::App &app, int &exitCode) {
+  auto o = std::make_shared<CompileOptions>();
+  CLI::App *sub = app.add_subcommand(
+      "compile", "Compile a model into a .kvpkg artifact for a target");
+  sub->add_option("model", o->model, "Model folder, .gguf, .onnx or `default`")
+      ->required();
+  sub->add_option("-o,--output", o->output, "Artifact to write")->required();
+  sub->add_option("--target", o->target, "cpu | h100 | h200")
+      ->check(CLI::IsMember({"cpu", "h100", "h200"}));
+  sub->add_option("--passes", o->passes,
+                  "Pass pipeline, as kvopt-opt spells it, e.g. "
+                  "'kv-quantize{encoding=polar bits=3}'");
+  sub->add_option("--policy", o->policy, "Compression policy file (YAML)");
+  sub->callback([o, &exitCode] { exitCode = runCompile(*o); });
+}
+
+} // namespace kvopt::cli
