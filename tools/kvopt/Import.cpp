@@ -5,7 +5,10 @@
 #include "tools/kvopt/OutputFile.h"
 
 #include "mlir/Bytecode/BytecodeWriter.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OperationSupport.h"
 #include "llvm/Support/raw_ostream.h"
@@ -35,6 +38,15 @@ int runImport(const ImportOptions &o) {
     return 1;
   }
   mlir::ModuleOp module = *imported->module;
+  // MLIR's printer renders every blob as hex before it elides it, which
+  // would read every weight byte: drop the blobs instead (the elided module
+  // is not re-readable anyway), so the import stays a matter of headers.
+  if (o.elideWeights)
+    module.walk([](mlir::arith::ConstantOp constant) {
+      if (auto weights = llvm::dyn_cast<mlir::DenseResourceElementsAttr>(
+              constant.getValue()))
+        weights.getRawHandle().getResource()->setBlob(mlir::AsmResourceBlob());
+    });
   return writeOutputFile(o.output, [&](llvm::raw_ostream &os) {
     if (o.bytecode)
       return mlir::succeeded(mlir::writeBytecodeToFile(module, os));
