@@ -159,8 +159,9 @@ def make_hf(path, folder):
         "num_attention_heads": heads,
         "num_key_value_heads": int(field_value(reader, "llama.attention.head_count_kv")),
         "max_position_embeddings": int(field_value(reader, "llama.context_length")),
-        "rms_norm_eps": float(field_value(reader, "llama.attention.layer_norm_rms_epsilon")),
-        "rope_theta": float(field_value(reader, "llama.rope.freq_base")),
+        # float32 in GGUF; the shortest decimal is what config.json holds.
+        "rms_norm_eps": float(str(np.float32(field_value(reader, "llama.attention.layer_norm_rms_epsilon")))),
+        "rope_theta": float(str(np.float32(field_value(reader, "llama.rope.freq_base")))),
         "tie_word_embeddings": "output.weight" not in tensors,
         "bos_token_id": int(field_value(reader, "tokenizer.ggml.bos_token_id")),
         "eos_token_id": int(field_value(reader, "tokenizer.ggml.eos_token_id")),

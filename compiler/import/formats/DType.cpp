@@ -7,6 +7,9 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/import/formats/DType.h"
 
+#include <charconv>
+#include <cstdlib>
+
 #include <cstring>
 #include <string>
 
@@ -67,6 +70,13 @@ void dequantizeQ4_1(const uint8_t *block, float *out) {
 }
 
 } // namespace
+
+double widenFloat32(float value) {
+  char text[32];
+  char *end = std::to_chars(text, text + sizeof text - 1, value).ptr;
+  *end = '\0';
+  return std::strtod(text, nullptr);
+}
 
 const char *dtypeName(DType type) {
   switch (type) {

@@ -37,6 +37,11 @@ enum class DType {
 /// "F32", "BF16", "Q4_1": the safetensors and ggml spellings.
 const char *dtypeName(DType type);
 
+/// A float32 as the shortest decimal that reads back to it, then as a
+/// double: an epsilon stored as 1e-5f becomes 1e-5, as config.json has it,
+/// so that every importer of the same model agrees on its hyper-parameters.
+double widenFloat32(float value);
+
 /// Elements per block: 32 for the block formats, 1 for the others.
 uint64_t dtypeBlockElements(DType type);
 

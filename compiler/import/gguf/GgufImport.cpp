@@ -154,6 +154,11 @@ kvrt::StatusOr<ModelConfig> readConfig(const GgufFile &f) {
                    f.getFloat(p + "attention.layer_norm_rms_epsilon"));
   if (f.has(p + "rope.freq_base"))
     ASSIGN_OR_RETURN(cfg.ropeTheta, f.getFloat(p + "rope.freq_base"));
+  // GGUF writers store these as float32: read them as the decimal the
+  // model's config.json holds.
+  for (double *value : {&cfg.rmsNormEps, &cfg.ropeTheta})
+    if (double(float(*value)) == *value)
+      *value = formats::widenFloat32(float(*value));
   if (f.has(p + "rope.scaling.type")) {
     std::string type;
     ASSIGN_OR_RETURN(type, f.getString(p + "rope.scaling.type"));

@@ -14,7 +14,6 @@
 #include "compiler/import/formats/TensorInfo.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -70,15 +69,6 @@ const std::set<std::string> kKnownOps = {"Add",
 /// Ops that only move elements around on the way to or from a projection.
 const std::set<std::string> kLayoutOps = {"Reshape", "Transpose", "Unsqueeze",
                                           "Squeeze", "Expand",    "Identity"};
-
-/// A float32 as the shortest decimal that reads back to it, then as a
-/// double: an epsilon stored as 1e-6f becomes 1e-6, as config.json has it.
-double widen(float f) {
-  char text[32];
-  auto end = std::to_chars(text, text + sizeof text - 1, f).ptr;
-  *end = '\0';
-  return std::strtod(text, nullptr);
-}
 
 /// A MatMul by a weight: `x @ W` with W an initializer stored [in, out], or
 /// `x @ Transpose(W)` with W stored [out, in] as Hugging Face has it.
@@ -196,7 +186,7 @@ std::optional<double> Recogniser::scalar(const std::string &v) const {
   case onnx::TensorProto::FLOAT: {
     float f;
     std::memcpy(&f, t->data, 4);
-    return widen(f);
+    return formats::widenFloat32(f);
   }
   case onnx::TensorProto::DOUBLE: {
     double d;
@@ -367,7 +357,7 @@ StatusOr<Norm> Recogniser::norm(const std::string &h,
                   h);
     n.out = out(c);
     n.gamma = in(c, 1);
-    n.eps = eps ? widen(eps->f()) : 1e-5;
+    n.eps = eps ? formats::widenFloat32(eps->f()) : 1e-5;
     n.entries = {c};
     KVRT_RETURN_IF_ERROR(setEps(n.eps, h));
     return n;
@@ -664,7 +654,7 @@ StatusOr<Block> Recogniser::attention(const std::string &h,
     v = in(core, 2);
     merged = out(core);
     if (const onnx::AttributeProto *s = attr(core, "scale"))
-      coreScale = widen(s->f());
+      coreScale = formats::widenFloat32(s->f());
   } else {
     // scores = q @ k^T, scaled, masked; softmax; @ v.
     std::string s = in(core, 0);
