@@ -7,7 +7,11 @@ kvrt-runtime-dump on a few prompts given as token ids, and compares:
     max |reference| per prompt must stay below 1e-4;
   * 32 greedy tokens after each prompt must be identical.
 The model follows transformers' LlamaForCausalLM: RMSNorm, rotate_half RoPE,
-grouped-query attention, SwiGLU MLP, tied embeddings when configured.
+grouped-query attention, SwiGLU MLP, tied embeddings when configured; and
+the variants of Qwen2 (q/k/v biases), Qwen3 (RMSNorm of each query and key
+head before RoPE) and Mistral (sliding-window attention). With --random
+ARCH, a small random model of that architecture is written first (with the
+tokenizer of --model) and checked instead.
 """
 import argparse
 import json
@@ -46,9 +50,16 @@ class Llama:
         tied = c.get("tie_word_embeddings", False)
         self.embed = embed if embed is not None else head
         self.lm_head = self.embed if tied or head is None else head
+        arch = c["architectures"][0]
+        windowed = arch == "MistralForCausalLM" or c.get("use_sliding_window")
+        self.window = c.get("sliding_window") if windowed else None
 
     def rms_norm(self, x, weight):
         return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.eps) * weight
+
+    def project(self, x, name):
+        y = x @ self.w[name + ".weight"].T
+        return y + self.w[name + ".bias"] if name + ".bias" in self.w else y
 
     def rope(self, x, positions):
         d = self.head_dim
@@ -64,13 +75,17 @@ class Llama:
         positions = np.arange(t)
         x = self.embed[np.array(ids)]
         mask = np.triu(np.full((t, t), -np.inf), k=1)
+        if self.window:
+            mask += np.tril(np.full((t, t), -np.inf), k=-self.window)
         group = self.heads // self.kv_heads
         for layer in range(self.config["num_hidden_layers"]):
             p = f"model.layers.{layer}."
             h = self.rms_norm(x, w[p + "input_layernorm.weight"])
-            q = (h @ w[p + "self_attn.q_proj.weight"].T).reshape(t, self.heads, d)
-            k = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(t, self.kv_heads, d)
-            v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(t, self.kv_heads, d)
+            q, k, v = (self.project(h, p + "self_attn." + n).reshape(t, -1, d)
+                       for n in ("q_proj", "k_proj", "v_proj"))
+            if p + "self_attn.q_norm.weight" in w:
+                q = self.rms_norm(q, w[p + "self_attn.q_norm.weight"])
+                k = self.rms_norm(k, w[p + "self_attn.k_norm.weight"])
             q, k = self.rope(q, positions), self.rope(k, positions)
             k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
             scores = np.einsum("qhd,khd->hqk", q, k) / np.sqrt(d) + mask
@@ -93,6 +108,53 @@ class Llama:
         return out
 
 
+def write_random_model(arch, tokenizer_dir, folder):
+    """A small random model of `arch` in Hugging Face layout."""
+    import shutil
+    from safetensors.numpy import save_file
+    rng = np.random.default_rng(11)
+    h, heads, kv_heads, d, ffn, vocab = 64, 4, 2, 16, 96, 2048
+    config = {"architectures": [arch], "hidden_size": h,
+              "intermediate_size": ffn, "num_hidden_layers": 2,
+              "num_attention_heads": heads, "num_key_value_heads": kv_heads,
+              "head_dim": d, "vocab_size": vocab, "rms_norm_eps": 1e-6,
+              "rope_theta": 10000.0, "max_position_embeddings": 128,
+              "tie_word_embeddings": False, "bos_token_id": 1,
+              "eos_token_id": 2}
+    if arch == "MistralForCausalLM":
+        config["sliding_window"] = 8
+    w = {"model.embed_tokens.weight": (vocab, h), "lm_head.weight": (vocab, h)}
+    for i in range(2):
+        p = f"model.layers.{i}."
+        w.update({p + "self_attn.q_proj.weight": (heads * d, h),
+                  p + "self_attn.k_proj.weight": (kv_heads * d, h),
+                  p + "self_attn.v_proj.weight": (kv_heads * d, h),
+                  p + "self_attn.o_proj.weight": (h, heads * d),
+                  p + "mlp.gate_proj.weight": (ffn, h),
+                  p + "mlp.up_proj.weight": (ffn, h),
+                  p + "mlp.down_proj.weight": (h, ffn)})
+        if arch == "Qwen2ForCausalLM":
+            w.update({p + "self_attn.q_proj.bias": (heads * d,),
+                      p + "self_attn.k_proj.bias": (kv_heads * d,),
+                      p + "self_attn.v_proj.bias": (kv_heads * d,)})
+    tensors = {n: (rng.standard_normal(s) / np.sqrt(s[-1])).astype(np.float32)
+               for n, s in w.items()}
+    norms = ["model.norm.weight"] + [
+        f"model.layers.{i}.{n}.weight" for i in range(2)
+        for n in ("input_layernorm", "post_attention_layernorm")]
+    tensors.update({n: (1 + 0.1 * rng.standard_normal(h)).astype(np.float32)
+                    for n in norms})
+    if arch == "Qwen3ForCausalLM":
+        tensors.update({f"model.layers.{i}.self_attn.{n}.weight":
+                        (1 + 0.1 * rng.standard_normal(d)).astype(np.float32)
+                        for i in range(2) for n in ("q_norm", "k_norm")})
+    os.makedirs(folder, exist_ok=True)
+    save_file(tensors, os.path.join(folder, "model.safetensors"))
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+    shutil.copy(os.path.join(tokenizer_dir, "tokenizer.json"), folder)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -102,7 +164,15 @@ def main():
                         help="compile the model with this kvopt (float32 "
                              "cache) and run its artifact instead of the "
                              "test's own plan")
+    parser.add_argument("--random", choices=["Qwen2ForCausalLM",
+                                             "Qwen3ForCausalLM",
+                                             "MistralForCausalLM"],
+                        help="check a random model of this architecture")
     args = parser.parse_args()
+    if args.random:
+        folder = os.path.join(args.work, "model")
+        write_random_model(args.random, args.model, folder)
+        args.model = folder
 
     os.makedirs(args.work, exist_ok=True)
     prompts_file = os.path.join(args.work, "prompts.txt")
