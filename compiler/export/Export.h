@@ -10,6 +10,7 @@
 #ifndef KVOPT_COMPILER_EXPORT_EXPORT_H
 #define KVOPT_COMPILER_EXPORT_EXPORT_H
 
+#include "compiler/Pipeline.h"
 #include "compiler/import/Importer.h"
 #include "kvrt/ArtifactWriter.h"
 #include "kvrt/Status.h"
@@ -17,7 +18,6 @@
 #include "mlir/IR/BuiltinOps.h"
 
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace kvopt::exporter {
@@ -25,8 +25,8 @@ namespace kvopt::exporter {
 struct ExportOptions {
   /// "cpu", "h100", "h200".
   std::string target = "cpu";
-  /// Pass name and its options as the pipeline text spelled them.
-  std::vector<std::pair<std::string, std::string>> passes;
+  /// The passes that ran, as runPipeline reports them.
+  std::vector<PassRecord> passes;
 };
 
 /// Fills `writer` from `module`: plan, tensors and cache layout from its
