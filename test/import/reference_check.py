@@ -152,6 +152,7 @@ def make_hf(path, folder):
     heads = int(field_value(reader, "llama.attention.head_count"))
     config = {
         "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
         "vocab_size": int(tensors["token_embd.weight"].shape[0]),
         "hidden_size": int(field_value(reader, "llama.embedding_length")),
         "intermediate_size": int(field_value(reader, "llama.feed_forward_length")),
