@@ -111,6 +111,10 @@ uint64_t dtypeBytes(schema::DType dtype);
 const char *dtypeName(schema::DType dtype);
 /// "bf16", "polar", ...: the names the compiler's dialect prints.
 const char *encodingName(schema::EncodingKind kind);
+/// Bytes one token takes in the pages of `layout` (keys and values of all
+/// its KV heads, metadata included), as libkvrt stores them; or why this
+/// runtime cannot store that layout.
+StatusOr<double> cacheBytesPerToken(const schema::CacheLayout &layout);
 
 } // namespace kvrt
 

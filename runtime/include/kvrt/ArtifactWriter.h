@@ -2,8 +2,8 @@
 //
 // The compiler's exporter (and tests) build an artifact by adding blobs,
 // filling in the manifest and calling write(). The file appears at its
-// destination only once complete: it is written to `path.tmp`, synced and
-// renamed, and the temporary file is removed on any error.
+// destination only once complete: it is written to a new `path.tmp.XXXXXX`,
+// synced and renamed, and the temporary file is removed on any error.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_ARTIFACTWRITER_H

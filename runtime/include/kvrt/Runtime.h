@@ -25,6 +25,17 @@ namespace kvrt {
 
 using SequenceId = uint64_t;
 
+/// Sees every key and value row as a cache layer receives it, before it is
+/// encoded (post-RoPE keys, as the cache stores them): calibration records
+/// statistics from it. Called from the engine's thread.
+class AppendObserver {
+public:
+  virtual ~AppendObserver() = default;
+  /// keys and values are [rows, kvHeads, headDim].
+  virtual void onAppend(uint32_t layer, const float *keys, const float *values,
+                        int64_t rows, int64_t kvHeads, int64_t headDim) = 0;
+};
+
 struct EngineOptions {
   /// "cpu" (the reference backend).
   std::string backend = "cpu";
@@ -39,6 +50,28 @@ struct EngineOptions {
   /// Tokens per page in every layer (at most 65536); 0 keeps the
   /// artifact's page sizes.
   uint32_t pageSize = 0;
+  /// Receives every appended key and value; not owned; may be null.
+  AppendObserver *observer = nullptr;
+  /// Keeps a bf16 copy of the cache beside the artifact's encodings and
+  /// compares every attention call with it (see Engine::fidelity()); costs
+  /// the copy's memory and a second attention.
+  bool measureFidelity = false;
+  /// The k of LayerFidelity::topKOverlap.
+  uint32_t fidelityTopK = 16;
+};
+
+/// How far one layer's attention over the compressed cache strays from the
+/// same attention over an uncompressed (bf16) copy of the cache, for the
+/// same queries: errors are per layer, not compounded through the model.
+struct LayerFidelity {
+  uint32_t layer = 0;
+  /// Query rows (one per query head and token) compared.
+  uint64_t queries = 0;
+  /// Mean over queries of |o - o_ref| / |o_ref|.
+  double outputRelativeError = 0;
+  /// Mean over queries of |top-k(w) & top-k(w_ref)| / k, k = min(topK,
+  /// visible entries).
+  double topKOverlap = 0;
 };
 
 /// One row of a batch.
@@ -97,8 +130,9 @@ struct EngineStats {
   double prefillSeconds = 0;
   uint64_t decodeTokens = 0;
   double decodeSeconds = 0;
-  /// Bytes of keys and values one token takes across all layers.
-  uint64_t kvBytesPerToken = 0;
+  /// Bytes of keys and values one token takes across all layers, metadata
+  /// included (fractional when a scale is shared by several tokens).
+  double kvBytesPerToken = 0;
   /// Bytes of cache pages attached to sequences, now and at most so far.
   uint64_t kvBytesInUse = 0;
   uint64_t peakKvBytes = 0;
@@ -154,6 +188,10 @@ public:
            const std::function<bool(int32_t)> &onToken = {});
 
   EngineStats stats() const;
+  /// Per cache layer, what measureFidelity recorded since the engine was
+  /// created or resetFidelity() was called; empty without measureFidelity.
+  std::vector<LayerFidelity> fidelity() const;
+  void resetFidelity();
 
 private:
   Engine(std::shared_ptr<const Artifact> artifact,

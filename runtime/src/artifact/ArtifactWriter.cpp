@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace kvrt {
@@ -31,10 +32,21 @@ public:
       ::close(fd_);
   }
 
+  /// Creates a new file named after `path_` with a unique suffix (writers
+  /// of one destination must not share a temporary file); path() is then
+  /// its name.
   Status open() {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    return fd_ < 0 ? error("cannot create") : Status::ok();
+    std::string name = path_ + ".XXXXXX";
+    fd_ = ::mkostemp(name.data(), O_CLOEXEC);
+    if (fd_ < 0)
+      return error("cannot create");
+    path_ = name;
+    // mkostemp creates 0600; an artifact is as readable as other outputs.
+    if (::fchmod(fd_, 0644) != 0)
+      return error("cannot set the mode of");
+    return Status::ok();
   }
+  const std::string &path() const { return path_; }
   Status write(const void *data, size_t size) {
     const uint8_t *p = static_cast<const uint8_t *>(data);
     while (size) {
@@ -161,10 +173,12 @@ Status ArtifactWriter::write(const std::string &path) {
   }
   uint64_t fileSize = offset;
 
-  std::string tmp = path + ".tmp";
+  // Set once the temporary file exists.
+  std::string tmp;
   auto attempt = [&]() -> Status {
-    OutputFile out(tmp);
+    OutputFile out(path + ".tmp");
     KVRT_RETURN_IF_ERROR(out.open());
+    tmp = out.path();
     // Header and table are written last, once the checksums are known.
     KVRT_RETURN_IF_ERROR(out.zeros(sections[0].offset));
     KVRT_RETURN_IF_ERROR(out.write(manifestBytes.data(), manifestBytes.size()));
@@ -222,7 +236,8 @@ Status ArtifactWriter::write(const std::string &path) {
     status = Status::error("cannot rename '" + tmp + "' to '" + path +
                            "': " + std::strerror(errno));
   if (!status) {
-    ::unlink(tmp.c_str());
+    if (!tmp.empty())
+      ::unlink(tmp.c_str());
     return status;
   }
   // Sync the directory too, so the rename itself survives a crash.

@@ -79,6 +79,9 @@ private:
   Status checkRope(const std::string &field, const schema::Rope &rope) const;
   Status checkTensors();
   Status checkCache();
+  Status checkScaleTensor(const schema::Encoding &e,
+                          const schema::CacheLayout &c,
+                          const std::string &side);
   Status checkPlan();
   Status checkCall(int index, const schema::KernelCall &call, Kernel kernel);
   Status checkTokenizer();
@@ -258,12 +261,42 @@ Status Validator::checkCache() {
     if (c.page_size() == 0 || c.page_size() > (1u << 16))
       return fail(what + ".page_size is " + str(c.page_size()) +
                   "; it must be between 1 and 65536");
-    for (const auto *e : {&c.key(), &c.value()})
+    for (const auto *e : {&c.key(), &c.value()}) {
+      std::string side = what + (e == &c.key() ? ".key" : ".value");
       if (e->kind() == schema::ENCODING_UNSPECIFIED ||
           !schema::EncodingKind_IsValid(e->kind()))
-        return fail(what + (e == &c.key() ? ".key" : ".value") +
-                    " has no encoding this runtime knows");
+        return fail(side + " has no encoding this runtime knows");
+      KVRT_RETURN_IF_ERROR(checkScaleTensor(*e, c, side));
+    }
   }
+  return Status::ok();
+}
+
+Status Validator::checkScaleTensor(const schema::Encoding &e,
+                                   const schema::CacheLayout &c,
+                                   const std::string &side) {
+  if (!e.has_scale_tensor())
+    return Status::ok();
+  // fp8 keeps a scale per KV head, nvfp4 one for the whole tensor.
+  uint64_t expected;
+  if (e.kind() == schema::ENCODING_FP8)
+    expected = c.kv_heads();
+  else if (e.kind() == schema::ENCODING_NVFP4)
+    expected = 1;
+  else
+    return fail(side + ".scale_tensor is set, but only fp8 and nvfp4 "
+                       "encodings take scales");
+  if (e.scale_tensor() >= uint32_t(m.tensors_size()))
+    return fail(side + ".scale_tensor is " + str(e.scale_tensor()) +
+                "; the manifest has " + str(m.tensors_size()) + " tensors");
+  const schema::Tensor &t = m.tensors(int(e.scale_tensor()));
+  uint64_t elements = 1;
+  for (int64_t d : t.shape())
+    elements *= uint64_t(d);
+  if (t.dtype() != schema::DTYPE_F32 || elements != expected)
+    return fail(side + ".scale_tensor names tensor \"" + t.name() +
+                "\", which must hold " + str(int64_t(expected)) +
+                " f32 values");
   return Status::ok();
 }
 

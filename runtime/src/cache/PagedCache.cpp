@@ -10,9 +10,9 @@ PagedCache::PagedCache(std::vector<CacheLayerShape> shapes) {
   for (const CacheLayerShape &s : shapes) {
     Layer layer;
     layer.shape = s;
-    layer.pageBytes = uint64_t(s.kvHeads) * s.pageSize *
-                          (uint64_t(s.keyBytes) + s.valueBytes) +
-                      uint64_t(s.pageSize) * sizeof(int32_t);
+    layer.pageBytes =
+        uint64_t(s.kvHeads) * (s.keyHeadBytes + s.valueHeadBytes) +
+        uint64_t(s.pageSize) * sizeof(int32_t);
     layers_.push_back(std::move(layer));
   }
 }
@@ -24,6 +24,14 @@ Status PagedCache::addSequence(uint64_t sequence) {
   Sequence s;
   s.pages.resize(layers_.size());
   s.length.assign(layers_.size(), 0);
+  s.encoded.assign(layers_.size(), 0);
+  s.tails.resize(layers_.size());
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const CacheLayerShape &shape = layers_[l].shape;
+    s.tails[l].headDim = shape.headDim;
+    s.tails[l].keys.resize(shape.kvHeads);
+    s.tails[l].values.resize(shape.kvHeads);
+  }
   sequences_.emplace(sequence, std::move(s));
   return Status::ok();
 }
@@ -40,6 +48,7 @@ void PagedCache::removeSequence(uint64_t sequence) {
     }
     layer.inUse -= it->second.pages[l].size();
     bytesInUse_ -= it->second.pages[l].size() * layer.pageBytes;
+    bytesInUse_ -= tailBytes(layer, it->second.tails[l].tokens());
   }
   sequences_.erase(it);
 }
@@ -82,13 +91,12 @@ PagedCache::reserve(const std::vector<std::pair<uint64_t, uint64_t>> &tokens) {
         s.pages[l].push_back(takePage(layers_[l]));
     }
   }
-  peakBytes_ = std::max(peakBytes_, bytesInUse_);
   return Status::ok();
 }
 
 uint32_t PagedCache::takePage(Layer &layer) {
   ++layer.inUse;
-  bytesInUse_ += layer.pageBytes;
+  track(int64_t(layer.pageBytes));
   if (!layer.free.empty()) {
     uint32_t p = layer.free.back();
     layer.free.pop_back();
@@ -96,24 +104,42 @@ uint32_t PagedCache::takePage(Layer &layer) {
   }
   const CacheLayerShape &s = layer.shape;
   auto page = std::make_unique<Page>();
-  uint64_t entries = uint64_t(s.kvHeads) * s.pageSize;
-  page->keys.reset(new uint8_t[entries * s.keyBytes]);
-  page->values.reset(new uint8_t[entries * s.valueBytes]);
+  page->keys.reset(new uint8_t[s.kvHeads * s.keyHeadBytes]);
+  page->values.reset(new uint8_t[s.kvHeads * s.valueHeadBytes]);
   page->positions.reset(new int32_t[s.pageSize]);
   layer.pages.push_back(std::move(page));
   return uint32_t(layer.pages.size() - 1);
 }
 
-std::pair<Page *, uint32_t>
-PagedCache::append(uint32_t layer, uint64_t sequence, int32_t position) {
+void PagedCache::append(uint32_t layer, uint64_t sequence, int32_t position,
+                        const float *keys, const float *values) {
   Sequence &s = sequences_.at(sequence);
-  uint32_t pageSize = layers_[layer].shape.pageSize;
+  const Layer &l = layers_[layer];
+  uint32_t pageSize = l.shape.pageSize;
   uint64_t index = s.length[layer]++;
-  Page *page = layers_[layer].pages[s.pages[layer][index / pageSize]].get();
+  Page &page = *l.pages[s.pages[layer][index / pageSize]];
   uint32_t slot = uint32_t(index % pageSize);
-  page->positions[slot] = position;
-  page->count = slot + 1;
-  return {page, slot};
+  page.positions[slot] = position;
+  page.count = slot + 1;
+  Tail &tail = s.tails[layer];
+  for (uint32_t h = 0; h < l.shape.kvHeads; ++h) {
+    size_t offset = size_t(h) * tail.headDim;
+    tail.keys[h].insert(tail.keys[h].end(), keys + offset,
+                        keys + offset + tail.headDim);
+    tail.values[h].insert(tail.values[h].end(), values + offset,
+                          values + offset + tail.headDim);
+  }
+  track(int64_t(tailBytes(l, tail.tokens())) -
+        int64_t(tailBytes(l, tail.tokens() - 1)));
+}
+
+uint64_t PagedCache::flushable(uint32_t layer, uint64_t sequence) const {
+  const CacheLayerShape &shape = layers_[layer].shape;
+  uint64_t inTail = sequences_.at(sequence).tails[layer].tokens();
+  if (inTail <= shape.tailWindow)
+    return 0;
+  uint64_t beyond = inTail - shape.tailWindow;
+  return beyond / shape.flushGroup * shape.flushGroup;
 }
 
 const std::vector<uint32_t> &PagedCache::pages(uint32_t layer,
@@ -125,12 +151,40 @@ uint64_t PagedCache::length(uint32_t layer, uint64_t sequence) const {
   return sequences_.at(sequence).length[layer];
 }
 
-uint64_t PagedCache::bytesPerToken() const {
-  uint64_t bytes = 0;
+uint64_t PagedCache::encoded(uint32_t layer, uint64_t sequence) const {
+  return sequences_.at(sequence).encoded[layer];
+}
+
+const Tail &PagedCache::tail(uint32_t layer, uint64_t sequence) const {
+  return sequences_.at(sequence).tails[layer];
+}
+
+int32_t PagedCache::position(uint32_t layer, uint64_t sequence,
+                             uint64_t index) const {
+  const Layer &l = layers_[layer];
+  uint32_t page =
+      sequences_.at(sequence).pages[layer][index / l.shape.pageSize];
+  return l.pages[page]->positions[index % l.shape.pageSize];
+}
+
+double PagedCache::bytesPerToken() const {
+  double bytes = 0;
   for (const Layer &l : layers_)
-    bytes +=
-        uint64_t(l.shape.kvHeads) * (l.shape.keyBytes + l.shape.valueBytes);
+    bytes += double(l.shape.kvHeads) *
+             double(l.shape.keyHeadBytes + l.shape.valueHeadBytes) /
+             l.shape.pageSize;
   return bytes;
+}
+
+uint64_t PagedCache::tailBytes(const Layer &layer, uint64_t tokens) const {
+  if (layer.shape.tailWindow == 0)
+    return 0;
+  return tokens * layer.shape.kvHeads * layer.shape.headDim * 2 * 2;
+}
+
+void PagedCache::track(int64_t delta) {
+  bytesInUse_ = uint64_t(int64_t(bytesInUse_) + delta);
+  peakBytes_ = std::max(peakBytes_, bytesInUse_);
 }
 
 } // namespace kvrt

@@ -2,10 +2,18 @@
 //-*-===//
 //
 // Each layer has a pool of pages of `pageSize` tokens and each sequence a
-// page table per layer, as in vLLM. A page holds, per KV head, the encoded
-// keys and values of its tokens and, per token, the position it was stored
-// at (kept as is when later passes evict tokens). The cache manages memory
-// only; backends encode and decode the entries.
+// page table per layer, as in vLLM. Per KV head, a page holds one area of
+// encoded keys and one of encoded values (their layout is the codec's, see
+// Codec.h) and, per token, the position it was stored at (kept as is when
+// later passes evict tokens).
+//
+// New tokens first go to the sequence's tail, a float copy of the keys and
+// values not encoded yet: attention reads the tail as it is, so a prefill
+// attends to its own tokens before they are quantized (as vLLM and KIVI
+// do), and a KIVI layer keeps its `tailWindow` most recent tokens there in
+// bf16. takeTail() hands the tokens that may leave the tail to the backend,
+// `flushGroup` at a time (KIVI quantizes keys a group of tokens at once).
+// The cache manages memory only; backends encode and decode the entries.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_CACHE_PAGEDCACHE_H
@@ -24,22 +32,39 @@ namespace kvrt {
 /// The shape of one layer's pages.
 struct CacheLayerShape {
   uint32_t kvHeads = 0;
+  uint32_t headDim = 0;
+  /// A multiple of flushGroup.
   uint32_t pageSize = 0;
-  /// Bytes of one token's key (or value) for one head, once encoded.
-  uint32_t keyBytes = 0;
-  uint32_t valueBytes = 0;
+  /// Bytes of one KV head's key (value) area in a page.
+  uint64_t keyHeadBytes = 0;
+  uint64_t valueHeadBytes = 0;
+  /// Most recent tokens kept in the tail once older ones can be encoded.
+  uint32_t tailWindow = 0;
+  /// Tokens that leave the tail together.
+  uint32_t flushGroup = 1;
   /// Pages the layer's pool may hold.
   uint64_t capacityPages = 0;
 };
 
-/// One page: entry `slot` of head `h` starts at `keys + (h * pageSize +
-/// slot) * keyBytes` (likewise values), so one head's tokens are contiguous.
+/// One page: the key area of head `h` starts at `keys + h * keyHeadBytes`
+/// (likewise values), so one head's tokens are contiguous.
 struct Page {
   std::unique_ptr<uint8_t[]> keys;
   std::unique_ptr<uint8_t[]> values;
   std::unique_ptr<int32_t[]> positions;
-  /// Slots in use.
+  /// Slots whose position is recorded; entries below the sequence's
+  /// encoded() count are in the areas, the others still in its tail.
   uint32_t count = 0;
+};
+
+/// A sequence's tokens not encoded yet, oldest first: per KV head, token
+/// i's keys at `keys[head].data() + i * headDim` (the layout of an f32 page
+/// area, so the f32 codec reads it).
+struct Tail {
+  uint32_t headDim = 0;
+  std::vector<std::vector<float>> keys;
+  std::vector<std::vector<float>> values;
+  size_t tokens() const { return keys.empty() ? 0 : keys[0].size() / headDim; }
 };
 
 class PagedCache {
@@ -54,10 +79,19 @@ public:
   /// Attaches enough pages for `tokens` more tokens of each listed sequence
   /// in every layer; when any pool is short, attaches none and says so.
   Status reserve(const std::vector<std::pair<uint64_t, uint64_t>> &tokens);
-  /// Where the next token of `sequence` in `layer` goes; records its
-  /// position. Room must have been reserved.
-  std::pair<Page *, uint32_t> append(uint32_t layer, uint64_t sequence,
-                                     int32_t position);
+  /// Adds one token of `sequence` at `position` to the tail of `layer`:
+  /// kvHeads * headDim keys and values. Room must have been reserved.
+  void append(uint32_t layer, uint64_t sequence, int32_t position,
+              const float *keys, const float *values);
+  /// How many of the tail's oldest tokens may be encoded now: all but the
+  /// window, in whole flush groups.
+  uint64_t flushable(uint32_t layer, uint64_t sequence) const;
+  /// Removes the `tokens` oldest tail tokens (at most flushable()) after
+  /// `encode(first, count, tail)` has stored them: `first` is the sequence
+  /// index of the first one.
+  template <typename Encode>
+  void flush(uint32_t layer, uint64_t sequence, uint64_t tokens,
+             const Encode &encode);
 
   /// The pages of `sequence` in `layer`, in token order (the last may be
   /// partly filled or, after reserve(), empty).
@@ -65,15 +99,26 @@ public:
   const Page &page(uint32_t layer, uint32_t index) const {
     return *layers_[layer].pages[index];
   }
+  Page &page(uint32_t layer, uint32_t index) {
+    return *layers_[layer].pages[index];
+  }
   const CacheLayerShape &shape(uint32_t layer) const {
     return layers_[layer].shape;
   }
-  /// Tokens stored for `sequence` in `layer`.
+  /// Tokens stored for `sequence` in `layer`, encoded or in the tail.
   uint64_t length(uint32_t layer, uint64_t sequence) const;
+  /// Tokens of `sequence` in `layer` that are encoded in pages; the rest
+  /// are in tail().
+  uint64_t encoded(uint32_t layer, uint64_t sequence) const;
+  const Tail &tail(uint32_t layer, uint64_t sequence) const;
+  /// The position stored for token `index` of the sequence.
+  int32_t position(uint32_t layer, uint64_t sequence, uint64_t index) const;
 
-  /// Bytes of keys and values one token takes across all layers.
-  uint64_t bytesPerToken() const;
-  /// Bytes of the pages attached to sequences, now and at most so far.
+  /// Bytes of encoded keys and values one token takes across all layers
+  /// (page areas divided by the page size: metadata included).
+  double bytesPerToken() const;
+  /// Bytes of the pages attached to sequences and of the windows held in
+  /// tails (at 2 bytes a value, as bf16), now and at most so far.
   uint64_t bytesInUse() const { return bytesInUse_; }
   uint64_t peakBytes() const { return peakBytes_; }
 
@@ -89,14 +134,39 @@ private:
   struct Sequence {
     std::vector<std::vector<uint32_t>> pages;
     std::vector<uint64_t> length;
+    std::vector<uint64_t> encoded;
+    std::vector<Tail> tails;
   };
   uint32_t takePage(Layer &layer);
+  /// Bytes a tail of `tokens` tokens counts for in `layer`: only a window
+  /// the layer keeps (KIVI) is part of the cache's footprint; a prefill's
+  /// tokens passing through are not.
+  uint64_t tailBytes(const Layer &layer, uint64_t tokens) const;
+  void track(int64_t delta);
 
   std::vector<Layer> layers_;
   std::unordered_map<uint64_t, Sequence> sequences_;
   uint64_t bytesInUse_ = 0;
   uint64_t peakBytes_ = 0;
 };
+
+template <typename Encode>
+void PagedCache::flush(uint32_t layer, uint64_t sequence, uint64_t tokens,
+                       const Encode &encode) {
+  if (tokens == 0)
+    return;
+  Sequence &s = sequences_.at(sequence);
+  Tail &tail = s.tails[layer];
+  uint64_t before = tail.tokens();
+  encode(s.encoded[layer], tokens, std::as_const(tail));
+  size_t width = size_t(tokens) * tail.headDim;
+  for (auto *side : {&tail.keys, &tail.values})
+    for (std::vector<float> &head : *side)
+      head.erase(head.begin(), head.begin() + width);
+  s.encoded[layer] += tokens;
+  const Layer &l = layers_[layer];
+  track(int64_t(tailBytes(l, tail.tokens())) - int64_t(tailBytes(l, before)));
+}
 
 } // namespace kvrt
 

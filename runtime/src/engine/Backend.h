@@ -22,7 +22,7 @@ struct BatchView {
 };
 
 struct CacheStats {
-  uint64_t bytesPerToken = 0;
+  double bytesPerToken = 0;
   uint64_t bytesInUse = 0;
   uint64_t peakBytes = 0;
 };
@@ -37,6 +37,9 @@ public:
   /// `logits`. On error nothing is stored.
   virtual Status forward(const BatchView &batch, float *logits) = 0;
   virtual CacheStats cacheStats() const = 0;
+  /// See Engine::fidelity().
+  virtual std::vector<LayerFidelity> fidelity() const = 0;
+  virtual void resetFidelity() = 0;
 };
 
 /// The reference backend: fp32 kernels on a thread pool, paged host cache.

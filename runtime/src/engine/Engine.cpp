@@ -266,4 +266,10 @@ EngineStats Engine::stats() const {
   return s;
 }
 
+std::vector<LayerFidelity> Engine::fidelity() const {
+  return backend_->fidelity();
+}
+
+void Engine::resetFidelity() { backend_->resetFidelity(); }
+
 } // namespace kvrt

@@ -24,9 +24,12 @@ const std::vector<int32_t> kStory = {1,   80,  147,  201, 282, 215,
 const std::vector<int32_t> kTom = {1, 80, 388, 1174, 1714, 84, 235};
 
 std::shared_ptr<const Artifact> load(const test::LlamaArtifactOptions &o) {
-  std::string path =
-      ::testing::TempDir() + "/engine_test_" + std::to_string(o.pageSize) +
-      "_" + std::to_string(o.cacheEncoding) + "_" + o.target + ".kvpkg";
+  // One file per distinct artifact: the options' bytes name it.
+  std::string path = ::testing::TempDir() + "/engine_test_" +
+                     std::to_string(o.pageSize) + "_" +
+                     std::to_string(std::hash<std::string>()(
+                         o.cacheEncoding.SerializeAsString())) +
+                     "_" + o.target + ".kvpkg";
   Status written = test::writeLlamaArtifact(test::tinyStoriesDir(), path, o);
   EXPECT_TRUE(written.isOk()) << written.message();
   auto artifact = Artifact::open(path);
@@ -247,7 +250,7 @@ TEST(Engine, ReportsStats) {
   greedy(*e, kStory, 16);
   EngineStats s = e->stats();
   // 2 layers x 4 KV heads x 16 dims x (key + value) x 4 bytes.
-  EXPECT_EQ(s.kvBytesPerToken, 1024u);
+  EXPECT_EQ(s.kvBytesPerToken, 1024.0);
   EXPECT_EQ(s.prefillTokens, kStory.size());
   EXPECT_EQ(s.decodeTokens, 15u);
   EXPECT_GT(s.decodeTokensPerSecond(), 0);
@@ -259,9 +262,9 @@ TEST(Engine, ReportsStats) {
 
 TEST(Engine, Bf16CacheStaysClose) {
   test::LlamaArtifactOptions o;
-  o.cacheEncoding = schema::ENCODING_BF16;
+  o.cacheEncoding.set_kind(schema::ENCODING_BF16);
   auto bf16 = engine(load(o));
-  EXPECT_EQ(bf16->stats().kvBytesPerToken, 512u);
+  EXPECT_EQ(bf16->stats().kvBytesPerToken, 512.0);
   std::vector<float> a = promptLogits(*bf16, kStory);
   std::vector<float> b = promptLogits(*engine(tinyStories()), kStory);
   double diff = 0, scale = 0;
@@ -272,13 +275,42 @@ TEST(Engine, Bf16CacheStaysClose) {
   EXPECT_LT(diff / scale, 1e-2);
 }
 
+TEST(Engine, FidelityComparesWithABf16Copy) {
+  EngineOptions measure;
+  measure.measureFidelity = true;
+  measure.fidelityTopK = 4;
+  test::LlamaArtifactOptions o;
+  o.cacheEncoding.set_kind(schema::ENCODING_BF16);
+  auto bf16 = engine(load(o), measure);
+  greedy(*bf16, kStory, 8);
+  std::vector<LayerFidelity> same = bf16->fidelity();
+  ASSERT_EQ(same.size(), 2u);
+  for (const LayerFidelity &f : same) {
+    // Each of 8 query heads, for 12 prompt tokens and 7 decode steps.
+    EXPECT_EQ(f.queries, 8u * (12 + 7));
+    EXPECT_EQ(f.outputRelativeError, 0.0);
+    EXPECT_EQ(f.topKOverlap, 1.0);
+  }
+  // An f32 cache differs from bf16 by bf16's rounding, no more.
+  auto f32 = engine(tinyStories(), measure);
+  greedy(*f32, kStory, 8);
+  for (const LayerFidelity &f : f32->fidelity()) {
+    EXPECT_GT(f.outputRelativeError, 0.0);
+    EXPECT_LT(f.outputRelativeError, 1e-2);
+    EXPECT_GT(f.topKOverlap, 0.9);
+  }
+  f32->resetFidelity();
+  EXPECT_EQ(f32->fidelity()[0].queries, 0u);
+  EXPECT_TRUE(engine(tinyStories())->fidelity().empty());
+}
+
 TEST(Engine, RefusesWhatTheCpuBackendCannotRun) {
   test::LlamaArtifactOptions o;
-  o.cacheEncoding = schema::ENCODING_POLAR;
-  auto polar = load(o);
-  EXPECT_EQ(Engine::create(polar).status().message(),
-            polar->name() + ": layer 0 key encoding polar is not supported by "
-                            "the cpu backend of this runtime");
+  o.cacheEncoding.set_kind(schema::ENCODING_LOWRANK);
+  auto lowRank = load(o);
+  EXPECT_EQ(Engine::create(lowRank).status().message(),
+            lowRank->name() + ": the keys of layer 0 use #kv.lowrank, which "
+                              "this runtime cannot store");
   o = {};
   o.target = "tpu";
   auto tpu = load(o);

@@ -2,6 +2,7 @@
 #include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
+#include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
 
 #include <gtest/gtest.h>
@@ -265,30 +266,51 @@ AttentionCase makeCase() {
   return c;
 }
 
+/// Attention of random queries over `c` stored as `kind`; with `encode`,
+/// the entries are encoded into pages first, else read from the tails.
 std::vector<float> runAttention(const AttentionCase &c, uint32_t pageSize,
-                                CacheElement element, int64_t window,
-                                unsigned threads) {
-  uint32_t bytes = uint32_t(c.d) * cacheElementBytes(element);
-  PagedCache cache({{uint32_t(c.kvHeads), pageSize, bytes, bytes, 1000}});
+                                schema::EncodingKind kind, int64_t window,
+                                unsigned threads, bool encode = true) {
+  schema::Encoding encoding, f32;
+  encoding.set_kind(kind);
+  f32.set_kind(schema::ENCODING_F32);
+  CodecContext context;
+  context.kvHeads = uint32_t(c.kvHeads);
+  context.headDim = uint32_t(c.d);
+  auto codec = makeCodec(encoding, context);
+  auto tailCodec = makeCodec(f32, context);
+  EXPECT_TRUE(codec.isOk() && tailCodec.isOk());
+  CacheCodecs codecs{codec->get(), codec->get(), tailCodec->get(),
+                     kind != schema::ENCODING_F32,
+                     kind != schema::ENCODING_F32};
+  CacheLayerShape shape;
+  shape.kvHeads = uint32_t(c.kvHeads);
+  shape.headDim = uint32_t(c.d);
+  shape.pageSize = pageSize;
+  shape.keyHeadBytes = shape.valueHeadBytes = (*codec)->headBytes(pageSize);
+  shape.capacityPages = 1000;
+  PagedCache cache({shape});
   for (uint64_t s : {10, 11, 12})
     EXPECT_TRUE(cache.addSequence(s).isOk());
   std::vector<std::pair<uint64_t, uint64_t>> counts = {
       {10, 37}, {11, 5}, {12, 70}};
   EXPECT_TRUE(cache.reserve(counts).isOk());
-  append(cache, 0, element, element, c.keys.data(), c.values.data(),
-         int64_t(c.sequences.size()), c.d, c.sequences.data(),
-         c.positions.data());
   ThreadPool pool(threads);
+  int64_t rows = int64_t(c.sequences.size());
+  append(pool, cache, 0, codecs, c.keys.data(), c.values.data(), rows,
+         c.sequences.data(), c.positions.data());
+  if (encode)
+    encodeTails(pool, cache, 0, codecs, c.sequences.data(), rows);
   AttentionParams params;
-  params.keyElement = params.valueElement = element;
+  params.cache = &cache;
+  params.codecs = codecs;
   params.scale = 0.25f;
   params.slidingWindow = window;
-  int64_t rows = int64_t(c.sequences.size());
   auto q = randomVector(size_t(rows * c.qHeads * c.d), 11);
   std::vector<float> out(q.size());
   std::vector<std::vector<float>> scratch;
-  attention(pool, cache, params, q.data(), rows, c.qHeads, c.d,
-            c.sequences.data(), c.positions.data(), out.data(), scratch);
+  attention(pool, params, q.data(), rows, c.qHeads, c.sequences.data(),
+            c.positions.data(), out.data(), scratch, nullptr);
   return out;
 }
 
@@ -334,21 +356,25 @@ TEST(Attention, MatchesReferenceWithGqaAtEveryPageSize) {
   std::vector<double> ref = referenceAttention(c, false, 0);
   std::vector<float> first;
   for (uint32_t pageSize : {1u, 16u, 64u}) {
-    std::vector<float> out = runAttention(c, pageSize, CacheElement::F32, 0, 2);
+    std::vector<float> out =
+        runAttention(c, pageSize, schema::ENCODING_F32, 0, 2);
     EXPECT_LT(relativeError(out, ref), 1e-6) << "page size " << pageSize;
     if (first.empty())
       first = out;
     // The page size changes where entries live, never the result.
     EXPECT_EQ(out, first) << "page size " << pageSize;
   }
-  EXPECT_EQ(runAttention(c, 16, CacheElement::F32, 0, 1), first);
+  EXPECT_EQ(runAttention(c, 16, schema::ENCODING_F32, 0, 1), first);
+  // Entries still in the tail give the same bits as encoded ones.
+  EXPECT_EQ(runAttention(c, 16, schema::ENCODING_F32, 0, 2, false), first);
 }
 
 TEST(Attention, SlidingWindow) {
   AttentionCase c = makeCase();
   for (int64_t window : {1, 4, 20}) {
     std::vector<double> ref = referenceAttention(c, false, window);
-    std::vector<float> out = runAttention(c, 16, CacheElement::F32, window, 2);
+    std::vector<float> out =
+        runAttention(c, 16, schema::ENCODING_F32, window, 2);
     EXPECT_LT(relativeError(out, ref), 1e-6) << "window " << window;
   }
 }
@@ -357,9 +383,11 @@ TEST(Attention, Bf16Cache) {
   AttentionCase c = makeCase();
   std::vector<double> ref = referenceAttention(c, true, 0);
   for (uint32_t pageSize : {1u, 64u})
-    EXPECT_LT(
-        relativeError(runAttention(c, pageSize, CacheElement::BF16, 0, 2), ref),
-        1e-6);
+    for (bool encode : {true, false})
+      EXPECT_LT(relativeError(runAttention(c, pageSize, schema::ENCODING_BF16,
+                                           0, 2, encode),
+                              ref),
+                1e-6);
 }
 
 TEST(Elementwise, SwigluAddEmbedding) {

@@ -194,8 +194,11 @@ Status buildLlama(ArtifactWriter &writer, const schema::ModelConfig &config,
     cache->set_kv_heads(uint32_t(kvHeads));
     cache->set_head_dim(uint32_t(d));
     cache->set_page_size(options.pageSize);
-    cache->mutable_key()->set_kind(options.cacheEncoding);
-    cache->mutable_value()->set_kind(options.cacheEncoding);
+    schema::Encoding encoding = options.cacheEncoding;
+    if (encoding.kind() == schema::ENCODING_UNSPECIFIED)
+      encoding.set_kind(schema::ENCODING_F32);
+    *cache->mutable_key() = encoding;
+    *cache->mutable_value() = encoding;
   }
 
   PlanBuilder b(writer, weights);

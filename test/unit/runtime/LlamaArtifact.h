@@ -22,7 +22,8 @@ namespace kvrt::test {
 
 struct LlamaArtifactOptions {
   uint32_t pageSize = 16;
-  schema::EncodingKind cacheEncoding = schema::ENCODING_F32;
+  /// Keys and values of every layer; f32 when the kind is unspecified.
+  schema::Encoding cacheEncoding;
   std::string target = "cpu";
 };
 

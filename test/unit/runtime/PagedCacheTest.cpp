@@ -1,4 +1,4 @@
-//===- PagedCacheTest.cpp - Pages, page tables, exhaustion ---------------===//
+//===- PagedCacheTest.cpp - Pages, page tables, tails, exhaustion --------===//
 #include "runtime/src/cache/PagedCache.h"
 
 #include <gtest/gtest.h>
@@ -7,16 +7,33 @@ using namespace kvrt;
 
 namespace {
 
-/// Two layers with different page sizes, 2 heads of 8 f32 keys and values.
+/// A layer of 2 heads of 8 f32 keys and values per token.
+CacheLayerShape f32Layer(uint32_t pageSize, uint64_t pages) {
+  CacheLayerShape s;
+  s.kvHeads = 2;
+  s.headDim = 8;
+  s.pageSize = pageSize;
+  s.keyHeadBytes = s.valueHeadBytes = uint64_t(pageSize) * 8 * 4;
+  s.capacityPages = pages;
+  return s;
+}
+
+/// Two layers with different page sizes.
 PagedCache makeCache(uint64_t pagesPerLayer) {
-  return PagedCache(
-      {{2, 4, 32, 32, pagesPerLayer}, {2, 3, 32, 32, pagesPerLayer}});
+  return PagedCache({f32Layer(4, pagesPerLayer), f32Layer(3, pagesPerLayer)});
+}
+
+/// Appends one token whose 16 keys are all `value` (values: -value).
+void appendToken(PagedCache &cache, uint32_t layer, uint64_t sequence,
+                 int32_t position, float value) {
+  std::vector<float> keys(16, value), values(16, -value);
+  cache.append(layer, sequence, position, keys.data(), values.data());
 }
 
 TEST(PagedCache, AllocatesPagesAsTokensArrive) {
   PagedCache cache = makeCache(10);
   ASSERT_TRUE(cache.addSequence(1).isOk());
-  EXPECT_EQ(cache.bytesPerToken(), 2u * 2 * (32 + 32));
+  EXPECT_EQ(cache.bytesPerToken(), 2.0 * 2 * (32 + 32));
   ASSERT_TRUE(cache.reserve({{1, 5}}).isOk());
   EXPECT_EQ(cache.pages(0, 1).size(), 2u); // 5 tokens in pages of 4
   EXPECT_EQ(cache.pages(1, 1).size(), 2u); // and of 3
@@ -33,16 +50,48 @@ TEST(PagedCache, KeepsPositionsAndOrder) {
   ASSERT_TRUE(cache.reserve({{7, 6}}).isOk());
   std::vector<int32_t> positions = {0, 3, 4, 9, 10, 42};
   for (int32_t p : positions)
-    cache.append(1, 7, p);
+    appendToken(cache, 1, 7, p, float(p));
   EXPECT_EQ(cache.length(1, 7), 6u);
   EXPECT_EQ(cache.length(0, 7), 0u);
   std::vector<int32_t> stored;
-  for (uint32_t p : cache.pages(1, 7)) {
-    const Page &page = cache.page(1, p);
-    for (uint32_t s = 0; s < page.count; ++s)
-      stored.push_back(page.positions[s]);
-  }
+  for (uint64_t i = 0; i < cache.length(1, 7); ++i)
+    stored.push_back(cache.position(1, 7, i));
   EXPECT_EQ(stored, positions);
+  // Nothing is encoded until the backend flushes the tail.
+  EXPECT_EQ(cache.encoded(1, 7), 0u);
+  EXPECT_EQ(cache.tail(1, 7).tokens(), 6u);
+  EXPECT_EQ(cache.tail(1, 7).keys[1][5 * 8], 42.0f);
+}
+
+TEST(PagedCache, FlushesWholeGroupsBeyondTheWindow) {
+  CacheLayerShape kivi = f32Layer(8, 10);
+  kivi.tailWindow = 3;
+  kivi.flushGroup = 4;
+  PagedCache cache({kivi});
+  ASSERT_TRUE(cache.addSequence(1).isOk());
+  ASSERT_TRUE(cache.reserve({{1, 13}}).isOk());
+  for (int32_t p = 0; p < 6; ++p)
+    appendToken(cache, 0, 1, p, float(p));
+  EXPECT_EQ(cache.flushable(0, 1), 0u); // 6 - 3 is less than a group
+  appendToken(cache, 0, 1, 6, 6.0f);
+  ASSERT_EQ(cache.flushable(0, 1), 4u);
+  // The window is counted at 2 bytes a value, as bf16.
+  uint64_t pages = 2 * (2 * 8 * 8 * 4 * 2 + 8 * 4);
+  EXPECT_EQ(cache.bytesInUse(), pages + 7 * 2 * 8 * 2 * 2);
+  std::vector<float> firstKeys;
+  cache.flush(0, 1, 4, [&](uint64_t first, uint64_t count, const Tail &tail) {
+    EXPECT_EQ(first, 0u);
+    EXPECT_EQ(count, 4u);
+    for (uint64_t t = 0; t < count; ++t)
+      firstKeys.push_back(tail.keys[0][t * 8]);
+  });
+  EXPECT_EQ(firstKeys, (std::vector<float>{0, 1, 2, 3}));
+  EXPECT_EQ(cache.encoded(0, 1), 4u);
+  EXPECT_EQ(cache.tail(0, 1).tokens(), 3u);
+  EXPECT_EQ(cache.tail(0, 1).values[1][0], -4.0f);
+  EXPECT_EQ(cache.bytesInUse(), pages + 3 * 2 * 8 * 2 * 2);
+  cache.removeSequence(1);
+  EXPECT_EQ(cache.bytesInUse(), 0u);
 }
 
 TEST(PagedCache, FreeingReturnsPages) {
@@ -67,7 +116,7 @@ TEST(PagedCache, ExhaustionIsAnErrorThatChangesNothing) {
   ASSERT_TRUE(cache.reserve({{1, 4}}).isOk());
   for (uint32_t layer : {0u, 1u})
     for (int32_t p = 0; p < 4; ++p)
-      cache.append(layer, 1, p);
+      appendToken(cache, layer, 1, p, 1.0f);
   uint64_t before = cache.bytesInUse();
   // Layer 0: sequence 1 grows to 6 tokens (one more page), sequence 2 needs
   // two; one page is in use, so two are free.

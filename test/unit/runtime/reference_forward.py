@@ -69,8 +69,10 @@ class Llama:
         rotated = np.concatenate([-x[..., d // 2:], x[..., : d // 2]], axis=-1)
         return x * np.cos(emb) + rotated * np.sin(emb)
 
-    def forward(self, ids):
-        """Logits [tokens, vocab] of a whole sequence, without a cache."""
+    def forward(self, ids, on_cache=None):
+        """Logits [tokens, vocab] of a whole sequence, without a cache.
+        on_cache(layer, keys, values), when given, sees what each layer's
+        cache receives: [tokens, kv_heads, head_dim], keys after RoPE."""
         w, t, d = self.w, len(ids), self.head_dim
         positions = np.arange(t)
         x = self.embed[np.array(ids)]
@@ -87,6 +89,8 @@ class Llama:
                 q = self.rms_norm(q, w[p + "self_attn.q_norm.weight"])
                 k = self.rms_norm(k, w[p + "self_attn.k_norm.weight"])
             q, k = self.rope(q, positions), self.rope(k, positions)
+            if on_cache:
+                on_cache(layer, k, v)
             k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
             scores = np.einsum("qhd,khd->hqk", q, k) / np.sqrt(d) + mask
             scores = np.exp(scores - scores.max(axis=-1, keepdims=True))

@@ -1,92 +1,166 @@
 //===- Attention.cpp - Appending to and attending over the paged cache ----===//
+//
+// Keys and values reach the cache through its tail and are encoded by the
+// layer's codecs when they may leave it (see PagedCache.h). Attention scores
+// a query against encoded entries through the key codec, in the codec's
+// domain (a rotated one for polar: the query is rotated once, no entry is
+// rotated back), and against tail entries as plain floats; values are
+// accumulated likewise, the codec's part mapped out of its domain once.
+//
+//===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cpu/Kernels.h"
-#include "runtime/src/backends/cpu/Simd.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
+#include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
+#include <numeric>
+#include <unordered_set>
 
 namespace kvrt::cpu {
 namespace {
 
-void store(CacheElement element, const float *src, int64_t n, uint8_t *dst) {
-  if (element == CacheElement::F32) {
-    std::memcpy(dst, src, size_t(n) * sizeof(float));
-    return;
+/// Encodes flush group `group` of `tail` (whose first token is sequence
+/// token `first`) for KV head `head`: each side encodes its own groups of
+/// tokens (KIVI keys several at once, other codecs one by one).
+void encodeGroup(PagedCache &cache, uint32_t layer, const CacheCodecs &codecs,
+                 const std::vector<uint32_t> &pages, uint64_t first,
+                 const Tail &tail, uint64_t group, uint32_t head) {
+  const CacheLayerShape &shape = cache.shape(layer);
+  for (uint32_t t = 0; t < shape.flushGroup; ++t) {
+    uint64_t tailIndex = group * shape.flushGroup + t;
+    uint64_t index = first + tailIndex;
+    Page &page = cache.page(layer, pages[index / shape.pageSize]);
+    uint32_t slot = uint32_t(index % shape.pageSize);
+    size_t offset = size_t(tailIndex) * shape.headDim;
+    if (t % codecs.key->groupTokens() == 0)
+      codecs.key->encode(tail.keys[head].data() + offset, shape.headDim, head,
+                         slot, page.keys.get() + head * shape.keyHeadBytes);
+    if (t % codecs.value->groupTokens() == 0)
+      codecs.value->encode(tail.values[head].data() + offset, shape.headDim,
+                           head, slot,
+                           page.values.get() + head * shape.valueHeadBytes);
   }
-  uint16_t *d = reinterpret_cast<uint16_t *>(dst);
-  for (int64_t i = 0; i < n; ++i)
-    d[i] = floatToBf16(src[i]);
 }
 
-/// The entry at `src` as floats: itself when stored as f32, else decoded
-/// into `buffer`.
-const float *load(CacheElement element, const uint8_t *src, int64_t n,
-                  float *buffer) {
-  if (element == CacheElement::F32)
-    return reinterpret_cast<const float *>(src);
-  const uint16_t *s = reinterpret_cast<const uint16_t *>(src);
-  for (int64_t i = 0; i < n; ++i)
-    buffer[i] = bf16ToFloat(s[i]);
-  return buffer;
+/// Encodes the oldest `tokens` tail tokens of `sequence` into its pages,
+/// one (flush group, head) per task.
+void encodeTail(ThreadPool &pool, PagedCache &cache, uint32_t layer,
+                const CacheCodecs &codecs, uint64_t sequence, uint64_t tokens) {
+  const CacheLayerShape &shape = cache.shape(layer);
+  const std::vector<uint32_t> &pages = cache.pages(layer, sequence);
+  cache.flush(layer, sequence, tokens,
+              [&](uint64_t first, uint64_t count, const Tail &tail) {
+                int64_t groups = int64_t(count / shape.flushGroup);
+                int64_t grain = std::max<int64_t>(
+                    1, 4096 / (int64_t(shape.flushGroup) * shape.headDim));
+                pool.parallelFor(
+                    groups * shape.kvHeads, grain,
+                    [&](int64_t begin, int64_t end, unsigned) {
+                      for (int64_t task = begin; task < end; ++task) {
+                        encodeGroup(cache, layer, codecs, pages, first, tail,
+                                    uint64_t(task / shape.kvHeads),
+                                    uint32_t(task % shape.kvHeads));
+                      }
+                    });
+              });
 }
 
-/// A dot product in eight lanes reduced in a fixed order.
-inline float dot(const float *a, const float *b, int64_t n) {
-  Vec8 acc = {};
-  int64_t full = n / kLanes * kLanes;
-  for (int64_t i = 0; i < full; i += kLanes)
-    acc += load8(a + i) * load8(b + i);
-  for (int64_t j = 0; full + j < n; ++j)
-    acc[j] += a[full + j] * b[full + j];
-  return reduce8(acc);
+/// A tail side as the f32 codec's page area.
+const uint8_t *tailArea(const std::vector<float> &head) {
+  return reinterpret_cast<const uint8_t *>(head.data());
 }
 
 /// Buffers one thread needs for attendGroup().
 struct Scratch {
-  /// One weight per query head of the group and cached entry.
+  /// One weight per query head of the group and visible entry.
   float *weights;
-  float *key;
-  float *value;
+  /// The group's queries in the key codec's domain.
+  float *prepared;
+  /// One score or weight per query head of the group.
+  float *perHead;
+  /// Codec scratch.
+  float *decoded;
+  /// The group's output in the value codec's domain.
+  float *accumulated;
   /// One softmax normaliser per query head of the group.
   float *inverse;
+
+  static int64_t floats(int64_t group, int64_t stride, int64_t prepared,
+                        int64_t headDim) {
+    return group * stride + group * prepared + group + headDim +
+           group * headDim + group;
+  }
+  static Scratch carve(float *base, int64_t group, int64_t stride,
+                       int64_t prepared, int64_t headDim) {
+    Scratch s;
+    s.weights = base;
+    s.prepared = s.weights + group * stride;
+    s.perHead = s.prepared + group * prepared;
+    s.decoded = s.perHead + group;
+    s.accumulated = s.decoded + headDim;
+    s.inverse = s.accumulated + group * headDim;
+    return s;
+  }
 };
 
 /// The `group` query heads at `q` (one row, at `position`) that share KV
-/// head `g`, over its visible entries in `pages`: each key and value is
-/// decoded once for the whole group. Scores are kept in sequence order
-/// whatever the page size; the softmax subtracts their maximum.
-KVRT_MULTIVERSION
-void attendGroup(const PagedCache &cache, const AttentionParams &params,
-                 const std::vector<uint32_t> &pages, uint32_t g,
-                 int64_t position, const float *q, int64_t group,
-                 int64_t headDim, int64_t stride, Scratch scratch, float *out) {
-  const CacheLayerShape &shape = cache.shape(params.layer);
+/// head `g`, over the visible entries of `sequence`: each entry is read
+/// once for the whole group. Scores are kept in sequence order whatever
+/// the page size; the softmax subtracts their maximum. Leaves the
+/// normalised weights in scratch.weights[h * stride + i] and returns how
+/// many entries were visible.
+int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
+                    const AttentionParams &params, uint64_t sequence,
+                    uint32_t g, int64_t position, const float *q, int64_t group,
+                    int64_t stride, Scratch scratch, float *out) {
+  uint32_t layer = params.layer;
+  const CacheLayerShape &shape = cache.shape(layer);
+  int64_t headDim = shape.headDim;
   auto visible = [&](int32_t stored) {
     return stored <= position &&
            (!params.slidingWindow || position - stored < params.slidingWindow);
   };
-  // weights[h * stride + i]: head h, i-th visible entry.
-  int64_t n = 0;
-  for (uint32_t p : pages) {
-    const Page &page = cache.page(params.layer, p);
-    for (uint32_t slot = 0; slot < page.count; ++slot) {
-      if (!visible(page.positions[slot]))
-        continue;
-      uint64_t entry = uint64_t(g) * shape.pageSize + slot;
-      const float *k =
-          load(params.keyElement, page.keys.get() + entry * shape.keyBytes,
-               headDim, scratch.key);
-      for (int64_t h = 0; h < group; ++h)
-        scratch.weights[h * stride + n] =
-            dot(q + h * headDim, k, headDim) * params.scale;
-      ++n;
+  const std::vector<uint32_t> &pages = cache.pages(layer, sequence);
+  uint64_t encoded = cache.encoded(layer, sequence);
+  const Tail &tail = cache.tail(layer, sequence);
+  const Codec &keys = *codecs.key, &values = *codecs.value;
+  int64_t preparedSize = keys.preparedQuerySize();
+  for (int64_t h = 0; h < group; ++h)
+    keys.prepareQuery(q + h * headDim, g, scratch.prepared + h * preparedSize);
+
+  // Visits the visible entries in order: fn(index, page or null, slot).
+  auto forVisible = [&](const auto &fn) {
+    for (uint64_t index = 0; index < encoded;) {
+      const Page &page = cache.page(layer, pages[index / shape.pageSize]);
+      for (uint32_t slot = uint32_t(index % shape.pageSize);
+           slot < shape.pageSize && index < encoded; ++slot, ++index)
+        if (visible(page.positions[slot]))
+          fn(index, &page, slot);
     }
-  }
+    for (uint64_t index = encoded; index < encoded + tail.tokens(); ++index)
+      if (visible(cache.position(layer, sequence, index)))
+        fn(index, nullptr, 0u);
+  };
+
+  int64_t n = 0;
+  forVisible([&](uint64_t index, const Page *page, uint32_t slot) {
+    if (page) {
+      keys.score(scratch.prepared, group,
+                 page->keys.get() + g * shape.keyHeadBytes, slot,
+                 scratch.perHead, scratch.decoded);
+    } else {
+      codecs.tail->score(q, group, tailArea(tail.keys[g]),
+                         uint32_t(index - encoded), scratch.perHead,
+                         scratch.decoded);
+    }
+    for (int64_t h = 0; h < group; ++h)
+      scratch.weights[h * stride + n] = scratch.perHead[h] * params.scale;
+    ++n;
+  });
   for (int64_t h = 0; h < group; ++h) {
     float *w = scratch.weights + h * stride;
     float maxScore = -std::numeric_limits<float>::infinity();
@@ -99,85 +173,198 @@ void attendGroup(const PagedCache &cache, const AttentionParams &params,
     }
     scratch.inverse[h] = float(1.0 / sum);
   }
+
   std::fill(out, out + group * headDim, 0.0f);
+  std::fill(scratch.accumulated, scratch.accumulated + group * headDim, 0.0f);
   int64_t i = 0;
-  for (uint32_t p : pages) {
-    const Page &page = cache.page(params.layer, p);
-    for (uint32_t slot = 0; slot < page.count; ++slot) {
-      if (!visible(page.positions[slot]))
-        continue;
-      uint64_t entry = uint64_t(g) * shape.pageSize + slot;
-      const float *v = load(params.valueElement,
-                            page.values.get() + entry * shape.valueBytes,
-                            headDim, scratch.value);
-      for (int64_t h = 0; h < group; ++h) {
-        float w = scratch.weights[h * stride + i];
-        float *oh = out + h * headDim;
-        for (int64_t d = 0; d < headDim; ++d)
-          oh[d] += w * v[d];
-      }
-      ++i;
+  forVisible([&](uint64_t index, const Page *page, uint32_t slot) {
+    for (int64_t h = 0; h < group; ++h)
+      scratch.perHead[h] = scratch.weights[h * stride + i];
+    if (page) {
+      values.accumulate(scratch.perHead, group,
+                        page->values.get() + g * shape.valueHeadBytes, slot,
+                        scratch.accumulated, scratch.decoded);
+    } else {
+      // Into the codec's sum when its domain is the plain one, so the order
+      // of additions does not depend on what was still in the tail.
+      codecs.tail->accumulate(scratch.perHead, group, tailArea(tail.values[g]),
+                              uint32_t(index - encoded),
+                              values.rotates() ? out : scratch.accumulated,
+                              scratch.decoded);
+    }
+    ++i;
+  });
+  for (int64_t h = 0; n && h < group; ++h) {
+    float *acc = scratch.accumulated + h * headDim;
+    if (values.rotates())
+      values.finishOutput(acc, g);
+    float *oh = out + h * headDim;
+    for (int64_t d = 0; d < headDim; ++d)
+      oh[d] = (oh[d] + acc[d]) * scratch.inverse[h];
+    float *w = scratch.weights + h * stride;
+    for (int64_t j = 0; j < n; ++j)
+      w[j] *= scratch.inverse[h];
+  }
+  return n;
+}
+
+/// |top-k(a) & top-k(b)| over n weights; `order` holds 2n indices.
+int64_t topKOverlap(const float *a, const float *b, int64_t n, int64_t k,
+                    std::vector<int64_t> &order) {
+  order.resize(size_t(2 * n));
+  int64_t *ia = order.data(), *ib = ia + n;
+  std::iota(ia, ia + n, 0);
+  std::iota(ib, ib + n, 0);
+  // Ties broken by index, so equal weights give the same sets.
+  auto byWeight = [](const float *w) {
+    return [w](int64_t x, int64_t y) {
+      return w[x] > w[y] || (w[x] == w[y] && x < y);
+    };
+  };
+  std::partial_sort(ia, ia + k, ia + n, byWeight(a));
+  std::partial_sort(ib, ib + k, ib + n, byWeight(b));
+  std::sort(ia, ia + k);
+  std::sort(ib, ib + k);
+  int64_t common = 0;
+  for (int64_t x = 0, y = 0; x < k && y < k;) {
+    if (ia[x] == ib[y]) {
+      ++common, ++x, ++y;
+    } else if (ia[x] < ib[y]) {
+      ++x;
+    } else {
+      ++y;
     }
   }
-  for (int64_t h = 0; n && h < group; ++h)
-    for (int64_t d = 0; d < headDim; ++d)
-      out[h * headDim + d] *= scratch.inverse[h];
+  return common;
 }
 
 } // namespace
 
-void append(PagedCache &cache, uint32_t layer, CacheElement keyElement,
-            CacheElement valueElement, const float *keys, const float *values,
-            int64_t rows, int64_t headDim, const uint64_t *sequences,
-            const int32_t *positions) {
-  const CacheLayerShape &shape = cache.shape(layer);
-  for (int64_t r = 0; r < rows; ++r) {
-    auto [page, slot] = cache.append(layer, sequences[r], positions[r]);
-    for (uint32_t h = 0; h < shape.kvHeads; ++h) {
-      uint64_t entry = uint64_t(h) * shape.pageSize + slot;
-      int64_t offset = (r * shape.kvHeads + h) * headDim;
-      store(keyElement, keys + offset, headDim,
-            page->keys.get() + entry * shape.keyBytes);
-      store(valueElement, values + offset, headDim,
-            page->values.get() + entry * shape.valueBytes);
-    }
-  }
+void encodeTails(ThreadPool &pool, PagedCache &cache, uint32_t layer,
+                 const CacheCodecs &codecs, const uint64_t *sequences,
+                 int64_t count) {
+  std::unordered_set<uint64_t> done;
+  for (int64_t i = 0; i < count; ++i)
+    if (done.insert(sequences[i]).second)
+      encodeTail(pool, cache, layer, codecs, sequences[i],
+                 cache.flushable(layer, sequences[i]));
 }
 
-void attention(ThreadPool &pool, const PagedCache &cache,
-               const AttentionParams &params, const float *q, int64_t rows,
-               int64_t qHeads, int64_t headDim, const uint64_t *sequences,
+void append(ThreadPool &pool, PagedCache &cache, uint32_t layer,
+            const CacheCodecs &codecs, const float *keys, const float *values,
+            int64_t rows, const uint64_t *sequences, const int32_t *positions) {
+  const CacheLayerShape &shape = cache.shape(layer);
+  encodeTails(pool, cache, layer, codecs, sequences, rows);
+
+  int64_t width = int64_t(shape.kvHeads) * shape.headDim;
+  std::vector<float> rounded(size_t(2 * width));
+  auto maybeRound = [&](bool round, const float *row, float *buffer) {
+    if (!round)
+      return row;
+    for (int64_t i = 0; i < width; ++i)
+      buffer[i] = bf16ToFloat(floatToBf16(row[i]));
+    return static_cast<const float *>(buffer);
+  };
+  for (int64_t r = 0; r < rows; ++r)
+    cache.append(layer, sequences[r], positions[r],
+                 maybeRound(codecs.roundKeys, keys + r * width, rounded.data()),
+                 maybeRound(codecs.roundValues, values + r * width,
+                            rounded.data() + width));
+}
+
+void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
+               int64_t rows, int64_t qHeads, const uint64_t *sequences,
                const int32_t *positions, float *out,
-               std::vector<std::vector<float>> &scratch) {
+               std::vector<std::vector<float>> &scratch, FidelityProbe *probe) {
+  const PagedCache &cache = *params.cache;
   const CacheLayerShape &shape = cache.shape(params.layer);
   int64_t kvHeads = shape.kvHeads, group = qHeads / kvHeads;
+  int64_t headDim = shape.headDim;
   uint64_t longest = 0;
   for (int64_t r = 0; r < rows; ++r)
     longest = std::max(longest, cache.length(params.layer, sequences[r]));
-  // Per thread: one weight per query head of a group and cached entry, a
-  // decoded key and value, and the group's normalisers.
   int64_t stride = int64_t(longest);
+  int64_t prepared = params.codecs.key->preparedQuerySize();
+  int64_t perCache = Scratch::floats(group, stride, prepared, headDim);
+  // With a probe, a second set of buffers for the reference cache (bf16
+  // codecs: prepared queries of headDim floats) and its output.
+  int64_t perThread =
+      probe ? perCache + Scratch::floats(group, stride, headDim, headDim) +
+                  group * headDim
+            : perCache;
   scratch.resize(pool.size());
   for (std::vector<float> &s : scratch)
-    s.resize(size_t(group * stride + 2 * headDim + group));
+    s.resize(size_t(perThread));
+  if (probe)
+    probe->beginCall(pool.size());
   int64_t work = group * stride * headDim;
   int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, work));
 
   pool.parallelFor(
       rows * kvHeads, grain, [&](int64_t begin, int64_t end, unsigned thread) {
-        Scratch buffers;
-        buffers.weights = scratch[thread].data();
-        buffers.key = buffers.weights + group * stride;
-        buffers.value = buffers.key + headDim;
-        buffers.inverse = buffers.value + headDim;
+        float *base = scratch[thread].data();
+        Scratch buffers =
+            Scratch::carve(base, group, stride, prepared, headDim);
         for (int64_t task = begin; task < end; ++task) {
           int64_t r = task / kvHeads, g = task % kvHeads;
           int64_t offset = (r * qHeads + g * group) * headDim;
-          attendGroup(cache, params, cache.pages(params.layer, sequences[r]),
-                      uint32_t(g), positions[r], q + offset, group, headDim,
-                      stride, buffers, out + offset);
+          int64_t n = attendGroup(cache, params.codecs, params, sequences[r],
+                                  uint32_t(g), positions[r], q + offset, group,
+                                  stride, buffers, out + offset);
+          if (!probe)
+            continue;
+          Scratch reference =
+              Scratch::carve(base + perCache, group, stride, headDim, headDim);
+          float *referenceOut =
+              base + perCache +
+              Scratch::floats(group, stride, headDim, headDim);
+          attendGroup(*probe->cache, probe->layerCodecs[params.layer], params,
+                      sequences[r], uint32_t(g), positions[r], q + offset,
+                      group, stride, reference, referenceOut);
+          probe->record(thread, group, headDim, n, stride, out + offset,
+                        referenceOut, buffers.weights, reference.weights);
         }
       });
+  if (probe)
+    probe->endCall(params.layer);
+}
+
+void FidelityProbe::beginCall(unsigned threads) {
+  perThread_.assign(threads, {});
+  order_.resize(threads);
+}
+
+void FidelityProbe::record(unsigned thread, int64_t group, int64_t headDim,
+                           int64_t visible, int64_t stride, const float *out,
+                           const float *reference, const float *weights,
+                           const float *referenceWeights) {
+  Totals &t = perThread_[thread];
+  int64_t k = std::min<int64_t>(topK, visible);
+  for (int64_t h = 0; h < group; ++h) {
+    double error = 0, norm = 0;
+    for (int64_t d = 0; d < headDim; ++d) {
+      double o = out[h * headDim + d], ref = reference[h * headDim + d];
+      error += (o - ref) * (o - ref);
+      norm += ref * ref;
+    }
+    t.queries += 1;
+    t.relativeError += norm > 0 ? std::sqrt(error / norm) : 0.0;
+    t.overlap += k ? double(topKOverlap(weights + h * stride,
+                                        referenceWeights + h * stride, visible,
+                                        k, order_[thread])) /
+                         double(k)
+                   : 1.0;
+  }
+}
+
+void FidelityProbe::endCall(uint32_t layer) {
+  if (layers.size() <= layer)
+    layers.resize(layer + 1);
+  for (const Totals &t : perThread_) {
+    layers[layer].queries += t.queries;
+    layers[layer].relativeError += t.relativeError;
+    layers[layer].overlap += t.overlap;
+  }
 }
 
 } // namespace kvrt::cpu

@@ -11,16 +11,17 @@
 #include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
+#include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
 #include "runtime/src/engine/Backend.h"
 
 #include <algorithm>
+#include <cstring>
+#include <numeric>
 #include <unordered_map>
 
 namespace kvrt {
 namespace {
-
-using cpu::CacheElement;
 
 constexpr uint32_t kNoBuffer = ~0u;
 
@@ -44,35 +45,48 @@ struct Step {
   cpu::AttentionParams attention;
 };
 
+/// One layer's cache: its shape and the codecs that fill it.
+struct LayerStorage {
+  CacheLayerShape shape;
+  std::vector<std::unique_ptr<Codec>> owned;
+  cpu::CacheCodecs codecs;
+};
+
 class CpuBackend final : public Backend {
 public:
-  CpuBackend(std::shared_ptr<const Artifact> artifact, unsigned threads,
-             std::vector<CacheLayerShape> shapes)
-      : artifact_(std::move(artifact)), pool_(threads),
-        cache_(std::move(shapes)) {}
+  CpuBackend(std::shared_ptr<const Artifact> artifact,
+             const EngineOptions &options, std::vector<LayerStorage> layers,
+             std::vector<LayerStorage> referenceLayers);
 
-  Status prepare(const std::vector<CacheElement> &keys,
-                 const std::vector<CacheElement> &values);
+  Status prepare();
   /// Lets values whose last reader has run share buffers with later ones.
   void assignBuffers();
 
-  Status addSequence(SequenceId sequence) override {
-    return cache_.addSequence(sequence);
-  }
+  Status addSequence(SequenceId sequence) override;
   void removeSequence(SequenceId sequence) override {
     cache_.removeSequence(sequence);
+    if (reference_)
+      reference_->removeSequence(sequence);
   }
   Status forward(const BatchView &batch, float *logits) override;
   CacheStats cacheStats() const override {
     return {cache_.bytesPerToken(), cache_.bytesInUse(), cache_.peakBytes()};
   }
+  std::vector<LayerFidelity> fidelity() const override;
+  void resetFidelity() override { probe_.layers.clear(); }
 
 private:
   StatusOr<const float *> weight(uint32_t tensor);
 
   std::shared_ptr<const Artifact> artifact_;
+  AppendObserver *observer_;
   cpu::ThreadPool pool_;
+  std::vector<LayerStorage> layers_;
   PagedCache cache_;
+  /// The bf16 copy of the cache that measureFidelity compares with.
+  std::vector<LayerStorage> referenceLayers_;
+  std::unique_ptr<PagedCache> reference_;
+  cpu::FidelityProbe probe_;
   /// f32 copies of f16 and bf16 weights, by tensor index.
   std::unordered_map<uint32_t, std::vector<float>> converted_;
   std::vector<Step> steps_;
@@ -81,6 +95,54 @@ private:
   std::vector<float> logitInputs_;
   std::vector<std::vector<float>> scratch_;
 };
+
+std::vector<CacheLayerShape> shapesOf(const std::vector<LayerStorage> &layers) {
+  std::vector<CacheLayerShape> shapes;
+  for (const LayerStorage &l : layers)
+    shapes.push_back(l.shape);
+  return shapes;
+}
+
+CpuBackend::CpuBackend(std::shared_ptr<const Artifact> artifact,
+                       const EngineOptions &options,
+                       std::vector<LayerStorage> layers,
+                       std::vector<LayerStorage> referenceLayers)
+    : artifact_(std::move(artifact)), observer_(options.observer),
+      pool_(options.threads), layers_(std::move(layers)),
+      cache_(shapesOf(layers_)), referenceLayers_(std::move(referenceLayers)) {
+  if (referenceLayers_.empty())
+    return;
+  reference_ = std::make_unique<PagedCache>(shapesOf(referenceLayers_));
+  probe_.cache = reference_.get();
+  probe_.topK = options.fidelityTopK;
+  for (const LayerStorage &l : referenceLayers_)
+    probe_.layerCodecs.push_back(l.codecs);
+}
+
+Status CpuBackend::addSequence(SequenceId sequence) {
+  KVRT_RETURN_IF_ERROR(cache_.addSequence(sequence));
+  if (reference_)
+    return reference_->addSequence(sequence);
+  return Status::ok();
+}
+
+std::vector<LayerFidelity> CpuBackend::fidelity() const {
+  std::vector<LayerFidelity> result;
+  if (!reference_)
+    return result;
+  for (uint32_t l = 0; l < layers_.size(); ++l) {
+    LayerFidelity f;
+    f.layer = l;
+    if (l < probe_.layers.size() && probe_.layers[l].queries) {
+      const cpu::FidelityProbe::Totals &t = probe_.layers[l];
+      f.queries = t.queries;
+      f.outputRelativeError = t.relativeError / double(t.queries);
+      f.topKOverlap = t.overlap / double(t.queries);
+    }
+    result.push_back(f);
+  }
+  return result;
+}
 
 StatusOr<const float *> CpuBackend::weight(uint32_t tensor) {
   const schema::Tensor &t = artifact_->manifest().tensors(int(tensor));
@@ -101,8 +163,7 @@ StatusOr<const float *> CpuBackend::weight(uint32_t tensor) {
   return out.data();
 }
 
-Status CpuBackend::prepare(const std::vector<CacheElement> &keys,
-                           const std::vector<CacheElement> &values) {
+Status CpuBackend::prepare() {
   const schema::Plan &plan = artifact_->manifest().plan();
   auto width = [&](uint32_t slot) {
     int64_t n = 1;
@@ -159,14 +220,13 @@ Status CpuBackend::prepare(const std::vector<CacheElement> &keys,
       break;
     case Kernel::Append:
       step.attention.layer = call.append().layer();
-      step.attention.keyElement = keys[call.append().layer()];
-      step.attention.valueElement = values[call.append().layer()];
+      step.attention.codecs = layers_[call.append().layer()].codecs;
       break;
     case Kernel::Attention: {
       const schema::AttentionParams &a = call.attention();
+      step.attention.cache = &cache_;
       step.attention.layer = a.layer();
-      step.attention.keyElement = keys[a.layer()];
-      step.attention.valueElement = values[a.layer()];
+      step.attention.codecs = layers_[a.layer()].codecs;
       step.attention.scale = float(a.scale());
       step.attention.slidingWindow =
           a.has_sliding_window() ? a.sliding_window() : 0;
@@ -239,6 +299,12 @@ Status CpuBackend::forward(const BatchView &batch, float *logits) {
     ++counts[it->second].second;
   }
   KVRT_RETURN_IF_ERROR(cache_.reserve(counts));
+  if (reference_) {
+    Status reserved = reference_->reserve(counts);
+    if (!reserved)
+      return Status::error("the bf16 copy kept to measure fidelity: " +
+                           reserved.message());
+  }
   int64_t rows = int64_t(batch.rows);
   for (size_t b = 0; b < buffers_.size(); ++b)
     buffers_[b].resize(size_t(rows * bufferWidth_[b]));
@@ -265,13 +331,20 @@ Status CpuBackend::forward(const BatchView &batch, float *logits) {
                 out);
       break;
     case Kernel::Append:
-      cpu::append(cache_, s.attention.layer, s.attention.keyElement,
-                  s.attention.valueElement, in(0), in(1), rows, s.dim,
-                  batch.sequences, batch.positions);
+      if (observer_)
+        observer_->onAppend(s.attention.layer, in(0), in(1), rows, s.heads,
+                            s.dim);
+      cpu::append(pool_, cache_, s.attention.layer, s.attention.codecs, in(0),
+                  in(1), rows, batch.sequences, batch.positions);
+      if (reference_)
+        cpu::append(pool_, *reference_, s.attention.layer,
+                    probe_.layerCodecs[s.attention.layer], in(0), in(1), rows,
+                    batch.sequences, batch.positions);
       break;
     case Kernel::Attention:
-      cpu::attention(pool_, cache_, s.attention, in(0), rows, s.heads, s.dim,
-                     batch.sequences, batch.positions, out, scratch_);
+      cpu::attention(pool_, s.attention, in(0), rows, s.heads, batch.sequences,
+                     batch.positions, out, scratch_,
+                     reference_ ? &probe_ : nullptr);
       break;
     case Kernel::SwiGLU:
       cpu::swiglu(pool_, in(0), in(1), rows * s.inputWidth, out);
@@ -296,6 +369,79 @@ Status CpuBackend::forward(const BatchView &batch, float *logits) {
   return Status::ok();
 }
 
+/// The scales an encoding's scale_tensor holds: f32, one per KV head for
+/// fp8 per_head, one for nvfp4.
+StatusOr<std::vector<float>> encodingScales(const Artifact &artifact,
+                                            const schema::Encoding &encoding,
+                                            const std::string &where) {
+  if (!encoding.has_scale_tensor())
+    return std::vector<float>{};
+  const schema::Tensor &t =
+      artifact.manifest().tensors(int(encoding.scale_tensor()));
+  if (t.dtype() != schema::DTYPE_F32)
+    return Status::error(artifact.name() + ": " + where + " scale tensor \"" +
+                         t.name() + "\" must be f32");
+  StatusOr<ByteView> bytes = artifact.tensorData(encoding.scale_tensor());
+  if (!bytes)
+    return bytes.status();
+  std::vector<float> scales(bytes->size / sizeof(float));
+  std::memcpy(scales.data(), bytes->data, scales.size() * sizeof(float));
+  return scales;
+}
+
+/// The codecs and page shape of one layout with keys and values stored as
+/// `key` and `value`.
+StatusOr<LayerStorage>
+layerStorage(const Artifact &artifact, const schema::CacheLayout &c,
+             const schema::Encoding &key, const schema::Encoding &value,
+             const EngineOptions &options, uint64_t tokens) {
+  LayerStorage layer;
+  CodecContext context;
+  context.layer = c.layer();
+  context.kvHeads = c.kv_heads();
+  context.headDim = c.head_dim();
+  std::string where = "layer " + std::to_string(c.layer());
+  const Codec *made[2];
+  const schema::Encoding *encodings[2] = {&key, &value};
+  for (int i = 0; i < 2; ++i) {
+    context.side = i ? CacheSide::Value : CacheSide::Key;
+    std::string side = where + (i ? " value" : " key");
+    StatusOr<std::vector<float>> scales =
+        encodingScales(artifact, *encodings[i], side);
+    if (!scales)
+      return scales.status();
+    context.scales = std::move(*scales);
+    StatusOr<std::unique_ptr<Codec>> codec = makeCodec(*encodings[i], context);
+    if (!codec)
+      return Status::error(artifact.name() + ": " + codec.status().message());
+    made[i] = codec->get();
+    layer.owned.push_back(std::move(*codec));
+  }
+  schema::Encoding f32;
+  f32.set_kind(schema::ENCODING_F32);
+  StatusOr<std::unique_ptr<Codec>> tail = makeCodec(f32, context);
+  if (!tail)
+    return tail.status();
+  layer.codecs = {made[0], made[1], tail->get(),
+                  key.kind() != schema::ENCODING_F32,
+                  value.kind() != schema::ENCODING_F32};
+  layer.owned.push_back(std::move(*tail));
+
+  CacheLayerShape &s = layer.shape;
+  s.kvHeads = c.kv_heads();
+  s.headDim = c.head_dim();
+  s.flushGroup = std::lcm(made[0]->groupTokens(), made[1]->groupTokens());
+  s.pageSize = pageSizeFor(*made[0], *made[1],
+                           options.pageSize ? options.pageSize : c.page_size());
+  s.keyHeadBytes = made[0]->headBytes(s.pageSize);
+  s.valueHeadBytes = made[1]->headBytes(s.pageSize);
+  for (const schema::Encoding *e : encodings)
+    if (e->kind() == schema::ENCODING_INT)
+      s.tailWindow = std::max(s.tailWindow, e->residual());
+  s.capacityPages = (tokens + s.pageSize - 1) / s.pageSize;
+  return layer;
+}
+
 } // namespace
 
 StatusOr<std::unique_ptr<Backend>>
@@ -314,38 +460,29 @@ createCpuBackend(std::shared_ptr<const Artifact> artifact,
     return Status::error("EngineOptions::pageSize is " +
                          std::to_string(options.pageSize) +
                          "; it must be at most 65536");
-  std::vector<CacheLayerShape> shapes;
-  std::vector<CacheElement> keys, values;
   uint64_t tokens = options.cacheTokens
                         ? options.cacheTokens
                         : 4 * uint64_t(m.model().max_positions());
+  std::vector<LayerStorage> layers, referenceLayers;
   for (const schema::CacheLayout &c : m.cache()) {
-    CacheElement elements[2];
-    const schema::Encoding *encodings[2] = {&c.key(), &c.value()};
-    for (int i = 0; i < 2; ++i) {
-      schema::EncodingKind kind = encodings[i]->kind();
-      if (kind != schema::ENCODING_F32 && kind != schema::ENCODING_BF16)
-        return Status::error(name + ": layer " + std::to_string(c.layer()) +
-                             (i ? " value" : " key") + " encoding " +
-                             encodingName(kind) +
-                             " is not supported by the cpu backend of this "
-                             "runtime");
-      elements[i] =
-          kind == schema::ENCODING_F32 ? CacheElement::F32 : CacheElement::BF16;
+    StatusOr<LayerStorage> layer =
+        layerStorage(*artifact, c, c.key(), c.value(), options, tokens);
+    if (!layer)
+      return layer.status();
+    layers.push_back(std::move(*layer));
+    if (options.measureFidelity) {
+      schema::Encoding bf16;
+      bf16.set_kind(schema::ENCODING_BF16);
+      StatusOr<LayerStorage> reference =
+          layerStorage(*artifact, c, bf16, bf16, options, tokens);
+      if (!reference)
+        return reference.status();
+      referenceLayers.push_back(std::move(*reference));
     }
-    keys.push_back(elements[0]);
-    values.push_back(elements[1]);
-    CacheLayerShape s;
-    s.kvHeads = c.kv_heads();
-    s.pageSize = options.pageSize ? options.pageSize : c.page_size();
-    s.keyBytes = c.head_dim() * cpu::cacheElementBytes(elements[0]);
-    s.valueBytes = c.head_dim() * cpu::cacheElementBytes(elements[1]);
-    s.capacityPages = (tokens + s.pageSize - 1) / s.pageSize;
-    shapes.push_back(s);
   }
-  auto backend = std::make_unique<CpuBackend>(artifact, options.threads,
-                                              std::move(shapes));
-  KVRT_RETURN_IF_ERROR(backend->prepare(keys, values));
+  auto backend = std::make_unique<CpuBackend>(
+      artifact, options, std::move(layers), std::move(referenceLayers));
+  KVRT_RETURN_IF_ERROR(backend->prepare());
   return std::unique_ptr<Backend>(std::move(backend));
 }
 

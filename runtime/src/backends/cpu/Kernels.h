@@ -15,8 +15,9 @@
 #include <vector>
 
 namespace kvrt {
+class Codec;
 class PagedCache;
-}
+} // namespace kvrt
 
 namespace kvrt::cpu {
 
@@ -48,40 +49,81 @@ void rope(ThreadPool &pool, const RopeFrequencies &freqs, const float *x,
           int64_t rows, int64_t heads, int64_t headDim,
           const int32_t *positions, float *y);
 
-/// How a cache layer stores keys or values.
-enum class CacheElement { F32, BF16 };
+/// The codecs of one cache layer.
+struct CacheCodecs {
+  const Codec *key = nullptr;
+  const Codec *value = nullptr;
+  /// An f32 codec that reads the layer's tail.
+  const Codec *tail = nullptr;
+  /// Whether tail keys (values) are rounded to bf16 when they arrive: for
+  /// every encoding but f32, whose tail must stay exact.
+  bool roundKeys = true;
+  bool roundValues = true;
+};
 
-/// Bytes of one element stored as `element`.
-inline uint32_t cacheElementBytes(CacheElement element) {
-  return element == CacheElement::F32 ? 4 : 2;
-}
+/// Encodes what may leave the tails of the listed sequences (repeats are
+/// fine) in `layer`.
+void encodeTails(ThreadPool &pool, PagedCache &cache, uint32_t layer,
+                 const CacheCodecs &codecs, const uint64_t *sequences,
+                 int64_t count);
 
-/// Stores keys and values [rows, kvHeads, headDim] of each row's sequence
-/// and position into `layer` of `cache`; room must have been reserved.
-void append(PagedCache &cache, uint32_t layer, CacheElement keyElement,
-            CacheElement valueElement, const float *keys, const float *values,
-            int64_t rows, int64_t headDim, const uint64_t *sequences,
-            const int32_t *positions);
+/// Encodes what earlier calls left in the tails of the batch's sequences
+/// and may leave them now (encodeTails), then adds keys and values [rows,
+/// kvHeads, headDim] at each row's sequence and position to the tails of
+/// `layer`; room must have been reserved.
+void append(ThreadPool &pool, PagedCache &cache, uint32_t layer,
+            const CacheCodecs &codecs, const float *keys, const float *values,
+            int64_t rows, const uint64_t *sequences, const int32_t *positions);
 
 /// Parameters of attention() besides its operands.
 struct AttentionParams {
+  const PagedCache *cache = nullptr;
   uint32_t layer = 0;
-  CacheElement keyElement = CacheElement::F32;
-  CacheElement valueElement = CacheElement::F32;
+  CacheCodecs codecs;
   float scale = 1.0f;
   /// 0: unbounded.
   int64_t slidingWindow = 0;
 };
 
+/// Compares attention over the cache with attention over a bf16 copy of it
+/// (EngineOptions::measureFidelity), per layer.
+class FidelityProbe {
+public:
+  /// The bf16 copy, appended to like the cache, and its codecs.
+  const PagedCache *cache = nullptr;
+  std::vector<CacheCodecs> layerCodecs;
+  uint32_t topK = 16;
+
+  struct Totals {
+    uint64_t queries = 0;
+    double relativeError = 0;
+    double overlap = 0;
+  };
+  /// Sums over every query row compared, by layer.
+  std::vector<Totals> layers;
+
+  void beginCall(unsigned threads);
+  /// One KV group's heads: outputs [group, headDim] and normalised weights
+  /// [group, stride] over `visible` entries, of the cache and the copy.
+  void record(unsigned thread, int64_t group, int64_t headDim, int64_t visible,
+              int64_t stride, const float *out, const float *reference,
+              const float *weights, const float *referenceWeights);
+  void endCall(uint32_t layer);
+
+private:
+  std::vector<Totals> perThread_;
+  std::vector<std::vector<int64_t>> order_;
+};
+
 /// Causal grouped-query attention of q [rows, qHeads, headDim] over the
 /// cached entries of each row's sequence whose stored position is at most
 /// the row's position (and within the window). `scratch` holds one buffer
-/// per pool thread.
-void attention(ThreadPool &pool, const PagedCache &cache,
-               const AttentionParams &params, const float *q, int64_t rows,
-               int64_t qHeads, int64_t headDim, const uint64_t *sequences,
+/// per pool thread. With a probe, also attends over its copy of the cache
+/// and records the difference.
+void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
+               int64_t rows, int64_t qHeads, const uint64_t *sequences,
                const int32_t *positions, float *out,
-               std::vector<std::vector<float>> &scratch);
+               std::vector<std::vector<float>> &scratch, FidelityProbe *probe);
 
 /// out = silu(gate) * up over n values.
 void swiglu(ThreadPool &pool, const float *gate, const float *up, int64_t n,

@@ -1,0 +1,40 @@
+//===- CacheSize.cpp - Bytes per token of a cache layout ------------------===//
+#include "kvrt/Artifact.h"
+#include "runtime/src/cache/Codec.h"
+
+#include <numeric>
+
+namespace kvrt {
+
+uint32_t pageSizeFor(const Codec &key, const Codec &value, uint32_t requested) {
+  uint32_t group = std::lcm(key.groupTokens(), value.groupTokens());
+  return (requested + group - 1) / group * group;
+}
+
+StatusOr<double> cacheBytesPerToken(const schema::CacheLayout &layout) {
+  CodecContext context;
+  context.layer = layout.layer();
+  context.kvHeads = layout.kv_heads();
+  context.headDim = layout.head_dim();
+  std::unique_ptr<Codec> codecs[2];
+  const schema::Encoding *encodings[2] = {&layout.key(), &layout.value()};
+  for (int i = 0; i < 2; ++i) {
+    context.side = i ? CacheSide::Value : CacheSide::Key;
+    // Sizes do not depend on scale values, only on how many there are.
+    schema::EncodingKind kind = encodings[i]->kind();
+    context.scales.assign(kind == schema::ENCODING_FP8     ? layout.kv_heads()
+                          : kind == schema::ENCODING_NVFP4 ? 1
+                                                           : 0,
+                          1.0f);
+    StatusOr<std::unique_ptr<Codec>> codec = makeCodec(*encodings[i], context);
+    if (!codec)
+      return codec.status();
+    codecs[i] = std::move(*codec);
+  }
+  uint32_t page = pageSizeFor(*codecs[0], *codecs[1], layout.page_size());
+  return double(layout.kv_heads()) *
+         double(codecs[0]->headBytes(page) + codecs[1]->headBytes(page)) /
+         double(page);
+}
+
+} // namespace kvrt

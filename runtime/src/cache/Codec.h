@@ -1,0 +1,114 @@
+//===- Codec.h - How one side of a layer's cache is stored ------*- C++ -*-===//
+//
+// A codec encodes the keys (or the values) of one cache layer into pages and
+// lets attention work on them without a general decode: it scores queries
+// against stored keys and accumulates weighted values in its own domain.
+// Per KV head, a page holds one contiguous area of headBytes(pageSize)
+// bytes for each side; the codec owns that area's layout, which
+// docs/kv-encodings.md documents byte by byte.
+//
+// Rotated codecs (polar) work in a rotated basis: attention maps each query
+// into the key codec's domain once per step (prepareQuery), and maps the
+// accumulated output out of the value codec's domain once (finishOutput),
+// never rotating a stored entry back.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_CACHE_CODEC_H
+#define KVRT_CACHE_CODEC_H
+
+#include "kvrt/Status.h"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace kvrt {
+namespace schema {
+class Encoding;
+}
+
+/// Which side of the cache a codec stores; KIVI groups keys along tokens
+/// and values along channels.
+enum class CacheSide { Key, Value };
+
+class Codec {
+public:
+  virtual ~Codec() = default;
+
+  uint32_t headDim() const { return headDim_; }
+
+  /// Bytes of one KV head's area in a page of `pageSize` tokens, data and
+  /// metadata together.
+  virtual uint64_t headBytes(uint32_t pageSize) const = 0;
+  /// Tokens encoded together (KIVI keys: the group); pages hold a multiple
+  /// of it and encode() is always given exactly this many tokens.
+  virtual uint32_t groupTokens() const { return 1; }
+  /// Bits per coordinate in a page of `pageSize` tokens, metadata included.
+  double bitsPerCoordinate(uint32_t pageSize) const {
+    return 8.0 * double(headBytes(pageSize)) / (double(pageSize) * headDim_);
+  }
+
+  /// Encodes groupTokens() tokens of KV head `head` into `area` (that
+  /// head's area of a page) at slots `slot`, `slot + 1`, ...; token t's
+  /// headDim() values are at `src + t * stride`. `slot` is a multiple of
+  /// groupTokens().
+  virtual void encode(const float *src, int64_t stride, uint32_t head,
+                      uint32_t slot, uint8_t *area) const = 0;
+  /// The stored entry at `slot`, in the codec's domain (rotated for polar):
+  /// for tests and for callers off the attention path.
+  virtual void decode(const uint8_t *area, uint32_t slot, float *out) const = 0;
+
+  /// Whether the codec works in a basis other than the model's (polar):
+  /// then scores need prepareQuery() and sums need finishOutput().
+  virtual bool rotates() const { return false; }
+
+  /// Floats of a prepared query (headDim() unless the codec keeps more,
+  /// e.g. QJL's projected query).
+  virtual uint32_t preparedQuerySize() const { return headDim_; }
+  /// Maps a query of KV head `head` into the key domain; key codecs only.
+  virtual void prepareQuery(const float *q, uint32_t head,
+                            float *prepared) const;
+  /// scores[h] = q_h . k_slot for `heads` prepared queries, laid out every
+  /// preparedQuerySize() floats. `scratch` holds headDim() floats.
+  virtual void score(const float *prepared, int64_t heads, const uint8_t *area,
+                     uint32_t slot, float *scores, float *scratch) const;
+  /// acc[h * headDim() + d] += weights[h] * v_slot[d] for `heads` rows, in
+  /// the value domain. `scratch` holds headDim() floats.
+  virtual void accumulate(const float *weights, int64_t heads,
+                          const uint8_t *area, uint32_t slot, float *acc,
+                          float *scratch) const;
+  /// Maps one accumulated row of KV head `head` out of the value domain
+  /// (in place); value codecs only.
+  virtual void finishOutput(float *row, uint32_t head) const;
+
+protected:
+  explicit Codec(uint32_t headDim) : headDim_(headDim) {}
+
+private:
+  uint32_t headDim_;
+};
+
+/// What makeCodec() needs besides the encoding.
+struct CodecContext {
+  uint32_t layer = 0;
+  CacheSide side = CacheSide::Key;
+  uint32_t kvHeads = 0;
+  uint32_t headDim = 0;
+  /// fp8 per_head: one scale per KV head (value = code * scale); nvfp4: one
+  /// per-tensor scale. Empty when the artifact has none.
+  std::vector<float> scales;
+};
+
+/// The codec of `encoding` for one side of one layer, or one sentence on
+/// why this runtime cannot store it (e.g. a head dimension the encoding
+/// does not divide).
+StatusOr<std::unique_ptr<Codec>> makeCodec(const schema::Encoding &encoding,
+                                           const CodecContext &context);
+
+/// Tokens per page of a layer stored by `key` and `value` when `requested`
+/// are asked for: rounded up to whole groups of both (CacheSize.cpp).
+uint32_t pageSizeFor(const Codec &key, const Codec &value, uint32_t requested);
+
+} // namespace kvrt
+
+#endif // KVRT_CACHE_CODEC_H

@@ -1,0 +1,95 @@
+//===- Nvfp4.cpp - E2M1 values, an E4M3 scale per 16, a tensor scale -----===//
+//
+// Entry `slot` (at slot * headDim * 9 / 16) holds headDim E2M1 codes packed
+// two per byte, low nibble first, then one E4M3 scale byte per block of 16
+// coordinates. Value = e2m1 * e4m3 * tensorScale; the tensor scale is the
+// artifact's (1 without one) and is not stored in pages.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/src/cache/codecs/BitPacking.h"
+#include "runtime/src/cache/codecs/Codecs.h"
+#include "runtime/src/cache/codecs/Minifloat.h"
+#include "runtime/src/cache/codecs/VectorMath.h"
+
+#include <cmath>
+
+namespace kvrt::codecs {
+namespace {
+
+constexpr uint32_t kBlock = 16;
+
+class Nvfp4Codec final : public Codec {
+public:
+  Nvfp4Codec(uint32_t headDim, float tensorScale)
+      : Codec(headDim), tensorScale_(tensorScale) {
+    for (uint32_t code = 0; code < 16; ++code)
+      values_[code] = float(decodeMinifloat(code, kE2M1));
+    for (uint32_t code = 0; code < 256; ++code)
+      scales_[code] = float(decodeMinifloat(code, kE4M3));
+  }
+
+  uint64_t headBytes(uint32_t pageSize) const override {
+    return uint64_t(pageSize) * entryBytes();
+  }
+
+  void encode(const float *src, int64_t, uint32_t, uint32_t slot,
+              uint8_t *area) const override {
+    uint8_t *entry = area + uint64_t(slot) * entryBytes();
+    uint8_t codes[kBlock];
+    for (uint32_t block = 0; block < headDim() / kBlock; ++block) {
+      const float *x = src + block * kBlock;
+      float absMax = 0;
+      for (uint32_t i = 0; i < kBlock; ++i)
+        absMax = std::fmax(absMax, std::fabs(x[i]));
+      uint32_t scaleCode = encodeMinifloat(
+          double(absMax) / kE2M1.maxFinite / tensorScale_, kE4M3);
+      double scale = double(scales_[scaleCode]) * tensorScale_;
+      for (uint32_t i = 0; i < kBlock; ++i)
+        codes[i] =
+            scale > 0 ? uint8_t(encodeMinifloat(x[i] / scale, kE2M1)) : 0;
+      packCodes(codes, kBlock, 4, entry + block * kBlock / 2);
+      entry[headDim() / 2 + block] = uint8_t(scaleCode);
+    }
+  }
+
+  void decode(const uint8_t *area, uint32_t slot, float *out) const override {
+    const uint8_t *entry = area + uint64_t(slot) * entryBytes();
+    unpackThrough<4>(entry, headDim(), values_, out);
+    for (uint32_t block = 0; block < headDim() / kBlock; ++block)
+      scaleInPlace(out + block * kBlock,
+                   scales_[entry[headDim() / 2 + block]] * tensorScale_,
+                   kBlock);
+  }
+
+private:
+  uint32_t entryBytes() const { return headDim() / 2 + headDim() / kBlock; }
+
+  float tensorScale_;
+  float values_[16];
+  float scales_[256];
+};
+
+} // namespace
+
+CodecOr makeNvfp4Codec(const CodecContext &context) {
+  const std::string cache = describeCache(context);
+  if (context.headDim % kBlock != 0)
+    return Status::error(cache +
+                         " use #kv.nvfp4, which scales blocks of 16 "
+                         "coordinates, but head_dim " +
+                         std::to_string(context.headDim) +
+                         " is not a multiple of 16");
+  if (context.scales.size() > 1)
+    return Status::error(cache +
+                         " use #kv.nvfp4, which has one per-tensor "
+                         "scale, but the artifact gives " +
+                         std::to_string(context.scales.size()));
+  float tensorScale = context.scales.empty() ? 1.0f : context.scales[0];
+  if (!(tensorScale > 0) || !std::isfinite(tensorScale))
+    return Status::error(cache + " use #kv.nvfp4 with a per-tensor scale of " +
+                         std::to_string(tensorScale) +
+                         ", not a positive finite number");
+  return std::unique_ptr<Codec>(new Nvfp4Codec(context.headDim, tensorScale));
+}
+
+} // namespace kvrt::codecs
