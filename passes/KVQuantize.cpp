@@ -1,4 +1,5 @@
-//===- KVQuantize.cpp - Choose the cache encoding of every layer ----------===//
+//===- KVQuantize.cpp - Choose the cache encoding of some layers ----------===//
+#include "compiler/policy/LayerRange.h"
 #include "dialects/kv/IR/KVOps.h"
 #include "passes/Passes.h"
 
@@ -11,9 +12,10 @@ namespace mlir::kv {
 
 using namespace mlir;
 using namespace mlir::kv;
+using kvopt::policy::LayerRange;
 
-/// The widths each encoding accepts for `bits`, `key-bits` and `value-bits`;
-/// empty for the encodings of fixed width.
+/// The widths each encoding accepts for `bits`; empty for the encodings of
+/// fixed width.
 static ArrayRef<unsigned> allowedBits(StringRef encoding) {
   static const unsigned intBits[] = {2, 4};
   static const unsigned polarBits[] = {2, 3, 4};
@@ -79,19 +81,18 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
     return diag;
   }
 
-  /// Checks that `value`, the bit-width from `option`, suits the encoding.
-  LogicalResult checkBits(MLIRContext *ctx, StringRef option, unsigned value) {
-    ArrayRef<unsigned> allowed = allowedBits(encoding);
-    if (llvm::is_contained(allowed, value))
-      return success();
-    InFlightDiagnostic diag = optionError(ctx, option);
-    diag << "is " << value << "; allowed for encoding=" << encoding << ": ";
-    llvm::interleaveComma(allowed, diag);
-    return diag;
+  /// Validates the options once, whether or not the module has caches, and
+  /// builds the encoding they describe.
+  LogicalResult initialize(MLIRContext *ctx) override {
+    if (failed(checkEncodingOptions(ctx)) || failed(checkSelection(ctx)))
+      return failure();
+    auto emitError = [&] { return mlir::emitError(UnknownLoc::get(ctx)); };
+    newEncoding = buildEncoding(emitError, ctx, bits ? bits : kDefaultBits);
+    return success(newEncoding);
   }
 
-  /// Validates the options once, whether or not the module has caches.
-  LogicalResult initialize(MLIRContext *ctx) override {
+  /// The options that say what the encoding is.
+  LogicalResult checkEncodingOptions(MLIRContext *ctx) {
     if (!llvm::is_contained({"f32", "bf16", "fp8", "nvfp4", "int", "polar"},
                             StringRef(encoding)))
       return optionError(ctx, "encoding")
@@ -101,18 +102,17 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
     // A bit-width for an encoding of fixed width would be silently ignored.
     // 0 (the default) stands for "not given": options built in C++ mark
     // every option as given.
-    bool hasBits = !allowedBits(encoding).empty();
-    for (auto [name, value] : {std::pair<StringRef, unsigned>{"bits", bits},
-                               {"key-bits", keyBits},
-                               {"value-bits", valueBits}}) {
-      if (value == 0)
-        continue;
-      if (!hasBits)
-        return optionError(ctx, name)
-               << "is " << value << "; encoding=" << encoding
-               << " has a fixed width, only int and polar take bits";
-      if (failed(checkBits(ctx, name, value)))
-        return failure();
+    ArrayRef<unsigned> allowed = allowedBits(encoding);
+    unsigned width = bits;
+    if (width != 0 && allowed.empty())
+      return optionError(ctx, "bits")
+             << "is " << width << "; encoding=" << encoding
+             << " has a fixed width, only int and polar take bits";
+    if (width != 0 && !llvm::is_contained(allowed, width)) {
+      InFlightDiagnostic diag = optionError(ctx, "bits");
+      diag << "is " << width << "; allowed for encoding=" << encoding << ": ";
+      llvm::interleaveComma(allowed, diag);
+      return diag;
     }
 
     if (encoding == "fp8" && !symbolizeScaleMode(scale))
@@ -130,17 +130,40 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
                << "; allowed for encoding=int: a multiple of group ("
                << group.getValue() << ")";
     }
-
-    auto emitError = [&] { return mlir::emitError(UnknownLoc::get(ctx)); };
-    unsigned width = bits ? bits : kDefaultBits;
-    keyEncoding = buildEncoding(emitError, ctx, keyBits ? keyBits : width);
-    valueEncoding =
-        buildEncoding(emitError, ctx, valueBits ? valueBits : width);
-    return success(keyEncoding && valueEncoding);
+    if (qjl && encoding != "polar")
+      return optionError(ctx, "qjl")
+             << "is true; only encoding=polar has a QJL residual";
+    return success();
   }
 
-  /// The encoding of keys or values at `width` bits (where the encoding has
-  /// a width); null after a diagnostic.
+  /// The options that say what the encoding replaces: which side of which
+  /// layers.
+  LogicalResult checkSelection(MLIRContext *ctx) {
+    if (!llvm::is_contained({"key", "value", "both"}, StringRef(side)))
+      return optionError(ctx, "side")
+             << "is '" << side << "'; allowed: key, value, both";
+    rewritesKeys = side != "value";
+    rewritesValues = side != "key";
+    if (qjl && rewritesValues)
+      return optionError(ctx, "qjl")
+             << "is true with side=" << side
+             << "; the QJL residual corrects attention scores, so it is for "
+                "keys only: add side=key and encode the values in a "
+                "kv-quantize of their own";
+
+    layerRanges.clear();
+    for (const std::string &text : layers) {
+      kvrt::StatusOr<LayerRange> range = kvopt::policy::parseLayerRange(text);
+      if (!range)
+        return emitError(UnknownLoc::get(ctx))
+               << "kv-quantize: option 'layers': " << range.status().message();
+      layerRanges.push_back(*range);
+    }
+    return success();
+  }
+
+  /// The encoding the options describe at `width` bits (where the encoding
+  /// has a width); null after a diagnostic.
   Attribute buildEncoding(function_ref<InFlightDiagnostic()> emitError,
                           MLIRContext *ctx, unsigned width) {
     if (encoding == "fp8")
@@ -154,9 +177,49 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
       return IntEncodingAttr::getChecked(emitError, ctx, width,
                                          group.getValue(), residual.getValue());
     if (encoding == "polar")
-      return PolarEncodingAttr::getChecked(
-          emitError, ctx, width, Rotation::Hadamard, seed.getValue(), false);
+      return PolarEncodingAttr::getChecked(emitError, ctx, width,
+                                           Rotation::Hadamard, seed.getValue(),
+                                           qjl.getValue());
     return Bf16EncodingAttr::get(ctx);
+  }
+
+  /// The layers `layers=` names, as absolute ranges among the module's
+  /// `layerCount`: all of them when the option is not given.
+  FailureOr<SmallVector<LayerRange>> selectLayers(ModuleOp module,
+                                                  int64_t layerCount) {
+    if (layerRanges.empty())
+      return SmallVector<LayerRange>{{0, layerCount - 1}};
+    SmallVector<LayerRange> selected;
+    for (LayerRange range : layerRanges) {
+      kvrt::StatusOr<LayerRange> absolute =
+          kvopt::policy::resolveLayerRange(range, layerCount);
+      if (!absolute)
+        return emitError(module.getLoc()) << "kv-quantize: option 'layers': "
+                                          << absolute.status().message();
+      selected.push_back(*absolute);
+    }
+    return selected;
+  }
+
+  /// fp8 with per-head scales reads them from the calibration statistics
+  /// on the kv.cache op, one attribute per side it rewrites.
+  LogicalResult checkCalibrated(CacheOp op) {
+    if (encoding != "fp8" || *symbolizeScaleMode(scale) != ScaleMode::PerHead)
+      return success();
+    for (auto [rewrites, side, name] :
+         {std::tuple(rewritesKeys, "key",
+                     KVDialect::KeyAbsmaxAttrHelper::getNameStr()),
+          std::tuple(rewritesValues, "value",
+                     KVDialect::ValueAbsmaxAttrHelper::getNameStr())})
+      if (rewrites && !op->hasAttrOfType<DenseF32ArrayAttr>(name))
+        return op.emitError()
+               << "kv-quantize: encoding=fp8 scale=per_head needs the "
+                  "calibrated "
+               << side << " scales of layer " << op.getLayerAttr().getInt()
+               << " ('" << name
+               << "'), which this kv.cache lacks; run `kvopt compile "
+                  "--calibrate FILE` or use scale=dynamic";
+    return success();
   }
 
   void runOnOperation() override {
@@ -164,22 +227,31 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
     if (failed(checkCachesStayInKVOps(module)))
       return signalPassFailure();
 
-    // The verifier guarantees non-negative layers.
-    int64_t layers = 0;
+    // The verifier guarantees non-negative layers, not small ones.
+    int64_t layerCount = 0;
     module.walk([&](CacheOp op) {
-      layers = std::max<int64_t>(layers, op.getLayerAttr().getInt() + 1);
-    });
-
-    Attribute bf16 = Bf16EncodingAttr::get(&getContext());
-    WalkResult result = module.walk([&](CacheOp op) -> WalkResult {
-      auto type = llvm::cast<CacheType>(op.getType());
       int64_t layer = op.getLayerAttr().getInt();
-      bool keep = layer < static_cast<int64_t>(keepFirst) ||
-                  layer >= layers - static_cast<int64_t>(keepLast);
+      layerCount = std::max(layerCount, layer == INT64_MAX ? layer : layer + 1);
+    });
+    FailureOr<SmallVector<LayerRange>> selected =
+        selectLayers(module, layerCount);
+    if (failed(selected))
+      return signalPassFailure();
+
+    WalkResult result = module.walk([&](CacheOp op) -> WalkResult {
+      int64_t layer = op.getLayerAttr().getInt();
+      if (llvm::none_of(*selected, [&](LayerRange range) {
+            return range.first <= layer && layer <= range.last;
+          }))
+        return WalkResult::advance();
+      if (failed(checkCalibrated(op)))
+        return WalkResult::interrupt();
+      auto type = llvm::cast<CacheType>(op.getType());
       CacheType newType = CacheType::getChecked(
           [&] { return op.emitError(); }, &getContext(), type.getHeads(),
-          type.getHeadDim(), type.getPage(), keep ? bf16 : keyEncoding,
-          keep ? bf16 : valueEncoding);
+          type.getHeadDim(), type.getPage(),
+          rewritesKeys ? newEncoding : type.getKey(),
+          rewritesValues ? newEncoding : type.getValue());
       if (!newType)
         return WalkResult::interrupt();
       op.getResult().setType(newType);
@@ -198,8 +270,10 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
   }
 
 private:
-  /// The encodings of the layers not kept in bf16, built from the options.
-  Attribute keyEncoding, valueEncoding;
+  /// Built from the options by initialize().
+  Attribute newEncoding;
+  bool rewritesKeys = true, rewritesValues = true;
+  SmallVector<LayerRange> layerRanges;
 };
 
 } // namespace

@@ -27,6 +27,10 @@ struct ExportOptions {
   std::string target = "cpu";
   /// The passes that ran, as runPipeline reports them.
   std::vector<PassRecord> passes;
+  /// Stores every layer's cache as f32 whatever the module's encodings say,
+  /// so that the artifact computes exactly what the model does (calibration
+  /// runs it); no scale tensors are written.
+  bool float32Cache = false;
 };
 
 /// Fills `writer` from `module`: plan, tensors and cache layout from its
@@ -40,8 +44,12 @@ kvrt::Status exportModule(mlir::ModuleOp module,
                           const ExportOptions &options,
                           kvrt::ArtifactWriter &writer);
 
-/// The plan, tensors and cache layout alone (PlanExport.cpp).
-kvrt::Status exportPlan(mlir::ModuleOp module, kvrt::ArtifactWriter &writer);
+/// The plan, tensors and cache layout alone (PlanExport.cpp). The cache
+/// layout of an fp8 per_head or nvfp4 encoding carries a tensor of scales
+/// computed from the calibration statistics on its kv.cache op; fp8
+/// per_head without them is an error.
+kvrt::Status exportPlan(mlir::ModuleOp module, const ExportOptions &options,
+                        kvrt::ArtifactWriter &writer);
 
 } // namespace kvopt::exporter
 

@@ -1,6 +1,7 @@
 //===- ManifestExport.cpp - Model, tokenizer and provenance ---------------===//
 #include "compiler/export/Export.h"
 
+#include "dialects/kv/IR/KVDialect.h"
 #include "kvrt/Tokenizer.h"
 
 using kvrt::Status;
@@ -119,7 +120,15 @@ Status exportModule(mlir::ModuleOp module, const import::ModelConfig &config,
     if (!rebuilt)
       return rebuilt.status();
   }
-  return exportPlan(module, writer);
+  if (auto calibration = module->getAttrOfType<mlir::kv::CalibrationAttr>(
+          mlir::kv::KVDialect::CalibrationAttrHelper::getNameStr())) {
+    schema::Calibration &c = *m.mutable_calibration();
+    c.set_source(calibration.getSource().str());
+    c.set_source_xxh64(calibration.getXxh64());
+    c.set_tokens(uint64_t(calibration.getTokens()));
+    c.set_window(uint64_t(calibration.getWindow()));
+  }
+  return exportPlan(module, options, writer);
 }
 
 } // namespace kvopt::exporter

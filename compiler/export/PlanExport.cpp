@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/export/Export.h"
 
+#include "dialects/kv/IR/KVDialect.h"
 #include "dialects/kv/IR/KVOps.h"
 #include "kvrt/Artifact.h"
 
@@ -22,6 +23,8 @@
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 
 using namespace mlir;
@@ -99,11 +102,24 @@ Status encodingOf(Attribute attr, schema::Encoding &out, Operation *op,
   return Status::ok();
 }
 
+/// Largest magnitudes of the fp8 formats and of nvfp4's e2m1 values.
+constexpr float kFp8E4M3Max = 448.0f;
+constexpr float kFp8E5M2Max = 57344.0f;
+constexpr float kFp4E2M1Max = 6.0f;
+
+/// The scale that maps `absMax` to the code `largestCode`. A head that only
+/// ever held zeros (or values too small for a normal f32 scale) gets 1: its
+/// zeros encode exactly under any scale, and encoding divides by the scale.
+float scaleFor(float absMax, float largestCode) {
+  float scale = absMax / largestCode;
+  return std::isnormal(scale) ? scale : 1.0f;
+}
+
 class PlanExporter {
 public:
-  explicit PlanExporter(kvrt::ArtifactWriter &writer)
-      : writer(writer), manifest(writer.manifest()),
-        plan(*writer.manifest().mutable_plan()) {}
+  PlanExporter(const ExportOptions &options, kvrt::ArtifactWriter &writer)
+      : float32Cache(options.float32Cache), writer(writer),
+        manifest(writer.manifest()), plan(*writer.manifest().mutable_plan()) {}
 
   Status run(ModuleOp module);
 
@@ -121,6 +137,10 @@ private:
   Status requireBatchInput(Value value, Value expected, Operation *op,
                            const char *what);
   Status addCacheLayout(kv::CacheOp op);
+  /// Adds the scale tensor an fp8 per_head or nvfp4 `encoding` needs from
+  /// the op's `absMax` statistics (null when uncalibrated).
+  Status addScales(kv::CacheOp op, Attribute encoding, DenseF32ArrayAttr absMax,
+                   const std::string &side, schema::Encoding &out);
   schema::KernelCall &call(const char *kernel, Operation *op,
                            std::initializer_list<uint32_t> inputs,
                            std::initializer_list<uint32_t> outputs,
@@ -129,6 +149,7 @@ private:
   /// result.
   Status elementwise(const char *kernel, Operation *op);
 
+  bool float32Cache;
   kvrt::ArtifactWriter &writer;
   schema::Manifest &manifest;
   schema::Plan &plan;
@@ -245,10 +266,70 @@ Status PlanExporter::addCacheLayout(kv::CacheOp op) {
   c.set_kv_heads(uint32_t(type.getHeads()));
   c.set_head_dim(uint32_t(type.getHeadDim()));
   c.set_page_size(uint32_t(type.getPage()));
+  layers[op.getResult()] = uint32_t(layer);
+  if (float32Cache) {
+    c.mutable_key()->set_kind(schema::ENCODING_F32);
+    c.mutable_value()->set_kind(schema::ENCODING_F32);
+    return Status::ok();
+  }
+  auto *dialect = op->getContext()->getLoadedDialect<kv::KVDialect>();
   KVRT_RETURN_IF_ERROR(encodingOf(type.getKey(), *c.mutable_key(), op, "key"));
+  KVRT_RETURN_IF_ERROR(addScales(op, type.getKey(),
+                                 dialect->getKeyAbsmaxAttrHelper().getAttr(op),
+                                 "key", *c.mutable_key()));
   KVRT_RETURN_IF_ERROR(
       encodingOf(type.getValue(), *c.mutable_value(), op, "value"));
-  layers[op.getResult()] = uint32_t(layer);
+  return addScales(op, type.getValue(),
+                   dialect->getValueAbsmaxAttrHelper().getAttr(op), "value",
+                   *c.mutable_value());
+}
+
+Status PlanExporter::addScales(kv::CacheOp op, Attribute encoding,
+                               DenseF32ArrayAttr absMax,
+                               const std::string &side, schema::Encoding &out) {
+  auto fp8 = dyn_cast<kv::Fp8EncodingAttr>(encoding);
+  bool perHead = fp8 && fp8.getScale() == kv::ScaleMode::PerHead;
+  bool nvfp4 = isa<kv::Nvfp4EncodingAttr>(encoding);
+  if (!perHead && !nvfp4)
+    return Status::ok();
+  // Without statistics nvfp4 keeps the runtime's per-tensor scale of 1.
+  if (!absMax && nvfp4)
+    return Status::ok();
+  if (!absMax)
+    return Status::error(
+        describe(op) + " stores " + side +
+        "s as fp8 with per_head scales, which come from calibration, and the "
+        "cache has no kv." +
+        side +
+        "_absmax statistics; pass --calibrate FILE (or --calibration "
+        "stats.json) to kvopt compile, or use scale=dynamic");
+  std::vector<float> scales;
+  if (perHead) {
+    // The largest calibrated coordinate of each head maps to the format's
+    // largest code.
+    float largestCode =
+        fp8.getFormat() == kv::Fp8Format::E4M3 ? kFp8E4M3Max : kFp8E5M2Max;
+    for (float headMax : absMax.asArrayRef())
+      scales.push_back(scaleFor(headMax, largestCode));
+  } else {
+    // nvfp4 stores each block's scale as e4m3(block_absmax / 6 / tensor
+    // scale): the largest block then uses the top of e4m3's range.
+    float tensorMax = 0;
+    for (float headMax : absMax.asArrayRef())
+      tensorMax = std::max(tensorMax, headMax);
+    scales.push_back(scaleFor(tensorMax, kFp4E2M1Max * kFp8E4M3Max));
+  }
+  uint64_t bytes = scales.size() * sizeof(float);
+  schema::Tensor &tensor = *manifest.add_tensors();
+  tensor.set_name("cache." + std::to_string(op.getLayer()) + "." + side +
+                  "_scales");
+  tensor.set_dtype(schema::DTYPE_F32);
+  tensor.add_shape(int64_t(scales.size()));
+  tensor.set_blob(writer.addBlob(
+      bytes, [scales = std::move(scales), bytes](const kvrt::BlobSink &sink) {
+        return sink(scales.data(), bytes);
+      }));
+  out.set_scale_tensor(uint32_t(manifest.tensors_size() - 1));
   return Status::ok();
 }
 
@@ -457,8 +538,9 @@ Status PlanExporter::run(ModuleOp module) {
 
 } // namespace
 
-Status exportPlan(ModuleOp module, kvrt::ArtifactWriter &writer) {
-  return PlanExporter(writer).run(module);
+Status exportPlan(ModuleOp module, const ExportOptions &options,
+                  kvrt::ArtifactWriter &writer) {
+  return PlanExporter(options, writer).run(module);
 }
 
 } // namespace kvopt::exporter

@@ -36,13 +36,13 @@ func.func private @int_value_group(!kv.cache<heads = 2, head_dim = 96, value = #
 
 // -----
 
-// expected-error @+1 {{!kv.cache key encoding: #kv.int groups values along channels, but group 128 does not divide head_dim 64; allowed groups: 32 64}}
-func.func private @int_key_group(!kv.cache<heads = 2, head_dim = 64, key = #kv.int<bits = 4, group = 128>>)
+// expected-error @+1 {{!kv.cache value encoding: #kv.int groups values along channels, but group 128 does not divide head_dim 64; allowed groups: 32 64}}
+func.func private @int_value_group_128(!kv.cache<heads = 2, head_dim = 64, value = #kv.int<bits = 4, group = 128>>)
 
 // -----
 
 // expected-error @+1 {{group 32 does not divide head_dim 16; allowed groups: none (head_dim must be a multiple of 32)}}
-func.func private @int_no_group(!kv.cache<heads = 2, head_dim = 16, key = #kv.int<bits = 4, group = 32>>)
+func.func private @int_no_group(!kv.cache<heads = 2, head_dim = 16, value = #kv.int<bits = 4, group = 32>>)
 
 // -----
 
@@ -947,4 +947,77 @@ func.func @prefetch_selection_one_head(%sel: tensor<?x2x256xi32>) {
   // expected-error @+1 {{'kv.prefetch' op selection has 2 heads but the cache has 1 KV head}}
   kv.prefetch %c mode = next_step selected %sel : !kv.cache<heads = 1, head_dim = 16>, tensor<?x2x256xi32>
   return
+}
+
+//===----------------------------------------------------------------------===//
+// Calibration statistics (KVDialect.cpp, KVAttrs.cpp)
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @absmax_heads() {
+  // expected-error @+1 {{'kv.cache' op 'kv.key_absmax' has 3 values for a cache of 2 KV heads}}
+  %c = kv.cache layer 0 {kv.key_absmax = array<f32: 1.0, 2.0, 3.0>} : !kv.cache<heads = 2, head_dim = 16>
+  return
+}
+
+// -----
+
+func.func @absmax_negative() {
+  // expected-error @+1 {{'kv.cache' op 'kv.value_absmax' of KV head 1 must be finite and non-negative, got -2}}
+  %c = kv.cache layer 0 {kv.value_absmax = array<f32: 1.0, -2.0>} : !kv.cache<heads = 2, head_dim = 16>
+  return
+}
+
+// -----
+
+func.func @absmax_infinite() {
+  // expected-error @+1 {{'kv.cache' op 'kv.key_absmax' of KV head 0 must be finite and non-negative, got inf}}
+  %c = kv.cache layer 0 {kv.key_absmax = array<f32: 0x7F800000, 1.0>} : !kv.cache<heads = 2, head_dim = 16>
+  return
+}
+
+// -----
+
+func.func @absmax_nan() {
+  // expected-error @+1 {{'kv.cache' op 'kv.key_absmax' of KV head 0 must be finite and non-negative, got nan}}
+  %c = kv.cache layer 0 {kv.key_absmax = array<f32: 0x7FC00000, 1.0>} : !kv.cache<heads = 2, head_dim = 16>
+  return
+}
+
+// -----
+
+func.func @absmax_type() {
+  // expected-error @+1 {{'kv.cache' op 'kv.key_absmax' must be an array<f32: ...> with one value per KV head}}
+  %c = kv.cache layer 0 {kv.key_absmax = array<f64: 1.0, 2.0>} : !kv.cache<heads = 2, head_dim = 16>
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'func.func' op carries 'kv.value_absmax', which belongs on a kv.cache op}}
+func.func private @absmax_not_on_cache() attributes {kv.value_absmax = array<f32: 1.0>}
+
+// -----
+
+// expected-error @+1 {{'func.func' op carries 'kv.calibration', which belongs on the module}}
+func.func private @calibration_not_on_module() attributes {kv.calibration = #kv.calibration<source = "a.txt", xxh64 = 1, tokens = 8, window = 8>}
+
+// -----
+
+// expected-error @+1 {{'builtin.module' op 'kv.calibration' must be a #kv.calibration attribute}}
+module attributes {kv.calibration = "a.txt"} {
+}
+
+// -----
+
+// expected-error @+1 {{#kv.calibration needs a positive window and at least one window of tokens, got 4 tokens in windows of 8}}
+module attributes {kv.calibration = #kv.calibration<source = "a.txt", xxh64 = 1, tokens = 4, window = 8>} {
+}
+
+
+// -----
+
+// expected-error @+1 {{#kv.calibration source must be a non-empty UTF-8 file name}}
+module attributes {kv.calibration = #kv.calibration<source = "", xxh64 = 1, tokens = 8, window = 8>} {
 }

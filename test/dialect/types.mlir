@@ -34,9 +34,12 @@ func.func private @nvfp4(!kv.cache<heads = 2, head_dim = 16, key = #kv.nvfp4, va
 // CHECK-SAME:    !kv.cache<heads = 4, head_dim = 64, key = #kv.int<bits = 2, group = 32>, value = #kv.int<bits = 2, group = 64>>
 // CHECK-SAME:    !kv.cache<heads = 4, head_dim = 128, page = 32, key = #kv.int<bits = 4, group = 128, residual = 256>, value = #kv.int<bits = 4, group = 32, residual = 32>>
 // CHECK-SAME:    !kv.cache<heads = 1, head_dim = 96, value = #kv.int<bits = 2, group = 32>>
+// KIVI groups keys along tokens: a key group may exceed head_dim.
+// CHECK-SAME:    !kv.cache<heads = 4, head_dim = 16, key = #kv.int<bits = 4, group = 128>>
 func.func private @int(!kv.cache<heads = 4, head_dim = 64, key = #kv.int<bits = 2, group = 32>, value = #kv.int<bits = 2, group = 64>>,
                        !kv.cache<heads = 4, head_dim = 128, page = 32, key = #kv.int<bits = 4, group = 128, residual = 256>, value = #kv.int<bits = 4, group = 32, residual = 32>>,
-                       !kv.cache<heads = 1, head_dim = 96, value = #kv.int<bits = 2, group = 32>>)
+                       !kv.cache<heads = 1, head_dim = 96, value = #kv.int<bits = 2, group = 32>>,
+                       !kv.cache<heads = 4, head_dim = 16, key = #kv.int<bits = 4, group = 128>>)
 
 // -----
 

@@ -4,6 +4,7 @@
 
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/JSON.h"
 #include "llvm/Support/MathExtras.h"
 
 #include <charconv>
@@ -345,5 +346,24 @@ LogicalResult RopeYarnAttr::verify(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "#kv.rope_yarn attention_factor must be finite and "
                           "positive (or 0 to derive it from the factor), got "
                        << formatDouble(attentionFactor);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Calibration
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+CalibrationAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                        StringRef source, uint64_t, int64_t tokens,
+                        int64_t window) {
+  // The artifact's manifest (protobuf) holds the name as a UTF-8 string.
+  if (source.empty() || !llvm::json::isUTF8(source))
+    return emitError() << "#kv.calibration source must be a non-empty UTF-8 "
+                          "file name";
+  if (window <= 0 || tokens < window)
+    return emitError() << "#kv.calibration needs a positive window and at "
+                          "least one window of tokens, got "
+                       << tokens << " tokens in windows of " << window;
   return success();
 }

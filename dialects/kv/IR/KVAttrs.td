@@ -185,6 +185,30 @@ def KV_LowRankEncodingAttr : KV_EncodingAttr<"LowRankEncoding", "lowrank"> {
 }
 
 //===----------------------------------------------------------------------===//
+// Calibration
+//===----------------------------------------------------------------------===//
+
+def KV_CalibrationAttr : KV_Attr<"Calibration", "calibration"> {
+  let summary = "Where a module's calibration statistics came from";
+  let description = [{
+    Set as `kv.calibration` on the module by `kvopt calibrate` and `kvopt
+    compile --calibrate`: the calibration text (its file name and the XXH64,
+    seed 0, of its bytes), the tokens the model ran on, and the tokens of
+    each window (a sequence of its own, the model's BOS first when it has
+    one). The statistics sit on the ops they describe, e.g. `kv.key_absmax`
+    and `kv.value_absmax` on each `kv.cache`.
+
+    Example:
+    `#kv.calibration<source = "calib.txt", xxh64 = 81985529216486895, tokens = 4096, window = 512>`
+  }];
+  let parameters = (ins StringRefParameter<"the text's file name">:$source,
+                        "uint64_t":$xxh64, "int64_t":$tokens,
+                        "int64_t":$window);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // Eviction and selection policies
 //===----------------------------------------------------------------------===//
 

@@ -32,6 +32,15 @@ def KV_Dialect : Dialect {
     void registerAttributes();
     void registerTypes();
   }];
+  // What calibration records (compiler/calibrate/): on each kv.cache, the
+  // largest |key| coordinate (after RoPE, as cached) and |value| coordinate
+  // seen per KV head, one f32 per head; on the module, where they came from.
+  let discardableAttrs = (ins
+    "::mlir::DenseF32ArrayAttr":$key_absmax,
+    "::mlir::DenseF32ArrayAttr":$value_absmax,
+    "::mlir::kv::CalibrationAttr":$calibration
+  );
+  let hasOperationAttrVerify = 1;
 }
 
 class KV_Op<string mnemonic, list<Trait> traits = []>

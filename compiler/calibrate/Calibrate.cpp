@@ -1,0 +1,202 @@
+//===- Calibrate.cpp - Run a model on text and record statistics ----------===//
+#include "compiler/calibrate/Calibrate.h"
+
+#include "compiler/export/Export.h"
+#include "kvrt/ArtifactWriter.h"
+#include "kvrt/MappedFile.h"
+#include "kvrt/Runtime.h"
+#include "kvrt/Tokenizer.h"
+
+#include "llvm/ADT/SmallString.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/xxhash.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <unistd.h>
+
+using kvrt::Status;
+using kvrt::StatusOr;
+
+namespace kvopt::calibrate {
+namespace {
+
+/// The module as an artifact with an f32 cache. The artifact writer only
+/// writes files, so it goes to a private temporary folder (mode 0700) that
+/// is removed as soon as the artifact is mapped: the mapping keeps the
+/// bytes.
+StatusOr<std::shared_ptr<const kvrt::Artifact>>
+exportForCalibration(const import::ImportedModel &model) {
+  kvrt::ArtifactWriter writer;
+  exporter::ExportOptions options;
+  options.float32Cache = true;
+  KVRT_RETURN_IF_ERROR(exporter::exportModule(
+      *model.module, model.config, model.tokenizer, options, writer));
+  llvm::SmallString<128> temp;
+  llvm::sys::path::system_temp_directory(/*ErasedOnReboot=*/true, temp);
+  std::string folder = std::string(temp) + "/kvopt-calibrate-XXXXXX";
+  if (!::mkdtemp(folder.data()))
+    return Status::error(
+        "cannot create a temporary folder in " + std::string(temp) +
+        " for the calibration artifact: " + std::strerror(errno));
+  std::string path = folder + "/model.kvpkg";
+  Status written = writer.write(path);
+  StatusOr<std::shared_ptr<const kvrt::Artifact>> artifact =
+      written ? kvrt::Artifact::open(path) : written;
+  std::remove(path.c_str());
+  ::rmdir(folder.c_str());
+  return artifact;
+}
+
+/// Keeps, per layer and KV head, the largest |coordinate| of the keys and
+/// values the cache receives, and notes the first value that is not finite.
+class AbsMaxRecorder final : public kvrt::AppendObserver {
+public:
+  AbsMaxRecorder(size_t layerCount, int64_t kvHeads, int64_t headDim)
+      : kvHeads(kvHeads), headDim(headDim),
+        layers(layerCount, LayerStatistics{std::vector<float>(kvHeads, 0.0f),
+                                           std::vector<float>(kvHeads, 0.0f)}) {
+  }
+
+  void onAppend(uint32_t layer, const float *keys, const float *values,
+                int64_t rows, int64_t heads, int64_t dim) override {
+    if (layer >= layers.size() || heads != kvHeads || dim != headDim) {
+      problem.emplace("the runtime appended to layer " + str(layer) + " (" +
+                      str(heads) + " KV heads of " + str(dim) +
+                      "), which the exported model does not have");
+      return;
+    }
+    record(keys, rows, layer, "key", layers[layer].keyAbsMax);
+    record(values, rows, layer, "value", layers[layer].valueAbsMax);
+  }
+
+  /// Why the statistics cannot be used, if they cannot.
+  const std::optional<std::string> &failure() const { return problem; }
+  std::vector<LayerStatistics> &statistics() { return layers; }
+
+private:
+  static std::string str(int64_t n) { return std::to_string(n); }
+
+  void record(const float *data, int64_t rows, uint32_t layer, const char *side,
+              std::vector<float> &absMax) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t h = 0; h < kvHeads; ++h) {
+        const float *v = data + (r * kvHeads + h) * headDim;
+        float &m = absMax[h];
+        for (int64_t d = 0; d < headDim; ++d) {
+          float a = std::fabs(v[d]);
+          if (!std::isfinite(a) && !problem)
+            problem.emplace("the model computed a " + std::string(side) +
+                            " that is not finite in layer " + str(layer) +
+                            ", KV head " + str(h));
+          m = std::max(m, a);
+        }
+      }
+  }
+
+  int64_t kvHeads, headDim;
+  std::vector<LayerStatistics> layers;
+  std::optional<std::string> problem;
+};
+
+} // namespace
+
+StatusOr<Statistics> calibrate(const import::ImportedModel &model,
+                               const std::string &textPath,
+                               const CalibrationOptions &options) {
+  if (options.tokens < 1 || options.window < 1)
+    return Status::error("calibration needs a positive token count and "
+                         "window, got " +
+                         std::to_string(options.tokens) + " and " +
+                         std::to_string(options.window));
+  StatusOr<std::shared_ptr<kvrt::MappedFile>> text =
+      kvrt::MappedFile::open(textPath);
+  if (!text)
+    return text.status();
+  llvm::StringRef bytes(reinterpret_cast<const char *>((*text)->data()),
+                        (*text)->size());
+
+  StatusOr<std::shared_ptr<const kvrt::Artifact>> artifact =
+      exportForCalibration(model);
+  if (!artifact)
+    return artifact.status();
+  const kvrt::schema::Manifest &manifest = (*artifact)->manifest();
+  if (manifest.tokenizer().source_case() ==
+      kvrt::schema::Tokenizer::SOURCE_NOT_SET)
+    return Status::error(model.tokenizer.sourceName +
+                         " has no tokenizer, so the model cannot read the "
+                         "calibration text " +
+                         textPath);
+  StatusOr<kvrt::TokenizerSpec> spec = kvrt::tokenizerSpecFromArtifact(
+      manifest.tokenizer(), model.tokenizer.sourceName);
+  if (!spec)
+    return spec.status();
+  StatusOr<kvrt::Tokenizer> tokenizer = kvrt::Tokenizer::create(*spec);
+  if (!tokenizer)
+    return tokenizer.status();
+
+  std::vector<int32_t> ids = tokenizer->encode(bytes, /*addSpecial=*/false);
+  if (ids.empty())
+    return Status::error(textPath + " holds no text to calibrate on");
+  ids.resize(std::min<size_t>(ids.size(), size_t(options.tokens)));
+  // Every window starts as a prompt does, with the BOS token the tokenizer
+  // adds, and fits the model's context with it.
+  bool bos = tokenizer->spec().addBos && tokenizer->spec().bosId >= 0;
+  int64_t context = manifest.model().max_positions() - (bos ? 1 : 0);
+  int64_t window = std::min({options.window, context, int64_t(ids.size())});
+  if (window < 1)
+    return Status::error("the model's context of " +
+                         std::to_string(manifest.model().max_positions()) +
+                         " tokens has no room for calibration text after "
+                         "its BOS token");
+
+  if (manifest.cache_size() == 0)
+    return Status::error(model.tokenizer.sourceName +
+                         ": the model has no KV cache to calibrate");
+  const kvrt::schema::CacheLayout &firstLayer = manifest.cache(0);
+  AbsMaxRecorder recorder(size_t(manifest.cache_size()), firstLayer.kv_heads(),
+                          firstLayer.head_dim());
+  kvrt::EngineOptions engineOptions;
+  engineOptions.threads = options.threads;
+  engineOptions.cacheTokens = uint64_t(window) + 1;
+  engineOptions.observer = &recorder;
+  StatusOr<std::unique_ptr<kvrt::Engine>> engine =
+      kvrt::Engine::create(*artifact, engineOptions);
+  if (!engine)
+    return engine.status();
+  for (size_t start = 0; start < ids.size(); start += size_t(window)) {
+    StatusOr<kvrt::SequenceId> sequence = (*engine)->addSequence();
+    if (!sequence)
+      return sequence.status();
+    kvrt::SequenceTokens tokens;
+    tokens.sequence = *sequence;
+    if (bos)
+      tokens.tokens.push_back(tokenizer->spec().bosId);
+    size_t end = std::min(ids.size(), start + size_t(window));
+    tokens.tokens.insert(tokens.tokens.end(), ids.begin() + start,
+                         ids.begin() + end);
+    KVRT_RETURN_IF_ERROR((*engine)->prefill({tokens}));
+    KVRT_RETURN_IF_ERROR((*engine)->removeSequence(*sequence));
+    if (recorder.failure())
+      return Status::error(textPath + ": " + *recorder.failure());
+  }
+
+  Statistics stats;
+  std::string file = llvm::sys::path::filename(textPath).str();
+  stats.source.file =
+      llvm::json::isUTF8(file) ? file : llvm::json::fixUTF8(file);
+  stats.source.xxh64 = llvm::xxHash64(bytes);
+  stats.source.tokens = int64_t(ids.size());
+  stats.source.window = window;
+  stats.kvHeads = firstLayer.kv_heads();
+  stats.headDim = firstLayer.head_dim();
+  stats.layers = std::move(recorder.statistics());
+  return stats;
+}
+
+} // namespace kvopt::calibrate

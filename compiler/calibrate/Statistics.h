@@ -1,0 +1,60 @@
+//===- Statistics.h - What calibration records about a model ----*- C++ -*-===//
+//
+// Calibration runs the model on text and records, per layer, statistics of
+// what its KV cache receives. The statistics live in the module as
+// discardable attributes of the ops they describe (kv.key_absmax and
+// kv.value_absmax on each kv.cache), with their provenance in kv.calibration
+// on the module; passes and the exporter read them there. A statistic of a
+// new kind is a new member of LayerStatistics, a new attribute and a new
+// member of the JSON file (docs/calibration.md), nothing else.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVOPT_COMPILER_CALIBRATE_STATISTICS_H
+#define KVOPT_COMPILER_CALIBRATE_STATISTICS_H
+
+#include "kvrt/Status.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kvopt::calibrate {
+
+/// Where statistics came from: what #kv.calibration records.
+struct CalibrationSource {
+  /// The calibration text's file name (UTF-8, without its folder).
+  std::string file;
+  /// XXH64 (seed 0) of the text's bytes.
+  uint64_t xxh64 = 0;
+  /// Text tokens the model ran on, and the most of them in one window.
+  int64_t tokens = 0;
+  int64_t window = 0;
+};
+
+/// What calibration records about one layer's cache.
+struct LayerStatistics {
+  /// Per KV head, the largest |coordinate| of the keys (after RoPE, as the
+  /// cache stores them) and of the values.
+  std::vector<float> keyAbsMax, valueAbsMax;
+};
+
+struct Statistics {
+  CalibrationSource source;
+  /// The caches described: kvHeads heads of headDim coordinates per layer.
+  int64_t kvHeads = 0, headDim = 0;
+  /// Indexed by layer.
+  std::vector<LayerStatistics> layers;
+};
+
+/// Sets kv.calibration on `module` and the statistics on each of its
+/// kv.cache ops. Fails, changing nothing, with one sentence naming `origin`
+/// (the statistics file, or the calibration text) when the statistics do
+/// not fit the module's caches or hold a value that is not finite.
+kvrt::Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
+                              const std::string &origin);
+
+} // namespace kvopt::calibrate
+
+#endif // KVOPT_COMPILER_CALIBRATE_STATISTICS_H

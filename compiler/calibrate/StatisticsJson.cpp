@@ -1,0 +1,244 @@
+//===- StatisticsJson.cpp - Calibration statistics as a JSON file ---------===//
+#include "compiler/calibrate/StatisticsJson.h"
+
+#include "kvrt/Json.h"
+#include "kvrt/MappedFile.h"
+
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+
+using kvrt::Status;
+using kvrt::StatusOr;
+using kvrt::json::Value;
+
+namespace kvopt::calibrate {
+namespace {
+
+constexpr const char *kFormat = "kvopt-calibration";
+constexpr int64_t kVersion = 1;
+/// Far more than any model's statistics; bounds what a hostile file costs.
+constexpr uint64_t kMaxFileBytes = uint64_t(256) << 20;
+/// Halfway between FLT_MAX and 2^128: doubles from here on round to an
+/// infinite f32 (FLT_MAX written with nine digits lies just above FLT_MAX).
+constexpr double kF32Overflow = 0x1.ffffffp127;
+/// Layer, head and dimension counts stay below 2^31, as in the artifact.
+constexpr int64_t kMaxCount = (int64_t(1) << 31) - 1;
+
+void appendString(std::string &out, const std::string &text) {
+  out += '"';
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += char(c);
+    } else if (c < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+      out += escaped;
+    } else {
+      out += char(c);
+    }
+  }
+  out += '"';
+}
+
+void appendFloats(std::string &out, const std::vector<float> &values) {
+  out += '[';
+  for (size_t i = 0; i < values.size(); ++i) {
+    // Nine significant digits read back to the same f32.
+    char number[32];
+    std::snprintf(number, sizeof number, "%.9g", double(values[i]));
+    out += (i ? ", " : "");
+    out += number;
+  }
+  out += ']';
+}
+
+/// Reads the members of a statistics document into `out` parameters,
+/// naming each field it refuses by its path (`layers[3].key_absmax`).
+class Reader {
+public:
+  explicit Reader(const std::string &file) : file(file) {}
+
+  Status fail(const std::string &field, const std::string &problem) const {
+    return Status::error(file + ": " + field + " " + problem);
+  }
+
+  Status member(const Value &object, const std::string &path, const char *key,
+                Value::Kind kind, const Value *&out) const {
+    out = object.find(key);
+    if (!out)
+      return fail(join(path, key), "is missing");
+    if (out->kind() != kind)
+      return fail(join(path, key), std::string("must be ") +
+                                       Value::kindName(kind) + ", not " +
+                                       Value::kindName(out->kind()));
+    return Status::ok();
+  }
+
+  Status integer(const Value &object, const std::string &path, const char *key,
+                 int64_t low, int64_t high, int64_t &out) const {
+    const Value *value;
+    KVRT_RETURN_IF_ERROR(member(object, path, key, Value::Kind::Number, value));
+    std::optional<int64_t> n = value->asInt();
+    if (!n || *n < low || *n > high)
+      return fail(join(path, key), "must be an integer in [" +
+                                       std::to_string(low) + ", " +
+                                       std::to_string(high) + "]");
+    out = *n;
+    return Status::ok();
+  }
+
+  /// `count` finite, non-negative f32 values.
+  Status perHead(const Value &object, const std::string &path, const char *key,
+                 int64_t count, std::vector<float> &out) const {
+    const Value *array;
+    KVRT_RETURN_IF_ERROR(member(object, path, key, Value::Kind::Array, array));
+    std::string field = join(path, key);
+    const std::vector<Value> &items = array->items();
+    if (int64_t(items.size()) != count)
+      return fail(field, "has " + std::to_string(items.size()) +
+                             " values; model.kv_heads says " +
+                             std::to_string(count));
+    for (size_t i = 0; i < items.size(); ++i) {
+      double v = items[i].asDouble();
+      if (!items[i].isNumber() || !(v >= 0 && v < kF32Overflow))
+        return fail(field + "[" + std::to_string(i) + "]",
+                    "must be a finite, non-negative f32");
+      out.push_back(float(v));
+    }
+    return Status::ok();
+  }
+
+private:
+  static std::string join(const std::string &path, const char *key) {
+    return path.empty() ? key : path + "." + key;
+  }
+
+  const std::string &file;
+};
+
+} // namespace
+
+std::string statisticsToJson(const Statistics &stats) {
+  const CalibrationSource &s = stats.source;
+  char hash[24];
+  std::snprintf(hash, sizeof hash, "%016" PRIx64, s.xxh64);
+  std::string out = "{\n  \"format\": \"";
+  out += kFormat;
+  out += "\",\n  \"version\": " + std::to_string(kVersion) +
+         ",\n  \"source\": {\"file\": ";
+  appendString(out, s.file);
+  out += ", \"xxh64\": \"" + std::string(hash) +
+         "\", \"tokens\": " + std::to_string(s.tokens) +
+         ", \"window\": " + std::to_string(s.window) + "},\n";
+  out += "  \"model\": {\"layers\": " + std::to_string(stats.layers.size()) +
+         ", \"kv_heads\": " + std::to_string(stats.kvHeads) +
+         ", \"head_dim\": " + std::to_string(stats.headDim) + "},\n";
+  out += "  \"layers\": [";
+  for (size_t i = 0; i < stats.layers.size(); ++i) {
+    out += i ? ",\n    " : "\n    ";
+    out += "{\"key_absmax\": ";
+    appendFloats(out, stats.layers[i].keyAbsMax);
+    out += ", \"value_absmax\": ";
+    appendFloats(out, stats.layers[i].valueAbsMax);
+    out += "}";
+  }
+  out += "\n  ]\n}\n";
+  return out;
+}
+
+StatusOr<Statistics> statisticsFromJson(std::string_view text,
+                                        const std::string &fileName) {
+  StatusOr<Value> parsed = kvrt::json::parse(text, fileName);
+  if (!parsed)
+    return parsed.status();
+  const Value &root = *parsed;
+  Reader r(fileName);
+  if (!root.isObject())
+    return Status::error(fileName +
+                         " is not a kvopt calibration file: it "
+                         "holds a JSON " +
+                         Value::kindName(root.kind()) + ", not an object");
+  const Value *format = root.find("format");
+  if (!format || !format->isString() || format->asString() != kFormat)
+    return Status::error(fileName +
+                         " is not a kvopt calibration file: its "
+                         "format member is not \"" +
+                         kFormat + "\"");
+  int64_t version;
+  KVRT_RETURN_IF_ERROR(r.integer(root, "", "version", 1, kMaxCount, version));
+  if (version != kVersion)
+    return r.fail("version", "is " + std::to_string(version) +
+                                 "; this kvopt reads version " +
+                                 std::to_string(kVersion));
+
+  Statistics stats;
+  CalibrationSource &source = stats.source;
+  const Value *sourceObject, *file, *hash;
+  KVRT_RETURN_IF_ERROR(
+      r.member(root, "", "source", Value::Kind::Object, sourceObject));
+  KVRT_RETURN_IF_ERROR(
+      r.member(*sourceObject, "source", "file", Value::Kind::String, file));
+  if (file->asString().empty())
+    return r.fail("source.file", "is empty");
+  source.file = file->asString();
+  KVRT_RETURN_IF_ERROR(
+      r.member(*sourceObject, "source", "xxh64", Value::Kind::String, hash));
+  const std::string &hex = hash->asString();
+  if (hex.size() != 16 ||
+      hex.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return r.fail("source.xxh64", "must be 16 lowercase hexadecimal digits");
+  source.xxh64 = std::strtoull(hex.c_str(), nullptr, 16);
+  KVRT_RETURN_IF_ERROR(r.integer(*sourceObject, "source", "tokens", 1,
+                                 INT64_MAX, source.tokens));
+  KVRT_RETURN_IF_ERROR(r.integer(*sourceObject, "source", "window", 1,
+                                 source.tokens, source.window));
+
+  const Value *model, *layers;
+  int64_t layerCount;
+  KVRT_RETURN_IF_ERROR(r.member(root, "", "model", Value::Kind::Object, model));
+  KVRT_RETURN_IF_ERROR(
+      r.integer(*model, "model", "layers", 1, kMaxCount, layerCount));
+  KVRT_RETURN_IF_ERROR(
+      r.integer(*model, "model", "kv_heads", 1, kMaxCount, stats.kvHeads));
+  KVRT_RETURN_IF_ERROR(
+      r.integer(*model, "model", "head_dim", 1, kMaxCount, stats.headDim));
+
+  KVRT_RETURN_IF_ERROR(
+      r.member(root, "", "layers", Value::Kind::Array, layers));
+  if (int64_t(layers->items().size()) != layerCount)
+    return r.fail("layers", "has " + std::to_string(layers->items().size()) +
+                                " entries; model.layers says " +
+                                std::to_string(layerCount));
+  for (size_t i = 0; i < layers->items().size(); ++i) {
+    const Value &layer = layers->items()[i];
+    std::string path = "layers[" + std::to_string(i) + "]";
+    if (!layer.isObject())
+      return r.fail(path, std::string("must be an object, not ") +
+                              Value::kindName(layer.kind()));
+    LayerStatistics &s = stats.layers.emplace_back();
+    KVRT_RETURN_IF_ERROR(
+        r.perHead(layer, path, "key_absmax", stats.kvHeads, s.keyAbsMax));
+    KVRT_RETURN_IF_ERROR(
+        r.perHead(layer, path, "value_absmax", stats.kvHeads, s.valueAbsMax));
+  }
+  return stats;
+}
+
+StatusOr<Statistics> readStatisticsFile(const std::string &path) {
+  StatusOr<std::shared_ptr<kvrt::MappedFile>> file =
+      kvrt::MappedFile::open(path);
+  if (!file)
+    return file.status();
+  if ((*file)->size() > kMaxFileBytes)
+    return Status::error(path + " holds " + std::to_string((*file)->size()) +
+                         " bytes, more than the 256 MiB a calibration file "
+                         "may have");
+  return statisticsFromJson(
+      std::string_view(reinterpret_cast<const char *>((*file)->data()),
+                       (*file)->size()),
+      path);
+}
+
+} // namespace kvopt::calibrate

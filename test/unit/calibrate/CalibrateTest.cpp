@@ -1,0 +1,247 @@
+//===- CalibrateTest.cpp - Calibration on tinystories, and its scales -----===//
+#include "compiler/calibrate/Calibrate.h"
+#include "compiler/InitAll.h"
+#include "compiler/Pipeline.h"
+#include "compiler/export/Export.h"
+
+#include "dialects/kv/IR/KVDialect.h"
+#include "dialects/kv/IR/KVOps.h"
+#include "kvrt/Artifact.h"
+#include "kvrt/ArtifactWriter.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+using namespace kvopt;
+using calibrate::LayerStatistics;
+using calibrate::Statistics;
+
+namespace {
+
+const std::string kModel = KVOPT_TEST_MODELS_DIR "/tinystories-656k";
+const std::string kText = KVOPT_SOURCE_DIR "/test/calibrate/Inputs/stories.txt";
+
+class Calibration : public ::testing::Test {
+protected:
+  Calibration() : context(registry()) {}
+
+  static mlir::DialectRegistry registry() {
+    mlir::DialectRegistry r;
+    registerAllDialects(r);
+    registerAllPasses();
+    return r;
+  }
+
+  import::ImportedModel importModel() {
+    kvrt::StatusOr<import::ImportedModel> model =
+        import::importModel(context, kModel);
+    EXPECT_TRUE(model) << model.status().message();
+    return std::move(*model);
+  }
+
+  /// Statistics of the tinystories shape (2 layers, 4 KV heads of 16).
+  static Statistics handMade() {
+    Statistics s;
+    s.source = {"hand.txt", 42, 16, 8};
+    s.kvHeads = 4;
+    s.headDim = 16;
+    s.layers.push_back(
+        {{0.0f, 448.0f, 1e-3f, 896.0f}, {1.0f, 2.0f, 3.0f, 4.0f}});
+    s.layers.push_back({{5.0f, 6.0f, 7.0f, 8.0f}, {0.5f, 0.25f, 0.0f, 12.0f}});
+    return s;
+  }
+
+  /// Compiles `model` with `passes` and opens the artifact.
+  std::shared_ptr<const kvrt::Artifact> compile(import::ImportedModel &model,
+                                                const std::string &passes) {
+    kvrt::StatusOr<std::vector<PassRecord>> ran =
+        runPipeline(*model.module, passes);
+    EXPECT_TRUE(ran) << ran.status().message();
+    kvrt::ArtifactWriter writer;
+    kvrt::Status exported = exporter::exportModule(*model.module, model.config,
+                                                   model.tokenizer, {}, writer);
+    EXPECT_TRUE(exported) << exported.message();
+    std::string path = ::testing::TempDir() + "/calibrate-test.kvpkg";
+    kvrt::Status written = writer.write(path);
+    EXPECT_TRUE(written) << written.message();
+    auto artifact = kvrt::Artifact::open(path);
+    EXPECT_TRUE(artifact) << artifact.status().message();
+    return *artifact;
+  }
+
+  static std::vector<float> scales(const kvrt::Artifact &artifact,
+                                   const kvrt::schema::Encoding &encoding) {
+    EXPECT_TRUE(encoding.has_scale_tensor());
+    auto bytes = artifact.tensorData(encoding.scale_tensor());
+    EXPECT_TRUE(bytes);
+    std::vector<float> values(bytes->size / sizeof(float));
+    std::memcpy(values.data(), bytes->data, bytes->size);
+    return values;
+  }
+
+  mlir::MLIRContext context;
+};
+
+TEST_F(Calibration, IsDeterministicAndRecordsItsSource) {
+  import::ImportedModel model = importModel();
+  calibrate::CalibrationOptions options;
+  options.tokens = 700;
+  kvrt::StatusOr<Statistics> first =
+      calibrate::calibrate(model, kText, options);
+  ASSERT_TRUE(first) << first.status().message();
+  // Fewer threads split the kernels differently, not the results.
+  options.threads = 1;
+  kvrt::StatusOr<Statistics> second =
+      calibrate::calibrate(model, kText, options);
+  ASSERT_TRUE(second) << second.status().message();
+
+  EXPECT_EQ(first->source.file, "stories.txt");
+  EXPECT_EQ(first->source.tokens, 700);
+  // The window fits tinystories' 512 positions with its BOS token.
+  EXPECT_EQ(first->source.window, 511);
+  EXPECT_EQ(first->source.xxh64, second->source.xxh64);
+  EXPECT_EQ(first->kvHeads, 4);
+  EXPECT_EQ(first->headDim, 16);
+  ASSERT_EQ(first->layers.size(), 2u);
+  for (size_t layer = 0; layer < 2; ++layer) {
+    const LayerStatistics &a = first->layers[layer], &b = second->layers[layer];
+    EXPECT_EQ(a.keyAbsMax, b.keyAbsMax);
+    EXPECT_EQ(a.valueAbsMax, b.valueAbsMax);
+    for (float m : a.keyAbsMax)
+      EXPECT_GT(m, 0.0f);
+  }
+}
+
+TEST_F(Calibration, RefusesTextItCannotUse) {
+  import::ImportedModel model = importModel();
+  std::string empty = ::testing::TempDir() + "/empty.txt";
+  std::fclose(std::fopen(empty.c_str(), "w"));
+  kvrt::StatusOr<Statistics> stats = calibrate::calibrate(model, empty, {});
+  ASSERT_FALSE(stats);
+  EXPECT_EQ(stats.status().message(), empty + " holds no text to calibrate on");
+  stats = calibrate::calibrate(model, empty + ".missing", {});
+  ASSERT_FALSE(stats);
+  EXPECT_NE(stats.status().message().find("empty.txt.missing"),
+            std::string::npos);
+}
+
+TEST_F(Calibration, Fp8PerHeadScalesAreAbsMaxOver448) {
+  import::ImportedModel model = importModel();
+  Statistics s = handMade();
+  ASSERT_TRUE(calibrate::attachStatistics(*model.module, s, "hand.json"));
+  auto artifact = compile(model, "kv-quantize{encoding=fp8 scale=per_head}");
+  const kvrt::schema::Manifest &m = artifact->manifest();
+  ASSERT_EQ(m.cache_size(), 2);
+  // A head that held only zeros gets 1.
+  EXPECT_EQ(scales(*artifact, m.cache(0).key()),
+            (std::vector<float>{1.0f, 1.0f, 1e-3f / 448, 2.0f}));
+  EXPECT_EQ(
+      scales(*artifact, m.cache(0).value()),
+      (std::vector<float>{1.0f / 448, 2.0f / 448, 3.0f / 448, 4.0f / 448}));
+  EXPECT_EQ(
+      scales(*artifact, m.cache(1).key()),
+      (std::vector<float>{5.0f / 448, 6.0f / 448, 7.0f / 448, 8.0f / 448}));
+  EXPECT_EQ(scales(*artifact, m.cache(1).value()),
+            (std::vector<float>{0.5f / 448, 0.25f / 448, 1.0f, 12.0f / 448}));
+  // Provenance travels into the manifest.
+  EXPECT_EQ(m.calibration().source(), "hand.txt");
+  EXPECT_EQ(m.calibration().source_xxh64(), 42u);
+  EXPECT_EQ(m.calibration().tokens(), 16u);
+  EXPECT_EQ(m.calibration().window(), 8u);
+}
+
+TEST_F(Calibration, Fp8E5M2ScalesAreAbsMaxOver57344) {
+  import::ImportedModel model = importModel();
+  ASSERT_TRUE(
+      calibrate::attachStatistics(*model.module, handMade(), "hand.json"));
+  // kv-quantize writes e4m3 only; retype every cache value by hand.
+  auto e5m2 = mlir::kv::Fp8EncodingAttr::get(
+      &context, mlir::kv::Fp8Format::E5M2, mlir::kv::ScaleMode::PerHead);
+  model.module->walk([&](mlir::Operation *op) {
+    for (mlir::Value result : op->getResults())
+      if (auto cache = llvm::dyn_cast<mlir::kv::CacheType>(result.getType()))
+        result.setType(mlir::kv::CacheType::get(&context, cache.getHeads(),
+                                                cache.getHeadDim(),
+                                                cache.getPage(), e5m2, e5m2));
+  });
+  auto artifact = compile(model, "");
+  EXPECT_EQ(scales(*artifact, artifact->manifest().cache(1).key()),
+            (std::vector<float>{5.0f / 57344, 6.0f / 57344, 7.0f / 57344,
+                                8.0f / 57344}));
+}
+
+TEST_F(Calibration, Nvfp4TensorScaleIsTheLargestAbsMaxOver6Times448) {
+  import::ImportedModel model = importModel();
+  ASSERT_TRUE(
+      calibrate::attachStatistics(*model.module, handMade(), "hand.json"));
+  auto artifact = compile(model, "kv-quantize{encoding=nvfp4}");
+  const kvrt::schema::Manifest &m = artifact->manifest();
+  EXPECT_EQ(scales(*artifact, m.cache(0).key()),
+            std::vector<float>{896.0f / 2688.0f});
+  EXPECT_EQ(scales(*artifact, m.cache(1).value()),
+            std::vector<float>{12.0f / 2688.0f});
+}
+
+TEST_F(Calibration, UncalibratedNvfp4HasNoScaleTensor) {
+  import::ImportedModel model = importModel();
+  auto artifact = compile(model, "kv-quantize{encoding=nvfp4}");
+  EXPECT_FALSE(artifact->manifest().cache(0).key().has_scale_tensor());
+  EXPECT_FALSE(artifact->manifest().calibration().tokens());
+}
+
+TEST_F(Calibration, ExporterRefusesFp8PerHeadWithoutStatistics) {
+  import::ImportedModel model = importModel();
+  ASSERT_TRUE(
+      calibrate::attachStatistics(*model.module, handMade(), "hand.json"));
+  ASSERT_TRUE(
+      runPipeline(*model.module, "kv-quantize{encoding=fp8 scale=per_head}"));
+  auto *dialect = context.getLoadedDialect<mlir::kv::KVDialect>();
+  model.module->walk([&](mlir::kv::CacheOp op) {
+    if (op.getLayer() == 1)
+      dialect->getValueAbsmaxAttrHelper().removeAttr(op);
+  });
+  kvrt::ArtifactWriter writer;
+  kvrt::Status exported = exporter::exportModule(*model.module, model.config,
+                                                 model.tokenizer, {}, writer);
+  ASSERT_FALSE(exported);
+  EXPECT_NE(exported.message().find(
+                "stores values as fp8 with per_head scales, which come from "
+                "calibration, and the cache has no kv.value_absmax "
+                "statistics; pass --calibrate FILE"),
+            std::string::npos)
+      << exported.message();
+}
+
+TEST_F(Calibration, StatisticsMustFitTheModel) {
+  import::ImportedModel model = importModel();
+  Statistics s = handMade();
+  s.layers.pop_back();
+  kvrt::Status attached =
+      calibrate::attachStatistics(*model.module, s, "stats.json");
+  ASSERT_FALSE(attached);
+  EXPECT_EQ(attached.message(),
+            "stats.json: the statistics describe 1 layer but the model has 2 "
+            "layers");
+  s = handMade();
+  s.kvHeads = 3;
+  attached = calibrate::attachStatistics(*model.module, s, "stats.json");
+  ASSERT_FALSE(attached);
+  EXPECT_EQ(attached.message(),
+            "stats.json: the statistics describe caches of 3 KV heads of 16 "
+            "but layer 0's cache has 4 KV heads of 16");
+  s = handMade();
+  s.layers[1].valueAbsMax[3] = std::nanf("");
+  attached = calibrate::attachStatistics(*model.module, s, "stats.json");
+  ASSERT_FALSE(attached);
+  EXPECT_EQ(attached.message(),
+            "stats.json: layer 1's value absmax of KV head 3 is nan; it must "
+            "be finite and non-negative");
+  // Nothing was attached by the refused calls.
+  EXPECT_FALSE((*model.module)->hasAttr("kv.calibration"));
+}
+
+} // namespace

@@ -1,0 +1,116 @@
+//===- StatisticsJsonTest.cpp - The calibration file, read and written ----===//
+#include "compiler/calibrate/StatisticsJson.h"
+
+#include <gtest/gtest.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+
+using kvopt::calibrate::LayerStatistics;
+using kvopt::calibrate::Statistics;
+using kvopt::calibrate::statisticsFromJson;
+using kvopt::calibrate::statisticsToJson;
+
+namespace {
+
+Statistics sample() {
+  Statistics s;
+  s.source = {"pride \"and\"\tprejudice.txt", 0xfedcba9876543210ull, 4096,
+              1024};
+  s.kvHeads = 3;
+  s.headDim = 64;
+  // Values whose shortest decimal forms differ from their f32 values, and
+  // the extremes of the range.
+  s.layers.push_back({{0.1f, 1.0f / 3.0f, FLT_MAX}, {0.0f, FLT_MIN, 7e-45f}});
+  s.layers.push_back({{448.0f, 16.4144211f, 1e-30f}, {3.0f, 2.5f, 1e30f}});
+  return s;
+}
+
+std::string error(const std::string &text) {
+  kvrt::StatusOr<Statistics> stats = statisticsFromJson(text, "stats.json");
+  EXPECT_FALSE(stats) << text;
+  return stats ? "" : stats.status().message();
+}
+
+/// The sample's document with `from` replaced by `to` (once).
+std::string edited(const std::string &from, const std::string &to) {
+  std::string text = statisticsToJson(sample());
+  size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return at == std::string::npos ? text : text.replace(at, from.size(), to);
+}
+
+bool sameBits(const std::vector<float> &a, const std::vector<float> &b) {
+  return a.size() == b.size() &&
+         std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+TEST(StatisticsJson, RoundTripsEveryBit) {
+  Statistics s = sample();
+  kvrt::StatusOr<Statistics> read =
+      statisticsFromJson(statisticsToJson(s), "stats.json");
+  ASSERT_TRUE(read) << read.status().message();
+  EXPECT_EQ(read->source.file, s.source.file);
+  EXPECT_EQ(read->source.xxh64, s.source.xxh64);
+  EXPECT_EQ(read->source.tokens, s.source.tokens);
+  EXPECT_EQ(read->source.window, s.source.window);
+  EXPECT_EQ(read->kvHeads, s.kvHeads);
+  EXPECT_EQ(read->headDim, s.headDim);
+  ASSERT_EQ(read->layers.size(), s.layers.size());
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    EXPECT_TRUE(sameBits(read->layers[i].keyAbsMax, s.layers[i].keyAbsMax));
+    EXPECT_TRUE(sameBits(read->layers[i].valueAbsMax, s.layers[i].valueAbsMax));
+  }
+}
+
+TEST(StatisticsJson, RefusesOtherDocuments) {
+  EXPECT_EQ(error("[1, 2]"), "stats.json is not a kvopt calibration file: it "
+                             "holds a JSON array, not an object");
+  EXPECT_EQ(error("{\"format\": \"kvopt-policy\"}"),
+            "stats.json is not a kvopt calibration file: its format member "
+            "is not \"kvopt-calibration\"");
+  EXPECT_EQ(error(edited("\"version\": 1", "\"version\": 2")),
+            "stats.json: version is 2; this kvopt reads version 1");
+  EXPECT_NE(error("{\"format\": \"kvopt-calibration\",").find("stats.json"),
+            std::string::npos);
+}
+
+TEST(StatisticsJson, NamesTheFieldAtFault) {
+  EXPECT_EQ(error(edited("\"source\"", "\"origin\"")),
+            "stats.json: source is missing");
+  EXPECT_EQ(error(edited("\"tokens\": 4096", "\"tokens\": \"4096\"")),
+            "stats.json: source.tokens must be number, not string");
+  EXPECT_EQ(error(edited("\"window\": 1024", "\"window\": 5000")),
+            "stats.json: source.window must be an integer in [1, 4096]");
+  EXPECT_EQ(error(edited("fedcba9876543210", "FEDCBA9876543210")),
+            "stats.json: source.xxh64 must be 16 lowercase hexadecimal "
+            "digits");
+  EXPECT_EQ(error(edited("\"file\": \"pride", "\"file\": \"\", \"x\": \"")),
+            "stats.json: source.file is empty");
+  EXPECT_EQ(error(edited("\"kv_heads\": 3", "\"kv_heads\": 0")),
+            "stats.json: model.kv_heads must be an integer in [1, "
+            "2147483647]");
+  EXPECT_EQ(error(edited("\"layers\": 2", "\"layers\": 3")),
+            "stats.json: layers has 2 entries; model.layers says 3");
+  EXPECT_EQ(error(edited("[448,", "[")),
+            "stats.json: layers[1].key_absmax has 2 values; model.kv_heads "
+            "says 3");
+  EXPECT_EQ(error(edited("[448,", "[-448,")),
+            "stats.json: layers[1].key_absmax[0] must be a finite, "
+            "non-negative f32");
+  // Beyond f32, and beyond double (strtod gives infinity).
+  EXPECT_EQ(error(edited("[448,", "[1e39,")),
+            "stats.json: layers[1].key_absmax[0] must be a finite, "
+            "non-negative f32");
+  EXPECT_EQ(error(edited("[448,", "[1e999,")),
+            "stats.json: layers[1].key_absmax[0] must be a finite, "
+            "non-negative f32");
+  EXPECT_EQ(error(edited("[448,", "[null,")),
+            "stats.json: layers[1].key_absmax[0] must be a finite, "
+            "non-negative f32");
+  EXPECT_EQ(error(edited("\"value_absmax\": [3", "\"value_absmx\": [3")),
+            "stats.json: layers[1].value_absmax is missing");
+}
+
+} // namespace

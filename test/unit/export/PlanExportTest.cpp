@@ -1,0 +1,272 @@
+//===- PlanExportTest.cpp - What the exporter refuses, and how it says so -===//
+//
+// Each test parses a small kv module, breaks one thing the runtime relies on
+// and checks the one sentence exportModule answers with. Ops carry names
+// (NameLoc) so that the messages read as they do on a real model.
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/InitAll.h"
+#include "compiler/export/Export.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using namespace kvopt;
+
+/// One decoder layer over a 4-token vocabulary, in the form the importer
+/// writes, with every op kind the plan can hold.
+constexpr const char *kDecoder = R"mlir(
+func.func @forward(%tokens: tensor<?xi32>, %positions: tensor<?xi32>) -> tensor<?x4xf32> {
+  %eye = arith.constant dense<[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]> : tensor<4x4xf32> loc("eye")
+  %gain = arith.constant dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32> loc("gain")
+  %zero = arith.constant 0 : index
+  %x = kv.embedding %eye[%tokens] : tensor<4x4xf32>, tensor<?xi32> -> tensor<?x4xf32> loc("embed")
+  %h = kv.rms_norm %x, %gain epsilon = 1.0e-05 : tensor<?x4xf32>, tensor<4xf32> loc("norm")
+  %q = kv.linear %h, %eye : tensor<?x4xf32>, tensor<4x4xf32> -> tensor<?x4xf32> loc("q_proj")
+  %n = tensor.dim %q, %zero : tensor<?x4xf32>
+  %q3 = tensor.expand_shape %q [[0], [1, 2]] output_shape [%n, 1, 4] : tensor<?x4xf32> into tensor<?x1x4xf32> loc("q_heads")
+  %qr = kv.rope %q3, %positions theta = 1.0e+04 style = half : tensor<?x1x4xf32>, tensor<?xi32> loc("q_rope")
+  %cache = kv.cache layer 0 : !kv.cache<heads = 1, head_dim = 4> loc("cache")
+  %cache1 = kv.append %qr, %q3 at %positions into %cache : tensor<?x1x4xf32>, tensor<?x1x4xf32>, tensor<?xi32> into !kv.cache<heads = 1, head_dim = 4> loc("append")
+  %a = kv.attention %qr, %cache1 at %positions scale = 0.5 : tensor<?x1x4xf32>, !kv.cache<heads = 1, head_dim = 4>, tensor<?xi32> -> tensor<?x1x4xf32> loc("attention")
+  %a2 = tensor.collapse_shape %a [[0], [1, 2]] : tensor<?x1x4xf32> into tensor<?x4xf32> loc("merge_heads")
+  %s = kv.swiglu %a2, %h : tensor<?x4xf32> loc("swiglu")
+  %r = arith.addf %x, %s : tensor<?x4xf32> loc("residual")
+  %logits = kv.lm_head %r, %eye : tensor<?x4xf32>, tensor<4x4xf32> -> tensor<?x4xf32> loc("lm_head")
+  return %logits : tensor<?x4xf32> loc("return")
+}
+)mlir";
+
+/// `text` with its one occurrence of `from` replaced by `to`.
+std::string replaced(std::string text, const std::string &from,
+                     const std::string &to) {
+  size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << "no '" << from << "' to replace";
+  EXPECT_EQ(text.find(from, at + 1), std::string::npos)
+      << "'" << from << "' is not unique";
+  if (at != std::string::npos)
+    text.replace(at, from.size(), to);
+  return text;
+}
+
+class PlanExportTest : public ::testing::Test {
+protected:
+  PlanExportTest() {
+    mlir::DialectRegistry registry;
+    registerAllDialects(registry);
+    context.appendDialectRegistry(registry);
+    // A module with a second block needs an op that branches; none of the
+    // registered dialects has one.
+    context.allowUnregisteredDialects();
+  }
+
+  /// What exportModule says about `text` (which must parse and verify);
+  /// empty when it exports.
+  std::string exportError(const std::string &text,
+                          const import::TokenizerSource &tokenizer = {}) {
+    mlir::OwningOpRef<mlir::ModuleOp> module =
+        mlir::parseSourceString<mlir::ModuleOp>(text, &context);
+    EXPECT_TRUE(module) << "the test module does not parse:\n" << text;
+    if (!module)
+      return "(no module)";
+    kvrt::ArtifactWriter writer;
+    kvrt::Status status = exporter::exportModule(*module, import::ModelConfig(),
+                                                 tokenizer, {}, writer);
+    if (status)
+      plan = writer.manifest().plan();
+    return status ? "" : status.message();
+  }
+
+  mlir::MLIRContext context;
+  kvrt::schema::Plan plan;
+};
+
+TEST_F(PlanExportTest, TheDecoderExports) {
+  EXPECT_EQ(exportError(kDecoder), "");
+  // embedding, rms_norm, linear, reshape, rope, append, attention,
+  // reshape, swiglu, add, lm_head.
+  EXPECT_EQ(plan.calls_size(), 11);
+}
+
+TEST_F(PlanExportTest, NoForward) {
+  EXPECT_EQ(exportError(replaced(kDecoder, "@forward", "@decode")),
+            "the module has no @forward function to compile");
+  EXPECT_EQ(exportError("func.func private @forward(tensor<?xi32>, "
+                        "tensor<?xi32>) -> tensor<?x4xf32>"),
+            "the module has no @forward function to compile");
+}
+
+TEST_F(PlanExportTest, ForwardSignature) {
+  EXPECT_EQ(exportError(replaced(kDecoder, "%positions: tensor<?xi32>)",
+                                 "%positions: tensor<?xi32>, %extra: i1)")),
+            "@forward must take (tokens, positions) and return logits");
+}
+
+TEST_F(PlanExportTest, ControlFlow) {
+  EXPECT_EQ(exportError(replaced(kDecoder, "  return %logits",
+                                 "  \"test.br\"()[^next] : () -> ()\n"
+                                 "^next:\n  return %logits")),
+            "@forward must be a single block: the plan has no control flow");
+}
+
+TEST_F(PlanExportTest, OpWithoutKernel) {
+  EXPECT_EQ(exportError(replaced(
+                kDecoder, "  %logits =",
+                "  %late = arith.mulf %x, %s : tensor<?x4xf32> loc(\"gate\")\n"
+                "  %logits =")),
+            "'arith.mulf' (gate) has no kernel in the runtime; the plan can "
+            "hold embedding, rms_norm, linear, reshape, rope, append, "
+            "attention, add, swiglu and lm_head");
+}
+
+TEST_F(PlanExportTest, WeightElementType) {
+  std::string text = replaced(
+      kDecoder,
+      "  %logits = kv.lm_head %r, %eye : tensor<?x4xf32>, "
+      "tensor<4x4xf32>",
+      "  %wide = arith.constant dense<[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, "
+      "0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]> : tensor<4x4xf64> "
+      "loc(\"head\")\n"
+      "  %logits = kv.lm_head %r, %wide : tensor<?x4xf32>, tensor<4x4xf64>");
+  EXPECT_EQ(exportError(text), "'arith.constant' (head) holds f64 weights; "
+                               "the artifact stores f32, f16 or bf16");
+}
+
+TEST_F(PlanExportTest, WeightNotAConstant) {
+  EXPECT_EQ(
+      exportError(replaced(kDecoder,
+                           "kv.lm_head %r, %eye : tensor<?x4xf32>, "
+                           "tensor<4x4xf32>",
+                           "kv.lm_head %r, %x : tensor<?x4xf32>, "
+                           "tensor<?x4xf32>")),
+      "'kv.lm_head' (lm_head) takes a weight that is not a constant tensor of "
+      "static shape");
+}
+
+TEST_F(PlanExportTest, SplatWeight) {
+  EXPECT_EQ(exportError(replaced(kDecoder, "dense<[1.0, 2.0, 3.0, 4.0]>",
+                                 "dense<1.0>")),
+            "'arith.constant' (gain): a weight must be a dense_resource or a "
+            "non-splat dense constant");
+}
+
+TEST_F(PlanExportTest, ElidedWeight) {
+  EXPECT_EQ(exportError(replaced(kDecoder, "dense<[1.0, 2.0, 3.0, 4.0]>",
+                                 "dense_resource<gain_blob>")),
+            "'arith.constant' (gain): weight 'gain_blob' has no data (an "
+            "elided resource cannot be compiled)");
+}
+
+TEST_F(PlanExportTest, WeightBytes) {
+  // A blob of 3 floats (after the 4-byte alignment word) for 4 elements.
+  std::string text =
+      replaced(kDecoder, "dense<[1.0, 2.0, 3.0, 4.0]>",
+               "dense_resource<gain_blob>") +
+      "{-#\n  dialect_resources: {\n    builtin: {\n      gain_blob: "
+      "\"0x04000000000080400000004000000040\"\n    }\n  }\n#-}\n";
+  EXPECT_EQ(exportError(text), "'arith.constant' (gain): weight 'gain_blob' "
+                               "holds 12 bytes, its type 16");
+}
+
+TEST_F(PlanExportTest, ActivationFromAConstant) {
+  std::string text = replaced(
+      kDecoder, "%r = arith.addf %x, %s",
+      "%r = arith.addf %x, %s : tensor<?x4xf32> loc(\"residual\")\n"
+      "  %fixed = arith.constant dense<[[1.0, 2.0, 3.0, 4.0]]> : "
+      "tensor<1x4xf32> loc(\"fixed\")\n"
+      "  %twice = arith.addf %fixed, %fixed : tensor<1x4xf32> loc(\"twice\")\n"
+      "  %unused = arith.addf %x, %s");
+  EXPECT_EQ(exportError(text), "'arith.addf' (twice) reads a value made by "
+                               "'arith.constant' (fixed), which is not an "
+                               "activation the runtime computes");
+}
+
+TEST_F(PlanExportTest, StaticTokenDimension) {
+  std::string text =
+      replaced(kDecoder, "  %h = kv.rms_norm",
+               "  %fixed = kv.linear %x, %eye : tensor<?x4xf32>, "
+               "tensor<4x4xf32> -> tensor<1x4xf32> loc(\"fixed\")\n"
+               "  %h = kv.rms_norm");
+  EXPECT_EQ(exportError(text),
+            "'kv.linear' (fixed) must produce a tensor of shape [tokens, ...] "
+            "with a dynamic token dimension");
+}
+
+TEST_F(PlanExportTest, DynamicDimensionBesideTokens) {
+  EXPECT_EQ(exportError(replaced(
+                kDecoder, "  %qr =",
+                "  %odd = tensor.expand_shape %q [[0, 1], [2]] output_shape "
+                "[%n, %n, 4] : tensor<?x4xf32> into tensor<?x?x4xf32> "
+                "loc(\"odd_heads\")\n  %qr =")),
+            "'tensor.expand_shape' (odd_heads) has a dynamic dimension "
+            "besides the tokens");
+}
+
+TEST_F(PlanExportTest, BatchInputs) {
+  EXPECT_EQ(
+      exportError(replaced(kDecoder, "%eye[%tokens]", "%eye[%positions]")),
+      "'kv.embedding' (embed) must read the batch's token ids "
+      "(@forward's argument) directly: the runtime supplies them, it "
+      "does not compute them");
+  EXPECT_EQ(exportError(replaced(kDecoder, "%q3, %positions theta",
+                                 "%q3, %tokens theta")),
+            "'kv.rope' (q_rope) must read the batch's positions (@forward's "
+            "argument) directly: the runtime supplies them, it does not "
+            "compute them");
+}
+
+TEST_F(PlanExportTest, CacheLayers) {
+  std::string secondCache = replaced(
+      kDecoder, "  %cache1 =",
+      "  %again = kv.cache layer 0 : !kv.cache<heads = 1, head_dim = 4> "
+      "loc(\"again\")\n  %cache1 =");
+  EXPECT_EQ(exportError(secondCache),
+            "'kv.cache' (again) opens the cache of layer 0 a second time");
+  std::string layer = "kv.cache layer 0";
+  EXPECT_EQ(exportError(replaced(kDecoder, layer, "kv.cache layer 1")),
+            "@forward has no kv.cache for layer 0; the caches must be layers 0 "
+            "to N-1");
+  // The verifier refuses negative layers; the artifact numbers them in 32
+  // bits.
+  EXPECT_EQ(exportError(replaced(kDecoder, layer, "kv.cache layer 4294967296")),
+            "'kv.cache' (cache) has layer 4294967296");
+}
+
+TEST_F(PlanExportTest, Fp8PerHeadNeedsCalibration) {
+  std::string type = "!kv.cache<heads = 1, head_dim = 4>";
+  std::string fp8 =
+      "!kv.cache<heads = 1, head_dim = 4, key = #kv.fp8<e4m3, scale = "
+      "per_head>>";
+  std::string text = kDecoder;
+  for (size_t at; (at = text.find(type)) != std::string::npos;)
+    text.replace(at, type.size(), fp8);
+  EXPECT_EQ(exportError(text),
+            "'kv.cache' (cache) stores keys as fp8 with per_head scales, "
+            "which come from calibration, and the cache has no kv.key_absmax "
+            "statistics; pass --calibrate FILE (or --calibration stats.json) "
+            "to kvopt compile, or use scale=dynamic");
+}
+
+TEST_F(PlanExportTest, ReturnsLogits) {
+  EXPECT_EQ(exportError(
+                replaced(replaced(kDecoder, "return %logits : tensor<?x4xf32>",
+                                  "return %r : tensor<?x4xf32>"),
+                         "  %logits = kv.lm_head", "  %unused = kv.lm_head")),
+            "'func.return' (return): @forward must return the logits of a "
+            "kv.lm_head");
+}
+
+TEST_F(PlanExportTest, TokenizerTheRuntimeCannotRebuild) {
+  import::TokenizerSource tokenizer;
+  tokenizer.tokenizerJson = "{\"model\": {\"type\": \"WordPiece\"}}";
+  tokenizer.sourceName = "model/tokenizer.json";
+  std::string error = exportError(kDecoder, tokenizer);
+  EXPECT_EQ(error.rfind("model/tokenizer.json", 0), 0u) << error;
+  EXPECT_NE(error.find("WordPiece"), std::string::npos) << error;
+}
+
+} // namespace

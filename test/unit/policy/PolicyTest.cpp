@@ -1,0 +1,203 @@
+//===- PolicyTest.cpp - Policy files into pass pipelines ------------------===//
+#include "compiler/policy/Policy.h"
+
+#include <gtest/gtest.h>
+
+using kvopt::policy::parsePolicy;
+using kvopt::policy::pipelineText;
+using kvopt::policy::Policy;
+using kvopt::policy::readPolicyFile;
+
+namespace {
+
+std::string pipeline(std::string_view text) {
+  kvrt::StatusOr<Policy> policy = parsePolicy(text, "p.yaml");
+  EXPECT_TRUE(policy) << policy.status().message();
+  return policy ? pipelineText(*policy) : "";
+}
+
+std::string error(std::string_view text) {
+  kvrt::StatusOr<Policy> policy = parsePolicy(text, "p.yaml");
+  EXPECT_FALSE(policy) << text;
+  return policy ? "" : policy.status().message();
+}
+
+TEST(Policy, BecomesOneInvocationPerSetting) {
+  EXPECT_EQ(pipeline("# kvopt policy\n"
+                     "quantize:\n"
+                     "  encoding: polar\n"
+                     "  bits: 3\n"
+                     "  overrides:\n"
+                     "    - layers: [0, -1]\n"
+                     "      encoding: bf16\n"
+                     "    - layers: 4-11\n"
+                     "      side: value\n"
+                     "      encoding: int\n"
+                     "      bits: 2\n"),
+            "kv-quantize{encoding=polar bits=3},"
+            "kv-quantize{encoding=bf16 layers=0,-1},"
+            "kv-quantize{encoding=int bits=2 side=value layers=4-11}");
+}
+
+TEST(Policy, WritesEveryOptionInThePassOrder) {
+  EXPECT_EQ(pipeline("quantize:\n"
+                     "  layers:\n"
+                     "  - 0\n"
+                     "  - -2--1\n"
+                     "  side: key\n"
+                     "  qjl: true\n"
+                     "  seed: 18446744073709551615\n"
+                     "  encoding: \"polar\"\n"
+                     "  bits: 4\n"),
+            "kv-quantize{encoding=polar bits=4 seed=18446744073709551615 "
+            "qjl=true side=key layers=0,-2--1}");
+  EXPECT_EQ(pipeline("quantize:\n"
+                     "  encoding: int\n"
+                     "  group: 64\n"
+                     "  residual: 0\n"
+                     "  layers: 3\n"
+                     "  overrides: []\n"),
+            "kv-quantize{encoding=int group=64 residual=0 layers=3}");
+  EXPECT_EQ(pipeline("quantize:\n  encoding: fp8\n  scale: per_head\n"),
+            "kv-quantize{encoding=fp8 scale=per_head}");
+}
+
+TEST(Policy, ExamplesReadFromTheirFiles) {
+  std::string dir = std::string(KVOPT_SOURCE_DIR) + "/examples/policies/";
+  kvrt::StatusOr<Policy> edges = readPolicyFile(dir + "polar3-bf16-edges.yaml");
+  ASSERT_TRUE(edges) << edges.status().message();
+  EXPECT_EQ(pipelineText(*edges), "kv-quantize{encoding=polar bits=3},"
+                                  "kv-quantize{encoding=bf16 layers=0,-1}");
+  kvrt::StatusOr<Policy> sides =
+      readPolicyFile(dir + "int4-keys-polar3-values.yaml");
+  ASSERT_TRUE(sides) << sides.status().message();
+  EXPECT_EQ(pipelineText(*sides), "kv-quantize{encoding=polar bits=3},"
+                                  "kv-quantize{encoding=int bits=4 side=key}");
+}
+
+TEST(Policy, RefusesUnknownKeysByNameAndLine) {
+  EXPECT_EQ(error("quantize:\n  encoding: polar\nevict:\n  budget: 1\n"),
+            "p.yaml:3:1: unknown section 'evict'; allowed: quantize");
+  EXPECT_EQ(error("quantize:\n  encoding: polar\n  bit: 3\n"),
+            "p.yaml:3:3: unknown key 'bit' in the quantize section; allowed: "
+            "encoding, bits, group, residual, seed, scale, qjl, side, layers, "
+            "overrides");
+  EXPECT_EQ(error("quantize:\n  encoding: polar\n  overrides:\n"
+                  "    - encoding: bf16\n      overrides: []\n"),
+            "p.yaml:5:7: unknown key 'overrides' in this quantize override; "
+            "allowed: encoding, bits, group, residual, seed, scale, qjl, "
+            "side, layers");
+  EXPECT_EQ(error("quantize:\n  encoding: polar\n  encoding: int\n"),
+            "p.yaml:3:3: duplicate key 'encoding' (first on line 2)");
+}
+
+TEST(Policy, RefusesMissingAndMisplacedParts) {
+  EXPECT_EQ(error(""), "p.yaml: the policy is empty; give at least one section "
+                       "(quantize)");
+  EXPECT_EQ(error("- quantize\n"),
+            "p.yaml:1:1: a policy is a mapping of sections (quantize), not a "
+            "list");
+  EXPECT_EQ(error("quantize:\n"),
+            "p.yaml:1:1: the quantize section must be a mapping of settings, "
+            "not nothing");
+  EXPECT_EQ(error("quantize: polar\n"),
+            "p.yaml:1:1: the quantize section must be a mapping of settings, "
+            "not 'polar'");
+  EXPECT_EQ(error("quantize:\n  bits: 3\n"),
+            "p.yaml:2:3: the quantize section has no 'encoding'; every "
+            "setting names it");
+  EXPECT_EQ(error("quantize:\n  encoding: polar\n  overrides:\n"
+                  "    - layers: 0\n"),
+            "p.yaml:4:7: this quantize override has no 'encoding'; every "
+            "setting names it");
+  EXPECT_EQ(error("quantize:\n  encoding: polar\n  overrides:\n"
+                  "    encoding: bf16\n"),
+            "p.yaml:3:3: 'overrides' must be a list of settings, not a "
+            "mapping");
+  EXPECT_EQ(error("quantize:\n  encoding: polar\n  overrides:\n    - bf16\n"),
+            "p.yaml:4:7: this quantize override must be a mapping of "
+            "settings, not 'bf16'");
+}
+
+TEST(Policy, RefusesValuesOfTheWrongType) {
+  auto setting = [](const std::string &line) {
+    return "quantize:\n  encoding: polar\n  " + line + "\n";
+  };
+  EXPECT_EQ(error(setting("bits: three")),
+            "p.yaml:3:9: 'bits' must be a whole number from 1 to 4294967295, "
+            "got 'three'");
+  EXPECT_EQ(error(setting("bits: \"3\"")),
+            "p.yaml:3:9: 'bits' must be a whole number from 1 to 4294967295, "
+            "got the quoted string '3'");
+  EXPECT_EQ(error(setting("bits: 3.0")),
+            "p.yaml:3:9: 'bits' must be a whole number from 1 to 4294967295, "
+            "got '3.0'");
+  EXPECT_EQ(error(setting("bits: -3")),
+            "p.yaml:3:9: 'bits' must be a whole number from 1 to 4294967295, "
+            "got '-3'");
+  EXPECT_EQ(error(setting("bits: 0")),
+            "p.yaml:3:9: 'bits' must be a whole number from 1 to 4294967295, "
+            "got '0'");
+  EXPECT_EQ(error(setting("group: 4294967296")),
+            "p.yaml:3:10: 'group' must be a whole number from 0 to "
+            "4294967295, got '4294967296'");
+  EXPECT_EQ(error(setting("seed: 18446744073709551616")),
+            "p.yaml:3:9: 'seed' must be a whole number from 0 to "
+            "18446744073709551615, got '18446744073709551616'");
+  EXPECT_EQ(error(setting("bits: [3]")),
+            "p.yaml:3:9: 'bits' must be a whole number from 1 to 4294967295, "
+            "got a list");
+  EXPECT_EQ(error(setting("bits:")), "p.yaml:3:3: 'bits' has no value");
+  EXPECT_EQ(error(setting("qjl: yes")),
+            "p.yaml:3:8: 'qjl' must be true or false, got 'yes'");
+  EXPECT_EQ(error(setting("qjl: 'true'")),
+            "p.yaml:3:8: 'qjl' must be true or false, got the quoted string "
+            "'true'");
+  EXPECT_EQ(error("quantize:\n  encoding: Polar\n"),
+            "p.yaml:2:13: 'encoding' must be a name of at most 32 lowercase "
+            "letters, digits and '_', got 'Polar'");
+  // Values reach the pipeline text only as words, numbers and layer
+  // ranges: none can close the pass's braces or start another pass.
+  EXPECT_EQ(error("quantize:\n  encoding: \"polar},cse{\"\n"),
+            "p.yaml:2:13: 'encoding' must be a name of at most 32 lowercase "
+            "letters, digits and '_', got the quoted string 'polar},cse{'");
+  EXPECT_EQ(error(setting("side:\n    k: v")),
+            "p.yaml:4:5: 'side' must be a name of at most 32 lowercase "
+            "letters, digits and '_', got a mapping");
+}
+
+TEST(Policy, RefusesLayersThatAreNotRanges) {
+  auto layers = [](const std::string &value) {
+    return "quantize:\n  encoding: bf16\n  layers: " + value + "\n";
+  };
+  EXPECT_EQ(error(layers("1:3")),
+            "p.yaml:3:11: 'layers': '1:3' is not a layer range: write N, -N "
+            "(counting from the end, -1 is the last layer) or A-B (A to B "
+            "inclusive), with indices up to 1048576");
+  EXPECT_EQ(error(layers("[0, 99999999]")),
+            "p.yaml:3:15: 'layers': '99999999' is not a layer range: write "
+            "N, -N (counting from the end, -1 is the last layer) or A-B (A to "
+            "B inclusive), with indices up to 1048576");
+  EXPECT_EQ(error(layers("[0, 11-4]")),
+            "p.yaml:3:15: 'layers': layer range 11-4 runs backwards; write "
+            "the lower index first");
+  EXPECT_EQ(error(layers("[]")),
+            "p.yaml:3:11: 'layers' is an empty list; leave it out to mean "
+            "every layer");
+  EXPECT_EQ(error(layers("\n    - [0]")),
+            "p.yaml:4:7: 'layers' must be a layer range (N, -N or A-B) or a "
+            "list of them, got a list");
+}
+
+TEST(Policy, NamesTheFileItCannotRead) {
+  kvrt::StatusOr<Policy> missing = readPolicyFile("/nonexistent/p.yaml");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.status().message(),
+            "cannot open '/nonexistent/p.yaml': No such file or directory");
+  kvrt::StatusOr<Policy> folder = readPolicyFile(KVOPT_SOURCE_DIR);
+  ASSERT_FALSE(folder);
+  EXPECT_EQ(folder.status().message(),
+            "'" + std::string(KVOPT_SOURCE_DIR) + "' is not a regular file");
+}
+
+} // namespace
