@@ -15,12 +15,13 @@
 namespace kvopt::import {
 
 /// Where the tokenizer of an imported model comes from: the files of a
-/// Hugging Face folder, or the vocabulary in GGUF metadata. The compiler
+/// Hugging Face folder, or the vocabulary in GGUF metadata (or in a
+/// SentencePiece tokenizer.model, read into the same fields). The compiler
 /// carries it into the artifact unchanged.
 struct TokenizerSource {
   /// Contents of tokenizer.json and tokenizer_config.json (HF folders).
   std::string tokenizerJson, tokenizerConfigJson;
-  /// GGUF `tokenizer.*` fields.
+  /// GGUF `tokenizer.*` fields, or those of a tokenizer.model.
   std::optional<kvrt::GgufTokenizerFields> gguf;
   /// Where the tokenizer was read from, for error messages.
   std::string sourceName;

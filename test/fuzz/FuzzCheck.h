@@ -5,6 +5,7 @@
 #include "kvrt/Json.h"
 #include "kvrt/Status.h"
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -20,10 +21,24 @@ inline void require(bool condition, const char *what,
   std::abort();
 }
 
-/// A refusal must be one printable UTF-8 sentence that names the input.
+/// A refusal must be one printable UTF-8 sentence that names the input, as
+/// "name: ..." or, for text formats, "name:LINE:COLUMN: ...".
 inline void checkRefusal(const kvrt::Status &status, const std::string &name) {
   const std::string &m = status.message();
-  require(m.rfind(name + ": ", 0) == 0, "message does not name the input:", m);
+  size_t at = name.size() + 1;
+  bool located = m.rfind(name + ":", 0) == 0 && at < m.size() &&
+                 std::isdigit(static_cast<unsigned char>(m[at]));
+  if (located) {
+    for (int number = 0; number < 2; ++number) {
+      while (at < m.size() && std::isdigit(static_cast<unsigned char>(m[at])))
+        ++at;
+      located = located && at < m.size() && m[at] == ':';
+      ++at;
+    }
+    located = located && at < m.size() && m[at] == ' ';
+  }
+  require(located || m.rfind(name + ": ", 0) == 0,
+          "message does not name the input:", m);
   require(kvrt::json::isValidUtf8(m), "message is not UTF-8");
   require(m.find('\n') == std::string::npos, "message spans lines:", m);
 }

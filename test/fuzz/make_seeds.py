@@ -3,7 +3,8 @@
 
 Usage: make_seeds.py [corpus dir]   (default: corpus/ beside this script)
 
-Small valid files (written with the safetensors and gguf packages) and a few
+Small valid files (written with the safetensors and gguf packages, and
+SentencePiece models from test/import/make_sentencepiece.py) and a few
 invalid ones, each under 64 KB. The output is deterministic; the files are
 committed, so run this only to change the seeds.
 """
@@ -177,15 +178,65 @@ def onnx_seeds(folder, tmp):
     write(folder, "bad-cycle.onnx", model.SerializeToString())
 
 
+def sentencepiece_seeds(folder):
+    """A valid tokenizer.model and some the reader refuses."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(
+        __file__)), "..", "import"))
+    import make_sentencepiece
+
+    for name, (data, _) in make_sentencepiece.cases().items():
+        if len(data) < 64 * 1024 and name in (
+                "valid", "unigram", "no-byte-fallback", "charsmap",
+                "bad-utf8", "type-9", "nan-score", "duplicate",
+                "reachable-byte", "reachable-control", "no-bos"):
+            write(folder, name + ".model", data)
+
+
+def policy_seeds(folder):
+    """The example policies and hostile YAML the policy reader refuses."""
+    examples = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "..", "..", "examples", "policies")
+    for name in sorted(os.listdir(examples)):
+        with open(os.path.join(examples, name), "rb") as f:
+            write(folder, name, f.read())
+    docs = {
+        "every-key.yaml": "---\nquantize:\n  encoding: \"polar\"\n"
+                          "  bits: 4\n  seed: 7\n  qjl: true\n"
+                          "  side: key\n  layers:\n  - 0\n  - '-2--1'\n"
+                          "  overrides:\n    - encoding: int\n"
+                          "      group: 64\n      residual: 128\n"
+                          "      side: value\n    - encoding: fp8\n"
+                          "      scale: per_head\n      layers: 4-11\n",
+        "crlf-bom.yaml": "\ufeffquantize:\r\n  encoding: bf16\r\n",
+        "bad-tab.yaml": "quantize:\n\tencoding: polar\n",
+        "bad-duplicate.yaml": "quantize:\n  bits: 3\n  bits: 4\n",
+        "bad-unknown.yaml": "quantize:\n  encoding: polar\nevict: {}\n",
+        "bad-type.yaml": "quantize:\n  encoding: polar\n  bits: [3]\n",
+        "bad-layers.yaml": "quantize:\n  encoding: polar\n"
+                           "  layers: [0, 99999999, 3-1]\n",
+        "bad-anchor.yaml": "quantize: &q\n  encoding: polar\nx: *q\n",
+        "bad-deep.yaml": "- " * 40 + "x\n",
+        "bad-deep-flow.yaml": "quantize: " + "[" * 40 + "\n",
+        "bad-huge-scalar.yaml": "quantize:\n  encoding: " + "x" * 2000 + "\n",
+        "bad-quote.yaml": "quantize:\n  encoding: 'polar\n",
+        "bad-indent.yaml": "quantize:\n    encoding: polar\n  bits: 3\n",
+    }
+    for name, text in docs.items():
+        write(folder, name, text.encode("utf-8"))
+
+
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "corpus")
     folders = {}
-    for fuzzer in ("fuzz-json", "fuzz-safetensors", "fuzz-gguf", "fuzz-onnx"):
+    for fuzzer in ("fuzz-json", "fuzz-safetensors", "fuzz-gguf", "fuzz-onnx",
+                   "fuzz-sentencepiece", "fuzz-policy"):
         folders[fuzzer] = os.path.join(root, fuzzer)
         os.makedirs(folders[fuzzer], exist_ok=True)
     json_seeds(folders["fuzz-json"])
     safetensors_seeds(folders["fuzz-safetensors"])
+    sentencepiece_seeds(folders["fuzz-sentencepiece"])
+    policy_seeds(folders["fuzz-policy"])
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         gguf_seeds(folders["fuzz-gguf"], tmp)

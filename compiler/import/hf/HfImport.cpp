@@ -2,16 +2,14 @@
 #include "compiler/import/hf/HfImport.h"
 #include "compiler/import/DecoderBuilder.h"
 #include "compiler/import/hf/HfConfig.h"
+#include "compiler/import/hf/HfTokenizer.h"
 #include "compiler/import/safetensors/SafetensorsFile.h"
 
 #include "kvrt/MappedFile.h"
 
 namespace kvopt::import {
 
-namespace {
-
-/// Reads a whole small text file (config.json, tokenizer files).
-kvrt::StatusOr<std::string> readText(const std::string &path) {
+kvrt::StatusOr<std::string> readHfText(const std::string &path) {
   kvrt::StatusOr<std::shared_ptr<kvrt::MappedFile>> file =
       kvrt::MappedFile::open(path);
   if (!file)
@@ -19,6 +17,8 @@ kvrt::StatusOr<std::string> readText(const std::string &path) {
   return std::string(reinterpret_cast<const char *>((*file)->data()),
                      (*file)->size());
 }
+
+namespace {
 
 /// Weights straight out of the mapped safetensors shards: no copy.
 class SafetensorsWeights : public WeightSource {
@@ -78,7 +78,7 @@ private:
 kvrt::StatusOr<ImportedModel> importHuggingFace(mlir::MLIRContext &context,
                                                 const std::string &dir) {
   std::string configPath = dir + "/config.json";
-  kvrt::StatusOr<std::string> configText = readText(configPath);
+  kvrt::StatusOr<std::string> configText = readHfText(configPath);
   if (!configText)
     return kvrt::Status::error(dir + " is not a Hugging Face model folder: " +
                                configText.status().message());
@@ -102,15 +102,10 @@ kvrt::StatusOr<ImportedModel> importHuggingFace(mlir::MLIRContext &context,
   imported.module = std::move(*module);
   imported.config = *config;
   imported.keepAlive = shared;
-  kvrt::StatusOr<std::string> tokenizer = readText(dir + "/tokenizer.json");
+  kvrt::StatusOr<TokenizerSource> tokenizer = readHfTokenizer(dir);
   if (!tokenizer)
-    return kvrt::Status::error(dir + ": tokenizer.json is missing or "
-                                     "unreadable; kvopt needs it to run the "
-                                     "model");
-  imported.tokenizer.tokenizerJson = std::move(*tokenizer);
-  imported.tokenizer.sourceName = dir + "/tokenizer.json";
-  if (auto tc = readText(dir + "/tokenizer_config.json"))
-    imported.tokenizer.tokenizerConfigJson = std::move(*tc);
+    return tokenizer.status();
+  imported.tokenizer = std::move(*tokenizer);
   return imported;
 }
 

@@ -11,6 +11,9 @@ namespace kvopt::import {
 kvrt::StatusOr<ImportedModel> importHuggingFace(mlir::MLIRContext &context,
                                                 const std::string &dir);
 
+/// Reads a whole small text file of a folder (config.json, tokenizer files).
+kvrt::StatusOr<std::string> readHfText(const std::string &path);
+
 } // namespace kvopt::import
 
 #endif // KVOPT_COMPILER_IMPORT_HF_HFIMPORT_H

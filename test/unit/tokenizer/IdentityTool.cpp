@@ -1,10 +1,12 @@
 //===- IdentityTool.cpp - The C++ side of the tokenizer identity test -----===//
 //
 // tokenizer_identity.py writes texts and reference tokenizers, runs this
-// tool, and compares its output with the Python `tokenizers` package.
+// tool, and compares its output with the Python `tokenizers` package;
+// sentencepiece_identity.py does the same with the tokenizer a compiled
+// artifact stores and the Python `sentencepiece` package.
 //
-//   encode (--json FILE [--config FILE] | --gguf-fields FILE)
-//          --texts FILE --out FILE
+//   encode (--json FILE [--config FILE] | --gguf-fields FILE |
+//           --artifact FILE) --texts FILE --out FILE
 //       per text: ids with BOS/EOS, their decode(skipSpecial = false) and
 //       decode(skipSpecial = true), the text streamed through
 //       TokenStreamDecoder, ids without BOS/EOS and their decode
@@ -17,6 +19,7 @@
 // followed by that many bytes (or int32 ids).
 //
 //===----------------------------------------------------------------------===//
+#include "kvrt/Artifact.h"
 #include "kvrt/Json.h"
 #include "kvrt/Tokenizer.h"
 #include "runtime/src/tokenizer/PreTokenizer.h"
@@ -128,6 +131,14 @@ int encodeMode(std::map<std::string, std::string> &args) {
   else if (args.count("--gguf-fields"))
     spec = tokenizerSpecFromGgufMetadata(readGgufFields(args["--gguf-fields"]),
                                          args["--gguf-fields"]);
+  else if (args.count("--artifact")) {
+    StatusOr<std::shared_ptr<const Artifact>> artifact =
+        Artifact::open(args["--artifact"]);
+    if (!artifact)
+      die(artifact.status().message());
+    spec = tokenizerSpecFromArtifact((*artifact)->manifest().tokenizer(),
+                                     args["--artifact"]);
+  }
   if (!spec)
     die(spec.status().message());
   StatusOr<Tokenizer> tokenizer = Tokenizer::create(std::move(*spec));
