@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Brings a fresh Debian 12 machine to a working kvopt build: Debian packages,
-# the Python packages of the reference tests, and the embedded default model.
+# the Python packages of the reference tests, the embedded default model and
+# the evaluation text of `kvopt eval`.
 # Idempotent; prints nothing when everything is already there.
 set -euo pipefail
 
@@ -12,7 +13,7 @@ apt_packages=(
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libsentencepiece-dev libcpp-httplib-dev
 )
-pip_packages=(numpy onnx onnxruntime safetensors tokenizers gguf)
+pip_packages=(numpy onnx onnxruntime safetensors tokenizers gguf sentencepiece)
 
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -36,3 +37,4 @@ if ((${#missing[@]})); then
 fi
 
 "$(dirname "$0")/fetch-default-model.sh"
+"$python" "$(dirname "$0")/fetch-eval-text.py"

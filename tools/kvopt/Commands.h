@@ -34,6 +34,9 @@ int reportUnavailable(const std::string &command, const std::string &reason);
 /// "539.17 MB": decimal megabytes, as file sizes are usually shown.
 std::string megabytes(uint64_t bytes);
 
+/// "512" or "139.50": bytes per token, with two decimals when fractional.
+std::string bytesPerToken(double bytes);
+
 /// Resolves the word `default` to the installed default model (see
 /// scripts/fetch-default-model.sh); any other path is returned unchanged.
 std::string resolveModelPath(const std::string &model);

@@ -18,6 +18,14 @@ std::string megabytes(uint64_t bytes) {
   return text;
 }
 
+std::string bytesPerToken(double bytes) {
+  char text[32];
+  // Whole numbers stay whole; shared scales make fractions of a byte.
+  std::snprintf(text, sizeof text,
+                bytes == double(uint64_t(bytes)) ? "%.0f" : "%.2f", bytes);
+  return text;
+}
+
 std::string resolveModelPath(const std::string &model) {
   if (model != "default")
     return model;

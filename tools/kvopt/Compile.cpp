@@ -3,6 +3,8 @@
 #include "compiler/Pipeline.h"
 #include "compiler/export/Export.h"
 #include "compiler/import/Importer.h"
+#include "compiler/policy/Policy.h"
+#include "tools/kvopt/Calibrate.h"
 #include "tools/kvopt/Commands.h"
 #include "tools/kvopt/Progress.h"
 
@@ -22,33 +24,44 @@ namespace {
 struct CompileOptions {
   std::string model, output, passes, policy;
   std::string target = "cpu";
+  CompileCalibration calibration;
 };
 
 int runCompile(const CompileOptions &o) {
-  auto fail = [](const std::string &message) {
+  Progress progress("compile");
+  auto fail = [&](const std::string &message) {
+    progress.clear();
     std::cerr << "kvopt compile: " << message << "\n";
     return 1;
   };
-  if (!o.policy.empty())
-    return reportUnavailable("compile",
-                             "policy files are not read yet in this version "
-                             "of kvopt; give the passes with --passes.");
+  if (!o.policy.empty() && !o.passes.empty())
+    return fail("give the passes with --policy or with --passes, not both");
+  std::string pipeline = o.passes;
+  if (!o.policy.empty()) {
+    kvrt::StatusOr<policy::Policy> read = policy::readPolicyFile(o.policy);
+    if (!read)
+      return fail(read.status().message());
+    pipeline = policy::pipelineText(*read);
+  }
   mlir::DialectRegistry registry;
   registerAllDialects(registry);
   registerAllPasses();
   mlir::MLIRContext context(registry);
 
-  Progress progress("compile");
   std::string modelPath = resolveModelPath(o.model);
   progress.step("importing " + modelPath);
   kvrt::StatusOr<import::ImportedModel> imported =
       import::importModel(context, modelPath);
   if (!imported)
     return fail(imported.status().message());
+  kvrt::Status calibrated =
+      applyCalibration(o.calibration, *imported, progress);
+  if (!calibrated)
+    return fail(calibrated.message());
 
   progress.step("running the passes");
   kvrt::StatusOr<std::vector<PassRecord>> passes =
-      runPipeline(*imported->module, o.passes);
+      runPipeline(*imported->module, pipeline);
   if (!passes)
     return fail(passes.status().message());
 
@@ -83,7 +96,10 @@ void addCompileCommand(CLI::App &app, int &exitCode) {
   sub->add_option("--passes", o->passes,
                   "Pass pipeline, as kvopt-opt spells it, e.g. "
                   "'kv-quantize{encoding=polar bits=3}'");
-  sub->add_option("--policy", o->policy, "Compression policy file (YAML)");
+  sub->add_option("--policy", o->policy,
+                  "Compression policy file (YAML, docs/policy.md), instead "
+                  "of --passes");
+  addCalibrationOptions(*sub, o->calibration);
   sub->callback([o, &exitCode] { exitCode = runCompile(*o); });
 }
 

@@ -4,6 +4,7 @@
 // inspecting a large artifact is instant. Needs nothing but libkvrt.
 //
 //===----------------------------------------------------------------------===//
+#include "tools/kvopt/CacheEncoding.h"
 #include "tools/kvopt/Commands.h"
 
 #include "kvrt/Artifact.h"
@@ -18,43 +19,6 @@ namespace kvopt::cli {
 
 namespace {
 namespace schema = kvrt::schema;
-
-/// "bf16", "int<bits=2 group=32 residual=128>", ...
-std::string describeEncoding(const schema::Encoding &e) {
-  std::string name = kvrt::encodingName(e.kind());
-  switch (e.kind()) {
-  case schema::ENCODING_FP8:
-    return name +
-           (e.fp8_format() == schema::FP8_FORMAT_E4M3 ? "<e4m3" : "<e5m2") +
-           (e.scale_mode() == schema::SCALE_MODE_PER_HEAD ? " per_head>"
-                                                          : " dynamic>");
-  case schema::ENCODING_INT:
-    return name + "<bits=" + std::to_string(e.bits()) +
-           " group=" + std::to_string(e.group()) +
-           " residual=" + std::to_string(e.residual()) + ">";
-  case schema::ENCODING_POLAR:
-    return name + "<bits=" + std::to_string(e.bits()) +
-           " seed=" + std::to_string(e.seed()) + (e.qjl() ? " qjl" : "") + ">";
-  case schema::ENCODING_LOWRANK:
-    return name + "<rank=" + std::to_string(e.rank()) + " " +
-           describeEncoding(e.latent()) + ">";
-  default:
-    return name;
-  }
-}
-
-/// Bytes one head's vector takes, for the encodings whose page layout this
-/// runtime defines; 0 for the others.
-uint64_t vectorBytes(const schema::Encoding &e, uint32_t headDim) {
-  switch (e.kind()) {
-  case schema::ENCODING_F32:
-    return 4ull * headDim;
-  case schema::ENCODING_BF16:
-    return 2ull * headDim;
-  default:
-    return 0;
-  }
-}
 
 /// Whether two layers' caches are laid out alike (all but the layer number).
 bool sameLayout(schema::CacheLayout a, schema::CacheLayout b) {
@@ -103,19 +67,25 @@ int runInspect(const std::string &path) {
     std::printf("passes: none\n");
   for (const schema::PassRecord &p : m.passes())
     std::printf("pass: %s%s\n", p.name().c_str(), p.options().c_str());
+  if (const schema::Calibration &c = m.calibration(); c.tokens() > 0)
+    std::printf("calibration: %llu tokens of %s (xxh64 %016llx) in windows "
+                "of %llu\n",
+                (unsigned long long)c.tokens(), c.source().c_str(),
+                (unsigned long long)c.source_xxh64(),
+                (unsigned long long)c.window());
 
   // Layers that share one layout print as one row.
   std::printf("cache:\n");
-  uint64_t total = 0, bf16 = 0;
+  double total = 0, bf16 = 0;
   bool known = true;
   int first = 0;
   for (int i = 0; i < m.cache_size(); ++i) {
     const schema::CacheLayout &l = m.cache(i);
-    uint64_t key = vectorBytes(l.key(), l.head_dim());
-    uint64_t value = vectorBytes(l.value(), l.head_dim());
-    known = known && key && value;
-    total += l.kv_heads() * (key + value);
-    bf16 += l.kv_heads() * 4ull * l.head_dim();
+    kvrt::StatusOr<double> bytes = kvrt::cacheBytesPerToken(l);
+    double layerBf16 = 4.0 * l.kv_heads() * l.head_dim();
+    known = known && bytes.isOk();
+    total += bytes ? *bytes : 0;
+    bf16 += layerBf16;
     bool last = i + 1 == m.cache_size();
     if (!last && sameLayout(l, m.cache(i + 1)))
       continue;
@@ -126,17 +96,19 @@ int runInspect(const std::string &path) {
                 layers.c_str(), describeEncoding(l.key()).c_str(),
                 describeEncoding(l.value()).c_str(), l.kv_heads(), l.head_dim(),
                 l.page_size());
-    if (key && value)
-      std::printf(", %llu bytes/token/layer\n",
-                  (unsigned long long)(l.kv_heads() * (key + value)));
+    if (bytes)
+      std::printf(", %s bytes/token/layer, compression %.2fx vs bf16\n",
+                  bytesPerToken(*bytes).c_str(), layerBf16 / *bytes);
     else
-      std::printf(", layout not defined by this runtime\n");
+      std::printf(", not storable by this runtime: %s\n",
+                  bytes.status().message().c_str());
     first = i + 1;
   }
-  if (known && bf16)
-    std::printf("  total %llu bytes/token (%.2fx of a bf16 cache: %llu)\n",
-                (unsigned long long)total, double(total) / double(bf16),
-                (unsigned long long)bf16);
+  if (known && total > 0)
+    std::printf("  total %s bytes/token, compression %.2fx vs a bf16 cache "
+                "of %s\n",
+                bytesPerToken(total).c_str(), bf16 / total,
+                bytesPerToken(bf16).c_str());
 
   std::map<std::string, int> kernels;
   for (const schema::KernelCall &call : m.plan().calls())

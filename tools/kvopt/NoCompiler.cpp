@@ -31,4 +31,9 @@ void addCompileCommand(CLI::App &app, int &exitCode) {
                  "Compile a model into a .kvpkg artifact (needs the compiler)");
 }
 
+void addCalibrateCommand(CLI::App &app, int &exitCode) {
+  addRuntimeOnly(app, exitCode, "calibrate",
+                 "Record statistics of a model on text (needs the compiler)");
+}
+
 } // namespace kvopt::cli

@@ -1,41 +1,40 @@
 //===- OutputFile.cpp -----------------------------------------------------===//
 #include "tools/kvopt/OutputFile.h"
 
-#include "llvm/Support/FileSystem.h"
-
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 
 namespace kvopt::cli {
 
 int writeOutputFile(const std::string &path,
-                    const std::function<bool(llvm::raw_ostream &)> &write) {
+                    const std::function<bool(std::ostream &)> &write) {
   if (path == "-") {
-    bool ok = write(llvm::outs());
-    llvm::outs().flush();
-    return ok ? 0 : 1;
+    bool ok = write(std::cout);
+    std::cout.flush();
+    return ok && std::cout.good() ? 0 : 1;
   }
   std::string tmp = path + ".tmp";
-  std::error_code ec;
   {
-    llvm::raw_fd_ostream os(tmp, ec, llvm::sys::fs::OF_None);
-    if (ec) {
-      std::cerr << "kvopt: cannot write '" << tmp << "': " << ec.message()
-                << "\n";
+    std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
+    if (!os) {
+      std::cerr << "kvopt: cannot write '" << tmp
+                << "': " << std::strerror(errno) << "\n";
       return 1;
     }
     bool ok = write(os);
     os.close();
-    if (!ok || os.has_error()) {
-      std::cerr << "kvopt: writing '" << path << "' failed"
-                << (os.has_error() ? ": " + os.error().message() : "") << "\n";
-      os.clear_error();
+    if (!ok || os.fail()) {
+      std::cerr << "kvopt: writing '" << path << "' failed\n";
       std::remove(tmp.c_str());
       return 1;
     }
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::cerr << "kvopt: cannot move '" << tmp << "' to '" << path << "'\n";
+    std::cerr << "kvopt: cannot move '" << tmp << "' to '" << path
+              << "': " << std::strerror(errno) << "\n";
     std::remove(tmp.c_str());
     return 1;
   }

@@ -1,10 +1,14 @@
 //===- OutputFile.h - Write a file whole or not at all ----------*- C++ -*-===//
+//
+// Needs nothing but the standard library, so that the runtime-only kvopt
+// writes its result files the same way.
+//
+//===----------------------------------------------------------------------===//
 #ifndef KVOPT_TOOLS_KVOPT_OUTPUTFILE_H
 #define KVOPT_TOOLS_KVOPT_OUTPUTFILE_H
 
-#include "llvm/Support/raw_ostream.h"
-
 #include <functional>
+#include <ostream>
 #include <string>
 
 namespace kvopt::cli {
@@ -13,7 +17,7 @@ namespace kvopt::cli {
 /// renamed into place, so an existing file is never left half-written.
 /// Returns the exit code: 0, or 1 after reporting the failure.
 int writeOutputFile(const std::string &path,
-                    const std::function<bool(llvm::raw_ostream &)> &write);
+                    const std::function<bool(std::ostream &)> &write);
 
 } // namespace kvopt::cli
 

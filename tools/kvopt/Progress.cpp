@@ -7,6 +7,9 @@
 
 namespace kvopt::cli {
 
+/// Fastest redraw of a counter: more often would only flicker.
+constexpr double kRedrawSeconds = 0.1;
+
 static double now() {
   return std::chrono::duration<double>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -17,17 +20,40 @@ Progress::Progress(std::string command)
     : command_(std::move(command)), shown_(isatty(STDERR_FILENO) == 1),
       start_(now()) {}
 
-Progress::~Progress() {
-  if (shown_)
-    std::fprintf(stderr, "\r\033[K");
-}
+Progress::~Progress() { clear(); }
 
 void Progress::step(const std::string &what) {
+  what_ = what;
+  detail_.clear();
+  draw();
+  // The step's first detail is drawn at once, however soon it comes.
+  lastDraw_ = -1;
+}
+
+void Progress::update(const std::string &detail) {
+  detail_ = detail;
+  if (lastDraw_ < 0 || now() - lastDraw_ >= kRedrawSeconds)
+    draw();
+}
+
+void Progress::clear() {
+  if (!drawn_)
+    return;
+  std::fprintf(stderr, "\r\033[K");
+  std::fflush(stderr);
+  drawn_ = false;
+  lastDraw_ = -1;
+}
+
+void Progress::draw() {
   if (!shown_)
     return;
-  std::fprintf(stderr, "\r\033[Kkvopt %s: [%.1fs] %s...", command_.c_str(),
-               now() - start_, what.c_str());
+  lastDraw_ = now();
+  std::fprintf(stderr, "\r\033[Kkvopt %s: [%.1fs] %s...%s%s", command_.c_str(),
+               lastDraw_ - start_, what_.c_str(), detail_.empty() ? "" : " ",
+               detail_.c_str());
   std::fflush(stderr);
+  drawn_ = true;
 }
 
 } // namespace kvopt::cli

@@ -1,11 +1,14 @@
 //===- Run.cpp - kvopt run: generate text from an artifact ----------------===//
 //
 // Streams the generated text to stdout as it comes and ends with one stats
-// line on stderr (so that stdout holds only the text when piped). Needs
-// nothing but libkvrt: the runtime-only kvopt has it too.
+// line on stderr (so that stdout holds only the text when piped). On a
+// terminal, stderr shows the prefill and, when stdout goes elsewhere, a
+// token counter. Needs nothing but libkvrt: the runtime-only kvopt has it
+// too.
 //
 //===----------------------------------------------------------------------===//
 #include "tools/kvopt/Commands.h"
+#include "tools/kvopt/Progress.h"
 
 #include "kvrt/Runtime.h"
 #include "kvrt/Sampling.h"
@@ -17,6 +20,7 @@
 #include <iostream>
 #include <optional>
 #include <sstream>
+#include <unistd.h>
 
 namespace kvopt::cli {
 
@@ -46,7 +50,9 @@ std::optional<std::vector<int32_t>> parseIds(const std::string &text) {
 }
 
 int runRun(const RunOptions &o) {
-  auto fail = [](const std::string &message) {
+  Progress progress("run");
+  auto fail = [&](const std::string &message) {
+    progress.clear();
     std::cerr << "kvopt run: " << message << "\n";
     return 1;
   };
@@ -57,6 +63,7 @@ int runRun(const RunOptions &o) {
     return fail("--chat needs the prompt as text (--prompt)");
   if (auto sampler = kvrt::Sampler::create(o.sampling); !sampler)
     return fail(sampler.status().message());
+  progress.step("loading " + o.artifact);
   auto artifact = kvrt::Artifact::open(o.artifact);
   if (!artifact)
     return fail(artifact.status().message());
@@ -105,7 +112,21 @@ int runRun(const RunOptions &o) {
   std::optional<kvrt::TokenStreamDecoder> stream;
   if (tokenizer)
     stream.emplace(*tokenizer, /*skipSpecial=*/true);
+  // On a terminal the streamed text shows the progress itself; a counter
+  // beside it would mix with it.
+  bool textOnTerminal = isatty(STDOUT_FILENO) == 1;
+  int64_t generated = 0;
+  progress.step("prefilling " + std::to_string(prompt.size()) +
+                " prompt tokens");
   auto result = (*engine)->generate(prompt, generate, [&](int32_t id) {
+    if (textOnTerminal) {
+      progress.clear();
+    } else {
+      if (++generated == 1)
+        progress.step("generating");
+      progress.update(std::to_string(generated) + "/" +
+                      std::to_string(o.maxTokens) + " tokens");
+    }
     std::string text = stream ? stream->push(id) : std::to_string(id) + " ";
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
@@ -117,18 +138,19 @@ int runRun(const RunOptions &o) {
   }
   std::fputc('\n', stdout);
   std::fflush(stdout);
+  progress.clear();
   if (!result)
     return fail(result.status().message());
 
   kvrt::EngineStats s = (*engine)->stats();
   std::fprintf(stderr,
                "prefill %llu tokens at %.1f tokens/s | decode %llu tokens at "
-               "%.1f tokens/s | KV %llu bytes/token, peak %s\n",
+               "%.1f tokens/s | KV %s bytes/token, peak %s\n",
                static_cast<unsigned long long>(s.prefillTokens),
                s.prefillTokensPerSecond(),
                static_cast<unsigned long long>(s.decodeTokens),
                s.decodeTokensPerSecond(),
-               static_cast<unsigned long long>(s.kvBytesPerToken),
+               bytesPerToken(s.kvBytesPerToken).c_str(),
                megabytes(s.peakKvBytes).c_str());
   return 0;
 }

@@ -15,10 +15,9 @@ namespace kvopt::cli {
 
 namespace {
 struct Options {
-  std::string model, artifact, data, task, output, json, lengths, depths;
+  std::string model, artifact, output;
   std::string target = "cpu";
-  int context = 0, batch = 1, port = 8000, trials = 1;
-  unsigned long long seed = 0;
+  int context = 0, batch = 1, port = 8000;
   double maxQualityLoss = 0.01;
 };
 
@@ -34,43 +33,6 @@ void addUnbuilt(CLI::App &app, int &exitCode, const char *name,
   });
 }
 } // namespace
-
-void addCalibrateCommand(CLI::App &app, int &exitCode) {
-  addUnbuilt(
-      app, exitCode, "calibrate",
-      "Record per-layer, per-head Q/K statistics on calibration text",
-      "calibration (TriAttention centres, K/V bases) is not built yet in "
-      "this version of kvopt.",
-      [](CLI::App &sub, Options &o) {
-        sub.add_option("model", o.model,
-                       "Model folder, .gguf, .onnx or "
-                       "`default`")
-            ->required();
-        sub.add_option("--data", o.data, "Calibration text file")->required();
-        sub.add_option("-o,--output", o.output, "Statistics file")->required();
-      });
-}
-
-void addEvalCommand(CLI::App &app, int &exitCode) {
-  addUnbuilt(
-      app, exitCode, "eval",
-      "Measure quality: perplexity, passkey retrieval, attention fidelity",
-      "evaluation (ppl, passkey, fidelity) is not built yet in this version "
-      "of kvopt.",
-      [](CLI::App &sub, Options &o) {
-        sub.add_option("artifact", o.artifact, "Compiled .kvpkg")->required();
-        sub.add_option("--task", o.task, "ppl | passkey | fidelity")
-            ->required()
-            ->check(CLI::IsMember({"ppl", "passkey", "fidelity"}));
-        sub.add_option("--data", o.data, "Text file (ppl)");
-        sub.add_option("--context", o.context, "Context length in tokens");
-        sub.add_option("--lengths", o.lengths, "Passkey context lengths");
-        sub.add_option("--depths", o.depths, "Passkey depths in [0, 1]");
-        sub.add_option("--trials", o.trials, "Passkey trials per cell");
-        sub.add_option("--seed", o.seed, "Random seed");
-        sub.add_option("--json", o.json, "Write results as JSON to FILE");
-      });
-}
 
 void addBenchCommand(CLI::App &app, int &exitCode) {
   addUnbuilt(

@@ -1,0 +1,23 @@
+//===- CacheEncoding.h - An artifact's cache encodings as text --*- C++ -*-===//
+#ifndef KVOPT_TOOLS_KVOPT_CACHEENCODING_H
+#define KVOPT_TOOLS_KVOPT_CACHEENCODING_H
+
+#include "kvrt/Artifact.h"
+
+#include <string>
+
+namespace kvopt::cli {
+
+/// "bf16", "int<bits=2 group=32 residual=128>", ...: one encoding with its
+/// parameters, as the dialect spells them.
+std::string describeEncoding(const kvrt::schema::Encoding &encoding);
+
+/// The cache of every layer in a few words for a table: "polar<bits=3
+/// seed=0>" when keys and values of all layers agree, "K fp8<...> V bf16"
+/// when keys and values differ, and runs of layers ("0-1 bf16, 2-29 ...")
+/// when layers differ.
+std::string summarizeCache(const kvrt::schema::Manifest &manifest);
+
+} // namespace kvopt::cli
+
+#endif // KVOPT_TOOLS_KVOPT_CACHEENCODING_H

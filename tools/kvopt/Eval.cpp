@@ -1,0 +1,459 @@
+//===- Eval.cpp - kvopt eval: quality with the compressed cache in use ----===//
+//
+// Perplexity and attention fidelity of one or more artifacts over the same
+// token windows of one text (see SlidingWindows.h), side by side in a table
+// on stdout and, with --json, in a file. Needs nothing but libkvrt: the
+// runtime-only kvopt has it too.
+//
+//===----------------------------------------------------------------------===//
+#include "tools/kvopt/CacheEncoding.h"
+#include "tools/kvopt/Commands.h"
+#include "tools/kvopt/JsonWriter.h"
+#include "tools/kvopt/OutputFile.h"
+#include "tools/kvopt/Progress.h"
+#include "tools/kvopt/SlidingWindows.h"
+
+#include "kvrt/Json.h"
+#include "kvrt/Runtime.h"
+#include "kvrt/Tokenizer.h"
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sys/stat.h>
+
+namespace kvopt::cli {
+
+namespace {
+/// Windows scored at once: a decode step of 4 sequences reads the weights
+/// once for 4 tokens; on 2 cores more buys nothing (docs/measurements.md).
+constexpr unsigned kDefaultBatch = 4;
+/// Scored tokens by default: 2047 + 6 x 1024, seven whole windows at a
+/// 2048-token context, enough for a standard error of about 0.2% on the ppl
+/// change of fp8 on the default model (docs/measurements.md).
+constexpr int64_t kDefaultMaxTokens = 8191;
+/// The k of the top-k overlap of attention weights.
+constexpr uint32_t kFidelityTopK = 16;
+/// Larger texts are refused rather than read into memory.
+constexpr uint64_t kMaxDataBytes = uint64_t(1) << 30;
+
+struct EvalOptions {
+  std::vector<std::string> artifacts;
+  std::vector<std::string> tasks;
+  std::string data, json;
+  int64_t context = 0, stride = 0, maxTokens = kDefaultMaxTokens;
+  int64_t batch = kDefaultBatch;
+  unsigned threads = 0;
+};
+
+struct ArtifactResult {
+  std::string path, cache;
+  double kvBytesPerToken = 0;
+  double bitsPerCoordinate = 0;
+  double seconds = 0;
+  TokenScores scores;
+  std::vector<kvrt::LayerFidelity> fidelity;
+
+  double perplexity() const {
+    return std::exp(scores.total / double(scores.tokens));
+  }
+  /// The mean over layers of one measure of fidelity.
+  double meanOverLayers(double kvrt::LayerFidelity::*measure) const {
+    double sum = 0;
+    for (const kvrt::LayerFidelity &f : fidelity)
+      sum += f.*measure;
+    return fidelity.empty() ? 0 : sum / double(fidelity.size());
+  }
+};
+
+/// How much higher the perplexity of an artifact is than that of the first
+/// one, in percent, and the standard error of that: both scored the same
+/// tokens, so the error follows from the spread of the per-token
+/// differences of log-likelihood (tokens taken as independent), which is far
+/// smaller than the uncertainty of either perplexity alone.
+struct PplChange {
+  double percent = 0;
+  double standardError = 0;
+};
+
+PplChange changeFrom(const ArtifactResult &reference, const ArtifactResult &r) {
+  const std::vector<double> &a = r.scores.negativeLogLikelihood;
+  const std::vector<double> &b = reference.scores.negativeLogLikelihood;
+  double n = double(r.scores.tokens);
+  double mean = (r.scores.total - reference.scores.total) / n;
+  // Every token but the first is scored.
+  double squares = 0;
+  for (size_t i = 1; i < a.size(); ++i)
+    squares += (a[i] - b[i] - mean) * (a[i] - b[i] - mean);
+  double meanError = n > 1 ? std::sqrt(squares / (n - 1) / n) : 0;
+  return {100.0 * (std::exp(mean) - 1), 100.0 * std::exp(mean) * meanError};
+}
+
+/// Everything one run measured, for the table and the JSON file.
+struct Evaluation {
+  bool ppl = false, fidelity = false;
+  int64_t textTokens = 0, stride = 0;
+  size_t windows = 0;
+  std::vector<ArtifactResult> results;
+};
+
+std::string format(const char *pattern, double value) {
+  char text[64];
+  std::snprintf(text, sizeof text, pattern, value);
+  return text;
+}
+
+/// The whole of `path`, which must be non-empty UTF-8 text.
+kvrt::StatusOr<std::string> readText(const std::string &path) {
+  struct stat info;
+  if (::stat(path.c_str(), &info) != 0)
+    return kvrt::Status::error(
+        "--data " + path +
+        (errno == ENOENT ? " does not exist"
+                         : " cannot be read: " + std::string(strerror(errno))));
+  if (!S_ISREG(info.st_mode))
+    return kvrt::Status::error("--data " + path + " is not a regular file");
+  if (uint64_t(info.st_size) > kMaxDataBytes)
+    return kvrt::Status::error("--data " + path + " is larger than 1 GiB");
+  std::ifstream in(path, std::ios::binary);
+  std::string text(size_t(info.st_size), '\0');
+  if (!in.read(text.data(), std::streamsize(text.size())))
+    return kvrt::Status::error("--data " + path + " cannot be read");
+  if (text.empty())
+    return kvrt::Status::error("--data " + path + " is empty");
+  if (!kvrt::json::isValidUtf8(text))
+    return kvrt::Status::error("--data " + path + " is not UTF-8 text");
+  return text;
+}
+
+kvrt::StatusOr<std::vector<int32_t>> encode(const kvrt::Artifact &artifact,
+                                            const std::string &text) {
+  auto spec = kvrt::tokenizerSpecFromArtifact(artifact.manifest().tokenizer(),
+                                              artifact.name());
+  if (!spec)
+    return spec.status();
+  auto tokenizer = kvrt::Tokenizer::create(std::move(*spec));
+  if (!tokenizer)
+    return tokenizer.status();
+  return tokenizer->encode(text, /*addSpecial=*/true);
+}
+
+/// The token ids of `text` (BOS first when the tokenizer adds one), the
+/// same for every artifact, or an error naming two that differ.
+kvrt::StatusOr<std::vector<int32_t>>
+tokenize(const std::vector<std::shared_ptr<const kvrt::Artifact>> &artifacts,
+         const std::string &text, const std::string &dataPath) {
+  auto ids = encode(*artifacts[0], text);
+  if (!ids)
+    return ids.status();
+  std::string stored = artifacts[0]->manifest().tokenizer().SerializeAsString();
+  for (size_t i = 1; i < artifacts.size(); ++i) {
+    if (artifacts[i]->manifest().tokenizer().SerializeAsString() == stored)
+      continue;
+    auto other = encode(*artifacts[i], text);
+    if (!other)
+      return other.status();
+    if (*other != *ids)
+      return kvrt::Status::error(artifacts[i]->name() + " tokenizes " +
+                                 dataPath + " differently from " +
+                                 artifacts[0]->name() +
+                                 "; compare artifacts of one model");
+  }
+  return ids;
+}
+
+/// KV coordinates one token has across all layers: keys and values.
+uint64_t coordinatesPerToken(const kvrt::schema::Manifest &manifest) {
+  uint64_t coordinates = 0;
+  for (const kvrt::schema::CacheLayout &layer : manifest.cache())
+    coordinates += 2ull * layer.kv_heads() * layer.head_dim();
+  return coordinates;
+}
+
+kvrt::StatusOr<ArtifactResult>
+evaluate(std::shared_ptr<const kvrt::Artifact> artifact, const EvalOptions &o,
+         const Evaluation &evaluation, const std::vector<int32_t> &tokens,
+         const std::vector<Window> &windows, const std::string &progressLabel,
+         Progress &progress) {
+  ArtifactResult result;
+  result.path = artifact->name();
+  result.cache = summarizeCache(artifact->manifest());
+  uint32_t largestPage = 1;
+  for (const kvrt::schema::CacheLayout &layer : artifact->manifest().cache())
+    largestPage = std::max(largestPage, layer.page_size());
+  kvrt::EngineOptions engineOptions;
+  engineOptions.threads = o.threads;
+  engineOptions.cacheTokens =
+      uint64_t(o.batch) * uint64_t(o.context + largestPage);
+  engineOptions.measureFidelity = evaluation.fidelity;
+  engineOptions.fidelityTopK = kFidelityTopK;
+  auto engine = kvrt::Engine::create(artifact, engineOptions);
+  if (!engine)
+    return engine.status();
+  result.kvBytesPerToken = (*engine)->stats().kvBytesPerToken;
+  result.bitsPerCoordinate =
+      8.0 * result.kvBytesPerToken /
+      double(std::max<uint64_t>(1, coordinatesPerToken(artifact->manifest())));
+
+  uint64_t total = uint64_t(tokens.size()) - 1;
+  auto start = std::chrono::steady_clock::now();
+  auto scored = scoreWindows(
+      **engine, tokens, windows, unsigned(o.batch), [&](const TokenScores &t) {
+        progress.step(
+            progressLabel + ": " + std::to_string(t.tokens) + "/" +
+            std::to_string(total) + " tokens, ppl " +
+            format("%.3f", std::exp(t.total /
+                                    double(std::max<uint64_t>(1, t.tokens)))));
+      });
+  if (!scored)
+    return scored.status();
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  result.scores = std::move(*scored);
+  result.fidelity = (*engine)->fidelity();
+  return result;
+}
+
+/// Prints `rows` (the first is the header) as aligned columns, the first
+/// left-aligned and the others right-aligned.
+void printTable(const std::vector<std::vector<std::string>> &rows) {
+  std::vector<size_t> widths;
+  for (const auto &row : rows)
+    for (size_t c = 0; c < row.size(); ++c) {
+      widths.resize(std::max(widths.size(), c + 1));
+      widths[c] = std::max(widths[c], row[c].size());
+    }
+  for (const auto &row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      std::string pad(widths[c] - row[c].size(), ' ');
+      line += (c ? "  " : "") + (c < 2 ? row[c] + pad : pad + row[c]);
+    }
+    while (!line.empty() && line.back() == ' ')
+      line.pop_back();
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+void printResults(const Evaluation &e, const EvalOptions &o) {
+  std::printf("%s: %lld tokens scored in %zu windows of %lld (stride %lld), "
+              "decode mode, batch %lld\n",
+              o.data.c_str(), (long long)e.results[0].scores.tokens, e.windows,
+              (long long)o.context, (long long)e.stride, (long long)o.batch);
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> header = {"artifact", "cache", "bits/coord",
+                                     "bytes/token", "vs bf16"};
+  if (e.ppl)
+    header.insert(header.end(), {"ppl", "change (std err)"});
+  if (e.fidelity)
+    header.insert(
+        header.end(),
+        {"attn error", "top-" + std::to_string(kFidelityTopK) + " overlap"});
+  header.push_back("seconds");
+  rows.push_back(header);
+  for (const ArtifactResult &r : e.results) {
+    PplChange change = changeFrom(e.results[0], r);
+    std::vector<std::string> row = {
+        r.path, r.cache, format("%.2f", r.bitsPerCoordinate),
+        bytesPerToken(r.kvBytesPerToken),
+        format("%.2fx", 16.0 / r.bitsPerCoordinate)};
+    if (e.ppl)
+      row.insert(row.end(),
+                 {format("%.4f", r.perplexity()),
+                  &r == &e.results[0]
+                      ? "reference"
+                      : format("%+.2f%%", change.percent) +
+                            format(" (%.2f%%)", change.standardError)});
+    if (e.fidelity)
+      row.insert(
+          row.end(),
+          {format("%.4f",
+                  r.meanOverLayers(&kvrt::LayerFidelity::outputRelativeError)),
+           format("%.4f",
+                  r.meanOverLayers(&kvrt::LayerFidelity::topKOverlap))});
+    row.push_back(format("%.1f", r.seconds));
+    rows.push_back(row);
+  }
+  printTable(rows);
+}
+
+bool writeJson(std::ostream &os, const Evaluation &e, const EvalOptions &o) {
+  JsonWriter json(os);
+  json.beginObject();
+  json.member("data", o.data);
+  json.member("context", o.context);
+  json.member("stride", e.stride);
+  json.member("batch", o.batch);
+  json.member("windows", e.windows);
+  json.member("text_tokens", e.textTokens);
+  json.key("results");
+  json.beginArray();
+  for (const ArtifactResult &r : e.results) {
+    json.beginObject();
+    json.member("artifact", r.path);
+    json.member("cache", r.cache);
+    json.member("kv_bytes_per_token", r.kvBytesPerToken);
+    json.member("bits_per_coordinate", r.bitsPerCoordinate);
+    json.member("compression_vs_bf16", 16.0 / r.bitsPerCoordinate);
+    json.member("tokens", r.scores.tokens);
+    json.member("seconds", r.seconds);
+    if (e.ppl) {
+      json.member("ppl", r.perplexity());
+      PplChange change = changeFrom(e.results[0], r);
+      json.member("ppl_change_percent", change.percent);
+      json.member("ppl_change_standard_error_percent", change.standardError);
+    }
+    if (e.fidelity) {
+      json.key("fidelity");
+      json.beginObject();
+      json.member("top_k", kFidelityTopK);
+      json.member("output_relative_error",
+                  r.meanOverLayers(&kvrt::LayerFidelity::outputRelativeError));
+      json.member("top_k_overlap",
+                  r.meanOverLayers(&kvrt::LayerFidelity::topKOverlap));
+      json.key("layers");
+      json.beginArray();
+      for (const kvrt::LayerFidelity &f : r.fidelity) {
+        json.beginObject();
+        json.member("layer", f.layer);
+        json.member("queries", f.queries);
+        json.member("output_relative_error", f.outputRelativeError);
+        json.member("top_k_overlap", f.topKOverlap);
+        json.endObject();
+      }
+      json.endArray();
+      json.endObject();
+    }
+    json.endObject();
+  }
+  json.endArray();
+  json.endObject();
+  return bool(os);
+}
+
+/// Checks the options and fills in the tasks and the stride.
+kvrt::Status checkOptions(const EvalOptions &o, Evaluation &e) {
+  for (const std::string &task : o.tasks) {
+    if (task == "ppl")
+      e.ppl = true;
+    else if (task == "fidelity")
+      e.fidelity = true;
+    else
+      return kvrt::Status::error("--task " + task +
+                                 " is not a task of this kvopt (ppl, "
+                                 "fidelity)");
+  }
+  if (!e.ppl && !e.fidelity)
+    return kvrt::Status::error("--task needs ppl, fidelity or both");
+  if (o.context < 2)
+    return kvrt::Status::error("--context must be at least 2 tokens (one to "
+                               "predict from, one to score)");
+  e.stride = o.stride ? o.stride : o.context / 2;
+  if (e.stride < 1 || e.stride >= o.context)
+    return kvrt::Status::error("--stride must be between 1 and --context - 1 "
+                               "(" +
+                               std::to_string(o.context - 1) + ")");
+  if (o.maxTokens < 0)
+    return kvrt::Status::error(
+        "--max-tokens must be 0 (the whole text) or more");
+  if (o.batch < 1 || o.batch > 4096)
+    return kvrt::Status::error("--batch must be between 1 and 4096");
+  return kvrt::Status::ok();
+}
+
+kvrt::Status evaluateAll(const EvalOptions &o, Evaluation &e) {
+  KVRT_RETURN_IF_ERROR(checkOptions(o, e));
+  Progress progress("eval");
+  std::vector<std::shared_ptr<const kvrt::Artifact>> artifacts;
+  for (const std::string &path : o.artifacts) {
+    progress.step("opening " + path);
+    auto artifact = kvrt::Artifact::open(path);
+    if (!artifact)
+      return artifact.status();
+    int64_t positions = (*artifact)->manifest().model().max_positions();
+    if (o.context > positions)
+      return kvrt::Status::error(
+          "--context " + std::to_string(o.context) + " is longer than the " +
+          std::to_string(positions) + " positions of " + path);
+    artifacts.push_back(std::move(*artifact));
+  }
+  progress.step("reading " + o.data);
+  auto text = readText(o.data);
+  if (!text)
+    return text.status();
+  progress.step("tokenizing " + o.data);
+  auto tokens = tokenize(artifacts, *text, o.data);
+  if (!tokens)
+    return tokens.status();
+  if (tokens->size() < 2)
+    return kvrt::Status::error("--data " + o.data +
+                               " holds fewer than 2 tokens; nothing to score");
+  e.textTokens = int64_t(tokens->size());
+  if (o.maxTokens && int64_t(tokens->size()) > o.maxTokens + 1)
+    tokens->resize(size_t(o.maxTokens + 1));
+  std::vector<Window> windows =
+      slidingWindows(int64_t(tokens->size()), o.context, e.stride);
+  e.windows = windows.size();
+  for (size_t i = 0; i < artifacts.size(); ++i) {
+    std::string label = o.artifacts[i] + " (" + std::to_string(i + 1) + "/" +
+                        std::to_string(artifacts.size()) + ")";
+    auto result =
+        evaluate(artifacts[i], o, e, *tokens, windows, label, progress);
+    if (!result)
+      return result.status();
+    e.results.push_back(std::move(*result));
+  }
+  return kvrt::Status::ok();
+}
+
+int runEval(const EvalOptions &o) {
+  Evaluation e;
+  if (kvrt::Status status = evaluateAll(o, e); !status) {
+    std::cerr << "kvopt eval: " << status.message() << "\n";
+    return 1;
+  }
+  printResults(e, o);
+  std::fflush(stdout);
+  if (o.json.empty())
+    return 0;
+  return writeOutputFile(o.json,
+                         [&](std::ostream &os) { return writeJson(os, e, o); });
+}
+} // namespace
+
+void addEvalCommand(CLI::App &app, int &exitCode) {
+  auto o = std::make_shared<EvalOptions>();
+  CLI::App *sub = app.add_subcommand(
+      "eval", "Measure perplexity and attention fidelity with the compressed "
+              "cache in use, side by side for several artifacts");
+  sub->add_option("artifacts", o->artifacts,
+                  "Compiled .kvpkg files of one model; the first is the "
+                  "reference of the ppl change")
+      ->required();
+  sub->add_option("--task", o->tasks, "ppl, fidelity or ppl,fidelity")
+      ->required()
+      ->delimiter(',');
+  sub->add_option("--data", o->data, "UTF-8 text to score")->required();
+  sub->add_option("--context", o->context, "Tokens per window")->required();
+  sub->add_option("--stride", o->stride,
+                  "Tokens between window starts; each window after the first "
+                  "scores its last `stride` tokens (default: context / 2)");
+  sub->add_option("--max-tokens", o->maxTokens,
+                  "Score the first T tokens of the text (0: all of it)")
+      ->capture_default_str();
+  sub->add_option("--batch", o->batch, "Windows scored at once")
+      ->capture_default_str();
+  sub->add_option("--threads", o->threads, "Threads (0: every core)");
+  sub->add_option("--json", o->json, "Also write the results as JSON to FILE");
+  sub->callback([o, &exitCode] { exitCode = runEval(*o); });
+}
+
+} // namespace kvopt::cli
