@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""Installs the evaluation text of `kvopt eval`: Jane Austen's "Pride and
-Prejudice" (public domain), from the Debian package r-cran-janeaustenr.
+"""Installs the texts of `kvopt eval` and calibration: Jane Austen's "Pride
+and Prejudice" (evaluation) and "Emma" (calibration, so that calibrated
+scales never see the evaluated text), both public domain, from the Debian
+package r-cran-janeaustenr.
 
 The package stores the novels as R lazy-load data: data/Rdata.rdx is a gzip'd
 R serialization (XDR, version 3) of a list whose `variables` member maps each
 object's name to its (offset, length) in data/Rdata.rdb; each .rdb record is
 a 4-byte big-endian uncompressed length and a zlib stream holding the
 serialization of a character vector, one element per line. This script reads
-exactly that (no R needed), joins the lines of `prideprejudice` with '\\n' and
-writes ${KVOPT_DATA_DIR:-~/.local/share/kvopt}/data/pride-and-prejudice.txt.
-The .deb and the text are checked against pinned sha256 sums. Quiet when the
-text is already installed.
+exactly that (no R needed), joins the lines of `prideprejudice` (`emma`) with
+'\\n' and writes pride-and-prejudice.txt (emma.txt) under
+${KVOPT_DATA_DIR:-~/.local/share/kvopt}/data. The .deb and the texts are
+checked against pinned sha256 sums. Quiet when the texts are installed.
 """
 import gzip
 import hashlib
@@ -27,9 +29,13 @@ VERSION = "1.0.0-1"
 DEB = f"{PACKAGE}_{VERSION}_all.deb"
 DEB_SHA256 = "df6bddf211906d1ff404f8ff662c21b34e6660e7f54a311084e749050c019c95"
 DATA = "usr/lib/R/site-library/janeaustenr/data/Rdata"
-VARIABLE = "prideprejudice"
-TEXT = "pride-and-prejudice.txt"
-TEXT_SHA256 = "2e44edaa4946d64ad541c68e0224f5d672f43bf3ce2a8a0b0637ad5e02fc6eb3"
+# R variable -> (file written, its pinned sha256).
+TEXTS = {
+    "prideprejudice": ("pride-and-prejudice.txt",
+                       "2e44edaa4946d64ad541c68e0224f5d672f43bf3ce2a8a0b0637ad5e02fc6eb3"),
+    "emma": ("emma.txt",
+             "dd08b340a56ad4a0a00718d5682528a5a5886ae0aef91c9e0fa528074fa64b75"),
+}
 
 # R's SEXP types and serialization codes that this data uses.
 SYMSXP, LISTSXP, LGLSXP, INTSXP, CHARSXP, STRSXP, VECSXP = 1, 2, 10, 13, 9, 16, 19
@@ -175,8 +181,8 @@ def unserialize(data, name):
     return value
 
 
-def read_lines(rdx_path, rdb_path):
-    """The lines of VARIABLE from an R lazy-load database."""
+def read_lines(rdx_path, rdb_path, variable):
+    """The lines of variable from an R lazy-load database."""
     with open(rdx_path, "rb") as f:
         try:
             with gzip.GzipFile(fileobj=f) as stream:
@@ -191,36 +197,36 @@ def read_lines(rdx_path, rdb_path):
         raise FormatError(f"{rdx_path} is not an index of zlib-compressed "
                           "objects (its `compressed` field is not TRUE)")
     variables = index.get("variables")
-    if not isinstance(variables, dict) or VARIABLE not in variables:
-        raise FormatError(f"{rdx_path} has no variable `{VARIABLE}`")
-    where = variables[VARIABLE]
+    if not isinstance(variables, dict) or variable not in variables:
+        raise FormatError(f"{rdx_path} has no variable `{variable}`")
+    where = variables[variable]
     if not (isinstance(where, list) and len(where) == 2
             and all(isinstance(v, int) for v in where) and where[0] >= 0
             and where[1] > 4):
-        raise FormatError(f"{rdx_path} gives `{VARIABLE}` no valid (offset, "
+        raise FormatError(f"{rdx_path} gives `{variable}` no valid (offset, "
                           "length)")
     offset, length = where
     with open(rdb_path, "rb") as f:
         f.seek(offset)
         record = f.read(length)
     if len(record) != length:
-        raise FormatError(f"{rdb_path} ends inside the record of `{VARIABLE}`")
+        raise FormatError(f"{rdb_path} ends inside the record of `{variable}`")
     expected = struct.unpack(">I", record[:4])[0]
     if expected > MAX_OBJECT_BYTES:
-        raise FormatError(f"{rdb_path}: the record of `{VARIABLE}` claims "
+        raise FormatError(f"{rdb_path}: the record of `{variable}` claims "
                           f"{expected} bytes, more than a novel takes")
     try:
         stream = zlib.decompressobj()
         data = stream.decompress(record[4:], expected + 1)
     except zlib.error as e:
-        raise FormatError(f"{rdb_path}: the record of `{VARIABLE}` is not a "
+        raise FormatError(f"{rdb_path}: the record of `{variable}` is not a "
                           f"zlib stream: {e}")
     if len(data) != expected:
-        raise FormatError(f"{rdb_path}: the record of `{VARIABLE}` holds "
+        raise FormatError(f"{rdb_path}: the record of `{variable}` holds "
                           f"{len(data)} bytes, its header says {expected}")
-    lines = unserialize(data, f"{rdb_path} (`{VARIABLE}`)")
+    lines = unserialize(data, f"{rdb_path} (`{variable}`)")
     if not isinstance(lines, list) or not all(isinstance(s, str) for s in lines):
-        raise FormatError(f"{rdb_path}: `{VARIABLE}` is not a vector of "
+        raise FormatError(f"{rdb_path}: `{variable}` is not a vector of "
                           "strings without NA")
     return lines
 
@@ -258,27 +264,33 @@ def main():
     data_dir = os.environ.get("KVOPT_DATA_DIR") or os.path.join(
         os.environ.get("XDG_DATA_HOME")
         or os.path.join(os.path.expanduser("~"), ".local", "share"), "kvopt")
-    dest = os.path.join(data_dir, "data", TEXT)
-    if os.path.isfile(dest) and sha256(dest) == TEXT_SHA256:
+    missing = {variable: (text, digest)
+               for variable, (text, digest) in TEXTS.items()
+               if not (os.path.isfile(os.path.join(data_dir, "data", text))
+                       and sha256(os.path.join(data_dir, "data", text))
+                       == digest)}
+    if not missing:
         return 0
-    print(f"setup: fetching the evaluation text ({TEXT}) from Debian package "
-          f"{PACKAGE}")
+    print("setup: fetching " + ", ".join(t for t, _ in missing.values()) +
+          f" from Debian package {PACKAGE}")
     tmp = tempfile.mkdtemp()
     try:
         deb = fetch_deb(tmp)
         tree = os.path.join(tmp, "x")
         subprocess.run(["dpkg", "-x", deb, tree], check=True)
-        lines = read_lines(os.path.join(tree, DATA + ".rdx"),
-                           os.path.join(tree, DATA + ".rdb"))
-        text = os.path.join(tmp, TEXT)
-        with open(text, "w", encoding="utf-8", newline="") as f:
-            f.write("\n".join(lines))
-        if sha256(text) != TEXT_SHA256:
-            raise FormatError(f"{TEXT} read from {DEB} does not match its "
-                              "pinned sha256")
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.move(text, dest + ".part")
-        os.replace(dest + ".part", dest)
+        for variable, (name, digest) in missing.items():
+            lines = read_lines(os.path.join(tree, DATA + ".rdx"),
+                               os.path.join(tree, DATA + ".rdb"), variable)
+            text = os.path.join(tmp, name)
+            with open(text, "w", encoding="utf-8", newline="") as f:
+                f.write("\n".join(lines))
+            if sha256(text) != digest:
+                raise FormatError(f"{name} read from {DEB} does not match its "
+                                  "pinned sha256")
+            dest = os.path.join(data_dir, "data", name)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            shutil.move(text, dest + ".part")
+            os.replace(dest + ".part", dest)
     except (FormatError, OSError, subprocess.CalledProcessError) as e:
         print(f"setup: {e}", file=sys.stderr)
         return 1

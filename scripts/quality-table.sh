@@ -25,15 +25,23 @@ while (($#)); do
     *) eval_options+=("$1"); shift ;;
   esac
 done
-data=${KVOPT_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/kvopt}/data/pride-and-prejudice.txt
+texts=${KVOPT_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/kvopt}/data
+data=$texts/pride-and-prejudice.txt
+calibration=$texts/emma.txt
 
-# name and pass pipeline of each row; the first is the reference.
+# name and pass pipeline of each row; the first is the reference. The
+# scales of fp8 per_head and nvfp4 are calibrated on "Emma" (never on the
+# evaluated text); int is KIVI at group 32 and, at bits per coordinate
+# closer to polar's, group 64.
 encodings=(
   "bf16        kv-quantize{encoding=bf16}"
-  "fp8         kv-quantize{encoding=fp8}"
+  "fp8         kv-quantize{encoding=fp8 scale=per_head}"
+  "fp8-dynamic kv-quantize{encoding=fp8}"
   "nvfp4       kv-quantize{encoding=nvfp4}"
   "int4        kv-quantize{encoding=int bits=4 group=32}"
+  "int4-g64    kv-quantize{encoding=int bits=4 group=64}"
   "int2        kv-quantize{encoding=int bits=2 group=32}"
+  "int2-g64    kv-quantize{encoding=int bits=2 group=64}"
   "polar4      kv-quantize{encoding=polar bits=4}"
   "polar3      kv-quantize{encoding=polar bits=3}"
   "polar2      kv-quantize{encoding=polar bits=2}"
@@ -44,10 +52,12 @@ if [ ! -x "$kvopt" ]; then
   echo "quality-table: $kvopt is not an executable kvopt; build first or give --kvopt" >&2
   exit 1
 fi
-if [ ! -f "$data" ]; then
-  echo "quality-table: $data is missing; run scripts/setup.sh" >&2
-  exit 1
-fi
+for text in "$data" "$calibration"; do
+  if [ ! -f "$text" ]; then
+    echo "quality-table: $text is missing; run scripts/setup.sh" >&2
+    exit 1
+  fi
+done
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 kvopt=$(cd "$(dirname "$kvopt")" && pwd)/$(basename "$kvopt")
@@ -59,8 +69,13 @@ for row in "${encodings[@]}"; do
   fi
   artifact=$out/$name.kvpkg
   if [ ! -f "$artifact" ] || [ "$kvopt" -nt "$artifact" ]; then
-    echo "== kvopt compile default --passes '$pipeline'" >&2
-    "$kvopt" compile default --passes "$pipeline" -o "$artifact"
+    calibrate=()
+    if [[ $pipeline == *per_head* || $pipeline == *nvfp4* ]]; then
+      calibrate=(--calibrate "$calibration")
+    fi
+    echo "== kvopt compile default ${calibrate[*]} --passes '$pipeline'" >&2
+    "$kvopt" compile default "${calibrate[@]}" --passes "$pipeline" \
+      -o "$artifact"
   fi
   artifacts+=("$name.kvpkg")
 done

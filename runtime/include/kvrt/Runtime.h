@@ -53,8 +53,8 @@ struct EngineOptions {
   /// Receives every appended key and value; not owned; may be null.
   AppendObserver *observer = nullptr;
   /// Keeps a bf16 copy of the cache beside the artifact's encodings and
-  /// compares every attention call with it (see Engine::fidelity()); costs
-  /// the copy's memory and a second attention.
+  /// compares every decode step's attention with it (see
+  /// Engine::fidelity()); costs the copy's memory and a second attention.
   bool measureFidelity = false;
   /// The k of LayerFidelity::topKOverlap.
   uint32_t fidelityTopK = 16;
@@ -63,6 +63,8 @@ struct EngineOptions {
 /// How far one layer's attention over the compressed cache strays from the
 /// same attention over an uncompressed (bf16) copy of the cache, for the
 /// same queries: errors are per layer, not compounded through the model.
+/// Decode steps only (a batch row whose sequence has no other row in it):
+/// prefill rows attend to tokens not yet encoded.
 struct LayerFidelity {
   uint32_t layer = 0;
   /// Query rows (one per query head and token) compared.

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace kvrt::cpu {
@@ -295,8 +296,18 @@ void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
   scratch.resize(pool.size());
   for (std::vector<float> &s : scratch)
     s.resize(size_t(perThread));
-  if (probe)
+  // Only decode steps are compared: rows whose sequence has no other row
+  // in the batch. A prefill's rows attend to their own tail, which the
+  // codecs have not touched yet.
+  std::vector<bool> decodeRow;
+  if (probe) {
     probe->beginCall(pool.size());
+    std::unordered_map<uint64_t, int64_t> rowsOf;
+    for (int64_t r = 0; r < rows; ++r)
+      ++rowsOf[sequences[r]];
+    for (int64_t r = 0; r < rows; ++r)
+      decodeRow.push_back(rowsOf[sequences[r]] == 1);
+  }
   int64_t work = group * stride * headDim;
   int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, work));
 
@@ -311,7 +322,7 @@ void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
           int64_t n = attendGroup(cache, params.codecs, params, sequences[r],
                                   uint32_t(g), positions[r], q + offset, group,
                                   stride, buffers, out + offset);
-          if (!probe)
+          if (!probe || !decodeRow[size_t(r)])
             continue;
           Scratch reference =
               Scratch::carve(base + perCache, group, stride, headDim, headDim);
