@@ -53,14 +53,35 @@ exportForCalibration(const import::ImportedModel &model) {
   return artifact;
 }
 
+/// Sums, in double and in the order the runtime reports rows, one side's
+/// pre-RoPE vectors of one layer as complex frequency pairs.
+struct PairSums {
+  /// [heads][headDim/2][2] and [heads][headDim/2].
+  std::vector<double> center, magnitude;
+  uint64_t tokens = 0;
+
+  /// Means as f32: the centre and mean magnitude of LayerStatistics.
+  void means(std::vector<float> &centerOut,
+             std::vector<float> &magnitudeOut) const {
+    for (double v : center)
+      centerOut.push_back(float(v / double(tokens)));
+    for (double v : magnitude)
+      magnitudeOut.push_back(float(v / double(tokens)));
+  }
+};
+
 /// Keeps, per layer and KV head, the largest |coordinate| of the keys and
-/// values the cache receives, and notes the first value that is not finite.
-class AbsMaxRecorder final : public kvrt::AppendObserver {
+/// values the cache receives, and, per layer and query or KV head, the sums
+/// of the pre-RoPE queries and keys as complex pairs and of their
+/// magnitudes; notes the first value that is not finite.
+class StatisticsRecorder final : public kvrt::AppendObserver {
 public:
-  AbsMaxRecorder(size_t layerCount, int64_t kvHeads, int64_t headDim)
-      : kvHeads(kvHeads), headDim(headDim),
+  StatisticsRecorder(size_t layerCount, int64_t heads, int64_t kvHeads,
+                     int64_t headDim)
+      : heads(heads), kvHeads(kvHeads), headDim(headDim),
         layers(layerCount, LayerStatistics{std::vector<float>(kvHeads, 0.0f),
-                                           std::vector<float>(kvHeads, 0.0f)}) {
+                                           std::vector<float>(kvHeads, 0.0f)}),
+        querySums(layerCount, sums(heads)), keySums(layerCount, sums(kvHeads)) {
   }
 
   void onAppend(uint32_t layer, const float *keys, const float *values,
@@ -75,12 +96,74 @@ public:
     record(values, rows, layer, "value", layers[layer].valueAbsMax);
   }
 
+  void onPreRope(uint32_t layer, kvrt::RopeInput input, const float *x,
+                 int64_t rows, int64_t rowHeads, int64_t dim,
+                 kvrt::RopePairing pairing) override {
+    bool query = input == kvrt::RopeInput::Query;
+    const char *side = query ? "query" : "key";
+    if (layer >= layers.size() || rowHeads != (query ? heads : kvHeads) ||
+        dim != headDim || dim % 2) {
+      problem.emplace("the runtime rotated " + std::string(side) +
+                      "s of layer " + str(layer) + " (" + str(rowHeads) +
+                      " heads of " + str(dim) +
+                      "), which the exported model does not have");
+      return;
+    }
+    PairSums &sums = (query ? querySums : keySums)[layer];
+    int64_t half = dim / 2;
+    // Pair f is (f, f + half), or (2f, 2f + 1) interleaved.
+    bool interleaved = pairing == kvrt::RopePairing::Interleaved;
+    int64_t stride = interleaved ? 2 : 1, partner = interleaved ? 1 : half;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t h = 0; h < rowHeads; ++h) {
+        const float *v = x + (r * rowHeads + h) * dim;
+        double *center = sums.center.data() + h * dim;
+        double *magnitude = sums.magnitude.data() + h * half;
+        for (int64_t f = 0; f < half; ++f) {
+          double re = v[f * stride], im = v[f * stride + partner];
+          if (!std::isfinite(re) || !std::isfinite(im)) {
+            if (!problem)
+              problem.emplace("the model computed a " + std::string(side) +
+                              " before RoPE that is not finite in layer " +
+                              str(layer) + ", " + (query ? "" : "KV ") +
+                              "head " + str(h));
+            return;
+          }
+          center[2 * f] += re;
+          center[2 * f + 1] += im;
+          magnitude[f] += std::hypot(re, im);
+        }
+      }
+    sums.tokens += uint64_t(rows);
+  }
+
   /// Why the statistics cannot be used, if they cannot.
   const std::optional<std::string> &failure() const { return problem; }
-  std::vector<LayerStatistics> &statistics() { return layers; }
+
+  /// The statistics of every layer; fails when a layer's queries or keys
+  /// were never seen before RoPE.
+  StatusOr<std::vector<LayerStatistics>> statistics() {
+    for (size_t layer = 0; layer < layers.size(); ++layer) {
+      if (!querySums[layer].tokens || !keySums[layer].tokens)
+        return Status::error(
+            "the runtime showed no " +
+            std::string(querySums[layer].tokens ? "keys" : "queries") +
+            " of layer " + str(int64_t(layer)) +
+            " before RoPE, so their statistics cannot be recorded");
+      LayerStatistics &s = layers[layer];
+      querySums[layer].means(s.queryCenter, s.queryMagnitude);
+      keySums[layer].means(s.keyCenter, s.keyMagnitude);
+    }
+    return std::move(layers);
+  }
 
 private:
   static std::string str(int64_t n) { return std::to_string(n); }
+
+  PairSums sums(int64_t headCount) const {
+    return {std::vector<double>(size_t(headCount * headDim), 0.0),
+            std::vector<double>(size_t(headCount * headDim / 2), 0.0), 0};
+  }
 
   void record(const float *data, int64_t rows, uint32_t layer, const char *side,
               std::vector<float> &absMax) {
@@ -99,8 +182,9 @@ private:
       }
   }
 
-  int64_t kvHeads, headDim;
+  int64_t heads, kvHeads, headDim;
   std::vector<LayerStatistics> layers;
+  std::vector<PairSums> querySums, keySums;
   std::optional<std::string> problem;
 };
 
@@ -159,8 +243,9 @@ StatusOr<Statistics> calibrate(const import::ImportedModel &model,
     return Status::error(model.tokenizer.sourceName +
                          ": the model has no KV cache to calibrate");
   const kvrt::schema::CacheLayout &firstLayer = manifest.cache(0);
-  AbsMaxRecorder recorder(size_t(manifest.cache_size()), firstLayer.kv_heads(),
-                          firstLayer.head_dim());
+  StatisticsRecorder recorder(size_t(manifest.cache_size()),
+                              manifest.model().num_heads(),
+                              firstLayer.kv_heads(), firstLayer.head_dim());
   kvrt::EngineOptions engineOptions;
   engineOptions.threads = options.threads;
   engineOptions.cacheTokens = uint64_t(window) + 1;
@@ -195,7 +280,12 @@ StatusOr<Statistics> calibrate(const import::ImportedModel &model,
   stats.source.window = window;
   stats.kvHeads = firstLayer.kv_heads();
   stats.headDim = firstLayer.head_dim();
-  stats.layers = std::move(recorder.statistics());
+  stats.heads = manifest.model().num_heads();
+  StatusOr<std::vector<LayerStatistics>> layers = recorder.statistics();
+  if (!layers)
+    return Status::error(model.tokenizer.sourceName + ": " +
+                         layers.status().message());
+  stats.layers = std::move(*layers);
   return stats;
 }
 

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <map>
+#include <optional>
 
 using kvrt::Status;
 
@@ -31,6 +32,50 @@ Status checkPerHead(const std::vector<float> &values, int64_t kvHeads,
                            " is " + std::to_string(values[head]) +
                            "; it must be finite and non-negative");
   return Status::ok();
+}
+
+/// Checks one pre-RoPE statistic of one layer: `heads` x `perHead` finite
+/// values, non-negative when `magnitude`.
+Status checkPairs(const std::vector<float> &values, int64_t heads,
+                  int64_t perHead, bool magnitude, const std::string &what,
+                  const std::string &origin) {
+  if (int64_t(values.size()) != heads * perHead)
+    return Status::error(origin + ": " + what + " has " + str(values.size()) +
+                         " values for " + str(heads) + " heads of " +
+                         str(perHead));
+  for (size_t i = 0; i < values.size(); ++i)
+    if (!std::isfinite(values[i]) || (magnitude && values[i] < 0))
+      return Status::error(origin + ": " + what + " of head " +
+                           str(int64_t(i) / perHead) + " is " +
+                           std::to_string(values[i]) + "; it must be finite" +
+                           (magnitude ? " and non-negative" : ""));
+  return Status::ok();
+}
+
+/// The kv.cache op whose entries `cache` holds, through appends and
+/// evictions; null when it comes from elsewhere.
+mlir::kv::CacheOp cacheOf(mlir::Value cache) {
+  while (mlir::Operation *op = cache.getDefiningOp()) {
+    if (auto found = llvm::dyn_cast<mlir::kv::CacheOp>(op))
+      return found;
+    if (auto append = llvm::dyn_cast<mlir::kv::AppendOp>(op))
+      cache = append.getCache();
+    else if (auto evict = llvm::dyn_cast<mlir::kv::EvictOp>(op))
+      cache = evict.getCache();
+    else
+      return {};
+  }
+  return {};
+}
+
+/// The pre-RoPE statistics as a dense f32 attribute of `shape`.
+mlir::DenseFPElementsAttr dense(mlir::MLIRContext *context,
+                                llvm::ArrayRef<int64_t> shape,
+                                const std::vector<float> &values) {
+  auto type =
+      mlir::RankedTensorType::get(shape, mlir::Float32Type::get(context));
+  return llvm::cast<mlir::DenseFPElementsAttr>(
+      mlir::DenseElementsAttr::get(type, llvm::ArrayRef<float>(values)));
 }
 
 } // namespace
@@ -70,6 +115,46 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
     KVRT_RETURN_IF_ERROR(checkPerHead(stats.layers[layer].valueAbsMax,
                                       stats.kvHeads, prefix + "value absmax",
                                       origin));
+    const LayerStatistics &s = stats.layers[layer];
+    if (!stats.heads) {
+      if (!s.queryCenter.empty() || !s.queryMagnitude.empty() ||
+          !s.keyCenter.empty() || !s.keyMagnitude.empty())
+        return Status::error(origin + ": layer " + str(layer) +
+                             " has pre-RoPE statistics but the number of "
+                             "query heads is not given");
+      continue;
+    }
+    if (stats.headDim % 2 || stats.heads % stats.kvHeads)
+      return Status::error(
+          origin +
+          ": pre-RoPE statistics need an even head dimension and a "
+          "multiple of the " +
+          str(stats.kvHeads) + " KV heads as query heads, not " +
+          str(stats.headDim) + " and " + str(stats.heads));
+    int64_t pairs = stats.headDim / 2;
+    KVRT_RETURN_IF_ERROR(checkPairs(s.queryCenter, stats.heads, 2 * pairs,
+                                    false, prefix + "query centre", origin));
+    KVRT_RETURN_IF_ERROR(checkPairs(s.queryMagnitude, stats.heads, pairs, true,
+                                    prefix + "query magnitude", origin));
+    KVRT_RETURN_IF_ERROR(checkPairs(s.keyCenter, stats.kvHeads, 2 * pairs,
+                                    false, prefix + "key centre", origin));
+    KVRT_RETURN_IF_ERROR(checkPairs(s.keyMagnitude, stats.kvHeads, pairs, true,
+                                    prefix + "key magnitude", origin));
+  }
+  if (stats.heads) {
+    std::optional<std::string> mismatch;
+    module.walk([&](mlir::kv::AttentionOp op) {
+      auto queries = llvm::cast<mlir::ShapedType>(op.getQueries().getType());
+      mlir::kv::CacheOp cache = cacheOf(op.getCache());
+      if (!mismatch && cache && !queries.isDynamicDim(1) &&
+          queries.getDimSize(1) != stats.heads)
+        mismatch = origin + ": the statistics describe " +
+                   count(stats.heads, "query head") + " but layer " +
+                   str(int64_t(cache.getLayer())) + "'s attention has " +
+                   count(queries.getDimSize(1), "query head");
+    });
+    if (mismatch)
+      return Status::error(*mismatch);
   }
 
   mlir::MLIRContext *context = module.getContext();
@@ -84,6 +169,23 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
         op, mlir::DenseF32ArrayAttr::get(context, s.keyAbsMax));
     dialect->getValueAbsmaxAttrHelper().setAttr(
         op, mlir::DenseF32ArrayAttr::get(context, s.valueAbsMax));
+    if (!stats.heads) {
+      // Statistics without them replace any the module had.
+      dialect->getQueryCenterAttrHelper().removeAttr(op);
+      dialect->getQueryMagnitudeAttrHelper().removeAttr(op);
+      dialect->getKeyCenterAttrHelper().removeAttr(op);
+      dialect->getKeyMagnitudeAttrHelper().removeAttr(op);
+      continue;
+    }
+    int64_t pairs = stats.headDim / 2;
+    dialect->getQueryCenterAttrHelper().setAttr(
+        op, dense(context, {stats.heads, pairs, 2}, s.queryCenter));
+    dialect->getQueryMagnitudeAttrHelper().setAttr(
+        op, dense(context, {stats.heads, pairs}, s.queryMagnitude));
+    dialect->getKeyCenterAttrHelper().setAttr(
+        op, dense(context, {stats.kvHeads, pairs, 2}, s.keyCenter));
+    dialect->getKeyMagnitudeAttrHelper().setAttr(
+        op, dense(context, {stats.kvHeads, pairs}, s.keyMagnitude));
   }
   return Status::ok();
 }

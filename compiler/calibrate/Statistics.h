@@ -2,8 +2,9 @@
 //
 // Calibration runs the model on text and records, per layer, statistics of
 // what its KV cache receives. The statistics live in the module as
-// discardable attributes of the ops they describe (kv.key_absmax and
-// kv.value_absmax on each kv.cache), with their provenance in kv.calibration
+// discardable attributes of the ops they describe (kv.key_absmax,
+// kv.value_absmax and the pre-RoPE centres on each kv.cache), with their
+// provenance in kv.calibration
 // on the module; passes and the exporter read them there. A statistic of a
 // new kind is a new member of LayerStatistics, a new attribute and a new
 // member of the JSON file (docs/calibration.md), nothing else.
@@ -38,12 +39,22 @@ struct LayerStatistics {
   /// Per KV head, the largest |coordinate| of the keys (after RoPE, as the
   /// cache stores them) and of the values.
   std::vector<float> keyAbsMax, valueAbsMax;
+  /// TriAttention's statistics of the queries (per query head) and keys (per
+  /// KV head) before RoPE, each head seen as headDim/2 complex numbers, one
+  /// per RoPE frequency pair f (coordinates (f, f + headDim/2), or (2f,
+  /// 2f + 1) for interleaved RoPE; real part first): the centre E[q_f],
+  /// [heads][headDim/2][2] row-major, and the mean magnitude E|q_f|,
+  /// [heads][headDim/2], over every token calibration ran. All four are
+  /// empty in statistics that predate them.
+  std::vector<float> queryCenter, queryMagnitude, keyCenter, keyMagnitude;
 };
 
 struct Statistics {
   CalibrationSource source;
   /// The caches described: kvHeads heads of headDim coordinates per layer.
   int64_t kvHeads = 0, headDim = 0;
+  /// Query heads per layer; 0 when the pre-RoPE statistics are absent.
+  int64_t heads = 0;
   /// Indexed by layer.
   std::vector<LayerStatistics> layers;
 };

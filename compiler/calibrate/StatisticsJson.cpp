@@ -42,14 +42,41 @@ void appendString(std::string &out, const std::string &text) {
   out += '"';
 }
 
-void appendFloats(std::string &out, const std::vector<float> &values) {
+void appendFloats(const float *values, size_t count, std::string &out) {
   out += '[';
-  for (size_t i = 0; i < values.size(); ++i) {
+  for (size_t i = 0; i < count; ++i) {
     // Nine significant digits read back to the same f32.
     char number[32];
     std::snprintf(number, sizeof number, "%.9g", double(values[i]));
     out += (i ? ", " : "");
     out += number;
+  }
+  out += ']';
+}
+
+void appendFloats(std::string &out, const std::vector<float> &values) {
+  appendFloats(values.data(), values.size(), out);
+}
+
+/// `values` ([heads][pairs][2], or [heads][pairs] when not `complex`) as
+/// nested arrays.
+void appendPairs(std::string &out, const std::vector<float> &values,
+                 int64_t heads, int64_t pairs, bool complex) {
+  size_t perHead = size_t(pairs) * (complex ? 2 : 1);
+  out += '[';
+  for (int64_t h = 0; h < heads; ++h) {
+    out += h ? ", " : "";
+    const float *head = values.data() + size_t(h) * perHead;
+    if (!complex) {
+      appendFloats(head, perHead, out);
+      continue;
+    }
+    out += '[';
+    for (int64_t f = 0; f < pairs; ++f) {
+      out += f ? ", " : "";
+      appendFloats(head + 2 * f, 2, out);
+    }
+    out += ']';
   }
   out += ']';
 }
@@ -110,6 +137,47 @@ public:
     return Status::ok();
   }
 
+  /// `heads` arrays of `pairCount` finite f32 values, each a [real, imaginary]
+  /// array when `complex`, non-negative when not.
+  Status pairArrays(const Value &object, const std::string &path,
+                    const char *key, int64_t heads, int64_t pairCount,
+                    bool complex, std::vector<float> &out) const {
+    const Value *array;
+    KVRT_RETURN_IF_ERROR(member(object, path, key, Value::Kind::Array, array));
+    std::string field = join(path, key);
+    if (int64_t(array->items().size()) != heads)
+      return fail(field, "has " + std::to_string(array->items().size()) +
+                             " heads; model." +
+                             (key[0] == 'q' ? "heads" : "kv_heads") + " says " +
+                             std::to_string(heads));
+    for (size_t h = 0; h < array->items().size(); ++h) {
+      const Value &head = array->items()[h];
+      std::string headField = field + "[" + std::to_string(h) + "]";
+      if (!head.isArray() || int64_t(head.items().size()) != pairCount)
+        return fail(headField, "must be an array of " +
+                                   std::to_string(pairCount) +
+                                   " entries, one per RoPE frequency pair");
+      for (size_t f = 0; f < head.items().size(); ++f) {
+        std::string at = headField + "[" + std::to_string(f) + "]";
+        const Value &entry = head.items()[f];
+        if (complex && (!entry.isArray() || entry.items().size() != 2))
+          return fail(at, "must be a [real, imaginary] pair of numbers");
+        for (size_t c = 0; c < (complex ? 2u : 1u); ++c) {
+          const Value &item = complex ? entry.items()[c] : entry;
+          double v = item.asDouble();
+          bool ok = item.isNumber() && std::fabs(v) < kF32Overflow &&
+                    (complex || v >= 0);
+          if (!ok)
+            return fail(complex ? at + "[" + std::to_string(c) + "]" : at,
+                        complex ? "must be a finite f32"
+                                : "must be a finite, non-negative f32");
+          out.push_back(float(v));
+        }
+      }
+    }
+    return Status::ok();
+  }
+
 private:
   static std::string join(const std::string &path, const char *key) {
     return path.empty() ? key : path + "." + key;
@@ -134,7 +202,10 @@ std::string statisticsToJson(const Statistics &stats) {
          ", \"window\": " + std::to_string(s.window) + "},\n";
   out += "  \"model\": {\"layers\": " + std::to_string(stats.layers.size()) +
          ", \"kv_heads\": " + std::to_string(stats.kvHeads) +
-         ", \"head_dim\": " + std::to_string(stats.headDim) + "},\n";
+         ", \"head_dim\": " + std::to_string(stats.headDim);
+  if (stats.heads)
+    out += ", \"heads\": " + std::to_string(stats.heads);
+  out += "},\n";
   out += "  \"layers\": [";
   for (size_t i = 0; i < stats.layers.size(); ++i) {
     out += i ? ",\n    " : "\n    ";
@@ -142,6 +213,18 @@ std::string statisticsToJson(const Statistics &stats) {
     appendFloats(out, stats.layers[i].keyAbsMax);
     out += ", \"value_absmax\": ";
     appendFloats(out, stats.layers[i].valueAbsMax);
+    if (stats.heads) {
+      const LayerStatistics &l = stats.layers[i];
+      int64_t pairs = stats.headDim / 2;
+      out += ",\n     \"query_center\": ";
+      appendPairs(out, l.queryCenter, stats.heads, pairs, true);
+      out += ",\n     \"query_magnitude\": ";
+      appendPairs(out, l.queryMagnitude, stats.heads, pairs, false);
+      out += ",\n     \"key_center\": ";
+      appendPairs(out, l.keyCenter, stats.kvHeads, pairs, true);
+      out += ",\n     \"key_magnitude\": ";
+      appendPairs(out, l.keyMagnitude, stats.kvHeads, pairs, false);
+    }
     out += "}";
   }
   out += "\n  ]\n}\n";
@@ -204,6 +287,17 @@ StatusOr<Statistics> statisticsFromJson(std::string_view text,
       r.integer(*model, "model", "kv_heads", 1, kMaxCount, stats.kvHeads));
   KVRT_RETURN_IF_ERROR(
       r.integer(*model, "model", "head_dim", 1, kMaxCount, stats.headDim));
+  // The pre-RoPE statistics are in files from kvopt versions that record
+  // them, with the query heads they describe.
+  if (model->find("heads")) {
+    KVRT_RETURN_IF_ERROR(
+        r.integer(*model, "model", "heads", 1, kMaxCount, stats.heads));
+    if (stats.heads % stats.kvHeads)
+      return r.fail("model.heads", "must be a multiple of model.kv_heads");
+    if (stats.headDim % 2)
+      return r.fail("model.head_dim",
+                    "must be even when the file has pre-RoPE statistics");
+  }
 
   KVRT_RETURN_IF_ERROR(
       r.member(root, "", "layers", Value::Kind::Array, layers));
@@ -222,6 +316,19 @@ StatusOr<Statistics> statisticsFromJson(std::string_view text,
         r.perHead(layer, path, "key_absmax", stats.kvHeads, s.keyAbsMax));
     KVRT_RETURN_IF_ERROR(
         r.perHead(layer, path, "value_absmax", stats.kvHeads, s.valueAbsMax));
+    if (!stats.heads)
+      continue;
+    int64_t pairs = stats.headDim / 2;
+    KVRT_RETURN_IF_ERROR(r.pairArrays(layer, path, "query_center", stats.heads,
+                                      pairs, true, s.queryCenter));
+    KVRT_RETURN_IF_ERROR(r.pairArrays(layer, path, "query_magnitude",
+                                      stats.heads, pairs, false,
+                                      s.queryMagnitude));
+    KVRT_RETURN_IF_ERROR(r.pairArrays(layer, path, "key_center", stats.kvHeads,
+                                      pairs, true, s.keyCenter));
+    KVRT_RETURN_IF_ERROR(r.pairArrays(layer, path, "key_magnitude",
+                                      stats.kvHeads, pairs, false,
+                                      s.keyMagnitude));
   }
   return stats;
 }

@@ -1021,3 +1021,64 @@ module attributes {kv.calibration = #kv.calibration<source = "a.txt", xxh64 = 1,
 // expected-error @+1 {{#kv.calibration source must be a non-empty UTF-8 file name}}
 module attributes {kv.calibration = #kv.calibration<source = "", xxh64 = 1, tokens = 8, window = 8>} {
 }
+
+// -----
+
+func.func @query_center_heads() {
+  // expected-error @+1 {{'kv.cache' op 'kv.query_center' must be a dense tensor<Hx2x2xf32> for a cache of 2 KV heads of 4, H a multiple of the KV heads}}
+  %c = kv.cache layer 0 {kv.query_center = dense<0.0> : tensor<3x2x2xf32>} : !kv.cache<heads = 2, head_dim = 4>
+  return
+}
+
+// -----
+
+func.func @key_center_heads() {
+  // expected-error @+1 {{'kv.cache' op 'kv.key_center' must be a dense tensor<2x2x2xf32> for a cache of 2 KV heads of 4}}
+  %c = kv.cache layer 0 {kv.key_center = dense<0.0> : tensor<4x2x2xf32>} : !kv.cache<heads = 2, head_dim = 4>
+  return
+}
+
+// -----
+
+func.func @key_magnitude_pairs() {
+  // expected-error @+1 {{'kv.cache' op 'kv.key_magnitude' must be a dense tensor<2x2xf32> for a cache of 2 KV heads of 4}}
+  %c = kv.cache layer 0 {kv.key_magnitude = dense<1.0> : tensor<2x4xf32>} : !kv.cache<heads = 2, head_dim = 4>
+  return
+}
+
+// -----
+
+func.func @query_magnitude_type() {
+  // expected-error @+1 {{'kv.cache' op 'kv.query_magnitude' must be a dense tensor<Hx2xf32> for a cache of 2 KV heads of 4, H a multiple of the KV heads}}
+  %c = kv.cache layer 0 {kv.query_magnitude = dense<1.0> : tensor<4x2xf64>} : !kv.cache<heads = 2, head_dim = 4>
+  return
+}
+
+// -----
+
+func.func @query_heads_disagree() {
+  // expected-error @+1 {{'kv.cache' op 'kv.query_center' describes 4 query heads but 'kv.query_magnitude' 2}}
+  %c = kv.cache layer 0 {kv.query_center = dense<0.0> : tensor<4x2x2xf32>, kv.query_magnitude = dense<1.0> : tensor<2x2xf32>} : !kv.cache<heads = 2, head_dim = 4>
+  return
+}
+
+// -----
+
+func.func @magnitude_negative() {
+  // expected-error @+1 {{'kv.cache' op 'kv.query_magnitude' of head 1 must be finite and non-negative, got -1}}
+  %c = kv.cache layer 0 {kv.query_magnitude = dense<[[1.0, 2.0], [0.5, -1.0]]> : tensor<2x2xf32>} : !kv.cache<heads = 2, head_dim = 4>
+  return
+}
+
+// -----
+
+func.func @center_nan() {
+  // expected-error @+1 {{'kv.cache' op 'kv.key_center' of head 0 must be finite, got nan}}
+  %c = kv.cache layer 0 {kv.key_center = dense<[[[0.0, 0x7FC00000], [1.0, 2.0]], [[0.0, 0.0], [0.0, 0.0]]]> : tensor<2x2x2xf32>} : !kv.cache<heads = 2, head_dim = 4>
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'func.func' op carries 'kv.key_magnitude', which belongs on a kv.cache op}}
+func.func private @magnitude_not_on_cache() attributes {kv.key_magnitude = dense<1.0> : tensor<1x2xf32>}

@@ -68,7 +68,7 @@ void addCalibrationOptions(CLI::App &compile, CompileCalibration &options) {
   CLI::Option *text = compile.add_option(
       "--calibrate", options.text,
       "Run the model on this text and record the statistics that fp8 and "
-      "nvfp4 scales need, before the passes");
+      "nvfp4 scales and TriAttention need, before the passes");
   compile
       .add_option("--calibrate-tokens", options.tokens,
                   "Text tokens --calibrate runs the model on, at most")
@@ -109,7 +109,8 @@ void addCalibrateCommand(CLI::App &app, int &exitCode) {
   auto o = std::make_shared<CalibrateOptions>();
   CLI::App *sub = app.add_subcommand(
       "calibrate", "Run a model on text and record the per-layer, per-head "
-                   "statistics that quantization scales need");
+                   "statistics that quantization scales and TriAttention "
+                   "need");
   sub->add_option("model", o->model, "Model folder, .gguf, .onnx or `default`")
       ->required();
   sub->add_option("--data", o->data, "Calibration text file")->required();

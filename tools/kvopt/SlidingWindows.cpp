@@ -1,5 +1,6 @@
 //===- SlidingWindows.cpp -------------------------------------------------===//
 #include "tools/kvopt/SlidingWindows.h"
+#include "tools/kvopt/RemoveOnExit.h"
 
 #include <algorithm>
 #include <cmath>
@@ -37,15 +38,6 @@ struct Running {
   int64_t next;
 };
 
-/// Removes the sequences still running when scoring stops early.
-struct RemoveOnExit {
-  kvrt::Engine &engine;
-  std::vector<Running> &running;
-  ~RemoveOnExit() {
-    for (const Running &r : running)
-      (void)engine.removeSequence(r.sequence);
-  }
-};
 } // namespace
 
 kvrt::StatusOr<TokenScores>
@@ -55,7 +47,7 @@ scoreWindows(kvrt::Engine &engine, const std::vector<int32_t> &tokens,
   TokenScores scores;
   scores.negativeLogLikelihood.assign(tokens.size(), 0.0);
   std::vector<Running> running;
-  RemoveOnExit remove{engine, running};
+  RemoveOnExit<Running> remove{engine, running};
   size_t started = 0;
   while (started < windows.size() || !running.empty()) {
     while (running.size() < batch && started < windows.size()) {

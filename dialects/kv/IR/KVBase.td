@@ -34,10 +34,19 @@ def KV_Dialect : Dialect {
   }];
   // What calibration records (compiler/calibrate/): on each kv.cache, the
   // largest |key| coordinate (after RoPE, as cached) and |value| coordinate
-  // seen per KV head, one f32 per head; on the module, where they came from.
+  // seen per KV head, one f32 per head; TriAttention's pre-RoPE centres of
+  // the layer's queries and keys, per head and RoPE frequency pair f, as
+  // (real, imaginary) E[q_f] (tensor<H x head_dim/2 x 2 x f32>) and mean
+  // magnitudes E|q_f| (tensor<H x head_dim/2 x f32>), H the query heads (a
+  // multiple of the cache's KV heads) or the KV heads; on the module, where
+  // they came from.
   let discardableAttrs = (ins
     "::mlir::DenseF32ArrayAttr":$key_absmax,
     "::mlir::DenseF32ArrayAttr":$value_absmax,
+    "::mlir::DenseFPElementsAttr":$query_center,
+    "::mlir::DenseFPElementsAttr":$query_magnitude,
+    "::mlir::DenseFPElementsAttr":$key_center,
+    "::mlir::DenseFPElementsAttr":$key_magnitude,
     "::mlir::kv::CalibrationAttr":$calibration
   );
   let hasOperationAttrVerify = 1;

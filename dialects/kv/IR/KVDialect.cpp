@@ -3,6 +3,7 @@
 #include "dialects/kv/IR/KVOps.h"
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/BuiltinTypes.h"
 
 #include <cmath>
 
@@ -46,12 +47,73 @@ static LogicalResult verifyAbsMax(Operation *op, NamedAttribute attribute) {
   return success();
 }
 
+/// kv.query_center / kv.key_center (tensor<H x head_dim/2 x 2 x f32>, any
+/// finite values) and kv.query_magnitude / kv.key_magnitude (tensor<H x
+/// head_dim/2 x f32>, finite and non-negative) on a kv.cache op: H is the
+/// cache's KV heads for keys, a multiple of them for queries, and the same
+/// for a query centre and magnitude on one op.
+static LogicalResult verifyPreRope(Operation *op, NamedAttribute attribute) {
+  StringRef name = attribute.getName().getValue();
+  auto cache = dyn_cast<CacheOp>(op);
+  if (!cache)
+    return op->emitOpError()
+           << "carries '" << name << "', which belongs on a kv.cache op";
+  bool center = name == KVDialect::QueryCenterAttrHelper::getNameStr() ||
+                name == KVDialect::KeyCenterAttrHelper::getNameStr();
+  bool query = name == KVDialect::QueryCenterAttrHelper::getNameStr() ||
+               name == KVDialect::QueryMagnitudeAttrHelper::getNameStr();
+  auto cacheType = cast<CacheType>(cache.getType());
+  int64_t kvHeads = cacheType.getHeads(), pairs = cacheType.getHeadDim() / 2;
+  auto values = dyn_cast<DenseFPElementsAttr>(attribute.getValue());
+  auto type = values ? dyn_cast<RankedTensorType>(values.getType())
+                     : RankedTensorType();
+  auto shapeText = [&] {
+    return std::string(query ? "H" : std::to_string(kvHeads)) + "x" +
+           std::to_string(pairs) + (center ? "x2" : "") + "xf32";
+  };
+  if (!type || !type.getElementType().isF32() ||
+      type.getRank() != (center ? 3 : 2) || type.getDimSize(1) != pairs ||
+      (center && type.getDimSize(2) != 2) || type.getDimSize(0) < 1 ||
+      (query ? type.getDimSize(0) % kvHeads != 0
+             : type.getDimSize(0) != kvHeads) ||
+      cacheType.getHeadDim() % 2)
+    return op->emitOpError() << "'" << name << "' must be a dense tensor<"
+                             << shapeText() << "> for a cache of " << kvHeads
+                             << " KV heads of " << cacheType.getHeadDim()
+                             << (query ? ", H a multiple of the KV heads" : "");
+  if (query) {
+    StringRef other = center ? KVDialect::QueryMagnitudeAttrHelper::getNameStr()
+                             : KVDialect::QueryCenterAttrHelper::getNameStr();
+    auto sibling = op->getAttrOfType<DenseFPElementsAttr>(other);
+    auto siblingType =
+        sibling ? dyn_cast<RankedTensorType>(sibling.getType()) : nullptr;
+    if (siblingType && siblingType.getRank() >= 1 &&
+        siblingType.getDimSize(0) != type.getDimSize(0))
+      return op->emitOpError() << "'" << name << "' describes "
+                               << type.getDimSize(0) << " query heads but '"
+                               << other << "' " << siblingType.getDimSize(0);
+  }
+  int64_t perHead = pairs * (center ? 2 : 1);
+  for (auto [i, value] : llvm::enumerate(values.getValues<float>()))
+    if (!std::isfinite(value) || (!center && value < 0))
+      return op->emitOpError()
+             << "'" << name << "' of head " << int64_t(i) / perHead
+             << " must be finite" << (center ? "" : " and non-negative")
+             << ", got " << formatDouble(value);
+  return success();
+}
+
 LogicalResult KVDialect::verifyOperationAttribute(Operation *op,
                                                   NamedAttribute attribute) {
   StringRef name = attribute.getName().getValue();
   if (name == KeyAbsmaxAttrHelper::getNameStr() ||
       name == ValueAbsmaxAttrHelper::getNameStr())
     return verifyAbsMax(op, attribute);
+  if (name == QueryCenterAttrHelper::getNameStr() ||
+      name == QueryMagnitudeAttrHelper::getNameStr() ||
+      name == KeyCenterAttrHelper::getNameStr() ||
+      name == KeyMagnitudeAttrHelper::getNameStr())
+    return verifyPreRope(op, attribute);
   if (name == CalibrationAttrHelper::getNameStr()) {
     if (!isa<ModuleOp>(op))
       return op->emitOpError()

@@ -25,15 +25,34 @@ namespace kvrt {
 
 using SequenceId = uint64_t;
 
+/// Which input of a layer's attention a RoPE call rotates.
+enum class RopeInput { Query, Key };
+
+/// How RoPE pairs a head's coordinates: pair f rotates coordinates (f,
+/// f + headDim/2) (Half, as Hugging Face's rotate_half) or (2f, 2f + 1)
+/// (Interleaved, as GGML's original style), by position * frequency f.
+enum class RopePairing { Half, Interleaved };
+
 /// Sees every key and value row as a cache layer receives it, before it is
-/// encoded (post-RoPE keys, as the cache stores them): calibration records
-/// statistics from it. Called from the engine's thread.
+/// encoded (post-RoPE keys, as the cache stores them), and the queries and
+/// keys each layer's RoPE calls rotate (onPreRope): calibration records
+/// statistics from them. Called from the engine's thread.
 class AppendObserver {
 public:
   virtual ~AppendObserver() = default;
   /// keys and values are [rows, kvHeads, headDim].
   virtual void onAppend(uint32_t layer, const float *keys, const float *values,
                         int64_t rows, int64_t kvHeads, int64_t headDim) = 0;
+  /// `x` is the input of the RoPE call whose output is `layer`'s attention
+  /// queries (heads = query heads) or the keys appended to its cache (heads
+  /// = KV heads): [rows, heads, headDim], before rotation (after Qwen3's
+  /// per-head norm). Called before that RoPE call runs, in plan order, so
+  /// for a layer the queries come before or after its keys as the plan has
+  /// them. The default ignores them.
+  virtual void onPreRope(uint32_t /*layer*/, RopeInput /*input*/,
+                         const float * /*x*/, int64_t /*rows*/,
+                         int64_t /*heads*/, int64_t /*headDim*/,
+                         RopePairing /*pairing*/) {}
 };
 
 struct EngineOptions {
@@ -50,7 +69,8 @@ struct EngineOptions {
   /// Tokens per page in every layer (at most 65536); 0 keeps the
   /// artifact's page sizes.
   uint32_t pageSize = 0;
-  /// Receives every appended key and value; not owned; may be null.
+  /// Receives every appended key and value, and every layer's pre-RoPE
+  /// queries and keys; not owned; may be null.
   AppendObserver *observer = nullptr;
   /// Keeps a bf16 copy of the cache beside the artifact's encodings and
   /// compares every decode step's attention with it (see

@@ -167,6 +167,28 @@ int32_t PagedCache::position(uint32_t layer, uint64_t sequence,
   return l.pages[page]->positions[index % l.shape.pageSize];
 }
 
+void PagedCache::shrink(uint32_t layer, uint64_t sequence, uint64_t encoded) {
+  Sequence &s = sequences_.at(sequence);
+  Layer &l = layers_[layer];
+  uint64_t pageSize = l.shape.pageSize;
+  std::vector<uint32_t> &pages = s.pages[layer];
+  uint64_t room = pages.size() * pageSize - s.length[layer];
+  uint64_t length = encoded + s.tails[layer].tokens();
+  s.encoded[layer] = encoded;
+  s.length[layer] = length;
+  size_t keep = size_t((length + room + pageSize - 1) / pageSize);
+  while (pages.size() > keep) {
+    l.pages[pages.back()]->count = 0;
+    l.free.push_back(pages.back());
+    pages.pop_back();
+    --l.inUse;
+    track(-int64_t(l.pageBytes));
+  }
+  for (size_t p = 0; p < pages.size(); ++p)
+    l.pages[pages[p]]->count = uint32_t(
+        std::min<uint64_t>(pageSize, length - std::min(length, p * pageSize)));
+}
+
 double PagedCache::bytesPerToken() const {
   double bytes = 0;
   for (const Layer &l : layers_)

@@ -113,6 +113,11 @@ public:
   const Tail &tail(uint32_t layer, uint64_t sequence) const;
   /// The position stored for token `index` of the sequence.
   int32_t position(uint32_t layer, uint64_t sequence, uint64_t index) const;
+  /// After the caller has moved the encoded entries it keeps to indices
+  /// [0, encoded) and the tail's positions right after them (see
+  /// evict/Compact.h): sets the counts and frees the pages beyond those
+  /// the tokens left and the room reserved before need.
+  void shrink(uint32_t layer, uint64_t sequence, uint64_t encoded);
 
   /// Bytes of encoded keys and values one token takes across all layers
   /// (page areas divided by the page size: metadata included).

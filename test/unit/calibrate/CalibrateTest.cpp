@@ -11,9 +11,11 @@
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 using namespace kvopt;
@@ -106,14 +108,67 @@ TEST_F(Calibration, IsDeterministicAndRecordsItsSource) {
   EXPECT_EQ(first->source.xxh64, second->source.xxh64);
   EXPECT_EQ(first->kvHeads, 4);
   EXPECT_EQ(first->headDim, 16);
+  EXPECT_EQ(first->heads, 8);
   ASSERT_EQ(first->layers.size(), 2u);
+  auto sameBits = [](const std::vector<float> &x, const std::vector<float> &y) {
+    return x.size() == y.size() &&
+           std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+  };
   for (size_t layer = 0; layer < 2; ++layer) {
     const LayerStatistics &a = first->layers[layer], &b = second->layers[layer];
     EXPECT_EQ(a.keyAbsMax, b.keyAbsMax);
     EXPECT_EQ(a.valueAbsMax, b.valueAbsMax);
     for (float m : a.keyAbsMax)
       EXPECT_GT(m, 0.0f);
+    // The pre-RoPE sums run in double in the order of the rows: the same
+    // bits for any thread count.
+    ASSERT_EQ(a.queryCenter.size(), 8u * 8 * 2);
+    ASSERT_EQ(a.queryMagnitude.size(), 8u * 8);
+    ASSERT_EQ(a.keyCenter.size(), 4u * 8 * 2);
+    ASSERT_EQ(a.keyMagnitude.size(), 4u * 8);
+    EXPECT_TRUE(sameBits(a.queryCenter, b.queryCenter));
+    EXPECT_TRUE(sameBits(a.queryMagnitude, b.queryMagnitude));
+    EXPECT_TRUE(sameBits(a.keyCenter, b.keyCenter));
+    EXPECT_TRUE(sameBits(a.keyMagnitude, b.keyMagnitude));
+    // |E q_f| <= E|q_f|, and the magnitudes are positive.
+    for (size_t i = 0; i < a.queryMagnitude.size(); ++i) {
+      EXPECT_GT(a.queryMagnitude[i], 0.0f);
+      EXPECT_LE(std::hypot(a.queryCenter[2 * i], a.queryCenter[2 * i + 1]),
+                a.queryMagnitude[i] * (1 + 1e-6));
+    }
   }
+}
+
+TEST_F(Calibration, PutsPreRopeStatisticsOnEachCache) {
+  import::ImportedModel model = importModel();
+  calibrate::CalibrationOptions options;
+  options.tokens = 64;
+  kvrt::StatusOr<Statistics> stats =
+      calibrate::calibrate(model, kText, options);
+  ASSERT_TRUE(stats) << stats.status().message();
+  ASSERT_TRUE(calibrate::attachStatistics(*model.module, *stats, "stories"));
+  ASSERT_TRUE(mlir::succeeded(mlir::verify(*model.module)));
+  auto *dialect = context.getLoadedDialect<mlir::kv::KVDialect>();
+  int caches = 0;
+  model.module->walk([&](mlir::kv::CacheOp op) {
+    ++caches;
+    const LayerStatistics &s = stats->layers[op.getLayer()];
+    auto center = dialect->getQueryCenterAttrHelper().getAttr(op);
+    ASSERT_TRUE(center);
+    EXPECT_EQ(center.getType().getShape(), (llvm::ArrayRef<int64_t>{8, 8, 2}));
+    auto centers = center.getValues<float>();
+    EXPECT_EQ(std::vector<float>(centers.begin(), centers.end()),
+              s.queryCenter);
+    auto magnitude = dialect->getKeyMagnitudeAttrHelper().getAttr(op);
+    ASSERT_TRUE(magnitude);
+    EXPECT_EQ(magnitude.getType().getShape(), (llvm::ArrayRef<int64_t>{4, 8}));
+    auto magnitudes = magnitude.getValues<float>();
+    EXPECT_EQ(std::vector<float>(magnitudes.begin(), magnitudes.end()),
+              s.keyMagnitude);
+    EXPECT_TRUE(dialect->getQueryMagnitudeAttrHelper().getAttr(op));
+    EXPECT_TRUE(dialect->getKeyCenterAttrHelper().getAttr(op));
+  });
+  EXPECT_EQ(caches, 2);
 }
 
 TEST_F(Calibration, RefusesTextItCannotUse) {
@@ -240,6 +295,43 @@ TEST_F(Calibration, StatisticsMustFitTheModel) {
   EXPECT_EQ(attached.message(),
             "stats.json: layer 1's value absmax of KV head 3 is nan; it must "
             "be finite and non-negative");
+  s = handMade();
+  s.heads = 8;
+  attached = calibrate::attachStatistics(*model.module, s, "stats.json");
+  ASSERT_FALSE(attached);
+  EXPECT_EQ(attached.message(), "stats.json: layer 0's query centre has 0 "
+                                "values for 8 heads of 16");
+  for (LayerStatistics &layer : s.layers) {
+    layer.queryCenter.assign(8 * 16, 0.5f);
+    layer.queryMagnitude.assign(8 * 8, 1.0f);
+    layer.keyCenter.assign(4 * 16, -0.5f);
+    layer.keyMagnitude.assign(4 * 8, 1.0f);
+  }
+  s.layers[1].keyMagnitude[9] = -1.0f;
+  attached = calibrate::attachStatistics(*model.module, s, "stats.json");
+  ASSERT_FALSE(attached);
+  EXPECT_EQ(attached.message(),
+            "stats.json: layer 1's key magnitude of head 1 is -1.000000; it "
+            "must be finite and non-negative");
+  s.layers[1].keyMagnitude[9] = 1.0f;
+  s.layers[0].queryCenter[3] = INFINITY;
+  attached = calibrate::attachStatistics(*model.module, s, "stats.json");
+  ASSERT_FALSE(attached);
+  EXPECT_EQ(attached.message(),
+            "stats.json: layer 0's query centre of head 0 is inf; it must be "
+            "finite");
+  // 4 query heads fit 4 KV heads, but not this model's 8.
+  s.layers[0].queryCenter[3] = 0.0f;
+  s.heads = 4;
+  for (LayerStatistics &layer : s.layers) {
+    layer.queryCenter.resize(4 * 16);
+    layer.queryMagnitude.resize(4 * 8);
+  }
+  attached = calibrate::attachStatistics(*model.module, s, "stats.json");
+  ASSERT_FALSE(attached);
+  EXPECT_EQ(attached.message(),
+            "stats.json: the statistics describe 4 query heads but layer 0's "
+            "attention has 8 query heads");
   // Nothing was attached by the refused calls.
   EXPECT_FALSE((*model.module)->hasAttr("kv.calibration"));
 }

@@ -27,6 +27,26 @@ Statistics sample() {
   return s;
 }
 
+/// The sample with pre-RoPE statistics of 6 query heads: values of both
+/// signs, with decimal forms that differ from their f32 values.
+Statistics withPreRope() {
+  Statistics s = sample();
+  s.heads = 6;
+  for (size_t l = 0; l < s.layers.size(); ++l) {
+    LayerStatistics &layer = s.layers[l];
+    auto fill = [&](std::vector<float> &out, size_t n, bool sign) {
+      for (size_t i = 0; i < n; ++i)
+        out.push_back((sign && i % 3 == 0 ? -1.0f : 1.0f) *
+                      float(i + 7 * l + 1) / 3.0f);
+    };
+    fill(layer.queryCenter, 6 * 32 * 2, true);
+    fill(layer.queryMagnitude, 6 * 32, false);
+    fill(layer.keyCenter, 3 * 32 * 2, true);
+    fill(layer.keyMagnitude, 3 * 32, false);
+  }
+  return s;
+}
+
 std::string error(const std::string &text) {
   kvrt::StatusOr<Statistics> stats = statisticsFromJson(text, "stats.json");
   EXPECT_FALSE(stats) << text;
@@ -62,6 +82,73 @@ TEST(StatisticsJson, RoundTripsEveryBit) {
     EXPECT_TRUE(sameBits(read->layers[i].keyAbsMax, s.layers[i].keyAbsMax));
     EXPECT_TRUE(sameBits(read->layers[i].valueAbsMax, s.layers[i].valueAbsMax));
   }
+}
+
+TEST(StatisticsJson, RoundTripsPreRopeStatistics) {
+  Statistics s = withPreRope();
+  std::string text = statisticsToJson(s);
+  EXPECT_NE(text.find("\"heads\": 6"), std::string::npos);
+  EXPECT_NE(text.find("\"query_center\": [[[-0.333333343, 0.666666687], "
+                      "[1, -1.33333337]"),
+            std::string::npos)
+      << text.substr(0, 600);
+  kvrt::StatusOr<Statistics> read = statisticsFromJson(text, "stats.json");
+  ASSERT_TRUE(read) << read.status().message();
+  EXPECT_EQ(read->heads, 6);
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    EXPECT_TRUE(sameBits(read->layers[i].queryCenter, s.layers[i].queryCenter));
+    EXPECT_TRUE(
+        sameBits(read->layers[i].queryMagnitude, s.layers[i].queryMagnitude));
+    EXPECT_TRUE(sameBits(read->layers[i].keyCenter, s.layers[i].keyCenter));
+    EXPECT_TRUE(
+        sameBits(read->layers[i].keyMagnitude, s.layers[i].keyMagnitude));
+  }
+  // A file without model.heads (an older kvopt's) has none, and its
+  // layers need none.
+  kvrt::StatusOr<Statistics> old =
+      statisticsFromJson(statisticsToJson(sample()), "stats.json");
+  ASSERT_TRUE(old) << old.status().message();
+  EXPECT_EQ(old->heads, 0);
+  EXPECT_TRUE(old->layers[0].queryCenter.empty());
+}
+
+/// The pre-RoPE sample's document with `from` replaced by `to` (once).
+std::string editedPreRope(const std::string &from, const std::string &to) {
+  std::string text = statisticsToJson(withPreRope());
+  size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return at == std::string::npos ? text : text.replace(at, from.size(), to);
+}
+
+TEST(StatisticsJson, NamesThePreRopeFieldAtFault) {
+  EXPECT_EQ(error(editedPreRope("\"heads\": 6", "\"heads\": 4")),
+            "stats.json: model.heads must be a multiple of model.kv_heads");
+  EXPECT_EQ(error(editedPreRope("\"heads\": 6", "\"heads\": 3")),
+            "stats.json: layers[0].query_center has 6 heads; model.heads "
+            "says 3");
+  EXPECT_EQ(error(editedPreRope("\"key_magnitude\"", "\"key_magnitudes\"")),
+            "stats.json: layers[0].key_magnitude is missing");
+  EXPECT_EQ(error(editedPreRope("\"query_center\": [[[-0.333333343, "
+                                "0.666666687], ",
+                                "\"query_center\": [[")),
+            "stats.json: layers[0].query_center[0] must be an array of 32 "
+            "entries, one per RoPE frequency pair");
+  EXPECT_EQ(
+      error(editedPreRope("[[[-0.333333343, 0.666666687]", "[[[-0.333333343]")),
+      "stats.json: layers[0].query_center[0][0] must be a [real, "
+      "imaginary] pair of numbers");
+  EXPECT_EQ(error(editedPreRope("[[[-0.333333343, 0.666666687]",
+                                "[[[-0.333333343, 1e39]")),
+            "stats.json: layers[0].query_center[0][0][1] must be a finite "
+            "f32");
+  EXPECT_EQ(error(editedPreRope("\"query_magnitude\": [[0.333333343",
+                                "\"query_magnitude\": [[-0.333333343")),
+            "stats.json: layers[0].query_magnitude[0][0] must be a finite, "
+            "non-negative f32");
+  EXPECT_EQ(
+      error(editedPreRope("\"key_center\": [[[", "\"key_center\": [[[0, ")),
+      "stats.json: layers[0].key_center[0][0] must be a [real, "
+      "imaginary] pair of numbers");
 }
 
 TEST(StatisticsJson, RefusesOtherDocuments) {

@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 
 using namespace kvrt;
 
@@ -321,6 +322,114 @@ TEST(Engine, RefusesWhatTheCpuBackendCannotRun) {
   cuda.backend = "cuda";
   EXPECT_EQ(Engine::create(tinyStories(), cuda).status().message(),
             "backend \"cuda\" is not built into this runtime (available: cpu)");
+}
+
+/// Records what an AppendObserver sees: the pre-RoPE calls in order, and
+/// the keys appended (after RoPE).
+struct PreRopeRecorder final : AppendObserver {
+  struct Call {
+    uint32_t layer;
+    RopeInput input;
+    int64_t rows, heads, headDim;
+    RopePairing pairing;
+    std::vector<float> x;
+  };
+  std::vector<Call> calls;
+  std::map<uint32_t, std::vector<float>> appendedKeys;
+
+  void onAppend(uint32_t layer, const float *keys, const float *, int64_t rows,
+                int64_t kvHeads, int64_t headDim) override {
+    appendedKeys[layer].assign(keys, keys + rows * kvHeads * headDim);
+  }
+  void onPreRope(uint32_t layer, RopeInput input, const float *x, int64_t rows,
+                 int64_t heads, int64_t headDim, RopePairing pairing) override {
+    calls.push_back({layer, input, rows, heads, headDim, pairing,
+                     std::vector<float>(x, x + rows * heads * headDim)});
+  }
+};
+
+TEST(Engine, ObserverSeesEachLayersQueriesAndKeysBeforeRope) {
+  for (schema::RopeStyle style :
+       {schema::ROPE_STYLE_HALF, schema::ROPE_STYLE_INTERLEAVED}) {
+    SCOPED_TRACE(schema::RopeStyle_Name(style));
+    test::RandomLlama model = test::makeRandomLlama(5);
+    model.config.mutable_rope()->set_style(style);
+    ArtifactWriter writer;
+    ASSERT_TRUE(
+        test::buildLlama(writer, model.config, model.weights, {}).isOk());
+    std::string path = ::testing::TempDir() + "/engine_test_prerope_" +
+                       std::to_string(int(style)) + ".kvpkg";
+    ASSERT_TRUE(writer.write(path).isOk());
+    PreRopeRecorder recorder;
+    EngineOptions options;
+    options.observer = &recorder;
+    std::unique_ptr<Engine> e = engine(Artifact::open(path).value(), options);
+    SequenceId s = e->addSequence().value();
+    const std::vector<int32_t> tokens = {1, 7, 12, 30, 3};
+    ASSERT_TRUE(e->prefill({{s, tokens}}).isOk());
+
+    const schema::ModelConfig &c = model.config;
+    int64_t rows = int64_t(tokens.size()), d = c.head_dim(), half = d / 2;
+    bool interleaved = style == schema::ROPE_STYLE_INTERLEAVED;
+    ASSERT_EQ(recorder.calls.size(), size_t(2 * c.num_layers()));
+    for (int64_t l = 0; l < c.num_layers(); ++l) {
+      // The plan rotates the queries, then the keys, of each layer.
+      const PreRopeRecorder::Call &q = recorder.calls[2 * l],
+                                  &k = recorder.calls[2 * l + 1];
+      EXPECT_EQ(q.layer, uint32_t(l));
+      EXPECT_EQ(k.layer, uint32_t(l));
+      EXPECT_EQ(q.input, RopeInput::Query);
+      EXPECT_EQ(k.input, RopeInput::Key);
+      EXPECT_EQ(q.heads, c.num_heads());
+      EXPECT_EQ(k.heads, c.num_kv_heads());
+      for (const PreRopeRecorder::Call *call : {&q, &k}) {
+        EXPECT_EQ(call->rows, rows);
+        EXPECT_EQ(call->headDim, d);
+        EXPECT_EQ(call->pairing,
+                  interleaved ? RopePairing::Interleaved : RopePairing::Half);
+      }
+      // Rotating the keys seen before RoPE, pair by pair as the pairing
+      // says, gives the keys appended to the cache.
+      const std::vector<float> &cached = recorder.appendedKeys[uint32_t(l)];
+      ASSERT_EQ(cached.size(), k.x.size());
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t h = 0; h < k.heads; ++h)
+          for (int64_t f = 0; f < half; ++f) {
+            int64_t base = (r * k.heads + h) * d;
+            int64_t a = base + (interleaved ? 2 * f : f);
+            int64_t b = base + (interleaved ? 2 * f + 1 : f + half);
+            double angle = double(r) * std::pow(c.rope().theta(),
+                                                -double(2 * f) / double(d));
+            double re = k.x[a], im = k.x[b];
+            EXPECT_NEAR(cached[a], re * std::cos(angle) - im * std::sin(angle),
+                        1e-5);
+            EXPECT_NEAR(cached[b], re * std::sin(angle) + im * std::cos(angle),
+                        1e-5);
+          }
+    }
+    // Layer 0's queries before RoPE are q_proj(rms_norm(embedding)).
+    const std::vector<float> &embed =
+        model.storage.at("model.embed_tokens.weight");
+    const std::vector<float> &norm =
+        model.storage.at("model.layers.0.input_layernorm.weight");
+    const std::vector<float> &wq =
+        model.storage.at("model.layers.0.self_attn.q_proj.weight");
+    int64_t hidden = c.hidden_size(), width = c.num_heads() * d;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float *x = embed.data() + tokens[size_t(r)] * hidden;
+      double squares = 0;
+      for (int64_t i = 0; i < hidden; ++i)
+        squares += double(x[i]) * x[i];
+      double inverse =
+          1 / std::sqrt(squares / double(hidden) + c.rms_norm_eps());
+      for (int64_t o = 0; o < width; ++o) {
+        double q = 0;
+        for (int64_t i = 0; i < hidden; ++i)
+          q += double(wq[o * hidden + i]) * x[i] * inverse * norm[i];
+        EXPECT_NEAR(recorder.calls[0].x[r * width + o], q, 1e-5);
+      }
+    }
+  }
 }
 
 } // namespace

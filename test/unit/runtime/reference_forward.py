@@ -69,10 +69,13 @@ class Llama:
         rotated = np.concatenate([-x[..., d // 2:], x[..., : d // 2]], axis=-1)
         return x * np.cos(emb) + rotated * np.sin(emb)
 
-    def forward(self, ids, on_cache=None):
+    def forward(self, ids, on_cache=None, on_pre_rope=None):
         """Logits [tokens, vocab] of a whole sequence, without a cache.
         on_cache(layer, keys, values), when given, sees what each layer's
-        cache receives: [tokens, kv_heads, head_dim], keys after RoPE."""
+        cache receives: [tokens, kv_heads, head_dim], keys after RoPE.
+        on_pre_rope(layer, queries, keys), when given, sees each layer's
+        queries [tokens, heads, head_dim] and keys [tokens, kv_heads,
+        head_dim] before RoPE (rotate_half pairs: (i, i + head_dim / 2))."""
         w, t, d = self.w, len(ids), self.head_dim
         positions = np.arange(t)
         x = self.embed[np.array(ids)]
@@ -88,6 +91,8 @@ class Llama:
             if p + "self_attn.q_norm.weight" in w:
                 q = self.rms_norm(q, w[p + "self_attn.q_norm.weight"])
                 k = self.rms_norm(k, w[p + "self_attn.k_norm.weight"])
+            if on_pre_rope:
+                on_pre_rope(layer, q, k)
             q, k = self.rope(q, positions), self.rope(k, positions)
             if on_cache:
                 on_cache(layer, k, v)

@@ -42,6 +42,10 @@ struct Step {
   int64_t heads = 0;
   float epsilon = 0;
   cpu::RopeFrequencies rope;
+  /// rope: the layer whose attention queries or appended keys it rotates,
+  /// and which; -1 when it feeds neither directly.
+  int64_t ropeLayer = -1;
+  RopeInput ropeInput = RopeInput::Query;
   cpu::AttentionParams attention;
 };
 
@@ -173,6 +177,18 @@ Status CpuBackend::prepare() {
   };
   // Slot -> value; a reshape's output is its input's value (a view).
   std::vector<uint32_t> slotValue(plan.slots_size(), kNoBuffer);
+  // Value -> the step that computes it, to find the RoPE calls of each
+  // layer's queries and keys.
+  std::vector<size_t> producer;
+  auto tagRope = [&](uint32_t value, uint32_t layer, RopeInput input) {
+    if (value >= producer.size())
+      return;
+    Step &rope = steps_[producer[value]];
+    if (rope.kernel == Kernel::Rope && rope.ropeLayer < 0) {
+      rope.ropeLayer = layer;
+      rope.ropeInput = input;
+    }
+  };
   for (const schema::KernelCall &call : plan.calls()) {
     Step step;
     // The manifest was validated when the artifact was opened.
@@ -190,6 +206,7 @@ Status CpuBackend::prepare() {
         // lm_head writes straight into the caller's logits.
         slotValue[slot] = uint32_t(bufferWidth_.size());
         bufferWidth_.push_back(step.outputWidth);
+        producer.push_back(steps_.size());
         step.output = slotValue[slot];
       }
     }
@@ -221,6 +238,7 @@ Status CpuBackend::prepare() {
     case Kernel::Append:
       step.attention.layer = call.append().layer();
       step.attention.codecs = layers_[call.append().layer()].codecs;
+      tagRope(step.inputs[0], call.append().layer(), RopeInput::Key);
       break;
     case Kernel::Attention: {
       const schema::AttentionParams &a = call.attention();
@@ -230,6 +248,7 @@ Status CpuBackend::prepare() {
       step.attention.scale = float(a.scale());
       step.attention.slidingWindow =
           a.has_sliding_window() ? a.sliding_window() : 0;
+      tagRope(step.inputs[0], a.layer(), RopeInput::Query);
       break;
     }
     default:
@@ -327,6 +346,10 @@ Status CpuBackend::forward(const BatchView &batch, float *logits) {
     case Kernel::Reshape:
       break;
     case Kernel::Rope:
+      if (observer_ && s.ropeLayer >= 0)
+        observer_->onPreRope(
+            uint32_t(s.ropeLayer), s.ropeInput, in(0), rows, s.heads, s.dim,
+            s.rope.interleaved ? RopePairing::Interleaved : RopePairing::Half);
       cpu::rope(pool_, s.rope, in(0), rows, s.heads, s.dim, batch.positions,
                 out);
       break;

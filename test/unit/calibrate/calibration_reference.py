@@ -6,7 +6,10 @@ the same windows of tokens (the text tokenized by the `tokenizers` package,
 cut into the windows the statistics file records, each after BOS when the
 tokenizer adds one) through reference_forward.py's float64 model, and
 requires every layer's per-head absmax of keys (after RoPE) and values to
-match within 1e-5 relative.
+match within 1e-5 relative, and its pre-RoPE query and key centres and mean
+magnitudes per RoPE frequency pair to match within 1e-6 of the head's
+largest mean magnitude. Prints the mean resultant length |E q_f| / E|q_f|
+averaged over heads and pairs, the concentration TriAttention relies on.
 """
 import argparse
 import json
@@ -22,6 +25,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 from reference_forward import Llama  # noqa: E402
 
 TOLERANCE = 1e-5
+PRE_ROPE_TOLERANCE = 1e-6
+PRE_ROPE = ("query_center", "query_magnitude", "key_center", "key_magnitude")
 
 
 def reference_absmax(model, windows):
@@ -36,6 +41,30 @@ def reference_absmax(model, windows):
     for window in windows:
         model.forward(window, on_cache=record)
     return keys, values
+
+
+def reference_pre_rope(model, windows):
+    """Per layer and head, E[x_f] as [heads, d/2, 2] and E|x_f| as
+    [heads, d/2] of the queries and keys before RoPE, x_f = x_i + j x_{i+d/2}
+    (rotate_half pairs), over every token of every window."""
+    layers, half = model.config["num_hidden_layers"], model.head_dim // 2
+    sums = {name: [0.0] * layers for name in PRE_ROPE}
+    tokens = [0] * layers
+
+    def record(layer, q, k):
+        for side, x in (("query", q), ("key", k)):
+            z = x[..., :half] + 1j * x[..., half:]
+            center = z.sum(axis=0)
+            sums[side + "_center"][layer] = sums[side + "_center"][layer] + \
+                np.stack([center.real, center.imag], axis=-1)
+            sums[side + "_magnitude"][layer] = \
+                sums[side + "_magnitude"][layer] + np.abs(z).sum(axis=0)
+        tokens[layer] += len(q)
+
+    for window in windows:
+        model.forward(window, on_pre_rope=record)
+    return {name: np.array([s / n for s, n in zip(sums[name], tokens)])
+            for name in PRE_ROPE}
 
 
 def main():
@@ -80,6 +109,33 @@ def main():
         failed += not ok
         print(f"{name}: {len(windows)} windows of up to {step} tokens, "
               f"max relative error {error:.2e} (limit {TOLERANCE:.0e})")
+
+    pre_rope = reference_pre_rope(model, windows)
+    for name in PRE_ROPE:
+        kvopt = np.array([layer[name] for layer in stats["layers"]])
+        reference = pre_rope[name]
+        if kvopt.shape != reference.shape:
+            print(f"{name}: kvopt wrote shape {kvopt.shape}, the reference "
+                  f"has {reference.shape}")
+            failed += 1
+            continue
+        # Relative to each head's largest mean magnitude: a centre
+        # coordinate near zero has no meaningful relative error of its own.
+        side = name.split("_")[0]
+        scale = pre_rope[side + "_magnitude"].max(axis=-1)
+        difference = np.abs(kvopt - reference).reshape(*scale.shape, -1)
+        error = (difference.max(axis=-1) / scale).max()
+        failed += not error <= PRE_ROPE_TOLERANCE
+        print(f"{name}: max error {error:.2e} of the head's largest mean "
+              f"magnitude (limit {PRE_ROPE_TOLERANCE:.0e})")
+    for side in ("query", "key"):
+        center = np.array([layer[side + "_center"] for layer in stats["layers"]])
+        magnitude = np.array([layer[side + "_magnitude"]
+                              for layer in stats["layers"]])
+        r = np.hypot(center[..., 0], center[..., 1]) / magnitude
+        print(f"{side} mean resultant length |E x_f| / E|x_f|: mean "
+              f"{r.mean():.3f}, per layer "
+              f"{' '.join(f'{v:.3f}' for v in r.mean(axis=(1, 2)))}")
     return 1 if failed else 0
 
 

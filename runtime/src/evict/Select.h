@@ -1,0 +1,44 @@
+//===- Select.h - Which cached entries a budget keeps -----------*- C++ -*-===//
+//
+// Given scores per (KV head, entry), keeps the attention sinks, the recent
+// window and the best-scored others up to a budget. Selections are per KV
+// head, or one per layer shared by its heads (what the paged cache can
+// compact today: its pages record one position per token for all heads).
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_EVICT_SELECT_H
+#define KVRT_EVICT_SELECT_H
+
+#include "runtime/src/evict/Scores.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace kvrt::evict {
+
+struct SelectionParams {
+  /// Entries kept in all, sinks and recent window included; when these
+  /// alone exceed it, they are all kept anyway.
+  uint64_t budget = 0;
+  /// The first entries of the sequence, always kept.
+  uint64_t sinks = 0;
+  /// The last entries of the sequence, always kept.
+  uint64_t recent = 0;
+  /// One selection for all KV heads, on their scores combined by
+  /// `aggregation`, instead of one per head.
+  bool shared = false;
+  HeadAggregation aggregation = HeadAggregation::Mean;
+};
+
+/// The indices kept of `count` entries, ascending, per KV head (one list
+/// when params.shared); scores[h * stride + i] is entry i's score for KV
+/// head h. Higher scores win, ties go to the earlier entry, NaN counts as
+/// -inf. Keeps everything when count <= budget.
+std::vector<std::vector<uint64_t>> selectKept(const float *scores,
+                                              int64_t kvHeads, int64_t stride,
+                                              uint64_t count,
+                                              const SelectionParams &params);
+
+} // namespace kvrt::evict
+
+#endif // KVRT_EVICT_SELECT_H

@@ -1,0 +1,351 @@
+//===- EvictScoresTest.cpp - Eviction scores and selection ----------------===//
+//
+// Each score against a direct float64 evaluation of its definition
+// (docs/eviction.md): TriAttention summed over the distance grid term by
+// term on keys un-rotated in double, SnapKV's pooling by brute force, and
+// the selection against sorting every entry.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/src/backends/cpu/ThreadPool.h"
+#include "runtime/src/evict/Scores.h"
+#include "runtime/src/evict/Select.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+using namespace kvrt;
+using namespace kvrt::evict;
+
+namespace {
+
+std::vector<float> gaussians(size_t n, uint32_t seed, double sigma = 1.0) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> normal(0.0, sigma);
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = float(normal(rng));
+  return v;
+}
+
+cpu::RopeFrequencies frequencies(schema::RopeScalingKind scaling,
+                                 bool interleaved, int64_t headDim) {
+  schema::Rope rope;
+  rope.set_theta(10000);
+  rope.set_style(interleaved ? schema::ROPE_STYLE_INTERLEAVED
+                             : schema::ROPE_STYLE_HALF);
+  schema::RopeScaling *s = rope.mutable_scaling();
+  s->set_kind(scaling);
+  s->set_factor(4);
+  s->set_low_freq_factor(1);
+  s->set_high_freq_factor(4);
+  s->set_original_max_position(2048);
+  s->set_beta_fast(32);
+  s->set_beta_slow(1);
+  return cpu::ropeFrequencies(rope, headDim);
+}
+
+/// Centres with non-zero means and E|q_f| >= |E q_f|.
+std::vector<QueryCentre> randomCentres(int64_t heads, int64_t half,
+                                       uint32_t seed) {
+  std::vector<float> r = gaussians(size_t(heads * half * 3), seed);
+  std::vector<QueryCentre> centres(static_cast<size_t>(heads));
+  for (int64_t h = 0; h < heads; ++h) {
+    QueryCentre &c = centres[h];
+    for (int64_t f = 0; f < half; ++f) {
+      size_t i = size_t((h * half + f) * 3);
+      c.re.push_back(2 * r[i]);
+      c.im.push_back(2 * r[i + 1]);
+      c.magnitude.push_back(std::hypot(c.re.back(), c.im.back()) +
+                            std::fabs(r[i + 2]));
+    }
+  }
+  return centres;
+}
+
+/// TriAttention by its definition, in float64: un-rotates the cached key,
+/// then sums over the grid and the frequencies.
+double referenceTriAttention(const cpu::RopeFrequencies &freqs, int64_t d,
+                             const std::vector<QueryCentre> &centres, int64_t t,
+                             const std::vector<double> &grid,
+                             const float *cached, int32_t p,
+                             HeadAggregation aggregation) {
+  int64_t half = d / 2;
+  double mean = 0, best = -INFINITY;
+  for (const QueryCentre &c : centres) {
+    double total = 0;
+    for (double distance : grid) {
+      double sum = 0;
+      for (int64_t f = 0; f < half; ++f) {
+        int64_t a = freqs.interleaved ? 2 * f : f;
+        int64_t b = freqs.interleaved ? a + 1 : f + half;
+        double w = freqs.inverse[f], angle = p * w;
+        double kr =
+            (cached[a] * std::cos(angle) + cached[b] * std::sin(angle)) /
+            freqs.attentionFactor;
+        double ki =
+            (cached[b] * std::cos(angle) - cached[a] * std::sin(angle)) /
+            freqs.attentionFactor;
+        double kAbs = std::hypot(kr, ki), qAbs = std::hypot(c.re[f], c.im[f]);
+        double phi = std::atan2(c.im[f], c.re[f]) - std::atan2(ki, kr);
+        sum += qAbs * kAbs * std::cos((double(t) + distance - p) * w + phi);
+        sum += (c.magnitude[f] - qAbs) * kAbs;
+      }
+      total += sum;
+    }
+    double score = total / double(grid.size());
+    mean += score / double(centres.size());
+    best = std::max(best, score);
+  }
+  return aggregation == HeadAggregation::Mean ? mean : best;
+}
+
+struct TriCase {
+  schema::RopeScalingKind scaling;
+  bool interleaved;
+  HeadAggregation aggregation;
+};
+
+class TriAttentionTest : public ::testing::TestWithParam<TriCase> {};
+
+TEST_P(TriAttentionTest, MatchesTheSeriesSummedOverTheGrid) {
+  const TriCase c = GetParam();
+  constexpr int64_t d = 64, heads = 3, keys = 200;
+  cpu::RopeFrequencies freqs = frequencies(c.scaling, c.interleaved, d);
+  std::vector<QueryCentre> centres = randomCentres(heads, d / 2, 7);
+  // Pre-RoPE keys at scattered positions (as after an eviction), rotated
+  // by the runtime's kernel as the cache holds them.
+  std::vector<float> pre = gaussians(size_t(keys * d), 8), cached(pre.size());
+  std::vector<int32_t> positions(keys);
+  for (int64_t i = 0; i < keys; ++i)
+    positions[i] = int32_t(i * 37 + (i % 5) * 11);
+  cpu::ThreadPool pool(1);
+  cpu::rope(pool, freqs, pre.data(), keys, 1, d, positions.data(),
+            cached.data());
+  const int64_t t = positions.back() + 3;
+  for (const std::vector<double> &grid :
+       {geometricDistances(), geometricDistances(16), std::vector<double>{5}}) {
+    TriAttentionScorer scorer(freqs, d, centres.data(), heads, t, grid,
+                              c.aggregation);
+    std::vector<float> scores(keys);
+    scorer.score(cached.data(), d, keys, scores.data());
+    double scale = 0;
+    std::vector<double> expected(keys);
+    for (int64_t i = 0; i < keys; ++i) {
+      expected[i] =
+          referenceTriAttention(freqs, d, centres, t, grid, &cached[i * d],
+                                positions[i], c.aggregation);
+      scale = std::max(scale, std::fabs(expected[i]));
+    }
+    for (int64_t i = 0; i < keys; ++i)
+      EXPECT_NEAR(scores[i], expected[i], 2e-5 * scale) << "key " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Variants, TriAttentionTest,
+    ::testing::Values(
+        TriCase{schema::ROPE_SCALING_NONE, false, HeadAggregation::Mean},
+        TriCase{schema::ROPE_SCALING_NONE, true, HeadAggregation::Max},
+        TriCase{schema::ROPE_SCALING_LLAMA3, false, HeadAggregation::Max},
+        TriCase{schema::ROPE_SCALING_YARN, false, HeadAggregation::Mean},
+        TriCase{schema::ROPE_SCALING_YARN, true, HeadAggregation::Max}));
+
+// With statistics measured on sampled queries and E|q_f| = |E q_f| (no
+// magnitude term), the score is the real RoPE logit q.k averaged over the
+// sampled queries placed at t + D (over a^2, YaRN's factor on both sides).
+TEST(TriAttention, IsTheMeanLogitOfCalibrationQueries) {
+  constexpr int64_t d = 32, samples = 50, keys = 20;
+  cpu::RopeFrequencies freqs = frequencies(schema::ROPE_SCALING_YARN, false, d);
+  std::vector<float> queries = gaussians(size_t(samples * d), 3);
+  for (int64_t s = 0; s < samples; ++s)
+    for (int64_t i = 0; i < d; ++i)
+      queries[s * d + i] += float(i % 3) - 1.0f; // Non-zero centres.
+  QueryCentre centre;
+  for (int64_t f = 0; f < d / 2; ++f) {
+    double re = 0, im = 0;
+    for (int64_t s = 0; s < samples; ++s) {
+      re += queries[s * d + f] / double(samples);
+      im += queries[s * d + f + d / 2] / double(samples);
+    }
+    centre.re.push_back(re);
+    centre.im.push_back(im);
+    centre.magnitude.push_back(std::hypot(re, im));
+  }
+  std::vector<float> pre = gaussians(size_t(keys * d), 4), cached(pre.size());
+  std::vector<int32_t> positions(keys);
+  std::iota(positions.begin(), positions.end(), 100);
+  cpu::ThreadPool pool(1);
+  cpu::rope(pool, freqs, pre.data(), keys, 1, d, positions.data(),
+            cached.data());
+  const int64_t t = 130;
+  std::vector<double> grid = geometricDistances(1024);
+  TriAttentionScorer scorer(freqs, d, &centre, 1, t, grid);
+  std::vector<float> scores(keys);
+  scorer.score(cached.data(), d, keys, scores.data());
+  std::vector<float> rotated(queries.size());
+  for (int64_t i = 0; i < keys; ++i) {
+    double logit = 0;
+    for (double distance : grid) {
+      std::vector<int32_t> at(samples, int32_t(t + distance));
+      cpu::rope(pool, freqs, queries.data(), samples, 1, d, at.data(),
+                rotated.data());
+      for (int64_t s = 0; s < samples; ++s)
+        for (int64_t j = 0; j < d; ++j)
+          logit += double(rotated[s * d + j]) * cached[i * d + j];
+    }
+    double a2 = freqs.attentionFactor * freqs.attentionFactor;
+    EXPECT_NEAR(scores[i], logit / double(samples * grid.size()) / a2, 1e-4)
+        << "key " << i;
+  }
+}
+
+TEST(TriAttention, UnropeInvertsRope) {
+  constexpr int64_t d = 64, rows = 30, heads = 2;
+  for (bool interleaved : {false, true}) {
+    cpu::RopeFrequencies freqs =
+        frequencies(schema::ROPE_SCALING_YARN, interleaved, d);
+    ASSERT_GT(freqs.attentionFactor, 1.0);
+    std::vector<float> x = gaussians(size_t(rows * heads * d), 5),
+                       rotated(x.size()), back(x.size());
+    std::vector<int32_t> positions(rows);
+    for (int64_t r = 0; r < rows; ++r)
+      positions[r] = int32_t(r * 1000 + 7);
+    cpu::ThreadPool pool(1);
+    cpu::rope(pool, freqs, x.data(), rows, heads, d, positions.data(),
+              rotated.data());
+    unrope(freqs, rotated.data(), rows, heads, d, positions.data(),
+           back.data());
+    for (size_t i = 0; i < x.size(); ++i)
+      EXPECT_NEAR(back[i], x[i], 1e-5 * (1 + std::fabs(x[i])));
+  }
+}
+
+TEST(Baselines, StreamingKeepsSinksAndRecent) {
+  std::vector<float> scores(10);
+  streamingScores(10, 2, scores.data());
+  SelectionParams params;
+  params.budget = 5;
+  auto kept = selectKept(scores.data(), 1, 10, 10, params);
+  EXPECT_EQ(kept[0], (std::vector<uint64_t>{0, 1, 7, 8, 9}));
+}
+
+TEST(Baselines, H2OAggregatesRunningSums) {
+  std::vector<float> acc = gaussians(3 * 20, 6);
+  std::vector<float> mean(17), max(17);
+  h2oScores(acc.data(), 3, 20, 17, HeadAggregation::Mean, mean.data());
+  h2oScores(acc.data(), 3, 20, 17, HeadAggregation::Max, max.data());
+  for (int i = 0; i < 17; ++i) {
+    double a = acc[i], b = acc[20 + i], c = acc[40 + i];
+    EXPECT_NEAR(mean[i], (a + b + c) / 3, 1e-6);
+    EXPECT_EQ(max[i], float(std::max({a, b, c})));
+  }
+}
+
+TEST(Baselines, SnapKVPoolsTheWindowVotes) {
+  constexpr int64_t heads = 3, window = 4, stride = 40, count = 33;
+  std::vector<float> w = gaussians(size_t(heads * window * stride), 9);
+  for (float &x : w)
+    x = std::fabs(x);
+  for (int64_t kernel : {1, 4, 7}) {
+    std::vector<float> scores(count);
+    snapkvScores(w.data(), heads, window, stride, count, kernel, scores.data());
+    for (int64_t i = 0; i < count; ++i) {
+      // F.max_pool1d(votes, kernel, stride=1, padding=kernel // 2): output
+      // i covers padded inputs [i, i + kernel), i.e. i - kernel/2 onwards.
+      double expected = 0;
+      for (int64_t h = 0; h < heads; ++h) {
+        double best = -INFINITY;
+        for (int64_t j = i - kernel / 2; j < i - kernel / 2 + kernel; ++j) {
+          if (j < 0 || j >= count)
+            continue;
+          double vote = 0;
+          for (int64_t q = 0; q < window; ++q)
+            vote += w[(h * window + q) * stride + j];
+          best = std::max(best, vote);
+        }
+        expected += best;
+      }
+      EXPECT_NEAR(scores[i], expected, 1e-5) << "kernel " << kernel;
+    }
+  }
+}
+
+/// Selection by its definition: protected entries, then the others sorted
+/// by (score descending, index ascending) until the budget.
+std::vector<uint64_t> referenceSelect(const std::vector<double> &s,
+                                      const SelectionParams &p) {
+  uint64_t n = s.size();
+  std::vector<bool> keep(n, n <= p.budget);
+  uint64_t kept = 0;
+  for (uint64_t i = 0; i < n && n > p.budget; ++i)
+    if (i < p.sinks || i + p.recent >= n) {
+      keep[i] = true;
+      ++kept;
+    }
+  std::vector<uint64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](uint64_t a, uint64_t b) {
+    double va = std::isnan(s[a]) ? -INFINITY : s[a];
+    double vb = std::isnan(s[b]) ? -INFINITY : s[b];
+    return va > vb;
+  });
+  for (uint64_t i : order)
+    if (!keep[i] && kept < p.budget) {
+      keep[i] = true;
+      ++kept;
+    }
+  std::vector<uint64_t> out;
+  for (uint64_t i = 0; i < n; ++i)
+    if (keep[i])
+      out.push_back(i);
+  return out;
+}
+
+TEST(Selection, MatchesSortingEveryEntry) {
+  constexpr int64_t heads = 3, stride = 130;
+  std::mt19937 rng(12);
+  for (int trial = 0; trial < 40; ++trial) {
+    uint64_t count = 1 + rng() % 120;
+    std::vector<float> scores(heads * stride);
+    for (float &x : scores)
+      x = float(int(rng() % 9)); // Many ties.
+    scores[5] = NAN;
+    SelectionParams p;
+    p.budget = rng() % 100;
+    p.sinks = rng() % 6;
+    p.recent = rng() % 40;
+    p.aggregation = trial % 2 ? HeadAggregation::Max : HeadAggregation::Mean;
+    auto perHead = selectKept(scores.data(), heads, stride, count, p);
+    ASSERT_EQ(perHead.size(), size_t(heads));
+    for (int64_t h = 0; h < heads; ++h) {
+      std::vector<double> row(scores.begin() + h * stride,
+                              scores.begin() + h * stride + count);
+      EXPECT_EQ(perHead[h], referenceSelect(row, p)) << "trial " << trial;
+    }
+    p.shared = true;
+    auto shared = selectKept(scores.data(), heads, stride, count, p);
+    ASSERT_EQ(shared.size(), 1u);
+    std::vector<double> combined(count);
+    for (uint64_t i = 0; i < count; ++i) {
+      double sum = 0, best = -INFINITY;
+      for (int64_t h = 0; h < heads; ++h) {
+        double v = scores[h * stride + i];
+        v = std::isnan(v) ? -INFINITY : v;
+        sum += v;
+        best = std::max(best, v);
+      }
+      combined[i] = p.aggregation == HeadAggregation::Mean ? sum / heads : best;
+    }
+    EXPECT_EQ(shared[0], referenceSelect(combined, p)) << "trial " << trial;
+    uint64_t protectedCount =
+        std::min<uint64_t>(count, std::min(p.sinks, count) + p.recent);
+    EXPECT_EQ(shared[0].size(),
+              count <= p.budget ? count : std::max(p.budget, protectedCount));
+  }
+}
+
+} // namespace
