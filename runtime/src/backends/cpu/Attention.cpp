@@ -142,9 +142,14 @@ int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
         if (visible(page.positions[slot]))
           fn(index, &page, slot);
     }
-    for (uint64_t index = encoded; index < encoded + tail.tokens(); ++index)
-      if (visible(cache.position(layer, sequence, index)))
+    // Tail tokens have their positions in the pages too; read them through
+    // `pages`, not the cache's sequence lookup: a prefill visits its whole
+    // tail once per row.
+    for (uint64_t index = encoded; index < encoded + tail.tokens(); ++index) {
+      const Page &page = cache.page(layer, pages[index / shape.pageSize]);
+      if (visible(page.positions[index % shape.pageSize]))
         fn(index, nullptr, 0u);
+    }
   };
 
   int64_t n = 0;
