@@ -67,7 +67,11 @@ protected:
     kvrt::Status exported = exporter::exportModule(*model.module, model.config,
                                                    model.tokenizer, {}, writer);
     EXPECT_TRUE(exported) << exported.message();
-    std::string path = ::testing::TempDir() + "/calibrate-test.kvpkg";
+    // One file per test: ctest runs the tests of this binary in parallel.
+    std::string path =
+        ::testing::TempDir() + "/calibrate-test-" +
+        ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+        ".kvpkg";
     kvrt::Status written = writer.write(path);
     EXPECT_TRUE(written) << written.message();
     auto artifact = kvrt::Artifact::open(path);
