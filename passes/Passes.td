@@ -59,6 +59,62 @@ def KVQuantizePass : Pass<"kv-quantize", "::mlir::ModuleOp"> {
   ];
 }
 
+def KVEvictPass : Pass<"kv-evict", "::mlir::ModuleOp"> {
+  let summary = "Bounds the caches of some layers by evicting entries";
+  let description = [{
+    After the `kv.attention` of each selected layer, inserts a `kv.score`
+    of the cache it read (with the attention's queries) and a `kv.evict`
+    by those scores under the policy the options describe
+    (`#kv.triattention`, `#kv.snapkv`, `#kv.h2o` or `#kv.streaming`). A
+    layer that already has such a pair (an earlier kv-evict) gets the new
+    policy instead, so later invocations override earlier ones for the
+    layers they select, as with kv-quantize.
+
+    `budget=` is required: with a `.` or an exponent it is a fraction in
+    (0, 1] of the tokens each sequence has seen (`0.25`), otherwise a token
+    count of at least 1 (`1024`). `window=` and `sinks=` default to -1, the
+    method's default: window 128 and sinks 0, streaming window 0 and sinks
+    4. `observe=` and `kernel=` are SnapKV's (0: 32 and 7). `layers=` takes
+    kv-quantize's layer ranges.
+
+    The options are checked once, before the pass sees any IR. The pass
+    then refuses: TriAttention on a layer whose `kv.cache` lacks the
+    calibrated `kv.query_center` / `kv.query_magnitude` (`kvopt compile
+    --calibrate FILE`); a layer that attends through a sliding window (the
+    runtime's eviction assumes every cached entry is visible to the next
+    query); caches with `#kv.int` keys or a `#kv.lowrank` side (the
+    `kv.evict` verifier, which also catches a kv-quantize that runs after
+    this pass).
+
+    Example: TriAttention keeping a quarter of the context, the last layer
+    a fixed 1024 entries, with polar-4 caches:
+    ```
+    kvopt-opt --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.25},kv-evict{method=triattention budget=1024 layers=-1},kv-quantize{encoding=polar bits=4})'
+    ```
+  }];
+  let dependentDialects = ["::mlir::kv::KVDialect"];
+  let options = [
+    Option<"method", "method", "std::string", "\"\"",
+           "how entries are scored: triattention, snapkv, h2o or streaming (required)">,
+    Option<"budget", "budget", "std::string", "\"\"",
+           "entries kept per sequence: a fraction in (0, 1] with a '.' or an "
+           "exponent (0.25), or a token count (1024) (required)">,
+    Option<"window", "window", "int64_t", "-1",
+           "most recent entries always kept; -1: 128 (streaming: 0)">,
+    Option<"interval", "interval", "unsigned", "128",
+           "decode steps between compactions">,
+    Option<"sinks", "sinks", "int64_t", "-1",
+           "first entries always kept; -1: 0 (streaming: 4)">,
+    Option<"observe", "observe", "unsigned", "0",
+           "snapkv: the last queries whose attention votes; 0: 32">,
+    Option<"kernel", "kernel", "unsigned", "0",
+           "snapkv: the max-pooling kernel (odd); 0: 7">,
+    ListOption<"layers", "layers", "std::string",
+               "layers to evict from: N, -N (from the end) or A-B, "
+               "comma-separated; default: every layer">
+  ];
+}
+
 def KVPrintWeightsPass : Pass<"kv-print-weights", "::mlir::ModuleOp"> {
   let summary = "Prints every weight's name, type and CRC-32 of its bytes";
   let description = [{

@@ -21,11 +21,13 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 using namespace mlir;
 using kvrt::Status;
@@ -141,6 +143,14 @@ private:
   /// the op's `absMax` statistics (null when uncalibrated).
   Status addScales(kv::CacheOp op, Attribute encoding, DenseF32ArrayAttr absMax,
                    const std::string &side, schema::Encoding &out);
+  /// A new f32 manifest tensor holding `values`; returns its index.
+  uint32_t addF32Tensor(const std::string &name, std::vector<int64_t> shape,
+                        std::vector<float> values);
+  Status exportEvict(kv::EvictOp op);
+  /// The calibrated query statistics of `layer` that TriAttention reads,
+  /// as new tensors for `queryHeads` query heads.
+  Status addQueryStatistics(kv::EvictOp op, uint32_t layer, int64_t queryHeads,
+                            schema::KernelCall &c);
   schema::KernelCall &call(const char *kernel, Operation *op,
                            std::initializer_list<uint32_t> inputs,
                            std::initializer_list<uint32_t> outputs,
@@ -156,6 +166,10 @@ private:
   Value tokens, positions;
   llvm::DenseMap<Value, uint32_t> slots, tensors, layers;
   std::map<int64_t, schema::CacheLayout> cacheLayouts;
+  std::map<int64_t, kv::CacheOp> cacheOps;
+  /// Layers whose attention the plan calls already, and those of them that
+  /// attend through a sliding window.
+  std::set<uint32_t> attended, slidingWindow;
   bool sawLogits = false;
 };
 
@@ -262,6 +276,7 @@ Status PlanExporter::addCacheLayout(kv::CacheOp op) {
     return Status::error(describe(op) + " opens the cache of layer " +
                          std::to_string(layer) + " a second time");
   schema::CacheLayout &c = cacheLayouts[layer];
+  cacheOps[layer] = op;
   c.set_layer(uint32_t(layer));
   c.set_kv_heads(uint32_t(type.getHeads()));
   c.set_head_dim(uint32_t(type.getHeadDim()));
@@ -319,17 +334,64 @@ Status PlanExporter::addScales(kv::CacheOp op, Attribute encoding,
       tensorMax = std::max(tensorMax, headMax);
     scales.push_back(scaleFor(tensorMax, kFp4E2M1Max * kFp8E4M3Max));
   }
-  uint64_t bytes = scales.size() * sizeof(float);
+  int64_t count = int64_t(scales.size());
+  out.set_scale_tensor(addF32Tensor("cache." + std::to_string(op.getLayer()) +
+                                        "." + side + "_scales",
+                                    {count}, std::move(scales)));
+  return Status::ok();
+}
+
+uint32_t PlanExporter::addF32Tensor(const std::string &name,
+                                    std::vector<int64_t> shape,
+                                    std::vector<float> values) {
+  uint64_t bytes = values.size() * sizeof(float);
   schema::Tensor &tensor = *manifest.add_tensors();
-  tensor.set_name("cache." + std::to_string(op.getLayer()) + "." + side +
-                  "_scales");
+  tensor.set_name(name);
   tensor.set_dtype(schema::DTYPE_F32);
-  tensor.add_shape(int64_t(scales.size()));
+  for (int64_t d : shape)
+    tensor.add_shape(d);
   tensor.set_blob(writer.addBlob(
-      bytes, [scales = std::move(scales), bytes](const kvrt::BlobSink &sink) {
-        return sink(scales.data(), bytes);
+      bytes, [values = std::move(values), bytes](const kvrt::BlobSink &sink) {
+        return sink(values.data(), bytes);
       }));
-  out.set_scale_tensor(uint32_t(manifest.tensors_size() - 1));
+  return uint32_t(manifest.tensors_size() - 1);
+}
+
+Status PlanExporter::addQueryStatistics(kv::EvictOp op, uint32_t layer,
+                                        int64_t queryHeads,
+                                        schema::KernelCall &c) {
+  kv::CacheOp cache = cacheOps.at(layer);
+  auto *dialect = op->getContext()->getLoadedDialect<kv::KVDialect>();
+  DenseFPElementsAttr center =
+      dialect->getQueryCenterAttrHelper().getAttr(cache);
+  DenseFPElementsAttr magnitude =
+      dialect->getQueryMagnitudeAttrHelper().getAttr(cache);
+  std::string layerText = std::to_string(layer);
+  if (!center || !magnitude)
+    return Status::error(
+        describe(op) + " evicts from layer " + layerText +
+        " by TriAttention, which scores with calibrated query centres, and "
+        "the layer's kv.cache has no kv.query_center and kv.query_magnitude "
+        "statistics; pass --calibrate FILE (or --calibration stats.json) to "
+        "kvopt compile, or evict with another method");
+  // The dialect verifier checked both shapes against the cache; the heads
+  // must also be those of the queries the call reads.
+  int64_t heads = center.getType().getDimSize(0);
+  if (heads != queryHeads)
+    return Status::error(describe(op) +
+                         ": the calibrated query centres of "
+                         "layer " +
+                         layerText + " describe " + std::to_string(heads) +
+                         " query heads but the layer's attention has " +
+                         std::to_string(queryHeads));
+  for (auto [attr, what] : {std::pair(center, "query_center"),
+                            std::pair(magnitude, "query_magnitude")}) {
+    auto values = attr.getValues<float>();
+    c.add_tensors(
+        addF32Tensor("layers." + layerText + ".evict." + what,
+                     std::vector<int64_t>(attr.getType().getShape()),
+                     std::vector<float>(values.begin(), values.end())));
+  }
   return Status::ok();
 }
 
@@ -460,6 +522,11 @@ Status PlanExporter::exportOp(Operation *op) {
     layers[append.getResult()] = layer;
     return Status::ok();
   }
+  // A kv.score is exported with the kv.evict that reads it.
+  if (isa<kv::ScoreOp>(op))
+    return Status::ok();
+  if (auto evict = dyn_cast<kv::EvictOp>(op))
+    return exportEvict(evict);
   if (auto attention = dyn_cast<kv::AttentionOp>(op)) {
     if (attention.getSelection())
       return Status::error(describe(op) +
@@ -474,8 +541,11 @@ Status PlanExporter::exportOp(Operation *op) {
         *call("attention", op, {queries}, {out}).mutable_attention();
     a.set_layer(layer);
     a.set_scale(attention.getScale().convertToDouble());
-    if (std::optional<int64_t> window = attention.getSlidingWindow())
+    if (std::optional<int64_t> window = attention.getSlidingWindow()) {
       a.set_sliding_window(*window);
+      slidingWindow.insert(layer);
+    }
+    attended.insert(layer);
     return Status::ok();
   }
   if (isa<arith::AddFOp>(op))
@@ -502,7 +572,66 @@ Status PlanExporter::exportOp(Operation *op) {
   return Status::error(describe(op) +
                        " has no kernel in the runtime; the plan can hold "
                        "embedding, rms_norm, linear, reshape, rope, append, "
-                       "attention, add, swiglu and lm_head");
+                       "attention, add, swiglu, lm_head and evict (kv.score "
+                       "with kv.evict)");
+}
+
+Status PlanExporter::exportEvict(kv::EvictOp op) {
+  ASSIGN_OR_RETURN(layer, layerOf(op.getCache(), op));
+  std::string layerText = std::to_string(layer);
+  if (!attended.count(layer))
+    return Status::error(describe(op) + " evicts from layer " + layerText +
+                         " before the layer's attention; the runtime compacts "
+                         "a cache after the attention that reads it (the "
+                         "kv-evict pass puts it there)");
+  if (slidingWindow.count(layer))
+    return Status::error(describe(op) + " evicts from layer " + layerText +
+                         ", which attends through a sliding window; the "
+                         "runtime's eviction assumes every cached entry is "
+                         "visible to the next query");
+  // The kv.evict verifier guarantees a kv.score of the same cache and policy.
+  auto score = op.getScores().getDefiningOp<kv::ScoreOp>();
+  Value queries = score.getQueries();
+  if (!queries.getDefiningOp<kv::RopeOp>())
+    return Status::error(describe(op) + " scores layer " + layerText +
+                         " with queries that no kv.rope made; the runtime "
+                         "reads the layer's RoPE from the rope call that "
+                         "makes its attention's queries");
+  ASSIGN_OR_RETURN(q, slotOf(queries, score));
+
+  auto policy = cast<kv::EvictionPolicyAttrInterface>(op.getPolicy());
+  schema::KernelCall c;
+  c.set_kernel("evict");
+  c.set_name(locationText(op.getLoc()));
+  c.add_inputs(q);
+  schema::EvictParams &e = *c.mutable_evict();
+  e.set_layer(layer);
+  e.set_method(
+      llvm::TypeSwitch<Attribute, schema::EvictMethod>(policy)
+          .Case<kv::SnapKVAttr>(
+              [](auto) { return schema::EVICT_METHOD_SNAPKV; })
+          .Case<kv::H2OAttr>([](auto) { return schema::EVICT_METHOD_H2O; })
+          .Case<kv::StreamingAttr>(
+              [](auto) { return schema::EVICT_METHOD_STREAMING; })
+          .Default([](auto) { return schema::EVICT_METHOD_TRIATTENTION; }));
+  if (auto count = dyn_cast<IntegerAttr>(policy.getBudget()))
+    e.set_budget_tokens(count.getValue().getLimitedValue());
+  else
+    e.set_budget_fraction(
+        cast<FloatAttr>(policy.getBudget()).getValueAsDouble());
+  e.set_window(policy.getWindow());
+  e.set_sinks(policy.getSinks());
+  e.set_interval(policy.getInterval());
+  if (auto snapkv = dyn_cast<kv::SnapKVAttr>(policy)) {
+    e.set_observe(snapkv.getObserve());
+    e.set_kernel(snapkv.getKernel());
+  }
+  if (isa<kv::TriAttentionAttr>(policy))
+    KVRT_RETURN_IF_ERROR(addQueryStatistics(
+        op, layer, cast<RankedTensorType>(queries.getType()).getDimSize(1), c));
+  *plan.add_calls() = std::move(c);
+  layers[op.getResult()] = layer;
+  return Status::ok();
 }
 
 #undef ASSIGN_OR_RETURN

@@ -2,6 +2,7 @@
 #include "compiler/policy/Policy.h"
 
 #include "compiler/import/formats/Quote.h"
+#include "compiler/policy/Budget.h"
 #include "compiler/policy/LayerRange.h"
 #include "compiler/policy/Yaml.h"
 
@@ -21,6 +22,7 @@ enum class ValueKind {
   Unsigned, ///< a whole number from `min` to `max`
   Bool,     ///< true or false
   Layers,   ///< a layer range, or a list of them
+  Budget,   ///< a fraction in (0, 1] with a '.', or a token count
 };
 
 struct OptionSpec {
@@ -31,11 +33,11 @@ struct OptionSpec {
 };
 
 /// A section: the pass its settings become, the options a setting may give
-/// (the pass's own option names) and the one every setting must give.
+/// (the pass's own option names) and those every setting must give.
 struct SectionSpec {
   std::string_view name;
   std::string_view pass;
-  std::string_view required;
+  std::vector<std::string_view> required;
   std::vector<OptionSpec> options;
 };
 
@@ -46,7 +48,7 @@ const std::vector<SectionSpec> &sections() {
   static const std::vector<SectionSpec> specs = {
       {"quantize",
        "kv-quantize",
-       "encoding",
+       {"encoding"},
        {{"encoding", ValueKind::Word},
         // bits=0 tells the pass "not given": a policy that gives bits means
         // a width.
@@ -57,6 +59,18 @@ const std::vector<SectionSpec> &sections() {
         {"scale", ValueKind::Word},
         {"qjl", ValueKind::Bool},
         {"side", ValueKind::Word},
+        {"layers", ValueKind::Layers}}},
+      {"evict",
+       "kv-evict",
+       {"method", "budget"},
+       {{"method", ValueKind::Word},
+        {"budget", ValueKind::Budget},
+        {"window", ValueKind::Unsigned, 0, UINT32_MAX},
+        {"interval", ValueKind::Unsigned, 0, UINT32_MAX},
+        {"sinks", ValueKind::Unsigned, 0, UINT32_MAX},
+        // observe=0 and kernel=0 tell the pass "not given".
+        {"observe", ValueKind::Unsigned, 1, UINT32_MAX},
+        {"kernel", ValueKind::Unsigned, 1, UINT32_MAX},
         {"layers", ValueKind::Layers}}},
   };
   return specs;
@@ -204,9 +218,10 @@ private:
     for (size_t i = 0; i < values.size(); ++i) {
       if (values[i])
         step.options.emplace_back(section.options[i].key, *values[i]);
-      else if (section.options[i].key == section.required)
+      else if (std::find(section.required.begin(), section.required.end(),
+                         section.options[i].key) != section.required.end())
         return errorAt(node, where + " has no '" +
-                                 std::string(section.required) +
+                                 std::string(section.options[i].key) +
                                  "'; every setting names it");
     }
     policy.steps.push_back(std::move(step));
@@ -254,6 +269,18 @@ private:
       return value.text;
     case ValueKind::Layers:
       return readLayers(key, value);
+    case ValueKind::Budget: {
+      if (!plain)
+        return errorAt(value, key +
+                                  " must be a fraction in (0, 1] with a "
+                                  "'.' (0.25) or a token count (1024), "
+                                  "got " +
+                                  describe(value));
+      kvrt::StatusOr<Budget> budget = parseBudget(value.text);
+      if (!budget)
+        return errorAt(value, key + ": " + budget.status().message());
+      return value.text;
+    }
     }
     return errorAt(value, key + " has a kind of value this reader lacks");
   }

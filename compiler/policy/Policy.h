@@ -2,13 +2,13 @@
 //
 // A policy file (docs/policy.md) names, per compression axis, the settings
 // of that axis's pass: a `quantize:` section becomes kv-quantize
-// invocations. Each section is one setting for the whole model plus
-// `overrides`, settings for some layers or one side (key or value) that run
-// after it, so the last setting that covers a layer wins. The keys of a
-// setting are the options of its pass, spelled as on the command line. The
-// reader checks syntax and types with `FILE:LINE:COLUMN` errors; the pass
-// checks what the values mean (which encodings take which bits, which
-// layers exist). It links no MLIR, so a fuzzer can drive it alone.
+// invocations, an `evict:` section kv-evict invocations. Each section is one
+// setting for the whole model plus `overrides`, settings for some layers or one
+// side (key or value) that run after it, so the last setting that covers a
+// layer wins. The keys of a setting are the options of its pass, spelled as on
+// the command line. The reader checks syntax and types with `FILE:LINE:COLUMN`
+// errors; the pass checks what the values mean (which encodings take which
+// bits, which layers exist). It links no MLIR, so a fuzzer can drive it alone.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVOPT_COMPILER_POLICY_POLICY_H

@@ -99,53 +99,64 @@ func.func private @lowrank_polar() attributes {enc = #kv.lowrank<rank = 32, late
 
 // -----
 
-// Budgets are a fraction in (0, 1] or a positive token count.
+// Every eviction policy takes a budget (a fraction in (0, 1] or a positive
+// token count), window, interval and sinks; defaults are elided.
 // CHECK-LABEL: func.func private @triattention_count()
 // CHECK-SAME:    attributes {policy = #kv.triattention<budget = 2048 : i64>}
-func.func private @triattention_count() attributes {policy = #kv.triattention<budget = 2048, window = 128, interval = 128>}
+func.func private @triattention_count() attributes {policy = #kv.triattention<budget = 2048, window = 128, interval = 128, sinks = 0>}
 // CHECK-LABEL: func.func private @triattention_fraction()
-// CHECK-SAME:    attributes {policy = #kv.triattention<budget = 2.500000e-01 : f64, window = 64, interval = 32>}
-func.func private @triattention_fraction() attributes {policy = #kv.triattention<budget = 0.25, window = 64, interval = 32>}
+// CHECK-SAME:    attributes {policy = #kv.triattention<budget = 2.500000e-01 : f64, window = 64, interval = 32, sinks = 4>}
+func.func private @triattention_fraction() attributes {policy = #kv.triattention<budget = 0.25, window = 64, interval = 32, sinks = 4>}
 // CHECK-LABEL: func.func private @triattention_whole()
 // CHECK-SAME:    attributes {policy = #kv.triattention<budget = 1.000000e+00 : f64>}
 func.func private @triattention_whole() attributes {policy = #kv.triattention<budget = 1.0>}
-// CHECK-LABEL: func.func private @triattention_centers()
-// CHECK-SAME:    attributes {policy = #kv.triattention<budget = 1024 : i64, window = 0, centers = dense<{{\[\[}}1.000000e+00, 2.000000e+00], [3.000000e+00, 4.000000e+00]]> : tensor<2x2xf32>>}
-func.func private @triattention_centers() attributes {policy = #kv.triattention<budget = 1024, window = 0, centers = dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>>}
+// Parameters may come in any order and print in declaration order.
+// CHECK-LABEL: func.func private @triattention_order()
+// CHECK-SAME:    attributes {policy = #kv.triattention<budget = 1024 : i64, window = 0, interval = 1, sinks = 16>}
+func.func private @triattention_order() attributes {policy = #kv.triattention<sinks = 16, interval = 1, window = 0, budget = 1024>}
 // A bool is no budget (see invalid.mlir); an unsigned count is one.
 // CHECK-LABEL: func.func private @triattention_unsigned()
 // CHECK-SAME:    attributes {policy = #kv.triattention<budget = 4096 : ui32>}
 func.func private @triattention_unsigned() attributes {policy = #kv.triattention<budget = 4096 : ui32>}
-// CHECK-LABEL: func.func private @triattention_splat_centers()
-// CHECK-SAME:    attributes {policy = #kv.triattention<budget = 5.000000e-01 : f64, centers = dense<0.000000e+00> : tensor<4x2x64xbf16>>}
-func.func private @triattention_splat_centers() attributes {policy = #kv.triattention<budget = 0.5, centers = dense<0.0> : tensor<4x2x64xbf16>>}
+// A count needs room beyond sinks + window: one scored entry is enough.
+// CHECK-LABEL: func.func private @triattention_room()
+// CHECK-SAME:    attributes {policy = #kv.triattention<budget = 133 : i64, sinks = 4>}
+func.func private @triattention_room() attributes {policy = #kv.triattention<budget = 133, sinks = 4>}
+// A fraction is clipped by the runtime, so a small one is no error.
+// CHECK-LABEL: func.func private @triattention_small_fraction()
+// CHECK-SAME:    attributes {policy = #kv.triattention<budget = 1.000000e-03 : f64, window = 512>}
+func.func private @triattention_small_fraction() attributes {policy = #kv.triattention<budget = 0.001, window = 512>}
 
 // -----
 
 // CHECK-LABEL: func.func private @snapkv_defaults()
 // CHECK-SAME:    attributes {policy = #kv.snapkv<budget = 2.500000e-01 : f64>}
-func.func private @snapkv_defaults() attributes {policy = #kv.snapkv<budget = 0.25, window = 32, kernel = 7>}
+func.func private @snapkv_defaults() attributes {policy = #kv.snapkv<budget = 0.25, window = 128, interval = 128, sinks = 0, observe = 32, kernel = 7>}
 // CHECK-LABEL: func.func private @snapkv_explicit()
-// CHECK-SAME:    attributes {policy = #kv.snapkv<budget = 4096 : i64, window = 64, kernel = 1>}
-func.func private @snapkv_explicit() attributes {policy = #kv.snapkv<budget = 4096, window = 64, kernel = 1>}
+// CHECK-SAME:    attributes {policy = #kv.snapkv<budget = 4096 : i64, window = 64, interval = 16, sinks = 2, observe = 64, kernel = 1>}
+func.func private @snapkv_explicit() attributes {policy = #kv.snapkv<budget = 4096, window = 64, interval = 16, sinks = 2, observe = 64, kernel = 1>}
 
 // -----
 
 // CHECK-LABEL: func.func private @h2o_defaults()
 // CHECK-SAME:    attributes {policy = #kv.h2o<budget = 1024 : i64>}
-func.func private @h2o_defaults() attributes {policy = #kv.h2o<budget = 1024, recent = 128>}
+func.func private @h2o_defaults() attributes {policy = #kv.h2o<budget = 1024, window = 128, interval = 128, sinks = 0>}
 // CHECK-LABEL: func.func private @h2o_explicit()
-// CHECK-SAME:    attributes {policy = #kv.h2o<budget = 1.000000e-01 : f64, recent = 0>}
-func.func private @h2o_explicit() attributes {policy = #kv.h2o<budget = 0.1, recent = 0>}
+// CHECK-SAME:    attributes {policy = #kv.h2o<budget = 1.000000e-01 : f64, window = 0, sinks = 8>}
+func.func private @h2o_explicit() attributes {policy = #kv.h2o<budget = 0.1, window = 0, sinks = 8>}
 
 // -----
 
-// CHECK-LABEL: func.func private @streaming()
-// CHECK-SAME:    attributes {policy = #kv.streaming<sinks = 4, recent = 1020>}
-func.func private @streaming() attributes {policy = #kv.streaming<sinks = 4, recent = 1020>}
-// CHECK-LABEL: func.func private @streaming_no_sinks()
-// CHECK-SAME:    attributes {policy = #kv.streaming<sinks = 0, recent = 1>}
-func.func private @streaming_no_sinks() attributes {policy = #kv.streaming<sinks = 0, recent = 1>}
+// StreamingLLM keeps 4 sinks and no protected window by default.
+// CHECK-LABEL: func.func private @streaming_defaults()
+// CHECK-SAME:    attributes {policy = #kv.streaming<budget = 1024 : i64>}
+func.func private @streaming_defaults() attributes {policy = #kv.streaming<budget = 1024, window = 0, interval = 128, sinks = 4>}
+// CHECK-LABEL: func.func private @streaming_explicit()
+// CHECK-SAME:    attributes {policy = #kv.streaming<budget = 5.000000e-01 : f64, window = 128, interval = 64, sinks = 0>}
+func.func private @streaming_explicit() attributes {policy = #kv.streaming<budget = 0.5, window = 128, interval = 64, sinks = 0>}
+// CHECK-LABEL: func.func private @streaming_least()
+// CHECK-SAME:    attributes {policy = #kv.streaming<budget = 5 : i64>}
+func.func private @streaming_least() attributes {policy = #kv.streaming<budget = 5>}
 
 // -----
 

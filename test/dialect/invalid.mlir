@@ -131,60 +131,87 @@ func.func private @lowrank_latent_int_none(!kv.cache<heads = 2, head_dim = 64, k
 
 // -----
 
-// expected-error @+1 {{budget fraction must be in (0, 1], got 0}}
+// expected-error @+1 {{#kv.h2o budget fraction must be in (0, 1], got 0}}
 func.func private @budget_zero_fraction() attributes {policy = #kv.h2o<budget = 0.0>}
 
 // -----
 
 // The fraction prints in its shortest form, not as 1.500000e+00.
-// expected-error-re @+1 {{budget fraction must be in (0, 1], got 1.5{{$}}}}
+// expected-error-re @+1 {{#kv.snapkv budget fraction must be in (0, 1], got 1.5{{$}}}}
 func.func private @budget_above_one() attributes {policy = #kv.snapkv<budget = 1.5>}
 
 // -----
 
-// expected-error @+1 {{budget fraction must be in (0, 1], got -0.25}}
+// expected-error @+1 {{#kv.triattention budget fraction must be in (0, 1], got -0.25}}
 func.func private @budget_negative_fraction() attributes {policy = #kv.triattention<budget = -0.25>}
 
 // -----
 
-// expected-error @+1 {{budget token count must be positive, got 0}}
+// expected-error @+1 {{#kv.triattention budget token count must be positive, got 0}}
 func.func private @budget_zero_count() attributes {policy = #kv.triattention<budget = 0>}
 
 // -----
 
-// expected-error-re @+1 {{budget token count must be positive, got -3{{$}}}}
-func.func private @budget_negative_count() attributes {policy = #kv.h2o<budget = -3, recent = 16>}
+// expected-error-re @+1 {{#kv.h2o budget token count must be positive, got -3{{$}}}}
+func.func private @budget_negative_count() attributes {policy = #kv.h2o<budget = -3, window = 16>}
 
 // -----
 
 // A bool is no token count.
-// expected-error @+1 {{budget must be a fraction in (0, 1] or a positive token count, got true}}
+// expected-error @+1 {{#kv.h2o budget must be a fraction in (0, 1] or a positive token count, got true}}
 func.func private @budget_true() attributes {policy = #kv.h2o<budget = true>}
 
 // -----
 
-// expected-error @+1 {{budget must be a fraction in (0, 1] or a positive token count, got false}}
+// expected-error @+1 {{#kv.triattention budget must be a fraction in (0, 1] or a positive token count, got false}}
 func.func private @budget_false() attributes {policy = #kv.triattention<budget = false>}
 
 // -----
 
-// expected-error @+1 {{budget must be a fraction in (0, 1] or a positive token count, got "half"}}
+// expected-error @+1 {{#kv.snapkv budget must be a fraction in (0, 1] or a positive token count, got "half"}}
 func.func private @budget_string() attributes {policy = #kv.snapkv<budget = "half">}
 
 // -----
 
-// expected-error @+1 {{budget must be a fraction in (0, 1] or a positive token count, got [1, 2]}}
-func.func private @budget_array() attributes {policy = #kv.h2o<budget = [1, 2]>}
+// expected-error @+1 {{#kv.streaming budget must be a fraction in (0, 1] or a positive token count, got [1, 2]}}
+func.func private @budget_array() attributes {policy = #kv.streaming<budget = [1, 2]>}
 
 // -----
 
-// expected-error @+1 {{#kv.triattention interval must be at least 1 step}}
+// expected-error @+1 {{#kv.triattention interval must be at least 1 decode step, got 0}}
 func.func private @triattention_interval() attributes {policy = #kv.triattention<budget = 2048, interval = 0>}
 
 // -----
 
-// expected-error @+1 {{#kv.snapkv observation window must be at least 1 token}}
-func.func private @snapkv_window() attributes {policy = #kv.snapkv<budget = 0.5, window = 0>}
+// expected-error @+1 {{#kv.streaming interval must be at least 1 decode step, got 0}}
+func.func private @streaming_interval() attributes {policy = #kv.streaming<budget = 0.5, interval = 0>}
+
+// -----
+
+// A token count must exceed what is always kept.
+// expected-error @+1 {{#kv.triattention always keeps sinks + window = 0 + 128 = 128 entries, which reaches the budget of 128 tokens and leaves no room for scored entries}}
+func.func private @triattention_no_room() attributes {policy = #kv.triattention<budget = 128>}
+
+// -----
+
+// expected-error @+1 {{#kv.h2o always keeps sinks + window = 4 + 60 = 64 entries, which reaches the budget of 32 tokens and leaves no room for scored entries}}
+func.func private @h2o_no_room() attributes {policy = #kv.h2o<budget = 32, window = 60, sinks = 4>}
+
+// -----
+
+// The default 4 sinks leave no room in a budget of 4.
+// expected-error @+1 {{#kv.streaming always keeps sinks + window = 4 + 0 = 4 entries, which reaches the budget of 4 tokens and leaves no room for scored entries}}
+func.func private @streaming_no_room() attributes {policy = #kv.streaming<budget = 4>}
+
+// -----
+
+// expected-error @+1 {{#kv.snapkv always keeps sinks + window = 0 + 128 = 128 entries, which reaches the budget of 100 tokens and leaves no room for scored entries}}
+func.func private @snapkv_no_room() attributes {policy = #kv.snapkv<budget = 100 : ui16>}
+
+// -----
+
+// expected-error @+1 {{#kv.snapkv observe must be at least 1 query, got 0}}
+func.func private @snapkv_observe() attributes {policy = #kv.snapkv<budget = 0.5, observe = 0>}
 
 // -----
 
@@ -198,8 +225,14 @@ func.func private @snapkv_zero_kernel() attributes {policy = #kv.snapkv<budget =
 
 // -----
 
-// expected-error @+1 {{#kv.streaming needs a recent window of at least 1 token (sinks = 4)}}
-func.func private @streaming_recent() attributes {policy = #kv.streaming<sinks = 4, recent = 0>}
+// The centres are calibration statistics on kv.cache, not a parameter.
+// expected-error @+1 {{duplicate or unknown struct parameter name: centers}}
+func.func private @triattention_centers() attributes {policy = #kv.triattention<budget = 1024, centers = dense<0.0> : tensor<2x2xf32>>}
+
+// -----
+
+// expected-error @+1 {{struct is missing required parameter: budget}}
+func.func private @streaming_no_budget() attributes {policy = #kv.streaming<sinks = 4>}
 
 // -----
 
@@ -547,7 +580,7 @@ func.func @rope_positions(%q: tensor<7x8x16xf32>, %pos: tensor<6xi32>) {
 
 func.func @rope_scaling_kind(%q: tensor<?x8x16xf32>, %pos: tensor<?xi32>) {
   // expected-error @+1 {{'kv.rope' op attribute 'scaling' failed to satisfy constraint}}
-  %0 = kv.rope %q, %pos theta = 1.0e+04 style = half scaling(#kv.h2o<budget = 16>) : tensor<?x8x16xf32>, tensor<?xi32>
+  %0 = kv.rope %q, %pos theta = 1.0e+04 style = half scaling(#kv.h2o<budget = 256>) : tensor<?x8x16xf32>, tensor<?xi32>
   return
 }
 
@@ -767,28 +800,11 @@ func.func @attention_positions(%q: tensor<2x8x16xf32>, %pos: tensor<1xi32>) {
 
 // -----
 
-func.func @score_h2o_no_queries() {
+// Every method scores with the attention's queries.
+func.func @score_no_queries() {
   %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
-  // expected-error @+1 {{'kv.score' op #kv.h2o<budget = 1024 : i64> scores by attention weights and needs `queries`}}
-  %s = kv.score %c policy(#kv.h2o<budget = 1024>) : !kv.cache<heads = 4, head_dim = 16> -> tensor<?x4xf32>
-  return
-}
-
-// -----
-
-func.func @score_snapkv_no_queries() {
-  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
-  // expected-error @+1 {{scores by attention weights and needs `queries`}}
-  %s = kv.score %c policy(#kv.snapkv<budget = 0.25>) : !kv.cache<heads = 4, head_dim = 16> -> tensor<?x4xf32>
-  return
-}
-
-// -----
-
-func.func @score_triattention_no_centers() {
-  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
-  // expected-error @+1 {{'kv.score' op #kv.triattention needs calibrated query centres (centers = ...)}}
-  %s = kv.score %c policy(#kv.triattention<budget = 2048>) : !kv.cache<heads = 4, head_dim = 16> -> tensor<?x4xf32>
+  // expected-error @+1 {{custom op 'kv.score' expected 'queries'}}
+  %s = kv.score %c policy(#kv.streaming<budget = 1024>) : !kv.cache<heads = 4, head_dim = 16> -> tensor<?x4xf32>
   return
 }
 
@@ -812,19 +828,19 @@ func.func @score_head_dim(%q: tensor<?x8x8xf32>) {
 
 // -----
 
-func.func @score_columns() {
+func.func @score_columns(%q: tensor<?x8x16xf32>) {
   %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
   // expected-error @+1 {{'kv.score' op scores must have one column per KV head (4), got 8}}
-  %s = kv.score %c policy(#kv.streaming<sinks = 4, recent = 60>) : !kv.cache<heads = 4, head_dim = 16> -> tensor<?x8xf32>
+  %s = kv.score %c policy(#kv.streaming<budget = 64>) queries %q : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x8xf32>
   return
 }
 
 // -----
 
-func.func @score_policy_kind() {
+func.func @score_policy_kind(%q: tensor<?x8x16xf32>) {
   %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
   // expected-error @+1 {{'kv.score' op attribute 'policy' failed to satisfy constraint}}
-  %s = kv.score %c policy(#kv.twolevel<block = 64, top_blocks = 16, top_tokens = 256>) : !kv.cache<heads = 4, head_dim = 16> -> tensor<?x4xf32>
+  %s = kv.score %c policy(#kv.twolevel<block = 64, top_blocks = 16, top_tokens = 256>) queries %q : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
   return
 }
 
@@ -834,6 +850,68 @@ func.func @evict_columns(%s: tensor<?x2xf32>) {
   %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
   // expected-error @+1 {{'kv.evict' op scores must have one column per KV head (4), got 2}}
   %c1 = kv.evict %c by %s policy(#kv.h2o<budget = 1024>) : !kv.cache<heads = 4, head_dim = 16>, tensor<?x2xf32>
+  return
+}
+
+// -----
+
+// The scores must come from a kv.score of the same cache value and policy.
+func.func @evict_scores_not_scored(%s: tensor<?x4xf32>) {
+  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
+  // expected-error @+1 {{'kv.evict' op scores must come from a kv.score of the same cache and policy}}
+  %c1 = kv.evict %c by %s policy(#kv.h2o<budget = 1024>) : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>
+  return
+}
+
+// -----
+
+func.func @evict_scores_of_another_cache(%q: tensor<?x8x16xf32>) {
+  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
+  %d = kv.cache layer 1 : !kv.cache<heads = 4, head_dim = 16>
+  %s = kv.score %d policy(#kv.h2o<budget = 1024>) queries %q : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
+  // expected-error @+1 {{'kv.evict' op scores come from a kv.score of another cache value; score the cache this op evicts from}}
+  %c1 = kv.evict %c by %s policy(#kv.h2o<budget = 1024>) : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>
+  return
+}
+
+// -----
+
+func.func @evict_scores_of_another_policy(%q: tensor<?x8x16xf32>) {
+  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
+  %s = kv.score %c policy(#kv.h2o<budget = 1024>) queries %q : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
+  // expected-error @+1 {{'kv.evict' op evicts by #kv.h2o<budget = 512 : i64> but its scores come from a kv.score by #kv.h2o<budget = 1024 : i64>; use one policy for both}}
+  %c1 = kv.evict %c by %s policy(#kv.h2o<budget = 512>) : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// KIVI keys are quantized in groups of tokens; KIVI values are not.
+func.func @evict_int_keys(%q: tensor<?x8x64xf32>) {
+  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 64, key = #kv.int<bits = 4, group = 64>>
+  %s = kv.score %c policy(#kv.triattention<budget = 0.5>) queries %q : !kv.cache<heads = 4, head_dim = 64, key = #kv.int<bits = 4, group = 64>>, tensor<?x8x64xf32> -> tensor<?x4xf32>
+  // expected-error @+1 {{'kv.evict' op cannot evict from a cache whose keys are #kv.int<bits = 4, group = 64>: KIVI quantizes keys in groups of 64 tokens, which eviction cannot split; evict with keys in f32, bf16, fp8, nvfp4 or polar, or quantize only values with int (side=value)}}
+  %c1 = kv.evict %c by %s policy(#kv.triattention<budget = 0.5>) : !kv.cache<heads = 4, head_dim = 64, key = #kv.int<bits = 4, group = 64>>, tensor<?x4xf32>
+  return
+}
+
+// -----
+
+func.func @evict_lowrank_keys(%q: tensor<?x8x64xf32>) {
+  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 64, key = #kv.lowrank<rank = 32>>
+  %s = kv.score %c policy(#kv.h2o<budget = 0.5>) queries %q : !kv.cache<heads = 4, head_dim = 64, key = #kv.lowrank<rank = 32>>, tensor<?x8x64xf32> -> tensor<?x4xf32>
+  // expected-error @+1 {{'kv.evict' op cannot evict from a cache whose keys are #kv.lowrank<rank = 32>: the runtime does not compact low-rank caches yet; evict only from layers without #kv.lowrank}}
+  %c1 = kv.evict %c by %s policy(#kv.h2o<budget = 0.5>) : !kv.cache<heads = 4, head_dim = 64, key = #kv.lowrank<rank = 32>>, tensor<?x4xf32>
+  return
+}
+
+// -----
+
+func.func @evict_lowrank_values(%q: tensor<?x8x64xf32>) {
+  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 64, value = #kv.lowrank<rank = 16, latent = #kv.polar<bits = 3>>>
+  %s = kv.score %c policy(#kv.streaming<budget = 2048>) queries %q : !kv.cache<heads = 4, head_dim = 64, value = #kv.lowrank<rank = 16, latent = #kv.polar<bits = 3>>>, tensor<?x8x64xf32> -> tensor<?x4xf32>
+  // expected-error @+1 {{'kv.evict' op cannot evict from a cache whose values are #kv.lowrank<rank = 16, latent = #kv.polar<bits = 3>>: the runtime does not compact low-rank caches yet}}
+  %c1 = kv.evict %c by %s policy(#kv.streaming<budget = 2048>) : !kv.cache<heads = 4, head_dim = 64, value = #kv.lowrank<rank = 16, latent = #kv.polar<bits = 3>>>, tensor<?x4xf32>
   return
 }
 

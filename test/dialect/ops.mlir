@@ -155,56 +155,50 @@ func.func @static_attention(%q: tensor<5x6x64xf32>, %k: tensor<5x2x64xf32>, %v: 
 
 // -----
 
-// SnapKV and H2O read the queries; TriAttention and StreamingLLM do not
-// need them but accept them.
+// Every method scores with the queries of the layer's attention.
 // CHECK-LABEL: func.func @score(
 // CHECK-SAME:    %[[Q:[^:]+]]: tensor<?x8x16xf32>)
 // CHECK:         %[[C:.+]] = kv.cache layer 0
 // CHECK:         kv.score %[[C]] policy(#kv.h2o<budget = 1024 : i64>) queries %[[Q]] : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
-// CHECK:         kv.score %[[C]] policy(#kv.snapkv<budget = 2.500000e-01 : f64>) queries %[[Q]] : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
-// CHECK:         kv.score %[[C]] policy(#kv.streaming<sinks = 4, recent = 1020>) : !kv.cache<heads = 4, head_dim = 16> -> tensor<?x4xf32>
-// CHECK:         kv.score %[[C]] policy(#kv.streaming<sinks = 0, recent = 64>) queries %[[Q]] : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
-// CHECK:         kv.score %[[C]] policy(#kv.triattention<budget = 2048 : i64, centers = dense<5.000000e-01> : tensor<4x16xf32>>) : !kv.cache<heads = 4, head_dim = 16> -> tensor<?x4xf32>
-// CHECK:         kv.score %[[C]] policy(#kv.triattention<budget = 5.000000e-01 : f64, window = 64, interval = 32, centers = dense<0.000000e+00> : tensor<4x16xf32>>) queries %[[Q]] : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
+// CHECK:         kv.score %[[C]] policy(#kv.snapkv<budget = 2.500000e-01 : f64, observe = 16>) queries %[[Q]] : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
+// CHECK:         kv.score %[[C]] policy(#kv.streaming<budget = 1024 : i64>) queries %[[Q]] : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
+// CHECK:         kv.score %[[C]] policy(#kv.triattention<budget = 5.000000e-01 : f64, window = 64, interval = 32>) queries %[[Q]] : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
 // GENERIC-LABEL: sym_name = "score"
 // GENERIC:       "kv.score"(%{{[^,]+}}, %{{[^,]+}}) <{policy = #kv.h2o<budget = 1024 : i64>}> : (!kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32>) -> tensor<?x4xf32>
 // GENERIC:       "kv.score"(%{{[^,]+}}, %{{[^,]+}}) <{policy = #kv.snapkv<
-// GENERIC:       "kv.score"(%{{[^,]+}}) <{policy = #kv.streaming<sinks = 4, recent = 1020>}> : (!kv.cache<heads = 4, head_dim = 16>) -> tensor<?x4xf32>
+// GENERIC:       "kv.score"(%{{[^,]+}}, %{{[^,]+}}) <{policy = #kv.streaming<budget = 1024 : i64>}> : (!kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32>) -> tensor<?x4xf32>
 func.func @score(%q: tensor<?x8x16xf32>) {
   %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
-  %0 = kv.score %c policy(#kv.h2o<budget = 1024, recent = 128>) queries %q
+  %0 = kv.score %c policy(#kv.h2o<budget = 1024, window = 128>) queries %q
       : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
-  %1 = kv.score %c policy(#kv.snapkv<budget = 0.25, window = 32, kernel = 7>) queries %q
+  %1 = kv.score %c policy(#kv.snapkv<budget = 0.25, observe = 16, kernel = 7>) queries %q
       : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
-  %2 = kv.score %c policy(#kv.streaming<sinks = 4, recent = 1020>)
-      : !kv.cache<heads = 4, head_dim = 16> -> tensor<?x4xf32>
-  %3 = kv.score %c policy(#kv.streaming<sinks = 0, recent = 64>) queries %q
+  %2 = kv.score %c policy(#kv.streaming<budget = 1024, sinks = 4>) queries %q
       : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
-  %4 = kv.score %c policy(#kv.triattention<budget = 2048, centers = dense<0.5> : tensor<4x16xf32>>)
-      : !kv.cache<heads = 4, head_dim = 16> -> tensor<?x4xf32>
-  %5 = kv.score %c policy(#kv.triattention<budget = 0.5, window = 64, interval = 32, centers = dense<0.0> : tensor<4x16xf32>>) queries %q
+  %3 = kv.score %c policy(#kv.triattention<budget = 0.5, window = 64, interval = 32>) queries %q
       : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
   return
 }
 
 // -----
 
+// kv.evict reads the scores of a kv.score of the same cache and policy;
+// its result carries the cache on.
 // CHECK-LABEL: func.func @evict(
-// CHECK-SAME:    %[[S:[^:]+]]: tensor<?x4xf32>)
+// CHECK-SAME:    %[[Q:[^:]+]]: tensor<?x8x16xf32>)
 // CHECK:         %[[C:.+]] = kv.cache layer 2
+// CHECK:         %[[S:.+]] = kv.score %[[C]] policy(#kv.h2o<budget = 1024 : i64>) queries %[[Q]]
 // CHECK:         %[[C1:.+]] = kv.evict %[[C]] by %[[S]] policy(#kv.h2o<budget = 1024 : i64>) : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>
-// CHECK:         %[[C2:.+]] = kv.evict %[[C1]] by %[[S]] policy(#kv.snapkv<budget = 5.000000e-01 : f64, window = 16, kernel = 5>) : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>
-// CHECK:         %[[C3:.+]] = kv.evict %[[C2]] by %[[S]] policy(#kv.streaming<sinks = 4, recent = 1020>) : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>
-// CHECK:         kv.evict %[[C3]] by %[[S]] policy(#kv.triattention<budget = 512 : i64>) : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>
+// CHECK:         %[[T:.+]] = kv.score %[[C1]] policy(#kv.triattention<budget = 512 : i64, sinks = 4>) queries %[[Q]]
+// CHECK:         kv.evict %[[C1]] by %[[T]] policy(#kv.triattention<budget = 512 : i64, sinks = 4>) : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>
 // GENERIC-LABEL: sym_name = "evict"
 // GENERIC:       "kv.evict"(%{{[^,]+}}, %{{[^,]+}}) <{policy = #kv.h2o<budget = 1024 : i64>}> : (!kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>) -> !kv.cache<heads = 4, head_dim = 16>
-func.func @evict(%s: tensor<?x4xf32>) {
+func.func @evict(%q: tensor<?x8x16xf32>) {
   %c = kv.cache layer 2 : !kv.cache<heads = 4, head_dim = 16>
-  %c1 = kv.evict %c by %s policy(#kv.h2o<budget = 1024, recent = 128>) : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>
-  %c2 = kv.evict %c1 by %s policy(#kv.snapkv<budget = 0.5, window = 16, kernel = 5>) : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>
-  %c3 = kv.evict %c2 by %s policy(#kv.streaming<sinks = 4, recent = 1020>) : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>
-  // Eviction itself does not need TriAttention's centres (scoring does).
-  %c4 = kv.evict %c3 by %s policy(#kv.triattention<budget = 512>) : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>
+  %s = kv.score %c policy(#kv.h2o<budget = 1024>) queries %q : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
+  %c1 = kv.evict %c by %s policy(#kv.h2o<budget = 1024>) : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>
+  %t = kv.score %c1 policy(#kv.triattention<budget = 512, sinks = 4>) queries %q : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
+  %c2 = kv.evict %c1 by %t policy(#kv.triattention<budget = 512, sinks = 4>) : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>
   return
 }
 

@@ -95,8 +95,24 @@
 // RUN: kvopt-opt %S/Inputs/head-dim-96.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=nvfp4})' | FileCheck %s --check-prefix=NVFP4-96
 // RUN: kvopt-opt %S/Inputs/head-dim-96.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=4 group=32})' | FileCheck %s --check-prefix=INT-96
 
-// Three layers: layer 1 evicts and appends again after eviction, layer 2
-// starts out in fp8 and is read through a selection and a prefetch.
+// Caches that are evicted from: the new type reaches the kv.score, the
+// kv.evict and the append after it. KIVI keys cannot be evicted from (the
+// kv.evict verifier says so), KIVI values can.
+// RUN: kvopt-opt %S/Inputs/evicting.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=polar bits=3 seed=7})' | FileCheck %s --check-prefix=EVICT-POLAR3
+// RUN: kvopt-opt %S/Inputs/evicting.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=2 side=value})' | FileCheck %s --check-prefix=EVICT-INT-VALUES
+// RUN: not kvopt-opt %S/Inputs/evicting.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=2})' 2>&1 | FileCheck %s --check-prefix=ERR-EVICT-INT-KEYS
+// EVICT-POLAR3-LABEL: func.func @evicting(
+// EVICT-POLAR3:         %[[C:.+]] = kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
+// EVICT-POLAR3:         %[[CA:.+]] = kv.append %{{.+}} into %[[C]] : {{.+}} into !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
+// EVICT-POLAR3:         %[[S:.+]] = kv.score %[[CA]] {{.+}} : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>, tensor<?x8x64xf32> -> tensor<?x2xf32>
+// EVICT-POLAR3:         %[[CE:.+]] = kv.evict %[[CA]] by %[[S]] {{.+}} : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>, tensor<?x2xf32>
+// EVICT-POLAR3:         %[[CB:.+]] = kv.append %{{.+}} into %[[CE]] : {{.+}} into !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
+// EVICT-POLAR3:         kv.attention %{{.+}}, %[[CB]] at {{.+}} !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
+// EVICT-INT-VALUES:     kv.evict {{.+}} : !kv.cache<heads = 2, head_dim = 64, value = #kv.int<bits = 2, group = 32>>, tensor<?x2xf32>
+// ERR-EVICT-INT-KEYS: evicting.mlir:{{[0-9]+}}:{{[0-9]+}}: error: 'kv.evict' op cannot evict from a cache whose keys are #kv.int<bits = 2, group = 32>: KIVI quantizes keys in groups of 32 tokens, which eviction cannot split; evict with keys in f32, bf16, fp8, nvfp4 or polar, or quantize only values with int (side=value)
+
+// Three layers: layer 2 starts out in fp8 and is read through a selection
+// and a prefetch.
 func.func @model(%q: tensor<?x8x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %pos: tensor<?xi32>) -> tensor<?x8x64xf32> {
   %c0 = kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64>
   %c0a = kv.append %k, %v at %pos into %c0 : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32> into !kv.cache<heads = 2, head_dim = 64>
@@ -104,10 +120,7 @@ func.func @model(%q: tensor<?x8x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x
 
   %c1 = kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64>
   %c1a = kv.append %k, %v at %pos into %c1 : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32> into !kv.cache<heads = 2, head_dim = 64>
-  %s1 = kv.score %c1a policy(#kv.h2o<budget = 1024>) queries %o0 : !kv.cache<heads = 2, head_dim = 64>, tensor<?x8x64xf32> -> tensor<?x2xf32>
-  %c1e = kv.evict %c1a by %s1 policy(#kv.h2o<budget = 1024>) : !kv.cache<heads = 2, head_dim = 64>, tensor<?x2xf32>
-  %c1b = kv.append %k, %v at %pos into %c1e : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32> into !kv.cache<heads = 2, head_dim = 64>
-  %o1 = kv.attention %o0, %c1b at %pos scale = 0.125 : tensor<?x8x64xf32>, !kv.cache<heads = 2, head_dim = 64>, tensor<?xi32> -> tensor<?x8x64xf32>
+  %o1 = kv.attention %o0, %c1a at %pos scale = 0.125 : tensor<?x8x64xf32>, !kv.cache<heads = 2, head_dim = 64>, tensor<?xi32> -> tensor<?x8x64xf32>
 
   %c2 = kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.fp8<e5m2>, value = #kv.fp8<e5m2>>
   %c2a = kv.append %k, %v at %pos into %c2 : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32> into !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.fp8<e5m2>, value = #kv.fp8<e5m2>>
@@ -160,18 +173,15 @@ func.func @model(%q: tensor<?x8x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x
 // POLAR2:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 2>, value = #kv.polar<bits = 2>>
 // POLAR2:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.polar<bits = 2>, value = #kv.polar<bits = 2>>
 
-// Every value that carries a cache on gets the new type: the appends (also
-// the one after eviction), the eviction, and the readers that take them.
+// Every value that carries a cache on gets the new type: the appends and the
+// readers that take them.
 // POLAR3-LABEL: func.func @model(
 // POLAR3:         %[[C0:.+]] = kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
 // POLAR3:         %[[C0A:.+]] = kv.append %{{.+}}, %{{.+}} at %{{.+}} into %[[C0]] : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32> into !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
 // POLAR3:         kv.attention %{{.+}}, %[[C0A]] at %{{.+}} : tensor<?x8x64xf32>, !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>, tensor<?xi32> -> tensor<?x8x64xf32>
 // POLAR3:         %[[C1:.+]] = kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
 // POLAR3:         %[[C1A:.+]] = kv.append %{{.+}} into %[[C1]] : {{.+}} into !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
-// POLAR3:         %[[S1:.+]] = kv.score %[[C1A]] {{.+}} : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>, tensor<?x8x64xf32> -> tensor<?x2xf32>
-// POLAR3:         %[[C1E:.+]] = kv.evict %[[C1A]] by %[[S1]] {{.+}} : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>, tensor<?x2xf32>
-// POLAR3:         %[[C1B:.+]] = kv.append %{{.+}} into %[[C1E]] : {{.+}} into !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
-// POLAR3:         kv.attention %{{.+}}, %[[C1B]] at {{.+}} !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
+// POLAR3:         kv.attention %{{.+}}, %[[C1A]] at {{.+}} !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
 // POLAR3:         %[[C2:.+]] = kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
 // POLAR3:         %[[C2A:.+]] = kv.append %{{.+}} into %[[C2]] : {{.+}} into !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
 // POLAR3:         %[[SEL:.+]] = kv.select %{{.+}}, %[[C2A]] {{.+}} !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>> -> tensor<?x2x256xi32>
@@ -203,7 +213,6 @@ func.func @model(%q: tensor<?x8x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x
 // MIXED-LABEL: func.func @model(
 // MIXED:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64>
 // MIXED:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3>, value = #kv.int<bits = 2, group = 32>>
-// MIXED:         kv.evict {{.+}} : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3>, value = #kv.int<bits = 2, group = 32>>, tensor<?x2xf32>
 // MIXED:         kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32>
 
 // QJL-LABEL: func.func @model(
@@ -230,7 +239,6 @@ func.func @model(%q: tensor<?x8x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x
 // KEEP-BOTH:         %[[C0:.+]] = kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64>
 // KEEP-BOTH:         kv.append {{.+}} into %[[C0]] : {{.+}} into !kv.cache<heads = 2, head_dim = 64>
 // KEEP-BOTH:         kv.cache layer 1 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3>, value = #kv.polar<bits = 3>>
-// KEEP-BOTH:         kv.evict {{.+}} : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3>, value = #kv.polar<bits = 3>>, tensor<?x2xf32>
 // KEEP-BOTH:         %[[C2:.+]] = kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32>
 // KEEP-BOTH:         kv.append {{.+}} into %[[C2]] : {{.+}} into !kv.cache<heads = 2, head_dim = 64, page = 32>
 

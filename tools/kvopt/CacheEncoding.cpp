@@ -1,6 +1,10 @@
 //===- CacheEncoding.cpp --------------------------------------------------===//
 #include "tools/kvopt/CacheEncoding.h"
 
+#include <cstdio>
+#include <iterator>
+#include <map>
+
 namespace kvopt::cli {
 
 namespace schema = kvrt::schema;
@@ -35,13 +39,59 @@ static std::string describeLayer(const schema::CacheLayout &layer) {
   return key == value ? key : "K " + key + " V " + value;
 }
 
+/// "triattention, budget 0.25 of the tokens seen, window 128, interval 128,
+/// sinks 0" (SnapKV adds its observation window and kernel).
+std::string describeEviction(const schema::EvictParams &e) {
+  static const char *const methods[] = {"triattention", "snapkv", "h2o",
+                                        "streaming"};
+  std::string text = unsigned(e.method()) < std::size(methods)
+                         ? methods[e.method()]
+                         : "method " + std::to_string(int(e.method()));
+  char budget[64];
+  if (e.budget_case() == kvrt::schema::EvictParams::kBudgetFraction)
+    std::snprintf(budget, sizeof(budget), "%g of the tokens seen",
+                  e.budget_fraction());
+  else
+    std::snprintf(budget, sizeof(budget), "%llu tokens",
+                  (unsigned long long)e.budget_tokens());
+  text += std::string(", budget ") + budget + ", window " +
+          std::to_string(e.window()) + ", interval " +
+          std::to_string(e.interval()) + ", sinks " + std::to_string(e.sinks());
+  if (e.method() == kvrt::schema::EVICT_METHOD_SNAPKV)
+    text += ", observe " + std::to_string(e.observe()) + ", kernel " +
+            std::to_string(e.kernel());
+  return text;
+}
+
+/// "h2o 25%" or "h2o 512 tokens": a layer's eviction in two words.
+std::string shortEviction(const schema::EvictParams &e) {
+  std::string text = describeEviction(e);
+  text = text.substr(0, text.find(','));
+  char budget[64];
+  if (e.budget_case() == schema::EvictParams::kBudgetFraction)
+    std::snprintf(budget, sizeof(budget), " %g%%", 100 * e.budget_fraction());
+  else
+    std::snprintf(budget, sizeof(budget), " %llu tokens",
+                  (unsigned long long)e.budget_tokens());
+  return text + budget;
+}
+
 std::string summarizeCache(const schema::Manifest &manifest) {
+  std::map<uint32_t, std::string> evictions;
+  for (const schema::KernelCall &call : manifest.plan().calls())
+    if (call.has_evict())
+      evictions[call.evict().layer()] = ", " + shortEviction(call.evict());
+  auto describe = [&](int i) {
+    auto found = evictions.find(uint32_t(i));
+    return describeLayer(manifest.cache(i)) +
+           (found == evictions.end() ? "" : found->second);
+  };
   std::string summary;
   int first = 0;
   for (int i = 0; i < manifest.cache_size(); ++i) {
-    std::string layer = describeLayer(manifest.cache(i));
+    std::string layer = describe(i);
     bool last = i + 1 == manifest.cache_size();
-    if (!last && describeLayer(manifest.cache(i + 1)) == layer)
+    if (!last && describe(i + 1) == layer)
       continue;
     if (first == 0 && last)
       return layer;

@@ -12,10 +12,15 @@ namespace kvopt::cli {
 /// parameters, as the dialect spells them.
 std::string describeEncoding(const kvrt::schema::Encoding &encoding);
 
+/// "triattention, budget 0.25 of the tokens seen, window 128, interval 128,
+/// sinks 0" (SnapKV adds its observation window and kernel).
+std::string describeEviction(const kvrt::schema::EvictParams &eviction);
+
 /// The cache of every layer in a few words for a table: "polar<bits=3
 /// seed=0>" when keys and values of all layers agree, "K fp8<...> V bf16"
 /// when keys and values differ, and runs of layers ("0-1 bf16, 2-29 ...")
-/// when layers differ.
+/// when layers differ; a layer's eviction follows its encoding ("bf16,
+/// h2o 25%").
 std::string summarizeCache(const kvrt::schema::Manifest &manifest);
 
 } // namespace kvopt::cli

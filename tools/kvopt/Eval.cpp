@@ -70,6 +70,10 @@ struct ArtifactResult {
   double kvBytesPerToken = 0;
   double bitsPerCoordinate = 0;
   double seconds = 0;
+  /// While scoring: the most cache bytes held at once, and what eviction
+  /// did (all layers together).
+  uint64_t peakKvBytes = 0;
+  uint64_t kvCompactions = 0, kvEvictedEntries = 0;
   TokenScores scores;
   std::vector<kvrt::LayerFidelity> fidelity;
   PasskeyResult passkey;
@@ -327,6 +331,10 @@ evaluate(std::shared_ptr<const kvrt::Artifact> artifact, const EvalOptions &o,
           .count();
   result.scores = std::move(*scored);
   result.fidelity = (*engine)->fidelity();
+  kvrt::EngineStats stats = (*engine)->stats();
+  result.peakKvBytes = stats.peakKvBytes;
+  result.kvCompactions = stats.kvCompactions;
+  result.kvEvictedEntries = stats.kvEvictedEntries;
   return result;
 }
 
@@ -427,6 +435,7 @@ void printResults(const Evaluation &e, const EvalOptions &o) {
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> header = {"artifact", "cache", "bits/coord",
                                      "bytes/token", "vs bf16"};
+  header.push_back("peak KV");
   if (e.ppl)
     header.insert(header.end(), {"ppl", "change (std err)"});
   if (e.fidelity)
@@ -437,10 +446,12 @@ void printResults(const Evaluation &e, const EvalOptions &o) {
   rows.push_back(header);
   for (const ArtifactResult &r : e.results) {
     PplChange change = changeFrom(e.results[0], r);
-    std::vector<std::string> row = {
-        r.path, r.cache, format("%.2f", r.bitsPerCoordinate),
-        bytesPerToken(r.kvBytesPerToken),
-        format("%.2fx", 16.0 / r.bitsPerCoordinate)};
+    std::vector<std::string> row = {r.path,
+                                    r.cache,
+                                    format("%.2f", r.bitsPerCoordinate),
+                                    bytesPerToken(r.kvBytesPerToken),
+                                    format("%.2fx", 16.0 / r.bitsPerCoordinate),
+                                    megabytes(r.peakKvBytes)};
     if (e.ppl)
       row.insert(row.end(),
                  {format("%.4f", r.perplexity()),
@@ -560,6 +571,9 @@ bool writeJson(std::ostream &os, const Evaluation &e, const EvalOptions &o) {
     if (scored) {
       json.member("tokens", r.scores.tokens);
       json.member("seconds", r.seconds);
+      json.member("peak_kv_bytes", r.peakKvBytes);
+      json.member("kv_compactions", r.kvCompactions);
+      json.member("kv_evicted_entries", r.kvEvictedEntries);
     }
     if (e.ppl) {
       json.member("ppl", r.perplexity());

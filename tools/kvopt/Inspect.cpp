@@ -13,6 +13,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <iterator>
 #include <map>
 
 namespace kvopt::cli {
@@ -25,6 +26,33 @@ bool sameLayout(schema::CacheLayout a, schema::CacheLayout b) {
   a.clear_layer();
   b.clear_layer();
   return a.SerializeAsString() == b.SerializeAsString();
+}
+
+/// One row per run of layers that evict alike, or nothing when no layer
+/// evicts.
+void printEviction(const schema::Manifest &m) {
+  std::map<uint32_t, std::string> evicting;
+  for (const schema::KernelCall &call : m.plan().calls())
+    if (call.has_evict())
+      evicting[call.evict().layer()] = describeEviction(call.evict());
+  if (evicting.empty())
+    return;
+  std::printf("eviction:\n");
+  auto describe = [&](int layer) {
+    auto found = evicting.find(uint32_t(layer));
+    return found == evicting.end() ? std::string("none") : found->second;
+  };
+  int first = 0;
+  for (int i = 0; i < m.cache_size(); ++i) {
+    std::string row = describe(i);
+    if (i + 1 < m.cache_size() && describe(i + 1) == row)
+      continue;
+    std::string layers = first == i ? "layer " + std::to_string(first)
+                                    : "layers " + std::to_string(first) + "-" +
+                                          std::to_string(i);
+    std::printf("  %-12s %s\n", layers.c_str(), row.c_str());
+    first = i + 1;
+  }
 }
 
 int runInspect(const std::string &path) {
@@ -109,6 +137,7 @@ int runInspect(const std::string &path) {
                 "of %s\n",
                 bytesPerToken(total).c_str(), bf16 / total,
                 bytesPerToken(bf16).c_str());
+  printEviction(m);
 
   std::map<std::string, int> kernels;
   for (const schema::KernelCall &call : m.plan().calls())

@@ -192,12 +192,12 @@ LogicalResult LowRankEncodingAttr::verifyVectorSize(
 //===----------------------------------------------------------------------===//
 
 LogicalResult
-mlir::kv::verifyBudget(Attribute budget,
+mlir::kv::verifyBudget(Attribute budget, StringRef policy,
                        function_ref<InFlightDiagnostic()> emitError) {
   if (auto f = llvm::dyn_cast<FloatAttr>(budget)) {
     double v = f.getValueAsDouble();
     if (!(v > 0.0 && v <= 1.0))
-      return emitError() << "budget fraction must be in (0, 1], got "
+      return emitError() << policy << " budget fraction must be in (0, 1], got "
                          << formatDouble(v);
     return success();
   }
@@ -207,50 +207,78 @@ mlir::kv::verifyBudget(Attribute budget,
     bool isSigned = !i.getType().isUnsignedInteger();
     const llvm::APInt &count = i.getValue();
     if (count.isZero() || (isSigned && count.isNegative()))
-      return emitError() << "budget token count must be positive, got "
+      return emitError() << policy
+                         << " budget token count must be positive, got "
                          << llvm::toString(count, 10, isSigned);
     return success();
   }
-  return emitError() << "budget must be a fraction in (0, 1] or a positive "
+  return emitError() << policy
+                     << " budget must be a fraction in (0, 1] or a positive "
                         "token count, got "
                      << budget;
 }
 
+/// The settings every eviction policy shares: `policy` is its name in
+/// diagnostics (`#kv.h2o`).
+static LogicalResult
+verifyEviction(function_ref<InFlightDiagnostic()> emitError, StringRef policy,
+               Attribute budget, unsigned window, unsigned interval,
+               unsigned sinks) {
+  if (failed(verifyBudget(budget, policy, emitError)))
+    return failure();
+  if (interval == 0)
+    return emitError() << policy
+                       << " interval must be at least 1 decode step, got 0";
+  // A token count must leave room beyond what is always kept; a fraction
+  // depends on the sequence and is the runtime's to clip.
+  if (auto count = llvm::dyn_cast<IntegerAttr>(budget)) {
+    uint64_t kept = uint64_t(sinks) + window;
+    if (count.getValue().ule(kept))
+      return emitError() << policy << " always keeps sinks + window = " << sinks
+                         << " + " << window << " = " << kept
+                         << " entries, which reaches the budget of "
+                         << count.getValue().getLimitedValue()
+                         << " tokens and leaves no room for scored entries";
+  }
+  return success();
+}
+
 LogicalResult
 TriAttentionAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                         Attribute budget, unsigned, unsigned interval,
-                         ElementsAttr) {
-  if (interval == 0)
-    return emitError() << "#kv.triattention interval must be at least 1 step";
-  return verifyBudget(budget, emitError);
+                         Attribute budget, unsigned window, unsigned interval,
+                         unsigned sinks) {
+  return verifyEviction(emitError, "#kv.triattention", budget, window, interval,
+                        sinks);
 }
 
 LogicalResult SnapKVAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                  Attribute budget, unsigned window,
-                                 unsigned kernel) {
-  if (window == 0)
-    return emitError() << "#kv.snapkv observation window must be at least 1 "
-                          "token";
+                                 unsigned interval, unsigned sinks,
+                                 unsigned observe, unsigned kernel) {
+  if (failed(verifyEviction(emitError, "#kv.snapkv", budget, window, interval,
+                            sinks)))
+    return failure();
+  if (observe == 0)
+    return emitError() << "#kv.snapkv observe must be at least 1 query, got 0";
   if (kernel == 0 || kernel % 2 == 0)
     return emitError() << "#kv.snapkv pooling kernel must be odd and "
                           "positive, got "
                        << kernel;
-  return verifyBudget(budget, emitError);
+  return success();
 }
 
 LogicalResult H2OAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                              Attribute budget, unsigned) {
-  return verifyBudget(budget, emitError);
+                              Attribute budget, unsigned window,
+                              unsigned interval, unsigned sinks) {
+  return verifyEviction(emitError, "#kv.h2o", budget, window, interval, sinks);
 }
 
 LogicalResult
 StreamingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                      unsigned sinks, unsigned recent) {
-  if (recent == 0)
-    return emitError() << "#kv.streaming needs a recent window of at least 1 "
-                          "token (sinks = "
-                       << sinks << ")";
-  return success();
+                      Attribute budget, unsigned window, unsigned interval,
+                      unsigned sinks) {
+  return verifyEviction(emitError, "#kv.streaming", budget, window, interval,
+                        sinks);
 }
 
 LogicalResult TwoLevelAttr::verify(function_ref<InFlightDiagnostic()> emitError,

@@ -30,8 +30,9 @@ std::string formatDouble(double value);
 namespace mlir::kv {
 
 /// Checks an eviction budget: a fraction in (0, 1] or a positive token count.
+/// `policy` names the attribute in the diagnostic (`#kv.h2o`).
 llvm::LogicalResult
-verifyBudget(Attribute budget,
+verifyBudget(Attribute budget, llvm::StringRef policy,
              llvm::function_ref<InFlightDiagnostic()> emitError);
 
 } // namespace mlir::kv

@@ -212,58 +212,110 @@ def KV_CalibrationAttr : KV_Attr<"Calibration", "calibration"> {
 // Eviction and selection policies
 //===----------------------------------------------------------------------===//
 
-def KV_TriAttentionAttr : KV_Attr<"TriAttention", "triattention"> {
+// Every eviction policy has the same four settings (budget, window,
+// interval, sinks); SnapKV adds its observation window and pooling kernel.
+def KV_EvictionPolicyAttrInterface : AttrInterface<"EvictionPolicyAttrInterface"> {
+  let cppNamespace = "::mlir::kv";
+  let description = [{
+    An eviction policy: how `kv.score` ranks a layer's cached entries and
+    how many of them `kv.evict` keeps. The first `sinks` and the last
+    `window` entries are always kept; the others compete for the rest of
+    the `budget`. A sequence is compacted after a prefill and whenever its
+    cache holds `budget + interval` entries or more.
+  }];
+  let methods = [
+    InterfaceMethod<[{
+        Entries kept per sequence: an IntegerAttr token count (at least 1)
+        or a FloatAttr fraction in (0, 1] of the tokens the sequence has seen.
+      }], "::mlir::Attribute", "getBudget">,
+    InterfaceMethod<"The most recent entries, always kept.", "unsigned",
+                    "getWindow">,
+    InterfaceMethod<"Decode steps between compactions (at least 1).",
+                    "unsigned", "getInterval">,
+    InterfaceMethod<"The first entries (attention sinks), always kept.",
+                    "unsigned", "getSinks">,
+    InterfaceMethod<"The method's name: the attribute's mnemonic.",
+                    "::llvm::StringRef", "getMethod", (ins), [{}],
+                    [{ return ConcreteAttr::getMnemonic(); }]>
+  ];
+}
+
+class KV_EvictionPolicyAttr<string name, string mnemonic>
+    : KV_Attr<name, mnemonic, [KV_EvictionPolicyAttrInterface]> {
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def KV_TriAttentionAttr : KV_EvictionPolicyAttr<"TriAttention", "triattention"> {
   let summary = "TriAttention eviction: trigonometric scores from pre-RoPE query centres";
   let description = [{
-    Keeps `budget` entries (a fraction in (0, 1] of the context, or a
-    positive token count) chosen by the TriAttention score, plus the `window`
-    most recent tokens, compacting every `interval` decode steps. `centers`
-    holds the calibrated per-head query statistics the score needs.
+    Keeps `budget` entries (a positive token count, or a fraction in (0, 1]
+    of the tokens the sequence has seen): the first `sinks`, the `window`
+    most recent, and the best of the others by the TriAttention score, the
+    expected attention logit of future queries computed in closed form from
+    the cached (post-RoPE) keys. Compacts after a prefill and every
+    `interval` decode steps beyond the budget.
 
-    Example: `#kv.triattention<budget = 2048, window = 128, interval = 128>`
+    The score needs the calibrated pre-RoPE query centres and magnitudes of
+    the layer, which are not parameters of this attribute: they sit on the
+    layer's `kv.cache` op as `kv.query_center` and `kv.query_magnitude`
+    (`kvopt compile --calibrate FILE`, docs/calibration.md).
+
+    Example: `#kv.triattention<budget = 2048, window = 128, interval = 128, sinks = 0>`
   }];
   let parameters = (ins "::mlir::Attribute":$budget,
                         DefaultValuedParameter<"unsigned", "128">:$window,
                         DefaultValuedParameter<"unsigned", "128">:$interval,
-                        OptionalParameter<"::mlir::ElementsAttr">:$centers);
-  let assemblyFormat = "`<` struct(params) `>`";
-  let genVerifyDecl = 1;
+                        DefaultValuedParameter<"unsigned", "0">:$sinks);
 }
 
-def KV_SnapKVAttr : KV_Attr<"SnapKV", "snapkv"> {
+def KV_SnapKVAttr : KV_EvictionPolicyAttr<"SnapKV", "snapkv"> {
   let summary = "SnapKV eviction: attention of an observation window, pooled";
   let description = [{
-    Scores prompt entries by the attention the last `window` queries pay them,
-    max-pooled over `kernel` neighbouring tokens, and keeps `budget` of them.
+    Scores entries by the attention the last `observe` queries of the layer
+    pay them, max-pooled over `kernel` (odd) neighbouring entries, and keeps
+    `budget` entries: the first `sinks`, the `window` most recent and the
+    best-scored others, compacting like `#kv.triattention`.
 
-    Example: `#kv.snapkv<budget = 0.25, window = 32, kernel = 7>`
+    Example: `#kv.snapkv<budget = 0.25, window = 128, interval = 128, sinks = 0, observe = 32, kernel = 7>`
   }];
   let parameters = (ins "::mlir::Attribute":$budget,
-                        DefaultValuedParameter<"unsigned", "32">:$window,
+                        DefaultValuedParameter<"unsigned", "128">:$window,
+                        DefaultValuedParameter<"unsigned", "128">:$interval,
+                        DefaultValuedParameter<"unsigned", "0">:$sinks,
+                        DefaultValuedParameter<"unsigned", "32">:$observe,
                         DefaultValuedParameter<"unsigned", "7">:$kernel);
-  let assemblyFormat = "`<` struct(params) `>`";
-  let genVerifyDecl = 1;
 }
 
-def KV_H2OAttr : KV_Attr<"H2O", "h2o"> {
+def KV_H2OAttr : KV_EvictionPolicyAttr<"H2O", "h2o"> {
   let summary = "H2O eviction: accumulated attention (heavy hitters) plus recent tokens";
   let description = [{
-    Example: `#kv.h2o<budget = 1024, recent = 128>`
+    Scores entries by the attention weight every query so far paid them
+    (the heavy hitters) and keeps `budget` entries: the first `sinks`, the
+    `window` most recent and the best-scored others, compacting like
+    `#kv.triattention`.
+
+    Example: `#kv.h2o<budget = 1024, window = 128, interval = 128, sinks = 0>`
   }];
   let parameters = (ins "::mlir::Attribute":$budget,
-                        DefaultValuedParameter<"unsigned", "128">:$recent);
-  let assemblyFormat = "`<` struct(params) `>`";
-  let genVerifyDecl = 1;
+                        DefaultValuedParameter<"unsigned", "128">:$window,
+                        DefaultValuedParameter<"unsigned", "128">:$interval,
+                        DefaultValuedParameter<"unsigned", "0">:$sinks);
 }
 
-def KV_StreamingAttr : KV_Attr<"Streaming", "streaming"> {
+def KV_StreamingAttr : KV_EvictionPolicyAttr<"Streaming", "streaming"> {
   let summary = "StreamingLLM eviction: attention sinks plus a recent window";
   let description = [{
-    Example: `#kv.streaming<sinks = 4, recent = 1020>`
+    Keeps the first `sinks` entries and the most recent others up to
+    `budget` entries, so `window` (0 by default) changes nothing but the
+    verifier's room check. Compacts like `#kv.triattention`.
+
+    Example: `#kv.streaming<budget = 1024, window = 0, interval = 128, sinks = 4>`
   }];
-  let parameters = (ins "unsigned":$sinks, "unsigned":$recent);
-  let assemblyFormat = "`<` struct(params) `>`";
-  let genVerifyDecl = 1;
+  let parameters = (ins "::mlir::Attribute":$budget,
+                        DefaultValuedParameter<"unsigned", "0">:$window,
+                        DefaultValuedParameter<"unsigned", "128">:$interval,
+                        DefaultValuedParameter<"unsigned", "4">:$sinks);
 }
 
 def KV_TwoLevelAttr : KV_Attr<"TwoLevel", "twolevel"> {

@@ -228,28 +228,34 @@ LogicalResult AttentionOp::verify() {
                           "the queries");
 }
 
-/// SnapKV and H2O score by attention, so they need the queries.
-static bool policyReadsQueries(Attribute policy) {
-  return llvm::isa<SnapKVAttr, H2OAttr>(policy);
-}
-
 LogicalResult ScoreOp::verify() {
   auto cache = llvm::cast<CacheType>(getCache().getType());
-  Attribute policy = getPolicy();
-  if (policyReadsQueries(policy) && !getQueries())
-    return emitOpError() << policy
-                         << " scores by attention weights and needs `queries`";
-  if (auto tri = llvm::dyn_cast<TriAttentionAttr>(policy);
-      tri && !tri.getCenters())
-    return emitOpError() << "#kv.triattention needs calibrated query centres "
-                            "(centers = ...): calibrate the model first "
-                            "(kvopt calibrate, or kvopt compile --calibrate)";
-  if (getQueries() && failed(verifyQueryGroups(*this, getQueries(), cache)))
+  if (failed(verifyQueryGroups(*this, getQueries(), cache)))
     return failure();
   if (!compatible(dim(getScores(), 1), cache.getHeads()))
     return emitOpError() << "scores must have one column per KV head ("
                          << cache.getHeads() << "), got "
                          << extent(dim(getScores(), 1));
+  return success();
+}
+
+LogicalResult
+mlir::kv::verifyEvictable(CacheType cache,
+                          function_ref<InFlightDiagnostic()> emitError) {
+  for (auto [encoding, side] : {std::pair(cache.getKey(), "keys"),
+                                std::pair(cache.getValue(), "values")})
+    if (llvm::isa<LowRankEncodingAttr>(encoding))
+      return emitError() << "cannot evict from a cache whose " << side
+                         << " are " << encoding
+                         << ": the runtime does not compact low-rank caches "
+                            "yet; evict only from layers without #kv.lowrank";
+  if (auto kivi = llvm::dyn_cast<IntEncodingAttr>(cache.getKey()))
+    return emitError() << "cannot evict from a cache whose keys are " << kivi
+                       << ": KIVI quantizes keys in groups of "
+                       << kivi.getGroup()
+                       << " tokens, which eviction cannot split; evict with "
+                          "keys in f32, bf16, fp8, nvfp4 or polar, or "
+                          "quantize only values with int (side=value)";
   return success();
 }
 
@@ -259,6 +265,19 @@ LogicalResult EvictOp::verify() {
     return emitOpError() << "scores must have one column per KV head ("
                          << cache.getHeads() << "), got "
                          << extent(dim(getScores(), 1));
+  if (failed(verifyEvictable(cache, [&] { return emitOpError(); })))
+    return failure();
+  auto score = getScores().getDefiningOp<ScoreOp>();
+  if (!score)
+    return emitOpError() << "scores must come from a kv.score of the same "
+                            "cache and policy";
+  if (score.getCache() != getCache())
+    return emitOpError() << "scores come from a kv.score of another cache "
+                            "value; score the cache this op evicts from";
+  if (score.getPolicy() != getPolicy())
+    return emitOpError() << "evicts by " << getPolicy()
+                         << " but its scores come from a kv.score by "
+                         << score.getPolicy() << "; use one policy for both";
   return success();
 }
 

@@ -24,4 +24,13 @@ struct CacheResource : public SideEffects::Resource::Base<CacheResource> {
 #define GET_OP_CLASSES
 #include "dialects/kv/IR/KVOps.h.inc"
 
+namespace mlir::kv {
+/// Checks that entries can be evicted from a cache of type `cache` one by
+/// one: its keys are not KIVI (#kv.int, quantized in groups of tokens) and
+/// neither side is #kv.lowrank, which the runtime cannot compact yet.
+llvm::LogicalResult
+verifyEvictable(CacheType cache,
+                llvm::function_ref<InFlightDiagnostic()> emitError);
+} // namespace mlir::kv
+
 #endif // KVOPT_DIALECTS_KV_IR_KVOPS_H

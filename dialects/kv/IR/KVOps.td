@@ -231,21 +231,25 @@ def KV_AttentionOp : KV_Op<"attention", [
 def KV_ScoreOp : KV_Op<"score", [MemoryEffects<[MemRead<KV_CacheResource>]>]> {
   let summary = "Scores every cached entry for eviction under a policy";
   let description = [{
-    One score per cached token and KV head (higher is kept). SnapKV and H2O
-    read the attention of `queries`; TriAttention and StreamingLLM need none.
+    One score per cached token and KV head (higher is kept). `queries` are
+    the queries of the layer's attention (after RoPE): SnapKV and H2O score
+    by their attention weights, and every method reads the layer's RoPE
+    from the rope that made them. TriAttention also reads the calibrated
+    `kv.query_center` and `kv.query_magnitude` of the layer's `kv.cache`.
+    The `kv-evict` pass inserts it after the layer's `kv.attention`.
 
     Example:
     ```mlir
-    %s = kv.score %c policy(#kv.h2o<budget = 1024, recent = 128>) queries %q
+    %s = kv.score %c policy(#kv.h2o<budget = 1024>) queries %q
         : !kv.cache<heads = 4, head_dim = 16>, tensor<?x8x16xf32> -> tensor<?x4xf32>
     ```
   }];
   let arguments = (ins KV_Cache:$cache, KV_EvictionPolicy:$policy,
-                       Optional<KV_HeadsTensor>:$queries);
+                       KV_HeadsTensor:$queries);
   let results = (outs 2DTensorOf<[F32]>:$scores);
   let assemblyFormat = [{
-    $cache `policy` `(` $policy `)` (`queries` $queries^)? attr-dict `:` type($cache)
-    (`,` type($queries)^)? `->` type($scores)
+    $cache `policy` `(` $policy `)` `queries` $queries attr-dict `:` type($cache)
+    `,` type($queries) `->` type($scores)
   }];
   let hasVerifier = 1;
 }
@@ -254,12 +258,18 @@ def KV_EvictOp : KV_Op<"evict", [AllTypesMatch<["cache", "result"]>,
     MemoryEffects<[MemRead<KV_CacheResource>, MemWrite<KV_CacheResource>]>]> {
   let summary = "Keeps the best-scored entries within the policy's budget";
   let description = [{
-    Compacts the cache to the policy's budget by `scores`, always keeping the
-    protected recent window (and sinks). Kept entries keep their positions.
+    Compacts the cache to the policy's budget by `scores`, which a
+    `kv.score` with the same policy made over the same cache, always keeping
+    the first `sinks` and the last `window` entries. Kept entries keep their
+    positions. The runtime keeps the cache between calls, so the result is
+    usually unused; the op writes the cache, so it is never dead code.
+
+    Keys in `#kv.int` (KIVI quantizes them in groups of tokens, which
+    eviction cannot split) and `#kv.lowrank` caches are refused.
 
     Example:
     ```mlir
-    %c2 = kv.evict %c1 by %s policy(#kv.h2o<budget = 1024, recent = 128>)
+    %c2 = kv.evict %c1 by %s policy(#kv.h2o<budget = 1024>)
         : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4xf32>
     ```
   }];

@@ -92,7 +92,8 @@ struct LayerFidelity {
   /// Mean over queries of |o - o_ref| / |o_ref|.
   double outputRelativeError = 0;
   /// Mean over queries of |top-k(w) & top-k(w_ref)| / k, k = min(topK,
-  /// visible entries).
+  /// visible entries); over the queries that saw as many entries as the
+  /// reference (NaN when eviction left none).
   double topKOverlap = 0;
 };
 
@@ -158,6 +159,10 @@ struct EngineStats {
   /// Bytes of cache pages attached to sequences, now and at most so far.
   uint64_t kvBytesInUse = 0;
   uint64_t peakKvBytes = 0;
+  /// Eviction (kv-evict): compactions run and cache entries they dropped,
+  /// summed over layers.
+  uint64_t kvCompactions = 0;
+  uint64_t kvEvictedEntries = 0;
 
   double prefillTokensPerSecond() const {
     return prefillSeconds > 0 ? double(prefillTokens) / prefillSeconds : 0;

@@ -19,6 +19,7 @@ enum class Kernel {
   SwiGLU,
   Add,
   LMHead,
+  Evict,
 };
 
 /// The kernel called `name` in a manifest, if this runtime knows it.

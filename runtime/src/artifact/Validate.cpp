@@ -4,7 +4,9 @@
 #include "kvrt/Artifact.h"
 #include "runtime/src/artifact/Plan.h"
 
+#include <algorithm>
 #include <cmath>
+#include <initializer_list>
 
 namespace kvrt {
 
@@ -19,7 +21,8 @@ std::optional<Kernel> kernelByName(std::string_view name) {
       {"attention", Kernel::Attention},
       {"swiglu", Kernel::SwiGLU},
       {"add", Kernel::Add},
-      {"lm_head", Kernel::LMHead}};
+      {"lm_head", Kernel::LMHead},
+      {"evict", Kernel::Evict}};
   for (const auto &[kernelName, kernel] : kernels)
     if (kernelName == name)
       return kernel;
@@ -51,6 +54,10 @@ bool sameShape(const Shape &a, const Shape &b) {
     if (a[i] != b[i])
       return false;
   return true;
+}
+
+bool shapeIs(const Shape &a, std::initializer_list<int64_t> b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end());
 }
 
 /// The product of a shape already checked by checkShape().
@@ -498,6 +505,60 @@ Status Validator::checkCall(int index, const schema::KernelCall &call,
       KVRT_RETURN_IF_ERROR(
           positive(what + " sliding_window", a.sliding_window()));
     return sameAsInput();
+  }
+  case Kernel::Evict: {
+    KVRT_RETURN_IF_ERROR(params(schema::KernelCall::kEvict, "evict"));
+    const schema::EvictParams &e = call.evict();
+    bool tri = e.method() == schema::EVICT_METHOD_TRIATTENTION;
+    KVRT_RETURN_IF_ERROR(arity(1, 0, tri ? 2 : 0, tri ? 2 : 0));
+    KVRT_RETURN_IF_ERROR(layerOf(e.layer()));
+    const schema::CacheLayout &c = m.cache(int(e.layer()));
+    if (in(0).size() != 2 || in(0)[1] != c.head_dim() ||
+        in(0)[0] % c.kv_heads() != 0)
+      return mismatch("queries " + shapeString(in(0)) +
+                      " do not match the cache of layer " + str(e.layer()) +
+                      " (" + str(c.kv_heads()) + " heads of " +
+                      str(c.head_dim()) + ")");
+    if (!appended[e.layer()])
+      return mismatch("layer " + str(e.layer()) +
+                      " is evicted from before any call appends to it");
+    if (!schema::EvictMethod_IsValid(e.method()))
+      return mismatch("method " + str(int(e.method())) +
+                      " is not one this runtime knows");
+    switch (e.budget_case()) {
+    case schema::EvictParams::kBudgetTokens:
+      if (e.budget_tokens() == 0)
+        return mismatch("budget_tokens is 0; it must be at least 1");
+      break;
+    case schema::EvictParams::kBudgetFraction:
+      if (!(e.budget_fraction() > 0 && e.budget_fraction() <= 1))
+        return mismatch("budget_fraction is " +
+                        std::to_string(e.budget_fraction()) +
+                        "; it must be in (0, 1]");
+      break;
+    default:
+      return mismatch("has no budget");
+    }
+    if (e.interval() == 0)
+      return mismatch("interval is 0; it must be at least 1");
+    if (e.method() == schema::EVICT_METHOD_SNAPKV &&
+        (e.observe() == 0 || e.kernel() % 2 == 0))
+      return mismatch("snapkv needs observe >= 1 and an odd kernel (it has " +
+                      str(e.observe()) + " and " + str(e.kernel()) + ")");
+    if (tri) {
+      int64_t heads = in(0)[0], half = c.head_dim() / 2;
+      if (!shapeIs(tensor(0), {heads, half, 2}) ||
+          !shapeIs(tensor(1), {heads, half}))
+        return mismatch("query_center " + shapeString(tensor(0)) +
+                        " and query_magnitude " + shapeString(tensor(1)) +
+                        " do not match " + str(heads) + " query heads of " +
+                        str(c.head_dim()) + " ([H, d/2, 2] and [H, d/2])");
+      for (int i = 0; i < 2; ++i)
+        if (m.tensors(int(call.tensors(i))).dtype() != schema::DTYPE_F32)
+          return mismatch(std::string(i ? "query_magnitude" : "query_center") +
+                          " is not f32");
+    }
+    return Status::ok();
   }
   case Kernel::SwiGLU:
   case Kernel::Add:

@@ -40,6 +40,10 @@ public:
   /// Bytes of one KV head's area in a page of `pageSize` tokens, data and
   /// metadata together.
   virtual uint64_t headBytes(uint32_t pageSize) const = 0;
+  /// Bytes at the start of every area that belong to no single slot (fp8's
+  /// calibrated head scale); entries of per-token codecs follow them, one
+  /// every (headBytes - sharedBytes) / pageSize bytes.
+  virtual uint64_t sharedBytes() const { return 0; }
   /// Tokens encoded together (KIVI keys: the group); pages hold a multiple
   /// of it and encode() is always given exactly this many tokens.
   virtual uint32_t groupTokens() const { return 1; }
@@ -77,8 +81,9 @@ public:
   virtual void accumulate(const float *weights, int64_t heads,
                           const uint8_t *area, uint32_t slot, float *acc,
                           float *scratch) const;
-  /// Maps one accumulated row of KV head `head` out of the value domain
-  /// (in place); value codecs only.
+  /// Maps one row of KV head `head` out of the codec's domain (in place):
+  /// attention's accumulated values, or a decoded entry that a caller off
+  /// the attention path needs in the model's basis.
   virtual void finishOutput(float *row, uint32_t head) const;
 
 protected:

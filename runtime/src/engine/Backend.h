@@ -25,6 +25,9 @@ struct CacheStats {
   double bytesPerToken = 0;
   uint64_t bytesInUse = 0;
   uint64_t peakBytes = 0;
+  /// Eviction: compactions run and entries dropped, over all layers.
+  uint64_t compactions = 0;
+  uint64_t evictedEntries = 0;
 };
 
 /// Runs one artifact's plan and owns its KV cache.

@@ -262,6 +262,8 @@ EngineStats Engine::stats() const {
   CacheStats cache = backend_->cacheStats();
   s.kvBytesPerToken = cache.bytesPerToken;
   s.kvBytesInUse = cache.bytesInUse;
+  s.kvCompactions = cache.compactions;
+  s.kvEvictedEntries = cache.evictedEntries;
   s.peakKvBytes = cache.peakBytes;
   return s;
 }

@@ -9,24 +9,34 @@
 namespace kvrt::evict {
 namespace {
 
-/// Bytes of one slot's entry in a `pageSize`-token area of `codec`, or one
-/// sentence on why entries cannot be moved one by one.
-StatusOr<uint64_t> entryBytes(const Codec &codec, uint32_t pageSize,
-                              const char *side) {
+/// Where slot entries start in an area of `codec` and how many bytes each
+/// takes, or one sentence on why entries cannot be moved one by one.
+struct EntryLayout {
+  uint64_t offset = 0, bytes = 0;
+};
+StatusOr<EntryLayout> entryLayout(const Codec &codec, uint32_t pageSize,
+                                  const char *side) {
   if (codec.groupTokens() != 1)
     return Status::error(
         std::string("cannot compact the cache per token: its ") + side +
         " are encoded " + std::to_string(codec.groupTokens()) +
         " tokens at a time (KIVI), so one token cannot leave its group; "
         "evict before they are quantized or use a per-token encoding");
-  uint64_t bytes = codec.headBytes(pageSize);
+  uint64_t shared = codec.sharedBytes();
+  uint64_t bytes = codec.headBytes(pageSize) - shared;
   if (bytes % pageSize != 0)
     return Status::error(std::string("cannot compact the cache per token: "
                                      "the area of its ") +
                          side + " (" + std::to_string(bytes) + " bytes for " +
                          std::to_string(pageSize) +
                          " tokens) is not one fixed-size entry per token");
-  return bytes / pageSize;
+  return EntryLayout{shared, bytes / pageSize};
+}
+
+void moveEntry(uint8_t *toArea, const uint8_t *fromArea, const EntryLayout &e,
+               uint32_t toSlot, uint32_t fromSlot) {
+  std::memcpy(toArea + e.offset + toSlot * e.bytes,
+              fromArea + e.offset + fromSlot * e.bytes, e.bytes);
 }
 
 } // namespace
@@ -43,12 +53,12 @@ Status compactSequence(PagedCache &cache, uint32_t layer, uint64_t sequence,
                        const Codec &keys, const Codec &values,
                        const std::vector<uint64_t> &kept) {
   const CacheLayerShape &shape = cache.shape(layer);
-  StatusOr<uint64_t> keyBytes = entryBytes(keys, shape.pageSize, "keys");
-  if (!keyBytes.isOk())
-    return keyBytes.status();
-  StatusOr<uint64_t> valueBytes = entryBytes(values, shape.pageSize, "values");
-  if (!valueBytes.isOk())
-    return valueBytes.status();
+  StatusOr<EntryLayout> key = entryLayout(keys, shape.pageSize, "keys");
+  if (!key.isOk())
+    return key.status();
+  StatusOr<EntryLayout> value = entryLayout(values, shape.pageSize, "values");
+  if (!value.isOk())
+    return value.status();
   uint64_t encoded = cache.encoded(layer, sequence);
   for (uint64_t i = 0; i < kept.size(); ++i)
     if (kept[i] >= encoded || (i && kept[i] <= kept[i - 1]))
@@ -65,15 +75,12 @@ Status compactSequence(PagedCache &cache, uint32_t layer, uint64_t sequence,
     auto [to, toSlot] = at(m.to);
     to->positions[toSlot] = from->positions[fromSlot];
     for (uint32_t h = 0; h < shape.kvHeads; ++h) {
-      std::memcpy(to->keys.get() + h * shape.keyHeadBytes + toSlot * *keyBytes,
-                  from->keys.get() + h * shape.keyHeadBytes +
-                      fromSlot * *keyBytes,
-                  *keyBytes);
-      std::memcpy(to->values.get() + h * shape.valueHeadBytes +
-                      toSlot * *valueBytes,
-                  from->values.get() + h * shape.valueHeadBytes +
-                      fromSlot * *valueBytes,
-                  *valueBytes);
+      moveEntry(to->keys.get() + h * shape.keyHeadBytes,
+                from->keys.get() + h * shape.keyHeadBytes, *key, toSlot,
+                fromSlot);
+      moveEntry(to->values.get() + h * shape.valueHeadBytes,
+                from->values.get() + h * shape.valueHeadBytes, *value, toSlot,
+                fromSlot);
     }
   }
   // The tail's data stays where it is; only its positions move.

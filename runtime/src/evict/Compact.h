@@ -37,7 +37,7 @@ std::vector<EntryMove> compactionPlan(const std::vector<uint64_t> &kept);
 /// `keys` and `values`; the tail's tokens follow them. Pages beyond those
 /// the remaining tokens and the room reserved before need are freed.
 /// Refuses codecs that encode several tokens together (KIVI keys) or whose
-/// areas are not one fixed-size entry per slot.
+/// areas are not one fixed-size entry per slot after their sharedBytes().
 Status compactSequence(PagedCache &cache, uint32_t layer, uint64_t sequence,
                        const Codec &keys, const Codec &values,
                        const std::vector<uint64_t> &kept);

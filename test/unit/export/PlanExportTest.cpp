@@ -76,13 +76,17 @@ protected:
     kvrt::ArtifactWriter writer;
     kvrt::Status status = exporter::exportModule(*module, import::ModelConfig(),
                                                  tokenizer, {}, writer);
-    if (status)
+    if (status) {
       plan = writer.manifest().plan();
+      tensors.assign(writer.manifest().tensors().begin(),
+                     writer.manifest().tensors().end());
+    }
     return status ? "" : status.message();
   }
 
   mlir::MLIRContext context;
   kvrt::schema::Plan plan;
+  std::vector<kvrt::schema::Tensor> tensors;
 };
 
 TEST_F(PlanExportTest, TheDecoderExports) {
@@ -120,7 +124,8 @@ TEST_F(PlanExportTest, OpWithoutKernel) {
                 "  %logits =")),
             "'arith.mulf' (gate) has no kernel in the runtime; the plan can "
             "hold embedding, rms_norm, linear, reshape, rope, append, "
-            "attention, add, swiglu and lm_head");
+            "attention, add, swiglu, lm_head and evict (kv.score with "
+            "kv.evict)");
 }
 
 TEST_F(PlanExportTest, WeightElementType) {
@@ -249,6 +254,136 @@ TEST_F(PlanExportTest, Fp8PerHeadNeedsCalibration) {
             "which come from calibration, and the cache has no kv.key_absmax "
             "statistics; pass --calibrate FILE (or --calibration stats.json) "
             "to kvopt compile, or use scale=dynamic");
+}
+
+/// kDecoder with `score` (a kv.score and a kv.evict under `policy`)
+/// inserted before `before`, and `cacheAttributes` on its kv.cache.
+std::string evicting(const std::string &policy,
+                     const std::string &cacheAttributes = "",
+                     const std::string &before = "  %a2 =",
+                     const std::string &queries = "%qr") {
+  std::string text = kDecoder;
+  if (!cacheAttributes.empty())
+    text = replaced(text, "kv.cache layer 0 :",
+                    "kv.cache layer 0 {" + cacheAttributes + "} :");
+  return replaced(
+      text, before,
+      "  %scores = kv.score %cache1 policy(" + policy + ") queries " + queries +
+          " : !kv.cache<heads = 1, head_dim = 4>, tensor<?x1x4xf32> -> "
+          "tensor<?x1xf32> loc(\"score\")\n"
+          "  %evicted = kv.evict %cache1 by %scores policy(" +
+          policy +
+          ") : !kv.cache<heads = 1, head_dim = 4>, tensor<?x1xf32> "
+          "loc(\"evict\")\n" +
+          before);
+}
+
+/// The calibrated query statistics of one query head of 4 coordinates.
+constexpr const char *kQueryStatistics =
+    "kv.query_center = dense<[[[1.0, 2.0], [3.0, 4.0]]]> : tensor<1x2x2xf32>, "
+    "kv.query_magnitude = dense<[[5.0, 6.0]]> : tensor<1x2xf32>";
+
+TEST_F(PlanExportTest, EvictionFollowsTheAttention) {
+  ASSERT_EQ(exportError(evicting(
+                "#kv.triattention<budget = 0.25, window = 8, interval = 16, "
+                "sinks = 2>",
+                kQueryStatistics)),
+            "");
+  // The score exports nothing; the evict call comes right after the
+  // attention and reads the slot of the rope's queries.
+  ASSERT_EQ(plan.calls_size(), 12);
+  EXPECT_EQ(plan.calls(6).kernel(), "attention");
+  const kvrt::schema::KernelCall &call = plan.calls(7);
+  EXPECT_EQ(call.kernel(), "evict");
+  EXPECT_EQ(call.name(), "evict");
+  ASSERT_EQ(call.inputs_size(), 1);
+  EXPECT_EQ(call.inputs(0), plan.calls(4).outputs(0)); // q_rope
+  EXPECT_EQ(call.outputs_size(), 0);
+  const kvrt::schema::EvictParams &e = call.evict();
+  EXPECT_EQ(e.layer(), 0u);
+  EXPECT_EQ(e.method(), kvrt::schema::EVICT_METHOD_TRIATTENTION);
+  EXPECT_EQ(e.budget_case(), kvrt::schema::EvictParams::kBudgetFraction);
+  EXPECT_EQ(e.budget_fraction(), 0.25);
+  EXPECT_EQ(e.window(), 8u);
+  EXPECT_EQ(e.interval(), 16u);
+  EXPECT_EQ(e.sinks(), 2u);
+  EXPECT_EQ(e.observe(), 0u);
+  EXPECT_EQ(e.kernel(), 0u);
+  // TriAttention's calibrated statistics become two f32 tensors.
+  ASSERT_EQ(call.tensors_size(), 2);
+  const kvrt::schema::Tensor &center = tensors.at(call.tensors(0));
+  const kvrt::schema::Tensor &magnitude = tensors.at(call.tensors(1));
+  EXPECT_EQ(center.name(), "layers.0.evict.query_center");
+  EXPECT_EQ(center.dtype(), kvrt::schema::DTYPE_F32);
+  EXPECT_EQ(std::vector<int64_t>(center.shape().begin(), center.shape().end()),
+            (std::vector<int64_t>{1, 2, 2}));
+  EXPECT_EQ(magnitude.name(), "layers.0.evict.query_magnitude");
+  EXPECT_EQ(
+      std::vector<int64_t>(magnitude.shape().begin(), magnitude.shape().end()),
+      (std::vector<int64_t>{1, 2}));
+}
+
+TEST_F(PlanExportTest, EvictionParametersOfEachMethod) {
+  ASSERT_EQ(exportError(evicting("#kv.snapkv<budget = 256, observe = 16, "
+                                 "kernel = 3>")),
+            "");
+  const kvrt::schema::EvictParams &snapkv = plan.calls(7).evict();
+  EXPECT_EQ(snapkv.method(), kvrt::schema::EVICT_METHOD_SNAPKV);
+  EXPECT_EQ(snapkv.budget_case(), kvrt::schema::EvictParams::kBudgetTokens);
+  EXPECT_EQ(snapkv.budget_tokens(), 256u);
+  EXPECT_EQ(snapkv.window(), 128u);
+  EXPECT_EQ(snapkv.observe(), 16u);
+  EXPECT_EQ(snapkv.kernel(), 3u);
+  EXPECT_EQ(plan.calls(7).tensors_size(), 0);
+
+  ASSERT_EQ(exportError(evicting("#kv.h2o<budget = 4096 : ui32>")), "");
+  EXPECT_EQ(plan.calls(7).evict().method(), kvrt::schema::EVICT_METHOD_H2O);
+  EXPECT_EQ(plan.calls(7).evict().budget_tokens(), 4096u);
+
+  ASSERT_EQ(exportError(evicting("#kv.streaming<budget = 1.0>")), "");
+  const kvrt::schema::EvictParams &streaming = plan.calls(7).evict();
+  EXPECT_EQ(streaming.method(), kvrt::schema::EVICT_METHOD_STREAMING);
+  EXPECT_EQ(streaming.budget_fraction(), 1.0);
+  EXPECT_EQ(streaming.window(), 0u);
+  EXPECT_EQ(streaming.sinks(), 4u);
+  EXPECT_EQ(streaming.interval(), 128u);
+}
+
+TEST_F(PlanExportTest, TriAttentionNeedsCalibration) {
+  EXPECT_EQ(exportError(evicting("#kv.triattention<budget = 0.5>")),
+            "'kv.evict' (evict) evicts from layer 0 by TriAttention, which "
+            "scores with calibrated query centres, and the layer's kv.cache "
+            "has no kv.query_center and kv.query_magnitude statistics; pass "
+            "--calibrate FILE (or --calibration stats.json) to kvopt compile, "
+            "or evict with another method");
+  // Statistics of two query heads for an attention of one.
+  EXPECT_EQ(exportError(
+                evicting("#kv.triattention<budget = 0.5>",
+                         "kv.query_center = dense<1.0> : tensor<2x2x2xf32>, "
+                         "kv.query_magnitude = dense<1.0> : tensor<2x2xf32>")),
+            "'kv.evict' (evict): the calibrated query centres of layer 0 "
+            "describe 2 query heads but the layer's attention has 1");
+}
+
+TEST_F(PlanExportTest, EvictionAfterTheAttentionOnly) {
+  EXPECT_EQ(exportError(evicting("#kv.h2o<budget = 0.5>", "", "  %a =")),
+            "'kv.evict' (evict) evicts from layer 0 before the layer's "
+            "attention; the runtime compacts a cache after the attention "
+            "that reads it (the kv-evict pass puts it there)");
+  EXPECT_EQ(exportError(replaced(
+                evicting("#kv.h2o<budget = 0.5>"),
+                "scale = 0.5 :", "scale = 0.5 {sliding_window = 64} :")),
+            "'kv.evict' (evict) evicts from layer 0, which attends through a "
+            "sliding window; the runtime's eviction assumes every cached "
+            "entry is visible to the next query");
+}
+
+TEST_F(PlanExportTest, EvictionReadsTheRopedQueries) {
+  EXPECT_EQ(
+      exportError(evicting("#kv.h2o<budget = 0.5>", "", "  %a2 =", "%q3")),
+      "'kv.evict' (evict) scores layer 0 with queries that no kv.rope "
+      "made; the runtime reads the layer's RoPE from the rope call "
+      "that makes its attention's queries");
 }
 
 TEST_F(PlanExportTest, ReturnsLogits) {

@@ -39,6 +39,34 @@ TEST(Policy, BecomesOneInvocationPerSetting) {
             "kv-quantize{encoding=int bits=2 side=value layers=4-11}");
 }
 
+TEST(Policy, EvictionBecomesKVEvictAfterQuantization) {
+  // Sections run in the compiler's order (quantize, then evict), whatever
+  // their order in the file.
+  EXPECT_EQ(pipeline("evict:\n"
+                     "  method: triattention\n"
+                     "  budget: 0.25\n"
+                     "  overrides:\n"
+                     "    - layers: -1\n"
+                     "      method: h2o\n"
+                     "      budget: 1024\n"
+                     "quantize:\n"
+                     "  encoding: polar\n"),
+            "kv-quantize{encoding=polar},"
+            "kv-evict{method=triattention budget=0.25},"
+            "kv-evict{method=h2o budget=1024 layers=-1}");
+  EXPECT_EQ(pipeline("evict:\n"
+                     "  layers: [0, 2-3]\n"
+                     "  kernel: 5\n"
+                     "  observe: 16\n"
+                     "  sinks: 4\n"
+                     "  interval: 64\n"
+                     "  window: 0\n"
+                     "  budget: 5e-1\n"
+                     "  method: snapkv\n"),
+            "kv-evict{method=snapkv budget=5e-1 window=0 interval=64 sinks=4 "
+            "observe=16 kernel=5 layers=0,2-3}");
+}
+
 TEST(Policy, WritesEveryOptionInThePassOrder) {
   EXPECT_EQ(pipeline("quantize:\n"
                      "  layers:\n"
@@ -73,11 +101,22 @@ TEST(Policy, ExamplesReadFromTheirFiles) {
   ASSERT_TRUE(sides) << sides.status().message();
   EXPECT_EQ(pipelineText(*sides), "kv-quantize{encoding=polar bits=3},"
                                   "kv-quantize{encoding=int bits=4 side=key}");
+  kvrt::StatusOr<Policy> evict =
+      readPolicyFile(dir + "triattention-polar4.yaml");
+  ASSERT_TRUE(evict) << evict.status().message();
+  EXPECT_EQ(pipelineText(*evict),
+            "kv-quantize{encoding=polar bits=4},"
+            "kv-evict{method=triattention budget=0.25},"
+            "kv-evict{method=triattention budget=2048 layers=0,-1}");
 }
 
 TEST(Policy, RefusesUnknownKeysByNameAndLine) {
-  EXPECT_EQ(error("quantize:\n  encoding: polar\nevict:\n  budget: 1\n"),
-            "p.yaml:3:1: unknown section 'evict'; allowed: quantize");
+  EXPECT_EQ(error("quantize:\n  encoding: polar\nlowrank:\n  rank: 8\n"),
+            "p.yaml:3:1: unknown section 'lowrank'; allowed: quantize, evict");
+  EXPECT_EQ(error("evict:\n  method: h2o\n  budget: 0.5\n  recent: 64\n"),
+            "p.yaml:4:3: unknown key 'recent' in the evict section; allowed: "
+            "method, budget, window, interval, sinks, observe, kernel, "
+            "layers, overrides");
   EXPECT_EQ(error("quantize:\n  encoding: polar\n  bit: 3\n"),
             "p.yaml:3:3: unknown key 'bit' in the quantize section; allowed: "
             "encoding, bits, group, residual, seed, scale, qjl, side, layers, "
@@ -93,10 +132,19 @@ TEST(Policy, RefusesUnknownKeysByNameAndLine) {
 
 TEST(Policy, RefusesMissingAndMisplacedParts) {
   EXPECT_EQ(error(""), "p.yaml: the policy is empty; give at least one section "
-                       "(quantize)");
+                       "(quantize, evict)");
   EXPECT_EQ(error("- quantize\n"),
-            "p.yaml:1:1: a policy is a mapping of sections (quantize), not a "
-            "list");
+            "p.yaml:1:1: a policy is a mapping of sections (quantize, evict), "
+            "not a list");
+  // Every eviction setting names its method and budget: an override
+  // inherits neither.
+  EXPECT_EQ(error("evict:\n  method: h2o\n"),
+            "p.yaml:2:3: the evict section has no 'budget'; every setting "
+            "names it");
+  EXPECT_EQ(error("evict:\n  method: h2o\n  budget: 0.5\n  overrides:\n"
+                  "    - layers: 0\n      budget: 64\n"),
+            "p.yaml:5:7: this evict override has no 'method'; every setting "
+            "names it");
   EXPECT_EQ(error("quantize:\n"),
             "p.yaml:1:1: the quantize section must be a mapping of settings, "
             "not nothing");
@@ -164,6 +212,33 @@ TEST(Policy, RefusesValuesOfTheWrongType) {
   EXPECT_EQ(error(setting("side:\n    k: v")),
             "p.yaml:4:5: 'side' must be a name of at most 32 lowercase "
             "letters, digits and '_', got a mapping");
+}
+
+TEST(Policy, RefusesBudgetsThatAreNotFractionsOrCounts) {
+  auto budget = [](const std::string &value) {
+    return "evict:\n  method: h2o\n  budget: " + value + "\n";
+  };
+  EXPECT_EQ(error(budget("half")),
+            "p.yaml:3:11: 'budget': 'half' is not a budget: write a fraction "
+            "in (0, 1] of the tokens seen, with a '.' (0.25), or a whole "
+            "token count (1024)");
+  EXPECT_EQ(error(budget("1.5")),
+            "p.yaml:3:11: 'budget': '1.5' is a fraction (it has a '.' or an "
+            "exponent) outside (0, 1]; a token count is written as a whole "
+            "number (1024)");
+  EXPECT_EQ(error(budget("0")),
+            "p.yaml:3:11: 'budget': a budget of 0 tokens keeps nothing: a "
+            "token count must be at least 1");
+  EXPECT_EQ(error(budget("'0.5'")),
+            "p.yaml:3:11: 'budget' must be a fraction in (0, 1] with a '.' "
+            "(0.25) or a token count (1024), got the quoted string '0.5'");
+  EXPECT_EQ(error(budget("-1")),
+            "p.yaml:3:11: 'budget': '-1' is not a budget: write a fraction "
+            "in (0, 1] of the tokens seen, with a '.' (0.25), or a whole "
+            "token count (1024)");
+  EXPECT_EQ(error("evict:\n  method: snapkv\n  budget: 0.5\n  kernel: 0\n"),
+            "p.yaml:4:11: 'kernel' must be a whole number from 1 to "
+            "4294967295, got '0'");
 }
 
 TEST(Policy, RefusesLayersThatAreNotRanges) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <random>
 #include <sstream>
+#include <tuple>
 #include <vector>
 
 namespace kvrt::test {
@@ -194,11 +195,14 @@ Status buildLlama(ArtifactWriter &writer, const schema::ModelConfig &config,
     cache->set_kv_heads(uint32_t(kvHeads));
     cache->set_head_dim(uint32_t(d));
     cache->set_page_size(options.pageSize);
-    schema::Encoding encoding = options.cacheEncoding;
-    if (encoding.kind() == schema::ENCODING_UNSPECIFIED)
-      encoding.set_kind(schema::ENCODING_F32);
-    *cache->mutable_key() = encoding;
-    *cache->mutable_value() = encoding;
+    auto orF32 = [](schema::Encoding encoding) {
+      if (encoding.kind() == schema::ENCODING_UNSPECIFIED)
+        encoding.set_kind(schema::ENCODING_F32);
+      return encoding;
+    };
+    *cache->mutable_key() = orF32(options.cacheEncoding);
+    *cache->mutable_value() = orF32(
+        options.valueEncoding ? *options.valueEncoding : options.cacheEncoding);
   }
 
   PlanBuilder b(writer, weights);
@@ -263,6 +267,22 @@ Status buildLlama(ArtifactWriter &writer, const schema::ModelConfig &config,
         b.call("attention", attn, {qr}, {o3})->mutable_attention();
     a->set_layer(uint32_t(l));
     a->set_scale(1.0 / std::sqrt(double(d)));
+    if (options.evict) {
+      std::vector<uint32_t> centres;
+      if (options.evict->method() == schema::EVICT_METHOD_TRIATTENTION) {
+        for (const auto &[name, data, shape] :
+             {std::tuple("query_center", &options.queryCentre,
+                         std::vector<int64_t>{heads, d / 2, 2}),
+              std::tuple("query_magnitude", &options.queryMagnitude,
+                         std::vector<int64_t>{heads, d / 2})})
+          centres.push_back(b.writer.addTensor(
+              attn + ".evict." + name, schema::DTYPE_F32, shape, data->data()));
+      }
+      schema::EvictParams *e =
+          b.call("evict", attn, {qr}, {}, centres)->mutable_evict();
+      *e = *options.evict;
+      e->set_layer(uint32_t(l));
+    }
     uint32_t o = reshape(o3, attn + ".merged", {heads * d});
     TRY_ASSIGN(projected, linear(o, p + "self_attn.o_proj", h));
     uint32_t afterAttention = b.slot(attn + ".residual", {h});

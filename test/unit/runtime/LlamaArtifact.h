@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,15 @@ struct LlamaArtifactOptions {
   uint32_t pageSize = 16;
   /// Keys and values of every layer; f32 when the kind is unspecified.
   schema::Encoding cacheEncoding;
+  /// Values only, when set.
+  std::optional<schema::Encoding> valueEncoding;
   std::string target = "cpu";
+  /// When set, an evict call with these parameters follows every layer's
+  /// attention (its layer filled in). TriAttention reads queryCentre [Hq,
+  /// d/2, 2] and queryMagnitude [Hq, d/2], the same for every layer; they
+  /// must outlive the writing.
+  std::optional<schema::EvictParams> evict;
+  std::vector<float> queryCentre, queryMagnitude;
 };
 
 /// A weight the caller keeps alive until the artifact is written.

@@ -132,6 +132,24 @@ int seeds(const std::string &dir) {
   std::string flipped = file;
   flipped[flipped.size() - 1] ^= 0x40;
   writeBytes(dir + "/bad-checksum.kvpkg", flipped);
+
+  // The same model bounded by TriAttention: an evict call per layer with
+  // its centre tensors, for mutations to reach their validation.
+  test::LlamaArtifactOptions evicting;
+  schema::EvictParams &e = evicting.evict.emplace();
+  e.set_method(schema::EVICT_METHOD_TRIATTENTION);
+  e.set_budget_tokens(64);
+  e.set_window(16);
+  e.set_interval(8);
+  int64_t pairs = model.config.num_heads() * (model.config.head_dim() / 2);
+  evicting.queryCentre.assign(size_t(2 * pairs), 0.5f);
+  evicting.queryMagnitude.assign(size_t(pairs), 1.0f);
+  ArtifactWriter evictWriter;
+  check(test::buildLlama(evictWriter, model.config, model.weights, evicting));
+  std::string evictPath = dir + "/random-llama-evict.kvpkg";
+  check(evictWriter.write(evictPath));
+  writeBytes(dir + "/random-llama-evict.manifest",
+             check(Artifact::open(evictPath))->manifest().SerializeAsString());
   return 0;
 }
 

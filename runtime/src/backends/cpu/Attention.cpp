@@ -108,65 +108,77 @@ struct Scratch {
   }
 };
 
-/// The `group` query heads at `q` (one row, at `position`) that share KV
-/// head `g`, over the visible entries of `sequence`: each entry is read
-/// once for the whole group. Scores are kept in sequence order whatever
-/// the page size; the softmax subtracts their maximum. Leaves the
-/// normalised weights in scratch.weights[h * stride + i] and returns how
-/// many entries were visible.
-int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
-                    const AttentionParams &params, uint64_t sequence,
-                    uint32_t g, int64_t position, const float *q, int64_t group,
-                    int64_t stride, Scratch scratch, float *out) {
+/// Visits the entries of `sequence` in `layer` that a query at `position`
+/// sees, in order: fn(index, page or null for a tail entry, slot).
+template <typename Fn>
+void forVisible(const PagedCache &cache, const AttentionParams &params,
+                uint64_t sequence, int64_t position, const Fn &fn) {
   uint32_t layer = params.layer;
   const CacheLayerShape &shape = cache.shape(layer);
-  int64_t headDim = shape.headDim;
   auto visible = [&](int32_t stored) {
     return stored <= position &&
            (!params.slidingWindow || position - stored < params.slidingWindow);
   };
   const std::vector<uint32_t> &pages = cache.pages(layer, sequence);
   uint64_t encoded = cache.encoded(layer, sequence);
-  const Tail &tail = cache.tail(layer, sequence);
-  const Codec &keys = *codecs.key, &values = *codecs.value;
+  for (uint64_t index = 0; index < encoded;) {
+    const Page &page = cache.page(layer, pages[index / shape.pageSize]);
+    for (uint32_t slot = uint32_t(index % shape.pageSize);
+         slot < shape.pageSize && index < encoded; ++slot, ++index)
+      if (visible(page.positions[slot]))
+        fn(index, &page, slot);
+  }
+  // Tail tokens have their positions in the pages too; read them through
+  // `pages`, not the cache's sequence lookup: a prefill visits its whole
+  // tail once per row.
+  uint64_t end = encoded + cache.tail(layer, sequence).tokens();
+  for (uint64_t index = encoded; index < end; ++index) {
+    const Page &page = cache.page(layer, pages[index / shape.pageSize]);
+    if (visible(page.positions[index % shape.pageSize]))
+      fn(index, nullptr, 0u);
+  }
+}
+
+/// The softmax of the `group` query heads at `q` (one row, at `position`)
+/// that share KV head `g` over the visible entries of `sequence`, each
+/// entry read once for the whole group; scores are kept in sequence order
+/// whatever the page size, and the softmax subtracts their maximum. Leaves
+/// exp(score - max) in scratch.weights[h * stride + i] for the i-th visible
+/// entry and 1 / their sum in scratch.inverse[h].
+VisibleEntries softmaxVisible(const PagedCache &cache,
+                              const CacheCodecs &codecs,
+                              const AttentionParams &params, uint64_t sequence,
+                              uint32_t g, int64_t position, const float *q,
+                              int64_t group, int64_t stride, Scratch scratch) {
+  const CacheLayerShape &shape = cache.shape(params.layer);
+  int64_t headDim = shape.headDim;
+  uint64_t encoded = cache.encoded(params.layer, sequence);
+  const Tail &tail = cache.tail(params.layer, sequence);
+  const Codec &keys = *codecs.key;
   int64_t preparedSize = keys.preparedQuerySize();
   for (int64_t h = 0; h < group; ++h)
     keys.prepareQuery(q + h * headDim, g, scratch.prepared + h * preparedSize);
 
-  // Visits the visible entries in order: fn(index, page or null, slot).
-  auto forVisible = [&](const auto &fn) {
-    for (uint64_t index = 0; index < encoded;) {
-      const Page &page = cache.page(layer, pages[index / shape.pageSize]);
-      for (uint32_t slot = uint32_t(index % shape.pageSize);
-           slot < shape.pageSize && index < encoded; ++slot, ++index)
-        if (visible(page.positions[slot]))
-          fn(index, &page, slot);
-    }
-    // Tail tokens have their positions in the pages too; read them through
-    // `pages`, not the cache's sequence lookup: a prefill visits its whole
-    // tail once per row.
-    for (uint64_t index = encoded; index < encoded + tail.tokens(); ++index) {
-      const Page &page = cache.page(layer, pages[index / shape.pageSize]);
-      if (visible(page.positions[index % shape.pageSize]))
-        fn(index, nullptr, 0u);
-    }
-  };
-
-  int64_t n = 0;
-  forVisible([&](uint64_t index, const Page *page, uint32_t slot) {
-    if (page) {
-      keys.score(scratch.prepared, group,
-                 page->keys.get() + g * shape.keyHeadBytes, slot,
-                 scratch.perHead, scratch.decoded);
-    } else {
-      codecs.tail->score(q, group, tailArea(tail.keys[g]),
-                         uint32_t(index - encoded), scratch.perHead,
-                         scratch.decoded);
-    }
-    for (int64_t h = 0; h < group; ++h)
-      scratch.weights[h * stride + n] = scratch.perHead[h] * params.scale;
-    ++n;
-  });
+  VisibleEntries entries;
+  forVisible(cache, params, sequence, position,
+             [&](uint64_t index, const Page *page, uint32_t slot) {
+               if (page) {
+                 keys.score(scratch.prepared, group,
+                            page->keys.get() + g * shape.keyHeadBytes, slot,
+                            scratch.perHead, scratch.decoded);
+               } else {
+                 codecs.tail->score(q, group, tailArea(tail.keys[g]),
+                                    uint32_t(index - encoded), scratch.perHead,
+                                    scratch.decoded);
+               }
+               if (!entries.count)
+                 entries.first = index;
+               for (int64_t h = 0; h < group; ++h)
+                 scratch.weights[h * stride + entries.count] =
+                     scratch.perHead[h] * params.scale;
+               ++entries.count;
+             });
+  int64_t n = entries.count;
   for (int64_t h = 0; h < group; ++h) {
     float *w = scratch.weights + h * stride;
     float maxScore = -std::numeric_limits<float>::infinity();
@@ -179,27 +191,48 @@ int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
     }
     scratch.inverse[h] = float(1.0 / sum);
   }
+  return entries;
+}
+
+/// Attention of the `group` query heads at `q` (one row, at `position`)
+/// that share KV head `g` over the visible entries of `sequence`. Leaves
+/// the normalised weights in scratch.weights[h * stride + i] and returns
+/// how many entries were visible.
+int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
+                    const AttentionParams &params, uint64_t sequence,
+                    uint32_t g, int64_t position, const float *q, int64_t group,
+                    int64_t stride, Scratch scratch, float *out) {
+  const CacheLayerShape &shape = cache.shape(params.layer);
+  int64_t headDim = shape.headDim;
+  uint64_t encoded = cache.encoded(params.layer, sequence);
+  const Tail &tail = cache.tail(params.layer, sequence);
+  const Codec &values = *codecs.value;
+  int64_t n = softmaxVisible(cache, codecs, params, sequence, g, position, q,
+                             group, stride, scratch)
+                  .count;
 
   std::fill(out, out + group * headDim, 0.0f);
   std::fill(scratch.accumulated, scratch.accumulated + group * headDim, 0.0f);
   int64_t i = 0;
-  forVisible([&](uint64_t index, const Page *page, uint32_t slot) {
-    for (int64_t h = 0; h < group; ++h)
-      scratch.perHead[h] = scratch.weights[h * stride + i];
-    if (page) {
-      values.accumulate(scratch.perHead, group,
-                        page->values.get() + g * shape.valueHeadBytes, slot,
-                        scratch.accumulated, scratch.decoded);
-    } else {
-      // Into the codec's sum when its domain is the plain one, so the order
-      // of additions does not depend on what was still in the tail.
-      codecs.tail->accumulate(scratch.perHead, group, tailArea(tail.values[g]),
-                              uint32_t(index - encoded),
-                              values.rotates() ? out : scratch.accumulated,
-                              scratch.decoded);
-    }
-    ++i;
-  });
+  forVisible(
+      cache, params, sequence, position,
+      [&](uint64_t index, const Page *page, uint32_t slot) {
+        for (int64_t h = 0; h < group; ++h)
+          scratch.perHead[h] = scratch.weights[h * stride + i];
+        if (page) {
+          values.accumulate(scratch.perHead, group,
+                            page->values.get() + g * shape.valueHeadBytes, slot,
+                            scratch.accumulated, scratch.decoded);
+        } else {
+          // Into the codec's sum when its domain is the plain one, so the order
+          // of additions does not depend on what was still in the tail.
+          codecs.tail->accumulate(
+              scratch.perHead, group, tailArea(tail.values[g]),
+              uint32_t(index - encoded),
+              values.rotates() ? out : scratch.accumulated, scratch.decoded);
+        }
+        ++i;
+      });
   for (int64_t h = 0; n && h < group; ++h) {
     float *acc = scratch.accumulated + h * headDim;
     if (values.rotates())
@@ -287,8 +320,13 @@ void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
   int64_t kvHeads = shape.kvHeads, group = qHeads / kvHeads;
   int64_t headDim = shape.headDim;
   uint64_t longest = 0;
-  for (int64_t r = 0; r < rows; ++r)
+  for (int64_t r = 0; r < rows; ++r) {
     longest = std::max(longest, cache.length(params.layer, sequences[r]));
+    // The bf16 copy is not evicted from, so it may be longer.
+    if (probe)
+      longest =
+          std::max(longest, probe->cache->length(params.layer, sequences[r]));
+  }
   int64_t stride = int64_t(longest);
   int64_t prepared = params.codecs.key->preparedQuerySize();
   int64_t perCache = Scratch::floats(group, stride, prepared, headDim);
@@ -334,15 +372,39 @@ void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
           float *referenceOut =
               base + perCache +
               Scratch::floats(group, stride, headDim, headDim);
-          attendGroup(*probe->cache, probe->layerCodecs[params.layer], params,
-                      sequences[r], uint32_t(g), positions[r], q + offset,
-                      group, stride, reference, referenceOut);
-          probe->record(thread, group, headDim, n, stride, out + offset,
-                        referenceOut, buffers.weights, reference.weights);
+          int64_t referenceN =
+              attendGroup(*probe->cache, probe->layerCodecs[params.layer],
+                          params, sequences[r], uint32_t(g), positions[r],
+                          q + offset, group, stride, reference, referenceOut);
+          probe->record(thread, group, headDim, n, referenceN, stride,
+                        out + offset, referenceOut, buffers.weights,
+                        reference.weights);
         }
       });
   if (probe)
     probe->endCall(params.layer);
+}
+
+int64_t attentionWeightsScratch(const AttentionParams &params, int64_t group,
+                                int64_t stride) {
+  return Scratch::floats(group, stride, params.codecs.key->preparedQuerySize(),
+                         params.cache->shape(params.layer).headDim);
+}
+
+VisibleEntries attentionWeights(const AttentionParams &params,
+                                uint64_t sequence, uint32_t kvHead,
+                                int32_t position, const float *q, int64_t group,
+                                int64_t stride, float *scratch) {
+  Scratch s = Scratch::carve(scratch, group, stride,
+                             params.codecs.key->preparedQuerySize(),
+                             params.cache->shape(params.layer).headDim);
+  VisibleEntries entries =
+      softmaxVisible(*params.cache, params.codecs, params, sequence, kvHead,
+                     position, q, group, stride, s);
+  for (int64_t h = 0; h < group; ++h)
+    for (int64_t i = 0; i < entries.count; ++i)
+      s.weights[h * stride + i] *= s.inverse[h];
+  return entries;
 }
 
 void FidelityProbe::beginCall(unsigned threads) {
@@ -351,7 +413,8 @@ void FidelityProbe::beginCall(unsigned threads) {
 }
 
 void FidelityProbe::record(unsigned thread, int64_t group, int64_t headDim,
-                           int64_t visible, int64_t stride, const float *out,
+                           int64_t visible, int64_t referenceVisible,
+                           int64_t stride, const float *out,
                            const float *reference, const float *weights,
                            const float *referenceWeights) {
   Totals &t = perThread_[thread];
@@ -365,6 +428,9 @@ void FidelityProbe::record(unsigned thread, int64_t group, int64_t headDim,
     }
     t.queries += 1;
     t.relativeError += norm > 0 ? std::sqrt(error / norm) : 0.0;
+    if (visible != referenceVisible)
+      continue;
+    t.overlapQueries += 1;
     t.overlap += k ? double(topKOverlap(weights + h * stride,
                                         referenceWeights + h * stride, visible,
                                         k, order_[thread])) /
@@ -380,6 +446,7 @@ void FidelityProbe::endCall(uint32_t layer) {
     layers[layer].queries += t.queries;
     layers[layer].relativeError += t.relativeError;
     layers[layer].overlap += t.overlap;
+    layers[layer].overlapQueries += t.overlapQueries;
   }
 }
 

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/artifact/Plan.h"
+#include "runtime/src/backends/cpu/Eviction.h"
 #include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
@@ -17,6 +18,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <unordered_map>
 
@@ -47,6 +49,7 @@ struct Step {
   int64_t ropeLayer = -1;
   RopeInput ropeInput = RopeInput::Query;
   cpu::AttentionParams attention;
+  cpu::LayerEviction *eviction = nullptr;
 };
 
 /// One layer's cache: its shape and the codecs that fill it.
@@ -69,18 +72,31 @@ public:
   Status addSequence(SequenceId sequence) override;
   void removeSequence(SequenceId sequence) override {
     cache_.removeSequence(sequence);
+    for (const std::unique_ptr<cpu::LayerEviction> &e : evictions_)
+      e->removeSequence(sequence);
     if (reference_)
       reference_->removeSequence(sequence);
   }
   Status forward(const BatchView &batch, float *logits) override;
   CacheStats cacheStats() const override {
-    return {cache_.bytesPerToken(), cache_.bytesInUse(), cache_.peakBytes()};
+    CacheStats stats{cache_.bytesPerToken(), cache_.bytesInUse(),
+                     cache_.peakBytes()};
+    for (const std::unique_ptr<cpu::LayerEviction> &e : evictions_) {
+      stats.compactions += e->compactions();
+      stats.evictedEntries += e->evictedEntries();
+    }
+    return stats;
   }
   std::vector<LayerFidelity> fidelity() const override;
   void resetFidelity() override { probe_.layers.clear(); }
 
 private:
   StatusOr<const float *> weight(uint32_t tensor);
+  /// The eviction of an evict call whose queries `queries` come from the
+  /// rope step `rope`, after the layer's attention `attention`.
+  StatusOr<std::unique_ptr<cpu::LayerEviction>>
+  makeEviction(const schema::KernelCall &call, const Step &rope,
+               const cpu::AttentionParams &attention);
 
   std::shared_ptr<const Artifact> artifact_;
   AppendObserver *observer_;
@@ -94,6 +110,7 @@ private:
   /// f32 copies of f16 and bf16 weights, by tensor index.
   std::unordered_map<uint32_t, std::vector<float>> converted_;
   std::vector<Step> steps_;
+  std::vector<std::unique_ptr<cpu::LayerEviction>> evictions_;
   std::vector<std::vector<float>> buffers_;
   std::vector<int64_t> bufferWidth_;
   std::vector<float> logitInputs_;
@@ -141,7 +158,9 @@ std::vector<LayerFidelity> CpuBackend::fidelity() const {
       const cpu::FidelityProbe::Totals &t = probe_.layers[l];
       f.queries = t.queries;
       f.outputRelativeError = t.relativeError / double(t.queries);
-      f.topKOverlap = t.overlap / double(t.queries);
+      f.topKOverlap = t.overlapQueries
+                          ? t.overlap / double(t.overlapQueries)
+                          : std::numeric_limits<double>::quiet_NaN();
     }
     result.push_back(f);
   }
@@ -180,6 +199,8 @@ Status CpuBackend::prepare() {
   // Value -> the step that computes it, to find the RoPE calls of each
   // layer's queries and keys.
   std::vector<size_t> producer;
+  // Layer -> its attention step, which an evict call follows.
+  std::unordered_map<uint32_t, size_t> attentionOf;
   auto tagRope = [&](uint32_t value, uint32_t layer, RopeInput input) {
     if (value >= producer.size())
       return;
@@ -249,6 +270,37 @@ Status CpuBackend::prepare() {
       step.attention.slidingWindow =
           a.has_sliding_window() ? a.sliding_window() : 0;
       tagRope(step.inputs[0], a.layer(), RopeInput::Query);
+      attentionOf[a.layer()] = steps_.size();
+      break;
+    }
+    case Kernel::Evict: {
+      uint32_t layer = call.evict().layer();
+      auto attention = attentionOf.find(layer);
+      uint32_t queries = step.inputs[0];
+      std::string where = artifact_->name() + ": the evict call of layer " +
+                          std::to_string(layer);
+      if (attention == attentionOf.end())
+        return Status::error(where + " comes before the layer's attention");
+      if (queries >= producer.size() ||
+          steps_[producer[queries]].kernel != Kernel::Rope)
+        return Status::error(where +
+                             " reads queries that no rope call produced");
+      const cpu::AttentionParams &params = steps_[attention->second].attention;
+      if (params.codecs.key->groupTokens() > 1)
+        return Status::error(
+            where + " evicts from a cache whose keys are encoded " +
+            std::to_string(params.codecs.key->groupTokens()) +
+            " tokens at a time (KIVI int), so one token cannot leave its "
+            "group; evict with keys in bf16, fp8, nvfp4 or polar");
+      if (params.slidingWindow)
+        return Status::error(where + " evicts from a sliding-window layer, "
+                                     "which this runtime does not support");
+      StatusOr<std::unique_ptr<cpu::LayerEviction>> eviction =
+          makeEviction(call, steps_[producer[queries]], params);
+      if (!eviction)
+        return eviction.status();
+      step.eviction = eviction->get();
+      evictions_.push_back(std::move(*eviction));
       break;
     }
     default:
@@ -258,6 +310,36 @@ Status CpuBackend::prepare() {
   }
   assignBuffers();
   return Status::ok();
+}
+
+StatusOr<std::unique_ptr<cpu::LayerEviction>>
+CpuBackend::makeEviction(const schema::KernelCall &call, const Step &rope,
+                         const cpu::AttentionParams &attention) {
+  cpu::EvictionParams params;
+  params.plan = call.evict();
+  params.rope = rope.rope;
+  if (params.plan.method() == schema::EVICT_METHOD_TRIATTENTION) {
+    // Validated: f32 [H, d/2, 2] and [H, d/2].
+    const schema::Tensor &centre =
+        artifact_->manifest().tensors(int(call.tensors(0)));
+    int64_t heads = centre.shape(0), half = centre.shape(1);
+    StatusOr<const float *> c = weight(call.tensors(0));
+    if (!c)
+      return c.status();
+    StatusOr<const float *> m = weight(call.tensors(1));
+    if (!m)
+      return m.status();
+    for (int64_t h = 0; h < heads; ++h) {
+      evict::QueryCentre q;
+      for (int64_t f = 0; f < half; ++f) {
+        q.re.push_back((*c)[(h * half + f) * 2]);
+        q.im.push_back((*c)[(h * half + f) * 2 + 1]);
+        q.magnitude.push_back((*m)[h * half + f]);
+      }
+      params.centres.push_back(std::move(q));
+    }
+  }
+  return std::make_unique<cpu::LayerEviction>(std::move(params), attention);
 }
 
 void CpuBackend::assignBuffers() {
@@ -368,6 +450,10 @@ Status CpuBackend::forward(const BatchView &batch, float *logits) {
       cpu::attention(pool_, s.attention, in(0), rows, s.heads, batch.sequences,
                      batch.positions, out, scratch_,
                      reference_ ? &probe_ : nullptr);
+      break;
+    case Kernel::Evict:
+      KVRT_RETURN_IF_ERROR(s.eviction->run(pool_, cache_, in(0), rows, s.heads,
+                                           batch.sequences, batch.positions));
       break;
     case Kernel::SwiGLU:
       cpu::swiglu(pool_, in(0), in(1), rows * s.inputWidth, out);

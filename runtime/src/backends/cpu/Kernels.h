@@ -85,6 +85,28 @@ struct AttentionParams {
   int64_t slidingWindow = 0;
 };
 
+/// The entries of a sequence a query sees: `count` consecutive ones from
+/// index `first` (positions grow with the index, so causal and sliding
+/// windows leave a run).
+struct VisibleEntries {
+  uint64_t first = 0;
+  int64_t count = 0;
+};
+
+/// Floats of scratch that attentionWeights() needs for `group` heads and
+/// `stride` entries.
+int64_t attentionWeightsScratch(const AttentionParams &params, int64_t group,
+                                int64_t stride);
+
+/// The attention weights attention() gives: the softmax over the visible
+/// entries of `sequence` of the `group` query heads at `q` (one row at
+/// `position`) that read KV head `kvHead`, left in scratch[h * stride + i]
+/// for entry first + i; `stride` at least the sequence's length.
+VisibleEntries attentionWeights(const AttentionParams &params,
+                                uint64_t sequence, uint32_t kvHead,
+                                int32_t position, const float *q, int64_t group,
+                                int64_t stride, float *scratch);
+
 /// Compares attention over the cache with attention over a bf16 copy of it
 /// (EngineOptions::measureFidelity), per layer.
 class FidelityProbe {
@@ -98,6 +120,9 @@ public:
     uint64_t queries = 0;
     double relativeError = 0;
     double overlap = 0;
+    /// Queries whose overlap was measured: those that saw as many entries
+    /// as the reference (eviction leaves the rest without a common index).
+    uint64_t overlapQueries = 0;
   };
   /// Sums over every query row compared, by layer.
   std::vector<Totals> layers;
@@ -106,8 +131,9 @@ public:
   /// One KV group's heads: outputs [group, headDim] and normalised weights
   /// [group, stride] over `visible` entries, of the cache and the copy.
   void record(unsigned thread, int64_t group, int64_t headDim, int64_t visible,
-              int64_t stride, const float *out, const float *reference,
-              const float *weights, const float *referenceWeights);
+              int64_t referenceVisible, int64_t stride, const float *out,
+              const float *reference, const float *weights,
+              const float *referenceWeights);
   void endCall(uint32_t layer);
 
 private:

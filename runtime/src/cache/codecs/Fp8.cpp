@@ -32,6 +32,10 @@ public:
     return codesAt(pageSize);
   }
 
+  uint64_t sharedBytes() const override {
+    return dynamic() ? 0 : sizeof(float);
+  }
+
   void encode(const float *src, int64_t, uint32_t head, uint32_t slot,
               uint8_t *area) const override {
     float scale;

@@ -1,0 +1,302 @@
+//===- KVEvict.cpp - Bound the caches of some layers by eviction ----------===//
+#include "compiler/policy/Budget.h"
+#include "compiler/policy/LayerRange.h"
+#include "dialects/kv/IR/KVOps.h"
+#include "passes/Passes.h"
+
+#include <map>
+
+namespace mlir::kv {
+#define GEN_PASS_DEF_KVEVICTPASS
+#include "passes/Passes.h.inc"
+} // namespace mlir::kv
+
+using namespace mlir;
+using namespace mlir::kv;
+using kvopt::policy::LayerRange;
+
+/// The kv.cache op whose entries `cache` holds, through appends and
+/// evictions; null when it comes from elsewhere.
+static CacheOp cacheOf(Value cache) {
+  while (Operation *op = cache.getDefiningOp()) {
+    if (auto found = dyn_cast<CacheOp>(op))
+      return found;
+    if (auto append = dyn_cast<AppendOp>(op))
+      cache = append.getCache();
+    else if (auto evict = dyn_cast<EvictOp>(op))
+      cache = evict.getCache();
+    else
+      return {};
+  }
+  return {};
+}
+
+namespace {
+
+/// What a method keeps by default when `window=` and `sinks=` are -1.
+struct MethodDefaults {
+  StringRef name;
+  unsigned window, sinks;
+};
+constexpr MethodDefaults kMethods[] = {{"triattention", 128, 0},
+                                       {"snapkv", 128, 0},
+                                       {"h2o", 128, 0},
+                                       {"streaming", 0, 4}};
+constexpr unsigned kDefaultObserve = 32, kDefaultKernel = 7;
+
+struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
+  using KVEvictPassBase::KVEvictPassBase;
+
+  /// Starts an error about `option`, the command-line name.
+  InFlightDiagnostic optionError(MLIRContext *ctx, StringRef option) {
+    InFlightDiagnostic diag = emitError(UnknownLoc::get(ctx));
+    diag << "kv-evict: option '" << option << "' ";
+    return diag;
+  }
+
+  /// Validates the options once, whether or not the module has caches, and
+  /// builds the policy they describe.
+  LogicalResult initialize(MLIRContext *ctx) override {
+    const MethodDefaults *defaults = llvm::find_if(
+        kMethods, [&](const MethodDefaults &m) { return m.name == method; });
+    if (defaults == std::end(kMethods))
+      return optionError(ctx, "method")
+             << (method.empty() ? std::string("is required")
+                                : "is '" + method + "'")
+             << "; allowed: triattention, snapkv, h2o, streaming";
+    if (budget.empty())
+      return optionError(ctx, "budget")
+             << "is required: a fraction in (0, 1] of the tokens seen, with "
+                "a '.' (0.25), or a whole token count (1024)";
+    kvrt::StatusOr<kvopt::policy::Budget> parsed =
+        kvopt::policy::parseBudget(budget);
+    if (!parsed)
+      return emitError(UnknownLoc::get(ctx))
+             << "kv-evict: option 'budget': " << parsed.status().message();
+
+    FailureOr<unsigned> keptWindow =
+        resolveKept(ctx, "window", window, defaults->window);
+    FailureOr<unsigned> keptSinks =
+        resolveKept(ctx, "sinks", sinks, defaults->sinks);
+    if (failed(keptWindow) || failed(keptSinks))
+      return failure();
+    if (interval == 0)
+      return optionError(ctx, "interval")
+             << "is 0; allowed: at least 1 decode step between compactions";
+    bool snapkv = method == "snapkv";
+    for (auto [name, value] :
+         {std::pair(StringRef("observe"), unsigned(observe)),
+          std::pair(StringRef("kernel"), unsigned(kernel))})
+      if (value != 0 && !snapkv)
+        return optionError(ctx, name)
+               << "is " << value << "; only method=snapkv takes " << name;
+    if (kernel % 2 == 0 && kernel != 0)
+      return optionError(ctx, "kernel")
+             << "is " << kernel.getValue()
+             << "; allowed: an odd number of entries (1, 3, 5, 7, ...)";
+    if (!parsed->isFraction &&
+        parsed->tokens <= uint64_t(*keptWindow) + *keptSinks)
+      return optionError(ctx, "budget")
+             << "is " << parsed->tokens << " tokens, but window ("
+             << *keptWindow << ") + sinks (" << *keptSinks
+             << ") entries are always kept, which leaves no room for scored "
+                "entries; raise budget, or lower window or sinks";
+
+    layerRanges.clear();
+    for (const std::string &text : layers) {
+      kvrt::StatusOr<LayerRange> range = kvopt::policy::parseLayerRange(text);
+      if (!range)
+        return emitError(UnknownLoc::get(ctx))
+               << "kv-evict: option 'layers': " << range.status().message();
+      layerRanges.push_back(*range);
+    }
+
+    Attribute budgetAttr =
+        parsed->isFraction
+            ? Attribute(FloatAttr::get(Float64Type::get(ctx), parsed->fraction))
+            : Attribute(IntegerAttr::get(IntegerType::get(ctx, 64),
+                                         int64_t(parsed->tokens)));
+    auto emitError = [&] { return mlir::emitError(UnknownLoc::get(ctx)); };
+    unsigned steps = interval;
+    if (method == "triattention")
+      policy = TriAttentionAttr::getChecked(emitError, ctx, budgetAttr,
+                                            *keptWindow, steps, *keptSinks);
+    else if (snapkv)
+      policy = SnapKVAttr::getChecked(
+          emitError, ctx, budgetAttr, *keptWindow, steps, *keptSinks,
+          observe ? unsigned(observe) : kDefaultObserve,
+          kernel ? unsigned(kernel) : kDefaultKernel);
+    else if (method == "h2o")
+      policy = H2OAttr::getChecked(emitError, ctx, budgetAttr, *keptWindow,
+                                   steps, *keptSinks);
+    else
+      policy = StreamingAttr::getChecked(emitError, ctx, budgetAttr,
+                                         *keptWindow, steps, *keptSinks);
+    return success(policy);
+  }
+
+  /// `window=` or `sinks=`: -1 for the method's default, else an entry
+  /// count that fits the policy's unsigned parameter.
+  FailureOr<unsigned> resolveKept(MLIRContext *ctx, StringRef name,
+                                  int64_t value, unsigned methodDefault) {
+    if (value == -1)
+      return methodDefault;
+    if (value < 0 || value > int64_t(UINT32_MAX))
+      return optionError(ctx, name)
+             << "is " << value << "; allowed: 0 to " << UINT32_MAX
+             << " entries, or -1 for the method's default";
+    return unsigned(value);
+  }
+
+  /// The layers `layers=` names, as absolute ranges among the module's
+  /// `layerCount`: all of them when the option is not given.
+  FailureOr<SmallVector<LayerRange>> selectLayers(ModuleOp module,
+                                                  int64_t layerCount) {
+    if (layerRanges.empty())
+      return SmallVector<LayerRange>{{0, layerCount - 1}};
+    SmallVector<LayerRange> selected;
+    for (LayerRange range : layerRanges) {
+      kvrt::StatusOr<LayerRange> absolute =
+          kvopt::policy::resolveLayerRange(range, layerCount);
+      if (!absolute)
+        return emitError(module.getLoc())
+               << "kv-evict: option 'layers': " << absolute.status().message();
+      selected.push_back(*absolute);
+    }
+    return selected;
+  }
+
+  /// Checks that layer `layer`, read by `attention` from `cache`, can be
+  /// evicted from under the policy.
+  LogicalResult checkLayer(int64_t layer, CacheOp cache,
+                           AttentionOp attention) {
+    if (std::optional<uint64_t> window = attention.getSlidingWindow())
+      return attention.emitError()
+             << "kv-evict: layer " << layer
+             << " attends through a sliding window of " << *window
+             << " tokens, and eviction assumes every cached entry is visible "
+                "to the next query; leave the layer out with layers=";
+    auto *dialect = cache->getContext()->getLoadedDialect<KVDialect>();
+    if (isa<TriAttentionAttr>(policy) &&
+        (!dialect->getQueryCenterAttrHelper().getAttr(cache) ||
+         !dialect->getQueryMagnitudeAttrHelper().getAttr(cache)))
+      return cache.emitError()
+             << "kv-evict: layer " << layer
+             << " has no calibrated query centres ('"
+             << KVDialect::QueryCenterAttrHelper::getNameStr() << "', '"
+             << KVDialect::QueryMagnitudeAttrHelper::getNameStr()
+             << "'); method=triattention needs them: run `kvopt compile "
+                "--calibrate FILE` (or --calibration stats.json), or use "
+                "another method";
+    return verifyEvictable(
+        llvm::cast<CacheType>(attention.getCache().getType()), [&] {
+          InFlightDiagnostic diag = attention.emitError();
+          diag << "kv-evict: layer " << layer << ": ";
+          return diag;
+        });
+  }
+
+  /// Scores and evicts `attention`'s cache after it, or gives the pair an
+  /// earlier kv-evict left there the new policy.
+  LogicalResult evictAfter(int64_t layer, AttentionOp attention) {
+    Value cache = attention.getCache();
+    SmallVector<EvictOp> evictions;
+    for (Operation *user : cache.getUsers())
+      if (auto evict = dyn_cast<EvictOp>(user))
+        evictions.push_back(evict);
+    if (evictions.size() > 1)
+      return attention.emitError()
+             << "kv-evict: layer " << layer << "'s cache is evicted from "
+             << evictions.size()
+             << " times after its append; kv-evict keeps one kv.score and "
+                "kv.evict pair per layer";
+    if (evictions.size() == 1) {
+      EvictOp evict = evictions.front();
+      // The kv.evict verifier guarantees a kv.score of this cache.
+      auto score = evict.getScores().getDefiningOp<ScoreOp>();
+      score.setPolicyAttr(policy);
+      score.getQueriesMutable().assign(attention.getQueries());
+      evict.setPolicyAttr(policy);
+      return success();
+    }
+    auto cacheType = llvm::cast<CacheType>(cache.getType());
+    OpBuilder builder(attention->getContext());
+    builder.setInsertionPointAfter(attention);
+    auto scoresType = RankedTensorType::get(
+        {ShapedType::kDynamic, cacheType.getHeads()}, builder.getF32Type());
+    Value scores = ScoreOp::create(builder, attention.getLoc(), scoresType,
+                                   cache, policy, attention.getQueries());
+    EvictOp::create(builder, attention.getLoc(), cacheType, cache, scores,
+                    policy);
+    return success();
+  }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+
+    // The verifier guarantees non-negative layers, not small ones.
+    int64_t layerCount = 0;
+    std::map<int64_t, CacheOp> caches;
+    module.walk([&](CacheOp op) {
+      int64_t layer = op.getLayerAttr().getInt();
+      layerCount = std::max(layerCount, layer == INT64_MAX ? layer : layer + 1);
+      caches.emplace(layer, op);
+    });
+    FailureOr<SmallVector<LayerRange>> selected =
+        selectLayers(module, layerCount);
+    if (failed(selected))
+      return signalPassFailure();
+    auto isSelected = [&](int64_t layer) {
+      return llvm::any_of(*selected, [&](LayerRange range) {
+        return range.first <= layer && layer <= range.last;
+      });
+    };
+
+    std::map<int64_t, SmallVector<AttentionOp>> attentions;
+    WalkResult found = module.walk([&](AttentionOp attention) {
+      CacheOp cache = cacheOf(attention.getCache());
+      if (!cache) {
+        attention.emitError()
+            << "kv-evict cannot tell which layer's cache this kv.attention "
+               "reads: caches must flow from kv.cache to their readers "
+               "through kv.append and kv.evict only";
+        return WalkResult::interrupt();
+      }
+      attentions[cache.getLayerAttr().getInt()].push_back(attention);
+      return WalkResult::advance();
+    });
+    if (found.wasInterrupted())
+      return signalPassFailure();
+
+    for (auto &[layer, cache] : caches) {
+      if (!isSelected(layer))
+        continue;
+      SmallVector<AttentionOp> &readers = attentions[layer];
+      if (readers.empty()) {
+        cache.emitError() << "kv-evict: no kv.attention reads the cache of "
+                             "layer "
+                          << layer
+                          << ", and kv-evict evicts after a layer's "
+                             "attention; leave the layer out with layers=";
+        return signalPassFailure();
+      }
+      if (readers.size() != 1) {
+        cache.emitError() << "kv-evict: layer " << layer << " is read by "
+                          << readers.size()
+                          << " kv.attention ops; kv-evict evicts after the "
+                             "one attention of each layer";
+        return signalPassFailure();
+      }
+      if (failed(checkLayer(layer, cache, readers.front())) ||
+          failed(evictAfter(layer, readers.front())))
+        return signalPassFailure();
+    }
+  }
+
+private:
+  /// Built from the options by initialize().
+  Attribute policy;
+  SmallVector<LayerRange> layerRanges;
+};
+
+} // namespace

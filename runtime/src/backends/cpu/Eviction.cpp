@@ -1,0 +1,266 @@
+//===- Eviction.cpp - Scoring, selecting and compacting after attention ---===//
+#include "runtime/src/backends/cpu/Eviction.h"
+#include "runtime/src/backends/cpu/ThreadPool.h"
+#include "runtime/src/cache/Codec.h"
+#include "runtime/src/cache/PagedCache.h"
+#include "runtime/src/evict/Compact.h"
+#include "runtime/src/evict/Select.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace kvrt::cpu {
+namespace {
+
+/// Shifts and scales one head's scores to mean 0 and deviation 1, so that
+/// heads whose logits spread more do not decide the shared selection alone.
+void standardise(float *scores, uint64_t count) {
+  double sum = 0, squares = 0;
+  uint64_t finite = 0;
+  for (uint64_t i = 0; i < count; ++i)
+    if (std::isfinite(scores[i])) {
+      sum += scores[i];
+      squares += double(scores[i]) * scores[i];
+      ++finite;
+    }
+  if (finite < 2)
+    return;
+  double mean = sum / double(finite);
+  double deviation =
+      std::sqrt(std::max(0.0, squares / double(finite) - mean * mean));
+  if (!(deviation > 0))
+    return;
+  for (uint64_t i = 0; i < count; ++i)
+    scores[i] = float((scores[i] - mean) / deviation);
+}
+
+} // namespace
+
+LayerEviction::LayerEviction(EvictionParams params, AttentionParams attention)
+    : params_(std::move(params)), attention_(attention) {}
+
+uint64_t LayerEviction::budget(const SequenceState &state) const {
+  if (params_.plan.budget_case() == schema::EvictParams::kBudgetTokens)
+    return params_.plan.budget_tokens();
+  return uint64_t(
+      std::ceil(params_.plan.budget_fraction() * double(state.seen)));
+}
+
+Status LayerEviction::run(ThreadPool &pool, PagedCache &cache, const float *q,
+                          int64_t rows, int64_t qHeads,
+                          const uint64_t *sequences, const int32_t *positions) {
+  std::vector<Rows> bySequence;
+  std::unordered_map<uint64_t, size_t> index;
+  for (int64_t r = 0; r < rows; ++r) {
+    auto [it, inserted] = index.emplace(sequences[r], bySequence.size());
+    if (inserted)
+      bySequence.push_back({sequences[r], {}});
+    bySequence[it->second].rows.push_back(r);
+  }
+  const schema::EvictMethod method = params_.plan.method();
+  if (method == schema::EVICT_METHOD_H2O)
+    accumulateMass(pool, bySequence, q, qHeads, positions);
+  const uint32_t layer = attention_.layer;
+  for (const Rows &s : bySequence) {
+    SequenceState &state = sequences_[s.sequence];
+    state.seen += s.rows.size();
+    if (method == schema::EVICT_METHOD_SNAPKV)
+      observe(state, s, q, qHeads, positions);
+    uint64_t length = cache.length(layer, s.sequence);
+    uint64_t keep = budget(state);
+    bool prefill = s.rows.size() > 1;
+    if (length <= keep || (!prefill && length < keep + params_.plan.interval()))
+      continue;
+    KVRT_RETURN_IF_ERROR(compact(pool, cache, s.sequence, state, qHeads,
+                                 positions[s.rows.back()]));
+  }
+  return Status::ok();
+}
+
+void LayerEviction::accumulateMass(ThreadPool &pool,
+                                   const std::vector<Rows> &bySequence,
+                                   const float *q, int64_t qHeads,
+                                   const int32_t *positions) {
+  const PagedCache &cache = *attention_.cache;
+  const CacheLayerShape &shape = cache.shape(attention_.layer);
+  const int64_t kvHeads = shape.kvHeads, group = qHeads / kvHeads;
+  const int64_t headDim = shape.headDim;
+  int64_t longest = 0;
+  for (const Rows &s : bySequence) {
+    int64_t length = int64_t(cache.length(attention_.layer, s.sequence));
+    longest = std::max(longest, length);
+    SequenceState &state = sequences_[s.sequence];
+    state.mass.resize(size_t(qHeads));
+    for (std::vector<float> &m : state.mass)
+      m.resize(size_t(length), 0.0f);
+  }
+  scratch_.resize(pool.size());
+  for (std::vector<float> &buffer : scratch_)
+    buffer.resize(size_t(attentionWeightsScratch(attention_, group, longest)));
+  // One task per (sequence, KV head) owns that head group's sums: no two
+  // threads add to the same entry.
+  pool.parallelFor(
+      int64_t(bySequence.size()) * kvHeads, 1,
+      [&](int64_t begin, int64_t end, unsigned thread) {
+        float *weights = scratch_[thread].data();
+        for (int64_t task = begin; task < end; ++task) {
+          const Rows &s = bySequence[size_t(task / kvHeads)];
+          uint32_t g = uint32_t(task % kvHeads);
+          std::vector<std::vector<float>> &mass = sequences_[s.sequence].mass;
+          for (int64_t r : s.rows) {
+            VisibleEntries visible =
+                attentionWeights(attention_, s.sequence, g, positions[r],
+                                 q + (r * qHeads + g * group) * headDim, group,
+                                 longest, weights);
+            for (int64_t h = 0; h < group; ++h) {
+              float *m = mass[size_t(g * group + h)].data() + visible.first;
+              const float *w = weights + h * longest;
+              for (int64_t i = 0; i < visible.count; ++i)
+                m[i] += w[i];
+            }
+          }
+        }
+      });
+}
+
+void LayerEviction::observe(SequenceState &state, const Rows &rows,
+                            const float *q, int64_t qHeads,
+                            const int32_t *positions) {
+  const size_t width =
+      size_t(qHeads) * attention_.cache->shape(attention_.layer).headDim;
+  for (int64_t r : rows.rows) {
+    state.observed.insert(state.observed.end(), q + r * width,
+                          q + (r + 1) * width);
+    state.observedPositions.push_back(positions[r]);
+  }
+  size_t excess =
+      state.observedPositions.size() -
+      std::min<size_t>(state.observedPositions.size(), params_.plan.observe());
+  state.observed.erase(state.observed.begin(),
+                       state.observed.begin() + excess * width);
+  state.observedPositions.erase(state.observedPositions.begin(),
+                                state.observedPositions.begin() + excess);
+}
+
+void LayerEviction::score(ThreadPool &pool, const PagedCache &cache,
+                          uint64_t sequence, const SequenceState &state,
+                          int64_t qHeads, int32_t position,
+                          std::vector<float> &scores) {
+  const uint32_t layer = attention_.layer;
+  const CacheLayerShape &shape = cache.shape(layer);
+  const int64_t kvHeads = shape.kvHeads, group = qHeads / kvHeads;
+  const int64_t headDim = shape.headDim;
+  const int64_t length = int64_t(cache.length(layer, sequence));
+  scores.assign(size_t(kvHeads * length), 0.0f);
+  const schema::EvictMethod method = params_.plan.method();
+  if (method == schema::EVICT_METHOD_STREAMING) {
+    for (int64_t g = 0; g < kvHeads; ++g)
+      evict::streamingScores(length, params_.plan.sinks(),
+                             scores.data() + g * length);
+    return;
+  }
+  const std::vector<double> distances = evict::geometricDistances();
+  const int64_t window = int64_t(state.observedPositions.size());
+  pool.parallelFor(kvHeads, 1, [&](int64_t begin, int64_t end, unsigned) {
+    std::vector<float> buffer;
+    for (int64_t g = begin; g < end; ++g) {
+      float *out = scores.data() + g * length;
+      switch (method) {
+      case schema::EVICT_METHOD_H2O:
+        buffer.resize(size_t(group * length));
+        for (int64_t h = 0; h < group; ++h)
+          std::copy_n(state.mass[size_t(g * group + h)].data(), length,
+                      buffer.data() + h * length);
+        evict::h2oScores(buffer.data(), group, length, length,
+                         evict::HeadAggregation::Mean, out);
+        break;
+      case schema::EVICT_METHOD_SNAPKV: {
+        // [group][window][length], zero where a query saw no entry.
+        buffer.assign(size_t(group * window * length), 0.0f);
+        std::vector<float> weights(
+            size_t(attentionWeightsScratch(attention_, group, length)));
+        for (int64_t j = 0; j < window; ++j) {
+          const float *qj =
+              state.observed.data() + (j * qHeads + g * group) * headDim;
+          VisibleEntries visible = attentionWeights(
+              attention_, sequence, uint32_t(g), state.observedPositions[j], qj,
+              group, length, weights.data());
+          for (int64_t h = 0; h < group; ++h)
+            std::copy_n(weights.data() + h * length, visible.count,
+                        buffer.data() + (h * window + j) * length +
+                            visible.first);
+        }
+        evict::snapkvScores(buffer.data(), group, window, length, length,
+                            params_.plan.kernel(), out);
+        break;
+      }
+      default: {
+        // TriAttention scores the cached keys, in the model's basis.
+        buffer.resize(size_t(length * headDim));
+        const Codec &keys = *attention_.codecs.key;
+        const std::vector<uint32_t> &pages = cache.pages(layer, sequence);
+        uint64_t encoded = cache.encoded(layer, sequence);
+        for (uint64_t i = 0; i < encoded; ++i) {
+          const Page &page = cache.page(layer, pages[i / shape.pageSize]);
+          float *row = buffer.data() + i * headDim;
+          keys.decode(page.keys.get() + g * shape.keyHeadBytes,
+                      uint32_t(i % shape.pageSize), row);
+          if (keys.rotates())
+            keys.finishOutput(row, uint32_t(g));
+        }
+        const std::vector<float> &tail = cache.tail(layer, sequence).keys[g];
+        std::copy(tail.begin(), tail.end(), buffer.data() + encoded * headDim);
+        evict::TriAttentionScorer scorer(params_.rope, headDim,
+                                         params_.centres.data() + g * group,
+                                         group, position, distances);
+        scorer.score(buffer.data(), headDim, length, out);
+        standardise(out, uint64_t(length));
+        break;
+      }
+      }
+    }
+  });
+}
+
+Status LayerEviction::compact(ThreadPool &pool, PagedCache &cache,
+                              uint64_t sequence, SequenceState &state,
+                              int64_t qHeads, int32_t position) {
+  const uint32_t layer = attention_.layer;
+  // Only encoded entries move; what may leave the tail now is encoded
+  // first (as the next append would), the rest is recent and kept.
+  encodeTails(pool, cache, layer, attention_.codecs, &sequence, 1);
+  const uint64_t length = cache.length(layer, sequence);
+  const uint64_t encoded = cache.encoded(layer, sequence);
+  const uint64_t kvHeads = cache.shape(layer).kvHeads;
+  std::vector<float> scores;
+  score(pool, cache, sequence, state, qHeads, position, scores);
+  evict::SelectionParams select;
+  select.budget = budget(state);
+  select.sinks = params_.plan.sinks();
+  // A window at most half the budget, so that a small budget (a fraction
+  // of a short sequence) still leaves the score some entries to choose.
+  select.recent = std::max<uint64_t>(
+      std::min<uint64_t>(params_.plan.window(), select.budget / 2),
+      length - encoded);
+  select.shared = true;
+  std::vector<uint64_t> kept = evict::selectKept(
+      scores.data(), int64_t(kvHeads), int64_t(length), length, select)[0];
+  std::vector<uint64_t> keptEncoded(
+      kept.begin(), std::lower_bound(kept.begin(), kept.end(), encoded));
+  Status compacted =
+      evict::compactSequence(cache, layer, sequence, *attention_.codecs.key,
+                             *attention_.codecs.value, keptEncoded);
+  if (!compacted.isOk())
+    return Status::error("layer " + std::to_string(layer) + ": " +
+                         compacted.message());
+  for (std::vector<float> &m : state.mass) {
+    for (uint64_t i = 0; i < kept.size(); ++i)
+      m[i] = m[kept[i]];
+    m.resize(kept.size());
+  }
+  ++compactions_;
+  evicted_ += length - kept.size();
+  return Status::ok();
+}
+
+} // namespace kvrt::cpu
