@@ -1,7 +1,7 @@
 //===- KVEvict.cpp - Bound the caches of some layers by eviction ----------===//
 #include "compiler/policy/Budget.h"
-#include "compiler/policy/LayerRange.h"
 #include "dialects/kv/IR/KVOps.h"
+#include "passes/LayerSelection.h"
 #include "passes/Passes.h"
 
 #include <map>
@@ -13,7 +13,6 @@ namespace mlir::kv {
 
 using namespace mlir;
 using namespace mlir::kv;
-using kvopt::policy::LayerRange;
 
 /// The kv.cache op whose entries `cache` holds, through appends and
 /// evictions; null when it comes from elsewhere.
@@ -49,9 +48,7 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
 
   /// Starts an error about `option`, the command-line name.
   InFlightDiagnostic optionError(MLIRContext *ctx, StringRef option) {
-    InFlightDiagnostic diag = emitError(UnknownLoc::get(ctx));
-    diag << "kv-evict: option '" << option << "' ";
-    return diag;
+    return emitOptionError(ctx, "kv-evict", option);
   }
 
   /// Validates the options once, whether or not the module has caches, and
@@ -102,14 +99,8 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
              << ") entries are always kept, which leaves no room for scored "
                 "entries; raise budget, or lower window or sinks";
 
-    layerRanges.clear();
-    for (const std::string &text : layers) {
-      kvrt::StatusOr<LayerRange> range = kvopt::policy::parseLayerRange(text);
-      if (!range)
-        return emitError(UnknownLoc::get(ctx))
-               << "kv-evict: option 'layers': " << range.status().message();
-      layerRanges.push_back(*range);
-    }
+    if (failed(layerSelection.parse(ctx, layers)))
+      return failure();
 
     Attribute budgetAttr =
         parsed->isFraction
@@ -146,24 +137,6 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
              << "is " << value << "; allowed: 0 to " << UINT32_MAX
              << " entries, or -1 for the method's default";
     return unsigned(value);
-  }
-
-  /// The layers `layers=` names, as absolute ranges among the module's
-  /// `layerCount`: all of them when the option is not given.
-  FailureOr<SmallVector<LayerRange>> selectLayers(ModuleOp module,
-                                                  int64_t layerCount) {
-    if (layerRanges.empty())
-      return SmallVector<LayerRange>{{0, layerCount - 1}};
-    SmallVector<LayerRange> selected;
-    for (LayerRange range : layerRanges) {
-      kvrt::StatusOr<LayerRange> absolute =
-          kvopt::policy::resolveLayerRange(range, layerCount);
-      if (!absolute)
-        return emitError(module.getLoc())
-               << "kv-evict: option 'layers': " << absolute.status().message();
-      selected.push_back(*absolute);
-    }
-    return selected;
   }
 
   /// Checks that layer `layer`, read by `attention` from `cache`, can be
@@ -233,24 +206,15 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-
-    // The verifier guarantees non-negative layers, not small ones.
-    int64_t layerCount = 0;
+    FailureOr<SelectedLayers> selected = layerSelection.resolve(module);
+    if (failed(selected))
+      return signalPassFailure();
     std::map<int64_t, CacheOp> caches;
     module.walk([&](CacheOp op) {
       int64_t layer = op.getLayerAttr().getInt();
-      layerCount = std::max(layerCount, layer == INT64_MAX ? layer : layer + 1);
-      caches.emplace(layer, op);
+      if (selected->contains(layer))
+        caches.emplace(layer, op);
     });
-    FailureOr<SmallVector<LayerRange>> selected =
-        selectLayers(module, layerCount);
-    if (failed(selected))
-      return signalPassFailure();
-    auto isSelected = [&](int64_t layer) {
-      return llvm::any_of(*selected, [&](LayerRange range) {
-        return range.first <= layer && layer <= range.last;
-      });
-    };
 
     std::map<int64_t, SmallVector<AttentionOp>> attentions;
     WalkResult found = module.walk([&](AttentionOp attention) {
@@ -269,8 +233,6 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
       return signalPassFailure();
 
     for (auto &[layer, cache] : caches) {
-      if (!isSelected(layer))
-        continue;
       SmallVector<AttentionOp> &readers = attentions[layer];
       if (readers.empty()) {
         cache.emitError() << "kv-evict: no kv.attention reads the cache of "
@@ -296,7 +258,7 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
 private:
   /// Built from the options by initialize().
   Attribute policy;
-  SmallVector<LayerRange> layerRanges;
+  LayerSelection layerSelection{"kv-evict"};
 };
 
 } // namespace

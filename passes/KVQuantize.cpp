@@ -1,6 +1,6 @@
 //===- KVQuantize.cpp - Choose the cache encoding of some layers ----------===//
-#include "compiler/policy/LayerRange.h"
 #include "dialects/kv/IR/KVOps.h"
+#include "passes/LayerSelection.h"
 #include "passes/Passes.h"
 
 #include "mlir/Interfaces/FunctionInterfaces.h"
@@ -12,7 +12,6 @@ namespace mlir::kv {
 
 using namespace mlir;
 using namespace mlir::kv;
-using kvopt::policy::LayerRange;
 
 /// The widths each encoding accepts for `bits`; empty for the encodings of
 /// fixed width.
@@ -76,9 +75,7 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
 
   /// Starts an error about `option`, the command-line name.
   InFlightDiagnostic optionError(MLIRContext *ctx, StringRef option) {
-    InFlightDiagnostic diag = emitError(UnknownLoc::get(ctx));
-    diag << "kv-quantize: option '" << option << "' ";
-    return diag;
+    return emitOptionError(ctx, "kv-quantize", option);
   }
 
   /// Validates the options once, whether or not the module has caches, and
@@ -150,16 +147,7 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
              << "; the QJL residual corrects attention scores, so it is for "
                 "keys only: add side=key and encode the values in a "
                 "kv-quantize of their own";
-
-    layerRanges.clear();
-    for (const std::string &text : layers) {
-      kvrt::StatusOr<LayerRange> range = kvopt::policy::parseLayerRange(text);
-      if (!range)
-        return emitError(UnknownLoc::get(ctx))
-               << "kv-quantize: option 'layers': " << range.status().message();
-      layerRanges.push_back(*range);
-    }
-    return success();
+    return layerSelection.parse(ctx, layers);
   }
 
   /// The encoding the options describe at `width` bits (where the encoding
@@ -181,24 +169,6 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
                                            Rotation::Hadamard, seed.getValue(),
                                            qjl.getValue());
     return Bf16EncodingAttr::get(ctx);
-  }
-
-  /// The layers `layers=` names, as absolute ranges among the module's
-  /// `layerCount`: all of them when the option is not given.
-  FailureOr<SmallVector<LayerRange>> selectLayers(ModuleOp module,
-                                                  int64_t layerCount) {
-    if (layerRanges.empty())
-      return SmallVector<LayerRange>{{0, layerCount - 1}};
-    SmallVector<LayerRange> selected;
-    for (LayerRange range : layerRanges) {
-      kvrt::StatusOr<LayerRange> absolute =
-          kvopt::policy::resolveLayerRange(range, layerCount);
-      if (!absolute)
-        return emitError(module.getLoc()) << "kv-quantize: option 'layers': "
-                                          << absolute.status().message();
-      selected.push_back(*absolute);
-    }
-    return selected;
   }
 
   /// fp8 with per-head scales reads them from the calibration statistics
@@ -226,23 +196,12 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
     ModuleOp module = getOperation();
     if (failed(checkCachesStayInKVOps(module)))
       return signalPassFailure();
-
-    // The verifier guarantees non-negative layers, not small ones.
-    int64_t layerCount = 0;
-    module.walk([&](CacheOp op) {
-      int64_t layer = op.getLayerAttr().getInt();
-      layerCount = std::max(layerCount, layer == INT64_MAX ? layer : layer + 1);
-    });
-    FailureOr<SmallVector<LayerRange>> selected =
-        selectLayers(module, layerCount);
+    FailureOr<SelectedLayers> selected = layerSelection.resolve(module);
     if (failed(selected))
       return signalPassFailure();
 
     WalkResult result = module.walk([&](CacheOp op) -> WalkResult {
-      int64_t layer = op.getLayerAttr().getInt();
-      if (llvm::none_of(*selected, [&](LayerRange range) {
-            return range.first <= layer && layer <= range.last;
-          }))
+      if (!selected->contains(op.getLayerAttr().getInt()))
         return WalkResult::advance();
       if (failed(checkCalibrated(op)))
         return WalkResult::interrupt();
@@ -273,7 +232,7 @@ private:
   /// Built from the options by initialize().
   Attribute newEncoding;
   bool rewritesKeys = true, rewritesValues = true;
-  SmallVector<LayerRange> layerRanges;
+  LayerSelection layerSelection{"kv-quantize"};
 };
 
 } // namespace
