@@ -1,0 +1,229 @@
+//===- DecodeAttention.cpp - Planning and launching decode attention ------===//
+//
+// Every launch parameter is chosen here. Splits: about eight blocks per SM
+// in all (two waves at four resident blocks), each split a whole number of
+// 32-token tiles, at least 128 tokens (so a block's fixed costs stay small
+// against its loads) and at most 4096 / groupCapacity (its scores take at
+// most 16 KB of shared memory).
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/src/backends/cuda/DecodeAttention.h"
+#include "runtime/src/backends/cuda/DecodeKernels.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <string>
+
+namespace kvrt::cuda {
+namespace {
+
+constexpr uint32_t kMinSplitTokens = 128;
+constexpr uint32_t kBlocksPerMultiprocessor = 8;
+constexpr uint32_t kMaxSharedBytes = 227 * 1024;
+
+uint32_t ceilDiv(uint64_t a, uint64_t b) { return uint32_t((a + b - 1) / b); }
+
+/// 16-byte chunks that copy `tokens` consecutive slots of `side`, from the
+/// 16-byte boundary at or before the first slot's codes.
+uint32_t segmentChunks(const DeviceSideLayout &side, uint32_t tokens) {
+  return ceilDiv(side.codesOffset % 16 + uint64_t(tokens) * side.entryBytes,
+                 16);
+}
+
+/// Where the split kernel's shared memory holds what: the pipeline stages
+/// (reused for the CUDA-core kernel's final sums), the split's scores, its
+/// page indices, per-head maxima and sums (8 each), then the stages'
+/// barriers.
+struct SharedLayout {
+  uint32_t logitsOffset = 0;
+  uint32_t logitsStride = 0;
+  uint32_t pageSlots = 0;
+  uint32_t barrierOffset = 0;
+  uint32_t bytes = 0;
+};
+
+SharedLayout sharedLayout(const DecodeAttentionPlan &plan, uint32_t headDim,
+                          uint32_t pageSize) {
+  SharedLayout layout;
+  layout.logitsOffset =
+      std::max<uint32_t>(plan.stages * plan.stageBytes,
+                         kBlockThreads / 32 * plan.groupCapacity * headDim * 4);
+  layout.logitsStride = plan.splitTokens + 8;
+  layout.pageSlots = ceilDiv(plan.splitTokens, pageSize) + 1;
+  uint32_t end = layout.logitsOffset +
+                 plan.groupCapacity * layout.logitsStride * 4 +
+                 layout.pageSlots * 4 + 2 * 8 * 4;
+  layout.barrierOffset = (end + 7) / 8 * 8;
+  layout.bytes = layout.barrierOffset + 2 * kMaxStages * 8;
+  return layout;
+}
+
+Status checkSide(const DeviceSideLayout &side, const char *name,
+                 const DecodeAttentionShape &shape) {
+  const std::string what = std::string("decode attention's ") + name;
+  uint32_t expected = side.kind == DeviceSideLayout::Kind::Bf16
+                          ? 2 * shape.headDim
+                          : shape.headDim + (side.slotScales ? 4 : 0);
+  if (side.entryBytes != expected)
+    return Status::error(what + " entries take " +
+                         std::to_string(side.entryBytes) + " bytes, not the " +
+                         std::to_string(expected) + " of their encoding");
+  if (side.areaStride % 16 || side.areaStride < side.headBytes ||
+      side.codesOffset + uint64_t(shape.pageSize) * side.entryBytes >
+          side.headBytes)
+    return Status::error(what + " areas do not hold a page of entries at "
+                                "16-byte aligned strides");
+  if (side.kind == DeviceSideLayout::Kind::Bf16 && side.codesOffset % 16)
+    return Status::error(what + " bf16 entries must start 16-byte aligned");
+  return Status::ok();
+}
+
+} // namespace
+
+StatusOr<DecodeAttentionPlan>
+planDecodeAttention(const DecodeAttentionShape &shape,
+                    uint32_t multiprocessors) {
+  if (shape.headDim != 64 && shape.headDim != 128)
+    return Status::error("decode attention on CUDA takes head dimensions 64 "
+                         "and 128, not " +
+                         std::to_string(shape.headDim));
+  if (!shape.kvHeads || !shape.qHeads || shape.qHeads % shape.kvHeads ||
+      shape.qHeads / shape.kvHeads > 8)
+    return Status::error("decode attention on CUDA needs query heads that "
+                         "are 1 to 8 times the KV heads, not " +
+                         std::to_string(shape.qHeads) + " for " +
+                         std::to_string(shape.kvHeads));
+  const uint32_t pageSize = shape.pageSize;
+  if (!(pageSize % kTileTokens == 0 || pageSize == 4 || pageSize == 8 ||
+        pageSize == 16) ||
+      pageSize == 0)
+    return Status::error("decode attention on CUDA needs a page size of 4, "
+                         "8, 16 or a multiple of 32, not " +
+                         std::to_string(pageSize));
+  if (shape.key.kind != shape.value.kind)
+    return Status::error("decode attention on CUDA needs keys and values in "
+                         "one encoding (bf16 or fp8 e4m3)");
+  KVRT_RETURN_IF_ERROR(checkSide(shape.key, "keys", shape));
+  KVRT_RETURN_IF_ERROR(checkSide(shape.value, "values", shape));
+
+  DecodeAttentionPlan plan;
+  const uint32_t group = shape.qHeads / shape.kvHeads;
+  plan.groupCapacity = group <= 2 ? group : group <= 4 ? 4 : 8;
+  plan.segmentTokens = std::min(pageSize, kTileTokens);
+  plan.stageBytes =
+      kTileTokens / plan.segmentTokens * 16 *
+          std::max(segmentChunks(shape.key, plan.segmentTokens),
+                   segmentChunks(shape.value, plan.segmentTokens)) +
+      kPositionBytes;
+
+  // About 32 KB of copies per block: fp8 tiles are half the bytes of bf16
+  // ones, and four stages of them leave too few bytes in flight to cover
+  // the memory latency at full bandwidth.
+  plan.stages = std::clamp<uint32_t>(32768 / plan.stageBytes, 4, kMaxStages);
+
+  const uint32_t maxSplit = 4096 / plan.groupCapacity;
+  const uint32_t rows = std::max(1u, shape.batch * shape.kvHeads);
+  const uint32_t wanted =
+      ceilDiv(kBlocksPerMultiprocessor * std::max(1u, multiprocessors), rows);
+  uint32_t split =
+      ceilDiv(ceilDiv(shape.maxLength, wanted), kTileTokens) * kTileTokens;
+  plan.splitTokens = std::clamp(split, kMinSplitTokens, maxSplit);
+  plan.splits = std::max(1u, ceilDiv(shape.maxLength, plan.splitTokens));
+
+  plan.sharedBytes = sharedLayout(plan, shape.headDim, pageSize).bytes;
+  if (plan.sharedBytes > kMaxSharedBytes)
+    return Status::error("decode attention on CUDA would need " +
+                         std::to_string(plan.sharedBytes) +
+                         " bytes of shared memory per block");
+  plan.workspaceBytes = plan.splits > 1
+                            ? size_t(shape.batch) * shape.qHeads * plan.splits *
+                                  (shape.headDim + 2) * 4
+                            : 0;
+  return plan;
+}
+
+Status decodeAttention(const DecodeAttentionArgs &args,
+                       const DecodeAttentionPlan &plan, cudaStream_t stream) {
+  const PagedKvView &cache = args.cache;
+  const uint32_t headDim = cache.headDim;
+  auto geometry = [&](const DeviceSideLayout &side) {
+    SideGeometry g;
+    g.areaStride = side.areaStride;
+    g.pageStride = side.areaStride * cache.kvHeads;
+    g.entryBytes = side.entryBytes;
+    g.copyBase = side.codesOffset / 16 * 16;
+    g.copySkew = side.codesOffset % 16;
+    g.segmentChunks = segmentChunks(side, plan.segmentTokens);
+    g.slotScales = side.slotScales;
+    g.scaleOffset = side.scaleOffset;
+    return g;
+  };
+
+  SplitKernelParams p;
+  p.q = args.q;
+  p.queryPositions = args.queryPositions;
+  p.out = args.out;
+  const size_t rows = size_t(args.batch) * args.qHeads;
+  p.partialOut = static_cast<float *>(args.workspace);
+  p.partialMaxSum =
+      p.partialOut ? p.partialOut + rows * plan.splits * headDim : nullptr;
+  p.keys = cache.keys;
+  p.values = cache.values;
+  p.positions = cache.positions;
+  p.pageTables = cache.pageTables;
+  p.lengths = cache.lengths;
+  p.key = geometry(cache.key);
+  p.value = geometry(cache.value);
+  p.pageTableStride = cache.pageTableStride;
+  p.pageSize = cache.pageSize;
+  p.qHeads = args.qHeads;
+  p.group = args.qHeads / cache.kvHeads;
+  p.scaleLog2 = args.scale * 1.4426950408889634f;
+  p.slidingWindow = args.slidingWindow;
+  p.splitTokens = plan.splitTokens;
+  p.splits = plan.splits;
+  p.segmentShift = 0;
+  while ((1u << p.segmentShift) < plan.segmentTokens)
+    ++p.segmentShift;
+  p.stages = plan.stages;
+  p.stageBytes = plan.stageBytes;
+  const SharedLayout shared = sharedLayout(plan, headDim, cache.pageSize);
+  p.logitsOffset = shared.logitsOffset;
+  p.logitsStride = shared.logitsStride;
+  p.pageSlots = shared.pageSlots;
+  p.barrierOffset = shared.barrierOffset;
+
+  if (plan.splits > 1 && !args.workspace)
+    return Status::error("decode attention on CUDA needs a workspace of " +
+                         std::to_string(plan.workspaceBytes) + " bytes");
+  const bool bf16 = cache.key.kind == DeviceSideLayout::Kind::Bf16;
+  const void *kernel =
+      plan.tensorCores
+          ? (bf16 ? splitMmaKernelBf16(headDim)
+                  : splitMmaKernelFp8E4M3(headDim))
+          : (bf16 ? splitKernelBf16(headDim, plan.groupCapacity)
+                  : splitKernelFp8E4M3(headDim, plan.groupCapacity));
+  bool launched = kernel != nullptr;
+  if (launched && plan.sharedBytes > 48 * 1024)
+    launched = cudaFuncSetAttribute(kernel,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    int(plan.sharedBytes)) == cudaSuccess;
+  if (launched) {
+    void *kernelArgs[] = {&p};
+    launched =
+        cudaLaunchKernel(kernel, dim3(plan.splits, cache.kvHeads, args.batch),
+                         dim3(kLaunchThreads), kernelArgs, plan.sharedBytes,
+                         stream) == cudaSuccess;
+  }
+  if (launched && plan.splits > 1)
+    launched = launchSplitReduce(p.partialOut, p.partialMaxSum, args.out,
+                                 uint32_t(rows), plan.splits, headDim, stream);
+  cudaError_t error = cudaGetLastError();
+  if (!launched || error != cudaSuccess)
+    return Status::error(std::string("decode attention's launch failed: ") +
+                         cudaGetErrorString(error));
+  return Status::ok();
+}
+
+} // namespace kvrt::cuda

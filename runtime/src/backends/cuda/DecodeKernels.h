@@ -1,0 +1,99 @@
+//===- DecodeKernels.h - What the dispatcher passes to kernels --*- C++ -*-===//
+//
+// Internal to the CUDA backend: the split kernel's parameters, flattened
+// from DecodeAttentionArgs and DecodeAttentionPlan, and one launcher per
+// encoding (each in its own .cu file, so that changing one encoding's
+// decoding rebuilds only its kernels).
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_BACKENDS_CUDA_DECODEKERNELS_H
+#define KVRT_BACKENDS_CUDA_DECODEKERNELS_H
+
+#include "runtime/src/backends/cuda/DecodeAttention.h"
+
+namespace kvrt::cuda {
+
+/// Tokens per shared-memory tile; threads per block that compute (four
+/// warps), and the block's size with its producer warp, which only issues
+/// the bulk copies.
+inline constexpr uint32_t kTileTokens = 32;
+inline constexpr uint32_t kBlockThreads = 128;
+inline constexpr uint32_t kLaunchThreads = kBlockThreads + 32;
+/// At most this many pipeline stages: bulk copies of the next stages are
+/// in flight while one is read (the plan picks how many).
+inline constexpr uint32_t kMaxStages = 8;
+/// Shared-memory bytes of a stage reserved for the tile's positions.
+inline constexpr uint32_t kPositionBytes = kTileTokens * 4;
+
+/// One side's geometry as the split kernel walks it.
+struct SideGeometry {
+  uint64_t areaStride;
+  uint64_t pageStride;
+  uint32_t entryBytes;
+  /// codesOffset rounded down to 16: where a segment's copy starts
+  /// relative to its first slot's entry.
+  uint32_t copyBase;
+  /// codesOffset % 16: where the first slot's codes land in the copy.
+  uint32_t copySkew;
+  /// 16-byte chunks one segment's copy takes.
+  uint32_t segmentChunks;
+  bool slotScales;
+  uint32_t scaleOffset;
+};
+
+struct SplitKernelParams {
+  const float *q;
+  const int32_t *queryPositions;
+  float *out;
+  /// [batch][qHeads][splits][headDim] and [batch][qHeads][splits][2].
+  float *partialOut;
+  float *partialMaxSum;
+  const uint8_t *keys;
+  const uint8_t *values;
+  const int32_t *positions;
+  const int32_t *pageTables;
+  const int32_t *lengths;
+  SideGeometry key, value;
+  uint32_t pageTableStride;
+  uint32_t pageSize;
+  uint32_t qHeads;
+  uint32_t group;
+  /// scale * log2(e): the kernels use exp2.
+  float scaleLog2;
+  int32_t slidingWindow;
+  uint32_t splitTokens;
+  uint32_t splits;
+  /// log2 of the plan's segmentTokens (4, 8, 16 or 32).
+  uint32_t segmentShift;
+  /// Pipeline stages (at most kMaxStages) and the bytes of each.
+  uint32_t stages;
+  uint32_t stageBytes;
+  /// Bytes from the start of shared memory to the logits: the stages, or
+  /// the block's final reduction where that is larger.
+  uint32_t logitsOffset;
+  /// Floats from one head's scores to the next's (padded against bank
+  /// conflicts).
+  uint32_t logitsStride;
+  /// Ints reserved for the split's page indices.
+  uint32_t pageSlots;
+  /// Bytes from the start of shared memory to the stages' barriers: "full"
+  /// ones, then "empty" ones, kMaxStages each.
+  uint32_t barrierOffset;
+};
+
+/// The split kernels' instances, each from its own .cu file, or null when
+/// none matches: on the CUDA cores (SplitKernel.cuh), for a group size
+/// rounded up to 1, 2, 4 or 8, and on the tensor cores (SplitMmaKernel.cuh).
+const void *splitKernelBf16(uint32_t headDim, uint32_t groupCapacity);
+const void *splitKernelFp8E4M3(uint32_t headDim, uint32_t groupCapacity);
+const void *splitMmaKernelBf16(uint32_t headDim);
+const void *splitMmaKernelFp8E4M3(uint32_t headDim);
+
+/// Merges the splits' partials into out (SplitReduce.cu).
+bool launchSplitReduce(const float *partialOut, const float *partialMaxSum,
+                       float *out, uint32_t rows, uint32_t splits,
+                       uint32_t headDim, cudaStream_t stream);
+
+} // namespace kvrt::cuda
+
+#endif // KVRT_BACKENDS_CUDA_DECODEKERNELS_H

@@ -1,0 +1,293 @@
+//===- SplitBlock.cuh - What every split kernel shares ---------*- CUDA -*-===//
+//
+// One block takes tokens [start, end) of sequence b for KV head h and the
+// `group` query heads that read it. Tiles of 32 tokens stream through a
+// shared-memory pipeline of 4 to 8 stages, first every key tile (with its
+// positions), then every value tile. Per page a tile holds a segment of
+// min(pageSize, 32) slots: a contiguous run of the page area's bytes, moved
+// by one bulk copy (cp.async.bulk).
+//
+// The block is warp-specialised: a producer warp (its lane 0) issues the
+// copies of each stage once the four consumer warps have released it (the
+// stage's "empty" mbarrier) and announces the bytes on its "full" mbarrier;
+// each consumer warp waits for "full", computes, and releases. No
+// block-wide barrier sits in the loops, so warps drift apart by up to the
+// pipeline's depth instead of waiting for the slowest at every tile.
+// Between the two passes the consumers turn the split's scores into exp2
+// weights (softmax(), behind a barrier of the consumers only).
+//
+// Shared memory: the stages, the scores [group][logitsStride] (in log2
+// units), the split's page indices, per-head maxima and sums, and the
+// stages' barriers (offsets from DecodeAttention.cpp's sharedLayout()).
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_BACKENDS_CUDA_SPLITBLOCK_CUH
+#define KVRT_BACKENDS_CUDA_SPLITBLOCK_CUH
+
+#include "runtime/src/backends/cuda/AsyncCopy.cuh"
+#include "runtime/src/backends/cuda/DecodeKernels.h"
+
+#include <cuda_runtime.h>
+
+namespace kvrt::cuda {
+
+__device__ __forceinline__ float warpMax(float x) {
+#pragma unroll
+  for (int offset = 16; offset; offset /= 2)
+    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, offset));
+  return x;
+}
+
+__device__ __forceinline__ float warpSum(float x) {
+#pragma unroll
+  for (int offset = 16; offset; offset /= 2)
+    x += __shfl_xor_sync(0xffffffffu, x, offset);
+  return x;
+}
+
+struct SplitBlock {
+  const SplitKernelParams &p;
+  int kvHead, b, tid;
+  int group, pageSize, start, end, tiles, firstPage, queryPosition;
+  /// Query head g of the group is row firstRow + g of q and out.
+  size_t firstRow;
+  uint8_t *stages;
+  float *logits;
+  int32_t *pages;
+  float *rowMax, *rowSum;
+  uint64_t *full, *empty;
+  /// The stage acquire() returns next and the parity of its barrier's phase.
+  int slot = 0;
+  uint32_t phase = 0;
+
+  __device__ SplitBlock(const SplitKernelParams &params, uint8_t *shared)
+      : p(params), kvHead(blockIdx.y), b(blockIdx.z), tid(threadIdx.x) {
+    group = int(p.group);
+    pageSize = int(p.pageSize);
+    start = blockIdx.x * int(p.splitTokens);
+    end = min(start + int(p.splitTokens), p.lengths[b]);
+    tiles = (end - start + int(kTileTokens) - 1) / int(kTileTokens);
+    firstPage = start / pageSize;
+    firstRow = size_t(b) * p.qHeads + size_t(kvHead) * group;
+    queryPosition = p.queryPositions[b];
+    stages = shared;
+    logits = reinterpret_cast<float *>(shared + p.logitsOffset);
+    pages = reinterpret_cast<int32_t *>(logits + group * p.logitsStride);
+    rowMax = reinterpret_cast<float *>(pages + p.pageSlots);
+    rowSum = rowMax + 8;
+    full = reinterpret_cast<uint64_t *>(shared + p.barrierOffset);
+    empty = full + kMaxStages;
+  }
+
+  /// When the split holds no token, writes its result (zeros, or a partial
+  /// that weighs nothing) and returns true: the block is done.
+  template <int D> __device__ bool finishEmpty() {
+    if (start < end)
+      return false;
+    if (tid >= int(kBlockThreads))
+      return true;
+    if (p.splits == 1) {
+      for (int e = tid; e < group * D; e += kBlockThreads)
+        p.out[firstRow * D + e] = 0.0f;
+    } else if (tid < group) {
+      float *maxSum =
+          p.partialMaxSum + ((firstRow + tid) * p.splits + blockIdx.x) * 2;
+      maxSum[0] = -INFINITY;
+      maxSum[1] = 0.0f;
+    }
+    return true;
+  }
+
+  /// Loads the split's page indices and sets up the barriers; all threads
+  /// take part.
+  __device__ void begin() {
+    const int pageCount = (end - 1) / pageSize - firstPage + 1;
+    for (int i = tid; i < pageCount; i += kLaunchThreads)
+      pages[i] = p.pageTables[size_t(b) * p.pageTableStride + firstPage + i];
+    if (tid == 0) {
+      for (int s = 0; s < int(p.stages); ++s) {
+        initBarrier(&full[s], 1);
+        initBarrier(&empty[s], kBlockThreads / 32);
+      }
+      fenceBarrierInit();
+    }
+    __syncthreads();
+  }
+
+  /// In the producer warp, issues every tile's copies and returns true (the
+  /// warp is then done); in the consumers, returns false.
+  __device__ bool produce() {
+    if (tid < int(kBlockThreads))
+      return false;
+    if (tid == int(kBlockThreads)) {
+      const int stageCount = int(p.stages);
+      for (int j = 0, into = 0, use = 0; j < 2 * tiles; ++j) {
+        if (use > 0)
+          waitBarrier(&empty[into], (use - 1) & 1);
+        issue(j, into);
+        if (++into == stageCount) {
+          into = 0;
+          ++use;
+        }
+      }
+    }
+    return true;
+  }
+
+  /// Stream position j: key tile j, then value tile j - tiles, into stage
+  /// `into`: one bulk copy per segment and, for keys, one for its
+  /// positions, their bytes announced on the stage's "full" barrier.
+  __device__ void issue(int j, int into) {
+    const bool keys = j < tiles;
+    const SideGeometry &side = keys ? p.key : p.value;
+    const uint8_t *pool = (keys ? p.keys : p.values) +
+                          uint64_t(kvHead) * side.areaStride + side.copyBase;
+    uint8_t *stage = stages + into * p.stageBytes;
+    uint64_t *barrier = &full[into];
+    const int tile = keys ? j : j - tiles;
+    const int tileStart = start + tile * int(kTileTokens);
+    const int segmentTokens = 1 << p.segmentShift;
+    // The tile's first page (relative to the split's) and slot: pages of at
+    // most 32 tokens divide the tile, larger ones hold it whole.
+    int tilePage, firstSlot;
+    if (pageSize <= int(kTileTokens)) {
+      tilePage = (tile * int(kTileTokens)) >> p.segmentShift;
+      firstSlot = 0;
+    } else {
+      const int into = tileStart - firstPage * pageSize;
+      tilePage = into / pageSize;
+      firstSlot = into - tilePage * pageSize;
+    }
+    const int segments =
+        min(int(kTileTokens) >> p.segmentShift,
+            (end - tileStart + segmentTokens - 1) >> p.segmentShift);
+    const uint32_t bytes = side.segmentChunks * 16;
+    const uint32_t positionBytes = keys ? segmentTokens * 4 : 0;
+    arriveExpecting(barrier, segments * (bytes + positionBytes));
+    for (int segment = 0; segment < segments; ++segment) {
+      const uint64_t page = uint64_t(pages[tilePage + segment]);
+      copyBulk(stage + segment * bytes,
+               pool + page * side.pageStride +
+                   uint64_t(firstSlot) * side.entryBytes,
+               bytes, barrier);
+      if (keys)
+        copyBulk(
+            stage + p.stageBytes - kPositionBytes + segment * positionBytes,
+            p.positions + page * pageSize + firstSlot, positionBytes, barrier);
+    }
+  }
+
+  /// The next tile's stage once its bytes have landed (consumers, in
+  /// stream order).
+  __device__ const uint8_t *acquire() {
+    waitBarrier(&full[slot], phase);
+    return stages + slot * p.stageBytes;
+  }
+
+  /// Hands the stage acquire() returned back to the producer, once every
+  /// lane of the calling warp is done with it.
+  __device__ void release() {
+    __syncwarp();
+    if (tid % 32 == 0)
+      arrive(&empty[slot]);
+    if (++slot == int(p.stages)) {
+      slot = 0;
+      phase ^= 1;
+    }
+  }
+
+  /// A barrier of the four consumer warps (the producer may have exited).
+  __device__ void consumerSync() const {
+    asm volatile("bar.sync 1, %0;" ::"n"(kBlockThreads) : "memory");
+  }
+
+  /// Where row `row` of a tile of `side` starts in its stage (the same for
+  /// every tile: loops compute it once).
+  __device__ int entryOffset(const SideGeometry &side, int row) const {
+    const int segment = row >> p.segmentShift;
+    const int slot = row - (segment << p.segmentShift);
+    return segment * side.segmentChunks * 16 + side.copySkew +
+           slot * side.entryBytes;
+  }
+  __device__ const uint8_t *entry(const uint8_t *stage,
+                                  const SideGeometry &side, int row) const {
+    return stage + entryOffset(side, row);
+  }
+
+  __device__ const int32_t *positions(const uint8_t *stage) const {
+    return reinterpret_cast<const int32_t *>(stage + p.stageBytes -
+                                             kPositionBytes);
+  }
+
+  /// The head scale of a per_head fp8 side (the same in every page's
+  /// area); 1 where entries carry their own scale or none.
+  template <bool Scaled> __device__ float headScale(bool keys) const {
+    const SideGeometry &side = keys ? p.key : p.value;
+    if (!Scaled || side.slotScales)
+      return 1.0f;
+    const uint8_t *area = (keys ? p.keys : p.values) +
+                          uint64_t(pages[0]) * side.pageStride +
+                          uint64_t(kvHead) * side.areaStride;
+    return *reinterpret_cast<const float *>(area + side.scaleOffset);
+  }
+
+  __device__ bool visible(int position) const {
+    return position <= queryPosition &&
+           (p.slidingWindow == 0 || queryPosition - position < p.slidingWindow);
+  }
+
+  __device__ float *scores(int head) const {
+    return logits + head * p.logitsStride;
+  }
+
+  /// Turns each head's scores into 2^(score - max) in place and records
+  /// the maximum and the sum; all consumers take part.
+  __device__ void softmax() {
+    consumerSync();
+    const int warp = tid / 32, lane = tid % 32, count = end - start;
+    for (int g = warp; g < group; g += kBlockThreads / 32) {
+      float *row = scores(g);
+      float m = -INFINITY;
+      for (int i = lane; i < count; i += 32)
+        m = fmaxf(m, row[i]);
+      m = warpMax(m);
+      float sum = 0.0f;
+      for (int i = lane; i < count; i += 32) {
+        float w = m == -INFINITY ? 0.0f : exp2f(row[i] - m);
+        row[i] = w;
+        sum += w;
+      }
+      sum = warpSum(sum);
+      if (lane == 0) {
+        rowMax[g] = m;
+        rowSum[g] = sum;
+      }
+    }
+    consumerSync();
+  }
+
+  /// Writes coordinate d of query head g's unnormalised output.
+  __device__ void write(int g, int d, int D, float value) const {
+    const size_t row = firstRow + g;
+    if (p.splits == 1) {
+      const float total = rowSum[g];
+      p.out[row * D + d] = total > 0.0f ? value / total : 0.0f;
+    } else {
+      p.partialOut[(row * p.splits + blockIdx.x) * D + d] = value;
+    }
+  }
+
+  /// Records the split's maxima and sums for SplitReduce.cu.
+  __device__ void writeMaxSum() const {
+    if (p.splits > 1 && tid < group) {
+      float *maxSum =
+          p.partialMaxSum + ((firstRow + tid) * p.splits + blockIdx.x) * 2;
+      maxSum[0] = rowMax[tid];
+      maxSum[1] = rowSum[tid];
+    }
+  }
+};
+
+} // namespace kvrt::cuda
+
+#endif // KVRT_BACKENDS_CUDA_SPLITBLOCK_CUH

@@ -1,0 +1,323 @@
+//===- AttentionBench.cpp - Timing decode attention on the GPU ------------===//
+//
+// The Llama-3-8B attention shape (32 query heads, 8 KV heads, d = 128, pages
+// of 16 tokens) for B in {1, 8, 32} and L in {8K, 32K}, in bf16 and fp8
+// (dynamic and per_head scales). Pools hold random valid entries; each
+// sequence's pages are a random draw from a pool sized for B = 32, L = 32K.
+// Each rep is timed alone with CUDA events after a 256 MB memset that
+// evicts the L2 (a layer's cache is not in L2 when its step comes); the
+// median of the reps is reported, for each split kernel (mma: tensor
+// cores, fma: CUDA cores), with the bytes the kernels must read
+// (K and V areas, positions, page tables), the GB/s that gives, and the
+// floor: those bytes over the bandwidth of a 1 GiB device-to-device
+// cudaMemcpy measured in the same run (bytes read plus bytes written).
+//
+// B = 1, L = 8K is also checked against a float64 attention over the
+// entries decoded by the CPU codecs from the device's own bytes.
+//
+//===----------------------------------------------------------------------===//
+#include "Harness.h"
+
+#include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/backends/cuda/DecodeAttention.h"
+#include "runtime/src/backends/cuda/DeviceBuffer.h"
+#include "runtime/src/backends/cuda/SideLayout.h"
+#include "runtime/src/cache/Codec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace kvrt::cuda::test {
+namespace {
+
+constexpr uint32_t kQHeads = 32, kKvHeads = 8, kHeadDim = 128, kPageSize = 16;
+constexpr uint32_t kMaxBatch = 32, kMaxLength = 32768;
+constexpr uint64_t kMaxPages = uint64_t(kMaxBatch) * kMaxLength / kPageSize;
+constexpr size_t kFlushBytes = 256u << 20;
+
+float median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+/// GB/s of a device-to-device copy of 1 GiB, counting reads and writes.
+double copyBandwidth() {
+  const size_t bytes = size_t(1) << 30;
+  DeviceBuffer from = orDie(DeviceBuffer::allocate(bytes));
+  DeviceBuffer to = orDie(DeviceBuffer::allocate(bytes));
+  CUDA_OK(cudaMemset(from.get(), 1, bytes));
+  cudaEvent_t start, stop;
+  CUDA_OK(cudaEventCreate(&start));
+  CUDA_OK(cudaEventCreate(&stop));
+  std::vector<float> times;
+  for (int rep = 0; rep < 23; ++rep) {
+    CUDA_OK(cudaEventRecord(start));
+    CUDA_OK(
+        cudaMemcpyAsync(to.get(), from.get(), bytes, cudaMemcpyDeviceToDevice));
+    CUDA_OK(cudaEventRecord(stop));
+    CUDA_OK(cudaEventSynchronize(stop));
+    float ms;
+    CUDA_OK(cudaEventElapsedTime(&ms, start, stop));
+    if (rep >= 3)
+      times.push_back(ms);
+  }
+  CUDA_OK(cudaEventDestroy(start));
+  CUDA_OK(cudaEventDestroy(stop));
+  return 2.0 * bytes / (median(times) * 1e-3) / 1e9;
+}
+
+struct Encoding {
+  const char *name;
+  schema::Encoding encoding;
+};
+
+std::vector<Encoding> encodings() {
+  std::vector<Encoding> list(3);
+  list[0].name = "bf16";
+  list[0].encoding.set_kind(schema::ENCODING_BF16);
+  list[1].name = "fp8-dyn";
+  list[1].encoding.set_kind(schema::ENCODING_FP8);
+  list[1].encoding.set_scale_mode(schema::SCALE_MODE_DYNAMIC);
+  list[2].name = "fp8-head";
+  list[2].encoding.set_kind(schema::ENCODING_FP8);
+  list[2].encoding.set_scale_mode(schema::SCALE_MODE_PER_HEAD);
+  return list;
+}
+
+/// One side's codec (per_head scales of 1: only the layout matters here,
+/// and decode() reads the scale stored in the area).
+std::unique_ptr<Codec> codecFor(const schema::Encoding &encoding,
+                                CacheSide side) {
+  CodecContext context;
+  context.side = side;
+  context.kvHeads = kKvHeads;
+  context.headDim = kHeadDim;
+  context.scales.assign(kKvHeads, 1.0f);
+  return orDie(makeCodec(encoding, context));
+}
+
+struct Pool {
+  DeviceSideLayout key, value;
+  DeviceBuffer keys, values;
+};
+
+/// float64 attention of sequence 0 over its entries as the CPU codecs
+/// decode the device's bytes; returns the largest relative error per row.
+double referenceError(const Pool &pool, const Codec &keyCodec,
+                      const Codec &valueCodec,
+                      const std::vector<int32_t> &table, uint32_t length,
+                      const std::vector<float> &q,
+                      const std::vector<float> &out, float scale) {
+  const uint32_t pages = length / kPageSize;
+  const uint64_t keyPage = pool.key.areaStride * kKvHeads;
+  const uint64_t valuePage = pool.value.areaStride * kKvHeads;
+  std::vector<uint8_t> keys(pages * keyPage), values(pages * valuePage);
+  for (uint32_t i = 0; i < pages; ++i) {
+    CUDA_OK(cudaMemcpy(&keys[i * keyPage],
+                       pool.keys.as<uint8_t>() + table[i] * keyPage, keyPage,
+                       cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(&values[i * valuePage],
+                       pool.values.as<uint8_t>() + table[i] * valuePage,
+                       valuePage, cudaMemcpyDeviceToHost));
+  }
+  std::vector<float> k(size_t(length) * kKvHeads * kHeadDim),
+      v(size_t(length) * kKvHeads * kHeadDim);
+  for (uint32_t t = 0; t < length; ++t)
+    for (uint32_t h = 0; h < kKvHeads; ++h) {
+      size_t at = (size_t(t) * kKvHeads + h) * kHeadDim;
+      keyCodec.decode(&keys[t / kPageSize * keyPage + h * pool.key.areaStride],
+                      t % kPageSize, &k[at]);
+      valueCodec.decode(
+          &values[t / kPageSize * valuePage + h * pool.value.areaStride],
+          t % kPageSize, &v[at]);
+    }
+  double worst = 0;
+  std::vector<double> scores(length), o(kHeadDim);
+  for (uint32_t hq = 0; hq < kQHeads; ++hq) {
+    uint32_t h = hq / (kQHeads / kKvHeads);
+    double max = -INFINITY;
+    for (uint32_t t = 0; t < length; ++t) {
+      double s = 0;
+      for (uint32_t d = 0; d < kHeadDim; ++d)
+        s += double(q[hq * kHeadDim + d]) *
+             k[(size_t(t) * kKvHeads + h) * kHeadDim + d];
+      scores[t] = s * scale;
+      max = std::max(max, scores[t]);
+    }
+    double sum = 0;
+    std::fill(o.begin(), o.end(), 0.0);
+    for (uint32_t t = 0; t < length; ++t) {
+      double w = std::exp(scores[t] - max);
+      sum += w;
+      for (uint32_t d = 0; d < kHeadDim; ++d)
+        o[d] += w * v[(size_t(t) * kKvHeads + h) * kHeadDim + d];
+    }
+    double diff = 0, norm = 0;
+    for (uint32_t d = 0; d < kHeadDim; ++d) {
+      double e = o[d] / sum, g = out[hq * kHeadDim + d];
+      diff += std::isfinite(g) ? (g - e) * (g - e) : INFINITY;
+      norm += e * e;
+    }
+    worst = std::max(worst, std::sqrt(diff / norm));
+  }
+  return worst;
+}
+
+} // namespace
+
+void runBench(uint32_t multiprocessors, int reps) {
+  const double bandwidth = copyBandwidth();
+  std::printf("device-to-device copy: %.0f GB/s (read + write)\n", bandwidth);
+  DeviceBuffer flush = orDie(DeviceBuffer::allocate(kFlushBytes));
+  DeviceBuffer positions =
+      orDie(DeviceBuffer::allocate(kMaxPages * kPageSize * 4));
+  cudaEvent_t start, stop;
+  CUDA_OK(cudaEventCreate(&start));
+  CUDA_OK(cudaEventCreate(&stop));
+  std::mt19937 rng(7);
+  std::vector<std::string> table;
+  char line[256];
+  const float scale = 1.0f / std::sqrt(float(kHeadDim));
+
+  for (const Encoding &enc : encodings()) {
+    std::unique_ptr<Codec> keyCodec = codecFor(enc.encoding, CacheSide::Key);
+    std::unique_ptr<Codec> valueCodec =
+        codecFor(enc.encoding, CacheSide::Value);
+    Pool pool;
+    pool.key = orDie(deviceSideLayout(enc.encoding, *keyCodec, kPageSize));
+    pool.value = orDie(deviceSideLayout(enc.encoding, *valueCodec, kPageSize));
+    const uint64_t keyBytes = kMaxPages * kKvHeads * pool.key.areaStride;
+    const uint64_t valueBytes = kMaxPages * kKvHeads * pool.value.areaStride;
+    pool.keys = orDie(DeviceBuffer::allocate(keyBytes));
+    pool.values = orDie(DeviceBuffer::allocate(valueBytes));
+    if (pool.key.kind == DeviceSideLayout::Kind::Bf16) {
+      fillBf16(pool.keys.get(), keyBytes, 11);
+      fillBf16(pool.values.get(), valueBytes, 12);
+    } else {
+      fillFp8(pool.keys.get(), keyBytes, 11);
+      fillFp8(pool.values.get(), valueBytes, 12);
+      for (auto [side, buffer] : {std::pair{&pool.key, &pool.keys},
+                                  std::pair{&pool.value, &pool.values}})
+        fillFp8Scales(buffer->get(), kMaxPages, kKvHeads, side->areaStride,
+                      kPageSize, side->slotScales, side->entryBytes,
+                      side->slotScales ? side->scaleOffset : 0, 13);
+    }
+
+    for (uint32_t batch : {1u, 8u, 32u})
+      for (uint32_t length : {8192u, 32768u}) {
+        const uint32_t perSequence = length / kPageSize;
+        std::vector<int32_t> pages(kMaxPages);
+        for (uint64_t i = 0; i < kMaxPages; ++i)
+          pages[i] = int32_t(i);
+        std::shuffle(pages.begin(), pages.end(), rng);
+        pages.resize(size_t(batch) * perSequence);
+        std::vector<int32_t> stored(kMaxPages * kPageSize, -1);
+        for (uint32_t b = 0; b < batch; ++b)
+          for (uint32_t t = 0; t < length; ++t)
+            stored[size_t(pages[b * perSequence + t / kPageSize]) * kPageSize +
+                   t % kPageSize] = int32_t(t);
+        orDie(positions.upload(stored.data(), stored.size() * 4));
+        DeviceBuffer tables = orDie(DeviceBuffer::allocate(pages.size() * 4));
+        orDie(tables.upload(pages.data(), pages.size() * 4));
+        std::vector<int32_t> lengths(batch, int32_t(length)),
+            queryPositions(batch, int32_t(length - 1));
+        DeviceBuffer lengthsDevice = orDie(DeviceBuffer::allocate(batch * 4));
+        orDie(lengthsDevice.upload(lengths.data(), batch * 4));
+        DeviceBuffer queryDevice = orDie(DeviceBuffer::allocate(batch * 4));
+        orDie(queryDevice.upload(queryPositions.data(), batch * 4));
+        std::normal_distribution<float> normal;
+        std::vector<float> q(size_t(batch) * kQHeads * kHeadDim);
+        for (float &x : q)
+          x = normal(rng);
+        DeviceBuffer qDevice = orDie(DeviceBuffer::allocate(q.size() * 4));
+        orDie(qDevice.upload(q.data(), q.size() * 4));
+        DeviceBuffer out = orDie(DeviceBuffer::allocate(q.size() * 4));
+
+        DecodeAttentionShape shape{batch,     kQHeads, kKvHeads, kHeadDim,
+                                   kPageSize, length,  pool.key, pool.value};
+        DecodeAttentionPlan plan =
+            orDie(planDecodeAttention(shape, multiprocessors));
+        DeviceBuffer workspace =
+            orDie(DeviceBuffer::allocate(plan.workspaceBytes));
+        DecodeAttentionArgs args;
+        args.cache.key = pool.key;
+        args.cache.value = pool.value;
+        args.cache.keys = pool.keys.as<uint8_t>();
+        args.cache.values = pool.values.as<uint8_t>();
+        args.cache.positions = positions.as<int32_t>();
+        args.cache.pageTables = tables.as<int32_t>();
+        args.cache.lengths = lengthsDevice.as<int32_t>();
+        args.cache.pageTableStride = perSequence;
+        args.cache.pageSize = kPageSize;
+        args.cache.kvHeads = kKvHeads;
+        args.cache.headDim = kHeadDim;
+        args.q = qDevice.as<float>();
+        args.queryPositions = queryDevice.as<int32_t>();
+        args.out = out.as<float>();
+        args.batch = batch;
+        args.qHeads = kQHeads;
+        args.scale = scale;
+        args.workspace = workspace.get();
+
+        const double bytes =
+            double(pages.size()) *
+            (kKvHeads * double(pool.key.headBytes + pool.value.headBytes) +
+             kPageSize * 4.0 + 4.0);
+        const double floor = bytes / (bandwidth * 1e9);
+        for (int kind = 0; kind < 2; ++kind) {
+          plan.tensorCores = kind == 0;
+          CUDA_OK(cudaMemset(out.get(), 0xff, out.size()));
+          for (int i = 0; i < 3; ++i)
+            orDie(decodeAttention(args, plan, nullptr));
+          CUDA_OK(cudaDeviceSynchronize());
+          std::vector<float> times;
+          for (int rep = 0; rep < reps; ++rep) {
+            CUDA_OK(cudaMemsetAsync(flush.get(), rep & 0xff, kFlushBytes));
+            CUDA_OK(cudaEventRecord(start));
+            orDie(decodeAttention(args, plan, nullptr));
+            CUDA_OK(cudaEventRecord(stop));
+            CUDA_OK(cudaEventSynchronize(stop));
+            float ms;
+            CUDA_OK(cudaEventElapsedTime(&ms, start, stop));
+            times.push_back(ms);
+          }
+          CUDA_OK(cudaGetLastError());
+          const double seconds = median(times) * 1e-3;
+          std::string check;
+          if (batch == 1 && length == 8192) {
+            std::vector<float> got(q.size());
+            CUDA_OK(cudaMemcpy(got.data(), out.get(), got.size() * 4,
+                               cudaMemcpyDeviceToHost));
+            double error = referenceError(pool, *keyCodec, *valueCodec, pages,
+                                          length, q, got, scale);
+            std::snprintf(line, sizeof(line), "  (vs float64: %.1e)", error);
+            check = line;
+          }
+          std::snprintf(line, sizeof(line),
+                        "%-6s %-8s %3u %6u %9.1f %9.1f %7.0f %9.1f %6.0f%%  "
+                        "splits %u x %u, %u stages%s",
+                        kind == 0 ? "mma" : "fma", enc.name, batch, length,
+                        seconds * 1e6, bytes / 1e6, bytes / seconds / 1e9,
+                        floor * 1e6, 100.0 * floor / seconds, plan.splits,
+                        plan.splitTokens, plan.stages, check.c_str());
+          std::printf("%s\n", line);
+          std::fflush(stdout);
+          table.push_back(line);
+        }
+      }
+  }
+  CUDA_OK(cudaEventDestroy(start));
+  CUDA_OK(cudaEventDestroy(stop));
+  std::printf("\nkernel encoding   B      L   time_us  bytes_MB    GB/s  "
+              "floor_us  floor/time\n");
+  for (const std::string &row : table)
+    std::printf("%s\n", row.c_str());
+  std::printf("floor = bytes / %.0f GB/s (1 GiB device-to-device copy, read "
+              "+ write)\n",
+              bandwidth);
+}
+
+} // namespace kvrt::cuda::test

@@ -1,0 +1,288 @@
+//===- AttentionCheck.cpp - CUDA decode attention against the CPU ---------===//
+//
+// Each case builds one layer's paged cache through libkvrt (codecs,
+// PagedCache, cpu::append, pages of the batch's sequences interleaved in
+// the pool), runs cpu::attention for one query row per sequence, copies the
+// pages to the device and runs decodeAttention() into NaN-poisoned output
+// and workspace, with each of the two split kernels (tensor cores and CUDA
+// cores). Every output must be finite and, per query row, within
+//   |gpu - cpu| / |cpu| <= 1e-4   (L2 norms over the row's coordinates).
+// Both sides decode the same stored bytes to the same values and
+// accumulate in fp32; they differ in summation order, exp vs exp2 and, on
+// the tensor cores, in the queries and weights carried as hi + lo halves
+// of bf16 or f16 (about 2^-16 relative each): 1e-6 to 1e-5 here, so 1e-4
+// leaves room for long rows and peaked softmaxes while catching any wrong
+// entry, scale or weight (those move it by 1e-2 or more; a single bf16
+// rounding of the weights alone would give about 1e-3). Rows with no
+// visible entry must be exactly zero.
+//
+//===----------------------------------------------------------------------===//
+#include "Harness.h"
+
+#include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/backends/cpu/Kernels.h"
+#include "runtime/src/backends/cpu/ThreadPool.h"
+#include "runtime/src/backends/cuda/DecodeAttention.h"
+#include "runtime/src/backends/cuda/DeviceCache.h"
+#include "runtime/src/backends/cuda/SideLayout.h"
+#include "runtime/src/cache/Codec.h"
+#include "runtime/src/cache/PagedCache.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+
+namespace kvrt::cuda::test {
+namespace {
+
+constexpr double kBound = 1e-4;
+
+enum class Enc { Bf16, Fp8Dynamic, Fp8PerHead };
+const char *name(Enc e) {
+  return e == Enc::Bf16         ? "bf16"
+         : e == Enc::Fp8Dynamic ? "fp8-dyn"
+                                : "fp8-head";
+}
+
+struct Case {
+  std::vector<uint32_t> lengths;
+  uint32_t qHeads, kvHeads, headDim, pageSize;
+  /// Token i is stored at position positionStride * i + 1.
+  int32_t positionStride = 1;
+  /// The query sees tokens [0, visibleFraction * length) (1: all).
+  double visibleFraction = 1.0;
+  int32_t slidingWindow = 0;
+};
+
+schema::Encoding encodingOf(Enc e) {
+  schema::Encoding encoding;
+  encoding.set_kind(e == Enc::Bf16 ? schema::ENCODING_BF16
+                                   : schema::ENCODING_FP8);
+  if (e != Enc::Bf16) {
+    encoding.set_fp8_format(schema::FP8_FORMAT_E4M3);
+    encoding.set_scale_mode(e == Enc::Fp8Dynamic ? schema::SCALE_MODE_DYNAMIC
+                                                 : schema::SCALE_MODE_PER_HEAD);
+  }
+  return encoding;
+}
+
+/// Keys with uneven channels (scales 0.5 to 2.5, a 4x outlier every 13th
+/// channel), as real keys have; plain normal values.
+std::vector<float> randomRows(std::mt19937 &rng, size_t rows, uint32_t width,
+                              bool keys) {
+  std::normal_distribution<float> normal;
+  std::vector<float> x(rows * width);
+  for (size_t i = 0; i < x.size(); ++i) {
+    uint32_t c = uint32_t(i % width);
+    float scale = !keys ? 1.0f : c % 13 == 5 ? 4.0f : 0.5f + 0.5f * (c % 5);
+    x[i] = normal(rng) * scale;
+  }
+  return x;
+}
+
+/// absmax / 448 per KV head over every sequence's rows.
+std::vector<float> headScales(const std::vector<std::vector<float>> &rows,
+                              uint32_t kvHeads, uint32_t headDim) {
+  std::vector<float> scales(kvHeads, 0.0f);
+  for (const std::vector<float> &r : rows)
+    for (size_t i = 0; i < r.size(); ++i) {
+      float &s = scales[i / headDim % kvHeads];
+      s = std::max(s, std::fabs(r[i]) / 448.0f);
+    }
+  return scales;
+}
+
+/// Runs one case in one encoding; returns whether it passed.
+bool runCase(const Case &c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const uint32_t batch = uint32_t(c.lengths.size());
+  const uint32_t width = c.kvHeads * c.headDim;
+  std::vector<std::vector<float>> keys, values;
+  for (uint32_t length : c.lengths) {
+    keys.push_back(randomRows(rng, length, width, true));
+    values.push_back(randomRows(rng, length, width, false));
+  }
+  std::vector<float> q =
+      randomRows(rng, batch, c.qHeads * c.headDim, /*keys=*/false);
+
+  const schema::Encoding encoding = encodingOf(enc);
+  CodecContext context;
+  context.kvHeads = c.kvHeads;
+  context.headDim = c.headDim;
+  if (enc == Enc::Fp8PerHead)
+    context.scales = headScales(keys, c.kvHeads, c.headDim);
+  std::unique_ptr<Codec> key = orDie(makeCodec(encoding, context));
+  context.side = CacheSide::Value;
+  if (enc == Enc::Fp8PerHead)
+    context.scales = headScales(values, c.kvHeads, c.headDim);
+  std::unique_ptr<Codec> value = orDie(makeCodec(encoding, context));
+  schema::Encoding f32;
+  f32.set_kind(schema::ENCODING_F32);
+  std::unique_ptr<Codec> tail = orDie(makeCodec(f32, context));
+  cpu::CacheCodecs codecs{key.get(), value.get(), tail.get(), true, true};
+
+  CacheLayerShape shape;
+  shape.kvHeads = c.kvHeads;
+  shape.headDim = c.headDim;
+  shape.pageSize = c.pageSize;
+  shape.keyHeadBytes = key->headBytes(c.pageSize);
+  shape.valueHeadBytes = value->headBytes(c.pageSize);
+  shape.capacityPages = 0;
+  for (uint32_t length : c.lengths)
+    shape.capacityPages += (length + c.pageSize - 1) / c.pageSize;
+  PagedCache cache({shape});
+  std::vector<uint64_t> sequences;
+  for (uint32_t b = 0; b < batch; ++b) {
+    sequences.push_back(100 + 7 * b);
+    orDie(cache.addSequence(sequences.back()));
+  }
+
+  // Token by token, the sequences in a new order each round, so that their
+  // pages interleave in the pool.
+  cpu::ThreadPool pool(2);
+  const uint32_t longest =
+      *std::max_element(c.lengths.begin(), c.lengths.end());
+  std::vector<uint32_t> order(batch);
+  for (uint32_t b = 0; b < batch; ++b)
+    order[b] = b;
+  for (uint32_t i = 0; i < longest; ++i) {
+    std::shuffle(order.begin(), order.end(), rng);
+    for (uint32_t b : order) {
+      if (i >= c.lengths[b])
+        continue;
+      uint64_t sequence = sequences[b];
+      orDie(cache.reserve({{sequence, 1}}));
+      int32_t position = c.positionStride * int32_t(i) + 1;
+      cpu::append(pool, cache, 0, codecs, &keys[b][size_t(i) * width],
+                  &values[b][size_t(i) * width], 1, &sequence, &position);
+    }
+  }
+  cpu::encodeTails(pool, cache, 0, codecs, sequences.data(), batch);
+
+  std::vector<int32_t> queryPositions;
+  for (uint32_t length : c.lengths) {
+    int64_t seen = std::llround(c.visibleFraction * length);
+    queryPositions.push_back(int32_t(c.positionStride * (seen - 1) + 1));
+  }
+  const float scale = 1.0f / std::sqrt(float(c.headDim));
+
+  cpu::AttentionParams params;
+  params.cache = &cache;
+  params.codecs = codecs;
+  params.scale = scale;
+  params.slidingWindow = c.slidingWindow;
+  std::vector<float> expected(q.size());
+  std::vector<std::vector<float>> scratch;
+  cpu::attention(pool, params, q.data(), batch, c.qHeads, sequences.data(),
+                 queryPositions.data(), expected.data(), scratch, nullptr);
+
+  DeviceSideLayout keyLayout =
+      orDie(deviceSideLayout(encoding, *key, c.pageSize));
+  DeviceSideLayout valueLayout =
+      orDie(deviceSideLayout(encoding, *value, c.pageSize));
+  DeviceCacheLayer device = orDie(
+      DeviceCacheLayer::upload(cache, 0, sequences, keyLayout, valueLayout));
+
+  DecodeAttentionShape attentionShape{batch,     c.qHeads,   c.kvHeads,
+                                      c.headDim, c.pageSize, device.maxLength(),
+                                      keyLayout, valueLayout};
+  DecodeAttentionPlan plan =
+      orDie(planDecodeAttention(attentionShape, multiprocessors));
+  DeviceBuffer qDevice = orDie(DeviceBuffer::allocate(q.size() * 4));
+  orDie(qDevice.upload(q.data(), q.size() * 4));
+  DeviceBuffer positionsDevice =
+      orDie(DeviceBuffer::allocate(queryPositions.size() * 4));
+  orDie(
+      positionsDevice.upload(queryPositions.data(), queryPositions.size() * 4));
+  DeviceBuffer out = orDie(DeviceBuffer::allocate(q.size() * 4));
+  DeviceBuffer workspace = orDie(DeviceBuffer::allocate(plan.workspaceBytes));
+
+  DecodeAttentionArgs args;
+  args.cache = device.view();
+  args.q = qDevice.as<float>();
+  args.queryPositions = positionsDevice.as<int32_t>();
+  args.out = out.as<float>();
+  args.batch = batch;
+  args.qHeads = c.qHeads;
+  args.scale = scale;
+  args.slidingWindow = c.slidingWindow;
+  args.workspace = workspace.get();
+
+  // Both split kernels, tensor cores then CUDA cores.
+  double worst[2] = {0, 0};
+  bool ok = true;
+  for (int kind = 0; kind < 2; ++kind) {
+    plan.tensorCores = kind == 0;
+    // All-ones bytes are NaN floats: anything left unwritten shows.
+    CUDA_OK(cudaMemset(out.get(), 0xff, out.size()));
+    CUDA_OK(cudaMemset(workspace.get(), 0xff, workspace.size()));
+    orDie(decodeAttention(args, plan, nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    std::vector<float> got(q.size());
+    CUDA_OK(cudaMemcpy(got.data(), out.get(), got.size() * 4,
+                       cudaMemcpyDeviceToHost));
+    for (uint32_t row = 0; row < batch * c.qHeads; ++row) {
+      double diff = 0, norm = 0;
+      bool finite = true;
+      for (uint32_t d = 0; d < c.headDim; ++d) {
+        double g = got[row * c.headDim + d], e = expected[row * c.headDim + d];
+        finite &= std::isfinite(g);
+        diff += (g - e) * (g - e);
+        norm += e * e;
+      }
+      double error = norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+      if (!finite)
+        error = INFINITY;
+      worst[kind] = std::max(worst[kind], error);
+      ok &= norm > 0 ? error <= kBound : diff == 0;
+    }
+  }
+  std::string lengths;
+  for (uint32_t length : c.lengths)
+    lengths += (lengths.empty() ? "" : ",") + std::to_string(length);
+  std::printf("%-4s %-8s B=%u len=[%s] Hq=%u Hkv=%u d=%u P=%u%s%s%s "
+              "splits=%u x %u tok: max rel err mma %.2e fma %.2e\n",
+              ok ? "ok" : "FAIL", name(enc), batch, lengths.c_str(), c.qHeads,
+              c.kvHeads, c.headDim, c.pageSize,
+              c.positionStride != 1 ? " gaps" : "",
+              c.visibleFraction < 1 ? " causal-cut" : "",
+              c.slidingWindow ? " window" : "", plan.splits, plan.splitTokens,
+              worst[0], worst[1]);
+  return ok;
+}
+
+} // namespace
+
+int runChecks(uint32_t multiprocessors) {
+  const std::vector<Case> cases = {
+      // Group 1, one token; group 3 with lengths below, at and past a page.
+      {{1}, 4, 4, 64, 16},
+      {{5, 37, 200}, 6, 2, 64, 16},
+      {{0, 50}, 6, 2, 64, 16},
+      // Group 4, lengths not multiples of the page or the split.
+      {{33, 100, 513, 1000}, 8, 2, 128, 16},
+      {{300, 777}, 6, 2, 128, 8},
+      {{300, 777}, 6, 2, 128, 4},
+      {{300, 777}, 6, 2, 128, 32},
+      {{300, 777}, 12, 4, 64, 96},
+      // Group 2 and 8.
+      {{1500, 129}, 4, 2, 128, 16},
+      {{1500}, 8, 1, 128, 16},
+      // Masking: a causal cut, then gaps in positions with a window.
+      {{500, 1200}, 8, 2, 128, 16, 1, 0.6},
+      {{700, 333}, 8, 2, 64, 16, 3, 1.0, 500},
+      // The Llama-3-8B attention shape, many splits.
+      {{3000, 4097}, 32, 8, 128, 16},
+  };
+  int failures = 0;
+  uint32_t seed = 1;
+  for (Enc enc : {Enc::Bf16, Enc::Fp8Dynamic, Enc::Fp8PerHead})
+    for (const Case &c : cases)
+      failures += runCase(c, enc, multiprocessors, seed++) ? 0 : 1;
+  std::printf("checks: %d failed, bound %.0e relative per query row\n",
+              failures, kBound);
+  return failures;
+}
+
+} // namespace kvrt::cuda::test

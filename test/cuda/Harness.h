@@ -1,0 +1,66 @@
+//===- Harness.h - kvrt-cuda-attention's parts ------------------*- C++ -*-===//
+//
+// kvrt-cuda-attention checks decode attention on the GPU against
+// cpu::attention (AttentionCheck.cpp), then times it at the Llama-3-8B
+// attention shape against the device's copy bandwidth (AttentionBench.cpp).
+// It runs on the GPU machine (scripts/gpu-bench.sh).
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_TEST_CUDA_HARNESS_H
+#define KVRT_TEST_CUDA_HARNESS_H
+
+#include "kvrt/Status.h"
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+/// Exits with the failing call and its error.
+#define CUDA_OK(call)                                                          \
+  do {                                                                         \
+    cudaError_t error_ = (call);                                               \
+    if (error_ != cudaSuccess) {                                               \
+      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__,       \
+                   #call, cudaGetErrorString(error_));                         \
+      std::exit(2);                                                            \
+    }                                                                          \
+  } while (false)
+
+namespace kvrt::cuda::test {
+
+/// The value, or exits with the error's sentence.
+template <typename T> T orDie(StatusOr<T> value) {
+  if (!value) {
+    std::fprintf(stderr, "%s\n", value.status().message().c_str());
+    std::exit(2);
+  }
+  return std::move(*value);
+}
+
+inline void orDie(const Status &status) {
+  if (!status) {
+    std::fprintf(stderr, "%s\n", status.message().c_str());
+    std::exit(2);
+  }
+}
+
+/// Returns the number of failed checks.
+int runChecks(uint32_t multiprocessors);
+/// Prints the timing table.
+void runBench(uint32_t multiprocessors, int reps);
+
+/// Fills device pools with valid random entries (FillPool.cu): bf16 values
+/// in [-2, 2); fp8 codes other than NaN; for fp8, positive scales where the
+/// layout keeps them.
+void fillBf16(void *pool, uint64_t bytes, uint64_t seed);
+void fillFp8(void *pool, uint64_t bytes, uint64_t seed);
+void fillFp8Scales(void *pool, uint64_t pages, uint32_t kvHeads,
+                   uint64_t areaStride, uint32_t pageSize, bool slotScales,
+                   uint32_t entryBytes, uint32_t scaleOffset, uint64_t seed);
+
+} // namespace kvrt::cuda::test
+
+#endif // KVRT_TEST_CUDA_HARNESS_H
