@@ -24,7 +24,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu 
 ldd "$bin" | tee -a "$out/gpu.txt"
 
 # A hang (a kernel waiting on a barrier nothing completes) ends here.
-timeout 60 "$bin" --reps "$reps" > "$out/kvrt-cuda-attention.txt" 2>&1
+timeout 150 "$bin" --reps "$reps" > "$out/kvrt-cuda-attention.txt" 2>&1
 status=$?
 PYTHONUNBUFFERED=1 python3 test/cuda/sdpa_peer.py --reps "$reps" \
   > "$out/sdpa-peer.txt" 2>&1 || status=$((status ? status : 3))

@@ -1,19 +1,22 @@
 //===- AttentionBench.cpp - Timing decode attention on the GPU ------------===//
 //
 // The Llama-3-8B attention shape (32 query heads, 8 KV heads, d = 128, pages
-// of 16 tokens) for B in {1, 8, 32} and L in {8K, 32K}, in bf16 and fp8
-// (dynamic and per_head scales). Pools hold random valid entries; each
-// sequence's pages are a random draw from a pool sized for B = 32, L = 32K.
-// Each rep is timed alone with CUDA events after a 256 MB memset that
-// evicts the L2 (a layer's cache is not in L2 when its step comes); the
-// median of the reps is reported, for each split kernel (mma: tensor
-// cores, fma: CUDA cores), with the bytes the kernels must read
+// of 16 tokens) for B in {1, 8, 32} and L in {8K, 32K}, in bf16, fp8
+// (dynamic and per_head scales) and polar (2, 3 and 4 bits). Pools hold
+// random valid entries; each sequence's pages are a random draw from a pool
+// sized for B = 32, L = 32K. Each rep is timed alone with CUDA events after
+// a 256 MB memset that evicts the L2 (a layer's cache is not in L2 when its
+// step comes); the median of the reps is reported, for each split kernel
+// that reads the encoding (group, mma: tensor cores; fma: CUDA cores; polar
+// times include its two rotations), with the bytes the kernels must read
 // (K and V areas, positions, page tables), the GB/s that gives, and the
 // floor: those bytes over the bandwidth of a 1 GiB device-to-device
 // cudaMemcpy measured in the same run (bytes read plus bytes written).
 //
 // B = 1, L = 8K is also checked against a float64 attention over the
-// entries decoded by the CPU codecs from the device's own bytes.
+// entries decoded by the CPU codecs from the device's own bytes (polar: in
+// its rotated domain, the query rotated and the output rotated back by the
+// codecs).
 //
 //===----------------------------------------------------------------------===//
 #include "Harness.h"
@@ -75,7 +78,7 @@ struct Encoding {
 };
 
 std::vector<Encoding> encodings() {
-  std::vector<Encoding> list(3);
+  std::vector<Encoding> list(6);
   list[0].name = "bf16";
   list[0].encoding.set_kind(schema::ENCODING_BF16);
   list[1].name = "fp8-dyn";
@@ -84,8 +87,21 @@ std::vector<Encoding> encodings() {
   list[2].name = "fp8-head";
   list[2].encoding.set_kind(schema::ENCODING_FP8);
   list[2].encoding.set_scale_mode(schema::SCALE_MODE_PER_HEAD);
+  const char *polar[] = {"polar4", "polar3", "polar2"};
+  for (int i = 0; i < 3; ++i) {
+    Encoding &e = list[3 + i];
+    e.name = polar[i];
+    e.encoding.set_kind(schema::ENCODING_POLAR);
+    e.encoding.set_bits(4 - i);
+    e.encoding.set_rotation(schema::ROTATION_HADAMARD);
+    e.encoding.set_seed(20261201);
+  }
   return list;
 }
+
+constexpr SplitKernel kKernels[] = {SplitKernel::GroupMma, SplitKernel::Mma,
+                                    SplitKernel::Fma};
+const char *const kKernelNames[] = {"group", "mma", "fma"};
 
 /// One side's codec (per_head scales of 1: only the layout matters here,
 /// and decode() reads the scale stored in the area).
@@ -136,14 +152,15 @@ double referenceError(const Pool &pool, const Codec &keyCodec,
     }
   double worst = 0;
   std::vector<double> scores(length), o(kHeadDim);
+  std::vector<float> prepared(kHeadDim), row(kHeadDim);
   for (uint32_t hq = 0; hq < kQHeads; ++hq) {
     uint32_t h = hq / (kQHeads / kKvHeads);
+    keyCodec.prepareQuery(&q[hq * kHeadDim], h, prepared.data());
     double max = -INFINITY;
     for (uint32_t t = 0; t < length; ++t) {
       double s = 0;
       for (uint32_t d = 0; d < kHeadDim; ++d)
-        s += double(q[hq * kHeadDim + d]) *
-             k[(size_t(t) * kKvHeads + h) * kHeadDim + d];
+        s += double(prepared[d]) * k[(size_t(t) * kKvHeads + h) * kHeadDim + d];
       scores[t] = s * scale;
       max = std::max(max, scores[t]);
     }
@@ -155,9 +172,14 @@ double referenceError(const Pool &pool, const Codec &keyCodec,
       for (uint32_t d = 0; d < kHeadDim; ++d)
         o[d] += w * v[(size_t(t) * kKvHeads + h) * kHeadDim + d];
     }
+    // Out of the value codec's domain (rotated back, for polar), in float.
+    for (uint32_t d = 0; d < kHeadDim; ++d)
+      row[d] = float(o[d] / sum);
+    if (valueCodec.rotates())
+      valueCodec.finishOutput(row.data(), h);
     double diff = 0, norm = 0;
     for (uint32_t d = 0; d < kHeadDim; ++d) {
-      double e = o[d] / sum, g = out[hq * kHeadDim + d];
+      double e = row[d], g = out[hq * kHeadDim + d];
       diff += std::isfinite(g) ? (g - e) * (g - e) : INFINITY;
       norm += e * e;
     }
@@ -168,7 +190,7 @@ double referenceError(const Pool &pool, const Codec &keyCodec,
 
 } // namespace
 
-void runBench(uint32_t multiprocessors, int reps) {
+void runBench(uint32_t multiprocessors, int reps, const std::string &only) {
   const double bandwidth = copyBandwidth();
   std::printf("device-to-device copy: %.0f GB/s (read + write)\n", bandwidth);
   DeviceBuffer flush = orDie(DeviceBuffer::allocate(kFlushBytes));
@@ -183,6 +205,8 @@ void runBench(uint32_t multiprocessors, int reps) {
   const float scale = 1.0f / std::sqrt(float(kHeadDim));
 
   for (const Encoding &enc : encodings()) {
+    if (!only.empty() && only != enc.name)
+      continue;
     std::unique_ptr<Codec> keyCodec = codecFor(enc.encoding, CacheSide::Key);
     std::unique_ptr<Codec> valueCodec =
         codecFor(enc.encoding, CacheSide::Value);
@@ -193,17 +217,20 @@ void runBench(uint32_t multiprocessors, int reps) {
     const uint64_t valueBytes = kMaxPages * kKvHeads * pool.value.areaStride;
     pool.keys = orDie(DeviceBuffer::allocate(keyBytes));
     pool.values = orDie(DeviceBuffer::allocate(valueBytes));
-    if (pool.key.kind == DeviceSideLayout::Kind::Bf16) {
+    const DeviceSideLayout::Kind kind = pool.key.kind;
+    if (kind == DeviceSideLayout::Kind::Bf16) {
       fillBf16(pool.keys.get(), keyBytes, 11);
       fillBf16(pool.values.get(), valueBytes, 12);
     } else {
-      fillFp8(pool.keys.get(), keyBytes, 11);
-      fillFp8(pool.values.get(), valueBytes, 12);
+      auto fill = kind == DeviceSideLayout::Kind::Polar ? fillBytes : fillFp8;
+      fill(pool.keys.get(), keyBytes, 11);
+      fill(pool.values.get(), valueBytes, 12);
       for (auto [side, buffer] : {std::pair{&pool.key, &pool.keys},
                                   std::pair{&pool.value, &pool.values}})
-        fillFp8Scales(buffer->get(), kMaxPages, kKvHeads, side->areaStride,
-                      kPageSize, side->slotScales, side->entryBytes,
-                      side->slotScales ? side->scaleOffset : 0, 13);
+        fillScales(buffer->get(), kMaxPages, kKvHeads, side->areaStride,
+                   kPageSize, side->slotScales, side->entryBytes,
+                   side->slotScales ? side->scaleOffset : 0,
+                   kind == DeviceSideLayout::Kind::Polar, 13);
     }
 
     for (uint32_t batch : {1u, 8u, 32u})
@@ -238,10 +265,6 @@ void runBench(uint32_t multiprocessors, int reps) {
 
         DecodeAttentionShape shape{batch,     kQHeads, kKvHeads, kHeadDim,
                                    kPageSize, length,  pool.key, pool.value};
-        DecodeAttentionPlan plan =
-            orDie(planDecodeAttention(shape, multiprocessors));
-        DeviceBuffer workspace =
-            orDie(DeviceBuffer::allocate(plan.workspaceBytes));
         DecodeAttentionArgs args;
         args.cache.key = pool.key;
         args.cache.value = pool.value;
@@ -260,15 +283,20 @@ void runBench(uint32_t multiprocessors, int reps) {
         args.batch = batch;
         args.qHeads = kQHeads;
         args.scale = scale;
-        args.workspace = workspace.get();
 
         const double bytes =
             double(pages.size()) *
             (kKvHeads * double(pool.key.headBytes + pool.value.headBytes) +
              kPageSize * 4.0 + 4.0);
         const double floor = bytes / (bandwidth * 1e9);
-        for (int kind = 0; kind < 2; ++kind) {
-          plan.tensorCores = kind == 0;
+        for (int kernel = 0; kernel < 3; ++kernel) {
+          if (!splitKernelReads(kKernels[kernel], kind))
+            continue;
+          const DecodeAttentionPlan plan = orDie(
+              planDecodeAttention(shape, multiprocessors, kKernels[kernel]));
+          DeviceBuffer workspace =
+              orDie(DeviceBuffer::allocate(plan.workspaceBytes));
+          args.workspace = workspace.get();
           CUDA_OK(cudaMemset(out.get(), 0xff, out.size()));
           for (int i = 0; i < 3; ++i)
             orDie(decodeAttention(args, plan, nullptr));
@@ -299,7 +327,7 @@ void runBench(uint32_t multiprocessors, int reps) {
           std::snprintf(line, sizeof(line),
                         "%-6s %-8s %3u %6u %9.1f %9.1f %7.0f %9.1f %6.0f%%  "
                         "splits %u x %u, %u stages%s",
-                        kind == 0 ? "mma" : "fma", enc.name, batch, length,
+                        kKernelNames[kernel], enc.name, batch, length,
                         seconds * 1e6, bytes / 1e6, bytes / seconds / 1e9,
                         floor * 1e6, 100.0 * floor / seconds, plan.splits,
                         plan.splitTokens, plan.stages, check.c_str());

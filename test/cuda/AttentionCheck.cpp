@@ -4,17 +4,21 @@
 // PagedCache, cpu::append, pages of the batch's sequences interleaved in
 // the pool), runs cpu::attention for one query row per sequence, copies the
 // pages to the device and runs decodeAttention() into NaN-poisoned output
-// and workspace, with each of the two split kernels (tensor cores and CUDA
-// cores). Every output must be finite and, per query row, within
+// and workspace, with each split kernel that reads the encoding (GroupMma,
+// Mma: tensor cores; Fma: CUDA cores). Every output must be finite and,
+// per query row, within
 //   |gpu - cpu| / |cpu| <= 1e-4   (L2 norms over the row's coordinates).
 // Both sides decode the same stored bytes to the same values and
 // accumulate in fp32; they differ in summation order, exp vs exp2 and, on
-// the tensor cores, in the queries and weights carried as hi + lo halves
-// of bf16 or f16 (about 2^-16 relative each): 1e-6 to 1e-5 here, so 1e-4
-// leaves room for long rows and peaked softmaxes while catching any wrong
-// entry, scale or weight (those move it by 1e-2 or more; a single bf16
-// rounding of the weights alone would give about 1e-3). Rows with no
-// visible entry must be exactly zero.
+// the tensor cores, in the queries, weights and polar levels carried as
+// hi + lo halves of bf16 or f16 (about 2^-16 relative or better each):
+// 1e-6 to 1e-5 here, so 1e-4 leaves room for long rows and peaked softmaxes
+// while catching any wrong entry, scale or weight (those move it by 1e-2 or
+// more; a single bf16 rounding of the weights alone would give about
+// 1e-3, a single f16 rounding of polar's levels about 3e-4). Polar runs in
+// the rotated domain on both sides (the GPU rotates the queries and the
+// outputs with the codec's signs). Rows with no visible entry must be
+// exactly zero.
 //
 //===----------------------------------------------------------------------===//
 #include "Harness.h"
@@ -38,12 +42,16 @@ namespace {
 
 constexpr double kBound = 1e-4;
 
-enum class Enc { Bf16, Fp8Dynamic, Fp8PerHead };
+enum class Enc { Bf16, Fp8Dynamic, Fp8PerHead, Polar2, Polar3, Polar4 };
 const char *name(Enc e) {
-  return e == Enc::Bf16         ? "bf16"
-         : e == Enc::Fp8Dynamic ? "fp8-dyn"
-                                : "fp8-head";
+  static const char *const kNames[] = {"bf16",   "fp8-dyn", "fp8-head",
+                                       "polar2", "polar3",  "polar4"};
+  return kNames[int(e)];
 }
+
+constexpr SplitKernel kKernels[] = {SplitKernel::GroupMma, SplitKernel::Mma,
+                                    SplitKernel::Fma};
+const char *const kKernelNames[] = {"group", "mma", "fma"};
 
 struct Case {
   std::vector<uint32_t> lengths;
@@ -57,12 +65,18 @@ struct Case {
 
 schema::Encoding encodingOf(Enc e) {
   schema::Encoding encoding;
-  encoding.set_kind(e == Enc::Bf16 ? schema::ENCODING_BF16
-                                   : schema::ENCODING_FP8);
-  if (e != Enc::Bf16) {
+  if (e == Enc::Bf16) {
+    encoding.set_kind(schema::ENCODING_BF16);
+  } else if (e == Enc::Fp8Dynamic || e == Enc::Fp8PerHead) {
+    encoding.set_kind(schema::ENCODING_FP8);
     encoding.set_fp8_format(schema::FP8_FORMAT_E4M3);
     encoding.set_scale_mode(e == Enc::Fp8Dynamic ? schema::SCALE_MODE_DYNAMIC
                                                  : schema::SCALE_MODE_PER_HEAD);
+  } else {
+    encoding.set_kind(schema::ENCODING_POLAR);
+    encoding.set_bits(e == Enc::Polar2 ? 2 : e == Enc::Polar3 ? 3 : 4);
+    encoding.set_rotation(schema::ROTATION_HADAMARD);
+    encoding.set_seed(20261201);
   }
   return encoding;
 }
@@ -187,8 +201,6 @@ bool runCase(const Case &c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   DecodeAttentionShape attentionShape{batch,     c.qHeads,   c.kvHeads,
                                       c.headDim, c.pageSize, device.maxLength(),
                                       keyLayout, valueLayout};
-  DecodeAttentionPlan plan =
-      orDie(planDecodeAttention(attentionShape, multiprocessors));
   DeviceBuffer qDevice = orDie(DeviceBuffer::allocate(q.size() * 4));
   orDie(qDevice.upload(q.data(), q.size() * 4));
   DeviceBuffer positionsDevice =
@@ -196,7 +208,6 @@ bool runCase(const Case &c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   orDie(
       positionsDevice.upload(queryPositions.data(), queryPositions.size() * 4));
   DeviceBuffer out = orDie(DeviceBuffer::allocate(q.size() * 4));
-  DeviceBuffer workspace = orDie(DeviceBuffer::allocate(plan.workspaceBytes));
 
   DecodeAttentionArgs args;
   args.cache = device.view();
@@ -207,13 +218,23 @@ bool runCase(const Case &c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   args.qHeads = c.qHeads;
   args.scale = scale;
   args.slidingWindow = c.slidingWindow;
-  args.workspace = workspace.get();
 
-  // Both split kernels, tensor cores then CUDA cores.
-  double worst[2] = {0, 0};
+  // Every split kernel that reads the encoding; -1: not run.
+  double worst[3] = {-1, -1, -1};
   bool ok = true;
-  for (int kind = 0; kind < 2; ++kind) {
-    plan.tensorCores = kind == 0;
+  // The first kernel's splits, for the report.
+  uint32_t splits = 0, splitTokens = 0;
+  for (int kind = 0; kind < 3; ++kind) {
+    if (!splitKernelReads(kKernels[kind], keyLayout.kind))
+      continue;
+    const DecodeAttentionPlan plan = orDie(
+        planDecodeAttention(attentionShape, multiprocessors, kKernels[kind]));
+    if (!splits) {
+      splits = plan.splits;
+      splitTokens = plan.splitTokens;
+    }
+    DeviceBuffer workspace = orDie(DeviceBuffer::allocate(plan.workspaceBytes));
+    args.workspace = workspace.get();
     // All-ones bytes are NaN floats: anything left unwritten shows.
     CUDA_OK(cudaMemset(out.get(), 0xff, out.size()));
     CUDA_OK(cudaMemset(workspace.get(), 0xff, workspace.size()));
@@ -222,6 +243,7 @@ bool runCase(const Case &c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
     std::vector<float> got(q.size());
     CUDA_OK(cudaMemcpy(got.data(), out.get(), got.size() * 4,
                        cudaMemcpyDeviceToHost));
+    worst[kind] = 0;
     for (uint32_t row = 0; row < batch * c.qHeads; ++row) {
       double diff = 0, norm = 0;
       bool finite = true;
@@ -241,14 +263,21 @@ bool runCase(const Case &c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   std::string lengths;
   for (uint32_t length : c.lengths)
     lengths += (lengths.empty() ? "" : ",") + std::to_string(length);
-  std::printf("%-4s %-8s B=%u len=[%s] Hq=%u Hkv=%u d=%u P=%u%s%s%s "
-              "splits=%u x %u tok: max rel err mma %.2e fma %.2e\n",
-              ok ? "ok" : "FAIL", name(enc), batch, lengths.c_str(), c.qHeads,
-              c.kvHeads, c.headDim, c.pageSize,
-              c.positionStride != 1 ? " gaps" : "",
-              c.visibleFraction < 1 ? " causal-cut" : "",
-              c.slidingWindow ? " window" : "", plan.splits, plan.splitTokens,
-              worst[0], worst[1]);
+  std::string errors;
+  for (int kind = 0; kind < 3; ++kind) {
+    char one[32];
+    std::snprintf(one, sizeof(one), " %s %.2e", kKernelNames[kind],
+                  worst[kind]);
+    if (worst[kind] >= 0)
+      errors += one;
+  }
+  std::printf(
+      "%-4s %-8s B=%u len=[%s] Hq=%u Hkv=%u d=%u P=%u%s%s%s "
+      "splits=%u x %u tok: max rel err%s\n",
+      ok ? "ok" : "FAIL", name(enc), batch, lengths.c_str(), c.qHeads,
+      c.kvHeads, c.headDim, c.pageSize, c.positionStride != 1 ? " gaps" : "",
+      c.visibleFraction < 1 ? " causal-cut" : "",
+      c.slidingWindow ? " window" : "", splits, splitTokens, errors.c_str());
   return ok;
 }
 
@@ -277,7 +306,8 @@ int runChecks(uint32_t multiprocessors) {
   };
   int failures = 0;
   uint32_t seed = 1;
-  for (Enc enc : {Enc::Bf16, Enc::Fp8Dynamic, Enc::Fp8PerHead})
+  for (Enc enc : {Enc::Bf16, Enc::Fp8Dynamic, Enc::Fp8PerHead, Enc::Polar2,
+                  Enc::Polar3, Enc::Polar4})
     for (const Case &c : cases)
       failures += runCase(c, enc, multiprocessors, seed++) ? 0 : 1;
   std::printf("checks: %d failed, bound %.0e relative per query row\n",

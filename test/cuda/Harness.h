@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <utility>
 
 /// Exits with the failing call and its error.
@@ -49,17 +50,20 @@ inline void orDie(const Status &status) {
 
 /// Returns the number of failed checks.
 int runChecks(uint32_t multiprocessors);
-/// Prints the timing table.
-void runBench(uint32_t multiprocessors, int reps);
+/// Prints the timing table, of the encoding named `only` if not empty.
+void runBench(uint32_t multiprocessors, int reps, const std::string &only);
 
 /// Fills device pools with valid random entries (FillPool.cu): bf16 values
-/// in [-2, 2); fp8 codes other than NaN; for fp8, positive scales where the
-/// layout keeps them.
+/// in [-2, 2); fp8 codes other than NaN; any bytes (polar codes); then
+/// positive scales (f32 for fp8, `half` for polar) where the layout keeps
+/// them.
 void fillBf16(void *pool, uint64_t bytes, uint64_t seed);
 void fillFp8(void *pool, uint64_t bytes, uint64_t seed);
-void fillFp8Scales(void *pool, uint64_t pages, uint32_t kvHeads,
-                   uint64_t areaStride, uint32_t pageSize, bool slotScales,
-                   uint32_t entryBytes, uint32_t scaleOffset, uint64_t seed);
+void fillBytes(void *pool, uint64_t bytes, uint64_t seed);
+void fillScales(void *pool, uint64_t pages, uint32_t kvHeads,
+                uint64_t areaStride, uint32_t pageSize, bool slotScales,
+                uint32_t entryBytes, uint32_t scaleOffset, bool half,
+                uint64_t seed);
 
 } // namespace kvrt::cuda::test
 

@@ -2,9 +2,9 @@
 //
 // Every launch parameter is chosen here. Splits: about eight blocks per SM
 // in all (two waves at four resident blocks), each split a whole number of
-// 32-token tiles, at least 128 tokens (so a block's fixed costs stay small
-// against its loads) and at most 4096 / groupCapacity (its scores take at
-// most 16 KB of shared memory).
+// the kernel's tiles, at least 128 tokens (so a block's fixed costs stay
+// small against its loads) and at most 4096 / groupCapacity (its scores
+// take at most 16 KB of shared memory).
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/DecodeAttention.h"
@@ -13,6 +13,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 namespace kvrt::cuda {
@@ -49,7 +50,10 @@ SharedLayout sharedLayout(const DecodeAttentionPlan &plan, uint32_t headDim,
   layout.logitsOffset =
       std::max<uint32_t>(plan.stages * plan.stageBytes,
                          kBlockThreads / 32 * plan.groupCapacity * headDim * 4);
-  layout.logitsStride = plan.splitTokens + 8;
+  // GroupMma's lanes store heads 2t, 2t + 1 of tokens g: a stride of 4
+  // banks modulo 32 puts the warp's 32 stores in 32 banks.
+  layout.logitsStride =
+      plan.splitTokens + (plan.kernel == SplitKernel::GroupMma ? 4 : 8);
   layout.pageSlots = ceilDiv(plan.splitTokens, pageSize) + 1;
   uint32_t end = layout.logitsOffset +
                  plan.groupCapacity * layout.logitsStride * 4 +
@@ -59,12 +63,22 @@ SharedLayout sharedLayout(const DecodeAttentionPlan &plan, uint32_t headDim,
   return layout;
 }
 
+uint32_t expectedEntryBytes(const DeviceSideLayout &side, uint32_t headDim) {
+  switch (side.kind) {
+  case DeviceSideLayout::Kind::Bf16:
+    return 2 * headDim;
+  case DeviceSideLayout::Kind::Fp8E4M3:
+    return headDim + (side.slotScales ? 4 : 0);
+  case DeviceSideLayout::Kind::Polar:
+    return headDim * side.bits / 8 + 2;
+  }
+  return 0;
+}
+
 Status checkSide(const DeviceSideLayout &side, const char *name,
                  const DecodeAttentionShape &shape) {
   const std::string what = std::string("decode attention's ") + name;
-  uint32_t expected = side.kind == DeviceSideLayout::Kind::Bf16
-                          ? 2 * shape.headDim
-                          : shape.headDim + (side.slotScales ? 4 : 0);
+  const uint32_t expected = expectedEntryBytes(side, shape.headDim);
   if (side.entryBytes != expected)
     return Status::error(what + " entries take " +
                          std::to_string(side.entryBytes) + " bytes, not the " +
@@ -76,14 +90,46 @@ Status checkSide(const DeviceSideLayout &side, const char *name,
                                 "16-byte aligned strides");
   if (side.kind == DeviceSideLayout::Kind::Bf16 && side.codesOffset % 16)
     return Status::error(what + " bf16 entries must start 16-byte aligned");
+  if (side.kind == DeviceSideLayout::Kind::Polar &&
+      (side.bits < 2 || side.bits > 4 || side.codesOffset || !side.slotScales))
+    return Status::error(what + " polar entries must be 2, 3 or 4 bits of "
+                                "codes from the area's start, each with its "
+                                "scale");
   return Status::ok();
+}
+
+const char *kernelName(SplitKernel kernel) {
+  return kernel == SplitKernel::GroupMma ? "GroupMma"
+         : kernel == SplitKernel::Mma    ? "Mma"
+                                         : "Fma";
+}
+
+const char *kindName(DeviceSideLayout::Kind kind) {
+  return kind == DeviceSideLayout::Kind::Bf16      ? "bf16"
+         : kind == DeviceSideLayout::Kind::Fp8E4M3 ? "fp8 e4m3"
+                                                   : "polar";
 }
 
 } // namespace
 
+bool splitKernelReads(SplitKernel kernel, DeviceSideLayout::Kind kind) {
+  if (kernel == SplitKernel::GroupMma)
+    return kind != DeviceSideLayout::Kind::Bf16;
+  return kind != DeviceSideLayout::Kind::Polar;
+}
+
 StatusOr<DecodeAttentionPlan>
 planDecodeAttention(const DecodeAttentionShape &shape,
                     uint32_t multiprocessors) {
+  return planDecodeAttention(shape, multiprocessors,
+                             shape.key.kind == DeviceSideLayout::Kind::Bf16
+                                 ? SplitKernel::Mma
+                                 : SplitKernel::GroupMma);
+}
+
+StatusOr<DecodeAttentionPlan>
+planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
+                    SplitKernel kernel) {
   if (shape.headDim != 64 && shape.headDim != 128)
     return Status::error("decode attention on CUDA takes head dimensions 64 "
                          "and 128, not " +
@@ -101,21 +147,29 @@ planDecodeAttention(const DecodeAttentionShape &shape,
     return Status::error("decode attention on CUDA needs a page size of 4, "
                          "8, 16 or a multiple of 32, not " +
                          std::to_string(pageSize));
-  if (shape.key.kind != shape.value.kind)
+  if (shape.key.kind != shape.value.kind || shape.key.bits != shape.value.bits)
     return Status::error("decode attention on CUDA needs keys and values in "
-                         "one encoding (bf16 or fp8 e4m3)");
+                         "one encoding (bf16, fp8 e4m3 or polar of one "
+                         "width)");
   KVRT_RETURN_IF_ERROR(checkSide(shape.key, "keys", shape));
   KVRT_RETURN_IF_ERROR(checkSide(shape.value, "values", shape));
+  if (!splitKernelReads(kernel, shape.key.kind))
+    return Status::error(std::string("the ") + kernelName(kernel) +
+                         " split kernel does not read " +
+                         kindName(shape.key.kind) + " caches");
 
   DecodeAttentionPlan plan;
+  plan.kernel = kernel;
+  plan.tileTokens =
+      kernel == SplitKernel::GroupMma ? kGroupTileTokens : kTileTokens;
   const uint32_t group = shape.qHeads / shape.kvHeads;
   plan.groupCapacity = group <= 2 ? group : group <= 4 ? 4 : 8;
   plan.segmentTokens = std::min(pageSize, kTileTokens);
   plan.stageBytes =
-      kTileTokens / plan.segmentTokens * 16 *
+      plan.tileTokens / plan.segmentTokens * 16 *
           std::max(segmentChunks(shape.key, plan.segmentTokens),
                    segmentChunks(shape.value, plan.segmentTokens)) +
-      kPositionBytes;
+      plan.tileTokens * 4;
 
   // About 32 KB of copies per block: fp8 tiles are half the bytes of bf16
   // ones, and four stages of them leave too few bytes in flight to cover
@@ -126,8 +180,8 @@ planDecodeAttention(const DecodeAttentionShape &shape,
   const uint32_t rows = std::max(1u, shape.batch * shape.kvHeads);
   const uint32_t wanted =
       ceilDiv(kBlocksPerMultiprocessor * std::max(1u, multiprocessors), rows);
-  uint32_t split =
-      ceilDiv(ceilDiv(shape.maxLength, wanted), kTileTokens) * kTileTokens;
+  uint32_t split = ceilDiv(ceilDiv(shape.maxLength, wanted), plan.tileTokens) *
+                   plan.tileTokens;
   plan.splitTokens = std::clamp(split, kMinSplitTokens, maxSplit);
   plan.splits = std::max(1u, ceilDiv(shape.maxLength, plan.splitTokens));
 
@@ -136,10 +190,12 @@ planDecodeAttention(const DecodeAttentionShape &shape,
     return Status::error("decode attention on CUDA would need " +
                          std::to_string(plan.sharedBytes) +
                          " bytes of shared memory per block");
-  plan.workspaceBytes = plan.splits > 1
-                            ? size_t(shape.batch) * shape.qHeads * plan.splits *
-                                  (shape.headDim + 2) * 4
-                            : 0;
+  const size_t queries = size_t(shape.batch) * shape.qHeads;
+  plan.workspaceBytes =
+      (shape.key.kind == DeviceSideLayout::Kind::Polar ? queries * shape.headDim
+                                                       : 0) *
+          4 +
+      (plan.splits > 1 ? queries * plan.splits * (shape.headDim + 2) * 4 : 0);
   return plan;
 }
 
@@ -157,15 +213,25 @@ Status decodeAttention(const DecodeAttentionArgs &args,
     g.segmentChunks = segmentChunks(side, plan.segmentTokens);
     g.slotScales = side.slotScales;
     g.scaleOffset = side.scaleOffset;
+    std::copy(std::begin(side.levelHalves), std::end(side.levelHalves),
+              std::begin(g.levelHalves));
+    g.codeScale = std::ldexp(1.0f, -side.levelShift);
     return g;
   };
 
+  // The workspace: the rotated queries (polar), then the splits' partials.
+  const bool rotates = cache.key.kind == DeviceSideLayout::Kind::Polar;
+  const size_t rows = size_t(args.batch) * args.qHeads;
+  float *rotated = rotates ? static_cast<float *>(args.workspace) : nullptr;
+  float *partials = static_cast<float *>(args.workspace);
+  if (rotates && partials)
+    partials += rows * headDim;
+
   SplitKernelParams p;
-  p.q = args.q;
+  p.q = rotates ? rotated : args.q;
   p.queryPositions = args.queryPositions;
   p.out = args.out;
-  const size_t rows = size_t(args.batch) * args.qHeads;
-  p.partialOut = static_cast<float *>(args.workspace);
+  p.partialOut = partials;
   p.partialMaxSum =
       p.partialOut ? p.partialOut + rows * plan.splits * headDim : nullptr;
   p.keys = cache.keys;
@@ -194,17 +260,29 @@ Status decodeAttention(const DecodeAttentionArgs &args,
   p.pageSlots = shared.pageSlots;
   p.barrierOffset = shared.barrierOffset;
 
-  if (plan.splits > 1 && !args.workspace)
+  if (plan.workspaceBytes && !args.workspace)
     return Status::error("decode attention on CUDA needs a workspace of " +
                          std::to_string(plan.workspaceBytes) + " bytes");
   const bool bf16 = cache.key.kind == DeviceSideLayout::Kind::Bf16;
-  const void *kernel =
-      plan.tensorCores
-          ? (bf16 ? splitMmaKernelBf16(headDim)
-                  : splitMmaKernelFp8E4M3(headDim))
-          : (bf16 ? splitKernelBf16(headDim, plan.groupCapacity)
-                  : splitKernelFp8E4M3(headDim, plan.groupCapacity));
+  const void *kernel = nullptr;
+  switch (plan.kernel) {
+  case SplitKernel::GroupMma:
+    kernel = rotates ? splitGroupMmaKernelPolar(headDim, cache.key.bits)
+                     : splitGroupMmaKernelFp8E4M3(headDim);
+    break;
+  case SplitKernel::Mma:
+    kernel =
+        bf16 ? splitMmaKernelBf16(headDim) : splitMmaKernelFp8E4M3(headDim);
+    break;
+  case SplitKernel::Fma:
+    kernel = bf16 ? splitKernelBf16(headDim, plan.groupCapacity)
+                  : splitKernelFp8E4M3(headDim, plan.groupCapacity);
+    break;
+  }
   bool launched = kernel != nullptr;
+  if (launched && rotates)
+    launched = launchRotateRows(args.q, rotated, uint32_t(rows), headDim,
+                                cache.key.rotationSigns, false, stream);
   if (launched && plan.sharedBytes > 48 * 1024)
     launched = cudaFuncSetAttribute(kernel,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -219,6 +297,9 @@ Status decodeAttention(const DecodeAttentionArgs &args,
   if (launched && plan.splits > 1)
     launched = launchSplitReduce(p.partialOut, p.partialMaxSum, args.out,
                                  uint32_t(rows), plan.splits, headDim, stream);
+  if (launched && rotates)
+    launched = launchRotateRows(args.out, args.out, uint32_t(rows), headDim,
+                                cache.value.rotationSigns, true, stream);
   cudaError_t error = cudaGetLastError();
   if (!launched || error != cudaSuccess)
     return Status::error(std::string("decode attention's launch failed: ") +

@@ -16,6 +16,11 @@
 // launch parameter. Tiles reach shared memory by bulk copies (sm_90) and
 // are decoded in registers; products accumulate in fp32.
 //
+// Polar caches are read in their rotated domain (docs/kv-encodings.md):
+// the queries are rotated once before the splits (q' = R_K q) and each
+// output row is rotated back once after the merge (R_V^T), as the CPU
+// codec's prepareQuery() and finishOutput() do.
+//
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_DECODEATTENTION_H
 #define KVRT_BACKENDS_CUDA_DECODEATTENTION_H
@@ -32,17 +37,27 @@ namespace kvrt::cuda {
 
 /// How one side (keys or values) of a layer is laid out in a head's area.
 struct DeviceSideLayout {
-  enum class Kind : uint8_t { Bf16, Fp8E4M3 };
+  enum class Kind : uint8_t { Bf16, Fp8E4M3, Polar };
   Kind kind = Kind::Bf16;
   /// Bytes from one slot's codes to the next slot's.
   uint32_t entryBytes = 0;
   /// Where slot 0's codes start in the area.
   uint32_t codesOffset = 0;
-  /// fp8: whether each slot carries its own scale (dynamic), found
+  /// fp8: whether each slot carries its own f32 scale (dynamic), found
   /// scaleOffset bytes after its codes; otherwise (per_head) the head's
   /// scale is at scaleOffset from the area's start, the same in every page.
+  /// polar: each slot's f16 scale, scaleOffset bytes after its codes.
   bool slotScales = false;
   uint32_t scaleOffset = 0;
+  /// polar: bits per code (2, 3 or 4); the codebook as the kernels hold it,
+  /// level c times 2^levelShift as two f16 halves (hi in the low 16 bits,
+  /// lo = the rest in the high 16 bits: together about 22 bits, so scores
+  /// and sums keep fp32 accuracy); and the rotation's signs, bit i of
+  /// rotationSigns set where D[i][i] = -1 (R = H D / sqrt(d)).
+  uint32_t bits = 0;
+  int32_t levelShift = 0;
+  uint32_t levelHalves[16] = {};
+  uint32_t rotationSigns[4] = {};
   /// The codec's headBytes(pageSize).
   uint64_t headBytes = 0;
   /// Bytes between consecutive heads' areas in the device pool: headBytes
@@ -81,13 +96,30 @@ struct DecodeAttentionShape {
   DeviceSideLayout key, value;
 };
 
+/// The split kernels. Each encoding has a default (planDecodeAttention()
+/// picks it); the others it reads are second implementations to check the
+/// first against, and for comparison.
+enum class SplitKernel : uint8_t {
+  /// Tensor cores, mma.sync with the group's query heads as its 8 columns
+  /// and 16 tokens (keys) or coordinates (values) as its rows; 64-token
+  /// tiles, 16 tokens a warp (SplitGroupMmaKernel.cuh). fp8 and polar; the
+  /// default for both.
+  GroupMma,
+  /// Tensor cores, mma.sync with the group's query heads as rows of A;
+  /// 32-token tiles (SplitMmaKernel.cuh). bf16 and fp8; bf16's default.
+  Mma,
+  /// CUDA cores, FFMA (SplitKernel.cuh). bf16 and fp8.
+  Fma,
+};
+
+/// Whether `kernel` reads caches of `kind`.
+bool splitKernelReads(SplitKernel kernel, DeviceSideLayout::Kind kind);
+
 /// Launch parameters, chosen in planDecodeAttention() alone.
 struct DecodeAttentionPlan {
-  /// Whether the split kernel computes on the tensor cores (mma.sync, the
-  /// default) or on the CUDA cores (FFMA; kept as a second implementation
-  /// to check the first against, and for comparison). Either may be set
-  /// after planning: the rest of the plan serves both.
-  bool tensorCores = true;
+  SplitKernel kernel = SplitKernel::Mma;
+  /// Tokens a pipeline stage holds: 64 for GroupMma, else 32.
+  uint32_t tileTokens = 0;
   /// The KV group rounded up to 1, 2, 4 or 8: the CUDA-core kernel's
   /// instance (unused query rows are masked).
   uint32_t groupCapacity = 0;
@@ -100,16 +132,20 @@ struct DecodeAttentionPlan {
   uint32_t stages = 0;
   uint32_t stageBytes = 0;
   size_t sharedBytes = 0;
-  /// Device bytes decodeAttention() needs at `workspace`: the splits'
-  /// partial outputs, maxima and sums.
+  /// Device bytes decodeAttention() needs at `workspace`: the rotated
+  /// queries (polar), then the splits' partial outputs, maxima and sums.
   size_t workspaceBytes = 0;
 };
 
-/// The plan for `shape` on a device with `multiprocessors` SMs, or why the
-/// kernels cannot serve it.
+/// The plan for `shape` on a device with `multiprocessors` SMs with the
+/// encoding's default split kernel, or why the kernels cannot serve it.
 StatusOr<DecodeAttentionPlan>
 planDecodeAttention(const DecodeAttentionShape &shape,
                     uint32_t multiprocessors);
+/// The same with `kernel`, which must read the shape's encoding.
+StatusOr<DecodeAttentionPlan>
+planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
+                    SplitKernel kernel);
 
 /// Operands of one decode step's attention for one layer.
 struct DecodeAttentionArgs {

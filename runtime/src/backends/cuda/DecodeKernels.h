@@ -13,17 +13,16 @@
 
 namespace kvrt::cuda {
 
-/// Tokens per shared-memory tile; threads per block that compute (four
-/// warps), and the block's size with its producer warp, which only issues
-/// the bulk copies.
+/// Tokens per shared-memory tile (the Mma and Fma kernels; GroupMma's are
+/// twice as long); threads per block that compute (four warps), and the
+/// block's size with its producer warp, which only issues the bulk copies.
 inline constexpr uint32_t kTileTokens = 32;
+inline constexpr uint32_t kGroupTileTokens = 64;
 inline constexpr uint32_t kBlockThreads = 128;
 inline constexpr uint32_t kLaunchThreads = kBlockThreads + 32;
 /// At most this many pipeline stages: bulk copies of the next stages are
 /// in flight while one is read (the plan picks how many).
 inline constexpr uint32_t kMaxStages = 8;
-/// Shared-memory bytes of a stage reserved for the tile's positions.
-inline constexpr uint32_t kPositionBytes = kTileTokens * 4;
 
 /// One side's geometry as the split kernel walks it.
 struct SideGeometry {
@@ -39,6 +38,10 @@ struct SideGeometry {
   uint32_t segmentChunks;
   bool slotScales;
   uint32_t scaleOffset;
+  /// polar: the codebook (DeviceSideLayout::levelHalves), and 2^-levelShift,
+  /// which brings products with it back to the levels' scale; 1 otherwise.
+  uint32_t levelHalves[16];
+  float codeScale;
 };
 
 struct SplitKernelParams {
@@ -83,16 +86,27 @@ struct SplitKernelParams {
 
 /// The split kernels' instances, each from its own .cu file, or null when
 /// none matches: on the CUDA cores (SplitKernel.cuh), for a group size
-/// rounded up to 1, 2, 4 or 8, and on the tensor cores (SplitMmaKernel.cuh).
+/// rounded up to 1, 2, 4 or 8, and on the tensor cores (SplitMmaKernel.cuh,
+/// SplitGroupMmaKernel.cuh).
 const void *splitKernelBf16(uint32_t headDim, uint32_t groupCapacity);
 const void *splitKernelFp8E4M3(uint32_t headDim, uint32_t groupCapacity);
 const void *splitMmaKernelBf16(uint32_t headDim);
 const void *splitMmaKernelFp8E4M3(uint32_t headDim);
+const void *splitGroupMmaKernelFp8E4M3(uint32_t headDim);
+const void *splitGroupMmaKernelPolar(uint32_t headDim, uint32_t bits);
 
 /// Merges the splits' partials into out (SplitReduce.cu).
 bool launchSplitReduce(const float *partialOut, const float *partialMaxSum,
                        float *out, uint32_t rows, uint32_t splits,
                        uint32_t headDim, cudaStream_t stream);
+
+/// out[r] = R in[r] for `rows` rows of `headDim` floats, R = H D / sqrt(d)
+/// with D's signs from `signs` (bit i: D[i][i] = -1), or R^T in[r] when
+/// `inverse`; `in` may be `out`. The same operations, in the same order, as
+/// the CPU codecs' RandomizedHadamard (RotateRows.cu).
+bool launchRotateRows(const float *in, float *out, uint32_t rows,
+                      uint32_t headDim, const uint32_t (&signs)[4],
+                      bool inverse, cudaStream_t stream);
 
 } // namespace kvrt::cuda
 

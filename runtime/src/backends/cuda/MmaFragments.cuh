@@ -46,8 +46,44 @@ __device__ __forceinline__ uint32_t e4m3x2ToF16x2(uint32_t pair) {
   return halves;
 }
 
+/// hi + lo = (x, y) as two f16 pairs (x in the low half).
+__device__ __forceinline__ void splitF16(float x, float y, uint32_t &hi,
+                                         uint32_t &lo) {
+  __half2 h = __floats2half2_rn(x, y);
+  __half2 l = __floats2half2_rn(x - __low2float(h), y - __high2float(h));
+  hi = *reinterpret_cast<uint32_t *>(&h);
+  lo = *reinterpret_cast<uint32_t *>(&l);
+}
+
+/// c += A B in f16 with fp32 accumulators: a0..a3 are A's registers (rows
+/// g and g + 8 at k 2t, 2t + 1, then the same rows at k 2t + 8, 2t + 9),
+/// b0, b1 B's (k 2t, 2t + 1 and 2t + 8, 2t + 9 of column g).
+__device__ __forceinline__ void mmaF16(float (&c)[4], uint32_t a0, uint32_t a1,
+                                       uint32_t a2, uint32_t a3, uint32_t b0,
+                                       uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+/// The four E4M3 codes of `w` as two f16 pairs: bytes 0, 1 in `low`, bytes
+/// 2, 3 in `high` (each pair's first code in its low half). One conversion
+/// each, the high one reading w's upper half in place.
+__device__ __forceinline__ void e4m3x4ToF16x2x2(uint32_t w, uint32_t &low,
+                                                uint32_t &high) {
+  asm("{\n .reg .b16 lo, hi;\n mov.b32 {lo, hi}, %2;\n"
+      " cvt.rn.f16x2.e4m3x2 %0, lo;\n cvt.rn.f16x2.e4m3x2 %1, hi;\n}"
+      : "=r"(low), "=r"(high)
+      : "r"(w));
+}
+
 template <int D> struct Bf16Mma {
   static constexpr bool kScaled = false;
+  /// Blocks an SM must hold (__launch_bounds__; 0: no bound). ptxas keeps
+  /// bf16 at 96 registers, four blocks, by itself; fp8 needs the bound.
+  static constexpr int kMinBlocks = 0;
   static constexpr int kSteps = D / 16;
   /// Coordinates per token a lane owns in the value pass.
   static constexpr int kValueDims = D / 32;
@@ -110,6 +146,7 @@ template <int D> struct Bf16Mma {
 
 template <int D> struct Fp8E4M3Mma {
   static constexpr bool kScaled = true;
+  static constexpr int kMinBlocks = 4;
   static constexpr int kSteps = D / 16;
   static constexpr int kValueDims = D / 32;
 
@@ -156,19 +193,12 @@ template <int D> struct Fp8E4M3Mma {
 
   __device__ __forceinline__ static void split(float x, float y, uint32_t &hi,
                                                uint32_t &lo) {
-    __half2 h = __floats2half2_rn(x, y);
-    __half2 l = __floats2half2_rn(x - __low2float(h), y - __high2float(h));
-    hi = *reinterpret_cast<uint32_t *>(&h);
-    lo = *reinterpret_cast<uint32_t *>(&l);
+    splitF16(x, y, hi, lo);
   }
 
   __device__ __forceinline__ static void
   mma(float (&c)[4], uint32_t a0, uint32_t a2, uint32_t b0, uint32_t b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a0), "r"(0u), "r"(a2), "r"(0u), "r"(b0), "r"(b1));
+    mmaF16(c, a0, 0u, a2, 0u, b0, b1);
   }
 };
 

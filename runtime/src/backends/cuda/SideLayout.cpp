@@ -2,18 +2,69 @@
 //
 // bf16: slot s at 2 d s. fp8 per_head: the head's f32 scale at 0, slot s's
 // codes at 4 + d s. fp8 dynamic: slot s's codes at (d + 4) s, its f32 scale
-// right after them. The layout is checked against the codec's own sizes, so
-// a codec that changes its bytes fails here rather than in a kernel.
+// right after them. polar (without QJL): slot s's packed codes at
+// (d b / 8 + 2) s, its f16 scale right after them. The layout is checked
+// against the codec's own sizes, and polar's codebook and rotation are read
+// back through the codec (decode() of an entry holding every code with a
+// scale of 1; finishOutput() of e_0, which is D's signs / sqrt(d)), so a
+// codec that changes its bytes fails here rather than in a kernel.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/SideLayout.h"
 
 #include "runtime/schema/kvpkg.pb.h"
 #include "runtime/src/cache/Codec.h"
+#include "runtime/src/cache/codecs/BitPacking.h"
+#include "runtime/src/cache/codecs/HalfBytes.h"
 
+#include <cmath>
 #include <string>
+#include <vector>
 
 namespace kvrt::cuda {
+namespace {
+
+/// Reads polar's codebook and signs back through `codec` into `side`.
+Status readPolar(const Codec &codec, DeviceSideLayout &side) {
+  const uint32_t d = codec.headDim(), levels = 1u << side.bits;
+  std::vector<uint8_t> codes(d), entry(side.entryBytes);
+  for (uint32_t i = 0; i < d; ++i)
+    codes[i] = uint8_t(i % levels);
+  codecs::packCodes(codes.data(), d, side.bits, entry.data());
+  codecs::storeF16(entry.data() + side.scaleOffset, 1.0);
+  std::vector<float> decoded(d);
+  codec.decode(entry.data(), 0, decoded.data());
+  const Status unexpected =
+      Status::error("the polar codec's entries or rotation are not the ones "
+                    "the CUDA kernels read");
+  for (uint32_t i = 0; i < d; ++i)
+    if (decoded[i] != decoded[i % levels] ||
+        (i && i < levels && !(decoded[i] > decoded[i - 1])))
+      return unexpected;
+  // Levels times 2^levelShift, the smallest positive one in [1, 2): the lo
+  // halves then stay clear of f16's subnormals.
+  side.levelShift = -std::ilogb(decoded[levels / 2]);
+  for (uint32_t c = 0; c < levels; ++c) {
+    const double level = std::ldexp(double(decoded[c]), side.levelShift);
+    uint8_t hi[2], lo[2];
+    const double high = codecs::storeF16(hi, level);
+    codecs::storeF16(lo, level - high);
+    side.levelHalves[c] =
+        uint32_t(hi[0] | hi[1] << 8) | uint32_t(lo[0] | lo[1] << 8) << 16;
+  }
+  std::vector<float> row(d, 0.0f);
+  row[0] = 1.0f;
+  codec.finishOutput(row.data(), 0);
+  for (uint32_t i = 0; i < d; ++i) {
+    if (std::fabs(std::fabs(row[i]) * std::sqrt(float(d)) - 1.0f) > 1e-5f)
+      return unexpected;
+    if (row[i] < 0)
+      side.rotationSigns[i / 32] |= 1u << (i % 32);
+  }
+  return Status::ok();
+}
+
+} // namespace
 
 StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
                                             const Codec &codec,
@@ -34,9 +85,21 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
     side.codesOffset = side.slotScales ? 0 : 4;
     side.scaleOffset = side.slotScales ? d : 0;
     break;
+  case schema::ENCODING_POLAR:
+    if (encoding.qjl())
+      return Status::error("the CUDA backend reads polar caches without QJL");
+    if (d > 128)
+      return Status::error("the CUDA backend reads polar caches of head "
+                           "dimensions up to 128");
+    side.kind = DeviceSideLayout::Kind::Polar;
+    side.bits = encoding.bits();
+    side.slotScales = true;
+    side.scaleOffset = d * side.bits / 8;
+    side.entryBytes = side.scaleOffset + 2;
+    break;
   default:
-    return Status::error("the CUDA backend reads bf16 and fp8 e4m3 caches; "
-                         "encoding " +
+    return Status::error("the CUDA backend reads bf16, fp8 e4m3 and polar "
+                         "caches; encoding " +
                          std::to_string(int(encoding.kind())) + " is not yet");
   }
   side.headBytes = codec.headBytes(pageSize);
@@ -46,6 +109,8 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
     return Status::error("the codec's page area (" +
                          std::to_string(side.headBytes) +
                          " bytes) is not the layout the CUDA kernels read");
+  if (side.kind == DeviceSideLayout::Kind::Polar)
+    KVRT_RETURN_IF_ERROR(readPolar(codec, side));
   return side;
 }
 

@@ -1,11 +1,11 @@
 //===- SplitBlock.cuh - What every split kernel shares ---------*- CUDA -*-===//
 //
 // One block takes tokens [start, end) of sequence b for KV head h and the
-// `group` query heads that read it. Tiles of 32 tokens stream through a
-// shared-memory pipeline of 4 to 8 stages, first every key tile (with its
-// positions), then every value tile. Per page a tile holds a segment of
-// min(pageSize, 32) slots: a contiguous run of the page area's bytes, moved
-// by one bulk copy (cp.async.bulk).
+// `group` query heads that read it. Tiles of Tile tokens (32 or 64) stream
+// through a shared-memory pipeline of 4 to 8 stages, first every key tile
+// (with its positions), then every value tile. A tile holds segments of
+// min(pageSize, 32) slots, each a contiguous run of one page area's bytes
+// moved by one bulk copy (cp.async.bulk).
 //
 // The block is warp-specialised: a producer warp (its lane 0) issues the
 // copies of each stage once the four consumer warps have released it (the
@@ -38,6 +38,13 @@ __device__ __forceinline__ float warpMax(float x) {
   return x;
 }
 
+/// x, kept in a register: ptxas would otherwise recompute loop-invariant
+/// shared-memory offsets inside the loops from kernel parameters.
+__device__ __forceinline__ int pinned(int x) {
+  asm volatile("" : "+r"(x));
+  return x;
+}
+
 __device__ __forceinline__ float warpSum(float x) {
 #pragma unroll
   for (int offset = 16; offset; offset /= 2)
@@ -45,7 +52,11 @@ __device__ __forceinline__ float warpSum(float x) {
   return x;
 }
 
-struct SplitBlock {
+template <int Tile = int(kTileTokens)> struct SplitBlock {
+  /// Shared-memory bytes at the end of a stage that hold the tile's
+  /// positions.
+  static constexpr uint32_t kPositionBytes = Tile * 4;
+
   const SplitKernelParams &p;
   int kvHead, b, tid;
   int group, pageSize, start, end, tiles, firstPage, queryPosition;
@@ -66,7 +77,7 @@ struct SplitBlock {
     pageSize = int(p.pageSize);
     start = blockIdx.x * int(p.splitTokens);
     end = min(start + int(p.splitTokens), p.lengths[b]);
-    tiles = (end - start + int(kTileTokens) - 1) / int(kTileTokens);
+    tiles = (end - start + Tile - 1) / Tile;
     firstPage = start / pageSize;
     firstRow = size_t(b) * p.qHeads + size_t(kvHead) * group;
     queryPosition = p.queryPositions[b];
@@ -114,6 +125,13 @@ struct SplitBlock {
     __syncthreads();
   }
 
+  /// Sets up the pipeline (begin()), then runs the producer warp to its
+  /// end (produce()); returns whether the calling thread is a consumer.
+  __device__ bool consume() {
+    begin();
+    return !produce();
+  }
+
   /// In the producer warp, issues every tile's copies and returns true (the
   /// warp is then done); in the consumers, returns false.
   __device__ bool produce() {
@@ -145,35 +163,40 @@ struct SplitBlock {
     uint8_t *stage = stages + into * p.stageBytes;
     uint64_t *barrier = &full[into];
     const int tile = keys ? j : j - tiles;
-    const int tileStart = start + tile * int(kTileTokens);
+    const int tileStart = start + tile * Tile;
     const int segmentTokens = 1 << p.segmentShift;
-    // The tile's first page (relative to the split's) and slot: pages of at
-    // most 32 tokens divide the tile, larger ones hold it whole.
-    int tilePage, firstSlot;
-    if (pageSize <= int(kTileTokens)) {
-      tilePage = (tile * int(kTileTokens)) >> p.segmentShift;
-      firstSlot = 0;
-    } else {
-      const int into = tileStart - firstPage * pageSize;
-      tilePage = into / pageSize;
-      firstSlot = into - tilePage * pageSize;
-    }
     const int segments =
-        min(int(kTileTokens) >> p.segmentShift,
+        min(Tile >> p.segmentShift,
             (end - tileStart + segmentTokens - 1) >> p.segmentShift);
     const uint32_t bytes = side.segmentChunks * 16;
     const uint32_t positionBytes = keys ? segmentTokens * 4 : 0;
     arriveExpecting(barrier, segments * (bytes + positionBytes));
+    // The tile's first page (relative to the split's) and slot: pages of at
+    // most 32 tokens are whole segments (the split starts on a page
+    // boundary), larger ones (multiples of 32) hold whole segments.
+    int page, slot = 0;
+    if (pageSize <= 32) {
+      page = (tile * Tile) >> p.segmentShift;
+    } else {
+      const int into = tileStart - firstPage * pageSize;
+      page = into / pageSize;
+      slot = into - page * pageSize;
+    }
     for (int segment = 0; segment < segments; ++segment) {
-      const uint64_t page = uint64_t(pages[tilePage + segment]);
+      const uint64_t index = uint64_t(pages[page]);
       copyBulk(stage + segment * bytes,
-               pool + page * side.pageStride +
-                   uint64_t(firstSlot) * side.entryBytes,
+               pool + index * side.pageStride +
+                   uint64_t(slot) * side.entryBytes,
                bytes, barrier);
       if (keys)
-        copyBulk(
-            stage + p.stageBytes - kPositionBytes + segment * positionBytes,
-            p.positions + page * pageSize + firstSlot, positionBytes, barrier);
+        copyBulk(stage + p.stageBytes - kPositionBytes +
+                     segment * positionBytes,
+                 p.positions + index * pageSize + slot, positionBytes, barrier);
+      slot += segmentTokens;
+      if (slot >= pageSize) {
+        ++page;
+        slot = 0;
+      }
     }
   }
 
@@ -217,6 +240,13 @@ struct SplitBlock {
   __device__ const int32_t *positions(const uint8_t *stage) const {
     return reinterpret_cast<const int32_t *>(stage + p.stageBytes -
                                              kPositionBytes);
+  }
+
+  /// The side's scale of a per_head fp8 cache times its codeScale, or the
+  /// codeScale alone where entries carry their own scale (or none).
+  template <bool Scaled> __device__ float sideScale(bool keys) const {
+    const SideGeometry &side = keys ? p.key : p.value;
+    return headScale<Scaled>(keys) * side.codeScale;
   }
 
   /// The head scale of a per_head fp8 side (the same in every page's
@@ -274,6 +304,23 @@ struct SplitBlock {
       p.out[row * D + d] = total > 0.0f ? value / total : 0.0f;
     } else {
       p.partialOut[(row * p.splits + blockIdx.x) * D + d] = value;
+    }
+  }
+
+  /// Sums the consumer warps' partial outputs, perWarp[(w * groupStride +
+  /// g) * D + d] for warp w, times `scale`, and writes them; all consumers
+  /// take part, after a consumerSync() that follows the last writes to
+  /// perWarp.
+  template <int D>
+  __device__ void writeWarpSums(const float *perWarp, int groupStride,
+                                float scale) const {
+    for (int e = tid; e < group * D; e += kBlockThreads) {
+      const int g = e / D, d = e % D;
+      float sum = 0.0f;
+#pragma unroll
+      for (int w = 0; w < int(kBlockThreads / 32); ++w)
+        sum += perWarp[(w * groupStride + g) * D + d];
+      write(g, d, D, sum * scale);
     }
   }
 

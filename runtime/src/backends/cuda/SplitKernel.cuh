@@ -55,13 +55,11 @@ __global__ void __launch_bounds__(kLaunchThreads)
     splitKernel(const SplitKernelParams p) {
   using E = Entries<D>;
   constexpr int kDims = E::kDimsPerLane;
-  constexpr int kWarps = kBlockThreads / 32;
   extern __shared__ __align__(16) uint8_t shared[];
-  SplitBlock block(p, shared);
+  SplitBlock<> block(p, shared);
   if (block.finishEmpty<D>())
     return;
-  block.begin();
-  if (block.produce())
+  if (!block.consume())
     return;
 
   const int warp = block.tid / 32, lane = block.tid % 32;
@@ -174,14 +172,7 @@ __global__ void __launch_bounds__(kLaunchThreads)
           perWarp[(warp * G + g) * D + E::dim(part, i)] = acc[g][i];
   }
   block.consumerSync();
-  for (int e = block.tid; e < group * D; e += kBlockThreads) {
-    const int g = e / D, d = e % D;
-    float sum = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w)
-      sum += perWarp[(w * G + g) * D + d];
-    block.write(g, d, D, sum * valueScale);
-  }
+  block.writeWarpSums<D>(perWarp, G, valueScale);
   block.writeMaxSum();
 }
 

@@ -28,24 +28,16 @@
 
 namespace kvrt::cuda {
 
-/// x, kept in a register: ptxas would otherwise recompute loop-invariant
-/// shared-memory offsets inside the loops from kernel parameters.
-__device__ __forceinline__ int pinned(int x) {
-  asm volatile("" : "+r"(x));
-  return x;
-}
-
 template <template <int> class Fragments, int D>
-__global__ void __launch_bounds__(kLaunchThreads)
+__global__ void __launch_bounds__(kLaunchThreads, Fragments<D>::kMinBlocks)
     splitMmaKernel(const SplitKernelParams p) {
   using F = Fragments<D>;
   constexpr int kSteps = F::kSteps, kValueDims = F::kValueDims;
   extern __shared__ __align__(16) uint8_t shared[];
-  SplitBlock block(p, shared);
+  SplitBlock<> block(p, shared);
   if (block.finishEmpty<D>())
     return;
-  block.begin();
-  if (block.produce())
+  if (!block.consume())
     return;
 
   const int warp = block.tid / 32, lane = block.tid % 32;

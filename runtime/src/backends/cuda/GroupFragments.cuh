@@ -1,0 +1,211 @@
+//===- GroupFragments.cuh - Cached entries as GroupMma operands -*- CUDA
+//-*-===//
+//
+// SplitGroupMmaKernel.cuh computes S^T = K Q^T and O^T = V^T P^T with
+// mma.sync.m16n8k16 (f16 operands, fp32 accumulators): 16 tokens (keys) or
+// 16 coordinates (values) are the rows of A, the group's query heads the 8
+// columns of B. Per encoding, this file says how lane (g = lane / 4, t =
+// lane % 4) turns entries in a shared-memory stage into A's registers:
+//
+//   keyRow():     one token's row of A for every k-step: k-step j's k
+//                 indices 2t, 2t + 1, 2t + 8, 2t + 9 are coordinates
+//                 keyDim(j, t) + 0 .. 3, so a lane reads D / 4 consecutive
+//                 coordinates of the token.
+//   valueTiles(): A = V^T for every m-tile over the lane's four tokens (k
+//                 2t, 2t + 1, 2t + 8, 2t + 9): lane g owns D / 8 consecutive
+//                 coordinates; rows g and g + 8 of m-tile m are coordinates
+//                 valueDim(m, g) and valueDim(m, g) + 1.
+//
+// Terms: fp8 e4m3 codes are exact in f16 (cvt.e4m3x2), one term. A polar
+// level is an fp32 number: the table in shared memory holds it times
+// 2^levelShift as f16 hi and lo halves (about 22 bits together), the two
+// terms; products of lo with a query's or weight's lo half are dropped.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_BACKENDS_CUDA_GROUPFRAGMENTS_CUH
+#define KVRT_BACKENDS_CUDA_GROUPFRAGMENTS_CUH
+
+#include "runtime/src/backends/cuda/MmaFragments.cuh"
+
+namespace kvrt::cuda {
+
+/// The first of the four consecutive coordinates that lane t holds in key
+/// k-step j (the query's B fragments use the same map).
+template <int D> __device__ __forceinline__ int keyDim(int j, int t) {
+  return 4 * (t * (D / 16) + j);
+}
+
+/// The coordinate of row g of value m-tile m (row g + 8: the next one).
+template <int D> __device__ __forceinline__ int valueDim(int m, int g) {
+  return D / 8 * g + 4 * (m / 2) + 2 * (m % 2);
+}
+
+/// Each encoding's operands: kTerms of A per entry; kSteps key k-steps;
+/// kMinBlocks, the blocks an SM must hold (__launch_bounds__); kHeadScale,
+/// whether a side may keep one scale for its head (per_head); kTables,
+/// whether the kernel must load the codebook tables; slotScale(), an
+/// entry's own scale.
+template <int D> struct Fp8E4M3Group {
+  // Four blocks fit in 96 registers.
+  static constexpr int kTerms = 1, kSteps = D / 16, kMinBlocks = 4;
+  static constexpr bool kHeadScale = true, kTables = false;
+
+  __device__ __forceinline__ static float slotScale(const uint8_t *at) {
+    return *reinterpret_cast<const float *>(at);
+  }
+
+  /// a[j][h][0]: the row's coordinates keyDim(j, t) + 2h, + 2h + 1.
+  __device__ __forceinline__ static void
+  keyRow(const uint8_t *stage, int at, int t, const uint32_t *,
+         uint32_t (&a)[kSteps][2][kTerms]) {
+#pragma unroll
+    for (int j = 0; j < kSteps; ++j) {
+      e4m3x4ToF16x2x2(
+          *reinterpret_cast<const uint32_t *>(stage + at + keyDim<D>(j, t)),
+          a[j][0][0], a[j][1][0]);
+    }
+  }
+
+  /// a[m][r][0]: register r of m-tile m (rows g, g + 8 over tokens 0, 1,
+  /// then over tokens 2, 3) for the tokens whose entries start at at[0..3].
+  /// In a Partial tile, tokens that are not `valid` read as zeros (stale
+  /// bytes may hold NaN codes, and NaN times a zero weight is NaN).
+  template <bool Partial>
+  __device__ __forceinline__ static void
+  valueTiles(const uint8_t *stage, const int (&at)[4], int g,
+             const bool (&valid)[4], const uint32_t *,
+             uint32_t (&a)[D / 16][4][kTerms]) {
+    constexpr int kWords = D / 32;
+#pragma unroll
+    for (int v = 0; v < kWords; ++v) {
+      uint32_t x[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        x[i] = *reinterpret_cast<const uint32_t *>(stage + at[i] +
+                                                   4 * (kWords * g + v));
+      if (Partial) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+          x[i] = valid[i] ? x[i] : 0u;
+      }
+#pragma unroll
+      for (int pair = 0; pair < 2; ++pair) {
+        // [x.b0, y.b0, x.b1, y.b1]: coordinates 0 and 1 of the two tokens.
+        e4m3x4ToF16x2x2(permute(x[2 * pair], x[2 * pair + 1], 0x5140),
+                        a[2 * v][2 * pair][0], a[2 * v][2 * pair + 1][0]);
+        e4m3x4ToF16x2x2(permute(x[2 * pair], x[2 * pair + 1], 0x7362),
+                        a[2 * v + 1][2 * pair][0],
+                        a[2 * v + 1][2 * pair + 1][0]);
+      }
+    }
+  }
+};
+
+template <int D, int Bits> struct PolarGroup {
+  // Two terms of A take more registers: three blocks, 128 of them.
+  static constexpr int kTerms = 2, kSteps = D / 16, kMinBlocks = 3;
+  static constexpr bool kHeadScale = false, kTables = true;
+
+  __device__ __forceinline__ static float slotScale(const uint8_t *at) {
+    return __half2float(*reinterpret_cast<const __half *>(at));
+  }
+
+  /// The Count codes from byte `at` of the stage (any alignment) as a bit
+  /// stream in c.
+  template <int Count>
+  __device__ __forceinline__ static void
+  window(const uint8_t *stage, int at,
+         uint32_t (&c)[(Count * Bits + 31) / 32]) {
+    constexpr int kWords = (Count * Bits + 31) / 32;
+    const uint32_t *aligned =
+        reinterpret_cast<const uint32_t *>(stage + (at & ~3));
+    const uint32_t shift = (at & 3) * 8;
+    uint32_t w[kWords + 1];
+#pragma unroll
+    for (int k = 0; k <= kWords; ++k)
+      w[k] = aligned[k];
+#pragma unroll
+    for (int k = 0; k < kWords; ++k)
+      c[k] = __funnelshift_r(w[k], w[k + 1], shift);
+  }
+
+  /// Code i of the stream as a table entry (hi | lo << 16). Codes of 2 and
+  /// 4 bits never cross a byte: one shift and mask per word and position in
+  /// the byte puts four codes' table offsets in four bytes, and each code
+  /// then costs one byte extraction (the shifted words are shared).
+  template <int N>
+  __device__ __forceinline__ static uint32_t
+  level(const uint32_t (&c)[N], int i, const uint32_t *table) {
+    constexpr uint32_t kMask = ((1u << Bits) - 1) << 2;
+    const int bit = i * Bits, k = bit / 32, s = bit % 32;
+    uint32_t offset;
+    if constexpr (8 % Bits == 0) {
+      const int inByte = s % 8;
+      const uint32_t spread =
+          (inByte <= 2 ? c[k] << (2 - inByte) : c[k] >> (inByte - 2)) &
+          kMask * 0x01010101u;
+      // Bytes 0 and 3 take one LOP3 or SHF, the middle ones one PRMT.
+      const int byte = s / 8;
+      offset = byte == 0   ? spread & 0xffu
+               : byte == 3 ? spread >> 24
+                           : permute(spread, 0u, 0x4440 + byte);
+    } else if (s + Bits > 32) {
+      offset = __funnelshift_r(c[k], c[k + 1], s - 2) & kMask;
+    } else if (s >= 2) {
+      offset = (c[k] >> (s - 2)) & kMask;
+    } else {
+      offset = (c[k] << (2 - s)) & kMask;
+    }
+    return *reinterpret_cast<const uint32_t *>(
+        reinterpret_cast<const uint8_t *>(table) + offset);
+  }
+
+  /// a[j][h][0] and a[j][h][1]: the hi and lo halves of the row's levels
+  /// at coordinates keyDim(j, t) + 2h, + 2h + 1.
+  __device__ __forceinline__ static void
+  keyRow(const uint8_t *stage, int at, int t, const uint32_t *table,
+         uint32_t (&a)[kSteps][2][kTerms]) {
+    constexpr int kCount = D / 4;
+    uint32_t c[(kCount * Bits + 31) / 32];
+    window<kCount>(stage, at + kCount * Bits / 8 * t, c);
+#pragma unroll
+    for (int j = 0; j < kSteps; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint32_t x = level(c, 4 * j + 2 * h, table);
+        const uint32_t y = level(c, 4 * j + 2 * h + 1, table);
+        a[j][h][0] = permute(x, y, 0x5410);
+        a[j][h][1] = permute(x, y, 0x7632);
+      }
+  }
+
+  /// As Fp8E4M3Group::valueTiles(), in two terms; every code reads a
+  /// finite level, so tokens past the end need no zeros.
+  template <bool Partial>
+  __device__ __forceinline__ static void
+  valueTiles(const uint8_t *stage, const int (&at)[4], int g, const bool (&)[4],
+             const uint32_t *table, uint32_t (&a)[D / 16][4][kTerms]) {
+    constexpr int kCount = D / 8;
+    uint32_t c[4][(kCount * Bits + 31) / 32];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      window<kCount>(stage, at[i] + kCount * Bits / 8 * g, c[i]);
+#pragma unroll
+    for (int m = 0; m < D / 16; ++m) {
+      const int e = 4 * (m / 2) + 2 * (m % 2);
+#pragma unroll
+      for (int pair = 0; pair < 2; ++pair)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const uint32_t x = level(c[2 * pair], e + r, table);
+          const uint32_t y = level(c[2 * pair + 1], e + r, table);
+          a[m][2 * pair + r][0] = permute(x, y, 0x5410);
+          a[m][2 * pair + r][1] = permute(x, y, 0x7632);
+        }
+    }
+  }
+};
+
+} // namespace kvrt::cuda
+
+#endif // KVRT_BACKENDS_CUDA_GROUPFRAGMENTS_CUH
