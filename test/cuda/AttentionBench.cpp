@@ -2,7 +2,7 @@
 //
 // The Llama-3-8B attention shape (32 query heads, 8 KV heads, d = 128, pages
 // of 16 tokens) for B in {1, 8, 32} and L in {8K, 32K}, in bf16, fp8
-// (dynamic and per_head scales) and polar (2, 3 and 4 bits). Pools hold
+// (dynamic and per_head scales), polar (2, 3 and 4 bits) and nvfp4. Pools hold
 // random valid entries; each sequence's pages are a random draw from a pool
 // sized for B = 32, L = 32K. Each rep is timed alone with CUDA events after
 // a 256 MB memset that evicts the L2 (a layer's cache is not in L2 when its
@@ -78,7 +78,7 @@ struct Encoding {
 };
 
 std::vector<Encoding> encodings() {
-  std::vector<Encoding> list(6);
+  std::vector<Encoding> list(7);
   list[0].name = "bf16";
   list[0].encoding.set_kind(schema::ENCODING_BF16);
   list[1].name = "fp8-dyn";
@@ -96,6 +96,8 @@ std::vector<Encoding> encodings() {
     e.encoding.set_rotation(schema::ROTATION_HADAMARD);
     e.encoding.set_seed(20261201);
   }
+  list[6].name = "nvfp4";
+  list[6].encoding.set_kind(schema::ENCODING_NVFP4);
   return list;
 }
 
@@ -104,7 +106,8 @@ constexpr SplitKernel kKernels[] = {SplitKernel::GroupMma, SplitKernel::Mma,
 const char *const kKernelNames[] = {"group", "mma", "fma"};
 
 /// One side's codec (per_head scales of 1: only the layout matters here,
-/// and decode() reads the scale stored in the area).
+/// and decode() reads the scale stored in the area; nvfp4: one tensor
+/// scale, which is not stored, so not 1).
 std::unique_ptr<Codec> codecFor(const schema::Encoding &encoding,
                                 CacheSide side) {
   CodecContext context;
@@ -112,6 +115,8 @@ std::unique_ptr<Codec> codecFor(const schema::Encoding &encoding,
   context.kvHeads = kKvHeads;
   context.headDim = kHeadDim;
   context.scales.assign(kKvHeads, 1.0f);
+  if (encoding.kind() == schema::ENCODING_NVFP4)
+    context.scales = {0.0123f};
   return orDie(makeCodec(encoding, context));
 }
 
@@ -225,12 +230,14 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only) {
       auto fill = kind == DeviceSideLayout::Kind::Polar ? fillBytes : fillFp8;
       fill(pool.keys.get(), keyBytes, 11);
       fill(pool.values.get(), valueBytes, 12);
+      // nvfp4: any nibble is a code, and fp8 bytes are finite block scales.
       for (auto [side, buffer] : {std::pair{&pool.key, &pool.keys},
                                   std::pair{&pool.value, &pool.values}})
-        fillScales(buffer->get(), kMaxPages, kKvHeads, side->areaStride,
-                   kPageSize, side->slotScales, side->entryBytes,
-                   side->slotScales ? side->scaleOffset : 0,
-                   kind == DeviceSideLayout::Kind::Polar, 13);
+        if (kind != DeviceSideLayout::Kind::Nvfp4)
+          fillScales(buffer->get(), kMaxPages, kKvHeads, side->areaStride,
+                     kPageSize, side->slotScales, side->entryBytes,
+                     side->slotScales ? side->scaleOffset : 0,
+                     kind == DeviceSideLayout::Kind::Polar, 13);
     }
 
     for (uint32_t batch : {1u, 8u, 32u})

@@ -42,10 +42,10 @@ namespace {
 
 constexpr double kBound = 1e-4;
 
-enum class Enc { Bf16, Fp8Dynamic, Fp8PerHead, Polar2, Polar3, Polar4 };
+enum class Enc { Bf16, Fp8Dynamic, Fp8PerHead, Polar2, Polar3, Polar4, Nvfp4 };
 const char *name(Enc e) {
-  static const char *const kNames[] = {"bf16",   "fp8-dyn", "fp8-head",
-                                       "polar2", "polar3",  "polar4"};
+  static const char *const kNames[] = {
+      "bf16", "fp8-dyn", "fp8-head", "polar2", "polar3", "polar4", "nvfp4"};
   return kNames[int(e)];
 }
 
@@ -72,6 +72,8 @@ schema::Encoding encodingOf(Enc e) {
     encoding.set_fp8_format(schema::FP8_FORMAT_E4M3);
     encoding.set_scale_mode(e == Enc::Fp8Dynamic ? schema::SCALE_MODE_DYNAMIC
                                                  : schema::SCALE_MODE_PER_HEAD);
+  } else if (e == Enc::Nvfp4) {
+    encoding.set_kind(schema::ENCODING_NVFP4);
   } else {
     encoding.set_kind(schema::ENCODING_POLAR);
     encoding.set_bits(e == Enc::Polar2 ? 2 : e == Enc::Polar3 ? 3 : 4);
@@ -126,6 +128,10 @@ bool runCase(const Case &c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   context.headDim = c.headDim;
   if (enc == Enc::Fp8PerHead)
     context.scales = headScales(keys, c.kvHeads, c.headDim);
+  // A tensor scale that is no power of two (keys' block scales up to
+  // about 16 / 6 / T, within E4M3's 448).
+  if (enc == Enc::Nvfp4)
+    context.scales = {0.0123f};
   std::unique_ptr<Codec> key = orDie(makeCodec(encoding, context));
   context.side = CacheSide::Value;
   if (enc == Enc::Fp8PerHead)
@@ -307,7 +313,7 @@ int runChecks(uint32_t multiprocessors) {
   int failures = 0;
   uint32_t seed = 1;
   for (Enc enc : {Enc::Bf16, Enc::Fp8Dynamic, Enc::Fp8PerHead, Enc::Polar2,
-                  Enc::Polar3, Enc::Polar4})
+                  Enc::Polar3, Enc::Polar4, Enc::Nvfp4})
     for (const Case &c : cases)
       failures += runCase(c, enc, multiprocessors, seed++) ? 0 : 1;
   std::printf("checks: %d failed, bound %.0e relative per query row\n",

@@ -71,6 +71,8 @@ uint32_t expectedEntryBytes(const DeviceSideLayout &side, uint32_t headDim) {
     return headDim + (side.slotScales ? 4 : 0);
   case DeviceSideLayout::Kind::Polar:
     return headDim * side.bits / 8 + 2;
+  case DeviceSideLayout::Kind::Nvfp4:
+    return headDim / 2 + headDim / 16;
   }
   return 0;
 }
@@ -95,6 +97,10 @@ Status checkSide(const DeviceSideLayout &side, const char *name,
     return Status::error(what + " polar entries must be 2, 3 or 4 bits of "
                                 "codes from the area's start, each with its "
                                 "scale");
+  if (side.kind == DeviceSideLayout::Kind::Nvfp4 &&
+      (side.codesOffset || side.slotScales))
+    return Status::error(what + " nvfp4 entries must start at the area's "
+                                "start, their block scales inside them");
   return Status::ok();
 }
 
@@ -107,7 +113,8 @@ const char *kernelName(SplitKernel kernel) {
 const char *kindName(DeviceSideLayout::Kind kind) {
   return kind == DeviceSideLayout::Kind::Bf16      ? "bf16"
          : kind == DeviceSideLayout::Kind::Fp8E4M3 ? "fp8 e4m3"
-                                                   : "polar";
+         : kind == DeviceSideLayout::Kind::Polar   ? "polar"
+                                                   : "nvfp4";
 }
 
 } // namespace
@@ -115,7 +122,8 @@ const char *kindName(DeviceSideLayout::Kind kind) {
 bool splitKernelReads(SplitKernel kernel, DeviceSideLayout::Kind kind) {
   if (kernel == SplitKernel::GroupMma)
     return kind != DeviceSideLayout::Kind::Bf16;
-  return kind != DeviceSideLayout::Kind::Polar;
+  return kind == DeviceSideLayout::Kind::Bf16 ||
+         kind == DeviceSideLayout::Kind::Fp8E4M3;
 }
 
 StatusOr<DecodeAttentionPlan>
@@ -149,8 +157,8 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
                          std::to_string(pageSize));
   if (shape.key.kind != shape.value.kind || shape.key.bits != shape.value.bits)
     return Status::error("decode attention on CUDA needs keys and values in "
-                         "one encoding (bf16, fp8 e4m3 or polar of one "
-                         "width)");
+                         "one encoding (bf16, fp8 e4m3, nvfp4 or polar of "
+                         "one width)");
   KVRT_RETURN_IF_ERROR(checkSide(shape.key, "keys", shape));
   KVRT_RETURN_IF_ERROR(checkSide(shape.value, "values", shape));
   if (!splitKernelReads(kernel, shape.key.kind))
@@ -215,7 +223,7 @@ Status decodeAttention(const DecodeAttentionArgs &args,
     g.scaleOffset = side.scaleOffset;
     std::copy(std::begin(side.levelHalves), std::end(side.levelHalves),
               std::begin(g.levelHalves));
-    g.codeScale = std::ldexp(1.0f, -side.levelShift);
+    g.codeScale = std::ldexp(side.tensorScale, -side.levelShift);
     return g;
   };
 
@@ -268,7 +276,9 @@ Status decodeAttention(const DecodeAttentionArgs &args,
   switch (plan.kernel) {
   case SplitKernel::GroupMma:
     kernel = rotates ? splitGroupMmaKernelPolar(headDim, cache.key.bits)
-                     : splitGroupMmaKernelFp8E4M3(headDim);
+             : cache.key.kind == DeviceSideLayout::Kind::Nvfp4
+                 ? splitGroupMmaKernelNvfp4(headDim)
+                 : splitGroupMmaKernelFp8E4M3(headDim);
     break;
   case SplitKernel::Mma:
     kernel =

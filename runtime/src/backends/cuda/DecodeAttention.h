@@ -37,7 +37,7 @@ namespace kvrt::cuda {
 
 /// How one side (keys or values) of a layer is laid out in a head's area.
 struct DeviceSideLayout {
-  enum class Kind : uint8_t { Bf16, Fp8E4M3, Polar };
+  enum class Kind : uint8_t { Bf16, Fp8E4M3, Polar, Nvfp4 };
   Kind kind = Kind::Bf16;
   /// Bytes from one slot's codes to the next slot's.
   uint32_t entryBytes = 0;
@@ -54,8 +54,11 @@ struct DeviceSideLayout {
   /// lo = the rest in the high 16 bits: together about 22 bits, so scores
   /// and sums keep fp32 accuracy); and the rotation's signs, bit i of
   /// rotationSigns set where D[i][i] = -1 (R = H D / sqrt(d)).
+  /// nvfp4: the kernels hold entries times 2^levelShift / tensorScale
+  /// (the artifact's per-tensor scale, read back through the codec).
   uint32_t bits = 0;
   int32_t levelShift = 0;
+  float tensorScale = 1.0f;
   uint32_t levelHalves[16] = {};
   uint32_t rotationSigns[4] = {};
   /// The codec's headBytes(pageSize).

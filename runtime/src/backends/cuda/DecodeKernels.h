@@ -39,7 +39,8 @@ struct SideGeometry {
   bool slotScales;
   uint32_t scaleOffset;
   /// polar: the codebook (DeviceSideLayout::levelHalves), and 2^-levelShift,
-  /// which brings products with it back to the levels' scale; 1 otherwise.
+  /// which brings products with it back to the levels' scale (nvfp4: times
+  /// the tensor scale); 1 otherwise.
   uint32_t levelHalves[16];
   float codeScale;
 };
@@ -94,6 +95,7 @@ const void *splitMmaKernelBf16(uint32_t headDim);
 const void *splitMmaKernelFp8E4M3(uint32_t headDim);
 const void *splitGroupMmaKernelFp8E4M3(uint32_t headDim);
 const void *splitGroupMmaKernelPolar(uint32_t headDim, uint32_t bits);
+const void *splitGroupMmaKernelNvfp4(uint32_t headDim);
 
 /// Merges the splits' partials into out (SplitReduce.cu).
 bool launchSplitReduce(const float *partialOut, const float *partialMaxSum,

@@ -20,6 +20,7 @@
 // level is an fp32 number: the table in shared memory holds it times
 // 2^levelShift as f16 hi and lo halves (about 22 bits together), the two
 // terms; products of lo with a query's or weight's lo half are dropped.
+// nvfp4's operands (SplitGroupMmaNvfp4.cu) are exact in f16: one term.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_GROUPFRAGMENTS_CUH
@@ -38,6 +39,16 @@ template <int D> __device__ __forceinline__ int keyDim(int j, int t) {
 /// The coordinate of row g of value m-tile m (row g + 8: the next one).
 template <int D> __device__ __forceinline__ int valueDim(int m, int g) {
   return D / 8 * g + 4 * (m / 2) + 2 * (m % 2);
+}
+
+/// Word `word` (from each entry's start) of the four tokens whose entries
+/// start at at[0..3] in a stage.
+__device__ __forceinline__ void wordOfTokens(const uint8_t *stage,
+                                             const int (&at)[4], int word,
+                                             uint32_t (&x)[4]) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    x[i] = *reinterpret_cast<const uint32_t *>(stage + at[i] + 4 * word);
 }
 
 /// Each encoding's operands: kTerms of A per entry; kSteps key k-steps;
@@ -79,10 +90,7 @@ template <int D> struct Fp8E4M3Group {
 #pragma unroll
     for (int v = 0; v < kWords; ++v) {
       uint32_t x[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        x[i] = *reinterpret_cast<const uint32_t *>(stage + at[i] +
-                                                   4 * (kWords * g + v));
+      wordOfTokens(stage, at, kWords * g + v, x);
       if (Partial) {
 #pragma unroll
         for (int i = 0; i < 4; ++i)

@@ -6,8 +6,9 @@
 // (d b / 8 + 2) s, its f16 scale right after them. The layout is checked
 // against the codec's own sizes, and polar's codebook and rotation are read
 // back through the codec (decode() of an entry holding every code with a
-// scale of 1; finishOutput() of e_0, which is D's signs / sqrt(d)), so a
-// codec that changes its bytes fails here rather than in a kernel.
+// scale of 1; finishOutput() of e_0, which is D's signs / sqrt(d)), as is
+// nvfp4's tensor scale (decode() of an entry of known codes and scales), so
+// a codec that changes its bytes fails here rather than in a kernel.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/SideLayout.h"
@@ -64,6 +65,31 @@ Status readPolar(const Codec &codec, DeviceSideLayout &side) {
   return Status::ok();
 }
 
+/// Reads nvfp4's tensor scale back through `codec` into `side`: code i % 16
+/// at coordinate i, E4M3 1 + j / 8 (code 0x38 + j) as block j's scale.
+Status readNvfp4(const Codec &codec, DeviceSideLayout &side) {
+  static const float kE2M1[8] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
+  const uint32_t d = codec.headDim();
+  std::vector<uint8_t> codes(d), entry(side.entryBytes);
+  for (uint32_t i = 0; i < d; ++i)
+    codes[i] = uint8_t(i % 16);
+  codecs::packCodes(codes.data(), d, 4, entry.data());
+  for (uint32_t j = 0; j < d / 16; ++j)
+    entry[side.scaleOffset + j] = uint8_t(0x38 + j);
+  std::vector<float> decoded(d);
+  codec.decode(entry.data(), 0, decoded.data());
+  // Coordinate 2 is E2M1 1 in block 0, whose scale is 1: the tensor scale.
+  side.tensorScale = decoded[2];
+  for (uint32_t i = 0; i < d; ++i) {
+    const float magnitude =
+        kE2M1[i % 8] * ((1.0f + float(i / 16) / 8) * side.tensorScale);
+    if (decoded[i] != (i % 16 < 8 ? magnitude : -magnitude))
+      return Status::error("the nvfp4 codec's entries are not the ones the "
+                           "CUDA kernels read");
+  }
+  return Status::ok();
+}
+
 } // namespace
 
 StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
@@ -97,9 +123,19 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
     side.scaleOffset = d * side.bits / 8;
     side.entryBytes = side.scaleOffset + 2;
     break;
+  case schema::ENCODING_NVFP4:
+    if (d % 64)
+      return Status::error("the CUDA backend reads nvfp4 caches of head "
+                           "dimensions 64 and 128");
+    side.kind = DeviceSideLayout::Kind::Nvfp4;
+    side.scaleOffset = d / 2;
+    side.entryBytes = d / 2 + d / 16;
+    // Entries as the kernels hold them: value / tensor scale * 2^-8.
+    side.levelShift = -8;
+    break;
   default:
-    return Status::error("the CUDA backend reads bf16, fp8 e4m3 and polar "
-                         "caches; encoding " +
+    return Status::error("the CUDA backend reads bf16, fp8 e4m3, nvfp4 and "
+                         "polar caches; encoding " +
                          std::to_string(int(encoding.kind())) + " is not yet");
   }
   side.headBytes = codec.headBytes(pageSize);
@@ -111,6 +147,8 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
                          " bytes) is not the layout the CUDA kernels read");
   if (side.kind == DeviceSideLayout::Kind::Polar)
     KVRT_RETURN_IF_ERROR(readPolar(codec, side));
+  if (side.kind == DeviceSideLayout::Kind::Nvfp4)
+    KVRT_RETURN_IF_ERROR(readNvfp4(codec, side));
   return side;
 }
 

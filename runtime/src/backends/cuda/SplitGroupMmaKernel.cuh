@@ -1,6 +1,6 @@
 //===- SplitGroupMmaKernel.cuh - A split, heads as MMA columns -*- CUDA -*-===//
 //
-// The split kernel for caches decoded in registers (fp8, polar) on the
+// The split kernel for caches decoded in registers (fp8, polar, nvfp4) on
 // tensor cores (SplitBlock.cuh streams 64-token tiles; GroupFragments.cuh
 // builds the operands). mma.sync.m16n8k16 takes the group's query heads as
 // the 8 columns of B (unused ones are zero), so each A register of decoded
