@@ -154,6 +154,37 @@ TEST(EngineEviction, CompressedCachesCompactToo) {
   }
 }
 
+TEST(EngineEviction, FidelityComparesWithTheUnevictedCopy) {
+  // The bf16 copy the probe attends over is never evicted from, so it is
+  // longer than the cache: attention must size its buffers for both, the
+  // output error includes what eviction dropped, and top-k overlap is only
+  // counted where both saw as many entries (here: before the first
+  // compaction).
+  EngineOptions options;
+  options.measureFidelity = true;
+  auto created = Engine::create(
+      artifact("fidelity", params(schema::EVICT_METHOD_STREAMING, 16, 4, 2)),
+      options);
+  ASSERT_TRUE(created.isOk()) << created.status().message();
+  Engine &e = **created;
+  SequenceId s = e.addSequence().value();
+  ASSERT_TRUE(
+      e.prefill({{s, {kStory.begin(), kStory.begin() + 4}, true}}).isOk());
+  for (int step = 0; step < 40; ++step)
+    ASSERT_TRUE(e.step({{s, int32_t(100 + step)}}).isOk());
+  ASSERT_GT(e.stats().kvCompactions, 0u);
+  for (const LayerFidelity &f : e.fidelity()) {
+    EXPECT_EQ(f.queries, 40u * kHeads);
+    // Eviction costs some accuracy (about 0.17 here); a reference
+    // attention that overran its buffers reads as errors above 2.
+    EXPECT_GT(f.outputRelativeError, 0.0) << "layer " << f.layer;
+    EXPECT_LT(f.outputRelativeError, 1.0) << "layer " << f.layer;
+    // Only the steps before the first compaction count, where the two
+    // caches hold the same bf16 entries.
+    EXPECT_EQ(f.topKOverlap, 1.0) << "layer " << f.layer;
+  }
+}
+
 TEST(EngineEviction, KiviKeysAreRefusedWhenTheEngineIsCreated) {
   test::LlamaArtifactOptions o;
   o.evict = params(schema::EVICT_METHOD_H2O, 16, 4, 2);

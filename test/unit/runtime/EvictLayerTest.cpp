@@ -68,23 +68,24 @@ std::vector<std::vector<double>> weights(const Prefill &p, int64_t r) {
 }
 
 /// The kept entries for per-KV-head scores [kvHead][key]: mean over heads,
-/// the last kWindow protected, the best others up to kBudget.
+/// the last `window` protected, the best others up to kBudget.
 std::vector<int32_t> keptPositions(const Prefill &p,
                                    const std::vector<std::vector<double>> &s,
-                                   uint64_t sinks = 0) {
+                                   uint64_t sinks = 0,
+                                   uint64_t window = kWindow) {
   std::vector<double> mean(kTokens, 0);
   for (const std::vector<double> &head : s)
     for (int64_t i = 0; i < kTokens; ++i)
       mean[size_t(i)] += head[size_t(i)] / double(s.size());
   std::vector<int64_t> candidates;
-  for (int64_t i = int64_t(sinks); i < kTokens - int64_t(kWindow); ++i)
+  for (int64_t i = int64_t(sinks); i < kTokens - int64_t(window); ++i)
     candidates.push_back(i);
   std::stable_sort(candidates.begin(), candidates.end(),
                    [&](int64_t a, int64_t b) { return mean[a] > mean[b]; });
-  candidates.resize(kBudget - kWindow - sinks);
+  candidates.resize(kBudget - window - sinks);
   for (uint64_t i = 0; i < sinks; ++i)
     candidates.push_back(int64_t(i));
-  for (int64_t i = kTokens - int64_t(kWindow); i < kTokens; ++i)
+  for (int64_t i = kTokens - int64_t(window); i < kTokens; ++i)
     candidates.push_back(i);
   std::sort(candidates.begin(), candidates.end());
   std::vector<int32_t> positions;
@@ -95,7 +96,8 @@ std::vector<int32_t> keptPositions(const Prefill &p,
 
 /// Runs the eviction of `method` on the prefill; the positions left.
 std::vector<int32_t> evictAfterPrefill(const Prefill &p,
-                                       schema::EvictParams plan) {
+                                       schema::EvictParams plan,
+                                       uint64_t window = kWindow) {
   schema::Encoding f32;
   f32.set_kind(schema::ENCODING_F32);
   CodecContext context;
@@ -120,7 +122,7 @@ std::vector<int32_t> evictAfterPrefill(const Prefill &p,
   attention.codecs = codecs;
   attention.scale = float(kScale);
   plan.set_budget_tokens(kBudget);
-  plan.set_window(kWindow);
+  plan.set_window(uint32_t(window));
   plan.set_interval(1);
   cpu::LayerEviction eviction({plan, {}, {}}, attention);
   Status ran = eviction.run(pool, cache, p.queries.data(), kTokens, kQHeads,
@@ -132,25 +134,36 @@ std::vector<int32_t> evictAfterPrefill(const Prefill &p,
   return left;
 }
 
-TEST(LayerEviction, H2OKeepsTheMostAttendedEntries) {
-  Prefill p = randomPrefill();
-  std::vector<std::vector<double>> mass(kQHeads,
-                                        std::vector<double>(kTokens, 0));
+/// H2O's score per KV head in float64: the attention every prefill query
+/// paid each entry, summed, then averaged over the group's query heads.
+std::vector<std::vector<double>> h2oScores(const Prefill &p) {
+  std::vector<std::vector<double>> perKvHead(kKvHeads,
+                                             std::vector<double>(kTokens, 0));
   for (int64_t r = 0; r < kTokens; ++r) {
     std::vector<std::vector<double>> w = weights(p, r);
     for (int64_t h = 0; h < kQHeads; ++h)
       for (int64_t i = 0; i < kTokens; ++i)
-        mass[size_t(h)][size_t(i)] += w[size_t(h)][size_t(i)];
+        perKvHead[size_t(h / kGroup)][size_t(i)] +=
+            w[size_t(h)][size_t(i)] / kGroup;
   }
-  std::vector<std::vector<double>> perKvHead(kKvHeads,
-                                             std::vector<double>(kTokens, 0));
-  for (int64_t h = 0; h < kQHeads; ++h)
-    for (int64_t i = 0; i < kTokens; ++i)
-      perKvHead[size_t(h / kGroup)][size_t(i)] +=
-          mass[size_t(h)][size_t(i)] / kGroup;
+  return perKvHead;
+}
+
+TEST(LayerEviction, H2OKeepsTheMostAttendedEntries) {
+  Prefill p = randomPrefill();
   schema::EvictParams plan;
   plan.set_method(schema::EVICT_METHOD_H2O);
-  EXPECT_EQ(evictAfterPrefill(p, plan), keptPositions(p, perKvHead));
+  EXPECT_EQ(evictAfterPrefill(p, plan), keptPositions(p, h2oScores(p)));
+}
+
+TEST(LayerEviction, TheRecentWindowTakesAtMostHalfTheBudget) {
+  // A window of 10 in a budget of 12 would leave 2 scored entries; it is
+  // cut to 6, leaving 6 to the score.
+  Prefill p = randomPrefill();
+  schema::EvictParams plan;
+  plan.set_method(schema::EVICT_METHOD_H2O);
+  EXPECT_EQ(evictAfterPrefill(p, plan, 10),
+            keptPositions(p, h2oScores(p), 0, kBudget / 2));
 }
 
 TEST(LayerEviction, SnapKVKeepsWhatTheLastQueriesVoteFor) {
