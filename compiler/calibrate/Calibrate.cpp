@@ -35,6 +35,7 @@ exportForCalibration(const import::ImportedModel &model) {
   kvrt::ArtifactWriter writer;
   exporter::ExportOptions options;
   options.float32Cache = true;
+  options.deferred = &model.deferred;
   KVRT_RETURN_IF_ERROR(exporter::exportModule(
       *model.module, model.config, model.tokenizer, options, writer));
   llvm::SmallString<128> temp;

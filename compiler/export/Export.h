@@ -31,6 +31,11 @@ struct ExportOptions {
   /// so that the artifact computes exactly what the model does (calibration
   /// runs it); no scale tensors are written.
   bool float32Cache = false;
+  /// The weights the module names without holding them (its
+  /// `dense_resource`s without a blob), by resource key: a producer streams
+  /// each into the artifact when it is written (so it must live until
+  /// then), or the artifact records how the runtime generates it.
+  const import::DeferredWeights *deferred = nullptr;
 };
 
 /// Fills `writer` from `module`: plan, tensors and cache layout from its

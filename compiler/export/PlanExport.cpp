@@ -120,8 +120,9 @@ float scaleFor(float absMax, float largestCode) {
 class PlanExporter {
 public:
   PlanExporter(const ExportOptions &options, kvrt::ArtifactWriter &writer)
-      : float32Cache(options.float32Cache), writer(writer),
-        manifest(writer.manifest()), plan(*writer.manifest().mutable_plan()) {}
+      : float32Cache(options.float32Cache), deferred(options.deferred),
+        writer(writer), manifest(writer.manifest()),
+        plan(*writer.manifest().mutable_plan()) {}
 
   Status run(ModuleOp module);
 
@@ -160,6 +161,7 @@ private:
   Status elementwise(const char *kernel, Operation *op);
 
   bool float32Cache;
+  const import::DeferredWeights *deferred;
   kvrt::ArtifactWriter &writer;
   schema::Manifest &manifest;
   schema::Plan &plan;
@@ -197,18 +199,34 @@ StatusOr<uint32_t> PlanExporter::tensorOf(Value value, Operation *user) {
   if (!dtype)
     return dtype.status();
   std::string name = locationText(constant.getLoc());
+  std::vector<int64_t> shape(type.getShape());
   ArrayRef<char> bytes;
   if (auto resource =
           dyn_cast<DenseResourceElementsAttr>(constant.getValue())) {
     DenseResourceElementsHandle handle = resource.getRawHandle();
-    const AsmResourceBlob *blob = handle.getBlob();
-    if (!blob)
-      return Status::error(describe(constant) + ": weight '" +
-                           handle.getKey().str() +
-                           "' has no data (an "
-                           "elided resource cannot be compiled)");
-    bytes = blob->getData();
     name = handle.getKey().str();
+    const AsmResourceBlob *blob = handle.getBlob();
+    if (!blob) {
+      // A weight the importer defers rather than holds.
+      if (!deferred || !deferred->count(name))
+        return Status::error(describe(constant) + ": weight '" + name +
+                             "' has no data (an "
+                             "elided resource cannot be compiled)");
+      const import::DeferredBytes &later = deferred->at(name);
+      uint32_t index;
+      if (later.generated) {
+        schema::SyntheticValues values;
+        values.set_seed(later.generated->seed);
+        values.set_bound(later.generated->bound);
+        values.set_constant(later.generated->constant);
+        index = writer.addSyntheticTensor(name, *dtype, shape, values);
+      } else {
+        index = writer.addTensor(name, *dtype, shape, later.producer);
+      }
+      tensors[value] = index;
+      return index;
+    }
+    bytes = blob->getData();
   } else if (auto dense = dyn_cast<DenseElementsAttr>(constant.getValue());
              dense && !dense.isSplat()) {
     bytes = dense.getRawData();
@@ -224,8 +242,7 @@ StatusOr<uint32_t> PlanExporter::tensorOf(Value value, Operation *user) {
     return Status::error(describe(constant) + ": weight '" + name + "' holds " +
                          std::to_string(bytes.size()) + " bytes, its type " +
                          std::to_string(expected));
-  uint32_t index = writer.addTensor(
-      name, *dtype, std::vector<int64_t>(type.getShape()), bytes.data());
+  uint32_t index = writer.addTensor(name, *dtype, shape, bytes.data());
   tensors[value] = index;
   return index;
 }

@@ -8,6 +8,8 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinDialect.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
 
 #include <cmath>
 
@@ -29,9 +31,9 @@ namespace {
 class DecoderBuilder {
 public:
   DecoderBuilder(MLIRContext &context, const ModelConfig &config,
-                 WeightSource &weights)
+                 WeightSource &weights, DeferredWeights *deferred)
       : ctx(context), builder(&context), cfg(config), weights(weights),
-        f32(builder.getF32Type()) {}
+        deferred(deferred), f32(builder.getF32Type()) {}
 
   StatusOr<OwningOpRef<ModuleOp>> build(const std::string &sourceName);
 
@@ -57,6 +59,7 @@ private:
   OpBuilder builder;
   const ModelConfig &cfg;
   WeightSource &weights;
+  DeferredWeights *deferred;
   Type f32;
   Value tokenCount;
 };
@@ -83,6 +86,18 @@ StatusOr<Value> DecoderBuilder::constant(const std::string &name,
     break;
   }
   auto type = RankedTensorType::get(shape, element);
+  if (weight->deferred) {
+    if (!deferred)
+      return Status::error("weight '" + name +
+                           "' has deferred bytes, which this importer "
+                           "cannot carry");
+    // No blob: the exporter takes the bytes from `deferred`.
+    DenseResourceElementsHandle handle =
+        DenseResourceElementsHandle::getManagerInterface(&ctx).insert(name);
+    (*deferred)[handle.getKey().str()] = weight->deferred;
+    auto attr = DenseResourceElementsAttr::get(type, handle);
+    return arith::ConstantOp::create(builder, at(name), type, attr).getResult();
+  }
   // Mapped safetensors data need not be aligned to its element size; the
   // blob records the alignment it really has.
   size_t align = reinterpret_cast<uintptr_t>(weight->data) % elementBytes == 0
@@ -293,8 +308,9 @@ DecoderBuilder::build(const std::string &sourceName) {
 
 StatusOr<OwningOpRef<ModuleOp>>
 buildDecoderModule(MLIRContext &context, const ModelConfig &config,
-                   WeightSource &weights, const std::string &sourceName) {
-  return DecoderBuilder(context, config, weights).build(sourceName);
+                   WeightSource &weights, const std::string &sourceName,
+                   DeferredWeights *deferred) {
+  return DecoderBuilder(context, config, weights, deferred).build(sourceName);
 }
 
 } // namespace kvopt::import

@@ -14,10 +14,14 @@ namespace kvopt::import {
 /// Builds `func.func @forward(%tokens, %positions) -> logits` for the
 /// decoder `config` describes, reading every weight from `weights` into a
 /// `dense_resource` blob that shares the source's memory (no copy for
-/// mapped files). `sourceName` is recorded on the module.
+/// mapped files). `sourceName` is recorded on the module. A weight with
+/// deferred bytes becomes a `dense_resource` without a blob, its bytes
+/// recorded in `deferred` by the resource's key; without `deferred`, such a
+/// weight is an error.
 kvrt::StatusOr<mlir::OwningOpRef<mlir::ModuleOp>>
 buildDecoderModule(mlir::MLIRContext &context, const ModelConfig &config,
-                   WeightSource &weights, const std::string &sourceName);
+                   WeightSource &weights, const std::string &sourceName,
+                   DeferredWeights *deferred = nullptr);
 
 } // namespace kvopt::import
 

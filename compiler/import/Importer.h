@@ -3,6 +3,7 @@
 #define KVOPT_COMPILER_IMPORT_IMPORTER_H
 
 #include "compiler/import/ModelConfig.h"
+#include "compiler/import/Weights.h"
 #include "kvrt/Status.h"
 #include "kvrt/Tokenizer.h"
 
@@ -31,6 +32,9 @@ struct ImportedModel {
   mlir::OwningOpRef<mlir::ModuleOp> module;
   ModelConfig config;
   TokenizerSource tokenizer;
+  /// The weights the module names without holding them (a synthetic
+  /// model's), for the exporter.
+  DeferredWeights deferred;
   /// Keeps the mapped source files alive while the module's weights
   /// point into them.
   std::shared_ptr<const void> keepAlive;

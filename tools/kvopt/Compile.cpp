@@ -3,6 +3,7 @@
 #include "compiler/Pipeline.h"
 #include "compiler/export/Export.h"
 #include "compiler/import/Importer.h"
+#include "compiler/import/synthetic/SyntheticImport.h"
 #include "compiler/policy/Policy.h"
 #include "tools/kvopt/Calibrate.h"
 #include "tools/kvopt/Commands.h"
@@ -17,15 +18,35 @@
 
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 namespace kvopt::cli {
 
 namespace {
 struct CompileOptions {
-  std::string model, output, passes, policy;
+  std::string model, synthetic, output, passes, policy;
+  std::optional<uint64_t> seed;
+  /// "stored" (the default, when empty) or "generated".
+  std::string syntheticWeights;
   std::string target = "cpu";
   CompileCalibration calibration;
 };
+
+/// The model named on the command line: a file or folder, or a preset.
+kvrt::StatusOr<import::ImportedModel> importChosen(mlir::MLIRContext &context,
+                                                   const CompileOptions &o,
+                                                   Progress &progress) {
+  if (!o.synthetic.empty()) {
+    progress.step("making the synthetic model " + o.synthetic);
+    return import::importSynthetic(context, o.synthetic, o.seed.value_or(0),
+                                   o.syntheticWeights == "generated"
+                                       ? import::SyntheticWeights::Generated
+                                       : import::SyntheticWeights::Stored);
+  }
+  std::string modelPath = resolveModelPath(o.model);
+  progress.step("importing " + modelPath);
+  return import::importModel(context, modelPath);
+}
 
 int runCompile(const CompileOptions &o) {
   Progress progress("compile");
@@ -36,6 +57,14 @@ int runCompile(const CompileOptions &o) {
   };
   if (!o.policy.empty() && !o.passes.empty())
     return fail("give the passes with --policy or with --passes, not both");
+  if (o.model.empty() == o.synthetic.empty())
+    return fail(o.model.empty() ? "give a model (a folder, .gguf, .onnx or "
+                                  "`default`) or --synthetic NAME"
+                                : "give a model or --synthetic NAME, not "
+                                  "both");
+  if ((o.seed || !o.syntheticWeights.empty()) && o.synthetic.empty())
+    return fail("--seed and --synthetic-weights are for a --synthetic model "
+                "only");
   std::string pipeline = o.passes;
   if (!o.policy.empty()) {
     kvrt::StatusOr<policy::Policy> read = policy::readPolicyFile(o.policy);
@@ -48,10 +77,8 @@ int runCompile(const CompileOptions &o) {
   registerAllPasses();
   mlir::MLIRContext context(registry);
 
-  std::string modelPath = resolveModelPath(o.model);
-  progress.step("importing " + modelPath);
   kvrt::StatusOr<import::ImportedModel> imported =
-      import::importModel(context, modelPath);
+      importChosen(context, o, progress);
   if (!imported)
     return fail(imported.status().message());
   kvrt::Status calibrated =
@@ -70,6 +97,7 @@ int runCompile(const CompileOptions &o) {
   exporter::ExportOptions options;
   options.target = o.target;
   options.passes = *passes;
+  options.deferred = &imported->deferred;
   kvrt::Status exported =
       exporter::exportModule(*imported->module, imported->config,
                              imported->tokenizer, options, writer);
@@ -88,8 +116,22 @@ void addCompileCommand(CLI::App &app, int &exitCode) {
   auto o = std::make_shared<CompileOptions>();
   CLI::App *sub = app.add_subcommand(
       "compile", "Compile a model into a .kvpkg artifact for a target");
-  sub->add_option("model", o->model, "Model folder, .gguf, .onnx or `default`")
-      ->required();
+  sub->add_option("model", o->model,
+                  "Model folder, .gguf, .onnx or `default` (or --synthetic)");
+  std::string presets;
+  for (const auto &[name, summary] : import::syntheticPresets())
+    presets += "\n  " + name + ": " + summary;
+  sub->add_option("--synthetic", o->synthetic,
+                  "Instead of a model: a preset of shapes with random bf16 "
+                  "weights and a byte-level tokenizer (docs/synthetic.md):" +
+                      presets);
+  sub->add_option("--seed", o->seed,
+                  "Seed of a --synthetic model's weights (default 0)");
+  sub->add_option("--synthetic-weights", o->syntheticWeights,
+                  "Where a --synthetic model's weights go: stored (in the "
+                  "artifact; the default) or generated (by the runtime as it "
+                  "loads the artifact, which then holds none)")
+      ->check(CLI::IsMember({"stored", "generated"}));
   sub->add_option("-o,--output", o->output, "Artifact to write")->required();
   sub->add_option("--target", o->target, "cpu | h100 | h200")
       ->check(CLI::IsMember({"cpu", "h100", "h200"}));

@@ -16,7 +16,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace kvrt {
@@ -73,7 +75,8 @@ public:
   uint64_t manifestSize() const { return manifestSize_; }
   /// The bytes of blob `index`, after checking its checksum once.
   StatusOr<ByteView> blob(uint32_t index) const;
-  /// The bytes of tensor `index` of the manifest (its blob).
+  /// The bytes of tensor `index` of the manifest: its blob or, for a
+  /// synthetic tensor, its values generated on first use and kept.
   StatusOr<ByteView> tensorData(uint32_t index) const;
   /// Checks every blob's checksum that has not been checked yet.
   Status verifyBlobs() const;
@@ -90,6 +93,7 @@ private:
   static StatusOr<std::shared_ptr<const Artifact>>
   parse(std::unique_ptr<Artifact> artifact, const ArtifactOptions &options);
   Status parseContainer();
+  StatusOr<ByteView> syntheticData(uint32_t index) const;
 
   std::string name_;
   /// Exactly one of these owns the bytes.
@@ -103,6 +107,9 @@ private:
   std::vector<Blob> blobs_;
   mutable std::unique_ptr<std::atomic<uint8_t>[]> blobStates_;
   schema::Manifest manifest_;
+  /// Synthetic tensors' values, by tensor index.
+  mutable std::mutex syntheticMutex_;
+  mutable std::unordered_map<uint32_t, std::unique_ptr<uint8_t[]>> synthetic_;
 };
 
 /// Bytes per element of `dtype` (0 for DTYPE_UNSPECIFIED or unknown values).

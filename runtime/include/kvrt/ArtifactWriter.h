@@ -37,6 +37,14 @@ public:
   /// the tensor's index. The blob's size is the shape's size in `dtype`.
   uint32_t addTensor(const std::string &name, schema::DType dtype,
                      const std::vector<int64_t> &shape, const void *data);
+  /// The same, with the blob streamed by `producer`.
+  uint32_t addTensor(const std::string &name, schema::DType dtype,
+                     const std::vector<int64_t> &shape, BlobProducer producer);
+  /// Adds a manifest tensor without a blob, whose values the runtime
+  /// generates as `values` says; returns its index.
+  uint32_t addSyntheticTensor(const std::string &name, schema::DType dtype,
+                              const std::vector<int64_t> &shape,
+                              const schema::SyntheticValues &values);
 
   /// The manifest to fill in. write() sets its format version.
   schema::Manifest &manifest() { return manifest_; }

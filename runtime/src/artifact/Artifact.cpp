@@ -2,12 +2,14 @@
 #include "kvrt/Artifact.h"
 
 #include "kvrt/MappedFile.h"
+#include "kvrt/Synthetic.h"
 #include "runtime/src/artifact/Format.h"
 #include "runtime/src/artifact/Validate.h"
 #include "runtime/src/support/XxHash.h"
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <new>
 #include <optional>
@@ -207,6 +209,8 @@ StatusOr<ByteView> Artifact::tensorData(uint32_t index) const {
                          " does not exist (the manifest has " +
                          str(manifest_.tensors_size()) + ")");
   const schema::Tensor &t = manifest_.tensors(int(index));
+  if (t.has_synthetic())
+    return syntheticData(index);
   StatusOr<ByteView> bytes = blob(t.blob());
   // open() checked the blob index, so only the checksum can fail here.
   if (!bytes)
@@ -214,6 +218,41 @@ StatusOr<ByteView> Artifact::tensorData(uint32_t index) const {
                          str(t.blob()) +
                          ") fails its checksum (the file is corrupted)");
   return bytes;
+}
+
+StatusOr<ByteView> Artifact::syntheticData(uint32_t index) const {
+  const schema::Tensor &t = manifest_.tensors(int(index));
+  const bool bf16 = t.dtype() == schema::DTYPE_BF16;
+  uint64_t count = 1;
+  for (int64_t d : t.shape())
+    count *= uint64_t(d);
+  const uint64_t bytes = count * (bf16 ? 2 : 4);
+  std::lock_guard<std::mutex> lock(syntheticMutex_);
+  auto found = synthetic_.find(index);
+  if (found != synthetic_.end())
+    return ByteView{found->second.get(), bytes};
+  // Validated: at most 2^40 elements, so the size does not overflow; the
+  // allocation may still fail.
+  std::unique_ptr<uint8_t[]> data(new (std::nothrow) uint8_t[bytes]);
+  if (!data)
+    return Status::error(name_ + ": cannot allocate " + std::to_string(bytes) +
+                         " bytes for the values of synthetic tensor \"" +
+                         t.name() + "\"");
+  const schema::SyntheticValues &v = t.synthetic();
+  const float step = std::ldexp(v.bound(), -23);
+  for (uint64_t i = 0; i < count; ++i) {
+    const float value =
+        v.bound() > 0 ? syntheticValue(v.seed(), i, step) : v.constant();
+    if (bf16) {
+      const uint16_t h = syntheticBf16(value);
+      std::memcpy(data.get() + 2 * i, &h, 2);
+    } else {
+      std::memcpy(data.get() + 4 * i, &value, 4);
+    }
+  }
+  ByteView view{data.get(), bytes};
+  synthetic_.emplace(index, std::move(data));
+  return view;
 }
 
 Status Artifact::verifyBlobs() const {

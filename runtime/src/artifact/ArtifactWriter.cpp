@@ -128,18 +128,48 @@ uint32_t ArtifactWriter::addBlob(uint64_t size, BlobProducer producer) {
   return uint32_t(blobs_.size() - 1);
 }
 
-uint32_t ArtifactWriter::addTensor(const std::string &name, schema::DType dtype,
-                                   const std::vector<int64_t> &shape,
-                                   const void *data) {
+static uint64_t tensorBytes(schema::DType dtype,
+                            const std::vector<int64_t> &shape) {
   uint64_t bytes = dtypeBytes(dtype);
   for (int64_t d : shape)
     bytes *= uint64_t(d);
-  schema::Tensor *t = manifest_.add_tensors();
-  t->set_name(name);
-  t->set_dtype(dtype);
+  return bytes;
+}
+
+uint32_t ArtifactWriter::addTensor(const std::string &name, schema::DType dtype,
+                                   const std::vector<int64_t> &shape,
+                                   const void *data) {
+  uint64_t bytes = tensorBytes(dtype, shape);
+  return addTensor(name, dtype, shape, [data, bytes](const BlobSink &sink) {
+    return sink(data, size_t(bytes));
+  });
+}
+
+/// A new manifest tensor with no blob yet.
+static schema::Tensor &newTensor(schema::Manifest &manifest,
+                                 const std::string &name, schema::DType dtype,
+                                 const std::vector<int64_t> &shape) {
+  schema::Tensor &t = *manifest.add_tensors();
+  t.set_name(name);
+  t.set_dtype(dtype);
   for (int64_t d : shape)
-    t->add_shape(d);
-  t->set_blob(addBlob(data, bytes));
+    t.add_shape(d);
+  return t;
+}
+
+uint32_t ArtifactWriter::addTensor(const std::string &name, schema::DType dtype,
+                                   const std::vector<int64_t> &shape,
+                                   BlobProducer producer) {
+  newTensor(manifest_, name, dtype, shape)
+      .set_blob(addBlob(tensorBytes(dtype, shape), std::move(producer)));
+  return uint32_t(manifest_.tensors_size() - 1);
+}
+
+uint32_t
+ArtifactWriter::addSyntheticTensor(const std::string &name, schema::DType dtype,
+                                   const std::vector<int64_t> &shape,
+                                   const schema::SyntheticValues &values) {
+  *newTensor(manifest_, name, dtype, shape).mutable_synthetic() = values;
   return uint32_t(manifest_.tensors_size() - 1);
 }
 

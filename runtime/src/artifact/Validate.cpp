@@ -239,6 +239,19 @@ Status Validator::checkTensors() {
       return fail(what + " has dtype " + str(t.dtype()) +
                   "; expected f32, f16 or bf16");
     KVRT_RETURN_IF_ERROR(checkShape(what, t.shape()));
+    if (t.has_synthetic()) {
+      const schema::SyntheticValues &v = t.synthetic();
+      if (t.dtype() != schema::DTYPE_BF16 && t.dtype() != schema::DTYPE_F32)
+        return fail(what + " is synthetic with dtype " + dtypeName(t.dtype()) +
+                    "; expected bf16 or f32");
+      if (!(v.bound() >= 0) || !std::isfinite(v.bound()) ||
+          !std::isfinite(v.constant()))
+        return fail(what + " is synthetic with bound " +
+                    std::to_string(v.bound()) + " and constant " +
+                    std::to_string(v.constant()) +
+                    "; both must be finite, the bound not negative");
+      continue;
+    }
     if (t.blob() >= blobSizes.size())
       return fail(what + " names blob " + str(t.blob()) + " but the file has " +
                   str(blobSizes.size()) + " blobs");
