@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <string>
 #include <utility>
+#include <vector>
 
 /// Exits with the failing call and its error.
 #define CUDA_OK(call)                                                          \
@@ -48,8 +49,18 @@ inline void orDie(const Status &status) {
   }
 }
 
+/// The median of `v` (the upper one of an even count).
+float median(std::vector<float> v);
+
+/// GB/s of a device-to-device copy of 1 GiB, counting reads and writes.
+double copyBandwidth();
+
 /// Returns the number of failed checks.
 int runChecks(uint32_t multiprocessors);
+/// Prefill attention against cpu::attention; the number of failed checks.
+int runPrefillChecks();
+/// Quantize-on-append against the CPU codecs; the number of failed checks.
+int runAppendChecks();
 /// Prints the timing table, of the encoding named `only` if not empty.
 void runBench(uint32_t multiprocessors, int reps, const std::string &only);
 

@@ -50,7 +50,9 @@ int main(int argc, char **argv) {
   const uint32_t sms = uint32_t(props.multiProcessorCount);
   int failures = 0;
   if (check)
-    failures = kvrt::cuda::test::runChecks(sms);
+    failures = kvrt::cuda::test::runChecks(sms) +
+               kvrt::cuda::test::runPrefillChecks() +
+               kvrt::cuda::test::runAppendChecks();
   if (bench)
     kvrt::cuda::test::runBench(sms, reps, encoding);
   return failures ? 1 : 0;

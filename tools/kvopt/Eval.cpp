@@ -53,6 +53,7 @@ struct EvalOptions {
   int64_t context = 0, stride = 0, maxTokens = kDefaultMaxTokens;
   int64_t batch = kDefaultBatch;
   unsigned threads = 0;
+  std::string backend = "cpu";
   PasskeyOptions passkey = {{1024, 2048, 4096}, {0, 0.25, 0.5, 0.75, 1}, 5};
   /// auto, chat or plain; auto sets passkey.chat where the first artifact's
   /// tokenizer has a chat template.
@@ -247,6 +248,7 @@ createEngine(std::shared_ptr<const kvrt::Artifact> artifact,
     largestPage = std::max(largestPage, layer.page_size());
   kvrt::EngineOptions engineOptions;
   engineOptions.threads = o.threads;
+  engineOptions.backend = o.backend;
   engineOptions.cacheTokens =
       uint64_t(o.batch) * uint64_t(context + largestPage);
   engineOptions.measureFidelity = fidelity;
@@ -769,6 +771,9 @@ void addEvalCommand(CLI::App &app, int &exitCode) {
   sub->add_option("--batch", o->batch, "Windows scored at once")
       ->capture_default_str();
   sub->add_option("--threads", o->threads, "Threads (0: every core)");
+  sub->add_option("--backend", o->backend,
+                  "cpu (the reference) | cuda (the first GPU, where built)")
+      ->capture_default_str();
   sub->add_option("--lengths", o->passkey.lengths,
                   "Passkey context lengths in tokens, prompt and answer "
                   "together")

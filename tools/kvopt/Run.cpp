@@ -31,6 +31,7 @@ struct RunOptions {
   kvrt::SamplingParams sampling;
   bool chat = false, ignoreEos = false;
   unsigned threads = 0;
+  std::string backend = "cpu";
   uint32_t pageSize = 0;
 };
 
@@ -69,6 +70,7 @@ int runRun(const RunOptions &o) {
     return fail(artifact.status().message());
   kvrt::EngineOptions engineOptions;
   engineOptions.threads = o.threads;
+  engineOptions.backend = o.backend;
   engineOptions.pageSize = o.pageSize;
   auto engine = kvrt::Engine::create(*artifact, engineOptions);
   if (!engine)
@@ -179,6 +181,9 @@ void addRunCommand(CLI::App &app, int &exitCode) {
   sub->add_flag("--ignore-eos", o->ignoreEos,
                 "Keep generating past end-of-sequence tokens");
   sub->add_option("--threads", o->threads, "Threads (0: every core)");
+  sub->add_option("--backend", o->backend,
+                  "cpu (the reference) | cuda (the first GPU, where built)")
+      ->capture_default_str();
   sub->add_option("--page-size", o->pageSize,
                   "Tokens per cache page (0: the artifact's)");
   sub->callback([o, &exitCode] { exitCode = runRun(*o); });

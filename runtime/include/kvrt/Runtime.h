@@ -56,7 +56,8 @@ public:
 };
 
 struct EngineOptions {
-  /// "cpu" (the reference backend).
+  /// "cpu" (the reference backend) or "cuda" (where the runtime was built
+  /// with it: the first GPU, see backends/cuda/CudaBackend.cpp).
   std::string backend = "cpu";
   /// Threads for kernels, the caller's included; 0 uses every hardware
   /// thread.

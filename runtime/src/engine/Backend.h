@@ -50,6 +50,12 @@ StatusOr<std::unique_ptr<Backend>>
 createCpuBackend(std::shared_ptr<const Artifact> artifact,
                  const EngineOptions &options);
 
+/// The GPU backend (backends/cuda/CudaBackend.cpp): the plan on one CUDA
+/// device, the cache in device pages; built when the CUDA toolkit is found.
+StatusOr<std::unique_ptr<Backend>>
+createCudaBackend(std::shared_ptr<const Artifact> artifact,
+                  const EngineOptions &options);
+
 } // namespace kvrt
 
 #endif // KVRT_ENGINE_BACKEND_H

@@ -39,14 +39,25 @@ Engine::create(std::shared_ptr<const Artifact> artifact,
                const EngineOptions &options) {
   if (!artifact)
     return Status::error("Engine::create needs an artifact");
-  if (options.backend != "cpu")
-    return Status::error("backend \"" + options.backend +
-                         "\" is not built into this runtime (available: cpu)");
+#ifdef KVRT_HAVE_CUDA
+  const char *available = "cpu, cuda";
+#else
+  const char *available = "cpu";
+#endif
+  auto create = options.backend == "cpu" ? createCpuBackend : nullptr;
+#ifdef KVRT_HAVE_CUDA
+  if (options.backend == "cuda")
+    create = createCudaBackend;
+#endif
+  if (!create)
+    return Status::error(
+        "backend \"" + options.backend +
+        "\" is not built into this runtime (available: " + available + ")");
   return noThrow("preparing " + artifact->name() + " for the " +
                      options.backend + " backend",
                  [&]() -> StatusOr<std::unique_ptr<Engine>> {
                    StatusOr<std::unique_ptr<Backend>> backend =
-                       createCpuBackend(artifact, options);
+                       create(artifact, options);
                    if (!backend)
                      return backend.status();
                    return std::unique_ptr<Engine>(

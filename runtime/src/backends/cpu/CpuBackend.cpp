@@ -15,6 +15,8 @@
 #include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
 #include "runtime/src/engine/Backend.h"
+#include "runtime/src/engine/PlanSteps.h"
+#include "runtime/src/engine/SideCodec.h"
 
 #include <algorithm>
 #include <cstring>
@@ -25,23 +27,12 @@
 namespace kvrt {
 namespace {
 
-constexpr uint32_t kNoBuffer = ~0u;
-
-/// A kernel call with its operands resolved.
-struct Step {
-  Kernel kernel;
-  /// Buffers of the input and output slots.
-  std::vector<uint32_t> inputs;
-  uint32_t output = kNoBuffer;
-  /// Values per row of the first input and of the output.
-  int64_t inputWidth = 0;
-  int64_t outputWidth = 0;
+/// A plan step with what the CPU kernels need resolved.
+struct Step : PlanStep {
   /// Weight, and bias of linear; f32.
   const float *weight = nullptr;
   const float *bias = nullptr;
-  /// rms_norm: the normalised dimension; rope, attention: heads.
-  int64_t dim = 0;
-  int64_t heads = 0;
+  /// rms_norm: the normalised dimension.
   float epsilon = 0;
   cpu::RopeFrequencies rope;
   /// rope: the layer whose attention queries or appended keys it rotates,
@@ -66,8 +57,6 @@ public:
              std::vector<LayerStorage> referenceLayers);
 
   Status prepare();
-  /// Lets values whose last reader has run share buffers with later ones.
-  void assignBuffers();
 
   Status addSequence(SequenceId sequence) override;
   void removeSequence(SequenceId sequence) override {
@@ -187,50 +176,25 @@ StatusOr<const float *> CpuBackend::weight(uint32_t tensor) {
 }
 
 Status CpuBackend::prepare() {
-  const schema::Plan &plan = artifact_->manifest().plan();
-  auto width = [&](uint32_t slot) {
-    int64_t n = 1;
-    for (int64_t d : plan.slots(int(slot)).shape())
-      n *= d;
-    return n;
-  };
-  // Slot -> value; a reshape's output is its input's value (a view).
-  std::vector<uint32_t> slotValue(plan.slots_size(), kNoBuffer);
-  // Value -> the step that computes it, to find the RoPE calls of each
-  // layer's queries and keys.
-  std::vector<size_t> producer;
+  PlanSteps plan = planSteps(artifact_->manifest().plan());
+  bufferWidth_ = plan.bufferWidths;
+  buffers_.resize(bufferWidth_.size());
   // Layer -> its attention step, which an evict call follows.
   std::unordered_map<uint32_t, size_t> attentionOf;
-  auto tagRope = [&](uint32_t value, uint32_t layer, RopeInput input) {
-    if (value >= producer.size())
+  // The RoPE calls of each layer's queries and keys.
+  auto tagRope = [&](int64_t producer, uint32_t layer, RopeInput input) {
+    if (producer == kNoStep)
       return;
-    Step &rope = steps_[producer[value]];
+    Step &rope = steps_[size_t(producer)];
     if (rope.kernel == Kernel::Rope && rope.ropeLayer < 0) {
       rope.ropeLayer = layer;
       rope.ropeInput = input;
     }
   };
-  for (const schema::KernelCall &call : plan.calls()) {
+  for (const PlanStep &planned : plan.steps) {
     Step step;
-    // The manifest was validated when the artifact was opened.
-    step.kernel = *kernelByName(call.kernel());
-    for (uint32_t slot : call.inputs())
-      step.inputs.push_back(slotValue[slot]);
-    if (!call.inputs().empty())
-      step.inputWidth = width(call.inputs(0));
-    if (!call.outputs().empty()) {
-      uint32_t slot = call.outputs(0);
-      step.outputWidth = width(slot);
-      if (step.kernel == Kernel::Reshape) {
-        slotValue[slot] = step.inputs[0];
-      } else if (step.kernel != Kernel::LMHead) {
-        // lm_head writes straight into the caller's logits.
-        slotValue[slot] = uint32_t(bufferWidth_.size());
-        bufferWidth_.push_back(step.outputWidth);
-        producer.push_back(steps_.size());
-        step.output = slotValue[slot];
-      }
-    }
+    static_cast<PlanStep &>(step) = planned;
+    const schema::KernelCall &call = *planned.call;
     if (!call.tensors().empty()) {
       StatusOr<const float *> w = weight(call.tensors(0));
       if (!w)
@@ -243,11 +207,6 @@ Status CpuBackend::prepare() {
         return b.status();
       step.bias = *b;
     }
-    const auto &inputShape = call.inputs().empty()
-                                 ? plan.slots(int(call.outputs(0))).shape()
-                                 : plan.slots(int(call.inputs(0))).shape();
-    step.dim = inputShape[inputShape.size() - 1];
-    step.heads = inputShape.size() > 1 ? inputShape[0] : 1;
     switch (step.kernel) {
     case Kernel::RmsNorm:
       step.epsilon = float(call.rms_norm().epsilon());
@@ -259,7 +218,7 @@ Status CpuBackend::prepare() {
     case Kernel::Append:
       step.attention.layer = call.append().layer();
       step.attention.codecs = layers_[call.append().layer()].codecs;
-      tagRope(step.inputs[0], call.append().layer(), RopeInput::Key);
+      tagRope(step.producers[0], call.append().layer(), RopeInput::Key);
       break;
     case Kernel::Attention: {
       const schema::AttentionParams &a = call.attention();
@@ -269,20 +228,19 @@ Status CpuBackend::prepare() {
       step.attention.scale = float(a.scale());
       step.attention.slidingWindow =
           a.has_sliding_window() ? a.sliding_window() : 0;
-      tagRope(step.inputs[0], a.layer(), RopeInput::Query);
+      tagRope(step.producers[0], a.layer(), RopeInput::Query);
       attentionOf[a.layer()] = steps_.size();
       break;
     }
     case Kernel::Evict: {
       uint32_t layer = call.evict().layer();
       auto attention = attentionOf.find(layer);
-      uint32_t queries = step.inputs[0];
+      int64_t queries = step.producers[0];
       std::string where = artifact_->name() + ": the evict call of layer " +
                           std::to_string(layer);
       if (attention == attentionOf.end())
         return Status::error(where + " comes before the layer's attention");
-      if (queries >= producer.size() ||
-          steps_[producer[queries]].kernel != Kernel::Rope)
+      if (queries == kNoStep || steps_[size_t(queries)].kernel != Kernel::Rope)
         return Status::error(where +
                              " reads queries that no rope call produced");
       const cpu::AttentionParams &params = steps_[attention->second].attention;
@@ -296,7 +254,7 @@ Status CpuBackend::prepare() {
         return Status::error(where + " evicts from a sliding-window layer, "
                                      "which this runtime does not support");
       StatusOr<std::unique_ptr<cpu::LayerEviction>> eviction =
-          makeEviction(call, steps_[producer[queries]], params);
+          makeEviction(call, steps_[size_t(queries)], params);
       if (!eviction)
         return eviction.status();
       step.eviction = eviction->get();
@@ -308,7 +266,6 @@ Status CpuBackend::prepare() {
     }
     steps_.push_back(std::move(step));
   }
-  assignBuffers();
   return Status::ok();
 }
 
@@ -340,54 +297,6 @@ CpuBackend::makeEviction(const schema::KernelCall &call, const Step &rope,
     }
   }
   return std::make_unique<cpu::LayerEviction>(std::move(params), attention);
-}
-
-void CpuBackend::assignBuffers() {
-  // Until here step operands name values; afterwards, buffers. A value's
-  // buffer is free again after its last reader, and only a value of the
-  // same width takes it over, so a prefill needs the live set's memory,
-  // not the whole plan's.
-  size_t values = bufferWidth_.size();
-  std::vector<size_t> lastUse(values, 0);
-  for (size_t i = 0; i < steps_.size(); ++i) {
-    for (uint32_t v : steps_[i].inputs)
-      lastUse[v] = i;
-    if (steps_[i].output != kNoBuffer)
-      lastUse[steps_[i].output] = std::max(lastUse[steps_[i].output], i);
-  }
-  std::vector<uint32_t> buffer(values, kNoBuffer);
-  std::vector<int64_t> widths;
-  std::unordered_map<int64_t, std::vector<uint32_t>> free;
-  auto release = [&](uint32_t value) {
-    free[bufferWidth_[value]].push_back(buffer[value]);
-    buffer[value] = kNoBuffer;
-  };
-  for (size_t i = 0; i < steps_.size(); ++i) {
-    Step &s = steps_[i];
-    std::vector<uint32_t> inputValues = s.inputs;
-    for (uint32_t &v : s.inputs)
-      v = buffer[v];
-    uint32_t outputValue = s.output;
-    if (outputValue != kNoBuffer) {
-      std::vector<uint32_t> &candidates = free[bufferWidth_[outputValue]];
-      if (candidates.empty()) {
-        buffer[outputValue] = uint32_t(widths.size());
-        widths.push_back(bufferWidth_[outputValue]);
-      } else {
-        buffer[outputValue] = candidates.back();
-        candidates.pop_back();
-      }
-      s.output = buffer[outputValue];
-    }
-    // Released after the output took its buffer: no kernel runs in place.
-    for (uint32_t v : inputValues)
-      if (lastUse[v] == i && buffer[v] != kNoBuffer)
-        release(v);
-    if (outputValue != kNoBuffer && lastUse[outputValue] == i)
-      release(outputValue);
-  }
-  bufferWidth_ = widths;
-  buffers_.resize(widths.size());
 }
 
 Status CpuBackend::forward(const BatchView &batch, float *logits) {
@@ -478,26 +387,6 @@ Status CpuBackend::forward(const BatchView &batch, float *logits) {
   return Status::ok();
 }
 
-/// The scales an encoding's scale_tensor holds: f32, one per KV head for
-/// fp8 per_head, one for nvfp4.
-StatusOr<std::vector<float>> encodingScales(const Artifact &artifact,
-                                            const schema::Encoding &encoding,
-                                            const std::string &where) {
-  if (!encoding.has_scale_tensor())
-    return std::vector<float>{};
-  const schema::Tensor &t =
-      artifact.manifest().tensors(int(encoding.scale_tensor()));
-  if (t.dtype() != schema::DTYPE_F32)
-    return Status::error(artifact.name() + ": " + where + " scale tensor \"" +
-                         t.name() + "\" must be f32");
-  StatusOr<ByteView> bytes = artifact.tensorData(encoding.scale_tensor());
-  if (!bytes)
-    return bytes.status();
-  std::vector<float> scales(bytes->size / sizeof(float));
-  std::memcpy(scales.data(), bytes->data, scales.size() * sizeof(float));
-  return scales;
-}
-
 /// The codecs and page shape of one layout with keys and values stored as
 /// `key` and `value`.
 StatusOr<LayerStorage>
@@ -505,27 +394,20 @@ layerStorage(const Artifact &artifact, const schema::CacheLayout &c,
              const schema::Encoding &key, const schema::Encoding &value,
              const EngineOptions &options, uint64_t tokens) {
   LayerStorage layer;
+  const Codec *made[2];
+  const schema::Encoding *encodings[2] = {&key, &value};
+  for (int i = 0; i < 2; ++i) {
+    StatusOr<SideCodec> side = makeSideCodec(
+        artifact, c, *encodings[i], i ? CacheSide::Value : CacheSide::Key);
+    if (!side)
+      return side.status();
+    made[i] = side->codec.get();
+    layer.owned.push_back(std::move(side->codec));
+  }
   CodecContext context;
   context.layer = c.layer();
   context.kvHeads = c.kv_heads();
   context.headDim = c.head_dim();
-  std::string where = "layer " + std::to_string(c.layer());
-  const Codec *made[2];
-  const schema::Encoding *encodings[2] = {&key, &value};
-  for (int i = 0; i < 2; ++i) {
-    context.side = i ? CacheSide::Value : CacheSide::Key;
-    std::string side = where + (i ? " value" : " key");
-    StatusOr<std::vector<float>> scales =
-        encodingScales(artifact, *encodings[i], side);
-    if (!scales)
-      return scales.status();
-    context.scales = std::move(*scales);
-    StatusOr<std::unique_ptr<Codec>> codec = makeCodec(*encodings[i], context);
-    if (!codec)
-      return Status::error(artifact.name() + ": " + codec.status().message());
-    made[i] = codec->get();
-    layer.owned.push_back(std::move(*codec));
-  }
   schema::Encoding f32;
   f32.set_kind(schema::ENCODING_F32);
   StatusOr<std::unique_ptr<Codec>> tail = makeCodec(f32, context);

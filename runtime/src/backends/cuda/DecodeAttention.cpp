@@ -246,6 +246,7 @@ Status decodeAttention(const DecodeAttentionArgs &args,
   p.values = cache.values;
   p.positions = cache.positions;
   p.pageTables = cache.pageTables;
+  p.tableRows = cache.tableRows;
   p.lengths = cache.lengths;
   p.key = geometry(cache.key);
   p.value = geometry(cache.value);

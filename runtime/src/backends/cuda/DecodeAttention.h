@@ -79,7 +79,11 @@ struct PagedKvView {
   /// [batch][pageTableStride]: sequence b's token i is in page
   /// pageTables[b * pageTableStride + i / pageSize], slot i % pageSize.
   const int32_t *pageTables = nullptr;
-  /// [batch]: tokens stored (and encoded) per sequence.
+  /// Null, or [batch]: row b reads row tableRows[b] of pageTables, so that
+  /// the rows of one sequence's prefill share its page table.
+  const int32_t *tableRows = nullptr;
+  /// [batch]: tokens stored (and encoded) per sequence, or per row: row b
+  /// reads the first lengths[b] tokens of its page table.
   const int32_t *lengths = nullptr;
   uint32_t pageTableStride = 0;
   uint32_t pageSize = 0;

@@ -56,6 +56,8 @@ struct SplitKernelParams {
   const uint8_t *values;
   const int32_t *positions;
   const int32_t *pageTables;
+  /// Null, or row b's page table is row tableRows[b] of pageTables.
+  const int32_t *tableRows;
   const int32_t *lengths;
   SideGeometry key, value;
   uint32_t pageTableStride;

@@ -114,7 +114,9 @@ template <int Tile = int(kTileTokens)> struct SplitBlock {
   __device__ void begin() {
     const int pageCount = (end - 1) / pageSize - firstPage + 1;
     for (int i = tid; i < pageCount; i += kLaunchThreads)
-      pages[i] = p.pageTables[size_t(b) * p.pageTableStride + firstPage + i];
+      pages[i] = p.pageTables[size_t(p.tableRows ? p.tableRows[b] : b) *
+                                  p.pageTableStride +
+                              firstPage + i];
     if (tid == 0) {
       for (int s = 0; s < int(p.stages); ++s) {
         initBarrier(&full[s], 1);

@@ -1,0 +1,261 @@
+//===- Append.cu - Quantize-on-append into device pages -------------------===//
+//
+// One block per (row, KV head), one thread per coordinate, each encoding
+// in the CPU codec's arithmetic so that both write the same bytes:
+// - fp8: quotients in double, rounded once to e4m3 (nearest, ties to
+//   even, saturating).
+// - nvfp4: per 16 coordinates an e4m3 scale of absmax / 6 / tensorScale,
+//   then each quotient in double rounded once to e2m1.
+// - polar: the rotation in double (flipped signs, the Walsh-Hadamard
+//   butterflies in the CPU's order, times 1 / sqrt(d): exact for bf16
+//   inputs up to the last multiplication), codes from the Lloyd-Max
+//   boundaries, the least-squares scale <Rx, L> / |L|^2 rounded once to
+//   f16. The norm and the scale's sums are reduced in another order than
+//   the CPU's, so a coordinate within an ulp of a boundary may take the
+//   other code.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/src/backends/cuda/Append.h"
+#include "runtime/src/cache/codecs/LloydMax.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp4.h>
+#include <cuda_fp8.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <string>
+
+namespace kvrt::cuda {
+namespace {
+
+struct AppendGeometry {
+  uint64_t areaStride;
+  uint64_t pageStride;
+  uint32_t entryBytes;
+  uint32_t codesOffset;
+  uint32_t scaleOffset;
+  bool slotScales;
+};
+
+/// The largest finite e4m3 and e2m1 values.
+constexpr double kE4M3Max = 448.0;
+constexpr double kE2M1Max = 6.0;
+
+/// Polar's codebook (LloydMax.h) and rotation signs as the kernel reads
+/// them.
+struct PolarCode {
+  double levels[16];
+  double boundaries[15];
+  uint32_t signs[4];
+  uint32_t bits;
+};
+
+/// The sum over the block's threads (at most 4 warps) of `x`.
+__device__ double blockSum(double x, double *partial) {
+  for (int offset = 16; offset; offset /= 2)
+    x += __shfl_xor_sync(~0u, x, offset);
+  __syncthreads();
+  if (threadIdx.x % 32 == 0)
+    partial[threadIdx.x / 32] = x;
+  __syncthreads();
+  double sum = 0;
+  for (uint32_t w = 0; w < blockDim.x / 32; ++w)
+    sum += partial[w];
+  return sum;
+}
+
+__global__ void appendPolarKernel(AppendArgs a, AppendGeometry g,
+                                  PolarCode code) {
+  __shared__ double x[128];
+  __shared__ double partial[4];
+  __shared__ uint8_t codes[128];
+  const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
+  const uint32_t d = a.headDim;
+  const int32_t slot = a.slots[r];
+  uint8_t *entry =
+      a.pool + uint64_t(slot / int32_t(a.pageSize)) * g.pageStride +
+      h * g.areaStride + uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
+  const double value = __bfloat162float(
+      __float2bfloat16_rn(a.src[(uint64_t(r) * a.kvHeads + h) * d + i]));
+  const double norm = sqrt(blockSum(value * value, partial));
+  const bool flip = code.signs[i / 32] >> (i % 32) & 1;
+  x[i] = flip ? -value : value;
+  for (uint32_t half = 1; half < d; half *= 2) {
+    __syncthreads();
+    double mine = x[i], other = x[i ^ half];
+    __syncthreads();
+    x[i] = i & half ? other - mine : mine + other;
+  }
+  const double rotated = x[i] * (1.0 / sqrt(double(d)));
+  const double unit = norm > 0 ? rotated / norm : 0.0;
+  uint32_t c = 0;
+  for (uint32_t b = 0; b < (1u << code.bits) - 1; ++b)
+    c += unit > code.boundaries[b];
+  codes[i] = uint8_t(c);
+  const double level = code.levels[c];
+  const double along = blockSum(rotated * level, partial);
+  const double squares = blockSum(level * level, partial);
+  // Eight codes per `bits` bytes, the first in the lowest bits.
+  if (i < d / 8) {
+    uint32_t word = 0;
+    for (uint32_t j = 0; j < 8; ++j)
+      word |= uint32_t(codes[8 * i + j]) << (j * code.bits);
+    for (uint32_t b = 0; b < code.bits; ++b)
+      entry[i * code.bits + b] = uint8_t(word >> (8 * b));
+  }
+  if (i == 0) {
+    const __half scale = __double2half(along / squares);
+    *reinterpret_cast<__half *>(entry + g.scaleOffset) = scale;
+  }
+}
+
+/// One block per (row, KV head), one thread per coordinate; blocks of 16
+/// coordinates are half-warps.
+__global__ void appendNvfp4Kernel(AppendArgs a, AppendGeometry g,
+                                  double tensorScale) {
+  const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
+  const int32_t slot = a.slots[r];
+  uint8_t *entry =
+      a.pool + uint64_t(slot / int32_t(a.pageSize)) * g.pageStride +
+      h * g.areaStride + uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
+  const float x = __bfloat162float(__float2bfloat16_rn(
+      a.src[(uint64_t(r) * a.kvHeads + h) * a.headDim + i]));
+  float absMax = fabsf(x);
+  for (int offset = 8; offset; offset /= 2)
+    absMax = fmaxf(absMax, __shfl_xor_sync(~0u, absMax, offset));
+  const __nv_fp8_storage_t scaleCode = __nv_cvt_double_to_fp8(
+      double(absMax) / kE2M1Max / tensorScale, __NV_SATFINITE, __NV_E4M3);
+  const double scale =
+      double(
+          __half2float(__half(__nv_cvt_fp8_to_halfraw(scaleCode, __NV_E4M3)))) *
+      tensorScale;
+  const uint32_t nibble =
+      scale > 0 ? uint32_t(__nv_cvt_double_to_fp4(double(x) / scale, __NV_E2M1,
+                                                  cudaRoundNearest)) &
+                      0xf
+                : 0;
+  // Two codes a byte, the even coordinate in the low nibble.
+  const uint32_t partner = __shfl_xor_sync(~0u, nibble, 1);
+  if (i % 2 == 0)
+    entry[i / 2] = uint8_t(nibble | partner << 4);
+  if (i % 16 == 0)
+    entry[g.scaleOffset + i / 16] = scaleCode;
+}
+
+template <DeviceSideLayout::Kind Kind>
+__global__ void appendKernel(AppendArgs a, AppendGeometry g) {
+  const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
+  const int32_t slot = a.slots[r];
+  uint8_t *area = a.pool + uint64_t(slot / int32_t(a.pageSize)) * g.pageStride +
+                  h * g.areaStride;
+  uint8_t *entry = area + g.codesOffset +
+                   uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
+  const __nv_bfloat16 rounded =
+      __float2bfloat16_rn(a.src[(uint64_t(r) * a.kvHeads + h) * a.headDim + i]);
+  if constexpr (Kind == DeviceSideLayout::Kind::Bf16) {
+    reinterpret_cast<__nv_bfloat16 *>(entry)[i] = rounded;
+  } else {
+    const float x = __bfloat162float(rounded);
+    float scale;
+    if (g.slotScales) {
+      // The vector's absolute maximum over the block's warps.
+      __shared__ float warpMax[4];
+      float m = fabsf(x);
+      for (int offset = 16; offset; offset /= 2)
+        m = fmaxf(m, __shfl_xor_sync(~0u, m, offset));
+      if (i % 32 == 0)
+        warpMax[i / 32] = m;
+      __syncthreads();
+      m = 0;
+      for (uint32_t w = 0; w < a.headDim / 32; ++w)
+        m = fmaxf(m, warpMax[w]);
+      scale = float(double(m) / kE4M3Max);
+      if (i == 0)
+        *reinterpret_cast<float *>(entry + g.scaleOffset) = scale;
+    } else {
+      scale = a.headScales[h];
+      if (i == 0)
+        *reinterpret_cast<float *>(area + g.scaleOffset) = scale;
+    }
+    entry[i] = scale > 0
+                   ? uint8_t(__nv_cvt_double_to_fp8(double(x) / double(scale),
+                                                    __NV_SATFINITE, __NV_E4M3))
+                   : 0;
+  }
+}
+
+__global__ void storePositionsKernel(const int32_t *slots,
+                                     const int32_t *values, uint32_t rows,
+                                     int32_t *positions) {
+  const uint32_t r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r < rows)
+    positions[slots[r]] = values[r];
+}
+
+Status launched(const char *what) {
+  cudaError_t error = cudaGetLastError();
+  if (error == cudaSuccess)
+    return Status::ok();
+  return Status::error(std::string(what) +
+                       "'s launch failed: " + cudaGetErrorString(error));
+}
+
+} // namespace
+
+bool appendWrites(const DeviceSideLayout &side) {
+  return side.kind != DeviceSideLayout::Kind::Polar || side.bits <= 4;
+}
+
+Status launchAppend(const AppendArgs &args, const DeviceSideLayout &side,
+                    cudaStream_t stream) {
+  if (!appendWrites(side))
+    return Status::error("appending to polar caches of more than 4 bits on "
+                         "the GPU is not written; the cpu backend runs them");
+  if (args.rows == 0)
+    return Status::ok();
+  AppendGeometry g{side.areaStride,  side.areaStride * args.kvHeads,
+                   side.entryBytes,  side.codesOffset,
+                   side.scaleOffset, side.slotScales};
+  const dim3 grid(args.rows, args.kvHeads);
+  switch (side.kind) {
+  case DeviceSideLayout::Kind::Bf16:
+    appendKernel<DeviceSideLayout::Kind::Bf16>
+        <<<grid, args.headDim, 0, stream>>>(args, g);
+    break;
+  case DeviceSideLayout::Kind::Fp8E4M3:
+    appendKernel<DeviceSideLayout::Kind::Fp8E4M3>
+        <<<grid, args.headDim, 0, stream>>>(args, g);
+    break;
+  case DeviceSideLayout::Kind::Polar: {
+    const codecs::Codebook &book =
+        codecs::lloydMaxCodebook(args.headDim, side.bits);
+    PolarCode code{};
+    std::copy(book.levels.begin(), book.levels.end(), code.levels);
+    std::copy(book.boundaries.begin(), book.boundaries.end(), code.boundaries);
+    std::copy(std::begin(side.rotationSigns), std::end(side.rotationSigns),
+              code.signs);
+    code.bits = side.bits;
+    appendPolarKernel<<<grid, args.headDim, 0, stream>>>(args, g, code);
+    break;
+  }
+  case DeviceSideLayout::Kind::Nvfp4:
+    appendNvfp4Kernel<<<grid, args.headDim, 0, stream>>>(
+        args, g, double(side.tensorScale));
+    break;
+  }
+  return launched("the cache append");
+}
+
+Status launchStorePositions(const int32_t *slots, const int32_t *values,
+                            uint32_t rows, int32_t *positions,
+                            cudaStream_t stream) {
+  if (rows == 0)
+    return Status::ok();
+  storePositionsKernel<<<(rows + 255) / 256, 256, 0, stream>>>(slots, values,
+                                                               rows, positions);
+  return launched("storing positions");
+}
+
+} // namespace kvrt::cuda

@@ -1,0 +1,47 @@
+//===- Append.h - Quantize-on-append into device pages ----------*- C++ -*-===//
+//
+// Encodes a batch's new keys (or values) into their slots of one layer's
+// device pages, byte for byte as the CPU codec of the same encoding
+// (docs/kv-encodings.md): each value first rounded to bf16, as the CPU
+// backend's append does, then encoded: bf16, fp8 e4m3 (per_head and
+// dynamic scales), nvfp4 and polar of 2 to 4 bits (without QJL, which
+// DeviceSideLayout does not describe).
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_BACKENDS_CUDA_APPEND_H
+#define KVRT_BACKENDS_CUDA_APPEND_H
+
+#include "runtime/src/backends/cuda/DecodeAttention.h"
+
+namespace kvrt::cuda {
+
+struct AppendArgs {
+  /// [rows][kvHeads][headDim] fp32.
+  const float *src = nullptr;
+  /// [rows]: page * pageSize + slot of each row's token.
+  const int32_t *slots = nullptr;
+  uint32_t rows = 0;
+  uint32_t kvHeads = 0;
+  uint32_t headDim = 0;
+  uint32_t pageSize = 0;
+  /// The layer's pool of this side: [pages][kvHeads][areaStride] bytes.
+  uint8_t *pool = nullptr;
+  /// fp8 per_head: [kvHeads] scales in device memory.
+  const float *headScales = nullptr;
+};
+
+/// Whether launchAppend() writes `side`'s encoding.
+bool appendWrites(const DeviceSideLayout &side);
+
+/// Enqueues the encoding of `args` as `side` lays it out.
+Status launchAppend(const AppendArgs &args, const DeviceSideLayout &side,
+                    cudaStream_t stream);
+
+/// positions[slots[r]] = values[r] for r < rows.
+Status launchStorePositions(const int32_t *slots, const int32_t *values,
+                            uint32_t rows, int32_t *positions,
+                            cudaStream_t stream);
+
+} // namespace kvrt::cuda
+
+#endif // KVRT_BACKENDS_CUDA_APPEND_H

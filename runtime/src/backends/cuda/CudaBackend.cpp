@@ -1,0 +1,698 @@
+//===- CudaBackend.cpp - Running a plan on the GPU ------------------------===//
+//
+// The plan's steps as the CPU backend runs them, on one CUDA stream: fp32
+// activations, bf16 projection weights through cuBLASLt (fp32
+// accumulation), the cache in device pages (DeviceKvPool.h), attention by
+// the flash-decoding kernels (DecodeAttention.h). A prefill's rows are
+// attention rows of their own: row i of a sequence reads the first
+// before + i + 1 tokens of its page table, so causality costs no mask and
+// the kernels need no second shape.
+//
+// Where it differs from the CPU backend, by design or not yet:
+// - Projection inputs are rounded to bf16 (the CPU multiplies in fp32),
+//   and f32 weights are rounded to bf16 when they are uploaded.
+// - New tokens are encoded when appended and read encoded by the step that
+//   appends them; the CPU backend reads them from its bf16 tail until the
+//   next append. For a bf16 cache the two read the same values.
+// - Eviction, the fidelity probe, append observers (calibration), KIVI
+//   caches and polar with QJL run on the cpu backend only; an artifact or
+//   option that needs them is refused when the backend is created.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/src/artifact/Plan.h"
+#include "runtime/src/backends/cpu/Float16.h"
+#include "runtime/src/backends/cpu/Kernels.h"
+#include "runtime/src/backends/cuda/Append.h"
+#include "runtime/src/backends/cuda/DecodeAttention.h"
+#include "runtime/src/backends/cuda/DecoderKernels.h"
+#include "runtime/src/backends/cuda/DeviceKvPool.h"
+#include "runtime/src/backends/cuda/Gemm.h"
+#include "runtime/src/backends/cuda/PrefillAttention.h"
+#include "runtime/src/backends/cuda/SideLayout.h"
+#include "runtime/src/engine/Backend.h"
+#include "runtime/src/engine/PlanSteps.h"
+#include "runtime/src/engine/SideCodec.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <unordered_map>
+
+namespace kvrt {
+namespace {
+
+using cuda::DeviceBuffer;
+
+/// Bytes of split partials one attention launch may use: a long prefill's
+/// rows are launched in groups that fit.
+constexpr size_t kAttentionWorkspaceBytes = 256u << 20;
+
+/// What a CUDA call that failed did, in one sentence.
+Status cudaFailed(const std::string &what, cudaError_t error) {
+  return Status::error("CUDA: " + what +
+                       " failed: " + cudaGetErrorString(error));
+}
+
+uint16_t roundToBf16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u)
+    return uint16_t((bits >> 16) | 0x40);
+  return uint16_t((bits + 0x7fffu + ((bits >> 16) & 1)) >> 16);
+}
+
+/// A plan step with its device operands.
+struct Step : PlanStep {
+  const uint16_t *weight = nullptr;
+  const float *normWeight = nullptr;
+  const float *bias = nullptr;
+  float epsilon = 0;
+  /// rope: inverse frequencies in device memory.
+  const double *inverseFrequencies = nullptr;
+  double attentionFactor = 1.0;
+  bool interleaved = false;
+  /// append, attention.
+  uint32_t layer = 0;
+  float scale = 1.0f;
+  int32_t slidingWindow = 0;
+};
+
+/// A device buffer that grows to what is asked and keeps its contents
+/// only until then.
+struct Scratch {
+  DeviceBuffer buffer;
+  Status reserve(size_t bytes) {
+    if (buffer.size() >= bytes && buffer.get())
+      return Status::ok();
+    buffer = DeviceBuffer();
+    StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(bytes);
+    if (!made)
+      return made.status();
+    buffer = std::move(*made);
+    return Status::ok();
+  }
+};
+
+/// Pinned host memory for the batch's integers, so that their copy to the
+/// device is one asynchronous transfer.
+class PinnedInts {
+public:
+  ~PinnedInts() {
+    if (data_)
+      cudaFreeHost(data_);
+  }
+  StatusOr<int32_t *> reserve(size_t count) {
+    if (count > capacity_) {
+      if (data_)
+        cudaFreeHost(data_);
+      data_ = nullptr;
+      capacity_ = 0;
+      if (cudaError_t e = cudaMallocHost(&data_, count * sizeof(int32_t)))
+        return cudaFailed("allocating pinned host memory", e);
+      capacity_ = count;
+    }
+    return static_cast<int32_t *>(data_);
+  }
+
+private:
+  void *data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+class CudaBackend final : public Backend {
+public:
+  explicit CudaBackend(std::shared_ptr<const Artifact> artifact)
+      : artifact_(std::move(artifact)) {}
+  ~CudaBackend() override {
+    if (stream_)
+      cudaStreamDestroy(stream_);
+  }
+
+  Status prepare(const EngineOptions &options);
+
+  Status addSequence(SequenceId sequence) override {
+    return pool_->addSequence(sequence);
+  }
+  void removeSequence(SequenceId sequence) override {
+    pool_->removeSequence(sequence);
+  }
+  Status forward(const BatchView &batch, float *logits) override;
+  CacheStats cacheStats() const override {
+    return {pool_->bytesPerToken(), pool_->bytesInUse(), pool_->peakBytes()};
+  }
+  std::vector<LayerFidelity> fidelity() const override { return {}; }
+  void resetFidelity() override {}
+
+private:
+  /// Tensor `index` in device memory, as bf16 (`bf16`) or f32.
+  StatusOr<const void *> tensor(uint32_t index, bool bf16);
+  Status prepareCache(const EngineOptions &options);
+  Status run(const Step &s, uint32_t rows, uint32_t logitRows);
+  Status attention(const Step &s, const float *q, float *out, uint32_t rows);
+  /// decodeAttention() of rows [first, first + count), in groups whose
+  /// split partials fit the workspace budget.
+  Status decodeRows(cuda::DecodeAttentionArgs args, uint32_t first,
+                    uint32_t count);
+  float *buffer(uint32_t index) { return buffers_[index].buffer.as<float>(); }
+
+  std::shared_ptr<const Artifact> artifact_;
+  cudaStream_t stream_ = nullptr;
+  uint32_t multiprocessors_ = 0;
+  std::unique_ptr<cuda::Gemm> gemm_;
+  std::unique_ptr<cuda::DeviceKvPool> pool_;
+  std::unordered_map<uint64_t, DeviceBuffer> tensors_;
+  std::vector<DeviceBuffer> ropeTables_;
+  std::vector<Step> steps_;
+  std::vector<int64_t> bufferWidths_;
+  /// Per forward: activation buffers, the bf16 projection input, the
+  /// logits, the batch's integers and the attention's workspace.
+  std::vector<Scratch> buffers_;
+  Scratch bf16Input_, logits_, batchInts_, workspace_;
+  int64_t widestInput_ = 0;
+  PinnedInts hostInts_;
+  /// Device pointers into batchInts_, set by forward().
+  const int32_t *tokens_ = nullptr, *positions_ = nullptr, *slots_ = nullptr,
+                *rowLengths_ = nullptr, *tableRows_ = nullptr,
+                *pageTables_ = nullptr;
+  const uint32_t *logitRows_ = nullptr;
+  uint32_t pageTableStride_ = 0;
+  /// The batch's row lengths and table rows on the host: attention plans
+  /// for the longest row and finds each sequence's prefill rows.
+  std::vector<int32_t> rowLengthsHost_, tableRowsHost_;
+  float *logitsOut_ = nullptr;
+};
+
+StatusOr<const void *> CudaBackend::tensor(uint32_t index, bool bf16) {
+  const uint64_t key = uint64_t(index) << 1 | (bf16 ? 1 : 0);
+  auto found = tensors_.find(key);
+  if (found != tensors_.end())
+    return static_cast<const void *>(found->second.get());
+  const schema::Tensor &t = artifact_->manifest().tensors(int(index));
+  if (t.has_synthetic()) {
+    // Generated in place: an 8B-shaped model's weights take a fraction of
+    // a second here and never exist on the host.
+    uint64_t count = 1;
+    for (int64_t d : t.shape())
+      count *= uint64_t(d);
+    StatusOr<DeviceBuffer> device =
+        DeviceBuffer::allocate(count * (bf16 ? 2 : 4));
+    if (!device)
+      return Status::error(artifact_->name() + ": tensor \"" + t.name() +
+                           "\": " + device.status().message());
+    const schema::SyntheticValues &v = t.synthetic();
+    if (!cuda::launchSynthetic(v.seed(), std::ldexp(v.bound(), -23),
+                               v.constant(), count, bf16, device->get(),
+                               stream_))
+      return cudaFailed("generating synthetic weights", cudaGetLastError());
+    const void *data = device->get();
+    tensors_.emplace(key, std::move(*device));
+    return data;
+  }
+  StatusOr<ByteView> bytes = artifact_->tensorData(index);
+  if (!bytes)
+    return bytes.status();
+  const size_t count = bytes->size / (t.dtype() == schema::DTYPE_F32 ? 4 : 2);
+  auto valueAt = [&](size_t i) {
+    if (t.dtype() == schema::DTYPE_F32) {
+      float v;
+      std::memcpy(&v, bytes->data + 4 * i, 4);
+      return v;
+    }
+    uint16_t h;
+    std::memcpy(&h, bytes->data + 2 * i, 2);
+    return t.dtype() == schema::DTYPE_BF16 ? cpu::bf16ToFloat(h)
+                                           : cpu::f16ToFloat(h);
+  };
+  StatusOr<DeviceBuffer> device =
+      DeviceBuffer::allocate(count * (bf16 ? 2 : 4));
+  if (!device)
+    return Status::error(artifact_->name() + ": tensor \"" + t.name() +
+                         "\": " + device.status().message());
+  if (bf16 && t.dtype() == schema::DTYPE_BF16) {
+    KVRT_RETURN_IF_ERROR(device->upload(bytes->data, bytes->size));
+  } else if (bf16) {
+    std::vector<uint16_t> converted(count);
+    for (size_t i = 0; i < count; ++i)
+      converted[i] = roundToBf16(valueAt(i));
+    KVRT_RETURN_IF_ERROR(device->upload(converted.data(), count * 2));
+  } else {
+    std::vector<float> converted(count);
+    for (size_t i = 0; i < count; ++i)
+      converted[i] = valueAt(i);
+    KVRT_RETURN_IF_ERROR(device->upload(converted.data(), count * 4));
+  }
+  const void *data = device->get();
+  tensors_.emplace(key, std::move(*device));
+  return data;
+}
+
+Status CudaBackend::prepare(const EngineOptions &options) {
+  const std::string &name = artifact_->name();
+  if (options.measureFidelity)
+    return Status::error("measuring fidelity against a bf16 copy of the "
+                         "cache runs on the cpu backend only");
+  if (options.observer)
+    return Status::error("observing appended keys and values (calibration) "
+                         "runs on the cpu backend only");
+  int devices = 0, device = 0;
+  if (cudaError_t e = cudaGetDeviceCount(&devices); e || devices == 0)
+    return Status::error(
+        std::string("the cuda backend found no usable GPU") +
+        (e ? std::string(" (CUDA: ") + cudaGetErrorString(e) + ")"
+           : std::string()));
+  if (cudaError_t e = cudaGetDevice(&device))
+    return cudaFailed("finding a GPU", e);
+  int count = 0;
+  cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device);
+  multiprocessors_ = uint32_t(count);
+  if (cudaError_t e =
+          cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking))
+    return cudaFailed("creating a stream", e);
+  StatusOr<std::unique_ptr<cuda::Gemm>> gemm = cuda::Gemm::create();
+  if (!gemm)
+    return gemm.status();
+  gemm_ = std::move(*gemm);
+
+  PlanSteps plan = planSteps(artifact_->manifest().plan());
+  bufferWidths_ = plan.bufferWidths;
+  buffers_.resize(bufferWidths_.size());
+  for (const PlanStep &planned : plan.steps) {
+    Step step;
+    static_cast<PlanStep &>(step) = planned;
+    const schema::KernelCall &call = *planned.call;
+    auto weightOf = [&](int i, bool bf16) -> StatusOr<const void *> {
+      return tensor(call.tensors(i), bf16);
+    };
+    switch (step.kernel) {
+    case Kernel::Embedding:
+    case Kernel::Linear:
+    case Kernel::LMHead: {
+      StatusOr<const void *> w = weightOf(0, true);
+      if (!w)
+        return w.status();
+      step.weight = static_cast<const uint16_t *>(*w);
+      if (call.tensors_size() > 1) {
+        StatusOr<const void *> b = weightOf(1, false);
+        if (!b)
+          return b.status();
+        step.bias = static_cast<const float *>(*b);
+      }
+      if (step.kernel != Kernel::Embedding)
+        widestInput_ = std::max(widestInput_, step.inputWidth);
+      break;
+    }
+    case Kernel::RmsNorm: {
+      StatusOr<const void *> w = weightOf(0, false);
+      if (!w)
+        return w.status();
+      step.normWeight = static_cast<const float *>(*w);
+      step.epsilon = float(call.rms_norm().epsilon());
+      step.dim = artifact_->manifest().tensors(int(call.tensors(0))).shape(0);
+      break;
+    }
+    case Kernel::Rope: {
+      cpu::RopeFrequencies f =
+          cpu::ropeFrequencies(call.rope().rope(), step.dim);
+      StatusOr<DeviceBuffer> table =
+          DeviceBuffer::allocate(f.inverse.size() * sizeof(double));
+      if (!table)
+        return table.status();
+      KVRT_RETURN_IF_ERROR(
+          table->upload(f.inverse.data(), f.inverse.size() * sizeof(double)));
+      step.inverseFrequencies = table->as<double>();
+      step.attentionFactor = f.attentionFactor;
+      step.interleaved = f.interleaved;
+      ropeTables_.push_back(std::move(*table));
+      break;
+    }
+    case Kernel::Append:
+      step.layer = call.append().layer();
+      break;
+    case Kernel::Attention:
+      step.layer = call.attention().layer();
+      step.scale = float(call.attention().scale());
+      step.slidingWindow = call.attention().has_sliding_window()
+                               ? int32_t(call.attention().sliding_window())
+                               : 0;
+      break;
+    case Kernel::Evict:
+      return Status::error(name + ": the evict call of layer " +
+                           std::to_string(call.evict().layer()) +
+                           " cannot run on the cuda backend yet (eviction "
+                           "runs on the cpu backend); compile without "
+                           "kv-evict for the GPU");
+    default:
+      break;
+    }
+    steps_.push_back(std::move(step));
+  }
+  return prepareCache(options);
+}
+
+Status CudaBackend::prepareCache(const EngineOptions &options) {
+  const schema::Manifest &m = artifact_->manifest();
+  const std::string &name = artifact_->name();
+  uint32_t pageSize = options.pageSize;
+  std::vector<cuda::DeviceLayerSpec> specs;
+  uint64_t pageBytes = 0;
+  for (const schema::CacheLayout &c : m.cache()) {
+    const std::string where = name + ": layer " + std::to_string(c.layer());
+    if (!pageSize)
+      pageSize = c.page_size();
+    if (pageSize != (options.pageSize ? options.pageSize : c.page_size()))
+      return Status::error(
+          where + " has pages of " + std::to_string(c.page_size()) +
+          " tokens and an earlier layer " + std::to_string(pageSize) +
+          "; the cuda backend needs one page size for all "
+          "layers (set EngineOptions::pageSize)");
+    cuda::DeviceLayerSpec spec;
+    spec.kvHeads = c.kv_heads();
+    spec.headDim = c.head_dim();
+    for (int i = 0; i < 2; ++i) {
+      const schema::Encoding &e = i ? c.value() : c.key();
+      StatusOr<SideCodec> codec = makeSideCodec(
+          *artifact_, c, e, i ? CacheSide::Value : CacheSide::Key);
+      if (!codec)
+        return codec.status();
+      StatusOr<cuda::DeviceSideLayout> side =
+          cuda::deviceSideLayout(e, *codec->codec, pageSize);
+      if (!side)
+        return Status::error(where + ": " + side.status().message());
+      if (!cuda::appendWrites(*side))
+        return Status::error(where + (i ? " values" : " keys") +
+                             ": appending to polar caches of more than 4 "
+                             "bits on the GPU is not written; run this "
+                             "artifact on the cpu backend");
+      (i ? spec.value : spec.key) = *side;
+      if (e.kind() == schema::ENCODING_FP8 &&
+          e.scale_mode() == schema::SCALE_MODE_PER_HEAD)
+        (i ? spec.valueScales : spec.keyScales) = codec->scales;
+    }
+    // The decode kernels' constraints, checked once for a batch of one.
+    cuda::DecodeAttentionShape shape{
+        1, c.kv_heads(), c.kv_heads(), c.head_dim(), pageSize,
+        1, spec.key,     spec.value};
+    StatusOr<cuda::DecodeAttentionPlan> planned =
+        cuda::planDecodeAttention(shape, multiprocessors_);
+    if (!planned)
+      return Status::error(where + ": " + planned.status().message());
+    pageBytes += (spec.key.areaStride + spec.value.areaStride) * spec.kvHeads;
+    specs.push_back(std::move(spec));
+  }
+  uint64_t pages;
+  if (options.cacheTokens) {
+    pages = (options.cacheTokens + pageSize - 1) / pageSize;
+  } else {
+    // As for the CPU backend, room for four sequences of the full context,
+    // but at most 90% of what the GPU has free beyond 2 GiB for
+    // activations and cuBLASLt.
+    size_t free = 0, total = 0;
+    cudaMemGetInfo(&free, &total);
+    const uint64_t reserve = 2ull << 30;
+    const uint64_t fits =
+        free > reserve ? uint64_t(double(free - reserve) * 0.9) / pageBytes : 0;
+    pages = std::min<uint64_t>(
+        (4 * uint64_t(m.model().max_positions()) + pageSize - 1) / pageSize,
+        fits);
+  }
+  if (pages == 0 || pages > uint64_t(INT32_MAX) / pageSize)
+    return Status::error(name + ": the device KV cache would hold " +
+                         std::to_string(pages) +
+                         " pages; set EngineOptions::cacheTokens to what "
+                         "fits the GPU");
+  StatusOr<std::unique_ptr<cuda::DeviceKvPool>> pool =
+      cuda::DeviceKvPool::create(std::move(specs), pageSize, uint32_t(pages));
+  if (!pool)
+    return pool.status();
+  pool_ = std::move(*pool);
+  return Status::ok();
+}
+
+Status CudaBackend::forward(const BatchView &batch, float *logits) {
+  const uint32_t rows = uint32_t(batch.rows);
+  // Sequences in order of first appearance, their rows and lengths.
+  std::vector<std::pair<uint64_t, uint64_t>> counts;
+  std::unordered_map<SequenceId, size_t> index;
+  for (uint32_t r = 0; r < rows; ++r) {
+    auto [it, inserted] = index.emplace(batch.sequences[r], counts.size());
+    if (inserted)
+      counts.push_back({batch.sequences[r], 0});
+    ++counts[it->second].second;
+  }
+  KVRT_RETURN_IF_ERROR(pool_->reserve(counts));
+
+  // The batch's integers, in one pinned array: tokens, positions, slots,
+  // row lengths, table rows, page tables, then the logit rows.
+  const uint32_t pageSize = pool_->pageSize();
+  pageTableStride_ = 1;
+  for (const auto &[sequence, more] : counts)
+    pageTableStride_ = std::max<uint32_t>(
+        pageTableStride_, uint32_t(pool_->pages(sequence).size()));
+  const std::vector<uint32_t> &wanted = *batch.logitRows;
+  const size_t tableInts = counts.size() * pageTableStride_;
+  const size_t total = 5 * size_t(rows) + tableInts + wanted.size();
+  StatusOr<int32_t *> host = hostInts_.reserve(total);
+  if (!host)
+    return host.status();
+  int32_t *h = *host;
+  std::vector<uint64_t> stored(counts.size());
+  for (size_t i = 0; i < counts.size(); ++i)
+    stored[i] = pool_->length(counts[i].first);
+  rowLengthsHost_.resize(rows);
+  tableRowsHost_.resize(rows);
+  for (uint32_t r = 0; r < rows; ++r) {
+    const size_t s = index[batch.sequences[r]];
+    const uint64_t at = stored[s]++;
+    const std::vector<int32_t> &pages = pool_->pages(counts[s].first);
+    h[r] = batch.tokens[r];
+    h[rows + r] = batch.positions[r];
+    h[2 * rows + r] =
+        pages[at / pageSize] * int32_t(pageSize) + int32_t(at % pageSize);
+    h[3 * rows + r] = rowLengthsHost_[r] = int32_t(at + 1);
+    h[4 * rows + r] = tableRowsHost_[r] = int32_t(s);
+  }
+  int32_t *tables = h + 5 * rows;
+  for (size_t s = 0; s < counts.size(); ++s) {
+    const std::vector<int32_t> &pages = pool_->pages(counts[s].first);
+    std::copy(pages.begin(), pages.end(), tables + s * pageTableStride_);
+    std::fill(tables + s * pageTableStride_ + pages.size(),
+              tables + (s + 1) * pageTableStride_, 0);
+  }
+  std::copy(wanted.begin(), wanted.end(), tables + tableInts);
+
+  KVRT_RETURN_IF_ERROR(batchInts_.reserve(total * sizeof(int32_t)));
+  const int32_t *d = batchInts_.buffer.as<int32_t>();
+  tokens_ = d;
+  positions_ = d + rows;
+  slots_ = d + 2 * rows;
+  rowLengths_ = d + 3 * rows;
+  tableRows_ = d + 4 * rows;
+  pageTables_ = d + 5 * rows;
+  logitRows_ = reinterpret_cast<const uint32_t *>(d + 5 * rows + tableInts);
+  if (cudaError_t e =
+          cudaMemcpyAsync(batchInts_.buffer.get(), h, total * sizeof(int32_t),
+                          cudaMemcpyHostToDevice, stream_))
+    return cudaFailed("copying the batch to the device", e);
+
+  for (size_t b = 0; b < buffers_.size(); ++b)
+    KVRT_RETURN_IF_ERROR(
+        buffers_[b].reserve(size_t(rows) * bufferWidths_[b] * sizeof(float)));
+  KVRT_RETURN_IF_ERROR(
+      bf16Input_.reserve(size_t(rows) * widestInput_ * sizeof(uint16_t)));
+  const int64_t vocab = artifact_->manifest().model().vocab_size();
+  KVRT_RETURN_IF_ERROR(
+      logits_.reserve(wanted.size() * size_t(vocab) * sizeof(float)));
+  KVRT_RETURN_IF_ERROR(cuda::launchStorePositions(slots_, positions_, rows,
+                                                  pool_->positions(), stream_));
+
+  for (const Step &s : steps_)
+    KVRT_RETURN_IF_ERROR(run(s, rows, uint32_t(wanted.size())));
+
+  if (cudaError_t e = cudaMemcpyAsync(logits, logits_.buffer.get(),
+                                      wanted.size() * vocab * sizeof(float),
+                                      cudaMemcpyDeviceToHost, stream_))
+    return cudaFailed("copying the logits to the host", e);
+  if (cudaError_t e = cudaStreamSynchronize(stream_))
+    return cudaFailed("running the batch", e);
+  for (size_t i = 0; i < counts.size(); ++i)
+    pool_->setLength(counts[i].first, stored[i]);
+  return Status::ok();
+}
+
+Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
+  auto in = [&](int i) { return buffer(s.inputs[i]); };
+  float *out = s.output == kNoBuffer ? nullptr : buffer(s.output);
+  bool launched = true;
+  switch (s.kernel) {
+  case Kernel::Embedding:
+    launched = cuda::launchEmbedding(s.weight, s.outputWidth, tokens_, rows,
+                                     out, stream_);
+    break;
+  case Kernel::RmsNorm:
+    launched = cuda::launchRmsNorm(in(0), rows * s.inputWidth / s.dim, s.dim,
+                                   s.normWeight, s.epsilon, out, stream_);
+    break;
+  case Kernel::Linear: {
+    uint16_t *x = bf16Input_.buffer.as<uint16_t>();
+    if (!cuda::launchRowsToBf16(in(0), nullptr, rows, s.inputWidth, x, stream_))
+      break;
+    return gemm_->run(x, rows, s.inputWidth, s.weight, s.outputWidth, s.bias,
+                      out, stream_);
+  }
+  case Kernel::LMHead: {
+    uint16_t *x = bf16Input_.buffer.as<uint16_t>();
+    launched = cuda::launchRowsToBf16(in(0), logitRows_, logitRows,
+                                      s.inputWidth, x, stream_);
+    if (!launched)
+      break;
+    return gemm_->run(x, logitRows, s.inputWidth, s.weight, s.outputWidth,
+                      nullptr, logits_.buffer.as<float>(), stream_);
+  }
+  case Kernel::Reshape:
+    return Status::ok();
+  case Kernel::Rope:
+    launched = cuda::launchRope(in(0), rows, s.heads, s.dim, positions_,
+                                s.inverseFrequencies, s.attentionFactor,
+                                s.interleaved, out, stream_);
+    break;
+  case Kernel::Append: {
+    cuda::DeviceKvPool::Layer &layer = pool_->layer(s.layer);
+    cuda::AppendArgs args;
+    args.slots = slots_;
+    args.rows = rows;
+    args.kvHeads = layer.spec.kvHeads;
+    args.headDim = layer.spec.headDim;
+    args.pageSize = pool_->pageSize();
+    args.src = in(0);
+    args.pool = layer.keys.as<uint8_t>();
+    args.headScales = layer.keyScales.as<float>();
+    KVRT_RETURN_IF_ERROR(cuda::launchAppend(args, layer.spec.key, stream_));
+    args.src = in(1);
+    args.pool = layer.values.as<uint8_t>();
+    args.headScales = layer.valueScales.as<float>();
+    return cuda::launchAppend(args, layer.spec.value, stream_);
+  }
+  case Kernel::Attention:
+    return attention(s, in(0), out, rows);
+  case Kernel::SwiGLU:
+    launched = cuda::launchSwiglu(in(0), in(1), int64_t(rows) * s.inputWidth,
+                                  out, stream_);
+    break;
+  case Kernel::Add:
+    launched = cuda::launchAdd(in(0), in(1), int64_t(rows) * s.inputWidth, out,
+                               stream_);
+    break;
+  case Kernel::Evict:
+    break; // Refused in prepare().
+  }
+  if (!launched)
+    return cudaFailed("launching a kernel", cudaGetLastError());
+  return Status::ok();
+}
+
+Status CudaBackend::attention(const Step &s, const float *q, float *out,
+                              uint32_t rows) {
+  cuda::DeviceKvPool::Layer &layer = pool_->layer(s.layer);
+  const uint32_t qHeads = uint32_t(s.heads), headDim = layer.spec.headDim;
+  cuda::DecodeAttentionArgs args;
+  cuda::PagedKvView &view = args.cache;
+  view.key = layer.spec.key;
+  view.value = layer.spec.value;
+  view.keys = layer.keys.as<uint8_t>();
+  view.values = layer.values.as<uint8_t>();
+  view.positions = pool_->positions();
+  view.pageTables = pageTables_;
+  view.pageTableStride = pageTableStride_;
+  view.pageSize = pool_->pageSize();
+  view.kvHeads = layer.spec.kvHeads;
+  view.headDim = headDim;
+  args.q = q;
+  args.out = out;
+  args.qHeads = qHeads;
+  args.scale = s.scale;
+  args.slidingWindow = s.slidingWindow;
+  // A sequence's run of several rows (a prefill) goes to the prefill
+  // kernel where it reads the layer; single rows (decode steps) to the
+  // decode kernels, as many at once as are consecutive.
+  const bool prefill =
+      !s.slidingWindow && cuda::prefillAttentionReads(view, qHeads);
+  uint32_t pending = 0;
+  for (uint32_t r = 0; r < rows;) {
+    uint32_t end = r + 1;
+    while (end < rows && tableRowsHost_[end] == tableRowsHost_[r])
+      ++end;
+    if (!prefill || end - r == 1) {
+      r = end;
+      continue;
+    }
+    KVRT_RETURN_IF_ERROR(decodeRows(args, pending, r - pending));
+    cuda::PrefillAttentionArgs run;
+    run.cache = view;
+    run.pageTable = pageTables_ + size_t(tableRowsHost_[r]) * pageTableStride_;
+    run.before = uint32_t(rowLengthsHost_[r] - 1);
+    run.rows = end - r;
+    run.q = q + size_t(r) * qHeads * headDim;
+    run.out = out + size_t(r) * qHeads * headDim;
+    run.qHeads = qHeads;
+    run.scale = s.scale;
+    KVRT_RETURN_IF_ERROR(cuda::prefillAttention(run, stream_));
+    r = pending = end;
+  }
+  return decodeRows(args, pending, rows - pending);
+}
+
+Status CudaBackend::decodeRows(cuda::DecodeAttentionArgs args, uint32_t first,
+                               uint32_t count) {
+  const uint32_t qHeads = args.qHeads, headDim = args.cache.headDim;
+  const float *q = args.q;
+  float *out = args.out;
+  cuda::PagedKvView &view = args.cache;
+  for (const uint32_t end = first + count; first < end;) {
+    uint32_t group = 0;
+    cuda::DecodeAttentionPlan plan;
+    // Halve the group until its plan's workspace fits.
+    for (uint32_t n = std::min<uint32_t>(end - first, 65535);;) {
+      const int32_t longest = *std::max_element(
+          rowLengthsHost_.begin() + first, rowLengthsHost_.begin() + first + n);
+      cuda::DecodeAttentionShape shape{
+          n,        qHeads,        view.kvHeads,
+          headDim,  view.pageSize, uint32_t(longest),
+          view.key, view.value};
+      StatusOr<cuda::DecodeAttentionPlan> planned =
+          cuda::planDecodeAttention(shape, multiprocessors_);
+      if (!planned)
+        return planned.status();
+      if (planned->workspaceBytes <= kAttentionWorkspaceBytes || n == 1) {
+        plan = *planned;
+        group = n;
+        break;
+      }
+      n = std::max<uint32_t>(1, n / 2);
+    }
+    KVRT_RETURN_IF_ERROR(workspace_.reserve(plan.workspaceBytes));
+    view.tableRows = tableRows_ + first;
+    view.lengths = rowLengths_ + first;
+    args.q = q + size_t(first) * qHeads * headDim;
+    args.out = out + size_t(first) * qHeads * headDim;
+    args.queryPositions = positions_ + first;
+    args.batch = group;
+    args.workspace = workspace_.buffer.get();
+    KVRT_RETURN_IF_ERROR(cuda::decodeAttention(args, plan, stream_));
+    first += group;
+  }
+  return Status::ok();
+}
+
+} // namespace
+
+StatusOr<std::unique_ptr<Backend>>
+createCudaBackend(std::shared_ptr<const Artifact> artifact,
+                  const EngineOptions &options) {
+  auto backend = std::make_unique<CudaBackend>(std::move(artifact));
+  KVRT_RETURN_IF_ERROR(backend->prepare(options));
+  return std::unique_ptr<Backend>(std::move(backend));
+}
+
+} // namespace kvrt

@@ -1,0 +1,178 @@
+//===- DecoderKernels.cu - The decoder's kernels besides attention --------===//
+//
+// All of them are memory bound at decode and a few percent of a step at
+// prefill: plain grid-stride loops, one block per row where a row is
+// reduced (RMSNorm), fp32 arithmetic as the CPU kernels.
+//
+//===----------------------------------------------------------------------===//
+#include "kvrt/Synthetic.h"
+#include "runtime/src/backends/cuda/DecoderKernels.h"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+namespace kvrt::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned blocksFor(int64_t n) {
+  return unsigned(
+      std::clamp<int64_t>((n + kThreads - 1) / kThreads, 1, int64_t(132) * 16));
+}
+
+__device__ float bf16Value(uint16_t bits) {
+  return __uint_as_float(uint32_t(bits) << 16);
+}
+
+__global__ void embeddingKernel(const uint16_t *table, int64_t width,
+                                const int32_t *tokens, int64_t rows,
+                                float *out) {
+  const int64_t n = rows * width;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / width, c = i % width;
+    out[i] = bf16Value(table[int64_t(tokens[r]) * width + c]);
+  }
+}
+
+__global__ void rmsNormKernel(const float *x, int64_t dim, const float *weight,
+                              float epsilon, float *y) {
+  const float *xr = x + blockIdx.x * dim;
+  float *yr = y + blockIdx.x * dim;
+  double sum = 0;
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+    sum += double(xr[i]) * xr[i];
+  __shared__ double partial[kThreads / 32];
+  for (int offset = 16; offset; offset /= 2)
+    sum += __shfl_xor_sync(~0u, sum, offset);
+  if (threadIdx.x % 32 == 0)
+    partial[threadIdx.x / 32] = sum;
+  __syncthreads();
+  sum = 0;
+  for (int w = 0; w < kThreads / 32; ++w)
+    sum += partial[w];
+  const float inv = float(1.0 / sqrt(sum / double(dim) + epsilon));
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+    yr[i] = xr[i] * inv * weight[i];
+}
+
+/// One thread per (row, head, pair); angles in double as the CPU kernel.
+__global__ void ropeKernel(const float *x, int64_t rows, int64_t heads,
+                           int64_t headDim, const int32_t *positions,
+                           const double *inverse, double factor,
+                           bool interleaved, float *y) {
+  const int64_t half = headDim / 2, n = rows * heads * half;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t p = i % half, rh = i / half, r = rh / heads;
+    double s, c;
+    sincos(double(positions[r]) * inverse[p], &s, &c);
+    const float cf = float(c * factor), sf = float(s * factor);
+    const int64_t a = rh * headDim + (interleaved ? 2 * p : p);
+    const int64_t b = a + (interleaved ? 1 : half);
+    const float x1 = x[a], x2 = x[b];
+    y[a] = x1 * cf - x2 * sf;
+    y[b] = x2 * cf + x1 * sf;
+  }
+}
+
+__global__ void swigluKernel(const float *gate, const float *up, int64_t n,
+                             float *out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+__global__ void addKernel(const float *a, const float *b, int64_t n,
+                          float *out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = a[i] + b[i];
+}
+
+__global__ void rowsToBf16Kernel(const float *x, const uint32_t *rows,
+                                 int64_t count, int64_t width,
+                                 __nv_bfloat16 *out) {
+  const int64_t n = count * width;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / width, c = i % width;
+    const int64_t from = rows ? int64_t(rows[r]) : r;
+    out[i] = __float2bfloat16_rn(x[from * width + c]);
+  }
+}
+
+__global__ void syntheticKernel(uint64_t seed, float step, float constant,
+                                uint64_t count, bool bf16, void *out) {
+  for (uint64_t i = blockIdx.x * uint64_t(blockDim.x) + threadIdx.x; i < count;
+       i += uint64_t(gridDim.x) * blockDim.x) {
+    const float value = step > 0 ? syntheticValue(seed, i, step) : constant;
+    if (bf16)
+      static_cast<uint16_t *>(out)[i] = syntheticBf16(value);
+    else
+      static_cast<float *>(out)[i] = value;
+  }
+}
+
+bool accepted() { return cudaGetLastError() == cudaSuccess; }
+
+} // namespace
+
+bool launchEmbedding(const uint16_t *table, int64_t width,
+                     const int32_t *tokens, int64_t rows, float *out,
+                     cudaStream_t stream) {
+  embeddingKernel<<<blocksFor(rows * width), kThreads, 0, stream>>>(
+      table, width, tokens, rows, out);
+  return accepted();
+}
+
+bool launchRmsNorm(const float *x, int64_t rows, int64_t dim,
+                   const float *weight, float epsilon, float *y,
+                   cudaStream_t stream) {
+  if (rows == 0)
+    return true;
+  rmsNormKernel<<<unsigned(rows), kThreads, 0, stream>>>(x, dim, weight,
+                                                         epsilon, y);
+  return accepted();
+}
+
+bool launchRope(const float *x, int64_t rows, int64_t heads, int64_t headDim,
+                const int32_t *positions, const double *inverseFrequencies,
+                double attentionFactor, bool interleaved, float *y,
+                cudaStream_t stream) {
+  ropeKernel<<<blocksFor(rows * heads * headDim / 2), kThreads, 0, stream>>>(
+      x, rows, heads, headDim, positions, inverseFrequencies, attentionFactor,
+      interleaved, y);
+  return accepted();
+}
+
+bool launchSwiglu(const float *gate, const float *up, int64_t n, float *out,
+                  cudaStream_t stream) {
+  swigluKernel<<<blocksFor(n), kThreads, 0, stream>>>(gate, up, n, out);
+  return accepted();
+}
+
+bool launchAdd(const float *a, const float *b, int64_t n, float *out,
+               cudaStream_t stream) {
+  addKernel<<<blocksFor(n), kThreads, 0, stream>>>(a, b, n, out);
+  return accepted();
+}
+
+bool launchRowsToBf16(const float *x, const uint32_t *rows, int64_t count,
+                      int64_t width, uint16_t *out, cudaStream_t stream) {
+  rowsToBf16Kernel<<<blocksFor(count * width), kThreads, 0, stream>>>(
+      x, rows, count, width, reinterpret_cast<__nv_bfloat16 *>(out));
+  return accepted();
+}
+
+bool launchSynthetic(uint64_t seed, float step, float constant, uint64_t count,
+                     bool bf16, void *out, cudaStream_t stream) {
+  syntheticKernel<<<blocksFor(int64_t(count)), kThreads, 0, stream>>>(
+      seed, step, constant, count, bf16, out);
+  return accepted();
+}
+
+} // namespace kvrt::cuda

@@ -1,0 +1,293 @@
+//===- PrefillAttention.cu - A prefill's attention on tensor cores --------===//
+//
+// One block: 64 query rows of one head, four warps of 16 rows. Key and
+// value tiles of 64 tokens are gathered from the pages into shared memory
+// by cp.async (16-byte chunks, zero-filled past the sequence), two tiles
+// in flight, rows swizzled (chunk c of token r at c ^ (r % 8)) so that
+// ldmatrix reads eight tokens' chunks from distinct banks.
+//
+// mma.sync.m16n8k16 (bf16 in, fp32 accumulators), with the lane map of
+// the PTX ISA (g = lane / 4, t = lane % 4): S = Q K^T takes K^T's
+// fragments from ldmatrix of key rows; P V takes P straight from S's
+// accumulators (the C layout of two n8 tiles is the A layout of one k16
+// step) and V's fragments from ldmatrix.trans of value rows.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/src/backends/cuda/PrefillAttention.h"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <string>
+
+namespace kvrt::cuda {
+namespace {
+
+constexpr int kRows = 64, kTile = 64, kWarps = 4, kThreads = 32 * kWarps;
+
+struct Params {
+  const uint8_t *keys, *values;
+  uint64_t keyArea, valueArea, keyPage, valuePage;
+  const int32_t *pageTable;
+  uint32_t pageSize, before, rows, qHeads, group;
+  const float *q;
+  float *out;
+  float scaleLog2;
+};
+
+__device__ __forceinline__ uint32_t smem(const void *p) {
+  return uint32_t(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void copy16(void *dst, const void *src, bool valid) {
+  asm volatile(
+      "cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem(dst)),
+      "l"(src), "r"(valid ? 16 : 0));
+}
+
+__device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t *>(&v);
+}
+
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4],
+                                    uint32_t b0, uint32_t b1) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+               "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+               "{%0, %1, %2, %3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldmatrix4(uint32_t (&r)[4], const void *p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, "
+               "[%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem(p)));
+}
+
+__device__ __forceinline__ void ldmatrix4Trans(uint32_t (&r)[4],
+                                               const void *p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 "
+               "{%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem(p)));
+}
+
+/// Byte offset of chunk `c` (8 values) of token `r` in a tile of D-value
+/// rows.
+template <int D> __device__ __forceinline__ int swizzled(int r, int c) {
+  return r * D * 2 + ((c ^ (r & 7)) << 4);
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads) prefillKernel(Params p) {
+  constexpr int kChunks = D / 8, kTileBytes = kTile * D * 2;
+  extern __shared__ __align__(128) uint8_t shared[];
+  // [stage][keys, values]
+  uint8_t *tiles = shared;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;
+  const int head = blockIdx.y, kvHead = head / int(p.group);
+  const int firstRow = blockIdx.x * kRows;
+  const int warpRow = firstRow + warp * 16;
+  const int total = int(p.before + p.rows);
+  // The last token any row of the block sees, and of this warp.
+  const int blockLast = int(p.before) + min(firstRow + kRows, int(p.rows)) - 1;
+  const int warpLast = int(p.before) + min(warpRow + 16, int(p.rows)) - 1;
+  const int tileCount = blockLast / kTile + 1;
+
+  auto load = [&](int tile, int stage) {
+    uint8_t *k = tiles + stage * 2 * kTileBytes, *v = k + kTileBytes;
+    for (int i = threadIdx.x; i < kTile * kChunks; i += kThreads) {
+      const int r = i / kChunks, c = i % kChunks;
+      const int token = tile * kTile + r;
+      const bool valid = token < total;
+      const int page = valid ? p.pageTable[token / int(p.pageSize)] : 0;
+      const uint64_t slot = uint64_t(token % int(p.pageSize)) * D * 2 + c * 16;
+      copy16(k + swizzled<D>(r, c),
+             p.keys + page * p.keyPage + kvHead * p.keyArea + slot, valid);
+      copy16(v + swizzled<D>(r, c),
+             p.values + page * p.valuePage + kvHead * p.valueArea + slot,
+             valid);
+    }
+    asm volatile("cp.async.commit_group;\n" ::);
+  };
+
+  // Q as bf16 A fragments, scaled so that scores come out in log2 units.
+  uint32_t qa[D / 16][4];
+  {
+    const int r0 = warpRow + g, r1 = r0 + 8;
+    auto qAt = [&](int r, int d) {
+      if (r >= int(p.rows))
+        return make_float2(0.f, 0.f);
+      return *reinterpret_cast<const float2 *>(
+          p.q + (size_t(r) * p.qHeads + head) * D + d);
+    };
+#pragma unroll
+    for (int s = 0; s < D / 16; ++s) {
+      const float2 x0 = qAt(r0, 16 * s + 2 * t), x1 = qAt(r1, 16 * s + 2 * t);
+      const float2 x2 = qAt(r0, 16 * s + 8 + 2 * t),
+                   x3 = qAt(r1, 16 * s + 8 + 2 * t);
+      qa[s][0] = packBf16(x0.x * p.scaleLog2, x0.y * p.scaleLog2);
+      qa[s][1] = packBf16(x1.x * p.scaleLog2, x1.y * p.scaleLog2);
+      qa[s][2] = packBf16(x2.x * p.scaleLog2, x2.y * p.scaleLog2);
+      qa[s][3] = packBf16(x3.x * p.scaleLog2, x3.y * p.scaleLog2);
+    }
+  }
+  float o[D / 8][4] = {};
+  float rowMax[2] = {-INFINITY, -INFINITY}, rowSum[2] = {0.f, 0.f};
+  const int query[2] = {int(p.before) + warpRow + g,
+                        int(p.before) + warpRow + g + 8};
+
+  load(0, 0);
+  for (int tile = 0; tile < tileCount; ++tile) {
+    if (tile + 1 < tileCount) {
+      load(tile + 1, (tile + 1) & 1);
+      asm volatile("cp.async.wait_group 1;\n" ::);
+    } else {
+      asm volatile("cp.async.wait_group 0;\n" ::);
+    }
+    __syncthreads();
+    const uint8_t *k = tiles + (tile & 1) * 2 * kTileBytes, *v = k + kTileBytes;
+    if (tile * kTile <= warpLast) {
+      float s[kTile / 8][4] = {};
+#pragma unroll
+      for (int n = 0; n < kTile / 8; ++n)
+#pragma unroll
+        for (int c = 0; c < kChunks; c += 4) {
+          uint32_t b[4];
+          ldmatrix4(b, k + swizzled<D>(n * 8 + lane % 8, c + lane / 8));
+          mma(s[n], qa[c / 2], b[0], b[1]);
+          mma(s[n], qa[c / 2 + 1], b[2], b[3]);
+        }
+      // Causal mask, then the online softmax of rows g and g + 8.
+      float tileMax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int n = 0; n < kTile / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = tile * kTile + n * 8 + 2 * t + (e & 1);
+          if (key > query[e / 2])
+            s[n][e] = -INFINITY;
+          tileMax[e / 2] = fmaxf(tileMax[e / 2], s[n][e]);
+        }
+      float rescale[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        tileMax[h] = fmaxf(tileMax[h], __shfl_xor_sync(~0u, tileMax[h], 1));
+        tileMax[h] = fmaxf(tileMax[h], __shfl_xor_sync(~0u, tileMax[h], 2));
+        const float next = fmaxf(rowMax[h], tileMax[h]);
+        // A row that has seen nothing yet keeps -inf and weighs nothing.
+        rescale[h] = next == -INFINITY ? 1.f : exp2f(rowMax[h] - next);
+        rowMax[h] = next;
+        rowSum[h] *= rescale[h];
+      }
+#pragma unroll
+      for (int d = 0; d < D / 8; ++d)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          o[d][e] *= rescale[e / 2];
+#pragma unroll
+      for (int n = 0; n < kTile / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float m = rowMax[e / 2];
+          s[n][e] = m == -INFINITY ? 0.f : exp2f(s[n][e] - m);
+          rowSum[e / 2] += s[n][e];
+        }
+      // O += P V, 16 tokens a k-step.
+#pragma unroll
+      for (int ks = 0; ks < kTile / 16; ++ks) {
+        const uint32_t a[4] = {packBf16(s[2 * ks][0], s[2 * ks][1]),
+                               packBf16(s[2 * ks][2], s[2 * ks][3]),
+                               packBf16(s[2 * ks + 1][0], s[2 * ks + 1][1]),
+                               packBf16(s[2 * ks + 1][2], s[2 * ks + 1][3])};
+#pragma unroll
+        for (int dt = 0; dt < D / 16; ++dt) {
+          uint32_t b[4];
+          const int m = lane / 8;
+          ldmatrix4Trans(b, v + swizzled<D>(ks * 16 + (m % 2) * 8 + lane % 8,
+                                            2 * dt + m / 2));
+          mma(o[2 * dt], a, b[0], b[1]);
+          mma(o[2 * dt + 1], a, b[2], b[3]);
+        }
+      }
+    }
+    // The stage just read is refilled by the next iteration's load.
+    __syncthreads();
+  }
+
+  // Row sums over the four lanes of each row, then the rows out.
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    rowSum[h] += __shfl_xor_sync(~0u, rowSum[h], 1);
+    rowSum[h] += __shfl_xor_sync(~0u, rowSum[h], 2);
+  }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = warpRow + g + 8 * h;
+    if (r >= int(p.rows))
+      continue;
+    const float inv = rowSum[h] > 0 ? 1.f / rowSum[h] : 0.f;
+    float *row = p.out + (size_t(r) * p.qHeads + head) * D;
+#pragma unroll
+    for (int d = 0; d < D / 8; ++d)
+      *reinterpret_cast<float2 *>(row + d * 8 + 2 * t) =
+          make_float2(o[d][2 * h] * inv, o[d][2 * h + 1] * inv);
+  }
+}
+
+} // namespace
+
+bool prefillAttentionReads(const PagedKvView &view, uint32_t qHeads) {
+  return view.key.kind == DeviceSideLayout::Kind::Bf16 &&
+         view.value.kind == DeviceSideLayout::Kind::Bf16 &&
+         view.key.codesOffset == 0 && view.value.codesOffset == 0 &&
+         (view.headDim == 64 || view.headDim == 128) && view.kvHeads &&
+         qHeads % view.kvHeads == 0;
+}
+
+Status prefillAttention(const PrefillAttentionArgs &a, cudaStream_t stream) {
+  const PagedKvView &c = a.cache;
+  if (!prefillAttentionReads(c, a.qHeads))
+    return Status::error("prefill attention on CUDA reads bf16 pages of "
+                         "head dimension 64 or 128");
+  if (a.rows == 0)
+    return Status::ok();
+  Params p{c.keys,
+           c.values,
+           c.key.areaStride,
+           c.value.areaStride,
+           c.key.areaStride * c.kvHeads,
+           c.value.areaStride * c.kvHeads,
+           a.pageTable,
+           c.pageSize,
+           a.before,
+           a.rows,
+           a.qHeads,
+           a.qHeads / c.kvHeads,
+           a.q,
+           a.out,
+           a.scale * 1.4426950408889634f};
+  const dim3 grid((a.rows + kRows - 1) / kRows, a.qHeads);
+  const size_t bytes = size_t(2) * 2 * kTile * c.headDim * 2;
+  const void *kernel = c.headDim == 64
+                           ? reinterpret_cast<const void *>(prefillKernel<64>)
+                           : reinterpret_cast<const void *>(prefillKernel<128>);
+  cudaError_t error = cudaSuccess;
+  if (bytes > 48 * 1024)
+    error = cudaFuncSetAttribute(
+        kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+  if (error == cudaSuccess) {
+    void *args[] = {&p};
+    error = cudaLaunchKernel(kernel, grid, dim3(kThreads), args, bytes, stream);
+  }
+  if (error != cudaSuccess)
+    return Status::error(std::string("prefill attention's launch failed: ") +
+                         cudaGetErrorString(error));
+  return Status::ok();
+}
+
+} // namespace kvrt::cuda

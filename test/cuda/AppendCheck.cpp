@@ -1,0 +1,163 @@
+//===- AppendCheck.cpp - Quantize-on-append against the CPU codecs --------===//
+//
+// For each encoding the GPU appends, random rows (keys with uneven
+// channels, as real keys have) are written by launchAppend() into a
+// device pool poisoned with 0xff and by the CPU codec into the same slots
+// of a host copy; the two must hold the same bytes. Polar sums its norm
+// and scale in another order than the CPU, so an entry whose coordinate
+// lies within an ulp of a codebook boundary may differ: at most 1 in 1000
+// entries may, and any other difference fails.
+//
+//===----------------------------------------------------------------------===//
+#include "Harness.h"
+
+#include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/backends/cuda/Append.h"
+#include "runtime/src/backends/cuda/DeviceBuffer.h"
+#include "runtime/src/backends/cuda/SideLayout.h"
+#include "runtime/src/cache/Codec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+namespace kvrt::cuda::test {
+namespace {
+
+struct AppendCase {
+  const char *name;
+  schema::Encoding encoding;
+  uint32_t headDim;
+  bool polar;
+};
+
+schema::Encoding encoding(schema::EncodingKind kind, uint32_t bits = 0,
+                          schema::ScaleMode mode = schema::SCALE_MODE_DYNAMIC) {
+  schema::Encoding e;
+  e.set_kind(kind);
+  if (kind == schema::ENCODING_FP8) {
+    e.set_fp8_format(schema::FP8_FORMAT_E4M3);
+    e.set_scale_mode(mode);
+  }
+  if (kind == schema::ENCODING_POLAR) {
+    e.set_bits(bits);
+    e.set_rotation(schema::ROTATION_HADAMARD);
+    e.set_seed(7);
+  }
+  return e;
+}
+
+bool runAppendCase(const AppendCase &c, uint32_t seed) {
+  constexpr uint32_t kRows = 1000, kHeads = 4, kPageSize = 16;
+  const uint32_t d = c.headDim;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> src(size_t(kRows) * kHeads * d);
+  for (size_t i = 0; i < src.size(); ++i)
+    src[i] = normal(rng) * (i % d % 13 == 5 ? 4.0f : 0.5f + 0.5f * (i % 5));
+  CodecContext context;
+  context.kvHeads = kHeads;
+  context.headDim = d;
+  context.layer = 3;
+  if (c.encoding.kind() == schema::ENCODING_FP8 &&
+      c.encoding.scale_mode() == schema::SCALE_MODE_PER_HEAD)
+    context.scales = {0.011f, 0.02f, 0.005f, 0.04f};
+  if (c.encoding.kind() == schema::ENCODING_NVFP4)
+    context.scales = {0.0123f};
+  std::unique_ptr<Codec> codec = orDie(makeCodec(c.encoding, context));
+  const DeviceSideLayout side =
+      orDie(deviceSideLayout(c.encoding, *codec, kPageSize));
+
+  // Rows go to slots in a shuffled order across the pages.
+  const uint32_t pages = (kRows + kPageSize - 1) / kPageSize;
+  std::vector<int32_t> slots(kRows);
+  for (uint32_t r = 0; r < kRows; ++r)
+    slots[r] = int32_t(r);
+  std::shuffle(slots.begin(), slots.end(), rng);
+  const uint64_t pageBytes = side.areaStride * kHeads;
+  std::vector<uint8_t> expected(pages * pageBytes, 0xff);
+  // The CPU rounds appended values to bf16 before encoding them.
+  std::vector<float> rounded(d);
+  for (uint32_t r = 0; r < kRows; ++r)
+    for (uint32_t h = 0; h < kHeads; ++h) {
+      for (uint32_t i = 0; i < d; ++i) {
+        uint32_t bits;
+        std::memcpy(&bits, &src[(size_t(r) * kHeads + h) * d + i], 4);
+        bits = (bits + 0x7fffu + ((bits >> 16) & 1)) & 0xffff0000u;
+        std::memcpy(&rounded[i], &bits, 4);
+      }
+      uint8_t *area =
+          &expected[slots[r] / kPageSize * pageBytes + h * side.areaStride];
+      codec->encode(rounded.data(), 1, h, uint32_t(slots[r]) % kPageSize, area);
+    }
+
+  DeviceBuffer pool = orDie(DeviceBuffer::allocate(expected.size()));
+  CUDA_OK(cudaMemset(pool.get(), 0xff, pool.size()));
+  DeviceBuffer srcDevice = orDie(DeviceBuffer::allocate(src.size() * 4));
+  orDie(srcDevice.upload(src.data(), src.size() * 4));
+  DeviceBuffer slotsDevice = orDie(DeviceBuffer::allocate(kRows * 4));
+  orDie(slotsDevice.upload(slots.data(), kRows * 4));
+  DeviceBuffer scales = orDie(DeviceBuffer::allocate(kHeads * 4));
+  if (context.scales.size() == kHeads)
+    orDie(scales.upload(context.scales.data(), kHeads * 4));
+  AppendArgs args;
+  args.src = srcDevice.as<float>();
+  args.slots = slotsDevice.as<int32_t>();
+  args.rows = kRows;
+  args.kvHeads = kHeads;
+  args.headDim = d;
+  args.pageSize = kPageSize;
+  args.pool = pool.as<uint8_t>();
+  args.headScales = scales.as<float>();
+  orDie(launchAppend(args, side, nullptr));
+  CUDA_OK(cudaDeviceSynchronize());
+  std::vector<uint8_t> got(expected.size());
+  CUDA_OK(
+      cudaMemcpy(got.data(), pool.get(), got.size(), cudaMemcpyDeviceToHost));
+
+  // Entries (and per-head headers) that differ.
+  uint32_t differing = 0;
+  for (uint32_t p = 0; p < pages; ++p)
+    for (uint32_t h = 0; h < kHeads; ++h) {
+      const size_t area = p * pageBytes + h * side.areaStride;
+      if (std::memcmp(&got[area], &expected[area], side.codesOffset))
+        ++differing;
+      for (uint32_t s = 0; s < kPageSize; ++s) {
+        const size_t at = area + side.codesOffset + s * side.entryBytes;
+        differing += std::memcmp(&got[at], &expected[at], side.entryBytes) != 0;
+      }
+    }
+  const uint32_t allowed = c.polar ? kRows * kHeads / 1000 : 0;
+  const bool ok = differing <= allowed;
+  std::printf("%-4s append   %-9s d=%u: %u of %u entries differ from the "
+              "CPU codec's (at most %u may)\n",
+              ok ? "ok" : "FAIL", c.name, d, differing, kRows * kHeads,
+              allowed);
+  return ok;
+}
+
+} // namespace
+
+int runAppendChecks() {
+  const AppendCase cases[] = {
+      {"bf16", encoding(schema::ENCODING_BF16), 128, false},
+      {"fp8-dyn", encoding(schema::ENCODING_FP8), 128, false},
+      {"fp8-head",
+       encoding(schema::ENCODING_FP8, 0, schema::SCALE_MODE_PER_HEAD), 64,
+       false},
+      {"nvfp4", encoding(schema::ENCODING_NVFP4), 128, false},
+      {"nvfp4", encoding(schema::ENCODING_NVFP4), 64, false},
+      {"polar2", encoding(schema::ENCODING_POLAR, 2), 128, true},
+      {"polar3", encoding(schema::ENCODING_POLAR, 3), 64, true},
+      {"polar4", encoding(schema::ENCODING_POLAR, 4), 128, true},
+  };
+  int failures = 0;
+  uint32_t seed = 2000;
+  for (const AppendCase &c : cases)
+    failures += runAppendCase(c, seed++) ? 0 : 1;
+  std::printf("append checks: %d failed\n", failures);
+  return failures;
+}
+
+} // namespace kvrt::cuda::test
