@@ -12,6 +12,7 @@
 #include "Harness.h"
 
 #include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cuda/Append.h"
 #include "runtime/src/backends/cuda/DeviceBuffer.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
@@ -81,12 +82,9 @@ bool runAppendCase(const AppendCase &c, uint32_t seed) {
   std::vector<float> rounded(d);
   for (uint32_t r = 0; r < kRows; ++r)
     for (uint32_t h = 0; h < kHeads; ++h) {
-      for (uint32_t i = 0; i < d; ++i) {
-        uint32_t bits;
-        std::memcpy(&bits, &src[(size_t(r) * kHeads + h) * d + i], 4);
-        bits = (bits + 0x7fffu + ((bits >> 16) & 1)) & 0xffff0000u;
-        std::memcpy(&rounded[i], &bits, 4);
-      }
+      for (uint32_t i = 0; i < d; ++i)
+        rounded[i] = cpu::bf16ToFloat(
+            cpu::floatToBf16(src[(size_t(r) * kHeads + h) * d + i]));
       uint8_t *area =
           &expected[slots[r] / kPageSize * pageBytes + h * side.areaStride];
       codec->encode(rounded.data(), 1, h, uint32_t(slots[r]) % kPageSize, area);

@@ -2,7 +2,7 @@
 //
 //   kvrt-cuda-engine check ARTIFACT [--prompt N] [--steps N]
 //   kvrt-cuda-engine bench ARTIFACT [--batch B] [--context L] [--steps N]
-//                                   [--chunk C]
+//                                   [--chunk C] [--graphs 0|1]
 //
 // check: runs the same two sequences (prompts of N and N / 2 + 1 tokens, in
 // one batch) on the cpu and cuda backends: prefill, then `steps` decode
@@ -30,6 +30,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,7 @@ using cuda::test::orDie;
 struct Options {
   std::string mode, artifact;
   int prompt = 48, steps = 16, batch = 1, context = 4096, chunk = 8192;
+  int graphs = 1;
   double tolerance = 0.02;
 };
 
@@ -63,10 +65,11 @@ int32_t argmax(const float *row, size_t n) {
 
 std::unique_ptr<Engine> engineFor(std::shared_ptr<const Artifact> artifact,
                                   const std::string &backend,
-                                  uint64_t cacheTokens) {
+                                  uint64_t cacheTokens, bool graphs = true) {
   EngineOptions options;
   options.backend = backend;
   options.cacheTokens = cacheTokens;
+  options.cudaGraphs = graphs;
   return orDie(Engine::create(std::move(artifact), options));
 }
 
@@ -166,18 +169,24 @@ int bench(const Options &o) {
   auto artifact = orDie(Artifact::open(o.artifact));
   const uint64_t room = uint64_t(o.batch) * uint64_t(o.context + o.steps + 64);
   auto start = std::chrono::steady_clock::now();
-  std::unique_ptr<Engine> gpu = engineFor(artifact, "cuda", room);
+  std::unique_ptr<Engine> gpu = engineFor(artifact, "cuda", room, o.graphs);
   const double load = seconds(start);
   const int64_t vocab = gpu->vocabSize();
+  // Bytes of weights a decode step reads: every tensor of a call but the
+  // embedding's (one row per token), projections as bf16, norms as f32.
   uint64_t weightBytes = 0;
-  for (const schema::Tensor &t : artifact->manifest().tensors()) {
-    uint64_t n = 1;
-    for (int64_t d : t.shape())
-      n *= uint64_t(d);
-    // Projections and embeddings are read as bf16, norms as f32; the
-    // embedding table is read one row per token, so it is left out
-    // unless it is also the LM head.
-    weightBytes += n * 2;
+  std::set<uint32_t> counted;
+  for (const schema::KernelCall &call : artifact->manifest().plan().calls()) {
+    if (call.kernel() == "embedding")
+      continue;
+    for (uint32_t index : call.tensors()) {
+      if (!counted.insert(index).second)
+        continue;
+      uint64_t n = 1;
+      for (int64_t d : artifact->manifest().tensors(int(index)).shape())
+        n *= uint64_t(d);
+      weightBytes += n * (call.kernel() == "rms_norm" ? 4 : 2);
+    }
   }
   std::vector<SequenceId> ids;
   double firstPrefill = 0;
@@ -213,13 +222,29 @@ int bench(const Options &o) {
   const double cacheBytes =
       stats.kvBytesPerToken * double(o.batch) * double(o.context);
   const double floor = (double(weightBytes) + cacheBytes) / (bandwidth * 1e9);
-  std::printf("copy bandwidth %.0f GB/s; load %.2f s; weights %.2f GB "
-              "(as bf16); cache %.1f KB/token\n",
-              bandwidth, load, weightBytes / 1e9, stats.kvBytesPerToken / 1e3);
-  std::printf("| batch | context | TTFT s | step ms | tokens/s | floor ms | "
-              "floor / step |\n| --- | --- | --- | --- | --- | --- | --- |\n");
-  std::printf("| %d | %d | %.3f | %.2f | %.0f | %.2f | %.0f%% |\n", o.batch,
-              o.context, firstPrefill, step * 1e3, o.batch / step, floor * 1e3,
+  // The most sequences of this context whose cache fits in 80 GB (an
+  // H100) beside every weight (the embedding too) and 4 GB of activations
+  // and workspaces: computed from the cache's bytes per token, not run.
+  double allWeights = 0;
+  for (const schema::Tensor &t : artifact->manifest().tensors()) {
+    double n = 1;
+    for (int64_t d : t.shape())
+      n *= double(d);
+    allWeights += 2 * n;
+  }
+  const long fits = long((80e9 - allWeights - 4e9) /
+                         (stats.kvBytesPerToken * double(o.context)));
+  std::printf("copy bandwidth %.0f GB/s; load %.2f s; weights read per step "
+              "%.2f GB; cache %.1f KB/token; sequences of %d tokens whose "
+              "cache fits in 80 GB: %ld\n",
+              bandwidth, load, weightBytes / 1e9, stats.kvBytesPerToken / 1e3,
+              o.context, fits);
+  std::printf("| artifact | graphs | batch | context | TTFT s | step ms | "
+              "tokens/s | floor ms | floor / step |\n| --- | --- | --- | --- | "
+              "--- | --- | --- | --- | --- |\n");
+  std::printf("| %s | %s | %d | %d | %.3f | %.2f | %.0f | %.2f | %.0f%% |\n",
+              o.artifact.c_str(), o.graphs ? "yes" : "no", o.batch, o.context,
+              firstPrefill, step * 1e3, o.batch / step, floor * 1e3,
               100 * floor / step);
   return 0;
 }
@@ -239,6 +264,7 @@ int main(int argc, char **argv) {
                   : arg == "--batch"   ? &o.batch
                   : arg == "--context" ? &o.context
                   : arg == "--chunk"   ? &o.chunk
+                  : arg == "--graphs"  ? &o.graphs
                                        : nullptr;
     if (arg == "--tolerance")
       o.tolerance = std::stod(argv[i + 1]);
@@ -251,7 +277,7 @@ int main(int argc, char **argv) {
     std::fprintf(stderr,
                  "usage: %s check ARTIFACT [--prompt N] [--steps N] "
                  "[--tolerance X]\n       %s bench ARTIFACT [--batch B] "
-                 "[--context L] [--steps N] [--chunk C]\n",
+                 "[--context L] [--steps N] [--chunk C] [--graphs 0|1]\n",
                  argv[0], argv[0]);
     return 2;
   }

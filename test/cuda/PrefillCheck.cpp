@@ -3,7 +3,9 @@
 // Each case stores one sequence of before + rows tokens in a bf16 paged
 // cache through libkvrt (pages taken from a pool shared with a second
 // sequence, so they are not contiguous), runs cpu::attention for the last
-// `rows` tokens' queries, and prefillAttention() into NaN-poisoned output.
+// `rows` tokens' queries, and prefillAttention() into NaN-poisoned output,
+// the first `before` tokens read from the pages, the last `rows` from
+// their bf16 copy.
 // Every output must be finite and, per query row,
 //   |gpu - cpu| / |cpu| <= 2e-2   (L2 norms over the row's coordinates).
 // The kernel rounds the scaled queries and the softmax weights to bf16 for
@@ -15,6 +17,7 @@
 #include "Harness.h"
 
 #include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
 #include "runtime/src/backends/cuda/DeviceCache.h"
@@ -25,6 +28,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 namespace kvrt::cuda::test {
@@ -105,8 +109,23 @@ bool runPrefillCase(const PrefillCase &c, uint32_t seed) {
   orDie(qDevice.upload(q.data(), q.size() * 4));
   DeviceBuffer out = orDie(DeviceBuffer::allocate(q.size() * 4));
   CUDA_OK(cudaMemset(out.get(), 0xff, out.size()));
+  // The run's own keys and values in bf16, as its append leaves them.
+  std::vector<uint16_t> ownKeys(size_t(c.rows) * width),
+      ownValues(ownKeys.size());
+  for (size_t i = 0; i < ownKeys.size(); ++i) {
+    ownKeys[i] = cpu::floatToBf16(keys[size_t(c.before) * width + i]);
+    ownValues[i] = cpu::floatToBf16(values[size_t(c.before) * width + i]);
+  }
+  DeviceBuffer ownKeysDevice =
+      orDie(DeviceBuffer::allocate(ownKeys.size() * 2));
+  orDie(ownKeysDevice.upload(ownKeys.data(), ownKeys.size() * 2));
+  DeviceBuffer ownValuesDevice =
+      orDie(DeviceBuffer::allocate(ownValues.size() * 2));
+  orDie(ownValuesDevice.upload(ownValues.data(), ownValues.size() * 2));
   PrefillAttentionArgs args;
   args.cache = device.view();
+  args.ownKeys = ownKeysDevice.as<uint16_t>();
+  args.ownValues = ownValuesDevice.as<uint16_t>();
   args.pageTable = device.view().pageTables;
   args.before = c.before;
   args.rows = c.rows;

@@ -79,6 +79,10 @@ struct EngineOptions {
   bool measureFidelity = false;
   /// The k of LayerFidelity::topKOverlap.
   uint32_t fidelityTopK = 16;
+  /// cuda backend: a decode step whose shape (rows, and lengths within a
+  /// bucket of about 25%) repeats is captured once in a CUDA graph and
+  /// replayed, which saves the launch of each of its kernels.
+  bool cudaGraphs = true;
 };
 
 /// How far one layer's attention over the compressed cache strays from the

@@ -7,8 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <sys/stat.h>
 
@@ -323,6 +325,38 @@ TEST_F(ArtifactTest, RefusesTensorShapeNotMatchingBlob) {
   EXPECT_EQ(errorOf(packed),
             "x.kvpkg: tensor 1 (\"model.layers.0.input_layernorm.weight\") has "
             "shape [17] of f32 (68 bytes) but blob 1 holds 64 bytes");
+}
+
+TEST_F(ArtifactTest, ChecksSyntheticTensors) {
+  // Tensor 1 is f32 [16]: synthetic, it needs no blob; its values must be
+  // finite and its dtype one the generator writes.
+  auto packed = repack([](schema::Manifest &m) {
+    m.mutable_tensors(1)->mutable_synthetic()->set_constant(1.0f);
+  });
+  auto artifact = Artifact::fromMemory("x.kvpkg", packed.data(), packed.size());
+  ASSERT_TRUE(artifact) << artifact.status().message();
+  StatusOr<ByteView> values = (*artifact)->tensorData(1);
+  ASSERT_TRUE(values);
+  ASSERT_EQ(values->size, 64u);
+  float first;
+  std::memcpy(&first, values->data, 4);
+  EXPECT_EQ(first, 1.0f);
+
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (float bound : {-1.0f, nan, std::numeric_limits<float>::infinity()}) {
+    auto bad = repack([&](schema::Manifest &m) {
+      m.mutable_tensors(1)->mutable_synthetic()->set_bound(bound);
+    });
+    EXPECT_NE(errorOf(bad).find("is synthetic with bound"), std::string::npos)
+        << bound;
+  }
+  auto f16 = repack([](schema::Manifest &m) {
+    m.mutable_tensors(1)->set_dtype(schema::DTYPE_F16);
+    m.mutable_tensors(1)->mutable_synthetic()->set_bound(0.1f);
+  });
+  EXPECT_EQ(errorOf(f16),
+            "x.kvpkg: tensor 1 (\"model.layers.0.input_layernorm.weight\") is "
+            "synthetic with dtype f16; expected bf16 or f32");
 }
 
 TEST_F(ArtifactTest, RefusesNonPositiveDimension) {

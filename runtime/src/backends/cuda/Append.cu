@@ -77,8 +77,11 @@ __global__ void appendPolarKernel(AppendArgs a, AppendGeometry g,
   uint8_t *entry =
       a.pool + uint64_t(slot / int32_t(a.pageSize)) * g.pageStride +
       h * g.areaStride + uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
-  const double value = __bfloat162float(
-      __float2bfloat16_rn(a.src[(uint64_t(r) * a.kvHeads + h) * d + i]));
+  const uint64_t at = (uint64_t(r) * a.kvHeads + h) * d + i;
+  const __nv_bfloat16 rounded = __float2bfloat16_rn(a.src[at]);
+  if (a.bf16Copy)
+    reinterpret_cast<__nv_bfloat16 *>(a.bf16Copy)[at] = rounded;
+  const double value = __bfloat162float(rounded);
   const double norm = sqrt(blockSum(value * value, partial));
   const bool flip = code.signs[i / 32] >> (i % 32) & 1;
   x[i] = flip ? -value : value;
@@ -120,8 +123,11 @@ __global__ void appendNvfp4Kernel(AppendArgs a, AppendGeometry g,
   uint8_t *entry =
       a.pool + uint64_t(slot / int32_t(a.pageSize)) * g.pageStride +
       h * g.areaStride + uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
-  const float x = __bfloat162float(__float2bfloat16_rn(
-      a.src[(uint64_t(r) * a.kvHeads + h) * a.headDim + i]));
+  const uint64_t at = (uint64_t(r) * a.kvHeads + h) * a.headDim + i;
+  const __nv_bfloat16 rounded = __float2bfloat16_rn(a.src[at]);
+  if (a.bf16Copy)
+    reinterpret_cast<__nv_bfloat16 *>(a.bf16Copy)[at] = rounded;
+  const float x = __bfloat162float(rounded);
   float absMax = fabsf(x);
   for (int offset = 8; offset; offset /= 2)
     absMax = fmaxf(absMax, __shfl_xor_sync(~0u, absMax, offset));
@@ -152,8 +158,10 @@ __global__ void appendKernel(AppendArgs a, AppendGeometry g) {
                   h * g.areaStride;
   uint8_t *entry = area + g.codesOffset +
                    uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
-  const __nv_bfloat16 rounded =
-      __float2bfloat16_rn(a.src[(uint64_t(r) * a.kvHeads + h) * a.headDim + i]);
+  const uint64_t at = (uint64_t(r) * a.kvHeads + h) * a.headDim + i;
+  const __nv_bfloat16 rounded = __float2bfloat16_rn(a.src[at]);
+  if (a.bf16Copy)
+    reinterpret_cast<__nv_bfloat16 *>(a.bf16Copy)[at] = rounded;
   if constexpr (Kind == DeviceSideLayout::Kind::Bf16) {
     reinterpret_cast<__nv_bfloat16 *>(entry)[i] = rounded;
   } else {

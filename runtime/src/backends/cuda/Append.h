@@ -28,6 +28,9 @@ struct AppendArgs {
   uint8_t *pool = nullptr;
   /// fp8 per_head: [kvHeads] scales in device memory.
   const float *headScales = nullptr;
+  /// Null, or [rows][kvHeads][headDim] bf16: receives the rounded values
+  /// (what prefill attention reads of a run's own tokens).
+  uint16_t *bf16Copy = nullptr;
 };
 
 /// Whether launchAppend() writes `side`'s encoding.

@@ -3,17 +3,21 @@
 // The plan's steps as the CPU backend runs them, on one CUDA stream: fp32
 // activations, bf16 projection weights through cuBLASLt (fp32
 // accumulation), the cache in device pages (DeviceKvPool.h), attention by
-// the flash-decoding kernels (DecodeAttention.h). A prefill's rows are
-// attention rows of their own: row i of a sequence reads the first
-// before + i + 1 tokens of its page table, so causality costs no mask and
-// the kernels need no second shape.
+// the flash-decoding kernels (DecodeAttention.h) for decode rows and the
+// prefill kernel (PrefillAttention.h) for a sequence's run of rows: row i
+// of a run reads the first before + i + 1 tokens, the earlier ones from
+// the pages, the run's own from the bf16 copy its append left.
 //
 // Where it differs from the CPU backend, by design or not yet:
 // - Projection inputs are rounded to bf16 (the CPU multiplies in fp32),
 //   and f32 weights are rounded to bf16 when they are uploaded.
-// - New tokens are encoded when appended and read encoded by the step that
-//   appends them; the CPU backend reads them from its bf16 tail until the
-//   next append. For a bf16 cache the two read the same values.
+// - A decode step's new token is encoded when appended and read encoded by
+//   the same step; the CPU backend reads it from its bf16 tail until the
+//   next append. A prefill reads its own tokens in bf16 on both. For a
+//   bf16 cache the two always read the same values.
+// - A chunked prefill (earlier tokens stored) of a quantized cache runs
+//   its rows through the decode kernels, which read the chunk's own
+//   tokens encoded.
 // - Eviction, the fidelity probe, append observers (calibration), KIVI
 //   caches and polar with QJL run on the cpu backend only; an artifact or
 //   option that needs them is refused when the backend is created.
@@ -38,6 +42,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <optional>
+#include <tuple>
 #include <unordered_map>
 
 namespace kvrt {
@@ -53,14 +60,6 @@ constexpr size_t kAttentionWorkspaceBytes = 256u << 20;
 Status cudaFailed(const std::string &what, cudaError_t error) {
   return Status::error("CUDA: " + what +
                        " failed: " + cudaGetErrorString(error));
-}
-
-uint16_t roundToBf16(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  if ((bits & 0x7fffffffu) > 0x7f800000u)
-    return uint16_t((bits >> 16) | 0x40);
-  return uint16_t((bits + 0x7fffu + ((bits >> 16) & 1)) >> 16);
 }
 
 /// A plan step with its device operands.
@@ -83,9 +82,12 @@ struct Step : PlanStep {
 /// only until then.
 struct Scratch {
   DeviceBuffer buffer;
+  /// Times the buffer moved: a captured graph holds its address.
+  uint64_t moves = 0;
   Status reserve(size_t bytes) {
     if (buffer.size() >= bytes && buffer.get())
       return Status::ok();
+    ++moves;
     buffer = DeviceBuffer();
     StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(bytes);
     if (!made)
@@ -121,6 +123,41 @@ private:
   size_t capacity_ = 0;
 };
 
+/// Tokens an attention plans for when its longest row holds `length`:
+/// rounded up to a quarter of length's power of two, so that a growing
+/// sequence keeps one plan (and one captured graph) for a while; the
+/// kernels stop at each row's own length.
+uint32_t planLength(uint32_t length) {
+  if (length <= 256)
+    return 256;
+  uint32_t step = 1;
+  while (step * 8 <= length)
+    step *= 2;
+  return (length + step - 1) / step * step;
+}
+
+/// A captured decode step, replayed while its shape repeats.
+struct CapturedStep {
+  cudaGraphExec_t exec = nullptr;
+  ~CapturedStep() {
+    if (exec)
+      cudaGraphExecDestroy(exec);
+  }
+};
+
+/// What a captured step depends on besides the device data it reads.
+struct StepShape {
+  uint32_t rows, logitRows, planLength;
+  uint64_t scratchMoves;
+  bool operator<(const StepShape &o) const {
+    return std::tie(rows, logitRows, planLength, scratchMoves) <
+           std::tie(o.rows, o.logitRows, o.planLength, o.scratchMoves);
+  }
+  bool operator==(const StepShape &o) const {
+    return !(*this < o || o < *this);
+  }
+};
+
 class CudaBackend final : public Backend {
 public:
   explicit CudaBackend(std::shared_ptr<const Artifact> artifact)
@@ -150,6 +187,10 @@ private:
   StatusOr<const void *> tensor(uint32_t index, bool bf16);
   Status prepareCache(const EngineOptions &options);
   Status run(const Step &s, uint32_t rows, uint32_t logitRows);
+  /// Runs every step, from a captured graph where the step's shape
+  /// repeats (a decode step, EngineOptions::cudaGraphs).
+  Status runSteps(uint32_t rows, uint32_t logitRows);
+  uint64_t scratchMoves() const;
   Status attention(const Step &s, const float *q, float *out, uint32_t rows);
   /// decodeAttention() of rows [first, first + count), in groups whose
   /// split partials fit the workspace budget.
@@ -170,6 +211,16 @@ private:
   /// logits, the batch's integers and the attention's workspace.
   std::vector<Scratch> buffers_;
   Scratch bf16Input_, logits_, batchInts_, workspace_;
+  /// When the batch holds a prefill (a sequence with several rows): the
+  /// bf16 keys and values each append leaves for its layer's attention.
+  Scratch ownKeys_, ownValues_;
+  bool hasRuns_ = false;
+  int64_t widestKv_ = 0;
+  /// planLength() of the batch's longest row.
+  uint32_t planLength_ = 0;
+  bool useGraphs_ = true;
+  std::map<StepShape, std::unique_ptr<CapturedStep>> graphs_;
+  std::optional<StepShape> lastShape_;
   int64_t widestInput_ = 0;
   PinnedInts hostInts_;
   /// Device pointers into batchInts_, set by forward().
@@ -235,7 +286,7 @@ StatusOr<const void *> CudaBackend::tensor(uint32_t index, bool bf16) {
   } else if (bf16) {
     std::vector<uint16_t> converted(count);
     for (size_t i = 0; i < count; ++i)
-      converted[i] = roundToBf16(valueAt(i));
+      converted[i] = cpu::floatToBf16(valueAt(i));
     KVRT_RETURN_IF_ERROR(device->upload(converted.data(), count * 2));
   } else {
     std::vector<float> converted(count);
@@ -256,6 +307,7 @@ Status CudaBackend::prepare(const EngineOptions &options) {
   if (options.observer)
     return Status::error("observing appended keys and values (calibration) "
                          "runs on the cpu backend only");
+  useGraphs_ = options.cudaGraphs;
   int devices = 0, device = 0;
   if (cudaError_t e = cudaGetDeviceCount(&devices); e || devices == 0)
     return Status::error(
@@ -399,6 +451,8 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
     if (!planned)
       return Status::error(where + ": " + planned.status().message());
     pageBytes += (spec.key.areaStride + spec.value.areaStride) * spec.kvHeads;
+    widestKv_ =
+        std::max<int64_t>(widestKv_, int64_t(spec.kvHeads) * spec.headDim);
     specs.push_back(std::move(spec));
   }
   uint64_t pages;
@@ -446,10 +500,13 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   // The batch's integers, in one pinned array: tokens, positions, slots,
   // row lengths, table rows, page tables, then the logit rows.
   const uint32_t pageSize = pool_->pageSize();
-  pageTableStride_ = 1;
+  uint64_t longest = 0;
   for (const auto &[sequence, more] : counts)
-    pageTableStride_ = std::max<uint32_t>(
-        pageTableStride_, uint32_t(pool_->pages(sequence).size()));
+    longest = std::max(longest, pool_->length(sequence) + more);
+  planLength_ = planLength(uint32_t(longest));
+  // Room for every page up to the plan's length: the stride stays while
+  // the plan does.
+  pageTableStride_ = (planLength_ + pageSize - 1) / pageSize;
   const std::vector<uint32_t> &wanted = *batch.logitRows;
   const size_t tableInts = counts.size() * pageTableStride_;
   const size_t total = 5 * size_t(rows) + tableInts + wanted.size();
@@ -504,11 +561,16 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   const int64_t vocab = artifact_->manifest().model().vocab_size();
   KVRT_RETURN_IF_ERROR(
       logits_.reserve(wanted.size() * size_t(vocab) * sizeof(float)));
+  hasRuns_ = counts.size() < rows;
+  if (hasRuns_) {
+    const size_t bytes = size_t(rows) * widestKv_ * sizeof(uint16_t);
+    KVRT_RETURN_IF_ERROR(ownKeys_.reserve(bytes));
+    KVRT_RETURN_IF_ERROR(ownValues_.reserve(bytes));
+  }
   KVRT_RETURN_IF_ERROR(cuda::launchStorePositions(slots_, positions_, rows,
                                                   pool_->positions(), stream_));
 
-  for (const Step &s : steps_)
-    KVRT_RETURN_IF_ERROR(run(s, rows, uint32_t(wanted.size())));
+  KVRT_RETURN_IF_ERROR(runSteps(rows, uint32_t(wanted.size())));
 
   if (cudaError_t e = cudaMemcpyAsync(logits, logits_.buffer.get(),
                                       wanted.size() * vocab * sizeof(float),
@@ -518,6 +580,53 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
     return cudaFailed("running the batch", e);
   for (size_t i = 0; i < counts.size(); ++i)
     pool_->setLength(counts[i].first, stored[i]);
+  return Status::ok();
+}
+
+uint64_t CudaBackend::scratchMoves() const {
+  uint64_t moves = bf16Input_.moves + logits_.moves + batchInts_.moves +
+                   workspace_.moves + ownKeys_.moves + ownValues_.moves;
+  for (const Scratch &b : buffers_)
+    moves += b.moves;
+  return moves;
+}
+
+Status CudaBackend::runSteps(uint32_t rows, uint32_t logitRows) {
+  auto enqueue = [&]() -> Status {
+    for (const Step &s : steps_)
+      KVRT_RETURN_IF_ERROR(run(s, rows, logitRows));
+    return Status::ok();
+  };
+  if (!useGraphs_ || hasRuns_)
+    return enqueue();
+  // A shape is captured the second time in a row it comes (the first run
+  // allocates what it needs), then replayed for as long as it repeats.
+  const StepShape shape{rows, logitRows, planLength_, scratchMoves()};
+  auto found = graphs_.find(shape);
+  if (found == graphs_.end() && lastShape_ == shape) {
+    if (graphs_.size() >= 32)
+      graphs_.clear();
+    if (cudaError_t e =
+            cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal))
+      return cudaFailed("capturing a decode step", e);
+    Status enqueued = enqueue();
+    cudaGraph_t graph = nullptr;
+    cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+    KVRT_RETURN_IF_ERROR(enqueued);
+    if (ended)
+      return cudaFailed("capturing a decode step", ended);
+    auto captured = std::make_unique<CapturedStep>();
+    cudaError_t made = cudaGraphInstantiate(&captured->exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (made)
+      return cudaFailed("instantiating a decode step's graph", made);
+    found = graphs_.emplace(shape, std::move(captured)).first;
+  }
+  lastShape_ = shape;
+  if (found == graphs_.end())
+    return enqueue();
+  if (cudaError_t e = cudaGraphLaunch(found->second->exec, stream_))
+    return cudaFailed("replaying a decode step", e);
   return Status::ok();
 }
 
@@ -568,10 +677,12 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     args.src = in(0);
     args.pool = layer.keys.as<uint8_t>();
     args.headScales = layer.keyScales.as<float>();
+    args.bf16Copy = hasRuns_ ? ownKeys_.buffer.as<uint16_t>() : nullptr;
     KVRT_RETURN_IF_ERROR(cuda::launchAppend(args, layer.spec.key, stream_));
     args.src = in(1);
     args.pool = layer.values.as<uint8_t>();
     args.headScales = layer.valueScales.as<float>();
+    args.bf16Copy = hasRuns_ ? ownValues_.buffer.as<uint16_t>() : nullptr;
     return cuda::launchAppend(args, layer.spec.value, stream_);
   }
   case Kernel::Attention:
@@ -614,16 +725,17 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
   args.scale = s.scale;
   args.slidingWindow = s.slidingWindow;
   // A sequence's run of several rows (a prefill) goes to the prefill
-  // kernel where it reads the layer; single rows (decode steps) to the
-  // decode kernels, as many at once as are consecutive.
-  const bool prefill =
-      !s.slidingWindow && cuda::prefillAttentionReads(view, qHeads);
+  // kernel where it reads the layer; single rows (decode steps) and runs
+  // it cannot read to the decode kernels, as many at once as are
+  // consecutive.
   uint32_t pending = 0;
   for (uint32_t r = 0; r < rows;) {
     uint32_t end = r + 1;
     while (end < rows && tableRowsHost_[end] == tableRowsHost_[r])
       ++end;
-    if (!prefill || end - r == 1) {
+    const uint32_t before = uint32_t(rowLengthsHost_[r] - 1);
+    if (end - r == 1 || s.slidingWindow ||
+        !cuda::prefillAttentionReads(view, qHeads, before)) {
       r = end;
       continue;
     }
@@ -631,8 +743,11 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
     cuda::PrefillAttentionArgs run;
     run.cache = view;
     run.pageTable = pageTables_ + size_t(tableRowsHost_[r]) * pageTableStride_;
-    run.before = uint32_t(rowLengthsHost_[r] - 1);
+    run.before = before;
     run.rows = end - r;
+    const size_t ownOffset = size_t(r) * view.kvHeads * headDim;
+    run.ownKeys = ownKeys_.buffer.as<uint16_t>() + ownOffset;
+    run.ownValues = ownValues_.buffer.as<uint16_t>() + ownOffset;
     run.q = q + size_t(r) * qHeads * headDim;
     run.out = out + size_t(r) * qHeads * headDim;
     run.qHeads = qHeads;

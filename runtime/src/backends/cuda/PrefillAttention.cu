@@ -1,10 +1,11 @@
 //===- PrefillAttention.cu - A prefill's attention on tensor cores --------===//
 //
 // One block: 64 query rows of one head, four warps of 16 rows. Key and
-// value tiles of 64 tokens are gathered from the pages into shared memory
-// by cp.async (16-byte chunks, zero-filled past the sequence), two tiles
-// in flight, rows swizzled (chunk c of token r at c ^ (r % 8)) so that
-// ldmatrix reads eight tokens' chunks from distinct banks.
+// value tiles of 64 tokens are gathered from the pages (earlier tokens)
+// and the run's bf16 copy (its own) into shared memory by cp.async
+// (16-byte chunks, zero-filled past the sequence), two tiles in flight, rows
+// swizzled (chunk c of token r at c ^ (r % 8)) so that ldmatrix reads eight
+// tokens' chunks from distinct banks.
 //
 // mma.sync.m16n8k16 (bf16 in, fp32 accumulators), with the lane map of
 // the PTX ISA (g = lane / 4, t = lane % 4): S = Q K^T takes K^T's
@@ -29,7 +30,8 @@ struct Params {
   const uint8_t *keys, *values;
   uint64_t keyArea, valueArea, keyPage, valuePage;
   const int32_t *pageTable;
-  uint32_t pageSize, before, rows, qHeads, group;
+  const uint8_t *ownKeys, *ownValues;
+  uint32_t pageSize, before, rows, qHeads, kvHeads, group;
   const float *q;
   float *out;
   float scaleLog2;
@@ -104,13 +106,23 @@ __global__ void __launch_bounds__(kThreads) prefillKernel(Params p) {
       const int r = i / kChunks, c = i % kChunks;
       const int token = tile * kTile + r;
       const bool valid = token < total;
-      const int page = valid ? p.pageTable[token / int(p.pageSize)] : 0;
-      const uint64_t slot = uint64_t(token % int(p.pageSize)) * D * 2 + c * 16;
-      copy16(k + swizzled<D>(r, c),
-             p.keys + page * p.keyPage + kvHead * p.keyArea + slot, valid);
-      copy16(v + swizzled<D>(r, c),
-             p.values + page * p.valuePage + kvHead * p.valueArea + slot,
-             valid);
+      const uint8_t *key, *value;
+      if (token >= int(p.before)) {
+        // The run's own tokens, from the bf16 copy its append left.
+        const uint64_t at =
+            (uint64_t(token - int(p.before)) * p.kvHeads + kvHead) * D * 2 +
+            c * 16;
+        key = p.ownKeys + at;
+        value = p.ownValues + at;
+      } else {
+        const int page = p.pageTable[token / int(p.pageSize)];
+        const uint64_t slot =
+            uint64_t(token % int(p.pageSize)) * D * 2 + c * 16;
+        key = p.keys + page * p.keyPage + kvHead * p.keyArea + slot;
+        value = p.values + page * p.valuePage + kvHead * p.valueArea + slot;
+      }
+      copy16(k + swizzled<D>(r, c), valid ? key : p.ownKeys, valid);
+      copy16(v + swizzled<D>(r, c), valid ? value : p.ownValues, valid);
     }
     asm volatile("cp.async.commit_group;\n" ::);
   };
@@ -241,17 +253,19 @@ __global__ void __launch_bounds__(kThreads) prefillKernel(Params p) {
 
 } // namespace
 
-bool prefillAttentionReads(const PagedKvView &view, uint32_t qHeads) {
-  return view.key.kind == DeviceSideLayout::Kind::Bf16 &&
-         view.value.kind == DeviceSideLayout::Kind::Bf16 &&
-         view.key.codesOffset == 0 && view.value.codesOffset == 0 &&
-         (view.headDim == 64 || view.headDim == 128) && view.kvHeads &&
+bool prefillAttentionReads(const PagedKvView &view, uint32_t qHeads,
+                           uint32_t before) {
+  const bool pages =
+      before == 0 || (view.key.kind == DeviceSideLayout::Kind::Bf16 &&
+                      view.value.kind == DeviceSideLayout::Kind::Bf16 &&
+                      view.key.codesOffset == 0 && view.value.codesOffset == 0);
+  return pages && (view.headDim == 64 || view.headDim == 128) && view.kvHeads &&
          qHeads % view.kvHeads == 0;
 }
 
 Status prefillAttention(const PrefillAttentionArgs &a, cudaStream_t stream) {
   const PagedKvView &c = a.cache;
-  if (!prefillAttentionReads(c, a.qHeads))
+  if (!prefillAttentionReads(c, a.qHeads, a.before))
     return Status::error("prefill attention on CUDA reads bf16 pages of "
                          "head dimension 64 or 128");
   if (a.rows == 0)
@@ -263,10 +277,13 @@ Status prefillAttention(const PrefillAttentionArgs &a, cudaStream_t stream) {
            c.key.areaStride * c.kvHeads,
            c.value.areaStride * c.kvHeads,
            a.pageTable,
+           reinterpret_cast<const uint8_t *>(a.ownKeys),
+           reinterpret_cast<const uint8_t *>(a.ownValues),
            c.pageSize,
            a.before,
            a.rows,
            a.qHeads,
+           c.kvHeads,
            a.qHeads / c.kvHeads,
            a.q,
            a.out,
