@@ -72,6 +72,11 @@ struct Step : PlanStep {
   const double *inverseFrequencies = nullptr;
   double attentionFactor = 1.0;
   bool interleaved = false;
+  /// rms_norm, swiglu: also writes its output in bf16 for the projections
+  /// that read it. linear: its input must be converted to bf16 first (no
+  /// step left it there).
+  bool writesBf16 = false;
+  bool convertsInput = true;
   /// append, attention.
   uint32_t layer = 0;
   float scale = 1.0f;
@@ -186,6 +191,7 @@ private:
   /// Tensor `index` in device memory, as bf16 (`bf16`) or f32.
   StatusOr<const void *> tensor(uint32_t index, bool bf16);
   Status prepareCache(const EngineOptions &options);
+  void planBf16Inputs();
   Status run(const Step &s, uint32_t rows, uint32_t logitRows);
   /// Runs every step, from a captured graph where the step's shape
   /// repeats (a decode step, EngineOptions::cudaGraphs).
@@ -400,7 +406,45 @@ Status CudaBackend::prepare(const EngineOptions &options) {
     }
     steps_.push_back(std::move(step));
   }
+  planBf16Inputs();
   return prepareCache(options);
+}
+
+void CudaBackend::planBf16Inputs() {
+  // Which value bf16Input_ holds after each step: a projection whose input
+  // is already there converts nothing (q, k and v share one conversion,
+  // gate and up another), and a norm or SwiGLU feeding projections writes
+  // it as it computes (the conversion costs no launch of its own).
+  int64_t held = kNoStep;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    Step &s = steps_[i];
+    if (s.kernel == Kernel::LMHead) {
+      held = kNoStep;
+      continue;
+    }
+    if (s.kernel != Kernel::Linear)
+      continue;
+    const int64_t source = s.producers[0];
+    if (source == held) {
+      s.convertsInput = false;
+      continue;
+    }
+    // The source may write the copy if no step since wrote bf16Input_.
+    bool sourceWrites = false;
+    if (source != kNoStep && (steps_[source].kernel == Kernel::RmsNorm ||
+                              steps_[source].kernel == Kernel::SwiGLU)) {
+      sourceWrites = true;
+      for (size_t j = size_t(source) + 1; j < i; ++j)
+        sourceWrites &= steps_[j].kernel != Kernel::Linear &&
+                        steps_[j].kernel != Kernel::LMHead &&
+                        !steps_[j].writesBf16;
+    }
+    if (sourceWrites) {
+      steps_[source].writesBf16 = true;
+      s.convertsInput = false;
+    }
+    held = source;
+  }
 }
 
 Status CudaBackend::prepareCache(const EngineOptions &options) {
@@ -640,12 +684,14 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
                                      out, stream_);
     break;
   case Kernel::RmsNorm:
-    launched = cuda::launchRmsNorm(in(0), rows * s.inputWidth / s.dim, s.dim,
-                                   s.normWeight, s.epsilon, out, stream_);
+    launched = cuda::launchRmsNorm(
+        in(0), rows * s.inputWidth / s.dim, s.dim, s.normWeight, s.epsilon, out,
+        s.writesBf16 ? bf16Input_.buffer.as<uint16_t>() : nullptr, stream_);
     break;
   case Kernel::Linear: {
     uint16_t *x = bf16Input_.buffer.as<uint16_t>();
-    if (!cuda::launchRowsToBf16(in(0), nullptr, rows, s.inputWidth, x, stream_))
+    if (s.convertsInput &&
+        !cuda::launchRowsToBf16(in(0), nullptr, rows, s.inputWidth, x, stream_))
       break;
     return gemm_->run(x, rows, s.inputWidth, s.weight, s.outputWidth, s.bias,
                       out, stream_);
@@ -688,8 +734,9 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
   case Kernel::Attention:
     return attention(s, in(0), out, rows);
   case Kernel::SwiGLU:
-    launched = cuda::launchSwiglu(in(0), in(1), int64_t(rows) * s.inputWidth,
-                                  out, stream_);
+    launched = cuda::launchSwiglu(
+        in(0), in(1), int64_t(rows) * s.inputWidth, out,
+        s.writesBf16 ? bf16Input_.buffer.as<uint16_t>() : nullptr, stream_);
     break;
   case Kernel::Add:
     launched = cuda::launchAdd(in(0), in(1), int64_t(rows) * s.inputWidth, out,

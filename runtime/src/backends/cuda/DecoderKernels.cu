@@ -39,7 +39,7 @@ __global__ void embeddingKernel(const uint16_t *table, int64_t width,
 }
 
 __global__ void rmsNormKernel(const float *x, int64_t dim, const float *weight,
-                              float epsilon, float *y) {
+                              float epsilon, float *y, __nv_bfloat16 *yBf16) {
   const float *xr = x + blockIdx.x * dim;
   float *yr = y + blockIdx.x * dim;
   double sum = 0;
@@ -55,8 +55,12 @@ __global__ void rmsNormKernel(const float *x, int64_t dim, const float *weight,
   for (int w = 0; w < kThreads / 32; ++w)
     sum += partial[w];
   const float inv = float(1.0 / sqrt(sum / double(dim) + epsilon));
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
-    yr[i] = xr[i] * inv * weight[i];
+  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+    const float v = xr[i] * inv * weight[i];
+    yr[i] = v;
+    if (yBf16)
+      yBf16[blockIdx.x * dim + i] = __float2bfloat16_rn(v);
+  }
 }
 
 /// One thread per (row, head, pair); angles in double as the CPU kernel.
@@ -80,10 +84,14 @@ __global__ void ropeKernel(const float *x, int64_t rows, int64_t heads,
 }
 
 __global__ void swigluKernel(const float *gate, const float *up, int64_t n,
-                             float *out) {
+                             float *out, __nv_bfloat16 *outBf16) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const float v = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    out[i] = v;
+    if (outBf16)
+      outBf16[i] = __float2bfloat16_rn(v);
+  }
 }
 
 __global__ void addKernel(const float *a, const float *b, int64_t n,
@@ -131,11 +139,11 @@ bool launchEmbedding(const uint16_t *table, int64_t width,
 
 bool launchRmsNorm(const float *x, int64_t rows, int64_t dim,
                    const float *weight, float epsilon, float *y,
-                   cudaStream_t stream) {
+                   uint16_t *yBf16, cudaStream_t stream) {
   if (rows == 0)
     return true;
-  rmsNormKernel<<<unsigned(rows), kThreads, 0, stream>>>(x, dim, weight,
-                                                         epsilon, y);
+  rmsNormKernel<<<unsigned(rows), kThreads, 0, stream>>>(
+      x, dim, weight, epsilon, y, reinterpret_cast<__nv_bfloat16 *>(yBf16));
   return accepted();
 }
 
@@ -150,8 +158,9 @@ bool launchRope(const float *x, int64_t rows, int64_t heads, int64_t headDim,
 }
 
 bool launchSwiglu(const float *gate, const float *up, int64_t n, float *out,
-                  cudaStream_t stream) {
-  swigluKernel<<<blocksFor(n), kThreads, 0, stream>>>(gate, up, n, out);
+                  uint16_t *outBf16, cudaStream_t stream) {
+  swigluKernel<<<blocksFor(n), kThreads, 0, stream>>>(
+      gate, up, n, out, reinterpret_cast<__nv_bfloat16 *>(outBf16));
   return accepted();
 }
 

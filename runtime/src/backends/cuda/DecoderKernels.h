@@ -24,10 +24,11 @@ bool launchEmbedding(const uint16_t *table, int64_t width,
                      cudaStream_t stream);
 
 /// y = x / rms(x) * weight per row of `dim` values; the mean square in
-/// double, as the CPU kernel.
+/// double, as the CPU kernel. With `yBf16`, y rounded to bf16 there too
+/// (for the projections that read it).
 bool launchRmsNorm(const float *x, int64_t rows, int64_t dim,
                    const float *weight, float epsilon, float *y,
-                   cudaStream_t stream);
+                   uint16_t *yBf16, cudaStream_t stream);
 
 /// Rotates each head of x [rows][heads][headDim] by positions[row], pairs
 /// (p, p + half) or (2p, 2p + 1) when `interleaved`; inverse frequencies
@@ -37,9 +38,10 @@ bool launchRope(const float *x, int64_t rows, int64_t heads, int64_t headDim,
                 double attentionFactor, bool interleaved, float *y,
                 cudaStream_t stream);
 
-/// out = gate * sigmoid(gate) * up, elementwise.
+/// out = gate * sigmoid(gate) * up, elementwise; with `outBf16`, rounded
+/// to bf16 there too.
 bool launchSwiglu(const float *gate, const float *up, int64_t n, float *out,
-                  cudaStream_t stream);
+                  uint16_t *outBf16, cudaStream_t stream);
 
 /// out = a + b, elementwise.
 bool launchAdd(const float *a, const float *b, int64_t n, float *out,

@@ -18,9 +18,12 @@
 //
 // Terms: fp8 e4m3 codes are exact in f16 (cvt.e4m3x2), one term. A polar
 // level is an fp32 number: the table in shared memory holds it times
-// 2^levelShift as f16 hi and lo halves (about 22 bits together), the two
-// terms; products of lo with a query's or weight's lo half are dropped.
-// nvfp4's operands (SplitGroupMmaNvfp4.cu) are exact in f16: one term.
+// 2^levelShift as f16 hi and lo halves, and the MMAs take the hi half
+// alone, one term: a codebook rounded to 11 bits (2^-12 relative on
+// average), three orders of magnitude below the codebook's own
+// quantization error, for a third fewer MMAs and half the permutes of
+// carrying lo as a second term. nvfp4's operands (SplitGroupMmaNvfp4.cu)
+// are exact in f16: one term.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_GROUPFRAGMENTS_CUH
@@ -110,8 +113,7 @@ template <int D> struct Fp8E4M3Group {
 };
 
 template <int D, int Bits> struct PolarGroup {
-  // Two terms of A take more registers: three blocks, 128 of them.
-  static constexpr int kTerms = 2, kSteps = D / 16, kMinBlocks = 3;
+  static constexpr int kTerms = 1, kSteps = D / 16, kMinBlocks = 4;
   static constexpr bool kHeadScale = false, kTables = true;
 
   __device__ __forceinline__ static float slotScale(const uint8_t *at) {
@@ -168,8 +170,8 @@ template <int D, int Bits> struct PolarGroup {
         reinterpret_cast<const uint8_t *>(table) + offset);
   }
 
-  /// a[j][h][0] and a[j][h][1]: the hi and lo halves of the row's levels
-  /// at coordinates keyDim(j, t) + 2h, + 2h + 1.
+  /// a[j][h][0]: the row's levels (hi halves) at coordinates
+  /// keyDim(j, t) + 2h, + 2h + 1.
   __device__ __forceinline__ static void
   keyRow(const uint8_t *stage, int at, int t, const uint32_t *table,
          uint32_t (&a)[kSteps][2][kTerms]) {
@@ -183,12 +185,11 @@ template <int D, int Bits> struct PolarGroup {
         const uint32_t x = level(c, 4 * j + 2 * h, table);
         const uint32_t y = level(c, 4 * j + 2 * h + 1, table);
         a[j][h][0] = permute(x, y, 0x5410);
-        a[j][h][1] = permute(x, y, 0x7632);
       }
   }
 
-  /// As Fp8E4M3Group::valueTiles(), in two terms; every code reads a
-  /// finite level, so tokens past the end need no zeros.
+  /// As Fp8E4M3Group::valueTiles(); every code reads a finite level, so
+  /// tokens past the end need no zeros.
   template <bool Partial>
   __device__ __forceinline__ static void
   valueTiles(const uint8_t *stage, const int (&at)[4], int g, const bool (&)[4],
@@ -208,7 +209,6 @@ template <int D, int Bits> struct PolarGroup {
           const uint32_t x = level(c[2 * pair], e + r, table);
           const uint32_t y = level(c[2 * pair + 1], e + r, table);
           a[m][2 * pair + r][0] = permute(x, y, 0x5410);
-          a[m][2 * pair + r][1] = permute(x, y, 0x7632);
         }
     }
   }
