@@ -42,6 +42,11 @@ struct ArtifactOptions {
   /// manifest is verified in open() and each blob on its first use, so that
   /// opening a large artifact to inspect it does not read every weight.
   bool verifyBlobsEagerly = false;
+  /// The largest synthetic tensor (kvopt compile --synthetic-weights
+  /// generated) the artifact may declare: its values are made in memory
+  /// when first read, from a file that holds none of them. 4 GiB holds the
+  /// largest tensor of a 70B Llama (its 2.1 GB embedding) twice over.
+  uint64_t maxSyntheticTensorBytes = uint64_t(1) << 32;
 };
 
 /// A validated .kvpkg artifact. Thread-safe: blob() may be called from

@@ -245,6 +245,8 @@ private:
   std::unordered_map<SequenceId, SequenceState> sequences_;
   SequenceId nextId_ = 1;
   Logits logits_;
+  /// The storage of the logits before logits_, for the next batch.
+  std::vector<float> spareLogits_;
   EngineStats stats_;
 };
 

@@ -72,6 +72,20 @@ Artifact::parse(std::unique_ptr<Artifact> artifact,
     KVRT_RETURN_IF_ERROR(validateManifest(artifact->manifest_, blobSizes,
                                           artifact->name_, artifact->major_,
                                           artifact->minor_));
+    for (const schema::Tensor &t : artifact->manifest_.tensors()) {
+      if (!t.has_synthetic())
+        continue;
+      // Validated: at most 2^40 elements, so this does not overflow.
+      uint64_t bytes = dtypeBytes(t.dtype());
+      for (int64_t d : t.shape())
+        bytes *= uint64_t(d);
+      if (bytes > options.maxSyntheticTensorBytes)
+        return Status::error(
+            artifact->name_ + ": synthetic tensor \"" + t.name() + "\" of " +
+            std::to_string(bytes) + " bytes exceeds the " +
+            std::to_string(options.maxSyntheticTensorBytes) +
+            " that ArtifactOptions::maxSyntheticTensorBytes allows");
+    }
     if (options.verifyBlobsEagerly)
       KVRT_RETURN_IF_ERROR(artifact->verifyBlobs());
   } catch (const std::bad_alloc &) {
@@ -231,8 +245,8 @@ StatusOr<ByteView> Artifact::syntheticData(uint32_t index) const {
   auto found = synthetic_.find(index);
   if (found != synthetic_.end())
     return ByteView{found->second.get(), bytes};
-  // Validated: at most 2^40 elements, so the size does not overflow; the
-  // allocation may still fail.
+  // At most ArtifactOptions::maxSyntheticTensorBytes (checked when the
+  // artifact was opened); the allocation may still fail.
   std::unique_ptr<uint8_t[]> data(new (std::nothrow) uint8_t[bytes]);
   if (!data)
     return Status::error(name_ + ": cannot allocate " + std::to_string(bytes) +

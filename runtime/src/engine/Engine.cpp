@@ -133,9 +133,13 @@ Status Engine::forwardImpl(const std::vector<BatchToken> &batch) {
       logitRows.push_back(uint32_t(r));
   }
 
+  // The previous batch's logits stay until this one succeeds; the storage
+  // of the one before is reused, so a decode step neither zero-fills nor
+  // faults in B x vocab floats afresh.
   Logits out;
   out.rows = logitRows.size();
   out.vocab = size_t(vocab);
+  out.values = std::move(spareLogits_);
   out.values.resize(out.rows * out.vocab);
   BatchView view;
   view.rows = batch.size();
@@ -151,6 +155,7 @@ Status Engine::forwardImpl(const std::vector<BatchToken> &batch) {
 
   for (const auto &[id, state] : touched)
     sequences_[id] = state;
+  spareLogits_ = std::move(logits_.values);
   logits_ = std::move(out);
   // A batch where every sequence adds one token is a decode step.
   if (touched.size() == batch.size()) {

@@ -350,6 +350,14 @@ TEST_F(ArtifactTest, ChecksSyntheticTensors) {
     EXPECT_NE(errorOf(bad).find("is synthetic with bound"), std::string::npos)
         << bound;
   }
+  kvrt::ArtifactOptions small;
+  small.maxSyntheticTensorBytes = 32;
+  EXPECT_EQ(Artifact::fromMemory("x.kvpkg", packed.data(), packed.size(), small)
+                .status()
+                .message(),
+            "x.kvpkg: synthetic tensor "
+            "\"model.layers.0.input_layernorm.weight\" of 64 bytes exceeds "
+            "the 32 that ArtifactOptions::maxSyntheticTensorBytes allows");
   auto f16 = repack([](schema::Manifest &m) {
     m.mutable_tensors(1)->set_dtype(schema::DTYPE_F16);
     m.mutable_tensors(1)->mutable_synthetic()->set_bound(0.1f);

@@ -150,6 +150,18 @@ int seeds(const std::string &dir) {
   check(evictWriter.write(evictPath));
   writeBytes(dir + "/random-llama-evict.manifest",
              check(Artifact::open(evictPath))->manifest().SerializeAsString());
+
+  // The first model with its norm weights synthetic (a constant) and its
+  // embedding generated: mutations reach the synthetic fields' checks.
+  schema::Manifest synthetic = artifact->manifest();
+  for (schema::Tensor &t : *synthetic.mutable_tensors()) {
+    if (t.name().find("norm") != std::string::npos)
+      t.mutable_synthetic()->set_constant(1.0f);
+    else if (t.name().find("embed") != std::string::npos)
+      t.mutable_synthetic()->set_bound(0.05f);
+  }
+  writeBytes(dir + "/random-llama-synthetic.manifest",
+             synthetic.SerializeAsString());
   return 0;
 }
 
