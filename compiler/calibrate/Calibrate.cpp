@@ -1,6 +1,7 @@
 //===- Calibrate.cpp - Run a model on text and record statistics ----------===//
 #include "compiler/calibrate/Calibrate.h"
 
+#include "compiler/calibrate/Moments.h"
 #include "compiler/export/Export.h"
 #include "kvrt/ArtifactWriter.h"
 #include "kvrt/MappedFile.h"
@@ -74,7 +75,8 @@ struct PairSums {
 /// Keeps, per layer and KV head, the largest |coordinate| of the keys and
 /// values the cache receives, and, per layer and query or KV head, the sums
 /// of the pre-RoPE queries and keys as complex pairs and of their
-/// magnitudes; notes the first value that is not finite.
+/// magnitudes, and the moment sums of the pre-RoPE keys and of the values;
+/// notes the first value that is not finite.
 class StatisticsRecorder final : public kvrt::AppendObserver {
 public:
   StatisticsRecorder(size_t layerCount, int64_t heads, int64_t kvHeads,
@@ -82,8 +84,9 @@ public:
       : heads(heads), kvHeads(kvHeads), headDim(headDim),
         layers(layerCount, LayerStatistics{std::vector<float>(kvHeads, 0.0f),
                                            std::vector<float>(kvHeads, 0.0f)}),
-        querySums(layerCount, sums(heads)), keySums(layerCount, sums(kvHeads)) {
-  }
+        querySums(layerCount, sums(heads)), keySums(layerCount, sums(kvHeads)),
+        keyMoments(layerCount, MomentSums(kvHeads, headDim)),
+        valueMoments(layerCount, MomentSums(kvHeads, headDim)) {}
 
   void onAppend(uint32_t layer, const float *keys, const float *values,
                 int64_t rows, int64_t heads, int64_t dim) override {
@@ -95,6 +98,7 @@ public:
     }
     record(keys, rows, layer, "key", layers[layer].keyAbsMax);
     record(values, rows, layer, "value", layers[layer].valueAbsMax);
+    valueMoments[layer].add(values, rows);
   }
 
   void onPreRope(uint32_t layer, kvrt::RopeInput input, const float *x,
@@ -136,6 +140,8 @@ public:
         }
       }
     sums.tokens += uint64_t(rows);
+    if (!query)
+      keyMoments[layer].add(x, rows);
   }
 
   /// Why the statistics cannot be used, if they cannot.
@@ -154,6 +160,12 @@ public:
       LayerStatistics &s = layers[layer];
       querySums[layer].means(s.queryCenter, s.queryMagnitude);
       keySums[layer].means(s.keyCenter, s.keyMagnitude);
+      if (!valueMoments[layer].tokens())
+        return Status::error("the runtime appended no values to layer " +
+                             str(int64_t(layer)) +
+                             ", so their statistics cannot be recorded");
+      keyMoments[layer].finish(s.keyMean, s.keyCovariance);
+      valueMoments[layer].finish(s.valueMean, s.valueCovariance);
     }
     return std::move(layers);
   }
@@ -186,6 +198,7 @@ private:
   int64_t heads, kvHeads, headDim;
   std::vector<LayerStatistics> layers;
   std::vector<PairSums> querySums, keySums;
+  std::vector<MomentSums> keyMoments, valueMoments;
   std::optional<std::string> problem;
 };
 

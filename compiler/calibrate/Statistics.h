@@ -47,6 +47,13 @@ struct LayerStatistics {
   /// [heads][headDim/2], over every token calibration ran. All four are
   /// empty in statistics that predate them.
   std::vector<float> queryCenter, queryMagnitude, keyCenter, keyMagnitude;
+  /// Per KV head, the mean and covariance of the keys before RoPE and of the
+  /// values over every token calibration ran (Moments.h): [kvHeads][headDim]
+  /// and [kvHeads][headDim][headDim] row-major, symmetric. The sensitivity
+  /// of low-rank compression (LowRank.h) and its PCA bases come from them.
+  /// All four are empty in statistics that predate them; attachStatistics
+  /// does not put them in the module.
+  std::vector<double> keyMean, keyCovariance, valueMean, valueCovariance;
 };
 
 struct Statistics {
@@ -57,6 +64,11 @@ struct Statistics {
   int64_t heads = 0;
   /// Indexed by layer.
   std::vector<LayerStatistics> layers;
+
+  /// Whether the layers carry the key and value means and covariances.
+  bool hasMoments() const {
+    return !layers.empty() && !layers.front().keyCovariance.empty();
+  }
 };
 
 /// Sets kv.calibration on `module` and the statistics on each of its

@@ -58,6 +58,31 @@ void appendFloats(std::string &out, const std::vector<float> &values) {
   appendFloats(values.data(), values.size(), out);
 }
 
+/// `heads` arrays of doubles: each head's `dim` coordinates of `values`
+/// ([heads][dim]), or, when `triangle`, the upper triangle of its
+/// [dim][dim] matrix row by row. Seventeen significant digits read back to
+/// the same double.
+void appendMoments(std::string &out, const std::vector<double> &values,
+                   int64_t heads, int64_t dim, bool triangle) {
+  size_t d = size_t(dim), perHead = triangle ? d * d : d;
+  out += '[';
+  for (int64_t h = 0; h < heads; ++h) {
+    out += h ? ", [" : "[";
+    const double *head = values.data() + size_t(h) * perHead;
+    bool first = true;
+    for (size_t i = 0; i < (triangle ? d : 1); ++i)
+      for (size_t j = triangle ? i : 0; j < d; ++j) {
+        char number[32];
+        std::snprintf(number, sizeof number, "%.17g", head[i * d + j]);
+        out += first ? "" : ", ";
+        out += number;
+        first = false;
+      }
+    out += ']';
+  }
+  out += ']';
+}
+
 /// `values` ([heads][pairs][2], or [heads][pairs] when not `complex`) as
 /// nested arrays.
 void appendPairs(std::string &out, const std::vector<float> &values,
@@ -137,19 +162,29 @@ public:
     return Status::ok();
   }
 
+  /// The member `key`: an array of one entry per head, `heads` of them as
+  /// model.`headsName` says.
+  Status headArray(const Value &object, const std::string &path,
+                   const char *key, int64_t heads, const char *headsName,
+                   const Value *&array) const {
+    KVRT_RETURN_IF_ERROR(member(object, path, key, Value::Kind::Array, array));
+    if (int64_t(array->items().size()) != heads)
+      return fail(join(path, key), "has " +
+                                       std::to_string(array->items().size()) +
+                                       " heads; model." + headsName + " says " +
+                                       std::to_string(heads));
+    return Status::ok();
+  }
+
   /// `heads` arrays of `pairCount` finite f32 values, each a [real, imaginary]
   /// array when `complex`, non-negative when not.
   Status pairArrays(const Value &object, const std::string &path,
                     const char *key, int64_t heads, int64_t pairCount,
                     bool complex, std::vector<float> &out) const {
     const Value *array;
-    KVRT_RETURN_IF_ERROR(member(object, path, key, Value::Kind::Array, array));
+    KVRT_RETURN_IF_ERROR(headArray(
+        object, path, key, heads, key[0] == 'q' ? "heads" : "kv_heads", array));
     std::string field = join(path, key);
-    if (int64_t(array->items().size()) != heads)
-      return fail(field, "has " + std::to_string(array->items().size()) +
-                             " heads; model." +
-                             (key[0] == 'q' ? "heads" : "kv_heads") + " says " +
-                             std::to_string(heads));
     for (size_t h = 0; h < array->items().size(); ++h) {
       const Value &head = array->items()[h];
       std::string headField = field + "[" + std::to_string(h) + "]";
@@ -174,6 +209,51 @@ public:
           out.push_back(float(v));
         }
       }
+    }
+    return Status::ok();
+  }
+
+  /// `heads` arrays of finite numbers: `dim` of them per head into `out`
+  /// ([heads][dim]), or, when `triangle`, the upper triangle of a symmetric
+  /// [dim][dim] matrix with a non-negative diagonal, row by row
+  /// (dim (dim + 1) / 2 numbers), expanded into `out` ([heads][dim][dim]).
+  Status moments(const Value &object, const std::string &path, const char *key,
+                 int64_t heads, int64_t dim, bool triangle,
+                 std::vector<double> &out) const {
+    const Value *array;
+    KVRT_RETURN_IF_ERROR(
+        headArray(object, path, key, heads, "kv_heads", array));
+    std::string field = join(path, key);
+    // dim < 2^31, so the count fits; it is checked against the items read
+    // before anything of its size is allocated.
+    int64_t count = triangle ? dim * (dim + 1) / 2 : dim;
+    for (const Value &head : array->items())
+      if (!head.isArray() || int64_t(head.items().size()) != count)
+        return fail(field, "must hold, per KV head, an array of " +
+                               std::to_string(count) +
+                               (triangle ? " numbers (the upper triangle of "
+                                           "a model.head_dim square matrix)"
+                                         : " numbers (model.head_dim)"));
+    size_t d = size_t(dim), base = out.size();
+    out.resize(base + size_t(heads) * (triangle ? d * d : d));
+    for (size_t h = 0; h < size_t(heads); ++h) {
+      const std::vector<Value> &items = array->items()[h].items();
+      double *head = out.data() + base + h * (triangle ? d * d : d);
+      size_t k = 0;
+      for (size_t i = 0; i < (triangle ? d : 1); ++i)
+        for (size_t j = triangle ? i : 0; j < d; ++j, ++k) {
+          double v = items[k].asDouble();
+          bool diagonal = triangle && i == j;
+          if (!items[k].isNumber() || !std::isfinite(v) || (diagonal && v < 0))
+            return fail(field + "[" + std::to_string(h) + "][" +
+                            std::to_string(k) + "]",
+                        diagonal ? "must be a finite, non-negative number "
+                                   "(a variance)"
+                                 : "must be a finite number");
+          head[triangle ? i * d + j : j] = v;
+          if (triangle)
+            head[j * d + i] = v;
+        }
     }
     return Status::ok();
   }
@@ -224,6 +304,18 @@ std::string statisticsToJson(const Statistics &stats) {
       appendPairs(out, l.keyCenter, stats.kvHeads, pairs, true);
       out += ",\n     \"key_magnitude\": ";
       appendPairs(out, l.keyMagnitude, stats.kvHeads, pairs, false);
+    }
+    if (stats.hasMoments()) {
+      const LayerStatistics &l = stats.layers[i];
+      int64_t heads = stats.kvHeads, dim = stats.headDim;
+      out += ",\n     \"key_mean\": ";
+      appendMoments(out, l.keyMean, heads, dim, false);
+      out += ",\n     \"key_covariance\": ";
+      appendMoments(out, l.keyCovariance, heads, dim, true);
+      out += ",\n     \"value_mean\": ";
+      appendMoments(out, l.valueMean, heads, dim, false);
+      out += ",\n     \"value_covariance\": ";
+      appendMoments(out, l.valueCovariance, heads, dim, true);
     }
     out += "}";
   }
@@ -316,6 +408,25 @@ StatusOr<Statistics> statisticsFromJson(std::string_view text,
         r.perHead(layer, path, "key_absmax", stats.kvHeads, s.keyAbsMax));
     KVRT_RETURN_IF_ERROR(
         r.perHead(layer, path, "value_absmax", stats.kvHeads, s.valueAbsMax));
+    // The means and covariances are in files from kvopt versions that
+    // record them: in every layer or in none.
+    bool moments = layers->items()[0].isObject() &&
+                   layers->items()[0].find("key_covariance");
+    if (moments) {
+      int64_t heads = stats.kvHeads, dim = stats.headDim;
+      KVRT_RETURN_IF_ERROR(
+          r.moments(layer, path, "key_mean", heads, dim, false, s.keyMean));
+      KVRT_RETURN_IF_ERROR(r.moments(layer, path, "key_covariance", heads, dim,
+                                     true, s.keyCovariance));
+      KVRT_RETURN_IF_ERROR(
+          r.moments(layer, path, "value_mean", heads, dim, false, s.valueMean));
+      KVRT_RETURN_IF_ERROR(r.moments(layer, path, "value_covariance", heads,
+                                     dim, true, s.valueCovariance));
+    } else if (layer.find("key_covariance")) {
+      return r.fail(path + ".key_covariance",
+                    "is present but layers[0] has none; the covariances "
+                    "must be in every layer or in none");
+    }
     if (!stats.heads)
       continue;
     int64_t pairs = stats.headDim / 2;

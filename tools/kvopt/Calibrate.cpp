@@ -3,14 +3,18 @@
 // `kvopt calibrate` runs the model on text and writes the statistics to a
 // JSON file (docs/calibration.md); `kvopt compile --calibrate` does
 // the same into the module, and `--calibration` reads such a file back.
+// `kvopt calibrate --lowrank-report` also writes what a rank-r PCA basis of
+// the keys and values would discard (docs/lowrank.md).
 //
 //===----------------------------------------------------------------------===//
 #include "tools/kvopt/Calibrate.h"
 
 #include "compiler/InitAll.h"
 #include "compiler/calibrate/Calibrate.h"
+#include "compiler/calibrate/LowRank.h"
 #include "compiler/calibrate/StatisticsJson.h"
 #include "tools/kvopt/Commands.h"
+#include "tools/kvopt/LowRankReport.h"
 #include "tools/kvopt/OutputFile.h"
 
 #include "mlir/IR/DialectRegistry.h"
@@ -25,7 +29,7 @@ namespace kvopt::cli {
 
 namespace {
 struct CalibrateOptions {
-  std::string model, data, output;
+  std::string model, data, output, lowRankReport;
   int64_t tokens = calibrate::CalibrationOptions().tokens;
 };
 
@@ -54,10 +58,30 @@ int runCalibrate(const CalibrateOptions &o) {
   if (!stats)
     return fail(stats.status().message());
 
+  // The report comes first, so that a failure leaves no file behind.
+  std::vector<calibrate::LayerLowRank> report;
+  if (!o.lowRankReport.empty()) {
+    progress.step("computing the low-rank report");
+    kvrt::StatusOr<std::vector<calibrate::LayerLowRank>> computed =
+        calibrate::lowRankReport(*stats, o.data);
+    if (!computed)
+      return fail(computed.status().message());
+    report = std::move(*computed);
+  }
+
   progress.step("writing " + o.output);
   std::string json = calibrate::statisticsToJson(*stats);
-  return writeOutputFile(o.output, [&](std::ostream &os) {
+  int written = writeOutputFile(o.output, [&](std::ostream &os) {
     os << json;
+    return bool(os);
+  });
+  if (written || o.lowRankReport.empty())
+    return written;
+  // The table goes to stdout, unless the statistics went there.
+  printLowRankTable(o.output == "-" ? std::cerr : std::cout, *stats, report);
+  progress.step("writing " + o.lowRankReport);
+  return writeOutputFile(o.lowRankReport, [&](std::ostream &os) {
+    writeLowRankJson(os, *stats, report);
     return bool(os);
   });
 }
@@ -120,6 +144,10 @@ void addCalibrateCommand(CLI::App &app, int &exitCode) {
   sub->add_option("-o,--output", o->output,
                   "Statistics file to write (JSON, - for stdout)")
       ->required();
+  sub->add_option("--lowrank-report", o->lowRankReport,
+                  "Also write, per layer, what a rank-r PCA basis of the keys "
+                  "(before RoPE) and values discards (JSON), and print it as "
+                  "a table");
   sub->callback([o, &exitCode] { exitCode = runCalibrate(*o); });
 }
 

@@ -151,6 +151,92 @@ TEST(StatisticsJson, NamesThePreRopeFieldAtFault) {
       "imaginary] pair of numbers");
 }
 
+/// The sample (3 KV heads of 64) with key and value moments of both signs
+/// whose decimal forms need all seventeen digits.
+Statistics withMoments() {
+  Statistics s = sample();
+  for (size_t l = 0; l < s.layers.size(); ++l) {
+    LayerStatistics &layer = s.layers[l];
+    for (size_t i = 0; i < 3 * 64; ++i) {
+      layer.keyMean.push_back((i % 2 ? -1.0 : 1.0) * double(i + l) / 7.0);
+      layer.valueMean.push_back(double(i + 1) / 3.0);
+    }
+    for (size_t h = 0; h < 3; ++h)
+      for (size_t i = 0; i < 64; ++i)
+        for (size_t j = 0; j < 64; ++j) {
+          double c = i == j ? 1.0 + double(i + h + l) / 11.0
+                            : 0.1 / double(1 + i + j) * (h % 2 ? -1 : 1);
+          layer.keyCovariance.push_back(c);
+          layer.valueCovariance.push_back(c / 3.0);
+        }
+  }
+  return s;
+}
+
+TEST(StatisticsJson, RoundTripsMomentsToTheBit) {
+  Statistics s = withMoments();
+  std::string text = statisticsToJson(s);
+  // The covariance is written as its upper triangle: 64 * 65 / 2 numbers.
+  EXPECT_NE(text.find("\"key_covariance\": [[1, 0.050000000000000003, "),
+            std::string::npos);
+  kvrt::StatusOr<Statistics> read = statisticsFromJson(text, "stats.json");
+  ASSERT_TRUE(read) << read.status().message();
+  ASSERT_TRUE(read->hasMoments());
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    EXPECT_EQ(read->layers[i].keyMean, s.layers[i].keyMean);
+    EXPECT_EQ(read->layers[i].keyCovariance, s.layers[i].keyCovariance);
+    EXPECT_EQ(read->layers[i].valueMean, s.layers[i].valueMean);
+    EXPECT_EQ(read->layers[i].valueCovariance, s.layers[i].valueCovariance);
+  }
+  // A file without them (an older kvopt's) reads, without them.
+  kvrt::StatusOr<Statistics> old =
+      statisticsFromJson(statisticsToJson(sample()), "stats.json");
+  ASSERT_TRUE(old) << old.status().message();
+  EXPECT_FALSE(old->hasMoments());
+}
+
+/// The moments sample's document with `from` replaced by `to` (once).
+std::string editedMoments(const std::string &from, const std::string &to) {
+  std::string text = statisticsToJson(withMoments());
+  size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return at == std::string::npos ? text : text.replace(at, from.size(), to);
+}
+
+TEST(StatisticsJson, NamesTheMomentFieldAtFault) {
+  EXPECT_EQ(error(editedMoments("\"value_covariance\"", "\"value_cov\"")),
+            "stats.json: layers[0].value_covariance is missing");
+  EXPECT_EQ(error(editedMoments("\"key_covariance\": [[1, ",
+                                "\"key_covariance\": [[")),
+            "stats.json: layers[0].key_covariance must hold, per KV head, an "
+            "array of 2080 numbers (the upper triangle of a model.head_dim "
+            "square matrix)");
+  EXPECT_EQ(error(editedMoments("\"key_mean\": [[0, ", "\"key_mean\": [[")),
+            "stats.json: layers[0].key_mean must hold, per KV head, an array "
+            "of 64 numbers (model.head_dim)");
+  EXPECT_EQ(error(editedMoments("\"key_covariance\": [[1, ",
+                                "\"key_covariance\": [[-1, ")),
+            "stats.json: layers[0].key_covariance[0][0] must be a finite, "
+            "non-negative number (a variance)");
+  EXPECT_EQ(error(editedMoments("\"key_covariance\": [[1, 0.05",
+                                "\"key_covariance\": [[1, 1e999")),
+            "stats.json: layers[0].key_covariance[0][1] must be a finite "
+            "number");
+  EXPECT_EQ(
+      error(editedMoments("\"key_mean\": [[0, ", "\"key_mean\": [[0], [0, ")),
+      "stats.json: layers[0].key_mean has 4 heads; model.kv_heads says "
+      "3");
+  // In every layer or in none.
+  std::string text = statisticsToJson(withMoments());
+  size_t second = text.find("{\"key_absmax\": [448");
+  ASSERT_NE(second, std::string::npos);
+  std::string first = statisticsToJson(sample());
+  size_t cut = first.find("{\"key_absmax\": [448");
+  EXPECT_EQ(error(first.substr(0, cut) + text.substr(second)),
+            "stats.json: layers[1].key_covariance is present but layers[0] "
+            "has none; the covariances must be in every layer or in none");
+}
+
 TEST(StatisticsJson, RefusesOtherDocuments) {
   EXPECT_EQ(error("[1, 2]"), "stats.json is not a kvopt calibration file: it "
                              "holds a JSON array, not an object");

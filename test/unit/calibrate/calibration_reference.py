@@ -8,8 +8,10 @@ tokenizer adds one) through reference_forward.py's float64 model, and
 requires every layer's per-head absmax of keys (after RoPE) and values to
 match within 1e-5 relative, and its pre-RoPE query and key centres and mean
 magnitudes per RoPE frequency pair to match within 1e-6 of the head's
-largest mean magnitude. Prints the mean resultant length |E q_f| / E|q_f|
-averaged over heads and pairs, the concentration TriAttention relies on.
+largest mean magnitude, and its means and covariances of the pre-RoPE keys
+and of the values to match within 1e-6 of the head's largest variance.
+Prints the mean resultant length |E q_f| / E|q_f| averaged over heads and
+pairs, the concentration TriAttention relies on.
 """
 import argparse
 import json
@@ -26,6 +28,7 @@ from reference_forward import Llama  # noqa: E402
 
 TOLERANCE = 1e-5
 PRE_ROPE_TOLERANCE = 1e-6
+MOMENT_TOLERANCE = 1e-6
 PRE_ROPE = ("query_center", "query_magnitude", "key_center", "key_magnitude")
 
 
@@ -65,6 +68,57 @@ def reference_pre_rope(model, windows):
         model.forward(window, on_pre_rope=record)
     return {name: np.array([s / n for s, n in zip(sums[name], tokens)])
             for name in PRE_ROPE}
+
+
+def reference_moments(model, windows):
+    """Per layer and KV head, the mean [heads, d] and covariance
+    [heads, d, d] of the keys before RoPE and of the values."""
+    layers = model.config["num_hidden_layers"]
+    sums = {side: [[0.0, 0.0, 0] for _ in range(layers)]
+            for side in ("key", "value")}
+
+    def add(side, layer, x):
+        s = sums[side][layer]
+        s[0] = s[0] + x.sum(axis=0)
+        s[1] = s[1] + np.einsum("thi,thj->hij", x, x)
+        s[2] += len(x)
+
+    for window in windows:
+        model.forward(window, on_pre_rope=lambda l, q, k: add("key", l, k),
+                      on_cache=lambda l, k, v: add("value", l, v))
+    out = {}
+    for side in ("key", "value"):
+        means = [s[0] / s[2] for s in sums[side]]
+        out[side + "_mean"] = np.array(means)
+        out[side + "_covariance"] = np.array(
+            [s[1] / s[2] - np.einsum("hi,hj->hij", m, m)
+             for s, m in zip(sums[side], means)])
+    return out
+
+
+def upper_triangle(packed, d):
+    """A file's covariance (per layer and head, the upper triangle row by
+    row) as full [layers, heads, d, d] matrices."""
+    packed = np.array(packed)
+    rows, cols = np.triu_indices(d)
+    full = np.zeros(packed.shape[:-1] + (d, d))
+    full[..., rows, cols] = packed
+    full[..., cols, rows] = packed
+    return full
+
+
+def compare(name, kvopt, reference, scale, tolerance, what):
+    """Prints and returns whether kvopt's statistic is within `tolerance` of
+    each head's `scale` (the head's largest `what`) of the reference."""
+    if kvopt.shape != reference.shape:
+        print(f"{name}: kvopt wrote shape {kvopt.shape}, the reference "
+              f"has {reference.shape}")
+        return False
+    difference = np.abs(kvopt - reference).reshape(*scale.shape, -1)
+    error = (difference.max(axis=-1) / scale).max()
+    print(f"{name}: max error {error:.2e} of the head's largest {what} "
+          f"(limit {tolerance:.0e})")
+    return error <= tolerance
 
 
 def main():
@@ -113,21 +167,22 @@ def main():
     pre_rope = reference_pre_rope(model, windows)
     for name in PRE_ROPE:
         kvopt = np.array([layer[name] for layer in stats["layers"]])
-        reference = pre_rope[name]
-        if kvopt.shape != reference.shape:
-            print(f"{name}: kvopt wrote shape {kvopt.shape}, the reference "
-                  f"has {reference.shape}")
-            failed += 1
-            continue
         # Relative to each head's largest mean magnitude: a centre
         # coordinate near zero has no meaningful relative error of its own.
-        side = name.split("_")[0]
-        scale = pre_rope[side + "_magnitude"].max(axis=-1)
-        difference = np.abs(kvopt - reference).reshape(*scale.shape, -1)
-        error = (difference.max(axis=-1) / scale).max()
-        failed += not error <= PRE_ROPE_TOLERANCE
-        print(f"{name}: max error {error:.2e} of the head's largest mean "
-              f"magnitude (limit {PRE_ROPE_TOLERANCE:.0e})")
+        scale = pre_rope[name.split("_")[0] + "_magnitude"].max(axis=-1)
+        failed += not compare(name, kvopt, pre_rope[name], scale,
+                              PRE_ROPE_TOLERANCE, "mean magnitude")
+    moments = reference_moments(model, windows)
+    d = model.head_dim
+    for side in ("key", "value"):
+        variance = np.diagonal(moments[side + "_covariance"], axis1=-2,
+                               axis2=-1).max(axis=-1)
+        for name, full in ((side + "_mean", False),
+                           (side + "_covariance", True)):
+            kvopt = [layer[name] for layer in stats["layers"]]
+            kvopt = upper_triangle(kvopt, d) if full else np.array(kvopt)
+            failed += not compare(name, kvopt, moments[name], variance,
+                                  MOMENT_TOLERANCE, "variance")
     for side in ("query", "key"):
         center = np.array([layer[side + "_center"] for layer in stats["layers"]])
         magnitude = np.array([layer[side + "_magnitude"]
