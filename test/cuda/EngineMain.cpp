@@ -25,12 +25,11 @@
 
 #include "kvrt/Artifact.h"
 #include "kvrt/Runtime.h"
+#include "tools/kvopt/DecodeBench.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstring>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -46,30 +45,16 @@ struct Options {
   double tolerance = 0.02;
 };
 
-/// Deterministic token ids in [3, vocab): the first ids are often special.
-std::vector<int32_t> tokens(int count, int64_t vocab, uint64_t seed) {
-  std::vector<int32_t> ids(count);
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (int32_t &id : ids) {
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    id = int32_t(3 + (x * 0x2545F4914F6CDD1Dull >> 33) % uint64_t(vocab - 3));
-  }
-  return ids;
-}
-
 int32_t argmax(const float *row, size_t n) {
   return int32_t(std::max_element(row, row + n) - row);
 }
 
 std::unique_ptr<Engine> engineFor(std::shared_ptr<const Artifact> artifact,
                                   const std::string &backend,
-                                  uint64_t cacheTokens, bool graphs = true) {
+                                  uint64_t cacheTokens) {
   EngineOptions options;
   options.backend = backend;
   options.cacheTokens = cacheTokens;
-  options.cudaGraphs = graphs;
   return orDie(Engine::create(std::move(artifact), options));
 }
 
@@ -102,7 +87,8 @@ int check(const Options &o) {
   std::unique_ptr<Engine> gpu = engineFor(artifact, "cuda", room);
   const int64_t vocab = cpu->vocabSize();
   std::vector<std::vector<int32_t>> prompts = {
-      tokens(o.prompt, vocab, 1), tokens(o.prompt / 2 + 1, vocab, 2)};
+      kvopt::bench::randomTokens(o.prompt, vocab, 1),
+      kvopt::bench::randomTokens(o.prompt / 2 + 1, vocab, 2)};
   std::vector<SequenceId> cpuIds, gpuIds;
   std::vector<SequenceTokens> cpuBatch, gpuBatch;
   for (const std::vector<int32_t> &p : prompts) {
@@ -159,69 +145,20 @@ int check(const Options &o) {
   return failures ? 1 : 0;
 }
 
-double seconds(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since)
-      .count();
-}
-
 int bench(const Options &o) {
   const double bandwidth = cuda::test::copyBandwidth();
   auto artifact = orDie(Artifact::open(o.artifact));
-  const uint64_t room = uint64_t(o.batch) * uint64_t(o.context + o.steps + 64);
-  auto start = std::chrono::steady_clock::now();
-  std::unique_ptr<Engine> gpu = engineFor(artifact, "cuda", room, o.graphs);
-  const double load = seconds(start);
-  const int64_t vocab = gpu->vocabSize();
-  // Bytes of weights a decode step reads: every tensor of a call but the
-  // embedding's (one row per token), projections as bf16, norms as f32.
-  uint64_t weightBytes = 0;
-  std::set<uint32_t> counted;
-  for (const schema::KernelCall &call : artifact->manifest().plan().calls()) {
-    if (call.kernel() == "embedding")
-      continue;
-    for (uint32_t index : call.tensors()) {
-      if (!counted.insert(index).second)
-        continue;
-      uint64_t n = 1;
-      for (int64_t d : artifact->manifest().tensors(int(index)).shape())
-        n *= uint64_t(d);
-      weightBytes += n * (call.kernel() == "rms_norm" ? 4 : 2);
-    }
-  }
-  std::vector<SequenceId> ids;
-  double firstPrefill = 0;
-  for (int b = 0; b < o.batch; ++b) {
-    ids.push_back(orDie(gpu->addSequence()));
-    std::vector<int32_t> prompt = tokens(o.context, vocab, uint64_t(b) + 7);
-    start = std::chrono::steady_clock::now();
-    for (int at = 0; at < o.context; at += o.chunk) {
-      const int end = std::min(o.context, at + o.chunk);
-      orDie(gpu->prefill(
-          {{ids.back(),
-            std::vector<int32_t>(prompt.begin() + at, prompt.begin() + end)}}));
-    }
-    if (b == 0)
-      firstPrefill = seconds(start);
-  }
-  std::vector<double> times;
-  std::vector<std::pair<SequenceId, int32_t>> next;
-  for (SequenceId id : ids)
-    next.push_back({id, 5});
-  for (int step = 0; step < o.steps + 3; ++step) {
-    start = std::chrono::steady_clock::now();
-    orDie(gpu->step(next));
-    if (step >= 3)
-      times.push_back(seconds(start));
-    const Logits &l = gpu->logits();
-    for (size_t s = 0; s < next.size(); ++s)
-      next[s].second = argmax(l.row(s), l.vocab);
-  }
-  std::sort(times.begin(), times.end());
-  const double step = times[times.size() / 2];
-  const EngineStats stats = gpu->stats();
-  const double cacheBytes =
-      stats.kvBytesPerToken * double(o.batch) * double(o.context);
-  const double floor = (double(weightBytes) + cacheBytes) / (bandwidth * 1e9);
+  EngineOptions engine;
+  engine.backend = "cuda";
+  engine.cudaGraphs = o.graphs != 0;
+  kvopt::bench::DecodeBenchOptions run;
+  run.batch = o.batch;
+  run.context = o.context;
+  run.steps = o.steps;
+  run.chunk = o.chunk;
+  const kvopt::bench::DecodeBenchResult r =
+      orDie(kvopt::bench::runDecodeBench(artifact, engine, run));
+  const double floor = (r.weightBytes + r.cacheBytes) / (bandwidth * 1e9);
   // The most sequences of this context whose cache fits in 80 GB (an
   // H100) beside every weight (the embedding too) and 4 GB of activations
   // and workspaces: computed from the cache's bytes per token, not run.
@@ -232,20 +169,21 @@ int bench(const Options &o) {
       n *= double(d);
     allWeights += 2 * n;
   }
-  const long fits = long((80e9 - allWeights - 4e9) /
-                         (stats.kvBytesPerToken * double(o.context)));
+  const long fits =
+      long((80e9 - allWeights - 4e9) / (r.kvBytesPerToken * double(o.context)));
   std::printf("copy bandwidth %.0f GB/s; load %.2f s; weights read per step "
               "%.2f GB; cache %.1f KB/token; sequences of %d tokens whose "
               "cache fits in 80 GB: %ld\n",
-              bandwidth, load, weightBytes / 1e9, stats.kvBytesPerToken / 1e3,
-              o.context, fits);
+              bandwidth, r.loadSeconds, r.weightBytes / 1e9,
+              r.kvBytesPerToken / 1e3, o.context, fits);
   std::printf("| artifact | graphs | batch | context | TTFT s | step ms | "
               "tokens/s | floor ms | floor / step |\n| --- | --- | --- | --- | "
               "--- | --- | --- | --- | --- |\n");
   std::printf("| %s | %s | %d | %d | %.3f | %.2f | %.0f | %.2f | %.0f%% |\n",
               o.artifact.c_str(), o.graphs ? "yes" : "no", o.batch, o.context,
-              firstPrefill, step * 1e3, o.batch / step, floor * 1e3,
-              100 * floor / step);
+              r.firstTokenSeconds, r.stepSeconds * 1e3,
+              r.decodeTokensPerSecond(), floor * 1e3,
+              100 * floor / r.stepSeconds);
   return 0;
 }
 

@@ -17,7 +17,7 @@ namespace {
 struct Options {
   std::string model, artifact, output;
   std::string target = "cpu";
-  int context = 0, batch = 1, port = 8000;
+  int context = 0, port = 8000;
   double maxQualityLoss = 0.01;
 };
 
@@ -33,18 +33,6 @@ void addUnbuilt(CLI::App &app, int &exitCode, const char *name,
   });
 }
 } // namespace
-
-void addBenchCommand(CLI::App &app, int &exitCode) {
-  addUnbuilt(
-      app, exitCode, "bench",
-      "Time prefill and decode at a batch size and context length",
-      "benchmarking is not built yet in this version of kvopt.",
-      [](CLI::App &sub, Options &o) {
-        sub.add_option("artifact", o.artifact, "Compiled .kvpkg")->required();
-        sub.add_option("--batch", o.batch, "Sequences per step");
-        sub.add_option("--context", o.context, "Context length in tokens");
-      });
-}
 
 void addTuneCommand(CLI::App &app, int &exitCode) {
   addUnbuilt(app, exitCode, "tune",

@@ -1,0 +1,135 @@
+//===- DecodeBench.cpp - Timing prefill and decode through the engine -----===//
+#include "tools/kvopt/DecodeBench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace kvopt::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double weightBytesPerStep(const kvrt::Artifact &artifact, bool bf16) {
+  double bytes = 0;
+  std::set<uint32_t> counted;
+  for (const kvrt::schema::KernelCall &call :
+       artifact.manifest().plan().calls()) {
+    if (call.kernel() == "embedding")
+      continue;
+    for (uint32_t index : call.tensors()) {
+      if (!counted.insert(index).second)
+        continue;
+      double n = 1;
+      for (int64_t d : artifact.manifest().tensors(int(index)).shape())
+        n *= double(d);
+      bytes += n * (call.kernel() == "rms_norm" || !bf16 ? 4 : 2);
+    }
+  }
+  return bytes;
+}
+
+} // namespace
+
+std::vector<int32_t> randomTokens(int64_t count, int64_t vocab, uint64_t seed) {
+  std::vector<int32_t> ids(static_cast<size_t>(count));
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (int32_t &id : ids) {
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    id = int32_t(3 + (x * 0x2545F4914F6CDD1Dull >> 33) % uint64_t(vocab - 3));
+  }
+  return ids;
+}
+
+kvrt::StatusOr<DecodeBenchResult>
+runDecodeBench(std::shared_ptr<const kvrt::Artifact> artifact,
+               const kvrt::EngineOptions &engineOptions,
+               const DecodeBenchOptions &o) {
+  if (o.batch < 1 || o.context < 1 || o.steps < 1 || o.warmup < 0 ||
+      o.chunk < 0)
+    return kvrt::Status::error("the batch, context and steps must be at "
+                               "least 1, the warm-up steps and the chunk at "
+                               "least 0");
+  const int64_t limit = artifact->manifest().model().max_positions();
+  if (o.context + o.warmup + o.steps > limit)
+    return kvrt::Status::error("a context of " + std::to_string(o.context) +
+                               " tokens and " +
+                               std::to_string(o.warmup + o.steps) +
+                               " decode steps exceed the model's " +
+                               std::to_string(limit) + " positions");
+  DecodeBenchResult r;
+  r.batchSize = o.batch;
+  kvrt::EngineOptions options = engineOptions;
+  if (!options.cacheTokens) {
+    // Room for the batch, a page of slack per sequence.
+    options.cacheTokens =
+        uint64_t(o.batch) * uint64_t(o.context + o.warmup + o.steps + 256);
+  }
+  Clock::time_point start = Clock::now();
+  auto engine = kvrt::Engine::create(artifact, options);
+  if (!engine)
+    return engine.status();
+  r.loadSeconds = since(start);
+  const int64_t vocab = (*engine)->vocabSize();
+  if (vocab < 4)
+    return kvrt::Status::error("the vocabulary is too small to draw tokens "
+                               "from");
+
+  std::vector<kvrt::SequenceId> ids;
+  const int64_t chunk = o.chunk ? o.chunk : o.context;
+  for (int64_t b = 0; b < o.batch; ++b) {
+    auto id = (*engine)->addSequence();
+    if (!id)
+      return id.status();
+    ids.push_back(*id);
+    const std::vector<int32_t> prompt =
+        randomTokens(o.context, vocab, uint64_t(b) + 7);
+    start = Clock::now();
+    for (int64_t at = 0; at < o.context; at += chunk) {
+      const int64_t end = std::min(o.context, at + chunk);
+      kvrt::Status done = (*engine)->prefill(
+          {{*id,
+            std::vector<int32_t>(prompt.begin() + at, prompt.begin() + end)}});
+      if (!done)
+        return done;
+    }
+    if (b == 0)
+      r.firstTokenSeconds = since(start);
+  }
+
+  std::vector<std::pair<kvrt::SequenceId, int32_t>> next;
+  for (kvrt::SequenceId id : ids)
+    next.push_back({id, 5});
+  std::vector<double> times;
+  for (int64_t step = 0; step < o.warmup + o.steps; ++step) {
+    start = Clock::now();
+    if (kvrt::Status done = (*engine)->step(next); !done)
+      return done;
+    if (step >= o.warmup)
+      times.push_back(since(start));
+    // Greedy next tokens, outside the timed step.
+    const kvrt::Logits &l = (*engine)->logits();
+    for (size_t s = 0; s < next.size(); ++s)
+      next[s].second =
+          int32_t(std::max_element(l.row(s), l.row(s) + l.vocab) - l.row(s));
+  }
+  std::sort(times.begin(), times.end());
+  r.stepSeconds = times[times.size() / 2];
+  r.fastestStep = times.front();
+  r.slowestStep = times.back();
+  r.kvBytesPerToken = (*engine)->stats().kvBytesPerToken;
+  r.weightBytes =
+      weightBytesPerStep(*artifact, engineOptions.backend == "cuda");
+  r.cacheBytes = r.kvBytesPerToken * double(o.batch) * double(o.context);
+  return r;
+}
+
+} // namespace kvopt::bench
