@@ -33,6 +33,7 @@
 #include "runtime/src/backends/cuda/Gemm.h"
 #include "runtime/src/backends/cuda/PrefillAttention.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
+#include "runtime/src/backends/cuda/StepPlanning.h"
 #include "runtime/src/engine/Backend.h"
 #include "runtime/src/engine/PlanSteps.h"
 #include "runtime/src/engine/SideCodec.h"
@@ -128,19 +129,6 @@ private:
   size_t capacity_ = 0;
 };
 
-/// Tokens an attention plans for when its longest row holds `length`:
-/// rounded up to a quarter of length's power of two, so that a growing
-/// sequence keeps one plan (and one captured graph) for a while; the
-/// kernels stop at each row's own length.
-uint32_t planLength(uint32_t length) {
-  if (length <= 256)
-    return 256;
-  uint32_t step = 1;
-  while (step * 8 <= length)
-    step *= 2;
-  return (length + step - 1) / step * step;
-}
-
 /// A captured decode step, replayed while its shape repeats.
 struct CapturedStep {
   cudaGraphExec_t exec = nullptr;
@@ -175,10 +163,10 @@ public:
   Status prepare(const EngineOptions &options);
 
   Status addSequence(SequenceId sequence) override {
-    return pool_->addSequence(sequence);
+    return pool_->ledger().addSequence(sequence);
   }
   void removeSequence(SequenceId sequence) override {
-    pool_->removeSequence(sequence);
+    pool_->ledger().removeSequence(sequence);
   }
   Status forward(const BatchView &batch, float *logits) override;
   CacheStats cacheStats() const override {
@@ -191,7 +179,6 @@ private:
   /// Tensor `index` in device memory, as bf16 (`bf16`) or f32.
   StatusOr<const void *> tensor(uint32_t index, bool bf16);
   Status prepareCache(const EngineOptions &options);
-  void planBf16Inputs();
   Status run(const Step &s, uint32_t rows, uint32_t logitRows);
   /// Runs every step, from a captured graph where the step's shape
   /// repeats (a decode step, EngineOptions::cudaGraphs).
@@ -406,45 +393,12 @@ Status CudaBackend::prepare(const EngineOptions &options) {
     }
     steps_.push_back(std::move(step));
   }
-  planBf16Inputs();
-  return prepareCache(options);
-}
-
-void CudaBackend::planBf16Inputs() {
-  // Which value bf16Input_ holds after each step: a projection whose input
-  // is already there converts nothing (q, k and v share one conversion,
-  // gate and up another), and a norm or SwiGLU feeding projections writes
-  // it as it computes (the conversion costs no launch of its own).
-  int64_t held = kNoStep;
+  const cuda::Bf16Inputs bf16 = cuda::planBf16Inputs(plan.steps);
   for (size_t i = 0; i < steps_.size(); ++i) {
-    Step &s = steps_[i];
-    if (s.kernel == Kernel::LMHead) {
-      held = kNoStep;
-      continue;
-    }
-    if (s.kernel != Kernel::Linear)
-      continue;
-    const int64_t source = s.producers[0];
-    if (source == held) {
-      s.convertsInput = false;
-      continue;
-    }
-    // The source may write the copy if no step since wrote bf16Input_.
-    bool sourceWrites = false;
-    if (source != kNoStep && (steps_[source].kernel == Kernel::RmsNorm ||
-                              steps_[source].kernel == Kernel::SwiGLU)) {
-      sourceWrites = true;
-      for (size_t j = size_t(source) + 1; j < i; ++j)
-        sourceWrites &= steps_[j].kernel != Kernel::Linear &&
-                        steps_[j].kernel != Kernel::LMHead &&
-                        !steps_[j].writesBf16;
-    }
-    if (sourceWrites) {
-      steps_[source].writesBf16 = true;
-      s.convertsInput = false;
-    }
-    held = source;
+    steps_[i].writesBf16 = bf16.writes[i];
+    steps_[i].convertsInput = bf16.converts[i];
   }
+  return prepareCache(options);
 }
 
 Status CudaBackend::prepareCache(const EngineOptions &options) {
@@ -539,15 +493,15 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
       counts.push_back({batch.sequences[r], 0});
     ++counts[it->second].second;
   }
-  KVRT_RETURN_IF_ERROR(pool_->reserve(counts));
+  KVRT_RETURN_IF_ERROR(pool_->ledger().reserve(counts));
 
   // The batch's integers, in one pinned array: tokens, positions, slots,
   // row lengths, table rows, page tables, then the logit rows.
   const uint32_t pageSize = pool_->pageSize();
   uint64_t longest = 0;
   for (const auto &[sequence, more] : counts)
-    longest = std::max(longest, pool_->length(sequence) + more);
-  planLength_ = planLength(uint32_t(longest));
+    longest = std::max(longest, pool_->ledger().length(sequence) + more);
+  planLength_ = cuda::planLength(uint32_t(longest));
   // Room for every page up to the plan's length: the stride stays while
   // the plan does.
   pageTableStride_ = (planLength_ + pageSize - 1) / pageSize;
@@ -560,13 +514,13 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   int32_t *h = *host;
   std::vector<uint64_t> stored(counts.size());
   for (size_t i = 0; i < counts.size(); ++i)
-    stored[i] = pool_->length(counts[i].first);
+    stored[i] = pool_->ledger().length(counts[i].first);
   rowLengthsHost_.resize(rows);
   tableRowsHost_.resize(rows);
   for (uint32_t r = 0; r < rows; ++r) {
     const size_t s = index[batch.sequences[r]];
     const uint64_t at = stored[s]++;
-    const std::vector<int32_t> &pages = pool_->pages(counts[s].first);
+    const std::vector<int32_t> &pages = pool_->ledger().pages(counts[s].first);
     h[r] = batch.tokens[r];
     h[rows + r] = batch.positions[r];
     h[2 * rows + r] =
@@ -576,7 +530,7 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   }
   int32_t *tables = h + 5 * rows;
   for (size_t s = 0; s < counts.size(); ++s) {
-    const std::vector<int32_t> &pages = pool_->pages(counts[s].first);
+    const std::vector<int32_t> &pages = pool_->ledger().pages(counts[s].first);
     std::copy(pages.begin(), pages.end(), tables + s * pageTableStride_);
     std::fill(tables + s * pageTableStride_ + pages.size(),
               tables + (s + 1) * pageTableStride_, 0);
@@ -623,7 +577,7 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   if (cudaError_t e = cudaStreamSynchronize(stream_))
     return cudaFailed("running the batch", e);
   for (size_t i = 0; i < counts.size(); ++i)
-    pool_->setLength(counts[i].first, stored[i]);
+    pool_->ledger().setLength(counts[i].first, stored[i]);
   return Status::ok();
 }
 

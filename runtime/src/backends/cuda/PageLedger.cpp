@@ -1,0 +1,64 @@
+//===- PageLedger.cpp - Which device pages each sequence holds ------------===//
+#include "runtime/src/backends/cuda/PageLedger.h"
+
+#include <algorithm>
+#include <string>
+
+namespace kvrt::cuda {
+
+PageLedger::PageLedger(uint32_t pageSize, uint32_t capacityPages)
+    : pageSize_(pageSize), free_(capacityPages) {
+  // Lowest pages first.
+  for (uint32_t i = 0; i < capacityPages; ++i)
+    free_[i] = int32_t(capacityPages - 1 - i);
+}
+
+Status PageLedger::addSequence(uint64_t sequence) {
+  if (!sequences_.emplace(sequence, Sequence()).second)
+    return Status::error("sequence " + std::to_string(sequence) +
+                         " is already in the device cache");
+  return Status::ok();
+}
+
+void PageLedger::removeSequence(uint64_t sequence) {
+  auto found = sequences_.find(sequence);
+  if (found == sequences_.end())
+    return;
+  for (int32_t page : found->second.pages)
+    free_.push_back(page);
+  pagesInUse_ -= found->second.pages.size();
+  sequences_.erase(found);
+}
+
+Status
+PageLedger::reserve(const std::vector<std::pair<uint64_t, uint64_t>> &tokens) {
+  auto pagesFor = [&](const Sequence &s, uint64_t more) {
+    return (s.length + more + pageSize_ - 1) / pageSize_;
+  };
+  uint64_t needed = 0;
+  for (const auto &[sequence, more] : tokens) {
+    const Sequence &s = sequences_.at(sequence);
+    const uint64_t pages = pagesFor(s, more);
+    needed += pages > s.pages.size() ? pages - s.pages.size() : 0;
+  }
+  if (needed > free_.size())
+    return Status::error("the device KV cache is full: the batch needs " +
+                         std::to_string(needed) + " more pages of " +
+                         std::to_string(pageSize_) + " tokens and " +
+                         std::to_string(free_.size()) +
+                         " are free; raise EngineOptions::cacheTokens or "
+                         "finish sequences");
+  for (const auto &[sequence, more] : tokens) {
+    Sequence &s = sequences_.at(sequence);
+    const uint64_t pages = pagesFor(s, more);
+    while (s.pages.size() < pages) {
+      s.pages.push_back(free_.back());
+      free_.pop_back();
+      ++pagesInUse_;
+    }
+  }
+  peakPages_ = std::max(peakPages_, pagesInUse_);
+  return Status::ok();
+}
+
+} // namespace kvrt::cuda

@@ -1,0 +1,65 @@
+//===- PageLedger.h - Which device pages each sequence holds ----*- C++ -*-===//
+//
+// The host's bookkeeping of the device page pool (DeviceKvPool.h): each
+// sequence's page list (shared by every layer, since the cuda backend
+// evicts nothing) and length, and the free pages. Host code only, so that
+// CI tests it without a GPU.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_BACKENDS_CUDA_PAGELEDGER_H
+#define KVRT_BACKENDS_CUDA_PAGELEDGER_H
+
+#include "kvrt/Status.h"
+
+#include <cstdint>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace kvrt::cuda {
+
+class PageLedger {
+public:
+  PageLedger(uint32_t pageSize, uint32_t capacityPages);
+
+  Status addSequence(uint64_t sequence);
+  /// Returns the sequence's pages to the free list.
+  void removeSequence(uint64_t sequence);
+  bool contains(uint64_t sequence) const {
+    return sequences_.count(sequence) != 0;
+  }
+  /// Attaches pages for tokens[i].second more tokens of each sequence;
+  /// when the pool is short, attaches none and says so.
+  Status reserve(const std::vector<std::pair<uint64_t, uint64_t>> &tokens);
+  /// Tokens stored for `sequence`.
+  uint64_t length(uint64_t sequence) const {
+    return sequences_.at(sequence).length;
+  }
+  /// Commits tokens written into the reserved pages.
+  void setLength(uint64_t sequence, uint64_t length) {
+    sequences_.at(sequence).length = length;
+  }
+  /// The sequence's pages in token order (the last ones may be reserved
+  /// and not yet written).
+  const std::vector<int32_t> &pages(uint64_t sequence) const {
+    return sequences_.at(sequence).pages;
+  }
+  uint32_t pageSize() const { return pageSize_; }
+  uint64_t pagesInUse() const { return pagesInUse_; }
+  uint64_t peakPages() const { return peakPages_; }
+
+private:
+  struct Sequence {
+    std::vector<int32_t> pages;
+    uint64_t length = 0;
+  };
+  uint32_t pageSize_;
+  std::vector<int32_t> free_;
+  uint64_t pagesInUse_ = 0;
+  uint64_t peakPages_ = 0;
+  std::unordered_map<uint64_t, Sequence> sequences_;
+};
+
+} // namespace kvrt::cuda
+
+#endif // KVRT_BACKENDS_CUDA_PAGELEDGER_H

@@ -1,0 +1,211 @@
+//===- CudaHostTest.cpp - The cuda backend's host decisions ---------------===//
+//
+// What the cuda backend decides before it launches anything: its page
+// bookkeeping, the plan length its graphs key on, which projections
+// convert their inputs, the decode kernels' launch plans and refusals, and
+// the page layouts it reads. No GPU is needed: CI runs these; the kernels
+// themselves are checked on the GPU machine (test/cuda).
+//
+//===----------------------------------------------------------------------===//
+#include "../runtime/LlamaArtifact.h"
+
+#include "kvrt/ArtifactWriter.h"
+#include "runtime/src/backends/cuda/DecodeAttention.h"
+#include "runtime/src/backends/cuda/PageLedger.h"
+#include "runtime/src/backends/cuda/SideLayout.h"
+#include "runtime/src/backends/cuda/StepPlanning.h"
+#include "runtime/src/cache/Codec.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace kvrt::cuda {
+namespace {
+
+TEST(PageLedger, ReservesAllOrNothingInTokenOrder) {
+  PageLedger ledger(16, 5);
+  ASSERT_TRUE(ledger.addSequence(1));
+  ASSERT_TRUE(ledger.addSequence(2));
+  EXPECT_EQ(ledger.addSequence(1).message(),
+            "sequence 1 is already in the device cache");
+  // 17 tokens take two pages, 1 token one; the lowest pages go first.
+  ASSERT_TRUE(ledger.reserve({{1, 17}, {2, 1}}));
+  EXPECT_EQ(ledger.pages(1), (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(ledger.pages(2), (std::vector<int32_t>{2}));
+  ledger.setLength(1, 17);
+  ledger.setLength(2, 1);
+  // Room reserved is not reserved again; more pages than are free: none.
+  ASSERT_TRUE(ledger.reserve({{1, 15}}));
+  EXPECT_EQ(ledger.pages(1).size(), 2u);
+  EXPECT_EQ(ledger.reserve({{1, 16}, {2, 48}}).message(),
+            "the device KV cache is full: the batch needs 4 more pages of 16 "
+            "tokens and 2 are free; raise EngineOptions::cacheTokens or "
+            "finish sequences");
+  EXPECT_EQ(ledger.pages(1).size(), 2u);
+  EXPECT_EQ(ledger.pages(2).size(), 1u);
+  EXPECT_EQ(ledger.pagesInUse(), 3u);
+  // A removed sequence's pages serve the next one.
+  ledger.removeSequence(1);
+  EXPECT_FALSE(ledger.contains(1));
+  EXPECT_EQ(ledger.pagesInUse(), 1u);
+  ASSERT_TRUE(ledger.addSequence(3));
+  ASSERT_TRUE(ledger.reserve({{3, 64}}));
+  std::set<int32_t> pages(ledger.pages(3).begin(), ledger.pages(3).end());
+  EXPECT_EQ(pages, (std::set<int32_t>{0, 1, 3, 4}));
+  EXPECT_EQ(ledger.peakPages(), 5u);
+}
+
+TEST(PlanLength, CoversTheLengthWithinAQuarterAndChangesRarely) {
+  std::set<uint32_t> distinct;
+  uint32_t previous = 0;
+  for (uint32_t length = 1; length <= 131072; ++length) {
+    const uint32_t planned = planLength(length);
+    ASSERT_GE(planned, length);
+    ASSERT_GE(planned, previous) << length;
+    if (length > 256)
+      ASSERT_LE(planned, length + length / 4) << length;
+    distinct.insert(planned);
+    previous = planned;
+  }
+  // Four plans an octave from 256 to 128K: a 128K generation captures
+  // about 40 graphs, not one per token.
+  EXPECT_LE(distinct.size(), 40u);
+}
+
+TEST(Bf16Inputs, EveryProjectionFindsItsInputInTheBuffer) {
+  test::RandomLlama model = test::makeRandomLlama(3);
+  ArtifactWriter writer;
+  ASSERT_TRUE(test::buildLlama(writer, model.config, model.weights, {}));
+  const PlanSteps plan = planSteps(writer.manifest().plan());
+  const Bf16Inputs bf16 = planBf16Inputs(plan.steps);
+  // Replay the one bf16 buffer: a writer fills it, a converting projection
+  // refills it, the LM head (which gathers its rows) clobbers it.
+  int64_t held = kNoStep;
+  int conversions = 0, writes = 0;
+  for (size_t i = 0; i < plan.steps.size(); ++i) {
+    const PlanStep &s = plan.steps[i];
+    if (bf16.writes[i]) {
+      ++writes;
+      held = int64_t(i);
+    }
+    if (s.kernel == Kernel::LMHead)
+      held = kNoStep;
+    if (s.kernel != Kernel::Linear)
+      continue;
+    if (bf16.converts[i]) {
+      ++conversions;
+      held = s.producers[0];
+    }
+    EXPECT_EQ(held, s.producers[0]) << "step " << i;
+  }
+  // Per layer only o_proj (fed by attention) converts; the two norms and
+  // SwiGLU write the buffer for q/k/v, gate/up and down.
+  const int layers = int(model.config.num_layers());
+  EXPECT_EQ(conversions, layers);
+  EXPECT_EQ(writes, 3 * layers);
+}
+
+DeviceSideLayout layoutOf(const schema::Encoding &encoding, uint32_t headDim,
+                          uint32_t pageSize, std::vector<float> scales = {}) {
+  CodecContext context;
+  context.kvHeads = 8;
+  context.headDim = headDim;
+  context.scales = std::move(scales);
+  StatusOr<std::unique_ptr<Codec>> codec = makeCodec(encoding, context);
+  EXPECT_TRUE(codec) << codec.status().message();
+  StatusOr<DeviceSideLayout> side =
+      deviceSideLayout(encoding, **codec, pageSize);
+  EXPECT_TRUE(side) << side.status().message();
+  return *side;
+}
+
+schema::Encoding encodingOf(schema::EncodingKind kind, uint32_t bits = 0) {
+  schema::Encoding e;
+  e.set_kind(kind);
+  e.set_fp8_format(schema::FP8_FORMAT_E4M3);
+  e.set_scale_mode(schema::SCALE_MODE_DYNAMIC);
+  e.set_bits(bits);
+  return e;
+}
+
+TEST(DecodeAttentionPlan, SplitsCoverTheLongestRowInWholeTiles) {
+  const DeviceSideLayout bf16 =
+      layoutOf(encodingOf(schema::ENCODING_BF16), 128, 16);
+  const DeviceSideLayout polar =
+      layoutOf(encodingOf(schema::ENCODING_POLAR, 4), 128, 16);
+  for (const DeviceSideLayout &side : {bf16, polar})
+    for (uint32_t batch : {1u, 8u, 32u})
+      for (uint32_t length : {1u, 100u, 8192u, 32768u, 131072u}) {
+        DecodeAttentionShape shape{batch, 32, 8, 128, 16, length, side, side};
+        StatusOr<DecodeAttentionPlan> plan = planDecodeAttention(shape, 132);
+        ASSERT_TRUE(plan) << plan.status().message();
+        EXPECT_GE(uint64_t(plan->splits) * plan->splitTokens, length);
+        EXPECT_LT(uint64_t(plan->splits - 1) * plan->splitTokens, length);
+        EXPECT_EQ(plan->splitTokens % plan->tileTokens, 0u);
+        EXPECT_LE(plan->sharedBytes, 227u * 1024);
+        // Partials (and polar's rotated queries) only when they are used.
+        const size_t rows = size_t(batch) * 32;
+        const size_t partials =
+            plan->splits > 1 ? rows * plan->splits * (128 + 2) * 4 : 0;
+        const size_t rotated =
+            side.kind == DeviceSideLayout::Kind::Polar ? rows * 128 * 4 : 0;
+        EXPECT_EQ(plan->workspaceBytes, partials + rotated);
+      }
+}
+
+TEST(DecodeAttentionPlan, RefusesWhatTheKernelsCannotRead) {
+  const DeviceSideLayout bf16 =
+      layoutOf(encodingOf(schema::ENCODING_BF16), 128, 16);
+  const DeviceSideLayout fp8 =
+      layoutOf(encodingOf(schema::ENCODING_FP8), 128, 16);
+  auto refusal = [](DecodeAttentionShape shape) {
+    StatusOr<DecodeAttentionPlan> plan = planDecodeAttention(shape, 132);
+    return plan ? std::string("accepted") : plan.status().message();
+  };
+  EXPECT_EQ(refusal({1, 32, 8, 96, 16, 10, bf16, bf16}),
+            "decode attention on CUDA takes head dimensions 64 and 128, not "
+            "96");
+  EXPECT_EQ(refusal({1, 32, 2, 128, 16, 10, bf16, bf16}),
+            "decode attention on CUDA needs query heads that are 1 to 8 times "
+            "the KV heads, not 32 for 2");
+  EXPECT_EQ(refusal({1, 32, 8, 128, 12, 10, bf16, bf16}),
+            "decode attention on CUDA needs a page size of 4, 8, 16 or a "
+            "multiple of 32, not 12");
+  EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, bf16, fp8}),
+            "decode attention on CUDA needs keys and values in one encoding "
+            "(bf16, fp8 e4m3, nvfp4 or polar of one width)");
+}
+
+TEST(DeviceSideLayout, MatchesTheCodecsPages) {
+  // bf16: 2 bytes a coordinate; fp8 dynamic: codes then an f32 scale;
+  // fp8 per_head: the head's scale first; polar 4: codes then an f16
+  // scale; nvfp4: nibbles then an e4m3 scale per 16. Areas 16-aligned.
+  struct Expect {
+    schema::Encoding encoding;
+    uint32_t entryBytes, codesOffset, scaleOffset;
+    bool slotScales;
+    std::vector<float> scales;
+  };
+  schema::Encoding perHead = encodingOf(schema::ENCODING_FP8);
+  perHead.set_scale_mode(schema::SCALE_MODE_PER_HEAD);
+  const Expect cases[] = {
+      {encodingOf(schema::ENCODING_BF16), 128, 0, 0, false, {}},
+      {encodingOf(schema::ENCODING_FP8), 68, 0, 64, true, {}},
+      {perHead, 64, 4, 0, false, std::vector<float>(8, 0.5f)},
+      {encodingOf(schema::ENCODING_POLAR, 4), 34, 0, 32, true, {}},
+      {encodingOf(schema::ENCODING_NVFP4), 36, 0, 32, false, {}},
+  };
+  for (const Expect &c : cases) {
+    const DeviceSideLayout side = layoutOf(c.encoding, 64, 16, c.scales);
+    EXPECT_EQ(side.entryBytes, c.entryBytes) << int(c.encoding.kind());
+    EXPECT_EQ(side.codesOffset, c.codesOffset) << int(c.encoding.kind());
+    EXPECT_EQ(side.scaleOffset, c.scaleOffset) << int(c.encoding.kind());
+    EXPECT_EQ(side.slotScales, c.slotScales) << int(c.encoding.kind());
+    EXPECT_EQ(side.areaStride % 16, 0u);
+    EXPECT_GE(side.areaStride, side.headBytes);
+  }
+}
+
+} // namespace
+} // namespace kvrt::cuda
