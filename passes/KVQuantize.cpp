@@ -1,9 +1,8 @@
 //===- KVQuantize.cpp - Choose the cache encoding of some layers ----------===//
 #include "dialects/kv/IR/KVOps.h"
+#include "passes/CacheTypes.h"
 #include "passes/LayerSelection.h"
 #include "passes/Passes.h"
-
-#include "mlir/Interfaces/FunctionInterfaces.h"
 
 namespace mlir::kv {
 #define GEN_PASS_DEF_KVQUANTIZEPASS
@@ -23,46 +22,6 @@ static ArrayRef<unsigned> allowedBits(StringRef encoding) {
   if (encoding == "polar")
     return polarBits;
   return {};
-}
-
-/// The pass gives each kv.cache a new type and carries it through kv.append
-/// and kv.evict only; a cache that crosses a function or block boundary would
-/// keep its old type on the other side.
-static LogicalResult checkCachesStayInKVOps(ModuleOp module) {
-  auto isCache = [](Type type) { return llvm::isa<CacheType>(type); };
-  WalkResult result = module->walk<WalkOrder::PreOrder>([&](Operation *op) {
-    if (auto func = dyn_cast<FunctionOpInterface>(op);
-        func && (llvm::any_of(func.getArgumentTypes(), isCache) ||
-                 llvm::any_of(func.getResultTypes(), isCache))) {
-      op->emitError() << "kv-quantize cannot rewrite a !kv.cache that "
-                         "crosses a function boundary: @"
-                      << func.getName()
-                      << " takes or returns one; inline it into its callers "
-                         "first";
-      return WalkResult::interrupt();
-    }
-    for (Region &region : op->getRegions())
-      for (Block &block : region)
-        for (BlockArgument arg : block.getArguments())
-          if (isCache(arg.getType())) {
-            emitError(arg.getLoc())
-                << "kv-quantize cannot rewrite a !kv.cache block argument: "
-                   "caches must flow from kv.cache to their readers through "
-                   "kv ops only";
-            return WalkResult::interrupt();
-          }
-    if (!llvm::isa_and_nonnull<KVDialect>(op->getDialect()) &&
-        (llvm::any_of(op->getOperandTypes(), isCache) ||
-         llvm::any_of(op->getResultTypes(), isCache))) {
-      op->emitError() << "kv-quantize cannot rewrite the !kv.cache that '"
-                      << op->getName()
-                      << "' passes on: caches must flow from kv.cache to "
-                         "their readers through kv ops only";
-      return WalkResult::interrupt();
-    }
-    return WalkResult::advance();
-  });
-  return failure(result.wasInterrupted());
 }
 
 /// The width of int and polar when `bits` is not given.
@@ -194,7 +153,7 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (failed(checkCachesStayInKVOps(module)))
+    if (failed(checkCachesStayInKVOps(module, "kv-quantize")))
       return signalPassFailure();
     FailureOr<SelectedLayers> selected = layerSelection.resolve(module);
     if (failed(selected))
@@ -206,26 +165,25 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
       if (failed(checkCalibrated(op)))
         return WalkResult::interrupt();
       auto type = llvm::cast<CacheType>(op.getType());
-      CacheType newType = CacheType::getChecked(
-          [&] { return op.emitError(); }, &getContext(), type.getHeads(),
-          type.getHeadDim(), type.getPage(),
-          rewritesKeys ? newEncoding : type.getKey(),
-          rewritesValues ? newEncoding : type.getValue());
-      if (!newType)
+      auto emitError = [&] { return op.emitError(); };
+      // A low-rank side keeps its rank and stores its latent this way.
+      auto rewrite = [&](Attribute old) -> Attribute {
+        if (auto lowRank = dyn_cast<LowRankEncodingAttr>(old))
+          return LowRankEncodingAttr::getChecked(
+              emitError, &getContext(), lowRank.getRank(), newEncoding);
+        return newEncoding;
+      };
+      Attribute key = rewritesKeys ? rewrite(type.getKey()) : type.getKey();
+      Attribute value =
+          rewritesValues ? rewrite(type.getValue()) : type.getValue();
+      if (!key || !value || failed(setCacheEncodings(op, key, value)))
         return WalkResult::interrupt();
-      op.getResult().setType(newType);
       return WalkResult::advance();
     });
     if (result.wasInterrupted())
       return signalPassFailure();
 
-    // Ops that return the cache they were given carry its new type on.
-    module.walk([](Operation *op) {
-      if (auto append = dyn_cast<AppendOp>(op))
-        append.getResult().setType(append.getCache().getType());
-      else if (auto evict = dyn_cast<EvictOp>(op))
-        evict.getResult().setType(evict.getCache().getType());
-    });
+    propagateCacheTypes(module);
   }
 
 private:

@@ -59,6 +59,45 @@ def KVQuantizePass : Pass<"kv-quantize", "::mlir::ModuleOp"> {
   ];
 }
 
+def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
+  let summary = "Stores the values of some layers as a latent on a calibrated basis";
+  let description = [{
+    Rewrites the value side of each selected `kv.cache` to
+    `#kv.lowrank<rank = r, latent = E>`: each head's values are stored as
+    their coordinates on the head's first r principal axes, E the value
+    encoding the cache had (bf16 by default; a later kv-quantize of the
+    values encodes the latent instead). The axes come from calibration
+    (`kv.value_axes` on the kv.cache, the eigenvectors of the values' second
+    moment: `kvopt compile --calibrate FILE`); the exporter writes the basis
+    beside the encoding, and attention works on the latent, mapping its sum
+    back once per query row (runtime/src/cache/codecs/LowRank.cpp).
+
+    `ratio=R` keeps round(R x head_dim) axes (R in (0, 1)), `rank=N` keeps
+    N; give exactly one. Only `method=pca` and `side=value` are built:
+    keys need a basis of their pre-RoPE form, which the runtime's cache
+    does not hold yet. `layers=` as for kv-quantize.
+
+    Example: values at half rank in every layer but the first and last:
+    ```
+    kvopt compile default --calibrate text.txt --passes 'kv-lowrank{ratio=0.5 layers=1--2}'
+    ```
+  }];
+  let dependentDialects = ["::mlir::kv::KVDialect"];
+  let options = [
+    Option<"method", "method", "std::string", "\"pca\"",
+           "pca (calibrated principal axes); svd and lrkv are not built yet">,
+    Option<"side", "side", "std::string", "\"value\"",
+           "value (keys are not built yet)">,
+    Option<"ratio", "ratio", "double", "0",
+           "axes kept per head as a fraction of head_dim, in (0, 1)">,
+    Option<"rank", "rank", "unsigned", "0",
+           "axes kept per head, below head_dim">,
+    ListOption<"layers", "layers", "std::string",
+               "layers to rewrite: N, -N (from the end) or A-B, comma-separated; "
+               "default: every layer">
+  ];
+}
+
 def KVEvictPass : Pass<"kv-evict", "::mlir::ModuleOp"> {
   let summary = "Bounds the caches of some layers by evicting entries";
   let description = [{

@@ -1,9 +1,11 @@
 //===- Statistics.cpp - Calibration statistics into the module ------------===//
 #include "compiler/calibrate/Statistics.h"
+#include "compiler/calibrate/SymmetricEigen.h"
 
 #include "dialects/kv/IR/KVDialect.h"
 #include "dialects/kv/IR/KVOps.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -169,6 +171,35 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
         op, mlir::DenseF32ArrayAttr::get(context, s.keyAbsMax));
     dialect->getValueAbsmaxAttrHelper().setAttr(
         op, mlir::DenseF32ArrayAttr::get(context, s.valueAbsMax));
+    if (stats.hasMoments()) {
+      // The values' principal axes per KV head, which kv-lowrank projects
+      // on: the eigenvectors of each head's second moment E[v v^T] (the
+      // covariance plus mu mu^T), largest first. Uncentred, because the
+      // mean lies along directions of little variance, and a centred basis
+      // drops them, and with them the value of the attention sink, whose
+      // small vector is mostly -mu after centring (docs/lowrank.md).
+      const int64_t d = stats.headDim, heads = stats.kvHeads;
+      std::vector<float> axes, variance;
+      for (int64_t h = 0; h < heads; ++h) {
+        std::vector<double> moment(s.valueCovariance.begin() + h * d * d,
+                                   s.valueCovariance.begin() + (h + 1) * d * d);
+        const double *mu = s.valueMean.data() + h * d;
+        for (int64_t i = 0; i < d; ++i)
+          for (int64_t j = 0; j < d; ++j)
+            moment[size_t(i * d + j)] += mu[i] * mu[j];
+        SymmetricEigen eigen = symmetricEigen(moment, d);
+        for (double v : eigen.values)
+          variance.push_back(float(std::max(v, 0.0)));
+        axes.insert(axes.end(), eigen.vectors.begin(), eigen.vectors.end());
+      }
+      dialect->getValueAxesAttrHelper().setAttr(
+          op, dense(context, {heads, d, d}, axes));
+      dialect->getValueVarianceAttrHelper().setAttr(
+          op, dense(context, {heads, d}, variance));
+    } else {
+      dialect->getValueAxesAttrHelper().removeAttr(op);
+      dialect->getValueVarianceAttrHelper().removeAttr(op);
+    }
     if (!stats.heads) {
       // Statistics without them replace any the module had.
       dialect->getQueryCenterAttrHelper().removeAttr(op);

@@ -128,6 +128,8 @@ public:
 
 private:
   Status exportOp(Operation *op);
+  /// A low-rank value side's basis tensor (axes, then the mean).
+  Status addBasis(kv::CacheOp op, kv::CacheType type, schema::Encoding &out);
   /// The slot an activation operand lives in.
   StatusOr<uint32_t> slotOf(Value value, Operation *user);
   /// The manifest tensor of a weight operand.
@@ -311,9 +313,53 @@ Status PlanExporter::addCacheLayout(kv::CacheOp op) {
                                  "key", *c.mutable_key()));
   KVRT_RETURN_IF_ERROR(
       encodingOf(type.getValue(), *c.mutable_value(), op, "value"));
+  KVRT_RETURN_IF_ERROR(addBasis(op, type, *c.mutable_value()));
   return addScales(op, type.getValue(),
                    dialect->getValueAbsmaxAttrHelper().getAttr(op), "value",
                    *c.mutable_value());
+}
+
+Status PlanExporter::addBasis(kv::CacheOp op, kv::CacheType type,
+                              schema::Encoding &out) {
+  auto lowRank = dyn_cast<kv::LowRankEncodingAttr>(type.getValue());
+  if (isa<kv::LowRankEncodingAttr>(type.getKey()))
+    return Status::error(describe(op) +
+                         " stores its keys as #kv.lowrank, which the runtime "
+                         "does not: a basis of keys needs them before RoPE");
+  if (!lowRank)
+    return Status::ok();
+  auto fp8 = dyn_cast<kv::Fp8EncodingAttr>(lowRank.getLatent());
+  if (!isa<kv::Bf16EncodingAttr, kv::F32EncodingAttr>(lowRank.getLatent()) &&
+      !(fp8 && fp8.getScale() == kv::ScaleMode::Dynamic))
+    return Status::error(describe(op) +
+                         " stores a low-rank latent the runtime does not: "
+                         "it takes bf16, f32 or fp8 with dynamic scales");
+  auto *dialect = op->getContext()->getLoadedDialect<kv::KVDialect>();
+  DenseFPElementsAttr axes = dialect->getValueAxesAttrHelper().getAttr(op);
+  if (!axes)
+    return Status::error(describe(op) +
+                         " stores its values as #kv.lowrank but has no "
+                         "calibrated kv.value_axes");
+  // [heads][d][rank + 1]: the first `rank` axes (columns of the axes), then
+  // the point the latent is taken around: 0, since the axes are those of
+  // the uncentred second moment (calibrate/Statistics.cpp says why). The
+  // dialect verified the attribute's shape.
+  const int64_t heads = type.getHeads(), d = type.getHeadDim();
+  const int64_t rank = lowRank.getRank();
+  std::vector<float> axisValues(axes.getValues<float>().begin(),
+                                axes.getValues<float>().end());
+  std::vector<float> basis;
+  basis.reserve(size_t(heads * d * (rank + 1)));
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t i = 0; i < d; ++i) {
+      for (int64_t j = 0; j < rank; ++j)
+        basis.push_back(axisValues[size_t((h * d + i) * d + j)]);
+      basis.push_back(0.0f);
+    }
+  out.set_basis_tensor(
+      addF32Tensor("cache." + std::to_string(op.getLayer()) + ".value_basis",
+                   {heads, d, rank + 1}, std::move(basis)));
+  return Status::ok();
 }
 
 Status PlanExporter::addScales(kv::CacheOp op, Attribute encoding,

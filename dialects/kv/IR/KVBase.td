@@ -38,8 +38,12 @@ def KV_Dialect : Dialect {
   // the layer's queries and keys, per head and RoPE frequency pair f, as
   // (real, imaginary) E[q_f] (tensor<H x head_dim/2 x 2 x f32>) and mean
   // magnitudes E|q_f| (tensor<H x head_dim/2 x f32>), H the query heads (a
-  // multiple of the cache's KV heads) or the KV heads; on the module, where
-  // they came from.
+  // multiple of the cache's KV heads) or the KV heads; the principal axes
+  // of each KV head's values (the eigenvectors of their second moment
+  // E[v v^T], column k the k-th largest: tensor<kv_heads x head_dim x
+  // head_dim x f32>) and their eigenvalues (tensor<kv_heads x head_dim x
+  // f32>, descending), which low-rank caches project on; on the module,
+  // where they came from.
   let discardableAttrs = (ins
     "::mlir::DenseF32ArrayAttr":$key_absmax,
     "::mlir::DenseF32ArrayAttr":$value_absmax,
@@ -47,6 +51,8 @@ def KV_Dialect : Dialect {
     "::mlir::DenseFPElementsAttr":$query_magnitude,
     "::mlir::DenseFPElementsAttr":$key_center,
     "::mlir::DenseFPElementsAttr":$key_magnitude,
+    "::mlir::DenseFPElementsAttr":$value_axes,
+    "::mlir::DenseFPElementsAttr":$value_variance,
     "::mlir::kv::CalibrationAttr":$calibration
   );
   let hasOperationAttrVerify = 1;

@@ -86,6 +86,8 @@ private:
   Status checkRope(const std::string &field, const schema::Rope &rope) const;
   Status checkTensors();
   Status checkCache();
+  Status checkLowRank(const schema::Encoding &e, const schema::CacheLayout &c,
+                      const std::string &side);
   Status checkScaleTensor(const schema::Encoding &e,
                           const schema::CacheLayout &c,
                           const std::string &side);
@@ -287,8 +289,45 @@ Status Validator::checkCache() {
           !schema::EncodingKind_IsValid(e->kind()))
         return fail(side + " has no encoding this runtime knows");
       KVRT_RETURN_IF_ERROR(checkScaleTensor(*e, c, side));
+      KVRT_RETURN_IF_ERROR(checkLowRank(*e, c, side));
     }
   }
+  return Status::ok();
+}
+
+Status Validator::checkLowRank(const schema::Encoding &e,
+                               const schema::CacheLayout &c,
+                               const std::string &side) {
+  if (e.kind() != schema::ENCODING_LOWRANK) {
+    if (e.has_basis_tensor())
+      return fail(side + ".basis_tensor is set, but only lowrank encodings "
+                         "take a basis");
+    return Status::ok();
+  }
+  if (e.rank() == 0 || e.rank() >= c.head_dim())
+    return fail(side + ".rank is " + str(e.rank()) + "; it must be from 1 to " +
+                str(int64_t(c.head_dim()) - 1) + " for heads of " +
+                str(c.head_dim()));
+  const schema::Encoding &latent = e.latent();
+  if (latent.kind() == schema::ENCODING_UNSPECIFIED ||
+      latent.kind() == schema::ENCODING_LOWRANK ||
+      !schema::EncodingKind_IsValid(latent.kind()) ||
+      latent.has_scale_tensor() || latent.has_basis_tensor())
+    return fail(side + ".latent must be a plain encoding without tensors of "
+                       "its own");
+  if (!e.has_basis_tensor() || e.basis_tensor() >= uint32_t(m.tensors_size()))
+    return fail(side +
+                " is lowrank, but its basis_tensor is missing or past "
+                "the manifest's " +
+                str(m.tensors_size()) + " tensors");
+  const schema::Tensor &t = m.tensors(int(e.basis_tensor()));
+  Shape expected;
+  expected.Add(int64_t(c.kv_heads()));
+  expected.Add(int64_t(c.head_dim()));
+  expected.Add(int64_t(e.rank()) + 1);
+  if (t.dtype() != schema::DTYPE_F32 || !sameShape(t.shape(), expected))
+    return fail(side + ".basis_tensor names tensor \"" + t.name() +
+                "\", which must be f32 of shape " + shapeString(expected));
   return Status::ok();
 }
 

@@ -20,13 +20,26 @@ StatusOr<double> cacheBytesPerToken(const schema::CacheLayout &layout) {
   const schema::Encoding *encodings[2] = {&layout.key(), &layout.value()};
   for (int i = 0; i < 2; ++i) {
     context.side = i ? CacheSide::Value : CacheSide::Key;
+    // A low-rank side takes what its latent of `rank` coordinates takes
+    // (its basis lives in a tensor, not in pages).
+    const schema::Encoding *encoding = encodings[i];
+    context.headDim = layout.head_dim();
+    if (encoding->kind() == schema::ENCODING_LOWRANK) {
+      if (encoding->rank() == 0 || encoding->rank() >= layout.head_dim())
+        return Status::error(
+            "the values of layer " + std::to_string(layout.layer()) +
+            " use #kv.lowrank of rank " + std::to_string(encoding->rank()) +
+            ", which must be from 1 to head_dim - 1");
+      context.headDim = encoding->rank();
+      encoding = &encoding->latent();
+    }
     // Sizes do not depend on scale values, only on how many there are.
-    schema::EncodingKind kind = encodings[i]->kind();
+    schema::EncodingKind kind = encoding->kind();
     context.scales.assign(kind == schema::ENCODING_FP8     ? layout.kv_heads()
                           : kind == schema::ENCODING_NVFP4 ? 1
                                                            : 0,
                           1.0f);
-    StatusOr<std::unique_ptr<Codec>> codec = makeCodec(*encodings[i], context);
+    StatusOr<std::unique_ptr<Codec>> codec = makeCodec(*encoding, context);
     if (!codec)
       return codec.status();
     codecs[i] = std::move(*codec);

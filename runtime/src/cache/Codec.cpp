@@ -66,8 +66,7 @@ StatusOr<std::unique_ptr<Codec>> makeCodec(const schema::Encoding &encoding,
   case schema::ENCODING_POLAR:
     return makePolarCodec(encoding, context);
   case schema::ENCODING_LOWRANK:
-    return Status::error(describeCache(context) +
-                         " use #kv.lowrank, which this runtime cannot store");
+    return makeLowRankCodec(encoding, context);
   default:
     return Status::error(describeCache(context) +
                          " have no encoding this runtime knows (kind " +

@@ -102,6 +102,9 @@ struct CodecContext {
   /// fp8 per_head: one scale per KV head (value = code * scale); nvfp4: one
   /// per-tensor scale. Empty when the artifact has none.
   std::vector<float> scales;
+  /// lowrank: [kvHeads][headDim][rank + 1], each head's principal axes and
+  /// then its mean (codecs/LowRank.cpp).
+  std::vector<float> basis;
 };
 
 /// The codec of `encoding` for one side of one layer, or one sentence on

@@ -13,25 +13,34 @@ StatusOr<SideCodec> makeSideCodec(const Artifact &artifact,
   const std::string where = "layer " + std::to_string(layout.layer()) +
                             (side == CacheSide::Value ? " value" : " key");
   SideCodec result;
-  if (encoding.has_scale_tensor()) {
-    const schema::Tensor &t =
-        artifact.manifest().tensors(int(encoding.scale_tensor()));
+  // An f32 tensor of the encoding's into `out`.
+  auto readF32 = [&](uint32_t index, const char *what,
+                     std::vector<float> &out) -> Status {
+    const schema::Tensor &t = artifact.manifest().tensors(int(index));
     if (t.dtype() != schema::DTYPE_F32)
-      return Status::error(artifact.name() + ": " + where + " scale tensor \"" +
-                           t.name() + "\" must be f32");
-    StatusOr<ByteView> bytes = artifact.tensorData(encoding.scale_tensor());
+      return Status::error(artifact.name() + ": " + where + " " + what +
+                           " tensor \"" + t.name() + "\" must be f32");
+    StatusOr<ByteView> bytes = artifact.tensorData(index);
     if (!bytes)
       return bytes.status();
-    result.scales.resize(bytes->size / sizeof(float));
-    std::memcpy(result.scales.data(), bytes->data,
-                result.scales.size() * sizeof(float));
-  }
+    out.resize(bytes->size / sizeof(float));
+    std::memcpy(out.data(), bytes->data, out.size() * sizeof(float));
+    return Status::ok();
+  };
+  if (encoding.has_scale_tensor())
+    KVRT_RETURN_IF_ERROR(
+        readF32(encoding.scale_tensor(), "scale", result.scales));
+  std::vector<float> basis;
+  if (encoding.kind() == schema::ENCODING_LOWRANK &&
+      encoding.has_basis_tensor())
+    KVRT_RETURN_IF_ERROR(readF32(encoding.basis_tensor(), "basis", basis));
   CodecContext context;
   context.layer = layout.layer();
   context.side = side;
   context.kvHeads = layout.kv_heads();
   context.headDim = layout.head_dim();
   context.scales = result.scales;
+  context.basis = std::move(basis);
   StatusOr<std::unique_ptr<Codec>> codec = makeCodec(encoding, context);
   if (!codec)
     return Status::error(artifact.name() + ": " + codec.status().message());

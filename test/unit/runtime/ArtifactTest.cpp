@@ -367,6 +367,41 @@ TEST_F(ArtifactTest, ChecksSyntheticTensors) {
             "synthetic with dtype f16; expected bf16 or f32");
 }
 
+TEST_F(ArtifactTest, ChecksLowRankBases) {
+  auto lowRank = [](schema::Manifest &m) {
+    schema::Encoding &v = *m.mutable_cache(0)->mutable_value();
+    v.set_kind(schema::ENCODING_LOWRANK);
+    v.set_rank(2);
+    v.mutable_latent()->set_kind(schema::ENCODING_BF16);
+  };
+  EXPECT_NE(
+      errorOf(repack(lowRank))
+          .find("cache[0].value is lowrank, but its basis_tensor is missing"),
+      std::string::npos);
+  auto wrongShape = repack([&](schema::Manifest &m) {
+    lowRank(m);
+    m.mutable_cache(0)->mutable_value()->set_basis_tensor(1);
+  });
+  EXPECT_NE(
+      errorOf(wrongShape)
+          .find("cache[0].value.basis_tensor names tensor "
+                "\"model.layers.0.input_layernorm.weight\", which must be "
+                "f32 of shape ["),
+      std::string::npos);
+  auto fullRank = repack([&](schema::Manifest &m) {
+    lowRank(m);
+    m.mutable_cache(0)->mutable_value()->set_rank(m.cache(0).head_dim());
+  });
+  EXPECT_NE(errorOf(fullRank).find("cache[0].value.rank is"),
+            std::string::npos);
+  auto stray = repack([](schema::Manifest &m) {
+    m.mutable_cache(0)->mutable_key()->set_basis_tensor(1);
+  });
+  EXPECT_NE(errorOf(stray).find("cache[0].key.basis_tensor is set, but only "
+                                "lowrank encodings take a basis"),
+            std::string::npos);
+}
+
 TEST_F(ArtifactTest, RefusesNonPositiveDimension) {
   auto packed = repack(
       [](schema::Manifest &m) { m.mutable_tensors(0)->set_shape(1, -16); });

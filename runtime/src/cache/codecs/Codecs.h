@@ -27,6 +27,8 @@ CodecOr makeKiviCodec(const schema::Encoding &encoding,
                       const CodecContext &context);
 CodecOr makePolarCodec(const schema::Encoding &encoding,
                        const CodecContext &context);
+CodecOr makeLowRankCodec(const schema::Encoding &encoding,
+                         const CodecContext &context);
 
 } // namespace kvrt::codecs
 

@@ -1,0 +1,43 @@
+// kv-lowrank stores the values of the selected layers as a latent on their
+// calibrated principal axes: it rewrites the value encoding to
+// #kv.lowrank<rank = r, latent = the encoding the values had>, and a later
+// kv-quantize of the values encodes the latent.
+
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 layers=0})' | FileCheck %s --check-prefix=RATIO
+// RATIO-LABEL: func.func @model(
+// RATIO: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2>>
+// RATIO: kv.append {{.*}} into !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2>>
+// RATIO: kv.cache layer 1 : !kv.cache<heads = 1, head_dim = 4>
+
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{rank=3 layers=0},kv-quantize{encoding=fp8 side=value layers=0})' | FileCheck %s --check-prefix=FP8-LATENT
+// FP8-LATENT: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 3, latent = #kv.fp8<e4m3, scale = dynamic>>>
+
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-UNCALIBRATED
+// ERR-UNCALIBRATED: error: kv-lowrank: layer 1 has no calibrated value axes ('kv.value_axes'); run `kvopt compile --calibrate FILE` with statistics that record value covariances
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{rank=4 layers=0})' 2>&1 | FileCheck %s --check-prefix=ERR-FULL
+// ERR-FULL: error: kv-lowrank: rank 4 keeps every coordinate of heads of 4; it must be below 4
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{rank=2 layers=0},kv-lowrank{rank=1 layers=0})' 2>&1 | FileCheck %s --check-prefix=ERR-TWICE
+// ERR-TWICE: error: kv-lowrank: the values of layer 0 are low-rank already
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-METHOD
+// ERR-METHOD: error: kv-lowrank: option 'method' is 'svd'; only pca is built (svd and lrkv are not yet)
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=key ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-SIDE
+// ERR-SIDE: error: kv-lowrank: option 'side' is 'key'; only value is built: a basis of keys needs them before RoPE, which the runtime's cache does not hold yet
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank)' 2>&1 | FileCheck %s --check-prefix=ERR-NONE
+// ERR-NONE: error: kv-lowrank: option 'ratio' is missing; give ratio=R in (0, 1) or rank=N
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 rank=2})' 2>&1 | FileCheck %s --check-prefix=ERR-BOTH
+// ERR-BOTH: error: kv-lowrank: option 'rank' is given with ratio; give one of them
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=1.5})' 2>&1 | FileCheck %s --check-prefix=ERR-RATIO
+// ERR-RATIO: error: kv-lowrank: option 'ratio' is 1.5; it must be in (0, 1)
+
+// The calibrated attributes are checked where they are parsed.
+// RUN: not kvopt-opt %S/Inputs/value-axes-shape.mlir 2>&1 | FileCheck %s --check-prefix=ERR-AXES
+// ERR-AXES: error: 'kv.cache' op 'kv.value_axes' must be a dense tensor<1x4x4xf32>
+// RUN: not kvopt-opt %S/Inputs/value-variance-order.mlir 2>&1 | FileCheck %s --check-prefix=ERR-ORDER
+// ERR-ORDER: error: 'kv.cache' op 'kv.value_variance' of head 0 must be in descending order
+
+func.func @model(%k: tensor<?x1x4xf32>, %v: tensor<?x1x4xf32>, %pos: tensor<?xi32>) {
+  %c0 = kv.cache layer 0 {kv.value_axes = dense<[[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.value_variance = dense<[[4.0, 2.0, 1.0, 0.5]]> : tensor<1x4xf32>} : !kv.cache<heads = 1, head_dim = 4>
+  %c0b = kv.append %k, %v at %pos into %c0 : tensor<?x1x4xf32>, tensor<?x1x4xf32>, tensor<?xi32> into !kv.cache<heads = 1, head_dim = 4>
+  %c1 = kv.cache layer 1 : !kv.cache<heads = 1, head_dim = 4>
+  return
+}

@@ -1,0 +1,155 @@
+//===- LowRankCodecTest.cpp - Values as a latent on a PCA basis -----------===//
+//
+// The low-rank codec against its definition: an entry decodes (through
+// finishOutput) to its projection mu + B B^T (v - mu) on the head's axes,
+// and attention's weighted sum of entries, accumulated in the latent
+// domain and mapped back once, equals the weighted sum of the projections.
+// An f32 latent makes both exact up to float rounding.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/cache/Codec.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+namespace kvrt {
+namespace {
+
+constexpr uint32_t kHeads = 2, kDim = 8, kRank = 3, kSlots = 5;
+
+schema::Encoding lowRank(uint32_t rank,
+                         schema::EncodingKind latent = schema::ENCODING_F32) {
+  schema::Encoding e;
+  e.set_kind(schema::ENCODING_LOWRANK);
+  e.set_rank(rank);
+  e.mutable_latent()->set_kind(latent);
+  return e;
+}
+
+/// Per head, kRank orthonormal axes (Gram-Schmidt of random vectors) and a
+/// mean, as [heads][d][rank + 1].
+std::vector<float> randomBasis(std::mt19937 &rng) {
+  std::normal_distribution<double> normal;
+  std::vector<float> basis(kHeads * kDim * (kRank + 1));
+  for (uint32_t h = 0; h < kHeads; ++h) {
+    std::vector<std::vector<double>> axes;
+    for (uint32_t j = 0; j < kRank; ++j) {
+      std::vector<double> a(kDim);
+      for (double &x : a)
+        x = normal(rng);
+      for (const std::vector<double> &b : axes) {
+        double dot = 0;
+        for (uint32_t i = 0; i < kDim; ++i)
+          dot += a[i] * b[i];
+        for (uint32_t i = 0; i < kDim; ++i)
+          a[i] -= dot * b[i];
+      }
+      double norm = 0;
+      for (double x : a)
+        norm += x * x;
+      for (double &x : a)
+        x /= std::sqrt(norm);
+      axes.push_back(a);
+    }
+    for (uint32_t i = 0; i < kDim; ++i) {
+      float *row = &basis[(h * kDim + i) * (kRank + 1)];
+      for (uint32_t j = 0; j < kRank; ++j)
+        row[j] = float(axes[j][i]);
+      row[kRank] = float(normal(rng));
+    }
+  }
+  return basis;
+}
+
+/// mu + B B^T (v - mu) for head h.
+std::vector<double> projection(const std::vector<float> &basis, uint32_t h,
+                               const float *v) {
+  const float *b = &basis[h * kDim * (kRank + 1)];
+  std::vector<double> z(kRank, 0.0), out(kDim);
+  for (uint32_t j = 0; j < kRank; ++j)
+    for (uint32_t i = 0; i < kDim; ++i)
+      z[j] += b[i * (kRank + 1) + j] * (v[i] - b[i * (kRank + 1) + kRank]);
+  for (uint32_t i = 0; i < kDim; ++i) {
+    out[i] = b[i * (kRank + 1) + kRank];
+    for (uint32_t j = 0; j < kRank; ++j)
+      out[i] += b[i * (kRank + 1) + j] * z[j];
+  }
+  return out;
+}
+
+TEST(LowRankCodec, DecodesAndAttendsToTheProjection) {
+  std::mt19937 rng(5);
+  CodecContext context;
+  context.side = CacheSide::Value;
+  context.kvHeads = kHeads;
+  context.headDim = kDim;
+  context.basis = randomBasis(rng);
+  StatusOr<std::unique_ptr<Codec>> codec = makeCodec(lowRank(kRank), context);
+  ASSERT_TRUE(codec) << codec.status().message();
+  EXPECT_TRUE((*codec)->rotates());
+  // An f32 latent of 3 coordinates: 12 bytes an entry.
+  EXPECT_EQ((*codec)->headBytes(16), 16u * kRank * 4);
+
+  std::normal_distribution<float> normal;
+  for (uint32_t h = 0; h < kHeads; ++h) {
+    std::vector<uint8_t> area((*codec)->headBytes(kSlots));
+    std::vector<float> values(kSlots * kDim);
+    for (float &v : values)
+      v = normal(rng) * 2.0f;
+    for (uint32_t s = 0; s < kSlots; ++s)
+      (*codec)->encode(&values[s * kDim], kDim, h, s, area.data());
+
+    const float weights[kSlots] = {0.5f, 1.5f, 0.25f, 2.0f, 1.0f};
+    std::vector<double> expected(kDim, 0.0);
+    std::vector<float> acc(kDim, 0.0f), scratch(kDim);
+    for (uint32_t s = 0; s < kSlots; ++s) {
+      const std::vector<double> p =
+          projection(context.basis, h, &values[s * kDim]);
+      // One entry through decode() and finishOutput().
+      std::vector<float> decoded(kDim);
+      (*codec)->decode(area.data(), s, decoded.data());
+      (*codec)->finishOutput(decoded.data(), h);
+      for (uint32_t i = 0; i < kDim; ++i) {
+        EXPECT_NEAR(decoded[i], p[i], 1e-5) << "head " << h << " slot " << s;
+        expected[i] += weights[s] * p[i];
+      }
+      (*codec)->accumulate(&weights[s], 1, area.data(), s, acc.data(),
+                           scratch.data());
+    }
+    (*codec)->finishOutput(acc.data(), h);
+    for (uint32_t i = 0; i < kDim; ++i)
+      EXPECT_NEAR(acc[i], expected[i], 1e-4) << "head " << h;
+  }
+}
+
+TEST(LowRankCodec, RefusesWhatItCannotStore) {
+  CodecContext context;
+  context.side = CacheSide::Value;
+  context.layer = 2;
+  context.kvHeads = kHeads;
+  context.headDim = kDim;
+  context.basis.assign(kHeads * kDim * (kRank + 1), 0.0f);
+  auto error = [&](const schema::Encoding &e) {
+    StatusOr<std::unique_ptr<Codec>> codec = makeCodec(e, context);
+    return codec ? std::string("accepted") : codec.status().message();
+  };
+  EXPECT_EQ(error(lowRank(kDim)),
+            "the values of layer 2 use #kv.lowrank of rank 8; it must be from "
+            "1 to 7 for heads of 8");
+  EXPECT_EQ(error(lowRank(kRank + 1)),
+            "the values of layer 2 use #kv.lowrank of rank 4, but the "
+            "artifact has 64 basis values for 80");
+  EXPECT_EQ(error(lowRank(kRank, schema::ENCODING_NVFP4)),
+            "the values of layer 2 use #kv.lowrank with a latent this runtime "
+            "does not store; it takes bf16, f32 or fp8 with dynamic scales");
+  context.side = CacheSide::Key;
+  EXPECT_EQ(error(lowRank(kRank)),
+            "the keys of layer 2 use #kv.lowrank, which this runtime stores "
+            "for values only (a basis of keys needs them before RoPE)");
+}
+
+} // namespace
+} // namespace kvrt
