@@ -5,7 +5,6 @@
 #include "dialects/kv/IR/KVDialect.h"
 #include "dialects/kv/IR/KVOps.h"
 
-#include <algorithm>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -179,7 +178,7 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
       // drops them, and with them the value of the attention sink, whose
       // small vector is mostly -mu after centring (docs/lowrank.md).
       const int64_t d = stats.headDim, heads = stats.kvHeads;
-      std::vector<float> axes, variance;
+      std::vector<float> axes;
       for (int64_t h = 0; h < heads; ++h) {
         std::vector<double> moment(s.valueCovariance.begin() + h * d * d,
                                    s.valueCovariance.begin() + (h + 1) * d * d);
@@ -188,17 +187,12 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
           for (int64_t j = 0; j < d; ++j)
             moment[size_t(i * d + j)] += mu[i] * mu[j];
         SymmetricEigen eigen = symmetricEigen(moment, d);
-        for (double v : eigen.values)
-          variance.push_back(float(std::max(v, 0.0)));
         axes.insert(axes.end(), eigen.vectors.begin(), eigen.vectors.end());
       }
       dialect->getValueAxesAttrHelper().setAttr(
           op, dense(context, {heads, d, d}, axes));
-      dialect->getValueVarianceAttrHelper().setAttr(
-          op, dense(context, {heads, d}, variance));
     } else {
       dialect->getValueAxesAttrHelper().removeAttr(op);
-      dialect->getValueVarianceAttrHelper().removeAttr(op);
     }
     if (!stats.heads) {
       // Statistics without them replace any the module had.

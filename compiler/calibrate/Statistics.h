@@ -52,8 +52,8 @@ struct LayerStatistics {
   /// and [kvHeads][headDim][headDim] row-major, symmetric. The sensitivity
   /// of low-rank compression (LowRank.h) and its PCA bases come from them.
   /// All four are empty in statistics that predate them; attachStatistics
-  /// puts the values' principal axes (of their second moment) and
-  /// eigenvalues in the module (kv.value_axes, kv.value_variance).
+  /// puts the values' principal axes (of their second moment) in the
+  /// module (kv.value_axes).
   std::vector<double> keyMean, keyCovariance, valueMean, valueCovariance;
 };
 

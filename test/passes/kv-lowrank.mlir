@@ -32,11 +32,11 @@
 // The calibrated attributes are checked where they are parsed.
 // RUN: not kvopt-opt %S/Inputs/value-axes-shape.mlir 2>&1 | FileCheck %s --check-prefix=ERR-AXES
 // ERR-AXES: error: 'kv.cache' op 'kv.value_axes' must be a dense tensor<1x4x4xf32>
-// RUN: not kvopt-opt %S/Inputs/value-variance-order.mlir 2>&1 | FileCheck %s --check-prefix=ERR-ORDER
-// ERR-ORDER: error: 'kv.cache' op 'kv.value_variance' of head 0 must be in descending order
+// RUN: not kvopt-opt %S/Inputs/value-axes-nan.mlir 2>&1 | FileCheck %s --check-prefix=ERR-NAN
+// ERR-NAN: error: 'kv.cache' op 'kv.value_axes' of head 0 must be finite, got nan
 
 func.func @model(%k: tensor<?x1x4xf32>, %v: tensor<?x1x4xf32>, %pos: tensor<?xi32>) {
-  %c0 = kv.cache layer 0 {kv.value_axes = dense<[[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.value_variance = dense<[[4.0, 2.0, 1.0, 0.5]]> : tensor<1x4xf32>} : !kv.cache<heads = 1, head_dim = 4>
+  %c0 = kv.cache layer 0 {kv.value_axes = dense<[[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>} : !kv.cache<heads = 1, head_dim = 4>
   %c0b = kv.append %k, %v at %pos into %c0 : tensor<?x1x4xf32>, tensor<?x1x4xf32>, tensor<?xi32> into !kv.cache<heads = 1, head_dim = 4>
   %c1 = kv.cache layer 1 : !kv.cache<heads = 1, head_dim = 4>
   return

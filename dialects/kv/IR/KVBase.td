@@ -41,8 +41,7 @@ def KV_Dialect : Dialect {
   // multiple of the cache's KV heads) or the KV heads; the principal axes
   // of each KV head's values (the eigenvectors of their second moment
   // E[v v^T], column k the k-th largest: tensor<kv_heads x head_dim x
-  // head_dim x f32>) and their eigenvalues (tensor<kv_heads x head_dim x
-  // f32>, descending), which low-rank caches project on; on the module,
+  // head_dim x f32>), which low-rank caches project on; on the module,
   // where they came from.
   let discardableAttrs = (ins
     "::mlir::DenseF32ArrayAttr":$key_absmax,
@@ -52,7 +51,6 @@ def KV_Dialect : Dialect {
     "::mlir::DenseFPElementsAttr":$key_center,
     "::mlir::DenseFPElementsAttr":$key_magnitude,
     "::mlir::DenseFPElementsAttr":$value_axes,
-    "::mlir::DenseFPElementsAttr":$value_variance,
     "::mlir::kv::CalibrationAttr":$calibration
   );
   let hasOperationAttrVerify = 1;

@@ -103,9 +103,8 @@ static LogicalResult verifyPreRope(Operation *op, NamedAttribute attribute) {
   return success();
 }
 
-/// kv.value_axes (tensor<kv_heads x head_dim x head_dim x f32>) and
-/// kv.value_variance (tensor<kv_heads x head_dim x f32>) on a kv.cache op:
-/// finite values, variances non-negative and descending.
+/// kv.value_axes on a kv.cache op: a dense tensor<kv_heads x head_dim x
+/// head_dim x f32> of finite values.
 static LogicalResult verifyValueAxes(Operation *op, NamedAttribute attribute) {
   StringRef name = attribute.getName().getValue();
   auto cache = dyn_cast<CacheOp>(op);
@@ -114,35 +113,18 @@ static LogicalResult verifyValueAxes(Operation *op, NamedAttribute attribute) {
            << "carries '" << name << "', which belongs on a kv.cache op";
   auto cacheType = cast<CacheType>(cache.getType());
   int64_t heads = cacheType.getHeads(), dim = cacheType.getHeadDim();
-  bool axes = name == KVDialect::ValueAxesAttrHelper::getNameStr();
-  bool variance = name == KVDialect::ValueVarianceAttrHelper::getNameStr();
   auto values = dyn_cast<DenseFPElementsAttr>(attribute.getValue());
   auto type = values ? dyn_cast<RankedTensorType>(values.getType())
                      : RankedTensorType();
-  SmallVector<int64_t> expected = {heads, dim};
-  if (axes)
-    expected.push_back(dim);
   if (!type || !type.getElementType().isF32() ||
-      type.getShape() != ArrayRef<int64_t>(expected))
-    return op->emitOpError()
-           << "'" << name << "' must be a dense tensor<" << heads << "x" << dim
-           << (axes ? "x" + std::to_string(dim) : std::string()) << "xf32>";
-  float previous = INFINITY;
-  for (auto [i, value] : llvm::enumerate(values.getValues<float>())) {
-    if (!std::isfinite(value) || (variance && value < 0))
+      type.getShape() != ArrayRef<int64_t>{heads, dim, dim})
+    return op->emitOpError() << "'" << name << "' must be a dense tensor<"
+                             << heads << "x" << dim << "x" << dim << "xf32>";
+  for (auto [i, value] : llvm::enumerate(values.getValues<float>()))
+    if (!std::isfinite(value))
       return op->emitOpError()
-             << "'" << name << "' of head "
-             << int64_t(i) / (axes ? dim * dim : dim) << " must be finite"
-             << (variance ? " and non-negative" : "") << ", got "
-             << formatDouble(value);
-    if (variance) {
-      if (int64_t(i) % dim && value > previous)
-        return op->emitOpError()
-               << "'" << name << "' of head " << int64_t(i) / dim
-               << " must be in descending order";
-      previous = value;
-    }
-  }
+             << "'" << name << "' of head " << int64_t(i) / (dim * dim)
+             << " must be finite, got " << formatDouble(value);
   return success();
 }
 
@@ -157,8 +139,7 @@ LogicalResult KVDialect::verifyOperationAttribute(Operation *op,
       name == KeyCenterAttrHelper::getNameStr() ||
       name == KeyMagnitudeAttrHelper::getNameStr())
     return verifyPreRope(op, attribute);
-  if (name == ValueAxesAttrHelper::getNameStr() ||
-      name == ValueVarianceAttrHelper::getNameStr())
+  if (name == ValueAxesAttrHelper::getNameStr())
     return verifyValueAxes(op, attribute);
   if (name == CalibrationAttrHelper::getNameStr()) {
     if (!isa<ModuleOp>(op))

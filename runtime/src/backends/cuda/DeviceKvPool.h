@@ -46,7 +46,6 @@ public:
   const PageLedger &ledger() const { return ledger_; }
 
   uint32_t pageSize() const { return ledger_.pageSize(); }
-  size_t layerCount() const { return layers_.size(); }
   Layer &layer(size_t i) { return layers_[i]; }
   /// [capacityPages][pageSize]: each slot's position, all layers.
   int32_t *positions() const { return positions_.as<int32_t>(); }

@@ -41,7 +41,10 @@ public:
               uint8_t *area) const override {
     const uint32_t d = headDim();
     const float *basis = headBasis(head);
-    std::vector<float> latent(rank_);
+    // Encode and finishOutput run per entry and per query row: one buffer
+    // per thread, not an allocation each call.
+    thread_local std::vector<float> latent;
+    latent.resize(rank_);
     for (uint32_t j = 0; j < rank_; ++j) {
       double sum = 0;
       for (uint32_t i = 0; i < d; ++i)
@@ -72,7 +75,8 @@ public:
   void finishOutput(float *row, uint32_t head) const override {
     const uint32_t d = headDim();
     const float *basis = headBasis(head);
-    std::vector<float> latent(row, row + rank_ + 1);
+    thread_local std::vector<float> latent;
+    latent.assign(row, row + rank_ + 1);
     for (uint32_t i = 0; i < d; ++i) {
       const float *axes = basis + i * (rank_ + 1);
       // The mean, weighted by the weights' sum, then the axes.
