@@ -46,15 +46,42 @@ LogicalResult checkCachesStayInKVOps(ModuleOp module, StringRef pass) {
   return failure(result.wasInterrupted());
 }
 
-LogicalResult setCacheEncodings(CacheOp op, Attribute key, Attribute value) {
+/// Gives `op` the cache type of these parameters, or fails with the type
+/// verifier's error on `op`.
+static LogicalResult setCacheType(CacheOp op, int64_t page, Attribute key,
+                                  Attribute value) {
   auto type = llvm::cast<CacheType>(op.getType());
   CacheType newType = CacheType::getChecked(
       [&] { return op.emitError(); }, op.getContext(), type.getHeads(),
-      type.getHeadDim(), type.getPage(), key, value);
+      type.getHeadDim(), page, key, value);
   if (!newType)
     return failure();
   op.getResult().setType(newType);
   return success();
+}
+
+LogicalResult setCacheEncodings(CacheOp op, Attribute key, Attribute value) {
+  return setCacheType(op, llvm::cast<CacheType>(op.getType()).getPage(), key,
+                      value);
+}
+
+LogicalResult setCachePage(CacheOp op, int64_t page) {
+  auto type = llvm::cast<CacheType>(op.getType());
+  return setCacheType(op, page, type.getKey(), type.getValue());
+}
+
+CacheOp cacheOf(Value cache) {
+  while (Operation *op = cache.getDefiningOp()) {
+    if (auto found = dyn_cast<CacheOp>(op))
+      return found;
+    if (auto append = dyn_cast<AppendOp>(op))
+      cache = append.getCache();
+    else if (auto evict = dyn_cast<EvictOp>(op))
+      cache = evict.getCache();
+    else
+      return {};
+  }
+  return {};
 }
 
 void propagateCacheTypes(ModuleOp module) {

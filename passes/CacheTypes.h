@@ -1,6 +1,7 @@
 //===- CacheTypes.h - Rewriting the types of kv.cache ops -------*- C++ -*-===//
 //
-// Passes that choose how a cache is stored (kv-quantize, kv-lowrank) give
+// Passes that choose how a cache is stored (kv-quantize, kv-lowrank,
+// kv-sparse-select) give
 // each kv.cache a new type and carry it through the kv ops that return the
 // cache they were given.
 //
@@ -22,6 +23,14 @@ LogicalResult checkCachesStayInKVOps(ModuleOp module, StringRef pass);
 /// Gives `op` a cache type with `key` and `value` encodings, or fails with
 /// the type verifier's error on `op`.
 LogicalResult setCacheEncodings(CacheOp op, Attribute key, Attribute value);
+
+/// Gives `op` a cache type with pages of `page` tokens, or fails with the
+/// type verifier's error on `op`.
+LogicalResult setCachePage(CacheOp op, int64_t page);
+
+/// The kv.cache op whose entries `cache` holds, through appends and
+/// evictions; null when it comes from elsewhere.
+CacheOp cacheOf(Value cache);
 
 /// Gives kv.append and kv.evict results the type of the cache they take.
 void propagateCacheTypes(ModuleOp module);

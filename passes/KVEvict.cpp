@@ -1,6 +1,7 @@
 //===- KVEvict.cpp - Bound the caches of some layers by eviction ----------===//
 #include "compiler/policy/Budget.h"
 #include "dialects/kv/IR/KVOps.h"
+#include "passes/CacheTypes.h"
 #include "passes/LayerSelection.h"
 #include "passes/Passes.h"
 
@@ -13,22 +14,6 @@ namespace mlir::kv {
 
 using namespace mlir;
 using namespace mlir::kv;
-
-/// The kv.cache op whose entries `cache` holds, through appends and
-/// evictions; null when it comes from elsewhere.
-static CacheOp cacheOf(Value cache) {
-  while (Operation *op = cache.getDefiningOp()) {
-    if (auto found = dyn_cast<CacheOp>(op))
-      return found;
-    if (auto append = dyn_cast<AppendOp>(op))
-      cache = append.getCache();
-    else if (auto evict = dyn_cast<EvictOp>(op))
-      cache = evict.getCache();
-    else
-      return {};
-  }
-  return {};
-}
 
 namespace {
 

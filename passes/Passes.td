@@ -154,6 +154,52 @@ def KVEvictPass : Pass<"kv-evict", "::mlir::ModuleOp"> {
   ];
 }
 
+def KVSparseSelectPass : Pass<"kv-sparse-select", "::mlir::ModuleOp"> {
+  let summary = "Makes decode steps attend to the entries a two-level selection picks";
+  let description = [{
+    Before the `kv.attention` of each layer from `dense_layers` on, inserts a
+    `kv.select` of the cache it reads under `#kv.twolevel<block, top_blocks,
+    top_tokens>` and makes the attention read that selection. At run time
+    each decode query scores the cache's blocks of `block` entries by an
+    upper bound of q.k from their per-channel key minima and maxima (Quest's
+    bound), keeps the `top_blocks` best, scores their entries exactly and
+    attends to the `top_tokens` best (docs/sparse-selection.md). One
+    selection per KV head serves its whole group of query heads. Prefill
+    rows, and sequences of at most `top_tokens` entries, attend densely.
+
+    `method=quest` attends to every entry of its top blocks (`top_tokens` is
+    `top_blocks x block`; block 16 by default); `method=twolevel` (AsyncTLS)
+    takes `top_tokens` (block 64 by default). The cache's page becomes a
+    multiple of the block, so block summaries are page metadata. A later
+    invocation replaces the policy of the layers it selects.
+
+    Refused: a layer that attends through a sliding window, and (by the
+    `kv.select` verifier, whichever pass runs first) keys with the QJL
+    residual or in `#kv.lowrank`, whose stored vectors are not what scores
+    read.
+
+    Example: Quest with a 1024-token budget, the first two layers dense:
+    ```
+    kvopt-opt --pass-pipeline='builtin.module(kv-sparse-select{method=quest top_blocks=64})'
+    ```
+  }];
+  let dependentDialects = ["::mlir::kv::KVDialect"];
+  let options = [
+    Option<"method", "method", "std::string", "\"\"",
+           "quest (every entry of the top blocks) or twolevel (the top "
+           "entries of the top blocks) (required)">,
+    Option<"block", "block", "unsigned", "0",
+           "entries per scored block, a power of two; 0: 16 (quest) or 64 "
+           "(twolevel)">,
+    Option<"topBlocks", "top_blocks", "unsigned", "0",
+           "blocks kept per KV head and step (required)">,
+    Option<"topTokens", "top_tokens", "unsigned", "0",
+           "twolevel: entries attended per KV head and step (required)">,
+    Option<"denseLayers", "dense_layers", "int64_t", "-1",
+           "the first layers, which attend densely; -1: 2">
+  ];
+}
+
 def KVPrintWeightsPass : Pass<"kv-print-weights", "::mlir::ModuleOp"> {
   let summary = "Prints every weight's name, type and CRC-32 of its bytes";
   let description = [{

@@ -150,6 +150,9 @@ private:
   uint32_t addF32Tensor(const std::string &name, std::vector<int64_t> shape,
                         std::vector<float> values);
   Status exportEvict(kv::EvictOp op);
+  /// The kv.select that `selection`, read by `attention`, comes from.
+  Status exportSelection(kv::AttentionOp attention, Value selection,
+                         schema::AttentionParams &params);
   /// The calibrated query statistics of `layer` that TriAttention reads,
   /// as new tensors for `queryHeads` query heads.
   Status addQueryStatistics(kv::EvictOp op, uint32_t layer, int64_t queryHeads,
@@ -585,16 +588,13 @@ Status PlanExporter::exportOp(Operation *op) {
     layers[append.getResult()] = layer;
     return Status::ok();
   }
-  // A kv.score is exported with the kv.evict that reads it.
-  if (isa<kv::ScoreOp>(op))
+  // A kv.score is exported with the kv.evict that reads it, a kv.select
+  // with the kv.attention.
+  if (isa<kv::ScoreOp, kv::SelectOp>(op))
     return Status::ok();
   if (auto evict = dyn_cast<kv::EvictOp>(op))
     return exportEvict(evict);
   if (auto attention = dyn_cast<kv::AttentionOp>(op)) {
-    if (attention.getSelection())
-      return Status::error(describe(op) +
-                           " attends to selected entries only; sparse "
-                           "selection is not in the runtime yet");
     KVRT_RETURN_IF_ERROR(requireBatchInput(attention.getPositions(), positions,
                                            op, "positions"));
     ASSIGN_OR_RETURN(layer, layerOf(attention.getCache(), op));
@@ -608,6 +608,8 @@ Status PlanExporter::exportOp(Operation *op) {
       a.set_sliding_window(*window);
       slidingWindow.insert(layer);
     }
+    if (Value selection = attention.getSelection())
+      KVRT_RETURN_IF_ERROR(exportSelection(attention, selection, a));
     attended.insert(layer);
     return Status::ok();
   }
@@ -637,6 +639,28 @@ Status PlanExporter::exportOp(Operation *op) {
                        "embedding, rms_norm, linear, reshape, rope, append, "
                        "attention, add, swiglu, lm_head and evict (kv.score "
                        "with kv.evict)");
+}
+
+Status PlanExporter::exportSelection(kv::AttentionOp attention, Value selection,
+                                     schema::AttentionParams &params) {
+  auto select = selection.getDefiningOp<kv::SelectOp>();
+  if (!select || select.getCache() != attention.getCache() ||
+      select.getQueries() != attention.getQueries())
+    return Status::error(
+        describe(attention) +
+        " attends to a selection that is not a kv.select of its own queries "
+        "and cache; the runtime selects from the queries it attends with "
+        "(the kv-sparse-select pass puts the pair there)");
+  if (attention.getSlidingWindow())
+    return Status::error(describe(attention) +
+                         " selects from a sliding-window layer; block "
+                         "summaries assume every cached entry is visible");
+  kv::TwoLevelAttr policy = select.getPolicy();
+  schema::SelectParams &s = *params.mutable_select();
+  s.set_block(policy.getBlock());
+  s.set_top_blocks(policy.getTopBlocks());
+  s.set_top_tokens(policy.getTopTokens());
+  return Status::ok();
 }
 
 Status PlanExporter::exportEvict(kv::EvictOp op) {

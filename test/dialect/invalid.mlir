@@ -920,7 +920,7 @@ func.func @evict_lowrank_values(%q: tensor<?x8x64xf32>) {
 func.func @select_gqa(%q: tensor<?x3x16xf32>) {
   %c = kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 16>
   // expected-error @+1 {{'kv.select' op 3 query heads cannot share 2 KV heads}}
-  %sel = kv.select %q, %c policy(#kv.twolevel<block = 64, top_blocks = 16, top_tokens = 256>) : tensor<?x3x16xf32>, !kv.cache<heads = 2, head_dim = 16> -> tensor<?x2x256xi32>
+  %sel = kv.select %q, %c policy(#kv.twolevel<block = 16, top_blocks = 16, top_tokens = 256>) : tensor<?x3x16xf32>, !kv.cache<heads = 2, head_dim = 16> -> tensor<?x2x256xi32>
   return
 }
 
@@ -929,7 +929,7 @@ func.func @select_gqa(%q: tensor<?x3x16xf32>) {
 func.func @select_head_dim(%q: tensor<?x4x32xf32>) {
   %c = kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 16>
   // expected-error @+1 {{'kv.select' op queries have head_dim 32 but the cache stores head_dim 16}}
-  %sel = kv.select %q, %c policy(#kv.twolevel<block = 64, top_blocks = 16, top_tokens = 256>) : tensor<?x4x32xf32>, !kv.cache<heads = 2, head_dim = 16> -> tensor<?x2x256xi32>
+  %sel = kv.select %q, %c policy(#kv.twolevel<block = 16, top_blocks = 16, top_tokens = 256>) : tensor<?x4x32xf32>, !kv.cache<heads = 2, head_dim = 16> -> tensor<?x2x256xi32>
   return
 }
 
@@ -938,7 +938,7 @@ func.func @select_head_dim(%q: tensor<?x4x32xf32>) {
 func.func @select_rows(%q: tensor<?x8x16xf32>) {
   %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
   // expected-error @+1 {{'kv.select' op selection must have one row per KV head (4), got 8}}
-  %sel = kv.select %q, %c policy(#kv.twolevel<block = 64, top_blocks = 16, top_tokens = 256>) : tensor<?x8x16xf32>, !kv.cache<heads = 4, head_dim = 16> -> tensor<?x8x256xi32>
+  %sel = kv.select %q, %c policy(#kv.twolevel<block = 16, top_blocks = 16, top_tokens = 256>) : tensor<?x8x16xf32>, !kv.cache<heads = 4, head_dim = 16> -> tensor<?x8x256xi32>
   return
 }
 
@@ -947,7 +947,7 @@ func.func @select_rows(%q: tensor<?x8x16xf32>) {
 func.func @select_top_tokens(%q: tensor<?x8x16xf32>) {
   %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
   // expected-error @+1 {{'kv.select' op selection holds 128 tokens per head but the policy selects 256}}
-  %sel = kv.select %q, %c policy(#kv.twolevel<block = 64, top_blocks = 16, top_tokens = 256>) : tensor<?x8x16xf32>, !kv.cache<heads = 4, head_dim = 16> -> tensor<?x4x128xi32>
+  %sel = kv.select %q, %c policy(#kv.twolevel<block = 16, top_blocks = 16, top_tokens = 256>) : tensor<?x8x16xf32>, !kv.cache<heads = 4, head_dim = 16> -> tensor<?x4x128xi32>
   return
 }
 
@@ -956,7 +956,34 @@ func.func @select_top_tokens(%q: tensor<?x8x16xf32>) {
 func.func @select_tokens(%q: tensor<5x8x16xf32>) {
   %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
   // expected-error @+1 {{'kv.select' op selection has 1 entry but the queries have 5 tokens}}
-  %sel = kv.select %q, %c policy(#kv.twolevel<block = 64, top_blocks = 16, top_tokens = 256>) : tensor<5x8x16xf32>, !kv.cache<heads = 4, head_dim = 16> -> tensor<1x4x256xi32>
+  %sel = kv.select %q, %c policy(#kv.twolevel<block = 16, top_blocks = 16, top_tokens = 256>) : tensor<5x8x16xf32>, !kv.cache<heads = 4, head_dim = 16> -> tensor<1x4x256xi32>
+  return
+}
+
+// -----
+
+func.func @select_page(%q: tensor<?x8x16xf32>) {
+  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
+  // expected-error @+1 {{'kv.select' op selects blocks of 64 entries from a cache of 16-entry pages; block summaries are page metadata, so the page must be a multiple of the block}}
+  %sel = kv.select %q, %c policy(#kv.twolevel<block = 64, top_blocks = 16, top_tokens = 256>) : tensor<?x8x16xf32>, !kv.cache<heads = 4, head_dim = 16> -> tensor<?x4x256xi32>
+  return
+}
+
+// -----
+
+func.func @select_qjl(%q: tensor<?x8x16xf32>) {
+  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16, key = #kv.polar<bits = 3, qjl = true>>
+  // expected-error @+1 {{'kv.select' op cannot select over keys with the QJL residual (#kv.polar<bits = 3, qjl = true>): block summaries bound the stored vectors, not the residual's correction; select over keys without qjl}}
+  %sel = kv.select %q, %c policy(#kv.twolevel<block = 16, top_blocks = 16, top_tokens = 256>) : tensor<?x8x16xf32>, !kv.cache<heads = 4, head_dim = 16, key = #kv.polar<bits = 3, qjl = true>> -> tensor<?x4x256xi32>
+  return
+}
+
+// -----
+
+func.func @select_lowrank(%q: tensor<?x8x16xf32>) {
+  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16, key = #kv.lowrank<rank = 8>>
+  // expected-error @+1 {{'kv.select' op cannot select over #kv.lowrank keys}}
+  %sel = kv.select %q, %c policy(#kv.twolevel<block = 16, top_blocks = 16, top_tokens = 256>) : tensor<?x8x16xf32>, !kv.cache<heads = 4, head_dim = 16, key = #kv.lowrank<rank = 8>> -> tensor<?x4x256xi32>
   return
 }
 

@@ -208,13 +208,13 @@ func.func @evict(%q: tensor<?x8x16xf32>) {
 // CHECK-SAME:    %[[Q:[^:]+]]: tensor<?x8x16xf32>, %[[POS:[^:]+]]: tensor<?xi32>)
 // CHECK:         %[[C:.+]] = kv.cache layer 0
 // The policy prints with its #kv. prefix, as in kv.score and kv.evict.
-// CHECK:         %[[SEL:.+]] = kv.select %[[Q]], %[[C]] policy(#kv.twolevel<block = 64, top_blocks = 16, top_tokens = 256>) : tensor<?x8x16xf32>, !kv.cache<heads = 4, head_dim = 16> -> tensor<?x4x256xi32>
+// CHECK:         %[[SEL:.+]] = kv.select %[[Q]], %[[C]] policy(#kv.twolevel<block = 16, top_blocks = 16, top_tokens = 256>) : tensor<?x8x16xf32>, !kv.cache<heads = 4, head_dim = 16> -> tensor<?x4x256xi32>
 // CHECK:         kv.attention %[[Q]], %[[C]] at %[[POS]] scale = 2.500000e-01 selected %[[SEL]]
 // GENERIC-LABEL: sym_name = "select"
-// GENERIC:       "kv.select"(%{{[^,]+}}, %{{[^,]+}}) <{policy = #kv.twolevel<block = 64, top_blocks = 16, top_tokens = 256>}> : (tensor<?x8x16xf32>, !kv.cache<heads = 4, head_dim = 16>) -> tensor<?x4x256xi32>
+// GENERIC:       "kv.select"(%{{[^,]+}}, %{{[^,]+}}) <{policy = #kv.twolevel<block = 16, top_blocks = 16, top_tokens = 256>}> : (tensor<?x8x16xf32>, !kv.cache<heads = 4, head_dim = 16>) -> tensor<?x4x256xi32>
 func.func @select(%q: tensor<?x8x16xf32>, %pos: tensor<?xi32>) -> tensor<?x8x16xf32> {
   %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
-  %sel = kv.select %q, %c policy(#kv.twolevel<block = 64, top_blocks = 16, top_tokens = 256>)
+  %sel = kv.select %q, %c policy(#kv.twolevel<block = 16, top_blocks = 16, top_tokens = 256>)
       : tensor<?x8x16xf32>, !kv.cache<heads = 4, head_dim = 16> -> tensor<?x4x256xi32>
   %o = kv.attention %q, %c at %pos scale = 0.25 selected %sel
       : tensor<?x8x16xf32>, !kv.cache<heads = 4, head_dim = 16>, tensor<?xi32>, tensor<?x4x256xi32> -> tensor<?x8x16xf32>

@@ -124,7 +124,7 @@ func.func @model(%q: tensor<?x8x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x
 
   %c2 = kv.cache layer 2 : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.fp8<e5m2>, value = #kv.fp8<e5m2>>
   %c2a = kv.append %k, %v at %pos into %c2 : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32> into !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.fp8<e5m2>, value = #kv.fp8<e5m2>>
-  %sel = kv.select %o1, %c2a policy(#kv.twolevel<block = 64, top_blocks = 8, top_tokens = 256>) : tensor<?x8x64xf32>, !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.fp8<e5m2>, value = #kv.fp8<e5m2>> -> tensor<?x2x256xi32>
+  %sel = kv.select %o1, %c2a policy(#kv.twolevel<block = 32, top_blocks = 8, top_tokens = 256>) : tensor<?x8x64xf32>, !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.fp8<e5m2>, value = #kv.fp8<e5m2>> -> tensor<?x2x256xi32>
   kv.prefetch %c2a mode = next_step selected %sel : !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.fp8<e5m2>, value = #kv.fp8<e5m2>>, tensor<?x2x256xi32>
   %o2 = kv.attention %o1, %c2a at %pos scale = 0.125 selected %sel : tensor<?x8x64xf32>, !kv.cache<heads = 2, head_dim = 64, page = 32, key = #kv.fp8<e5m2>, value = #kv.fp8<e5m2>>, tensor<?xi32>, tensor<?x2x256xi32> -> tensor<?x8x64xf32>
   return %o2 : tensor<?x8x64xf32>

@@ -28,19 +28,16 @@ bool sameLayout(schema::CacheLayout a, schema::CacheLayout b) {
   return a.SerializeAsString() == b.SerializeAsString();
 }
 
-/// One row per run of layers that evict alike, or nothing when no layer
-/// evicts.
-void printEviction(const schema::Manifest &m) {
-  std::map<uint32_t, std::string> evicting;
-  for (const schema::KernelCall &call : m.plan().calls())
-    if (call.has_evict())
-      evicting[call.evict().layer()] = describeEviction(call.evict());
-  if (evicting.empty())
+/// Under `title`, one row per run of layers that `described` describes
+/// alike ("none" where it has no entry); nothing when it is empty.
+void printLayerRuns(const schema::Manifest &m, const char *title,
+                    const std::map<uint32_t, std::string> &described) {
+  if (described.empty())
     return;
-  std::printf("eviction:\n");
+  std::printf("%s:\n", title);
   auto describe = [&](int layer) {
-    auto found = evicting.find(uint32_t(layer));
-    return found == evicting.end() ? std::string("none") : found->second;
+    auto found = described.find(uint32_t(layer));
+    return found == described.end() ? std::string("none") : found->second;
   };
   int first = 0;
   for (int i = 0; i < m.cache_size(); ++i) {
@@ -53,6 +50,30 @@ void printEviction(const schema::Manifest &m) {
     std::printf("  %-12s %s\n", layers.c_str(), row.c_str());
     first = i + 1;
   }
+}
+
+/// How the layer of `c` selects, with what its block summaries cost.
+std::string describeSelection(const schema::SelectParams &s,
+                              const schema::CacheLayout &c) {
+  double summaryBytes = 2.0 * 2 * c.kv_heads() * c.head_dim() / s.block();
+  return std::to_string(s.top_tokens()) + " entries of the top " +
+         std::to_string(s.top_blocks()) + " blocks of " +
+         std::to_string(s.block()) + " per decode step, summaries " +
+         bytesPerToken(summaryBytes) + " bytes/token";
+}
+
+void printPolicies(const schema::Manifest &m) {
+  std::map<uint32_t, std::string> evicting, selecting;
+  for (const schema::KernelCall &call : m.plan().calls()) {
+    if (call.has_evict())
+      evicting[call.evict().layer()] = describeEviction(call.evict());
+    if (call.has_attention() && call.attention().has_select() &&
+        call.attention().layer() < uint32_t(m.cache_size()))
+      selecting[call.attention().layer()] = describeSelection(
+          call.attention().select(), m.cache(int(call.attention().layer())));
+  }
+  printLayerRuns(m, "eviction", evicting);
+  printLayerRuns(m, "sparse selection", selecting);
 }
 
 int runInspect(const std::string &path) {
@@ -137,7 +158,7 @@ int runInspect(const std::string &path) {
                 "of %s\n",
                 bytesPerToken(total).c_str(), bf16 / total,
                 bytesPerToken(bf16).c_str());
-  printEviction(m);
+  printPolicies(m);
 
   std::map<std::string, int> kernels;
   for (const schema::KernelCall &call : m.plan().calls())

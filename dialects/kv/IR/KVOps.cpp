@@ -294,6 +294,22 @@ LogicalResult SelectOp::verify() {
                          << count(dim(getSelection(), 2), "token")
                          << " per head but the policy selects "
                          << getPolicy().getTopTokens();
+  unsigned block = getPolicy().getBlock();
+  if (cache.getPage() % block != 0)
+    return emitOpError() << "selects blocks of " << block
+                         << " entries from a cache of " << cache.getPage()
+                         << "-entry pages; block summaries are page "
+                            "metadata, so the page must be a multiple of the "
+                            "block";
+  if (auto polar = llvm::dyn_cast<PolarEncodingAttr>(cache.getKey());
+      polar && polar.getQjl())
+    return emitOpError() << "cannot select over keys with the QJL residual ("
+                         << polar
+                         << "): block summaries bound the stored vectors, "
+                            "not the residual's correction; select over "
+                            "keys without qjl";
+  if (llvm::isa<LowRankEncodingAttr>(cache.getKey()))
+    return emitOpError() << "cannot select over #kv.lowrank keys";
   return verifyTokenCount(*this, getSelection(), "selection", getQueries(),
                           "the queries");
 }

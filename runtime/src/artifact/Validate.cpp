@@ -92,6 +92,8 @@ private:
                           const schema::CacheLayout &c,
                           const std::string &side);
   Status checkPlan();
+  Status checkSelect(const std::string &what, const schema::SelectParams &s,
+                     const schema::CacheLayout &c) const;
   Status checkCall(int index, const schema::KernelCall &call, Kernel kernel);
   Status checkTokenizer();
 
@@ -359,6 +361,31 @@ Status Validator::checkScaleTensor(const schema::Encoding &e,
   return Status::ok();
 }
 
+Status Validator::checkSelect(const std::string &what,
+                              const schema::SelectParams &s,
+                              const schema::CacheLayout &c) const {
+  std::string field = what + " select";
+  if (s.block() == 0 || (s.block() & (s.block() - 1)) != 0 ||
+      c.page_size() % s.block() != 0)
+    return fail(field + ".block is " + str(s.block()) +
+                "; it must be a power of two that divides the layer's page "
+                "size (" +
+                str(c.page_size()) + ")");
+  if (s.top_blocks() == 0 || s.top_tokens() == 0 ||
+      uint64_t(s.top_tokens()) > uint64_t(s.top_blocks()) * s.block())
+    return fail(field + " keeps " + str(s.top_tokens()) + " entries of " +
+                str(s.top_blocks()) + " blocks of " + str(s.block()) +
+                "; both must be positive and the entries at most top_blocks "
+                "x block");
+  if (c.key().kind() == schema::ENCODING_POLAR && c.key().qjl())
+    return fail(field + " selects over keys with the QJL residual, which "
+                        "block summaries do not bound");
+  if (c.key().kind() == schema::ENCODING_LOWRANK)
+    return fail(field + " selects over low-rank keys, which this runtime "
+                        "does not summarise");
+  return Status::ok();
+}
+
 std::string Validator::callName(int index) const {
   const std::string &name = m.plan().calls(index).name();
   return "plan call " + str(index) + (name.empty() ? "" : " (" + name + ")");
@@ -556,6 +583,8 @@ Status Validator::checkCall(int index, const schema::KernelCall &call,
     if (a.has_sliding_window())
       KVRT_RETURN_IF_ERROR(
           positive(what + " sliding_window", a.sliding_window()));
+    if (a.has_select())
+      KVRT_RETURN_IF_ERROR(checkSelect(what, a.select(), c));
     return sameAsInput();
   }
   case Kernel::Evict: {

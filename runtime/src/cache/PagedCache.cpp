@@ -12,7 +12,8 @@ PagedCache::PagedCache(std::vector<CacheLayerShape> shapes) {
     layer.shape = s;
     layer.pageBytes =
         uint64_t(s.kvHeads) * (s.keyHeadBytes + s.valueHeadBytes) +
-        uint64_t(s.pageSize) * sizeof(int32_t);
+        uint64_t(s.pageSize) * sizeof(int32_t) +
+        s.summaryValues() * sizeof(uint16_t);
     layers_.push_back(std::move(layer));
   }
 }
@@ -107,6 +108,8 @@ uint32_t PagedCache::takePage(Layer &layer) {
   page->keys.reset(new uint8_t[s.kvHeads * s.keyHeadBytes]);
   page->values.reset(new uint8_t[s.kvHeads * s.valueHeadBytes]);
   page->positions.reset(new int32_t[s.pageSize]);
+  if (s.summaryBlock)
+    page->keyBounds.reset(new uint16_t[s.summaryValues()]);
   layer.pages.push_back(std::move(page));
   return uint32_t(layer.pages.size() - 1);
 }
@@ -192,9 +195,11 @@ void PagedCache::shrink(uint32_t layer, uint64_t sequence, uint64_t encoded) {
 double PagedCache::bytesPerToken() const {
   double bytes = 0;
   for (const Layer &l : layers_)
-    bytes += double(l.shape.kvHeads) *
-             double(l.shape.keyHeadBytes + l.shape.valueHeadBytes) /
-             l.shape.pageSize;
+    bytes +=
+        double(l.shape.kvHeads) *
+            double(l.shape.keyHeadBytes + l.shape.valueHeadBytes) /
+            l.shape.pageSize +
+        double(l.shape.summaryValues() * sizeof(uint16_t)) / l.shape.pageSize;
   return bytes;
 }
 

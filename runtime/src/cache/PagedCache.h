@@ -4,8 +4,9 @@
 // Each layer has a pool of pages of `pageSize` tokens and each sequence a
 // page table per layer, as in vLLM. Per KV head, a page holds one area of
 // encoded keys and one of encoded values (their layout is the codec's, see
-// Codec.h) and, per token, the position it was stored at (kept as is when
-// later passes evict tokens).
+// Codec.h), per token the position it was stored at (kept as is when later
+// passes evict tokens) and, for sparse selection, summaries of its blocks
+// of keys.
 //
 // New tokens first go to the sequence's tail, a float copy of the keys and
 // values not encoded yet: attention reads the tail as it is, so a prefill
@@ -44,6 +45,16 @@ struct CacheLayerShape {
   uint32_t flushGroup = 1;
   /// Pages the layer's pool may hold.
   uint64_t capacityPages = 0;
+  /// Slots per block summary (a divisor of pageSize), for sparse
+  /// selection; 0: the layer keeps none.
+  uint32_t summaryBlock = 0;
+
+  /// bf16 values of one page's block summaries, over all KV heads.
+  uint64_t summaryValues() const {
+    return summaryBlock
+               ? uint64_t(kvHeads) * (pageSize / summaryBlock) * 2 * headDim
+               : 0;
+  }
 };
 
 /// One page: the key area of head `h` starts at `keys + h * keyHeadBytes`
@@ -52,6 +63,10 @@ struct Page {
   std::unique_ptr<uint8_t[]> keys;
   std::unique_ptr<uint8_t[]> values;
   std::unique_ptr<int32_t[]> positions;
+  /// Block summaries when the layer keeps them (sparse/BlockSummary.h):
+  /// per KV head and block of summaryBlock slots, headDim lower and then
+  /// headDim upper bounds of its encoded keys, as bf16.
+  std::unique_ptr<uint16_t[]> keyBounds;
   /// Slots whose position is recorded; entries below the sequence's
   /// encoded() count are in the areas, the others still in its tail.
   uint32_t count = 0;
@@ -120,7 +135,8 @@ public:
   void shrink(uint32_t layer, uint64_t sequence, uint64_t encoded);
 
   /// Bytes of encoded keys and values one token takes across all layers
-  /// (page areas divided by the page size: metadata included).
+  /// (page areas and block summaries divided by the page size: metadata
+  /// included).
   double bytesPerToken() const;
   /// Bytes of the pages attached to sequences and of the windows held in
   /// tails (at 2 bytes a value, as bf16), now and at most so far.

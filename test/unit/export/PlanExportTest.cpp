@@ -405,3 +405,42 @@ TEST_F(PlanExportTest, TokenizerTheRuntimeCannotRebuild) {
 }
 
 } // namespace
+
+/// kDecoder's attention reading a kv.select of `queries` and `cache`.
+std::string selecting(const std::string &queries, const std::string &cache) {
+  return replaced(
+      kDecoder,
+      "  %a = kv.attention %qr, %cache1 at %positions scale = 0.5 : "
+      "tensor<?x1x4xf32>, !kv.cache<heads = 1, head_dim = 4>, tensor<?xi32> "
+      "-> tensor<?x1x4xf32> loc(\"attention\")",
+      "  %sel = kv.select " + queries + ", " + cache +
+          " policy(#kv.twolevel<block = 16, top_blocks = 4, top_tokens = 32>) "
+          ": tensor<?x1x4xf32>, !kv.cache<heads = 1, head_dim = 4> -> "
+          "tensor<?x1x32xi32> loc(\"select\")\n"
+          "  %a = kv.attention %qr, %cache1 at %positions scale = 0.5 selected "
+          "%sel : tensor<?x1x4xf32>, !kv.cache<heads = 1, head_dim = 4>, "
+          "tensor<?xi32>, tensor<?x1x32xi32> -> tensor<?x1x4xf32> "
+          "loc(\"attention\")");
+}
+
+TEST_F(PlanExportTest, SelectionGoesIntoTheAttentionCall) {
+  EXPECT_EQ(exportError(selecting("%qr", "%cache1")), "");
+  // kv.select has no call of its own.
+  ASSERT_EQ(plan.calls_size(), 11);
+  const kvrt::schema::KernelCall &attention = plan.calls(6);
+  ASSERT_EQ(attention.kernel(), "attention");
+  ASSERT_TRUE(attention.attention().has_select());
+  EXPECT_EQ(attention.attention().select().block(), 16u);
+  EXPECT_EQ(attention.attention().select().top_blocks(), 4u);
+  EXPECT_EQ(attention.attention().select().top_tokens(), 32u);
+}
+
+TEST_F(PlanExportTest, SelectionOfOtherQueriesOrCache) {
+  const char *expected =
+      "'kv.attention' (attention) attends to a selection that is not a "
+      "kv.select of its own queries and cache; the runtime selects from the "
+      "queries it attends with (the kv-sparse-select pass puts the pair "
+      "there)";
+  EXPECT_EQ(exportError(selecting("%q3", "%cache1")), expected);
+  EXPECT_EQ(exportError(selecting("%qr", "%cache")), expected);
+}

@@ -6,8 +6,7 @@
 // results do not depend on the thread count.
 //
 //===----------------------------------------------------------------------===//
-#include "LlamaArtifact.h"
-#include "kvrt/Runtime.h"
+#include "EngineSupport.h"
 
 #include <gtest/gtest.h>
 
@@ -57,24 +56,14 @@ artifact(const std::string &name, std::optional<schema::EvictParams> evict,
     o.queryCentre.push_back(0.25f * float(i % 3));
     o.queryMagnitude.push_back(2.0f);
   }
-  std::string path = ::testing::TempDir() + "/engine_evict_" + name + ".kvpkg";
-  Status written = test::writeLlamaArtifact(test::tinyStoriesDir(), path, o);
-  EXPECT_TRUE(written.isOk()) << written.message();
-  auto opened = Artifact::open(path);
-  EXPECT_TRUE(opened.isOk()) << opened.status().message();
-  return opened.isOk() ? *opened : nullptr;
+  return test::openTinyStories("engine_evict_" + name, o);
 }
 
 std::unique_ptr<Engine> engine(std::shared_ptr<const Artifact> a,
                                unsigned threads = 2) {
   EngineOptions options;
   options.threads = threads;
-  auto e = Engine::create(std::move(a), options);
-  if (!e.isOk()) {
-    ADD_FAILURE() << e.status().message();
-    std::abort();
-  }
-  return std::move(*e);
+  return test::engineOrDie(std::move(a), options);
 }
 
 std::vector<int32_t> greedy(Engine &e, int n) {

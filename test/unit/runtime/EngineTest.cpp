@@ -5,7 +5,7 @@
 // decode, threads) and how the engine fails.
 //
 //===----------------------------------------------------------------------===//
-#include "LlamaArtifact.h"
+#include "EngineSupport.h"
 
 #include "kvrt/Runtime.h"
 
@@ -26,16 +26,12 @@ const std::vector<int32_t> kTom = {1, 80, 388, 1174, 1714, 84, 235};
 
 std::shared_ptr<const Artifact> load(const test::LlamaArtifactOptions &o) {
   // One file per distinct artifact: the options' bytes name it.
-  std::string path = ::testing::TempDir() + "/engine_test_" +
-                     std::to_string(o.pageSize) + "_" +
-                     std::to_string(std::hash<std::string>()(
-                         o.cacheEncoding.SerializeAsString())) +
-                     "_" + o.target + ".kvpkg";
-  Status written = test::writeLlamaArtifact(test::tinyStoriesDir(), path, o);
-  EXPECT_TRUE(written.isOk()) << written.message();
-  auto artifact = Artifact::open(path);
-  EXPECT_TRUE(artifact.isOk()) << artifact.status().message();
-  return artifact.isOk() ? *artifact : nullptr;
+  return test::openTinyStories("engine_test_" + std::to_string(o.pageSize) +
+                                   "_" +
+                                   std::to_string(std::hash<std::string>()(
+                                       o.cacheEncoding.SerializeAsString())) +
+                                   "_" + o.target,
+                               o);
 }
 
 std::shared_ptr<const Artifact> tinyStories(uint32_t pageSize = 16) {
@@ -46,14 +42,7 @@ std::shared_ptr<const Artifact> tinyStories(uint32_t pageSize = 16) {
 
 std::unique_ptr<Engine> engine(std::shared_ptr<const Artifact> artifact,
                                EngineOptions options = {}) {
-  auto e = Engine::create(std::move(artifact), options);
-  // Later steps dereference the engine: stop the whole test binary here
-  // rather than crash.
-  if (!e.isOk()) {
-    ADD_FAILURE() << e.status().message();
-    std::abort();
-  }
-  return std::move(*e);
+  return test::engineOrDie(std::move(artifact), options);
 }
 
 /// Logits of every token of `prompt` run alone in a fresh sequence.

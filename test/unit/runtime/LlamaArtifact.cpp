@@ -267,6 +267,8 @@ Status buildLlama(ArtifactWriter &writer, const schema::ModelConfig &config,
         b.call("attention", attn, {qr}, {o3})->mutable_attention();
     a->set_layer(uint32_t(l));
     a->set_scale(1.0 / std::sqrt(double(d)));
+    if (options.select)
+      *a->mutable_select() = *options.select;
     if (options.evict) {
       std::vector<uint32_t> centres;
       if (options.evict->method() == schema::EVICT_METHOD_TRIATTENTION) {

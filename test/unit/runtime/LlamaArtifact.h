@@ -34,6 +34,8 @@ struct LlamaArtifactOptions {
   /// must outlive the writing.
   std::optional<schema::EvictParams> evict;
   std::vector<float> queryCentre, queryMagnitude;
+  /// When set, every layer's attention selects sparsely with these.
+  std::optional<schema::SelectParams> select;
 };
 
 /// A weight the caller keeps alive until the artifact is written.

@@ -151,6 +151,21 @@ int seeds(const std::string &dir) {
   writeBytes(dir + "/random-llama-evict.manifest",
              check(Artifact::open(evictPath))->manifest().SerializeAsString());
 
+  // The same model selecting sparsely in every layer's attention, for
+  // mutations to reach the selection's validation.
+  test::LlamaArtifactOptions selecting;
+  schema::SelectParams &select = selecting.select.emplace();
+  select.set_block(8);
+  select.set_top_blocks(4);
+  select.set_top_tokens(16);
+  ArtifactWriter selectWriter;
+  check(test::buildLlama(selectWriter, model.config, model.weights, selecting));
+  std::string selectPath = dir + "/random-llama-select.kvpkg";
+  check(selectWriter.write(selectPath));
+  writeBytes(dir + "/random-llama-select.manifest",
+             check(Artifact::open(selectPath))->manifest().SerializeAsString());
+  std::remove(selectPath.c_str());
+
   // The first model with its norm weights synthetic (a constant) and its
   // embedding generated: mutations reach the synthetic fields' checks.
   schema::Manifest synthetic = artifact->manifest();

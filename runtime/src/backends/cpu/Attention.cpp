@@ -13,6 +13,8 @@
 #include "runtime/src/backends/cpu/ThreadPool.h"
 #include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
+#include "runtime/src/sparse/BlockSummary.h"
+#include "runtime/src/sparse/TwoLevel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -67,6 +69,9 @@ void encodeTail(ThreadPool &pool, PagedCache &cache, uint32_t layer,
                                     uint32_t(task % shape.kvHeads));
                       }
                     });
+                if (shape.summaryBlock)
+                  summariseEntries(pool, cache, layer, *codecs.key, sequence,
+                                   first, count);
               });
 }
 
@@ -109,10 +114,12 @@ struct Scratch {
 };
 
 /// Visits the entries of `sequence` in `layer` that a query at `position`
-/// sees, in order: fn(index, page or null for a tail entry, slot).
+/// sees, in order: fn(index, page or null for a tail entry, slot). With
+/// `selected`, only those encoded entries (in index order) and the tail.
 template <typename Fn>
 void forVisible(const PagedCache &cache, const AttentionParams &params,
-                uint64_t sequence, int64_t position, const Fn &fn) {
+                uint64_t sequence, int64_t position,
+                const std::vector<uint64_t> *selected, const Fn &fn) {
   uint32_t layer = params.layer;
   const CacheLayerShape &shape = cache.shape(layer);
   auto visible = [&](int32_t stored) {
@@ -121,7 +128,15 @@ void forVisible(const PagedCache &cache, const AttentionParams &params,
   };
   const std::vector<uint32_t> &pages = cache.pages(layer, sequence);
   uint64_t encoded = cache.encoded(layer, sequence);
-  for (uint64_t index = 0; index < encoded;) {
+  if (selected) {
+    for (uint64_t index : *selected) {
+      const Page &page = cache.page(layer, pages[index / shape.pageSize]);
+      uint32_t slot = uint32_t(index % shape.pageSize);
+      if (visible(page.positions[slot]))
+        fn(index, &page, slot);
+    }
+  }
+  for (uint64_t index = 0; !selected && index < encoded;) {
     const Page &page = cache.page(layer, pages[index / shape.pageSize]);
     for (uint32_t slot = uint32_t(index % shape.pageSize);
          slot < shape.pageSize && index < encoded; ++slot, ++index)
@@ -139,17 +154,27 @@ void forVisible(const PagedCache &cache, const AttentionParams &params,
   }
 }
 
+/// Where a decode row's sparse selection goes: `entries` is filled, and
+/// read, when the layer selects and the sequence is long enough.
+struct RowSelection {
+  sparse::SelectScratch scratch;
+  std::vector<uint64_t> entries;
+  bool active = false;
+};
+
 /// The softmax of the `group` query heads at `q` (one row, at `position`)
-/// that share KV head `g` over the visible entries of `sequence`, each
-/// entry read once for the whole group; scores are kept in sequence order
-/// whatever the page size, and the softmax subtracts their maximum. Leaves
-/// exp(score - max) in scratch.weights[h * stride + i] for the i-th visible
-/// entry and 1 / their sum in scratch.inverse[h].
+/// that share KV head `g` over the visible entries of `sequence` (those
+/// params.select picks when `selection` is given), each entry read once for
+/// the whole group; scores are kept in sequence order whatever the page
+/// size, and the softmax subtracts their maximum. Leaves exp(score - max)
+/// in scratch.weights[h * stride + i] for the i-th visible entry and 1 /
+/// their sum in scratch.inverse[h].
 VisibleEntries softmaxVisible(const PagedCache &cache,
                               const CacheCodecs &codecs,
                               const AttentionParams &params, uint64_t sequence,
                               uint32_t g, int64_t position, const float *q,
-                              int64_t group, int64_t stride, Scratch scratch) {
+                              int64_t group, int64_t stride, Scratch scratch,
+                              RowSelection *selection = nullptr) {
   const CacheLayerShape &shape = cache.shape(params.layer);
   int64_t headDim = shape.headDim;
   uint64_t encoded = cache.encoded(params.layer, sequence);
@@ -158,9 +183,15 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
   int64_t preparedSize = keys.preparedQuerySize();
   for (int64_t h = 0; h < group; ++h)
     keys.prepareQuery(q + h * headDim, g, scratch.prepared + h * preparedSize);
+  if (selection)
+    selection->active = sparse::selectEntries(
+        cache, params.layer, sequence, keys, g, scratch.prepared, preparedSize,
+        group, params.select, selection->scratch, selection->entries);
+  const std::vector<uint64_t> *selected =
+      selection && selection->active ? &selection->entries : nullptr;
 
   VisibleEntries entries;
-  forVisible(cache, params, sequence, position,
+  forVisible(cache, params, sequence, position, selected,
              [&](uint64_t index, const Page *page, uint32_t slot) {
                if (page) {
                  keys.score(scratch.prepared, group,
@@ -201,21 +232,24 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
 int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
                     const AttentionParams &params, uint64_t sequence,
                     uint32_t g, int64_t position, const float *q, int64_t group,
-                    int64_t stride, Scratch scratch, float *out) {
+                    int64_t stride, Scratch scratch, float *out,
+                    RowSelection *selection = nullptr) {
   const CacheLayerShape &shape = cache.shape(params.layer);
   int64_t headDim = shape.headDim;
   uint64_t encoded = cache.encoded(params.layer, sequence);
   const Tail &tail = cache.tail(params.layer, sequence);
   const Codec &values = *codecs.value;
   int64_t n = softmaxVisible(cache, codecs, params, sequence, g, position, q,
-                             group, stride, scratch)
+                             group, stride, scratch, selection)
                   .count;
+  const std::vector<uint64_t> *selected =
+      selection && selection->active ? &selection->entries : nullptr;
 
   std::fill(out, out + group * headDim, 0.0f);
   std::fill(scratch.accumulated, scratch.accumulated + group * headDim, 0.0f);
   int64_t i = 0;
   forVisible(
-      cache, params, sequence, position,
+      cache, params, sequence, position, selected,
       [&](uint64_t index, const Page *page, uint32_t slot) {
         for (int64_t h = 0; h < group; ++h)
           scratch.perHead[h] = scratch.weights[h * stride + i];
@@ -279,6 +313,18 @@ int64_t topKOverlap(const float *a, const float *b, int64_t n, int64_t k,
 
 } // namespace
 
+void summariseEntries(ThreadPool &pool, PagedCache &cache, uint32_t layer,
+                      const Codec &keys, uint64_t sequence, uint64_t first,
+                      uint64_t count) {
+  const CacheLayerShape &shape = cache.shape(layer);
+  pool.parallelFor(shape.kvHeads, 1, [&](int64_t begin, int64_t end, unsigned) {
+    std::vector<float> decoded(shape.headDim);
+    for (int64_t head = begin; head < end; ++head)
+      sparse::summarise(cache, layer, sequence, keys, uint32_t(head), first,
+                        count, decoded.data());
+  });
+}
+
 void encodeTails(ThreadPool &pool, PagedCache &cache, uint32_t layer,
                  const CacheCodecs &codecs, const uint64_t *sequences,
                  int64_t count) {
@@ -339,12 +385,15 @@ void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
   scratch.resize(pool.size());
   for (std::vector<float> &s : scratch)
     s.resize(size_t(perThread));
-  // Only decode steps are compared: rows whose sequence has no other row
-  // in the batch. A prefill's rows attend to their own tail, which the
-  // codecs have not touched yet.
+  // Decode rows are those whose sequence has no other row in the batch;
+  // only they select sparsely and are compared by the probe. A prefill's
+  // rows attend densely to their own tail, which the codecs have not
+  // touched yet.
+  const bool selects = params.select.enabled();
   std::vector<bool> decodeRow;
-  if (probe) {
+  if (probe)
     probe->beginCall(pool.size());
+  if (probe || selects) {
     std::unordered_map<uint64_t, int64_t> rowsOf;
     for (int64_t r = 0; r < rows; ++r)
       ++rowsOf[sequences[r]];
@@ -362,9 +411,13 @@ void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
         for (int64_t task = begin; task < end; ++task) {
           int64_t r = task / kvHeads, g = task % kvHeads;
           int64_t offset = (r * qHeads + g * group) * headDim;
-          int64_t n = attendGroup(cache, params.codecs, params, sequences[r],
-                                  uint32_t(g), positions[r], q + offset, group,
-                                  stride, buffers, out + offset);
+          // Reused by this pool thread from call to call.
+          static thread_local RowSelection selection;
+          bool sparse = selects && decodeRow[size_t(r)];
+          int64_t n =
+              attendGroup(cache, params.codecs, params, sequences[r],
+                          uint32_t(g), positions[r], q + offset, group, stride,
+                          buffers, out + offset, sparse ? &selection : nullptr);
           if (!probe || !decodeRow[size_t(r)])
             continue;
           Scratch reference =

@@ -228,6 +228,9 @@ Status CpuBackend::prepare() {
       step.attention.scale = float(a.scale());
       step.attention.slidingWindow =
           a.has_sliding_window() ? a.sliding_window() : 0;
+      if (a.has_select())
+        step.attention.select = {a.select().block(), a.select().top_blocks(),
+                                 a.select().top_tokens()};
       tagRope(step.producers[0], a.layer(), RopeInput::Query);
       attentionOf[a.layer()] = steps_.size();
       break;
@@ -454,12 +457,30 @@ createCpuBackend(std::shared_ptr<const Artifact> artifact,
   uint64_t tokens = options.cacheTokens
                         ? options.cacheTokens
                         : 4 * uint64_t(m.model().max_positions());
+  // Layers whose attention selects keep block summaries.
+  std::unordered_map<uint32_t, uint32_t> summaryBlock;
+  for (const schema::KernelCall &call : m.plan().calls())
+    if (call.has_attention() && call.attention().has_select())
+      summaryBlock[call.attention().layer()] =
+          call.attention().select().block();
   std::vector<LayerStorage> layers, referenceLayers;
   for (const schema::CacheLayout &c : m.cache()) {
     StatusOr<LayerStorage> layer =
         layerStorage(*artifact, c, c.key(), c.value(), options, tokens);
     if (!layer)
       return layer.status();
+    if (auto block = summaryBlock.find(c.layer());
+        block != summaryBlock.end()) {
+      if (layer->shape.pageSize % block->second != 0)
+        return Status::error(
+            name + ": layer " + std::to_string(c.layer()) +
+            " selects blocks of " + std::to_string(block->second) +
+            " entries but its pages hold " +
+            std::to_string(layer->shape.pageSize) +
+            "; choose a page size (EngineOptions::pageSize) that is a "
+            "multiple of the block");
+      layer->shape.summaryBlock = block->second;
+    }
     layers.push_back(std::move(*layer));
     if (options.measureFidelity) {
       schema::Encoding bf16;

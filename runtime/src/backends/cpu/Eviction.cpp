@@ -253,6 +253,10 @@ Status LayerEviction::compact(ThreadPool &pool, PagedCache &cache,
   if (!compacted.isOk())
     return Status::error("layer " + std::to_string(layer) + ": " +
                          compacted.message());
+  // Entries moved between blocks: their summaries are made anew.
+  if (cache.shape(layer).summaryBlock)
+    summariseEntries(pool, cache, layer, *attention_.codecs.key, sequence, 0,
+                     cache.encoded(layer, sequence));
   for (std::vector<float> &m : state.mass) {
     for (uint64_t i = 0; i < kept.size(); ++i)
       m[i] = m[kept[i]];

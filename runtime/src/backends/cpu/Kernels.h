@@ -10,6 +10,7 @@
 #define KVRT_BACKENDS_CPU_KERNELS_H
 
 #include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/sparse/TwoLevel.h"
 
 #include <cstdint>
 #include <vector>
@@ -61,6 +62,13 @@ struct CacheCodecs {
   bool roundValues = true;
 };
 
+/// Brings the block summaries (sparse/BlockSummary.h) of the `count`
+/// encoded entries of `sequence` in `layer` from `first` on up to date, one
+/// KV head per task; after an eviction moved entries, from 0.
+void summariseEntries(ThreadPool &pool, PagedCache &cache, uint32_t layer,
+                      const Codec &keys, uint64_t sequence, uint64_t first,
+                      uint64_t count);
+
 /// Encodes what may leave the tails of the listed sequences (repeats are
 /// fine) in `layer`.
 void encodeTails(ThreadPool &pool, PagedCache &cache, uint32_t layer,
@@ -83,6 +91,8 @@ struct AttentionParams {
   float scale = 1.0f;
   /// 0: unbounded.
   int64_t slidingWindow = 0;
+  /// Decode rows attend to a two-level selection (sparse/TwoLevel.h).
+  sparse::SelectPolicy select;
 };
 
 /// The entries of a sequence a query sees: `count` consecutive ones from

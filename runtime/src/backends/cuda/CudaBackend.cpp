@@ -376,6 +376,13 @@ Status CudaBackend::prepare(const EngineOptions &options) {
       step.layer = call.append().layer();
       break;
     case Kernel::Attention:
+      if (call.attention().has_select())
+        return Status::error(
+            name + ": the attention call of layer " +
+            std::to_string(call.attention().layer()) +
+            " selects entries sparsely, which the cuda backend cannot run "
+            "yet (selection runs on the cpu backend); compile without "
+            "kv-sparse-select for the GPU");
       step.layer = call.attention().layer();
       step.scale = float(call.attention().scale());
       step.slidingWindow = call.attention().has_sliding_window()
