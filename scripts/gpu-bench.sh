@@ -15,6 +15,10 @@
 #              POINTS (default 1x4096 8x32768 32x4096: batch x context)
 #   peers      test/cuda/e2e_peer.py: HF transformers and a plain PyTorch
 #              decode step in a CUDA graph at the same points
+#   sparse     kvrt-cuda-sparse --check (two-level sparse selection and
+#              attention against the CPU backend), then --bench (against
+#              dense decode attention on the same bf16 cache, Llama-3-8B
+#              shape, B 1 and 8, L 32K to 128K)
 # Outputs go to $OUT (or ./gpu-bench-out). Exits non-zero when a check
 # fails.
 set -uo pipefail
@@ -26,7 +30,7 @@ reps=${REPS:-100}
 points=${POINTS:-"1x4096 8x32768 32x4096"}
 encodings=${ENCODINGS:-"bf16 fp8 polar4 nvfp4"}
 sections=("$@")
-[ ${#sections[@]} -eq 0 ] && sections=(check attention e2e peers)
+[ ${#sections[@]} -eq 0 ] && sections=(check attention e2e peers sparse)
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 status=0
 
@@ -70,6 +74,14 @@ for section in "${sections[@]}"; do
       --points "$(echo "$points" | tr ' ' ,)" --json "$out/e2e-peers.json" \
       > "$out/e2e-peers.txt" 2>&1 || status=1
     tail -20 "$out/e2e-peers.txt"
+    ;;
+  sparse)
+    timeout 150 "$bin/kvrt-cuda-sparse" --check > "$out/sparse-check.txt" 2>&1 ||
+      status=1
+    grep -vE '^device' "$out/sparse-check.txt"
+    timeout 240 "$bin/kvrt-cuda-sparse" --bench --reps "$reps" \
+      > "$out/sparse-bench.txt" 2>&1 || status=1
+    sed -n '/^policy/,$p' "$out/sparse-bench.txt"
     ;;
   *)
     echo "gpu-bench: unknown section $section" >&2

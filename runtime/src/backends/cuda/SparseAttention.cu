@@ -1,0 +1,259 @@
+//===- SparseAttention.cu - Flash-decoding over selected entries ----------===//
+//
+// One thread block per (split, KV head, row) takes up to splitEntries
+// items of the row's list: the entries level 2 kept (SparseSelection), then
+// the row's newest token. It looks up each item's page once, then reads
+// keys and values straight from the pool, 16 bytes a lane, eight lanes an
+// entry (Bf16Entries' channels), four entries a warp and kUnroll of those
+// in flight per lane, every load serving all query heads of the group:
+//
+//   keys:   dots with the group's queries (scale * log2(e) folded in),
+//           summed over the eight by reduceScatter(); -inf where the stored
+//           position is not visible;
+//   softmax of the split's scores in shared memory (exp2, the maximum
+//           subtracted), as SplitBlock.cuh does;
+//   values: weight * value into fp32 registers, summed over the warp's four
+//           entries by shuffles and over the warps in shared memory.
+//
+// Gathered rows are 256 or 128 bytes anywhere in the pool, so plain loads
+// (several in flight) serve better than bulk copies of whole tiles. The
+// splits leave partials that SplitReduce.cu merges, as the dense kernels
+// do.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/src/backends/cuda/SparseKernels.h"
+#include "runtime/src/backends/cuda/SplitKernel.cuh"
+
+#include <cuda_runtime.h>
+
+namespace kvrt::cuda {
+namespace {
+
+template <int D, int G>
+__global__ void __launch_bounds__(kSparseSplitThreads)
+    sparseSplitKernel(const SparseKernelParams p) {
+  constexpr int kDims = D / 8, kChunks = D / 64, kUnroll = 4;
+  constexpr int kWarps = int(kSparseSplitThreads) / 32;
+  __shared__ float scores[G][kMaxSplitEntries];
+  __shared__ int2 rows[kMaxSplitEntries];
+  __shared__ float perWarp[kWarps][G][D];
+  __shared__ float rowMax[G], rowSum[G];
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int item = lane / 8, part = lane % 8;
+  const int kvHead = blockIdx.y, b = blockIdx.z;
+  const int row = b * int(p.kvHeads) + kvHead;
+  const int group = int(p.group), pageSize = int(p.pageSize);
+  const size_t firstRow = size_t(b) * p.qHeads + size_t(kvHead) * group;
+  const int length = p.lengths[b];
+  const int listed = length > 0 ? int(p.selection.entryCounts[row]) : 0;
+  const int count = length > 0 ? listed + 1 : 0;
+  const int start = blockIdx.x * int(p.splitEntries);
+  const int n = min(count, start + int(p.splitEntries)) - start;
+  if (n <= 0) {
+    // Zeros, or a partial that weighs nothing.
+    if (p.splits == 1) {
+      for (int e = tid; e < group * D; e += kSparseSplitThreads)
+        p.out[firstRow * D + e] = 0.0f;
+    } else if (tid < group) {
+      float *maxSum =
+          p.partialMaxSum + ((firstRow + tid) * p.splits + blockIdx.x) * 2;
+      maxSum[0] = -INFINITY;
+      maxSum[1] = 0.0f;
+    }
+    return;
+  }
+
+  const int32_t *table = p.pageTables + size_t(b) * p.pageTableStride;
+  const int32_t *entries = p.selection.entries + size_t(row) * p.topTokens;
+  for (int i = tid; i < n; i += kSparseSplitThreads) {
+    const int at = start + i;
+    const int entry = at < listed ? entries[at] : length - 1;
+    rows[i] = make_int2(table[entry / pageSize], entry % pageSize);
+  }
+  __syncthreads();
+
+  const int queryPosition = p.queryPositions[b];
+  float q[G][kDims];
+  {
+    const float *rowQ = p.q + firstRow * D;
+#pragma unroll
+    for (int g = 0; g < G; ++g)
+#pragma unroll
+      for (int i = 0; i < kDims; ++i)
+        q[g][i] = g < group
+                      ? rowQ[g * D + Bf16Entries<D>::dim(part, i)] * p.scaleLog2
+                      : 0.0f;
+  }
+  const uint8_t *keyArea = p.keys + kvHead * p.keyAreaStride;
+  for (int base = warp * 4 * kUnroll; base < n; base += kWarps * 4 * kUnroll) {
+    uint4 k[kUnroll][kChunks];
+    int position[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      // Past the end the eight reads the last item again; dropped below.
+      const int2 at = rows[min(base + 4 * u + item, n - 1)];
+      const uint8_t *entry =
+          keyArea + size_t(at.x) * p.keyPageStride + size_t(at.y) * 2 * D;
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c)
+        k[u][c] = *reinterpret_cast<const uint4 *>(entry + (part + 8 * c) * 16);
+      position[u] = p.positions[size_t(at.x) * pageSize + at.y];
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      float s[G];
+#pragma unroll
+      for (int g = 0; g < G; ++g)
+        s[g] = 0.0f;
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+        const uint32_t w[4] = {k[u][c].x, k[u][c].y, k[u][c].z, k[u][c].w};
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const float x =
+              __uint_as_float(e % 2 ? w[e / 2] & 0xffff0000u : w[e / 2] << 16);
+#pragma unroll
+          for (int g = 0; g < G; ++g)
+            s[g] = fmaf(q[g][8 * c + e], x, s[g]);
+        }
+      }
+      int head;
+      const float score = reduceScatter<G>(s, part, head);
+      const int r = base + 4 * u + item;
+      const bool visible = position[u] <= queryPosition &&
+                           (p.slidingWindow == 0 ||
+                            queryPosition - position[u] < p.slidingWindow);
+      if (r < n && head < group && part % (8 / G) == 0)
+        scores[head][r] = visible ? score : -INFINITY;
+    }
+  }
+  __syncthreads();
+
+  for (int g = warp; g < group; g += kWarps) {
+    float m = -INFINITY;
+    for (int i = lane; i < n; i += 32)
+      m = fmaxf(m, scores[g][i]);
+    m = warpMax(m);
+    float sum = 0.0f;
+    for (int i = lane; i < n; i += 32) {
+      const float w = m == -INFINITY ? 0.0f : exp2f(scores[g][i] - m);
+      scores[g][i] = w;
+      sum += w;
+    }
+    sum = warpSum(sum);
+    if (lane == 0) {
+      rowMax[g] = m;
+      rowSum[g] = sum;
+    }
+  }
+  __syncthreads();
+
+  float acc[G][kDims];
+#pragma unroll
+  for (int g = 0; g < G; ++g)
+#pragma unroll
+    for (int i = 0; i < kDims; ++i)
+      acc[g][i] = 0.0f;
+  const uint8_t *valueArea = p.values + kvHead * p.valueAreaStride;
+  for (int base = warp * 4 * kUnroll; base < n; base += kWarps * 4 * kUnroll) {
+    uint4 v[kUnroll][kChunks];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int2 at = rows[min(base + 4 * u + item, n - 1)];
+      const uint8_t *entry =
+          valueArea + size_t(at.x) * p.valuePageStride + size_t(at.y) * 2 * D;
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c)
+        v[u][c] = *reinterpret_cast<const uint4 *>(entry + (part + 8 * c) * 16);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int r = base + 4 * u + item;
+      float w[G];
+#pragma unroll
+      for (int g = 0; g < G; ++g)
+        w[g] = r < n && g < group ? scores[g][r] : 0.0f;
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+        const uint32_t x[4] = {v[u][c].x, v[u][c].y, v[u][c].z, v[u][c].w};
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const float value =
+              __uint_as_float(e % 2 ? x[e / 2] & 0xffff0000u : x[e / 2] << 16);
+#pragma unroll
+          for (int g = 0; g < G; ++g)
+            acc[g][8 * c + e] = fmaf(w[g], value, acc[g][8 * c + e]);
+        }
+      }
+    }
+  }
+
+  // Sum the warp's four entries, then the warps.
+#pragma unroll
+  for (int g = 0; g < G; ++g)
+#pragma unroll
+    for (int i = 0; i < kDims; ++i) {
+      acc[g][i] += __shfl_xor_sync(0xffffffffu, acc[g][i], 8);
+      acc[g][i] += __shfl_xor_sync(0xffffffffu, acc[g][i], 16);
+    }
+  if (item == 0) {
+#pragma unroll
+    for (int g = 0; g < G; ++g)
+      if (g < group)
+#pragma unroll
+        for (int i = 0; i < kDims; ++i)
+          perWarp[warp][g][Bf16Entries<D>::dim(part, i)] = acc[g][i];
+  }
+  __syncthreads();
+  for (int e = tid; e < group * D; e += kSparseSplitThreads) {
+    const int g = e / D, d = e % D;
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w)
+      sum += perWarp[w][g][d];
+    const size_t out = firstRow + g;
+    if (p.splits == 1)
+      p.out[out * D + d] = rowSum[g] > 0.0f ? sum / rowSum[g] : 0.0f;
+    else
+      p.partialOut[(out * p.splits + blockIdx.x) * D + d] = sum;
+  }
+  if (p.splits > 1 && tid < group) {
+    float *maxSum =
+        p.partialMaxSum + ((firstRow + tid) * p.splits + blockIdx.x) * 2;
+    maxSum[0] = rowMax[tid];
+    maxSum[1] = rowSum[tid];
+  }
+}
+
+template <int D> const void *splitsKernel(uint32_t groupCapacity) {
+  switch (groupCapacity) {
+  case 1:
+    return reinterpret_cast<const void *>(&sparseSplitKernel<D, 1>);
+  case 2:
+    return reinterpret_cast<const void *>(&sparseSplitKernel<D, 2>);
+  case 4:
+    return reinterpret_cast<const void *>(&sparseSplitKernel<D, 4>);
+  case 8:
+    return reinterpret_cast<const void *>(&sparseSplitKernel<D, 8>);
+  }
+  return nullptr;
+}
+
+} // namespace
+
+bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
+                        uint32_t groupCapacity, uint32_t batch,
+                        cudaStream_t stream) {
+  const void *kernel = headDim == 64    ? splitsKernel<64>(groupCapacity)
+                       : headDim == 128 ? splitsKernel<128>(groupCapacity)
+                                        : nullptr;
+  if (!kernel)
+    return false;
+  SparseKernelParams params = p;
+  void *args[] = {&params};
+  return cudaLaunchKernel(kernel, dim3(p.splits, p.kvHeads, batch),
+                          dim3(kSparseSplitThreads), args, 0,
+                          stream) == cudaSuccess;
+}
+
+} // namespace kvrt::cuda

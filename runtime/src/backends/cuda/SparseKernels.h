@@ -1,0 +1,91 @@
+//===- SparseKernels.h - The sparse kernels' parameters ---------*- C++ -*-===//
+//
+// Internal to the CUDA backend: the sparse kernels' parameters, flattened
+// from SparseDecodeArgs and SparseDecodePlan, and one launcher per kernel
+// family (BlockSummaries.cu, TwoLevelSelect.cu, SparseAttention.cu).
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_BACKENDS_CUDA_SPARSEKERNELS_H
+#define KVRT_BACKENDS_CUDA_SPARSEKERNELS_H
+
+#include "runtime/src/backends/cuda/SparseSelect.h"
+
+namespace kvrt::cuda {
+
+/// Threads of the summary and selection kernels, and of a sparse split.
+inline constexpr uint32_t kSummaryThreads = 128;
+inline constexpr uint32_t kSelectThreads = 256;
+inline constexpr uint32_t kSparseSplitThreads = 128;
+/// At most this many listed entries per split (its scores sit in static
+/// shared memory).
+inline constexpr uint32_t kMaxSplitEntries = 512;
+
+struct SparseKernelParams {
+  /// Slot 0 of KV head 0's key (value) area of page 0; page p's head h at
+  /// p * pageStride + h * areaStride bytes from there.
+  const uint8_t *keys;
+  const uint8_t *values;
+  uint64_t keyAreaStride, keyPageStride;
+  uint64_t valueAreaStride, valuePageStride;
+  const int32_t *positions;
+  const int32_t *pageTables;
+  const int32_t *lengths;
+  uint16_t *summaries;
+  uint32_t pageTableStride;
+  uint32_t pageSize;
+  uint32_t kvHeads;
+  uint32_t qHeads;
+  uint32_t group;
+  uint32_t block;
+  uint32_t blocksPerPage;
+  uint32_t topBlocks;
+  uint32_t topTokens;
+  uint32_t maxBlocks;
+  uint32_t maxCandidates;
+  uint32_t boundChunkBlocks;
+  uint32_t scoreChunkSlots;
+  uint32_t splitEntries;
+  uint32_t splits;
+  const float *q;
+  const int32_t *queryPositions;
+  float *out;
+  /// scale * log2(e): attention uses exp2.
+  float scaleLog2;
+  int32_t slidingWindow;
+  /// The workspace (SparseDecodePlan's offsets): two counters per row
+  /// (level 1, then level 2), the selection, [r][group][maxBlocks] bounds,
+  /// [r][group][maxCandidates] scores, the splits' partials as
+  /// SplitReduce.cu reads them.
+  uint32_t *counters;
+  SparseSelection selection;
+  float *bounds;
+  float *scores;
+  float *partialOut;
+  float *partialMaxSum;
+};
+
+/// BlockSummaries.cu: every listed page (blockIdx.x) and KV head, or the
+/// newest selectable block of each row.
+bool launchBuildSummaries(const SparseKernelParams &p, uint32_t headDim,
+                          const int32_t *pages, const int32_t *slots,
+                          uint32_t count, cudaStream_t stream);
+bool launchUpdateSummaries(const SparseKernelParams &p, uint32_t headDim,
+                           uint32_t batch, cudaStream_t stream);
+
+/// TwoLevelSelect.cu: levels 1 and 2, grids (chunks, kvHeads, batch).
+bool launchSelectBlocks(const SparseKernelParams &p, uint32_t headDim,
+                        uint32_t groupCapacity, uint32_t chunks, uint32_t batch,
+                        size_t sharedBytes, cudaStream_t stream);
+bool launchSelectEntries(const SparseKernelParams &p, uint32_t headDim,
+                         uint32_t groupCapacity, uint32_t chunks,
+                         uint32_t batch, size_t sharedBytes,
+                         cudaStream_t stream);
+
+/// SparseAttention.cu: the splits, grid (splits, kvHeads, batch).
+bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
+                        uint32_t groupCapacity, uint32_t batch,
+                        cudaStream_t stream);
+
+} // namespace kvrt::cuda
+
+#endif // KVRT_BACKENDS_CUDA_SPARSEKERNELS_H

@@ -1,0 +1,287 @@
+//===- SparseSelect.cpp - Planning and launching sparse decode ------------===//
+//
+// Every launch parameter of SparseSelect.h is chosen here. The selection
+// kernels cut each row's items into chunks so that the batch makes about
+// four thread blocks per SM (a long row's summaries and candidate keys are
+// read by many SMs at once; chunks of at least 64 blocks or 128 entries
+// keep a block's fixed costs small). The attention splits aim at eight
+// blocks per SM, like the dense plan, in multiples of 64 entries up to
+// kMaxSplitEntries.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/src/backends/cuda/SparseSelect.h"
+#include "runtime/src/backends/cuda/DecodeKernels.h"
+#include "runtime/src/backends/cuda/SparseKernels.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <string>
+
+namespace kvrt::cuda {
+namespace {
+
+constexpr uint32_t kSelectBlocksPerMultiprocessor = 4;
+constexpr uint32_t kSplitBlocksPerMultiprocessor = 8;
+/// Dynamic shared memory a selection kernel may take beside its static
+/// arrays (about 1.5 KB).
+constexpr size_t kMaxDynamicSharedBytes = 220 * 1024;
+
+uint32_t ceilDiv(uint64_t a, uint64_t b) { return uint32_t((a + b - 1) / b); }
+uint32_t roundUp(uint32_t a, uint32_t b) { return ceilDiv(a, b) * b; }
+size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+Status checkCache(uint32_t headDim, uint32_t pageSize, uint32_t block,
+                  const DeviceSideLayout &key, const DeviceSideLayout &value) {
+  if (headDim != 64 && headDim != 128)
+    return Status::error("sparse attention on CUDA takes head dimensions 64 "
+                         "and 128, not " +
+                         std::to_string(headDim));
+  if (key.kind != DeviceSideLayout::Kind::Bf16 ||
+      value.kind != DeviceSideLayout::Kind::Bf16)
+    return Status::error("sparse attention on CUDA reads bf16 caches only");
+  for (const DeviceSideLayout *side : {&key, &value})
+    if (side->entryBytes != 2 * headDim || side->codesOffset % 16 ||
+        side->areaStride % 16)
+      return Status::error("sparse attention on CUDA needs bf16 entries of 2 "
+                           "bytes a channel, 16-byte aligned");
+  if (block == 0 || pageSize % block)
+    return Status::error(
+        "sparse selection's block of " + std::to_string(block) +
+        " entries must divide the page size " + std::to_string(pageSize));
+  return Status::ok();
+}
+
+/// The parameters every sparse kernel reads of the cache.
+SparseKernelParams cacheParams(const PagedKvView &cache,
+                               const uint16_t *summaries, uint32_t block) {
+  SparseKernelParams p = {};
+  p.keys = cache.keys + cache.key.codesOffset;
+  p.values = cache.values + cache.value.codesOffset;
+  p.keyAreaStride = cache.key.areaStride;
+  p.keyPageStride = cache.key.areaStride * cache.kvHeads;
+  p.valueAreaStride = cache.value.areaStride;
+  p.valuePageStride = cache.value.areaStride * cache.kvHeads;
+  p.positions = cache.positions;
+  p.pageTables = cache.pageTables;
+  p.lengths = cache.lengths;
+  // Only the summary kernels write them.
+  p.summaries = const_cast<uint16_t *>(summaries);
+  p.pageTableStride = cache.pageTableStride;
+  p.pageSize = cache.pageSize;
+  p.kvHeads = cache.kvHeads;
+  p.block = block;
+  p.blocksPerPage = block ? cache.pageSize / block : 0;
+  return p;
+}
+
+StatusOr<SparseKernelParams> decodeParams(const SparseDecodeArgs &args,
+                                          const SparseDecodePlan &plan) {
+  const PagedKvView &cache = args.cache;
+  KVRT_RETURN_IF_ERROR(checkCache(cache.headDim, cache.pageSize,
+                                  plan.policy.block, cache.key, cache.value));
+  if (cache.tableRows)
+    return Status::error("sparse attention on CUDA serves decode rows, one "
+                         "page table each");
+  if (!args.workspace)
+    return Status::error("sparse attention on CUDA needs a workspace of " +
+                         std::to_string(plan.workspaceBytes) + " bytes");
+  SparseKernelParams p = cacheParams(cache, args.summaries, plan.policy.block);
+  p.qHeads = args.qHeads;
+  p.group = args.qHeads / cache.kvHeads;
+  p.topBlocks = plan.policy.topBlocks;
+  p.topTokens = plan.policy.topTokens;
+  p.maxBlocks = plan.maxBlocks;
+  p.maxCandidates = plan.maxCandidates;
+  p.boundChunkBlocks = plan.boundChunkBlocks;
+  p.scoreChunkSlots = plan.scoreChunkSlots;
+  p.splitEntries = plan.splitEntries;
+  p.splits = plan.splits;
+  p.q = args.q;
+  p.queryPositions = args.queryPositions;
+  p.out = args.out;
+  p.scaleLog2 = args.scale * 1.4426950408889634f;
+  p.slidingWindow = args.slidingWindow;
+  uint8_t *base = static_cast<uint8_t *>(args.workspace);
+  p.counters = reinterpret_cast<uint32_t *>(base + plan.countersOffset);
+  p.selection = sparseSelection(args.workspace, plan);
+  p.bounds = reinterpret_cast<float *>(base + plan.boundsOffset);
+  p.scores = reinterpret_cast<float *>(base + plan.scoresOffset);
+  p.partialOut = reinterpret_cast<float *>(base + plan.partialsOffset);
+  p.partialMaxSum = p.partialOut + size_t(args.batch) * args.qHeads *
+                                       plan.splits * cache.headDim;
+  return p;
+}
+
+Status launched(bool ok, const char *what) {
+  const cudaError_t error = cudaGetLastError();
+  if (ok && error == cudaSuccess)
+    return Status::ok();
+  return Status::error(std::string(what) +
+                       "'s launch failed: " + cudaGetErrorString(error));
+}
+
+} // namespace
+
+Status buildBlockSummaries(const PagedKvView &cache, uint16_t *summaries,
+                           uint32_t block, const int32_t *pages,
+                           const int32_t *slots, uint32_t count,
+                           cudaStream_t stream) {
+  KVRT_RETURN_IF_ERROR(
+      checkCache(cache.headDim, cache.pageSize, block, cache.key, cache.value));
+  return launched(launchBuildSummaries(cacheParams(cache, summaries, block),
+                                       cache.headDim, pages, slots, count,
+                                       stream),
+                  "building block summaries");
+}
+
+Status updateBlockSummaries(const PagedKvView &cache, uint16_t *summaries,
+                            uint32_t block, uint32_t batch,
+                            cudaStream_t stream) {
+  KVRT_RETURN_IF_ERROR(
+      checkCache(cache.headDim, cache.pageSize, block, cache.key, cache.value));
+  return launched(launchUpdateSummaries(cacheParams(cache, summaries, block),
+                                        cache.headDim, batch, stream),
+                  "updating block summaries");
+}
+
+StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
+                                            uint32_t multiprocessors) {
+  const SparsePolicy &policy = shape.policy;
+  KVRT_RETURN_IF_ERROR(checkCache(shape.headDim, shape.pageSize, policy.block,
+                                  shape.key, shape.value));
+  if (!shape.kvHeads || !shape.qHeads || shape.qHeads % shape.kvHeads ||
+      shape.qHeads / shape.kvHeads > 8)
+    return Status::error("sparse attention on CUDA needs query heads that "
+                         "are 1 to 8 times the KV heads, not " +
+                         std::to_string(shape.qHeads) + " for " +
+                         std::to_string(shape.kvHeads));
+  if (!policy.topBlocks || !policy.topTokens || policy.topTokens > 65536)
+    return Status::error("sparse selection keeps 1 to 65536 entries in at "
+                         "least one block, not " +
+                         std::to_string(policy.topTokens) + " in " +
+                         std::to_string(policy.topBlocks));
+
+  SparseDecodePlan plan;
+  plan.policy = policy;
+  const uint32_t group = shape.qHeads / shape.kvHeads;
+  plan.groupCapacity = group <= 2 ? group : group <= 4 ? 4 : 8;
+  const uint32_t selectable = shape.maxLength ? shape.maxLength - 1 : 0;
+  plan.maxBlocks = std::max(1u, ceilDiv(selectable, policy.block));
+  plan.maxCandidates =
+      uint32_t(std::min<uint64_t>(uint64_t(policy.topBlocks) * policy.block,
+                                  uint64_t(plan.maxBlocks) * policy.block));
+
+  const uint32_t rows = std::max(1u, shape.batch * shape.kvHeads);
+  const uint32_t perRow = std::max(
+      1u, ceilDiv(kSelectBlocksPerMultiprocessor * multiprocessors, rows));
+  plan.boundChunkBlocks =
+      std::clamp(roundUp(ceilDiv(plan.maxBlocks, perRow), 64), 64u, 4096u);
+  plan.boundChunks = ceilDiv(plan.maxBlocks, plan.boundChunkBlocks);
+  plan.scoreChunkSlots = std::clamp(
+      roundUp(ceilDiv(plan.maxCandidates, perRow), 128), 128u, 2048u);
+  plan.scoreChunks = ceilDiv(plan.maxCandidates, plan.scoreChunkSlots);
+
+  const uint32_t listed = policy.topTokens + 1;
+  const uint32_t splitsPerRow = std::max(
+      1u, ceilDiv(kSplitBlocksPerMultiprocessor * multiprocessors, rows));
+  plan.splitEntries = std::clamp(roundUp(ceilDiv(listed, splitsPerRow), 64),
+                                 64u, kMaxSplitEntries);
+  plan.splits = ceilDiv(listed, plan.splitEntries);
+
+  plan.boundSharedBytes = size_t(plan.maxBlocks) * 4;
+  plan.scoreSharedBytes = std::max(size_t(plan.maxCandidates) * 4,
+                                   size_t(plan.scoreChunkSlots) * 8);
+  if (std::max(plan.boundSharedBytes, plan.scoreSharedBytes) >
+      kMaxDynamicSharedBytes)
+    return Status::error(
+        "sparse selection on CUDA ranks at most " +
+        std::to_string(kMaxDynamicSharedBytes / 4) +
+        " blocks or candidates per row, not " +
+        std::to_string(std::max(plan.maxBlocks, plan.maxCandidates)));
+
+  const size_t queries = size_t(shape.batch) * shape.qHeads;
+  size_t at = 0;
+  auto take = [&](size_t &offset, size_t bytes) {
+    offset = at;
+    at += aligned(bytes);
+  };
+  take(plan.countersOffset, size_t(rows) * 2 * 4);
+  take(plan.blockCountsOffset, size_t(rows) * 4);
+  take(plan.blocksOffset, size_t(rows) * policy.topBlocks * 4);
+  take(plan.entryCountsOffset, size_t(rows) * 4);
+  take(plan.entriesOffset, size_t(rows) * policy.topTokens * 4);
+  take(plan.boundsOffset, size_t(rows) * group * plan.maxBlocks * 4);
+  take(plan.scoresOffset, size_t(rows) * group * plan.maxCandidates * 4);
+  take(plan.partialsOffset,
+       plan.splits > 1 ? queries * plan.splits * (shape.headDim + 2) * 4 : 0);
+  plan.workspaceBytes = at;
+  return plan;
+}
+
+SparseSelection sparseSelection(void *workspace, const SparseDecodePlan &plan) {
+  uint8_t *base = static_cast<uint8_t *>(workspace);
+  SparseSelection s;
+  s.blockCounts = reinterpret_cast<uint32_t *>(base + plan.blockCountsOffset);
+  s.blocks = reinterpret_cast<int32_t *>(base + plan.blocksOffset);
+  s.entryCounts = reinterpret_cast<uint32_t *>(base + plan.entryCountsOffset);
+  s.entries = reinterpret_cast<int32_t *>(base + plan.entriesOffset);
+  return s;
+}
+
+Status prepareSparseWorkspace(void *workspace, const SparseDecodePlan &plan,
+                              cudaStream_t stream) {
+  const cudaError_t error =
+      cudaMemsetAsync(static_cast<uint8_t *>(workspace) + plan.countersOffset,
+                      0, plan.blockCountsOffset - plan.countersOffset, stream);
+  if (error != cudaSuccess)
+    return Status::error(std::string("clearing the sparse workspace failed: ") +
+                         cudaGetErrorString(error));
+  return Status::ok();
+}
+
+Status selectSparseBlocks(const SparseDecodeArgs &args,
+                          const SparseDecodePlan &plan, cudaStream_t stream) {
+  StatusOr<SparseKernelParams> p = decodeParams(args, plan);
+  if (!p)
+    return p.status();
+  return launched(launchSelectBlocks(*p, args.cache.headDim, plan.groupCapacity,
+                                     plan.boundChunks, args.batch,
+                                     plan.boundSharedBytes, stream),
+                  "sparse selection of blocks");
+}
+
+Status selectSparseTokens(const SparseDecodeArgs &args,
+                          const SparseDecodePlan &plan, cudaStream_t stream) {
+  StatusOr<SparseKernelParams> p = decodeParams(args, plan);
+  if (!p)
+    return p.status();
+  return launched(launchSelectEntries(*p, args.cache.headDim,
+                                      plan.groupCapacity, plan.scoreChunks,
+                                      args.batch, plan.scoreSharedBytes,
+                                      stream),
+                  "sparse selection of entries");
+}
+
+Status selectSparseEntries(const SparseDecodeArgs &args,
+                           const SparseDecodePlan &plan, cudaStream_t stream) {
+  KVRT_RETURN_IF_ERROR(selectSparseBlocks(args, plan, stream));
+  return selectSparseTokens(args, plan, stream);
+}
+
+Status sparseAttention(const SparseDecodeArgs &args,
+                       const SparseDecodePlan &plan, cudaStream_t stream) {
+  StatusOr<SparseKernelParams> p = decodeParams(args, plan);
+  if (!p)
+    return p.status();
+  const uint32_t headDim = args.cache.headDim;
+  bool ok =
+      launchSparseSplits(*p, headDim, plan.groupCapacity, args.batch, stream);
+  if (ok && plan.splits > 1)
+    ok = launchSplitReduce(p->partialOut, p->partialMaxSum, args.out,
+                           args.batch * args.qHeads, plan.splits, headDim,
+                           stream);
+  return launched(ok, "sparse attention");
+}
+
+} // namespace kvrt::cuda

@@ -1,0 +1,168 @@
+//===- SparseSelect.h - Two-level sparse decode on the GPU ------*- C++ -*-===//
+//
+// Sparse selection (runtime/src/sparse/TwoLevel.h, the same rule) and
+// attention over what it selects, for bf16 caches: what cpu::attention
+// computes for decode rows with AttentionParams::select set. Row b's pages
+// hold lengths[b] tokens; the newest is this step's token (still in the
+// tail on the CPU): it is always attended and never selected from. The
+// lengths[b] - 1 entries before it are the selectable ones:
+//
+//   summaries  per (page, KV head, block of `block` slots) the per-channel
+//              minimum and maximum of the stored keys (bf16 keys are exact
+//              bf16 bounds: nothing to round);
+//   level 1    one launch: Quest's bound of every selectable block for each
+//              query head of the group in fp32, ranked across the heads,
+//              the first and the newest block forced, the topBlocks best
+//              kept (index order);
+//   level 2    one launch: q.k of every entry of the kept blocks, ranked
+//              likewise, the topTokens best kept (index order);
+//   attention  flash-decoding over the kept entries and the newest token,
+//              gathered through the page table, its splits merged by
+//              SplitReduce.cu.
+// Ties go to the lower index, as on the CPU. A row with at most topTokens
+// selectable entries attends to all of them.
+//
+// The summaries live beside the pool, indexed like its pages:
+//   summaries[((page * kvHeads + head) * (pageSize / block) + j) * 2 * D]
+// holds block j's D lower bounds, then its D upper bounds (the layout of
+// the CPU's Page::keyBounds, page after page).
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_BACKENDS_CUDA_SPARSESELECT_H
+#define KVRT_BACKENDS_CUDA_SPARSESELECT_H
+
+#include "runtime/src/backends/cuda/DecodeAttention.h"
+
+namespace kvrt::cuda {
+
+/// A layer's selection (SelectParams in kvpkg.proto).
+struct SparsePolicy {
+  uint32_t block = 0;
+  uint32_t topBlocks = 0;
+  uint32_t topTokens = 0;
+};
+
+/// Rebuilds the summaries of `count` pages: for each i, every block of page
+/// pages[i] that starts below slot slots[i], from its slots below slots[i]
+/// (after a prefill or a compaction wrote them). `pages` and `slots` are
+/// device arrays.
+Status buildBlockSummaries(const PagedKvView &cache, uint16_t *summaries,
+                           uint32_t block, const int32_t *pages,
+                           const int32_t *slots, uint32_t count,
+                           cudaStream_t stream);
+
+/// Rebuilds, for each of the `batch` rows, the summary of the block that
+/// holds its newest selectable entry (lengths[b] - 2) from that block's
+/// selectable entries: the decode step's update, once the previous step's
+/// token became selectable. Runs before selectSparseEntries().
+Status updateBlockSummaries(const PagedKvView &cache, uint16_t *summaries,
+                            uint32_t block, uint32_t batch,
+                            cudaStream_t stream);
+
+/// What the sparse launches depend on besides the data.
+struct SparseDecodeShape {
+  uint32_t batch = 0;
+  uint32_t qHeads = 0;
+  uint32_t kvHeads = 0;
+  uint32_t headDim = 0;
+  uint32_t pageSize = 0;
+  /// An upper bound of the batch's lengths (the newest token included).
+  uint32_t maxLength = 0;
+  DeviceSideLayout key, value;
+  SparsePolicy policy;
+};
+
+/// Launch parameters and the workspace's layout, chosen in
+/// planSparseDecode() alone.
+struct SparseDecodePlan {
+  SparsePolicy policy;
+  /// The KV group rounded up to 1, 2, 4 or 8: the kernels' instance.
+  uint32_t groupCapacity = 0;
+  /// Selectable blocks and candidate entries of the longest row.
+  uint32_t maxBlocks = 0;
+  uint32_t maxCandidates = 0;
+  /// Level 1: blocks per thread block, and thread blocks per row.
+  uint32_t boundChunkBlocks = 0;
+  uint32_t boundChunks = 0;
+  /// Level 2: candidate entries per thread block, and thread blocks per row.
+  uint32_t scoreChunkSlots = 0;
+  uint32_t scoreChunks = 0;
+  /// Attention: listed entries per split, and splits per row.
+  uint32_t splitEntries = 0;
+  uint32_t splits = 0;
+  /// Dynamic shared memory of the level 1 and level 2 kernels.
+  size_t boundSharedBytes = 0;
+  size_t scoreSharedBytes = 0;
+  /// Byte offsets in the workspace: the kernels' arrival counters (zero
+  /// before the first call, see prepareSparseWorkspace(); each call leaves
+  /// them zero), the selection's results (SparseSelection), per-head
+  /// bounds and scores, the splits' partials.
+  size_t countersOffset = 0;
+  size_t blockCountsOffset = 0;
+  size_t blocksOffset = 0;
+  size_t entryCountsOffset = 0;
+  size_t entriesOffset = 0;
+  size_t boundsOffset = 0;
+  size_t scoresOffset = 0;
+  size_t partialsOffset = 0;
+  size_t workspaceBytes = 0;
+};
+
+/// The plan for `shape` on a device with `multiprocessors` SMs, or why the
+/// kernels cannot serve it.
+StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
+                                            uint32_t multiprocessors);
+
+/// What the selection leaves in the workspace, per row b and KV head h
+/// (r = b * kvHeads + h).
+struct SparseSelection {
+  /// [r]: blocks kept by level 1 (0 where the row attends to everything).
+  uint32_t *blockCounts = nullptr;
+  /// [r][topBlocks]: their indices, ascending.
+  int32_t *blocks = nullptr;
+  /// [r]: entries listed for attention (besides the newest token).
+  uint32_t *entryCounts = nullptr;
+  /// [r][topTokens]: their indices in the sequence, ascending.
+  int32_t *entries = nullptr;
+};
+SparseSelection sparseSelection(void *workspace, const SparseDecodePlan &plan);
+
+/// Zeroes the workspace's counters; once, after allocating it.
+Status prepareSparseWorkspace(void *workspace, const SparseDecodePlan &plan,
+                              cudaStream_t stream);
+
+/// Operands of one decode step's sparse attention for one layer.
+struct SparseDecodeArgs {
+  /// Decode rows: tableRows must be null.
+  PagedKvView cache;
+  const uint16_t *summaries = nullptr;
+  /// [batch][qHeads][headDim] fp32.
+  const float *q = nullptr;
+  /// [batch]: the position of each row's query.
+  const int32_t *queryPositions = nullptr;
+  /// [batch][qHeads][headDim] fp32.
+  float *out = nullptr;
+  uint32_t batch = 0;
+  uint32_t qHeads = 0;
+  float scale = 1.0f;
+  /// 0: unbounded.
+  int32_t slidingWindow = 0;
+  /// planSparseDecode()'s workspaceBytes, prepared once.
+  void *workspace = nullptr;
+};
+
+/// Enqueues levels 1 and 2 (two launches, also apart: level 2 reads
+/// what level 1 left in the workspace).
+Status selectSparseEntries(const SparseDecodeArgs &args,
+                           const SparseDecodePlan &plan, cudaStream_t stream);
+Status selectSparseBlocks(const SparseDecodeArgs &args,
+                          const SparseDecodePlan &plan, cudaStream_t stream);
+Status selectSparseTokens(const SparseDecodeArgs &args,
+                          const SparseDecodePlan &plan, cudaStream_t stream);
+/// Enqueues attention over the selection and the merge of its splits.
+Status sparseAttention(const SparseDecodeArgs &args,
+                       const SparseDecodePlan &plan, cudaStream_t stream);
+
+} // namespace kvrt::cuda
+
+#endif // KVRT_BACKENDS_CUDA_SPARSESELECT_H

@@ -1,0 +1,431 @@
+//===- TwoLevelSelect.cu - Two-level selection of cached entries ----------===//
+//
+// Levels 1 and 2 of SparseSelect.h, one launch each for the whole batch,
+// grid (chunks, kvHeads, batch). Each thread block scores one chunk of a
+// row's items (selectable blocks, then candidate entries) for every query
+// head of the group and writes the fp32 scores to the workspace; the last
+// block of the row to arrive (a counter per row, reset by that block) ranks
+// all of them and keeps the best (BlockTopK.cuh). So the reads of a long
+// row spread over many SMs, and the selection needs no second launch.
+//
+// Lanes work in eights, four items a warp: lane `part` of an eight reads
+// 16-byte chunks part, part + 8, ... of the item (a block's lower bounds
+// and upper bounds, or an entry's keys), owns their channels for every
+// query head (Bf16Entries::dim), and the eight sum with reduceScatter().
+// Quest's bound is sum_d q_d (q_d >= 0 ? hi_d : lo_d), which is
+// max(q_d lo_d, q_d hi_d) exactly. Queries are not scaled: the ranks are
+// those of sparse/TwoLevel.cpp, in fp32.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/src/backends/cuda/BlockTopK.cuh"
+#include "runtime/src/backends/cuda/SparseKernels.h"
+#include "runtime/src/backends/cuda/SplitKernel.cuh"
+
+#include <cuda_runtime.h>
+
+namespace kvrt::cuda {
+namespace {
+
+constexpr int kSelectWarps = int(kSelectThreads) / 32;
+
+/// Query head g of KV head `kvHead`'s group in row b, the lane's channels.
+template <int D, int G>
+__device__ void loadQueries(const SparseKernelParams &p, int b, int kvHead,
+                            int part, float (&q)[G][D / 8]) {
+  const int group = int(p.group);
+  const float *rowQ = p.q + (size_t(b) * p.qHeads + size_t(kvHead) * group) * D;
+#pragma unroll
+  for (int g = 0; g < G; ++g)
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i)
+      q[g][i] = g < group ? rowQ[g * D + Bf16Entries<D>::dim(part, i)] : 0.0f;
+}
+
+/// Channel 2w + e of a chunk's word w, as a float.
+__device__ __forceinline__ float bf16At(uint32_t word, int e) {
+  return __uint_as_float(e ? word & 0xffff0000u : word << 16);
+}
+
+/// Called by every thread once its scores are written: true in the block
+/// that arrives last among the row's `chunks`, which also resets the
+/// counter for the next call.
+__device__ bool arriveLast(uint32_t *counter, int chunks, bool *shared) {
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const bool last = atomicAdd(counter, 1u) == uint32_t(chunks - 1);
+    if (last)
+      atomicExch(counter, 0u);
+    *shared = last;
+  }
+  __syncthreads();
+  if (!*shared)
+    return false;
+  __threadfence();
+  return true;
+}
+
+/// Calls fn(i, v) for the thread's items i < n (i = tid, tid + threads,
+/// ...), v[g] the score of query head g < group in `scores` (one row of
+/// `stride` floats per head, written by other blocks of this grid; -inf
+/// for g >= group). Four items' loads go out before any is used: the
+/// loads are volatile (L1 is not coherent), so the compiler would issue
+/// them one round trip at a time.
+template <int G, typename Fn>
+__device__ void forEachItem(const float *scores, size_t stride, int n,
+                            int group, const Fn &fn) {
+  constexpr int kBatch = 4;
+  for (int base = threadIdx.x; base < n; base += kBatch * kSelectThreads) {
+    float v[kBatch][G];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u)
+#pragma unroll
+      for (int g = 0; g < G; ++g)
+        v[u][g] = __ldcg(scores + min(g, group - 1) * stride +
+                         min(base + u * int(kSelectThreads), n - 1));
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+#pragma unroll
+      for (int g = 0; g < G; ++g)
+        v[u][g] = g < group ? v[u][g] : -INFINITY;
+      if (base + u * int(kSelectThreads) < n)
+        fn(base + u * int(kSelectThreads), v[u]);
+    }
+  }
+}
+
+/// The best score of each query head over items [0, n) of `scores`.
+template <int G>
+__device__ void bestPerHead(const float *scores, size_t stride, int n,
+                            int group, float (&best)[G],
+                            float (&perWarp)[kSelectWarps][G]) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float m[G];
+#pragma unroll
+  for (int g = 0; g < G; ++g)
+    m[g] = -INFINITY;
+  forEachItem<G>(scores, stride, n, group, [&](int, const float (&v)[G]) {
+#pragma unroll
+    for (int g = 0; g < G; ++g)
+      m[g] = fmaxf(m[g], v[g]);
+  });
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    m[g] = warpMax(m[g]);
+    if (lane == 0)
+      perWarp[warp][g] = m[g];
+  }
+  __syncthreads();
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    best[g] = -INFINITY;
+    for (int w = 0; w < kSelectWarps; ++w)
+      best[g] = fmaxf(best[g], perWarp[w][g]);
+  }
+}
+
+/// max_h (v[h] - best[h]): a rank as sparse/TwoLevel.cpp ranks (absent
+/// heads' -inf drop out).
+template <int G>
+__device__ float rankAcrossHeads(const float (&v)[G], const float (&best)[G]) {
+  float rank = -INFINITY;
+#pragma unroll
+  for (int g = 0; g < G; ++g)
+    rank = fmaxf(rank, v[g] - best[g]);
+  return rank;
+}
+
+// Two blocks an SM where the queries leave room (128 registers a thread).
+template <int D, int G>
+__global__ void __launch_bounds__(kSelectThreads, (D * G <= 512 ? 2 : 1))
+    selectBlocksKernel(const SparseKernelParams p) {
+  constexpr int kDims = D / 8, kChunks = D / 64, kUnroll = 2;
+  extern __shared__ __align__(16) uint32_t keys[];
+  __shared__ TopKShared topK;
+  __shared__ float perWarp[kSelectWarps][G];
+  __shared__ bool lastArrival;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int item = lane / 8, part = lane % 8;
+  const int kvHead = blockIdx.y, b = blockIdx.z;
+  const int row = b * int(p.kvHeads) + kvHead;
+  const int group = int(p.group), blockSize = int(p.block);
+  const int selectable = max(p.lengths[b] - 1, 0);
+  if (selectable <= int(p.topTokens)) {
+    if (blockIdx.x == 0 && tid == 0)
+      p.selection.blockCounts[row] = 0;
+    return;
+  }
+  const int blocks = (selectable + blockSize - 1) / blockSize;
+  const int chunkBlocks = int(p.boundChunkBlocks);
+  const int chunks = (blocks + chunkBlocks - 1) / chunkBlocks;
+  if (int(blockIdx.x) >= chunks)
+    return;
+  const int first = blockIdx.x * chunkBlocks;
+  const int end = min(blocks, first + chunkBlocks);
+
+  // The chunk's pages, one lookup per block, so that the loop below waits
+  // for one round trip a step (the keys take this memory later).
+  const int32_t *table = p.pageTables + size_t(b) * p.pageTableStride;
+  int32_t *pageOf = reinterpret_cast<int32_t *>(keys);
+  for (int j = first + tid; j < end; j += kSelectThreads)
+    pageOf[j - first] = table[j * blockSize / int(p.pageSize)];
+  __syncthreads();
+
+  float q[G][kDims];
+  loadQueries<D, G>(p, b, kvHead, part, q);
+  float *bounds = p.bounds + size_t(row) * group * p.maxBlocks;
+  for (int base = first + warp * 4 * kUnroll; base < end;
+       base += kSelectWarps * 4 * kUnroll) {
+    uint4 lo[kUnroll][kChunks], hi[kUnroll][kChunks];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      // Past the end the eight reads the last block again (without
+      // branching, so every load is issued before the first use); its
+      // bound is dropped.
+      const int j = min(base + 4 * u + item, end - 1);
+      const int token = j * blockSize;
+      const int page = pageOf[j - first];
+      const uint16_t *summary =
+          p.summaries + ((size_t(page) * p.kvHeads + kvHead) * p.blocksPerPage +
+                         token % int(p.pageSize) / blockSize) *
+                            2 * D;
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+        lo[u][c] =
+            *reinterpret_cast<const uint4 *>(summary + (part + 8 * c) * 8);
+        hi[u][c] =
+            *reinterpret_cast<const uint4 *>(summary + D + (part + 8 * c) * 8);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      float s[G];
+#pragma unroll
+      for (int g = 0; g < G; ++g)
+        s[g] = 0.0f;
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+        const uint32_t l[4] = {lo[u][c].x, lo[u][c].y, lo[u][c].z, lo[u][c].w};
+        const uint32_t h[4] = {hi[u][c].x, hi[u][c].y, hi[u][c].z, hi[u][c].w};
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const float low = bf16At(l[e / 2], e % 2);
+          const float high = bf16At(h[e / 2], e % 2);
+#pragma unroll
+          for (int g = 0; g < G; ++g) {
+            const float x = q[g][8 * c + e];
+            s[g] = fmaf(x, x >= 0.0f ? high : low, s[g]);
+          }
+        }
+      }
+      int head;
+      const float bound = reduceScatter<G>(s, part, head);
+      const int j = base + 4 * u + item;
+      if (j < end && head < group && part % (8 / G) == 0)
+        bounds[size_t(head) * p.maxBlocks + j] = bound;
+    }
+  }
+
+  if (!arriveLast(p.counters + row, chunks, &lastArrival))
+    return;
+  float best[G];
+  bestPerHead<G>(bounds, p.maxBlocks, blocks, group, best, perWarp);
+  // The first block (the attention sink) and the newest are always kept.
+  forEachItem<G>(bounds, p.maxBlocks, blocks, group,
+                 [&](int j, const float (&v)[G]) {
+                   keys[j] = j == 0 || j == blocks - 1
+                                 ? rankKey(INFINITY)
+                                 : rankKey(rankAcrossHeads<G>(v, best));
+                 });
+  __syncthreads();
+  const int keep = min(int(p.topBlocks), blocks);
+  int32_t *kept = p.selection.blocks + size_t(row) * p.topBlocks;
+  keepBest<int(kSelectThreads)>(keys, blocks, keep, topK,
+                                [&](int at, int j) { kept[at] = j; });
+  if (tid == 0)
+    p.selection.blockCounts[row] = uint32_t(keep);
+}
+
+template <int D, int G>
+__global__ void __launch_bounds__(kSelectThreads)
+    selectEntriesKernel(const SparseKernelParams p) {
+  constexpr int kDims = D / 8, kChunks = D / 64, kUnroll = 4;
+  // The chunk's entries as (page, slot) while scoring, then the row's keys
+  // in the last block to arrive.
+  extern __shared__ __align__(16) uint32_t keys[];
+  __shared__ TopKShared topK;
+  __shared__ float perWarp[kSelectWarps][G];
+  __shared__ bool lastArrival;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int item = lane / 8, part = lane % 8;
+  const int kvHead = blockIdx.y, b = blockIdx.z;
+  const int row = b * int(p.kvHeads) + kvHead;
+  const int group = int(p.group), blockSize = int(p.block);
+  const int topTokens = int(p.topTokens);
+  const int selectable = max(p.lengths[b] - 1, 0);
+  int32_t *listed = p.selection.entries + size_t(row) * topTokens;
+  const int stride = int(gridDim.x * kSelectThreads);
+  if (selectable <= topTokens) {
+    for (int i = blockIdx.x * kSelectThreads + tid; i < selectable; i += stride)
+      listed[i] = i;
+    if (blockIdx.x == 0 && tid == 0)
+      p.selection.entryCounts[row] = uint32_t(selectable);
+    return;
+  }
+  // Candidate i is entry i % block of the (i / block)-th kept block; only
+  // the last kept block can be partial (the newest one).
+  const int32_t *chosen = p.selection.blocks + size_t(row) * p.topBlocks;
+  const int kept = int(p.selection.blockCounts[row]);
+  const int candidates =
+      (kept - 1) * blockSize +
+      min(blockSize, selectable - chosen[kept - 1] * blockSize);
+  auto entryOf = [&](int i) {
+    return chosen[i / blockSize] * blockSize + i % blockSize;
+  };
+  if (candidates <= topTokens) {
+    for (int i = blockIdx.x * kSelectThreads + tid; i < candidates; i += stride)
+      listed[i] = entryOf(i);
+    if (blockIdx.x == 0 && tid == 0)
+      p.selection.entryCounts[row] = uint32_t(candidates);
+    return;
+  }
+  const int chunkSlots = int(p.scoreChunkSlots);
+  const int chunks = (candidates + chunkSlots - 1) / chunkSlots;
+  if (int(blockIdx.x) >= chunks)
+    return;
+  const int first = blockIdx.x * chunkSlots;
+  const int n = min(candidates, first + chunkSlots) - first;
+
+  const int32_t *table = p.pageTables + size_t(b) * p.pageTableStride;
+  int2 *rows = reinterpret_cast<int2 *>(keys);
+  for (int i = tid; i < n; i += kSelectThreads) {
+    const int entry = entryOf(first + i);
+    rows[i] =
+        make_int2(table[entry / int(p.pageSize)], entry % int(p.pageSize));
+  }
+  __syncthreads();
+
+  float q[G][kDims];
+  loadQueries<D, G>(p, b, kvHead, part, q);
+  const uint8_t *area = p.keys + kvHead * p.keyAreaStride;
+  float *scores = p.scores + size_t(row) * group * p.maxCandidates;
+  for (int base = warp * 4 * kUnroll; base < n;
+       base += kSelectWarps * 4 * kUnroll) {
+    uint4 k[kUnroll][kChunks];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int2 at = rows[min(base + 4 * u + item, n - 1)];
+      const uint8_t *entry =
+          area + size_t(at.x) * p.keyPageStride + size_t(at.y) * 2 * D;
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c)
+        k[u][c] = *reinterpret_cast<const uint4 *>(entry + (part + 8 * c) * 16);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      float s[G];
+#pragma unroll
+      for (int g = 0; g < G; ++g)
+        s[g] = 0.0f;
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) {
+        const uint32_t w[4] = {k[u][c].x, k[u][c].y, k[u][c].z, k[u][c].w};
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const float x = bf16At(w[e / 2], e % 2);
+#pragma unroll
+          for (int g = 0; g < G; ++g)
+            s[g] = fmaf(q[g][8 * c + e], x, s[g]);
+        }
+      }
+      int head;
+      const float score = reduceScatter<G>(s, part, head);
+      const int r = base + 4 * u + item;
+      if (r < n && head < group && part % (8 / G) == 0)
+        scores[size_t(head) * p.maxCandidates + first + r] = score;
+    }
+  }
+
+  if (!arriveLast(p.counters + gridDim.z * p.kvHeads + row, chunks,
+                  &lastArrival))
+    return;
+  float best[G];
+  bestPerHead<G>(scores, p.maxCandidates, candidates, group, best, perWarp);
+  forEachItem<G>(scores, p.maxCandidates, candidates, group,
+                 [&](int i, const float (&v)[G]) {
+                   keys[i] = rankKey(rankAcrossHeads<G>(v, best));
+                 });
+  __syncthreads();
+  keepBest<int(kSelectThreads)>(
+      keys, candidates, topTokens, topK,
+      [&](int at, int i) { listed[at] = entryOf(i); });
+  if (tid == 0)
+    p.selection.entryCounts[row] = uint32_t(topTokens);
+}
+
+/// The instance for `headDim` and `groupCapacity`, or null.
+template <int D> const void *blocksKernel(uint32_t groupCapacity) {
+  switch (groupCapacity) {
+  case 1:
+    return reinterpret_cast<const void *>(&selectBlocksKernel<D, 1>);
+  case 2:
+    return reinterpret_cast<const void *>(&selectBlocksKernel<D, 2>);
+  case 4:
+    return reinterpret_cast<const void *>(&selectBlocksKernel<D, 4>);
+  case 8:
+    return reinterpret_cast<const void *>(&selectBlocksKernel<D, 8>);
+  }
+  return nullptr;
+}
+
+template <int D> const void *entriesKernel(uint32_t groupCapacity) {
+  switch (groupCapacity) {
+  case 1:
+    return reinterpret_cast<const void *>(&selectEntriesKernel<D, 1>);
+  case 2:
+    return reinterpret_cast<const void *>(&selectEntriesKernel<D, 2>);
+  case 4:
+    return reinterpret_cast<const void *>(&selectEntriesKernel<D, 4>);
+  case 8:
+    return reinterpret_cast<const void *>(&selectEntriesKernel<D, 8>);
+  }
+  return nullptr;
+}
+
+bool launch(const void *kernel, const SparseKernelParams &p, uint32_t chunks,
+            uint32_t batch, size_t sharedBytes, cudaStream_t stream) {
+  if (!kernel)
+    return false;
+  if (sharedBytes > 48 * 1024 &&
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           int(sharedBytes)) != cudaSuccess)
+    return false;
+  SparseKernelParams params = p;
+  void *args[] = {&params};
+  return cudaLaunchKernel(kernel, dim3(chunks, p.kvHeads, batch),
+                          dim3(kSelectThreads), args, sharedBytes,
+                          stream) == cudaSuccess;
+}
+
+} // namespace
+
+bool launchSelectBlocks(const SparseKernelParams &p, uint32_t headDim,
+                        uint32_t groupCapacity, uint32_t chunks, uint32_t batch,
+                        size_t sharedBytes, cudaStream_t stream) {
+  const void *kernel = headDim == 64    ? blocksKernel<64>(groupCapacity)
+                       : headDim == 128 ? blocksKernel<128>(groupCapacity)
+                                        : nullptr;
+  return launch(kernel, p, chunks, batch, sharedBytes, stream);
+}
+
+bool launchSelectEntries(const SparseKernelParams &p, uint32_t headDim,
+                         uint32_t groupCapacity, uint32_t chunks,
+                         uint32_t batch, size_t sharedBytes,
+                         cudaStream_t stream) {
+  const void *kernel = headDim == 64    ? entriesKernel<64>(groupCapacity)
+                       : headDim == 128 ? entriesKernel<128>(groupCapacity)
+                                        : nullptr;
+  return launch(kernel, p, chunks, batch, sharedBytes, stream);
+}
+
+} // namespace kvrt::cuda

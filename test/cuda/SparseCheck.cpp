@@ -1,0 +1,747 @@
+//===- SparseCheck.cpp - Sparse selection and attention against the CPU ---===//
+//
+// Each case builds one layer's bf16 paged cache with block summaries
+// through libkvrt (codecs, PagedCache, cpu::append; the rows' pages
+// interleaved in the pool; each row's newest token left in its tail, as a
+// decode step finds it), copies the same bytes to the device (the newest
+// token into its page, in the bf16 it was rounded to) and checks, into
+// outputs and a workspace poisoned with 0xff bytes:
+//
+//   summaries  built by buildBlockSummaries() for the entries selectable
+//              one step earlier, then brought up to date by
+//              updateBlockSummaries(): every block of selectable entries
+//              must equal the CPU's Page::keyBounds exactly;
+//   selection  per (row, KV head) the kept blocks and entries against
+//              sparse::selectEntries and a float64 evaluation of its rule
+//              (the same sums in the same order, which must agree with
+//              it). A set may differ only by items whose float64 ranks are
+//              within 1e-5 of the rank at the cut (relative to the larger
+//              of the two, or to 1% of the heads' best score where ranks
+//              are near 0, as they are for each head's own best item):
+//              those are ties, counted and printed. Where level 1 differs
+//              by a tie, level 2 is judged on the GPU's blocks;
+//   attention  per query row against cpu::attention with
+//              AttentionParams::select (or, in a group whose selection
+//              differs by a tie, a float64 attention over the GPU's
+//              selection and the newest token): every output finite and
+//              |gpu - cpu| / |cpu| <= 1e-4 (L2 over the row), the bound of
+//              AttentionCheck.cpp.
+// Each case runs twice, the second time without clearing the counters
+// again: both runs must give the same bytes.
+//
+//===----------------------------------------------------------------------===//
+#include "SparseHarness.h"
+
+#include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/backends/cpu/Float16.h"
+#include "runtime/src/backends/cpu/Kernels.h"
+#include "runtime/src/backends/cpu/ThreadPool.h"
+#include "runtime/src/backends/cuda/DeviceBuffer.h"
+#include "runtime/src/backends/cuda/SideLayout.h"
+#include "runtime/src/backends/cuda/SparseSelect.h"
+#include "runtime/src/cache/Codec.h"
+#include "runtime/src/cache/PagedCache.h"
+#include "runtime/src/sparse/BlockSummary.h"
+#include "runtime/src/sparse/TwoLevel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+
+namespace kvrt::cuda::test {
+namespace {
+
+constexpr double kBound = 1e-4, kTie = 1e-5;
+
+struct Case {
+  /// Tokens per row, the newest included.
+  std::vector<uint32_t> lengths;
+  uint32_t qHeads, kvHeads, headDim, pageSize;
+  sparse::SelectPolicy policy;
+  int32_t slidingWindow = 0;
+};
+
+struct Totals {
+  int blockTies = 0, entryTies = 0;
+  int groups = 0, groupsDiffering = 0;
+};
+
+/// Keys with uneven channels (scales 0.5 to 2.5, a 4x outlier every 13th
+/// channel) and a component that drifts along the sequence, so that blocks
+/// differ as they do in real keys; plain normal values.
+std::vector<float> randomRows(std::mt19937 &rng, size_t rows, uint32_t width,
+                              bool keys) {
+  std::normal_distribution<float> normal;
+  std::vector<float> x(rows * width), drift(width, 0.0f);
+  for (size_t r = 0; r < rows; ++r)
+    for (uint32_t c = 0; c < width; ++c) {
+      float scale = !keys ? 1.0f : c % 13 == 5 ? 4.0f : 0.5f + 0.5f * (c % 5);
+      if (keys)
+        drift[c] = 0.99f * drift[c] + 0.14f * normal(rng);
+      x[r * width + c] = (normal(rng) + drift[c]) * scale;
+    }
+  return x;
+}
+
+/// max_h (x[h][i] - max_j x[h][j]) over `group` rows of n items, as
+/// sparse/TwoLevel.cpp ranks; `scale` gets max_h |max_j x[h][j]|.
+std::vector<double> rankAcrossHeads(const std::vector<double> &x, size_t group,
+                                    size_t n, double &scale) {
+  const double lowest = -std::numeric_limits<double>::infinity();
+  std::vector<double> rank(n, lowest);
+  scale = 0;
+  for (size_t h = 0; h < group; ++h) {
+    const double *row = x.data() + h * n;
+    double top = lowest;
+    for (size_t i = 0; i < n; ++i)
+      if (row[i] > top)
+        top = row[i];
+    scale = std::max(scale, std::fabs(top));
+    for (size_t i = 0; i < n; ++i)
+      rank[i] = std::max(rank[i], row[i] - top);
+  }
+  return rank;
+}
+
+/// The k best by rank (ties to the lower index), ascending.
+std::vector<uint64_t> best(const std::vector<double> &rank, uint64_t k) {
+  std::vector<uint64_t> order(rank.size());
+  std::iota(order.begin(), order.end(), uint64_t(0));
+  std::stable_sort(order.begin(), order.end(),
+                   [&](uint64_t a, uint64_t b) { return rank[a] > rank[b]; });
+  order.resize(std::min<uint64_t>(k, order.size()));
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
+/// Whether `got` is `expected` but for items ranked within kTie of the cut
+/// (the worst rank `expected` keeps); adds those to `ties`, or says why not.
+bool sameUpToTies(const std::vector<uint64_t> &got,
+                  const std::vector<uint64_t> &expected,
+                  const std::vector<double> &rank, double scale, int &ties,
+                  std::string &why) {
+  if (got.size() != expected.size()) {
+    why = "kept " + std::to_string(got.size()) + ", not " +
+          std::to_string(expected.size());
+    return false;
+  }
+  for (size_t i = 0; i < got.size(); ++i)
+    if (got[i] >= rank.size() || (i && got[i] <= got[i - 1])) {
+      why = "indices out of range or order";
+      return false;
+    }
+  double cut = std::numeric_limits<double>::infinity();
+  for (uint64_t i : expected)
+    cut = std::min(cut, rank[i]);
+  std::vector<uint64_t> differing;
+  std::set_symmetric_difference(got.begin(), got.end(), expected.begin(),
+                                expected.end(), std::back_inserter(differing));
+  for (uint64_t i : differing) {
+    const double r = rank[i];
+    const double tolerance =
+        kTie * std::max({std::fabs(r), std::fabs(cut), 0.01 * scale});
+    if (!(std::fabs(r - cut) <= tolerance)) {
+      char line[160];
+      std::snprintf(line, sizeof(line),
+                    "item %llu ranked %.9g, the cut %.9g: no tie",
+                    static_cast<unsigned long long>(i), r, cut);
+      why = line;
+      return false;
+    }
+  }
+  ties += int(differing.size());
+  return true;
+}
+
+/// The layer's cache, and the keys, values and positions the CPU holds.
+struct Layer {
+  std::unique_ptr<Codec> key, value, tail;
+  cpu::CacheCodecs codecs;
+  std::unique_ptr<PagedCache> cache;
+
+  /// Entry `index` of KV head `head` of `sequence`, as attention reads it.
+  std::vector<float> read(bool keys, uint64_t sequence, uint32_t head,
+                          uint64_t index) const {
+    const CacheLayerShape &shape = cache->shape(0);
+    std::vector<float> out(shape.headDim);
+    const uint64_t encoded = cache->encoded(0, sequence);
+    if (index >= encoded) {
+      const Tail &t = cache->tail(0, sequence);
+      const std::vector<float> &side = keys ? t.keys[head] : t.values[head];
+      std::copy_n(side.begin() + (index - encoded) * shape.headDim,
+                  shape.headDim, out.begin());
+      return out;
+    }
+    const Page &page =
+        cache->page(0, cache->pages(0, sequence)[index / shape.pageSize]);
+    const uint32_t slot = uint32_t(index % shape.pageSize);
+    if (keys)
+      key->decode(page.keys.get() + head * shape.keyHeadBytes, slot,
+                  out.data());
+    else
+      value->decode(page.values.get() + head * shape.valueHeadBytes, slot,
+                    out.data());
+    return out;
+  }
+};
+
+/// The pool's pages, positions, page tables and lengths on the device.
+struct DeviceLayer {
+  DeviceBuffer keys, values, positions, tables, lengths;
+  PagedKvView view;
+  uint32_t pageCount = 0;
+};
+
+DeviceBuffer uploaded(const void *data, size_t bytes) {
+  DeviceBuffer buffer =
+      orDie(DeviceBuffer::allocate(std::max<size_t>(bytes, 4)));
+  orDie(buffer.upload(data, bytes));
+  return buffer;
+}
+
+/// Copies the layer as the CUDA pool holds it: the newest token of each
+/// sequence (in its tail on the CPU) in its page slot, in bf16.
+DeviceLayer upload(const Layer &layer, const std::vector<uint64_t> &sequences,
+                   const DeviceSideLayout &keyLayout,
+                   const DeviceSideLayout &valueLayout) {
+  const PagedCache &cache = *layer.cache;
+  const CacheLayerShape &shape = cache.shape(0);
+  const uint32_t d = shape.headDim, pageSize = shape.pageSize;
+  DeviceLayer device;
+  uint32_t stride = 1;
+  for (uint64_t sequence : sequences) {
+    const std::vector<uint32_t> &pages = cache.pages(0, sequence);
+    for (uint32_t page : pages)
+      device.pageCount = std::max(device.pageCount, page + 1);
+    stride = std::max(stride, uint32_t(pages.size()));
+  }
+  const uint64_t keyPage = keyLayout.areaStride * shape.kvHeads;
+  const uint64_t valuePage = valueLayout.areaStride * shape.kvHeads;
+  std::vector<uint8_t> keys(device.pageCount * keyPage),
+      values(device.pageCount * valuePage);
+  std::vector<int32_t> positions(size_t(device.pageCount) * pageSize, -1);
+  std::vector<int32_t> tables(sequences.size() * stride, 0), lengths;
+  for (size_t b = 0; b < sequences.size(); ++b) {
+    const std::vector<uint32_t> &pages = cache.pages(0, sequences[b]);
+    const uint64_t length = cache.length(0, sequences[b]);
+    lengths.push_back(int32_t(length));
+    for (size_t i = 0; i < pages.size(); ++i) {
+      const uint32_t index = pages[i];
+      const Page &page = cache.page(0, index);
+      tables[b * stride + i] = int32_t(index);
+      for (uint32_t h = 0; h < shape.kvHeads; ++h) {
+        std::memcpy(&keys[index * keyPage + h * keyLayout.areaStride],
+                    page.keys.get() + h * shape.keyHeadBytes,
+                    keyLayout.headBytes);
+        std::memcpy(&values[index * valuePage + h * valueLayout.areaStride],
+                    page.values.get() + h * shape.valueHeadBytes,
+                    valueLayout.headBytes);
+      }
+      const uint64_t stored =
+          std::min<uint64_t>(pageSize, length - i * pageSize);
+      std::memcpy(&positions[size_t(index) * pageSize], page.positions.get(),
+                  stored * sizeof(int32_t));
+    }
+    for (uint64_t t = cache.encoded(0, sequences[b]); t < length; ++t) {
+      const uint32_t index = pages[t / pageSize];
+      const uint32_t slot = uint32_t(t % pageSize);
+      for (uint32_t h = 0; h < shape.kvHeads; ++h)
+        for (bool isKey : {true, false}) {
+          const std::vector<float> x = layer.read(isKey, sequences[b], h, t);
+          const DeviceSideLayout &side = isKey ? keyLayout : valueLayout;
+          uint8_t *at = (isKey ? keys.data() + index * keyPage
+                               : values.data() + index * valuePage) +
+                        h * side.areaStride + side.codesOffset +
+                        size_t(slot) * side.entryBytes;
+          for (uint32_t c = 0; c < d; ++c) {
+            const uint16_t bits = cpu::floatToBf16(x[c]);
+            std::memcpy(at + 2 * c, &bits, 2);
+          }
+        }
+    }
+  }
+  device.keys = uploaded(keys.data(), keys.size());
+  device.values = uploaded(values.data(), values.size());
+  device.positions = uploaded(positions.data(), positions.size() * 4);
+  device.tables = uploaded(tables.data(), tables.size() * 4);
+  device.lengths = uploaded(lengths.data(), lengths.size() * 4);
+  PagedKvView &view = device.view;
+  view.key = keyLayout;
+  view.value = valueLayout;
+  view.keys = device.keys.as<uint8_t>();
+  view.values = device.values.as<uint8_t>();
+  view.positions = device.positions.as<int32_t>();
+  view.pageTables = device.tables.as<int32_t>();
+  view.lengths = device.lengths.as<int32_t>();
+  view.pageTableStride = stride;
+  view.pageSize = pageSize;
+  view.kvHeads = shape.kvHeads;
+  view.headDim = d;
+  return device;
+}
+
+template <typename T>
+std::vector<T> download(const void *device, size_t count) {
+  std::vector<T> host(count);
+  CUDA_OK(cudaMemcpy(host.data(), device, count * sizeof(T),
+                     cudaMemcpyDeviceToHost));
+  return host;
+}
+
+/// Runs one case; returns whether it passed.
+bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
+             Totals &totals) {
+  std::mt19937 rng(seed);
+  const uint32_t batch = uint32_t(c.lengths.size());
+  const uint32_t d = c.headDim, width = c.kvHeads * d;
+  const uint32_t group = c.qHeads / c.kvHeads, block = c.policy.block;
+  const float scale = 1.0f / std::sqrt(float(d));
+
+  schema::Encoding bf16, f32;
+  bf16.set_kind(schema::ENCODING_BF16);
+  f32.set_kind(schema::ENCODING_F32);
+  Layer layer;
+  CodecContext context;
+  context.kvHeads = c.kvHeads;
+  context.headDim = d;
+  layer.key = orDie(makeCodec(bf16, context));
+  context.side = CacheSide::Value;
+  layer.value = orDie(makeCodec(bf16, context));
+  layer.tail = orDie(makeCodec(f32, context));
+  layer.codecs = {layer.key.get(), layer.value.get(), layer.tail.get(), true,
+                  true};
+  CacheLayerShape shape;
+  shape.kvHeads = c.kvHeads;
+  shape.headDim = d;
+  shape.pageSize = c.pageSize;
+  shape.keyHeadBytes = layer.key->headBytes(c.pageSize);
+  shape.valueHeadBytes = layer.value->headBytes(c.pageSize);
+  shape.summaryBlock = block;
+  shape.capacityPages = batch;
+  for (uint32_t length : c.lengths)
+    shape.capacityPages += (length + c.pageSize - 1) / c.pageSize;
+  layer.cache =
+      std::make_unique<PagedCache>(std::vector<CacheLayerShape>{shape});
+  PagedCache &cache = *layer.cache;
+  std::vector<uint64_t> sequences;
+  std::vector<std::vector<float>> keys, values;
+  for (uint32_t b = 0; b < batch; ++b) {
+    sequences.push_back(100 + 7 * b);
+    orDie(cache.addSequence(sequences.back()));
+    keys.push_back(randomRows(rng, c.lengths[b], width, true));
+    values.push_back(randomRows(rng, c.lengths[b], width, false));
+  }
+
+  // All but the newest token in chunks of 1 to 97, the rows taking turns
+  // (so their pages interleave), then encoded; then each row's newest
+  // token, which stays in its tail.
+  cpu::ThreadPool pool(2);
+  std::uniform_int_distribution<uint32_t> chunk(1, 97);
+  std::vector<uint32_t> done(batch, 0);
+  auto appendRows = [&](uint32_t b, uint32_t first, uint32_t count) {
+    orDie(cache.reserve({{sequences[b], count}}));
+    std::vector<uint64_t> rows(count, sequences[b]);
+    std::vector<int32_t> positions(count);
+    std::iota(positions.begin(), positions.end(), int32_t(first));
+    cpu::append(pool, cache, 0, layer.codecs, &keys[b][size_t(first) * width],
+                &values[b][size_t(first) * width], count, rows.data(),
+                positions.data());
+  };
+  for (bool more = true; more;) {
+    more = false;
+    for (uint32_t b = 0; b < batch; ++b) {
+      const uint32_t target = c.lengths[b] ? c.lengths[b] - 1 : 0;
+      if (done[b] >= target)
+        continue;
+      const uint32_t count = std::min(chunk(rng), target - done[b]);
+      appendRows(b, done[b], count);
+      done[b] += count;
+      more |= done[b] < target;
+    }
+  }
+  cpu::encodeTails(pool, cache, 0, layer.codecs, sequences.data(), batch);
+  for (uint32_t b = 0; b < batch; ++b)
+    if (c.lengths[b])
+      appendRows(b, c.lengths[b] - 1, 1);
+
+  std::vector<float> q = randomRows(rng, batch, c.qHeads * d, false);
+  std::vector<int32_t> queryPositions;
+  for (uint32_t length : c.lengths)
+    queryPositions.push_back(int32_t(length ? length - 1 : 0));
+  cpu::AttentionParams params;
+  params.cache = &cache;
+  params.codecs = layer.codecs;
+  params.scale = scale;
+  params.slidingWindow = c.slidingWindow;
+  params.select = c.policy;
+  std::vector<float> expected(q.size());
+  std::vector<std::vector<float>> scratch;
+  cpu::attention(pool, params, q.data(), batch, c.qHeads, sequences.data(),
+                 queryPositions.data(), expected.data(), scratch, nullptr);
+
+  // The device's copy and its summaries.
+  const DeviceSideLayout keyLayout =
+      orDie(deviceSideLayout(bf16, *layer.key, c.pageSize));
+  const DeviceSideLayout valueLayout =
+      orDie(deviceSideLayout(bf16, *layer.value, c.pageSize));
+  DeviceLayer device = upload(layer, sequences, keyLayout, valueLayout);
+  const uint32_t blocksPerPage = c.pageSize / block;
+  const size_t summaryValues =
+      size_t(device.pageCount) * c.kvHeads * blocksPerPage * 2 * d;
+  DeviceBuffer summaries = orDie(DeviceBuffer::allocate(summaryValues * 2));
+  CUDA_OK(cudaMemset(summaries.get(), 0xff, summaries.size()));
+  std::vector<int32_t> buildPages, buildSlots;
+  for (uint32_t b = 0; b < batch; ++b) {
+    const int64_t earlier = std::max<int64_t>(int64_t(c.lengths[b]) - 2, 0);
+    const std::vector<uint32_t> &pages = cache.pages(0, sequences[b]);
+    for (size_t i = 0; i < pages.size(); ++i) {
+      buildPages.push_back(int32_t(pages[i]));
+      buildSlots.push_back(int32_t(std::clamp<int64_t>(
+          earlier - int64_t(i) * c.pageSize, 0, c.pageSize)));
+    }
+  }
+  DeviceBuffer pagesDevice = uploaded(buildPages.data(), buildPages.size() * 4);
+  DeviceBuffer slotsDevice = uploaded(buildSlots.data(), buildSlots.size() * 4);
+  orDie(buildBlockSummaries(
+      device.view, summaries.as<uint16_t>(), block, pagesDevice.as<int32_t>(),
+      slotsDevice.as<int32_t>(), uint32_t(buildPages.size()), nullptr));
+  orDie(updateBlockSummaries(device.view, summaries.as<uint16_t>(), block,
+                             batch, nullptr));
+  CUDA_OK(cudaDeviceSynchronize());
+  const std::vector<uint16_t> gpuSummaries =
+      download<uint16_t>(summaries.get(), summaryValues);
+  int summaryMismatches = 0;
+  for (uint32_t b = 0; b < batch; ++b) {
+    const uint64_t selectable = c.lengths[b] ? c.lengths[b] - 1 : 0;
+    const std::vector<uint32_t> &pages = cache.pages(0, sequences[b]);
+    for (uint64_t first = 0; first < selectable; first += block) {
+      const uint32_t index = pages[first / c.pageSize];
+      const uint32_t inPage = uint32_t(first % c.pageSize / block);
+      for (uint32_t h = 0; h < c.kvHeads; ++h) {
+        const uint16_t *want =
+            sparse::blockBounds(cache, 0, cache.page(0, index), h, inPage);
+        const uint16_t *got =
+            &gpuSummaries[((size_t(index) * c.kvHeads + h) * blocksPerPage +
+                           inPage) *
+                          2 * d];
+        for (uint32_t i = 0; i < 2 * d; ++i)
+          summaryMismatches +=
+              !(cpu::bf16ToFloat(got[i]) == cpu::bf16ToFloat(want[i]));
+      }
+    }
+  }
+
+  // Selection and attention, twice.
+  const uint32_t maxLength =
+      *std::max_element(c.lengths.begin(), c.lengths.end());
+  const SparseDecodeShape sparseShape{
+      batch,     c.qHeads,    c.kvHeads,
+      d,         c.pageSize,  maxLength,
+      keyLayout, valueLayout, {block, c.policy.topBlocks, c.policy.topTokens}};
+  const SparseDecodePlan plan =
+      orDie(planSparseDecode(sparseShape, multiprocessors));
+  DeviceBuffer workspace = orDie(DeviceBuffer::allocate(plan.workspaceBytes));
+  CUDA_OK(cudaMemset(workspace.get(), 0xff, workspace.size()));
+  orDie(prepareSparseWorkspace(workspace.get(), plan, nullptr));
+  DeviceBuffer qDevice = uploaded(q.data(), q.size() * 4);
+  DeviceBuffer positionsDevice =
+      uploaded(queryPositions.data(), queryPositions.size() * 4);
+  DeviceBuffer out = orDie(DeviceBuffer::allocate(q.size() * 4));
+  SparseDecodeArgs args;
+  args.cache = device.view;
+  args.summaries = summaries.as<uint16_t>();
+  args.q = qDevice.as<float>();
+  args.queryPositions = positionsDevice.as<int32_t>();
+  args.out = out.as<float>();
+  args.batch = batch;
+  args.qHeads = c.qHeads;
+  args.scale = scale;
+  args.slidingWindow = c.slidingWindow;
+  args.workspace = workspace.get();
+  const uint32_t rows = batch * c.kvHeads;
+  const SparseSelection selection = sparseSelection(workspace.get(), plan);
+  std::vector<uint32_t> blockCounts, entryCounts;
+  std::vector<int32_t> blocks, entries;
+  std::vector<float> got;
+  bool repeatable = true;
+  for (int run = 0; run < 2; ++run) {
+    // Everything after the counters, and the output.
+    CUDA_OK(cudaMemset(static_cast<uint8_t *>(workspace.get()) +
+                           plan.blockCountsOffset,
+                       0xff, plan.workspaceBytes - plan.blockCountsOffset));
+    CUDA_OK(cudaMemset(out.get(), 0xff, out.size()));
+    orDie(selectSparseEntries(args, plan, nullptr));
+    orDie(sparseAttention(args, plan, nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    std::vector<uint32_t> bc = download<uint32_t>(selection.blockCounts, rows);
+    std::vector<uint32_t> ec = download<uint32_t>(selection.entryCounts, rows);
+    std::vector<int32_t> bl =
+        download<int32_t>(selection.blocks, size_t(rows) * c.policy.topBlocks);
+    std::vector<int32_t> en =
+        download<int32_t>(selection.entries, size_t(rows) * c.policy.topTokens);
+    std::vector<float> o = download<float>(out.get(), q.size());
+    if (run == 1)
+      repeatable = bc == blockCounts && ec == entryCounts &&
+                   std::memcmp(o.data(), got.data(), o.size() * 4) == 0;
+    blockCounts = bc;
+    entryCounts = ec;
+    blocks = bl;
+    entries = en;
+    got = o;
+  }
+
+  bool ok = summaryMismatches == 0 && repeatable;
+  std::string why;
+  int blockTies = 0, entryTies = 0, differing = 0;
+  double worst = 0;
+  std::vector<float> prepared(size_t(group) * d);
+  sparse::SelectScratch selectScratch;
+  for (uint32_t b = 0; b < batch; ++b)
+    for (uint32_t g = 0; g < c.kvHeads; ++g) {
+      const uint32_t row = b * c.kvHeads + g;
+      const uint64_t selectable = c.lengths[b] ? c.lengths[b] - 1 : 0;
+      const float *groupQ = &q[(size_t(b) * c.qHeads + g * group) * d];
+      for (uint32_t h = 0; h < group; ++h)
+        layer.key->prepareQuery(groupQ + h * d, g, &prepared[h * d]);
+      std::vector<uint64_t> cpuSet;
+      const bool active = sparse::selectEntries(
+          cache, 0, sequences[b], *layer.key, g, prepared.data(), d, group,
+          c.policy, selectScratch, cpuSet);
+      std::vector<uint64_t> gpuEntries;
+      if (entryCounts[row] <= c.policy.topTokens)
+        for (uint32_t i = 0; i < entryCounts[row]; ++i)
+          gpuEntries.push_back(uint64_t(
+              uint32_t(entries[size_t(row) * c.policy.topTokens + i])));
+      std::string fault;
+      bool same = true;
+      if (!active) {
+        // Dense: every selectable entry, in order.
+        std::vector<uint64_t> all(selectable);
+        std::iota(all.begin(), all.end(), uint64_t(0));
+        if (blockCounts[row] != 0 || gpuEntries != all)
+          fault = "a short row must list every entry";
+      } else {
+        // Level 1 in float64, then level 2 on its blocks.
+        const uint64_t nb = (selectable + block - 1) / block;
+        const std::vector<uint32_t> &pages = cache.pages(0, sequences[b]);
+        std::vector<double> perHead(group * nb);
+        for (uint64_t j = 0; j < nb; ++j) {
+          const uint64_t first = j * block;
+          const uint16_t *bounds = sparse::blockBounds(
+              cache, 0, cache.page(0, pages[first / c.pageSize]), g,
+              uint32_t(first % c.pageSize / block));
+          for (uint32_t h = 0; h < group; ++h) {
+            double bound = 0;
+            for (uint32_t x = 0; x < d; ++x) {
+              const double lo =
+                  double(prepared[h * d + x]) * cpu::bf16ToFloat(bounds[x]);
+              const double hi =
+                  double(prepared[h * d + x]) * cpu::bf16ToFloat(bounds[d + x]);
+              bound += std::max(lo, hi);
+            }
+            perHead[h * nb + j] = bound;
+          }
+        }
+        double blockScale;
+        std::vector<double> blockRank =
+            rankAcrossHeads(perHead, group, nb, blockScale);
+        blockRank[0] = blockRank[nb - 1] =
+            std::numeric_limits<double>::infinity();
+        const std::vector<uint64_t> refBlocks =
+            best(blockRank, c.policy.topBlocks);
+        // Level 2 on `kept` blocks: the candidates and the kept entries.
+        auto level2 = [&](const std::vector<uint64_t> &kept,
+                          std::vector<uint64_t> &candidates,
+                          std::vector<double> &rank, double &rankScale) {
+          candidates.clear();
+          for (uint64_t j : kept)
+            for (uint64_t i = j * block;
+                 i < std::min<uint64_t>(selectable, (j + 1) * block); ++i)
+              candidates.push_back(i);
+          if (candidates.size() <= c.policy.topTokens)
+            return candidates;
+          std::vector<double> scores(group * candidates.size());
+          for (size_t i = 0; i < candidates.size(); ++i) {
+            const std::vector<float> k =
+                layer.read(true, sequences[b], g, candidates[i]);
+            for (uint32_t h = 0; h < group; ++h) {
+              double dot = 0;
+              for (uint32_t x = 0; x < d; ++x)
+                dot += double(prepared[h * d + x]) * k[x];
+              scores[h * candidates.size() + i] = dot;
+            }
+          }
+          rank = rankAcrossHeads(scores, group, candidates.size(), rankScale);
+          std::vector<uint64_t> keptEntries;
+          for (uint64_t i : best(rank, c.policy.topTokens))
+            keptEntries.push_back(candidates[i]);
+          return keptEntries;
+        };
+        std::vector<uint64_t> candidates;
+        std::vector<double> entryRank;
+        double entryScale = 0;
+        const std::vector<uint64_t> refEntries =
+            level2(refBlocks, candidates, entryRank, entryScale);
+        std::vector<uint64_t> gpuBlocks;
+        for (uint32_t i = 0; i < std::min(blockCounts[row], c.policy.topBlocks);
+             ++i)
+          gpuBlocks.push_back(
+              uint64_t(uint32_t(blocks[size_t(row) * c.policy.topBlocks + i])));
+        if (refEntries != cpuSet) {
+          fault = "the float64 reference disagrees with selectEntries";
+        } else if (blockCounts[row] > c.policy.topBlocks ||
+                   !sameUpToTies(gpuBlocks, refBlocks, blockRank, blockScale,
+                                 blockTies, why)) {
+          fault = "blocks: " + why;
+        } else {
+          // Where level 1 kept other blocks (ties), judge level 2 on them.
+          std::vector<uint64_t> expectedEntries = refEntries;
+          if (gpuBlocks != refBlocks)
+            expectedEntries =
+                level2(gpuBlocks, candidates, entryRank, entryScale);
+          if (candidates.size() <= c.policy.topTokens) {
+            if (gpuEntries != expectedEntries)
+              fault = "entries: not every candidate of the kept blocks";
+          } else {
+            // As positions among the candidates, where the ranks are.
+            auto positionsOf = [&](const std::vector<uint64_t> &list) {
+              std::vector<uint64_t> at;
+              for (uint64_t e : list) {
+                auto it =
+                    std::lower_bound(candidates.begin(), candidates.end(), e);
+                at.push_back(it != candidates.end() && *it == e
+                                 ? uint64_t(it - candidates.begin())
+                                 : std::numeric_limits<uint64_t>::max());
+              }
+              return at;
+            };
+            if (!sameUpToTies(positionsOf(gpuEntries),
+                              positionsOf(expectedEntries), entryRank,
+                              entryScale, entryTies, why))
+              fault = "entries: " + why;
+          }
+        }
+        same = gpuEntries == cpuSet;
+      }
+      if (!fault.empty()) {
+        ok = false;
+        std::printf("  row %u KV head %u: %s\n", b, g, fault.c_str());
+        continue;
+      }
+      differing += !same;
+
+      // Attention of the group's query rows.
+      for (uint32_t h = 0; h < group; ++h) {
+        const size_t at = (size_t(b) * c.qHeads + g * group + h) * d;
+        std::vector<double> reference(expected.begin() + at,
+                                      expected.begin() + at + d);
+        if (!same) {
+          std::vector<uint64_t> attended = gpuEntries;
+          attended.push_back(c.lengths[b] - 1);
+          std::vector<double> logits;
+          std::vector<uint64_t> visible;
+          for (uint64_t e : attended) {
+            const int32_t position = cache.position(0, sequences[b], e);
+            if (position > queryPositions[b] ||
+                (c.slidingWindow &&
+                 queryPositions[b] - position >= c.slidingWindow))
+              continue;
+            const std::vector<float> k = layer.read(true, sequences[b], g, e);
+            double dot = 0;
+            for (uint32_t x = 0; x < d; ++x)
+              dot += double(prepared[h * d + x]) * k[x];
+            logits.push_back(dot * scale);
+            visible.push_back(e);
+          }
+          const double top = *std::max_element(logits.begin(), logits.end());
+          double sum = 0;
+          for (double &l : logits)
+            sum += (l = std::exp(l - top));
+          std::fill(reference.begin(), reference.end(), 0.0);
+          for (size_t i = 0; i < visible.size(); ++i) {
+            const std::vector<float> v =
+                layer.read(false, sequences[b], g, visible[i]);
+            for (uint32_t x = 0; x < d; ++x)
+              reference[x] += logits[i] / sum * v[x];
+          }
+        }
+        double diff = 0, norm = 0;
+        bool finite = true;
+        for (uint32_t x = 0; x < d; ++x) {
+          const double o = got[at + x], e = reference[x];
+          finite &= std::isfinite(o);
+          diff += (o - e) * (o - e);
+          norm += e * e;
+        }
+        double error = norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+        if (!finite)
+          error = INFINITY;
+        worst = std::max(worst, error);
+        ok &= norm > 0 ? error <= kBound : diff == 0;
+      }
+    }
+  totals.blockTies += blockTies;
+  totals.entryTies += entryTies;
+  totals.groups += int(rows);
+  totals.groupsDiffering += differing;
+
+  std::string lengths;
+  for (uint32_t length : c.lengths)
+    lengths += (lengths.empty() ? "" : ",") + std::to_string(length);
+  std::printf("%-4s B=%u len=[%s] Hq=%u Hkv=%u d=%u P=%u block=%u top=%u/%u%s "
+              "| summaries %s | ties %d blocks %d entries, %d of %u sets "
+              "differ | max rel err %.2e%s | chunks %u/%u, splits %u x %u\n",
+              ok ? "ok" : "FAIL", batch, lengths.c_str(), c.qHeads, c.kvHeads,
+              d, c.pageSize, block, c.policy.topBlocks, c.policy.topTokens,
+              c.slidingWindow ? " window" : "",
+              summaryMismatches ? "DIFFER" : "equal", blockTies, entryTies,
+              differing, rows, worst, repeatable ? "" : " | NOT REPEATABLE",
+              plan.boundChunks, plan.scoreChunks, plan.splits,
+              plan.splitEntries);
+  std::fflush(stdout);
+  return ok;
+}
+
+} // namespace
+
+int runSparseChecks(uint32_t multiprocessors) {
+  const std::vector<Case> cases = {
+      // Short rows (none, only the newest token, dense), group 4, d = 64.
+      {{0, 1, 2, 5, 37, 300, 1000}, 8, 2, 64, 16, {16, 6, 96}},
+      // Two levels, lengths not multiples of the block, d = 128.
+      {{2000, 1501, 64}, 8, 2, 128, 64, {64, 5, 200}},
+      // Quest: the kept blocks' entries are all attended.
+      {{3000, 777}, 8, 2, 128, 64, {16, 8, 128}},
+      // Group 3, a window that hides old entries.
+      {{400, 129}, 6, 2, 64, 16, {8, 12, 50}, 150},
+      // Group 8; group 1 with one block (the forced pair ties).
+      {{900}, 8, 1, 128, 16, {16, 4, 40}},
+      {{100, 333}, 4, 4, 64, 16, {16, 1, 10}},
+      // Group 2, pages of 32.
+      {{5000, 3000, 4100}, 4, 2, 128, 32, {32, 20, 300}},
+      // The Llama-3-8B shape with the benchmark's policies.
+      {{20000, 9000}, 32, 8, 128, 64, {64, 128, 2048}},
+      {{12000, 5000}, 32, 8, 128, 64, {16, 128, 2048}},
+      // Many blocks, 256 kept, 4096 entries.
+      {{70000}, 8, 2, 128, 64, {32, 256, 4096}},
+  };
+  int failures = 0;
+  uint32_t seed = 1;
+  Totals totals;
+  for (const Case &c : cases)
+    failures += runCase(c, multiprocessors, seed++, totals) ? 0 : 1;
+  std::printf("sparse checks: %d of %zu failed; ties at the cut (float64 "
+              "ranks within %.0e): %d blocks, %d entries; %d of %d selections "
+              "differ from the CPU's; attention bound %.0e relative per query "
+              "row\n",
+              failures, cases.size(), kTie, totals.blockTies, totals.entryTies,
+              totals.groupsDiffering, totals.groups, kBound);
+  return failures;
+}
+
+} // namespace kvrt::cuda::test

@@ -1,0 +1,25 @@
+//===- SparseHarness.h - kvrt-cuda-sparse's parts ---------------*- C++ -*-===//
+//
+// kvrt-cuda-sparse checks two-level sparse selection and attention on the
+// GPU (runtime/src/backends/cuda/SparseSelect.h) against the CPU backend
+// (SparseCheck.cpp), then times them at the Llama-3-8B attention shape
+// against dense decode attention on the same cache (SparseBench.cpp). It
+// runs on the GPU machine (scripts/gpu-bench.sh sparse); Harness.h's
+// helpers (CUDA_OK, orDie, median, copyBandwidth, fillBf16) serve it too.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_TEST_CUDA_SPARSEHARNESS_H
+#define KVRT_TEST_CUDA_SPARSEHARNESS_H
+
+#include "Harness.h"
+
+namespace kvrt::cuda::test {
+
+/// Returns the number of failed cases.
+int runSparseChecks(uint32_t multiprocessors);
+/// Prints the timing table.
+void runSparseBench(uint32_t multiprocessors, int reps);
+
+} // namespace kvrt::cuda::test
+
+#endif // KVRT_TEST_CUDA_SPARSEHARNESS_H
