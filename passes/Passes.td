@@ -200,6 +200,47 @@ def KVSparseSelectPass : Pass<"kv-sparse-select", "::mlir::ModuleOp"> {
   ];
 }
 
+def KVOffloadPass : Pass<"kv-offload", "::mlir::ModuleOp"> {
+  let summary = "Keeps selecting layers' caches in host memory, a budget of their pages on the device";
+  let description = [{
+    After the `kv.attention` of each layer that reads a `kv.select` (run
+    `kv-sparse-select` first), inserts a `kv.prefetch` of the layer's cache
+    with the attention's selection: the runtime keeps the cache in host
+    memory and `device_pages` of its pages in device memory; the pages a
+    decode step read stay there (least recently used out), the
+    `runners_up` blocks ranked just below the selection are prefetched for
+    the next step, and a page needed but not resident is fetched on demand
+    and counted as a miss (docs/offload.md).
+
+    The device budget: `gpu_budget=` bytes for the pages of all offloaded
+    layers together (a whole number, or with a K, M or G suffix of powers of
+    1024), split evenly between them; or `ratio=` the fraction in (0, 1] of
+    each layer's page pool. One of the two is required. `prefetch=`
+    next-step (copies issued after the step) or next-layer (before the
+    layer that needs them). `runners_up=` defaults to a quarter of the
+    layer's top_blocks.
+
+    Refused: no selecting layer; a budget that leaves a layer fewer pages
+    than one decode step of one sequence may read (top_blocks).
+
+    Example:
+    ```
+    kvopt-opt --pass-pipeline='builtin.module(kv-sparse-select{method=quest top_blocks=64},kv-offload{gpu_budget=2G})'
+    ```
+  }];
+  let dependentDialects = ["::mlir::kv::KVDialect"];
+  let options = [
+    Option<"gpuBudget", "gpu_budget", "std::string", "\"\"",
+           "device bytes for the offloaded layers' pages (1073741824, 1G)">,
+    Option<"ratio", "ratio", "double", "0",
+           "the fraction of each layer's page pool on the device">,
+    Option<"prefetch", "prefetch", "std::string", "\"next-step\"",
+           "when copies are issued: next-step or next-layer">,
+    Option<"runnersUp", "runners_up", "int64_t", "-1",
+           "blocks below the selection to prefetch; -1: top_blocks / 4">
+  ];
+}
+
 def KVPrintWeightsPass : Pass<"kv-print-weights", "::mlir::ModuleOp"> {
   let summary = "Prints every weight's name, type and CRC-32 of its bytes";
   let description = [{

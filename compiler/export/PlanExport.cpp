@@ -150,6 +150,7 @@ private:
   uint32_t addF32Tensor(const std::string &name, std::vector<int64_t> shape,
                         std::vector<float> values);
   Status exportEvict(kv::EvictOp op);
+  Status exportPrefetch(kv::PrefetchOp op);
   /// The kv.select that `selection`, read by `attention`, comes from.
   Status exportSelection(kv::AttentionOp attention, Value selection,
                          schema::AttentionParams &params);
@@ -594,6 +595,8 @@ Status PlanExporter::exportOp(Operation *op) {
     return Status::ok();
   if (auto evict = dyn_cast<kv::EvictOp>(op))
     return exportEvict(evict);
+  if (auto prefetch = dyn_cast<kv::PrefetchOp>(op))
+    return exportPrefetch(prefetch);
   if (auto attention = dyn_cast<kv::AttentionOp>(op)) {
     KVRT_RETURN_IF_ERROR(requireBatchInput(attention.getPositions(), positions,
                                            op, "positions"));
@@ -637,8 +640,8 @@ Status PlanExporter::exportOp(Operation *op) {
   return Status::error(describe(op) +
                        " has no kernel in the runtime; the plan can hold "
                        "embedding, rms_norm, linear, reshape, rope, append, "
-                       "attention, add, swiglu, lm_head and evict (kv.score "
-                       "with kv.evict)");
+                       "attention, add, swiglu, lm_head, evict (kv.score "
+                       "with kv.evict) and prefetch");
 }
 
 Status PlanExporter::exportSelection(kv::AttentionOp attention, Value selection,
@@ -660,6 +663,40 @@ Status PlanExporter::exportSelection(kv::AttentionOp attention, Value selection,
   s.set_block(policy.getBlock());
   s.set_top_blocks(policy.getTopBlocks());
   s.set_top_tokens(policy.getTopTokens());
+  return Status::ok();
+}
+
+Status PlanExporter::exportPrefetch(kv::PrefetchOp op) {
+  ASSIGN_OR_RETURN(layer, layerOf(op.getCache(), op));
+  auto select = op.getSelection()
+                    ? op.getSelection().getDefiningOp<kv::SelectOp>()
+                    : kv::SelectOp();
+  bool readByAttention =
+      select &&
+      llvm::any_of(select.getSelection().getUsers(), [&](Operation *user) {
+        auto attention = dyn_cast<kv::AttentionOp>(user);
+        return attention && attention.getCache() == op.getCache();
+      });
+  if (!readByAttention)
+    return Status::error(
+        describe(op) + " prefetches for layer " + std::to_string(layer) +
+        " without the selection its attention reads; the runtime predicts "
+        "pages from that selection (kv-offload after kv-sparse-select puts "
+        "it there)");
+  if (!op.getDevicePagesAttr() && !op.getDeviceRatioAttr())
+    return Status::error(describe(op) +
+                         " has no device budget (device_pages or "
+                         "device_ratio); kv-offload sets one");
+  schema::PrefetchParams &p = *call("prefetch", op, {}, {}).mutable_prefetch();
+  p.set_layer(layer);
+  p.set_mode(op.getMode() == kv::PrefetchMode::NextStep
+                 ? schema::PREFETCH_MODE_NEXT_STEP
+                 : schema::PREFETCH_MODE_NEXT_LAYER);
+  if (IntegerAttr pages = op.getDevicePagesAttr())
+    p.set_device_pages(uint64_t(pages.getInt()));
+  else
+    p.set_device_ratio(op.getDeviceRatioAttr().getValueAsDouble());
+  p.set_runners_up(op.getRunnersUp());
   return Status::ok();
 }
 

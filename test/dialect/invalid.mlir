@@ -989,6 +989,33 @@ func.func @select_lowrank(%q: tensor<?x8x16xf32>) {
 
 // -----
 
+func.func @prefetch_both_budgets() {
+  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
+  // expected-error @+1 {{'kv.prefetch' op takes device_pages or device_ratio, not both}}
+  kv.prefetch %c mode = next_step {device_pages = 8 : i64, device_ratio = 0.5 : f64} : !kv.cache<heads = 4, head_dim = 16>
+  return
+}
+
+// -----
+
+func.func @prefetch_no_pages() {
+  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
+  // expected-error @+1 {{'kv.prefetch' op device_pages must be at least 1, got 0}}
+  kv.prefetch %c mode = next_step {device_pages = 0 : i64} : !kv.cache<heads = 4, head_dim = 16>
+  return
+}
+
+// -----
+
+func.func @prefetch_ratio() {
+  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 16>
+  // expected-error @+1 {{'kv.prefetch' op device_ratio must be in (0, 1], got 2}}
+  kv.prefetch %c mode = next_step {device_ratio = 2.0 : f64} : !kv.cache<heads = 4, head_dim = 16>
+  return
+}
+
+// -----
+
 func.func @project_basis_heads(%v: tensor<?x4x16xf32>, %basis: tensor<2x16x8xf32>) {
   // expected-error @+1 {{'kv.project' op basis must be (heads x head_dim x rank) = 4x16xR to match the input}}
   %l = kv.project %v, %basis : tensor<?x4x16xf32>, tensor<2x16x8xf32> -> tensor<?x4x8xf32>

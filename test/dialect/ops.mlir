@@ -244,10 +244,10 @@ func.func @project(%v: tensor<?x4x16xf32>, %basis: tensor<4x16x8xf32>) -> tensor
 // CHECK-NEXT:    kv.prefetch %[[C]] mode = next_layer selected %[[SEL]] : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4x256xi32>
 // CHECK-NEXT:    kv.prefetch %[[C]] mode = next_step selected %[[SEL]] : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4x256xi32>
 // GENERIC-LABEL: sym_name = "prefetch"
-// GENERIC:       "kv.prefetch"(%{{[^,]+}}) <{mode = #kv<prefetch_mode next_layer>}> : (!kv.cache<heads = 4, head_dim = 16>) -> ()
-// GENERIC:       "kv.prefetch"(%{{[^,]+}}) <{mode = #kv<prefetch_mode next_step>}> : (!kv.cache<heads = 4, head_dim = 16>) -> ()
-// GENERIC:       "kv.prefetch"(%{{[^,]+}}, %{{[^,]+}}) <{mode = #kv<prefetch_mode next_layer>}> : (!kv.cache<heads = 4, head_dim = 16>, tensor<?x4x256xi32>) -> ()
-// GENERIC:       "kv.prefetch"(%{{[^,]+}}, %{{[^,]+}}) <{mode = #kv<prefetch_mode next_step>}> : (!kv.cache<heads = 4, head_dim = 16>, tensor<?x4x256xi32>) -> ()
+// GENERIC:       "kv.prefetch"(%{{[^,]+}}) <{mode = #kv<prefetch_mode next_layer>, runners_up = 0 : i32}> : (!kv.cache<heads = 4, head_dim = 16>) -> ()
+// GENERIC:       "kv.prefetch"(%{{[^,]+}}) <{mode = #kv<prefetch_mode next_step>, runners_up = 0 : i32}> : (!kv.cache<heads = 4, head_dim = 16>) -> ()
+// GENERIC:       "kv.prefetch"(%{{[^,]+}}, %{{[^,]+}}) <{mode = #kv<prefetch_mode next_layer>, runners_up = 0 : i32}> : (!kv.cache<heads = 4, head_dim = 16>, tensor<?x4x256xi32>) -> ()
+// GENERIC:       "kv.prefetch"(%{{[^,]+}}, %{{[^,]+}}) <{mode = #kv<prefetch_mode next_step>, runners_up = 0 : i32}> : (!kv.cache<heads = 4, head_dim = 16>, tensor<?x4x256xi32>) -> ()
 func.func @prefetch(%sel: tensor<?x4x256xi32>) {
   %c = kv.cache layer 1 : !kv.cache<heads = 4, head_dim = 16>
   kv.prefetch %c mode = next_layer : !kv.cache<heads = 4, head_dim = 16>

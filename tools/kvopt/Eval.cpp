@@ -75,6 +75,8 @@ struct ArtifactResult {
   /// did (all layers together).
   uint64_t peakKvBytes = 0;
   uint64_t kvCompactions = 0, kvEvictedEntries = 0;
+  /// What the offload schedule kept, fetched and prefetched (kv-offload).
+  kvrt::EngineStats::Offload offload;
   TokenScores scores;
   std::vector<kvrt::LayerFidelity> fidelity;
   PasskeyResult passkey;
@@ -337,6 +339,7 @@ evaluate(std::shared_ptr<const kvrt::Artifact> artifact, const EvalOptions &o,
   result.peakKvBytes = stats.peakKvBytes;
   result.kvCompactions = stats.kvCompactions;
   result.kvEvictedEntries = stats.kvEvictedEntries;
+  result.offload = stats.offload;
   return result;
 }
 
@@ -444,6 +447,14 @@ void printResults(const Evaluation &e, const EvalOptions &o) {
     header.insert(
         header.end(),
         {"attn error", "top-" + std::to_string(kFidelityTopK) + " overlap"});
+  // Offload's columns: the share of the pages decode steps read that were
+  // on the device, and the bytes copied in per scored token.
+  bool offloads = std::any_of(
+      e.results.begin(), e.results.end(), [](const ArtifactResult &r) {
+        return r.offload.pagesRead + r.offload.streamed > 0;
+      });
+  if (offloads)
+    header.insert(header.end(), {"device hits", "copied/token"});
   header.push_back("seconds");
   rows.push_back(header);
   for (const ArtifactResult &r : e.results) {
@@ -468,6 +479,15 @@ void printResults(const Evaluation &e, const EvalOptions &o) {
                   r.meanOverLayers(&kvrt::LayerFidelity::outputRelativeError)),
            format("%.4f",
                   r.meanOverLayers(&kvrt::LayerFidelity::topKOverlap))});
+    if (offloads) {
+      const kvrt::EngineStats::Offload &o = r.offload;
+      row.push_back(o.pagesRead ? format("%.1f%%", 100.0 * double(o.hits) /
+                                                       double(o.pagesRead))
+                                : "-");
+      row.push_back(format("%.1f KB",
+                           double(o.bytesIn) / 1024.0 /
+                               double(std::max<uint64_t>(1, r.scores.tokens))));
+    }
     row.push_back(format("%.1f", r.seconds));
     rows.push_back(row);
   }
@@ -576,6 +596,17 @@ bool writeJson(std::ostream &os, const Evaluation &e, const EvalOptions &o) {
       json.member("peak_kv_bytes", r.peakKvBytes);
       json.member("kv_compactions", r.kvCompactions);
       json.member("kv_evicted_entries", r.kvEvictedEntries);
+      const kvrt::EngineStats::Offload &o = r.offload;
+      json.key("offload");
+      json.beginObject();
+      json.member("pages_read", o.pagesRead);
+      json.member("hits", o.hits);
+      json.member("misses", o.misses);
+      json.member("prefetch_hits", o.prefetchHits);
+      json.member("prefetched", o.prefetched);
+      json.member("streamed", o.streamed);
+      json.member("bytes_in", o.bytesIn);
+      json.endObject();
     }
     if (e.ppl) {
       json.member("ppl", r.perplexity());

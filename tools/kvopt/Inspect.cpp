@@ -62,9 +62,23 @@ std::string describeSelection(const schema::SelectParams &s,
          bytesPerToken(summaryBytes) + " bytes/token";
 }
 
+/// Where an offloaded layer's pages live and what is prefetched.
+std::string describeOffload(const schema::PrefetchParams &p) {
+  char ratio[32];
+  std::snprintf(ratio, sizeof(ratio), "%g", p.device_ratio());
+  return (p.has_device_pages() ? std::to_string(p.device_pages()) + " pages"
+                               : std::string(ratio) + " of the page pool") +
+         " on the device, " + std::to_string(p.runners_up()) +
+         " runner-up blocks prefetched, " +
+         (p.mode() == schema::PREFETCH_MODE_NEXT_STEP ? "next step"
+                                                      : "next layer");
+}
+
 void printPolicies(const schema::Manifest &m) {
-  std::map<uint32_t, std::string> evicting, selecting;
+  std::map<uint32_t, std::string> evicting, selecting, offloading;
   for (const schema::KernelCall &call : m.plan().calls()) {
+    if (call.has_prefetch())
+      offloading[call.prefetch().layer()] = describeOffload(call.prefetch());
     if (call.has_evict())
       evicting[call.evict().layer()] = describeEviction(call.evict());
     if (call.has_attention() && call.attention().has_select() &&
@@ -74,6 +88,7 @@ void printPolicies(const schema::Manifest &m) {
   }
   printLayerRuns(m, "eviction", evicting);
   printLayerRuns(m, "sparse selection", selecting);
+  printLayerRuns(m, "offload", offloading);
 }
 
 int runInspect(const std::string &path) {

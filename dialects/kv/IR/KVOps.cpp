@@ -330,6 +330,18 @@ LogicalResult ProjectOp::verify() {
 }
 
 LogicalResult PrefetchOp::verify() {
+  if (getDevicePagesAttr() && getDeviceRatioAttr())
+    return emitOpError() << "takes device_pages or device_ratio, not both";
+  if (IntegerAttr pages = getDevicePagesAttr(); pages && pages.getInt() < 1)
+    return emitOpError() << "device_pages must be at least 1, got "
+                         << pages.getInt();
+  if (FloatAttr ratio = getDeviceRatioAttr()) {
+    double r = ratio.getValueAsDouble();
+    if (!(r > 0 && r <= 1))
+      return emitOpError() << "device_ratio must be in (0, 1], got " << r;
+  }
+  if (getRunnersUpAttr().getInt() < 0)
+    return emitOpError() << "runners_up must not be negative";
   Value sel = getSelection();
   if (!sel)
     return success();

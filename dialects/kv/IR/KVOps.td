@@ -332,13 +332,23 @@ def KV_PrefetchOp : KV_Op<"prefetch", [
     `next_layer`) or step (mode `next_step`) that needs them. A page not
     ready in time is fetched on demand and counted as a miss.
 
+    The device holds `device_pages` of the layer's pages, or the fraction
+    `device_ratio` of its page pool; `runners_up` blocks ranked just below
+    the selection are prefetched besides the pages it read (the
+    `kv-offload` pass sets these; docs/offload.md).
+
     Example:
     ```mlir
     kv.prefetch %c mode = next_layer : !kv.cache<heads = 4, head_dim = 16>
+    kv.prefetch %c mode = next_step selected %sel {device_pages = 256 : i64, runners_up = 4 : i32}
+        : !kv.cache<heads = 4, head_dim = 16>, tensor<?x4x256xi32>
     ```
   }];
   let arguments = (ins KV_Cache:$cache, KV_PrefetchModeAttr:$mode,
-                       Optional<3DTensorOf<[I32]>>:$selection);
+                       Optional<3DTensorOf<[I32]>>:$selection,
+                       OptionalAttr<I64Attr>:$device_pages,
+                       OptionalAttr<F64Attr>:$device_ratio,
+                       DefaultValuedAttr<I32Attr, "0">:$runners_up);
   let assemblyFormat = [{
     $cache `mode` `=` custom<EnumKeyword>($mode) (`selected` $selection^)? attr-dict `:` type($cache)
     (`,` type($selection)^)?

@@ -168,6 +168,16 @@ struct EngineStats {
   /// summed over layers.
   uint64_t kvCompactions = 0;
   uint64_t kvEvictedEntries = 0;
+  /// Offload (kv-offload), summed over layers: pages decode attentions
+  /// read, those resident (hits; by a prefetch: prefetchHits) and those
+  /// fetched on demand (misses); pages prefetched, pages a dense attention
+  /// streamed in, and the bytes all those copies move (on the CPU backend
+  /// counted, not copied: docs/offload.md).
+  struct Offload {
+    uint64_t pagesRead = 0, hits = 0, misses = 0, prefetchHits = 0;
+    uint64_t prefetched = 0, streamed = 0;
+    uint64_t bytesIn = 0;
+  } offload;
 
   double prefillTokensPerSecond() const {
     return prefillSeconds > 0 ? double(prefillTokens) / prefillSeconds : 0;

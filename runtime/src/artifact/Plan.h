@@ -20,6 +20,7 @@ enum class Kernel {
   Add,
   LMHead,
   Evict,
+  Prefetch,
 };
 
 /// The kernel called `name` in a manifest, if this runtime knows it.

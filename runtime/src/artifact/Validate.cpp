@@ -22,7 +22,8 @@ std::optional<Kernel> kernelByName(std::string_view name) {
       {"swiglu", Kernel::SwiGLU},
       {"add", Kernel::Add},
       {"lm_head", Kernel::LMHead},
-      {"evict", Kernel::Evict}};
+      {"evict", Kernel::Evict},
+      {"prefetch", Kernel::Prefetch}};
   for (const auto &[kernelName, kernel] : kernels)
     if (kernelName == name)
       return kernel;
@@ -111,6 +112,8 @@ private:
   const std::string &file;
   std::vector<bool> written;
   std::vector<bool> appended;
+  /// Layers whose attention selects (the ones a prefetch may follow).
+  std::vector<bool> selecting;
   std::vector<bool> isLogits;
 };
 
@@ -398,6 +401,7 @@ Status Validator::checkPlan() {
   written.assign(p.slots_size(), false);
   isLogits.assign(p.slots_size(), false);
   appended.assign(m.model().num_layers(), false);
+  selecting.assign(m.model().num_layers(), false);
   for (int i = 0; i < p.calls_size(); ++i) {
     const schema::KernelCall &call = p.calls(i);
     std::optional<Kernel> kernel = kernelByName(call.kernel());
@@ -583,8 +587,10 @@ Status Validator::checkCall(int index, const schema::KernelCall &call,
     if (a.has_sliding_window())
       KVRT_RETURN_IF_ERROR(
           positive(what + " sliding_window", a.sliding_window()));
-    if (a.has_select())
+    if (a.has_select()) {
       KVRT_RETURN_IF_ERROR(checkSelect(what, a.select(), c));
+      selecting[a.layer()] = true;
+    }
     return sameAsInput();
   }
   case Kernel::Evict: {
@@ -639,6 +645,38 @@ Status Validator::checkCall(int index, const schema::KernelCall &call,
           return mismatch(std::string(i ? "query_magnitude" : "query_center") +
                           " is not f32");
     }
+    return Status::ok();
+  }
+  case Kernel::Prefetch: {
+    KVRT_RETURN_IF_ERROR(arity(0, 0, 0, 0));
+    KVRT_RETURN_IF_ERROR(params(schema::KernelCall::kPrefetch, "prefetch"));
+    const schema::PrefetchParams &p = call.prefetch();
+    KVRT_RETURN_IF_ERROR(layerOf(p.layer()));
+    if (!selecting[p.layer()])
+      return mismatch("layer " + str(p.layer()) +
+                      " is prefetched for before an attention call of the "
+                      "layer selects; offload predicts pages from the "
+                      "selection");
+    if (!schema::PrefetchMode_IsValid(p.mode()))
+      return mismatch("mode " + str(int(p.mode())) +
+                      " is not one this runtime knows");
+    switch (p.device_case()) {
+    case schema::PrefetchParams::kDevicePages:
+      if (p.device_pages() == 0 || p.device_pages() > (uint64_t(1) << 32))
+        return mismatch("device_pages is " + std::to_string(p.device_pages()) +
+                        "; it must be between 1 and 2^32");
+      break;
+    case schema::PrefetchParams::kDeviceRatio:
+      if (!(p.device_ratio() > 0 && p.device_ratio() <= 1))
+        return mismatch("device_ratio is " + std::to_string(p.device_ratio()) +
+                        "; it must be in (0, 1]");
+      break;
+    default:
+      return mismatch("has no device budget (device_pages or device_ratio)");
+    }
+    if (p.runners_up() > (1u << 16))
+      return mismatch("runners_up is " + str(p.runners_up()) +
+                      "; it must be at most 65536");
     return Status::ok();
   }
   case Kernel::SwiGLU:

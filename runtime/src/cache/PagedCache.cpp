@@ -101,6 +101,7 @@ uint32_t PagedCache::takePage(Layer &layer) {
   if (!layer.free.empty()) {
     uint32_t p = layer.free.back();
     layer.free.pop_back();
+    ++layer.pages[p]->generation;
     return p;
   }
   const CacheLayerShape &s = layer.shape;

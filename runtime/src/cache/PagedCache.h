@@ -70,6 +70,9 @@ struct Page {
   /// Slots whose position is recorded; entries below the sequence's
   /// encoded() count are in the areas, the others still in its tail.
   uint32_t count = 0;
+  /// How many times the page was taken from its pool: a page's index and
+  /// generation name one sequence's use of it (offload/DevicePages.h).
+  uint32_t generation = 0;
 };
 
 /// A sequence's tokens not encoded yet, oldest first: per KV head, token

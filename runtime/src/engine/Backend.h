@@ -28,6 +28,7 @@ struct CacheStats {
   /// Eviction: compactions run and entries dropped, over all layers.
   uint64_t compactions = 0;
   uint64_t evictedEntries = 0;
+  EngineStats::Offload offload;
 };
 
 /// Runs one artifact's plan and owns its KV cache.

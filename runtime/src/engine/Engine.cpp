@@ -280,6 +280,7 @@ EngineStats Engine::stats() const {
   s.kvBytesInUse = cache.bytesInUse;
   s.kvCompactions = cache.compactions;
   s.kvEvictedEntries = cache.evictedEntries;
+  s.offload = cache.offload;
   s.peakKvBytes = cache.peakBytes;
   return s;
 }

@@ -41,11 +41,14 @@ PlanSteps planSteps(const schema::Plan &plan) {
         step.output = slotValue[slot];
       }
     }
-    const auto &shape = call.inputs().empty()
-                            ? plan.slots(int(call.outputs(0))).shape()
-                            : plan.slots(int(call.inputs(0))).shape();
-    step.dim = shape[shape.size() - 1];
-    step.heads = shape.size() > 1 ? shape[0] : 1;
+    // A call with no operands (prefetch) has no shape.
+    if (!call.inputs().empty() || !call.outputs().empty()) {
+      const auto &shape = call.inputs().empty()
+                              ? plan.slots(int(call.outputs(0))).shape()
+                              : plan.slots(int(call.inputs(0))).shape();
+      step.dim = shape[shape.size() - 1];
+      step.heads = shape.size() > 1 ? shape[0] : 1;
+    }
     steps.push_back(std::move(step));
   }
 

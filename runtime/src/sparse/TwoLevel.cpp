@@ -35,16 +35,25 @@ void rankAcrossHeads(const std::vector<double> &perHead, int64_t group,
 }
 
 /// The `k` best of `n` items by rank (ties to the lower index), in index
-/// order, into `order`'s first k places.
+/// order, into `order`'s first k places; with `next`, the `extra` ranked
+/// just below them, in index order.
 void keepBest(const std::vector<double> &rank, uint64_t n, uint64_t k,
-              std::vector<uint64_t> &order) {
+              std::vector<uint64_t> &order, uint64_t extra = 0,
+              std::vector<uint64_t> *next = nullptr) {
   order.resize(n);
   std::iota(order.begin(), order.end(), uint64_t(0));
   k = std::min(k, n);
-  std::nth_element(order.begin(), order.begin() + k, order.end(),
-                   [&](uint64_t a, uint64_t b) {
-                     return rank[a] > rank[b] || (rank[a] == rank[b] && a < b);
-                   });
+  uint64_t wanted = next ? std::min(n, k + extra) : k;
+  auto better = [&](uint64_t a, uint64_t b) {
+    return rank[a] > rank[b] || (rank[a] == rank[b] && a < b);
+  };
+  std::nth_element(order.begin(), order.begin() + wanted, order.end(), better);
+  if (next) {
+    std::nth_element(order.begin(), order.begin() + k, order.begin() + wanted,
+                     better);
+    next->assign(order.begin() + k, order.begin() + wanted);
+    std::sort(next->begin(), next->end());
+  }
   order.resize(k);
   std::sort(order.begin(), order.end());
 }
@@ -55,8 +64,11 @@ bool selectEntries(const PagedCache &cache, uint32_t layer, uint64_t sequence,
                    const Codec &keys, uint32_t head, const float *prepared,
                    int64_t preparedStride, int64_t group,
                    const SelectPolicy &policy, SelectScratch &scratch,
-                   std::vector<uint64_t> &selected) {
+                   std::vector<uint64_t> &selected, uint32_t runnersUp,
+                   std::vector<uint64_t> *runnerUpBlocks) {
   selected.clear();
+  if (runnerUpBlocks)
+    runnerUpBlocks->clear();
   const CacheLayerShape &shape = cache.shape(layer);
   const uint64_t encoded = cache.encoded(layer, sequence);
   if (encoded <= policy.topTokens)
@@ -87,7 +99,8 @@ bool selectEntries(const PagedCache &cache, uint32_t layer, uint64_t sequence,
   // The first block (the attention sink) and the newest are always kept.
   scratch.rank[0] = scratch.rank[blocks - 1] =
       std::numeric_limits<double>::infinity();
-  keepBest(scratch.rank, blocks, policy.topBlocks, scratch.order);
+  keepBest(scratch.rank, blocks, policy.topBlocks, scratch.order, runnersUp,
+           runnerUpBlocks);
 
   std::vector<uint64_t> &candidates = scratch.candidates;
   candidates.clear();

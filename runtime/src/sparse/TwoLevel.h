@@ -50,12 +50,15 @@ struct SelectScratch {
 /// prepared queries at `prepared` (one every `preparedStride` floats) of
 /// KV head `head` attend to, into `selected` in index order. Returns false,
 /// leaving `selected` empty, when the sequence has at most topTokens
-/// encoded entries: then every entry is attended to.
+/// encoded entries: then every entry is attended to. With
+/// `runnerUpBlocks`, also the `runnersUp` blocks ranked just below the
+/// kept ones (what offload prefetches), in index order.
 bool selectEntries(const PagedCache &cache, uint32_t layer, uint64_t sequence,
                    const Codec &keys, uint32_t head, const float *prepared,
                    int64_t preparedStride, int64_t group,
                    const SelectPolicy &policy, SelectScratch &scratch,
-                   std::vector<uint64_t> &selected);
+                   std::vector<uint64_t> &selected, uint32_t runnersUp = 0,
+                   std::vector<uint64_t> *runnerUpBlocks = nullptr);
 
 } // namespace sparse
 } // namespace kvrt

@@ -124,8 +124,8 @@ TEST_F(PlanExportTest, OpWithoutKernel) {
                 "  %logits =")),
             "'arith.mulf' (gate) has no kernel in the runtime; the plan can "
             "hold embedding, rms_norm, linear, reshape, rope, append, "
-            "attention, add, swiglu, lm_head and evict (kv.score with "
-            "kv.evict)");
+            "attention, add, swiglu, lm_head, evict (kv.score with "
+            "kv.evict) and prefetch");
 }
 
 TEST_F(PlanExportTest, WeightElementType) {
@@ -443,4 +443,40 @@ TEST_F(PlanExportTest, SelectionOfOtherQueriesOrCache) {
       "there)";
   EXPECT_EQ(exportError(selecting("%q3", "%cache1")), expected);
   EXPECT_EQ(exportError(selecting("%qr", "%cache")), expected);
+}
+
+/// selecting()'s module with `prefetch` (an op's text) after the attention.
+std::string prefetching(const std::string &prefetch) {
+  return replaced(selecting("%qr", "%cache1"), "  %a2 = tensor.collapse_shape",
+                  prefetch +
+                      " loc(\"prefetch\")\n  %a2 = tensor.collapse_shape");
+}
+
+TEST_F(PlanExportTest, PrefetchIsACallAfterTheAttention) {
+  EXPECT_EQ(exportError(prefetching(
+                "  kv.prefetch %cache1 mode = next_step selected %sel "
+                "{device_pages = 9 : i64, runners_up = 2 : i32} : "
+                "!kv.cache<heads = 1, head_dim = 4>, tensor<?x1x32xi32>")),
+            "");
+  ASSERT_EQ(plan.calls_size(), 12);
+  const kvrt::schema::KernelCall &prefetch = plan.calls(7);
+  ASSERT_EQ(prefetch.kernel(), "prefetch");
+  EXPECT_EQ(prefetch.prefetch().device_pages(), 9u);
+  EXPECT_EQ(prefetch.prefetch().runners_up(), 2u);
+  EXPECT_EQ(prefetch.prefetch().mode(), kvrt::schema::PREFETCH_MODE_NEXT_STEP);
+}
+
+TEST_F(PlanExportTest, PrefetchNeedsTheSelectionAndABudget) {
+  EXPECT_EQ(exportError(prefetching(
+                "  kv.prefetch %cache1 mode = next_step {device_pages = 9 : "
+                "i64} : !kv.cache<heads = 1, head_dim = 4>")),
+            "'kv.prefetch' (prefetch) prefetches for layer 0 without the "
+            "selection its attention reads; the runtime predicts pages from "
+            "that selection (kv-offload after kv-sparse-select puts it "
+            "there)");
+  EXPECT_EQ(exportError(prefetching(
+                "  kv.prefetch %cache1 mode = next_step selected %sel : "
+                "!kv.cache<heads = 1, head_dim = 4>, tensor<?x1x32xi32>")),
+            "'kv.prefetch' (prefetch) has no device budget (device_pages or "
+            "device_ratio); kv-offload sets one");
 }

@@ -28,13 +28,22 @@ schema::SelectParams selectParams(uint32_t block, uint32_t topBlocks,
   return s;
 }
 
+schema::PrefetchParams offload(uint64_t devicePages, uint32_t runnersUp) {
+  schema::PrefetchParams p;
+  p.set_device_pages(devicePages);
+  p.set_runners_up(runnersUp);
+  return p;
+}
+
 std::shared_ptr<const Artifact>
 artifact(const std::string &name, std::optional<schema::SelectParams> select,
-         std::optional<schema::EvictParams> evict = {}) {
+         std::optional<schema::EvictParams> evict = {},
+         std::optional<schema::PrefetchParams> prefetch = {}) {
   test::LlamaArtifactOptions o;
   o.cacheEncoding.set_kind(schema::ENCODING_BF16);
   o.select = select;
   o.evict = evict;
+  o.prefetch = prefetch;
   return test::openTinyStories("engine_sparse_" + name, o);
 }
 
@@ -97,6 +106,33 @@ TEST(EngineSparse, SelectionComposesWithEviction) {
   EXPECT_EQ(sparse[0], onlyEvicted[0]) << "the prefill's logits";
   EXPECT_NE(sparse.back(), onlyEvicted.back());
   EXPECT_EQ(run(*engine(both, 1), 20), sparse);
+}
+
+TEST(EngineSparse, OffloadCountsWithoutChangingResults) {
+  // Blocks of 4 in pages of 16: 3 blocks and the newest page.
+  auto selecting = run(*engine(artifact("select", selectParams(4, 3, 8))), 20);
+  auto roomy = engine(
+      artifact("offload_roomy", selectParams(4, 3, 8), {}, offload(64, 1)));
+  EXPECT_EQ(run(*roomy, 20), selecting);
+  EngineStats::Offload o = roomy->stats().offload;
+  EXPECT_GT(o.pagesRead, 0u);
+  EXPECT_EQ(o.hits + o.misses, o.pagesRead);
+  // Every page was written on the device by an append, and 64 slots hold
+  // them all.
+  EXPECT_EQ(o.misses, 0u);
+
+  // Two slots cannot hold the 3 blocks a decode row may read: the step is
+  // refused before it stores anything.
+  auto tight = engine(
+      artifact("offload_tight", selectParams(4, 3, 8), {}, offload(2, 0)));
+  SequenceId s = tight->addSequence().value();
+  ASSERT_TRUE(tight->prefill({{s, kStory, false}}).isOk());
+  Status stepped = tight->step({{s, 5}});
+  EXPECT_EQ(stepped.message(),
+            "layer 0 is offloaded with room for 2 pages on the device, but 1 "
+            "decode rows may read 3 (top_blocks 3 each) at once; raise the "
+            "offload budget or decode fewer sequences at a time");
+  EXPECT_EQ(tight->sequenceLength(s).value(), int64_t(kStory.size()));
 }
 
 } // namespace

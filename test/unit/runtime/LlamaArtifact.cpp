@@ -269,6 +269,12 @@ Status buildLlama(ArtifactWriter &writer, const schema::ModelConfig &config,
     a->set_scale(1.0 / std::sqrt(double(d)));
     if (options.select)
       *a->mutable_select() = *options.select;
+    if (options.prefetch) {
+      schema::PrefetchParams *f =
+          b.call("prefetch", attn, {}, {})->mutable_prefetch();
+      *f = *options.prefetch;
+      f->set_layer(uint32_t(l));
+    }
     if (options.evict) {
       std::vector<uint32_t> centres;
       if (options.evict->method() == schema::EVICT_METHOD_TRIATTENTION) {

@@ -34,8 +34,10 @@ struct LlamaArtifactOptions {
   /// must outlive the writing.
   std::optional<schema::EvictParams> evict;
   std::vector<float> queryCentre, queryMagnitude;
-  /// When set, every layer's attention selects sparsely with these.
+  /// When set, every layer's attention selects sparsely with these, and
+  /// a prefetch call with `prefetch` (its layer filled in) follows it.
   std::optional<schema::SelectParams> select;
+  std::optional<schema::PrefetchParams> prefetch;
 };
 
 /// A weight the caller keeps alive until the artifact is written.

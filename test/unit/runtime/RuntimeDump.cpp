@@ -151,13 +151,16 @@ int seeds(const std::string &dir) {
   writeBytes(dir + "/random-llama-evict.manifest",
              check(Artifact::open(evictPath))->manifest().SerializeAsString());
 
-  // The same model selecting sparsely in every layer's attention, for
-  // mutations to reach the selection's validation.
+  // The same model selecting sparsely in every layer's attention, and
+  // offloaded, for mutations to reach their validation.
   test::LlamaArtifactOptions selecting;
   schema::SelectParams &select = selecting.select.emplace();
   select.set_block(8);
   select.set_top_blocks(4);
   select.set_top_tokens(16);
+  schema::PrefetchParams &prefetch = selecting.prefetch.emplace();
+  prefetch.set_device_pages(8);
+  prefetch.set_runners_up(2);
   ArtifactWriter selectWriter;
   check(test::buildLlama(selectWriter, model.config, model.weights, selecting));
   std::string selectPath = dir + "/random-llama-select.kvpkg";

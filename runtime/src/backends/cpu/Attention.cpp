@@ -160,6 +160,8 @@ struct RowSelection {
   sparse::SelectScratch scratch;
   std::vector<uint64_t> entries;
   bool active = false;
+  /// Filled when params.record asks for runners-up.
+  std::vector<uint64_t> runnerUpBlocks;
 };
 
 /// The softmax of the `group` query heads at `q` (one row, at `position`)
@@ -183,10 +185,13 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
   int64_t preparedSize = keys.preparedQuerySize();
   for (int64_t h = 0; h < group; ++h)
     keys.prepareQuery(q + h * headDim, g, scratch.prepared + h * preparedSize);
-  if (selection)
+  if (selection) {
+    uint32_t runnersUp = params.record ? params.record->runnersUp : 0;
     selection->active = sparse::selectEntries(
         cache, params.layer, sequence, keys, g, scratch.prepared, preparedSize,
-        group, params.select, selection->scratch, selection->entries);
+        group, params.select, selection->scratch, selection->entries, runnersUp,
+        runnersUp ? &selection->runnerUpBlocks : nullptr);
+  }
   const std::vector<uint64_t> *selected =
       selection && selection->active ? &selection->entries : nullptr;
 
@@ -390,6 +395,8 @@ void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
   // rows attend densely to their own tail, which the codecs have not
   // touched yet.
   const bool selects = params.select.enabled();
+  if (params.record)
+    params.record->rows.assign(size_t(rows * kvHeads), {});
   std::vector<bool> decodeRow;
   if (probe)
     probe->beginCall(pool.size());
@@ -418,6 +425,12 @@ void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
               attendGroup(cache, params.codecs, params, sequences[r],
                           uint32_t(g), positions[r], q + offset, group, stride,
                           buffers, out + offset, sparse ? &selection : nullptr);
+          if (params.record && sparse && selection.active) {
+            SelectionRecord::Row &row = params.record->rows[size_t(task)];
+            row.selected = true;
+            row.entries = selection.entries;
+            row.runnerUpBlocks = selection.runnerUpBlocks;
+          }
           if (!probe || !decodeRow[size_t(r)])
             continue;
           Scratch reference =

@@ -11,6 +11,7 @@
 #include "runtime/src/backends/cpu/Eviction.h"
 #include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cpu/Kernels.h"
+#include "runtime/src/backends/cpu/Offload.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
 #include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
@@ -19,6 +20,7 @@
 #include "runtime/src/engine/SideCodec.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -41,6 +43,7 @@ struct Step : PlanStep {
   RopeInput ropeInput = RopeInput::Query;
   cpu::AttentionParams attention;
   cpu::LayerEviction *eviction = nullptr;
+  cpu::LayerOffload *offload = nullptr;
 };
 
 /// One layer's cache: its shape and the codecs that fill it.
@@ -74,6 +77,19 @@ public:
       stats.compactions += e->compactions();
       stats.evictedEntries += e->evictedEntries();
     }
+    for (const auto &[layer, o] : offloads_) {
+      const offload::PageCounts &c = o->counts();
+      EngineStats::Offload &s = stats.offload;
+      s.pagesRead += c.read;
+      s.hits += c.hits;
+      s.misses += c.misses;
+      s.prefetchHits += c.prefetchHits;
+      s.prefetched += c.prefetched;
+      s.streamed += c.streamed;
+      const CacheLayerShape &shape = cache_.shape(layer);
+      s.bytesIn += (c.misses + c.prefetched + c.streamed) * shape.kvHeads *
+                   (shape.keyHeadBytes + shape.valueHeadBytes);
+    }
     return stats;
   }
   std::vector<LayerFidelity> fidelity() const override;
@@ -100,6 +116,9 @@ private:
   std::unordered_map<uint32_t, std::vector<float>> converted_;
   std::vector<Step> steps_;
   std::vector<std::unique_ptr<cpu::LayerEviction>> evictions_;
+  /// By layer.
+  std::vector<std::pair<uint32_t, std::unique_ptr<cpu::LayerOffload>>>
+      offloads_;
   std::vector<std::vector<float>> buffers_;
   std::vector<int64_t> bufferWidth_;
   std::vector<float> logitInputs_;
@@ -264,6 +283,25 @@ Status CpuBackend::prepare() {
       evictions_.push_back(std::move(*eviction));
       break;
     }
+    case Kernel::Prefetch: {
+      const schema::PrefetchParams &p = call.prefetch();
+      auto attention = attentionOf.find(p.layer());
+      // The artifact's validation guarantees a selecting attention before.
+      cpu::AttentionParams &params = steps_[attention->second].attention;
+      const CacheLayerShape &shape = cache_.shape(p.layer());
+      uint64_t devicePages =
+          p.has_device_pages()
+              ? p.device_pages()
+              : uint64_t(
+                    std::ceil(p.device_ratio() * double(shape.capacityPages)));
+      auto offload = std::make_unique<cpu::LayerOffload>(
+          p.layer(), std::max<uint64_t>(devicePages, 1), p.runners_up(),
+          params.select);
+      params.record = &offload->record();
+      step.offload = offload.get();
+      offloads_.emplace_back(p.layer(), std::move(offload));
+      break;
+    }
     default:
       break;
     }
@@ -311,6 +349,12 @@ Status CpuBackend::forward(const BatchView &batch, float *logits) {
       counts.push_back({batch.sequences[r], 0});
     ++counts[it->second].second;
   }
+  // Before anything is stored: the batch must fit the offload budgets.
+  uint64_t decodeRows =
+      uint64_t(std::count_if(counts.begin(), counts.end(),
+                             [](const auto &c) { return c.second == 1; }));
+  for (const auto &[layer, o] : offloads_)
+    KVRT_RETURN_IF_ERROR(o->admit(decodeRows));
   KVRT_RETURN_IF_ERROR(cache_.reserve(counts));
   if (reference_) {
     Status reserved = reference_->reserve(counts);
@@ -366,6 +410,9 @@ Status CpuBackend::forward(const BatchView &batch, float *logits) {
     case Kernel::Evict:
       KVRT_RETURN_IF_ERROR(s.eviction->run(pool_, cache_, in(0), rows, s.heads,
                                            batch.sequences, batch.positions));
+      break;
+    case Kernel::Prefetch:
+      KVRT_RETURN_IF_ERROR(s.offload->run(cache_, batch.sequences, rows));
       break;
     case Kernel::SwiGLU:
       cpu::swiglu(pool_, in(0), in(1), rows * s.inputWidth, out);

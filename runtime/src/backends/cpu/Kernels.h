@@ -83,6 +83,22 @@ void append(ThreadPool &pool, PagedCache &cache, uint32_t layer,
             const CacheCodecs &codecs, const float *keys, const float *values,
             int64_t rows, const uint64_t *sequences, const int32_t *positions);
 
+/// What a selecting attention read, for the offload step after it.
+struct SelectionRecord {
+  struct Row {
+    /// False when the row attended to every entry (a prefill row, or a
+    /// sequence no longer than the selection).
+    bool selected = false;
+    /// The encoded entries it read, and the blocks ranked just below its
+    /// kept ones.
+    std::vector<uint64_t> entries, runnerUpBlocks;
+  };
+  /// Blocks below the kept ones to record.
+  uint32_t runnersUp = 0;
+  /// [row * kvHeads + kvHead] of the last call.
+  std::vector<Row> rows;
+};
+
 /// Parameters of attention() besides its operands.
 struct AttentionParams {
   const PagedCache *cache = nullptr;
@@ -93,6 +109,8 @@ struct AttentionParams {
   int64_t slidingWindow = 0;
   /// Decode rows attend to a two-level selection (sparse/TwoLevel.h).
   sparse::SelectPolicy select;
+  /// When set, attention() records what each row selected into it.
+  SelectionRecord *record = nullptr;
 };
 
 /// The entries of a sequence a query sees: `count` consecutive ones from

@@ -1,0 +1,167 @@
+//===- DevicePagesTest.cpp - The offload schedule's residency
+//--------------===//
+//
+// DevicePages against a plain model of what it must do: every page an
+// attention reads is resident when it runs (fetched on demand when it was
+// not: a miss, counted), prefetches never evict a page read in the same
+// step, a page freed and taken again is not mistaken for the old one, and
+// asking for more pages at once than there are slots is an error, not a
+// silent drop.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/src/offload/DevicePages.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <list>
+#include <random>
+#include <set>
+
+using namespace kvrt;
+using offload::DevicePages;
+using offload::pageKey;
+
+namespace {
+
+TEST(DevicePages, CountsHitsAndMissesOfEachRead) {
+  DevicePages pages(4);
+  pages.beginStep();
+  ASSERT_TRUE(pages.acquire({pageKey(1, 0), pageKey(2, 0)}).isOk());
+  EXPECT_EQ(pages.counts().misses, 2u);
+  pages.beginStep();
+  ASSERT_TRUE(pages.acquire({pageKey(2, 0), pageKey(3, 0)}).isOk());
+  EXPECT_EQ(pages.counts().read, 4u);
+  EXPECT_EQ(pages.counts().hits, 1u);
+  EXPECT_EQ(pages.counts().misses, 3u);
+}
+
+TEST(DevicePages, TheLeastRecentlyUsedLeavesFirst) {
+  DevicePages pages(2);
+  for (uint32_t p : {1, 2, 1, 3}) {
+    pages.beginStep();
+    ASSERT_TRUE(pages.acquire({pageKey(p, 0)}).isOk());
+  }
+  // 2 was the least recently used when 3 came in.
+  pages.beginStep();
+  ASSERT_TRUE(pages.acquire({pageKey(1, 0)}).isOk());
+  ASSERT_TRUE(pages.acquire({pageKey(2, 0)}).isOk());
+  EXPECT_EQ(pages.counts().hits, 2u); // the second 1, and 1 again
+  EXPECT_EQ(pages.counts().misses, 4u);
+}
+
+TEST(DevicePages, PrefetchesNeverEvictThisStepsPages) {
+  DevicePages pages(3);
+  pages.beginStep();
+  ASSERT_TRUE(pages.acquire({pageKey(1, 0), pageKey(2, 0)}).isOk());
+  pages.prefetch({pageKey(7, 0), pageKey(8, 0), pageKey(9, 0)});
+  // One free slot: 7 came in, 8 and 9 would have evicted 1 or 2.
+  EXPECT_EQ(pages.counts().prefetched, 1u);
+  pages.beginStep();
+  ASSERT_TRUE(
+      pages.acquire({pageKey(1, 0), pageKey(2, 0), pageKey(7, 0)}).isOk());
+  EXPECT_EQ(pages.counts().hits, 3u);
+  EXPECT_EQ(pages.counts().prefetchHits, 1u);
+  // In a later step the old pages make room.
+  pages.beginStep();
+  pages.prefetch({pageKey(8, 0)});
+  EXPECT_EQ(pages.counts().prefetched, 2u);
+}
+
+TEST(DevicePages, AReusedPageIsNotTheOldOne) {
+  DevicePages pages(4);
+  pages.beginStep();
+  ASSERT_TRUE(pages.acquire({pageKey(5, 0)}).isOk());
+  pages.beginStep();
+  ASSERT_TRUE(pages.acquire({pageKey(5, 1)}).isOk());
+  EXPECT_EQ(pages.counts().misses, 2u);
+}
+
+TEST(DevicePages, MorePagesThanSlotsIsAnError) {
+  DevicePages pages(2);
+  pages.beginStep();
+  Status s = pages.acquire({pageKey(1, 0), pageKey(2, 0), pageKey(3, 0)});
+  ASSERT_FALSE(s.isOk());
+  EXPECT_EQ(s.message(), "an attention reads 3 offloaded pages at once but "
+                         "the device holds 2; raise the offload budget or "
+                         "select fewer blocks");
+}
+
+TEST(DevicePages, WrittenAndStreamedPagesAreNotReads) {
+  DevicePages pages(3);
+  pages.beginStep();
+  pages.written(pageKey(9, 0));
+  pages.stream({pageKey(1, 0), pageKey(2, 0), pageKey(9, 0)});
+  EXPECT_EQ(pages.counts().streamed, 2u);
+  EXPECT_EQ(pages.counts().read, 0u);
+  pages.beginStep();
+  ASSERT_TRUE(pages.acquire({pageKey(9, 0), pageKey(2, 0)}).isOk());
+  EXPECT_EQ(pages.counts().hits, 2u);
+}
+
+TEST(DevicePages, MatchesAPlainLruModelOnRandomSteps) {
+  // Reads and prefetches drawn at random; a list-based model of the same
+  // rules says which reads hit.
+  std::mt19937 rng(3);
+  const uint64_t slots = 12;
+  DevicePages pages(slots);
+  std::list<std::pair<uint64_t, uint64_t>> model; // (page, step), MRU first
+  uint64_t hits = 0, misses = 0, prefetched = 0;
+  auto find = [&](uint64_t page) {
+    return std::find_if(model.begin(), model.end(),
+                        [&](const auto &e) { return e.first == page; });
+  };
+  for (uint64_t step = 2; step < 400; ++step) {
+    pages.beginStep();
+    std::set<uint64_t> read;
+    while (read.size() < 1 + rng() % 8)
+      read.insert(pageKey(rng() % 30, 0));
+    std::vector<uint64_t> readList(read.begin(), read.end());
+    ASSERT_TRUE(pages.acquire(readList).isOk());
+    std::vector<uint64_t> missing;
+    for (uint64_t p : readList) {
+      auto it = find(p);
+      if (it == model.end()) {
+        missing.push_back(p);
+        continue;
+      }
+      ++hits;
+      model.erase(it);
+      model.push_front({p, step});
+    }
+    for (uint64_t p : missing) {
+      ++misses;
+      if (model.size() >= slots)
+        model.pop_back();
+      model.push_front({p, step});
+    }
+    std::vector<uint64_t> predicted;
+    for (int i = 0; i < 3; ++i)
+      predicted.push_back(pageKey(rng() % 30, 0));
+    std::sort(predicted.begin(), predicted.end());
+    predicted.erase(std::unique(predicted.begin(), predicted.end()),
+                    predicted.end());
+    pages.prefetch(predicted);
+    for (uint64_t p : predicted) {
+      if (find(p) != model.end())
+        continue;
+      if (model.size() >= slots) {
+        if (model.back().second == step)
+          break;
+        model.pop_back();
+      }
+      model.push_front({p, step});
+      ++prefetched;
+    }
+    // Every page read this step is resident after it.
+    for (uint64_t p : readList)
+      ASSERT_NE(find(p), model.end());
+  }
+  EXPECT_EQ(pages.counts().hits, hits);
+  EXPECT_EQ(pages.counts().misses, misses);
+  EXPECT_EQ(pages.counts().prefetched, prefetched);
+  EXPECT_GT(hits, 0u);
+  EXPECT_GT(prefetched, 0u);
+}
+
+} // namespace
