@@ -133,19 +133,20 @@ struct KVOffloadPass : public kv::impl::KVOffloadPassBase<KVOffloadPass> {
         op.setDeviceRatioAttr(builder.getF64FloatAttr(ratio));
         continue;
       }
-      double pageBytes = cache.getBytesPerToken() * double(cache.getPage());
+      // The unit is one KV head's part of a page: heads select apart.
+      double pageBytes = cache.getBytesPerToken() * double(cache.getPage()) /
+                         double(cache.getHeads());
       uint64_t pages = uint64_t(std::floor(
           double(*budgetBytes) / double(selecting.size()) / pageBytes));
-      uint64_t needed = policy.getTopBlocks();
+      uint64_t needed = uint64_t(policy.getTopBlocks()) * cache.getHeads();
       if (pages < needed) {
         attention.emitError()
             << "kv-offload: gpu_budget=" << gpuBudget << " leaves room for "
-            << pages << (pages == 1 ? " page" : " pages") << " of "
-            << int64_t(pageBytes) << " bytes on the device for each of the "
-            << selecting.size() << " offloaded layers, fewer than the "
-            << needed
-            << " one decode step of one sequence may read (top_blocks); "
-               "raise gpu_budget or lower top_blocks";
+            << pages << " KV-head pages of " << int64_t(pageBytes)
+            << " bytes on the device for each of the " << selecting.size()
+            << " offloaded layers, fewer than the " << needed
+            << " one decode step of one sequence may read (top_blocks for "
+               "each KV head); raise gpu_budget or lower top_blocks";
         return signalPassFailure();
       }
       op.setDevicePagesAttr(builder.getI64IntegerAttr(int64_t(pages)));

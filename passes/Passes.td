@@ -206,8 +206,9 @@ def KVOffloadPass : Pass<"kv-offload", "::mlir::ModuleOp"> {
     After the `kv.attention` of each layer that reads a `kv.select` (run
     `kv-sparse-select` first), inserts a `kv.prefetch` of the layer's cache
     with the attention's selection: the runtime keeps the cache in host
-    memory and `device_pages` of its pages in device memory; the pages a
-    decode step read stay there (least recently used out), the
+    memory and `device_pages` KV-head pages (one KV head's part of a page:
+    heads select apart) in device memory; the pages a decode step read
+    stay there (least recently used out), the
     `runners_up` blocks ranked just below the selection are prefetched for
     the next step, and a page needed but not resident is fetched on demand
     and counted as a miss (docs/offload.md).
@@ -221,7 +222,8 @@ def KVOffloadPass : Pass<"kv-offload", "::mlir::ModuleOp"> {
     layer's top_blocks.
 
     Refused: no selecting layer; a budget that leaves a layer fewer pages
-    than one decode step of one sequence may read (top_blocks).
+    than one decode step of one sequence may read (top_blocks for each KV
+    head).
 
     Example:
     ```

@@ -1,24 +1,33 @@
 //===- EngineMain.cpp - kvrt-cuda-engine: the decoder on the GPU ----------===//
 //
-//   kvrt-cuda-engine check ARTIFACT [--prompt N] [--steps N]
+//   kvrt-cuda-engine check ARTIFACT [--prompt N] [--steps N] [--dense A]
 //   kvrt-cuda-engine bench ARTIFACT [--batch B] [--context L] [--steps N]
 //                                   [--chunk C] [--graphs 0|1]
 //
 // check: runs the same two sequences (prompts of N and N / 2 + 1 tokens, in
 // one batch) on the cpu and cuda backends: prefill, then `steps` decode
-// steps both fed the CPU's greedy token. Prints the largest relative error
-// of each step's logits (max |gpu - cpu| / max |cpu|) and whether the
-// greedy tokens agree; exits 1 when an error exceeds --tolerance (default
-// 0.02) or a greedy token differs where the CPU's best logit leads its
-// second by more than twice the largest difference of the two backends'
-// logits (a closer race is decided by rounding, not by a bug).
+// steps both fed the CPU's greedy token. Then a second round on pages the
+// first one freed (stale block summaries in them, for a selecting
+// artifact): a prompt of N / 2 + 9 tokens prefilled alone, one batch that
+// prefills a prompt of N - 5 tokens while the first sequence decodes, and
+// steps / 2 decode steps of both. Prints the largest relative error of
+// each step's logits (max |gpu - cpu| / max |cpu|) and whether the greedy
+// tokens agree; exits 1 when an error exceeds --tolerance (default 0.02)
+// or a greedy token differs where the CPU's best logit leads its second by
+// more than twice the largest difference of the two backends' logits (a
+// closer race is decided by rounding, not by a bug). With --dense, the
+// first round also runs that artifact (the same model without selection)
+// on the cpu and prints how far selection moved the logits: far more than
+// the backends differ shows that the GPU selects what the CPU selects.
 //
 // bench: cuda only. Prefills `batch` sequences of `context` tokens (chunks
 // of C tokens), timing the first one's prefill (time to first token), then
 // times `steps` decode steps of the whole batch (wall clock: a step ends
 // when its logits are on the host) and prints the median against the floor
 // (weight bytes + cache bytes read per step, over the measured copy
-// bandwidth).
+// bandwidth). A selecting layer's decode reads its block summaries, the
+// kept blocks' keys and the kept entries' keys and values, not the whole
+// cache.
 //
 //===----------------------------------------------------------------------===//
 #include "Harness.h"
@@ -30,6 +39,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -39,7 +49,7 @@ using namespace kvrt;
 using cuda::test::orDie;
 
 struct Options {
-  std::string mode, artifact;
+  std::string mode, artifact, dense;
   int prompt = 48, steps = 16, batch = 1, context = 4096, chunk = 8192;
   int graphs = 1;
   double tolerance = 0.02;
@@ -80,69 +90,187 @@ RowComparison compare(const Logits &a, const Logits &b, size_t row) {
   return c;
 }
 
-int check(const Options &o) {
-  auto artifact = orDie(Artifact::open(o.artifact));
-  const uint64_t room = 2 * uint64_t(o.prompt + o.steps + 64);
-  std::unique_ptr<Engine> cpu = engineFor(artifact, "cpu", room);
-  std::unique_ptr<Engine> gpu = engineFor(artifact, "cuda", room);
-  const int64_t vocab = cpu->vocabSize();
-  std::vector<std::vector<int32_t>> prompts = {
-      kvopt::bench::randomTokens(o.prompt, vocab, 1),
-      kvopt::bench::randomTokens(o.prompt / 2 + 1, vocab, 2)};
-  std::vector<SequenceId> cpuIds, gpuIds;
-  std::vector<SequenceTokens> cpuBatch, gpuBatch;
-  for (const std::vector<int32_t> &p : prompts) {
-    cpuIds.push_back(orDie(cpu->addSequence()));
-    gpuIds.push_back(orDie(gpu->addSequence()));
-    cpuBatch.push_back({cpuIds.back(), p});
-    gpuBatch.push_back({gpuIds.back(), p});
-  }
-  orDie(cpu->prefill(cpuBatch));
-  orDie(gpu->prefill(gpuBatch));
-  int failures = 0;
+/// The cpu and cuda engines fed the same batches; every comparison of
+/// their logits adds to the totals.
+struct Backends {
+  std::unique_ptr<Engine> cpu, gpu;
   double worst = 0;
   int agreed = 0, compared = 0, wrong = 0;
-  for (int step = 0;; ++step) {
+
+  /// Compares the last logits row by row under `label`; returns the CPU's
+  /// greedy token of each row.
+  std::vector<int32_t> compareLast(const std::string &label) {
     const Logits &c = cpu->logits(), &g = gpu->logits();
-    std::printf("%s", step == 0 ? "prefill"
-                                : ("step " + std::to_string(step)).c_str());
-    std::vector<std::pair<SequenceId, int32_t>> cpuNext, gpuNext;
-    for (size_t s = 0; s < prompts.size(); ++s) {
-      const RowComparison r = compare(g, c, s);
-      const int32_t want = argmax(c.row(s), c.vocab);
-      const int32_t got = argmax(g.row(s), g.vocab);
+    std::printf("%s", label.c_str());
+    std::vector<int32_t> tokens;
+    for (size_t row = 0; row < c.rows; ++row) {
+      const RowComparison r = compare(g, c, row);
+      const int32_t want = argmax(c.row(row), c.vocab);
+      const int32_t got = argmax(g.row(row), g.vocab);
       worst = std::max(worst, r.relativeError());
       ++compared;
       agreed += want == got;
       const bool decided = r.margin > 2 * r.difference;
       wrong += want != got && decided;
-      std::printf("  seq %zu: error %.2e, cpu %d gpu %d%s", s,
+      std::printf("  row %zu: error %.2e, cpu %d gpu %d%s", row,
                   r.relativeError(), want, got,
                   want == got ? ""
                   : decided   ? " DIFFER"
                               : " (differ within rounding)");
-      cpuNext.push_back({cpuIds[s], want});
-      gpuNext.push_back({gpuIds[s], want});
+      tokens.push_back(want);
     }
     std::printf("\n");
-    if (step == o.steps)
-      break;
+    return tokens;
+  }
+
+  /// One decode step of `sequences` (cpu ids, gpu ids) with `tokens`.
+  void step(const std::vector<SequenceId> &cpuIds,
+            const std::vector<SequenceId> &gpuIds,
+            const std::vector<int32_t> &tokens) {
+    std::vector<std::pair<SequenceId, int32_t>> cpuNext, gpuNext;
+    for (size_t s = 0; s < tokens.size(); ++s) {
+      cpuNext.push_back({cpuIds[s], tokens[s]});
+      gpuNext.push_back({gpuIds[s], tokens[s]});
+    }
     orDie(cpu->step(cpuNext));
     orDie(gpu->step(gpuNext));
   }
-  if (wrong) {
-    std::printf("FAIL: %d greedy tokens differ by more than rounding\n", wrong);
+};
+
+int check(const Options &o) {
+  auto artifact = orDie(Artifact::open(o.artifact));
+  const uint64_t room = 2 * uint64_t(o.prompt + o.steps + 64);
+  Backends b{engineFor(artifact, "cpu", room),
+             engineFor(artifact, "cuda", room)};
+  std::unique_ptr<Engine> dense;
+  if (!o.dense.empty())
+    dense = engineFor(orDie(Artifact::open(o.dense)), "cpu", room);
+  const int64_t vocab = b.cpu->vocabSize();
+
+  // Round 1: two prompts in one batch, then decode steps.
+  std::vector<std::vector<int32_t>> prompts = {
+      kvopt::bench::randomTokens(o.prompt, vocab, 1),
+      kvopt::bench::randomTokens(o.prompt / 2 + 1, vocab, 2)};
+  std::vector<SequenceId> cpuIds, gpuIds, denseIds;
+  std::vector<SequenceTokens> cpuBatch, gpuBatch, denseBatch;
+  for (const std::vector<int32_t> &p : prompts) {
+    cpuIds.push_back(orDie(b.cpu->addSequence()));
+    gpuIds.push_back(orDie(b.gpu->addSequence()));
+    cpuBatch.push_back({cpuIds.back(), p});
+    gpuBatch.push_back({gpuIds.back(), p});
+    if (dense) {
+      denseIds.push_back(orDie(dense->addSequence()));
+      denseBatch.push_back({denseIds.back(), p});
+    }
+  }
+  orDie(b.cpu->prefill(cpuBatch));
+  orDie(b.gpu->prefill(gpuBatch));
+  if (dense)
+    orDie(dense->prefill(denseBatch));
+  double moved = 0;
+  for (int step = 0;; ++step) {
+    std::vector<int32_t> next =
+        b.compareLast(step == 0 ? "prefill" : "step " + std::to_string(step));
+    if (dense)
+      for (size_t row = 0; row < next.size(); ++row)
+        moved = std::max(
+            moved,
+            compare(dense->logits(), b.cpu->logits(), row).relativeError());
+    if (step == o.steps)
+      break;
+    b.step(cpuIds, gpuIds, next);
+    if (dense) {
+      std::vector<std::pair<SequenceId, int32_t>> denseNext;
+      for (size_t s = 0; s < next.size(); ++s)
+        denseNext.push_back({denseIds[s], next[s]});
+      orDie(dense->step(denseNext));
+    }
+  }
+
+  // Round 2, on the pages round 1 leaves: A prefilled alone, then B's
+  // prompt and A's first decode row in one batch (A's row reads page
+  // table 1), then decode steps of both.
+  for (size_t s = 0; s < cpuIds.size(); ++s) {
+    orDie(b.cpu->removeSequence(cpuIds[s]));
+    orDie(b.gpu->removeSequence(gpuIds[s]));
+  }
+  const std::vector<int32_t> a =
+      kvopt::bench::randomTokens(o.prompt / 2 + 9, vocab, 3);
+  const std::vector<int32_t> bPrompt =
+      kvopt::bench::randomTokens(std::max(2, o.prompt - 5), vocab, 4);
+  cpuIds = {orDie(b.cpu->addSequence()), orDie(b.cpu->addSequence())};
+  gpuIds = {orDie(b.gpu->addSequence()), orDie(b.gpu->addSequence())};
+  orDie(b.cpu->prefill({{cpuIds[0], a}}));
+  orDie(b.gpu->prefill({{gpuIds[0], a}}));
+  const int32_t first = b.compareLast("round 2 prefill")[0];
+  auto mixed = [&](SequenceId idA, SequenceId idB) {
+    std::vector<BatchToken> rows;
+    for (size_t i = 0; i < bPrompt.size(); ++i)
+      rows.push_back({idB, bPrompt[i], int32_t(i), i + 1 == bPrompt.size()});
+    rows.push_back({idA, first, int32_t(a.size()), true});
+    return rows;
+  };
+  orDie(b.cpu->forward(mixed(cpuIds[0], cpuIds[1])));
+  orDie(b.gpu->forward(mixed(gpuIds[0], gpuIds[1])));
+  // Rows: B's last, then A's.
+  std::vector<int32_t> next = b.compareLast("round 2 prefill + decode");
+  std::swap(next[0], next[1]);
+  for (int step = 1; step <= o.steps / 2; ++step) {
+    b.step(cpuIds, gpuIds, next);
+    next = b.compareLast("round 2 step " + std::to_string(step));
+  }
+
+  int failures = 0;
+  if (b.wrong) {
+    std::printf("FAIL: %d greedy tokens differ by more than rounding\n",
+                b.wrong);
     ++failures;
   }
-  if (worst > o.tolerance) {
+  if (b.worst > o.tolerance) {
     std::printf("FAIL: the largest relative logit error %.3e exceeds %.3e\n",
-                worst, o.tolerance);
+                b.worst, o.tolerance);
     ++failures;
   }
+  if (dense)
+    std::printf("selection moved the cpu's logits by up to %.2e (relative, "
+                "against %s)\n",
+                moved, o.dense.c_str());
   std::printf("checks: %s (%d of %d greedy tokens agree, largest relative "
               "logit error %.2e)\n",
-              failures ? "FAILED" : "passed", agreed, compared, worst);
+              failures ? "FAILED" : "passed", b.agreed, b.compared, b.worst);
   return failures ? 1 : 0;
+}
+
+/// Bytes of the cache one decode row of `length` tokens reads: every entry
+/// of a dense layer (the cache's bytes per token, summaries aside); in a
+/// selecting layer (bf16) the summaries of every block, the keys of the
+/// kept blocks' entries and the keys and values of the kept entries and
+/// the newest one, as SparseSelect.h reads them.
+double cacheBytesPerRow(const Artifact &artifact, double kvBytesPerToken,
+                        double length) {
+  const schema::Manifest &m = artifact.manifest();
+  std::map<uint32_t, const schema::CacheLayout *> layouts;
+  for (const schema::CacheLayout &c : m.cache())
+    layouts[c.layer()] = &c;
+  double dense = kvBytesPerToken * length, sparse = 0;
+  for (const schema::KernelCall &call : m.plan().calls()) {
+    if (call.kernel() != "attention" || !call.attention().has_select() ||
+        !call.attention().select().block())
+      continue;
+    const schema::SelectParams &p = call.attention().select();
+    const schema::CacheLayout &c = *layouts.at(call.attention().layer());
+    const double entry = 2.0 * c.head_dim() * c.kv_heads();
+    const double selectable = length - 1;
+    const double summaries = 2 * entry / p.block();
+    dense -= (2 * entry + summaries) * length;
+    sparse += std::ceil(selectable / p.block()) * p.block() * summaries;
+    if (selectable > p.top_tokens())
+      sparse +=
+          std::min<double>(double(p.top_blocks()) * p.block(), selectable) *
+          entry;
+    sparse += (std::min<double>(p.top_tokens(), selectable) + 1) * 2 * entry;
+  }
+  return dense + sparse;
 }
 
 int bench(const Options &o) {
@@ -158,7 +286,9 @@ int bench(const Options &o) {
   run.chunk = o.chunk;
   const kvopt::bench::DecodeBenchResult r =
       orDie(kvopt::bench::runDecodeBench(artifact, engine, run));
-  const double floor = (r.weightBytes + r.cacheBytes) / (bandwidth * 1e9);
+  const double cacheBytes =
+      o.batch * cacheBytesPerRow(*artifact, r.kvBytesPerToken, o.context);
+  const double floor = (r.weightBytes + cacheBytes) / (bandwidth * 1e9);
   // The most sequences of this context whose cache fits in 80 GB (an
   // H100) beside every weight (the embedding too) and 4 GB of activations
   // and workspaces: computed from the cache's bytes per token, not run.
@@ -177,12 +307,14 @@ int bench(const Options &o) {
               bandwidth, r.loadSeconds, r.weightBytes / 1e9,
               r.kvBytesPerToken / 1e3, o.context, fits);
   std::printf("| artifact | graphs | batch | context | TTFT s | step ms | "
-              "tokens/s | floor ms | floor / step |\n| --- | --- | --- | --- | "
-              "--- | --- | --- | --- | --- |\n");
-  std::printf("| %s | %s | %d | %d | %.3f | %.2f | %.0f | %.2f | %.0f%% |\n",
-              o.artifact.c_str(), o.graphs ? "yes" : "no", o.batch, o.context,
+              "tokens/s | cache GB read | floor ms | floor / step |\n| --- | "
+              "--- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+  const std::string file = o.artifact.substr(o.artifact.rfind('/') + 1);
+  std::printf("| %s | %s | %d | %d | %.3f | %.2f | %.0f | %.3f | %.2f | "
+              "%.0f%% |\n",
+              file.c_str(), o.graphs ? "yes" : "no", o.batch, o.context,
               r.firstTokenSeconds, r.stepSeconds * 1e3,
-              r.decodeTokensPerSecond(), floor * 1e3,
+              r.decodeTokensPerSecond(), cacheBytes / 1e9, floor * 1e3,
               100 * floor / r.stepSeconds);
   return 0;
 }
@@ -206,6 +338,8 @@ int main(int argc, char **argv) {
                                        : nullptr;
     if (arg == "--tolerance")
       o.tolerance = std::stod(argv[i + 1]);
+    else if (arg == "--dense")
+      o.dense = argv[i + 1];
     else if (target)
       *target = std::stoi(argv[i + 1]);
     else
@@ -214,7 +348,8 @@ int main(int argc, char **argv) {
   if ((o.mode != "check" && o.mode != "bench") || (argc - 3) % 2) {
     std::fprintf(stderr,
                  "usage: %s check ARTIFACT [--prompt N] [--steps N] "
-                 "[--tolerance X]\n       %s bench ARTIFACT [--batch B] "
+                 "[--tolerance X] [--dense A]\n       %s bench ARTIFACT "
+                 "[--batch B] "
                  "[--context L] [--steps N] [--chunk C] [--graphs 0|1]\n",
                  argv[0], argv[0]);
     return 2;

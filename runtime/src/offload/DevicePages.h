@@ -9,9 +9,11 @@
 // first. It decides and counts; a backend copies what it says (the CPU
 // backend, whose "device" is host memory, only counts).
 //
-// Pages are named by PagedCache's page index and the generation it was
-// taken in, so a page freed and taken again by another sequence is not
-// mistaken for the one that was resident.
+// The unit is one KV head's part of a page (its keys and values: each
+// head selects for itself). Parts are named by PagedCache's page index,
+// the KV head and the generation the page was taken in (its low 24 bits),
+// so a page freed and taken again by another sequence is not mistaken for
+// the one that was resident.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_OFFLOAD_DEVICEPAGES_H
@@ -26,9 +28,11 @@
 
 namespace kvrt::offload {
 
-/// A page of one layer's pool in one of its lives.
-inline uint64_t pageKey(uint32_t index, uint32_t generation) {
-  return uint64_t(generation) << 32 | index;
+/// KV head `head`'s part of a page of one layer's pool in one of its
+/// lives.
+inline uint64_t pageKey(uint32_t index, uint32_t head, uint32_t generation) {
+  return uint64_t(generation & 0xffffffu) << 40 | uint64_t(head & 0xffu) << 32 |
+         index;
 }
 
 struct PageCounts {

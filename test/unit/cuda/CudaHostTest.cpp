@@ -2,17 +2,21 @@
 //
 // What the cuda backend decides before it launches anything: its page
 // bookkeeping, the plan length its graphs key on, which projections
-// convert their inputs, the decode kernels' launch plans and refusals, and
-// the page layouts it reads. No GPU is needed: CI runs these; the kernels
-// themselves are checked on the GPU machine (test/cuda).
+// convert their inputs, the decode kernels' launch plans and refusals, the
+// page layouts it reads, and for sparse selection the pages a prefill's
+// summaries are rebuilt for and the workspace every selecting layer shares. No
+// GPU is needed: CI runs these; the kernels themselves are checked on the GPU
+// machine (test/cuda).
 //
 //===----------------------------------------------------------------------===//
 #include "../runtime/LlamaArtifact.h"
 
 #include "kvrt/ArtifactWriter.h"
 #include "runtime/src/backends/cuda/DecodeAttention.h"
+#include "runtime/src/backends/cuda/DeviceKvPool.h"
 #include "runtime/src/backends/cuda/PageLedger.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
+#include "runtime/src/backends/cuda/SparseSelect.h"
 #include "runtime/src/backends/cuda/StepPlanning.h"
 #include "runtime/src/cache/Codec.h"
 
@@ -175,6 +179,77 @@ TEST(DecodeAttentionPlan, RefusesWhatTheKernelsCannotRead) {
   EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, bf16, fp8}),
             "decode attention on CUDA needs keys and values in one encoding "
             "(bf16, fp8 e4m3, nvfp4 or polar of one width)");
+}
+
+TEST(SummaryBuilds, ListEveryPageARunWroteWithItsStoredSlots) {
+  const std::vector<int32_t> table = {7, 3, 9};
+  std::vector<int32_t> pages, slots;
+  // Tokens 10 to 40 of pages of 16: pages 7 and 3 full, 9 up to slot 9.
+  summaryBuilds(table, 10, 41, 16, pages, slots);
+  EXPECT_EQ(pages, (std::vector<int32_t>{7, 3, 9}));
+  EXPECT_EQ(slots, (std::vector<int32_t>{16, 16, 9}));
+  // Appended: a run ending on a page's last slot, one of a single token,
+  // an empty one.
+  pages.clear();
+  slots.clear();
+  summaryBuilds(table, 0, 32, 16, pages, slots);
+  summaryBuilds(table, 32, 33, 16, pages, slots);
+  summaryBuilds(table, 33, 33, 16, pages, slots);
+  EXPECT_EQ(pages, (std::vector<int32_t>{7, 3, 9}));
+  EXPECT_EQ(slots, (std::vector<int32_t>{16, 16, 1}));
+}
+
+TEST(SparseWorkspace, ServesEveryBatchUpToItsLargestWithinTheBudget) {
+  const DeviceSideLayout bf16 =
+      layoutOf(encodingOf(schema::ENCODING_BF16), 128, 64);
+  // Llama-3-8B's layers with kv-sparse-select's two-level defaults, rows
+  // up to its 131072 positions.
+  const SparsePolicy policy{64, 128, 2048};
+  const SparseDecodeShape llama{0, 32, 8, 128, 64, 131072, bf16, bf16, policy};
+  const size_t budget = 256u << 20;
+  StatusOr<SparseWorkspaceSize> size =
+      sizeSparseWorkspace({llama, llama}, 65535, budget, 132);
+  ASSERT_TRUE(size) << size.status().message();
+  EXPECT_GE(size->maxBatch, 32u);
+  EXPECT_LE(size->bytes, budget);
+  auto bytes = [&](uint32_t batch, uint32_t length) {
+    SparseDecodeShape shape = llama;
+    shape.batch = batch;
+    shape.maxLength = length;
+    StatusOr<SparseDecodePlan> plan = planSparseDecode(shape, 132);
+    return plan ? plan->workspaceBytes : ~size_t(0);
+  };
+  // Every group up to maxBatch rows, of any shorter length, fits; one more
+  // row would pass the budget.
+  for (uint32_t n = 1; n <= size->maxBatch; ++n)
+    for (uint32_t length : {1u, 4096u, 32768u, 131072u})
+      EXPECT_LE(bytes(n, length), size->bytes) << n << " rows of " << length;
+  EXPECT_GT(bytes(size->maxBatch + 1, 131072), budget);
+  // Fewer rows than the budget allows: all of them.
+  StatusOr<SparseWorkspaceSize> few =
+      sizeSparseWorkspace({llama}, 3, budget, 132);
+  ASSERT_TRUE(few);
+  EXPECT_EQ(few->maxBatch, 3u);
+  EXPECT_EQ(few->bytes, bytes(3, 131072));
+  // A layer the kernels cannot read is refused.
+  SparseDecodeShape fp8 = llama;
+  fp8.key = fp8.value = layoutOf(encodingOf(schema::ENCODING_FP8), 128, 64);
+  StatusOr<SparseWorkspaceSize> refused =
+      sizeSparseWorkspace({llama, fp8}, 8, budget, 132);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.status().message(),
+            "sparse attention on CUDA reads bf16 caches only");
+}
+
+TEST(DeviceKvPool, CountsSummariesOnlyForSelectingLayers) {
+  DeviceLayerSpec spec;
+  spec.kvHeads = 8;
+  spec.headDim = 128;
+  EXPECT_EQ(DeviceKvPool::summaryPageBytes(spec, 64), 0u);
+  // Per KV head and block of 64: 128 lower and 128 upper bf16 bounds.
+  spec.summaryBlock = 64;
+  EXPECT_EQ(DeviceKvPool::summaryPageBytes(spec, 64), 8u * 1 * 2 * 128 * 2);
+  EXPECT_EQ(DeviceKvPool::summaryPageBytes(spec, 128), 8u * 2 * 2 * 128 * 2);
 }
 
 TEST(DeviceSideLayout, MatchesTheCodecsPages) {

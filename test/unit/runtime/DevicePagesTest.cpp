@@ -27,10 +27,10 @@ namespace {
 TEST(DevicePages, CountsHitsAndMissesOfEachRead) {
   DevicePages pages(4);
   pages.beginStep();
-  ASSERT_TRUE(pages.acquire({pageKey(1, 0), pageKey(2, 0)}).isOk());
+  ASSERT_TRUE(pages.acquire({pageKey(1, 0, 0), pageKey(2, 0, 0)}).isOk());
   EXPECT_EQ(pages.counts().misses, 2u);
   pages.beginStep();
-  ASSERT_TRUE(pages.acquire({pageKey(2, 0), pageKey(3, 0)}).isOk());
+  ASSERT_TRUE(pages.acquire({pageKey(2, 0, 0), pageKey(3, 0, 0)}).isOk());
   EXPECT_EQ(pages.counts().read, 4u);
   EXPECT_EQ(pages.counts().hits, 1u);
   EXPECT_EQ(pages.counts().misses, 3u);
@@ -40,12 +40,12 @@ TEST(DevicePages, TheLeastRecentlyUsedLeavesFirst) {
   DevicePages pages(2);
   for (uint32_t p : {1, 2, 1, 3}) {
     pages.beginStep();
-    ASSERT_TRUE(pages.acquire({pageKey(p, 0)}).isOk());
+    ASSERT_TRUE(pages.acquire({pageKey(p, 0, 0)}).isOk());
   }
   // 2 was the least recently used when 3 came in.
   pages.beginStep();
-  ASSERT_TRUE(pages.acquire({pageKey(1, 0)}).isOk());
-  ASSERT_TRUE(pages.acquire({pageKey(2, 0)}).isOk());
+  ASSERT_TRUE(pages.acquire({pageKey(1, 0, 0)}).isOk());
+  ASSERT_TRUE(pages.acquire({pageKey(2, 0, 0)}).isOk());
   EXPECT_EQ(pages.counts().hits, 2u); // the second 1, and 1 again
   EXPECT_EQ(pages.counts().misses, 4u);
 }
@@ -53,34 +53,36 @@ TEST(DevicePages, TheLeastRecentlyUsedLeavesFirst) {
 TEST(DevicePages, PrefetchesNeverEvictThisStepsPages) {
   DevicePages pages(3);
   pages.beginStep();
-  ASSERT_TRUE(pages.acquire({pageKey(1, 0), pageKey(2, 0)}).isOk());
-  pages.prefetch({pageKey(7, 0), pageKey(8, 0), pageKey(9, 0)});
+  ASSERT_TRUE(pages.acquire({pageKey(1, 0, 0), pageKey(2, 0, 0)}).isOk());
+  pages.prefetch({pageKey(7, 0, 0), pageKey(8, 0, 0), pageKey(9, 0, 0)});
   // One free slot: 7 came in, 8 and 9 would have evicted 1 or 2.
   EXPECT_EQ(pages.counts().prefetched, 1u);
   pages.beginStep();
   ASSERT_TRUE(
-      pages.acquire({pageKey(1, 0), pageKey(2, 0), pageKey(7, 0)}).isOk());
+      pages.acquire({pageKey(1, 0, 0), pageKey(2, 0, 0), pageKey(7, 0, 0)})
+          .isOk());
   EXPECT_EQ(pages.counts().hits, 3u);
   EXPECT_EQ(pages.counts().prefetchHits, 1u);
   // In a later step the old pages make room.
   pages.beginStep();
-  pages.prefetch({pageKey(8, 0)});
+  pages.prefetch({pageKey(8, 0, 0)});
   EXPECT_EQ(pages.counts().prefetched, 2u);
 }
 
-TEST(DevicePages, AReusedPageIsNotTheOldOne) {
+TEST(DevicePages, AReusedPageOrAnotherHeadIsNotTheOldOne) {
   DevicePages pages(4);
   pages.beginStep();
-  ASSERT_TRUE(pages.acquire({pageKey(5, 0)}).isOk());
+  ASSERT_TRUE(pages.acquire({pageKey(5, 0, 0)}).isOk());
   pages.beginStep();
-  ASSERT_TRUE(pages.acquire({pageKey(5, 1)}).isOk());
-  EXPECT_EQ(pages.counts().misses, 2u);
+  ASSERT_TRUE(pages.acquire({pageKey(5, 0, 1), pageKey(5, 1, 0)}).isOk());
+  EXPECT_EQ(pages.counts().misses, 3u);
 }
 
 TEST(DevicePages, MorePagesThanSlotsIsAnError) {
   DevicePages pages(2);
   pages.beginStep();
-  Status s = pages.acquire({pageKey(1, 0), pageKey(2, 0), pageKey(3, 0)});
+  Status s =
+      pages.acquire({pageKey(1, 0, 0), pageKey(2, 0, 0), pageKey(3, 0, 0)});
   ASSERT_FALSE(s.isOk());
   EXPECT_EQ(s.message(), "an attention reads 3 offloaded pages at once but "
                          "the device holds 2; raise the offload budget or "
@@ -90,12 +92,12 @@ TEST(DevicePages, MorePagesThanSlotsIsAnError) {
 TEST(DevicePages, WrittenAndStreamedPagesAreNotReads) {
   DevicePages pages(3);
   pages.beginStep();
-  pages.written(pageKey(9, 0));
-  pages.stream({pageKey(1, 0), pageKey(2, 0), pageKey(9, 0)});
+  pages.written(pageKey(9, 0, 0));
+  pages.stream({pageKey(1, 0, 0), pageKey(2, 0, 0), pageKey(9, 0, 0)});
   EXPECT_EQ(pages.counts().streamed, 2u);
   EXPECT_EQ(pages.counts().read, 0u);
   pages.beginStep();
-  ASSERT_TRUE(pages.acquire({pageKey(9, 0), pageKey(2, 0)}).isOk());
+  ASSERT_TRUE(pages.acquire({pageKey(9, 0, 0), pageKey(2, 0, 0)}).isOk());
   EXPECT_EQ(pages.counts().hits, 2u);
 }
 
@@ -115,7 +117,7 @@ TEST(DevicePages, MatchesAPlainLruModelOnRandomSteps) {
     pages.beginStep();
     std::set<uint64_t> read;
     while (read.size() < 1 + rng() % 8)
-      read.insert(pageKey(rng() % 30, 0));
+      read.insert(pageKey(rng() % 30, rng() % 2, 0));
     std::vector<uint64_t> readList(read.begin(), read.end());
     ASSERT_TRUE(pages.acquire(readList).isOk());
     std::vector<uint64_t> missing;
@@ -137,7 +139,7 @@ TEST(DevicePages, MatchesAPlainLruModelOnRandomSteps) {
     }
     std::vector<uint64_t> predicted;
     for (int i = 0; i < 3; ++i)
-      predicted.push_back(pageKey(rng() % 30, 0));
+      predicted.push_back(pageKey(rng() % 30, rng() % 2, 0));
     std::sort(predicted.begin(), predicted.end());
     predicted.erase(std::unique(predicted.begin(), predicted.end()),
                     predicted.end());

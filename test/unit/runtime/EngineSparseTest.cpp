@@ -121,17 +121,18 @@ TEST(EngineSparse, OffloadCountsWithoutChangingResults) {
   // them all.
   EXPECT_EQ(o.misses, 0u);
 
-  // Two slots cannot hold the 3 blocks a decode row may read: the step is
-  // refused before it stores anything.
+  // Two slots cannot hold the 3 blocks each of 4 KV heads of a decode row
+  // may read: the step is refused before it stores anything.
   auto tight = engine(
       artifact("offload_tight", selectParams(4, 3, 8), {}, offload(2, 0)));
   SequenceId s = tight->addSequence().value();
   ASSERT_TRUE(tight->prefill({{s, kStory, false}}).isOk());
   Status stepped = tight->step({{s, 5}});
   EXPECT_EQ(stepped.message(),
-            "layer 0 is offloaded with room for 2 pages on the device, but 1 "
-            "decode rows may read 3 (top_blocks 3 each) at once; raise the "
-            "offload budget or decode fewer sequences at a time");
+            "layer 0 is offloaded with room for 2 KV-head pages on the "
+            "device, but 1 decode row may read 12 at once (top_blocks 3 for "
+            "each of 4 KV heads); raise the offload budget or decode fewer "
+            "sequences at a time");
   EXPECT_EQ(tight->sequenceLength(s).value(), int64_t(kStory.size()));
 }
 

@@ -87,7 +87,7 @@ public:
       s.prefetched += c.prefetched;
       s.streamed += c.streamed;
       const CacheLayerShape &shape = cache_.shape(layer);
-      s.bytesIn += (c.misses + c.prefetched + c.streamed) * shape.kvHeads *
+      s.bytesIn += (c.misses + c.prefetched + c.streamed) *
                    (shape.keyHeadBytes + shape.valueHeadBytes);
     }
     return stats;
@@ -293,10 +293,11 @@ Status CpuBackend::prepare() {
           p.has_device_pages()
               ? p.device_pages()
               : uint64_t(
-                    std::ceil(p.device_ratio() * double(shape.capacityPages)));
+                    std::ceil(p.device_ratio() * double(shape.capacityPages) *
+                              shape.kvHeads));
       auto offload = std::make_unique<cpu::LayerOffload>(
-          p.layer(), std::max<uint64_t>(devicePages, 1), p.runners_up(),
-          params.select);
+          p.layer(), shape.kvHeads, std::max<uint64_t>(devicePages, 1),
+          p.runners_up(), params.select);
       params.record = &offload->record();
       step.offload = offload.get();
       offloads_.emplace_back(p.layer(), std::move(offload));

@@ -9,24 +9,26 @@
 
 namespace kvrt::cpu {
 
-LayerOffload::LayerOffload(uint32_t layer, uint64_t devicePages,
-                           uint32_t runnersUp, sparse::SelectPolicy select)
-    : layer_(layer), select_(select), pages_(devicePages) {
+LayerOffload::LayerOffload(uint32_t layer, uint32_t kvHeads,
+                           uint64_t devicePages, uint32_t runnersUp,
+                           sparse::SelectPolicy select)
+    : layer_(layer), kvHeads_(kvHeads), select_(select), pages_(devicePages) {
   record_.runnersUp = runnersUp;
 }
 
 Status LayerOffload::admit(uint64_t decodeRows) const {
-  uint64_t most = decodeRows * select_.topBlocks;
+  uint64_t most = decodeRows * select_.topBlocks * kvHeads_;
   if (most <= pages_.slots())
     return Status::ok();
   return Status::error(
       "layer " + std::to_string(layer_) + " is offloaded with room for " +
-      std::to_string(pages_.slots()) + " pages on the device, but " +
-      std::to_string(decodeRows) + " decode rows may read " +
-      std::to_string(most) + " (top_blocks " +
-      std::to_string(select_.topBlocks) +
-      " each) at once; raise the offload budget or decode fewer sequences "
-      "at a time");
+      std::to_string(pages_.slots()) + " KV-head pages on the device, but " +
+      std::to_string(decodeRows) + " decode " +
+      (decodeRows == 1 ? "row" : "rows") + " may read " + std::to_string(most) +
+      " at once (top_blocks " + std::to_string(select_.topBlocks) +
+      " for each of " + std::to_string(kvHeads_) +
+      " KV heads); raise the offload budget or decode fewer sequences at a "
+      "time");
 }
 
 Status LayerOffload::run(const PagedCache &cache, const uint64_t *sequences,
@@ -34,8 +36,9 @@ Status LayerOffload::run(const PagedCache &cache, const uint64_t *sequences,
   const CacheLayerShape &shape = cache.shape(layer_);
   const int64_t kvHeads = shape.kvHeads;
   pages_.beginStep();
-  auto key = [&](uint32_t index) {
-    return offload::pageKey(index, cache.page(layer_, index).generation);
+  auto key = [&](uint32_t index, int64_t head) {
+    return offload::pageKey(index, uint32_t(head),
+                            cache.page(layer_, index).generation);
   };
   std::unordered_map<uint64_t, int64_t> rowsOf;
   for (int64_t r = 0; r < rows; ++r)
@@ -52,10 +55,11 @@ Status LayerOffload::run(const PagedCache &cache, const uint64_t *sequences,
     uint64_t length = cache.length(layer_, sequence);
     uint64_t firstNew = (length - uint64_t(rowsOf[sequence])) / shape.pageSize;
     std::unordered_set<uint64_t> written;
-    for (uint64_t p = firstNew; p * shape.pageSize < length; ++p) {
-      written.insert(key(table[p]));
-      pages_.written(key(table[p]));
-    }
+    for (uint64_t p = firstNew; p * shape.pageSize < length; ++p)
+      for (int64_t g = 0; g < kvHeads; ++g) {
+        written.insert(key(table[p], g));
+        pages_.written(key(table[p], g));
+      }
     bool selected = false;
     for (int64_t g = 0; g < kvHeads; ++g) {
       const SelectionRecord::Row &row = record_.rows[size_t(r * kvHeads + g)];
@@ -63,11 +67,11 @@ Status LayerOffload::run(const PagedCache &cache, const uint64_t *sequences,
         continue;
       selected = true;
       for (uint64_t entry : row.entries)
-        if (uint64_t page = key(table[entry / shape.pageSize]);
-            !written.count(page))
-          read.push_back(page);
+        if (uint64_t part = key(table[entry / shape.pageSize], g);
+            !written.count(part))
+          read.push_back(part);
       for (uint64_t b : row.runnerUpBlocks)
-        predicted.push_back(key(table[b * select_.block / shape.pageSize]));
+        predicted.push_back(key(table[b * select_.block / shape.pageSize], g));
     }
     if (selected)
       continue;
@@ -75,7 +79,8 @@ Status LayerOffload::run(const PagedCache &cache, const uint64_t *sequences,
     // pages pass through the device once.
     std::vector<uint64_t> earlier;
     for (uint64_t p = 0; p < firstNew; ++p)
-      earlier.push_back(key(table[p]));
+      for (int64_t g = 0; g < kvHeads; ++g)
+        earlier.push_back(key(table[p], g));
     pages_.stream(earlier);
   }
   std::sort(read.begin(), read.end());

@@ -17,17 +17,18 @@ namespace kvrt::cpu {
 
 class LayerOffload {
 public:
-  /// `devicePages` slots for layer `layer`, whose attention selects under
-  /// `select` and records into record().
-  LayerOffload(uint32_t layer, uint64_t devicePages, uint32_t runnersUp,
-               sparse::SelectPolicy select);
+  /// `devicePages` slots (KV-head pages) for layer `layer` of `kvHeads`
+  /// KV heads, whose attention selects under `select` and records into
+  /// record().
+  LayerOffload(uint32_t layer, uint32_t kvHeads, uint64_t devicePages,
+               uint32_t runnersUp, sparse::SelectPolicy select);
 
   SelectionRecord &record() { return record_; }
   const offload::PageCounts &counts() const { return pages_.counts(); }
 
   /// Whether a batch with `decodeRows` decode rows fits the device: each
-  /// may read top_blocks pages at once. Checked before the batch stores
-  /// anything.
+  /// may read top_blocks KV-head pages per KV head at once. Checked before
+  /// the batch stores anything.
   Status admit(uint64_t decodeRows) const;
 
   /// After the layer's attention over `rows` rows: the newest page of each
@@ -38,6 +39,7 @@ public:
 
 private:
   uint32_t layer_;
+  uint32_t kvHeads_;
   sparse::SelectPolicy select_;
   offload::DevicePages pages_;
   SelectionRecord record_;

@@ -18,9 +18,18 @@
 // - A chunked prefill (earlier tokens stored) of a quantized cache runs
 //   its rows through the decode kernels, which read the chunk's own
 //   tokens encoded.
-// - Eviction, the fidelity probe, append observers (calibration), KIVI
-//   caches and polar with QJL run on the cpu backend only; an artifact or
-//   option that needs them is refused when the backend is created.
+// - Sparse selection (AttentionParams.select) runs for bf16 caches, by
+//   the kernels of SparseSelect.h: a selecting layer keeps block summaries
+//   beside its pages, rebuilt for the pages a prefill wrote and, each
+//   decode step, for the block of each row's newest selectable entry; its
+//   decode rows (a sequence's only row in the batch, as on the CPU) select
+//   and attend sparsely, its prefill rows attend densely. The selection
+//   ranks in fp32 where the CPU ranks in double: a near tie may go the
+//   other way.
+// - Eviction, offload (prefetch calls), selection over other encodings,
+//   the fidelity probe, append observers (calibration), KIVI caches and
+//   polar with QJL run on the cpu backend only; an artifact or option that
+//   needs them is refused when the backend is created.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/artifact/Plan.h"
@@ -33,6 +42,7 @@
 #include "runtime/src/backends/cuda/Gemm.h"
 #include "runtime/src/backends/cuda/PrefillAttention.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
+#include "runtime/src/backends/cuda/SparseSelect.h"
 #include "runtime/src/backends/cuda/StepPlanning.h"
 #include "runtime/src/engine/Backend.h"
 #include "runtime/src/engine/PlanSteps.h"
@@ -44,6 +54,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <tuple>
 #include <unordered_map>
@@ -56,6 +67,9 @@ using cuda::DeviceBuffer;
 /// Bytes of split partials one attention launch may use: a long prefill's
 /// rows are launched in groups that fit.
 constexpr size_t kAttentionWorkspaceBytes = 256u << 20;
+/// Bytes of the sparse decode's workspace at most: a larger batch of
+/// decode rows selects in groups that fit.
+constexpr size_t kSparseWorkspaceBytes = 256u << 20;
 
 /// What a CUDA call that failed did, in one sentence.
 Status cudaFailed(const std::string &what, cudaError_t error) {
@@ -82,6 +96,8 @@ struct Step : PlanStep {
   uint32_t layer = 0;
   float scale = 1.0f;
   int32_t slidingWindow = 0;
+  /// attention: the layer's selection for decode rows; block 0: none.
+  cuda::SparsePolicy select;
 };
 
 /// A device buffer that grows to what is asked and keeps its contents
@@ -179,6 +195,9 @@ private:
   /// Tensor `index` in device memory, as bf16 (`bf16`) or f32.
   StatusOr<const void *> tensor(uint32_t index, bool bf16);
   Status prepareCache(const EngineOptions &options);
+  /// The one sparse workspace of the selecting layers, for `pages` pages
+  /// (sequences of at most `longest` tokens).
+  Status prepareSparse(uint64_t pages, uint64_t longest);
   Status run(const Step &s, uint32_t rows, uint32_t logitRows);
   /// Runs every step, from a captured graph where the step's shape
   /// repeats (a decode step, EngineOptions::cudaGraphs).
@@ -189,6 +208,14 @@ private:
   /// split partials fit the workspace budget.
   Status decodeRows(cuda::DecodeAttentionArgs args, uint32_t first,
                     uint32_t count);
+  /// Rows [first, first + count) of a selecting layer: decode rows through
+  /// sparseRows(), the others through decodeRows().
+  Status selectingRows(const Step &s, const cuda::DecodeAttentionArgs &args,
+                       uint32_t first, uint32_t count);
+  /// Decode rows [first, first + count), whose page tables are consecutive,
+  /// selected and attended sparsely in groups that fit the workspace.
+  Status sparseRows(const Step &s, const cuda::DecodeAttentionArgs &args,
+                    uint32_t first, uint32_t count);
   float *buffer(uint32_t index) { return buffers_[index].buffer.as<float>(); }
 
   std::shared_ptr<const Artifact> artifact_;
@@ -209,6 +236,19 @@ private:
   Scratch ownKeys_, ownValues_;
   bool hasRuns_ = false;
   int64_t widestKv_ = 0;
+  /// Sparse selection: whether a layer selects, the workspace every
+  /// selecting layer uses in turn (allocated once: a captured graph holds
+  /// its address, and the arrival counters in it are zeroed once), and the
+  /// decode rows one launch takes.
+  bool selects_ = false;
+  DeviceBuffer sparseWorkspace_;
+  uint32_t sparseBatch_ = 0;
+  /// Per forward, with a prefill: the pages it wrote and their stored
+  /// slots (device pointers into batchInts_), whose summaries each
+  /// selecting layer rebuilds.
+  const int32_t *buildPages_ = nullptr, *buildSlots_ = nullptr;
+  uint32_t builds_ = 0;
+  std::vector<int32_t> buildPagesHost_, buildSlotsHost_;
   /// planLength() of the batch's longest row.
   uint32_t planLength_ = 0;
   bool useGraphs_ = true;
@@ -225,6 +265,8 @@ private:
   /// The batch's row lengths and table rows on the host: attention plans
   /// for the longest row and finds each sequence's prefill rows.
   std::vector<int32_t> rowLengthsHost_, tableRowsHost_;
+  /// Rows of each table row's sequence in the batch: 1 for a decode row.
+  std::vector<uint32_t> sequenceRowsHost_;
   float *logitsOut_ = nullptr;
 };
 
@@ -376,13 +418,11 @@ Status CudaBackend::prepare(const EngineOptions &options) {
       step.layer = call.append().layer();
       break;
     case Kernel::Attention:
-      if (call.attention().has_select())
-        return Status::error(
-            name + ": the attention call of layer " +
-            std::to_string(call.attention().layer()) +
-            " selects entries sparsely, which the cuda backend cannot run "
-            "yet (selection runs on the cpu backend); compile without "
-            "kv-sparse-select for the GPU");
+      if (call.attention().has_select() && call.attention().select().block()) {
+        const schema::SelectParams &p = call.attention().select();
+        step.select = {p.block(), p.top_blocks(), p.top_tokens()};
+        selects_ = true;
+      }
       step.layer = call.attention().layer();
       step.scale = float(call.attention().scale());
       step.slidingWindow = call.attention().has_sliding_window()
@@ -395,6 +435,13 @@ Status CudaBackend::prepare(const EngineOptions &options) {
                            " cannot run on the cuda backend yet (eviction "
                            "runs on the cpu backend); compile without "
                            "kv-evict for the GPU");
+    case Kernel::Prefetch:
+      return Status::error(name + ": the prefetch call of layer " +
+                           std::to_string(call.prefetch().layer()) +
+                           " offloads the cache to host memory, which the "
+                           "cuda backend cannot do yet (offload is counted "
+                           "on the cpu backend); compile without kv-offload "
+                           "for the GPU");
     default:
       break;
     }
@@ -412,18 +459,29 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
   const schema::Manifest &m = artifact_->manifest();
   const std::string &name = artifact_->name();
   uint32_t pageSize = options.pageSize;
+  if (!pageSize) {
+    // One page size serves every layer: the artifact's, or where its layers
+    // differ (kv-sparse-select makes a selecting layer's page a multiple of
+    // its block) their least common multiple.
+    uint64_t common = 1;
+    for (const schema::CacheLayout &c : m.cache())
+      common = std::lcm<uint64_t>(common, c.page_size());
+    if (common > (1u << 16))
+      return Status::error(name + ": the layers' page sizes have no common "
+                                  "multiple of at most 65536 tokens, which "
+                                  "the cuda backend needs (set "
+                                  "EngineOptions::pageSize)");
+    pageSize = uint32_t(common);
+  }
+  // The selecting layers' policies and query heads.
+  std::map<uint32_t, const Step *> selecting;
+  for (const Step &s : steps_)
+    if (s.kernel == Kernel::Attention && s.select.block)
+      selecting[s.layer] = &s;
   std::vector<cuda::DeviceLayerSpec> specs;
   uint64_t pageBytes = 0;
   for (const schema::CacheLayout &c : m.cache()) {
     const std::string where = name + ": layer " + std::to_string(c.layer());
-    if (!pageSize)
-      pageSize = c.page_size();
-    if (pageSize != (options.pageSize ? options.pageSize : c.page_size()))
-      return Status::error(
-          where + " has pages of " + std::to_string(c.page_size()) +
-          " tokens and an earlier layer " + std::to_string(pageSize) +
-          "; the cuda backend needs one page size for all "
-          "layers (set EngineOptions::pageSize)");
     cuda::DeviceLayerSpec spec;
     spec.kvHeads = c.kv_heads();
     spec.headDim = c.head_dim();
@@ -455,7 +513,26 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
         cuda::planDecodeAttention(shape, multiprocessors_);
     if (!planned)
       return Status::error(where + ": " + planned.status().message());
-    pageBytes += (spec.key.areaStride + spec.value.areaStride) * spec.kvHeads;
+    if (auto found = selecting.find(c.layer()); found != selecting.end()) {
+      const Step &s = *found->second;
+      if (spec.key.kind != cuda::DeviceSideLayout::Kind::Bf16 ||
+          spec.value.kind != cuda::DeviceSideLayout::Kind::Bf16)
+        return Status::error(
+            where + " selects entries sparsely over a quantized cache, and "
+                    "the cuda backend selects over bf16 caches only; run "
+                    "this artifact on the cpu backend, or compile it "
+                    "without kv-quantize for the GPU");
+      cuda::SparseDecodeShape shape{
+          1, uint32_t(s.heads), c.kv_heads(), c.head_dim(), pageSize,
+          1, spec.key,          spec.value,   s.select};
+      StatusOr<cuda::SparseDecodePlan> sparse =
+          cuda::planSparseDecode(shape, multiprocessors_);
+      if (!sparse)
+        return Status::error(where + ": " + sparse.status().message());
+      spec.summaryBlock = s.select.block;
+    }
+    pageBytes += (spec.key.areaStride + spec.value.areaStride) * spec.kvHeads +
+                 cuda::DeviceKvPool::summaryPageBytes(spec, pageSize);
     widestKv_ =
         std::max<int64_t>(widestKv_, int64_t(spec.kvHeads) * spec.headDim);
     specs.push_back(std::move(spec));
@@ -486,6 +563,53 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
   if (!pool)
     return pool.status();
   pool_ = std::move(*pool);
+  uint64_t longest = pages * pageSize;
+  if (m.model().max_positions() > 0)
+    longest = std::min<uint64_t>(longest, m.model().max_positions());
+  return prepareSparse(pages, longest);
+}
+
+Status CudaBackend::prepareSparse(uint64_t pages, uint64_t longest) {
+  if (!selects_)
+    return Status::ok();
+  // Planned for the longest row the cache can hold (as forward() rounds
+  // it) and as many decode rows as it has pages, within the budget.
+  const uint32_t maxLength = cuda::planLength(
+      uint32_t(std::min<uint64_t>(longest, uint64_t(INT32_MAX) / 2)));
+  std::vector<cuda::SparseDecodeShape> shapes;
+  for (const Step &s : steps_) {
+    if (s.kernel != Kernel::Attention || !s.select.block)
+      continue;
+    const cuda::DeviceKvPool::Layer &layer = pool_->layer(s.layer);
+    shapes.push_back({0, uint32_t(s.heads), layer.spec.kvHeads,
+                      layer.spec.headDim, pool_->pageSize(), maxLength,
+                      layer.spec.key, layer.spec.value, s.select});
+  }
+  StatusOr<cuda::SparseWorkspaceSize> size = cuda::sizeSparseWorkspace(
+      shapes, uint32_t(std::min<uint64_t>(pages, 65535)), kSparseWorkspaceBytes,
+      multiprocessors_);
+  if (!size)
+    return Status::error(artifact_->name() + ": " + size.status().message());
+  StatusOr<DeviceBuffer> workspace = DeviceBuffer::allocate(size->bytes);
+  if (!workspace)
+    return Status::error(artifact_->name() + ": the sparse workspace: " +
+                         workspace.status().message());
+  sparseWorkspace_ = std::move(*workspace);
+  sparseBatch_ = size->maxBatch;
+  // Every plan keeps its arrival counters at the workspace's start, one
+  // pair per row and KV head, and each call leaves them zero: zeroing the
+  // largest plan's once serves every later call.
+  for (cuda::SparseDecodeShape shape : shapes) {
+    shape.batch = sparseBatch_;
+    StatusOr<cuda::SparseDecodePlan> plan =
+        cuda::planSparseDecode(shape, multiprocessors_);
+    if (!plan)
+      return plan.status();
+    KVRT_RETURN_IF_ERROR(
+        cuda::prepareSparseWorkspace(sparseWorkspace_.get(), *plan, stream_));
+  }
+  if (cudaError_t e = cudaStreamSynchronize(stream_))
+    return cudaFailed("preparing the sparse workspace", e);
   return Status::ok();
 }
 
@@ -503,8 +627,25 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   KVRT_RETURN_IF_ERROR(pool_->ledger().reserve(counts));
 
   // The batch's integers, in one pinned array: tokens, positions, slots,
-  // row lengths, table rows, page tables, then the logit rows.
+  // row lengths, table rows, page tables, the logit rows, then the pages
+  // whose summaries the selecting layers rebuild and their slots.
   const uint32_t pageSize = pool_->pageSize();
+  hasRuns_ = counts.size() < rows;
+  sequenceRowsHost_.resize(counts.size());
+  buildPagesHost_.clear();
+  buildSlotsHost_.clear();
+  for (size_t s = 0; s < counts.size(); ++s) {
+    sequenceRowsHost_[s] = uint32_t(counts[s].second);
+    // A prefill (a sequence's several rows) writes pages whose summaries
+    // are rebuilt whole; a decode row's block is updated where it is read.
+    if (selects_ && counts[s].second > 1) {
+      const uint64_t before = pool_->ledger().length(counts[s].first);
+      cuda::summaryBuilds(pool_->ledger().pages(counts[s].first), before,
+                          before + counts[s].second, pageSize, buildPagesHost_,
+                          buildSlotsHost_);
+    }
+  }
+  builds_ = uint32_t(buildPagesHost_.size());
   uint64_t longest = 0;
   for (const auto &[sequence, more] : counts)
     longest = std::max(longest, pool_->ledger().length(sequence) + more);
@@ -514,7 +655,8 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   pageTableStride_ = (planLength_ + pageSize - 1) / pageSize;
   const std::vector<uint32_t> &wanted = *batch.logitRows;
   const size_t tableInts = counts.size() * pageTableStride_;
-  const size_t total = 5 * size_t(rows) + tableInts + wanted.size();
+  const size_t total =
+      5 * size_t(rows) + tableInts + wanted.size() + 2 * size_t(builds_);
   StatusOr<int32_t *> host = hostInts_.reserve(total);
   if (!host)
     return host.status();
@@ -543,6 +685,9 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
               tables + (s + 1) * pageTableStride_, 0);
   }
   std::copy(wanted.begin(), wanted.end(), tables + tableInts);
+  int32_t *builds = tables + tableInts + wanted.size();
+  std::copy(buildPagesHost_.begin(), buildPagesHost_.end(), builds);
+  std::copy(buildSlotsHost_.begin(), buildSlotsHost_.end(), builds + builds_);
 
   KVRT_RETURN_IF_ERROR(batchInts_.reserve(total * sizeof(int32_t)));
   const int32_t *d = batchInts_.buffer.as<int32_t>();
@@ -553,6 +698,8 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   tableRows_ = d + 4 * rows;
   pageTables_ = d + 5 * rows;
   logitRows_ = reinterpret_cast<const uint32_t *>(d + 5 * rows + tableInts);
+  buildPages_ = d + 5 * rows + tableInts + wanted.size();
+  buildSlots_ = buildPages_ + builds_;
   if (cudaError_t e =
           cudaMemcpyAsync(batchInts_.buffer.get(), h, total * sizeof(int32_t),
                           cudaMemcpyHostToDevice, stream_))
@@ -566,7 +713,6 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   const int64_t vocab = artifact_->manifest().model().vocab_size();
   KVRT_RETURN_IF_ERROR(
       logits_.reserve(wanted.size() * size_t(vocab) * sizeof(float)));
-  hasRuns_ = counts.size() < rows;
   if (hasRuns_) {
     const size_t bytes = size_t(rows) * widestKv_ * sizeof(uint16_t);
     KVRT_RETURN_IF_ERROR(ownKeys_.reserve(bytes));
@@ -704,6 +850,7 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
                                stream_);
     break;
   case Kernel::Evict:
+  case Kernel::Prefetch:
     break; // Refused in prepare().
   }
   if (!launched)
@@ -732,6 +879,16 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
   args.qHeads = qHeads;
   args.scale = s.scale;
   args.slidingWindow = s.slidingWindow;
+  if (s.select.block && builds_)
+    KVRT_RETURN_IF_ERROR(cuda::buildBlockSummaries(
+        view, layer.summaries.as<uint16_t>(), s.select.block, buildPages_,
+        buildSlots_, builds_, stream_));
+  // Rows the prefill kernel does not take: to the decode kernels, or in a
+  // selecting layer decode rows to the sparse ones.
+  auto pendingRows = [&](uint32_t first, uint32_t count) {
+    return s.select.block ? selectingRows(s, args, first, count)
+                          : decodeRows(args, first, count);
+  };
   // A sequence's run of several rows (a prefill) goes to the prefill
   // kernel where it reads the layer; single rows (decode steps) and runs
   // it cannot read to the decode kernels, as many at once as are
@@ -747,7 +904,7 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
       r = end;
       continue;
     }
-    KVRT_RETURN_IF_ERROR(decodeRows(args, pending, r - pending));
+    KVRT_RETURN_IF_ERROR(pendingRows(pending, r - pending));
     cuda::PrefillAttentionArgs run;
     run.cache = view;
     run.pageTable = pageTables_ + size_t(tableRowsHost_[r]) * pageTableStride_;
@@ -763,7 +920,96 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
     KVRT_RETURN_IF_ERROR(cuda::prefillAttention(run, stream_));
     r = pending = end;
   }
-  return decodeRows(args, pending, rows - pending);
+  return pendingRows(pending, rows - pending);
+}
+
+Status CudaBackend::selectingRows(const Step &s,
+                                  const cuda::DecodeAttentionArgs &args,
+                                  uint32_t first, uint32_t count) {
+  // As on the CPU, a decode row is its sequence's only row in the batch;
+  // consecutive ones read consecutive page tables (sequences are numbered
+  // as they first appear), so they share one sparse launch.
+  auto decodeRow = [&](uint32_t r) {
+    return sequenceRowsHost_[size_t(tableRowsHost_[r])] == 1;
+  };
+  for (const uint32_t end = first + count; first < end;) {
+    const bool sparse = decodeRow(first);
+    uint32_t next = first + 1;
+    while (next < end && decodeRow(next) == sparse &&
+           (!sparse || tableRowsHost_[next] == tableRowsHost_[next - 1] + 1))
+      ++next;
+    KVRT_RETURN_IF_ERROR(sparse ? sparseRows(s, args, first, next - first)
+                                : decodeRows(args, first, next - first));
+    first = next;
+  }
+  return Status::ok();
+}
+
+Status CudaBackend::sparseRows(const Step &s,
+                               const cuda::DecodeAttentionArgs &args,
+                               uint32_t first, uint32_t count) {
+  cuda::DeviceKvPool::Layer &layer = pool_->layer(s.layer);
+  const uint32_t qHeads = args.qHeads, headDim = args.cache.headDim;
+  cuda::SparseDecodeShape shape{0,
+                                qHeads,
+                                args.cache.kvHeads,
+                                headDim,
+                                args.cache.pageSize,
+                                planLength_,
+                                args.cache.key,
+                                args.cache.value,
+                                s.select};
+  for (const uint32_t end = first + count; first < end;) {
+    uint32_t group = std::min(end - first, sparseBatch_);
+    cuda::SparseDecodePlan plan;
+    // prepareSparse() sized the workspace for every group of up to
+    // sparseBatch_ rows of lengths the cache can hold; halving serves what
+    // it did not foresee.
+    for (;;) {
+      shape.batch = group;
+      StatusOr<cuda::SparseDecodePlan> planned =
+          cuda::planSparseDecode(shape, multiprocessors_);
+      if (!planned)
+        return planned.status();
+      if (planned->workspaceBytes <= sparseWorkspace_.size()) {
+        plan = *planned;
+        break;
+      }
+      if (group == 1)
+        return Status::error("sparse decode of a row of " +
+                             std::to_string(planLength_) +
+                             " tokens needs a workspace of " +
+                             std::to_string(planned->workspaceBytes) +
+                             " bytes and the cuda "
+                             "backend holds " +
+                             std::to_string(sparseWorkspace_.size()));
+      group = std::max<uint32_t>(1, group / 2);
+    }
+    cuda::SparseDecodeArgs sparse;
+    sparse.cache = args.cache;
+    sparse.cache.pageTables =
+        pageTables_ + size_t(tableRowsHost_[first]) * pageTableStride_;
+    sparse.cache.tableRows = nullptr;
+    sparse.cache.lengths = rowLengths_ + first;
+    sparse.summaries = layer.summaries.as<uint16_t>();
+    sparse.q = args.q + size_t(first) * qHeads * headDim;
+    sparse.out = args.out + size_t(first) * qHeads * headDim;
+    sparse.queryPositions = positions_ + first;
+    sparse.batch = group;
+    sparse.qHeads = qHeads;
+    sparse.scale = args.scale;
+    sparse.slidingWindow = args.slidingWindow;
+    sparse.workspace = sparseWorkspace_.get();
+    // The previous step's token became selectable: its block's summary
+    // first, then both levels, then attention over what they kept.
+    KVRT_RETURN_IF_ERROR(
+        cuda::updateBlockSummaries(sparse.cache, layer.summaries.as<uint16_t>(),
+                                   s.select.block, group, stream_));
+    KVRT_RETURN_IF_ERROR(cuda::selectSparseEntries(sparse, plan, stream_));
+    KVRT_RETURN_IF_ERROR(cuda::sparseAttention(sparse, plan, stream_));
+    first += group;
+  }
+  return Status::ok();
 }
 
 Status CudaBackend::decodeRows(cuda::DecodeAttentionArgs args, uint32_t first,

@@ -32,7 +32,11 @@ DeviceKvPool::create(std::vector<DeviceLayerSpec> specs, uint32_t pageSize,
       KVRT_RETURN_IF_ERROR(
           buffer->upload(scales->data(), scales->size() * sizeof(float)));
     }
-    pool->pageBytes_ += keyPage + valuePage;
+    const uint64_t summaryPage = summaryPageBytes(spec, pageSize);
+    if (summaryPage)
+      KVRT_RETURN_IF_ERROR(
+          allocate(layer.summaries, summaryPage * capacityPages));
+    pool->pageBytes_ += keyPage + valuePage + summaryPage;
     layer.spec = std::move(spec);
     pool->layers_.push_back(std::move(layer));
   }
@@ -41,11 +45,20 @@ DeviceKvPool::create(std::vector<DeviceLayerSpec> specs, uint32_t pageSize,
   return pool;
 }
 
+uint64_t DeviceKvPool::summaryPageBytes(const DeviceLayerSpec &spec,
+                                        uint32_t pageSize) {
+  if (!spec.summaryBlock)
+    return 0;
+  return uint64_t(spec.kvHeads) * (pageSize / spec.summaryBlock) * 2 *
+         spec.headDim * sizeof(uint16_t);
+}
+
 double DeviceKvPool::bytesPerToken() const {
   double bytes = 0;
   for (const Layer &l : layers_)
     bytes +=
-        double(l.spec.key.headBytes + l.spec.value.headBytes) * l.spec.kvHeads;
+        double(l.spec.key.headBytes + l.spec.value.headBytes) * l.spec.kvHeads +
+        double(summaryPageBytes(l.spec, pageSize()));
   return bytes / pageSize();
 }
 

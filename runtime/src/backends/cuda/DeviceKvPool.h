@@ -27,6 +27,9 @@ struct DeviceLayerSpec {
   DeviceSideLayout key, value;
   /// fp8 per_head: the scales of each side's KV heads; empty otherwise.
   std::vector<float> keyScales, valueScales;
+  /// Sparse selection: slots per block summary (SparseSelect.h); 0: the
+  /// layer keeps none.
+  uint32_t summaryBlock = 0;
 };
 
 class DeviceKvPool {
@@ -34,7 +37,14 @@ public:
   struct Layer {
     DeviceLayerSpec spec;
     DeviceBuffer keys, values, keyScales, valueScales;
+    /// Block summaries where spec.summaryBlock is set, in SparseSelect.h's
+    /// layout: [pages][kvHeads][pageSize / block][2][headDim] bf16.
+    DeviceBuffer summaries;
   };
+
+  /// Bytes of one page's block summaries in a layer of `spec`.
+  static uint64_t summaryPageBytes(const DeviceLayerSpec &spec,
+                                   uint32_t pageSize);
 
   /// Allocates `capacityPages` pages of `pageSize` tokens for each layer.
   static StatusOr<std::unique_ptr<DeviceKvPool>>
@@ -51,8 +61,8 @@ public:
   int32_t *positions() const { return positions_.as<int32_t>(); }
 
   /// Bytes of keys and values one token takes across all layers (page
-  /// areas over the page size: metadata included), and bytes of pages
-  /// attached to sequences now and at most so far.
+  /// areas and block summaries over the page size: metadata included), and
+  /// bytes of pages attached to sequences now and at most so far.
   double bytesPerToken() const;
   uint64_t bytesInUse() const { return ledger_.pagesInUse() * pageBytes_; }
   uint64_t peakBytes() const { return ledger_.peakPages() * pageBytes_; }

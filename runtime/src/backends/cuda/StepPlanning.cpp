@@ -1,6 +1,9 @@
 //===- StepPlanning.cpp - Host decisions of the cuda backend --------------===//
 #include "runtime/src/backends/cuda/StepPlanning.h"
 
+#include <algorithm>
+#include <tuple>
+
 namespace kvrt::cuda {
 
 Bf16Inputs planBf16Inputs(const std::vector<PlanStep> &steps) {
@@ -46,6 +49,60 @@ uint32_t planLength(uint32_t length) {
   while (step * 8 <= length)
     step *= 2;
   return (length + step - 1) / step * step;
+}
+
+void summaryBuilds(const std::vector<int32_t> &pages, uint64_t before,
+                   uint64_t after, uint32_t pageSize,
+                   std::vector<int32_t> &buildPages,
+                   std::vector<int32_t> &buildSlots) {
+  if (after <= before)
+    return;
+  for (uint64_t p = before / pageSize; p <= (after - 1) / pageSize; ++p) {
+    buildPages.push_back(pages[p]);
+    buildSlots.push_back(
+        int32_t(std::min<uint64_t>(pageSize, after - p * pageSize)));
+  }
+}
+
+StatusOr<SparseWorkspaceSize>
+sizeSparseWorkspace(const std::vector<SparseDecodeShape> &shapes,
+                    uint32_t maxBatch, size_t budget,
+                    uint32_t multiprocessors) {
+  // Layers of one shape plan alike: each distinct one once.
+  auto key = [](const SparseDecodeShape &s) {
+    auto side = [](const DeviceSideLayout &l) {
+      return std::make_tuple(l.kind, l.entryBytes, l.codesOffset, l.areaStride);
+    };
+    return std::make_tuple(s.qHeads, s.kvHeads, s.headDim, s.pageSize,
+                           s.maxLength, s.policy.block, s.policy.topBlocks,
+                           s.policy.topTokens, side(s.key), side(s.value));
+  };
+  std::vector<SparseDecodeShape> distinct;
+  for (const SparseDecodeShape &s : shapes)
+    if (std::none_of(
+            distinct.begin(), distinct.end(),
+            [&](const SparseDecodeShape &d) { return key(d) == key(s); }))
+      distinct.push_back(s);
+  SparseWorkspaceSize size;
+  // A plan's bytes grow with its rows but not strictly (the attention's
+  // splits per row shrink as rows grow), so every batch up to the largest
+  // is planned; the budget ends the search long before maxBatch on the
+  // shapes that need it.
+  for (uint32_t n = 1; n <= std::max(1u, maxBatch); ++n) {
+    size_t most = 0;
+    for (SparseDecodeShape s : distinct) {
+      s.batch = n;
+      StatusOr<SparseDecodePlan> plan = planSparseDecode(s, multiprocessors);
+      if (!plan)
+        return plan.status();
+      most = std::max(most, plan->workspaceBytes);
+    }
+    if (n > 1 && most > budget)
+      break;
+    size.maxBatch = n;
+    size.bytes = std::max(size.bytes, most);
+  }
+  return size;
 }
 
 } // namespace kvrt::cuda

@@ -2,12 +2,15 @@
 //
 // What CudaBackend decides on the host before it launches anything, kept
 // apart so that CI (no GPU) tests it: which projections must convert their
-// input to bf16, and the length a decode step's attention plans for.
+// input to bf16, the length a decode step's attention plans for, and for
+// sparse selection the pages whose summaries a prefill rebuilds and the
+// one workspace every selecting layer shares.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_STEPPLANNING_H
 #define KVRT_BACKENDS_CUDA_STEPPLANNING_H
 
+#include "runtime/src/backends/cuda/SparseSelect.h"
 #include "runtime/src/engine/PlanSteps.h"
 
 #include <cstdint>
@@ -30,6 +33,33 @@ Bf16Inputs planBf16Inputs(const std::vector<PlanStep> &steps);
 /// that a growing sequence keeps one plan, and one captured graph, for a
 /// while; the kernels stop at each row's own length.
 uint32_t planLength(uint32_t length);
+
+/// The pages of a sequence (`pages`, in token order) that its tokens
+/// [before, after) were written to, each with the slots stored in it after
+/// them: what buildBlockSummaries() rebuilds after a prefill. Appended to
+/// `buildPages` and `buildSlots`.
+void summaryBuilds(const std::vector<int32_t> &pages, uint64_t before,
+                   uint64_t after, uint32_t pageSize,
+                   std::vector<int32_t> &buildPages,
+                   std::vector<int32_t> &buildSlots);
+
+/// One workspace serves the sparse decode of every selecting layer, one
+/// layer after the other: sized once for the largest batch whose plans
+/// fit the budget, prepared once, so that it never moves (a captured
+/// graph holds its address).
+struct SparseWorkspaceSize {
+  /// Decode rows one launch takes at most; a larger batch runs in groups.
+  uint32_t maxBatch = 0;
+  /// The most any plan of at most maxBatch rows takes.
+  size_t bytes = 0;
+};
+
+/// The size for `shapes` (each selecting layer's, batch ignored, maxLength
+/// the longest row the cache holds), at most `maxBatch` rows and `budget`
+/// bytes (one row at least), or why a layer cannot be planned.
+StatusOr<SparseWorkspaceSize>
+sizeSparseWorkspace(const std::vector<SparseDecodeShape> &shapes,
+                    uint32_t maxBatch, size_t budget, uint32_t multiprocessors);
 
 } // namespace kvrt::cuda
 
