@@ -1,6 +1,7 @@
 //===- EngineMain.cpp - kvrt-cuda-engine: the decoder on the GPU ----------===//
 //
-//   kvrt-cuda-engine check ARTIFACT [--prompt N] [--steps N] [--dense A]
+//   kvrt-cuda-engine check ARTIFACT [--prompt N] [--steps N] [--tolerance X]
+//                                   [--flips F] [--dense A]
 //   kvrt-cuda-engine bench ARTIFACT [--batch B] [--context L] [--steps N]
 //                                   [--chunk C] [--graphs 0|1]
 //
@@ -15,10 +16,16 @@
 // tokens agree; exits 1 when an error exceeds --tolerance (default 0.02)
 // or a greedy token differs where the CPU's best logit leads its second by
 // more than twice the largest difference of the two backends' logits (a
-// closer race is decided by rounding, not by a bug). With --dense, the
-// first round also runs that artifact (the same model without selection)
-// on the cpu and prints how far selection moved the logits: far more than
-// the backends differ shows that the GPU selects what the CPU selects.
+// closer race is decided by rounding, not by a bug). With sparse
+// selection a near tie is decided by rounding too: the GPU ranks in fp32
+// what bf16 projections made, the CPU in double what fp32 ones made, and
+// one entry or block chosen otherwise moves the row's logits by up to
+// what selection itself moves them. So for an artifact that selects,
+// --flips (default 0.2) of the rows may exceed the tolerance; the others
+// may not. With --dense, the first round also runs that artifact (the
+// same model without selection) on the cpu and prints how far selection
+// moved the logits: far more than the rows within the tolerance differ
+// shows that the GPU selects what the CPU selects.
 //
 // bench: cuda only. Prefills `batch` sequences of `context` tokens (chunks
 // of C tokens), timing the first one's prefill (time to first token), then
@@ -52,7 +59,7 @@ struct Options {
   std::string mode, artifact, dense;
   int prompt = 48, steps = 16, batch = 1, context = 4096, chunk = 8192;
   int graphs = 1;
-  double tolerance = 0.02;
+  double tolerance = 0.02, flips = 0.2;
 };
 
 int32_t argmax(const float *row, size_t n) {
@@ -96,6 +103,8 @@ struct Backends {
   std::unique_ptr<Engine> cpu, gpu;
   double worst = 0;
   int agreed = 0, compared = 0, wrong = 0;
+  /// Every row's relative error.
+  std::vector<double> errors;
 
   /// Compares the last logits row by row under `label`; returns the CPU's
   /// greedy token of each row.
@@ -108,6 +117,7 @@ struct Backends {
       const int32_t want = argmax(c.row(row), c.vocab);
       const int32_t got = argmax(g.row(row), g.vocab);
       worst = std::max(worst, r.relativeError());
+      errors.push_back(r.relativeError());
       ++compared;
       agreed += want == got;
       const bool decided = r.margin > 2 * r.difference;
@@ -226,7 +236,28 @@ int check(const Options &o) {
                 b.wrong);
     ++failures;
   }
-  if (b.worst > o.tolerance) {
+  bool selects = false;
+  for (const schema::KernelCall &call : artifact->manifest().plan().calls())
+    selects |= call.kernel() == "attention" && call.attention().has_select() &&
+               call.attention().select().block();
+  std::vector<double> within;
+  for (double e : b.errors)
+    if (e <= o.tolerance)
+      within.push_back(e);
+  const size_t beyond = b.errors.size() - within.size();
+  if (selects) {
+    std::printf(
+        "%zu of %zu rows beyond the tolerance (selection near ties; "
+        "at most %.0f%% may be), the others within %.2e\n",
+        beyond, b.errors.size(), 100 * o.flips,
+        within.empty() ? 0.0 : *std::max_element(within.begin(), within.end()));
+    if (double(beyond) > o.flips * double(b.errors.size())) {
+      std::printf("FAIL: %zu of %zu rows exceed the relative logit error "
+                  "%.3e\n",
+                  beyond, b.errors.size(), o.tolerance);
+      ++failures;
+    }
+  } else if (b.worst > o.tolerance) {
     std::printf("FAIL: the largest relative logit error %.3e exceeds %.3e\n",
                 b.worst, o.tolerance);
     ++failures;
@@ -338,6 +369,8 @@ int main(int argc, char **argv) {
                                        : nullptr;
     if (arg == "--tolerance")
       o.tolerance = std::stod(argv[i + 1]);
+    else if (arg == "--flips")
+      o.flips = std::stod(argv[i + 1]);
     else if (arg == "--dense")
       o.dense = argv[i + 1];
     else if (target)
@@ -348,9 +381,9 @@ int main(int argc, char **argv) {
   if ((o.mode != "check" && o.mode != "bench") || (argc - 3) % 2) {
     std::fprintf(stderr,
                  "usage: %s check ARTIFACT [--prompt N] [--steps N] "
-                 "[--tolerance X] [--dense A]\n       %s bench ARTIFACT "
-                 "[--batch B] "
-                 "[--context L] [--steps N] [--chunk C] [--graphs 0|1]\n",
+                 "[--tolerance X] [--flips F] [--dense A]\n"
+                 "       %s bench ARTIFACT [--batch B] [--context L] "
+                 "[--steps N] [--chunk C] [--graphs 0|1]\n",
                  argv[0], argv[0]);
     return 2;
   }

@@ -976,13 +976,12 @@ Status CudaBackend::sparseRows(const Step &s,
         break;
       }
       if (group == 1)
-        return Status::error("sparse decode of a row of " +
-                             std::to_string(planLength_) +
-                             " tokens needs a workspace of " +
-                             std::to_string(planned->workspaceBytes) +
-                             " bytes and the cuda "
-                             "backend holds " +
-                             std::to_string(sparseWorkspace_.size()));
+        return Status::error(
+            "sparse decode of rows of up to " + std::to_string(planLength_) +
+            " tokens needs a workspace of " +
+            std::to_string(planned->workspaceBytes) + " bytes, more than the " +
+            std::to_string(sparseWorkspace_.size()) +
+            " the cuda backend planned for the longest row its cache holds");
       group = std::max<uint32_t>(1, group / 2);
     }
     cuda::SparseDecodeArgs sparse;
