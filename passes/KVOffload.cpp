@@ -80,10 +80,9 @@ struct KVOffloadPass : public kv::impl::KVOffloadPassBase<KVOffloadPass> {
     if (prefetch != "next-step" && prefetch != "next-layer")
       return optionError(ctx, "prefetch")
              << "is '" << prefetch << "'; allowed: next-step, next-layer";
-    if (runnersUp < -1 || runnersUp > (1 << 16))
+    if (runnersUp > (1u << 16))
       return optionError(ctx, "runners_up")
-             << "is " << int64_t(runnersUp)
-             << "; allowed: 0 to 65536 blocks, or -1 for top_blocks / 4";
+             << "is " << unsigned(runnersUp) << "; allowed: 0 to 65536 blocks";
     return success();
   }
 
@@ -123,12 +122,12 @@ struct KVOffloadPass : public kv::impl::KVOffloadPassBase<KVOffloadPass> {
       TwoLevelAttr policy = select.getPolicy();
       OpBuilder builder(attention->getContext());
       builder.setInsertionPointAfter(attention);
-      auto op = PrefetchOp::create(
-          builder, attention.getLoc(), attention.getCache(),
-          prefetch == "next-step" ? PrefetchMode::NextStep
-                                  : PrefetchMode::NextLayer,
-          select.getSelection(), IntegerAttr(), FloatAttr(),
-          runnersUp == -1 ? policy.getTopBlocks() / 4 : uint32_t(runnersUp));
+      auto op =
+          PrefetchOp::create(builder, attention.getLoc(), attention.getCache(),
+                             prefetch == "next-step" ? PrefetchMode::NextStep
+                                                     : PrefetchMode::NextLayer,
+                             select.getSelection(), IntegerAttr(), FloatAttr(),
+                             uint32_t(runnersUp));
       if (!budgetBytes) {
         op.setDeviceRatioAttr(builder.getF64FloatAttr(ratio));
         continue;

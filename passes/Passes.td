@@ -218,8 +218,9 @@ def KVOffloadPass : Pass<"kv-offload", "::mlir::ModuleOp"> {
     1024), split evenly between them; or `ratio=` the fraction in (0, 1] of
     each layer's page pool. One of the two is required. `prefetch=`
     next-step (copies issued after the step) or next-layer (before the
-    layer that needs them). `runners_up=` defaults to a quarter of the
-    layer's top_blocks.
+    layer that needs them). `runners_up=` (default 0) blocks ranked just
+    below the selection are prefetched too: on the default model they
+    cost more copies than they save (docs/offload.md).
 
     Refused: no selecting layer; a budget that leaves a layer fewer pages
     than one decode step of one sequence may read (top_blocks for each KV
@@ -238,8 +239,9 @@ def KVOffloadPass : Pass<"kv-offload", "::mlir::ModuleOp"> {
            "the fraction of each layer's page pool on the device">,
     Option<"prefetch", "prefetch", "std::string", "\"next-step\"",
            "when copies are issued: next-step or next-layer">,
-    Option<"runnersUp", "runners_up", "int64_t", "-1",
-           "blocks below the selection to prefetch; -1: top_blocks / 4">
+    Option<"runnersUp", "runners_up", "unsigned", "0",
+           "blocks below the selection to prefetch besides keeping what it "
+           "read">
   ];
 }
 

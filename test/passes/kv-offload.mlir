@@ -2,8 +2,8 @@
 // attention's selection and the device budget, after the attention.
 
 // A byte budget split over the offloaded layers: 1M / (1 layer x 4096
-// bytes a KV head's part of a page of 16 tokens) = 256 KV-head pages;
-// runners-up default to a quarter of top_blocks.
+// bytes a KV head's part of a page of 16 tokens) = 256 KV-head pages; no
+// runners-up by default.
 // RUN: kvopt-opt %S/Inputs/uncalibrated.mlir --pass-pipeline='builtin.module(kv-sparse-select{method=quest top_blocks=8 dense_layers=1},kv-offload{gpu_budget=1M})' | FileCheck %s --check-prefix=BYTES
 // BYTES:      kv.cache layer 0
 // BYTES-NOT:  kv.prefetch
@@ -11,7 +11,7 @@
 // BYTES-NEXT: %[[A:.+]] = kv.append
 // BYTES:      %[[S:.+]] = kv.select %{{[^ ]+}}, %[[A]]
 // BYTES-NEXT: kv.attention {{.+}} selected %[[S]]
-// BYTES-NEXT: kv.prefetch %[[A]] mode = next_step selected %[[S]] {device_pages = 256 : i64, runners_up = 2 : i32} : !kv.cache<heads = 2, head_dim = 64>, tensor<?x2x128xi32>
+// BYTES-NEXT: kv.prefetch %[[A]] mode = next_step selected %[[S]] {device_pages = 256 : i64} : !kv.cache<heads = 2, head_dim = 64>, tensor<?x2x128xi32>
 
 // Two offloaded layers share the budget; a ratio instead; next-layer; a
 // second kv-offload replaces the first's prefetches.
@@ -20,7 +20,7 @@
 // RATIO:      kv.prefetch %{{.+}} mode = next_layer selected %{{.+}} {device_ratio = 2.500000e-01 : f64} :
 // RATIO-NOT:  kv.prefetch
 // RUN: kvopt-opt %S/Inputs/uncalibrated.mlir --pass-pipeline='builtin.module(kv-sparse-select{method=quest top_blocks=8 dense_layers=0},kv-offload{gpu_budget=1M})' | FileCheck %s --check-prefix=SHARED
-// SHARED-COUNT-2: {device_pages = 128 : i64, runners_up = 2 : i32}
+// SHARED-COUNT-2: {device_pages = 128 : i64}
 
 // What it refuses.
 // RUN: not kvopt-opt %S/Inputs/no-cache.mlir --pass-pipeline='builtin.module(kv-offload)' 2>&1 | FileCheck %s --check-prefix=ERR-NO-BUDGET
