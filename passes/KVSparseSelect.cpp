@@ -55,13 +55,14 @@ struct KVSparseSelectPass
                 "attends to per decode step";
     if (topTokens > inTopBlocks)
       return optionError(ctx, "top_tokens")
-             << "is " << unsigned(topTokens) << ", more than the " << inTopBlocks
-             << " entries of top_blocks (" << unsigned(topBlocks) << ") x block ("
-             << entries << "); raise top_blocks or lower top_tokens";
+             << "is " << unsigned(topTokens) << ", more than the "
+             << inTopBlocks << " entries of top_blocks (" << unsigned(topBlocks)
+             << ") x block (" << entries
+             << "); raise top_blocks or lower top_tokens";
     if (inTopBlocks > UINT32_MAX)
       return optionError(ctx, "top_blocks")
-             << "is " << unsigned(topBlocks) << ": top_blocks x block (" << inTopBlocks
-             << ") must fit in 32 bits";
+             << "is " << unsigned(topBlocks) << ": top_blocks x block ("
+             << inTopBlocks << ") must fit in 32 bits";
     if (denseLayers < -1)
       return optionError(ctx, "dense_layers")
              << "is " << denseLayers.getValue()

@@ -66,8 +66,9 @@ std::string describeSelection(const schema::SelectParams &s,
 std::string describeOffload(const schema::PrefetchParams &p) {
   char ratio[32];
   std::snprintf(ratio, sizeof(ratio), "%g", p.device_ratio());
-  return (p.has_device_pages() ? std::to_string(p.device_pages()) + " KV-head pages"
-                               : std::string(ratio) + " of the page pool") +
+  return (p.has_device_pages()
+              ? std::to_string(p.device_pages()) + " KV-head pages"
+              : std::string(ratio) + " of the page pool") +
          " on the device, " + std::to_string(p.runners_up()) +
          " runner-up blocks prefetched, " +
          (p.mode() == schema::PREFETCH_MODE_NEXT_STEP ? "next step"
