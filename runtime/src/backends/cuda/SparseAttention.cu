@@ -21,6 +21,7 @@
 // do.
 //
 //===----------------------------------------------------------------------===//
+#include "runtime/src/backends/cuda/GatherEntries.cuh"
 #include "runtime/src/backends/cuda/SparseKernels.h"
 #include "runtime/src/backends/cuda/SplitKernel.cuh"
 
@@ -87,18 +88,14 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   const uint8_t *keyArea = p.keys + kvHead * p.keyAreaStride;
   for (int base = warp * 4 * kUnroll; base < n; base += kWarps * 4 * kUnroll) {
     uint4 k[kUnroll][kChunks];
+    int2 at[kUnroll];
+    // Past the end the eight reads the last item again; dropped below.
+    gatherEntries<D, kUnroll>(keyArea, p.keyPageStride, rows, base, item, part,
+                              n, k, at);
     int position[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      // Past the end the eight reads the last item again; dropped below.
-      const int2 at = rows[min(base + 4 * u + item, n - 1)];
-      const uint8_t *entry =
-          keyArea + size_t(at.x) * p.keyPageStride + size_t(at.y) * 2 * D;
-#pragma unroll
-      for (int c = 0; c < kChunks; ++c)
-        k[u][c] = *reinterpret_cast<const uint4 *>(entry + (part + 8 * c) * 16);
-      position[u] = p.positions[size_t(at.x) * pageSize + at.y];
-    }
+    for (int u = 0; u < kUnroll; ++u)
+      position[u] = p.positions[size_t(at[u].x) * pageSize + at[u].y];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       float s[G];
@@ -157,15 +154,9 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   const uint8_t *valueArea = p.values + kvHead * p.valueAreaStride;
   for (int base = warp * 4 * kUnroll; base < n; base += kWarps * 4 * kUnroll) {
     uint4 v[kUnroll][kChunks];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int2 at = rows[min(base + 4 * u + item, n - 1)];
-      const uint8_t *entry =
-          valueArea + size_t(at.x) * p.valuePageStride + size_t(at.y) * 2 * D;
-#pragma unroll
-      for (int c = 0; c < kChunks; ++c)
-        v[u][c] = *reinterpret_cast<const uint4 *>(entry + (part + 8 * c) * 16);
-    }
+    int2 at[kUnroll];
+    gatherEntries<D, kUnroll>(valueArea, p.valuePageStride, rows, base, item,
+                              part, n, v, at);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int r = base + 4 * u + item;

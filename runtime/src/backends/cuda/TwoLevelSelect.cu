@@ -18,6 +18,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/BlockTopK.cuh"
+#include "runtime/src/backends/cuda/GatherEntries.cuh"
 #include "runtime/src/backends/cuda/SparseKernels.h"
 #include "runtime/src/backends/cuda/SplitKernel.cuh"
 
@@ -312,15 +313,9 @@ __global__ void __launch_bounds__(kSelectThreads)
   for (int base = warp * 4 * kUnroll; base < n;
        base += kSelectWarps * 4 * kUnroll) {
     uint4 k[kUnroll][kChunks];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int2 at = rows[min(base + 4 * u + item, n - 1)];
-      const uint8_t *entry =
-          area + size_t(at.x) * p.keyPageStride + size_t(at.y) * 2 * D;
-#pragma unroll
-      for (int c = 0; c < kChunks; ++c)
-        k[u][c] = *reinterpret_cast<const uint4 *>(entry + (part + 8 * c) * 16);
-    }
+    int2 at[kUnroll];
+    gatherEntries<D, kUnroll>(area, p.keyPageStride, rows, base, item, part, n,
+                              k, at);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       float s[G];
