@@ -136,4 +136,28 @@ TEST(EngineSparse, OffloadCountsWithoutChangingResults) {
   EXPECT_EQ(tight->sequenceLength(s).value(), int64_t(kStory.size()));
 }
 
+TEST(EngineSparse, AFullHostPoolRefusesTheStepAndLosesNothing) {
+  // The offloaded cache's host pool is the cache's own: 32 tokens here.
+  EngineOptions options;
+  options.cacheTokens = 32;
+  auto e = test::engineOrDie(
+      artifact("offload_full", selectParams(4, 3, 8), {}, offload(64, 0)),
+      options);
+  SequenceId s = e->addSequence().value();
+  ASSERT_TRUE(e->prefill({{s, kStory, false}}).isOk());
+  Status stepped = Status::ok();
+  int64_t before = 0;
+  for (int step = 0; step < 40 && stepped.isOk(); ++step) {
+    before = e->sequenceLength(s).value();
+    stepped = e->step({{s, int32_t(100 + step)}});
+  }
+  ASSERT_FALSE(stepped.isOk());
+  EXPECT_NE(stepped.message().find("KV cache pool exhausted"),
+            std::string::npos)
+      << stepped.message();
+  // The refused step stored nothing.
+  EXPECT_EQ(e->sequenceLength(s).value(), before);
+  EXPECT_EQ(before, 32);
+}
+
 } // namespace
