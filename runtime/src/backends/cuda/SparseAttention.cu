@@ -216,28 +216,15 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   }
 }
 
-template <int D> const void *splitsKernel(uint32_t groupCapacity) {
-  switch (groupCapacity) {
-  case 1:
-    return reinterpret_cast<const void *>(&sparseSplitKernel<D, 1>);
-  case 2:
-    return reinterpret_cast<const void *>(&sparseSplitKernel<D, 2>);
-  case 4:
-    return reinterpret_cast<const void *>(&sparseSplitKernel<D, 4>);
-  case 8:
-    return reinterpret_cast<const void *>(&sparseSplitKernel<D, 8>);
-  }
-  return nullptr;
-}
-
 } // namespace
 
 bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
                         uint32_t groupCapacity, uint32_t batch,
                         cudaStream_t stream) {
-  const void *kernel = headDim == 64    ? splitsKernel<64>(groupCapacity)
-                       : headDim == 128 ? splitsKernel<128>(groupCapacity)
-                                        : nullptr;
+  const void *kernel =
+      kernelInstance(headDim, groupCapacity, [](auto d, auto g) {
+        return &sparseSplitKernel<decltype(d)::value, decltype(g)::value>;
+      });
   if (!kernel)
     return false;
   SparseKernelParams params = p;

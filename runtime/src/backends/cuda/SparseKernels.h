@@ -10,7 +10,37 @@
 
 #include "runtime/src/backends/cuda/SparseSelect.h"
 
+#include <type_traits>
+
 namespace kvrt::cuda {
+
+/// The instance `pick(D, G)` returns (a kernel's address, D and G as
+/// std::integral_constant) for head dimension 64 or 128 and group capacity
+/// 1, 2, 4 or 8; null for any other.
+template <typename Pick>
+const void *kernelInstance(uint32_t headDim, uint32_t groupCapacity,
+                           const Pick &pick) {
+  auto forGroup = [&](auto d) -> const void * {
+    switch (groupCapacity) {
+    case 1:
+      return reinterpret_cast<const void *>(
+          pick(d, std::integral_constant<int, 1>{}));
+    case 2:
+      return reinterpret_cast<const void *>(
+          pick(d, std::integral_constant<int, 2>{}));
+    case 4:
+      return reinterpret_cast<const void *>(
+          pick(d, std::integral_constant<int, 4>{}));
+    case 8:
+      return reinterpret_cast<const void *>(
+          pick(d, std::integral_constant<int, 8>{}));
+    }
+    return nullptr;
+  };
+  return headDim == 64    ? forGroup(std::integral_constant<int, 64>{})
+         : headDim == 128 ? forGroup(std::integral_constant<int, 128>{})
+                          : nullptr;
+}
 
 /// Threads of the summary and selection kernels, and of a sparse split.
 inline constexpr uint32_t kSummaryThreads = 128;

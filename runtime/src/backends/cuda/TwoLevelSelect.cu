@@ -358,35 +358,6 @@ __global__ void __launch_bounds__(kSelectThreads)
     p.selection.entryCounts[row] = uint32_t(topTokens);
 }
 
-/// The instance for `headDim` and `groupCapacity`, or null.
-template <int D> const void *blocksKernel(uint32_t groupCapacity) {
-  switch (groupCapacity) {
-  case 1:
-    return reinterpret_cast<const void *>(&selectBlocksKernel<D, 1>);
-  case 2:
-    return reinterpret_cast<const void *>(&selectBlocksKernel<D, 2>);
-  case 4:
-    return reinterpret_cast<const void *>(&selectBlocksKernel<D, 4>);
-  case 8:
-    return reinterpret_cast<const void *>(&selectBlocksKernel<D, 8>);
-  }
-  return nullptr;
-}
-
-template <int D> const void *entriesKernel(uint32_t groupCapacity) {
-  switch (groupCapacity) {
-  case 1:
-    return reinterpret_cast<const void *>(&selectEntriesKernel<D, 1>);
-  case 2:
-    return reinterpret_cast<const void *>(&selectEntriesKernel<D, 2>);
-  case 4:
-    return reinterpret_cast<const void *>(&selectEntriesKernel<D, 4>);
-  case 8:
-    return reinterpret_cast<const void *>(&selectEntriesKernel<D, 8>);
-  }
-  return nullptr;
-}
-
 bool launch(const void *kernel, const SparseKernelParams &p, uint32_t chunks,
             uint32_t batch, size_t sharedBytes, cudaStream_t stream) {
   if (!kernel)
@@ -407,9 +378,10 @@ bool launch(const void *kernel, const SparseKernelParams &p, uint32_t chunks,
 bool launchSelectBlocks(const SparseKernelParams &p, uint32_t headDim,
                         uint32_t groupCapacity, uint32_t chunks, uint32_t batch,
                         size_t sharedBytes, cudaStream_t stream) {
-  const void *kernel = headDim == 64    ? blocksKernel<64>(groupCapacity)
-                       : headDim == 128 ? blocksKernel<128>(groupCapacity)
-                                        : nullptr;
+  const void *kernel =
+      kernelInstance(headDim, groupCapacity, [](auto d, auto g) {
+        return &selectBlocksKernel<decltype(d)::value, decltype(g)::value>;
+      });
   return launch(kernel, p, chunks, batch, sharedBytes, stream);
 }
 
@@ -417,9 +389,10 @@ bool launchSelectEntries(const SparseKernelParams &p, uint32_t headDim,
                          uint32_t groupCapacity, uint32_t chunks,
                          uint32_t batch, size_t sharedBytes,
                          cudaStream_t stream) {
-  const void *kernel = headDim == 64    ? entriesKernel<64>(groupCapacity)
-                       : headDim == 128 ? entriesKernel<128>(groupCapacity)
-                                        : nullptr;
+  const void *kernel =
+      kernelInstance(headDim, groupCapacity, [](auto d, auto g) {
+        return &selectEntriesKernel<decltype(d)::value, decltype(g)::value>;
+      });
   return launch(kernel, p, chunks, batch, sharedBytes, stream);
 }
 
