@@ -87,7 +87,8 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
         return WalkResult::interrupt();
       auto emitError = [&] { return op.emitError(); };
       Attribute value = LowRankEncodingAttr::getChecked(
-          emitError, &getContext(), *r, type.getValue());
+          emitError, &getContext(), *r, type.getValue(), unsigned(sinks),
+          unsigned(window));
       if (!value || failed(setCacheEncodings(op, type.getKey(), value)))
         return WalkResult::interrupt();
       return WalkResult::advance();

@@ -73,7 +73,10 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
     back once per query row (runtime/src/cache/codecs/LowRank.cpp).
 
     `ratio=R` keeps round(R x head_dim) axes (R in (0, 1)), `rank=N` keeps
-    N; give exactly one. Only `method=pca` and `side=value` are built:
+    N; give exactly one. `sinks=N` (4) and `window=N` (64) keep each
+    sequence's first and most recent tokens exact as well: without them the
+    attention sink's latent costs most of the loss (docs/lowrank.md).
+    Only `method=pca` and `side=value` are built:
     keys need a basis of their pre-RoPE form, which the runtime's cache
     does not hold yet. `layers=` as for kv-quantize.
 
@@ -92,6 +95,10 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
            "axes kept per head as a fraction of head_dim, in (0, 1)">,
     Option<"rank", "rank", "unsigned", "0",
            "axes kept per head, below head_dim">,
+    Option<"sinks", "sinks", "unsigned", "4",
+           "first tokens of each sequence kept exact beside their latents">,
+    Option<"window", "window", "unsigned", "64",
+           "most recent tokens of each sequence kept exact">,
     ListOption<"layers", "layers", "std::string",
                "layers to rewrite: N, -N (from the end) or A-B, comma-separated; "
                "default: every layer">

@@ -96,6 +96,8 @@ Status encodingOf(Attribute attr, schema::Encoding &out, Operation *op,
   } else if (auto lowRank = dyn_cast<kv::LowRankEncodingAttr>(attr)) {
     out.set_kind(schema::ENCODING_LOWRANK);
     out.set_rank(lowRank.getRank());
+    out.set_sinks(lowRank.getSinks());
+    out.set_residual(lowRank.getWindow());
     return encodingOf(lowRank.getLatent(), *out.mutable_latent(), op, side);
   } else {
     return Status::error(describe(op) + ": the " + side +

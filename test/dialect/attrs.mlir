@@ -84,6 +84,9 @@ func.func private @lowrank_default() attributes {enc = #kv.lowrank<rank = 32>}
 // CHECK-LABEL: func.func private @lowrank_bf16()
 // CHECK-SAME:    attributes {enc = #kv.lowrank<rank = 32>}
 func.func private @lowrank_bf16() attributes {enc = #kv.lowrank<rank = 32, latent = #kv.bf16>}
+// CHECK-LABEL: func.func private @lowrank_exact()
+// CHECK-SAME:    attributes {enc = #kv.lowrank<rank = 32, sinks = 4, window = 64>}
+func.func private @lowrank_exact() attributes {enc = #kv.lowrank<rank = 32, latent = #kv.bf16, sinks = 4, window = 64>}
 // CHECK-LABEL: func.func private @lowrank_fp8()
 // CHECK-SAME:    attributes {enc = #kv.lowrank<rank = 16, latent = #kv.fp8<e4m3, scale = dynamic>>}
 func.func private @lowrank_fp8() attributes {enc = #kv.lowrank<rank = 16, latent = #kv.fp8<e4m3, scale = dynamic>>}

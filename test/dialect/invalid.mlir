@@ -81,6 +81,11 @@ func.func private @lowrank_rank0() attributes {enc = #kv.lowrank<rank = 0>}
 
 // -----
 
+// expected-error @+1 {{#kv.lowrank keeps 4097 sink tokens exact; at most 4096 are allowed}}
+func.func private @lowrank_sinks() attributes {enc = #kv.lowrank<rank = 8, sinks = 4097>}
+
+// -----
+
 // expected-error @+1 {{#kv.lowrank latent must be #kv.f32, #kv.bf16, #kv.fp8, #kv.nvfp4, #kv.int or #kv.polar, got #kv.lowrank<rank = 8>}}
 func.func private @lowrank_nested() attributes {enc = #kv.lowrank<rank = 16, latent = #kv.lowrank<rank = 8>>}
 

@@ -3,14 +3,19 @@
 // #kv.lowrank<rank = r, latent = the encoding the values had>, and a later
 // kv-quantize of the values encodes the latent.
 
+// By default each sequence's first 4 and last 64 tokens stay exact too.
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 layers=0})' | FileCheck %s --check-prefix=RATIO
 // RATIO-LABEL: func.func @model(
-// RATIO: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2>>
-// RATIO: kv.append {{.*}} into !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2>>
+// RATIO: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2, sinks = 4, window = 64>>
+// RATIO: kv.append {{.*}} into !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2, sinks = 4, window = 64>>
 // RATIO: kv.cache layer 1 : !kv.cache<heads = 1, head_dim = 4>
 
-// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{rank=3 layers=0},kv-quantize{encoding=fp8 side=value layers=0})' | FileCheck %s --check-prefix=FP8-LATENT
-// FP8-LATENT: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 3, latent = #kv.fp8<e4m3, scale = dynamic>>>
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 layers=0 sinks=0 window=0})' | FileCheck %s --check-prefix=NO-EXACT
+// NO-EXACT: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2>>
+
+// kv-quantize encodes the latent and keeps the exact tokens.
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{rank=3 layers=0 sinks=2 window=16},kv-quantize{encoding=fp8 side=value layers=0})' | FileCheck %s --check-prefix=FP8-LATENT
+// FP8-LATENT: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 3, latent = #kv.fp8<e4m3, scale = dynamic>, sinks = 2, window = 16>>
 
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-UNCALIBRATED
 // ERR-UNCALIBRATED: error: kv-lowrank: layer 1 has no calibrated value axes ('kv.value_axes'); run `kvopt compile --calibrate FILE` with statistics that record value covariances
@@ -28,6 +33,8 @@
 // ERR-BOTH: error: kv-lowrank: option 'rank' is given with ratio; give one of them
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=1.5})' 2>&1 | FileCheck %s --check-prefix=ERR-RATIO
 // ERR-RATIO: error: kv-lowrank: option 'ratio' is 1.5; it must be in (0, 1)
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{rank=2 layers=0 window=5000})' 2>&1 | FileCheck %s --check-prefix=ERR-WINDOW
+// ERR-WINDOW: error: #kv.lowrank keeps 5000 window tokens exact; at most 4096 are allowed
 
 // The calibrated attributes are checked where they are parsed.
 // RUN: not kvopt-opt %S/Inputs/value-axes-shape.mlir 2>&1 | FileCheck %s --check-prefix=ERR-AXES

@@ -26,7 +26,10 @@ std::string describeEncoding(const schema::Encoding &e) {
            " seed=" + std::to_string(e.seed()) + (e.qjl() ? " qjl" : "") + ">";
   case schema::ENCODING_LOWRANK:
     return name + "<rank=" + std::to_string(e.rank()) + " " +
-           describeEncoding(e.latent()) + ">";
+           describeEncoding(e.latent()) +
+           (e.sinks() ? " sinks=" + std::to_string(e.sinks()) : "") +
+           (e.residual() ? " window=" + std::to_string(e.residual()) : "") +
+           ">";
   default:
     return name;
   }

@@ -13,6 +13,9 @@
 using namespace mlir;
 using namespace mlir::kv;
 
+/// Most tokens a low-rank cache keeps exact per sequence, at either end.
+static constexpr unsigned kMaxExactTokens = 4096;
+
 #include "dialects/kv/IR/KVAttrInterfaces.cpp.inc"
 #include "dialects/kv/IR/KVEnums.cpp.inc"
 
@@ -161,9 +164,18 @@ LogicalResult PolarEncodingAttr::verifyVectorSize(
 
 LogicalResult
 LowRankEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                            unsigned rank, Attribute latent) {
+                            unsigned rank, Attribute latent, unsigned sinks,
+                            unsigned window) {
   if (rank == 0)
     return emitError() << "#kv.lowrank rank must be positive";
+  // Exact tokens are per sequence; more than a few pages of them is a
+  // mistake, not a policy.
+  if (sinks > kMaxExactTokens || window > kMaxExactTokens)
+    return emitError() << "#kv.lowrank keeps "
+                       << (sinks > window ? sinks : window) << " "
+                       << (sinks > window ? "sink" : "window")
+                       << " tokens exact; at most " << kMaxExactTokens
+                       << " are allowed";
   if (!llvm::isa<EncodingAttrInterface>(latent) ||
       llvm::isa<LowRankEncodingAttr>(latent))
     return emitError()

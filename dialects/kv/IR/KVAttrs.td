@@ -174,12 +174,18 @@ def KV_LowRankEncodingAttr : KV_EncodingAttr<"LowRankEncoding", "lowrank"> {
   let description = [{
     The cache stores the projection of each vector on a calibrated basis of
     `rank` directions; the latent is stored with the `latent` encoding.
+    Each sequence's first `sinks` tokens and its `window` most recent ones
+    are also kept exact (bf16) and attended instead of their latents: the
+    attention sink and the recent tokens take most of the attention, and a
+    rank cut hurts them most (docs/lowrank.md measures it).
 
-    Example: `#kv.lowrank<rank = 32, latent = #kv.bf16>`
+    Example: `#kv.lowrank<rank = 32, latent = #kv.bf16, sinks = 4, window = 64>`
   }];
   let parameters = (ins "unsigned":$rank,
                         DefaultValuedParameter<"::mlir::Attribute",
-                          "Bf16EncodingAttr::get($_ctxt)">:$latent);
+                          "Bf16EncodingAttr::get($_ctxt)">:$latent,
+                        DefaultValuedParameter<"unsigned", "0">:$sinks,
+                        DefaultValuedParameter<"unsigned", "0">:$window);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

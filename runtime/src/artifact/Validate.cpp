@@ -38,6 +38,9 @@ using Shape = google::protobuf::RepeatedField<int64_t>;
 /// computed from them never overflow, whatever the manifest says.
 constexpr int64_t kMaxDim = int64_t(1) << 31;
 constexpr int64_t kMaxElements = int64_t(1) << 40;
+/// Most tokens a lowrank cache keeps exact per sequence at either end (the
+/// dialect's bound, dialects/kv/IR/KVAttrs.cpp).
+constexpr uint32_t kMaxExactTokens = 4096;
 
 std::string str(int64_t v) { return std::to_string(v); }
 
@@ -307,8 +310,17 @@ Status Validator::checkLowRank(const schema::Encoding &e,
     if (e.has_basis_tensor())
       return fail(side + ".basis_tensor is set, but only lowrank encodings "
                          "take a basis");
+    if (e.sinks() != 0)
+      return fail(side + ".sinks is " + str(e.sinks()) +
+                  ", but only lowrank encodings keep sink tokens");
     return Status::ok();
   }
+  for (auto [field, tokens] :
+       {std::pair{".sinks", e.sinks()}, std::pair{".residual", e.residual()}})
+    if (tokens > kMaxExactTokens)
+      return fail(side + field + " is " + str(tokens) +
+                  "; a lowrank cache keeps at most " + str(kMaxExactTokens) +
+                  " exact tokens at either end");
   if (e.rank() == 0 || e.rank() >= c.head_dim())
     return fail(side + ".rank is " + str(e.rank()) + "; it must be from 1 to " +
                 str(int64_t(c.head_dim()) - 1) + " for heads of " +
@@ -609,6 +621,10 @@ Status Validator::checkCall(int index, const schema::KernelCall &call,
     if (!appended[e.layer()])
       return mismatch("layer " + str(e.layer()) +
                       " is evicted from before any call appends to it");
+    if (c.key().sinks() || c.value().sinks())
+      return mismatch("layer " + str(e.layer()) +
+                      " keeps exact sink tokens beside a low-rank cache, "
+                      "which eviction would move");
     if (!schema::EvictMethod_IsValid(e.method()))
       return mismatch("method " + str(int(e.method())) +
                       " is not one this runtime knows");

@@ -27,11 +27,14 @@ Status PagedCache::addSequence(uint64_t sequence) {
   s.length.assign(layers_.size(), 0);
   s.encoded.assign(layers_.size(), 0);
   s.tails.resize(layers_.size());
+  s.sinks.resize(layers_.size());
   for (size_t l = 0; l < layers_.size(); ++l) {
     const CacheLayerShape &shape = layers_[l].shape;
-    s.tails[l].headDim = shape.headDim;
-    s.tails[l].keys.resize(shape.kvHeads);
-    s.tails[l].values.resize(shape.kvHeads);
+    for (Tail *t : {&s.tails[l], &s.sinks[l]}) {
+      t->headDim = shape.headDim;
+      t->keys.resize(shape.kvHeads);
+      t->values.resize(shape.kvHeads);
+    }
   }
   sequences_.emplace(sequence, std::move(s));
   return Status::ok();
@@ -50,6 +53,7 @@ void PagedCache::removeSequence(uint64_t sequence) {
     layer.inUse -= it->second.pages[l].size();
     bytesInUse_ -= it->second.pages[l].size() * layer.pageBytes;
     bytesInUse_ -= tailBytes(layer, it->second.tails[l].tokens());
+    bytesInUse_ -= exactBytes(layer.shape, it->second.sinks[l].tokens());
   }
   sequences_.erase(it);
 }
@@ -126,15 +130,23 @@ void PagedCache::append(uint32_t layer, uint64_t sequence, int32_t position,
   page.positions[slot] = position;
   page.count = slot + 1;
   Tail &tail = s.tails[layer];
-  for (uint32_t h = 0; h < l.shape.kvHeads; ++h) {
-    size_t offset = size_t(h) * tail.headDim;
-    tail.keys[h].insert(tail.keys[h].end(), keys + offset,
-                        keys + offset + tail.headDim);
-    tail.values[h].insert(tail.values[h].end(), values + offset,
-                          values + offset + tail.headDim);
-  }
+  tail.push(keys, values);
   track(int64_t(tailBytes(l, tail.tokens())) -
         int64_t(tailBytes(l, tail.tokens() - 1)));
+  if (index < l.shape.sinkTokens) {
+    s.sinks[layer].push(keys, values);
+    track(int64_t(exactBytes(l.shape, 1)));
+  }
+}
+
+void Tail::push(const float *keys, const float *values) {
+  for (size_t h = 0; h < this->keys.size(); ++h) {
+    size_t offset = h * headDim;
+    this->keys[h].insert(this->keys[h].end(), keys + offset,
+                         keys + offset + headDim);
+    this->values[h].insert(this->values[h].end(), values + offset,
+                           values + offset + headDim);
+  }
 }
 
 uint64_t PagedCache::flushable(uint32_t layer, uint64_t sequence) const {
@@ -161,6 +173,10 @@ uint64_t PagedCache::encoded(uint32_t layer, uint64_t sequence) const {
 
 const Tail &PagedCache::tail(uint32_t layer, uint64_t sequence) const {
   return sequences_.at(sequence).tails[layer];
+}
+
+const Tail &PagedCache::sinks(uint32_t layer, uint64_t sequence) const {
+  return sequences_.at(sequence).sinks[layer];
 }
 
 int32_t PagedCache::position(uint32_t layer, uint64_t sequence,
@@ -205,9 +221,11 @@ double PagedCache::bytesPerToken() const {
 }
 
 uint64_t PagedCache::tailBytes(const Layer &layer, uint64_t tokens) const {
-  if (layer.shape.tailWindow == 0)
-    return 0;
-  return tokens * layer.shape.kvHeads * layer.shape.headDim * 2 * 2;
+  return layer.shape.tailWindow ? exactBytes(layer.shape, tokens) : 0;
+}
+
+uint64_t PagedCache::exactBytes(const CacheLayerShape &shape, uint64_t tokens) {
+  return tokens * shape.kvHeads * shape.headDim * 2 * 2;
 }
 
 void PagedCache::track(int64_t delta) {

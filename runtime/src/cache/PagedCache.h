@@ -12,7 +12,10 @@
 // values not encoded yet: attention reads the tail as it is, so a prefill
 // attends to its own tokens before they are quantized (as vLLM and KIVI
 // do), and a KIVI layer keeps its `tailWindow` most recent tokens there in
-// bf16. takeTail() hands the tokens that may leave the tail to the backend,
+// bf16. A layer with `sinkTokens` also keeps an exact copy of each
+// sequence's first tokens beside their encoded entries (low-rank caches:
+// the attention sink is what a rank cut hurts most), which attention reads
+// instead. takeTail() hands the tokens that may leave the tail to the backend,
 // `flushGroup` at a time (KIVI quantizes keys a group of tokens at once).
 // The cache manages memory only; backends encode and decode the entries.
 //
@@ -48,6 +51,8 @@ struct CacheLayerShape {
   /// Slots per block summary (a divisor of pageSize), for sparse
   /// selection; 0: the layer keeps none.
   uint32_t summaryBlock = 0;
+  /// A sequence's first tokens kept exact (in sinks()) besides encoded.
+  uint32_t sinkTokens = 0;
 
   /// bf16 values of one page's block summaries, over all KV heads.
   uint64_t summaryValues() const {
@@ -75,14 +80,16 @@ struct Page {
   uint32_t generation = 0;
 };
 
-/// A sequence's tokens not encoded yet, oldest first: per KV head, token
-/// i's keys at `keys[head].data() + i * headDim` (the layout of an f32 page
-/// area, so the f32 codec reads it).
+/// A sequence's tokens not encoded yet (or, as sinks(), its first tokens),
+/// oldest first: per KV head, token i's keys at `keys[head].data() + i *
+/// headDim` (the layout of an f32 page area, so the f32 codec reads it).
 struct Tail {
   uint32_t headDim = 0;
   std::vector<std::vector<float>> keys;
   std::vector<std::vector<float>> values;
   size_t tokens() const { return keys.empty() ? 0 : keys[0].size() / headDim; }
+  /// Adds one token: kvHeads * headDim keys and values.
+  void push(const float *keys, const float *values);
 };
 
 class PagedCache {
@@ -129,6 +136,8 @@ public:
   /// are in tail().
   uint64_t encoded(uint32_t layer, uint64_t sequence) const;
   const Tail &tail(uint32_t layer, uint64_t sequence) const;
+  /// Exact copies of the sequence's first min(length, sinkTokens) tokens.
+  const Tail &sinks(uint32_t layer, uint64_t sequence) const;
   /// The position stored for token `index` of the sequence.
   int32_t position(uint32_t layer, uint64_t sequence, uint64_t index) const;
   /// After the caller has moved the encoded entries it keeps to indices
@@ -141,8 +150,8 @@ public:
   /// (page areas and block summaries divided by the page size: metadata
   /// included).
   double bytesPerToken() const;
-  /// Bytes of the pages attached to sequences and of the windows held in
-  /// tails (at 2 bytes a value, as bf16), now and at most so far.
+  /// Bytes of the pages attached to sequences and of the windows and sinks
+  /// held exact (at 2 bytes a value, as bf16), now and at most so far.
   uint64_t bytesInUse() const { return bytesInUse_; }
   uint64_t peakBytes() const { return peakBytes_; }
 
@@ -160,12 +169,15 @@ private:
     std::vector<uint64_t> length;
     std::vector<uint64_t> encoded;
     std::vector<Tail> tails;
+    std::vector<Tail> sinks;
   };
   uint32_t takePage(Layer &layer);
   /// Bytes a tail of `tokens` tokens counts for in `layer`: only a window
   /// the layer keeps (KIVI) is part of the cache's footprint; a prefill's
   /// tokens passing through are not.
   uint64_t tailBytes(const Layer &layer, uint64_t tokens) const;
+  /// Bytes of `tokens` exact tokens (as bf16).
+  static uint64_t exactBytes(const CacheLayerShape &shape, uint64_t tokens);
   void track(int64_t delta);
 
   std::vector<Layer> layers_;

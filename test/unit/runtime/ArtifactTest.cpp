@@ -400,6 +400,26 @@ TEST_F(ArtifactTest, ChecksLowRankBases) {
   EXPECT_NE(errorOf(stray).find("cache[0].key.basis_tensor is set, but only "
                                 "lowrank encodings take a basis"),
             std::string::npos);
+  auto straySinks = repack([](schema::Manifest &m) {
+    m.mutable_cache(0)->mutable_key()->set_sinks(4);
+  });
+  EXPECT_NE(errorOf(straySinks)
+                .find("cache[0].key.sinks is 4, but only lowrank encodings "
+                      "keep sink tokens"),
+            std::string::npos);
+  for (bool sinks : {true, false}) {
+    auto tooMany = repack([&](schema::Manifest &m) {
+      lowRank(m);
+      schema::Encoding &v = *m.mutable_cache(0)->mutable_value();
+      sinks ? v.set_sinks(4097) : v.set_residual(1u << 31);
+    });
+    EXPECT_NE(errorOf(tooMany).find(
+                  std::string("cache[0].value.") +
+                  (sinks ? "sinks is 4097" : "residual is 2147483648") +
+                  "; a lowrank cache keeps at most 4096 exact tokens at "
+                  "either end"),
+              std::string::npos);
+  }
 }
 
 TEST_F(ArtifactTest, RefusesNonPositiveDimension) {

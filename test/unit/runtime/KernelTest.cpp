@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <random>
 
 using namespace kvrt;
@@ -266,18 +267,33 @@ AttentionCase makeCase() {
   return c;
 }
 
+/// `kind` with the settings that need no calibration (fp8: dynamic scales).
+schema::Encoding plainEncoding(schema::EncodingKind kind) {
+  schema::Encoding encoding;
+  encoding.set_kind(kind);
+  if (kind == schema::ENCODING_FP8)
+    encoding.set_scale_mode(schema::SCALE_MODE_DYNAMIC);
+  return encoding;
+}
+
+/// Entries each sequence keeps exact beside its encoded ones.
+struct ExactTokens {
+  uint32_t sinks = 0, window = 0;
+};
+
 /// Attention of random queries over `c` stored as `kind`; with `encode`,
-/// the entries are encoded into pages first, else read from the tails.
+/// the entries are encoded into pages first (but for `exact.window`), else
+/// read from the tails.
 std::vector<float> runAttention(const AttentionCase &c, uint32_t pageSize,
                                 schema::EncodingKind kind, int64_t window,
-                                unsigned threads, bool encode = true) {
-  schema::Encoding encoding, f32;
-  encoding.set_kind(kind);
+                                unsigned threads, bool encode = true,
+                                ExactTokens exact = {}) {
+  schema::Encoding f32;
   f32.set_kind(schema::ENCODING_F32);
   CodecContext context;
   context.kvHeads = uint32_t(c.kvHeads);
   context.headDim = uint32_t(c.d);
-  auto codec = makeCodec(encoding, context);
+  auto codec = makeCodec(plainEncoding(kind), context);
   auto tailCodec = makeCodec(f32, context);
   EXPECT_TRUE(codec.isOk() && tailCodec.isOk());
   CacheCodecs codecs{codec->get(), codec->get(), tailCodec->get(),
@@ -289,6 +305,8 @@ std::vector<float> runAttention(const AttentionCase &c, uint32_t pageSize,
   shape.pageSize = pageSize;
   shape.keyHeadBytes = shape.valueHeadBytes = (*codec)->headBytes(pageSize);
   shape.capacityPages = 1000;
+  shape.sinkTokens = exact.sinks;
+  shape.tailWindow = exact.window;
   PagedCache cache({shape});
   for (uint64_t s : {10, 11, 12})
     EXPECT_TRUE(cache.addSequence(s).isOk());
@@ -314,12 +332,55 @@ std::vector<float> runAttention(const AttentionCase &c, uint32_t pageSize,
   return out;
 }
 
-std::vector<double> referenceAttention(const AttentionCase &c, bool bf16,
-                                       int64_t window) {
-  auto round = [&](float v) {
-    return bf16 ? double(bf16ToFloat(floatToBf16(v))) : double(v);
-  };
+/// Float64 attention over `c` as a cache of `kind` holds it: each entry
+/// through the codec (an encode and a decode), but the first exact.sinks
+/// and last exact.window of each sequence and every entry of an f32 cache,
+/// which are exact (rounded to bf16, as the tail rounds them, when the
+/// cache is not f32).
+std::vector<double> referenceAttention(const AttentionCase &c,
+                                       schema::EncodingKind kind,
+                                       int64_t window, ExactTokens exact = {}) {
   int64_t rows = int64_t(c.sequences.size()), group = c.qHeads / c.kvHeads;
+  CodecContext context;
+  context.kvHeads = uint32_t(c.kvHeads);
+  context.headDim = uint32_t(c.d);
+  auto codec = makeCodec(plainEncoding(kind), context);
+  EXPECT_TRUE(codec.isOk());
+  std::vector<uint8_t> area((*codec)->headBytes(1));
+  std::map<uint64_t, uint64_t> length;
+  for (uint64_t s : c.sequences)
+    ++length[s];
+  std::map<uint64_t, uint64_t> seen;
+  std::vector<double> keys(c.keys.size()), values(c.values.size());
+  std::vector<float> decoded(size_t(c.d));
+  for (int64_t e = 0; e < rows; ++e) {
+    uint64_t i = seen[c.sequences[size_t(e)]]++;
+    bool kept =
+        i < exact.sinks || i + exact.window >= length[c.sequences[size_t(e)]];
+    for (int64_t g = 0; g < c.kvHeads; ++g)
+      for (auto [from, to] :
+           {std::pair{&c.keys, &keys}, std::pair{&c.values, &values}}) {
+        size_t at = size_t((e * c.kvHeads + g) * c.d);
+        const float *v = from->data() + at;
+        if (kind == schema::ENCODING_F32) {
+          std::copy(v, v + c.d, to->begin() + ptrdiff_t(at));
+          continue;
+        }
+        // The tail rounds arrivals to bf16; pages encode from the tail.
+        std::vector<float> rounded(v, v + c.d);
+        for (float &x : rounded)
+          x = bf16ToFloat(floatToBf16(x));
+        if (kept) {
+          std::copy(rounded.begin(), rounded.end(),
+                    to->begin() + ptrdiff_t(at));
+        } else {
+          (*codec)->encode(rounded.data(), c.d, uint32_t(g), 0, area.data());
+          (*codec)->decode(area.data(), 0, decoded.data());
+          std::copy(decoded.begin(), decoded.end(),
+                    to->begin() + ptrdiff_t(at));
+        }
+      }
+  }
   auto q = randomVector(size_t(rows * c.qHeads * c.d), 11);
   std::vector<double> out(q.size(), 0.0);
   for (int64_t r = 0; r < rows; ++r)
@@ -335,7 +396,7 @@ std::vector<double> referenceAttention(const AttentionCase &c, bool bf16,
         double s = 0;
         for (int64_t i = 0; i < c.d; ++i)
           s += double(q[(r * c.qHeads + h) * c.d + i]) *
-               round(c.keys[(e * c.kvHeads + g) * c.d + i]);
+               keys[size_t((e * c.kvHeads + g) * c.d + i)];
         scores.push_back(s * 0.25);
         entries.push_back(e);
       }
@@ -346,14 +407,14 @@ std::vector<double> referenceAttention(const AttentionCase &c, bool bf16,
         for (int64_t i = 0; i < c.d; ++i)
           out[(r * c.qHeads + h) * c.d + i] +=
               scores[k] / sum *
-              round(c.values[(entries[k] * c.kvHeads + g) * c.d + i]);
+              values[size_t((entries[k] * c.kvHeads + g) * c.d + i)];
     }
   return out;
 }
 
 TEST(Attention, MatchesReferenceWithGqaAtEveryPageSize) {
   AttentionCase c = makeCase();
-  std::vector<double> ref = referenceAttention(c, false, 0);
+  std::vector<double> ref = referenceAttention(c, schema::ENCODING_F32, 0);
   std::vector<float> first;
   for (uint32_t pageSize : {1u, 16u, 64u}) {
     std::vector<float> out =
@@ -372,7 +433,8 @@ TEST(Attention, MatchesReferenceWithGqaAtEveryPageSize) {
 TEST(Attention, SlidingWindow) {
   AttentionCase c = makeCase();
   for (int64_t window : {1, 4, 20}) {
-    std::vector<double> ref = referenceAttention(c, false, window);
+    std::vector<double> ref =
+        referenceAttention(c, schema::ENCODING_F32, window);
     std::vector<float> out =
         runAttention(c, 16, schema::ENCODING_F32, window, 2);
     EXPECT_LT(relativeError(out, ref), 1e-6) << "window " << window;
@@ -381,13 +443,37 @@ TEST(Attention, SlidingWindow) {
 
 TEST(Attention, Bf16Cache) {
   AttentionCase c = makeCase();
-  std::vector<double> ref = referenceAttention(c, true, 0);
+  std::vector<double> ref = referenceAttention(c, schema::ENCODING_BF16, 0);
   for (uint32_t pageSize : {1u, 64u})
     for (bool encode : {true, false})
       EXPECT_LT(relativeError(runAttention(c, pageSize, schema::ENCODING_BF16,
                                            0, 2, encode),
                               ref),
                 1e-6);
+}
+
+TEST(Attention, ExactSinksAndWindowBesideEncodedEntries) {
+  // An fp8 cache whose first `sinks` and last `window` tokens per sequence
+  // stay exact (bf16): attention reads the sinks' copies, not their
+  // entries (the second sequence has only 5 tokens, fewer than some
+  // settings keep).
+  AttentionCase c = makeCase();
+  for (ExactTokens exact : {ExactTokens{4, 0}, ExactTokens{0, 8},
+                            ExactTokens{4, 8}, ExactTokens{40, 16}}) {
+    std::vector<double> ref =
+        referenceAttention(c, schema::ENCODING_FP8, 0, exact);
+    for (uint32_t pageSize : {1u, 16u})
+      EXPECT_LT(relativeError(runAttention(c, pageSize, schema::ENCODING_FP8, 0,
+                                           2, true, exact),
+                              ref),
+                1e-6)
+          << "sinks " << exact.sinks << " window " << exact.window << " page "
+          << pageSize;
+    // Without the exact copies fp8's rounding shows.
+    EXPECT_GT(
+        relativeError(runAttention(c, 16, schema::ENCODING_FP8, 0, 2), ref),
+        1e-3);
+  }
 }
 
 TEST(Elementwise, SwigluAddEmbedding) {

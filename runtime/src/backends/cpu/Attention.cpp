@@ -22,6 +22,7 @@
 #include <numeric>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 namespace kvrt::cpu {
 namespace {
@@ -80,6 +81,24 @@ const uint8_t *tailArea(const std::vector<float> &head) {
   return reinterpret_cast<const uint8_t *>(head.data());
 }
 
+/// Where forVisible()'s exact entries of one sequence and layer are: a
+/// sink below the encoded count, else in the tail.
+struct ExactEntries {
+  ExactEntries(const PagedCache &cache, uint32_t layer, uint64_t sequence)
+      : sinks(cache.sinks(layer, sequence)), tail(cache.tail(layer, sequence)),
+        encoded(cache.encoded(layer, sequence)) {}
+
+  /// Entry `index`'s store and slot in it.
+  std::pair<const Tail *, uint32_t> at(uint64_t index) const {
+    if (index < encoded)
+      return {&sinks, uint32_t(index)};
+    return {&tail, uint32_t(index - encoded)};
+  }
+
+  const Tail &sinks, &tail;
+  uint64_t encoded;
+};
+
 /// Buffers one thread needs for attendGroup().
 struct Scratch {
   /// One weight per query head of the group and visible entry.
@@ -114,8 +133,10 @@ struct Scratch {
 };
 
 /// Visits the entries of `sequence` in `layer` that a query at `position`
-/// sees, in order: fn(index, page or null for a tail entry, slot). With
-/// `selected`, only those encoded entries (in index order) and the tail.
+/// sees, in order: fn(index, page or null for an exact entry, slot). An
+/// exact entry is in the tail, or (an encoded one below the layer's
+/// sinkTokens) in the sinks: exactEntry() finds it. With `selected`, only
+/// those encoded entries (in index order) and the tail.
 template <typename Fn>
 void forVisible(const PagedCache &cache, const AttentionParams &params,
                 uint64_t sequence, int64_t position,
@@ -128,12 +149,13 @@ void forVisible(const PagedCache &cache, const AttentionParams &params,
   };
   const std::vector<uint32_t> &pages = cache.pages(layer, sequence);
   uint64_t encoded = cache.encoded(layer, sequence);
+  const uint64_t sinks = std::min<uint64_t>(shape.sinkTokens, encoded);
   if (selected) {
     for (uint64_t index : *selected) {
       const Page &page = cache.page(layer, pages[index / shape.pageSize]);
       uint32_t slot = uint32_t(index % shape.pageSize);
       if (visible(page.positions[slot]))
-        fn(index, &page, slot);
+        fn(index, index < sinks ? nullptr : &page, slot);
     }
   }
   for (uint64_t index = 0; !selected && index < encoded;) {
@@ -141,7 +163,7 @@ void forVisible(const PagedCache &cache, const AttentionParams &params,
     for (uint32_t slot = uint32_t(index % shape.pageSize);
          slot < shape.pageSize && index < encoded; ++slot, ++index)
       if (visible(page.positions[slot]))
-        fn(index, &page, slot);
+        fn(index, index < sinks ? nullptr : &page, slot);
   }
   // Tail tokens have their positions in the pages too; read them through
   // `pages`, not the cache's sequence lookup: a prefill visits its whole
@@ -179,8 +201,7 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
                               RowSelection *selection = nullptr) {
   const CacheLayerShape &shape = cache.shape(params.layer);
   int64_t headDim = shape.headDim;
-  uint64_t encoded = cache.encoded(params.layer, sequence);
-  const Tail &tail = cache.tail(params.layer, sequence);
+  const ExactEntries exact(cache, params.layer, sequence);
   const Codec &keys = *codecs.key;
   int64_t preparedSize = keys.preparedQuerySize();
   for (int64_t h = 0; h < group; ++h)
@@ -203,9 +224,9 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
                             page->keys.get() + g * shape.keyHeadBytes, slot,
                             scratch.perHead, scratch.decoded);
                } else {
-                 codecs.tail->score(q, group, tailArea(tail.keys[g]),
-                                    uint32_t(index - encoded), scratch.perHead,
-                                    scratch.decoded);
+                 auto [store, at] = exact.at(index);
+                 codecs.tail->score(q, group, tailArea(store->keys[g]), at,
+                                    scratch.perHead, scratch.decoded);
                }
                if (!entries.count)
                  entries.first = index;
@@ -241,8 +262,7 @@ int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
                     RowSelection *selection = nullptr) {
   const CacheLayerShape &shape = cache.shape(params.layer);
   int64_t headDim = shape.headDim;
-  uint64_t encoded = cache.encoded(params.layer, sequence);
-  const Tail &tail = cache.tail(params.layer, sequence);
+  const ExactEntries exact(cache, params.layer, sequence);
   const Codec &values = *codecs.value;
   int64_t n = softmaxVisible(cache, codecs, params, sequence, g, position, q,
                              group, stride, scratch, selection)
@@ -265,9 +285,9 @@ int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
         } else {
           // Into the codec's sum when its domain is the plain one, so the order
           // of additions does not depend on what was still in the tail.
+          auto [store, at] = exact.at(index);
           codecs.tail->accumulate(
-              scratch.perHead, group, tailArea(tail.values[g]),
-              uint32_t(index - encoded),
+              scratch.perHead, group, tailArea(store->values[g]), at,
               values.rotates() ? out : scratch.accumulated, scratch.decoded);
         }
         ++i;

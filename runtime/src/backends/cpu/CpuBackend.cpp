@@ -478,8 +478,11 @@ layerStorage(const Artifact &artifact, const schema::CacheLayout &c,
   s.keyHeadBytes = made[0]->headBytes(s.pageSize);
   s.valueHeadBytes = made[1]->headBytes(s.pageSize);
   for (const schema::Encoding *e : encodings)
-    if (e->kind() == schema::ENCODING_INT)
+    if (e->kind() == schema::ENCODING_INT ||
+        e->kind() == schema::ENCODING_LOWRANK) {
       s.tailWindow = std::max(s.tailWindow, e->residual());
+      s.sinkTokens = std::max(s.sinkTokens, e->sinks());
+    }
   s.capacityPages = (tokens + s.pageSize - 1) / s.pageSize;
   return layer;
 }
