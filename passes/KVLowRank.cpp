@@ -1,4 +1,4 @@
-//===- KVLowRank.cpp - Values stored as a latent on calibrated axes -------===//
+//===- KVLowRank.cpp - Keys or values stored as latents on calibrated axes ===//
 #include "dialects/kv/IR/KVOps.h"
 #include "passes/CacheTypes.h"
 #include "passes/LayerSelection.h"
@@ -29,11 +29,9 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       return optionError(ctx, "method")
              << "is '" << method
              << "'; only pca is built (svd and lrkv are not yet)";
-    if (side != "value")
+    if (side != "value" && side != "key")
       return optionError(ctx, "side")
-             << "is '" << side
-             << "'; only value is built: a basis of keys needs them before "
-                "RoPE, which the runtime's cache does not hold yet";
+             << "is '" << side << "'; it must be key or value";
     const bool hasRatio = ratio != 0, hasRank = rank != 0;
     if (hasRatio == hasRank)
       return optionError(ctx, hasRatio ? "rank" : "ratio")
@@ -71,25 +69,35 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       if (!selected->contains(op.getLayerAttr().getInt()))
         return WalkResult::advance();
       auto type = llvm::cast<CacheType>(op.getType());
-      if (!dialect->getValueAxesAttrHelper().getAttr(op))
+      const bool keys = side == "key";
+      bool calibrated =
+          keys ? bool(dialect->getKeyAxesAttrHelper().getAttr(op))
+               : bool(dialect->getValueAxesAttrHelper().getAttr(op));
+      if (!calibrated)
         return op.emitError()
                << "kv-lowrank: layer " << op.getLayerAttr().getInt()
-               << " has no calibrated value axes ('"
-               << KVDialect::ValueAxesAttrHelper::getNameStr()
+               << " has no calibrated " << side << " axes ('"
+               << (keys ? KVDialect::KeyAxesAttrHelper::getNameStr()
+                        : KVDialect::ValueAxesAttrHelper::getNameStr())
                << "'); run `kvopt compile --calibrate FILE` with statistics "
-                  "that record value covariances";
-      if (isa<LowRankEncodingAttr>(type.getValue()))
+               << (keys ? "that record key covariances and query magnitudes "
+                          "of a model with RoPE"
+                        : "that record value covariances");
+      Attribute current = keys ? type.getKey() : type.getValue();
+      if (isa<LowRankEncodingAttr>(current))
         return op.emitError()
-               << "kv-lowrank: the values of layer "
+               << "kv-lowrank: the " << side << "s of layer "
                << op.getLayerAttr().getInt() << " are low-rank already";
       FailureOr<unsigned> r = rankFor(op, type.getHeadDim());
       if (failed(r))
         return WalkResult::interrupt();
       auto emitError = [&] { return op.emitError(); };
-      Attribute value = LowRankEncodingAttr::getChecked(
-          emitError, &getContext(), *r, type.getValue(), unsigned(sinks),
-          unsigned(window));
-      if (!value || failed(setCacheEncodings(op, type.getKey(), value)))
+      Attribute lowRank =
+          LowRankEncodingAttr::getChecked(emitError, &getContext(), *r, current,
+                                          unsigned(sinks), unsigned(window));
+      if (!lowRank ||
+          failed(setCacheEncodings(op, keys ? lowRank : type.getKey(),
+                                   keys ? type.getValue() : lowRank)))
         return WalkResult::interrupt();
       return WalkResult::advance();
     });

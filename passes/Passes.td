@@ -60,29 +60,30 @@ def KVQuantizePass : Pass<"kv-quantize", "::mlir::ModuleOp"> {
 }
 
 def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
-  let summary = "Stores the values of some layers as a latent on a calibrated basis";
+  let summary = "Stores the keys or values of some layers as a latent on a calibrated basis";
   let description = [{
-    Rewrites the value side of each selected `kv.cache` to
-    `#kv.lowrank<rank = r, latent = E>`: each head's values are stored as
-    their coordinates on the head's first r principal axes, E the value
-    encoding the cache had (bf16 by default; a later kv-quantize of the
-    values encodes the latent instead). The axes come from calibration
-    (`kv.value_axes` on the kv.cache, the eigenvectors of the values' second
-    moment: `kvopt compile --calibrate FILE`); the exporter writes the basis
-    beside the encoding, and attention works on the latent, mapping its sum
-    back once per query row (runtime/src/cache/codecs/LowRank.cpp).
+    Rewrites the `side` (value by default, or key) of each selected
+    `kv.cache` to `#kv.lowrank<rank = r, latent = E>`, E the encoding that
+    side had (bf16 by default; a later kv-quantize of the side encodes the
+    latent instead). The bases come from calibration (`kvopt compile
+    --calibrate FILE`): values on `kv.value_axes`, the eigenvectors of their
+    second moment, attended in the latent domain and mapped back once per
+    query row; keys on `kv.key_axes`, the axes of their pre-RoPE second
+    moment weighted by the queries' magnitude per RoPE pair, stored before
+    RoPE (the runtime rotates each key back by its position on the way in,
+    and rebuilds and rotates it when scoring; runtime/src/cache/codecs/
+    LowRank.cpp, docs/lowrank.md).
 
     `ratio=R` keeps round(R x head_dim) axes (R in (0, 1)), `rank=N` keeps
     N; give exactly one. `sinks=N` (4) and `window=N` (64) keep each
     sequence's first and most recent tokens exact as well: without them the
     attention sink's latent costs most of the loss (docs/lowrank.md).
-    Only `method=pca` and `side=value` are built:
-    keys need a basis of their pre-RoPE form, which the runtime's cache
-    does not hold yet. `layers=` as for kv-quantize.
+    Only `method=pca` is built. `layers=` as for kv-quantize.
 
-    Example: values at half rank in every layer but the first and last:
+    Example: values at half rank in every layer but the first and last,
+    keys at half rank everywhere:
     ```
-    kvopt compile default --calibrate text.txt --passes 'kv-lowrank{ratio=0.5 layers=1--2}'
+    kvopt compile default --calibrate text.txt --passes 'kv-lowrank{ratio=0.5 layers=1--2},kv-lowrank{side=key ratio=0.5}'
     ```
   }];
   let dependentDialects = ["::mlir::kv::KVDialect"];
@@ -90,7 +91,7 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
     Option<"method", "method", "std::string", "\"pca\"",
            "pca (calibrated principal axes); svd and lrkv are not built yet">,
     Option<"side", "side", "std::string", "\"value\"",
-           "value (keys are not built yet)">,
+           "value or key">,
     Option<"ratio", "ratio", "double", "0",
            "axes kept per head as a fraction of head_dim, in (0, 1)">,
     Option<"rank", "rank", "unsigned", "0",

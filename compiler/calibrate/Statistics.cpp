@@ -5,6 +5,7 @@
 #include "dialects/kv/IR/KVDialect.h"
 #include "dialects/kv/IR/KVOps.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -80,6 +81,53 @@ mlir::DenseFPElementsAttr dense(mlir::MLIRContext *context,
 }
 
 } // namespace
+
+/// The query-weighted axes of each KV head's keys before RoPE, as
+/// kv.key_axes holds them ([kvHeads][d][d + 1]: the eigenvectors of
+/// S E[k k^T] S, largest first, then the weights S). Coordinate i weighs
+/// s_i = sqrt(mean over the group's query heads of E|q_f|^2), f its RoPE
+/// pair, taking E|q_f|^2 as (E|q_f|)^2 from the mean magnitudes: then
+/// |S (k - k')| bounds how far q . k moves for a typical query, at any
+/// distance (RoPE keeps each pair's magnitude). A floor of 1e-6 of the
+/// largest weight keeps S invertible.
+static std::vector<float> keyAxes(const Statistics &stats,
+                                  const LayerStatistics &s,
+                                  mlir::kv::RopeStyle style) {
+  const int64_t d = stats.headDim, half = d / 2, heads = stats.kvHeads;
+  const int64_t group = stats.heads / heads;
+  const bool interleaved = style == mlir::kv::RopeStyle::Interleaved;
+  std::vector<float> out;
+  for (int64_t h = 0; h < heads; ++h) {
+    std::vector<double> weight(size_t(d), 0.0);
+    for (int64_t f = 0; f < half; ++f) {
+      double sum = 0;
+      for (int64_t q = h * group; q < (h + 1) * group; ++q) {
+        double m = s.queryMagnitude[size_t(q * half + f)];
+        sum += m * m;
+      }
+      int64_t a = interleaved ? 2 * f : f, b = interleaved ? a + 1 : f + half;
+      weight[size_t(a)] = weight[size_t(b)] = std::sqrt(sum / double(group));
+    }
+    double floor = 1e-6 * *std::max_element(weight.begin(), weight.end());
+    for (double &w : weight)
+      w = std::max(w, floor > 0 ? floor : 1.0);
+    std::vector<double> moment(size_t(d * d));
+    const double *mu = s.keyMean.data() + h * d;
+    const double *cov = s.keyCovariance.data() + h * d * d;
+    for (int64_t i = 0; i < d; ++i)
+      for (int64_t j = 0; j < d; ++j)
+        moment[size_t(i * d + j)] = weight[size_t(i)] *
+                                    (cov[i * d + j] + mu[i] * mu[j]) *
+                                    weight[size_t(j)];
+    SymmetricEigen eigen = symmetricEigen(moment, d);
+    for (int64_t i = 0; i < d; ++i) {
+      for (int64_t j = 0; j < d; ++j)
+        out.push_back(float(eigen.vectors[size_t(i * d + j)]));
+      out.push_back(float(weight[size_t(i)]));
+    }
+  }
+  return out;
+}
 
 Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
                         const std::string &origin) {
@@ -160,6 +208,13 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
 
   mlir::MLIRContext *context = module.getContext();
   auto *dialect = context->getLoadedDialect<mlir::kv::KVDialect>();
+  // How RoPE pairs coordinates, which the key axes' weights follow; a model
+  // without RoPE gets no key axes.
+  std::optional<mlir::kv::RopeStyle> ropeStyle;
+  module.walk([&](mlir::kv::RopeOp op) {
+    ropeStyle = op.getStyle();
+    return mlir::WalkResult::interrupt();
+  });
   const CalibrationSource &source = stats.source;
   dialect->getCalibrationAttrHelper().setAttr(
       module, mlir::kv::CalibrationAttr::get(context, source.file, source.xxh64,
@@ -194,6 +249,12 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
     } else {
       dialect->getValueAxesAttrHelper().removeAttr(op);
     }
+    if (stats.hasMoments() && stats.heads && ropeStyle)
+      dialect->getKeyAxesAttrHelper().setAttr(
+          op, dense(context, {stats.kvHeads, stats.headDim, stats.headDim + 1},
+                    keyAxes(stats, s, *ropeStyle)));
+    else
+      dialect->getKeyAxesAttrHelper().removeAttr(op);
     if (!stats.heads) {
       // Statistics without them replace any the module had.
       dialect->getQueryCenterAttrHelper().removeAttr(op);

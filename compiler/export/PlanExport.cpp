@@ -130,8 +130,10 @@ public:
 
 private:
   Status exportOp(Operation *op);
-  /// A low-rank value side's basis tensor (axes, then the mean).
-  Status addBasis(kv::CacheOp op, kv::CacheType type, schema::Encoding &out);
+  /// The basis tensor of a low-rank `encoding` of the keys (`keys`) or
+  /// values of `op`, named in `out`.
+  Status addBasis(kv::CacheOp op, Attribute encoding, bool keys,
+                  schema::Encoding &out);
   /// The slot an activation operand lives in.
   StatusOr<uint32_t> slotOf(Value value, Operation *user);
   /// The manifest tensor of a weight operand.
@@ -314,26 +316,25 @@ Status PlanExporter::addCacheLayout(kv::CacheOp op) {
   }
   auto *dialect = op->getContext()->getLoadedDialect<kv::KVDialect>();
   KVRT_RETURN_IF_ERROR(encodingOf(type.getKey(), *c.mutable_key(), op, "key"));
+  KVRT_RETURN_IF_ERROR(addBasis(op, type.getKey(), true, *c.mutable_key()));
   KVRT_RETURN_IF_ERROR(addScales(op, type.getKey(),
                                  dialect->getKeyAbsmaxAttrHelper().getAttr(op),
                                  "key", *c.mutable_key()));
   KVRT_RETURN_IF_ERROR(
       encodingOf(type.getValue(), *c.mutable_value(), op, "value"));
-  KVRT_RETURN_IF_ERROR(addBasis(op, type, *c.mutable_value()));
+  KVRT_RETURN_IF_ERROR(
+      addBasis(op, type.getValue(), false, *c.mutable_value()));
   return addScales(op, type.getValue(),
                    dialect->getValueAbsmaxAttrHelper().getAttr(op), "value",
                    *c.mutable_value());
 }
 
-Status PlanExporter::addBasis(kv::CacheOp op, kv::CacheType type,
+Status PlanExporter::addBasis(kv::CacheOp op, Attribute encoding, bool keys,
                               schema::Encoding &out) {
-  auto lowRank = dyn_cast<kv::LowRankEncodingAttr>(type.getValue());
-  if (isa<kv::LowRankEncodingAttr>(type.getKey()))
-    return Status::error(describe(op) +
-                         " stores its keys as #kv.lowrank, which the runtime "
-                         "does not: a basis of keys needs them before RoPE");
+  auto lowRank = dyn_cast<kv::LowRankEncodingAttr>(encoding);
   if (!lowRank)
     return Status::ok();
+  const char *side = keys ? "key" : "value";
   auto fp8 = dyn_cast<kv::Fp8EncodingAttr>(lowRank.getLatent());
   if (!isa<kv::Bf16EncodingAttr, kv::F32EncodingAttr>(lowRank.getLatent()) &&
       !(fp8 && fp8.getScale() == kv::ScaleMode::Dynamic))
@@ -341,30 +342,34 @@ Status PlanExporter::addBasis(kv::CacheOp op, kv::CacheType type,
                          " stores a low-rank latent the runtime does not: "
                          "it takes bf16, f32 or fp8 with dynamic scales");
   auto *dialect = op->getContext()->getLoadedDialect<kv::KVDialect>();
-  DenseFPElementsAttr axes = dialect->getValueAxesAttrHelper().getAttr(op);
+  DenseFPElementsAttr axes =
+      keys ? dialect->getKeyAxesAttrHelper().getAttr(op)
+           : dialect->getValueAxesAttrHelper().getAttr(op);
   if (!axes)
-    return Status::error(describe(op) +
-                         " stores its values as #kv.lowrank but has no "
-                         "calibrated kv.value_axes");
+    return Status::error(describe(op) + " stores its " + side +
+                         "s as #kv.lowrank but has no calibrated kv." + side +
+                         "_axes");
   // [heads][d][rank + 1]: the first `rank` axes (columns of the axes), then
-  // the point the latent is taken around: 0, since the axes are those of
-  // the uncentred second moment (calibrate/Statistics.cpp says why). The
-  // dialect verified the attribute's shape.
+  // for keys the coordinates' weights (kv.key_axes' last column), for
+  // values the point the latent is taken around: 0, since the axes are
+  // those of the uncentred second moment (calibrate/Statistics.cpp says
+  // why). The dialect verified the attribute's shape.
+  auto type = cast<kv::CacheType>(op.getType());
   const int64_t heads = type.getHeads(), d = type.getHeadDim();
-  const int64_t rank = lowRank.getRank();
+  const int64_t columns = keys ? d + 1 : d, rank = lowRank.getRank();
   std::vector<float> axisValues(axes.getValues<float>().begin(),
                                 axes.getValues<float>().end());
   std::vector<float> basis;
   basis.reserve(size_t(heads * d * (rank + 1)));
   for (int64_t h = 0; h < heads; ++h)
     for (int64_t i = 0; i < d; ++i) {
-      for (int64_t j = 0; j < rank; ++j)
-        basis.push_back(axisValues[size_t((h * d + i) * d + j)]);
-      basis.push_back(0.0f);
+      const float *row = &axisValues[size_t((h * d + i) * columns)];
+      basis.insert(basis.end(), row, row + rank);
+      basis.push_back(keys ? row[d] : 0.0f);
     }
-  out.set_basis_tensor(
-      addF32Tensor("cache." + std::to_string(op.getLayer()) + ".value_basis",
-                   {heads, d, rank + 1}, std::move(basis)));
+  out.set_basis_tensor(addF32Tensor("cache." + std::to_string(op.getLayer()) +
+                                        "." + side + "_basis",
+                                    {heads, d, rank + 1}, std::move(basis)));
   return Status::ok();
 }
 

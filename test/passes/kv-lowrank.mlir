@@ -1,7 +1,7 @@
-// kv-lowrank stores the values of the selected layers as a latent on their
-// calibrated principal axes: it rewrites the value encoding to
-// #kv.lowrank<rank = r, latent = the encoding the values had>, and a later
-// kv-quantize of the values encodes the latent.
+// kv-lowrank stores the values (or, side=key, the keys) of the selected
+// layers as a latent on their calibrated axes: it rewrites that side's
+// encoding to #kv.lowrank<rank = r, latent = the encoding it had>, and a
+// later kv-quantize of the side encodes the latent.
 
 // By default each sequence's first 4 and last 64 tokens stay exact too.
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 layers=0})' | FileCheck %s --check-prefix=RATIO
@@ -9,6 +9,12 @@
 // RATIO: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2, sinks = 4, window = 64>>
 // RATIO: kv.append {{.*}} into !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2, sinks = 4, window = 64>>
 // RATIO: kv.cache layer 1 : !kv.cache<heads = 1, head_dim = 4>
+
+// Keys (side=key) on their query-weighted axes, values untouched; both.
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=key ratio=0.25 layers=0})' | FileCheck %s --check-prefix=KEY
+// KEY: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, key = #kv.lowrank<rank = 1, sinks = 4, window = 64>>
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=key rank=3 layers=0},kv-lowrank{rank=2 layers=0})' | FileCheck %s --check-prefix=BOTH
+// BOTH: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, key = #kv.lowrank<rank = 3, sinks = 4, window = 64>, value = #kv.lowrank<rank = 2, sinks = 4, window = 64>>
 
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 layers=0 sinks=0 window=0})' | FileCheck %s --check-prefix=NO-EXACT
 // NO-EXACT: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2>>
@@ -25,8 +31,12 @@
 // ERR-TWICE: error: kv-lowrank: the values of layer 0 are low-rank already
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-METHOD
 // ERR-METHOD: error: kv-lowrank: option 'method' is 'svd'; only pca is built (svd and lrkv are not yet)
-// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=key ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-SIDE
-// ERR-SIDE: error: kv-lowrank: option 'side' is 'key'; only value is built: a basis of keys needs them before RoPE, which the runtime's cache does not hold yet
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=both ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-SIDE
+// ERR-SIDE: error: kv-lowrank: option 'side' is 'both'; it must be key or value
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=key ratio=0.5 layers=1})' 2>&1 | FileCheck %s --check-prefix=ERR-KEY-UNCALIBRATED
+// ERR-KEY-UNCALIBRATED: error: kv-lowrank: layer 1 has no calibrated key axes ('kv.key_axes'); run `kvopt compile --calibrate FILE` with statistics that record key covariances and query magnitudes of a model with RoPE
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=key rank=2 layers=0},kv-lowrank{side=key rank=1 layers=0})' 2>&1 | FileCheck %s --check-prefix=ERR-KEY-TWICE
+// ERR-KEY-TWICE: error: kv-lowrank: the keys of layer 0 are low-rank already
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank)' 2>&1 | FileCheck %s --check-prefix=ERR-NONE
 // ERR-NONE: error: kv-lowrank: option 'ratio' is missing; give ratio=R in (0, 1) or rank=N
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 rank=2})' 2>&1 | FileCheck %s --check-prefix=ERR-BOTH
@@ -41,9 +51,11 @@
 // ERR-AXES: error: 'kv.cache' op 'kv.value_axes' must be a dense tensor<1x4x4xf32>
 // RUN: not kvopt-opt %S/Inputs/value-axes-nan.mlir 2>&1 | FileCheck %s --check-prefix=ERR-NAN
 // ERR-NAN: error: 'kv.cache' op 'kv.value_axes' of head 0 must be finite, got nan
+// RUN: not kvopt-opt %S/Inputs/key-axes-weight.mlir 2>&1 | FileCheck %s --check-prefix=ERR-WEIGHT
+// ERR-WEIGHT: error: 'kv.cache' op 'kv.key_axes' of head 0 must be finite with positive weights, got 0
 
 func.func @model(%k: tensor<?x1x4xf32>, %v: tensor<?x1x4xf32>, %pos: tensor<?xi32>) {
-  %c0 = kv.cache layer 0 {kv.value_axes = dense<[[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>} : !kv.cache<heads = 1, head_dim = 4>
+  %c0 = kv.cache layer 0 {kv.value_axes = dense<[[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.key_axes = dense<[[[1.0, 0.0, 0.0, 0.0, 2.0], [0.0, 1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 1.0, 0.5]]]> : tensor<1x4x5xf32>} : !kv.cache<heads = 1, head_dim = 4>
   %c0b = kv.append %k, %v at %pos into %c0 : tensor<?x1x4xf32>, tensor<?x1x4xf32>, tensor<?xi32> into !kv.cache<heads = 1, head_dim = 4>
   %c1 = kv.cache layer 1 : !kv.cache<heads = 1, head_dim = 4>
   return

@@ -41,8 +41,10 @@ def KV_Dialect : Dialect {
   // multiple of the cache's KV heads) or the KV heads; the principal axes
   // of each KV head's values (the eigenvectors of their second moment
   // E[v v^T], column k the k-th largest: tensor<kv_heads x head_dim x
-  // head_dim x f32>), which low-rank caches project on; on the module,
-  // where they came from.
+  // head_dim x f32>), which low-rank caches project on; the query-weighted
+  // axes of each KV head's pre-RoPE keys (the eigenvectors of S E[k k^T] S,
+  // then the weights S: tensor<kv_heads x head_dim x (head_dim + 1) x
+  // f32>, docs/lowrank.md); on the module, where they came from.
   let discardableAttrs = (ins
     "::mlir::DenseF32ArrayAttr":$key_absmax,
     "::mlir::DenseF32ArrayAttr":$value_absmax,
@@ -51,6 +53,7 @@ def KV_Dialect : Dialect {
     "::mlir::DenseFPElementsAttr":$key_center,
     "::mlir::DenseFPElementsAttr":$key_magnitude,
     "::mlir::DenseFPElementsAttr":$value_axes,
+    "::mlir::DenseFPElementsAttr":$key_axes,
     "::mlir::kv::CalibrationAttr":$calibration
   );
   let hasOperationAttrVerify = 1;

@@ -103,9 +103,11 @@ static LogicalResult verifyPreRope(Operation *op, NamedAttribute attribute) {
   return success();
 }
 
-/// kv.value_axes on a kv.cache op: a dense tensor<kv_heads x head_dim x
-/// head_dim x f32> of finite values.
-static LogicalResult verifyValueAxes(Operation *op, NamedAttribute attribute) {
+/// kv.value_axes (kv.key_axes) on a kv.cache op: a dense tensor<kv_heads x
+/// head_dim x head_dim (+ 1) x f32> of finite values; the keys' last
+/// column, their weights, positive.
+static LogicalResult verifyAxes(Operation *op, NamedAttribute attribute,
+                                bool keys) {
   StringRef name = attribute.getName().getValue();
   auto cache = dyn_cast<CacheOp>(op);
   if (!cache)
@@ -113,18 +115,23 @@ static LogicalResult verifyValueAxes(Operation *op, NamedAttribute attribute) {
            << "carries '" << name << "', which belongs on a kv.cache op";
   auto cacheType = cast<CacheType>(cache.getType());
   int64_t heads = cacheType.getHeads(), dim = cacheType.getHeadDim();
+  int64_t columns = keys ? dim + 1 : dim;
   auto values = dyn_cast<DenseFPElementsAttr>(attribute.getValue());
   auto type = values ? dyn_cast<RankedTensorType>(values.getType())
                      : RankedTensorType();
   if (!type || !type.getElementType().isF32() ||
-      type.getShape() != ArrayRef<int64_t>{heads, dim, dim})
-    return op->emitOpError() << "'" << name << "' must be a dense tensor<"
-                             << heads << "x" << dim << "x" << dim << "xf32>";
-  for (auto [i, value] : llvm::enumerate(values.getValues<float>()))
-    if (!std::isfinite(value))
+      type.getShape() != ArrayRef<int64_t>{heads, dim, columns})
+    return op->emitOpError()
+           << "'" << name << "' must be a dense tensor<" << heads << "x" << dim
+           << "x" << columns << "xf32>";
+  for (auto [i, value] : llvm::enumerate(values.getValues<float>())) {
+    bool weight = keys && int64_t(i) % columns == dim;
+    if (!std::isfinite(value) || (weight && !(value > 0)))
       return op->emitOpError()
-             << "'" << name << "' of head " << int64_t(i) / (dim * dim)
-             << " must be finite, got " << formatDouble(value);
+             << "'" << name << "' of head " << int64_t(i) / (dim * columns)
+             << " must be finite" << (weight ? " with positive weights" : "")
+             << ", got " << formatDouble(value);
+  }
   return success();
 }
 
@@ -139,8 +146,9 @@ LogicalResult KVDialect::verifyOperationAttribute(Operation *op,
       name == KeyCenterAttrHelper::getNameStr() ||
       name == KeyMagnitudeAttrHelper::getNameStr())
     return verifyPreRope(op, attribute);
-  if (name == ValueAxesAttrHelper::getNameStr())
-    return verifyValueAxes(op, attribute);
+  if (name == ValueAxesAttrHelper::getNameStr() ||
+      name == KeyAxesAttrHelper::getNameStr())
+    return verifyAxes(op, attribute, name == KeyAxesAttrHelper::getNameStr());
   if (name == CalibrationAttrHelper::getNameStr()) {
     if (!isa<ModuleOp>(op))
       return op->emitOpError()

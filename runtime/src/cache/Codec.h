@@ -26,6 +26,9 @@ namespace kvrt {
 namespace schema {
 class Encoding;
 }
+namespace cpu {
+struct RopeFrequencies;
+}
 
 /// Which side of the cache a codec stores; KIVI groups keys along tokens
 /// and values along channels.
@@ -58,9 +61,28 @@ public:
   /// groupTokens().
   virtual void encode(const float *src, int64_t stride, uint32_t head,
                       uint32_t slot, uint8_t *area) const = 0;
-  /// The stored entry at `slot`, in the codec's domain (rotated for polar):
-  /// for tests and for callers off the attention path.
+  /// The stored entry at `slot`, in the codec's domain (rotated for polar,
+  /// the latent for low-rank): for tests and for callers off the attention
+  /// path.
   virtual void decode(const uint8_t *area, uint32_t slot, float *out) const = 0;
+
+  /// encode() and score() of entries that arrive, and are scored, after
+  /// RoPE at `positions[t]` (`position`). Codecs that work before RoPE
+  /// (low-rank keys: their basis is of pre-RoPE keys) rotate back and
+  /// forth, so that encode() and score() are those of a key at position 0;
+  /// the others ignore the positions. The CPU backend calls these.
+  virtual void encodeAt(const float *src, int64_t stride, uint32_t head,
+                        uint32_t slot, const int32_t *positions,
+                        uint8_t *area) const {
+    (void)positions;
+    encode(src, stride, head, slot, area);
+  }
+  virtual void scoreAt(const float *prepared, int64_t heads,
+                       const uint8_t *area, uint32_t slot, int32_t position,
+                       float *scores, float *scratch) const {
+    (void)position;
+    score(prepared, heads, area, slot, scores, scratch);
+  }
 
   /// Whether the codec works in a basis other than the model's (polar):
   /// then scores need prepareQuery() and sums need finishOutput().
@@ -103,8 +125,11 @@ struct CodecContext {
   /// per-tensor scale. Empty when the artifact has none.
   std::vector<float> scales;
   /// lowrank: [kvHeads][headDim][rank + 1], each head's principal axes and
-  /// then its mean (codecs/LowRank.cpp).
+  /// then its mean (values) or its coordinates' weights (keys)
+  /// (codecs/LowRank.cpp).
   std::vector<float> basis;
+  /// lowrank keys: the RoPE that rotated them (the codec keeps a copy).
+  const cpu::RopeFrequencies *rope = nullptr;
 };
 
 /// The codec of `encoding` for one side of one layer, or one sentence on

@@ -1,10 +1,34 @@
 //===- SideCodec.cpp - The codec of one side of a cache layer -------------===//
 #include "runtime/src/engine/SideCodec.h"
+#include "runtime/src/backends/cpu/Kernels.h"
+#include "runtime/src/engine/PlanSteps.h"
 
 #include <cstring>
+#include <optional>
 #include <string>
 
 namespace kvrt {
+namespace {
+
+/// The RoPE of the rope call whose output `layer`'s append stores as keys
+/// (through reshapes), or nothing when no rope call produces them.
+std::optional<cpu::RopeFrequencies> keyRope(const schema::Plan &plan,
+                                            uint32_t layer, int64_t headDim) {
+  PlanSteps steps = planSteps(plan);
+  for (const PlanStep &step : steps.steps) {
+    if (step.kernel != Kernel::Append || step.call->append().layer() != layer)
+      continue;
+    int64_t producer = step.producers[0];
+    if (producer == kNoStep ||
+        steps.steps[size_t(producer)].kernel != Kernel::Rope)
+      return std::nullopt;
+    return cpu::ropeFrequencies(
+        steps.steps[size_t(producer)].call->rope().rope(), headDim);
+  }
+  return std::nullopt;
+}
+
+} // namespace
 
 StatusOr<SideCodec> makeSideCodec(const Artifact &artifact,
                                   const schema::CacheLayout &layout,
@@ -41,6 +65,12 @@ StatusOr<SideCodec> makeSideCodec(const Artifact &artifact,
   context.headDim = layout.head_dim();
   context.scales = result.scales;
   context.basis = std::move(basis);
+  // Low-rank keys are stored before RoPE: their codec rotates them.
+  std::optional<cpu::RopeFrequencies> rope;
+  if (encoding.kind() == schema::ENCODING_LOWRANK && side == CacheSide::Key)
+    rope =
+        keyRope(artifact.manifest().plan(), layout.layer(), layout.head_dim());
+  context.rope = rope ? &*rope : nullptr;
   StatusOr<std::unique_ptr<Codec>> codec = makeCodec(encoding, context);
   if (!codec)
     return Status::error(artifact.name() + ": " + codec.status().message());

@@ -17,6 +17,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 using namespace kvopt;
 using calibrate::LayerStatistics;
@@ -43,6 +44,22 @@ protected:
         import::importModel(context, kModel);
     EXPECT_TRUE(model) << model.status().message();
     return std::move(*model);
+  }
+
+  /// Calibrates `model` on 64 tokens of kText and attaches the statistics;
+  /// nothing (after a test failure) when either fails.
+  std::optional<Statistics> calibrateAndAttach(import::ImportedModel &model) {
+    calibrate::CalibrationOptions options;
+    options.tokens = 64;
+    kvrt::StatusOr<Statistics> stats =
+        calibrate::calibrate(model, kText, options);
+    EXPECT_TRUE(stats) << stats.status().message();
+    if (!stats ||
+        !calibrate::attachStatistics(*model.module, *stats, "stories")) {
+      ADD_FAILURE() << "calibration failed";
+      return std::nullopt;
+    }
+    return std::move(*stats);
   }
 
   /// Statistics of the tinystories shape (2 layers, 4 KV heads of 16).
@@ -145,12 +162,8 @@ TEST_F(Calibration, IsDeterministicAndRecordsItsSource) {
 
 TEST_F(Calibration, PutsPreRopeStatisticsOnEachCache) {
   import::ImportedModel model = importModel();
-  calibrate::CalibrationOptions options;
-  options.tokens = 64;
-  kvrt::StatusOr<Statistics> stats =
-      calibrate::calibrate(model, kText, options);
-  ASSERT_TRUE(stats) << stats.status().message();
-  ASSERT_TRUE(calibrate::attachStatistics(*model.module, *stats, "stories"));
+  std::optional<Statistics> stats = calibrateAndAttach(model);
+  ASSERT_TRUE(stats);
   ASSERT_TRUE(mlir::succeeded(mlir::verify(*model.module)));
   auto *dialect = context.getLoadedDialect<mlir::kv::KVDialect>();
   int caches = 0;
@@ -171,6 +184,69 @@ TEST_F(Calibration, PutsPreRopeStatisticsOnEachCache) {
               s.keyMagnitude);
     EXPECT_TRUE(dialect->getQueryMagnitudeAttrHelper().getAttr(op));
     EXPECT_TRUE(dialect->getKeyCenterAttrHelper().getAttr(op));
+  });
+  EXPECT_EQ(caches, 2);
+}
+
+TEST_F(Calibration, KeyAxesDiagonaliseTheQueryWeightedKeyMoment) {
+  // kv.key_axes against its definition, in double: weights s_i = the root
+  // of the group's mean (E|q_f|)^2 for coordinate i's RoPE pair f (half
+  // style: i and i + 8), and axes U orthonormal with U^T (S E[k k^T] S) U
+  // diagonal, largest first.
+  import::ImportedModel model = importModel();
+  std::optional<Statistics> stats = calibrateAndAttach(model);
+  ASSERT_TRUE(stats);
+  auto *dialect = context.getLoadedDialect<mlir::kv::KVDialect>();
+  const int64_t d = 16, heads = 4, group = 2, columns = d + 1;
+  int caches = 0;
+  model.module->walk([&](mlir::kv::CacheOp op) {
+    ++caches;
+    const LayerStatistics &s = stats->layers[op.getLayer()];
+    auto attr = dialect->getKeyAxesAttrHelper().getAttr(op);
+    ASSERT_TRUE(attr);
+    std::vector<float> axes(attr.getValues<float>().begin(),
+                            attr.getValues<float>().end());
+    ASSERT_EQ(axes.size(), size_t(heads * d * columns));
+    for (int64_t h = 0; h < heads; ++h) {
+      auto at = [&](int64_t i, int64_t j) {
+        return double(axes[size_t((h * d + i) * columns + j)]);
+      };
+      std::vector<double> weight(d);
+      for (int64_t i = 0; i < d; ++i) {
+        int64_t f = i % (d / 2);
+        double sum = 0;
+        for (int64_t q = h * group; q < (h + 1) * group; ++q)
+          sum += std::pow(s.queryMagnitude[size_t(q * d / 2 + f)], 2);
+        weight[i] = std::sqrt(sum / group);
+        EXPECT_NEAR(at(i, d), weight[i], 1e-6 * weight[i]) << "weight " << i;
+      }
+      std::vector<double> a(d * d);
+      for (int64_t i = 0; i < d; ++i)
+        for (int64_t j = 0; j < d; ++j)
+          a[i * d + j] =
+              weight[i] * weight[j] *
+              (s.keyCovariance[size_t((h * d + i) * d + j)] +
+               s.keyMean[size_t(h * d + i)] * s.keyMean[size_t(h * d + j)]);
+      double trace = 0, previous = INFINITY;
+      for (int64_t i = 0; i < d; ++i)
+        trace += a[i * d + i];
+      for (int64_t x = 0; x < d; ++x)
+        for (int64_t y = 0; y < d; ++y) {
+          double gram = 0, projected = 0;
+          for (int64_t i = 0; i < d; ++i) {
+            gram += at(i, x) * at(i, y);
+            for (int64_t j = 0; j < d; ++j)
+              projected += at(i, x) * a[i * d + j] * at(j, y);
+          }
+          EXPECT_NEAR(gram, x == y ? 1.0 : 0.0, 1e-5) << x << ", " << y;
+          if (x != y) {
+            EXPECT_NEAR(projected, 0.0, 1e-5 * trace) << x << ", " << y;
+          } else {
+            EXPECT_LE(projected, previous + 1e-5 * trace) << "axis " << x;
+            previous = projected;
+          }
+        }
+    }
   });
   EXPECT_EQ(caches, 2);
 }

@@ -546,7 +546,7 @@ TEST(CodecFactory, RefusesWithOneSentence) {
        "power-of-two head_dim of at least 8, but head_dim is 96"},
       {polarQjl, contextFor(64, CacheSide::Value), "applies to keys only"},
       {encodingOf(schema::ENCODING_LOWRANK), contextFor(64),
-       "#kv.lowrank, which this runtime stores for values only"},
+       "#kv.lowrank, but no rope call rotates the layer's keys"},
       {unset, contextFor(64), "no encoding this runtime knows (kind 0)"},
       {encodingOf(schema::ENCODING_BF16), contextFor(0),
        "a head_dim from 1 to 65536"},

@@ -295,7 +295,7 @@ TEST(Engine, FidelityComparesWithABf16Copy) {
 }
 
 TEST(Engine, RefusesWhatTheCpuBackendCannotRun) {
-  // (Low-rank keys: LowRankCodecTest; their artifact fails validation.)
+  // (Low-rank keys without RoPE: LowRankCodecTest.)
   test::LlamaArtifactOptions o;
   o.target = "tpu";
   auto tpu = load(o);

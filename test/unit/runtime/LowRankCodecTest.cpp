@@ -4,10 +4,13 @@
 // finishOutput) to its projection mu + B B^T (v - mu) on the head's axes,
 // and attention's weighted sum of entries, accumulated in the latent
 // domain and mapped back once, equals the weighted sum of the projections.
-// An f32 latent makes both exact up to float rounding.
+// An f32 latent makes both exact up to float rounding. Keys are stored
+// before RoPE and scored after it: against q . R(p) S^-1 U U^T S k.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/backends/cpu/Kernels.h"
+#include "runtime/src/backends/cpu/ThreadPool.h"
 #include "runtime/src/cache/Codec.h"
 
 #include <gtest/gtest.h>
@@ -19,6 +22,20 @@ namespace kvrt {
 namespace {
 
 constexpr uint32_t kHeads = 2, kDim = 8, kRank = 3, kSlots = 5;
+
+/// YaRN-scaled RoPE (so the attention factor is not 1) in `style`.
+cpu::RopeFrequencies ropeOf(schema::RopeStyle style) {
+  schema::Rope rope;
+  rope.set_theta(10000);
+  rope.set_style(style);
+  schema::RopeScaling &s = *rope.mutable_scaling();
+  s.set_kind(schema::ROPE_SCALING_YARN);
+  s.set_factor(4);
+  s.set_beta_fast(32);
+  s.set_beta_slow(1);
+  s.set_original_max_position(64);
+  return cpu::ropeFrequencies(rope, kDim);
+}
 
 schema::Encoding lowRank(uint32_t rank,
                          schema::EncodingKind latent = schema::ENCODING_F32) {
@@ -147,8 +164,91 @@ TEST(LowRankCodec, RefusesWhatItCannotStore) {
             "does not store; it takes bf16, f32 or fp8 with dynamic scales");
   context.side = CacheSide::Key;
   EXPECT_EQ(error(lowRank(kRank)),
-            "the keys of layer 2 use #kv.lowrank, which this runtime stores "
-            "for values only (a basis of keys needs them before RoPE)");
+            "the keys of layer 2 use #kv.lowrank, but no rope call rotates "
+            "the layer's keys; low-rank keys are stored before RoPE");
+  cpu::RopeFrequencies rope = ropeOf(schema::ROPE_STYLE_HALF);
+  context.rope = &rope;
+  // Weights (the last column) of zero cannot be divided by.
+  EXPECT_EQ(error(lowRank(kRank)),
+            "the keys of layer 2 use #kv.lowrank keys whose weight 0 of head "
+            "0 is not positive and finite");
+}
+
+/// q . R(p) (S^-1 U U^T S k) in float64 for head h of a key basis (axes U,
+/// weights S in the last column), k before RoPE, R(p) RoPE at position p.
+double keyScore(const std::vector<float> &basis, uint32_t h, const float *q,
+                const float *k, const cpu::RopeFrequencies &rope,
+                int32_t position) {
+  const float *b = &basis[h * kDim * (kRank + 1)];
+  std::vector<double> z(kRank, 0.0), rebuilt(kDim, 0.0);
+  for (uint32_t j = 0; j < kRank; ++j)
+    for (uint32_t i = 0; i < kDim; ++i)
+      z[j] += b[i * (kRank + 1) + j] * b[i * (kRank + 1) + kRank] * k[i];
+  for (uint32_t i = 0; i < kDim; ++i) {
+    for (uint32_t j = 0; j < kRank; ++j)
+      rebuilt[i] += b[i * (kRank + 1) + j] * z[j];
+    rebuilt[i] /= b[i * (kRank + 1) + kRank];
+  }
+  const uint32_t half = kDim / 2, stride = rope.interleaved ? 2 : 1,
+                 partner = rope.interleaved ? 1 : half;
+  double score = 0;
+  for (uint32_t p = 0; p < half; ++p) {
+    double angle = double(position) * rope.inverse[p];
+    double c = std::cos(angle) * rope.attentionFactor,
+           s = std::sin(angle) * rope.attentionFactor;
+    uint32_t a = p * stride, b2 = a + partner;
+    score += q[a] * (rebuilt[a] * c - rebuilt[b2] * s) +
+             q[b2] * (rebuilt[b2] * c + rebuilt[a] * s);
+  }
+  return score;
+}
+
+TEST(LowRankCodec, KeysAreStoredBeforeRopeAndScoredAfterIt) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal;
+  for (auto style : {schema::ROPE_STYLE_HALF, schema::ROPE_STYLE_INTERLEAVED}) {
+    cpu::RopeFrequencies rope = ropeOf(style);
+    CodecContext context;
+    context.side = CacheSide::Key;
+    context.kvHeads = kHeads;
+    context.headDim = kDim;
+    context.basis = randomBasis(rng);
+    for (uint32_t h = 0; h < kHeads; ++h)
+      for (uint32_t i = 0; i < kDim; ++i)
+        context.basis[(h * kDim + i) * (kRank + 1) + kRank] =
+            0.5f + float(i) / kDim;
+    context.rope = &rope;
+    StatusOr<std::unique_ptr<Codec>> codec = makeCodec(lowRank(kRank), context);
+    ASSERT_TRUE(codec) << codec.status().message();
+    EXPECT_FALSE((*codec)->rotates());
+    const uint32_t prepared = (*codec)->preparedQuerySize();
+    // Positions past each of the rotation tables' levels, and beyond them.
+    for (int32_t position : {0, 7, 300, 70000, 5000000, 20000000})
+      for (uint32_t h = 0; h < kHeads; ++h) {
+        std::vector<float> key(kDim), q(2 * kDim), rotated(kDim), scratch(kDim);
+        for (float &x : key)
+          x = normal(rng);
+        for (float &x : q)
+          x = normal(rng);
+        // The cache receives the key after RoPE, as the rope call made it.
+        cpu::ThreadPool pool(1);
+        cpu::rope(pool, rope, key.data(), 1, 1, kDim, &position,
+                  rotated.data());
+        std::vector<uint8_t> area((*codec)->headBytes(4));
+        (*codec)->encodeAt(rotated.data(), kDim, h, 2, &position, area.data());
+        std::vector<float> queries(2 * prepared), scores(2);
+        for (uint32_t r = 0; r < 2; ++r)
+          (*codec)->prepareQuery(&q[r * kDim], h, &queries[r * prepared]);
+        (*codec)->scoreAt(queries.data(), 2, area.data(), 2, position,
+                          scores.data(), scratch.data());
+        for (uint32_t r = 0; r < 2; ++r) {
+          double expected = keyScore(context.basis, h, &q[r * kDim], key.data(),
+                                     rope, position);
+          EXPECT_NEAR(scores[r], expected, 2e-4 * (1 + std::abs(expected)))
+              << "style " << style << " position " << position << " head " << h;
+        }
+      }
+  }
 }
 
 } // namespace

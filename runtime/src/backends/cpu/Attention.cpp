@@ -41,8 +41,9 @@ void encodeGroup(PagedCache &cache, uint32_t layer, const CacheCodecs &codecs,
     uint32_t slot = uint32_t(index % shape.pageSize);
     size_t offset = size_t(tailIndex) * shape.headDim;
     if (t % codecs.key->groupTokens() == 0)
-      codecs.key->encode(tail.keys[head].data() + offset, shape.headDim, head,
-                         slot, page.keys.get() + head * shape.keyHeadBytes);
+      codecs.key->encodeAt(tail.keys[head].data() + offset, shape.headDim, head,
+                           slot, page.positions.get() + slot,
+                           page.keys.get() + head * shape.keyHeadBytes);
     if (t % codecs.value->groupTokens() == 0)
       codecs.value->encode(tail.values[head].data() + offset, shape.headDim,
                            head, slot,
@@ -220,9 +221,10 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
   forVisible(cache, params, sequence, position, selected,
              [&](uint64_t index, const Page *page, uint32_t slot) {
                if (page) {
-                 keys.score(scratch.prepared, group,
-                            page->keys.get() + g * shape.keyHeadBytes, slot,
-                            scratch.perHead, scratch.decoded);
+                 keys.scoreAt(scratch.prepared, group,
+                              page->keys.get() + g * shape.keyHeadBytes, slot,
+                              page->positions[slot], scratch.perHead,
+                              scratch.decoded);
                } else {
                  auto [store, at] = exact.at(index);
                  codecs.tail->score(q, group, tailArea(store->keys[g]), at,

@@ -1,4 +1,4 @@
-//===- LowRank.cpp - Values as a latent on a calibrated PCA basis ---------===//
+//===- LowRank.cpp - Keys and values as latents on calibrated bases -------===//
 //
 // A head's value v is stored as its latent z = B^T (v - mu) on the first
 // `rank` principal axes B of the head's calibrated values (mu their mean),
@@ -9,25 +9,39 @@
 // never rebuilt entry by entry. decode() returns an entry in that domain
 // (z, 1, zeros), which finishOutput() maps to mu + B z.
 //
+// A head's key is stored before RoPE (a basis of post-RoPE keys would have
+// to hold every rotation of them): encodeAt() rotates the arriving key back
+// by its position, stores z = U^T (s * k) on the first `rank` axes U of the
+// query-weighted keys (s the coordinates' weights, docs/lowrank.md), and
+// scoreAt() rebuilds k = (U z) / s, rotates it by the entry's position and
+// scores the queries against it: a rank x head_dim product and a rotation
+// per entry and KV head.
+//
 // The basis tensor is [kv_heads][head_dim][rank + 1]: the axes, then the
-// mean. Keys are refused: a basis of keys needs them before RoPE, which
-// this runtime's cache does not hold.
+// mean (values) or the weights (keys).
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/cache/codecs/Codecs.h"
+#include "runtime/src/cache/codecs/VectorMath.h"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <string>
 #include <vector>
 
 namespace kvrt::codecs {
 namespace {
 
-class LowRankCodec final : public Codec {
+/// What the key and value codecs share: the inner codec of the latent, and
+/// per head the basis, [headDim][rank + 1] (the axes, then one number per
+/// coordinate).
+class LatentCodec : public Codec {
 public:
-  LowRankCodec(uint32_t headDim, uint32_t rank, std::unique_ptr<Codec> latent,
-               std::vector<float> basis)
+  LatentCodec(uint32_t headDim, uint32_t rank, std::unique_ptr<Codec> latent,
+              std::vector<float> basis)
       : Codec(headDim), rank_(rank), latent_(std::move(latent)),
         basis_(std::move(basis)) {}
 
@@ -35,11 +49,16 @@ public:
     return latent_->headBytes(pageSize);
   }
   uint64_t sharedBytes() const override { return latent_->sharedBytes(); }
-  bool rotates() const override { return true; }
 
-  void encode(const float *src, int64_t, uint32_t head, uint32_t slot,
-              uint8_t *area) const override {
-    const uint32_t d = headDim();
+protected:
+  const float *headBasis(uint32_t head) const {
+    return basis_.data() + size_t(head) * headDim() * (rank_ + 1);
+  }
+  /// Stores z = B^T x for head `head` at `slot`, in double; x[i] is
+  /// coordinate(i, c), c the last number of the basis' row i.
+  template <typename Coordinate>
+  void encodeLatent(const Coordinate &coordinate, uint32_t head, uint32_t slot,
+                    uint8_t *area) const {
     const float *basis = headBasis(head);
     // Encode and finishOutput run per entry and per query row: one buffer
     // per thread, not an allocation each call.
@@ -47,12 +66,32 @@ public:
     latent.resize(rank_);
     for (uint32_t j = 0; j < rank_; ++j) {
       double sum = 0;
-      for (uint32_t i = 0; i < d; ++i)
-        sum += double(basis[i * (rank_ + 1) + j]) *
-               (double(src[i]) - basis[i * (rank_ + 1) + rank_]);
+      for (uint32_t i = 0; i < headDim(); ++i) {
+        const float *row = basis + i * (rank_ + 1);
+        sum += double(row[j]) * coordinate(i, row[rank_]);
+      }
       latent[j] = float(sum);
     }
     latent_->encode(latent.data(), rank_, head, slot, area);
+  }
+
+  uint32_t rank_;
+  std::unique_ptr<Codec> latent_;
+  std::vector<float> basis_;
+};
+
+class LowRankValueCodec final : public LatentCodec {
+public:
+  using LatentCodec::LatentCodec;
+
+  bool rotates() const override { return true; }
+
+  /// z = B^T (v - mu).
+  void encode(const float *src, int64_t, uint32_t head, uint32_t slot,
+              uint8_t *area) const override {
+    encodeLatent(
+        [src](uint32_t i, float mean) { return double(src[i]) - mean; }, head,
+        slot, area);
   }
 
   void decode(const uint8_t *area, uint32_t slot, float *out) const override {
@@ -86,15 +125,123 @@ public:
       row[i] = value;
     }
   }
+};
 
-private:
-  const float *headBasis(uint32_t head) const {
-    return basis_.data() + size_t(head) * headDim() * (rank_ + 1);
+/// RoPE's rotation of each frequency pair at a position, in double: below
+/// 2^24 from three tables of 256 angles each (position = a 2^16 + b 2^8 +
+/// c, the rotations multiplied), a few multiplies per pair instead of a
+/// sine and a cosine; beyond, directly.
+class PairRotations {
+public:
+  explicit PairRotations(const cpu::RopeFrequencies &f)
+      : inverse_(f.inverse), factor_(f.attentionFactor),
+        interleaved_(f.interleaved) {
+    for (size_t level = 0; level < kLevels; ++level)
+      for (size_t step = 0; step < 256; ++step)
+        for (double frequency : inverse_) {
+          double angle = double(step << (8 * level)) * frequency;
+          tables_[level].push_back({std::cos(angle), std::sin(angle)});
+        }
   }
 
-  uint32_t rank_;
-  std::unique_ptr<Codec> latent_;
-  std::vector<float> basis_;
+  /// y = x rotated by `position` (back when `inverse`), head_dim values.
+  void rotate(const float *x, int32_t position, bool inverse, float *y) const {
+    const size_t half = inverse_.size(), stride = interleaved_ ? 2 : 1,
+                 partner = interleaved_ ? 1 : half;
+    const double scale = inverse ? 1.0 / factor_ : factor_;
+    const bool tabled = position >= 0 && position < (1 << (8 * kLevels));
+    for (size_t p = 0; p < half; ++p) {
+      double c = 1, s = 0;
+      if (!tabled) {
+        c = std::cos(double(position) * inverse_[p]);
+        s = std::sin(double(position) * inverse_[p]);
+      }
+      for (size_t level = 0; tabled && level < kLevels; ++level) {
+        size_t step = (uint32_t(position) >> (8 * level)) & 255;
+        const auto &[lc, ls] = tables_[level][step * half + p];
+        double rotated = c * lc - s * ls;
+        s = c * ls + s * lc;
+        c = rotated;
+      }
+      if (inverse)
+        s = -s;
+      size_t a = p * stride, b = a + partner;
+      double x1 = x[a], x2 = x[b];
+      y[a] = float((x1 * c - x2 * s) * scale);
+      y[b] = float((x2 * c + x1 * s) * scale);
+    }
+  }
+
+private:
+  static constexpr size_t kLevels = 3;
+  std::vector<double> inverse_;
+  double factor_;
+  bool interleaved_;
+  std::array<std::vector<std::pair<double, double>>, kLevels> tables_;
+};
+
+class LowRankKeyCodec final : public LatentCodec {
+public:
+  LowRankKeyCodec(uint32_t headDim, uint32_t rank,
+                  std::unique_ptr<Codec> latent, std::vector<float> basis,
+                  const cpu::RopeFrequencies &rope)
+      : LatentCodec(headDim, rank, std::move(latent), std::move(basis)),
+        rotations_(rope) {}
+
+  /// z = B^T (s * k) for a key `src` before RoPE.
+  void encode(const float *src, int64_t, uint32_t head, uint32_t slot,
+              uint8_t *area) const override {
+    encodeLatent(
+        [src](uint32_t i, float weight) { return double(weight) * src[i]; },
+        head, slot, area);
+  }
+
+  void encodeAt(const float *src, int64_t stride, uint32_t head, uint32_t slot,
+                const int32_t *positions, uint8_t *area) const override {
+    thread_local std::vector<float> unrotated;
+    unrotated.resize(headDim());
+    rotations_.rotate(src, positions[0], true, unrotated.data());
+    encode(unrotated.data(), stride, head, slot, area);
+  }
+
+  /// The latent z, as stored.
+  void decode(const uint8_t *area, uint32_t slot, float *out) const override {
+    latent_->decode(area, slot, out);
+  }
+
+  /// The query, then its KV head (which the key's rebuild needs).
+  uint32_t preparedQuerySize() const override { return headDim() + 1; }
+  void prepareQuery(const float *q, uint32_t head,
+                    float *prepared) const override {
+    std::copy(q, q + headDim(), prepared);
+    prepared[headDim()] = float(head);
+  }
+
+  void score(const float *prepared, int64_t heads, const uint8_t *area,
+             uint32_t slot, float *scores, float *scratch) const override {
+    scoreAt(prepared, heads, area, slot, 0, scores, scratch);
+  }
+
+  void scoreAt(const float *prepared, int64_t heads, const uint8_t *area,
+               uint32_t slot, int32_t position, float *scores,
+               float *scratch) const override {
+    const uint32_t d = headDim(), stride = d + 1;
+    const float *basis = headBasis(uint32_t(prepared[d]));
+    thread_local std::vector<float> latent, key;
+    latent.resize(rank_);
+    key.resize(d);
+    latent_->decode(area, slot, latent.data());
+    for (uint32_t i = 0; i < d; ++i) {
+      const float *row = basis + i * (rank_ + 1);
+      key[i] = dot(row, latent.data(), rank_) / row[rank_];
+    }
+    rotations_.rotate(key.data(), position, false, scratch);
+    for (int64_t h = 0; h < heads; ++h)
+      scores[h] = dot(prepared + h * stride, scratch, d);
+  }
+
+private:
+  PairRotations rotations_;
 };
 
 } // namespace
@@ -102,10 +249,11 @@ private:
 CodecOr makeLowRankCodec(const schema::Encoding &encoding,
                          const CodecContext &context) {
   const std::string cache = describeCache(context);
-  if (context.side == CacheSide::Key)
-    return Status::error(cache + " use #kv.lowrank, which this runtime "
-                                 "stores for values only (a basis of keys "
-                                 "needs them before RoPE)");
+  const bool keys = context.side == CacheSide::Key;
+  if (keys && !context.rope)
+    return Status::error(cache + " use #kv.lowrank, but no rope call rotates "
+                                 "the layer's keys; low-rank keys are stored "
+                                 "before RoPE");
   const uint32_t rank = encoding.rank(), d = context.headDim;
   if (rank == 0 || rank >= d)
     return Status::error(cache + " use #kv.lowrank of rank " +
@@ -130,11 +278,24 @@ CodecOr makeLowRankCodec(const schema::Encoding &encoding,
   inner.headDim = rank;
   inner.basis.clear();
   inner.scales.clear();
+  if (keys)
+    for (uint32_t h = 0; h < context.kvHeads; ++h)
+      for (uint32_t i = 0; i < d; ++i) {
+        float weight = context.basis[(size_t(h) * d + i) * (rank + 1) + rank];
+        if (!(weight > 0) || !std::isfinite(weight))
+          return Status::error(cache + " use #kv.lowrank keys whose weight " +
+                               std::to_string(i) + " of head " +
+                               std::to_string(h) +
+                               " is not positive and finite");
+      }
   CodecOr made = makeCodec(latent, inner);
   if (!made)
     return made.status();
+  if (keys)
+    return std::unique_ptr<Codec>(new LowRankKeyCodec(
+        d, rank, std::move(*made), context.basis, *context.rope));
   return std::unique_ptr<Codec>(
-      new LowRankCodec(d, rank, std::move(*made), context.basis));
+      new LowRankValueCodec(d, rank, std::move(*made), context.basis));
 }
 
 } // namespace kvrt::codecs
