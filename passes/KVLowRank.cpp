@@ -4,8 +4,10 @@
 #include "passes/LayerSelection.h"
 #include "passes/Passes.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 namespace mlir::kv {
 #define GEN_PASS_DEF_KVLOWRANKPASS
@@ -43,7 +45,83 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       return optionError(ctx, "ratio")
              << "is " << text << "; it must be in (0, 1)";
     }
+    if (allocate != "spectrum" && allocate != "uniform")
+      return optionError(ctx, "allocate")
+             << "is '" << allocate << "'; it must be spectrum or uniform";
     return layerSelection.parse(ctx, layers);
+  }
+
+  /// The side's calibrated spectrum of `op` as shares of its total, summed
+  /// over the KV heads (largest first), or an error on `op`.
+  FailureOr<std::vector<double>> spectrumShares(CacheOp op, bool keys) {
+    auto *dialect = getContext().getLoadedDialect<KVDialect>();
+    DenseFPElementsAttr spectrum =
+        keys ? dialect->getKeySpectrumAttrHelper().getAttr(op)
+             : dialect->getValueSpectrumAttrHelper().getAttr(op);
+    if (!spectrum)
+      return op.emitError()
+             << "kv-lowrank: layer " << op.getLayerAttr().getInt()
+             << " has no calibrated " << side << " spectrum ('"
+             << (keys ? KVDialect::KeySpectrumAttrHelper::getNameStr()
+                      : KVDialect::ValueSpectrumAttrHelper::getNameStr())
+             << "') to allocate ranks by; calibrate again or give "
+                "allocate=uniform";
+    // The dialect verified the shape [heads][head_dim].
+    int64_t d = llvm::cast<CacheType>(op.getType()).getHeadDim();
+    std::vector<double> shares(size_t(d), 0.0);
+    double total = 0;
+    for (auto [i, value] : llvm::enumerate(spectrum.getValues<float>())) {
+      shares[i % size_t(d)] += value;
+      total += value;
+    }
+    for (double &share : shares)
+      share = total > 0 ? share / total : 1.0 / double(d);
+    return shares;
+  }
+
+  /// Ranks for `caches` averaging round(ratio x head_dim): each starts at
+  /// one step (head_dim / 8), then steps go one at a time to the layer
+  /// whose next eigenvalues hold the largest share of its spectrum (the
+  /// calibration reconstruction error, greedily), ties to the lower layer,
+  /// none past head_dim - step. What is left of the budget below a step
+  /// stays unused.
+  FailureOr<std::vector<unsigned>> allocateRanks(ArrayRef<CacheOp> caches,
+                                                 bool keys) {
+    std::vector<std::vector<double>> shares;
+    std::vector<int64_t> ranks, steps, dims;
+    int64_t budget = 0, used = 0;
+    for (CacheOp op : caches) {
+      FailureOr<std::vector<double>> s = spectrumShares(op, keys);
+      if (failed(s))
+        return failure();
+      int64_t d = int64_t(s->size()), step = std::max<int64_t>(1, d / 8);
+      int64_t target = std::clamp<int64_t>(std::llround(ratio * d), 1, d - 1);
+      shares.push_back(std::move(*s));
+      dims.push_back(d);
+      steps.push_back(step);
+      ranks.push_back(std::min(step, target));
+      budget += target;
+      used += ranks.back();
+    }
+    for (;;) {
+      int64_t best = -1;
+      double bestGain = -1;
+      for (size_t l = 0; l < ranks.size(); ++l) {
+        if (ranks[l] + steps[l] > dims[l] - steps[l] ||
+            used + steps[l] > budget)
+          continue;
+        double gain = 0;
+        for (int64_t k = ranks[l]; k < ranks[l] + steps[l]; ++k)
+          gain += shares[l][size_t(k)];
+        if (gain > bestGain)
+          best = int64_t(l), bestGain = gain;
+      }
+      if (best < 0)
+        break;
+      ranks[size_t(best)] += steps[size_t(best)];
+      used += steps[size_t(best)];
+    }
+    return std::vector<unsigned>(ranks.begin(), ranks.end());
   }
 
   /// The rank for heads of `headDim`, or an error on `op`.
@@ -65,11 +143,11 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
     if (failed(selected))
       return signalPassFailure();
     auto *dialect = getContext().getLoadedDialect<KVDialect>();
+    const bool keys = side == "key";
+    std::vector<CacheOp> caches;
     WalkResult result = module.walk([&](CacheOp op) -> WalkResult {
       if (!selected->contains(op.getLayerAttr().getInt()))
         return WalkResult::advance();
-      auto type = llvm::cast<CacheType>(op.getType());
-      const bool keys = side == "key";
       bool calibrated =
           keys ? bool(dialect->getKeyAxesAttrHelper().getAttr(op))
                : bool(dialect->getValueAxesAttrHelper().getAttr(op));
@@ -83,26 +161,47 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
                << (keys ? "that record key covariances and query magnitudes "
                           "of a model with RoPE"
                         : "that record value covariances");
-      Attribute current = keys ? type.getKey() : type.getValue();
-      if (isa<LowRankEncodingAttr>(current))
+      auto type = llvm::cast<CacheType>(op.getType());
+      if (isa<LowRankEncodingAttr>(keys ? type.getKey() : type.getValue()))
         return op.emitError()
                << "kv-lowrank: the " << side << "s of layer "
                << op.getLayerAttr().getInt() << " are low-rank already";
-      FailureOr<unsigned> r = rankFor(op, type.getHeadDim());
-      if (failed(r))
-        return WalkResult::interrupt();
-      auto emitError = [&] { return op.emitError(); };
-      Attribute lowRank =
-          LowRankEncodingAttr::getChecked(emitError, &getContext(), *r, current,
-                                          unsigned(sinks), unsigned(window));
-      if (!lowRank ||
-          failed(setCacheEncodings(op, keys ? lowRank : type.getKey(),
-                                   keys ? type.getValue() : lowRank)))
-        return WalkResult::interrupt();
+      caches.push_back(op);
       return WalkResult::advance();
     });
     if (result.wasInterrupted())
       return signalPassFailure();
+
+    std::vector<unsigned> ranks;
+    if (ratio != 0 && allocate == "spectrum") {
+      FailureOr<std::vector<unsigned>> allocated = allocateRanks(caches, keys);
+      if (failed(allocated))
+        return signalPassFailure();
+      ranks = std::move(*allocated);
+    } else {
+      for (CacheOp op : caches) {
+        FailureOr<unsigned> r =
+            rankFor(op, llvm::cast<CacheType>(op.getType()).getHeadDim());
+        if (failed(r))
+          return signalPassFailure();
+        ranks.push_back(*r);
+      }
+    }
+
+    for (size_t i = 0; i < caches.size(); ++i) {
+      CacheOp op = caches[i];
+      unsigned r = ranks[i];
+      auto type = llvm::cast<CacheType>(op.getType());
+      Attribute current = keys ? type.getKey() : type.getValue();
+      auto emitError = [&] { return op.emitError(); };
+      Attribute lowRank =
+          LowRankEncodingAttr::getChecked(emitError, &getContext(), r, current,
+                                          unsigned(sinks), unsigned(window));
+      if (!lowRank ||
+          failed(setCacheEncodings(op, keys ? lowRank : type.getKey(),
+                                   keys ? type.getValue() : lowRank)))
+        return signalPassFailure();
+    }
     propagateCacheTypes(module);
   }
 

@@ -74,8 +74,12 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
     and rebuilds and rotates it when scoring; runtime/src/cache/codecs/
     LowRank.cpp, docs/lowrank.md).
 
-    `ratio=R` keeps round(R x head_dim) axes (R in (0, 1)), `rank=N` keeps
-    N; give exactly one. `sinks=N` (4) and `window=N` (64) keep each
+    `ratio=R` keeps round(R x head_dim) axes per layer on average, `rank=N`
+    keeps N in every layer; give exactly one. With a ratio the ranks are
+    allocated across the selected layers by the calibrated eigenvalues
+    (`kv.key_spectrum`, `kv.value_spectrum`): steps of head_dim / 8 go
+    greedily to the layer whose next eigenvalues hold the largest share of
+    its spectrum; `allocate=uniform` gives every layer the same rank. `sinks=N` (4) and `window=N` (64) keep each
     sequence's first and most recent tokens exact as well: without them the
     attention sink's latent costs most of the loss (docs/lowrank.md).
     Only `method=pca` is built. `layers=` as for kv-quantize.
@@ -96,6 +100,9 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
            "axes kept per head as a fraction of head_dim, in (0, 1)">,
     Option<"rank", "rank", "unsigned", "0",
            "axes kept per head, below head_dim">,
+    Option<"allocate", "allocate", "std::string", "\"spectrum\"",
+           "with ratio: spectrum (ranks per layer by the calibrated "
+           "eigenvalues, averaging the ratio) or uniform">,
     Option<"sinks", "sinks", "unsigned", "4",
            "first tokens of each sequence kept exact beside their latents">,
     Option<"window", "window", "unsigned", "64",

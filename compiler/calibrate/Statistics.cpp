@@ -90,13 +90,23 @@ mlir::DenseFPElementsAttr dense(mlir::MLIRContext *context,
 /// |S (k - k')| bounds how far q . k moves for a typical query, at any
 /// distance (RoPE keeps each pair's magnitude). A floor of 1e-6 of the
 /// largest weight keeps S invertible.
-static std::vector<float> keyAxes(const Statistics &stats,
-                                  const LayerStatistics &s,
-                                  mlir::kv::RopeStyle style) {
+/// A layer's axes per KV head as kv.*_axes holds them, and their
+/// eigenvalues (kv.*_spectrum: [kvHeads][d], largest first, at least 0).
+struct LayerAxes {
+  std::vector<float> axes, spectrum;
+
+  void addSpectrum(const std::vector<double> &values) {
+    for (double v : values)
+      spectrum.push_back(float(std::max(v, 0.0)));
+  }
+};
+
+static LayerAxes keyAxes(const Statistics &stats, const LayerStatistics &s,
+                         mlir::kv::RopeStyle style) {
   const int64_t d = stats.headDim, half = d / 2, heads = stats.kvHeads;
   const int64_t group = stats.heads / heads;
   const bool interleaved = style == mlir::kv::RopeStyle::Interleaved;
-  std::vector<float> out;
+  LayerAxes out;
   for (int64_t h = 0; h < heads; ++h) {
     std::vector<double> weight(size_t(d), 0.0);
     for (int64_t f = 0; f < half; ++f) {
@@ -122,9 +132,10 @@ static std::vector<float> keyAxes(const Statistics &stats,
     SymmetricEigen eigen = symmetricEigen(moment, d);
     for (int64_t i = 0; i < d; ++i) {
       for (int64_t j = 0; j < d; ++j)
-        out.push_back(float(eigen.vectors[size_t(i * d + j)]));
-      out.push_back(float(weight[size_t(i)]));
+        out.axes.push_back(float(eigen.vectors[size_t(i * d + j)]));
+      out.axes.push_back(float(weight[size_t(i)]));
     }
+    out.addSpectrum(eigen.values);
   }
   return out;
 }
@@ -233,7 +244,7 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
       // drops them, and with them the value of the attention sink, whose
       // small vector is mostly -mu after centring (docs/lowrank.md).
       const int64_t d = stats.headDim, heads = stats.kvHeads;
-      std::vector<float> axes;
+      LayerAxes values;
       for (int64_t h = 0; h < heads; ++h) {
         std::vector<double> moment(s.valueCovariance.begin() + h * d * d,
                                    s.valueCovariance.begin() + (h + 1) * d * d);
@@ -242,19 +253,29 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
           for (int64_t j = 0; j < d; ++j)
             moment[size_t(i * d + j)] += mu[i] * mu[j];
         SymmetricEigen eigen = symmetricEigen(moment, d);
-        axes.insert(axes.end(), eigen.vectors.begin(), eigen.vectors.end());
+        values.axes.insert(values.axes.end(), eigen.vectors.begin(),
+                           eigen.vectors.end());
+        values.addSpectrum(eigen.values);
       }
       dialect->getValueAxesAttrHelper().setAttr(
-          op, dense(context, {heads, d, d}, axes));
+          op, dense(context, {heads, d, d}, values.axes));
+      dialect->getValueSpectrumAttrHelper().setAttr(
+          op, dense(context, {heads, d}, values.spectrum));
     } else {
       dialect->getValueAxesAttrHelper().removeAttr(op);
+      dialect->getValueSpectrumAttrHelper().removeAttr(op);
     }
-    if (stats.hasMoments() && stats.heads && ropeStyle)
+    if (stats.hasMoments() && stats.heads && ropeStyle) {
+      LayerAxes keys = keyAxes(stats, s, *ropeStyle);
+      const int64_t d = stats.headDim, heads = stats.kvHeads;
       dialect->getKeyAxesAttrHelper().setAttr(
-          op, dense(context, {stats.kvHeads, stats.headDim, stats.headDim + 1},
-                    keyAxes(stats, s, *ropeStyle)));
-    else
+          op, dense(context, {heads, d, d + 1}, keys.axes));
+      dialect->getKeySpectrumAttrHelper().setAttr(
+          op, dense(context, {heads, d}, keys.spectrum));
+    } else {
       dialect->getKeyAxesAttrHelper().removeAttr(op);
+      dialect->getKeySpectrumAttrHelper().removeAttr(op);
+    }
     if (!stats.heads) {
       // Statistics without them replace any the module had.
       dialect->getQueryCenterAttrHelper().removeAttr(op);

@@ -16,6 +16,23 @@
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=key rank=3 layers=0},kv-lowrank{rank=2 layers=0})' | FileCheck %s --check-prefix=BOTH
 // BOTH: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, key = #kv.lowrank<rank = 3, sinks = 4, window = 64>, value = #kv.lowrank<rank = 2, sinks = 4, window = 64>>
 
+// With a ratio, ranks follow the calibrated spectra (averaging the ratio):
+// layer 0's values hold most of their energy in one axis, layer 1's spread
+// it evenly, so layer 1 gets the rank layer 0 does not need.
+// RUN: kvopt-opt %S/Inputs/lowrank-allocate.mlir --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5})' | FileCheck %s --check-prefix=ALLOCATE
+// ALLOCATE: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 1, sinks = 4, window = 64>>
+// ALLOCATE: kv.cache layer 1 {{.*}}value = #kv.lowrank<rank = 3, sinks = 4, window = 64>>
+// RUN: kvopt-opt %S/Inputs/lowrank-allocate.mlir --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 allocate=uniform})' | FileCheck %s --check-prefix=UNIFORM
+// UNIFORM: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 2, sinks = 4, window = 64>>
+// UNIFORM: kv.cache layer 1 {{.*}}value = #kv.lowrank<rank = 2, sinks = 4, window = 64>>
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 allocate=greedy})' 2>&1 | FileCheck %s --check-prefix=ERR-ALLOCATE
+// ERR-ALLOCATE: error: kv-lowrank: option 'allocate' is 'greedy'; it must be spectrum or uniform
+// Axes without a spectrum: a ratio needs allocate=uniform, a rank does not.
+// RUN: not kvopt-opt %S/Inputs/value-axes-only.mlir --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-NO-SPECTRUM
+// ERR-NO-SPECTRUM: error: kv-lowrank: layer 0 has no calibrated value spectrum ('kv.value_spectrum') to allocate ranks by; calibrate again or give allocate=uniform
+// RUN: kvopt-opt %S/Inputs/value-axes-only.mlir --pass-pipeline='builtin.module(kv-lowrank{rank=2})' | FileCheck %s --check-prefix=RANK-NO-SPECTRUM
+// RANK-NO-SPECTRUM: value = #kv.lowrank<rank = 2, sinks = 4, window = 64>
+
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 layers=0 sinks=0 window=0})' | FileCheck %s --check-prefix=NO-EXACT
 // NO-EXACT: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2>>
 
@@ -51,11 +68,13 @@
 // ERR-AXES: error: 'kv.cache' op 'kv.value_axes' must be a dense tensor<1x4x4xf32>
 // RUN: not kvopt-opt %S/Inputs/value-axes-nan.mlir 2>&1 | FileCheck %s --check-prefix=ERR-NAN
 // ERR-NAN: error: 'kv.cache' op 'kv.value_axes' of head 0 must be finite, got nan
+// RUN: not kvopt-opt %S/Inputs/spectrum-negative.mlir 2>&1 | FileCheck %s --check-prefix=ERR-SPECTRUM
+// ERR-SPECTRUM: error: 'kv.cache' op 'kv.value_spectrum' of head 0 must be finite and non-negative, got -1
 // RUN: not kvopt-opt %S/Inputs/key-axes-weight.mlir 2>&1 | FileCheck %s --check-prefix=ERR-WEIGHT
 // ERR-WEIGHT: error: 'kv.cache' op 'kv.key_axes' of head 0 must be finite with positive weights, got 0
 
 func.func @model(%k: tensor<?x1x4xf32>, %v: tensor<?x1x4xf32>, %pos: tensor<?xi32>) {
-  %c0 = kv.cache layer 0 {kv.value_axes = dense<[[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.key_axes = dense<[[[1.0, 0.0, 0.0, 0.0, 2.0], [0.0, 1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 1.0, 0.5]]]> : tensor<1x4x5xf32>} : !kv.cache<heads = 1, head_dim = 4>
+  %c0 = kv.cache layer 0 {kv.value_axes = dense<[[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.value_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>, kv.key_axes = dense<[[[1.0, 0.0, 0.0, 0.0, 2.0], [0.0, 1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 1.0, 0.5]]]> : tensor<1x4x5xf32>, kv.key_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>} : !kv.cache<heads = 1, head_dim = 4>
   %c0b = kv.append %k, %v at %pos into %c0 : tensor<?x1x4xf32>, tensor<?x1x4xf32>, tensor<?xi32> into !kv.cache<heads = 1, head_dim = 4>
   %c1 = kv.cache layer 1 : !kv.cache<heads = 1, head_dim = 4>
   return

@@ -44,7 +44,9 @@ def KV_Dialect : Dialect {
   // head_dim x f32>), which low-rank caches project on; the query-weighted
   // axes of each KV head's pre-RoPE keys (the eigenvectors of S E[k k^T] S,
   // then the weights S: tensor<kv_heads x head_dim x (head_dim + 1) x
-  // f32>, docs/lowrank.md); on the module, where they came from.
+  // f32>, docs/lowrank.md); the eigenvalues of both, largest first
+  // (tensor<kv_heads x head_dim x f32>), which kv-lowrank allocates ranks
+  // by; on the module, where they came from.
   let discardableAttrs = (ins
     "::mlir::DenseF32ArrayAttr":$key_absmax,
     "::mlir::DenseF32ArrayAttr":$value_absmax,
@@ -54,6 +56,8 @@ def KV_Dialect : Dialect {
     "::mlir::DenseFPElementsAttr":$key_magnitude,
     "::mlir::DenseFPElementsAttr":$value_axes,
     "::mlir::DenseFPElementsAttr":$key_axes,
+    "::mlir::DenseFPElementsAttr":$value_spectrum,
+    "::mlir::DenseFPElementsAttr":$key_spectrum,
     "::mlir::kv::CalibrationAttr":$calibration
   );
   let hasOperationAttrVerify = 1;

@@ -135,6 +135,31 @@ static LogicalResult verifyAxes(Operation *op, NamedAttribute attribute,
   return success();
 }
 
+/// kv.value_spectrum (kv.key_spectrum) on a kv.cache op: a dense
+/// tensor<kv_heads x head_dim x f32> of finite, non-negative values.
+static LogicalResult verifySpectrum(Operation *op, NamedAttribute attribute) {
+  StringRef name = attribute.getName().getValue();
+  auto cache = dyn_cast<CacheOp>(op);
+  if (!cache)
+    return op->emitOpError()
+           << "carries '" << name << "', which belongs on a kv.cache op";
+  auto cacheType = cast<CacheType>(cache.getType());
+  int64_t heads = cacheType.getHeads(), dim = cacheType.getHeadDim();
+  auto values = dyn_cast<DenseFPElementsAttr>(attribute.getValue());
+  auto type = values ? dyn_cast<RankedTensorType>(values.getType())
+                     : RankedTensorType();
+  if (!type || !type.getElementType().isF32() ||
+      type.getShape() != ArrayRef<int64_t>{heads, dim})
+    return op->emitOpError() << "'" << name << "' must be a dense tensor<"
+                             << heads << "x" << dim << "xf32>";
+  for (auto [i, value] : llvm::enumerate(values.getValues<float>()))
+    if (!std::isfinite(value) || value < 0)
+      return op->emitOpError()
+             << "'" << name << "' of head " << int64_t(i) / dim
+             << " must be finite and non-negative, got " << formatDouble(value);
+  return success();
+}
+
 LogicalResult KVDialect::verifyOperationAttribute(Operation *op,
                                                   NamedAttribute attribute) {
   StringRef name = attribute.getName().getValue();
@@ -146,6 +171,9 @@ LogicalResult KVDialect::verifyOperationAttribute(Operation *op,
       name == KeyCenterAttrHelper::getNameStr() ||
       name == KeyMagnitudeAttrHelper::getNameStr())
     return verifyPreRope(op, attribute);
+  if (name == ValueSpectrumAttrHelper::getNameStr() ||
+      name == KeySpectrumAttrHelper::getNameStr())
+    return verifySpectrum(op, attribute);
   if (name == ValueAxesAttrHelper::getNameStr() ||
       name == KeyAxesAttrHelper::getNameStr())
     return verifyAxes(op, attribute, name == KeyAxesAttrHelper::getNameStr());
