@@ -14,6 +14,7 @@
 #include "dialects/kv/IR/KVDialect.h"
 #include "dialects/kv/IR/KVOps.h"
 #include "kvrt/Artifact.h"
+#include "runtime/src/cache/Codec.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -335,12 +336,11 @@ Status PlanExporter::addBasis(kv::CacheOp op, Attribute encoding, bool keys,
   if (!lowRank)
     return Status::ok();
   const char *side = keys ? "key" : "value";
-  auto fp8 = dyn_cast<kv::Fp8EncodingAttr>(lowRank.getLatent());
-  if (!isa<kv::Bf16EncodingAttr, kv::F32EncodingAttr>(lowRank.getLatent()) &&
-      !(fp8 && fp8.getScale() == kv::ScaleMode::Dynamic))
+  if (!kvrt::lowRankLatentSupported(out.latent()))
     return Status::error(describe(op) +
                          " stores a low-rank latent the runtime does not: "
-                         "it takes bf16, f32 or fp8 with dynamic scales");
+                         "it takes bf16, f32, fp8 with dynamic scales, nvfp4 "
+                         "or polar without QJL");
   auto *dialect = op->getContext()->getLoadedDialect<kv::KVDialect>();
   DenseFPElementsAttr axes =
       keys ? dialect->getKeyAxesAttrHelper().getAttr(op)

@@ -24,7 +24,7 @@ namespace {
 constexpr uint32_t kHeads = 2, kDim = 8, kRank = 3, kSlots = 5;
 
 /// YaRN-scaled RoPE (so the attention factor is not 1) in `style`.
-cpu::RopeFrequencies ropeOf(schema::RopeStyle style) {
+cpu::RopeFrequencies ropeOf(schema::RopeStyle style, uint32_t dim = kDim) {
   schema::Rope rope;
   rope.set_theta(10000);
   rope.set_style(style);
@@ -34,7 +34,7 @@ cpu::RopeFrequencies ropeOf(schema::RopeStyle style) {
   s.set_beta_fast(32);
   s.set_beta_slow(1);
   s.set_original_max_position(64);
-  return cpu::ropeFrequencies(rope, kDim);
+  return cpu::ropeFrequencies(rope, dim);
 }
 
 schema::Encoding lowRank(uint32_t rank,
@@ -46,22 +46,23 @@ schema::Encoding lowRank(uint32_t rank,
   return e;
 }
 
-/// Per head, kRank orthonormal axes (Gram-Schmidt of random vectors) and a
+/// Per head, `rank` orthonormal axes (Gram-Schmidt of random vectors) and a
 /// mean, as [heads][d][rank + 1].
-std::vector<float> randomBasis(std::mt19937 &rng) {
+std::vector<float> randomBasis(std::mt19937 &rng, uint32_t rank = kRank,
+                               uint32_t dim = kDim) {
   std::normal_distribution<double> normal;
-  std::vector<float> basis(kHeads * kDim * (kRank + 1));
+  std::vector<float> basis(kHeads * dim * (rank + 1));
   for (uint32_t h = 0; h < kHeads; ++h) {
     std::vector<std::vector<double>> axes;
-    for (uint32_t j = 0; j < kRank; ++j) {
-      std::vector<double> a(kDim);
+    for (uint32_t j = 0; j < rank; ++j) {
+      std::vector<double> a(dim);
       for (double &x : a)
         x = normal(rng);
       for (const std::vector<double> &b : axes) {
         double dot = 0;
-        for (uint32_t i = 0; i < kDim; ++i)
+        for (uint32_t i = 0; i < dim; ++i)
           dot += a[i] * b[i];
-        for (uint32_t i = 0; i < kDim; ++i)
+        for (uint32_t i = 0; i < dim; ++i)
           a[i] -= dot * b[i];
       }
       double norm = 0;
@@ -71,11 +72,11 @@ std::vector<float> randomBasis(std::mt19937 &rng) {
         x /= std::sqrt(norm);
       axes.push_back(a);
     }
-    for (uint32_t i = 0; i < kDim; ++i) {
-      float *row = &basis[(h * kDim + i) * (kRank + 1)];
-      for (uint32_t j = 0; j < kRank; ++j)
+    for (uint32_t i = 0; i < dim; ++i) {
+      float *row = &basis[(h * dim + i) * (rank + 1)];
+      for (uint32_t j = 0; j < rank; ++j)
         row[j] = float(axes[j][i]);
-      row[kRank] = float(normal(rng));
+      row[rank] = float(normal(rng));
     }
   }
   return basis;
@@ -159,9 +160,10 @@ TEST(LowRankCodec, RefusesWhatItCannotStore) {
   EXPECT_EQ(error(lowRank(kRank + 1)),
             "the values of layer 2 use #kv.lowrank of rank 4, but the "
             "artifact has 64 basis values for 80");
-  EXPECT_EQ(error(lowRank(kRank, schema::ENCODING_NVFP4)),
+  EXPECT_EQ(error(lowRank(kRank, schema::ENCODING_INT)),
             "the values of layer 2 use #kv.lowrank with a latent this runtime "
-            "does not store; it takes bf16, f32 or fp8 with dynamic scales");
+            "does not store; it takes bf16, f32, fp8 with dynamic scales, "
+            "nvfp4 or polar without QJL");
   context.side = CacheSide::Key;
   EXPECT_EQ(error(lowRank(kRank)),
             "the keys of layer 2 use #kv.lowrank, but no rope call rotates "
@@ -249,6 +251,98 @@ TEST(LowRankCodec, KeysAreStoredBeforeRopeAndScoredAfterIt) {
         }
       }
   }
+}
+
+TEST(LowRankCodec, APolarLatentLeavesItsRotationOncePerRow) {
+  // Values: entries decode, and attention sums them, in polar's rotated
+  // domain; finishOutput() unrotates the latent once, then maps it back.
+  std::mt19937 rng(13);
+  std::normal_distribution<float> normal;
+  // Polar needs a power-of-two latent of at least 8.
+  constexpr uint32_t rank = 8, dim = 16;
+  schema::Encoding polar = lowRank(rank, schema::ENCODING_POLAR);
+  polar.mutable_latent()->set_bits(4);
+  polar.mutable_latent()->set_seed(3);
+  CodecContext context;
+  context.side = CacheSide::Value;
+  context.kvHeads = kHeads;
+  context.headDim = dim;
+  context.basis = randomBasis(rng, rank, dim);
+  StatusOr<std::unique_ptr<Codec>> codec = makeCodec(polar, context);
+  ASSERT_TRUE(codec) << codec.status().message();
+  for (uint32_t h = 0; h < kHeads; ++h) {
+    std::vector<uint8_t> area((*codec)->headBytes(kSlots));
+    std::vector<float> values(kSlots * dim), acc(dim, 0.0f), scratch(dim),
+        decoded(dim);
+    for (float &v : values)
+      v = normal(rng);
+    const float weights[kSlots] = {0.5f, 1.5f, 0.25f, 2.0f, 1.0f};
+    std::vector<double> expected(dim, 0.0);
+    for (uint32_t s = 0; s < kSlots; ++s) {
+      (*codec)->encode(&values[s * dim], dim, h, s, area.data());
+      (*codec)->decode(area.data(), s, decoded.data());
+      (*codec)->finishOutput(decoded.data(), h);
+      // Near the entry's projection mu + B B^T (v - mu): polar-4's error.
+      const float *b = &context.basis[h * dim * (rank + 1)];
+      std::vector<double> z(rank, 0.0);
+      for (uint32_t j = 0; j < rank; ++j)
+        for (uint32_t i = 0; i < dim; ++i)
+          z[j] += b[i * (rank + 1) + j] *
+                  (values[s * dim + i] - b[i * (rank + 1) + rank]);
+      double error = 0, norm = 0;
+      for (uint32_t i = 0; i < dim; ++i) {
+        double p = b[i * (rank + 1) + rank];
+        for (uint32_t j = 0; j < rank; ++j)
+          p += b[i * (rank + 1) + j] * z[j];
+        error += (decoded[i] - p) * (decoded[i] - p);
+        norm += p * p;
+      }
+      EXPECT_LT(std::sqrt(error / norm), 0.2) << "head " << h << " slot " << s;
+      for (uint32_t i = 0; i < dim; ++i)
+        expected[i] += weights[s] * decoded[i];
+      (*codec)->accumulate(&weights[s], 1, area.data(), s, acc.data(),
+                           scratch.data());
+    }
+    (*codec)->finishOutput(acc.data(), h);
+    for (uint32_t i = 0; i < dim; ++i)
+      EXPECT_NEAR(acc[i], expected[i], 1e-4) << "head " << h;
+  }
+
+  // Keys: a polar latent scores within polar-4's error of the exact latent.
+  cpu::RopeFrequencies rope = ropeOf(schema::ROPE_STYLE_HALF, dim);
+  context.side = CacheSide::Key;
+  context.rope = &rope;
+  for (uint32_t h = 0; h < kHeads; ++h)
+    for (uint32_t i = 0; i < dim; ++i)
+      context.basis[(h * dim + i) * (rank + 1) + rank] = 1.0f;
+  codec = makeCodec(polar, context);
+  ASSERT_TRUE(codec) << codec.status().message();
+  schema::Encoding f32 = lowRank(rank);
+  StatusOr<std::unique_ptr<Codec>> exact = makeCodec(f32, context);
+  ASSERT_TRUE(exact) << exact.status().message();
+  std::vector<float> key(dim), q(dim), scratch(dim);
+  std::vector<float> prepared((*codec)->preparedQuerySize());
+  double worst = 0;
+  for (int trial = 0; trial < 50; ++trial) {
+    for (float &x : key)
+      x = normal(rng);
+    for (float &x : q)
+      x = normal(rng);
+    int32_t position = 17 * trial;
+    float scores[2];
+    for (int which = 0; which < 2; ++which) {
+      const Codec &c = which ? **exact : **codec;
+      std::vector<uint8_t> area(c.headBytes(1));
+      c.encodeAt(key.data(), dim, 1, 0, &position, area.data());
+      c.prepareQuery(q.data(), 1, prepared.data());
+      c.scoreAt(prepared.data(), 1, area.data(), 0, position, &scores[which],
+                scratch.data());
+    }
+    double scale = std::sqrt(double(dim)) * 1.0;
+    worst = std::max(worst, std::abs(scores[0] - scores[1]) / scale);
+  }
+  EXPECT_LT(worst, 0.5);
+  EXPECT_GT(worst, 0.0);
 }
 
 } // namespace

@@ -116,6 +116,9 @@ public:
     const float *basis = headBasis(head);
     thread_local std::vector<float> latent;
     latent.assign(row, row + rank_ + 1);
+    // A polar latent was summed in its rotated domain.
+    if (latent_->rotates())
+      latent_->finishOutput(latent.data(), head);
     for (uint32_t i = 0; i < d; ++i) {
       const float *axes = basis + i * (rank_ + 1);
       // The mean, weighted by the weights' sum, then the axes.
@@ -204,7 +207,7 @@ public:
     encode(unrotated.data(), stride, head, slot, area);
   }
 
-  /// The latent z, as stored.
+  /// The latent z as its codec decodes it (rotated for polar).
   void decode(const uint8_t *area, uint32_t slot, float *out) const override {
     latent_->decode(area, slot, out);
   }
@@ -231,6 +234,8 @@ public:
     latent.resize(rank_);
     key.resize(d);
     latent_->decode(area, slot, latent.data());
+    if (latent_->rotates())
+      latent_->finishOutput(latent.data(), uint32_t(prepared[d]));
     for (uint32_t i = 0; i < d; ++i) {
       const float *row = basis + i * (rank_ + 1);
       key[i] = dot(row, latent.data(), rank_) / row[rank_];
@@ -245,6 +250,28 @@ private:
 };
 
 } // namespace
+} // namespace kvrt::codecs
+
+namespace kvrt {
+
+bool lowRankLatentSupported(const schema::Encoding &latent) {
+  switch (latent.kind()) {
+  case schema::ENCODING_BF16:
+  case schema::ENCODING_F32:
+  case schema::ENCODING_NVFP4:
+    return true;
+  case schema::ENCODING_FP8:
+    return latent.scale_mode() == schema::SCALE_MODE_DYNAMIC;
+  case schema::ENCODING_POLAR:
+    return !latent.qjl();
+  default:
+    return false;
+  }
+}
+
+} // namespace kvrt
+
+namespace kvrt::codecs {
 
 CodecOr makeLowRankCodec(const schema::Encoding &encoding,
                          const CodecContext &context) {
@@ -267,13 +294,11 @@ CodecOr makeLowRankCodec(const schema::Encoding &encoding,
                          std::to_string(context.basis.size()) +
                          " basis values for " + std::to_string(expected));
   const schema::Encoding &latent = encoding.latent();
-  if (latent.kind() != schema::ENCODING_BF16 &&
-      latent.kind() != schema::ENCODING_F32 &&
-      !(latent.kind() == schema::ENCODING_FP8 &&
-        latent.scale_mode() == schema::SCALE_MODE_DYNAMIC))
+  if (!lowRankLatentSupported(latent))
     return Status::error(cache + " use #kv.lowrank with a latent this "
                                  "runtime does not store; it takes bf16, "
-                                 "f32 or fp8 with dynamic scales");
+                                 "f32, fp8 with dynamic scales, nvfp4 or "
+                                 "polar without QJL");
   CodecContext inner = context;
   inner.headDim = rank;
   inner.basis.clear();
