@@ -1,15 +1,19 @@
 //===- CacheEncoding.cpp --------------------------------------------------===//
 #include "tools/kvopt/CacheEncoding.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <iterator>
 #include <map>
+#include <optional>
 
 namespace kvopt::cli {
 
 namespace schema = kvrt::schema;
 
-std::string describeEncoding(const schema::Encoding &e) {
+/// describeEncoding() with a low-rank encoding's rank spelled `rank`.
+static std::string describeWithRank(const schema::Encoding &e,
+                                    const std::string &rank) {
   std::string name = kvrt::encodingName(e.kind());
   switch (e.kind()) {
   case schema::ENCODING_FP8:
@@ -25,8 +29,7 @@ std::string describeEncoding(const schema::Encoding &e) {
     return name + "<bits=" + std::to_string(e.bits()) +
            " seed=" + std::to_string(e.seed()) + (e.qjl() ? " qjl" : "") + ">";
   case schema::ENCODING_LOWRANK:
-    return name + "<rank=" + std::to_string(e.rank()) + " " +
-           describeEncoding(e.latent()) +
+    return name + "<rank=" + rank + " " + describeEncoding(e.latent()) +
            (e.sinks() ? " sinks=" + std::to_string(e.sinks()) : "") +
            (e.residual() ? " window=" + std::to_string(e.residual()) : "") +
            ">";
@@ -35,11 +38,57 @@ std::string describeEncoding(const schema::Encoding &e) {
   }
 }
 
-/// One layer's keys and values: "bf16", or "K fp8<...> V bf16".
-static std::string describeLayer(const schema::CacheLayout &layer) {
-  std::string key = describeEncoding(layer.key());
-  std::string value = describeEncoding(layer.value());
+std::string describeEncoding(const schema::Encoding &e) {
+  return describeWithRank(e, std::to_string(e.rank()));
+}
+
+/// One layer's keys and values: "bf16", or "K fp8<...> V bf16", ranks
+/// spelled `keyRank` and `valueRank`.
+static std::string describeLayer(const schema::CacheLayout &layer,
+                                 const std::string &keyRank,
+                                 const std::string &valueRank) {
+  std::string key = describeWithRank(layer.key(), keyRank);
+  std::string value = describeWithRank(layer.value(), valueRank);
   return key == value ? key : "K " + key + " V " + value;
+}
+static std::string describeLayer(const schema::CacheLayout &layer) {
+  return describeLayer(layer, std::to_string(layer.key().rank()),
+                       std::to_string(layer.value().rank()));
+}
+
+/// When the layers differ only in their low-rank ranks (allocated across
+/// layers), one description with each side's range: "lowrank<rank=8..48
+/// bf16>"; nothing otherwise.
+static std::optional<std::string>
+describeRankRanges(const schema::Manifest &manifest) {
+  std::string shape;
+  uint32_t low[2] = {~0u, ~0u}, high[2] = {0, 0};
+  for (const schema::CacheLayout &layer : manifest.cache()) {
+    schema::CacheLayout masked = layer;
+    const schema::Encoding *sides[2] = {&layer.key(), &layer.value()};
+    for (int side = 0; side < 2; ++side) {
+      low[side] = std::min(low[side], sides[side]->rank());
+      high[side] = std::max(high[side], sides[side]->rank());
+    }
+    masked.set_layer(0);
+    for (schema::Encoding *e : {masked.mutable_key(), masked.mutable_value()}) {
+      e->set_rank(0);
+      e->clear_basis_tensor();
+      e->clear_scale_tensor();
+    }
+    std::string described = masked.SerializeAsString();
+    if (!shape.empty() && described != shape)
+      return std::nullopt;
+    shape = described;
+  }
+  if (manifest.cache().empty() || (low[0] == high[0] && low[1] == high[1]))
+    return std::nullopt;
+  auto range = [&](int side) {
+    return low[side] == high[side]
+               ? std::to_string(low[side])
+               : std::to_string(low[side]) + ".." + std::to_string(high[side]);
+  };
+  return describeLayer(manifest.cache(0), range(0), range(1));
 }
 
 /// "triattention, budget 0.25 of the tokens seen, window 128, interval 128,
@@ -89,6 +138,9 @@ std::string summarizeCache(const schema::Manifest &manifest) {
     return describeLayer(manifest.cache(i)) +
            (found == evictions.end() ? "" : found->second);
   };
+  if (evictions.empty())
+    if (std::optional<std::string> ranges = describeRankRanges(manifest))
+      return *ranges;
   std::string summary;
   int first = 0;
   for (int i = 0; i < manifest.cache_size(); ++i) {

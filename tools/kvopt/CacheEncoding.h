@@ -19,8 +19,9 @@ std::string describeEviction(const kvrt::schema::EvictParams &eviction);
 /// The cache of every layer in a few words for a table: "polar<bits=3
 /// seed=0>" when keys and values of all layers agree, "K fp8<...> V bf16"
 /// when keys and values differ, and runs of layers ("0-1 bf16, 2-29 ...")
-/// when layers differ; a layer's eviction follows its encoding ("bf16,
-/// h2o 25%").
+/// when layers differ, or one description with ranges of ranks
+/// ("lowrank<rank=8..48 bf16>") when they differ only in low-rank ranks; a
+/// layer's eviction follows its encoding ("bf16, h2o 25%").
 std::string summarizeCache(const kvrt::schema::Manifest &manifest);
 
 } // namespace kvopt::cli
