@@ -161,11 +161,6 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
                << (keys ? "that record key covariances and query magnitudes "
                           "of a model with RoPE"
                         : "that record value covariances");
-      auto type = llvm::cast<CacheType>(op.getType());
-      if (isa<LowRankEncodingAttr>(keys ? type.getKey() : type.getValue()))
-        return op.emitError()
-               << "kv-lowrank: the " << side << "s of layer "
-               << op.getLayerAttr().getInt() << " are low-rank already";
       caches.push_back(op);
       return WalkResult::advance();
     });
@@ -192,7 +187,11 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       CacheOp op = caches[i];
       unsigned r = ranks[i];
       auto type = llvm::cast<CacheType>(op.getType());
+      // A side that is low-rank already gets the new rank and exact tokens
+      // and keeps its latent's encoding: the last invocation wins.
       Attribute current = keys ? type.getKey() : type.getValue();
+      if (auto previous = dyn_cast<LowRankEncodingAttr>(current))
+        current = previous.getLatent();
       auto emitError = [&] { return op.emitError(); };
       Attribute lowRank =
           LowRankEncodingAttr::getChecked(emitError, &getContext(), r, current,

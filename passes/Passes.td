@@ -79,7 +79,9 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
     allocated across the selected layers by the calibrated eigenvalues
     (`kv.key_spectrum`, `kv.value_spectrum`): steps of head_dim / 8 go
     greedily to the layer whose next eigenvalues hold the largest share of
-    its spectrum; `allocate=uniform` gives every layer the same rank. `sinks=N` (4) and `window=N` (64) keep each
+    its spectrum; `allocate=uniform` gives every layer the same rank. A
+    later invocation replaces the rank and exact tokens of the layers and
+    side it selects and keeps their latent's encoding. `sinks=N` (4) and `window=N` (64) keep each
     sequence's first and most recent tokens exact as well: without them the
     attention sink's latent costs most of the loss (docs/lowrank.md).
     Only `method=pca` is built. `layers=` as for kv-quantize.

@@ -23,6 +23,7 @@ enum class ValueKind {
   Bool,     ///< true or false
   Layers,   ///< a layer range, or a list of them
   Budget,   ///< a fraction in (0, 1] with a '.', or a token count
+  Fraction, ///< a fraction in (0, 1) with a '.'
 };
 
 struct OptionSpec {
@@ -46,6 +47,19 @@ constexpr size_t kMaxWordBytes = 32;
 /// The sections in the order the compiler runs their passes.
 const std::vector<SectionSpec> &sections() {
   static const std::vector<SectionSpec> specs = {
+      // Before quantize: a later kv-quantize encodes the latent.
+      {"lowrank",
+       "kv-lowrank",
+       {},
+       {{"method", ValueKind::Word},
+        {"side", ValueKind::Word},
+        {"ratio", ValueKind::Fraction},
+        // rank=0 tells the pass "not given".
+        {"rank", ValueKind::Unsigned, 1, UINT32_MAX},
+        {"allocate", ValueKind::Word},
+        {"sinks", ValueKind::Unsigned, 0, UINT32_MAX},
+        {"window", ValueKind::Unsigned, 0, UINT32_MAX},
+        {"layers", ValueKind::Layers}}},
       {"quantize",
        "kv-quantize",
        {"encoding"},
@@ -269,6 +283,16 @@ private:
       return value.text;
     case ValueKind::Layers:
       return readLayers(key, value);
+    case ValueKind::Fraction: {
+      kvrt::StatusOr<Budget> budget =
+          plain ? parseBudget(value.text) : kvrt::StatusOr<Budget>(Budget{});
+      if (!plain || !budget || !budget->isFraction || budget->fraction >= 1)
+        return errorAt(value, key +
+                                  " must be a fraction in (0, 1) with a '.' "
+                                  "(0.5), got " +
+                                  describe(value));
+      return value.text;
+    }
     case ValueKind::Budget: {
       if (!plain)
         return errorAt(value, key +

@@ -108,11 +108,37 @@ TEST(Policy, ExamplesReadFromTheirFiles) {
             "kv-quantize{encoding=polar bits=4},"
             "kv-evict{method=triattention budget=0.25},"
             "kv-evict{method=triattention budget=2048 layers=0,-1}");
+  kvrt::StatusOr<Policy> lowRank =
+      readPolicyFile(dir + "lowrank-half-fp8.yaml");
+  ASSERT_TRUE(lowRank) << lowRank.status().message();
+  EXPECT_EQ(pipelineText(*lowRank), "kv-lowrank{side=key ratio=0.5},"
+                                    "kv-lowrank{side=value ratio=0.5},"
+                                    "kv-lowrank{side=value rank=8 layers=0},"
+                                    "kv-quantize{encoding=fp8}");
+}
+
+TEST(Policy, LowRankRunsBeforeQuantization) {
+  // kv-quantize then encodes the latents; ratios are fractions below 1.
+  EXPECT_EQ(pipeline("quantize:\n  encoding: polar\n"
+                     "lowrank:\n  ratio: 0.25\n  allocate: uniform\n"
+                     "  sinks: 0\n  window: 128\n  method: pca\n"),
+            "kv-lowrank{method=pca ratio=0.25 allocate=uniform sinks=0 "
+            "window=128},kv-quantize{encoding=polar}");
+  EXPECT_EQ(error("lowrank:\n  ratio: 1.0\n"),
+            "p.yaml:2:10: 'ratio' must be a fraction in (0, 1) with a '.' "
+            "(0.5), got '1.0'");
+  EXPECT_EQ(error("lowrank:\n  ratio: 32\n"),
+            "p.yaml:2:10: 'ratio' must be a fraction in (0, 1) with a '.' "
+            "(0.5), got '32'");
+  EXPECT_EQ(error("lowrank:\n  rank: 0\n"),
+            "p.yaml:2:9: 'rank' must be a whole number from 1 to 4294967295, "
+            "got '0'");
 }
 
 TEST(Policy, RefusesUnknownKeysByNameAndLine) {
-  EXPECT_EQ(error("quantize:\n  encoding: polar\nlowrank:\n  rank: 8\n"),
-            "p.yaml:3:1: unknown section 'lowrank'; allowed: quantize, evict");
+  EXPECT_EQ(error("quantize:\n  encoding: polar\nselect:\n  block: 8\n"),
+            "p.yaml:3:1: unknown section 'select'; allowed: lowrank, "
+            "quantize, evict");
   EXPECT_EQ(error("evict:\n  method: h2o\n  budget: 0.5\n  recent: 64\n"),
             "p.yaml:4:3: unknown key 'recent' in the evict section; allowed: "
             "method, budget, window, interval, sinks, observe, kernel, "
@@ -132,9 +158,10 @@ TEST(Policy, RefusesUnknownKeysByNameAndLine) {
 
 TEST(Policy, RefusesMissingAndMisplacedParts) {
   EXPECT_EQ(error(""), "p.yaml: the policy is empty; give at least one section "
-                       "(quantize, evict)");
+                       "(lowrank, quantize, evict)");
   EXPECT_EQ(error("- quantize\n"),
-            "p.yaml:1:1: a policy is a mapping of sections (quantize, evict), "
+            "p.yaml:1:1: a policy is a mapping of sections (lowrank, quantize, "
+            "evict), "
             "not a list");
   // Every eviction setting names its method and budget: an override
   // inherits neither.
