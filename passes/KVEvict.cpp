@@ -147,7 +147,7 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
                 "--calibrate FILE` (or --calibration stats.json), or use "
                 "another method";
     return verifyEvictable(
-        llvm::cast<CacheType>(attention.getCache().getType()), [&] {
+        llvm::cast<CacheType>(attention.getCache().getType()), policy, [&] {
           InFlightDiagnostic diag = attention.emitError();
           diag << "kv-evict: layer " << layer << ": ";
           return diag;

@@ -95,12 +95,13 @@ func.func @sliding_window(%q: tensor<?x8x64xf32>, %k: tensor<?x2x64xf32>, %v: te
 
 // -----
 
-// Low-rank caches cannot be compacted by the runtime yet.
+// A low-rank side that keeps its first tokens exact needs a policy that
+// keeps at least those as sinks (triattention keeps none by default).
 func.func @lowrank(%q: tensor<?x8x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x64xf32>, %pos: tensor<?xi32>) -> tensor<?x8x64xf32> {
-  %c = kv.cache layer 0 {kv.query_center = dense<0.5> : tensor<8x32x2xf32>, kv.query_magnitude = dense<1.0> : tensor<8x32xf32>} : !kv.cache<heads = 2, head_dim = 64, value = #kv.lowrank<rank = 16>>
-  %ca = kv.append %k, %v at %pos into %c : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32> into !kv.cache<heads = 2, head_dim = 64, value = #kv.lowrank<rank = 16>>
-  // expected-error @+1 {{kv-evict: layer 0: cannot evict from a cache whose values are #kv.lowrank<rank = 16>: the runtime does not compact low-rank caches yet; evict only from layers without #kv.lowrank}}
-  %o = kv.attention %q, %ca at %pos scale = 0.125 : tensor<?x8x64xf32>, !kv.cache<heads = 2, head_dim = 64, value = #kv.lowrank<rank = 16>>, tensor<?xi32> -> tensor<?x8x64xf32>
+  %c = kv.cache layer 0 {kv.query_center = dense<0.5> : tensor<8x32x2xf32>, kv.query_magnitude = dense<1.0> : tensor<8x32xf32>} : !kv.cache<heads = 2, head_dim = 64, value = #kv.lowrank<rank = 16, sinks = 4>>
+  %ca = kv.append %k, %v at %pos into %c : tensor<?x2x64xf32>, tensor<?x2x64xf32>, tensor<?xi32> into !kv.cache<heads = 2, head_dim = 64, value = #kv.lowrank<rank = 16, sinks = 4>>
+  // expected-error @+1 {{kv-evict: layer 0: cannot evict from a cache whose values keep their first 4 tokens exact (#kv.lowrank<rank = 16, sinks = 4>) under a policy that keeps 0 sinks: compaction would move them; give the policy sinks of at least 4}}
+  %o = kv.attention %q, %ca at %pos scale = 0.125 : tensor<?x8x64xf32>, !kv.cache<heads = 2, head_dim = 64, value = #kv.lowrank<rank = 16, sinks = 4>>, tensor<?xi32> -> tensor<?x8x64xf32>
   return %o : tensor<?x8x64xf32>
 }
 

@@ -133,14 +133,20 @@ std::string summarizeCache(const schema::Manifest &manifest) {
   for (const schema::KernelCall &call : manifest.plan().calls())
     if (call.has_evict())
       evictions[call.evict().layer()] = ", " + shortEviction(call.evict());
-  auto describe = [&](int i) {
+  auto evictionOf = [&](int i) {
     auto found = evictions.find(uint32_t(i));
-    return describeLayer(manifest.cache(i)) +
-           (found == evictions.end() ? "" : found->second);
+    return found == evictions.end() ? std::string() : found->second;
   };
-  if (evictions.empty())
+  auto describe = [&](int i) {
+    return describeLayer(manifest.cache(i)) + evictionOf(i);
+  };
+  // Layers alike but for their ranks, evicting alike (or not at all).
+  bool sameEviction = true;
+  for (int i = 1; i < manifest.cache_size(); ++i)
+    sameEviction = sameEviction && evictionOf(i) == evictionOf(0);
+  if (sameEviction)
     if (std::optional<std::string> ranges = describeRankRanges(manifest))
-      return *ranges;
+      return *ranges + evictionOf(0);
   std::string summary;
   int first = 0;
   for (int i = 0; i < manifest.cache_size(); ++i) {

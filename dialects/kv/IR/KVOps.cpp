@@ -240,15 +240,28 @@ LogicalResult ScoreOp::verify() {
 }
 
 LogicalResult
-mlir::kv::verifyEvictable(CacheType cache,
+mlir::kv::verifyEvictable(CacheType cache, Attribute policy,
                           function_ref<InFlightDiagnostic()> emitError) {
+  auto evicting = llvm::cast<EvictionPolicyAttrInterface>(policy);
+  if (llvm::isa<LowRankEncodingAttr>(cache.getKey()) &&
+      llvm::isa<TriAttentionAttr>(policy))
+    return emitError() << "cannot evict by #kv.triattention from a cache "
+                          "whose keys are "
+                       << cache.getKey()
+                       << ": its scores read keys through RoPE, which "
+                          "low-rank keys are stored before; use another "
+                          "method";
   for (auto [encoding, side] : {std::pair(cache.getKey(), "keys"),
                                 std::pair(cache.getValue(), "values")})
-    if (llvm::isa<LowRankEncodingAttr>(encoding))
+    if (auto lowRank = llvm::dyn_cast<LowRankEncodingAttr>(encoding);
+        lowRank && lowRank.getSinks() > evicting.getSinks())
       return emitError() << "cannot evict from a cache whose " << side
-                         << " are " << encoding
-                         << ": the runtime does not compact low-rank caches "
-                            "yet; evict only from layers without #kv.lowrank";
+                         << " keep their first " << lowRank.getSinks()
+                         << " tokens exact (" << encoding << ") under a "
+                         << "policy that keeps " << evicting.getSinks()
+                         << " sinks: compaction would move them; give the "
+                            "policy sinks of at least "
+                         << lowRank.getSinks();
   if (auto kivi = llvm::dyn_cast<IntEncodingAttr>(cache.getKey()))
     return emitError() << "cannot evict from a cache whose keys are " << kivi
                        << ": KIVI quantizes keys in groups of "
@@ -265,7 +278,8 @@ LogicalResult EvictOp::verify() {
     return emitOpError() << "scores must have one column per KV head ("
                          << cache.getHeads() << "), got "
                          << extent(dim(getScores(), 1));
-  if (failed(verifyEvictable(cache, [&] { return emitOpError(); })))
+  if (failed(
+          verifyEvictable(cache, getPolicy(), [&] { return emitOpError(); })))
     return failure();
   auto score = getScores().getDefiningOp<ScoreOp>();
   if (!score)

@@ -26,10 +26,12 @@ struct CacheResource : public SideEffects::Resource::Base<CacheResource> {
 
 namespace mlir::kv {
 /// Checks that entries can be evicted from a cache of type `cache` one by
-/// one: its keys are not KIVI (#kv.int, quantized in groups of tokens) and
-/// neither side is #kv.lowrank, which the runtime cannot compact yet.
+/// one under `policy` (an EvictionPolicyAttrInterface): its keys are not
+/// KIVI (#kv.int, quantized in groups of tokens), low-rank keys are not
+/// scored by TriAttention (which reads keys through RoPE), and the policy
+/// keeps at least the sinks a low-rank side keeps exact.
 llvm::LogicalResult
-verifyEvictable(CacheType cache,
+verifyEvictable(CacheType cache, Attribute policy,
                 llvm::function_ref<InFlightDiagnostic()> emitError);
 } // namespace mlir::kv
 

@@ -621,10 +621,16 @@ Status Validator::checkCall(int index, const schema::KernelCall &call,
     if (!appended[e.layer()])
       return mismatch("layer " + str(e.layer()) +
                       " is evicted from before any call appends to it");
-    if (c.key().sinks() || c.value().sinks())
+    if (std::max(c.key().sinks(), c.value().sinks()) > e.sinks())
+      return mismatch("layer " + str(e.layer()) + " keeps its first " +
+                      str(std::max(c.key().sinks(), c.value().sinks())) +
+                      " tokens exact beside a low-rank cache but its "
+                      "eviction keeps " +
+                      str(e.sinks()) + " sinks, so compaction would move them");
+    if (tri && c.key().kind() == schema::ENCODING_LOWRANK)
       return mismatch("layer " + str(e.layer()) +
-                      " keeps exact sink tokens beside a low-rank cache, "
-                      "which eviction would move");
+                      " stores low-rank keys, which TriAttention cannot score "
+                      "(it reads keys through RoPE)");
     if (!schema::EvictMethod_IsValid(e.method()))
       return mismatch("method " + str(int(e.method())) +
                       " is not one this runtime knows");
