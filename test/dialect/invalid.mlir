@@ -902,16 +902,6 @@ func.func @evict_int_keys(%q: tensor<?x8x64xf32>) {
 
 // -----
 
-func.func @evict_lowrank_keys(%q: tensor<?x8x64xf32>) {
-  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 64, key = #kv.lowrank<rank = 32>>
-  %s = kv.score %c policy(#kv.triattention<budget = 0.5>) queries %q : !kv.cache<heads = 4, head_dim = 64, key = #kv.lowrank<rank = 32>>, tensor<?x8x64xf32> -> tensor<?x4xf32>
-  // expected-error @+1 {{'kv.evict' op cannot evict by #kv.triattention from a cache whose keys are #kv.lowrank<rank = 32>: its scores read keys through RoPE, which low-rank keys are stored before; use another method}}
-  %c1 = kv.evict %c by %s policy(#kv.triattention<budget = 0.5>) : !kv.cache<heads = 4, head_dim = 64, key = #kv.lowrank<rank = 32>>, tensor<?x4xf32>
-  return
-}
-
-// -----
-
 func.func @evict_lowrank_values(%q: tensor<?x8x64xf32>) {
   %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 64, value = #kv.lowrank<rank = 16, latent = #kv.polar<bits = 3>, sinks = 8>>
   %s = kv.score %c policy(#kv.h2o<budget = 2048>) queries %q : !kv.cache<heads = 4, head_dim = 64, value = #kv.lowrank<rank = 16, latent = #kv.polar<bits = 3>, sinks = 8>>, tensor<?x8x64xf32> -> tensor<?x4xf32>

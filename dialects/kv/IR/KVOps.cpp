@@ -243,14 +243,6 @@ LogicalResult
 mlir::kv::verifyEvictable(CacheType cache, Attribute policy,
                           function_ref<InFlightDiagnostic()> emitError) {
   auto evicting = llvm::cast<EvictionPolicyAttrInterface>(policy);
-  if (llvm::isa<LowRankEncodingAttr>(cache.getKey()) &&
-      llvm::isa<TriAttentionAttr>(policy))
-    return emitError() << "cannot evict by #kv.triattention from a cache "
-                          "whose keys are "
-                       << cache.getKey()
-                       << ": its scores read keys through RoPE, which "
-                          "low-rank keys are stored before; use another "
-                          "method";
   for (auto [encoding, side] : {std::pair(cache.getKey(), "keys"),
                                 std::pair(cache.getValue(), "values")})
     if (auto lowRank = llvm::dyn_cast<LowRankEncodingAttr>(encoding);

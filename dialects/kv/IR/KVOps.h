@@ -27,9 +27,8 @@ struct CacheResource : public SideEffects::Resource::Base<CacheResource> {
 namespace mlir::kv {
 /// Checks that entries can be evicted from a cache of type `cache` one by
 /// one under `policy` (an EvictionPolicyAttrInterface): its keys are not
-/// KIVI (#kv.int, quantized in groups of tokens), low-rank keys are not
-/// scored by TriAttention (which reads keys through RoPE), and the policy
-/// keeps at least the sinks a low-rank side keeps exact.
+/// KIVI (#kv.int, quantized in groups of tokens), and the policy keeps at
+/// least the sinks a low-rank side keeps exact.
 llvm::LogicalResult
 verifyEvictable(CacheType cache, Attribute policy,
                 llvm::function_ref<InFlightDiagnostic()> emitError);

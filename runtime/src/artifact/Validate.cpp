@@ -627,10 +627,6 @@ Status Validator::checkCall(int index, const schema::KernelCall &call,
                       " tokens exact beside a low-rank cache but its "
                       "eviction keeps " +
                       str(e.sinks()) + " sinks, so compaction would move them");
-    if (tri && c.key().kind() == schema::ENCODING_LOWRANK)
-      return mismatch("layer " + str(e.layer()) +
-                      " stores low-rank keys, which TriAttention cannot score "
-                      "(it reads keys through RoPE)");
     if (!schema::EvictMethod_IsValid(e.method()))
       return mismatch("method " + str(int(e.method())) +
                       " is not one this runtime knows");

@@ -77,6 +77,17 @@ public:
     (void)positions;
     encode(src, stride, head, slot, area);
   }
+  /// Entry `slot` of KV head `head`, stored at `position`, as it arrived
+  /// (in the model's basis, after RoPE): decode() then, for rotated codecs,
+  /// finishOutput(); low-rank keys rebuild the key and rotate it. For
+  /// callers off the attention path (TriAttention's scores).
+  virtual void decodeAt(const uint8_t *area, uint32_t slot, uint32_t head,
+                        int32_t position, float *out) const {
+    (void)position;
+    decode(area, slot, out);
+    if (rotates())
+      finishOutput(out, head);
+  }
   virtual void scoreAt(const float *prepared, int64_t heads,
                        const uint8_t *area, uint32_t slot, int32_t position,
                        float *scores, float *scratch) const {

@@ -243,9 +243,16 @@ TEST(LowRankCodec, KeysAreStoredBeforeRopeAndScoredAfterIt) {
           (*codec)->prepareQuery(&q[r * kDim], h, &queries[r * prepared]);
         (*codec)->scoreAt(queries.data(), 2, area.data(), 2, position,
                           scores.data(), scratch.data());
+        // decodeAt() gives the key scoreAt() scores, after RoPE.
+        std::vector<float> decoded(kDim);
+        (*codec)->decodeAt(area.data(), 2, h, position, decoded.data());
         for (uint32_t r = 0; r < 2; ++r) {
           double expected = keyScore(context.basis, h, &q[r * kDim], key.data(),
                                      rope, position);
+          double fromDecoded = 0;
+          for (uint32_t i = 0; i < kDim; ++i)
+            fromDecoded += double(q[r * kDim + i]) * decoded[i];
+          EXPECT_NEAR(fromDecoded, expected, 2e-4 * (1 + std::abs(expected)));
           EXPECT_NEAR(scores[r], expected, 2e-4 * (1 + std::abs(expected)))
               << "style " << style << " position " << position << " head " << h;
         }

@@ -202,11 +202,10 @@ void LayerEviction::score(ThreadPool &pool, const PagedCache &cache,
         uint64_t encoded = cache.encoded(layer, sequence);
         for (uint64_t i = 0; i < encoded; ++i) {
           const Page &page = cache.page(layer, pages[i / shape.pageSize]);
-          float *row = buffer.data() + i * headDim;
-          keys.decode(page.keys.get() + g * shape.keyHeadBytes,
-                      uint32_t(i % shape.pageSize), row);
-          if (keys.rotates())
-            keys.finishOutput(row, uint32_t(g));
+          uint32_t slot = uint32_t(i % shape.pageSize);
+          keys.decodeAt(page.keys.get() + g * shape.keyHeadBytes, slot,
+                        uint32_t(g), page.positions[slot],
+                        buffer.data() + i * headDim);
         }
         const std::vector<float> &tail = cache.tail(layer, sequence).keys[g];
         std::copy(tail.begin(), tail.end(), buffer.data() + encoded * headDim);

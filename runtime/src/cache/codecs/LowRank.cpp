@@ -229,20 +229,27 @@ public:
                uint32_t slot, int32_t position, float *scores,
                float *scratch) const override {
     const uint32_t d = headDim(), stride = d + 1;
-    const float *basis = headBasis(uint32_t(prepared[d]));
+    decodeAt(area, slot, uint32_t(prepared[d]), position, scratch);
+    for (int64_t h = 0; h < heads; ++h)
+      scores[h] = dot(prepared + h * stride, scratch, d);
+  }
+
+  /// The key rebuilt, (B z) / s, and rotated by `position`.
+  void decodeAt(const uint8_t *area, uint32_t slot, uint32_t head,
+                int32_t position, float *out) const override {
+    const uint32_t d = headDim();
+    const float *basis = headBasis(head);
     thread_local std::vector<float> latent, key;
     latent.resize(rank_);
     key.resize(d);
     latent_->decode(area, slot, latent.data());
     if (latent_->rotates())
-      latent_->finishOutput(latent.data(), uint32_t(prepared[d]));
+      latent_->finishOutput(latent.data(), head);
     for (uint32_t i = 0; i < d; ++i) {
       const float *row = basis + i * (rank_ + 1);
       key[i] = dot(row, latent.data(), rank_) / row[rank_];
     }
-    rotations_.rotate(key.data(), position, false, scratch);
-    for (int64_t h = 0; h < heads; ++h)
-      scores[h] = dot(prepared + h * stride, scratch, d);
+    rotations_.rotate(key.data(), position, false, out);
   }
 
 private:
