@@ -103,61 +103,70 @@ static LogicalResult verifyPreRope(Operation *op, NamedAttribute attribute) {
   return success();
 }
 
-/// kv.value_axes (kv.key_axes) on a kv.cache op: a dense tensor<kv_heads x
-/// head_dim x head_dim (+ 1) x f32> of finite values; the keys' last
-/// column, their weights, positive.
-static LogicalResult verifyAxes(Operation *op, NamedAttribute attribute,
-                                bool keys) {
+/// A calibrated f32 tensor on a kv.cache op whose shape `shape(heads,
+/// head_dim)` gives; every element must pass `valid(index, value)`, else
+/// the error names the head (`perHead` elements) and says it must be
+/// `what`.
+static LogicalResult
+verifyCacheTensor(Operation *op, NamedAttribute attribute,
+                  function_ref<SmallVector<int64_t>(int64_t, int64_t)> shape,
+                  function_ref<bool(int64_t, float)> valid, StringRef what) {
   StringRef name = attribute.getName().getValue();
   auto cache = dyn_cast<CacheOp>(op);
   if (!cache)
     return op->emitOpError()
            << "carries '" << name << "', which belongs on a kv.cache op";
   auto cacheType = cast<CacheType>(cache.getType());
-  int64_t heads = cacheType.getHeads(), dim = cacheType.getHeadDim();
-  int64_t columns = keys ? dim + 1 : dim;
+  SmallVector<int64_t> expected =
+      shape(cacheType.getHeads(), cacheType.getHeadDim());
   auto values = dyn_cast<DenseFPElementsAttr>(attribute.getValue());
   auto type = values ? dyn_cast<RankedTensorType>(values.getType())
                      : RankedTensorType();
   if (!type || !type.getElementType().isF32() ||
-      type.getShape() != ArrayRef<int64_t>{heads, dim, columns})
-    return op->emitOpError()
-           << "'" << name << "' must be a dense tensor<" << heads << "x" << dim
-           << "x" << columns << "xf32>";
-  for (auto [i, value] : llvm::enumerate(values.getValues<float>())) {
-    bool weight = keys && int64_t(i) % columns == dim;
-    if (!std::isfinite(value) || (weight && !(value > 0)))
-      return op->emitOpError()
-             << "'" << name << "' of head " << int64_t(i) / (dim * columns)
-             << " must be finite" << (weight ? " with positive weights" : "")
-             << ", got " << formatDouble(value);
+      type.getShape() != ArrayRef<int64_t>(expected)) {
+    InFlightDiagnostic diag = op->emitOpError()
+                              << "'" << name << "' must be a dense tensor<";
+    for (int64_t extent : expected)
+      diag << extent << "x";
+    return diag << "f32>";
   }
+  int64_t perHead = type.getNumElements() / expected.front();
+  for (auto [i, value] : llvm::enumerate(values.getValues<float>()))
+    if (!valid(int64_t(i), value))
+      return op->emitOpError()
+             << "'" << name << "' of head " << int64_t(i) / perHead
+             << " must be " << what << ", got " << formatDouble(value);
   return success();
 }
 
-/// kv.value_spectrum (kv.key_spectrum) on a kv.cache op: a dense
-/// tensor<kv_heads x head_dim x f32> of finite, non-negative values.
+/// kv.value_axes (kv.key_axes): tensor<kv_heads x head_dim x head_dim (+ 1)
+/// x f32> of finite values, the keys' last column (their weights) positive.
+static LogicalResult verifyAxes(Operation *op, NamedAttribute attribute,
+                                bool keys) {
+  int64_t columns = 0;
+  return verifyCacheTensor(
+      op, attribute,
+      [&](int64_t heads, int64_t dim) {
+        columns = keys ? dim + 1 : dim;
+        return SmallVector<int64_t>{heads, dim, columns};
+      },
+      [&](int64_t i, float value) {
+        bool weight = keys && i % columns == columns - 1;
+        return std::isfinite(value) && (!weight || value > 0);
+      },
+      keys ? "finite with positive weights" : "finite");
+}
+
+/// kv.value_spectrum (kv.key_spectrum): tensor<kv_heads x head_dim x f32>
+/// of finite, non-negative values.
 static LogicalResult verifySpectrum(Operation *op, NamedAttribute attribute) {
-  StringRef name = attribute.getName().getValue();
-  auto cache = dyn_cast<CacheOp>(op);
-  if (!cache)
-    return op->emitOpError()
-           << "carries '" << name << "', which belongs on a kv.cache op";
-  auto cacheType = cast<CacheType>(cache.getType());
-  int64_t heads = cacheType.getHeads(), dim = cacheType.getHeadDim();
-  auto values = dyn_cast<DenseFPElementsAttr>(attribute.getValue());
-  auto type = values ? dyn_cast<RankedTensorType>(values.getType())
-                     : RankedTensorType();
-  if (!type || !type.getElementType().isF32() ||
-      type.getShape() != ArrayRef<int64_t>{heads, dim})
-    return op->emitOpError() << "'" << name << "' must be a dense tensor<"
-                             << heads << "x" << dim << "xf32>";
-  for (auto [i, value] : llvm::enumerate(values.getValues<float>()))
-    if (!std::isfinite(value) || value < 0)
-      return op->emitOpError()
-             << "'" << name << "' of head " << int64_t(i) / dim
-             << " must be finite and non-negative, got " << formatDouble(value);
-  return success();
+  return verifyCacheTensor(
+      op, attribute,
+      [](int64_t heads, int64_t dim) {
+        return SmallVector<int64_t>{heads, dim};
+      },
+      [](int64_t, float value) { return std::isfinite(value) && value >= 0; },
+      "finite and non-negative");
 }
 
 LogicalResult KVDialect::verifyOperationAttribute(Operation *op,

@@ -82,18 +82,19 @@ std::vector<float> randomBasis(std::mt19937 &rng, uint32_t rank = kRank,
   return basis;
 }
 
-/// mu + B B^T (v - mu) for head h.
+/// mu + B B^T (v - mu) for head h of a basis of `rank` axes in `dim`.
 std::vector<double> projection(const std::vector<float> &basis, uint32_t h,
-                               const float *v) {
-  const float *b = &basis[h * kDim * (kRank + 1)];
-  std::vector<double> z(kRank, 0.0), out(kDim);
-  for (uint32_t j = 0; j < kRank; ++j)
-    for (uint32_t i = 0; i < kDim; ++i)
-      z[j] += b[i * (kRank + 1) + j] * (v[i] - b[i * (kRank + 1) + kRank]);
-  for (uint32_t i = 0; i < kDim; ++i) {
-    out[i] = b[i * (kRank + 1) + kRank];
-    for (uint32_t j = 0; j < kRank; ++j)
-      out[i] += b[i * (kRank + 1) + j] * z[j];
+                               const float *v, uint32_t rank = kRank,
+                               uint32_t dim = kDim) {
+  const float *b = &basis[h * dim * (rank + 1)];
+  std::vector<double> z(rank, 0.0), out(dim);
+  for (uint32_t j = 0; j < rank; ++j)
+    for (uint32_t i = 0; i < dim; ++i)
+      z[j] += b[i * (rank + 1) + j] * (v[i] - b[i * (rank + 1) + rank]);
+  for (uint32_t i = 0; i < dim; ++i) {
+    out[i] = b[i * (rank + 1) + rank];
+    for (uint32_t j = 0; j < rank; ++j)
+      out[i] += b[i * (rank + 1) + j] * z[j];
   }
   return out;
 }
@@ -290,19 +291,12 @@ TEST(LowRankCodec, APolarLatentLeavesItsRotationOncePerRow) {
       (*codec)->decode(area.data(), s, decoded.data());
       (*codec)->finishOutput(decoded.data(), h);
       // Near the entry's projection mu + B B^T (v - mu): polar-4's error.
-      const float *b = &context.basis[h * dim * (rank + 1)];
-      std::vector<double> z(rank, 0.0);
-      for (uint32_t j = 0; j < rank; ++j)
-        for (uint32_t i = 0; i < dim; ++i)
-          z[j] += b[i * (rank + 1) + j] *
-                  (values[s * dim + i] - b[i * (rank + 1) + rank]);
+      const std::vector<double> p =
+          projection(context.basis, h, &values[s * dim], rank, dim);
       double error = 0, norm = 0;
       for (uint32_t i = 0; i < dim; ++i) {
-        double p = b[i * (rank + 1) + rank];
-        for (uint32_t j = 0; j < rank; ++j)
-          p += b[i * (rank + 1) + j] * z[j];
-        error += (decoded[i] - p) * (decoded[i] - p);
-        norm += p * p;
+        error += (decoded[i] - p[i]) * (decoded[i] - p[i]);
+        norm += p[i] * p[i];
       }
       EXPECT_LT(std::sqrt(error / norm), 0.2) << "head " << h << " slot " << s;
       for (uint32_t i = 0; i < dim; ++i)
