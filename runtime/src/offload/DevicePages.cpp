@@ -1,30 +1,141 @@
 //===- DevicePages.cpp ----------------------------------------------------===//
+//
+// Flat arrays rather than node containers: a GPU decode step acquires
+// thousands of pages per layer (8 rows x 8 KV heads x 128 blocks), and the
+// schedule runs on the host between steps.
+//
+//===----------------------------------------------------------------------===//
 #include "runtime/src/offload/DevicePages.h"
 
 #include <string>
 
 namespace kvrt::offload {
+namespace {
+
+uint64_t bucketOf(uint64_t page, uint64_t mask) {
+  // A 64-bit mix (splitmix64's finaliser): page keys differ in few bits.
+  page ^= page >> 31;
+  page *= 0x7fb5d329728ea185ull;
+  page ^= page >> 27;
+  page *= 0x81dadef4bc2dd44dull;
+  page ^= page >> 33;
+  return page & mask;
+}
+
+} // namespace
+
+DevicePages::DevicePages(uint64_t slots) : slots_(slots) {
+  uint64_t buckets = 16;
+  while (buckets < 2 * slots)
+    buckets *= 2;
+  bucketPages_.assign(buckets, kNoPage);
+  bucketSlots_.assign(buckets, kNone);
+}
+
+uint32_t DevicePages::find(uint64_t page) const {
+  const uint64_t mask = bucketPages_.size() - 1;
+  for (uint64_t b = bucketOf(page, mask);; b = (b + 1) & mask) {
+    if (bucketPages_[b] == page)
+      return bucketSlots_[b];
+    if (bucketPages_[b] == kNoPage)
+      return kNone;
+  }
+}
+
+void DevicePages::insert(uint64_t page, uint32_t slot) {
+  const uint64_t mask = bucketPages_.size() - 1;
+  uint64_t b = bucketOf(page, mask);
+  while (bucketPages_[b] != kNoPage)
+    b = (b + 1) & mask;
+  bucketPages_[b] = page;
+  bucketSlots_[b] = slot;
+}
+
+void DevicePages::erase(uint64_t page) {
+  const uint64_t mask = bucketPages_.size() - 1;
+  uint64_t b = bucketOf(page, mask);
+  while (bucketPages_[b] != page)
+    b = (b + 1) & mask;
+  // Backward-shift deletion: move later entries of the probe run into the
+  // hole when their home bucket does not lie between the hole and them.
+  for (uint64_t next = (b + 1) & mask; bucketPages_[next] != kNoPage;
+       next = (next + 1) & mask) {
+    const uint64_t home = bucketOf(bucketPages_[next], mask);
+    if (((next - home) & mask) >= ((next - b) & mask)) {
+      bucketPages_[b] = bucketPages_[next];
+      bucketSlots_[b] = bucketSlots_[next];
+      b = next;
+    }
+  }
+  bucketPages_[b] = kNoPage;
+  bucketSlots_[b] = kNone;
+}
+
+void DevicePages::unlink(uint32_t slot) {
+  const uint32_t newer = newer_[slot], older = older_[slot];
+  (newer == kNone ? newest_ : older_[newer]) = older;
+  (older == kNone ? oldest_ : newer_[older]) = newer;
+}
+
+void DevicePages::touch(uint32_t slot) {
+  if (newest_ == slot)
+    return;
+  unlink(slot);
+  newer_[slot] = kNone;
+  older_[slot] = newest_;
+  (newest_ == kNone ? oldest_ : newer_[newest_]) = slot;
+  newest_ = slot;
+}
 
 bool DevicePages::bringIn(uint64_t page, bool evictCurrent) {
-  auto found = resident_.find(page);
-  if (found != resident_.end()) {
-    order_.splice(order_.begin(), order_, found->second.position);
-    found->second.lastStep = step_;
+  uint32_t slot = find(page);
+  if (slot != kNone) {
+    touch(slot);
+    lastStep_[slot] = step_;
     return true;
   }
-  if (resident_.size() >= slots_) {
-    uint64_t oldest = order_.back();
-    if (!evictCurrent && resident_.at(oldest).lastStep == step_)
+  if (holders_.size() >= slots_) {
+    slot = oldest_;
+    if (!evictCurrent && lastStep_[slot] == step_)
       return false;
-    resident_.erase(oldest);
-    order_.pop_back();
+    erase(holders_[slot]);
+  } else {
+    slot = uint32_t(holders_.size());
+    holders_.push_back(kNoPage);
+    lastStep_.push_back(0);
+    prefetched_.push_back(0);
+    listed_.push_back(0);
+    // Linked in as the oldest, then made the newest below.
+    newer_.push_back(oldest_);
+    older_.push_back(kNone);
+    (oldest_ == kNone ? newest_ : older_[oldest_]) = slot;
+    oldest_ = slot;
   }
-  order_.push_front(page);
-  resident_[page] = {order_.begin(), step_, false};
+  touch(slot);
+  holders_[slot] = page;
+  lastStep_[slot] = step_;
+  prefetched_[slot] = 0;
+  insert(page, slot);
+  if (!listed_[slot]) {
+    listed_[slot] = 1;
+    changed_.push_back(slot);
+  }
   return true;
 }
 
-void DevicePages::written(uint64_t page) { bringIn(page, true); }
+std::vector<uint64_t> DevicePages::takeChangedSlots() {
+  for (uint64_t slot : changed_)
+    listed_[slot] = 0;
+  std::vector<uint64_t> changed;
+  changed.swap(changed_);
+  return changed;
+}
+
+void DevicePages::written(uint64_t page, bool holdsEarlierTokens) {
+  if (holdsEarlierTokens && find(page) == kNone)
+    ++counts_.refilled;
+  bringIn(page, true);
+}
 
 Status DevicePages::acquire(const std::vector<uint64_t> &pages) {
   if (pages.size() > slots_)
@@ -36,16 +147,17 @@ Status DevicePages::acquire(const std::vector<uint64_t> &pages) {
   // them.
   std::vector<uint64_t> missing;
   for (uint64_t page : pages) {
-    auto found = resident_.find(page);
-    if (found == resident_.end()) {
+    const uint32_t slot = find(page);
+    if (slot == kNone) {
       missing.push_back(page);
       continue;
     }
     ++counts_.hits;
-    if (found->second.prefetched)
+    if (prefetched_[slot])
       ++counts_.prefetchHits;
-    found->second.prefetched = false;
-    bringIn(page, true);
+    prefetched_[slot] = 0;
+    touch(slot);
+    lastStep_[slot] = step_;
   }
   for (uint64_t page : missing)
     bringIn(page, true);
@@ -56,7 +168,7 @@ Status DevicePages::acquire(const std::vector<uint64_t> &pages) {
 
 void DevicePages::stream(const std::vector<uint64_t> &pages) {
   for (uint64_t page : pages) {
-    if (!resident_.count(page))
+    if (find(page) == kNone)
       ++counts_.streamed;
     bringIn(page, true);
   }
@@ -64,11 +176,11 @@ void DevicePages::stream(const std::vector<uint64_t> &pages) {
 
 void DevicePages::prefetch(const std::vector<uint64_t> &pages) {
   for (uint64_t page : pages) {
-    if (resident_.count(page))
+    if (find(page) != kNone)
       continue;
     if (!bringIn(page, false))
       return;
-    resident_.at(page).prefetched = true;
+    prefetched_[find(page)] = 1;
     ++counts_.prefetched;
   }
 }

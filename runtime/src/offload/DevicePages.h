@@ -9,6 +9,11 @@
 // first. It decides and counts; a backend copies what it says (the CPU
 // backend, whose "device" is host memory, only counts).
 //
+// Each resident page has a slot, its place in the device's array of KV-head
+// pages: a page brought in takes the slot of the one it evicts (or the next
+// unused one), and the slots whose page changed are listed for the backend
+// to copy (takeChangedSlots()).
+//
 // The unit is one KV head's part of a page (its keys and values: each
 // head selects for itself). Parts are named by PagedCache's page index,
 // the KV head and the generation the page was taken in (its low 24 bits),
@@ -22,8 +27,6 @@
 #include "kvrt/Status.h"
 
 #include <cstdint>
-#include <list>
-#include <unordered_map>
 #include <vector>
 
 namespace kvrt::offload {
@@ -42,19 +45,26 @@ struct PageCounts {
   uint64_t prefetchHits = 0;
   /// Pages copied ahead of need, and dense reads of pages not resident.
   uint64_t prefetched = 0, streamed = 0;
+  /// Pages an append wrote that were not resident but held earlier tokens
+  /// (brought back whole).
+  uint64_t refilled = 0;
 };
 
 class DevicePages {
 public:
-  explicit DevicePages(uint64_t slots) : slots_(slots) {}
+  /// What a slot holds before any page is brought into it.
+  static constexpr uint64_t kNoPage = ~uint64_t(0);
+
+  explicit DevicePages(uint64_t slots);
 
   uint64_t slots() const { return slots_; }
   const PageCounts &counts() const { return counts_; }
 
   /// Starts a step: pages read or prefetched before it may make room.
   void beginStep() { ++step_; }
-  /// `page` was written on the device (an append): resident, no copy.
-  void written(uint64_t page);
+  /// `page` was written by an append: resident. Copied in only when it was
+  /// not resident and `holdsEarlierTokens` (counted as refilled).
+  void written(uint64_t page, bool holdsEarlierTokens);
   /// Makes `pages` (distinct) resident for one attention that reads them
   /// together: the resident ones are hits, the others misses fetched on
   /// demand into the least recently used slots. Fails when they need more
@@ -67,13 +77,29 @@ public:
   /// holds a page not read in this step.
   void prefetch(const std::vector<uint64_t> &pages);
 
+  /// The page `slot` holds, or kNoPage.
+  uint64_t holder(uint64_t slot) const {
+    return slot < holders_.size() ? holders_[slot] : kNoPage;
+  }
+  /// The slot `page` is in, or kNoPage when it is not resident.
+  uint64_t slotOf(uint64_t page) const {
+    const uint32_t slot = find(page);
+    return slot == kNone ? kNoPage : slot;
+  }
+  /// The slots whose page changed since the last call, each once.
+  std::vector<uint64_t> takeChangedSlots();
+
 private:
-  struct Entry {
-    std::list<uint64_t>::iterator position;
-    uint64_t lastStep = 0;
-    /// Brought in by a prefetch and not read since.
-    bool prefetched = false;
-  };
+  /// No slot.
+  static constexpr uint32_t kNone = ~uint32_t(0);
+
+  /// The slot holding `page`, or kNone.
+  uint32_t find(uint64_t page) const;
+  /// Makes `slot` the most recently used.
+  void touch(uint32_t slot);
+  void unlink(uint32_t slot);
+  void insert(uint64_t page, uint32_t slot);
+  void erase(uint64_t page);
   /// Makes `page` the most recently used, inserting it; false when no slot
   /// may be given up (every one holds a page of this step).
   bool bringIn(uint64_t page, bool evictCurrent);
@@ -81,9 +107,20 @@ private:
   uint64_t slots_;
   uint64_t step_ = 1;
   PageCounts counts_;
-  /// Most recently used first.
-  std::list<uint64_t> order_;
-  std::unordered_map<uint64_t, Entry> resident_;
+  // Per slot used so far: its page, the step it was last used in, whether
+  // a prefetch brought it in and it was not read since, its neighbours in
+  // the recency list (most recent first), whether takeChangedSlots() lists
+  // it.
+  std::vector<uint64_t> holders_;
+  std::vector<uint64_t> lastStep_;
+  std::vector<uint8_t> prefetched_, listed_;
+  std::vector<uint32_t> newer_, older_;
+  uint32_t newest_ = kNone, oldest_ = kNone;
+  /// Page -> slot, open addressing with linear probing (a power of two at
+  /// least twice the slots; kNoPage marks a free bucket).
+  std::vector<uint64_t> bucketPages_;
+  std::vector<uint32_t> bucketSlots_;
+  std::vector<uint64_t> changed_;
 };
 
 } // namespace kvrt::offload

@@ -92,13 +92,44 @@ TEST(DevicePages, MorePagesThanSlotsIsAnError) {
 TEST(DevicePages, WrittenAndStreamedPagesAreNotReads) {
   DevicePages pages(3);
   pages.beginStep();
-  pages.written(pageKey(9, 0, 0));
+  pages.written(pageKey(9, 0, 0), false);
   pages.stream({pageKey(1, 0, 0), pageKey(2, 0, 0), pageKey(9, 0, 0)});
   EXPECT_EQ(pages.counts().streamed, 2u);
   EXPECT_EQ(pages.counts().read, 0u);
   pages.beginStep();
   ASSERT_TRUE(pages.acquire({pageKey(9, 0, 0), pageKey(2, 0, 0)}).isOk());
   EXPECT_EQ(pages.counts().hits, 2u);
+}
+
+TEST(DevicePages, APageTakesTheSlotOfTheOneItEvicts) {
+  DevicePages pages(2);
+  pages.beginStep();
+  ASSERT_TRUE(pages.acquire({pageKey(1, 0, 0), pageKey(2, 0, 0)}).isOk());
+  EXPECT_EQ(pages.takeChangedSlots(), (std::vector<uint64_t>{0, 1}));
+  EXPECT_EQ(pages.holder(0), pageKey(1, 0, 0));
+  EXPECT_EQ(pages.holder(1), pageKey(2, 0, 0));
+  EXPECT_EQ(pages.holder(2), DevicePages::kNoPage);
+  pages.beginStep();
+  ASSERT_TRUE(pages.acquire({pageKey(2, 0, 0)}).isOk());
+  EXPECT_TRUE(pages.takeChangedSlots().empty());
+  // Page 1 is the least recently used: page 3 takes its slot, then page 1
+  // comes back into page 2's; each slot is listed once.
+  pages.beginStep();
+  ASSERT_TRUE(pages.acquire({pageKey(3, 0, 0)}).isOk());
+  ASSERT_TRUE(pages.acquire({pageKey(1, 0, 0)}).isOk());
+  EXPECT_EQ(pages.takeChangedSlots(), (std::vector<uint64_t>{0, 1}));
+  EXPECT_EQ(pages.slotOf(pageKey(3, 0, 0)), 0u);
+  EXPECT_EQ(pages.slotOf(pageKey(1, 0, 0)), 1u);
+  EXPECT_EQ(pages.slotOf(pageKey(2, 0, 0)), DevicePages::kNoPage);
+}
+
+TEST(DevicePages, AWrittenPageIsRefilledOnlyWithEarlierTokens) {
+  DevicePages pages(1);
+  pages.beginStep();
+  pages.written(pageKey(1, 0, 0), false);
+  pages.written(pageKey(2, 0, 0), true);
+  pages.written(pageKey(2, 0, 0), true);
+  EXPECT_EQ(pages.counts().refilled, 1u);
 }
 
 TEST(DevicePages, MatchesAPlainLruModelOnRandomSteps) {
@@ -155,9 +186,17 @@ TEST(DevicePages, MatchesAPlainLruModelOnRandomSteps) {
       model.push_front({p, step});
       ++prefetched;
     }
-    // Every page read this step is resident after it.
+    // Every page read this step is resident after it, and each resident
+    // page is in its own slot.
     for (uint64_t p : readList)
       ASSERT_NE(find(p), model.end());
+    std::set<uint64_t> slotsUsed;
+    for (const auto &[p, at] : model) {
+      const uint64_t slot = pages.slotOf(p);
+      ASSERT_LT(slot, slots);
+      ASSERT_EQ(pages.holder(slot), p);
+      ASSERT_TRUE(slotsUsed.insert(slot).second);
+    }
   }
   EXPECT_EQ(pages.counts().hits, hits);
   EXPECT_EQ(pages.counts().misses, misses);

@@ -11,13 +11,13 @@
 #include "runtime/src/backends/cpu/Eviction.h"
 #include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cpu/Kernels.h"
-#include "runtime/src/backends/cpu/Offload.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
 #include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
 #include "runtime/src/engine/Backend.h"
 #include "runtime/src/engine/PlanSteps.h"
 #include "runtime/src/engine/SideCodec.h"
+#include "runtime/src/offload/LayerOffload.h"
 
 #include <algorithm>
 #include <cmath>
@@ -43,7 +43,16 @@ struct Step : PlanStep {
   RopeInput ropeInput = RopeInput::Query;
   cpu::AttentionParams attention;
   cpu::LayerEviction *eviction = nullptr;
-  cpu::LayerOffload *offload = nullptr;
+  /// prefetch: the layer's schedule.
+  struct OffloadedLayer *offload = nullptr;
+};
+
+/// An offloaded layer: its schedule, what its attention selected (in
+/// blocks of `block` entries).
+struct OffloadedLayer {
+  offload::LayerOffload schedule;
+  cpu::SelectionRecord selection;
+  uint32_t block = 0;
 };
 
 /// One layer's cache: its shape and the codecs that fill it.
@@ -70,6 +79,9 @@ public:
       reference_->removeSequence(sequence);
   }
   Status forward(const BatchView &batch, float *logits) override;
+  /// Runs `layer`'s offload schedule after its attention over the batch.
+  Status runOffload(OffloadedLayer &layer, const uint64_t *sequences,
+                    int64_t rows);
   CacheStats cacheStats() const override {
     CacheStats stats{cache_.bytesPerToken(), cache_.bytesInUse(),
                      cache_.peakBytes()};
@@ -77,18 +89,11 @@ public:
       stats.compactions += e->compactions();
       stats.evictedEntries += e->evictedEntries();
     }
-    for (const auto &[layer, o] : offloads_) {
-      const offload::PageCounts &c = o->counts();
-      EngineStats::Offload &s = stats.offload;
-      s.pagesRead += c.read;
-      s.hits += c.hits;
-      s.misses += c.misses;
-      s.prefetchHits += c.prefetchHits;
-      s.prefetched += c.prefetched;
-      s.streamed += c.streamed;
-      const CacheLayerShape &shape = cache_.shape(layer);
-      s.bytesIn += (c.misses + c.prefetched + c.streamed) *
-                   (shape.keyHeadBytes + shape.valueHeadBytes);
+    for (const std::unique_ptr<OffloadedLayer> &o : offloads_) {
+      const CacheLayerShape &shape = cache_.shape(o->schedule.layer());
+      offload::addCounts(o->schedule.counts(),
+                         shape.keyHeadBytes + shape.valueHeadBytes,
+                         stats.offload);
     }
     return stats;
   }
@@ -117,8 +122,7 @@ private:
   std::vector<Step> steps_;
   std::vector<std::unique_ptr<cpu::LayerEviction>> evictions_;
   /// By layer.
-  std::vector<std::pair<uint32_t, std::unique_ptr<cpu::LayerOffload>>>
-      offloads_;
+  std::vector<std::unique_ptr<OffloadedLayer>> offloads_;
   std::vector<std::vector<float>> buffers_;
   std::vector<int64_t> bufferWidth_;
   std::vector<float> logitInputs_;
@@ -295,12 +299,16 @@ Status CpuBackend::prepare() {
               : uint64_t(
                     std::ceil(p.device_ratio() * double(shape.capacityPages) *
                               shape.kvHeads));
-      auto offload = std::make_unique<cpu::LayerOffload>(
-          p.layer(), shape.kvHeads, std::max<uint64_t>(devicePages, 1),
-          p.runners_up(), params.select);
-      params.record = &offload->record();
-      step.offload = offload.get();
-      offloads_.emplace_back(p.layer(), std::move(offload));
+      auto offloaded = std::make_unique<OffloadedLayer>(OffloadedLayer{
+          offload::LayerOffload(p.layer(), shape.kvHeads,
+                                std::max<uint64_t>(devicePages, 1),
+                                params.select.topBlocks),
+          {},
+          params.select.block});
+      offloaded->selection.runnersUp = p.runners_up();
+      params.record = &offloaded->selection;
+      step.offload = offloaded.get();
+      offloads_.push_back(std::move(offloaded));
       break;
     }
     default:
@@ -341,6 +349,44 @@ CpuBackend::makeEviction(const schema::KernelCall &call, const Step &rope,
   return std::make_unique<cpu::LayerEviction>(std::move(params), attention);
 }
 
+Status CpuBackend::runOffload(OffloadedLayer &layer, const uint64_t *sequences,
+                              int64_t rows) {
+  const uint32_t index = layer.schedule.layer();
+  const CacheLayerShape &shape = cache_.shape(index);
+  offload::LayerCall call;
+  call.pageSize = shape.pageSize;
+  // Sequences in order of first appearance, with the first of their rows.
+  std::vector<uint64_t> ids, firstRows;
+  std::unordered_map<uint64_t, size_t> seen;
+  for (int64_t r = 0; r < rows; ++r) {
+    auto [it, inserted] = seen.emplace(sequences[r], ids.size());
+    if (inserted) {
+      ids.push_back(sequences[r]);
+      firstRows.push_back(uint64_t(r));
+      call.sequences.push_back({cache_.length(index, sequences[r]), 0, false});
+    }
+    ++call.sequences[it->second].rows;
+  }
+  const std::vector<cpu::SelectionRecord::Row> &selected = layer.selection.rows;
+  for (size_t s = 0; s < ids.size(); ++s)
+    call.sequences[s].selected =
+        selected[size_t(firstRows[s]) * shape.kvHeads].selected;
+  call.pageKey = [&](size_t s, uint64_t p, uint32_t h) {
+    const uint32_t page = cache_.pages(index, ids[s])[p];
+    return offload::pageKey(page, h, cache_.page(index, page).generation);
+  };
+  call.pagesOf = [&](size_t s, uint32_t h, std::vector<uint64_t> &read,
+                     std::vector<uint64_t> &predicted) {
+    const cpu::SelectionRecord::Row &row =
+        selected[size_t(firstRows[s]) * shape.kvHeads + h];
+    for (uint64_t entry : row.entries)
+      read.push_back(entry / shape.pageSize);
+    for (uint64_t b : row.runnerUpBlocks)
+      predicted.push_back(b * layer.block / shape.pageSize);
+  };
+  return layer.schedule.run(call);
+}
+
 Status CpuBackend::forward(const BatchView &batch, float *logits) {
   std::vector<std::pair<uint64_t, uint64_t>> counts;
   std::unordered_map<SequenceId, size_t> index;
@@ -354,8 +400,8 @@ Status CpuBackend::forward(const BatchView &batch, float *logits) {
   uint64_t decodeRows =
       uint64_t(std::count_if(counts.begin(), counts.end(),
                              [](const auto &c) { return c.second == 1; }));
-  for (const auto &[layer, o] : offloads_)
-    KVRT_RETURN_IF_ERROR(o->admit(decodeRows));
+  for (const std::unique_ptr<OffloadedLayer> &o : offloads_)
+    KVRT_RETURN_IF_ERROR(o->schedule.admit(decodeRows));
   KVRT_RETURN_IF_ERROR(cache_.reserve(counts));
   if (reference_) {
     Status reserved = reference_->reserve(counts);
@@ -413,7 +459,7 @@ Status CpuBackend::forward(const BatchView &batch, float *logits) {
                                            batch.sequences, batch.positions));
       break;
     case Kernel::Prefetch:
-      KVRT_RETURN_IF_ERROR(s.offload->run(cache_, batch.sequences, rows));
+      KVRT_RETURN_IF_ERROR(runOffload(*s.offload, batch.sequences, rows));
       break;
     case Kernel::SwiGLU:
       cpu::swiglu(pool_, in(0), in(1), rows * s.inputWidth, out);
