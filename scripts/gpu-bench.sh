@@ -13,7 +13,9 @@
 #              encoding the GPU runs and with sparse selection (SELECTIONS,
 #              default "twolevel quest"; the bf16 artifact says how far
 #              selection moves the logits), and the artifacts it must
-#              refuse (selection over fp8, offload), each with its sentence
+#              refuse (selection over fp8, runner-up prefetches), each with
+#              its sentence; and the offloaded llama-tiny against the same
+#              artifact resident on the GPU (equal logits, counted misses)
 #   attention  kvrt-cuda-attention --bench and PyTorch SDPA on the same
 #              shapes (test/cuda/sdpa_peer.py)
 #   e2e        kvrt-cuda-engine bench of llama3-8b in each encoding at
@@ -30,6 +32,12 @@
 #              model's 131072 positions less the bench's 33 decode steps,
 #              rounded down to a page. Not 8 x 131072: its bf16 cache alone
 #              (137 GB) and the 16 GB of weights pass the H200's 141 GB.
+#   offload    kvrt-cuda-engine bench of llama3-8b two-level sparse,
+#              resident and offloaded (16 GB of device pages), at
+#              OFFLOAD_POINTS (default 8x32768 4x65536 2x131008), each
+#              prefilled in one chunk (a chunked prefill of an offloaded
+#              layer reads its earlier chunks over the bus), then the two
+#              side by side with the offload's hit rate and copies.
 # Outputs go to $OUT (or ./gpu-bench-out). Exits non-zero when a check
 # fails.
 set -uo pipefail
@@ -42,6 +50,7 @@ points=${POINTS:-"1x4096 8x32768 32x4096"}
 encodings=${ENCODINGS:-"bf16 fp8 polar4 nvfp4"}
 selections=${SELECTIONS:-"twolevel quest"}
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
+offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}
 sections=("$@")
 [ ${#sections[@]} -eq 0 ] && sections=(check attention e2e peers sparse)
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -67,8 +76,14 @@ engine_checks() {
       "$out/engine-check-$e.txt"
     echo "engine $e: $(tail -1 "$out/engine-check-$e.txt")"
   done
+  # Offload: the same logits as the resident cache, bit for bit.
+  timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-offload.kvpkg" \
+    --prompt 300 --steps 16 --resident "$bin/llama-tiny-twolevel.kvpkg" \
+    > "$out/engine-check-offload.txt" 2>&1 || status=1
+  grep -E '^(offload|FAIL)' "$out/engine-check-offload.txt"
+  echo "engine offload: $(tail -1 "$out/engine-check-offload.txt")"
   # Refused when the engine is created, with one sentence (exit 2).
-  for r in fp8-twolevel offload; do
+  for r in fp8-twolevel offload-runners; do
     timeout 60 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$r.kvpkg" \
       > "$out/engine-refuse-$r.txt" 2>&1
     code=$?
@@ -147,6 +162,19 @@ for section in "${sections[@]}"; do
             printf "| %s | %s | %s | %.2fx | %s | %s | %s |\n", k, dense[k],
               sparse[k], dense[k] / sparse[k], tps[k], denseGB[k], sparseGB[k] } }' \
       "$out/sparse-e2e.txt"
+    ;;
+  offload)
+    for p in $offload_points; do
+      b=${p%x*} l=${p#*x}
+      for a in twolevel offload; do
+        timeout "${BENCH_TIMEOUT:-280}" "$bin/kvrt-cuda-engine" bench \
+          "$bin/llama3-8b-$a.kvpkg" \
+          --batch "$b" --context "$l" --chunk "$l" --steps 30 \
+          >> "$out/offload.txt" 2>&1 || status=1
+      done
+    done
+    grep -E '^(copy|\| llama|offload|\| artifact|\| ---)' "$out/offload.txt" |
+      awk '!/^\| (artifact|---)/ || !seen[$0]++'
     ;;
   *)
     echo "gpu-bench: unknown section $section" >&2

@@ -17,8 +17,10 @@
 # 2.5 MB each, the runtime makes the 16 GB of weights on the GPU. Besides
 # one per encoding: sparse selection (two-level and Quest on llama-tiny,
 # every layer selecting; two-level on llama3-8b with the pass's defaults
-# but its top 128 blocks and 2048 entries), and two llama-tiny artifacts
-# the cuda backend must refuse (selection over fp8, offload).
+# but its top 128 blocks and 2048 entries), offload (llama-tiny with a
+# budget small enough to miss; llama3-8b with 16 GB of device pages), and
+# two llama-tiny artifacts the cuda backend must refuse (selection over
+# fp8, offload with runner-up prefetches).
 #
 # BUILD names the build folder (default build); KVOPT a kvopt binary to
 # compile the artifacts with instead of building $BUILD/bin/kvopt.
@@ -56,9 +58,16 @@ tiny=(compile --synthetic llama-tiny --synthetic-weights generated --target h200
   --passes "kv-sparse-select{method=quest block=16 top_blocks=4 dense_layers=0}"
 "$kvopt" "${tiny[@]}" --passes "kv-quantize{encoding=fp8},$select" \
   -o .gpu-bin/llama-tiny-fp8-twolevel.kvpkg
-"$kvopt" "${tiny[@]}" --passes "$select,kv-offload{ratio=0.5}" \
+# 24 KV-head pages per layer on the device, 4 KB each: the check's two
+# sequences (up to 62 pages per layer) miss often and hit often.
+"$kvopt" "${tiny[@]}" --passes "$select,kv-offload{gpu_budget=196608}" \
   -o .gpu-bin/llama-tiny-offload.kvpkg
+"$kvopt" "${tiny[@]}" --passes "$select,kv-offload{ratio=0.5 runners_up=4}" \
+  -o .gpu-bin/llama-tiny-offload-runners.kvpkg
+select8b="kv-sparse-select{method=twolevel top_blocks=128 top_tokens=2048}"
 "$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
-  --target h200 -o .gpu-bin/llama3-8b-twolevel.kvpkg \
-  --passes "kv-sparse-select{method=twolevel top_blocks=128 top_tokens=2048}"
+  --target h200 -o .gpu-bin/llama3-8b-twolevel.kvpkg --passes "$select8b"
+"$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
+  --target h200 -o .gpu-bin/llama3-8b-offload.kvpkg \
+  --passes "$select8b,kv-offload{gpu_budget=${OFFLOAD_BUDGET:-16G}}"
 ls -la .gpu-bin

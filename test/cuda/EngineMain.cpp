@@ -1,7 +1,7 @@
 //===- EngineMain.cpp - kvrt-cuda-engine: the decoder on the GPU ----------===//
 //
 //   kvrt-cuda-engine check ARTIFACT [--prompt N] [--steps N] [--tolerance X]
-//                                   [--flips F] [--dense A]
+//                                   [--flips F] [--dense A] [--resident A]
 //   kvrt-cuda-engine bench ARTIFACT [--batch B] [--context L] [--steps N]
 //                                   [--chunk C] [--graphs 0|1]
 //
@@ -25,7 +25,11 @@
 // may not. With --dense, the first round also runs that artifact (the
 // same model without selection) on the cpu and prints how far selection
 // moved the logits: far more than the rows within the tolerance differ
-// shows that the GPU selects what the CPU selects.
+// shows that the GPU selects what the CPU selects. With --resident (for an
+// offloaded ARTIFACT: the same model compiled without kv-offload), that
+// artifact runs on the cuda backend beside it, fed the same batches, and
+// every logit of the two must be equal: offload moves bytes, never values.
+// Then the offload counts (pages read, device hits, misses, copies) follow.
 //
 // bench: cuda only. Prefills `batch` sequences of `context` tokens (chunks
 // of C tokens), timing the first one's prefill (time to first token), then
@@ -56,7 +60,7 @@ using namespace kvrt;
 using cuda::test::orDie;
 
 struct Options {
-  std::string mode, artifact, dense;
+  std::string mode, artifact, dense, resident;
   int prompt = 48, steps = 16, batch = 1, context = 4096, chunk = 8192;
   int graphs = 1;
   double tolerance = 0.02, flips = 0.2;
@@ -101,6 +105,17 @@ RowComparison compare(const Logits &a, const Logits &b, size_t row) {
 /// their logits adds to the totals.
 struct Backends {
   std::unique_ptr<Engine> cpu, gpu;
+  /// With --resident: the artifact without offload, on the cuda backend,
+  /// fed what gpu is fed (so its sequence ids are gpu's), and the largest
+  /// difference of the two's logits.
+  std::unique_ptr<Engine> resident;
+  double residentDifference = 0;
+  /// Applies `f` to gpu and resident.
+  template <typename F> void onGpus(const F &f) {
+    f(*gpu);
+    if (resident)
+      f(*resident);
+  }
   double worst = 0;
   int agreed = 0, compared = 0, wrong = 0;
   /// Every row's relative error.
@@ -111,6 +126,10 @@ struct Backends {
   std::vector<int32_t> compareLast(const std::string &label) {
     const Logits &c = cpu->logits(), &g = gpu->logits();
     std::printf("%s", label.c_str());
+    if (resident)
+      for (size_t row = 0; row < g.rows; ++row)
+        residentDifference = std::max(
+            residentDifference, compare(g, resident->logits(), row).difference);
     std::vector<int32_t> tokens;
     for (size_t row = 0; row < c.rows; ++row) {
       const RowComparison r = compare(g, c, row);
@@ -143,7 +162,7 @@ struct Backends {
       gpuNext.push_back({gpuIds[s], tokens[s]});
     }
     orDie(cpu->step(cpuNext));
-    orDie(gpu->step(gpuNext));
+    onGpus([&](Engine &e) { orDie(e.step(gpuNext)); });
   }
 };
 
@@ -152,6 +171,8 @@ int check(const Options &o) {
   const uint64_t room = 2 * uint64_t(o.prompt + o.steps + 64);
   Backends b{engineFor(artifact, "cpu", room),
              engineFor(artifact, "cuda", room)};
+  if (!o.resident.empty())
+    b.resident = engineFor(orDie(Artifact::open(o.resident)), "cuda", room);
   std::unique_ptr<Engine> dense;
   if (!o.dense.empty())
     dense = engineFor(orDie(Artifact::open(o.dense)), "cpu", room);
@@ -166,6 +187,9 @@ int check(const Options &o) {
   for (const std::vector<int32_t> &p : prompts) {
     cpuIds.push_back(orDie(b.cpu->addSequence()));
     gpuIds.push_back(orDie(b.gpu->addSequence()));
+    if (b.resident && orDie(b.resident->addSequence()) != gpuIds.back())
+      orDie(
+          Status::error("the resident engine numbers its sequences otherwise"));
     cpuBatch.push_back({cpuIds.back(), p});
     gpuBatch.push_back({gpuIds.back(), p});
     if (dense) {
@@ -174,7 +198,7 @@ int check(const Options &o) {
     }
   }
   orDie(b.cpu->prefill(cpuBatch));
-  orDie(b.gpu->prefill(gpuBatch));
+  b.onGpus([&](Engine &e) { orDie(e.prefill(gpuBatch)); });
   if (dense)
     orDie(dense->prefill(denseBatch));
   double moved = 0;
@@ -202,7 +226,7 @@ int check(const Options &o) {
   // table 1), then decode steps of both.
   for (size_t s = 0; s < cpuIds.size(); ++s) {
     orDie(b.cpu->removeSequence(cpuIds[s]));
-    orDie(b.gpu->removeSequence(gpuIds[s]));
+    b.onGpus([&](Engine &e) { orDie(e.removeSequence(gpuIds[s])); });
   }
   const std::vector<int32_t> a =
       kvopt::bench::randomTokens(o.prompt / 2 + 9, vocab, 3);
@@ -210,8 +234,14 @@ int check(const Options &o) {
       kvopt::bench::randomTokens(std::max(2, o.prompt - 5), vocab, 4);
   cpuIds = {orDie(b.cpu->addSequence()), orDie(b.cpu->addSequence())};
   gpuIds = {orDie(b.gpu->addSequence()), orDie(b.gpu->addSequence())};
+  if (b.resident) {
+    const SequenceId first = orDie(b.resident->addSequence());
+    if (first != gpuIds[0] || orDie(b.resident->addSequence()) != gpuIds[1])
+      orDie(
+          Status::error("the resident engine numbers its sequences otherwise"));
+  }
   orDie(b.cpu->prefill({{cpuIds[0], a}}));
-  orDie(b.gpu->prefill({{gpuIds[0], a}}));
+  b.onGpus([&](Engine &e) { orDie(e.prefill({{gpuIds[0], a}})); });
   const int32_t first = b.compareLast("round 2 prefill")[0];
   auto mixed = [&](SequenceId idA, SequenceId idB) {
     std::vector<BatchToken> rows;
@@ -221,7 +251,7 @@ int check(const Options &o) {
     return rows;
   };
   orDie(b.cpu->forward(mixed(cpuIds[0], cpuIds[1])));
-  orDie(b.gpu->forward(mixed(gpuIds[0], gpuIds[1])));
+  b.onGpus([&](Engine &e) { orDie(e.forward(mixed(gpuIds[0], gpuIds[1]))); });
   // Rows: B's last, then A's.
   std::vector<int32_t> next = b.compareLast("round 2 prefill + decode");
   std::swap(next[0], next[1]);
@@ -266,6 +296,26 @@ int check(const Options &o) {
     std::printf("selection moved the cpu's logits by up to %.2e (relative, "
                 "against %s)\n",
                 moved, o.dense.c_str());
+  if (b.resident) {
+    const EngineStats::Offload &s = b.gpu->stats().offload;
+    std::printf("offload: %llu KV-head pages read by decode rows, %llu on the "
+                "device (%.1f%%), %llu missed and read from host memory; "
+                "%.1f MB copied in; largest logit difference from %s on "
+                "the GPU: %g\n",
+                (unsigned long long)s.pagesRead, (unsigned long long)s.hits,
+                s.pagesRead ? 100.0 * double(s.hits) / double(s.pagesRead) : 0,
+                (unsigned long long)s.misses, double(s.bytesIn) / 1e6,
+                o.resident.c_str(), b.residentDifference);
+    if (b.residentDifference != 0) {
+      std::printf("FAIL: offload changed the logits\n");
+      ++failures;
+    }
+    if (s.pagesRead != s.hits + s.misses || s.misses == 0 || s.hits == 0) {
+      std::printf("FAIL: the offload counts do not add up, or the budget "
+                  "left no misses (or no hits) to check\n");
+      ++failures;
+    }
+  }
   std::printf("checks: %s (%d of %d greedy tokens agree, largest relative "
               "logit error %.2e)\n",
               failures ? "FAILED" : "passed", b.agreed, b.compared, b.worst);
@@ -347,6 +397,15 @@ int bench(const Options &o) {
               r.firstTokenSeconds, r.stepSeconds * 1e3,
               r.decodeTokensPerSecond(), cacheBytes / 1e9, floor * 1e3,
               100 * floor / r.stepSeconds);
+  if (r.offload.pagesRead)
+    std::printf("offload %s B=%d L=%d: %.1f%% of the KV-head pages decode "
+                "steps read were on the device (%llu of %llu); %.2f MB "
+                "copied in per step\n",
+                file.c_str(), o.batch, o.context,
+                100.0 * double(r.offload.hits) / double(r.offload.pagesRead),
+                (unsigned long long)r.offload.hits,
+                (unsigned long long)r.offload.pagesRead,
+                double(r.offload.bytesIn) / 1e6 / double(o.steps));
   return 0;
 }
 
@@ -373,6 +432,8 @@ int main(int argc, char **argv) {
       o.flips = std::stod(argv[i + 1]);
     else if (arg == "--dense")
       o.dense = argv[i + 1];
+    else if (arg == "--resident")
+      o.resident = argv[i + 1];
     else if (target)
       *target = std::stoi(argv[i + 1]);
     else
@@ -381,7 +442,7 @@ int main(int argc, char **argv) {
   if ((o.mode != "check" && o.mode != "bench") || (argc - 3) % 2) {
     std::fprintf(stderr,
                  "usage: %s check ARTIFACT [--prompt N] [--steps N] "
-                 "[--tolerance X] [--flips F] [--dense A]\n"
+                 "[--tolerance X] [--flips F] [--dense A] [--resident A]\n"
                  "       %s bench ARTIFACT [--batch B] [--context L] "
                  "[--steps N] [--chunk C] [--graphs 0|1]\n",
                  argv[0], argv[0]);

@@ -27,7 +27,12 @@
 //              |gpu - cpu| / |cpu| <= 1e-4 (L2 over the row), the bound of
 //              AttentionCheck.cpp.
 // Each case runs twice, the second time without clearing the counters
-// again: both runs must give the same bytes.
+// again: both runs must give the same bytes. A third run reads the layer
+// offloaded (SparseDecodeArgs::resident): its pages in mapped host memory,
+// about half of its KV-head pages also in device slots and their host
+// copies poisoned with 0xff bytes (NaN in bf16), so that a resident page
+// read from host memory, or a missing one read from a slot, shows; it must
+// give the bytes of the first two.
 //
 //===----------------------------------------------------------------------===//
 #include "SparseHarness.h"
@@ -465,37 +470,80 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
   args.workspace = workspace.get();
   const uint32_t rows = batch * c.kvHeads;
   const SparseSelection selection = sparseSelection(workspace.get(), plan);
-  std::vector<uint32_t> blockCounts, entryCounts;
-  std::vector<int32_t> blocks, entries;
-  std::vector<float> got;
-  bool repeatable = true;
-  for (int run = 0; run < 2; ++run) {
-    // Everything after the counters, and the output.
+  // One selection and attention into a poisoned workspace (everything
+  // after the counters) and output, and what they leave.
+  struct Run {
+    std::vector<uint32_t> blockCounts, entryCounts;
+    std::vector<int32_t> blocks, entries;
+    std::vector<float> out;
+    bool operator==(const Run &o) const {
+      return blockCounts == o.blockCounts && entryCounts == o.entryCounts &&
+             blocks == o.blocks && entries == o.entries &&
+             std::memcmp(out.data(), o.out.data(), out.size() * 4) == 0;
+    }
+  };
+  auto run = [&](const SparseDecodeArgs &a) {
     CUDA_OK(cudaMemset(static_cast<uint8_t *>(workspace.get()) +
                            plan.blockCountsOffset,
                        0xff, plan.workspaceBytes - plan.blockCountsOffset));
     CUDA_OK(cudaMemset(out.get(), 0xff, out.size()));
-    orDie(selectSparseEntries(args, plan, nullptr));
-    orDie(sparseAttention(args, plan, nullptr));
+    orDie(selectSparseEntries(a, plan, nullptr));
+    orDie(sparseAttention(a, plan, nullptr));
     CUDA_OK(cudaDeviceSynchronize());
-    std::vector<uint32_t> bc = download<uint32_t>(selection.blockCounts, rows);
-    std::vector<uint32_t> ec = download<uint32_t>(selection.entryCounts, rows);
-    std::vector<int32_t> bl =
-        download<int32_t>(selection.blocks, size_t(rows) * c.policy.topBlocks);
-    std::vector<int32_t> en =
-        download<int32_t>(selection.entries, size_t(rows) * c.policy.topTokens);
-    std::vector<float> o = download<float>(out.get(), q.size());
-    if (run == 1)
-      repeatable = bc == blockCounts && ec == entryCounts &&
-                   std::memcmp(o.data(), got.data(), o.size() * 4) == 0;
-    blockCounts = bc;
-    entryCounts = ec;
-    blocks = bl;
-    entries = en;
-    got = o;
+    return Run{
+        download<uint32_t>(selection.blockCounts, rows),
+        download<uint32_t>(selection.entryCounts, rows),
+        download<int32_t>(selection.blocks, size_t(rows) * c.policy.topBlocks),
+        download<int32_t>(selection.entries, size_t(rows) * c.policy.topTokens),
+        download<float>(out.get(), q.size())};
+  };
+  const Run first = run(args);
+  const bool repeatable = run(args) == first;
+  const std::vector<uint32_t> &blockCounts = first.blockCounts,
+                              &entryCounts = first.entryCounts;
+  const std::vector<int32_t> &blocks = first.blocks, &entries = first.entries;
+  const std::vector<float> &got = first.out;
+
+  // Offloaded: the same pages from host memory, half of them resident.
+  bool offloadSame = true;
+  {
+    const uint64_t keyArea = keyLayout.areaStride,
+                   valueArea = valueLayout.areaStride;
+    const size_t keyBytes = size_t(device.pageCount) * c.kvHeads * keyArea;
+    const size_t valueBytes = size_t(device.pageCount) * c.kvHeads * valueArea;
+    HostBuffer hostKeys = orDie(HostBuffer::allocate(keyBytes));
+    HostBuffer hostValues = orDie(HostBuffer::allocate(valueBytes));
+    CUDA_OK(cudaMemcpy(hostKeys.get(), device.keys.get(), keyBytes,
+                       cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(hostValues.get(), device.values.get(), valueBytes,
+                       cudaMemcpyDeviceToHost));
+    std::vector<int32_t> slotOf(size_t(device.pageCount) * c.kvHeads, -1);
+    std::vector<uint8_t> slotKeys, slotValues;
+    for (size_t area = 0; area < slotOf.size(); ++area) {
+      if (rng() % 2)
+        continue;
+      slotOf[area] = int32_t(slotKeys.size() / keyArea);
+      uint8_t *k = hostKeys.as<uint8_t>() + area * keyArea;
+      uint8_t *v = hostValues.as<uint8_t>() + area * valueArea;
+      slotKeys.insert(slotKeys.end(), k, k + keyArea);
+      slotValues.insert(slotValues.end(), v, v + valueArea);
+      std::memset(k, 0xff, keyArea);
+      std::memset(v, 0xff, valueArea);
+    }
+    DeviceBuffer slotOfDevice = uploaded(slotOf.data(), slotOf.size() * 4);
+    DeviceBuffer slotKeysDevice = uploaded(slotKeys.data(), slotKeys.size());
+    DeviceBuffer slotValuesDevice =
+        uploaded(slotValues.data(), slotValues.size());
+    SparseDecodeArgs offloaded = args;
+    offloaded.cache.keys = hostKeys.as<uint8_t>();
+    offloaded.cache.values = hostValues.as<uint8_t>();
+    offloaded.resident = {slotOfDevice.as<int32_t>(),
+                          slotKeysDevice.as<uint8_t>(),
+                          slotValuesDevice.as<uint8_t>()};
+    offloadSame = run(offloaded) == first;
   }
 
-  bool ok = summaryMismatches == 0 && repeatable;
+  bool ok = summaryMismatches == 0 && repeatable && offloadSame;
   std::string why;
   int blockTies = 0, entryTies = 0, differing = 0;
   double worst = 0;
@@ -695,14 +743,14 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
     lengths += (lengths.empty() ? "" : ",") + std::to_string(length);
   std::printf("%-4s B=%u len=[%s] Hq=%u Hkv=%u d=%u P=%u block=%u top=%u/%u%s "
               "| summaries %s | ties %d blocks %d entries, %d of %u sets "
-              "differ | max rel err %.2e%s | chunks %u/%u, splits %u x %u\n",
+              "differ | max rel err %.2e%s%s | chunks %u/%u, splits %u x %u\n",
               ok ? "ok" : "FAIL", batch, lengths.c_str(), c.qHeads, c.kvHeads,
               d, c.pageSize, block, c.policy.topBlocks, c.policy.topTokens,
               c.slidingWindow ? " window" : "",
               summaryMismatches ? "DIFFER" : "equal", blockTies, entryTies,
               differing, rows, worst, repeatable ? "" : " | NOT REPEATABLE",
-              plan.boundChunks, plan.scoreChunks, plan.splits,
-              plan.splitEntries);
+              offloadSame ? "" : " | OFFLOADED DIFFERS", plan.boundChunks,
+              plan.scoreChunks, plan.splits, plan.splitEntries);
   std::fflush(stdout);
   return ok;
 }

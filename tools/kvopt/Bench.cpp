@@ -53,6 +53,11 @@ int runBench(const BenchOptions &o) {
               r.stepSeconds * 1e3, r.fastestStep * 1e3, r.slowestStep * 1e3,
               r.decodeTokensPerSecond(), r.kvBytesPerToken / 1e3,
               r.weightBytes / 1e6, r.cacheBytes / 1e6);
+  if (r.offload.pagesRead)
+    std::printf("offload: %.1f%% of the KV-head pages decode steps read were "
+                "on the device; %.2f MB copied in per step\n",
+                100.0 * double(r.offload.hits) / double(r.offload.pagesRead),
+                double(r.offload.bytesIn) / 1e6 / double(o.run.steps));
   std::fflush(stdout);
   if (o.json.empty())
     return 0;
@@ -73,6 +78,11 @@ int runBench(const BenchOptions &o) {
     j.member("kv_bytes_per_token", r.kvBytesPerToken);
     j.member("weight_bytes_per_step", r.weightBytes);
     j.member("cache_bytes_per_step", r.cacheBytes);
+    if (r.offload.pagesRead) {
+      j.member("offload_pages_read", r.offload.pagesRead);
+      j.member("offload_hits", r.offload.hits);
+      j.member("offload_bytes_in", r.offload.bytesIn);
+    }
     j.endObject();
     os << "\n";
     return bool(os);

@@ -109,7 +109,10 @@ runDecodeBench(std::shared_ptr<const kvrt::Artifact> artifact,
   for (kvrt::SequenceId id : ids)
     next.push_back({id, 5});
   std::vector<double> times;
+  kvrt::EngineStats::Offload before;
   for (int64_t step = 0; step < o.warmup + o.steps; ++step) {
+    if (step == o.warmup)
+      before = (*engine)->stats().offload;
     start = Clock::now();
     if (kvrt::Status done = (*engine)->step(next); !done)
       return done;
@@ -125,7 +128,16 @@ runDecodeBench(std::shared_ptr<const kvrt::Artifact> artifact,
   r.stepSeconds = times[times.size() / 2];
   r.fastestStep = times.front();
   r.slowestStep = times.back();
-  r.kvBytesPerToken = (*engine)->stats().kvBytesPerToken;
+  const kvrt::EngineStats stats = (*engine)->stats();
+  r.kvBytesPerToken = stats.kvBytesPerToken;
+  r.offload = stats.offload;
+  r.offload.pagesRead -= before.pagesRead;
+  r.offload.hits -= before.hits;
+  r.offload.misses -= before.misses;
+  r.offload.prefetchHits -= before.prefetchHits;
+  r.offload.prefetched -= before.prefetched;
+  r.offload.streamed -= before.streamed;
+  r.offload.bytesIn -= before.bytesIn;
   r.weightBytes =
       weightBytesPerStep(*artifact, engineOptions.backend == "cuda");
   r.cacheBytes = r.kvBytesPerToken * double(o.batch) * double(o.context);

@@ -43,6 +43,8 @@ struct DecodeBenchResult {
   /// f32), and the cached keys and values of the whole batch.
   double weightBytes = 0;
   double cacheBytes = 0;
+  /// Offloaded layers (kv-offload): what the timed steps read and copied.
+  kvrt::EngineStats::Offload offload;
   double decodeTokensPerSecond() const {
     return stepSeconds > 0 ? double(batchSize) / stepSeconds : 0;
   }

@@ -60,6 +60,26 @@ TEST(PageLedger, ReservesAllOrNothingInTokenOrder) {
   EXPECT_EQ(ledger.peakPages(), 5u);
 }
 
+TEST(PageLedger, APageTakenAgainIsAnotherGenerationAndNamesItsPool) {
+  // Offload names a device copy by page and generation: a freed page's
+  // copy must not pass for the next sequence's page.
+  PageLedger ledger(16, 1,
+                    "the KV cache (its offloaded layers in pinned "
+                    "host memory)");
+  ASSERT_TRUE(ledger.addSequence(1));
+  ASSERT_TRUE(ledger.reserve({{1, 16}}));
+  const uint32_t first = ledger.generation(0);
+  ledger.removeSequence(1);
+  ASSERT_TRUE(ledger.addSequence(2));
+  ASSERT_TRUE(ledger.reserve({{2, 16}}));
+  EXPECT_EQ(ledger.pages(2), (std::vector<int32_t>{0}));
+  EXPECT_NE(ledger.generation(0), first);
+  EXPECT_EQ(ledger.reserve({{2, 33}}).message(),
+            "the KV cache (its offloaded layers in pinned host memory) is "
+            "full: the batch needs 2 more pages of 16 tokens and 0 are free; "
+            "raise EngineOptions::cacheTokens or finish sequences");
+}
+
 TEST(PlanLength, CoversTheLengthWithinAQuarterAndChangesRarely) {
   std::set<uint32_t> distinct;
   uint32_t previous = 0;

@@ -40,6 +40,30 @@ bool appendWrites(const DeviceSideLayout &side);
 Status launchAppend(const AppendArgs &args, const DeviceSideLayout &side,
                     cudaStream_t stream);
 
+/// An offloaded layer's bf16 append into the device copies of its pages
+/// (OffloadedPages.h): launchAppend() wrote the host pages and left each
+/// entry in bf16Copy; the entries whose page has a device slot are stored
+/// there too, so that a resident page stays whole.
+struct ResidentAppendArgs {
+  /// [rows][kvHeads][headDim] bf16: what launchAppend() left in bf16Copy.
+  const uint16_t *keys = nullptr;
+  const uint16_t *values = nullptr;
+  /// [rows]: page * pageSize + slot of each row's token.
+  const int32_t *slots = nullptr;
+  uint32_t rows = 0;
+  uint32_t kvHeads = 0;
+  uint32_t headDim = 0;
+  uint32_t pageSize = 0;
+  /// [pages][kvHeads]: the device slot of each KV-head page, or -1.
+  const int32_t *slotOf = nullptr;
+  /// [slots][areaStride] bytes: the device slots of each side.
+  uint8_t *slotKeys = nullptr;
+  uint8_t *slotValues = nullptr;
+  uint64_t keyAreaStride = 0, valueAreaStride = 0;
+};
+Status launchResidentAppend(const ResidentAppendArgs &args,
+                            cudaStream_t stream);
+
 /// positions[slots[r]] = values[r] for r < rows.
 Status launchStorePositions(const int32_t *slots, const int32_t *values,
                             uint32_t rows, int32_t *positions,

@@ -26,10 +26,14 @@
 //   and attend sparsely, its prefill rows attend densely. The selection
 //   ranks in fp32 where the CPU ranks in double: a near tie may go the
 //   other way.
-// - Eviction, offload (prefetch calls), selection over other encodings,
-//   the fidelity probe, append observers (calibration), KIVI caches and
-//   polar with QJL run on the cpu backend only; an artifact or option that
-//   needs them is refused when the backend is created.
+// - Offload (prefetch calls, OffloadedPages.h) keeps an offloaded layer's
+//   pages in mapped host memory and a budget of them in device slots,
+//   chosen by the schedule the CPU backend counts with; runner-up
+//   prefetches are not done on the GPU (refused).
+// - Eviction, selection over other encodings, the fidelity probe, append
+//   observers (calibration), KIVI caches and polar with QJL run on the cpu
+//   backend only; an artifact or option that needs them is refused when
+//   the backend is created.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/artifact/Plan.h"
@@ -40,6 +44,7 @@
 #include "runtime/src/backends/cuda/DecoderKernels.h"
 #include "runtime/src/backends/cuda/DeviceKvPool.h"
 #include "runtime/src/backends/cuda/Gemm.h"
+#include "runtime/src/backends/cuda/OffloadedPages.h"
 #include "runtime/src/backends/cuda/PrefillAttention.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
 #include "runtime/src/backends/cuda/SparseSelect.h"
@@ -49,6 +54,7 @@
 #include "runtime/src/engine/SideCodec.h"
 
 #include <cuda_runtime_api.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -186,7 +192,11 @@ public:
   }
   Status forward(const BatchView &batch, float *logits) override;
   CacheStats cacheStats() const override {
-    return {pool_->bytesPerToken(), pool_->bytesInUse(), pool_->peakBytes()};
+    CacheStats stats{pool_->bytesPerToken(), pool_->bytesInUse(),
+                     pool_->peakBytes()};
+    if (offloaded_)
+      offloaded_->addStats(stats.offload);
+    return stats;
   }
   std::vector<LayerFidelity> fidelity() const override { return {}; }
   void resetFidelity() override {}
@@ -217,12 +227,19 @@ private:
   Status sparseRows(const Step &s, const cuda::DecodeAttentionArgs &args,
                     uint32_t first, uint32_t count);
   float *buffer(uint32_t index) { return buffers_[index].buffer.as<float>(); }
+  /// Whether appends leave the batch's entries in bf16 (ownKeys_,
+  /// ownValues_): for a prefill's attention, and for offloaded layers'
+  /// resident pages.
+  bool keepsOwnEntries() const { return hasRuns_ || offloaded_ != nullptr; }
 
   std::shared_ptr<const Artifact> artifact_;
   cudaStream_t stream_ = nullptr;
   uint32_t multiprocessors_ = 0;
   std::unique_ptr<cuda::Gemm> gemm_;
   std::unique_ptr<cuda::DeviceKvPool> pool_;
+  /// kv-offload: the prefetch calls, and their layers' device pages.
+  std::vector<cuda::OffloadPlan> offloadPlans_;
+  std::unique_ptr<cuda::OffloadedPages> offloaded_;
   std::unordered_map<uint64_t, DeviceBuffer> tensors_;
   std::vector<DeviceBuffer> ropeTables_;
   std::vector<Step> steps_;
@@ -435,13 +452,25 @@ Status CudaBackend::prepare(const EngineOptions &options) {
                            " cannot run on the cuda backend yet (eviction "
                            "runs on the cpu backend); compile without "
                            "kv-evict for the GPU");
-    case Kernel::Prefetch:
-      return Status::error(name + ": the prefetch call of layer " +
-                           std::to_string(call.prefetch().layer()) +
-                           " offloads the cache to host memory, which the "
-                           "cuda backend cannot do yet (offload is counted "
-                           "on the cpu backend); compile without kv-offload "
-                           "for the GPU");
+    case Kernel::Prefetch: {
+      const schema::PrefetchParams &p = call.prefetch();
+      if (p.runners_up())
+        return Status::error(
+            name + ": the prefetch call of layer " + std::to_string(p.layer()) +
+            " prefetches runner-up blocks, which the cuda backend does not "
+            "(they cost more copies than they save: docs/offload.md); "
+            "compile with kv-offload{runners_up=0} for the GPU");
+      cuda::OffloadPlan plan;
+      plan.layer = p.layer();
+      plan.slots = p.has_device_pages() ? p.device_pages() : 0;
+      plan.ratio = p.device_ratio();
+      // The artifact's validation puts a selecting attention before it.
+      for (const Step &earlier : steps_)
+        if (earlier.kernel == Kernel::Attention && earlier.layer == p.layer())
+          plan.select = earlier.select;
+      offloadPlans_.push_back(plan);
+      break;
+    }
     default:
       break;
     }
@@ -478,8 +507,13 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
   for (const Step &s : steps_)
     if (s.kernel == Kernel::Attention && s.select.block)
       selecting[s.layer] = &s;
+  std::map<uint32_t, const cuda::OffloadPlan *> offloading;
+  for (const cuda::OffloadPlan &plan : offloadPlans_)
+    offloading[plan.layer] = &plan;
   std::vector<cuda::DeviceLayerSpec> specs;
-  uint64_t pageBytes = 0;
+  // Bytes of one page of every layer on the device and in host memory,
+  // and the device bytes of fixed offload budgets.
+  uint64_t pageBytes = 0, hostPageBytes = 0, fixedBytes = 0;
   for (const schema::CacheLayout &c : m.cache()) {
     const std::string where = name + ": layer " + std::to_string(c.layer());
     cuda::DeviceLayerSpec spec;
@@ -531,8 +565,21 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
         return Status::error(where + ": " + sparse.status().message());
       spec.summaryBlock = s.select.block;
     }
-    pageBytes += (spec.key.areaStride + spec.value.areaStride) * spec.kvHeads +
-                 cuda::DeviceKvPool::summaryPageBytes(spec, pageSize);
+    const uint64_t areas =
+        (spec.key.areaStride + spec.value.areaStride) * spec.kvHeads;
+    pageBytes += cuda::DeviceKvPool::summaryPageBytes(spec, pageSize);
+    if (auto found = offloading.find(c.layer()); found != offloading.end()) {
+      spec.offloaded = true;
+      hostPageBytes += areas;
+      pageBytes += cuda::OffloadedPages::tableBytesPerPage(spec);
+      const cuda::OffloadPlan &plan = *found->second;
+      if (plan.slots)
+        fixedBytes += plan.slots * cuda::OffloadedPages::slotBytes(spec);
+      else
+        pageBytes += uint64_t(std::ceil(plan.ratio * double(areas)));
+    } else {
+      pageBytes += areas;
+    }
     widestKv_ =
         std::max<int64_t>(widestKv_, int64_t(spec.kvHeads) * spec.headDim);
     specs.push_back(std::move(spec));
@@ -543,12 +590,18 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
   } else {
     // As for the CPU backend, room for four sequences of the full context,
     // but at most 90% of what the GPU has free beyond 2 GiB for
-    // activations and cuBLASLt.
+    // activations and cuBLASLt (and the offloaded pages in at most half
+    // of the host's memory).
     size_t free = 0, total = 0;
     cudaMemGetInfo(&free, &total);
-    const uint64_t reserve = 2ull << 30;
-    const uint64_t fits =
+    const uint64_t reserve = (2ull << 30) + fixedBytes;
+    uint64_t fits =
         free > reserve ? uint64_t(double(free - reserve) * 0.9) / pageBytes : 0;
+    if (hostPageBytes) {
+      const uint64_t host =
+          uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE));
+      fits = std::min<uint64_t>(fits, host / 2 / hostPageBytes);
+    }
     pages = std::min<uint64_t>(
         (4 * uint64_t(m.model().max_positions()) + pageSize - 1) / pageSize,
         fits);
@@ -563,6 +616,13 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
   if (!pool)
     return pool.status();
   pool_ = std::move(*pool);
+  if (!offloadPlans_.empty()) {
+    StatusOr<std::unique_ptr<cuda::OffloadedPages>> offloaded =
+        cuda::OffloadedPages::create(*pool_, offloadPlans_);
+    if (!offloaded)
+      return Status::error(name + ": " + offloaded.status().message());
+    offloaded_ = std::move(*offloaded);
+  }
   uint64_t longest = pages * pageSize;
   if (m.model().max_positions() > 0)
     longest = std::min<uint64_t>(longest, m.model().max_positions());
@@ -623,6 +683,16 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
     if (inserted)
       counts.push_back({batch.sequences[r], 0});
     ++counts[it->second].second;
+  }
+  if (offloaded_) {
+    // Before anything is stored: the decode rows' reads must fit the
+    // device pages, and the last call's copies must be in.
+    const uint64_t decodeRows =
+        uint64_t(std::count_if(counts.begin(), counts.end(),
+                               [](const auto &c) { return c.second == 1; }));
+    KVRT_RETURN_IF_ERROR(offloaded_->admit(decodeRows));
+    KVRT_RETURN_IF_ERROR(offloaded_->prepareCall(uint32_t(counts.size())));
+    KVRT_RETURN_IF_ERROR(offloaded_->waitForCopies(stream_));
   }
   KVRT_RETURN_IF_ERROR(pool_->ledger().reserve(counts));
 
@@ -713,7 +783,7 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   const int64_t vocab = artifact_->manifest().model().vocab_size();
   KVRT_RETURN_IF_ERROR(
       logits_.reserve(wanted.size() * size_t(vocab) * sizeof(float)));
-  if (hasRuns_) {
+  if (keepsOwnEntries()) {
     const size_t bytes = size_t(rows) * widestKv_ * sizeof(uint16_t);
     KVRT_RETURN_IF_ERROR(ownKeys_.reserve(bytes));
     KVRT_RETURN_IF_ERROR(ownValues_.reserve(bytes));
@@ -731,12 +801,19 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
     return cudaFailed("running the batch", e);
   for (size_t i = 0; i < counts.size(); ++i)
     pool_->ledger().setLength(counts[i].first, stored[i]);
+  if (offloaded_) {
+    std::vector<cuda::OffloadedPages::CallSequence> called;
+    for (const auto &[sequence, more] : counts)
+      called.push_back({sequence, more});
+    KVRT_RETURN_IF_ERROR(offloaded_->afterCall(pool_->ledger(), called));
+  }
   return Status::ok();
 }
 
 uint64_t CudaBackend::scratchMoves() const {
   uint64_t moves = bf16Input_.moves + logits_.moves + batchInts_.moves +
-                   workspace_.moves + ownKeys_.moves + ownValues_.moves;
+                   workspace_.moves + ownKeys_.moves + ownValues_.moves +
+                   (offloaded_ ? offloaded_->moves() : 0);
   for (const Scratch &b : buffers_)
     moves += b.moves;
   return moves;
@@ -828,15 +905,26 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     args.headDim = layer.spec.headDim;
     args.pageSize = pool_->pageSize();
     args.src = in(0);
-    args.pool = layer.keys.as<uint8_t>();
+    args.pool = layer.keys();
     args.headScales = layer.keyScales.as<float>();
-    args.bf16Copy = hasRuns_ ? ownKeys_.buffer.as<uint16_t>() : nullptr;
+    args.bf16Copy =
+        keepsOwnEntries() ? ownKeys_.buffer.as<uint16_t>() : nullptr;
     KVRT_RETURN_IF_ERROR(cuda::launchAppend(args, layer.spec.key, stream_));
     args.src = in(1);
-    args.pool = layer.values.as<uint8_t>();
+    args.pool = layer.values();
     args.headScales = layer.valueScales.as<float>();
-    args.bf16Copy = hasRuns_ ? ownValues_.buffer.as<uint16_t>() : nullptr;
-    return cuda::launchAppend(args, layer.spec.value, stream_);
+    args.bf16Copy =
+        keepsOwnEntries() ? ownValues_.buffer.as<uint16_t>() : nullptr;
+    KVRT_RETURN_IF_ERROR(cuda::launchAppend(args, layer.spec.value, stream_));
+    if (!layer.spec.offloaded)
+      return Status::ok();
+    cuda::ResidentAppendArgs resident = offloaded_->residentAppend(s.layer);
+    resident.keys = ownKeys_.buffer.as<uint16_t>();
+    resident.values = ownValues_.buffer.as<uint16_t>();
+    resident.slots = slots_;
+    resident.rows = rows;
+    resident.headDim = layer.spec.headDim;
+    return cuda::launchResidentAppend(resident, stream_);
   }
   case Kernel::Attention:
     return attention(s, in(0), out, rows);
@@ -850,8 +938,9 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
                                stream_);
     break;
   case Kernel::Evict:
-  case Kernel::Prefetch:
     break; // Refused in prepare().
+  case Kernel::Prefetch:
+    break; // The copies follow the call (OffloadedPages::afterCall()).
   }
   if (!launched)
     return cudaFailed("launching a kernel", cudaGetLastError());
@@ -866,8 +955,8 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
   cuda::PagedKvView &view = args.cache;
   view.key = layer.spec.key;
   view.value = layer.spec.value;
-  view.keys = layer.keys.as<uint8_t>();
-  view.values = layer.values.as<uint8_t>();
+  view.keys = layer.keys();
+  view.values = layer.values();
   view.positions = pool_->positions();
   view.pageTables = pageTables_;
   view.pageTableStride = pageTableStride_;
@@ -999,12 +1088,18 @@ Status CudaBackend::sparseRows(const Step &s,
     sparse.scale = args.scale;
     sparse.slidingWindow = args.slidingWindow;
     sparse.workspace = sparseWorkspace_.get();
+    if (layer.spec.offloaded)
+      sparse.resident = offloaded_->resident(s.layer);
     // The previous step's token became selectable: its block's summary
     // first, then both levels, then attention over what they kept.
     KVRT_RETURN_IF_ERROR(
         cuda::updateBlockSummaries(sparse.cache, layer.summaries.as<uint16_t>(),
                                    s.select.block, group, stream_));
     KVRT_RETURN_IF_ERROR(cuda::selectSparseEntries(sparse, plan, stream_));
+    if (layer.spec.offloaded)
+      KVRT_RETURN_IF_ERROR(offloaded_->recordSelection(
+          s.layer, cuda::sparseSelection(sparse.workspace, plan),
+          uint32_t(tableRowsHost_[first]), group, stream_));
     KVRT_RETURN_IF_ERROR(cuda::sparseAttention(sparse, plan, stream_));
     first += group;
   }

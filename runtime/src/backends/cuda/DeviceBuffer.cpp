@@ -1,31 +1,14 @@
-//===- DeviceBuffer.cpp - Owned device memory -----------------------------===//
+//===- DeviceBuffer.cpp - Owned device and pinned host memory -------------===//
 #include "runtime/src/backends/cuda/DeviceBuffer.h"
 
 #include <cuda_runtime_api.h>
 
 #include <string>
-#include <utility>
 
 namespace kvrt::cuda {
 
-DeviceBuffer::DeviceBuffer(DeviceBuffer &&other) noexcept
-    : data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)) {}
-
-DeviceBuffer &DeviceBuffer::operator=(DeviceBuffer &&other) noexcept {
-  if (this != &other) {
-    if (data_)
-      cudaFree(data_);
-    data_ = std::exchange(other.data_, nullptr);
-    size_ = std::exchange(other.size_, 0);
-  }
-  return *this;
-}
-
-DeviceBuffer::~DeviceBuffer() {
-  if (data_)
-    cudaFree(data_);
-}
+void DeviceRelease::free(void *data) { cudaFree(data); }
+void HostRelease::free(void *data) { cudaFreeHost(data); }
 
 StatusOr<DeviceBuffer> DeviceBuffer::allocate(size_t bytes) {
   DeviceBuffer buffer;
@@ -44,6 +27,18 @@ Status DeviceBuffer::upload(const void *host, size_t bytes) {
         "copying " + std::to_string(bytes) +
         " bytes to the device failed: " + cudaGetErrorString(error));
   return Status::ok();
+}
+
+StatusOr<HostBuffer> HostBuffer::allocate(size_t bytes) {
+  HostBuffer buffer;
+  cudaError_t error =
+      cudaHostAlloc(&buffer.data_, bytes ? bytes : 1, cudaHostAllocMapped);
+  if (error != cudaSuccess)
+    return Status::error(
+        "pinning " + std::to_string(bytes) +
+        " bytes of host memory failed: " + cudaGetErrorString(error));
+  buffer.size_ = bytes;
+  return buffer;
 }
 
 } // namespace kvrt::cuda

@@ -9,7 +9,13 @@ namespace kvrt::cuda {
 StatusOr<std::unique_ptr<DeviceKvPool>>
 DeviceKvPool::create(std::vector<DeviceLayerSpec> specs, uint32_t pageSize,
                      uint32_t capacityPages) {
-  std::unique_ptr<DeviceKvPool> pool(new DeviceKvPool(pageSize, capacityPages));
+  const bool offloads =
+      std::any_of(specs.begin(), specs.end(),
+                  [](const DeviceLayerSpec &s) { return s.offloaded; });
+  std::unique_ptr<DeviceKvPool> pool(new DeviceKvPool(
+      pageSize, capacityPages,
+      offloads ? "the KV cache (its offloaded layers in pinned host memory)"
+               : "the device KV cache"));
   auto allocate = [](DeviceBuffer &buffer, size_t bytes) -> Status {
     StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(bytes);
     if (!made)
@@ -21,8 +27,21 @@ DeviceKvPool::create(std::vector<DeviceLayerSpec> specs, uint32_t pageSize,
     Layer layer;
     const uint64_t keyPage = spec.key.areaStride * spec.kvHeads;
     const uint64_t valuePage = spec.value.areaStride * spec.kvHeads;
-    KVRT_RETURN_IF_ERROR(allocate(layer.keys, keyPage * capacityPages));
-    KVRT_RETURN_IF_ERROR(allocate(layer.values, valuePage * capacityPages));
+    if (spec.offloaded) {
+      for (auto [buffer, bytes] :
+           {std::make_pair(&layer.hostKeys, keyPage * capacityPages),
+            std::make_pair(&layer.hostValues, valuePage * capacityPages)}) {
+        StatusOr<HostBuffer> made = HostBuffer::allocate(bytes);
+        if (!made)
+          return Status::error("the offloaded KV cache in host memory: " +
+                               made.status().message());
+        *buffer = std::move(*made);
+      }
+    } else {
+      KVRT_RETURN_IF_ERROR(allocate(layer.deviceKeys, keyPage * capacityPages));
+      KVRT_RETURN_IF_ERROR(
+          allocate(layer.deviceValues, valuePage * capacityPages));
+    }
     for (auto [scales, buffer] :
          {std::make_pair(&spec.keyScales, &layer.keyScales),
           std::make_pair(&spec.valueScales, &layer.valueScales)}) {

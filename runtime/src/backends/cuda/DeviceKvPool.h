@@ -2,7 +2,9 @@
 //
 // Every layer's pages live in one device allocation per side, sized when
 // the backend is created (as vLLM sizes its block pool): page i of the
-// layer is at i * kvHeads * areaStride. The host keeps the bookkeeping in
+// layer is at i * kvHeads * areaStride. An offloaded layer's pages are in
+// mapped host memory instead, laid out the same, and the device holds a
+// budget of them (OffloadedPages.h). The host keeps the bookkeeping in
 // a PageLedger. The CUDA backend evicts nothing, so every layer holds the
 // same tokens of a sequence: one page list per sequence and one positions
 // array serve all layers.
@@ -30,13 +32,25 @@ struct DeviceLayerSpec {
   /// Sparse selection: slots per block summary (SparseSelect.h); 0: the
   /// layer keeps none.
   uint32_t summaryBlock = 0;
+  /// Whether the layer's pages live in host memory (kv-offload).
+  bool offloaded = false;
 };
 
 class DeviceKvPool {
 public:
   struct Layer {
     DeviceLayerSpec spec;
-    DeviceBuffer keys, values, keyScales, valueScales;
+    /// The pages of each side: in device memory, or (offloaded) mapped
+    /// host memory.
+    uint8_t *keys() const {
+      return spec.offloaded ? hostKeys.as<uint8_t>() : deviceKeys.as<uint8_t>();
+    }
+    uint8_t *values() const {
+      return spec.offloaded ? hostValues.as<uint8_t>()
+                            : deviceValues.as<uint8_t>();
+    }
+    DeviceBuffer deviceKeys, deviceValues, keyScales, valueScales;
+    HostBuffer hostKeys, hostValues;
     /// Block summaries where spec.summaryBlock is set, in SparseSelect.h's
     /// layout: [pages][kvHeads][pageSize / block][2][headDim] bf16.
     DeviceBuffer summaries;
@@ -57,6 +71,7 @@ public:
 
   uint32_t pageSize() const { return ledger_.pageSize(); }
   Layer &layer(size_t i) { return layers_[i]; }
+  const Layer &layer(size_t i) const { return layers_[i]; }
   /// [capacityPages][pageSize]: each slot's position, all layers.
   int32_t *positions() const { return positions_.as<int32_t>(); }
 
@@ -68,8 +83,8 @@ public:
   uint64_t peakBytes() const { return ledger_.peakPages() * pageBytes_; }
 
 private:
-  DeviceKvPool(uint32_t pageSize, uint32_t capacityPages)
-      : ledger_(pageSize, capacityPages) {}
+  DeviceKvPool(uint32_t pageSize, uint32_t capacityPages, std::string name)
+      : ledger_(pageSize, capacityPages, std::move(name)) {}
 
   std::vector<Layer> layers_;
   DeviceBuffer positions_;

@@ -3,11 +3,14 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 namespace kvrt::cuda {
 
-PageLedger::PageLedger(uint32_t pageSize, uint32_t capacityPages)
-    : pageSize_(pageSize), free_(capacityPages) {
+PageLedger::PageLedger(uint32_t pageSize, uint32_t capacityPages,
+                       std::string name)
+    : pageSize_(pageSize), name_(std::move(name)), free_(capacityPages),
+      generations_(capacityPages) {
   // Lowest pages first.
   for (uint32_t i = 0; i < capacityPages; ++i)
     free_[i] = int32_t(capacityPages - 1 - i);
@@ -42,7 +45,7 @@ PageLedger::reserve(const std::vector<std::pair<uint64_t, uint64_t>> &tokens) {
     needed += pages > s.pages.size() ? pages - s.pages.size() : 0;
   }
   if (needed > free_.size())
-    return Status::error("the device KV cache is full: the batch needs " +
+    return Status::error(name_ + " is full: the batch needs " +
                          std::to_string(needed) + " more pages of " +
                          std::to_string(pageSize_) + " tokens and " +
                          std::to_string(free_.size()) +
@@ -54,6 +57,7 @@ PageLedger::reserve(const std::vector<std::pair<uint64_t, uint64_t>> &tokens) {
     while (s.pages.size() < pages) {
       s.pages.push_back(free_.back());
       free_.pop_back();
+      ++generations_[s.pages.back()];
       ++pagesInUse_;
     }
   }

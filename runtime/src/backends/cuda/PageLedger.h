@@ -12,6 +12,7 @@
 #include "kvrt/Status.h"
 
 #include <cstdint>
+#include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -20,7 +21,9 @@ namespace kvrt::cuda {
 
 class PageLedger {
 public:
-  PageLedger(uint32_t pageSize, uint32_t capacityPages);
+  /// `name` says what is full when a reservation fails.
+  PageLedger(uint32_t pageSize, uint32_t capacityPages,
+             std::string name = "the device KV cache");
 
   Status addSequence(uint64_t sequence);
   /// Returns the sequence's pages to the free list.
@@ -44,7 +47,11 @@ public:
   const std::vector<int32_t> &pages(uint64_t sequence) const {
     return sequences_.at(sequence).pages;
   }
+  /// How many times `page` was attached to a sequence: with its index it
+  /// names one use of the page (offload/DevicePages.h).
+  uint32_t generation(int32_t page) const { return generations_[page]; }
   uint32_t pageSize() const { return pageSize_; }
+  uint64_t capacityPages() const { return generations_.size(); }
   uint64_t pagesInUse() const { return pagesInUse_; }
   uint64_t peakPages() const { return peakPages_; }
 
@@ -54,7 +61,9 @@ private:
     uint64_t length = 0;
   };
   uint32_t pageSize_;
+  std::string name_;
   std::vector<int32_t> free_;
+  std::vector<uint32_t> generations_;
   uint64_t pagesInUse_ = 0;
   uint64_t peakPages_ = 0;
   std::unordered_map<uint64_t, Sequence> sequences_;

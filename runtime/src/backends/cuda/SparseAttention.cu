@@ -37,6 +37,7 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   constexpr int kWarps = int(kSparseSplitThreads) / 32;
   __shared__ float scores[G][kMaxSplitEntries];
   __shared__ int2 rows[kMaxSplitEntries];
+  __shared__ int rowPositions[kMaxSplitEntries];
   __shared__ float perWarp[kWarps][G][D];
   __shared__ float rowMax[G], rowSum[G];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -69,7 +70,10 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   for (int i = tid; i < n; i += kSparseSplitThreads) {
     const int at = start + i;
     const int entry = at < listed ? entries[at] : length - 1;
-    rows[i] = make_int2(table[entry / pageSize], entry % pageSize);
+    const int page = table[entry / pageSize], slot = entry % pageSize;
+    rows[i] =
+        make_int2(entryPage(p.slotOf, page, int(p.kvHeads), kvHead), slot);
+    rowPositions[i] = p.positions[size_t(page) * pageSize + slot];
   }
   __syncthreads();
 
@@ -85,17 +89,17 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
                       ? rowQ[g * D + Bf16Entries<D>::dim(part, i)] * p.scaleLog2
                       : 0.0f;
   }
-  const uint8_t *keyArea = p.keys + kvHead * p.keyAreaStride;
+  const EntryAreas keyAreas =
+      entryAreas(p.keys, p.slotKeys, p.keyPageStride, p.keyAreaStride, kvHead);
   for (int base = warp * 4 * kUnroll; base < n; base += kWarps * 4 * kUnroll) {
     uint4 k[kUnroll][kChunks];
     int2 at[kUnroll];
     // Past the end the eight reads the last item again; dropped below.
-    gatherEntries<D, kUnroll>(keyArea, p.keyPageStride, rows, base, item, part,
-                              n, k, at);
+    gatherEntries<D, kUnroll>(keyAreas, rows, base, item, part, n, k, at);
     int position[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
-      position[u] = p.positions[size_t(at[u].x) * pageSize + at[u].y];
+      position[u] = rowPositions[min(base + 4 * u + item, n - 1)];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       float s[G];
@@ -151,12 +155,12 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
 #pragma unroll
     for (int i = 0; i < kDims; ++i)
       acc[g][i] = 0.0f;
-  const uint8_t *valueArea = p.values + kvHead * p.valueAreaStride;
+  const EntryAreas valueAreas = entryAreas(
+      p.values, p.slotValues, p.valuePageStride, p.valueAreaStride, kvHead);
   for (int base = warp * 4 * kUnroll; base < n; base += kWarps * 4 * kUnroll) {
     uint4 v[kUnroll][kChunks];
     int2 at[kUnroll];
-    gatherEntries<D, kUnroll>(valueArea, p.valuePageStride, rows, base, item,
-                              part, n, v, at);
+    gatherEntries<D, kUnroll>(valueAreas, rows, base, item, part, n, v, at);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int r = base + 4 * u + item;

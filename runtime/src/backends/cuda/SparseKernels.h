@@ -57,6 +57,11 @@ struct SparseKernelParams {
   const uint8_t *values;
   uint64_t keyAreaStride, keyPageStride;
   uint64_t valueAreaStride, valuePageStride;
+  /// An offloaded layer (SparseDecodeArgs::resident): its pages' device
+  /// slots and the slots' key and value areas; null otherwise.
+  const int32_t *slotOf;
+  const uint8_t *slotKeys;
+  const uint8_t *slotValues;
   const int32_t *positions;
   const int32_t *pageTables;
   const int32_t *lengths;

@@ -87,6 +87,11 @@ StatusOr<SparseKernelParams> decodeParams(const SparseDecodeArgs &args,
     return Status::error("sparse attention on CUDA needs a workspace of " +
                          std::to_string(plan.workspaceBytes) + " bytes");
   SparseKernelParams p = cacheParams(cache, args.summaries, plan.policy.block);
+  if (args.resident.slotOf) {
+    p.slotOf = args.resident.slotOf;
+    p.slotKeys = args.resident.keys + cache.key.codesOffset;
+    p.slotValues = args.resident.values + cache.value.codesOffset;
+  }
   p.qHeads = args.qHeads;
   p.group = args.qHeads / cache.kvHeads;
   p.topBlocks = plan.policy.topBlocks;

@@ -131,10 +131,22 @@ SparseSelection sparseSelection(void *workspace, const SparseDecodePlan &plan);
 Status prepareSparseWorkspace(void *workspace, const SparseDecodePlan &plan,
                               cudaStream_t stream);
 
+/// An offloaded layer's pages on the device (docs/offload.md): the cache
+/// view's pages are then in mapped host memory, and the kernels read a
+/// page's KV-head area from its device slot where slotOf names one.
+struct ResidentPages {
+  /// Null (nothing offloaded), or [pages][kvHeads]: the slot, or -1.
+  const int32_t *slotOf = nullptr;
+  /// [slots][areaStride] bytes of each side.
+  const uint8_t *keys = nullptr;
+  const uint8_t *values = nullptr;
+};
+
 /// Operands of one decode step's sparse attention for one layer.
 struct SparseDecodeArgs {
   /// Decode rows: tableRows must be null.
   PagedKvView cache;
+  ResidentPages resident;
   const uint16_t *summaries = nullptr;
   /// [batch][qHeads][headDim] fp32.
   const float *q = nullptr;

@@ -301,21 +301,22 @@ __global__ void __launch_bounds__(kSelectThreads)
   int2 *rows = reinterpret_cast<int2 *>(keys);
   for (int i = tid; i < n; i += kSelectThreads) {
     const int entry = entryOf(first + i);
-    rows[i] =
-        make_int2(table[entry / int(p.pageSize)], entry % int(p.pageSize));
+    rows[i] = make_int2(entryPage(p.slotOf, table[entry / int(p.pageSize)],
+                                  int(p.kvHeads), kvHead),
+                        entry % int(p.pageSize));
   }
   __syncthreads();
 
   float q[G][kDims];
   loadQueries<D, G>(p, b, kvHead, part, q);
-  const uint8_t *area = p.keys + kvHead * p.keyAreaStride;
+  const EntryAreas areas =
+      entryAreas(p.keys, p.slotKeys, p.keyPageStride, p.keyAreaStride, kvHead);
   float *scores = p.scores + size_t(row) * group * p.maxCandidates;
   for (int base = warp * 4 * kUnroll; base < n;
        base += kSelectWarps * 4 * kUnroll) {
     uint4 k[kUnroll][kChunks];
     int2 at[kUnroll];
-    gatherEntries<D, kUnroll>(area, p.keyPageStride, rows, base, item, part, n,
-                              k, at);
+    gatherEntries<D, kUnroll>(areas, rows, base, item, part, n, k, at);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       float s[G];

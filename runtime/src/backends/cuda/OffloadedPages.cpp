@@ -1,0 +1,324 @@
+//===- OffloadedPages.cpp - Offloaded layers' pages on the device ---------===//
+#include "runtime/src/backends/cuda/OffloadedPages.h"
+
+#include "runtime/src/backends/cuda/PageCopies.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <thread>
+
+namespace kvrt::cuda {
+namespace {
+
+Status cudaFailed(const std::string &what, cudaError_t error) {
+  return Status::error("CUDA: " + what +
+                       " failed: " + cudaGetErrorString(error));
+}
+
+/// The KV-head page `key` (offload::pageKey()) names: its pool index and
+/// head.
+uint64_t pageIndex(uint64_t key) { return key & 0xffffffffu; }
+uint32_t pageHead(uint64_t key) { return uint32_t(key >> 32) & 0xffu; }
+
+} // namespace
+
+struct OffloadedPages::Layer {
+  uint32_t kvHeads = 0;
+  SparsePolicy select;
+  uint64_t keyArea = 0, valueArea = 0;
+  const uint8_t *hostKeys = nullptr, *hostValues = nullptr;
+  std::unique_ptr<offload::LayerOffload> schedule;
+  /// [slots][area] bytes of each side, and [pages][kvHeads] slot numbers
+  /// (-1: not resident) with their host mirror.
+  DeviceBuffer slotKeys, slotValues, slotOf;
+  std::vector<int32_t> mirror;
+  /// [slot]: the page whose areas the slot holds (DevicePages::kNoPage).
+  std::vector<uint64_t> copied;
+  /// Per table row of a call: [kvHeads] blocks kept, then (after
+  /// sequenceCapacity_ rows) [kvHeads][topBlocks] their indices.
+  HostBuffer selections;
+  /// afterCall()'s result for the layer: its copies and table writes.
+  Status status;
+  std::vector<PageCopy> copies;
+  std::vector<SlotWrite> writes;
+};
+
+OffloadedPages::~OffloadedPages() {
+  if (copied_)
+    cudaEventDestroy(copied_);
+  if (copyStream_)
+    cudaStreamDestroy(copyStream_);
+}
+
+uint64_t OffloadedPages::tableBytesPerPage(const DeviceLayerSpec &spec) {
+  return uint64_t(spec.kvHeads) * sizeof(int32_t);
+}
+
+uint64_t OffloadedPages::slotBytes(const DeviceLayerSpec &spec) {
+  return spec.key.areaStride + spec.value.areaStride;
+}
+
+StatusOr<std::unique_ptr<OffloadedPages>>
+OffloadedPages::create(const DeviceKvPool &pool,
+                       const std::vector<OffloadPlan> &plans) {
+  std::unique_ptr<OffloadedPages> pages(new OffloadedPages());
+  pages->pageSize_ = pool.pageSize();
+  const uint64_t capacity = pool.ledger().capacityPages();
+  for (const OffloadPlan &plan : plans) {
+    const DeviceKvPool::Layer &stored = pool.layer(plan.layer);
+    const DeviceLayerSpec &spec = stored.spec;
+    const std::string where = "offloaded layer " + std::to_string(plan.layer);
+    if (spec.key.kind != DeviceSideLayout::Kind::Bf16 ||
+        spec.value.kind != DeviceSideLayout::Kind::Bf16 ||
+        spec.key.codesOffset || spec.value.codesOffset)
+      return Status::error(where + ": the cuda backend offloads bf16 caches "
+                                   "only");
+    auto layer = std::make_unique<Layer>();
+    layer->kvHeads = spec.kvHeads;
+    layer->select = plan.select;
+    layer->keyArea = spec.key.areaStride;
+    layer->valueArea = spec.value.areaStride;
+    layer->hostKeys = stored.keys();
+    layer->hostValues = stored.values();
+    uint64_t slots = plan.slots;
+    if (!slots)
+      slots = uint64_t(std::ceil(plan.ratio * double(capacity) * spec.kvHeads));
+    slots = std::max<uint64_t>(slots, 1);
+    if (slots > uint64_t(INT32_MAX))
+      return Status::error(where + ": " + std::to_string(slots) +
+                           " device pages are more than the slot table "
+                           "numbers");
+    layer->schedule = std::make_unique<offload::LayerOffload>(
+        plan.layer, spec.kvHeads, slots, plan.select.topBlocks);
+    layer->copied.assign(slots, offload::DevicePages::kNoPage);
+    const uint64_t tableBytes = capacity * tableBytesPerPage(spec);
+    for (auto [buffer, bytes] :
+         {std::make_pair(&layer->slotKeys, slots * spec.key.areaStride),
+          std::make_pair(&layer->slotValues, slots * spec.value.areaStride),
+          std::make_pair(&layer->slotOf, tableBytes)}) {
+      StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(bytes);
+      if (!made)
+        return Status::error(where +
+                             ": its device pages: " + made.status().message());
+      *buffer = std::move(*made);
+    }
+    layer->mirror.assign(capacity * spec.kvHeads, -1);
+    if (cudaError_t e = cudaMemset(layer->slotOf.get(), 0xff, tableBytes))
+      return cudaFailed("clearing a slot table", e);
+    pages->layers_.emplace(plan.layer, std::move(layer));
+  }
+  pages->threads_ = std::make_unique<cpu::ThreadPool>(
+      std::max(1u, std::min(unsigned(plans.size()),
+                            std::thread::hardware_concurrency())));
+  if (cudaError_t e =
+          cudaStreamCreateWithFlags(&pages->copyStream_, cudaStreamNonBlocking))
+    return cudaFailed("creating the copy stream", e);
+  if (cudaError_t e =
+          cudaEventCreateWithFlags(&pages->copied_, cudaEventDisableTiming))
+    return cudaFailed("creating the copy event", e);
+  return pages;
+}
+
+Status OffloadedPages::admit(uint64_t decodeRows) const {
+  for (const auto &[index, layer] : layers_)
+    KVRT_RETURN_IF_ERROR(layer->schedule->admit(decodeRows));
+  return Status::ok();
+}
+
+Status OffloadedPages::prepareCall(uint32_t sequences) {
+  if (sequences <= sequenceCapacity_)
+    return Status::ok();
+  // A graph captured with the old buffers is not replayed: moves_ changes
+  // the step's shape.
+  const uint32_t capacity = std::max(sequences, 2 * sequenceCapacity_);
+  for (auto &[index, layer] : layers_) {
+    StatusOr<HostBuffer> made =
+        HostBuffer::allocate(uint64_t(capacity) * layer->kvHeads *
+                             (1 + layer->select.topBlocks) * sizeof(int32_t));
+    if (!made)
+      return Status::error("offloaded layer " + std::to_string(index) +
+                           ": its selections: " + made.status().message());
+    layer->selections = std::move(*made);
+  }
+  sequenceCapacity_ = capacity;
+  ++moves_;
+  return Status::ok();
+}
+
+Status OffloadedPages::waitForCopies(cudaStream_t stream) {
+  if (!copiesPending_)
+    return Status::ok();
+  if (cudaError_t e = cudaStreamWaitEvent(stream, copied_, 0))
+    return cudaFailed("waiting for the offload copies", e);
+  return Status::ok();
+}
+
+ResidentPages OffloadedPages::resident(uint32_t layer) const {
+  const Layer &l = *layers_.at(layer);
+  return {l.slotOf.as<int32_t>(), l.slotKeys.as<uint8_t>(),
+          l.slotValues.as<uint8_t>()};
+}
+
+ResidentAppendArgs OffloadedPages::residentAppend(uint32_t layer) const {
+  const Layer &l = *layers_.at(layer);
+  ResidentAppendArgs args;
+  args.kvHeads = l.kvHeads;
+  args.pageSize = pageSize_;
+  args.slotOf = l.slotOf.as<int32_t>();
+  args.slotKeys = l.slotKeys.as<uint8_t>();
+  args.slotValues = l.slotValues.as<uint8_t>();
+  args.keyAreaStride = l.keyArea;
+  args.valueAreaStride = l.valueArea;
+  return args;
+}
+
+Status OffloadedPages::recordSelection(uint32_t layer,
+                                       const SparseSelection &selection,
+                                       uint32_t tableRow, uint32_t count,
+                                       cudaStream_t stream) {
+  Layer &l = *layers_.at(layer);
+  const uint64_t rows = uint64_t(count) * l.kvHeads;
+  uint32_t *counts = l.selections.as<uint32_t>();
+  int32_t *blocks =
+      l.selections.as<int32_t>() + uint64_t(sequenceCapacity_) * l.kvHeads;
+  if (cudaError_t e = cudaMemcpyAsync(
+          counts + uint64_t(tableRow) * l.kvHeads, selection.blockCounts,
+          rows * sizeof(uint32_t), cudaMemcpyDeviceToHost, stream))
+    return cudaFailed("copying a selection to the host", e);
+  if (cudaError_t e = cudaMemcpyAsync(
+          blocks + uint64_t(tableRow) * l.kvHeads * l.select.topBlocks,
+          selection.blocks, rows * l.select.topBlocks * sizeof(int32_t),
+          cudaMemcpyDeviceToHost, stream))
+    return cudaFailed("copying a selection to the host", e);
+  return Status::ok();
+}
+
+Status OffloadedPages::afterCall(const PageLedger &ledger,
+                                 const std::vector<CallSequence> &sequences) {
+  // What every layer reads of the ledger, looked up once.
+  std::vector<const std::vector<int32_t> *> tables;
+  std::vector<uint64_t> lengths;
+  for (const CallSequence &s : sequences) {
+    tables.push_back(&ledger.pages(s.id));
+    lengths.push_back(ledger.length(s.id));
+  }
+  std::vector<Layer *> layers;
+  for (auto &[index, layer] : layers_)
+    layers.push_back(layer.get());
+  // The layers' schedules are independent: one task each.
+  threads_->run(layers.size(), [&](size_t i, unsigned) {
+    Layer &l = *layers[i];
+    const uint32_t *counts = l.selections.as<uint32_t>();
+    const int32_t *blocks =
+        l.selections.as<int32_t>() + uint64_t(sequenceCapacity_) * l.kvHeads;
+    offload::LayerCall call;
+    call.pageSize = pageSize_;
+    for (size_t s = 0; s < sequences.size(); ++s) {
+      // A decode row selected where it kept blocks (none: it attended to
+      // every entry).
+      const bool selected = sequences[s].rows == 1 && counts[s * l.kvHeads] > 0;
+      call.sequences.push_back({lengths[s], sequences[s].rows, selected});
+    }
+    call.pageKey = [&](size_t s, uint64_t p, uint32_t h) {
+      const int32_t page = (*tables[s])[p];
+      return offload::pageKey(uint32_t(page), h, ledger.generation(page));
+    };
+    call.pagesOf = [&](size_t s, uint32_t h, std::vector<uint64_t> &read,
+                       std::vector<uint64_t> &) {
+      const uint64_t row = s * l.kvHeads + h;
+      const int32_t *kept = blocks + row * l.select.topBlocks;
+      for (uint32_t b = 0; b < counts[row]; ++b)
+        read.push_back(uint64_t(kept[b]) * l.select.block / pageSize_);
+    };
+    l.copies.clear();
+    l.writes.clear();
+    l.status = l.schedule->run(call);
+    if (l.status.isOk())
+      collectCopies(l);
+  });
+  copies_.clear();
+  writes_.clear();
+  for (Layer *l : layers) {
+    KVRT_RETURN_IF_ERROR(l->status);
+    copies_.insert(copies_.end(), l->copies.begin(), l->copies.end());
+    writes_.insert(writes_.end(), l->writes.begin(), l->writes.end());
+  }
+  if (copies_.empty() && writes_.empty())
+    return Status::ok();
+  // The launch reads its list from mapped host memory; the last one has
+  // finished (this call waited for it), so the list may be rewritten.
+  const size_t bytes =
+      copies_.size() * sizeof(PageCopy) + writes_.size() * sizeof(SlotWrite);
+  if (descriptors_.size() < bytes) {
+    StatusOr<HostBuffer> made = HostBuffer::allocate(2 * bytes);
+    if (!made)
+      return Status::error("the offload copies' list: " +
+                           made.status().message());
+    descriptors_ = std::move(*made);
+  }
+  PageCopy *copies = descriptors_.as<PageCopy>();
+  std::copy(copies_.begin(), copies_.end(), copies);
+  SlotWrite *writes = reinterpret_cast<SlotWrite *>(copies + copies_.size());
+  std::copy(writes_.begin(), writes_.end(), writes);
+  if (!launchPageCopies(copies, uint32_t(copies_.size()), writes,
+                        uint32_t(writes_.size()), copyStream_))
+    return cudaFailed("copying offloaded pages to the device",
+                      cudaGetLastError());
+  if (cudaError_t e = cudaEventRecord(copied_, copyStream_))
+    return cudaFailed("recording the offload copies", e);
+  copiesPending_ = true;
+  return Status::ok();
+}
+
+void OffloadedPages::collectCopies(Layer &l) {
+  offload::DevicePages &pages = l.schedule->pages();
+  std::vector<uint64_t> entries;
+  auto copy = [&](const uint8_t *from, uint8_t *to, uint64_t bytes) {
+    l.copies.push_back({reinterpret_cast<const uint4 *>(from),
+                        reinterpret_cast<uint4 *>(to), uint32_t(bytes / 16)});
+  };
+  const uint64_t keyPage = l.keyArea * l.kvHeads;
+  const uint64_t valuePage = l.valueArea * l.kvHeads;
+  for (uint64_t slot : pages.takeChangedSlots()) {
+    const uint64_t now = pages.holder(slot);
+    const uint64_t before = l.copied[slot];
+    if (now == before)
+      continue;
+    // The page that leaves: its entry names this slot unless a later use
+    // of the same page (another generation) is elsewhere already.
+    if (before != offload::DevicePages::kNoPage) {
+      const uint64_t entry = pageIndex(before) * l.kvHeads + pageHead(before);
+      if (l.mirror[entry] == int32_t(slot)) {
+        l.mirror[entry] = -1;
+        entries.push_back(entry);
+      }
+    }
+    const uint64_t index = pageIndex(now);
+    const uint32_t head = pageHead(now);
+    copy(l.hostKeys + index * keyPage + head * l.keyArea,
+         l.slotKeys.as<uint8_t>() + slot * l.keyArea, l.keyArea);
+    copy(l.hostValues + index * valuePage + head * l.valueArea,
+         l.slotValues.as<uint8_t>() + slot * l.valueArea, l.valueArea);
+    const uint64_t entry = index * l.kvHeads + head;
+    l.mirror[entry] = int32_t(slot);
+    entries.push_back(entry);
+    l.copied[slot] = now;
+  }
+  // Each changed entry once, with its final value: the launch writes in no
+  // order.
+  std::sort(entries.begin(), entries.end());
+  entries.erase(std::unique(entries.begin(), entries.end()), entries.end());
+  for (uint64_t entry : entries)
+    l.writes.push_back({l.slotOf.as<int32_t>() + entry, l.mirror[entry]});
+}
+
+void OffloadedPages::addStats(EngineStats::Offload &stats) const {
+  for (const auto &[index, layer] : layers_)
+    offload::addCounts(layer->schedule->counts(),
+                       layer->keyArea + layer->valueArea, stats);
+}
+
+} // namespace kvrt::cuda

@@ -1,0 +1,119 @@
+//===- OffloadedPages.h - Offloaded layers' pages on the device -*- C++ -*-===//
+//
+// With kv-offload (docs/offload.md) an offloaded layer's pages live in
+// mapped host memory (DeviceKvPool.h) and a budget of its KV-head pages
+// in device slots. After each call the layer's schedule (offload/
+// LayerOffload.h, the one the CPU backend counts with) decides from what
+// the call's decode rows selected which pages are resident; this class
+// copies the difference in: one launch on a copy stream (PageCopies.h)
+// moves the areas of the pages that arrived and writes the changed
+// entries of the slot table. The next call's work waits for it with an
+// event.
+//
+// The kernels read through the slot table: level 2 of the selection and
+// the sparse attention read a resident page from its slot and any other
+// from host memory over the bus (a miss, counted by the schedule, copied
+// in for the steps after); a decode append writes the host page and, where
+// the page is resident, its slot (launchResidentAppend()). Dense reads (a
+// prefill's earlier chunks, the block summaries) read host memory.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_BACKENDS_CUDA_OFFLOADEDPAGES_H
+#define KVRT_BACKENDS_CUDA_OFFLOADEDPAGES_H
+
+#include "runtime/src/backends/cpu/ThreadPool.h"
+#include "runtime/src/backends/cuda/Append.h"
+#include "runtime/src/backends/cuda/DeviceKvPool.h"
+#include "runtime/src/backends/cuda/PageCopies.h"
+#include "runtime/src/backends/cuda/SparseSelect.h"
+#include "runtime/src/offload/LayerOffload.h"
+
+#include <map>
+#include <memory>
+
+typedef struct CUevent_st *cudaEvent_t;
+
+namespace kvrt::cuda {
+
+/// One offloaded layer as the artifact's prefetch call gives it.
+struct OffloadPlan {
+  uint32_t layer = 0;
+  /// Device KV-head pages, or (when 0) this fraction of the pool's.
+  uint64_t slots = 0;
+  double ratio = 0;
+  SparsePolicy select;
+};
+
+class OffloadedPages {
+public:
+  ~OffloadedPages();
+
+  /// The slots, slot tables and copy stream of `plans` (layers of `pool`
+  /// whose specs are offloaded).
+  static StatusOr<std::unique_ptr<OffloadedPages>>
+  create(const DeviceKvPool &pool, const std::vector<OffloadPlan> &plans);
+
+  /// Device bytes of slots and slot table per KV-head page of `spec`'s
+  /// pool, and per slot.
+  static uint64_t tableBytesPerPage(const DeviceLayerSpec &spec);
+  static uint64_t slotBytes(const DeviceLayerSpec &spec);
+
+  bool offloads(uint32_t layer) const { return layers_.count(layer) != 0; }
+  /// Whether a call with `decodeRows` decode rows fits every layer's slots.
+  Status admit(uint64_t decodeRows) const;
+  /// Sizes the selections' copies for a call of `sequences` sequences;
+  /// moves() counts the times their host buffers moved (a captured graph
+  /// holds their addresses).
+  Status prepareCall(uint32_t sequences);
+  uint64_t moves() const { return moves_; }
+  /// Makes `stream` wait for the last call's copies.
+  Status waitForCopies(cudaStream_t stream);
+
+  ResidentPages resident(uint32_t layer) const;
+  /// launchResidentAppend()'s arguments for `layer`, but the rows.
+  ResidentAppendArgs residentAppend(uint32_t layer) const;
+  /// Enqueues the copy of what `count` decode rows of consecutive table
+  /// rows from `tableRow` selected in `layer` (SparseSelection) to the
+  /// host.
+  Status recordSelection(uint32_t layer, const SparseSelection &selection,
+                         uint32_t tableRow, uint32_t count,
+                         cudaStream_t stream);
+
+  /// One sequence of a finished call: its ledger id and rows.
+  struct CallSequence {
+    uint64_t id = 0;
+    uint64_t rows = 0;
+  };
+  /// After a call whose stream is synchronised and whose lengths the
+  /// ledger holds: runs each layer's schedule over the call and enqueues
+  /// the copies of what changed.
+  Status afterCall(const PageLedger &ledger,
+                   const std::vector<CallSequence> &sequences);
+
+  void addStats(EngineStats::Offload &stats) const;
+
+private:
+  struct Layer;
+  OffloadedPages() = default;
+  /// Lists the copies and table writes of `layer`'s changed slots in it.
+  void collectCopies(Layer &layer);
+
+  std::map<uint32_t, std::unique_ptr<Layer>> layers_;
+  /// Runs the layers' schedules side by side.
+  std::unique_ptr<cpu::ThreadPool> threads_;
+  uint32_t pageSize_ = 0;
+  uint32_t sequenceCapacity_ = 0;
+  uint64_t moves_ = 0;
+  cudaStream_t copyStream_ = nullptr;
+  cudaEvent_t copied_ = nullptr;
+  bool copiesPending_ = false;
+  /// The copies and table writes being collected, and the mapped host
+  /// memory the launch reads them from.
+  std::vector<PageCopy> copies_;
+  std::vector<SlotWrite> writes_;
+  HostBuffer descriptors_;
+};
+
+} // namespace kvrt::cuda
+
+#endif // KVRT_BACKENDS_CUDA_OFFLOADEDPAGES_H
