@@ -89,6 +89,13 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
     if (qjl && encoding != "polar")
       return optionError(ctx, "qjl")
              << "is true; only encoding=polar has a QJL residual";
+    for (auto [name, tokens] : {std::pair{"sinks", unsigned(sinks)},
+                                std::pair{"window", unsigned(window)}})
+      if (tokens && encoding != "polar")
+        return optionError(ctx, name)
+               << "is " << tokens
+               << "; only encoding=polar keeps exact tokens (int keeps its "
+                  "residual, kv-lowrank its own sinks and window)";
     return success();
   }
 
@@ -124,9 +131,9 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
       return IntEncodingAttr::getChecked(emitError, ctx, width,
                                          group.getValue(), residual.getValue());
     if (encoding == "polar")
-      return PolarEncodingAttr::getChecked(emitError, ctx, width,
-                                           Rotation::Hadamard, seed.getValue(),
-                                           qjl.getValue());
+      return PolarEncodingAttr::getChecked(
+          emitError, ctx, width, Rotation::Hadamard, seed.getValue(),
+          qjl.getValue(), sinks.getValue(), window.getValue());
     return Bf16EncodingAttr::get(ctx);
   }
 

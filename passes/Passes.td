@@ -51,6 +51,11 @@ def KVQuantizePass : Pass<"kv-quantize", "::mlir::ModuleOp"> {
            "fp8: per_head (calibrated) or dynamic (per vector)">,
     Option<"qjl", "qjl", "bool", "false",
            "polar keys: add TurboQuant's 1-bit QJL residual (needs side=key)">,
+    Option<"sinks", "sinks", "unsigned", "0",
+           "polar: each sequence's first tokens kept exact (bf16)">,
+    Option<"window", "window", "unsigned", "0",
+           "polar: each sequence's most recent tokens kept exact (bf16); "
+           "KIVI's equivalent is residual">,
     Option<"side", "side", "std::string", "\"both\"",
            "the half of the cache to rewrite: key, value or both">,
     ListOption<"layers", "layers", "std::string",

@@ -94,6 +94,8 @@ Status encodingOf(Attribute attr, schema::Encoding &out, Operation *op,
     out.set_rotation(schema::ROTATION_HADAMARD);
     out.set_seed(polar.getSeed());
     out.set_qjl(polar.getQjl());
+    out.set_sinks(polar.getSinks());
+    out.set_residual(polar.getWindow());
   } else if (auto lowRank = dyn_cast<kv::LowRankEncodingAttr>(attr)) {
     out.set_kind(schema::ENCODING_LOWRANK);
     out.set_rank(lowRank.getRank());

@@ -72,6 +72,8 @@ const std::vector<SectionSpec> &sections() {
         {"seed", ValueKind::Unsigned, 0, UINT64_MAX},
         {"scale", ValueKind::Word},
         {"qjl", ValueKind::Bool},
+        {"sinks", ValueKind::Unsigned, 0, UINT32_MAX},
+        {"window", ValueKind::Unsigned, 0, UINT32_MAX},
         {"side", ValueKind::Word},
         {"layers", ValueKind::Layers}}},
       {"evict",

@@ -86,6 +86,16 @@ func.func private @lowrank_sinks() attributes {enc = #kv.lowrank<rank = 8, sinks
 
 // -----
 
+// expected-error @+1 {{#kv.lowrank keeps its own exact tokens; its latent #kv.polar<bits = 4, window = 64> may not keep any}}
+func.func private @lowrank_exact_latent() attributes {enc = #kv.lowrank<rank = 16, latent = #kv.polar<bits = 4, window = 64>>}
+
+// -----
+
+// expected-error @+1 {{#kv.polar keeps 4097 sink tokens exact; at most 4096 are allowed}}
+func.func private @polar_sinks() attributes {enc = #kv.polar<bits = 4, sinks = 4097>}
+
+// -----
+
 // expected-error @+1 {{#kv.lowrank latent must be #kv.f32, #kv.bf16, #kv.fp8, #kv.nvfp4, #kv.int or #kv.polar, got #kv.lowrank<rank = 8>}}
 func.func private @lowrank_nested() attributes {enc = #kv.lowrank<rank = 16, latent = #kv.lowrank<rank = 8>>}
 

@@ -101,6 +101,12 @@
 // RUN: kvopt-opt %S/Inputs/evicting.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=polar bits=3 seed=7})' | FileCheck %s --check-prefix=EVICT-POLAR3
 // RUN: kvopt-opt %S/Inputs/evicting.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=2 side=value})' | FileCheck %s --check-prefix=EVICT-INT-VALUES
 // RUN: not kvopt-opt %S/Inputs/evicting.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=int bits=2})' 2>&1 | FileCheck %s --check-prefix=ERR-EVICT-INT-KEYS
+// Polar keeps first and recent tokens exact when asked; eviction must keep
+// its sinks, and a low-rank latent keeps none of its own.
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=polar bits=4 sinks=4 window=64})' | FileCheck %s --check-prefix=POLAR-EXACT
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=fp8 window=64})' 2>&1 | FileCheck %s --check-prefix=ERR-WINDOW-FP8
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=polar window=5000})' 2>&1 | FileCheck %s --check-prefix=ERR-WINDOW-LARGE
+// RUN: not kvopt-opt %S/Inputs/evicting.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=polar sinks=100})' 2>&1 | FileCheck %s --check-prefix=ERR-EVICT-SINKS
 // EVICT-POLAR3-LABEL: func.func @evicting(
 // EVICT-POLAR3:         %[[C:.+]] = kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
 // EVICT-POLAR3:         %[[CA:.+]] = kv.append %{{.+}} into %[[C]] : {{.+}} into !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 3, seed = 7>, value = #kv.polar<bits = 3, seed = 7>>
@@ -290,3 +296,9 @@ func.func @model(%q: tensor<?x8x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x
 // NVFP4-96:         kv.cache layer 0 : !kv.cache<heads = 1, head_dim = 96, key = #kv.nvfp4, value = #kv.nvfp4>
 // INT-96-LABEL: func.func @layer(
 // INT-96:         kv.cache layer 0 : !kv.cache<heads = 1, head_dim = 96, key = #kv.int<bits = 4, group = 32>, value = #kv.int<bits = 4, group = 32>>
+
+// POLAR-EXACT-LABEL: func.func @model(
+// POLAR-EXACT:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 4, sinks = 4, window = 64>, value = #kv.polar<bits = 4, sinks = 4, window = 64>>
+// ERR-WINDOW-FP8: error: kv-quantize: option 'window' is 64; only encoding=polar keeps exact tokens (int keeps its residual, kv-lowrank its own sinks and window)
+// ERR-WINDOW-LARGE: error: #kv.polar keeps 5000 window tokens exact; at most 4096 are allowed
+// ERR-EVICT-SINKS: error: 'kv.evict' op cannot evict from a cache whose keys keep their first 100 tokens exact (#kv.polar<bits = 4, sinks = 100>) under a policy that keeps {{[0-9]+}} sinks: compaction would move them; give the policy sinks of at least 100

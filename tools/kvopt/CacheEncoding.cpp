@@ -12,6 +12,12 @@ namespace kvopt::cli {
 namespace schema = kvrt::schema;
 
 /// describeEncoding() with a low-rank encoding's rank spelled `rank`.
+/// " sinks=S window=W" for the tokens an encoding keeps exact, or "".
+static std::string exactTokens(const schema::Encoding &e) {
+  return (e.sinks() ? " sinks=" + std::to_string(e.sinks()) : "") +
+         (e.residual() ? " window=" + std::to_string(e.residual()) : "");
+}
+
 static std::string describeWithRank(const schema::Encoding &e,
                                     const std::string &rank) {
   std::string name = kvrt::encodingName(e.kind());
@@ -27,12 +33,11 @@ static std::string describeWithRank(const schema::Encoding &e,
            " residual=" + std::to_string(e.residual()) + ">";
   case schema::ENCODING_POLAR:
     return name + "<bits=" + std::to_string(e.bits()) +
-           " seed=" + std::to_string(e.seed()) + (e.qjl() ? " qjl" : "") + ">";
+           " seed=" + std::to_string(e.seed()) + (e.qjl() ? " qjl" : "") +
+           exactTokens(e) + ">";
   case schema::ENCODING_LOWRANK:
     return name + "<rank=" + rank + " " + describeEncoding(e.latent()) +
-           (e.sinks() ? " sinks=" + std::to_string(e.sinks()) : "") +
-           (e.residual() ? " window=" + std::to_string(e.residual()) : "") +
-           ">";
+           exactTokens(e) + ">";
   default:
     return name;
   }

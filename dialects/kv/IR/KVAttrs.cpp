@@ -16,6 +16,28 @@ using namespace mlir::kv;
 /// Most tokens a low-rank cache keeps exact per sequence, at either end.
 static constexpr unsigned kMaxExactTokens = 4096;
 
+/// Exact tokens are per sequence; more than a few pages of them is a
+/// mistake, not a policy.
+static LogicalResult
+verifyExactTokens(function_ref<InFlightDiagnostic()> emitError,
+                  StringRef encoding, unsigned sinks, unsigned window) {
+  if (sinks > kMaxExactTokens || window > kMaxExactTokens)
+    return emitError() << encoding << " keeps "
+                       << (sinks > window ? sinks : window) << " "
+                       << (sinks > window ? "sink" : "window")
+                       << " tokens exact; at most " << kMaxExactTokens
+                       << " are allowed";
+  return success();
+}
+
+std::pair<unsigned, unsigned> mlir::kv::exactTokensOf(Attribute encoding) {
+  if (auto polar = llvm::dyn_cast<PolarEncodingAttr>(encoding))
+    return {polar.getSinks(), polar.getWindow()};
+  if (auto lowRank = llvm::dyn_cast<LowRankEncodingAttr>(encoding))
+    return {lowRank.getSinks(), lowRank.getWindow()};
+  return {0, 0};
+}
+
 #include "dialects/kv/IR/KVAttrInterfaces.cpp.inc"
 #include "dialects/kv/IR/KVEnums.cpp.inc"
 
@@ -139,10 +161,11 @@ LogicalResult IntEncodingAttr::verifyVectorSize(
 
 LogicalResult
 PolarEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                          unsigned bits, Rotation, uint64_t, bool) {
+                          unsigned bits, Rotation, uint64_t, bool,
+                          unsigned sinks, unsigned window) {
   if (bits < 2 || bits > 4)
     return emitError() << "#kv.polar bits must be 2, 3 or 4, got " << bits;
-  return success();
+  return verifyExactTokens(emitError, "#kv.polar", sinks, window);
 }
 double PolarEncodingAttr::getBitsPerCoordinate(int64_t headDim) const {
   // One fp16 norm per vector; the QJL residual adds a sign bit per
@@ -168,14 +191,11 @@ LowRankEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                             unsigned window) {
   if (rank == 0)
     return emitError() << "#kv.lowrank rank must be positive";
-  // Exact tokens are per sequence; more than a few pages of them is a
-  // mistake, not a policy.
-  if (sinks > kMaxExactTokens || window > kMaxExactTokens)
-    return emitError() << "#kv.lowrank keeps "
-                       << (sinks > window ? sinks : window) << " "
-                       << (sinks > window ? "sink" : "window")
-                       << " tokens exact; at most " << kMaxExactTokens
-                       << " are allowed";
+  if (failed(verifyExactTokens(emitError, "#kv.lowrank", sinks, window)))
+    return failure();
+  if (exactTokensOf(latent) != std::pair{0u, 0u})
+    return emitError() << "#kv.lowrank keeps its own exact tokens; its latent "
+                       << latent << " may not keep any";
   if (!llvm::isa<EncodingAttrInterface>(latent) ||
       llvm::isa<LowRankEncodingAttr>(latent))
     return emitError()

@@ -9,6 +9,7 @@
 #include "mlir/IR/DialectImplementation.h"
 
 #include <string>
+#include <utility>
 
 namespace mlir::kv {
 /// Parses a floating-point attribute parameter.
@@ -28,6 +29,10 @@ std::string formatDouble(double value);
 #include "dialects/kv/IR/KVAttrs.h.inc"
 
 namespace mlir::kv {
+
+/// The tokens an encoding keeps exact beside its codes: each sequence's
+/// first (sinks) and most recent (window); {0, 0} for most encodings.
+std::pair<unsigned, unsigned> exactTokensOf(Attribute encoding);
 
 /// Checks an eviction budget: a fraction in (0, 1] or a positive token count.
 /// `policy` names the attribute in the diagnostic (`#kv.h2o`).

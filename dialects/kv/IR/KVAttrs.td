@@ -157,14 +157,19 @@ def KV_PolarEncodingAttr : KV_EncodingAttr<"PolarEncoding", "polar"> {
     quantized with the Lloyd-Max codebook of `bits` bits for the coordinate
     distribution of a random unit vector. Attention runs in the rotated
     domain. `qjl = true` adds TurboQuant's 1-bit QJL residual for keys.
-    Needs a power-of-two head dimension.
+    Each sequence's first `sinks` tokens and its `window` most recent ones
+    can be kept exact (bf16) and attended instead of their codes, as
+    `#kv.lowrank` does: most of the attention goes to them (docs/
+    kv-encodings.md measures it). Needs a power-of-two head dimension.
 
-    Example: `#kv.polar<bits = 3, seed = 7>`
+    Example: `#kv.polar<bits = 3, seed = 7, window = 64>`
   }];
   let parameters = (ins "unsigned":$bits,
                         DefaultValuedParameter<"Rotation", "Rotation::Hadamard">:$rotation,
                         DefaultValuedParameter<"uint64_t", "0">:$seed,
-                        DefaultValuedParameter<"bool", "false">:$qjl);
+                        DefaultValuedParameter<"bool", "false">:$qjl,
+                        DefaultValuedParameter<"unsigned", "0">:$sinks,
+                        DefaultValuedParameter<"unsigned", "0">:$window);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

@@ -245,15 +245,15 @@ mlir::kv::verifyEvictable(CacheType cache, Attribute policy,
   auto evicting = llvm::cast<EvictionPolicyAttrInterface>(policy);
   for (auto [encoding, side] : {std::pair(cache.getKey(), "keys"),
                                 std::pair(cache.getValue(), "values")})
-    if (auto lowRank = llvm::dyn_cast<LowRankEncodingAttr>(encoding);
-        lowRank && lowRank.getSinks() > evicting.getSinks())
+    if (unsigned sinks = exactTokensOf(encoding).first;
+        sinks > evicting.getSinks())
       return emitError() << "cannot evict from a cache whose " << side
-                         << " keep their first " << lowRank.getSinks()
-                         << " tokens exact (" << encoding << ") under a "
+                         << " keep their first " << sinks << " tokens exact ("
+                         << encoding << ") under a "
                          << "policy that keeps " << evicting.getSinks()
                          << " sinks: compaction would move them; give the "
                             "policy sinks of at least "
-                         << lowRank.getSinks();
+                         << sinks;
   if (auto kivi = llvm::dyn_cast<IntEncodingAttr>(cache.getKey()))
     return emitError() << "cannot evict from a cache whose keys are " << kivi
                        << ": KIVI quantizes keys in groups of "

@@ -306,21 +306,24 @@ Status Validator::checkCache() {
 Status Validator::checkLowRank(const schema::Encoding &e,
                                const schema::CacheLayout &c,
                                const std::string &side) {
+  const bool keepsExact = e.kind() == schema::ENCODING_LOWRANK ||
+                          e.kind() == schema::ENCODING_POLAR;
+  if (e.sinks() != 0 && !keepsExact)
+    return fail(side + ".sinks is " + str(e.sinks()) +
+                ", but only lowrank and polar encodings keep sink tokens");
+  if (keepsExact)
+    for (auto [field, tokens] :
+         {std::pair{".sinks", e.sinks()}, std::pair{".residual", e.residual()}})
+      if (tokens > kMaxExactTokens)
+        return fail(side + field + " is " + str(tokens) +
+                    "; a cache keeps at most " + str(kMaxExactTokens) +
+                    " exact tokens at either end");
   if (e.kind() != schema::ENCODING_LOWRANK) {
     if (e.has_basis_tensor())
       return fail(side + ".basis_tensor is set, but only lowrank encodings "
                          "take a basis");
-    if (e.sinks() != 0)
-      return fail(side + ".sinks is " + str(e.sinks()) +
-                  ", but only lowrank encodings keep sink tokens");
     return Status::ok();
   }
-  for (auto [field, tokens] :
-       {std::pair{".sinks", e.sinks()}, std::pair{".residual", e.residual()}})
-    if (tokens > kMaxExactTokens)
-      return fail(side + field + " is " + str(tokens) +
-                  "; a lowrank cache keeps at most " + str(kMaxExactTokens) +
-                  " exact tokens at either end");
   if (e.rank() == 0 || e.rank() >= c.head_dim())
     return fail(side + ".rank is " + str(e.rank()) + "; it must be from 1 to " +
                 str(int64_t(c.head_dim()) - 1) + " for heads of " +
@@ -329,9 +332,11 @@ Status Validator::checkLowRank(const schema::Encoding &e,
   if (latent.kind() == schema::ENCODING_UNSPECIFIED ||
       latent.kind() == schema::ENCODING_LOWRANK ||
       !schema::EncodingKind_IsValid(latent.kind()) ||
-      latent.has_scale_tensor() || latent.has_basis_tensor())
-    return fail(side + ".latent must be a plain encoding without tensors of "
-                       "its own");
+      latent.has_scale_tensor() || latent.has_basis_tensor() ||
+      latent.sinks() != 0 ||
+      (latent.kind() == schema::ENCODING_POLAR && latent.residual() != 0))
+    return fail(side + ".latent must be a plain encoding without tensors or "
+                       "exact tokens of its own");
   if (!e.has_basis_tensor() || e.basis_tensor() >= uint32_t(m.tensors_size()))
     return fail(side +
                 " is lowrank, but its basis_tensor is missing or past "

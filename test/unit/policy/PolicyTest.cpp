@@ -145,13 +145,13 @@ TEST(Policy, RefusesUnknownKeysByNameAndLine) {
             "layers, overrides");
   EXPECT_EQ(error("quantize:\n  encoding: polar\n  bit: 3\n"),
             "p.yaml:3:3: unknown key 'bit' in the quantize section; allowed: "
-            "encoding, bits, group, residual, seed, scale, qjl, side, layers, "
-            "overrides");
+            "encoding, bits, group, residual, seed, scale, qjl, sinks, window, "
+            "side, layers, overrides");
   EXPECT_EQ(error("quantize:\n  encoding: polar\n  overrides:\n"
                   "    - encoding: bf16\n      overrides: []\n"),
             "p.yaml:5:7: unknown key 'overrides' in this quantize override; "
             "allowed: encoding, bits, group, residual, seed, scale, qjl, "
-            "side, layers");
+            "sinks, window, side, layers");
   EXPECT_EQ(error("quantize:\n  encoding: polar\n  encoding: int\n"),
             "p.yaml:3:3: duplicate key 'encoding' (first on line 2)");
 }

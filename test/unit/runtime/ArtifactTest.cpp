@@ -404,22 +404,39 @@ TEST_F(ArtifactTest, ChecksLowRankBases) {
     m.mutable_cache(0)->mutable_key()->set_sinks(4);
   });
   EXPECT_NE(errorOf(straySinks)
-                .find("cache[0].key.sinks is 4, but only lowrank encodings "
-                      "keep sink tokens"),
+                .find("cache[0].key.sinks is 4, but only lowrank and polar "
+                      "encodings keep sink tokens"),
             std::string::npos);
-  for (bool sinks : {true, false}) {
-    auto tooMany = repack([&](schema::Manifest &m) {
-      lowRank(m);
-      schema::Encoding &v = *m.mutable_cache(0)->mutable_value();
-      sinks ? v.set_sinks(4097) : v.set_residual(1u << 31);
-    });
-    EXPECT_NE(errorOf(tooMany).find(
-                  std::string("cache[0].value.") +
-                  (sinks ? "sinks is 4097" : "residual is 2147483648") +
-                  "; a lowrank cache keeps at most 4096 exact tokens at "
-                  "either end"),
-              std::string::npos);
-  }
+  // Polar keeps exact tokens too, as many as lowrank may; a latent none.
+  auto polar = [](schema::Encoding &e) {
+    e.set_kind(schema::ENCODING_POLAR);
+    e.set_bits(4);
+    e.set_rotation(schema::ROTATION_HADAMARD);
+  };
+  for (bool isPolar : {false, true})
+    for (bool sinks : {true, false}) {
+      auto tooMany = repack([&](schema::Manifest &m) {
+        schema::Encoding &v = *m.mutable_cache(0)->mutable_value();
+        isPolar ? polar(v) : lowRank(m);
+        sinks ? v.set_sinks(4097) : v.set_residual(1u << 31);
+      });
+      EXPECT_NE(errorOf(tooMany).find(
+                    std::string("cache[0].value.") +
+                    (sinks ? "sinks is 4097" : "residual is 2147483648") +
+                    "; a cache keeps at most 4096 exact tokens at either end"),
+                std::string::npos);
+    }
+  auto exactLatent = repack([&](schema::Manifest &m) {
+    lowRank(m);
+    schema::Encoding &latent =
+        *m.mutable_cache(0)->mutable_value()->mutable_latent();
+    polar(latent);
+    latent.set_residual(64);
+  });
+  EXPECT_NE(errorOf(exactLatent)
+                .find("cache[0].value.latent must be a plain encoding without "
+                      "tensors or exact tokens of its own"),
+            std::string::npos);
 }
 
 TEST_F(ArtifactTest, RefusesNonPositiveDimension) {

@@ -265,6 +265,51 @@ TEST(Engine, Bf16CacheStaysClose) {
   EXPECT_LT(diff / scale, 1e-2);
 }
 
+/// Logits of each of `steps` decode steps after prefilling `prompt`, each
+/// step fed the next token of kTom (cycling).
+std::vector<float> decodeLogits(Engine &e, const std::vector<int32_t> &prompt,
+                                int steps) {
+  SequenceId s = e.addSequence().value();
+  EXPECT_TRUE(e.prefill({{s, prompt}}).isOk());
+  std::vector<float> out;
+  for (int i = 0; i < steps; ++i) {
+    Status st = e.step({{s, kTom[size_t(i) % kTom.size()]}});
+    EXPECT_TRUE(st.isOk()) << st.message();
+    out.insert(out.end(), e.logits().values.begin(), e.logits().values.end());
+  }
+  EXPECT_TRUE(e.removeSequence(s).isOk());
+  return out;
+}
+
+double relativeDifference(const std::vector<float> &a,
+                          const std::vector<float> &b) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, double(std::abs(a[i] - b[i])));
+    scale = std::max(scale, double(std::abs(b[i])));
+  }
+  return diff / scale;
+}
+
+TEST(Engine, PolarWindowReadsRecentTokensExact) {
+  // Decode steps read earlier tokens encoded, but a polar cache whose
+  // exact window covers the whole sequence reads every one in bf16: the
+  // bf16 cache's logits. Without the window, polar-2 is far from them.
+  test::LlamaArtifactOptions o;
+  o.cacheEncoding.set_kind(schema::ENCODING_BF16);
+  const std::vector<float> bf16 = decodeLogits(*engine(load(o)), kStory, 12);
+  o.cacheEncoding.set_kind(schema::ENCODING_POLAR);
+  o.cacheEncoding.set_bits(2);
+  o.cacheEncoding.set_rotation(schema::ROTATION_HADAMARD);
+  const std::vector<float> coded = decodeLogits(*engine(load(o)), kStory, 12);
+  o.cacheEncoding.set_residual(32);
+  o.cacheEncoding.set_sinks(2);
+  const std::vector<float> windowed =
+      decodeLogits(*engine(load(o)), kStory, 12);
+  EXPECT_GT(relativeDifference(coded, bf16), 1e-3);
+  EXPECT_LT(relativeDifference(windowed, bf16), 1e-5);
+}
+
 TEST(Engine, FidelityComparesWithABf16Copy) {
   EngineOptions measure;
   measure.measureFidelity = true;

@@ -525,7 +525,8 @@ layerStorage(const Artifact &artifact, const schema::CacheLayout &c,
   s.valueHeadBytes = made[1]->headBytes(s.pageSize);
   for (const schema::Encoding *e : encodings)
     if (e->kind() == schema::ENCODING_INT ||
-        e->kind() == schema::ENCODING_LOWRANK) {
+        e->kind() == schema::ENCODING_LOWRANK ||
+        e->kind() == schema::ENCODING_POLAR) {
       s.tailWindow = std::max(s.tailWindow, e->residual());
       s.sinkTokens = std::max(s.sinkTokens, e->sinks());
     }

@@ -114,6 +114,10 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
   case schema::ENCODING_POLAR:
     if (encoding.qjl())
       return Status::error("the CUDA backend reads polar caches without QJL");
+    if (encoding.sinks() || encoding.residual())
+      return Status::error("the CUDA backend reads polar caches without exact "
+                           "tokens beside their codes (sinks, window); run "
+                           "this artifact on the cpu backend");
     if (d > 128)
       return Status::error("the CUDA backend reads polar caches of head "
                            "dimensions up to 128");
