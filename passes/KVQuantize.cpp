@@ -91,11 +91,11 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
              << "is true; only encoding=polar has a QJL residual";
     for (auto [name, tokens] : {std::pair{"sinks", unsigned(sinks)},
                                 std::pair{"window", unsigned(window)}})
-      if (tokens && encoding != "polar")
+      if (tokens && encoding != "polar" && encoding != "fp8")
         return optionError(ctx, name)
                << "is " << tokens
-               << "; only encoding=polar keeps exact tokens (int keeps its "
-                  "residual, kv-lowrank its own sinks and window)";
+               << "; only encoding=polar and fp8 keep exact tokens (int "
+                  "keeps its residual, kv-lowrank its own sinks and window)";
     return success();
   }
 
@@ -121,8 +121,9 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
   Attribute buildEncoding(function_ref<InFlightDiagnostic()> emitError,
                           MLIRContext *ctx, unsigned width) {
     if (encoding == "fp8")
-      return Fp8EncodingAttr::get(ctx, Fp8Format::E4M3,
-                                  *symbolizeScaleMode(scale));
+      return Fp8EncodingAttr::getChecked(emitError, ctx, Fp8Format::E4M3,
+                                         *symbolizeScaleMode(scale),
+                                         sinks.getValue(), window.getValue());
     if (encoding == "nvfp4")
       return Nvfp4EncodingAttr::get(ctx);
     if (encoding == "f32")

@@ -81,6 +81,8 @@ Status encodingOf(Attribute attr, schema::Encoding &out, Operation *op,
     out.set_scale_mode(fp8.getScale() == kv::ScaleMode::PerHead
                            ? schema::SCALE_MODE_PER_HEAD
                            : schema::SCALE_MODE_DYNAMIC);
+    out.set_sinks(fp8.getSinks());
+    out.set_residual(fp8.getWindow());
   } else if (isa<kv::Nvfp4EncodingAttr>(attr)) {
     out.set_kind(schema::ENCODING_NVFP4);
   } else if (auto kivi = dyn_cast<kv::IntEncodingAttr>(attr)) {

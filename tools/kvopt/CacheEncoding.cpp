@@ -25,8 +25,9 @@ static std::string describeWithRank(const schema::Encoding &e,
   case schema::ENCODING_FP8:
     return name +
            (e.fp8_format() == schema::FP8_FORMAT_E4M3 ? "<e4m3" : "<e5m2") +
-           (e.scale_mode() == schema::SCALE_MODE_PER_HEAD ? " per_head>"
-                                                          : " dynamic>");
+           (e.scale_mode() == schema::SCALE_MODE_PER_HEAD ? " per_head"
+                                                          : " dynamic") +
+           exactTokens(e) + ">";
   case schema::ENCODING_INT:
     return name + "<bits=" + std::to_string(e.bits()) +
            " group=" + std::to_string(e.group()) +

@@ -33,6 +33,8 @@ verifyExactTokens(function_ref<InFlightDiagnostic()> emitError,
 std::pair<unsigned, unsigned> mlir::kv::exactTokensOf(Attribute encoding) {
   if (auto polar = llvm::dyn_cast<PolarEncodingAttr>(encoding))
     return {polar.getSinks(), polar.getWindow()};
+  if (auto fp8 = llvm::dyn_cast<Fp8EncodingAttr>(encoding))
+    return {fp8.getSinks(), fp8.getWindow()};
   if (auto lowRank = llvm::dyn_cast<LowRankEncodingAttr>(encoding))
     return {lowRank.getSinks(), lowRank.getWindow()};
   return {0, 0};
@@ -98,6 +100,11 @@ F32EncodingAttr::verifyVectorSize(int64_t, StringRef,
   return success();
 }
 
+LogicalResult
+Fp8EncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError, Fp8Format,
+                        ScaleMode, unsigned sinks, unsigned window) {
+  return verifyExactTokens(emitError, "#kv.fp8", sinks, window);
+}
 double Fp8EncodingAttr::getBitsPerCoordinate(int64_t headDim) const {
   // A dynamic scale is one fp32 per stored vector.
   return getScale() == ScaleMode::Dynamic ? 8.0 + 32.0 / headDim : 8.0;

@@ -112,13 +112,18 @@ def KV_Fp8EncodingAttr : KV_EncodingAttr<"Fp8Encoding", "fp8"> {
   let description = [{
     Each coordinate is an FP8 value (e4m3 by default) multiplied by a scale:
     one per layer, KV head and K/V from calibration (`per_head`), or one fp32
-    scale per stored vector computed on append (`dynamic`).
+    scale per stored vector computed on append (`dynamic`). `sinks` and
+    `window` keep each sequence's first and most recent tokens exact (bf16),
+    as `#kv.polar` can.
 
-    Example: `#kv.fp8<e4m3, scale = per_head>`
+    Example: `#kv.fp8<e4m3, scale = per_head, window = 64>`
   }];
   let parameters = (ins EnumParameter<KV_Fp8Format>:$format,
-                        DefaultValuedParameter<"ScaleMode", "ScaleMode::PerHead">:$scale);
-  let assemblyFormat = "`<` $format (`,` `scale` `=` $scale^)? `>`";
+                        DefaultValuedParameter<"ScaleMode", "ScaleMode::PerHead">:$scale,
+                        DefaultValuedParameter<"unsigned", "0">:$sinks,
+                        DefaultValuedParameter<"unsigned", "0">:$window);
+  let assemblyFormat = "`<` $format (`,` `scale` `=` $scale^)? (`,` `sinks` `=` $sinks^)? (`,` `window` `=` $window^)? `>`";
+  let genVerifyDecl = 1;
 }
 
 def KV_Nvfp4EncodingAttr : KV_EncodingAttr<"Nvfp4Encoding", "nvfp4"> {

@@ -307,10 +307,12 @@ Status Validator::checkLowRank(const schema::Encoding &e,
                                const schema::CacheLayout &c,
                                const std::string &side) {
   const bool keepsExact = e.kind() == schema::ENCODING_LOWRANK ||
-                          e.kind() == schema::ENCODING_POLAR;
+                          e.kind() == schema::ENCODING_POLAR ||
+                          e.kind() == schema::ENCODING_FP8;
   if (e.sinks() != 0 && !keepsExact)
     return fail(side + ".sinks is " + str(e.sinks()) +
-                ", but only lowrank and polar encodings keep sink tokens");
+                ", but only lowrank, polar and fp8 encodings keep sink "
+                "tokens");
   if (keepsExact)
     for (auto [field, tokens] :
          {std::pair{".sinks", e.sinks()}, std::pair{".residual", e.residual()}})
@@ -334,7 +336,7 @@ Status Validator::checkLowRank(const schema::Encoding &e,
       !schema::EncodingKind_IsValid(latent.kind()) ||
       latent.has_scale_tensor() || latent.has_basis_tensor() ||
       latent.sinks() != 0 ||
-      (latent.kind() == schema::ENCODING_POLAR && latent.residual() != 0))
+      (latent.kind() != schema::ENCODING_INT && latent.residual() != 0))
     return fail(side + ".latent must be a plain encoding without tensors or "
                        "exact tokens of its own");
   if (!e.has_basis_tensor() || e.basis_tensor() >= uint32_t(m.tensors_size()))

@@ -295,7 +295,7 @@ TEST_F(Calibration, Fp8E5M2ScalesAreAbsMaxOver57344) {
       calibrate::attachStatistics(*model.module, handMade(), "hand.json"));
   // kv-quantize writes e4m3 only; retype every cache value by hand.
   auto e5m2 = mlir::kv::Fp8EncodingAttr::get(
-      &context, mlir::kv::Fp8Format::E5M2, mlir::kv::ScaleMode::PerHead);
+      &context, mlir::kv::Fp8Format::E5M2, mlir::kv::ScaleMode::PerHead, 0, 0);
   model.module->walk([&](mlir::Operation *op) {
     for (mlir::Value result : op->getResults())
       if (auto cache = llvm::dyn_cast<mlir::kv::CacheType>(result.getType()))

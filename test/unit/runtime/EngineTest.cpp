@@ -291,23 +291,34 @@ double relativeDifference(const std::vector<float> &a,
   return diff / scale;
 }
 
-TEST(Engine, PolarWindowReadsRecentTokensExact) {
-  // Decode steps read earlier tokens encoded, but a polar cache whose
-  // exact window covers the whole sequence reads every one in bf16: the
-  // bf16 cache's logits. Without the window, polar-2 is far from them.
+TEST(Engine, AnExactWindowReadsRecentTokensExact) {
+  // Decode steps read earlier tokens encoded, but a polar or fp8 cache
+  // whose exact window covers the whole sequence reads every one in bf16:
+  // the bf16 cache's logits. Without the window, they differ.
   test::LlamaArtifactOptions o;
   o.cacheEncoding.set_kind(schema::ENCODING_BF16);
   const std::vector<float> bf16 = decodeLogits(*engine(load(o)), kStory, 12);
-  o.cacheEncoding.set_kind(schema::ENCODING_POLAR);
-  o.cacheEncoding.set_bits(2);
-  o.cacheEncoding.set_rotation(schema::ROTATION_HADAMARD);
-  const std::vector<float> coded = decodeLogits(*engine(load(o)), kStory, 12);
-  o.cacheEncoding.set_residual(32);
-  o.cacheEncoding.set_sinks(2);
-  const std::vector<float> windowed =
-      decodeLogits(*engine(load(o)), kStory, 12);
-  EXPECT_GT(relativeDifference(coded, bf16), 1e-3);
-  EXPECT_LT(relativeDifference(windowed, bf16), 1e-5);
+  for (bool polar : {true, false}) {
+    SCOPED_TRACE(polar ? "polar-2" : "fp8 dynamic");
+    schema::Encoding &e = o.cacheEncoding;
+    e.Clear();
+    if (polar) {
+      e.set_kind(schema::ENCODING_POLAR);
+      e.set_bits(2);
+      e.set_rotation(schema::ROTATION_HADAMARD);
+    } else {
+      e.set_kind(schema::ENCODING_FP8);
+      e.set_fp8_format(schema::FP8_FORMAT_E4M3);
+      e.set_scale_mode(schema::SCALE_MODE_DYNAMIC);
+    }
+    const std::vector<float> coded = decodeLogits(*engine(load(o)), kStory, 12);
+    e.set_residual(32);
+    e.set_sinks(2);
+    const std::vector<float> windowed =
+        decodeLogits(*engine(load(o)), kStory, 12);
+    EXPECT_GT(relativeDifference(coded, bf16), 1e-4);
+    EXPECT_LT(relativeDifference(windowed, bf16), 1e-5);
+  }
 }
 
 TEST(Engine, FidelityComparesWithABf16Copy) {

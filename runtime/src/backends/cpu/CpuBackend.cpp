@@ -526,7 +526,8 @@ layerStorage(const Artifact &artifact, const schema::CacheLayout &c,
   for (const schema::Encoding *e : encodings)
     if (e->kind() == schema::ENCODING_INT ||
         e->kind() == schema::ENCODING_LOWRANK ||
-        e->kind() == schema::ENCODING_POLAR) {
+        e->kind() == schema::ENCODING_POLAR ||
+        e->kind() == schema::ENCODING_FP8) {
       s.tailWindow = std::max(s.tailWindow, e->residual());
       s.sinkTokens = std::max(s.sinkTokens, e->sinks());
     }

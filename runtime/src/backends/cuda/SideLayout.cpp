@@ -92,6 +92,11 @@ Status readNvfp4(const Codec &codec, DeviceSideLayout &side) {
 
 } // namespace
 
+/// Exact tokens beside the codes live in the CPU backend's tail.
+constexpr const char *kNoExactTokens =
+    "the CUDA backend reads caches without exact tokens beside their codes "
+    "(sinks, window); run this artifact on the cpu backend";
+
 StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
                                             const Codec &codec,
                                             uint32_t pageSize) {
@@ -105,6 +110,8 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
   case schema::ENCODING_FP8:
     if (encoding.fp8_format() != schema::FP8_FORMAT_E4M3)
       return Status::error("the CUDA backend reads fp8 e4m3 caches, not e5m2");
+    if (encoding.sinks() || encoding.residual())
+      return Status::error(kNoExactTokens);
     side.kind = DeviceSideLayout::Kind::Fp8E4M3;
     side.slotScales = encoding.scale_mode() == schema::SCALE_MODE_DYNAMIC;
     side.entryBytes = side.slotScales ? d + 4 : d;
@@ -115,9 +122,7 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
     if (encoding.qjl())
       return Status::error("the CUDA backend reads polar caches without QJL");
     if (encoding.sinks() || encoding.residual())
-      return Status::error("the CUDA backend reads polar caches without exact "
-                           "tokens beside their codes (sinks, window); run "
-                           "this artifact on the cpu backend");
+      return Status::error(kNoExactTokens);
     if (d > 128)
       return Status::error("the CUDA backend reads polar caches of head "
                            "dimensions up to 128");
