@@ -302,5 +302,24 @@ TEST(DeviceSideLayout, MatchesTheCodecsPages) {
   }
 }
 
+TEST(DeviceSideLayout, RefusesExactTokensBesideTheCodes) {
+  // The CPU backend keeps a window and sinks in its tail; the GPU has none.
+  for (schema::Encoding e : {encodingOf(schema::ENCODING_POLAR, 4),
+                             encodingOf(schema::ENCODING_FP8)}) {
+    e.set_residual(128);
+    CodecContext context;
+    context.kvHeads = 8;
+    context.headDim = 64;
+    StatusOr<std::unique_ptr<Codec>> codec = makeCodec(e, context);
+    ASSERT_TRUE(codec) << codec.status().message();
+    StatusOr<DeviceSideLayout> side = deviceSideLayout(e, **codec, 16);
+    ASSERT_FALSE(side);
+    EXPECT_EQ(side.status().message(),
+              "the CUDA backend reads caches without exact tokens beside "
+              "their codes (sinks, window); run this artifact on the cpu "
+              "backend");
+  }
+}
+
 } // namespace
 } // namespace kvrt::cuda
