@@ -91,11 +91,13 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
              << "is true; only encoding=polar has a QJL residual";
     for (auto [name, tokens] : {std::pair{"sinks", unsigned(sinks)},
                                 std::pair{"window", unsigned(window)}})
-      if (tokens && encoding != "polar" && encoding != "fp8")
+      if (tokens &&
+          !llvm::is_contained({"polar", "fp8", "nvfp4"}, StringRef(encoding)))
         return optionError(ctx, name)
                << "is " << tokens
-               << "; only encoding=polar and fp8 keep exact tokens (int "
-                  "keeps its residual, kv-lowrank its own sinks and window)";
+               << "; only encoding=polar, fp8 and nvfp4 keep exact tokens "
+                  "(int keeps its residual, kv-lowrank its own sinks and "
+                  "window)";
     return success();
   }
 
@@ -125,7 +127,8 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
                                          *symbolizeScaleMode(scale),
                                          sinks.getValue(), window.getValue());
     if (encoding == "nvfp4")
-      return Nvfp4EncodingAttr::get(ctx);
+      return Nvfp4EncodingAttr::getChecked(emitError, ctx, sinks.getValue(),
+                                           window.getValue());
     if (encoding == "f32")
       return F32EncodingAttr::get(ctx);
     if (encoding == "int")

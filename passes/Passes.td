@@ -52,9 +52,10 @@ def KVQuantizePass : Pass<"kv-quantize", "::mlir::ModuleOp"> {
     Option<"qjl", "qjl", "bool", "false",
            "polar keys: add TurboQuant's 1-bit QJL residual (needs side=key)">,
     Option<"sinks", "sinks", "unsigned", "0",
-           "polar, fp8: each sequence's first tokens kept exact (bf16)">,
+           "polar, fp8, nvfp4: each sequence's first tokens kept exact (bf16)">,
     Option<"window", "window", "unsigned", "0",
-           "polar, fp8: each sequence's most recent tokens kept exact (bf16); "
+           "polar, fp8, nvfp4: each sequence's most recent tokens kept exact "
+           "(bf16); "
            "KIVI's equivalent is residual">,
     Option<"side", "side", "std::string", "\"both\"",
            "the half of the cache to rewrite: key, value or both">,

@@ -83,8 +83,10 @@ Status encodingOf(Attribute attr, schema::Encoding &out, Operation *op,
                            : schema::SCALE_MODE_DYNAMIC);
     out.set_sinks(fp8.getSinks());
     out.set_residual(fp8.getWindow());
-  } else if (isa<kv::Nvfp4EncodingAttr>(attr)) {
+  } else if (auto nvfp4 = dyn_cast<kv::Nvfp4EncodingAttr>(attr)) {
     out.set_kind(schema::ENCODING_NVFP4);
+    out.set_sinks(nvfp4.getSinks());
+    out.set_residual(nvfp4.getWindow());
   } else if (auto kivi = dyn_cast<kv::IntEncodingAttr>(attr)) {
     out.set_kind(schema::ENCODING_INT);
     out.set_bits(kivi.getBits());

@@ -105,7 +105,8 @@
 // its sinks, and a low-rank latent keeps none of its own.
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=polar bits=4 sinks=4 window=64})' | FileCheck %s --check-prefix=POLAR-EXACT
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=fp8 window=64})' | FileCheck %s --check-prefix=FP8-WINDOW
-// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=nvfp4 window=64})' 2>&1 | FileCheck %s --check-prefix=ERR-WINDOW-NVFP4
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=nvfp4 sinks=2 window=64})' | FileCheck %s --check-prefix=NVFP4-WINDOW
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=bf16 window=64})' 2>&1 | FileCheck %s --check-prefix=ERR-WINDOW-BF16
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-quantize{encoding=polar window=5000})' 2>&1 | FileCheck %s --check-prefix=ERR-WINDOW-LARGE
 // RUN: not kvopt-opt %S/Inputs/evicting.mlir --pass-pipeline='builtin.module(kv-quantize{encoding=polar sinks=100})' 2>&1 | FileCheck %s --check-prefix=ERR-EVICT-SINKS
 // EVICT-POLAR3-LABEL: func.func @evicting(
@@ -301,6 +302,7 @@ func.func @model(%q: tensor<?x8x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x
 // POLAR-EXACT-LABEL: func.func @model(
 // POLAR-EXACT:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.polar<bits = 4, sinks = 4, window = 64>, value = #kv.polar<bits = 4, sinks = 4, window = 64>>
 // FP8-WINDOW:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.fp8<e4m3, scale = dynamic, window = 64>, value = #kv.fp8<e4m3, scale = dynamic, window = 64>>
-// ERR-WINDOW-NVFP4: error: kv-quantize: option 'window' is 64; only encoding=polar and fp8 keep exact tokens (int keeps its residual, kv-lowrank its own sinks and window)
+// NVFP4-WINDOW:         kv.cache layer 0 : !kv.cache<heads = 2, head_dim = 64, key = #kv.nvfp4<sinks = 2, window = 64>, value = #kv.nvfp4<sinks = 2, window = 64>>
+// ERR-WINDOW-BF16: error: kv-quantize: option 'window' is 64; only encoding=polar, fp8 and nvfp4 keep exact tokens (int keeps its residual, kv-lowrank its own sinks and window)
 // ERR-WINDOW-LARGE: error: #kv.polar keeps 5000 window tokens exact; at most 4096 are allowed
 // ERR-EVICT-SINKS: error: 'kv.evict' op cannot evict from a cache whose keys keep their first 100 tokens exact (#kv.polar<bits = 4, sinks = 100>) under a policy that keeps {{[0-9]+}} sinks: compaction would move them; give the policy sinks of at least 100

@@ -11,12 +11,13 @@ namespace kvopt::cli {
 
 namespace schema = kvrt::schema;
 
-/// describeEncoding() with a low-rank encoding's rank spelled `rank`.
 /// " sinks=S window=W" for the tokens an encoding keeps exact, or "".
 static std::string exactTokens(const schema::Encoding &e) {
   return (e.sinks() ? " sinks=" + std::to_string(e.sinks()) : "") +
          (e.residual() ? " window=" + std::to_string(e.residual()) : "");
 }
+
+/// describeEncoding() with a low-rank encoding's rank spelled `rank`.
 
 static std::string describeWithRank(const schema::Encoding &e,
                                     const std::string &rank) {
@@ -32,6 +33,10 @@ static std::string describeWithRank(const schema::Encoding &e,
     return name + "<bits=" + std::to_string(e.bits()) +
            " group=" + std::to_string(e.group()) +
            " residual=" + std::to_string(e.residual()) + ">";
+  case schema::ENCODING_NVFP4:
+    return e.sinks() || e.residual()
+               ? name + "<" + exactTokens(e).substr(1) + ">"
+               : name;
   case schema::ENCODING_POLAR:
     return name + "<bits=" + std::to_string(e.bits()) +
            " seed=" + std::to_string(e.seed()) + (e.qjl() ? " qjl" : "") +

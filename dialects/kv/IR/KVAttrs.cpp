@@ -35,6 +35,8 @@ std::pair<unsigned, unsigned> mlir::kv::exactTokensOf(Attribute encoding) {
     return {polar.getSinks(), polar.getWindow()};
   if (auto fp8 = llvm::dyn_cast<Fp8EncodingAttr>(encoding))
     return {fp8.getSinks(), fp8.getWindow()};
+  if (auto nvfp4 = llvm::dyn_cast<Nvfp4EncodingAttr>(encoding))
+    return {nvfp4.getSinks(), nvfp4.getWindow()};
   if (auto lowRank = llvm::dyn_cast<LowRankEncodingAttr>(encoding))
     return {lowRank.getSinks(), lowRank.getWindow()};
   return {0, 0};
@@ -115,6 +117,11 @@ Fp8EncodingAttr::verifyVectorSize(int64_t, StringRef,
   return success();
 }
 
+LogicalResult
+Nvfp4EncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                          unsigned sinks, unsigned window) {
+  return verifyExactTokens(emitError, "#kv.nvfp4", sinks, window);
+}
 double Nvfp4EncodingAttr::getBitsPerCoordinate(int64_t) const {
   // An E2M1 value each, and an E4M3 scale per 16 values.
   return 4.0 + 8.0 / 16.0;

@@ -132,10 +132,15 @@ def KV_Nvfp4EncodingAttr : KV_EncodingAttr<"Nvfp4Encoding", "nvfp4"> {
     NVIDIA's 4-bit format: each coordinate is an E2M1 value, each block of 16
     coordinates has an E4M3 scale, and the tensor has one fp32 scale. Native
     on Blackwell, decoded in registers on Hopper. Needs a head dimension that
-    is a multiple of 16.
+    is a multiple of 16. `sinks` and `window` keep each sequence's first and
+    most recent tokens exact (bf16), as `#kv.polar` can.
 
-    Example: `#kv.nvfp4`
+    Example: `#kv.nvfp4`, `#kv.nvfp4<window = 128>`
   }];
+  let parameters = (ins DefaultValuedParameter<"unsigned", "0">:$sinks,
+                        DefaultValuedParameter<"unsigned", "0">:$window);
+  let assemblyFormat = "(`<` struct(params)^ `>`)?";
+  let genVerifyDecl = 1;
 }
 
 def KV_IntEncodingAttr : KV_EncodingAttr<"IntEncoding", "int"> {

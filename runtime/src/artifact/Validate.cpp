@@ -308,11 +308,12 @@ Status Validator::checkLowRank(const schema::Encoding &e,
                                const std::string &side) {
   const bool keepsExact = e.kind() == schema::ENCODING_LOWRANK ||
                           e.kind() == schema::ENCODING_POLAR ||
-                          e.kind() == schema::ENCODING_FP8;
+                          e.kind() == schema::ENCODING_FP8 ||
+                          e.kind() == schema::ENCODING_NVFP4;
   if (e.sinks() != 0 && !keepsExact)
     return fail(side + ".sinks is " + str(e.sinks()) +
-                ", but only lowrank, polar and fp8 encodings keep sink "
-                "tokens");
+                ", but only lowrank, polar, fp8 and nvfp4 encodings "
+                "keep sink tokens");
   if (keepsExact)
     for (auto [field, tokens] :
          {std::pair{".sinks", e.sinks()}, std::pair{".residual", e.residual()}})

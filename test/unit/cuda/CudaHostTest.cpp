@@ -304,8 +304,9 @@ TEST(DeviceSideLayout, MatchesTheCodecsPages) {
 
 TEST(DeviceSideLayout, RefusesExactTokensBesideTheCodes) {
   // The CPU backend keeps a window and sinks in its tail; the GPU has none.
-  for (schema::Encoding e : {encodingOf(schema::ENCODING_POLAR, 4),
-                             encodingOf(schema::ENCODING_FP8)}) {
+  for (schema::Encoding e :
+       {encodingOf(schema::ENCODING_POLAR, 4), encodingOf(schema::ENCODING_FP8),
+        encodingOf(schema::ENCODING_NVFP4)}) {
     e.set_residual(128);
     CodecContext context;
     context.kvHeads = 8;

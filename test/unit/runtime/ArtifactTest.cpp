@@ -403,11 +403,10 @@ TEST_F(ArtifactTest, ChecksLowRankBases) {
   auto straySinks = repack([](schema::Manifest &m) {
     m.mutable_cache(0)->mutable_key()->set_sinks(4);
   });
-  EXPECT_NE(
-      errorOf(straySinks)
-          .find("cache[0].key.sinks is 4, but only lowrank, polar and fp8 "
-                "encodings keep sink tokens"),
-      std::string::npos);
+  EXPECT_NE(errorOf(straySinks)
+                .find("cache[0].key.sinks is 4, but only lowrank, polar, fp8 "
+                      "and nvfp4 encodings keep sink tokens"),
+            std::string::npos);
   // Polar keeps exact tokens too, as many as lowrank may; a latent none.
   auto polar = [](schema::Encoding &e) {
     e.set_kind(schema::ENCODING_POLAR);

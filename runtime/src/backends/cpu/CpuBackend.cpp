@@ -527,7 +527,8 @@ layerStorage(const Artifact &artifact, const schema::CacheLayout &c,
     if (e->kind() == schema::ENCODING_INT ||
         e->kind() == schema::ENCODING_LOWRANK ||
         e->kind() == schema::ENCODING_POLAR ||
-        e->kind() == schema::ENCODING_FP8) {
+        e->kind() == schema::ENCODING_FP8 ||
+        e->kind() == schema::ENCODING_NVFP4) {
       s.tailWindow = std::max(s.tailWindow, e->residual());
       s.sinkTokens = std::max(s.sinkTokens, e->sinks());
     }

@@ -136,6 +136,8 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
     if (d % 64)
       return Status::error("the CUDA backend reads nvfp4 caches of head "
                            "dimensions 64 and 128");
+    if (encoding.sinks() || encoding.residual())
+      return Status::error(kNoExactTokens);
     side.kind = DeviceSideLayout::Kind::Nvfp4;
     side.scaleOffset = d / 2;
     side.entryBytes = d / 2 + d / 16;
