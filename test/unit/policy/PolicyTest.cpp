@@ -94,8 +94,9 @@ TEST(Policy, ExamplesReadFromTheirFiles) {
   std::string dir = std::string(KVOPT_SOURCE_DIR) + "/examples/policies/";
   kvrt::StatusOr<Policy> edges = readPolicyFile(dir + "polar3-bf16-edges.yaml");
   ASSERT_TRUE(edges) << edges.status().message();
-  EXPECT_EQ(pipelineText(*edges), "kv-quantize{encoding=polar bits=3},"
-                                  "kv-quantize{encoding=bf16 layers=0,-1}");
+  EXPECT_EQ(pipelineText(*edges),
+            "kv-quantize{encoding=polar bits=3 window=128},"
+            "kv-quantize{encoding=bf16 layers=0,-1}");
   kvrt::StatusOr<Policy> sides =
       readPolicyFile(dir + "int4-keys-polar3-values.yaml");
   ASSERT_TRUE(sides) << sides.status().message();
