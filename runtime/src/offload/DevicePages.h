@@ -37,6 +37,9 @@ inline uint64_t pageKey(uint32_t index, uint32_t head, uint32_t generation) {
   return uint64_t(generation & 0xffffffu) << 40 | uint64_t(head & 0xffu) << 32 |
          index;
 }
+/// The page index and the KV head a pageKey() names.
+inline uint32_t pageIndexOf(uint64_t key) { return uint32_t(key); }
+inline uint32_t pageHeadOf(uint64_t key) { return uint32_t(key >> 32) & 0xffu; }
 
 struct PageCounts {
   /// Pages decode attentions read, and how many were resident.

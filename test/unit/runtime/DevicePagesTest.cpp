@@ -123,6 +123,13 @@ TEST(DevicePages, APageTakesTheSlotOfTheOneItEvicts) {
   EXPECT_EQ(pages.slotOf(pageKey(2, 0, 0)), DevicePages::kNoPage);
 }
 
+TEST(DevicePages, APageKeyNamesItsIndexAndHead) {
+  const uint64_t key = pageKey(70000, 7, 123456);
+  EXPECT_EQ(offload::pageIndexOf(key), 70000u);
+  EXPECT_EQ(offload::pageHeadOf(key), 7u);
+  EXPECT_NE(key, pageKey(70000, 7, 123457));
+}
+
 TEST(DevicePages, AWrittenPageIsRefilledOnlyWithEarlierTokens) {
   DevicePages pages(1);
   pages.beginStep();

@@ -229,8 +229,10 @@ private:
   float *buffer(uint32_t index) { return buffers_[index].buffer.as<float>(); }
   /// Whether appends leave the batch's entries in bf16 (ownKeys_,
   /// ownValues_): for a prefill's attention, and for offloaded layers'
-  /// resident pages.
-  bool keepsOwnEntries() const { return hasRuns_ || offloaded_ != nullptr; }
+  /// resident pages (`offloadedLayer`: the appending layer is one).
+  bool keepsOwnEntries(bool offloadedLayer) const {
+    return hasRuns_ || offloadedLayer;
+  }
 
   std::shared_ptr<const Artifact> artifact_;
   cudaStream_t stream_ = nullptr;
@@ -783,7 +785,7 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   const int64_t vocab = artifact_->manifest().model().vocab_size();
   KVRT_RETURN_IF_ERROR(
       logits_.reserve(wanted.size() * size_t(vocab) * sizeof(float)));
-  if (keepsOwnEntries()) {
+  if (keepsOwnEntries(offloaded_ != nullptr)) {
     const size_t bytes = size_t(rows) * widestKv_ * sizeof(uint16_t);
     KVRT_RETURN_IF_ERROR(ownKeys_.reserve(bytes));
     KVRT_RETURN_IF_ERROR(ownValues_.reserve(bytes));
@@ -907,14 +909,16 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     args.src = in(0);
     args.pool = layer.keys();
     args.headScales = layer.keyScales.as<float>();
-    args.bf16Copy =
-        keepsOwnEntries() ? ownKeys_.buffer.as<uint16_t>() : nullptr;
+    args.bf16Copy = keepsOwnEntries(layer.spec.offloaded)
+                        ? ownKeys_.buffer.as<uint16_t>()
+                        : nullptr;
     KVRT_RETURN_IF_ERROR(cuda::launchAppend(args, layer.spec.key, stream_));
     args.src = in(1);
     args.pool = layer.values();
     args.headScales = layer.valueScales.as<float>();
-    args.bf16Copy =
-        keepsOwnEntries() ? ownValues_.buffer.as<uint16_t>() : nullptr;
+    args.bf16Copy = keepsOwnEntries(layer.spec.offloaded)
+                        ? ownValues_.buffer.as<uint16_t>()
+                        : nullptr;
     KVRT_RETURN_IF_ERROR(cuda::launchAppend(args, layer.spec.value, stream_));
     if (!layer.spec.offloaded)
       return Status::ok();

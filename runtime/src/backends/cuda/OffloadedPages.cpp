@@ -18,11 +18,6 @@ Status cudaFailed(const std::string &what, cudaError_t error) {
                        " failed: " + cudaGetErrorString(error));
 }
 
-/// The KV-head page `key` (offload::pageKey()) names: its pool index and
-/// head.
-uint64_t pageIndex(uint64_t key) { return key & 0xffffffffu; }
-uint32_t pageHead(uint64_t key) { return uint32_t(key >> 32) & 0xffu; }
-
 } // namespace
 
 struct OffloadedPages::Layer {
@@ -290,14 +285,16 @@ void OffloadedPages::collectCopies(Layer &l) {
     // The page that leaves: its entry names this slot unless a later use
     // of the same page (another generation) is elsewhere already.
     if (before != offload::DevicePages::kNoPage) {
-      const uint64_t entry = pageIndex(before) * l.kvHeads + pageHead(before);
+      const uint64_t entry =
+          uint64_t(offload::pageIndexOf(before)) * l.kvHeads +
+          offload::pageHeadOf(before);
       if (l.mirror[entry] == int32_t(slot)) {
         l.mirror[entry] = -1;
         entries.push_back(entry);
       }
     }
-    const uint64_t index = pageIndex(now);
-    const uint32_t head = pageHead(now);
+    const uint64_t index = offload::pageIndexOf(now);
+    const uint32_t head = offload::pageHeadOf(now);
     copy(l.hostKeys + index * keyPage + head * l.keyArea,
          l.slotKeys.as<uint8_t>() + slot * l.keyArea, l.keyArea);
     copy(l.hostValues + index * valuePage + head * l.valueArea,
