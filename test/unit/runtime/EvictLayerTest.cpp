@@ -94,10 +94,13 @@ std::vector<int32_t> keptPositions(const Prefill &p,
   return positions;
 }
 
-/// Runs the eviction of `method` on the prefill; the positions left.
+/// Runs the eviction of `method` on the prefill; the positions left. With
+/// `exactWindow`, the cache keeps that many recent tokens in its tail, as
+/// an encoding's exact window does.
 std::vector<int32_t> evictAfterPrefill(const Prefill &p,
                                        schema::EvictParams plan,
-                                       uint64_t window = kWindow) {
+                                       uint64_t window = kWindow,
+                                       uint32_t exactWindow = 0) {
   schema::Encoding f32;
   f32.set_kind(schema::ENCODING_F32);
   CodecContext context;
@@ -111,6 +114,7 @@ std::vector<int32_t> evictAfterPrefill(const Prefill &p,
   shape.pageSize = 16;
   shape.keyHeadBytes = shape.valueHeadBytes = codec->headBytes(16);
   shape.capacityPages = 8;
+  shape.tailWindow = exactWindow;
   PagedCache cache({shape});
   EXPECT_TRUE(cache.addSequence(kSequence).isOk());
   EXPECT_TRUE(cache.reserve({{kSequence, kTokens}}).isOk());
@@ -131,6 +135,7 @@ std::vector<int32_t> evictAfterPrefill(const Prefill &p,
   std::vector<int32_t> left;
   for (uint64_t i = 0; i < cache.length(0, kSequence); ++i)
     left.push_back(cache.position(0, kSequence, i));
+  EXPECT_LE(cache.tail(0, kSequence).tokens(), window);
   return left;
 }
 
@@ -164,6 +169,17 @@ TEST(LayerEviction, TheRecentWindowTakesAtMostHalfTheBudget) {
   plan.set_method(schema::EVICT_METHOD_H2O);
   EXPECT_EQ(evictAfterPrefill(p, plan, 10),
             keptPositions(p, h2oScores(p), 0, kBudget / 2));
+}
+
+TEST(LayerEviction, AnExactWindowOfTheEncodingYieldsToTheBudget) {
+  // The encoding keeps 20 recent tokens exact, more than the budget of 12:
+  // the eviction keeps what it keeps without them, and of the exact
+  // window only its own recent window.
+  Prefill p = randomPrefill();
+  schema::EvictParams plan;
+  plan.set_method(schema::EVICT_METHOD_H2O);
+  EXPECT_EQ(evictAfterPrefill(p, plan, kWindow, 20),
+            keptPositions(p, h2oScores(p)));
 }
 
 TEST(LayerEviction, SnapKVKeepsWhatTheLastQueriesVoteFor) {

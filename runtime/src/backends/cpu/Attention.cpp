@@ -51,32 +51,6 @@ void encodeGroup(PagedCache &cache, uint32_t layer, const CacheCodecs &codecs,
   }
 }
 
-/// Encodes the oldest `tokens` tail tokens of `sequence` into its pages,
-/// one (flush group, head) per task.
-void encodeTail(ThreadPool &pool, PagedCache &cache, uint32_t layer,
-                const CacheCodecs &codecs, uint64_t sequence, uint64_t tokens) {
-  const CacheLayerShape &shape = cache.shape(layer);
-  const std::vector<uint32_t> &pages = cache.pages(layer, sequence);
-  cache.flush(layer, sequence, tokens,
-              [&](uint64_t first, uint64_t count, const Tail &tail) {
-                int64_t groups = int64_t(count / shape.flushGroup);
-                int64_t grain = std::max<int64_t>(
-                    1, 4096 / (int64_t(shape.flushGroup) * shape.headDim));
-                pool.parallelFor(
-                    groups * shape.kvHeads, grain,
-                    [&](int64_t begin, int64_t end, unsigned) {
-                      for (int64_t task = begin; task < end; ++task) {
-                        encodeGroup(cache, layer, codecs, pages, first, tail,
-                                    uint64_t(task / shape.kvHeads),
-                                    uint32_t(task % shape.kvHeads));
-                      }
-                    });
-                if (shape.summaryBlock)
-                  summariseEntries(pool, cache, layer, *codecs.key, sequence,
-                                   first, count);
-              });
-}
-
 /// A tail side as the f32 codec's page area.
 const uint8_t *tailArea(const std::vector<float> &head) {
   return reinterpret_cast<const uint8_t *>(head.data());
@@ -350,6 +324,31 @@ void summariseEntries(ThreadPool &pool, PagedCache &cache, uint32_t layer,
       sparse::summarise(cache, layer, sequence, keys, uint32_t(head), first,
                         count, decoded.data());
   });
+}
+
+// One (flush group, head) per task.
+void encodeTail(ThreadPool &pool, PagedCache &cache, uint32_t layer,
+                const CacheCodecs &codecs, uint64_t sequence, uint64_t tokens) {
+  const CacheLayerShape &shape = cache.shape(layer);
+  const std::vector<uint32_t> &pages = cache.pages(layer, sequence);
+  cache.flush(layer, sequence, tokens,
+              [&](uint64_t first, uint64_t count, const Tail &tail) {
+                int64_t groups = int64_t(count / shape.flushGroup);
+                int64_t grain = std::max<int64_t>(
+                    1, 4096 / (int64_t(shape.flushGroup) * shape.headDim));
+                pool.parallelFor(
+                    groups * shape.kvHeads, grain,
+                    [&](int64_t begin, int64_t end, unsigned) {
+                      for (int64_t task = begin; task < end; ++task) {
+                        encodeGroup(cache, layer, codecs, pages, first, tail,
+                                    uint64_t(task / shape.kvHeads),
+                                    uint32_t(task % shape.kvHeads));
+                      }
+                    });
+                if (shape.summaryBlock)
+                  summariseEntries(pool, cache, layer, *codecs.key, sequence,
+                                   first, count);
+              });
 }
 
 void encodeTails(ThreadPool &pool, PagedCache &cache, uint32_t layer,

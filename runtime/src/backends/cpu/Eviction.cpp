@@ -225,22 +225,30 @@ Status LayerEviction::compact(ThreadPool &pool, PagedCache &cache,
                               uint64_t sequence, SequenceState &state,
                               int64_t qHeads, int32_t position) {
   const uint32_t layer = attention_.layer;
-  // Only encoded entries move; what may leave the tail now is encoded
-  // first (as the next append would), the rest is recent and kept.
-  encodeTails(pool, cache, layer, attention_.codecs, &sequence, 1);
-  const uint64_t length = cache.length(layer, sequence);
-  const uint64_t encoded = cache.encoded(layer, sequence);
-  const uint64_t kvHeads = cache.shape(layer).kvHeads;
-  std::vector<float> scores;
-  score(pool, cache, sequence, state, qHeads, position, scores);
   evict::SelectionParams select;
   select.budget = budget(state);
   select.sinks = params_.plan.sinks();
   // A window at most half the budget, so that a small budget (a fraction
   // of a short sequence) still leaves the score some entries to choose.
-  select.recent = std::max<uint64_t>(
-      std::min<uint64_t>(params_.plan.window(), select.budget / 2),
-      length - encoded);
+  const uint64_t recent =
+      std::min<uint64_t>(params_.plan.window(), select.budget / 2);
+  // Only encoded entries move, and the tail stays: what may leave it now
+  // is encoded first (as the next append would), and so is what this
+  // window does not protect, so that an encoding's exact window
+  // (docs/kv-encodings.md) yields to the budget instead of outliving it.
+  encodeTails(pool, cache, layer, attention_.codecs, &sequence, 1);
+  const uint64_t tail = cache.tail(layer, sequence).tokens();
+  if (tail > recent) {
+    const uint32_t group = cache.shape(layer).flushGroup;
+    encodeTail(pool, cache, layer, attention_.codecs, sequence,
+               (tail - recent) / group * group);
+  }
+  const uint64_t length = cache.length(layer, sequence);
+  const uint64_t encoded = cache.encoded(layer, sequence);
+  const uint64_t kvHeads = cache.shape(layer).kvHeads;
+  std::vector<float> scores;
+  score(pool, cache, sequence, state, qHeads, position, scores);
+  select.recent = std::max<uint64_t>(recent, length - encoded);
   select.shared = true;
   std::vector<uint64_t> kept = evict::selectKept(
       scores.data(), int64_t(kvHeads), int64_t(length), length, select)[0];

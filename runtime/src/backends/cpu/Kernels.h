@@ -69,6 +69,11 @@ void summariseEntries(ThreadPool &pool, PagedCache &cache, uint32_t layer,
                       const Codec &keys, uint64_t sequence, uint64_t first,
                       uint64_t count);
 
+/// Encodes the oldest `tokens` tail tokens of `sequence` in `layer` (whole
+/// flush groups) into its pages.
+void encodeTail(ThreadPool &pool, PagedCache &cache, uint32_t layer,
+                const CacheCodecs &codecs, uint64_t sequence, uint64_t tokens);
+
 /// Encodes what may leave the tails of the listed sequences (repeats are
 /// fine) in `layer`.
 void encodeTails(ThreadPool &pool, PagedCache &cache, uint32_t layer,
