@@ -12,7 +12,9 @@
 #              backend: greedy tokens and logits) on llama-tiny in every
 #              encoding the GPU runs and with sparse selection (SELECTIONS,
 #              default "twolevel quest"; the bf16 artifact says how far
-#              selection moves the logits), and the artifacts it must
+#              selection moves the logits), with exact sinks and windows
+#              beside the codes (EXACT, default "polar4 fp8 nvfp4"; a
+#              chunked prefill), and the artifacts it must
 #              refuse (selection over fp8, runner-up prefetches), each with
 #              its sentence; and the offloaded llama-tiny against the same
 #              artifact resident on the GPU (equal logits, counted misses)
@@ -49,6 +51,7 @@ reps=${REPS:-100}
 points=${POINTS:-"1x4096 8x32768 32x4096"}
 encodings=${ENCODINGS:-"bf16 fp8 polar4 nvfp4"}
 selections=${SELECTIONS:-"twolevel quest"}
+exact=${EXACT:-"polar4 fp8 nvfp4"}
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
 offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}
 sections=("$@")
@@ -75,6 +78,15 @@ engine_checks() {
     grep -E '^(selection moved|[0-9]+ of [0-9]+ rows)' \
       "$out/engine-check-$e.txt"
     echo "engine $e: $(tail -1 "$out/engine-check-$e.txt")"
+  done
+  # Exact sinks and window beside the codes: the GPU reads what the CPU
+  # reads, the first prompt's leading chunks prefilled alone (rows after
+  # stored tokens read the store and their own chunk).
+  for e in $exact; do
+    timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$e-exact.kvpkg" \
+      --prompt 300 --steps 16 --chunk 128 > "$out/engine-check-$e-exact.txt" \
+      2>&1 || status=1
+    echo "engine $e-exact: $(tail -1 "$out/engine-check-$e-exact.txt")"
   done
   # Offload: the same logits as the resident cache, bit for bit.
   timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-offload.kvpkg" \

@@ -15,7 +15,8 @@
 # The artifacts: llama-tiny (2 layers, head dim 64; checked against the
 # CPU backend) and llama3-8b with --synthetic-weights generated (timed):
 # 2.5 MB each, the runtime makes the 16 GB of weights on the GPU. Besides
-# one per encoding: sparse selection (two-level and Quest on llama-tiny,
+# one per encoding: exact sinks and windows beside the codes, sparse
+# selection (two-level and Quest on llama-tiny,
 # every layer selecting; two-level on llama3-8b with the pass's defaults
 # but its top 128 blocks and 2048 entries), offload (llama-tiny with a
 # budget small enough to miss; llama3-8b with 16 GB of device pages), and
@@ -51,6 +52,17 @@ for i in "${!encodings[@]}"; do
     "$kvopt" "${args[@]}"
   done
 done
+# Exact tokens beside the codes: llama-tiny with 4 sinks and a window of 64
+# in each encoding that keeps them (checked against the CPU backend), and
+# llama3-8b polar 4-bit with the README's window of 128 (timed).
+for e in "polar4 encoding=polar bits=4" "fp8 encoding=fp8" "nvfp4 encoding=nvfp4"; do
+  "$kvopt" compile --synthetic llama-tiny --synthetic-weights generated \
+    --target h200 -o ".gpu-bin/llama-tiny-${e%% *}-exact.kvpkg" \
+    --passes "kv-quantize{${e#* } sinks=4 window=64}"
+done
+"$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
+  --target h200 -o .gpu-bin/llama3-8b-polar4-w128.kvpkg \
+  --passes "kv-quantize{encoding=polar bits=4 window=128}"
 select="kv-sparse-select{method=twolevel block=16 top_blocks=4 top_tokens=48 dense_layers=0}"
 tiny=(compile --synthetic llama-tiny --synthetic-weights generated --target h200)
 "$kvopt" "${tiny[@]}" --passes "$select" -o .gpu-bin/llama-tiny-twolevel.kvpkg

@@ -2,15 +2,17 @@
 //
 //   kvrt-cuda-engine check ARTIFACT [--prompt N] [--steps N] [--tolerance X]
 //                                   [--flips F] [--dense A] [--resident A]
+//                                   [--chunk C]
 //   kvrt-cuda-engine bench ARTIFACT [--batch B] [--context L] [--steps N]
 //                                   [--chunk C] [--graphs 0|1]
 //
 // check: runs the same two sequences (prompts of N and N / 2 + 1 tokens, in
 // one batch) on the cpu and cuda backends: prefill, then `steps` decode
-// steps both fed the CPU's greedy token. Then a second round on pages the
-// first one freed (stale block summaries in them, for a selecting
-// artifact): a prompt of N / 2 + 9 tokens prefilled alone, one batch that
-// prefills a prompt of N - 5 tokens while the first sequence decodes, and
+// steps both fed the CPU's greedy token. With --chunk C < N, the first
+// prompt's leading chunks of C tokens are prefilled alone first. Then a second
+// round on pages the first one freed (stale block summaries in them, for a
+// selecting artifact): a prompt of N / 2 + 9 tokens prefilled alone, one batch
+// that prefills a prompt of N - 5 tokens while the first sequence decodes, and
 // steps / 2 decode steps of both. Prints the largest relative error of
 // each step's logits (max |gpu - cpu| / max |cpu|) and whether the greedy
 // tokens agree; exits 1 when an error exceeds --tolerance (default 0.02)
@@ -197,6 +199,24 @@ int check(const Options &o) {
       denseBatch.push_back({denseIds.back(), p});
     }
   }
+  // With --chunk below the first prompt, its leading chunks go alone (rows
+  // after stored tokens), its last one with the second prompt.
+  const std::vector<int32_t> &longest = prompts[0];
+  size_t done = 0;
+  for (size_t chunk = size_t(o.chunk); longest.size() - done > chunk;
+       done += chunk) {
+    const std::vector<int32_t> part(longest.begin() + done,
+                                    longest.begin() + done + chunk);
+    orDie(b.cpu->prefill({{cpuIds[0], part}}));
+    b.onGpus([&](Engine &e) { orDie(e.prefill({{gpuIds[0], part}})); });
+    if (dense)
+      orDie(dense->prefill({{denseIds[0], part}}));
+    b.compareLast("prefill chunk at " + std::to_string(done));
+  }
+  for (auto *batch : {&cpuBatch, &gpuBatch, &denseBatch})
+    if (!batch->empty())
+      (*batch)[0].tokens.erase((*batch)[0].tokens.begin(),
+                               (*batch)[0].tokens.begin() + done);
   orDie(b.cpu->prefill(cpuBatch));
   b.onGpus([&](Engine &e) { orDie(e.prefill(gpuBatch)); });
   if (dense)
@@ -439,10 +459,12 @@ int main(int argc, char **argv) {
     else
       o.mode.clear();
   }
-  if ((o.mode != "check" && o.mode != "bench") || (argc - 3) % 2) {
+  if ((o.mode != "check" && o.mode != "bench") || (argc - 3) % 2 ||
+      o.chunk < 1) {
     std::fprintf(stderr,
                  "usage: %s check ARTIFACT [--prompt N] [--steps N] "
-                 "[--tolerance X] [--flips F] [--dense A] [--resident A]\n"
+                 "[--tolerance X] [--flips F] [--dense A] [--resident A] "
+                 "[--chunk C]\n"
                  "       %s bench ARTIFACT [--batch B] [--context L] "
                  "[--steps N] [--chunk C] [--graphs 0|1]\n",
                  argv[0], argv[0]);

@@ -80,6 +80,26 @@ TEST(PageLedger, APageTakenAgainIsAnotherGenerationAndNamesItsPool) {
             "raise EngineOptions::cacheTokens or finish sequences");
 }
 
+TEST(PageLedger, SequencesTakeTheLowestSlotsAndReuseFreedOnes) {
+  // The exact-token stores have one row per slot: slots stay few and
+  // stable while a sequence lives.
+  PageLedger ledger(16, 4);
+  for (uint64_t sequence : {10, 11, 12})
+    ASSERT_TRUE(ledger.addSequence(sequence));
+  EXPECT_EQ(ledger.slot(10), 0u);
+  EXPECT_EQ(ledger.slot(11), 1u);
+  EXPECT_EQ(ledger.slot(12), 2u);
+  EXPECT_EQ(ledger.slots(), 3u);
+  ledger.removeSequence(11);
+  ASSERT_TRUE(ledger.addSequence(13));
+  EXPECT_EQ(ledger.slot(13), 1u);
+  EXPECT_EQ(ledger.slot(12), 2u);
+  EXPECT_EQ(ledger.slots(), 3u);
+  ASSERT_TRUE(ledger.addSequence(14));
+  EXPECT_EQ(ledger.slot(14), 3u);
+  EXPECT_EQ(ledger.slots(), 4u);
+}
+
 TEST(PlanLength, CoversTheLengthWithinAQuarterAndChangesRarely) {
   std::set<uint32_t> distinct;
   uint32_t previous = 0;
@@ -302,24 +322,45 @@ TEST(DeviceSideLayout, MatchesTheCodecsPages) {
   }
 }
 
-TEST(DeviceSideLayout, RefusesExactTokensBesideTheCodes) {
-  // The CPU backend keeps a window and sinks in its tail; the GPU has none.
+TEST(DeviceSideLayout, ExactTokensLeaveThePagesAsTheyAre) {
+  // Sinks and a window are kept beside the pages (ExactTokens.h): every
+  // token is still encoded into its page, laid out as without them.
   for (schema::Encoding e :
        {encodingOf(schema::ENCODING_POLAR, 4), encodingOf(schema::ENCODING_FP8),
         encodingOf(schema::ENCODING_NVFP4)}) {
+    const DeviceSideLayout plain = layoutOf(e, 64, 16, {});
     e.set_residual(128);
-    CodecContext context;
-    context.kvHeads = 8;
-    context.headDim = 64;
-    StatusOr<std::unique_ptr<Codec>> codec = makeCodec(e, context);
-    ASSERT_TRUE(codec) << codec.status().message();
-    StatusOr<DeviceSideLayout> side = deviceSideLayout(e, **codec, 16);
-    ASSERT_FALSE(side);
-    EXPECT_EQ(side.status().message(),
-              "the CUDA backend reads caches without exact tokens beside "
-              "their codes (sinks, window); run this artifact on the cpu "
-              "backend");
+    e.set_sinks(4);
+    const DeviceSideLayout exact = layoutOf(e, 64, 16, {});
+    EXPECT_EQ(exact.entryBytes, plain.entryBytes) << int(e.kind());
+    EXPECT_EQ(exact.headBytes, plain.headBytes) << int(e.kind());
+    EXPECT_EQ(exact.areaStride, plain.areaStride) << int(e.kind());
   }
+}
+
+TEST(DecodeAttentionPlan, ExactTokensTakeASplitPerTileOfADecodeRow) {
+  const DeviceSideLayout polar =
+      layoutOf(encodingOf(schema::ENCODING_POLAR, 4), 128, 16, {});
+  DecodeAttentionShape shape{8, 32, 8, 128, 16, 32768, polar, polar};
+  StatusOr<DecodeAttentionPlan> coded = planDecodeAttention(shape, 132);
+  ASSERT_TRUE(coded) << coded.status().message();
+  // A window of 128: a decode row reads 129 exact tokens, three tiles.
+  shape.exactTokens = 128;
+  StatusOr<DecodeAttentionPlan> exact = planDecodeAttention(shape, 132);
+  ASSERT_TRUE(exact) << exact.status().message();
+  EXPECT_EQ(coded->exactSplits, 0u);
+  EXPECT_EQ(exact->exactSplits, 3u);
+  EXPECT_EQ(exact->splitTokens, coded->splitTokens);
+  EXPECT_EQ(exact->splits, coded->splits + 3);
+  EXPECT_GT(exact->workspaceBytes, coded->workspaceBytes);
+  // 4 sinks and a window of 59: one tile. A single split of the codes
+  // still leaves partials to merge.
+  shape.exactTokens = 63;
+  shape.maxLength = 100;
+  exact = planDecodeAttention(shape, 132);
+  ASSERT_TRUE(exact) << exact.status().message();
+  EXPECT_EQ(exact->exactSplits, 1u);
+  EXPECT_EQ(exact->splits, 2u);
 }
 
 } // namespace

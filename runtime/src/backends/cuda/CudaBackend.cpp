@@ -14,7 +14,10 @@
 // - A decode step's new token is encoded when appended and read encoded by
 //   the same step; the CPU backend reads it from its bf16 tail until the
 //   next append. A prefill reads its own tokens in bf16 on both. For a
-//   bf16 cache the two always read the same values.
+//   bf16 cache the two always read the same values. A layer that keeps
+//   tokens exact beside their codes (ExactTokens.h) reads what the CPU
+//   backend reads: its sinks, its window and the call's own tokens in
+//   bf16, the rest encoded.
 // - A chunked prefill (earlier tokens stored) of a quantized cache runs
 //   its rows through the decode kernels, which read the chunk's own
 //   tokens encoded.
@@ -185,7 +188,7 @@ public:
   Status prepare(const EngineOptions &options);
 
   Status addSequence(SequenceId sequence) override {
-    return pool_->ledger().addSequence(sequence);
+    return pool_->addSequence(sequence);
   }
   void removeSequence(SequenceId sequence) override {
     pool_->ledger().removeSequence(sequence);
@@ -227,11 +230,11 @@ private:
   Status sparseRows(const Step &s, const cuda::DecodeAttentionArgs &args,
                     uint32_t first, uint32_t count);
   float *buffer(uint32_t index) { return buffers_[index].buffer.as<float>(); }
-  /// Whether appends leave the batch's entries in bf16 (ownKeys_,
-  /// ownValues_): for a prefill's attention, and for offloaded layers'
-  /// resident pages (`offloadedLayer`: the appending layer is one).
-  bool keepsOwnEntries(bool offloadedLayer) const {
-    return hasRuns_ || offloadedLayer;
+  /// Whether the append of a layer of `spec` leaves the batch's entries in
+  /// bf16 (ownKeys_, ownValues_): for a prefill's attention, for offloaded
+  /// layers' resident pages, and for layers that keep tokens exact.
+  bool keepsOwnEntries(const cuda::DeviceLayerSpec &spec) const {
+    return hasRuns_ || spec.offloaded || spec.keepsExact();
   }
 
   std::shared_ptr<const Artifact> artifact_;
@@ -254,6 +257,10 @@ private:
   /// bf16 keys and values each append leaves for its layer's attention.
   Scratch ownKeys_, ownValues_;
   bool hasRuns_ = false;
+  /// Whether some layer's appends leave their entries in bf16 in every
+  /// call (offloaded layers, exact tokens), and whether some layer keeps
+  /// tokens exact.
+  bool ownEveryCall_ = false, keepsExact_ = false;
   int64_t widestKv_ = 0;
   /// Sparse selection: whether a layer selects, the workspace every
   /// selecting layer uses in turn (allocated once: a captured graph holds
@@ -279,6 +286,9 @@ private:
   const int32_t *tokens_ = nullptr, *positions_ = nullptr, *slots_ = nullptr,
                 *rowLengths_ = nullptr, *tableRows_ = nullptr,
                 *pageTables_ = nullptr;
+  /// With exact tokens: per table row, the sequence's slot and its tokens
+  /// before and after the call (ExactTokensView::calls).
+  const int32_t *exactCalls_ = nullptr;
   const uint32_t *logitRows_ = nullptr;
   uint32_t pageTableStride_ = 0;
   /// The batch's row lengths and table rows on the host: attention plans
@@ -516,6 +526,8 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
   // Bytes of one page of every layer on the device and in host memory,
   // and the device bytes of fixed offload budgets.
   uint64_t pageBytes = 0, hostPageBytes = 0, fixedBytes = 0;
+  // Bytes of one sequence's exact tokens in every layer that keeps them.
+  uint64_t exactBytes = 0;
   for (const schema::CacheLayout &c : m.cache()) {
     const std::string where = name + ": layer " + std::to_string(c.layer());
     cuda::DeviceLayerSpec spec;
@@ -537,14 +549,22 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
                              "bits on the GPU is not written; run this "
                              "artifact on the cpu backend");
       (i ? spec.value : spec.key) = *side;
+      spec.exactSinks = std::max(spec.exactSinks, e.sinks());
+      spec.exactWindow = std::max(spec.exactWindow, e.residual());
       if (e.kind() == schema::ENCODING_FP8 &&
           e.scale_mode() == schema::SCALE_MODE_PER_HEAD)
         (i ? spec.valueScales : spec.keyScales) = codec->scales;
     }
     // The decode kernels' constraints, checked once for a batch of one.
-    cuda::DecodeAttentionShape shape{
-        1, c.kv_heads(), c.kv_heads(), c.head_dim(), pageSize,
-        1, spec.key,     spec.value};
+    cuda::DecodeAttentionShape shape{1,
+                                     c.kv_heads(),
+                                     c.kv_heads(),
+                                     c.head_dim(),
+                                     pageSize,
+                                     1,
+                                     spec.key,
+                                     spec.value,
+                                     spec.exactSinks + spec.exactWindow};
     StatusOr<cuda::DecodeAttentionPlan> planned =
         cuda::planDecodeAttention(shape, multiprocessors_);
     if (!planned)
@@ -584,6 +604,13 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
     }
     widestKv_ =
         std::max<int64_t>(widestKv_, int64_t(spec.kvHeads) * spec.headDim);
+    keepsExact_ = keepsExact_ || spec.keepsExact();
+    ownEveryCall_ = ownEveryCall_ || spec.keepsExact() || spec.offloaded;
+    exactBytes +=
+        spec.keepsExact()
+            ? cuda::exactSlotBytes({spec.exactSinks, spec.exactWindow},
+                                   spec.kvHeads, spec.headDim)
+            : 0;
     specs.push_back(std::move(spec));
   }
   uint64_t pages;
@@ -592,11 +619,11 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
   } else {
     // As for the CPU backend, room for four sequences of the full context,
     // but at most 90% of what the GPU has free beyond 2 GiB for
-    // activations and cuBLASLt (and the offloaded pages in at most half
-    // of the host's memory).
+    // activations and cuBLASLt and the exact tokens of 64 sequences (and
+    // the offloaded pages in at most half of the host's memory).
     size_t free = 0, total = 0;
     cudaMemGetInfo(&free, &total);
-    const uint64_t reserve = (2ull << 30) + fixedBytes;
+    const uint64_t reserve = (2ull << 30) + fixedBytes + 64 * exactBytes;
     uint64_t fits =
         free > reserve ? uint64_t(double(free - reserve) * 0.9) / pageBytes : 0;
     if (hostPageBytes) {
@@ -684,6 +711,15 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
     auto [it, inserted] = index.emplace(batch.sequences[r], counts.size());
     if (inserted)
       counts.push_back({batch.sequences[r], 0});
+    // A row finds the earlier rows of its call, whose tokens it reads
+    // exact, right before it.
+    else if (keepsExact_ && batch.sequences[r - 1] != batch.sequences[r])
+      return Status::error(
+          "the cuda backend reads a call's own tokens exact (sinks, window) "
+          "where each sequence's rows are consecutive in the batch; row " +
+          std::to_string(r) + " of sequence " +
+          std::to_string(batch.sequences[r]) +
+          " follows another sequence's row");
     ++counts[it->second].second;
   }
   if (offloaded_) {
@@ -696,7 +732,7 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
     KVRT_RETURN_IF_ERROR(offloaded_->prepareCall(uint32_t(counts.size())));
     KVRT_RETURN_IF_ERROR(offloaded_->waitForCopies(stream_));
   }
-  KVRT_RETURN_IF_ERROR(pool_->ledger().reserve(counts));
+  KVRT_RETURN_IF_ERROR(pool_->reserve(counts));
 
   // The batch's integers, in one pinned array: tokens, positions, slots,
   // row lengths, table rows, page tables, the logit rows, then the pages
@@ -727,8 +763,9 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   pageTableStride_ = (planLength_ + pageSize - 1) / pageSize;
   const std::vector<uint32_t> &wanted = *batch.logitRows;
   const size_t tableInts = counts.size() * pageTableStride_;
-  const size_t total =
-      5 * size_t(rows) + tableInts + wanted.size() + 2 * size_t(builds_);
+  const size_t exactInts = keepsExact_ ? 3 * counts.size() : 0;
+  const size_t total = 5 * size_t(rows) + tableInts + wanted.size() +
+                       2 * size_t(builds_) + exactInts;
   StatusOr<int32_t *> host = hostInts_.reserve(total);
   if (!host)
     return host.status();
@@ -760,6 +797,13 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   int32_t *builds = tables + tableInts + wanted.size();
   std::copy(buildPagesHost_.begin(), buildPagesHost_.end(), builds);
   std::copy(buildSlotsHost_.begin(), buildSlotsHost_.end(), builds + builds_);
+  int32_t *calls = builds + 2 * builds_;
+  for (size_t s = 0; s < exactInts / 3; ++s) {
+    const uint64_t sequence = counts[s].first;
+    calls[3 * s] = int32_t(pool_->ledger().slot(sequence));
+    calls[3 * s + 1] = int32_t(pool_->ledger().length(sequence));
+    calls[3 * s + 2] = int32_t(stored[s]);
+  }
 
   KVRT_RETURN_IF_ERROR(batchInts_.reserve(total * sizeof(int32_t)));
   const int32_t *d = batchInts_.buffer.as<int32_t>();
@@ -772,6 +816,7 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   logitRows_ = reinterpret_cast<const uint32_t *>(d + 5 * rows + tableInts);
   buildPages_ = d + 5 * rows + tableInts + wanted.size();
   buildSlots_ = buildPages_ + builds_;
+  exactCalls_ = keepsExact_ ? buildSlots_ + builds_ : nullptr;
   if (cudaError_t e =
           cudaMemcpyAsync(batchInts_.buffer.get(), h, total * sizeof(int32_t),
                           cudaMemcpyHostToDevice, stream_))
@@ -785,7 +830,7 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   const int64_t vocab = artifact_->manifest().model().vocab_size();
   KVRT_RETURN_IF_ERROR(
       logits_.reserve(wanted.size() * size_t(vocab) * sizeof(float)));
-  if (keepsOwnEntries(offloaded_ != nullptr)) {
+  if (hasRuns_ || ownEveryCall_) {
     const size_t bytes = size_t(rows) * widestKv_ * sizeof(uint16_t);
     KVRT_RETURN_IF_ERROR(ownKeys_.reserve(bytes));
     KVRT_RETURN_IF_ERROR(ownValues_.reserve(bytes));
@@ -815,7 +860,7 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
 uint64_t CudaBackend::scratchMoves() const {
   uint64_t moves = bf16Input_.moves + logits_.moves + batchInts_.moves +
                    workspace_.moves + ownKeys_.moves + ownValues_.moves +
-                   (offloaded_ ? offloaded_->moves() : 0);
+                   (offloaded_ ? offloaded_->moves() : 0) + pool_->exactMoves();
   for (const Scratch &b : buffers_)
     moves += b.moves;
   return moves;
@@ -909,14 +954,13 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     args.src = in(0);
     args.pool = layer.keys();
     args.headScales = layer.keyScales.as<float>();
-    args.bf16Copy = keepsOwnEntries(layer.spec.offloaded)
-                        ? ownKeys_.buffer.as<uint16_t>()
-                        : nullptr;
+    args.bf16Copy =
+        keepsOwnEntries(layer.spec) ? ownKeys_.buffer.as<uint16_t>() : nullptr;
     KVRT_RETURN_IF_ERROR(cuda::launchAppend(args, layer.spec.key, stream_));
     args.src = in(1);
     args.pool = layer.values();
     args.headScales = layer.valueScales.as<float>();
-    args.bf16Copy = keepsOwnEntries(layer.spec.offloaded)
+    args.bf16Copy = keepsOwnEntries(layer.spec)
                         ? ownValues_.buffer.as<uint16_t>()
                         : nullptr;
     KVRT_RETURN_IF_ERROR(cuda::launchAppend(args, layer.spec.value, stream_));
@@ -967,6 +1011,12 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
   view.pageSize = pool_->pageSize();
   view.kvHeads = layer.spec.kvHeads;
   view.headDim = headDim;
+  if (layer.spec.keepsExact()) {
+    view.exact = layer.exact();
+    view.exact.calls = exactCalls_;
+    view.exact.ownKeys = ownKeys_.buffer.as<uint16_t>();
+    view.exact.ownValues = ownValues_.buffer.as<uint16_t>();
+  }
   args.q = q;
   args.out = out;
   args.qHeads = qHeads;
@@ -1013,7 +1063,11 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
     KVRT_RETURN_IF_ERROR(cuda::prefillAttention(run, stream_));
     r = pending = end;
   }
-  return pendingRows(pending, rows - pending);
+  KVRT_RETURN_IF_ERROR(pendingRows(pending, rows - pending));
+  // Every row has read the exact tokens as they were before the call.
+  view.tableRows = tableRows_;
+  view.lengths = rowLengths_;
+  return cuda::storeExactTokens(view, rows, stream_);
 }
 
 Status CudaBackend::selectingRows(const Step &s,
@@ -1126,7 +1180,7 @@ Status CudaBackend::decodeRows(cuda::DecodeAttentionArgs args, uint32_t first,
       cuda::DecodeAttentionShape shape{
           n,        qHeads,        view.kvHeads,
           headDim,  view.pageSize, uint32_t(longest),
-          view.key, view.value};
+          view.key, view.value,    view.exact.entries()};
       StatusOr<cuda::DecodeAttentionPlan> planned =
           cuda::planDecodeAttention(shape, multiprocessors_);
       if (!planned)
@@ -1141,6 +1195,7 @@ Status CudaBackend::decodeRows(cuda::DecodeAttentionArgs args, uint32_t first,
     KVRT_RETURN_IF_ERROR(workspace_.reserve(plan.workspaceBytes));
     view.tableRows = tableRows_ + first;
     view.lengths = rowLengths_ + first;
+    view.exact.firstRow = first;
     args.q = q + size_t(first) * qHeads * headDim;
     args.out = out + size_t(first) * qHeads * headDim;
     args.queryPositions = positions_ + first;

@@ -191,7 +191,11 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
   uint32_t split = ceilDiv(ceilDiv(shape.maxLength, wanted), plan.tileTokens) *
                    plan.tileTokens;
   plan.splitTokens = std::clamp(split, kMinSplitTokens, maxSplit);
-  plan.splits = std::max(1u, ceilDiv(shape.maxLength, plan.splitTokens));
+  // A decode row's exact tokens: the sinks, the window and its own.
+  plan.exactSplits =
+      shape.exactTokens ? ceilDiv(shape.exactTokens + 1, kExactTileTokens) : 0;
+  plan.splits = std::max(1u, ceilDiv(shape.maxLength, plan.splitTokens)) +
+                plan.exactSplits;
 
   plan.sharedBytes = sharedLayout(plan, shape.headDim, pageSize).bytes;
   if (plan.sharedBytes > kMaxSharedBytes)
@@ -248,6 +252,10 @@ Status decodeAttention(const DecodeAttentionArgs &args,
   p.pageTables = cache.pageTables;
   p.tableRows = cache.tableRows;
   p.lengths = cache.lengths;
+  const bool exact = cache.exact.active();
+  p.exactCalls = exact ? cache.exact.calls : nullptr;
+  p.exactSinks = exact ? cache.exact.sinks : 0;
+  p.exactWindow = exact ? cache.exact.window : 0;
   p.key = geometry(cache.key);
   p.value = geometry(cache.value);
   p.pageTableStride = cache.pageTableStride;
@@ -272,6 +280,11 @@ Status decodeAttention(const DecodeAttentionArgs &args,
   if (plan.workspaceBytes && !args.workspace)
     return Status::error("decode attention on CUDA needs a workspace of " +
                          std::to_string(plan.workspaceBytes) + " bytes");
+  if (exact != (plan.exactSplits > 0))
+    return Status::error(
+        std::string("decode attention's plan was made for ") +
+        (plan.exactSplits ? "a cache with" : "a cache without") +
+        " exact tokens");
   const bool bf16 = cache.key.kind == DeviceSideLayout::Kind::Bf16;
   const void *kernel = nullptr;
   switch (plan.kernel) {
@@ -298,13 +311,21 @@ Status decodeAttention(const DecodeAttentionArgs &args,
     launched = cudaFuncSetAttribute(kernel,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     int(plan.sharedBytes)) == cudaSuccess;
+  // With exact tokens the last splits are theirs.
+  const uint32_t codedSplits = plan.splits - plan.exactSplits;
   if (launched) {
     void *kernelArgs[] = {&p};
     launched =
-        cudaLaunchKernel(kernel, dim3(plan.splits, cache.kvHeads, args.batch),
+        cudaLaunchKernel(kernel, dim3(codedSplits, cache.kvHeads, args.batch),
                          dim3(kLaunchThreads), kernelArgs, plan.sharedBytes,
                          stream) == cudaSuccess;
   }
+  if (launched && exact)
+    launched = launchExactAttention(
+        cache, args.q, args.queryPositions, args.batch, args.qHeads,
+        p.scaleLog2, args.slidingWindow, p.partialOut, p.partialMaxSum,
+        plan.splits, plan.exactSplits,
+        rotates ? cache.value.rotationSigns : nullptr, stream);
   if (launched && plan.splits > 1)
     launched = launchSplitReduce(p.partialOut, p.partialMaxSum, args.out,
                                  uint32_t(rows), plan.splits, headDim, stream);

@@ -21,11 +21,15 @@
 // output row is rotated back once after the merge (R_V^T), as the CPU
 // codec's prepareQuery() and finishOutput() do.
 //
+// A layer that keeps tokens exact beside their codes (ExactTokens.h) has
+// more splits per row, over those tokens in bf16.
+//
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_DECODEATTENTION_H
 #define KVRT_BACKENDS_CUDA_DECODEATTENTION_H
 
 #include "kvrt/Status.h"
+#include "runtime/src/backends/cuda/ExactTokens.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -89,6 +93,9 @@ struct PagedKvView {
   uint32_t pageSize = 0;
   uint32_t kvHeads = 0;
   uint32_t headDim = 0;
+  /// The tokens the layer keeps exact, if any: the pages' codes of those
+  /// are not read.
+  ExactTokensView exact;
 };
 
 /// What a launch depends on besides the data.
@@ -101,6 +108,9 @@ struct DecodeAttentionShape {
   /// An upper bound of the batch's lengths.
   uint32_t maxLength = 0;
   DeviceSideLayout key, value;
+  /// The sinks plus the window of a layer that keeps tokens exact
+  /// (PagedKvView::exact), else 0.
+  uint32_t exactTokens = 0;
 };
 
 /// The split kernels. Each encoding has a default (planDecodeAttention()
@@ -131,7 +141,10 @@ struct DecodeAttentionPlan {
   /// instance (unused query rows are masked).
   uint32_t groupCapacity = 0;
   uint32_t splitTokens = 0;
+  /// Partials per row: the splits of the codes, then exactSplits of the
+  /// exact tokens (which a decode row reads one tile of 64 each).
   uint32_t splits = 0;
+  uint32_t exactSplits = 0;
   /// Tokens a shared-memory tile holds of one page: min(pageSize, tile).
   uint32_t segmentTokens = 0;
   /// Pipeline stages, and the bytes of one (a tile of keys or values and,

@@ -59,6 +59,12 @@ struct SplitKernelParams {
   /// Null, or row b's page table is row tableRows[b] of pageTables.
   const int32_t *tableRows;
   const int32_t *lengths;
+  /// Null, or (a layer keeping tokens exact) ExactTokensView::calls: the
+  /// codes of tokens below exactSinks, and from before - exactWindow on,
+  /// are not read.
+  const int32_t *exactCalls;
+  uint32_t exactSinks;
+  uint32_t exactWindow;
   SideGeometry key, value;
   uint32_t pageTableStride;
   uint32_t pageSize;
@@ -98,6 +104,22 @@ const void *splitMmaKernelFp8E4M3(uint32_t headDim);
 const void *splitGroupMmaKernelFp8E4M3(uint32_t headDim);
 const void *splitGroupMmaKernelPolar(uint32_t headDim, uint32_t bits);
 const void *splitGroupMmaKernelNvfp4(uint32_t headDim);
+
+/// Tokens of a tile of exact tokens (ExactAttention.cu).
+inline constexpr uint32_t kExactTileTokens = 64;
+
+/// The exact tokens' partials of each row and KV head, written as the
+/// row's last `exactSplits` of `splits` (ExactAttention.cu): split j takes
+/// tiles j, j + exactSplits, ... of the row's exact tokens. `q` unrotated;
+/// `valueSigns` (or null) rotates the partial outputs into polar's rotated
+/// value domain.
+bool launchExactAttention(const PagedKvView &cache, const float *q,
+                          const int32_t *queryPositions, uint32_t batch,
+                          uint32_t qHeads, float scaleLog2,
+                          int32_t slidingWindow, float *partialOut,
+                          float *partialMaxSum, uint32_t splits,
+                          uint32_t exactSplits, const uint32_t *valueSigns,
+                          cudaStream_t stream);
 
 /// Merges the splits' partials into out (SplitReduce.cu).
 bool launchSplitReduce(const float *partialOut, const float *partialMaxSum,

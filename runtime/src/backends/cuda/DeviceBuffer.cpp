@@ -3,6 +3,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <string>
 
 namespace kvrt::cuda {
@@ -26,6 +27,19 @@ Status DeviceBuffer::upload(const void *host, size_t bytes) {
     return Status::error(
         "copying " + std::to_string(bytes) +
         " bytes to the device failed: " + cudaGetErrorString(error));
+  return Status::ok();
+}
+
+Status DeviceBuffer::copyFrom(const DeviceBuffer &other) {
+  const size_t bytes = std::min(size_, other.size());
+  if (!bytes)
+    return Status::ok();
+  cudaError_t error =
+      cudaMemcpy(data_, other.get(), bytes, cudaMemcpyDeviceToDevice);
+  if (error != cudaSuccess)
+    return Status::error(
+        "copying " + std::to_string(bytes) +
+        " bytes on the device failed: " + cudaGetErrorString(error));
   return Status::ok();
 }
 

@@ -55,6 +55,9 @@ public:
   static StatusOr<DeviceBuffer> allocate(size_t bytes);
   /// Copies `bytes` from the host to offset 0 (synchronously).
   Status upload(const void *host, size_t bytes);
+  /// Copies the first min(size(), other.size()) bytes of `other` here
+  /// (synchronously, device to device).
+  Status copyFrom(const DeviceBuffer &other);
 };
 
 /// Pinned host memory mapped into the device's address space (the same

@@ -5,6 +5,12 @@
 #include <string>
 
 namespace kvrt::cuda {
+namespace {
+
+/// Sequences the exact-token stores hold at first.
+constexpr uint32_t kFirstExactSlots = 4;
+
+} // namespace
 
 StatusOr<std::unique_ptr<DeviceKvPool>>
 DeviceKvPool::create(std::vector<DeviceLayerSpec> specs, uint32_t pageSize,
@@ -56,12 +62,82 @@ DeviceKvPool::create(std::vector<DeviceLayerSpec> specs, uint32_t pageSize,
       KVRT_RETURN_IF_ERROR(
           allocate(layer.summaries, summaryPage * capacityPages));
     pool->pageBytes_ += keyPage + valuePage + summaryPage;
+    pool->exactSlotBytes_ +=
+        spec.keepsExact() ? exactSlotBytes({spec.exactSinks, spec.exactWindow},
+                                           spec.kvHeads, spec.headDim)
+                          : 0;
     layer.spec = std::move(spec);
     pool->layers_.push_back(std::move(layer));
   }
   KVRT_RETURN_IF_ERROR(allocate(
       pool->positions_, uint64_t(capacityPages) * pageSize * sizeof(int32_t)));
+  if (pool->exactSlotBytes_)
+    KVRT_RETURN_IF_ERROR(pool->growExactStores(kFirstExactSlots));
   return pool;
+}
+
+ExactTokensView DeviceKvPool::Layer::exact() const {
+  ExactTokensView view;
+  view.sinks = spec.exactSinks;
+  view.window = spec.exactWindow;
+  view.keys = exactKeys.as<uint16_t>();
+  view.values = exactValues.as<uint16_t>();
+  return view;
+}
+
+Status DeviceKvPool::addSequence(uint64_t sequence) {
+  KVRT_RETURN_IF_ERROR(ledger_.addSequence(sequence));
+  if (exactSlotBytes_ && ledger_.slots() > exactSlots_) {
+    Status grown = growExactStores(2 * exactSlots_);
+    if (!grown) {
+      ledger_.removeSequence(sequence);
+      return grown;
+    }
+  }
+  peakBytes_ = std::max(peakBytes_, bytesInUse());
+  return Status::ok();
+}
+
+Status DeviceKvPool::reserve(
+    const std::vector<std::pair<uint64_t, uint64_t>> &tokens) {
+  KVRT_RETURN_IF_ERROR(ledger_.reserve(tokens));
+  peakBytes_ = std::max(peakBytes_, bytesInUse());
+  return Status::ok();
+}
+
+Status DeviceKvPool::growExactStores(uint32_t slots) {
+  // All new stores first: a failure leaves the old ones in place.
+  std::vector<std::pair<DeviceBuffer, DeviceBuffer>> grown;
+  for (const Layer &layer : layers_) {
+    grown.emplace_back();
+    if (!layer.spec.keepsExact())
+      continue;
+    const uint64_t side =
+        exactSlotBytes(layer.exact(), layer.spec.kvHeads, layer.spec.headDim) /
+        2;
+    for (DeviceBuffer *buffer : {&grown.back().first, &grown.back().second}) {
+      StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(side * slots);
+      if (!made)
+        return Status::error(
+            "the GPU has no room for the exact tokens (sinks and window) of " +
+            std::to_string(slots) + " sequences, " +
+            std::to_string(exactSlotBytes_ * slots) +
+            " bytes: " + made.status().message());
+      *buffer = std::move(*made);
+    }
+  }
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer &layer = layers_[i];
+    if (!layer.spec.keepsExact())
+      continue;
+    KVRT_RETURN_IF_ERROR(grown[i].first.copyFrom(layer.exactKeys));
+    KVRT_RETURN_IF_ERROR(grown[i].second.copyFrom(layer.exactValues));
+    layer.exactKeys = std::move(grown[i].first);
+    layer.exactValues = std::move(grown[i].second);
+  }
+  exactSlots_ = slots;
+  ++exactMoves_;
+  return Status::ok();
 }
 
 uint64_t DeviceKvPool::summaryPageBytes(const DeviceLayerSpec &spec,

@@ -7,7 +7,9 @@
 // budget of them (OffloadedPages.h). The host keeps the bookkeeping in
 // a PageLedger. The CUDA backend evicts nothing, so every layer holds the
 // same tokens of a sequence: one page list per sequence and one positions
-// array serve all layers.
+// array serve all layers. A layer that keeps tokens exact beside their
+// codes has a store with a row per sequence slot (ExactTokens.h), grown as
+// more sequences are held at once.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_DEVICEKVPOOL_H
@@ -34,6 +36,10 @@ struct DeviceLayerSpec {
   uint32_t summaryBlock = 0;
   /// Whether the layer's pages live in host memory (kv-offload).
   bool offloaded = false;
+  /// Each sequence's first and most recent tokens kept exact (the larger
+  /// of the two sides' sinks and windows, as the CPU backend keeps them).
+  uint32_t exactSinks = 0, exactWindow = 0;
+  bool keepsExact() const { return exactSinks || exactWindow; }
 };
 
 class DeviceKvPool {
@@ -54,6 +60,12 @@ public:
     /// Block summaries where spec.summaryBlock is set, in SparseSelect.h's
     /// layout: [pages][kvHeads][pageSize / block][2][headDim] bf16.
     DeviceBuffer summaries;
+    /// Where spec.keepsExact(): the stores of the exact tokens, a row per
+    /// sequence slot.
+    DeviceBuffer exactKeys, exactValues;
+    /// The layer's exact tokens as the kernels read them, but for the
+    /// call's rows (ExactTokensView::calls, own*), which the caller adds.
+    ExactTokensView exact() const;
   };
 
   /// Bytes of one page's block summaries in a layer of `spec`.
@@ -68,6 +80,13 @@ public:
   /// Which pages each sequence holds.
   PageLedger &ledger() { return ledger_; }
   const PageLedger &ledger() const { return ledger_; }
+  /// The ledger's addSequence(), with room in the exact-token stores for
+  /// its slot (they double when full: their addresses change, counted by
+  /// exactMoves()).
+  Status addSequence(uint64_t sequence);
+  /// The ledger's reserve(), keeping the peak of bytesInUse().
+  Status reserve(const std::vector<std::pair<uint64_t, uint64_t>> &tokens);
+  uint64_t exactMoves() const { return exactMoves_; }
 
   uint32_t pageSize() const { return ledger_.pageSize(); }
   Layer &layer(size_t i) { return layers_[i]; }
@@ -77,19 +96,32 @@ public:
 
   /// Bytes of keys and values one token takes across all layers (page
   /// areas and block summaries over the page size: metadata included), and
-  /// bytes of pages attached to sequences now and at most so far.
+  /// bytes of pages attached to sequences and of their exact-token store
+  /// rows, now and at most so far.
   double bytesPerToken() const;
-  uint64_t bytesInUse() const { return ledger_.pagesInUse() * pageBytes_; }
-  uint64_t peakBytes() const { return ledger_.peakPages() * pageBytes_; }
+  uint64_t bytesInUse() const {
+    return ledger_.pagesInUse() * pageBytes_ +
+           ledger_.sequenceCount() * exactSlotBytes_;
+  }
+  uint64_t peakBytes() const { return peakBytes_; }
 
 private:
   DeviceKvPool(uint32_t pageSize, uint32_t capacityPages, std::string name)
       : ledger_(pageSize, capacityPages, std::move(name)) {}
 
+  /// Makes the exact-token stores hold at least `slots` rows.
+  Status growExactStores(uint32_t slots);
+
   std::vector<Layer> layers_;
   DeviceBuffer positions_;
   /// One page of every layer.
   uint64_t pageBytes_ = 0;
+  /// One sequence slot's row of every exact-token store, the rows they
+  /// hold, and how often they moved.
+  uint64_t exactSlotBytes_ = 0;
+  uint32_t exactSlots_ = 0;
+  uint64_t exactMoves_ = 0;
+  uint64_t peakBytes_ = 0;
   PageLedger ledger_;
 };
 

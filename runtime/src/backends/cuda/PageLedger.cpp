@@ -17,9 +17,16 @@ PageLedger::PageLedger(uint32_t pageSize, uint32_t capacityPages,
 }
 
 Status PageLedger::addSequence(uint64_t sequence) {
-  if (!sequences_.emplace(sequence, Sequence()).second)
+  auto [it, added] = sequences_.emplace(sequence, Sequence());
+  if (!added)
     return Status::error("sequence " + std::to_string(sequence) +
                          " is already in the device cache");
+  if (freeSlots_.empty()) {
+    it->second.slot = slots_++;
+  } else {
+    it->second.slot = freeSlots_.back();
+    freeSlots_.pop_back();
+  }
   return Status::ok();
 }
 
@@ -30,6 +37,7 @@ void PageLedger::removeSequence(uint64_t sequence) {
   for (int32_t page : found->second.pages)
     free_.push_back(page);
   pagesInUse_ -= found->second.pages.size();
+  freeSlots_.push_back(found->second.slot);
   sequences_.erase(found);
 }
 

@@ -42,6 +42,15 @@ public:
   void setLength(uint64_t sequence, uint64_t length) {
     sequences_.at(sequence).length = length;
   }
+  /// A small number naming the sequence while it is in the ledger, below
+  /// slots(): the index of its row in per-sequence device stores
+  /// (ExactTokens.h). A removed sequence's slot is given to the next one.
+  uint32_t slot(uint64_t sequence) const {
+    return sequences_.at(sequence).slot;
+  }
+  /// How many slots have been given out at most: one more than the
+  /// largest slot() so far.
+  uint32_t slots() const { return slots_; }
   /// The sequence's pages in token order (the last ones may be reserved
   /// and not yet written).
   const std::vector<int32_t> &pages(uint64_t sequence) const {
@@ -53,16 +62,20 @@ public:
   uint32_t pageSize() const { return pageSize_; }
   uint64_t capacityPages() const { return generations_.size(); }
   uint64_t pagesInUse() const { return pagesInUse_; }
+  uint64_t sequenceCount() const { return sequences_.size(); }
   uint64_t peakPages() const { return peakPages_; }
 
 private:
   struct Sequence {
     std::vector<int32_t> pages;
     uint64_t length = 0;
+    uint32_t slot = 0;
   };
   uint32_t pageSize_;
   std::string name_;
   std::vector<int32_t> free_;
+  std::vector<uint32_t> freeSlots_;
+  uint32_t slots_ = 0;
   std::vector<uint32_t> generations_;
   uint64_t pagesInUse_ = 0;
   uint64_t peakPages_ = 0;

@@ -1,12 +1,10 @@
 //===- RotateRows.cu - Polar's randomized Hadamard rotation ---------------===//
 //
-// One block per row, one thread per coordinate: R x = H D x / sqrt(d) by
-// the fast Walsh-Hadamard transform in shared memory, each butterfly the
-// a + b, a - b of codecs/Hadamard.cpp, then the same multiply by
-// 1 / sqrt(d): the result is the CPU codec's, bit for bit.
+// One block per row, one thread per coordinate (RotateRows.cuh).
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/DecodeKernels.h"
+#include "runtime/src/backends/cuda/RotateRows.cuh"
 
 #include <cuda_runtime.h>
 
@@ -22,16 +20,9 @@ __global__ void rotateRowsKernel(const float *in, float *out, Signs signs,
   __shared__ float x[128];
   const uint32_t dim = blockDim.x, i = threadIdx.x;
   const size_t at = size_t(blockIdx.x) * dim + i;
-  const float sign = (signs.bits[i / 32] >> (i % 32)) & 1 ? -1.0f : 1.0f;
-  x[i] = inverse ? in[at] : in[at] * sign;
-  for (uint32_t half = 1; half < dim; half *= 2) {
-    __syncthreads();
-    const float a = x[i & ~half], b = x[i | half];
-    __syncthreads();
-    x[i] = i & half ? a - b : a + b;
-  }
-  const float y = x[i] * (1.0f / sqrtf(float(dim)));
-  out[at] = inverse ? y * sign : y;
+  x[i] = in[at];
+  rotateInShared(x, dim, signs.bits, inverse);
+  out[at] = x[i];
 }
 
 } // namespace

@@ -92,11 +92,6 @@ Status readNvfp4(const Codec &codec, DeviceSideLayout &side) {
 
 } // namespace
 
-/// Exact tokens beside the codes live in the CPU backend's tail.
-constexpr const char *kNoExactTokens =
-    "the CUDA backend reads caches without exact tokens beside their codes "
-    "(sinks, window); run this artifact on the cpu backend";
-
 StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
                                             const Codec &codec,
                                             uint32_t pageSize) {
@@ -110,8 +105,6 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
   case schema::ENCODING_FP8:
     if (encoding.fp8_format() != schema::FP8_FORMAT_E4M3)
       return Status::error("the CUDA backend reads fp8 e4m3 caches, not e5m2");
-    if (encoding.sinks() || encoding.residual())
-      return Status::error(kNoExactTokens);
     side.kind = DeviceSideLayout::Kind::Fp8E4M3;
     side.slotScales = encoding.scale_mode() == schema::SCALE_MODE_DYNAMIC;
     side.entryBytes = side.slotScales ? d + 4 : d;
@@ -121,8 +114,6 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
   case schema::ENCODING_POLAR:
     if (encoding.qjl())
       return Status::error("the CUDA backend reads polar caches without QJL");
-    if (encoding.sinks() || encoding.residual())
-      return Status::error(kNoExactTokens);
     if (d > 128)
       return Status::error("the CUDA backend reads polar caches of head "
                            "dimensions up to 128");
@@ -136,8 +127,6 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
     if (d % 64)
       return Status::error("the CUDA backend reads nvfp4 caches of head "
                            "dimensions 64 and 128");
-    if (encoding.sinks() || encoding.residual())
-      return Status::error(kNoExactTokens);
     side.kind = DeviceSideLayout::Kind::Nvfp4;
     side.scaleOffset = d / 2;
     side.entryBytes = d / 2 + d / 16;

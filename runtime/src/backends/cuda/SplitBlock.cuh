@@ -76,7 +76,7 @@ template <int Tile = int(kTileTokens)> struct SplitBlock {
     group = int(p.group);
     pageSize = int(p.pageSize);
     start = blockIdx.x * int(p.splitTokens);
-    end = min(start + int(p.splitTokens), p.lengths[b]);
+    end = min(start + int(p.splitTokens), codedLength());
     tiles = (end - start + Tile - 1) / Tile;
     firstPage = start / pageSize;
     firstRow = size_t(b) * p.qHeads + size_t(kvHead) * group;
@@ -88,6 +88,18 @@ template <int Tile = int(kTileTokens)> struct SplitBlock {
     rowSum = rowMax + 8;
     full = reinterpret_cast<uint64_t *>(shared + p.barrierOffset);
     empty = full + kMaxStages;
+  }
+
+  /// The row reads the codes of tokens [0, codedLength()): all it stores
+  /// or, where the layer keeps tokens exact, those older than the window
+  /// before the call (none when the sinks cover them; visible() leaves the
+  /// sinks out).
+  __device__ int codedLength() const {
+    if (!p.exactCalls)
+      return p.lengths[b];
+    const int tableRow = p.tableRows ? p.tableRows[b] : b;
+    const int coded = p.exactCalls[3 * tableRow + 1] - int(p.exactWindow);
+    return coded > int(p.exactSinks) ? coded : 0;
   }
 
   /// When the split holds no token, writes its result (zeros, or a partial
@@ -263,8 +275,10 @@ template <int Tile = int(kTileTokens)> struct SplitBlock {
     return *reinterpret_cast<const float *>(area + side.scaleOffset);
   }
 
-  __device__ bool visible(int position) const {
-    return position <= queryPosition &&
+  /// Whether the row reads the codes of token `token`, stored at
+  /// `position`.
+  __device__ bool visible(int position, int token) const {
+    return token >= int(p.exactSinks) && position <= queryPosition &&
            (p.slidingWindow == 0 || queryPosition - position < p.slidingWindow);
   }
 

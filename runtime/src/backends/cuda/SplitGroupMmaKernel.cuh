@@ -109,7 +109,8 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
                      ? F::slotScale(stage + keyAt[r] + p.key.scaleOffset) *
                            p.key.codeScale
                      : keyScale;
-      visible[r] = block.visible(positions[first + g + 8 * r]);
+      visible[r] = block.visible(positions[first + g + 8 * r],
+                                 tileStart + first + g + 8 * r);
     }
     block.release();
 

@@ -104,7 +104,7 @@ __global__ void __launch_bounds__(kLaunchThreads)
         scale = *reinterpret_cast<const float *>(codes + p.key.scaleOffset);
       if (token < end && head < group)
         block.scores(head)[token - start] =
-            block.visible(positions[row]) ? score * scale : -INFINITY;
+            block.visible(positions[row], token) ? score * scale : -INFINITY;
     }
     block.release();
   }

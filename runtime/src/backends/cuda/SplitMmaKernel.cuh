@@ -93,7 +93,7 @@ __global__ void __launch_bounds__(kLaunchThreads, Fragments<D>::kMinBlocks)
           keyScales ? *reinterpret_cast<const float *>(stage + scoreAt[e])
                     : keyScale;
       block.scores(g)[token - start] =
-          block.visible(positions[row]) ? c[e] * scale : -INFINITY;
+          block.visible(positions[row], token) ? c[e] * scale : -INFINITY;
     }
     block.release();
   }

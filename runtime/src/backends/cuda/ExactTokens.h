@@ -1,0 +1,75 @@
+//===- ExactTokens.h - Tokens kept exact beside a quantized cache -*- C++
+//-*-===//
+//
+// An fp8, nvfp4 or polar encoding with `sinks` or `window`
+// (docs/kv-encodings.md) keeps each sequence's first `sinks` tokens and its
+// `window` most recent ones exact, and attention reads them exact instead
+// of their codes. The CPU backend holds them in its tail and its sinks
+// (PagedCache.h); here each such layer has a store of sinks + window bf16
+// entries per KV head for each sequence slot (PageLedger::slot()): token
+// i < sinks at entry i, a later one at entry sinks + i % window. Every
+// token is still encoded into its page when it is appended.
+//
+// What a row reads is what the CPU backend's row reads (it encodes its
+// tail down to the window before each append, then reads what the tail
+// holds): with `before` tokens stored before the call, the codes of tokens
+// [sinks, before - window), the store's sinks and window below `before`,
+// and the call's own tokens up to the row, from the bf16 copy its append
+// left. The split kernels read the codes, exactAttention() the rest as
+// one more split of the same row; storeExactTokens() writes a call's
+// tokens into the store after the layer's attention, so that no row reads
+// a store entry its own call has overwritten.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_BACKENDS_CUDA_EXACTTOKENS_H
+#define KVRT_BACKENDS_CUDA_EXACTTOKENS_H
+
+#include "kvrt/Status.h"
+
+#include <cstdint>
+
+// The runtime API's stream type, without its header in every includer.
+typedef struct CUstream_st *cudaStream_t;
+
+namespace kvrt::cuda {
+
+struct PagedKvView;
+
+/// One layer's exact tokens as the attention kernels read them; keys is
+/// null where the layer keeps none.
+struct ExactTokensView {
+  uint32_t sinks = 0;
+  uint32_t window = 0;
+  /// The store: [sequence slots][kvHeads][sinks + window][headDim] bf16.
+  uint16_t *keys = nullptr;
+  uint16_t *values = nullptr;
+  /// [table rows][3]: the sequence's slot, the tokens it stored before the
+  /// call, and after it.
+  const int32_t *calls = nullptr;
+  /// [rows of the call][kvHeads][headDim] bf16: each row's own token, as
+  /// its append rounded it; a launch's row b is row firstRow + b here.
+  const uint16_t *ownKeys = nullptr;
+  const uint16_t *ownValues = nullptr;
+  uint32_t firstRow = 0;
+
+  bool active() const { return keys != nullptr; }
+  uint32_t entries() const { return sinks + window; }
+};
+
+/// Bytes of one sequence slot's store in a layer of `kvHeads` heads of
+/// `headDim`, keys and values.
+inline uint64_t exactSlotBytes(const ExactTokensView &exact, uint32_t kvHeads,
+                               uint32_t headDim) {
+  return uint64_t(exact.entries()) * kvHeads * headDim * 2 * 2;
+}
+
+/// Writes each of `rows` rows' own token into the store of `view.exact`
+/// where it belongs after the call: row r holds token view.lengths[r] - 1
+/// of table row view.tableRows[r] (row r when null), kept when it is a
+/// sink or among the window most recent tokens once the call is done.
+Status storeExactTokens(const PagedKvView &view, uint32_t rows,
+                        cudaStream_t stream);
+
+} // namespace kvrt::cuda
+
+#endif // KVRT_BACKENDS_CUDA_EXACTTOKENS_H
