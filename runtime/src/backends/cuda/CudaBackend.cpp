@@ -43,6 +43,7 @@
 #include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cuda/Append.h"
+#include "runtime/src/backends/cuda/CudaStatus.h"
 #include "runtime/src/backends/cuda/DecodeAttention.h"
 #include "runtime/src/backends/cuda/DecoderKernels.h"
 #include "runtime/src/backends/cuda/DeviceKvPool.h"
@@ -71,6 +72,7 @@
 namespace kvrt {
 namespace {
 
+using cuda::cudaFailed;
 using cuda::DeviceBuffer;
 
 /// Bytes of split partials one attention launch may use: a long prefill's
@@ -79,12 +81,6 @@ constexpr size_t kAttentionWorkspaceBytes = 256u << 20;
 /// Bytes of the sparse decode's workspace at most: a larger batch of
 /// decode rows selects in groups that fit.
 constexpr size_t kSparseWorkspaceBytes = 256u << 20;
-
-/// What a CUDA call that failed did, in one sentence.
-Status cudaFailed(const std::string &what, cudaError_t error) {
-  return Status::error("CUDA: " + what +
-                       " failed: " + cudaGetErrorString(error));
-}
 
 /// A plan step with its device operands.
 struct Step : PlanStep {

@@ -1,6 +1,7 @@
 //===- OffloadedPages.cpp - Offloaded layers' pages on the device ---------===//
 #include "runtime/src/backends/cuda/OffloadedPages.h"
 
+#include "runtime/src/backends/cuda/CudaStatus.h"
 #include "runtime/src/backends/cuda/PageCopies.h"
 
 #include <cuda_runtime_api.h>
@@ -11,14 +12,6 @@
 #include <thread>
 
 namespace kvrt::cuda {
-namespace {
-
-Status cudaFailed(const std::string &what, cudaError_t error) {
-  return Status::error("CUDA: " + what +
-                       " failed: " + cudaGetErrorString(error));
-}
-
-} // namespace
 
 struct OffloadedPages::Layer {
   uint32_t kvHeads = 0;
