@@ -236,13 +236,11 @@ Status LayerEviction::compact(ThreadPool &pool, PagedCache &cache,
   // is encoded first (as the next append would), and so is what this
   // window does not protect, so that an encoding's exact window
   // (docs/kv-encodings.md) yields to the budget instead of outliving it.
-  encodeTails(pool, cache, layer, attention_.codecs, &sequence, 1);
   const uint64_t tail = cache.tail(layer, sequence).tokens();
-  if (tail > recent) {
-    const uint32_t group = cache.shape(layer).flushGroup;
-    encodeTail(pool, cache, layer, attention_.codecs, sequence,
-               (tail - recent) / group * group);
-  }
+  const uint32_t group = cache.shape(layer).flushGroup;
+  encodeTail(pool, cache, layer, attention_.codecs, sequence,
+             std::max(cache.flushable(layer, sequence),
+                      tail > recent ? (tail - recent) / group * group : 0));
   const uint64_t length = cache.length(layer, sequence);
   const uint64_t encoded = cache.encoded(layer, sequence);
   const uint64_t kvHeads = cache.shape(layer).kvHeads;

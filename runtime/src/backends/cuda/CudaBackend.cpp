@@ -602,11 +602,7 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
         std::max<int64_t>(widestKv_, int64_t(spec.kvHeads) * spec.headDim);
     keepsExact_ = keepsExact_ || spec.keepsExact();
     ownEveryCall_ = ownEveryCall_ || spec.keepsExact() || spec.offloaded;
-    exactBytes +=
-        spec.keepsExact()
-            ? cuda::exactSlotBytes({spec.exactSinks, spec.exactWindow},
-                                   spec.kvHeads, spec.headDim)
-            : 0;
+    exactBytes += 2 * spec.exactSideBytes();
     specs.push_back(std::move(spec));
   }
   uint64_t pages;

@@ -62,10 +62,7 @@ DeviceKvPool::create(std::vector<DeviceLayerSpec> specs, uint32_t pageSize,
       KVRT_RETURN_IF_ERROR(
           allocate(layer.summaries, summaryPage * capacityPages));
     pool->pageBytes_ += keyPage + valuePage + summaryPage;
-    pool->exactSlotBytes_ +=
-        spec.keepsExact() ? exactSlotBytes({spec.exactSinks, spec.exactWindow},
-                                           spec.kvHeads, spec.headDim)
-                          : 0;
+    pool->exactSlotBytes_ += 2 * spec.exactSideBytes();
     layer.spec = std::move(spec);
     pool->layers_.push_back(std::move(layer));
   }
@@ -112,11 +109,9 @@ Status DeviceKvPool::growExactStores(uint32_t slots) {
     grown.emplace_back();
     if (!layer.spec.keepsExact())
       continue;
-    const uint64_t side =
-        exactSlotBytes(layer.exact(), layer.spec.kvHeads, layer.spec.headDim) /
-        2;
     for (DeviceBuffer *buffer : {&grown.back().first, &grown.back().second}) {
-      StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(side * slots);
+      StatusOr<DeviceBuffer> made =
+          DeviceBuffer::allocate(layer.spec.exactSideBytes() * slots);
       if (!made)
         return Status::error(
             "the GPU has no room for the exact tokens (sinks and window) of " +

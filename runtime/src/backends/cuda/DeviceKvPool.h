@@ -40,6 +40,10 @@ struct DeviceLayerSpec {
   /// of the two sides' sinks and windows, as the CPU backend keeps them).
   uint32_t exactSinks = 0, exactWindow = 0;
   bool keepsExact() const { return exactSinks || exactWindow; }
+  /// Bytes of one sequence slot's row of the exact-token store, per side.
+  uint64_t exactSideBytes() const {
+    return uint64_t(exactSinks + exactWindow) * kvHeads * headDim * 2;
+  }
 };
 
 class DeviceKvPool {

@@ -8,11 +8,12 @@
 // latency, not their bytes, is the cost), the key rows two bf16 apart so
 // that a warp's 32 tokens read 32 banks. Then one thread per (token, query
 // head) scores, one warp per head updates the running maximum and sum, and
-// one thread per (head, coordinate) accumulates the weighted values. The
-// result is the row's last split: maximum and sum in the log2 units of the
-// split kernels' partials and, for polar, the output rotated into the
-// value domain the other splits are in, so that SplitReduce.cu and the
-// rotation back after it treat it as one more split.
+// one thread per (head, coordinate) accumulates the weighted values. Block
+// z of Z takes tiles z, z + Z, ... and leaves one of the row's last Z
+// splits: maximum and sum in the log2 units of the split kernels' partials
+// and, for polar, the output rotated into the value domain the other
+// splits are in, so that SplitReduce.cu and the rotation back after it
+// treat it as one more split.
 //
 // storeExactTokens() copies each row's own token into the store: 16 bytes
 // a thread.
@@ -66,7 +67,7 @@ struct RowTokens {
                                   : before + (t - sinks - windowed);
   }
   /// The offset of token t's entry (in bf16) in the store, or (own tokens)
-  /// in the call's bf16 copy; `own` says which.
+  /// in the call's bf16 copy; `isOwn` says which.
   template <int D> __device__ size_t entry(int t, bool &isOwn) const {
     isOwn = t >= sinks + windowed;
     if (isOwn)

@@ -1,5 +1,4 @@
-//===- ExactTokens.h - Tokens kept exact beside a quantized cache -*- C++
-//-*-===//
+//===- ExactTokens.h - Tokens kept exact beside the codes ------*- C++ -*-===//
 //
 // An fp8, nvfp4 or polar encoding with `sinks` or `window`
 // (docs/kv-encodings.md) keeps each sequence's first `sinks` tokens and its
@@ -15,10 +14,11 @@
 // holds): with `before` tokens stored before the call, the codes of tokens
 // [sinks, before - window), the store's sinks and window below `before`,
 // and the call's own tokens up to the row, from the bf16 copy its append
-// left. The split kernels read the codes, exactAttention() the rest as
-// one more split of the same row; storeExactTokens() writes a call's
-// tokens into the store after the layer's attention, so that no row reads
-// a store entry its own call has overwritten.
+// left. The split kernels read the codes, launchExactAttention()
+// (DecodeKernels.h) the rest as more splits of the same row, a tile of 64
+// tokens each; storeExactTokens() writes a call's tokens into the store
+// after the layer's attention, so that no row reads a store entry its own
+// call has overwritten.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_EXACTTOKENS_H
@@ -55,13 +55,6 @@ struct ExactTokensView {
   bool active() const { return keys != nullptr; }
   uint32_t entries() const { return sinks + window; }
 };
-
-/// Bytes of one sequence slot's store in a layer of `kvHeads` heads of
-/// `headDim`, keys and values.
-inline uint64_t exactSlotBytes(const ExactTokensView &exact, uint32_t kvHeads,
-                               uint32_t headDim) {
-  return uint64_t(exact.entries()) * kvHeads * headDim * 2 * 2;
-}
 
 /// Writes each of `rows` rows' own token into the store of `view.exact`
 /// where it belongs after the call: row r holds token view.lengths[r] - 1
