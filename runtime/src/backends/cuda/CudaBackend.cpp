@@ -179,6 +179,12 @@ public:
   ~CudaBackend() override {
     if (stream_)
       cudaStreamDestroy(stream_);
+    if (exactSide_.stream)
+      cudaStreamDestroy(exactSide_.stream);
+    if (exactSide_.fork)
+      cudaEventDestroy(exactSide_.fork);
+    if (exactSide_.join)
+      cudaEventDestroy(exactSide_.join);
   }
 
   Status prepare(const EngineOptions &options);
@@ -235,6 +241,8 @@ private:
 
   std::shared_ptr<const Artifact> artifact_;
   cudaStream_t stream_ = nullptr;
+  /// With exact tokens: where their attention runs beside the codes'.
+  cuda::SideStream exactSide_;
   uint32_t multiprocessors_ = 0;
   std::unique_ptr<cuda::Gemm> gemm_;
   std::unique_ptr<cuda::DeviceKvPool> pool_;
@@ -604,6 +612,16 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
     ownEveryCall_ = ownEveryCall_ || spec.keepsExact() || spec.offloaded;
     exactBytes += 2 * spec.exactSideBytes();
     specs.push_back(std::move(spec));
+  }
+  if (keepsExact_) {
+    cudaError_t e =
+        cudaStreamCreateWithFlags(&exactSide_.stream, cudaStreamNonBlocking);
+    if (!e)
+      e = cudaEventCreateWithFlags(&exactSide_.fork, cudaEventDisableTiming);
+    if (!e)
+      e = cudaEventCreateWithFlags(&exactSide_.join, cudaEventDisableTiming);
+    if (e)
+      return cudaFailed("creating the exact tokens' stream", e);
   }
   uint64_t pages;
   if (options.cacheTokens) {
@@ -1008,6 +1026,7 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
     view.exact.calls = exactCalls_;
     view.exact.ownKeys = ownKeys_.buffer.as<uint16_t>();
     view.exact.ownValues = ownValues_.buffer.as<uint16_t>();
+    args.exactSide = exactSide_;
   }
   args.q = q;
   args.out = out;

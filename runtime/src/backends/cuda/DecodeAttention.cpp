@@ -304,6 +304,22 @@ Status decodeAttention(const DecodeAttentionArgs &args,
     break;
   }
   bool launched = kernel != nullptr;
+  // The exact splits read only the queries and the exact tokens: forked
+  // first, joined before the reduction.
+  const SideStream &side = args.exactSide;
+  const bool forks = exact && side.stream;
+  if (launched && forks)
+    launched = cudaEventRecord(side.fork, stream) == cudaSuccess &&
+               cudaStreamWaitEvent(side.stream, side.fork, 0) == cudaSuccess;
+  if (launched && exact)
+    launched = launchExactAttention(
+        cache, args.q, args.queryPositions, args.batch, args.qHeads,
+        p.scaleLog2, args.slidingWindow, p.partialOut, p.partialMaxSum,
+        plan.splits, plan.exactSplits,
+        rotates ? cache.value.rotationSigns : nullptr,
+        forks ? side.stream : stream);
+  if (launched && forks)
+    launched = cudaEventRecord(side.join, side.stream) == cudaSuccess;
   if (launched && rotates)
     launched = launchRotateRows(args.q, rotated, uint32_t(rows), headDim,
                                 cache.key.rotationSigns, false, stream);
@@ -320,12 +336,8 @@ Status decodeAttention(const DecodeAttentionArgs &args,
                          dim3(kLaunchThreads), kernelArgs, plan.sharedBytes,
                          stream) == cudaSuccess;
   }
-  if (launched && exact)
-    launched = launchExactAttention(
-        cache, args.q, args.queryPositions, args.batch, args.qHeads,
-        p.scaleLog2, args.slidingWindow, p.partialOut, p.partialMaxSum,
-        plan.splits, plan.exactSplits,
-        rotates ? cache.value.rotationSigns : nullptr, stream);
+  if (launched && forks)
+    launched = cudaStreamWaitEvent(stream, side.join, 0) == cudaSuccess;
   if (launched && plan.splits > 1)
     launched = launchSplitReduce(p.partialOut, p.partialMaxSum, args.out,
                                  uint32_t(rows), plan.splits, headDim, stream);

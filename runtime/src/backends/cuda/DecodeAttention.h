@@ -36,6 +36,7 @@
 
 // The runtime API's stream type, without its header in every includer.
 typedef struct CUstream_st *cudaStream_t;
+typedef struct CUevent_st *cudaEvent_t;
 
 namespace kvrt::cuda {
 
@@ -167,6 +168,13 @@ StatusOr<DecodeAttentionPlan>
 planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
                     SplitKernel kernel);
 
+/// A stream beside the layer's, with the events that fork it from the
+/// layer's stream and join it back.
+struct SideStream {
+  cudaStream_t stream = nullptr;
+  cudaEvent_t fork = nullptr, join = nullptr;
+};
+
 /// Operands of one decode step's attention for one layer.
 struct DecodeAttentionArgs {
   PagedKvView cache;
@@ -183,6 +191,9 @@ struct DecodeAttentionArgs {
   int32_t slidingWindow = 0;
   /// planDecodeAttention()'s workspaceBytes of device memory.
   void *workspace = nullptr;
+  /// Where the exact tokens' splits run, concurrently with the codes'
+  /// (they are short and latency-bound); without a stream, after them.
+  SideStream exactSide;
 };
 
 /// Enqueues the attention of `args` on `stream` with `plan` (made for this

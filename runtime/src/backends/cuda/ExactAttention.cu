@@ -197,23 +197,13 @@ __global__ void __launch_bounds__(kThreads)
     // Warp g: the tile's weights and head g's running maximum and sum.
     const int warp = tid / 32, lane = tid % 32;
     if (warp < group) {
-      float top = -INFINITY;
-      for (int t = lane; t < tile; t += 32)
-        top = fmaxf(top, weights[warp][t]);
-      top = fmaxf(warpMax(top), runMax[warp]);
-      float sum = 0.0f;
-      for (int t = lane; t < tile; t += 32) {
-        const float w = top == -INFINITY ? 0.0f : exp2f(weights[warp][t] - top);
-        weights[warp][t] = w;
-        sum += w;
-      }
-      sum = warpSum(sum);
+      const WarpExp2 row = warpExp2(weights[warp], tile, runMax[warp]);
       if (lane == 0) {
         const float keep =
-            runMax[warp] == -INFINITY ? 0.0f : exp2f(runMax[warp] - top);
+            runMax[warp] == -INFINITY ? 0.0f : exp2f(runMax[warp] - row.max);
         rescale[warp] = keep;
-        runSum[warp] = fmaf(runSum[warp], keep, sum);
-        runMax[warp] = top;
+        runSum[warp] = fmaf(runSum[warp], keep, row.sum);
+        runMax[warp] = row.max;
       }
     }
     __syncthreads();

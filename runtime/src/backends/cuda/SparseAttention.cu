@@ -131,20 +131,10 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   __syncthreads();
 
   for (int g = warp; g < group; g += kWarps) {
-    float m = -INFINITY;
-    for (int i = lane; i < n; i += 32)
-      m = fmaxf(m, scores[g][i]);
-    m = warpMax(m);
-    float sum = 0.0f;
-    for (int i = lane; i < n; i += 32) {
-      const float w = m == -INFINITY ? 0.0f : exp2f(scores[g][i] - m);
-      scores[g][i] = w;
-      sum += w;
-    }
-    sum = warpSum(sum);
+    const WarpExp2 row = warpExp2(scores[g], n);
     if (lane == 0) {
-      rowMax[g] = m;
-      rowSum[g] = sum;
+      rowMax[g] = row.max;
+      rowSum[g] = row.sum;
     }
   }
   __syncthreads();

@@ -52,6 +52,28 @@ __device__ __forceinline__ float warpSum(float x) {
   return x;
 }
 
+/// The warp's softmax step over row[0, count): replaces each entry by
+/// 2^(entry - max) where max also covers `atLeast` (a running maximum), and
+/// returns that maximum and the sum of the new entries in every lane.
+struct WarpExp2 {
+  float max, sum;
+};
+__device__ __forceinline__ WarpExp2 warpExp2(float *row, int count,
+                                             float atLeast = -INFINITY) {
+  const int lane = threadIdx.x % 32;
+  float m = atLeast;
+  for (int i = lane; i < count; i += 32)
+    m = fmaxf(m, row[i]);
+  m = warpMax(m);
+  float sum = 0.0f;
+  for (int i = lane; i < count; i += 32) {
+    const float w = m == -INFINITY ? 0.0f : exp2f(row[i] - m);
+    row[i] = w;
+    sum += w;
+  }
+  return {m, warpSum(sum)};
+}
+
 template <int Tile = int(kTileTokens)> struct SplitBlock {
   /// Shared-memory bytes at the end of a stage that hold the tile's
   /// positions.
@@ -292,21 +314,10 @@ template <int Tile = int(kTileTokens)> struct SplitBlock {
     consumerSync();
     const int warp = tid / 32, lane = tid % 32, count = end - start;
     for (int g = warp; g < group; g += kBlockThreads / 32) {
-      float *row = scores(g);
-      float m = -INFINITY;
-      for (int i = lane; i < count; i += 32)
-        m = fmaxf(m, row[i]);
-      m = warpMax(m);
-      float sum = 0.0f;
-      for (int i = lane; i < count; i += 32) {
-        float w = m == -INFINITY ? 0.0f : exp2f(row[i] - m);
-        row[i] = w;
-        sum += w;
-      }
-      sum = warpSum(sum);
+      const WarpExp2 row = warpExp2(scores(g), count);
       if (lane == 0) {
-        rowMax[g] = m;
-        rowSum[g] = sum;
+        rowMax[g] = row.max;
+        rowSum[g] = row.sum;
       }
     }
     consumerSync();
