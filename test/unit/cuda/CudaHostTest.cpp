@@ -13,6 +13,7 @@
 
 #include "kvrt/ArtifactWriter.h"
 #include "runtime/src/backends/cuda/DecodeAttention.h"
+#include "runtime/src/backends/cuda/DecodeKernels.h"
 #include "runtime/src/backends/cuda/DeviceKvPool.h"
 #include "runtime/src/backends/cuda/PageLedger.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
@@ -188,6 +189,13 @@ TEST(DecodeAttentionPlan, SplitsCoverTheLongestRowInWholeTiles) {
         EXPECT_LT(uint64_t(plan->splits - 1) * plan->splitTokens, length);
         EXPECT_EQ(plan->splitTokens % plan->tileTokens, 0u);
         EXPECT_LE(plan->sharedBytes, 227u * 1024);
+        // 4-bit polar: four blocks an SM with their pair tables (and the
+        // 1 KB each block reserves).
+        if (side.kind == DeviceSideLayout::Kind::Polar) {
+          EXPECT_EQ(plan->staticSharedBytes, kPolarPairTableBytes);
+          EXPECT_LE(4 * (plan->sharedBytes + plan->staticSharedBytes + 1024),
+                    228u * 1024);
+        }
         // Partials (and polar's rotated queries) only when they are used.
         const size_t rows = size_t(batch) * 32;
         const size_t partials =
@@ -219,6 +227,14 @@ TEST(DecodeAttentionPlan, RefusesWhatTheKernelsCannotRead) {
   EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, bf16, fp8}),
             "decode attention on CUDA needs keys and values in one encoding "
             "(bf16, fp8 e4m3, nvfp4 or polar of one width)");
+  const DeviceSideLayout polar =
+      layoutOf(encodingOf(schema::ENCODING_POLAR, 4), 128, 16);
+  DeviceSideLayout otherCodebook = polar;
+  otherCodebook.levelHalves[3] ^= 1;
+  EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, polar, otherCodebook}),
+            "decode attention on CUDA reads 4-bit polar keys and values "
+            "through one codebook, and theirs differ");
+  EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, polar, polar}), "accepted");
 }
 
 TEST(SummaryBuilds, ListEveryPageARunWroteWithItsStoredSlots) {

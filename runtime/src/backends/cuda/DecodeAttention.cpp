@@ -161,6 +161,12 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
                          "one width)");
   KVRT_RETURN_IF_ERROR(checkSide(shape.key, "keys", shape));
   KVRT_RETURN_IF_ERROR(checkSide(shape.value, "values", shape));
+  if (shape.key.kind == DeviceSideLayout::Kind::Polar && shape.key.bits == 4 &&
+      !std::equal(std::begin(shape.key.levelHalves),
+                  std::end(shape.key.levelHalves),
+                  std::begin(shape.value.levelHalves)))
+    return Status::error("decode attention on CUDA reads 4-bit polar keys "
+                         "and values through one codebook, and theirs differ");
   if (!splitKernelReads(kernel, shape.key.kind))
     return Status::error(std::string("the ") + kernelName(kernel) +
                          " split kernel does not read " +
@@ -181,8 +187,14 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
 
   // About 32 KB of copies per block: fp8 tiles are half the bytes of bf16
   // ones, and four stages of them leave too few bytes in flight to cover
-  // the memory latency at full bandwidth.
-  plan.stages = std::clamp<uint32_t>(32768 / plan.stageBytes, 4, kMaxStages);
+  // the memory latency at full bandwidth. 4-bit polar's table of level
+  // pairs (kPolarPairTableBytes) takes 8 KB of that, so that four blocks
+  // still fit an SM.
+  const bool pairTable = kernel == SplitKernel::GroupMma &&
+                         shape.key.kind == DeviceSideLayout::Kind::Polar &&
+                         shape.key.bits == 4;
+  plan.stages = std::clamp<uint32_t>(
+      (pairTable ? 24576 : 32768) / plan.stageBytes, 4, kMaxStages);
 
   const uint32_t maxSplit = 4096 / plan.groupCapacity;
   const uint32_t rows = std::max(1u, shape.batch * shape.kvHeads);
@@ -198,10 +210,12 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
                 plan.exactSplits;
 
   plan.sharedBytes = sharedLayout(plan, shape.headDim, pageSize).bytes;
-  if (plan.sharedBytes > kMaxSharedBytes)
-    return Status::error("decode attention on CUDA would need " +
-                         std::to_string(plan.sharedBytes) +
-                         " bytes of shared memory per block");
+  plan.staticSharedBytes = pairTable ? kPolarPairTableBytes : 0;
+  if (plan.sharedBytes + plan.staticSharedBytes > kMaxSharedBytes)
+    return Status::error(
+        "decode attention on CUDA would need " +
+        std::to_string(plan.sharedBytes + plan.staticSharedBytes) +
+        " bytes of shared memory per block");
   const size_t queries = size_t(shape.batch) * shape.qHeads;
   plan.workspaceBytes =
       (shape.key.kind == DeviceSideLayout::Kind::Polar ? queries * shape.headDim
@@ -323,7 +337,8 @@ Status decodeAttention(const DecodeAttentionArgs &args,
   if (launched && rotates)
     launched = launchRotateRows(args.q, rotated, uint32_t(rows), headDim,
                                 cache.key.rotationSigns, false, stream);
-  if (launched && plan.sharedBytes > 48 * 1024)
+  // Past 48 KB in all, a block's dynamic shared memory must be allowed.
+  if (launched && plan.sharedBytes + plan.staticSharedBytes > 48 * 1024)
     launched = cudaFuncSetAttribute(kernel,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     int(plan.sharedBytes)) == cudaSuccess;

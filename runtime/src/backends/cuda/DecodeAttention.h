@@ -152,7 +152,10 @@ struct DecodeAttentionPlan {
   /// for keys, its positions).
   uint32_t stages = 0;
   uint32_t stageBytes = 0;
+  /// Dynamic shared memory per block, and the kernel's static shared
+  /// memory beside it (4-bit polar's table of level pairs).
   size_t sharedBytes = 0;
+  size_t staticSharedBytes = 0;
   /// Device bytes decodeAttention() needs at `workspace`: the rotated
   /// queries (polar), then the splits' partial outputs, maxima and sums.
   size_t workspaceBytes = 0;

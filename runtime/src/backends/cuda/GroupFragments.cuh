@@ -25,10 +25,22 @@
 // carrying lo as a second term. nvfp4's operands (SplitGroupMmaNvfp4.cu)
 // are exact in f16: one term.
 //
+// 4-bit polar codes go through a table of level pairs instead: entry b
+// holds the hi halves of the levels of byte b's two codes, which is one A
+// register of keys as it is (two consecutive coordinates of a token), and
+// half of two of values (one permute pairs two tokens' entries). A lookup
+// costs a shift, a LOP3 and a load for two codes, where the 16-entry table
+// costs a byte extraction and a load per code and a permute per pair.
+// Lanes l and l + 16 read copy l % 16 of the 256 entries (word 16 b + l %
+// 16), so a warp's 32 random lookups cost 1.5 wavefronts on average, not
+// the 3.5 of one copy: 16 KB, small enough for four blocks an SM, one table
+// for keys and values (the planner checks that their codebooks agree).
+//
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_GROUPFRAGMENTS_CUH
 #define KVRT_BACKENDS_CUDA_GROUPFRAGMENTS_CUH
 
+#include "runtime/src/backends/cuda/DecodeKernels.h"
 #include "runtime/src/backends/cuda/MmaFragments.cuh"
 
 namespace kvrt::cuda {
@@ -54,15 +66,18 @@ __device__ __forceinline__ void wordOfTokens(const uint8_t *stage,
     x[i] = *reinterpret_cast<const uint32_t *>(stage + at[i] + 4 * word);
 }
 
+inline constexpr int kPairTableWords = kPolarPairTableBytes / 4;
+
 /// Each encoding's operands: kTerms of A per entry; kSteps key k-steps;
 /// kMinBlocks, the blocks an SM must hold (__launch_bounds__); kHeadScale,
 /// whether a side may keep one scale for its head (per_head); kTables,
-/// whether the kernel must load the codebook tables; slotScale(), an
-/// entry's own scale.
+/// whether the kernel must load the codebook tables, and kPairs, whether
+/// as one table of level pairs (keys' and values' tables then being that
+/// one); slotScale(), an entry's own scale.
 template <int D> struct Fp8E4M3Group {
   // Four blocks fit in 96 registers.
   static constexpr int kTerms = 1, kSteps = D / 16, kMinBlocks = 4;
-  static constexpr bool kHeadScale = true, kTables = false;
+  static constexpr bool kHeadScale = true, kTables = false, kPairs = false;
 
   __device__ __forceinline__ static float slotScale(const uint8_t *at) {
     return *reinterpret_cast<const float *>(at);
@@ -114,7 +129,7 @@ template <int D> struct Fp8E4M3Group {
 
 template <int D, int Bits> struct PolarGroup {
   static constexpr int kTerms = 1, kSteps = D / 16, kMinBlocks = 4;
-  static constexpr bool kHeadScale = false, kTables = true;
+  static constexpr bool kHeadScale = false, kTables = true, kPairs = Bits == 4;
 
   __device__ __forceinline__ static float slotScale(const uint8_t *at) {
     return __half2float(*reinterpret_cast<const __half *>(at));
@@ -170,6 +185,19 @@ template <int D, int Bits> struct PolarGroup {
         reinterpret_cast<const uint8_t *>(table) + offset);
   }
 
+  /// The levels (hi halves) of the two 4-bit codes in byte `byte` of
+  /// `word`, from this lane's copy of the pair table: entry b at byte
+  /// offset 64 b + 4 (lane % 16), so the shifted byte masked and or-ed
+  /// with the lane's offset is the address.
+  __device__ __forceinline__ static uint32_t
+  pairOfLevels(uint32_t word, int byte, const uint32_t *pairs) {
+    const uint32_t entry =
+        (byte == 0 ? word << 6 : word >> (8 * byte - 6)) & 0x3fc0u;
+    return *reinterpret_cast<const uint32_t *>(
+        reinterpret_cast<const uint8_t *>(pairs) +
+        (entry | threadIdx.x % 16 * 4));
+  }
+
   /// a[j][h][0]: the row's levels (hi halves) at coordinates
   /// keyDim(j, t) + 2h, + 2h + 1.
   __device__ __forceinline__ static void
@@ -182,9 +210,15 @@ template <int D, int Bits> struct PolarGroup {
     for (int j = 0; j < kSteps; ++j)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const uint32_t x = level(c, 4 * j + 2 * h, table);
-        const uint32_t y = level(c, 4 * j + 2 * h + 1, table);
-        a[j][h][0] = permute(x, y, 0x5410);
+        if constexpr (kPairs) {
+          // Coordinates 4j + 2h, + 1 of the lane's: byte 2j + h.
+          const int byte = 2 * j + h;
+          a[j][h][0] = pairOfLevels(c[byte / 4], byte % 4, table);
+        } else {
+          const uint32_t x = level(c, 4 * j + 2 * h, table);
+          const uint32_t y = level(c, 4 * j + 2 * h + 1, table);
+          a[j][h][0] = permute(x, y, 0x5410);
+        }
       }
   }
 
@@ -203,13 +237,22 @@ template <int D, int Bits> struct PolarGroup {
     for (int m = 0; m < D / 16; ++m) {
       const int e = 4 * (m / 2) + 2 * (m % 2);
 #pragma unroll
-      for (int pair = 0; pair < 2; ++pair)
+      for (int pair = 0; pair < 2; ++pair) {
+        if constexpr (kPairs) {
+          // Coordinates e, e + 1 of each token: byte e / 2 = m.
+          const uint32_t x = pairOfLevels(c[2 * pair][m / 4], m % 4, table);
+          const uint32_t y = pairOfLevels(c[2 * pair + 1][m / 4], m % 4, table);
+          a[m][2 * pair][0] = permute(x, y, 0x5410);
+          a[m][2 * pair + 1][0] = permute(x, y, 0x7632);
+        } else {
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const uint32_t x = level(c[2 * pair], e + r, table);
-          const uint32_t y = level(c[2 * pair + 1], e + r, table);
-          a[m][2 * pair + r][0] = permute(x, y, 0x5410);
+          for (int r = 0; r < 2; ++r) {
+            const uint32_t x = level(c[2 * pair], e + r, table);
+            const uint32_t y = level(c[2 * pair + 1], e + r, table);
+            a[m][2 * pair + r][0] = permute(x, y, 0x5410);
+          }
         }
+      }
     }
   }
 };

@@ -56,12 +56,23 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
   constexpr int kSteps = F::kSteps, kTerms = F::kTerms, kTiles = D / 16;
   constexpr int kTile = int(kGroupTileTokens);
   extern __shared__ __align__(16) uint8_t shared[];
-  // Polar codebooks of keys and values (GroupFragments.cuh).
+  // Polar codebooks of keys and values, or (kPairs) their one table of
+  // level pairs with a copy per two lanes (GroupFragments.cuh).
   __shared__ uint32_t tables[2][16];
+  __shared__ uint32_t pairs[F::kPairs ? kPairTableWords : 1];
   SplitBlock<kTile> block(p, shared);
-  if (F::kTables && block.tid < 32)
+  if constexpr (F::kPairs) {
+    for (int w = block.tid; w < kPairTableWords; w += kLaunchThreads) {
+      const int b = w / 16;
+      pairs[w] = (p.key.levelHalves[b % 16] & 0xffffu) |
+                 p.key.levelHalves[b / 16] << 16;
+    }
+  } else if (F::kTables && block.tid < 32) {
     tables[block.tid / 16][block.tid % 16] =
         (block.tid < 16 ? p.key : p.value).levelHalves[block.tid % 16];
+  }
+  const uint32_t *keyTable = F::kPairs ? pairs : tables[0];
+  const uint32_t *valueTable = F::kPairs ? pairs : tables[1];
   if (block.template finishEmpty<D>() || !block.consume())
     return;
 
@@ -97,8 +108,8 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
     const uint8_t *stage = block.acquire();
     const int tileStart = start + tile * kTile;
     uint32_t row[2][kSteps][2][kTerms];
-    F::keyRow(stage, keyAt[0], t, tables[0], row[0]);
-    F::keyRow(stage, keyAt[1], t, tables[0], row[1]);
+    F::keyRow(stage, keyAt[0], t, keyTable, row[0]);
+    F::keyRow(stage, keyAt[1], t, keyTable, row[1]);
     // Rows past the end read stale bytes: their scores are dropped.
     const int32_t *positions = block.positions(stage);
     float scale[2];
@@ -178,7 +189,7 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
       x[i] = head && valid[i] ? weight * scale : 0.0f;
     }
     uint32_t a[kTiles][4][kTerms];
-    F::template valueTiles<kPartial>(stage, valueAt, g, valid, tables[1], a);
+    F::template valueTiles<kPartial>(stage, valueAt, g, valid, valueTable, a);
     block.release();
 
     if (valueScales) {

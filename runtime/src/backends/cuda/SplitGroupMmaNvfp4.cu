@@ -39,7 +39,7 @@ __device__ __forceinline__ uint32_t byteTops(uint32_t x, uint32_t y, int b) {
 
 template <int D> struct Nvfp4Group {
   static constexpr int kTerms = 1, kSteps = D / 16, kMinBlocks = 4;
-  static constexpr bool kHeadScale = false, kTables = false;
+  static constexpr bool kHeadScale = false, kTables = false, kPairs = false;
 
   /// Entries carry no scale of their own (slotScales is false).
   __device__ __forceinline__ static float slotScale(const uint8_t *) {
