@@ -17,7 +17,22 @@ calibration text run through the same model:
   kq    keys before RoPE, the eigenvectors of S E[k k^T] S, where S weighs
         each coordinate by the root of the mean squared magnitude of its
         RoPE pair in the group's queries: the basis that minimises the
-        error of q . k rather than of k.
+        error of q . k rather than of k;
+  vo    values on the eigenvectors of M^1/2 E[v v^T] M^1/2, where
+        M = sum over the group's query heads g of W_o_g^T W_o_g (W_o_g:
+        o_proj's columns that read head g), reconstructed as
+        M^-1/2 U_r U_r^T M^1/2 v: the basis that minimises the error of
+        the attention output after o_proj rather than of v. M's
+        eigenvalues below --clamp times its largest are raised to it;
+  von   like vo with M = sum_g W_o_g^T N^2 W_o_g, N the next RMS norm's
+        weights (ffn_norm), which scale o_proj's output where it is read;
+  va    values on the eigenvectors of their attention-weighted second
+        moment sum_i a_i v_i v_i^T / sum_i a_i, a_i the attention weight
+        token i gets from the group's queries for which it is neither a sink
+        nor in the window (what the latent actually serves);
+  vao   va's moment in vo's metric;
+  vpcac, voc, vonc  the same on the centred moment (the covariance), each
+        head's mean kept: mu + P (v - mu).
 
 With --allocate, RANK is a mean over the layers: each side's ranks go, 8
 at a time from 8, to the layer whose next 8 eigenvalues hold the largest
@@ -142,44 +157,87 @@ class Model:
 
 class Moments:
     """Calibration: per layer and KV head E[k k^T], E[v v^T] before RoPE,
-    and the mean squared magnitude of each RoPE pair in the group's queries."""
+    and the mean squared magnitude of each RoPE pair in the group's queries;
+    the values' mean and attention-weighted second moment; and o_proj's
+    metric M per KV head."""
 
-    def __init__(self, model, ids):
+    def __init__(self, model, ids, sinks, window):
         L, H, d = model.layers, model.kv_heads, model.d
-        self.group = model.heads // H
+        self.model, self.group = model, model.heads // H
         self.kk, self.vv = np.zeros((L, H, d, d)), np.zeros((L, H, d, d))
+        self.vva, self.mass = np.zeros((L, H, d, d)), np.zeros((L, H))
+        t = np.arange(len(ids))
+        self.outside = ((t[:, None] - t[None, :] >= window) &
+                        (t[None, :] >= sinks)).astype(np.float32)
+        self.vmean = np.zeros((L, H, d))
         self.pair = np.zeros((L, H, d))
         model.forward(ids, observe=self.observe)
         n = len(ids)
         self.kk /= n
         self.vv /= n
+        self.vmean /= n
+        self.vva /= self.mass[..., None, None]
         self.pair /= n * self.group
+        self.out = np.zeros((L, H, d, d))
+        self.normed = np.zeros((L, H, d, d))
+        for layer in range(L):
+            wo = model.w[f"blk.{layer}.attn_output.weight"].astype(np.float64)
+            norm = model.w[f"blk.{layer}.ffn_norm.weight"].astype(np.float64)
+            for g in range(model.heads):
+                block = wo[:, g * d:(g + 1) * d]
+                self.out[layer, g // self.group] += block.T @ block
+                self.normed[layer, g // self.group] += (block.T * norm ** 2) @ block
 
     def observe(self, layer, q, k, v):
-        g = self.group
+        g, model = self.group, self.model
+        positions = np.arange(len(q))
+        qr, kr = model.rope(q, positions), model.rope(k, positions)
+        causal = np.triu(np.full((len(q), len(q)), -np.inf, np.float32), 1)
+        for head in range(q.shape[1]):
+            s = qr[:, head] @ kr[:, head // g].T / np.float32(np.sqrt(model.d)) + causal
+            s = np.exp(s - s.max(-1, keepdims=True))
+            s /= s.sum(-1, keepdims=True)
+            a = (s * self.outside).sum(0).astype(np.float64)
+            vh = v[:, head // g].astype(np.float64)
+            self.vva[layer, head // g] += (vh * a[:, None]).T @ vh
+            self.mass[layer, head // g] += a.sum()
         for h in range(k.shape[1]):
             kh, vh = k[:, h].astype(np.float64), v[:, h].astype(np.float64)
             self.kk[layer, h] += kh.T @ kh
             self.vv[layer, h] += vh.T @ vh
+            self.vmean[layer, h] += vh.sum(0)
             qg = q[:, h * g:(h + 1) * g].astype(np.float64)
             self.pair[layer, h] += np.repeat(
                 (qg[..., 0::2] ** 2 + qg[..., 1::2] ** 2).sum((0, 1)), 2) / 2
 
 
-def projector(moment, rank, weight=None):
+def metric_roots(weight, size, clamp):
+    """W = weight^1/2 and W^-1: identity for None, diagonal for a vector,
+    the symmetric root of a PSD matrix whose eigenvalues below `clamp`
+    times the largest are raised to it."""
+    if weight is None:
+        return np.eye(size), np.eye(size)
+    if weight.ndim == 1:
+        return np.diag(np.sqrt(weight)), np.diag(1 / np.sqrt(weight))
+    m, q = np.linalg.eigh(weight)
+    m = np.maximum(m, clamp * m.max())
+    return (q * np.sqrt(m)) @ q.T, (q / np.sqrt(m)) @ q.T
+
+
+def projector(moment, rank, weight=None, clamp=0.0):
     """The rank-r reconstruction matrix minimising E|W (x - P x)|^2 for
-    W = diag(weight) (identity when None): P = W^-1 U_r U_r^T W, U the
+    W = weight^1/2 (identity when None): P = W^-1 U_r U_r^T W, U the
     eigenvectors of W E[x x^T] W."""
-    s = np.ones(len(moment)) if weight is None else np.sqrt(weight)
-    _, u = np.linalg.eigh(s[:, None] * moment * s[None, :])
+    root, inverse = metric_roots(weight, len(moment), clamp)
+    _, u = np.linalg.eigh(root @ moment @ root)
     u = u[:, ::-1][:, :rank]
-    return (u @ u.T) * s[None, :] / s[:, None]
+    return inverse @ u @ u.T @ root
 
 
-def spectrum(moment, weight=None):
+def spectrum(moment, weight=None, clamp=0.0):
     """The eigenvalues projector() ranks, largest first."""
-    s = np.ones(len(moment)) if weight is None else np.sqrt(weight)
-    return np.sort(np.linalg.eigvalsh(s[:, None] * moment * s[None, :]))[::-1]
+    root, _ = metric_roots(weight, len(moment), clamp)
+    return np.sort(np.linalg.eigvalsh(root @ moment @ root))[::-1]
 
 
 def allocate(spectra, mean, step=8):
@@ -197,10 +255,16 @@ def allocate(spectra, mean, step=8):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variants", nargs="+",
-                        help="KIND:RANK[+KIND:RANK], KIND one of vpca, kpca, kq")
+                        help="KIND:RANK[+KIND:RANK], KIND one of vpca, vo, von, va, vao (c: centred), kpca, kq")
     parser.add_argument("--sinks", type=int, default=4)
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=2048)
+    parser.add_argument("--mass-sinks", type=int,
+                        help="va: the sinks its attention weights leave out (default --sinks)")
+    parser.add_argument("--mass-window", type=int,
+                        help="va: the window its attention weights leave out (default --window)")
+    parser.add_argument("--clamp", type=float, default=1e-3,
+                        help="vo: smallest eigenvalue of M, as a share of its largest")
     parser.add_argument("--allocate", action="store_true",
                         help="per-layer ranks from the spectra, RANK their mean")
     parser.add_argument("--data", default=os.path.join(data_dir(), "data", "pride-and-prejudice.txt"))
@@ -209,7 +273,9 @@ def main():
 
     model = Model(os.path.join(data_dir(), "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
     ids = model.ids(args.data, args.tokens)
-    moments = Moments(model, model.ids(args.calibrate, args.tokens))
+    moments = Moments(model, model.ids(args.calibrate, args.tokens),
+                      args.sinks if args.mass_sinks is None else args.mass_sinks,
+                      args.window if args.mass_window is None else args.mass_window)
     base = model.nll(ids)
     print(f"uncompressed: ppl {np.exp(base):.4f} over {len(ids)} tokens "
           f"(sinks {args.sinks}, window {args.window})", flush=True)
@@ -217,24 +283,39 @@ def main():
         sides = {}
         for part in variant.split("+"):
             kind, rank = part.split(":")
-            side = "value" if kind == "vpca" else "key"
-            moment = lambda l, h: moments.vv[l, h] if side == "value" else moments.kk[l, h]
-            weight = lambda l, h: moments.pair[l, h] if kind == "kq" else None
+            side = "value" if kind[0] == "v" else "key"
+            centred = kind in ("vpcac", "voc", "vonc")
+            basis = kind[:-1] if centred else kind
+
+            def moment(l, h):
+                if side == "key":
+                    return moments.kk[l, h]
+                if basis in ("va", "vao"):
+                    return moments.vva[l, h]
+                mu = moments.vmean[l, h]
+                return moments.vv[l, h] - np.outer(mu, mu) if centred else moments.vv[l, h]
+
+            metric = {"kq": moments.pair, "vo": moments.out, "vao": moments.out,
+                      "von": moments.normed}.get(basis)
+            weight = lambda l, h: None if metric is None else metric[l, h]
             ranks = [int(rank)] * model.layers
             if args.allocate:
-                ranks = allocate([sum(spectrum(moment(l, h), weight(l, h))
+                ranks = allocate([sum(spectrum(moment(l, h), weight(l, h), args.clamp)
                                       for h in range(model.kv_heads))
                                   for l in range(model.layers)], int(rank))
                 print(f"{kind} ranks: {' '.join(map(str, ranks))}")
-            sides[side] = [[projector(moment(l, h), ranks[l], weight(l, h)).astype(np.float32)
+            sides[side] = [[(projector(moment(l, h), ranks[l], weight(l, h),
+                                       args.clamp).astype(np.float32),
+                             (moments.vmean[l, h] if centred else
+                              np.zeros(model.d)).astype(np.float32))
                             for h in range(model.kv_heads)] for l in range(model.layers)]
 
         def replace(layer, k, v):
             out = {"key": k.copy(), "value": v.copy()}
-            for side, proj in sides.items():
+            for side, heads in sides.items():
                 x = out[side]
-                for h in range(x.shape[1]):
-                    x[args.sinks:, h] = x[args.sinks:, h] @ proj[layer][h].T
+                for h, (proj, mu) in enumerate(heads[layer]):
+                    x[args.sinks:, h] = (x[args.sinks:, h] - mu) @ proj.T + mu
             return out["key"], out["value"]
 
         start = time.time()
