@@ -90,8 +90,8 @@ class Model:
         self.tok, self.bos = tokenizer(reader)
         self.lm_head = self.w.get("output.weight", self.w["token_embd.weight"])
 
-    def ids(self, path, tokens):
-        text = open(path, encoding="utf-8").read()[:tokens * 8]
+    def ids(self, path, tokens, offset=0):
+        text = open(path, encoding="utf-8").read()[offset:offset + tokens * 8]
         return [self.bos] + self.tok.encode(text).ids[:tokens - 1]
 
     def norm(self, x, weight):
@@ -259,6 +259,8 @@ def main():
     parser.add_argument("--sinks", type=int, default=4)
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=2048)
+    parser.add_argument("--offset", type=int, default=0,
+                        help="characters of --data to skip before the window")
     parser.add_argument("--mass-sinks", type=int,
                         help="va: the sinks its attention weights leave out (default --sinks)")
     parser.add_argument("--mass-window", type=int,
@@ -272,7 +274,7 @@ def main():
     args = parser.parse_args()
 
     model = Model(os.path.join(data_dir(), "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
-    ids = model.ids(args.data, args.tokens)
+    ids = model.ids(args.data, args.tokens, args.offset)
     moments = Moments(model, model.ids(args.calibrate, args.tokens),
                       args.sinks if args.mass_sinks is None else args.mass_sinks,
                       args.window if args.mass_window is None else args.mass_window)
