@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdint>
 
 namespace kvrt::cuda {
 namespace {
@@ -38,28 +39,36 @@ __global__ void embeddingKernel(const uint16_t *table, int64_t width,
   }
 }
 
-__global__ void rmsNormKernel(const float *x, int64_t dim, const float *weight,
-                              float epsilon, float *y, __nv_bfloat16 *yBf16) {
-  const float *xr = x + blockIdx.x * dim;
-  float *yr = y + blockIdx.x * dim;
+/// A block per row, wide so that a decode step's few rows still have all
+/// their loads in flight at once (256 threads looping over a 4096-wide row
+/// waited on memory 16 times in a row: 11 us per call at batch 1).
+constexpr int kNormThreads = 1024;
+
+__global__ void __launch_bounds__(kNormThreads)
+    rmsNormKernel(const float *x, int dim, const float *weight, float epsilon,
+                  float *y, __nv_bfloat16 *yBf16) {
+  const float *xr = x + size_t(blockIdx.x) * dim;
+  float *yr = y + size_t(blockIdx.x) * dim;
   double sum = 0;
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
+#pragma unroll 4
+  for (int i = threadIdx.x; i < dim; i += kNormThreads)
     sum += double(xr[i]) * xr[i];
-  __shared__ double partial[kThreads / 32];
+  __shared__ double partial[kNormThreads / 32];
   for (int offset = 16; offset; offset /= 2)
     sum += __shfl_xor_sync(~0u, sum, offset);
   if (threadIdx.x % 32 == 0)
     partial[threadIdx.x / 32] = sum;
   __syncthreads();
   sum = 0;
-  for (int w = 0; w < kThreads / 32; ++w)
+  for (int w = 0; w < kNormThreads / 32; ++w)
     sum += partial[w];
   const float inv = float(1.0 / sqrt(sum / double(dim) + epsilon));
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+#pragma unroll 4
+  for (int i = threadIdx.x; i < dim; i += kNormThreads) {
     const float v = xr[i] * inv * weight[i];
     yr[i] = v;
     if (yBf16)
-      yBf16[blockIdx.x * dim + i] = __float2bfloat16_rn(v);
+      yBf16[size_t(blockIdx.x) * dim + i] = __float2bfloat16_rn(v);
   }
 }
 
@@ -142,8 +151,11 @@ bool launchRmsNorm(const float *x, int64_t rows, int64_t dim,
                    uint16_t *yBf16, cudaStream_t stream) {
   if (rows == 0)
     return true;
-  rmsNormKernel<<<unsigned(rows), kThreads, 0, stream>>>(
-      x, dim, weight, epsilon, y, reinterpret_cast<__nv_bfloat16 *>(yBf16));
+  if (dim > INT32_MAX)
+    return false;
+  rmsNormKernel<<<unsigned(rows), kNormThreads, 0, stream>>>(
+      x, int(dim), weight, epsilon, y,
+      reinterpret_cast<__nv_bfloat16 *>(yBf16));
   return accepted();
 }
 

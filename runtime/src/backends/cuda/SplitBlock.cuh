@@ -26,52 +26,17 @@
 
 #include "runtime/src/backends/cuda/AsyncCopy.cuh"
 #include "runtime/src/backends/cuda/DecodeKernels.h"
+#include "runtime/src/backends/cuda/WarpReduce.cuh"
 
 #include <cuda_runtime.h>
 
 namespace kvrt::cuda {
-
-__device__ __forceinline__ float warpMax(float x) {
-#pragma unroll
-  for (int offset = 16; offset; offset /= 2)
-    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, offset));
-  return x;
-}
 
 /// x, kept in a register: ptxas would otherwise recompute loop-invariant
 /// shared-memory offsets inside the loops from kernel parameters.
 __device__ __forceinline__ int pinned(int x) {
   asm volatile("" : "+r"(x));
   return x;
-}
-
-__device__ __forceinline__ float warpSum(float x) {
-#pragma unroll
-  for (int offset = 16; offset; offset /= 2)
-    x += __shfl_xor_sync(0xffffffffu, x, offset);
-  return x;
-}
-
-/// The warp's softmax step over row[0, count): replaces each entry by
-/// 2^(entry - max) where max also covers `atLeast` (a running maximum), and
-/// returns that maximum and the sum of the new entries in every lane.
-struct WarpExp2 {
-  float max, sum;
-};
-__device__ __forceinline__ WarpExp2 warpExp2(float *row, int count,
-                                             float atLeast = -INFINITY) {
-  const int lane = threadIdx.x % 32;
-  float m = atLeast;
-  for (int i = lane; i < count; i += 32)
-    m = fmaxf(m, row[i]);
-  m = warpMax(m);
-  float sum = 0.0f;
-  for (int i = lane; i < count; i += 32) {
-    const float w = m == -INFINITY ? 0.0f : exp2f(row[i] - m);
-    row[i] = w;
-    sum += w;
-  }
-  return {m, warpSum(sum)};
 }
 
 template <int Tile = int(kTileTokens)> struct SplitBlock {

@@ -7,35 +7,56 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/DecodeKernels.h"
+#include "runtime/src/backends/cuda/WarpReduce.cuh"
 
 #include <cuda_runtime.h>
 
 namespace kvrt::cuda {
 namespace {
 
+/// Block `row`, headDim threads. Warp 0 first turns the splits' (max, sum)
+/// into each split's weight exp2(max_s - max) / total in shared memory;
+/// then thread d sums its coordinate over the splits, the loads of several
+/// splits in flight at once (one split after another, each a dependent
+/// load, cost 7 us a call at batch 1).
 __global__ void splitReduceKernel(const float *partialOut,
                                   const float *partialMaxSum, float *out,
                                   uint32_t splits, uint32_t headDim) {
+  extern __shared__ float weights[]; // [splits]
   const size_t row = blockIdx.x;
   const float2 *maxSum =
       reinterpret_cast<const float2 *>(partialMaxSum) + row * splits;
-  float m = -INFINITY;
-  for (uint32_t s = 0; s < splits; ++s) {
-    float2 ms = maxSum[s];
-    if (ms.y > 0.0f)
-      m = fmaxf(m, ms.x);
-  }
-  for (uint32_t d = threadIdx.x; d < headDim; d += blockDim.x) {
-    float sum = 0.0f, acc = 0.0f;
-    for (uint32_t s = 0; s < splits; ++s) {
-      float2 ms = maxSum[s];
-      if (ms.y > 0.0f) {
-        float w = exp2f(ms.x - m);
-        sum = fmaf(w, ms.y, sum);
-        acc = fmaf(w, partialOut[(row * splits + s) * headDim + d], acc);
-      }
+  if (threadIdx.x < 32) {
+    const int lane = threadIdx.x;
+    float m = -INFINITY;
+    for (uint32_t s = lane; s < splits; s += 32) {
+      const float2 ms = maxSum[s];
+      if (ms.y > 0.0f)
+        m = fmaxf(m, ms.x);
     }
-    out[row * headDim + d] = sum > 0.0f ? acc / sum : 0.0f;
+    m = warpMax(m);
+    float total = 0.0f;
+    for (uint32_t s = lane; s < splits; s += 32) {
+      const float2 ms = maxSum[s];
+      const float w = ms.y > 0.0f ? exp2f(ms.x - m) : 0.0f;
+      weights[s] = w;
+      total = fmaf(w, ms.y, total);
+    }
+    total = warpSum(total);
+    const float inverse = total > 0.0f ? 1.0f / total : 0.0f;
+    __syncwarp();
+    for (uint32_t s = lane; s < splits; s += 32)
+      weights[s] *= inverse;
+  }
+  __syncthreads();
+  for (uint32_t d = threadIdx.x; d < headDim; d += blockDim.x) {
+    const float *partial = partialOut + row * splits * headDim + d;
+    float acc = 0.0f;
+#pragma unroll 8
+    for (uint32_t s = 0; s < splits; ++s)
+      if (weights[s] != 0.0f)
+        acc = fmaf(weights[s], partial[size_t(s) * headDim], acc);
+    out[row * headDim + d] = acc;
   }
 }
 
@@ -44,8 +65,11 @@ __global__ void splitReduceKernel(const float *partialOut,
 bool launchSplitReduce(const float *partialOut, const float *partialMaxSum,
                        float *out, uint32_t rows, uint32_t splits,
                        uint32_t headDim, cudaStream_t stream) {
-  splitReduceKernel<<<rows, headDim, 0, stream>>>(partialOut, partialMaxSum,
-                                                  out, splits, headDim);
+  const size_t sharedBytes = size_t(splits) * sizeof(float);
+  if (sharedBytes > 48 * 1024)
+    return false;
+  splitReduceKernel<<<rows, headDim, sharedBytes, stream>>>(
+      partialOut, partialMaxSum, out, splits, headDim);
   return cudaGetLastError() == cudaSuccess;
 }
 
