@@ -40,6 +40,11 @@
 #              prefilled in one chunk (a chunked prefill of an offloaded
 #              layer reads its earlier chunks over the bus), then the two
 #              side by side with the offload's hit rate and copies.
+#   step       ncu over one batch-1 decode step of llama3-8b at L = 4096 in
+#              each of STEP_ENCODINGS (default "bf16 polar4"), without
+#              graphs, and the kernel time per kernel name
+#              (scripts/ncu-step-breakdown.py); about 40 s each. Not in
+#              the default sections.
 # Outputs go to $OUT (or ./gpu-bench-out). Exits non-zero when a check
 # fails.
 set -uo pipefail
@@ -54,6 +59,7 @@ selections=${SELECTIONS:-"twolevel quest"}
 exact=${EXACT:-"polar4 fp8 nvfp4"}
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
 offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}
+step_encodings=${STEP_ENCODINGS:-"bf16 polar4"}
 sections=("$@")
 [ ${#sections[@]} -eq 0 ] && sections=(check attention e2e peers sparse)
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -187,6 +193,16 @@ for section in "${sections[@]}"; do
     done
     grep -E '^(copy|\| llama|offload|\| artifact|\| ---)' "$out/offload.txt" |
       awk '!/^\| (artifact|---)/ || !seen[$0]++'
+    ;;
+  step)
+    for e in $step_encodings; do
+      ncu --csv --clock-control none --cache-control none \
+        --metrics gpu__time_duration.sum "$bin/kvrt-cuda-engine" bench \
+        "$bin/llama3-8b-$e.kvpkg" --batch 1 --context 4096 --chunk 4096 \
+        --steps 3 --graphs 0 > "$out/step-$e.csv" 2>&1 || status=1
+      echo "llama3-8b-$e, batch 1, context 4096:"
+      python3 scripts/ncu-step-breakdown.py "$out/step-$e.csv" || status=1
+    done
     ;;
   *)
     echo "gpu-bench: unknown section $section" >&2
