@@ -35,8 +35,9 @@ enum class RopePairing { Half, Interleaved };
 
 /// Sees every key and value row as a cache layer receives it, before it is
 /// encoded (post-RoPE keys, as the cache stores them), and the queries and
-/// keys each layer's RoPE calls rotate (onPreRope): calibration records
-/// statistics from them. Called from the engine's thread.
+/// keys each layer's RoPE calls rotate (onPreRope), and, when it asks, the
+/// attention weights (onAttention): calibration records statistics from
+/// them. Called from the engine's thread.
 class AppendObserver {
 public:
   virtual ~AppendObserver() = default;
@@ -53,6 +54,19 @@ public:
                          const float * /*x*/, int64_t /*rows*/,
                          int64_t /*heads*/, int64_t /*headDim*/,
                          RopePairing /*pairing*/) {}
+  /// Whether onAttention() is wanted: reporting recomputes every row's
+  /// weights. The default is no.
+  virtual bool wantsAttention() const { return false; }
+  /// The attention weights `layer` gave, after its attention ran: for the
+  /// batch row of `sequence` at `position`, the `group` query heads that
+  /// read KV head `kvHead`, weights[h * count + i] for the sequence's cache
+  /// entry first + i (its appended tokens in order, while nothing is
+  /// evicted). Rows and heads come in batch order. The default ignores
+  /// them.
+  virtual void onAttention(uint32_t /*layer*/, uint64_t /*sequence*/,
+                           int32_t /*position*/, uint32_t /*kvHead*/,
+                           const float * /*weights*/, int64_t /*group*/,
+                           uint64_t /*first*/, int64_t /*count*/) {}
 };
 
 struct EngineOptions {

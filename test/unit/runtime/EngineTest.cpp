@@ -388,6 +388,20 @@ TEST(Engine, CudaBackendNamesWhatIsMissing) {
 }
 #endif
 
+/// An engine over `model` (written as engine_test_NAME.kvpkg) that shows
+/// `observer` what it runs.
+std::unique_ptr<Engine> observedEngine(const test::RandomLlama &model,
+                                       const std::string &name,
+                                       AppendObserver &observer) {
+  ArtifactWriter writer;
+  EXPECT_TRUE(test::buildLlama(writer, model.config, model.weights, {}).isOk());
+  std::string path = ::testing::TempDir() + "/engine_test_" + name + ".kvpkg";
+  EXPECT_TRUE(writer.write(path).isOk());
+  EngineOptions options;
+  options.observer = &observer;
+  return engine(Artifact::open(path).value(), options);
+}
+
 /// Records what an AppendObserver sees: the pre-RoPE calls in order, and
 /// the keys appended (after RoPE).
 struct PreRopeRecorder final : AppendObserver {
@@ -418,16 +432,9 @@ TEST(Engine, ObserverSeesEachLayersQueriesAndKeysBeforeRope) {
     SCOPED_TRACE(schema::RopeStyle_Name(style));
     test::RandomLlama model = test::makeRandomLlama(5);
     model.config.mutable_rope()->set_style(style);
-    ArtifactWriter writer;
-    ASSERT_TRUE(
-        test::buildLlama(writer, model.config, model.weights, {}).isOk());
-    std::string path = ::testing::TempDir() + "/engine_test_prerope_" +
-                       std::to_string(int(style)) + ".kvpkg";
-    ASSERT_TRUE(writer.write(path).isOk());
     PreRopeRecorder recorder;
-    EngineOptions options;
-    options.observer = &recorder;
-    std::unique_ptr<Engine> e = engine(Artifact::open(path).value(), options);
+    std::unique_ptr<Engine> e = observedEngine(
+        model, "prerope_" + std::to_string(int(style)), recorder);
     SequenceId s = e->addSequence().value();
     const std::vector<int32_t> tokens = {1, 7, 12, 30, 3};
     ASSERT_TRUE(e->prefill({{s, tokens}}).isOk());
@@ -494,6 +501,106 @@ TEST(Engine, ObserverSeesEachLayersQueriesAndKeysBeforeRope) {
       }
     }
   }
+}
+
+/// Records the queries before RoPE, the keys appended (after RoPE) and the
+/// attention weights reported.
+struct AttentionRecorder final : AppendObserver {
+  struct Weights {
+    uint32_t layer, kvHead;
+    int32_t position;
+    int64_t group;
+    uint64_t first;
+    std::vector<float> w;
+  };
+  std::map<uint32_t, std::vector<float>> queries, keys;
+  std::vector<Weights> reported;
+
+  bool wantsAttention() const override { return true; }
+  void onAppend(uint32_t layer, const float *k, const float *, int64_t rows,
+                int64_t kvHeads, int64_t headDim) override {
+    keys[layer].insert(keys[layer].end(), k, k + rows * kvHeads * headDim);
+  }
+  void onPreRope(uint32_t layer, RopeInput input, const float *x, int64_t rows,
+                 int64_t heads, int64_t headDim, RopePairing) override {
+    if (input == RopeInput::Query)
+      queries[layer].assign(x, x + rows * heads * headDim);
+  }
+  void onAttention(uint32_t layer, uint64_t, int32_t position, uint32_t kvHead,
+                   const float *weights, int64_t group, uint64_t first,
+                   int64_t count) override {
+    reported.push_back({layer, kvHead, position, group, first,
+                        std::vector<float>(weights, weights + group * count)});
+  }
+};
+
+TEST(Engine, ObserverSeesTheAttentionWeightsItUsed) {
+  // A prefill of 5 tokens, then one decode step: per layer, row and KV
+  // head, the softmax over the cache of each query head of the group,
+  // recomputed here in double from the queries before RoPE and the keys.
+  test::RandomLlama model = test::makeRandomLlama(5);
+  AttentionRecorder recorder;
+  std::unique_ptr<Engine> e = observedEngine(model, "attention", recorder);
+  SequenceId s = e->addSequence().value();
+  ASSERT_TRUE(e->prefill({{s, {1, 7, 12, 30, 3}}}).isOk());
+  const schema::ModelConfig &c = model.config;
+  const int64_t layers = c.num_layers(), kvHeads = c.num_kv_heads();
+  const int64_t heads = c.num_heads(), group = heads / kvHeads;
+  const int64_t d = c.head_dim(), half = d / 2;
+  ASSERT_EQ(recorder.reported.size(), size_t(layers * 5 * kvHeads));
+  // Half-style RoPE at `position` of head `h` of `x`, in double.
+  auto rotated = [&](const float *x, int64_t position) {
+    std::vector<double> y(static_cast<size_t>(d), 0.0);
+    for (int64_t f = 0; f < half; ++f) {
+      double angle = double(position) *
+                     std::pow(c.rope().theta(), -double(2 * f) / double(d));
+      y[f] = x[f] * std::cos(angle) - x[f + half] * std::sin(angle);
+      y[f + half] = x[f] * std::sin(angle) + x[f + half] * std::cos(angle);
+    }
+    return y;
+  };
+  auto check = [&](size_t at, int64_t row, int64_t position) {
+    for (int64_t l = 0; l < layers; ++l)
+      for (int64_t g = 0; g < kvHeads; ++g) {
+        const AttentionRecorder::Weights &r =
+            recorder
+                .reported[at + size_t((l * (at ? 1 : 5) + row) * kvHeads + g)];
+        EXPECT_EQ(r.layer, uint32_t(l));
+        EXPECT_EQ(r.kvHead, uint32_t(g));
+        EXPECT_EQ(r.position, position);
+        EXPECT_EQ(r.group, group);
+        EXPECT_EQ(r.first, 0u);
+        int64_t count = position + 1;
+        ASSERT_EQ(r.w.size(), size_t(group * count));
+        for (int64_t h = 0; h < group; ++h) {
+          const float *q = recorder.queries[uint32_t(l)].data() +
+                           (row * heads + g * group + h) * d;
+          std::vector<double> qr = rotated(q, position), scores;
+          double largest = -INFINITY, sum = 0;
+          for (int64_t t = 0; t < count; ++t) {
+            const float *k =
+                recorder.keys[uint32_t(l)].data() + (t * kvHeads + g) * d;
+            double dot = 0;
+            for (int64_t i = 0; i < d; ++i)
+              dot += qr[size_t(i)] * k[i];
+            scores.push_back(dot / std::sqrt(double(d)));
+            largest = std::max(largest, scores.back());
+          }
+          for (double &x : scores)
+            sum += (x = std::exp(x - largest));
+          for (int64_t t = 0; t < count; ++t)
+            EXPECT_NEAR(r.w[size_t(h * count + t)], scores[size_t(t)] / sum,
+                        1e-5)
+                << "layer " << l << " row " << row << " head " << h;
+        }
+      }
+  };
+  for (int64_t row = 0; row < 5; ++row)
+    check(0, row, row);
+  size_t prefilled = recorder.reported.size();
+  ASSERT_TRUE(e->step({{s, 9}}).isOk());
+  ASSERT_EQ(recorder.reported.size(), prefilled + size_t(layers * kvHeads));
+  check(prefilled, 0, 5);
 }
 
 } // namespace

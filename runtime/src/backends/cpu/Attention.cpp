@@ -8,6 +8,7 @@
 // accumulated likewise, the codec's part mapped out of its domain once.
 //
 //===----------------------------------------------------------------------===//
+#include "kvrt/Runtime.h"
 #include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
@@ -492,6 +493,52 @@ VisibleEntries attentionWeights(const AttentionParams &params,
     for (int64_t i = 0; i < entries.count; ++i)
       s.weights[h * stride + i] *= s.inverse[h];
   return entries;
+}
+
+void reportAttention(ThreadPool &pool, const AttentionParams &params,
+                     const float *q, int64_t rows, int64_t qHeads,
+                     const uint64_t *sequences, const int32_t *positions,
+                     AppendObserver &observer) {
+  const PagedCache &cache = *params.cache;
+  const CacheLayerShape &shape = cache.shape(params.layer);
+  const int64_t kvHeads = shape.kvHeads, group = qHeads / kvHeads;
+  uint64_t longest = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    longest = std::max(longest, cache.length(params.layer, sequences[r]));
+  const int64_t stride = int64_t(longest);
+  const int64_t perTask = attentionWeightsScratch(params, group, stride);
+  // A chunk's weights are held at once: about 16 MB of them at most.
+  const int64_t chunk = std::max<int64_t>(
+      1, (int64_t(1) << 22) / std::max<int64_t>(1, kvHeads * perTask));
+  std::vector<float> scratch;
+  std::vector<VisibleEntries> visible;
+  for (int64_t begin = 0; begin < rows; begin += chunk) {
+    const int64_t tasks = std::min(chunk, rows - begin) * kvHeads;
+    scratch.resize(size_t(tasks * perTask));
+    visible.resize(size_t(tasks));
+    pool.parallelFor(tasks, 1, [&](int64_t first, int64_t last, unsigned) {
+      for (int64_t task = first; task < last; ++task) {
+        int64_t r = begin + task / kvHeads, g = task % kvHeads;
+        visible[size_t(task)] =
+            attentionWeights(params, sequences[r], uint32_t(g), positions[r],
+                             q + (r * qHeads + g * group) * shape.headDim,
+                             group, stride, scratch.data() + task * perTask);
+      }
+    });
+    std::vector<float> weights;
+    for (int64_t task = 0; task < tasks; ++task) {
+      int64_t r = begin + task / kvHeads, g = task % kvHeads;
+      const VisibleEntries &v = visible[size_t(task)];
+      // attentionWeights() leaves head h's weights at h * stride.
+      weights.resize(size_t(group * v.count));
+      for (int64_t h = 0; h < group; ++h)
+        std::copy_n(scratch.data() + task * perTask + h * stride, v.count,
+                    weights.data() + h * v.count);
+      observer.onAttention(params.layer, sequences[r], positions[r],
+                           uint32_t(g), weights.data(), group, v.first,
+                           v.count);
+    }
+  }
 }
 
 void FidelityProbe::beginCall(unsigned threads) {

@@ -453,6 +453,9 @@ Status CpuBackend::forward(const BatchView &batch, float *logits) {
       cpu::attention(pool_, s.attention, in(0), rows, s.heads, batch.sequences,
                      batch.positions, out, scratch_,
                      reference_ ? &probe_ : nullptr);
+      if (observer_ && observer_->wantsAttention())
+        cpu::reportAttention(pool_, s.attention, in(0), rows, s.heads,
+                             batch.sequences, batch.positions, *observer_);
       break;
     case Kernel::Evict:
       KVRT_RETURN_IF_ERROR(s.eviction->run(pool_, cache_, in(0), rows, s.heads,

@@ -16,6 +16,7 @@
 #include <vector>
 
 namespace kvrt {
+class AppendObserver;
 class Codec;
 class PagedCache;
 } // namespace kvrt
@@ -139,6 +140,15 @@ VisibleEntries attentionWeights(const AttentionParams &params,
                                 uint64_t sequence, uint32_t kvHead,
                                 int32_t position, const float *q, int64_t group,
                                 int64_t stride, float *scratch);
+
+/// Gives `observer` (AppendObserver::onAttention) the weights attention()
+/// gave each of `rows` queries and each KV head: computed again by
+/// attentionWeights(), in parallel a few rows at a time, and reported from
+/// the calling thread in row and head order.
+void reportAttention(ThreadPool &pool, const AttentionParams &params,
+                     const float *q, int64_t rows, int64_t qHeads,
+                     const uint64_t *sequences, const int32_t *positions,
+                     AppendObserver &observer);
 
 /// Compares attention over the cache with attention over a bf16 copy of it
 /// (EngineOptions::measureFidelity), per layer.
