@@ -45,6 +45,14 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       return optionError(ctx, "ratio")
              << "is " << text << "; it must be in (0, 1)";
     }
+    if (valueBasis != "second_moment" && valueBasis != "attention")
+      return optionError(ctx, "value_basis")
+             << "is '" << valueBasis
+             << "'; it must be second_moment or attention";
+    if (side == "key" && valueBasis == "attention")
+      return optionError(ctx, "value_basis")
+             << "is attention, which only values have; keys take their "
+                "query-weighted axes";
     if (allocate != "spectrum" && allocate != "uniform")
       return optionError(ctx, "allocate")
              << "is '" << allocate << "'; it must be spectrum or uniform";
@@ -55,15 +63,19 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
   /// over the KV heads (largest first), or an error on `op`.
   FailureOr<std::vector<double>> spectrumShares(CacheOp op, bool keys) {
     auto *dialect = getContext().getLoadedDialect<KVDialect>();
+    const bool attention = !keys && valueBasis == "attention";
     DenseFPElementsAttr spectrum =
-        keys ? dialect->getKeySpectrumAttrHelper().getAttr(op)
-             : dialect->getValueSpectrumAttrHelper().getAttr(op);
+        keys        ? dialect->getKeySpectrumAttrHelper().getAttr(op)
+        : attention ? dialect->getValueAttentionSpectrumAttrHelper().getAttr(op)
+                    : dialect->getValueSpectrumAttrHelper().getAttr(op);
     if (!spectrum)
       return op.emitError()
              << "kv-lowrank: layer " << op.getLayerAttr().getInt()
              << " has no calibrated " << side << " spectrum ('"
              << (keys ? KVDialect::KeySpectrumAttrHelper::getNameStr()
-                      : KVDialect::ValueSpectrumAttrHelper::getNameStr())
+                 : attention
+                     ? KVDialect::ValueAttentionSpectrumAttrHelper::getNameStr()
+                     : KVDialect::ValueSpectrumAttrHelper::getNameStr())
              << "') to allocate ranks by; calibrate again or give "
                 "allocate=uniform";
     // The dialect verified the shape [heads][head_dim].
@@ -124,6 +136,17 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
     return std::vector<unsigned>(ranks.begin(), ranks.end());
   }
 
+  /// What the module's statistics lack, for a diagnostic naming where they
+  /// came from (kv.calibration).
+  static std::string calibrationSource(ModuleOp module) {
+    auto *dialect = module.getContext()->getLoadedDialect<KVDialect>();
+    if (CalibrationAttr c = dialect->getCalibrationAttrHelper().getAttr(module))
+      return ("the module's statistics (calibrated on '" + c.getSource() +
+              "') have none")
+          .str();
+    return "the module has no statistics";
+  }
+
   /// The rank for heads of `headDim`, or an error on `op`.
   FailureOr<unsigned> rankFor(CacheOp op, int64_t headDim) {
     int64_t r = rank ? int64_t(rank)
@@ -144,10 +167,22 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       return signalPassFailure();
     auto *dialect = getContext().getLoadedDialect<KVDialect>();
     const bool keys = side == "key";
+    const bool attention = !keys && valueBasis == "attention";
     std::vector<CacheOp> caches;
     WalkResult result = module.walk([&](CacheOp op) -> WalkResult {
       if (!selected->contains(op.getLayerAttr().getInt()))
         return WalkResult::advance();
+      if (attention && !dialect->getValueAttentionAxesAttrHelper().getAttr(op))
+        return op.emitError()
+               << "kv-lowrank: value_basis=attention needs layer "
+               << op.getLayerAttr().getInt()
+               << "'s attention-weighted value axes ('"
+               << KVDialect::ValueAttentionAxesAttrHelper::getNameStr()
+               << "'), which come from the statistics' "
+                  "value_attention_moment; "
+               << calibrationSource(module)
+               << ": calibrate again with this kvopt, on windows longer than "
+                  "the exact sinks and window";
       bool calibrated =
           keys ? bool(dialect->getKeyAxesAttrHelper().getAttr(op))
                : bool(dialect->getValueAxesAttrHelper().getAttr(op));
@@ -193,9 +228,10 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       if (auto previous = dyn_cast<LowRankEncodingAttr>(current))
         current = previous.getLatent();
       auto emitError = [&] { return op.emitError(); };
-      Attribute lowRank =
-          LowRankEncodingAttr::getChecked(emitError, &getContext(), r, current,
-                                          unsigned(sinks), unsigned(window));
+      Attribute lowRank = LowRankEncodingAttr::getChecked(
+          emitError, &getContext(), r, current, unsigned(sinks),
+          unsigned(window),
+          attention ? LowRankBasis::Attention : LowRankBasis::SecondMoment);
       if (!lowRank ||
           failed(setCacheEncodings(op, keys ? lowRank : type.getKey(),
                                    keys ? type.getValue() : lowRank)))

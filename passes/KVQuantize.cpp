@@ -183,7 +183,7 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
         if (auto lowRank = dyn_cast<LowRankEncodingAttr>(old))
           return LowRankEncodingAttr::getChecked(
               emitError, &getContext(), lowRank.getRank(), newEncoding,
-              lowRank.getSinks(), lowRank.getWindow());
+              lowRank.getSinks(), lowRank.getWindow(), lowRank.getBasis());
         return newEncoding;
       };
       Attribute key = rewritesKeys ? rewrite(type.getKey()) : type.getKey();

@@ -75,18 +75,22 @@ struct PairSums {
 /// Keeps, per layer and KV head, the largest |coordinate| of the keys and
 /// values the cache receives, and, per layer and query or KV head, the sums
 /// of the pre-RoPE queries and keys as complex pairs and of their
-/// magnitudes, and the moment sums of the pre-RoPE keys and of the values;
-/// notes the first value that is not finite.
+/// magnitudes, the moment sums of the pre-RoPE keys and of the values, and
+/// the values' attention-weighted moment sums (one window at a time:
+/// endSequence() after each); notes the first value that is not finite.
 class StatisticsRecorder final : public kvrt::AppendObserver {
 public:
   StatisticsRecorder(size_t layerCount, int64_t heads, int64_t kvHeads,
-                     int64_t headDim)
+                     int64_t headDim, int64_t sinks, int64_t window)
       : heads(heads), kvHeads(kvHeads), headDim(headDim),
         layers(layerCount, LayerStatistics{std::vector<float>(kvHeads, 0.0f),
                                            std::vector<float>(kvHeads, 0.0f)}),
         querySums(layerCount, sums(heads)), keySums(layerCount, sums(kvHeads)),
         keyMoments(layerCount, MomentSums(kvHeads, headDim)),
-        valueMoments(layerCount, MomentSums(kvHeads, headDim)) {}
+        valueMoments(layerCount, MomentSums(kvHeads, headDim)),
+        attentionMoments(layerCount,
+                         AttentionMomentSums(kvHeads, headDim, sinks, window)) {
+  }
 
   void onAppend(uint32_t layer, const float *keys, const float *values,
                 int64_t rows, int64_t heads, int64_t dim) override {
@@ -99,6 +103,29 @@ public:
     record(keys, rows, layer, "key", layers[layer].keyAbsMax);
     record(values, rows, layer, "value", layers[layer].valueAbsMax);
     valueMoments[layer].add(values, rows);
+    attentionMoments[layer].addValues(values, rows);
+  }
+
+  bool wantsAttention() const override { return true; }
+
+  void onAttention(uint32_t layer, uint64_t sequence, int32_t position,
+                   uint32_t kvHead, const float *weights, int64_t group,
+                   uint64_t first, int64_t count) override {
+    if (layer >= layers.size() || group * kvHeads != heads ||
+        !attentionMoments[layer].addWeights(position, kvHead, weights, group,
+                                            first, count))
+      problem.emplace("the runtime reported attention weights of layer " +
+                      str(layer) + ", KV head " + str(kvHead) + " (" +
+                      str(group) + " query heads, entries " + str(first) +
+                      " to " + str(int64_t(first) + count - 1) +
+                      " of sequence " + str(int64_t(sequence)) +
+                      ") that do not match the values it appended");
+  }
+
+  /// Folds the window just run into the attention-weighted moments.
+  void endSequence() {
+    for (AttentionMomentSums &sums : attentionMoments)
+      sums.endSequence();
   }
 
   void onPreRope(uint32_t layer, kvrt::RopeInput input, const float *x,
@@ -150,6 +177,7 @@ public:
   /// The statistics of every layer; fails when a layer's queries or keys
   /// were never seen before RoPE.
   StatusOr<std::vector<LayerStatistics>> statistics() {
+    bool weighted = true;
     for (size_t layer = 0; layer < layers.size(); ++layer) {
       if (!querySums[layer].tokens || !keySums[layer].tokens)
         return Status::error(
@@ -166,7 +194,13 @@ public:
                              ", so their statistics cannot be recorded");
       keyMoments[layer].finish(s.keyMean, s.keyCovariance);
       valueMoments[layer].finish(s.valueMean, s.valueCovariance);
+      weighted &= attentionMoments[layer].finish(s.valueAttentionMoment);
     }
+    // No weight counts when no window is longer than the exact tokens: then
+    // no layer has the moment.
+    if (!weighted)
+      for (LayerStatistics &l : layers)
+        l.valueAttentionMoment.clear();
     return std::move(layers);
   }
 
@@ -199,6 +233,7 @@ private:
   std::vector<LayerStatistics> layers;
   std::vector<PairSums> querySums, keySums;
   std::vector<MomentSums> keyMoments, valueMoments;
+  std::vector<AttentionMomentSums> attentionMoments;
   std::optional<std::string> problem;
 };
 
@@ -259,7 +294,8 @@ StatusOr<Statistics> calibrate(const import::ImportedModel &model,
   const kvrt::schema::CacheLayout &firstLayer = manifest.cache(0);
   StatisticsRecorder recorder(size_t(manifest.cache_size()),
                               manifest.model().num_heads(),
-                              firstLayer.kv_heads(), firstLayer.head_dim());
+                              firstLayer.kv_heads(), firstLayer.head_dim(),
+                              options.attentionSinks, options.attentionWindow);
   kvrt::EngineOptions engineOptions;
   engineOptions.threads = options.threads;
   engineOptions.cacheTokens = uint64_t(window) + 1;
@@ -280,6 +316,7 @@ StatusOr<Statistics> calibrate(const import::ImportedModel &model,
     tokens.tokens.insert(tokens.tokens.end(), ids.begin() + start,
                          ids.begin() + end);
     KVRT_RETURN_IF_ERROR((*engine)->prefill({tokens}));
+    recorder.endSequence();
     KVRT_RETURN_IF_ERROR((*engine)->removeSequence(*sequence));
     if (recorder.failure())
       return Status::error(textPath + ": " + *recorder.failure());
@@ -300,6 +337,10 @@ StatusOr<Statistics> calibrate(const import::ImportedModel &model,
     return Status::error(model.tokenizer.sourceName + ": " +
                          layers.status().message());
   stats.layers = std::move(*layers);
+  if (stats.hasAttentionMoment()) {
+    stats.attentionSinks = options.attentionSinks;
+    stats.attentionWindow = options.attentionWindow;
+  }
   return stats;
 }
 

@@ -25,6 +25,11 @@ struct CalibrationOptions {
   /// after the BOS token when the tokenizer adds one, and fits the model's
   /// context.
   int64_t window = 1024;
+  /// The first tokens of each window and the entries up to each query's
+  /// position whose attention the values' attention-weighted moment leaves
+  /// out: kv-lowrank's default exact sinks and window, which the latent
+  /// does not serve.
+  int64_t attentionSinks = 4, attentionWindow = 64;
   /// Threads for the runtime's kernels; 0 uses every hardware thread.
   unsigned threads = 0;
 };

@@ -101,6 +101,21 @@ struct LayerAxes {
   }
 };
 
+/// The eigenvectors of each KV head's symmetric `moments` ([heads][d][d]),
+/// as kv.value_axes holds them, and their eigenvalues.
+static LayerAxes valueAxes(const std::vector<double> &moments, int64_t heads,
+                           int64_t d) {
+  LayerAxes out;
+  for (int64_t h = 0; h < heads; ++h) {
+    std::vector<double> moment(moments.begin() + h * d * d,
+                               moments.begin() + (h + 1) * d * d);
+    SymmetricEigen eigen = symmetricEigen(moment, d);
+    out.axes.insert(out.axes.end(), eigen.vectors.begin(), eigen.vectors.end());
+    out.addSpectrum(eigen.values);
+  }
+  return out;
+}
+
 static LayerAxes keyAxes(const Statistics &stats, const LayerStatistics &s,
                          mlir::kv::RopeStyle style) {
   const int64_t d = stats.headDim, half = d / 2, heads = stats.kvHeads;
@@ -176,6 +191,13 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
                                       stats.kvHeads, prefix + "value absmax",
                                       origin));
     const LayerStatistics &s = stats.layers[layer];
+    if (stats.hasAttentionMoment() &&
+        int64_t(s.valueAttentionMoment.size()) !=
+            stats.kvHeads * stats.headDim * stats.headDim)
+      return Status::error(
+          origin + ": " + prefix + "attention-weighted value moment has " +
+          str(int64_t(s.valueAttentionMoment.size())) +
+          " values, not one square of " + str(stats.headDim) + " per KV head");
     if (!stats.heads) {
       if (!s.queryCenter.empty() || !s.queryMagnitude.empty() ||
           !s.keyCenter.empty() || !s.keyMagnitude.empty())
@@ -236,38 +258,48 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
         op, mlir::DenseF32ArrayAttr::get(context, s.keyAbsMax));
     dialect->getValueAbsmaxAttrHelper().setAttr(
         op, mlir::DenseF32ArrayAttr::get(context, s.valueAbsMax));
+    const int64_t d = stats.headDim, heads = stats.kvHeads;
+    // Sets (or, without `moments`, removes) a pair of value axes and
+    // spectrum attributes from each KV head's eigenvectors.
+    auto setValueAxes = [&](auto &&axesHelper, auto &&spectrumHelper,
+                            const std::vector<double> *moments) {
+      if (!moments) {
+        axesHelper.removeAttr(op);
+        spectrumHelper.removeAttr(op);
+        return;
+      }
+      LayerAxes values = valueAxes(*moments, heads, d);
+      axesHelper.setAttr(op, dense(context, {heads, d, d}, values.axes));
+      spectrumHelper.setAttr(op, dense(context, {heads, d}, values.spectrum));
+    };
+    // The values' principal axes per KV head, which kv-lowrank projects on:
+    // the eigenvectors of each head's second moment E[v v^T] (the
+    // covariance plus mu mu^T), largest first. Uncentred, because the mean
+    // lies along directions of little variance, and a centred basis drops
+    // them, and with them the value of the attention sink, whose small
+    // vector is mostly -mu after centring (docs/lowrank.md).
+    std::vector<double> moments;
     if (stats.hasMoments()) {
-      // The values' principal axes per KV head, which kv-lowrank projects
-      // on: the eigenvectors of each head's second moment E[v v^T] (the
-      // covariance plus mu mu^T), largest first. Uncentred, because the
-      // mean lies along directions of little variance, and a centred basis
-      // drops them, and with them the value of the attention sink, whose
-      // small vector is mostly -mu after centring (docs/lowrank.md).
-      const int64_t d = stats.headDim, heads = stats.kvHeads;
-      LayerAxes values;
+      moments = s.valueCovariance;
       for (int64_t h = 0; h < heads; ++h) {
-        std::vector<double> moment(s.valueCovariance.begin() + h * d * d,
-                                   s.valueCovariance.begin() + (h + 1) * d * d);
         const double *mu = s.valueMean.data() + h * d;
         for (int64_t i = 0; i < d; ++i)
           for (int64_t j = 0; j < d; ++j)
-            moment[size_t(i * d + j)] += mu[i] * mu[j];
-        SymmetricEigen eigen = symmetricEigen(moment, d);
-        values.axes.insert(values.axes.end(), eigen.vectors.begin(),
-                           eigen.vectors.end());
-        values.addSpectrum(eigen.values);
+            moments[size_t((h * d + i) * d + j)] += mu[i] * mu[j];
       }
-      dialect->getValueAxesAttrHelper().setAttr(
-          op, dense(context, {heads, d, d}, values.axes));
-      dialect->getValueSpectrumAttrHelper().setAttr(
-          op, dense(context, {heads, d}, values.spectrum));
-    } else {
-      dialect->getValueAxesAttrHelper().removeAttr(op);
-      dialect->getValueSpectrumAttrHelper().removeAttr(op);
     }
+    setValueAxes(dialect->getValueAxesAttrHelper(),
+                 dialect->getValueSpectrumAttrHelper(),
+                 stats.hasMoments() ? &moments : nullptr);
+    // Those of the attention-weighted moment, which
+    // kv-lowrank{value_basis=attention} projects on instead: each value's
+    // error weighed by the attention its token gets (docs/lowrank.md).
+    setValueAxes(dialect->getValueAttentionAxesAttrHelper(),
+                 dialect->getValueAttentionSpectrumAttrHelper(),
+                 stats.hasAttentionMoment() ? &s.valueAttentionMoment
+                                            : nullptr);
     if (stats.hasMoments() && stats.heads && ropeStyle) {
       LayerAxes keys = keyAxes(stats, s, *ropeStyle);
-      const int64_t d = stats.headDim, heads = stats.kvHeads;
       dialect->getKeyAxesAttrHelper().setAttr(
           op, dense(context, {heads, d, d + 1}, keys.axes));
       dialect->getKeySpectrumAttrHelper().setAttr(

@@ -55,6 +55,12 @@ struct LayerStatistics {
   /// puts the values' principal axes (of their second moment) in the
   /// module (kv.value_axes).
   std::vector<double> keyMean, keyCovariance, valueMean, valueCovariance;
+  /// Per KV head, the values' second moment weighted by the attention they
+  /// get outside the exact sinks and window (Moments.h,
+  /// AttentionMomentSums), [kvHeads][headDim][headDim] row-major,
+  /// symmetric; empty in statistics that predate it. attachStatistics puts
+  /// its axes in the module (kv.value_attention_axes).
+  std::vector<double> valueAttentionMoment;
 };
 
 struct Statistics {
@@ -63,12 +69,19 @@ struct Statistics {
   int64_t kvHeads = 0, headDim = 0;
   /// Query heads per layer; 0 when the pre-RoPE statistics are absent.
   int64_t heads = 0;
+  /// The sinks and window whose entries the attention-weighted moment
+  /// leaves out; 0 when the layers have no such moment.
+  int64_t attentionSinks = 0, attentionWindow = 0;
   /// Indexed by layer.
   std::vector<LayerStatistics> layers;
 
   /// Whether the layers carry the key and value means and covariances.
   bool hasMoments() const {
     return !layers.empty() && !layers.front().keyCovariance.empty();
+  }
+  /// Whether the layers carry the values' attention-weighted moment.
+  bool hasAttentionMoment() const {
+    return !layers.empty() && !layers.front().valueAttentionMoment.empty();
   }
 };
 

@@ -279,7 +279,11 @@ std::string statisticsToJson(const Statistics &stats) {
   appendString(out, s.file);
   out += ", \"xxh64\": \"" + std::string(hash) +
          "\", \"tokens\": " + std::to_string(s.tokens) +
-         ", \"window\": " + std::to_string(s.window) + "},\n";
+         ", \"window\": " + std::to_string(s.window);
+  if (stats.hasAttentionMoment())
+    out += ", \"attention_sinks\": " + std::to_string(stats.attentionSinks) +
+           ", \"attention_window\": " + std::to_string(stats.attentionWindow);
+  out += "},\n";
   out += "  \"model\": {\"layers\": " + std::to_string(stats.layers.size()) +
          ", \"kv_heads\": " + std::to_string(stats.kvHeads) +
          ", \"head_dim\": " + std::to_string(stats.headDim);
@@ -316,6 +320,11 @@ std::string statisticsToJson(const Statistics &stats) {
       appendMoments(out, l.valueMean, heads, dim, false);
       out += ",\n     \"value_covariance\": ";
       appendMoments(out, l.valueCovariance, heads, dim, true);
+    }
+    if (stats.hasAttentionMoment()) {
+      out += ",\n     \"value_attention_moment\": ";
+      appendMoments(out, stats.layers[i].valueAttentionMoment, stats.kvHeads,
+                    stats.headDim, true);
     }
     out += "}";
   }
@@ -397,6 +406,15 @@ StatusOr<Statistics> statisticsFromJson(std::string_view text,
     return r.fail("layers", "has " + std::to_string(layers->items().size()) +
                                 " entries; model.layers says " +
                                 std::to_string(layerCount));
+  bool attentionMoment = !layers->items().empty() &&
+                         layers->items()[0].isObject() &&
+                         layers->items()[0].find("value_attention_moment");
+  if (attentionMoment) {
+    KVRT_RETURN_IF_ERROR(r.integer(*sourceObject, "source", "attention_sinks",
+                                   0, INT64_MAX, stats.attentionSinks));
+    KVRT_RETURN_IF_ERROR(r.integer(*sourceObject, "source", "attention_window",
+                                   0, INT64_MAX, stats.attentionWindow));
+  }
   for (size_t i = 0; i < layers->items().size(); ++i) {
     const Value &layer = layers->items()[i];
     std::string path = "layers[" + std::to_string(i) + "]";
@@ -426,6 +444,17 @@ StatusOr<Statistics> statisticsFromJson(std::string_view text,
       return r.fail(path + ".key_covariance",
                     "is present but layers[0] has none; the covariances "
                     "must be in every layer or in none");
+    }
+    // The attention-weighted moment is in files from kvopt versions that
+    // record it: in every layer or in none.
+    if (attentionMoment) {
+      KVRT_RETURN_IF_ERROR(r.moments(layer, path, "value_attention_moment",
+                                     stats.kvHeads, stats.headDim, true,
+                                     s.valueAttentionMoment));
+    } else if (layer.find("value_attention_moment")) {
+      return r.fail(path + ".value_attention_moment",
+                    "is present but layers[0] has none; it must be in every "
+                    "layer or in none");
     }
     if (!stats.heads)
       continue;

@@ -348,18 +348,25 @@ Status PlanExporter::addBasis(kv::CacheOp op, Attribute encoding, bool keys,
                          "it takes bf16, f32, fp8 with dynamic scales, nvfp4 "
                          "or polar without QJL");
   auto *dialect = op->getContext()->getLoadedDialect<kv::KVDialect>();
+  const bool attention = lowRank.getBasis() == kv::LowRankBasis::Attention;
+  if (keys && attention)
+    return Status::error(describe(op) +
+                         " stores its keys as #kv.lowrank with basis = "
+                         "attention, which only values have");
   DenseFPElementsAttr axes =
-      keys ? dialect->getKeyAxesAttrHelper().getAttr(op)
-           : dialect->getValueAxesAttrHelper().getAttr(op);
+      keys        ? dialect->getKeyAxesAttrHelper().getAttr(op)
+      : attention ? dialect->getValueAttentionAxesAttrHelper().getAttr(op)
+                  : dialect->getValueAxesAttrHelper().getAttr(op);
   if (!axes)
     return Status::error(describe(op) + " stores its " + side +
                          "s as #kv.lowrank but has no calibrated kv." + side +
-                         "_axes");
+                         (attention ? "_attention_axes" : "_axes"));
   // [heads][d][rank + 1]: the first `rank` axes (columns of the axes), then
   // for keys the coordinates' weights (kv.key_axes' last column), for
   // values the point the latent is taken around: 0, since the axes are
-  // those of the uncentred second moment (calibrate/Statistics.cpp says
-  // why). The dialect verified the attribute's shape.
+  // those of an uncentred second moment, plain or attention-weighted
+  // (calibrate/Statistics.cpp says why). The dialect verified the
+  // attribute's shape.
   auto type = cast<kv::CacheType>(op.getType());
   const int64_t heads = type.getHeads(), d = type.getHeadDim();
   const int64_t columns = keys ? d + 1 : d, rank = lowRank.getRank();

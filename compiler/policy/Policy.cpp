@@ -57,6 +57,7 @@ const std::vector<SectionSpec> &sections() {
         // rank=0 tells the pass "not given".
         {"rank", ValueKind::Unsigned, 1, UINT32_MAX},
         {"allocate", ValueKind::Word},
+        {"value_basis", ValueKind::Word},
         {"sinks", ValueKind::Unsigned, 0, UINT32_MAX},
         {"window", ValueKind::Unsigned, 0, UINT32_MAX},
         {"layers", ValueKind::Layers}}},

@@ -22,6 +22,22 @@
 // RUN: kvopt-opt %S/Inputs/lowrank-allocate.mlir --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5})' | FileCheck %s --check-prefix=ALLOCATE
 // ALLOCATE: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 1, sinks = 4, window = 64>>
 // ALLOCATE: kv.cache layer 1 {{.*}}value = #kv.lowrank<rank = 3, sinks = 4, window = 64>>
+// value_basis=attention: the values' axes and spectrum weighted by attention
+// (kv.value_attention_axes, kv.value_attention_spectrum), recorded in the
+// encoding for the exporter; here the spectra swap the ranks.
+// RUN: kvopt-opt %S/Inputs/lowrank-allocate.mlir --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 value_basis=attention})' | FileCheck %s --check-prefix=ATTENTION
+// ATTENTION: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 3, sinks = 4, window = 64, basis = attention>>
+// ATTENTION: kv.cache layer 1 {{.*}}value = #kv.lowrank<rank = 1, sinks = 4, window = 64, basis = attention>>
+// kv-quantize of the latent and a later kv-lowrank keep the basis.
+// RUN: kvopt-opt %S/Inputs/lowrank-allocate.mlir --pass-pipeline='builtin.module(kv-lowrank{rank=2 value_basis=attention},kv-quantize{encoding=fp8 side=value})' | FileCheck %s --check-prefix=ATTENTION-FP8
+// ATTENTION-FP8: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 2, latent = #kv.fp8<e4m3, scale = dynamic>, sinks = 4, window = 64, basis = attention>>
+// Without the attention-weighted axes, or for keys, it is refused.
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 layers=0 value_basis=attention})' 2>&1 | FileCheck %s --check-prefix=ERR-NO-ATTENTION
+// ERR-NO-ATTENTION: error: kv-lowrank: value_basis=attention needs layer 0's attention-weighted value axes ('kv.value_attention_axes'), which come from the statistics' value_attention_moment; the module has no statistics: calibrate again with this kvopt, on windows longer than the exact sinks and window
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=key ratio=0.5 value_basis=attention})' 2>&1 | FileCheck %s --check-prefix=ERR-KEY-ATTENTION
+// ERR-KEY-ATTENTION: error: kv-lowrank: option 'value_basis' is attention, which only values have; keys take their query-weighted axes
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 value_basis=pca})' 2>&1 | FileCheck %s --check-prefix=ERR-BASIS
+// ERR-BASIS: error: kv-lowrank: option 'value_basis' is 'pca'; it must be second_moment or attention
 // RUN: kvopt-opt %S/Inputs/lowrank-allocate.mlir --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 allocate=uniform})' | FileCheck %s --check-prefix=UNIFORM
 // UNIFORM: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 2, sinks = 4, window = 64>>
 // UNIFORM: kv.cache layer 1 {{.*}}value = #kv.lowrank<rank = 2, sinks = 4, window = 64>>

@@ -202,7 +202,7 @@ LogicalResult PolarEncodingAttr::verifyVectorSize(
 LogicalResult
 LowRankEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                             unsigned rank, Attribute latent, unsigned sinks,
-                            unsigned window) {
+                            unsigned window, LowRankBasis) {
   if (rank == 0)
     return emitError() << "#kv.lowrank rank must be positive";
   if (failed(verifyExactTokens(emitError, "#kv.lowrank", sinks, window)))

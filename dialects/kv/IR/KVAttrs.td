@@ -47,6 +47,17 @@ def KV_ScaleMode : I32Enum<"ScaleMode", "where a quantization scale comes from",
   }];
 }
 
+def KV_LowRankBasis : I32Enum<"LowRankBasis", "which calibrated axes a low-rank latent is taken on", [
+    I32EnumCase<"SecondMoment", 0, "second_moment">,
+    I32EnumCase<"Attention", 1, "attention">]> {
+  let cppNamespace = "::mlir::kv";
+  let description = [{
+    `second_moment`: the values' `kv.value_axes` (keys: `kv.key_axes`).
+    `attention`: the values' `kv.value_attention_axes`, of their second
+    moment weighted by the attention each token gets; values only.
+  }];
+}
+
 def KV_Rotation : I32Enum<"Rotation", "a random orthogonal rotation", [
     I32EnumCase<"Hadamard", 0, "hadamard">]> {
   let cppNamespace = "::mlir::kv";
@@ -192,15 +203,19 @@ def KV_LowRankEncodingAttr : KV_EncodingAttr<"LowRankEncoding", "lowrank"> {
     Each sequence's first `sinks` tokens and its `window` most recent ones
     are also kept exact (bf16) and attended instead of their latents: the
     attention sink and the recent tokens take most of the attention, and a
-    rank cut hurts them most (docs/lowrank.md measures it).
+    rank cut hurts them most (docs/lowrank.md measures it). `basis` says
+    which calibrated axes the exporter takes: `second_moment` (the default)
+    or, for values, `attention`.
 
-    Example: `#kv.lowrank<rank = 32, latent = #kv.bf16, sinks = 4, window = 64>`
+    Example: `#kv.lowrank<rank = 32, latent = #kv.bf16, sinks = 4, window = 64, basis = attention>`
   }];
   let parameters = (ins "unsigned":$rank,
                         DefaultValuedParameter<"::mlir::Attribute",
                           "Bf16EncodingAttr::get($_ctxt)">:$latent,
                         DefaultValuedParameter<"unsigned", "0">:$sinks,
-                        DefaultValuedParameter<"unsigned", "0">:$window);
+                        DefaultValuedParameter<"unsigned", "0">:$window,
+                        DefaultValuedParameter<"LowRankBasis",
+                          "LowRankBasis::SecondMoment">:$basis);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

@@ -46,7 +46,10 @@ def KV_Dialect : Dialect {
   // then the weights S: tensor<kv_heads x head_dim x (head_dim + 1) x
   // f32>, docs/lowrank.md); the eigenvalues of both, largest first
   // (tensor<kv_heads x head_dim x f32>), which kv-lowrank allocates ranks
-  // by; on the module, where they came from.
+  // by; the values' axes and eigenvalues again, of their second moment
+  // weighted by the attention each token gets (kv.value_attention_axes,
+  // kv.value_attention_spectrum, the shapes of the values'); on the module,
+  // where they came from.
   let discardableAttrs = (ins
     "::mlir::DenseF32ArrayAttr":$key_absmax,
     "::mlir::DenseF32ArrayAttr":$value_absmax,
@@ -58,6 +61,8 @@ def KV_Dialect : Dialect {
     "::mlir::DenseFPElementsAttr":$key_axes,
     "::mlir::DenseFPElementsAttr":$value_spectrum,
     "::mlir::DenseFPElementsAttr":$key_spectrum,
+    "::mlir::DenseFPElementsAttr":$value_attention_axes,
+    "::mlir::DenseFPElementsAttr":$value_attention_spectrum,
     "::mlir::kv::CalibrationAttr":$calibration
   );
   let hasOperationAttrVerify = 1;

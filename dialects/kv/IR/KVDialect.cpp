@@ -181,10 +181,12 @@ LogicalResult KVDialect::verifyOperationAttribute(Operation *op,
       name == KeyMagnitudeAttrHelper::getNameStr())
     return verifyPreRope(op, attribute);
   if (name == ValueSpectrumAttrHelper::getNameStr() ||
-      name == KeySpectrumAttrHelper::getNameStr())
+      name == KeySpectrumAttrHelper::getNameStr() ||
+      name == ValueAttentionSpectrumAttrHelper::getNameStr())
     return verifySpectrum(op, attribute);
   if (name == ValueAxesAttrHelper::getNameStr() ||
-      name == KeyAxesAttrHelper::getNameStr())
+      name == KeyAxesAttrHelper::getNameStr() ||
+      name == ValueAttentionAxesAttrHelper::getNameStr())
     return verifyAxes(op, attribute, name == KeyAxesAttrHelper::getNameStr());
   if (name == CalibrationAttrHelper::getNameStr()) {
     if (!isa<ModuleOp>(op))

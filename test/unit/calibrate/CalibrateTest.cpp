@@ -17,6 +17,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <optional>
 
 using namespace kvopt;
@@ -27,6 +28,35 @@ namespace {
 
 const std::string kModel = KVOPT_TEST_MODELS_DIR "/tinystories-656k";
 const std::string kText = KVOPT_SOURCE_DIR "/test/calibrate/Inputs/stories.txt";
+
+/// Expects the axes at(i, k) (coordinate i of axis k) of d coordinates
+/// orthonormal, and U^T A U diagonal for the d x d `a`, largest first and,
+/// when given, equal to `spectrum`.
+void expectDiagonalises(const std::function<double(int64_t, int64_t)> &at,
+                        const std::vector<double> &a, int64_t d,
+                        const float *spectrum = nullptr) {
+  double trace = 0, previous = INFINITY;
+  for (int64_t i = 0; i < d; ++i)
+    trace += a[i * d + i];
+  for (int64_t x = 0; x < d; ++x)
+    for (int64_t y = 0; y < d; ++y) {
+      double gram = 0, projected = 0;
+      for (int64_t i = 0; i < d; ++i) {
+        gram += at(i, x) * at(i, y);
+        for (int64_t j = 0; j < d; ++j)
+          projected += at(i, x) * a[i * d + j] * at(j, y);
+      }
+      EXPECT_NEAR(gram, x == y ? 1.0 : 0.0, 1e-5) << x << ", " << y;
+      if (x != y) {
+        EXPECT_NEAR(projected, 0.0, 1e-5 * trace) << x << ", " << y;
+      } else {
+        EXPECT_LE(projected, previous + 1e-5 * trace) << "axis " << x;
+        if (spectrum)
+          EXPECT_NEAR(projected, spectrum[x], 1e-5 * trace) << "axis " << x;
+        previous = projected;
+      }
+    }
+}
 
 class Calibration : public ::testing::Test {
 protected:
@@ -46,11 +76,12 @@ protected:
     return std::move(*model);
   }
 
-  /// Calibrates `model` on 64 tokens of kText and attaches the statistics;
-  /// nothing (after a test failure) when either fails.
-  std::optional<Statistics> calibrateAndAttach(import::ImportedModel &model) {
+  /// Calibrates `model` on `tokens` tokens of kText and attaches the
+  /// statistics; nothing (after a test failure) when either fails.
+  std::optional<Statistics> calibrateAndAttach(import::ImportedModel &model,
+                                               int64_t tokens = 64) {
     calibrate::CalibrationOptions options;
-    options.tokens = 64;
+    options.tokens = tokens;
     kvrt::StatusOr<Statistics> stats =
         calibrate::calibrate(model, kText, options);
     EXPECT_TRUE(stats) << stats.status().message();
@@ -130,6 +161,8 @@ TEST_F(Calibration, IsDeterministicAndRecordsItsSource) {
   EXPECT_EQ(first->kvHeads, 4);
   EXPECT_EQ(first->headDim, 16);
   EXPECT_EQ(first->heads, 8);
+  EXPECT_EQ(first->attentionSinks, 4);
+  EXPECT_EQ(first->attentionWindow, 64);
   ASSERT_EQ(first->layers.size(), 2u);
   auto sameBits = [](const std::vector<float> &x, const std::vector<float> &y) {
     return x.size() == y.size() &&
@@ -151,6 +184,13 @@ TEST_F(Calibration, IsDeterministicAndRecordsItsSource) {
     EXPECT_TRUE(sameBits(a.queryMagnitude, b.queryMagnitude));
     EXPECT_TRUE(sameBits(a.keyCenter, b.keyCenter));
     EXPECT_TRUE(sameBits(a.keyMagnitude, b.keyMagnitude));
+    // The attention-weighted moment too: the weights of each row are
+    // computed by one task and folded in token order.
+    ASSERT_EQ(a.valueAttentionMoment.size(), 4u * 16 * 16);
+    EXPECT_EQ(std::memcmp(a.valueAttentionMoment.data(),
+                          b.valueAttentionMoment.data(),
+                          a.valueAttentionMoment.size() * sizeof(double)),
+              0);
     // |E q_f| <= E|q_f|, and the magnitudes are positive.
     for (size_t i = 0; i < a.queryMagnitude.size(); ++i) {
       EXPECT_GT(a.queryMagnitude[i], 0.0f);
@@ -227,28 +267,72 @@ TEST_F(Calibration, KeyAxesDiagonaliseTheQueryWeightedKeyMoment) {
               weight[i] * weight[j] *
               (s.keyCovariance[size_t((h * d + i) * d + j)] +
                s.keyMean[size_t(h * d + i)] * s.keyMean[size_t(h * d + j)]);
-      double trace = 0, previous = INFINITY;
-      for (int64_t i = 0; i < d; ++i)
-        trace += a[i * d + i];
-      for (int64_t x = 0; x < d; ++x)
-        for (int64_t y = 0; y < d; ++y) {
-          double gram = 0, projected = 0;
-          for (int64_t i = 0; i < d; ++i) {
-            gram += at(i, x) * at(i, y);
-            for (int64_t j = 0; j < d; ++j)
-              projected += at(i, x) * a[i * d + j] * at(j, y);
-          }
-          EXPECT_NEAR(gram, x == y ? 1.0 : 0.0, 1e-5) << x << ", " << y;
-          if (x != y) {
-            EXPECT_NEAR(projected, 0.0, 1e-5 * trace) << x << ", " << y;
-          } else {
-            EXPECT_LE(projected, previous + 1e-5 * trace) << "axis " << x;
-            previous = projected;
-          }
-        }
+      expectDiagonalises(at, a, d);
     }
   });
   EXPECT_EQ(caches, 2);
+}
+
+TEST_F(Calibration, ValueAttentionAxesDiagonaliseTheAttentionMoment) {
+  // kv.value_attention_axes: orthonormal, B^T A B diagonal and sorted for
+  // the attention-weighted moment A, the diagonal the spectrum; the
+  // exporter takes their first columns when the pass asks for them.
+  // (64 tokens would leave no entry outside the exact 4 + 64.)
+  import::ImportedModel model = importModel();
+  std::optional<Statistics> stats = calibrateAndAttach(model, 300);
+  ASSERT_TRUE(stats && stats->hasAttentionMoment());
+  auto *dialect = context.getLoadedDialect<mlir::kv::KVDialect>();
+  const int64_t d = 16, heads = 4;
+  std::vector<std::vector<float>> layerAxes(2);
+  model.module->walk([&](mlir::kv::CacheOp op) {
+    const LayerStatistics &s = stats->layers[op.getLayer()];
+    auto attr = dialect->getValueAttentionAxesAttrHelper().getAttr(op);
+    auto spectrumAttr =
+        dialect->getValueAttentionSpectrumAttrHelper().getAttr(op);
+    ASSERT_TRUE(attr && spectrumAttr);
+    std::vector<float> axes(attr.getValues<float>().begin(),
+                            attr.getValues<float>().end());
+    std::vector<float> spectrum(spectrumAttr.getValues<float>().begin(),
+                                spectrumAttr.getValues<float>().end());
+    ASSERT_EQ(axes.size(), size_t(heads * d * d));
+    // Not the plain second moment's axes.
+    auto plain = dialect->getValueAxesAttrHelper().getAttr(op);
+    ASSERT_TRUE(plain);
+    EXPECT_NE(std::vector<float>(plain.getValues<float>().begin(),
+                                 plain.getValues<float>().end()),
+              axes);
+    for (int64_t h = 0; h < heads; ++h) {
+      auto at = [&](int64_t i, int64_t j) {
+        return double(axes[size_t((h * d + i) * d + j)]);
+      };
+      std::vector<double> a(s.valueAttentionMoment.begin() + h * d * d,
+                            s.valueAttentionMoment.begin() + (h + 1) * d * d);
+      EXPECT_GT(a[0] + a[d + 1], 0.0);
+      expectDiagonalises(at, a, d, spectrum.data() + h * d);
+    }
+    layerAxes[op.getLayer()] = std::move(axes);
+  });
+  std::shared_ptr<const kvrt::Artifact> artifact =
+      compile(model, "kv-lowrank{rank=4 value_basis=attention}");
+  ASSERT_TRUE(artifact);
+  for (int layer = 0; layer < 2; ++layer) {
+    const kvrt::schema::Encoding &value =
+        artifact->manifest().cache(layer).value();
+    ASSERT_TRUE(value.has_basis_tensor());
+    auto bytes = artifact->tensorData(value.basis_tensor());
+    ASSERT_TRUE(bytes);
+    std::vector<float> basis(bytes->size / sizeof(float));
+    std::memcpy(basis.data(), bytes->data, bytes->size);
+    // [heads][d][rank + 1]: the first 4 axes, then a zero centre.
+    ASSERT_EQ(basis.size(), size_t(heads * d * 5));
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < d; ++i) {
+        for (int64_t j = 0; j < 4; ++j)
+          EXPECT_EQ(basis[size_t((h * d + i) * 5 + j)],
+                    layerAxes[layer][size_t((h * d + i) * d + j)]);
+        EXPECT_EQ(basis[size_t((h * d + i) * 5 + 4)], 0.0f);
+      }
+  }
 }
 
 TEST_F(Calibration, RefusesTextItCannotUse) {

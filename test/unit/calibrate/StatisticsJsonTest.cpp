@@ -173,26 +173,51 @@ Statistics withMoments() {
   return s;
 }
 
-TEST(StatisticsJson, RoundTripsMomentsToTheBit) {
+/// The moments sample with an attention-weighted value moment in every
+/// layer, recorded outside 4 sinks and a window of 64.
+Statistics withAttentionMoment() {
   Statistics s = withMoments();
+  s.attentionSinks = 4;
+  s.attentionWindow = 64;
+  for (LayerStatistics &layer : s.layers)
+    for (double c : layer.valueCovariance)
+      layer.valueAttentionMoment.push_back(c / 7.0);
+  return s;
+}
+
+TEST(StatisticsJson, RoundTripsMomentsToTheBit) {
+  Statistics s = withAttentionMoment();
   std::string text = statisticsToJson(s);
   // The covariance is written as its upper triangle: 64 * 65 / 2 numbers.
   EXPECT_NE(text.find("\"key_covariance\": [[1, 0.050000000000000003, "),
             std::string::npos);
+  EXPECT_NE(text.find("\"attention_sinks\": 4, \"attention_window\": 64}"),
+            std::string::npos);
   kvrt::StatusOr<Statistics> read = statisticsFromJson(text, "stats.json");
   ASSERT_TRUE(read) << read.status().message();
   ASSERT_TRUE(read->hasMoments());
+  ASSERT_TRUE(read->hasAttentionMoment());
+  EXPECT_EQ(read->attentionSinks, 4);
+  EXPECT_EQ(read->attentionWindow, 64);
   for (size_t i = 0; i < s.layers.size(); ++i) {
     EXPECT_EQ(read->layers[i].keyMean, s.layers[i].keyMean);
     EXPECT_EQ(read->layers[i].keyCovariance, s.layers[i].keyCovariance);
     EXPECT_EQ(read->layers[i].valueMean, s.layers[i].valueMean);
     EXPECT_EQ(read->layers[i].valueCovariance, s.layers[i].valueCovariance);
+    EXPECT_EQ(read->layers[i].valueAttentionMoment,
+              s.layers[i].valueAttentionMoment);
   }
-  // A file without them (an older kvopt's) reads, without them.
+  // Files without them (older kvopts') read, without them.
   kvrt::StatusOr<Statistics> old =
       statisticsFromJson(statisticsToJson(sample()), "stats.json");
   ASSERT_TRUE(old) << old.status().message();
   EXPECT_FALSE(old->hasMoments());
+  kvrt::StatusOr<Statistics> older =
+      statisticsFromJson(statisticsToJson(withMoments()), "stats.json");
+  ASSERT_TRUE(older) << older.status().message();
+  EXPECT_TRUE(older->hasMoments());
+  EXPECT_FALSE(older->hasAttentionMoment());
+  EXPECT_EQ(older->attentionWindow, 0);
 }
 
 /// The moments sample's document with `from` replaced by `to` (once).
@@ -201,6 +226,18 @@ std::string editedMoments(const std::string &from, const std::string &to) {
   size_t at = text.find(from);
   EXPECT_NE(at, std::string::npos) << from;
   return at == std::string::npos ? text : text.replace(at, from.size(), to);
+}
+
+/// The document of `with` whose layer 0 is that of `without` (layer 1
+/// starts with the key absmax 448 in both).
+std::string layer0Without(const Statistics &with, const Statistics &without) {
+  std::string text = statisticsToJson(with);
+  std::string first = statisticsToJson(without);
+  size_t second = text.find("{\"key_absmax\": [448");
+  size_t cut = first.find("{\"key_absmax\": [448");
+  EXPECT_NE(second, std::string::npos);
+  EXPECT_NE(cut, std::string::npos);
+  return first.substr(0, cut) + text.substr(second);
 }
 
 TEST(StatisticsJson, NamesTheMomentFieldAtFault) {
@@ -227,14 +264,29 @@ TEST(StatisticsJson, NamesTheMomentFieldAtFault) {
       "stats.json: layers[0].key_mean has 4 heads; model.kv_heads says "
       "3");
   // In every layer or in none.
-  std::string text = statisticsToJson(withMoments());
-  size_t second = text.find("{\"key_absmax\": [448");
-  ASSERT_NE(second, std::string::npos);
-  std::string first = statisticsToJson(sample());
-  size_t cut = first.find("{\"key_absmax\": [448");
-  EXPECT_EQ(error(first.substr(0, cut) + text.substr(second)),
+  EXPECT_EQ(error(layer0Without(withMoments(), sample())),
             "stats.json: layers[1].key_covariance is present but layers[0] "
             "has none; the covariances must be in every layer or in none");
+}
+
+TEST(StatisticsJson, NamesTheAttentionMomentFieldAtFault) {
+  std::string text = statisticsToJson(withAttentionMoment());
+  auto edited = [&](const std::string &from, const std::string &to) {
+    std::string copy = text;
+    size_t at = copy.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return at == std::string::npos ? copy : copy.replace(at, from.size(), to);
+  };
+  EXPECT_EQ(error(edited("\"attention_window\"", "\"window_attention\"")),
+            "stats.json: source.attention_window is missing");
+  EXPECT_EQ(error(edited("\"value_attention_moment\": [[",
+                         "\"value_attention_moment\": [[-")),
+            "stats.json: layers[0].value_attention_moment[0][0] must be a "
+            "finite, non-negative number (a variance)");
+  // In every layer or in none.
+  EXPECT_EQ(error(layer0Without(withAttentionMoment(), withMoments())),
+            "stats.json: layers[1].value_attention_moment is present but "
+            "layers[0] has none; it must be in every layer or in none");
 }
 
 TEST(StatisticsJson, RefusesOtherDocuments) {

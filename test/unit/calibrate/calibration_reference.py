@@ -8,8 +8,10 @@ tokenizer adds one) through reference_forward.py's float64 model, and
 requires every layer's per-head absmax of keys (after RoPE) and values to
 match within 1e-5 relative, and its pre-RoPE query and key centres and mean
 magnitudes per RoPE frequency pair to match within 1e-6 of the head's
-largest mean magnitude, and its means and covariances of the pre-RoPE keys
-and of the values to match within 1e-6 of the head's largest variance.
+largest mean magnitude, its means and covariances of the pre-RoPE keys
+and of the values to match within 1e-6 of the head's largest variance, and
+its attention-weighted second moment of the values (outside the sinks and
+window the file records) within 1e-6 of the head's largest diagonal entry.
 Prints the mean resultant length |E q_f| / E|q_f| averaged over heads and
 pairs, the concentration TriAttention relies on.
 """
@@ -94,6 +96,29 @@ def reference_moments(model, windows):
             [s[1] / s[2] - np.einsum("hi,hj->hij", m, m)
              for s, m in zip(sums[side], means)])
     return out
+
+
+def reference_attention_moment(model, windows, sinks, window):
+    """Per layer and KV head, sum_t a_t v_t v_t^T / sum_t a_t [heads, d, d],
+    a_t the attention weight entry t gets from the group's query heads at
+    the positions p for which t is neither a sink (t < sinks) nor in the
+    window (p - t < window)."""
+    layers = model.config["num_hidden_layers"]
+    group = model.heads // model.kv_heads
+    sums = [[0.0, 0.0] for _ in range(layers)]
+
+    def add(layer, weights, values):
+        t = np.arange(len(values))
+        outside = (t[:, None] - t[None, :] >= window) & (t[None, :] >= sinks)
+        a = (weights * outside).sum(axis=1)  # [heads, keys]
+        a = a.reshape(model.kv_heads, group, -1).sum(axis=1)
+        sums[layer][0] = sums[layer][0] + np.einsum("ht,thi,thj->hij", a,
+                                                    values, values)
+        sums[layer][1] = sums[layer][1] + a.sum(axis=1)
+
+    for w in windows:
+        model.forward(w, on_attention=add)
+    return np.array([m / n[:, None, None] for m, n in sums])
 
 
 def upper_triangle(packed, d):
@@ -183,6 +208,14 @@ def main():
             kvopt = upper_triangle(kvopt, d) if full else np.array(kvopt)
             failed += not compare(name, kvopt, moments[name], variance,
                                   MOMENT_TOLERANCE, "variance")
+    attention = reference_attention_moment(model, windows,
+                                           source["attention_sinks"],
+                                           source["attention_window"])
+    kvopt = upper_triangle([layer["value_attention_moment"]
+                            for layer in stats["layers"]], d)
+    largest = np.diagonal(attention, axis1=-2, axis2=-1).max(axis=-1)
+    failed += not compare("value_attention_moment", kvopt, attention, largest,
+                          MOMENT_TOLERANCE, "second moment")
     for side in ("query", "key"):
         center = np.array([layer[side + "_center"] for layer in stats["layers"]])
         magnitude = np.array([layer[side + "_magnitude"]

@@ -69,13 +69,16 @@ class Llama:
         rotated = np.concatenate([-x[..., d // 2:], x[..., : d // 2]], axis=-1)
         return x * np.cos(emb) + rotated * np.sin(emb)
 
-    def forward(self, ids, on_cache=None, on_pre_rope=None):
+    def forward(self, ids, on_cache=None, on_pre_rope=None, on_attention=None):
         """Logits [tokens, vocab] of a whole sequence, without a cache.
         on_cache(layer, keys, values), when given, sees what each layer's
         cache receives: [tokens, kv_heads, head_dim], keys after RoPE.
         on_pre_rope(layer, queries, keys), when given, sees each layer's
         queries [tokens, heads, head_dim] and keys [tokens, kv_heads,
-        head_dim] before RoPE (rotate_half pairs: (i, i + head_dim / 2))."""
+        head_dim] before RoPE (rotate_half pairs: (i, i + head_dim / 2)).
+        on_attention(layer, weights, values), when given, sees each layer's
+        attention weights [heads, queries, keys] and values [tokens,
+        kv_heads, head_dim]."""
         w, t, d = self.w, len(ids), self.head_dim
         positions = np.arange(t)
         x = self.embed[np.array(ids)]
@@ -96,10 +99,13 @@ class Llama:
             q, k = self.rope(q, positions), self.rope(k, positions)
             if on_cache:
                 on_cache(layer, k, v)
+            cached = v
             k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
             scores = np.einsum("qhd,khd->hqk", q, k) / np.sqrt(d) + mask
             scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
             scores /= scores.sum(axis=-1, keepdims=True)
+            if on_attention:
+                on_attention(layer, scores, cached)
             o = np.einsum("hqk,khd->qhd", scores, v).reshape(t, self.heads * d)
             x = x + o @ w[p + "self_attn.o_proj.weight"].T
             h = self.rms_norm(x, w[p + "post_attention_layernorm.weight"])
