@@ -49,7 +49,8 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       return optionError(ctx, "value_basis")
              << "is '" << valueBasis
              << "'; it must be second_moment or attention";
-    if (side == "key" && valueBasis == "attention")
+    // The default (attention) is the values'; keys refuse it only when given.
+    if (side == "key" && valueBasis.hasValue() && valueBasis == "attention")
       return optionError(ctx, "value_basis")
              << "is attention, which only values have; keys take their "
                 "query-weighted axes";
@@ -172,20 +173,12 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
     WalkResult result = module.walk([&](CacheOp op) -> WalkResult {
       if (!selected->contains(op.getLayerAttr().getInt()))
         return WalkResult::advance();
-      if (attention && !dialect->getValueAttentionAxesAttrHelper().getAttr(op))
-        return op.emitError()
-               << "kv-lowrank: value_basis=attention needs layer "
-               << op.getLayerAttr().getInt()
-               << "'s attention-weighted value axes ('"
-               << KVDialect::ValueAttentionAxesAttrHelper::getNameStr()
-               << "'), which come from the statistics' "
-                  "value_attention_moment; "
-               << calibrationSource(module)
-               << ": calibrate again with this kvopt, on windows longer than "
-                  "the exact sinks and window";
-      bool calibrated =
-          keys ? bool(dialect->getKeyAxesAttrHelper().getAttr(op))
-               : bool(dialect->getValueAxesAttrHelper().getAttr(op));
+      const bool attentionAxes =
+          bool(dialect->getValueAttentionAxesAttrHelper().getAttr(op));
+      // Without either of the values' axes the module was never calibrated.
+      bool calibrated = keys ? bool(dialect->getKeyAxesAttrHelper().getAttr(op))
+                             : dialect->getValueAxesAttrHelper().getAttr(op) ||
+                                   (attention && attentionAxes);
       if (!calibrated)
         return op.emitError()
                << "kv-lowrank: layer " << op.getLayerAttr().getInt()
@@ -196,6 +189,19 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
                << (keys ? "that record key covariances and query magnitudes "
                           "of a model with RoPE"
                         : "that record value covariances");
+      if (attention && !attentionAxes)
+        return op.emitError()
+               << "kv-lowrank: value_basis=attention (the default for values) "
+                  "needs layer "
+               << op.getLayerAttr().getInt()
+               << "'s attention-weighted value axes ('"
+               << KVDialect::ValueAttentionAxesAttrHelper::getNameStr()
+               << "'), which come from the statistics' "
+                  "value_attention_moment; "
+               << calibrationSource(module)
+               << ": calibrate again with this kvopt, on windows longer than "
+                  "the exact sinks and window, or give "
+                  "value_basis=second_moment";
       caches.push_back(op);
       return WalkResult::advance();
     });

@@ -90,11 +90,15 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
     side it selects and keeps their latent's encoding. `sinks=N` (4) and `window=N` (64) keep each
     sequence's first and most recent tokens exact as well: without them the
     attention sink's latent costs most of the loss (docs/lowrank.md).
-    `value_basis=attention` takes the values' axes and spectrum from their
-    second moment weighted by the attention each token gets outside the
-    exact sinks and window (`kv.value_attention_axes`,
-    `kv.value_attention_spectrum`) instead of their plain second moment;
-    the latent stays orthonormal, so only the axes change.
+    Values take their axes and spectrum from their second moment weighted
+    by the attention each token gets outside the exact sinks and window
+    (`kv.value_attention_axes`, `kv.value_attention_spectrum`;
+    `value_basis=attention`, the default) or, with
+    `value_basis=second_moment`, from their plain second moment; the latent
+    stays orthonormal, so only the axes change. Statistics without the
+    attention-weighted moment (an older kvopt's, or windows no longer than
+    the exact tokens) are refused unless value_basis=second_moment is
+    given; keys ignore the default and refuse value_basis=attention.
     Only `method=pca` is built. `layers=` as for kv-quantize.
 
     Example: values at half rank in every layer but the first and last,
@@ -113,10 +117,10 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
            "axes kept per head as a fraction of head_dim, in (0, 1)">,
     Option<"rank", "rank", "unsigned", "0",
            "axes kept per head, below head_dim">,
-    Option<"valueBasis", "value_basis", "std::string", "\"second_moment\"",
-           "side=value: second_moment (kv.value_axes, the eigenvectors of "
-           "E[v v^T]) or attention (kv.value_attention_axes, of the second "
-           "moment weighted by the attention each token gets)">,
+    Option<"valueBasis", "value_basis", "std::string", "\"attention\"",
+           "side=value: attention (the default: kv.value_attention_axes, "
+           "the eigenvectors of the second moment weighted by the attention "
+           "each token gets) or second_moment (kv.value_axes, of E[v v^T])">,
     Option<"allocate", "allocate", "std::string", "\"spectrum\"",
            "with ratio: spectrum (ranks per layer by the calibrated "
            "eigenvalues, averaging the ratio) or uniform">,

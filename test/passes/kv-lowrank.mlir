@@ -3,58 +3,64 @@
 // encoding to #kv.lowrank<rank = r, latent = the encoding it had>, and a
 // later kv-quantize of the side encodes the latent.
 
-// By default each sequence's first 4 and last 64 tokens stay exact too.
+// By default each sequence's first 4 and last 64 tokens stay exact too, and
+// values take the axes of their attention-weighted second moment.
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 layers=0})' | FileCheck %s --check-prefix=RATIO
 // RATIO-LABEL: func.func @model(
-// RATIO: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2, sinks = 4, window = 64>>
-// RATIO: kv.append {{.*}} into !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2, sinks = 4, window = 64>>
+// RATIO: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = attention>>
+// RATIO: kv.append {{.*}} into !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = attention>>
 // RATIO: kv.cache layer 1 : !kv.cache<heads = 1, head_dim = 4>
 
 // Keys (side=key) on their query-weighted axes, values untouched; both.
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=key ratio=0.25 layers=0})' | FileCheck %s --check-prefix=KEY
 // KEY: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, key = #kv.lowrank<rank = 1, sinks = 4, window = 64>>
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=key rank=3 layers=0},kv-lowrank{rank=2 layers=0})' | FileCheck %s --check-prefix=BOTH
-// BOTH: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, key = #kv.lowrank<rank = 3, sinks = 4, window = 64>, value = #kv.lowrank<rank = 2, sinks = 4, window = 64>>
+// BOTH: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, key = #kv.lowrank<rank = 3, sinks = 4, window = 64>, value = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = attention>>
 
 // With a ratio, ranks follow the calibrated spectra (averaging the ratio):
-// layer 0's values hold most of their energy in one axis, layer 1's spread
-// it evenly, so layer 1 gets the rank layer 0 does not need.
-// RUN: kvopt-opt %S/Inputs/lowrank-allocate.mlir --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5})' | FileCheck %s --check-prefix=ALLOCATE
+// layer 0's values hold most of their plain second moment in one axis,
+// layer 1's spread it evenly, so on those axes (value_basis=second_moment)
+// layer 1 gets the rank layer 0 does not need.
+// RUN: kvopt-opt %S/Inputs/lowrank-allocate.mlir --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 value_basis=second_moment})' | FileCheck %s --check-prefix=ALLOCATE
 // ALLOCATE: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 1, sinks = 4, window = 64>>
 // ALLOCATE: kv.cache layer 1 {{.*}}value = #kv.lowrank<rank = 3, sinks = 4, window = 64>>
-// value_basis=attention: the values' axes and spectrum weighted by attention
-// (kv.value_attention_axes, kv.value_attention_spectrum), recorded in the
-// encoding for the exporter; here the spectra swap the ranks.
-// RUN: kvopt-opt %S/Inputs/lowrank-allocate.mlir --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 value_basis=attention})' | FileCheck %s --check-prefix=ATTENTION
+// value_basis=attention, the default: the values' axes and spectrum
+// weighted by attention (kv.value_attention_axes,
+// kv.value_attention_spectrum), recorded in the encoding for the exporter;
+// here the spectra swap the ranks.
+// RUN: kvopt-opt %S/Inputs/lowrank-allocate.mlir --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5})' | FileCheck %s --check-prefix=ATTENTION
 // ATTENTION: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 3, sinks = 4, window = 64, basis = attention>>
 // ATTENTION: kv.cache layer 1 {{.*}}value = #kv.lowrank<rank = 1, sinks = 4, window = 64, basis = attention>>
 // kv-quantize of the latent and a later kv-lowrank keep the basis.
 // RUN: kvopt-opt %S/Inputs/lowrank-allocate.mlir --pass-pipeline='builtin.module(kv-lowrank{rank=2 value_basis=attention},kv-quantize{encoding=fp8 side=value})' | FileCheck %s --check-prefix=ATTENTION-FP8
 // ATTENTION-FP8: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 2, latent = #kv.fp8<e4m3, scale = dynamic>, sinks = 4, window = 64, basis = attention>>
-// Without the attention-weighted axes, or for keys, it is refused.
-// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 layers=0 value_basis=attention})' 2>&1 | FileCheck %s --check-prefix=ERR-NO-ATTENTION
-// ERR-NO-ATTENTION: error: kv-lowrank: value_basis=attention needs layer 0's attention-weighted value axes ('kv.value_attention_axes'), which come from the statistics' value_attention_moment; the module has no statistics: calibrate again with this kvopt, on windows longer than the exact sinks and window
+// Without the attention-weighted axes (older statistics) the default is
+// refused, given or not, in one sentence that says what to do; the plain
+// axes stay available. Keys refuse it when given.
+// RUN: not kvopt-opt %S/Inputs/value-axes-only.mlir --pass-pipeline='builtin.module(kv-lowrank{rank=2})' 2>&1 | FileCheck %s --check-prefix=ERR-NO-ATTENTION
+// RUN: not kvopt-opt %S/Inputs/value-axes-only.mlir --pass-pipeline='builtin.module(kv-lowrank{rank=2 value_basis=attention})' 2>&1 | FileCheck %s --check-prefix=ERR-NO-ATTENTION
+// ERR-NO-ATTENTION: error: kv-lowrank: value_basis=attention (the default for values) needs layer 0's attention-weighted value axes ('kv.value_attention_axes'), which come from the statistics' value_attention_moment; the module has no statistics: calibrate again with this kvopt, on windows longer than the exact sinks and window, or give value_basis=second_moment
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=key ratio=0.5 value_basis=attention})' 2>&1 | FileCheck %s --check-prefix=ERR-KEY-ATTENTION
 // ERR-KEY-ATTENTION: error: kv-lowrank: option 'value_basis' is attention, which only values have; keys take their query-weighted axes
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 value_basis=pca})' 2>&1 | FileCheck %s --check-prefix=ERR-BASIS
 // ERR-BASIS: error: kv-lowrank: option 'value_basis' is 'pca'; it must be second_moment or attention
 // RUN: kvopt-opt %S/Inputs/lowrank-allocate.mlir --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 allocate=uniform})' | FileCheck %s --check-prefix=UNIFORM
-// UNIFORM: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 2, sinks = 4, window = 64>>
-// UNIFORM: kv.cache layer 1 {{.*}}value = #kv.lowrank<rank = 2, sinks = 4, window = 64>>
+// UNIFORM: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = attention>>
+// UNIFORM: kv.cache layer 1 {{.*}}value = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = attention>>
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 allocate=greedy})' 2>&1 | FileCheck %s --check-prefix=ERR-ALLOCATE
 // ERR-ALLOCATE: error: kv-lowrank: option 'allocate' is 'greedy'; it must be spectrum or uniform
 // Axes without a spectrum: a ratio needs allocate=uniform, a rank does not.
-// RUN: not kvopt-opt %S/Inputs/value-axes-only.mlir --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-NO-SPECTRUM
+// RUN: not kvopt-opt %S/Inputs/value-axes-only.mlir --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 value_basis=second_moment})' 2>&1 | FileCheck %s --check-prefix=ERR-NO-SPECTRUM
 // ERR-NO-SPECTRUM: error: kv-lowrank: layer 0 has no calibrated value spectrum ('kv.value_spectrum') to allocate ranks by; calibrate again or give allocate=uniform
-// RUN: kvopt-opt %S/Inputs/value-axes-only.mlir --pass-pipeline='builtin.module(kv-lowrank{rank=2})' | FileCheck %s --check-prefix=RANK-NO-SPECTRUM
+// RUN: kvopt-opt %S/Inputs/value-axes-only.mlir --pass-pipeline='builtin.module(kv-lowrank{rank=2 value_basis=second_moment})' | FileCheck %s --check-prefix=RANK-NO-SPECTRUM
 // RANK-NO-SPECTRUM: value = #kv.lowrank<rank = 2, sinks = 4, window = 64>
 
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 layers=0 sinks=0 window=0})' | FileCheck %s --check-prefix=NO-EXACT
-// NO-EXACT: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2>>
+// NO-EXACT: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 2, basis = attention>>
 
 // kv-quantize encodes the latent and keeps the exact tokens.
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{rank=3 layers=0 sinks=2 window=16},kv-quantize{encoding=fp8 side=value layers=0})' | FileCheck %s --check-prefix=FP8-LATENT
-// FP8-LATENT: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 3, latent = #kv.fp8<e4m3, scale = dynamic>, sinks = 2, window = 16>>
+// FP8-LATENT: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, value = #kv.lowrank<rank = 3, latent = #kv.fp8<e4m3, scale = dynamic>, sinks = 2, window = 16, basis = attention>>
 
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-UNCALIBRATED
 // ERR-UNCALIBRATED: error: kv-lowrank: layer 1 has no calibrated value axes ('kv.value_axes'); run `kvopt compile --calibrate FILE` with statistics that record value covariances
@@ -63,7 +69,7 @@
 // A later invocation replaces the rank and exact tokens of the layers it
 // selects and keeps the latent's encoding (policy overrides rely on it).
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{rank=2 layers=0},kv-quantize{encoding=fp8 side=value layers=0},kv-lowrank{rank=1 layers=0 window=8})' | FileCheck %s --check-prefix=TWICE
-// TWICE: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 1, latent = #kv.fp8<e4m3, scale = dynamic>, sinks = 4, window = 8>>
+// TWICE: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 1, latent = #kv.fp8<e4m3, scale = dynamic>, sinks = 4, window = 8, basis = attention>>
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-METHOD
 // ERR-METHOD: error: kv-lowrank: option 'method' is 'svd'; only pca is built (svd and lrkv are not yet)
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=both ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-SIDE
@@ -90,7 +96,7 @@
 // ERR-WEIGHT: error: 'kv.cache' op 'kv.key_axes' of head 0 must be finite with positive weights, got 0
 
 func.func @model(%k: tensor<?x1x4xf32>, %v: tensor<?x1x4xf32>, %pos: tensor<?xi32>) {
-  %c0 = kv.cache layer 0 {kv.value_axes = dense<[[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.value_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>, kv.key_axes = dense<[[[1.0, 0.0, 0.0, 0.0, 2.0], [0.0, 1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 1.0, 0.5]]]> : tensor<1x4x5xf32>, kv.key_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>} : !kv.cache<heads = 1, head_dim = 4>
+  %c0 = kv.cache layer 0 {kv.value_axes = dense<[[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.value_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>, kv.value_attention_axes = dense<[[[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.value_attention_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>, kv.key_axes = dense<[[[1.0, 0.0, 0.0, 0.0, 2.0], [0.0, 1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 1.0, 0.5]]]> : tensor<1x4x5xf32>, kv.key_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>} : !kv.cache<heads = 1, head_dim = 4>
   %c0b = kv.append %k, %v at %pos into %c0 : tensor<?x1x4xf32>, tensor<?x1x4xf32>, tensor<?xi32> into !kv.cache<heads = 1, head_dim = 4>
   %c1 = kv.cache layer 1 : !kv.cache<heads = 1, head_dim = 4>
   return

@@ -276,7 +276,8 @@ TEST_F(Calibration, KeyAxesDiagonaliseTheQueryWeightedKeyMoment) {
 TEST_F(Calibration, ValueAttentionAxesDiagonaliseTheAttentionMoment) {
   // kv.value_attention_axes: orthonormal, B^T A B diagonal and sorted for
   // the attention-weighted moment A, the diagonal the spectrum; the
-  // exporter takes their first columns when the pass asks for them.
+  // exporter takes their first columns, which kv-lowrank asks for by
+  // default.
   // (64 tokens would leave no entry outside the exact 4 + 64.)
   import::ImportedModel model = importModel();
   std::optional<Statistics> stats = calibrateAndAttach(model, 300);
@@ -313,7 +314,7 @@ TEST_F(Calibration, ValueAttentionAxesDiagonaliseTheAttentionMoment) {
     layerAxes[op.getLayer()] = std::move(axes);
   });
   std::shared_ptr<const kvrt::Artifact> artifact =
-      compile(model, "kv-lowrank{rank=4 value_basis=attention}");
+      compile(model, "kv-lowrank{rank=4}");
   ASSERT_TRUE(artifact);
   for (int layer = 0; layer < 2; ++layer) {
     const kvrt::schema::Encoding &value =

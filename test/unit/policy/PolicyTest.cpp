@@ -123,9 +123,9 @@ TEST(Policy, LowRankRunsBeforeQuantization) {
   EXPECT_EQ(pipeline("quantize:\n  encoding: polar\n"
                      "lowrank:\n  ratio: 0.25\n  allocate: uniform\n"
                      "  sinks: 0\n  window: 128\n  method: pca\n"
-                     "  value_basis: attention\n"),
+                     "  value_basis: second_moment\n"),
             "kv-lowrank{method=pca ratio=0.25 allocate=uniform "
-            "value_basis=attention sinks=0 window=128},"
+            "value_basis=second_moment sinks=0 window=128},"
             "kv-quantize{encoding=polar}");
   EXPECT_EQ(error("lowrank:\n  ratio: 1.0\n"),
             "p.yaml:2:10: 'ratio' must be a fraction in (0, 1) with a '.' "
