@@ -14,7 +14,9 @@
 #              default "twolevel quest"; the bf16 artifact says how far
 #              selection moves the logits), with exact sinks and windows
 #              beside the codes (EXACT, default "polar4 fp8 nvfp4"; a
-#              chunked prefill), and the artifacts it must
+#              chunked prefill), KIVI with its window (KIVI, default
+#              "kivi4 kivi2"; a chunked prefill, groups encoded during
+#              decode), and the artifacts it must
 #              refuse (selection over fp8, runner-up prefetches), each with
 #              its sentence; and the offloaded llama-tiny against the same
 #              artifact resident on the GPU (equal logits, counted misses)
@@ -57,6 +59,7 @@ points=${POINTS:-"1x4096 8x32768 32x4096"}
 encodings=${ENCODINGS:-"bf16 fp8 polar4 nvfp4"}
 selections=${SELECTIONS:-"twolevel quest"}
 exact=${EXACT:-"polar4 fp8 nvfp4"}
+kivi=${KIVI:-"kivi4 kivi2"}
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
 offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}
 step_encodings=${STEP_ENCODINGS:-"bf16 polar4"}
@@ -93,6 +96,15 @@ engine_checks() {
       --prompt 300 --steps 16 --chunk 128 > "$out/engine-check-$e-exact.txt" \
       2>&1 || status=1
     echo "engine $e-exact: $(tail -1 "$out/engine-check-$e-exact.txt")"
+  done
+  # KIVI: its window of 128 tokens in bf16 and groups encoded as they leave
+  # it, after a chunked prefill and during decode (the GPU reads what the
+  # CPU reads).
+  for e in $kivi; do
+    timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$e.kvpkg" \
+      --prompt 300 --steps 60 --chunk 128 > "$out/engine-check-$e.txt" \
+      2>&1 || status=1
+    echo "engine $e: $(tail -1 "$out/engine-check-$e.txt")"
   done
   # Offload: the same logits as the resident cache, bit for bit.
   timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-offload.kvpkg" \

@@ -15,7 +15,7 @@
 # The artifacts: llama-tiny (2 layers, head dim 64; checked against the
 # CPU backend) and llama3-8b with --synthetic-weights generated (timed):
 # 2.5 MB each, the runtime makes the 16 GB of weights on the GPU. Besides
-# one per encoding: exact sinks and windows beside the codes, sparse
+# one per encoding (KIVI with its default window of 128 bf16 tokens): exact sinks and windows beside the codes, sparse
 # selection (two-level and Quest on llama-tiny,
 # every layer selecting; two-level on llama3-8b with the pass's defaults
 # but its top 128 blocks and 2048 entries), offload (llama-tiny with a
@@ -41,9 +41,10 @@ nice -n 10 ninja -C "$build" "${targets[@]}"
 cp "$build"/test/cuda/kvrt-cuda-attention "$build"/test/cuda/kvrt-cuda-engine \
   "$build"/test/cuda/kvrt-cuda-sparse .gpu-bin/
 kvopt=${KVOPT:-$build/bin/kvopt}
-encodings=(bf16 fp8 polar4 nvfp4)
+encodings=(bf16 fp8 polar4 nvfp4 kivi4 kivi2)
 passes=("" "kv-quantize{encoding=fp8}" "kv-quantize{encoding=polar bits=4}"
-        "kv-quantize{encoding=nvfp4}")
+        "kv-quantize{encoding=nvfp4}" "kv-quantize{encoding=int bits=4 group=32}"
+        "kv-quantize{encoding=int bits=2 group=64}")
 for i in "${!encodings[@]}"; do
   for model in llama-tiny llama3-8b; do
     args=(compile --synthetic "$model" --synthetic-weights generated --target h200

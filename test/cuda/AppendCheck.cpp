@@ -6,7 +6,8 @@
 // of a host copy; the two must hold the same bytes. Polar sums its norm
 // and scale in another order than the CPU, so an entry whose coordinate
 // lies within an ulp of a codebook boundary may differ: at most 1 in 1000
-// entries may, and any other difference fails.
+// entries may, and any other difference fails. KIVI's groups, encoded by
+// launchKiviFlush() as they leave the window, must match byte for byte.
 //
 //===----------------------------------------------------------------------===//
 #include "Harness.h"
@@ -135,6 +136,124 @@ bool runAppendCase(const AppendCase &c, uint32_t seed) {
   return ok;
 }
 
+/// KIVI: launchKiviFlush() encodes one sequence's groups, from its rows'
+/// bf16 copies (a call with nothing stored before it and no window), into
+/// pages in shuffled order; every key block and value entry must hold the
+/// CPU codec's bytes.
+bool runKiviFlushCase(uint32_t d, uint32_t bits, uint32_t group,
+                      uint32_t seed) {
+  constexpr uint32_t kRows = 256, kHeads = 4, kPageSize = 64;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<uint16_t> own(size_t(kRows) * kHeads * d);
+  for (size_t i = 0; i < own.size(); ++i)
+    own[i] = cpu::floatToBf16(normal(rng) *
+                              (i % d % 13 == 5 ? 4.0f : 0.5f + 0.5f * (i % 5)));
+  schema::Encoding e;
+  e.set_kind(schema::ENCODING_INT);
+  e.set_bits(bits);
+  e.set_group(group);
+  CodecContext context;
+  context.kvHeads = kHeads;
+  context.headDim = d;
+  std::unique_ptr<Codec> keyCodec = orDie(makeCodec(e, context));
+  context.side = CacheSide::Value;
+  std::unique_ptr<Codec> valueCodec = orDie(makeCodec(e, context));
+  PagedKvView view;
+  view.key = orDie(deviceSideLayout(e, *keyCodec, kPageSize));
+  view.value = orDie(deviceSideLayout(e, *valueCodec, kPageSize));
+
+  const uint32_t pages = kRows / kPageSize;
+  std::vector<int32_t> table(pages);
+  for (uint32_t p = 0; p < pages; ++p)
+    table[p] = int32_t(p);
+  std::shuffle(table.begin(), table.end(), rng);
+  std::vector<float> rows(own.size());
+  for (size_t i = 0; i < own.size(); ++i)
+    rows[i] = cpu::bf16ToFloat(own[i]);
+  const int64_t stride = int64_t(kHeads) * d;
+  const uint64_t keyPage = view.key.areaStride * kHeads,
+                 valuePage = view.value.areaStride * kHeads;
+  std::vector<uint8_t> keys(pages * keyPage, 0xff),
+      values(pages * valuePage, 0xff);
+  for (uint32_t t = 0; t < kRows; ++t)
+    for (uint32_t h = 0; h < kHeads; ++h) {
+      const uint32_t page = uint32_t(table[t / kPageSize]),
+                     slot = t % kPageSize;
+      if (slot % group == 0)
+        keyCodec->encode(&rows[size_t(t) * stride + h * d], stride, h, slot,
+                         &keys[page * keyPage + h * view.key.areaStride]);
+      valueCodec->encode(&rows[size_t(t) * stride + h * d], stride, h, slot,
+                         &values[page * valuePage + h * view.value.areaStride]);
+    }
+
+  DeviceBuffer keyPool = orDie(DeviceBuffer::allocate(keys.size()));
+  DeviceBuffer valuePool = orDie(DeviceBuffer::allocate(values.size()));
+  CUDA_OK(cudaMemset(keyPool.get(), 0xff, keyPool.size()));
+  CUDA_OK(cudaMemset(valuePool.get(), 0xff, valuePool.size()));
+  DeviceBuffer ownDevice = orDie(DeviceBuffer::allocate(own.size() * 2));
+  orDie(ownDevice.upload(own.data(), own.size() * 2));
+  // Lengths, table rows (all one sequence), the page table and its call:
+  // slot 0, nothing before, kRows after.
+  std::vector<int32_t> ints(2 * kRows + pages + 3, 0);
+  for (uint32_t r = 0; r < kRows; ++r)
+    ints[r] = int32_t(r + 1);
+  std::copy(table.begin(), table.end(), ints.begin() + 2 * kRows);
+  ints[2 * kRows + pages + 2] = int32_t(kRows);
+  DeviceBuffer intsDevice = orDie(DeviceBuffer::allocate(ints.size() * 4));
+  orDie(intsDevice.upload(ints.data(), ints.size() * 4));
+  // A store the rows never read (nothing was stored before the call).
+  DeviceBuffer store =
+      orDie(DeviceBuffer::allocate(size_t(group) * kHeads * d * 2));
+  const int32_t *deviceInts = intsDevice.as<int32_t>();
+  view.lengths = deviceInts;
+  view.tableRows = deviceInts + kRows;
+  view.pageTables = deviceInts + 2 * kRows;
+  view.pageTableStride = pages;
+  view.pageSize = kPageSize;
+  view.kvHeads = kHeads;
+  view.headDim = d;
+  view.exact.window = group;
+  view.exact.flushGroup = group;
+  view.exact.keys = view.exact.values = store.as<uint16_t>();
+  view.exact.calls = deviceInts + 2 * kRows + pages;
+  view.exact.ownKeys = view.exact.ownValues = ownDevice.as<uint16_t>();
+  KiviFlushArgs args;
+  args.view = view;
+  args.keys = keyPool.as<uint8_t>();
+  args.values = valuePool.as<uint8_t>();
+  args.rows = kRows;
+  orDie(launchKiviFlush(args, nullptr));
+  CUDA_OK(cudaDeviceSynchronize());
+  std::vector<uint8_t> gotKeys(keys.size()), gotValues(values.size());
+  CUDA_OK(cudaMemcpy(gotKeys.data(), keyPool.get(), keys.size(),
+                     cudaMemcpyDeviceToHost));
+  CUDA_OK(cudaMemcpy(gotValues.data(), valuePool.get(), values.size(),
+                     cudaMemcpyDeviceToHost));
+  uint32_t blocks = 0, entries = 0;
+  const uint64_t blockBytes = uint64_t(group) * view.key.entryBytes;
+  for (uint32_t p = 0; p < pages; ++p)
+    for (uint32_t h = 0; h < kHeads; ++h) {
+      for (uint32_t b = 0; b < kPageSize / group; ++b) {
+        const size_t at =
+            p * keyPage + h * view.key.areaStride + b * blockBytes;
+        blocks += std::memcmp(&gotKeys[at], &keys[at], blockBytes) != 0;
+      }
+      for (uint32_t slot = 0; slot < kPageSize; ++slot) {
+        const size_t at = p * valuePage + h * view.value.areaStride +
+                          slot * view.value.entryBytes;
+        entries += std::memcmp(&gotValues[at], &values[at],
+                               view.value.entryBytes) != 0;
+      }
+    }
+  const bool ok = blocks == 0 && entries == 0;
+  std::printf("%-4s kivi flush int%u g%-2u d=%u: %u of %u key blocks, %u of "
+              "%u value entries differ from the CPU codec's\n",
+              ok ? "ok" : "FAIL", bits, group, d, blocks,
+              kRows / group * kHeads, entries, kRows * kHeads);
+  return ok;
+}
+
 } // namespace
 
 int runAppendChecks() {
@@ -154,6 +273,10 @@ int runAppendChecks() {
   uint32_t seed = 2000;
   for (const AppendCase &c : cases)
     failures += runAppendCase(c, seed++) ? 0 : 1;
+  for (uint32_t d : {64u, 128u})
+    for (uint32_t bits : {2u, 4u})
+      for (uint32_t group : {32u, 64u})
+        failures += runKiviFlushCase(d, bits, group, seed++) ? 0 : 1;
   std::printf("append checks: %d failed\n", failures);
   return failures;
 }

@@ -2,7 +2,8 @@
 //
 // The Llama-3-8B attention shape (32 query heads, 8 KV heads, d = 128, pages
 // of 16 tokens) for B in {1, 8, 32} and L in {8K, 32K}, in bf16, fp8
-// (dynamic and per_head scales), polar (2, 3 and 4 bits) and nvfp4. Pools hold
+// (dynamic and per_head scales), polar (2, 3 and 4 bits), nvfp4 and KIVI (4
+// and 2 bits, groups of 32 tokens in pages of 32). Pools hold
 // random valid entries; each sequence's pages are a random draw from a pool
 // sized for B = 32, L = 32K. Each rep is timed alone with CUDA events after
 // a 256 MB memset that evicts the L2 (a layer's cache is not in L2 when its
@@ -47,7 +48,7 @@ struct Encoding {
 };
 
 std::vector<Encoding> encodings() {
-  std::vector<Encoding> list(7);
+  std::vector<Encoding> list(9);
   list[0].name = "bf16";
   list[0].encoding.set_kind(schema::ENCODING_BF16);
   list[1].name = "fp8-dyn";
@@ -67,6 +68,14 @@ std::vector<Encoding> encodings() {
   }
   list[6].name = "nvfp4";
   list[6].encoding.set_kind(schema::ENCODING_NVFP4);
+  const char *kivi[] = {"kivi4", "kivi2"};
+  for (int i = 0; i < 2; ++i) {
+    Encoding &e = list[7 + i];
+    e.name = kivi[i];
+    e.encoding.set_kind(schema::ENCODING_INT);
+    e.encoding.set_bits(4 - 2 * i);
+    e.encoding.set_group(32);
+  }
   return list;
 }
 
@@ -98,10 +107,10 @@ struct Pool {
 /// decode the device's bytes; returns the largest relative error per row.
 double referenceError(const Pool &pool, const Codec &keyCodec,
                       const Codec &valueCodec,
-                      const std::vector<int32_t> &table, uint32_t length,
-                      const std::vector<float> &q,
+                      const std::vector<int32_t> &table, uint32_t pageSize,
+                      uint32_t length, const std::vector<float> &q,
                       const std::vector<float> &out, float scale) {
-  const uint32_t pages = length / kPageSize;
+  const uint32_t pages = length / pageSize;
   const uint64_t keyPage = pool.key.areaStride * kKvHeads;
   const uint64_t valuePage = pool.value.areaStride * kKvHeads;
   std::vector<uint8_t> keys(pages * keyPage), values(pages * valuePage);
@@ -118,11 +127,11 @@ double referenceError(const Pool &pool, const Codec &keyCodec,
   for (uint32_t t = 0; t < length; ++t)
     for (uint32_t h = 0; h < kKvHeads; ++h) {
       size_t at = (size_t(t) * kKvHeads + h) * kHeadDim;
-      keyCodec.decode(&keys[t / kPageSize * keyPage + h * pool.key.areaStride],
-                      t % kPageSize, &k[at]);
+      keyCodec.decode(&keys[t / pageSize * keyPage + h * pool.key.areaStride],
+                      t % pageSize, &k[at]);
       valueCodec.decode(
-          &values[t / kPageSize * valuePage + h * pool.value.areaStride],
-          t % kPageSize, &v[at]);
+          &values[t / pageSize * valuePage + h * pool.value.areaStride],
+          t % pageSize, &v[at]);
     }
   double worst = 0;
   std::vector<double> scores(length), o(kHeadDim);
@@ -185,14 +194,21 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only) {
     std::unique_ptr<Codec> valueCodec =
         codecFor(enc.encoding, CacheSide::Value);
     Pool pool;
-    pool.key = orDie(deviceSideLayout(enc.encoding, *keyCodec, kPageSize));
-    pool.value = orDie(deviceSideLayout(enc.encoding, *valueCodec, kPageSize));
-    const uint64_t keyBytes = kMaxPages * kKvHeads * pool.key.areaStride;
-    const uint64_t valueBytes = kMaxPages * kKvHeads * pool.value.areaStride;
+    // KIVI's pages hold whole groups of 32 tokens.
+    const uint32_t pageSize =
+        enc.encoding.kind() == schema::ENCODING_INT ? 32 : kPageSize;
+    const uint64_t maxPages = uint64_t(kMaxBatch) * kMaxLength / pageSize;
+    pool.key = orDie(deviceSideLayout(enc.encoding, *keyCodec, pageSize));
+    pool.value = orDie(deviceSideLayout(enc.encoding, *valueCodec, pageSize));
+    const uint64_t keyBytes = maxPages * kKvHeads * pool.key.areaStride;
+    const uint64_t valueBytes = maxPages * kKvHeads * pool.value.areaStride;
     pool.keys = orDie(DeviceBuffer::allocate(keyBytes));
     pool.values = orDie(DeviceBuffer::allocate(valueBytes));
     const DeviceSideLayout::Kind kind = pool.key.kind;
-    if (kind == DeviceSideLayout::Kind::Bf16) {
+    // Every two bytes of a KIVI area a finite f16 below 2 in magnitude:
+    // scales and zeros are, and codes are any bits.
+    if (kind == DeviceSideLayout::Kind::Bf16 ||
+        kind == DeviceSideLayout::Kind::Kivi) {
       fillBf16(pool.keys.get(), keyBytes, 11);
       fillBf16(pool.values.get(), valueBytes, 12);
     } else {
@@ -203,25 +219,25 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only) {
       for (auto [side, buffer] : {std::pair{&pool.key, &pool.keys},
                                   std::pair{&pool.value, &pool.values}})
         if (kind != DeviceSideLayout::Kind::Nvfp4)
-          fillScales(buffer->get(), kMaxPages, kKvHeads, side->areaStride,
-                     kPageSize, side->slotScales, side->entryBytes,
+          fillScales(buffer->get(), maxPages, kKvHeads, side->areaStride,
+                     pageSize, side->slotScales, side->entryBytes,
                      side->slotScales ? side->scaleOffset : 0,
                      kind == DeviceSideLayout::Kind::Polar, 13);
     }
 
     for (uint32_t batch : {1u, 8u, 32u})
       for (uint32_t length : {8192u, 32768u}) {
-        const uint32_t perSequence = length / kPageSize;
-        std::vector<int32_t> pages(kMaxPages);
-        for (uint64_t i = 0; i < kMaxPages; ++i)
+        const uint32_t perSequence = length / pageSize;
+        std::vector<int32_t> pages(maxPages);
+        for (uint64_t i = 0; i < maxPages; ++i)
           pages[i] = int32_t(i);
         std::shuffle(pages.begin(), pages.end(), rng);
         pages.resize(size_t(batch) * perSequence);
-        std::vector<int32_t> stored(kMaxPages * kPageSize, -1);
+        std::vector<int32_t> stored(maxPages * pageSize, -1);
         for (uint32_t b = 0; b < batch; ++b)
           for (uint32_t t = 0; t < length; ++t)
-            stored[size_t(pages[b * perSequence + t / kPageSize]) * kPageSize +
-                   t % kPageSize] = int32_t(t);
+            stored[size_t(pages[b * perSequence + t / pageSize]) * pageSize +
+                   t % pageSize] = int32_t(t);
         orDie(positions.upload(stored.data(), stored.size() * 4));
         DeviceBuffer tables = orDie(DeviceBuffer::allocate(pages.size() * 4));
         orDie(tables.upload(pages.data(), pages.size() * 4));
@@ -239,8 +255,8 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only) {
         orDie(qDevice.upload(q.data(), q.size() * 4));
         DeviceBuffer out = orDie(DeviceBuffer::allocate(q.size() * 4));
 
-        DecodeAttentionShape shape{batch,     kQHeads, kKvHeads, kHeadDim,
-                                   kPageSize, length,  pool.key, pool.value};
+        DecodeAttentionShape shape{batch,    kQHeads, kKvHeads, kHeadDim,
+                                   pageSize, length,  pool.key, pool.value};
         DecodeAttentionArgs args;
         args.cache.key = pool.key;
         args.cache.value = pool.value;
@@ -250,7 +266,7 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only) {
         args.cache.pageTables = tables.as<int32_t>();
         args.cache.lengths = lengthsDevice.as<int32_t>();
         args.cache.pageTableStride = perSequence;
-        args.cache.pageSize = kPageSize;
+        args.cache.pageSize = pageSize;
         args.cache.kvHeads = kKvHeads;
         args.cache.headDim = kHeadDim;
         args.q = qDevice.as<float>();
@@ -263,7 +279,7 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only) {
         const double bytes =
             double(pages.size()) *
             (kKvHeads * double(pool.key.headBytes + pool.value.headBytes) +
-             kPageSize * 4.0 + 4.0);
+             pageSize * 4.0 + 4.0);
         const double floor = bytes / (bandwidth * 1e9);
         for (int kernel = 0; kernel < 3; ++kernel) {
           if (!splitKernelReads(kKernels[kernel], kind))
@@ -296,7 +312,7 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only) {
             CUDA_OK(cudaMemcpy(got.data(), out.get(), got.size() * 4,
                                cudaMemcpyDeviceToHost));
             double error = referenceError(pool, *keyCodec, *valueCodec, pages,
-                                          length, q, got, scale);
+                                          pageSize, length, q, got, scale);
             std::snprintf(line, sizeof(line), "  (vs float64: %.1e)", error);
             check = line;
           }

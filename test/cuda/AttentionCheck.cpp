@@ -8,15 +8,23 @@
 // Mma: tensor cores; Fma: CUDA cores). Every output must be finite and,
 // per query row, within
 //   |gpu - cpu| / |cpu| <= 1e-4   (L2 norms over the row's coordinates),
-// 1e-3 for polar. Both sides decode the same stored bytes and accumulate
-// in fp32; they differ in summation order, exp vs exp2 and, on the tensor
-// cores, in the queries and weights carried as hi + lo halves of bf16 or
+// 1e-3 for polar, 2e-3 for kivi. Both sides decode the same stored bytes and
+// accumulate in fp32; they differ in summation order, exp vs exp2 and, on the
+// tensor cores, in the queries and weights carried as hi + lo halves of bf16 or
 // f16 (about 2^-16 relative or better each): 1e-6 to 1e-5 here, so 1e-4
 // leaves room for long rows and peaked softmaxes while catching any wrong
 // entry, scale or weight (those move it by 1e-2 or more; a single bf16
 // rounding of the weights alone would give about 1e-3). Polar's levels
 // enter the MMAs as f16 (GroupFragments.cuh): about 3e-4, hence its
-// bound; a wrong code or scale still moves a row by 1e-2. Polar runs in
+// bound; a wrong code or scale still moves a row by 1e-2. KIVI's entries
+// enter them as zero + code * scale rounded once to f16, likewise, but a
+// channel of a key block holds only 2^bits distinct values, each rounded
+// once for every token that has its code, so the rounding does not
+// average out over tokens: up to 1.06e-3 at 2 bits (2026-12-02), hence
+// 2e-3. Its
+// lengths are cut to whole groups and its pages rounded up to them, so that
+// the CPU's tail is empty and both read codes only (the window, read from
+// the exact-token store, is checked by the engine section). Polar runs in
 // the rotated domain on both sides (the GPU rotates the queries and the
 // outputs with the codec's signs). Rows with no visible entry must be
 // exactly zero.
@@ -35,19 +43,37 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <random>
 #include <string>
 
 namespace kvrt::cuda::test {
 namespace {
 
-constexpr double kBound = 1e-4, kPolarBound = 1e-3;
+constexpr double kBound = 1e-4, kPolarBound = 1e-3, kKiviBound = 2e-3;
 
-enum class Enc { Bf16, Fp8Dynamic, Fp8PerHead, Polar2, Polar3, Polar4, Nvfp4 };
+enum class Enc {
+  Bf16,
+  Fp8Dynamic,
+  Fp8PerHead,
+  Polar2,
+  Polar3,
+  Polar4,
+  Nvfp4,
+  Kivi4,
+  Kivi2
+};
 const char *name(Enc e) {
-  static const char *const kNames[] = {
-      "bf16", "fp8-dyn", "fp8-head", "polar2", "polar3", "polar4", "nvfp4"};
+  static const char *const kNames[] = {"bf16",   "fp8-dyn", "fp8-head",
+                                       "polar2", "polar3",  "polar4",
+                                       "nvfp4",  "kivi4",   "kivi2"};
   return kNames[int(e)];
+}
+
+/// KIVI's group: 32 tokens for 4 bits, 64 for 2 (both widths and groups
+/// are read); 0 for the other encodings.
+uint32_t kiviGroup(Enc e) {
+  return e == Enc::Kivi4 ? 32 : e == Enc::Kivi2 ? 64 : 0;
 }
 
 constexpr SplitKernel kKernels[] = {SplitKernel::GroupMma, SplitKernel::Mma,
@@ -75,6 +101,10 @@ schema::Encoding encodingOf(Enc e) {
                                                  : schema::SCALE_MODE_PER_HEAD);
   } else if (e == Enc::Nvfp4) {
     encoding.set_kind(schema::ENCODING_NVFP4);
+  } else if (kiviGroup(e)) {
+    encoding.set_kind(schema::ENCODING_INT);
+    encoding.set_bits(e == Enc::Kivi4 ? 4 : 2);
+    encoding.set_group(kiviGroup(e));
   } else {
     encoding.set_kind(schema::ENCODING_POLAR);
     encoding.set_bits(e == Enc::Polar2 ? 2 : e == Enc::Polar3 ? 3 : 4);
@@ -111,10 +141,17 @@ std::vector<float> headScales(const std::vector<std::vector<float>> &rows,
 }
 
 /// Runs one case in one encoding; returns whether it passed.
-bool runCase(const Case &c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
+bool runCase(Case c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   const bool polar =
       enc == Enc::Polar2 || enc == Enc::Polar3 || enc == Enc::Polar4;
-  const double bound = polar ? kPolarBound : kBound;
+  const double bound = polar            ? kPolarBound
+                       : kiviGroup(enc) ? kKiviBound
+                                        : kBound;
+  if (const uint32_t group = kiviGroup(enc)) {
+    for (uint32_t &length : c.lengths)
+      length = length / group * group;
+    c.pageSize = std::lcm(c.pageSize, group);
+  }
   std::mt19937 rng(seed);
   const uint32_t batch = uint32_t(c.lengths.size());
   const uint32_t width = c.kvHeads * c.headDim;
@@ -152,6 +189,7 @@ bool runCase(const Case &c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   shape.pageSize = c.pageSize;
   shape.keyHeadBytes = key->headBytes(c.pageSize);
   shape.valueHeadBytes = value->headBytes(c.pageSize);
+  shape.flushGroup = key->groupTokens();
   shape.capacityPages = 0;
   for (uint32_t length : c.lengths)
     shape.capacityPages += (length + c.pageSize - 1) / c.pageSize;
@@ -317,12 +355,12 @@ int runChecks(uint32_t multiprocessors) {
   int failures = 0;
   uint32_t seed = 1;
   for (Enc enc : {Enc::Bf16, Enc::Fp8Dynamic, Enc::Fp8PerHead, Enc::Polar2,
-                  Enc::Polar3, Enc::Polar4, Enc::Nvfp4})
+                  Enc::Polar3, Enc::Polar4, Enc::Nvfp4, Enc::Kivi4, Enc::Kivi2})
     for (const Case &c : cases)
       failures += runCase(c, enc, multiprocessors, seed++) ? 0 : 1;
-  std::printf("checks: %d failed, bound %.0e (polar %.0e) relative per query "
-              "row\n",
-              failures, kBound, kPolarBound);
+  std::printf("checks: %d failed, bound %.0e (polar %.0e, kivi %.0e) relative "
+              "per query row\n",
+              failures, kBound, kPolarBound, kKiviBound);
   return failures;
 }
 

@@ -226,7 +226,7 @@ TEST(DecodeAttentionPlan, RefusesWhatTheKernelsCannotRead) {
             "multiple of 32, not 12");
   EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, bf16, fp8}),
             "decode attention on CUDA needs keys and values in one encoding "
-            "(bf16, fp8 e4m3, nvfp4 or polar of one width)");
+            "(bf16, fp8 e4m3, nvfp4, or polar or kivi of one width)");
   const DeviceSideLayout polar =
       layoutOf(encodingOf(schema::ENCODING_POLAR, 4), 128, 16);
   DeviceSideLayout otherCodebook = polar;
@@ -377,6 +377,76 @@ TEST(DecodeAttentionPlan, ExactTokensTakeASplitPerTileOfADecodeRow) {
   ASSERT_TRUE(exact) << exact.status().message();
   EXPECT_EQ(exact->exactSplits, 1u);
   EXPECT_EQ(exact->splits, 2u);
+}
+
+/// KIVI's layout of `side` for d = headDim, or why it is refused.
+StatusOr<DeviceSideLayout> kiviLayout(CacheSide side, uint32_t headDim,
+                                      uint32_t bits, uint32_t group,
+                                      uint32_t pageSize) {
+  schema::Encoding e;
+  e.set_kind(schema::ENCODING_INT);
+  e.set_bits(bits);
+  e.set_group(group);
+  CodecContext context;
+  context.side = side;
+  context.kvHeads = 8;
+  context.headDim = headDim;
+  StatusOr<std::unique_ptr<Codec>> codec = makeCodec(e, context);
+  EXPECT_TRUE(codec) << codec.status().message();
+  return deviceSideLayout(e, **codec, pageSize);
+}
+
+TEST(DeviceSideLayout, KiviKeysInBlocksValuesPerSlot) {
+  // Keys: a block of G rows of codes, then d f16 scales and d f16 zeros;
+  // values: codes, then a scale and a zero per G channels. Both take
+  // d b / 8 + 4 d / G bytes a token, a page whole groups.
+  for (uint32_t d : {64u, 128u})
+    for (uint32_t bits : {2u, 4u})
+      for (uint32_t group : {32u, 64u})
+        for (CacheSide side : {CacheSide::Key, CacheSide::Value}) {
+          StatusOr<DeviceSideLayout> layout =
+              kiviLayout(side, d, bits, group, 128);
+          ASSERT_TRUE(layout) << layout.status().message();
+          EXPECT_EQ(layout->kind, DeviceSideLayout::Kind::Kivi);
+          EXPECT_EQ(layout->entryBytes, d * bits / 8 + 4 * d / group);
+          EXPECT_EQ(layout->headBytes, 128u * layout->entryBytes);
+          EXPECT_EQ(layout->group, group);
+          EXPECT_EQ(layout->bits, bits);
+          EXPECT_FALSE(layout->slotScales);
+          DecodeAttentionShape shape{8,    32,      8,       d,  128,
+                                     4096, *layout, *layout, 160};
+          StatusOr<DecodeAttentionPlan> plan = planDecodeAttention(shape, 132);
+          ASSERT_TRUE(plan) << plan.status().message();
+          EXPECT_EQ(plan->kernel, SplitKernel::GroupMma);
+        }
+  StatusOr<DeviceSideLayout> wide =
+      kiviLayout(CacheSide::Key, 128, 4, 128, 128);
+  ASSERT_FALSE(wide);
+  EXPECT_EQ(wide.status().message(),
+            "the CUDA backend reads kivi caches in groups of 32 or 64, not "
+            "128");
+  StatusOr<DeviceSideLayout> small =
+      kiviLayout(CacheSide::Value, 128, 4, 32, 16);
+  ASSERT_FALSE(small);
+  EXPECT_EQ(small.status().message(),
+            "the CUDA backend reads kivi caches in pages of whole groups; a "
+            "page of 16 tokens is not a multiple of 32");
+}
+
+TEST(ExactTokens, KiviCodesGrowAGroupAtATimeBeyondTheWindow) {
+  // A window of 128 leaving in groups of 32, as PagedCache::flushable().
+  EXPECT_EQ(codedTokens(0, 128, 32), 0);
+  EXPECT_EQ(codedTokens(128, 128, 32), 0);
+  EXPECT_EQ(codedTokens(159, 128, 32), 0);
+  EXPECT_EQ(codedTokens(160, 128, 32), 32);
+  EXPECT_EQ(codedTokens(191, 128, 32), 32);
+  EXPECT_EQ(codedTokens(192, 128, 32), 64);
+  // No window: whole groups only.
+  EXPECT_EQ(codedTokens(63, 0, 64), 0);
+  EXPECT_EQ(codedTokens(64, 0, 64), 64);
+  // fp8, nvfp4, polar: all but the window.
+  EXPECT_EQ(codedTokens(200, 64, 1), 136);
+  EXPECT_EQ(codedTokens(50, 64, 1), 0);
 }
 
 } // namespace

@@ -162,7 +162,10 @@ __global__ void appendKernel(AppendArgs a, AppendGeometry g) {
   const __nv_bfloat16 rounded = __float2bfloat16_rn(a.src[at]);
   if (a.bf16Copy)
     reinterpret_cast<__nv_bfloat16 *>(a.bf16Copy)[at] = rounded;
-  if constexpr (Kind == DeviceSideLayout::Kind::Bf16) {
+  if constexpr (Kind == DeviceSideLayout::Kind::Kivi) {
+    // Encoded a group at a time as it leaves the window (KiviFlush.cu).
+    (void)entry;
+  } else if constexpr (Kind == DeviceSideLayout::Kind::Bf16) {
     reinterpret_cast<__nv_bfloat16 *>(entry)[i] = rounded;
   } else {
     const float x = __bfloat162float(rounded);
@@ -251,6 +254,14 @@ Status launchAppend(const AppendArgs &args, const DeviceSideLayout &side,
   case DeviceSideLayout::Kind::Nvfp4:
     appendNvfp4Kernel<<<grid, args.headDim, 0, stream>>>(
         args, g, double(side.tensorScale));
+    break;
+  case DeviceSideLayout::Kind::Kivi:
+    if (!args.bf16Copy)
+      return Status::error("appending to a kivi cache on the GPU keeps the "
+                           "tokens in bf16 until their group is encoded, "
+                           "and the append was given no place for them");
+    appendKernel<DeviceSideLayout::Kind::Kivi>
+        <<<grid, args.headDim, 0, stream>>>(args, g);
     break;
   }
   return launched("the cache append");

@@ -5,7 +5,9 @@
 // (docs/kv-encodings.md): each value first rounded to bf16, as the CPU
 // backend's append does, then encoded: bf16, fp8 e4m3 (per_head and
 // dynamic scales), nvfp4 and polar of 2 to 4 bits (without QJL, which
-// DeviceSideLayout does not describe).
+// DeviceSideLayout does not describe). KIVI's tokens stay in bf16 (the
+// append's bf16Copy, then the exact-token store) until launchKiviFlush()
+// encodes them a group at a time, as the CPU backend's tail does.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_APPEND_H
@@ -63,6 +65,24 @@ struct ResidentAppendArgs {
 };
 Status launchResidentAppend(const ResidentAppendArgs &args,
                             cudaStream_t stream);
+
+/// KIVI's groups that leave the window in a call (KiviFlush.cu): row r of
+/// the call holds token x = lengths[r] - 1 of its sequence; where x + 1 -
+/// recent is a positive multiple of the group G, the tokens [x + 1 - recent
+/// - G, x + 1 - recent) are encoded into their pages, keys as one block and
+/// values entry by entry, in the CPU codec's arithmetic (the same bytes).
+/// Those tokens are the call's own (in the append's bf16 copy) or, stored
+/// before it, still in the exact-token store: this runs after the append
+/// and before storeExactTokens(). The next call's rows read their codes.
+struct KiviFlushArgs {
+  /// The layer's pages, page tables, each row's length and table row, and
+  /// its exact tokens (calls and own copies set).
+  PagedKvView view;
+  uint8_t *keys = nullptr;
+  uint8_t *values = nullptr;
+  uint32_t rows = 0;
+};
+Status launchKiviFlush(const KiviFlushArgs &args, cudaStream_t stream);
 
 /// positions[slots[r]] = values[r] for r < rows.
 Status launchStorePositions(const int32_t *slots, const int32_t *values,

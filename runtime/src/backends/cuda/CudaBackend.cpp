@@ -33,10 +33,13 @@
 //   pages in mapped host memory and a budget of them in device slots,
 //   chosen by the schedule the CPU backend counts with; runner-up
 //   prefetches are not done on the GPU (refused).
+// - KIVI keeps its residual window in bf16 (the exact-token store) and
+//   encodes a group as it leaves (KiviFlush.cu), as the CPU's tail does;
+//   its rows read what the CPU backend's read.
 // - Eviction, selection over other encodings, the fidelity probe, append
-//   observers (calibration), KIVI caches and polar with QJL run on the cpu
-//   backend only; an artifact or option that needs them is refused when
-//   the backend is created.
+//   observers (calibration), offloaded KIVI layers and polar with QJL run
+//   on the cpu backend only; an artifact or option that needs them is
+//   refused when the backend is created.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/artifact/Plan.h"
@@ -219,6 +222,9 @@ private:
   Status runSteps(uint32_t rows, uint32_t logitRows);
   uint64_t scratchMoves() const;
   Status attention(const Step &s, const float *q, float *out, uint32_t rows);
+  /// The layer's pages, the batch's page tables and its exact tokens with
+  /// the call's own, as the kernels read them (rows, lengths: the caller's).
+  cuda::PagedKvView layerView(const cuda::DeviceKvPool::Layer &layer) const;
   /// decodeAttention() of rows [first, first + count), in groups whose
   /// split partials fit the workspace budget.
   Status decodeRows(cuda::DecodeAttentionArgs args, uint32_t first,
@@ -509,8 +515,13 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
     // differ (kv-sparse-select makes a selecting layer's page a multiple of
     // its block) their least common multiple.
     uint64_t common = 1;
-    for (const schema::CacheLayout &c : m.cache())
+    // KIVI's pages hold whole groups.
+    for (const schema::CacheLayout &c : m.cache()) {
       common = std::lcm<uint64_t>(common, c.page_size());
+      for (const schema::Encoding *e : {&c.key(), &c.value()})
+        if (e->kind() == schema::ENCODING_INT && e->group())
+          common = std::lcm<uint64_t>(common, e->group());
+    }
     if (common > (1u << 16))
       return Status::error(name + ": the layers' page sizes have no common "
                                   "multiple of at most 65536 tokens, which "
@@ -555,10 +566,17 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
       (i ? spec.value : spec.key) = *side;
       spec.exactSinks = std::max(spec.exactSinks, e.sinks());
       spec.exactWindow = std::max(spec.exactWindow, e.residual());
+      if (side->kind == cuda::DeviceSideLayout::Kind::Kivi)
+        spec.flushGroup = side->group;
       if (e.kind() == schema::ENCODING_FP8 &&
           e.scale_mode() == schema::SCALE_MODE_PER_HEAD)
         (i ? spec.valueScales : spec.keyScales) = codec->scales;
     }
+    // KIVI's window is a ring of the residual and the group its codes are
+    // written from; elsewhere the codes of all but the window are read.
+    spec.exactRecent = spec.exactWindow;
+    if (spec.flushGroup > 1)
+      spec.exactWindow += spec.flushGroup;
     // The decode kernels' constraints, checked once for a batch of one.
     cuda::DecodeAttentionShape shape{1,
                                      c.kv_heads(),
@@ -595,6 +613,12 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
         (spec.key.areaStride + spec.value.areaStride) * spec.kvHeads;
     pageBytes += cuda::DeviceKvPool::summaryPageBytes(spec, pageSize);
     if (auto found = offloading.find(c.layer()); found != offloading.end()) {
+      if (spec.flushGroup > 1)
+        return Status::error(where +
+                             " offloads a kivi cache, whose groups the cuda "
+                             "backend encodes in device pages only; run this "
+                             "artifact on the cpu backend, or compile it "
+                             "without kv-offload for the GPU");
       spec.offloaded = true;
       hostPageBytes += areas;
       pageBytes += cuda::OffloadedPages::tableBytesPerPage(spec);
@@ -974,6 +998,16 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
                         ? ownValues_.buffer.as<uint16_t>()
                         : nullptr;
     KVRT_RETURN_IF_ERROR(cuda::launchAppend(args, layer.spec.value, stream_));
+    if (layer.spec.flushGroup > 1) {
+      cuda::KiviFlushArgs flush;
+      flush.view = layerView(layer);
+      flush.view.tableRows = tableRows_;
+      flush.view.lengths = rowLengths_;
+      flush.keys = layer.keys();
+      flush.values = layer.values();
+      flush.rows = rows;
+      return cuda::launchKiviFlush(flush, stream_);
+    }
     if (!layer.spec.offloaded)
       return Status::ok();
     cuda::ResidentAppendArgs resident = offloaded_->residentAppend(s.layer);
@@ -1011,23 +1045,9 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
   const uint32_t qHeads = uint32_t(s.heads), headDim = layer.spec.headDim;
   cuda::DecodeAttentionArgs args;
   cuda::PagedKvView &view = args.cache;
-  view.key = layer.spec.key;
-  view.value = layer.spec.value;
-  view.keys = layer.keys();
-  view.values = layer.values();
-  view.positions = pool_->positions();
-  view.pageTables = pageTables_;
-  view.pageTableStride = pageTableStride_;
-  view.pageSize = pool_->pageSize();
-  view.kvHeads = layer.spec.kvHeads;
-  view.headDim = headDim;
-  if (layer.spec.keepsExact()) {
-    view.exact = layer.exact();
-    view.exact.calls = exactCalls_;
-    view.exact.ownKeys = ownKeys_.buffer.as<uint16_t>();
-    view.exact.ownValues = ownValues_.buffer.as<uint16_t>();
+  view = layerView(layer);
+  if (layer.spec.keepsExact())
     args.exactSide = exactSide_;
-  }
   args.q = q;
   args.out = out;
   args.qHeads = qHeads;
@@ -1079,6 +1099,28 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
   view.tableRows = tableRows_;
   view.lengths = rowLengths_;
   return cuda::storeExactTokens(view, rows, stream_);
+}
+
+cuda::PagedKvView
+CudaBackend::layerView(const cuda::DeviceKvPool::Layer &layer) const {
+  cuda::PagedKvView view;
+  view.key = layer.spec.key;
+  view.value = layer.spec.value;
+  view.keys = layer.keys();
+  view.values = layer.values();
+  view.positions = pool_->positions();
+  view.pageTables = pageTables_;
+  view.pageTableStride = pageTableStride_;
+  view.pageSize = pool_->pageSize();
+  view.kvHeads = layer.spec.kvHeads;
+  view.headDim = layer.spec.headDim;
+  if (layer.spec.keepsExact()) {
+    view.exact = layer.exact();
+    view.exact.calls = exactCalls_;
+    view.exact.ownKeys = ownKeys_.buffer.as<uint16_t>();
+    view.exact.ownValues = ownValues_.buffer.as<uint16_t>();
+  }
+  return view;
 }
 
 Status CudaBackend::selectingRows(const Step &s,

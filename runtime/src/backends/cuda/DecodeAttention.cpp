@@ -73,6 +73,8 @@ uint32_t expectedEntryBytes(const DeviceSideLayout &side, uint32_t headDim) {
     return headDim * side.bits / 8 + 2;
   case DeviceSideLayout::Kind::Nvfp4:
     return headDim / 2 + headDim / 16;
+  case DeviceSideLayout::Kind::Kivi:
+    return side.group ? headDim * side.bits / 8 + 4 * headDim / side.group : 0;
   }
   return 0;
 }
@@ -101,6 +103,15 @@ Status checkSide(const DeviceSideLayout &side, const char *name,
       (side.codesOffset || side.slotScales))
     return Status::error(what + " nvfp4 entries must start at the area's "
                                 "start, their block scales inside them");
+  // A 64-token tile holds whole key blocks, and its 32-token segments
+  // whole 16-byte chunks.
+  if (side.kind == DeviceSideLayout::Kind::Kivi &&
+      ((side.bits != 2 && side.bits != 4) ||
+       (side.group != 32 && side.group != 64) || side.codesOffset ||
+       side.slotScales || shape.pageSize % side.group))
+    return Status::error(what + " kivi entries must be 2 or 4 bits in groups "
+                                "of 32 or 64, from the area's start, in "
+                                "pages of whole groups");
   return Status::ok();
 }
 
@@ -114,7 +125,8 @@ const char *kindName(DeviceSideLayout::Kind kind) {
   return kind == DeviceSideLayout::Kind::Bf16      ? "bf16"
          : kind == DeviceSideLayout::Kind::Fp8E4M3 ? "fp8 e4m3"
          : kind == DeviceSideLayout::Kind::Polar   ? "polar"
-                                                   : "nvfp4";
+         : kind == DeviceSideLayout::Kind::Nvfp4   ? "nvfp4"
+                                                   : "kivi";
 }
 
 } // namespace
@@ -157,8 +169,8 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
                          std::to_string(pageSize));
   if (shape.key.kind != shape.value.kind || shape.key.bits != shape.value.bits)
     return Status::error("decode attention on CUDA needs keys and values in "
-                         "one encoding (bf16, fp8 e4m3, nvfp4 or polar of "
-                         "one width)");
+                         "one encoding (bf16, fp8 e4m3, nvfp4, or polar or "
+                         "kivi of one width)");
   KVRT_RETURN_IF_ERROR(checkSide(shape.key, "keys", shape));
   KVRT_RETURN_IF_ERROR(checkSide(shape.value, "values", shape));
   if (shape.key.kind == DeviceSideLayout::Kind::Polar && shape.key.bits == 4 &&
@@ -239,6 +251,7 @@ Status decodeAttention(const DecodeAttentionArgs &args,
     g.segmentChunks = segmentChunks(side, plan.segmentTokens);
     g.slotScales = side.slotScales;
     g.scaleOffset = side.scaleOffset;
+    g.group = side.group;
     std::copy(std::begin(side.levelHalves), std::end(side.levelHalves),
               std::begin(g.levelHalves));
     g.codeScale = std::ldexp(side.tensorScale, -side.levelShift);
@@ -269,7 +282,8 @@ Status decodeAttention(const DecodeAttentionArgs &args,
   const bool exact = cache.exact.active();
   p.exactCalls = exact ? cache.exact.calls : nullptr;
   p.exactSinks = exact ? cache.exact.sinks : 0;
-  p.exactWindow = exact ? cache.exact.window : 0;
+  p.exactRecent = exact ? cache.exact.recent : 0;
+  p.exactGroup = exact ? cache.exact.flushGroup : 1;
   p.key = geometry(cache.key);
   p.value = geometry(cache.value);
   p.pageTableStride = cache.pageTableStride;
@@ -306,6 +320,8 @@ Status decodeAttention(const DecodeAttentionArgs &args,
     kernel = rotates ? splitGroupMmaKernelPolar(headDim, cache.key.bits)
              : cache.key.kind == DeviceSideLayout::Kind::Nvfp4
                  ? splitGroupMmaKernelNvfp4(headDim)
+             : cache.key.kind == DeviceSideLayout::Kind::Kivi
+                 ? splitGroupMmaKernelKivi(headDim, cache.key.bits)
                  : splitGroupMmaKernelFp8E4M3(headDim);
     break;
   case SplitKernel::Mma:

@@ -42,7 +42,7 @@ namespace kvrt::cuda {
 
 /// How one side (keys or values) of a layer is laid out in a head's area.
 struct DeviceSideLayout {
-  enum class Kind : uint8_t { Bf16, Fp8E4M3, Polar, Nvfp4 };
+  enum class Kind : uint8_t { Bf16, Fp8E4M3, Polar, Nvfp4, Kivi };
   Kind kind = Kind::Bf16;
   /// Bytes from one slot's codes to the next slot's.
   uint32_t entryBytes = 0;
@@ -61,7 +61,12 @@ struct DeviceSideLayout {
   /// rotationSigns set where D[i][i] = -1 (R = H D / sqrt(d)).
   /// nvfp4: the kernels hold entries times 2^levelShift / tensorScale
   /// (the artifact's per-tensor scale, read back through the codec).
+  /// kivi: bits per code (2 or 4), and the group: keys, tokens per block
+  /// (the block's codes, then a scale and a zero per channel); values,
+  /// channels per scale and zero (each entry's codes, then those pairs).
+  /// entryBytes is a block's bytes over its tokens for keys.
   uint32_t bits = 0;
+  uint32_t group = 0;
   int32_t levelShift = 0;
   float tensorScale = 1.0f;
   uint32_t levelHalves[16] = {};

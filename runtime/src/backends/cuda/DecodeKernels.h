@@ -42,6 +42,8 @@ struct SideGeometry {
   uint32_t segmentChunks;
   bool slotScales;
   uint32_t scaleOffset;
+  /// kivi: DeviceSideLayout::group.
+  uint32_t group;
   /// polar: the codebook (DeviceSideLayout::levelHalves), and 2^-levelShift,
   /// which brings products with it back to the levels' scale (nvfp4: times
   /// the tensor scale); 1 otherwise.
@@ -64,11 +66,12 @@ struct SplitKernelParams {
   const int32_t *tableRows;
   const int32_t *lengths;
   /// Null, or (a layer keeping tokens exact) ExactTokensView::calls: the
-  /// codes of tokens below exactSinks, and from before - exactWindow on,
-  /// are not read.
+  /// codes of tokens below exactSinks, and from codedTokens(before,
+  /// exactRecent, exactGroup) on, are not read.
   const int32_t *exactCalls;
   uint32_t exactSinks;
-  uint32_t exactWindow;
+  uint32_t exactRecent;
+  uint32_t exactGroup;
   SideGeometry key, value;
   uint32_t pageTableStride;
   uint32_t pageSize;
@@ -108,6 +111,7 @@ const void *splitMmaKernelFp8E4M3(uint32_t headDim);
 const void *splitGroupMmaKernelFp8E4M3(uint32_t headDim);
 const void *splitGroupMmaKernelPolar(uint32_t headDim, uint32_t bits);
 const void *splitGroupMmaKernelNvfp4(uint32_t headDim);
+const void *splitGroupMmaKernelKivi(uint32_t headDim, uint32_t bits);
 
 /// Tokens of a tile of exact tokens (ExactAttention.cu).
 inline constexpr uint32_t kExactTileTokens = 64;

@@ -77,6 +77,8 @@ ExactTokensView DeviceKvPool::Layer::exact() const {
   ExactTokensView view;
   view.sinks = spec.exactSinks;
   view.window = spec.exactWindow;
+  view.recent = spec.exactRecent;
+  view.flushGroup = spec.flushGroup;
   view.keys = exactKeys.as<uint16_t>();
   view.values = exactValues.as<uint16_t>();
   return view;

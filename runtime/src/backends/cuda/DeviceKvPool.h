@@ -37,8 +37,11 @@ struct DeviceLayerSpec {
   /// Whether the layer's pages live in host memory (kv-offload).
   bool offloaded = false;
   /// Each sequence's first and most recent tokens kept exact (the larger
-  /// of the two sides' sinks and windows, as the CPU backend keeps them).
-  uint32_t exactSinks = 0, exactWindow = 0;
+  /// of the two sides' sinks and windows, as the CPU backend keeps them):
+  /// the ring of recent tokens holds exactWindow, of which the codes of
+  /// all but exactRecent, leaving flushGroup at a time, are read (KIVI:
+  /// its residual, and its residual plus a group; ExactTokens.h).
+  uint32_t exactSinks = 0, exactWindow = 0, exactRecent = 0, flushGroup = 1;
   bool keepsExact() const { return exactSinks || exactWindow; }
   /// Bytes of one sequence slot's row of the exact-token store, per side.
   uint64_t exactSideBytes() const {

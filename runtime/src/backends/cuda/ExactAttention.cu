@@ -96,16 +96,17 @@ __global__ void __launch_bounds__(kThreads)
   const int tableRow = p.tableRows ? p.tableRows[b] : b;
   const int slot = e.calls[3 * tableRow], before = e.calls[3 * tableRow + 1];
   const int own = p.lengths[b] - before;
-  RowTokens tokens{e,
-                   (size_t(slot) * p.kvHeads + kvHead) * (e.sinks + e.window),
-                   min(int(e.sinks), before),
-                   max(int(e.sinks), before - int(e.window)),
-                   0,
-                   before,
-                   own,
-                   int(e.firstRow) + b - (own - 1),
-                   int(p.kvHeads),
-                   kvHead};
+  RowTokens tokens{
+      e,
+      (size_t(slot) * p.kvHeads + kvHead) * (e.sinks + e.window),
+      min(int(e.sinks), before),
+      max(int(e.sinks), codedTokens(before, int(e.recent), int(e.flushGroup))),
+      0,
+      before,
+      own,
+      int(e.firstRow) + b - (own - 1),
+      int(p.kvHeads),
+      kvHead};
   tokens.windowed = max(0, before - tokens.windowBegin);
   const int count = tokens.sinks + tokens.windowed + own;
   const int32_t *table = p.pageTables + size_t(tableRow) * p.pageTableStride;

@@ -3,11 +3,13 @@
 // An fp8, nvfp4 or polar encoding with `sinks` or `window`
 // (docs/kv-encodings.md) keeps each sequence's first `sinks` tokens and its
 // `window` most recent ones exact, and attention reads them exact instead
-// of their codes. The CPU backend holds them in its tail and its sinks
-// (PagedCache.h); here each such layer has a store of sinks + window bf16
-// entries per KV head for each sequence slot (PageLedger::slot()): token
-// i < sinks at entry i, a later one at entry sinks + i % window. Every
-// token is still encoded into its page when it is appended.
+// of their codes; KIVI keeps its `residual` recent tokens in bf16 and
+// encodes them a group at a time as they leave (KiviFlush.cu). The CPU backend
+// holds them in its tail and its sinks (PagedCache.h); here each such layer has
+// a store of sinks + window bf16 entries per KV head for each sequence slot
+// (PageLedger::slot()): token i < sinks at entry i, a later one at entry sinks
+// + i % window. Every token is still encoded into its page when it is appended,
+// but KIVI's, which are encoded when their group leaves the window.
 //
 // What a row reads is what the CPU backend's row reads (it encodes its
 // tail down to the window before each append, then reads what the tail
@@ -35,11 +37,24 @@ namespace kvrt::cuda {
 
 struct PagedKvView;
 
+#ifdef __CUDACC__
+#define KVRT_HOST_DEVICE __host__ __device__
+#else
+#define KVRT_HOST_DEVICE
+#endif
+
 /// One layer's exact tokens as the attention kernels read them; keys is
 /// null where the layer keeps none.
 struct ExactTokensView {
   uint32_t sinks = 0;
+  /// Entries of the store's ring of recent tokens.
   uint32_t window = 0;
+  /// The codes of tokens [0, codedTokens(before)) are read; KIVI's tokens
+  /// leave the window `flushGroup` at a time once more than `recent` are
+  /// in it (PagedCache::flushable()), so its ring holds recent +
+  /// flushGroup. Elsewhere recent is the window and flushGroup 1.
+  uint32_t recent = 0;
+  uint32_t flushGroup = 1;
   /// The store: [sequence slots][kvHeads][sinks + window][headDim] bf16.
   uint16_t *keys = nullptr;
   uint16_t *values = nullptr;
@@ -53,8 +68,16 @@ struct ExactTokensView {
   uint32_t firstRow = 0;
 
   bool active() const { return keys != nullptr; }
-  uint32_t entries() const { return sinks + window; }
+  KVRT_HOST_DEVICE uint32_t entries() const { return sinks + window; }
 };
+
+/// Tokens whose codes a row reads when `before` were stored before its
+/// call: all but the most recent ones that `recent` and `flushGroup` keep
+/// exact (the sinks are left out where the codes are read).
+KVRT_HOST_DEVICE inline int codedTokens(int before, int recent,
+                                        int flushGroup) {
+  return before > recent ? (before - recent) / flushGroup * flushGroup : 0;
+}
 
 /// Writes each of `rows` rows' own token into the store of `view.exact`
 /// where it belongs after the call: row r holds token view.lengths[r] - 1

@@ -68,13 +68,30 @@ __device__ __forceinline__ void wordOfTokens(const uint8_t *stage,
 
 inline constexpr int kPairTableWords = kPolarPairTableBytes / 4;
 
-/// Each encoding's operands: kTerms of A per entry; kSteps key k-steps;
-/// kMinBlocks, the blocks an SM must hold (__launch_bounds__); kHeadScale,
-/// whether a side may keep one scale for its head (per_head); kTables,
-/// whether the kernel must load the codebook tables, and kPairs, whether
-/// as one table of level pairs (keys' and values' tables then being that
-/// one); slotScale(), an entry's own scale.
-template <int D> struct Fp8E4M3Group {
+/// Where a key row's entry starts in a stage and what else keyRow() and
+/// valueTiles() need (keyAux(), valueAux()), for encodings whose keys are
+/// one entry per slot and need nothing else.
+struct SlotKeys {
+  template <class Block>
+  __device__ __forceinline__ static int
+  keyOffset(const Block &block, const SideGeometry &side, int row) {
+    return block.entryOffset(side, row);
+  }
+  __device__ __forceinline__ static int keyAux(const SideGeometry &, int) {
+    return 0;
+  }
+  __device__ __forceinline__ static int valueAux(const SideGeometry &, int) {
+    return 0;
+  }
+};
+
+/// Each encoding's operands: keyOffset() and keyAux() (SlotKeys); kTerms
+/// of A per entry; kSteps key k-steps; kMinBlocks, the blocks an SM must hold
+/// (__launch_bounds__); kHeadScale, whether a side may keep one scale for its
+/// head (per_head); kTables, whether the kernel must load the codebook tables,
+/// and kPairs, whether as one table of level pairs (keys' and values' tables
+/// then being that one); slotScale(), an entry's own scale.
+template <int D> struct Fp8E4M3Group : SlotKeys {
   // Four blocks fit in 96 registers.
   static constexpr int kTerms = 1, kSteps = D / 16, kMinBlocks = 4;
   static constexpr bool kHeadScale = true, kTables = false, kPairs = false;
@@ -85,7 +102,7 @@ template <int D> struct Fp8E4M3Group {
 
   /// a[j][h][0]: the row's coordinates keyDim(j, t) + 2h, + 2h + 1.
   __device__ __forceinline__ static void
-  keyRow(const uint8_t *stage, int at, int t, const uint32_t *,
+  keyRow(const uint8_t *stage, int at, int, int t, const uint32_t *,
          uint32_t (&a)[kSteps][2][kTerms]) {
 #pragma unroll
     for (int j = 0; j < kSteps; ++j) {
@@ -101,7 +118,7 @@ template <int D> struct Fp8E4M3Group {
   /// bytes may hold NaN codes, and NaN times a zero weight is NaN).
   template <bool Partial>
   __device__ __forceinline__ static void
-  valueTiles(const uint8_t *stage, const int (&at)[4], int g,
+  valueTiles(const uint8_t *stage, const int (&at)[4], int, int g,
              const bool (&valid)[4], const uint32_t *,
              uint32_t (&a)[D / 16][4][kTerms]) {
     constexpr int kWords = D / 32;
@@ -127,7 +144,7 @@ template <int D> struct Fp8E4M3Group {
   }
 };
 
-template <int D, int Bits> struct PolarGroup {
+template <int D, int Bits> struct PolarGroup : SlotKeys {
   static constexpr int kTerms = 1, kSteps = D / 16, kMinBlocks = 4;
   static constexpr bool kHeadScale = false, kTables = true, kPairs = Bits == 4;
 
@@ -201,7 +218,7 @@ template <int D, int Bits> struct PolarGroup {
   /// a[j][h][0]: the row's levels (hi halves) at coordinates
   /// keyDim(j, t) + 2h, + 2h + 1.
   __device__ __forceinline__ static void
-  keyRow(const uint8_t *stage, int at, int t, const uint32_t *table,
+  keyRow(const uint8_t *stage, int at, int, int t, const uint32_t *table,
          uint32_t (&a)[kSteps][2][kTerms]) {
     constexpr int kCount = D / 4;
     uint32_t c[(kCount * Bits + 31) / 32];
@@ -226,8 +243,9 @@ template <int D, int Bits> struct PolarGroup {
   /// tokens past the end need no zeros.
   template <bool Partial>
   __device__ __forceinline__ static void
-  valueTiles(const uint8_t *stage, const int (&at)[4], int g, const bool (&)[4],
-             const uint32_t *table, uint32_t (&a)[D / 16][4][kTerms]) {
+  valueTiles(const uint8_t *stage, const int (&at)[4], int, int g,
+             const bool (&)[4], const uint32_t *table,
+             uint32_t (&a)[D / 16][4][kTerms]) {
     constexpr int kCount = D / 8;
     uint32_t c[4][(kCount * Bits + 31) / 32];
 #pragma unroll

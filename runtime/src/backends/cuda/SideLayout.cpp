@@ -3,11 +3,15 @@
 // bf16: slot s at 2 d s. fp8 per_head: the head's f32 scale at 0, slot s's
 // codes at 4 + d s. fp8 dynamic: slot s's codes at (d + 4) s, its f32 scale
 // right after them. polar (without QJL): slot s's packed codes at
-// (d b / 8 + 2) s, its f16 scale right after them. The layout is checked
+// (d b / 8 + 2) s, its f16 scale right after them. kivi: keys in blocks of
+// G slots at (d b / 8 + 4 d / G) G k (the G rows of codes, then d f16
+// scales and d f16 zeros), values at (d b / 8 + 4 d / G) s (the codes, then
+// an f16 scale and zero per G channels). The layout is checked
 // against the codec's own sizes, and polar's codebook and rotation are read
 // back through the codec (decode() of an entry holding every code with a
 // scale of 1; finishOutput() of e_0, which is D's signs / sqrt(d)), as is
-// nvfp4's tensor scale (decode() of an entry of known codes and scales), so
+// nvfp4's tensor scale (decode() of an entry of known codes and scales) and
+// kivi's layout (decode() of known codes, scales and zeros), so
 // a codec that changes its bytes fails here rather than in a kernel.
 //
 //===----------------------------------------------------------------------===//
@@ -90,6 +94,33 @@ Status readNvfp4(const Codec &codec, DeviceSideLayout &side) {
   return Status::ok();
 }
 
+/// Checks that `codec` reads KIVI entries where the kernels do: slot 1 of
+/// an area holding code i % 2^bits at coordinate i, every scale 1 and
+/// every zero 0.5 (keys: slot 1's codes in its block's second row).
+Status readKivi(const Codec &codec, bool keys, const DeviceSideLayout &side) {
+  const uint32_t d = codec.headDim(), rowBytes = d * side.bits / 8;
+  std::vector<uint8_t> codes(d), area(2 * side.group * side.entryBytes);
+  for (uint32_t i = 0; i < d; ++i)
+    codes[i] = uint8_t(i % (1u << side.bits));
+  uint8_t *row = area.data() + (keys ? rowBytes : side.entryBytes);
+  codecs::packCodes(codes.data(), d, side.bits, row);
+  const uint32_t pairs = keys ? d : d / side.group;
+  uint8_t *metadata =
+      keys ? area.data() + side.group * rowBytes : row + rowBytes;
+  for (uint32_t j = 0; j < pairs; ++j) {
+    // Keys: d scales, then d zeros; values: a scale and a zero per group.
+    codecs::storeF16(metadata + (keys ? 2 * j : 4 * j), 1.0);
+    codecs::storeF16(metadata + (keys ? 2 * (d + j) : 4 * j + 2), 0.5);
+  }
+  std::vector<float> decoded(d);
+  codec.decode(area.data(), 1, decoded.data());
+  for (uint32_t i = 0; i < d; ++i)
+    if (decoded[i] != 0.5f + float(codes[i]))
+      return Status::error("the kivi codec's entries are not the ones the "
+                           "CUDA kernels read");
+  return Status::ok();
+}
+
 } // namespace
 
 StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
@@ -133,9 +164,27 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
     // Entries as the kernels hold them: value / tensor scale * 2^-8.
     side.levelShift = -8;
     break;
+  case schema::ENCODING_INT:
+    // Keys in blocks of `group` tokens (codes, then per channel a scale
+    // and a zero), values per slot: both take a block's bytes per token.
+    if (encoding.group() != 32 && encoding.group() != 64)
+      return Status::error("the CUDA backend reads kivi caches in groups of "
+                           "32 or 64, not " +
+                           std::to_string(encoding.group()));
+    if (pageSize % encoding.group())
+      return Status::error("the CUDA backend reads kivi caches in pages of "
+                           "whole groups; a page of " +
+                           std::to_string(pageSize) +
+                           " tokens is not a multiple of " +
+                           std::to_string(encoding.group()));
+    side.kind = DeviceSideLayout::Kind::Kivi;
+    side.bits = encoding.bits();
+    side.group = encoding.group();
+    side.entryBytes = d * side.bits / 8 + 4 * d / side.group;
+    break;
   default:
-    return Status::error("the CUDA backend reads bf16, fp8 e4m3, nvfp4 and "
-                         "polar caches; encoding " +
+    return Status::error("the CUDA backend reads bf16, fp8 e4m3, nvfp4, "
+                         "polar and kivi caches; encoding " +
                          std::to_string(int(encoding.kind())) + " is not yet");
   }
   side.headBytes = codec.headBytes(pageSize);
@@ -149,6 +198,8 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
     KVRT_RETURN_IF_ERROR(readPolar(codec, side));
   if (side.kind == DeviceSideLayout::Kind::Nvfp4)
     KVRT_RETURN_IF_ERROR(readNvfp4(codec, side));
+  if (side.kind == DeviceSideLayout::Kind::Kivi)
+    KVRT_RETURN_IF_ERROR(readKivi(codec, codec.groupTokens() > 1, side));
   return side;
 }
 

@@ -79,13 +79,14 @@ template <int Tile = int(kTileTokens)> struct SplitBlock {
 
   /// The row reads the codes of tokens [0, codedLength()): all it stores
   /// or, where the layer keeps tokens exact, those older than the window
-  /// before the call (none when the sinks cover them; visible() leaves the
-  /// sinks out).
+  /// (KIVI: its groups that have left it) before the call (none when the sinks
+  /// cover them; visible() leaves the sinks out).
   __device__ int codedLength() const {
     if (!p.exactCalls)
       return p.lengths[b];
     const int tableRow = p.tableRows ? p.tableRows[b] : b;
-    const int coded = p.exactCalls[3 * tableRow + 1] - int(p.exactWindow);
+    const int coded = codedTokens(p.exactCalls[3 * tableRow + 1],
+                                  int(p.exactRecent), int(p.exactGroup));
     return coded > int(p.exactSinks) ? coded : 0;
   }
 

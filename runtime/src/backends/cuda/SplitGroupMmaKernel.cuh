@@ -102,14 +102,15 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
   int keyAt[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r)
-    keyAt[r] = pinned(block.entryOffset(p.key, first + g + 8 * r));
+    keyAt[r] = pinned(F::keyOffset(block, p.key, first + g + 8 * r));
+  const int keyAux = pinned(F::keyAux(p.key, first));
 
   for (int tile = 0; tile < tiles; ++tile) {
     const uint8_t *stage = block.acquire();
     const int tileStart = start + tile * kTile;
     uint32_t row[2][kSteps][2][kTerms];
-    F::keyRow(stage, keyAt[0], t, keyTable, row[0]);
-    F::keyRow(stage, keyAt[1], t, keyTable, row[1]);
+    F::keyRow(stage, keyAt[0], keyAux, t, keyTable, row[0]);
+    F::keyRow(stage, keyAt[1], keyAux, t, keyTable, row[1]);
     // Rows past the end read stale bytes: their scores are dropped.
     const int32_t *positions = block.positions(stage);
     float scale[2];
@@ -168,6 +169,7 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
   // of `reference`.
   float acc[kTiles][4] = {};
   float reference = valueScales ? 0.0f : 1.0f, inverse = 0.0f;
+  const int valueAux = pinned(F::valueAux(p.value, g));
 
   // One value tile; in the last one, if `Partial`, tokens past the end
   // weigh nothing and (fp8) read as zeros.
@@ -189,7 +191,8 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
       x[i] = head && valid[i] ? weight * scale : 0.0f;
     }
     uint32_t a[kTiles][4][kTerms];
-    F::template valueTiles<kPartial>(stage, valueAt, g, valid, valueTable, a);
+    F::template valueTiles<kPartial>(stage, valueAt, valueAux, g, valid,
+                                     valueTable, a);
     block.release();
 
     if (valueScales) {

@@ -37,7 +37,7 @@ __device__ __forceinline__ uint32_t byteTops(uint32_t x, uint32_t y, int b) {
   return permute(x, y, uint32_t(b | b << 4 | b << 8 | (4 + b) << 12));
 }
 
-template <int D> struct Nvfp4Group {
+template <int D> struct Nvfp4Group : SlotKeys {
   static constexpr int kTerms = 1, kSteps = D / 16, kMinBlocks = 4;
   static constexpr bool kHeadScale = false, kTables = false, kPairs = false;
 
@@ -49,7 +49,7 @@ template <int D> struct Nvfp4Group {
   /// a[j][h][0]: the row's coordinates keyDim(j, t) + 2h, + 2h + 1, one
   /// byte of codes: lane t's D / 4 coordinates are D / 64 scale blocks.
   __device__ __forceinline__ static void
-  keyRow(const uint8_t *stage, int at, int t, const uint32_t *,
+  keyRow(const uint8_t *stage, int at, int, int t, const uint32_t *,
          uint32_t (&a)[kSteps][2][kTerms]) {
     const uint8_t *entry = stage + at;
     uint32_t scales;
@@ -80,7 +80,7 @@ template <int D> struct Nvfp4Group {
   /// be NaN, and NaN times a zero weight is NaN; codes are never NaN).
   template <bool Partial>
   __device__ __forceinline__ static void
-  valueTiles(const uint8_t *stage, const int (&at)[4], int g,
+  valueTiles(const uint8_t *stage, const int (&at)[4], int, int g,
              const bool (&valid)[4], const uint32_t *,
              uint32_t (&a)[D / 16][4][kTerms]) {
     uint32_t code[4];
