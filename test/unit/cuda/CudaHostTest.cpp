@@ -20,6 +20,7 @@
 #include "runtime/src/backends/cuda/SparseSelect.h"
 #include "runtime/src/backends/cuda/StepPlanning.h"
 #include "runtime/src/cache/Codec.h"
+#include "runtime/src/cache/PagedCache.h"
 
 #include <gtest/gtest.h>
 
@@ -431,6 +432,55 @@ TEST(DeviceSideLayout, KiviKeysInBlocksValuesPerSlot) {
   EXPECT_EQ(small.status().message(),
             "the CUDA backend reads kivi caches in pages of whole groups; a "
             "page of 16 tokens is not a multiple of 32");
+}
+
+TEST(ExactTokens, KiviRowsEncodeTheGroupsTheCpuCacheFlushesNext) {
+  // The CPU cache flushes its tail at the start of each call
+  // (PagedCache::flushable()); the GPU encodes, in the call before, the
+  // groups that flush will take: row x's leavingGroup(). Chunked prefills,
+  // a long one and decode steps, for windows of 0 and 128 and groups of 32
+  // and 64.
+  for (uint32_t recent : {0u, 128u})
+    for (uint32_t group : {32u, 64u}) {
+      CacheLayerShape shape;
+      shape.kvHeads = 1;
+      shape.headDim = 8;
+      shape.pageSize = 64;
+      shape.keyHeadBytes = shape.valueHeadBytes = 64;
+      shape.tailWindow = recent;
+      shape.flushGroup = group;
+      shape.capacityPages = 64;
+      PagedCache cache({shape});
+      ASSERT_TRUE(cache.addSequence(1));
+      std::vector<uint32_t> calls = {128, 128, 44, 700};
+      calls.insert(calls.end(), 150, 1);
+      const std::vector<float> token(8, 0.5f);
+      uint64_t stored = 0;
+      std::set<int> encodedByGpu;
+      for (uint32_t rows : calls) {
+        // The start of a call on the CPU: what its tail flush encodes.
+        const uint64_t flushed = cache.flushable(0, 1);
+        const uint64_t before = cache.encoded(0, 1);
+        cache.flush(0, 1, flushed, [](uint64_t, uint64_t, const Tail &) {});
+        EXPECT_EQ(cache.encoded(0, 1),
+                  uint64_t(codedTokens(int(stored), int(recent), int(group))))
+            << "stored " << stored;
+        for (uint64_t first = before; first < before + flushed; first += group)
+          EXPECT_EQ(encodedByGpu.count(int(first)), 1u)
+              << "group at " << first << ", window " << recent;
+        ASSERT_TRUE(cache.reserve({{1, rows}}));
+        for (uint32_t r = 0; r < rows; ++r) {
+          const int x = int(stored++);
+          cache.append(0, 1, x, token.data(), token.data());
+          const int first = leavingGroup(x, int(recent), int(group));
+          if (first >= 0)
+            EXPECT_TRUE(encodedByGpu.insert(first).second) << first;
+        }
+      }
+      // Every group the GPU encoded, the CPU flushes by the next call.
+      EXPECT_EQ(uint64_t(encodedByGpu.size()) * group,
+                uint64_t(codedTokens(int(stored), int(recent), int(group))));
+    }
 }
 
 TEST(ExactTokens, KiviCodesGrowAGroupAtATimeBeyondTheWindow) {

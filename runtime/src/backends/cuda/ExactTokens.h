@@ -79,6 +79,16 @@ KVRT_HOST_DEVICE inline int codedTokens(int before, int recent,
   return before > recent ? (before - recent) / flushGroup * flushGroup : 0;
 }
 
+/// The first token of the group that leaves KIVI's window when token
+/// `token` is stored (tokens [first, first + flushGroup)), or -1: the row
+/// storing it encodes that group (KiviFlush.cu). Over a call's rows these
+/// are the groups between codedTokens(before) and codedTokens(after).
+KVRT_HOST_DEVICE inline int leavingGroup(int token, int recent,
+                                         int flushGroup) {
+  const int end = token + 1 - recent;
+  return end >= flushGroup && end % flushGroup == 0 ? end - flushGroup : -1;
+}
+
 /// Writes each of `rows` rows' own token into the store of `view.exact`
 /// where it belongs after the call: row r holds token view.lengths[r] - 1
 /// of table row view.tableRows[r] (row r when null), kept when it is a

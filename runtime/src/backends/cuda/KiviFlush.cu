@@ -65,10 +65,10 @@ template <int G> __global__ void kiviFlushKernel(const KiviFlushArgs a) {
   const ExactTokensView &e = v.exact;
   const int r = blockIdx.x, h = blockIdx.y, c = threadIdx.x;
   const int d = int(v.headDim), kvHeads = int(v.kvHeads);
-  const int x = v.lengths[r] - 1, end = x + 1 - int(e.recent);
-  if (end < G || end % G)
+  const int x = v.lengths[r] - 1;
+  const int first = leavingGroup(x, int(e.recent), G);
+  if (first < 0)
     return;
-  const int first = end - G;
   const int tableRow = v.tableRows ? v.tableRows[r] : r;
   const int sequenceSlot = e.calls[3 * tableRow];
   const int before = e.calls[3 * tableRow + 1];
