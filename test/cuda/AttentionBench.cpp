@@ -1,8 +1,8 @@
 //===- AttentionBench.cpp - Timing decode attention on the GPU ------------===//
 //
 // The Llama-3-8B attention shape (32 query heads, 8 KV heads, d = 128, pages
-// of 16 tokens) for B in {1, 8, 32} and L in {8K, 32K}, in bf16, fp8
-// (dynamic and per_head scales), polar (2, 3 and 4 bits), nvfp4 and KIVI (4
+// of 16 tokens or --page-size) for B in {1, 8, 32} and L in {8K, 32K}, in bf16,
+// fp8 (dynamic and per_head scales), polar (2, 3 and 4 bits), nvfp4 and KIVI (4
 // and 2 bits, groups of 32 tokens in pages of 32). Pools hold
 // random valid entries; each sequence's pages are a random draw from a pool
 // sized for B = 32, L = 32K. Each rep is timed alone with CUDA events after
@@ -30,6 +30,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -37,9 +38,8 @@
 namespace kvrt::cuda::test {
 namespace {
 
-constexpr uint32_t kQHeads = 32, kKvHeads = 8, kHeadDim = 128, kPageSize = 16;
+constexpr uint32_t kQHeads = 32, kKvHeads = 8, kHeadDim = 128;
 constexpr uint32_t kMaxBatch = 32, kMaxLength = 32768;
-constexpr uint64_t kMaxPages = uint64_t(kMaxBatch) * kMaxLength / kPageSize;
 constexpr size_t kFlushBytes = 256u << 20;
 
 struct Encoding {
@@ -173,12 +173,13 @@ double referenceError(const Pool &pool, const Codec &keyCodec,
 
 } // namespace
 
-void runBench(uint32_t multiprocessors, int reps, const std::string &only) {
+void runBench(uint32_t multiprocessors, int reps, const std::string &only,
+              uint32_t basePageSize) {
   const double bandwidth = copyBandwidth();
   std::printf("device-to-device copy: %.0f GB/s (read + write)\n", bandwidth);
   DeviceBuffer flush = orDie(DeviceBuffer::allocate(kFlushBytes));
   DeviceBuffer positions =
-      orDie(DeviceBuffer::allocate(kMaxPages * kPageSize * 4));
+      orDie(DeviceBuffer::allocate(uint64_t(kMaxBatch) * kMaxLength * 4));
   cudaEvent_t start, stop;
   CUDA_OK(cudaEventCreate(&start));
   CUDA_OK(cudaEventCreate(&stop));
@@ -195,8 +196,9 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only) {
         codecFor(enc.encoding, CacheSide::Value);
     Pool pool;
     // KIVI's pages hold whole groups of 32 tokens.
-    const uint32_t pageSize =
-        enc.encoding.kind() == schema::ENCODING_INT ? 32 : kPageSize;
+    const uint32_t pageSize = enc.encoding.kind() == schema::ENCODING_INT
+                                  ? std::lcm(basePageSize, 32u)
+                                  : basePageSize;
     const uint64_t maxPages = uint64_t(kMaxBatch) * kMaxLength / pageSize;
     pool.key = orDie(deviceSideLayout(enc.encoding, *keyCodec, pageSize));
     pool.value = orDie(deviceSideLayout(enc.encoding, *valueCodec, pageSize));

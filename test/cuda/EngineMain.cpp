@@ -65,6 +65,8 @@ struct Options {
   std::string mode, artifact, dense, resident;
   int prompt = 48, steps = 16, batch = 1, context = 4096, chunk = 8192;
   int graphs = 1;
+  /// bench: the cache's page size (0: the artifact's).
+  int pageSize = 0;
   double tolerance = 0.02, flips = 0.2;
 };
 
@@ -380,6 +382,7 @@ int bench(const Options &o) {
   EngineOptions engine;
   engine.backend = "cuda";
   engine.cudaGraphs = o.graphs != 0;
+  engine.pageSize = uint32_t(o.pageSize);
   kvopt::bench::DecodeBenchOptions run;
   run.batch = o.batch;
   run.context = o.context;
@@ -439,13 +442,14 @@ int main(int argc, char **argv) {
   }
   for (int i = 3; i + 1 < argc; i += 2) {
     std::string arg = argv[i];
-    int *target = arg == "--prompt"    ? &o.prompt
-                  : arg == "--steps"   ? &o.steps
-                  : arg == "--batch"   ? &o.batch
-                  : arg == "--context" ? &o.context
-                  : arg == "--chunk"   ? &o.chunk
-                  : arg == "--graphs"  ? &o.graphs
-                                       : nullptr;
+    int *target = arg == "--prompt"      ? &o.prompt
+                  : arg == "--steps"     ? &o.steps
+                  : arg == "--batch"     ? &o.batch
+                  : arg == "--context"   ? &o.context
+                  : arg == "--chunk"     ? &o.chunk
+                  : arg == "--graphs"    ? &o.graphs
+                  : arg == "--page-size" ? &o.pageSize
+                                         : nullptr;
     if (arg == "--tolerance")
       o.tolerance = std::stod(argv[i + 1]);
     else if (arg == "--flips")
@@ -466,7 +470,7 @@ int main(int argc, char **argv) {
                  "[--tolerance X] [--flips F] [--dense A] [--resident A] "
                  "[--chunk C]\n"
                  "       %s bench ARTIFACT [--batch B] [--context L] "
-                 "[--steps N] [--chunk C] [--graphs 0|1]\n",
+                 "[--steps N] [--chunk C] [--graphs 0|1] [--page-size P]\n",
                  argv[0], argv[0]);
     return 2;
   }

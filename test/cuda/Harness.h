@@ -62,7 +62,10 @@ int runPrefillChecks();
 /// Quantize-on-append against the CPU codecs; the number of failed checks.
 int runAppendChecks();
 /// Prints the timing table, of the encoding named `only` if not empty.
-void runBench(uint32_t multiprocessors, int reps, const std::string &only);
+/// Times decode attention in pages of `pageSize` tokens (KIVI's: a
+/// multiple of its group of 32).
+void runBench(uint32_t multiprocessors, int reps, const std::string &only,
+              uint32_t pageSize);
 
 /// Fills device pools with valid random entries (FillPool.cu): bf16 values
 /// in [-2, 2); fp8 codes other than NaN; any bytes (polar codes); then

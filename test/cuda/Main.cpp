@@ -14,7 +14,7 @@
 
 int main(int argc, char **argv) {
   bool check = false, bench = false;
-  int reps = 100;
+  int reps = 100, pageSize = 16;
   std::string encoding;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -26,10 +26,12 @@ int main(int argc, char **argv) {
       reps = std::stoi(argv[++i]);
     } else if (arg == "--encoding" && i + 1 < argc) {
       encoding = argv[++i];
+    } else if (arg == "--page-size" && i + 1 < argc) {
+      pageSize = std::stoi(argv[++i]);
     } else {
       std::fprintf(stderr,
                    "usage: %s [--check] [--bench] [--reps N] "
-                   "[--encoding NAME]\n",
+                   "[--encoding NAME] [--page-size P]\n",
                    argv[0]);
       return 2;
     }
@@ -54,6 +56,6 @@ int main(int argc, char **argv) {
                kvrt::cuda::test::runPrefillChecks() +
                kvrt::cuda::test::runAppendChecks();
   if (bench)
-    kvrt::cuda::test::runBench(sms, reps, encoding);
+    kvrt::cuda::test::runBench(sms, reps, encoding, uint32_t(pageSize));
   return failures ? 1 : 0;
 }
