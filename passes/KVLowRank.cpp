@@ -27,10 +27,21 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
   }
 
   LogicalResult initialize(MLIRContext *ctx) override {
-    if (method != "pca")
+    if (method != "pca" && method != "svd")
       return optionError(ctx, "method")
              << "is '" << method
-             << "'; only pca is built (svd and lrkv are not yet)";
+             << "'; it must be pca or svd (lrkv is not built yet)";
+    if (group == 0)
+      return optionError(ctx, "group") << "is 0; it must be at least 1";
+    if (group > 1)
+      return optionError(ctx, "group")
+             << "is " << unsigned(group)
+             << "; only group=1 is built: a latent shared by a group of KV "
+                "heads needs the layer's joint moment across the group's "
+                "heads, which calibration does not record, and a cache codec "
+                "that encodes the group's vectors together, where the "
+                "runtime's codecs encode, score and accumulate one KV head at "
+                "a time in its own page area (docs/lowrank.md)";
     if (side != "value" && side != "key")
       return optionError(ctx, "side")
              << "is '" << side << "'; it must be key or value";
@@ -49,6 +60,11 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       return optionError(ctx, "value_basis")
              << "is '" << valueBasis
              << "'; it must be second_moment or attention";
+    if (method == "svd" && valueBasis.hasValue())
+      return optionError(ctx, "value_basis")
+             << "is given with method=svd, whose axes are those of the "
+                "whitened projection (the plain second moment's); it chooses "
+                "among method=pca's";
     // The default (attention) is the values'; keys refuse it only when given.
     if (side == "key" && valueBasis.hasValue() && valueBasis == "attention")
       return optionError(ctx, "value_basis")
@@ -60,23 +76,45 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
     return layerSelection.parse(ctx, layers);
   }
 
+  /// Which calibrated axes the options select for the side.
+  LowRankBasis basis() const {
+    if (method == "svd")
+      return LowRankBasis::Svd;
+    return side == "value" && valueBasis == "attention"
+               ? LowRankBasis::Attention
+               : LowRankBasis::SecondMoment;
+  }
+
+  /// The names of the axes and spectrum attributes the side projects on.
+  std::pair<StringRef, StringRef> axesNames(bool keys) const {
+    switch (basis()) {
+    case LowRankBasis::Attention:
+      return {KVDialect::ValueAttentionAxesAttrHelper::getNameStr(),
+              KVDialect::ValueAttentionSpectrumAttrHelper::getNameStr()};
+    case LowRankBasis::Svd:
+      if (keys)
+        return {KVDialect::KeyMomentAxesAttrHelper::getNameStr(),
+                KVDialect::KeyMomentSpectrumAttrHelper::getNameStr()};
+      break;
+    case LowRankBasis::SecondMoment:
+      if (keys)
+        return {KVDialect::KeyAxesAttrHelper::getNameStr(),
+                KVDialect::KeySpectrumAttrHelper::getNameStr()};
+      break;
+    }
+    return {KVDialect::ValueAxesAttrHelper::getNameStr(),
+            KVDialect::ValueSpectrumAttrHelper::getNameStr()};
+  }
+
   /// The side's calibrated spectrum of `op` as shares of its total, summed
   /// over the KV heads (largest first), or an error on `op`.
   FailureOr<std::vector<double>> spectrumShares(CacheOp op, bool keys) {
-    auto *dialect = getContext().getLoadedDialect<KVDialect>();
-    const bool attention = !keys && valueBasis == "attention";
-    DenseFPElementsAttr spectrum =
-        keys        ? dialect->getKeySpectrumAttrHelper().getAttr(op)
-        : attention ? dialect->getValueAttentionSpectrumAttrHelper().getAttr(op)
-                    : dialect->getValueSpectrumAttrHelper().getAttr(op);
+    StringRef name = axesNames(keys).second;
+    auto spectrum = op->getAttrOfType<DenseFPElementsAttr>(name);
     if (!spectrum)
       return op.emitError()
              << "kv-lowrank: layer " << op.getLayerAttr().getInt()
-             << " has no calibrated " << side << " spectrum ('"
-             << (keys ? KVDialect::KeySpectrumAttrHelper::getNameStr()
-                 : attention
-                     ? KVDialect::ValueAttentionSpectrumAttrHelper::getNameStr()
-                     : KVDialect::ValueSpectrumAttrHelper::getNameStr())
+             << " has no calibrated " << side << " spectrum ('" << name
              << "') to allocate ranks by; calibrate again or give "
                 "allocate=uniform";
     // The dialect verified the shape [heads][head_dim].
@@ -168,28 +206,32 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       return signalPassFailure();
     auto *dialect = getContext().getLoadedDialect<KVDialect>();
     const bool keys = side == "key";
-    const bool attention = !keys && valueBasis == "attention";
+    const LowRankBasis chosen = basis();
+    const bool attention = chosen == LowRankBasis::Attention;
+    const StringRef axesName = axesNames(keys).first;
     std::vector<CacheOp> caches;
     WalkResult result = module.walk([&](CacheOp op) -> WalkResult {
       if (!selected->contains(op.getLayerAttr().getInt()))
         return WalkResult::advance();
-      const bool attentionAxes =
-          bool(dialect->getValueAttentionAxesAttrHelper().getAttr(op));
-      // Without either of the values' axes the module was never calibrated.
-      bool calibrated = keys ? bool(dialect->getKeyAxesAttrHelper().getAttr(op))
-                             : dialect->getValueAxesAttrHelper().getAttr(op) ||
-                                   (attention && attentionAxes);
+      const bool hasAxes = bool(op->getAttr(axesName));
+      // Without the values' plain axes (and the ones asked for) the module
+      // was never calibrated.
+      bool calibrated =
+          hasAxes ||
+          (attention && dialect->getValueAxesAttrHelper().getAttr(op));
       if (!calibrated)
         return op.emitError()
                << "kv-lowrank: layer " << op.getLayerAttr().getInt()
                << " has no calibrated " << side << " axes ('"
-               << (keys ? KVDialect::KeyAxesAttrHelper::getNameStr()
-                        : KVDialect::ValueAxesAttrHelper::getNameStr())
+               << (attention ? KVDialect::ValueAxesAttrHelper::getNameStr()
+                             : axesName)
                << "'); run `kvopt compile --calibrate FILE` with statistics "
-               << (keys ? "that record key covariances and query magnitudes "
-                          "of a model with RoPE"
-                        : "that record value covariances");
-      if (attention && !attentionAxes)
+               << (!keys ? "that record value covariances"
+                   : chosen == LowRankBasis::Svd
+                       ? "that record key covariances of a model with RoPE"
+                       : "that record key covariances and query magnitudes "
+                         "of a model with RoPE");
+      if (!hasAxes)
         return op.emitError()
                << "kv-lowrank: value_basis=attention (the default for values) "
                   "needs layer "
@@ -236,8 +278,7 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       auto emitError = [&] { return op.emitError(); };
       Attribute lowRank = LowRankEncodingAttr::getChecked(
           emitError, &getContext(), r, current, unsigned(sinks),
-          unsigned(window),
-          attention ? LowRankBasis::Attention : LowRankBasis::SecondMoment);
+          unsigned(window), chosen);
       if (!lowRank ||
           failed(setCacheEncodings(op, keys ? lowRank : type.getKey(),
                                    keys ? type.getValue() : lowRank)))

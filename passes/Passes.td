@@ -99,7 +99,16 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
     attention-weighted moment (an older kvopt's, or windows no longer than
     the exact tokens) are refused unless value_basis=second_moment is
     given; keys ignore the default and refuse value_basis=attention.
-    Only `method=pca` is built. `layers=` as for kv-quantize.
+
+    `method=svd` is Palu's whitened SVD of the projection that writes the
+    side (k_proj before RoPE, v_proj), truncated to the rank. Its right
+    singular vectors are exactly the eigenvectors of the uncentred second
+    moment of the projection's output (docs/lowrank.md proves it), so it
+    takes `kv.value_axes` for values (as value_basis=second_moment) and
+    `kv.key_moment_axes`, the pre-RoPE keys' own, unweighted, for keys, and
+    records `basis = svd` in the encoding. `group=G` (1) is Palu's group
+    of KV heads sharing a latent; only 1 is built. `lrkv` is not built.
+    `layers=` as for kv-quantize.
 
     Example: values at half rank in every layer but the first and last,
     keys at half rank everywhere:
@@ -110,7 +119,10 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::kv::KVDialect"];
   let options = [
     Option<"method", "method", "std::string", "\"pca\"",
-           "pca (calibrated principal axes); svd and lrkv are not built yet">,
+           "pca (calibrated principal axes) or svd (Palu's whitened SVD of "
+           "the projection); lrkv is not built yet">,
+    Option<"group", "group", "unsigned", "1",
+           "KV heads sharing one latent (Palu's group); only 1 is built">,
     Option<"side", "side", "std::string", "\"value\"",
            "value or key">,
     Option<"ratio", "ratio", "double", "0",

@@ -82,14 +82,6 @@ mlir::DenseFPElementsAttr dense(mlir::MLIRContext *context,
 
 } // namespace
 
-/// The query-weighted axes of each KV head's keys before RoPE, as
-/// kv.key_axes holds them ([kvHeads][d][d + 1]: the eigenvectors of
-/// S E[k k^T] S, largest first, then the weights S). Coordinate i weighs
-/// s_i = sqrt(mean over the group's query heads of E|q_f|^2), f its RoPE
-/// pair, taking E|q_f|^2 as (E|q_f|)^2 from the mean magnitudes: then
-/// |S (k - k')| bounds how far q . k moves for a typical query, at any
-/// distance (RoPE keeps each pair's magnitude). A floor of 1e-6 of the
-/// largest weight keeps S invertible.
 /// A layer's axes per KV head as kv.*_axes holds them, and their
 /// eigenvalues (kv.*_spectrum: [kvHeads][d], largest first, at least 0).
 struct LayerAxes {
@@ -103,8 +95,8 @@ struct LayerAxes {
 
 /// The eigenvectors of each KV head's symmetric `moments` ([heads][d][d]),
 /// as kv.value_axes holds them, and their eigenvalues.
-static LayerAxes valueAxes(const std::vector<double> &moments, int64_t heads,
-                           int64_t d) {
+static LayerAxes momentAxes(const std::vector<double> &moments, int64_t heads,
+                            int64_t d) {
   LayerAxes out;
   for (int64_t h = 0; h < heads; ++h) {
     std::vector<double> moment(moments.begin() + h * d * d,
@@ -116,6 +108,30 @@ static LayerAxes valueAxes(const std::vector<double> &moments, int64_t heads,
   return out;
 }
 
+void secondMomentAxes(const std::vector<double> &mean,
+                      const std::vector<double> &covariance, int64_t heads,
+                      int64_t d, std::vector<float> &axes,
+                      std::vector<float> &spectrum) {
+  std::vector<double> moments = covariance;
+  for (int64_t h = 0; h < heads; ++h) {
+    const double *mu = mean.data() + h * d;
+    for (int64_t i = 0; i < d; ++i)
+      for (int64_t j = 0; j < d; ++j)
+        moments[size_t((h * d + i) * d + j)] += mu[i] * mu[j];
+  }
+  LayerAxes out = momentAxes(moments, heads, d);
+  axes = std::move(out.axes);
+  spectrum = std::move(out.spectrum);
+}
+
+/// The query-weighted axes of each KV head's keys before RoPE, as
+/// kv.key_axes holds them ([kvHeads][d][d + 1]: the eigenvectors of
+/// S E[k k^T] S, largest first, then the weights S). Coordinate i weighs
+/// s_i = sqrt(mean over the group's query heads of E|q_f|^2), f its RoPE
+/// pair, taking E|q_f|^2 as (E|q_f|)^2 from the mean magnitudes: then
+/// |S (k - k')| bounds how far q . k moves for a typical query, at any
+/// distance (RoPE keeps each pair's magnitude). A floor of 1e-6 of the
+/// largest weight keeps S invertible.
 static LayerAxes keyAxes(const Statistics &stats, const LayerStatistics &s,
                          mlir::kv::RopeStyle style) {
   const int64_t d = stats.headDim, half = d / 2, heads = stats.kvHeads;
@@ -259,55 +275,60 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
     dialect->getValueAbsmaxAttrHelper().setAttr(
         op, mlir::DenseF32ArrayAttr::get(context, s.valueAbsMax));
     const int64_t d = stats.headDim, heads = stats.kvHeads;
-    // Sets (or, without `moments`, removes) a pair of value axes and
-    // spectrum attributes from each KV head's eigenvectors.
-    auto setValueAxes = [&](auto &&axesHelper, auto &&spectrumHelper,
-                            const std::vector<double> *moments) {
-      if (!moments) {
+    // Sets (or, without `axes`, removes) a pair of axes and spectrum
+    // attributes of the [heads][d][d] shape.
+    auto setAxes = [&](auto &&axesHelper, auto &&spectrumHelper,
+                       const LayerAxes *axes) {
+      if (!axes) {
         axesHelper.removeAttr(op);
         spectrumHelper.removeAttr(op);
         return;
       }
-      LayerAxes values = valueAxes(*moments, heads, d);
-      axesHelper.setAttr(op, dense(context, {heads, d, d}, values.axes));
-      spectrumHelper.setAttr(op, dense(context, {heads, d}, values.spectrum));
+      axesHelper.setAttr(op, dense(context, {heads, d, d}, axes->axes));
+      spectrumHelper.setAttr(op, dense(context, {heads, d}, axes->spectrum));
     };
-    // The values' principal axes per KV head, which kv-lowrank projects on:
-    // the eigenvectors of each head's second moment E[v v^T] (the
-    // covariance plus mu mu^T), largest first. Uncentred, because the mean
-    // lies along directions of little variance, and a centred basis drops
-    // them, and with them the value of the attention sink, whose small
-    // vector is mostly -mu after centring (docs/lowrank.md).
-    std::vector<double> moments;
-    if (stats.hasMoments()) {
-      moments = s.valueCovariance;
-      for (int64_t h = 0; h < heads; ++h) {
-        const double *mu = s.valueMean.data() + h * d;
-        for (int64_t i = 0; i < d; ++i)
-          for (int64_t j = 0; j < d; ++j)
-            moments[size_t((h * d + i) * d + j)] += mu[i] * mu[j];
-      }
-    }
-    setValueAxes(dialect->getValueAxesAttrHelper(),
-                 dialect->getValueSpectrumAttrHelper(),
-                 stats.hasMoments() ? &moments : nullptr);
-    // Those of the attention-weighted moment, which
-    // kv-lowrank{value_basis=attention} projects on instead: each value's
-    // error weighed by the attention its token gets (docs/lowrank.md).
-    setValueAxes(dialect->getValueAttentionAxesAttrHelper(),
-                 dialect->getValueAttentionSpectrumAttrHelper(),
-                 stats.hasAttentionMoment() ? &s.valueAttentionMoment
-                                            : nullptr);
+    // The principal axes of each KV head's second moment E[x x^T] (the
+    // covariance plus mu mu^T), largest first. Uncentred, because the
+    // values' mean lies along directions of little variance, and a centred
+    // basis drops them, and with them the value of the attention sink,
+    // whose small vector is mostly -mu after centring (docs/lowrank.md).
+    auto secondMoment = [&](const std::vector<double> &mean,
+                            const std::vector<double> &covariance) {
+      LayerAxes out;
+      secondMomentAxes(mean, covariance, heads, d, out.axes, out.spectrum);
+      return out;
+    };
+    // The values' (kv-lowrank{value_basis=second_moment} and method=svd).
+    std::optional<LayerAxes> values;
+    if (stats.hasMoments())
+      values = secondMoment(s.valueMean, s.valueCovariance);
+    setAxes(dialect->getValueAxesAttrHelper(),
+            dialect->getValueSpectrumAttrHelper(), values ? &*values : nullptr);
+    // Those of the attention-weighted moment, which kv-lowrank projects
+    // values on by default: each value's error weighed by the attention its
+    // token gets (docs/lowrank.md).
+    std::optional<LayerAxes> attention;
+    if (stats.hasAttentionMoment())
+      attention = momentAxes(s.valueAttentionMoment, heads, d);
+    setAxes(dialect->getValueAttentionAxesAttrHelper(),
+            dialect->getValueAttentionSpectrumAttrHelper(),
+            attention ? &*attention : nullptr);
+    std::optional<LayerAxes> keyMoment;
     if (stats.hasMoments() && stats.heads && ropeStyle) {
       LayerAxes keys = keyAxes(stats, s, *ropeStyle);
       dialect->getKeyAxesAttrHelper().setAttr(
           op, dense(context, {heads, d, d + 1}, keys.axes));
       dialect->getKeySpectrumAttrHelper().setAttr(
           op, dense(context, {heads, d}, keys.spectrum));
+      // The pre-RoPE keys' own, unweighted (kv-lowrank{method=svd}).
+      keyMoment = secondMoment(s.keyMean, s.keyCovariance);
     } else {
       dialect->getKeyAxesAttrHelper().removeAttr(op);
       dialect->getKeySpectrumAttrHelper().removeAttr(op);
     }
+    setAxes(dialect->getKeyMomentAxesAttrHelper(),
+            dialect->getKeyMomentSpectrumAttrHelper(),
+            keyMoment ? &*keyMoment : nullptr);
     if (!stats.heads) {
       // Statistics without them replace any the module had.
       dialect->getQueryCenterAttrHelper().removeAttr(op);

@@ -85,6 +85,17 @@ struct Statistics {
   }
 };
 
+/// The eigenvectors of each head's uncentred second moment E[x x^T] (the
+/// `covariance` plus `mean` mean^T; [heads][d][d] and [heads][d]), as
+/// kv.value_axes and kv.key_moment_axes hold them ([heads][d][d], column k
+/// the k-th largest), and their eigenvalues ([heads][d], largest first, at
+/// least 0). For x = X W (a projection of the rows X), these axes are the
+/// right singular vectors of Palu's whitened SVD of W (docs/lowrank.md).
+void secondMomentAxes(const std::vector<double> &mean,
+                      const std::vector<double> &covariance, int64_t heads,
+                      int64_t d, std::vector<float> &axes,
+                      std::vector<float> &spectrum);
+
 /// Sets kv.calibration on `module` and the statistics on each of its
 /// kv.cache ops. Fails, changing nothing, with one sentence naming `origin`
 /// (the statistics file, or the calibration text) when the statistics do

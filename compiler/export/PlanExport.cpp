@@ -353,23 +353,30 @@ Status PlanExporter::addBasis(kv::CacheOp op, Attribute encoding, bool keys,
     return Status::error(describe(op) +
                          " stores its keys as #kv.lowrank with basis = "
                          "attention, which only values have");
+  // Keys on query-weighted axes carry their weights as a last column;
+  // method=svd's keys are on the plain second moment's (weights 1).
+  const bool keyMoment = keys && lowRank.getBasis() == kv::LowRankBasis::Svd;
   DenseFPElementsAttr axes =
-      keys        ? dialect->getKeyAxesAttrHelper().getAttr(op)
+      keyMoment   ? dialect->getKeyMomentAxesAttrHelper().getAttr(op)
+      : keys      ? dialect->getKeyAxesAttrHelper().getAttr(op)
       : attention ? dialect->getValueAttentionAxesAttrHelper().getAttr(op)
                   : dialect->getValueAxesAttrHelper().getAttr(op);
   if (!axes)
     return Status::error(describe(op) + " stores its " + side +
                          "s as #kv.lowrank but has no calibrated kv." + side +
-                         (attention ? "_attention_axes" : "_axes"));
+                         (attention   ? "_attention_axes"
+                          : keyMoment ? "_moment_axes"
+                                      : "_axes"));
   // [heads][d][rank + 1]: the first `rank` axes (columns of the axes), then
-  // for keys the coordinates' weights (kv.key_axes' last column), for
+  // for keys the coordinates' weights (kv.key_axes' last column, or 1), for
   // values the point the latent is taken around: 0, since the axes are
   // those of an uncentred second moment, plain or attention-weighted
   // (calibrate/Statistics.cpp says why). The dialect verified the
   // attribute's shape.
   auto type = cast<kv::CacheType>(op.getType());
   const int64_t heads = type.getHeads(), d = type.getHeadDim();
-  const int64_t columns = keys ? d + 1 : d, rank = lowRank.getRank();
+  const bool weighted = keys && !keyMoment;
+  const int64_t columns = weighted ? d + 1 : d, rank = lowRank.getRank();
   std::vector<float> axisValues(axes.getValues<float>().begin(),
                                 axes.getValues<float>().end());
   std::vector<float> basis;
@@ -378,7 +385,7 @@ Status PlanExporter::addBasis(kv::CacheOp op, Attribute encoding, bool keys,
     for (int64_t i = 0; i < d; ++i) {
       const float *row = &axisValues[size_t((h * d + i) * columns)];
       basis.insert(basis.end(), row, row + rank);
-      basis.push_back(keys ? row[d] : 0.0f);
+      basis.push_back(weighted ? row[d] : keys ? 1.0f : 0.0f);
     }
   out.set_basis_tensor(addF32Tensor("cache." + std::to_string(op.getLayer()) +
                                         "." + side + "_basis",

@@ -70,8 +70,35 @@
 // selects and keeps the latent's encoding (policy overrides rely on it).
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{rank=2 layers=0},kv-quantize{encoding=fp8 side=value layers=0},kv-lowrank{rank=1 layers=0 window=8})' | FileCheck %s --check-prefix=TWICE
 // TWICE: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 1, latent = #kv.fp8<e4m3, scale = dynamic>, sinks = 4, window = 8, basis = attention>>
-// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-METHOD
-// ERR-METHOD: error: kv-lowrank: option 'method' is 'svd'; only pca is built (svd and lrkv are not yet)
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=lrkv ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-METHOD
+// ERR-METHOD: error: kv-lowrank: option 'method' is 'lrkv'; it must be pca or svd (lrkv is not built yet)
+
+// method=svd, Palu's whitened SVD of the projection, is PCA of the
+// projection's uncentred second moment (docs/lowrank.md proves it):
+// values on kv.value_axes, keys on kv.key_moment_axes (before RoPE,
+// unweighted), recorded as basis = svd for the exporter.
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd side=key rank=1 layers=0},kv-lowrank{method=svd group=1 rank=3 layers=0})' | FileCheck %s --check-prefix=SVD
+// SVD: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, key = #kv.lowrank<rank = 1, sinks = 4, window = 64, basis = svd>, value = #kv.lowrank<rank = 3, sinks = 4, window = 64, basis = svd>>
+// With a ratio, ranks follow those axes' spectra: kv.value_spectrum for
+// values (as with value_basis=second_moment, not the attention-weighted
+// one that swaps them), kv.key_moment_spectrum for keys.
+// RUN: kvopt-opt %S/Inputs/lowrank-allocate.mlir --pass-pipeline='builtin.module(kv-lowrank{method=svd ratio=0.5})' | FileCheck %s --check-prefix=SVD-ALLOCATE
+// SVD-ALLOCATE: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 1, sinks = 4, window = 64, basis = svd>>
+// SVD-ALLOCATE: kv.cache layer 1 {{.*}}value = #kv.lowrank<rank = 3, sinks = 4, window = 64, basis = svd>>
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd side=key ratio=0.5 layers=0})' | FileCheck %s --check-prefix=SVD-KEY-RATIO
+// SVD-KEY-RATIO: key = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = svd>
+// A latent shared by a group of KV heads is not built; svd has one basis,
+// so value_basis is refused with it; keys need their plain moment's axes.
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd group=2 ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-GROUP
+// ERR-GROUP: error: kv-lowrank: option 'group' is 2; only group=1 is built: a latent shared by a group of KV heads needs the layer's joint moment across the group's heads, which calibration does not record, and a cache codec that encodes the group's vectors together, where the runtime's codecs encode, score and accumulate one KV head at a time in its own page area (docs/lowrank.md)
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd group=0 ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-GROUP0
+// ERR-GROUP0: error: kv-lowrank: option 'group' is 0; it must be at least 1
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd ratio=0.5 value_basis=second_moment})' 2>&1 | FileCheck %s --check-prefix=ERR-SVD-BASIS
+// ERR-SVD-BASIS: error: kv-lowrank: option 'value_basis' is given with method=svd, whose axes are those of the whitened projection (the plain second moment's); it chooses among method=pca's
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd side=key rank=2 layers=1})' 2>&1 | FileCheck %s --check-prefix=ERR-SVD-KEY
+// ERR-SVD-KEY: error: kv-lowrank: layer 1 has no calibrated key axes ('kv.key_moment_axes'); run `kvopt compile --calibrate FILE` with statistics that record key covariances of a model with RoPE
+// RUN: not kvopt-opt %S/Inputs/key-moment-axes-shape.mlir 2>&1 | FileCheck %s --check-prefix=ERR-KEY-MOMENT-AXES
+// ERR-KEY-MOMENT-AXES: error: 'kv.cache' op 'kv.key_moment_axes' must be a dense tensor<1x4x4xf32>
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=both ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-SIDE
 // ERR-SIDE: error: kv-lowrank: option 'side' is 'both'; it must be key or value
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=key ratio=0.5 layers=1})' 2>&1 | FileCheck %s --check-prefix=ERR-KEY-UNCALIBRATED
@@ -96,7 +123,7 @@
 // ERR-WEIGHT: error: 'kv.cache' op 'kv.key_axes' of head 0 must be finite with positive weights, got 0
 
 func.func @model(%k: tensor<?x1x4xf32>, %v: tensor<?x1x4xf32>, %pos: tensor<?xi32>) {
-  %c0 = kv.cache layer 0 {kv.value_axes = dense<[[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.value_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>, kv.value_attention_axes = dense<[[[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.value_attention_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>, kv.key_axes = dense<[[[1.0, 0.0, 0.0, 0.0, 2.0], [0.0, 1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 1.0, 0.5]]]> : tensor<1x4x5xf32>, kv.key_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>} : !kv.cache<heads = 1, head_dim = 4>
+  %c0 = kv.cache layer 0 {kv.value_axes = dense<[[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.value_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>, kv.value_attention_axes = dense<[[[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.value_attention_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>, kv.key_axes = dense<[[[1.0, 0.0, 0.0, 0.0, 2.0], [0.0, 1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 1.0, 0.5]]]> : tensor<1x4x5xf32>, kv.key_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>, kv.key_moment_axes = dense<[[[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]]> : tensor<1x4x4xf32>, kv.key_moment_spectrum = dense<[[5.0, 1.0, 1.0, 1.0]]> : tensor<1x4xf32>} : !kv.cache<heads = 1, head_dim = 4>
   %c0b = kv.append %k, %v at %pos into %c0 : tensor<?x1x4xf32>, tensor<?x1x4xf32>, tensor<?xi32> into !kv.cache<heads = 1, head_dim = 4>
   %c1 = kv.cache layer 1 : !kv.cache<heads = 1, head_dim = 4>
   return

@@ -49,12 +49,18 @@ def KV_ScaleMode : I32Enum<"ScaleMode", "where a quantization scale comes from",
 
 def KV_LowRankBasis : I32Enum<"LowRankBasis", "which calibrated axes a low-rank latent is taken on", [
     I32EnumCase<"SecondMoment", 0, "second_moment">,
-    I32EnumCase<"Attention", 1, "attention">]> {
+    I32EnumCase<"Attention", 1, "attention">,
+    I32EnumCase<"Svd", 2, "svd">]> {
   let cppNamespace = "::mlir::kv";
   let description = [{
     `second_moment`: the values' `kv.value_axes` (keys: `kv.key_axes`).
     `attention`: the values' `kv.value_attention_axes`, of their second
     moment weighted by the attention each token gets; values only.
+    `svd`: Palu's whitened SVD of the projection that writes the side,
+    whose right singular vectors are the eigenvectors of the uncentred
+    second moment of what it writes (docs/lowrank.md proves it): the
+    values' `kv.value_axes`, the keys' `kv.key_moment_axes` (before RoPE,
+    unweighted).
   }];
 }
 
@@ -204,8 +210,8 @@ def KV_LowRankEncodingAttr : KV_EncodingAttr<"LowRankEncoding", "lowrank"> {
     are also kept exact (bf16) and attended instead of their latents: the
     attention sink and the recent tokens take most of the attention, and a
     rank cut hurts them most (docs/lowrank.md measures it). `basis` says
-    which calibrated axes the exporter takes: `second_moment` (the default)
-    or, for values, `attention`.
+    which calibrated axes the exporter takes: `second_moment` (the default),
+    for values `attention`, or `svd` (kv-lowrank{method=svd}).
 
     Example: `#kv.lowrank<rank = 32, latent = #kv.bf16, sinks = 4, window = 64, basis = attention>`
   }];

@@ -48,7 +48,10 @@ def KV_Dialect : Dialect {
   // (tensor<kv_heads x head_dim x f32>), which kv-lowrank allocates ranks
   // by; the values' axes and eigenvalues again, of their second moment
   // weighted by the attention each token gets (kv.value_attention_axes,
-  // kv.value_attention_spectrum, the shapes of the values'); on the module,
+  // kv.value_attention_spectrum, the shapes of the values'); the axes and
+  // eigenvalues of the pre-RoPE keys' plain second moment E[k k^T]
+  // (kv.key_moment_axes, kv.key_moment_spectrum, the shapes of the
+  // values'), which kv-lowrank{method=svd} projects keys on; on the module,
   // where they came from.
   let discardableAttrs = (ins
     "::mlir::DenseF32ArrayAttr":$key_absmax,
@@ -63,6 +66,8 @@ def KV_Dialect : Dialect {
     "::mlir::DenseFPElementsAttr":$key_spectrum,
     "::mlir::DenseFPElementsAttr":$value_attention_axes,
     "::mlir::DenseFPElementsAttr":$value_attention_spectrum,
+    "::mlir::DenseFPElementsAttr":$key_moment_axes,
+    "::mlir::DenseFPElementsAttr":$key_moment_spectrum,
     "::mlir::kv::CalibrationAttr":$calibration
   );
   let hasOperationAttrVerify = 1;

@@ -182,11 +182,13 @@ LogicalResult KVDialect::verifyOperationAttribute(Operation *op,
     return verifyPreRope(op, attribute);
   if (name == ValueSpectrumAttrHelper::getNameStr() ||
       name == KeySpectrumAttrHelper::getNameStr() ||
-      name == ValueAttentionSpectrumAttrHelper::getNameStr())
+      name == ValueAttentionSpectrumAttrHelper::getNameStr() ||
+      name == KeyMomentSpectrumAttrHelper::getNameStr())
     return verifySpectrum(op, attribute);
   if (name == ValueAxesAttrHelper::getNameStr() ||
       name == KeyAxesAttrHelper::getNameStr() ||
-      name == ValueAttentionAxesAttrHelper::getNameStr())
+      name == ValueAttentionAxesAttrHelper::getNameStr() ||
+      name == KeyMomentAxesAttrHelper::getNameStr())
     return verifyAxes(op, attribute, name == KeyAxesAttrHelper::getNameStr());
   if (name == CalibrationAttrHelper::getNameStr()) {
     if (!isa<ModuleOp>(op))

@@ -127,14 +127,29 @@ protected:
     return *artifact;
   }
 
-  static std::vector<float> scales(const kvrt::Artifact &artifact,
-                                   const kvrt::schema::Encoding &encoding) {
-    EXPECT_TRUE(encoding.has_scale_tensor());
-    auto bytes = artifact.tensorData(encoding.scale_tensor());
-    EXPECT_TRUE(bytes);
+  /// The f32 tensor `index` of `artifact`; empty (after a test failure)
+  /// when it has none.
+  static std::vector<float> floats(const kvrt::Artifact &artifact,
+                                   uint32_t index) {
+    auto bytes = artifact.tensorData(index);
+    EXPECT_TRUE(bytes) << "tensor " << index;
+    if (!bytes)
+      return {};
     std::vector<float> values(bytes->size / sizeof(float));
     std::memcpy(values.data(), bytes->data, bytes->size);
     return values;
+  }
+
+  static std::vector<float> scales(const kvrt::Artifact &artifact,
+                                   const kvrt::schema::Encoding &encoding) {
+    EXPECT_TRUE(encoding.has_scale_tensor());
+    return floats(artifact, encoding.scale_tensor());
+  }
+
+  static std::vector<float> basis(const kvrt::Artifact &artifact,
+                                  const kvrt::schema::Encoding &encoding) {
+    EXPECT_TRUE(encoding.has_basis_tensor());
+    return floats(artifact, encoding.basis_tensor());
   }
 
   mlir::MLIRContext context;
@@ -319,11 +334,7 @@ TEST_F(Calibration, ValueAttentionAxesDiagonaliseTheAttentionMoment) {
   for (int layer = 0; layer < 2; ++layer) {
     const kvrt::schema::Encoding &value =
         artifact->manifest().cache(layer).value();
-    ASSERT_TRUE(value.has_basis_tensor());
-    auto bytes = artifact->tensorData(value.basis_tensor());
-    ASSERT_TRUE(bytes);
-    std::vector<float> basis(bytes->size / sizeof(float));
-    std::memcpy(basis.data(), bytes->data, bytes->size);
+    std::vector<float> basis = Calibration::basis(*artifact, value);
     // [heads][d][rank + 1]: the first 4 axes, then a zero centre.
     ASSERT_EQ(basis.size(), size_t(heads * d * 5));
     for (int64_t h = 0; h < heads; ++h)
@@ -334,6 +345,70 @@ TEST_F(Calibration, ValueAttentionAxesDiagonaliseTheAttentionMoment) {
         EXPECT_EQ(basis[size_t((h * d + i) * 5 + 4)], 0.0f);
       }
   }
+}
+
+TEST_F(Calibration, SvdTakesThePlainSecondMomentAxesOfKeysAndValues) {
+  // kv.key_moment_axes: orthonormal, diagonalising the pre-RoPE keys'
+  // uncentred second moment E[k k^T] (covariance + mean mean^T), the
+  // diagonal kv.key_moment_spectrum. method=svd exports their first
+  // columns with weights 1 for keys, and kv.value_axes' with a zero centre
+  // for values (WhitenedSvdTest checks these are Palu's).
+  import::ImportedModel model = importModel();
+  std::optional<Statistics> stats = calibrateAndAttach(model);
+  ASSERT_TRUE(stats);
+  auto *dialect = context.getLoadedDialect<mlir::kv::KVDialect>();
+  const int64_t d = 16, heads = 4, rank = 4;
+  std::vector<std::vector<float>> keyAxes(2), valueAxes(2);
+  model.module->walk([&](mlir::kv::CacheOp op) {
+    const LayerStatistics &s = stats->layers[op.getLayer()];
+    auto attr = dialect->getKeyMomentAxesAttrHelper().getAttr(op);
+    auto spectrumAttr = dialect->getKeyMomentSpectrumAttrHelper().getAttr(op);
+    auto values = dialect->getValueAxesAttrHelper().getAttr(op);
+    ASSERT_TRUE(attr && spectrumAttr && values);
+    std::vector<float> axes(attr.getValues<float>().begin(),
+                            attr.getValues<float>().end());
+    std::vector<float> spectrum(spectrumAttr.getValues<float>().begin(),
+                                spectrumAttr.getValues<float>().end());
+    ASSERT_EQ(axes.size(), size_t(heads * d * d));
+    for (int64_t h = 0; h < heads; ++h) {
+      auto at = [&](int64_t i, int64_t j) {
+        return double(axes[size_t((h * d + i) * d + j)]);
+      };
+      std::vector<double> a(d * d);
+      for (int64_t i = 0; i < d; ++i)
+        for (int64_t j = 0; j < d; ++j)
+          a[i * d + j] =
+              s.keyCovariance[size_t((h * d + i) * d + j)] +
+              s.keyMean[size_t(h * d + i)] * s.keyMean[size_t(h * d + j)];
+      expectDiagonalises(at, a, d, spectrum.data() + h * d);
+    }
+    keyAxes[op.getLayer()] = std::move(axes);
+    valueAxes[op.getLayer()].assign(values.getValues<float>().begin(),
+                                    values.getValues<float>().end());
+  });
+  std::shared_ptr<const kvrt::Artifact> artifact =
+      compile(model, "kv-lowrank{method=svd side=key rank=4},"
+                     "kv-lowrank{method=svd rank=4}");
+  ASSERT_TRUE(artifact);
+  for (int layer = 0; layer < 2; ++layer)
+    for (bool keys : {true, false}) {
+      SCOPED_TRACE(std::string(keys ? "keys" : "values") + " of layer " +
+                   std::to_string(layer));
+      const kvrt::schema::CacheLayout &cache =
+          artifact->manifest().cache(layer);
+      const kvrt::schema::Encoding &side = keys ? cache.key() : cache.value();
+      std::vector<float> basis = Calibration::basis(*artifact, side);
+      const std::vector<float> &axes = keys ? keyAxes[layer] : valueAxes[layer];
+      ASSERT_EQ(basis.size(), size_t(heads * d * (rank + 1)));
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < d; ++i) {
+          for (int64_t j = 0; j < rank; ++j)
+            EXPECT_EQ(basis[size_t((h * d + i) * (rank + 1) + j)],
+                      axes[size_t((h * d + i) * d + j)]);
+          EXPECT_EQ(basis[size_t((h * d + i) * (rank + 1) + rank)],
+                    keys ? 1.0f : 0.0f);
+        }
+    }
 }
 
 TEST_F(Calibration, RefusesTextItCannotUse) {

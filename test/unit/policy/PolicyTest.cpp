@@ -133,6 +133,13 @@ TEST(Policy, LowRankRunsBeforeQuantization) {
   EXPECT_EQ(error("lowrank:\n  ratio: 32\n"),
             "p.yaml:2:10: 'ratio' must be a fraction in (0, 1) with a '.' "
             "(0.5), got '32'");
+  // method=svd and its group pass through (the pass refuses groups over 1).
+  EXPECT_EQ(pipeline("lowrank:\n  method: svd\n  group: 1\n  side: key\n"
+                     "  ratio: 0.5\n"),
+            "kv-lowrank{method=svd group=1 side=key ratio=0.5}");
+  EXPECT_EQ(error("lowrank:\n  method: svd\n  group: 0\n"),
+            "p.yaml:3:10: 'group' must be a whole number from 1 to "
+            "4294967295, got '0'");
   EXPECT_EQ(error("lowrank:\n  rank: 0\n"),
             "p.yaml:2:9: 'rank' must be a whole number from 1 to 4294967295, "
             "got '0'");
