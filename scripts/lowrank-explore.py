@@ -34,6 +34,15 @@ calibration text run through the same model:
   vpcac, voc, vonc  the same on the centred moment (the covariance), each
         head's mean kept: mu + P (v - mu).
 
+With --group G (kpca and vpca; uniform ranks), each group of G adjacent
+KV heads shares one latent of G x RANK coordinates on the eigenvectors of
+the joint second moment of their concatenated coordinates: Palu's
+group-head decomposition at the same cache size (its whitened SVD is PCA
+of that moment, docs/lowrank.md). --group-diagonal leaves out the moment's
+cross-head blocks: each head keeps its own axes, and the group's G x RANK
+coordinates go to the heads' largest eigenvalues, which separates what the
+cross-head correlation buys from what moving rank between heads buys.
+
 With --allocate, RANK is a mean over the layers: each side's ranks go, 8
 at a time from 8, to the layer whose next 8 eigenvalues hold the largest
 share of its spectrum (the calibration reconstruction error, greedily).
@@ -166,6 +175,8 @@ class Moments:
         self.model, self.group = model, model.heads // H
         self.kk, self.vv = np.zeros((L, H, d, d)), np.zeros((L, H, d, d))
         self.vva, self.mass = np.zeros((L, H, d, d)), np.zeros((L, H))
+        # Across the layer's KV heads, for --group.
+        self.kkj, self.vvj = np.zeros((L, H * d, H * d)), np.zeros((L, H * d, H * d))
         t = np.arange(len(ids))
         self.outside = ((t[:, None] - t[None, :] >= window) &
                         (t[None, :] >= sinks)).astype(np.float32)
@@ -175,6 +186,8 @@ class Moments:
         n = len(ids)
         self.kk /= n
         self.vv /= n
+        self.kkj /= n
+        self.vvj /= n
         self.vmean /= n
         self.vva /= self.mass[..., None, None]
         self.pair /= n * self.group
@@ -201,6 +214,10 @@ class Moments:
             vh = v[:, head // g].astype(np.float64)
             self.vva[layer, head // g] += (vh * a[:, None]).T @ vh
             self.mass[layer, head // g] += a.sum()
+        kj = k.reshape(len(k), -1).astype(np.float64)
+        vj = v.reshape(len(v), -1).astype(np.float64)
+        self.kkj[layer] += kj.T @ kj
+        self.vvj[layer] += vj.T @ vj
         for h in range(k.shape[1]):
             kh, vh = k[:, h].astype(np.float64), v[:, h].astype(np.float64)
             self.kk[layer, h] += kh.T @ kh
@@ -267,11 +284,17 @@ def main():
                         help="va: the window its attention weights leave out (default --window)")
     parser.add_argument("--clamp", type=float, default=1e-3,
                         help="vo: smallest eigenvalue of M, as a share of its largest")
+    parser.add_argument("--group", type=int, default=1,
+                        help="kpca, vpca: KV heads sharing one latent of group x RANK")
+    parser.add_argument("--group-diagonal", action="store_true",
+                        help="--group without the cross-head blocks of the moment")
     parser.add_argument("--allocate", action="store_true",
                         help="per-layer ranks from the spectra, RANK their mean")
     parser.add_argument("--data", default=os.path.join(data_dir(), "data", "pride-and-prejudice.txt"))
     parser.add_argument("--calibrate", default=os.path.join(data_dir(), "data", "emma.txt"))
     args = parser.parse_args()
+    if args.group > 1 and args.allocate:
+        parser.error("--group takes uniform ranks; leave out --allocate")
 
     model = Model(os.path.join(data_dir(), "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
     ids = model.ids(args.data, args.tokens, args.offset)
@@ -301,6 +324,19 @@ def main():
                       "von": moments.normed}.get(basis)
             weight = lambda l, h: None if metric is None else metric[l, h]
             ranks = [int(rank)] * model.layers
+            G, d = args.group, model.d
+            if G > 1 and kind in ("kpca", "vpca"):
+                if model.kv_heads % G:
+                    raise SystemExit(f"--group {G} does not divide the "
+                                     f"{model.kv_heads} KV heads")
+                joint = moments.kkj if side == "key" else moments.vvj
+                within = np.kron(np.eye(G), np.ones((d, d))) if args.group_diagonal else 1
+                block = lambda l, h: joint[l][h * d:(h + G) * d, h * d:(h + G) * d] * within
+                sides[side] = [[(projector(block(l, h), G * ranks[l]).astype(np.float32),
+                                 np.zeros(G * d, np.float32), h, G)
+                                for h in range(0, model.kv_heads, G)]
+                               for l in range(model.layers)]
+                continue
             if args.allocate:
                 ranks = allocate([sum(spectrum(moment(l, h), weight(l, h), args.clamp)
                                       for h in range(model.kv_heads))
@@ -309,15 +345,17 @@ def main():
             sides[side] = [[(projector(moment(l, h), ranks[l], weight(l, h),
                                        args.clamp).astype(np.float32),
                              (moments.vmean[l, h] if centred else
-                              np.zeros(model.d)).astype(np.float32))
+                              np.zeros(model.d)).astype(np.float32), h, 1)
                             for h in range(model.kv_heads)] for l in range(model.layers)]
 
         def replace(layer, k, v):
             out = {"key": k.copy(), "value": v.copy()}
             for side, heads in sides.items():
                 x = out[side]
-                for h, (proj, mu) in enumerate(heads[layer]):
-                    x[args.sinks:, h] = (x[args.sinks:, h] - mu) @ proj.T + mu
+                for proj, mu, h, g in heads[layer]:
+                    part = x[args.sinks:, h:h + g].reshape(len(x) - args.sinks, -1)
+                    x[args.sinks:, h:h + g] = ((part - mu) @ proj.T + mu).reshape(
+                        len(x) - args.sinks, g, -1)
             return out["key"], out["value"]
 
         start = time.time()
