@@ -12,7 +12,7 @@ PagedCache::PagedCache(std::vector<CacheLayerShape> shapes) {
     layer.shape = s;
     layer.pageBytes =
         uint64_t(s.kvHeads) * (s.keyHeadBytes + s.valueHeadBytes) +
-        uint64_t(s.pageSize) * sizeof(int32_t) +
+        uint64_t(s.positionHeads()) * s.pageSize * sizeof(int32_t) +
         s.summaryValues() * sizeof(uint16_t);
     layers_.push_back(std::move(layer));
   }
@@ -112,7 +112,7 @@ uint32_t PagedCache::takePage(Layer &layer) {
   auto page = std::make_unique<Page>();
   page->keys.reset(new uint8_t[s.kvHeads * s.keyHeadBytes]);
   page->values.reset(new uint8_t[s.kvHeads * s.valueHeadBytes]);
-  page->positions.reset(new int32_t[s.pageSize]);
+  page->positions.reset(new int32_t[uint64_t(s.positionHeads()) * s.pageSize]);
   if (s.summaryBlock)
     page->keyBounds.reset(new uint16_t[s.summaryValues()]);
   layer.pages.push_back(std::move(page));
@@ -127,7 +127,8 @@ void PagedCache::append(uint32_t layer, uint64_t sequence, int32_t position,
   uint64_t index = s.length[layer]++;
   Page &page = *l.pages[s.pages[layer][index / pageSize]];
   uint32_t slot = uint32_t(index % pageSize);
-  page.positions[slot] = position;
+  for (uint32_t h = 0; h < l.shape.positionHeads(); ++h)
+    page.positions[l.shape.positionOffset(h) + slot] = position;
   page.count = slot + 1;
   Tail &tail = s.tails[layer];
   tail.push(keys, values);
@@ -179,12 +180,13 @@ const Tail &PagedCache::sinks(uint32_t layer, uint64_t sequence) const {
   return sequences_.at(sequence).sinks[layer];
 }
 
-int32_t PagedCache::position(uint32_t layer, uint64_t sequence,
-                             uint64_t index) const {
+int32_t PagedCache::position(uint32_t layer, uint64_t sequence, uint64_t index,
+                             uint32_t head) const {
   const Layer &l = layers_[layer];
   uint32_t page =
       sequences_.at(sequence).pages[layer][index / l.shape.pageSize];
-  return l.pages[page]->positions[index % l.shape.pageSize];
+  return l.pages[page]
+      ->positions[l.shape.positionOffset(head) + index % l.shape.pageSize];
 }
 
 void PagedCache::shrink(uint32_t layer, uint64_t sequence, uint64_t encoded) {

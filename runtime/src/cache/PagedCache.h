@@ -53,6 +53,16 @@ struct CacheLayerShape {
   uint32_t summaryBlock = 0;
   /// A sequence's first tokens kept exact (in sinks()) besides encoded.
   uint32_t sinkTokens = 0;
+  /// One position per KV head and slot instead of one per slot: the
+  /// layer's eviction keeps different entries per head (docs/eviction.md).
+  bool headPositions = false;
+
+  /// Where KV head `head`'s positions start in Page::positions.
+  uint64_t positionOffset(uint32_t head) const {
+    return headPositions ? uint64_t(head) * pageSize : 0;
+  }
+  /// Heads with positions of their own: kvHeads, or 1 when they share.
+  uint32_t positionHeads() const { return headPositions ? kvHeads : 1; }
 
   /// bf16 values of one page's block summaries, over all KV heads.
   uint64_t summaryValues() const {
@@ -63,7 +73,8 @@ struct CacheLayerShape {
 };
 
 /// One page: the key area of head `h` starts at `keys + h * keyHeadBytes`
-/// (likewise values), so one head's tokens are contiguous.
+/// (likewise values), so one head's tokens are contiguous. Slot `s` of head
+/// `h` was stored at `positions[shape.positionOffset(h) + s]`.
 struct Page {
   std::unique_ptr<uint8_t[]> keys;
   std::unique_ptr<uint8_t[]> values;
@@ -138,10 +149,12 @@ public:
   const Tail &tail(uint32_t layer, uint64_t sequence) const;
   /// Exact copies of the sequence's first min(length, sinkTokens) tokens.
   const Tail &sinks(uint32_t layer, uint64_t sequence) const;
-  /// The position stored for token `index` of the sequence.
-  int32_t position(uint32_t layer, uint64_t sequence, uint64_t index) const;
+  /// The position stored for token `index` of the sequence in KV head
+  /// `head` (the same for every head unless the layer has headPositions).
+  int32_t position(uint32_t layer, uint64_t sequence, uint64_t index,
+                   uint32_t head = 0) const;
   /// After the caller has moved the encoded entries it keeps to indices
-  /// [0, encoded) and the tail's positions right after them (see
+  /// [0, encoded) in every head and the tail's positions right after them (see
   /// evict/Compact.h): sets the counts and frees the pages beyond those
   /// the tokens left and the room reserved before need.
   void shrink(uint32_t layer, uint64_t sequence, uint64_t encoded);

@@ -51,7 +51,7 @@ std::vector<EntryMove> compactionPlan(const std::vector<uint64_t> &kept) {
 
 Status compactSequence(PagedCache &cache, uint32_t layer, uint64_t sequence,
                        const Codec &keys, const Codec &values,
-                       const std::vector<uint64_t> &kept) {
+                       const std::vector<std::vector<uint64_t>> &kept) {
   const CacheLayerShape &shape = cache.shape(layer);
   StatusOr<EntryLayout> key = entryLayout(keys, shape.pageSize, "keys");
   if (!key.isOk())
@@ -59,22 +59,44 @@ Status compactSequence(PagedCache &cache, uint32_t layer, uint64_t sequence,
   StatusOr<EntryLayout> value = entryLayout(values, shape.pageSize, "values");
   if (!value.isOk())
     return value.status();
-  uint64_t encoded = cache.encoded(layer, sequence);
-  for (uint64_t i = 0; i < kept.size(); ++i)
-    if (kept[i] >= encoded || (i && kept[i] <= kept[i - 1]))
-      return Status::error("kept entries must be strictly ascending indices "
-                           "below the " +
-                           std::to_string(encoded) + " encoded ones");
+  if (kept.size() != 1 && kept.size() != shape.kvHeads)
+    return Status::error("compaction needs one list of kept entries or one "
+                         "per KV head (" +
+                         std::to_string(shape.kvHeads) + "), not " +
+                         std::to_string(kept.size()));
+  if (kept.size() > 1 && !shape.headPositions)
+    return Status::error("the layer's pages record one position per token "
+                         "for all KV heads, so its heads cannot keep "
+                         "different entries");
+  const uint64_t encoded = cache.encoded(layer, sequence);
+  const uint64_t count = kept[0].size();
+  for (const std::vector<uint64_t> &list : kept) {
+    if (list.size() != count)
+      return Status::error("every KV head must keep as many entries (" +
+                           std::to_string(count) + " and " +
+                           std::to_string(list.size()) + ")");
+    for (uint64_t i = 0; i < list.size(); ++i)
+      if (list[i] >= encoded || (i && list[i] <= list[i - 1]))
+        return Status::error("kept entries must be strictly ascending "
+                             "indices below the " +
+                             std::to_string(encoded) + " encoded ones");
+  }
   const std::vector<uint32_t> &pages = cache.pages(layer, sequence);
   auto at = [&](uint64_t index) -> std::pair<Page *, uint32_t> {
     return {&cache.page(layer, pages[index / shape.pageSize]),
             uint32_t(index % shape.pageSize)};
   };
-  for (const EntryMove &m : compactionPlan(kept)) {
-    auto [from, fromSlot] = at(m.from);
-    auto [to, toSlot] = at(m.to);
-    to->positions[toSlot] = from->positions[fromSlot];
-    for (uint32_t h = 0; h < shape.kvHeads; ++h) {
+  // Head h's entries move by its own plan; its positions too when it has
+  // its own, else the one list's plan moves the shared positions.
+  for (uint32_t h = 0; h < shape.kvHeads; ++h) {
+    const std::vector<uint64_t> &list = kept[kept.size() == 1 ? 0 : h];
+    const bool positions = h < shape.positionHeads();
+    const uint64_t offset = shape.positionOffset(h);
+    for (const EntryMove &m : compactionPlan(list)) {
+      auto [from, fromSlot] = at(m.from);
+      auto [to, toSlot] = at(m.to);
+      if (positions)
+        to->positions[offset + toSlot] = from->positions[offset + fromSlot];
       moveEntry(to->keys.get() + h * shape.keyHeadBytes,
                 from->keys.get() + h * shape.keyHeadBytes, *key, toSlot,
                 fromSlot);
@@ -83,15 +105,25 @@ Status compactSequence(PagedCache &cache, uint32_t layer, uint64_t sequence,
                 fromSlot);
     }
   }
-  // The tail's data stays where it is; only its positions move.
+  // The tail's data stays where it is; only its positions move, alike in
+  // every head.
   uint64_t tailTokens = cache.tail(layer, sequence).tokens();
-  for (uint64_t j = 0; j < tailTokens && kept.size() != encoded; ++j) {
-    auto [from, fromSlot] = at(encoded + j);
-    auto [to, toSlot] = at(kept.size() + j);
-    to->positions[toSlot] = from->positions[fromSlot];
-  }
-  cache.shrink(layer, sequence, kept.size());
+  for (uint32_t h = 0; h < shape.positionHeads() && count != encoded; ++h)
+    for (uint64_t j = 0; j < tailTokens; ++j) {
+      auto [from, fromSlot] = at(encoded + j);
+      auto [to, toSlot] = at(count + j);
+      to->positions[shape.positionOffset(h) + toSlot] =
+          from->positions[shape.positionOffset(h) + fromSlot];
+    }
+  cache.shrink(layer, sequence, count);
   return Status::ok();
+}
+
+Status compactSequence(PagedCache &cache, uint32_t layer, uint64_t sequence,
+                       const Codec &keys, const Codec &values,
+                       const std::vector<uint64_t> &kept) {
+  return compactSequence(cache, layer, sequence, keys, values,
+                         std::vector<std::vector<uint64_t>>{kept});
 }
 
 } // namespace kvrt::evict

@@ -32,12 +32,19 @@ struct EntryMove {
 /// 0, 1, ..., in order: entries already in place are not copied.
 std::vector<EntryMove> compactionPlan(const std::vector<uint64_t> &kept);
 
-/// Keeps only the encoded entries `kept` (strictly ascending, below
-/// cache.encoded()) of `sequence` in `layer`, for all KV heads, stored by
-/// `keys` and `values`; the tail's tokens follow them. Pages beyond those
-/// the remaining tokens and the room reserved before need are freed.
-/// Refuses codecs that encode several tokens together (KIVI keys) or whose
-/// areas are not one fixed-size entry per slot after their sharedBytes().
+/// Keeps only the encoded entries `kept[h]` (strictly ascending, below
+/// cache.encoded()) of KV head h of `sequence` in `layer`, stored by `keys`
+/// and `values`, with their positions; one list keeps the same entries in
+/// every head. Per-head lists must be as long as each other (the sequence
+/// keeps one count for all heads) and need a layer with headPositions. The
+/// tail's tokens follow the kept entries. Pages beyond those the remaining
+/// tokens and the room reserved before need are freed. Refuses codecs that
+/// encode several tokens together (KIVI keys) or whose areas are not one
+/// fixed-size entry per slot after their sharedBytes().
+Status compactSequence(PagedCache &cache, uint32_t layer, uint64_t sequence,
+                       const Codec &keys, const Codec &values,
+                       const std::vector<std::vector<uint64_t>> &kept);
+/// The same entries `kept` of every KV head.
 Status compactSequence(PagedCache &cache, uint32_t layer, uint64_t sequence,
                        const Codec &keys, const Codec &values,
                        const std::vector<uint64_t> &kept);

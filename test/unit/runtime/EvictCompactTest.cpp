@@ -16,7 +16,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <random>
 
 using namespace kvrt;
@@ -48,6 +50,13 @@ TEST(CompactionPlan, MovesEachKeptEntryOnceForward) {
   EXPECT_TRUE(compactionPlan({0, 1, 2}).empty());
 }
 
+/// The indices 0 .. n - 1.
+std::vector<uint64_t> upTo(uint64_t n) {
+  std::vector<uint64_t> indices(n);
+  std::iota(indices.begin(), indices.end(), 0);
+  return indices;
+}
+
 struct Tokens {
   std::vector<float> keys, values; // [n][kKvHeads][kD]
   std::vector<int32_t> positions;
@@ -69,7 +78,7 @@ struct Stored {
   std::unique_ptr<PagedCache> cache;
   cpu::ThreadPool pool{2};
 
-  explicit Stored(schema::EncodingKind kind) {
+  explicit Stored(schema::EncodingKind kind, bool headPositions = false) {
     schema::Encoding encoding, f32;
     encoding.set_kind(kind);
     if (kind == schema::ENCODING_POLAR) {
@@ -100,6 +109,7 @@ struct Stored {
     shape.valueHeadBytes = value->headBytes(kPageSize);
     shape.tailWindow = kTailWindow;
     shape.capacityPages = 100;
+    shape.headPositions = headPositions;
     cache = std::make_unique<PagedCache>(std::vector<CacheLayerShape>{shape});
     EXPECT_TRUE(cache->addSequence(kSequence).isOk());
   }
@@ -174,9 +184,7 @@ TEST_P(CompactTest, AttentionSeesExactlyTheKeptEntries) {
   const schema::EncodingKind kind = GetParam();
   constexpr uint32_t n = 150;
   Tokens t = randomTokens(n + 1, 20);
-  std::vector<uint64_t> all(n);
-  for (uint64_t i = 0; i < n; ++i)
-    all[i] = i;
+  const std::vector<uint64_t> all = upTo(n);
   Stored full(kind);
   full.add(t, all, /*reserveExtra=*/3);
   PagedCache &cache = *full.cache;
@@ -253,6 +261,108 @@ TEST_P(CompactTest, AttentionSeesExactlyTheKeptEntries) {
   }
 }
 
+/// Query heads of KV head `g` in an attention output of one row.
+std::vector<float> groupOf(const std::vector<float> &out, uint32_t g) {
+  return std::vector<float>(out.begin() + g * kGroup * kD,
+                            out.begin() + (g + 1) * kGroup * kD);
+}
+
+TEST_P(CompactTest, EachHeadSeesExactlyItsKeptEntries) {
+  const schema::EncodingKind kind = GetParam();
+  constexpr uint32_t n = 150;
+  Tokens t = randomTokens(n + 1, 40);
+  const std::vector<uint64_t> all = upTo(n);
+  Stored full(kind, /*headPositions=*/true);
+  full.add(t, all, /*reserveExtra=*/3);
+  PagedCache &cache = *full.cache;
+  const uint64_t encoded = cache.encoded(0, kSequence);
+
+  // Each head keeps entry 0 and the same number of others, drawn apart.
+  const uint64_t count = 45;
+  std::vector<std::vector<uint64_t>> kept(kKvHeads);
+  for (uint32_t h = 0; h < kKvHeads; ++h) {
+    std::vector<uint64_t> others(encoded - 1);
+    for (uint64_t i = 0; i < others.size(); ++i)
+      others[i] = i + 1;
+    std::shuffle(others.begin(), others.end(), std::mt19937(7 + h));
+    others.resize(count - 1);
+    others.push_back(0);
+    std::sort(others.begin(), others.end());
+    kept[h] = others;
+  }
+  ASSERT_NE(kept[0], kept[1]);
+  ASSERT_TRUE(compactSequence(cache, 0, kSequence, *full.key, *full.value, kept)
+                  .isOk());
+  EXPECT_EQ(cache.encoded(0, kSequence), count);
+  EXPECT_EQ(cache.length(0, kSequence), count + (n - encoded));
+
+  // Per head: its kept entries, then the tail, at their positions.
+  std::vector<std::vector<uint64_t>> survivors = kept;
+  for (std::vector<uint64_t> &list : survivors)
+    for (uint64_t i = encoded; i < n; ++i)
+      list.push_back(i);
+  for (uint32_t h = 0; h < kKvHeads; ++h)
+    for (uint64_t i = 0; i < survivors[h].size(); ++i)
+      EXPECT_EQ(cache.position(0, kSequence, i, h),
+                t.positions[survivors[h][i]]);
+
+  // Head h attends, bit for bit, as a cache that only ever received its
+  // entries (in every head) does in that head; a query older than some
+  // kept entries checks the causal test on the head's own positions.
+  std::vector<float> q = test::randomRows(1, kKvHeads * kGroup * kD, 50);
+  const int32_t now = t.positions[n - 1] + 1, past = t.positions[90];
+  std::vector<std::unique_ptr<Stored>> fresh;
+  for (uint32_t h = 0; h < kKvHeads; ++h) {
+    fresh.push_back(std::make_unique<Stored>(kind));
+    fresh.back()->add(t, survivors[h]);
+  }
+  for (int32_t at : {now, past}) {
+    std::vector<float> got = full.attend(q, at);
+    for (uint32_t h = 0; h < kKvHeads; ++h)
+      EXPECT_EQ(groupOf(got, h), groupOf(fresh[h]->attend(q, at), h))
+          << "head " << h << " at " << at;
+  }
+  if (kind == schema::ENCODING_F32 || kind == schema::ENCODING_BF16) {
+    std::vector<float> got = full.attend(q, now);
+    for (uint32_t h = 0; h < kKvHeads; ++h) {
+      std::vector<double> expected =
+          referenceAttention(q, t, survivors[h], kind);
+      for (size_t i = h * kGroup * kD; i < (h + 1) * kGroup * kD; ++i)
+        EXPECT_NEAR(got[i], expected[i], 2e-5);
+    }
+  }
+
+  // One more token, then a second compaction, every head keeping every
+  // other entry of its own from a different start.
+  full.add(t, {n});
+  for (uint32_t h = 0; h < kKvHeads; ++h) {
+    fresh[h]->add(t, {n});
+    survivors[h].push_back(n);
+  }
+  const uint64_t encodedNow = cache.encoded(0, kSequence);
+  std::vector<std::vector<uint64_t>> again(kKvHeads);
+  for (uint32_t h = 0; h < kKvHeads; ++h)
+    for (uint64_t i = h; again[h].size() < encodedNow / 2; i += 2)
+      again[h].push_back(i);
+  std::vector<std::vector<uint64_t>> survivors2(kKvHeads);
+  for (uint32_t h = 0; h < kKvHeads; ++h) {
+    for (uint64_t i : again[h])
+      survivors2[h].push_back(survivors[h][i]);
+    for (uint64_t i = encodedNow; i < survivors[h].size(); ++i)
+      survivors2[h].push_back(survivors[h][i]);
+  }
+  ASSERT_TRUE(
+      compactSequence(cache, 0, kSequence, *full.key, *full.value, again)
+          .isOk());
+  std::vector<float> got = full.attend(q, now + 3);
+  for (uint32_t h = 0; h < kKvHeads; ++h) {
+    Stored fresh2(kind);
+    fresh2.add(t, survivors2[h]);
+    EXPECT_EQ(groupOf(got, h), groupOf(fresh2.attend(q, now + 3), h))
+        << "head " << h;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Codecs, CompactTest,
                          ::testing::Values(schema::ENCODING_F32,
                                            schema::ENCODING_BF16,
@@ -263,9 +373,7 @@ INSTANTIATE_TEST_SUITE_P(Codecs, CompactTest,
 TEST(Compact, RefusesKiviKeysAndBadIndices) {
   Stored s(schema::ENCODING_F32);
   Tokens t = randomTokens(40, 2);
-  std::vector<uint64_t> all(40);
-  for (uint64_t i = 0; i < 40; ++i)
-    all[i] = i;
+  const std::vector<uint64_t> all = upTo(40);
   s.add(t, all);
   schema::Encoding kivi;
   kivi.set_kind(schema::ENCODING_INT);
@@ -287,6 +395,35 @@ TEST(Compact, RefusesKiviKeysAndBadIndices) {
       compactSequence(*s.cache, 0, kSequence, *s.key, *s.value, {0, 38})
           .isOk()); // 38 is in the tail.
   EXPECT_EQ(s.cache->encoded(0, kSequence), 40u - kTailWindow);
+}
+
+TEST(Compact, PerHeadListsNeedHeadPositionsAndOneLength) {
+  using Lists = std::vector<std::vector<uint64_t>>;
+  Tokens t = randomTokens(40, 3);
+  const std::vector<uint64_t> all = upTo(40);
+  Stored shared(schema::ENCODING_F32);
+  shared.add(t, all);
+  Status refused = compactSequence(*shared.cache, 0, kSequence, *shared.key,
+                                   *shared.value, Lists{{0, 2}, {1, 2}});
+  ASSERT_FALSE(refused.isOk());
+  EXPECT_NE(refused.message().find("one position per token"), std::string::npos)
+      << refused.message();
+  Stored each(schema::ENCODING_F32, /*headPositions=*/true);
+  each.add(t, all);
+  refused = compactSequence(*each.cache, 0, kSequence, *each.key, *each.value,
+                            Lists{{0, 2}, {1, 2, 3}});
+  ASSERT_FALSE(refused.isOk());
+  EXPECT_NE(refused.message().find("as many entries"), std::string::npos)
+      << refused.message();
+  EXPECT_FALSE(compactSequence(*each.cache, 0, kSequence, *each.key,
+                               *each.value, Lists{{0}, {1}, {2}})
+                   .isOk());
+  EXPECT_EQ(each.cache->encoded(0, kSequence), 40u - kTailWindow);
+  EXPECT_TRUE(compactSequence(*each.cache, 0, kSequence, *each.key, *each.value,
+                              Lists{{0, 2}, {1, 2}})
+                  .isOk());
+  EXPECT_EQ(each.cache->position(0, kSequence, 0, 0), t.positions[0]);
+  EXPECT_EQ(each.cache->position(0, kSequence, 0, 1), t.positions[1]);
 }
 
 } // namespace

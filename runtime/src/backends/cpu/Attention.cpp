@@ -42,9 +42,10 @@ void encodeGroup(PagedCache &cache, uint32_t layer, const CacheCodecs &codecs,
     uint32_t slot = uint32_t(index % shape.pageSize);
     size_t offset = size_t(tailIndex) * shape.headDim;
     if (t % codecs.key->groupTokens() == 0)
-      codecs.key->encodeAt(tail.keys[head].data() + offset, shape.headDim, head,
-                           slot, page.positions.get() + slot,
-                           page.keys.get() + head * shape.keyHeadBytes);
+      codecs.key->encodeAt(
+          tail.keys[head].data() + offset, shape.headDim, head, slot,
+          page.positions.get() + shape.positionOffset(head) + slot,
+          page.keys.get() + head * shape.keyHeadBytes);
     if (t % codecs.value->groupTokens() == 0)
       codecs.value->encode(tail.values[head].data() + offset, shape.headDim,
                            head, slot,
@@ -109,16 +110,18 @@ struct Scratch {
 };
 
 /// Visits the entries of `sequence` in `layer` that a query at `position`
-/// sees, in order: fn(index, page or null for an exact entry, slot). An
+/// sees in KV head `head`, in order: fn(index, page or null for an exact
+/// entry, slot). An
 /// exact entry is in the tail, or (an encoded one below the layer's
 /// sinkTokens) in the sinks: exactEntry() finds it. With `selected`, only
 /// those encoded entries (in index order) and the tail.
 template <typename Fn>
 void forVisible(const PagedCache &cache, const AttentionParams &params,
-                uint64_t sequence, int64_t position,
+                uint64_t sequence, uint32_t head, int64_t position,
                 const std::vector<uint64_t> *selected, const Fn &fn) {
   uint32_t layer = params.layer;
   const CacheLayerShape &shape = cache.shape(layer);
+  const uint64_t positions = shape.positionOffset(head);
   auto visible = [&](int32_t stored) {
     return stored <= position &&
            (!params.slidingWindow || position - stored < params.slidingWindow);
@@ -130,7 +133,7 @@ void forVisible(const PagedCache &cache, const AttentionParams &params,
     for (uint64_t index : *selected) {
       const Page &page = cache.page(layer, pages[index / shape.pageSize]);
       uint32_t slot = uint32_t(index % shape.pageSize);
-      if (visible(page.positions[slot]))
+      if (visible(page.positions[positions + slot]))
         fn(index, index < sinks ? nullptr : &page, slot);
     }
   }
@@ -138,7 +141,7 @@ void forVisible(const PagedCache &cache, const AttentionParams &params,
     const Page &page = cache.page(layer, pages[index / shape.pageSize]);
     for (uint32_t slot = uint32_t(index % shape.pageSize);
          slot < shape.pageSize && index < encoded; ++slot, ++index)
-      if (visible(page.positions[slot]))
+      if (visible(page.positions[positions + slot]))
         fn(index, index < sinks ? nullptr : &page, slot);
   }
   // Tail tokens have their positions in the pages too; read them through
@@ -147,7 +150,7 @@ void forVisible(const PagedCache &cache, const AttentionParams &params,
   uint64_t end = encoded + cache.tail(layer, sequence).tokens();
   for (uint64_t index = encoded; index < end; ++index) {
     const Page &page = cache.page(layer, pages[index / shape.pageSize]);
-    if (visible(page.positions[index % shape.pageSize]))
+    if (visible(page.positions[positions + index % shape.pageSize]))
       fn(index, nullptr, 0u);
   }
 }
@@ -193,13 +196,14 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
       selection && selection->active ? &selection->entries : nullptr;
 
   VisibleEntries entries;
-  forVisible(cache, params, sequence, position, selected,
+  const uint64_t positions = shape.positionOffset(g);
+  forVisible(cache, params, sequence, g, position, selected,
              [&](uint64_t index, const Page *page, uint32_t slot) {
                if (page) {
                  keys.scoreAt(scratch.prepared, group,
                               page->keys.get() + g * shape.keyHeadBytes, slot,
-                              page->positions[slot], scratch.perHead,
-                              scratch.decoded);
+                              page->positions[positions + slot],
+                              scratch.perHead, scratch.decoded);
                } else {
                  auto [store, at] = exact.at(index);
                  codecs.tail->score(q, group, tailArea(store->keys[g]), at,
@@ -251,7 +255,7 @@ int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
   std::fill(scratch.accumulated, scratch.accumulated + group * headDim, 0.0f);
   int64_t i = 0;
   forVisible(
-      cache, params, sequence, position, selected,
+      cache, params, sequence, g, position, selected,
       [&](uint64_t index, const Page *page, uint32_t slot) {
         for (int64_t h = 0; h < group; ++h)
           scratch.perHead[h] = scratch.weights[h * stride + i];
