@@ -638,6 +638,10 @@ Status Validator::checkCall(int index, const schema::KernelCall &call,
     if (!schema::EvictMethod_IsValid(e.method()))
       return mismatch("method " + str(int(e.method())) +
                       " is not one this runtime knows");
+    if (!schema::EvictHeads_IsValid(e.heads()))
+      return mismatch("heads " + str(int(e.heads())) +
+                      " is not a selection this runtime knows (shared or "
+                      "each)");
     switch (e.budget_case()) {
     case schema::EvictParams::kBudgetTokens:
       if (e.budget_tokens() == 0)

@@ -21,11 +21,18 @@ const std::vector<int32_t> kStory = {1,   80,  147,  201, 282, 215,
 struct Case {
   schema::EvictMethod method;
   const char *name;
+  schema::EvictHeads heads = schema::EVICT_HEADS_EACH;
 };
-const Case kMethods[] = {{schema::EVICT_METHOD_TRIATTENTION, "triattention"},
-                         {schema::EVICT_METHOD_SNAPKV, "snapkv"},
-                         {schema::EVICT_METHOD_H2O, "h2o"},
-                         {schema::EVICT_METHOD_STREAMING, "streaming"}};
+// Each scoring method per KV head and shared by the heads.
+const Case kMethods[] = {
+    {schema::EVICT_METHOD_TRIATTENTION, "triattention"},
+    {schema::EVICT_METHOD_SNAPKV, "snapkv"},
+    {schema::EVICT_METHOD_H2O, "h2o"},
+    {schema::EVICT_METHOD_STREAMING, "streaming", schema::EVICT_HEADS_SHARED},
+    {schema::EVICT_METHOD_TRIATTENTION, "triattention_shared",
+     schema::EVICT_HEADS_SHARED},
+    {schema::EVICT_METHOD_SNAPKV, "snapkv_shared", schema::EVICT_HEADS_SHARED},
+    {schema::EVICT_METHOD_H2O, "h2o_shared", schema::EVICT_HEADS_SHARED}};
 
 schema::EvictParams params(schema::EvictMethod method, uint64_t budget,
                            uint32_t interval, uint32_t window) {
@@ -37,6 +44,13 @@ schema::EvictParams params(schema::EvictMethod method, uint64_t budget,
   e.set_sinks(method == schema::EVICT_METHOD_STREAMING ? 2 : 0);
   e.set_observe(4);
   e.set_kernel(3);
+  return e;
+}
+
+schema::EvictParams params(const Case &c, uint64_t budget, uint32_t interval,
+                           uint32_t window) {
+  schema::EvictParams e = params(c.method, budget, interval, window);
+  e.set_heads(c.heads);
   return e;
 }
 
@@ -78,8 +92,8 @@ std::vector<int32_t> greedy(Engine &e, int n) {
 TEST(EngineEviction, AnUnreachedBudgetChangesNothing) {
   std::vector<int32_t> plain = greedy(*engine(artifact("none", {})), 40);
   for (const Case &c : kMethods) {
-    auto e = engine(
-        artifact(std::string("far_") + c.name, params(c.method, 1000, 8, 4)));
+    auto e =
+        engine(artifact(std::string("far_") + c.name, params(c, 1000, 8, 4)));
     EXPECT_EQ(greedy(*e, 40), plain) << c.name;
     EXPECT_EQ(e->stats().kvCompactions, 0u) << c.name;
   }
@@ -88,8 +102,8 @@ TEST(EngineEviction, AnUnreachedBudgetChangesNothing) {
 TEST(EngineEviction, TheCacheStaysWithinBudgetPlusInterval) {
   const uint64_t budget = 20, interval = 8;
   for (const Case &c : kMethods) {
-    auto e = engine(artifact(std::string("near_") + c.name,
-                             params(c.method, budget, 8, 4)));
+    auto e = engine(
+        artifact(std::string("near_") + c.name, params(c, budget, 8, 4)));
     SequenceId s = e->addSequence().value();
     ASSERT_TRUE(e->prefill({{s, kStory, true}}).isOk());
     uint64_t appended = kStory.size();
@@ -111,7 +125,7 @@ TEST(EngineEviction, TheCacheStaysWithinBudgetPlusInterval) {
 
 TEST(EngineEviction, ALongPrefillIsCompactedAtOnce) {
   for (const Case &c : kMethods) {
-    schema::EvictParams p = params(c.method, 0, 64, 2);
+    schema::EvictParams p = params(c, 0, 64, 2);
     p.set_budget_fraction(0.5);
     auto e = engine(artifact(std::string("half_") + c.name, p));
     SequenceId s = e->addSequence().value();
@@ -125,8 +139,7 @@ TEST(EngineEviction, ALongPrefillIsCompactedAtOnce) {
 
 TEST(EngineEviction, ThreadsDoNotChangeResults) {
   for (const Case &c : kMethods) {
-    auto a =
-        artifact(std::string("threads_") + c.name, params(c.method, 16, 4, 2));
+    auto a = artifact(std::string("threads_") + c.name, params(c, 16, 4, 2));
     EXPECT_EQ(greedy(*engine(a, 1), 48), greedy(*engine(a, 3), 48)) << c.name;
   }
 }
@@ -172,6 +185,20 @@ TEST(EngineEviction, FidelityComparesWithTheUnevictedCopy) {
     // caches hold the same bf16 entries.
     EXPECT_EQ(f.topKOverlap, 1.0) << "layer " << f.layer;
   }
+}
+
+TEST(EngineEviction, AnUnknownHeadsSelectionIsRefused) {
+  // The writer validates the manifest as the reader does.
+  test::LlamaArtifactOptions o;
+  o.evict = params(schema::EVICT_METHOD_H2O, 16, 4, 2);
+  o.evict->set_heads(schema::EvictHeads(7));
+  std::string path = ::testing::TempDir() + "/engine_evict_heads.kvpkg";
+  Status written = test::writeLlamaArtifact(test::tinyStoriesDir(), path, o);
+  ASSERT_FALSE(written.isOk());
+  EXPECT_NE(
+      written.message().find("heads 7 is not a selection this runtime knows"),
+      std::string::npos)
+      << written.message();
 }
 
 TEST(EngineEviction, KiviKeysAreRefusedWhenTheEngineIsCreated) {

@@ -4,7 +4,8 @@
 // float64 evaluation of the method's definition keeps (docs/eviction.md):
 // H2O's attention summed over every query, SnapKV's vote of the last
 // `observe` queries, max-pooled, StreamingLLM's sinks and most recent; each
-// with the recent window protected and one selection for all KV heads.
+// with the recent window protected, with one selection for all KV heads or
+// one per KV head (EvictParams.heads).
 //
 //===----------------------------------------------------------------------===//
 #include "CodecReference.h"
@@ -94,13 +95,28 @@ std::vector<int32_t> keptPositions(const Prefill &p,
   return positions;
 }
 
-/// Runs the eviction of `method` on the prefill; the positions left. With
-/// `exactWindow`, the cache keeps that many recent tokens in its tail, as
-/// an encoding's exact window does.
-std::vector<int32_t> evictAfterPrefill(const Prefill &p,
-                                       schema::EvictParams plan,
-                                       uint64_t window = kWindow,
-                                       uint32_t exactWindow = 0) {
+using HeadPositions = std::vector<std::vector<int32_t>>;
+
+/// The same kept positions in every KV head.
+HeadPositions everyHead(const std::vector<int32_t> &positions) {
+  return HeadPositions(kKvHeads, positions);
+}
+
+/// Per KV head, the kept entries of its own scores.
+HeadPositions eachHead(const Prefill &p,
+                       const std::vector<std::vector<double>> &s) {
+  HeadPositions kept;
+  for (const std::vector<double> &head : s)
+    kept.push_back(keptPositions(p, {head}));
+  return kept;
+}
+
+/// Runs the eviction of `method` on the prefill; the positions left in each
+/// KV head. With `exactWindow`, the cache keeps that many recent tokens in
+/// its tail, as an encoding's exact window does.
+HeadPositions evictAfterPrefill(const Prefill &p, schema::EvictParams plan,
+                                uint64_t window = kWindow,
+                                uint32_t exactWindow = 0) {
   schema::Encoding f32;
   f32.set_kind(schema::ENCODING_F32);
   CodecContext context;
@@ -115,6 +131,7 @@ std::vector<int32_t> evictAfterPrefill(const Prefill &p,
   shape.keyHeadBytes = shape.valueHeadBytes = codec->headBytes(16);
   shape.capacityPages = 8;
   shape.tailWindow = exactWindow;
+  shape.headPositions = plan.heads() == schema::EVICT_HEADS_EACH;
   PagedCache cache({shape});
   EXPECT_TRUE(cache.addSequence(kSequence).isOk());
   EXPECT_TRUE(cache.reserve({{kSequence, kTokens}}).isOk());
@@ -132,9 +149,11 @@ std::vector<int32_t> evictAfterPrefill(const Prefill &p,
   Status ran = eviction.run(pool, cache, p.queries.data(), kTokens, kQHeads,
                             p.sequences.data(), p.positions.data());
   EXPECT_TRUE(ran.isOk()) << ran.message();
-  std::vector<int32_t> left;
-  for (uint64_t i = 0; i < cache.length(0, kSequence); ++i)
-    left.push_back(cache.position(0, kSequence, i));
+  // One length for all heads: each keeps as many entries.
+  HeadPositions left(kKvHeads);
+  for (uint32_t h = 0; h < kKvHeads; ++h)
+    for (uint64_t i = 0; i < cache.length(0, kSequence); ++i)
+      left[h].push_back(cache.position(0, kSequence, i, h));
   EXPECT_LE(cache.tail(0, kSequence).tokens(), window);
   return left;
 }
@@ -158,7 +177,21 @@ TEST(LayerEviction, H2OKeepsTheMostAttendedEntries) {
   Prefill p = randomPrefill();
   schema::EvictParams plan;
   plan.set_method(schema::EVICT_METHOD_H2O);
-  EXPECT_EQ(evictAfterPrefill(p, plan), keptPositions(p, h2oScores(p)));
+  EXPECT_EQ(evictAfterPrefill(p, plan),
+            everyHead(keptPositions(p, h2oScores(p))));
+}
+
+TEST(LayerEviction, H2OPerHeadKeepsEachHeadsMostAttendedEntries) {
+  Prefill p = randomPrefill();
+  schema::EvictParams plan;
+  plan.set_method(schema::EVICT_METHOD_H2O);
+  plan.set_heads(schema::EVICT_HEADS_EACH);
+  HeadPositions kept = evictAfterPrefill(p, plan);
+  EXPECT_EQ(kept, eachHead(p, h2oScores(p)));
+  // The heads disagree on these random entries, so the test tells per-head
+  // selection from shared.
+  EXPECT_NE(kept[0], kept[1]);
+  EXPECT_EQ(kept[0].size(), kBudget);
 }
 
 TEST(LayerEviction, TheRecentWindowTakesAtMostHalfTheBudget) {
@@ -168,7 +201,7 @@ TEST(LayerEviction, TheRecentWindowTakesAtMostHalfTheBudget) {
   schema::EvictParams plan;
   plan.set_method(schema::EVICT_METHOD_H2O);
   EXPECT_EQ(evictAfterPrefill(p, plan, 10),
-            keptPositions(p, h2oScores(p), 0, kBudget / 2));
+            everyHead(keptPositions(p, h2oScores(p), 0, kBudget / 2)));
 }
 
 TEST(LayerEviction, AnExactWindowOfTheEncodingYieldsToTheBudget) {
@@ -179,7 +212,7 @@ TEST(LayerEviction, AnExactWindowOfTheEncodingYieldsToTheBudget) {
   schema::EvictParams plan;
   plan.set_method(schema::EVICT_METHOD_H2O);
   EXPECT_EQ(evictAfterPrefill(p, plan, kWindow, 20),
-            keptPositions(p, h2oScores(p)));
+            everyHead(keptPositions(p, h2oScores(p))));
 }
 
 TEST(LayerEviction, SnapKVKeepsWhatTheLastQueriesVoteFor) {
@@ -208,7 +241,11 @@ TEST(LayerEviction, SnapKVKeepsWhatTheLastQueriesVoteFor) {
   plan.set_method(schema::EVICT_METHOD_SNAPKV);
   plan.set_observe(observe);
   plan.set_kernel(kernel);
-  EXPECT_EQ(evictAfterPrefill(p, plan), keptPositions(p, perKvHead));
+  EXPECT_EQ(evictAfterPrefill(p, plan), everyHead(keptPositions(p, perKvHead)));
+  plan.set_heads(schema::EVICT_HEADS_EACH);
+  HeadPositions kept = evictAfterPrefill(p, plan);
+  EXPECT_EQ(kept, eachHead(p, perKvHead));
+  EXPECT_NE(kept[0], kept[1]);
 }
 
 TEST(LayerEviction, StreamingKeepsSinksAndTheMostRecent) {
@@ -220,7 +257,8 @@ TEST(LayerEviction, StreamingKeepsSinksAndTheMostRecent) {
   schema::EvictParams plan;
   plan.set_method(schema::EVICT_METHOD_STREAMING);
   plan.set_sinks(2);
-  EXPECT_EQ(evictAfterPrefill(p, plan), keptPositions(p, recency, 2));
+  EXPECT_EQ(evictAfterPrefill(p, plan),
+            everyHead(keptPositions(p, recency, 2)));
 }
 
 } // namespace

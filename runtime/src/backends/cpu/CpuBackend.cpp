@@ -562,10 +562,15 @@ createCpuBackend(std::shared_ptr<const Artifact> artifact,
                         : 4 * uint64_t(m.model().max_positions());
   // Layers whose attention selects keep block summaries.
   std::unordered_map<uint32_t, uint32_t> summaryBlock;
-  for (const schema::KernelCall &call : m.plan().calls())
+  // Layers whose eviction selects per KV head keep positions per head.
+  std::unordered_set<uint32_t> headPositions;
+  for (const schema::KernelCall &call : m.plan().calls()) {
     if (call.has_attention() && call.attention().has_select())
       summaryBlock[call.attention().layer()] =
           call.attention().select().block();
+    if (call.has_evict() && call.evict().heads() == schema::EVICT_HEADS_EACH)
+      headPositions.insert(call.evict().layer());
+  }
   std::vector<LayerStorage> layers, referenceLayers;
   for (const schema::CacheLayout &c : m.cache()) {
     StatusOr<LayerStorage> layer =
@@ -584,6 +589,7 @@ createCpuBackend(std::shared_ptr<const Artifact> artifact,
             "multiple of the block");
       layer->shape.summaryBlock = block->second;
     }
+    layer->shape.headPositions = headPositions.count(c.layer()) != 0;
     layers.push_back(std::move(*layer));
     if (options.measureFidelity) {
       schema::Encoding bf16;

@@ -200,11 +200,12 @@ void LayerEviction::score(ThreadPool &pool, const PagedCache &cache,
         const Codec &keys = *attention_.codecs.key;
         const std::vector<uint32_t> &pages = cache.pages(layer, sequence);
         uint64_t encoded = cache.encoded(layer, sequence);
+        const uint64_t positions = shape.positionOffset(uint32_t(g));
         for (uint64_t i = 0; i < encoded; ++i) {
           const Page &page = cache.page(layer, pages[i / shape.pageSize]);
           uint32_t slot = uint32_t(i % shape.pageSize);
           keys.decodeAt(page.keys.get() + g * shape.keyHeadBytes, slot,
-                        uint32_t(g), page.positions[slot],
+                        uint32_t(g), page.positions[positions + slot],
                         buffer.data() + i * headDim);
         }
         const std::vector<float> &tail = cache.tail(layer, sequence).keys[g];
@@ -247,11 +248,16 @@ Status LayerEviction::compact(ThreadPool &pool, PagedCache &cache,
   std::vector<float> scores;
   score(pool, cache, sequence, state, qHeads, position, scores);
   select.recent = std::max<uint64_t>(recent, length - encoded);
-  select.shared = true;
-  std::vector<uint64_t> kept = evict::selectKept(
-      scores.data(), int64_t(kvHeads), int64_t(length), length, select)[0];
-  std::vector<uint64_t> keptEncoded(
-      kept.begin(), std::lower_bound(kept.begin(), kept.end(), encoded));
+  // Per head, every head keeps as many entries (the sinks and the window
+  // are the same for all), so the sequence's counts stay one for all heads.
+  select.shared = params_.plan.heads() == schema::EVICT_HEADS_SHARED;
+  const std::vector<std::vector<uint64_t>> kept = evict::selectKept(
+      scores.data(), int64_t(kvHeads), int64_t(length), length, select);
+  // The tail is in the window, so it is kept whole in every list.
+  std::vector<std::vector<uint64_t>> keptEncoded;
+  for (const std::vector<uint64_t> &list : kept)
+    keptEncoded.emplace_back(
+        list.begin(), std::lower_bound(list.begin(), list.end(), encoded));
   Status compacted =
       evict::compactSequence(cache, layer, sequence, *attention_.codecs.key,
                              *attention_.codecs.value, keptEncoded);
@@ -262,13 +268,18 @@ Status LayerEviction::compact(ThreadPool &pool, PagedCache &cache,
   if (cache.shape(layer).summaryBlock)
     summariseEntries(pool, cache, layer, *attention_.codecs.key, sequence, 0,
                      cache.encoded(layer, sequence));
-  for (std::vector<float> &m : state.mass) {
-    for (uint64_t i = 0; i < kept.size(); ++i)
-      m[i] = m[kept[i]];
-    m.resize(kept.size());
+  // Query head h's sums follow the entries its KV head kept.
+  const size_t queriesPerHead = state.mass.size() / kvHeads;
+  for (size_t h = 0; h < state.mass.size(); ++h) {
+    std::vector<float> &m = state.mass[h];
+    const std::vector<uint64_t> &list =
+        kept[kept.size() == 1 ? 0 : h / queriesPerHead];
+    for (uint64_t i = 0; i < list.size(); ++i)
+      m[i] = m[list[i]];
+    m.resize(list.size());
   }
   ++compactions_;
-  evicted_ += length - kept.size();
+  evicted_ += length - kept[0].size();
   return Status::ok();
 }
 

@@ -3,9 +3,9 @@
 //
 // The plan's `evict` call (kvpkg.proto EvictParams): after a layer's
 // attention, every sequence of the batch whose cache is due is scored by the
-// layer's method, the kept entries are selected (one selection for all KV
-// heads: a page records one position per slot) and the cache is compacted
-// in place. H2O's accumulated attention and SnapKV's observation queries
+// layer's method, the kept entries are selected (one selection per KV head,
+// or one for all of them: EvictParams.heads) and the cache is compacted in
+// place. H2O's accumulated attention and SnapKV's observation queries
 // are state kept here per sequence, between calls. docs/eviction.md.
 //
 //===----------------------------------------------------------------------===//
