@@ -72,6 +72,16 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
       if (value != 0 && !snapkv)
         return optionError(ctx, name)
                << "is " << value << "; only method=snapkv takes " << name;
+    std::optional<EvictHeads> selection = symbolizeEvictHeads(
+        heads.empty() ? StringRef("each") : StringRef(heads));
+    if (!selection)
+      return optionError(ctx, "heads")
+             << "is '" << heads << "'; allowed: each, shared";
+    if (!heads.empty() && method == "streaming")
+      return optionError(ctx, "heads")
+             << "is '" << heads
+             << "'; method=streaming keeps the same entries in every KV head "
+                "and takes no heads";
     if (kernel % 2 == 0 && kernel != 0)
       return optionError(ctx, "kernel")
              << "is " << kernel.getValue()
@@ -95,16 +105,17 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
     auto emitError = [&] { return mlir::emitError(UnknownLoc::get(ctx)); };
     unsigned steps = interval;
     if (method == "triattention")
-      policy = TriAttentionAttr::getChecked(emitError, ctx, budgetAttr,
-                                            *keptWindow, steps, *keptSinks);
+      policy =
+          TriAttentionAttr::getChecked(emitError, ctx, budgetAttr, *keptWindow,
+                                       steps, *keptSinks, *selection);
     else if (snapkv)
       policy = SnapKVAttr::getChecked(
           emitError, ctx, budgetAttr, *keptWindow, steps, *keptSinks,
           observe ? unsigned(observe) : kDefaultObserve,
-          kernel ? unsigned(kernel) : kDefaultKernel);
+          kernel ? unsigned(kernel) : kDefaultKernel, *selection);
     else if (method == "h2o")
       policy = H2OAttr::getChecked(emitError, ctx, budgetAttr, *keptWindow,
-                                   steps, *keptSinks);
+                                   steps, *keptSinks, *selection);
     else
       policy = StreamingAttr::getChecked(emitError, ctx, budgetAttr,
                                          *keptWindow, steps, *keptSinks);

@@ -777,6 +777,14 @@ Status PlanExporter::exportEvict(kv::EvictOp op) {
     e.set_observe(snapkv.getObserve());
     e.set_kernel(snapkv.getKernel());
   }
+  // StreamingLLM keeps the same entries in every head: shared.
+  std::optional<kv::EvictHeads> heads =
+      llvm::TypeSwitch<Attribute, std::optional<kv::EvictHeads>>(policy)
+          .Case<kv::TriAttentionAttr, kv::SnapKVAttr, kv::H2OAttr>(
+              [](auto p) { return p.getHeads(); })
+          .Default([](auto) { return std::nullopt; });
+  e.set_heads(heads == kv::EvictHeads::Each ? schema::EVICT_HEADS_EACH
+                                            : schema::EVICT_HEADS_SHARED);
   if (isa<kv::TriAttentionAttr>(policy))
     KVRT_RETURN_IF_ERROR(addQueryStatistics(
         op, layer, cast<RankedTensorType>(queries.getType()).getDimSize(1), c));

@@ -89,6 +89,7 @@ const std::vector<SectionSpec> &sections() {
         // observe=0 and kernel=0 tell the pass "not given".
         {"observe", ValueKind::Unsigned, 1, UINT32_MAX},
         {"kernel", ValueKind::Unsigned, 1, UINT32_MAX},
+        {"heads", ValueKind::Word},
         {"layers", ValueKind::Layers}}},
   };
   return specs;

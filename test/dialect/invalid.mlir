@@ -225,6 +225,18 @@ func.func private @snapkv_no_room() attributes {policy = #kv.snapkv<budget = 100
 
 // -----
 
+// expected-error @+2 {{expected one of [each, shared] for whose entries an eviction keeps, got: all}}
+// expected-error @+1 {{failed to parse KV_H2OAttr parameter 'heads'}}
+func.func private @heads_unknown() attributes {policy = #kv.h2o<budget = 0.5, heads = all>}
+
+// -----
+
+// StreamingLLM keeps the same entries in every KV head: it has no heads.
+// expected-error @+1 {{duplicate or unknown struct parameter name: heads}}
+func.func private @streaming_heads() attributes {policy = #kv.streaming<budget = 0.5, heads = each>}
+
+// -----
+
 // expected-error @+1 {{#kv.snapkv observe must be at least 1 query, got 0}}
 func.func private @snapkv_observe() attributes {policy = #kv.snapkv<budget = 0.5, observe = 0>}
 

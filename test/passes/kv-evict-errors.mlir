@@ -19,6 +19,8 @@
 // RUN: not kvopt-opt %S/Inputs/no-cache.mlir --pass-pipeline='builtin.module(kv-evict{method=snapkv budget=0.5 kernel=6})' 2>&1 | FileCheck %s --check-prefix=ERR-KERNEL
 // RUN: not kvopt-opt %S/Inputs/no-cache.mlir --pass-pipeline='builtin.module(kv-evict{method=h2o budget=0.5 observe=16})' 2>&1 | FileCheck %s --check-prefix=ERR-OBSERVE
 // RUN: not kvopt-opt %S/Inputs/no-cache.mlir --pass-pipeline='builtin.module(kv-evict{method=streaming budget=0.5 kernel=3})' 2>&1 | FileCheck %s --check-prefix=ERR-KERNEL-STREAMING
+// RUN: not kvopt-opt %S/Inputs/no-cache.mlir --pass-pipeline='builtin.module(kv-evict{method=h2o budget=0.5 heads=all})' 2>&1 | FileCheck %s --check-prefix=ERR-HEADS
+// RUN: not kvopt-opt %S/Inputs/no-cache.mlir --pass-pipeline='builtin.module(kv-evict{method=streaming budget=0.5 heads=each})' 2>&1 | FileCheck %s --check-prefix=ERR-HEADS-STREAMING
 // RUN: not kvopt-opt %S/Inputs/no-cache.mlir --pass-pipeline='builtin.module(kv-evict{method=h2o budget=0.5 layers=1:3})' 2>&1 | FileCheck %s --check-prefix=ERR-LAYERS-SYNTAX
 // RUN: not kvopt-opt %S/Inputs/uncalibrated.mlir --pass-pipeline='builtin.module(kv-evict{method=h2o budget=0.5 layers=0,2})' 2>&1 | FileCheck %s --check-prefix=ERR-LAYERS-RANGE
 // ERR-NO-METHOD: error: kv-evict: option 'method' is required; allowed: triattention, snapkv, h2o, streaming
@@ -37,6 +39,8 @@
 // ERR-KERNEL: error: kv-evict: option 'kernel' is 6; allowed: an odd number of entries (1, 3, 5, 7, ...)
 // ERR-OBSERVE: error: kv-evict: option 'observe' is 16; only method=snapkv takes observe
 // ERR-KERNEL-STREAMING: error: kv-evict: option 'kernel' is 3; only method=snapkv takes kernel
+// ERR-HEADS: error: kv-evict: option 'heads' is 'all'; allowed: each, shared
+// ERR-HEADS-STREAMING: error: kv-evict: option 'heads' is 'each'; method=streaming keeps the same entries in every KV head and takes no heads
 // ERR-LAYERS-SYNTAX: error: kv-evict: option 'layers': '1:3' is not a layer range
 // ERR-LAYERS-RANGE: error: kv-evict: option 'layers': layer 2 does not exist in a model of 2 layers (0 to 1, or -2 to -1)
 

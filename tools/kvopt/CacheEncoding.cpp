@@ -103,7 +103,7 @@ describeRankRanges(const schema::Manifest &manifest) {
 }
 
 /// "triattention, budget 0.25 of the tokens seen, window 128, interval 128,
-/// sinks 0" (SnapKV adds its observation window and kernel).
+/// sinks 0, per KV head" (SnapKV adds its observation window and kernel).
 std::string describeEviction(const schema::EvictParams &e) {
   static const char *const methods[] = {"triattention", "snapkv", "h2o",
                                         "streaming"};
@@ -123,10 +123,15 @@ std::string describeEviction(const schema::EvictParams &e) {
   if (e.method() == kvrt::schema::EVICT_METHOD_SNAPKV)
     text += ", observe " + std::to_string(e.observe()) + ", kernel " +
             std::to_string(e.kernel());
+  if (e.method() != kvrt::schema::EVICT_METHOD_STREAMING)
+    text += e.heads() == kvrt::schema::EVICT_HEADS_EACH
+                ? ", per KV head"
+                : ", shared by the KV heads";
   return text;
 }
 
-/// "h2o 25%" or "h2o 512 tokens": a layer's eviction in two words.
+/// "h2o 25%" or "h2o 512 tokens" ("h2o 25% shared" with one selection for
+/// all KV heads): a layer's eviction in a few words.
 std::string shortEviction(const schema::EvictParams &e) {
   std::string text = describeEviction(e);
   text = text.substr(0, text.find(','));
@@ -136,7 +141,11 @@ std::string shortEviction(const schema::EvictParams &e) {
   else
     std::snprintf(budget, sizeof(budget), " %llu tokens",
                   (unsigned long long)e.budget_tokens());
-  return text + budget;
+  text += budget;
+  if (e.method() != schema::EVICT_METHOD_STREAMING &&
+      e.heads() == schema::EVICT_HEADS_SHARED)
+    text += " shared";
+  return text;
 }
 
 std::string summarizeCache(const schema::Manifest &manifest) {

@@ -292,7 +292,7 @@ verifyEviction(function_ref<InFlightDiagnostic()> emitError, StringRef policy,
 LogicalResult
 TriAttentionAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                          Attribute budget, unsigned window, unsigned interval,
-                         unsigned sinks) {
+                         unsigned sinks, EvictHeads) {
   return verifyEviction(emitError, "#kv.triattention", budget, window, interval,
                         sinks);
 }
@@ -300,7 +300,8 @@ TriAttentionAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 LogicalResult SnapKVAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                  Attribute budget, unsigned window,
                                  unsigned interval, unsigned sinks,
-                                 unsigned observe, unsigned kernel) {
+                                 unsigned observe, unsigned kernel,
+                                 EvictHeads) {
   if (failed(verifyEviction(emitError, "#kv.snapkv", budget, window, interval,
                             sinks)))
     return failure();
@@ -315,7 +316,7 @@ LogicalResult SnapKVAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 
 LogicalResult H2OAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                               Attribute budget, unsigned window,
-                              unsigned interval, unsigned sinks) {
+                              unsigned interval, unsigned sinks, EvictHeads) {
   return verifyEviction(emitError, "#kv.h2o", budget, window, interval, sinks);
 }
 

@@ -69,6 +69,17 @@ def KV_Rotation : I32Enum<"Rotation", "a random orthogonal rotation", [
   let cppNamespace = "::mlir::kv";
 }
 
+def KV_EvictHeads : I32Enum<"EvictHeads", "whose entries an eviction keeps", [
+    I32EnumCase<"Each", 0, "each">,
+    I32EnumCase<"Shared", 1, "shared">]> {
+  let cppNamespace = "::mlir::kv";
+  let description = [{
+    `each`: one selection per KV head, on its own scores; every head keeps
+    as many entries. `shared`: one selection for all KV heads of the layer,
+    on the mean of their scores.
+  }];
+}
+
 def KV_PrefetchMode : I32Enum<"PrefetchMode", "what a prefetch predicts", [
     I32EnumCase<"NextLayer", 0, "next_layer">,
     I32EnumCase<"NextStep", 1, "next_step">]> {
@@ -303,12 +314,16 @@ def KV_TriAttentionAttr : KV_EvictionPolicyAttr<"TriAttention", "triattention"> 
     layer's `kv.cache` op as `kv.query_center` and `kv.query_magnitude`
     (`kvopt compile --calibrate FILE`, docs/calibration.md).
 
-    Example: `#kv.triattention<budget = 2048, window = 128, interval = 128, sinks = 0>`
+    `heads` (`EvictHeads`): each KV head keeps its own entries (`each`,
+    the default) or all keep the same (`shared`).
+
+    Example: `#kv.triattention<budget = 2048, window = 128, interval = 128, sinks = 0, heads = shared>`
   }];
   let parameters = (ins "::mlir::Attribute":$budget,
                         DefaultValuedParameter<"unsigned", "128">:$window,
                         DefaultValuedParameter<"unsigned", "128">:$interval,
-                        DefaultValuedParameter<"unsigned", "0">:$sinks);
+                        DefaultValuedParameter<"unsigned", "0">:$sinks,
+                        DefaultValuedParameter<"EvictHeads", "EvictHeads::Each">:$heads);
 }
 
 def KV_SnapKVAttr : KV_EvictionPolicyAttr<"SnapKV", "snapkv"> {
@@ -317,16 +332,18 @@ def KV_SnapKVAttr : KV_EvictionPolicyAttr<"SnapKV", "snapkv"> {
     Scores entries by the attention the last `observe` queries of the layer
     pay them, max-pooled over `kernel` (odd) neighbouring entries, and keeps
     `budget` entries: the first `sinks`, the `window` most recent and the
-    best-scored others, compacting like `#kv.triattention`.
+    best-scored others, compacting like `#kv.triattention`, per KV head or
+    shared by `heads` likewise.
 
-    Example: `#kv.snapkv<budget = 0.25, window = 128, interval = 128, sinks = 0, observe = 32, kernel = 7>`
+    Example: `#kv.snapkv<budget = 0.25, window = 128, interval = 128, sinks = 0, observe = 32, kernel = 7, heads = each>`
   }];
   let parameters = (ins "::mlir::Attribute":$budget,
                         DefaultValuedParameter<"unsigned", "128">:$window,
                         DefaultValuedParameter<"unsigned", "128">:$interval,
                         DefaultValuedParameter<"unsigned", "0">:$sinks,
                         DefaultValuedParameter<"unsigned", "32">:$observe,
-                        DefaultValuedParameter<"unsigned", "7">:$kernel);
+                        DefaultValuedParameter<"unsigned", "7">:$kernel,
+                        DefaultValuedParameter<"EvictHeads", "EvictHeads::Each">:$heads);
 }
 
 def KV_H2OAttr : KV_EvictionPolicyAttr<"H2O", "h2o"> {
@@ -335,14 +352,15 @@ def KV_H2OAttr : KV_EvictionPolicyAttr<"H2O", "h2o"> {
     Scores entries by the attention weight every query so far paid them
     (the heavy hitters) and keeps `budget` entries: the first `sinks`, the
     `window` most recent and the best-scored others, compacting like
-    `#kv.triattention`.
+    `#kv.triattention`, per KV head or shared by `heads` likewise.
 
-    Example: `#kv.h2o<budget = 1024, window = 128, interval = 128, sinks = 0>`
+    Example: `#kv.h2o<budget = 1024, window = 128, interval = 128, sinks = 0, heads = each>`
   }];
   let parameters = (ins "::mlir::Attribute":$budget,
                         DefaultValuedParameter<"unsigned", "128">:$window,
                         DefaultValuedParameter<"unsigned", "128">:$interval,
-                        DefaultValuedParameter<"unsigned", "0">:$sinks);
+                        DefaultValuedParameter<"unsigned", "0">:$sinks,
+                        DefaultValuedParameter<"EvictHeads", "EvictHeads::Each">:$heads);
 }
 
 def KV_StreamingAttr : KV_EvictionPolicyAttr<"Streaming", "streaming"> {
@@ -350,7 +368,8 @@ def KV_StreamingAttr : KV_EvictionPolicyAttr<"Streaming", "streaming"> {
   let description = [{
     Keeps the first `sinks` entries and the most recent others up to
     `budget` entries, so `window` (0 by default) changes nothing but the
-    verifier's room check. Compacts like `#kv.triattention`.
+    verifier's room check. Compacts like `#kv.triattention`; every KV head
+    keeps the same entries, so it has no `heads`.
 
     Example: `#kv.streaming<budget = 1024, window = 0, interval = 128, sinks = 4>`
   }];
