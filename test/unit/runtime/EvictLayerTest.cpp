@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "CodecReference.h"
+#include "EvictReference.h"
 #include "runtime/src/backends/cpu/Eviction.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
 #include "runtime/src/cache/PagedCache.h"
@@ -116,7 +117,9 @@ HeadPositions eachHead(const Prefill &p,
 /// its tail, as an encoding's exact window does.
 HeadPositions evictAfterPrefill(const Prefill &p, schema::EvictParams plan,
                                 uint64_t window = kWindow,
-                                uint32_t exactWindow = 0) {
+                                uint32_t exactWindow = 0,
+                                std::vector<evict::QueryCentre> centres = {},
+                                cpu::RopeFrequencies rope = {}) {
   schema::Encoding f32;
   f32.set_kind(schema::ENCODING_F32);
   CodecContext context;
@@ -145,7 +148,7 @@ HeadPositions evictAfterPrefill(const Prefill &p, schema::EvictParams plan,
   plan.set_budget_tokens(kBudget);
   plan.set_window(uint32_t(window));
   plan.set_interval(1);
-  cpu::LayerEviction eviction({plan, {}, {}}, attention);
+  cpu::LayerEviction eviction({plan, std::move(centres), rope}, attention);
   Status ran = eviction.run(pool, cache, p.queries.data(), kTokens, kQHeads,
                             p.sequences.data(), p.positions.data());
   EXPECT_TRUE(ran.isOk()) << ran.message();
@@ -244,6 +247,35 @@ TEST(LayerEviction, SnapKVKeepsWhatTheLastQueriesVoteFor) {
   EXPECT_EQ(evictAfterPrefill(p, plan), everyHead(keptPositions(p, perKvHead)));
   plan.set_heads(schema::EVICT_HEADS_EACH);
   HeadPositions kept = evictAfterPrefill(p, plan);
+  EXPECT_EQ(kept, eachHead(p, perKvHead));
+  EXPECT_NE(kept[0], kept[1]);
+}
+
+TEST(LayerEviction, TriAttentionPerHeadKeepsEachHeadsBestScored) {
+  Prefill p = randomPrefill();
+  const cpu::RopeFrequencies rope =
+      test::frequencies(schema::ROPE_SCALING_NONE, false, kD);
+  const std::vector<evict::QueryCentre> centres =
+      test::randomCentres(kQHeads, kD / 2, 21);
+  // Scored for queries after the prefill's last one, as the cache holds the
+  // keys (the prefill's rows stand for keys after RoPE), mean over the
+  // group's query heads.
+  const int64_t t = p.positions.back();
+  std::vector<std::vector<double>> perKvHead(kKvHeads,
+                                             std::vector<double>(kTokens));
+  for (int64_t g = 0; g < kKvHeads; ++g) {
+    std::vector<evict::QueryCentre> group(centres.begin() + g * kGroup,
+                                          centres.begin() + (g + 1) * kGroup);
+    for (int64_t i = 0; i < kTokens; ++i)
+      perKvHead[size_t(g)][size_t(i)] = test::referenceTriAttention(
+          rope, kD, group, t, evict::geometricDistances(),
+          &p.keys[size_t((i * kKvHeads + g) * kD)], p.positions[size_t(i)],
+          evict::HeadAggregation::Mean);
+  }
+  schema::EvictParams plan;
+  plan.set_method(schema::EVICT_METHOD_TRIATTENTION);
+  plan.set_heads(schema::EVICT_HEADS_EACH);
+  HeadPositions kept = evictAfterPrefill(p, plan, kWindow, 0, centres, rope);
   EXPECT_EQ(kept, eachHead(p, perKvHead));
   EXPECT_NE(kept[0], kept[1]);
 }

@@ -6,6 +6,7 @@
 // the selection against sorting every entry.
 //
 //===----------------------------------------------------------------------===//
+#include "EvictReference.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
 #include "runtime/src/evict/Scores.h"
 #include "runtime/src/evict/Select.h"
@@ -19,89 +20,9 @@
 
 using namespace kvrt;
 using namespace kvrt::evict;
+using namespace kvrt::test;
 
 namespace {
-
-std::vector<float> gaussians(size_t n, uint32_t seed, double sigma = 1.0) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> normal(0.0, sigma);
-  std::vector<float> v(n);
-  for (float &x : v)
-    x = float(normal(rng));
-  return v;
-}
-
-cpu::RopeFrequencies frequencies(schema::RopeScalingKind scaling,
-                                 bool interleaved, int64_t headDim) {
-  schema::Rope rope;
-  rope.set_theta(10000);
-  rope.set_style(interleaved ? schema::ROPE_STYLE_INTERLEAVED
-                             : schema::ROPE_STYLE_HALF);
-  schema::RopeScaling *s = rope.mutable_scaling();
-  s->set_kind(scaling);
-  s->set_factor(4);
-  s->set_low_freq_factor(1);
-  s->set_high_freq_factor(4);
-  s->set_original_max_position(2048);
-  s->set_beta_fast(32);
-  s->set_beta_slow(1);
-  return cpu::ropeFrequencies(rope, headDim);
-}
-
-/// Centres with non-zero means and E|q_f| >= |E q_f|.
-std::vector<QueryCentre> randomCentres(int64_t heads, int64_t half,
-                                       uint32_t seed) {
-  std::vector<float> r = gaussians(size_t(heads * half * 3), seed);
-  std::vector<QueryCentre> centres(static_cast<size_t>(heads));
-  for (int64_t h = 0; h < heads; ++h) {
-    QueryCentre &c = centres[h];
-    for (int64_t f = 0; f < half; ++f) {
-      size_t i = size_t((h * half + f) * 3);
-      c.re.push_back(2 * r[i]);
-      c.im.push_back(2 * r[i + 1]);
-      c.magnitude.push_back(std::hypot(c.re.back(), c.im.back()) +
-                            std::fabs(r[i + 2]));
-    }
-  }
-  return centres;
-}
-
-/// TriAttention by its definition, in float64: un-rotates the cached key,
-/// then sums over the grid and the frequencies.
-double referenceTriAttention(const cpu::RopeFrequencies &freqs, int64_t d,
-                             const std::vector<QueryCentre> &centres, int64_t t,
-                             const std::vector<double> &grid,
-                             const float *cached, int32_t p,
-                             HeadAggregation aggregation) {
-  int64_t half = d / 2;
-  double mean = 0, best = -INFINITY;
-  for (const QueryCentre &c : centres) {
-    double total = 0;
-    for (double distance : grid) {
-      double sum = 0;
-      for (int64_t f = 0; f < half; ++f) {
-        int64_t a = freqs.interleaved ? 2 * f : f;
-        int64_t b = freqs.interleaved ? a + 1 : f + half;
-        double w = freqs.inverse[f], angle = p * w;
-        double kr =
-            (cached[a] * std::cos(angle) + cached[b] * std::sin(angle)) /
-            freqs.attentionFactor;
-        double ki =
-            (cached[b] * std::cos(angle) - cached[a] * std::sin(angle)) /
-            freqs.attentionFactor;
-        double kAbs = std::hypot(kr, ki), qAbs = std::hypot(c.re[f], c.im[f]);
-        double phi = std::atan2(c.im[f], c.re[f]) - std::atan2(ki, kr);
-        sum += qAbs * kAbs * std::cos((double(t) + distance - p) * w + phi);
-        sum += (c.magnitude[f] - qAbs) * kAbs;
-      }
-      total += sum;
-    }
-    double score = total / double(grid.size());
-    mean += score / double(centres.size());
-    best = std::max(best, score);
-  }
-  return aggregation == HeadAggregation::Mean ? mean : best;
-}
 
 struct TriCase {
   schema::RopeScalingKind scaling;
