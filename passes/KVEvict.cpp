@@ -73,10 +73,10 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
         return optionError(ctx, name)
                << "is " << value << "; only method=snapkv takes " << name;
     std::optional<EvictHeads> selection = symbolizeEvictHeads(
-        heads.empty() ? StringRef("each") : StringRef(heads));
+        heads.empty() ? StringRef("shared") : StringRef(heads));
     if (!selection)
       return optionError(ctx, "heads")
-             << "is '" << heads << "'; allowed: each, shared";
+             << "is '" << heads << "'; allowed: shared, each";
     if (!heads.empty() && method == "streaming")
       return optionError(ctx, "heads")
              << "is '" << heads

@@ -161,9 +161,9 @@ def KVEvictPass : Pass<"kv-evict", "::mlir::ModuleOp"> {
     (0, 1] of the tokens each sequence has seen (`0.25`), otherwise a token
     count of at least 1 (`1024`). `window=` and `sinks=` default to -1, the
     method's default: window 128 and sinks 0, streaming window 0 and sinks
-    4. `observe=` and `kernel=` are SnapKV's (0: 32 and 7). `heads=each`
-    (the default) selects per KV head, `heads=shared` once for all KV heads
-    of the layer; streaming keeps the same entries in every head and takes
+    4. `observe=` and `kernel=` are SnapKV's (0: 32 and 7). `heads=shared`
+    (the default) selects once for all KV heads of the layer, `heads=each`
+    per KV head; streaming keeps the same entries in every head and takes
     no `heads=`. `layers=` takes kv-quantize's layer ranges.
 
     The options are checked once, before the pass sees any IR. The pass
@@ -199,8 +199,8 @@ def KVEvictPass : Pass<"kv-evict", "::mlir::ModuleOp"> {
     Option<"kernel", "kernel", "unsigned", "0",
            "snapkv: the max-pooling kernel (odd); 0: 7">,
     Option<"heads", "heads", "std::string", "\"\"",
-           "each (one selection per KV head) or shared (one per layer); "
-           "default: each, streaming shared">,
+           "shared (one selection per layer) or each (one per KV head); "
+           "default: shared">,
     ListOption<"layers", "layers", "std::string",
                "layers to evict from: N, -N (from the end) or A-B, "
                "comma-separated; default: every layer">

@@ -2,8 +2,9 @@
 """The README's eviction tables, in Markdown, from the JSON that
 `scripts/eval-table.sh eviction` writes (build/eviction/eviction.json):
 one grid of budgets x methods (ppl change against the full cache, with its
-standard error, and passkey accuracy), then every row with its peak cache
-bytes against the full cache's.
+standard error, and passkey accuracy), then the rows measured with one
+selection shared by the KV heads and one per head (ROW and ROW-each), then
+every row with its peak cache bytes against the full cache's.
 
     scripts/eviction-grid.py [build/eviction/eviction.json]
 """
@@ -38,6 +39,19 @@ def main():
             r = results.get(key + "-" + budget)
             row.append(cell(r) if r else "")
         print("| " + " | ".join(row) + " |")
+
+    pairs = [(key, name, budget) for key, name in METHODS
+             for budget in BUDGETS
+             if key + "-" + budget in results
+             and key + "-" + budget + "-each" in results]
+    if pairs:
+        print()
+        print("| method, budget | shared by the KV heads | per KV head |")
+        print("| --- | --- | --- |")
+        for key, name, budget in pairs:
+            row = key + "-" + budget
+            print("| %s %s | %s | %s |" % (name, budget, cell(results[row]),
+                                           cell(results[row + "-each"])))
 
     print()
     print("| artifact | cache | peak KV MB | vs full | ppl | change (std err) "

@@ -152,16 +152,17 @@ func.func private @h2o_defaults() attributes {policy = #kv.h2o<budget = 1024, wi
 // CHECK-SAME:    attributes {policy = #kv.h2o<budget = 1.000000e-01 : f64, window = 0, sinks = 8>}
 func.func private @h2o_explicit() attributes {policy = #kv.h2o<budget = 0.1, window = 0, sinks = 8>}
 
-// One selection per KV head is the default and elided; shared prints.
-// CHECK-LABEL: func.func private @heads_each()
-// CHECK-SAME:    attributes {policy = #kv.h2o<budget = 1024 : i64>}
-func.func private @heads_each() attributes {policy = #kv.h2o<budget = 1024, heads = each>}
+// One selection shared by the KV heads is the default and elided; one per
+// head (each) prints.
 // CHECK-LABEL: func.func private @heads_shared()
-// CHECK-SAME:    attributes {policy = #kv.triattention<budget = 2.500000e-01 : f64, heads = shared>}
-func.func private @heads_shared() attributes {policy = #kv.triattention<budget = 0.25, heads = shared>}
-// CHECK-LABEL: func.func private @heads_shared_snapkv()
-// CHECK-SAME:    attributes {policy = #kv.snapkv<budget = 512 : i64, kernel = 3, heads = shared>}
-func.func private @heads_shared_snapkv() attributes {policy = #kv.snapkv<budget = 512, heads = shared, kernel = 3>}
+// CHECK-SAME:    attributes {policy = #kv.h2o<budget = 1024 : i64>}
+func.func private @heads_shared() attributes {policy = #kv.h2o<budget = 1024, heads = shared>}
+// CHECK-LABEL: func.func private @heads_each()
+// CHECK-SAME:    attributes {policy = #kv.triattention<budget = 2.500000e-01 : f64, heads = each>}
+func.func private @heads_each() attributes {policy = #kv.triattention<budget = 0.25, heads = each>}
+// CHECK-LABEL: func.func private @heads_each_snapkv()
+// CHECK-SAME:    attributes {policy = #kv.snapkv<budget = 512 : i64, kernel = 3, heads = each>}
+func.func private @heads_each_snapkv() attributes {policy = #kv.snapkv<budget = 512, heads = each, kernel = 3>}
 
 // -----
 

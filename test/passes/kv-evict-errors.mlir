@@ -39,7 +39,7 @@
 // ERR-KERNEL: error: kv-evict: option 'kernel' is 6; allowed: an odd number of entries (1, 3, 5, 7, ...)
 // ERR-OBSERVE: error: kv-evict: option 'observe' is 16; only method=snapkv takes observe
 // ERR-KERNEL-STREAMING: error: kv-evict: option 'kernel' is 3; only method=snapkv takes kernel
-// ERR-HEADS: error: kv-evict: option 'heads' is 'all'; allowed: each, shared
+// ERR-HEADS: error: kv-evict: option 'heads' is 'all'; allowed: shared, each
 // ERR-HEADS-STREAMING: error: kv-evict: option 'heads' is 'each'; method=streaming keeps the same entries in every KV head and takes no heads
 // ERR-LAYERS-SYNTAX: error: kv-evict: option 'layers': '1:3' is not a layer range
 // ERR-LAYERS-RANGE: error: kv-evict: option 'layers': layer 2 does not exist in a model of 2 layers (0 to 1, or -2 to -1)

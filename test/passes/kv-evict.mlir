@@ -11,14 +11,14 @@
 // RUN: kvopt-opt %s --kv-evict='method=streaming budget=0.5 window=16 sinks=0' | FileCheck %s --check-prefix=STREAMING-EXPLICIT
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=triattention budget=1.})' | FileCheck %s --check-prefix=WHOLE
 
-// heads=each (the default, elided when printed) selects per KV head,
-// heads=shared once per layer; streaming keeps the same entries in every
-// head and has no heads.
-// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.25 heads=shared})' | FileCheck %s --check-prefix=TRI-SHARED
-// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.25 heads=shared})' | kvopt-opt | FileCheck %s --check-prefix=TRI-SHARED
-// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.25 heads=each})' | FileCheck %s --check-prefix=TRI
-// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=snapkv budget=1024 heads=shared})' | FileCheck %s --check-prefix=SNAPKV-SHARED
-// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=h2o budget=0.5 heads=shared})' | FileCheck %s --check-prefix=H2O-SHARED
+// heads=shared (the default, elided when printed) selects once per layer,
+// heads=each per KV head; streaming keeps the same entries in every head
+// and has no heads.
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.25 heads=each})' | FileCheck %s --check-prefix=TRI-EACH
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.25 heads=each})' | kvopt-opt | FileCheck %s --check-prefix=TRI-EACH
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.25 heads=shared})' | FileCheck %s --check-prefix=TRI
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=snapkv budget=1024 heads=each})' | FileCheck %s --check-prefix=SNAPKV-EACH
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=h2o budget=0.5 heads=each})' | FileCheck %s --check-prefix=H2O-EACH
 
 // layers= selects layers as kv-quantize's does; a later invocation replaces
 // the policy an earlier one gave the same layers, and only those.
@@ -101,10 +101,10 @@ func.func @model(%x: tensor<?x8x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x
 
 // WHOLE:         kv.evict {{.+}} policy(#kv.triattention<budget = 1.000000e+00 : f64>)
 
-// TRI-SHARED-LABEL: func.func @model(
-// TRI-SHARED-COUNT-3: kv.evict {{.+}} policy(#kv.triattention<budget = 2.500000e-01 : f64, heads = shared>)
-// SNAPKV-SHARED: kv.evict {{.+}} policy(#kv.snapkv<budget = 1024 : i64, heads = shared>)
-// H2O-SHARED: kv.evict {{.+}} policy(#kv.h2o<budget = 5.000000e-01 : f64, heads = shared>)
+// TRI-EACH-LABEL: func.func @model(
+// TRI-EACH-COUNT-3: kv.evict {{.+}} policy(#kv.triattention<budget = 2.500000e-01 : f64, heads = each>)
+// SNAPKV-EACH: kv.evict {{.+}} policy(#kv.snapkv<budget = 1024 : i64, heads = each>)
+// H2O-EACH: kv.evict {{.+}} policy(#kv.h2o<budget = 5.000000e-01 : f64, heads = each>)
 
 // ONE-LAYER-LABEL: func.func @model(
 // ONE-LAYER:         kv.cache layer 0

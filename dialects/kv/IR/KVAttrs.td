@@ -314,16 +314,17 @@ def KV_TriAttentionAttr : KV_EvictionPolicyAttr<"TriAttention", "triattention"> 
     layer's `kv.cache` op as `kv.query_center` and `kv.query_magnitude`
     (`kvopt compile --calibrate FILE`, docs/calibration.md).
 
-    `heads` (`EvictHeads`): each KV head keeps its own entries (`each`,
-    the default) or all keep the same (`shared`).
+    `heads` (`EvictHeads`): all KV heads keep the same entries (`shared`,
+    the default: on this project's model it keeps more passkeys, see
+    docs/eviction.md) or each keeps its own (`each`).
 
-    Example: `#kv.triattention<budget = 2048, window = 128, interval = 128, sinks = 0, heads = shared>`
+    Example: `#kv.triattention<budget = 2048, window = 128, interval = 128, sinks = 0, heads = each>`
   }];
   let parameters = (ins "::mlir::Attribute":$budget,
                         DefaultValuedParameter<"unsigned", "128">:$window,
                         DefaultValuedParameter<"unsigned", "128">:$interval,
                         DefaultValuedParameter<"unsigned", "0">:$sinks,
-                        DefaultValuedParameter<"EvictHeads", "EvictHeads::Each">:$heads);
+                        DefaultValuedParameter<"EvictHeads", "EvictHeads::Shared">:$heads);
 }
 
 def KV_SnapKVAttr : KV_EvictionPolicyAttr<"SnapKV", "snapkv"> {
@@ -335,7 +336,7 @@ def KV_SnapKVAttr : KV_EvictionPolicyAttr<"SnapKV", "snapkv"> {
     best-scored others, compacting like `#kv.triattention`, per KV head or
     shared by `heads` likewise.
 
-    Example: `#kv.snapkv<budget = 0.25, window = 128, interval = 128, sinks = 0, observe = 32, kernel = 7, heads = each>`
+    Example: `#kv.snapkv<budget = 0.25, window = 128, interval = 128, sinks = 0, observe = 32, kernel = 7, heads = shared>`
   }];
   let parameters = (ins "::mlir::Attribute":$budget,
                         DefaultValuedParameter<"unsigned", "128">:$window,
@@ -343,7 +344,7 @@ def KV_SnapKVAttr : KV_EvictionPolicyAttr<"SnapKV", "snapkv"> {
                         DefaultValuedParameter<"unsigned", "0">:$sinks,
                         DefaultValuedParameter<"unsigned", "32">:$observe,
                         DefaultValuedParameter<"unsigned", "7">:$kernel,
-                        DefaultValuedParameter<"EvictHeads", "EvictHeads::Each">:$heads);
+                        DefaultValuedParameter<"EvictHeads", "EvictHeads::Shared">:$heads);
 }
 
 def KV_H2OAttr : KV_EvictionPolicyAttr<"H2O", "h2o"> {
@@ -354,13 +355,13 @@ def KV_H2OAttr : KV_EvictionPolicyAttr<"H2O", "h2o"> {
     `window` most recent and the best-scored others, compacting like
     `#kv.triattention`, per KV head or shared by `heads` likewise.
 
-    Example: `#kv.h2o<budget = 1024, window = 128, interval = 128, sinks = 0, heads = each>`
+    Example: `#kv.h2o<budget = 1024, window = 128, interval = 128, sinks = 0, heads = shared>`
   }];
   let parameters = (ins "::mlir::Attribute":$budget,
                         DefaultValuedParameter<"unsigned", "128">:$window,
                         DefaultValuedParameter<"unsigned", "128">:$interval,
                         DefaultValuedParameter<"unsigned", "0">:$sinks,
-                        DefaultValuedParameter<"EvictHeads", "EvictHeads::Each">:$heads);
+                        DefaultValuedParameter<"EvictHeads", "EvictHeads::Shared">:$heads);
 }
 
 def KV_StreamingAttr : KV_EvictionPolicyAttr<"Streaming", "streaming"> {

@@ -334,15 +334,15 @@ TEST_F(PlanExportTest, EvictionParametersOfEachMethod) {
   EXPECT_EQ(snapkv.window(), 128u);
   EXPECT_EQ(snapkv.observe(), 16u);
   EXPECT_EQ(snapkv.kernel(), 3u);
-  EXPECT_EQ(snapkv.heads(), kvrt::schema::EVICT_HEADS_EACH);
+  EXPECT_EQ(snapkv.heads(), kvrt::schema::EVICT_HEADS_SHARED);
   EXPECT_EQ(plan.calls(7).tensors_size(), 0);
 
   ASSERT_EQ(exportError(evicting("#kv.h2o<budget = 4096 : ui32>")), "");
   EXPECT_EQ(plan.calls(7).evict().method(), kvrt::schema::EVICT_METHOD_H2O);
   EXPECT_EQ(plan.calls(7).evict().budget_tokens(), 4096u);
-  EXPECT_EQ(plan.calls(7).evict().heads(), kvrt::schema::EVICT_HEADS_EACH);
-  ASSERT_EQ(exportError(evicting("#kv.h2o<budget = 512, heads = shared>")), "");
   EXPECT_EQ(plan.calls(7).evict().heads(), kvrt::schema::EVICT_HEADS_SHARED);
+  ASSERT_EQ(exportError(evicting("#kv.h2o<budget = 512, heads = each>")), "");
+  EXPECT_EQ(plan.calls(7).evict().heads(), kvrt::schema::EVICT_HEADS_EACH);
 
   ASSERT_EQ(exportError(evicting("#kv.streaming<budget = 1.0>")), "");
   const kvrt::schema::EvictParams &streaming = plan.calls(7).evict();
