@@ -130,8 +130,8 @@ std::string describeEviction(const schema::EvictParams &e) {
   return text;
 }
 
-/// "h2o 25%" or "h2o 512 tokens" ("h2o 25% shared" with one selection for
-/// all KV heads): a layer's eviction in a few words.
+/// "h2o 25%" or "h2o 512 tokens" ("h2o 25% per head" with one selection
+/// per KV head): a layer's eviction in a few words.
 std::string shortEviction(const schema::EvictParams &e) {
   std::string text = describeEviction(e);
   text = text.substr(0, text.find(','));
@@ -142,9 +142,8 @@ std::string shortEviction(const schema::EvictParams &e) {
     std::snprintf(budget, sizeof(budget), " %llu tokens",
                   (unsigned long long)e.budget_tokens());
   text += budget;
-  if (e.method() != schema::EVICT_METHOD_STREAMING &&
-      e.heads() == schema::EVICT_HEADS_SHARED)
-    text += " shared";
+  if (e.heads() == schema::EVICT_HEADS_EACH)
+    text += " per head";
   return text;
 }
 
