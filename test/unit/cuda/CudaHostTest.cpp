@@ -309,6 +309,27 @@ TEST(DeviceKvPool, CountsSummariesOnlyForSelectingLayers) {
   EXPECT_EQ(DeviceKvPool::summaryPageBytes(spec, 128), 8u * 2 * 2 * 128 * 2);
 }
 
+TEST(DeviceKvPool, KiviRingHoldsTheWindowAndTheGroupLeavingIt) {
+  DeviceLayerSpec spec;
+  spec.kvHeads = 8;
+  spec.headDim = 128;
+  EXPECT_FALSE(spec.keepsExact());
+  // fp8, nvfp4, polar: the window alone.
+  spec.exactSinks = 4;
+  spec.exactWindow = 64;
+  EXPECT_EQ(spec.ringEntries(), 64u);
+  EXPECT_EQ(spec.exactSideBytes(), 68u * 8 * 128 * 2);
+  // KIVI: its residual and a group; with no residual still a group.
+  spec.exactSinks = 0;
+  spec.exactWindow = 128;
+  spec.flushGroup = 32;
+  EXPECT_EQ(spec.ringEntries(), 160u);
+  EXPECT_EQ(spec.exactSideBytes(), 160u * 8 * 128 * 2);
+  spec.exactWindow = 0;
+  EXPECT_TRUE(spec.keepsExact());
+  EXPECT_EQ(spec.ringEntries(), 32u);
+}
+
 TEST(DeviceSideLayout, MatchesTheCodecsPages) {
   // bf16: 2 bytes a coordinate; fp8 dynamic: codes then an f32 scale;
   // fp8 per_head: the head's scale first; polar 4: codes then an f16

@@ -572,11 +572,6 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
           e.scale_mode() == schema::SCALE_MODE_PER_HEAD)
         (i ? spec.valueScales : spec.keyScales) = codec->scales;
     }
-    // KIVI's window is a ring of the residual and the group its codes are
-    // written from; elsewhere the codes of all but the window are read.
-    spec.exactRecent = spec.exactWindow;
-    if (spec.flushGroup > 1)
-      spec.exactWindow += spec.flushGroup;
     // The decode kernels' constraints, checked once for a batch of one.
     cuda::DecodeAttentionShape shape{1,
                                      c.kv_heads(),
@@ -586,7 +581,7 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
                                      1,
                                      spec.key,
                                      spec.value,
-                                     spec.exactSinks + spec.exactWindow};
+                                     spec.exactSinks + spec.ringEntries()};
     StatusOr<cuda::DecodeAttentionPlan> planned =
         cuda::planDecodeAttention(shape, multiprocessors_);
     if (!planned)

@@ -76,8 +76,8 @@ DeviceKvPool::create(std::vector<DeviceLayerSpec> specs, uint32_t pageSize,
 ExactTokensView DeviceKvPool::Layer::exact() const {
   ExactTokensView view;
   view.sinks = spec.exactSinks;
-  view.window = spec.exactWindow;
-  view.recent = spec.exactRecent;
+  view.window = spec.ringEntries();
+  view.recent = spec.exactWindow;
   view.flushGroup = spec.flushGroup;
   view.keys = exactKeys.as<uint16_t>();
   view.values = exactValues.as<uint16_t>();

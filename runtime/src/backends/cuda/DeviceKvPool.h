@@ -37,15 +37,18 @@ struct DeviceLayerSpec {
   /// Whether the layer's pages live in host memory (kv-offload).
   bool offloaded = false;
   /// Each sequence's first and most recent tokens kept exact (the larger
-  /// of the two sides' sinks and windows, as the CPU backend keeps them):
-  /// the ring of recent tokens holds exactWindow, of which the codes of
-  /// all but exactRecent, leaving flushGroup at a time, are read (KIVI:
-  /// its residual, and its residual plus a group; ExactTokens.h).
-  uint32_t exactSinks = 0, exactWindow = 0, exactRecent = 0, flushGroup = 1;
-  bool keepsExact() const { return exactSinks || exactWindow; }
+  /// of the two sides' sinks and windows, as the CPU backend keeps them);
+  /// KIVI's window (its residual) leaves flushGroup tokens at a time.
+  uint32_t exactSinks = 0, exactWindow = 0, flushGroup = 1;
+  /// Entries of the store's ring of recent tokens: the window, and for
+  /// KIVI the group that has yet to leave it (ExactTokens.h).
+  uint32_t ringEntries() const {
+    return exactWindow + (flushGroup > 1 ? flushGroup : 0);
+  }
+  bool keepsExact() const { return exactSinks || ringEntries(); }
   /// Bytes of one sequence slot's row of the exact-token store, per side.
   uint64_t exactSideBytes() const {
-    return uint64_t(exactSinks + exactWindow) * kvHeads * headDim * 2;
+    return uint64_t(exactSinks + ringEntries()) * kvHeads * headDim * 2;
   }
 };
 

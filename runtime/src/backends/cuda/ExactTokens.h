@@ -14,13 +14,13 @@
 // What a row reads is what the CPU backend's row reads (it encodes its
 // tail down to the window before each append, then reads what the tail
 // holds): with `before` tokens stored before the call, the codes of tokens
-// [sinks, before - window), the store's sinks and window below `before`,
-// and the call's own tokens up to the row, from the bf16 copy its append
-// left. The split kernels read the codes, launchExactAttention()
-// (DecodeKernels.h) the rest as more splits of the same row, a tile of 64
-// tokens each; storeExactTokens() writes a call's tokens into the store
-// after the layer's attention, so that no row reads a store entry its own
-// call has overwritten.
+// [sinks, codedTokens(before)) (before - window; for KIVI rounded down to
+// whole groups), the store's sinks and ring below `before`, and the call's
+// own tokens up to the row, from the bf16 copy its append left. The split
+// kernels read the codes, launchExactAttention() (DecodeKernels.h) the rest as
+// more splits of the same row, a tile of 64 tokens each; storeExactTokens()
+// writes a call's tokens into the store after the layer's attention, so that no
+// row reads a store entry its own call has overwritten.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_EXACTTOKENS_H
