@@ -1,12 +1,15 @@
 //===- KVLowRank.cpp - Keys or values stored as latents on calibrated axes ===//
 #include "dialects/kv/IR/KVOps.h"
 #include "passes/CacheTypes.h"
+#include "passes/GroupAxes.h"
 #include "passes/LayerSelection.h"
 #include "passes/Passes.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace mlir::kv {
@@ -33,15 +36,6 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
              << "'; it must be pca or svd (lrkv is not built yet)";
     if (group == 0)
       return optionError(ctx, "group") << "is 0; it must be at least 1";
-    if (group > 1)
-      return optionError(ctx, "group")
-             << "is " << unsigned(group)
-             << "; only group=1 is built: a latent shared by a group of KV "
-                "heads needs the layer's joint moment across the group's "
-                "heads, which calibration does not record, and a cache codec "
-                "that encodes the group's vectors together, where the "
-                "runtime's codecs encode, score and accumulate one KV head at "
-                "a time in its own page area (docs/lowrank.md)";
     if (side != "value" && side != "key")
       return optionError(ctx, "side")
              << "is '" << side << "'; it must be key or value";
@@ -130,25 +124,23 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
     return shares;
   }
 
-  /// Ranks for `caches` averaging round(ratio x head_dim): each starts at
-  /// one step (head_dim / 8), then steps go one at a time to the layer
-  /// whose next eigenvalues hold the largest share of its spectrum (the
-  /// calibration reconstruction error, greedily), ties to the lower layer,
-  /// none past head_dim - step. What is left of the budget below a step
-  /// stays unused.
-  FailureOr<std::vector<unsigned>> allocateRanks(ArrayRef<CacheOp> caches,
-                                                 bool keys) {
-    std::vector<std::vector<double>> shares;
+  /// Ranks for caches whose spectra (as shares of their total, [G
+  /// head_dim]) are `shares`, averaging G round(ratio x head_dim): each
+  /// starts at one step (G head_dim / 8), then steps go one at a time to the
+  /// layer whose next eigenvalues hold the largest share of its spectrum
+  /// (the calibration reconstruction error, greedily), ties to the lower
+  /// layer, none past G head_dim - step. What is left of the budget below a
+  /// step stays unused.
+  std::vector<unsigned>
+  allocateRanks(const std::vector<std::vector<double>> &shares) {
+    const int64_t g = group;
     std::vector<int64_t> ranks, steps, dims;
     int64_t budget = 0, used = 0;
-    for (CacheOp op : caches) {
-      FailureOr<std::vector<double>> s = spectrumShares(op, keys);
-      if (failed(s))
-        return failure();
-      int64_t d = int64_t(s->size()), step = std::max<int64_t>(1, d / 8);
-      int64_t target = std::clamp<int64_t>(std::llround(ratio * d), 1, d - 1);
-      shares.push_back(std::move(*s));
-      dims.push_back(d);
+    for (const std::vector<double> &s : shares) {
+      int64_t d = int64_t(s.size()) / g, step = g * std::max<int64_t>(1, d / 8);
+      int64_t target =
+          g * std::clamp<int64_t>(std::llround(ratio * d), 1, d - 1);
+      dims.push_back(g * d);
       steps.push_back(step);
       ranks.push_back(std::min(step, target));
       budget += target;
@@ -175,6 +167,75 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
     return std::vector<unsigned>(ranks.begin(), ranks.end());
   }
 
+  /// The joint moment attribute the side's group axes come from.
+  std::pair<StringRef, DenseFPElementsAttr> jointMoment(CacheOp op,
+                                                        bool keys) const {
+    StringRef name =
+        keys ? KVDialect::KeyJointMomentAttrHelper::getNameStr()
+        : basis() == LowRankBasis::Attention
+            ? KVDialect::ValueAttentionJointMomentAttrHelper::getNameStr()
+            : KVDialect::ValueJointMomentAttrHelper::getNameStr();
+    return {name, op->getAttrOfType<DenseFPElementsAttr>(name)};
+  }
+
+  /// Puts the axes of each group of `group` KV heads of `op`'s side on it
+  /// (kv.key_group_axes, kv.value_group_axes) and returns their spectrum's
+  /// shares, or an error on `op`.
+  FailureOr<std::vector<double>> setGroupAxes(CacheOp op, bool keys) {
+    auto type = llvm::cast<CacheType>(op.getType());
+    const int64_t heads = type.getHeads(), d = type.getHeadDim();
+    const int64_t layer = op.getLayerAttr().getInt();
+    if (heads % int64_t(group))
+      return op.emitError()
+             << "kv-lowrank: group=" << unsigned(group)
+             << " does not divide layer " << layer << "'s " << heads
+             << " KV heads; give a divisor of them (1 keeps a "
+                "latent per head)";
+    auto [name, moment] = jointMoment(op, keys);
+    if (!moment)
+      return op.emitError()
+             << "kv-lowrank: group=" << unsigned(group) << " needs layer "
+             << layer << "'s joint " << side << " moment across its KV heads ('"
+             << name << "'); " << calibrationSource(getOperation())
+             << ": calibrate again with this kvopt";
+    // Query-weighted keys (method=pca) weigh each coordinate as the
+    // per-head axes do (kv.key_axes' last column).
+    std::optional<std::vector<double>> weights;
+    if (keys && basis() == LowRankBasis::SecondMoment) {
+      auto axes = op->getAttrOfType<DenseFPElementsAttr>(
+          KVDialect::KeyAxesAttrHelper::getNameStr());
+      if (!axes)
+        return op.emitError()
+               << "kv-lowrank: layer " << layer
+               << " has no query-weighted key axes ('"
+               << KVDialect::KeyAxesAttrHelper::getNameStr()
+               << "') to weigh its group's keys by; calibrate with statistics "
+                  "that record query magnitudes, or give method=svd";
+      weights.emplace();
+      for (auto [i, value] : llvm::enumerate(axes.getValues<float>()))
+        if (i % size_t(d + 1) == size_t(d))
+          weights->push_back(value);
+    }
+    GroupAxes found =
+        groupAxes(moment, heads, d, group, weights ? &*weights : nullptr, keys);
+    const int64_t size = int64_t(group) * d;
+    auto tensor =
+        RankedTensorType::get({heads / int64_t(group), size, size + 1},
+                              Float32Type::get(&getContext()));
+    auto attr = DenseFPElementsAttr::get(tensor, ArrayRef<float>(found.axes));
+    auto *dialect = getContext().getLoadedDialect<KVDialect>();
+    if (keys)
+      dialect->getKeyGroupAxesAttrHelper().setAttr(op, attr);
+    else
+      dialect->getValueGroupAxesAttrHelper().setAttr(op, attr);
+    double total = 0;
+    for (double v : found.spectrum)
+      total += v;
+    for (double &v : found.spectrum)
+      v = total > 0 ? v / total : 1.0 / double(size);
+    return std::move(found.spectrum);
+  }
+
   /// What the module's statistics lack, for a diagnostic naming where they
   /// came from (kv.calibration).
   static std::string calibrationSource(ModuleOp module) {
@@ -186,14 +247,22 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
     return "the module has no statistics";
   }
 
-  /// The rank for heads of `headDim`, or an error on `op`.
+  /// The rank (of a group's latent) for heads of `headDim`, or an error on
+  /// `op`.
   FailureOr<unsigned> rankFor(CacheOp op, int64_t headDim) {
+    const int64_t g = group, size = g * headDim;
     int64_t r = rank ? int64_t(rank)
-                     : std::max<int64_t>(1, std::llround(ratio * headDim));
-    if (r >= headDim)
-      return op.emitError() << "kv-lowrank: rank " << r
-                            << " keeps every coordinate of heads of " << headDim
-                            << "; it must be below " << headDim;
+                     : g * std::max<int64_t>(1, std::llround(ratio * headDim));
+    if (r >= size)
+      return op.emitError()
+             << "kv-lowrank: rank " << r << " keeps every coordinate of "
+             << (g > 1 ? "groups of " + std::to_string(g) + " heads of "
+                       : std::string("heads of "))
+             << headDim << "; it must be below " << size;
+    if (r % g)
+      return op.emitError()
+             << "kv-lowrank: rank " << r << " is not a multiple of group=" << g
+             << "; each head of a group stores an equal share of its latent";
     return unsigned(r);
   }
 
@@ -250,12 +319,22 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
     if (result.wasInterrupted())
       return signalPassFailure();
 
+    // Each cache's spectrum as shares of its total (one latent per head:
+    // the calibrated one, summed over heads; per group: its joint moment's,
+    // whose axes go on the cache).
+    std::vector<std::vector<double>> shares;
+    for (CacheOp op : caches) {
+      FailureOr<std::vector<double>> s = group > 1 ? setGroupAxes(op, keys)
+                                         : ratio != 0 && allocate == "spectrum"
+                                             ? spectrumShares(op, keys)
+                                             : std::vector<double>();
+      if (failed(s))
+        return signalPassFailure();
+      shares.push_back(std::move(*s));
+    }
     std::vector<unsigned> ranks;
     if (ratio != 0 && allocate == "spectrum") {
-      FailureOr<std::vector<unsigned>> allocated = allocateRanks(caches, keys);
-      if (failed(allocated))
-        return signalPassFailure();
-      ranks = std::move(*allocated);
+      ranks = allocateRanks(shares);
     } else {
       for (CacheOp op : caches) {
         FailureOr<unsigned> r =
@@ -278,7 +357,7 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       auto emitError = [&] { return op.emitError(); };
       Attribute lowRank = LowRankEncodingAttr::getChecked(
           emitError, &getContext(), r, current, unsigned(sinks),
-          unsigned(window), chosen);
+          unsigned(window), chosen, unsigned(group));
       if (!lowRank ||
           failed(setCacheEncodings(op, keys ? lowRank : type.getKey(),
                                    keys ? type.getValue() : lowRank)))

@@ -177,13 +177,14 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
         return WalkResult::interrupt();
       auto type = llvm::cast<CacheType>(op.getType());
       auto emitError = [&] { return op.emitError(); };
-      // A low-rank side keeps its rank and exact tokens and stores its
+      // A low-rank side keeps its rank, exact tokens and group and stores its
       // latent this way.
       auto rewrite = [&](Attribute old) -> Attribute {
         if (auto lowRank = dyn_cast<LowRankEncodingAttr>(old))
           return LowRankEncodingAttr::getChecked(
               emitError, &getContext(), lowRank.getRank(), newEncoding,
-              lowRank.getSinks(), lowRank.getWindow(), lowRank.getBasis());
+              lowRank.getSinks(), lowRank.getWindow(), lowRank.getBasis(),
+              lowRank.getGroup());
         return newEncoding;
       };
       Attribute key = rewritesKeys ? rewrite(type.getKey()) : type.getKey();

@@ -106,8 +106,22 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
     moment of the projection's output (docs/lowrank.md proves it), so it
     takes `kv.value_axes` for values (as value_basis=second_moment) and
     `kv.key_moment_axes`, the pre-RoPE keys' own, unweighted, for keys, and
-    records `basis = svd` in the encoding. `group=G` (1) is Palu's group
-    of KV heads sharing a latent; only 1 is built. `lrkv` is not built.
+    records `basis = svd` in the encoding. `lrkv` is not built.
+
+    `group=G` (1) is Palu's group-head decomposition: each group of G
+    consecutive KV heads (G must divide the layer's KV heads) stores one
+    latent of their G head_dim coordinates concatenated, on the
+    eigenvectors of their joint second moment, cross-head blocks included
+    (calibration's kv.key_joint_moment, kv.value_joint_moment or
+    kv.value_attention_joint_moment, whichever the method and value_basis
+    name; query-weighted keys weigh it by kv.key_axes' weights). The pass
+    puts the group's axes on the cache (kv.key_group_axes,
+    kv.value_group_axes) and `group = G` in the encoding, whose rank is
+    then the group latent's size: G round(R head_dim), or rank=N with N a
+    multiple of G, below G head_dim; ranks are allocated in steps of G
+    head_dim / 8 by the joint spectra. Each head's page area holds rank / G
+    of the latent, so a latent's encoding sees vectors of rank / G, and an
+    eviction must keep the same entries in the group's heads (heads=shared).
     `layers=` as for kv-quantize.
 
     Example: values at half rank in every layer but the first and last,
@@ -122,13 +136,15 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
            "pca (calibrated principal axes) or svd (Palu's whitened SVD of "
            "the projection); lrkv is not built yet">,
     Option<"group", "group", "unsigned", "1",
-           "KV heads sharing one latent (Palu's group); only 1 is built">,
+           "KV heads sharing one latent (Palu's group); must divide the KV "
+           "heads">,
     Option<"side", "side", "std::string", "\"value\"",
            "value or key">,
     Option<"ratio", "ratio", "double", "0",
            "axes kept per head as a fraction of head_dim, in (0, 1)">,
     Option<"rank", "rank", "unsigned", "0",
-           "axes kept per head, below head_dim">,
+           "axes kept per head (per group of G heads with group=G: a "
+           "multiple of G, below G head_dim)">,
     Option<"valueBasis", "value_basis", "std::string", "\"attention\"",
            "side=value: attention (the default: kv.value_attention_axes, "
            "the eigenvectors of the second moment weighted by the attention "

@@ -89,8 +89,13 @@ public:
         keyMoments(layerCount, MomentSums(kvHeads, headDim)),
         valueMoments(layerCount, MomentSums(kvHeads, headDim)),
         attentionMoments(layerCount,
-                         AttentionMomentSums(kvHeads, headDim, sinks, window)) {
-  }
+                         AttentionMomentSums(kvHeads, headDim, sinks, window)),
+        // A row's KV heads are contiguous: one "head" of all of them.
+        jointKeyMoments(layerCount, MomentSums(1, kvHeads * headDim)),
+        jointValueMoments(layerCount, MomentSums(1, kvHeads * headDim)),
+        jointAttentionMoments(
+            layerCount,
+            AttentionMomentSums(1, kvHeads * headDim, sinks, window)) {}
 
   void onAppend(uint32_t layer, const float *keys, const float *values,
                 int64_t rows, int64_t heads, int64_t dim) override {
@@ -104,6 +109,8 @@ public:
     record(values, rows, layer, "value", layers[layer].valueAbsMax);
     valueMoments[layer].add(values, rows);
     attentionMoments[layer].addValues(values, rows);
+    jointValueMoments[layer].add(values, rows);
+    jointAttentionMoments[layer].addValues(values, rows);
   }
 
   bool wantsAttention() const override { return true; }
@@ -111,9 +118,13 @@ public:
   void onAttention(uint32_t layer, uint64_t sequence, int32_t position,
                    uint32_t kvHead, const float *weights, int64_t group,
                    uint64_t first, int64_t count) override {
+    // The joint moment weighs a token by the attention of every query head
+    // of the layer: each KV head's group adds to its one weight.
     if (layer >= layers.size() || group * kvHeads != heads ||
         !attentionMoments[layer].addWeights(position, kvHead, weights, group,
-                                            first, count))
+                                            first, count) ||
+        !jointAttentionMoments[layer].addWeights(position, 0, weights, group,
+                                                 first, count))
       problem.emplace("the runtime reported attention weights of layer " +
                       str(layer) + ", KV head " + str(kvHead) + " (" +
                       str(group) + " query heads, entries " + str(first) +
@@ -125,6 +136,8 @@ public:
   /// Folds the window just run into the attention-weighted moments.
   void endSequence() {
     for (AttentionMomentSums &sums : attentionMoments)
+      sums.endSequence();
+    for (AttentionMomentSums &sums : jointAttentionMoments)
       sums.endSequence();
   }
 
@@ -167,8 +180,10 @@ public:
         }
       }
     sums.tokens += uint64_t(rows);
-    if (!query)
+    if (!query) {
       keyMoments[layer].add(x, rows);
+      jointKeyMoments[layer].add(x, rows);
+    }
   }
 
   /// Why the statistics cannot be used, if they cannot.
@@ -195,17 +210,33 @@ public:
       keyMoments[layer].finish(s.keyMean, s.keyCovariance);
       valueMoments[layer].finish(s.valueMean, s.valueCovariance);
       weighted &= attentionMoments[layer].finish(s.valueAttentionMoment);
+      s.keyJointMoment = secondMoment(jointKeyMoments[layer]);
+      s.valueJointMoment = secondMoment(jointValueMoments[layer]);
+      jointAttentionMoments[layer].finish(s.valueAttentionJointMoment);
     }
     // No weight counts when no window is longer than the exact tokens: then
     // no layer has the moment.
     if (!weighted)
-      for (LayerStatistics &l : layers)
+      for (LayerStatistics &l : layers) {
         l.valueAttentionMoment.clear();
+        l.valueAttentionJointMoment.clear();
+      }
     return std::move(layers);
   }
 
 private:
   static std::string str(int64_t n) { return std::to_string(n); }
+
+  /// E[x x^T] of one-head sums: the covariance plus mu mu^T.
+  static std::vector<double> secondMoment(const MomentSums &sums) {
+    std::vector<double> mean, moment;
+    sums.finish(mean, moment);
+    const size_t n = mean.size();
+    for (size_t i = 0; i < n; ++i)
+      for (size_t j = 0; j < n; ++j)
+        moment[i * n + j] += mean[i] * mean[j];
+    return moment;
+  }
 
   PairSums sums(int64_t headCount) const {
     return {std::vector<double>(size_t(headCount * headDim), 0.0),
@@ -234,6 +265,9 @@ private:
   std::vector<PairSums> querySums, keySums;
   std::vector<MomentSums> keyMoments, valueMoments;
   std::vector<AttentionMomentSums> attentionMoments;
+  /// Of the layer's KV heads concatenated (kv-lowrank{group=G}).
+  std::vector<MomentSums> jointKeyMoments, jointValueMoments;
+  std::vector<AttentionMomentSums> jointAttentionMoments;
   std::optional<std::string> problem;
 };
 

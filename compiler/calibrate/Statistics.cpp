@@ -214,6 +214,19 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
           origin + ": " + prefix + "attention-weighted value moment has " +
           str(int64_t(s.valueAttentionMoment.size())) +
           " values, not one square of " + str(stats.headDim) + " per KV head");
+    const size_t jointSize = size_t(stats.kvHeads * stats.headDim);
+    for (const std::vector<double> *joint :
+         {&s.keyJointMoment, &s.valueJointMoment, &s.valueAttentionJointMoment})
+      if (stats.hasJointMoments() && !joint->empty() &&
+          joint->size() != jointSize * jointSize)
+        return Status::error(origin + ": " + prefix + "joint moment has " +
+                             str(int64_t(joint->size())) +
+                             " values, not one square of " + str(jointSize) +
+                             " (the KV heads' coordinates together)");
+    if (stats.hasJointMoments() &&
+        (s.keyJointMoment.empty() || s.valueJointMoment.empty()))
+      return Status::error(origin + ": " + prefix +
+                           "joint moments are missing while layer 0 has them");
     if (!stats.heads) {
       if (!s.queryCenter.empty() || !s.queryMagnitude.empty() ||
           !s.keyCenter.empty() || !s.keyMagnitude.empty())
@@ -329,6 +342,21 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
     setAxes(dialect->getKeyMomentAxesAttrHelper(),
             dialect->getKeyMomentSpectrumAttrHelper(),
             keyMoment ? &*keyMoment : nullptr);
+    // The joint moments of the layer's KV heads, whose diagonal blocks
+    // kv-lowrank{group=G} takes its axes from; axes a group pass put there
+    // before belong to the statistics replaced.
+    auto setJoint = [&](auto &&helper, const std::vector<double> &moment) {
+      if (moment.empty())
+        return helper.removeAttr(op);
+      std::vector<float> values(moment.begin(), moment.end());
+      helper.setAttr(op, dense(context, {1, heads * d, heads * d}, values));
+    };
+    setJoint(dialect->getKeyJointMomentAttrHelper(), s.keyJointMoment);
+    setJoint(dialect->getValueJointMomentAttrHelper(), s.valueJointMoment);
+    setJoint(dialect->getValueAttentionJointMomentAttrHelper(),
+             s.valueAttentionJointMoment);
+    dialect->getKeyGroupAxesAttrHelper().removeAttr(op);
+    dialect->getValueGroupAxesAttrHelper().removeAttr(op);
     if (!stats.heads) {
       // Statistics without them replace any the module had.
       dialect->getQueryCenterAttrHelper().removeAttr(op);

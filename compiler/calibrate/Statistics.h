@@ -61,6 +61,16 @@ struct LayerStatistics {
   /// symmetric; empty in statistics that predate it. attachStatistics puts
   /// its axes in the module (kv.value_attention_axes).
   std::vector<double> valueAttentionMoment;
+  /// The joint second moments E[x x^T] (uncentred) of the layer's KV heads
+  /// concatenated, [kvHeads headDim][kvHeads headDim] row-major, symmetric:
+  /// of the pre-RoPE keys and of the values over every token, and of the
+  /// values weighted by the attention each token gets from all the layer's
+  /// query heads outside the exact sinks and window (empty when
+  /// valueAttentionMoment is). A group of G heads' joint moment is a
+  /// diagonal block: what kv-lowrank{group=G} takes its axes from. Empty in
+  /// statistics that predate them.
+  std::vector<double> keyJointMoment, valueJointMoment,
+      valueAttentionJointMoment;
 };
 
 struct Statistics {
@@ -78,6 +88,10 @@ struct Statistics {
   /// Whether the layers carry the key and value means and covariances.
   bool hasMoments() const {
     return !layers.empty() && !layers.front().keyCovariance.empty();
+  }
+  /// Whether the layers carry the joint moments of their KV heads.
+  bool hasJointMoments() const {
+    return !layers.empty() && !layers.front().keyJointMoment.empty();
   }
   /// Whether the layers carry the values' attention-weighted moment.
   bool hasAttentionMoment() const {

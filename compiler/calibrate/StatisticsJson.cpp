@@ -219,10 +219,10 @@ public:
   /// (dim (dim + 1) / 2 numbers), expanded into `out` ([heads][dim][dim]).
   Status moments(const Value &object, const std::string &path, const char *key,
                  int64_t heads, int64_t dim, bool triangle,
-                 std::vector<double> &out) const {
+                 std::vector<double> &out,
+                 const char *headsName = "kv_heads") const {
     const Value *array;
-    KVRT_RETURN_IF_ERROR(
-        headArray(object, path, key, heads, "kv_heads", array));
+    KVRT_RETURN_IF_ERROR(headArray(object, path, key, heads, headsName, array));
     std::string field = join(path, key);
     // dim < 2^31, so the count fits; it is checked against the items read
     // before anything of its size is allocated.
@@ -326,6 +326,19 @@ std::string statisticsToJson(const Statistics &stats) {
       appendMoments(out, stats.layers[i].valueAttentionMoment, stats.kvHeads,
                     stats.headDim, true);
     }
+    if (stats.hasJointMoments()) {
+      // One group of every KV head: the upper triangle of its square.
+      const LayerStatistics &l = stats.layers[i];
+      int64_t size = stats.kvHeads * stats.headDim;
+      out += ",\n     \"key_joint_moment\": ";
+      appendMoments(out, l.keyJointMoment, 1, size, true);
+      out += ",\n     \"value_joint_moment\": ";
+      appendMoments(out, l.valueJointMoment, 1, size, true);
+      if (!l.valueAttentionJointMoment.empty()) {
+        out += ",\n     \"value_attention_joint_moment\": ";
+        appendMoments(out, l.valueAttentionJointMoment, 1, size, true);
+      }
+    }
     out += "}";
   }
   out += "\n  ]\n}\n";
@@ -409,6 +422,9 @@ StatusOr<Statistics> statisticsFromJson(std::string_view text,
   bool attentionMoment = !layers->items().empty() &&
                          layers->items()[0].isObject() &&
                          layers->items()[0].find("value_attention_moment");
+  bool jointMoments = !layers->items().empty() &&
+                      layers->items()[0].isObject() &&
+                      layers->items()[0].find("key_joint_moment");
   if (attentionMoment) {
     KVRT_RETURN_IF_ERROR(r.integer(*sourceObject, "source", "attention_sinks",
                                    0, INT64_MAX, stats.attentionSinks));
@@ -455,6 +471,27 @@ StatusOr<Statistics> statisticsFromJson(std::string_view text,
       return r.fail(path + ".value_attention_moment",
                     "is present but layers[0] has none; it must be in every "
                     "layer or in none");
+    }
+    // The joint moments likewise, the attention-weighted one with the
+    // attention-weighted moment: one group of every KV head, its square's
+    // upper triangle.
+    const int64_t jointSize = stats.kvHeads * stats.headDim;
+    const char *oneGroup = "kv_heads (all in one group)";
+    if (jointMoments) {
+      KVRT_RETURN_IF_ERROR(r.moments(layer, path, "key_joint_moment", 1,
+                                     jointSize, true, s.keyJointMoment,
+                                     oneGroup));
+      KVRT_RETURN_IF_ERROR(r.moments(layer, path, "value_joint_moment", 1,
+                                     jointSize, true, s.valueJointMoment,
+                                     oneGroup));
+      if (attentionMoment)
+        KVRT_RETURN_IF_ERROR(
+            r.moments(layer, path, "value_attention_joint_moment", 1, jointSize,
+                      true, s.valueAttentionJointMoment, oneGroup));
+    } else if (layer.find("key_joint_moment")) {
+      return r.fail(path + ".key_joint_moment",
+                    "is present but layers[0] has none; the joint moments "
+                    "must be in every layer or in none");
     }
     if (!stats.heads)
       continue;

@@ -103,6 +103,8 @@ Status encodingOf(Attribute attr, schema::Encoding &out, Operation *op,
   } else if (auto lowRank = dyn_cast<kv::LowRankEncodingAttr>(attr)) {
     out.set_kind(schema::ENCODING_LOWRANK);
     out.set_rank(lowRank.getRank());
+    if (lowRank.getGroup() > 1)
+      out.set_group(lowRank.getGroup());
     out.set_sinks(lowRank.getSinks());
     out.set_residual(lowRank.getWindow());
     return encodingOf(lowRank.getLatent(), *out.mutable_latent(), op, side);
@@ -353,6 +355,38 @@ Status PlanExporter::addBasis(kv::CacheOp op, Attribute encoding, bool keys,
     return Status::error(describe(op) +
                          " stores its keys as #kv.lowrank with basis = "
                          "attention, which only values have");
+  auto type = cast<kv::CacheType>(op.getType());
+  const int64_t heads = type.getHeads(), d = type.getHeadDim();
+  const int64_t rank = lowRank.getRank();
+  std::string tensorName =
+      "cache." + std::to_string(op.getLayer()) + "." + side + "_basis";
+  if (const int64_t group = lowRank.getGroup(); group > 1) {
+    // [groups][G d][G d + 1], the last column the weights or 0, as
+    // kv-lowrank{group=G} put it; the basis takes its first `rank` axes.
+    DenseFPElementsAttr axes =
+        keys ? dialect->getKeyGroupAxesAttrHelper().getAttr(op)
+             : dialect->getValueGroupAxesAttrHelper().getAttr(op);
+    const int64_t size = group * d;
+    if (!axes || cast<ShapedType>(axes.getType()).getDimSize(1) != size)
+      return Status::error(describe(op) + " stores its " + side +
+                           "s as #kv.lowrank with group = " +
+                           std::to_string(group) + " but has no kv." + side +
+                           "_group_axes of groups of " + std::to_string(group) +
+                           " heads (kv-lowrank{group=" + std::to_string(group) +
+                           "} puts them there)");
+    std::vector<float> axisValues(axes.getValues<float>().begin(),
+                                  axes.getValues<float>().end());
+    std::vector<float> basis;
+    basis.reserve(size_t(heads * d * (rank + 1)));
+    for (int64_t i = 0; i < heads * d; ++i) {
+      const float *row = &axisValues[size_t(i * (size + 1))];
+      basis.insert(basis.end(), row, row + rank);
+      basis.push_back(row[size]);
+    }
+    out.set_basis_tensor(addF32Tensor(
+        tensorName, {heads / group, size, rank + 1}, std::move(basis)));
+    return Status::ok();
+  }
   // Keys on query-weighted axes carry their weights as a last column;
   // method=svd's keys are on the plain second moment's (weights 1).
   const bool keyMoment = keys && lowRank.getBasis() == kv::LowRankBasis::Svd;
@@ -373,10 +407,8 @@ Status PlanExporter::addBasis(kv::CacheOp op, Attribute encoding, bool keys,
   // those of an uncentred second moment, plain or attention-weighted
   // (calibrate/Statistics.cpp says why). The dialect verified the
   // attribute's shape.
-  auto type = cast<kv::CacheType>(op.getType());
-  const int64_t heads = type.getHeads(), d = type.getHeadDim();
   const bool weighted = keys && !keyMoment;
-  const int64_t columns = weighted ? d + 1 : d, rank = lowRank.getRank();
+  const int64_t columns = weighted ? d + 1 : d;
   std::vector<float> axisValues(axes.getValues<float>().begin(),
                                 axes.getValues<float>().end());
   std::vector<float> basis;
@@ -387,9 +419,8 @@ Status PlanExporter::addBasis(kv::CacheOp op, Attribute encoding, bool keys,
       basis.insert(basis.end(), row, row + rank);
       basis.push_back(weighted ? row[d] : keys ? 1.0f : 0.0f);
     }
-  out.set_basis_tensor(addF32Tensor("cache." + std::to_string(op.getLayer()) +
-                                        "." + side + "_basis",
-                                    {heads, d, rank + 1}, std::move(basis)));
+  out.set_basis_tensor(
+      addF32Tensor(tensorName, {heads, d, rank + 1}, std::move(basis)));
   return Status::ok();
 }
 

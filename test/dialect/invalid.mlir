@@ -121,6 +121,34 @@ func.func private @lowrank_rank_above(!kv.cache<heads = 2, head_dim = 64, value 
 
 // -----
 
+// A group's latent is split evenly over its heads.
+// expected-error @+1 {{#kv.lowrank group must be positive and divide its rank (the group's latent, split evenly over its heads), got rank 95 and group 3}}
+func.func private @lowrank_group_rank() attributes {enc = #kv.lowrank<rank = 95, group = 3>}
+
+// -----
+
+// expected-error @+1 {{#kv.lowrank group must be positive and divide its rank (the group's latent, split evenly over its heads), got rank 8 and group 0}}
+func.func private @lowrank_group_zero() attributes {enc = #kv.lowrank<rank = 8, group = 0>}
+
+// -----
+
+// expected-error @+1 {{!kv.cache value encoding: #kv.lowrank group 2 must divide the 3 KV heads}}
+func.func private @lowrank_group_heads(!kv.cache<heads = 3, head_dim = 64, value = #kv.lowrank<rank = 64, group = 2>>)
+
+// -----
+
+// expected-error @+1 {{!kv.cache key encoding: #kv.lowrank rank 192 must be smaller than group x head_dim 192}}
+func.func private @lowrank_group_full(!kv.cache<heads = 3, head_dim = 64, key = #kv.lowrank<rank = 192, group = 3>>)
+
+// -----
+
+// Each head stores rank / group coordinates of the latent: what its
+// encoding sees.
+// expected-error @+1 {{!kv.cache value encoding: #kv.polar rotates with a Hadamard transform, which needs a power-of-two #kv.lowrank rank / group, got 24}}
+func.func private @lowrank_group_polar(!kv.cache<heads = 3, head_dim = 64, value = #kv.lowrank<rank = 72, latent = #kv.polar<bits = 4>, group = 3>>)
+
+// -----
+
 // The latent encodes `rank` coordinates, so it is checked against the rank.
 // expected-error @+1 {{!kv.cache key encoding: #kv.polar rotates with a Hadamard transform, which needs a power-of-two #kv.lowrank rank, got 24}}
 func.func private @lowrank_latent_polar(!kv.cache<heads = 2, head_dim = 64, key = #kv.lowrank<rank = 24, latent = #kv.polar<bits = 3>>>)
@@ -919,6 +947,18 @@ func.func @evict_int_keys(%q: tensor<?x8x64xf32>) {
   %s = kv.score %c policy(#kv.triattention<budget = 0.5>) queries %q : !kv.cache<heads = 4, head_dim = 64, key = #kv.int<bits = 4, group = 64>>, tensor<?x8x64xf32> -> tensor<?x4xf32>
   // expected-error @+1 {{'kv.evict' op cannot evict from a cache whose keys are #kv.int<bits = 4, group = 64>: KIVI quantizes keys in groups of 64 tokens, which eviction cannot split; evict with keys in f32, bf16, fp8, nvfp4 or polar, or quantize only values with int (side=value)}}
   %c1 = kv.evict %c by %s policy(#kv.triattention<budget = 0.5>) : !kv.cache<heads = 4, head_dim = 64, key = #kv.int<bits = 4, group = 64>>, tensor<?x4xf32>
+  return
+}
+
+// -----
+
+// A group's latent is split over its heads' areas: they must keep the same
+// entries.
+func.func @evict_group_latent_each(%q: tensor<?x8x64xf32>) {
+  %c = kv.cache layer 0 : !kv.cache<heads = 4, head_dim = 64, value = #kv.lowrank<rank = 64, group = 2>>
+  %s = kv.score %c policy(#kv.h2o<budget = 2048, heads = each>) queries %q : !kv.cache<heads = 4, head_dim = 64, value = #kv.lowrank<rank = 64, group = 2>>, tensor<?x8x64xf32> -> tensor<?x4xf32>
+  // expected-error @+1 {{'kv.evict' op cannot evict per KV head (heads = each) from a cache whose values share one latent per group of 2 KV heads: the group's heads must keep the same entries; evict with heads = shared}}
+  %c1 = kv.evict %c by %s policy(#kv.h2o<budget = 2048, heads = each>) : !kv.cache<heads = 4, head_dim = 64, value = #kv.lowrank<rank = 64, group = 2>>, tensor<?x4xf32>
   return
 }
 

@@ -87,10 +87,47 @@
 // SVD-ALLOCATE: kv.cache layer 1 {{.*}}value = #kv.lowrank<rank = 3, sinks = 4, window = 64, basis = svd>>
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd side=key ratio=0.5 layers=0})' | FileCheck %s --check-prefix=SVD-KEY-RATIO
 // SVD-KEY-RATIO: key = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = svd>
-// A latent shared by a group of KV heads is not built; svd has one basis,
-// so value_basis is refused with it; keys need their plain moment's axes.
-// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd group=2 ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-GROUP
-// ERR-GROUP: error: kv-lowrank: option 'group' is 2; only group=1 is built: a latent shared by a group of KV heads needs the layer's joint moment across the group's heads, which calibration does not record, and a cache codec that encodes the group's vectors together, where the runtime's codecs encode, score and accumulate one KV head at a time in its own page area (docs/lowrank.md)
+// group=G: one latent per group of G KV heads, over their concatenated
+// coordinates, on the axes of the group's block of the layer's joint
+// moment, which the pass puts on the cache (kv.value_group_axes:
+// [groups][G head_dim][G head_dim + 1]); the rank is the group latent's,
+// G round(ratio head_dim), and the encoding records the group.
+// RUN: kvopt-opt %S/Inputs/lowrank-group.mlir --pass-pipeline='builtin.module(kv-lowrank{method=svd group=2 ratio=0.5 allocate=uniform layers=0-1})' | FileCheck %s --check-prefix=GROUP
+// GROUP: kv.cache layer 0 {{.*}}kv.value_group_axes = dense<{{.*}}> : tensor<1x8x9xf32>{{.*}}value = #kv.lowrank<rank = 4, sinks = 4, window = 64, basis = svd, group = 2>>
+// GROUP: kv.cache layer 1 {{.*}}value = #kv.lowrank<rank = 4, sinks = 4, window = 64, basis = svd, group = 2>>
+// Layer 0's correlated heads: the group's first axis is their sum,
+// (e_0 + e_4) / sqrt 2, its last column 0 (the values' centre).
+// RUN: kvopt-opt %S/Inputs/lowrank-group.mlir --pass-pipeline='builtin.module(kv-lowrank{group=2 rank=2 layers=0})' | FileCheck %s --check-prefix=GROUP-AXES
+// GROUP-AXES: kv.value_group_axes = dense<{{\[\[\[}}0.707106{{[0-9]*}}, {{[^]]*}}0.000000e+00], [0.000000e+00, {{.*}}], {{.*}}], [0.707106{{[0-9]*}}, {{[^]]*}}0.000000e+00]{{.*}}value = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = attention, group = 2>
+// Ranks follow the joint spectra in steps of G head_dim / 8 (2 here): layer
+// 0 keeps most of its moment in one direction, layer 1 needs the rank.
+// RUN: kvopt-opt %S/Inputs/lowrank-group.mlir --pass-pipeline='builtin.module(kv-lowrank{method=svd group=2 ratio=0.5 layers=0-1})' | FileCheck %s --check-prefix=GROUP-ALLOCATE
+// GROUP-ALLOCATE: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = svd, group = 2>>
+// GROUP-ALLOCATE: kv.cache layer 1 {{.*}}value = #kv.lowrank<rank = 6, sinks = 4, window = 64, basis = svd, group = 2>>
+// Query-weighted keys (method=pca): the group's axes of W M W carry the
+// weights of kv.key_axes (head 0: 2, 2, 0.5, 0.5) as their last column.
+// RUN: kvopt-opt %S/Inputs/lowrank-group.mlir --pass-pipeline='builtin.module(kv-lowrank{side=key group=2 rank=4 layers=0})' | FileCheck %s --check-prefix=GROUP-KEY
+// GROUP-KEY: kv.key_group_axes = dense<{{\[\[\[}}{{[^]]*}}, 2.000000e+00], [{{[^]]*}}, 2.000000e+00], [{{[^]]*}}, 5.000000e-01], [{{[^]]*}}, 5.000000e-01], [{{[^]]*}}, 1.000000e+00]{{.*}} : tensor<1x8x9xf32>{{.*}}key = #kv.lowrank<rank = 4, sinks = 4, window = 64, group = 2>
+// A quantized latent: each head stores rank / G coordinates, which polar
+// needs to be a power of two.
+// RUN: kvopt-opt %S/Inputs/lowrank-group.mlir --pass-pipeline='builtin.module(kv-lowrank{method=svd group=2 rank=4 layers=0},kv-quantize{encoding=polar bits=4 side=value layers=0})' | FileCheck %s --check-prefix=GROUP-POLAR
+// GROUP-POLAR: value = #kv.lowrank<rank = 4, latent = #kv.polar<bits = 4{{.*}}>, sinks = 4, window = 64, basis = svd, group = 2>
+// RUN: not kvopt-opt %S/Inputs/lowrank-group.mlir --pass-pipeline='builtin.module(kv-lowrank{method=svd group=2 rank=6 layers=0},kv-quantize{encoding=polar bits=4 side=value layers=0})' 2>&1 | FileCheck %s --check-prefix=ERR-GROUP-POLAR
+// ERR-GROUP-POLAR: error: !kv.cache value encoding: #kv.polar rotates with a Hadamard transform, which needs a power-of-two #kv.lowrank rank / group, got 3
+// Eviction with a group must keep the same entries in the group's heads:
+// the kv.evict verifier refuses heads=each (test/dialect/invalid.mlir,
+// test/compile/lowrank.test).
+// What the group must be, and its rank.
+// RUN: not kvopt-opt %S/Inputs/lowrank-group.mlir --pass-pipeline='builtin.module(kv-lowrank{method=svd group=2 ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-GROUP
+// ERR-GROUP: error: kv-lowrank: group=2 does not divide layer 2's 3 KV heads; give a divisor of them (1 keeps a latent per head)
+// RUN: not kvopt-opt %S/Inputs/lowrank-group.mlir --pass-pipeline='builtin.module(kv-lowrank{method=svd group=2 rank=3 layers=0})' 2>&1 | FileCheck %s --check-prefix=ERR-GROUP-RANK
+// ERR-GROUP-RANK: error: kv-lowrank: rank 3 is not a multiple of group=2; each head of a group stores an equal share of its latent
+// RUN: not kvopt-opt %S/Inputs/lowrank-group.mlir --pass-pipeline='builtin.module(kv-lowrank{method=svd group=2 rank=8 layers=0})' 2>&1 | FileCheck %s --check-prefix=ERR-GROUP-FULL
+// ERR-GROUP-FULL: error: kv-lowrank: rank 8 keeps every coordinate of groups of 2 heads of 4; it must be below 8
+// RUN: not kvopt-opt %S/Inputs/lowrank-group-no-joint.mlir --pass-pipeline='builtin.module(kv-lowrank{group=2 rank=2})' 2>&1 | FileCheck %s --check-prefix=ERR-GROUP-JOINT
+// ERR-GROUP-JOINT: error: kv-lowrank: group=2 needs layer 0's joint value moment across its KV heads ('kv.value_attention_joint_moment'); the module has no statistics: calibrate again with this kvopt
+// svd has one basis, so value_basis is refused with it; keys need their
+// plain moment's axes.
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd group=0 ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-GROUP0
 // ERR-GROUP0: error: kv-lowrank: option 'group' is 0; it must be at least 1
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd ratio=0.5 value_basis=second_moment})' 2>&1 | FileCheck %s --check-prefix=ERR-SVD-BASIS

@@ -43,7 +43,8 @@ static std::string describeWithRank(const schema::Encoding &e,
            exactTokens(e) + ">";
   case schema::ENCODING_LOWRANK:
     return name + "<rank=" + rank + " " + describeEncoding(e.latent()) +
-           exactTokens(e) + ">";
+           exactTokens(e) +
+           (e.group() > 1 ? " group=" + std::to_string(e.group()) : "") + ">";
   default:
     return name;
   }

@@ -202,9 +202,14 @@ LogicalResult PolarEncodingAttr::verifyVectorSize(
 LogicalResult
 LowRankEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                             unsigned rank, Attribute latent, unsigned sinks,
-                            unsigned window, LowRankBasis) {
+                            unsigned window, LowRankBasis, unsigned group) {
   if (rank == 0)
     return emitError() << "#kv.lowrank rank must be positive";
+  if (group == 0 || rank % group != 0)
+    return emitError() << "#kv.lowrank group must be positive and divide its "
+                          "rank (the group's latent, split evenly over its "
+                          "heads), got rank "
+                       << rank << " and group " << group;
   if (failed(verifyExactTokens(emitError, "#kv.lowrank", sinks, window)))
     return failure();
   if (exactTokensOf(latent) != std::pair{0u, 0u})
@@ -219,16 +224,24 @@ LowRankEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   return success();
 }
 double LowRankEncodingAttr::getBitsPerCoordinate(int64_t headDim) const {
+  // Each head stores its share of the group's latent.
   auto latent = llvm::cast<EncodingAttrInterface>(getLatent());
-  return latent.getBitsPerCoordinate(getRank()) * getRank() / headDim;
+  const unsigned share = getRank() / getGroup();
+  return latent.getBitsPerCoordinate(share) * share / headDim;
 }
 LogicalResult LowRankEncodingAttr::verifyVectorSize(
     int64_t size, StringRef sizeName,
     function_ref<InFlightDiagnostic()> emitError) const {
-  if (getRank() >= size)
+  if (getRank() >= getGroup() * size)
     return emitError() << "#kv.lowrank rank " << getRank()
-                       << " must be smaller than " << sizeName << " " << size;
-  // The latent stores `rank` coordinates per vector, not head_dim.
+                       << " must be smaller than "
+                       << (getGroup() > 1 ? "group x " : "") << sizeName << " "
+                       << getGroup() * size;
+  // The latent stores rank / group coordinates per vector, not head_dim.
+  if (getGroup() > 1)
+    return llvm::cast<EncodingAttrInterface>(getLatent())
+        .verifyVectorSize(getRank() / getGroup(), "#kv.lowrank rank / group",
+                          emitError);
   return llvm::cast<EncodingAttrInterface>(getLatent())
       .verifyVectorSize(getRank(), "#kv.lowrank rank", emitError);
 }

@@ -223,8 +223,14 @@ def KV_LowRankEncodingAttr : KV_EncodingAttr<"LowRankEncoding", "lowrank"> {
     rank cut hurts them most (docs/lowrank.md measures it). `basis` says
     which calibrated axes the exporter takes: `second_moment` (the default),
     for values `attention`, or `svd` (kv-lowrank{method=svd}).
+    `group` (1 by default) KV heads share one latent: `rank` is then the
+    size of the group's latent, over the G head_dim coordinates of its
+    heads concatenated, on the axes of their joint second moment; it must
+    be a multiple of G, and each head's share of the page holds rank / G
+    of it (so the latent's encoding sees vectors of rank / G).
 
-    Example: `#kv.lowrank<rank = 32, latent = #kv.bf16, sinks = 4, window = 64, basis = attention>`
+    Example: `#kv.lowrank<rank = 32, latent = #kv.bf16, sinks = 4, window = 64, basis = attention>`,
+    `#kv.lowrank<rank = 96, basis = svd, group = 3>`
   }];
   let parameters = (ins "unsigned":$rank,
                         DefaultValuedParameter<"::mlir::Attribute",
@@ -232,7 +238,8 @@ def KV_LowRankEncodingAttr : KV_EncodingAttr<"LowRankEncoding", "lowrank"> {
                         DefaultValuedParameter<"unsigned", "0">:$sinks,
                         DefaultValuedParameter<"unsigned", "0">:$window,
                         DefaultValuedParameter<"LowRankBasis",
-                          "LowRankBasis::SecondMoment">:$basis);
+                          "LowRankBasis::SecondMoment">:$basis,
+                        DefaultValuedParameter<"unsigned", "1">:$group);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

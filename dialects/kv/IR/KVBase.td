@@ -51,8 +51,17 @@ def KV_Dialect : Dialect {
   // kv.value_attention_spectrum, the shapes of the values'); the axes and
   // eigenvalues of the pre-RoPE keys' plain second moment E[k k^T]
   // (kv.key_moment_axes, kv.key_moment_spectrum, the shapes of the
-  // values'), which kv-lowrank{method=svd} projects keys on; on the module,
-  // where they came from.
+  // values'), which kv-lowrank{method=svd} projects keys on; the joint
+  // second moments of the layer's KV heads concatenated (pre-RoPE keys,
+  // values, and values weighted by the attention each token gets from all
+  // the layer's query heads: kv.key_joint_moment, kv.value_joint_moment,
+  // kv.value_attention_joint_moment, tensor<1 x (kv_heads x head_dim) x
+  // (kv_heads x head_dim) x f32>), whose diagonal blocks of G heads
+  // kv-lowrank{group=G} takes the axes of, which it puts beside them as
+  // kv.key_group_axes and kv.value_group_axes (tensor<kv_heads/G x G
+  // head_dim x (G head_dim + 1) x f32>: per group the eigenvectors, largest
+  // first, then the keys' weights or 0 for values); on the module, where
+  // they came from.
   let discardableAttrs = (ins
     "::mlir::DenseF32ArrayAttr":$key_absmax,
     "::mlir::DenseF32ArrayAttr":$value_absmax,
@@ -68,6 +77,11 @@ def KV_Dialect : Dialect {
     "::mlir::DenseFPElementsAttr":$value_attention_spectrum,
     "::mlir::DenseFPElementsAttr":$key_moment_axes,
     "::mlir::DenseFPElementsAttr":$key_moment_spectrum,
+    "::mlir::DenseFPElementsAttr":$key_joint_moment,
+    "::mlir::DenseFPElementsAttr":$value_joint_moment,
+    "::mlir::DenseFPElementsAttr":$value_attention_joint_moment,
+    "::mlir::DenseFPElementsAttr":$key_group_axes,
+    "::mlir::DenseFPElementsAttr":$value_group_axes,
     "::mlir::kv::CalibrationAttr":$calibration
   );
   let hasOperationAttrVerify = 1;

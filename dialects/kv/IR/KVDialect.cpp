@@ -169,6 +169,44 @@ static LogicalResult verifySpectrum(Operation *op, NamedAttribute attribute) {
       "finite and non-negative");
 }
 
+/// kv.*_joint_moment: tensor<1 x (kv_heads x head_dim) x (kv_heads x
+/// head_dim) x f32> (one group of every KV head) of finite values.
+static LogicalResult verifyJointMoment(Operation *op,
+                                       NamedAttribute attribute) {
+  return verifyCacheTensor(
+      op, attribute,
+      [](int64_t heads, int64_t dim) {
+        return SmallVector<int64_t>{1, heads * dim, heads * dim};
+      },
+      [](int64_t, float value) { return std::isfinite(value); }, "finite");
+}
+
+/// kv.*_group_axes: tensor<groups x G head_dim x (G head_dim + 1) x f32>,
+/// G = kv_heads / groups, of finite values, the keys' last column (their
+/// weights) positive.
+static LogicalResult verifyGroupAxes(Operation *op, NamedAttribute attribute,
+                                     bool keys) {
+  auto typed = dyn_cast<TypedAttr>(attribute.getValue());
+  auto type = typed ? dyn_cast<ShapedType>(typed.getType()) : ShapedType();
+  int64_t groups =
+      type && type.hasRank() && type.getRank() == 3 && type.getDimSize(0) > 0
+          ? type.getDimSize(0)
+          : 1;
+  int64_t columns = 0;
+  return verifyCacheTensor(
+      op, attribute,
+      [&](int64_t heads, int64_t dim) {
+        int64_t size = heads % groups ? heads * dim : heads / groups * dim;
+        columns = size + 1;
+        return SmallVector<int64_t>{heads % groups ? 1 : groups, size, columns};
+      },
+      [&](int64_t i, float value) {
+        bool weight = keys && i % columns == columns - 1;
+        return std::isfinite(value) && (!weight || value > 0);
+      },
+      keys ? "finite with positive weights" : "finite");
+}
+
 LogicalResult KVDialect::verifyOperationAttribute(Operation *op,
                                                   NamedAttribute attribute) {
   StringRef name = attribute.getName().getValue();
@@ -190,6 +228,14 @@ LogicalResult KVDialect::verifyOperationAttribute(Operation *op,
       name == ValueAttentionAxesAttrHelper::getNameStr() ||
       name == KeyMomentAxesAttrHelper::getNameStr())
     return verifyAxes(op, attribute, name == KeyAxesAttrHelper::getNameStr());
+  if (name == KeyJointMomentAttrHelper::getNameStr() ||
+      name == ValueJointMomentAttrHelper::getNameStr() ||
+      name == ValueAttentionJointMomentAttrHelper::getNameStr())
+    return verifyJointMoment(op, attribute);
+  if (name == KeyGroupAxesAttrHelper::getNameStr() ||
+      name == ValueGroupAxesAttrHelper::getNameStr())
+    return verifyGroupAxes(op, attribute,
+                           name == KeyGroupAxesAttrHelper::getNameStr());
   if (name == CalibrationAttrHelper::getNameStr()) {
     if (!isa<ModuleOp>(op))
       return op->emitOpError()

@@ -1,6 +1,8 @@
 //===- KVOps.cpp - Operations of the kv dialect ---------------------------===//
 #include "dialects/kv/IR/KVOps.h"
 
+#include "llvm/ADT/TypeSwitch.h"
+
 #include "mlir/IR/OpImplementation.h"
 
 #include <cmath>
@@ -254,6 +256,22 @@ mlir::kv::verifyEvictable(CacheType cache, Attribute policy,
                          << " sinks: compaction would move them; give the "
                             "policy sinks of at least "
                          << sinks;
+  // Each head's page area holds its share of its group's latent: the
+  // group's heads must keep the same entries.
+  EvictHeads heads = llvm::TypeSwitch<Attribute, EvictHeads>(policy)
+                         .Case<TriAttentionAttr, SnapKVAttr, H2OAttr>(
+                             [](auto p) { return p.getHeads(); })
+                         .Default([](Attribute) { return EvictHeads::Shared; });
+  for (auto [encoding, side] : {std::pair(cache.getKey(), "keys"),
+                                std::pair(cache.getValue(), "values")})
+    if (auto lowRank = llvm::dyn_cast<LowRankEncodingAttr>(encoding);
+        lowRank && lowRank.getGroup() > 1 && heads == EvictHeads::Each)
+      return emitError() << "cannot evict per KV head (heads = each) from a "
+                            "cache whose "
+                         << side << " share one latent per group of "
+                         << lowRank.getGroup()
+                         << " KV heads: the group's heads must keep the same "
+                            "entries; evict with heads = shared";
   if (auto kivi = llvm::dyn_cast<IntEncodingAttr>(cache.getKey()))
     return emitError() << "cannot evict from a cache whose keys are " << kivi
                        << ": KIVI quantizes keys in groups of "

@@ -56,6 +56,13 @@ LogicalResult CacheType::verify(function_ref<InFlightDiagnostic()> emitError,
   if (failed(verifyEncoding(emitError, "key", key, headDim)) ||
       failed(verifyEncoding(emitError, "value", value, headDim)))
     return failure();
+  for (auto [which, encoding] : {std::pair{"key", key}, {"value", value}})
+    if (auto lowRank = llvm::dyn_cast<LowRankEncodingAttr>(encoding);
+        lowRank && heads % lowRank.getGroup() != 0)
+      return emitError() << "!kv.cache " << which
+                         << " encoding: #kv.lowrank group "
+                         << lowRank.getGroup() << " must divide the " << heads
+                         << " KV heads";
   return success();
 }
 

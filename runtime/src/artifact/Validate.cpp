@@ -327,9 +327,17 @@ Status Validator::checkLowRank(const schema::Encoding &e,
                          "take a basis");
     return Status::ok();
   }
-  if (e.rank() == 0 || e.rank() >= c.head_dim())
-    return fail(side + ".rank is " + str(e.rank()) + "; it must be from 1 to " +
-                str(int64_t(c.head_dim()) - 1) + " for heads of " +
+  const int64_t group = std::max<uint32_t>(e.group(), 1);
+  if (c.kv_heads() % group)
+    return fail(side + ".group is " + str(group) + "; it must divide the " +
+                str(c.kv_heads()) + " KV heads");
+  const int64_t size = group * int64_t(c.head_dim());
+  if (e.rank() == 0 || e.rank() >= size || e.rank() % group)
+    return fail(side + ".rank is " + str(e.rank()) +
+                "; it must be a multiple of the group (" + str(group) +
+                ") from 1 to " + str(size - 1) + " for " +
+                (group > 1 ? "groups of " + str(group) + " heads of "
+                           : std::string("heads of ")) +
                 str(c.head_dim()));
   const schema::Encoding &latent = e.latent();
   if (latent.kind() == schema::ENCODING_UNSPECIFIED ||
@@ -347,8 +355,8 @@ Status Validator::checkLowRank(const schema::Encoding &e,
                 str(m.tensors_size()) + " tensors");
   const schema::Tensor &t = m.tensors(int(e.basis_tensor()));
   Shape expected;
-  expected.Add(int64_t(c.kv_heads()));
-  expected.Add(int64_t(c.head_dim()));
+  expected.Add(int64_t(c.kv_heads()) / group);
+  expected.Add(size);
   expected.Add(int64_t(e.rank()) + 1);
   if (t.dtype() != schema::DTYPE_F32 || !sameShape(t.shape(), expected))
     return fail(side + ".basis_tensor names tensor \"" + t.name() +

@@ -2,7 +2,9 @@
 #include "kvrt/Artifact.h"
 #include "runtime/src/cache/Codec.h"
 
+#include <algorithm>
 #include <numeric>
+#include <string>
 
 namespace kvrt {
 
@@ -24,13 +26,18 @@ StatusOr<double> cacheBytesPerToken(const schema::CacheLayout &layout) {
     // (its basis lives in a tensor, not in pages).
     const schema::Encoding *encoding = encodings[i];
     context.headDim = layout.head_dim();
+    // Each head of a group holds rank / group of the group's latent.
     if (encoding->kind() == schema::ENCODING_LOWRANK) {
-      if (encoding->rank() == 0 || encoding->rank() >= layout.head_dim())
+      const uint32_t group = std::max<uint32_t>(encoding->group(), 1);
+      if (encoding->rank() == 0 || encoding->rank() % group ||
+          encoding->rank() >= uint64_t(group) * layout.head_dim())
         return Status::error(
-            "the values of layer " + std::to_string(layout.layer()) +
-            " use #kv.lowrank of rank " + std::to_string(encoding->rank()) +
-            ", which must be from 1 to head_dim - 1");
-      context.headDim = encoding->rank();
+            std::string(i ? "the values" : "the keys") + " of layer " +
+            std::to_string(layout.layer()) + " use #kv.lowrank of rank " +
+            std::to_string(encoding->rank()) + " and group " +
+            std::to_string(group) +
+            ", which must be a multiple of the group below group x head_dim");
+      context.headDim = encoding->rank() / group;
       encoding = &encoding->latent();
     }
     // Sizes do not depend on scale values, only on how many there are.

@@ -7,6 +7,11 @@
 // bytes for each side; the codec owns that area's layout, which
 // docs/kv-encodings.md documents byte by byte.
 //
+// A low-rank codec may store one latent for a group of consecutive KV heads
+// (groupHeads() > 1): each head's area holds an equal part of it, and every
+// method is given the group's first area (areaOf()) and reaches the
+// others `areaStride()` bytes apart.
+//
 // Rotated codecs (polar) work in a rotated basis: attention maps each query
 // into the key codec's domain once per step (prepareQuery), and maps the
 // accumulated output out of the value codec's domain once (finishOutput),
@@ -50,15 +55,35 @@ public:
   /// Tokens encoded together (KIVI keys: the group); pages hold a multiple
   /// of it and encode() is always given exactly this many tokens.
   virtual uint32_t groupTokens() const { return 1; }
+  /// KV heads whose vectors one stored latent holds together (kv-lowrank's
+  /// group); 1 for every other codec.
+  virtual uint32_t groupHeads() const { return 1; }
+  /// Bytes from one KV head's area to the next in a page: a codec whose
+  /// latent spans a group of heads reads and writes the group's areas at
+  /// that distance. The backend sets it once it knows the page size.
+  void setAreaStride(uint64_t stride) { areaStride_ = stride; }
+  uint64_t areaStride() const { return areaStride_; }
+  /// The area the methods below take for KV head `head` of one side of a
+  /// page whose areas start at `areas`, `stride` bytes apart: the head's
+  /// own, or its group's first.
+  template <typename Byte>
+  Byte *areaOf(Byte *areas, uint32_t head, uint64_t stride) const {
+    return areas + uint64_t(head - head % groupHeads()) * stride;
+  }
+  /// Floats of one row of the value domain (what accumulate() sums and
+  /// finishOutput() maps back) and of the scratch the methods take:
+  /// headDim() unless the codec's domain is larger (a group's latent).
+  virtual uint32_t domainSize() const { return headDim_; }
   /// Bits per coordinate in a page of `pageSize` tokens, metadata included.
   double bitsPerCoordinate(uint32_t pageSize) const {
     return 8.0 * double(headBytes(pageSize)) / (double(pageSize) * headDim_);
   }
 
   /// Encodes groupTokens() tokens of KV head `head` into `area` (that
-  /// head's area of a page) at slots `slot`, `slot + 1`, ...; token t's
-  /// headDim() values are at `src + t * stride`. `slot` is a multiple of
-  /// groupTokens().
+  /// head's area of a page, areaOf()) at slots `slot`, `slot + 1`, ...;
+  /// token t's headDim() values are at `src + t * stride` (for a codec of
+  /// groupHeads() > 1, the group's vectors one after another). `slot` is a
+  /// multiple of groupTokens().
   virtual void encode(const float *src, int64_t stride, uint32_t head,
                       uint32_t slot, uint8_t *area) const = 0;
   /// The stored entry at `slot`, in the codec's domain (rotated for polar,
@@ -109,8 +134,8 @@ public:
   /// preparedQuerySize() floats. `scratch` holds headDim() floats.
   virtual void score(const float *prepared, int64_t heads, const uint8_t *area,
                      uint32_t slot, float *scores, float *scratch) const;
-  /// acc[h * headDim() + d] += weights[h] * v_slot[d] for `heads` rows, in
-  /// the value domain. `scratch` holds headDim() floats.
+  /// acc[h * domainSize() + d] += weights[h] * v_slot[d] for `heads` rows,
+  /// in the value domain. `scratch` holds domainSize() floats.
   virtual void accumulate(const float *weights, int64_t heads,
                           const uint8_t *area, uint32_t slot, float *acc,
                           float *scratch) const;
@@ -124,6 +149,7 @@ protected:
 
 private:
   uint32_t headDim_;
+  uint64_t areaStride_ = 0;
 };
 
 /// What makeCodec() needs besides the encoding.

@@ -28,6 +28,24 @@
 namespace kvrt::cpu {
 namespace {
 
+/// What `codec` encodes for KV head `head` from one tail side at `offset`:
+/// the head's vectors or, for a codec whose latent spans a group of heads,
+/// that token's vectors of the group's heads one after another (copied to
+/// `buffer`).
+const float *codecInput(const Codec &codec,
+                        const std::vector<std::vector<float>> &side,
+                        uint32_t head, size_t offset,
+                        std::vector<float> &buffer) {
+  const uint32_t group = codec.groupHeads(), d = codec.headDim();
+  if (group == 1)
+    return side[head].data() + offset;
+  buffer.resize(size_t(group) * d);
+  for (uint32_t j = 0; j < group; ++j)
+    std::copy_n(side[head - head % group + j].data() + offset, d,
+                buffer.data() + j * d);
+  return buffer.data();
+}
+
 /// Encodes flush group `group` of `tail` (whose first token is sequence
 /// token `first`) for KV head `head`: each side encodes its own groups of
 /// tokens (KIVI keys several at once, other codecs one by one).
@@ -35,21 +53,24 @@ void encodeGroup(PagedCache &cache, uint32_t layer, const CacheCodecs &codecs,
                  const std::vector<uint32_t> &pages, uint64_t first,
                  const Tail &tail, uint64_t group, uint32_t head) {
   const CacheLayerShape &shape = cache.shape(layer);
+  thread_local std::vector<float> buffer;
   for (uint32_t t = 0; t < shape.flushGroup; ++t) {
     uint64_t tailIndex = group * shape.flushGroup + t;
     uint64_t index = first + tailIndex;
     Page &page = cache.page(layer, pages[index / shape.pageSize]);
     uint32_t slot = uint32_t(index % shape.pageSize);
     size_t offset = size_t(tailIndex) * shape.headDim;
-    if (t % codecs.key->groupTokens() == 0)
-      codecs.key->encodeAt(
-          tail.keys[head].data() + offset, shape.headDim, head, slot,
-          page.positions.get() + shape.positionOffset(head) + slot,
-          page.keys.get() + head * shape.keyHeadBytes);
-    if (t % codecs.value->groupTokens() == 0)
-      codecs.value->encode(tail.values[head].data() + offset, shape.headDim,
-                           head, slot,
-                           page.values.get() + head * shape.valueHeadBytes);
+    const Codec &keys = *codecs.key, &values = *codecs.value;
+    if (t % keys.groupTokens() == 0)
+      keys.encodeAt(codecInput(keys, tail.keys, head, offset, buffer),
+                    shape.headDim, head, slot,
+                    page.positions.get() + shape.positionOffset(head) + slot,
+                    keys.areaOf(page.keys.get(), head, shape.keyHeadBytes));
+    if (t % values.groupTokens() == 0)
+      values.encode(
+          codecInput(values, tail.values, head, offset, buffer), shape.headDim,
+          head, slot,
+          values.areaOf(page.values.get(), head, shape.valueHeadBytes));
   }
 }
 
@@ -91,21 +112,27 @@ struct Scratch {
   /// One softmax normaliser per query head of the group.
   float *inverse;
 
+  /// `domain`: floats of codec scratch and of each accumulated row
+  /// (domainSize()).
   static int64_t floats(int64_t group, int64_t stride, int64_t prepared,
-                        int64_t headDim) {
-    return group * stride + group * prepared + group + headDim +
-           group * headDim + group;
+                        int64_t domain) {
+    return group * stride + group * prepared + group + domain + group * domain +
+           group;
   }
   static Scratch carve(float *base, int64_t group, int64_t stride,
-                       int64_t prepared, int64_t headDim) {
+                       int64_t prepared, int64_t domain) {
     Scratch s;
     s.weights = base;
     s.prepared = s.weights + group * stride;
     s.perHead = s.prepared + group * prepared;
     s.decoded = s.perHead + group;
-    s.accumulated = s.decoded + headDim;
-    s.inverse = s.accumulated + group * headDim;
+    s.accumulated = s.decoded + domain;
+    s.inverse = s.accumulated + group * domain;
     return s;
+  }
+  /// The domain of a layer's codecs.
+  static int64_t domain(const CacheCodecs &codecs) {
+    return std::max(codecs.key->domainSize(), codecs.value->domainSize());
   }
 };
 
@@ -200,10 +227,11 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
   forVisible(cache, params, sequence, g, position, selected,
              [&](uint64_t index, const Page *page, uint32_t slot) {
                if (page) {
-                 keys.scoreAt(scratch.prepared, group,
-                              page->keys.get() + g * shape.keyHeadBytes, slot,
-                              page->positions[positions + slot],
-                              scratch.perHead, scratch.decoded);
+                 keys.scoreAt(
+                     scratch.prepared, group,
+                     keys.areaOf(page->keys.get(), g, shape.keyHeadBytes), slot,
+                     page->positions[positions + slot], scratch.perHead,
+                     scratch.decoded);
                } else {
                  auto [store, at] = exact.at(index);
                  codecs.tail->score(q, group, tailArea(store->keys[g]), at,
@@ -251,30 +279,34 @@ int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
   const std::vector<uint64_t> *selected =
       selection && selection->active ? &selection->entries : nullptr;
 
+  // Rows of the value domain: headDim unless a group's latent is larger.
+  const int64_t domain = values.domainSize();
   std::fill(out, out + group * headDim, 0.0f);
-  std::fill(scratch.accumulated, scratch.accumulated + group * headDim, 0.0f);
+  std::fill(scratch.accumulated, scratch.accumulated + group * domain, 0.0f);
   int64_t i = 0;
-  forVisible(
-      cache, params, sequence, g, position, selected,
-      [&](uint64_t index, const Page *page, uint32_t slot) {
-        for (int64_t h = 0; h < group; ++h)
-          scratch.perHead[h] = scratch.weights[h * stride + i];
-        if (page) {
-          values.accumulate(scratch.perHead, group,
-                            page->values.get() + g * shape.valueHeadBytes, slot,
-                            scratch.accumulated, scratch.decoded);
-        } else {
-          // Into the codec's sum when its domain is the plain one, so the order
-          // of additions does not depend on what was still in the tail.
-          auto [store, at] = exact.at(index);
-          codecs.tail->accumulate(
-              scratch.perHead, group, tailArea(store->values[g]), at,
-              values.rotates() ? out : scratch.accumulated, scratch.decoded);
-        }
-        ++i;
-      });
+  forVisible(cache, params, sequence, g, position, selected,
+             [&](uint64_t index, const Page *page, uint32_t slot) {
+               for (int64_t h = 0; h < group; ++h)
+                 scratch.perHead[h] = scratch.weights[h * stride + i];
+               if (page) {
+                 values.accumulate(
+                     scratch.perHead, group,
+                     values.areaOf(page->values.get(), g, shape.valueHeadBytes),
+                     slot, scratch.accumulated, scratch.decoded);
+               } else {
+                 // Into the codec's sum when its domain is the plain one, so
+                 // the order of additions does not depend on what was still in
+                 // the tail.
+                 auto [store, at] = exact.at(index);
+                 codecs.tail->accumulate(
+                     scratch.perHead, group, tailArea(store->values[g]), at,
+                     values.rotates() ? out : scratch.accumulated,
+                     scratch.decoded);
+               }
+               ++i;
+             });
   for (int64_t h = 0; n && h < group; ++h) {
-    float *acc = scratch.accumulated + h * headDim;
+    float *acc = scratch.accumulated + h * domain;
     if (values.rotates())
       values.finishOutput(acc, g);
     float *oh = out + h * headDim;
@@ -406,7 +438,8 @@ void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
   }
   int64_t stride = int64_t(longest);
   int64_t prepared = params.codecs.key->preparedQuerySize();
-  int64_t perCache = Scratch::floats(group, stride, prepared, headDim);
+  int64_t perCache =
+      Scratch::floats(group, stride, prepared, Scratch::domain(params.codecs));
   // With a probe, a second set of buffers for the reference cache (bf16
   // codecs: prepared queries of headDim floats) and its output.
   int64_t perThread =
@@ -439,8 +472,8 @@ void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
   pool.parallelFor(
       rows * kvHeads, grain, [&](int64_t begin, int64_t end, unsigned thread) {
         float *base = scratch[thread].data();
-        Scratch buffers =
-            Scratch::carve(base, group, stride, prepared, headDim);
+        Scratch buffers = Scratch::carve(base, group, stride, prepared,
+                                         Scratch::domain(params.codecs));
         for (int64_t task = begin; task < end; ++task) {
           int64_t r = task / kvHeads, g = task % kvHeads;
           int64_t offset = (r * qHeads + g * group) * headDim;
@@ -480,7 +513,7 @@ void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
 int64_t attentionWeightsScratch(const AttentionParams &params, int64_t group,
                                 int64_t stride) {
   return Scratch::floats(group, stride, params.codecs.key->preparedQuerySize(),
-                         params.cache->shape(params.layer).headDim);
+                         Scratch::domain(params.codecs));
 }
 
 VisibleEntries attentionWeights(const AttentionParams &params,
@@ -489,7 +522,7 @@ VisibleEntries attentionWeights(const AttentionParams &params,
                                 int64_t stride, float *scratch) {
   Scratch s = Scratch::carve(scratch, group, stride,
                              params.codecs.key->preparedQuerySize(),
-                             params.cache->shape(params.layer).headDim);
+                             Scratch::domain(params.codecs));
   VisibleEntries entries =
       softmaxVisible(*params.cache, params.codecs, params, sequence, kvHead,
                      position, q, group, stride, s);

@@ -279,6 +279,13 @@ Status CpuBackend::prepare() {
       if (params.slidingWindow)
         return Status::error(where + " evicts from a sliding-window layer, "
                                      "which this runtime does not support");
+      if (call.evict().heads() == schema::EVICT_HEADS_EACH &&
+          std::max(params.codecs.key->groupHeads(),
+                   params.codecs.value->groupHeads()) > 1)
+        return Status::error(
+            where + " evicts per KV head from a cache whose low-rank latent "
+                    "is shared by a group of KV heads, which must keep the "
+                    "same entries; evict with heads shared");
       StatusOr<std::unique_ptr<cpu::LayerEviction>> eviction =
           makeEviction(call, steps_[size_t(queries)], params);
       if (!eviction)
@@ -526,6 +533,9 @@ layerStorage(const Artifact &artifact, const schema::CacheLayout &c,
                            options.pageSize ? options.pageSize : c.page_size());
   s.keyHeadBytes = made[0]->headBytes(s.pageSize);
   s.valueHeadBytes = made[1]->headBytes(s.pageSize);
+  // A group's latent is spread over the areas of its heads.
+  layer.owned[0]->setAreaStride(s.keyHeadBytes);
+  layer.owned[1]->setAreaStride(s.valueHeadBytes);
   for (const schema::Encoding *e : encodings)
     if (e->kind() == schema::ENCODING_INT ||
         e->kind() == schema::ENCODING_LOWRANK ||

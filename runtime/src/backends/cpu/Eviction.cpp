@@ -204,9 +204,10 @@ void LayerEviction::score(ThreadPool &pool, const PagedCache &cache,
         for (uint64_t i = 0; i < encoded; ++i) {
           const Page &page = cache.page(layer, pages[i / shape.pageSize]);
           uint32_t slot = uint32_t(i % shape.pageSize);
-          keys.decodeAt(page.keys.get() + g * shape.keyHeadBytes, slot,
-                        uint32_t(g), page.positions[positions + slot],
-                        buffer.data() + i * headDim);
+          keys.decodeAt(
+              keys.areaOf(page.keys.get(), uint32_t(g), shape.keyHeadBytes),
+              slot, uint32_t(g), page.positions[positions + slot],
+              buffer.data() + i * headDim);
         }
         const std::vector<float> &tail = cache.tail(layer, sequence).keys[g];
         std::copy(tail.begin(), tail.end(), buffer.data() + encoded * headDim);

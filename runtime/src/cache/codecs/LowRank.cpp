@@ -2,7 +2,13 @@
 //
 // A head's value v is stored as its latent z = B^T (v - mu) on the first
 // `rank` principal axes B of the head's calibrated values (mu their mean),
-// the latent itself encoded by an inner codec of `rank` coordinates.
+// the latent itself encoded by an inner codec of `rank` coordinates. With
+// `group` G > 1, a group of G consecutive KV heads stores one latent of
+// their G head_dim coordinates concatenated, on the axes of their joint
+// moment: each head's area holds rank / G of it (part j in head j's, the
+// inner codec sees vectors of rank / G), every method reads the group's
+// areas from its first (Codec::areaOf), and head h is rebuilt from the
+// whole latent with its head_dim rows B_h of the basis.
 // Attention stays in the latent domain: it accumulates sum_i w_i z_i and,
 // in the coordinate after the latent, sum_i w_i; finishOutput() maps the
 // sum back once per query row, mu * sum w + B * sum w z, so values are
@@ -17,8 +23,8 @@
 // scores the queries against it: a rank x head_dim product and a rotation
 // per entry and KV head.
 //
-// The basis tensor is [kv_heads][head_dim][rank + 1]: the axes, then the
-// mean (values) or the weights (keys).
+// The basis tensor is [kv_heads / G][G head_dim][rank + 1]: the axes, then
+// the mean (values) or the weights (keys).
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/schema/kvpkg.pb.h"
@@ -36,46 +42,80 @@ namespace kvrt::codecs {
 namespace {
 
 /// What the key and value codecs share: the inner codec of the latent, and
-/// per head the basis, [headDim][rank + 1] (the axes, then one number per
-/// coordinate).
+/// per group of `group` KV heads the basis, [group headDim][rank + 1] (the
+/// axes, then one number per coordinate). A group's latent is stored in
+/// equal parts of rank / group coordinates, part j in the area of the
+/// group's head j: methods take the group's first area (Codec::areaOf).
 class LatentCodec : public Codec {
 public:
-  LatentCodec(uint32_t headDim, uint32_t rank, std::unique_ptr<Codec> latent,
-              std::vector<float> basis)
-      : Codec(headDim), rank_(rank), latent_(std::move(latent)),
-        basis_(std::move(basis)) {}
+  LatentCodec(uint32_t headDim, uint32_t rank, uint32_t group,
+              std::unique_ptr<Codec> latent, std::vector<float> basis)
+      : Codec(headDim), rank_(rank), group_(group), part_(rank / group),
+        latent_(std::move(latent)), basis_(std::move(basis)) {}
 
   uint64_t headBytes(uint32_t pageSize) const override {
     return latent_->headBytes(pageSize);
   }
   uint64_t sharedBytes() const override { return latent_->sharedBytes(); }
+  uint32_t groupHeads() const override { return group_; }
+  /// The latent, and for values the weights' sum after it.
+  uint32_t domainSize() const override {
+    return std::max(headDim(), rank_ + 1);
+  }
+
+  /// The group's latent z at `slot` (rank floats), each part as its codec
+  /// decodes it (rotated for polar).
+  void decode(const uint8_t *area, uint32_t slot, float *out) const override {
+    readLatent(area, slot, 0, false, out);
+  }
 
 protected:
-  const float *headBasis(uint32_t head) const {
-    return basis_.data() + size_t(head) * headDim() * (rank_ + 1);
+  /// The basis of KV head `head`'s group, [group headDim][rank + 1].
+  const float *groupBasis(uint32_t head) const {
+    return basis_.data() +
+           size_t(head / group_) * group_ * headDim() * (rank_ + 1);
   }
-  /// Stores z = B^T x for head `head` at `slot`, in double; x[i] is
-  /// coordinate(i, c), c the last number of the basis' row i.
+  /// Part `part` of the areas of a group whose first is `area`.
+  template <typename Byte> Byte *partArea(Byte *area, uint32_t part) const {
+    return area + uint64_t(part) * areaStride();
+  }
+  /// Stores head `head`'s part of z = B^T x at `slot`, in double; x[i] is
+  /// coordinate(i, c) for the group's group x headDim coordinates, c the
+  /// last number of the basis' row i.
   template <typename Coordinate>
   void encodeLatent(const Coordinate &coordinate, uint32_t head, uint32_t slot,
                     uint8_t *area) const {
-    const float *basis = headBasis(head);
+    const float *basis = groupBasis(head);
+    const uint32_t part = head % group_, size = group_ * headDim();
     // Encode and finishOutput run per entry and per query row: one buffer
     // per thread, not an allocation each call.
     thread_local std::vector<float> latent;
-    latent.resize(rank_);
-    for (uint32_t j = 0; j < rank_; ++j) {
+    latent.resize(part_);
+    for (uint32_t k = 0; k < part_; ++k) {
+      const uint32_t j = part * part_ + k;
       double sum = 0;
-      for (uint32_t i = 0; i < headDim(); ++i) {
+      for (uint32_t i = 0; i < size; ++i) {
         const float *row = basis + i * (rank_ + 1);
         sum += double(row[j]) * coordinate(i, row[rank_]);
       }
-      latent[j] = float(sum);
+      latent[k] = float(sum);
     }
-    latent_->encode(latent.data(), rank_, head, slot, area);
+    latent_->encode(latent.data(), part_, head, slot, partArea(area, part));
+  }
+  /// The latent at `slot` of the group whose first area is `area` (rank
+  /// floats), each part as its codec decodes it: mapped out of a rotated
+  /// codec's domain when `finish` (part j is KV head `first + j`'s).
+  void readLatent(const uint8_t *area, uint32_t slot, uint32_t first,
+                  bool finish, float *out) const {
+    for (uint32_t j = 0; j < group_; ++j) {
+      float *part = out + j * part_;
+      latent_->decode(partArea(area, j), slot, part);
+      if (finish && latent_->rotates())
+        latent_->finishOutput(part, first + j);
+    }
   }
 
-  uint32_t rank_;
+  uint32_t rank_, group_, part_;
   std::unique_ptr<Codec> latent_;
   std::vector<float> basis_;
 };
@@ -86,6 +126,13 @@ public:
 
   bool rotates() const override { return true; }
 
+  /// (z, 1, zeros), which finishOutput() maps to head h's mu + B_h z.
+  void decode(const uint8_t *area, uint32_t slot, float *out) const override {
+    readLatent(area, slot, 0, false, out);
+    out[rank_] = 1.0f;
+    std::fill(out + rank_ + 1, out + domainSize(), 0.0f);
+  }
+
   /// z = B^T (v - mu).
   void encode(const float *src, int64_t, uint32_t head, uint32_t slot,
               uint8_t *area) const override {
@@ -94,31 +141,41 @@ public:
         slot, area);
   }
 
-  void decode(const uint8_t *area, uint32_t slot, float *out) const override {
-    latent_->decode(area, slot, out);
-    out[rank_] = 1.0f;
-    std::fill(out + rank_ + 1, out + headDim(), 0.0f);
+  /// The value of head `head` rebuilt: mu + B_head z.
+  void decodeAt(const uint8_t *area, uint32_t slot, uint32_t head, int32_t,
+                float *out) const override {
+    thread_local std::vector<float> row;
+    row.resize(domainSize());
+    decode(area, slot, row.data());
+    finishOutput(row.data(), head);
+    std::copy_n(row.data(), headDim(), out);
   }
 
   void accumulate(const float *weights, int64_t heads, const uint8_t *area,
                   uint32_t slot, float *acc, float *scratch) const override {
-    latent_->decode(area, slot, scratch);
+    readLatent(area, slot, 0, false, scratch);
+    const uint32_t stride = domainSize();
     for (int64_t h = 0; h < heads; ++h) {
-      float *row = acc + h * headDim();
+      float *row = acc + h * stride;
       for (uint32_t j = 0; j < rank_; ++j)
         row[j] += weights[h] * scratch[j];
       row[rank_] += weights[h];
     }
   }
 
+  /// Maps a row summed by accumulate() (the latents' sum, then the
+  /// weights') to head `head`'s values: mu * sum w + B_head * sum w z.
   void finishOutput(float *row, uint32_t head) const override {
     const uint32_t d = headDim();
-    const float *basis = headBasis(head);
+    const float *basis =
+        groupBasis(head) + size_t(head % group_) * d * (rank_ + 1);
     thread_local std::vector<float> latent;
     latent.assign(row, row + rank_ + 1);
-    // A polar latent was summed in its rotated domain.
+    // A polar latent was summed in its rotated domain, part by part.
     if (latent_->rotates())
-      latent_->finishOutput(latent.data(), head);
+      for (uint32_t j = 0; j < group_; ++j)
+        latent_->finishOutput(latent.data() + j * part_,
+                              head - head % group_ + j);
     for (uint32_t i = 0; i < d; ++i) {
       const float *axes = basis + i * (rank_ + 1);
       // The mean, weighted by the weights' sum, then the axes.
@@ -185,13 +242,13 @@ private:
 
 class LowRankKeyCodec final : public LatentCodec {
 public:
-  LowRankKeyCodec(uint32_t headDim, uint32_t rank,
+  LowRankKeyCodec(uint32_t headDim, uint32_t rank, uint32_t group,
                   std::unique_ptr<Codec> latent, std::vector<float> basis,
                   const cpu::RopeFrequencies &rope)
-      : LatentCodec(headDim, rank, std::move(latent), std::move(basis)),
+      : LatentCodec(headDim, rank, group, std::move(latent), std::move(basis)),
         rotations_(rope) {}
 
-  /// z = B^T (s * k) for a key `src` before RoPE.
+  /// z = B^T (s * k) for the group's keys `src` before RoPE.
   void encode(const float *src, int64_t, uint32_t head, uint32_t slot,
               uint8_t *area) const override {
     encodeLatent(
@@ -201,15 +258,14 @@ public:
 
   void encodeAt(const float *src, int64_t stride, uint32_t head, uint32_t slot,
                 const int32_t *positions, uint8_t *area) const override {
+    const uint32_t d = headDim();
     thread_local std::vector<float> unrotated;
-    unrotated.resize(headDim());
-    rotations_.rotate(src, positions[0], true, unrotated.data());
+    unrotated.resize(size_t(group_) * d);
+    // The group's keys arrived together, at one position.
+    for (uint32_t j = 0; j < group_; ++j)
+      rotations_.rotate(src + j * d, positions[0], true,
+                        unrotated.data() + j * d);
     encode(unrotated.data(), stride, head, slot, area);
-  }
-
-  /// The latent z as its codec decodes it (rotated for polar).
-  void decode(const uint8_t *area, uint32_t slot, float *out) const override {
-    latent_->decode(area, slot, out);
   }
 
   /// The query, then its KV head (which the key's rebuild needs).
@@ -234,17 +290,16 @@ public:
       scores[h] = dot(prepared + h * stride, scratch, d);
   }
 
-  /// The key rebuilt, (B z) / s, and rotated by `position`.
+  /// Head `head`'s key rebuilt, (B_head z) / s, and rotated by `position`.
   void decodeAt(const uint8_t *area, uint32_t slot, uint32_t head,
                 int32_t position, float *out) const override {
     const uint32_t d = headDim();
-    const float *basis = headBasis(head);
+    const float *basis =
+        groupBasis(head) + size_t(head % group_) * d * (rank_ + 1);
     thread_local std::vector<float> latent, key;
     latent.resize(rank_);
     key.resize(d);
-    latent_->decode(area, slot, latent.data());
-    if (latent_->rotates())
-      latent_->finishOutput(latent.data(), head);
+    readLatent(area, slot, head - head % group_, true, latent.data());
     for (uint32_t i = 0; i < d; ++i) {
       const float *row = basis + i * (rank_ + 1);
       key[i] = dot(row, latent.data(), rank_) / row[rank_];
@@ -289,11 +344,25 @@ CodecOr makeLowRankCodec(const schema::Encoding &encoding,
                                  "the layer's keys; low-rank keys are stored "
                                  "before RoPE");
   const uint32_t rank = encoding.rank(), d = context.headDim;
-  if (rank == 0 || rank >= d)
-    return Status::error(cache + " use #kv.lowrank of rank " +
-                         std::to_string(rank) + "; it must be from 1 to " +
-                         std::to_string(d - 1) + " for heads of " +
-                         std::to_string(d));
+  const uint32_t group = std::max<uint32_t>(encoding.group(), 1);
+  if (context.kvHeads % group)
+    return Status::error(cache + " use #kv.lowrank shared by groups of " +
+                         std::to_string(group) +
+                         " KV heads, which do not "
+                         "divide their " +
+                         std::to_string(context.kvHeads));
+  const uint64_t size = uint64_t(group) * d;
+  if (rank == 0 || rank >= size || rank % group)
+    return Status::error(
+        cache + " use #kv.lowrank of rank " + std::to_string(rank) +
+        "; it must be " +
+        (group > 1 ? "a multiple of the group (" + std::to_string(group) + ") "
+                   : std::string()) +
+        "from 1 to " + std::to_string(size - 1) + " for " +
+        (group > 1 ? "groups of " + std::to_string(group) + " heads of "
+                   : std::string("heads of ")) +
+        std::to_string(d));
+  // [kvHeads / group][group d][rank + 1]: kvHeads d (rank + 1) values.
   const uint64_t expected = uint64_t(context.kvHeads) * d * (rank + 1);
   if (context.basis.size() != expected)
     return Status::error(cache + " use #kv.lowrank of rank " +
@@ -307,12 +376,13 @@ CodecOr makeLowRankCodec(const schema::Encoding &encoding,
                                  "f32, fp8 with dynamic scales, nvfp4 or "
                                  "polar without QJL");
   CodecContext inner = context;
-  inner.headDim = rank;
+  inner.headDim = rank / group;
   inner.basis.clear();
   inner.scales.clear();
   if (keys)
     for (uint32_t h = 0; h < context.kvHeads; ++h)
       for (uint32_t i = 0; i < d; ++i) {
+        // Head h's coordinate i is row (h % group) d + i of its group's.
         float weight = context.basis[(size_t(h) * d + i) * (rank + 1) + rank];
         if (!(weight > 0) || !std::isfinite(weight))
           return Status::error(cache + " use #kv.lowrank keys whose weight " +
@@ -325,9 +395,9 @@ CodecOr makeLowRankCodec(const schema::Encoding &encoding,
     return made.status();
   if (keys)
     return std::unique_ptr<Codec>(new LowRankKeyCodec(
-        d, rank, std::move(*made), context.basis, *context.rope));
+        d, rank, group, std::move(*made), context.basis, *context.rope));
   return std::unique_ptr<Codec>(
-      new LowRankValueCodec(d, rank, std::move(*made), context.basis));
+      new LowRankValueCodec(d, rank, group, std::move(*made), context.basis));
 }
 
 } // namespace kvrt::codecs
