@@ -42,6 +42,10 @@
 #              prefilled in one chunk (a chunked prefill of an offloaded
 #              layer reads its earlier chunks over the bus), then the two
 #              side by side with the offload's hit rate and copies.
+#   ab         kvrt-cuda-engine bench of llama3-8b in each encoding at
+#              POINTS with the bench flag AB (default --fuse) at 0 and at
+#              1, one after the other, twice: an A/B on one machine (they
+#              vary 3-7% between calls). Not in the default sections.
 #   step       ncu over one batch-1 decode step of llama3-8b at L = 4096 in
 #              each of STEP_ENCODINGS (default "bf16 polar4"), without
 #              graphs, and the kernel time per kernel name
@@ -205,6 +209,24 @@ for section in "${sections[@]}"; do
     done
     grep -E '^(copy|\| llama|offload|\| artifact|\| ---)' "$out/offload.txt" |
       awk '!/^\| (artifact|---)/ || !seen[$0]++'
+    ;;
+  ab)
+    flag=${AB:-"--fuse"}
+    for e in $encodings; do
+      for p in $points; do
+        b=${p%x*} l=${p#*x}
+        for round in 1 2; do
+          for v in 0 1; do
+            step=$(timeout 300 "$bin/kvrt-cuda-engine" bench \
+              "$bin/llama3-8b-$e.kvpkg" --batch "$b" --context "$l" \
+              --chunk "$l" --steps 30 "$flag" "$v" 2>&1 |
+              awk -F'|' '/^\| llama/ { gsub(/ /, "", $7); print $7 }')
+            [ -n "$step" ] || status=1
+            echo "ab $e ${b}x$l round $round $flag $v: ${step:-failed} ms"
+          done
+        done
+      done
+    done
     ;;
   step)
     for e in $step_encodings; do

@@ -2,9 +2,9 @@
 //
 //   kvrt-cuda-engine check ARTIFACT [--prompt N] [--steps N] [--tolerance X]
 //                                   [--flips F] [--dense A] [--resident A]
-//                                   [--chunk C]
+//                                   [--chunk C] [--fuse 0|1]
 //   kvrt-cuda-engine bench ARTIFACT [--batch B] [--context L] [--steps N]
-//                                   [--chunk C] [--graphs 0|1]
+//                                   [--chunk C] [--graphs 0|1] [--fuse 0|1]
 //
 // check: runs the same two sequences (prompts of N and N / 2 + 1 tokens, in
 // one batch) on the cpu and cuda backends: prefill, then `steps` decode
@@ -65,6 +65,8 @@ struct Options {
   std::string mode, artifact, dense, resident;
   int prompt = 48, steps = 16, batch = 1, context = 4096, chunk = 8192;
   int graphs = 1;
+  /// The cuda engine's EngineOptions::cudaFusion.
+  int fuse = 1;
   /// bench: the cache's page size (0: the artifact's).
   int pageSize = 0;
   double tolerance = 0.02, flips = 0.2;
@@ -76,10 +78,11 @@ int32_t argmax(const float *row, size_t n) {
 
 std::unique_ptr<Engine> engineFor(std::shared_ptr<const Artifact> artifact,
                                   const std::string &backend,
-                                  uint64_t cacheTokens) {
+                                  uint64_t cacheTokens, bool fuse = true) {
   EngineOptions options;
   options.backend = backend;
   options.cacheTokens = cacheTokens;
+  options.cudaFusion = fuse;
   return orDie(Engine::create(std::move(artifact), options));
 }
 
@@ -174,7 +177,7 @@ int check(const Options &o) {
   auto artifact = orDie(Artifact::open(o.artifact));
   const uint64_t room = 2 * uint64_t(o.prompt + o.steps + 64);
   Backends b{engineFor(artifact, "cpu", room),
-             engineFor(artifact, "cuda", room)};
+             engineFor(artifact, "cuda", room, o.fuse != 0)};
   if (!o.resident.empty())
     b.resident = engineFor(orDie(Artifact::open(o.resident)), "cuda", room);
   std::unique_ptr<Engine> dense;
@@ -382,6 +385,7 @@ int bench(const Options &o) {
   EngineOptions engine;
   engine.backend = "cuda";
   engine.cudaGraphs = o.graphs != 0;
+  engine.cudaFusion = o.fuse != 0;
   engine.pageSize = uint32_t(o.pageSize);
   kvopt::bench::DecodeBenchOptions run;
   run.batch = o.batch;
@@ -448,6 +452,7 @@ int main(int argc, char **argv) {
                   : arg == "--context"   ? &o.context
                   : arg == "--chunk"     ? &o.chunk
                   : arg == "--graphs"    ? &o.graphs
+                  : arg == "--fuse"      ? &o.fuse
                   : arg == "--page-size" ? &o.pageSize
                                          : nullptr;
     if (arg == "--tolerance")
@@ -468,9 +473,10 @@ int main(int argc, char **argv) {
     std::fprintf(stderr,
                  "usage: %s check ARTIFACT [--prompt N] [--steps N] "
                  "[--tolerance X] [--flips F] [--dense A] [--resident A] "
-                 "[--chunk C]\n"
+                 "[--chunk C] [--fuse 0|1]\n"
                  "       %s bench ARTIFACT [--batch B] [--context L] "
-                 "[--steps N] [--chunk C] [--graphs 0|1] [--page-size P]\n",
+                 "[--steps N] [--chunk C] [--graphs 0|1] [--fuse 0|1] "
+                 "[--page-size P]\n",
                  argv[0], argv[0]);
     return 2;
   }

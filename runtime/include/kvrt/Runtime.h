@@ -97,6 +97,10 @@ struct EngineOptions {
   /// bucket of about 25%) repeats is captured once in a CUDA graph and
   /// replayed, which saves the launch of each of its kernels.
   bool cudaGraphs = true;
+  /// cuda backend: projections that read one input (q, k and v; gate and
+  /// up) run as one GEMM over their weights side by side, and a residual
+  /// add runs inside the RMSNorm that reads its sum.
+  bool cudaFusion = true;
 };
 
 /// How far one layer's attention over the compressed cache strays from the

@@ -2,10 +2,11 @@
 //
 // What the cuda backend decides before it launches anything: its page
 // bookkeeping, the plan length its graphs key on, which projections
-// convert their inputs, the decode kernels' launch plans and refusals, the
-// page layouts it reads, and for sparse selection the pages a prefill's
-// summaries are rebuilt for and the workspace every selecting layer shares. No
-// GPU is needed: CI runs these; the kernels themselves are checked on the GPU
+// convert their inputs or run as one GEMM, which adds run inside a norm,
+// the decode kernels' launch plans and refusals, the page layouts it
+// reads, and for sparse selection the pages a prefill's summaries are
+// rebuilt for and the workspace every selecting layer shares. No GPU is
+// needed: CI runs these; the kernels themselves are checked on the GPU
 // machine (test/cuda).
 //
 //===----------------------------------------------------------------------===//
@@ -119,11 +120,21 @@ TEST(PlanLength, CoversTheLengthWithinAQuarterAndChangesRarely) {
   EXPECT_LE(distinct.size(), 40u);
 }
 
-TEST(Bf16Inputs, EveryProjectionFindsItsInputInTheBuffer) {
+/// A random 3-layer Llama's plan, with the artifact its steps point into.
+struct RandomLlamaPlan {
   test::RandomLlama model = test::makeRandomLlama(3);
   ArtifactWriter writer;
-  ASSERT_TRUE(test::buildLlama(writer, model.config, model.weights, {}));
-  const PlanSteps plan = planSteps(writer.manifest().plan());
+  PlanSteps plan;
+  RandomLlamaPlan() {
+    EXPECT_TRUE(test::buildLlama(writer, model.config, model.weights, {}));
+    plan = planSteps(writer.manifest().plan());
+  }
+};
+
+TEST(Bf16Inputs, EveryProjectionFindsItsInputInTheBuffer) {
+  const RandomLlamaPlan llama;
+  const test::RandomLlama &model = llama.model;
+  const PlanSteps &plan = llama.plan;
   const Bf16Inputs bf16 = planBf16Inputs(plan.steps);
   // Replay the one bf16 buffer: a writer fills it, a converting projection
   // refills it, the LM head (which gathers its rows) clobbers it.
@@ -150,6 +161,95 @@ TEST(Bf16Inputs, EveryProjectionFindsItsInputInTheBuffer) {
   const int layers = int(model.config.num_layers());
   EXPECT_EQ(conversions, layers);
   EXPECT_EQ(writes, 3 * layers);
+}
+
+TEST(FusedProjections, QkvAndGateUpRunAsOneGemmEachPerLayer) {
+  const RandomLlamaPlan llama;
+  const test::RandomLlama &model = llama.model;
+  const PlanSteps &plan = llama.plan;
+  const FusedProjections fused = planFusedProjections(plan.steps);
+  const int layers = int(model.config.num_layers());
+  ASSERT_EQ(fused.groups.size(), size_t(2 * layers));
+  const schema::ModelConfig &c = model.config;
+  const int64_t headDim =
+      c.head_dim() ? c.head_dim() : c.hidden_size() / c.num_heads();
+  const int64_t q = c.num_heads() * headDim, kv = c.num_kv_heads() * headDim;
+  const int64_t mlp = c.intermediate_size();
+  for (int l = 0; l < layers; ++l) {
+    const FusedProjection &qkv = fused.groups[size_t(2 * l)];
+    const FusedProjection &gateUp = fused.groups[size_t(2 * l + 1)];
+    EXPECT_EQ(qkv.offsets, (std::vector<int64_t>{0, q, q + kv}));
+    EXPECT_EQ(qkv.width, q + 2 * kv);
+    EXPECT_EQ(gateUp.offsets, (std::vector<int64_t>{0, mlp}));
+    EXPECT_EQ(gateUp.width, 2 * mlp);
+  }
+  EXPECT_EQ(fused.widest, std::max(q + 2 * kv, 2 * mlp));
+  // Every member reads one input; every reader of a member takes it from
+  // the member's columns, and runs before the next group's GEMM.
+  int64_t strided = 0;
+  for (size_t g = 0; g < fused.groups.size(); ++g) {
+    const FusedProjection &group = fused.groups[g];
+    const size_t next = g + 1 < fused.groups.size()
+                            ? fused.groups[g + 1].members[0]
+                            : plan.steps.size();
+    for (size_t k = 0; k < group.members.size(); ++k) {
+      const size_t m = group.members[k];
+      EXPECT_EQ(plan.steps[m].kernel, Kernel::Linear);
+      EXPECT_EQ(fused.memberOf[m], int32_t(g));
+      EXPECT_EQ(plan.steps[m].producers[0],
+                plan.steps[group.members[0]].producers[0]);
+      for (size_t j = 0; j < plan.steps.size(); ++j)
+        for (size_t i = 0; i < plan.steps[j].producers.size(); ++i) {
+          if (plan.steps[j].producers[i] != int64_t(m) ||
+              plan.steps[j].kernel == Kernel::Reshape)
+            continue;
+          const StridedInput &in = fused.inputs[j][i];
+          EXPECT_EQ(in.group, int32_t(g)) << "step " << j;
+          EXPECT_EQ(in.offset, group.offsets[k]);
+          EXPECT_EQ(in.stride, group.width);
+          EXPECT_LT(j, next) << "step " << j << " reads group " << g
+                             << " after the next group's GEMM";
+          ++strided;
+        }
+    }
+  }
+  // Per layer: rope of q and of k, the append of v, SwiGLU's two inputs.
+  EXPECT_EQ(strided, 5 * layers);
+  // Nothing else reads a scratch.
+  int64_t marked = 0;
+  for (const std::vector<StridedInput> &inputs : fused.inputs)
+    for (const StridedInput &in : inputs)
+      marked += in.group >= 0;
+  EXPECT_EQ(marked, strided);
+}
+
+TEST(FoldedAdds, EveryResidualAddRunsInsideTheNormAfterIt) {
+  const RandomLlamaPlan llama;
+  const test::RandomLlama &model = llama.model;
+  const PlanSteps &plan = llama.plan;
+  const FoldedAdds folded = planFoldedAdds(plan.steps);
+  // A layer's two adds: the attention's, read by the norm before the MLP,
+  // and the MLP's, read by the next layer's first norm (the last one's by
+  // the final norm).
+  int adds = 0, norms = 0;
+  for (size_t i = 0; i < plan.steps.size(); ++i) {
+    const PlanStep &s = plan.steps[i];
+    if (s.kernel == Kernel::Add) {
+      ++adds;
+      EXPECT_TRUE(folded.folded[i]) << "step " << i;
+    }
+    if (folded.addOf[i] == kNoStep)
+      continue;
+    ++norms;
+    const size_t add = size_t(folded.addOf[i]);
+    EXPECT_EQ(s.kernel, Kernel::RmsNorm);
+    EXPECT_EQ(s.producers[0], int64_t(add));
+    EXPECT_EQ(s.dim, s.inputWidth);
+    for (size_t j = add + 1; j < i; ++j)
+      EXPECT_EQ(plan.steps[j].kernel, Kernel::Reshape) << "step " << j;
+  }
+  EXPECT_EQ(adds, 2 * int(model.config.num_layers()));
+  EXPECT_EQ(norms, adds);
 }
 
 DeviceSideLayout layoutOf(const schema::Encoding &encoding, uint32_t headDim,

@@ -39,6 +39,14 @@ struct AppendGeometry {
   bool slotScales;
 };
 
+/// Coordinate i of KV head h of row r in args.src.
+__device__ float sourceValue(const AppendArgs &a, uint32_t r, uint32_t h,
+                             uint32_t i) {
+  const uint64_t stride =
+      a.srcStride ? a.srcStride : uint64_t(a.kvHeads) * a.headDim;
+  return a.src[r * stride + uint64_t(h) * a.headDim + i];
+}
+
 /// The largest finite e4m3 and e2m1 values.
 constexpr double kE4M3Max = 448.0;
 constexpr double kE2M1Max = 6.0;
@@ -78,7 +86,7 @@ __global__ void appendPolarKernel(AppendArgs a, AppendGeometry g,
       a.pool + uint64_t(slot / int32_t(a.pageSize)) * g.pageStride +
       h * g.areaStride + uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
   const uint64_t at = (uint64_t(r) * a.kvHeads + h) * d + i;
-  const __nv_bfloat16 rounded = __float2bfloat16_rn(a.src[at]);
+  const __nv_bfloat16 rounded = __float2bfloat16_rn(sourceValue(a, r, h, i));
   if (a.bf16Copy)
     reinterpret_cast<__nv_bfloat16 *>(a.bf16Copy)[at] = rounded;
   const double value = __bfloat162float(rounded);
@@ -124,7 +132,7 @@ __global__ void appendNvfp4Kernel(AppendArgs a, AppendGeometry g,
       a.pool + uint64_t(slot / int32_t(a.pageSize)) * g.pageStride +
       h * g.areaStride + uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
   const uint64_t at = (uint64_t(r) * a.kvHeads + h) * a.headDim + i;
-  const __nv_bfloat16 rounded = __float2bfloat16_rn(a.src[at]);
+  const __nv_bfloat16 rounded = __float2bfloat16_rn(sourceValue(a, r, h, i));
   if (a.bf16Copy)
     reinterpret_cast<__nv_bfloat16 *>(a.bf16Copy)[at] = rounded;
   const float x = __bfloat162float(rounded);
@@ -159,7 +167,7 @@ __global__ void appendKernel(AppendArgs a, AppendGeometry g) {
   uint8_t *entry = area + g.codesOffset +
                    uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
   const uint64_t at = (uint64_t(r) * a.kvHeads + h) * a.headDim + i;
-  const __nv_bfloat16 rounded = __float2bfloat16_rn(a.src[at]);
+  const __nv_bfloat16 rounded = __float2bfloat16_rn(sourceValue(a, r, h, i));
   if (a.bf16Copy)
     reinterpret_cast<__nv_bfloat16 *>(a.bf16Copy)[at] = rounded;
   if constexpr (Kind == DeviceSideLayout::Kind::Kivi) {

@@ -18,8 +18,10 @@
 namespace kvrt::cuda {
 
 struct AppendArgs {
-  /// [rows][kvHeads][headDim] fp32.
+  /// [rows][kvHeads][headDim] fp32, rows `srcStride` values apart (a fused
+  /// projection's columns; 0: kvHeads * headDim).
   const float *src = nullptr;
+  uint64_t srcStride = 0;
   /// [rows]: page * pageSize + slot of each row's token.
   const int32_t *slots = nullptr;
   uint32_t rows = 0;

@@ -69,6 +69,7 @@
 #include <map>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <tuple>
 #include <unordered_map>
 
@@ -100,6 +101,17 @@ struct Step : PlanStep {
   /// step left it there).
   bool writesBf16 = false;
   bool convertsInput = true;
+  /// linear in a fused group (StepPlanning.h): the first member runs the
+  /// group's GEMM over `weight` and `bias` side by side into fusedOutput_,
+  /// `groupWidth` values a row; the others run nothing.
+  bool fused = false, runsGroup = false;
+  int64_t groupWidth = 0;
+  /// Per input: where a fused GEMM left it (group -1: its buffer).
+  std::vector<cuda::StridedInput> strided;
+  /// rms_norm: the residual add it computes first (StepPlanning.h), or
+  /// kNoStep. add: whether a norm computes it (it runs nothing).
+  int64_t addStep = kNoStep;
+  bool foldedAway = false;
   /// append, attention.
   uint32_t layer = 0;
   float scale = 1.0f;
@@ -212,6 +224,13 @@ public:
 private:
   /// Tensor `index` in device memory, as bf16 (`bf16`) or f32.
   StatusOr<const void *> tensor(uint32_t index, bool bf16);
+  /// Puts the weights (and biases) of each fused group's members side by
+  /// side in one tensor the group's first member reads, freeing the
+  /// members' own where no other step reads them.
+  Status fuseProjections(const cuda::FusedProjections &fused);
+  /// Input `i` of `s`, and the values between its rows.
+  const float *input(const Step &s, size_t i);
+  int64_t inputStride(const Step &s, size_t i) const;
   Status prepareCache(const EngineOptions &options);
   /// The one sparse workspace of the selecting layers, for `pages` pages
   /// (sequences of at most `longest` tokens).
@@ -256,6 +275,8 @@ private:
   std::vector<cuda::OffloadPlan> offloadPlans_;
   std::unique_ptr<cuda::OffloadedPages> offloaded_;
   std::unordered_map<uint64_t, DeviceBuffer> tensors_;
+  /// The fused groups' weights and biases side by side.
+  std::vector<DeviceBuffer> fusedTensors_;
   std::vector<DeviceBuffer> ropeTables_;
   std::vector<Step> steps_;
   std::vector<int64_t> bufferWidths_;
@@ -263,6 +284,13 @@ private:
   /// logits, the batch's integers and the attention's workspace.
   std::vector<Scratch> buffers_;
   Scratch bf16Input_, logits_, batchInts_, workspace_;
+  /// What a fused group's GEMM writes, [rows][widestGroup_], read by its
+  /// members' readers with a row stride.
+  Scratch fusedOutput_;
+  int64_t widestGroup_ = 0;
+  /// Per buffer: whether a step other than a fused projection writes it
+  /// (the others are never reserved).
+  std::vector<bool> bufferWritten_;
   /// When the batch holds a prefill (a sequence with several rows): the
   /// bf16 keys and values each append leaves for its layer's attention.
   Scratch ownKeys_, ownValues_;
@@ -503,7 +531,86 @@ Status CudaBackend::prepare(const EngineOptions &options) {
     steps_[i].writesBf16 = bf16.writes[i];
     steps_[i].convertsInput = bf16.converts[i];
   }
+  cuda::FusedProjections fused;
+  if (options.cudaFusion) {
+    fused = cuda::planFusedProjections(plan.steps);
+    const cuda::FoldedAdds adds = cuda::planFoldedAdds(plan.steps);
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      steps_[i].addStep = adds.addOf[i];
+      steps_[i].foldedAway = adds.folded[i];
+    }
+  } else {
+    fused.inputs.resize(steps_.size());
+  }
+  fused.memberOf.resize(steps_.size(), -1);
+  for (size_t i = 0; i < steps_.size(); ++i)
+    fused.inputs[i].resize(steps_[i].inputs.size());
+  KVRT_RETURN_IF_ERROR(fuseProjections(fused));
   return prepareCache(options);
+}
+
+Status CudaBackend::fuseProjections(const cuda::FusedProjections &fused) {
+  widestGroup_ = fused.widest;
+  bufferWritten_.assign(buffers_.size(), false);
+  // The tensors a step outside the groups reads (a tied embedding, say).
+  std::set<uint32_t> shared;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    steps_[i].strided = fused.inputs[i];
+    if (fused.memberOf[i] >= 0)
+      continue;
+    if (steps_[i].output != kNoBuffer && steps_[i].kernel != Kernel::Reshape)
+      bufferWritten_[steps_[i].output] = true;
+    for (uint32_t t : steps_[i].call->tensors())
+      shared.insert(t);
+  }
+  for (const cuda::FusedProjection &group : fused.groups) {
+    Step &first = steps_[group.members[0]];
+    const size_t in = size_t(first.inputWidth);
+    StatusOr<DeviceBuffer> weights =
+        DeviceBuffer::allocate(size_t(group.width) * in * sizeof(uint16_t));
+    if (!weights)
+      return weights.status();
+    DeviceBuffer biases;
+    if (first.bias) {
+      StatusOr<DeviceBuffer> made =
+          DeviceBuffer::allocate(size_t(group.width) * sizeof(float));
+      if (!made)
+        return made.status();
+      biases = std::move(*made);
+    }
+    for (size_t k = 0; k < group.members.size(); ++k) {
+      Step &m = steps_[group.members[k]];
+      const size_t width = size_t(m.outputWidth);
+      cudaError_t e = cudaMemcpyAsync(
+          weights->as<uint16_t>() + size_t(group.offsets[k]) * in, m.weight,
+          width * in * sizeof(uint16_t), cudaMemcpyDeviceToDevice, stream_);
+      if (!e && m.bias)
+        e = cudaMemcpyAsync(biases.as<float>() + group.offsets[k], m.bias,
+                            width * sizeof(float), cudaMemcpyDeviceToDevice,
+                            stream_);
+      if (e)
+        return cudaFailed("putting fused projections' weights together", e);
+      m.fused = true;
+      m.weight = nullptr;
+      m.bias = nullptr;
+    }
+    first.runsGroup = true;
+    first.groupWidth = group.width;
+    first.weight = weights->as<uint16_t>();
+    first.bias = biases.as<float>();
+    fusedTensors_.push_back(std::move(*weights));
+    fusedTensors_.push_back(std::move(biases));
+  }
+  if (cudaError_t e = cudaStreamSynchronize(stream_))
+    return cudaFailed("putting fused projections' weights together", e);
+  for (const cuda::FusedProjection &group : fused.groups)
+    for (size_t m : group.members)
+      for (uint32_t t : steps_[m].call->tensors())
+        if (!shared.count(t)) {
+          tensors_.erase(uint64_t(t) << 1);
+          tensors_.erase(uint64_t(t) << 1 | 1);
+        }
+  return Status::ok();
 }
 
 Status CudaBackend::prepareCache(const EngineOptions &options) {
@@ -852,8 +959,12 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
     return cudaFailed("copying the batch to the device", e);
 
   for (size_t b = 0; b < buffers_.size(); ++b)
+    if (bufferWritten_[b])
+      KVRT_RETURN_IF_ERROR(
+          buffers_[b].reserve(size_t(rows) * bufferWidths_[b] * sizeof(float)));
+  if (widestGroup_)
     KVRT_RETURN_IF_ERROR(
-        buffers_[b].reserve(size_t(rows) * bufferWidths_[b] * sizeof(float)));
+        fusedOutput_.reserve(size_t(rows) * widestGroup_ * sizeof(float)));
   KVRT_RETURN_IF_ERROR(
       bf16Input_.reserve(size_t(rows) * widestInput_ * sizeof(uint16_t)));
   const int64_t vocab = artifact_->manifest().model().vocab_size();
@@ -888,8 +999,9 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
 
 uint64_t CudaBackend::scratchMoves() const {
   uint64_t moves = bf16Input_.moves + logits_.moves + batchInts_.moves +
-                   workspace_.moves + ownKeys_.moves + ownValues_.moves +
-                   (offloaded_ ? offloaded_->moves() : 0) + pool_->exactMoves();
+                   fusedOutput_.moves + workspace_.moves + ownKeys_.moves +
+                   ownValues_.moves + (offloaded_ ? offloaded_->moves() : 0) +
+                   pool_->exactMoves();
   for (const Scratch &b : buffers_)
     moves += b.moves;
   return moves;
@@ -934,8 +1046,19 @@ Status CudaBackend::runSteps(uint32_t rows, uint32_t logitRows) {
   return Status::ok();
 }
 
+const float *CudaBackend::input(const Step &s, size_t i) {
+  const cuda::StridedInput &from = s.strided[i];
+  return from.group < 0 ? buffer(s.inputs[i])
+                        : fusedOutput_.buffer.as<float>() + from.offset;
+}
+
+int64_t CudaBackend::inputStride(const Step &s, size_t i) const {
+  const cuda::StridedInput &from = s.strided[i];
+  return from.group < 0 ? bufferWidths_[s.inputs[i]] : from.stride;
+}
+
 Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
-  auto in = [&](int i) { return buffer(s.inputs[i]); };
+  auto in = [&](size_t i) { return input(s, i); };
   float *out = s.output == kNoBuffer ? nullptr : buffer(s.output);
   bool launched = true;
   switch (s.kernel) {
@@ -943,16 +1066,31 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     launched = cuda::launchEmbedding(s.weight, s.outputWidth, tokens_, rows,
                                      out, stream_);
     break;
-  case Kernel::RmsNorm:
-    launched = cuda::launchRmsNorm(
-        in(0), rows * s.inputWidth / s.dim, s.dim, s.normWeight, s.epsilon, out,
-        s.writesBf16 ? bf16Input_.buffer.as<uint16_t>() : nullptr, stream_);
+  case Kernel::RmsNorm: {
+    uint16_t *bf16 = s.writesBf16 ? bf16Input_.buffer.as<uint16_t>() : nullptr;
+    const int64_t norms = rows * s.inputWidth / s.dim;
+    if (s.addStep == kNoStep) {
+      launched =
+          cuda::launchRmsNorm(in(0), nullptr, nullptr, norms, s.dim,
+                              s.normWeight, s.epsilon, out, bf16, stream_);
+      break;
+    }
+    const Step &add = steps_[size_t(s.addStep)];
+    launched = cuda::launchRmsNorm(input(add, 0), input(add, 1),
+                                   buffer(add.output), norms, s.dim,
+                                   s.normWeight, s.epsilon, out, bf16, stream_);
     break;
+  }
   case Kernel::Linear: {
+    if (s.fused && !s.runsGroup)
+      return Status::ok(); // The group's first member computed it.
     uint16_t *x = bf16Input_.buffer.as<uint16_t>();
     if (s.convertsInput &&
         !cuda::launchRowsToBf16(in(0), nullptr, rows, s.inputWidth, x, stream_))
       break;
+    if (s.runsGroup)
+      return gemm_->run(x, rows, s.inputWidth, s.weight, s.groupWidth, s.bias,
+                        fusedOutput_.buffer.as<float>(), stream_);
     return gemm_->run(x, rows, s.inputWidth, s.weight, s.outputWidth, s.bias,
                       out, stream_);
   }
@@ -968,9 +1106,9 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
   case Kernel::Reshape:
     return Status::ok();
   case Kernel::Rope:
-    launched = cuda::launchRope(in(0), rows, s.heads, s.dim, positions_,
-                                s.inverseFrequencies, s.attentionFactor,
-                                s.interleaved, out, stream_);
+    launched = cuda::launchRope(in(0), inputStride(s, 0), rows, s.heads, s.dim,
+                                positions_, s.inverseFrequencies,
+                                s.attentionFactor, s.interleaved, out, stream_);
     break;
   case Kernel::Append: {
     cuda::DeviceKvPool::Layer &layer = pool_->layer(s.layer);
@@ -981,12 +1119,14 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     args.headDim = layer.spec.headDim;
     args.pageSize = pool_->pageSize();
     args.src = in(0);
+    args.srcStride = uint64_t(inputStride(s, 0));
     args.pool = layer.keys();
     args.headScales = layer.keyScales.as<float>();
     args.bf16Copy =
         keepsOwnEntries(layer.spec) ? ownKeys_.buffer.as<uint16_t>() : nullptr;
     KVRT_RETURN_IF_ERROR(cuda::launchAppend(args, layer.spec.key, stream_));
     args.src = in(1);
+    args.srcStride = uint64_t(inputStride(s, 1));
     args.pool = layer.values();
     args.headScales = layer.valueScales.as<float>();
     args.bf16Copy = keepsOwnEntries(layer.spec)
@@ -1017,10 +1157,13 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     return attention(s, in(0), out, rows);
   case Kernel::SwiGLU:
     launched = cuda::launchSwiglu(
-        in(0), in(1), int64_t(rows) * s.inputWidth, out,
-        s.writesBf16 ? bf16Input_.buffer.as<uint16_t>() : nullptr, stream_);
+        in(0), inputStride(s, 0), in(1), inputStride(s, 1), rows, s.inputWidth,
+        out, s.writesBf16 ? bf16Input_.buffer.as<uint16_t>() : nullptr,
+        stream_);
     break;
   case Kernel::Add:
+    if (s.foldedAway)
+      return Status::ok(); // The norm that reads the sum computes it.
     launched = cuda::launchAdd(in(0), in(1), int64_t(rows) * s.inputWidth, out,
                                stream_);
     break;

@@ -45,14 +45,27 @@ __global__ void embeddingKernel(const uint16_t *table, int64_t width,
 constexpr int kNormThreads = 1024;
 
 __global__ void __launch_bounds__(kNormThreads)
-    rmsNormKernel(const float *x, int dim, const float *weight, float epsilon,
-                  float *y, __nv_bfloat16 *yBf16) {
-  const float *xr = x + size_t(blockIdx.x) * dim;
-  float *yr = y + size_t(blockIdx.x) * dim;
+    rmsNormKernel(const float *x, const float *residual, float *added, int dim,
+                  const float *weight, float epsilon, float *y,
+                  __nv_bfloat16 *yBf16) {
+  const size_t row = size_t(blockIdx.x) * dim;
+  const float *xr = x + row;
+  float *yr = y + row;
   double sum = 0;
+  if (residual) {
+    // Each thread reads back below only what it wrote here.
 #pragma unroll 4
-  for (int i = threadIdx.x; i < dim; i += kNormThreads)
-    sum += double(xr[i]) * xr[i];
+    for (int i = threadIdx.x; i < dim; i += kNormThreads) {
+      const float v = xr[i] + residual[row + i];
+      added[row + i] = v;
+      sum += double(v) * v;
+    }
+    xr = added + row;
+  } else {
+#pragma unroll 4
+    for (int i = threadIdx.x; i < dim; i += kNormThreads)
+      sum += double(xr[i]) * xr[i];
+  }
   __shared__ double partial[kNormThreads / 32];
   for (int offset = 16; offset; offset /= 2)
     sum += __shfl_xor_sync(~0u, sum, offset);
@@ -73,10 +86,10 @@ __global__ void __launch_bounds__(kNormThreads)
 }
 
 /// One thread per (row, head, pair); angles in double as the CPU kernel.
-__global__ void ropeKernel(const float *x, int64_t rows, int64_t heads,
-                           int64_t headDim, const int32_t *positions,
-                           const double *inverse, double factor,
-                           bool interleaved, float *y) {
+__global__ void ropeKernel(const float *x, int64_t xStride, int64_t rows,
+                           int64_t heads, int64_t headDim,
+                           const int32_t *positions, const double *inverse,
+                           double factor, bool interleaved, float *y) {
   const int64_t half = headDim / 2, n = rows * heads * half;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -84,19 +97,25 @@ __global__ void ropeKernel(const float *x, int64_t rows, int64_t heads,
     double s, c;
     sincos(double(positions[r]) * inverse[p], &s, &c);
     const float cf = float(c * factor), sf = float(s * factor);
-    const int64_t a = rh * headDim + (interleaved ? 2 * p : p);
-    const int64_t b = a + (interleaved ? 1 : half);
-    const float x1 = x[a], x2 = x[b];
-    y[a] = x1 * cf - x2 * sf;
-    y[b] = x2 * cf + x1 * sf;
+    const int64_t first = interleaved ? 2 * p : p;
+    const int64_t second = first + (interleaved ? 1 : half);
+    const int64_t from = r * xStride + (rh % heads) * headDim;
+    const float x1 = x[from + first], x2 = x[from + second];
+    y[rh * headDim + first] = x1 * cf - x2 * sf;
+    y[rh * headDim + second] = x2 * cf + x1 * sf;
   }
 }
 
-__global__ void swigluKernel(const float *gate, const float *up, int64_t n,
-                             float *out, __nv_bfloat16 *outBf16) {
+__global__ void swigluKernel(const float *gate, int64_t gateStride,
+                             const float *up, int64_t upStride, int64_t rows,
+                             int64_t width, float *out,
+                             __nv_bfloat16 *outBf16) {
+  const int64_t n = rows * width;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    const float v = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    const int64_t r = i / width, c = i % width;
+    const float g = gate[r * gateStride + c];
+    const float v = g / (1.0f + expf(-g)) * up[r * upStride + c];
     out[i] = v;
     if (outBf16)
       outBf16[i] = __float2bfloat16_rn(v);
@@ -146,33 +165,36 @@ bool launchEmbedding(const uint16_t *table, int64_t width,
   return accepted();
 }
 
-bool launchRmsNorm(const float *x, int64_t rows, int64_t dim,
-                   const float *weight, float epsilon, float *y,
-                   uint16_t *yBf16, cudaStream_t stream) {
+bool launchRmsNorm(const float *x, const float *residual, float *added,
+                   int64_t rows, int64_t dim, const float *weight,
+                   float epsilon, float *y, uint16_t *yBf16,
+                   cudaStream_t stream) {
   if (rows == 0)
     return true;
   if (dim > INT32_MAX)
     return false;
   rmsNormKernel<<<unsigned(rows), kNormThreads, 0, stream>>>(
-      x, int(dim), weight, epsilon, y,
+      x, residual, added, int(dim), weight, epsilon, y,
       reinterpret_cast<__nv_bfloat16 *>(yBf16));
   return accepted();
 }
 
-bool launchRope(const float *x, int64_t rows, int64_t heads, int64_t headDim,
-                const int32_t *positions, const double *inverseFrequencies,
-                double attentionFactor, bool interleaved, float *y,
-                cudaStream_t stream) {
+bool launchRope(const float *x, int64_t xStride, int64_t rows, int64_t heads,
+                int64_t headDim, const int32_t *positions,
+                const double *inverseFrequencies, double attentionFactor,
+                bool interleaved, float *y, cudaStream_t stream) {
   ropeKernel<<<blocksFor(rows * heads * headDim / 2), kThreads, 0, stream>>>(
-      x, rows, heads, headDim, positions, inverseFrequencies, attentionFactor,
-      interleaved, y);
+      x, xStride, rows, heads, headDim, positions, inverseFrequencies,
+      attentionFactor, interleaved, y);
   return accepted();
 }
 
-bool launchSwiglu(const float *gate, const float *up, int64_t n, float *out,
+bool launchSwiglu(const float *gate, int64_t gateStride, const float *up,
+                  int64_t upStride, int64_t rows, int64_t width, float *out,
                   uint16_t *outBf16, cudaStream_t stream) {
-  swigluKernel<<<blocksFor(n), kThreads, 0, stream>>>(
-      gate, up, n, out, reinterpret_cast<__nv_bfloat16 *>(outBf16));
+  swigluKernel<<<blocksFor(rows * width), kThreads, 0, stream>>>(
+      gate, gateStride, up, upStride, rows, width, out,
+      reinterpret_cast<__nv_bfloat16 *>(outBf16));
   return accepted();
 }
 

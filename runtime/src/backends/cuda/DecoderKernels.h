@@ -25,22 +25,29 @@ bool launchEmbedding(const uint16_t *table, int64_t width,
 
 /// y = x / rms(x) * weight per row of `dim` values; the mean square in
 /// double, as the CPU kernel. With `yBf16`, y rounded to bf16 there too
-/// (for the projections that read it).
-bool launchRmsNorm(const float *x, int64_t rows, int64_t dim,
-                   const float *weight, float epsilon, float *y,
-                   uint16_t *yBf16, cudaStream_t stream);
+/// (for the projections that read it). With `residual`, x + residual
+/// first, written to `added` (a residual add and the norm that reads its
+/// sum, in one pass).
+bool launchRmsNorm(const float *x, const float *residual, float *added,
+                   int64_t rows, int64_t dim, const float *weight,
+                   float epsilon, float *y, uint16_t *yBf16,
+                   cudaStream_t stream);
 
-/// Rotates each head of x [rows][heads][headDim] by positions[row], pairs
-/// (p, p + half) or (2p, 2p + 1) when `interleaved`; inverse frequencies
-/// [headDim / 2] in double, cos and sin times `attentionFactor`.
-bool launchRope(const float *x, int64_t rows, int64_t heads, int64_t headDim,
-                const int32_t *positions, const double *inverseFrequencies,
-                double attentionFactor, bool interleaved, float *y,
-                cudaStream_t stream);
+/// Rotates each head of x [rows][heads][headDim] (rows `xStride` values
+/// apart: a fused projection's columns) by positions[row] into y (rows
+/// heads * headDim apart), pairs (p, p + half) or (2p, 2p + 1) when
+/// `interleaved`; inverse frequencies [headDim / 2] in double, cos and sin
+/// times `attentionFactor`.
+bool launchRope(const float *x, int64_t xStride, int64_t rows, int64_t heads,
+                int64_t headDim, const int32_t *positions,
+                const double *inverseFrequencies, double attentionFactor,
+                bool interleaved, float *y, cudaStream_t stream);
 
-/// out = gate * sigmoid(gate) * up, elementwise; with `outBf16`, rounded
-/// to bf16 there too.
-bool launchSwiglu(const float *gate, const float *up, int64_t n, float *out,
+/// out = gate * sigmoid(gate) * up for [rows][width] values, gate's and
+/// up's rows `gateStride` and `upStride` values apart, out's `width`; with
+/// `outBf16`, rounded to bf16 there too.
+bool launchSwiglu(const float *gate, int64_t gateStride, const float *up,
+                  int64_t upStride, int64_t rows, int64_t width, float *out,
                   uint16_t *outBf16, cudaStream_t stream);
 
 /// out = a + b, elementwise.

@@ -42,6 +42,104 @@ Bf16Inputs planBf16Inputs(const std::vector<PlanStep> &steps) {
   return plan;
 }
 
+namespace {
+
+/// Whether step `reader` can take input `input` with a row stride.
+bool takesStridedInput(const PlanStep &reader, size_t input) {
+  switch (reader.kernel) {
+  case Kernel::Rope:
+    return input == 0;
+  case Kernel::Append:
+  case Kernel::SwiGLU:
+    return input < 2;
+  default:
+    return false;
+  }
+}
+
+} // namespace
+
+FusedProjections planFusedProjections(const std::vector<PlanStep> &steps) {
+  FusedProjections fused;
+  fused.memberOf.assign(steps.size(), -1);
+  fused.inputs.resize(steps.size());
+  for (size_t j = 0; j < steps.size(); ++j)
+    fused.inputs[j].resize(steps[j].inputs.size());
+  // Per step: its readers (through reshapes), and whether all of them take
+  // a strided input.
+  std::vector<std::vector<std::pair<size_t, size_t>>> readers(steps.size());
+  for (size_t j = 0; j < steps.size(); ++j) {
+    if (steps[j].kernel == Kernel::Reshape)
+      continue;
+    for (size_t i = 0; i < steps[j].producers.size(); ++i)
+      if (steps[j].producers[i] != kNoStep)
+        readers[size_t(steps[j].producers[i])].push_back({j, i});
+  }
+  auto fusable = [&](size_t m) {
+    if (steps[m].kernel != Kernel::Linear || readers[m].empty())
+      return false;
+    for (const auto &[j, i] : readers[m])
+      if (!takesStridedInput(steps[j], i))
+        return false;
+    return true;
+  };
+  auto hasBias = [&](size_t m) { return steps[m].call->tensors_size() > 1; };
+  // The last step that reads the scratch so far.
+  int64_t lastRead = -1;
+  std::vector<bool> taken(steps.size(), false);
+  for (size_t leader = 0; leader < steps.size(); ++leader) {
+    if (taken[leader] || !fusable(leader))
+      continue;
+    FusedProjection group;
+    for (size_t m = leader; m < steps.size(); ++m)
+      if (!taken[m] && fusable(m) &&
+          steps[m].producers[0] == steps[leader].producers[0] &&
+          steps[m].inputs[0] == steps[leader].inputs[0] &&
+          steps[m].inputWidth == steps[leader].inputWidth &&
+          hasBias(m) == hasBias(leader)) {
+        group.members.push_back(m);
+        group.offsets.push_back(group.width);
+        group.width += steps[m].outputWidth;
+      }
+    if (group.members.size() < 2 || int64_t(leader) <= lastRead)
+      continue;
+    const int32_t id = int32_t(fused.groups.size());
+    for (size_t k = 0; k < group.members.size(); ++k) {
+      const size_t m = group.members[k];
+      taken[m] = true;
+      fused.memberOf[m] = id;
+      for (const auto &[j, i] : readers[m]) {
+        fused.inputs[j][i] = {id, group.offsets[k], group.width};
+        lastRead = std::max(lastRead, int64_t(j));
+      }
+    }
+    fused.widest = std::max(fused.widest, group.width);
+    fused.groups.push_back(std::move(group));
+  }
+  return fused;
+}
+
+FoldedAdds planFoldedAdds(const std::vector<PlanStep> &steps) {
+  FoldedAdds folded;
+  folded.addOf.assign(steps.size(), kNoStep);
+  folded.folded.assign(steps.size(), false);
+  for (size_t n = 0; n < steps.size(); ++n) {
+    const PlanStep &norm = steps[n];
+    if (norm.kernel != Kernel::RmsNorm || norm.dim != norm.inputWidth ||
+        norm.producers[0] == kNoStep)
+      continue;
+    const size_t a = size_t(norm.producers[0]);
+    bool adjacent = steps[a].kernel == Kernel::Add && a < n;
+    for (size_t j = a + 1; adjacent && j < n; ++j)
+      adjacent = steps[j].kernel == Kernel::Reshape;
+    if (!adjacent)
+      continue;
+    folded.addOf[n] = int64_t(a);
+    folded.folded[a] = true;
+  }
+  return folded;
+}
+
 uint32_t planLength(uint32_t length) {
   if (length <= 256)
     return 256;

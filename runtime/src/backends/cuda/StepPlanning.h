@@ -4,7 +4,8 @@
 // apart so that CI (no GPU) tests it: which projections must convert their
 // input to bf16, the length a decode step's attention plans for, and for
 // sparse selection the pages whose summaries a prefill rebuilds and the
-// one workspace every selecting layer shares.
+// one workspace every selecting layer shares; which projections run as one
+// GEMM and which residual adds run inside a norm.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_STEPPLANNING_H
@@ -27,6 +28,54 @@ struct Bf16Inputs {
   std::vector<bool> converts;
 };
 Bf16Inputs planBf16Inputs(const std::vector<PlanStep> &steps);
+
+/// Projections that read one input run as one GEMM over their weights side
+/// by side (q, k and v; gate and up): at decode a small projection reads its
+/// weights far below the copy rate, and each GEMM costs a launch and a tail.
+/// The group's GEMM writes [rows][width] into one scratch that every group
+/// shares, each member its columns [offset, offset + outputWidth); the
+/// steps that read a member take that scratch with a row stride of width.
+/// A member is fused only if every reader can take a row stride (rope,
+/// append, SwiGLU) and every reader of a group runs before the next group's
+/// GEMM overwrites the scratch.
+struct FusedProjection {
+  /// Step indices in plan order; the first runs the GEMM, the others none.
+  std::vector<size_t> members;
+  /// Per member: its first column in the scratch.
+  std::vector<int64_t> offsets;
+  /// Values per row of the scratch: the members' widths summed.
+  int64_t width = 0;
+};
+
+/// Where a step reads one of its inputs from when a fused GEMM wrote it.
+struct StridedInput {
+  /// The group, and the input's first column and row stride in its scratch.
+  int32_t group = -1;
+  int64_t offset = 0;
+  int64_t stride = 0;
+};
+
+struct FusedProjections {
+  std::vector<FusedProjection> groups;
+  /// Per step: the group it is a member of, or -1.
+  std::vector<int32_t> memberOf;
+  /// Per step and input: where a fused GEMM left it (group -1: its buffer).
+  std::vector<std::vector<StridedInput>> inputs;
+  /// The widest group's width: the scratch's values per row.
+  int64_t widest = 0;
+};
+FusedProjections planFusedProjections(const std::vector<PlanStep> &steps);
+
+/// Residual adds whose sum a full-row RMSNorm right after them reads: the
+/// norm adds as it loads and writes the sum too, one kernel and one pass
+/// over the rows instead of two.
+struct FoldedAdds {
+  /// Per step: for such a norm, the add it computes; else kNoStep.
+  std::vector<int64_t> addOf;
+  /// Per step: whether it is such an add (it runs nothing).
+  std::vector<bool> folded;
+};
+FoldedAdds planFoldedAdds(const std::vector<PlanStep> &steps);
 
 /// Tokens an attention plans for when its longest row holds `length`:
 /// rounded up to a quarter of length's power of two (at least 256), so
