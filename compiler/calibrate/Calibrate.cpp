@@ -1,6 +1,7 @@
 //===- Calibrate.cpp - Run a model on text and record statistics ----------===//
 #include "compiler/calibrate/Calibrate.h"
 
+#include "compiler/calibrate/EvictLoss.h"
 #include "compiler/calibrate/Moments.h"
 #include "compiler/export/Export.h"
 #include "kvrt/ArtifactWriter.h"
@@ -77,7 +78,8 @@ struct PairSums {
 /// of the pre-RoPE queries and keys as complex pairs and of their
 /// magnitudes, the moment sums of the pre-RoPE keys and of the values, and
 /// the values' attention-weighted moment sums (one window at a time:
-/// endSequence() after each); notes the first value that is not finite.
+/// endSequence() after each) and the attention mass eviction loses at best;
+/// notes the first value that is not finite.
 class StatisticsRecorder final : public kvrt::AppendObserver {
 public:
   StatisticsRecorder(size_t layerCount, int64_t heads, int64_t kvHeads,
@@ -95,7 +97,8 @@ public:
         jointValueMoments(layerCount, MomentSums(1, kvHeads * headDim)),
         jointAttentionMoments(
             layerCount,
-            AttentionMomentSums(1, kvHeads * headDim, sinks, window)) {}
+            AttentionMomentSums(1, kvHeads * headDim, sinks, window)),
+        evictLosses(layerCount, EvictLossSums(heads, kvHeads)) {}
 
   void onAppend(uint32_t layer, const float *keys, const float *values,
                 int64_t rows, int64_t heads, int64_t dim) override {
@@ -124,7 +127,9 @@ public:
         !attentionMoments[layer].addWeights(position, kvHead, weights, group,
                                             first, count) ||
         !jointAttentionMoments[layer].addWeights(position, 0, weights, group,
-                                                 first, count))
+                                                 first, count) ||
+        !evictLosses[layer].addWeights(position, kvHead, weights, group, first,
+                                       count))
       problem.emplace("the runtime reported attention weights of layer " +
                       str(layer) + ", KV head " + str(kvHead) + " (" +
                       str(group) + " query heads, entries " + str(first) +
@@ -213,6 +218,7 @@ public:
       s.keyJointMoment = secondMoment(jointKeyMoments[layer]);
       s.valueJointMoment = secondMoment(jointValueMoments[layer]);
       jointAttentionMoments[layer].finish(s.valueAttentionJointMoment);
+      s.evictLoss = evictLosses[layer].finish();
     }
     // No weight counts when no window is longer than the exact tokens: then
     // no layer has the moment.
@@ -268,6 +274,8 @@ private:
   /// Of the layer's KV heads concatenated (kv-lowrank{group=G}).
   std::vector<MomentSums> jointKeyMoments, jointValueMoments;
   std::vector<AttentionMomentSums> jointAttentionMoments;
+  /// What an eviction to each fraction of the entries loses at best.
+  std::vector<EvictLossSums> evictLosses;
   std::optional<std::string> problem;
 };
 

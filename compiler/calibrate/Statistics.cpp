@@ -227,6 +227,21 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
         (s.keyJointMoment.empty() || s.valueJointMoment.empty()))
       return Status::error(origin + ": " + prefix +
                            "joint moments are missing while layer 0 has them");
+    if (stats.hasEvictLoss()) {
+      const std::vector<float> &loss = s.evictLoss;
+      if (loss.size() != stats.layers.front().evictLoss.size())
+        return Status::error(
+            origin + ": " + prefix + "eviction loss has " +
+            str(int64_t(loss.size())) + " values while layer 0's has " +
+            str(int64_t(stats.layers.front().evictLoss.size())));
+      for (size_t i = 0; i < loss.size(); ++i)
+        if (!(loss[i] >= 0 && loss[i] <= 1) || (i && loss[i] > loss[i - 1]))
+          return Status::error(origin + ": " + prefix + "eviction loss " +
+                               std::to_string(loss[i]) + " at point " +
+                               str(int64_t(i)) +
+                               " is not in [0, 1] or is above the one "
+                               "before it");
+    }
     if (!stats.heads) {
       if (!s.queryCenter.empty() || !s.queryMagnitude.empty() ||
           !s.keyCenter.empty() || !s.keyMagnitude.empty())
@@ -357,6 +372,11 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
              s.valueAttentionJointMoment);
     dialect->getKeyGroupAxesAttrHelper().removeAttr(op);
     dialect->getValueGroupAxesAttrHelper().removeAttr(op);
+    if (stats.hasEvictLoss())
+      dialect->getEvictLossAttrHelper().setAttr(
+          op, mlir::DenseF32ArrayAttr::get(context, s.evictLoss));
+    else
+      dialect->getEvictLossAttrHelper().removeAttr(op);
     if (!stats.heads) {
       // Statistics without them replace any the module had.
       dialect->getQueryCenterAttrHelper().removeAttr(op);

@@ -71,6 +71,12 @@ struct LayerStatistics {
   /// statistics that predate them.
   std::vector<double> keyJointMoment, valueJointMoment,
       valueAttentionJointMoment;
+  /// The attention mass (averaged over the query heads) that the best kept
+  /// list of j/G of a query's entries leaves out, averaged over the queries
+  /// calibration ran, for j = 1..G (EvictLoss.h): non-increasing, in [0,
+  /// 1]. kv-evict{allocate=attention} shares budget across layers by it.
+  /// Empty in statistics that predate it.
+  std::vector<float> evictLoss;
 };
 
 struct Statistics {
@@ -92,6 +98,10 @@ struct Statistics {
   /// Whether the layers carry the joint moments of their KV heads.
   bool hasJointMoments() const {
     return !layers.empty() && !layers.front().keyJointMoment.empty();
+  }
+  /// Whether the layers carry the loss curve of eviction.
+  bool hasEvictLoss() const {
+    return !layers.empty() && !layers.front().evictLoss.empty();
   }
   /// Whether the layers carry the values' attention-weighted moment.
   bool hasAttentionMoment() const {

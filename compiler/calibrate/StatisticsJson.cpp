@@ -162,6 +162,28 @@ public:
     return Status::ok();
   }
 
+  /// An eviction loss curve: at least one value in [0, 1], none above the
+  /// one before it.
+  Status lossCurve(const Value &object, const std::string &path,
+                   const char *key, std::vector<float> &out) const {
+    const Value *array;
+    KVRT_RETURN_IF_ERROR(member(object, path, key, Value::Kind::Array, array));
+    std::string field = join(path, key);
+    const std::vector<Value> &items = array->items();
+    if (items.empty())
+      return fail(field, "is empty; it needs the loss at 1/G, 2/G, ..., 1 of "
+                         "the entries");
+    for (size_t i = 0; i < items.size(); ++i) {
+      double v = items[i].asDouble();
+      if (!items[i].isNumber() || !(v >= 0 && v <= 1) ||
+          (i && float(v) > out.back()))
+        return fail(field + "[" + std::to_string(i) + "]",
+                    "must be in [0, 1] and not above the value before it");
+      out.push_back(float(v));
+    }
+    return Status::ok();
+  }
+
   /// The member `key`: an array of one entry per head, `heads` of them as
   /// model.`headsName` says.
   Status headArray(const Value &object, const std::string &path,
@@ -339,6 +361,10 @@ std::string statisticsToJson(const Statistics &stats) {
         appendMoments(out, l.valueAttentionJointMoment, 1, size, true);
       }
     }
+    if (stats.hasEvictLoss()) {
+      out += ",\n     \"evict_loss\": ";
+      appendFloats(out, stats.layers[i].evictLoss);
+    }
     out += "}";
   }
   out += "\n  ]\n}\n";
@@ -422,6 +448,8 @@ StatusOr<Statistics> statisticsFromJson(std::string_view text,
   bool attentionMoment = !layers->items().empty() &&
                          layers->items()[0].isObject() &&
                          layers->items()[0].find("value_attention_moment");
+  bool evictLoss = !layers->items().empty() && layers->items()[0].isObject() &&
+                   layers->items()[0].find("evict_loss");
   bool jointMoments = !layers->items().empty() &&
                       layers->items()[0].isObject() &&
                       layers->items()[0].find("key_joint_moment");
@@ -492,6 +520,20 @@ StatusOr<Statistics> statisticsFromJson(std::string_view text,
       return r.fail(path + ".key_joint_moment",
                     "is present but layers[0] has none; the joint moments "
                     "must be in every layer or in none");
+    }
+    // The eviction loss curve likewise, of one length in every layer.
+    if (evictLoss) {
+      KVRT_RETURN_IF_ERROR(r.lossCurve(layer, path, "evict_loss", s.evictLoss));
+      if (s.evictLoss.size() != stats.layers.front().evictLoss.size())
+        return r.fail(
+            path + ".evict_loss",
+            "has " + std::to_string(s.evictLoss.size()) +
+                " values but layers[0] has " +
+                std::to_string(stats.layers.front().evictLoss.size()));
+    } else if (layer.find("evict_loss")) {
+      return r.fail(path + ".evict_loss",
+                    "is present but layers[0] has none; it must be in every "
+                    "layer or in none");
     }
     if (!stats.heads)
       continue;

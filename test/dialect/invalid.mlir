@@ -1253,6 +1253,39 @@ func.func @query_heads_disagree() {
 
 // -----
 
+// kv.evict_loss: the attention lost at 1/G, ..., 1 of the entries, in
+// [0, 1] and never rising, on a kv.cache.
+func.func @evict_loss_rises() {
+  // expected-error @+1 {{'kv.cache' op 'kv.evict_loss' value 2 is 0.375; the values must be in [0, 1] and none above the one before it}}
+  %c = kv.cache layer 0 {kv.evict_loss = array<f32: 0.5, 0.25, 0.375, 0.0>} : !kv.cache<heads = 2, head_dim = 4>
+  return
+}
+
+// -----
+
+func.func @evict_loss_above_one() {
+  // expected-error @+1 {{'kv.cache' op 'kv.evict_loss' value 0 is 1.5; the values must be in [0, 1] and none above the one before it}}
+  %c = kv.cache layer 0 {kv.evict_loss = array<f32: 1.5, 0.0>} : !kv.cache<heads = 2, head_dim = 4>
+  return
+}
+
+// -----
+
+func.func @evict_loss_empty() {
+  // expected-error @+1 {{'kv.cache' op 'kv.evict_loss' must be a non-empty array<f32: ...>: the attention lost at 1/G, 2/G, ..., 1 of the entries}}
+  %c = kv.cache layer 0 {kv.evict_loss = array<f32>} : !kv.cache<heads = 2, head_dim = 4>
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'func.func' op carries 'kv.evict_loss', which belongs on a kv.cache op}}
+func.func @evict_loss_elsewhere() attributes {kv.evict_loss = array<f32: 0.5, 0.0>} {
+  return
+}
+
+// -----
+
 func.func @magnitude_negative() {
   // expected-error @+1 {{'kv.cache' op 'kv.query_magnitude' of head 1 must be finite and non-negative, got -1}}
   %c = kv.cache layer 0 {kv.query_magnitude = dense<[[1.0, 2.0], [0.5, -1.0]]> : tensor<2x2xf32>} : !kv.cache<heads = 2, head_dim = 4>

@@ -60,8 +60,12 @@ def KV_Dialect : Dialect {
   // kv-lowrank{group=G} takes the axes of, which it puts beside them as
   // kv.key_group_axes and kv.value_group_axes (tensor<kv_heads/G x G
   // head_dim x (G head_dim + 1) x f32>: per group the eigenvectors, largest
-  // first, then the keys' weights or 0 for values); on the module, where
-  // they came from.
+  // first, then the keys' weights or 0 for values); the attention mass
+  // the best kept list of j/G of a query's entries leaves out, averaged
+  // over the calibration queries, for j = 1..G (kv.evict_loss,
+  // array<f32: ...>, in [0, 1] and non-increasing), which
+  // kv-evict{allocate=attention} shares budget across layers by; on the
+  // module, where they came from.
   let discardableAttrs = (ins
     "::mlir::DenseF32ArrayAttr":$key_absmax,
     "::mlir::DenseF32ArrayAttr":$value_absmax,
@@ -82,6 +86,7 @@ def KV_Dialect : Dialect {
     "::mlir::DenseFPElementsAttr":$value_attention_joint_moment,
     "::mlir::DenseFPElementsAttr":$key_group_axes,
     "::mlir::DenseFPElementsAttr":$value_group_axes,
+    "::mlir::DenseF32ArrayAttr":$evict_loss,
     "::mlir::kv::CalibrationAttr":$calibration
   );
   let hasOperationAttrVerify = 1;

@@ -207,6 +207,29 @@ static LogicalResult verifyGroupAxes(Operation *op, NamedAttribute attribute,
       keys ? "finite with positive weights" : "finite");
 }
 
+/// kv.evict_loss: on a kv.cache op, at least one f32 in [0, 1], none above
+/// the one before it (the loss at 1/G, 2/G, ..., 1 of the entries).
+static LogicalResult verifyEvictLoss(Operation *op, NamedAttribute attribute) {
+  StringRef name = attribute.getName().getValue();
+  if (!isa<CacheOp>(op))
+    return op->emitOpError()
+           << "carries '" << name << "', which belongs on a kv.cache op";
+  auto values = dyn_cast<DenseF32ArrayAttr>(attribute.getValue());
+  if (!values || values.empty())
+    return op->emitOpError()
+           << "'" << name
+           << "' must be a non-empty array<f32: ...>: the attention lost at "
+              "1/G, 2/G, ..., 1 of the entries";
+  ArrayRef<float> loss = values.asArrayRef();
+  for (auto [i, value] : llvm::enumerate(loss))
+    if (!(value >= 0 && value <= 1) || (i && value > loss[i - 1]))
+      return op->emitOpError()
+             << "'" << name << "' value " << i << " is " << formatDouble(value)
+             << "; the values must be in [0, 1] and none above the one "
+                "before it";
+  return success();
+}
+
 LogicalResult KVDialect::verifyOperationAttribute(Operation *op,
                                                   NamedAttribute attribute) {
   StringRef name = attribute.getName().getValue();
@@ -236,6 +259,8 @@ LogicalResult KVDialect::verifyOperationAttribute(Operation *op,
       name == ValueGroupAxesAttrHelper::getNameStr())
     return verifyGroupAxes(op, attribute,
                            name == KeyGroupAxesAttrHelper::getNameStr());
+  if (name == EvictLossAttrHelper::getNameStr())
+    return verifyEvictLoss(op, attribute);
   if (name == CalibrationAttrHelper::getNameStr()) {
     if (!isa<ModuleOp>(op))
       return op->emitOpError()

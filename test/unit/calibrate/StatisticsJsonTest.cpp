@@ -53,6 +53,14 @@ std::string error(const std::string &text) {
   return stats ? "" : stats.status().message();
 }
 
+/// `text` with `from` replaced by `to` (once).
+std::string replacedOnce(std::string text, const std::string &from,
+                         const std::string &to) {
+  size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return at == std::string::npos ? text : text.replace(at, from.size(), to);
+}
+
 /// The sample's document with `from` replaced by `to` (once).
 std::string edited(const std::string &from, const std::string &to) {
   std::string text = statisticsToJson(sample());
@@ -287,6 +295,32 @@ TEST(StatisticsJson, NamesTheAttentionMomentFieldAtFault) {
   EXPECT_EQ(error(layer0Without(withAttentionMoment(), withMoments())),
             "stats.json: layers[1].value_attention_moment is present but "
             "layers[0] has none; it must be in every layer or in none");
+}
+
+TEST(StatisticsJson, RoundTripsAndChecksTheEvictionLoss) {
+  Statistics s = sample();
+  s.layers[0].evictLoss = {0.75f, 1.0f / 3.0f, 0.1f, 0.0f};
+  s.layers[1].evictLoss = {0.2f, 0.2f, 7e-45f, 0.0f};
+  std::string text = statisticsToJson(s);
+  kvrt::StatusOr<Statistics> read = statisticsFromJson(text, "stats.json");
+  ASSERT_TRUE(read) << read.status().message();
+  for (size_t i = 0; i < s.layers.size(); ++i)
+    EXPECT_TRUE(sameBits(read->layers[i].evictLoss, s.layers[i].evictLoss));
+  auto edited = [&](const std::string &from, const std::string &to) {
+    return replacedOnce(text, from, to);
+  };
+  EXPECT_EQ(error(edited("\"evict_loss\": [0.75, 0.333333343",
+                         "\"evict_loss\": [0.75, 0.8")),
+            "stats.json: layers[0].evict_loss[1] must be in [0, 1] and not "
+            "above the value before it");
+  EXPECT_EQ(error(edited(
+                "\"evict_loss\": [0.200000003, 0.200000003, 7.00649232e-45, 0]",
+                "\"evict_loss\": [0.2, 0]")),
+            "stats.json: layers[1].evict_loss has 2 values but layers[0] has "
+            "4");
+  EXPECT_EQ(error(edited("\"evict_loss\": [0.75", "\"evict_lost\": [0.75")),
+            "stats.json: layers[1].evict_loss is present but layers[0] has "
+            "none; it must be in every layer or in none");
 }
 
 TEST(StatisticsJson, RefusesOtherDocuments) {
