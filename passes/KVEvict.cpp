@@ -1,4 +1,5 @@
 //===- KVEvict.cpp - Bound the caches of some layers by eviction ----------===//
+#include "compiler/policy/Allocation.h"
 #include "compiler/policy/Budget.h"
 #include "dialects/kv/IR/KVOps.h"
 #include "passes/CacheTypes.h"
@@ -27,6 +28,9 @@ constexpr MethodDefaults kMethods[] = {{"triattention", 128, 0},
                                        {"h2o", 128, 0},
                                        {"streaming", 0, 4}};
 constexpr unsigned kDefaultObserve = 32, kDefaultKernel = 7;
+/// allocate=attention without spread=: a layer keeps from half to twice the
+/// budget (docs/eviction.md).
+constexpr unsigned kDefaultSpread = 2;
 
 struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
   using KVEvictPassBase::KVEvictPassBase;
@@ -94,32 +98,95 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
              << ") entries are always kept, which leaves no room for scored "
                 "entries; raise budget, or lower window or sinks";
 
+    if (allocate != "uniform" && allocate != "attention")
+      return optionError(ctx, "allocate")
+             << "is '" << allocate << "'; allowed: uniform, attention";
+    if (spread != 0 && allocate != "attention")
+      return optionError(ctx, "spread")
+             << "is " << unsigned(spread)
+             << "; only allocate=attention takes spread";
+    if (allocate == "attention" && !parsed->isFraction)
+      return optionError(ctx, "allocate")
+             << "is 'attention', which shares a fraction of the tokens seen "
+                "across layers, but budget is "
+             << parsed->tokens
+             << " tokens; give budget as a fraction (0.25) or "
+                "allocate=uniform";
+
     if (failed(layerSelection.parse(ctx, layers)))
       return failure();
 
+    kept = {*keptWindow, *keptSinks, *selection};
     Attribute budgetAttr =
         parsed->isFraction
             ? Attribute(FloatAttr::get(Float64Type::get(ctx), parsed->fraction))
             : Attribute(IntegerAttr::get(IntegerType::get(ctx, 64),
                                          int64_t(parsed->tokens)));
+    fraction = parsed->isFraction ? parsed->fraction : 0;
+    policy = policyWith(ctx, budgetAttr);
+    return success(policy);
+  }
+
+  /// The options' policy with `budgetAttr` as its budget; null (an error
+  /// emitted) when its verifier refuses it.
+  Attribute policyWith(MLIRContext *ctx, Attribute budgetAttr) {
     auto emitError = [&] { return mlir::emitError(UnknownLoc::get(ctx)); };
     unsigned steps = interval;
     if (method == "triattention")
-      policy =
-          TriAttentionAttr::getChecked(emitError, ctx, budgetAttr, *keptWindow,
-                                       steps, *keptSinks, *selection);
-    else if (snapkv)
-      policy = SnapKVAttr::getChecked(
-          emitError, ctx, budgetAttr, *keptWindow, steps, *keptSinks,
+      return TriAttentionAttr::getChecked(emitError, ctx, budgetAttr,
+                                          kept.window, steps, kept.sinks,
+                                          kept.heads);
+    if (method == "snapkv")
+      return SnapKVAttr::getChecked(
+          emitError, ctx, budgetAttr, kept.window, steps, kept.sinks,
           observe ? unsigned(observe) : kDefaultObserve,
-          kernel ? unsigned(kernel) : kDefaultKernel, *selection);
-    else if (method == "h2o")
-      policy = H2OAttr::getChecked(emitError, ctx, budgetAttr, *keptWindow,
-                                   steps, *keptSinks, *selection);
-    else
-      policy = StreamingAttr::getChecked(emitError, ctx, budgetAttr,
-                                         *keptWindow, steps, *keptSinks);
-    return success(policy);
+          kernel ? unsigned(kernel) : kDefaultKernel, kept.heads);
+    if (method == "h2o")
+      return H2OAttr::getChecked(emitError, ctx, budgetAttr, kept.window, steps,
+                                 kept.sinks, kept.heads);
+    return StreamingAttr::getChecked(emitError, ctx, budgetAttr, kept.window,
+                                     steps, kept.sinks);
+  }
+
+  /// allocate=attention: each selected layer's policy, its fraction shared
+  /// out by the calibrated eviction loss of its cache (kv.evict_loss), or
+  /// an error on the first cache without one.
+  FailureOr<std::map<int64_t, Attribute>>
+  allocatedPolicies(std::map<int64_t, CacheOp> &caches) {
+    std::vector<std::vector<float>> losses;
+    for (auto &[layer, cacheOp] : caches) {
+      CacheOp cache = cacheOp;
+      auto *dialect = cache->getContext()->getLoadedDialect<KVDialect>();
+      DenseF32ArrayAttr loss = dialect->getEvictLossAttrHelper().getAttr(cache);
+      if (!loss)
+        return cache.emitError()
+               << "kv-evict: layer " << layer
+               << " has no calibrated eviction loss ('"
+               << KVDialect::EvictLossAttrHelper::getNameStr()
+               << "') to allocate budgets by; calibrate again with this "
+                  "kvopt (`kvopt compile --calibrate FILE`) or give "
+                  "allocate=uniform";
+      if (!losses.empty() && loss.size() != int64_t(losses.front().size()))
+        return cache.emitError()
+               << "kv-evict: layer " << layer << "'s eviction loss has "
+               << loss.size() << " points but layer " << caches.begin()->first
+               << "'s has " << losses.front().size()
+               << "; calibrate the module's layers together";
+      losses.emplace_back(loss.asArrayRef().begin(), loss.asArrayRef().end());
+    }
+    double factor = spread ? double(unsigned(spread)) : kDefaultSpread;
+    std::vector<double> fractions = kvopt::policy::allocateFractions(
+        losses, fraction, fraction / factor, std::min(1.0, fraction * factor));
+    std::map<int64_t, Attribute> policies;
+    MLIRContext *ctx = &getContext();
+    for (auto [layerCache, f] : llvm::zip_equal(caches, fractions)) {
+      Attribute layerPolicy =
+          policyWith(ctx, FloatAttr::get(Float64Type::get(ctx), f));
+      if (!layerPolicy)
+        return failure();
+      policies.emplace(layerCache.first, layerPolicy);
+    }
+    return policies;
   }
 
   /// `window=` or `sinks=`: -1 for the method's default, else an entry
@@ -137,8 +204,8 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
 
   /// Checks that layer `layer`, read by `attention` from `cache`, can be
   /// evicted from under the policy.
-  LogicalResult checkLayer(int64_t layer, CacheOp cache,
-                           AttentionOp attention) {
+  LogicalResult checkLayer(int64_t layer, CacheOp cache, AttentionOp attention,
+                           Attribute policy) {
     if (std::optional<uint64_t> window = attention.getSlidingWindow())
       return attention.emitError()
              << "kv-evict: layer " << layer
@@ -167,7 +234,8 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
 
   /// Scores and evicts `attention`'s cache after it, or gives the pair an
   /// earlier kv-evict left there the new policy.
-  LogicalResult evictAfter(int64_t layer, AttentionOp attention) {
+  LogicalResult evictAfter(int64_t layer, AttentionOp attention,
+                           Attribute policy) {
     Value cache = attention.getCache();
     SmallVector<EvictOp> evictions;
     for (Operation *user : cache.getUsers())
@@ -228,7 +296,17 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
     if (found.wasInterrupted())
       return signalPassFailure();
 
+    std::map<int64_t, Attribute> policies;
+    if (allocate == "attention") {
+      FailureOr<std::map<int64_t, Attribute>> allocated =
+          allocatedPolicies(caches);
+      if (failed(allocated))
+        return signalPassFailure();
+      policies = std::move(*allocated);
+    }
     for (auto &[layer, cache] : caches) {
+      Attribute layerPolicy =
+          policies.empty() ? policy : policies.find(layer)->second;
       SmallVector<AttentionOp> &readers = attentions[layer];
       if (readers.empty()) {
         cache.emitError() << "kv-evict: no kv.attention reads the cache of "
@@ -245,15 +323,22 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
                              "one attention of each layer";
         return signalPassFailure();
       }
-      if (failed(checkLayer(layer, cache, readers.front())) ||
-          failed(evictAfter(layer, readers.front())))
+      if (failed(checkLayer(layer, cache, readers.front(), layerPolicy)) ||
+          failed(evictAfter(layer, readers.front(), layerPolicy)))
         return signalPassFailure();
     }
   }
 
 private:
-  /// Built from the options by initialize().
+  /// Built from the options by initialize(): the policy at the budget, the
+  /// parameters every layer's policy shares, and the budget as a fraction
+  /// (0 for a token count).
   Attribute policy;
+  struct Kept {
+    unsigned window = 0, sinks = 0;
+    EvictHeads heads = EvictHeads::Shared;
+  } kept;
+  double fraction = 0;
   LayerSelection layerSelection{"kv-evict"};
 };
 

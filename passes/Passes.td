@@ -182,8 +182,18 @@ def KVEvictPass : Pass<"kv-evict", "::mlir::ModuleOp"> {
     per KV head; streaming keeps the same entries in every head and takes
     no `heads=`. `layers=` takes kv-quantize's layer ranges.
 
+    `allocate=uniform` (the default) gives every selected layer the budget;
+    `allocate=attention` shares a fractional budget across them so that
+    their mean is the budget (the same cache bytes) and the layers whose
+    attention loses more from eviction keep more: each layer's calibrated
+    `kv.evict_loss` (the attention mass the best kept list of each fraction
+    of a query's entries leaves out) is summed over the layers and
+    minimised greedily, each layer kept between budget/`spread` and
+    min(1, budget x `spread`) (`spread=` default 2).
+
     The options are checked once, before the pass sees any IR. The pass
-    then refuses: TriAttention on a layer whose `kv.cache` lacks the
+    then refuses: allocate=attention on a layer without `kv.evict_loss`;
+    TriAttention on a layer whose `kv.cache` lacks the
     calibrated `kv.query_center` / `kv.query_magnitude` (`kvopt compile
     --calibrate FILE`); a layer that attends through a sliding window (the
     runtime's eviction assumes every cached entry is visible to the next
@@ -217,6 +227,13 @@ def KVEvictPass : Pass<"kv-evict", "::mlir::ModuleOp"> {
     Option<"heads", "heads", "std::string", "\"\"",
            "shared (one selection per layer) or each (one per KV head); "
            "default: shared">,
+    Option<"allocate", "allocate", "std::string", "\"uniform\"",
+           "uniform (every layer the budget) or attention (a fractional "
+           "budget shared across the layers by their calibrated eviction "
+           "loss)">,
+    Option<"spread", "spread", "unsigned", "0",
+           "allocate=attention: each layer keeps from budget/spread to "
+           "budget x spread (at most all); 0: 2">,
     ListOption<"layers", "layers", "std::string",
                "layers to evict from: N, -N (from the end) or A-B, "
                "comma-separated; default: every layer">

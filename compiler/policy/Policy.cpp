@@ -90,6 +90,9 @@ const std::vector<SectionSpec> &sections() {
         {"observe", ValueKind::Unsigned, 1, UINT32_MAX},
         {"kernel", ValueKind::Unsigned, 1, UINT32_MAX},
         {"heads", ValueKind::Word},
+        {"allocate", ValueKind::Word},
+        // spread=0 tells the pass "not given".
+        {"spread", ValueKind::Unsigned, 1, UINT32_MAX},
         {"layers", ValueKind::Layers}}},
   };
   return specs;

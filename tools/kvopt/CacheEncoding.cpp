@@ -6,6 +6,8 @@
 #include <iterator>
 #include <map>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace kvopt::cli {
 
@@ -148,11 +150,74 @@ std::string shortEviction(const schema::EvictParams &e) {
   return text;
 }
 
+namespace {
+
+/// The mean, smallest and largest of the layers' fractions.
+struct FractionRange {
+  double mean, low, high;
+};
+
+/// When all layers evict with the same parameters but for fractional
+/// budgets that are not all the same: their range.
+std::optional<FractionRange>
+allocatedFractions(const schema::Manifest &manifest) {
+  std::map<uint32_t, schema::EvictParams> evictions;
+  for (const schema::KernelCall &call : manifest.plan().calls())
+    if (call.has_evict())
+      evictions[call.evict().layer()] = call.evict();
+  if (evictions.size() < 2 || evictions.size() != size_t(manifest.cache_size()))
+    return std::nullopt;
+  const schema::EvictParams &first = evictions.begin()->second;
+  FractionRange range{0, first.budget_fraction(), first.budget_fraction()};
+  for (auto &[layer, e] : evictions) {
+    if (e.budget_case() != schema::EvictParams::kBudgetFraction)
+      return std::nullopt;
+    schema::EvictParams same = e;
+    same.set_layer(first.layer());
+    same.set_budget_fraction(first.budget_fraction());
+    if (same.SerializeAsString() != first.SerializeAsString())
+      return std::nullopt;
+    range.mean += e.budget_fraction() / double(evictions.size());
+    range.low = std::min(range.low, e.budget_fraction());
+    range.high = std::max(range.high, e.budget_fraction());
+  }
+  if (range.low == range.high)
+    return std::nullopt;
+  return range;
+}
+
+} // namespace
+
+std::optional<std::string>
+describeAllocatedBudget(const schema::Manifest &manifest) {
+  std::optional<FractionRange> range = allocatedFractions(manifest);
+  if (!range)
+    return std::nullopt;
+  char text[128];
+  std::snprintf(text, sizeof(text),
+                "%g of the tokens seen on average (%g to %g)", range->mean,
+                range->low, range->high);
+  return std::string(text);
+}
+
 std::string summarizeCache(const schema::Manifest &manifest) {
   std::map<uint32_t, std::string> evictions;
   for (const schema::KernelCall &call : manifest.plan().calls())
     if (call.has_evict())
       evictions[call.evict().layer()] = ", " + shortEviction(call.evict());
+  if (std::optional<FractionRange> range = allocatedFractions(manifest)) {
+    // One eviction whose budget the layers share unevenly.
+    // ", triattention 30% per head": the method, then what follows "%".
+    const std::string &layer0 = evictions.begin()->second;
+    size_t percent = layer0.find('%');
+    std::string text = layer0.substr(0, layer0.rfind(' ', percent));
+    char budget[96];
+    std::snprintf(budget, sizeof(budget), " %g%% allocated (%g-%g%%)",
+                  100 * range->mean, 100 * range->low, 100 * range->high);
+    text += budget + layer0.substr(percent + 1);
+    for (auto &entry : evictions)
+      entry.second = text;
+  }
   auto evictionOf = [&](int i) {
     auto found = evictions.find(uint32_t(i));
     return found == evictions.end() ? std::string() : found->second;

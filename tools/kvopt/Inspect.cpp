@@ -15,6 +15,7 @@
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <optional>
 
 namespace kvopt::cli {
 
@@ -88,6 +89,8 @@ void printPolicies(const schema::Manifest &m) {
           call.attention().select(), m.cache(int(call.attention().layer())));
   }
   printLayerRuns(m, "eviction", evicting);
+  if (std::optional<std::string> budget = describeAllocatedBudget(m))
+    std::printf("  budget shared across the layers: %s\n", budget->c_str());
   printLayerRuns(m, "sparse selection", selecting);
   printLayerRuns(m, "offload", offloading);
 }

@@ -152,7 +152,7 @@ TEST(Policy, RefusesUnknownKeysByNameAndLine) {
   EXPECT_EQ(error("evict:\n  method: h2o\n  budget: 0.5\n  recent: 64\n"),
             "p.yaml:4:3: unknown key 'recent' in the evict section; allowed: "
             "method, budget, window, interval, sinks, observe, kernel, "
-            "heads, layers, overrides");
+            "heads, allocate, spread, layers, overrides");
   EXPECT_EQ(error("quantize:\n  encoding: polar\n  bit: 3\n"),
             "p.yaml:3:3: unknown key 'bit' in the quantize section; allowed: "
             "encoding, bits, group, residual, seed, scale, qjl, sinks, window, "
