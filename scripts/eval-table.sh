@@ -66,7 +66,8 @@ while read -r name pipeline; do
   if [ ! -f "$artifact" ] || [ "$kvopt" -nt "$artifact" ]; then
     calibrate=()
     if [[ $pipeline == *per_head* || $pipeline == *nvfp4* ||
-          $pipeline == *triattention* || $pipeline == *lowrank* ]]; then
+          $pipeline == *triattention* || $pipeline == *lowrank* ||
+          $pipeline == *allocate=attention* ]]; then
       stats=$out/calibration.json
       if [ ! -f "$stats" ] || [ "$kvopt" -nt "$stats" ]; then
         echo "== kvopt calibrate default --data $calibration" >&2
