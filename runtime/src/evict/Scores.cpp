@@ -70,6 +70,16 @@ std::vector<double> geometricDistances(double maxDistance) {
   return d;
 }
 
+std::pair<double, double> distanceMean(double w,
+                                       const std::vector<double> &distances) {
+  double zr = 0, zi = 0;
+  for (double d : distances) {
+    zr += std::cos(d * w);
+    zi += std::sin(d * w);
+  }
+  return {zr / double(distances.size()), zi / double(distances.size())};
+}
+
 void unrope(const cpu::RopeFrequencies &freqs, const float *x, int64_t rows,
             int64_t heads, int64_t headDim, const int32_t *positions,
             float *y) {
@@ -115,13 +125,7 @@ TriAttentionScorer::TriAttentionScorer(const cpu::RopeFrequencies &freqs,
   for (int64_t f = 0; f < half_; ++f) {
     double w = freqs.inverse[f];
     // mean_D e^{i D w}, then times e^{i t w}.
-    double zr = 0, zi = 0;
-    for (double d : distances) {
-      zr += std::cos(d * w);
-      zi += std::sin(d * w);
-    }
-    zr /= double(distances.size());
-    zi /= double(distances.size());
+    const auto [zr, zi] = distanceMean(w, distances);
     double tr = std::cos(double(queryPosition) * w);
     double ti = std::sin(double(queryPosition) * w);
     double rr = zr * tr - zi * ti, ri = zr * ti + zi * tr;

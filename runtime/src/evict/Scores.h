@@ -13,6 +13,7 @@
 #include "runtime/src/backends/cpu/Kernels.h"
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace kvrt::evict {
@@ -33,6 +34,11 @@ struct QueryCentre {
 
 /// The future query distances 1, 2, 4, ..., up to `maxDistance`.
 std::vector<double> geometricDistances(double maxDistance = 65536);
+
+/// mean over `distances` D of e^{i D w}: TriAttention's closed form takes
+/// the mean over the future distances as this one factor per frequency w.
+std::pair<double, double> distanceMean(double w,
+                                       const std::vector<double> &distances);
 
 /// Undoes cpu::rope(): y = the pre-RoPE heads of x [rows, heads, headDim]
 /// rotated at positions[row] (back by the angle, divided by YaRN's

@@ -12,44 +12,44 @@ namespace {
 /// The kept indices of one row of scores, ascending.
 std::vector<uint64_t> selectRow(const float *scores, uint64_t count,
                                 const SelectionParams &params) {
-  std::vector<uint64_t> kept;
-  if (count <= params.budget) {
-    kept.resize(count);
-    std::iota(kept.begin(), kept.end(), 0);
-    return kept;
-  }
-  uint64_t sinks = std::min(params.sinks, count);
-  uint64_t recentStart = count - std::min(params.recent, count - sinks);
-  uint64_t protectedCount = sinks + (count - recentStart);
-  uint64_t free =
-      params.budget > protectedCount
-          ? std::min(params.budget - protectedCount, recentStart - sinks)
-          : 0;
-  std::vector<uint64_t> candidates(recentStart - sinks);
-  std::iota(candidates.begin(), candidates.end(), sinks);
-  auto value = [&](uint64_t i) {
-    float s = scores[i];
-    return std::isnan(s) ? -std::numeric_limits<float>::infinity() : s;
-  };
-  // A strict total order: the result does not depend on the algorithm.
+  const KeptLayout layout = keptLayout(count, params);
+  std::vector<uint64_t> candidates(layout.recentStart - layout.sinks);
+  std::iota(candidates.begin(), candidates.end(), layout.sinks);
+  // A strict total order (rankKey(): the score, NaN as -inf, then the
+  // earlier entry), so the result does not depend on the algorithm, and
+  // the GPU's selection ranks by the same keys.
   auto better = [&](uint64_t a, uint64_t b) {
-    float va = value(a), vb = value(b);
-    return va != vb ? va > vb : a < b;
+    return rankKey(scores[a], uint32_t(a)) > rankKey(scores[b], uint32_t(b));
   };
-  std::nth_element(candidates.begin(), candidates.begin() + free,
+  std::nth_element(candidates.begin(), candidates.begin() + layout.free,
                    candidates.end(), better);
-  candidates.resize(free);
+  candidates.resize(layout.free);
   std::sort(candidates.begin(), candidates.end());
-  kept.reserve(protectedCount + free);
-  for (uint64_t i = 0; i < sinks; ++i)
+  std::vector<uint64_t> kept;
+  kept.reserve(layout.kept(count));
+  for (uint64_t i = 0; i < layout.sinks; ++i)
     kept.push_back(i);
   kept.insert(kept.end(), candidates.begin(), candidates.end());
-  for (uint64_t i = recentStart; i < count; ++i)
+  for (uint64_t i = layout.recentStart; i < count; ++i)
     kept.push_back(i);
   return kept;
 }
 
 } // namespace
+
+KeptLayout keptLayout(uint64_t count, const SelectionParams &params) {
+  if (count <= params.budget)
+    return {count, count, 0};
+  KeptLayout layout;
+  layout.sinks = std::min(params.sinks, count);
+  layout.recentStart = count - std::min(params.recent, count - layout.sinks);
+  const uint64_t protectedCount = layout.sinks + (count - layout.recentStart);
+  layout.free = params.budget > protectedCount
+                    ? std::min(params.budget - protectedCount,
+                               layout.recentStart - layout.sinks)
+                    : 0;
+  return layout;
+}
 
 std::vector<std::vector<uint64_t>> selectKept(const float *scores,
                                               int64_t kvHeads, int64_t stride,

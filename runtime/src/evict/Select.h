@@ -9,6 +9,7 @@
 #ifndef KVRT_EVICT_SELECT_H
 #define KVRT_EVICT_SELECT_H
 
+#include "runtime/src/evict/RankKey.h"
 #include "runtime/src/evict/Scores.h"
 
 #include <cstdint>
@@ -29,6 +30,17 @@ struct SelectionParams {
   bool shared = false;
   HeadAggregation aggregation = HeadAggregation::Mean;
 };
+
+/// Where a selection of `count` entries keeps what: the first `sinks`, every
+/// entry from `recentStart` on, and the `free` best scored between them;
+/// everything (sinks = recentStart = count) when count <= budget.
+struct KeptLayout {
+  uint64_t sinks = 0, recentStart = 0, free = 0;
+  uint64_t kept(uint64_t count) const {
+    return sinks + (count - recentStart) + free;
+  }
+};
+KeptLayout keptLayout(uint64_t count, const SelectionParams &params);
 
 /// The indices kept of `count` entries, ascending, per KV head (one list
 /// when params.shared); scores[h * stride + i] is entry i's score for KV

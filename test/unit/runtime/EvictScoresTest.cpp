@@ -270,3 +270,53 @@ TEST(Selection, MatchesSortingEveryEntry) {
 }
 
 } // namespace
+
+TEST(Selection, RankKeysOrderAsTheScoresThenTheEarlierEntry) {
+  // rankKey() is what the GPU's selection ranks by: its order must be the
+  // comparison of the floats (NaN as -inf, -0 equal to +0), then the index.
+  const std::vector<float> values = {-INFINITY, -3.5f, -1e-40f,  -0.0f, 0.0f,
+                                     1e-40f,    2.0f,  INFINITY, NAN};
+  for (size_t a = 0; a < values.size(); ++a)
+    for (size_t b = 0; b < values.size(); ++b)
+      for (uint32_t i : {0u, 7u})
+        for (uint32_t j : {0u, 7u}) {
+          if (a == b && i == j)
+            continue;
+          auto value = [](float v) { return std::isnan(v) ? -INFINITY : v; };
+          const float va = value(values[a]), vb = value(values[b]);
+          const bool better = va != vb ? va > vb : i < j;
+          EXPECT_EQ(rankKey(values[a], i) > rankKey(values[b], j), better)
+              << values[a] << "@" << i << " against " << values[b] << "@" << j;
+        }
+}
+
+TEST(Selection, KeysReachingTheKthLargestAreTheKeptCandidates) {
+  // The GPU keeps the candidates whose rankKey() reaches the k-th largest
+  // (radix select): the same entries as selectKept().
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 40; ++trial) {
+    const uint64_t count = 1 + rng() % 200;
+    std::vector<float> scores(count);
+    for (float &x : scores)
+      x = trial % 2 ? float(int(rng() % 7)) : float(rng()) / 1e9f;
+    SelectionParams p;
+    p.budget = rng() % 150;
+    p.sinks = rng() % 5;
+    p.recent = rng() % 30;
+    const KeptLayout layout = keptLayout(count, p);
+    std::vector<uint64_t> keys;
+    for (uint64_t i = layout.sinks; i < layout.recentStart; ++i)
+      keys.push_back(rankKey(scores[i], uint32_t(i)));
+    std::sort(keys.rbegin(), keys.rend());
+    std::vector<uint64_t> kept;
+    for (uint64_t i = 0; i < count; ++i)
+      if (i < layout.sinks || i >= layout.recentStart ||
+          (layout.free &&
+           rankKey(scores[i], uint32_t(i)) >= keys[layout.free - 1]))
+        kept.push_back(i);
+    const auto expected =
+        selectKept(scores.data(), 1, int64_t(count), count, p);
+    EXPECT_EQ(kept, expected[0]) << "trial " << trial;
+    EXPECT_EQ(kept.size(), layout.kept(count)) << "trial " << trial;
+  }
+}

@@ -4,6 +4,7 @@
 #include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
 #include "runtime/src/evict/Compact.h"
+#include "runtime/src/evict/Schedule.h"
 #include "runtime/src/evict/Select.h"
 
 #include <algorithm>
@@ -39,13 +40,6 @@ void standardise(float *scores, uint64_t count) {
 LayerEviction::LayerEviction(EvictionParams params, AttentionParams attention)
     : params_(std::move(params)), attention_(attention) {}
 
-uint64_t LayerEviction::budget(const SequenceState &state) const {
-  if (params_.plan.budget_case() == schema::EvictParams::kBudgetTokens)
-    return params_.plan.budget_tokens();
-  return uint64_t(
-      std::ceil(params_.plan.budget_fraction() * double(state.seen)));
-}
-
 Status LayerEviction::run(ThreadPool &pool, PagedCache &cache, const float *q,
                           int64_t rows, int64_t qHeads,
                           const uint64_t *sequences, const int32_t *positions) {
@@ -66,10 +60,8 @@ Status LayerEviction::run(ThreadPool &pool, PagedCache &cache, const float *q,
     state.seen += s.rows.size();
     if (method == schema::EVICT_METHOD_SNAPKV)
       observe(state, s, q, qHeads, positions);
-    uint64_t length = cache.length(layer, s.sequence);
-    uint64_t keep = budget(state);
-    bool prefill = s.rows.size() > 1;
-    if (length <= keep || (!prefill && length < keep + params_.plan.interval()))
+    if (!evict::compactionDue(params_.plan, cache.length(layer, s.sequence),
+                              state.seen, s.rows.size()))
       continue;
     KVRT_RETURN_IF_ERROR(compact(pool, cache, s.sequence, state, qHeads,
                                  positions[s.rows.back()]));
@@ -227,13 +219,8 @@ Status LayerEviction::compact(ThreadPool &pool, PagedCache &cache,
                               uint64_t sequence, SequenceState &state,
                               int64_t qHeads, int32_t position) {
   const uint32_t layer = attention_.layer;
-  evict::SelectionParams select;
-  select.budget = budget(state);
-  select.sinks = params_.plan.sinks();
-  // A window at most half the budget, so that a small budget (a fraction
-  // of a short sequence) still leaves the score some entries to choose.
-  const uint64_t recent =
-      std::min<uint64_t>(params_.plan.window(), select.budget / 2);
+  evict::SelectionParams select = evict::selectionFor(params_.plan, state.seen);
+  const uint64_t recent = select.recent;
   // Only encoded entries move, and the tail stays: what may leave it now
   // is encoded first (as the next append would), and so is what this
   // window does not protect, so that an encoding's exact window
@@ -248,10 +235,9 @@ Status LayerEviction::compact(ThreadPool &pool, PagedCache &cache,
   const uint64_t kvHeads = cache.shape(layer).kvHeads;
   std::vector<float> scores;
   score(pool, cache, sequence, state, qHeads, position, scores);
-  select.recent = std::max<uint64_t>(recent, length - encoded);
   // Per head, every head keeps as many entries (the sinks and the window
   // are the same for all), so the sequence's counts stay one for all heads.
-  select.shared = params_.plan.heads() == schema::EVICT_HEADS_SHARED;
+  select.recent = std::max<uint64_t>(recent, length - encoded);
   const std::vector<std::vector<uint64_t>> kept = evict::selectKept(
       scores.data(), int64_t(kvHeads), int64_t(length), length, select);
   // The tail is in the window, so it is kept whole in every list.

@@ -72,7 +72,6 @@ private:
     std::vector<int64_t> rows;
   };
 
-  uint64_t budget(const SequenceState &state) const;
   void accumulateMass(ThreadPool &pool, const std::vector<Rows> &bySequence,
                       const float *q, int64_t qHeads, const int32_t *positions);
   void observe(SequenceState &state, const Rows &rows, const float *q,
