@@ -248,6 +248,11 @@ public:
            const std::function<bool(int32_t)> &onToken = {});
 
   EngineStats stats() const;
+  /// The positions of the entries cache layer `layer` holds for `sequence`,
+  /// per KV head, in the cache's order: all positions so far, or after
+  /// eviction those of the kept entries (for checks and inspection).
+  StatusOr<std::vector<std::vector<int32_t>>>
+  cachedPositions(SequenceId sequence, uint32_t layer) const;
   /// Per cache layer, what measureFidelity recorded since the engine was
   /// created or resetFidelity() was called; empty without measureFidelity.
   std::vector<LayerFidelity> fidelity() const;

@@ -41,6 +41,9 @@ public:
   /// `logits`. On error nothing is stored.
   virtual Status forward(const BatchView &batch, float *logits) = 0;
   virtual CacheStats cacheStats() const = 0;
+  /// See Engine::cachedPositions().
+  virtual StatusOr<std::vector<std::vector<int32_t>>>
+  cachedPositions(SequenceId sequence, uint32_t layer) const = 0;
   /// See Engine::fidelity().
   virtual std::vector<LayerFidelity> fidelity() const = 0;
   virtual void resetFidelity() = 0;

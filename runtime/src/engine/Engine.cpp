@@ -285,6 +285,17 @@ EngineStats Engine::stats() const {
   return s;
 }
 
+StatusOr<std::vector<std::vector<int32_t>>>
+Engine::cachedPositions(SequenceId sequence, uint32_t layer) const {
+  if (!sequences_.count(sequence))
+    return Status::error("sequence " + str(int64_t(sequence)) +
+                         " does not exist");
+  if (layer >= uint32_t(artifact_->manifest().cache_size()))
+    return Status::error("the artifact has no cache layer " +
+                         str(int64_t(layer)));
+  return backend_->cachedPositions(sequence, layer);
+}
+
 std::vector<LayerFidelity> Engine::fidelity() const {
   return backend_->fidelity();
 }

@@ -15,6 +15,7 @@
 #include "kvrt/ArtifactWriter.h"
 #include "runtime/src/backends/cuda/DecodeAttention.h"
 #include "runtime/src/backends/cuda/DecodeKernels.h"
+#include "runtime/src/backends/cuda/DeviceEviction.h"
 #include "runtime/src/backends/cuda/DeviceKvPool.h"
 #include "runtime/src/backends/cuda/PageLedger.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
@@ -22,6 +23,7 @@
 #include "runtime/src/backends/cuda/StepPlanning.h"
 #include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
+#include "runtime/src/evict/Select.h"
 
 #include <gtest/gtest.h>
 
@@ -618,6 +620,92 @@ TEST(ExactTokens, KiviCodesGrowAGroupAtATimeBeyondTheWindow) {
   // fp8, nvfp4, polar: all but the window.
   EXPECT_EQ(codedTokens(200, 64, 1), 136);
   EXPECT_EQ(codedTokens(50, 64, 1), 0);
+}
+
+TEST(PageLedger, ShrinkReturnsThePagesBeyondTheKeptTokens) {
+  PageLedger ledger(16, 8);
+  ASSERT_TRUE(ledger.addSequence(1));
+  ASSERT_TRUE(ledger.reserve({{1, 70}}));
+  ledger.setLength(1, 70);
+  EXPECT_EQ(ledger.pages(1).size(), 5u);
+  // 33 tokens fill three pages: the last two go back, the first stay.
+  ledger.shrink(1, 33);
+  EXPECT_EQ(ledger.length(1), 33u);
+  EXPECT_EQ(ledger.pages(1), (std::vector<int32_t>{0, 1, 2}));
+  EXPECT_EQ(ledger.pagesInUse(), 3u);
+  // The next tokens go on in the third page, then in a freed one.
+  ASSERT_TRUE(ledger.reserve({{1, 16}}));
+  EXPECT_EQ(ledger.pages(1).size(), 4u);
+  EXPECT_EQ(ledger.pagesInUse(), 4u);
+}
+
+schema::EvictParams evictPlan(uint32_t layer) {
+  schema::EvictParams plan;
+  plan.set_layer(layer);
+  plan.set_method(schema::EVICT_METHOD_TRIATTENTION);
+  plan.set_budget_tokens(100);
+  plan.set_window(64);
+  plan.set_sinks(4);
+  plan.set_interval(16);
+  return plan;
+}
+
+TEST(DeviceEviction, CompactsWhenTheCpuBackendDoesToTheSameCounts) {
+  const schema::EvictParams plan = evictPlan(0);
+  std::unordered_map<uint64_t, uint64_t> seen;
+  // A prefill of 300 tokens beyond the budget is due at once; one of 90 is
+  // not; a decode step is due only `interval` entries beyond the budget.
+  std::vector<EvictSequence> due =
+      dueCompactions(plan, {{7, 300, 300, 299, 0}, {8, 90, 90, 89, 1}}, seen);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].tableRow, 0);
+  EXPECT_EQ(due[0].length, 300);
+  EXPECT_EQ(due[0].queryPosition, 299);
+  // The window is capped at half the budget: 4 sinks, the last 50, and
+  // the 46 best between them.
+  EXPECT_EQ(due[0].sinks, 4);
+  EXPECT_EQ(due[0].recentStart, 250);
+  EXPECT_EQ(due[0].free, 46);
+  EXPECT_EQ(due[0].kept, 100);
+  evict::SelectionParams select;
+  select.budget = 100;
+  select.sinks = 4;
+  select.recent = 50;
+  std::vector<float> scores(300, 1.0f);
+  EXPECT_EQ(evict::selectKept(scores.data(), 1, 300, 300, select)[0].size(),
+            size_t(due[0].kept));
+  EXPECT_EQ(seen[7], 300u);
+  for (uint64_t length = 101; length < 116; ++length)
+    EXPECT_TRUE(dueCompactions(plan, {{7, 1, length, 400, 0}}, seen).empty())
+        << length;
+  due = dueCompactions(plan, {{7, 1, 116, 401, 0}}, seen);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].kept, 100);
+  EXPECT_EQ(seen[7], 316u);
+  // A fraction of what the sequence has seen, rounded up.
+  schema::EvictParams fraction = plan;
+  fraction.set_budget_fraction(0.25);
+  std::unordered_map<uint64_t, uint64_t> fresh;
+  due = dueCompactions(fraction, {{1, 301, 301, 300, 0}}, fresh);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].kept, 76);
+  EXPECT_EQ(due[0].recentStart, 301 - 38);
+}
+
+TEST(DeviceEviction, EveryCacheLayerMustEvictAlike) {
+  std::vector<EvictCall> calls(2);
+  calls[0].plan = evictPlan(0);
+  calls[1].plan = evictPlan(1);
+  EXPECT_TRUE(checkUniformEviction(calls, {0, 1}));
+  const std::string why =
+      "the cuda backend keeps one page list and length per sequence for all "
+      "layers, so every cache layer must evict by the same method, budget, "
+      "window, sinks, interval and heads; ";
+  EXPECT_EQ(checkUniformEviction(calls, {0, 1, 2}).message(),
+            why + "this artifact evicts from 2 of its 3 cache layers");
+  calls[1].plan.set_budget_tokens(200);
+  EXPECT_EQ(checkUniformEviction(calls, {0, 1}).message(),
+            why + "layers 0 and 1 evict differently");
 }
 
 } // namespace

@@ -97,6 +97,15 @@ public:
     }
     return stats;
   }
+  StatusOr<std::vector<std::vector<int32_t>>>
+  cachedPositions(SequenceId sequence, uint32_t layer) const override {
+    const uint64_t length = cache_.length(layer, sequence);
+    std::vector<std::vector<int32_t>> out(cache_.shape(layer).kvHeads);
+    for (uint32_t h = 0; h < out.size(); ++h)
+      for (uint64_t i = 0; i < length; ++i)
+        out[h].push_back(cache_.position(layer, sequence, i, h));
+    return out;
+  }
   std::vector<LayerFidelity> fidelity() const override;
   void resetFidelity() override { probe_.layers.clear(); }
 

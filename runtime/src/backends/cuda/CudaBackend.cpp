@@ -36,7 +36,11 @@
 // - KIVI keeps its residual window in bf16 (the exact-token store) and
 //   encodes a group as it leaves (KiviFlush.cu), as the CPU's tail does;
 //   its rows read what the CPU backend's read.
-// - Eviction, selection over other encodings, the fidelity probe, append
+// - Eviction (DeviceEviction.h) runs after the call's steps, outside the
+//   captured graphs, for every layer at once; the next call's page tables
+//   and lengths carry the compaction to the kernels. TriAttention and
+//   StreamingLLM only, every layer alike, caches that keep no tokens exact.
+// - H2O, SnapKV, selection over other encodings, the fidelity probe, append
 //   observers (calibration), offloaded KIVI layers and polar with QJL run
 //   on the cpu backend only; an artifact or option that needs them is
 //   refused when the backend is created.
@@ -49,6 +53,7 @@
 #include "runtime/src/backends/cuda/CudaStatus.h"
 #include "runtime/src/backends/cuda/DecodeAttention.h"
 #include "runtime/src/backends/cuda/DecoderKernels.h"
+#include "runtime/src/backends/cuda/DeviceEviction.h"
 #include "runtime/src/backends/cuda/DeviceKvPool.h"
 #include "runtime/src/backends/cuda/Gemm.h"
 #include "runtime/src/backends/cuda/OffloadedPages.h"
@@ -209,6 +214,8 @@ public:
   }
   void removeSequence(SequenceId sequence) override {
     pool_->ledger().removeSequence(sequence);
+    if (eviction_)
+      eviction_->removeSequence(sequence);
   }
   Status forward(const BatchView &batch, float *logits) override;
   CacheStats cacheStats() const override {
@@ -216,8 +223,14 @@ public:
                      pool_->peakBytes()};
     if (offloaded_)
       offloaded_->addStats(stats.offload);
+    if (eviction_) {
+      stats.compactions = eviction_->compactions();
+      stats.evictedEntries = eviction_->evictedEntries();
+    }
     return stats;
   }
+  StatusOr<std::vector<std::vector<int32_t>>>
+  cachedPositions(SequenceId sequence, uint32_t layer) const override;
   std::vector<LayerFidelity> fidelity() const override { return {}; }
   void resetFidelity() override {}
 
@@ -271,6 +284,9 @@ private:
   uint32_t multiprocessors_ = 0;
   std::unique_ptr<cuda::Gemm> gemm_;
   std::unique_ptr<cuda::DeviceKvPool> pool_;
+  /// kv-evict: the evict calls, and the compactions (DeviceEviction.h).
+  std::vector<cuda::EvictCall> evictCalls_;
+  std::unique_ptr<cuda::DeviceEviction> eviction_;
   /// kv-offload: the prefetch calls, and their layers' device pages.
   std::vector<cuda::OffloadPlan> offloadPlans_;
   std::unique_ptr<cuda::OffloadedPages> offloaded_;
@@ -496,12 +512,28 @@ Status CudaBackend::prepare(const EngineOptions &options) {
                                ? int32_t(call.attention().sliding_window())
                                : 0;
       break;
-    case Kernel::Evict:
-      return Status::error(name + ": the evict call of layer " +
-                           std::to_string(call.evict().layer()) +
-                           " cannot run on the cuda backend yet (eviction "
-                           "runs on the cpu backend); compile without "
-                           "kv-evict for the GPU");
+    case Kernel::Evict: {
+      cuda::EvictCall evict;
+      evict.plan = call.evict();
+      if (call.tensors_size() >= 2) {
+        evict.centres = call.tensors(0);
+        evict.magnitudes = call.tensors(1);
+      }
+      evict.qHeads = step.heads;
+      const int64_t rope = step.producers.empty() ? kNoStep : step.producers[0];
+      if (rope == kNoStep || steps_[size_t(rope)].kernel != Kernel::Rope)
+        return Status::error(name + ": the evict call of layer " +
+                             std::to_string(evict.plan.layer()) +
+                             " reads queries that no rope call produced");
+      evict.rope = cpu::ropeFrequencies(
+          steps_[size_t(rope)].call->rope().rope(), steps_[size_t(rope)].dim);
+      for (const Step &earlier : steps_)
+        if (earlier.kernel == Kernel::Attention &&
+            earlier.layer == evict.plan.layer())
+          evict.slidingWindow = earlier.slidingWindow != 0;
+      evictCalls_.push_back(std::move(evict));
+      break;
+    }
     case Kernel::Prefetch: {
       const schema::PrefetchParams &p = call.prefetch();
       if (p.runners_up())
@@ -739,6 +771,18 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
     exactBytes += 2 * spec.exactSideBytes();
     specs.push_back(std::move(spec));
   }
+  if (!evictCalls_.empty()) {
+    std::vector<uint32_t> cacheLayers;
+    for (const schema::CacheLayout &c : m.cache())
+      cacheLayers.push_back(c.layer());
+    StatusOr<std::unique_ptr<cuda::DeviceEviction>> eviction =
+        cuda::DeviceEviction::create(*artifact_, std::move(evictCalls_), specs,
+                                     cacheLayers);
+    if (!eviction)
+      return eviction.status();
+    eviction_ = std::move(*eviction);
+    pageBytes += eviction_->pageBytes() * pageSize;
+  }
   if (keepsExact_) {
     cudaError_t e =
         cudaStreamCreateWithFlags(&exactSide_.stream, cudaStreamNonBlocking);
@@ -781,6 +825,8 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
   if (!pool)
     return pool.status();
   pool_ = std::move(*pool);
+  if (eviction_)
+    KVRT_RETURN_IF_ERROR(eviction_->allocate(uint32_t(pages), pageSize));
   if (!offloadPlans_.empty()) {
     StatusOr<std::unique_ptr<cuda::OffloadedPages>> offloaded =
         cuda::OffloadedPages::create(*pool_, offloadPlans_);
@@ -977,8 +1023,25 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   }
   KVRT_RETURN_IF_ERROR(cuda::launchStorePositions(slots_, positions_, rows,
                                                   pool_->positions(), stream_));
+  if (eviction_)
+    KVRT_RETURN_IF_ERROR(
+        eviction_->storePositions(slots_, positions_, rows, stream_));
 
   KVRT_RETURN_IF_ERROR(runSteps(rows, uint32_t(wanted.size())));
+  std::vector<std::pair<uint64_t, uint64_t>> compacted;
+  if (eviction_) {
+    std::vector<cuda::EvictCallSequence> called(counts.size());
+    for (size_t i = 0; i < counts.size(); ++i)
+      called[i] = {counts[i].first, counts[i].second, stored[i], 0, int32_t(i)};
+    for (uint32_t r = 0; r < rows; ++r)
+      called[index[batch.sequences[r]]].lastPosition = batch.positions[r];
+    StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> done =
+        eviction_->afterCall(called, *pool_, pageTables_, pageTableStride_,
+                             stream_);
+    if (!done)
+      return done.status();
+    compacted = std::move(*done);
+  }
 
   if (cudaError_t e = cudaMemcpyAsync(logits, logits_.buffer.get(),
                                       wanted.size() * vocab * sizeof(float),
@@ -988,6 +1051,8 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
     return cudaFailed("running the batch", e);
   for (size_t i = 0; i < counts.size(); ++i)
     pool_->ledger().setLength(counts[i].first, stored[i]);
+  for (const auto &[sequence, kept] : compacted)
+    pool_->ledger().shrink(sequence, kept);
   if (offloaded_) {
     std::vector<cuda::OffloadedPages::CallSequence> called;
     for (const auto &[sequence, more] : counts)
@@ -1168,7 +1233,7 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
                                stream_);
     break;
   case Kernel::Evict:
-    break; // Refused in prepare().
+    break; // After the call's steps (DeviceEviction::afterCall()).
   case Kernel::Prefetch:
     break; // The copies follow the call (OffloadedPages::afterCall()).
   }
@@ -1237,6 +1302,30 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
   view.tableRows = tableRows_;
   view.lengths = rowLengths_;
   return cuda::storeExactTokens(view, rows, stream_);
+}
+
+StatusOr<std::vector<std::vector<int32_t>>>
+CudaBackend::cachedPositions(SequenceId sequence, uint32_t layer) const {
+  const cuda::PageLedger &ledger = pool_->ledger();
+  if (!ledger.contains(sequence))
+    return Status::error("sequence " + std::to_string(sequence) +
+                         " is not in the device cache");
+  const uint64_t length = ledger.length(sequence);
+  if (eviction_)
+    return eviction_->positions(layer, ledger.pages(sequence), length);
+  // Without eviction every layer and head holds every token so far.
+  std::vector<int32_t> all(length);
+  for (uint64_t i = 0; i < length; ++i) {
+    const int32_t page = ledger.pages(sequence)[i / pool_->pageSize()];
+    if (cudaError_t e =
+            cudaMemcpy(&all[i],
+                       pool_->positions() + size_t(page) * pool_->pageSize() +
+                           i % pool_->pageSize(),
+                       sizeof(int32_t), cudaMemcpyDeviceToHost))
+      return cudaFailed("reading the cache's positions", e);
+  }
+  return std::vector<std::vector<int32_t>>(pool_->layer(layer).spec.kvHeads,
+                                           all);
 }
 
 cuda::PagedKvView

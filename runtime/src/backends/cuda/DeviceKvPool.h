@@ -5,11 +5,11 @@
 // layer is at i * kvHeads * areaStride. An offloaded layer's pages are in
 // mapped host memory instead, laid out the same, and the device holds a
 // budget of them (OffloadedPages.h). The host keeps the bookkeeping in
-// a PageLedger. The CUDA backend evicts nothing, so every layer holds the
-// same tokens of a sequence: one page list per sequence and one positions
-// array serve all layers. A layer that keeps tokens exact beside their
-// codes has a store with a row per sequence slot (ExactTokens.h), grown as
-// more sequences are held at once.
+// a PageLedger. Every layer holds as many tokens of a sequence (the CUDA
+// backend evicts from all layers alike, DeviceEviction.h): one page list
+// per sequence and one positions array serve all layers. A layer that keeps
+// tokens exact beside their codes has a store with a row per sequence slot
+// (ExactTokens.h), grown as more sequences are held at once.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_DEVICEKVPOOL_H

@@ -41,6 +41,17 @@ void PageLedger::removeSequence(uint64_t sequence) {
   sequences_.erase(found);
 }
 
+void PageLedger::shrink(uint64_t sequence, uint64_t length) {
+  Sequence &s = sequences_.at(sequence);
+  s.length = std::min(s.length, length);
+  const uint64_t pages = (s.length + pageSize_ - 1) / pageSize_;
+  while (s.pages.size() > pages) {
+    free_.push_back(s.pages.back());
+    s.pages.pop_back();
+    --pagesInUse_;
+  }
+}
+
 Status
 PageLedger::reserve(const std::vector<std::pair<uint64_t, uint64_t>> &tokens) {
   auto pagesFor = [&](const Sequence &s, uint64_t more) {

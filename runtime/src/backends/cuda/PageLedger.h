@@ -1,8 +1,9 @@
 //===- PageLedger.h - Which device pages each sequence holds ----*- C++ -*-===//
 //
 // The host's bookkeeping of the device page pool (DeviceKvPool.h): each
-// sequence's page list (shared by every layer, since the cuda backend
-// evicts nothing) and length, and the free pages. Host code only, so that
+// sequence's page list (shared by every layer: a backend that evicts
+// evicts alike in every layer, DeviceEviction.h) and length, and the free
+// pages. Host code only, so that
 // CI tests it without a GPU.
 //
 //===----------------------------------------------------------------------===//
@@ -42,6 +43,9 @@ public:
   void setLength(uint64_t sequence, uint64_t length) {
     sequences_.at(sequence).length = length;
   }
+  /// After a compaction left `length` tokens (fewer than stored): sets the
+  /// length and returns the pages beyond those they fill to the free list.
+  void shrink(uint64_t sequence, uint64_t length);
   /// A small number naming the sequence while it is in the ledger, below
   /// slots(): the index of its row in per-sequence device stores
   /// (ExactTokens.h). A removed sequence's slot is given to the next one.

@@ -1,0 +1,343 @@
+//===- DeviceEviction.cpp - The plan's evict calls on the GPU -------------===//
+#include "runtime/src/backends/cuda/DeviceEviction.h"
+#include "kvrt/Artifact.h"
+#include "runtime/src/backends/cuda/CudaStatus.h"
+#include "runtime/src/backends/cuda/DeviceKvPool.h"
+#include "runtime/src/evict/Schedule.h"
+#include "runtime/src/evict/Scores.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <tuple>
+
+namespace kvrt::cuda {
+namespace {
+
+const char *methodName(schema::EvictMethod method) {
+  switch (method) {
+  case schema::EVICT_METHOD_TRIATTENTION:
+    return "TriAttention";
+  case schema::EVICT_METHOD_SNAPKV:
+    return "SnapKV";
+  case schema::EVICT_METHOD_H2O:
+    return "H2O";
+  default:
+    return "StreamingLLM";
+  }
+}
+
+/// The f32 values of tensor `index`.
+StatusOr<std::vector<float>> floats(const Artifact &artifact, uint32_t index) {
+  StatusOr<ByteView> bytes = artifact.tensorData(index);
+  if (!bytes)
+    return bytes.status();
+  if (artifact.manifest().tensors(int(index)).dtype() != schema::DTYPE_F32)
+    return Status::error(artifact.name() + ": TriAttention's centres must be "
+                                           "f32");
+  std::vector<float> values(bytes->size / 4);
+  std::memcpy(values.data(), bytes->data, values.size() * 4);
+  return values;
+}
+
+} // namespace
+
+Status checkUniformEviction(const std::vector<EvictCall> &calls,
+                            const std::vector<uint32_t> &cacheLayers) {
+  std::vector<uint32_t> evicting;
+  for (const EvictCall &c : calls)
+    evicting.push_back(c.plan.layer());
+  std::sort(evicting.begin(), evicting.end());
+  std::vector<uint32_t> all = cacheLayers;
+  std::sort(all.begin(), all.end());
+  const char *why = "the cuda backend keeps one page list and length per "
+                    "sequence for all layers, so every cache layer must "
+                    "evict by the same method, budget, window, sinks, "
+                    "interval and heads; ";
+  if (evicting != all)
+    return Status::error(std::string(why) + "this artifact evicts from " +
+                         std::to_string(evicting.size()) + " of its " +
+                         std::to_string(all.size()) + " cache layers");
+  for (const EvictCall &c : calls) {
+    schema::EvictParams a = c.plan, b = calls.front().plan;
+    a.set_layer(0);
+    b.set_layer(0);
+    if (a.SerializeAsString() != b.SerializeAsString())
+      return Status::error(std::string(why) + "layers " +
+                           std::to_string(calls.front().plan.layer()) +
+                           " and " + std::to_string(c.plan.layer()) +
+                           " evict differently");
+  }
+  return Status::ok();
+}
+
+std::vector<EvictSequence>
+dueCompactions(const schema::EvictParams &plan,
+               const std::vector<EvictCallSequence> &call,
+               std::unordered_map<uint64_t, uint64_t> &seen) {
+  std::vector<EvictSequence> due;
+  for (const EvictCallSequence &s : call) {
+    uint64_t &tokens = seen[s.sequence];
+    tokens += s.appended;
+    if (!evict::compactionDue(plan, s.length, tokens, s.appended))
+      continue;
+    // Every entry is in the pages (no tail): the window is the selection's.
+    const evict::KeptLayout layout =
+        evict::keptLayout(s.length, evict::selectionFor(plan, tokens));
+    EvictSequence e;
+    e.tableRow = s.tableRow;
+    e.length = int32_t(s.length);
+    e.queryPosition = s.lastPosition;
+    e.sinks = int32_t(layout.sinks);
+    e.recentStart = int32_t(layout.recentStart);
+    e.free = int32_t(layout.free);
+    e.kept = int32_t(layout.kept(s.length));
+    due.push_back(e);
+  }
+  return due;
+}
+
+StatusOr<std::unique_ptr<DeviceEviction>>
+DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
+                       const std::vector<DeviceLayerSpec> &layers,
+                       const std::vector<uint32_t> &cacheLayers) {
+  const std::string &name = artifact.name();
+  KVRT_RETURN_IF_ERROR(checkUniformEviction(calls, cacheLayers));
+  std::unique_ptr<DeviceEviction> eviction(new DeviceEviction());
+  std::sort(calls.begin(), calls.end(),
+            [](const EvictCall &a, const EvictCall &b) {
+              return a.plan.layer() < b.plan.layer();
+            });
+  for (EvictCall &call : calls) {
+    const uint32_t l = call.plan.layer();
+    const std::string where =
+        name + ": the evict call of layer " + std::to_string(l);
+    const schema::EvictMethod method = call.plan.method();
+    if (method == schema::EVICT_METHOD_H2O ||
+        method == schema::EVICT_METHOD_SNAPKV)
+      return Status::error(
+          where + " scores by " + methodName(method) +
+          (method == schema::EVICT_METHOD_H2O
+               ? " (the attention weights every entry has accumulated)"
+               : " (the attention of the last prompt queries)") +
+          ", which the cuda backend does not compute yet; run it on the cpu "
+          "backend, or evict by triattention or streaming on the GPU");
+    if (l >= layers.size())
+      return Status::error(where + " names no cache layer");
+    const DeviceLayerSpec &spec = layers[l];
+    if (call.slidingWindow)
+      return Status::error(where + " evicts from a sliding-window layer, "
+                                   "which this runtime does not support");
+    if (spec.keepsExact())
+      return Status::error(
+          where + " evicts from a cache that keeps tokens exact beside "
+                  "their codes (sinks, window or KIVI's residual), which "
+                  "the cuda backend does not compact yet; run it on the cpu "
+                  "backend, or quantize without sinks and window for the GPU");
+    if (spec.offloaded || spec.summaryBlock)
+      return Status::error(where + " evicts from a layer that " +
+                           (spec.offloaded ? "is offloaded"
+                                           : "selects "
+                                             "sparsely") +
+                           ", which the cuda backend does not combine with "
+                           "eviction yet; run it on the cpu backend");
+    for (const DeviceSideLayout *side : {&spec.key, &spec.value})
+      if (!evictCompacts(*side))
+        return Status::error(where + " evicts from a cache whose " +
+                             (side == &spec.key ? "keys" : "values") +
+                             " are not one fixed-size entry per token "
+                             "(KIVI), which cannot be compacted per token");
+    if (method == schema::EVICT_METHOD_TRIATTENTION &&
+        !evictScoresRead(spec.key.kind))
+      return Status::error(
+          where + " scores polar-encoded keys by TriAttention, which needs "
+                  "them rotated back to the model's basis and is not "
+                  "written for the GPU; run it on the cpu backend, or "
+                  "quantize keys in bf16, fp8 or nvfp4 for the GPU");
+    if (eviction->kvHeads_ && eviction->kvHeads_ != spec.kvHeads)
+      return Status::error(where + ": the cuda backend evicts from layers "
+                                   "of one KV head count");
+    eviction->kvHeads_ = spec.kvHeads;
+    Layer layer;
+    if (method == schema::EVICT_METHOD_TRIATTENTION) {
+      StatusOr<std::vector<float>> c = floats(artifact, call.centres);
+      if (!c)
+        return c.status();
+      StatusOr<std::vector<float>> m = floats(artifact, call.magnitudes);
+      if (!m)
+        return m.status();
+      const size_t half = spec.headDim / 2, heads = size_t(call.qHeads);
+      if (c->size() != heads * half * 2 || m->size() != heads * half ||
+          call.rope.inverse.size() != half)
+        return Status::error(where + ": its centres are not [" +
+                             std::to_string(heads) + ", " +
+                             std::to_string(half) + ", 2]");
+      // re, im, spread [heads][half]; frequency, meanRe, meanIm [half], as
+      // evict::TriAttentionScorer computes them.
+      std::vector<double> values(3 * heads * half + 3 * half);
+      double *re = values.data(), *im = re + heads * half;
+      double *spread = im + heads * half, *frequency = spread + heads * half;
+      double *meanRe = frequency + half, *meanIm = meanRe + half;
+      for (size_t i = 0; i < heads * half; ++i) {
+        re[i] = (*c)[2 * i];
+        im[i] = (*c)[2 * i + 1];
+        spread[i] = double((*m)[i]) - std::hypot(re[i], im[i]);
+      }
+      const std::vector<double> distances = evict::geometricDistances();
+      for (size_t f = 0; f < half; ++f) {
+        frequency[f] = call.rope.inverse[f];
+        std::tie(meanRe[f], meanIm[f]) =
+            evict::distanceMean(frequency[f], distances);
+      }
+      StatusOr<DeviceBuffer> buffer =
+          DeviceBuffer::allocate(values.size() * sizeof(double));
+      if (!buffer)
+        return buffer.status();
+      KVRT_RETURN_IF_ERROR(
+          buffer->upload(values.data(), values.size() * sizeof(double)));
+      layer.centres = std::move(*buffer);
+      const double *base = layer.centres.as<double>();
+      layer.view = {base,
+                    base + heads * half,
+                    base + 2 * heads * half,
+                    base + 3 * heads * half,
+                    base + 3 * heads * half + half,
+                    base + 3 * heads * half + 2 * half,
+                    call.rope.attentionFactor,
+                    call.rope.interleaved};
+    }
+    layer.call = std::move(call);
+    eviction->layers_.push_back(std::move(layer));
+  }
+  return eviction;
+}
+
+uint64_t DeviceEviction::pageBytes() const {
+  return uint64_t(layers_.size()) * kvHeads_ * sizeof(int32_t);
+}
+
+Status DeviceEviction::allocate(uint32_t capacityPages, uint32_t pageSize) {
+  pageSize_ = pageSize;
+  layerStride_ = uint64_t(capacityPages) * kvHeads_ * pageSize;
+  StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(
+      std::max<uint64_t>(1, layers_.size() * layerStride_ * sizeof(int32_t)));
+  if (!made)
+    return Status::error("the evicting layers' positions: " +
+                         made.status().message());
+  positions_ = std::move(*made);
+  return Status::ok();
+}
+
+Status DeviceEviction::storePositions(const int32_t *slots,
+                                      const int32_t *positions, uint32_t rows,
+                                      cudaStream_t stream) {
+  return storeHeadPositions(positions_.as<int32_t>(), layerStride_,
+                            uint32_t(layers_.size()), kvHeads_, pageSize_,
+                            slots, positions, rows, stream);
+}
+
+StatusOr<std::vector<std::pair<uint64_t, uint64_t>>>
+DeviceEviction::afterCall(const std::vector<EvictCallSequence> &call,
+                          DeviceKvPool &pool, const int32_t *pageTables,
+                          uint32_t pageTableStride, cudaStream_t stream) {
+  const schema::EvictParams &plan = layers_.front().call.plan;
+  const std::vector<EvictSequence> due = dueCompactions(plan, call, seen_);
+  std::vector<std::pair<uint64_t, uint64_t>> compacted;
+  if (due.empty())
+    return compacted;
+  uint32_t maxLength = 0, maxKept = 0;
+  for (const EvictSequence &s : due) {
+    maxLength = std::max(maxLength, uint32_t(s.length));
+    maxKept = std::max(maxKept, uint32_t(s.kept));
+    for (const EvictCallSequence &c : call)
+      if (c.tableRow == s.tableRow)
+        compacted.push_back({c.sequence, uint64_t(s.kept)});
+  }
+  const size_t sequenceBytes = due.size() * sizeof(EvictSequence);
+  if (sequences_.size() < sequenceBytes) {
+    StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(sequenceBytes);
+    if (!made)
+      return made.status();
+    sequences_ = std::move(*made);
+  }
+  const size_t workspaceBytes =
+      evictWorkspaceBytes(uint32_t(due.size()), kvHeads_, maxLength, maxKept);
+  if (workspace_.size() < workspaceBytes) {
+    workspace_ = DeviceBuffer();
+    StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(workspaceBytes);
+    if (!made)
+      return Status::error("the eviction's workspace: " +
+                           made.status().message());
+    workspace_ = std::move(*made);
+  }
+  // Pageable memory: the copy is done when the call returns.
+  if (cudaError_t e =
+          cudaMemcpyAsync(sequences_.get(), due.data(), sequenceBytes,
+                          cudaMemcpyHostToDevice, stream))
+    return cudaFailed("copying the compactions to the device", e);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Layer &layer = layers_[l];
+    const DeviceKvPool::Layer &pages = pool.layer(layer.call.plan.layer());
+    EvictLaunch launch;
+    launch.sequences = sequences_.as<EvictSequence>();
+    launch.count = uint32_t(due.size());
+    launch.maxLength = maxLength;
+    launch.maxKept = maxKept;
+    launch.cache.key = pages.spec.key;
+    launch.cache.value = pages.spec.value;
+    launch.cache.keys = pages.keys();
+    launch.cache.values = pages.values();
+    launch.cache.pageTables = pageTables;
+    launch.cache.pageTableStride = pageTableStride;
+    launch.cache.pageSize = pool.pageSize();
+    launch.cache.kvHeads = pages.spec.kvHeads;
+    launch.cache.headDim = pages.spec.headDim;
+    launch.positions = positions_.as<int32_t>() + l * layerStride_;
+    launch.qHeads = uint32_t(layer.call.qHeads);
+    launch.scoring = plan.method() == schema::EVICT_METHOD_TRIATTENTION
+                         ? EvictScoring::TriAttention
+                         : EvictScoring::Streaming;
+    launch.centres = layer.view;
+    launch.shared = plan.heads() != schema::EVICT_HEADS_EACH;
+    launch.workspace = workspace_.get();
+    KVRT_RETURN_IF_ERROR(scoreEntries(launch, stream));
+    KVRT_RETURN_IF_ERROR(selectEntries(launch, stream));
+    KVRT_RETURN_IF_ERROR(compactEntries(launch, stream));
+  }
+  for (const EvictSequence &s : due) {
+    compactions_ += layers_.size();
+    evicted_ += layers_.size() * uint64_t(s.length - s.kept);
+  }
+  return compacted;
+}
+
+StatusOr<std::vector<std::vector<int32_t>>>
+DeviceEviction::positions(uint32_t layer, const std::vector<int32_t> &pages,
+                          uint64_t length) const {
+  size_t l = 0;
+  while (l < layers_.size() && layers_[l].call.plan.layer() != layer)
+    ++l;
+  if (l == layers_.size())
+    return Status::error("layer " + std::to_string(layer) + " does not evict");
+  std::vector<std::vector<int32_t>> out(kvHeads_);
+  std::vector<int32_t> page(size_t(kvHeads_) * pageSize_);
+  for (uint64_t p = 0; p * pageSize_ < length; ++p) {
+    const int32_t *from = positions_.as<int32_t>() + l * layerStride_ +
+                          size_t(pages[p]) * kvHeads_ * pageSize_;
+    if (cudaError_t e =
+            cudaMemcpy(page.data(), from, page.size() * sizeof(int32_t),
+                       cudaMemcpyDeviceToHost))
+      return cudaFailed("reading the evicting layer's positions", e);
+    const uint64_t slots =
+        std::min<uint64_t>(pageSize_, length - p * pageSize_);
+    for (uint32_t h = 0; h < kvHeads_; ++h)
+      out[h].insert(out[h].end(), page.begin() + h * pageSize_,
+                    page.begin() + h * pageSize_ + slots);
+  }
+  return out;
+}
+
+} // namespace kvrt::cuda

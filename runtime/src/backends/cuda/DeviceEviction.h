@@ -1,0 +1,138 @@
+//===- DeviceEviction.h - The plan's evict calls on the GPU -----*- C++ -*-===//
+//
+// What backends/cpu/Eviction.cpp does after each layer's attention, for the
+// CUDA backend: after a call's steps (outside any captured graph), every
+// sequence the call made due (evict/Schedule.h: a prefill beyond the
+// budget, or `interval` entries beyond it) is scored, selected and
+// compacted in every layer by the kernels of EvictKernels.h, and its pages
+// beyond the kept entries go back to the ledger. A layer's compaction only
+// changes that layer's cache, which no later layer of the call reads, so
+// compacting every layer after the call keeps what the CPU keeps.
+//
+// The device pool keeps one page list and length per sequence for all
+// layers, so every cache layer must evict by the same plan (they then keep
+// as many entries); each layer keeps its entries' positions per KV head
+// ([pages][kvHeads][pageSize]) here. Attention tests its entries' stored
+// positions only for causality, which every kept entry passes for every
+// later query, so it reads the pool's positions as before.
+//
+// Refused with one sentence: H2O and SnapKV (their state is the attention
+// weights, not computed here yet), layers that keep tokens exact beside
+// their codes, KIVI, offloaded or sparsely selecting layers, sliding
+// windows, TriAttention over polar keys.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_BACKENDS_CUDA_DEVICEEVICTION_H
+#define KVRT_BACKENDS_CUDA_DEVICEEVICTION_H
+
+#include "kvrt/Status.h"
+#include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/backends/cpu/Kernels.h"
+#include "runtime/src/backends/cuda/DeviceBuffer.h"
+#include "runtime/src/backends/cuda/EvictKernels.h"
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+namespace kvrt {
+class Artifact;
+}
+
+namespace kvrt::cuda {
+
+class DeviceKvPool;
+struct DeviceLayerSpec;
+
+/// One evict call of the plan with what the backend knows of its layer.
+struct EvictCall {
+  schema::EvictParams plan;
+  /// TriAttention: the call's centre and magnitude tensors.
+  uint32_t centres = 0, magnitudes = 0;
+  /// The layer's query heads and RoPE, and whether it attends through a
+  /// sliding window.
+  int64_t qHeads = 0;
+  cpu::RopeFrequencies rope;
+  bool slidingWindow = false;
+};
+
+/// A sequence of a call, as the eviction decides on it.
+struct EvictCallSequence {
+  uint64_t sequence = 0;
+  /// Tokens the call appended, and those stored after it.
+  uint64_t appended = 0, length = 0;
+  /// The position of its last row, and its row of the batch's page tables.
+  int32_t lastPosition = 0;
+  int32_t tableRow = 0;
+};
+
+/// Whether every cache layer evicts by one plan (the layer numbers
+/// aside): the device pool keeps one length per sequence for all layers.
+/// `cacheLayers` are the layers that have a cache.
+Status checkUniformEviction(const std::vector<EvictCall> &calls,
+                            const std::vector<uint32_t> &cacheLayers);
+
+/// The compactions after a call: each due sequence with its kept count
+/// and selection (host only, tested without a GPU). `seen` holds the
+/// tokens each sequence has appended so far and is updated.
+std::vector<EvictSequence>
+dueCompactions(const schema::EvictParams &plan,
+               const std::vector<EvictCallSequence> &call,
+               std::unordered_map<uint64_t, uint64_t> &seen);
+
+class DeviceEviction {
+public:
+  /// `calls` by layer (every cache layer), `layers` the pool's specs.
+  static StatusOr<std::unique_ptr<DeviceEviction>>
+  create(const Artifact &artifact, std::vector<EvictCall> calls,
+         const std::vector<DeviceLayerSpec> &layers,
+         const std::vector<uint32_t> &cacheLayers);
+
+  /// Bytes of positions one page takes across the layers.
+  uint64_t pageBytes() const;
+  /// Allocates the layers' positions for `capacityPages` pages.
+  Status allocate(uint32_t capacityPages, uint32_t pageSize);
+
+  /// Before a call's steps: its rows' positions into every layer's.
+  Status storePositions(const int32_t *slots, const int32_t *positions,
+                        uint32_t rows, cudaStream_t stream);
+  /// After a call's steps: decides which sequences are due and enqueues
+  /// their compactions in every layer, reading the batch's page tables.
+  /// Returns the sequences compacted and their kept counts, for the caller
+  /// to shrink in the ledger once the stream has run.
+  StatusOr<std::vector<std::pair<uint64_t, uint64_t>>>
+  afterCall(const std::vector<EvictCallSequence> &call, DeviceKvPool &pool,
+            const int32_t *pageTables, uint32_t pageTableStride,
+            cudaStream_t stream);
+  void removeSequence(uint64_t sequence) { seen_.erase(sequence); }
+
+  /// The positions of layer `layer`'s first `length` entries of a sequence
+  /// holding `pages`, per KV head (synchronous; for checks).
+  StatusOr<std::vector<std::vector<int32_t>>>
+  positions(uint32_t layer, const std::vector<int32_t> &pages,
+            uint64_t length) const;
+
+  uint64_t compactions() const { return compactions_; }
+  uint64_t evictedEntries() const { return evicted_; }
+
+private:
+  struct Layer {
+    EvictCall call;
+    /// TriAttention: TriAttentionCentres' arrays, in one buffer.
+    DeviceBuffer centres;
+    TriAttentionCentres view;
+  };
+  DeviceEviction() = default;
+
+  std::vector<Layer> layers_;
+  uint32_t kvHeads_ = 0, pageSize_ = 0;
+  uint64_t layerStride_ = 0;
+  DeviceBuffer positions_, sequences_, workspace_;
+  std::unordered_map<uint64_t, uint64_t> seen_;
+  uint64_t compactions_ = 0, evicted_ = 0;
+};
+
+} // namespace kvrt::cuda
+
+#endif // KVRT_BACKENDS_CUDA_DEVICEEVICTION_H

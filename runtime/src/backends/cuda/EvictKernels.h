@@ -1,0 +1,121 @@
+//===- EvictKernels.h - Scoring, selecting and compacting on the GPU -*- C++
+//-*-===//
+//
+// The kernels of a compaction (DeviceEviction.h), each over every sequence
+// of one layer that a call made due, as backends/cpu/Eviction.cpp does it
+// for one sequence (docs/eviction.md):
+// - scoreEntries(): one float per (sequence, KV head, entry). TriAttention
+//   scores the cached (post-RoPE) key with the closed form of
+//   evict::TriAttentionScorer: each block makes the step's direction u and
+//   norm weights m of its KV group in double from the calibrated centres
+//   (as the scorer's constructor does), then every key costs one dot
+//   product and d / 2 pair norms, sixteen bytes a lane. StreamingLLM
+//   scores the sinks +inf and the others their index.
+// - selectEntries(): per sequence and selection row (one for the layer, or
+//   one per KV head), TriAttention's scores standardised per head (mean 0,
+//   deviation 1, in double), the heads combined by their mean (in double)
+//   for a shared selection, then the `free` best of the candidates between
+//   the sinks and the recent window by a radix select on
+//   evict::rankKey(): score, then the earlier index, so the kept entries
+//   are those evict::selectKept() keeps for the same scores. Writes the
+//   kept indices ascending.
+// - compactEntries(): moves kept entry i of each KV head to index i in its
+//   sequence's pages (and its position in the layer's per-head positions),
+//   each entry read once and written once: a block moves a chunk of
+//   destinations at a time, reading all of the chunk's sources before
+//   writing any (a destination below kept[i] may be a later source of the
+//   same chunk, never of a later chunk, since kept is ascending).
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_BACKENDS_CUDA_EVICTKERNELS_H
+#define KVRT_BACKENDS_CUDA_EVICTKERNELS_H
+
+#include "kvrt/Status.h"
+#include "runtime/src/backends/cuda/DecodeAttention.h"
+
+#include <cstdint>
+
+namespace kvrt::cuda {
+
+/// One sequence of a compaction: where its page table is, how many entries
+/// it holds and keeps, and what its selection protects.
+struct EvictSequence {
+  /// Row of the batch's page tables.
+  int32_t tableRow = 0;
+  /// Entries held, and the position of the call's last query.
+  int32_t length = 0;
+  int32_t queryPosition = 0;
+  /// evict::KeptLayout: the first `sinks` and the entries from
+  /// `recentStart` on are kept, and the `free` best between them.
+  int32_t sinks = 0, recentStart = 0, free = 0;
+  /// sinks + (length - recentStart) + free.
+  int32_t kept = 0;
+};
+
+/// TriAttention's calibrated query heads of one layer, in device memory:
+/// per query head and frequency pair E[q_f] (re, im) and E|q_f| - |E q_f|,
+/// double [qHeads][headDim / 2]; per pair the frequency and the mean over
+/// the future distances of e^{i D w} (re, im), double [headDim / 2].
+struct TriAttentionCentres {
+  const double *re = nullptr, *im = nullptr, *spread = nullptr;
+  const double *frequency = nullptr, *meanRe = nullptr, *meanIm = nullptr;
+  /// YaRN's attention factor (1 otherwise) and the pairs' layout.
+  double attentionFactor = 1.0;
+  bool interleaved = false;
+};
+
+enum class EvictScoring : uint8_t { TriAttention, Streaming };
+
+/// Operands of one layer's compaction of `count` sequences.
+struct EvictLaunch {
+  /// [count] in device memory.
+  const EvictSequence *sequences = nullptr;
+  uint32_t count = 0;
+  /// An upper bound of the sequences' lengths and kept counts: the strides
+  /// of the workspace's rows.
+  uint32_t maxLength = 0, maxKept = 0;
+  /// The layer's pages and the batch's page tables (PagedKvView: keys,
+  /// values, pageTables, pageTableStride, pageSize, kvHeads, headDim).
+  PagedKvView cache;
+  /// The layer's positions per KV head: [pages][kvHeads][pageSize].
+  int32_t *positions = nullptr;
+  uint32_t qHeads = 0;
+  EvictScoring scoring = EvictScoring::TriAttention;
+  TriAttentionCentres centres;
+  /// One selection for all KV heads (else one per head).
+  bool shared = true;
+  /// Device workspace of evictWorkspaceBytes(): scores, combined scores,
+  /// kept indices.
+  void *workspace = nullptr;
+};
+
+/// Bytes of the workspace a launch of `count` sequences needs.
+size_t evictWorkspaceBytes(uint32_t count, uint32_t kvHeads, uint32_t maxLength,
+                           uint32_t maxKept);
+
+/// Whether scoreEntries() reads keys of `kind` (for TriAttention; streaming
+/// reads none).
+bool evictScoresRead(DeviceSideLayout::Kind kind);
+/// Whether compactEntries() moves entries of `side` one by one.
+bool evictCompacts(const DeviceSideLayout &side);
+
+/// The kept indices of sequence i, row r (0, or the KV head) of a launch:
+/// keptIndices(...) + (i * rows + r) * maxKept, ascending.
+const int32_t *keptIndices(const EvictLaunch &launch);
+
+Status scoreEntries(const EvictLaunch &launch, cudaStream_t stream);
+Status selectEntries(const EvictLaunch &launch, cudaStream_t stream);
+Status compactEntries(const EvictLaunch &launch, cudaStream_t stream);
+
+/// Stores rows' positions into every evicting layer's per-head positions:
+/// positions[l][slot / pageSize][h][slot % pageSize] = rowPositions[r] for
+/// slot = slots[r], each of `layers` layers (layerStride ints apart) and
+/// `kvHeads` heads.
+Status storeHeadPositions(int32_t *positions, uint64_t layerStride,
+                          uint32_t layers, uint32_t kvHeads, uint32_t pageSize,
+                          const int32_t *slots, const int32_t *rowPositions,
+                          uint32_t rows, cudaStream_t stream);
+
+} // namespace kvrt::cuda
+
+#endif // KVRT_BACKENDS_CUDA_EVICTKERNELS_H
