@@ -17,9 +17,16 @@
 #              chunked prefill), KIVI with its window (KIVI, default
 #              "kivi4 kivi2"; a chunked prefill, groups encoded during
 #              decode), and the artifacts it must
-#              refuse (selection over fp8, runner-up prefetches), each with
-#              its sentence; and the offloaded llama-tiny against the same
-#              artifact resident on the GPU (equal logits, counted misses)
+#              refuse (selection over fp8, runner-up prefetches, H2O and
+#              TriAttention over polar keys), each with its sentence; the
+#              offloaded llama-tiny against the same artifact resident on
+#              the GPU (equal logits, counted misses); eviction (EVICTIONS:
+#              StreamingLLM in bf16, fp8, nvfp4 and polar4, TriAttention
+#              calibrated in bf16 shared and per KV head, fp8 and nvfp4):
+#              the same compactions, the same kept positions per layer and
+#              head (KEPT lines name those that differ) and logits; then
+#              kvrt-cuda-attention --evict, eviction's kernels timed at
+#              B=8, L=32K beside one decode step's attention
 #   attention  kvrt-cuda-attention --bench and PyTorch SDPA on the same
 #              shapes (test/cuda/sdpa_peer.py)
 #   e2e        kvrt-cuda-engine bench of llama3-8b in each encoding at
@@ -64,6 +71,7 @@ encodings=${ENCODINGS:-"bf16 fp8 polar4 nvfp4"}
 selections=${SELECTIONS:-"twolevel quest"}
 exact=${EXACT:-"polar4 fp8 nvfp4"}
 kivi=${KIVI:-"kivi4 kivi2"}
+evictions=${EVICTIONS:-"streaming-bf16 streaming-fp8 streaming-nvfp4 streaming-polar4 tri-bf16 tri-each-bf16 tri-fp8 tri-nvfp4"}
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
 offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}
 step_encodings=${STEP_ENCODINGS:-"bf16 polar4"}
@@ -116,8 +124,22 @@ engine_checks() {
     > "$out/engine-check-offload.txt" 2>&1 || status=1
   grep -E '^(offload|FAIL)' "$out/engine-check-offload.txt"
   echo "engine offload: $(tail -1 "$out/engine-check-offload.txt")"
+  # Eviction: a prompt of 300 (and 151) tokens compacted to the budget of
+  # 128 entries after the prefill, then every 8 decode steps; the kept
+  # positions of every layer and head compared after each call.
+  for e in $evictions; do
+    timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-evict-$e.kvpkg" \
+      --prompt 300 --steps 16 > "$out/engine-check-evict-$e.txt" 2>&1 ||
+      status=1
+    grep -E '^(eviction|FAIL)' "$out/engine-check-evict-$e.txt"
+    grep -m 5 '^KEPT' "$out/engine-check-evict-$e.txt"
+    echo "engine evict-$e: $(tail -1 "$out/engine-check-evict-$e.txt")"
+  done
+  timeout 120 "$bin/kvrt-cuda-attention" --evict --reps "$reps" \
+    > "$out/evict-bench.txt" 2>&1 || status=1
+  grep -vE '^device' "$out/evict-bench.txt"
   # Refused when the engine is created, with one sentence (exit 2).
-  for r in fp8-twolevel offload-runners; do
+  for r in fp8-twolevel offload-runners evict-h2o evict-tri-polar4; do
     timeout 60 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$r.kvpkg" \
       > "$out/engine-refuse-$r.txt" 2>&1
     code=$?

@@ -20,8 +20,10 @@
 # every layer selecting; two-level on llama3-8b with the pass's defaults
 # but its top 128 blocks and 2048 entries), offload (llama-tiny with a
 # budget small enough to miss; llama3-8b with 16 GB of device pages), and
-# two llama-tiny artifacts the cuda backend must refuse (selection over
-# fp8, offload with runner-up prefetches).
+# llama-tiny artifacts the cuda backend must refuse (selection over fp8,
+# offload with runner-up prefetches, H2O eviction, TriAttention over polar
+# keys); and llama-tiny with eviction (StreamingLLM and calibrated
+# TriAttention).
 #
 # BUILD names the build folder (default build); KVOPT a kvopt binary to
 # compile the artifacts with instead of building $BUILD/bin/kvopt.
@@ -77,6 +79,28 @@ tiny=(compile --synthetic llama-tiny --synthetic-weights generated --target h200
   -o .gpu-bin/llama-tiny-offload.kvpkg
 "$kvopt" "${tiny[@]}" --passes "$select,kv-offload{ratio=0.5 runners_up=4}" \
   -o .gpu-bin/llama-tiny-offload-runners.kvpkg
+# Eviction on llama-tiny, checked against the CPU backend: a budget of 128
+# entries compacted every 8 decode steps; StreamingLLM in each encoding
+# the GPU compacts, TriAttention (its query centres calibrated on
+# README.md through the synthetic model's byte-level tokenizer) in bf16,
+# per KV head, fp8 and nvfp4; and two the cuda backend must refuse (H2O,
+# TriAttention over polar keys).
+stream="kv-evict{method=streaming budget=128 interval=8}"
+tri="kv-evict{method=triattention budget=128 window=32 sinks=4 interval=8"
+for e in "bf16 " "fp8 ,kv-quantize{encoding=fp8}" \
+  "nvfp4 ,kv-quantize{encoding=nvfp4}" \
+  "polar4 ,kv-quantize{encoding=polar bits=4}"; do
+  "$kvopt" "${tiny[@]}" --passes "$stream${e#* }" \
+    -o ".gpu-bin/llama-tiny-evict-streaming-${e%% *}.kvpkg"
+done
+for e in "bf16 }" "each-bf16  heads=each}" "fp8 },kv-quantize{encoding=fp8}" \
+  "nvfp4 },kv-quantize{encoding=nvfp4}" \
+  "polar4 },kv-quantize{encoding=polar bits=4}"; do
+  "$kvopt" "${tiny[@]}" --calibrate README.md --passes "$tri${e#* }" \
+    -o ".gpu-bin/llama-tiny-evict-tri-${e%% *}.kvpkg"
+done
+"$kvopt" "${tiny[@]}" --passes "kv-evict{method=h2o budget=128 window=32 interval=8}" \
+  -o .gpu-bin/llama-tiny-evict-h2o.kvpkg
 select8b="kv-sparse-select{method=twolevel top_blocks=128 top_tokens=2048}"
 "$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
   --target h200 -o .gpu-bin/llama3-8b-twolevel.kvpkg --passes "$select8b"

@@ -2,7 +2,7 @@
 //
 //   kvrt-cuda-engine check ARTIFACT [--prompt N] [--steps N] [--tolerance X]
 //                                   [--flips F] [--dense A] [--resident A]
-//                                   [--chunk C] [--fuse 0|1]
+//                                   [--chunk C] [--fuse 0|1] [--kept-flips K]
 //   kvrt-cuda-engine bench ARTIFACT [--batch B] [--context L] [--steps N]
 //                                   [--chunk C] [--graphs 0|1] [--fuse 0|1]
 //
@@ -32,6 +32,17 @@
 // artifact runs on the cuda backend beside it, fed the same batches, and
 // every logit of the two must be equal: offload moves bytes, never values.
 // Then the offload counts (pages read, device hits, misses, copies) follow.
+// For an artifact that evicts (kv-evict), after every comparison the
+// positions each evicting layer keeps per KV head are compared too
+// (Engine::cachedPositions()): a KEPT line names each sequence, layer, head
+// and position kept by one backend only. It fails when the backends
+// compact a different number of times or entries, keep counts that
+// differ, or when more than --kept-flips of a layer and head's kept
+// entries differ (default 0 for StreamingLLM, whose choice has no ties to
+// round; 0.02 for TriAttention, whose scores come from the GPU's bf16 and
+// the CPU's fp32 projections, so a near tie at the budget's edge may go
+// either way). Where kept entries differed, --flips of the rows may exceed
+// the tolerance, as for selection; where none did, none may.
 //
 // bench: cuda only. Prefills `batch` sequences of `context` tokens (chunks
 // of C tokens), timing the first one's prefill (time to first token), then
@@ -52,6 +63,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -70,6 +82,9 @@ struct Options {
   /// bench: the cache's page size (0: the artifact's).
   int pageSize = 0;
   double tolerance = 0.02, flips = 0.2;
+  /// Eviction: the fraction of a layer and head's kept entries that may
+  /// differ (TriAttention near ties); -1: 0 for StreamingLLM, else 0.02.
+  double keptFlips = -1;
 };
 
 int32_t argmax(const float *row, size_t n) {
@@ -159,6 +174,58 @@ struct Backends {
     return tokens;
   }
 
+  /// Eviction: the layers whose kept entries are compared, the largest
+  /// fraction of one layer and head's entries kept by one backend only,
+  /// and mismatches printed so far.
+  std::vector<uint32_t> evicting;
+  double keptDiffered = 0;
+  int keptLengthsDiffer = 0, printed = 0;
+
+  /// Compares the positions every evicting layer keeps for each sequence
+  /// (cpu ids, gpu ids) under `label`; prints each layer, head and position
+  /// kept by one backend only.
+  void compareKept(const std::string &label,
+                   const std::vector<SequenceId> &cpuIds,
+                   const std::vector<SequenceId> &gpuIds) {
+    for (size_t s = 0; s < cpuIds.size(); ++s)
+      for (uint32_t layer : evicting) {
+        const auto c = orDie(cpu->cachedPositions(cpuIds[s], layer));
+        const auto g = orDie(gpu->cachedPositions(gpuIds[s], layer));
+        for (size_t h = 0; h < c.size(); ++h) {
+          if (c[h].size() != g[h].size()) {
+            std::printf("KEPT %s sequence %zu layer %u head %zu: the cpu "
+                        "keeps %zu entries, the gpu %zu\n",
+                        label.c_str(), s, layer, h, c[h].size(), g[h].size());
+            ++keptLengthsDiffer;
+            continue;
+          }
+          std::vector<int32_t> cpuOnly, gpuOnly;
+          std::set_difference(c[h].begin(), c[h].end(), g[h].begin(),
+                              g[h].end(), std::back_inserter(cpuOnly));
+          std::set_difference(g[h].begin(), g[h].end(), c[h].begin(),
+                              c[h].end(), std::back_inserter(gpuOnly));
+          if (cpuOnly.empty() && gpuOnly.empty() && c[h] == g[h])
+            continue;
+          if (cpuOnly.empty() && gpuOnly.empty()) {
+            std::printf("KEPT %s sequence %zu layer %u head %zu: the same "
+                        "positions in another order\n",
+                        label.c_str(), s, layer, h);
+            ++keptLengthsDiffer;
+            continue;
+          }
+          keptDiffered = std::max(keptDiffered,
+                                  double(cpuOnly.size()) / double(c[h].size()));
+          for (auto [list, who] : {std::make_pair(&cpuOnly, "cpu"),
+                                   std::make_pair(&gpuOnly, "gpu")})
+            for (int32_t position : *list)
+              if (printed++ < 40)
+                std::printf("KEPT %s sequence %zu layer %u head %zu: "
+                            "position %d kept by the %s only\n",
+                            label.c_str(), s, layer, h, position, who);
+        }
+      }
+  }
+
   /// One decode step of `sequences` (cpu ids, gpu ids) with `tokens`.
   void step(const std::vector<SequenceId> &cpuIds,
             const std::vector<SequenceId> &gpuIds,
@@ -184,6 +251,14 @@ int check(const Options &o) {
   if (!o.dense.empty())
     dense = engineFor(orDie(Artifact::open(o.dense)), "cpu", room);
   const int64_t vocab = b.cpu->vocabSize();
+  bool streaming = true;
+  for (const schema::KernelCall &call : artifact->manifest().plan().calls())
+    if (call.kernel() == "evict") {
+      b.evicting.push_back(call.evict().layer());
+      streaming &= call.evict().method() == schema::EVICT_METHOD_STREAMING;
+    }
+  const double keptFlips =
+      o.keptFlips >= 0 ? o.keptFlips : (streaming ? 0.0 : 0.02);
 
   // Round 1: two prompts in one batch, then decode steps.
   std::vector<std::vector<int32_t>> prompts = {
@@ -228,8 +303,10 @@ int check(const Options &o) {
     orDie(dense->prefill(denseBatch));
   double moved = 0;
   for (int step = 0;; ++step) {
-    std::vector<int32_t> next =
-        b.compareLast(step == 0 ? "prefill" : "step " + std::to_string(step));
+    const std::string label =
+        step == 0 ? "prefill" : "step " + std::to_string(step);
+    std::vector<int32_t> next = b.compareLast(label);
+    b.compareKept(label, cpuIds, gpuIds);
     if (dense)
       for (size_t row = 0; row < next.size(); ++row)
         moved = std::max(
@@ -268,6 +345,7 @@ int check(const Options &o) {
   orDie(b.cpu->prefill({{cpuIds[0], a}}));
   b.onGpus([&](Engine &e) { orDie(e.prefill({{gpuIds[0], a}})); });
   const int32_t first = b.compareLast("round 2 prefill")[0];
+  b.compareKept("round 2 prefill", {cpuIds[0]}, {gpuIds[0]});
   auto mixed = [&](SequenceId idA, SequenceId idB) {
     std::vector<BatchToken> rows;
     for (size_t i = 0; i < bPrompt.size(); ++i)
@@ -279,10 +357,13 @@ int check(const Options &o) {
   b.onGpus([&](Engine &e) { orDie(e.forward(mixed(gpuIds[0], gpuIds[1]))); });
   // Rows: B's last, then A's.
   std::vector<int32_t> next = b.compareLast("round 2 prefill + decode");
+  b.compareKept("round 2 prefill + decode", cpuIds, gpuIds);
   std::swap(next[0], next[1]);
   for (int step = 1; step <= o.steps / 2; ++step) {
     b.step(cpuIds, gpuIds, next);
-    next = b.compareLast("round 2 step " + std::to_string(step));
+    const std::string label = "round 2 step " + std::to_string(step);
+    next = b.compareLast(label);
+    b.compareKept(label, cpuIds, gpuIds);
   }
 
   int failures = 0;
@@ -300,7 +381,29 @@ int check(const Options &o) {
     if (e <= o.tolerance)
       within.push_back(e);
   const size_t beyond = b.errors.size() - within.size();
-  if (selects) {
+  if (!b.evicting.empty()) {
+    const EngineStats c = b.cpu->stats(), g = b.gpu->stats();
+    std::printf("eviction: %llu compactions and %llu entries evicted on the "
+                "cpu, %llu and %llu on the gpu; at most %.1f%% of a layer "
+                "and head's kept entries differ (%.1f%% may)\n",
+                (unsigned long long)c.kvCompactions,
+                (unsigned long long)c.kvEvictedEntries,
+                (unsigned long long)g.kvCompactions,
+                (unsigned long long)g.kvEvictedEntries, 100 * b.keptDiffered,
+                100 * keptFlips);
+    if (g.kvCompactions == 0 || c.kvCompactions != g.kvCompactions ||
+        c.kvEvictedEntries != g.kvEvictedEntries) {
+      std::printf("FAIL: the backends compacted differently (or never: "
+                  "give a --prompt beyond the budget)\n");
+      ++failures;
+    }
+    if (b.keptLengthsDiffer || b.keptDiffered > keptFlips) {
+      std::printf("FAIL: the backends kept other entries (KEPT lines)\n");
+      ++failures;
+    }
+  }
+  // Another kept entry moves a row's logits as selection does.
+  if (selects || b.keptDiffered > 0) {
     std::printf(
         "%zu of %zu rows beyond the tolerance (selection near ties; "
         "at most %.0f%% may be), the others within %.2e\n",
@@ -313,6 +416,7 @@ int check(const Options &o) {
       ++failures;
     }
   } else if (b.worst > o.tolerance) {
+    // Kept entries alike (or no eviction): every row within the tolerance.
     std::printf("FAIL: the largest relative logit error %.3e exceeds %.3e\n",
                 b.worst, o.tolerance);
     ++failures;
@@ -459,6 +563,8 @@ int main(int argc, char **argv) {
       o.tolerance = std::stod(argv[i + 1]);
     else if (arg == "--flips")
       o.flips = std::stod(argv[i + 1]);
+    else if (arg == "--kept-flips")
+      o.keptFlips = std::stod(argv[i + 1]);
     else if (arg == "--dense")
       o.dense = argv[i + 1];
     else if (arg == "--resident")
@@ -473,7 +579,7 @@ int main(int argc, char **argv) {
     std::fprintf(stderr,
                  "usage: %s check ARTIFACT [--prompt N] [--steps N] "
                  "[--tolerance X] [--flips F] [--dense A] [--resident A] "
-                 "[--chunk C] [--fuse 0|1]\n"
+                 "[--chunk C] [--fuse 0|1] [--kept-flips K]\n"
                  "       %s bench ARTIFACT [--batch B] [--context L] "
                  "[--steps N] [--chunk C] [--graphs 0|1] [--fuse 0|1] "
                  "[--page-size P]\n",

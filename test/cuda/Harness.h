@@ -67,6 +67,11 @@ int runAppendChecks();
 void runBench(uint32_t multiprocessors, int reps, const std::string &only,
               uint32_t pageSize);
 
+/// Times eviction's kernels (scores, selection, compaction) of one layer
+/// at B = 8, L = 32K, the Llama-3-8B shape, beside one decode step's
+/// attention over the same bf16 cache.
+void runEvictBench(uint32_t multiprocessors, int reps);
+
 /// Fills device pools with valid random entries (FillPool.cu): bf16 values
 /// in [-2, 2); fp8 codes other than NaN; any bytes (polar codes); then
 /// positive scales (f32 for fp8, `half` for polar) where the layout keeps

@@ -1,10 +1,13 @@
 //===- Main.cpp - kvrt-cuda-attention: check, then time -------------------===//
 //
-//   kvrt-cuda-attention [--check] [--bench] [--reps N] [--encoding NAME]
+//   kvrt-cuda-attention [--check] [--bench] [--evict] [--reps N]
+//                       [--encoding NAME]
 //
-// With neither --check nor --bench it does both; --encoding times only the
-// encoding of that name (bf16, fp8-dyn, fp8-head, polar4, ...), e.g. under
-// a profiler. Exits non-zero when a check fails.
+// With neither --check, --bench nor --evict it does the first two;
+// --encoding times only the encoding of that name (bf16, fp8-dyn,
+// fp8-head, polar4, ...), e.g. under a profiler; --evict times eviction's
+// kernels beside attention (EvictBench.cpp). Exits non-zero when a check
+// fails.
 //
 //===----------------------------------------------------------------------===//
 #include "Harness.h"
@@ -13,7 +16,7 @@
 #include <string>
 
 int main(int argc, char **argv) {
-  bool check = false, bench = false;
+  bool check = false, bench = false, evict = false;
   int reps = 100, pageSize = 16;
   std::string encoding;
   for (int i = 1; i < argc; ++i) {
@@ -22,6 +25,8 @@ int main(int argc, char **argv) {
       check = true;
     } else if (arg == "--bench") {
       bench = true;
+    } else if (arg == "--evict") {
+      evict = true;
     } else if (arg == "--reps" && i + 1 < argc) {
       reps = std::stoi(argv[++i]);
     } else if (arg == "--encoding" && i + 1 < argc) {
@@ -30,13 +35,13 @@ int main(int argc, char **argv) {
       pageSize = std::stoi(argv[++i]);
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--check] [--bench] [--reps N] "
+                   "usage: %s [--check] [--bench] [--evict] [--reps N] "
                    "[--encoding NAME] [--page-size P]\n",
                    argv[0]);
       return 2;
     }
   }
-  if (!check && !bench)
+  if (!check && !bench && !evict)
     check = bench = true;
 
   cudaDeviceProp props;
@@ -57,5 +62,7 @@ int main(int argc, char **argv) {
                kvrt::cuda::test::runAppendChecks();
   if (bench)
     kvrt::cuda::test::runBench(sms, reps, encoding, uint32_t(pageSize));
+  if (evict)
+    kvrt::cuda::test::runEvictBench(sms, reps);
   return failures ? 1 : 0;
 }

@@ -1,0 +1,181 @@
+//===- EvictBench.cpp - Eviction's kernels timed beside attention ---------===//
+//
+// One compaction of a bf16 cache at the Llama-3-8B attention shape (32
+// query and 8 KV heads of 128, pages of 16), B = 8 sequences of 32768
+// tokens kept to a quarter (4 sinks, the last 128): TriAttention's scores,
+// the shared selection and the compaction, each timed alone (median of
+// `reps`), beside one decode step's attention over the same cache. Random
+// keys and centres: the time does not depend on the values.
+//
+//===----------------------------------------------------------------------===//
+#include "Harness.h"
+
+#include "runtime/src/backends/cuda/DecodeAttention.h"
+#include "runtime/src/backends/cuda/DeviceBuffer.h"
+#include "runtime/src/backends/cuda/EvictKernels.h"
+#include "runtime/src/evict/Scores.h"
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+namespace kvrt::cuda::test {
+
+void runEvictBench(uint32_t multiprocessors, int reps) {
+  constexpr uint32_t batch = 8, length = 32768, qHeads = 32, kvHeads = 8;
+  constexpr uint32_t d = 128, half = d / 2, pageSize = 16;
+  constexpr uint32_t pagesPerSequence = length / pageSize;
+  constexpr uint32_t pages = batch * pagesPerSequence;
+  DeviceSideLayout side;
+  side.kind = DeviceSideLayout::Kind::Bf16;
+  side.entryBytes = 2 * d;
+  side.headBytes = side.areaStride = uint64_t(pageSize) * side.entryBytes;
+  const uint64_t poolBytes = uint64_t(pages) * kvHeads * side.areaStride;
+  DeviceBuffer keys = orDie(DeviceBuffer::allocate(poolBytes));
+  DeviceBuffer values = orDie(DeviceBuffer::allocate(poolBytes));
+  fillBf16(keys.get(), poolBytes, 1);
+  fillBf16(values.get(), poolBytes, 2);
+  std::vector<int32_t> tables(pages), positions(uint64_t(pages) * pageSize);
+  for (uint32_t p = 0; p < pages; ++p)
+    tables[p] = int32_t(p);
+  for (uint64_t i = 0; i < positions.size(); ++i)
+    positions[i] = int32_t(i % length);
+  DeviceBuffer tableBuffer = orDie(DeviceBuffer::allocate(pages * 4));
+  orDie(tableBuffer.upload(tables.data(), pages * 4));
+  DeviceBuffer positionBuffer =
+      orDie(DeviceBuffer::allocate(positions.size() * 4));
+  orDie(positionBuffer.upload(positions.data(), positions.size() * 4));
+  DeviceBuffer headPositions =
+      orDie(DeviceBuffer::allocate(positions.size() * 4 * kvHeads));
+
+  // Centres and frequencies as DeviceEviction makes them.
+  std::mt19937 rng(3);
+  std::normal_distribution<double> normal;
+  std::vector<double> centres(3 * qHeads * half + 3 * half);
+  for (uint32_t i = 0; i < 3 * qHeads * half; ++i)
+    centres[i] = i < 2 * qHeads * half ? normal(rng) : std::fabs(normal(rng));
+  const std::vector<double> distances = evict::geometricDistances();
+  double *frequency = centres.data() + 3 * qHeads * half;
+  for (uint32_t f = 0; f < half; ++f) {
+    frequency[f] = std::pow(500000.0, -2.0 * f / d);
+    std::tie(frequency[half + f], frequency[2 * half + f]) =
+        evict::distanceMean(frequency[f], distances);
+  }
+  DeviceBuffer centreBuffer =
+      orDie(DeviceBuffer::allocate(centres.size() * sizeof(double)));
+  orDie(centreBuffer.upload(centres.data(), centres.size() * sizeof(double)));
+  const double *c = centreBuffer.as<double>();
+
+  std::vector<EvictSequence> sequences(batch);
+  for (uint32_t b = 0; b < batch; ++b) {
+    EvictSequence &s = sequences[b];
+    s.tableRow = int32_t(b);
+    s.length = int32_t(length);
+    s.queryPosition = int32_t(length - 1);
+    s.sinks = 4;
+    s.recentStart = int32_t(length - 128);
+    s.kept = int32_t(length / 4);
+    s.free = s.kept - s.sinks - 128;
+  }
+  DeviceBuffer sequenceBuffer =
+      orDie(DeviceBuffer::allocate(batch * sizeof(EvictSequence)));
+  orDie(sequenceBuffer.upload(sequences.data(), batch * sizeof(EvictSequence)));
+
+  EvictLaunch launch;
+  launch.sequences = sequenceBuffer.as<EvictSequence>();
+  launch.count = batch;
+  launch.maxLength = length;
+  launch.maxKept = length / 4;
+  launch.cache.key = launch.cache.value = side;
+  launch.cache.keys = keys.as<uint8_t>();
+  launch.cache.values = values.as<uint8_t>();
+  launch.cache.pageTables = tableBuffer.as<int32_t>();
+  launch.cache.pageTableStride = pagesPerSequence;
+  launch.cache.pageSize = pageSize;
+  launch.cache.kvHeads = kvHeads;
+  launch.cache.headDim = d;
+  launch.positions = headPositions.as<int32_t>();
+  launch.qHeads = qHeads;
+  launch.centres = {c,
+                    c + qHeads * half,
+                    c + 2 * qHeads * half,
+                    frequency - centres.data() + c,
+                    frequency - centres.data() + c + half,
+                    frequency - centres.data() + c + 2 * half,
+                    1.0,
+                    false};
+  DeviceBuffer workspace = orDie(DeviceBuffer::allocate(
+      evictWorkspaceBytes(batch, kvHeads, length, length / 4)));
+  launch.workspace = workspace.get();
+
+  // One decode step's attention over the same cache.
+  DecodeAttentionShape shape{batch,  qHeads, kvHeads, d, pageSize,
+                             length, side,   side,    0};
+  const DecodeAttentionPlan plan =
+      orDie(planDecodeAttention(shape, multiprocessors));
+  DeviceBuffer q = orDie(DeviceBuffer::allocate(batch * qHeads * d * 4));
+  DeviceBuffer out = orDie(DeviceBuffer::allocate(batch * qHeads * d * 4));
+  CUDA_OK(cudaMemset(q.get(), 0, batch * qHeads * d * 4));
+  std::vector<int32_t> rowInts(2 * batch);
+  for (uint32_t b = 0; b < batch; ++b) {
+    rowInts[b] = int32_t(length);         // lengths
+    rowInts[batch + b] = int32_t(length); // query positions
+  }
+  DeviceBuffer ints = orDie(DeviceBuffer::allocate(rowInts.size() * 4));
+  orDie(ints.upload(rowInts.data(), rowInts.size() * 4));
+  DeviceBuffer attentionWorkspace =
+      orDie(DeviceBuffer::allocate(plan.workspaceBytes));
+  DecodeAttentionArgs args;
+  args.cache = launch.cache;
+  args.cache.positions = positionBuffer.as<int32_t>();
+  args.cache.lengths = ints.as<int32_t>();
+  args.q = q.as<float>();
+  args.queryPositions = ints.as<int32_t>() + batch;
+  args.out = out.as<float>();
+  args.batch = batch;
+  args.qHeads = qHeads;
+  args.scale = 1.0f / std::sqrt(float(d));
+  args.workspace = attentionWorkspace.get();
+
+  cudaEvent_t start, stop;
+  CUDA_OK(cudaEventCreate(&start));
+  CUDA_OK(cudaEventCreate(&stop));
+  auto time = [&](auto &&launchOnce) {
+    std::vector<float> times;
+    for (int r = 0; r < reps + 2; ++r) {
+      CUDA_OK(cudaEventRecord(start));
+      launchOnce();
+      CUDA_OK(cudaEventRecord(stop));
+      CUDA_OK(cudaEventSynchronize(stop));
+      float ms = 0;
+      CUDA_OK(cudaEventElapsedTime(&ms, start, stop));
+      if (r >= 2)
+        times.push_back(ms);
+    }
+    return median(times);
+  };
+  const float attention =
+      time([&] { orDie(decodeAttention(args, plan, nullptr)); });
+  const float scores = time([&] { orDie(scoreEntries(launch, nullptr)); });
+  const float select = time([&] { orDie(selectEntries(launch, nullptr)); });
+  const float compact = time([&] { orDie(compactEntries(launch, nullptr)); });
+  const double keyBytes = double(poolBytes);
+  std::printf("eviction, one layer, B=%u L=%u, %u/%u heads of %u, bf16, kept "
+              "25%%:\n",
+              batch, length, qHeads, kvHeads, d);
+  std::printf("| kernel | ms | GB/s | x one decode step's attention |\n"
+              "| --- | --- | --- | --- |\n");
+  std::printf("| decode attention (one step) | %.3f | %.0f | 1 |\n", attention,
+              2 * keyBytes / (attention * 1e6));
+  std::printf("| TriAttention scores | %.3f | %.0f | %.2f |\n", scores,
+              keyBytes / (scores * 1e6), scores / attention);
+  std::printf("| selection (shared, 8 heads) | %.3f | - | %.2f |\n", select,
+              select / attention);
+  std::printf("| compaction (keys and values) | %.3f | %.0f | %.2f |\n",
+              compact, 2 * 0.25 * 2 * keyBytes / (compact * 1e6),
+              compact / attention);
+  CUDA_OK(cudaEventDestroy(start));
+  CUDA_OK(cudaEventDestroy(stop));
+}
+
+} // namespace kvrt::cuda::test
