@@ -12,8 +12,8 @@
 
 #include "runtime/src/backends/cuda/DecodeAttention.h"
 #include "runtime/src/backends/cuda/DeviceBuffer.h"
+#include "runtime/src/backends/cuda/DeviceEviction.h"
 #include "runtime/src/backends/cuda/EvictKernels.h"
-#include "runtime/src/evict/Scores.h"
 
 #include <cmath>
 #include <random>
@@ -50,21 +50,21 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
 
   // Centres and frequencies as DeviceEviction makes them.
   std::mt19937 rng(3);
-  std::normal_distribution<double> normal;
-  std::vector<double> centres(3 * qHeads * half + 3 * half);
-  for (uint32_t i = 0; i < 3 * qHeads * half; ++i)
-    centres[i] = i < 2 * qHeads * half ? normal(rng) : std::fabs(normal(rng));
-  const std::vector<double> distances = evict::geometricDistances();
-  double *frequency = centres.data() + 3 * qHeads * half;
-  for (uint32_t f = 0; f < half; ++f) {
-    frequency[f] = std::pow(500000.0, -2.0 * f / d);
-    std::tie(frequency[half + f], frequency[2 * half + f]) =
-        evict::distanceMean(frequency[f], distances);
-  }
-  DeviceBuffer centreBuffer =
-      orDie(DeviceBuffer::allocate(centres.size() * sizeof(double)));
-  orDie(centreBuffer.upload(centres.data(), centres.size() * sizeof(double)));
-  const double *c = centreBuffer.as<double>();
+  std::normal_distribution<float> normal;
+  std::vector<float> centres(2 * qHeads * half), magnitudes(qHeads * half);
+  for (float &v : centres)
+    v = normal(rng);
+  for (uint32_t i = 0; i < qHeads * half; ++i)
+    magnitudes[i] =
+        std::hypot(centres[2 * i], centres[2 * i + 1]) + std::fabs(normal(rng));
+  cpu::RopeFrequencies rope;
+  for (uint32_t f = 0; f < half; ++f)
+    rope.inverse.push_back(std::pow(500000.0, -2.0 * f / d));
+  const std::vector<double> centreValues =
+      triAttentionCentreValues(centres, magnitudes, rope, qHeads, half);
+  const size_t centreBytes = centreValues.size() * sizeof(double);
+  DeviceBuffer centreBuffer = orDie(DeviceBuffer::allocate(centreBytes));
+  orDie(centreBuffer.upload(centreValues.data(), centreBytes));
 
   std::vector<EvictSequence> sequences(batch);
   for (uint32_t b = 0; b < batch; ++b) {
@@ -96,16 +96,10 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
   launch.cache.headDim = d;
   launch.positions = headPositions.as<int32_t>();
   launch.qHeads = qHeads;
-  launch.centres = {c,
-                    c + qHeads * half,
-                    c + 2 * qHeads * half,
-                    frequency - centres.data() + c,
-                    frequency - centres.data() + c + half,
-                    frequency - centres.data() + c + 2 * half,
-                    1.0,
-                    false};
+  launch.centres =
+      triAttentionCentresView(centreBuffer.as<double>(), qHeads, half, rope);
   DeviceBuffer workspace = orDie(DeviceBuffer::allocate(
-      evictWorkspaceBytes(batch, kvHeads, length, length / 4)));
+      evictWorkspaceBytes(batch, kvHeads, d, length, length / 4)));
   launch.workspace = workspace.get();
 
   // One decode step's attention over the same cache.

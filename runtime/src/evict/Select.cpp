@@ -51,6 +51,44 @@ KeptLayout keptLayout(uint64_t count, const SelectionParams &params) {
   return layout;
 }
 
+void standardise(float *scores, uint64_t count) {
+  double sum = 0, squares = 0;
+  uint64_t finite = 0;
+  for (uint64_t i = 0; i < count; ++i)
+    if (std::isfinite(scores[i])) {
+      sum += scores[i];
+      squares += double(scores[i]) * scores[i];
+      ++finite;
+    }
+  if (finite < 2)
+    return;
+  double mean = sum / double(finite);
+  double deviation =
+      std::sqrt(std::max(0.0, squares / double(finite) - mean * mean));
+  if (!(deviation > 0))
+    return;
+  for (uint64_t i = 0; i < count; ++i)
+    scores[i] = float((scores[i] - mean) / deviation);
+}
+
+std::vector<float> combineHeads(const float *scores, int64_t kvHeads,
+                                int64_t stride, uint64_t count,
+                                HeadAggregation aggregation) {
+  std::vector<float> combined(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    double sum = 0, best = -std::numeric_limits<double>::infinity();
+    for (int64_t h = 0; h < kvHeads; ++h) {
+      float s = scores[h * stride + i];
+      double v = std::isnan(s) ? -std::numeric_limits<double>::infinity() : s;
+      sum += v;
+      best = std::max(best, v);
+    }
+    combined[i] = float(
+        aggregation == HeadAggregation::Mean ? sum / double(kvHeads) : best);
+  }
+  return combined;
+}
+
 std::vector<std::vector<uint64_t>> selectKept(const float *scores,
                                               int64_t kvHeads, int64_t stride,
                                               uint64_t count,
@@ -61,19 +99,8 @@ std::vector<std::vector<uint64_t>> selectKept(const float *scores,
       kept.push_back(selectRow(scores + h * stride, count, params));
     return kept;
   }
-  std::vector<float> combined(count);
-  for (uint64_t i = 0; i < count; ++i) {
-    double sum = 0, best = -std::numeric_limits<double>::infinity();
-    for (int64_t h = 0; h < kvHeads; ++h) {
-      float s = scores[h * stride + i];
-      double v = std::isnan(s) ? -std::numeric_limits<double>::infinity() : s;
-      sum += v;
-      best = std::max(best, v);
-    }
-    combined[i] = float(params.aggregation == HeadAggregation::Mean
-                            ? sum / double(kvHeads)
-                            : best);
-  }
+  const std::vector<float> combined =
+      combineHeads(scores, kvHeads, stride, count, params.aggregation);
   kept.push_back(selectRow(combined.data(), count, params));
   return kept;
 }

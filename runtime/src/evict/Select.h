@@ -42,6 +42,18 @@ struct KeptLayout {
 };
 KeptLayout keptLayout(uint64_t count, const SelectionParams &params);
 
+/// Shifts and scales one head's scores to mean 0 and deviation 1 (of the
+/// finite ones, in double), so that heads whose logits spread more do not
+/// decide a shared selection alone; unchanged unless two finite scores
+/// spread. What the backends do to TriAttention's scores.
+void standardise(float *scores, uint64_t count);
+
+/// The scores a shared selection ranks by: per entry the mean (in double)
+/// or the maximum over the heads, NaN as -inf.
+std::vector<float> combineHeads(const float *scores, int64_t kvHeads,
+                                int64_t stride, uint64_t count,
+                                HeadAggregation aggregation);
+
 /// The indices kept of `count` entries, ascending, per KV head (one list
 /// when params.shared); scores[h * stride + i] is entry i's score for KV
 /// head h. Higher scores win, ties go to the earlier entry, NaN counts as

@@ -11,31 +11,6 @@
 #include <cmath>
 
 namespace kvrt::cpu {
-namespace {
-
-/// Shifts and scales one head's scores to mean 0 and deviation 1, so that
-/// heads whose logits spread more do not decide the shared selection alone.
-void standardise(float *scores, uint64_t count) {
-  double sum = 0, squares = 0;
-  uint64_t finite = 0;
-  for (uint64_t i = 0; i < count; ++i)
-    if (std::isfinite(scores[i])) {
-      sum += scores[i];
-      squares += double(scores[i]) * scores[i];
-      ++finite;
-    }
-  if (finite < 2)
-    return;
-  double mean = sum / double(finite);
-  double deviation =
-      std::sqrt(std::max(0.0, squares / double(finite) - mean * mean));
-  if (!(deviation > 0))
-    return;
-  for (uint64_t i = 0; i < count; ++i)
-    scores[i] = float((scores[i] - mean) / deviation);
-}
-
-} // namespace
 
 LayerEviction::LayerEviction(EvictionParams params, AttentionParams attention)
     : params_(std::move(params)), attention_(attention) {}
@@ -207,7 +182,7 @@ void LayerEviction::score(ThreadPool &pool, const PagedCache &cache,
                                          params_.centres.data() + g * group,
                                          group, position, distances);
         scorer.score(buffer.data(), headDim, length, out);
-        standardise(out, uint64_t(length));
+        evict::standardise(out, uint64_t(length));
         break;
       }
       }

@@ -100,6 +100,40 @@ dueCompactions(const schema::EvictParams &plan,
   return due;
 }
 
+std::vector<double> triAttentionCentreValues(
+    const std::vector<float> &centres, const std::vector<float> &magnitudes,
+    const cpu::RopeFrequencies &rope, size_t heads, size_t half) {
+  std::vector<double> values(3 * heads * half + 3 * half);
+  double *re = values.data(), *im = re + heads * half;
+  double *spread = im + heads * half, *frequency = spread + heads * half;
+  double *meanRe = frequency + half, *meanIm = meanRe + half;
+  for (size_t i = 0; i < heads * half; ++i) {
+    re[i] = centres[2 * i];
+    im[i] = centres[2 * i + 1];
+    spread[i] = double(magnitudes[i]) - std::hypot(re[i], im[i]);
+  }
+  const std::vector<double> distances = evict::geometricDistances();
+  for (size_t f = 0; f < half; ++f) {
+    frequency[f] = rope.inverse[f];
+    std::tie(meanRe[f], meanIm[f]) =
+        evict::distanceMean(frequency[f], distances);
+  }
+  return values;
+}
+
+TriAttentionCentres triAttentionCentresView(const double *base, size_t heads,
+                                            size_t half,
+                                            const cpu::RopeFrequencies &rope) {
+  return {base,
+          base + heads * half,
+          base + 2 * heads * half,
+          base + 3 * heads * half,
+          base + 3 * heads * half + half,
+          base + 3 * heads * half + 2 * half,
+          rope.attentionFactor,
+          rope.interleaved};
+}
+
 StatusOr<std::unique_ptr<DeviceEviction>>
 DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
                        const std::vector<DeviceLayerSpec> &layers,
@@ -161,6 +195,7 @@ DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
       return Status::error(where + ": the cuda backend evicts from layers "
                                    "of one KV head count");
     eviction->kvHeads_ = spec.kvHeads;
+    eviction->headDim_ = std::max(eviction->headDim_, spec.headDim);
     Layer layer;
     if (method == schema::EVICT_METHOD_TRIATTENTION) {
       StatusOr<std::vector<float>> c = floats(artifact, call.centres);
@@ -175,23 +210,8 @@ DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
         return Status::error(where + ": its centres are not [" +
                              std::to_string(heads) + ", " +
                              std::to_string(half) + ", 2]");
-      // re, im, spread [heads][half]; frequency, meanRe, meanIm [half], as
-      // evict::TriAttentionScorer computes them.
-      std::vector<double> values(3 * heads * half + 3 * half);
-      double *re = values.data(), *im = re + heads * half;
-      double *spread = im + heads * half, *frequency = spread + heads * half;
-      double *meanRe = frequency + half, *meanIm = meanRe + half;
-      for (size_t i = 0; i < heads * half; ++i) {
-        re[i] = (*c)[2 * i];
-        im[i] = (*c)[2 * i + 1];
-        spread[i] = double((*m)[i]) - std::hypot(re[i], im[i]);
-      }
-      const std::vector<double> distances = evict::geometricDistances();
-      for (size_t f = 0; f < half; ++f) {
-        frequency[f] = call.rope.inverse[f];
-        std::tie(meanRe[f], meanIm[f]) =
-            evict::distanceMean(frequency[f], distances);
-      }
+      const std::vector<double> values =
+          triAttentionCentreValues(*c, *m, call.rope, heads, half);
       StatusOr<DeviceBuffer> buffer =
           DeviceBuffer::allocate(values.size() * sizeof(double));
       if (!buffer)
@@ -199,15 +219,8 @@ DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
       KVRT_RETURN_IF_ERROR(
           buffer->upload(values.data(), values.size() * sizeof(double)));
       layer.centres = std::move(*buffer);
-      const double *base = layer.centres.as<double>();
-      layer.view = {base,
-                    base + heads * half,
-                    base + 2 * heads * half,
-                    base + 3 * heads * half,
-                    base + 3 * heads * half + half,
-                    base + 3 * heads * half + 2 * half,
-                    call.rope.attentionFactor,
-                    call.rope.interleaved};
+      layer.view = triAttentionCentresView(layer.centres.as<double>(), heads,
+                                           half, call.rope);
     }
     layer.call = std::move(call);
     eviction->layers_.push_back(std::move(layer));
@@ -263,8 +276,8 @@ DeviceEviction::afterCall(const std::vector<EvictCallSequence> &call,
       return made.status();
     sequences_ = std::move(*made);
   }
-  const size_t workspaceBytes =
-      evictWorkspaceBytes(uint32_t(due.size()), kvHeads_, maxLength, maxKept);
+  const size_t workspaceBytes = evictWorkspaceBytes(
+      uint32_t(due.size()), kvHeads_, headDim_, maxLength, maxKept);
   if (workspace_.size() < workspaceBytes) {
     workspace_ = DeviceBuffer();
     StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(workspaceBytes);

@@ -81,6 +81,18 @@ dueCompactions(const schema::EvictParams &plan,
                const std::vector<EvictCallSequence> &call,
                std::unordered_map<uint64_t, uint64_t> &seen);
 
+/// TriAttentionCentres' arrays in one block of doubles (re, im, spread
+/// [heads][half]; frequency, meanRe, meanIm [half]) from the artifact's
+/// centres [heads][half][2] and magnitudes [heads][half], as
+/// evict::TriAttentionScorer computes them; and the view of such a block
+/// uploaded to `device`.
+std::vector<double> triAttentionCentreValues(
+    const std::vector<float> &centres, const std::vector<float> &magnitudes,
+    const cpu::RopeFrequencies &rope, size_t heads, size_t half);
+TriAttentionCentres triAttentionCentresView(const double *device, size_t heads,
+                                            size_t half,
+                                            const cpu::RopeFrequencies &rope);
+
 class DeviceEviction {
 public:
   /// `calls` by layer (every cache layer), `layers` the pool's specs.
@@ -126,7 +138,8 @@ private:
   DeviceEviction() = default;
 
   std::vector<Layer> layers_;
-  uint32_t kvHeads_ = 0, pageSize_ = 0;
+  /// The layers' KV heads and largest head dimension.
+  uint32_t kvHeads_ = 0, headDim_ = 0, pageSize_ = 0;
   uint64_t layerStride_ = 0;
   DeviceBuffer positions_, sequences_, workspace_;
   std::unordered_map<uint64_t, uint64_t> seen_;

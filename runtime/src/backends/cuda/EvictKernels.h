@@ -5,26 +5,32 @@
 // of one layer that a call made due, as backends/cpu/Eviction.cpp does it
 // for one sequence (docs/eviction.md):
 // - scoreEntries(): one float per (sequence, KV head, entry). TriAttention
-//   scores the cached (post-RoPE) key with the closed form of
-//   evict::TriAttentionScorer: each block makes the step's direction u and
-//   norm weights m of its KV group in double from the calibrated centres
-//   (as the scorer's constructor does), then every key costs one dot
-//   product and d / 2 pair norms, sixteen bytes a lane. StreamingLLM
+//   first makes, once per call, each (sequence, KV group)'s direction u and
+//   norm weights m in double from the calibrated centres (as the scorer's
+//   constructor does, its distances already folded into one factor per
+//   pair), then scores every cached key with one dot product and d / 2
+//   pair norms: d / 16 lanes a key, each holding a pair's both halves
+//   (two 8-coordinate chunks, 16 bytes each in bf16) and its 24 weights in
+//   registers, four keys a thread in flight; each block also writes the
+//   double moments of its scores for the standardisation. StreamingLLM
 //   scores the sinks +inf and the others their index.
 // - selectEntries(): per sequence and selection row (one for the layer, or
 //   one per KV head), TriAttention's scores standardised per head (mean 0,
-//   deviation 1, in double), the heads combined by their mean (in double)
-//   for a shared selection, then the `free` best of the candidates between
-//   the sinks and the recent window by a radix select on
-//   evict::rankKey(): score, then the earlier index, so the kept entries
-//   are those evict::selectKept() keeps for the same scores. Writes the
-//   kept indices ascending.
+//   deviation 1, from the moments in double), the heads combined by their
+//   mean (in double) for a shared selection, then the `free` best of the
+//   candidates between the sinks and the recent window: the k-th largest
+//   evict::rankKey() score word by a radix select (three passes of 11, 11
+//   and 10 bits, each a kernel over tiles of every row), the entries at
+//   that score kept in index order, so the kept entries are those
+//   evict::selectKept() keeps for the same combined scores. Writes the kept
+//   indices ascending.
 // - compactEntries(): moves kept entry i of each KV head to index i in its
-//   sequence's pages (and its position in the layer's per-head positions),
-//   each entry read once and written once: a block moves a chunk of
-//   destinations at a time, reading all of the chunk's sources before
-//   writing any (a destination below kept[i] may be a later source of the
-//   same chunk, never of a later chunk, since kept is ascending).
+//   sequence's pages, keys, values and the head's position, each entry
+//   read once and written once, in place: chunks of destinations, one a
+//   block, in the order an atomic counter hands them out; a block reads
+//   its chunk's sources, says so, waits until every earlier chunk whose
+//   sources lie in its destinations has said so, then writes (a chunk's
+//   sources are never below its destinations, kept being ascending).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_EVICTKERNELS_H
@@ -84,14 +90,43 @@ struct EvictLaunch {
   TriAttentionCentres centres;
   /// One selection for all KV heads (else one per head).
   bool shared = true;
-  /// Device workspace of evictWorkspaceBytes(): scores, combined scores,
-  /// kept indices.
+  /// Device workspace of evictWorkspaceBytes() (EvictWorkspace).
   void *workspace = nullptr;
 };
 
+/// Entries a block of scoreEntries() and of selectEntries() covers, and the
+/// bins of a radix pass.
+constexpr uint32_t kEvictScoreTile = 512, kEvictSelectTile = 1024;
+constexpr uint32_t kEvictRadixBins = 2048;
+
+/// The workspace of a launch, carved from EvictLaunch::workspace (or
+/// from address 0, to size it): rows are (sequence, KV head).
+struct EvictWorkspace {
+  /// [rows][maxLength]: the raw scores, and the standardised combination a
+  /// selection row ranks by (row sequence * kvHeads + 0 for a shared
+  /// selection, + head otherwise).
+  float *scores = nullptr, *combined = nullptr;
+  /// [rows][maxKept]: the kept indices of each selection row, ascending.
+  int32_t *kept = nullptr;
+  /// [rows][headDim * 3 / 2]: TriAttention's u (key layout), then m.
+  float *directions = nullptr;
+  /// [rows][scoreTiles][3]: sum, sum of squares, finite count of a tile.
+  double *moments = nullptr;
+  /// [rows][3][2048]: the radix select's histograms; [rows][2][2]: the
+  /// prefix and the count still needed after its first and second pass;
+  /// [rows][selectTiles][2]: each tile's entries kept for sure and its
+  /// candidates at the threshold.
+  uint32_t *histograms = nullptr, *rowState = nullptr;
+  int32_t *tileCounts = nullptr;
+  /// Compaction: the chunk counter, then [rows][chunks] "sources read".
+  uint32_t *chunkCounter = nullptr, *chunkRead = nullptr;
+  size_t bytes = 0;
+};
+EvictWorkspace evictWorkspace(const EvictLaunch &launch);
+
 /// Bytes of the workspace a launch of `count` sequences needs.
-size_t evictWorkspaceBytes(uint32_t count, uint32_t kvHeads, uint32_t maxLength,
-                           uint32_t maxKept);
+size_t evictWorkspaceBytes(uint32_t count, uint32_t kvHeads, uint32_t headDim,
+                           uint32_t maxLength, uint32_t maxKept);
 
 /// Whether scoreEntries() reads keys of `kind` (for TriAttention; streaming
 /// reads none).
@@ -100,7 +135,7 @@ bool evictScoresRead(DeviceSideLayout::Kind kind);
 bool evictCompacts(const DeviceSideLayout &side);
 
 /// The kept indices of sequence i, row r (0, or the KV head) of a launch:
-/// keptIndices(...) + (i * rows + r) * maxKept, ascending.
+/// keptIndices(...) + (i * kvHeads + r) * maxKept, ascending.
 const int32_t *keptIndices(const EvictLaunch &launch);
 
 Status scoreEntries(const EvictLaunch &launch, cudaStream_t stream);

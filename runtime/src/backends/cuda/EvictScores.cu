@@ -1,26 +1,34 @@
 //===- EvictScores.cu - Eviction scores of every cached entry -------------===//
 //
-// One block per (256 entries, KV head, sequence). TriAttention: the block's
-// first headDim / 2 threads make the KV group's direction u and norm
-// weights m in double, operation by operation as evict::TriAttentionScorer
-// (no fused multiply-adds, so that the floats match), then headDim / 8
-// lanes read each key, eight coordinates (sixteen bf16 bytes) a lane,
-// decode them, and add their share of k . u + sum_f m_f |k_f|: a pair's
-// partner coordinate is in the same lane (interleaved) or headDim / 16
-// lanes on (half style). EvictKernels.h.
+// TriAttention in two kernels. directionsKernel: one block per (KV head,
+// sequence), one thread per frequency pair, makes the group's direction u
+// and norm weights m in double, operation by operation as
+// evict::TriAttentionScorer (no fused multiply-adds, so that the floats
+// match), once per call. scoresKernel: one block per (kEvictScoreTile
+// entries, KV head, sequence); d / 16 lanes a key, lane l holding the
+// 8-coordinate chunks l and l + d / 16 (a pair's both halves in half style,
+// whole pairs interleaved, so no lane needs another's coordinates for the
+// norms) and their 16 direction and 8 norm weights in registers. Each
+// thread loads four keys (two 16-byte words each in bf16) before it
+// decodes any, adds its share of k . u + sum_f m_f |k_f| (16 FMAs and 8
+// norms a key), and the lanes' shares meet by shuffles. Per key: 2 d bytes
+// of bf16 read once, about 3 d / 16 shuffles, no trigonometry.
+// EvictKernels.h.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/CudaStatus.h"
 #include "runtime/src/backends/cuda/EntryDecode.cuh"
 #include "runtime/src/backends/cuda/EvictKernels.h"
 
+#include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
 
 namespace kvrt::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kEntriesPerBlock = 256;
+/// Keys a thread has in flight.
+constexpr int kKeys = 4;
 constexpr uint32_t kMaxHeadDim = 256;
 
 using Kind = DeviceSideLayout::Kind;
@@ -28,48 +36,73 @@ using Kind = DeviceSideLayout::Kind;
 /// E2M1's magnitudes by code (its sign is bit 3).
 __constant__ float kE2M1[8] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
 
-/// E4M3 code `code` as a float (exact).
-__device__ __forceinline__ float decodeE4M3(uint32_t code) {
-  return decodeE4M3x2(code).x;
-}
+/// A lane's two chunks of one key as stored: bf16 eight words, fp8 four
+/// and a scale, nvfp4 two and their two block scale codes.
+struct Raw {
+  uint32_t w[8];
+  float scale;
+  uint32_t blockScales;
+};
 
-/// The eight coordinates [8 lane, 8 lane + 8) of the key at `entry` (in
-/// the head's `area`), decoded as the CPU codec decodes them.
 template <Kind K>
 __device__ __forceinline__ void
-loadEight(const uint8_t *area, const uint8_t *entry,
-          const DeviceSideLayout &side, int lane, int headDim, float (&x)[8]) {
+loadChunks(const uint8_t *area, const uint8_t *entry,
+           const DeviceSideLayout &side, int lane, int lanes, int headDim,
+           Raw &raw) {
+#pragma unroll
+  for (int c = 0; c < 2; ++c) {
+    const int chunk = lane + c * lanes;
+    if constexpr (K == Kind::Bf16) {
+      const uint4 v = *reinterpret_cast<const uint4 *>(entry + chunk * 16);
+      raw.w[4 * c] = v.x;
+      raw.w[4 * c + 1] = v.y;
+      raw.w[4 * c + 2] = v.z;
+      raw.w[4 * c + 3] = v.w;
+    } else if constexpr (K == Kind::Fp8E4M3) {
+      // Dynamic entries are d + 4 bytes: 4-byte aligned only.
+      const uint32_t *codes =
+          reinterpret_cast<const uint32_t *>(entry + chunk * 8);
+      raw.w[2 * c] = codes[0];
+      raw.w[2 * c + 1] = codes[1];
+    } else {
+      static_assert(K == Kind::Nvfp4, "a key encoding the scorer decodes");
+      raw.w[c] = *reinterpret_cast<const uint32_t *>(entry + chunk * 4);
+      raw.blockScales |= uint32_t(entry[headDim / 2 + chunk / 2]) << (8 * c);
+    }
+  }
+  if constexpr (K == Kind::Fp8E4M3)
+    raw.scale = *reinterpret_cast<const float *>(
+        side.slotScales ? entry + side.scaleOffset : area + side.scaleOffset);
+}
+
+/// Chunk c's eight coordinates, as the CPU codec decodes them.
+template <Kind K>
+__device__ __forceinline__ void decodeChunk(const Raw &raw, int c,
+                                            const DeviceSideLayout &side,
+                                            float (&x)[8]) {
   if constexpr (K == Kind::Bf16) {
-    const uint4 v = *reinterpret_cast<const uint4 *>(entry + lane * 16);
-    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      x[2 * k] = __uint_as_float(w[k] << 16);
-      x[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+      const uint32_t w = raw.w[4 * c + k];
+      x[2 * k] = __uint_as_float(w << 16);
+      x[2 * k + 1] = __uint_as_float(w & 0xffff0000u);
     }
   } else if constexpr (K == Kind::Fp8E4M3) {
-    const uint32_t *codes =
-        reinterpret_cast<const uint32_t *>(entry + lane * 8);
-    const float scale = *reinterpret_cast<const float *>(
-        side.slotScales ? entry + side.scaleOffset : area + side.scaleOffset);
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
-      const uint32_t w = codes[j];
+      const uint32_t w = raw.w[2 * c + j];
       const float2 lo = decodeE4M3x2(w), hi = decodeE4M3x2(w >> 16);
-      x[4 * j] = lo.x * scale;
-      x[4 * j + 1] = lo.y * scale;
-      x[4 * j + 2] = hi.x * scale;
-      x[4 * j + 3] = hi.y * scale;
+      x[4 * j] = lo.x * raw.scale;
+      x[4 * j + 1] = lo.y * raw.scale;
+      x[4 * j + 2] = hi.x * raw.scale;
+      x[4 * j + 3] = hi.y * raw.scale;
     }
   } else {
-    static_assert(K == Kind::Nvfp4, "a key encoding the scorer decodes");
-    const uint32_t codes =
-        *reinterpret_cast<const uint32_t *>(entry + lane * 4);
     const float scale =
-        decodeE4M3(entry[headDim / 2 + lane / 2]) * side.tensorScale;
+        decodeE4M3x2(raw.blockScales >> (8 * c) & 255u).x * side.tensorScale;
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      const uint32_t code = (codes >> (4 * i)) & 15u;
+      const uint32_t code = raw.w[c] >> (4 * i) & 15u;
       const float v = kE2M1[code & 7u];
       x[i] = (code & 8u ? -v : v) * scale;
     }
@@ -81,98 +114,159 @@ __global__ void __launch_bounds__(kThreads)
   const EvictSequence s = p.sequences[blockIdx.z];
   float *out = scores + (size_t(blockIdx.z) * p.cache.kvHeads + blockIdx.y) *
                             p.maxLength;
-  for (int i = blockIdx.x * kEntriesPerBlock + threadIdx.x;
-       i < min(s.length, int(blockIdx.x + 1) * kEntriesPerBlock); i += kThreads)
+  const int first = int(blockIdx.x * kEvictScoreTile);
+  for (int i = first + int(threadIdx.x);
+       i < min(s.length, first + int(kEvictScoreTile)); i += kThreads)
     out[i] = i < s.sinks ? INFINITY : float(i);
 }
 
-template <Kind K>
-__global__ void __launch_bounds__(kThreads)
-    triAttentionKernel(EvictLaunch p, float *scores) {
-  __shared__ float u[kMaxHeadDim], m[kMaxHeadDim / 2];
-  const EvictSequence s = p.sequences[blockIdx.z];
-  const int kvHead = blockIdx.y, d = int(p.cache.headDim), half = d / 2;
-  const int first = blockIdx.x * kEntriesPerBlock;
-  if (first >= s.length)
-    return;
+/// u and m of (KV head blockIdx.x, sequence blockIdx.y): directions row
+/// [u in the key's layout (d floats), m (d / 2 floats)].
+__global__ void directionsKernel(EvictLaunch p, float *directions) {
+  const EvictSequence s = p.sequences[blockIdx.y];
+  const int kvHead = blockIdx.x, d = int(p.cache.headDim), half = d / 2;
+  const int f = threadIdx.x;
   const TriAttentionCentres &c = p.centres;
   const int group = int(p.qHeads / p.cache.kvHeads);
-  if (int f = threadIdx.x; f < half) {
-    // evict::TriAttentionScorer's constructor, for the mean over the group.
-    const double w = c.frequency[f];
-    double tr, ti;
-    sincos(double(s.queryPosition) * w, &ti, &tr);
-    const double zr = c.meanRe[f], zi = c.meanIm[f];
-    const double rr = __dsub_rn(__dmul_rn(zr, tr), __dmul_rn(zi, ti));
-    const double ri = __dadd_rn(__dmul_rn(zr, ti), __dmul_rn(zi, tr));
-    const double weight = 1.0 / double(group);
-    const double inverseFactor = 1.0 / c.attentionFactor;
-    double a = 0, b = 0, mag = 0;
-    for (int h = 0; h < group; ++h) {
-      const size_t q = size_t(kvHead * group + h) * half + f;
-      const double re = c.re[q], im = c.im[q];
-      const double ur = __dsub_rn(__dmul_rn(re, rr), __dmul_rn(im, ri));
-      const double ui = __dadd_rn(__dmul_rn(re, ri), __dmul_rn(im, rr));
-      a = __dadd_rn(a, __dmul_rn(__dmul_rn(weight, ur), inverseFactor));
-      b = __dadd_rn(b, __dmul_rn(__dmul_rn(weight, ui), inverseFactor));
-      mag = __dadd_rn(mag,
-                      __dmul_rn(__dmul_rn(weight, c.spread[q]), inverseFactor));
-    }
-    u[c.interleaved ? 2 * f : f] = float(a);
-    u[c.interleaved ? 2 * f + 1 : f + half] = float(b);
-    m[f] = float(mag);
+  // evict::TriAttentionScorer's constructor, for the mean over the group.
+  const double w = c.frequency[f];
+  double tr, ti;
+  sincos(double(s.queryPosition) * w, &ti, &tr);
+  const double zr = c.meanRe[f], zi = c.meanIm[f];
+  const double rr = __dsub_rn(__dmul_rn(zr, tr), __dmul_rn(zi, ti));
+  const double ri = __dadd_rn(__dmul_rn(zr, ti), __dmul_rn(zi, tr));
+  const double weight = 1.0 / double(group);
+  const double inverseFactor = 1.0 / c.attentionFactor;
+  double a = 0, b = 0, mag = 0;
+  for (int h = 0; h < group; ++h) {
+    const size_t q = size_t(kvHead * group + h) * half + f;
+    const double re = c.re[q], im = c.im[q];
+    const double ur = __dsub_rn(__dmul_rn(re, rr), __dmul_rn(im, ri));
+    const double ui = __dadd_rn(__dmul_rn(re, ri), __dmul_rn(im, rr));
+    a = __dadd_rn(a, __dmul_rn(__dmul_rn(weight, ur), inverseFactor));
+    b = __dadd_rn(b, __dmul_rn(__dmul_rn(weight, ui), inverseFactor));
+    mag = __dadd_rn(mag,
+                    __dmul_rn(__dmul_rn(weight, c.spread[q]), inverseFactor));
   }
-  __syncthreads();
-  // headDim / 8 lanes per key, kThreads / lanes keys at a time.
-  const int lanes = d / 8, lane = threadIdx.x % lanes;
+  float *row =
+      directions + (size_t(blockIdx.y) * p.cache.kvHeads + kvHead) * (3 * half);
+  row[c.interleaved ? 2 * f : f] = float(a);
+  row[c.interleaved ? 2 * f + 1 : f + half] = float(b);
+  row[d + f] = float(mag);
+}
+
+struct Moments {
+  double sum = 0, squares = 0, finite = 0;
+};
+struct AddMoments {
+  __device__ Moments operator()(const Moments &a, const Moments &b) const {
+    return {a.sum + b.sum, a.squares + b.squares, a.finite + b.finite};
+  }
+};
+
+/// bf16: 108 registers (`nvcc -cubin -Xptxas -v`), two blocks a
+/// multiprocessor, so 64 KB of keys in flight on each (a cap of three
+/// blocks spills).
+template <Kind K>
+__global__ void __launch_bounds__(kThreads)
+    scoresKernel(EvictLaunch p, EvictWorkspace w) {
+  const EvictSequence s = p.sequences[blockIdx.z];
+  const int kvHead = blockIdx.y, d = int(p.cache.headDim);
+  const int first = int(blockIdx.x * kEvictScoreTile);
+  if (first >= s.length)
+    return;
+  const size_t row = size_t(blockIdx.z) * p.cache.kvHeads + kvHead;
+  const bool interleaved = p.centres.interleaved;
+  // d / 16 lanes a key (at least one), kThreads / lanes keys a pass.
+  const int lanes = max(d / 16, 1), lane = int(threadIdx.x) % lanes;
   const int perPass = kThreads / lanes;
+  // The lane's weights: u of chunks lane and lane + lanes, m of their
+  // pairs (half style: pairs 8 lane + j; interleaved: 4 chunk + j).
+  float u[16], m[8];
+  {
+    const float *direction = w.directions + row * (3 * d / 2);
+#pragma unroll
+    for (int c = 0; c < 2; ++c)
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+        u[8 * c + j] = direction[8 * (lane + c * lanes) + j];
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+      m[j] = direction[d + (interleaved ? 4 * (lane + (j / 4) * lanes) + j % 4
+                                        : 8 * lane + j)];
+  }
   const int32_t *table =
       p.cache.pageTables + size_t(s.tableRow) * p.cache.pageTableStride;
   const DeviceSideLayout &side = p.cache.key;
-  float *out =
-      scores + (size_t(blockIdx.z) * p.cache.kvHeads + kvHead) * p.maxLength;
-  const int last = min(s.length, first + kEntriesPerBlock);
+  const int pageSize = int(p.cache.pageSize);
+  float *out = w.scores + row * p.maxLength;
+  const int last = min(s.length, first + int(kEvictScoreTile));
+  Moments moments;
   // Every lane of a key's group runs the same iterations (the shuffles
   // need them all), so the loop bound is the group's.
-  for (int base = first; base < last; base += perPass) {
-    const int i = base + int(threadIdx.x) / lanes;
-    float x[8] = {};
-    if (i < last) {
-      const int page = table[i / int(p.cache.pageSize)];
-      const int slot = i % int(p.cache.pageSize);
-      const uint8_t *area =
-          p.cache.keys +
-          (size_t(page) * p.cache.kvHeads + kvHead) * side.areaStride;
-      loadEight<K>(area,
-                   area + side.codesOffset + size_t(slot) * side.entryBytes,
-                   side, lane, d, x);
-    }
-    float sum = 0;
+  for (int base = first; base < last; base += kKeys * perPass) {
+    Raw raw[kKeys];
 #pragma unroll
-    for (int j = 0; j < 8; ++j)
-      sum += x[j] * u[8 * lane + j];
-    if (c.interleaved) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        sum += sqrtf(x[2 * j] * x[2 * j] + x[2 * j + 1] * x[2 * j + 1]) *
-               m[4 * lane + j];
-    } else {
-      // Lane l < lanes / 2 holds pairs 8 l + j with partners 8 (l + lanes
-      // / 2) + j.
-      float partner[8];
-#pragma unroll
-      for (int j = 0; j < 8; ++j)
-        partner[j] = __shfl_down_sync(0xffffffffu, x[j], lanes / 2, lanes);
-      if (lane < lanes / 2) {
-#pragma unroll
-        for (int j = 0; j < 8; ++j)
-          sum += sqrtf(x[j] * x[j] + partner[j] * partner[j]) * m[8 * lane + j];
+    for (int k = 0; k < kKeys; ++k) {
+      const int i = base + k * perPass + int(threadIdx.x) / lanes;
+      raw[k].blockScales = 0;
+      if (i < last) {
+        const uint8_t *area =
+            p.cache.keys +
+            (size_t(table[i / pageSize]) * p.cache.kvHeads + kvHead) *
+                side.areaStride;
+        loadChunks<K>(area,
+                      area + side.codesOffset +
+                          size_t(i % pageSize) * side.entryBytes,
+                      side, lane, lanes, d, raw[k]);
       }
     }
-    for (int offset = lanes / 2; offset > 0; offset /= 2)
-      sum += __shfl_xor_sync(0xffffffffu, sum, offset, lanes);
-    if (lane == 0 && i < last)
-      out[i] = sum;
+    float sums[kKeys];
+#pragma unroll
+    for (int k = 0; k < kKeys; ++k) {
+      float x[8], y[8];
+      decodeChunk<K>(raw[k], 0, side, x);
+      decodeChunk<K>(raw[k], 1, side, y);
+      float sum = 0;
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+        sum += x[j] * u[j] + y[j] * u[8 + j];
+      if (interleaved) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          sum +=
+              sqrtf(x[2 * j] * x[2 * j] + x[2 * j + 1] * x[2 * j + 1]) * m[j] +
+              sqrtf(y[2 * j] * y[2 * j] + y[2 * j + 1] * y[2 * j + 1]) *
+                  m[4 + j];
+      } else {
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+          sum += sqrtf(x[j] * x[j] + y[j] * y[j]) * m[j];
+      }
+      for (int offset = lanes / 2; offset > 0; offset /= 2)
+        sum += __shfl_xor_sync(0xffffffffu, sum, offset, lanes);
+      sums[k] = sum;
+    }
+#pragma unroll
+    for (int k = 0; k < kKeys; ++k) {
+      const int i = base + k * perPass + int(threadIdx.x) / lanes;
+      if (lane == 0 && i < last) {
+        out[i] = sums[k];
+        const double v = sums[k];
+        if (isfinite(v))
+          moments = {moments.sum + v, moments.squares + v * v,
+                     moments.finite + 1};
+      }
+    }
+  }
+  using Reduce = cub::BlockReduce<Moments, kThreads>;
+  __shared__ typename Reduce::TempStorage temp;
+  const Moments total = Reduce(temp).Reduce(moments, AddMoments());
+  if (threadIdx.x == 0) {
+    double *to = w.moments + (row * gridDim.x + blockIdx.x) * 3;
+    to[0] = total.sum;
+    to[1] = total.squares;
+    to[2] = total.finite;
   }
 }
 
@@ -185,11 +279,11 @@ bool evictScoresRead(DeviceSideLayout::Kind kind) {
 Status scoreEntries(const EvictLaunch &p, cudaStream_t stream) {
   if (!p.count)
     return Status::ok();
-  const dim3 grid((p.maxLength + kEntriesPerBlock - 1) / kEntriesPerBlock,
+  const dim3 grid((p.maxLength + kEvictScoreTile - 1) / kEvictScoreTile,
                   p.cache.kvHeads, p.count);
-  float *scores = static_cast<float *>(p.workspace);
+  const EvictWorkspace w = evictWorkspace(p);
   if (p.scoring == EvictScoring::Streaming) {
-    streamingKernel<<<grid, kThreads, 0, stream>>>(p, scores);
+    streamingKernel<<<grid, kThreads, 0, stream>>>(p, w.scores);
   } else {
     const uint32_t d = p.cache.headDim;
     if (d < 16 || d > kMaxHeadDim || (d & (d - 1)) ||
@@ -197,16 +291,17 @@ Status scoreEntries(const EvictLaunch &p, cudaStream_t stream) {
       return Status::error("TriAttention scores keys of bf16, fp8 or nvfp4 "
                            "and head dimensions that are powers of two from "
                            "16 to 256 on the GPU");
+    directionsKernel<<<dim3(p.cache.kvHeads, p.count), d / 2, 0, stream>>>(
+        p, w.directions);
     switch (p.cache.key.kind) {
     case Kind::Bf16:
-      triAttentionKernel<Kind::Bf16><<<grid, kThreads, 0, stream>>>(p, scores);
+      scoresKernel<Kind::Bf16><<<grid, kThreads, 0, stream>>>(p, w);
       break;
     case Kind::Fp8E4M3:
-      triAttentionKernel<Kind::Fp8E4M3>
-          <<<grid, kThreads, 0, stream>>>(p, scores);
+      scoresKernel<Kind::Fp8E4M3><<<grid, kThreads, 0, stream>>>(p, w);
       break;
     default:
-      triAttentionKernel<Kind::Nvfp4><<<grid, kThreads, 0, stream>>>(p, scores);
+      scoresKernel<Kind::Nvfp4><<<grid, kThreads, 0, stream>>>(p, w);
       break;
     }
   }
