@@ -34,22 +34,6 @@ struct AppendCase {
   bool polar;
 };
 
-schema::Encoding encoding(schema::EncodingKind kind, uint32_t bits = 0,
-                          schema::ScaleMode mode = schema::SCALE_MODE_DYNAMIC) {
-  schema::Encoding e;
-  e.set_kind(kind);
-  if (kind == schema::ENCODING_FP8) {
-    e.set_fp8_format(schema::FP8_FORMAT_E4M3);
-    e.set_scale_mode(mode);
-  }
-  if (kind == schema::ENCODING_POLAR) {
-    e.set_bits(bits);
-    e.set_rotation(schema::ROTATION_HADAMARD);
-    e.set_seed(7);
-  }
-  return e;
-}
-
 bool runAppendCase(const AppendCase &c, uint32_t seed) {
   constexpr uint32_t kRows = 1000, kHeads = 4, kPageSize = 16;
   const uint32_t d = c.headDim;
@@ -256,18 +240,34 @@ bool runKiviFlushCase(uint32_t d, uint32_t bits, uint32_t group,
 
 } // namespace
 
+schema::Encoding testEncoding(schema::EncodingKind kind, uint32_t bits,
+                              schema::ScaleMode mode) {
+  schema::Encoding e;
+  e.set_kind(kind);
+  if (kind == schema::ENCODING_FP8) {
+    e.set_fp8_format(schema::FP8_FORMAT_E4M3);
+    e.set_scale_mode(mode);
+  }
+  if (kind == schema::ENCODING_POLAR) {
+    e.set_bits(bits);
+    e.set_rotation(schema::ROTATION_HADAMARD);
+    e.set_seed(7);
+  }
+  return e;
+}
+
 int runAppendChecks() {
   const AppendCase cases[] = {
-      {"bf16", encoding(schema::ENCODING_BF16), 128, false},
-      {"fp8-dyn", encoding(schema::ENCODING_FP8), 128, false},
+      {"bf16", testEncoding(schema::ENCODING_BF16), 128, false},
+      {"fp8-dyn", testEncoding(schema::ENCODING_FP8), 128, false},
       {"fp8-head",
-       encoding(schema::ENCODING_FP8, 0, schema::SCALE_MODE_PER_HEAD), 64,
+       testEncoding(schema::ENCODING_FP8, 0, schema::SCALE_MODE_PER_HEAD), 64,
        false},
-      {"nvfp4", encoding(schema::ENCODING_NVFP4), 128, false},
-      {"nvfp4", encoding(schema::ENCODING_NVFP4), 64, false},
-      {"polar2", encoding(schema::ENCODING_POLAR, 2), 128, true},
-      {"polar3", encoding(schema::ENCODING_POLAR, 3), 64, true},
-      {"polar4", encoding(schema::ENCODING_POLAR, 4), 128, true},
+      {"nvfp4", testEncoding(schema::ENCODING_NVFP4), 128, false},
+      {"nvfp4", testEncoding(schema::ENCODING_NVFP4), 64, false},
+      {"polar2", testEncoding(schema::ENCODING_POLAR, 2), 128, true},
+      {"polar3", testEncoding(schema::ENCODING_POLAR, 3), 64, true},
+      {"polar4", testEncoding(schema::ENCODING_POLAR, 4), 128, true},
   };
   int failures = 0;
   uint32_t seed = 2000;

@@ -10,6 +10,7 @@
 #define KVRT_TEST_CUDA_HARNESS_H
 
 #include "kvrt/Status.h"
+#include "runtime/schema/kvpkg.pb.h"
 
 #include <cuda_runtime_api.h>
 
@@ -55,12 +56,21 @@ float median(std::vector<float> v);
 /// GB/s of a device-to-device copy of 1 GiB, counting reads and writes.
 double copyBandwidth();
 
+/// An encoding of `kind` as the checks use it: fp8 E4M3 with `mode`,
+/// polar of `bits` with a Hadamard rotation (seed 7).
+schema::Encoding
+testEncoding(schema::EncodingKind kind, uint32_t bits = 0,
+             schema::ScaleMode mode = schema::SCALE_MODE_DYNAMIC);
+
 /// Returns the number of failed checks.
 int runChecks(uint32_t multiprocessors);
 /// Prefill attention against cpu::attention; the number of failed checks.
 int runPrefillChecks();
 /// Quantize-on-append against the CPU codecs; the number of failed checks.
 int runAppendChecks();
+/// Eviction's scores, selection and compaction against the CPU's on the
+/// same cached bytes (EvictCheck.cpp); the number of failed checks.
+int runEvictChecks();
 /// Prints the timing table, of the encoding named `only` if not empty.
 /// Times decode attention in pages of `pageSize` tokens (KIVI's: a
 /// multiple of its group of 32).

@@ -59,7 +59,8 @@ int main(int argc, char **argv) {
   if (check)
     failures = kvrt::cuda::test::runChecks(sms) +
                kvrt::cuda::test::runPrefillChecks() +
-               kvrt::cuda::test::runAppendChecks();
+               kvrt::cuda::test::runAppendChecks() +
+               kvrt::cuda::test::runEvictChecks();
   if (bench)
     kvrt::cuda::test::runBench(sms, reps, encoding, uint32_t(pageSize));
   if (evict)

@@ -1,0 +1,571 @@
+//===- EvictCheck.cpp - Eviction's kernels against the CPU's --------------===//
+//
+// Each case builds one layer's cache of five sequences (lengths 1000 to 64,
+// budgets from 33 to 300, some with no sinks, one kept whole) in pages
+// shuffled across a pool with unused pages; keys and values are encoded
+// by the CPU codecs into host pages, and the device pool gets those same
+// bytes, everything else poisoned (pool bytes 0xa7 / 0x5b, positions
+// -7777, the workspace 0xff). Then scoreEntries(), selectEntries() and
+// compactEntries() run once, and:
+// - scores: each entry's GPU score against evict::TriAttentionScorer over
+//   the CPU codec's decodeAt() of the same bytes, with the same centres
+//   and query position. Both sum n = 3 d / 2 products of the same floats
+//   (d coordinates times u, d / 2 norms times m) in another order, so each
+//   is within gamma_n * S of the exact sum (S = the sum of the terms'
+//   magnitudes, Higham's bound), and they may differ by 2 (n + 8) 2^-24 S
+//   (8 more roundings: u and the decoded coordinates may round once
+//   otherwise, the norms take three). S is bounded from the centres:
+//   sum_f (sqrt(2) |Z_f| mean_h |E q_f| + mean_h spread_f) |k_f| / a.
+//   A wrong coordinate, pair, scale or head moves a score by about S.
+//   StreamingLLM's scores must be equal. Entries past a sequence's length
+//   must stay poisoned.
+// - selection: the GPU's combined scores against the CPU's
+//   evict::standardise() and evict::combineHeads() of the GPU's own raw
+//   scores (within 2^-22 of |value| + the mean |standardised head score|:
+//   the moments are summed in double in another order, so a value may
+//   round to a neighbouring float); then the kept indices against
+//   evict::selectKept() run on the GPU's combined scores: identical, since
+//   both rank by evict::rankKey(). Cases with keys drawn from 24 rows put
+//   exact ties at the budget's edge (ties go to the earlier entry).
+// - compaction: the whole key pool, value pool and positions against the
+//   host's copies with the GPU's kept entries moved by
+//   evict::compactionPlan()'s rule (kept[i] to i, each head's own list or
+//   the shared one): byte for byte, headers, unused slots and pages too.
+// For information, how many entries the CPU keeps otherwise when it
+// selects on its own scores (rounding near ties; no failure).
+//
+//===----------------------------------------------------------------------===//
+#include "Harness.h"
+
+#include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/backends/cuda/DeviceBuffer.h"
+#include "runtime/src/backends/cuda/DeviceEviction.h"
+#include "runtime/src/backends/cuda/EvictKernels.h"
+#include "runtime/src/backends/cuda/SideLayout.h"
+#include "runtime/src/cache/Codec.h"
+#include "runtime/src/evict/Scores.h"
+#include "runtime/src/evict/Select.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+namespace kvrt::cuda::test {
+namespace {
+
+constexpr uint32_t kHeads = 4, kQHeads = 8, kPageSize = 16, kSpare = 5;
+constexpr int kShown = 5;
+
+struct EvictCase {
+  const char *name;
+  schema::Encoding encoding;
+  uint32_t headDim;
+  bool interleaved, shared;
+  EvictScoring scoring;
+  /// Keys drawn from this many rows per head, the same draw for every
+  /// head (exact ties); 0: all distinct.
+  uint32_t distinct;
+};
+
+struct SequenceCase {
+  uint32_t length, budget, sinks, recent;
+};
+const SequenceCase kSequences[] = {{1000, 250, 4, 64},
+                                   {517, 129, 0, 64},
+                                   {300, 40, 4, 20},
+                                   {200, 300, 4, 64},
+                                   {64, 33, 4, 16}};
+constexpr uint32_t kCount = sizeof(kSequences) / sizeof(kSequences[0]);
+
+/// One side's pool as the host holds it.
+struct HostSide {
+  DeviceSideLayout layout;
+  std::unique_ptr<Codec> codec;
+  std::vector<uint8_t> bytes;
+  size_t at(uint32_t page, uint32_t head, uint32_t slot) const {
+    return (size_t(page) * kHeads + head) * layout.areaStride +
+           layout.codesOffset + size_t(slot) * layout.entryBytes;
+  }
+};
+
+bool runEvictCase(const EvictCase &c, uint32_t seed) {
+  const uint32_t d = c.headDim, half = d / 2, group = kQHeads / kHeads;
+  const bool tri = c.scoring == EvictScoring::TriAttention;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+
+  // Codecs and layouts of both sides.
+  HostSide sides[2];
+  for (int s = 0; s < 2; ++s) {
+    CodecContext context;
+    context.kvHeads = kHeads;
+    context.headDim = d;
+    context.layer = 1;
+    context.side = s ? CacheSide::Value : CacheSide::Key;
+    if (c.encoding.kind() == schema::ENCODING_FP8 &&
+        c.encoding.scale_mode() == schema::SCALE_MODE_PER_HEAD)
+      context.scales = {0.011f, 0.02f, 0.005f, 0.04f};
+    if (c.encoding.kind() == schema::ENCODING_NVFP4)
+      context.scales = {0.0123f};
+    sides[s].codec = orDie(makeCodec(c.encoding, context));
+    sides[s].layout =
+        orDie(deviceSideLayout(c.encoding, *sides[s].codec, kPageSize));
+  }
+
+  // Pages: each sequence's in shuffled pool pages, kSpare never used.
+  uint32_t pages = kSpare, maxPages = 0, maxLength = 0, maxKept = 0;
+  for (const SequenceCase &s : kSequences) {
+    const uint32_t n = (s.length + kPageSize - 1) / kPageSize;
+    pages += n;
+    maxPages = std::max(maxPages, n);
+    maxLength = std::max(maxLength, s.length);
+  }
+  std::vector<int32_t> order(pages);
+  for (uint32_t p = 0; p < pages; ++p)
+    order[p] = int32_t(p);
+  std::shuffle(order.begin(), order.end(), rng);
+  std::vector<uint32_t> tableRows(kCount);
+  for (uint32_t i = 0; i < kCount; ++i)
+    tableRows[i] = i;
+  std::shuffle(tableRows.begin(), tableRows.end(), rng);
+  // Unused table entries name a spare (poisoned) page.
+  std::vector<int32_t> tables(size_t(kCount) * maxPages, order[pages - 1]);
+  // pageOwner[page]: (sequence, index of the page), or -1: unused.
+  std::vector<std::pair<int, int>> pageOwner(pages, {-1, -1});
+  std::vector<EvictSequence> sequences(kCount);
+  std::vector<evict::SelectionParams> params(kCount);
+  uint32_t next = 0;
+  for (uint32_t i = 0; i < kCount; ++i) {
+    const SequenceCase &s = kSequences[i];
+    for (uint32_t p = 0; p * kPageSize < s.length; ++p) {
+      tables[size_t(tableRows[i]) * maxPages + p] = order[next];
+      pageOwner[size_t(order[next++])] = {int(i), int(p)};
+    }
+    params[i].budget = s.budget;
+    params[i].sinks = s.sinks;
+    params[i].recent = s.recent;
+    const evict::KeptLayout layout = evict::keptLayout(s.length, params[i]);
+    EvictSequence &e = sequences[i];
+    e.tableRow = int32_t(tableRows[i]);
+    e.length = int32_t(s.length);
+    e.queryPosition = int32_t(4 * s.length + 11);
+    e.sinks = int32_t(layout.sinks);
+    e.recentStart = int32_t(layout.recentStart);
+    e.free = int32_t(layout.free);
+    e.kept = int32_t(layout.kept(s.length));
+    maxKept = std::max(maxKept, uint32_t(e.kept));
+  }
+  auto pageOf = [&](uint32_t i, uint32_t entry) {
+    return uint32_t(
+        tables[size_t(tableRows[i]) * maxPages + entry / kPageSize]);
+  };
+
+  // Entries: keys with uneven channels (as real keys have), values, and
+  // each head's own positions.
+  sides[0].bytes.assign(size_t(pages) * kHeads * sides[0].layout.areaStride,
+                        0xa7);
+  sides[1].bytes.assign(size_t(pages) * kHeads * sides[1].layout.areaStride,
+                        0x5b);
+  std::vector<int32_t> positions(size_t(pages) * kHeads * kPageSize, -7777);
+  std::vector<float> row(d);
+  for (uint32_t i = 0; i < kCount; ++i) {
+    std::vector<float> pool(size_t(std::max(c.distinct, 1u)) * kHeads * d);
+    for (size_t j = 0; j < pool.size(); ++j)
+      pool[j] = normal(rng) * (j % d % 13 == 5 ? 4.0f : 0.5f + 0.5f * (j % 5));
+    for (uint32_t t = 0; t < kSequences[i].length; ++t) {
+      const uint32_t draw = c.distinct ? rng() % c.distinct : 0;
+      const uint32_t page = pageOf(i, t), slot = t % kPageSize;
+      for (uint32_t h = 0; h < kHeads; ++h) {
+        for (uint32_t j = 0; j < d; ++j)
+          row[j] = c.distinct ? pool[(size_t(draw) * kHeads + h) * d + j]
+                              : normal(rng) * (j % 13 == 5 ? 4.0f : 1.0f);
+        for (int s = 0; s < 2; ++s)
+          sides[s].codec->encode(row.data(), d, h, slot,
+                                 &sides[s].bytes[(size_t(page) * kHeads + h) *
+                                                 sides[s].layout.areaStride]);
+        positions[(size_t(page) * kHeads + h) * kPageSize + slot] =
+            int32_t(3 * t + h + 5 * i);
+      }
+    }
+  }
+
+  // Centres: E q per query head and pair, E|q| beyond |E q|.
+  std::vector<float> centres(2 * kQHeads * half), magnitudes(kQHeads * half);
+  for (float &v : centres)
+    v = normal(rng);
+  for (uint32_t j = 0; j < kQHeads * half; ++j)
+    magnitudes[j] = std::hypot(centres[2 * j], centres[2 * j + 1]) +
+                    0.3f * std::fabs(normal(rng));
+  cpu::RopeFrequencies rope;
+  rope.interleaved = c.interleaved;
+  rope.attentionFactor = c.interleaved ? 1.25 : 1.0;
+  for (uint32_t f = 0; f < half; ++f)
+    rope.inverse.push_back(std::pow(10000.0, -2.0 * f / d));
+  const std::vector<double> centreValues =
+      triAttentionCentreValues(centres, magnitudes, rope, kQHeads, half);
+
+  // The device side.
+  auto upload = [](const void *data, size_t bytes) {
+    DeviceBuffer b = orDie(DeviceBuffer::allocate(std::max<size_t>(bytes, 1)));
+    orDie(b.upload(data, bytes));
+    return b;
+  };
+  DeviceBuffer keyPool = upload(sides[0].bytes.data(), sides[0].bytes.size());
+  DeviceBuffer valuePool = upload(sides[1].bytes.data(), sides[1].bytes.size());
+  DeviceBuffer positionPool =
+      upload(positions.data(), positions.size() * sizeof(int32_t));
+  DeviceBuffer tableBuffer =
+      upload(tables.data(), tables.size() * sizeof(int32_t));
+  DeviceBuffer sequenceBuffer =
+      upload(sequences.data(), sequences.size() * sizeof(EvictSequence));
+  DeviceBuffer centreBuffer =
+      upload(centreValues.data(), centreValues.size() * sizeof(double));
+  EvictLaunch launch;
+  launch.sequences = sequenceBuffer.as<EvictSequence>();
+  launch.count = kCount;
+  launch.maxLength = maxLength;
+  launch.maxKept = maxKept;
+  launch.cache.key = sides[0].layout;
+  launch.cache.value = sides[1].layout;
+  launch.cache.keys = keyPool.as<uint8_t>();
+  launch.cache.values = valuePool.as<uint8_t>();
+  launch.cache.pageTables = tableBuffer.as<int32_t>();
+  launch.cache.pageTableStride = maxPages;
+  launch.cache.pageSize = kPageSize;
+  launch.cache.kvHeads = kHeads;
+  launch.cache.headDim = d;
+  launch.positions = positionPool.as<int32_t>();
+  launch.qHeads = kQHeads;
+  launch.scoring = c.scoring;
+  launch.centres =
+      triAttentionCentresView(centreBuffer.as<double>(), kQHeads, half, rope);
+  launch.shared = c.shared;
+  const size_t workspaceBytes =
+      evictWorkspaceBytes(kCount, kHeads, d, maxLength, maxKept);
+  DeviceBuffer workspace = orDie(DeviceBuffer::allocate(workspaceBytes));
+  CUDA_OK(cudaMemset(workspace.get(), 0xff, workspaceBytes));
+  launch.workspace = workspace.get();
+  orDie(scoreEntries(launch, nullptr));
+  orDie(selectEntries(launch, nullptr));
+  orDie(compactEntries(launch, nullptr));
+  CUDA_OK(cudaDeviceSynchronize());
+  const EvictWorkspace w = evictWorkspace(launch);
+  const size_t rows = size_t(kCount) * kHeads;
+  std::vector<float> scores(rows * maxLength), combined(rows * maxLength);
+  std::vector<int32_t> kept(rows * maxKept);
+  CUDA_OK(cudaMemcpy(scores.data(), w.scores, scores.size() * 4,
+                     cudaMemcpyDeviceToHost));
+  CUDA_OK(cudaMemcpy(combined.data(), w.combined, combined.size() * 4,
+                     cudaMemcpyDeviceToHost));
+  CUDA_OK(
+      cudaMemcpy(kept.data(), w.kept, kept.size() * 4, cudaMemcpyDeviceToHost));
+
+  int failures = 0, shown = 0;
+  auto report = [&](const char *kernel, const std::string &what) {
+    ++failures;
+    if (shown++ < kShown)
+      std::printf("FAIL evict %s %s d=%u: %s\n", kernel, c.name, d,
+                  what.c_str());
+  };
+  auto poisoned = [](const void *p) {
+    uint32_t bits;
+    std::memcpy(&bits, p, 4);
+    return bits == 0xffffffffu;
+  };
+  char text[320];
+
+  // Scores.
+  std::vector<evict::QueryCentre> cpuCentres(kQHeads);
+  for (uint32_t q = 0; q < kQHeads; ++q)
+    for (uint32_t f = 0; f < half; ++f) {
+      cpuCentres[q].re.push_back(centres[2 * (q * half + f)]);
+      cpuCentres[q].im.push_back(centres[2 * (q * half + f) + 1]);
+      cpuCentres[q].magnitude.push_back(magnitudes[q * half + f]);
+    }
+  const std::vector<double> distances = evict::geometricDistances();
+  double worstRatio = 0;
+  std::vector<float> cpuScores(rows * maxLength, 0.0f);
+  std::vector<float> keys(size_t(maxLength) * d);
+  for (uint32_t i = 0; i < kCount; ++i)
+    for (uint32_t h = 0; h < kHeads; ++h) {
+      const uint32_t length = kSequences[i].length;
+      const float *got = &scores[(size_t(i) * kHeads + h) * maxLength];
+      float *want = &cpuScores[(size_t(i) * kHeads + h) * maxLength];
+      for (uint32_t t = 0; t < length; ++t) {
+        const uint32_t page = pageOf(i, t), slot = t % kPageSize;
+        sides[0].codec->decodeAt(
+            &sides[0].bytes[(size_t(page) * kHeads + h) *
+                            sides[0].layout.areaStride],
+            slot, h, positions[(size_t(page) * kHeads + h) * kPageSize + slot],
+            &keys[size_t(t) * d]);
+      }
+      // Per pair: the bound's weight on |k_f|.
+      std::vector<double> weight(half, 0.0);
+      if (tri) {
+        evict::TriAttentionScorer scorer(rope, d, &cpuCentres[h * group], group,
+                                         sequences[i].queryPosition, distances);
+        scorer.score(keys.data(), d, length, want);
+        for (uint32_t f = 0; f < half; ++f) {
+          const auto [zr, zi] = evict::distanceMean(rope.inverse[f], distances);
+          double centre = 0, spread = 0;
+          for (uint32_t g = 0; g < group; ++g) {
+            const evict::QueryCentre &q = cpuCentres[h * group + g];
+            centre += std::hypot(q.re[f], q.im[f]) / group;
+            spread += (q.magnitude[f] - std::hypot(q.re[f], q.im[f])) / group;
+          }
+          weight[f] = (std::sqrt(2.0) * std::hypot(zr, zi) * centre +
+                       std::fabs(spread)) /
+                      rope.attentionFactor;
+        }
+      } else {
+        evict::streamingScores(length, kSequences[i].sinks, want);
+      }
+      const double n = 1.5 * d;
+      for (uint32_t t = 0; t < length; ++t) {
+        double magnitude = 0;
+        const float *k = &keys[size_t(t) * d];
+        for (uint32_t f = 0; f < half; ++f) {
+          const uint32_t a = c.interleaved ? 2 * f : f;
+          const uint32_t b = c.interleaved ? a + 1 : f + half;
+          magnitude += weight[f] * std::hypot(double(k[a]), double(k[b]));
+        }
+        const double bound = 2 * (n + 8) * std::ldexp(magnitude, -24);
+        const double error = std::fabs(double(got[t]) - double(want[t]));
+        const bool equal = got[t] == want[t];
+        if (!equal && (!tri || !(error <= bound))) {
+          std::snprintf(text, sizeof text,
+                        "sequence %u head %u entry %u (page %u slot %u): gpu "
+                        "%.9g, cpu %.9g, |difference| %.3g > bound %.3g",
+                        i, h, t, pageOf(i, t), t % kPageSize, got[t], want[t],
+                        error, bound);
+          report("scores", text);
+        } else if (bound > 0) {
+          worstRatio = std::max(worstRatio, error / bound);
+        }
+      }
+      for (uint32_t t = length; t < maxLength; ++t)
+        if (!poisoned(&got[t])) {
+          std::snprintf(text, sizeof text,
+                        "sequence %u head %u: entry %u past its length %u was "
+                        "written (%.9g)",
+                        i, h, t, length, got[t]);
+          report("scores", text);
+          break;
+        }
+    }
+
+  // Selection: the combination of the GPU's raw scores, then the kept
+  // entries of the GPU's combination.
+  uint64_t ownDiffer = 0, ownTotal = 0, keptTotal = 0;
+  const uint32_t selectionRows = c.shared ? 1 : kHeads;
+  for (uint32_t i = 0; i < kCount; ++i) {
+    const uint32_t length = kSequences[i].length;
+    auto combine = [&](const std::vector<float> &from) {
+      std::vector<float> heads(size_t(kHeads) * length);
+      for (uint32_t h = 0; h < kHeads; ++h) {
+        std::copy_n(&from[(size_t(i) * kHeads + h) * maxLength], length,
+                    &heads[size_t(h) * length]);
+        if (tri)
+          evict::standardise(&heads[size_t(h) * length], length);
+      }
+      return heads;
+    };
+    const std::vector<float> standardised = combine(scores);
+    const std::vector<float> own = combine(cpuScores);
+    const std::vector<float> mean =
+        evict::combineHeads(standardised.data(), kHeads, length, length,
+                            evict::HeadAggregation::Mean);
+    const std::vector<float> ownMean = evict::combineHeads(
+        own.data(), kHeads, length, length, evict::HeadAggregation::Mean);
+    for (uint32_t r = 0; r < selectionRows; ++r) {
+      const float *got = &combined[(size_t(i) * kHeads + r) * maxLength];
+      const float *want =
+          c.shared ? mean.data() : &standardised[size_t(r) * length];
+      for (uint32_t t = 0; t < length; ++t) {
+        double spread = 0;
+        for (uint32_t h = 0; h < kHeads; ++h)
+          spread += std::fabs(double(standardised[size_t(h) * length + t]));
+        spread = c.shared ? spread / kHeads : std::fabs(double(want[t]));
+        const double bound =
+            std::ldexp(std::fabs(double(want[t])) + spread, -22);
+        const bool same =
+            got[t] == want[t] || (std::isnan(got[t]) && std::isnan(want[t]));
+        if (!same && !(std::isfinite(want[t]) &&
+                       std::fabs(double(got[t]) - double(want[t])) <= bound)) {
+          std::snprintf(text, sizeof text,
+                        "combined score of sequence %u row %u entry %u: gpu "
+                        "%.9g, cpu from the gpu's raw scores %.9g (bound %.3g)",
+                        i, r, t, got[t], want[t], bound);
+          report("select", text);
+        }
+      }
+      const std::vector<uint64_t> expected =
+          evict::selectKept(got, 1, length, length, params[i])[0];
+      const int32_t *gotKept = &kept[(size_t(i) * kHeads + r) * maxKept];
+      keptTotal += expected.size();
+      if (expected.size() != uint64_t(sequences[i].kept))
+        report("select", "the kept layout disagrees with selectKept");
+      for (size_t j = 0; j < expected.size(); ++j)
+        if (uint64_t(gotKept[j]) != expected[j]) {
+          std::snprintf(
+              text, sizeof text,
+              "sequence %u row %u (length %u, budget %u, sinks %u, window %u): "
+              "kept[%zu] is %d on the gpu, %llu on the cpu (combined scores "
+              "%.9g and %.9g)",
+              i, r, length, kSequences[i].budget, kSequences[i].sinks,
+              kSequences[i].recent, j, gotKept[j],
+              (unsigned long long)expected[j],
+              gotKept[j] >= 0 && uint32_t(gotKept[j]) < length ? got[gotKept[j]]
+                                                               : NAN,
+              got[expected[j]]);
+          report("select", text);
+          break;
+        }
+      for (uint32_t j = uint32_t(expected.size()); j < maxKept; ++j)
+        if (!poisoned(&gotKept[j])) {
+          std::snprintf(text, sizeof text,
+                        "sequence %u row %u: kept[%u] past the %zu kept was "
+                        "written (%d)",
+                        i, r, j, expected.size(), gotKept[j]);
+          report("select", text);
+          break;
+        }
+      // For information: the CPU's selection on its own scores.
+      const std::vector<uint64_t> ownKept = evict::selectKept(
+          c.shared ? ownMean.data() : &own[size_t(r) * length], 1, length,
+          length, params[i])[0];
+      std::vector<uint64_t> only;
+      std::set_difference(ownKept.begin(), ownKept.end(), expected.begin(),
+                          expected.end(), std::back_inserter(only));
+      ownDiffer += only.size();
+      ownTotal += ownKept.size();
+    }
+  }
+
+  // Compaction: the host's pools with the GPU's kept entries moved.
+  std::vector<int32_t> expectedPositions = positions;
+  for (uint32_t i = 0; i < kCount; ++i)
+    for (uint32_t h = 0; h < kHeads; ++h) {
+      const int32_t *list =
+          &kept[(size_t(i) * kHeads + (c.shared ? 0 : h)) * maxKept];
+      for (int32_t j = 0; j < sequences[i].kept; ++j) {
+        if (list[j] == j || list[j] < 0 ||
+            uint32_t(list[j]) >= kSequences[i].length)
+          continue;
+        const uint32_t from = uint32_t(list[j]), to = uint32_t(j);
+        for (HostSide &side : sides)
+          std::memmove(
+              &side.bytes[side.at(pageOf(i, to), h, to % kPageSize)],
+              &side.bytes[side.at(pageOf(i, from), h, from % kPageSize)],
+              side.layout.entryBytes);
+        auto slotOf = [&](uint32_t entry) {
+          return (size_t(pageOf(i, entry)) * kHeads + h) * kPageSize +
+                 entry % kPageSize;
+        };
+        expectedPositions[slotOf(to)] = expectedPositions[slotOf(from)];
+      }
+    }
+  for (int s = 0; s < 2; ++s) {
+    const HostSide &side = sides[s];
+    std::vector<uint8_t> got(side.bytes.size());
+    CUDA_OK(cudaMemcpy(got.data(), s ? valuePool.get() : keyPool.get(),
+                       got.size(), cudaMemcpyDeviceToHost));
+    size_t lastArea = ~size_t(0);
+    for (size_t o = 0; o < got.size(); ++o) {
+      if (got[o] == side.bytes[o])
+        continue;
+      const size_t area = o / side.layout.areaStride;
+      if (area == lastArea)
+        continue; // One report per head's area.
+      lastArea = area;
+      const uint32_t page = uint32_t(area / kHeads),
+                     h = uint32_t(area % kHeads);
+      const size_t within = o % side.layout.areaStride;
+      const auto [owner, index] = pageOwner[page];
+      std::string where = "the head's header";
+      if (within >= side.layout.codesOffset) {
+        const size_t slot =
+            (within - side.layout.codesOffset) / side.layout.entryBytes;
+        where = slot >= kPageSize ? "the area's padding"
+                                  : "slot " + std::to_string(slot);
+        if (owner >= 0 && slot < kPageSize)
+          where += " (sequence " + std::to_string(owner) + " entry " +
+                   std::to_string(index * kPageSize + int(slot)) + ")";
+      }
+      std::snprintf(text, sizeof text,
+                    "%s page %u%s head %u, %s: byte %zu of the entry is 0x%02x "
+                    "on the gpu, 0x%02x expected",
+                    s ? "values" : "keys", page, owner < 0 ? " (unused)" : "",
+                    h, where.c_str(),
+                    within < side.layout.codesOffset
+                        ? within
+                        : (within - side.layout.codesOffset) %
+                              side.layout.entryBytes,
+                    got[o], side.bytes[o]);
+      report("compact", text);
+    }
+  }
+  std::vector<int32_t> gotPositions(positions.size());
+  CUDA_OK(cudaMemcpy(gotPositions.data(), positionPool.get(),
+                     gotPositions.size() * 4, cudaMemcpyDeviceToHost));
+  for (size_t o = 0; o < gotPositions.size(); ++o)
+    if (gotPositions[o] != expectedPositions[o]) {
+      const uint32_t page = uint32_t(o / (kHeads * kPageSize));
+      std::snprintf(text, sizeof text,
+                    "positions page %u%s head %zu slot %zu: %d on the gpu, %d "
+                    "expected",
+                    page, pageOwner[page].first < 0 ? " (unused)" : "",
+                    o / kPageSize % kHeads, o % kPageSize, gotPositions[o],
+                    expectedPositions[o]);
+      report("compact", text);
+    }
+
+  std::printf("%-4s evict     %-22s d=%u: scores within %.2f of their bound, "
+              "%llu kept entries as selectKept keeps them, the pools as "
+              "compacted on the host (%d failed); the cpu on its own scores "
+              "keeps %llu of %llu otherwise\n",
+              failures ? "FAIL" : "ok", c.name, d, worstRatio,
+              (unsigned long long)keptTotal, failures,
+              (unsigned long long)ownDiffer, (unsigned long long)ownTotal);
+  return failures == 0;
+}
+
+} // namespace
+
+int runEvictChecks() {
+  using S = EvictScoring;
+  const schema::Encoding bf16 = testEncoding(schema::ENCODING_BF16);
+  const schema::Encoding fp8 = testEncoding(schema::ENCODING_FP8);
+  const schema::Encoding fp8Head =
+      testEncoding(schema::ENCODING_FP8, 0, schema::SCALE_MODE_PER_HEAD);
+  const schema::Encoding nvfp4 = testEncoding(schema::ENCODING_NVFP4);
+  const EvictCase cases[] = {
+      {"tri-bf16-shared", bf16, 128, false, true, S::TriAttention, 0},
+      {"tri-bf16-each", bf16, 128, false, false, S::TriAttention, 0},
+      {"tri-bf16-each-interleaved", bf16, 64, true, false, S::TriAttention, 0},
+      {"tri-bf16-shared-ties", bf16, 128, false, true, S::TriAttention, 24},
+      {"tri-bf16-each-ties", bf16, 64, false, false, S::TriAttention, 24},
+      {"tri-bf16-shared", bf16, 256, false, true, S::TriAttention, 0},
+      {"tri-fp8-dyn-shared", fp8, 128, false, true, S::TriAttention, 0},
+      {"tri-fp8-dyn-each-ties", fp8, 128, false, false, S::TriAttention, 24},
+      {"tri-fp8-head-each", fp8Head, 64, false, false, S::TriAttention, 0},
+      {"tri-fp8-head-shared", fp8Head, 128, true, true, S::TriAttention, 0},
+      {"tri-nvfp4-shared", nvfp4, 128, false, true, S::TriAttention, 0},
+      {"tri-nvfp4-each-ties", nvfp4, 64, false, false, S::TriAttention, 24},
+      {"streaming-bf16", bf16, 128, false, true, S::Streaming, 0},
+      {"streaming-bf16-each", bf16, 64, false, false, S::Streaming, 0},
+      {"streaming-fp8-dyn", fp8, 128, false, true, S::Streaming, 0},
+      {"streaming-nvfp4", nvfp4, 128, false, true, S::Streaming, 0},
+      {"streaming-polar4", testEncoding(schema::ENCODING_POLAR, 4), 128, false,
+       true, S::Streaming, 0},
+  };
+  int failures = 0;
+  uint32_t seed = 3000;
+  for (const EvictCase &c : cases)
+    failures += runEvictCase(c, seed++) ? 0 : 1;
+  std::printf("evict checks: %d failed\n", failures);
+  return failures;
+}
+
+} // namespace kvrt::cuda::test
