@@ -37,12 +37,17 @@
 // (Engine::cachedPositions()): a KEPT line names each sequence, layer, head
 // and position kept by one backend only. It fails when the backends
 // compact a different number of times or entries, keep counts that
-// differ, or when more than --kept-flips of a layer and head's kept
-// entries differ (default 0 for StreamingLLM, whose choice has no ties to
-// round; 0.02 for TriAttention, whose scores come from the GPU's bf16 and
-// the CPU's fp32 projections, so a near tie at the budget's edge may go
-// either way). Where kept entries differed, --flips of the rows may exceed
-// the tolerance, as for selection; where none did, none may.
+// differ, or when, at a sequence's first compaction whose kept entries
+// differ (both caches held the same entries before it), more than
+// --kept-flips of a layer and head's kept entries differ (default 0 for
+// StreamingLLM, whose choice has no ties to round; 0.02 for TriAttention,
+// whose scores come from the GPU's bf16 and the CPU's fp32 projections, so
+// a near tie at the budget's edge may go either way), or more than 25% at
+// a later one (the caches then differ, so the choices drift; scores from
+// the wrong keys, centres or position differ in most entries). From then
+// on that sequence's rows are printed but not compared: one entry kept
+// otherwise moves every later logit by what eviction itself moves it
+// (docs/eviction.md says what the check still catches).
 //
 // bench: cuda only. Prefills `batch` sequences of `context` tokens (chunks
 // of C tokens), timing the first one's prefill (time to first token), then
@@ -65,6 +70,7 @@
 #include <cstring>
 #include <iterator>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -86,6 +92,12 @@ struct Options {
   /// differ (TriAttention near ties); -1: 0 for StreamingLLM, else 0.02.
   double keptFlips = -1;
 };
+
+/// Eviction: the fraction of a layer and head's kept entries that may
+/// differ at compactions after the sequence's kept entries first differed
+/// (the caches then hold other entries, so the choices drift apart; a
+/// selection on wrong scores differs in most of its entries).
+constexpr double kLaterFlips = 0.25;
 
 int32_t argmax(const float *row, size_t n) {
   return int32_t(std::max_element(row, row + n) - row);
@@ -143,9 +155,16 @@ struct Backends {
   /// Every row's relative error.
   std::vector<double> errors;
 
+  /// Eviction: cpu sequences whose kept entries differed on the two
+  /// backends at some compaction; their later rows are not compared.
+  std::set<SequenceId> diverged;
+  int skipped = 0;
+
   /// Compares the last logits row by row under `label`; returns the CPU's
-  /// greedy token of each row.
-  std::vector<int32_t> compareLast(const std::string &label) {
+  /// greedy token of each row. `rows[r]` is row r's cpu sequence (if
+  /// given): a row of a sequence in `diverged` is printed, not compared.
+  std::vector<int32_t> compareLast(const std::string &label,
+                                   const std::vector<SequenceId> &rows = {}) {
     const Logits &c = cpu->logits(), &g = gpu->logits();
     std::printf("%s", label.c_str());
     if (resident)
@@ -157,6 +176,14 @@ struct Backends {
       const RowComparison r = compare(g, c, row);
       const int32_t want = argmax(c.row(row), c.vocab);
       const int32_t got = argmax(g.row(row), g.vocab);
+      tokens.push_back(want);
+      if (row < rows.size() && diverged.count(rows[row])) {
+        std::printf("  row %zu: error %.2e (kept entries differed before: "
+                    "not compared)",
+                    row, r.relativeError());
+        ++skipped;
+        continue;
+      }
       worst = std::max(worst, r.relativeError());
       errors.push_back(r.relativeError());
       ++compared;
@@ -168,17 +195,17 @@ struct Backends {
                   want == got ? ""
                   : decided   ? " DIFFER"
                               : " (differ within rounding)");
-      tokens.push_back(want);
     }
     std::printf("\n");
     return tokens;
   }
 
-  /// Eviction: the layers whose kept entries are compared, the largest
-  /// fraction of one layer and head's entries kept by one backend only,
-  /// and mismatches printed so far.
+  /// Eviction: the layers whose kept entries are compared; the largest
+  /// fraction of one layer and head's entries kept by one backend only at
+  /// a sequence's first compaction that differed (from caches that held
+  /// the same entries), and at any later one; mismatches printed so far.
   std::vector<uint32_t> evicting;
-  double keptDiffered = 0;
+  double keptDiffered = 0, laterDiffered = 0;
   int keptLengthsDiffer = 0, printed = 0;
 
   /// Compares the positions every evicting layer keeps for each sequence
@@ -187,7 +214,9 @@ struct Backends {
   void compareKept(const std::string &label,
                    const std::vector<SequenceId> &cpuIds,
                    const std::vector<SequenceId> &gpuIds) {
-    for (size_t s = 0; s < cpuIds.size(); ++s)
+    for (size_t s = 0; s < cpuIds.size(); ++s) {
+      const bool before = diverged.count(cpuIds[s]) > 0;
+      double &worst = before ? laterDiffered : keptDiffered;
       for (uint32_t layer : evicting) {
         const auto c = orDie(cpu->cachedPositions(cpuIds[s], layer));
         const auto g = orDie(gpu->cachedPositions(gpuIds[s], layer));
@@ -213,8 +242,8 @@ struct Backends {
             ++keptLengthsDiffer;
             continue;
           }
-          keptDiffered = std::max(keptDiffered,
-                                  double(cpuOnly.size()) / double(c[h].size()));
+          worst = std::max(worst, double(cpuOnly.size()) / double(c[h].size()));
+          diverged.insert(cpuIds[s]);
           for (auto [list, who] : {std::make_pair(&cpuOnly, "cpu"),
                                    std::make_pair(&gpuOnly, "gpu")})
             for (int32_t position : *list)
@@ -224,6 +253,7 @@ struct Backends {
                             label.c_str(), s, layer, h, position, who);
         }
       }
+    }
   }
 
   /// One decode step of `sequences` (cpu ids, gpu ids) with `tokens`.
@@ -305,7 +335,7 @@ int check(const Options &o) {
   for (int step = 0;; ++step) {
     const std::string label =
         step == 0 ? "prefill" : "step " + std::to_string(step);
-    std::vector<int32_t> next = b.compareLast(label);
+    std::vector<int32_t> next = b.compareLast(label, cpuIds);
     b.compareKept(label, cpuIds, gpuIds);
     if (dense)
       for (size_t row = 0; row < next.size(); ++row)
@@ -327,6 +357,7 @@ int check(const Options &o) {
   // prompt and A's first decode row in one batch (A's row reads page
   // table 1), then decode steps of both.
   for (size_t s = 0; s < cpuIds.size(); ++s) {
+    b.diverged.erase(cpuIds[s]);
     orDie(b.cpu->removeSequence(cpuIds[s]));
     b.onGpus([&](Engine &e) { orDie(e.removeSequence(gpuIds[s])); });
   }
@@ -344,7 +375,7 @@ int check(const Options &o) {
   }
   orDie(b.cpu->prefill({{cpuIds[0], a}}));
   b.onGpus([&](Engine &e) { orDie(e.prefill({{gpuIds[0], a}})); });
-  const int32_t first = b.compareLast("round 2 prefill")[0];
+  const int32_t first = b.compareLast("round 2 prefill", {cpuIds[0]})[0];
   b.compareKept("round 2 prefill", {cpuIds[0]}, {gpuIds[0]});
   auto mixed = [&](SequenceId idA, SequenceId idB) {
     std::vector<BatchToken> rows;
@@ -356,13 +387,14 @@ int check(const Options &o) {
   orDie(b.cpu->forward(mixed(cpuIds[0], cpuIds[1])));
   b.onGpus([&](Engine &e) { orDie(e.forward(mixed(gpuIds[0], gpuIds[1]))); });
   // Rows: B's last, then A's.
-  std::vector<int32_t> next = b.compareLast("round 2 prefill + decode");
+  std::vector<int32_t> next =
+      b.compareLast("round 2 prefill + decode", {cpuIds[1], cpuIds[0]});
   b.compareKept("round 2 prefill + decode", cpuIds, gpuIds);
   std::swap(next[0], next[1]);
   for (int step = 1; step <= o.steps / 2; ++step) {
     b.step(cpuIds, gpuIds, next);
     const std::string label = "round 2 step " + std::to_string(step);
-    next = b.compareLast(label);
+    next = b.compareLast(label, cpuIds);
     b.compareKept(label, cpuIds, gpuIds);
   }
 
@@ -384,26 +416,32 @@ int check(const Options &o) {
   if (!b.evicting.empty()) {
     const EngineStats c = b.cpu->stats(), g = b.gpu->stats();
     std::printf("eviction: %llu compactions and %llu entries evicted on the "
-                "cpu, %llu and %llu on the gpu; at most %.1f%% of a layer "
-                "and head's kept entries differ (%.1f%% may)\n",
+                "cpu, %llu and %llu on the gpu; at a sequence's first "
+                "compaction that differed, at most %.1f%% of a layer and "
+                "head's kept entries differ (%.1f%% may), at later ones "
+                "%.1f%% (%.0f%% may); %d rows after a difference not "
+                "compared\n",
                 (unsigned long long)c.kvCompactions,
                 (unsigned long long)c.kvEvictedEntries,
                 (unsigned long long)g.kvCompactions,
                 (unsigned long long)g.kvEvictedEntries, 100 * b.keptDiffered,
-                100 * keptFlips);
+                100 * keptFlips, 100 * b.laterDiffered, 100 * kLaterFlips,
+                b.skipped);
     if (g.kvCompactions == 0 || c.kvCompactions != g.kvCompactions ||
         c.kvEvictedEntries != g.kvEvictedEntries) {
       std::printf("FAIL: the backends compacted differently (or never: "
                   "give a --prompt beyond the budget)\n");
       ++failures;
     }
-    if (b.keptLengthsDiffer || b.keptDiffered > keptFlips) {
+    if (b.keptLengthsDiffer || b.keptDiffered > keptFlips ||
+        b.laterDiffered > kLaterFlips) {
       std::printf("FAIL: the backends kept other entries (KEPT lines)\n");
       ++failures;
     }
   }
-  // Another kept entry moves a row's logits as selection does.
-  if (selects || b.keptDiffered > 0) {
+  // Rows of sequences whose kept entries differed are not compared: one
+  // entry kept otherwise moves every later logit by what eviction moves it.
+  if (selects) {
     std::printf(
         "%zu of %zu rows beyond the tolerance (selection near ties; "
         "at most %.0f%% may be), the others within %.2e\n",
