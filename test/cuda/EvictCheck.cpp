@@ -319,7 +319,9 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
                       rope.attentionFactor;
         }
       } else {
-        evict::streamingScores(length, kSequences[i].sinks, want);
+        // The layout's sinks, which the kernel reads: a sequence within its
+        // budget protects every entry (evict::keptLayout).
+        evict::streamingScores(length, sequences[i].sinks, want);
       }
       const double n = 1.5 * d;
       for (uint32_t t = 0; t < length; ++t) {
