@@ -1,7 +1,7 @@
 //===- EvictCheck.cpp - Eviction's kernels against the CPU's --------------===//
 //
-// Each case builds one layer's cache of five sequences (lengths 1000 to 64,
-// budgets from 33 to 300, some with no sinks, one kept whole) in pages
+// Each case builds one layer's cache of five sequences (lengths 4500 to 64,
+// budgets from 33 to 1100, some with no sinks, one kept whole) in pages
 // shuffled across a pool with unused pages; keys and values are encoded
 // by the CPU codecs into host pages, and the device pool gets those same
 // bytes, everything else poisoned (pool bytes 0xa7 / 0x5b, positions
@@ -12,9 +12,10 @@
 //   and query position. Both sum n = 3 d / 2 products of the same floats
 //   (d coordinates times u, d / 2 norms times m) in another order, so each
 //   is within gamma_n * S of the exact sum (S = the sum of the terms'
-//   magnitudes, Higham's bound), and they may differ by 2 (n + 8) 2^-24 S
-//   (8 more roundings: u and the decoded coordinates may round once
-//   otherwise, the norms take three). S is bounded from the centres:
+//   magnitudes, Higham's bound), and they may differ by 2 (n + 9) 2^-24 S
+//   (9 more roundings: u and the decoded coordinates may round once
+//   otherwise, the norms take three on the CPU and four on the GPU, whose
+//   approximate square root is within 1 ulp). S is bounded from the centres:
 //   sum_f (sqrt(2) |Z_f| mean_h |E q_f| + mean_h spread_f) |k_f| / a.
 //   A wrong coordinate, pair, scale or head moves a score by about S.
 //   StreamingLLM's scores must be equal. Entries past a sequence's length
@@ -54,7 +55,7 @@
 namespace kvrt::cuda::test {
 namespace {
 
-constexpr uint32_t kHeads = 4, kQHeads = 8, kPageSize = 16, kSpare = 5;
+constexpr uint32_t kHeads = 4, kQHeads = 8, kSpare = 5;
 constexpr int kShown = 5;
 
 struct EvictCase {
@@ -66,12 +67,14 @@ struct EvictCase {
   /// Keys drawn from this many rows per head, the same draw for every
   /// head (exact ties); 0: all distinct.
   uint32_t distinct;
+  /// Tokens a page: 16, or 96 for the kernels' division path.
+  uint32_t pageSize = 16;
 };
 
 struct SequenceCase {
   uint32_t length, budget, sinks, recent;
 };
-const SequenceCase kSequences[] = {{1000, 250, 4, 64},
+const SequenceCase kSequences[] = {{4500, 1100, 4, 64},
                                    {517, 129, 0, 64},
                                    {300, 40, 4, 20},
                                    {200, 300, 4, 64},
@@ -90,6 +93,7 @@ struct HostSide {
 };
 
 bool runEvictCase(const EvictCase &c, uint32_t seed) {
+  const uint32_t pageSize = c.pageSize;
   const uint32_t d = c.headDim, half = d / 2, group = kQHeads / kHeads;
   const bool tri = c.scoring == EvictScoring::TriAttention;
   std::mt19937 rng(seed);
@@ -110,13 +114,13 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
       context.scales = {0.0123f};
     sides[s].codec = orDie(makeCodec(c.encoding, context));
     sides[s].layout =
-        orDie(deviceSideLayout(c.encoding, *sides[s].codec, kPageSize));
+        orDie(deviceSideLayout(c.encoding, *sides[s].codec, pageSize));
   }
 
   // Pages: each sequence's in shuffled pool pages, kSpare never used.
   uint32_t pages = kSpare, maxPages = 0, maxLength = 0, maxKept = 0;
   for (const SequenceCase &s : kSequences) {
-    const uint32_t n = (s.length + kPageSize - 1) / kPageSize;
+    const uint32_t n = (s.length + pageSize - 1) / pageSize;
     pages += n;
     maxPages = std::max(maxPages, n);
     maxLength = std::max(maxLength, s.length);
@@ -138,7 +142,7 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
   uint32_t next = 0;
   for (uint32_t i = 0; i < kCount; ++i) {
     const SequenceCase &s = kSequences[i];
-    for (uint32_t p = 0; p * kPageSize < s.length; ++p) {
+    for (uint32_t p = 0; p * pageSize < s.length; ++p) {
       tables[size_t(tableRows[i]) * maxPages + p] = order[next];
       pageOwner[size_t(order[next++])] = {int(i), int(p)};
     }
@@ -157,8 +161,7 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
     maxKept = std::max(maxKept, uint32_t(e.kept));
   }
   auto pageOf = [&](uint32_t i, uint32_t entry) {
-    return uint32_t(
-        tables[size_t(tableRows[i]) * maxPages + entry / kPageSize]);
+    return uint32_t(tables[size_t(tableRows[i]) * maxPages + entry / pageSize]);
   };
 
   // Entries: keys with uneven channels (as real keys have), values, and
@@ -167,7 +170,7 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
                         0xa7);
   sides[1].bytes.assign(size_t(pages) * kHeads * sides[1].layout.areaStride,
                         0x5b);
-  std::vector<int32_t> positions(size_t(pages) * kHeads * kPageSize, -7777);
+  std::vector<int32_t> positions(size_t(pages) * kHeads * pageSize, -7777);
   std::vector<float> row(d);
   for (uint32_t i = 0; i < kCount; ++i) {
     std::vector<float> pool(size_t(std::max(c.distinct, 1u)) * kHeads * d);
@@ -175,7 +178,7 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
       pool[j] = normal(rng) * (j % d % 13 == 5 ? 4.0f : 0.5f + 0.5f * (j % 5));
     for (uint32_t t = 0; t < kSequences[i].length; ++t) {
       const uint32_t draw = c.distinct ? rng() % c.distinct : 0;
-      const uint32_t page = pageOf(i, t), slot = t % kPageSize;
+      const uint32_t page = pageOf(i, t), slot = t % pageSize;
       for (uint32_t h = 0; h < kHeads; ++h) {
         for (uint32_t j = 0; j < d; ++j)
           row[j] = c.distinct ? pool[(size_t(draw) * kHeads + h) * d + j]
@@ -184,7 +187,7 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
           sides[s].codec->encode(row.data(), d, h, slot,
                                  &sides[s].bytes[(size_t(page) * kHeads + h) *
                                                  sides[s].layout.areaStride]);
-        positions[(size_t(page) * kHeads + h) * kPageSize + slot] =
+        positions[(size_t(page) * kHeads + h) * pageSize + slot] =
             int32_t(3 * t + h + 5 * i);
       }
     }
@@ -232,7 +235,7 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
   launch.cache.values = valuePool.as<uint8_t>();
   launch.cache.pageTables = tableBuffer.as<int32_t>();
   launch.cache.pageTableStride = maxPages;
-  launch.cache.pageSize = kPageSize;
+  launch.cache.pageSize = pageSize;
   launch.cache.kvHeads = kHeads;
   launch.cache.headDim = d;
   launch.positions = positionPool.as<int32_t>();
@@ -293,11 +296,11 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
       const float *got = &scores[(size_t(i) * kHeads + h) * maxLength];
       float *want = &cpuScores[(size_t(i) * kHeads + h) * maxLength];
       for (uint32_t t = 0; t < length; ++t) {
-        const uint32_t page = pageOf(i, t), slot = t % kPageSize;
+        const uint32_t page = pageOf(i, t), slot = t % pageSize;
         sides[0].codec->decodeAt(
             &sides[0].bytes[(size_t(page) * kHeads + h) *
                             sides[0].layout.areaStride],
-            slot, h, positions[(size_t(page) * kHeads + h) * kPageSize + slot],
+            slot, h, positions[(size_t(page) * kHeads + h) * pageSize + slot],
             &keys[size_t(t) * d]);
       }
       // Per pair: the bound's weight on |k_f|.
@@ -332,14 +335,14 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
           const uint32_t b = c.interleaved ? a + 1 : f + half;
           magnitude += weight[f] * std::hypot(double(k[a]), double(k[b]));
         }
-        const double bound = 2 * (n + 8) * std::ldexp(magnitude, -24);
+        const double bound = 2 * (n + 9) * std::ldexp(magnitude, -24);
         const double error = std::fabs(double(got[t]) - double(want[t]));
         const bool equal = got[t] == want[t];
         if (!equal && (!tri || !(error <= bound))) {
           std::snprintf(text, sizeof text,
                         "sequence %u head %u entry %u (page %u slot %u): gpu "
                         "%.9g, cpu %.9g, |difference| %.3g > bound %.3g",
-                        i, h, t, pageOf(i, t), t % kPageSize, got[t], want[t],
+                        i, h, t, pageOf(i, t), t % pageSize, got[t], want[t],
                         error, bound);
           report("scores", text);
         } else if (bound > 0) {
@@ -458,12 +461,12 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
         const uint32_t from = uint32_t(list[j]), to = uint32_t(j);
         for (HostSide &side : sides)
           std::memmove(
-              &side.bytes[side.at(pageOf(i, to), h, to % kPageSize)],
-              &side.bytes[side.at(pageOf(i, from), h, from % kPageSize)],
+              &side.bytes[side.at(pageOf(i, to), h, to % pageSize)],
+              &side.bytes[side.at(pageOf(i, from), h, from % pageSize)],
               side.layout.entryBytes);
         auto slotOf = [&](uint32_t entry) {
-          return (size_t(pageOf(i, entry)) * kHeads + h) * kPageSize +
-                 entry % kPageSize;
+          return (size_t(pageOf(i, entry)) * kHeads + h) * pageSize +
+                 entry % pageSize;
         };
         expectedPositions[slotOf(to)] = expectedPositions[slotOf(from)];
       }
@@ -489,11 +492,11 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
       if (within >= side.layout.codesOffset) {
         const size_t slot =
             (within - side.layout.codesOffset) / side.layout.entryBytes;
-        where = slot >= kPageSize ? "the area's padding"
-                                  : "slot " + std::to_string(slot);
-        if (owner >= 0 && slot < kPageSize)
+        where = slot >= pageSize ? "the area's padding"
+                                 : "slot " + std::to_string(slot);
+        if (owner >= 0 && slot < pageSize)
           where += " (sequence " + std::to_string(owner) + " entry " +
-                   std::to_string(index * kPageSize + int(slot)) + ")";
+                   std::to_string(index * pageSize + int(slot)) + ")";
       }
       std::snprintf(text, sizeof text,
                     "%s page %u%s head %u, %s: byte %zu of the entry is 0x%02x "
@@ -513,12 +516,12 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
                      gotPositions.size() * 4, cudaMemcpyDeviceToHost));
   for (size_t o = 0; o < gotPositions.size(); ++o)
     if (gotPositions[o] != expectedPositions[o]) {
-      const uint32_t page = uint32_t(o / (kHeads * kPageSize));
+      const uint32_t page = uint32_t(o / (kHeads * pageSize));
       std::snprintf(text, sizeof text,
                     "positions page %u%s head %zu slot %zu: %d on the gpu, %d "
                     "expected",
                     page, pageOwner[page].first < 0 ? " (unused)" : "",
-                    o / kPageSize % kHeads, o % kPageSize, gotPositions[o],
+                    o / pageSize % kHeads, o % pageSize, gotPositions[o],
                     expectedPositions[o]);
       report("compact", text);
     }
@@ -555,6 +558,9 @@ int runEvictChecks() {
       {"tri-fp8-head-shared", fp8Head, 128, true, true, S::TriAttention, 0},
       {"tri-nvfp4-shared", nvfp4, 128, false, true, S::TriAttention, 0},
       {"tri-nvfp4-each-ties", nvfp4, 64, false, false, S::TriAttention, 24},
+      {"tri-bf16-shared-page96", bf16, 128, false, true, S::TriAttention, 0,
+       96},
+      {"tri-fp8-dyn-each-page96", fp8, 64, true, false, S::TriAttention, 0, 96},
       {"streaming-bf16", bf16, 128, false, true, S::Streaming, 0},
       {"streaming-bf16-each", bf16, 64, false, false, S::Streaming, 0},
       {"streaming-fp8-dyn", fp8, 128, false, true, S::Streaming, 0},

@@ -96,7 +96,7 @@ struct EvictLaunch {
 
 /// Entries a block of scoreEntries() and of selectEntries() covers, and the
 /// bins of a radix pass.
-constexpr uint32_t kEvictScoreTile = 512, kEvictSelectTile = 1024;
+constexpr uint32_t kEvictScoreTile = 2048, kEvictSelectTile = 1024;
 constexpr uint32_t kEvictRadixBins = 2048;
 
 /// The workspace of a launch, carved from EvictLaunch::workspace (or

@@ -4,16 +4,17 @@
 // sequence), one thread per frequency pair, makes the group's direction u
 // and norm weights m in double, operation by operation as
 // evict::TriAttentionScorer (no fused multiply-adds, so that the floats
-// match), once per call. scoresKernel: one block per (kEvictScoreTile
-// entries, KV head, sequence); d / 16 lanes a key, lane l holding the
-// 8-coordinate chunks l and l + d / 16 (a pair's both halves in half style,
-// whole pairs interleaved, so no lane needs another's coordinates for the
-// norms) and their 16 direction and 8 norm weights in registers. Each
-// thread loads four keys (two 16-byte words each in bf16) before it
-// decodes any, adds its share of k . u + sum_f m_f |k_f| (16 FMAs and 8
-// norms a key), and the lanes' shares meet by shuffles. Per key: 2 d bytes
-// of bf16 read once, about 3 d / 16 shuffles, no trigonometry.
-// EvictKernels.h.
+// match), once per call. (Made by each block of scoresKernel instead, it
+// cost 7% more at B = 8, L = 32K.) scoresKernel: one block per
+// (kEvictScoreTile entries, KV head, sequence); d / 16 lanes a key, lane l
+// holding the 8-coordinate chunks l and l + d / 16 (a pair's both halves in
+// half style, whole pairs interleaved, so no lane needs another's coordinates
+// for the norms) and their 16 direction and 8 norm weights in registers. Each
+// thread holds two sets of two keys (two 16-byte words a key in bf16),
+// loading one set while it adds its share of k . u + sum_f m_f |k_f| (16
+// FMAs and 8 norms a key) for the other; the lanes' shares meet by
+// shuffles. Per key: 2 d bytes of bf16 read once, about 3 d / 16 shuffles,
+// no trigonometry. EvictKernels.h.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/CudaStatus.h"
@@ -27,11 +28,20 @@ namespace kvrt::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-/// Keys a thread has in flight.
-constexpr int kKeys = 4;
+/// Keys a thread scores per set; it has two sets, one in flight.
+constexpr int kKeys = 2;
 constexpr uint32_t kMaxHeadDim = 256;
 
 using Kind = DeviceSideLayout::Kind;
+
+/// The square root within 1 ulp (CUDA's table for sqrtf without
+/// -prec-sqrt): one MUFU instruction, where IEEE rounding costs a
+/// subroutine call per norm and made the scores bound by instructions.
+__device__ __forceinline__ float approximateSqrt(float x) {
+  float root;
+  asm("sqrt.approx.f32 %0, %1;" : "=f"(root) : "f"(x));
+  return root;
+}
 
 /// E2M1's magnitudes by code (its sign is bit 3).
 __constant__ float kE2M1[8] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
@@ -53,7 +63,9 @@ loadChunks(const uint8_t *area, const uint8_t *entry,
   for (int c = 0; c < 2; ++c) {
     const int chunk = lane + c * lanes;
     if constexpr (K == Kind::Bf16) {
-      const uint4 v = *reinterpret_cast<const uint4 *>(entry + chunk * 16);
+      // The pool is only read while scores are made.
+      const uint4 v =
+          __ldg(reinterpret_cast<const uint4 *>(entry + chunk * 16));
       raw.w[4 * c] = v.x;
       raw.w[4 * c + 1] = v.y;
       raw.w[4 * c + 2] = v.z;
@@ -164,11 +176,12 @@ struct AddMoments {
   }
 };
 
-/// bf16: 108 registers (`nvcc -cubin -Xptxas -v`), two blocks a
-/// multiprocessor, so 64 KB of keys in flight on each (a cap of three
-/// blocks spills).
+/// Three blocks a multiprocessor, 80 registers (`nvcc -Xptxas -v`): a
+/// scratch benchmark of this loop on an H200 (B = 8, L = 32K, bf16) took
+/// 0.159 ms with two keys a set and three blocks, 0.172 with four keys a
+/// set and one block, 0.210 without the second set (2026-12-03).
 template <Kind K>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 3)
     scoresKernel(EvictLaunch p, EvictWorkspace w) {
   const EvictSequence s = p.sequences[blockIdx.z];
   const int kvHead = blockIdx.y, d = int(p.cache.headDim);
@@ -199,29 +212,30 @@ __global__ void __launch_bounds__(kThreads)
       p.cache.pageTables + size_t(s.tableRow) * p.cache.pageTableStride;
   const DeviceSideLayout &side = p.cache.key;
   const int pageSize = int(p.cache.pageSize);
+  // Pages are usually a power of two: a shift, not a division, per key.
+  const int pageShift = __popc(pageSize) == 1 ? __ffs(pageSize) - 1 : -1;
   float *out = w.scores + row * p.maxLength;
   const int last = min(s.length, first + int(kEvictScoreTile));
-  Moments moments;
-  // Every lane of a key's group runs the same iterations (the shuffles
-  // need them all), so the loop bound is the group's.
-  for (int base = first; base < last; base += kKeys * perPass) {
-    Raw raw[kKeys];
+  const int step = kKeys * perPass;
+  auto load = [&](Raw(&raw)[kKeys], int base) {
 #pragma unroll
     for (int k = 0; k < kKeys; ++k) {
       const int i = base + k * perPass + int(threadIdx.x) / lanes;
       raw[k].blockScales = 0;
       if (i < last) {
+        const int page = pageShift >= 0 ? i >> pageShift : i / pageSize;
+        const int slot = i - page * pageSize;
         const uint8_t *area =
             p.cache.keys +
-            (size_t(table[i / pageSize]) * p.cache.kvHeads + kvHead) *
-                side.areaStride;
+            (size_t(table[page]) * p.cache.kvHeads + kvHead) * side.areaStride;
         loadChunks<K>(area,
-                      area + side.codesOffset +
-                          size_t(i % pageSize) * side.entryBytes,
+                      area + side.codesOffset + size_t(slot) * side.entryBytes,
                       side, lane, lanes, d, raw[k]);
       }
     }
-    float sums[kKeys];
+  };
+  Moments moments;
+  auto score = [&](const Raw(&raw)[kKeys], int base) {
 #pragma unroll
     for (int k = 0; k < kKeys; ++k) {
       float x[8], y[8];
@@ -234,30 +248,45 @@ __global__ void __launch_bounds__(kThreads)
       if (interleaved) {
 #pragma unroll
         for (int j = 0; j < 4; ++j)
-          sum +=
-              sqrtf(x[2 * j] * x[2 * j] + x[2 * j + 1] * x[2 * j + 1]) * m[j] +
-              sqrtf(y[2 * j] * y[2 * j] + y[2 * j + 1] * y[2 * j + 1]) *
-                  m[4 + j];
+          sum += approximateSqrt(x[2 * j] * x[2 * j] +
+                                 x[2 * j + 1] * x[2 * j + 1]) *
+                     m[j] +
+                 approximateSqrt(y[2 * j] * y[2 * j] +
+                                 y[2 * j + 1] * y[2 * j + 1]) *
+                     m[4 + j];
       } else {
 #pragma unroll
         for (int j = 0; j < 8; ++j)
-          sum += sqrtf(x[j] * x[j] + y[j] * y[j]) * m[j];
+          sum += approximateSqrt(x[j] * x[j] + y[j] * y[j]) * m[j];
       }
-      for (int offset = lanes / 2; offset > 0; offset /= 2)
-        sum += __shfl_xor_sync(0xffffffffu, sum, offset, lanes);
-      sums[k] = sum;
-    }
 #pragma unroll
-    for (int k = 0; k < kKeys; ++k) {
+      for (int offset = kMaxHeadDim / 32; offset > 0; offset /= 2)
+        if (offset < lanes)
+          sum += __shfl_xor_sync(0xffffffffu, sum, offset, lanes);
       const int i = base + k * perPass + int(threadIdx.x) / lanes;
       if (lane == 0 && i < last) {
-        out[i] = sums[k];
-        const double v = sums[k];
+        out[i] = sum;
+        const double v = sum;
         if (isfinite(v))
           moments = {moments.sum + v, moments.squares + v * v,
                      moments.finite + 1};
       }
     }
+  };
+  // Two sets of keys, one loading while the other is scored. Every lane of
+  // a key's group runs the same iterations (the shuffles need them all),
+  // so the loop bounds are the block's.
+  Raw a[kKeys], b[kKeys];
+  load(a, first);
+  for (int base = first; base < last; base += 2 * step) {
+    if (base + step < last)
+      load(b, base + step);
+    score(a, base);
+    if (base + step >= last)
+      break;
+    if (base + 2 * step < last)
+      load(a, base + 2 * step);
+    score(b, base + step);
   }
   using Reduce = cub::BlockReduce<Moments, kThreads>;
   __shared__ typename Reduce::TempStorage temp;
