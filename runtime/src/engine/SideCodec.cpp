@@ -54,17 +54,17 @@ StatusOr<SideCodec> makeSideCodec(const Artifact &artifact,
   if (encoding.has_scale_tensor())
     KVRT_RETURN_IF_ERROR(
         readF32(encoding.scale_tensor(), "scale", result.scales));
-  std::vector<float> basis;
   if (encoding.kind() == schema::ENCODING_LOWRANK &&
       encoding.has_basis_tensor())
-    KVRT_RETURN_IF_ERROR(readF32(encoding.basis_tensor(), "basis", basis));
+    KVRT_RETURN_IF_ERROR(
+        readF32(encoding.basis_tensor(), "basis", result.basis));
   CodecContext context;
   context.layer = layout.layer();
   context.side = side;
   context.kvHeads = layout.kv_heads();
   context.headDim = layout.head_dim();
   context.scales = result.scales;
-  context.basis = std::move(basis);
+  context.basis = result.basis;
   // Low-rank keys are stored before RoPE: their codec rotates them.
   std::optional<cpu::RopeFrequencies> rope;
   if (encoding.kind() == schema::ENCODING_LOWRANK && side == CacheSide::Key)

@@ -15,6 +15,9 @@ struct SideCodec {
   /// The encoding's scale tensor (f32: one per KV head for fp8 per_head,
   /// one for nvfp4); empty when it has none.
   std::vector<float> scales;
+  /// lowrank: the basis tensor, [kv_heads / group][group head_dim][rank +
+  /// 1]; empty otherwise.
+  std::vector<float> basis;
 };
 
 /// The codec that stores `side` of `layout` as `encoding` (the layout's own

@@ -13,6 +13,10 @@
 //   f16. The norm and the scale's sums are reduced in another order than
 //   the CPU's, so a coordinate within an ulp of a boundary may take the
 //   other code.
+// - latent values: z_j = sum_i B_ij (v_i - mu_i) in double, over i in the
+//   CPU's order with every product and sum rounded on its own (no fused
+//   multiply-adds, which the CPU build does not use either), then rounded
+//   to float and to bf16: the same bytes.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/Append.h"
@@ -158,6 +162,35 @@ __global__ void appendNvfp4Kernel(AppendArgs a, AppendGeometry g,
     entry[g.scaleOffset + i / 16] = scaleCode;
 }
 
+/// One block per (row, KV head), one thread per coordinate; threads below
+/// the rank each compute one of the latent's coordinates.
+__global__ void appendLatentKernel(AppendArgs a, AppendGeometry g,
+                                   uint32_t rank) {
+  __shared__ double centred[128];
+  const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
+  const uint32_t d = a.headDim;
+  const int32_t slot = a.slots[r];
+  __nv_bfloat16 *entry = reinterpret_cast<__nv_bfloat16 *>(
+      a.pool + uint64_t(slot / int32_t(a.pageSize)) * g.pageStride +
+      h * g.areaStride + uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes);
+  const uint64_t at = (uint64_t(r) * a.kvHeads + h) * d + i;
+  const __nv_bfloat16 rounded = __float2bfloat16_rn(sourceValue(a, r, h, i));
+  if (a.bf16Copy)
+    reinterpret_cast<__nv_bfloat16 *>(a.bf16Copy)[at] = rounded;
+  // Head h's basis: coordinate i's row holds its axes, then its mean.
+  const float *basis = a.basis + uint64_t(h) * d * (rank + 1);
+  centred[i] = __dsub_rn(double(__bfloat162float(rounded)),
+                         double(basis[i * (rank + 1) + rank]));
+  __syncthreads();
+  if (i >= rank)
+    return;
+  double sum = 0;
+  for (uint32_t k = 0; k < d; ++k)
+    sum = __dadd_rn(sum,
+                    __dmul_rn(double(basis[k * (rank + 1) + i]), centred[k]));
+  entry[i] = __float2bfloat16_rn(__double2float_rn(sum));
+}
+
 template <DeviceSideLayout::Kind Kind>
 __global__ void appendKernel(AppendArgs a, AppendGeometry g) {
   const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
@@ -262,6 +295,13 @@ Status launchAppend(const AppendArgs &args, const DeviceSideLayout &side,
   case DeviceSideLayout::Kind::Nvfp4:
     appendNvfp4Kernel<<<grid, args.headDim, 0, stream>>>(
         args, g, double(side.tensorScale));
+    break;
+  case DeviceSideLayout::Kind::Latent:
+    if (!args.basis || args.headDim > 128 || side.rank >= args.headDim)
+      return Status::error("appending latent values on the GPU needs their "
+                           "basis on the device and a rank below a head "
+                           "dimension of at most 128");
+    appendLatentKernel<<<grid, args.headDim, 0, stream>>>(args, g, side.rank);
     break;
   case DeviceSideLayout::Kind::Kivi:
     if (!args.bf16Copy)

@@ -4,9 +4,10 @@
 // device pages, byte for byte as the CPU codec of the same encoding
 // (docs/kv-encodings.md): each value first rounded to bf16, as the CPU
 // backend's append does, then encoded: bf16, fp8 e4m3 (per_head and
-// dynamic scales), nvfp4 and polar of 2 to 4 bits (without QJL, which
-// DeviceSideLayout does not describe). KIVI's tokens stay in bf16 (the
-// append's bf16Copy, then the exact-token store) until launchKiviFlush()
+// dynamic scales), nvfp4, polar of 2 to 4 bits (without QJL, which
+// DeviceSideLayout does not describe) and low-rank values' bf16 latents
+// (each head's z = B^T (v - mu), AppendArgs::basis). KIVI's tokens stay in bf16
+// (the append's bf16Copy, then the exact-token store) until launchKiviFlush()
 // encodes them a group at a time, as the CPU backend's tail does.
 //
 //===----------------------------------------------------------------------===//
@@ -32,6 +33,8 @@ struct AppendArgs {
   uint8_t *pool = nullptr;
   /// fp8 per_head: [kvHeads] scales in device memory.
   const float *headScales = nullptr;
+  /// Latent values: their basis in device memory (PagedKvView::valueBasis).
+  const float *basis = nullptr;
   /// Null, or [rows][kvHeads][headDim] bf16: receives the rounded values
   /// (what prefill attention reads of a run's own tokens).
   uint16_t *bf16Copy = nullptr;

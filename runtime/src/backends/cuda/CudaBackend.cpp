@@ -36,6 +36,10 @@
 // - KIVI keeps its residual window in bf16 (the exact-token store) and
 //   encodes a group as it leaves (KiviFlush.cu), as the CPU's tail does;
 //   its rows read what the CPU backend's read.
+// - Low-rank values (#kv.lowrank, side=value) with a bf16 latent of one KV
+//   head each are encoded on append and attended as latents, mapped back
+//   once per row (DecodeAttention.h); low-rank keys, quantized latents and
+//   latents of groups of heads are refused when the backend is created.
 // - Eviction (DeviceEviction.h) runs after the call's steps, outside the
 //   captured graphs, for every layer at once; the next call's page tables
 //   and lengths carry the compaction to the kernels. TriAttention and
@@ -693,6 +697,13 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
           *artifact_, c, e, i ? CacheSide::Value : CacheSide::Key);
       if (!codec)
         return codec.status();
+      if (!i && e.kind() == schema::ENCODING_LOWRANK)
+        return Status::error(where +
+                             " stores its keys as a low-rank latent, and "
+                             "the cuda backend reads low-rank values only; "
+                             "run this artifact on the cpu backend, or "
+                             "compile it with kv-lowrank{side=value} for "
+                             "the GPU");
       StatusOr<cuda::DeviceSideLayout> side =
           cuda::deviceSideLayout(e, *codec->codec, pageSize);
       if (!side)
@@ -710,6 +721,8 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
       if (e.kind() == schema::ENCODING_FP8 &&
           e.scale_mode() == schema::SCALE_MODE_PER_HEAD)
         (i ? spec.valueScales : spec.keyScales) = codec->scales;
+      if (side->kind == cuda::DeviceSideLayout::Kind::Latent)
+        spec.valueBasis = std::move(codec->basis);
     }
     // The decode kernels' constraints, checked once for a batch of one.
     cuda::DecodeAttentionShape shape{1,
@@ -1194,6 +1207,7 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     args.srcStride = uint64_t(inputStride(s, 1));
     args.pool = layer.values();
     args.headScales = layer.valueScales.as<float>();
+    args.basis = layer.valueBasis.as<float>();
     args.bf16Copy = keepsOwnEntries(layer.spec)
                         ? ownValues_.buffer.as<uint16_t>()
                         : nullptr;
@@ -1341,6 +1355,7 @@ CudaBackend::layerView(const cuda::DeviceKvPool::Layer &layer) const {
   view.pageSize = pool_->pageSize();
   view.kvHeads = layer.spec.kvHeads;
   view.headDim = layer.spec.headDim;
+  view.valueBasis = layer.valueBasis.as<float>();
   if (layer.spec.keepsExact()) {
     view.exact = layer.exact();
     view.exact.calls = exactCalls_;

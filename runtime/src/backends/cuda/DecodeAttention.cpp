@@ -75,6 +75,8 @@ uint32_t expectedEntryBytes(const DeviceSideLayout &side, uint32_t headDim) {
     return headDim / 2 + headDim / 16;
   case DeviceSideLayout::Kind::Kivi:
     return side.group ? headDim * side.bits / 8 + 4 * headDim / side.group : 0;
+  case DeviceSideLayout::Kind::Latent:
+    return 2 * side.rank;
   }
   return 0;
 }
@@ -94,6 +96,11 @@ Status checkSide(const DeviceSideLayout &side, const char *name,
                                 "16-byte aligned strides");
   if (side.kind == DeviceSideLayout::Kind::Bf16 && side.codesOffset % 16)
     return Status::error(what + " bf16 entries must start 16-byte aligned");
+  if (side.kind == DeviceSideLayout::Kind::Latent &&
+      (side.rank == 0 || side.rank >= shape.headDim || side.codesOffset))
+    return Status::error(
+        what + " latents must have 1 to " + std::to_string(shape.headDim - 1) +
+        " coordinates from the area's start, not " + std::to_string(side.rank));
   if (side.kind == DeviceSideLayout::Kind::Polar &&
       (side.bits < 2 || side.bits > 4 || side.codesOffset || !side.slotScales))
     return Status::error(what + " polar entries must be 2, 3 or 4 bits of "
@@ -126,16 +133,22 @@ const char *kindName(DeviceSideLayout::Kind kind) {
          : kind == DeviceSideLayout::Kind::Fp8E4M3 ? "fp8 e4m3"
          : kind == DeviceSideLayout::Kind::Polar   ? "polar"
          : kind == DeviceSideLayout::Kind::Nvfp4   ? "nvfp4"
-                                                   : "kivi";
+         : kind == DeviceSideLayout::Kind::Kivi    ? "kivi"
+                                                   : "latent";
 }
 
 } // namespace
 
-bool splitKernelReads(SplitKernel kernel, DeviceSideLayout::Kind kind) {
+bool splitKernelReads(SplitKernel kernel, const DeviceSideLayout &key,
+                      const DeviceSideLayout &value) {
+  using Kind = DeviceSideLayout::Kind;
+  if (value.kind == Kind::Latent)
+    return kernel == SplitKernel::Mma && key.kind == Kind::Bf16;
+  if (key.kind != value.kind || key.bits != value.bits)
+    return false;
   if (kernel == SplitKernel::GroupMma)
-    return kind != DeviceSideLayout::Kind::Bf16;
-  return kind == DeviceSideLayout::Kind::Bf16 ||
-         kind == DeviceSideLayout::Kind::Fp8E4M3;
+    return key.kind != Kind::Bf16;
+  return key.kind == Kind::Bf16 || key.kind == Kind::Fp8E4M3;
 }
 
 StatusOr<DecodeAttentionPlan>
@@ -167,10 +180,14 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
     return Status::error("decode attention on CUDA needs a page size of 4, "
                          "8, 16 or a multiple of 32, not " +
                          std::to_string(pageSize));
-  if (shape.key.kind != shape.value.kind || shape.key.bits != shape.value.bits)
+  const bool latent = shape.value.kind == DeviceSideLayout::Kind::Latent;
+  if (latent ? shape.key.kind != DeviceSideLayout::Kind::Bf16
+             : shape.key.kind != shape.value.kind ||
+                   shape.key.bits != shape.value.bits)
     return Status::error("decode attention on CUDA needs keys and values in "
                          "one encoding (bf16, fp8 e4m3, nvfp4, or polar or "
-                         "kivi of one width)");
+                         "kivi of one width), or bf16 keys with low-rank "
+                         "values");
   KVRT_RETURN_IF_ERROR(checkSide(shape.key, "keys", shape));
   KVRT_RETURN_IF_ERROR(checkSide(shape.value, "values", shape));
   if (shape.key.kind == DeviceSideLayout::Kind::Polar && shape.key.bits == 4 &&
@@ -179,10 +196,11 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
                   std::begin(shape.value.levelHalves)))
     return Status::error("decode attention on CUDA reads 4-bit polar keys "
                          "and values through one codebook, and theirs differ");
-  if (!splitKernelReads(kernel, shape.key.kind))
+  if (!splitKernelReads(kernel, shape.key, shape.value))
     return Status::error(std::string("the ") + kernelName(kernel) +
                          " split kernel does not read " +
-                         kindName(shape.key.kind) + " caches");
+                         kindName(shape.key.kind) + " keys with " +
+                         kindName(shape.value.kind) + " values");
 
   DecodeAttentionPlan plan;
   plan.kernel = kernel;
@@ -220,6 +238,9 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
       shape.exactTokens ? ceilDiv(shape.exactTokens + 1, kExactTileTokens) : 0;
   plan.splits = std::max(1u, ceilDiv(shape.maxLength, plan.splitTokens)) +
                 plan.exactSplits;
+  // A latent's sums always reach the merge, which maps them back.
+  if (latent)
+    plan.splits = std::max(plan.splits, 2u);
 
   plan.sharedBytes = sharedLayout(plan, shape.headDim, pageSize).bytes;
   plan.staticSharedBytes = pairTable ? kPolarPairTableBytes : 0;
@@ -314,6 +335,10 @@ Status decodeAttention(const DecodeAttentionArgs &args,
         (plan.exactSplits ? "a cache with" : "a cache without") +
         " exact tokens");
   const bool bf16 = cache.key.kind == DeviceSideLayout::Kind::Bf16;
+  const bool latent = cache.value.kind == DeviceSideLayout::Kind::Latent;
+  if (latent && !cache.valueBasis)
+    return Status::error("decode attention over latent values needs their "
+                         "basis on the device");
   const void *kernel = nullptr;
   switch (plan.kernel) {
   case SplitKernel::GroupMma:
@@ -325,8 +350,9 @@ Status decodeAttention(const DecodeAttentionArgs &args,
                  : splitGroupMmaKernelFp8E4M3(headDim);
     break;
   case SplitKernel::Mma:
-    kernel =
-        bf16 ? splitMmaKernelBf16(headDim) : splitMmaKernelFp8E4M3(headDim);
+    kernel = latent ? splitMmaKernelLatent(headDim, cache.value.rank)
+             : bf16 ? splitMmaKernelBf16(headDim)
+                    : splitMmaKernelFp8E4M3(headDim);
     break;
   case SplitKernel::Fma:
     kernel = bf16 ? splitKernelBf16(headDim, plan.groupCapacity)
@@ -369,7 +395,12 @@ Status decodeAttention(const DecodeAttentionArgs &args,
   }
   if (launched && forks)
     launched = cudaStreamWaitEvent(stream, side.join, 0) == cudaSuccess;
-  if (launched && plan.splits > 1)
+  if (launched && latent)
+    launched = launchLatentMerge(p.partialOut, p.partialMaxSum, args.out,
+                                 uint32_t(rows), plan.splits, codedSplits,
+                                 headDim, cache.value.rank, cache.valueBasis,
+                                 args.qHeads, p.group, stream);
+  else if (launched && plan.splits > 1)
     launched = launchSplitReduce(p.partialOut, p.partialMaxSum, args.out,
                                  uint32_t(rows), plan.splits, headDim, stream);
   if (launched && rotates)

@@ -24,6 +24,13 @@
 // A layer that keeps tokens exact beside their codes (ExactTokens.h) has
 // more splits per row, over those tokens in bf16.
 //
+// Low-rank values (#kv.lowrank, side=value: docs/lowrank.md) are read as
+// their latents z = B^T (v - mu), rank coordinates in bf16 beside bf16
+// keys: the code splits sum w z and w over the latent entries, the exact
+// splits w v in head_dim coordinates, and the merge maps each row back once,
+// exact + mu * sum w + B * sum w z (PagedKvView::valueBasis), as the CPU
+// codec's finishOutput() does; no value is rebuilt entry by entry.
+//
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_DECODEATTENTION_H
 #define KVRT_BACKENDS_CUDA_DECODEATTENTION_H
@@ -42,7 +49,8 @@ namespace kvrt::cuda {
 
 /// How one side (keys or values) of a layer is laid out in a head's area.
 struct DeviceSideLayout {
-  enum class Kind : uint8_t { Bf16, Fp8E4M3, Polar, Nvfp4, Kivi };
+  /// Latent: a low-rank value's latent, `rank` bf16 coordinates.
+  enum class Kind : uint8_t { Bf16, Fp8E4M3, Polar, Nvfp4, Kivi, Latent };
   Kind kind = Kind::Bf16;
   /// Bytes from one slot's codes to the next slot's.
   uint32_t entryBytes = 0;
@@ -67,6 +75,8 @@ struct DeviceSideLayout {
   /// entryBytes is a block's bytes over its tokens for keys.
   uint32_t bits = 0;
   uint32_t group = 0;
+  /// Latent: coordinates per entry (below the head dimension).
+  uint32_t rank = 0;
   int32_t levelShift = 0;
   float tensorScale = 1.0f;
   uint32_t levelHalves[16] = {};
@@ -102,6 +112,9 @@ struct PagedKvView {
   /// The tokens the layer keeps exact, if any: the pages' codes of those
   /// are not read.
   ExactTokensView exact;
+  /// Latent values: the basis, [kvHeads][headDim][rank + 1] f32 (each
+  /// coordinate's row of axes, then its mean), as the artifact stores it.
+  const float *valueBasis = nullptr;
 };
 
 /// What a launch depends on besides the data.
@@ -129,14 +142,16 @@ enum class SplitKernel : uint8_t {
   /// default for both.
   GroupMma,
   /// Tensor cores, mma.sync with the group's query heads as rows of A;
-  /// 32-token tiles (SplitMmaKernel.cuh). bf16 and fp8; bf16's default.
+  /// 32-token tiles (SplitMmaKernel.cuh). bf16, fp8 and bf16 keys with
+  /// latent values; the default for bf16 keys.
   Mma,
   /// CUDA cores, FFMA (SplitKernel.cuh). bf16 and fp8.
   Fma,
 };
 
-/// Whether `kernel` reads caches of `kind`.
-bool splitKernelReads(SplitKernel kernel, DeviceSideLayout::Kind kind);
+/// Whether `kernel` reads keys laid out as `key` with values as `value`.
+bool splitKernelReads(SplitKernel kernel, const DeviceSideLayout &key,
+                      const DeviceSideLayout &value);
 
 /// Launch parameters, chosen in planDecodeAttention() alone.
 struct DecodeAttentionPlan {
@@ -148,7 +163,8 @@ struct DecodeAttentionPlan {
   uint32_t groupCapacity = 0;
   uint32_t splitTokens = 0;
   /// Partials per row: the splits of the codes, then exactSplits of the
-  /// exact tokens (which a decode row reads one tile of 64 each).
+  /// exact tokens (which a decode row reads one tile of 64 each); at least
+  /// two for latent values, whose sums are mapped back by the merge.
   uint32_t splits = 0;
   uint32_t exactSplits = 0;
   /// Tokens a shared-memory tile holds of one page: min(pageSize, tile).

@@ -108,6 +108,9 @@ const void *splitKernelBf16(uint32_t headDim, uint32_t groupCapacity);
 const void *splitKernelFp8E4M3(uint32_t headDim, uint32_t groupCapacity);
 const void *splitMmaKernelBf16(uint32_t headDim);
 const void *splitMmaKernelFp8E4M3(uint32_t headDim);
+/// bf16 keys with latent values of `rank` coordinates (SplitMmaLatent.cu):
+/// the value pass sums the latents, rank rounded up to 64 or 128.
+const void *splitMmaKernelLatent(uint32_t headDim, uint32_t rank);
 const void *splitGroupMmaKernelFp8E4M3(uint32_t headDim);
 const void *splitGroupMmaKernelPolar(uint32_t headDim, uint32_t bits);
 const void *splitGroupMmaKernelNvfp4(uint32_t headDim);
@@ -133,6 +136,18 @@ bool launchExactAttention(const PagedKvView &cache, const float *q,
 bool launchSplitReduce(const float *partialOut, const float *partialMaxSum,
                        float *out, uint32_t rows, uint32_t splits,
                        uint32_t headDim, cudaStream_t stream);
+
+/// Merges the splits' partials of latent values into out and maps them
+/// back (SplitReduce.cu): the first `codedSplits` of each row hold sums of
+/// `rank` latent coordinates, the rest (exact tokens) of headDim values;
+/// row r (query head r % qHeads, of KV head r % qHeads / group) gets exact
+/// + mu * (the latents' weight) + B * (their sum), `basis` being
+/// PagedKvView::valueBasis.
+bool launchLatentMerge(const float *partialOut, const float *partialMaxSum,
+                       float *out, uint32_t rows, uint32_t splits,
+                       uint32_t codedSplits, uint32_t headDim, uint32_t rank,
+                       const float *basis, uint32_t qHeads, uint32_t group,
+                       cudaStream_t stream);
 
 /// out[r] = R in[r] for `rows` rows of `headDim` floats, R = H D / sqrt(d)
 /// with D's signs from `signs` (bit i: D[i][i] = -1), or R^T in[r] when

@@ -50,7 +50,8 @@ DeviceKvPool::create(std::vector<DeviceLayerSpec> specs, uint32_t pageSize,
     }
     for (auto [scales, buffer] :
          {std::make_pair(&spec.keyScales, &layer.keyScales),
-          std::make_pair(&spec.valueScales, &layer.valueScales)}) {
+          std::make_pair(&spec.valueScales, &layer.valueScales),
+          std::make_pair(&spec.valueBasis, &layer.valueBasis)}) {
       if (scales->empty())
         continue;
       KVRT_RETURN_IF_ERROR(allocate(*buffer, scales->size() * sizeof(float)));

@@ -31,6 +31,9 @@ struct DeviceLayerSpec {
   DeviceSideLayout key, value;
   /// fp8 per_head: the scales of each side's KV heads; empty otherwise.
   std::vector<float> keyScales, valueScales;
+  /// Latent values: their basis (PagedKvView::valueBasis); empty
+  /// otherwise.
+  std::vector<float> valueBasis;
   /// Sparse selection: slots per block summary (SparseSelect.h); 0: the
   /// layer keeps none.
   uint32_t summaryBlock = 0;
@@ -65,7 +68,7 @@ public:
       return spec.offloaded ? hostValues.as<uint8_t>()
                             : deviceValues.as<uint8_t>();
     }
-    DeviceBuffer deviceKeys, deviceValues, keyScales, valueScales;
+    DeviceBuffer deviceKeys, deviceValues, keyScales, valueScales, valueBasis;
     HostBuffer hostKeys, hostValues;
     /// Block summaries where spec.summaryBlock is set, in SparseSelect.h's
     /// layout: [pages][kvHeads][pageSize / block][2][headDim] bf16.

@@ -7,6 +7,8 @@
 //
 //   bf16: bf16 MMAs. fp8 e4m3: f16 MMAs, the codes decoded by cvt.e4m3x2
 //         (every e4m3 value is exact in f16), scales applied outside.
+//   bf16 keys with bf16 latent values: bf16 MMAs, the latents' coordinates
+//         past their rank read as zeros.
 //   A operands (queries, weights) are fp32 split into hi + lo halves of the
 //   MMA's type and multiplied twice, so products keep ~16 more bits than
 //   one bf16 or f16 rounding would: the result stays at fp32 accuracy.
@@ -81,6 +83,8 @@ __device__ __forceinline__ void e4m3x4ToF16x2x2(uint32_t w, uint32_t &low,
 
 template <int D> struct Bf16Mma {
   static constexpr bool kScaled = false;
+  /// Whether values are latents (loadLatentPairs()).
+  static constexpr bool kLatent = false;
   /// Blocks an SM must hold (__launch_bounds__; 0: no bound). ptxas keeps
   /// bf16 at 96 registers, four blocks, by itself; fp8 needs the bound.
   static constexpr int kMinBlocks = 0;
@@ -146,6 +150,7 @@ template <int D> struct Bf16Mma {
 
 template <int D> struct Fp8E4M3Mma {
   static constexpr bool kScaled = true;
+  static constexpr bool kLatent = false;
   static constexpr int kMinBlocks = 4;
   static constexpr int kSteps = D / 16;
   static constexpr int kValueDims = D / 32;
@@ -199,6 +204,29 @@ template <int D> struct Fp8E4M3Mma {
   __device__ __forceinline__ static void
   mma(float (&c)[4], uint32_t a0, uint32_t a2, uint32_t b0, uint32_t b1) {
     mmaF16(c, a0, 0u, a2, 0u, b0, b1);
+  }
+};
+
+/// bf16 keys with values stored as bf16 latents of any rank: an entry is
+/// 2 rank bytes, so its coordinates are read one by one (an odd rank leaves
+/// every other entry 2-byte aligned).
+template <int D> struct Bf16LatentMma : Bf16Mma<D> {
+  static constexpr bool kLatent = true;
+
+  /// b[i] = (row0's, row1's) coordinate `first + i`; coordinates from
+  /// `rank` on and rows that are not valid read as zeros.
+  template <int N>
+  __device__ __forceinline__ static void
+  loadLatentPairs(const uint8_t *row0, bool valid0, const uint8_t *row1,
+                  bool valid1, int first, int rank, uint32_t (&b)[N]) {
+    const uint16_t *x0 = reinterpret_cast<const uint16_t *>(row0) + first;
+    const uint16_t *x1 = reinterpret_cast<const uint16_t *>(row1) + first;
+#pragma unroll
+    for (int i = 0; i < N; ++i) {
+      const bool inside = first + i < rank;
+      b[i] = uint32_t(valid0 && inside ? x0[i] : 0u) |
+             uint32_t(valid1 && inside ? x1[i] : 0u) << 16;
+    }
   }
 };
 

@@ -6,23 +6,27 @@
 // (d b / 8 + 2) s, its f16 scale right after them. kivi: keys in blocks of
 // G slots at (d b / 8 + 4 d / G) G k (the G rows of codes, then d f16
 // scales and d f16 zeros), values at (d b / 8 + 4 d / G) s (the codes, then
-// an f16 scale and zero per G channels). The layout is checked
+// an f16 scale and zero per G channels). lowrank values with a bf16
+// latent: slot s's rank coordinates at 2 rank s. The layout is checked
 // against the codec's own sizes, and polar's codebook and rotation are read
 // back through the codec (decode() of an entry holding every code with a
 // scale of 1; finishOutput() of e_0, which is D's signs / sqrt(d)), as is
 // nvfp4's tensor scale (decode() of an entry of known codes and scales) and
-// kivi's layout (decode() of known codes, scales and zeros), so
+// kivi's layout (decode() of known codes, scales and zeros), and a latent's
+// (decode() of known coordinates: the latent, then its weight 1), so
 // a codec that changes its bytes fails here rather than in a kernel.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/SideLayout.h"
 
 #include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/codecs/BitPacking.h"
 #include "runtime/src/cache/codecs/HalfBytes.h"
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -121,6 +125,24 @@ Status readKivi(const Codec &codec, bool keys, const DeviceSideLayout &side) {
   return Status::ok();
 }
 
+/// Checks that `codec` reads a latent where the kernels do: slot 1 of an
+/// area holding coordinate i as i + 1 decodes to (1, ..., rank, 1), the
+/// latent and the weight that the merge maps back with the mean.
+Status readLatent(const Codec &codec, const DeviceSideLayout &side) {
+  std::vector<uint8_t> area(2 * side.entryBytes);
+  for (uint32_t i = 0; i < side.rank; ++i) {
+    const uint16_t code = cpu::floatToBf16(float(i + 1));
+    std::memcpy(area.data() + side.entryBytes + 2 * i, &code, 2);
+  }
+  std::vector<float> decoded(codec.domainSize());
+  codec.decode(area.data(), 1, decoded.data());
+  for (uint32_t i = 0; i <= side.rank; ++i)
+    if (decoded[i] != (i < side.rank ? float(i + 1) : 1.0f))
+      return Status::error("the low-rank codec's entries are not the ones "
+                           "the CUDA kernels read");
+  return Status::ok();
+}
+
 } // namespace
 
 StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
@@ -182,9 +204,21 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
     side.group = encoding.group();
     side.entryBytes = d * side.bits / 8 + 4 * d / side.group;
     break;
+  case schema::ENCODING_LOWRANK:
+    if (encoding.latent().kind() != schema::ENCODING_BF16)
+      return Status::error("the CUDA backend reads low-rank latents stored "
+                           "in bf16, not quantized ones yet");
+    if (encoding.group() > 1)
+      return Status::error("the CUDA backend reads low-rank latents of one "
+                           "KV head each, not of groups of " +
+                           std::to_string(encoding.group()));
+    side.kind = DeviceSideLayout::Kind::Latent;
+    side.rank = encoding.rank();
+    side.entryBytes = 2 * side.rank;
+    break;
   default:
     return Status::error("the CUDA backend reads bf16, fp8 e4m3, nvfp4, "
-                         "polar and kivi caches; encoding " +
+                         "polar, kivi and low-rank caches; encoding " +
                          std::to_string(int(encoding.kind())) + " is not yet");
   }
   side.headBytes = codec.headBytes(pageSize);
@@ -200,6 +234,8 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
     KVRT_RETURN_IF_ERROR(readNvfp4(codec, side));
   if (side.kind == DeviceSideLayout::Kind::Kivi)
     KVRT_RETURN_IF_ERROR(readKivi(codec, codec.groupTokens() > 1, side));
+  if (side.kind == DeviceSideLayout::Kind::Latent)
+    KVRT_RETURN_IF_ERROR(readLatent(codec, side));
   return side;
 }
 

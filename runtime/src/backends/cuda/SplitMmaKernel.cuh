@@ -16,6 +16,10 @@
 //           scale (so P stays within f16's normal range), and the tile's
 //           sum is multiplied back by it in fp32.
 //
+//   latent values (Dv < D or a rank below D): the same over the Dv
+//           coordinates of the latent (its rank rounded up to 64 or 128),
+//           those past the rank read as zeros.
+//
 // No lane's result needs another warp's, so the block writes its output
 // straight from registers.
 //
@@ -28,11 +32,12 @@
 
 namespace kvrt::cuda {
 
-template <template <int> class Fragments, int D>
+/// D: the keys' coordinates; Dv: the value pass's (D, or a latent's).
+template <template <int> class Fragments, int D, int Dv = D>
 __global__ void __launch_bounds__(kLaunchThreads, Fragments<D>::kMinBlocks)
     splitMmaKernel(const SplitKernelParams p) {
   using F = Fragments<D>;
-  constexpr int kSteps = F::kSteps, kValueDims = F::kValueDims;
+  constexpr int kSteps = F::kSteps, kValueDims = Dv / 32;
   extern __shared__ __align__(16) uint8_t shared[];
   SplitBlock<> block(p, shared);
   if (block.finishEmpty<D>())
@@ -101,7 +106,9 @@ __global__ void __launch_bounds__(kLaunchThreads, Fragments<D>::kMinBlocks)
 
   const float valueScale = block.headScale<F::kScaled>(false);
   const bool valueScales = F::kScaled && p.value.slotScales;
-  const int first = warp * (D / 4) + g * kValueDims;
+  const int first = warp * (Dv / 4) + g * kValueDims;
+  // A latent's coordinates (2 bytes each).
+  const int rank = int(p.value.entryBytes / 2);
   const float *weights = block.scores(head ? g : 0);
   // Lane (g, t) reads rows 2t, 2t + 1, 2t + 8, 2t + 9 of each half tile.
   int rows[2][4], valueAt[2][4];
@@ -147,10 +154,17 @@ __global__ void __launch_bounds__(kLaunchThreads, Fragments<D>::kMinBlocks)
         w[i] = head && valid[i] ? weight * scale : 0.0f;
       }
       uint32_t low[kValueDims], high[kValueDims];
-      F::loadValuePairs(stage + valueAt[k][0], valid[0], stage + valueAt[k][1],
-                        valid[1], first, low);
-      F::loadValuePairs(stage + valueAt[k][2], valid[2], stage + valueAt[k][3],
-                        valid[3], first, high);
+      if constexpr (F::kLatent) {
+        F::loadLatentPairs(stage + valueAt[k][0], valid[0],
+                           stage + valueAt[k][1], valid[1], first, rank, low);
+        F::loadLatentPairs(stage + valueAt[k][2], valid[2],
+                           stage + valueAt[k][3], valid[3], first, rank, high);
+      } else {
+        F::loadValuePairs(stage + valueAt[k][0], valid[0],
+                          stage + valueAt[k][1], valid[1], first, low);
+        F::loadValuePairs(stage + valueAt[k][2], valid[2],
+                          stage + valueAt[k][3], valid[3], first, high);
+      }
       uint32_t pHi[2], pLo[2];
       F::split(w[0], w[1], pHi[0], pLo[0]);
       F::split(w[2], w[3], pHi[1], pLo[1]);
@@ -174,7 +188,7 @@ __global__ void __launch_bounds__(kLaunchThreads, Fragments<D>::kMinBlocks)
     for (int n = 0; n < kValueDims; ++n)
 #pragma unroll
       for (int e = 0; e < 2; ++e)
-        block.write(g, warp * (D / 4) + (2 * t + e) * kValueDims + n, D,
+        block.write(g, warp * (Dv / 4) + (2 * t + e) * kValueDims + n, D,
                     acc[n][e] * valueScale);
   }
   block.writeMaxSum();
