@@ -17,9 +17,12 @@
 #              beside the codes (EXACT, default "polar4 fp8 nvfp4"; a
 #              chunked prefill), KIVI with its window (KIVI, default
 #              "kivi4 kivi2"; a chunked prefill, groups encoded during
-#              decode), and the artifacts it must
-#              refuse (selection over fp8, runner-up prefetches, H2O and
-#              TriAttention over polar keys), each with its sentence; the
+#              decode), low-rank values (LOWRANK, default "lowrank
+#              lowrank-odd": bf16 latents beside bf16 keys, sinks and
+#              window exact; a chunked prefill), and the artifacts it must
+#              refuse (selection over fp8, runner-up prefetches, H2O,
+#              TriAttention over polar keys, low-rank keys), each with its
+#              sentence; the
 #              offloaded llama-tiny against the same artifact resident on
 #              the GPU (equal logits, counted misses); eviction (EVICTIONS:
 #              StreamingLLM in bf16, fp8, nvfp4 and polar4, TriAttention
@@ -74,6 +77,7 @@ encodings=${ENCODINGS:-"bf16 fp8 polar4 nvfp4"}
 selections=${SELECTIONS:-"twolevel quest"}
 exact=${EXACT:-"polar4 fp8 nvfp4"}
 kivi=${KIVI:-"kivi4 kivi2"}
+lowrank=${LOWRANK:-"lowrank lowrank-odd"}
 evictions=${EVICTIONS:-"streaming-bf16 streaming-fp8 streaming-nvfp4 streaming-polar4 tri-bf16 tri-each-bf16 tri-fp8 tri-nvfp4"}
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
 offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}
@@ -114,8 +118,10 @@ engine_checks() {
   done
   # KIVI: its window of 128 tokens in bf16 and groups encoded as they leave
   # it, after a chunked prefill and during decode (the GPU reads what the
-  # CPU reads).
-  for e in $kivi; do
+  # CPU reads). Low-rank values likewise: latents summed and each row mapped
+  # back once, the sinks and window read exact, tokens leaving the window
+  # read as latents during decode.
+  for e in $kivi $lowrank; do
     timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$e.kvpkg" \
       --prompt 300 --steps 60 --chunk 128 > "$out/engine-check-$e.txt" \
       2>&1 || status=1
@@ -149,7 +155,8 @@ engine_checks() {
     > "$out/evict-bench.txt" 2>&1 || status=1
   grep -vE '^device' "$out/evict-bench.txt"
   # Refused when the engine is created, with one sentence (exit 2).
-  for r in fp8-twolevel offload-runners evict-h2o evict-tri-polar4; do
+  for r in fp8-twolevel offload-runners evict-h2o evict-tri-polar4 \
+    lowrank-keys; do
     timeout 60 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$r.kvpkg" \
       > "$out/engine-refuse-$r.txt" 2>&1
     code=$?

@@ -22,8 +22,9 @@
 # budget small enough to miss; llama3-8b with 16 GB of device pages), and
 # llama-tiny artifacts the cuda backend must refuse (selection over fp8,
 # offload with runner-up prefetches, H2O eviction, TriAttention over polar
-# keys); and llama-tiny with eviction (StreamingLLM and calibrated
-# TriAttention).
+# keys, low-rank keys); llama-tiny with eviction (StreamingLLM and
+# calibrated TriAttention); and llama-tiny with low-rank values (calibrated
+# bf16 latents beside bf16 keys).
 #
 # BUILD names the build folder (default build); KVOPT a kvopt binary to
 # compile the artifacts with instead of building $BUILD/bin/kvopt.
@@ -101,6 +102,17 @@ for e in "bf16 }" "each-bf16  heads=each}" "fp8 },kv-quantize{encoding=fp8}" \
 done
 "$kvopt" "${tiny[@]}" --passes "kv-evict{method=h2o budget=128 window=32 interval=8}" \
   -o .gpu-bin/llama-tiny-evict-h2o.kvpkg
+# Low-rank values on llama-tiny, calibrated on README.md, checked against
+# the CPU backend: ratio 0.5 with the pass's 4 sinks and window of 64 kept
+# exact, and an odd rank (27) with 2 sinks and a window of 16 (more tokens
+# read as latents); low-rank keys, which the cuda backend must refuse.
+"$kvopt" "${tiny[@]}" --calibrate README.md \
+  --passes "kv-lowrank{side=value ratio=0.5}" -o .gpu-bin/llama-tiny-lowrank.kvpkg
+"$kvopt" "${tiny[@]}" --calibrate README.md \
+  --passes "kv-lowrank{side=value rank=27 allocate=uniform sinks=2 window=16}" \
+  -o .gpu-bin/llama-tiny-lowrank-odd.kvpkg
+"$kvopt" "${tiny[@]}" --calibrate README.md \
+  --passes "kv-lowrank{side=key ratio=0.5}" -o .gpu-bin/llama-tiny-lowrank-keys.kvpkg
 select8b="kv-sparse-select{method=twolevel top_blocks=128 top_tokens=2048}"
 "$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
   --target h200 -o .gpu-bin/llama3-8b-twolevel.kvpkg --passes "$select8b"

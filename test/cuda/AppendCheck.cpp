@@ -6,7 +6,10 @@
 // of a host copy; the two must hold the same bytes. Polar sums its norm
 // and scale in another order than the CPU, so an entry whose coordinate
 // lies within an ulp of a codebook boundary may differ: at most 1 in 1000
-// entries may, and any other difference fails. KIVI's groups, encoded by
+// entries may, and any other difference fails. Low-rank values' bf16
+// latents (on a random basis with a mean; ranks even and odd) must match
+// byte for byte: both sum in double in one order, unfused. KIVI's groups,
+// encoded by
 // launchKiviFlush() as they leave the window, must match byte for byte.
 //
 //===----------------------------------------------------------------------===//
@@ -51,6 +54,15 @@ bool runAppendCase(const AppendCase &c, uint32_t seed) {
     context.scales = {0.011f, 0.02f, 0.005f, 0.04f};
   if (c.encoding.kind() == schema::ENCODING_NVFP4)
     context.scales = {0.0123f};
+  if (c.encoding.kind() == schema::ENCODING_LOWRANK) {
+    const uint32_t rank = c.encoding.rank();
+    context.side = CacheSide::Value;
+    context.basis.resize(size_t(kHeads) * d * (rank + 1));
+    for (size_t i = 0; i < context.basis.size(); ++i)
+      context.basis[i] =
+          normal(rng) *
+          (i % (rank + 1) == rank ? 0.5f : 1.0f / std::sqrt(float(d)));
+  }
   std::unique_ptr<Codec> codec = orDie(makeCodec(c.encoding, context));
   const DeviceSideLayout side =
       orDie(deviceSideLayout(c.encoding, *codec, kPageSize));
@@ -84,6 +96,9 @@ bool runAppendCase(const AppendCase &c, uint32_t seed) {
   DeviceBuffer scales = orDie(DeviceBuffer::allocate(kHeads * 4));
   if (context.scales.size() == kHeads)
     orDie(scales.upload(context.scales.data(), kHeads * 4));
+  DeviceBuffer basis =
+      orDie(DeviceBuffer::allocate(context.basis.size() * 4 + 4));
+  orDie(basis.upload(context.basis.data(), context.basis.size() * 4));
   AppendArgs args;
   args.src = srcDevice.as<float>();
   args.slots = slotsDevice.as<int32_t>();
@@ -93,6 +108,7 @@ bool runAppendCase(const AppendCase &c, uint32_t seed) {
   args.pageSize = kPageSize;
   args.pool = pool.as<uint8_t>();
   args.headScales = scales.as<float>();
+  args.basis = basis.as<float>();
   orDie(launchAppend(args, side, nullptr));
   CUDA_OK(cudaDeviceSynchronize());
   std::vector<uint8_t> got(expected.size());
@@ -238,6 +254,15 @@ bool runKiviFlushCase(uint32_t d, uint32_t bits, uint32_t group,
   return ok;
 }
 
+/// Low-rank values of `rank` with a bf16 latent.
+schema::Encoding lowRankEncoding(uint32_t rank) {
+  schema::Encoding e;
+  e.set_kind(schema::ENCODING_LOWRANK);
+  e.set_rank(rank);
+  e.mutable_latent()->set_kind(schema::ENCODING_BF16);
+  return e;
+}
+
 } // namespace
 
 schema::Encoding testEncoding(schema::EncodingKind kind, uint32_t bits,
@@ -268,6 +293,8 @@ int runAppendChecks() {
       {"polar2", testEncoding(schema::ENCODING_POLAR, 2), 128, true},
       {"polar3", testEncoding(schema::ENCODING_POLAR, 3), 64, true},
       {"polar4", testEncoding(schema::ENCODING_POLAR, 4), 128, true},
+      {"lowrank", lowRankEncoding(64), 128, false},
+      {"lowrank", lowRankEncoding(27), 64, false},
   };
   int failures = 0;
   uint32_t seed = 2000;

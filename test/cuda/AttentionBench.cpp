@@ -2,8 +2,10 @@
 //
 // The Llama-3-8B attention shape (32 query heads, 8 KV heads, d = 128, pages
 // of 16 tokens or --page-size) for B in {1, 8, 32} and L in {8K, 32K}, in bf16,
-// fp8 (dynamic and per_head scales), polar (2, 3 and 4 bits), nvfp4 and KIVI (4
-// and 2 bits, groups of 32 tokens in pages of 32). Pools hold
+// fp8 (dynamic and per_head scales), polar (2, 3 and 4 bits), nvfp4, KIVI (4
+// and 2 bits, groups of 32 tokens in pages of 32) and bf16 keys with low-rank
+// values, bf16 latents of rank 64 (kv-lowrank's ratio 0.5; the bytes count
+// the basis, which the merge reads to map each row back). Pools hold
 // random valid entries; each sequence's pages are a random draw from a pool
 // sized for B = 32, L = 32K. Each rep is timed alone with CUDA events after
 // a 256 MB memset that evicts the L2 (a layer's cache is not in L2 when its
@@ -31,6 +33,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -45,10 +48,12 @@ constexpr size_t kFlushBytes = 256u << 20;
 struct Encoding {
   const char *name;
   schema::Encoding encoding;
+  /// The values' encoding where it is not `encoding` (low-rank values).
+  std::optional<schema::Encoding> values;
 };
 
 std::vector<Encoding> encodings() {
-  std::vector<Encoding> list(9);
+  std::vector<Encoding> list(10);
   list[0].name = "bf16";
   list[0].encoding.set_kind(schema::ENCODING_BF16);
   list[1].name = "fp8-dyn";
@@ -76,6 +81,12 @@ std::vector<Encoding> encodings() {
     e.encoding.set_bits(4 - 2 * i);
     e.encoding.set_group(32);
   }
+  list[9].name = "lowrank64";
+  list[9].encoding.set_kind(schema::ENCODING_BF16);
+  list[9].values.emplace();
+  list[9].values->set_kind(schema::ENCODING_LOWRANK);
+  list[9].values->set_rank(kHeadDim / 2);
+  list[9].values->mutable_latent()->set_kind(schema::ENCODING_BF16);
   return list;
 }
 
@@ -83,11 +94,25 @@ constexpr SplitKernel kKernels[] = {SplitKernel::GroupMma, SplitKernel::Mma,
                                     SplitKernel::Fma};
 const char *const kKernelNames[] = {"group", "mma", "fma"};
 
+/// A low-rank basis for the shape: axes of N(0, 1 / d), means of N(0,
+/// 1 / 4).
+std::vector<float> randomBasis(uint32_t rank) {
+  std::mt19937 rng(17);
+  std::normal_distribution<float> normal;
+  std::vector<float> basis(size_t(kKvHeads) * kHeadDim * (rank + 1));
+  for (size_t i = 0; i < basis.size(); ++i)
+    basis[i] =
+        normal(rng) *
+        (i % (rank + 1) == rank ? 0.5f : 1.0f / std::sqrt(float(kHeadDim)));
+  return basis;
+}
+
 /// One side's codec (per_head scales of 1: only the layout matters here,
 /// and decode() reads the scale stored in the area; nvfp4: one tensor
-/// scale, which is not stored, so not 1).
+/// scale, which is not stored, so not 1; low-rank: `basis`).
 std::unique_ptr<Codec> codecFor(const schema::Encoding &encoding,
-                                CacheSide side) {
+                                CacheSide side,
+                                const std::vector<float> &basis) {
   CodecContext context;
   context.side = side;
   context.kvHeads = kKvHeads;
@@ -95,12 +120,15 @@ std::unique_ptr<Codec> codecFor(const schema::Encoding &encoding,
   context.scales.assign(kKvHeads, 1.0f);
   if (encoding.kind() == schema::ENCODING_NVFP4)
     context.scales = {0.0123f};
+  context.basis = basis;
   return orDie(makeCodec(encoding, context));
 }
 
 struct Pool {
   DeviceSideLayout key, value;
   DeviceBuffer keys, values;
+  /// Low-rank values' basis (empty otherwise).
+  DeviceBuffer basis;
 };
 
 /// float64 attention of sequence 0 over its entries as the CPU codecs
@@ -191,17 +219,26 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only,
   for (const Encoding &enc : encodings()) {
     if (!only.empty() && only != enc.name)
       continue;
-    std::unique_ptr<Codec> keyCodec = codecFor(enc.encoding, CacheSide::Key);
+    const schema::Encoding &values = enc.values ? *enc.values : enc.encoding;
+    const std::vector<float> basis = values.kind() == schema::ENCODING_LOWRANK
+                                         ? randomBasis(values.rank())
+                                         : std::vector<float>();
+    std::unique_ptr<Codec> keyCodec =
+        codecFor(enc.encoding, CacheSide::Key, {});
     std::unique_ptr<Codec> valueCodec =
-        codecFor(enc.encoding, CacheSide::Value);
+        codecFor(values, CacheSide::Value, basis);
     Pool pool;
+    if (!basis.empty()) {
+      pool.basis = orDie(DeviceBuffer::allocate(basis.size() * 4));
+      orDie(pool.basis.upload(basis.data(), basis.size() * 4));
+    }
     // KIVI's pages hold whole groups of 32 tokens.
     const uint32_t pageSize = enc.encoding.kind() == schema::ENCODING_INT
                                   ? std::lcm(basePageSize, 32u)
                                   : basePageSize;
     const uint64_t maxPages = uint64_t(kMaxBatch) * kMaxLength / pageSize;
     pool.key = orDie(deviceSideLayout(enc.encoding, *keyCodec, pageSize));
-    pool.value = orDie(deviceSideLayout(enc.encoding, *valueCodec, pageSize));
+    pool.value = orDie(deviceSideLayout(values, *valueCodec, pageSize));
     const uint64_t keyBytes = maxPages * kKvHeads * pool.key.areaStride;
     const uint64_t valueBytes = maxPages * kKvHeads * pool.value.areaStride;
     pool.keys = orDie(DeviceBuffer::allocate(keyBytes));
@@ -271,6 +308,7 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only,
         args.cache.pageSize = pageSize;
         args.cache.kvHeads = kKvHeads;
         args.cache.headDim = kHeadDim;
+        args.cache.valueBasis = pool.basis.as<float>();
         args.q = qDevice.as<float>();
         args.queryPositions = queryDevice.as<int32_t>();
         args.out = out.as<float>();
@@ -280,11 +318,12 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only,
 
         const double bytes =
             double(pages.size()) *
-            (kKvHeads * double(pool.key.headBytes + pool.value.headBytes) +
-             pageSize * 4.0 + 4.0);
+                (kKvHeads * double(pool.key.headBytes + pool.value.headBytes) +
+                 pageSize * 4.0 + 4.0) +
+            basis.size() * 4.0;
         const double floor = bytes / (bandwidth * 1e9);
         for (int kernel = 0; kernel < 3; ++kernel) {
-          if (!splitKernelReads(kKernels[kernel], kind))
+          if (!splitKernelReads(kKernels[kernel], pool.key, pool.value))
             continue;
           const DecodeAttentionPlan plan = orDie(
               planDecodeAttention(shape, multiprocessors, kKernels[kernel]));

@@ -26,8 +26,12 @@
 // the CPU's tail is empty and both read codes only (the window, read from
 // the exact-token store, is checked by the engine section). Polar runs in
 // the rotated domain on both sides (the GPU rotates the queries and the
-// outputs with the codec's signs). Rows with no visible entry must be
-// exactly zero.
+// outputs with the codec's signs). Low-rank values (bf16 keys, latents of
+// rank d / 2 and, odd, 3 d / 4 + 1 in bf16 on a random basis with a mean)
+// keep 1e-4: both sides sum the same latents in fp32 and map the sums back
+// once per row in fp32 (a wrong latent, weight or basis row moves a row by
+// 1e-2 or more); their exact sinks and window are checked by the engine
+// section. Rows with no visible entry must be exactly zero.
 //
 //===----------------------------------------------------------------------===//
 #include "Harness.h"
@@ -61,12 +65,14 @@ enum class Enc {
   Polar4,
   Nvfp4,
   Kivi4,
-  Kivi2
+  Kivi2,
+  LowRank,
+  LowRankOdd
 };
 const char *name(Enc e) {
-  static const char *const kNames[] = {"bf16",   "fp8-dyn", "fp8-head",
-                                       "polar2", "polar3",  "polar4",
-                                       "nvfp4",  "kivi4",   "kivi2"};
+  static const char *const kNames[] = {
+      "bf16",  "fp8-dyn", "fp8-head", "polar2",  "polar3",     "polar4",
+      "nvfp4", "kivi4",   "kivi2",    "lowrank", "lowrank-odd"};
   return kNames[int(e)];
 }
 
@@ -90,9 +96,20 @@ struct Case {
   int32_t slidingWindow = 0;
 };
 
-schema::Encoding encodingOf(Enc e) {
+/// Low-rank values' rank for head dimension d; 0 for the other encodings.
+uint32_t latentRank(Enc e, uint32_t d) {
+  return e == Enc::LowRank ? d / 2 : e == Enc::LowRankOdd ? 3 * d / 4 + 1 : 0;
+}
+
+/// The encoding of the values (`values`) or keys of `e` for head dimension
+/// `d`: low-rank values beside bf16 keys, else one encoding for both.
+schema::Encoding encodingOf(Enc e, bool values, uint32_t d) {
   schema::Encoding encoding;
-  if (e == Enc::Bf16) {
+  if (const uint32_t rank = latentRank(e, d); rank && values) {
+    encoding.set_kind(schema::ENCODING_LOWRANK);
+    encoding.set_rank(rank);
+    encoding.mutable_latent()->set_kind(schema::ENCODING_BF16);
+  } else if (e == Enc::Bf16 || rank) {
     encoding.set_kind(schema::ENCODING_BF16);
   } else if (e == Enc::Fp8Dynamic || e == Enc::Fp8PerHead) {
     encoding.set_kind(schema::ENCODING_FP8);
@@ -163,7 +180,8 @@ bool runCase(Case c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   std::vector<float> q =
       randomRows(rng, batch, c.qHeads * c.headDim, /*keys=*/false);
 
-  const schema::Encoding encoding = encodingOf(enc);
+  const schema::Encoding keyEncoding = encodingOf(enc, false, c.headDim);
+  const schema::Encoding valueEncoding = encodingOf(enc, true, c.headDim);
   CodecContext context;
   context.kvHeads = c.kvHeads;
   context.headDim = c.headDim;
@@ -173,11 +191,21 @@ bool runCase(Case c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   // about 16 / 6 / T, within E4M3's 448).
   if (enc == Enc::Nvfp4)
     context.scales = {0.0123f};
-  std::unique_ptr<Codec> key = orDie(makeCodec(encoding, context));
+  std::unique_ptr<Codec> key = orDie(makeCodec(keyEncoding, context));
   context.side = CacheSide::Value;
   if (enc == Enc::Fp8PerHead)
     context.scales = headScales(values, c.kvHeads, c.headDim);
-  std::unique_ptr<Codec> value = orDie(makeCodec(encoding, context));
+  // A latent's basis: per KV head and coordinate, rank axes of N(0, 1 / d)
+  // and a mean of N(0, 1 / 4).
+  if (const uint32_t rank = latentRank(enc, c.headDim)) {
+    std::normal_distribution<float> normal;
+    context.basis.resize(size_t(c.kvHeads) * c.headDim * (rank + 1));
+    for (size_t i = 0; i < context.basis.size(); ++i)
+      context.basis[i] =
+          normal(rng) *
+          (i % (rank + 1) == rank ? 0.5f : 1.0f / std::sqrt(c.headDim));
+  }
+  std::unique_ptr<Codec> value = orDie(makeCodec(valueEncoding, context));
   schema::Encoding f32;
   f32.set_kind(schema::ENCODING_F32);
   std::unique_ptr<Codec> tail = orDie(makeCodec(f32, context));
@@ -240,11 +268,14 @@ bool runCase(Case c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
                  queryPositions.data(), expected.data(), scratch, nullptr);
 
   DeviceSideLayout keyLayout =
-      orDie(deviceSideLayout(encoding, *key, c.pageSize));
+      orDie(deviceSideLayout(keyEncoding, *key, c.pageSize));
   DeviceSideLayout valueLayout =
-      orDie(deviceSideLayout(encoding, *value, c.pageSize));
+      orDie(deviceSideLayout(valueEncoding, *value, c.pageSize));
   DeviceCacheLayer device = orDie(
       DeviceCacheLayer::upload(cache, 0, sequences, keyLayout, valueLayout));
+  DeviceBuffer basis =
+      orDie(DeviceBuffer::allocate(context.basis.size() * 4 + 4));
+  orDie(basis.upload(context.basis.data(), context.basis.size() * 4));
 
   DecodeAttentionShape attentionShape{batch,     c.qHeads,   c.kvHeads,
                                       c.headDim, c.pageSize, device.maxLength(),
@@ -259,6 +290,8 @@ bool runCase(Case c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
 
   DecodeAttentionArgs args;
   args.cache = device.view();
+  if (valueLayout.kind == DeviceSideLayout::Kind::Latent)
+    args.cache.valueBasis = basis.as<float>();
   args.q = qDevice.as<float>();
   args.queryPositions = positionsDevice.as<int32_t>();
   args.out = out.as<float>();
@@ -273,7 +306,7 @@ bool runCase(Case c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   // The first kernel's splits, for the report.
   uint32_t splits = 0, splitTokens = 0;
   for (int kind = 0; kind < 3; ++kind) {
-    if (!splitKernelReads(kKernels[kind], keyLayout.kind))
+    if (!splitKernelReads(kKernels[kind], keyLayout, valueLayout))
       continue;
     const DecodeAttentionPlan plan = orDie(
         planDecodeAttention(attentionShape, multiprocessors, kKernels[kind]));
@@ -355,7 +388,8 @@ int runChecks(uint32_t multiprocessors) {
   int failures = 0;
   uint32_t seed = 1;
   for (Enc enc : {Enc::Bf16, Enc::Fp8Dynamic, Enc::Fp8PerHead, Enc::Polar2,
-                  Enc::Polar3, Enc::Polar4, Enc::Nvfp4, Enc::Kivi4, Enc::Kivi2})
+                  Enc::Polar3, Enc::Polar4, Enc::Nvfp4, Enc::Kivi4, Enc::Kivi2,
+                  Enc::LowRank, Enc::LowRankOdd})
     for (const Case &c : cases)
       failures += runCase(c, enc, multiprocessors, seed++) ? 0 : 1;
   std::printf("checks: %d failed, bound %.0e (polar %.0e, kivi %.0e) relative "

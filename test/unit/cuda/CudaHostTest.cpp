@@ -329,7 +329,8 @@ TEST(DecodeAttentionPlan, RefusesWhatTheKernelsCannotRead) {
             "multiple of 32, not 12");
   EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, bf16, fp8}),
             "decode attention on CUDA needs keys and values in one encoding "
-            "(bf16, fp8 e4m3, nvfp4, or polar or kivi of one width)");
+            "(bf16, fp8 e4m3, nvfp4, or polar or kivi of one width), or bf16 "
+            "keys with low-rank values");
   const DeviceSideLayout polar =
       layoutOf(encodingOf(schema::ENCODING_POLAR, 4), 128, 16);
   DeviceSideLayout otherCodebook = polar;
@@ -501,6 +502,89 @@ TEST(DecodeAttentionPlan, ExactTokensTakeASplitPerTileOfADecodeRow) {
   ASSERT_TRUE(exact) << exact.status().message();
   EXPECT_EQ(exact->exactSplits, 1u);
   EXPECT_EQ(exact->splits, 2u);
+}
+
+/// The layout of low-rank values of `rank` for d = headDim, their latent in
+/// `latent` shared by groups of `group` KV heads, or why it is refused.
+StatusOr<DeviceSideLayout>
+latentLayout(uint32_t headDim, uint32_t rank, uint32_t group = 1,
+             schema::EncodingKind latent = schema::ENCODING_BF16) {
+  schema::Encoding e;
+  e.set_kind(schema::ENCODING_LOWRANK);
+  e.set_rank(rank);
+  e.set_group(group);
+  e.mutable_latent()->set_kind(latent);
+  e.mutable_latent()->set_fp8_format(schema::FP8_FORMAT_E4M3);
+  e.mutable_latent()->set_scale_mode(schema::SCALE_MODE_DYNAMIC);
+  CodecContext context;
+  context.side = CacheSide::Value;
+  context.kvHeads = 8;
+  context.headDim = headDim;
+  context.basis.assign(size_t(8) * headDim * (rank + 1), 0.25f);
+  StatusOr<std::unique_ptr<Codec>> codec = makeCodec(e, context);
+  EXPECT_TRUE(codec) << codec.status().message();
+  return deviceSideLayout(e, **codec, 16);
+}
+
+TEST(DeviceSideLayout, LowRankValuesAreTheirBf16Latents) {
+  // rank bf16 coordinates a slot, any rank below the head dimension (an odd
+  // one leaves entries 2-byte aligned); beside bf16 keys the Mma kernel
+  // reads them, and their sums always reach the merge that maps them back.
+  const DeviceSideLayout bf16 =
+      layoutOf(encodingOf(schema::ENCODING_BF16), 128, 16);
+  for (uint32_t d : {64u, 128u})
+    for (uint32_t rank : {1u, 27u, d / 2, d - 1}) {
+      StatusOr<DeviceSideLayout> latent = latentLayout(d, rank);
+      ASSERT_TRUE(latent) << latent.status().message();
+      EXPECT_EQ(latent->kind, DeviceSideLayout::Kind::Latent);
+      EXPECT_EQ(latent->rank, rank);
+      EXPECT_EQ(latent->entryBytes, 2 * rank);
+      EXPECT_EQ(latent->codesOffset, 0u);
+      EXPECT_EQ(latent->headBytes, 16u * 2 * rank);
+      EXPECT_EQ(latent->areaStride % 16, 0u);
+      DeviceSideLayout keys = bf16;
+      if (d == 64)
+        keys = layoutOf(encodingOf(schema::ENCODING_BF16), 64, 16);
+      EXPECT_TRUE(splitKernelReads(SplitKernel::Mma, keys, *latent));
+      EXPECT_FALSE(splitKernelReads(SplitKernel::Fma, keys, *latent));
+      EXPECT_FALSE(splitKernelReads(SplitKernel::GroupMma, keys, *latent));
+      for (uint32_t length : {10u, 32768u}) {
+        DecodeAttentionShape shape{8, 32, 8, d, 16, length, keys, *latent};
+        StatusOr<DecodeAttentionPlan> plan = planDecodeAttention(shape, 132);
+        ASSERT_TRUE(plan) << plan.status().message();
+        EXPECT_EQ(plan->kernel, SplitKernel::Mma);
+        EXPECT_GE(plan->splits, 2u);
+        EXPECT_EQ(plan->workspaceBytes,
+                  size_t(8) * 32 * plan->splits * (d + 2) * 4);
+        EXPECT_FALSE(planDecodeAttention(shape, 132, SplitKernel::Fma));
+      }
+    }
+}
+
+TEST(DeviceSideLayout, LowRankRefusalsSayWhatTheGpuReads) {
+  StatusOr<DeviceSideLayout> quantized =
+      latentLayout(128, 64, 1, schema::ENCODING_FP8);
+  ASSERT_FALSE(quantized);
+  EXPECT_EQ(quantized.status().message(),
+            "the CUDA backend reads low-rank latents stored in bf16, not "
+            "quantized ones yet");
+  StatusOr<DeviceSideLayout> grouped = latentLayout(64, 64, 2);
+  ASSERT_FALSE(grouped);
+  EXPECT_EQ(grouped.status().message(),
+            "the CUDA backend reads low-rank latents of one KV head each, not "
+            "of groups of 2");
+  // Latent values beside keys that are not bf16.
+  StatusOr<DeviceSideLayout> latent = latentLayout(128, 64);
+  ASSERT_TRUE(latent) << latent.status().message();
+  const DeviceSideLayout fp8 =
+      layoutOf(encodingOf(schema::ENCODING_FP8), 128, 16);
+  DecodeAttentionShape shape{1, 32, 8, 128, 16, 10, fp8, *latent};
+  StatusOr<DecodeAttentionPlan> plan = planDecodeAttention(shape, 132);
+  ASSERT_FALSE(plan);
+  EXPECT_EQ(plan.status().message(),
+            "decode attention on CUDA needs keys and values in one encoding "
+            "(bf16, fp8 e4m3, nvfp4, or polar or kivi of one width), or bf16 "
+            "keys with low-rank values");
 }
 
 /// KIVI's layout of `side` for d = headDim, or why it is refused.
