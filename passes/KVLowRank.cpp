@@ -3,6 +3,7 @@
 #include "passes/CacheTypes.h"
 #include "passes/GroupAxes.h"
 #include "passes/LayerSelection.h"
+#include "passes/LrkvAxes.h"
 #include "passes/Passes.h"
 
 #include <algorithm>
@@ -30,12 +31,26 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
   }
 
   LogicalResult initialize(MLIRContext *ctx) override {
-    if (method != "pca" && method != "svd")
+    if (method != "pca" && method != "svd" && method != "lrkv")
       return optionError(ctx, "method")
-             << "is '" << method
-             << "'; it must be pca or svd (lrkv is not built yet)";
+             << "is '" << method << "'; it must be pca, svd or lrkv";
     if (group == 0)
       return optionError(ctx, "group") << "is 0; it must be at least 1";
+    if (method == "lrkv" && group != 1)
+      return optionError(ctx, "group")
+             << "is " << unsigned(group)
+             << " with method=lrkv, whose shared basis spans the layer's KV "
+                "heads already; each head keeps its own latent (group=1)";
+    if (shared.hasValue() && method != "lrkv")
+      return optionError(ctx, "shared")
+             << "is given with method=" << method
+             << "; only method=lrkv has a shared basis";
+    if (!(shared >= 0 && shared <= 1)) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%g", double(shared));
+      return optionError(ctx, "shared")
+             << "is " << text << "; it must be in [0, 1]";
+    }
     if (side != "value" && side != "key")
       return optionError(ctx, "side")
              << "is '" << side << "'; it must be key or value";
@@ -70,7 +85,8 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
     return layerSelection.parse(ctx, layers);
   }
 
-  /// Which calibrated axes the options select for the side.
+  /// Which calibrated axes the options select for the side (lrkv fits its
+  /// own to the moments of the axes pca would take).
   LowRankBasis basis() const {
     if (method == "svd")
       return LowRankBasis::Svd;
@@ -167,6 +183,71 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
     return std::vector<unsigned>(ranks.begin(), ranks.end());
   }
 
+  /// Fits LRKV's axes at rank `r` to the side's per-head moments, rebuilt
+  /// from the axes and eigenvalues the basis names (B_h diag(w_h) B_h^T:
+  /// for query-weighted keys, the weighted moment), and puts them on `op`
+  /// as groups of one head (kv.key_group_axes, kv.value_group_axes), the
+  /// keys' weights kept; or an error on `op`.
+  LogicalResult setLrkvAxes(CacheOp op, bool keys, unsigned r) {
+    auto type = llvm::cast<CacheType>(op.getType());
+    const int64_t heads = type.getHeads(), d = type.getHeadDim();
+    auto [axesName, spectrumName] = axesNames(keys);
+    auto spectrum = op->getAttrOfType<DenseFPElementsAttr>(spectrumName);
+    if (!spectrum)
+      return op.emitError()
+             << "kv-lowrank: method=lrkv needs layer "
+             << op.getLayerAttr().getInt() << "'s calibrated " << side
+             << " spectrum ('" << spectrumName
+             << "') to rebuild its heads' moments from; calibrate again";
+    // The dialect verified the shapes: axes [heads][d][d] or, for
+    // query-weighted keys, [heads][d][d + 1] (the weights last).
+    auto axes = op->getAttrOfType<DenseFPElementsAttr>(axesName);
+    const int64_t columns = axes.getType().getDimSize(2);
+    std::vector<float> b(axes.getValues<float>().begin(),
+                         axes.getValues<float>().end());
+    std::vector<float> w(spectrum.getValues<float>().begin(),
+                         spectrum.getValues<float>().end());
+    std::vector<double> moments(size_t(heads * d * d), 0.0);
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < d; ++i)
+        for (int64_t j = 0; j < d; ++j)
+          for (int64_t k = 0; k < d; ++k)
+            moments[size_t((h * d + i) * d + j)] +=
+                double(b[size_t((h * d + i) * columns + k)]) *
+                double(w[size_t(h * d + k)]) *
+                double(b[size_t((h * d + j) * columns + k)]);
+    const int64_t sharedRank =
+        std::clamp<int64_t>(std::llround(shared * r), 0, int64_t(r));
+    LrkvAxes found = lrkvAxes(moments, heads, d, sharedRank);
+    std::vector<float> values;
+    values.reserve(size_t(heads * d * (d + 1)));
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < d; ++i) {
+        for (int64_t k = 0; k < d; ++k)
+          values.push_back(float(found.axes[size_t((h * d + i) * d + k)]));
+        values.push_back(!keys         ? 0.0f
+                         : columns > d ? b[size_t((h * d + i) * columns + d)]
+                                       : 1.0f);
+      }
+    setFittedAxes(op, keys, heads, d, values);
+    return success();
+  }
+
+  /// Puts `values` ([groups][size][size + 1]: per group its axes, then the
+  /// keys' weights or 0) on `op` as the side's kv.key_group_axes or
+  /// kv.value_group_axes, which the exporter takes the basis from.
+  void setFittedAxes(CacheOp op, bool keys, int64_t groups, int64_t size,
+                     ArrayRef<float> values) {
+    auto tensor = RankedTensorType::get({groups, size, size + 1},
+                                        Float32Type::get(&getContext()));
+    auto attr = DenseFPElementsAttr::get(tensor, values);
+    auto *dialect = getContext().getLoadedDialect<KVDialect>();
+    if (keys)
+      dialect->getKeyGroupAxesAttrHelper().setAttr(op, attr);
+    else
+      dialect->getValueGroupAxesAttrHelper().setAttr(op, attr);
+  }
+
   /// The joint moment attribute the side's group axes come from.
   std::pair<StringRef, DenseFPElementsAttr> jointMoment(CacheOp op,
                                                         bool keys) const {
@@ -219,15 +300,7 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
     GroupAxes found =
         groupAxes(moment, heads, d, group, weights ? &*weights : nullptr, keys);
     const int64_t size = int64_t(group) * d;
-    auto tensor =
-        RankedTensorType::get({heads / int64_t(group), size, size + 1},
-                              Float32Type::get(&getContext()));
-    auto attr = DenseFPElementsAttr::get(tensor, ArrayRef<float>(found.axes));
-    auto *dialect = getContext().getLoadedDialect<KVDialect>();
-    if (keys)
-      dialect->getKeyGroupAxesAttrHelper().setAttr(op, attr);
-    else
-      dialect->getValueGroupAxesAttrHelper().setAttr(op, attr);
+    setFittedAxes(op, keys, heads / int64_t(group), size, found.axes);
     double total = 0;
     for (double v : found.spectrum)
       total += v;
@@ -275,6 +348,7 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       return signalPassFailure();
     auto *dialect = getContext().getLoadedDialect<KVDialect>();
     const bool keys = side == "key";
+    const bool lrkv = method == "lrkv";
     const LowRankBasis chosen = basis();
     const bool attention = chosen == LowRankBasis::Attention;
     const StringRef axesName = axesNames(keys).first;
@@ -348,6 +422,8 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
     for (size_t i = 0; i < caches.size(); ++i) {
       CacheOp op = caches[i];
       unsigned r = ranks[i];
+      if (lrkv && failed(setLrkvAxes(op, keys, r)))
+        return signalPassFailure();
       auto type = llvm::cast<CacheType>(op.getType());
       // A side that is low-rank already gets the new rank and exact tokens
       // and keeps its latent's encoding: the last invocation wins.
@@ -357,7 +433,8 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       auto emitError = [&] { return op.emitError(); };
       Attribute lowRank = LowRankEncodingAttr::getChecked(
           emitError, &getContext(), r, current, unsigned(sinks),
-          unsigned(window), chosen, unsigned(group));
+          unsigned(window), lrkv ? LowRankBasis::Lrkv : chosen,
+          unsigned(group));
       if (!lowRank ||
           failed(setCacheEncodings(op, keys ? lowRank : type.getKey(),
                                    keys ? type.getValue() : lowRank)))

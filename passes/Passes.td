@@ -106,7 +106,23 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
     moment of the projection's output (docs/lowrank.md proves it), so it
     takes `kv.value_axes` for values (as value_basis=second_moment) and
     `kv.key_moment_axes`, the pre-RoPE keys' own, unweighted, for keys, and
-    records `basis = svd` in the encoding. `lrkv` is not built.
+    records `basis = svd` in the encoding.
+
+    `method=lrkv` retrofits LRKV's structure (arXiv 2601.11471: a basis
+    shared by a layer's KV heads plus a low-rank residual per head, a
+    training-time architecture) to the calibrated moments of the axes
+    method=pca takes (keys query-weighted; values per `value_basis`): per
+    layer, U is the first round(shared x r) eigenvectors of the sum of the
+    heads' moments, and each head's V_h the first r - round(shared x r)
+    eigenvectors of its moment on U's orthogonal complement. Each entry
+    stores its coordinates on [U, V_h], orthonormal, so the runtime treats it
+    as any per-head basis; per head it can never lose less than method=pca
+    at the same rank (docs/lowrank.md measures by how much). Ranks are
+    allocated as for method=pca. The pass puts each head's axes on the
+    cache as kv.key_group_axes or kv.value_group_axes (groups of one head)
+    and records `basis = lrkv`; `shared=F` (0.5) is the fraction of each
+    head's rank in U (0: method=pca's axes; 1: one basis for the whole
+    layer). Group 1 only.
 
     `group=G` (1) is Palu's group-head decomposition: each group of G
     consecutive KV heads (G must divide the layer's KV heads) stores one
@@ -133,8 +149,12 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::kv::KVDialect"];
   let options = [
     Option<"method", "method", "std::string", "\"pca\"",
-           "pca (calibrated principal axes) or svd (Palu's whitened SVD of "
-           "the projection); lrkv is not built yet">,
+           "pca (calibrated principal axes), svd (Palu's whitened SVD of "
+           "the projection) or lrkv (a basis shared by the layer's KV heads "
+           "plus a residual per head)">,
+    Option<"shared", "shared", "double", "0.5",
+           "method=lrkv: the fraction of each head's rank in the basis the "
+           "layer's KV heads share, in [0, 1]">,
     Option<"group", "group", "unsigned", "1",
            "KV heads sharing one latent (Palu's group); must divide the KV "
            "heads">,

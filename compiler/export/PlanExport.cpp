@@ -360,20 +360,25 @@ Status PlanExporter::addBasis(kv::CacheOp op, Attribute encoding, bool keys,
   const int64_t rank = lowRank.getRank();
   std::string tensorName =
       "cache." + std::to_string(op.getLayer()) + "." + side + "_basis";
-  if (const int64_t group = lowRank.getGroup(); group > 1) {
+  const bool lrkv = lowRank.getBasis() == kv::LowRankBasis::Lrkv;
+  if (const int64_t group = lowRank.getGroup(); group > 1 || lrkv) {
     // [groups][G d][G d + 1], the last column the weights or 0, as
-    // kv-lowrank{group=G} put it; the basis takes its first `rank` axes.
+    // kv-lowrank{group=G} (or, in groups of one head, kv-lowrank{method=lrkv})
+    // put it; the basis takes its first `rank` axes.
     DenseFPElementsAttr axes =
         keys ? dialect->getKeyGroupAxesAttrHelper().getAttr(op)
              : dialect->getValueGroupAxesAttrHelper().getAttr(op);
     const int64_t size = group * d;
+    const std::string pass =
+        lrkv ? "kv-lowrank{method=lrkv}"
+             : "kv-lowrank{group=" + std::to_string(group) + "}";
     if (!axes || cast<ShapedType>(axes.getType()).getDimSize(1) != size)
-      return Status::error(describe(op) + " stores its " + side +
-                           "s as #kv.lowrank with group = " +
-                           std::to_string(group) + " but has no kv." + side +
-                           "_group_axes of groups of " + std::to_string(group) +
-                           " heads (kv-lowrank{group=" + std::to_string(group) +
-                           "} puts them there)");
+      return Status::error(
+          describe(op) + " stores its " + side + "s as #kv.lowrank with " +
+          (lrkv ? std::string("basis = lrkv")
+                : "group = " + std::to_string(group)) +
+          " but has no kv." + side + "_group_axes of groups " + "of " +
+          std::to_string(group) + " heads (" + pass + " puts them there)");
     std::vector<float> axisValues(axes.getValues<float>().begin(),
                                   axes.getValues<float>().end());
     std::vector<float> basis;

@@ -52,6 +52,7 @@ const std::vector<SectionSpec> &sections() {
        "kv-lowrank",
        {},
        {{"method", ValueKind::Word},
+        {"shared", ValueKind::Fraction},
         {"group", ValueKind::Unsigned, 1, UINT32_MAX},
         {"side", ValueKind::Word},
         {"ratio", ValueKind::Fraction},

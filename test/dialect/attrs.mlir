@@ -89,8 +89,8 @@ func.func private @lowrank_bf16() attributes {enc = #kv.lowrank<rank = 32, laten
 func.func private @lowrank_exact() attributes {enc = #kv.lowrank<rank = 32, latent = #kv.bf16, sinks = 4, window = 64>}
 // The calibrated axes the exporter takes: second_moment is the default.
 // CHECK-LABEL: func.func private @lowrank_bases()
-// CHECK-SAME:    attributes {a = #kv.lowrank<rank = 8>, b = #kv.lowrank<rank = 8, basis = attention>, c = #kv.lowrank<rank = 8, sinks = 4, window = 64, basis = svd>}
-func.func private @lowrank_bases() attributes {a = #kv.lowrank<rank = 8, basis = second_moment>, b = #kv.lowrank<rank = 8, basis = attention>, c = #kv.lowrank<rank = 8, sinks = 4, window = 64, basis = svd>}
+// CHECK-SAME:    attributes {a = #kv.lowrank<rank = 8>, b = #kv.lowrank<rank = 8, basis = attention>, c = #kv.lowrank<rank = 8, sinks = 4, window = 64, basis = svd>, d = #kv.lowrank<rank = 8, basis = lrkv>}
+func.func private @lowrank_bases() attributes {a = #kv.lowrank<rank = 8, basis = second_moment>, b = #kv.lowrank<rank = 8, basis = attention>, c = #kv.lowrank<rank = 8, sinks = 4, window = 64, basis = svd>, d = #kv.lowrank<rank = 8, basis = lrkv>}
 // CHECK-LABEL: func.func private @lowrank_fp8()
 // CHECK-SAME:    attributes {enc = #kv.lowrank<rank = 16, latent = #kv.fp8<e4m3, scale = dynamic>>}
 func.func private @lowrank_fp8() attributes {enc = #kv.lowrank<rank = 16, latent = #kv.fp8<e4m3, scale = dynamic>>}

@@ -132,6 +132,12 @@ func.func private @lowrank_group_zero() attributes {enc = #kv.lowrank<rank = 8, 
 
 // -----
 
+// lrkv's shared basis spans the layer's heads; each keeps its own latent.
+// expected-error @+1 {{#kv.lowrank basis = lrkv keeps a latent per head (its shared basis spans the layer's heads already); group must be 1, got 3}}
+func.func private @lowrank_lrkv_group() attributes {enc = #kv.lowrank<rank = 96, basis = lrkv, group = 3>}
+
+// -----
+
 // expected-error @+1 {{!kv.cache value encoding: #kv.lowrank group 2 must divide the 3 KV heads}}
 func.func private @lowrank_group_heads(!kv.cache<heads = 3, head_dim = 64, value = #kv.lowrank<rank = 64, group = 2>>)
 

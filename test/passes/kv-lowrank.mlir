@@ -70,8 +70,35 @@
 // selects and keeps the latent's encoding (policy overrides rely on it).
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{rank=2 layers=0},kv-quantize{encoding=fp8 side=value layers=0},kv-lowrank{rank=1 layers=0 window=8})' | FileCheck %s --check-prefix=TWICE
 // TWICE: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 1, latent = #kv.fp8<e4m3, scale = dynamic>, sinks = 4, window = 8, basis = attention>>
-// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=lrkv ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-METHOD
-// ERR-METHOD: error: kv-lowrank: option 'method' is 'lrkv'; it must be pca or svd (lrkv is not built yet)
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=qr ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-METHOD
+// ERR-METHOD: error: kv-lowrank: option 'method' is 'qr'; it must be pca, svd or lrkv
+
+// method=lrkv: per head, round(shared x rank) axes shared by the layer's KV
+// heads (of the sum of their moments) and the rest the head's own axes on
+// their complement, fitted to the moments of pca's axes and put on the
+// cache as groups of one head (kv.value_group_axes [heads][d][d + 1], the
+// last column 0 for values, the weights for keys); basis = lrkv.
+// RUN: kvopt-opt %S/Inputs/lowrank-lrkv.mlir --pass-pipeline='builtin.module(kv-lowrank{method=lrkv rank=2})' | FileCheck %s --check-prefix=LRKV
+// LRKV: kv.value_group_axes = dense<{{\[\[\[}}0.000000e+00, 1.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00], [1.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00], [0.000000e+00, 0.000000e+00, 1.000000e+00, 0.000000e+00, 0.000000e+00], [0.000000e+00, 0.000000e+00, 0.000000e+00, 1.000000e+00, 0.000000e+00]], {{\[\[}}0.000000e+00, 0.000000e+00, 0.000000e+00, 1.000000e+00, 0.000000e+00], [1.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00], [0.000000e+00, 1.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00], [0.000000e+00, 0.000000e+00, 1.000000e+00, 0.000000e+00, 0.000000e+00]]]> : tensor<2x4x5xf32>
+// LRKV-SAME: value = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = lrkv>
+// shared=0 keeps each head's own axes (method=pca's): head 0 e0 first.
+// RUN: kvopt-opt %S/Inputs/lowrank-lrkv.mlir --pass-pipeline='builtin.module(kv-lowrank{method=lrkv rank=2 shared=0.0})' | FileCheck %s --check-prefix=LRKV-OWN
+// LRKV-OWN: kv.value_group_axes = dense<{{\[\[\[}}1.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00, 0.000000e+00], [0.000000e+00, 1.000000e+00,
+// Keys: the query-weighted moments, the weights kept as the last column.
+// RUN: kvopt-opt %S/Inputs/lowrank-lrkv.mlir --pass-pipeline='builtin.module(kv-lowrank{method=lrkv side=key ratio=0.5 shared=1.0})' | FileCheck %s --check-prefix=LRKV-KEY
+// LRKV-KEY: kv.key_group_axes = dense<{{\[\[\[}}{{[^]]*}}, 2.000000e+00], [{{[^]]*}}, 2.000000e+00], [{{[^]]*}}, 5.000000e-01], [{{[^]]*}}, 5.000000e-01]], {{\[\[}}{{[^]]*}}, 1.000000e+00], [{{[^]]*}}, 1.000000e+00], [{{[^]]*}}, 1.000000e+00], [{{[^]]*}}, 1.000000e+00]]]> : tensor<2x4x5xf32>
+// LRKV-KEY-SAME: key = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = lrkv>
+// Refused: a group (the shared basis spans the heads already), `shared`
+// without lrkv or outside [0, 1], and statistics without the spectrum the
+// heads' moments are rebuilt from.
+// RUN: not kvopt-opt %S/Inputs/lowrank-lrkv.mlir --pass-pipeline='builtin.module(kv-lowrank{method=lrkv group=2 rank=2})' 2>&1 | FileCheck %s --check-prefix=ERR-LRKV-GROUP
+// ERR-LRKV-GROUP: error: kv-lowrank: option 'group' is 2 with method=lrkv, whose shared basis spans the layer's KV heads already; each head keeps its own latent (group=1)
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{shared=0.5 ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-SHARED-PCA
+// ERR-SHARED-PCA: error: kv-lowrank: option 'shared' is given with method=pca; only method=lrkv has a shared basis
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=lrkv shared=1.5 ratio=0.5})' 2>&1 | FileCheck %s --check-prefix=ERR-SHARED
+// ERR-SHARED: error: kv-lowrank: option 'shared' is 1.5; it must be in [0, 1]
+// RUN: not kvopt-opt %S/Inputs/value-axes-only.mlir --pass-pipeline='builtin.module(kv-lowrank{method=lrkv rank=2 value_basis=second_moment})' 2>&1 | FileCheck %s --check-prefix=ERR-LRKV-SPECTRUM
+// ERR-LRKV-SPECTRUM: error: kv-lowrank: method=lrkv needs layer 0's calibrated value spectrum ('kv.value_spectrum') to rebuild its heads' moments from; calibrate again
 
 // method=svd, Palu's whitened SVD of the projection, is PCA of the
 // projection's uncentred second moment (docs/lowrank.md proves it):

@@ -202,9 +202,15 @@ LogicalResult PolarEncodingAttr::verifyVectorSize(
 LogicalResult
 LowRankEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                             unsigned rank, Attribute latent, unsigned sinks,
-                            unsigned window, LowRankBasis, unsigned group) {
+                            unsigned window, LowRankBasis basis,
+                            unsigned group) {
   if (rank == 0)
     return emitError() << "#kv.lowrank rank must be positive";
+  if (basis == LowRankBasis::Lrkv && group != 1)
+    return emitError() << "#kv.lowrank basis = lrkv keeps a latent per head "
+                          "(its shared basis spans the layer's heads "
+                          "already); group must be 1, got "
+                       << group;
   if (group == 0 || rank % group != 0)
     return emitError() << "#kv.lowrank group must be positive and divide its "
                           "rank (the group's latent, split evenly over its "

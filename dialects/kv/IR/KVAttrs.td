@@ -50,7 +50,8 @@ def KV_ScaleMode : I32Enum<"ScaleMode", "where a quantization scale comes from",
 def KV_LowRankBasis : I32Enum<"LowRankBasis", "which calibrated axes a low-rank latent is taken on", [
     I32EnumCase<"SecondMoment", 0, "second_moment">,
     I32EnumCase<"Attention", 1, "attention">,
-    I32EnumCase<"Svd", 2, "svd">]> {
+    I32EnumCase<"Svd", 2, "svd">,
+    I32EnumCase<"Lrkv", 3, "lrkv">]> {
   let cppNamespace = "::mlir::kv";
   let description = [{
     `second_moment`: the values' `kv.value_axes` (keys: `kv.key_axes`).
@@ -61,6 +62,10 @@ def KV_LowRankBasis : I32Enum<"LowRankBasis", "which calibrated axes a low-rank 
     second moment of what it writes (docs/lowrank.md proves it): the
     values' `kv.value_axes`, the keys' `kv.key_moment_axes` (before RoPE,
     unweighted).
+    `lrkv`: an LRKV-style retrofit (kv-lowrank{method=lrkv}): per head a
+    basis shared by the layer's KV heads plus a residual of the head's own,
+    which the pass fits and puts on the cache as `kv.key_group_axes` or
+    `kv.value_group_axes`, in groups of one head; group 1 only.
   }];
 }
 
@@ -222,7 +227,8 @@ def KV_LowRankEncodingAttr : KV_EncodingAttr<"LowRankEncoding", "lowrank"> {
     attention sink and the recent tokens take most of the attention, and a
     rank cut hurts them most (docs/lowrank.md measures it). `basis` says
     which calibrated axes the exporter takes: `second_moment` (the default),
-    for values `attention`, or `svd` (kv-lowrank{method=svd}).
+    for values `attention`, `svd` (kv-lowrank{method=svd}) or `lrkv`
+    (kv-lowrank{method=lrkv}, the pass's fitted axes; group 1 only).
     `group` (1 by default) KV heads share one latent: `rank` is then the
     size of the group's latent, over the G head_dim coordinates of its
     heads concatenated, on the axes of their joint second moment; it must

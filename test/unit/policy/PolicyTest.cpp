@@ -127,6 +127,9 @@ TEST(Policy, LowRankRunsBeforeQuantization) {
             "kv-lowrank{method=pca ratio=0.25 allocate=uniform "
             "value_basis=second_moment sinks=0 window=128},"
             "kv-quantize{encoding=polar}");
+  EXPECT_EQ(pipeline("lowrank:\n  ratio: 0.5\n  method: lrkv\n"
+                     "  shared: 0.25\n"),
+            "kv-lowrank{method=lrkv shared=0.25 ratio=0.5}");
   EXPECT_EQ(error("lowrank:\n  ratio: 1.0\n"),
             "p.yaml:2:10: 'ratio' must be a fraction in (0, 1) with a '.' "
             "(0.5), got '1.0'");
