@@ -556,9 +556,21 @@ TEST(DeviceSideLayout, LowRankValuesAreTheirBf16Latents) {
         EXPECT_GE(plan->splits, 2u);
         EXPECT_EQ(plan->workspaceBytes,
                   size_t(8) * 32 * plan->splits * (d + 2) * 4);
+        // Even ranks read coordinates in 4-byte pairs (every entry starts
+        // 4-byte aligned); ranks up to 64 of 128 put two value tiles in a
+        // stage (the kernel's value dimension is half the keys').
+        EXPECT_EQ(plan->latentPairs, rank % 2 == 0);
+        EXPECT_EQ(plan->valueTilesPerStage, d == 128 && rank <= 64 ? 2u : 1u);
+        EXPECT_LE(plan->valueTilesPerStage * 32 * 2 * rank, plan->stageBytes);
         EXPECT_FALSE(planDecodeAttention(shape, 132, SplitKernel::Fma));
       }
     }
+  // Other encodings: one value tile a stage, no latent.
+  DecodeAttentionShape shape{8, 32, 8, 128, 16, 32768, bf16, bf16};
+  StatusOr<DecodeAttentionPlan> plan = planDecodeAttention(shape, 132);
+  ASSERT_TRUE(plan) << plan.status().message();
+  EXPECT_EQ(plan->valueTilesPerStage, 1u);
+  EXPECT_FALSE(plan->latentPairs);
 }
 
 TEST(DeviceSideLayout, LowRankRefusalsSayWhatTheGpuReads) {

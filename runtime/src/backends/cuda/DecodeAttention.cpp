@@ -215,6 +215,19 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
                    segmentChunks(shape.value, plan.segmentTokens)) +
       plan.tileTokens * 4;
 
+  // Latents: coordinates in 4-byte pairs where every entry starts 4-byte
+  // aligned (an even rank: entries are 2 rank bytes from the area's
+  // start), and two value tiles to a stage where the kernel's value
+  // dimension is half the keys' (ranks up to 64 of 128: a tile of latents
+  // takes at most half a key tile's bytes at any page size), so the value
+  // pass keeps a key pass's bytes in flight (one latent tile of rank 64
+  // to a stage left it at half the bandwidth, latency-bound).
+  if (latent) {
+    plan.latentPairs = shape.value.rank % 2 == 0;
+    if (shape.headDim == 128 && shape.value.rank <= 64)
+      plan.valueTilesPerStage = 2;
+  }
+
   // About 32 KB of copies per block: fp8 tiles are half the bytes of bf16
   // ones, and four stages of them leave too few bytes in flight to cover
   // the memory latency at full bandwidth. 4-bit polar's table of level
@@ -320,6 +333,8 @@ Status decodeAttention(const DecodeAttentionArgs &args,
     ++p.segmentShift;
   p.stages = plan.stages;
   p.stageBytes = plan.stageBytes;
+  p.valueTileBytes =
+      (plan.tileTokens >> p.segmentShift) * p.value.segmentChunks * 16;
   const SharedLayout shared = sharedLayout(plan, headDim, cache.pageSize);
   p.logitsOffset = shared.logitsOffset;
   p.logitsStride = shared.logitsStride;
@@ -350,7 +365,8 @@ Status decodeAttention(const DecodeAttentionArgs &args,
                  : splitGroupMmaKernelFp8E4M3(headDim);
     break;
   case SplitKernel::Mma:
-    kernel = latent ? splitMmaKernelLatent(headDim, cache.value.rank)
+    kernel = latent ? splitMmaKernelLatent(headDim, cache.value.rank,
+                                           plan.latentPairs)
              : bf16 ? splitMmaKernelBf16(headDim)
                     : splitMmaKernelFp8E4M3(headDim);
     break;

@@ -173,6 +173,15 @@ struct DecodeAttentionPlan {
   /// for keys, its positions).
   uint32_t stages = 0;
   uint32_t stageBytes = 0;
+  /// Value tiles one stage holds: 2 for latents of rank 64 or below beside
+  /// keys of 128 coordinates (the kernel instance with a value dimension
+  /// of 64), so the value pass keeps as many bytes in flight as the key
+  /// pass; else 1.
+  uint32_t valueTilesPerStage = 1;
+  /// Latent values: whether the kernel reads their coordinates in pairs,
+  /// 4 bytes at a time, as bf16 values (an even rank: every entry starts
+  /// 4-byte aligned), or one at a time (an odd rank).
+  bool latentPairs = false;
   /// Dynamic shared memory per block, and the kernel's static shared
   /// memory beside it (4-bit polar's table of level pairs).
   size_t sharedBytes = 0;

@@ -87,6 +87,9 @@ struct SplitKernelParams {
   /// Pipeline stages (at most kMaxStages) and the bytes of each.
   uint32_t stages;
   uint32_t stageBytes;
+  /// Where a stage holds two value tiles (DecodeAttentionPlan::
+  /// valueTilesPerStage), the bytes from the first to the second.
+  uint32_t valueTileBytes;
   /// Bytes from the start of shared memory to the logits: the stages, or
   /// the block's final reduction where that is larger.
   uint32_t logitsOffset;
@@ -109,8 +112,9 @@ const void *splitKernelFp8E4M3(uint32_t headDim, uint32_t groupCapacity);
 const void *splitMmaKernelBf16(uint32_t headDim);
 const void *splitMmaKernelFp8E4M3(uint32_t headDim);
 /// bf16 keys with latent values of `rank` coordinates (SplitMmaLatent.cu):
-/// the value pass sums the latents, rank rounded up to 64 or 128.
-const void *splitMmaKernelLatent(uint32_t headDim, uint32_t rank);
+/// the value pass sums the latents, rank rounded up to 64 or 128, read in
+/// 4-byte pairs where `pairs` (even ranks only); null where no instance fits.
+const void *splitMmaKernelLatent(uint32_t headDim, uint32_t rank, bool pairs);
 const void *splitGroupMmaKernelFp8E4M3(uint32_t headDim);
 const void *splitGroupMmaKernelPolar(uint32_t headDim, uint32_t bits);
 const void *splitGroupMmaKernelNvfp4(uint32_t headDim);

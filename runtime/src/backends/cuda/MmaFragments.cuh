@@ -8,7 +8,8 @@
 //   bf16: bf16 MMAs. fp8 e4m3: f16 MMAs, the codes decoded by cvt.e4m3x2
 //         (every e4m3 value is exact in f16), scales applied outside.
 //   bf16 keys with bf16 latent values: bf16 MMAs, the latents' coordinates
-//         past their rank read as zeros.
+//         past their rank read as zeros; in 4-byte pairs for even ranks,
+//         one at a time for odd ones.
 //   A operands (queries, weights) are fp32 split into hi + lo halves of the
 //   MMA's type and multiplied twice, so products keep ~16 more bits than
 //   one bf16 or f16 rounding would: the result stays at fp32 accuracy.
@@ -226,6 +227,40 @@ template <int D> struct Bf16LatentMma : Bf16Mma<D> {
       const bool inside = first + i < rank;
       b[i] = uint32_t(valid0 && inside ? x0[i] : 0u) |
              uint32_t(valid1 && inside ? x1[i] : 0u) << 16;
+    }
+  }
+};
+
+/// bf16 keys with latents of an even rank: every entry starts 4-byte
+/// aligned (2 rank bytes from the area's start; stages and segments are
+/// 16-byte aligned), so coordinates are read in pairs, one 4-byte load per
+/// row and pair, as Bf16Mma reads values. `first` is even, so a pair lies
+/// wholly below the rank or wholly past it.
+template <int D> struct Bf16LatentPairMma : Bf16Mma<D> {
+  static constexpr bool kLatent = true;
+  /// Four blocks an SM, as bf16: unbounded, ptxas takes 103 registers
+  /// (three blocks) for D = 128 with two value tiles a stage; bounded, 96
+  /// and no spill.
+  static constexpr int kMinBlocks = 4;
+
+  template <int N>
+  __device__ __forceinline__ static void
+  loadLatentPairs(const uint8_t *row0, bool valid0, const uint8_t *row1,
+                  bool valid1, int first, int rank, uint32_t (&b)[N]) {
+    static_assert(N % 2 == 0, "a lane owns whole pairs of coordinates");
+#pragma unroll
+    for (int w = 0; w < N / 2; ++w) {
+      const bool inside = first + 2 * w < rank;
+      const uint32_t x0 =
+          valid0 && inside
+              ? *reinterpret_cast<const uint32_t *>(row0 + 2 * first + 4 * w)
+              : 0u;
+      const uint32_t x1 =
+          valid1 && inside
+              ? *reinterpret_cast<const uint32_t *>(row1 + 2 * first + 4 * w)
+              : 0u;
+      b[2 * w] = permute(x0, x1, 0x5410);
+      b[2 * w + 1] = permute(x0, x1, 0x7632);
     }
   }
 };

@@ -3,9 +3,11 @@
 // One block takes tokens [start, end) of sequence b for KV head h and the
 // `group` query heads that read it. Tiles of Tile tokens (32 or 64) stream
 // through a shared-memory pipeline of 4 to 8 stages, first every key tile
-// (with its positions), then every value tile. A tile holds segments of
-// min(pageSize, 32) slots, each a contiguous run of one page area's bytes
-// moved by one bulk copy (cp.async.bulk).
+// (with its positions), then every value tile, ValueTiles of them to a
+// stage where they are small (latents: the next tile's segments follow
+// the first's). A tile holds segments of min(pageSize, 32) slots, each a
+// contiguous run of one page area's bytes moved by one bulk copy
+// (cp.async.bulk).
 //
 // The block is warp-specialised: a producer warp (its lane 0) issues the
 // copies of each stage once the four consumer warps have released it (the
@@ -39,7 +41,7 @@ __device__ __forceinline__ int pinned(int x) {
   return x;
 }
 
-template <int Tile = int(kTileTokens)> struct SplitBlock {
+template <int Tile = int(kTileTokens), int ValueTiles = 1> struct SplitBlock {
   /// Shared-memory bytes at the end of a stage that hold the tile's
   /// positions.
   static constexpr uint32_t kPositionBytes = Tile * 4;
@@ -141,7 +143,8 @@ template <int Tile = int(kTileTokens)> struct SplitBlock {
       return false;
     if (tid == int(kBlockThreads)) {
       const int stageCount = int(p.stages);
-      for (int j = 0, into = 0, use = 0; j < 2 * tiles; ++j) {
+      const int positions = tiles + (tiles + ValueTiles - 1) / ValueTiles;
+      for (int j = 0, into = 0, use = 0; j < positions; ++j) {
         if (use > 0)
           waitBarrier(&empty[into], (use - 1) & 1);
         issue(j, into);
@@ -154,9 +157,11 @@ template <int Tile = int(kTileTokens)> struct SplitBlock {
     return true;
   }
 
-  /// Stream position j: key tile j, then value tile j - tiles, into stage
-  /// `into`: one bulk copy per segment and, for keys, one for its
-  /// positions, their bytes announced on the stage's "full" barrier.
+  /// Stream position j: key tile j, then value tiles (j - tiles) *
+  /// ValueTiles on (their tokens consecutive, so their segments follow one
+  /// another), into stage `into`: one bulk copy per segment and, for keys,
+  /// one for its positions, their bytes announced on the stage's "full"
+  /// barrier.
   __device__ void issue(int j, int into) {
     const bool keys = j < tiles;
     const SideGeometry &side = keys ? p.key : p.value;
@@ -164,11 +169,12 @@ template <int Tile = int(kTileTokens)> struct SplitBlock {
                           uint64_t(kvHead) * side.areaStride + side.copyBase;
     uint8_t *stage = stages + into * p.stageBytes;
     uint64_t *barrier = &full[into];
-    const int tile = keys ? j : j - tiles;
+    const int span = keys ? Tile : ValueTiles * Tile;
+    const int tile = keys ? j : (j - tiles) * ValueTiles;
     const int tileStart = start + tile * Tile;
     const int segmentTokens = 1 << p.segmentShift;
     const int segments =
-        min(Tile >> p.segmentShift,
+        min(span >> p.segmentShift,
             (end - tileStart + segmentTokens - 1) >> p.segmentShift);
     const uint32_t bytes = side.segmentChunks * 16;
     const uint32_t positionBytes = keys ? segmentTokens * 4 : 0;

@@ -18,7 +18,10 @@
 //
 //   latent values (Dv < D or a rank below D): the same over the Dv
 //           coordinates of the latent (its rank rounded up to 64 or 128),
-//           those past the rank read as zeros.
+//           those past the rank read as zeros. A latent tile is at most
+//           half a key tile's bytes where Dv = D / 2: a stage then holds
+//           two, so the value pass keeps as many bytes in flight as the
+//           key pass.
 //
 // No lane's result needs another warp's, so the block writes its output
 // straight from registers.
@@ -38,9 +41,11 @@ __global__ void __launch_bounds__(kLaunchThreads, Fragments<D>::kMinBlocks)
     splitMmaKernel(const SplitKernelParams p) {
   using F = Fragments<D>;
   constexpr int kSteps = F::kSteps, kValueDims = Dv / 32;
+  // Latent tiles at most half a key tile's bytes: two to a stage.
+  constexpr int kValueTiles = F::kLatent && 2 * Dv <= D ? 2 : 1;
   extern __shared__ __align__(16) uint8_t shared[];
-  SplitBlock<> block(p, shared);
-  if (block.finishEmpty<D>())
+  SplitBlock<int(kTileTokens), kValueTiles> block(p, shared);
+  if (block.template finishEmpty<D>())
     return;
   if (!block.consume())
     return;
@@ -66,7 +71,7 @@ __global__ void __launch_bounds__(kLaunchThreads, Fragments<D>::kMinBlocks)
       F::split(x[2], x[3], qHi[j][1], qLo[j][1]);
     }
   }
-  const float keyScale = block.headScale<F::kScaled>(true);
+  const float keyScale = block.template headScale<F::kScaled>(true);
   const bool keyScales = F::kScaled && p.key.slotScales;
   const int keyAt = pinned(block.entryOffset(p.key, 8 * warp + g));
   int scoreAt[2];
@@ -104,7 +109,7 @@ __global__ void __launch_bounds__(kLaunchThreads, Fragments<D>::kMinBlocks)
   }
   block.softmax();
 
-  const float valueScale = block.headScale<F::kScaled>(false);
+  const float valueScale = block.template headScale<F::kScaled>(false);
   const bool valueScales = F::kScaled && p.value.slotScales;
   const int first = warp * (Dv / 4) + g * kValueDims;
   // A latent's coordinates (2 bytes each).
@@ -123,63 +128,71 @@ __global__ void __launch_bounds__(kLaunchThreads, Fragments<D>::kMinBlocks)
   const int ownScaleAt = pinned(block.entryOffset(p.value, lane) + scaleOffset);
   float acc[kValueDims][2] = {};
 
-  for (int tile = tiles; tile < 2 * tiles; ++tile) {
-    const uint8_t *stage = block.acquire();
-    const int tileStart = start + (tile - tiles) * int(kTileTokens);
-    // Relative to the tile's largest scale (fp8 dynamic), else 1.
-    float reference = 1.0f, inverse = 1.0f;
-    if (valueScales) {
-      // Rows past the end hold stale bytes: read, then drop.
-      const float own = *reinterpret_cast<const float *>(stage + ownScaleAt);
-      reference = warpMax(tileStart + lane < end ? own : 0.0f);
-      if (!(reference > 0.0f))
-        reference = 1.0f;
-      inverse = 1.0f / reference;
-    }
-    const float *tileWeights = weights + (tileStart - start);
-    float sum[kValueDims][4] = {};
-#pragma unroll
-    for (int k = 0; k < 2; ++k) {
-      bool valid[4];
-      float w[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        valid[i] = tileStart + rows[k][i] < end;
-        const float weight = tileWeights[rows[k][i]];
-        const float scale = valueScales
-                                ? *reinterpret_cast<const float *>(
-                                      stage + valueAt[k][i] + scaleOffset) *
-                                      inverse
-                                : 1.0f;
-        w[i] = head && valid[i] ? weight * scale : 0.0f;
+  for (int tile = 0; tile < tiles; tile += kValueTiles) {
+    const uint8_t *stageStart = block.acquire();
+    // The stage's tiles, p.valueTileBytes apart.
+#pragma unroll 1
+    for (int part = 0; part < kValueTiles; ++part) {
+      if (part > 0 && tile + part >= tiles)
+        break;
+      const uint8_t *stage = stageStart + part * int(p.valueTileBytes);
+      const int tileStart = start + (tile + part) * int(kTileTokens);
+      // Relative to the tile's largest scale (fp8 dynamic), else 1.
+      float reference = 1.0f, inverse = 1.0f;
+      if (valueScales) {
+        // Rows past the end hold stale bytes: read, then drop.
+        const float own = *reinterpret_cast<const float *>(stage + ownScaleAt);
+        reference = warpMax(tileStart + lane < end ? own : 0.0f);
+        if (!(reference > 0.0f))
+          reference = 1.0f;
+        inverse = 1.0f / reference;
       }
-      uint32_t low[kValueDims], high[kValueDims];
-      if constexpr (F::kLatent) {
-        F::loadLatentPairs(stage + valueAt[k][0], valid[0],
-                           stage + valueAt[k][1], valid[1], first, rank, low);
-        F::loadLatentPairs(stage + valueAt[k][2], valid[2],
-                           stage + valueAt[k][3], valid[3], first, rank, high);
-      } else {
-        F::loadValuePairs(stage + valueAt[k][0], valid[0],
-                          stage + valueAt[k][1], valid[1], first, low);
-        F::loadValuePairs(stage + valueAt[k][2], valid[2],
-                          stage + valueAt[k][3], valid[3], first, high);
+      const float *tileWeights = weights + (tileStart - start);
+      float sum[kValueDims][4] = {};
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        bool valid[4];
+        float w[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          valid[i] = tileStart + rows[k][i] < end;
+          const float weight = tileWeights[rows[k][i]];
+          const float scale = valueScales
+                                  ? *reinterpret_cast<const float *>(
+                                        stage + valueAt[k][i] + scaleOffset) *
+                                        inverse
+                                  : 1.0f;
+          w[i] = head && valid[i] ? weight * scale : 0.0f;
+        }
+        uint32_t low[kValueDims], high[kValueDims];
+        if constexpr (F::kLatent) {
+          F::loadLatentPairs(stage + valueAt[k][0], valid[0],
+                             stage + valueAt[k][1], valid[1], first, rank, low);
+          F::loadLatentPairs(stage + valueAt[k][2], valid[2],
+                             stage + valueAt[k][3], valid[3], first, rank,
+                             high);
+        } else {
+          F::loadValuePairs(stage + valueAt[k][0], valid[0],
+                            stage + valueAt[k][1], valid[1], first, low);
+          F::loadValuePairs(stage + valueAt[k][2], valid[2],
+                            stage + valueAt[k][3], valid[3], first, high);
+        }
+        uint32_t pHi[2], pLo[2];
+        F::split(w[0], w[1], pHi[0], pLo[0]);
+        F::split(w[2], w[3], pHi[1], pLo[1]);
+#pragma unroll
+        for (int n = 0; n < kValueDims; ++n) {
+          F::mma(sum[n], pHi[0], pHi[1], low[n], high[n]);
+          F::mma(sum[n], pLo[0], pLo[1], low[n], high[n]);
+        }
       }
-      uint32_t pHi[2], pLo[2];
-      F::split(w[0], w[1], pHi[0], pLo[0]);
-      F::split(w[2], w[3], pHi[1], pLo[1]);
 #pragma unroll
       for (int n = 0; n < kValueDims; ++n) {
-        F::mma(sum[n], pHi[0], pHi[1], low[n], high[n]);
-        F::mma(sum[n], pLo[0], pLo[1], low[n], high[n]);
+        acc[n][0] = fmaf(reference, sum[n][0], acc[n][0]);
+        acc[n][1] = fmaf(reference, sum[n][1], acc[n][1]);
       }
     }
     block.release();
-#pragma unroll
-    for (int n = 0; n < kValueDims; ++n) {
-      acc[n][0] = fmaf(reference, sum[n][0], acc[n][0]);
-      acc[n][1] = fmaf(reference, sum[n][1], acc[n][1]);
-    }
   }
 
   // acc[n][e]: head g, the warp's n-th coordinate of lane 2t + e.

@@ -10,13 +10,17 @@
 // apart, then maps the latents back once for the row: out = sum_exact w_s
 // o_s / T + mu * (sum_code w_s l_s / T) + B (sum_code w_s o_s / T), T the
 // total; the same products as the CPU codec's finishOutput(), summed in
-// another order.
+// another order. The head's basis comes into shared memory by one bulk
+// copy at the block's start, so that the map-back waits on no load.
 //
 //===----------------------------------------------------------------------===//
+#include "runtime/src/backends/cuda/AsyncCopy.cuh"
 #include "runtime/src/backends/cuda/DecodeKernels.h"
 #include "runtime/src/backends/cuda/WarpReduce.cuh"
 
 #include <cuda_runtime.h>
+
+#include <cstdint>
 
 namespace kvrt::cuda {
 namespace {
@@ -82,40 +86,60 @@ struct LatentMerge {
   const float *basis;
 };
 
-/// Block `row`, headDim threads: the latent's sums (and the latents'
-/// weight after them) into shared memory, then warp w maps coordinates w,
-/// w + warps, ... back, its lanes over the basis row (coalesced).
+/// Block `row`, headDim threads. Thread 0 first starts one bulk copy of the
+/// row's KV head's basis into shared memory (its headDim rows of rank + 1
+/// floats are contiguous), which lands while warp 0 computes the splits'
+/// weights and thread j the latents' sum j (j = rank: their weight) and
+/// thread d its exact tokens' sum; then thread d maps its coordinate back
+/// from shared memory. The block's global loads are the bulk copy and the
+/// weighted sums, as splitReduceKernel's; before, a warp per coordinate
+/// read its basis row and then the exact splits' partials, 32 coordinates
+/// one after another per warp, each waiting on its loads (by estimate
+/// most of lowrank64's 45.9 us at batch 1, L = 8K, against bf16's 26.2).
 __global__ void latentMergeKernel(const float *partialOut,
                                   const float *partialMaxSum, float *out,
                                   LatentMerge m) {
-  extern __shared__ float shared[]; // weights [splits], latent [rank + 1]
-  float *weights = shared, *latent = shared + m.splits;
+  // barrier (16 bytes), axes [headDim][rank + 1], weights [splits],
+  // latent [rank + 1].
+  extern __shared__ __align__(16) float shared[];
+  const uint32_t columns = m.rank + 1, d = threadIdx.x;
+  uint64_t *barrier = reinterpret_cast<uint64_t *>(shared);
+  float *axes = shared + 4, *weights = axes + m.headDim * columns,
+        *latent = weights + m.splits;
   const size_t row = blockIdx.x;
+  const uint32_t kvHead = uint32_t(row % m.qHeads) / m.group;
+  if (d == 0) {
+    const uint32_t bytes = m.headDim * columns * 4;
+    initBarrier(barrier, 1);
+    fenceBarrierInit();
+    arriveExpecting(barrier, bytes);
+    copyBulk(axes, m.basis + size_t(kvHead) * m.headDim * columns, bytes,
+             barrier);
+  }
   const float2 *maxSum =
       reinterpret_cast<const float2 *>(partialMaxSum) + row * m.splits;
   splitWeights(maxSum, m.splits, weights);
   __syncthreads();
   const float *partial = partialOut + row * m.splits * m.headDim;
-  for (uint32_t j = threadIdx.x; j <= m.rank; j += blockDim.x)
-    latent[j] =
-        j < m.rank
-            ? weightedSum(weights, partial + j, 0, m.codedSplits, m.headDim)
+  if (d < columns)
+    latent[d] =
+        d < m.rank
+            ? weightedSum(weights, partial + d, 0, m.codedSplits, m.headDim)
             : weightedSum(weights, &maxSum[0].y, 0, m.codedSplits, 2);
+  float sum =
+      weightedSum(weights, partial + d, m.codedSplits, m.splits, m.headDim);
   __syncthreads();
-  const uint32_t kvHead = uint32_t(row % m.qHeads) / m.group;
-  const uint32_t warps = blockDim.x / 32, lane = threadIdx.x % 32;
-  for (uint32_t d = threadIdx.x / 32; d < m.headDim; d += warps) {
-    const float *axes =
-        m.basis + (size_t(kvHead) * m.headDim + d) * (m.rank + 1);
-    float sum = 0.0f;
-    for (uint32_t j = lane; j <= m.rank; j += 32)
-      sum = fmaf(axes[j], latent[j], sum);
-    sum = warpSum(sum);
-    if (lane == 0)
-      out[row * m.headDim + d] =
-          sum +
-          weightedSum(weights, partial + d, m.codedSplits, m.splits, m.headDim);
+  waitBarrier(barrier, 0);
+  // Row d of the axes: with an even row length, from column d on
+  // (cyclically), so that the warp's 32 rows fall in 32 banks.
+  const float *axesRow = axes + d * columns;
+  uint32_t j = columns % 2 ? 0 : d % columns;
+#pragma unroll 8
+  for (uint32_t n = 0; n < columns; ++n) {
+    sum = fmaf(axesRow[j], latent[j], sum);
+    j = j + 1 == columns ? 0 : j + 1;
   }
+  out[row * m.headDim + d] = sum;
 }
 
 } // namespace
@@ -136,9 +160,18 @@ bool launchLatentMerge(const float *partialOut, const float *partialMaxSum,
                        uint32_t codedSplits, uint32_t headDim, uint32_t rank,
                        const float *basis, uint32_t qHeads, uint32_t group,
                        cudaStream_t stream) {
-  const size_t sharedBytes = size_t(splits + rank + 1) * sizeof(float);
-  if (sharedBytes > 48 * 1024 || headDim % 32 || rank >= headDim || !group ||
-      codedSplits > splits || !basis)
+  // One bulk copy of a head's basis: 16-byte aligned, as headDim % 4 keeps
+  // every head's.
+  const size_t sharedBytes =
+      16 + (size_t(headDim) * (rank + 1) + splits + rank + 1) * sizeof(float);
+  if (sharedBytes > 200 * 1024 || headDim % 32 || headDim > 1024 ||
+      rank >= headDim || !group || codedSplits > splits || !basis ||
+      reinterpret_cast<uintptr_t>(basis) % 16)
+    return false;
+  if (sharedBytes > 48 * 1024 &&
+      cudaFuncSetAttribute(latentMergeKernel,
+                           cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           int(sharedBytes)) != cudaSuccess)
     return false;
   const LatentMerge m{splits, codedSplits, headDim, rank, qHeads, group, basis};
   latentMergeKernel<<<rows, headDim, sharedBytes, stream>>>(
