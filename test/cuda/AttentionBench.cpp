@@ -4,8 +4,9 @@
 // of 16 tokens or --page-size) for B in {1, 8, 32} and L in {8K, 32K}, in bf16,
 // fp8 (dynamic and per_head scales), polar (2, 3 and 4 bits), nvfp4, KIVI (4
 // and 2 bits, groups of 32 tokens in pages of 32) and bf16 keys with low-rank
-// values, bf16 latents of rank 64 (kv-lowrank's ratio 0.5; the bytes count
-// the basis, which the merge reads to map each row back). Pools hold
+// values, bf16 latents of rank 64 (kv-lowrank's ratio 0.5) and 63 (odd: read
+// a coordinate at a time); the bytes count the basis, which the merge reads
+// to map each row back. Pools hold
 // random valid entries; each sequence's pages are a random draw from a pool
 // sized for B = 32, L = 32K. Each rep is timed alone with CUDA events after
 // a 256 MB memset that evicts the L2 (a layer's cache is not in L2 when its
@@ -53,7 +54,7 @@ struct Encoding {
 };
 
 std::vector<Encoding> encodings() {
-  std::vector<Encoding> list(10);
+  std::vector<Encoding> list(11);
   list[0].name = "bf16";
   list[0].encoding.set_kind(schema::ENCODING_BF16);
   list[1].name = "fp8-dyn";
@@ -81,12 +82,19 @@ std::vector<Encoding> encodings() {
     e.encoding.set_bits(4 - 2 * i);
     e.encoding.set_group(32);
   }
-  list[9].name = "lowrank64";
-  list[9].encoding.set_kind(schema::ENCODING_BF16);
-  list[9].values.emplace();
-  list[9].values->set_kind(schema::ENCODING_LOWRANK);
-  list[9].values->set_rank(kHeadDim / 2);
-  list[9].values->mutable_latent()->set_kind(schema::ENCODING_BF16);
+  // Rank 64 reads its latents in 4-byte pairs; 63, odd, one coordinate at
+  // a time.
+  const uint32_t ranks[] = {kHeadDim / 2, kHeadDim / 2 - 1};
+  const char *lowrank[] = {"lowrank64", "lowrank63"};
+  for (int i = 0; i < 2; ++i) {
+    Encoding &e = list[9 + i];
+    e.name = lowrank[i];
+    e.encoding.set_kind(schema::ENCODING_BF16);
+    e.values.emplace();
+    e.values->set_kind(schema::ENCODING_LOWRANK);
+    e.values->set_rank(ranks[i]);
+    e.values->mutable_latent()->set_kind(schema::ENCODING_BF16);
+  }
   return list;
 }
 

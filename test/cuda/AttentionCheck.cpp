@@ -27,7 +27,9 @@
 // the exact-token store, is checked by the engine section). Polar runs in
 // the rotated domain on both sides (the GPU rotates the queries and the
 // outputs with the codec's signs). Low-rank values (bf16 keys, latents of
-// rank d / 2 and, odd, 3 d / 4 + 1 in bf16 on a random basis with a mean)
+// ranks d / 2, 3 d / 4 and, odd, 3 d / 4 + 1 and d / 4 + 1 in bf16 on a
+// random basis with a mean: coordinates read in pairs and one at a time,
+// one and, for d = 128, two value tiles to a stage)
 // keep 1e-4: both sides sum the same latents in fp32 and map the sums back
 // once per row in fp32 (a wrong latent, weight or basis row moves a row by
 // 1e-2 or more); their exact sinks and window are checked by the engine
@@ -67,12 +69,24 @@ enum class Enc {
   Kivi4,
   Kivi2,
   LowRank,
-  LowRankOdd
+  LowRankOdd,
+  LowRankEven,
+  LowRankOddSmall
 };
 const char *name(Enc e) {
-  static const char *const kNames[] = {
-      "bf16",  "fp8-dyn", "fp8-head", "polar2",  "polar3",     "polar4",
-      "nvfp4", "kivi4",   "kivi2",    "lowrank", "lowrank-odd"};
+  static const char *const kNames[] = {"bf16",
+                                       "fp8-dyn",
+                                       "fp8-head",
+                                       "polar2",
+                                       "polar3",
+                                       "polar4",
+                                       "nvfp4",
+                                       "kivi4",
+                                       "kivi2",
+                                       "lowrank",
+                                       "lowrank-odd",
+                                       "lowrank-even",
+                                       "lowrank-odd-small"};
   return kNames[int(e)];
 }
 
@@ -97,8 +111,24 @@ struct Case {
 };
 
 /// Low-rank values' rank for head dimension d; 0 for the other encodings.
+/// Each reaches another path of the latent kernels (DecodeAttentionPlan;
+/// d = 128 puts two value tiles in a stage for ranks up to 64): d / 2,
+/// coordinates in pairs, two tiles; 3 d / 4 + 1, one at a time, one tile;
+/// 3 d / 4, in pairs, one tile (the value dimension of 128: two pairs a
+/// lane); d / 4 + 1, one at a time, two tiles.
 uint32_t latentRank(Enc e, uint32_t d) {
-  return e == Enc::LowRank ? d / 2 : e == Enc::LowRankOdd ? 3 * d / 4 + 1 : 0;
+  switch (e) {
+  case Enc::LowRank:
+    return d / 2;
+  case Enc::LowRankOdd:
+    return 3 * d / 4 + 1;
+  case Enc::LowRankEven:
+    return 3 * d / 4;
+  case Enc::LowRankOddSmall:
+    return d / 4 + 1;
+  default:
+    return 0;
+  }
 }
 
 /// The encoding of the values (`values`) or keys of `e` for head dimension
@@ -387,9 +417,10 @@ int runChecks(uint32_t multiprocessors) {
   };
   int failures = 0;
   uint32_t seed = 1;
-  for (Enc enc : {Enc::Bf16, Enc::Fp8Dynamic, Enc::Fp8PerHead, Enc::Polar2,
-                  Enc::Polar3, Enc::Polar4, Enc::Nvfp4, Enc::Kivi4, Enc::Kivi2,
-                  Enc::LowRank, Enc::LowRankOdd})
+  for (Enc enc :
+       {Enc::Bf16, Enc::Fp8Dynamic, Enc::Fp8PerHead, Enc::Polar2, Enc::Polar3,
+        Enc::Polar4, Enc::Nvfp4, Enc::Kivi4, Enc::Kivi2, Enc::LowRank,
+        Enc::LowRankOdd, Enc::LowRankEven, Enc::LowRankOddSmall})
     for (const Case &c : cases)
       failures += runCase(c, enc, multiprocessors, seed++) ? 0 : 1;
   std::printf("checks: %d failed, bound %.0e (polar %.0e, kivi %.0e) relative "
