@@ -76,6 +76,10 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
       if (value != 0 && !snapkv)
         return optionError(ctx, name)
                << "is " << value << "; only method=snapkv takes " << name;
+    if (horizon != 0 && method != "triattention")
+      return optionError(ctx, "horizon")
+             << "is " << unsigned(horizon)
+             << "; only method=triattention takes horizon";
     std::optional<EvictHeads> selection = symbolizeEvictHeads(
         heads.empty() ? StringRef("shared") : StringRef(heads));
     if (!selection)
@@ -124,7 +128,9 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
                                          int64_t(parsed->tokens)));
     fraction = parsed->isFraction ? parsed->fraction : 0;
     policy = policyWith(ctx, budgetAttr);
-    return success(policy);
+    // Not success(policy): that wraps the attribute in a FailureOr, which
+    // reads as success even when the verifier refused it.
+    return success(bool(policy));
   }
 
   /// The options' policy with `budgetAttr` as its budget; null (an error
@@ -133,9 +139,9 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
     auto emitError = [&] { return mlir::emitError(UnknownLoc::get(ctx)); };
     unsigned steps = interval;
     if (method == "triattention")
-      return TriAttentionAttr::getChecked(emitError, ctx, budgetAttr,
-                                          kept.window, steps, kept.sinks,
-                                          kept.heads);
+      return TriAttentionAttr::getChecked(
+          emitError, ctx, budgetAttr, kept.window, steps, kept.sinks,
+          kept.heads, horizon ? unsigned(horizon) : kDefaultHorizon);
     if (method == "snapkv")
       return SnapKVAttr::getChecked(
           emitError, ctx, budgetAttr, kept.window, steps, kept.sinks,

@@ -200,7 +200,10 @@ def KVEvictPass : Pass<"kv-evict", "::mlir::ModuleOp"> {
     4. `observe=` and `kernel=` are SnapKV's (0: 32 and 7). `heads=shared`
     (the default) selects once for all KV heads of the layer, `heads=each`
     per KV head; streaming keeps the same entries in every head and takes
-    no `heads=`. `layers=` takes kv-quantize's layer ranges.
+    no `heads=`. `horizon=` is TriAttention's largest future query
+    distance, a power of two (0: 65536, the reference code's; the score
+    averages over distances 1, 2, 4, ..., horizon). `layers=` takes
+    kv-quantize's layer ranges.
 
     `allocate=uniform` (the default) gives every selected layer the budget;
     `allocate=attention` shares a fractional budget across them so that
@@ -247,6 +250,9 @@ def KVEvictPass : Pass<"kv-evict", "::mlir::ModuleOp"> {
     Option<"heads", "heads", "std::string", "\"\"",
            "shared (one selection per layer) or each (one per KV head); "
            "default: shared">,
+    Option<"horizon", "horizon", "unsigned", "0",
+           "triattention: the largest future query distance scored, a power "
+           "of two; 0: 65536">,
     Option<"allocate", "allocate", "std::string", "\"uniform\"",
            "uniform (every layer the budget) or attention (a fractional "
            "budget shared across the layers by their calibrated eviction "

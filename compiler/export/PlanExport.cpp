@@ -821,9 +821,11 @@ Status PlanExporter::exportEvict(kv::EvictOp op) {
           .Default([](auto) { return std::nullopt; });
   e.set_heads(heads == kv::EvictHeads::Each ? schema::EVICT_HEADS_EACH
                                             : schema::EVICT_HEADS_SHARED);
-  if (isa<kv::TriAttentionAttr>(policy))
+  if (auto tri = dyn_cast<kv::TriAttentionAttr>(policy)) {
+    e.set_horizon(tri.getHorizon());
     KVRT_RETURN_IF_ERROR(addQueryStatistics(
         op, layer, cast<RankedTensorType>(queries.getType()).getDimSize(1), c));
+  }
   *plan.add_calls() = std::move(c);
   layers[op.getResult()] = layer;
   return Status::ok();

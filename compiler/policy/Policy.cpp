@@ -91,6 +91,8 @@ const std::vector<SectionSpec> &sections() {
         {"observe", ValueKind::Unsigned, 1, UINT32_MAX},
         {"kernel", ValueKind::Unsigned, 1, UINT32_MAX},
         {"heads", ValueKind::Word},
+        // horizon=0 tells the pass "not given".
+        {"horizon", ValueKind::Unsigned, 1, UINT32_MAX},
         {"allocate", ValueKind::Word},
         // spread=0 tells the pass "not given".
         {"spread", ValueKind::Unsigned, 1, UINT32_MAX},

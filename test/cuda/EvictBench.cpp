@@ -14,6 +14,7 @@
 #include "runtime/src/backends/cuda/DeviceBuffer.h"
 #include "runtime/src/backends/cuda/DeviceEviction.h"
 #include "runtime/src/backends/cuda/EvictKernels.h"
+#include "runtime/src/evict/Scores.h"
 
 #include <cmath>
 #include <random>
@@ -60,8 +61,8 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
   cpu::RopeFrequencies rope;
   for (uint32_t f = 0; f < half; ++f)
     rope.inverse.push_back(std::pow(500000.0, -2.0 * f / d));
-  const std::vector<double> centreValues =
-      triAttentionCentreValues(centres, magnitudes, rope, qHeads, half);
+  const std::vector<double> centreValues = triAttentionCentreValues(
+      centres, magnitudes, rope, evict::geometricDistances(), qHeads, half);
   const size_t centreBytes = centreValues.size() * sizeof(double);
   DeviceBuffer centreBuffer = orDie(DeviceBuffer::allocate(centreBytes));
   orDie(centreBuffer.upload(centreValues.data(), centreBytes));

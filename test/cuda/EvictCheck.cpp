@@ -205,8 +205,9 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
   rope.attentionFactor = c.interleaved ? 1.25 : 1.0;
   for (uint32_t f = 0; f < half; ++f)
     rope.inverse.push_back(std::pow(10000.0, -2.0 * f / d));
-  const std::vector<double> centreValues =
-      triAttentionCentreValues(centres, magnitudes, rope, kQHeads, half);
+  const std::vector<double> distances = evict::geometricDistances();
+  const std::vector<double> centreValues = triAttentionCentreValues(
+      centres, magnitudes, rope, distances, kQHeads, half);
 
   // The device side.
   auto upload = [](const void *data, size_t bytes) {
@@ -286,7 +287,6 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
       cpuCentres[q].im.push_back(centres[2 * (q * half + f) + 1]);
       cpuCentres[q].magnitude.push_back(magnitudes[q * half + f]);
     }
-  const std::vector<double> distances = evict::geometricDistances();
   double worstRatio = 0;
   std::vector<float> cpuScores(rows * maxLength, 0.0f);
   std::vector<float> keys(size_t(maxLength) * d);

@@ -129,6 +129,14 @@ func.func private @triattention_unsigned() attributes {policy = #kv.triattention
 // CHECK-LABEL: func.func private @triattention_room()
 // CHECK-SAME:    attributes {policy = #kv.triattention<budget = 133 : i64, sinks = 4>}
 func.func private @triattention_room() attributes {policy = #kv.triattention<budget = 133, sinks = 4>}
+// horizon, TriAttention's largest future distance, a power of two; the
+// default (65536) is elided.
+// CHECK-LABEL: func.func private @triattention_horizon()
+// CHECK-SAME:    attributes {policy = #kv.triattention<budget = 1024 : i64, horizon = 512>}
+func.func private @triattention_horizon() attributes {policy = #kv.triattention<budget = 1024, horizon = 512>}
+// CHECK-LABEL: func.func private @triattention_default_horizon()
+// CHECK-SAME:    attributes {policy = #kv.triattention<budget = 1024 : i64>}
+func.func private @triattention_default_horizon() attributes {policy = #kv.triattention<budget = 1024, horizon = 65536>}
 // A fraction is clipped by the runtime, so a small one is no error.
 // CHECK-LABEL: func.func private @triattention_small_fraction()
 // CHECK-SAME:    attributes {policy = #kv.triattention<budget = 1.000000e-03 : f64, window = 512>}

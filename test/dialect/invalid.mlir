@@ -232,6 +232,16 @@ func.func private @triattention_interval() attributes {policy = #kv.triattention
 
 // -----
 
+// expected-error @+1 {{#kv.triattention horizon must be a power of two (the last of the future distances 1, 2, 4, ...), got 0}}
+func.func private @triattention_horizon_zero() attributes {policy = #kv.triattention<budget = 2048, horizon = 0>}
+
+// -----
+
+// expected-error @+1 {{#kv.triattention horizon must be a power of two (the last of the future distances 1, 2, 4, ...), got 100}}
+func.func private @triattention_horizon_power() attributes {policy = #kv.triattention<budget = 2048, horizon = 100>}
+
+// -----
+
 // expected-error @+1 {{#kv.streaming interval must be at least 1 decode step, got 0}}
 func.func private @streaming_interval() attributes {policy = #kv.streaming<budget = 0.5, interval = 0>}
 

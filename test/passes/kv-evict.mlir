@@ -20,6 +20,12 @@
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=snapkv budget=1024 heads=each})' | FileCheck %s --check-prefix=SNAPKV-EACH
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=h2o budget=0.5 heads=each})' | FileCheck %s --check-prefix=H2O-EACH
 
+// horizon= is TriAttention's largest future distance; the default (the
+// reference code's 65536) is elided when printed.
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.25 horizon=4096})' | FileCheck %s --check-prefix=TRI-HORIZON
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.25 horizon=4096})' | kvopt-opt | FileCheck %s --check-prefix=TRI-HORIZON
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.25 horizon=65536})' | FileCheck %s --check-prefix=TRI
+
 // layers= selects layers as kv-quantize's does; a later invocation replaces
 // the policy an earlier one gave the same layers, and only those.
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=h2o budget=512 layers=1})' | FileCheck %s --check-prefix=ONE-LAYER
@@ -103,6 +109,8 @@ func.func @model(%x: tensor<?x8x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x
 
 // TRI-EACH-LABEL: func.func @model(
 // TRI-EACH-COUNT-3: kv.evict {{.+}} policy(#kv.triattention<budget = 2.500000e-01 : f64, heads = each>)
+// TRI-HORIZON-LABEL: func.func @model(
+// TRI-HORIZON-COUNT-3: kv.evict {{.+}} policy(#kv.triattention<budget = 2.500000e-01 : f64, horizon = 4096>)
 // SNAPKV-EACH: kv.evict {{.+}} policy(#kv.snapkv<budget = 1024 : i64, heads = each>)
 // H2O-EACH: kv.evict {{.+}} policy(#kv.h2o<budget = 5.000000e-01 : f64, heads = each>)
 

@@ -106,7 +106,8 @@ describeRankRanges(const schema::Manifest &manifest) {
 }
 
 /// "triattention, budget 0.25 of the tokens seen, window 128, interval 128,
-/// sinks 0, per KV head" (SnapKV adds its observation window and kernel).
+/// sinks 0, per KV head, horizon 65536" (SnapKV adds its observation window
+/// and kernel; TriAttention its horizon when the artifact gives one).
 std::string describeEviction(const schema::EvictParams &e) {
   static const char *const methods[] = {"triattention", "snapkv", "h2o",
                                         "streaming"};
@@ -130,6 +131,8 @@ std::string describeEviction(const schema::EvictParams &e) {
     text += e.heads() == kvrt::schema::EVICT_HEADS_EACH
                 ? ", per KV head"
                 : ", shared by the KV heads";
+  if (e.method() == kvrt::schema::EVICT_METHOD_TRIATTENTION && e.horizon())
+    text += ", horizon " + std::to_string(e.horizon());
   return text;
 }
 

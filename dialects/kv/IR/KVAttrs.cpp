@@ -311,9 +311,16 @@ verifyEviction(function_ref<InFlightDiagnostic()> emitError, StringRef policy,
 LogicalResult
 TriAttentionAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                          Attribute budget, unsigned window, unsigned interval,
-                         unsigned sinks, EvictHeads) {
-  return verifyEviction(emitError, "#kv.triattention", budget, window, interval,
-                        sinks);
+                         unsigned sinks, EvictHeads, unsigned horizon) {
+  if (failed(verifyEviction(emitError, "#kv.triattention", budget, window,
+                            interval, sinks)))
+    return failure();
+  if (!llvm::isPowerOf2_32(horizon))
+    return emitError() << "#kv.triattention horizon must be a power of two "
+                          "(the last of the future distances 1, 2, 4, ...), "
+                          "got "
+                       << horizon;
+  return success();
 }
 
 LogicalResult SnapKVAttr::verify(function_ref<InFlightDiagnostic()> emitError,

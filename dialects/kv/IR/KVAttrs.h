@@ -19,6 +19,11 @@ void printDouble(AsmPrinter &printer, const llvm::APFloat &value);
 /// Formats `value` for a diagnostic in its shortest round-trip form (`1.5`,
 /// `1e-05`), not raw_ostream's `%e`.
 std::string formatDouble(double value);
+
+/// TriAttention's largest future query distance when a policy gives none:
+/// the reference code's (WeianMao/triattention, offset_max_length), the
+/// runtime's evict::kReferenceHorizon.
+inline constexpr unsigned kDefaultHorizon = 65536;
 } // namespace mlir::kv
 
 #include "dialects/kv/IR/KVEnums.h.inc"

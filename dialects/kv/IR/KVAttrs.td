@@ -331,13 +331,19 @@ def KV_TriAttentionAttr : KV_EvictionPolicyAttr<"TriAttention", "triattention"> 
     the default: on this project's model it keeps more passkeys, see
     docs/eviction.md) or each keeps its own (`each`).
 
-    Example: `#kv.triattention<budget = 2048, window = 128, interval = 128, sinks = 0, heads = each>`
+    `horizon`: the score averages the logits of future queries at
+    distances 1, 2, 4, ..., `horizon` (a power of two) from the current
+    position; the default, `kDefaultHorizon` (65536), is the reference
+    code's.
+
+    Example: `#kv.triattention<budget = 2048, window = 128, interval = 128, sinks = 0, heads = each, horizon = 4096>`
   }];
   let parameters = (ins "::mlir::Attribute":$budget,
                         DefaultValuedParameter<"unsigned", "128">:$window,
                         DefaultValuedParameter<"unsigned", "128">:$interval,
                         DefaultValuedParameter<"unsigned", "0">:$sinks,
-                        DefaultValuedParameter<"EvictHeads", "EvictHeads::Shared">:$heads);
+                        DefaultValuedParameter<"EvictHeads", "EvictHeads::Shared">:$heads,
+                        DefaultValuedParameter<"unsigned", "kDefaultHorizon">:$horizon);
 }
 
 def KV_SnapKVAttr : KV_EvictionPolicyAttr<"SnapKV", "snapkv"> {

@@ -670,6 +670,10 @@ Status Validator::checkCall(int index, const schema::KernelCall &call,
         (e.observe() == 0 || e.kernel() % 2 == 0))
       return mismatch("snapkv needs observe >= 1 and an odd kernel (it has " +
                       str(e.observe()) + " and " + str(e.kernel()) + ")");
+    if (tri && (e.horizon() & (e.horizon() - 1)) != 0)
+      return mismatch("horizon is " + str(e.horizon()) +
+                      "; it must be a power of two (the last of the future "
+                      "distances 1, 2, 4, ...)");
     if (tri) {
       int64_t heads = in(0)[0], half = c.head_dim() / 2;
       if (!shapeIs(tensor(0), {heads, half, 2}) ||

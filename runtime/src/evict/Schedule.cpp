@@ -1,5 +1,6 @@
 //===- Schedule.cpp - When a sequence is compacted and to what ------------===//
 #include "runtime/src/evict/Schedule.h"
+#include "runtime/src/evict/Scores.h"
 
 #include <algorithm>
 #include <cmath>
@@ -25,6 +26,11 @@ SelectionParams selectionFor(const schema::EvictParams &plan, uint64_t seen) {
   select.recent = std::min<uint64_t>(plan.window(), select.budget / 2);
   select.shared = plan.heads() == schema::EVICT_HEADS_SHARED;
   return select;
+}
+
+std::vector<double> futureDistances(const schema::EvictParams &plan) {
+  return geometricDistances(plan.horizon() ? double(plan.horizon())
+                                           : kReferenceHorizon);
 }
 
 } // namespace kvrt::evict

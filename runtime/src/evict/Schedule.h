@@ -2,7 +2,8 @@
 //
 // The decisions of an `evict` call (kvpkg.proto EvictParams) that do not
 // depend on the cache's contents: a sequence's budget, whether a call makes
-// it due, and the selection's sinks and protected window. The CPU backend
+// it due, the selection's sinks and protected window, and TriAttention's
+// future distances. The CPU backend
 // (backends/cpu/Eviction.cpp) and the CUDA backend (DeviceEviction.cpp)
 // both decide by these, so they compact the same sequences to the same
 // counts. docs/eviction.md.
@@ -15,6 +16,7 @@
 #include "runtime/src/evict/Select.h"
 
 #include <cstdint>
+#include <vector>
 
 namespace kvrt::evict {
 
@@ -33,6 +35,10 @@ bool compactionDue(const schema::EvictParams &plan, uint64_t length,
 /// sinks, the recent window capped at half the budget (so that a small
 /// budget still leaves the scores entries to choose), shared or per KV head.
 SelectionParams selectionFor(const schema::EvictParams &plan, uint64_t seen);
+
+/// TriAttention's future query distances: 1, 2, 4, ..., up to the plan's
+/// horizon (kReferenceHorizon when it gives none).
+std::vector<double> futureDistances(const schema::EvictParams &plan);
 
 } // namespace kvrt::evict
 

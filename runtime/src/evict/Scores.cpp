@@ -63,9 +63,9 @@ void scoreKeys(const float *keys, int64_t stride, int64_t count, int64_t d,
 
 } // namespace
 
-std::vector<double> geometricDistances(double maxDistance) {
+std::vector<double> geometricDistances(double horizon) {
   std::vector<double> d;
-  for (double v = 1; v <= maxDistance; v *= 2)
+  for (double v = 1; v <= horizon; v *= 2)
     d.push_back(v);
   return d;
 }

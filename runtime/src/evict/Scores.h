@@ -32,8 +32,13 @@ struct QueryCentre {
   std::vector<double> magnitude;
 };
 
-/// The future query distances 1, 2, 4, ..., up to `maxDistance`.
-std::vector<double> geometricDistances(double maxDistance = 65536);
+/// The largest future distance of TriAttention's reference code
+/// (WeianMao/triattention, offset_max_length), whatever the model's
+/// context; the horizon of artifacts that give none.
+inline constexpr double kReferenceHorizon = 65536;
+
+/// The future query distances 1, 2, 4, ..., up to `horizon`.
+std::vector<double> geometricDistances(double horizon = kReferenceHorizon);
 
 /// mean over `distances` D of e^{i D w}: TriAttention's closed form takes
 /// the mean over the future distances as this one factor per frequency w.

@@ -286,7 +286,7 @@ constexpr const char *kQueryStatistics =
 TEST_F(PlanExportTest, EvictionFollowsTheAttention) {
   ASSERT_EQ(exportError(evicting(
                 "#kv.triattention<budget = 0.25, window = 8, interval = 16, "
-                "sinks = 2>",
+                "sinks = 2, horizon = 512>",
                 kQueryStatistics)),
             "");
   // The score exports nothing; the evict call comes right after the
@@ -309,6 +309,7 @@ TEST_F(PlanExportTest, EvictionFollowsTheAttention) {
   EXPECT_EQ(e.sinks(), 2u);
   EXPECT_EQ(e.observe(), 0u);
   EXPECT_EQ(e.kernel(), 0u);
+  EXPECT_EQ(e.horizon(), 512u);
   // TriAttention's calibrated statistics become two f32 tensors.
   ASSERT_EQ(call.tensors_size(), 2);
   const kvrt::schema::Tensor &center = tensors.at(call.tensors(0));

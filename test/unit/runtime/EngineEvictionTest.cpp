@@ -187,18 +187,35 @@ TEST(EngineEviction, FidelityComparesWithTheUnevictedCopy) {
   }
 }
 
-TEST(EngineEviction, AnUnknownHeadsSelectionIsRefused) {
-  // The writer validates the manifest as the reader does.
+/// Why writing the tinystories artifact with `evict` fails ("" when it
+/// does not): the writer validates the manifest as the reader does.
+std::string writeError(const schema::EvictParams &evict,
+                       const std::string &name) {
   test::LlamaArtifactOptions o;
-  o.evict = params(schema::EVICT_METHOD_H2O, 16, 4, 2);
-  o.evict->set_heads(schema::EvictHeads(7));
-  std::string path = ::testing::TempDir() + "/engine_evict_heads.kvpkg";
+  o.evict = evict;
+  o.queryCentre.assign(size_t(2 * kHeads * kHalf), 1.0f);
+  o.queryMagnitude.assign(size_t(kHeads * kHalf), 2.0f);
+  std::string path = ::testing::TempDir() + "/engine_evict_" + name + ".kvpkg";
   Status written = test::writeLlamaArtifact(test::tinyStoriesDir(), path, o);
-  ASSERT_FALSE(written.isOk());
-  EXPECT_NE(
-      written.message().find("heads 7 is not a selection this runtime knows"),
-      std::string::npos)
-      << written.message();
+  return written.isOk() ? "" : written.message();
+}
+
+TEST(EngineEviction, AnUnknownHeadsSelectionIsRefused) {
+  schema::EvictParams e = params(schema::EVICT_METHOD_H2O, 16, 4, 2);
+  e.set_heads(schema::EvictHeads(7));
+  std::string error = writeError(e, "heads");
+  EXPECT_NE(error.find("heads 7 is not a selection this runtime knows"),
+            std::string::npos)
+      << error;
+}
+
+TEST(EngineEviction, AHorizonThatIsNoPowerOfTwoIsRefused) {
+  schema::EvictParams e = params(schema::EVICT_METHOD_TRIATTENTION, 16, 4, 2);
+  e.set_horizon(3000);
+  std::string error = writeError(e, "horizon");
+  EXPECT_NE(error.find("horizon is 3000; it must be a power of two"),
+            std::string::npos)
+      << error;
 }
 
 TEST(EngineEviction, KiviKeysAreRefusedWhenTheEngineIsCreated) {

@@ -259,25 +259,34 @@ TEST(LayerEviction, TriAttentionPerHeadKeepsEachHeadsBestScored) {
       test::randomCentres(kQHeads, kD / 2, 21);
   // Scored for queries after the prefill's last one, as the cache holds the
   // keys (the prefill's rows stand for keys after RoPE), mean over the
-  // group's query heads.
+  // group's query heads, at the distances up to the plan's horizon (none:
+  // the reference's).
   const int64_t t = p.positions.back();
-  std::vector<std::vector<double>> perKvHead(kKvHeads,
-                                             std::vector<double>(kTokens));
-  for (int64_t g = 0; g < kKvHeads; ++g) {
-    std::vector<evict::QueryCentre> group(centres.begin() + g * kGroup,
-                                          centres.begin() + (g + 1) * kGroup);
-    for (int64_t i = 0; i < kTokens; ++i)
-      perKvHead[size_t(g)][size_t(i)] = test::referenceTriAttention(
-          rope, kD, group, t, evict::geometricDistances(),
-          &p.keys[size_t((i * kKvHeads + g) * kD)], p.positions[size_t(i)],
-          evict::HeadAggregation::Mean);
+  std::vector<HeadPositions> byHorizon;
+  for (uint32_t horizon : {0u, 16u}) {
+    const std::vector<double> grid =
+        evict::geometricDistances(horizon ? horizon : evict::kReferenceHorizon);
+    std::vector<std::vector<double>> perKvHead(kKvHeads,
+                                               std::vector<double>(kTokens));
+    for (int64_t g = 0; g < kKvHeads; ++g) {
+      std::vector<evict::QueryCentre> group(centres.begin() + g * kGroup,
+                                            centres.begin() + (g + 1) * kGroup);
+      for (int64_t i = 0; i < kTokens; ++i)
+        perKvHead[size_t(g)][size_t(i)] = test::referenceTriAttention(
+            rope, kD, group, t, grid, &p.keys[size_t((i * kKvHeads + g) * kD)],
+            p.positions[size_t(i)], evict::HeadAggregation::Mean);
+    }
+    schema::EvictParams plan;
+    plan.set_method(schema::EVICT_METHOD_TRIATTENTION);
+    plan.set_heads(schema::EVICT_HEADS_EACH);
+    plan.set_horizon(horizon);
+    HeadPositions kept = evictAfterPrefill(p, plan, kWindow, 0, centres, rope);
+    EXPECT_EQ(kept, eachHead(p, perKvHead)) << "horizon " << horizon;
+    EXPECT_NE(kept[0], kept[1]);
+    byHorizon.push_back(kept);
   }
-  schema::EvictParams plan;
-  plan.set_method(schema::EVICT_METHOD_TRIATTENTION);
-  plan.set_heads(schema::EVICT_HEADS_EACH);
-  HeadPositions kept = evictAfterPrefill(p, plan, kWindow, 0, centres, rope);
-  EXPECT_EQ(kept, eachHead(p, perKvHead));
-  EXPECT_NE(kept[0], kept[1]);
+  // The horizon reaches the scores.
+  EXPECT_NE(byHorizon[0], byHorizon[1]);
 }
 
 TEST(LayerEviction, StreamingKeepsSinksAndTheMostRecent) {

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "EvictReference.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
+#include "runtime/src/evict/Schedule.h"
 #include "runtime/src/evict/Scores.h"
 #include "runtime/src/evict/Select.h"
 
@@ -122,6 +123,21 @@ TEST(TriAttention, IsTheMeanLogitOfCalibrationQueries) {
     EXPECT_NEAR(scores[i], logit / double(samples * grid.size()) / a2, 1e-4)
         << "key " << i;
   }
+}
+
+TEST(TriAttention, DistancesDoubleUpToTheHorizon) {
+  for (uint32_t horizon : {1u, 512u, 4096u}) {
+    schema::EvictParams plan;
+    plan.set_horizon(horizon);
+    std::vector<double> grid = futureDistances(plan);
+    ASSERT_FALSE(grid.empty());
+    EXPECT_EQ(grid.front(), 1.0);
+    EXPECT_EQ(grid.back(), double(horizon));
+    for (size_t i = 1; i < grid.size(); ++i)
+      EXPECT_EQ(grid[i], 2 * grid[i - 1]);
+  }
+  // An artifact without a horizon scores as the reference code does.
+  EXPECT_EQ(futureDistances(schema::EvictParams()).back(), kReferenceHorizon);
 }
 
 TEST(TriAttention, UnropeInvertsRope) {

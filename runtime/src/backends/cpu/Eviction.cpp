@@ -126,7 +126,7 @@ void LayerEviction::score(ThreadPool &pool, const PagedCache &cache,
                              scores.data() + g * length);
     return;
   }
-  const std::vector<double> distances = evict::geometricDistances();
+  const std::vector<double> distances = evict::futureDistances(params_.plan);
   const int64_t window = int64_t(state.observedPositions.size());
   pool.parallelFor(kvHeads, 1, [&](int64_t begin, int64_t end, unsigned) {
     std::vector<float> buffer;

@@ -102,7 +102,8 @@ dueCompactions(const schema::EvictParams &plan,
 
 std::vector<double> triAttentionCentreValues(
     const std::vector<float> &centres, const std::vector<float> &magnitudes,
-    const cpu::RopeFrequencies &rope, size_t heads, size_t half) {
+    const cpu::RopeFrequencies &rope, const std::vector<double> &distances,
+    size_t heads, size_t half) {
   std::vector<double> values(3 * heads * half + 3 * half);
   double *re = values.data(), *im = re + heads * half;
   double *spread = im + heads * half, *frequency = spread + heads * half;
@@ -112,7 +113,6 @@ std::vector<double> triAttentionCentreValues(
     im[i] = centres[2 * i + 1];
     spread[i] = double(magnitudes[i]) - std::hypot(re[i], im[i]);
   }
-  const std::vector<double> distances = evict::geometricDistances();
   for (size_t f = 0; f < half; ++f) {
     frequency[f] = rope.inverse[f];
     std::tie(meanRe[f], meanIm[f]) =
@@ -210,8 +210,8 @@ DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
         return Status::error(where + ": its centres are not [" +
                              std::to_string(heads) + ", " +
                              std::to_string(half) + ", 2]");
-      const std::vector<double> values =
-          triAttentionCentreValues(*c, *m, call.rope, heads, half);
+      const std::vector<double> values = triAttentionCentreValues(
+          *c, *m, call.rope, evict::futureDistances(call.plan), heads, half);
       StatusOr<DeviceBuffer> buffer =
           DeviceBuffer::allocate(values.size() * sizeof(double));
       if (!buffer)

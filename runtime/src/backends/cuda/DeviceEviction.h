@@ -83,12 +83,14 @@ dueCompactions(const schema::EvictParams &plan,
 
 /// TriAttentionCentres' arrays in one block of doubles (re, im, spread
 /// [heads][half]; frequency, meanRe, meanIm [half]) from the artifact's
-/// centres [heads][half][2] and magnitudes [heads][half], as
+/// centres [heads][half][2] and magnitudes [heads][half] and the future
+/// query `distances` (evict::futureDistances of the plan), as
 /// evict::TriAttentionScorer computes them; and the view of such a block
 /// uploaded to `device`.
 std::vector<double> triAttentionCentreValues(
     const std::vector<float> &centres, const std::vector<float> &magnitudes,
-    const cpu::RopeFrequencies &rope, size_t heads, size_t half);
+    const cpu::RopeFrequencies &rope, const std::vector<double> &distances,
+    size_t heads, size_t half);
 TriAttentionCentres triAttentionCentresView(const double *device, size_t heads,
                                             size_t half,
                                             const cpu::RopeFrequencies &rope);
