@@ -44,7 +44,9 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
       return failure();
     auto emitError = [&] { return mlir::emitError(UnknownLoc::get(ctx)); };
     newEncoding = buildEncoding(emitError, ctx, bits ? bits : kDefaultBits);
-    return success(newEncoding);
+    // Not success(newEncoding): that wraps the attribute in a FailureOr,
+    // which reads as success even when the verifier refused it.
+    return success(bool(newEncoding));
   }
 
   /// The options that say what the encoding is.

@@ -71,7 +71,9 @@ struct KVSparseSelectPass
     policy = TwoLevelAttr::getChecked(
         emitError, ctx, entries, unsigned(topBlocks),
         quest ? unsigned(inTopBlocks) : unsigned(topTokens));
-    return success(policy);
+    // Not success(policy): that wraps the attribute in a FailureOr, which
+    // reads as success even when the verifier refused it.
+    return success(bool(policy));
   }
 
   /// Makes `attention` (of `layer`, whose cache `cache` is) read a
