@@ -176,10 +176,10 @@ struct AddMoments {
   }
 };
 
-/// Three blocks a multiprocessor, 80 registers (`nvcc -Xptxas -v`): a
-/// scratch benchmark of this loop on an H200 (B = 8, L = 32K, bf16) took
-/// 0.159 ms with two keys a set and three blocks, 0.172 with four keys a
-/// set and one block, 0.210 without the second set (2026-12-03).
+/// Three blocks a multiprocessor, 80 registers (`nvcc -Xptxas -v`; bf16
+/// spills 52 bytes): `kvrt-cuda-attention --evict` on an H200 (B = 8, L =
+/// 32K, bf16, 2026-12-03) took 0.177 ms, and 0.185 with two blocks and no
+/// spill.
 template <Kind K>
 __global__ void __launch_bounds__(kThreads, 3)
     scoresKernel(EvictLaunch p, EvictWorkspace w) {
