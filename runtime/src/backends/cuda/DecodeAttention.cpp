@@ -44,16 +44,23 @@ struct SharedLayout {
   uint32_t bytes = 0;
 };
 
+/// Whether GroupMma folds each head's hi and lo halves into one MMA.
+bool foldedGroup(const DecodeAttentionPlan &plan) {
+  return plan.groupCapacity <= kFoldedGroup;
+}
+
 SharedLayout sharedLayout(const DecodeAttentionPlan &plan, uint32_t headDim,
                           uint32_t pageSize) {
   SharedLayout layout;
   layout.logitsOffset =
       std::max<uint32_t>(plan.stages * plan.stageBytes,
                          kBlockThreads / 32 * plan.groupCapacity * headDim * 4);
-  // GroupMma's lanes store heads 2t, 2t + 1 of tokens g: a stride of 4
-  // banks modulo 32 puts the warp's 32 stores in 32 banks.
+  // GroupMma's lanes store head 2t (or 2t + 1) of tokens g, or when
+  // folded head t: a stride of 4 (or 8) banks modulo 32 puts the warp's 32
+  // stores in 32 banks.
   layout.logitsStride =
-      plan.splitTokens + (plan.kernel == SplitKernel::GroupMma ? 4 : 8);
+      plan.splitTokens +
+      (plan.kernel == SplitKernel::GroupMma && !foldedGroup(plan) ? 4 : 8);
   layout.pageSlots = ceilDiv(plan.splitTokens, pageSize) + 1;
   uint32_t end = layout.logitsOffset +
                  plan.groupCapacity * layout.logitsStride * 4 +
@@ -355,14 +362,15 @@ Status decodeAttention(const DecodeAttentionArgs &args,
     return Status::error("decode attention over latent values needs their "
                          "basis on the device");
   const void *kernel = nullptr;
+  const bool folded = foldedGroup(plan);
   switch (plan.kernel) {
   case SplitKernel::GroupMma:
-    kernel = rotates ? splitGroupMmaKernelPolar(headDim, cache.key.bits)
+    kernel = rotates ? splitGroupMmaKernelPolar(headDim, cache.key.bits, folded)
              : cache.key.kind == DeviceSideLayout::Kind::Nvfp4
-                 ? splitGroupMmaKernelNvfp4(headDim)
+                 ? splitGroupMmaKernelNvfp4(headDim, folded)
              : cache.key.kind == DeviceSideLayout::Kind::Kivi
-                 ? splitGroupMmaKernelKivi(headDim, cache.key.bits)
-                 : splitGroupMmaKernelFp8E4M3(headDim);
+                 ? splitGroupMmaKernelKivi(headDim, cache.key.bits, folded)
+                 : splitGroupMmaKernelFp8E4M3(headDim, folded);
     break;
   case SplitKernel::Mma:
     kernel = latent ? splitMmaKernelLatent(headDim, cache.value.rank,

@@ -115,10 +115,17 @@ const void *splitMmaKernelFp8E4M3(uint32_t headDim);
 /// the value pass sums the latents, rank rounded up to 64 or 128, read in
 /// 4-byte pairs where `pairs` (even ranks only); null where no instance fits.
 const void *splitMmaKernelLatent(uint32_t headDim, uint32_t rank, bool pairs);
-const void *splitGroupMmaKernelFp8E4M3(uint32_t headDim);
-const void *splitGroupMmaKernelPolar(uint32_t headDim, uint32_t bits);
-const void *splitGroupMmaKernelNvfp4(uint32_t headDim);
-const void *splitGroupMmaKernelKivi(uint32_t headDim, uint32_t bits);
+/// GroupMma: `folded` for groups of at most kFoldedGroup heads.
+const void *splitGroupMmaKernelFp8E4M3(uint32_t headDim, bool folded);
+const void *splitGroupMmaKernelPolar(uint32_t headDim, uint32_t bits,
+                                     bool folded);
+const void *splitGroupMmaKernelNvfp4(uint32_t headDim, bool folded);
+const void *splitGroupMmaKernelKivi(uint32_t headDim, uint32_t bits,
+                                    bool folded);
+
+/// The largest group whose heads' hi and lo halves share one MMA's 8
+/// columns (SplitGroupMmaKernel.cuh).
+inline constexpr uint32_t kFoldedGroup = 4;
 
 /// Tokens of a tile of exact tokens (ExactAttention.cu).
 inline constexpr uint32_t kExactTileTokens = 64;

@@ -56,6 +56,17 @@ template <int D> __device__ __forceinline__ int valueDim(int m, int g) {
   return D / 8 * g + 4 * (m / 2) + 2 * (m % 2);
 }
 
+/// Whether entries carry a scale of their own: never, always, or as the
+/// side says (fp8: dynamic, or per_head).
+enum class SlotScales { Never, Always, AsSide };
+
+/// Whether entries of `side` carry their own scale.
+template <class F>
+__device__ __forceinline__ bool slotScaled(const SideGeometry &side) {
+  return F::kSlotScales == SlotScales::Always ||
+         (F::kSlotScales == SlotScales::AsSide && side.slotScales);
+}
+
 /// Word `word` (from each entry's start) of the four tokens whose entries
 /// start at at[0..3] in a stage.
 __device__ __forceinline__ void wordOfTokens(const uint8_t *stage,
@@ -85,34 +96,38 @@ struct SlotKeys {
   }
 };
 
-/// Each encoding's operands: keyOffset() and keyAux() (SlotKeys); kTerms
-/// of A per entry; kSteps key k-steps; kMinBlocks, the blocks an SM must hold
-/// (__launch_bounds__); kHeadScale, whether a side may keep one scale for its
-/// head (per_head); kTables, whether the kernel must load the codebook tables,
-/// and kPairs, whether as one table of level pairs (keys' and values' tables
-/// then being that one); slotScale(), an entry's own scale.
+/// Each encoding's operands: keyOffset() and keyAux() (SlotKeys); kSteps
+/// key k-steps; kMinBlocks, the blocks an SM must hold (__launch_bounds__);
+/// kHeadScale, whether a side may keep one scale for its head (per_head);
+/// kTables, whether the kernel must load the codebook tables, and kPairs,
+/// whether as one table of level pairs (keys' and values' tables then being
+/// that one); kSlotScales, and slotScale(), an entry's own scale, kScaleOffset
+/// bytes from its start (SideLayout.cpp's scaleOffset, as a constant so that
+/// the loops address it from the entry's register).
 template <int D> struct Fp8E4M3Group : SlotKeys {
   // Four blocks fit in 96 registers.
-  static constexpr int kTerms = 1, kSteps = D / 16, kMinBlocks = 4;
+  static constexpr int kSteps = D / 16, kMinBlocks = 4;
   static constexpr bool kHeadScale = true, kTables = false, kPairs = false;
+  static constexpr SlotScales kSlotScales = SlotScales::AsSide;
+  static constexpr int kScaleOffset = D;
 
   __device__ __forceinline__ static float slotScale(const uint8_t *at) {
     return *reinterpret_cast<const float *>(at);
   }
 
-  /// a[j][h][0]: the row's coordinates keyDim(j, t) + 2h, + 2h + 1.
-  __device__ __forceinline__ static void
-  keyRow(const uint8_t *stage, int at, int, int t, const uint32_t *,
-         uint32_t (&a)[kSteps][2][kTerms]) {
+  /// a[j][h]: the row's coordinates keyDim(j, t) + 2h, + 2h + 1.
+  __device__ __forceinline__ static void keyRow(const uint8_t *stage, int at,
+                                                int, int t, const uint32_t *,
+                                                uint32_t (&a)[kSteps][2]) {
 #pragma unroll
     for (int j = 0; j < kSteps; ++j) {
       e4m3x4ToF16x2x2(
           *reinterpret_cast<const uint32_t *>(stage + at + keyDim<D>(j, t)),
-          a[j][0][0], a[j][1][0]);
+          a[j][0], a[j][1]);
     }
   }
 
-  /// a[m][r][0]: register r of m-tile m (rows g, g + 8 over tokens 0, 1,
+  /// a[m][r]: register r of m-tile m (rows g, g + 8 over tokens 0, 1,
   /// then over tokens 2, 3) for the tokens whose entries start at at[0..3].
   /// In a Partial tile, tokens that are not `valid` read as zeros (stale
   /// bytes may hold NaN codes, and NaN times a zero weight is NaN).
@@ -120,7 +135,7 @@ template <int D> struct Fp8E4M3Group : SlotKeys {
   __device__ __forceinline__ static void
   valueTiles(const uint8_t *stage, const int (&at)[4], int, int g,
              const bool (&valid)[4], const uint32_t *,
-             uint32_t (&a)[D / 16][4][kTerms]) {
+             uint32_t (&a)[D / 16][4]) {
     constexpr int kWords = D / 32;
 #pragma unroll
     for (int v = 0; v < kWords; ++v) {
@@ -135,18 +150,19 @@ template <int D> struct Fp8E4M3Group : SlotKeys {
       for (int pair = 0; pair < 2; ++pair) {
         // [x.b0, y.b0, x.b1, y.b1]: coordinates 0 and 1 of the two tokens.
         e4m3x4ToF16x2x2(permute(x[2 * pair], x[2 * pair + 1], 0x5140),
-                        a[2 * v][2 * pair][0], a[2 * v][2 * pair + 1][0]);
+                        a[2 * v][2 * pair], a[2 * v][2 * pair + 1]);
         e4m3x4ToF16x2x2(permute(x[2 * pair], x[2 * pair + 1], 0x7362),
-                        a[2 * v + 1][2 * pair][0],
-                        a[2 * v + 1][2 * pair + 1][0]);
+                        a[2 * v + 1][2 * pair], a[2 * v + 1][2 * pair + 1]);
       }
     }
   }
 };
 
 template <int D, int Bits> struct PolarGroup : SlotKeys {
-  static constexpr int kTerms = 1, kSteps = D / 16, kMinBlocks = 4;
+  static constexpr int kSteps = D / 16, kMinBlocks = 4;
   static constexpr bool kHeadScale = false, kTables = true, kPairs = Bits == 4;
+  static constexpr SlotScales kSlotScales = SlotScales::Always;
+  static constexpr int kScaleOffset = D * Bits / 8;
 
   __device__ __forceinline__ static float slotScale(const uint8_t *at) {
     return __half2float(*reinterpret_cast<const __half *>(at));
@@ -215,11 +231,12 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
         (entry | threadIdx.x % 16 * 4));
   }
 
-  /// a[j][h][0]: the row's levels (hi halves) at coordinates
+  /// a[j][h]: the row's levels (hi halves) at coordinates
   /// keyDim(j, t) + 2h, + 2h + 1.
-  __device__ __forceinline__ static void
-  keyRow(const uint8_t *stage, int at, int, int t, const uint32_t *table,
-         uint32_t (&a)[kSteps][2][kTerms]) {
+  __device__ __forceinline__ static void keyRow(const uint8_t *stage, int at,
+                                                int, int t,
+                                                const uint32_t *table,
+                                                uint32_t (&a)[kSteps][2]) {
     constexpr int kCount = D / 4;
     uint32_t c[(kCount * Bits + 31) / 32];
     window<kCount>(stage, at + kCount * Bits / 8 * t, c);
@@ -230,11 +247,11 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
         if constexpr (kPairs) {
           // Coordinates 4j + 2h, + 1 of the lane's: byte 2j + h.
           const int byte = 2 * j + h;
-          a[j][h][0] = pairOfLevels(c[byte / 4], byte % 4, table);
+          a[j][h] = pairOfLevels(c[byte / 4], byte % 4, table);
         } else {
           const uint32_t x = level(c, 4 * j + 2 * h, table);
           const uint32_t y = level(c, 4 * j + 2 * h + 1, table);
-          a[j][h][0] = permute(x, y, 0x5410);
+          a[j][h] = permute(x, y, 0x5410);
         }
       }
   }
@@ -245,7 +262,7 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
   __device__ __forceinline__ static void
   valueTiles(const uint8_t *stage, const int (&at)[4], int, int g,
              const bool (&)[4], const uint32_t *table,
-             uint32_t (&a)[D / 16][4][kTerms]) {
+             uint32_t (&a)[D / 16][4]) {
     constexpr int kCount = D / 8;
     uint32_t c[4][(kCount * Bits + 31) / 32];
 #pragma unroll
@@ -260,14 +277,14 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
           // Coordinates e, e + 1 of each token: byte e / 2 = m.
           const uint32_t x = pairOfLevels(c[2 * pair][m / 4], m % 4, table);
           const uint32_t y = pairOfLevels(c[2 * pair + 1][m / 4], m % 4, table);
-          a[m][2 * pair][0] = permute(x, y, 0x5410);
-          a[m][2 * pair + 1][0] = permute(x, y, 0x7632);
+          a[m][2 * pair] = permute(x, y, 0x5410);
+          a[m][2 * pair + 1] = permute(x, y, 0x7632);
         } else {
 #pragma unroll
           for (int r = 0; r < 2; ++r) {
             const uint32_t x = level(c[2 * pair], e + r, table);
             const uint32_t y = level(c[2 * pair + 1], e + r, table);
-            a[m][2 * pair + r][0] = permute(x, y, 0x5410);
+            a[m][2 * pair + r] = permute(x, y, 0x5410);
           }
         }
       }

@@ -9,9 +9,10 @@
 // contiguous run of one page area's bytes moved by one bulk copy
 // (cp.async.bulk).
 //
-// The block is warp-specialised: a producer warp (its lane 0) issues the
-// copies of each stage once the four consumer warps have released it (the
-// stage's "empty" mbarrier) and announces the bytes on its "full" mbarrier;
+// The block is warp-specialised: a producer warp (a segment per lane) issues
+// the copies of each stage once the four consumer warps have released it
+// (the stage's "empty" mbarrier) and announces the bytes on its "full"
+// mbarrier;
 // each consumer warp waits for "full", computes, and releases. No
 // block-wide barrier sits in the loops, so warps drift apart by up to the
 // pipeline's depth instead of waiting for the slowest at every tile.
@@ -141,17 +142,16 @@ template <int Tile = int(kTileTokens), int ValueTiles = 1> struct SplitBlock {
   __device__ bool produce() {
     if (tid < int(kBlockThreads))
       return false;
-    if (tid == int(kBlockThreads)) {
-      const int stageCount = int(p.stages);
-      const int positions = tiles + (tiles + ValueTiles - 1) / ValueTiles;
-      for (int j = 0, into = 0, use = 0; j < positions; ++j) {
-        if (use > 0)
-          waitBarrier(&empty[into], (use - 1) & 1);
-        issue(j, into);
-        if (++into == stageCount) {
-          into = 0;
-          ++use;
-        }
+    const int lane = tid - int(kBlockThreads);
+    const int stageCount = int(p.stages);
+    const int positions = tiles + (tiles + ValueTiles - 1) / ValueTiles;
+    for (int j = 0, into = 0, use = 0; j < positions; ++j) {
+      if (use > 0)
+        waitBarrier(&empty[into], (use - 1) & 1);
+      issue(j, into, lane);
+      if (++into == stageCount) {
+        into = 0;
+        ++use;
       }
     }
     return true;
@@ -161,8 +161,11 @@ template <int Tile = int(kTileTokens), int ValueTiles = 1> struct SplitBlock {
   /// ValueTiles on (their tokens consecutive, so their segments follow one
   /// another), into stage `into`: one bulk copy per segment and, for keys,
   /// one for its positions, their bytes announced on the stage's "full"
-  /// barrier.
-  __device__ void issue(int j, int into) {
+  /// barrier by lane 0. The producer warp's lanes take a segment each: one
+  /// instruction stream for a tile's 2 to 32 segments (ncu: a producer
+  /// lane issuing 4 segments after another took 12% of a polar kernel's
+  /// instructions, and its consumers waited for their stages).
+  __device__ void issue(int j, int into, int lane) {
     const bool keys = j < tiles;
     const SideGeometry &side = keys ? p.key : p.value;
     const uint8_t *pool = (keys ? p.keys : p.values) +
@@ -178,19 +181,22 @@ template <int Tile = int(kTileTokens), int ValueTiles = 1> struct SplitBlock {
             (end - tileStart + segmentTokens - 1) >> p.segmentShift);
     const uint32_t bytes = side.segmentChunks * 16;
     const uint32_t positionBytes = keys ? segmentTokens * 4 : 0;
-    arriveExpecting(barrier, segments * (bytes + positionBytes));
-    // The tile's first page (relative to the split's) and slot: pages of at
-    // most 32 tokens are whole segments (the split starts on a page
-    // boundary), larger ones (multiples of 32) hold whole segments.
-    int page, slot = 0;
-    if (pageSize <= 32) {
-      page = (tile * Tile) >> p.segmentShift;
-    } else {
-      const int into = tileStart - firstPage * pageSize;
-      page = into / pageSize;
-      slot = into - page * pageSize;
-    }
-    for (int segment = 0; segment < segments; ++segment) {
+    if (lane == 0)
+      arriveExpecting(barrier, segments * (bytes + positionBytes));
+    __syncwarp();
+    for (int segment = lane; segment < segments; segment += 32) {
+      // The segment's page (relative to the split's) and slot: pages of at
+      // most 32 tokens are whole segments (the split starts on a page
+      // boundary), larger ones (multiples of 32) hold whole segments.
+      int page, slot = 0;
+      if (pageSize <= 32) {
+        page = ((tile * Tile) >> p.segmentShift) + segment;
+      } else {
+        const int into =
+            tileStart - firstPage * pageSize + (segment << p.segmentShift);
+        page = into / pageSize;
+        slot = into - page * pageSize;
+      }
       const uint64_t index = uint64_t(pages[page]);
       copyBulk(stage + segment * bytes,
                pool + index * side.pageStride +
@@ -200,11 +206,6 @@ template <int Tile = int(kTileTokens), int ValueTiles = 1> struct SplitBlock {
         copyBulk(stage + p.stageBytes - kPositionBytes +
                      segment * positionBytes,
                  p.positions + index * pageSize + slot, positionBytes, barrier);
-      slot += segmentTokens;
-      if (slot >= pageSize) {
-        ++page;
-        slot = 0;
-      }
     }
   }
 

@@ -7,8 +7,8 @@
 
 namespace kvrt::cuda {
 
-const void *splitGroupMmaKernelFp8E4M3(uint32_t headDim) {
-  return splitGroupMmaKernelFor<Fp8E4M3Group>(headDim);
+const void *splitGroupMmaKernelFp8E4M3(uint32_t headDim, bool folded) {
+  return splitGroupMmaKernelFor<Fp8E4M3Group>(headDim, folded);
 }
 
 } // namespace kvrt::cuda

@@ -1,29 +1,32 @@
 //===- SplitGroupMmaKernel.cuh - A split, heads as MMA columns -*- CUDA -*-===//
 //
-// The split kernel for caches decoded in registers (fp8, polar, nvfp4) on
-// tensor cores (SplitBlock.cuh streams 64-token tiles; GroupFragments.cuh
-// builds the operands). mma.sync.m16n8k16 takes the group's query heads as
-// the 8 columns of B (unused ones are zero), so each A register of decoded
+// The split kernel for caches decoded in registers (fp8, polar, nvfp4,
+// KIVI) on tensor cores (SplitBlock.cuh streams 64-token tiles;
+// GroupFragments.cuh builds the operands). mma.sync.m16n8k16 takes the
+// group's query heads as the 8 columns of B, so each A register of decoded
 // entries serves every head and no half of A is padding; each warp owns 16
-// tokens of every tile, in both passes:
+// tokens of every tile, in both passes. The fp32 query and weights enter
+// as f16 hi + lo halves; a group of at most 4 heads is Folded: column 2h
+// holds head h's hi half and column 2h + 1 its lo half, so one MMA takes
+// both and the lane that owns C's columns 2t, 2t + 1 adds them. A larger
+// group takes a column per head and two MMAs, hi then lo.
 //
-//   keys:   S^T = K Q^T over D / 16 k-steps (per term of the entries: fp8
-//           one, polar hi and lo) with the query in hi + lo halves: rows g
-//           and g + 8 of the warp's 16 tokens, lane (g, t) gets heads 2t
-//           and 2t + 1 of both, scales them (the token's scale, or the
-//           head's) and masks invisible positions.
+//   keys:   S^T = K Q^T over D / 16 k-steps in two chains (even and odd
+//           steps): rows g and g + 8 of the warp's 16 tokens; lane (g, t)
+//           gets head t (Folded) or heads 2t and 2t + 1, scales them (the
+//           token's scale, or the head's) and masks invisible positions.
 //   values: O^T += V^T P^T over the lane's tokens t, t + 4, t + 8, t + 12:
-//           every coordinate as D / 16 m-tiles, the weights P in hi + lo
-//           halves. With per-token scales (fp8 dynamic, polar) P carries
-//           them, divided by a running reference of the warp (the largest
-//           weight times scale so far) so that it stays in f16's range; the
-//           accumulators are rescaled when the reference grows, and
-//           multiplied by it once at the end.
+//           every coordinate as D / 16 m-tiles. With per-token scales (fp8
+//           dynamic, polar) P carries them, divided by a running reference
+//           of the warp (the largest weight times scale so far, one
+//           redux.sync) so that it stays in f16's range; the accumulators
+//           are rescaled when the reference grows, and multiplied by it
+//           once at the end.
 //
 // The four warps' partial outputs are summed through shared memory once
 // per split. Against SplitMmaKernel.cuh, per token: half the MMAs (no
-// padding rows), the weights loaded and split once instead of in every
-// warp, and twice the tokens per pipeline stage.
+// padding rows; a quarter when Folded), the weights loaded and split once
+// instead of in every warp, and twice the tokens per pipeline stage.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_SPLITGROUPMMAKERNEL_CUH
@@ -36,36 +39,67 @@
 
 namespace kvrt::cuda {
 
-/// A B for the terms of `a` against B's hi + lo, added to `first` (term 0
-/// by hi) and `second` (term 0 by lo, term 1 by hi; lo by lo is below
-/// fp32's rounding): two chains of dependent MMAs, or one when both name
-/// the same accumulators.
-template <int Terms>
-__device__ __forceinline__ void
-mmaTerms(float (&first)[4], float (&second)[4], const uint32_t (&a)[4][Terms],
-         const uint32_t (&hi)[2], const uint32_t (&lo)[2]) {
-  mmaF16(first, a[0][0], a[1][0], a[2][0], a[3][0], hi[0], hi[1]);
-  mmaF16(second, a[0][0], a[1][0], a[2][0], a[3][0], lo[0], lo[1]);
-  if constexpr (Terms == 2)
-    mmaF16(second, a[0][1], a[1][1], a[2][1], a[3][1], hi[0], hi[1]);
-}
-
-template <class F, int D>
+template <class F, int D, bool Folded>
 __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
     splitGroupMmaKernel(const SplitKernelParams p) {
-  constexpr int kSteps = F::kSteps, kTerms = F::kTerms, kTiles = D / 16;
+  constexpr int kSteps = F::kSteps, kTiles = D / 16;
   constexpr int kTile = int(kGroupTileTokens);
   extern __shared__ __align__(16) uint8_t shared[];
   // Polar codebooks of keys and values, or (kPairs) their one table of
   // level pairs with a copy per two lanes (GroupFragments.cuh).
   __shared__ uint32_t tables[2][16];
-  __shared__ uint32_t pairs[F::kPairs ? kPairTableWords : 1];
+  __shared__ __align__(16) uint32_t pairs[F::kPairs ? kPairTableWords : 1];
   SplitBlock<kTile> block(p, shared);
+
+  // Lane (g, t) of the warp that owns rows first .. first + 15 of each tile.
+  const int first = block.tid / 32 * 16, g = block.tid % 32 / 4;
+  const int t = block.tid % 4, group = block.group;
+  // The query head of B's column g, and (Folded) whether it is the column
+  // of the head's lo half.
+  const int columnHead = Folded ? g / 2 : g;
+  const bool lowColumn = Folded && g % 2 == 1;
+  const bool head = columnHead < group;
+  // The query head whose scores and outputs C's columns give this lane.
+  const int ownHead = Folded ? t : 2 * t;
+
+  // B's column g for every k-step, in the keys' coordinate order: head g's
+  // hi and lo halves, or (Folded) one half of head g / 2. Loaded first, so
+  // that the loads' latency hides behind the tables and the pipeline's
+  // start.
+  constexpr int kQueryTerms = Folded ? 1 : 2;
+  uint32_t query[kQueryTerms][kSteps][2];
+  {
+    const float *q = p.q + (block.firstRow + columnHead) * D;
+#pragma unroll
+    for (int j = 0; j < kSteps; ++j) {
+      const int d = keyDim<D>(j, t);
+      float x[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        x[i] = head ? q[d + i] * p.scaleLog2 : 0.0f;
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        uint32_t hi, lo;
+        splitF16(x[2 * r], x[2 * r + 1], hi, lo);
+        if constexpr (Folded) {
+          query[0][j][r] = lowColumn ? lo : hi;
+        } else {
+          query[0][j][r] = hi;
+          query[1][j][r] = lo;
+        }
+      }
+    }
+  }
+
   if constexpr (F::kPairs) {
-    for (int w = block.tid; w < kPairTableWords; w += kLaunchThreads) {
-      const int b = w / 16;
-      pairs[w] = (p.key.levelHalves[b % 16] & 0xffffu) |
-                 p.key.levelHalves[b / 16] << 16;
+    // Entry b's 16 copies are 64 contiguous bytes.
+    for (int b = block.tid; b < kPairTableWords / 16; b += kLaunchThreads) {
+      const uint32_t entry = (p.key.levelHalves[b % 16] & 0xffffu) |
+                             p.key.levelHalves[b / 16] << 16;
+      uint4 *copies = reinterpret_cast<uint4 *>(pairs + 16 * b);
+#pragma unroll
+      for (int c = 0; c < 4; ++c)
+        copies[c] = make_uint4(entry, entry, entry, entry);
     }
   } else if (F::kTables && block.tid < 32) {
     tables[block.tid / 16][block.tid % 16] =
@@ -75,97 +109,91 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
   const uint32_t *valueTable = F::kPairs ? pairs : tables[1];
   if (block.template finishEmpty<D>() || !block.consume())
     return;
-
-  // Lane (g, t) of the warp that owns rows first .. first + 15 of each tile.
-  const int first = block.tid / 32 * 16, g = block.tid % 32 / 4;
-  const int t = block.tid % 4, group = block.group;
   const int start = block.start, end = block.end, tiles = block.tiles;
-  const bool head = g < group;
-
-  // Query head g as B fragments, hi and lo, in the keys' coordinate order.
-  uint32_t qHi[kSteps][2], qLo[kSteps][2];
-  {
-    const float *q = p.q + (block.firstRow + g) * D;
-#pragma unroll
-    for (int j = 0; j < kSteps; ++j) {
-      const int d = keyDim<D>(j, t);
-      float x[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        x[i] = head ? q[d + i] * p.scaleLog2 : 0.0f;
-      splitF16(x[0], x[1], qHi[j][0], qLo[j][0]);
-      splitF16(x[2], x[3], qHi[j][1], qLo[j][1]);
-    }
-  }
   const float keyScale = block.template sideScale<F::kHeadScale>(true);
-  const bool keyScales = p.key.slotScales;
+  const bool keyScales = slotScaled<F>(p.key);
   int keyAt[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r)
     keyAt[r] = pinned(F::keyOffset(block, p.key, first + g + 8 * r));
   const int keyAux = pinned(F::keyAux(p.key, first));
+  // Without sinks in the split or a sliding window a token is visible when
+  // it is not after the query.
+  const bool positionsOnly = p.slidingWindow == 0 && start >= int(p.exactSinks);
+  // This lane's scores: rows g and g + 8 of its heads (a tile's rows past
+  // the end land within the stride, and are never read).
+  float *scoreRow = block.scores(ownHead < group ? ownHead : 0) + first + g;
 
   for (int tile = 0; tile < tiles; ++tile) {
     const uint8_t *stage = block.acquire();
     const int tileStart = start + tile * kTile;
-    uint32_t row[2][kSteps][2][kTerms];
+    uint32_t row[2][kSteps][2];
     F::keyRow(stage, keyAt[0], keyAux, t, keyTable, row[0]);
     F::keyRow(stage, keyAt[1], keyAux, t, keyTable, row[1]);
-    // Rows past the end read stale bytes: their scores are dropped.
+    // Rows past the end read stale bytes: their scores are never read.
     const int32_t *positions = block.positions(stage);
     float scale[2];
     bool visible[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      scale[r] = keyScales
-                     ? F::slotScale(stage + keyAt[r] + p.key.scaleOffset) *
-                           p.key.codeScale
-                     : keyScale;
-      visible[r] = block.visible(positions[first + g + 8 * r],
-                                 tileStart + first + g + 8 * r);
+      scale[r] = keyScales ? F::slotScale(stage + keyAt[r] + F::kScaleOffset) *
+                                 p.key.codeScale
+                           : keyScale;
+      const int position = positions[first + g + 8 * r];
+      visible[r] = positionsOnly
+                       ? position <= block.queryPosition
+                       : block.visible(position, tileStart + first + g + 8 * r);
     }
     block.release();
 
-    float c[2][4] = {};
+    // Independent chains of MMAs: even and odd k-steps, by each term of
+    // the query. A's registers: rows g, g + 8 at k 2t, 2t + 1, then at
+    // 2t + 8, 2t + 9.
+    float c[2][kQueryTerms][4] = {};
 #pragma unroll
-    for (int j = 0; j < kSteps; ++j) {
-      // A's registers: rows g, g + 8 at k 2t, 2t + 1, then at 2t + 8, 2t + 9.
-      uint32_t fragment[4][kTerms];
+    for (int j = 0; j < kSteps; ++j)
 #pragma unroll
-      for (int term = 0; term < kTerms; ++term)
+      for (int q = 0; q < kQueryTerms; ++q)
+        mmaF16(c[j % 2][q], row[0][j][0], row[1][j][0], row[0][j][1],
+               row[1][j][1], query[q][j][0], query[q][j][1]);
+    float sum[4];
 #pragma unroll
-        for (int i = 0; i < 4; ++i)
-          fragment[i][term] = row[i % 2][j][i / 2][term];
-      mmaTerms<kTerms>(c[0], c[1], fragment, qHi[j], qLo[j]);
+    for (int e = 0; e < 4; ++e) {
+      sum[e] = c[0][0][e] + c[1][0][e];
+      if constexpr (!Folded)
+        sum[e] += c[0][1][e] + c[1][1][e];
     }
-    // c[.][e]: token row g + 8 (e / 2), head 2t + e % 2.
+    // C's element e: token row g + 8 (e / 2), column 2t + e % 2: head t's
+    // hi and lo (Folded), or heads 2t and 2t + 1.
+    float *scores = scoreRow + tile * kTile;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const int token = tileStart + first + g + 8 * r;
-      if (token >= end)
-        continue;
+      if constexpr (Folded) {
+        if (ownHead < group)
+          scores[8 * r] =
+              visible[r] ? (sum[2 * r] + sum[2 * r + 1]) * scale[r] : -INFINITY;
+      } else {
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int h = 2 * t + e;
-        if (h < group)
-          block.scores(h)[token - start] =
-              visible[r] ? (c[0][2 * r + e] + c[1][2 * r + e]) * scale[r]
-                         : -INFINITY;
+        for (int e = 0; e < 2; ++e)
+          if (ownHead + e < group)
+            scores[e * p.logitsStride + 8 * r] =
+                visible[r] ? sum[2 * r + e] * scale[r] : -INFINITY;
       }
     }
   }
   block.softmax();
 
   const float valueScale = block.template sideScale<F::kHeadScale>(false);
-  const bool valueScales = p.value.slotScales;
-  const float *weights = block.scores(head ? g : 0);
+  const bool valueScales = slotScaled<F>(p.value);
+  const float *weights = block.scores(head ? columnHead : 0);
   int rows[4], valueAt[4];
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     rows[i] = first + t + 4 * i;
     valueAt[i] = pinned(block.entryOffset(p.value, rows[i]));
   }
-  // acc[m][e]: coordinate valueDim(m, g) + e / 2, head 2t + e % 2, in units
+  // acc[m][e]: coordinate valueDim(m, g) + e / 2, column 2t + e % 2 (head
+  // t's hi and lo halves when Folded, else heads 2t and 2t + 1), in units
   // of `reference`.
   float acc[kTiles][4] = {};
   float reference = valueScales ? 0.0f : 1.0f, inverse = 0.0f;
@@ -186,17 +214,20 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
       // to multiply: select, do not scale by zero.
       const float weight = weights[tileStart - start + rows[i]];
       const float scale =
-          valueScales ? F::slotScale(stage + valueAt[i] + p.value.scaleOffset)
+          valueScales ? F::slotScale(stage + valueAt[i] + F::kScaleOffset)
                       : 1.0f;
       x[i] = head && valid[i] ? weight * scale : 0.0f;
     }
-    uint32_t a[kTiles][4][kTerms];
+    uint32_t a[kTiles][4];
     F::template valueTiles<kPartial>(stage, valueAt, valueAux, g, valid,
                                      valueTable, a);
     block.release();
 
     if (valueScales) {
-      const float most = warpMax(fmaxf(fmaxf(x[0], x[1]), fmaxf(x[2], x[3])));
+      // Weights times scales are not negative: their bits order as ints.
+      const float most = __int_as_float(__reduce_max_sync(
+          0xffffffffu,
+          __float_as_int(fmaxf(fmaxf(x[0], x[1]), fmaxf(x[2], x[3])))));
       if (most > reference) {
         if (reference > 0.0f) {
           const float rescale = reference / most;
@@ -216,9 +247,18 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
     uint32_t pHi[2], pLo[2];
     splitF16(x[0], x[1], pHi[0], pLo[0]);
     splitF16(x[2], x[3], pHi[1], pLo[1]);
+    // Column g: one half of head g / 2's weights (Folded), or both halves
+    // of head g's, one after the other.
 #pragma unroll
-    for (int m = 0; m < kTiles; ++m)
-      mmaTerms<kTerms>(acc[m], acc[m], a[m], pHi, pLo);
+    for (int m = 0; m < kTiles; ++m) {
+      if constexpr (Folded) {
+        mmaF16(acc[m], a[m][0], a[m][1], a[m][2], a[m][3],
+               lowColumn ? pLo[0] : pHi[0], lowColumn ? pLo[1] : pHi[1]);
+      } else {
+        mmaF16(acc[m], a[m][0], a[m][1], a[m][2], a[m][3], pHi[0], pHi[1]);
+        mmaF16(acc[m], a[m][0], a[m][1], a[m][2], a[m][3], pLo[0], pLo[1]);
+      }
+    }
   };
   const int fullTiles = (end - start) / kTile;
   for (int tile = 0; tile < fullTiles; ++tile)
@@ -232,26 +272,39 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
 #pragma unroll
   for (int m = 0; m < kTiles; ++m)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int h = 2 * t + e % 2;
-      if (h < group)
-        perWarp[(first / 16 * group + h) * D + valueDim<D>(m, g) + e / 2] =
-            acc[m][e] * reference;
+    for (int r = 0; r < 2; ++r) {
+      const int d = valueDim<D>(m, g) + r;
+      if constexpr (Folded) {
+        if (ownHead < group)
+          perWarp[(first / 16 * group + ownHead) * D + d] =
+              (acc[m][2 * r] + acc[m][2 * r + 1]) * reference;
+      } else {
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+          if (ownHead + e < group)
+            perWarp[(first / 16 * group + ownHead + e) * D + d] =
+                acc[m][2 * r + e] * reference;
+      }
     }
   block.consumerSync();
   block.template writeWarpSums<D>(perWarp, group, valueScale);
   block.writeMaxSum();
 }
 
-/// The instance for `headDim`, or null.
+/// The instance for `headDim`, folded when the group has at most 4 heads
+/// (kFoldedGroup), or null.
 template <template <int> class Fragments>
-const void *splitGroupMmaKernelFor(uint32_t headDim) {
+const void *splitGroupMmaKernelFor(uint32_t headDim, bool folded) {
   if (headDim == 64)
-    return reinterpret_cast<const void *>(
-        &splitGroupMmaKernel<Fragments<64>, 64>);
+    return folded ? reinterpret_cast<const void *>(
+                        &splitGroupMmaKernel<Fragments<64>, 64, true>)
+                  : reinterpret_cast<const void *>(
+                        &splitGroupMmaKernel<Fragments<64>, 64, false>);
   if (headDim == 128)
-    return reinterpret_cast<const void *>(
-        &splitGroupMmaKernel<Fragments<128>, 128>);
+    return folded ? reinterpret_cast<const void *>(
+                        &splitGroupMmaKernel<Fragments<128>, 128, true>)
+                  : reinterpret_cast<const void *>(
+                        &splitGroupMmaKernel<Fragments<128>, 128, false>);
   return nullptr;
 }
 

@@ -53,8 +53,10 @@ __device__ __forceinline__ uint32_t codePair(uint32_t x, uint32_t y, int bit) {
 }
 
 template <int D, int Bits> struct KiviGroup {
-  static constexpr int kTerms = 1, kSteps = D / 16, kMinBlocks = 4;
+  static constexpr int kSteps = D / 16, kMinBlocks = 4;
   static constexpr bool kHeadScale = false, kTables = false, kPairs = false;
+  static constexpr SlotScales kSlotScales = SlotScales::Never;
+  static constexpr int kScaleOffset = 0;
   static constexpr int kRowBytes = D * Bits / 8;
 
   /// Entries carry no scale the kernel applies (slotScales is false).
@@ -78,11 +80,12 @@ template <int D, int Bits> struct KiviGroup {
     return first / group * group * int(side.entryBytes) + group * kRowBytes;
   }
 
-  /// a[j][h][0]: the row's keys at coordinates keyDim(j, t) + 2h, + 2h + 1,
+  /// a[j][h]: the row's keys at coordinates keyDim(j, t) + 2h, + 2h + 1,
   /// which are lane t's coordinates D / 4 t + 4j + 2h, + 1.
-  __device__ __forceinline__ static void
-  keyRow(const uint8_t *stage, int at, int scalesAt, int t, const uint32_t *,
-         uint32_t (&a)[kSteps][2][kTerms]) {
+  __device__ __forceinline__ static void keyRow(const uint8_t *stage, int at,
+                                                int scalesAt, int t,
+                                                const uint32_t *,
+                                                uint32_t (&a)[kSteps][2]) {
     constexpr int kLane = D / 4, kWords = kLane * Bits / 32;
     uint32_t w[kWords];
 #pragma unroll
@@ -100,8 +103,7 @@ template <int D, int Bits> struct KiviGroup {
         const int bit = (4 * j + 2 * h) * Bits;
         const uint32_t word = w[bit / 32];
         const uint32_t codes = codePair<Bits>(word, word >> Bits, bit % 32);
-        a[j][h][0] =
-            fmaF16x2(codes, h ? scale.y : scale.x, h ? zero.y : zero.x);
+        a[j][h] = fmaF16x2(codes, h ? scale.y : scale.x, h ? zero.y : zero.x);
       }
     }
   }
@@ -112,7 +114,7 @@ template <int D, int Bits> struct KiviGroup {
     return kRowBytes + 4 * (D / 8 * g / int(side.group));
   }
 
-  /// a[m][r][0]: register r of m-tile m (rows g, g + 8 over tokens 0, 1,
+  /// a[m][r]: register r of m-tile m (rows g, g + 8 over tokens 0, 1,
   /// then over tokens 2, 3) for the tokens whose entries start at at[0..3]:
   /// rows g and g + 8 of m-tile m are lane g's coordinates e and e + 1, e =
   /// 4 (m / 2) + 2 (m % 2). In a Partial tile, tokens that are not `valid`
@@ -122,7 +124,7 @@ template <int D, int Bits> struct KiviGroup {
   __device__ __forceinline__ static void
   valueTiles(const uint8_t *stage, const int (&at)[4], int pairAt, int g,
              const bool (&valid)[4], const uint32_t *,
-             uint32_t (&a)[D / 16][4][kTerms]) {
+             uint32_t (&a)[D / 16][4]) {
     constexpr int kBytes = D / 8 * Bits / 8, kWords = (kBytes + 3) / 4;
     uint32_t c[4][kWords], pair[4];
 #pragma unroll
@@ -150,7 +152,7 @@ template <int D, int Bits> struct KiviGroup {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           const int bit = (4 * (m / 2) + 2 * (m % 2) + r) * Bits;
-          a[m][2 * two + r][0] =
+          a[m][2 * two + r] =
               fmaF16x2(codePair<Bits>(c[2 * two][bit / 32],
                                       c[2 * two + 1][bit / 32], bit % 32),
                        scale, zero);
@@ -165,11 +167,12 @@ template <int Bits> struct KiviBits {
 
 } // namespace
 
-const void *splitGroupMmaKernelKivi(uint32_t headDim, uint32_t bits) {
+const void *splitGroupMmaKernelKivi(uint32_t headDim, uint32_t bits,
+                                    bool folded) {
   if (bits == 2)
-    return splitGroupMmaKernelFor<KiviBits<2>::Fragments>(headDim);
+    return splitGroupMmaKernelFor<KiviBits<2>::Fragments>(headDim, folded);
   if (bits == 4)
-    return splitGroupMmaKernelFor<KiviBits<4>::Fragments>(headDim);
+    return splitGroupMmaKernelFor<KiviBits<4>::Fragments>(headDim, folded);
   return nullptr;
 }
 

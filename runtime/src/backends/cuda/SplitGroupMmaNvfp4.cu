@@ -38,19 +38,21 @@ __device__ __forceinline__ uint32_t byteTops(uint32_t x, uint32_t y, int b) {
 }
 
 template <int D> struct Nvfp4Group : SlotKeys {
-  static constexpr int kTerms = 1, kSteps = D / 16, kMinBlocks = 4;
+  static constexpr int kSteps = D / 16, kMinBlocks = 4;
   static constexpr bool kHeadScale = false, kTables = false, kPairs = false;
+  static constexpr SlotScales kSlotScales = SlotScales::Never;
+  static constexpr int kScaleOffset = 0;
 
   /// Entries carry no scale of their own (slotScales is false).
   __device__ __forceinline__ static float slotScale(const uint8_t *) {
     return 1.0f;
   }
 
-  /// a[j][h][0]: the row's coordinates keyDim(j, t) + 2h, + 2h + 1, one
+  /// a[j][h]: the row's coordinates keyDim(j, t) + 2h, + 2h + 1, one
   /// byte of codes: lane t's D / 4 coordinates are D / 64 scale blocks.
-  __device__ __forceinline__ static void
-  keyRow(const uint8_t *stage, int at, int, int t, const uint32_t *,
-         uint32_t (&a)[kSteps][2][kTerms]) {
+  __device__ __forceinline__ static void keyRow(const uint8_t *stage, int at,
+                                                int, int t, const uint32_t *,
+                                                uint32_t (&a)[kSteps][2]) {
     const uint8_t *entry = stage + at;
     uint32_t scales;
     if constexpr (D == 128)
@@ -67,13 +69,13 @@ template <int D> struct Nvfp4Group : SlotKeys {
 #pragma unroll
       for (int b = 0; b < 4; ++b) {
         const int j = 2 * k + b / 2;
-        a[j][b % 2][0] = mulF16x2(e2m1HighToF16x2(byteTops(w << 4, w, b)),
-                                  block[4 * j / 16]);
+        a[j][b % 2] = mulF16x2(e2m1HighToF16x2(byteTops(w << 4, w, b)),
+                               block[4 * j / 16]);
       }
     }
   }
 
-  /// a[m][r][0]: register r of m-tile m (rows g, g + 8 over tokens 0, 1,
+  /// a[m][r]: register r of m-tile m (rows g, g + 8 over tokens 0, 1,
   /// then over tokens 2, 3) for the tokens whose entries start at at[0..3]:
   /// lane g's D / 8 coordinates are one scale block. In a Partial tile,
   /// tokens that are not `valid` get a zero scale (stale scale bytes may
@@ -82,7 +84,7 @@ template <int D> struct Nvfp4Group : SlotKeys {
   __device__ __forceinline__ static void
   valueTiles(const uint8_t *stage, const int (&at)[4], int, int g,
              const bool (&valid)[4], const uint32_t *,
-             uint32_t (&a)[D / 16][4][kTerms]) {
+             uint32_t (&a)[D / 16][4]) {
     uint32_t code[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -104,9 +106,9 @@ template <int D> struct Nvfp4Group : SlotKeys {
         for (int b = 0; b < 4; ++b) {
           // m-tile 4v + b: coordinates 8v + 2b (low nibbles), + 1 (high).
           const uint32_t lx = x[2 * pair], ly = x[2 * pair + 1];
-          a[4 * v + b][2 * pair][0] = mulF16x2(
+          a[4 * v + b][2 * pair] = mulF16x2(
               e2m1HighToF16x2(byteTops(lx << 4, ly << 4, b)), scales[pair]);
-          a[4 * v + b][2 * pair + 1][0] =
+          a[4 * v + b][2 * pair + 1] =
               mulF16x2(e2m1HighToF16x2(byteTops(lx, ly, b)), scales[pair]);
         }
     }
@@ -115,8 +117,8 @@ template <int D> struct Nvfp4Group : SlotKeys {
 
 } // namespace
 
-const void *splitGroupMmaKernelNvfp4(uint32_t headDim) {
-  return splitGroupMmaKernelFor<Nvfp4Group>(headDim);
+const void *splitGroupMmaKernelNvfp4(uint32_t headDim, bool folded) {
+  return splitGroupMmaKernelFor<Nvfp4Group>(headDim, folded);
 }
 
 } // namespace kvrt::cuda

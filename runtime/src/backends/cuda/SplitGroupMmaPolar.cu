@@ -14,13 +14,14 @@ template <int Bits> struct PolarBits {
 
 } // namespace
 
-const void *splitGroupMmaKernelPolar(uint32_t headDim, uint32_t bits) {
+const void *splitGroupMmaKernelPolar(uint32_t headDim, uint32_t bits,
+                                     bool folded) {
   if (bits == 2)
-    return splitGroupMmaKernelFor<PolarBits<2>::Fragments>(headDim);
+    return splitGroupMmaKernelFor<PolarBits<2>::Fragments>(headDim, folded);
   if (bits == 3)
-    return splitGroupMmaKernelFor<PolarBits<3>::Fragments>(headDim);
+    return splitGroupMmaKernelFor<PolarBits<3>::Fragments>(headDim, folded);
   if (bits == 4)
-    return splitGroupMmaKernelFor<PolarBits<4>::Fragments>(headDim);
+    return splitGroupMmaKernelFor<PolarBits<4>::Fragments>(headDim, folded);
   return nullptr;
 }
 

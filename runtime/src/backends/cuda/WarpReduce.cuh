@@ -25,6 +25,15 @@ __device__ __forceinline__ float warpSum(float x) {
   return x;
 }
 
+/// 2^x for x <= 0 by the hardware's approximation (2 ulp), flushing results
+/// below 2^-126 to zero: a weight that small beside the row's largest, 1,
+/// changes no fp32 sum. exp2f() adds a range fix-up of four instructions.
+__device__ __forceinline__ float exp2NotPositive(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 /// The warp's softmax step over row[0, count): replaces each entry by
 /// 2^(entry - max) where max also covers `atLeast` (a running maximum), and
 /// returns that maximum and the sum of the new entries in every lane.
@@ -40,7 +49,7 @@ __device__ __forceinline__ WarpExp2 warpExp2(float *row, int count,
   m = warpMax(m);
   float sum = 0.0f;
   for (int i = lane; i < count; i += 32) {
-    const float w = m == -INFINITY ? 0.0f : exp2f(row[i] - m);
+    const float w = m == -INFINITY ? 0.0f : exp2NotPositive(row[i] - m);
     row[i] = w;
     sum += w;
   }
