@@ -80,18 +80,22 @@ __device__ __forceinline__ void wordOfTokens(const uint8_t *stage,
 inline constexpr int kPairTableWords = kPolarPairTableBytes / 4;
 
 /// Where a key row's entry starts in a stage and what else keyRow() and
-/// valueTiles() need (keyAux(), valueAux()), for encodings whose keys are
-/// one entry per slot and need nothing else.
+/// valueTiles() need (keyAux(), valueAux(): a lane constant, given the
+/// warp's first key row, the lane's t or g and where its first row's entry
+/// starts), for encodings whose keys are one entry per slot and need
+/// nothing else.
 struct SlotKeys {
   template <class Block>
   __device__ __forceinline__ static int
   keyOffset(const Block &block, const SideGeometry &side, int row) {
     return block.entryOffset(side, row);
   }
-  __device__ __forceinline__ static int keyAux(const SideGeometry &, int) {
+  __device__ __forceinline__ static int keyAux(const SideGeometry &, int, int,
+                                               int) {
     return 0;
   }
-  __device__ __forceinline__ static int valueAux(const SideGeometry &, int) {
+  __device__ __forceinline__ static int valueAux(const SideGeometry &, int,
+                                                 int) {
     return 0;
   }
 };
@@ -168,16 +172,34 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
     return __half2float(*reinterpret_cast<const __half *>(at));
   }
 
-  /// The Count codes from byte `at` of the stage (any alignment) as a bit
-  /// stream in c.
+  /// Bytes of a lane's codes per key row (D / 4 coordinates) and per value
+  /// token (D / 8 coordinates).
+  static constexpr int kKeyLaneBytes = D / 4 * Bits / 8;
+  static constexpr int kValueLaneBytes = D / 8 * Bits / 8;
+
+  /// How far a lane's codes start past a 4-byte boundary: the same for
+  /// all its rows (rows g and g + 8, or tokens t + 4i, lie an even number
+  /// of slots apart within segments of an even number of slots), so the
+  /// loops shift by one constant instead of deriving it per row and tile.
+  __device__ __forceinline__ static int keyAux(const SideGeometry &, int, int t,
+                                               int at) {
+    return (at + kKeyLaneBytes * t) & 3;
+  }
+  __device__ __forceinline__ static int valueAux(const SideGeometry &, int g,
+                                                 int at) {
+    return (at + kValueLaneBytes * g) & 3;
+  }
+
+  /// The Count codes from byte `at` of the stage, `skew` (0 to 3) bytes
+  /// past a 4-byte boundary, as a bit stream in c.
   template <int Count>
   __device__ __forceinline__ static void
-  window(const uint8_t *stage, int at,
+  window(const uint8_t *stage, int at, int skew,
          uint32_t (&c)[(Count * Bits + 31) / 32]) {
     constexpr int kWords = (Count * Bits + 31) / 32;
     const uint32_t *aligned =
-        reinterpret_cast<const uint32_t *>(stage + (at & ~3));
-    const uint32_t shift = (at & 3) * 8;
+        reinterpret_cast<const uint32_t *>(stage + at - skew);
+    const uint32_t shift = skew * 8;
     uint32_t w[kWords + 1];
 #pragma unroll
     for (int k = 0; k <= kWords; ++k)
@@ -234,12 +256,12 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
   /// a[j][h]: the row's levels (hi halves) at coordinates
   /// keyDim(j, t) + 2h, + 2h + 1.
   __device__ __forceinline__ static void keyRow(const uint8_t *stage, int at,
-                                                int, int t,
+                                                int skew, int t,
                                                 const uint32_t *table,
                                                 uint32_t (&a)[kSteps][2]) {
     constexpr int kCount = D / 4;
     uint32_t c[(kCount * Bits + 31) / 32];
-    window<kCount>(stage, at + kCount * Bits / 8 * t, c);
+    window<kCount>(stage, at + kKeyLaneBytes * t, skew, c);
 #pragma unroll
     for (int j = 0; j < kSteps; ++j)
 #pragma unroll
@@ -260,14 +282,14 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
   /// tokens past the end need no zeros.
   template <bool Partial>
   __device__ __forceinline__ static void
-  valueTiles(const uint8_t *stage, const int (&at)[4], int, int g,
+  valueTiles(const uint8_t *stage, const int (&at)[4], int skew, int g,
              const bool (&)[4], const uint32_t *table,
              uint32_t (&a)[D / 16][4]) {
     constexpr int kCount = D / 8;
     uint32_t c[4][(kCount * Bits + 31) / 32];
 #pragma unroll
     for (int i = 0; i < 4; ++i)
-      window<kCount>(stage, at[i] + kCount * Bits / 8 * g, c[i]);
+      window<kCount>(stage, at[i] + kValueLaneBytes * g, skew, c[i]);
 #pragma unroll
     for (int m = 0; m < D / 16; ++m) {
       const int e = 4 * (m / 2) + 2 * (m % 2);

@@ -116,7 +116,7 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
 #pragma unroll
   for (int r = 0; r < 2; ++r)
     keyAt[r] = pinned(F::keyOffset(block, p.key, first + g + 8 * r));
-  const int keyAux = pinned(F::keyAux(p.key, first));
+  const int keyAux = pinned(F::keyAux(p.key, first, t, keyAt[0]));
   // Without sinks in the split or a sliding window a token is visible when
   // it is not after the query.
   const bool positionsOnly = p.slidingWindow == 0 && start >= int(p.exactSinks);
@@ -197,7 +197,7 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
   // of `reference`.
   float acc[kTiles][4] = {};
   float reference = valueScales ? 0.0f : 1.0f, inverse = 0.0f;
-  const int valueAux = pinned(F::valueAux(p.value, g));
+  const int valueAux = pinned(F::valueAux(p.value, g, valueAt[0]));
 
   // One value tile; in the last one, if `Partial`, tokens past the end
   // weigh nothing and (fp8) read as zeros.

@@ -75,7 +75,7 @@ template <int D, int Bits> struct KiviGroup {
   /// The scales of the block holding rows first .. first + 15 (the zeros
   /// follow D scales later).
   __device__ __forceinline__ static int keyAux(const SideGeometry &side,
-                                               int first) {
+                                               int first, int, int) {
     const int group = int(side.group);
     return first / group * group * int(side.entryBytes) + group * kRowBytes;
   }
@@ -110,7 +110,7 @@ template <int D, int Bits> struct KiviGroup {
 
   /// Where each value entry's (scale, zero) of lane g's channel group is.
   __device__ __forceinline__ static int valueAux(const SideGeometry &side,
-                                                 int g) {
+                                                 int g, int) {
     return kRowBytes + 4 * (D / 8 * g / int(side.group));
   }
 
