@@ -339,6 +339,12 @@ TEST(DecodeAttentionPlan, RefusesWhatTheKernelsCannotRead) {
             "decode attention on CUDA reads 4-bit polar keys and values "
             "through one codebook, and theirs differ");
   EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, polar, polar}), "accepted");
+  // GroupMma reads an entry's scale right after its codes, at a constant.
+  DeviceSideLayout movedScale = polar;
+  movedScale.scaleOffset = 0;
+  EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, movedScale, movedScale}),
+            "decode attention's keys entries keep their scale at byte 0, not "
+            "at 64 after the codes");
 }
 
 TEST(SummaryBuilds, ListEveryPageARunWroteWithItsStoredSlots) {

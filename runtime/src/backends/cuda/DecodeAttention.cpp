@@ -96,6 +96,18 @@ Status checkSide(const DeviceSideLayout &side, const char *name,
     return Status::error(what + " entries take " +
                          std::to_string(side.entryBytes) + " bytes, not the " +
                          std::to_string(expected) + " of their encoding");
+  // GroupMma reads an entry's own scale at a constant offset (its
+  // fragments' kScaleOffset): right after the codes.
+  const bool ownScale =
+      side.kind == DeviceSideLayout::Kind::Polar ||
+      (side.kind == DeviceSideLayout::Kind::Fp8E4M3 && side.slotScales);
+  const uint32_t codeBytes = side.kind == DeviceSideLayout::Kind::Polar
+                                 ? shape.headDim * side.bits / 8
+                                 : shape.headDim;
+  if (ownScale && side.scaleOffset != codeBytes)
+    return Status::error(what + " entries keep their scale at byte " +
+                         std::to_string(side.scaleOffset) + ", not at " +
+                         std::to_string(codeBytes) + " after the codes");
   if (side.areaStride % 16 || side.areaStride < side.headBytes ||
       side.codesOffset + uint64_t(shape.pageSize) * side.entryBytes >
           side.headBytes)
