@@ -9,11 +9,10 @@
 // contiguous run of one page area's bytes moved by one bulk copy
 // (cp.async.bulk).
 //
-// The block is warp-specialised: a producer warp (a segment per lane) issues
-// the copies of each stage once the four consumer warps have released it
-// (the stage's "empty" mbarrier) and announces the bytes on its "full"
-// mbarrier;
-// each consumer warp waits for "full", computes, and releases. No
+// The block is warp-specialised: a producer warp issues the copies of each
+// stage once the four consumer warps have released it (the stage's "empty"
+// mbarrier) and announces the bytes on its "full" mbarrier; each consumer
+// warp waits for "full", computes, and releases. No
 // block-wide barrier sits in the loops, so warps drift apart by up to the
 // pipeline's depth instead of waiting for the slowest at every tile.
 // Between the two passes the consumers turn the split's scores into exp2
@@ -42,7 +41,18 @@ __device__ __forceinline__ int pinned(int x) {
   return x;
 }
 
-template <int Tile = int(kTileTokens), int ValueTiles = 1> struct SplitBlock {
+/// ProducerLanes: the producer warp's lanes that issue copies, a segment
+/// each in turn (1 or 32). Measured on an H200 (B = 8, L = 32K,
+/// 2026-12-03): GroupMma's polar-4 takes 174 us with 32 and 184 with one,
+/// where one lane issuing a tile's segments after another took 12% of its
+/// instructions; Mma's bf16 takes 271 us with one and 291 with 32 (ptxas
+/// then needs 98 registers: three blocks an SM; bounded to four, 277 us
+/// with a spill, and B = 32 still 3% slower).
+template <int Tile = int(kTileTokens), int ValueTiles = 1,
+          int ProducerLanes = 1>
+struct SplitBlock {
+  static_assert(ProducerLanes == 1 || ProducerLanes == 32,
+                "a producer lane or the whole warp");
   /// Shared-memory bytes at the end of a stage that hold the tile's
   /// positions.
   static constexpr uint32_t kPositionBytes = Tile * 4;
@@ -143,6 +153,8 @@ template <int Tile = int(kTileTokens), int ValueTiles = 1> struct SplitBlock {
     if (tid < int(kBlockThreads))
       return false;
     const int lane = tid - int(kBlockThreads);
+    if (lane >= ProducerLanes)
+      return true;
     const int stageCount = int(p.stages);
     const int positions = tiles + (tiles + ValueTiles - 1) / ValueTiles;
     for (int j = 0, into = 0, use = 0; j < positions; ++j) {
@@ -161,10 +173,7 @@ template <int Tile = int(kTileTokens), int ValueTiles = 1> struct SplitBlock {
   /// ValueTiles on (their tokens consecutive, so their segments follow one
   /// another), into stage `into`: one bulk copy per segment and, for keys,
   /// one for its positions, their bytes announced on the stage's "full"
-  /// barrier by lane 0. The producer warp's lanes take a segment each: one
-  /// instruction stream for a tile's 2 to 32 segments (ncu: a producer
-  /// lane issuing 4 segments after another took 12% of a polar kernel's
-  /// instructions, and its consumers waited for their stages).
+  /// barrier by lane 0, the segments shared by the producer lanes.
   __device__ void issue(int j, int into, int lane) {
     const bool keys = j < tiles;
     const SideGeometry &side = keys ? p.key : p.value;
@@ -183,20 +192,22 @@ template <int Tile = int(kTileTokens), int ValueTiles = 1> struct SplitBlock {
     const uint32_t positionBytes = keys ? segmentTokens * 4 : 0;
     if (lane == 0)
       arriveExpecting(barrier, segments * (bytes + positionBytes));
-    __syncwarp();
-    for (int segment = lane; segment < segments; segment += 32) {
-      // The segment's page (relative to the split's) and slot: pages of at
-      // most 32 tokens are whole segments (the split starts on a page
-      // boundary), larger ones (multiples of 32) hold whole segments.
-      int page, slot = 0;
-      if (pageSize <= 32) {
-        page = ((tile * Tile) >> p.segmentShift) + segment;
-      } else {
-        const int into =
-            tileStart - firstPage * pageSize + (segment << p.segmentShift);
-        page = into / pageSize;
-        slot = into - page * pageSize;
-      }
+    __syncwarp(ProducerLanes == 32 ? 0xffffffffu : 1u);
+    // The lane's first segment's page (relative to the split's) and slot:
+    // pages of at most 32 tokens are whole segments (the split starts on a
+    // page boundary), larger ones (multiples of 32) hold whole segments.
+    // Stepped, not recomputed, per segment: two registers fewer in bf16's
+    // Mma kernel, which keeps it at four blocks an SM.
+    int page, slot = 0;
+    if (pageSize <= 32) {
+      page = ((tile * Tile) >> p.segmentShift) + lane;
+    } else {
+      const int into =
+          tileStart - firstPage * pageSize + (lane << p.segmentShift);
+      page = into / pageSize;
+      slot = into - page * pageSize;
+    }
+    for (int segment = lane; segment < segments; segment += ProducerLanes) {
       const uint64_t index = uint64_t(pages[page]);
       copyBulk(stage + segment * bytes,
                pool + index * side.pageStride +
@@ -206,6 +217,11 @@ template <int Tile = int(kTileTokens), int ValueTiles = 1> struct SplitBlock {
         copyBulk(stage + p.stageBytes - kPositionBytes +
                      segment * positionBytes,
                  p.positions + index * pageSize + slot, positionBytes, barrier);
+      slot += ProducerLanes * segmentTokens;
+      while (slot >= pageSize) {
+        slot -= pageSize;
+        ++page;
+      }
     }
   }
 

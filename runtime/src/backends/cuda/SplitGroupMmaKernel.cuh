@@ -49,7 +49,7 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
   // level pairs with a copy per two lanes (GroupFragments.cuh).
   __shared__ uint32_t tables[2][16];
   __shared__ __align__(16) uint32_t pairs[F::kPairs ? kPairTableWords : 1];
-  SplitBlock<kTile> block(p, shared);
+  SplitBlock<kTile, 1, 32> block(p, shared);
 
   // Lane (g, t) of the warp that owns rows first .. first + 15 of each tile.
   const int first = block.tid / 32 * 16, g = block.tid % 32 / 4;
