@@ -22,8 +22,8 @@
 # budget small enough to miss; llama3-8b with 16 GB of device pages), and
 # llama-tiny artifacts the cuda backend must refuse (selection over fp8,
 # offload with runner-up prefetches, H2O eviction, TriAttention over polar
-# keys, low-rank keys); llama-tiny with eviction (StreamingLLM and
-# calibrated TriAttention); and llama-tiny with low-rank values (calibrated
+# keys, low-rank keys); llama-tiny with eviction (StreamingLLM,
+# calibrated TriAttention and SnapKV); and llama-tiny with low-rank values (calibrated
 # bf16 latents beside bf16 keys).
 #
 # BUILD names the build folder (default build); KVOPT a kvopt binary to
@@ -84,7 +84,8 @@ tiny=(compile --synthetic llama-tiny --synthetic-weights generated --target h200
 # entries compacted every 8 decode steps; StreamingLLM in each encoding
 # the GPU compacts, TriAttention (its query centres calibrated on
 # README.md through the synthetic model's byte-level tokenizer) in bf16,
-# per KV head, fp8 and nvfp4; and two the cuda backend must refuse (H2O,
+# per KV head, fp8 and nvfp4; SnapKV (its 32 observed queries) in bf16 and
+# per KV head over fp8; and two the cuda backend must refuse (H2O,
 # TriAttention over polar keys).
 stream="kv-evict{method=streaming budget=128 interval=8}"
 tri="kv-evict{method=triattention budget=128 window=32 sinks=4 interval=8"
@@ -99,6 +100,11 @@ for e in "bf16 }" "each-bf16  heads=each}" "fp8 },kv-quantize{encoding=fp8}" \
   "polar4 },kv-quantize{encoding=polar bits=4}"; do
   "$kvopt" "${tiny[@]}" --calibrate README.md --passes "$tri${e#* }" \
     -o ".gpu-bin/llama-tiny-evict-tri-${e%% *}.kvpkg"
+done
+snap="kv-evict{method=snapkv budget=128 window=32 sinks=4 interval=8"
+for e in "bf16 }" "each-fp8  heads=each},kv-quantize{encoding=fp8}"; do
+  "$kvopt" "${tiny[@]}" --passes "$snap${e#* }" \
+    -o ".gpu-bin/llama-tiny-evict-snapkv-${e%% *}.kvpkg"
 done
 "$kvopt" "${tiny[@]}" --passes "kv-evict{method=h2o budget=128 window=32 interval=8}" \
   -o .gpu-bin/llama-tiny-evict-h2o.kvpkg

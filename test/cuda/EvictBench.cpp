@@ -3,7 +3,8 @@
 // One compaction of a bf16 cache at the Llama-3-8B attention shape (32
 // query and 8 KV heads of 128, pages of 16), B = 8 sequences of 32768
 // tokens kept to a quarter (4 sinks, the last 128): TriAttention's scores,
-// the shared selection and the compaction, each timed alone (median of
+// SnapKV's (32 observed queries, pooling over 7), the shared selection and
+// the compaction, each timed alone (median of
 // `reps`), beside one decode step's attention over the same cache. Random
 // keys and centres: the time does not depend on the values.
 //
@@ -16,6 +17,7 @@
 #include "runtime/src/backends/cuda/EvictKernels.h"
 #include "runtime/src/evict/Scores.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -76,6 +78,7 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
     s.sinks = 4;
     s.recentStart = int32_t(length - 128);
     s.kept = int32_t(length / 4);
+    s.observedRow = int32_t(b);
     s.free = s.kept - s.sinks - 128;
   }
   DeviceBuffer sequenceBuffer =
@@ -99,9 +102,24 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
   launch.qHeads = qHeads;
   launch.centres =
       triAttentionCentresView(centreBuffer.as<double>(), qHeads, half, rope);
+  // SnapKV's observed queries, every one seeing every entry.
+  constexpr uint32_t observe = 32;
+  DeviceBuffer observed =
+      orDie(DeviceBuffer::allocate(size_t(batch) * observe * qHeads * d * 4));
+  CUDA_OK(cudaMemset(observed.get(), 0, observed.size()));
+  DeviceBuffer observedPositions =
+      orDie(DeviceBuffer::allocate(size_t(batch) * observe * 4));
+  CUDA_OK(cudaMemset(observedPositions.get(), 0x7f, observedPositions.size()));
+  EvictLaunch snap = launch;
+  snap.scoring = EvictScoring::SnapKv;
+  snap.observed = observed.as<float>();
+  snap.observedPositions = observedPositions.as<int32_t>();
+  snap.observe = observe;
+  snap.kernel = 7;
+  snap.scale = 1.0f / std::sqrt(float(d));
   DeviceBuffer workspace = orDie(DeviceBuffer::allocate(
-      evictWorkspaceBytes(batch, kvHeads, d, length, length / 4)));
-  launch.workspace = workspace.get();
+      std::max(evictWorkspaceBytes(launch), evictWorkspaceBytes(snap))));
+  launch.workspace = snap.workspace = workspace.get();
 
   // One decode step's attention over the same cache.
   DecodeAttentionShape shape{batch,  qHeads, kvHeads, d, pageSize,
@@ -154,6 +172,9 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
   const float scores = time([&] { orDie(scoreEntries(launch, nullptr)); });
   const float select = time([&] { orDie(selectEntries(launch, nullptr)); });
   const float compact = time([&] { orDie(compactEntries(launch, nullptr)); });
+  // Last: its scores (of zero queries, all equal) replace TriAttention's in
+  // the shared workspace, and would leave the compaction nothing to move.
+  const float snapScores = time([&] { orDie(scoreEntries(snap, nullptr)); });
   const double keyBytes = double(poolBytes);
   std::printf("eviction, one layer, B=%u L=%u, %u/%u heads of %u, bf16, kept "
               "25%%:\n",
@@ -164,6 +185,9 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
               2 * keyBytes / (attention * 1e6));
   std::printf("| TriAttention scores | %.3f | %.0f | %.2f |\n", scores,
               keyBytes / (scores * 1e6), scores / attention);
+  std::printf("| SnapKV scores (32 queries) | %.3f | %.0f | %.2f |\n",
+              snapScores, keyBytes / (snapScores * 1e6),
+              snapScores / attention);
   std::printf("| selection (shared, 8 heads) | %.3f | - | %.2f |\n", select,
               select / attention);
   std::printf("| compaction (keys and values) | %.3f | %.0f | %.2f |\n",

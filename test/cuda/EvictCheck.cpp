@@ -69,6 +69,9 @@ struct EvictCase {
   uint32_t distinct;
   /// Tokens a page: 16, or 96 for the kernels' division path.
   uint32_t pageSize = 16;
+  /// SnapKV: the queries observed (sequence 2 has half as many) and the
+  /// pooling kernel.
+  uint32_t observe = 0, kernel = 1;
 };
 
 struct SequenceCase {
@@ -96,6 +99,7 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
   const uint32_t pageSize = c.pageSize;
   const uint32_t d = c.headDim, half = d / 2, group = kQHeads / kHeads;
   const bool tri = c.scoring == EvictScoring::TriAttention;
+  const bool snap = c.scoring == EvictScoring::SnapKv;
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal;
 
@@ -209,6 +213,26 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
   const std::vector<double> centreValues = triAttentionCentreValues(
       centres, magnitudes, rope, distances, kQHeads, half);
 
+  // SnapKV's observed queries: sequence i's in ring row tableRows[i], the
+  // last at a position that sees every entry, each earlier one 5 positions
+  // before (so that the last entries are hidden from some rows and heads),
+  // sequence 2 with its first half of the ring empty (-1).
+  const uint32_t observe = std::max(c.observe, 1u);
+  const float scale = 1.0f / std::sqrt(float(d));
+  std::vector<float> observed(size_t(kCount) * observe * kQHeads * d);
+  for (size_t j = 0; j < observed.size(); ++j)
+    observed[j] = normal(rng) * (j % d % 11 == 3 ? 3.0f : 1.0f);
+  std::vector<int32_t> observedPositions(size_t(kCount) * observe, -1);
+  for (uint32_t i = 0; i < kCount; ++i) {
+    const uint32_t count = i == 2 ? observe - observe / 2 : observe;
+    const int32_t last =
+        int32_t(3 * (kSequences[i].length - 1) + 5 * i + kHeads);
+    for (uint32_t j = 0; j < count; ++j)
+      observedPositions[size_t(tableRows[i]) * observe + (observe - 1 - j)] =
+          last - int32_t(5 * j);
+    sequences[i].observedRow = int32_t(tableRows[i]);
+  }
+
   // The device side.
   auto upload = [](const void *data, size_t bytes) {
     DeviceBuffer b = orDie(DeviceBuffer::allocate(std::max<size_t>(bytes, 1)));
@@ -225,6 +249,10 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
       upload(sequences.data(), sequences.size() * sizeof(EvictSequence));
   DeviceBuffer centreBuffer =
       upload(centreValues.data(), centreValues.size() * sizeof(double));
+  DeviceBuffer observedBuffer =
+      upload(observed.data(), observed.size() * sizeof(float));
+  DeviceBuffer observedPositionBuffer = upload(
+      observedPositions.data(), observedPositions.size() * sizeof(int32_t));
   EvictLaunch launch;
   launch.sequences = sequenceBuffer.as<EvictSequence>();
   launch.count = kCount;
@@ -245,8 +273,14 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
   launch.centres =
       triAttentionCentresView(centreBuffer.as<double>(), kQHeads, half, rope);
   launch.shared = c.shared;
-  const size_t workspaceBytes =
-      evictWorkspaceBytes(kCount, kHeads, d, maxLength, maxKept);
+  if (snap) {
+    launch.observed = observedBuffer.as<float>();
+    launch.observedPositions = observedPositionBuffer.as<int32_t>();
+    launch.observe = observe;
+    launch.kernel = c.kernel;
+    launch.scale = scale;
+  }
+  const size_t workspaceBytes = evictWorkspaceBytes(launch);
   DeviceBuffer workspace = orDie(DeviceBuffer::allocate(workspaceBytes));
   CUDA_OK(cudaMemset(workspace.get(), 0xff, workspaceBytes));
   launch.workspace = workspace.get();
@@ -290,6 +324,7 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
   double worstRatio = 0;
   std::vector<float> cpuScores(rows * maxLength, 0.0f);
   std::vector<float> keys(size_t(maxLength) * d);
+  std::vector<double> snapBounds(maxLength);
   for (uint32_t i = 0; i < kCount; ++i)
     for (uint32_t h = 0; h < kHeads; ++h) {
       const uint32_t length = kSequences[i].length;
@@ -321,6 +356,63 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
                        std::fabs(spread)) /
                       rope.attentionFactor;
         }
+      } else if (snap) {
+        // In double: each observed row's softmax over the entries it sees,
+        // summed over the window per query head, max-pooled, summed.
+        std::vector<double> total(length, 0.0), votes(length), logits(length);
+        double worstDot = 0; // scale * sum |q_i k_i|, the largest.
+        const size_t ring = size_t(tableRows[i]) * observe;
+        for (uint32_t g = 0; g < group; ++g) {
+          std::fill(votes.begin(), votes.end(), 0.0);
+          for (uint32_t j = 0; j < observe; ++j) {
+            const int32_t at = observedPositions[ring + j];
+            if (at < 0)
+              continue;
+            const float *q =
+                &observed[((ring + j) * kQHeads + h * group + g) * d];
+            double best = -INFINITY;
+            for (uint32_t t = 0; t < length; ++t) {
+              const uint32_t page = pageOf(i, t), slot = t % pageSize;
+              logits[t] = -INFINITY;
+              if (positions[(size_t(page) * kHeads + h) * pageSize + slot] > at)
+                continue;
+              double dot = 0, magnitude = 0;
+              for (uint32_t k = 0; k < d; ++k) {
+                dot += double(q[k]) * keys[size_t(t) * d + k];
+                magnitude += std::fabs(double(q[k]) * keys[size_t(t) * d + k]);
+              }
+              logits[t] = scale * dot;
+              worstDot = std::max(worstDot, scale * magnitude);
+              best = std::max(best, logits[t]);
+            }
+            double sum = 0;
+            for (uint32_t t = 0; t < length; ++t)
+              if (logits[t] != -INFINITY)
+                sum += std::exp(logits[t] - best);
+            for (uint32_t t = 0; t < length; ++t)
+              if (logits[t] != -INFINITY)
+                votes[t] += std::exp(logits[t] - best) / sum;
+          }
+          const int64_t k = c.kernel / 2;
+          for (int64_t t = 0; t < int64_t(length); ++t) {
+            double pooled = 0;
+            for (int64_t u = std::max<int64_t>(0, t - k);
+                 u <= std::min<int64_t>(length - 1, t + k); ++u)
+              pooled = std::max(pooled, votes[size_t(u)]);
+            total[size_t(t)] += pooled;
+          }
+        }
+        // A logit's fp32 error is within (d + 2) 2^-24 of scale * sum |q k|;
+        // a weight's relative error within twice the worst logit's, plus an
+        // ulp per term of the softmax's sum and a few for exp, the tiles'
+        // join and the reciprocal; the window's and heads' sums add one per
+        // term, and pooling moves a maximum by no more than its terms'.
+        const double epsilon = 2 * (d + 2) * std::ldexp(worstDot, -24) +
+                               std::ldexp(double(length + observe + 24), -24);
+        for (uint32_t t = 0; t < length; ++t) {
+          want[t] = float(total[t]);
+          snapBounds[t] = (epsilon + std::ldexp(1.0, -23)) * total[t];
+        }
       } else {
         // The layout's sinks, which the kernel reads: a sequence within its
         // budget protects every entry (evict::keptLayout).
@@ -335,10 +427,13 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
           const uint32_t b = c.interleaved ? a + 1 : f + half;
           magnitude += weight[f] * std::hypot(double(k[a]), double(k[b]));
         }
-        const double bound = 2 * (n + 9) * std::ldexp(magnitude, -24);
+        // StreamingLLM's scores are exact (bound 0).
+        const double bound = snap  ? snapBounds[t]
+                             : tri ? 2 * (n + 9) * std::ldexp(magnitude, -24)
+                                   : 0.0;
         const double error = std::fabs(double(got[t]) - double(want[t]));
         const bool equal = got[t] == want[t];
-        if (!equal && (!tri || !(error <= bound))) {
+        if (!equal && !(error <= bound)) {
           std::snprintf(text, sizeof text,
                         "sequence %u head %u entry %u (page %u slot %u): gpu "
                         "%.9g, cpu %.9g, |difference| %.3g > bound %.3g",
@@ -561,6 +656,12 @@ int runEvictChecks() {
       {"tri-bf16-shared-page96", bf16, 128, false, true, S::TriAttention, 0,
        96},
       {"tri-fp8-dyn-each-page96", fp8, 64, true, false, S::TriAttention, 0, 96},
+      {"snapkv-bf16-shared", bf16, 128, false, true, S::SnapKv, 0, 16, 32, 7},
+      {"snapkv-bf16-each-ties", bf16, 64, false, false, S::SnapKv, 24, 16, 32,
+       7},
+      {"snapkv-fp8-dyn-each", fp8, 64, false, false, S::SnapKv, 0, 16, 48, 5},
+      {"snapkv-nvfp4-shared-page96", nvfp4, 128, false, true, S::SnapKv, 0, 96,
+       8, 1},
       {"streaming-bf16", bf16, 128, false, true, S::Streaming, 0},
       {"streaming-bf16-each", bf16, 64, false, false, S::Streaming, 0},
       {"streaming-fp8-dyn", fp8, 128, false, true, S::Streaming, 0},

@@ -810,5 +810,31 @@ TEST(DeviceEviction, EveryCacheLayerMustEvictAlike) {
             why + "layers 0 and 1 evict differently");
 }
 
+TEST(DeviceEviction, SnapKvRecordsEachSequencesLastObservedRows) {
+  // Sequence 5 (slot 2) has rows 0, 1, 2 and 4; sequence 9 (slot 0) rows 3
+  // and 5: the last two of each are recorded, in their sequence's slot.
+  const uint64_t rows[] = {5, 5, 5, 9, 5, 9};
+  const auto slotOf = [](uint64_t sequence) { return sequence == 5 ? 2u : 0u; };
+  EXPECT_EQ(observedRowMarks(rows, 6, 2, slotOf),
+            (std::vector<int32_t>{-1, -1, 2, 0, 2, 0}));
+  EXPECT_EQ(observedRowMarks(rows, 6, 32, slotOf),
+            (std::vector<int32_t>{2, 2, 2, 0, 2, 0}));
+  EXPECT_EQ(observedRowMarks(rows, 6, 1, slotOf),
+            (std::vector<int32_t>{-1, -1, -1, -1, 2, 0}));
+}
+
+TEST(DeviceEviction, SnapKvFitsItsObservedRowsInSharedMemory) {
+  // Llama-3-8B: 4 query heads a KV head, 32 queries of 128.
+  EXPECT_TRUE(snapKvFits(4, 32, 128));
+  EXPECT_TRUE(snapKvFits(2, 64, 64));
+  EXPECT_EQ(snapKvFits(4, 33, 128).message(),
+            "SnapKV on the GPU holds a KV head's observed query rows (4 "
+            "heads x 33 queries of 128 coordinates) in shared memory, at "
+            "most 16384 floats and 16384 logits a pass of keys; observe "
+            "fewer queries, or run it on the cpu backend");
+  // Small heads take many keys a pass: the logits bound them.
+  EXPECT_FALSE(snapKvFits(8, 32, 16));
+}
+
 } // namespace
 } // namespace kvrt::cuda

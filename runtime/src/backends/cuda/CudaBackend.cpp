@@ -42,9 +42,10 @@
 //   latents of groups of heads are refused when the backend is created.
 // - Eviction (DeviceEviction.h) runs after the call's steps, outside the
 //   captured graphs, for every layer at once; the next call's page tables
-//   and lengths carry the compaction to the kernels. TriAttention and
-//   StreamingLLM only, every layer alike, caches that keep no tokens exact.
-// - H2O, SnapKV, selection over other encodings, the fidelity probe, append
+//   and lengths carry the compaction to the kernels. TriAttention, SnapKV
+//   (its queries recorded inside the steps) and StreamingLLM, every layer
+//   alike, caches that keep no tokens exact.
+// - H2O, selection over other encodings, the fidelity probe, append
 //   observers (calibration), offloaded KIVI layers and polar with QJL run
 //   on the cpu backend only; an artifact or option that needs them is
 //   refused when the backend is created.
@@ -533,8 +534,11 @@ Status CudaBackend::prepare(const EngineOptions &options) {
           steps_[size_t(rope)].call->rope().rope(), steps_[size_t(rope)].dim);
       for (const Step &earlier : steps_)
         if (earlier.kernel == Kernel::Attention &&
-            earlier.layer == evict.plan.layer())
+            earlier.layer == evict.plan.layer()) {
           evict.slidingWindow = earlier.slidingWindow != 0;
+          evict.scale = earlier.scale;
+        }
+      step.layer = evict.plan.layer();
       evictCalls_.push_back(std::move(evict));
       break;
     }
@@ -1036,9 +1040,12 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   }
   KVRT_RETURN_IF_ERROR(cuda::launchStorePositions(slots_, positions_, rows,
                                                   pool_->positions(), stream_));
-  if (eviction_)
+  if (eviction_) {
     KVRT_RETURN_IF_ERROR(
         eviction_->storePositions(slots_, positions_, rows, stream_));
+    KVRT_RETURN_IF_ERROR(
+        eviction_->beforeCall(pool_->ledger(), batch.sequences, rows, stream_));
+  }
 
   KVRT_RETURN_IF_ERROR(runSteps(rows, uint32_t(wanted.size())));
   std::vector<std::pair<uint64_t, uint64_t>> compacted;
@@ -1079,7 +1086,7 @@ uint64_t CudaBackend::scratchMoves() const {
   uint64_t moves = bf16Input_.moves + logits_.moves + batchInts_.moves +
                    fusedOutput_.moves + workspace_.moves + ownKeys_.moves +
                    ownValues_.moves + (offloaded_ ? offloaded_->moves() : 0) +
-                   pool_->exactMoves();
+                   (eviction_ ? eviction_->moves() : 0) + pool_->exactMoves();
   for (const Scratch &b : buffers_)
     moves += b.moves;
   return moves;
@@ -1247,7 +1254,12 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
                                stream_);
     break;
   case Kernel::Evict:
-    break; // After the call's steps (DeviceEviction::afterCall()).
+    // Compactions follow the call's steps (DeviceEviction::afterCall());
+    // SnapKV records its queries now.
+    if (eviction_->observes())
+      return eviction_->record(s.layer, in(0), uint64_t(inputStride(s, 0)),
+                               rows, positions_, stream_);
+    return Status::ok();
   case Kernel::Prefetch:
     break; // The copies follow the call (OffloadedPages::afterCall()).
   }

@@ -3,6 +3,7 @@
 #include "kvrt/Artifact.h"
 #include "runtime/src/backends/cuda/CudaStatus.h"
 #include "runtime/src/backends/cuda/DeviceKvPool.h"
+#include "runtime/src/backends/cuda/PageLedger.h"
 #include "runtime/src/evict/Schedule.h"
 #include "runtime/src/evict/Scores.h"
 
@@ -41,6 +42,17 @@ StatusOr<std::vector<float>> floats(const Artifact &artifact, uint32_t index) {
   std::vector<float> values(bytes->size / 4);
   std::memcpy(values.data(), bytes->data, values.size() * 4);
   return values;
+}
+
+EvictScoring scoring(schema::EvictMethod method) {
+  switch (method) {
+  case schema::EVICT_METHOD_TRIATTENTION:
+    return EvictScoring::TriAttention;
+  case schema::EVICT_METHOD_SNAPKV:
+    return EvictScoring::SnapKv;
+  default:
+    return EvictScoring::Streaming;
+  }
 }
 
 } // namespace
@@ -100,6 +112,20 @@ dueCompactions(const schema::EvictParams &plan,
   return due;
 }
 
+std::vector<int32_t>
+observedRowMarks(const uint64_t *rowSequences, uint32_t rows, uint32_t observe,
+                 const std::function<uint32_t(uint64_t)> &slotOf) {
+  // A sequence's rows come in the order of their positions.
+  std::unordered_map<uint64_t, uint32_t> remaining;
+  for (uint32_t r = 0; r < rows; ++r)
+    ++remaining[rowSequences[r]];
+  std::vector<int32_t> marks(rows, -1);
+  for (uint32_t r = 0; r < rows; ++r)
+    if (remaining[rowSequences[r]]-- <= observe)
+      marks[r] = int32_t(slotOf(rowSequences[r]));
+  return marks;
+}
+
 std::vector<double> triAttentionCentreValues(
     const std::vector<float> &centres, const std::vector<float> &magnitudes,
     const cpu::RopeFrequencies &rope, const std::vector<double> &distances,
@@ -150,15 +176,12 @@ DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
     const std::string where =
         name + ": the evict call of layer " + std::to_string(l);
     const schema::EvictMethod method = call.plan.method();
-    if (method == schema::EVICT_METHOD_H2O ||
-        method == schema::EVICT_METHOD_SNAPKV)
+    if (method == schema::EVICT_METHOD_H2O)
       return Status::error(
           where + " scores by " + methodName(method) +
-          (method == schema::EVICT_METHOD_H2O
-               ? " (the attention weights every entry has accumulated)"
-               : " (the attention of the last prompt queries)") +
-          ", which the cuda backend does not compute yet; run it on the cpu "
-          "backend, or evict by triattention or streaming on the GPU");
+          " (the attention weights every entry has accumulated), which the "
+          "cuda backend does not compute yet; run it on the cpu backend, or "
+          "evict by triattention, snapkv or streaming on the GPU");
     if (l >= layers.size())
       return Status::error(where + " names no cache layer");
     const DeviceLayerSpec &spec = layers[l];
@@ -184,13 +207,22 @@ DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
                              (side == &spec.key ? "keys" : "values") +
                              " are not one fixed-size entry per token "
                              "(KIVI), which cannot be compacted per token");
-    if (method == schema::EVICT_METHOD_TRIATTENTION &&
+    if (method != schema::EVICT_METHOD_STREAMING &&
         !evictScoresRead(spec.key.kind))
       return Status::error(
-          where + " scores polar-encoded keys by TriAttention, which needs "
-                  "them rotated back to the model's basis and is not "
-                  "written for the GPU; run it on the cpu backend, or "
-                  "quantize keys in bf16, fp8 or nvfp4 for the GPU");
+          where + " scores polar-encoded keys by " + methodName(method) +
+          ", which needs them rotated back to the model's basis and is not "
+          "written for the GPU; run it on the cpu backend, or quantize keys "
+          "in bf16, fp8 or nvfp4 for the GPU");
+    if (method == schema::EVICT_METHOD_SNAPKV) {
+      const uint32_t group = uint32_t(call.qHeads) / spec.kvHeads;
+      if (Status fits = snapKvFits(group, call.plan.observe(), spec.headDim);
+          !fits.isOk())
+        return Status::error(where + ": " + fits.message());
+      eviction->observe_ = call.plan.observe();
+      eviction->queryWidth_ =
+          std::max(eviction->queryWidth_, uint32_t(call.qHeads) * spec.headDim);
+    }
     if (eviction->kvHeads_ && eviction->kvHeads_ != spec.kvHeads)
       return Status::error(where + ": the cuda backend evicts from layers "
                                    "of one KV head count");
@@ -222,6 +254,7 @@ DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
       layer.view = triAttentionCentresView(layer.centres.as<double>(), heads,
                                            half, call.rope);
     }
+    layer.headDim = spec.headDim;
     layer.call = std::move(call);
     eviction->layers_.push_back(std::move(layer));
   }
@@ -257,17 +290,20 @@ DeviceEviction::afterCall(const std::vector<EvictCallSequence> &call,
                           DeviceKvPool &pool, const int32_t *pageTables,
                           uint32_t pageTableStride, cudaStream_t stream) {
   const schema::EvictParams &plan = layers_.front().call.plan;
-  const std::vector<EvictSequence> due = dueCompactions(plan, call, seen_);
+  std::vector<EvictSequence> due = dueCompactions(plan, call, seen_);
   std::vector<std::pair<uint64_t, uint64_t>> compacted;
   if (due.empty())
     return compacted;
   uint32_t maxLength = 0, maxKept = 0;
-  for (const EvictSequence &s : due) {
+  for (EvictSequence &s : due) {
     maxLength = std::max(maxLength, uint32_t(s.length));
     maxKept = std::max(maxKept, uint32_t(s.kept));
     for (const EvictCallSequence &c : call)
-      if (c.tableRow == s.tableRow)
+      if (c.tableRow == s.tableRow) {
         compacted.push_back({c.sequence, uint64_t(s.kept)});
+        if (observes())
+          s.observedRow = int32_t(observing_.at(c.sequence));
+      }
   }
   const size_t sequenceBytes = due.size() * sizeof(EvictSequence);
   if (sequences_.size() < sequenceBytes) {
@@ -276,8 +312,17 @@ DeviceEviction::afterCall(const std::vector<EvictCallSequence> &call,
       return made.status();
     sequences_ = std::move(*made);
   }
-  const size_t workspaceBytes = evictWorkspaceBytes(
-      uint32_t(due.size()), kvHeads_, headDim_, maxLength, maxKept);
+  EvictLaunch shape;
+  shape.count = uint32_t(due.size());
+  shape.maxLength = maxLength;
+  shape.maxKept = maxKept;
+  shape.cache.kvHeads = kvHeads_;
+  shape.cache.headDim = headDim_;
+  shape.scoring = scoring(plan.method());
+  shape.observe = observe_;
+  for (const Layer &layer : layers_)
+    shape.qHeads = std::max(shape.qHeads, uint32_t(layer.call.qHeads));
+  const size_t workspaceBytes = evictWorkspaceBytes(shape);
   if (workspace_.size() < workspaceBytes) {
     workspace_ = DeviceBuffer();
     StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(workspaceBytes);
@@ -310,10 +355,16 @@ DeviceEviction::afterCall(const std::vector<EvictCallSequence> &call,
     launch.cache.headDim = pages.spec.headDim;
     launch.positions = positions_.as<int32_t>() + l * layerStride_;
     launch.qHeads = uint32_t(layer.call.qHeads);
-    launch.scoring = plan.method() == schema::EVICT_METHOD_TRIATTENTION
-                         ? EvictScoring::TriAttention
-                         : EvictScoring::Streaming;
+    launch.scoring = shape.scoring;
     launch.centres = layer.view;
+    if (observes()) {
+      const size_t places = size_t(l) * ringRows_ * observe_;
+      launch.observed = ring_.as<float>() + places * queryWidth_;
+      launch.observedPositions = ringPositions_.as<int32_t>() + places;
+      launch.observe = observe_;
+      launch.kernel = plan.kernel();
+      launch.scale = layer.call.scale;
+    }
     launch.shared = plan.heads() != schema::EVICT_HEADS_EACH;
     launch.workspace = workspace_.get();
     KVRT_RETURN_IF_ERROR(scoreEntries(launch, stream));
@@ -325,6 +376,101 @@ DeviceEviction::afterCall(const std::vector<EvictCallSequence> &call,
     evicted_ += layers_.size() * uint64_t(s.length - s.kept);
   }
   return compacted;
+}
+
+Status DeviceEviction::beforeCall(const PageLedger &ledger,
+                                  const uint64_t *rowSequences, uint32_t rows,
+                                  cudaStream_t stream) {
+  if (!observes())
+    return Status::ok();
+  const uint64_t layers = layers_.size();
+  if (ledger.slots() > ringRows_) {
+    // Twice the rows, the old ones copied per layer, the new ones' places
+    // empty (-1).
+    const uint32_t grown = std::max(ledger.slots(), 2 * ringRows_);
+    const uint64_t places = layers * grown * observe_;
+    StatusOr<DeviceBuffer> ring =
+        DeviceBuffer::allocate(places * queryWidth_ * sizeof(float));
+    if (!ring)
+      return Status::error("the GPU has no room for SnapKV's observed "
+                           "queries of " +
+                           std::to_string(grown) +
+                           " sequences: " + ring.status().message());
+    StatusOr<DeviceBuffer> positions =
+        DeviceBuffer::allocate(places * sizeof(int32_t));
+    if (!positions)
+      return positions.status();
+    if (cudaError_t e = cudaMemsetAsync(positions->get(), 0xff,
+                                        places * sizeof(int32_t), stream))
+      return cudaFailed("clearing SnapKV's observed positions", e);
+    const uint64_t oldPlaces = uint64_t(ringRows_) * observe_;
+    for (uint64_t l = 0; l < layers && oldPlaces; ++l) {
+      const uint64_t from = l * oldPlaces, to = l * grown * observe_;
+      if (cudaError_t e =
+              cudaMemcpyAsync(ring->as<float>() + to * queryWidth_,
+                              ring_.as<float>() + from * queryWidth_,
+                              oldPlaces * queryWidth_ * sizeof(float),
+                              cudaMemcpyDeviceToDevice, stream))
+        return cudaFailed("growing SnapKV's observed queries", e);
+      if (cudaError_t e = cudaMemcpyAsync(positions->as<int32_t>() + to,
+                                          ringPositions_.as<int32_t>() + from,
+                                          oldPlaces * sizeof(int32_t),
+                                          cudaMemcpyDeviceToDevice, stream))
+        return cudaFailed("growing SnapKV's observed queries", e);
+    }
+    // The old buffers are freed after the copies (cudaFree waits for them).
+    ring_ = std::move(*ring);
+    ringPositions_ = std::move(*positions);
+    ringRows_ = grown;
+    ++moves_;
+  }
+  for (uint32_t r = 0; r < rows; ++r) {
+    const uint32_t slot = ledger.slot(rowSequences[r]);
+    if (!observing_.emplace(rowSequences[r], slot).second)
+      continue;
+    // A slot another sequence may have held: its places emptied.
+    for (uint64_t l = 0; l < layers; ++l)
+      if (cudaError_t e = cudaMemsetAsync(
+              ringPositions_.as<int32_t>() + (l * ringRows_ + slot) * observe_,
+              0xff, observe_ * sizeof(int32_t), stream))
+        return cudaFailed("clearing SnapKV's observed positions", e);
+  }
+  const std::vector<int32_t> marks =
+      observedRowMarks(rowSequences, rows, observe_, [&](uint64_t sequence) {
+        return ledger.slot(sequence);
+      });
+  if (rowMarks_.size() < rows * sizeof(int32_t)) {
+    StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(
+        std::max<size_t>(rows, 2 * rowMarks_.size() / sizeof(int32_t)) *
+        sizeof(int32_t));
+    if (!made)
+      return made.status();
+    rowMarks_ = std::move(*made);
+    ++moves_;
+  }
+  // Pageable memory: the copy is done when the call returns.
+  if (cudaError_t e =
+          cudaMemcpyAsync(rowMarks_.get(), marks.data(), rows * sizeof(int32_t),
+                          cudaMemcpyHostToDevice, stream))
+    return cudaFailed("copying SnapKV's recorded rows to the device", e);
+  return Status::ok();
+}
+
+Status DeviceEviction::record(uint32_t layer, const float *q, uint64_t qStride,
+                              uint32_t rows, const int32_t *positions,
+                              cudaStream_t stream) {
+  size_t l = 0;
+  while (l < layers_.size() && layers_[l].call.plan.layer() != layer)
+    ++l;
+  if (l == layers_.size())
+    return Status::error("layer " + std::to_string(layer) + " does not evict");
+  const size_t places = size_t(l) * ringRows_ * observe_;
+  const Layer &evicting = layers_[l];
+  return recordObserved(q, qStride,
+                        uint32_t(evicting.call.qHeads) * evicting.headDim, rows,
+                        positions, rowMarks_.as<int32_t>(), observe_,
+                        ring_.as<float>() + places * queryWidth_,
+                        ringPositions_.as<int32_t>() + places, stream);
 }
 
 StatusOr<std::vector<std::vector<int32_t>>>

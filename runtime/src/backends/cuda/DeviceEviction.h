@@ -16,8 +16,16 @@
 // positions only for causality, which every kept entry passes for every
 // later query, so it reads the pool's positions as before.
 //
-// Refused with one sentence: H2O and SnapKV (their state is the attention
-// weights, not computed here yet), layers that keep tokens exact beside
+// SnapKV keeps each layer's last `observe` queries of every sequence in a
+// ring on the device, [layers][ledger slots][observe][qHeads * d] floats:
+// the steps record each row among the last `observe` of its sequence in
+// the call at its position modulo `observe` (recordObserved(), from the
+// plan's evict call, inside a captured graph too), and the scores read
+// them (EvictSnapKv.cu).
+//
+// Refused with one sentence: H2O (its state is the attention weights every
+// entry has accumulated, not computed here yet), layers that keep tokens
+// exact beside
 // their codes, KIVI, offloaded or sparsely selecting layers, sliding
 // windows, TriAttention over polar keys.
 //
@@ -32,6 +40,7 @@
 #include "runtime/src/backends/cuda/EvictKernels.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -43,6 +52,7 @@ class Artifact;
 namespace kvrt::cuda {
 
 class DeviceKvPool;
+class PageLedger;
 struct DeviceLayerSpec;
 
 /// One evict call of the plan with what the backend knows of its layer.
@@ -50,9 +60,10 @@ struct EvictCall {
   schema::EvictParams plan;
   /// TriAttention: the call's centre and magnitude tensors.
   uint32_t centres = 0, magnitudes = 0;
-  /// The layer's query heads and RoPE, and whether it attends through a
-  /// sliding window.
+  /// The layer's query heads and RoPE, its attention's scale, and whether
+  /// it attends through a sliding window.
   int64_t qHeads = 0;
+  float scale = 1.0f;
   cpu::RopeFrequencies rope;
   bool slidingWindow = false;
 };
@@ -80,6 +91,14 @@ std::vector<EvictSequence>
 dueCompactions(const schema::EvictParams &plan,
                const std::vector<EvictCallSequence> &call,
                std::unordered_map<uint64_t, uint64_t> &seen);
+
+/// SnapKV: the ring row each row of a call is recorded in, its sequence's
+/// ledger slot (`slotOf`) when it is among the last `observe` rows of its
+/// sequence in the call, else -1, so that no two rows of a call meet in
+/// one place (host only, tested without a GPU).
+std::vector<int32_t>
+observedRowMarks(const uint64_t *rowSequences, uint32_t rows, uint32_t observe,
+                 const std::function<uint32_t(uint64_t)> &slotOf);
 
 /// TriAttentionCentres' arrays in one block of doubles (re, im, spread
 /// [heads][half]; frequency, meanRe, meanIm [half]) from the artifact's
@@ -119,7 +138,23 @@ public:
   afterCall(const std::vector<EvictCallSequence> &call, DeviceKvPool &pool,
             const int32_t *pageTables, uint32_t pageTableStride,
             cudaStream_t stream);
-  void removeSequence(uint64_t sequence) { seen_.erase(sequence); }
+  void removeSequence(uint64_t sequence) {
+    seen_.erase(sequence);
+    observing_.erase(sequence);
+  }
+
+  /// SnapKV: whether the steps record queries, and before a call's steps,
+  /// which of its rows they record, into which ring row (the sequence's
+  /// ledger slot; the ring grows to the ledger's slots).
+  bool observes() const { return observe_ > 0; }
+  Status beforeCall(const PageLedger &ledger, const uint64_t *rowSequences,
+                    uint32_t rows, cudaStream_t stream);
+  /// At layer `layer`'s evict call: records the rows' queries (q: the
+  /// call's input, `qStride` floats a row; positions: the rows').
+  Status record(uint32_t layer, const float *q, uint64_t qStride, uint32_t rows,
+                const int32_t *positions, cudaStream_t stream);
+  /// Times the ring or the rows' marks moved (captured graphs hold them).
+  uint64_t moves() const { return moves_; }
 
   /// The positions of layer `layer`'s first `length` entries of a sequence
   /// holding `pages`, per KV head (synchronous; for checks).
@@ -133,6 +168,7 @@ public:
 private:
   struct Layer {
     EvictCall call;
+    uint32_t headDim = 0;
     /// TriAttention: TriAttentionCentres' arrays, in one buffer.
     DeviceBuffer centres;
     TriAttentionCentres view;
@@ -145,6 +181,14 @@ private:
   uint64_t layerStride_ = 0;
   DeviceBuffer positions_, sequences_, workspace_;
   std::unordered_map<uint64_t, uint64_t> seen_;
+  /// SnapKV: the queries a sequence keeps, the widest layer's query row
+  /// (qHeads * d), the ring's rows, its queries and their positions
+  /// ([layers][ringRows][observe]; -1: none yet), the call's rows' ring
+  /// rows (-1: not recorded), and the sequences whose ring row is cleared.
+  uint32_t observe_ = 0, queryWidth_ = 0, ringRows_ = 0;
+  DeviceBuffer ring_, ringPositions_, rowMarks_;
+  std::unordered_map<uint64_t, uint32_t> observing_;
+  uint64_t moves_ = 0;
   uint64_t compactions_ = 0, evicted_ = 0;
 };
 

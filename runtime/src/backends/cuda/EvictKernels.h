@@ -13,7 +13,11 @@
 //   (two 8-coordinate chunks, 16 bytes each in bf16) and its 24 weights in
 //   registers, four keys a thread in flight; each block also writes the
 //   double moments of its scores for the standardisation. StreamingLLM
-//   scores the sinks +inf and the others their index.
+//   scores the sinks +inf and the others their index. SnapKV
+//   (EvictSnapKv.cu) scores by the attention of the layer's last `observe`
+//   queries (recordObserved() keeps them, per sequence, in a ring):
+//   softmax over every entry each sees, summed over the window, max-pooled
+//   along the entries per query head, summed over the group's heads.
 // - selectEntries(): per sequence and selection row (one for the layer, or
 //   one per KV head), TriAttention's scores standardised per head (mean 0,
 //   deviation 1, from the moments in double), the heads combined by their
@@ -40,6 +44,7 @@
 #include "runtime/src/backends/cuda/DecodeAttention.h"
 
 #include <cstdint>
+#include <vector_types.h>
 
 namespace kvrt::cuda {
 
@@ -56,6 +61,8 @@ struct EvictSequence {
   int32_t sinks = 0, recentStart = 0, free = 0;
   /// sinks + (length - recentStart) + free.
   int32_t kept = 0;
+  /// SnapKV: the sequence's row of the observed queries' ring.
+  int32_t observedRow = 0;
 };
 
 /// TriAttention's calibrated query heads of one layer, in device memory:
@@ -70,7 +77,7 @@ struct TriAttentionCentres {
   bool interleaved = false;
 };
 
-enum class EvictScoring : uint8_t { TriAttention, Streaming };
+enum class EvictScoring : uint8_t { TriAttention, Streaming, SnapKv };
 
 /// Operands of one layer's compaction of `count` sequences.
 struct EvictLaunch {
@@ -88,6 +95,13 @@ struct EvictLaunch {
   uint32_t qHeads = 0;
   EvictScoring scoring = EvictScoring::TriAttention;
   TriAttentionCentres centres;
+  /// SnapKV: the layer's observed queries, [rows][observe][qHeads * d]
+  /// floats (after RoPE), and their positions [rows][observe] (-1: none);
+  /// the attention's scale and the pooling kernel (odd).
+  const float *observed = nullptr;
+  const int32_t *observedPositions = nullptr;
+  uint32_t observe = 0, kernel = 1;
+  float scale = 1.0f;
   /// One selection for all KV heads (else one per head).
   bool shared = true;
   /// Device workspace of evictWorkspaceBytes() (EvictWorkspace).
@@ -110,6 +124,12 @@ struct EvictWorkspace {
   int32_t *kept = nullptr;
   /// [rows][headDim * 3 / 2]: TriAttention's u (key layout), then m.
   float *directions = nullptr;
+  /// SnapKV: [rows][scoreTiles][group * observe, rounded up to a multiple
+  /// of 4] each tile's running
+  /// maximum and sum of its entries' exponentials per query row; then
+  /// [rows][group][maxLength] each query head's summed weights.
+  float2 *partials = nullptr;
+  float *votes = nullptr;
   /// [rows][scoreTiles][3]: sum, sum of squares, finite count of a tile.
   double *moments = nullptr;
   /// [rows][3][2048]: the radix select's histograms; [rows][2][2]: the
@@ -124,12 +144,18 @@ struct EvictWorkspace {
 };
 EvictWorkspace evictWorkspace(const EvictLaunch &launch);
 
-/// Bytes of the workspace a launch of `count` sequences needs.
-size_t evictWorkspaceBytes(uint32_t count, uint32_t kvHeads, uint32_t headDim,
-                           uint32_t maxLength, uint32_t maxKept);
+/// Bytes of the workspace a launch needs: of its fields, count,
+/// maxLength, maxKept, cache.kvHeads, cache.headDim, qHeads, scoring and
+/// observe count.
+size_t evictWorkspaceBytes(const EvictLaunch &shape);
 
-/// Whether scoreEntries() reads keys of `kind` (for TriAttention; streaming
-/// reads none).
+/// Whether SnapKV's scores hold a layer's observed queries for a KV head
+/// (group * observe rows of headDim floats) and their logits for a pass of
+/// keys in shared memory; the sentence why not otherwise.
+Status snapKvFits(uint32_t group, uint32_t observe, uint32_t headDim);
+
+/// Whether scoreEntries() reads keys of `kind` (for TriAttention and
+/// SnapKV; streaming reads none).
 bool evictScoresRead(DeviceSideLayout::Kind kind);
 /// Whether compactEntries() moves entries of `side` one by one.
 bool evictCompacts(const DeviceSideLayout &side);
@@ -139,8 +165,20 @@ bool evictCompacts(const DeviceSideLayout &side);
 const int32_t *keptIndices(const EvictLaunch &launch);
 
 Status scoreEntries(const EvictLaunch &launch, cudaStream_t stream);
+/// scoreEntries() for SnapKV (EvictSnapKv.cu).
+Status scoreSnapKv(const EvictLaunch &launch, const EvictWorkspace &workspace,
+                   cudaStream_t stream);
 Status selectEntries(const EvictLaunch &launch, cudaStream_t stream);
 Status compactEntries(const EvictLaunch &launch, cudaStream_t stream);
+
+/// SnapKV: copies each row's queries (q[r * qStride ...], qWidth floats)
+/// into its sequence's ring, at its position modulo `observe`, for the rows
+/// whose ringRows[r] >= 0 (the host marks the last `observe` rows of each
+/// sequence, so that no two rows of a call meet in one place).
+Status recordObserved(const float *q, uint64_t qStride, uint32_t qWidth,
+                      uint32_t rows, const int32_t *positions,
+                      const int32_t *ringRows, uint32_t observe, float *ring,
+                      int32_t *ringPositions, cudaStream_t stream);
 
 /// Stores rows' positions into every evicting layer's per-head positions:
 /// positions[l][slot / pageSize][h][slot % pageSize] = rowPositions[r] for

@@ -333,6 +333,13 @@ EvictWorkspace evictWorkspace(const EvictLaunch &p) {
   w.kept = reinterpret_cast<int32_t *>(take(rows * kept * 4));
   w.directions =
       reinterpret_cast<float *>(take(rows * (3 * p.cache.headDim / 2) * 4));
+  if (p.scoring == EvictScoring::SnapKv) {
+    const size_t group = p.qHeads / p.cache.kvHeads;
+    w.partials = reinterpret_cast<float2 *>(
+        take(rows * tiles(p.maxLength, kEvictScoreTile) *
+             ((group * p.observe + 3) / 4 * 4) * sizeof(float2)));
+    w.votes = reinterpret_cast<float *>(take(rows * group * length * 4));
+  }
   // Cleared by selectEntries() as one range: histograms, state.
   w.histograms =
       reinterpret_cast<uint32_t *>(take(rows * 3 * kEvictRadixBins * 4));
@@ -347,14 +354,9 @@ EvictWorkspace evictWorkspace(const EvictLaunch &p) {
   return w;
 }
 
-size_t evictWorkspaceBytes(uint32_t count, uint32_t kvHeads, uint32_t headDim,
-                           uint32_t maxLength, uint32_t maxKept) {
-  EvictLaunch p;
-  p.count = count;
-  p.cache.kvHeads = kvHeads;
-  p.cache.headDim = headDim;
-  p.maxLength = maxLength;
-  p.maxKept = maxKept;
+size_t evictWorkspaceBytes(const EvictLaunch &shape) {
+  EvictLaunch p = shape;
+  p.workspace = nullptr;
   return evictWorkspace(p).bytes;
 }
 
