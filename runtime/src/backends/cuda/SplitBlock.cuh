@@ -207,7 +207,7 @@ struct SplitBlock {
       page = into / pageSize;
       slot = into - page * pageSize;
     }
-    for (int segment = lane; segment < segments; segment += ProducerLanes) {
+    for (int segment = lane; segment < segments;) {
       const uint64_t index = uint64_t(pages[page]);
       copyBulk(stage + segment * bytes,
                pool + index * side.pageStride +
@@ -217,10 +217,15 @@ struct SplitBlock {
         copyBulk(stage + p.stageBytes - kPositionBytes +
                      segment * positionBytes,
                  p.positions + index * pageSize + slot, positionBytes, barrier);
-      slot += ProducerLanes * segmentTokens;
-      while (slot >= pageSize) {
-        slot -= pageSize;
-        ++page;
+      // The lane's next segment, if any (32 lanes rarely have one).
+      if ((segment += ProducerLanes) >= segments)
+        break;
+      if (pageSize <= 32) {
+        page += ProducerLanes;
+      } else {
+        slot += ProducerLanes * segmentTokens;
+        page += slot / pageSize;
+        slot %= pageSize;
       }
     }
   }
