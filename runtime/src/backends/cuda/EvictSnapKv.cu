@@ -24,7 +24,6 @@
 #include "runtime/src/backends/cuda/EvictKernels.h"
 #include "runtime/src/backends/cuda/EvictKeyChunks.cuh"
 
-#include <algorithm>
 #include <climits>
 #include <cuda_runtime.h>
 
@@ -44,9 +43,9 @@ constexpr uint32_t kQueryFloats = 16384, kLogitFloats = 16384;
 /// coordinate of two float4 loads (the rows' queries and the keys stored
 /// coordinate-major).
 struct Layout {
-  int lanes, keysPerPass, keyGroups, rowGroups, rows, paddedRows;
+  int d, lanes, keysPerPass, keyGroups, rowGroups, rows, paddedRows;
   __host__ __device__ Layout(int d, int group, int observe)
-      : lanes(d / 16 > 1 ? d / 16 : 1), keysPerPass(kThreads / lanes),
+      : d(d), lanes(d / 16 > 1 ? d / 16 : 1), keysPerPass(kThreads / lanes),
         keyGroups(keysPerPass / 4), rowGroups(kThreads / keyGroups),
         rows(group * observe), paddedRows((rows + 3) / 4 * 4) {}
   /// Logits a row takes: keysPerPass and 4 more, so that a warp's float4
@@ -55,7 +54,7 @@ struct Layout {
   /// Floats: queries [d][paddedRows], keys [d][keysPerPass], logits
   /// [paddedRows][logitStride()], row maxima and sums [paddedRows] each;
   /// then ints: row positions [paddedRows], key positions [keysPerPass].
-  __host__ __device__ size_t bytes(int d) const {
+  __host__ __device__ size_t bytes() const {
     return (size_t(paddedRows) * d + size_t(keysPerPass) * d +
             size_t(paddedRows) * logitStride() + 3 * size_t(paddedRows) +
             keysPerPass) *
@@ -299,11 +298,12 @@ Status launchSnapKv(const EvictLaunch &p, const EvictWorkspace &w,
 } // namespace
 
 Status snapKvFits(uint32_t group, uint32_t observe, uint32_t headDim) {
-  const uint64_t rows = (uint64_t(group) * observe + 3) / 4 * 4;
-  // Within those bounds Layout's int arithmetic cannot overflow.
-  if (rows * headDim <= kQueryFloats &&
-      rows * (kThreads / std::max(headDim / 16, 1u) + 4) <= kLogitFloats)
-    return Status::ok();
+  // Within the queries' bound Layout's int arithmetic cannot overflow.
+  if ((uint64_t(group) * observe + 3) / 4 * 4 * headDim <= kQueryFloats) {
+    const Layout layout{int(headDim), int(group), int(observe)};
+    if (uint64_t(layout.paddedRows) * layout.logitStride() <= kLogitFloats)
+      return Status::ok();
+  }
   return Status::error(
       "SnapKV on the GPU holds a KV head's observed query rows (" +
       std::to_string(group) + " heads x " + std::to_string(observe) +
@@ -322,8 +322,7 @@ Status scoreSnapKv(const EvictLaunch &p, const EvictWorkspace &w,
   const dim3 grid((p.maxLength + kEvictScoreTile - 1) / kEvictScoreTile,
                   p.cache.kvHeads, p.count);
   const size_t bytes =
-      Layout{int(p.cache.headDim), int(group), int(p.observe)}.bytes(
-          int(p.cache.headDim));
+      Layout{int(p.cache.headDim), int(group), int(p.observe)}.bytes();
   switch (p.cache.key.kind) {
   case Kind::Bf16:
     KVRT_RETURN_IF_ERROR(launchSnapKv<Kind::Bf16>(p, w, grid, bytes, stream));
