@@ -5,6 +5,7 @@
 #include "passes/LayerSelection.h"
 #include "passes/LrkvAxes.h"
 #include "passes/Passes.h"
+#include "passes/ValueFold.h"
 
 #include <algorithm>
 #include <cmath>
@@ -79,6 +80,15 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       return optionError(ctx, "value_basis")
              << "is attention, which only values have; keys take their "
                 "query-weighted axes";
+    if (fold && side != "value")
+      return optionError(ctx, "fold")
+             << "is true with side=key; RoPE rotates each key by its position "
+                "between k_proj and the cache, so only values fold";
+    if (fold && group != 1)
+      return optionError(ctx, "fold")
+             << "is true with group=" << unsigned(group)
+             << "; a group's latent mixes its heads, which o_proj reads "
+                "apart, so only group=1 folds";
     if (allocate != "spectrum" && allocate != "uniform")
       return optionError(ctx, "allocate")
              << "is '" << allocate << "'; it must be spectrum or uniform";
@@ -309,6 +319,24 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
     return std::move(found.spectrum);
   }
 
+  /// The value axes of `op` the latent is taken on, for folding: the
+  /// calibrated ones the options name, or method=lrkv's fitted ones.
+  HeadAxes foldedAxes(CacheOp op, bool lrkv) {
+    auto type = llvm::cast<CacheType>(op.getType());
+    auto *dialect = getContext().getLoadedDialect<KVDialect>();
+    // The dialect verified the shapes; setLrkvAxes put the fitted ones.
+    DenseFPElementsAttr attr =
+        lrkv ? dialect->getValueGroupAxesAttrHelper().getAttr(op)
+             : op->getAttrOfType<DenseFPElementsAttr>(axesNames(false).first);
+    HeadAxes axes;
+    axes.values.assign(attr.getValues<float>().begin(),
+                       attr.getValues<float>().end());
+    axes.kvHeads = type.getHeads();
+    axes.headDim = type.getHeadDim();
+    axes.stride = lrkv ? axes.headDim + 1 : axes.headDim;
+    return axes;
+  }
+
   /// What the module's statistics lack, for a diagnostic naming where they
   /// came from (kv.calibration).
   static std::string calibrationSource(ModuleOp module) {
@@ -428,13 +456,34 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       // A side that is low-rank already gets the new rank and exact tokens
       // and keeps its latent's encoding: the last invocation wins.
       Attribute current = keys ? type.getKey() : type.getValue();
-      if (auto previous = dyn_cast<LowRankEncodingAttr>(current))
+      const LowRankBasis axes = lrkv ? LowRankBasis::Lrkv : chosen;
+      bool folded = false;
+      if (auto previous = dyn_cast<LowRankEncodingAttr>(current)) {
+        folded = previous.getFolded();
         current = previous.getLatent();
+        // Folded values arrive on the axes they were folded on: another
+        // truncation of those is another rank; any other axes are not.
+        if (folded && (lrkv || previous.getBasis() != axes)) {
+          op.emitError()
+              << "kv-lowrank: layer " << op.getLayerAttr().getInt()
+              << "'s values were folded on the "
+              << stringifyLowRankBasis(previous.getBasis())
+              << " axes by an earlier kv-lowrank{fold=true}; v_proj writes "
+                 "them on those, so a later kv-lowrank may change their rank "
+                 "and exact tokens on the same axes (method=lrkv's depend on "
+                 "the rank), not take others";
+          return signalPassFailure();
+        }
+      }
+      if (fold && !folded) {
+        if (failed(foldValueProjections(op, foldedAxes(op, lrkv))))
+          return signalPassFailure();
+        folded = true;
+      }
       auto emitError = [&] { return op.emitError(); };
       Attribute lowRank = LowRankEncodingAttr::getChecked(
           emitError, &getContext(), r, current, unsigned(sinks),
-          unsigned(window), lrkv ? LowRankBasis::Lrkv : chosen,
-          unsigned(group));
+          unsigned(window), axes, unsigned(group), folded);
       if (!lowRank ||
           failed(setCacheEncodings(op, keys ? lowRank : type.getKey(),
                                    keys ? type.getValue() : lowRank)))

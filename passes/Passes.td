@@ -140,6 +140,22 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
     eviction must keep the same entries in the group's heads (heads=shared).
     `layers=` as for kv-quantize.
 
+    `fold=true` (values, group 1) folds each head's axes Q (all head_dim of
+    them, orthonormal) into the projections: v_proj's rows of the head and
+    its bias are mapped by Q^T and o_proj's columns of every query head
+    that reads it by Q, new weight constants in the old element types.
+    Attention's output is linear in the values, so the layer computes the
+    same function; the cache receives Q^T v, whose first r coordinates are
+    the latent, and attention's sum of latents is what o_proj reads:
+    nothing projects on append or maps back after attention, and the
+    encoding records `folded = true` (the artifact then carries no basis).
+    Exact tokens keep all head_dim coordinates of Q^T v. A later kv-lowrank
+    of folded values may change their rank and exact tokens on the same
+    axes and refuses any others; the layer must have the importers' form
+    (v_proj a kv.linear whose heads only the append reads; o_proj a
+    kv.linear alone reading the attention's merged heads) and weights
+    with bytes (not a synthetic model's).
+
     Example: values at half rank in every layer but the first and last,
     keys at half rank everywhere:
     ```
@@ -172,6 +188,9 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
     Option<"allocate", "allocate", "std::string", "\"spectrum\"",
            "with ratio: spectrum (ranks per layer by the calibrated "
            "eigenvalues, averaging the ratio) or uniform">,
+    Option<"fold", "fold", "bool", "false",
+           "values: fold the axes into v_proj and o_proj, so that nothing "
+           "projects on append or maps back after attention">,
     Option<"sinks", "sinks", "unsigned", "4",
            "first tokens of each sequence kept exact beside their latents">,
     Option<"window", "window", "unsigned", "64",

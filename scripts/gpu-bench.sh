@@ -18,8 +18,10 @@
 #              chunked prefill), KIVI with its window (KIVI, default
 #              "kivi4 kivi2"; a chunked prefill, groups encoded during
 #              decode), low-rank values (LOWRANK, default "lowrank
-#              lowrank-odd": bf16 latents beside bf16 keys, sinks and
-#              window exact; a chunked prefill), and the artifacts it must
+#              lowrank-odd lowrank-folded": bf16 latents beside bf16 keys,
+#              sinks and window exact, and values folded into v_proj and
+#              o_proj (a random Llama with real weights: the GPU applies
+#              the identity basis); a chunked prefill), and the artifacts it must
 #              refuse (selection over fp8, runner-up prefetches, H2O,
 #              TriAttention over polar keys, low-rank keys), each with its
 #              sentence; the
@@ -79,7 +81,7 @@ encodings=${ENCODINGS:-"bf16 fp8 polar4 nvfp4"}
 selections=${SELECTIONS:-"twolevel quest"}
 exact=${EXACT:-"polar4 fp8 nvfp4"}
 kivi=${KIVI:-"kivi4 kivi2"}
-lowrank=${LOWRANK:-"lowrank lowrank-odd"}
+lowrank=${LOWRANK:-"lowrank lowrank-odd lowrank-folded"}
 evictions=${EVICTIONS:-"streaming-bf16 streaming-fp8 streaming-nvfp4 streaming-polar4 tri-bf16 tri-each-bf16 tri-fp8 tri-nvfp4 snapkv-bf16 snapkv-each-fp8"}
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
 offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}

@@ -119,6 +119,15 @@ done
   -o .gpu-bin/llama-tiny-lowrank-odd.kvpkg
 "$kvopt" "${tiny[@]}" --calibrate README.md \
   --passes "kv-lowrank{side=key ratio=0.5}" -o .gpu-bin/llama-tiny-lowrank-keys.kvpkg
+# Folded low-rank values (kv-lowrank{fold=true}) rewrite v_proj and o_proj,
+# which needs weights with bytes: a random Llama of llama-tiny's attention
+# shape (4/2 heads of 64), written as a Hugging Face folder in f32.
+python3 -c "import sys; sys.path.insert(0, 'test/unit/runtime'); import reference_forward as r; r.write_random_model('LlamaForCausalLM', sys.argv[1], sys.argv[2], h=256, heads=4, kv_heads=2, d=64, ffn=512, positions=4096)" \
+  "${KVOPT_TEST_MODELS_DIR:-../shared/models}/tinystories-656k" .gpu-bin/random-llama
+"$kvopt" compile .gpu-bin/random-llama --target h200 --calibrate README.md \
+  --passes "kv-lowrank{side=value ratio=0.5 fold=true}" \
+  -o .gpu-bin/llama-tiny-lowrank-folded.kvpkg
+rm -r .gpu-bin/random-llama
 select8b="kv-sparse-select{method=twolevel top_blocks=128 top_tokens=2048}"
 "$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
   --target h200 -o .gpu-bin/llama3-8b-twolevel.kvpkg --passes "$select8b"

@@ -107,6 +107,7 @@ Status encodingOf(Attribute attr, schema::Encoding &out, Operation *op,
       out.set_group(lowRank.getGroup());
     out.set_sinks(lowRank.getSinks());
     out.set_residual(lowRank.getWindow());
+    out.set_folded(lowRank.getFolded());
     return encodingOf(lowRank.getLatent(), *out.mutable_latent(), op, side);
   } else {
     return Status::error(describe(op) + ": the " + side +
@@ -349,6 +350,9 @@ Status PlanExporter::addBasis(kv::CacheOp op, Attribute encoding, bool keys,
                          " stores a low-rank latent the runtime does not: "
                          "it takes bf16, f32, fp8 with dynamic scales, nvfp4 "
                          "or polar without QJL");
+  // Folded values arrive on the axes already: the runtime needs none.
+  if (lowRank.getFolded())
+    return Status::ok();
   auto *dialect = op->getContext()->getLoadedDialect<kv::KVDialect>();
   const bool attention = lowRank.getBasis() == kv::LowRankBasis::Attention;
   if (keys && attention)

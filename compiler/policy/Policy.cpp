@@ -60,6 +60,7 @@ const std::vector<SectionSpec> &sections() {
         {"rank", ValueKind::Unsigned, 1, UINT32_MAX},
         {"allocate", ValueKind::Word},
         {"value_basis", ValueKind::Word},
+        {"fold", ValueKind::Bool},
         {"sinks", ValueKind::Unsigned, 0, UINT32_MAX},
         {"window", ValueKind::Unsigned, 0, UINT32_MAX},
         {"layers", ValueKind::Layers}}},

@@ -121,6 +121,17 @@ func.func private @lowrank_rank_above(!kv.cache<heads = 2, head_dim = 64, value 
 
 // -----
 
+// A fold rewrites v_proj and o_proj per head: values of one head a latent.
+// expected-error @+1 {{#kv.lowrank folded = true needs group = 1: a group's latent mixes its heads, which o_proj reads apart; got group 2}}
+func.func private @lowrank_folded_group() attributes {enc = #kv.lowrank<rank = 8, group = 2, folded = true>}
+
+// -----
+
+// expected-error @+1 {{!kv.cache key encoding: #kv.lowrank folded = true is for values; RoPE rotates each key by its position between k_proj and the cache, so no fixed matrix folds into the projections}}
+func.func private @lowrank_folded_key(!kv.cache<heads = 2, head_dim = 64, key = #kv.lowrank<rank = 32, folded = true>>)
+
+// -----
+
 // A group's latent is split evenly over its heads.
 // expected-error @+1 {{#kv.lowrank group must be positive and divide its rank (the group's latent, split evenly over its heads), got rank 95 and group 3}}
 func.func private @lowrank_group_rank() attributes {enc = #kv.lowrank<rank = 95, group = 3>}

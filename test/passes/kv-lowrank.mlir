@@ -176,6 +176,41 @@
 // RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{rank=2 layers=0 window=5000})' 2>&1 | FileCheck %s --check-prefix=ERR-WINDOW
 // ERR-WINDOW: error: #kv.lowrank keeps 5000 window tokens exact; at most 4096 are allowed
 
+// fold=true folds each KV head's value axes into the projections: v_proj's
+// rows and bias by Q^T, o_proj's columns of every query head by Q, new
+// constants in the old element types (o_proj stays bf16); the layer's output
+// is unchanged and the latent is the first `rank` coordinates of what the
+// append stores (docs/lowrank.md). Axes swapping coordinates 0 and 1 swap
+// v_proj's rows 0 and 1 and o_proj's columns 0, 1 and 4, 5.
+// RUN: kvopt-opt %S/Inputs/lowrank-fold.mlir --pass-pipeline='builtin.module(kv-lowrank{rank=2 fold=true layers=0})' | FileCheck %s --check-prefix=FOLD
+// FOLD:      %[[WV:.+]] = arith.constant dense<{{\[\[}}5.000000e+00, 6.000000e+00, 7.000000e+00, 8.000000e+00], [1.000000e+00, 2.000000e+00, 3.000000e+00, 4.000000e+00], [9.000000e+00, {{.*}}]]> : tensor<4x4xf32>
+// FOLD-NEXT: %[[BV:.+]] = arith.constant dense<[5.000000e-01, 2.500000e-01, 7.500000e-01, 1.000000e+00]> : tensor<4xf32>
+// FOLD-NEXT: %[[WO:.+]] = arith.constant dense<{{\[\[}}2.000000e+00, 1.000000e+00, 3.000000e+00, 4.000000e+00, 6.000000e+00, 5.000000e+00, 7.000000e+00, 8.000000e+00], [1.000000e+01, 9.000000e+00, {{.*}}]]> : tensor<4x8xbf16>
+// FOLD-NEXT: kv.linear %{{.+}}, %[[WV]] bias %[[BV]]
+// FOLD:      kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = attention, folded = true>>
+// FOLD:      kv.linear %{{.+}}, %[[WO]] :
+// A later kv-lowrank on the same axes changes the rank and exact tokens and
+// folds nothing again (the rows stay swapped once); kv-quantize keeps the
+// fold.
+// RUN: kvopt-opt %S/Inputs/lowrank-fold.mlir --pass-pipeline='builtin.module(kv-lowrank{rank=2 fold=true layers=0},kv-lowrank{rank=3 fold=true window=8 layers=0},kv-quantize{encoding=fp8 side=value layers=0})' | FileCheck %s --check-prefix=FOLD-AGAIN
+// FOLD-AGAIN: arith.constant dense<{{\[\[}}5.000000e+00, 6.000000e+00, 7.000000e+00, 8.000000e+00], [1.000000e+00,
+// FOLD-AGAIN: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 3, latent = #kv.fp8<e4m3, scale = dynamic>, sinks = 4, window = 8, basis = attention, folded = true>>
+// Refused: other axes after a fold, keys, groups, a layer not in the
+// importers' form, axes that are not orthonormal, weights without bytes,
+// and a folded key encoding written by hand.
+// RUN: not kvopt-opt %S/Inputs/lowrank-fold.mlir --pass-pipeline='builtin.module(kv-lowrank{rank=2 fold=true layers=0},kv-lowrank{rank=3 layers=0 value_basis=second_moment})' 2>&1 | FileCheck %s --check-prefix=ERR-FOLD-AXES
+// ERR-FOLD-AXES: error: kv-lowrank: layer 0's values were folded on the attention axes by an earlier kv-lowrank{fold=true}; v_proj writes them on those, so a later kv-lowrank may change their rank and exact tokens on the same axes (method=lrkv's depend on the rank), not take others
+// RUN: not kvopt-opt %S/Inputs/lowrank-fold.mlir --pass-pipeline='builtin.module(kv-lowrank{rank=2 fold=true side=key})' 2>&1 | FileCheck %s --check-prefix=ERR-FOLD-KEY
+// ERR-FOLD-KEY: error: kv-lowrank: option 'fold' is true with side=key; RoPE rotates each key by its position between k_proj and the cache, so only values fold
+// RUN: not kvopt-opt %S/Inputs/lowrank-fold.mlir --pass-pipeline='builtin.module(kv-lowrank{rank=2 fold=true group=2 method=svd})' 2>&1 | FileCheck %s --check-prefix=ERR-FOLD-GROUP
+// ERR-FOLD-GROUP: error: kv-lowrank: option 'fold' is true with group=2; a group's latent mixes its heads, which o_proj reads apart, so only group=1 folds
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{rank=2 fold=true layers=0})' 2>&1 | FileCheck %s --check-prefix=ERR-FOLD-FORM
+// ERR-FOLD-FORM: error: kv-lowrank: fold=true rewrites layer 0's v_proj and o_proj, but its cache is not appended and attended once each
+// RUN: not kvopt-opt %S/Inputs/lowrank-fold.mlir --pass-pipeline='builtin.module(kv-lowrank{rank=2 fold=true layers=1 value_basis=second_moment})' 2>&1 | FileCheck %s --check-prefix=ERR-FOLD-ORTHONORMAL
+// ERR-FOLD-ORTHONORMAL: error: kv-lowrank: fold=true rewrites layer 1's v_proj and o_proj, but its value axes are not orthonormal (|Q^T Q - I| reaches 5.000000e-01), so o_proj cannot undo them
+// RUN: not kvopt-opt %S/Inputs/lowrank-fold.mlir --pass-pipeline='builtin.module(kv-lowrank{rank=2 fold=true layers=1})' 2>&1 | FileCheck %s --check-prefix=ERR-FOLD-BYTES
+// ERR-FOLD-BYTES: error: kv-lowrank: fold=true rewrites layer 1's o_proj, but its bytes are not here (a synthetic model's weights are generated at run time; fold a model read from a file)
+
 // The calibrated attributes are checked where they are parsed.
 // RUN: not kvopt-opt %S/Inputs/value-axes-shape.mlir 2>&1 | FileCheck %s --check-prefix=ERR-AXES
 // ERR-AXES: error: 'kv.cache' op 'kv.value_axes' must be a dense tensor<1x4x4xf32>

@@ -46,7 +46,8 @@ static std::string describeWithRank(const schema::Encoding &e,
   case schema::ENCODING_LOWRANK:
     return name + "<rank=" + rank + " " + describeEncoding(e.latent()) +
            exactTokens(e) +
-           (e.group() > 1 ? " group=" + std::to_string(e.group()) : "") + ">";
+           (e.group() > 1 ? " group=" + std::to_string(e.group()) : "") +
+           (e.folded() ? " folded" : "") + ">";
   default:
     return name;
   }

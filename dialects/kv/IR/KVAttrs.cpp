@@ -202,10 +202,15 @@ LogicalResult PolarEncodingAttr::verifyVectorSize(
 LogicalResult
 LowRankEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                             unsigned rank, Attribute latent, unsigned sinks,
-                            unsigned window, LowRankBasis basis,
-                            unsigned group) {
+                            unsigned window, LowRankBasis basis, unsigned group,
+                            bool folded) {
   if (rank == 0)
     return emitError() << "#kv.lowrank rank must be positive";
+  if (folded && group != 1)
+    return emitError() << "#kv.lowrank folded = true needs group = 1: a "
+                          "group's latent mixes its heads, which o_proj "
+                          "reads apart; got group "
+                       << group;
   if (basis == LowRankBasis::Lrkv && group != 1)
     return emitError() << "#kv.lowrank basis = lrkv keeps a latent per head "
                           "(its shared basis spans the layer's heads "

@@ -234,9 +234,16 @@ def KV_LowRankEncodingAttr : KV_EncodingAttr<"LowRankEncoding", "lowrank"> {
     heads concatenated, on the axes of their joint second moment; it must
     be a multiple of G, and each head's share of the page holds rank / G
     of it (so the latent's encoding sees vectors of rank / G).
+    `folded` (values only, group 1): kv-lowrank{fold=true} rewrote v_proj
+    to write each head's values on the basis' axes, Q^T v, and o_proj to
+    take attention's output on them, so the latent is the first `rank`
+    coordinates of what arrives and attention's sum of latents is already
+    what o_proj reads: nothing projects on append or maps back, and the
+    artifact carries no basis.
 
     Example: `#kv.lowrank<rank = 32, latent = #kv.bf16, sinks = 4, window = 64, basis = attention>`,
-    `#kv.lowrank<rank = 96, basis = svd, group = 3>`
+    `#kv.lowrank<rank = 96, basis = svd, group = 3>`,
+    `#kv.lowrank<rank = 32, sinks = 4, window = 64, basis = attention, folded = true>`
   }];
   let parameters = (ins "unsigned":$rank,
                         DefaultValuedParameter<"::mlir::Attribute",
@@ -245,7 +252,8 @@ def KV_LowRankEncodingAttr : KV_EncodingAttr<"LowRankEncoding", "lowrank"> {
                         DefaultValuedParameter<"unsigned", "0">:$window,
                         DefaultValuedParameter<"LowRankBasis",
                           "LowRankBasis::SecondMoment">:$basis,
-                        DefaultValuedParameter<"unsigned", "1">:$group);
+                        DefaultValuedParameter<"unsigned", "1">:$group,
+                        DefaultValuedParameter<"bool", "false">:$folded);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

@@ -63,6 +63,12 @@ LogicalResult CacheType::verify(function_ref<InFlightDiagnostic()> emitError,
                          << " encoding: #kv.lowrank group "
                          << lowRank.getGroup() << " must divide the " << heads
                          << " KV heads";
+  if (auto lowRank = llvm::dyn_cast<LowRankEncodingAttr>(key);
+      lowRank && lowRank.getFolded())
+    return emitError() << "!kv.cache key encoding: #kv.lowrank folded = true "
+                          "is for values; RoPE rotates each key by its "
+                          "position between k_proj and the cache, so no "
+                          "fixed matrix folds into the projections";
   return success();
 }
 

@@ -280,6 +280,12 @@ Status Validator::checkCache() {
     return fail("the manifest has " + str(m.cache_size()) +
                 " cache layouts for " + str(m.model().num_layers()) +
                 " layers");
+  // Folded values' bases are the identity, which the runtime builds: they
+  // may take no more memory than the weights (a real model's v_proj alone
+  // is larger), so that a small file cannot ask for a huge one.
+  double foldedBytes = 0, weightBytes = 0;
+  for (uint64_t size : blobSizes)
+    weightBytes += double(size);
   for (int i = 0; i < m.cache_size(); ++i) {
     const schema::CacheLayout &c = m.cache(i);
     std::string what = "cache[" + str(i) + "]";
@@ -298,6 +304,16 @@ Status Validator::checkCache() {
         return fail(side + " has no encoding this runtime knows");
       KVRT_RETURN_IF_ERROR(checkScaleTensor(*e, c, side));
       KVRT_RETURN_IF_ERROR(checkLowRank(*e, c, side));
+      if (e->folded())
+        foldedBytes +=
+            4.0 * double(c.kv_heads()) * c.head_dim() * (double(e->rank()) + 1);
+      if (foldedBytes > weightBytes)
+        return fail(side +
+                    " is folded, and the identity bases of the "
+                    "folded caches up to it would take more memory "
+                    "than the artifact's " +
+                    std::to_string(uint64_t(weightBytes)) +
+                    " bytes of weights");
     }
   }
   return Status::ok();
@@ -325,6 +341,8 @@ Status Validator::checkLowRank(const schema::Encoding &e,
     if (e.has_basis_tensor())
       return fail(side + ".basis_tensor is set, but only lowrank encodings "
                          "take a basis");
+    if (e.folded())
+      return fail(side + ".folded is set, but only lowrank encodings fold");
     return Status::ok();
   }
   const int64_t group = std::max<uint32_t>(e.group(), 1);
@@ -348,6 +366,12 @@ Status Validator::checkLowRank(const schema::Encoding &e,
       (latent.kind() != schema::ENCODING_INT && latent.residual() != 0))
     return fail(side + ".latent must be a plain encoding without tensors or "
                        "exact tokens of its own");
+  if (e.folded()) {
+    if (&e == &c.key() || group > 1 || e.has_basis_tensor())
+      return fail(side + ".folded is set, but only values of one KV head a "
+                         "latent fold, and they have no basis_tensor");
+    return Status::ok();
+  }
   if (!e.has_basis_tensor() || e.basis_tensor() >= uint32_t(m.tensors_size()))
     return fail(side +
                 " is lowrank, but its basis_tensor is missing or past "

@@ -58,6 +58,18 @@ StatusOr<SideCodec> makeSideCodec(const Artifact &artifact,
       encoding.has_basis_tensor())
     KVRT_RETURN_IF_ERROR(
         readF32(encoding.basis_tensor(), "basis", result.basis));
+  // Folded values are on their axes already: the basis is the identity's
+  // first `rank` columns around 0, which a backend without a folded path
+  // (the CUDA kernels) applies as any other.
+  if (encoding.kind() == schema::ENCODING_LOWRANK && encoding.folded()) {
+    const uint32_t d = layout.head_dim(), rank = encoding.rank();
+    if (rank < d) {
+      result.basis.assign(size_t(layout.kv_heads()) * d * (rank + 1), 0.0f);
+      for (uint32_t h = 0; h < layout.kv_heads(); ++h)
+        for (uint32_t j = 0; j < rank; ++j)
+          result.basis[(size_t(h) * d + j) * (rank + 1) + j] = 1.0f;
+    }
+  }
   CodecContext context;
   context.layer = layout.layer();
   context.side = side;

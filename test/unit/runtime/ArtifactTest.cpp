@@ -394,6 +394,44 @@ TEST_F(ArtifactTest, ChecksLowRankBases) {
   });
   EXPECT_NE(errorOf(fullRank).find("cache[0].value.rank is"),
             std::string::npos);
+  // Folded values (kv-lowrank{fold=true}) have no basis: the runtime
+  // builds the identity's, no larger than the weights.
+  auto folded = [&](schema::Manifest &m) {
+    lowRank(m);
+    m.mutable_cache(0)->mutable_value()->set_folded(true);
+  };
+  EXPECT_EQ(errorOf(repack(folded)), "");
+  auto foldedKey = repack([&](schema::Manifest &m) {
+    folded(m);
+    *m.mutable_cache(0)->mutable_key() = m.cache(0).value();
+  });
+  EXPECT_EQ(errorOf(foldedKey),
+            "x.kvpkg: cache[0].key.folded is set, but only values of one KV "
+            "head a latent fold, and they have no basis_tensor");
+  auto foldedWithBasis = repack([&](schema::Manifest &m) {
+    folded(m);
+    m.mutable_cache(0)->mutable_value()->set_basis_tensor(1);
+  });
+  EXPECT_EQ(errorOf(foldedWithBasis),
+            "x.kvpkg: cache[0].value.folded is set, but only values of one KV "
+            "head a latent fold, and they have no basis_tensor");
+  auto foldedPlain = repack([](schema::Manifest &m) {
+    m.mutable_cache(0)->mutable_value()->set_folded(true);
+  });
+  EXPECT_EQ(errorOf(foldedPlain), "x.kvpkg: cache[0].value.folded is set, but "
+                                  "only lowrank encodings fold");
+  // A small file asking for a huge identity basis: 2^30 coordinates a head.
+  auto foldedHuge = repack([&](schema::Manifest &m) {
+    folded(m);
+    m.mutable_cache(0)->set_head_dim(1u << 30);
+    m.mutable_cache(0)->mutable_value()->set_rank((1u << 30) - 1);
+  });
+  EXPECT_NE(errorOf(foldedHuge)
+                .find("cache[0].value is folded, and the identity bases of "
+                      "the folded caches up to it would take more memory "
+                      "than the artifact's "),
+            std::string::npos)
+      << errorOf(foldedHuge);
   auto stray = repack([](schema::Manifest &m) {
     m.mutable_cache(0)->mutable_key()->set_basis_tensor(1);
   });

@@ -99,13 +99,19 @@ std::vector<double> projection(const std::vector<float> &basis, uint32_t h,
   return out;
 }
 
-TEST(LowRankCodec, DecodesAndAttendsToTheProjection) {
-  std::mt19937 rng(5);
+/// The values of kHeads heads of kDim on a random basis of kRank axes.
+CodecContext valueContext(std::mt19937 &rng) {
   CodecContext context;
   context.side = CacheSide::Value;
   context.kvHeads = kHeads;
   context.headDim = kDim;
   context.basis = randomBasis(rng);
+  return context;
+}
+
+TEST(LowRankCodec, DecodesAndAttendsToTheProjection) {
+  std::mt19937 rng(5);
+  CodecContext context = valueContext(rng);
   StatusOr<std::unique_ptr<Codec>> codec = makeCodec(lowRank(kRank), context);
   ASSERT_TRUE(codec) << codec.status().message();
   EXPECT_TRUE((*codec)->rotates());
@@ -142,6 +148,53 @@ TEST(LowRankCodec, DecodesAndAttendsToTheProjection) {
     for (uint32_t i = 0; i < kDim; ++i)
       EXPECT_NEAR(acc[i], expected[i], 1e-4) << "head " << h;
   }
+}
+
+// Folded values (kv-lowrank{fold=true}) arrive on their axes: the latent
+// is their first `rank` coordinates and attention's sum leaves with zeros
+// after it, whatever basis the engine hands over (the identity's).
+TEST(LowRankCodec, AFoldedLatentIsTheFirstCoordinates) {
+  std::mt19937 rng(9);
+  CodecContext context = valueContext(rng);
+  schema::Encoding encoding = lowRank(kRank);
+  encoding.set_folded(true);
+  StatusOr<std::unique_ptr<Codec>> codec = makeCodec(encoding, context);
+  ASSERT_TRUE(codec) << codec.status().message();
+  std::normal_distribution<float> normal;
+  const float weights[kSlots] = {0.5f, 1.5f, 0.25f, 2.0f, 1.0f};
+  for (uint32_t h = 0; h < kHeads; ++h) {
+    std::vector<uint8_t> area((*codec)->headBytes(kSlots));
+    std::vector<float> values(kSlots * kDim);
+    for (float &v : values)
+      v = normal(rng);
+    std::vector<double> expected(kDim, 0.0);
+    std::vector<float> acc(kDim, 0.0f), scratch(kDim);
+    for (uint32_t s = 0; s < kSlots; ++s) {
+      (*codec)->encode(&values[s * kDim], kDim, h, s, area.data());
+      std::vector<float> decoded(kDim);
+      (*codec)->decodeAt(area.data(), s, h, 0, decoded.data());
+      for (uint32_t i = 0; i < kDim; ++i) {
+        const float want = i < kRank ? values[s * kDim + i] : 0.0f;
+        EXPECT_EQ(decoded[i], want) << "head " << h << " slot " << s;
+        expected[i] += weights[s] * want;
+      }
+      (*codec)->accumulate(&weights[s], 1, area.data(), s, acc.data(),
+                           scratch.data());
+    }
+    (*codec)->finishOutput(acc.data(), h);
+    for (uint32_t i = 0; i < kDim; ++i)
+      EXPECT_NEAR(acc[i], expected[i], 1e-5) << "head " << h;
+  }
+  context.side = CacheSide::Key;
+  cpu::RopeFrequencies rope = ropeOf(schema::ROPE_STYLE_HALF);
+  context.rope = &rope;
+  for (float &w : context.basis)
+    w = 1.0f;
+  StatusOr<std::unique_ptr<Codec>> key = makeCodec(encoding, context);
+  ASSERT_FALSE(key);
+  EXPECT_EQ(key.status().message(),
+            "the keys of layer 0 use #kv.lowrank folded into the projections, "
+            "which only values of one KV head a latent can be");
 }
 
 TEST(LowRankCodec, RefusesWhatItCannotStore) {

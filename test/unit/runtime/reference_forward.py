@@ -123,17 +123,19 @@ class Llama:
         return out
 
 
-def write_random_model(arch, tokenizer_dir, folder):
-    """A small random model of `arch` in Hugging Face layout."""
+def write_random_model(arch, tokenizer_dir, folder, h=64, heads=4, kv_heads=2,
+                       d=16, ffn=96, positions=128):
+    """A small random model of `arch` in Hugging Face layout (f32), with
+    the vocabulary of the tokenizer in `tokenizer_dir`."""
     import shutil
     from safetensors.numpy import save_file
     rng = np.random.default_rng(11)
-    h, heads, kv_heads, d, ffn, vocab = 64, 4, 2, 16, 96, 2048
+    vocab = 2048
     config = {"architectures": [arch], "hidden_size": h,
               "intermediate_size": ffn, "num_hidden_layers": 2,
               "num_attention_heads": heads, "num_key_value_heads": kv_heads,
               "head_dim": d, "vocab_size": vocab, "rms_norm_eps": 1e-6,
-              "rope_theta": 10000.0, "max_position_embeddings": 128,
+              "rope_theta": 10000.0, "max_position_embeddings": positions,
               "tie_word_embeddings": False, "bos_token_id": 1,
               "eos_token_id": 2}
     if arch == "MistralForCausalLM":

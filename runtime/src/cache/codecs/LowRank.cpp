@@ -26,6 +26,13 @@
 // The basis tensor is [kv_heads / G][G head_dim][rank + 1]: the axes, then
 // the mean (values) or the weights (keys).
 //
+// Folded values (kv-lowrank{fold=true}) arrive on their axes, v_proj and
+// o_proj rewritten by the compiler: the latent is the first `rank`
+// coordinates of v, and finishOutput() hands the latents' sum on with
+// zeros after it, what o_proj was rewritten to read. The basis is then the
+// identity's first columns (the engine builds it for backends that apply
+// one); this codec skips both products.
+//
 //===----------------------------------------------------------------------===//
 #include "runtime/schema/kvpkg.pb.h"
 #include "runtime/src/backends/cpu/Kernels.h"
@@ -122,7 +129,11 @@ protected:
 
 class LowRankValueCodec final : public LatentCodec {
 public:
-  using LatentCodec::LatentCodec;
+  LowRankValueCodec(uint32_t headDim, uint32_t rank, uint32_t group,
+                    std::unique_ptr<Codec> latent, std::vector<float> basis,
+                    bool folded)
+      : LatentCodec(headDim, rank, group, std::move(latent), std::move(basis)),
+        folded_(folded) {}
 
   bool rotates() const override { return true; }
 
@@ -133,9 +144,11 @@ public:
     std::fill(out + rank_ + 1, out + domainSize(), 0.0f);
   }
 
-  /// z = B^T (v - mu).
-  void encode(const float *src, int64_t, uint32_t head, uint32_t slot,
+  /// z = B^T (v - mu); folded, v's first `rank` coordinates.
+  void encode(const float *src, int64_t stride, uint32_t head, uint32_t slot,
               uint8_t *area) const override {
+    if (folded_)
+      return latent_->encode(src, stride, head, slot, area);
     encodeLatent(
         [src](uint32_t i, float mean) { return double(src[i]) - mean; }, head,
         slot, area);
@@ -176,6 +189,11 @@ public:
       for (uint32_t j = 0; j < group_; ++j)
         latent_->finishOutput(latent.data() + j * part_,
                               head - head % group_ + j);
+    if (folded_) {
+      std::copy_n(latent.data(), rank_, row);
+      std::fill(row + rank_, row + d, 0.0f);
+      return;
+    }
     for (uint32_t i = 0; i < d; ++i) {
       const float *axes = basis + i * (rank_ + 1);
       // The mean, weighted by the weights' sum, then the axes.
@@ -185,6 +203,9 @@ public:
       row[i] = value;
     }
   }
+
+private:
+  bool folded_;
 };
 
 /// RoPE's rotation of each frequency pair at a position, in double: below
@@ -390,14 +411,18 @@ CodecOr makeLowRankCodec(const schema::Encoding &encoding,
                                std::to_string(h) +
                                " is not positive and finite");
       }
+  if (encoding.folded() && (keys || group > 1))
+    return Status::error(cache + " use #kv.lowrank folded into the "
+                                 "projections, which only values of one KV "
+                                 "head a latent can be");
   CodecOr made = makeCodec(latent, inner);
   if (!made)
     return made.status();
   if (keys)
     return std::unique_ptr<Codec>(new LowRankKeyCodec(
         d, rank, group, std::move(*made), context.basis, *context.rope));
-  return std::unique_ptr<Codec>(
-      new LowRankValueCodec(d, rank, group, std::move(*made), context.basis));
+  return std::unique_ptr<Codec>(new LowRankValueCodec(
+      d, rank, group, std::move(*made), context.basis, encoding.folded()));
 }
 
 } // namespace kvrt::codecs
