@@ -178,7 +178,7 @@ for section in "${sections[@]}"; do
     # A hang (a kernel waiting on a barrier nothing completes) ends here.
     timeout 300 "$bin/kvrt-cuda-attention" --check > "$out/check.txt" 2>&1 ||
       status=1
-    grep -E '^(FAIL|checks:|prefill checks:|append checks:|evict checks:)' \
+    grep -E '^(FAIL|checks:|prefill checks:|append checks:|argmax checks:|evict checks:)' \
       "$out/check.txt"
     engine_checks
     ;;

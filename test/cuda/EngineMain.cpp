@@ -52,7 +52,8 @@
 // bench: cuda only. Prefills `batch` sequences of `context` tokens (chunks
 // of C tokens), timing the first one's prefill (time to first token), then
 // times `steps` decode steps of the whole batch (wall clock: a step ends
-// when its logits are on the host) and prints the median against the floor
+// when its greedy next tokens, picked on the device, are on the host) and
+// prints the median against the floor
 // (weight bytes + cache bytes read per step, over the measured copy
 // bandwidth). A selecting layer's decode reads its block summaries, the
 // kept blocks' keys and the kept entries' keys and values, not the whole
@@ -151,6 +152,8 @@ struct Backends {
       f(*resident);
   }
   double worst = 0;
+  /// The largest |gpu - cpu| of a logit so far.
+  double largestDifference = 0;
   int agreed = 0, compared = 0, wrong = 0;
   /// Every row's relative error.
   std::vector<double> errors;
@@ -185,6 +188,7 @@ struct Backends {
         continue;
       }
       worst = std::max(worst, r.relativeError());
+      largestDifference = std::max(largestDifference, r.difference);
       errors.push_back(r.relativeError());
       ++compared;
       agreed += want == got;
@@ -396,6 +400,32 @@ int check(const Options &o) {
     const std::string label = "round 2 step " + std::to_string(step);
     next = b.compareLast(label, cpuIds);
     b.compareKept(label, cpuIds, gpuIds);
+  }
+  // A last step with the tokens picked on the device (Engine::stepGreedy):
+  // each against the CPU's argmax, which it must equal unless the CPU's two
+  // best logits are closer than twice the largest difference seen.
+  {
+    std::vector<std::pair<SequenceId, int32_t>> cpuNext, gpuNext;
+    for (size_t s = 0; s < next.size(); ++s) {
+      cpuNext.push_back({cpuIds[s], next[s]});
+      gpuNext.push_back({gpuIds[s], next[s]});
+    }
+    orDie(b.cpu->step(cpuNext));
+    const std::vector<int32_t> chosen = orDie(b.gpu->stepGreedy(gpuNext));
+    const Logits &c = b.cpu->logits();
+    std::printf("greedy on the device");
+    for (size_t row = 0; row < c.rows; ++row) {
+      const int32_t want = argmax(c.row(row), c.vocab);
+      const bool decided =
+          compare(c, c, row).margin > 2 * b.largestDifference &&
+          !b.diverged.count(cpuIds[row]);
+      b.wrong += chosen[row] != want && decided;
+      std::printf("  row %zu: cpu %d gpu %d%s", row, want, chosen[row],
+                  chosen[row] == want ? ""
+                  : decided           ? " DIFFER"
+                                      : " (differ within rounding)");
+    }
+    std::printf("\n");
   }
 
   int failures = 0;

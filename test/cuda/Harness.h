@@ -68,6 +68,9 @@ int runChecks(uint32_t multiprocessors);
 int runPrefillChecks();
 /// Quantize-on-append against the CPU codecs; the number of failed checks.
 int runAppendChecks();
+/// Greedy tokens on the device against kvrt::greedyToken; the number of
+/// failed checks.
+int runArgmaxChecks();
 /// Eviction's scores, selection and compaction against the CPU's on the
 /// same cached bytes (EvictCheck.cpp); the number of failed checks.
 int runEvictChecks();

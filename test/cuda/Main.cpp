@@ -60,6 +60,7 @@ int main(int argc, char **argv) {
     failures = kvrt::cuda::test::runChecks(sms) +
                kvrt::cuda::test::runPrefillChecks() +
                kvrt::cuda::test::runAppendChecks() +
+               kvrt::cuda::test::runArgmaxChecks() +
                kvrt::cuda::test::runEvictChecks();
   if (bench)
     kvrt::cuda::test::runBench(sms, reps, encoding, uint32_t(pageSize));

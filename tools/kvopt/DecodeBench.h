@@ -5,7 +5,8 @@
 // API alone: `batch` sequences of `context` random tokens prefilled (each
 // in chunks of `chunk` tokens), the first one's prefill timed (time to
 // first token), then `steps` decode steps of the whole batch after
-// `warmup` ones, each ending when its logits are on the host. The GPU
+// `warmup` ones, each ending when its greedy next tokens are on the host
+// (Engine::stepGreedy: the CUDA backend picks them on the device). The GPU
 // benchmark (test/cuda/EngineMain.cpp) adds the copy-bandwidth floor.
 //
 //===----------------------------------------------------------------------===//

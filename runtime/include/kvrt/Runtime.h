@@ -237,6 +237,12 @@ public:
   Status prefill(const std::vector<SequenceTokens> &batch);
   /// Appends one token to each listed sequence (a decode step).
   Status step(const std::vector<std::pair<SequenceId, int32_t>> &tokens);
+  /// A decode step that returns each listed sequence's greedy next token
+  /// (the index of its largest logit, the first of equal ones) instead of
+  /// its logits: the CUDA backend picks it on the device, so B x vocab
+  /// floats never cross to the host. logits() is then empty.
+  StatusOr<std::vector<int32_t>>
+  stepGreedy(const std::vector<std::pair<SequenceId, int32_t>> &tokens);
   /// The logits of the last successful forward, prefill or step.
   const Logits &logits() const { return logits_; }
 
@@ -261,8 +267,12 @@ public:
 private:
   Engine(std::shared_ptr<const Artifact> artifact,
          std::unique_ptr<Backend> backend);
-  Status forwardImpl(const std::vector<BatchToken> &batch);
-  Status prefillImpl(const std::vector<SequenceTokens> &batch);
+  /// With `greedy`, each requested row's greedy token there instead of
+  /// logits.
+  Status forwardImpl(const std::vector<BatchToken> &batch,
+                     std::vector<int32_t> *greedy = nullptr);
+  Status prefillImpl(const std::vector<SequenceTokens> &batch,
+                     std::vector<int32_t> *greedy = nullptr);
   StatusOr<GenerateResult>
   generateImpl(const std::vector<int32_t> &prompt,
                const GenerateOptions &options,

@@ -37,6 +37,11 @@ struct SamplingParams {
 /// a counter-based generator, so no state but the counter.
 uint64_t randomBits(uint64_t seed, uint64_t counter);
 
+/// The index of the largest of `vocab` logits, NaN counted as -inf, the
+/// lowest between equal ones: the Sampler's choice at temperature 0 without
+/// a repetition penalty, and what Engine::stepGreedy() returns.
+int32_t greedyToken(const float *logits, size_t vocab);
+
 /// Picks tokens under fixed parameters; each call consumes one draw.
 class Sampler {
 public:

@@ -19,6 +19,9 @@ struct BatchView {
   const SequenceId *sequences = nullptr;
   /// Rows whose logits are wanted, increasing.
   const std::vector<uint32_t> *logitRows = nullptr;
+  /// When set, the index of each wanted row's largest logit (the first of
+  /// equal ones) goes here instead of its logits.
+  int32_t *greedy = nullptr;
 };
 
 struct CacheStats {
@@ -38,7 +41,9 @@ public:
   virtual Status addSequence(SequenceId sequence) = 0;
   virtual void removeSequence(SequenceId sequence) = 0;
   /// Runs the plan on `batch`, writing logitRows->size() x vocab floats to
-  /// `logits`. On error nothing is stored.
+  /// `logits`, or with batch.greedy the rows' greedy tokens there (`logits`
+  /// then holds anything: the backend may use it). On error nothing is
+  /// stored.
   virtual Status forward(const BatchView &batch, float *logits) = 0;
   virtual CacheStats cacheStats() const = 0;
   /// See Engine::cachedPositions().

@@ -99,7 +99,8 @@ Status Engine::forward(const std::vector<BatchToken> &batch) {
                  [&] { return forwardImpl(batch); });
 }
 
-Status Engine::forwardImpl(const std::vector<BatchToken> &batch) {
+Status Engine::forwardImpl(const std::vector<BatchToken> &batch,
+                           std::vector<int32_t> *greedy) {
   if (batch.empty())
     return Status::error("a batch needs at least one token");
   int64_t vocab = vocabSize();
@@ -147,6 +148,8 @@ Status Engine::forwardImpl(const std::vector<BatchToken> &batch) {
   view.positions = positions.data();
   view.sequences = ids.data();
   view.logitRows = &logitRows;
+  std::vector<int32_t> tokensOut(greedy ? logitRows.size() : 0);
+  view.greedy = greedy ? tokensOut.data() : nullptr;
   auto start = std::chrono::steady_clock::now();
   KVRT_RETURN_IF_ERROR(backend_->forward(view, out.values.data()));
   double seconds =
@@ -155,8 +158,15 @@ Status Engine::forwardImpl(const std::vector<BatchToken> &batch) {
 
   for (const auto &[id, state] : touched)
     sequences_[id] = state;
-  spareLogits_ = std::move(logits_.values);
-  logits_ = std::move(out);
+  if (greedy) {
+    // The floats were the backend's to use; none are logits now.
+    *greedy = std::move(tokensOut);
+    spareLogits_ = std::move(out.values);
+    logits_ = Logits{0, out.vocab, {}};
+  } else {
+    spareLogits_ = std::move(logits_.values);
+    logits_ = std::move(out);
+  }
   // A batch where every sequence adds one token is a decode step.
   if (touched.size() == batch.size()) {
     stats_.decodeTokens += batch.size();
@@ -172,7 +182,8 @@ Status Engine::prefill(const std::vector<SequenceTokens> &batch) {
   return noThrow("preparing a prefill", [&] { return prefillImpl(batch); });
 }
 
-Status Engine::prefillImpl(const std::vector<SequenceTokens> &batch) {
+Status Engine::prefillImpl(const std::vector<SequenceTokens> &batch,
+                           std::vector<int32_t> *greedy) {
   std::vector<BatchToken> rows;
   std::unordered_map<SequenceId, int64_t> next;
   for (size_t e = 0; e < batch.size(); ++e) {
@@ -196,14 +207,30 @@ Status Engine::prefillImpl(const std::vector<SequenceTokens> &batch) {
                       entry.allLogits || last});
     }
   }
-  return forward(rows);
+  return greedy ? forwardImpl(rows, greedy) : forward(rows);
 }
 
-Status Engine::step(const std::vector<std::pair<SequenceId, int32_t>> &tokens) {
+/// A decode step's tokens as a prefill of one token per sequence.
+static std::vector<SequenceTokens>
+stepBatch(const std::vector<std::pair<SequenceId, int32_t>> &tokens) {
   std::vector<SequenceTokens> batch;
   for (const auto &[sequence, token] : tokens)
     batch.push_back({sequence, {token}, false});
-  return prefill(batch);
+  return batch;
+}
+
+Status Engine::step(const std::vector<std::pair<SequenceId, int32_t>> &tokens) {
+  return prefill(stepBatch(tokens));
+}
+
+StatusOr<std::vector<int32_t>>
+Engine::stepGreedy(const std::vector<std::pair<SequenceId, int32_t>> &tokens) {
+  std::vector<int32_t> next;
+  Status done = noThrow("running a greedy decode step",
+                        [&] { return prefillImpl(stepBatch(tokens), &next); });
+  if (!done)
+    return done;
+  return next;
 }
 
 StatusOr<GenerateResult>
@@ -246,10 +273,14 @@ Engine::generateImpl(const std::vector<int32_t> &prompt,
     ~Remove() { (void)engine.removeSequence(id); }
   } remove{*this, *sequence};
 
+  // Greedy without a penalty: the backend picks each next token (the GPU's
+  // logits then stay on the device).
+  const bool greedy = options.sampling.temperature == 0.0f &&
+                      options.sampling.repetitionPenalty == 1.0f;
   std::vector<int32_t> history = prompt;
   KVRT_RETURN_IF_ERROR(prefill({{*sequence, prompt, false}}));
+  int32_t token = sampler->sample(logits_.row(0), logits_.vocab, history);
   while (true) {
-    int32_t token = sampler->sample(logits_.row(0), logits_.vocab, history);
     if (stops.count(token)) {
       result.reason = StopReason::StopToken;
       break;
@@ -268,7 +299,15 @@ Engine::generateImpl(const std::vector<int32_t> &prompt,
       result.reason = StopReason::ContextFull;
       break;
     }
-    KVRT_RETURN_IF_ERROR(step({{*sequence, token}}));
+    if (greedy) {
+      StatusOr<std::vector<int32_t>> next = stepGreedy({{*sequence, token}});
+      if (!next)
+        return next.status();
+      token = (*next)[0];
+    } else {
+      KVRT_RETURN_IF_ERROR(step({{*sequence, token}}));
+      token = sampler->sample(logits_.row(0), logits_.vocab, history);
+    }
   }
   return result;
 }

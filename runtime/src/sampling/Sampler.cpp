@@ -36,8 +36,21 @@ StatusOr<Sampler> Sampler::create(const SamplingParams &params) {
   return Sampler(params);
 }
 
+int32_t greedyToken(const float *logits, size_t vocab) {
+  float best = -std::numeric_limits<float>::infinity();
+  int32_t at = 0;
+  for (size_t i = 0; i < vocab; ++i)
+    if (logits[i] > best) { // NaN never compares greater.
+      best = logits[i];
+      at = int32_t(i);
+    }
+  return at;
+}
+
 int32_t Sampler::sample(const float *logits, size_t vocab,
                         const std::vector<int32_t> &history) {
+  if (params_.temperature == 0.0f && params_.repetitionPenalty == 1.0f)
+    return greedyToken(logits, vocab);
   // NaN sorts below everything, so it is chosen only when all are NaN.
   auto clean = [](float v) {
     return std::isnan(v) ? -std::numeric_limits<float>::infinity() : v;

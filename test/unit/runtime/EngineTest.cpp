@@ -108,6 +108,38 @@ TEST(Engine, BatchingDoesNotChangeResults) {
   }
 }
 
+// stepGreedy returns each sequence's greedy token of the logits step()
+// would have given, and leaves no logits; generate() decodes through it.
+TEST(Engine, StepGreedyReturnsTheTokensOfTheLogits) {
+  auto byLogits = engine(tinyStories()), byGreedy = engine(tinyStories());
+  std::vector<std::pair<SequenceId, int32_t>> next;
+  for (const std::vector<int32_t> *prompt : {&kStory, &kTom}) {
+    SequenceId a = byLogits->addSequence().value(),
+               b = byGreedy->addSequence().value();
+    ASSERT_EQ(a, b);
+    ASSERT_TRUE(byLogits->prefill({{a, *prompt}}).isOk());
+    ASSERT_TRUE(byGreedy->prefill({{b, *prompt}}).isOk());
+    next.push_back({a, 300});
+  }
+  for (int step = 0; step < 4; ++step) {
+    ASSERT_TRUE(byLogits->step(next).isOk());
+    StatusOr<std::vector<int32_t>> chosen = byGreedy->stepGreedy(next);
+    ASSERT_TRUE(chosen.isOk()) << chosen.status().message();
+    ASSERT_EQ(chosen->size(), next.size());
+    EXPECT_EQ(byGreedy->logits().rows, 0u);
+    const Logits &l = byLogits->logits();
+    for (size_t s = 0; s < next.size(); ++s) {
+      EXPECT_EQ((*chosen)[s], greedyToken(l.row(s), l.vocab))
+          << "step " << step;
+      next[s].second = (*chosen)[s];
+    }
+  }
+  StatusOr<std::vector<int32_t>> unknown = byGreedy->stepGreedy({{99, 1}});
+  ASSERT_FALSE(unknown.isOk());
+  EXPECT_EQ(unknown.status().message(),
+            "prefill entry 0 names sequence 99, which does not exist");
+}
+
 TEST(Engine, PrefillEqualsStepByStep) {
   auto e = engine(tinyStories());
   std::vector<float> all = promptLogits(*e, kStory);

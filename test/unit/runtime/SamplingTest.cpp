@@ -25,6 +25,22 @@ TEST(Sampling, GreedyPicksTheLowestIdOfTheMaximum) {
   EXPECT_EQ(s.sample(withNan.data(), withNan.size(), {}), 1);
 }
 
+// greedyToken, what Engine::stepGreedy returns: NaN as -inf, the lowest
+// id among equal maxima, 0 when nothing is above -inf.
+TEST(Sampling, GreedyTokenIsTheSamplersGreedyChoice) {
+  EXPECT_EQ(greedyToken(kLogits.data(), kLogits.size()), 1);
+  const std::vector<float> nanFirst = {NAN, -1.0f, -1.0f},
+                           allInf = {-INFINITY, -INFINITY},
+                           allNan = {NAN, NAN, NAN};
+  EXPECT_EQ(greedyToken(nanFirst.data(), nanFirst.size()), 1);
+  EXPECT_EQ(greedyToken(allInf.data(), allInf.size()), 0);
+  EXPECT_EQ(greedyToken(allNan.data(), allNan.size()), 0);
+  Sampler s = make({});
+  for (const std::vector<float> *row : {&nanFirst, &allInf, &allNan})
+    EXPECT_EQ(s.sample(row->data(), row->size(), {}),
+              greedyToken(row->data(), row->size()));
+}
+
 TEST(Sampling, RepetitionPenaltyDemotesSeenTokens) {
   SamplingParams p;
   p.repetitionPenalty = 2.0f;

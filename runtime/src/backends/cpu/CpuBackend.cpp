@@ -7,6 +7,7 @@
 // memory does not matter.
 //
 //===----------------------------------------------------------------------===//
+#include "kvrt/Sampling.h"
 #include "runtime/src/artifact/Plan.h"
 #include "runtime/src/backends/cpu/Eviction.h"
 #include "runtime/src/backends/cpu/Float16.h"
@@ -496,6 +497,10 @@ Status CpuBackend::forward(const BatchView &batch, float *logits) {
                     logitInputs_.data() + i * s.inputWidth);
       cpu::linear(pool_, logitInputs_.data(), int64_t(wanted.size()),
                   s.inputWidth, s.weight, s.outputWidth, nullptr, logits);
+      if (batch.greedy)
+        for (size_t i = 0; i < wanted.size(); ++i)
+          batch.greedy[i] =
+              greedyToken(logits + i * s.outputWidth, size_t(s.outputWidth));
       break;
     }
     }

@@ -302,9 +302,10 @@ private:
   std::vector<Step> steps_;
   std::vector<int64_t> bufferWidths_;
   /// Per forward: activation buffers, the bf16 projection input, the
-  /// logits, the batch's integers and the attention's workspace.
+  /// logits, the batch's integers, the attention's workspace and greedy
+  /// tokens.
   std::vector<Scratch> buffers_;
-  Scratch bf16Input_, logits_, batchInts_, workspace_;
+  Scratch bf16Input_, logits_, batchInts_, workspace_, greedy_;
   /// What a fused group's GEMM writes, [rows][widestGroup_], read by its
   /// members' readers with a row stride.
   Scratch fusedOutput_;
@@ -1063,9 +1064,22 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
     compacted = std::move(*done);
   }
 
-  if (cudaError_t e = cudaMemcpyAsync(logits, logits_.buffer.get(),
-                                      wanted.size() * vocab * sizeof(float),
-                                      cudaMemcpyDeviceToHost, stream_))
+  if (batch.greedy) {
+    // The tokens, not the rows x vocab floats, cross to the host.
+    KVRT_RETURN_IF_ERROR(greedy_.reserve(wanted.size() * sizeof(int32_t)));
+    if (!cuda::launchRowArgmax(logits_.buffer.as<float>(),
+                               int64_t(wanted.size()), vocab,
+                               greedy_.buffer.as<int32_t>(), stream_))
+      return cudaFailed("launching the greedy tokens' argmax",
+                        cudaGetLastError());
+    if (cudaError_t e = cudaMemcpyAsync(batch.greedy, greedy_.buffer.get(),
+                                        wanted.size() * sizeof(int32_t),
+                                        cudaMemcpyDeviceToHost, stream_))
+      return cudaFailed("copying the greedy tokens to the host", e);
+  } else if (cudaError_t e =
+                 cudaMemcpyAsync(logits, logits_.buffer.get(),
+                                 wanted.size() * vocab * sizeof(float),
+                                 cudaMemcpyDeviceToHost, stream_)) {
     return cudaFailed("copying the logits to the host", e);
   if (cudaError_t e = cudaStreamSynchronize(stream_))
     return cudaFailed("running the batch", e);
@@ -1078,6 +1092,7 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
     for (const auto &[sequence, more] : counts)
       called.push_back({sequence, more});
     KVRT_RETURN_IF_ERROR(offloaded_->afterCall(pool_->ledger(), called));
+  }
   }
   return Status::ok();
 }

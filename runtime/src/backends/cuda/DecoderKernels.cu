@@ -141,6 +141,43 @@ __global__ void rowsToBf16Kernel(const float *x, const uint32_t *rows,
   }
 }
 
+/// The better of two (logit, index) candidates: the larger logit, NaN as
+/// -inf, the smaller index between equal ones, as kvrt::greedyToken().
+__device__ void keepBetter(float &best, int32_t &at, float value,
+                           int32_t index) {
+  if (isnan(value))
+    value = -INFINITY;
+  if (value > best || (value == best && index < at)) {
+    best = value;
+    at = index;
+  }
+}
+
+/// out[r] = greedyToken() of row r; a block per row.
+__global__ void __launch_bounds__(kThreads)
+    rowArgmaxKernel(const float *x, int64_t width, int32_t *out) {
+  const float *row = x + blockIdx.x * width;
+  float best = -INFINITY;
+  int32_t at = INT32_MAX;
+  for (int64_t i = threadIdx.x; i < width; i += kThreads)
+    keepBetter(best, at, row[i], int32_t(i));
+  for (int offset = 16; offset; offset /= 2)
+    keepBetter(best, at, __shfl_xor_sync(0xffffffffu, best, offset),
+               __shfl_xor_sync(0xffffffffu, at, offset));
+  __shared__ float bests[kThreads / 32];
+  __shared__ int32_t ats[kThreads / 32];
+  if (threadIdx.x % 32 == 0) {
+    bests[threadIdx.x / 32] = best;
+    ats[threadIdx.x / 32] = at;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < kThreads / 32; ++w)
+      keepBetter(best, at, bests[w], ats[w]);
+    out[blockIdx.x] = at;
+  }
+}
+
 __global__ void syntheticKernel(uint64_t seed, float step, float constant,
                                 uint64_t count, bool bf16, void *out) {
   for (uint64_t i = blockIdx.x * uint64_t(blockDim.x) + threadIdx.x; i < count;
@@ -208,6 +245,13 @@ bool launchRowsToBf16(const float *x, const uint32_t *rows, int64_t count,
                       int64_t width, uint16_t *out, cudaStream_t stream) {
   rowsToBf16Kernel<<<blocksFor(count * width), kThreads, 0, stream>>>(
       x, rows, count, width, reinterpret_cast<__nv_bfloat16 *>(out));
+  return accepted();
+}
+
+bool launchRowArgmax(const float *x, int64_t rows, int64_t width, int32_t *out,
+                     cudaStream_t stream) {
+  if (rows > 0)
+    rowArgmaxKernel<<<unsigned(rows), kThreads, 0, stream>>>(x, width, out);
   return accepted();
 }
 

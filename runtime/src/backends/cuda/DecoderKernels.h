@@ -4,8 +4,8 @@
 // What the CPU kernels of the same names compute (backends/cpu/Kernels.h),
 // on fp32 activations in device memory: embedding rows from a bf16 table,
 // RMSNorm, RoPE, SwiGLU, residual additions, the conversion of
-// activations to bf16 for the projections (cuBLASLt, Gemm.h), and a
-// synthetic model's weights. Each returns
+// activations to bf16 for the projections (cuBLASLt, Gemm.h), greedy
+// tokens from logits, and a synthetic model's weights. Each returns
 // whether its launch was accepted.
 //
 //===----------------------------------------------------------------------===//
@@ -58,6 +58,11 @@ bool launchAdd(const float *a, const float *b, int64_t n, float *out,
 /// null: out = bf16(x) for `count` rows.
 bool launchRowsToBf16(const float *x, const uint32_t *rows, int64_t count,
                       int64_t width, uint16_t *out, cudaStream_t stream);
+
+/// out[r] = kvrt::greedyToken() of row r's `width` values, for `rows`
+/// rows: greedy decoding's tokens without the logits leaving the device.
+bool launchRowArgmax(const float *x, int64_t rows, int64_t width, int32_t *out,
+                     cudaStream_t stream);
 
 /// The values of a synthetic tensor (artifact/Synthetic.h): `count`
 /// elements as bf16 (`bf16`) or f32; `step` is bound * 2^-23, or 0 for the
