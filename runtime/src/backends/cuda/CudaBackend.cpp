@@ -349,6 +349,9 @@ private:
   /// With exact tokens: per table row, the sequence's slot and its tokens
   /// before and after the call (ExactTokensView::calls).
   const int32_t *exactCalls_ = nullptr;
+  /// SnapKV: each row's place in the observed queries' ring, or -1
+  /// (observedRowMarks()).
+  const int32_t *observedRows_ = nullptr;
   const uint32_t *logitRows_ = nullptr;
   uint32_t pageTableStride_ = 0;
   /// The batch's row lengths and table rows on the host: attention plans
@@ -964,8 +967,9 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   const std::vector<uint32_t> &wanted = *batch.logitRows;
   const size_t tableInts = counts.size() * pageTableStride_;
   const size_t exactInts = keepsExact_ ? 3 * counts.size() : 0;
+  const bool observes = eviction_ && eviction_->observes();
   const size_t total = 5 * size_t(rows) + tableInts + wanted.size() +
-                       2 * size_t(builds_) + exactInts;
+                       2 * size_t(builds_) + exactInts + (observes ? rows : 0);
   StatusOr<int32_t *> host = hostInts_.reserve(total);
   if (!host)
     return host.status();
@@ -1004,6 +1008,12 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
     calls[3 * s + 1] = int32_t(pool_->ledger().length(sequence));
     calls[3 * s + 2] = int32_t(stored[s]);
   }
+  if (observes) {
+    const std::vector<int32_t> marks = cuda::observedRowMarks(
+        batch.sequences, rows, eviction_->observe(),
+        [&](uint64_t sequence) { return pool_->ledger().slot(sequence); });
+    std::copy(marks.begin(), marks.end(), calls + exactInts);
+  }
 
   KVRT_RETURN_IF_ERROR(batchInts_.reserve(total * sizeof(int32_t)));
   const int32_t *d = batchInts_.buffer.as<int32_t>();
@@ -1017,6 +1027,7 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   buildPages_ = d + 5 * rows + tableInts + wanted.size();
   buildSlots_ = buildPages_ + builds_;
   exactCalls_ = keepsExact_ ? buildSlots_ + builds_ : nullptr;
+  observedRows_ = observes ? buildSlots_ + builds_ + exactInts : nullptr;
   if (cudaError_t e =
           cudaMemcpyAsync(batchInts_.buffer.get(), h, total * sizeof(int32_t),
                           cudaMemcpyHostToDevice, stream_))
@@ -1081,6 +1092,7 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
                                  wanted.size() * vocab * sizeof(float),
                                  cudaMemcpyDeviceToHost, stream_)) {
     return cudaFailed("copying the logits to the host", e);
+  }
   if (cudaError_t e = cudaStreamSynchronize(stream_))
     return cudaFailed("running the batch", e);
   for (size_t i = 0; i < counts.size(); ++i)
@@ -1092,7 +1104,6 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
     for (const auto &[sequence, more] : counts)
       called.push_back({sequence, more});
     KVRT_RETURN_IF_ERROR(offloaded_->afterCall(pool_->ledger(), called));
-  }
   }
   return Status::ok();
 }
@@ -1273,7 +1284,7 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     // SnapKV records its queries now.
     if (eviction_->observes())
       return eviction_->record(s.layer, in(0), uint64_t(inputStride(s, 0)),
-                               rows, positions_, stream_);
+                               rows, positions_, observedRows_, stream_);
     return Status::ok();
   case Kernel::Prefetch:
     break; // The copies follow the call (OffloadedPages::afterCall()).

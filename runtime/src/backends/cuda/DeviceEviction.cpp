@@ -435,30 +435,12 @@ Status DeviceEviction::beforeCall(const PageLedger &ledger,
               0xff, observe_ * sizeof(int32_t), stream))
         return cudaFailed("clearing SnapKV's observed positions", e);
   }
-  const std::vector<int32_t> marks =
-      observedRowMarks(rowSequences, rows, observe_, [&](uint64_t sequence) {
-        return ledger.slot(sequence);
-      });
-  if (rowMarks_.size() < rows * sizeof(int32_t)) {
-    StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(
-        std::max<size_t>(rows, 2 * rowMarks_.size() / sizeof(int32_t)) *
-        sizeof(int32_t));
-    if (!made)
-      return made.status();
-    rowMarks_ = std::move(*made);
-    ++moves_;
-  }
-  // Pageable memory: the copy is done when the call returns.
-  if (cudaError_t e =
-          cudaMemcpyAsync(rowMarks_.get(), marks.data(), rows * sizeof(int32_t),
-                          cudaMemcpyHostToDevice, stream))
-    return cudaFailed("copying SnapKV's recorded rows to the device", e);
   return Status::ok();
 }
 
 Status DeviceEviction::record(uint32_t layer, const float *q, uint64_t qStride,
                               uint32_t rows, const int32_t *positions,
-                              cudaStream_t stream) {
+                              const int32_t *marks, cudaStream_t stream) {
   size_t l = 0;
   while (l < layers_.size() && layers_[l].call.plan.layer() != layer)
     ++l;
@@ -466,11 +448,10 @@ Status DeviceEviction::record(uint32_t layer, const float *q, uint64_t qStride,
     return Status::error("layer " + std::to_string(layer) + " does not evict");
   const size_t places = size_t(l) * ringRows_ * observe_;
   const Layer &evicting = layers_[l];
-  return recordObserved(q, qStride,
-                        uint32_t(evicting.call.qHeads) * evicting.headDim, rows,
-                        positions, rowMarks_.as<int32_t>(), observe_,
-                        ring_.as<float>() + places * queryWidth_,
-                        ringPositions_.as<int32_t>() + places, stream);
+  return recordObserved(
+      q, qStride, uint32_t(evicting.call.qHeads) * evicting.headDim, rows,
+      positions, marks, observe_, ring_.as<float>() + places * queryWidth_,
+      ringPositions_.as<int32_t>() + places, stream);
 }
 
 StatusOr<std::vector<std::vector<int32_t>>>

@@ -143,17 +143,20 @@ public:
     observing_.erase(sequence);
   }
 
-  /// SnapKV: whether the steps record queries, and before a call's steps,
-  /// which of its rows they record, into which ring row (the sequence's
-  /// ledger slot; the ring grows to the ledger's slots).
+  /// SnapKV: whether the steps record queries, how many of a sequence's
+  /// last ones, and before a call's steps, the ring grown to the ledger's
+  /// slots and new sequences' places emptied.
   bool observes() const { return observe_ > 0; }
+  uint32_t observe() const { return observe_; }
   Status beforeCall(const PageLedger &ledger, const uint64_t *rowSequences,
                     uint32_t rows, cudaStream_t stream);
   /// At layer `layer`'s evict call: records the rows' queries (q: the
-  /// call's input, `qStride` floats a row; positions: the rows').
+  /// call's input, `qStride` floats a row; positions: the rows'; marks:
+  /// observedRowMarks() of the call's rows, on the device with the batch).
   Status record(uint32_t layer, const float *q, uint64_t qStride, uint32_t rows,
-                const int32_t *positions, cudaStream_t stream);
-  /// Times the ring or the rows' marks moved (captured graphs hold them).
+                const int32_t *positions, const int32_t *marks,
+                cudaStream_t stream);
+  /// Times the ring moved (captured graphs hold it).
   uint64_t moves() const { return moves_; }
 
   /// The positions of layer `layer`'s first `length` entries of a sequence
@@ -183,10 +186,10 @@ private:
   std::unordered_map<uint64_t, uint64_t> seen_;
   /// SnapKV: the queries a sequence keeps, the widest layer's query row
   /// (qHeads * d), the ring's rows, its queries and their positions
-  /// ([layers][ringRows][observe]; -1: none yet), the call's rows' ring
-  /// rows (-1: not recorded), and the sequences whose ring row is cleared.
+  /// ([layers][ringRows][observe]; -1: none yet), and the sequences whose
+  /// ring row is cleared.
   uint32_t observe_ = 0, queryWidth_ = 0, ringRows_ = 0;
-  DeviceBuffer ring_, ringPositions_, rowMarks_;
+  DeviceBuffer ring_, ringPositions_;
   std::unordered_map<uint64_t, uint32_t> observing_;
   uint64_t moves_ = 0;
   uint64_t compactions_ = 0, evicted_ = 0;
