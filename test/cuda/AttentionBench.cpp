@@ -1,14 +1,14 @@
 //===- AttentionBench.cpp - Timing decode attention on the GPU ------------===//
 //
 // The Llama-3-8B attention shape (32 query heads, 8 KV heads, d = 128, pages
-// of 16 tokens or --page-size) for B in {1, 8, 32} and L in {8K, 32K}, in bf16,
+// of 16 tokens or --page-size) for B in {1, 8, 32} and L in {8K, 32K, 128K}, in bf16,
 // fp8 (dynamic and per_head scales), polar (2, 3 and 4 bits), nvfp4, KIVI (4
 // and 2 bits, groups of 32 tokens in pages of 32) and bf16 keys with low-rank
 // values, bf16 latents of rank 64 (kv-lowrank's ratio 0.5) and 63 (odd: read
 // a coordinate at a time); the bytes count the basis, which the merge reads
 // to map each row back. Pools hold
 // random valid entries; each sequence's pages are a random draw from a pool
-// sized for B = 32, L = 32K. Each rep is timed alone with CUDA events after
+// sized for B = 32, L = 128K. Each rep is timed alone with CUDA events after
 // a 256 MB memset that evicts the L2 (a layer's cache is not in L2 when its
 // step comes); the median of the reps is reported, for each split kernel
 // that reads the encoding (group, mma: tensor cores; fma: CUDA cores; polar
@@ -43,7 +43,7 @@ namespace kvrt::cuda::test {
 namespace {
 
 constexpr uint32_t kQHeads = 32, kKvHeads = 8, kHeadDim = 128;
-constexpr uint32_t kMaxBatch = 32, kMaxLength = 32768;
+constexpr uint32_t kMaxBatch = 32, kMaxLength = 131072;
 constexpr size_t kFlushBytes = 256u << 20;
 
 struct Encoding {
@@ -273,7 +273,7 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only,
     }
 
     for (uint32_t batch : {1u, 8u, 32u})
-      for (uint32_t length : {8192u, 32768u}) {
+      for (uint32_t length : {8192u, 32768u, 131072u}) {
         const uint32_t perSequence = length / pageSize;
         std::vector<int32_t> pages(maxPages);
         for (uint64_t i = 0; i < maxPages; ++i)

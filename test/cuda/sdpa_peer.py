@@ -3,7 +3,7 @@
 Decode at the Llama-3-8B attention shape: q [B, 32, 1, 128], k and v
 [B, 8, L, 128], bf16, contiguous, enable_gqa=True (query head h reads KV
 head h // 4 without k and v being expanded), for B in {1, 8, 32} and L in
-{8K, 32K}. Timed like the kvrt benchmark: each rep alone between CUDA
+{8K, 32K, 128K}. Timed like the kvrt benchmark: each rep alone between CUDA
 events after a 256 MB write that evicts the L2, median of the reps. Bytes
 are the K and V tensors (what the kernel must read); the floor is those
 bytes over the bandwidth of a 1 GiB device-to-device copy (read + write)
@@ -79,7 +79,7 @@ def main():
                 ("cudnn", SDPBackend.CUDNN_ATTENTION)]
     rows = []
     for batch in (1, 8, 32):
-        for length in (8192, 32768):
+        for length in (8192, 32768, 131072):
             q = torch.randn(batch, Q_HEADS, 1, HEAD_DIM, dtype=torch.bfloat16,
                             device="cuda")
             k = torch.randn(batch, KV_HEADS, length, HEAD_DIM,
