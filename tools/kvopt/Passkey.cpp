@@ -158,14 +158,15 @@ answerPasskeys(kvrt::Engine &engine, const kvrt::Tokenizer &tokenizer,
                          r.prefilled ? std::vector<int32_t>{r.answer.back()}
                                      : trials[r.trial].prompt,
                          false});
-    KVRT_RETURN_IF_ERROR(engine.prefill(entries));
-    const kvrt::Logits &logits = engine.logits();
+    // Greedy answers, picked where the logits are (on the GPU, the device).
+    kvrt::StatusOr<std::vector<int32_t>> next = engine.prefillGreedy(entries);
+    if (!next)
+      return next.status();
     std::vector<Running> stillRunning;
     for (size_t i = 0; i < running.size(); ++i) {
       Running &r = running[i];
       r.prefilled = true;
-      const float *row = logits.row(i);
-      int32_t token = int32_t(std::max_element(row, row + logits.vocab) - row);
+      const int32_t token = (*next)[i];
       bool done = tokenizer.isSpecial(token) || token == tokenizer.eosId();
       if (!done)
         r.answer.push_back(token);

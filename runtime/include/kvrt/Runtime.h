@@ -237,10 +237,14 @@ public:
   Status prefill(const std::vector<SequenceTokens> &batch);
   /// Appends one token to each listed sequence (a decode step).
   Status step(const std::vector<std::pair<SequenceId, int32_t>> &tokens);
-  /// A decode step that returns each listed sequence's greedy next token
-  /// (the index of its largest logit, the first of equal ones) instead of
-  /// its logits: the CUDA backend picks it on the device, so B x vocab
-  /// floats never cross to the host. logits() is then empty.
+  /// prefill() that returns each entry's greedy next token (greedyToken()
+  /// of its last row's logits: the largest, NaN as -inf, the lowest id
+  /// among equal ones) instead of its logits: the CUDA backend picks it on
+  /// the device, so no vocab floats cross to the host. logits() is then
+  /// empty. Entries may not ask for allLogits.
+  StatusOr<std::vector<int32_t>>
+  prefillGreedy(const std::vector<SequenceTokens> &batch);
+  /// step() as prefillGreedy() does it.
   StatusOr<std::vector<int32_t>>
   stepGreedy(const std::vector<std::pair<SequenceId, int32_t>> &tokens);
   /// The logits of the last successful forward, prefill or step.

@@ -224,13 +224,24 @@ Status Engine::step(const std::vector<std::pair<SequenceId, int32_t>> &tokens) {
 }
 
 StatusOr<std::vector<int32_t>>
-Engine::stepGreedy(const std::vector<std::pair<SequenceId, int32_t>> &tokens) {
+Engine::prefillGreedy(const std::vector<SequenceTokens> &batch) {
   std::vector<int32_t> next;
-  Status done = noThrow("running a greedy decode step",
-                        [&] { return prefillImpl(stepBatch(tokens), &next); });
+  Status done = noThrow("preparing a greedy prefill", [&] {
+    for (size_t e = 0; e < batch.size(); ++e)
+      if (batch[e].allLogits)
+        return Status::error("prefill entry " + str(int64_t(e)) +
+                             " asks for the logits of every token, which a "
+                             "greedy prefill does not return");
+    return prefillImpl(batch, &next);
+  });
   if (!done)
     return done;
   return next;
+}
+
+StatusOr<std::vector<int32_t>>
+Engine::stepGreedy(const std::vector<std::pair<SequenceId, int32_t>> &tokens) {
+  return prefillGreedy(stepBatch(tokens));
 }
 
 StatusOr<GenerateResult>

@@ -108,8 +108,9 @@ TEST(Engine, BatchingDoesNotChangeResults) {
   }
 }
 
-// stepGreedy returns each sequence's greedy token of the logits step()
-// would have given, and leaves no logits; generate() decodes through it.
+// stepGreedy (and prefillGreedy) return each sequence's greedy token of
+// the logits step() (prefill()) would have given, and leave no logits;
+// generate() decodes through it.
 TEST(Engine, StepGreedyReturnsTheTokensOfTheLogits) {
   auto byLogits = engine(tinyStories()), byGreedy = engine(tinyStories());
   std::vector<std::pair<SequenceId, int32_t>> next;
@@ -134,6 +135,18 @@ TEST(Engine, StepGreedyReturnsTheTokensOfTheLogits) {
       next[s].second = (*chosen)[s];
     }
   }
+  // A prefill's last rows likewise; every row's logits it does not give.
+  SequenceId fresh = byLogits->addSequence().value();
+  ASSERT_EQ(byGreedy->addSequence().value(), fresh);
+  ASSERT_TRUE(byLogits->prefill({{fresh, kTom}}).isOk());
+  StatusOr<std::vector<int32_t>> first =
+      byGreedy->prefillGreedy({{fresh, kTom}});
+  ASSERT_TRUE(first.isOk()) << first.status().message();
+  EXPECT_EQ(*first, std::vector<int32_t>{greedyToken(
+                        byLogits->logits().row(0), byLogits->logits().vocab)});
+  EXPECT_EQ(byGreedy->prefillGreedy({{fresh, {5}, true}}).status().message(),
+            "prefill entry 0 asks for the logits of every token, which a "
+            "greedy prefill does not return");
   StatusOr<std::vector<int32_t>> unknown = byGreedy->stepGreedy({{99, 1}});
   ASSERT_FALSE(unknown.isOk());
   EXPECT_EQ(unknown.status().message(),
