@@ -1,21 +1,21 @@
 //===- AttentionBench.cpp - Timing decode attention on the GPU ------------===//
 //
 // The Llama-3-8B attention shape (32 query heads, 8 KV heads, d = 128, pages
-// of 16 tokens or --page-size) for B in {1, 8, 32} and L in {8K, 32K, 128K}, in bf16,
-// fp8 (dynamic and per_head scales), polar (2, 3 and 4 bits), nvfp4, KIVI (4
-// and 2 bits, groups of 32 tokens in pages of 32) and bf16 keys with low-rank
-// values, bf16 latents of rank 64 (kv-lowrank's ratio 0.5) and 63 (odd: read
-// a coordinate at a time); the bytes count the basis, which the merge reads
-// to map each row back. Pools hold
-// random valid entries; each sequence's pages are a random draw from a pool
-// sized for B = 32, L = 128K. Each rep is timed alone with CUDA events after
-// a 256 MB memset that evicts the L2 (a layer's cache is not in L2 when its
-// step comes); the median of the reps is reported, for each split kernel
-// that reads the encoding (group, mma: tensor cores; fma: CUDA cores; polar
-// times include its two rotations), with the bytes the kernels must read
-// (K and V areas, positions, page tables), the GB/s that gives, and the
-// floor: those bytes over the bandwidth of a 1 GiB device-to-device
-// cudaMemcpy measured in the same run (bytes read plus bytes written).
+// of 16 tokens or --page-size) for B in {1, 8, 32} and L in {8K, 32K, 128K}, in
+// bf16, fp8 (dynamic and per_head scales), polar (2, 3 and 4 bits), nvfp4, KIVI
+// (4 and 2 bits, groups of 32 tokens in pages of 32) and bf16 keys with
+// low-rank values, bf16 latents of rank 64 (kv-lowrank's ratio 0.5) and 63
+// (odd: read a coordinate at a time); the bytes count the basis, which the
+// merge reads to map each row back. Pools hold random valid entries; each
+// sequence's pages are a random draw from a pool sized for B = 32, L = 128K.
+// Each rep is timed alone with CUDA events after a 256 MB memset that evicts
+// the L2 (a layer's cache is not in L2 when its step comes); the median of the
+// reps is reported, for each split kernel that reads the encoding (group, mma:
+// tensor cores; fma: CUDA cores; polar times include its two rotations), with
+// the bytes the kernels must read (K and V areas, positions, page tables), the
+// GB/s that gives, and the floor: those bytes over the bandwidth of a 1 GiB
+// device-to-device cudaMemcpy measured in the same run (bytes read plus bytes
+// written).
 //
 // B = 1, L = 8K is also checked against a float64 attention over the
 // entries decoded by the CPU codecs from the device's own bytes (polar: in
