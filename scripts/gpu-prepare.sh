@@ -21,9 +21,9 @@
 # but its top 128 blocks and 2048 entries), offload (llama-tiny with a
 # budget small enough to miss; llama3-8b with 16 GB of device pages), and
 # llama-tiny artifacts the cuda backend must refuse (selection over fp8,
-# offload with runner-up prefetches, H2O eviction, TriAttention over polar
-# keys, low-rank keys); llama-tiny with eviction (StreamingLLM,
-# calibrated TriAttention and SnapKV); and llama-tiny with low-rank values (calibrated
+# offload with runner-up prefetches, TriAttention over polar keys,
+# low-rank keys); llama-tiny with eviction (StreamingLLM, calibrated
+# TriAttention, SnapKV and H2O); and llama-tiny with low-rank values (calibrated
 # bf16 latents beside bf16 keys).
 #
 # BUILD names the build folder (default build); KVOPT a kvopt binary to
@@ -84,9 +84,9 @@ tiny=(compile --synthetic llama-tiny --synthetic-weights generated --target h200
 # entries compacted every 8 decode steps; StreamingLLM in each encoding
 # the GPU compacts, TriAttention (its query centres calibrated on
 # README.md through the synthetic model's byte-level tokenizer) in bf16,
-# per KV head, fp8 and nvfp4; SnapKV (its 32 observed queries) in bf16 and
-# per KV head over fp8; and two the cuda backend must refuse (H2O,
-# TriAttention over polar keys).
+# per KV head, fp8 and nvfp4; SnapKV (its 32 observed queries) and H2O in
+# bf16 and per KV head over fp8; and one the cuda backend must refuse
+# (TriAttention over polar keys).
 stream="kv-evict{method=streaming budget=128 interval=8}"
 tri="kv-evict{method=triattention budget=128 window=32 sinks=4 interval=8"
 for e in "bf16 " "fp8 ,kv-quantize{encoding=fp8}" \
@@ -106,8 +106,11 @@ for e in "bf16 }" "each-fp8  heads=each},kv-quantize{encoding=fp8}"; do
   "$kvopt" "${tiny[@]}" --passes "$snap${e#* }" \
     -o ".gpu-bin/llama-tiny-evict-snapkv-${e%% *}.kvpkg"
 done
-"$kvopt" "${tiny[@]}" --passes "kv-evict{method=h2o budget=128 window=32 interval=8}" \
-  -o .gpu-bin/llama-tiny-evict-h2o.kvpkg
+h2o="kv-evict{method=h2o budget=128 window=32 sinks=4 interval=8"
+for e in "bf16 }" "each-fp8  heads=each},kv-quantize{encoding=fp8}"; do
+  "$kvopt" "${tiny[@]}" --passes "$h2o${e#* }" \
+    -o ".gpu-bin/llama-tiny-evict-h2o-${e%% *}.kvpkg"
+done
 # Low-rank values on llama-tiny, calibrated on README.md, checked against
 # the CPU backend: ratio 0.5 with the pass's 4 sinks and window of 64 kept
 # exact, and an odd rank (27) with 2 sinks and a window of 16 (more tokens

@@ -4,9 +4,11 @@
 // query and 8 KV heads of 128, pages of 16), B = 8 sequences of 32768
 // tokens kept to a quarter (4 sinks, the last 128): TriAttention's scores,
 // SnapKV's (32 observed queries, pooling over 7), the shared selection and
-// the compaction, each timed alone (median of
-// `reps`), beside one decode step's attention over the same cache. Random
-// keys and centres: the time does not depend on the values.
+// the compaction, each timed alone (median of `reps`), beside one decode
+// step's attention over the same cache; and what H2O adds to every decode
+// step of an evicting layer (each row's attention summed into its
+// entries). Random keys and centres: the time does not depend on the
+// values.
 //
 //===----------------------------------------------------------------------===//
 #include "Harness.h"
@@ -129,10 +131,11 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
   DeviceBuffer q = orDie(DeviceBuffer::allocate(batch * qHeads * d * 4));
   DeviceBuffer out = orDie(DeviceBuffer::allocate(batch * qHeads * d * 4));
   CUDA_OK(cudaMemset(q.get(), 0, batch * qHeads * d * 4));
-  std::vector<int32_t> rowInts(2 * batch);
+  std::vector<int32_t> rowInts(3 * batch);
   for (uint32_t b = 0; b < batch; ++b) {
     rowInts[b] = int32_t(length);         // lengths
     rowInts[batch + b] = int32_t(length); // query positions
+    rowInts[2 * batch + b] = int32_t(b);  // page table rows
   }
   DeviceBuffer ints = orDie(DeviceBuffer::allocate(rowInts.size() * 4));
   orDie(ints.upload(rowInts.data(), rowInts.size() * 4));
@@ -175,6 +178,24 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
   // Last: its scores (of zero queries, all equal) replace TriAttention's in
   // the shared workspace, and would leave the compaction nothing to move.
   const float snapScores = time([&] { orDie(scoreEntries(snap, nullptr)); });
+  // H2O's addition at one decode step: each sequence's row over its cache.
+  EvictLaunch h2o = launch;
+  h2o.scale = 1.0f / std::sqrt(float(d));
+  DeviceBuffer mass = orDie(DeviceBuffer::allocate(headPositions.size()));
+  CUDA_OK(cudaMemset(mass.get(), 0, mass.size()));
+  h2o.mass = mass.as<float>();
+  H2oRows step;
+  step.queries = q.as<float>();
+  step.queryStride = qHeads * d;
+  step.rowLengths = ints.as<int32_t>();
+  step.rowPositions = ints.as<int32_t>() + batch;
+  step.rowTables = ints.as<int32_t>() + 2 * batch;
+  step.rows = batch;
+  step.maxLength = length;
+  DeviceBuffer partials =
+      orDie(DeviceBuffer::allocate(h2oPartialsBytes(h2o, step)));
+  const float h2oStep = time(
+      [&] { orDie(accumulateH2o(h2o, step, partials.as<float2>(), nullptr)); });
   const double keyBytes = double(poolBytes);
   std::printf("eviction, one layer, B=%u L=%u, %u/%u heads of %u, bf16, kept "
               "25%%:\n",
@@ -188,6 +209,9 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
   std::printf("| SnapKV scores (32 queries) | %.3f | %.0f | %.2f |\n",
               snapScores, keyBytes / (snapScores * 1e6),
               snapScores / attention);
+  std::printf("| H2O's attention added (one decode step) | %.3f | %.0f | "
+              "%.2f |\n",
+              h2oStep, keyBytes / (h2oStep * 1e6), h2oStep / attention);
   std::printf("| selection (shared, 8 heads) | %.3f | - | %.2f |\n", select,
               select / attention);
   std::printf("| compaction (keys and values) | %.3f | %.0f | %.2f |\n",

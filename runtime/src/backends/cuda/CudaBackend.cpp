@@ -43,9 +43,10 @@
 // - Eviction (DeviceEviction.h) runs after the call's steps, outside the
 //   captured graphs, for every layer at once; the next call's page tables
 //   and lengths carry the compaction to the kernels. TriAttention, SnapKV
-//   (its queries recorded inside the steps) and StreamingLLM, every layer
-//   alike, caches that keep no tokens exact.
-// - H2O, selection over other encodings, the fidelity probe, append
+//   (its queries recorded inside the steps), H2O (its attention added up
+//   inside the steps) and StreamingLLM, every layer alike, caches that
+//   keep no tokens exact.
+// - Selection over other encodings, the fidelity probe, append
 //   observers (calibration), offloaded KIVI layers and polar with QJL run
 //   on the cpu backend only; an artifact or option that needs them is
 //   refused when the backend is created.
@@ -1055,8 +1056,8 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   if (eviction_) {
     KVRT_RETURN_IF_ERROR(
         eviction_->storePositions(slots_, positions_, rows, stream_));
-    KVRT_RETURN_IF_ERROR(
-        eviction_->beforeCall(pool_->ledger(), batch.sequences, rows, stream_));
+    KVRT_RETURN_IF_ERROR(eviction_->beforeCall(pool_->ledger(), batch.sequences,
+                                               rows, planLength_, stream_));
   }
 
   KVRT_RETURN_IF_ERROR(runSteps(rows, uint32_t(wanted.size())));
@@ -1281,10 +1282,22 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     break;
   case Kernel::Evict:
     // Compactions follow the call's steps (DeviceEviction::afterCall());
-    // SnapKV records its queries now.
+    // SnapKV records its queries now, H2O adds the rows' attention.
     if (eviction_->observes())
       return eviction_->record(s.layer, in(0), uint64_t(inputStride(s, 0)),
                                rows, positions_, observedRows_, stream_);
+    if (eviction_->accumulates()) {
+      cuda::H2oRows calls;
+      calls.queries = in(0);
+      calls.queryStride = uint64_t(inputStride(s, 0));
+      calls.rowTables = tableRows_;
+      calls.rowLengths = rowLengths_;
+      calls.rowPositions = positions_;
+      calls.rows = rows;
+      calls.maxLength = planLength_;
+      return eviction_->accumulate(s.layer, calls, *pool_, pageTables_,
+                                   pageTableStride_, stream_);
+    }
     return Status::ok();
   case Kernel::Prefetch:
     break; // The copies follow the call (OffloadedPages::afterCall()).

@@ -44,12 +44,28 @@ StatusOr<std::vector<float>> floats(const Artifact &artifact, uint32_t index) {
   return values;
 }
 
+/// Makes `buffer` hold at least `bytes`, reallocated (its contents lost)
+/// when it is smaller; `what` names it in the error. Returns whether it
+/// moved.
+StatusOr<bool> reserve(DeviceBuffer &buffer, size_t bytes, const char *what) {
+  if (buffer.size() >= bytes)
+    return false;
+  buffer = DeviceBuffer();
+  StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(bytes);
+  if (!made)
+    return Status::error(std::string(what) + ": " + made.status().message());
+  buffer = std::move(*made);
+  return true;
+}
+
 EvictScoring scoring(schema::EvictMethod method) {
   switch (method) {
   case schema::EVICT_METHOD_TRIATTENTION:
     return EvictScoring::TriAttention;
   case schema::EVICT_METHOD_SNAPKV:
     return EvictScoring::SnapKv;
+  case schema::EVICT_METHOD_H2O:
+    return EvictScoring::H2o;
   default:
     return EvictScoring::Streaming;
   }
@@ -176,12 +192,6 @@ DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
     const std::string where =
         name + ": the evict call of layer " + std::to_string(l);
     const schema::EvictMethod method = call.plan.method();
-    if (method == schema::EVICT_METHOD_H2O)
-      return Status::error(
-          where + " scores by " + methodName(method) +
-          " (the attention weights every entry has accumulated), which the "
-          "cuda backend does not compute yet; run it on the cpu backend, or "
-          "evict by triattention, snapkv or streaming on the GPU");
     if (l >= layers.size())
       return Status::error(where + " names no cache layer");
     const DeviceLayerSpec &spec = layers[l];
@@ -223,6 +233,12 @@ DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
       eviction->queryWidth_ =
           std::max(eviction->queryWidth_, uint32_t(call.qHeads) * spec.headDim);
     }
+    if (method == schema::EVICT_METHOD_H2O) {
+      const uint32_t group = uint32_t(call.qHeads) / spec.kvHeads;
+      if (Status fits = snapKvFits(group, 1, spec.headDim); !fits.isOk())
+        return Status::error(where + ": " + fits.message());
+      eviction->accumulates_ = true;
+    }
     if (eviction->kvHeads_ && eviction->kvHeads_ != spec.kvHeads)
       return Status::error(where + ": the cuda backend evicts from layers "
                                    "of one KV head count");
@@ -262,27 +278,68 @@ DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
 }
 
 uint64_t DeviceEviction::pageBytes() const {
-  return uint64_t(layers_.size()) * kvHeads_ * sizeof(int32_t);
+  // Positions, and H2O's mass beside them.
+  return uint64_t(layers_.size()) * kvHeads_ *
+         (sizeof(int32_t) + (accumulates_ ? sizeof(float) : 0));
 }
 
 Status DeviceEviction::allocate(uint32_t capacityPages, uint32_t pageSize) {
   pageSize_ = pageSize;
   layerStride_ = uint64_t(capacityPages) * kvHeads_ * pageSize;
-  StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(
-      std::max<uint64_t>(1, layers_.size() * layerStride_ * sizeof(int32_t)));
+  const uint64_t entries = std::max<uint64_t>(1, layers_.size() * layerStride_);
+  StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(entries * 4);
   if (!made)
     return Status::error("the evicting layers' positions: " +
                          made.status().message());
   positions_ = std::move(*made);
+  if (accumulates_) {
+    // Every slot's mass is zeroed as a token is stored there.
+    StatusOr<DeviceBuffer> mass = DeviceBuffer::allocate(entries * 4);
+    if (!mass)
+      return Status::error("H2O's accumulated attention: " +
+                           mass.status().message());
+    mass_ = std::move(*mass);
+  }
   return Status::ok();
 }
 
 Status DeviceEviction::storePositions(const int32_t *slots,
                                       const int32_t *positions, uint32_t rows,
                                       cudaStream_t stream) {
-  return storeHeadPositions(positions_.as<int32_t>(), layerStride_,
-                            uint32_t(layers_.size()), kvHeads_, pageSize_,
-                            slots, positions, rows, stream);
+  return storeHeadPositions(positions_.as<int32_t>(),
+                            accumulates_ ? mass_.as<float>() : nullptr,
+                            layerStride_, uint32_t(layers_.size()), kvHeads_,
+                            pageSize_, slots, positions, rows, stream);
+}
+
+size_t DeviceEviction::layerIndex(uint32_t layer) const {
+  size_t l = 0;
+  while (l < layers_.size() && layers_[l].call.plan.layer() != layer)
+    ++l;
+  return l;
+}
+
+EvictLaunch DeviceEviction::layerLaunch(size_t l, const DeviceKvPool &pool,
+                                        const int32_t *pageTables,
+                                        uint32_t pageTableStride) const {
+  const Layer &layer = layers_[l];
+  const DeviceKvPool::Layer &pages = pool.layer(layer.call.plan.layer());
+  EvictLaunch launch;
+  launch.cache.key = pages.spec.key;
+  launch.cache.value = pages.spec.value;
+  launch.cache.keys = pages.keys();
+  launch.cache.values = pages.values();
+  launch.cache.pageTables = pageTables;
+  launch.cache.pageTableStride = pageTableStride;
+  launch.cache.pageSize = pool.pageSize();
+  launch.cache.kvHeads = pages.spec.kvHeads;
+  launch.cache.headDim = pages.spec.headDim;
+  launch.positions = positions_.as<int32_t>() + l * layerStride_;
+  if (accumulates_)
+    launch.mass = mass_.as<float>() + l * layerStride_;
+  launch.qHeads = uint32_t(layer.call.qHeads);
+  launch.scale = layer.call.scale;
+  return launch;
 }
 
 StatusOr<std::vector<std::pair<uint64_t, uint64_t>>>
@@ -322,15 +379,10 @@ DeviceEviction::afterCall(const std::vector<EvictCallSequence> &call,
   shape.observe = observe_;
   for (const Layer &layer : layers_)
     shape.qHeads = std::max(shape.qHeads, uint32_t(layer.call.qHeads));
-  const size_t workspaceBytes = evictWorkspaceBytes(shape);
-  if (workspace_.size() < workspaceBytes) {
-    workspace_ = DeviceBuffer();
-    StatusOr<DeviceBuffer> made = DeviceBuffer::allocate(workspaceBytes);
-    if (!made)
-      return Status::error("the eviction's workspace: " +
-                           made.status().message());
-    workspace_ = std::move(*made);
-  }
+  if (StatusOr<bool> moved = reserve(workspace_, evictWorkspaceBytes(shape),
+                                     "the eviction's workspace");
+      !moved)
+    return moved.status();
   // Pageable memory: the copy is done when the call returns.
   if (cudaError_t e =
           cudaMemcpyAsync(sequences_.get(), due.data(), sequenceBytes,
@@ -338,23 +390,11 @@ DeviceEviction::afterCall(const std::vector<EvictCallSequence> &call,
     return cudaFailed("copying the compactions to the device", e);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer &layer = layers_[l];
-    const DeviceKvPool::Layer &pages = pool.layer(layer.call.plan.layer());
-    EvictLaunch launch;
+    EvictLaunch launch = layerLaunch(l, pool, pageTables, pageTableStride);
     launch.sequences = sequences_.as<EvictSequence>();
     launch.count = uint32_t(due.size());
     launch.maxLength = maxLength;
     launch.maxKept = maxKept;
-    launch.cache.key = pages.spec.key;
-    launch.cache.value = pages.spec.value;
-    launch.cache.keys = pages.keys();
-    launch.cache.values = pages.values();
-    launch.cache.pageTables = pageTables;
-    launch.cache.pageTableStride = pageTableStride;
-    launch.cache.pageSize = pool.pageSize();
-    launch.cache.kvHeads = pages.spec.kvHeads;
-    launch.cache.headDim = pages.spec.headDim;
-    launch.positions = positions_.as<int32_t>() + l * layerStride_;
-    launch.qHeads = uint32_t(layer.call.qHeads);
     launch.scoring = shape.scoring;
     launch.centres = layer.view;
     if (observes()) {
@@ -363,7 +403,6 @@ DeviceEviction::afterCall(const std::vector<EvictCallSequence> &call,
       launch.observedPositions = ringPositions_.as<int32_t>() + places;
       launch.observe = observe_;
       launch.kernel = plan.kernel();
-      launch.scale = layer.call.scale;
     }
     launch.shared = plan.heads() != schema::EVICT_HEADS_EACH;
     launch.workspace = workspace_.get();
@@ -380,7 +419,26 @@ DeviceEviction::afterCall(const std::vector<EvictCallSequence> &call,
 
 Status DeviceEviction::beforeCall(const PageLedger &ledger,
                                   const uint64_t *rowSequences, uint32_t rows,
-                                  cudaStream_t stream) {
+                                  uint32_t maxLength, cudaStream_t stream) {
+  if (accumulates_) {
+    // The partials of the widest layer, sized outside any graph capture.
+    size_t bytes = 0;
+    for (const Layer &layer : layers_) {
+      EvictLaunch shape;
+      shape.cache.kvHeads = kvHeads_;
+      shape.cache.headDim = layer.headDim;
+      shape.qHeads = uint32_t(layer.call.qHeads);
+      H2oRows calls;
+      calls.rows = rows;
+      calls.maxLength = maxLength;
+      bytes = std::max(bytes, h2oPartialsBytes(shape, calls));
+    }
+    StatusOr<bool> moved =
+        reserve(h2oPartials_, bytes, "H2O's softmax partials");
+    if (!moved)
+      return moved.status();
+    moves_ += *moved;
+  }
   if (!observes())
     return Status::ok();
   const uint64_t layers = layers_.size();
@@ -441,9 +499,7 @@ Status DeviceEviction::beforeCall(const PageLedger &ledger,
 Status DeviceEviction::record(uint32_t layer, const float *q, uint64_t qStride,
                               uint32_t rows, const int32_t *positions,
                               const int32_t *marks, cudaStream_t stream) {
-  size_t l = 0;
-  while (l < layers_.size() && layers_[l].call.plan.layer() != layer)
-    ++l;
+  const size_t l = layerIndex(layer);
   if (l == layers_.size())
     return Status::error("layer " + std::to_string(layer) + " does not evict");
   const size_t places = size_t(l) * ringRows_ * observe_;
@@ -454,12 +510,22 @@ Status DeviceEviction::record(uint32_t layer, const float *q, uint64_t qStride,
       ringPositions_.as<int32_t>() + places, stream);
 }
 
+Status DeviceEviction::accumulate(uint32_t layer, const H2oRows &calls,
+                                  const DeviceKvPool &pool,
+                                  const int32_t *pageTables,
+                                  uint32_t pageTableStride,
+                                  cudaStream_t stream) {
+  const size_t l = layerIndex(layer);
+  if (l == layers_.size())
+    return Status::error("layer " + std::to_string(layer) + " does not evict");
+  return accumulateH2o(layerLaunch(l, pool, pageTables, pageTableStride), calls,
+                       h2oPartials_.as<float2>(), stream);
+}
+
 StatusOr<std::vector<std::vector<int32_t>>>
 DeviceEviction::positions(uint32_t layer, const std::vector<int32_t> &pages,
                           uint64_t length) const {
-  size_t l = 0;
-  while (l < layers_.size() && layers_[l].call.plan.layer() != layer)
-    ++l;
+  const size_t l = layerIndex(layer);
   if (l == layers_.size())
     return Status::error("layer " + std::to_string(layer) + " does not evict");
   std::vector<std::vector<int32_t>> out(kvHeads_);

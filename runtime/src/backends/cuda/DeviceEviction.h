@@ -23,9 +23,13 @@
 // plan's evict call, inside a captured graph too), and the scores read
 // them (EvictSnapKv.cu).
 //
-// Refused with one sentence: H2O (its state is the attention weights every
-// entry has accumulated, not computed here yet), layers that keep tokens
-// exact beside
+// H2O keeps, beside the per-head positions, the attention each entry has
+// accumulated per KV head (summed over the group's query heads): zeroed as
+// a token is stored in a slot, added to at the plan's evict step by every
+// row of a call (accumulate(), inside captured graphs too), moved by the
+// compaction with the positions, and read as the scores.
+//
+// Refused with one sentence: layers that keep tokens exact beside
 // their codes, KIVI, offloaded or sparsely selecting layers, sliding
 // windows, TriAttention over polar keys.
 //
@@ -145,18 +149,26 @@ public:
 
   /// SnapKV: whether the steps record queries, how many of a sequence's
   /// last ones, and before a call's steps, the ring grown to the ledger's
-  /// slots and new sequences' places emptied.
+  /// slots and new sequences' places emptied. H2O: whether the steps add
+  /// their attention to the entries' mass; before a call, its workspace
+  /// sized for `rows` rows of at most `maxLength` entries.
   bool observes() const { return observe_ > 0; }
   uint32_t observe() const { return observe_; }
+  bool accumulates() const { return accumulates_; }
   Status beforeCall(const PageLedger &ledger, const uint64_t *rowSequences,
-                    uint32_t rows, cudaStream_t stream);
+                    uint32_t rows, uint32_t maxLength, cudaStream_t stream);
+  /// H2O, at layer `layer`'s evict call: the rows' attention weights added
+  /// to their sequences' entries (EvictKernels.h, accumulateH2o()).
+  Status accumulate(uint32_t layer, const H2oRows &calls,
+                    const DeviceKvPool &pool, const int32_t *pageTables,
+                    uint32_t pageTableStride, cudaStream_t stream);
   /// At layer `layer`'s evict call: records the rows' queries (q: the
   /// call's input, `qStride` floats a row; positions: the rows'; marks:
   /// observedRowMarks() of the call's rows, on the device with the batch).
   Status record(uint32_t layer, const float *q, uint64_t qStride, uint32_t rows,
                 const int32_t *positions, const int32_t *marks,
                 cudaStream_t stream);
-  /// Times the ring moved (captured graphs hold it).
+  /// Times the ring or H2O's workspace moved (captured graphs hold them).
   uint64_t moves() const { return moves_; }
 
   /// The positions of layer `layer`'s first `length` entries of a sequence
@@ -177,6 +189,13 @@ private:
     TriAttentionCentres view;
   };
   DeviceEviction() = default;
+  /// layers_'s index of cache layer `layer`, or layers_.size().
+  size_t layerIndex(uint32_t layer) const;
+  /// Layer l's operands: its pages, the batch's page tables, its positions
+  /// (and H2O's mass), query heads and scale.
+  EvictLaunch layerLaunch(size_t l, const DeviceKvPool &pool,
+                          const int32_t *pageTables,
+                          uint32_t pageTableStride) const;
 
   std::vector<Layer> layers_;
   /// The layers' KV heads and largest head dimension.
@@ -190,6 +209,10 @@ private:
   /// ring row is cleared.
   uint32_t observe_ = 0, queryWidth_ = 0, ringRows_ = 0;
   DeviceBuffer ring_, ringPositions_;
+  /// H2O: whether the layers evict by it, their mass ([layers][pages]
+  /// [kvHeads][pageSize] floats, as positions_) and the softmax partials.
+  bool accumulates_ = false;
+  DeviceBuffer mass_, h2oPartials_;
   std::unordered_map<uint64_t, uint32_t> observing_;
   uint64_t moves_ = 0;
   uint64_t compactions_ = 0, evicted_ = 0;

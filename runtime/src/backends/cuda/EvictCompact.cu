@@ -1,8 +1,8 @@
 //===- EvictCompact.cu - Moving the kept entries to the front -------------===//
 //
-// One kernel for keys, values and the heads' positions. Every (sequence,
-// KV head) row is cut into chunks of `chunk` destinations (as many entries
-// as 512 threads hold in four words each, keys and values together); a
+// One kernel for keys, values and the heads' positions (and H2O's mass). Every
+// (sequence, KV head) row is cut into chunks of `chunk` destinations (as many
+// entries as 512 threads hold in four words each, keys and values together); a
 // block takes the next chunk from an atomic counter, so a chunk's block
 // starts only after every earlier chunk's. It reads its chunk's sources
 // (kept[i] for the i of the chunk not in place) into registers, fences,
@@ -87,6 +87,7 @@ __global__ void __launch_bounds__(kThreads)
   };
   Word held[kHeld];
   int32_t heldPosition = 0;
+  float heldMass = 0;
   if (moves) {
 #pragma unroll
     for (int r = 0; r < kHeld; ++r) {
@@ -97,8 +98,11 @@ __global__ void __launch_bounds__(kThreads)
         held[r] = *word(side, kept[i], at);
     }
     const int i = first + tid;
-    if (tid < chunk && i <= last && kept[i] != i)
+    if (tid < chunk && i <= last && kept[i] != i) {
       heldPosition = *position(kept[i]);
+      if (p.mass)
+        heldMass = p.mass[position(kept[i]) - p.positions];
+    }
   }
   // Sources read: say so (also for a chunk that moves nothing, which
   // waiters may name).
@@ -126,8 +130,11 @@ __global__ void __launch_bounds__(kThreads)
       *word(side, i, at) = held[r];
   }
   const int i = first + tid;
-  if (tid < chunk && i <= last && kept[i] != i)
+  if (tid < chunk && i <= last && kept[i] != i) {
     *position(i) = heldPosition;
+    if (p.mass)
+      p.mass[position(i) - p.positions] = heldMass;
+  }
 }
 
 /// The widest word that divides the entries and their offsets.
@@ -162,7 +169,7 @@ Status launch(const EvictLaunch &p, const EvictWorkspace &w,
   return Status::ok();
 }
 
-__global__ void storeHeadPositionsKernel(int32_t *positions,
+__global__ void storeHeadPositionsKernel(int32_t *positions, float *mass,
                                          uint64_t layerStride, uint32_t layers,
                                          uint32_t kvHeads, uint32_t pageSize,
                                          const int32_t *slots,
@@ -172,8 +179,11 @@ __global__ void storeHeadPositionsKernel(int32_t *positions,
   const uint32_t inPage = uint32_t(slot % int32_t(pageSize));
   for (uint32_t t = threadIdx.x; t < layers * kvHeads; t += blockDim.x) {
     const uint32_t layer = t / kvHeads, h = t % kvHeads;
-    positions[layer * layerStride + (page * kvHeads + h) * pageSize + inPage] =
-        value;
+    const size_t at =
+        layer * layerStride + (page * kvHeads + h) * pageSize + inPage;
+    positions[at] = value;
+    if (mass)
+      mass[at] = 0;
   }
 }
 
@@ -214,14 +224,15 @@ Status compactEntries(const EvictLaunch &p, cudaStream_t stream) {
   return Status::ok();
 }
 
-Status storeHeadPositions(int32_t *positions, uint64_t layerStride,
+Status storeHeadPositions(int32_t *positions, float *mass, uint64_t layerStride,
                           uint32_t layers, uint32_t kvHeads, uint32_t pageSize,
                           const int32_t *slots, const int32_t *rowPositions,
                           uint32_t rows, cudaStream_t stream) {
   if (!rows || !layers)
     return Status::ok();
   storeHeadPositionsKernel<<<rows, 128, 0, stream>>>(
-      positions, layerStride, layers, kvHeads, pageSize, slots, rowPositions);
+      positions, mass, layerStride, layers, kvHeads, pageSize, slots,
+      rowPositions);
   if (cudaError_t e = cudaGetLastError())
     return cudaFailed("storing the evicting layers' positions", e);
   return Status::ok();

@@ -18,6 +18,9 @@
 //   queries (recordObserved() keeps them, per sequence, in a ring):
 //   softmax over every entry each sees, summed over the window, max-pooled
 //   along the entries per query head, summed over the group's heads.
+//   H2O scores each entry by the attention it has accumulated (the
+//   layer's mass, which accumulateH2o() adds to at every evict step),
+//   over the group's query heads.
 // - selectEntries(): per sequence and selection row (one for the layer, or
 //   one per KV head), TriAttention's scores standardised per head (mean 0,
 //   deviation 1, from the moments in double), the heads combined by their
@@ -77,7 +80,7 @@ struct TriAttentionCentres {
   bool interleaved = false;
 };
 
-enum class EvictScoring : uint8_t { TriAttention, Streaming, SnapKv };
+enum class EvictScoring : uint8_t { TriAttention, Streaming, SnapKv, H2o };
 
 /// Operands of one layer's compaction of `count` sequences.
 struct EvictLaunch {
@@ -92,6 +95,10 @@ struct EvictLaunch {
   PagedKvView cache;
   /// The layer's positions per KV head: [pages][kvHeads][pageSize].
   int32_t *positions = nullptr;
+  /// H2O: the attention each entry has accumulated per KV head (summed
+  /// over the group's query heads), laid out as `positions`; compaction
+  /// moves it with them.
+  float *mass = nullptr;
   uint32_t qHeads = 0;
   EvictScoring scoring = EvictScoring::TriAttention;
   TriAttentionCentres centres;
@@ -183,11 +190,30 @@ Status recordObserved(const float *q, uint64_t qStride, uint32_t qWidth,
 /// Stores rows' positions into every evicting layer's per-head positions:
 /// positions[l][slot / pageSize][h][slot % pageSize] = rowPositions[r] for
 /// slot = slots[r], each of `layers` layers (layerStride ints apart) and
-/// `kvHeads` heads.
-Status storeHeadPositions(int32_t *positions, uint64_t layerStride,
+/// `kvHeads` heads; with `mass` (H2O), the same places of it zeroed.
+Status storeHeadPositions(int32_t *positions, float *mass, uint64_t layerStride,
                           uint32_t layers, uint32_t kvHeads, uint32_t pageSize,
                           const int32_t *slots, const int32_t *rowPositions,
                           uint32_t rows, cudaStream_t stream);
+
+/// H2O, at a layer's evict step: the rows of a call, each reading entries
+/// 0 .. rowLengths[r] - 1 of page table row rowTables[r] (those at
+/// positions up to rowPositions[r]), their queries at queries + r *
+/// queryStride (after RoPE). Each row's softmax over what it sees, per
+/// query head, summed over the group, is added to `launch.mass` (atomic:
+/// a prefill's rows meet in one entry). Of `launch`: cache, positions,
+/// qHeads, scale and mass; `partials` holds [rows][kvHeads][tiles of
+/// maxLength][4] float2 (h2oPartialsBytes()).
+struct H2oRows {
+  const float *queries = nullptr;
+  uint64_t queryStride = 0;
+  const int32_t *rowTables = nullptr, *rowLengths = nullptr,
+                *rowPositions = nullptr;
+  uint32_t rows = 0, maxLength = 0;
+};
+size_t h2oPartialsBytes(const EvictLaunch &launch, const H2oRows &rows);
+Status accumulateH2o(const EvictLaunch &launch, const H2oRows &rows,
+                     float2 *partials, cudaStream_t stream);
 
 } // namespace kvrt::cuda
 

@@ -57,6 +57,27 @@ __global__ void __launch_bounds__(kThreads)
     out[i] = i < s.sinks ? INFINITY : float(i);
 }
 
+/// H2O: each entry's accumulated attention over the group's query heads
+/// (their mean, as the CPU's h2oScores).
+__global__ void __launch_bounds__(kThreads)
+    h2oScoresKernel(EvictLaunch p, float *scores) {
+  const EvictSequence s = p.sequences[blockIdx.z];
+  const uint32_t kvHeads = p.cache.kvHeads, pageSize = p.cache.pageSize;
+  const float group = float(p.qHeads / kvHeads);
+  const int32_t *table =
+      p.cache.pageTables + size_t(s.tableRow) * p.cache.pageTableStride;
+  float *out =
+      scores + (size_t(blockIdx.z) * kvHeads + blockIdx.y) * p.maxLength;
+  const int first = int(blockIdx.x * kEvictScoreTile);
+  for (int i = first + int(threadIdx.x);
+       i < min(s.length, first + int(kEvictScoreTile)); i += kThreads) {
+    const uint32_t page = uint32_t(i) / pageSize;
+    out[i] = p.mass[(size_t(table[page]) * kvHeads + blockIdx.y) * pageSize +
+                    (uint32_t(i) - page * pageSize)] /
+             group;
+  }
+}
+
 /// u and m of (KV head blockIdx.x, sequence blockIdx.y): directions row
 /// [u in the key's layout (d floats), m (d / 2 floats)].
 __global__ void directionsKernel(EvictLaunch p, float *directions) {
@@ -238,6 +259,8 @@ Status scoreEntries(const EvictLaunch &p, cudaStream_t stream) {
   const EvictWorkspace w = evictWorkspace(p);
   if (p.scoring == EvictScoring::Streaming) {
     streamingKernel<<<grid, kThreads, 0, stream>>>(p, w.scores);
+  } else if (p.scoring == EvictScoring::H2o) {
+    h2oScoresKernel<<<grid, kThreads, 0, stream>>>(p, w.scores);
   } else {
     const uint32_t d = p.cache.headDim;
     if (d < 16 || d > kMaxHeadDim || (d & (d - 1)) ||
