@@ -64,6 +64,7 @@
 
 #include "kvrt/Artifact.h"
 #include "kvrt/Runtime.h"
+#include "kvrt/Sampling.h"
 #include "tools/kvopt/DecodeBench.h"
 
 #include <algorithm>
@@ -99,10 +100,6 @@ struct Options {
 /// (the caches then hold other entries, so the choices drift apart; a
 /// selection on wrong scores differs in most of its entries).
 constexpr double kLaterFlips = 0.25;
-
-int32_t argmax(const float *row, size_t n) {
-  return int32_t(std::max_element(row, row + n) - row);
-}
 
 std::unique_ptr<Engine> engineFor(std::shared_ptr<const Artifact> artifact,
                                   const std::string &backend,
@@ -177,8 +174,8 @@ struct Backends {
     std::vector<int32_t> tokens;
     for (size_t row = 0; row < c.rows; ++row) {
       const RowComparison r = compare(g, c, row);
-      const int32_t want = argmax(c.row(row), c.vocab);
-      const int32_t got = argmax(g.row(row), g.vocab);
+      const int32_t want = greedyToken(c.row(row), c.vocab);
+      const int32_t got = greedyToken(g.row(row), g.vocab);
       tokens.push_back(want);
       if (row < rows.size() && diverged.count(rows[row])) {
         std::printf("  row %zu: error %.2e (kept entries differed before: "
@@ -415,7 +412,7 @@ int check(const Options &o) {
     const Logits &c = b.cpu->logits();
     std::printf("greedy on the device");
     for (size_t row = 0; row < c.rows; ++row) {
-      const int32_t want = argmax(c.row(row), c.vocab);
+      const int32_t want = greedyToken(c.row(row), c.vocab);
       const bool decided =
           compare(c, c, row).margin > 2 * b.largestDifference &&
           !b.diverged.count(cpuIds[row]);
