@@ -35,6 +35,13 @@
 // 1e-2 or more); their exact sinks and window are checked by the engine
 // section. Rows with no visible entry must be exactly zero.
 //
+// Each kernel runs a second time adding H2O's mass (but for latents, which
+// the plan refuses): into a pool of 0.5s, each entry's softmax weights
+// summed over the group, against float64 sums of cpu::attentionWeights.
+// Per sequence and KV head, the L1 error over its entries against their
+// total must be within the output's bound (the weights carry the scores'
+// errors), and every place no row reads must still hold 0.5 exactly.
+//
 //===----------------------------------------------------------------------===//
 #include "Harness.h"
 
@@ -330,31 +337,116 @@ bool runCase(Case c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   args.scale = scale;
   args.slidingWindow = c.slidingWindow;
 
-  // Every split kernel that reads the encoding; -1: not run.
-  double worst[3] = {-1, -1, -1};
+  // H2O's mass: each sequence's softmax weights per entry and KV head,
+  // summed over the group, where the device holds the entry; every other
+  // place stays as it was (kMassBase).
+  const bool addsMass = !latentRank(enc, c.headDim);
+  const uint32_t group = c.qHeads / c.kvHeads;
+  const size_t massPlaces =
+      size_t(shape.capacityPages) * c.kvHeads * c.pageSize;
+  constexpr float kMassBase = 0.5f;
+  std::vector<double> expectedMass(massPlaces, 0.0);
+  std::vector<bool> massRead(massPlaces, false);
+  if (addsMass) {
+    std::vector<float> weights;
+    for (uint32_t b = 0; b < batch; ++b) {
+      const int64_t stride = std::max<int64_t>(1, c.lengths[b]);
+      weights.assign(
+          size_t(cpu::attentionWeightsScratch(params, group, stride)), 0.0f);
+      const std::vector<uint32_t> &pages = cache.pages(0, sequences[b]);
+      for (uint32_t h = 0; h < c.kvHeads; ++h) {
+        const cpu::VisibleEntries visible = cpu::attentionWeights(
+            params, sequences[b], h, queryPositions[b],
+            &q[(size_t(b) * c.qHeads + h * group) * c.headDim], group, stride,
+            weights.data());
+        for (uint32_t i = 0; i < c.lengths[b]; ++i) {
+          const size_t place =
+              (size_t(pages[i / c.pageSize]) * c.kvHeads + h) * c.pageSize +
+              i % c.pageSize;
+          massRead[place] = true;
+          const int64_t at = int64_t(i) - int64_t(visible.first);
+          if (at < 0 || at >= visible.count)
+            continue;
+          for (uint32_t g = 0; g < group; ++g)
+            expectedMass[place] += weights[size_t(g) * stride + size_t(at)];
+        }
+      }
+    }
+  }
+  DeviceBuffer mass = orDie(DeviceBuffer::allocate(massPlaces * 4 + 4));
+
+  // Every split kernel that reads the encoding, without and with H2O's
+  // mass; -1: not run.
+  double worst[3] = {-1, -1, -1}, worstMass = -1;
   bool ok = true;
   // The first kernel's splits, for the report.
   uint32_t splits = 0, splitTokens = 0;
-  for (int kind = 0; kind < 3; ++kind) {
-    if (!splitKernelReads(kKernels[kind], keyLayout, valueLayout))
+  for (int run = 0; run < 6; ++run) {
+    const int kind = run / 2;
+    const bool withMass = run % 2 == 1;
+    if (!splitKernelReads(kKernels[kind], keyLayout, valueLayout) ||
+        (withMass && !addsMass))
       continue;
-    const DecodeAttentionPlan plan = orDie(
-        planDecodeAttention(attentionShape, multiprocessors, kKernels[kind]));
+    DecodeAttentionShape runShape = attentionShape;
+    runShape.addsMass = withMass;
+    const DecodeAttentionPlan plan =
+        orDie(planDecodeAttention(runShape, multiprocessors, kKernels[kind]));
     if (!splits) {
       splits = plan.splits;
       splitTokens = plan.splitTokens;
     }
     DeviceBuffer workspace = orDie(DeviceBuffer::allocate(plan.workspaceBytes));
     args.workspace = workspace.get();
+    args.mass = withMass ? mass.as<float>() : nullptr;
     // All-ones bytes are NaN floats: anything left unwritten shows.
     CUDA_OK(cudaMemset(out.get(), 0xff, out.size()));
     CUDA_OK(cudaMemset(workspace.get(), 0xff, workspace.size()));
+    if (withMass) {
+      const std::vector<float> base(massPlaces, kMassBase);
+      orDie(mass.upload(base.data(), massPlaces * 4));
+    }
     orDie(decodeAttention(args, plan, nullptr));
     CUDA_OK(cudaDeviceSynchronize());
     std::vector<float> got(q.size());
     CUDA_OK(cudaMemcpy(got.data(), out.get(), got.size() * 4,
                        cudaMemcpyDeviceToHost));
-    worst[kind] = 0;
+    if (withMass) {
+      // Per sequence and KV head, the L1 error over its entries against
+      // their weights' sum (the group's size, or 0); untouched places
+      // exactly as they were.
+      std::vector<float> added(massPlaces);
+      CUDA_OK(cudaMemcpy(added.data(), mass.get(), massPlaces * 4,
+                         cudaMemcpyDeviceToHost));
+      std::vector<double> diff(size_t(batch) * c.kvHeads, 0.0),
+          total(diff.size(), 0.0);
+      worstMass = std::max(worstMass, 0.0);
+      for (uint32_t b = 0; b < batch; ++b) {
+        const std::vector<uint32_t> &pages = cache.pages(0, sequences[b]);
+        for (uint32_t h = 0; h < c.kvHeads; ++h)
+          for (uint32_t i = 0; i < c.lengths[b]; ++i) {
+            const size_t place =
+                (size_t(pages[i / c.pageSize]) * c.kvHeads + h) * c.pageSize +
+                i % c.pageSize;
+            const double error = std::isfinite(added[place])
+                                     ? std::abs(double(added[place]) -
+                                                kMassBase - expectedMass[place])
+                                     : INFINITY;
+            diff[b * c.kvHeads + h] += error;
+            total[b * c.kvHeads + h] += expectedMass[place];
+          }
+      }
+      for (size_t i = 0; i < diff.size(); ++i) {
+        const double error = total[i] > 0 ? diff[i] / total[i] : diff[i];
+        worstMass = std::max(worstMass, error);
+        ok &= error <= bound;
+      }
+      for (size_t place = 0; place < massPlaces; ++place)
+        if (!massRead[place] && added[place] != kMassBase) {
+          worstMass = INFINITY;
+          ok = false;
+        }
+    }
+    worst[kind] = std::max(worst[kind], 0.0);
     for (uint32_t row = 0; row < batch * c.qHeads; ++row) {
       double diff = 0, norm = 0;
       bool finite = true;
@@ -381,6 +473,11 @@ bool runCase(Case c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
                   worst[kind]);
     if (worst[kind] >= 0)
       errors += one;
+  }
+  if (worstMass >= 0) {
+    char one[32];
+    std::snprintf(one, sizeof(one), " mass %.2e", worstMass);
+    errors += one;
   }
   std::printf(
       "%-4s %-8s B=%u len=[%s] Hq=%u Hkv=%u d=%u P=%u%s%s%s "

@@ -196,6 +196,18 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
       orDie(DeviceBuffer::allocate(h2oPartialsBytes(h2o, step)));
   const float h2oStep = time(
       [&] { orDie(accumulateH2o(h2o, step, partials.as<float2>(), nullptr)); });
+  // What a decode step adds: the attention leaving its weights, added up.
+  DecodeAttentionShape massShape = shape;
+  massShape.addsMass = true;
+  const DecodeAttentionPlan massPlan =
+      orDie(planDecodeAttention(massShape, multiprocessors));
+  DeviceBuffer massWorkspace =
+      orDie(DeviceBuffer::allocate(massPlan.workspaceBytes));
+  DecodeAttentionArgs massArgs = args;
+  massArgs.workspace = massWorkspace.get();
+  massArgs.mass = mass.as<float>();
+  const float attentionWithMass =
+      time([&] { orDie(decodeAttention(massArgs, massPlan, nullptr)); });
   const double keyBytes = double(poolBytes);
   std::printf("eviction, one layer, B=%u L=%u, %u/%u heads of %u, bf16, kept "
               "25%%:\n",
@@ -209,8 +221,11 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
   std::printf("| SnapKV scores (32 queries) | %.3f | %.0f | %.2f |\n",
               snapScores, keyBytes / (snapScores * 1e6),
               snapScores / attention);
-  std::printf("| H2O's attention added (one decode step) | %.3f | %.0f | "
-              "%.2f |\n",
+  std::printf("| decode attention adding H2O's mass | %.3f | %.0f | %.2f |\n",
+              attentionWithMass, 2 * keyBytes / (attentionWithMass * 1e6),
+              attentionWithMass / attention);
+  std::printf("| H2O's mass by its own kernels (a prefill's rows; here one "
+              "a sequence) | %.3f | %.0f | %.2f |\n",
               h2oStep, keyBytes / (h2oStep * 1e6), h2oStep / attention);
   std::printf("| selection (shared, 8 heads) | %.3f | - | %.2f |\n", select,
               select / attention);

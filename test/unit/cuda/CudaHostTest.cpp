@@ -345,6 +345,28 @@ TEST(DecodeAttentionPlan, RefusesWhatTheKernelsCannotRead) {
   EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, movedScale, movedScale}),
             "decode attention's keys entries keep their scale at byte 0, not "
             "at 64 after the codes");
+  // H2O's mass is added over codes alone.
+  EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, polar, polar, 68, true}),
+            "decode attention on CUDA adds H2O's attention mass over codes "
+            "alone, not beside exact tokens or latent values");
+}
+
+TEST(DecodeAttentionPlan, AddingMassKeepsTheSplitsAndWidensTheWorkspace) {
+  const DeviceSideLayout fp8 =
+      layoutOf(encodingOf(schema::ENCODING_FP8), 128, 16);
+  for (uint32_t length : {100u, 32768u}) {
+    DecodeAttentionShape shape{8, 32, 8, 128, 16, length, fp8, fp8};
+    const DecodeAttentionPlan plain = *planDecodeAttention(shape, 132);
+    shape.addsMass = true;
+    const DecodeAttentionPlan mass = *planDecodeAttention(shape, 132);
+    EXPECT_TRUE(mass.addsMass);
+    EXPECT_EQ(mass.splits, plain.splits);
+    EXPECT_EQ(mass.splitTokens, plain.splitTokens);
+    // A float per query row and token of every split.
+    EXPECT_EQ(mass.workspaceBytes,
+              plain.workspaceBytes +
+                  size_t(8) * 32 * mass.splits * mass.splitTokens * 4);
+  }
 }
 
 TEST(SummaryBuilds, ListEveryPageARunWroteWithItsStoredSlots) {

@@ -360,6 +360,10 @@ private:
   std::vector<int32_t> rowLengthsHost_, tableRowsHost_;
   /// Rows of each table row's sequence in the batch: 1 for a decode row.
   std::vector<uint32_t> sequenceRowsHost_;
+  /// H2O: the runs of rows (first, count) that the last attention step
+  /// gave the prefill kernel, whose weights the evict step adds up; the
+  /// decode kernels add their rows' as they attend.
+  std::vector<std::pair<uint32_t, uint32_t>> prefilledRuns_;
   float *logitsOut_ = nullptr;
 };
 
@@ -1286,17 +1290,17 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     if (eviction_->observes())
       return eviction_->record(s.layer, in(0), uint64_t(inputStride(s, 0)),
                                rows, positions_, observedRows_, stream_);
-    if (eviction_->accumulates()) {
+    for (const auto &[first, count] : prefilledRuns_) {
       cuda::H2oRows calls;
-      calls.queries = in(0);
       calls.queryStride = uint64_t(inputStride(s, 0));
-      calls.rowTables = tableRows_;
-      calls.rowLengths = rowLengths_;
-      calls.rowPositions = positions_;
-      calls.rows = rows;
+      calls.queries = in(0) + first * calls.queryStride;
+      calls.rowTables = tableRows_ + first;
+      calls.rowLengths = rowLengths_ + first;
+      calls.rowPositions = positions_ + first;
+      calls.rows = count;
       calls.maxLength = planLength_;
-      return eviction_->accumulate(s.layer, calls, *pool_, pageTables_,
-                                   pageTableStride_, stream_);
+      KVRT_RETURN_IF_ERROR(eviction_->accumulate(
+          s.layer, calls, *pool_, pageTables_, pageTableStride_, stream_));
     }
     return Status::ok();
   case Kernel::Prefetch:
@@ -1321,6 +1325,9 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
   args.qHeads = qHeads;
   args.scale = s.scale;
   args.slidingWindow = s.slidingWindow;
+  // H2O: the decode kernels add their rows' attention to the layer's mass.
+  prefilledRuns_.clear();
+  args.mass = eviction_ ? eviction_->mass(s.layer) : nullptr;
   if (s.select.block && builds_)
     KVRT_RETURN_IF_ERROR(cuda::buildBlockSummaries(
         view, layer.summaries.as<uint16_t>(), s.select.block, buildPages_,
@@ -1360,6 +1367,8 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
     run.qHeads = qHeads;
     run.scale = s.scale;
     KVRT_RETURN_IF_ERROR(cuda::prefillAttention(run, stream_));
+    if (args.mass)
+      prefilledRuns_.emplace_back(r, end - r);
     r = pending = end;
   }
   KVRT_RETURN_IF_ERROR(pendingRows(pending, rows - pending));
@@ -1523,10 +1532,16 @@ Status CudaBackend::decodeRows(cuda::DecodeAttentionArgs args, uint32_t first,
     for (uint32_t n = std::min<uint32_t>(end - first, 65535);;) {
       const int32_t longest = *std::max_element(
           rowLengthsHost_.begin() + first, rowLengthsHost_.begin() + first + n);
-      cuda::DecodeAttentionShape shape{
-          n,        qHeads,        view.kvHeads,
-          headDim,  view.pageSize, uint32_t(longest),
-          view.key, view.value,    view.exact.entries()};
+      cuda::DecodeAttentionShape shape{n,
+                                       qHeads,
+                                       view.kvHeads,
+                                       headDim,
+                                       view.pageSize,
+                                       uint32_t(longest),
+                                       view.key,
+                                       view.value,
+                                       view.exact.entries(),
+                                       args.mass != nullptr};
       StatusOr<cuda::DecodeAttentionPlan> planned =
           cuda::planDecodeAttention(shape, multiprocessors_);
       if (!planned)

@@ -215,6 +215,11 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
                   std::begin(shape.value.levelHalves)))
     return Status::error("decode attention on CUDA reads 4-bit polar keys "
                          "and values through one codebook, and theirs differ");
+  if (shape.addsMass &&
+      (shape.exactTokens || shape.value.kind == DeviceSideLayout::Kind::Latent))
+    return Status::error("decode attention on CUDA adds H2O's attention "
+                         "mass over codes alone, not beside exact tokens or "
+                         "latent values");
   if (!splitKernelReads(kernel, shape.key, shape.value))
     return Status::error(std::string("the ") + kernelName(kernel) +
                          " split kernel does not read " +
@@ -287,6 +292,9 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
                                                        : 0) *
           4 +
       (plan.splits > 1 ? queries * plan.splits * (shape.headDim + 2) * 4 : 0);
+  plan.addsMass = shape.addsMass;
+  if (plan.addsMass)
+    plan.workspaceBytes += queries * plan.splits * plan.splitTokens * 4;
   return plan;
 }
 
@@ -311,7 +319,8 @@ Status decodeAttention(const DecodeAttentionArgs &args,
     return g;
   };
 
-  // The workspace: the rotated queries (polar), then the splits' partials.
+  // The workspace: the rotated queries (polar), the splits' partials, then
+  // (H2O) their weights.
   const bool rotates = cache.key.kind == DeviceSideLayout::Kind::Polar;
   const size_t rows = size_t(args.batch) * args.qHeads;
   float *rotated = rotates ? static_cast<float *>(args.workspace) : nullptr;
@@ -326,6 +335,11 @@ Status decodeAttention(const DecodeAttentionArgs &args,
   p.partialOut = partials;
   p.partialMaxSum =
       p.partialOut ? p.partialOut + rows * plan.splits * headDim : nullptr;
+  p.weights = nullptr;
+  p.weightsStride = plan.splits * plan.splitTokens;
+  if (plan.addsMass && partials)
+    p.weights =
+        partials + (plan.splits > 1 ? rows * plan.splits * (headDim + 2) : 0);
   p.keys = cache.keys;
   p.values = cache.values;
   p.positions = cache.positions;
@@ -363,6 +377,10 @@ Status decodeAttention(const DecodeAttentionArgs &args,
   if (plan.workspaceBytes && !args.workspace)
     return Status::error("decode attention on CUDA needs a workspace of " +
                          std::to_string(plan.workspaceBytes) + " bytes");
+  if (plan.addsMass != (args.mass != nullptr))
+    return Status::error(std::string("decode attention's plan was made ") +
+                         (plan.addsMass ? "to add" : "not to add") +
+                         " H2O's attention mass");
   if (exact != (plan.exactSplits > 0))
     return Status::error(
         std::string("decode attention's plan was made for ") +
@@ -442,6 +460,24 @@ Status decodeAttention(const DecodeAttentionArgs &args,
   if (launched && rotates)
     launched = launchRotateRows(args.out, args.out, uint32_t(rows), headDim,
                                 cache.value.rotationSigns, true, stream);
+  if (launched && plan.addsMass) {
+    AttentionMassArgs mass;
+    mass.weights = p.weights;
+    mass.weightsStride = p.weightsStride;
+    mass.partialMaxSum = p.partialMaxSum;
+    mass.pageTables = cache.pageTables;
+    mass.tableRows = cache.tableRows;
+    mass.lengths = cache.lengths;
+    mass.mass = args.mass;
+    mass.pageTableStride = cache.pageTableStride;
+    mass.pageSize = cache.pageSize;
+    mass.batch = args.batch;
+    mass.qHeads = args.qHeads;
+    mass.kvHeads = cache.kvHeads;
+    mass.splits = plan.splits;
+    mass.splitTokens = plan.splitTokens;
+    launched = launchAttentionMass(mass, stream);
+  }
   cudaError_t error = cudaGetLastError();
   if (!launched || error != cudaSuccess)
     return Status::error(std::string("decode attention's launch failed: ") +

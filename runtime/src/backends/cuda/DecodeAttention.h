@@ -130,6 +130,8 @@ struct DecodeAttentionShape {
   /// The sinks plus the window of a layer that keeps tokens exact
   /// (PagedKvView::exact), else 0.
   uint32_t exactTokens = 0;
+  /// H2O: the rows add their attention to DecodeAttentionArgs::mass.
+  bool addsMass = false;
 };
 
 /// The split kernels. Each encoding has a default (planDecodeAttention()
@@ -187,8 +189,10 @@ struct DecodeAttentionPlan {
   size_t sharedBytes = 0;
   size_t staticSharedBytes = 0;
   /// Device bytes decodeAttention() needs at `workspace`: the rotated
-  /// queries (polar), then the splits' partial outputs, maxima and sums.
+  /// queries (polar), the splits' partial outputs, maxima and sums, then
+  /// (addsMass) their weights, splits x splitTokens floats per query row.
   size_t workspaceBytes = 0;
+  bool addsMass = false;
 };
 
 /// The plan for `shape` on a device with `multiprocessors` SMs with the
@@ -222,6 +226,11 @@ struct DecodeAttentionArgs {
   float scale = 1.0f;
   /// 0: unbounded.
   int32_t slidingWindow = 0;
+  /// Where the plan addsMass (H2O): [pages][kvHeads][pageSize] floats, to
+  /// which each row adds the attention its group's query heads give each
+  /// entry it reads (summed over the group), from the weights the
+  /// attention computes anyway (AttentionMass.cu).
+  float *mass = nullptr;
   /// planDecodeAttention()'s workspaceBytes of device memory.
   void *workspace = nullptr;
   /// Where the exact tokens' splits run, concurrently with the codes'

@@ -101,6 +101,11 @@ struct SplitKernelParams {
   /// Bytes from the start of shared memory to the stages' barriers: "full"
   /// ones, then "empty" ones, kMaxStages each.
   uint32_t barrierOffset;
+  /// Null, or (H2O) where each split leaves its weights: entry i of query
+  /// row r at weights[r * weightsStride + i], 2^(score - the split's
+  /// maximum), divided by the sum where the row has one split.
+  float *weights;
+  uint32_t weightsStride;
 };
 
 /// The split kernels' instances, each from its own .cu file, or null when
@@ -142,6 +147,25 @@ bool launchExactAttention(const PagedKvView &cache, const float *q,
                           float *partialMaxSum, uint32_t splits,
                           uint32_t exactSplits, const uint32_t *valueSigns,
                           cudaStream_t stream);
+
+/// H2O: adds to `mass` ([pages][kvHeads][pageSize] floats) each entry's
+/// attention, the weights the splits left (SplitKernelParams::weights)
+/// normalised by the merged maxima and sums and summed over the group's
+/// query heads (AttentionMass.cu). `batch` rows read the first lengths[b]
+/// entries of page table row tableRows[b] (or b).
+struct AttentionMassArgs {
+  const float *weights = nullptr;
+  uint32_t weightsStride = 0;
+  const float *partialMaxSum = nullptr;
+  const int32_t *pageTables = nullptr;
+  const int32_t *tableRows = nullptr;
+  const int32_t *lengths = nullptr;
+  float *mass = nullptr;
+  uint32_t pageTableStride = 0, pageSize = 0;
+  uint32_t batch = 0, qHeads = 0, kvHeads = 0;
+  uint32_t splits = 0, splitTokens = 0;
+};
+bool launchAttentionMass(const AttentionMassArgs &args, cudaStream_t stream);
 
 /// Merges the splits' partials into out (SplitReduce.cu).
 bool launchSplitReduce(const float *partialOut, const float *partialMaxSum,

@@ -510,6 +510,13 @@ Status DeviceEviction::record(uint32_t layer, const float *q, uint64_t qStride,
       ringPositions_.as<int32_t>() + places, stream);
 }
 
+float *DeviceEviction::mass(uint32_t layer) {
+  const size_t l = layerIndex(layer);
+  return accumulates_ && l < layers_.size()
+             ? mass_.as<float>() + l * layerStride_
+             : nullptr;
+}
+
 Status DeviceEviction::accumulate(uint32_t layer, const H2oRows &calls,
                                   const DeviceKvPool &pool,
                                   const int32_t *pageTables,

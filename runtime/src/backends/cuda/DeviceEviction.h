@@ -157,8 +157,13 @@ public:
   bool accumulates() const { return accumulates_; }
   Status beforeCall(const PageLedger &ledger, const uint64_t *rowSequences,
                     uint32_t rows, uint32_t maxLength, cudaStream_t stream);
-  /// H2O, at layer `layer`'s evict call: the rows' attention weights added
-  /// to their sequences' entries (EvictKernels.h, accumulateH2o()).
+  /// H2O: layer `layer`'s mass ([pages][kvHeads][pageSize] floats), to
+  /// which the decode attention adds its rows' weights; null where the
+  /// layer does not evict by H2O.
+  float *mass(uint32_t layer);
+  /// H2O, at layer `layer`'s evict call: the attention weights of rows
+  /// the decode attention did not take (a prefill's) added to their
+  /// sequences' entries (EvictKernels.h, accumulateH2o()).
   Status accumulate(uint32_t layer, const H2oRows &calls,
                     const DeviceKvPool &pool, const int32_t *pageTables,
                     uint32_t pageTableStride, cudaStream_t stream);

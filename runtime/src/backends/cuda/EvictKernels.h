@@ -19,7 +19,8 @@
 //   softmax over every entry each sees, summed over the window, max-pooled
 //   along the entries per query head, summed over the group's heads.
 //   H2O scores each entry by the attention it has accumulated (the
-//   layer's mass, which accumulateH2o() adds to at every evict step),
+//   layer's mass, which the decode attention adds to as it attends,
+//   DecodeAttentionArgs::mass, and accumulateH2o() for a prefill's rows),
 //   over the group's query heads.
 // - selectEntries(): per sequence and selection row (one for the layer, or
 //   one per KV head), TriAttention's scores standardised per head (mean 0,
@@ -196,7 +197,8 @@ Status storeHeadPositions(int32_t *positions, float *mass, uint64_t layerStride,
                           const int32_t *slots, const int32_t *rowPositions,
                           uint32_t rows, cudaStream_t stream);
 
-/// H2O, at a layer's evict step: the rows of a call, each reading entries
+/// H2O, at a layer's evict step: rows of a call that the decode attention
+/// did not take (a prefill's), each reading entries
 /// 0 .. rowLengths[r] - 1 of page table row rowTables[r] (those at
 /// positions up to rowPositions[r]), their queries at queries + r *
 /// queryStride (after RoPE). Each row's softmax over what it sees, per

@@ -19,7 +19,8 @@
 // for both launches: for Llama-3-8B's shape (128 rows, d = 128) the work is
 // the FMA units', not the bytes'.
 //
-// H2O (accumulateH2o) runs the same two launches at every evict step, a
+// H2O (accumulateH2o) runs the same two launches for a prefill's rows (the
+// decode attention adds its rows' weights itself: AttentionMass.cu), a
 // block per (tile, KV head, row of the call) over the group's queries of
 // that row, and the second adds each entry's weights, summed over the
 // group, to the layer's mass with atomicAdd (a prefill's rows meet in one

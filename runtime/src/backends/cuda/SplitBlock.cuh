@@ -303,7 +303,8 @@ struct SplitBlock {
   }
 
   /// Turns each head's scores into 2^(score - max) in place and records
-  /// the maximum and the sum; all consumers take part.
+  /// the maximum and the sum, and (H2O) leaves the weights in
+  /// p.weights; all consumers take part.
   __device__ void softmax() {
     consumerSync();
     const int warp = tid / 32, lane = tid % 32, count = end - start;
@@ -315,6 +316,23 @@ struct SplitBlock {
       }
     }
     consumerSync();
+    if (p.weights)
+      writeWeights(count);
+  }
+
+  /// The split's weights of each head into p.weights: as they are, or
+  /// normalised where the row has no other split (and so no merge that
+  /// knows its sum).
+  __device__ void writeWeights(int count) const {
+    for (int g = 0; g < group; ++g) {
+      const float *weight = scores(g);
+      const float inverse = p.splits > 1       ? 1.0f
+                            : rowSum[g] > 0.0f ? 1.0f / rowSum[g]
+                                               : 0.0f;
+      float *to = p.weights + (firstRow + g) * p.weightsStride + start;
+      for (int i = tid; i < count; i += kBlockThreads)
+        to[i] = weight[i] * inverse;
+    }
   }
 
   /// Writes coordinate d of query head g's unnormalised output.
