@@ -2,73 +2,41 @@
 //
 // Flat arrays rather than node containers: a GPU decode step acquires
 // thousands of pages per layer (8 rows x 8 KV heads x 128 blocks), and the
-// schedule runs on the host between steps.
+// schedule runs on the host during and after each step.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/offload/DevicePages.h"
 
+#include <algorithm>
 #include <string>
 
 namespace kvrt::offload {
-namespace {
+DevicePages::DevicePages(uint64_t slots, uint32_t kvHeads)
+    : slots_(slots), kvHeads_(std::max(1u, kvHeads)) {}
 
-uint64_t bucketOf(uint64_t page, uint64_t mask) {
-  // A 64-bit mix (splitmix64's finaliser): page keys differ in few bits.
-  page ^= page >> 31;
-  page *= 0x7fb5d329728ea185ull;
-  page ^= page >> 27;
-  page *= 0x81dadef4bc2dd44dull;
-  page ^= page >> 33;
-  return page & mask;
-}
-
-} // namespace
-
-DevicePages::DevicePages(uint64_t slots) : slots_(slots) {
-  uint64_t buckets = 16;
-  while (buckets < 2 * slots)
-    buckets *= 2;
-  bucketPages_.assign(buckets, kNoPage);
-  bucketSlots_.assign(buckets, kNone);
+uint64_t DevicePages::place(uint64_t page) const {
+  return uint64_t(pageIndexOf(page)) * kvHeads_ + pageHeadOf(page);
 }
 
 uint32_t DevicePages::find(uint64_t page) const {
-  const uint64_t mask = bucketPages_.size() - 1;
-  for (uint64_t b = bucketOf(page, mask);; b = (b + 1) & mask) {
-    if (bucketPages_[b] == page)
-      return bucketSlots_[b];
-    if (bucketPages_[b] == kNoPage)
-      return kNone;
-  }
+  const uint64_t at = place(page);
+  if (at >= where_.size())
+    return kNone;
+  const uint64_t entry = where_[at];
+  return entry >> 32 == (page >> 40 | kPresent) ? uint32_t(entry) : kNone;
 }
 
 void DevicePages::insert(uint64_t page, uint32_t slot) {
-  const uint64_t mask = bucketPages_.size() - 1;
-  uint64_t b = bucketOf(page, mask);
-  while (bucketPages_[b] != kNoPage)
-    b = (b + 1) & mask;
-  bucketPages_[b] = page;
-  bucketSlots_[b] = slot;
+  const uint64_t at = place(page);
+  if (at >= where_.size())
+    where_.resize(std::max(at + 1, 2 * where_.size()), 0);
+  where_[at] = (page >> 40 | kPresent) << 32 | slot;
 }
 
 void DevicePages::erase(uint64_t page) {
-  const uint64_t mask = bucketPages_.size() - 1;
-  uint64_t b = bucketOf(page, mask);
-  while (bucketPages_[b] != page)
-    b = (b + 1) & mask;
-  // Backward-shift deletion: move later entries of the probe run into the
-  // hole when their home bucket does not lie between the hole and them.
-  for (uint64_t next = (b + 1) & mask; bucketPages_[next] != kNoPage;
-       next = (next + 1) & mask) {
-    const uint64_t home = bucketOf(bucketPages_[next], mask);
-    if (((next - home) & mask) >= ((next - b) & mask)) {
-      bucketPages_[b] = bucketPages_[next];
-      bucketSlots_[b] = bucketSlots_[next];
-      b = next;
-    }
-  }
-  bucketPages_[b] = kNoPage;
-  bucketSlots_[b] = kNone;
+  // A page taken again in a later generation may have replaced it.
+  if (find(page) != kNone)
+    where_[place(page)] = 0;
 }
 
 void DevicePages::unlink(uint32_t slot) {

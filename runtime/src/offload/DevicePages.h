@@ -58,7 +58,8 @@ public:
   /// What a slot holds before any page is brought into it.
   static constexpr uint64_t kNoPage = ~uint64_t(0);
 
-  explicit DevicePages(uint64_t slots);
+  /// `slots` device pages of a layer of `kvHeads` KV heads.
+  DevicePages(uint64_t slots, uint32_t kvHeads);
 
   uint64_t slots() const { return slots_; }
   const PageCounts &counts() const { return counts_; }
@@ -119,10 +120,18 @@ private:
   std::vector<uint8_t> prefetched_, listed_;
   std::vector<uint32_t> newer_, older_;
   uint32_t newest_ = kNone, oldest_ = kNone;
-  /// Page -> slot, open addressing with linear probing (a power of two at
-  /// least twice the slots; kNoPage marks a free bucket).
-  std::vector<uint64_t> bucketPages_;
-  std::vector<uint32_t> bucketSlots_;
+  /// Where page (index i, KV head h) is, at i * kvHeads + h: 0 when it is
+  /// not resident, else its generation with kPresent above it (bits 32 and
+  /// up) and its slot. One generation of a page at a time: a later one
+  /// replaces an earlier one, which no attention reads again (its slot
+  /// still holds it until it is the least recently used). Indexed, not hashed:
+  /// a sequence's pages are near one another in it, so the lookups of a step
+  /// stay in cache (a hash table of the slots missed it on every lookup and was
+  /// half of the schedule's time).
+  static constexpr uint64_t kPresent = uint64_t(1) << 24;
+  uint64_t place(uint64_t page) const;
+  uint32_t kvHeads_;
+  std::vector<uint64_t> where_;
   std::vector<uint64_t> changed_;
 };
 

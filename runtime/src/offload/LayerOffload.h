@@ -46,7 +46,7 @@ public:
   LayerOffload(uint32_t layer, uint32_t kvHeads, uint64_t devicePages,
                uint32_t topBlocks)
       : layer_(layer), kvHeads_(kvHeads), topBlocks_(topBlocks),
-        pages_(devicePages) {}
+        pages_(devicePages, kvHeads) {}
 
   uint32_t layer() const { return layer_; }
   const PageCounts &counts() const { return pages_.counts(); }

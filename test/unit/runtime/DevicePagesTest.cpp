@@ -25,7 +25,7 @@ using offload::pageKey;
 namespace {
 
 TEST(DevicePages, CountsHitsAndMissesOfEachRead) {
-  DevicePages pages(4);
+  DevicePages pages(4, 1);
   pages.beginStep();
   ASSERT_TRUE(pages.acquire({pageKey(1, 0, 0), pageKey(2, 0, 0)}).isOk());
   EXPECT_EQ(pages.counts().misses, 2u);
@@ -37,7 +37,7 @@ TEST(DevicePages, CountsHitsAndMissesOfEachRead) {
 }
 
 TEST(DevicePages, TheLeastRecentlyUsedLeavesFirst) {
-  DevicePages pages(2);
+  DevicePages pages(2, 1);
   for (uint32_t p : {1, 2, 1, 3}) {
     pages.beginStep();
     ASSERT_TRUE(pages.acquire({pageKey(p, 0, 0)}).isOk());
@@ -51,7 +51,7 @@ TEST(DevicePages, TheLeastRecentlyUsedLeavesFirst) {
 }
 
 TEST(DevicePages, PrefetchesNeverEvictThisStepsPages) {
-  DevicePages pages(3);
+  DevicePages pages(3, 1);
   pages.beginStep();
   ASSERT_TRUE(pages.acquire({pageKey(1, 0, 0), pageKey(2, 0, 0)}).isOk());
   pages.prefetch({pageKey(7, 0, 0), pageKey(8, 0, 0), pageKey(9, 0, 0)});
@@ -70,7 +70,7 @@ TEST(DevicePages, PrefetchesNeverEvictThisStepsPages) {
 }
 
 TEST(DevicePages, AReusedPageOrAnotherHeadIsNotTheOldOne) {
-  DevicePages pages(4);
+  DevicePages pages(4, 1);
   pages.beginStep();
   ASSERT_TRUE(pages.acquire({pageKey(5, 0, 0)}).isOk());
   pages.beginStep();
@@ -79,7 +79,7 @@ TEST(DevicePages, AReusedPageOrAnotherHeadIsNotTheOldOne) {
 }
 
 TEST(DevicePages, MorePagesThanSlotsIsAnError) {
-  DevicePages pages(2);
+  DevicePages pages(2, 1);
   pages.beginStep();
   Status s =
       pages.acquire({pageKey(1, 0, 0), pageKey(2, 0, 0), pageKey(3, 0, 0)});
@@ -90,7 +90,7 @@ TEST(DevicePages, MorePagesThanSlotsIsAnError) {
 }
 
 TEST(DevicePages, WrittenAndStreamedPagesAreNotReads) {
-  DevicePages pages(3);
+  DevicePages pages(3, 1);
   pages.beginStep();
   pages.written(pageKey(9, 0, 0), false);
   pages.stream({pageKey(1, 0, 0), pageKey(2, 0, 0), pageKey(9, 0, 0)});
@@ -102,7 +102,7 @@ TEST(DevicePages, WrittenAndStreamedPagesAreNotReads) {
 }
 
 TEST(DevicePages, APageTakesTheSlotOfTheOneItEvicts) {
-  DevicePages pages(2);
+  DevicePages pages(2, 1);
   pages.beginStep();
   ASSERT_TRUE(pages.acquire({pageKey(1, 0, 0), pageKey(2, 0, 0)}).isOk());
   EXPECT_EQ(pages.takeChangedSlots(), (std::vector<uint64_t>{0, 1}));
@@ -130,8 +130,27 @@ TEST(DevicePages, APageKeyNamesItsIndexAndHead) {
   EXPECT_NE(key, pageKey(70000, 7, 123457));
 }
 
+TEST(DevicePages, APageTakenAgainIsNotTheOneResident) {
+  DevicePages pages(2, 4);
+  pages.beginStep();
+  ASSERT_TRUE(pages.acquire({pageKey(5, 3, 1)}).isOk());
+  // Page 5 freed and taken again: its new life is a miss, and the old one
+  // leaving its slot does not take the new one with it.
+  pages.beginStep();
+  ASSERT_TRUE(pages.acquire({pageKey(5, 3, 2)}).isOk());
+  EXPECT_EQ(pages.counts().misses, 2u);
+  EXPECT_EQ(pages.slotOf(pageKey(5, 3, 1)), DevicePages::kNoPage);
+  pages.beginStep();
+  ASSERT_TRUE(pages.acquire({pageKey(6, 0, 2)}).isOk()); // evicts slot 0
+  EXPECT_EQ(pages.holder(0), pageKey(6, 0, 2));
+  EXPECT_EQ(pages.slotOf(pageKey(5, 3, 2)), 1u);
+  pages.beginStep();
+  ASSERT_TRUE(pages.acquire({pageKey(5, 3, 2)}).isOk());
+  EXPECT_EQ(pages.counts().hits, 1u);
+}
+
 TEST(DevicePages, AWrittenPageIsRefilledOnlyWithEarlierTokens) {
-  DevicePages pages(1);
+  DevicePages pages(1, 1);
   pages.beginStep();
   pages.written(pageKey(1, 0, 0), false);
   pages.written(pageKey(2, 0, 0), true);
@@ -144,7 +163,7 @@ TEST(DevicePages, MatchesAPlainLruModelOnRandomSteps) {
   // rules says which reads hit.
   std::mt19937 rng(3);
   const uint64_t slots = 12;
-  DevicePages pages(slots);
+  DevicePages pages(slots, 2);
   std::list<std::pair<uint64_t, uint64_t>> model; // (page, step), MRU first
   uint64_t hits = 0, misses = 0, prefetched = 0;
   auto find = [&](uint64_t page) {
