@@ -1098,18 +1098,20 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
                                  cudaMemcpyDeviceToHost, stream_)) {
     return cudaFailed("copying the logits to the host", e);
   }
+  if (offloaded_) {
+    // The schedules run while the GPU computes the call's later layers.
+    std::vector<cuda::OffloadedPages::CallSequence> called;
+    for (size_t i = 0; i < counts.size(); ++i)
+      called.push_back({counts[i].first, counts[i].second, stored[i]});
+    KVRT_RETURN_IF_ERROR(
+        offloaded_->afterCall(pool_->ledger(), called, stream_));
+  }
   if (cudaError_t e = cudaStreamSynchronize(stream_))
     return cudaFailed("running the batch", e);
   for (size_t i = 0; i < counts.size(); ++i)
     pool_->ledger().setLength(counts[i].first, stored[i]);
   for (const auto &[sequence, kept] : compacted)
     pool_->ledger().shrink(sequence, kept);
-  if (offloaded_) {
-    std::vector<cuda::OffloadedPages::CallSequence> called;
-    for (const auto &[sequence, more] : counts)
-      called.push_back({sequence, more});
-    KVRT_RETURN_IF_ERROR(offloaded_->afterCall(pool_->ledger(), called));
-  }
   return Status::ok();
 }
 

@@ -26,8 +26,10 @@ struct OffloadedPages::Layer {
   /// [slot]: the page whose areas the slot holds (DevicePages::kNoPage).
   std::vector<uint64_t> copied;
   /// Per table row of a call: [kvHeads] blocks kept, then (after
-  /// sequenceCapacity_ rows) [kvHeads][topBlocks] their indices.
+  /// sequenceCapacity_ rows) [kvHeads][topBlocks] their indices; recorded
+  /// once they are in host memory.
   HostBuffer selections;
+  cudaEvent_t selected = nullptr;
   /// afterCall()'s result for the layer: its copies and table writes.
   Status status;
   std::vector<PageCopy> copies;
@@ -35,8 +37,12 @@ struct OffloadedPages::Layer {
 };
 
 OffloadedPages::~OffloadedPages() {
-  if (copied_)
-    cudaEventDestroy(copied_);
+  for (auto &[index, layer] : layers_)
+    if (layer->selected)
+      cudaEventDestroy(layer->selected);
+  for (cudaEvent_t event : {copied_, called_})
+    if (event)
+      cudaEventDestroy(event);
   if (copyStream_)
     cudaStreamDestroy(copyStream_);
 }
@@ -96,6 +102,9 @@ OffloadedPages::create(const DeviceKvPool &pool,
     layer->mirror.assign(capacity * spec.kvHeads, -1);
     if (cudaError_t e = cudaMemset(layer->slotOf.get(), 0xff, tableBytes))
       return cudaFailed("clearing a slot table", e);
+    if (cudaError_t e =
+            cudaEventCreateWithFlags(&layer->selected, cudaEventDisableTiming))
+      return cudaFailed("creating a selection event", e);
     pages->layers_.emplace(plan.layer, std::move(layer));
   }
   pages->threads_ = std::make_unique<cpu::ThreadPool>(
@@ -104,9 +113,9 @@ OffloadedPages::create(const DeviceKvPool &pool,
   if (cudaError_t e =
           cudaStreamCreateWithFlags(&pages->copyStream_, cudaStreamNonBlocking))
     return cudaFailed("creating the copy stream", e);
-  if (cudaError_t e =
-          cudaEventCreateWithFlags(&pages->copied_, cudaEventDisableTiming))
-    return cudaFailed("creating the copy event", e);
+  for (cudaEvent_t *event : {&pages->copied_, &pages->called_})
+    if (cudaError_t e = cudaEventCreateWithFlags(event, cudaEventDisableTiming))
+      return cudaFailed("creating the copy events", e);
   return pages;
 }
 
@@ -181,24 +190,40 @@ Status OffloadedPages::recordSelection(uint32_t layer,
           selection.blocks, rows * l.select.topBlocks * sizeof(int32_t),
           cudaMemcpyDeviceToHost, stream))
     return cudaFailed("copying a selection to the host", e);
+  // Captured, an external event record node that each launch of the graph
+  // records (a plain record would only order work inside the graph).
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  if (cudaError_t e = cudaStreamIsCapturing(stream, &capture))
+    return cudaFailed("asking whether a step is captured", e);
+  if (cudaError_t e = cudaEventRecordWithFlags(
+          l.selected, stream,
+          capture == cudaStreamCaptureStatusActive ? cudaEventRecordExternal
+                                                   : cudaEventRecordDefault))
+    return cudaFailed("recording a selection's copy", e);
   return Status::ok();
 }
 
 Status OffloadedPages::afterCall(const PageLedger &ledger,
-                                 const std::vector<CallSequence> &sequences) {
+                                 const std::vector<CallSequence> &sequences,
+                                 cudaStream_t stream) {
+  if (cudaError_t e = cudaEventRecord(called_, stream))
+    return cudaFailed("recording the end of a call", e);
   // What every layer reads of the ledger, looked up once.
   std::vector<const std::vector<int32_t> *> tables;
-  std::vector<uint64_t> lengths;
-  for (const CallSequence &s : sequences) {
+  for (const CallSequence &s : sequences)
     tables.push_back(&ledger.pages(s.id));
-    lengths.push_back(ledger.length(s.id));
-  }
   std::vector<Layer *> layers;
   for (auto &[index, layer] : layers_)
     layers.push_back(layer.get());
-  // The layers' schedules are independent: one task each.
+  // The layers' schedules are independent: one task each, in layer order,
+  // each waiting for its selections (a layer no decode row selected in
+  // reads none, and its event is long past).
   threads_->run(layers.size(), [&](size_t i, unsigned) {
     Layer &l = *layers[i];
+    if (cudaError_t e = cudaEventSynchronize(l.selected)) {
+      l.status = cudaFailed("waiting for a layer's selections", e);
+      return;
+    }
     const uint32_t *counts = l.selections.as<uint32_t>();
     const int32_t *blocks =
         l.selections.as<int32_t>() + uint64_t(sequenceCapacity_) * l.kvHeads;
@@ -208,7 +233,8 @@ Status OffloadedPages::afterCall(const PageLedger &ledger,
       // A decode row selected where it kept blocks (none: it attended to
       // every entry).
       const bool selected = sequences[s].rows == 1 && counts[s * l.kvHeads] > 0;
-      call.sequences.push_back({lengths[s], sequences[s].rows, selected});
+      call.sequences.push_back(
+          {sequences[s].length, sequences[s].rows, selected});
     }
     call.pageKey = [&](size_t s, uint64_t p, uint32_t h) {
       const int32_t page = (*tables[s])[p];
@@ -236,8 +262,11 @@ Status OffloadedPages::afterCall(const PageLedger &ledger,
   }
   if (copies_.empty() && writes_.empty())
     return Status::ok();
-  // The launch reads its list from mapped host memory; the last one has
-  // finished (this call waited for it), so the list may be rewritten.
+  // The launch reads its list from mapped host memory: the last one must
+  // have finished before the list is rewritten (the call waited for it,
+  // but may not have started yet).
+  if (cudaError_t e = cudaEventSynchronize(copied_))
+    return cudaFailed("waiting for the offload copies", e);
   const size_t bytes =
       copies_.size() * sizeof(PageCopy) + writes_.size() * sizeof(SlotWrite);
   if (descriptors_.size() < bytes) {
@@ -251,6 +280,9 @@ Status OffloadedPages::afterCall(const PageLedger &ledger,
   std::copy(copies_.begin(), copies_.end(), copies);
   SlotWrite *writes = reinterpret_cast<SlotWrite *>(copies + copies_.size());
   std::copy(writes_.begin(), writes_.end(), writes);
+  // The slots change once the call has read them.
+  if (cudaError_t e = cudaStreamWaitEvent(copyStream_, called_, 0))
+    return cudaFailed("ordering the offload copies after the call", e);
   if (!launchPageCopies(copies, uint32_t(copies_.size()), writes,
                         uint32_t(writes_.size()), copyStream_))
     return cudaFailed("copying offloaded pages to the device",

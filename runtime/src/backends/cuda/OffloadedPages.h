@@ -2,13 +2,15 @@
 //
 // With kv-offload (docs/offload.md) an offloaded layer's pages live in
 // mapped host memory (DeviceKvPool.h) and a budget of its KV-head pages
-// in device slots. After each call the layer's schedule (offload/
+// in device slots. Each call, the layer's schedule (offload/
 // LayerOffload.h, the one the CPU backend counts with) decides from what
 // the call's decode rows selected which pages are resident; this class
 // copies the difference in: one launch on a copy stream (PageCopies.h)
 // moves the areas of the pages that arrived and writes the changed
 // entries of the slot table. The next call's work waits for it with an
-// event.
+// event. A layer's schedule runs on the host as soon as its selections
+// have reached host memory (an event recorded after their copy), while
+// the GPU computes the later layers; the copies wait for the whole call.
 //
 // The kernels read through the slot table: level 2 of the selection and
 // the sparse attention read a resident page from its slot and any other
@@ -79,16 +81,19 @@ public:
                          uint32_t tableRow, uint32_t count,
                          cudaStream_t stream);
 
-  /// One sequence of a finished call: its ledger id and rows.
+  /// One sequence of a call: its ledger id, rows and tokens stored once
+  /// the call has run.
   struct CallSequence {
     uint64_t id = 0;
     uint64_t rows = 0;
+    uint64_t length = 0;
   };
-  /// After a call whose stream is synchronised and whose lengths the
-  /// ledger holds: runs each layer's schedule over the call and enqueues
-  /// the copies of what changed.
+  /// Once a call's work is enqueued on `stream` (it may still run): runs
+  /// each layer's schedule over the call as that layer's selections
+  /// arrive, and enqueues the copies of what changed after the call.
   Status afterCall(const PageLedger &ledger,
-                   const std::vector<CallSequence> &sequences);
+                   const std::vector<CallSequence> &sequences,
+                   cudaStream_t stream);
 
   void addStats(EngineStats::Offload &stats) const;
 
@@ -105,7 +110,8 @@ private:
   uint32_t sequenceCapacity_ = 0;
   uint64_t moves_ = 0;
   cudaStream_t copyStream_ = nullptr;
-  cudaEvent_t copied_ = nullptr;
+  /// The last copies' end, and the end of the call they follow.
+  cudaEvent_t copied_ = nullptr, called_ = nullptr;
   bool copiesPending_ = false;
   /// The copies and table writes being collected, and the mapped host
   /// memory the launch reads them from.
