@@ -17,7 +17,8 @@
 // from host memory over the bus (a miss, counted by the schedule, copied
 // in for the steps after); a decode append writes the host page and, where
 // the page is resident, its slot (launchResidentAppend()). Dense reads (a
-// prefill's earlier chunks, the block summaries) read host memory.
+// prefill's earlier chunks, the keys a new block's summary is built from)
+// read host memory; the summaries themselves are on the device.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_OFFLOADEDPAGES_H
