@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "passes/ValueFold.h"
+#include "test/unit/RandomOrthonormal.h"
 
 #include <gtest/gtest.h>
 
@@ -33,34 +34,17 @@ std::vector<float> normals(std::mt19937 &rng, size_t n) {
   return out;
 }
 
-/// Random orthonormal axes per head (Gram-Schmidt in double), in the
-/// calibrated attributes' layout with `stride` columns.
+/// Random orthonormal axes per head, in the calibrated attributes' layout
+/// with `stride` columns.
 HeadAxes randomAxes(std::mt19937 &rng, int64_t stride) {
   HeadAxes axes{std::vector<float>(size_t(kKvHeads * kDim * stride), 0.5f),
                 kKvHeads, kDim, stride};
-  std::normal_distribution<double> normal;
   for (int64_t h = 0; h < kKvHeads; ++h) {
-    std::vector<std::vector<double>> columns;
-    for (int64_t k = 0; k < kDim; ++k) {
-      std::vector<double> c(kDim);
-      for (double &v : c)
-        v = normal(rng);
-      for (const auto &prior : columns) {
-        double dot = 0;
-        for (int64_t i = 0; i < kDim; ++i)
-          dot += c[size_t(i)] * prior[size_t(i)];
-        for (int64_t i = 0; i < kDim; ++i)
-          c[size_t(i)] -= dot * prior[size_t(i)];
-      }
-      double norm = 0;
-      for (double v : c)
-        norm += v * v;
-      for (double &v : c)
-        v /= std::sqrt(norm);
+    const auto columns = kvopt::test::randomOrthonormal(rng, kDim, kDim);
+    for (int64_t k = 0; k < kDim; ++k)
       for (int64_t i = 0; i < kDim; ++i)
-        axes.values[size_t((h * kDim + i) * stride + k)] = float(c[size_t(i)]);
-      columns.push_back(std::move(c));
-    }
+        axes.values[size_t((h * kDim + i) * stride + k)] =
+            float(columns[size_t(k)][size_t(i)]);
   }
   return axes;
 }

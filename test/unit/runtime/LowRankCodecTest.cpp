@@ -12,6 +12,7 @@
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
 #include "runtime/src/cache/Codec.h"
+#include "test/unit/RandomOrthonormal.h"
 
 #include <gtest/gtest.h>
 
@@ -46,32 +47,14 @@ schema::Encoding lowRank(uint32_t rank,
   return e;
 }
 
-/// Per head, `rank` orthonormal axes (Gram-Schmidt of random vectors) and a
-/// mean, as [heads][d][rank + 1].
+/// Per head, `rank` random orthonormal axes and a mean, as
+/// [heads][d][rank + 1].
 std::vector<float> randomBasis(std::mt19937 &rng, uint32_t rank = kRank,
                                uint32_t dim = kDim) {
   std::normal_distribution<double> normal;
   std::vector<float> basis(kHeads * dim * (rank + 1));
   for (uint32_t h = 0; h < kHeads; ++h) {
-    std::vector<std::vector<double>> axes;
-    for (uint32_t j = 0; j < rank; ++j) {
-      std::vector<double> a(dim);
-      for (double &x : a)
-        x = normal(rng);
-      for (const std::vector<double> &b : axes) {
-        double dot = 0;
-        for (uint32_t i = 0; i < dim; ++i)
-          dot += a[i] * b[i];
-        for (uint32_t i = 0; i < dim; ++i)
-          a[i] -= dot * b[i];
-      }
-      double norm = 0;
-      for (double x : a)
-        norm += x * x;
-      for (double &x : a)
-        x /= std::sqrt(norm);
-      axes.push_back(a);
-    }
+    const auto axes = kvopt::test::randomOrthonormal(rng, rank, dim);
     for (uint32_t i = 0; i < dim; ++i) {
       float *row = &basis[(h * dim + i) * (rank + 1)];
       for (uint32_t j = 0; j < rank; ++j)
