@@ -455,9 +455,10 @@ Status decodeAttention(const DecodeAttentionArgs &args,
                                  headDim, cache.value.rank, cache.valueBasis,
                                  args.qHeads, p.group, stream);
   else if (launched && plan.splits > 1)
-    launched = launchSplitReduce(p.partialOut, p.partialMaxSum, args.out,
-                                 uint32_t(rows), plan.splits, headDim, stream);
-  if (launched && rotates)
+    launched = launchSplitReduce(
+        p.partialOut, p.partialMaxSum, args.out, uint32_t(rows), plan.splits,
+        headDim, rotates ? cache.value.rotationSigns : nullptr, stream);
+  if (launched && rotates && plan.splits == 1)
     launched = launchRotateRows(args.out, args.out, uint32_t(rows), headDim,
                                 cache.value.rotationSigns, true, stream);
   if (launched && plan.addsMass) {

@@ -167,10 +167,13 @@ struct AttentionMassArgs {
 };
 bool launchAttentionMass(const AttentionMassArgs &args, cudaStream_t stream);
 
-/// Merges the splits' partials into out (SplitReduce.cu).
+/// Merges the splits' partials into out (SplitReduce.cu) and, given
+/// polar's rotation signs, turns each row back from the rotated domain
+/// (launchRotateRows' inverse, fused).
 bool launchSplitReduce(const float *partialOut, const float *partialMaxSum,
                        float *out, uint32_t rows, uint32_t splits,
-                       uint32_t headDim, cudaStream_t stream);
+                       uint32_t headDim, const uint32_t *inverseSigns,
+                       cudaStream_t stream);
 
 /// Merges the splits' partials of latent values into out and maps them
 /// back (SplitReduce.cu): the first `codedSplits` of each row hold sums of

@@ -28,7 +28,8 @@
 // 4-bit polar codes go through a table of level pairs instead: entry b
 // holds the hi halves of the levels of byte b's two codes, which is one A
 // register of keys as it is (two consecutive coordinates of a token), and
-// half of two of values (one permute pairs two tokens' entries). A lookup
+// one of values where the byte is made of the same coordinate's codes of
+// two tokens (two LOP3s and two shifts make eight such bytes). A lookup
 // costs a shift, a LOP3 and a load for two codes, where the 16-entry table
 // costs a byte extraction and a load per code and a permute per pair.
 // Lanes l and l + 16 read copy l % 16 of the 256 entries (word 16 b + l %
@@ -290,25 +291,36 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
 #pragma unroll
     for (int i = 0; i < 4; ++i)
       window<kCount>(stage, at[i] + kValueLaneBytes * g, skew, c[i]);
+    if constexpr (kPairs) {
+      // Byte j of `even` holds coordinate 2j's codes of the pair's two
+      // tokens (the first's in the low nibble), byte j of `odd` coordinate
+      // 2j + 1's: their pairs of levels are A registers as they are.
+      // Coordinates e, e + 1 of m-tile m are byte m = e / 2 of a token's.
 #pragma unroll
-    for (int m = 0; m < D / 16; ++m) {
-      const int e = 4 * (m / 2) + 2 * (m % 2);
+      for (int pair = 0; pair < 2; ++pair)
 #pragma unroll
-      for (int pair = 0; pair < 2; ++pair) {
-        if constexpr (kPairs) {
-          // Coordinates e, e + 1 of each token: byte e / 2 = m.
-          const uint32_t x = pairOfLevels(c[2 * pair][m / 4], m % 4, table);
-          const uint32_t y = pairOfLevels(c[2 * pair + 1][m / 4], m % 4, table);
-          a[m][2 * pair] = permute(x, y, 0x5410);
-          a[m][2 * pair + 1] = permute(x, y, 0x7632);
-        } else {
+        for (int k = 0; k < kCount * Bits / 32; ++k) {
+          const uint32_t x = c[2 * pair][k], y = c[2 * pair + 1][k];
+          const uint32_t even = (x & 0x0f0f0f0fu) | (y << 4 & 0xf0f0f0f0u);
+          const uint32_t odd = (x >> 4 & 0x0f0f0f0fu) | (y & 0xf0f0f0f0u);
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            a[4 * k + j][2 * pair] = pairOfLevels(even, j, table);
+            a[4 * k + j][2 * pair + 1] = pairOfLevels(odd, j, table);
+          }
+        }
+    } else {
+#pragma unroll
+      for (int m = 0; m < D / 16; ++m) {
+        const int e = 4 * (m / 2) + 2 * (m % 2);
+#pragma unroll
+        for (int pair = 0; pair < 2; ++pair)
 #pragma unroll
           for (int r = 0; r < 2; ++r) {
             const uint32_t x = level(c[2 * pair], e + r, table);
             const uint32_t y = level(c[2 * pair + 1], e + r, table);
             a[m][2 * pair + r] = permute(x, y, 0x5410);
           }
-        }
       }
     }
   }

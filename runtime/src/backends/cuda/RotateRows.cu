@@ -11,12 +11,8 @@
 namespace kvrt::cuda {
 namespace {
 
-struct Signs {
-  uint32_t bits[4];
-};
-
-__global__ void rotateRowsKernel(const float *in, float *out, Signs signs,
-                                 bool inverse) {
+__global__ void rotateRowsKernel(const float *in, float *out,
+                                 RotationSigns signs, bool inverse) {
   __shared__ float x[128];
   const uint32_t dim = blockDim.x, i = threadIdx.x;
   const size_t at = size_t(blockIdx.x) * dim + i;
@@ -32,7 +28,7 @@ bool launchRotateRows(const float *in, float *out, uint32_t rows,
                       bool inverse, cudaStream_t stream) {
   if (headDim > 128 || (headDim & (headDim - 1)))
     return false;
-  Signs s{{signs[0], signs[1], signs[2], signs[3]}};
+  RotationSigns s{{signs[0], signs[1], signs[2], signs[3]}};
   rotateRowsKernel<<<rows, headDim, 0, stream>>>(in, out, s, inverse);
   return cudaGetLastError() == cudaSuccess;
 }

@@ -15,6 +15,11 @@
 
 namespace kvrt::cuda {
 
+/// D's signs (bit i: D[i][i] = -1), by value as a kernel parameter.
+struct RotationSigns {
+  uint32_t bits[4];
+};
+
 /// x := R x, or R^T x when `inverse`, for the `dim` floats at x in shared
 /// memory, D's signs in `signs` (bit i: D[i][i] = -1). Thread i < dim owns
 /// coordinate i; every thread of the block calls it (it synchronises the

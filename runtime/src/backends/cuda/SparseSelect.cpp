@@ -285,7 +285,7 @@ Status sparseAttention(const SparseDecodeArgs &args,
   if (ok && plan.splits > 1)
     ok = launchSplitReduce(p->partialOut, p->partialMaxSum, args.out,
                            args.batch * args.qHeads, plan.splits, headDim,
-                           stream);
+                           nullptr, stream);
   return launched(ok, "sparse attention");
 }
 

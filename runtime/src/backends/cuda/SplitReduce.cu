@@ -3,7 +3,8 @@
 // One block per query row: with M the largest split maximum (log2 units)
 // and w_s = 2^(m_s - M), out = sum_s w_s o_s / sum_s w_s l_s. Splits that
 // saw no entry (l_s = 0) are skipped, their partial output never read; a
-// row with none gets zeros.
+// row with none gets zeros. Polar's rows go back from the rotated domain
+// in the same block.
 //
 // Latent values (DecodeAttention.h): the code splits' partials are sums of
 // latents z and the exact splits' of values v. The merge sums each kind
@@ -16,10 +17,12 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/AsyncCopy.cuh"
 #include "runtime/src/backends/cuda/DecodeKernels.h"
+#include "runtime/src/backends/cuda/RotateRows.cuh"
 #include "runtime/src/backends/cuda/WarpReduce.cuh"
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace kvrt::cuda {
@@ -33,6 +36,7 @@ __device__ void splitWeights(const float2 *maxSum, uint32_t splits,
     return;
   const int lane = threadIdx.x;
   float m = -INFINITY;
+#pragma unroll 4
   for (uint32_t s = lane; s < splits; s += 32) {
     const float2 ms = maxSum[s];
     if (ms.y > 0.0f)
@@ -66,19 +70,41 @@ __device__ float weightedSum(const float *weights, const float *partial,
   return acc;
 }
 
-/// Block `row`, headDim threads: thread d sums its coordinate over the
-/// splits.
+/// Block `row`, headDim x slices threads: thread (k, d) sums coordinate d
+/// over the k-th of `slices` runs of the splits, so that a long row's
+/// loads are in flight in several threads at once (one thread per
+/// coordinate left 16 rounds of 8 dependent loads at 128 splits); thread d
+/// then adds the runs' sums and, where `rotates`, the block turns the row
+/// back from polar's rotated domain (one launch fewer).
 __global__ void splitReduceKernel(const float *partialOut,
                                   const float *partialMaxSum, float *out,
-                                  uint32_t splits, uint32_t headDim) {
-  extern __shared__ float weights[]; // [splits]
+                                  uint32_t splits, uint32_t headDim,
+                                  bool rotates, RotationSigns signs) {
+  extern __shared__ float shared[]; // weights [splits], sums [slices][D]
+  float *weights = shared, *sums = shared + splits;
   const size_t row = blockIdx.x;
+  const uint32_t slices = blockDim.x / headDim;
+  const uint32_t slice = threadIdx.x / headDim, d = threadIdx.x % headDim;
   splitWeights(reinterpret_cast<const float2 *>(partialMaxSum) + row * splits,
                splits, weights);
   __syncthreads();
-  for (uint32_t d = threadIdx.x; d < headDim; d += blockDim.x)
-    out[row * headDim + d] = weightedSum(
-        weights, partialOut + row * splits * headDim + d, 0, splits, headDim);
+  const uint32_t run = (splits + slices - 1) / slices;
+  const uint32_t first = min(slice * run, splits);
+  sums[threadIdx.x] =
+      weightedSum(weights, partialOut + row * splits * headDim + d, first,
+                  min(first + run, splits), headDim);
+  __syncthreads();
+  // Thread d alone reads and writes column d.
+  if (threadIdx.x < headDim) {
+    float total = sums[d];
+    for (uint32_t k = 1; k < slices; ++k)
+      total += sums[k * headDim + d];
+    sums[d] = total;
+  }
+  if (rotates)
+    rotateInShared(sums, headDim, signs.bits, true);
+  if (threadIdx.x < headDim)
+    out[row * headDim + d] = sums[d];
 }
 
 struct LatentMerge {
@@ -146,12 +172,23 @@ __global__ void latentMergeKernel(const float *partialOut,
 
 bool launchSplitReduce(const float *partialOut, const float *partialMaxSum,
                        float *out, uint32_t rows, uint32_t splits,
-                       uint32_t headDim, cudaStream_t stream) {
-  const size_t sharedBytes = size_t(splits) * sizeof(float);
+                       uint32_t headDim, const uint32_t *inverseSigns,
+                       cudaStream_t stream) {
+  if (!headDim || headDim > 1024 ||
+      (inverseSigns && (headDim > 128 || (headDim & (headDim - 1)))))
+    return false;
+  // Runs of about 16 splits each, as many as 1024 threads allow.
+  const uint32_t slices = std::clamp<uint32_t>(splits / 16, 1, 1024 / headDim);
+  const size_t sharedBytes =
+      (size_t(splits) + size_t(slices) * headDim) * sizeof(float);
   if (sharedBytes > 48 * 1024)
     return false;
-  splitReduceKernel<<<rows, headDim, sharedBytes, stream>>>(
-      partialOut, partialMaxSum, out, splits, headDim);
+  RotationSigns signs{};
+  if (inverseSigns)
+    std::copy(inverseSigns, inverseSigns + 4, signs.bits);
+  splitReduceKernel<<<rows, headDim * slices, sharedBytes, stream>>>(
+      partialOut, partialMaxSum, out, splits, headDim, inverseSigns != nullptr,
+      signs);
   return cudaGetLastError() == cudaSuccess;
 }
 
