@@ -309,6 +309,25 @@ TEST(DecodeAttentionPlan, SplitsCoverTheLongestRowInWholeTiles) {
       }
 }
 
+TEST(DecodeAttentionPlan, GroupMmaSplitsFillOneWaveEvenly) {
+  const DeviceSideLayout polar =
+      layoutOf(encodingOf(schema::ENCODING_POLAR, 4), 128, 16);
+  // B = 1, L = 32K: 8 rows, so 64 splits of 512 (one wave of 4 blocks on
+  // each of 132 SMs), not 128 of 256 (two waves).
+  DecodeAttentionShape one{1, 32, 8, 128, 16, 32768, polar, polar};
+  StatusOr<DecodeAttentionPlan> plan = planDecodeAttention(one, 132);
+  ASSERT_TRUE(plan) << plan.status().message();
+  EXPECT_EQ(plan->splits, 64u);
+  EXPECT_EQ(plan->splitTokens, 512u);
+  // B = 32 over 4129 tokens: the splits the clamp to 1024 tokens leaves
+  // share them evenly, no fifth split of 33 tokens.
+  DecodeAttentionShape many{32, 32, 8, 128, 16, 4129, polar, polar};
+  plan = planDecodeAttention(many, 132);
+  ASSERT_TRUE(plan) << plan.status().message();
+  EXPECT_EQ(plan->splits, 5u);
+  EXPECT_EQ(plan->splitTokens, 832u);
+}
+
 TEST(DecodeAttentionPlan, RefusesWhatTheKernelsCannotRead) {
   const DeviceSideLayout bf16 =
       layoutOf(encodingOf(schema::ENCODING_BF16), 128, 16);
