@@ -299,13 +299,11 @@ TEST(DecodeAttentionPlan, SplitsCoverTheLongestRowInWholeTiles) {
           EXPECT_LE(4 * (plan->sharedBytes + plan->staticSharedBytes + 1024),
                     228u * 1024);
         }
-        // Partials (and polar's rotated queries) only when they are used.
+        // Partials only when they are used.
         const size_t rows = size_t(batch) * 32;
         const size_t partials =
             plan->splits > 1 ? rows * plan->splits * (128 + 2) * 4 : 0;
-        const size_t rotated =
-            side.kind == DeviceSideLayout::Kind::Polar ? rows * 128 * 4 : 0;
-        EXPECT_EQ(plan->workspaceBytes, partials + rotated);
+        EXPECT_EQ(plan->workspaceBytes, partials);
       }
 }
 

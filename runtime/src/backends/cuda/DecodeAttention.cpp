@@ -307,10 +307,7 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
         " bytes of shared memory per block");
   const size_t queries = size_t(shape.batch) * shape.qHeads;
   plan.workspaceBytes =
-      (shape.key.kind == DeviceSideLayout::Kind::Polar ? queries * shape.headDim
-                                                       : 0) *
-          4 +
-      (plan.splits > 1 ? queries * plan.splits * (shape.headDim + 2) * 4 : 0);
+      plan.splits > 1 ? queries * plan.splits * (shape.headDim + 2) * 4 : 0;
   plan.addsMass = shape.addsMass;
   if (plan.addsMass)
     plan.workspaceBytes += queries * plan.splits * plan.splitTokens * 4;
@@ -338,17 +335,15 @@ Status decodeAttention(const DecodeAttentionArgs &args,
     return g;
   };
 
-  // The workspace: the rotated queries (polar), the splits' partials, then
-  // (H2O) their weights.
+  // The workspace: the splits' partials, then (H2O) their weights.
   const bool rotates = cache.key.kind == DeviceSideLayout::Kind::Polar;
   const size_t rows = size_t(args.batch) * args.qHeads;
-  float *rotated = rotates ? static_cast<float *>(args.workspace) : nullptr;
   float *partials = static_cast<float *>(args.workspace);
-  if (rotates && partials)
-    partials += rows * headDim;
 
   SplitKernelParams p;
-  p.q = rotates ? rotated : args.q;
+  p.q = args.q;
+  std::copy(std::begin(cache.key.rotationSigns),
+            std::end(cache.key.rotationSigns), std::begin(p.rotationSigns));
   p.queryPositions = args.queryPositions;
   p.out = args.out;
   p.partialOut = partials;
@@ -449,9 +444,6 @@ Status decodeAttention(const DecodeAttentionArgs &args,
         forks ? side.stream : stream);
   if (launched && forks)
     launched = cudaEventRecord(side.join, side.stream) == cudaSuccess;
-  if (launched && rotates)
-    launched = launchRotateRows(args.q, rotated, uint32_t(rows), headDim,
-                                cache.key.rotationSigns, false, stream);
   // Past 48 KB in all, a block's dynamic shared memory must be allowed.
   if (launched && plan.sharedBytes + plan.staticSharedBytes > 48 * 1024)
     launched = cudaFuncSetAttribute(kernel,

@@ -17,9 +17,9 @@
 // are decoded in registers; products accumulate in fp32.
 //
 // Polar caches are read in their rotated domain (docs/kv-encodings.md):
-// the queries are rotated once before the splits (q' = R_K q) and each
-// output row is rotated back once after the merge (R_V^T), as the CPU
-// codec's prepareQuery() and finishOutput() do.
+// each split block rotates its queries into the keys' domain (q' = R_K q)
+// and the merge rotates each output row back (R_V^T), as the CPU codec's
+// prepareQuery() and finishOutput() do.
 //
 // A layer that keeps tokens exact beside their codes (ExactTokens.h) has
 // more splits per row, over those tokens in bf16.
@@ -188,9 +188,9 @@ struct DecodeAttentionPlan {
   /// memory beside it (4-bit polar's table of level pairs).
   size_t sharedBytes = 0;
   size_t staticSharedBytes = 0;
-  /// Device bytes decodeAttention() needs at `workspace`: the rotated
-  /// queries (polar), the splits' partial outputs, maxima and sums, then
-  /// (addsMass) their weights, splits x splitTokens floats per query row.
+  /// Device bytes decodeAttention() needs at `workspace`: the splits'
+  /// partial outputs, maxima and sums, then (addsMass) their weights,
+  /// splits x splitTokens floats per query row.
   size_t workspaceBytes = 0;
   bool addsMass = false;
 };

@@ -73,6 +73,9 @@ struct SplitKernelParams {
   uint32_t exactRecent;
   uint32_t exactGroup;
   SideGeometry key, value;
+  /// Polar: the keys' rotation signs (R = H D / sqrt(d)); the GroupMma
+  /// kernel rotates the queries itself.
+  uint32_t rotationSigns[4];
   uint32_t pageTableStride;
   uint32_t pageSize;
   uint32_t qHeads;

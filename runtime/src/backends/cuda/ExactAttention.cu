@@ -244,9 +244,10 @@ __global__ void __launch_bounds__(kThreads)
       outputs[out] = acc[k];
   }
   __syncthreads();
+  if (p.rotate)
+    rotateRowsInShared(outputs, group, D, p.valueSigns, false, tid, kThreads,
+                       [] { __syncthreads(); });
   for (int g = 0; g < group; ++g) {
-    if (p.rotate)
-      rotateInShared(outputs + g * D, D, p.valueSigns, false);
     const size_t split =
         (firstQuery + g) * p.splits + p.splits - gridDim.z + blockIdx.z;
     for (int d = tid; d < D; d += kThreads)

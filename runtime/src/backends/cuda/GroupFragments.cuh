@@ -106,13 +106,16 @@ struct SlotKeys {
 /// kHeadScale, whether a side may keep one scale for its head (per_head);
 /// kTables, whether the kernel must load the codebook tables, and kPairs,
 /// whether as one table of level pairs (keys' and values' tables then being
-/// that one); kSlotScales, and slotScale(), an entry's own scale, kScaleOffset
-/// bytes from its start (SideLayout.cpp's scaleOffset, as a constant so that
-/// the loops address it from the entry's register).
+/// that one); kRotatedQueries, whether the kernel rotates the queries
+/// into the keys' domain (polar: SplitKernelParams::rotationSigns);
+/// kSlotScales, and slotScale(), an entry's own scale, kScaleOffset bytes from
+/// its start (SideLayout.cpp's scaleOffset, as a constant so that the loops
+/// address it from the entry's register).
 template <int D> struct Fp8E4M3Group : SlotKeys {
   // Four blocks fit in 96 registers.
   static constexpr int kSteps = D / 16, kMinBlocks = 4;
-  static constexpr bool kHeadScale = true, kTables = false, kPairs = false;
+  static constexpr bool kHeadScale = true, kTables = false, kPairs = false,
+                        kRotatedQueries = false;
   static constexpr SlotScales kSlotScales = SlotScales::AsSide;
   static constexpr int kScaleOffset = D;
 
@@ -165,7 +168,8 @@ template <int D> struct Fp8E4M3Group : SlotKeys {
 
 template <int D, int Bits> struct PolarGroup : SlotKeys {
   static constexpr int kSteps = D / 16, kMinBlocks = 4;
-  static constexpr bool kHeadScale = false, kTables = true, kPairs = Bits == 4;
+  static constexpr bool kHeadScale = false, kTables = true, kPairs = Bits == 4,
+                        kRotatedQueries = true;
   static constexpr SlotScales kSlotScales = SlotScales::Always;
   static constexpr int kScaleOffset = D * Bits / 8;
 

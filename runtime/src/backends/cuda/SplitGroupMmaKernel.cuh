@@ -33,6 +33,7 @@
 #define KVRT_BACKENDS_CUDA_SPLITGROUPMMAKERNEL_CUH
 
 #include "runtime/src/backends/cuda/GroupFragments.cuh"
+#include "runtime/src/backends/cuda/RotateRows.cuh"
 #include "runtime/src/backends/cuda/SplitBlock.cuh"
 
 #include <type_traits>
@@ -63,13 +64,14 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
   const int ownHead = Folded ? t : 2 * t;
 
   // B's column g for every k-step, in the keys' coordinate order: head g's
-  // hi and lo halves, or (Folded) one half of head g / 2. Loaded first, so
-  // that the loads' latency hides behind the tables and the pipeline's
-  // start.
+  // hi and lo halves, or (Folded) one half of head g / 2, from `q`, the
+  // column's query row. Loaded first, so that the loads' latency hides
+  // behind the tables and the pipeline's start; polar's queries are first
+  // rotated into the keys' domain, in the logits' space (free until the
+  // first scores), by the consumers once the pipeline runs.
   constexpr int kQueryTerms = Folded ? 1 : 2;
   uint32_t query[kQueryTerms][kSteps][2];
-  {
-    const float *q = p.q + (block.firstRow + columnHead) * D;
+  auto loadQuery = [&](const float *q) {
 #pragma unroll
     for (int j = 0; j < kSteps; ++j) {
       const int d = keyDim<D>(j, t);
@@ -89,6 +91,14 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
         }
       }
     }
+  };
+  if constexpr (F::kRotatedQueries) {
+    const float *q = p.q + block.firstRow * D;
+    for (int e = block.tid; e < group * D && block.tid < int(kBlockThreads);
+         e += kBlockThreads)
+      block.logits[e] = q[e]; // [group][D]
+  } else {
+    loadQuery(p.q + (block.firstRow + columnHead) * D);
   }
 
   if constexpr (F::kPairs) {
@@ -109,6 +119,13 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
   const uint32_t *valueTable = F::kPairs ? pairs : tables[1];
   if (block.template finishEmpty<D>() || !block.consume())
     return;
+  if constexpr (F::kRotatedQueries) {
+    rotateRowsInShared(block.logits, group, D, p.rotationSigns, false,
+                       block.tid, kBlockThreads, [&] { block.consumerSync(); });
+    loadQuery(block.logits + columnHead * D);
+    // Every consumer has its query before any writes scores there.
+    block.consumerSync();
+  }
   const int start = block.start, end = block.end, tiles = block.tiles;
   const float keyScale = block.template sideScale<F::kHeadScale>(true);
   const bool keyScales = slotScaled<F>(p.key);
