@@ -317,6 +317,12 @@ TEST(DecodeAttentionPlan, GroupMmaSplitsFillOneWaveEvenly) {
   ASSERT_TRUE(plan) << plan.status().message();
   EXPECT_EQ(plan->splits, 64u);
   EXPECT_EQ(plan->splitTokens, 512u);
+  // B = 1, L = 8K: no split shorter than 256 tokens (four tiles).
+  DecodeAttentionShape shortRow{1, 32, 8, 128, 16, 8192, polar, polar};
+  plan = planDecodeAttention(shortRow, 132);
+  ASSERT_TRUE(plan) << plan.status().message();
+  EXPECT_EQ(plan->splits, 32u);
+  EXPECT_EQ(plan->splitTokens, 256u);
   // B = 32 over 4129 tokens: the splits the clamp to 1024 tokens leaves
   // share them evenly, no fifth split of 33 tokens.
   DecodeAttentionShape many{32, 32, 8, 128, 16, 4129, polar, polar};
