@@ -281,8 +281,10 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
                    plan.tileTokens;
   // GroupMma's block has more to do before its first tile and after its
   // last (the pair table, polar's query rotation, the softmax between the
-  // passes): at least four of its tiles a split. B = 1, L = 8K: polar-4
-  // 24.8 us in 64 splits of 128, 21.2 in 32 of 256 (H200, 2026-12-03).
+  // passes): four of its tiles a split at least, before the tokens are
+  // spread evenly below (which keeps a split above half of that). B = 1,
+  // L = 8K: polar-4 24.8 us in 64 splits of 128, 21.2 in 32 of 256 (H200,
+  // 2026-12-03).
   const uint32_t minSplit =
       kernel == SplitKernel::GroupMma ? kGroupMinSplitTokens : kMinSplitTokens;
   split = std::clamp(split, minSplit, maxSplit);

@@ -33,9 +33,11 @@
 // costs a shift, a LOP3 and a load for two codes, where the 16-entry table
 // costs a byte extraction and a load per code and a permute per pair.
 // Lanes l and l + 16 read copy l % 16 of the 256 entries (word 16 b + l %
-// 16), so a warp's 32 random lookups cost 1.5 wavefronts on average, not
-// the 3.5 of one copy: 16 KB, small enough for four blocks an SM, one table
-// for keys and values (the planner checks that their codebooks agree).
+// 16), so a warp's 32 random lookups cost two wavefronts (some pair of
+// lanes sharing a copy nearly always meets in a bank), not the 3.5 of one
+// copy: 16 KB, small enough for four blocks an SM, one table for keys and
+// values (the planner checks that their codebooks agree). Decoding the
+// codes in registers instead was measured slower (docs/benchmarks.md).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_GROUPFRAGMENTS_CUH
