@@ -5,10 +5,11 @@
 // tokens kept to a quarter (4 sinks, the last 128): TriAttention's scores,
 // SnapKV's (32 observed queries, pooling over 7), the shared selection and
 // the compaction, each timed alone (median of `reps`), beside one decode
-// step's attention over the same cache; and what H2O adds to every decode
+// step's attention over the same cache; what H2O adds to every decode
 // step of an evicting layer (each row's attention summed into its
-// entries). Random keys and centres: the time does not depend on the
-// values.
+// entries), and to a prefill: the last 2048 rows of sequence 0's 32768,
+// beside the prefill attention over the same rows. Random keys and
+// centres: the time does not depend on the values.
 //
 //===----------------------------------------------------------------------===//
 #include "Harness.h"
@@ -17,6 +18,7 @@
 #include "runtime/src/backends/cuda/DeviceBuffer.h"
 #include "runtime/src/backends/cuda/DeviceEviction.h"
 #include "runtime/src/backends/cuda/EvictKernels.h"
+#include "runtime/src/backends/cuda/PrefillAttention.h"
 #include "runtime/src/evict/Scores.h"
 
 #include <algorithm>
@@ -178,24 +180,51 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
   // Last: its scores (of zero queries, all equal) replace TriAttention's in
   // the shared workspace, and would leave the compaction nothing to move.
   const float snapScores = time([&] { orDie(scoreEntries(snap, nullptr)); });
-  // H2O's addition at one decode step: each sequence's row over its cache.
+  // H2O's addition for a prefill's rows: the last `prefill` of sequence 0,
+  // each seeing the entries up to its position.
+  constexpr uint32_t prefill = 2048;
   EvictLaunch h2o = launch;
   h2o.scale = 1.0f / std::sqrt(float(d));
   DeviceBuffer mass = orDie(DeviceBuffer::allocate(headPositions.size()));
   CUDA_OK(cudaMemset(mass.get(), 0, mass.size()));
   h2o.mass = mass.as<float>();
-  H2oRows step;
-  step.queries = q.as<float>();
-  step.queryStride = qHeads * d;
-  step.rowLengths = ints.as<int32_t>();
-  step.rowPositions = ints.as<int32_t>() + batch;
-  step.rowTables = ints.as<int32_t>() + 2 * batch;
-  step.rows = batch;
-  step.maxLength = length;
+  std::vector<int32_t> prefillInts(3 * prefill);
+  for (uint32_t r = 0; r < prefill; ++r) {
+    prefillInts[r] = int32_t(length);                         // lengths
+    prefillInts[prefill + r] = int32_t(length - prefill + r); // positions
+    prefillInts[2 * prefill + r] = 0;                         // table row
+  }
+  DeviceBuffer prefillIntBuffer =
+      orDie(DeviceBuffer::allocate(prefillInts.size() * 4));
+  orDie(prefillIntBuffer.upload(prefillInts.data(), prefillInts.size() * 4));
+  const size_t prefillFloats = size_t(prefill) * qHeads * d;
+  DeviceBuffer prefillQ = orDie(DeviceBuffer::allocate(prefillFloats * 4));
+  DeviceBuffer prefillOut = orDie(DeviceBuffer::allocate(prefillFloats * 4));
+  fillBf16(prefillQ.get(), prefillQ.size(), 4); // finite floats
+  const H2oRows run = h2oRun(prefillQ.as<float>(), qHeads * d,
+                             prefillIntBuffer.as<int32_t>(), prefill, length);
   DeviceBuffer partials =
-      orDie(DeviceBuffer::allocate(h2oPartialsBytes(h2o, step)));
-  const float h2oStep = time(
-      [&] { orDie(accumulateH2o(h2o, step, partials.as<float2>(), nullptr)); });
+      orDie(DeviceBuffer::allocate(h2oPartialsBytes(h2o, run)));
+  const float h2oPrefill = time(
+      [&] { orDie(accumulateH2o(h2o, run, partials.as<float2>(), nullptr)); });
+  // The prefill attention over the same rows: the entries before them
+  // from the pages, their own from a bf16 copy.
+  const size_t ownValues = size_t(prefill) * kvHeads * d;
+  DeviceBuffer own = orDie(DeviceBuffer::allocate(2 * ownValues * 2));
+  fillBf16(own.get(), own.size(), 5);
+  PrefillAttentionArgs prefillArgs;
+  prefillArgs.cache = launch.cache;
+  prefillArgs.pageTable = tableBuffer.as<int32_t>();
+  prefillArgs.before = length - prefill;
+  prefillArgs.rows = prefill;
+  prefillArgs.ownKeys = own.as<uint16_t>();
+  prefillArgs.ownValues = own.as<uint16_t>() + ownValues;
+  prefillArgs.q = prefillQ.as<float>();
+  prefillArgs.out = prefillOut.as<float>();
+  prefillArgs.qHeads = qHeads;
+  prefillArgs.scale = h2o.scale;
+  const float prefillAttentionMs =
+      time([&] { orDie(prefillAttention(prefillArgs, nullptr)); });
   // What a decode step adds: the attention leaving its weights, added up.
   DecodeAttentionShape massShape = shape;
   massShape.addsMass = true;
@@ -224,9 +253,12 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
   std::printf("| decode attention adding H2O's mass | %.3f | %.0f | %.2f |\n",
               attentionWithMass, 2 * keyBytes / (attentionWithMass * 1e6),
               attentionWithMass / attention);
-  std::printf("| H2O's mass by its own kernels (a prefill's rows; here one "
-              "a sequence) | %.3f | %.0f | %.2f |\n",
-              h2oStep, keyBytes / (h2oStep * 1e6), h2oStep / attention);
+  std::printf("| prefill attention, the last %u rows of one sequence | %.3f "
+              "| - | %.2f |\n",
+              prefill, prefillAttentionMs, prefillAttentionMs / attention);
+  std::printf("| H2O's mass for those rows (its own kernels) | %.3f | - | "
+              "%.2f |\n",
+              h2oPrefill, h2oPrefill / attention);
   std::printf("| selection (shared, 8 heads) | %.3f | - | %.2f |\n", select,
               select / attention);
   std::printf("| compaction (keys and values) | %.3f | %.0f | %.2f |\n",

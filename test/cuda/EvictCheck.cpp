@@ -280,6 +280,45 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
     launch.kernel = c.kernel;
     launch.scale = scale;
   }
+  // SnapKV's cases also add H2O's mass for a prefill's rows
+  // (accumulateH2o()) from the same queries, before the compaction moves
+  // the entries: per sequence one run of its observed rows, repeated
+  // kH2oRepeats times so that a run spans several blocks.
+  constexpr uint32_t kH2oRepeats = 3;
+  const size_t massFloats = size_t(pages) * kHeads * pageSize;
+  DeviceBuffer massBuffer = orDie(DeviceBuffer::allocate(massFloats * 4));
+  CUDA_OK(cudaMemset(massBuffer.get(), 0, massFloats * 4));
+  if (snap) {
+    EvictLaunch h2o = launch;
+    h2o.mass = massBuffer.as<float>();
+    for (uint32_t i = 0; i < kCount; ++i) {
+      const uint32_t rows = kH2oRepeats * observe;
+      std::vector<int32_t> ints(3 * rows);
+      std::vector<float> queries(size_t(rows) * kQHeads * d);
+      for (uint32_t r = 0; r < rows; ++r) {
+        const size_t place = size_t(tableRows[i]) * observe + r % observe;
+        ints[r] = int32_t(kSequences[i].length);
+        ints[rows + r] = observedPositions[place];
+        ints[2 * rows + r] = int32_t(tableRows[i]);
+        std::copy_n(&observed[place * kQHeads * d], kQHeads * d,
+                    &queries[size_t(r) * kQHeads * d]);
+      }
+      DeviceBuffer intBuffer = upload(ints.data(), ints.size() * 4);
+      DeviceBuffer queryBuffer = upload(queries.data(), queries.size() * 4);
+      const H2oRows run =
+          h2oRun(queryBuffer.as<float>(), kQHeads * d, intBuffer.as<int32_t>(),
+                 rows, kSequences[i].length);
+      DeviceBuffer partials =
+          orDie(DeviceBuffer::allocate(h2oPartialsBytes(h2o, run)));
+      CUDA_OK(cudaMemset(partials.get(), 0xff, partials.size()));
+      orDie(accumulateH2o(h2o, run, partials.as<float2>(), nullptr));
+      CUDA_OK(cudaDeviceSynchronize());
+    }
+  }
+  std::vector<float> mass(massFloats);
+  CUDA_OK(cudaMemcpy(mass.data(), massBuffer.get(), massFloats * 4,
+                     cudaMemcpyDeviceToHost));
+
   const size_t workspaceBytes = evictWorkspaceBytes(launch);
   DeviceBuffer workspace = orDie(DeviceBuffer::allocate(workspaceBytes));
   CUDA_OK(cudaMemset(workspace.get(), 0xff, workspaceBytes));
@@ -360,6 +399,8 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
         // In double: each observed row's softmax over the entries it sees,
         // summed over the window per query head, max-pooled, summed.
         std::vector<double> total(length, 0.0), votes(length), logits(length);
+        std::vector<double> massWant(length, 0.0); // H2O's, summed over
+                                                   // the group and rows
         double worstDot = 0; // scale * sum |q_i k_i|, the largest.
         const size_t ring = size_t(tableRows[i]) * observe;
         for (uint32_t g = 0; g < group; ++g) {
@@ -390,8 +431,10 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
               if (logits[t] != -INFINITY)
                 sum += std::exp(logits[t] - best);
             for (uint32_t t = 0; t < length; ++t)
-              if (logits[t] != -INFINITY)
+              if (logits[t] != -INFINITY) {
                 votes[t] += std::exp(logits[t] - best) / sum;
+                massWant[t] += kH2oRepeats * std::exp(logits[t] - best) / sum;
+              }
           }
           const int64_t k = c.kernel / 2;
           for (int64_t t = 0; t < int64_t(length); ++t) {
@@ -402,16 +445,43 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
             total[size_t(t)] += pooled;
           }
         }
-        // A logit's fp32 error is within (d + 2) 2^-24 of scale * sum |q k|;
-        // a weight's relative error within twice the worst logit's, plus an
-        // ulp per term of the softmax's sum and a few for exp, the tiles'
-        // join and the reciprocal; the window's and heads' sums add one per
-        // term, and pooling moves a maximum by no more than its terms'.
-        const double epsilon = 2 * (d + 2) * std::ldexp(worstDot, -24) +
-                               std::ldexp(double(length + observe + 24), -24);
+        // A logit is within (2^-17 + (d + 2) 2^-24) of scale * sum |q k|:
+        // the kernel splits each query into bf16 hi + lo (within 2^-18 of
+        // it), keys are exact in bf16, products exact, and the d / 8
+        // fp32 accumulations of the tensor cores and the scaling stay
+        // within an fp32 dot product's bound. A weight's relative error is
+        // within twice the worst logit's, plus an ulp per term of the
+        // softmax's sum and a few for exp, the tiles' join and the
+        // reciprocal; the window's and heads' sums add one per term, and
+        // pooling moves a maximum by no more than its terms'.
+        const double epsilon =
+            2 * (std::ldexp(1.0, -17) + (d + 2) * std::ldexp(1.0, -24)) *
+                worstDot +
+            std::ldexp(double(length + observe + 24), -24);
         for (uint32_t t = 0; t < length; ++t) {
           want[t] = float(total[t]);
           snapBounds[t] = (epsilon + std::ldexp(1.0, -23)) * total[t];
+        }
+        // H2O's mass: each weight within epsilon, one rounding per
+        // addition of the rows' and heads' weights.
+        for (uint32_t t = 0; t < length; ++t) {
+          const float got =
+              mass[(size_t(pageOf(i, t)) * kHeads + h) * pageSize +
+                   t % pageSize];
+          const double bound =
+              (epsilon +
+               std::ldexp(double(kH2oRepeats * observe * group + 1), -24)) *
+              massWant[t];
+          const double error = std::fabs(double(got) - massWant[t]);
+          if (!(error <= bound) && !(got == 0 && massWant[t] == 0)) {
+            std::snprintf(text, sizeof text,
+                          "sequence %u head %u entry %u (page %u slot %u): "
+                          "gpu %.9g, float64 %.9g, |difference| %.3g > "
+                          "bound %.3g",
+                          i, h, t, pageOf(i, t), t % pageSize, got, massWant[t],
+                          error, bound);
+            report("h2o-rows", text);
+          }
         }
       } else {
         // The layout's sinks, which the kernel reads: a sequence within its
@@ -453,6 +523,23 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
           report("scores", text);
           break;
         }
+    }
+
+  // H2O's mass anywhere but the sequences' entries stays zero.
+  for (uint32_t page = 0; snap && page < pages; ++page)
+    for (uint32_t slot = 0; slot < kHeads * pageSize; ++slot) {
+      const auto [owner, index] = pageOwner[page];
+      const bool entry = owner >= 0 && index * pageSize + slot % pageSize <
+                                           kSequences[owner].length;
+      const float got = mass[size_t(page) * kHeads * pageSize + slot];
+      if (!entry && got != 0) {
+        std::snprintf(text, sizeof text,
+                      "page %u head %u slot %u holds no entry but gained "
+                      "mass %.9g",
+                      page, slot / pageSize, slot % pageSize, got);
+        report("h2o-rows", text);
+        break;
+      }
     }
 
   // Selection: the combination of the GPU's raw scores, then the kept
@@ -660,6 +747,8 @@ int runEvictChecks() {
       {"snapkv-bf16-each-ties", bf16, 64, false, false, S::SnapKv, 24, 16, 32,
        7},
       {"snapkv-fp8-dyn-each", fp8, 64, false, false, S::SnapKv, 0, 16, 48, 5},
+      {"snapkv-bf16-shared-two-tiles-a-warp", bf16, 64, false, true, S::SnapKv,
+       0, 16, 72, 3},
       {"snapkv-nvfp4-shared-page96", nvfp4, 128, false, true, S::SnapKv, 0, 96,
        8, 1},
       {"streaming-bf16", bf16, 128, false, true, S::Streaming, 0},

@@ -11,6 +11,7 @@
 
 #include "kvrt/Status.h"
 #include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/backends/cuda/EvictKernels.h"
 
 #include <cuda_runtime_api.h>
 
@@ -84,6 +85,21 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only,
 /// at B = 8, L = 32K, the Llama-3-8B shape, beside one decode step's
 /// attention over the same bf16 cache.
 void runEvictBench(uint32_t multiprocessors, int reps);
+
+/// H2O's run of `rows` rows from one upload: `ints` holds their lengths,
+/// then their positions, then their page table rows (device memory).
+inline H2oRows h2oRun(const float *queries, uint64_t queryStride,
+                      const int32_t *ints, uint32_t rows, uint32_t maxLength) {
+  H2oRows run;
+  run.queries = queries;
+  run.queryStride = queryStride;
+  run.rowLengths = ints;
+  run.rowPositions = ints + rows;
+  run.rowTables = ints + 2 * rows;
+  run.rows = rows;
+  run.maxLength = maxLength;
+  return run;
+}
 
 /// Fills device pools with valid random entries (FillPool.cu): bf16 values
 /// in [-2, 2); fp8 codes other than NaN; any bytes (polar codes); then

@@ -868,17 +868,30 @@ TEST(DeviceEviction, SnapKvRecordsEachSequencesLastObservedRows) {
             (std::vector<int32_t>{-1, -1, -1, -1, 2, 0}));
 }
 
-TEST(DeviceEviction, SnapKvFitsItsObservedRowsInSharedMemory) {
-  // Llama-3-8B: 4 query heads a KV head, 32 queries of 128.
+TEST(DeviceEviction, SnapKvFitsItsObservedRowsInItsWarpsRegisters) {
+  // Llama-3-8B: 4 query heads a KV head, 32 queries of 128: 8 tiles of 16
+  // rows, one a warp.
   EXPECT_TRUE(snapKvFits(4, 32, 128));
+  // Heads of 64 take two tiles a warp: 16.
   EXPECT_TRUE(snapKvFits(2, 64, 64));
+  EXPECT_TRUE(snapKvFits(4, 64, 64));
+  EXPECT_FALSE(snapKvFits(4, 65, 64));
+  // Each head's window is padded to whole tiles: 4 x 3 tiles.
   EXPECT_EQ(snapKvFits(4, 33, 128).message(),
             "SnapKV on the GPU holds a KV head's observed query rows (4 "
-            "heads x 33 queries of 128 coordinates) in shared memory, at "
-            "most 16384 floats and 16384 logits a pass of keys; observe "
+            "heads x 33 queries, each head's padded to whole tiles of 16 "
+            "rows) in at most 8 tiles for heads of 128 coordinates; observe "
             "fewer queries, or run it on the cpu backend");
-  // Small heads take many keys a pass: the logits bound them.
-  EXPECT_FALSE(snapKvFits(8, 32, 16));
+  EXPECT_EQ(snapKvFits(8, 32, 16).message(),
+            "SnapKV and H2O on the GPU take heads of 64 or 128 coordinates, "
+            "not 16; run them on the cpu backend");
+  EXPECT_TRUE(h2oFits(4, 128));
+  EXPECT_TRUE(h2oFits(128, 128));
+  EXPECT_EQ(h2oFits(129, 128).message(),
+            "H2O on the GPU holds a row's query heads of one KV head as at "
+            "most 128 rows for heads of 128 coordinates, not 129; run it on "
+            "the cpu backend");
+  EXPECT_FALSE(h2oFits(4, 96));
 }
 
 } // namespace

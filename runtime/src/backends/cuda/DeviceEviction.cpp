@@ -235,7 +235,7 @@ DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
     }
     if (method == schema::EVICT_METHOD_H2O) {
       const uint32_t group = uint32_t(call.qHeads) / spec.kvHeads;
-      if (Status fits = snapKvFits(group, 1, spec.headDim); !fits.isOk())
+      if (Status fits = h2oFits(group, spec.headDim); !fits.isOk())
         return Status::error(where + ": " + fits.message());
       eviction->accumulates_ = true;
     }

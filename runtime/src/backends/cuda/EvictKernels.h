@@ -132,9 +132,8 @@ struct EvictWorkspace {
   int32_t *kept = nullptr;
   /// [rows][headDim * 3 / 2]: TriAttention's u (key layout), then m.
   float *directions = nullptr;
-  /// SnapKV: [rows][scoreTiles][group * observe, rounded up to a multiple
-  /// of 4] each tile's running
-  /// maximum and sum of its entries' exponentials per query row; then
+  /// SnapKV: [rows][scoreTiles][snapKvPaddedRows()] each tile's maximum
+  /// and sum of its entries' exponentials (base 2) per query row; then
   /// [rows][group][maxLength] each query head's summed weights.
   float2 *partials = nullptr;
   float *votes = nullptr;
@@ -157,10 +156,19 @@ EvictWorkspace evictWorkspace(const EvictLaunch &launch);
 /// observe count.
 size_t evictWorkspaceBytes(const EvictLaunch &shape);
 
-/// Whether SnapKV's scores hold a layer's observed queries for a KV head
-/// (group * observe rows of headDim floats) and their logits for a pass of
-/// keys in shared memory; the sentence why not otherwise.
+/// Whether SnapKV's scores take a layer's observed queries for a KV head
+/// (group * observe rows, padded as snapKvPaddedRows() says, as registers
+/// of the block's warps) and heads of headDim; the sentence why not
+/// otherwise.
 Status snapKvFits(uint32_t group, uint32_t observe, uint32_t headDim);
+/// The same for H2O's rows of a prefill: a row's group of query heads.
+Status h2oFits(uint32_t group, uint32_t headDim);
+
+/// SnapKV's query rows of a KV head as its kernels lay them out: each
+/// query head's window padded to whole tiles of 16 rows.
+inline uint32_t snapKvPaddedRows(uint32_t group, uint32_t observe) {
+  return group * ((observe + 15) / 16 * 16);
+}
 
 /// Whether scoreEntries() reads keys of `kind` (for TriAttention and
 /// SnapKV; streaming reads none).
@@ -205,7 +213,8 @@ Status storeHeadPositions(int32_t *positions, float *mass, uint64_t layerStride,
 /// query head, summed over the group, is added to `launch.mass` (atomic:
 /// a prefill's rows meet in one entry). Of `launch`: cache, positions,
 /// qHeads, scale and mass; `partials` holds [rows][kvHeads][tiles of
-/// maxLength][4] float2 (h2oPartialsBytes()).
+/// maxLength][group, padded to a multiple of 16] float2
+/// (h2oPartialsBytes()).
 struct H2oRows {
   const float *queries = nullptr;
   uint64_t queryStride = 0;

@@ -14,6 +14,8 @@
 #include "runtime/src/backends/cuda/DecodeAttention.h"
 #include "runtime/src/backends/cuda/EntryDecode.cuh"
 
+#include <cuda_bf16.h>
+
 #include <cstdint>
 
 namespace kvrt::cuda::evictkeys {
@@ -96,6 +98,58 @@ __device__ __forceinline__ void decodeChunk(const Raw &raw, int c,
       x[i] = (code & 8u ? -v : v) * scale;
     }
   }
+}
+
+/// Chunk c's eight coordinates as four bf16 pairs, without the factor that
+/// keyFactor() gives: bf16 as stored, fp8's codes, nvfp4's codes times
+/// their block scale (e2m1 times e4m3 has at most 6 significant bits).
+/// Every value is exact in bf16, so tensor-core products keep the key whole.
+template <Kind K>
+__device__ __forceinline__ uint4 exactChunk(const Raw &raw, int c) {
+  uint32_t pairs[4];
+  if constexpr (K == Kind::Bf16) {
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+      pairs[k] = raw.w[4 * c + k];
+  } else if constexpr (K == Kind::Fp8E4M3) {
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const uint32_t w = raw.w[2 * c + j];
+      const float2 lo = decodeE4M3x2(w), hi = decodeE4M3x2(w >> 16);
+      const __nv_bfloat162 a = __floats2bfloat162_rn(lo.x, lo.y),
+                           b = __floats2bfloat162_rn(hi.x, hi.y);
+      pairs[2 * j] = *reinterpret_cast<const uint32_t *>(&a);
+      pairs[2 * j + 1] = *reinterpret_cast<const uint32_t *>(&b);
+    }
+  } else {
+    const float scale = decodeE4M3x2(raw.blockScales >> (8 * c) & 255u).x;
+    float x[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t code = raw.w[c] >> (4 * i) & 15u;
+      const float v = kE2M1[code & 7u] * scale;
+      x[i] = code & 8u ? -v : v;
+    }
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const __nv_bfloat162 v = __floats2bfloat162_rn(x[2 * k], x[2 * k + 1]);
+      pairs[k] = *reinterpret_cast<const uint32_t *>(&v);
+    }
+  }
+  return make_uint4(pairs[0], pairs[1], pairs[2], pairs[3]);
+}
+
+/// What exactChunk()'s values are multiplied by to decode the key: 1,
+/// fp8's scale, nvfp4's tensor scale.
+template <Kind K>
+__device__ __forceinline__ float keyFactor(const Raw &raw,
+                                           const DeviceSideLayout &side) {
+  if constexpr (K == Kind::Bf16)
+    return 1.0f;
+  else if constexpr (K == Kind::Fp8E4M3)
+    return raw.scale;
+  else
+    return side.tensorScale;
 }
 
 } // namespace kvrt::cuda::evictkeys

@@ -337,7 +337,7 @@ EvictWorkspace evictWorkspace(const EvictLaunch &p) {
     const size_t group = p.qHeads / p.cache.kvHeads;
     w.partials = reinterpret_cast<float2 *>(
         take(rows * tiles(p.maxLength, kEvictScoreTile) *
-             ((group * p.observe + 3) / 4 * 4) * sizeof(float2)));
+             snapKvPaddedRows(uint32_t(group), p.observe) * sizeof(float2)));
     w.votes = reinterpret_cast<float *>(take(rows * group * length * 4));
   }
   // Cleared by selectEntries() as one range: histograms, state.

@@ -9,15 +9,24 @@
 // The softmax spans the whole sequence, so the logits are made twice, in
 // two launches of one kernel over (kEvictScoreTile entries, KV head,
 // sequence) blocks: the first keeps each row's running maximum and sum of
-// exponentials over its tile (the workspace's partials), the second joins
-// the tiles' partials and sums each query head's weights per entry (the
-// votes); a third kernel pools. A block holds the group's query rows in
-// shared memory, decodes a pass of keys there (d / 16 lanes a key, as
-// TriAttention's scorer reads them: EvictKeyChunks.cuh), both stored
-// coordinate-major, and each thread makes the logits of 4 rows and 4 keys
-// in fp32, 16 FMAs per pair of float4 loads. About 2 * rows * d FMAs a key
-// for both launches: for Llama-3-8B's shape (128 rows, d = 128) the work is
-// the FMA units', not the bytes'.
+// exponentials (base 2) over its tile (the workspace's partials), the
+// second joins the tiles' partials and sums each query head's weights per
+// entry (the votes); a third kernel pools.
+//
+// The logits are tensor-core products (TensorCoreOps.cuh): a pass decodes
+// 64 keys into shared memory as bf16, exactly (EvictKeyChunks.cuh's
+// exactChunk(): fp8's codes and nvfp4's codes times their block scales are
+// bf16 values; the entry's or tensor's factor multiplies the product), and
+// each warp keeps its rows' queries as A fragments in registers, every
+// fp32 query split into bf16 hi + lo and multiplied twice, so that a logit
+// is within about 2^-17 of sum |q_i k_i| of its exact value, as an fp32
+// dot product is. Rows come in segments whose weights are summed into one
+// vote per entry (SnapKV: a query head's window; H2O: a row's group of
+// query heads), each padded to whole m-tiles of 16 rows, so that a column
+// of an m-tile sums within one segment: a lane adds its two rows, shuffles
+// the tile's 16, shared memory the segment's tiles. With eight m-tiles or
+// more a warp takes whole m-tiles; with fewer, 2 or 4 warps share one and
+// split the pass's keys.
 //
 // H2O (accumulateH2o) runs the same two launches for a prefill's rows (the
 // decode attention adds its rows' weights itself: AttentionMass.cu), a
@@ -30,6 +39,8 @@
 #include "runtime/src/backends/cuda/CudaStatus.h"
 #include "runtime/src/backends/cuda/EvictKernels.h"
 #include "runtime/src/backends/cuda/EvictKeyChunks.cuh"
+#include "runtime/src/backends/cuda/MmaFragments.cuh"
+#include "runtime/src/backends/cuda/TensorCoreOps.cuh"
 
 #include <climits>
 #include <cuda_runtime.h>
@@ -40,155 +51,203 @@ namespace {
 using evictkeys::Kind;
 using evictkeys::Raw;
 
-constexpr int kThreads = 256;
-/// The block's query rows and a pass's logits, at most (floats each).
-constexpr uint32_t kQueryFloats = 16384, kLogitFloats = 16384;
-/// Dynamic shared memory a launch may take without asking for more.
-constexpr size_t kDefaultSharedBytes = 48 * 1024;
+constexpr int kThreads = 256, kWarps = kThreads / 32;
+/// Keys a pass decodes: sixteen n-tiles.
+constexpr int kPassKeys = 128, kPassTiles = kPassKeys / 8;
+constexpr float kLog2e = 1.4426950408889634f;
 
-/// How a block lays out its work and shared memory for head dimension d:
-/// a pass decodes keysPerPass keys (d / 16 lanes a key), and each thread
-/// makes the logits of 4 rows and 4 keys from them, an outer product per
-/// coordinate of two float4 loads (the rows' queries and the keys stored
-/// coordinate-major). With 4 rows or fewer (H2O's one row of a group) the
-/// row groups would idle: they split the coordinates instead (d / 4 =
-/// rowGroups slices of 4) and sum their products through shared memory.
-struct Layout {
-  int d, lanes, keysPerPass, keyGroups, rowGroups, rows, paddedRows;
-  __host__ __device__ Layout(int d, int group, int observe)
-      : d(d), lanes(d / 16 > 1 ? d / 16 : 1), keysPerPass(kThreads / lanes),
-        keyGroups(keysPerPass / 4), rowGroups(kThreads / keyGroups),
-        rows(group * observe), paddedRows((rows + 3) / 4 * 4) {}
-  /// Logits a row takes: keysPerPass and 4 more, so that a warp's float4
-  /// stores of 4 rows and 8 key groups spread over the banks.
-  __host__ __device__ int logitStride() const { return keysPerPass + 4; }
-  /// Whether the row groups split the coordinates, and the products they
-  /// sum then: [rowGroups][4][keysPerPass].
-  __host__ __device__ bool splitsCoordinates() const {
-    return paddedRows == 4 && rowGroups * 4 == d;
-  }
-  __host__ __device__ size_t splitFloats() const {
-    return splitsCoordinates() ? size_t(rowGroups) * 4 * keysPerPass : 0;
-  }
-  /// Floats: queries [d][paddedRows], keys [d][keysPerPass], logits
-  /// [paddedRows][logitStride()], row maxima and sums [paddedRows] each;
-  /// then ints: row positions [paddedRows], key positions [keysPerPass];
-  /// then the split coordinates' products.
-  __host__ __device__ size_t bytes() const {
-    return (size_t(paddedRows) * d + size_t(keysPerPass) * d +
-            size_t(paddedRows) * logitStride() + 3 * size_t(paddedRows) +
-            keysPerPass + splitFloats()) *
-           4;
-  }
-};
+/// M-tiles a warp holds at most: their A fragments, hi and lo, take 64
+/// registers (d / 2 a tile), which keeps two blocks an SM.
+template <int D> constexpr int kTilesPerWarp = 128 / D;
 
-/// dot[a][b] += q[a] k[b]: one coordinate of 4 rows' and 4 keys' products.
-__device__ __forceinline__ void
-addOuterProduct(float (&dot)[4][4], const float4 &q, const float4 &k) {
-  const float qs[4] = {q.x, q.y, q.z, q.w}, ks[4] = {k.x, k.y, k.z, k.w};
-#pragma unroll
-  for (int a = 0; a < 4; ++a)
-#pragma unroll
-    for (int b = 0; b < 4; ++b)
-      dot[a][b] += qs[a] * ks[b];
+/// M-tiles a block holds at most for heads of headDim (64 or 128).
+__host__ __device__ constexpr int blockTiles(uint32_t headDim) {
+  return kWarps * int(128 / headDim);
 }
 
-/// Logits of (observed query row, entry) for the entries of blockIdx.x's
-/// tile; Votes = false: each row's maximum and sum of exponentials over the
-/// tile into the partials; Votes = true: each query head's weights summed
-/// over the window into the votes, normalised by the partials of every
-/// tile. H2o: blockIdx.z is a row of the call (`rows`) and its group's
-/// queries the observed rows (one place of the window); Votes adds the
-/// weights, summed over the group, to the layer's mass instead.
-template <Kind K, bool Votes, bool H2o>
-__global__ void __launch_bounds__(kThreads)
+/// H2O: the call's rows a block takes, as many as its m-tiles hold with
+/// their group of query heads each (h2oFits() admits a group that fits).
+__host__ __device__ constexpr int h2oRowsPerBlock(uint32_t group,
+                                                  uint32_t headDim) {
+  return 16 * blockTiles(headDim) / int(group);
+}
+
+/// A block's query rows: `segments` runs of `segmentRows` whose weights
+/// sum into one vote per entry, each padded to whole m-tiles of 16.
+/// SnapKV: a segment per query head, its `observe` rows its window; H2O:
+/// one segment of h2oRowsPerBlock() call rows times the group, row r the
+/// call's row r / group, query head r % group.
+struct RowLayout {
+  int segments, segmentRows, segmentTiles;
+  __host__ __device__ RowLayout(uint32_t group, uint32_t observe,
+                                uint32_t headDim, bool h2o)
+      : segments(h2o ? 1 : int(group)),
+        segmentRows(h2o ? int(group) * h2oRowsPerBlock(group, headDim)
+                        : int(observe)),
+        segmentTiles((segmentRows + 15) / 16) {}
+  __host__ __device__ int tiles() const { return segments * segmentTiles; }
+};
+
+/// The m-tiles and n-tiles of a pass a warp takes: m-tiles firstTile,
+/// firstTile + tileStride, ...; a run of nTiles n-tiles from firstN, whole
+/// chunks of four (kChunkTiles). `share` warps take one m-tile: two when
+/// the block's warps hold that, else one.
+constexpr int kChunkTiles = 4;
+struct WarpPlan {
+  int share, firstTile, tileStride, firstN, nTiles;
+  __device__ WarpPlan(int tiles, int warp)
+      : share(tiles * 2 <= kWarps ? 2 : 1), firstTile(warp / share),
+        tileStride(kWarps / share), firstN(warp % share * (kPassTiles / share)),
+        nTiles(kPassTiles / share) {}
+};
+static_assert(kPassTiles / 2 % kChunkTiles == 0, "whole chunks a warp");
+
+/// Logits (base 2) of a block's query rows against its tile of entries;
+/// Votes = false: each row's maximum and sum of exponentials over the
+/// tile into the partials; Votes = true: each segment's weights into the
+/// votes (per query head, summed over the window), normalised by the
+/// partials of every tile. H2o: blockIdx.z is a run of h2oRowsPerBlock()
+/// rows of the call (`rows`, of one sequence), their group's queries the
+/// rows, and Votes adds the weights, summed over them, to the layer's
+/// mass.
+template <Kind K, int D, bool Votes, bool H2o>
+__global__ void __launch_bounds__(kThreads, 2)
     snapKvKernel(EvictLaunch p, EvictWorkspace w, H2oRows calls) {
-  // float4: queries, keys and logits are read four at a time.
-  extern __shared__ float4 sharedWords[];
-  float *shared = reinterpret_cast<float *>(sharedWords);
-  int length, tableRow, observedRow = 0;
+  constexpr int kSteps = D / 16, kMaxTiles = kTilesPerWarp<D>;
+  constexpr int kLanes = D / 16; // of one key: chunks lane, lane + kLanes
+  // fp8's scales differ by entry (or page); the other encodings' factor
+  // is folded into the queries.
+  constexpr bool kKeyScales = K == Kind::Fp8E4M3;
+  __shared__ __align__(128) uint8_t keys[kPassKeys * D * 2];
+  __shared__ float keyScale[kPassKeys];
+  __shared__ int keyPosition[kPassKeys];
+  // Votes: per m-tile, each column's weights summed over its 16 rows.
+  __shared__ float columnSums[kWarps * kMaxTiles][kPassKeys];
+  // Partials: per warp and tile slot, each row's (maximum, sum).
+  __shared__ float2 rowStates[kWarps][kMaxTiles][16];
+
+  const uint32_t group = p.qHeads / p.cache.kvHeads;
+  int length = 0, tableRow, observedRow = 0;
+  const int firstCallRow = int(blockIdx.z) * h2oRowsPerBlock(group, D);
   if constexpr (H2o) {
-    length = calls.rowLengths[blockIdx.z];
-    tableRow = calls.rowTables[blockIdx.z];
+    // The run's rows share the page table row; the last sees the most.
+    tableRow = calls.rowTables[firstCallRow];
+    for (int r = firstCallRow;
+         r < min(int(calls.rows), firstCallRow + h2oRowsPerBlock(group, D));
+         ++r)
+      length = max(length, calls.rowLengths[r]);
   } else {
     const EvictSequence s = p.sequences[blockIdx.z];
     length = s.length;
     tableRow = s.tableRow;
     observedRow = s.observedRow;
   }
-  const int kvHead = blockIdx.y, d = int(p.cache.headDim);
+  const int kvHead = blockIdx.y;
   const int first = int(blockIdx.x * kEvictScoreTile);
   if (first >= length)
     return;
-  const int group = int(p.qHeads / p.cache.kvHeads),
-            observe = H2o ? 1 : int(p.observe);
-  const Layout layout{d, group, observe};
-  const int rows = layout.rows, padded = layout.paddedRows;
-  const int keysPerPass = layout.keysPerPass, lanes = layout.lanes;
-  const int logitStride = layout.logitStride();
-  float *queries = shared;
-  float *keys = queries + padded * d;
-  float *logits = keys + keysPerPass * d;
-  float *rowMax = logits + padded * logitStride;
-  float *rowSum = rowMax + padded;
-  int *rowPosition = reinterpret_cast<int *>(rowSum + padded);
-  int *keyPosition = rowPosition + padded;
-  float *products = reinterpret_cast<float *>(keyPosition + keysPerPass);
-  const int tid = int(threadIdx.x);
+  const uint32_t observe = p.observe;
+  const RowLayout rowsOf(group, observe, D, H2o);
+  const int tiles = rowsOf.tiles(), padded = 16 * tiles;
+  const int tid = int(threadIdx.x), warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t = lane % 4;
+  const WarpPlan plan(tiles, warp);
   const size_t row = size_t(blockIdx.z) * p.cache.kvHeads + kvHead;
-  const uint32_t tiles = gridDim.x;
+  const uint32_t scoreTiles = gridDim.x;
+  const float2 *partials = w.partials + row * scoreTiles * padded;
+  const DeviceSideLayout &side = p.cache.key;
+  // Queries times the softmax's scale in base 2 (and nvfp4's tensor
+  // scale), so that a product is a logit.
+  const float queryScale =
+      p.scale * kLog2e * (K == Kind::Nvfp4 ? side.tensorScale : 1.0f);
 
-  // Row h * observe + j: query head kvHead * group + h at window place j;
-  // rows past `rows` (padding) see nothing.
-  const size_t width = H2o ? calls.queryStride : size_t(p.qHeads) * d;
-  const float *ring =
-      H2o ? calls.queries + size_t(blockIdx.z) * calls.queryStride
-          : p.observed + size_t(observedRow) * observe * width;
-  for (int i = tid; i < padded * d; i += kThreads) {
-    const int r = i % padded, c = i / padded, h = r / observe, j = r % observe;
-    queries[i] =
-        r < rows ? ring[j * width + size_t(kvHead * group + h) * d + c] : 0.0f;
-  }
-  for (int r = tid; r < padded; r += kThreads) {
-    rowPosition[r] =
-        r >= rows ? -1
-        : H2o
-            ? calls.rowPositions[blockIdx.z]
-            : p.observedPositions[size_t(observedRow) * observe + r % observe];
-    if constexpr (Votes) {
-      // The row's maximum and sum over the whole sequence; tiles past its
-      // length made none.
-      const uint32_t made =
-          (uint32_t(length) + kEvictScoreTile - 1) / kEvictScoreTile;
-      const float2 *partial = w.partials + row * tiles * padded + r;
-      float m = -INFINITY;
-      for (uint32_t t = 0; t < made; ++t)
-        m = fmaxf(m, partial[t * padded].x);
-      float sum = 0;
-      for (uint32_t t = 0; t < made && m != -INFINITY; ++t)
-        if (partial[t * padded].x != -INFINITY)
-          sum += partial[t * padded].y * expf(partial[t * padded].x - m);
-      rowMax[r] = m;
-      rowSum[r] = sum > 0 ? 1.0f / sum : 0.0f;
-    } else {
-      rowMax[r] = -INFINITY;
-      rowSum[r] = 0;
+  // The lane's rows g and g + 8 of each of its m-tiles: queries as A
+  // fragments (hi, lo), positions (-1: padding or an empty place of the
+  // window, which sees nothing) and the softmax's state.
+  uint32_t aHi[kMaxTiles][kSteps][4], aLo[kMaxTiles][kSteps][4];
+  int rowPosition[kMaxTiles][2];
+  // Votes = false: the running maximum and this lane's part of the sum;
+  // Votes = true: the row's maximum over the sequence and 1 / its sum (0
+  // for a row that sees nothing).
+  float rowMax[kMaxTiles][2], rowSum[kMaxTiles][2];
+  // The earliest position of the warp's rows: a pass whose entries are all
+  // at or before it needs no mask.
+  int earliestRow = INT_MAX;
+  const size_t width = size_t(p.qHeads) * D;
+  const float *window = p.observed + size_t(observedRow) * observe * width;
+#pragma unroll
+  for (int s = 0; s < kMaxTiles; ++s) {
+    const int tile = plan.firstTile + s * plan.tileStride;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int r = tile % rowsOf.segmentTiles * 16 + g + 8 * half;
+      int at = -1;
+      const float *q = nullptr;
+      if (H2o && tile < tiles && r < rowsOf.segmentRows) {
+        const int callRow = firstCallRow + r / int(group);
+        if (callRow < int(calls.rows)) {
+          at = calls.rowPositions[callRow];
+          q = calls.queries + callRow * calls.queryStride +
+              size_t(kvHead * group + r % group) * D;
+        }
+      } else if (tile < tiles && r < rowsOf.segmentRows) {
+        const int head = tile / rowsOf.segmentTiles;
+        at = p.observedPositions[size_t(observedRow) * observe + r];
+        if (at >= 0)
+          q = window + r * width + size_t(kvHead * group + head) * D;
+      }
+      rowPosition[s][half] = at;
+      if (at >= 0)
+        earliestRow = min(earliestRow, at);
+#pragma unroll
+      for (int k = 0; k < kSteps; ++k)
+#pragma unroll
+        for (int upper = 0; upper < 2; ++upper) {
+          const float2 x = q ? *reinterpret_cast<const float2 *>(
+                                   q + 16 * k + 2 * t + 8 * upper)
+                             : make_float2(0.0f, 0.0f);
+          Bf16Mma<D>::split(x.x * queryScale, x.y * queryScale,
+                            aHi[s][k][half + 2 * upper],
+                            aLo[s][k][half + 2 * upper]);
+        }
+      float m = -INFINITY, sum = 0;
+      if constexpr (Votes) {
+        // The row's maximum and sum over the whole sequence; tiles past
+        // its length made none.
+        const int made =
+            (length + int(kEvictScoreTile) - 1) / int(kEvictScoreTile);
+        const int at = 16 * tile + g + 8 * half;
+        for (int u = 0; u < made && tile < tiles; ++u)
+          m = fmaxf(m, partials[u * padded + at].x);
+        for (int u = 0; u < made && m != -INFINITY; ++u) {
+          const float2 part = partials[u * padded + at];
+          if (part.x != -INFINITY)
+            sum += part.y * exp2f(part.x - m);
+        }
+        sum = sum > 0 && rowPosition[s][half] >= 0 ? 1.0f / sum : 0.0f;
+        // A row that sees nothing weighs nothing; a finite maximum keeps
+        // exp2f() of its logits (-inf, or 0 for padding) a number.
+        if (m == -INFINITY)
+          m = 0;
+      }
+      rowMax[s][half] = m;
+      rowSum[s][half] = sum;
     }
   }
+#pragma unroll
+  for (int offset = 1; offset < 32; offset *= 2)
+    earliestRow =
+        min(earliestRow, __shfl_xor_sync(0xffffffffu, earliestRow, offset));
 
   const int32_t *table =
       p.cache.pageTables + size_t(tableRow) * p.cache.pageTableStride;
-  const DeviceSideLayout &side = p.cache.key;
   const int pageSize = int(p.cache.pageSize);
   const int last = min(length, first + int(kEvictScoreTile));
-  const int keyGroup = tid % layout.keyGroups,
-            rowGroup = tid / layout.keyGroups;
-  for (int base = first; base < last; base += keysPerPass) {
-    __syncthreads(); // The previous pass's keys and logits are read.
-    {
-      // Neighbouring threads take neighbouring keys: their coordinate-major
-      // stores meet no bank twice.
-      const int k = tid % keysPerPass, lane = tid / keysPerPass, i = base + k;
+  for (int base = first; base < last; base += kPassKeys) {
+    __syncthreads(); // The previous pass's keys and column sums are read.
+    // kLanes neighbouring threads a key: its bytes are read in order.
+    for (int item = tid; item < kPassKeys * kLanes; item += kThreads) {
+      const int k = item / kLanes, keyLane = item % kLanes, i = base + k;
       if (i < last) {
         const int page = i / pageSize, slot = i - page * pageSize;
         const size_t area = size_t(table[page]) * p.cache.kvHeads + kvHead;
@@ -197,134 +256,182 @@ __global__ void __launch_bounds__(kThreads)
         raw.blockScales = 0;
         evictkeys::loadChunks<K>(
             bytes, bytes + side.codesOffset + size_t(slot) * side.entryBytes,
-            side, lane, lanes, d, raw);
+            side, keyLane, kLanes, D, raw);
 #pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          float x[8];
-          evictkeys::decodeChunk<K>(raw, c, side, x);
-#pragma unroll
-          for (int j = 0; j < 8; ++j)
-            keys[(8 * (lane + c * lanes) + j) * keysPerPass + k] = x[j];
-        }
-        if (lane == 0)
+        for (int c = 0; c < 2; ++c)
+          *reinterpret_cast<uint4 *>(keys +
+                                     swizzled<D>(k, keyLane + c * kLanes)) =
+              evictkeys::exactChunk<K>(raw, c);
+        if (keyLane == 0) {
+          if constexpr (kKeyScales)
+            keyScale[k] = evictkeys::keyFactor<K>(raw, side);
           keyPosition[k] = p.positions[area * pageSize + slot];
-      } else if (lane == 0) {
-        keyPosition[k] = INT_MAX; // Past the tile: seen by no row.
+        }
+      } else {
+        // Past the tile: zeros, seen by no row.
+#pragma unroll
+        for (int c = 0; c < 2; ++c)
+          *reinterpret_cast<uint4 *>(keys +
+                                     swizzled<D>(k, keyLane + c * kLanes)) =
+              make_uint4(0, 0, 0, 0);
+        if (keyLane == 0) {
+          if constexpr (kKeyScales)
+            keyScale[k] = 0;
+          keyPosition[k] = INT_MAX;
+        }
       }
     }
     __syncthreads();
-    if (layout.splitsCoordinates()) {
-      // Row group g takes coordinates 4g .. 4g + 3 of the 4 rows.
-      float dot[4][4] = {};
+    // Whether some entry of the warp's columns comes after one of its rows.
+    int latestKey = INT_MIN;
+    for (int c = lane; c < 8 * plan.nTiles; c += 32)
+      latestKey = max(latestKey, keyPosition[8 * plan.firstN + c]);
 #pragma unroll
-      for (int c = 4 * rowGroup; c < 4 * rowGroup + 4; ++c) {
-        const float4 q = *reinterpret_cast<const float4 *>(queries + c * 4);
-        const float4 k = *reinterpret_cast<const float4 *>(
-            keys + c * keysPerPass + 4 * keyGroup);
-        addOuterProduct(dot, q, k);
-      }
+    for (int offset = 1; offset < 32; offset *= 2)
+      latestKey =
+          max(latestKey, __shfl_xor_sync(0xffffffffu, latestKey, offset));
+    const bool masks = latestKey > earliestRow;
 #pragma unroll
-      for (int a = 0; a < 4; ++a)
-        *reinterpret_cast<float4 *>(
-            products + (rowGroup * 4 + a) * keysPerPass + 4 * keyGroup) =
-            make_float4(dot[a][0], dot[a][1], dot[a][2], dot[a][3]);
-      __syncthreads();
-      for (int t = tid; t < 4 * keysPerPass; t += kThreads) {
-        const int a = t / keysPerPass, k = t % keysPerPass;
-        float sum = 0;
-        for (int g = 0; g < layout.rowGroups; ++g)
-          sum += products[(g * 4 + a) * keysPerPass + k];
-        const int at = rowPosition[a];
-        logits[a * logitStride + k] =
-            at >= 0 && keyPosition[k] <= at ? sum * p.scale : -INFINITY;
-      }
-    }
-    for (int r0 = 4 * rowGroup; r0 < padded && !layout.splitsCoordinates();
-         r0 += 4 * layout.rowGroups) {
-      float dot[4][4] = {};
-      for (int c = 0; c < d; ++c) {
-        const float4 q =
-            *reinterpret_cast<const float4 *>(queries + c * padded + r0);
-        const float4 k = *reinterpret_cast<const float4 *>(
-            keys + c * keysPerPass + 4 * keyGroup);
-        addOuterProduct(dot, q, k);
-      }
+    for (int s = 0; s < kMaxTiles; ++s) {
+      const int tile = plan.firstTile + s * plan.tileStride;
+      if (tile >= tiles)
+        continue;
+      for (int n0 = plan.firstN; n0 < plan.firstN + plan.nTiles;
+           n0 += kChunkTiles) {
+        // Four n-tiles: four independent accumulator chains.
+        float acc[kChunkTiles][4] = {};
 #pragma unroll
-      for (int a = 0; a < 4; ++a) {
-        const int at = rowPosition[r0 + a];
-        float out[4];
+        for (int k = 0; k < kSteps; ++k)
 #pragma unroll
-        for (int b = 0; b < 4; ++b)
-          out[b] = at >= 0 && keyPosition[4 * keyGroup + b] <= at
-                       ? dot[a][b] * p.scale
-                       : -INFINITY;
-        *reinterpret_cast<float4 *>(logits + (r0 + a) * logitStride +
-                                    4 * keyGroup) =
-            make_float4(out[0], out[1], out[2], out[3]);
-      }
-    }
-    __syncthreads();
-    if constexpr (!Votes) {
-      // Keys past the tile are -inf: skipped like hidden ones.
-      for (int r = tid; r < padded; r += kThreads) {
-        float m = rowMax[r], sum = rowSum[r];
-        for (int k = 0; k < keysPerPass; k += 4) {
-          const float4 l4 =
-              *reinterpret_cast<const float4 *>(logits + r * logitStride + k);
-          for (const float l : {l4.x, l4.y, l4.z, l4.w}) {
-            if (l == -INFINITY)
-              continue;
-            if (l > m) {
-              sum = sum * expf(m - l) + 1.0f;
-              m = l;
-            } else {
-              sum += expf(l - m);
+          for (int pair = 0; pair < kChunkTiles / 2; ++pair) {
+            // Matrix lane / 8: n-tile n + lane / 16, chunk 2k + lane / 8 % 2.
+            const int n = n0 + 2 * pair;
+            uint32_t b[4];
+            ldmatrix4(b, keys + swizzled<D>(8 * (n + lane / 16) + lane % 8,
+                                            2 * k + lane / 8 % 2));
+            mmaBf16(acc[2 * pair], aHi[s][k], b[0], b[1]);
+            mmaBf16(acc[2 * pair], aLo[s][k], b[0], b[1]);
+            mmaBf16(acc[2 * pair + 1], aHi[s][k], b[2], b[3]);
+            mmaBf16(acc[2 * pair + 1], aLo[s][k], b[2], b[3]);
+          }
+        // acc[v][2 half + j]: row g + 8 half, column 8 (n0 + v) + 2t + j,
+        // made a logit; -inf where the row does not see the entry.
+#pragma unroll
+        for (int v = 0; v < kChunkTiles; ++v)
+#pragma unroll
+          for (int j = 0; j < 2; ++j) {
+            const int column = 8 * (n0 + v) + 2 * t + j;
+            const float scale = kKeyScales ? keyScale[column] : 1.0f;
+            const int at = masks ? keyPosition[column] : INT_MIN;
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+              float &x = acc[v][2 * half + j];
+              x = at <= rowPosition[s][half] ? x * scale : -INFINITY;
             }
           }
+        if constexpr (!Votes) {
+          float m[2];
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            m[half] = -INFINITY;
+#pragma unroll
+            for (int v = 0; v < kChunkTiles; ++v)
+              m[half] =
+                  fmaxf(m[half], fmaxf(acc[v][2 * half], acc[v][2 * half + 1]));
+            m[half] = fmaxf(m[half], __shfl_xor_sync(0xffffffffu, m[half], 1));
+            m[half] = fmaxf(m[half], __shfl_xor_sync(0xffffffffu, m[half], 2));
+          }
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            if (m[half] == -INFINITY)
+              continue;
+            float &runningMax = rowMax[s][half], &sum = rowSum[s][half];
+            if (m[half] > runningMax) {
+              sum *= exp2f(runningMax - m[half]);
+              runningMax = m[half];
+            }
+            // exp2f(-inf) is 0: masked entries add nothing.
+#pragma unroll
+            for (int v = 0; v < kChunkTiles; ++v)
+#pragma unroll
+              for (int j = 0; j < 2; ++j)
+                sum += exp2f(acc[v][2 * half + j] - runningMax);
+          }
+        } else {
+#pragma unroll
+          for (int v = 0; v < kChunkTiles; ++v)
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+              float weight = 0;
+#pragma unroll
+              for (int half = 0; half < 2; ++half)
+                weight += exp2f(acc[v][2 * half + j] - rowMax[s][half]) *
+                          rowSum[s][half];
+              weight += __shfl_xor_sync(0xffffffffu, weight, 4);
+              weight += __shfl_xor_sync(0xffffffffu, weight, 8);
+              weight += __shfl_xor_sync(0xffffffffu, weight, 16);
+              if (g == 0)
+                columnSums[tile][8 * (n0 + v) + 2 * t + j] = weight;
+            }
         }
-        rowMax[r] = m;
-        rowSum[r] = sum;
       }
-    } else if constexpr (H2o) {
-      // The group's weights of each key, added to its entry's mass.
-      const int count = min(keysPerPass, last - base);
-      for (int key = tid; key < count; key += kThreads) {
-        float sum = 0;
-        for (int h = 0; h < group; ++h) {
-          const float l = logits[h * logitStride + key];
-          if (l != -INFINITY)
-            sum += expf(l - rowMax[h]) * rowSum[h];
-        }
-        const int i = base + key, page = i / pageSize;
-        if (sum > 0)
-          atomicAdd(p.mass +
-                        (size_t(table[page]) * p.cache.kvHeads + kvHead) *
-                            pageSize +
-                        (i - page * pageSize),
-                    sum);
-      }
-    } else {
-      const int count = min(keysPerPass, last - base);
-      for (int task = tid; task < group * keysPerPass; task += kThreads) {
-        const int h = task / keysPerPass, key = task % keysPerPass;
+    }
+    if constexpr (Votes) {
+      __syncthreads();
+      const int count = min(kPassKeys, last - base);
+      for (int task = tid; task < rowsOf.segments * kPassKeys;
+           task += kThreads) {
+        const int segment = task / kPassKeys, key = task % kPassKeys;
         if (key >= count)
           continue;
         float vote = 0;
-        for (int j = 0; j < observe; ++j) {
-          const int r = h * observe + j;
-          const float l = logits[r * logitStride + key];
-          if (l != -INFINITY)
-            vote += expf(l - rowMax[r]) * rowSum[r];
+        for (int u = 0; u < rowsOf.segmentTiles; ++u)
+          vote += columnSums[segment * rowsOf.segmentTiles + u][key];
+        const int i = base + key;
+        if constexpr (H2o) {
+          // The group's weights of the entry, added to its mass.
+          const int page = i / pageSize;
+          if (vote > 0)
+            atomicAdd(p.mass +
+                          (size_t(table[page]) * p.cache.kvHeads + kvHead) *
+                              pageSize +
+                          (i - page * pageSize),
+                      vote);
+        } else {
+          w.votes[(row * group + segment) * p.maxLength + i] = vote;
         }
-        w.votes[(row * group + h) * p.maxLength + base + key] = vote;
       }
     }
   }
   if constexpr (!Votes) {
+    // Each row's state over the tile: the quad's sums, then the warps
+    // sharing its m-tile joined, in order.
+#pragma unroll
+    for (int s = 0; s < kMaxTiles; ++s)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        float sum = rowSum[s][half];
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        if (t == 0)
+          rowStates[warp][s][g + 8 * half] = make_float2(rowMax[s][half], sum);
+      }
     __syncthreads();
-    float2 *partial = w.partials + (row * tiles + blockIdx.x) * padded;
-    for (int r = tid; r < padded; r += kThreads)
-      partial[r] = make_float2(rowMax[r], rowSum[r]);
+    float2 *out = w.partials + (row * scoreTiles + blockIdx.x) * padded;
+    for (int r = tid; r < padded; r += kThreads) {
+      const int tile = r / 16, s = tile / plan.tileStride;
+      const int firstWarp = tile % plan.tileStride * plan.share;
+      float m = -INFINITY;
+      for (int u = 0; u < plan.share; ++u)
+        m = fmaxf(m, rowStates[firstWarp + u][s][r % 16].x);
+      float sum = 0;
+      for (int u = 0; u < plan.share && m != -INFINITY; ++u) {
+        const float2 state = rowStates[firstWarp + u][s][r % 16];
+        if (state.x != -INFINITY)
+          sum += state.y * exp2f(state.x - m);
+      }
+      out[r] = make_float2(m, sum);
+    }
   }
 }
 
@@ -369,56 +476,76 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 /// The partials launch, then the votes (SnapKV) or the mass (H2O).
-template <Kind K, bool H2o>
-Status launchSoftmax(const EvictLaunch &p, const EvictWorkspace &w,
-                     const H2oRows &calls, const dim3 &grid, size_t bytes,
-                     cudaStream_t stream) {
-  // Past the default 48 KB only (SnapKV's larger windows, outside any
-  // graph capture: H2O's one row of queries stays below).
-  for (const void *kernel :
-       {reinterpret_cast<const void *>(&snapKvKernel<K, false, H2o>),
-        reinterpret_cast<const void *>(&snapKvKernel<K, true, H2o>)})
-    if (bytes > kDefaultSharedBytes)
-      if (cudaError_t e = cudaFuncSetAttribute(
-              kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)))
-        return cudaFailed("sizing the attention weights' shared memory", e);
-  snapKvKernel<K, false, H2o><<<grid, kThreads, bytes, stream>>>(p, w, calls);
-  snapKvKernel<K, true, H2o><<<grid, kThreads, bytes, stream>>>(p, w, calls);
-  return Status::ok();
+template <Kind K, int D, bool H2o>
+void launchSoftmax(const EvictLaunch &p, const EvictWorkspace &w,
+                   const H2oRows &calls, const dim3 &grid,
+                   cudaStream_t stream) {
+  snapKvKernel<K, D, false, H2o><<<grid, kThreads, 0, stream>>>(p, w, calls);
+  snapKvKernel<K, D, true, H2o><<<grid, kThreads, 0, stream>>>(p, w, calls);
 }
 
-template <bool H2o>
-Status launchByKind(const EvictLaunch &p, const EvictWorkspace &w,
-                    const H2oRows &calls, const dim3 &grid, size_t bytes,
-                    cudaStream_t stream) {
+template <bool H2o, int D>
+void launchByKind(const EvictLaunch &p, const EvictWorkspace &w,
+                  const H2oRows &calls, const dim3 &grid, cudaStream_t stream) {
   switch (p.cache.key.kind) {
   case Kind::Bf16:
-    return launchSoftmax<Kind::Bf16, H2o>(p, w, calls, grid, bytes, stream);
+    return launchSoftmax<Kind::Bf16, D, H2o>(p, w, calls, grid, stream);
   case Kind::Fp8E4M3:
-    return launchSoftmax<Kind::Fp8E4M3, H2o>(p, w, calls, grid, bytes, stream);
+    return launchSoftmax<Kind::Fp8E4M3, D, H2o>(p, w, calls, grid, stream);
   default:
-    return launchSoftmax<Kind::Nvfp4, H2o>(p, w, calls, grid, bytes, stream);
+    return launchSoftmax<Kind::Nvfp4, D, H2o>(p, w, calls, grid, stream);
   }
+}
+
+/// Launches for the head dimension, which snapKvFits() has admitted.
+template <bool H2o>
+Status launchSoftmaxes(const EvictLaunch &p, const EvictWorkspace &w,
+                       const H2oRows &calls, const dim3 &grid,
+                       cudaStream_t stream) {
+  if (p.cache.headDim == 64)
+    launchByKind<H2o, 64>(p, w, calls, grid, stream);
+  else
+    launchByKind<H2o, 128>(p, w, calls, grid, stream);
+  if (cudaError_t e = cudaGetLastError())
+    return cudaFailed(H2o ? "launching H2O's attention weights"
+                          : "launching SnapKV's scores",
+                      e);
+  return Status::ok();
 }
 
 } // namespace
 
 Status snapKvFits(uint32_t group, uint32_t observe, uint32_t headDim) {
-  // Within the queries' bound Layout's int arithmetic cannot overflow.
-  if ((uint64_t(group) * observe + 3) / 4 * 4 * headDim <= kQueryFloats) {
-    const Layout layout{int(headDim), int(group), int(observe)};
-    if (uint64_t(layout.paddedRows) * layout.logitStride() <= kLogitFloats)
-      return Status::ok();
-  }
+  if (headDim != 64 && headDim != 128)
+    return Status::error("SnapKV and H2O on the GPU take heads of 64 or 128 "
+                         "coordinates, not " +
+                         std::to_string(headDim) +
+                         "; run them on the cpu backend");
+  // Each query head's window padded to whole tiles of 16 rows, at most
+  // kTilesPerWarp tiles a warp.
+  const uint64_t tiles = uint64_t(group) * ((uint64_t(observe) + 15) / 16);
+  const uint64_t most = uint64_t(blockTiles(headDim));
+  if (observe > 0 && tiles <= most)
+    return Status::ok();
   return Status::error(
       "SnapKV on the GPU holds a KV head's observed query rows (" +
       std::to_string(group) + " heads x " + std::to_string(observe) +
-      " queries of " + std::to_string(headDim) +
-      " coordinates) in shared memory, at most " +
-      std::to_string(kQueryFloats) + " floats and " +
-      std::to_string(kLogitFloats) +
-      " logits a pass of keys; observe fewer "
-      "queries, or run it on the cpu backend");
+      " queries, each head's padded to whole tiles of 16 rows) in at most " +
+      std::to_string(most) + " tiles for heads of " + std::to_string(headDim) +
+      " coordinates; observe fewer queries, or run it on the cpu backend");
+}
+
+Status h2oFits(uint32_t group, uint32_t headDim) {
+  KVRT_RETURN_IF_ERROR(snapKvFits(1, 1, headDim)); // The head dimension.
+  // A row's group of query heads in the block's m-tiles at least.
+  const uint32_t most = 16 * uint32_t(blockTiles(headDim));
+  if (group <= most)
+    return Status::ok();
+  return Status::error("H2O on the GPU holds a row's query heads of one KV "
+                       "head as at most " +
+                       std::to_string(most) + " rows for heads of " +
+                       std::to_string(headDim) + " coordinates, not " +
+                       std::to_string(group) + "; run it on the cpu backend");
 }
 
 Status scoreSnapKv(const EvictLaunch &p, const EvictWorkspace &w,
@@ -427,43 +554,39 @@ Status scoreSnapKv(const EvictLaunch &p, const EvictWorkspace &w,
   KVRT_RETURN_IF_ERROR(snapKvFits(group, p.observe, p.cache.headDim));
   const dim3 grid((p.maxLength + kEvictScoreTile - 1) / kEvictScoreTile,
                   p.cache.kvHeads, p.count);
-  const size_t bytes =
-      Layout{int(p.cache.headDim), int(group), int(p.observe)}.bytes();
-  KVRT_RETURN_IF_ERROR(launchByKind<false>(p, w, {}, grid, bytes, stream));
+  KVRT_RETURN_IF_ERROR(launchSoftmaxes<false>(p, w, {}, grid, stream));
   poolKernel<<<grid, kThreads, 0, stream>>>(p, w);
   if (cudaError_t e = cudaGetLastError())
     return cudaFailed("launching SnapKV's scores", e);
   return Status::ok();
 }
 
+namespace {
+/// H2O's blocks: runs of h2oRowsPerBlock() rows, per tile and KV head.
+dim3 h2oGrid(const EvictLaunch &p, const H2oRows &calls) {
+  const uint32_t group = p.qHeads / p.cache.kvHeads;
+  const uint32_t perBlock = uint32_t(h2oRowsPerBlock(group, p.cache.headDim));
+  return dim3((calls.maxLength + kEvictScoreTile - 1) / kEvictScoreTile,
+              p.cache.kvHeads, (calls.rows + perBlock - 1) / perBlock);
+}
+} // namespace
+
 size_t h2oPartialsBytes(const EvictLaunch &p, const H2oRows &calls) {
-  const Layout layout{int(p.cache.headDim), int(p.qHeads / p.cache.kvHeads), 1};
-  return size_t(calls.rows) * p.cache.kvHeads *
-         ((calls.maxLength + kEvictScoreTile - 1) / kEvictScoreTile) *
-         layout.paddedRows * sizeof(float2);
+  if (!h2oFits(p.qHeads / p.cache.kvHeads, p.cache.headDim).isOk())
+    return 0; // accumulateH2o() refuses it.
+  const dim3 grid = h2oGrid(p, calls);
+  const RowLayout rows(p.qHeads / p.cache.kvHeads, 1, p.cache.headDim, true);
+  return size_t(grid.x) * grid.y * grid.z * 16 * rows.tiles() * sizeof(float2);
 }
 
 Status accumulateH2o(const EvictLaunch &p, const H2oRows &calls,
                      float2 *partials, cudaStream_t stream) {
   if (!calls.rows)
     return Status::ok();
-  const uint32_t group = p.qHeads / p.cache.kvHeads;
-  KVRT_RETURN_IF_ERROR(snapKvFits(group, 1, p.cache.headDim));
-  const size_t bytes = Layout{int(p.cache.headDim), int(group), 1}.bytes();
-  if (bytes > kDefaultSharedBytes)
-    return Status::error("H2O on the GPU holds a row's " +
-                         std::to_string(group) + " queries of " +
-                         std::to_string(p.cache.headDim) +
-                         " coordinates and their logits in at most 48 KB "
-                         "of shared memory; run it on the cpu backend");
+  KVRT_RETURN_IF_ERROR(h2oFits(p.qHeads / p.cache.kvHeads, p.cache.headDim));
   EvictWorkspace w;
   w.partials = partials;
-  const dim3 grid((calls.maxLength + kEvictScoreTile - 1) / kEvictScoreTile,
-                  p.cache.kvHeads, calls.rows);
-  KVRT_RETURN_IF_ERROR(launchByKind<true>(p, w, calls, grid, bytes, stream));
-  if (cudaError_t e = cudaGetLastError())
-    return cudaFailed("launching H2O's attention weights", e);
-  return Status::ok();
+  return launchSoftmaxes<true>(p, w, calls, h2oGrid(p, calls), stream);
 }
 
 Status recordObserved(const float *q, uint64_t qStride, uint32_t qWidth,

@@ -15,6 +15,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/PrefillAttention.h"
+#include "runtime/src/backends/cuda/TensorCoreOps.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -37,49 +38,10 @@ struct Params {
   float scaleLog2;
 };
 
-__device__ __forceinline__ uint32_t smem(const void *p) {
-  return uint32_t(__cvta_generic_to_shared(p));
-}
-
 __device__ __forceinline__ void copy16(void *dst, const void *src, bool valid) {
   asm volatile(
       "cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem(dst)),
       "l"(src), "r"(valid ? 16 : 0));
-}
-
-__device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t *>(&v);
-}
-
-__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4],
-                                    uint32_t b0, uint32_t b1) {
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-               "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-               "{%0, %1, %2, %3};"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ void ldmatrix4(uint32_t (&r)[4], const void *p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, "
-               "[%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem(p)));
-}
-
-__device__ __forceinline__ void ldmatrix4Trans(uint32_t (&r)[4],
-                                               const void *p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 "
-               "{%0, %1, %2, %3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem(p)));
-}
-
-/// Byte offset of chunk `c` (8 values) of token `r` in a tile of D-value
-/// rows.
-template <int D> __device__ __forceinline__ int swizzled(int r, int c) {
-  return r * D * 2 + ((c ^ (r & 7)) << 4);
 }
 
 template <int D>
@@ -171,8 +133,8 @@ __global__ void __launch_bounds__(kThreads) prefillKernel(Params p) {
         for (int c = 0; c < kChunks; c += 4) {
           uint32_t b[4];
           ldmatrix4(b, k + swizzled<D>(n * 8 + lane % 8, c + lane / 8));
-          mma(s[n], qa[c / 2], b[0], b[1]);
-          mma(s[n], qa[c / 2 + 1], b[2], b[3]);
+          mmaBf16(s[n], qa[c / 2], b[0], b[1]);
+          mmaBf16(s[n], qa[c / 2 + 1], b[2], b[3]);
         }
       // Causal mask, then the online softmax of rows g and g + 8.
       float tileMax[2] = {-INFINITY, -INFINITY};
@@ -222,8 +184,8 @@ __global__ void __launch_bounds__(kThreads) prefillKernel(Params p) {
           const int m = lane / 8;
           ldmatrix4Trans(b, v + swizzled<D>(ks * 16 + (m % 2) * 8 + lane % 8,
                                             2 * dt + m / 2));
-          mma(o[2 * dt], a, b[0], b[1]);
-          mma(o[2 * dt + 1], a, b[2], b[3]);
+          mmaBf16(o[2 * dt], a, b[0], b[1]);
+          mmaBf16(o[2 * dt + 1], a, b[2], b[3]);
         }
       }
     }
