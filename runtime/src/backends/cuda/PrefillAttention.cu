@@ -1,17 +1,21 @@
 //===- PrefillAttention.cu - A prefill's attention on tensor cores --------===//
 //
-// One block: 64 query rows of one head, four warps of 16 rows. Key and
-// value tiles of 64 tokens are gathered from the pages (earlier tokens)
-// and the run's bf16 copy (its own) into shared memory by cp.async
-// (16-byte chunks, zero-filled past the sequence), two tiles in flight, rows
-// swizzled (chunk c of token r at c ^ (r % 8)) so that ldmatrix reads eight
-// tokens' chunks from distinct banks.
+// One block: 128 query rows of one head, four warps of 32 rows (two
+// m-tiles of 16, so that every key and value fragment read from shared
+// memory feeds two MMAs). The rows' queries wait in shared memory as bf16.
+// Key and value tiles of 64 tokens are gathered from the pages (earlier
+// tokens) and the run's bf16 copy (its own) into shared memory by
+// cp.async (16-byte chunks, zero-filled past the sequence), two tiles in
+// flight, rows swizzled (TensorCoreOps.cuh) so that ldmatrix reads eight
+// rows' chunks from distinct banks.
 //
 // mma.sync.m16n8k16 (bf16 in, fp32 accumulators), with the lane map of
-// the PTX ISA (g = lane / 4, t = lane % 4): S = Q K^T takes K^T's
-// fragments from ldmatrix of key rows; P V takes P straight from S's
-// accumulators (the C layout of two n8 tiles is the A layout of one k16
-// step) and V's fragments from ldmatrix.trans of value rows.
+// the PTX ISA (g = lane / 4, t = lane % 4): S = Q K^T takes Q's fragments
+// from ldmatrix of query rows and K^T's from ldmatrix of key rows; P V
+// takes P straight from S's accumulators (the C layout of two n8 tiles is
+// the A layout of one k16 step) and V's fragments from ldmatrix.trans of
+// value rows. Tiles wholly before a warp's first row skip the causal mask,
+// and the output is rescaled only when some row's maximum moved.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/PrefillAttention.h"
@@ -25,7 +29,11 @@
 namespace kvrt::cuda {
 namespace {
 
-constexpr int kRows = 64, kTile = 64, kWarps = 4, kThreads = 32 * kWarps;
+constexpr int kWarps = 4, kThreads = 32 * kWarps;
+/// Query rows a warp takes (two m-tiles) and a block; key and value
+/// tokens a tile.
+constexpr int kRowTiles = 2, kWarpRows = 16 * kRowTiles,
+              kRows = kWarps * kWarpRows, kTile = 64;
 
 struct Params {
   const uint8_t *keys, *values;
@@ -45,21 +53,22 @@ __device__ __forceinline__ void copy16(void *dst, const void *src, bool valid) {
 }
 
 template <int D>
-__global__ void __launch_bounds__(kThreads) prefillKernel(Params p) {
+__global__ void __launch_bounds__(kThreads, 2) prefillKernel(Params p) {
   constexpr int kChunks = D / 8, kTileBytes = kTile * D * 2;
   extern __shared__ __align__(128) uint8_t shared[];
-  // [stage][keys, values]
-  uint8_t *tiles = shared;
+  // The block's queries, then [stage][keys, values].
+  uint8_t *queries = shared, *tiles = shared + kRows * D * 2;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
   const int head = blockIdx.y, kvHead = head / int(p.group);
   const int firstRow = blockIdx.x * kRows;
-  const int warpRow = firstRow + warp * 16;
+  const int warpRow = firstRow + warp * kWarpRows;
   const int total = int(p.before + p.rows);
   // The last token any row of the block sees, and of this warp.
   const int blockLast = int(p.before) + min(firstRow + kRows, int(p.rows)) - 1;
-  const int warpLast = int(p.before) + min(warpRow + 16, int(p.rows)) - 1;
+  const int warpLast =
+      int(p.before) + min(warpRow + kWarpRows, int(p.rows)) - 1;
   const int tileCount = blockLast / kTile + 1;
 
   auto load = [&](int tile, int stage) {
@@ -89,31 +98,36 @@ __global__ void __launch_bounds__(kThreads) prefillKernel(Params p) {
     asm volatile("cp.async.commit_group;\n" ::);
   };
 
-  // Q as bf16 A fragments, scaled so that scores come out in log2 units.
-  uint32_t qa[D / 16][4];
-  {
-    const int r0 = warpRow + g, r1 = r0 + 8;
-    auto qAt = [&](int r, int d) {
-      if (r >= int(p.rows))
-        return make_float2(0.f, 0.f);
-      return *reinterpret_cast<const float2 *>(
-          p.q + (size_t(r) * p.qHeads + head) * D + d);
-    };
-#pragma unroll
-    for (int s = 0; s < D / 16; ++s) {
-      const float2 x0 = qAt(r0, 16 * s + 2 * t), x1 = qAt(r1, 16 * s + 2 * t);
-      const float2 x2 = qAt(r0, 16 * s + 8 + 2 * t),
-                   x3 = qAt(r1, 16 * s + 8 + 2 * t);
-      qa[s][0] = packBf16(x0.x * p.scaleLog2, x0.y * p.scaleLog2);
-      qa[s][1] = packBf16(x1.x * p.scaleLog2, x1.y * p.scaleLog2);
-      qa[s][2] = packBf16(x2.x * p.scaleLog2, x2.y * p.scaleLog2);
-      qa[s][3] = packBf16(x3.x * p.scaleLog2, x3.y * p.scaleLog2);
+  // Q as bf16 rows in shared memory, scaled so that scores come out in
+  // log2 units; rows past the run are zeros.
+  for (int i = threadIdx.x; i < kRows * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = i % kChunks, row = firstRow + r;
+    uint4 packed = make_uint4(0, 0, 0, 0);
+    if (row < int(p.rows)) {
+      const float4 *x = reinterpret_cast<const float4 *>(
+          p.q + (size_t(row) * p.qHeads + head) * D + 8 * c);
+      const float4 x0 = x[0], x1 = x[1];
+      packed = make_uint4(packBf16(x0.x * p.scaleLog2, x0.y * p.scaleLog2),
+                          packBf16(x0.z * p.scaleLog2, x0.w * p.scaleLog2),
+                          packBf16(x1.x * p.scaleLog2, x1.y * p.scaleLog2),
+                          packBf16(x1.z * p.scaleLog2, x1.w * p.scaleLog2));
     }
+    *reinterpret_cast<uint4 *>(queries + swizzled<D>(r, c)) = packed;
   }
-  float o[D / 8][4] = {};
-  float rowMax[2] = {-INFINITY, -INFINITY}, rowSum[2] = {0.f, 0.f};
-  const int query[2] = {int(p.before) + warpRow + g,
-                        int(p.before) + warpRow + g + 8};
+
+  // Per m-tile m of the warp: rows warpRow + 16 m + g and + 8.
+  float o[kRowTiles][D / 8][4] = {};
+  float rowMax[kRowTiles][2], rowSum[kRowTiles][2];
+  int query[kRowTiles][2];
+#pragma unroll
+  for (int m = 0; m < kRowTiles; ++m)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      rowMax[m][h] = -INFINITY;
+      rowSum[m][h] = 0.f;
+      query[m][h] = int(p.before) + warpRow + 16 * m + g + 8 * h;
+    }
+  const int warpFirst = int(p.before) + warpRow;
 
   load(0, 0);
   for (int tile = 0; tile < tileCount; ++tile) {
@@ -126,66 +140,102 @@ __global__ void __launch_bounds__(kThreads) prefillKernel(Params p) {
     __syncthreads();
     const uint8_t *k = tiles + (tile & 1) * 2 * kTileBytes, *v = k + kTileBytes;
     if (tile * kTile <= warpLast) {
-      float s[kTile / 8][4] = {};
+      // S = Q K^T, two k-steps at a time: each key fragment serves both
+      // m-tiles.
+      float s[kRowTiles][kTile / 8][4] = {};
 #pragma unroll
-      for (int n = 0; n < kTile / 8; ++n)
+      for (int c = 0; c < kChunks; c += 4) {
+        uint32_t qa[kRowTiles][2][4];
 #pragma unroll
-        for (int c = 0; c < kChunks; c += 4) {
+        for (int m = 0; m < kRowTiles; ++m)
+#pragma unroll
+          for (int j = 0; j < 2; ++j)
+            ldmatrix4(qa[m][j], queries + swizzled<D>(warp * kWarpRows +
+                                                          16 * m + lane % 16,
+                                                      c + 2 * j + lane / 16));
+#pragma unroll
+        for (int n = 0; n < kTile / 8; ++n) {
           uint32_t b[4];
           ldmatrix4(b, k + swizzled<D>(n * 8 + lane % 8, c + lane / 8));
-          mmaBf16(s[n], qa[c / 2], b[0], b[1]);
-          mmaBf16(s[n], qa[c / 2 + 1], b[2], b[3]);
+#pragma unroll
+          for (int m = 0; m < kRowTiles; ++m) {
+            mmaBf16(s[m][n], qa[m][0], b[0], b[1]);
+            mmaBf16(s[m][n], qa[m][1], b[2], b[3]);
+          }
         }
-      // Causal mask, then the online softmax of rows g and g + 8.
-      float tileMax[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-      for (int n = 0; n < kTile / 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int key = tile * kTile + n * 8 + 2 * t + (e & 1);
-          if (key > query[e / 2])
-            s[n][e] = -INFINITY;
-          tileMax[e / 2] = fmaxf(tileMax[e / 2], s[n][e]);
-        }
-      float rescale[2];
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        tileMax[h] = fmaxf(tileMax[h], __shfl_xor_sync(~0u, tileMax[h], 1));
-        tileMax[h] = fmaxf(tileMax[h], __shfl_xor_sync(~0u, tileMax[h], 2));
-        const float next = fmaxf(rowMax[h], tileMax[h]);
-        // A row that has seen nothing yet keeps -inf and weighs nothing.
-        rescale[h] = next == -INFINITY ? 1.f : exp2f(rowMax[h] - next);
-        rowMax[h] = next;
-        rowSum[h] *= rescale[h];
       }
+      // Causal mask where the tile reaches past the warp's first row,
+      // then the online softmax of each m-tile's rows g and g + 8.
+      const bool masks = tile * kTile + kTile - 1 > warpFirst;
+      float rescale[kRowTiles][2];
 #pragma unroll
-      for (int d = 0; d < D / 8; ++d)
+      for (int m = 0; m < kRowTiles; ++m) {
+        float tileMax[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-        for (int e = 0; e < 4; ++e)
-          o[d][e] *= rescale[e / 2];
+        for (int n = 0; n < kTile / 8; ++n)
 #pragma unroll
-      for (int n = 0; n < kTile / 8; ++n)
+          for (int e = 0; e < 4; ++e) {
+            const int key = tile * kTile + n * 8 + 2 * t + (e & 1);
+            if (masks && key > query[m][e / 2])
+              s[m][n][e] = -INFINITY;
+            tileMax[e / 2] = fmaxf(tileMax[e / 2], s[m][n][e]);
+          }
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const float m = rowMax[e / 2];
-          s[n][e] = m == -INFINITY ? 0.f : exp2f(s[n][e] - m);
-          rowSum[e / 2] += s[n][e];
+        for (int h = 0; h < 2; ++h) {
+          tileMax[h] = fmaxf(tileMax[h], __shfl_xor_sync(~0u, tileMax[h], 1));
+          tileMax[h] = fmaxf(tileMax[h], __shfl_xor_sync(~0u, tileMax[h], 2));
+          const float next = fmaxf(rowMax[m][h], tileMax[h]);
+          // A row that has seen nothing yet keeps -inf and weighs nothing.
+          rescale[m][h] = next == -INFINITY ? 1.f : exp2f(rowMax[m][h] - next);
+          rowMax[m][h] = next;
+          rowSum[m][h] *= rescale[m][h];
         }
-      // O += P V, 16 tokens a k-step.
+#pragma unroll
+        for (int n = 0; n < kTile / 8; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const float mx = rowMax[m][e / 2];
+            s[m][n][e] = mx == -INFINITY ? 0.f : exp2f(s[m][n][e] - mx);
+            rowSum[m][e / 2] += s[m][n][e];
+          }
+      }
+      // Once the rows' maxima settle, most tiles change none.
+      bool changed = false;
+#pragma unroll
+      for (int m = 0; m < kRowTiles; ++m)
+        changed |= rescale[m][0] != 1.f || rescale[m][1] != 1.f;
+      if (__any_sync(~0u, changed)) {
+#pragma unroll
+        for (int m = 0; m < kRowTiles; ++m)
+#pragma unroll
+          for (int d = 0; d < D / 8; ++d)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+              o[m][d][e] *= rescale[m][e / 2];
+      }
+      // O += P V, 16 tokens a k-step; each value fragment serves both
+      // m-tiles.
 #pragma unroll
       for (int ks = 0; ks < kTile / 16; ++ks) {
-        const uint32_t a[4] = {packBf16(s[2 * ks][0], s[2 * ks][1]),
-                               packBf16(s[2 * ks][2], s[2 * ks][3]),
-                               packBf16(s[2 * ks + 1][0], s[2 * ks + 1][1]),
-                               packBf16(s[2 * ks + 1][2], s[2 * ks + 1][3])};
+        uint32_t a[kRowTiles][4];
+#pragma unroll
+        for (int m = 0; m < kRowTiles; ++m) {
+          a[m][0] = packBf16(s[m][2 * ks][0], s[m][2 * ks][1]);
+          a[m][1] = packBf16(s[m][2 * ks][2], s[m][2 * ks][3]);
+          a[m][2] = packBf16(s[m][2 * ks + 1][0], s[m][2 * ks + 1][1]);
+          a[m][3] = packBf16(s[m][2 * ks + 1][2], s[m][2 * ks + 1][3]);
+        }
 #pragma unroll
         for (int dt = 0; dt < D / 16; ++dt) {
           uint32_t b[4];
-          const int m = lane / 8;
-          ldmatrix4Trans(b, v + swizzled<D>(ks * 16 + (m % 2) * 8 + lane % 8,
-                                            2 * dt + m / 2));
-          mmaBf16(o[2 * dt], a, b[0], b[1]);
-          mmaBf16(o[2 * dt + 1], a, b[2], b[3]);
+          const int mi = lane / 8;
+          ldmatrix4Trans(b, v + swizzled<D>(ks * 16 + (mi % 2) * 8 + lane % 8,
+                                            2 * dt + mi / 2));
+#pragma unroll
+          for (int m = 0; m < kRowTiles; ++m) {
+            mmaBf16(o[m][2 * dt], a[m], b[0], b[1]);
+            mmaBf16(o[m][2 * dt + 1], a[m], b[2], b[3]);
+          }
         }
       }
     }
@@ -195,22 +245,22 @@ __global__ void __launch_bounds__(kThreads) prefillKernel(Params p) {
 
   // Row sums over the four lanes of each row, then the rows out.
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    rowSum[h] += __shfl_xor_sync(~0u, rowSum[h], 1);
-    rowSum[h] += __shfl_xor_sync(~0u, rowSum[h], 2);
-  }
+  for (int m = 0; m < kRowTiles; ++m)
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int r = warpRow + g + 8 * h;
-    if (r >= int(p.rows))
-      continue;
-    const float inv = rowSum[h] > 0 ? 1.f / rowSum[h] : 0.f;
-    float *row = p.out + (size_t(r) * p.qHeads + head) * D;
+    for (int h = 0; h < 2; ++h) {
+      float sum = rowSum[m][h];
+      sum += __shfl_xor_sync(~0u, sum, 1);
+      sum += __shfl_xor_sync(~0u, sum, 2);
+      const int r = warpRow + 16 * m + g + 8 * h;
+      if (r >= int(p.rows))
+        continue;
+      const float inv = sum > 0 ? 1.f / sum : 0.f;
+      float *row = p.out + (size_t(r) * p.qHeads + head) * D;
 #pragma unroll
-    for (int d = 0; d < D / 8; ++d)
-      *reinterpret_cast<float2 *>(row + d * 8 + 2 * t) =
-          make_float2(o[d][2 * h] * inv, o[d][2 * h + 1] * inv);
-  }
+      for (int d = 0; d < D / 8; ++d)
+        *reinterpret_cast<float2 *>(row + d * 8 + 2 * t) =
+            make_float2(o[m][d][2 * h] * inv, o[m][d][2 * h + 1] * inv);
+    }
 }
 
 } // namespace
@@ -251,7 +301,8 @@ Status prefillAttention(const PrefillAttentionArgs &a, cudaStream_t stream) {
            a.out,
            a.scale * 1.4426950408889634f};
   const dim3 grid((a.rows + kRows - 1) / kRows, a.qHeads);
-  const size_t bytes = size_t(2) * 2 * kTile * c.headDim * 2;
+  // The queries, then two stages of a key and a value tile.
+  const size_t bytes = (size_t(kRows) + 2 * 2 * kTile) * c.headDim * 2;
   const void *kernel = c.headDim == 64
                            ? reinterpret_cast<const void *>(prefillKernel<64>)
                            : reinterpret_cast<const void *>(prefillKernel<128>);
