@@ -166,8 +166,8 @@ Status h2oFits(uint32_t group, uint32_t headDim);
 
 /// SnapKV's query rows of a KV head as its kernels lay them out: each
 /// query head's window padded to whole tiles of 16 rows.
-inline uint32_t snapKvPaddedRows(uint32_t group, uint32_t observe) {
-  return group * ((observe + 15) / 16 * 16);
+inline uint64_t snapKvPaddedRows(uint32_t group, uint32_t observe) {
+  return uint64_t(group) * ((uint64_t(observe) + 15) / 16 * 16);
 }
 
 /// Whether scoreEntries() reads keys of `kind` (for TriAttention and
@@ -205,16 +205,16 @@ Status storeHeadPositions(int32_t *positions, float *mass, uint64_t layerStride,
                           const int32_t *slots, const int32_t *rowPositions,
                           uint32_t rows, cudaStream_t stream);
 
-/// H2O, at a layer's evict step: rows of a call that the decode attention
-/// did not take (a prefill's), each reading entries
-/// 0 .. rowLengths[r] - 1 of page table row rowTables[r] (those at
-/// positions up to rowPositions[r]), their queries at queries + r *
-/// queryStride (after RoPE). Each row's softmax over what it sees, per
-/// query head, summed over the group, is added to `launch.mass` (atomic:
-/// a prefill's rows meet in one entry). Of `launch`: cache, positions,
-/// qHeads, scale and mass; `partials` holds [rows][kvHeads][tiles of
-/// maxLength][group, padded to a multiple of 16] float2
-/// (h2oPartialsBytes()).
+/// H2O, at a layer's evict step: a run of rows of one sequence that the
+/// decode attention did not take (a prefill's), each reading entries
+/// 0 .. rowLengths[r] - 1 of page table row rowTables[r] (one row for
+/// the run: a block of runs reads its first row's) at positions up to
+/// rowPositions[r], their queries at queries + r * queryStride (after
+/// RoPE). Each row's softmax over what it sees, per query head, summed
+/// over the group, is added to `launch.mass` (atomic: a prefill's rows
+/// meet in one entry). Of `launch`: cache, positions, qHeads, scale and
+/// mass; `partials` holds h2oPartialsBytes(): per block of rows, KV head
+/// and tile of maxLength, each of its query rows' maximum and sum.
 struct H2oRows {
   const float *queries = nullptr;
   uint64_t queryStride = 0;

@@ -25,6 +25,12 @@ using Kind = DeviceSideLayout::Kind;
 /// E2M1's magnitudes by code (its sign is bit 3).
 static __constant__ float kE2M1[8] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
 
+/// The E2M1 value of a 4-bit code.
+__device__ __forceinline__ float e2m1(uint32_t code) {
+  const float v = kE2M1[code & 7u];
+  return code & 8u ? -v : v;
+}
+
 /// A lane's two chunks of one key as stored: bf16 eight words, fp8 four
 /// and a scale, nvfp4 two and their two block scale codes.
 struct Raw {
@@ -92,11 +98,8 @@ __device__ __forceinline__ void decodeChunk(const Raw &raw, int c,
     const float scale =
         decodeE4M3x2(raw.blockScales >> (8 * c) & 255u).x * side.tensorScale;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t code = raw.w[c] >> (4 * i) & 15u;
-      const float v = kE2M1[code & 7u];
-      x[i] = (code & 8u ? -v : v) * scale;
-    }
+    for (int i = 0; i < 8; ++i)
+      x[i] = e2m1(raw.w[c] >> (4 * i) & 15u) * scale;
   }
 }
 
@@ -125,11 +128,8 @@ __device__ __forceinline__ uint4 exactChunk(const Raw &raw, int c) {
     const float scale = decodeE4M3x2(raw.blockScales >> (8 * c) & 255u).x;
     float x[8];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t code = raw.w[c] >> (4 * i) & 15u;
-      const float v = kE2M1[code & 7u] * scale;
-      x[i] = code & 8u ? -v : v;
-    }
+    for (int i = 0; i < 8; ++i)
+      x[i] = e2m1(raw.w[c] >> (4 * i) & 15u) * scale;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       const __nv_bfloat162 v = __floats2bfloat162_rn(x[2 * k], x[2 * k + 1]);

@@ -30,10 +30,11 @@
 //
 // H2O (accumulateH2o) runs the same two launches for a prefill's rows (the
 // decode attention adds its rows' weights itself: AttentionMass.cu), a
-// block per (tile, KV head, row of the call) over the group's queries of
-// that row, and the second adds each entry's weights, summed over the
-// group, to the layer's mass with atomicAdd (a prefill's rows meet in one
-// entry, so the order of the additions, and their rounding, varies).
+// block per (tile, KV head, run of h2oRowsPerBlock() rows of one
+// sequence) over the group's queries of those rows as one segment, and
+// the second adds each entry's weights, summed over them, to the layer's
+// mass with atomicAdd (a prefill's rows meet in one entry, so the order
+// of the additions, and their rounding, varies).
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/CudaStatus.h"
@@ -56,11 +57,9 @@ constexpr int kThreads = 256, kWarps = kThreads / 32;
 constexpr int kPassKeys = 128, kPassTiles = kPassKeys / 8;
 constexpr float kLog2e = 1.4426950408889634f;
 
-/// M-tiles a warp holds at most: their A fragments, hi and lo, take 64
-/// registers (d / 2 a tile), which keeps two blocks an SM.
-template <int D> constexpr int kTilesPerWarp = 128 / D;
-
-/// M-tiles a block holds at most for heads of headDim (64 or 128).
+/// M-tiles a block holds at most for heads of headDim (64 or 128): a
+/// warp's A fragments, hi and lo, take d / 2 registers a tile, and 64 of
+/// them keep two blocks an SM.
 __host__ __device__ constexpr int blockTiles(uint32_t headDim) {
   return kWarps * int(128 / headDim);
 }
@@ -113,7 +112,7 @@ static_assert(kPassTiles / 2 % kChunkTiles == 0, "whole chunks a warp");
 template <Kind K, int D, bool Votes, bool H2o>
 __global__ void __launch_bounds__(kThreads, 2)
     snapKvKernel(EvictLaunch p, EvictWorkspace w, H2oRows calls) {
-  constexpr int kSteps = D / 16, kMaxTiles = kTilesPerWarp<D>;
+  constexpr int kSteps = D / 16, kMaxTiles = blockTiles(D) / kWarps;
   constexpr int kLanes = D / 16; // of one key: chunks lane, lane + kLanes
   // fp8's scales differ by entry (or page); the other encodings' factor
   // is folded into the queries.
@@ -521,9 +520,8 @@ Status snapKvFits(uint32_t group, uint32_t observe, uint32_t headDim) {
                          "coordinates, not " +
                          std::to_string(headDim) +
                          "; run them on the cpu backend");
-  // Each query head's window padded to whole tiles of 16 rows, at most
-  // kTilesPerWarp tiles a warp.
-  const uint64_t tiles = uint64_t(group) * ((uint64_t(observe) + 15) / 16);
+  // Each query head's window padded to whole tiles of 16 rows.
+  const uint64_t tiles = snapKvPaddedRows(group, observe) / 16;
   const uint64_t most = uint64_t(blockTiles(headDim));
   if (observe > 0 && tiles <= most)
     return Status::ok();
