@@ -26,24 +26,41 @@
 # TriAttention, SnapKV and H2O); and llama-tiny with low-rank values (calibrated
 # bf16 latents beside bf16 keys).
 #
-# BUILD names the build folder (default build); KVOPT a kvopt binary to
-# compile the artifacts with instead of building $BUILD/bin/kvopt.
+# The GPU binaries come from their own runtime-only build folder, GPU_BUILD
+# (default build-gpu, configured here on first use), for sm_90a alone: the
+# main build also compiles every kernel for sm_100 (CMakeLists.txt), which
+# makes the binaries too large to carry and is never run on the H200.
+# BUILD names the main build folder (default build), whose kvopt compiles
+# the artifacts; KVOPT a kvopt binary to use instead of building it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build}
+gpu_build=${GPU_BUILD:-build-gpu}
 mkdir -p .gpu-bin
+if [ ! -f "$gpu_build/build.ninja" ]; then
+  CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(dirname "$PWD")} cmake -S . -B "$gpu_build" \
+    -G Ninja -DKVOPT_ENABLE_COMPILER=OFF -DKVOPT_ENABLE_TESTS=ON \
+    -DCMAKE_CUDA_ARCHITECTURES=90a-real -DPython3_EXECUTABLE="$(command -v python3)"
+fi
 if [ "${1:-}" = sparse ]; then
-  nice -n 10 ninja -C "$build" kvrt-cuda-sparse
-  cp "$build"/test/cuda/kvrt-cuda-sparse .gpu-bin/
+  nice -n 10 ninja -C "$gpu_build" kvrt-cuda-sparse
+  cp "$gpu_build"/test/cuda/kvrt-cuda-sparse .gpu-bin/
   ls -la .gpu-bin
   exit 0
 fi
-targets=(kvrt-cuda-attention kvrt-cuda-engine kvrt-cuda-sparse)
-[ -z "${KVOPT:-}" ] && targets+=(kvopt)
-nice -n 10 ninja -C "$build" "${targets[@]}"
-cp "$build"/test/cuda/kvrt-cuda-attention "$build"/test/cuda/kvrt-cuda-engine \
-  "$build"/test/cuda/kvrt-cuda-sparse .gpu-bin/
+nice -n 10 ninja -C "$gpu_build" kvrt-cuda-attention kvrt-cuda-engine \
+  kvrt-cuda-sparse
+[ -z "${KVOPT:-}" ] && nice -n 10 ninja -C "$build" kvopt
+cp "$gpu_build"/test/cuda/kvrt-cuda-attention \
+  "$gpu_build"/test/cuda/kvrt-cuda-engine \
+  "$gpu_build"/test/cuda/kvrt-cuda-sparse .gpu-bin/
 kvopt=${KVOPT:-$build/bin/kvopt}
+# The artifacts that need calibration read a fixed text: the README of
+# commit 27824ea, with which their checks passed on 2026-12-04.
+# Calibrating on the README itself changed those artifacts with each edit
+# of it, and the folded low-rank artifact's logit error moved from 1.8e-2
+# to 2.2e-2 against its 2e-2 tolerance.
+calibration=test/cuda/calibration.txt
 encodings=(bf16 fp8 polar4 nvfp4 kivi4 kivi2)
 passes=("" "kv-quantize{encoding=fp8}" "kv-quantize{encoding=polar bits=4}"
         "kv-quantize{encoding=nvfp4}" "kv-quantize{encoding=int bits=4 group=32}"
@@ -83,7 +100,7 @@ tiny=(compile --synthetic llama-tiny --synthetic-weights generated --target h200
 # Eviction on llama-tiny, checked against the CPU backend: a budget of 128
 # entries compacted every 8 decode steps; StreamingLLM in each encoding
 # the GPU compacts, TriAttention (its query centres calibrated on
-# README.md through the synthetic model's byte-level tokenizer) in bf16,
+# test/cuda/calibration.txt through the synthetic model's byte-level tokenizer) in bf16,
 # per KV head, fp8 and nvfp4; SnapKV (its 32 observed queries) and H2O in
 # bf16 and per KV head over fp8; and one the cuda backend must refuse
 # (TriAttention over polar keys).
@@ -98,7 +115,7 @@ done
 for e in "bf16 }" "each-bf16  heads=each}" "fp8 },kv-quantize{encoding=fp8}" \
   "nvfp4 },kv-quantize{encoding=nvfp4}" \
   "polar4 },kv-quantize{encoding=polar bits=4}"; do
-  "$kvopt" "${tiny[@]}" --calibrate README.md --passes "$tri${e#* }" \
+  "$kvopt" "${tiny[@]}" --calibrate "$calibration" --passes "$tri${e#* }" \
     -o ".gpu-bin/llama-tiny-evict-tri-${e%% *}.kvpkg"
 done
 snap="kv-evict{method=snapkv budget=128 window=32 sinks=4 interval=8"
@@ -111,23 +128,23 @@ for e in "bf16 }" "each-fp8  heads=each},kv-quantize{encoding=fp8}"; do
   "$kvopt" "${tiny[@]}" --passes "$h2o${e#* }" \
     -o ".gpu-bin/llama-tiny-evict-h2o-${e%% *}.kvpkg"
 done
-# Low-rank values on llama-tiny, calibrated on README.md, checked against
-# the CPU backend: ratio 0.5 with the pass's 4 sinks and window of 64 kept
+# Low-rank values on llama-tiny, calibrated on test/cuda/calibration.txt,
+# checked against the CPU backend: ratio 0.5 with the pass's 4 sinks and window of 64 kept
 # exact, and an odd rank (27) with 2 sinks and a window of 16 (more tokens
 # read as latents); low-rank keys, which the cuda backend must refuse.
-"$kvopt" "${tiny[@]}" --calibrate README.md \
+"$kvopt" "${tiny[@]}" --calibrate "$calibration" \
   --passes "kv-lowrank{side=value ratio=0.5}" -o .gpu-bin/llama-tiny-lowrank.kvpkg
-"$kvopt" "${tiny[@]}" --calibrate README.md \
+"$kvopt" "${tiny[@]}" --calibrate "$calibration" \
   --passes "kv-lowrank{side=value rank=27 allocate=uniform sinks=2 window=16}" \
   -o .gpu-bin/llama-tiny-lowrank-odd.kvpkg
-"$kvopt" "${tiny[@]}" --calibrate README.md \
+"$kvopt" "${tiny[@]}" --calibrate "$calibration" \
   --passes "kv-lowrank{side=key ratio=0.5}" -o .gpu-bin/llama-tiny-lowrank-keys.kvpkg
 # Folded low-rank values (kv-lowrank{fold=true}) rewrite v_proj and o_proj,
 # which needs weights with bytes: a random Llama of llama-tiny's attention
 # shape (4/2 heads of 64), written as a Hugging Face folder in f32.
 python3 -c "import sys; sys.path.insert(0, 'test/unit/runtime'); import reference_forward as r; r.write_random_model('LlamaForCausalLM', sys.argv[1], sys.argv[2], h=256, heads=4, kv_heads=2, d=64, ffn=512, positions=4096)" \
   "${KVOPT_TEST_MODELS_DIR:-../shared/models}/tinystories-656k" .gpu-bin/random-llama
-"$kvopt" compile .gpu-bin/random-llama --target h200 --calibrate README.md \
+"$kvopt" compile .gpu-bin/random-llama --target h200 --calibrate "$calibration" \
   --passes "kv-lowrank{side=value ratio=0.5 fold=true}" \
   -o .gpu-bin/llama-tiny-lowrank-folded.kvpkg
 rm -r .gpu-bin/random-llama
