@@ -100,10 +100,10 @@ tiny=(compile --synthetic llama-tiny --synthetic-weights generated --target h200
 # Eviction on llama-tiny, checked against the CPU backend: a budget of 128
 # entries compacted every 8 decode steps; StreamingLLM in each encoding
 # the GPU compacts, TriAttention (its query centres calibrated on
-# test/cuda/calibration.txt through the synthetic model's byte-level tokenizer) in bf16,
-# per KV head, fp8 and nvfp4; SnapKV (its 32 observed queries) and H2O in
-# bf16 and per KV head over fp8; and one the cuda backend must refuse
-# (TriAttention over polar keys).
+# test/cuda/calibration.txt through the synthetic model's byte-level
+# tokenizer) in bf16, per KV head, fp8 and nvfp4; SnapKV (its 32
+# observed queries) and H2O in bf16 and per KV head over fp8; and one the
+# cuda backend must refuse (TriAttention over polar keys).
 stream="kv-evict{method=streaming budget=128 interval=8}"
 tri="kv-evict{method=triattention budget=128 window=32 sinks=4 interval=8"
 for e in "bf16 " "fp8 ,kv-quantize{encoding=fp8}" \
@@ -129,9 +129,10 @@ for e in "bf16 }" "each-fp8  heads=each},kv-quantize{encoding=fp8}"; do
     -o ".gpu-bin/llama-tiny-evict-h2o-${e%% *}.kvpkg"
 done
 # Low-rank values on llama-tiny, calibrated on test/cuda/calibration.txt,
-# checked against the CPU backend: ratio 0.5 with the pass's 4 sinks and window of 64 kept
-# exact, and an odd rank (27) with 2 sinks and a window of 16 (more tokens
-# read as latents); low-rank keys, which the cuda backend must refuse.
+# checked against the CPU backend: ratio 0.5 with the pass's 4 sinks and
+# window of 64 kept exact, and an odd rank (27) with 2 sinks and a window
+# of 16 (more tokens read as latents); low-rank keys, which the cuda
+# backend must refuse.
 "$kvopt" "${tiny[@]}" --calibrate "$calibration" \
   --passes "kv-lowrank{side=value ratio=0.5}" -o .gpu-bin/llama-tiny-lowrank.kvpkg
 "$kvopt" "${tiny[@]}" --calibrate "$calibration" \
