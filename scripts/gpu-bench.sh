@@ -17,14 +17,15 @@
 #              beside the codes (EXACT, default "polar4 fp8 nvfp4"; a
 #              chunked prefill), KIVI with its window (KIVI, default
 #              "kivi4 kivi2"; a chunked prefill, groups encoded during
-#              decode), low-rank values (LOWRANK, default "lowrank
-#              lowrank-odd lowrank-folded": bf16 latents beside bf16 keys,
-#              sinks and window exact, and values folded into v_proj and
-#              o_proj (a random Llama with real weights: the GPU applies
-#              the identity basis); a chunked prefill), and the artifacts it must
-#              refuse (selection over fp8, runner-up prefetches,
-#              TriAttention over polar keys, low-rank keys), each with its
-#              sentence; the
+#              decode), low-rank values and keys (LOWRANK, default "lowrank
+#              lowrank-odd lowrank-folded lowrank-keys lowrank-keys-odd":
+#              bf16 latents beside bf16 keys or values, sinks and window
+#              exact, and values folded into v_proj and o_proj (a random
+#              Llama with real weights: the GPU applies the identity
+#              basis); a chunked prefill), and the artifacts it must refuse
+#              (selection over fp8, runner-up prefetches, TriAttention over
+#              polar keys, low-rank keys and values together), each with
+#              its sentence; the
 #              offloaded llama-tiny against the same artifact resident on
 #              the GPU (equal logits, counted misses); eviction (EVICTIONS:
 #              StreamingLLM in bf16, fp8, nvfp4 and polar4, TriAttention
@@ -81,7 +82,7 @@ encodings=${ENCODINGS:-"bf16 fp8 polar4 nvfp4"}
 selections=${SELECTIONS:-"twolevel quest"}
 exact=${EXACT:-"polar4 fp8 nvfp4"}
 kivi=${KIVI:-"kivi4 kivi2"}
-lowrank=${LOWRANK:-"lowrank lowrank-odd lowrank-folded"}
+lowrank=${LOWRANK:-"lowrank lowrank-odd lowrank-folded lowrank-keys lowrank-keys-odd"}
 evictions=${EVICTIONS:-"streaming-bf16 streaming-fp8 streaming-nvfp4 streaming-polar4 tri-bf16 tri-each-bf16 tri-fp8 tri-nvfp4 snapkv-bf16 snapkv-each-fp8 h2o-bf16 h2o-each-fp8"}
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
 offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}
@@ -124,7 +125,8 @@ engine_checks() {
   # it, after a chunked prefill and during decode (the GPU reads what the
   # CPU reads). Low-rank values likewise: latents summed and each row mapped
   # back once, the sinks and window read exact, tokens leaving the window
-  # read as latents during decode.
+  # read as latents during decode; low-rank keys rebuilt and rotated in the
+  # split kernel.
   for e in $kivi $lowrank; do
     timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$e.kvpkg" \
       --prompt 300 --steps 60 --chunk 128 > "$out/engine-check-$e.txt" \
@@ -164,7 +166,7 @@ engine_checks() {
   grep -vE '^device' "$out/evict-bench.txt"
   # Refused when the engine is created, with one sentence (exit 2).
   for r in fp8-twolevel offload-runners evict-tri-polar4 \
-    lowrank-keys; do
+    lowrank-kv; do
     timeout 60 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$r.kvpkg" \
       > "$out/engine-refuse-$r.txt" 2>&1
     code=$?

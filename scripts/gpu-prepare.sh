@@ -131,8 +131,9 @@ done
 # Low-rank values on llama-tiny, calibrated on test/cuda/calibration.txt,
 # checked against the CPU backend: ratio 0.5 with the pass's 4 sinks and
 # window of 64 kept exact, and an odd rank (27) with 2 sinks and a window
-# of 16 (more tokens read as latents); low-rank keys, which the cuda
-# backend must refuse.
+# of 16 (more tokens read as latents); low-rank keys beside bf16 values
+# likewise (ratio 0.5, and rank 27 with 2 sinks and a window of 16); and
+# low-rank keys and values together, which the cuda backend must refuse.
 "$kvopt" "${tiny[@]}" --calibrate "$calibration" \
   --passes "kv-lowrank{side=value ratio=0.5}" -o .gpu-bin/llama-tiny-lowrank.kvpkg
 "$kvopt" "${tiny[@]}" --calibrate "$calibration" \
@@ -140,6 +141,12 @@ done
   -o .gpu-bin/llama-tiny-lowrank-odd.kvpkg
 "$kvopt" "${tiny[@]}" --calibrate "$calibration" \
   --passes "kv-lowrank{side=key ratio=0.5}" -o .gpu-bin/llama-tiny-lowrank-keys.kvpkg
+"$kvopt" "${tiny[@]}" --calibrate "$calibration" \
+  --passes "kv-lowrank{side=key rank=27 allocate=uniform sinks=2 window=16}" \
+  -o .gpu-bin/llama-tiny-lowrank-keys-odd.kvpkg
+"$kvopt" "${tiny[@]}" --calibrate "$calibration" \
+  --passes "kv-lowrank{side=key ratio=0.5},kv-lowrank{side=value ratio=0.5}" \
+  -o .gpu-bin/llama-tiny-lowrank-kv.kvpkg
 # Folded low-rank values (kv-lowrank{fold=true}) rewrite v_proj and o_proj,
 # which needs weights with bytes: a random Llama of llama-tiny's attention
 # shape (4/2 heads of 64), written as a Hugging Face folder in f32.

@@ -8,7 +8,11 @@
 // lies within an ulp of a codebook boundary may differ: at most 1 in 1000
 // entries may, and any other difference fails. Low-rank values' bf16
 // latents (on a random basis with a mean; ranks even and odd) must match
-// byte for byte: both sum in double in one order, unfused. KIVI's groups,
+// byte for byte: both sum in double in one order, unfused. So must
+// low-rank keys' (rows at random positions up to 2^18, rotated back by
+// RoPE of base 500000 with an attention factor of 1.1, pairs half a head
+// apart and interleaved), which both rotate back with the CPU codec's
+// tables in double before projecting. KIVI's groups,
 // encoded by
 // launchKiviFlush() as they leave the window, must match byte for byte.
 //
@@ -17,8 +21,10 @@
 
 #include "runtime/schema/kvpkg.pb.h"
 #include "runtime/src/backends/cpu/Float16.h"
+#include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cuda/Append.h"
 #include "runtime/src/backends/cuda/DeviceBuffer.h"
+#include "runtime/src/backends/cuda/LatentKeyOperands.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
 #include "runtime/src/cache/Codec.h"
 
@@ -35,6 +41,9 @@ struct AppendCase {
   schema::Encoding encoding;
   uint32_t headDim;
   bool polar;
+  /// Low-rank: keys (with RoPE's pairs interleaved or not), else values.
+  bool keys = false;
+  bool interleaved = false;
 };
 
 bool runAppendCase(const AppendCase &c, uint32_t seed) {
@@ -54,15 +63,29 @@ bool runAppendCase(const AppendCase &c, uint32_t seed) {
     context.scales = {0.011f, 0.02f, 0.005f, 0.04f};
   if (c.encoding.kind() == schema::ENCODING_NVFP4)
     context.scales = {0.0123f};
+  // Low-rank: axes of N(0, 1 / d), then a mean of N(0, 1 / 4) (values) or
+  // a weight from 0.5 to 2 (keys).
+  cpu::RopeFrequencies rope;
+  rope.attentionFactor = 1.1;
+  rope.interleaved = c.interleaved;
+  for (uint32_t i = 0; i < d / 2; ++i)
+    rope.inverse.push_back(std::pow(500000.0, -2.0 * i / d));
   if (c.encoding.kind() == schema::ENCODING_LOWRANK) {
     const uint32_t rank = c.encoding.rank();
-    context.side = CacheSide::Value;
+    std::uniform_real_distribution<float> weight(0.5f, 2.0f);
+    context.side = c.keys ? CacheSide::Key : CacheSide::Value;
+    context.rope = c.keys ? &rope : nullptr;
     context.basis.resize(size_t(kHeads) * d * (rank + 1));
     for (size_t i = 0; i < context.basis.size(); ++i)
-      context.basis[i] =
-          normal(rng) *
-          (i % (rank + 1) == rank ? 0.5f : 1.0f / std::sqrt(float(d)));
+      context.basis[i] = i % (rank + 1) != rank
+                             ? normal(rng) / std::sqrt(float(d))
+                         : c.keys ? weight(rng)
+                                  : normal(rng) * 0.5f;
   }
+  std::vector<int32_t> positions(kRows);
+  std::uniform_int_distribution<int32_t> position(0, 1 << 18);
+  for (int32_t &p : positions)
+    p = position(rng);
   std::unique_ptr<Codec> codec = orDie(makeCodec(c.encoding, context));
   const DeviceSideLayout side =
       orDie(deviceSideLayout(c.encoding, *codec, kPageSize));
@@ -84,7 +107,8 @@ bool runAppendCase(const AppendCase &c, uint32_t seed) {
             cpu::floatToBf16(src[(size_t(r) * kHeads + h) * d + i]));
       uint8_t *area =
           &expected[slots[r] / kPageSize * pageBytes + h * side.areaStride];
-      codec->encode(rounded.data(), 1, h, uint32_t(slots[r]) % kPageSize, area);
+      codec->encodeAt(rounded.data(), 1, h, uint32_t(slots[r]) % kPageSize,
+                      &positions[r], area);
     }
 
   DeviceBuffer pool = orDie(DeviceBuffer::allocate(expected.size()));
@@ -99,7 +123,25 @@ bool runAppendCase(const AppendCase &c, uint32_t seed) {
   DeviceBuffer basis =
       orDie(DeviceBuffer::allocate(context.basis.size() * 4 + 4));
   orDie(basis.upload(context.basis.data(), context.basis.size() * 4));
+  LatentKeyOperands operands;
+  if (c.keys)
+    operands =
+        latentKeyOperands(context.basis, kHeads, d, c.encoding.rank(), rope);
+  DeviceBuffer positionsDevice = orDie(DeviceBuffer::allocate(kRows * 4));
+  orDie(positionsDevice.upload(positions.data(), kRows * 4));
+  DeviceBuffer rotations =
+      orDie(DeviceBuffer::allocate(operands.rotations.size() * 8 + 8));
+  orDie(rotations.upload(operands.rotations.data(),
+                         operands.rotations.size() * 8));
+  DeviceBuffer ropeInverse =
+      orDie(DeviceBuffer::allocate(operands.ropeInverse.size() * 8 + 8));
+  orDie(ropeInverse.upload(operands.ropeInverse.data(),
+                           operands.ropeInverse.size() * 8));
   AppendArgs args;
+  args.positions = positionsDevice.as<int32_t>();
+  args.rotations = rotations.as<double>();
+  args.ropeInverse = ropeInverse.as<double>();
+  args.rotationScale = operands.rotationScale;
   args.src = srcDevice.as<float>();
   args.slots = slotsDevice.as<int32_t>();
   args.rows = kRows;
@@ -295,6 +337,8 @@ int runAppendChecks() {
       {"polar4", testEncoding(schema::ENCODING_POLAR, 4), 128, true},
       {"lowrank", lowRankEncoding(64), 128, false},
       {"lowrank", lowRankEncoding(27), 64, false},
+      {"lr-keys", lowRankEncoding(64), 128, false, true},
+      {"lr-keys", lowRankEncoding(27), 64, false, true, true},
   };
   int failures = 0;
   uint32_t seed = 2000;

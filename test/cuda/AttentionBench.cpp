@@ -6,16 +6,18 @@
 // (4 and 2 bits, groups of 32 tokens in pages of 32) and bf16 keys with
 // low-rank values, bf16 latents of rank 64 (kv-lowrank's ratio 0.5) and 63
 // (odd: read a coordinate at a time); the bytes count the basis, which the
-// merge reads to map each row back. Pools hold random valid entries; each
-// sequence's pages are a random draw from a pool sized for B = 32, L = 128K.
-// Each rep is timed alone with CUDA events after a 256 MB memset that evicts
-// the L2 (a layer's cache is not in L2 when its step comes); the median of the
-// reps is reported, for each split kernel that reads the encoding (group, mma:
-// tensor cores; fma: CUDA cores; polar times include its two rotations), with
-// the bytes the kernels must read (K and V areas, positions, page tables), the
-// GB/s that gives, and the floor: those bytes over the bandwidth of a 1 GiB
-// device-to-device cudaMemcpy measured in the same run (bytes read plus bytes
-// written).
+// merge reads to map each row back; and low-rank keys beside bf16 values,
+// bf16 latents of rank 64 and 32 (ratios 0.5 and 0.25) rebuilt and rotated
+// in the kernel (the bytes count their axes, which each block reads). Pools
+// hold random valid entries; each sequence's pages are a random draw from a
+// pool sized for B = 32, L = 128K. Each rep is timed alone with CUDA events
+// after a 256 MB memset that evicts the L2 (a layer's cache is not in L2 when
+// its step comes); the median of the reps is reported, for each split kernel
+// that reads the encoding (group, mma: tensor cores; fma: CUDA cores; polar
+// times include its two rotations), with the bytes the kernels must read (K and
+// V areas, positions, page tables), the GB/s that gives, and the floor: those
+// bytes over the bandwidth of a 1 GiB device-to-device cudaMemcpy measured in
+// the same run (bytes read plus bytes written).
 //
 // B = 1, L = 8K is also checked against a float64 attention over the
 // entries decoded by the CPU codecs from the device's own bytes (polar: in
@@ -26,8 +28,10 @@
 #include "Harness.h"
 
 #include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cuda/DecodeAttention.h"
 #include "runtime/src/backends/cuda/DeviceBuffer.h"
+#include "runtime/src/backends/cuda/LatentKeyOperands.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
 #include "runtime/src/cache/Codec.h"
 
@@ -54,7 +58,7 @@ struct Encoding {
 };
 
 std::vector<Encoding> encodings() {
-  std::vector<Encoding> list(11);
+  std::vector<Encoding> list(13);
   list[0].name = "bf16";
   list[0].encoding.set_kind(schema::ENCODING_BF16);
   list[1].name = "fp8-dyn";
@@ -95,6 +99,16 @@ std::vector<Encoding> encodings() {
     e.values->set_rank(ranks[i]);
     e.values->mutable_latent()->set_kind(schema::ENCODING_BF16);
   }
+  const char *lowrankKeys[] = {"lrkeys64", "lrkeys32"};
+  for (int i = 0; i < 2; ++i) {
+    Encoding &e = list[11 + i];
+    e.name = lowrankKeys[i];
+    e.encoding.set_kind(schema::ENCODING_LOWRANK);
+    e.encoding.set_rank(kHeadDim / 2 >> i);
+    e.encoding.mutable_latent()->set_kind(schema::ENCODING_BF16);
+    e.values.emplace();
+    e.values->set_kind(schema::ENCODING_BF16);
+  }
   return list;
 }
 
@@ -102,25 +116,34 @@ constexpr SplitKernel kKernels[] = {SplitKernel::GroupMma, SplitKernel::Mma,
                                     SplitKernel::Fma};
 const char *const kKernelNames[] = {"group", "mma", "fma"};
 
-/// A low-rank basis for the shape: axes of N(0, 1 / d), means of N(0,
-/// 1 / 4).
-std::vector<float> randomBasis(uint32_t rank) {
+/// A low-rank basis for the shape: axes of N(0, 1 / d), then means of
+/// N(0, 1 / 4) (values) or weights of 1 + |N(0, 1 / 4)| (keys).
+std::vector<float> randomBasis(uint32_t rank, bool keys) {
   std::mt19937 rng(17);
   std::normal_distribution<float> normal;
   std::vector<float> basis(size_t(kKvHeads) * kHeadDim * (rank + 1));
   for (size_t i = 0; i < basis.size(); ++i)
-    basis[i] =
-        normal(rng) *
-        (i % (rank + 1) == rank ? 0.5f : 1.0f / std::sqrt(float(kHeadDim)));
+    basis[i] = i % (rank + 1) != rank ? normal(rng) / std::sqrt(float(kHeadDim))
+               : keys                 ? 1.0f + std::fabs(normal(rng)) * 0.5f
+                                      : normal(rng) * 0.5f;
   return basis;
+}
+
+/// Llama-3's RoPE (base 500000) for the shape.
+cpu::RopeFrequencies llamaRope() {
+  cpu::RopeFrequencies rope;
+  for (uint32_t i = 0; i < kHeadDim / 2; ++i)
+    rope.inverse.push_back(std::pow(500000.0, -2.0 * i / kHeadDim));
+  return rope;
 }
 
 /// One side's codec (per_head scales of 1: only the layout matters here,
 /// and decode() reads the scale stored in the area; nvfp4: one tensor
-/// scale, which is not stored, so not 1; low-rank: `basis`).
+/// scale, which is not stored, so not 1; low-rank: `basis`, and for keys
+/// `rope`).
 std::unique_ptr<Codec> codecFor(const schema::Encoding &encoding,
-                                CacheSide side,
-                                const std::vector<float> &basis) {
+                                CacheSide side, const std::vector<float> &basis,
+                                const cpu::RopeFrequencies *rope = nullptr) {
   CodecContext context;
   context.side = side;
   context.kvHeads = kKvHeads;
@@ -129,6 +152,7 @@ std::unique_ptr<Codec> codecFor(const schema::Encoding &encoding,
   if (encoding.kind() == schema::ENCODING_NVFP4)
     context.scales = {0.0123f};
   context.basis = basis;
+  context.rope = rope;
   return orDie(makeCodec(encoding, context));
 }
 
@@ -137,6 +161,8 @@ struct Pool {
   DeviceBuffer keys, values;
   /// Low-rank values' basis (empty otherwise).
   DeviceBuffer basis;
+  /// Low-rank keys' operands (LatentKeyOperands.h; empty otherwise).
+  DeviceBuffer keyAxes, keyFrequencies;
 };
 
 /// float64 attention of sequence 0 over its entries as the CPU codecs
@@ -163,15 +189,20 @@ double referenceError(const Pool &pool, const Codec &keyCodec,
   for (uint32_t t = 0; t < length; ++t)
     for (uint32_t h = 0; h < kKvHeads; ++h) {
       size_t at = (size_t(t) * kKvHeads + h) * kHeadDim;
-      keyCodec.decode(&keys[t / pageSize * keyPage + h * pool.key.areaStride],
-                      t % pageSize, &k[at]);
+      // Low-rank keys rebuilt at their positions (token t is at t).
+      const uint8_t *keyArea =
+          &keys[t / pageSize * keyPage + h * pool.key.areaStride];
+      if (keyCodec.storedBeforeRope())
+        keyCodec.decodeAt(keyArea, t % pageSize, h, int32_t(t), &k[at]);
+      else
+        keyCodec.decode(keyArea, t % pageSize, &k[at]);
       valueCodec.decode(
           &values[t / pageSize * valuePage + h * pool.value.areaStride],
           t % pageSize, &v[at]);
     }
   double worst = 0;
   std::vector<double> scores(length), o(kHeadDim);
-  std::vector<float> prepared(kHeadDim), row(kHeadDim);
+  std::vector<float> prepared(keyCodec.preparedQuerySize()), row(kHeadDim);
   for (uint32_t hq = 0; hq < kQHeads; ++hq) {
     uint32_t h = hq / (kQHeads / kKvHeads);
     keyCodec.prepareQuery(&q[hq * kHeadDim], h, prepared.data());
@@ -229,10 +260,15 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only,
       continue;
     const schema::Encoding &values = enc.values ? *enc.values : enc.encoding;
     const std::vector<float> basis = values.kind() == schema::ENCODING_LOWRANK
-                                         ? randomBasis(values.rank())
+                                         ? randomBasis(values.rank(), false)
                                          : std::vector<float>();
+    const bool latentKeys = enc.encoding.kind() == schema::ENCODING_LOWRANK;
+    const cpu::RopeFrequencies rope = llamaRope();
+    const std::vector<float> keyBasis =
+        latentKeys ? randomBasis(enc.encoding.rank(), true)
+                   : std::vector<float>();
     std::unique_ptr<Codec> keyCodec =
-        codecFor(enc.encoding, CacheSide::Key, {});
+        codecFor(enc.encoding, CacheSide::Key, keyBasis, &rope);
     std::unique_ptr<Codec> valueCodec =
         codecFor(values, CacheSide::Value, basis);
     Pool pool;
@@ -247,6 +283,19 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only,
     const uint64_t maxPages = uint64_t(kMaxBatch) * kMaxLength / pageSize;
     pool.key = orDie(deviceSideLayout(enc.encoding, *keyCodec, pageSize));
     pool.value = orDie(deviceSideLayout(values, *valueCodec, pageSize));
+    uint64_t operandBytes = 0;
+    if (latentKeys) {
+      const LatentKeyOperands operands = latentKeyOperands(
+          keyBasis, kKvHeads, kHeadDim, enc.encoding.rank(), rope);
+      pool.keyAxes = orDie(DeviceBuffer::allocate(operands.axes.size() * 4));
+      orDie(
+          pool.keyAxes.upload(operands.axes.data(), operands.axes.size() * 4));
+      pool.keyFrequencies =
+          orDie(DeviceBuffer::allocate(operands.frequencies.size() * 4));
+      orDie(pool.keyFrequencies.upload(operands.frequencies.data(),
+                                       operands.frequencies.size() * 4));
+      operandBytes = (operands.axes.size() + operands.frequencies.size()) * 4;
+    }
     const uint64_t keyBytes = maxPages * kKvHeads * pool.key.areaStride;
     const uint64_t valueBytes = maxPages * kKvHeads * pool.value.areaStride;
     pool.keys = orDie(DeviceBuffer::allocate(keyBytes));
@@ -255,7 +304,8 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only,
     // Every two bytes of a KIVI area a finite f16 below 2 in magnitude:
     // scales and zeros are, and codes are any bits.
     if (kind == DeviceSideLayout::Kind::Bf16 ||
-        kind == DeviceSideLayout::Kind::Kivi) {
+        kind == DeviceSideLayout::Kind::Kivi ||
+        kind == DeviceSideLayout::Kind::LatentKey) {
       fillBf16(pool.keys.get(), keyBytes, 11);
       fillBf16(pool.values.get(), valueBytes, 12);
     } else {
@@ -317,6 +367,8 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only,
         args.cache.kvHeads = kKvHeads;
         args.cache.headDim = kHeadDim;
         args.cache.valueBasis = pool.basis.as<float>();
+        args.cache.keyAxes = pool.keyAxes.as<uint32_t>();
+        args.cache.keyFrequencies = pool.keyFrequencies.as<uint32_t>();
         args.q = qDevice.as<float>();
         args.queryPositions = queryDevice.as<int32_t>();
         args.out = out.as<float>();
@@ -328,7 +380,7 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only,
             double(pages.size()) *
                 (kKvHeads * double(pool.key.headBytes + pool.value.headBytes) +
                  pageSize * 4.0 + 4.0) +
-            basis.size() * 4.0;
+            basis.size() * 4.0 + double(operandBytes);
         const double floor = bytes / (bandwidth * 1e9);
         for (int kernel = 0; kernel < 3; ++kernel) {
           if (!splitKernelReads(kKernels[kernel], pool.key, pool.value))

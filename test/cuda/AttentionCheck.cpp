@@ -33,7 +33,15 @@
 // keep 1e-4: both sides sum the same latents in fp32 and map the sums back
 // once per row in fp32 (a wrong latent, weight or basis row moves a row by
 // 1e-2 or more); their exact sinks and window are checked by the engine
-// section. Rows with no visible entry must be exactly zero.
+// section. Low-rank keys (latents of ranks d / 2, 3 d / 4 + 1 and d / 4
+// on a random basis with positive weights, beside bf16 values; RoPE of
+// base 500000, with YaRN's attention factor 1.1, one case interleaved)
+// reach each kernel instance (ranks rounded up to 32, 64, 128), odd ranks'
+// 2-byte loads and positions past 100K: the kernel rebuilds each key on
+// the tensor cores from axes rounded to f16 and rounds the key to f16
+// (2^-12 relative each, on average): up to 1.6e-3 here (2026-12-04), hence
+// KIVI's bound (a wrong axis, angle or latent moves a row by 1e-2 or
+// more). Rows with no visible entry must be exactly zero.
 //
 // Each kernel runs a second time adding H2O's mass (but for latents, which
 // the plan refuses): into a pool of 0.5s, each entry's softmax weights
@@ -49,7 +57,9 @@
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
 #include "runtime/src/backends/cuda/DecodeAttention.h"
+#include "runtime/src/backends/cuda/DecodeKernels.h"
 #include "runtime/src/backends/cuda/DeviceCache.h"
+#include "runtime/src/backends/cuda/LatentKeyOperands.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
 #include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
@@ -63,7 +73,9 @@
 namespace kvrt::cuda::test {
 namespace {
 
-constexpr double kBound = 1e-4, kPolarBound = 1e-3, kKiviBound = 2e-3;
+constexpr double kBound = 1e-4, kPolarBound = 1e-3, kKiviBound = 2e-3,
+                 kLowRankKeyBound = kKiviBound;
+constexpr double kRopeBase = 500000, kAttentionFactor = 1.1;
 
 enum class Enc {
   Bf16,
@@ -78,7 +90,11 @@ enum class Enc {
   LowRank,
   LowRankOdd,
   LowRankEven,
-  LowRankOddSmall
+  LowRankOddSmall,
+  LowRankKeys,
+  LowRankKeysOdd,
+  LowRankKeysSmall,
+  LowRankKeysInterleaved
 };
 const char *name(Enc e) {
   static const char *const kNames[] = {"bf16",
@@ -93,7 +109,11 @@ const char *name(Enc e) {
                                        "lowrank",
                                        "lowrank-odd",
                                        "lowrank-even",
-                                       "lowrank-odd-small"};
+                                       "lowrank-odd-small",
+                                       "lr-keys",
+                                       "lr-keys-odd",
+                                       "lr-keys-small",
+                                       "lr-keys-gptj"};
   return kNames[int(e)];
 }
 
@@ -138,15 +158,34 @@ uint32_t latentRank(Enc e, uint32_t d) {
   }
 }
 
+/// Low-rank keys' rank for head dimension d, 0 for the other encodings:
+/// d / 4, d / 2 and 3 d / 4 + 1 take each kernel instance at d = 128 (the
+/// rank rounded up to 32, 64, 128), the last one odd (2-byte loads).
+uint32_t latentKeyRank(Enc e, uint32_t d) {
+  switch (e) {
+  case Enc::LowRankKeys:
+  case Enc::LowRankKeysInterleaved:
+    return d / 2;
+  case Enc::LowRankKeysOdd:
+    return 3 * d / 4 + 1;
+  case Enc::LowRankKeysSmall:
+    return d / 4;
+  default:
+    return 0;
+  }
+}
+
 /// The encoding of the values (`values`) or keys of `e` for head dimension
-/// `d`: low-rank values beside bf16 keys, else one encoding for both.
+/// `d`: low-rank values beside bf16 keys, low-rank keys beside bf16
+/// values, else one encoding for both.
 schema::Encoding encodingOf(Enc e, bool values, uint32_t d) {
   schema::Encoding encoding;
-  if (const uint32_t rank = latentRank(e, d); rank && values) {
+  const uint32_t keyRank = latentKeyRank(e, d);
+  if (const uint32_t rank = values ? latentRank(e, d) : keyRank) {
     encoding.set_kind(schema::ENCODING_LOWRANK);
     encoding.set_rank(rank);
     encoding.mutable_latent()->set_kind(schema::ENCODING_BF16);
-  } else if (e == Enc::Bf16 || rank) {
+  } else if (e == Enc::Bf16 || latentRank(e, d) || keyRank) {
     encoding.set_kind(schema::ENCODING_BF16);
   } else if (e == Enc::Fp8Dynamic || e == Enc::Fp8PerHead) {
     encoding.set_kind(schema::ENCODING_FP8);
@@ -198,7 +237,9 @@ std::vector<float> headScales(const std::vector<std::vector<float>> &rows,
 bool runCase(Case c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   const bool polar =
       enc == Enc::Polar2 || enc == Enc::Polar3 || enc == Enc::Polar4;
-  const double bound = polar            ? kPolarBound
+  const uint32_t keyRank = latentKeyRank(enc, c.headDim);
+  const double bound = keyRank          ? kLowRankKeyBound
+                       : polar          ? kPolarBound
                        : kiviGroup(enc) ? kKiviBound
                                         : kBound;
   if (const uint32_t group = kiviGroup(enc)) {
@@ -228,7 +269,28 @@ bool runCase(Case c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   // about 16 / 6 / T, within E4M3's 448).
   if (enc == Enc::Nvfp4)
     context.scales = {0.0123f};
+  // Low-rank keys: per KV head and coordinate, rank axes of N(0, 1 / d)
+  // and a weight from 0.5 to 2; the RoPE that rotates them.
+  cpu::RopeFrequencies rope;
+  rope.attentionFactor = kAttentionFactor;
+  rope.interleaved = enc == Enc::LowRankKeysInterleaved;
+  for (uint32_t i = 0; i < c.headDim / 2; ++i)
+    rope.inverse.push_back(std::pow(kRopeBase, -2.0 * i / c.headDim));
+  std::vector<float> keyBasis;
+  if (keyRank) {
+    std::normal_distribution<float> normal;
+    std::uniform_real_distribution<float> weight(0.5f, 2.0f);
+    keyBasis.resize(size_t(c.kvHeads) * c.headDim * (keyRank + 1));
+    for (size_t i = 0; i < keyBasis.size(); ++i)
+      keyBasis[i] = i % (keyRank + 1) == keyRank
+                        ? weight(rng)
+                        : normal(rng) / std::sqrt(float(c.headDim));
+    context.basis = keyBasis;
+    context.rope = &rope;
+  }
   std::unique_ptr<Codec> key = orDie(makeCodec(keyEncoding, context));
+  context.basis.clear();
+  context.rope = nullptr;
   context.side = CacheSide::Value;
   if (enc == Enc::Fp8PerHead)
     context.scales = headScales(values, c.kvHeads, c.headDim);
@@ -313,10 +375,29 @@ bool runCase(Case c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   DeviceBuffer basis =
       orDie(DeviceBuffer::allocate(context.basis.size() * 4 + 4));
   orDie(basis.upload(context.basis.data(), context.basis.size() * 4));
+  LatentKeyOperands operands;
+  if (keyRank)
+    operands = latentKeyOperands(keyBasis, c.kvHeads, c.headDim, keyRank, rope);
+  DeviceBuffer keyAxes =
+      orDie(DeviceBuffer::allocate(operands.axes.size() * 4 + 4));
+  orDie(keyAxes.upload(operands.axes.data(), operands.axes.size() * 4));
+  DeviceBuffer keyFrequencies =
+      orDie(DeviceBuffer::allocate(operands.frequencies.size() * 4 + 4));
+  orDie(keyFrequencies.upload(operands.frequencies.data(),
+                              operands.frequencies.size() * 4));
 
   DecodeAttentionShape attentionShape{batch,     c.qHeads,   c.kvHeads,
                                       c.headDim, c.pageSize, device.maxLength(),
                                       keyLayout, valueLayout};
+  // Groups past kFoldedGroup heads must be refused with a sentence.
+  if (keyRank && c.qHeads / c.kvHeads > kFoldedGroup) {
+    StatusOr<DecodeAttentionPlan> refused =
+        planDecodeAttention(attentionShape, multiprocessors);
+    std::printf("%-4s %-8s Hq=%u Hkv=%u: %s\n", refused ? "FAIL" : "ok",
+                name(enc), c.qHeads, c.kvHeads,
+                refused ? "planned" : refused.status().message().c_str());
+    return !refused;
+  }
   DeviceBuffer qDevice = orDie(DeviceBuffer::allocate(q.size() * 4));
   orDie(qDevice.upload(q.data(), q.size() * 4));
   DeviceBuffer positionsDevice =
@@ -329,6 +410,10 @@ bool runCase(Case c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   args.cache = device.view();
   if (valueLayout.kind == DeviceSideLayout::Kind::Latent)
     args.cache.valueBasis = basis.as<float>();
+  if (keyRank) {
+    args.cache.keyAxes = keyAxes.as<uint32_t>();
+    args.cache.keyFrequencies = keyFrequencies.as<uint32_t>();
+  }
   args.q = qDevice.as<float>();
   args.queryPositions = positionsDevice.as<int32_t>();
   args.out = out.as<float>();
@@ -511,17 +596,20 @@ int runChecks(uint32_t multiprocessors) {
       {{700, 333}, 8, 2, 64, 16, 3, 1.0, 500},
       // The Llama-3-8B attention shape, many splits.
       {{3000, 4097}, 32, 8, 128, 16},
+      // Positions past 100K (RoPE's angles of many turns).
+      {{257, 700}, 8, 2, 128, 16, 151},
   };
   int failures = 0;
   uint32_t seed = 1;
-  for (Enc enc :
-       {Enc::Bf16, Enc::Fp8Dynamic, Enc::Fp8PerHead, Enc::Polar2, Enc::Polar3,
-        Enc::Polar4, Enc::Nvfp4, Enc::Kivi4, Enc::Kivi2, Enc::LowRank,
-        Enc::LowRankOdd, Enc::LowRankEven, Enc::LowRankOddSmall})
+  for (Enc enc : {Enc::Bf16, Enc::Fp8Dynamic, Enc::Fp8PerHead, Enc::Polar2,
+                  Enc::Polar3, Enc::Polar4, Enc::Nvfp4, Enc::Kivi4, Enc::Kivi2,
+                  Enc::LowRank, Enc::LowRankOdd, Enc::LowRankEven,
+                  Enc::LowRankOddSmall, Enc::LowRankKeys, Enc::LowRankKeysOdd,
+                  Enc::LowRankKeysSmall, Enc::LowRankKeysInterleaved})
     for (const Case &c : cases)
       failures += runCase(c, enc, multiprocessors, seed++) ? 0 : 1;
-  std::printf("checks: %d failed, bound %.0e (polar %.0e, kivi %.0e) relative "
-              "per query row\n",
+  std::printf("checks: %d failed, bound %.0e (polar %.0e, kivi and low-rank "
+              "keys %.0e) relative per query row\n",
               failures, kBound, kPolarBound, kKiviBound);
   return failures;
 }

@@ -120,6 +120,12 @@ public:
     score(prepared, heads, area, slot, scores, scratch);
   }
 
+  /// The RoPE of the keys this codec stores as they were before it
+  /// (low-rank keys: encodeAt() rotates back, decodeAt() forth), or null.
+  virtual const cpu::RopeFrequencies *storedBeforeRope() const {
+    return nullptr;
+  }
+
   /// Whether the codec works in a basis other than the model's (polar):
   /// then scores need prepareQuery() and sums need finishOutput().
   virtual bool rotates() const { return false; }

@@ -13,10 +13,13 @@
 #include "../runtime/LlamaArtifact.h"
 
 #include "kvrt/ArtifactWriter.h"
+#include "runtime/src/backends/cpu/Float16.h"
+#include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cuda/DecodeAttention.h"
 #include "runtime/src/backends/cuda/DecodeKernels.h"
 #include "runtime/src/backends/cuda/DeviceEviction.h"
 #include "runtime/src/backends/cuda/DeviceKvPool.h"
+#include "runtime/src/backends/cuda/LatentKeyOperands.h"
 #include "runtime/src/backends/cuda/PageLedger.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
 #include "runtime/src/backends/cuda/SparseSelect.h"
@@ -27,6 +30,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <set>
 
 namespace kvrt::cuda {
@@ -352,8 +356,8 @@ TEST(DecodeAttentionPlan, RefusesWhatTheKernelsCannotRead) {
             "multiple of 32, not 12");
   EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, bf16, fp8}),
             "decode attention on CUDA needs keys and values in one encoding "
-            "(bf16, fp8 e4m3, nvfp4, or polar or kivi of one width), or bf16 "
-            "keys with low-rank values");
+            "(bf16, fp8 e4m3, nvfp4, or polar or kivi of one width), bf16 "
+            "keys with low-rank values, or low-rank keys with bf16 values");
   const DeviceSideLayout polar =
       layoutOf(encodingOf(schema::ENCODING_POLAR, 4), 128, 16);
   DeviceSideLayout otherCodebook = polar;
@@ -646,8 +650,137 @@ TEST(DeviceSideLayout, LowRankRefusalsSayWhatTheGpuReads) {
   ASSERT_FALSE(plan);
   EXPECT_EQ(plan.status().message(),
             "decode attention on CUDA needs keys and values in one encoding "
-            "(bf16, fp8 e4m3, nvfp4, or polar or kivi of one width), or bf16 "
-            "keys with low-rank values");
+            "(bf16, fp8 e4m3, nvfp4, or polar or kivi of one width), bf16 "
+            "keys with low-rank values, or low-rank keys with bf16 values");
+}
+
+/// Low-rank keys of `rank` for head dimension `headDim` on a basis whose
+/// axes are 0.25 and whose weights are 2, rotated by `rope`: their layout
+/// (the codec keeps a copy of the RoPE).
+DeviceSideLayout latentKeyLayout(uint32_t headDim, uint32_t rank,
+                                 const cpu::RopeFrequencies &rope) {
+  schema::Encoding e;
+  e.set_kind(schema::ENCODING_LOWRANK);
+  e.set_rank(rank);
+  e.mutable_latent()->set_kind(schema::ENCODING_BF16);
+  CodecContext context;
+  context.side = CacheSide::Key;
+  context.kvHeads = 8;
+  context.headDim = headDim;
+  context.rope = &rope;
+  context.basis.assign(size_t(8) * headDim * (rank + 1), 0.25f);
+  for (size_t i = rank; i < context.basis.size(); i += rank + 1)
+    context.basis[i] = 2.0f;
+  StatusOr<std::unique_ptr<Codec>> codec = makeCodec(e, context);
+  EXPECT_TRUE(codec) << codec.status().message();
+  StatusOr<DeviceSideLayout> side = deviceSideLayout(e, **codec, 16);
+  EXPECT_TRUE(side) << side.status().message();
+  return *side;
+}
+
+cpu::RopeFrequencies ropeOf(uint32_t headDim, bool interleaved) {
+  cpu::RopeFrequencies rope;
+  rope.interleaved = interleaved;
+  rope.attentionFactor = 1.25;
+  for (uint32_t i = 0; i < headDim / 2; ++i)
+    rope.inverse.push_back(std::pow(10000.0, -2.0 * i / headDim));
+  return rope;
+}
+
+TEST(DeviceSideLayout, LowRankKeysAreLatentsTheGroupMmaKernelRebuilds) {
+  // rank bf16 coordinates a slot, the RoPE's pairing recorded; GroupMma
+  // reads them beside bf16 values, its blocks holding the KV head's axes
+  // (three blocks an SM up to rank 64 of 128), and refuses groups past
+  // four query heads and low-rank values beside them.
+  const DeviceSideLayout bf16 =
+      layoutOf(encodingOf(schema::ENCODING_BF16), 128, 16);
+  for (bool interleaved : {false, true})
+    for (uint32_t rank : {16u, 27u, 64u, 100u}) {
+      const DeviceSideLayout keys =
+          latentKeyLayout(128, rank, ropeOf(128, interleaved));
+      EXPECT_EQ(keys.kind, DeviceSideLayout::Kind::LatentKey);
+      EXPECT_EQ(keys.rank, rank);
+      EXPECT_EQ(keys.entryBytes, 2 * rank);
+      EXPECT_EQ(keys.ropeInterleaved, interleaved);
+      EXPECT_TRUE(splitKernelReads(SplitKernel::GroupMma, keys, bf16));
+      EXPECT_FALSE(splitKernelReads(SplitKernel::Mma, keys, bf16));
+      DecodeAttentionShape shape{8, 32, 8, 128, 16, 32768, keys, bf16};
+      StatusOr<DecodeAttentionPlan> plan = planDecodeAttention(shape, 132);
+      ASSERT_TRUE(plan) << plan.status().message();
+      EXPECT_EQ(plan->kernel, SplitKernel::GroupMma);
+      const uint32_t steps = rank <= 32 ? 2 : rank <= 64 ? 4 : 8;
+      EXPECT_EQ(plan->keyRankSteps, steps);
+      EXPECT_EQ(plan->keyOperandBytes, 16 * steps * 32 * 8 + 64 * 16);
+      if (rank <= 64)
+        EXPECT_LE(3 * (plan->sharedBytes + 1024), 228u * 1024);
+      shape.qHeads = 64;
+      StatusOr<DecodeAttentionPlan> wide = planDecodeAttention(shape, 132);
+      ASSERT_FALSE(wide);
+      EXPECT_EQ(wide.status().message(),
+                "decode attention on CUDA reads low-rank keys for groups of "
+                "up to 4 query heads per KV head, not 8");
+    }
+  StatusOr<DeviceSideLayout> values = latentLayout(128, 64);
+  ASSERT_TRUE(values) << values.status().message();
+  DecodeAttentionShape both{
+      1,      32, 8, 128, 16, 10, latentKeyLayout(128, 64, ropeOf(128, false)),
+      *values};
+  EXPECT_FALSE(planDecodeAttention(both, 132));
+}
+
+TEST(LatentKeyOperands, FragmentsHoldTheWeightedAxesTurnsTheAngles) {
+  // Lane (g, t) of n-tile n and k-step s holds W[8n + g][16s + 2t, + 1]
+  // and [16s + 2t + 8, + 9] in f16, W = U * factor / weight over the
+  // rebuilt coordinates (RoPE's pairs half a head apart), zero past the
+  // rank; each frequency's turn times a position, modulo 2^64, is the
+  // angle's fraction of a turn.
+  const uint32_t d = 64, rank = 20, heads = 2;
+  for (bool interleaved : {false, true}) {
+    const cpu::RopeFrequencies rope = ropeOf(d, interleaved);
+    std::vector<float> basis(size_t(heads) * d * (rank + 1));
+    for (size_t i = 0; i < basis.size(); ++i)
+      basis[i] = i % (rank + 1) == rank ? 0.5f + float(i % 7)
+                                        : float(int(i % 13) - 6) / 8;
+    const LatentKeyOperands operands =
+        latentKeyOperands(basis, heads, d, rank, rope);
+    const uint32_t steps = latentKeyRankSteps(d, rank);
+    ASSERT_EQ(steps, 2u);
+    ASSERT_EQ(operands.axes.size(), size_t(heads) * d / 8 * steps * 32 * 2);
+    for (uint32_t h = 0; h < heads; ++h)
+      for (uint32_t n = 0; n < d / 8; ++n)
+        for (uint32_t s = 0; s < steps; ++s)
+          for (uint32_t lane = 0; lane < 32; ++lane) {
+            const uint32_t c = 8 * n + lane / 4, t = lane % 4;
+            const uint32_t row = latentKeyCoordinate(c, d, interleaved);
+            EXPECT_EQ(row,
+                      interleaved ? (c < d / 2 ? 2 * c : 2 * c - d + 1) : c);
+            const float *axes = &basis[(size_t(h) * d + row) * (rank + 1)];
+            const size_t at =
+                (((size_t(h) * d / 8 + n) * steps + s) * 32 + lane) * 2;
+            for (uint32_t e = 0; e < 4; ++e) {
+              const uint32_t j = 16 * s + 2 * t + 8 * (e / 2) + e % 2;
+              const uint16_t half =
+                  uint16_t(operands.axes[at + e / 2] >> (16 * (e % 2)));
+              const double expected =
+                  j < rank ? double(axes[j] * 1.25f / axes[rank]) : 0.0;
+              EXPECT_NEAR(cpu::f16ToFloat(half), expected,
+                          std::abs(expected) * 1e-3);
+            }
+          }
+    ASSERT_EQ(operands.frequencies.size(), size_t(d / 2) * 4);
+    for (uint32_t f = 0; f < d / 2; ++f)
+      for (int32_t position : {1, 77, 4096, 131071, 1 << 20}) {
+        const uint64_t turn = uint64_t(operands.frequencies[4 * f]) |
+                              uint64_t(operands.frequencies[4 * f + 1]) << 32;
+        const double fraction =
+            std::ldexp(double(uint64_t(position) * turn), -64);
+        long double angle = (long double)position * rope.inverse[f] /
+                            6.283185307179586476925286766559005768L;
+        angle -= std::floor(angle);
+        EXPECT_NEAR(fraction, double(angle), 1e-12);
+      }
+    EXPECT_DOUBLE_EQ(operands.rotationScale, 1.0 / 1.25);
+  }
 }
 
 /// KIVI's layout of `side` for d = headDim, or why it is refused.

@@ -17,6 +17,10 @@
 //   CPU's order with every product and sum rounded on its own (no fused
 //   multiply-adds, which the CPU build does not use either), then rounded
 //   to float and to bf16: the same bytes.
+// - latent keys: first rotated back from the row's position, with the CPU
+//   codec's tables of rotations (three of 256 steps, the rotations
+//   composed in double in its order) and its arithmetic, rounded to float;
+//   then z_j = sum_i B_ij (w_i u_i) as for values.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/Append.h"
@@ -49,6 +53,26 @@ __device__ float sourceValue(const AppendArgs &a, uint32_t r, uint32_t h,
   const uint64_t stride =
       a.srcStride ? a.srcStride : uint64_t(a.kvHeads) * a.headDim;
   return a.src[r * stride + uint64_t(h) * a.headDim + i];
+}
+
+/// Coordinate i of KV head h of row r rounded to bf16, as the CPU
+/// backend's append rounds it, and left in a.bf16Copy where there is one.
+__device__ __nv_bfloat16 roundedSource(const AppendArgs &a, uint32_t r,
+                                       uint32_t h, uint32_t i) {
+  const __nv_bfloat16 rounded = __float2bfloat16_rn(sourceValue(a, r, h, i));
+  if (a.bf16Copy)
+    reinterpret_cast<__nv_bfloat16 *>(
+        a.bf16Copy)[(uint64_t(r) * a.kvHeads + h) * a.headDim + i] = rounded;
+  return rounded;
+}
+
+/// Where row r's entry of KV head h starts, for encodings whose entries
+/// start at their area's start (all but fp8 per_head and KIVI).
+__device__ uint8_t *entryOf(const AppendArgs &a, const AppendGeometry &g,
+                            uint32_t r, uint32_t h) {
+  const int32_t slot = a.slots[r];
+  return a.pool + uint64_t(slot / int32_t(a.pageSize)) * g.pageStride +
+         h * g.areaStride + uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
 }
 
 /// The largest finite e4m3 and e2m1 values.
@@ -85,14 +109,8 @@ __global__ void appendPolarKernel(AppendArgs a, AppendGeometry g,
   __shared__ uint8_t codes[128];
   const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
   const uint32_t d = a.headDim;
-  const int32_t slot = a.slots[r];
-  uint8_t *entry =
-      a.pool + uint64_t(slot / int32_t(a.pageSize)) * g.pageStride +
-      h * g.areaStride + uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
-  const uint64_t at = (uint64_t(r) * a.kvHeads + h) * d + i;
-  const __nv_bfloat16 rounded = __float2bfloat16_rn(sourceValue(a, r, h, i));
-  if (a.bf16Copy)
-    reinterpret_cast<__nv_bfloat16 *>(a.bf16Copy)[at] = rounded;
+  uint8_t *entry = entryOf(a, g, r, h);
+  const __nv_bfloat16 rounded = roundedSource(a, r, h, i);
   const double value = __bfloat162float(rounded);
   const double norm = sqrt(blockSum(value * value, partial));
   const bool flip = code.signs[i / 32] >> (i % 32) & 1;
@@ -131,14 +149,8 @@ __global__ void appendPolarKernel(AppendArgs a, AppendGeometry g,
 __global__ void appendNvfp4Kernel(AppendArgs a, AppendGeometry g,
                                   double tensorScale) {
   const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
-  const int32_t slot = a.slots[r];
-  uint8_t *entry =
-      a.pool + uint64_t(slot / int32_t(a.pageSize)) * g.pageStride +
-      h * g.areaStride + uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
-  const uint64_t at = (uint64_t(r) * a.kvHeads + h) * a.headDim + i;
-  const __nv_bfloat16 rounded = __float2bfloat16_rn(sourceValue(a, r, h, i));
-  if (a.bf16Copy)
-    reinterpret_cast<__nv_bfloat16 *>(a.bf16Copy)[at] = rounded;
+  uint8_t *entry = entryOf(a, g, r, h);
+  const __nv_bfloat16 rounded = roundedSource(a, r, h, i);
   const float x = __bfloat162float(rounded);
   float absMax = fabsf(x);
   for (int offset = 8; offset; offset /= 2)
@@ -169,14 +181,8 @@ __global__ void appendLatentKernel(AppendArgs a, AppendGeometry g,
   __shared__ double centred[128];
   const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
   const uint32_t d = a.headDim;
-  const int32_t slot = a.slots[r];
-  __nv_bfloat16 *entry = reinterpret_cast<__nv_bfloat16 *>(
-      a.pool + uint64_t(slot / int32_t(a.pageSize)) * g.pageStride +
-      h * g.areaStride + uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes);
-  const uint64_t at = (uint64_t(r) * a.kvHeads + h) * d + i;
-  const __nv_bfloat16 rounded = __float2bfloat16_rn(sourceValue(a, r, h, i));
-  if (a.bf16Copy)
-    reinterpret_cast<__nv_bfloat16 *>(a.bf16Copy)[at] = rounded;
+  __nv_bfloat16 *entry = reinterpret_cast<__nv_bfloat16 *>(entryOf(a, g, r, h));
+  const __nv_bfloat16 rounded = roundedSource(a, r, h, i);
   // Head h's basis: coordinate i's row holds its axes, then its mean.
   const float *basis = a.basis + uint64_t(h) * d * (rank + 1);
   centred[i] = __dsub_rn(double(__bfloat162float(rounded)),
@@ -191,6 +197,59 @@ __global__ void appendLatentKernel(AppendArgs a, AppendGeometry g,
   entry[i] = __float2bfloat16_rn(__double2float_rn(sum));
 }
 
+/// One block per (row, KV head), one thread per coordinate: threads below
+/// half the head rotate a pair each back from the row's position, threads
+/// below the rank then each compute one of the latent's coordinates.
+__global__ void appendLatentKeyKernel(AppendArgs a, AppendGeometry g,
+                                      uint32_t rank, bool interleaved) {
+  __shared__ float key[128], unrotated[128];
+  const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
+  const uint32_t d = a.headDim, half = d / 2;
+  __nv_bfloat16 *entry = reinterpret_cast<__nv_bfloat16 *>(entryOf(a, g, r, h));
+  const __nv_bfloat16 rounded = roundedSource(a, r, h, i);
+  key[i] = __bfloat162float(rounded);
+  __syncthreads();
+  if (i < half) {
+    // The CPU codec's PairRotations::rotate(..., inverse = true).
+    const int32_t position = a.positions[r];
+    double c = 1, s = 0;
+    if (position >= 0 && position < (1 << 24)) {
+      for (uint32_t level = 0; level < 3; ++level) {
+        const uint32_t step = (uint32_t(position) >> (8 * level)) & 255;
+        const double *table =
+            a.rotations + ((level * 256 + step) * half + i) * 2;
+        const double rotated =
+            __dsub_rn(__dmul_rn(c, table[0]), __dmul_rn(s, table[1]));
+        s = __dadd_rn(__dmul_rn(c, table[1]), __dmul_rn(s, table[0]));
+        c = rotated;
+      }
+    } else {
+      sincos(double(position) * a.ropeInverse[i], &s, &c);
+    }
+    s = -s;
+    const uint32_t first = interleaved ? 2 * i : i;
+    const uint32_t second = interleaved ? first + 1 : first + half;
+    const double x1 = key[first], x2 = key[second];
+    unrotated[first] = __double2float_rn(__dmul_rn(
+        __dsub_rn(__dmul_rn(x1, c), __dmul_rn(x2, s)), a.rotationScale));
+    unrotated[second] = __double2float_rn(__dmul_rn(
+        __dadd_rn(__dmul_rn(x2, c), __dmul_rn(x1, s)), a.rotationScale));
+  }
+  __syncthreads();
+  if (i >= rank)
+    return;
+  // Head h's basis: coordinate k's row holds its axes, then its weight.
+  const float *basis = a.basis + uint64_t(h) * d * (rank + 1);
+  double sum = 0;
+  for (uint32_t k = 0; k < d; ++k) {
+    const float *row = basis + k * (rank + 1);
+    sum = __dadd_rn(
+        sum, __dmul_rn(double(row[i]),
+                       __dmul_rn(double(row[rank]), double(unrotated[k]))));
+  }
+  entry[i] = __float2bfloat16_rn(__double2float_rn(sum));
+}
+
 template <DeviceSideLayout::Kind Kind>
 __global__ void appendKernel(AppendArgs a, AppendGeometry g) {
   const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
@@ -199,10 +258,7 @@ __global__ void appendKernel(AppendArgs a, AppendGeometry g) {
                   h * g.areaStride;
   uint8_t *entry = area + g.codesOffset +
                    uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
-  const uint64_t at = (uint64_t(r) * a.kvHeads + h) * a.headDim + i;
-  const __nv_bfloat16 rounded = __float2bfloat16_rn(sourceValue(a, r, h, i));
-  if (a.bf16Copy)
-    reinterpret_cast<__nv_bfloat16 *>(a.bf16Copy)[at] = rounded;
+  const __nv_bfloat16 rounded = roundedSource(a, r, h, i);
   if constexpr (Kind == DeviceSideLayout::Kind::Kivi) {
     // Encoded a group at a time as it leaves the window (KiviFlush.cu).
     (void)entry;
@@ -302,6 +358,17 @@ Status launchAppend(const AppendArgs &args, const DeviceSideLayout &side,
                            "basis on the device and a rank below a head "
                            "dimension of at most 128");
     appendLatentKernel<<<grid, args.headDim, 0, stream>>>(args, g, side.rank);
+    break;
+  case DeviceSideLayout::Kind::LatentKey:
+    if (!args.basis || !args.positions || !args.rotations ||
+        !args.ropeInverse || args.headDim > 128 || args.headDim % 2 ||
+        side.rank >= args.headDim)
+      return Status::error("appending low-rank keys on the GPU needs their "
+                           "basis, positions and RoPE's rotations on the "
+                           "device and a rank below an even head dimension "
+                           "of at most 128");
+    appendLatentKeyKernel<<<grid, args.headDim, 0, stream>>>(
+        args, g, side.rank, side.ropeInterleaved);
     break;
   case DeviceSideLayout::Kind::Kivi:
     if (!args.bf16Copy)

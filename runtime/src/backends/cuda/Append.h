@@ -6,7 +6,9 @@
 // backend's append does, then encoded: bf16, fp8 e4m3 (per_head and
 // dynamic scales), nvfp4, polar of 2 to 4 bits (without QJL, which
 // DeviceSideLayout does not describe) and low-rank values' bf16 latents
-// (each head's z = B^T (v - mu), AppendArgs::basis). KIVI's tokens stay in bf16
+// (each head's z = B^T (v - mu), AppendArgs::basis) and keys' (rotated back
+// from their positions first, then z = B^T (w k): AppendArgs::rotations).
+// KIVI's tokens stay in bf16
 // (the append's bf16Copy, then the exact-token store) until launchKiviFlush()
 // encodes them a group at a time, as the CPU backend's tail does.
 //
@@ -33,8 +35,17 @@ struct AppendArgs {
   uint8_t *pool = nullptr;
   /// fp8 per_head: [kvHeads] scales in device memory.
   const float *headScales = nullptr;
-  /// Latent values: their basis in device memory (PagedKvView::valueBasis).
+  /// Latent values or keys: their basis in device memory
+  /// ([kvHeads][headDim][rank + 1], PagedKvView::valueBasis).
   const float *basis = nullptr;
+  /// Latent keys: [rows] the positions RoPE rotated each row's key by, and
+  /// the CPU codec's tables and frequencies to rotate it back with
+  /// (LatentKeyOperands::rotations, ropeInverse), times rotationScale (1 /
+  /// YaRN's attention factor).
+  const int32_t *positions = nullptr;
+  const double *rotations = nullptr;
+  const double *ropeInverse = nullptr;
+  double rotationScale = 1.0;
   /// Null, or [rows][kvHeads][headDim] bf16: receives the rounded values
   /// (what prefill attention reads of a run's own tokens).
   uint16_t *bf16Copy = nullptr;

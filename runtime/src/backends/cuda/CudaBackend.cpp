@@ -38,8 +38,12 @@
 //   its rows read what the CPU backend's read.
 // - Low-rank values (#kv.lowrank, side=value) with a bf16 latent of one KV
 //   head each are encoded on append and attended as latents, mapped back
-//   once per row (DecodeAttention.h); low-rank keys, quantized latents and
-//   latents of groups of heads are refused when the backend is created.
+//   once per row (DecodeAttention.h); low-rank keys with a bf16 latent of
+//   one KV head each beside bf16 values are rotated back and encoded on
+//   append and rebuilt and rotated inside the attention's split kernel
+//   (LatentKeyOperands.h). Quantized latents, latents of groups of heads,
+//   low-rank keys beside low-rank or quantized values, and eviction of
+//   low-rank keys are refused when the backend is created.
 // - Eviction (DeviceEviction.h) runs after the call's steps, outside the
 //   captured graphs, for every layer at once; the next call's page tables
 //   and lengths carry the compaction to the kernels. TriAttention, SnapKV
@@ -710,13 +714,6 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
           *artifact_, c, e, i ? CacheSide::Value : CacheSide::Key);
       if (!codec)
         return codec.status();
-      if (!i && e.kind() == schema::ENCODING_LOWRANK)
-        return Status::error(where +
-                             " stores its keys as a low-rank latent, and "
-                             "the cuda backend reads low-rank values only; "
-                             "run this artifact on the cpu backend, or "
-                             "compile it with kv-lowrank{side=value} for "
-                             "the GPU");
       StatusOr<cuda::DeviceSideLayout> side =
           cuda::deviceSideLayout(e, *codec->codec, pageSize);
       if (!side)
@@ -736,6 +733,16 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
         (i ? spec.valueScales : spec.keyScales) = codec->scales;
       if (side->kind == cuda::DeviceSideLayout::Kind::Latent)
         spec.valueBasis = std::move(codec->basis);
+      if (side->kind == cuda::DeviceSideLayout::Kind::LatentKey) {
+        const cpu::RopeFrequencies &rope = *codec->codec->storedBeforeRope();
+        if (rope.inverse.size() != c.head_dim() / 2)
+          return Status::error(where + " stores low-rank keys rotated by "
+                                       "RoPE over part of the head, which "
+                                       "the cuda backend does not rebuild");
+        spec.keyOperands = cuda::latentKeyOperands(
+            codec->basis, c.kv_heads(), c.head_dim(), side->rank, rope);
+        spec.keyBasis = std::move(codec->basis);
+      }
     }
     // The decode kernels' constraints, checked once for a batch of one.
     cuda::DecodeAttentionShape shape{1,
@@ -1240,6 +1247,11 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     args.srcStride = uint64_t(inputStride(s, 0));
     args.pool = layer.keys();
     args.headScales = layer.keyScales.as<float>();
+    args.basis = layer.keyBasis.as<float>();
+    args.positions = positions_;
+    args.rotations = layer.keyRotations.as<double>();
+    args.ropeInverse = layer.keyRopeInverse.as<double>();
+    args.rotationScale = layer.spec.keyOperands.rotationScale;
     args.bf16Copy =
         keepsOwnEntries(layer.spec) ? ownKeys_.buffer.as<uint16_t>() : nullptr;
     KVRT_RETURN_IF_ERROR(cuda::launchAppend(args, layer.spec.key, stream_));
@@ -1418,6 +1430,8 @@ CudaBackend::layerView(const cuda::DeviceKvPool::Layer &layer) const {
   view.kvHeads = layer.spec.kvHeads;
   view.headDim = layer.spec.headDim;
   view.valueBasis = layer.valueBasis.as<float>();
+  view.keyAxes = layer.keyAxes.as<uint32_t>();
+  view.keyFrequencies = layer.keyFrequencies.as<uint32_t>();
   if (layer.spec.keepsExact()) {
     view.exact = layer.exact();
     view.exact.calls = exactCalls_;

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/DecodeAttention.h"
 #include "runtime/src/backends/cuda/DecodeKernels.h"
+#include "runtime/src/backends/cuda/LatentKeyOperands.h"
 
 #include <cuda_runtime_api.h>
 
@@ -36,12 +37,13 @@ uint32_t segmentChunks(const DeviceSideLayout &side, uint32_t tokens) {
 
 /// Where the split kernel's shared memory holds what: the pipeline stages
 /// (reused for the CUDA-core kernel's final sums), the split's scores, its
-/// page indices, per-head maxima and sums (8 each), then the stages'
-/// barriers.
+/// page indices, per-head maxima and sums (8 each), latent keys' operands,
+/// then the stages' barriers.
 struct SharedLayout {
   uint32_t logitsOffset = 0;
   uint32_t logitsStride = 0;
   uint32_t pageSlots = 0;
+  uint32_t keyOperandOffset = 0;
   uint32_t barrierOffset = 0;
   uint32_t bytes = 0;
 };
@@ -67,6 +69,8 @@ SharedLayout sharedLayout(const DecodeAttentionPlan &plan, uint32_t headDim,
   uint32_t end = layout.logitsOffset +
                  plan.groupCapacity * layout.logitsStride * 4 +
                  layout.pageSlots * 4 + 2 * 8 * 4;
+  layout.keyOperandOffset = (end + 15) / 16 * 16;
+  end = layout.keyOperandOffset + plan.keyOperandBytes;
   layout.barrierOffset = (end + 7) / 8 * 8;
   layout.bytes = layout.barrierOffset + 2 * kMaxStages * 8;
   return layout;
@@ -85,6 +89,7 @@ uint32_t expectedEntryBytes(const DeviceSideLayout &side, uint32_t headDim) {
   case DeviceSideLayout::Kind::Kivi:
     return side.group ? headDim * side.bits / 8 + 4 * headDim / side.group : 0;
   case DeviceSideLayout::Kind::Latent:
+  case DeviceSideLayout::Kind::LatentKey:
     return 2 * side.rank;
   }
   return 0;
@@ -117,7 +122,8 @@ Status checkSide(const DeviceSideLayout &side, const char *name,
                                 "16-byte aligned strides");
   if (side.kind == DeviceSideLayout::Kind::Bf16 && side.codesOffset % 16)
     return Status::error(what + " bf16 entries must start 16-byte aligned");
-  if (side.kind == DeviceSideLayout::Kind::Latent &&
+  if ((side.kind == DeviceSideLayout::Kind::Latent ||
+       side.kind == DeviceSideLayout::Kind::LatentKey) &&
       (side.rank == 0 || side.rank >= shape.headDim || side.codesOffset))
     return Status::error(
         what + " latents must have 1 to " + std::to_string(shape.headDim - 1) +
@@ -155,7 +161,8 @@ const char *kindName(DeviceSideLayout::Kind kind) {
          : kind == DeviceSideLayout::Kind::Polar   ? "polar"
          : kind == DeviceSideLayout::Kind::Nvfp4   ? "nvfp4"
          : kind == DeviceSideLayout::Kind::Kivi    ? "kivi"
-                                                   : "latent";
+         : kind == DeviceSideLayout::Kind::Latent  ? "latent"
+                                                   : "low-rank latent";
 }
 
 } // namespace
@@ -163,6 +170,8 @@ const char *kindName(DeviceSideLayout::Kind kind) {
 bool splitKernelReads(SplitKernel kernel, const DeviceSideLayout &key,
                       const DeviceSideLayout &value) {
   using Kind = DeviceSideLayout::Kind;
+  if (key.kind == Kind::LatentKey)
+    return kernel == SplitKernel::GroupMma && value.kind == Kind::Bf16;
   if (value.kind == Kind::Latent)
     return kernel == SplitKernel::Mma && key.kind == Kind::Bf16;
   if (key.kind != value.kind || key.bits != value.bits)
@@ -202,13 +211,21 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
                          "8, 16 or a multiple of 32, not " +
                          std::to_string(pageSize));
   const bool latent = shape.value.kind == DeviceSideLayout::Kind::Latent;
-  if (latent ? shape.key.kind != DeviceSideLayout::Kind::Bf16
-             : shape.key.kind != shape.value.kind ||
-                   shape.key.bits != shape.value.bits)
+  const bool latentKeys = shape.key.kind == DeviceSideLayout::Kind::LatentKey;
+  if (latent       ? shape.key.kind != DeviceSideLayout::Kind::Bf16
+      : latentKeys ? shape.value.kind != DeviceSideLayout::Kind::Bf16
+                   : shape.key.kind != shape.value.kind ||
+                         shape.key.bits != shape.value.bits)
     return Status::error("decode attention on CUDA needs keys and values in "
                          "one encoding (bf16, fp8 e4m3, nvfp4, or polar or "
-                         "kivi of one width), or bf16 keys with low-rank "
-                         "values");
+                         "kivi of one width), bf16 keys with low-rank "
+                         "values, or low-rank keys with bf16 values");
+  if (latentKeys && shape.qHeads / shape.kvHeads > kFoldedGroup)
+    return Status::error("decode attention on CUDA reads low-rank keys for "
+                         "groups of up to " +
+                         std::to_string(kFoldedGroup) +
+                         " query heads per KV head, not " +
+                         std::to_string(shape.qHeads / shape.kvHeads));
   KVRT_RETURN_IF_ERROR(checkSide(shape.key, "keys", shape));
   KVRT_RETURN_IF_ERROR(checkSide(shape.value, "values", shape));
   if (shape.key.kind == DeviceSideLayout::Kind::Polar && shape.key.bits == 4 &&
@@ -258,14 +275,26 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
   // ones, and four stages of them leave too few bytes in flight to cover
   // the memory latency at full bandwidth. 4-bit polar's table of level
   // pairs (kPolarPairTableBytes) takes 8 KB of that, so that four blocks
-  // still fit an SM.
+  // still fit an SM. Latent keys' blocks hold their KV head's axes (8 to
+  // 32 KB) beside 64-token tiles of bf16 values (16 KB a stage at d =
+  // 128): three stages, and splits of at most 256 tokens per head of the
+  // group (4 KB of scores), so that three blocks fit an SM up to rank 64 of
+  // 128.
   const bool pairTable = kernel == SplitKernel::GroupMma &&
                          shape.key.kind == DeviceSideLayout::Kind::Polar &&
                          shape.key.bits == 4;
-  plan.stages = std::clamp<uint32_t>(
-      (pairTable ? 24576 : 32768) / plan.stageBytes, 4, kMaxStages);
+  plan.stages =
+      latentKeys
+          ? 3
+          : std::clamp<uint32_t>((pairTable ? 24576 : 32768) / plan.stageBytes,
+                                 4, kMaxStages);
+  if (latentKeys) {
+    plan.keyRankSteps = latentKeyRankSteps(shape.headDim, shape.key.rank);
+    plan.keyOperandBytes =
+        latentKeyOperandBytes(shape.headDim, plan.keyRankSteps);
+  }
 
-  const uint32_t maxSplit = 4096 / plan.groupCapacity;
+  const uint32_t maxSplit = (latentKeys ? 1024 : 4096) / plan.groupCapacity;
   const uint32_t rows = std::max(1u, shape.batch * shape.kvHeads);
   // GroupMma's blocks fit four an SM (kMinBlocks, and their shared
   // memory): as many splits as one wave of them holds, where the rows leave
@@ -273,10 +302,10 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
   // (tables, pipeline fill, final sums) twice: polar-4 at B = 1, L = 32K
   // took 49.1 us in 128 splits and takes 37.2 in 64 (H200, 2026-12-03).
   const uint32_t slots = std::max(1u, multiprocessors);
-  const uint32_t wanted =
-      kernel == SplitKernel::GroupMma
-          ? std::max(1u, kGroupBlocksPerMultiprocessor * slots / rows)
-          : ceilDiv(kBlocksPerMultiprocessor * slots, rows);
+  const uint32_t groupBlocks = latentKeys ? 3 : kGroupBlocksPerMultiprocessor;
+  const uint32_t wanted = kernel == SplitKernel::GroupMma
+                              ? std::max(1u, groupBlocks * slots / rows)
+                              : ceilDiv(kBlocksPerMultiprocessor * slots, rows);
   uint32_t split = ceilDiv(ceilDiv(shape.maxLength, wanted), plan.tileTokens) *
                    plan.tileTokens;
   // GroupMma's block has more to do before its first tile and after its
@@ -395,6 +424,7 @@ Status decodeAttention(const DecodeAttentionArgs &args,
   p.logitsOffset = shared.logitsOffset;
   p.logitsStride = shared.logitsStride;
   p.pageSlots = shared.pageSlots;
+  p.keyOperandOffset = shared.keyOperandOffset;
   p.barrierOffset = shared.barrierOffset;
 
   if (plan.workspaceBytes && !args.workspace)
@@ -411,19 +441,29 @@ Status decodeAttention(const DecodeAttentionArgs &args,
         " exact tokens");
   const bool bf16 = cache.key.kind == DeviceSideLayout::Kind::Bf16;
   const bool latent = cache.value.kind == DeviceSideLayout::Kind::Latent;
+  const bool latentKeys = cache.key.kind == DeviceSideLayout::Kind::LatentKey;
   if (latent && !cache.valueBasis)
     return Status::error("decode attention over latent values needs their "
                          "basis on the device");
+  if (latentKeys && (!cache.keyAxes || !cache.keyFrequencies))
+    return Status::error("decode attention over low-rank keys needs their "
+                         "axes and RoPE's frequencies on the device");
+  p.keyAxes = cache.keyAxes;
+  p.keyFrequencies = cache.keyFrequencies;
+  p.keyRank = cache.key.rank;
+  p.ropeInterleaved = cache.key.ropeInterleaved;
   const void *kernel = nullptr;
   const bool folded = foldedGroup(plan);
   switch (plan.kernel) {
   case SplitKernel::GroupMma:
-    kernel = rotates ? splitGroupMmaKernelPolar(headDim, cache.key.bits, folded)
-             : cache.key.kind == DeviceSideLayout::Kind::Nvfp4
-                 ? splitGroupMmaKernelNvfp4(headDim, folded)
-             : cache.key.kind == DeviceSideLayout::Kind::Kivi
-                 ? splitGroupMmaKernelKivi(headDim, cache.key.bits, folded)
-                 : splitGroupMmaKernelFp8E4M3(headDim, folded);
+    kernel =
+        latentKeys ? splitGroupMmaKernelLatentKeys(headDim, plan.keyRankSteps)
+        : rotates  ? splitGroupMmaKernelPolar(headDim, cache.key.bits, folded)
+        : cache.key.kind == DeviceSideLayout::Kind::Nvfp4
+            ? splitGroupMmaKernelNvfp4(headDim, folded)
+        : cache.key.kind == DeviceSideLayout::Kind::Kivi
+            ? splitGroupMmaKernelKivi(headDim, cache.key.bits, folded)
+            : splitGroupMmaKernelFp8E4M3(headDim, folded);
     break;
   case SplitKernel::Mma:
     kernel = latent ? splitMmaKernelLatent(headDim, cache.value.rank,

@@ -24,6 +24,12 @@
 // A layer that keeps tokens exact beside their codes (ExactTokens.h) has
 // more splits per row, over those tokens in bf16.
 //
+// Low-rank keys (#kv.lowrank, side=key) are stored before RoPE as latents
+// z on per-head axes; the GroupMma kernel rebuilds each tile's keys on the
+// tensor cores (K = Z W^T, W the axes over the coordinates' weights, as
+// bf16 hi + lo halves) and rotates them to their positions in registers
+// before scoring them (SplitGroupMmaLatentKeys.cu, LatentKeyOperands.h).
+//
 // Low-rank values (#kv.lowrank, side=value: docs/lowrank.md) are read as
 // their latents z = B^T (v - mu), rank coordinates in bf16 beside bf16
 // keys: the code splits sum w z and w over the latent entries, the exact
@@ -50,7 +56,17 @@ namespace kvrt::cuda {
 /// How one side (keys or values) of a layer is laid out in a head's area.
 struct DeviceSideLayout {
   /// Latent: a low-rank value's latent, `rank` bf16 coordinates.
-  enum class Kind : uint8_t { Bf16, Fp8E4M3, Polar, Nvfp4, Kivi, Latent };
+  /// LatentKey: a low-rank key's latent before RoPE, `rank` bf16
+  /// coordinates.
+  enum class Kind : uint8_t {
+    Bf16,
+    Fp8E4M3,
+    Polar,
+    Nvfp4,
+    Kivi,
+    Latent,
+    LatentKey
+  };
   Kind kind = Kind::Bf16;
   /// Bytes from one slot's codes to the next slot's.
   uint32_t entryBytes = 0;
@@ -75,8 +91,11 @@ struct DeviceSideLayout {
   /// entryBytes is a block's bytes over its tokens for keys.
   uint32_t bits = 0;
   uint32_t group = 0;
-  /// Latent: coordinates per entry (below the head dimension).
+  /// Latent, LatentKey: coordinates per entry (below the head dimension).
   uint32_t rank = 0;
+  /// LatentKey: whether RoPE rotates pairs of neighbouring coordinates
+  /// (GPT-J) rather than coordinates half a head apart.
+  bool ropeInterleaved = false;
   int32_t levelShift = 0;
   float tensorScale = 1.0f;
   uint32_t levelHalves[16] = {};
@@ -115,6 +134,10 @@ struct PagedKvView {
   /// Latent values: the basis, [kvHeads][headDim][rank + 1] f32 (each
   /// coordinate's row of axes, then its mean), as the artifact stores it.
   const float *valueBasis = nullptr;
+  /// Latent keys: each KV head's axes as the kernel's operands, and RoPE's
+  /// frequencies as fractions of a turn (LatentKeyOperands.h).
+  const uint32_t *keyAxes = nullptr;
+  const uint32_t *keyFrequencies = nullptr;
 };
 
 /// What a launch depends on besides the data.
@@ -140,8 +163,8 @@ struct DecodeAttentionShape {
 enum class SplitKernel : uint8_t {
   /// Tensor cores, mma.sync with the group's query heads as its 8 columns
   /// and 16 tokens (keys) or coordinates (values) as its rows; 64-token
-  /// tiles, 16 tokens a warp (SplitGroupMmaKernel.cuh). fp8 and polar; the
-  /// default for both.
+  /// tiles, 16 tokens a warp (SplitGroupMmaKernel.cuh). The default for
+  /// fp8, polar, nvfp4, KIVI and low-rank keys (beside bf16 values).
   GroupMma,
   /// Tensor cores, mma.sync with the group's query heads as rows of A;
   /// 32-token tiles (SplitMmaKernel.cuh). bf16, fp8 and bf16 keys with
@@ -180,6 +203,11 @@ struct DecodeAttentionPlan {
   /// of 64), so the value pass keeps as many bytes in flight as the key
   /// pass; else 1.
   uint32_t valueTilesPerStage = 1;
+  /// Latent keys: k-steps of 16 latent coordinates the rebuild takes (the
+  /// rank rounded up to 32, 64 or 128), and the shared-memory bytes of one
+  /// KV head's operands (LatentKeyOperands.h).
+  uint32_t keyRankSteps = 0;
+  uint32_t keyOperandBytes = 0;
   /// Latent values: whether the kernel reads their coordinates in pairs,
   /// 4 bytes at a time, as bf16 values (an even rank: every entry starts
   /// 4-byte aligned), or one at a time (an odd rank).

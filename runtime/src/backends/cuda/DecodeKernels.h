@@ -73,6 +73,15 @@ struct SplitKernelParams {
   uint32_t exactRecent;
   uint32_t exactGroup;
   SideGeometry key, value;
+  /// Latent keys: the KV heads' axes and RoPE's frequencies
+  /// (LatentKeyOperands.h), which each block copies to shared memory at
+  /// keyOperandOffset; the latents' rank, and whether RoPE pairs
+  /// neighbouring coordinates.
+  const uint32_t *keyAxes;
+  const uint32_t *keyFrequencies;
+  uint32_t keyRank;
+  uint32_t keyOperandOffset;
+  bool ropeInterleaved;
   /// Polar: the keys' rotation signs (R = H D / sqrt(d)); the GroupMma
   /// kernel rotates the queries itself.
   uint32_t rotationSigns[4];
@@ -130,6 +139,9 @@ const void *splitGroupMmaKernelPolar(uint32_t headDim, uint32_t bits,
 const void *splitGroupMmaKernelNvfp4(uint32_t headDim, bool folded);
 const void *splitGroupMmaKernelKivi(uint32_t headDim, uint32_t bits,
                                     bool folded);
+/// Low-rank keys beside bf16 values, for groups of at most kFoldedGroup
+/// heads; `rankSteps` as DecodeAttentionPlan::keyRankSteps.
+const void *splitGroupMmaKernelLatentKeys(uint32_t headDim, uint32_t rankSteps);
 
 /// The largest group whose heads' hi and lo halves share one MMA's 8
 /// columns (SplitGroupMmaKernel.cuh).

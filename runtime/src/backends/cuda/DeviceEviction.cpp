@@ -220,10 +220,16 @@ DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
     if (method != schema::EVICT_METHOD_STREAMING &&
         !evictScoresRead(spec.key.kind))
       return Status::error(
-          where + " scores polar-encoded keys by " + methodName(method) +
-          ", which needs them rotated back to the model's basis and is not "
-          "written for the GPU; run it on the cpu backend, or quantize keys "
-          "in bf16, fp8 or nvfp4 for the GPU");
+          where + " scores " +
+          (spec.key.kind == DeviceSideLayout::Kind::LatentKey
+               ? "low-rank keys by " + std::string(methodName(method)) +
+                     ", which needs them rebuilt and rotated to their "
+                     "positions"
+               : "polar-encoded keys by " + std::string(methodName(method)) +
+                     ", which needs them rotated back to the model's "
+                     "basis") +
+          " and is not written for the GPU; run it on the cpu backend, or "
+          "store keys in bf16, fp8 or nvfp4 for the GPU");
     if (method == schema::EVICT_METHOD_SNAPKV) {
       const uint32_t group = uint32_t(call.qHeads) / spec.kvHeads;
       if (Status fits = snapKvFits(group, call.plan.observe(), spec.headDim);

@@ -48,16 +48,32 @@ DeviceKvPool::create(std::vector<DeviceLayerSpec> specs, uint32_t pageSize,
       KVRT_RETURN_IF_ERROR(
           allocate(layer.deviceValues, valuePage * capacityPages));
     }
-    for (auto [scales, buffer] :
+    // The layer's constants, each a vector of 4- or 8-byte values.
+    auto upload = [&](DeviceBuffer &buffer, const void *data,
+                      size_t bytes) -> Status {
+      if (!bytes)
+        return Status::ok();
+      KVRT_RETURN_IF_ERROR(allocate(buffer, bytes));
+      return buffer.upload(data, bytes);
+    };
+    for (auto [values, buffer] :
          {std::make_pair(&spec.keyScales, &layer.keyScales),
           std::make_pair(&spec.valueScales, &layer.valueScales),
-          std::make_pair(&spec.valueBasis, &layer.valueBasis)}) {
-      if (scales->empty())
-        continue;
-      KVRT_RETURN_IF_ERROR(allocate(*buffer, scales->size() * sizeof(float)));
+          std::make_pair(&spec.valueBasis, &layer.valueBasis),
+          std::make_pair(&spec.keyBasis, &layer.keyBasis)})
       KVRT_RETURN_IF_ERROR(
-          buffer->upload(scales->data(), scales->size() * sizeof(float)));
-    }
+          upload(*buffer, values->data(), values->size() * sizeof(float)));
+    const LatentKeyOperands &operands = spec.keyOperands;
+    KVRT_RETURN_IF_ERROR(
+        upload(layer.keyAxes, operands.axes.data(), operands.axes.size() * 4));
+    KVRT_RETURN_IF_ERROR(upload(layer.keyFrequencies,
+                                operands.frequencies.data(),
+                                operands.frequencies.size() * 4));
+    KVRT_RETURN_IF_ERROR(upload(layer.keyRotations, operands.rotations.data(),
+                                operands.rotations.size() * 8));
+    KVRT_RETURN_IF_ERROR(upload(layer.keyRopeInverse,
+                                operands.ropeInverse.data(),
+                                operands.ropeInverse.size() * 8));
     const uint64_t summaryPage = summaryPageBytes(spec, pageSize);
     if (summaryPage)
       KVRT_RETURN_IF_ERROR(

@@ -17,6 +17,7 @@
 
 #include "runtime/src/backends/cuda/DecodeAttention.h"
 #include "runtime/src/backends/cuda/DeviceBuffer.h"
+#include "runtime/src/backends/cuda/LatentKeyOperands.h"
 #include "runtime/src/backends/cuda/PageLedger.h"
 
 #include <memory>
@@ -34,6 +35,10 @@ struct DeviceLayerSpec {
   /// Latent values: their basis (PagedKvView::valueBasis); empty
   /// otherwise.
   std::vector<float> valueBasis;
+  /// Latent keys: their basis (as valueBasis, for the append) and what the
+  /// kernels read (LatentKeyOperands.h); empty otherwise.
+  std::vector<float> keyBasis;
+  LatentKeyOperands keyOperands;
   /// Sparse selection: slots per block summary (SparseSelect.h); 0: the
   /// layer keeps none.
   uint32_t summaryBlock = 0;
@@ -69,6 +74,9 @@ public:
                             : deviceValues.as<uint8_t>();
     }
     DeviceBuffer deviceKeys, deviceValues, keyScales, valueScales, valueBasis;
+    /// Latent keys: spec.keyBasis and spec.keyOperands' vectors.
+    DeviceBuffer keyBasis, keyAxes, keyFrequencies, keyRotations,
+        keyRopeInverse;
     HostBuffer hostKeys, hostValues;
     /// Block summaries where spec.summaryBlock is set, in SparseSelect.h's
     /// layout: [pages][kvHeads][pageSize / block][2][headDim] bf16.

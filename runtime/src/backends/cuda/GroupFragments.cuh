@@ -110,6 +110,10 @@ struct SlotKeys {
 /// whether as one table of level pairs (keys' and values' tables then being
 /// that one); kRotatedQueries, whether the kernel rotates the queries
 /// into the keys' domain (polar: SplitKernelParams::rotationSigns);
+/// kLatentKeys, whether keys are low-rank latents rebuilt on the tensor
+/// cores (loadLatents() and scores(), SplitGroupMmaLatentKeys.cu) instead
+/// of keyRow(); kBf16Values, whether valueTiles() gives bf16 operands (bf16
+/// MMAs, the weights split into bf16 halves) rather than f16 ones;
 /// kSlotScales, and slotScale(), an entry's own scale, kScaleOffset bytes from
 /// its start (SideLayout.cpp's scaleOffset, as a constant so that the loops
 /// address it from the entry's register).
@@ -117,7 +121,8 @@ template <int D> struct Fp8E4M3Group : SlotKeys {
   // Four blocks fit in 96 registers.
   static constexpr int kSteps = D / 16, kMinBlocks = 4;
   static constexpr bool kHeadScale = true, kTables = false, kPairs = false,
-                        kRotatedQueries = false;
+                        kRotatedQueries = false, kLatentKeys = false,
+                        kBf16Values = false;
   static constexpr SlotScales kSlotScales = SlotScales::AsSide;
   static constexpr int kScaleOffset = D;
 
@@ -171,7 +176,8 @@ template <int D> struct Fp8E4M3Group : SlotKeys {
 template <int D, int Bits> struct PolarGroup : SlotKeys {
   static constexpr int kSteps = D / 16, kMinBlocks = 4;
   static constexpr bool kHeadScale = false, kTables = true, kPairs = Bits == 4,
-                        kRotatedQueries = true;
+                        kRotatedQueries = true, kLatentKeys = false,
+                        kBf16Values = false;
   static constexpr SlotScales kSlotScales = SlotScales::Always;
   static constexpr int kScaleOffset = D * Bits / 8;
 

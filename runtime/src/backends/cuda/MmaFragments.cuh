@@ -58,6 +58,16 @@ __device__ __forceinline__ void splitF16(float x, float y, uint32_t &hi,
   lo = *reinterpret_cast<uint32_t *>(&l);
 }
 
+/// hi + lo = (x, y) as two bf16 pairs (x in the low half).
+__device__ __forceinline__ void splitBf16(float x, float y, uint32_t &hi,
+                                          uint32_t &lo) {
+  __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
+  __nv_bfloat162 l =
+      __floats2bfloat162_rn(x - __low2float(h), y - __high2float(h));
+  hi = *reinterpret_cast<uint32_t *>(&h);
+  lo = *reinterpret_cast<uint32_t *>(&l);
+}
+
 /// c += A B in f16 with fp32 accumulators: a0..a3 are A's registers (rows
 /// g and g + 8 at k 2t, 2t + 1, then the same rows at k 2t + 8, 2t + 9),
 /// b0, b1 B's (k 2t, 2t + 1 and 2t + 8, 2t + 9 of column g).
@@ -128,14 +138,9 @@ template <int D> struct Bf16Mma {
     }
   }
 
-  /// hi + lo = (x, y) as two bf16 pairs (x in the low half).
   __device__ __forceinline__ static void split(float x, float y, uint32_t &hi,
                                                uint32_t &lo) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
-    __nv_bfloat162 l =
-        __floats2bfloat162_rn(x - __low2float(h), y - __high2float(h));
-    hi = *reinterpret_cast<uint32_t *>(&h);
-    lo = *reinterpret_cast<uint32_t *>(&l);
+    splitBf16(x, y, hi, lo);
   }
 
   /// c += A B for an A whose rows 8-15 are zero.

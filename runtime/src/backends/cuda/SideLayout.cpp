@@ -6,14 +6,16 @@
 // (d b / 8 + 2) s, its f16 scale right after them. kivi: keys in blocks of
 // G slots at (d b / 8 + 4 d / G) G k (the G rows of codes, then d f16
 // scales and d f16 zeros), values at (d b / 8 + 4 d / G) s (the codes, then
-// an f16 scale and zero per G channels). lowrank values with a bf16
-// latent: slot s's rank coordinates at 2 rank s. The layout is checked
-// against the codec's own sizes, and polar's codebook and rotation are read
-// back through the codec (decode() of an entry holding every code with a
+// an f16 scale and zero per G channels). lowrank values or keys with a bf16
+// latent: slot s's rank coordinates at 2 rank s (keys: the codec stores
+// them before RoPE, storedBeforeRope(), whose pairs it records). The layout is
+// checked against the codec's own sizes, and polar's codebook and rotation are
+// read back through the codec (decode() of an entry holding every code with a
 // scale of 1; finishOutput() of e_0, which is D's signs / sqrt(d)), as is
 // nvfp4's tensor scale (decode() of an entry of known codes and scales) and
 // kivi's layout (decode() of known codes, scales and zeros), and a latent's
-// (decode() of known coordinates: the latent, then its weight 1), so
+// (decode() of known coordinates: the latent, then for values its weight
+// 1), so
 // a codec that changes its bytes fails here rather than in a kernel.
 //
 //===----------------------------------------------------------------------===//
@@ -21,6 +23,7 @@
 
 #include "runtime/schema/kvpkg.pb.h"
 #include "runtime/src/backends/cpu/Float16.h"
+#include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/codecs/BitPacking.h"
 #include "runtime/src/cache/codecs/HalfBytes.h"
@@ -126,8 +129,8 @@ Status readKivi(const Codec &codec, bool keys, const DeviceSideLayout &side) {
 }
 
 /// Checks that `codec` reads a latent where the kernels do: slot 1 of an
-/// area holding coordinate i as i + 1 decodes to (1, ..., rank, 1), the
-/// latent and the weight that the merge maps back with the mean.
+/// area holding coordinate i as i + 1 decodes to (1, ..., rank), then for
+/// values 1, the weight that the merge maps back with the mean.
 Status readLatent(const Codec &codec, const DeviceSideLayout &side) {
   std::vector<uint8_t> area(2 * side.entryBytes);
   for (uint32_t i = 0; i < side.rank; ++i) {
@@ -136,7 +139,8 @@ Status readLatent(const Codec &codec, const DeviceSideLayout &side) {
   }
   std::vector<float> decoded(codec.domainSize());
   codec.decode(area.data(), 1, decoded.data());
-  for (uint32_t i = 0; i <= side.rank; ++i)
+  const bool values = side.kind == DeviceSideLayout::Kind::Latent;
+  for (uint32_t i = 0; i < side.rank + (values ? 1 : 0); ++i)
     if (decoded[i] != (i < side.rank ? float(i + 1) : 1.0f))
       return Status::error("the low-rank codec's entries are not the ones "
                            "the CUDA kernels read");
@@ -212,9 +216,12 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
       return Status::error("the CUDA backend reads low-rank latents of one "
                            "KV head each, not of groups of " +
                            std::to_string(encoding.group()));
-    side.kind = DeviceSideLayout::Kind::Latent;
+    side.kind = codec.storedBeforeRope() ? DeviceSideLayout::Kind::LatentKey
+                                         : DeviceSideLayout::Kind::Latent;
     side.rank = encoding.rank();
     side.entryBytes = 2 * side.rank;
+    if (const cpu::RopeFrequencies *rope = codec.storedBeforeRope())
+      side.ropeInterleaved = rope->interleaved;
     break;
   default:
     return Status::error("the CUDA backend reads bf16, fp8 e4m3, nvfp4, "
@@ -234,7 +241,8 @@ StatusOr<DeviceSideLayout> deviceSideLayout(const schema::Encoding &encoding,
     KVRT_RETURN_IF_ERROR(readNvfp4(codec, side));
   if (side.kind == DeviceSideLayout::Kind::Kivi)
     KVRT_RETURN_IF_ERROR(readKivi(codec, codec.groupTokens() > 1, side));
-  if (side.kind == DeviceSideLayout::Kind::Latent)
+  if (side.kind == DeviceSideLayout::Kind::Latent ||
+      side.kind == DeviceSideLayout::Kind::LatentKey)
     KVRT_RETURN_IF_ERROR(readLatent(codec, side));
   return side;
 }

@@ -23,6 +23,12 @@
 //           are rescaled when the reference grows, and multiplied by it
 //           once at the end.
 //
+// Low-rank keys (F::kLatentKeys) replace keyRow(): each warp rebuilds its
+// rows from their latents and rotates them to their positions
+// (SplitGroupMmaLatentKeys.cu), from its KV head's axes, which the block
+// copies into shared memory first; their values are bf16 (F::kBf16Values:
+// bf16 MMAs, the weights split into bf16 halves).
+//
 // The four warps' partial outputs are summed through shared memory once
 // per split. Against SplitMmaKernel.cuh, per token: half the MMAs (no
 // padding rows; a quarter when Folded), the weights loaded and split once
@@ -35,6 +41,7 @@
 #include "runtime/src/backends/cuda/GroupFragments.cuh"
 #include "runtime/src/backends/cuda/RotateRows.cuh"
 #include "runtime/src/backends/cuda/SplitBlock.cuh"
+#include "runtime/src/backends/cuda/TensorCoreOps.cuh"
 
 #include <type_traits>
 
@@ -69,16 +76,28 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
   // behind the tables and the pipeline's start; polar's queries are first
   // rotated into the keys' domain, in the logits' space (free until the
   // first scores), by the consumers once the pipeline runs.
+  static_assert(Folded || !F::kLatentKeys, "latent keys take folded groups");
   constexpr int kQueryTerms = Folded ? 1 : 2;
   uint32_t query[kQueryTerms][kSteps][2];
+  // The query coordinate of B's k index 2t + (i & 1) + 8 (i >> 1) in
+  // k-step j: the keys' order, or (latent keys) the rebuilt keys'
+  // coordinates 16j + that index, in RoPE's pairs half a head apart
+  // (LatentKeyOperands.h).
+  auto queryCoordinate = [&](int j, int i) {
+    if constexpr (F::kLatentKeys) {
+      const int c = 16 * j + 2 * t + (i & 1) + 8 * (i >> 1);
+      return !p.ropeInterleaved ? c : c < D / 2 ? 2 * c : 2 * (c - D / 2) + 1;
+    } else {
+      return keyDim<D>(j, t) + i;
+    }
+  };
   auto loadQuery = [&](const float *q) {
 #pragma unroll
     for (int j = 0; j < kSteps; ++j) {
-      const int d = keyDim<D>(j, t);
       float x[4];
 #pragma unroll
       for (int i = 0; i < 4; ++i)
-        x[i] = head ? q[d + i] * p.scaleLog2 : 0.0f;
+        x[i] = head ? q[queryCoordinate(j, i)] * p.scaleLog2 : 0.0f;
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         uint32_t hi, lo;
@@ -115,6 +134,20 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
     tables[block.tid / 16][block.tid % 16] =
         (block.tid < 16 ? p.key : p.value).levelHalves[block.tid % 16];
   }
+  // Latent keys: the KV head's axes and RoPE's frequencies, in shared memory
+  // for every tile (begin()'s barrier orders the copies).
+  const uint4 *keyAxes =
+      reinterpret_cast<const uint4 *>(shared + p.keyOperandOffset);
+  if constexpr (F::kLatentKeys) {
+    const uint4 *axes = reinterpret_cast<const uint4 *>(p.keyAxes) +
+                        size_t(block.kvHead) * F::kAxisWords;
+    const uint4 *frequencies =
+        reinterpret_cast<const uint4 *>(p.keyFrequencies);
+    uint4 *to = reinterpret_cast<uint4 *>(shared + p.keyOperandOffset);
+    for (int i = block.tid; i < F::kAxisWords + F::kFrequencyWords;
+         i += kLaunchThreads)
+      to[i] = i < F::kAxisWords ? axes[i] : frequencies[i - F::kAxisWords];
+  }
   const uint32_t *keyTable = F::kPairs ? pairs : tables[0];
   const uint32_t *valueTable = F::kPairs ? pairs : tables[1];
   if (block.template finishEmpty<D>() || !block.consume())
@@ -134,6 +167,7 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
   for (int r = 0; r < 2; ++r)
     keyAt[r] = pinned(F::keyOffset(block, p.key, first + g + 8 * r));
   const int keyAux = pinned(F::keyAux(p.key, first, t, keyAt[0]));
+  const int keyRank = pinned(int(p.keyRank));
   // Without sinks in the split or a sliding window a token is visible when
   // it is not after the query.
   const bool positionsOnly = p.slidingWindow == 0 && start >= int(p.exactSinks);
@@ -144,11 +178,9 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
   for (int tile = 0; tile < tiles; ++tile) {
     const uint8_t *stage = block.acquire();
     const int tileStart = start + tile * kTile;
-    uint32_t row[2][kSteps][2];
-    F::keyRow(stage, keyAt[0], keyAux, t, keyTable, row[0]);
-    F::keyRow(stage, keyAt[1], keyAux, t, keyTable, row[1]);
     // Rows past the end read stale bytes: their scores are never read.
     const int32_t *positions = block.positions(stage);
+    int position[2];
     float scale[2];
     bool visible[2];
 #pragma unroll
@@ -156,29 +188,40 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
       scale[r] = keyScales ? F::slotScale(stage + keyAt[r] + F::kScaleOffset) *
                                  p.key.codeScale
                            : keyScale;
-      const int position = positions[first + g + 8 * r];
-      visible[r] = positionsOnly
-                       ? position <= block.queryPosition
-                       : block.visible(position, tileStart + first + g + 8 * r);
+      position[r] = positions[first + g + 8 * r];
+      visible[r] = positionsOnly ? position[r] <= block.queryPosition
+                                 : block.visible(position[r],
+                                                 tileStart + first + g + 8 * r);
     }
-    block.release();
-
-    // Independent chains of MMAs: even and odd k-steps, by each term of
-    // the query. A's registers: rows g, g + 8 at k 2t, 2t + 1, then at
-    // 2t + 8, 2t + 9.
-    float c[2][kQueryTerms][4] = {};
-#pragma unroll
-    for (int j = 0; j < kSteps; ++j)
-#pragma unroll
-      for (int q = 0; q < kQueryTerms; ++q)
-        mmaF16(c[j % 2][q], row[0][j][0], row[1][j][0], row[0][j][1],
-               row[1][j][1], query[q][j][0], query[q][j][1]);
     float sum[4];
+    if constexpr (F::kLatentKeys) {
+      uint32_t z[F::kRankSteps][4];
+      F::loadLatents(stage, keyAt, t, keyRank, z);
+      block.release();
+      F::scores(z, position, keyAxes, keyAxes + F::kAxisWords, block.tid % 32,
+                query[0], sum);
+    } else {
+      uint32_t row[2][kSteps][2];
+      F::keyRow(stage, keyAt[0], keyAux, t, keyTable, row[0]);
+      F::keyRow(stage, keyAt[1], keyAux, t, keyTable, row[1]);
+      block.release();
+
+      // Independent chains of MMAs: even and odd k-steps, by each term of
+      // the query. A's registers: rows g, g + 8 at k 2t, 2t + 1, then at
+      // 2t + 8, 2t + 9.
+      float c[2][kQueryTerms][4] = {};
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      sum[e] = c[0][0][e] + c[1][0][e];
-      if constexpr (!Folded)
-        sum[e] += c[0][1][e] + c[1][1][e];
+      for (int j = 0; j < kSteps; ++j)
+#pragma unroll
+        for (int q = 0; q < kQueryTerms; ++q)
+          mmaF16(c[j % 2][q], row[0][j][0], row[1][j][0], row[0][j][1],
+                 row[1][j][1], query[q][j][0], query[q][j][1]);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        sum[e] = c[0][0][e] + c[1][0][e];
+        if constexpr (!Folded)
+          sum[e] += c[0][1][e] + c[1][1][e];
+      }
     }
     // C's element e: token row g + 8 (e / 2), column 2t + e % 2: head t's
     // hi and lo (Folded), or heads 2t and 2t + 1.
@@ -261,19 +304,32 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
       for (int i = 0; i < 4; ++i)
         x[i] *= inverse;
     }
+    // The weights' halves in the values' type, and the MMA of that type.
     uint32_t pHi[2], pLo[2];
-    splitF16(x[0], x[1], pHi[0], pLo[0]);
-    splitF16(x[2], x[3], pHi[1], pLo[1]);
+#pragma unroll
+    for (int two = 0; two < 2; ++two) {
+      if constexpr (F::kBf16Values)
+        splitBf16(x[2 * two], x[2 * two + 1], pHi[two], pLo[two]);
+      else
+        splitF16(x[2 * two], x[2 * two + 1], pHi[two], pLo[two]);
+    }
+    auto mma = [](float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                  uint32_t b1) {
+      if constexpr (F::kBf16Values)
+        mmaBf16(c, a, b0, b1);
+      else
+        mmaF16(c, a[0], a[1], a[2], a[3], b0, b1);
+    };
     // Column g: one half of head g / 2's weights (Folded), or both halves
     // of head g's, one after the other.
 #pragma unroll
     for (int m = 0; m < kTiles; ++m) {
       if constexpr (Folded) {
-        mmaF16(acc[m], a[m][0], a[m][1], a[m][2], a[m][3],
-               lowColumn ? pLo[0] : pHi[0], lowColumn ? pLo[1] : pHi[1]);
+        mma(acc[m], a[m], lowColumn ? pLo[0] : pHi[0],
+            lowColumn ? pLo[1] : pHi[1]);
       } else {
-        mmaF16(acc[m], a[m][0], a[m][1], a[m][2], a[m][3], pHi[0], pHi[1]);
-        mmaF16(acc[m], a[m][0], a[m][1], a[m][2], a[m][3], pLo[0], pLo[1]);
+        mma(acc[m], a[m], pHi[0], pHi[1]);
+        mma(acc[m], a[m], pLo[0], pLo[1]);
       }
     }
   };

@@ -267,7 +267,11 @@ public:
                   std::unique_ptr<Codec> latent, std::vector<float> basis,
                   const cpu::RopeFrequencies &rope)
       : LatentCodec(headDim, rank, group, std::move(latent), std::move(basis)),
-        rotations_(rope) {}
+        rope_(rope), rotations_(rope) {}
+
+  const cpu::RopeFrequencies *storedBeforeRope() const override {
+    return &rope_;
+  }
 
   /// z = B^T (s * k) for the group's keys `src` before RoPE.
   void encode(const float *src, int64_t, uint32_t head, uint32_t slot,
@@ -329,6 +333,7 @@ public:
   }
 
 private:
+  cpu::RopeFrequencies rope_;
   PairRotations rotations_;
 };
 
