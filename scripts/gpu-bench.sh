@@ -18,14 +18,14 @@
 #              chunked prefill), KIVI with its window (KIVI, default
 #              "kivi4 kivi2"; a chunked prefill, groups encoded during
 #              decode), low-rank values and keys (LOWRANK, default "lowrank
-#              lowrank-odd lowrank-folded lowrank-keys lowrank-keys-odd":
-#              bf16 latents beside bf16 keys or values, sinks and window
-#              exact, and values folded into v_proj and o_proj (a random
-#              Llama with real weights: the GPU applies the identity
-#              basis); a chunked prefill), and the artifacts it must refuse
-#              (selection over fp8, runner-up prefetches, TriAttention over
-#              polar keys, low-rank keys and values together), each with
-#              its sentence; the
+#              lowrank-odd lowrank-folded lowrank-keys lowrank-keys-odd
+#              lowrank-kv": bf16 latents beside bf16 keys or values or
+#              both, sinks and window exact, and values folded into v_proj
+#              and o_proj (a random Llama with real weights: the GPU
+#              applies the identity basis); a chunked prefill), and the
+#              artifacts it must refuse (selection over fp8, runner-up
+#              prefetches, TriAttention over polar keys, a polar-4 latent
+#              of keys), each with its sentence; the
 #              offloaded llama-tiny against the same artifact resident on
 #              the GPU (equal logits, counted misses); eviction (EVICTIONS:
 #              StreamingLLM in bf16, fp8, nvfp4 and polar4, TriAttention
@@ -82,7 +82,7 @@ encodings=${ENCODINGS:-"bf16 fp8 polar4 nvfp4"}
 selections=${SELECTIONS:-"twolevel quest"}
 exact=${EXACT:-"polar4 fp8 nvfp4"}
 kivi=${KIVI:-"kivi4 kivi2"}
-lowrank=${LOWRANK:-"lowrank lowrank-odd lowrank-folded lowrank-keys lowrank-keys-odd"}
+lowrank=${LOWRANK:-"lowrank lowrank-odd lowrank-folded lowrank-keys lowrank-keys-odd lowrank-kv"}
 evictions=${EVICTIONS:-"streaming-bf16 streaming-fp8 streaming-nvfp4 streaming-polar4 tri-bf16 tri-each-bf16 tri-fp8 tri-nvfp4 snapkv-bf16 snapkv-each-fp8 h2o-bf16 h2o-each-fp8"}
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
 offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}
@@ -166,7 +166,7 @@ engine_checks() {
   grep -vE '^device' "$out/evict-bench.txt"
   # Refused when the engine is created, with one sentence (exit 2).
   for r in fp8-twolevel offload-runners evict-tri-polar4 \
-    lowrank-kv; do
+    lowrank-keys-polar4; do
     timeout 60 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$r.kvpkg" \
       > "$out/engine-refuse-$r.txt" 2>&1
     code=$?

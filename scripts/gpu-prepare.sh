@@ -132,8 +132,9 @@ done
 # checked against the CPU backend: ratio 0.5 with the pass's 4 sinks and
 # window of 64 kept exact, and an odd rank (27) with 2 sinks and a window
 # of 16 (more tokens read as latents); low-rank keys beside bf16 values
-# likewise (ratio 0.5, and rank 27 with 2 sinks and a window of 16); and
-# low-rank keys and values together, which the cuda backend must refuse.
+# likewise (ratio 0.5, and rank 27 with 2 sinks and a window of 16), and
+# keys and values both at ratio 0.5; and low-rank keys with a polar-4
+# latent, which the cuda backend must refuse.
 "$kvopt" "${tiny[@]}" --calibrate "$calibration" \
   --passes "kv-lowrank{side=value ratio=0.5}" -o .gpu-bin/llama-tiny-lowrank.kvpkg
 "$kvopt" "${tiny[@]}" --calibrate "$calibration" \
@@ -147,6 +148,9 @@ done
 "$kvopt" "${tiny[@]}" --calibrate "$calibration" \
   --passes "kv-lowrank{side=key ratio=0.5},kv-lowrank{side=value ratio=0.5}" \
   -o .gpu-bin/llama-tiny-lowrank-kv.kvpkg
+"$kvopt" "${tiny[@]}" --calibrate "$calibration" \
+  --passes "kv-lowrank{side=key ratio=0.5},kv-quantize{encoding=polar bits=4}" \
+  -o .gpu-bin/llama-tiny-lowrank-keys-polar4.kvpkg
 # Folded low-rank values (kv-lowrank{fold=true}) rewrite v_proj and o_proj,
 # which needs weights with bytes: a random Llama of llama-tiny's attention
 # shape (4/2 heads of 64), written as a Hugging Face folder in f32.

@@ -37,8 +37,9 @@
 // on a random basis with positive weights, beside bf16 values; RoPE of
 // base 500000, with YaRN's attention factor 1.1, one case interleaved)
 // reach each kernel instance (ranks rounded up to 32, 64, 128), odd ranks'
-// 2-byte loads and positions past 100K: the kernel rebuilds each key on
-// the tensor cores from axes rounded to f16 and rounds the key to f16
+// 2-byte loads and positions past 100K, also beside low-rank values (ranks
+// d / 2 and d / 4 + 1, summed over 64 coordinates): the kernel rebuilds each
+// key on the tensor cores from axes rounded to f16 and rounds the key to f16
 // (2^-12 relative each, on average): up to 1.6e-3 here (2026-12-04), hence
 // KIVI's bound (a wrong axis, angle or latent moves a row by 1e-2 or
 // more). Rows with no visible entry must be exactly zero.
@@ -94,7 +95,9 @@ enum class Enc {
   LowRankKeys,
   LowRankKeysOdd,
   LowRankKeysSmall,
-  LowRankKeysInterleaved
+  LowRankKeysInterleaved,
+  LowRankKeysValues,
+  LowRankKeysValuesOdd
 };
 const char *name(Enc e) {
   static const char *const kNames[] = {"bf16",
@@ -113,7 +116,9 @@ const char *name(Enc e) {
                                        "lr-keys",
                                        "lr-keys-odd",
                                        "lr-keys-small",
-                                       "lr-keys-gptj"};
+                                       "lr-keys-gptj",
+                                       "lr-kv",
+                                       "lr-kv-odd"};
   return kNames[int(e)];
 }
 
@@ -152,7 +157,10 @@ uint32_t latentRank(Enc e, uint32_t d) {
   case Enc::LowRankEven:
     return 3 * d / 4;
   case Enc::LowRankOddSmall:
+  case Enc::LowRankKeysValuesOdd:
     return d / 4 + 1;
+  case Enc::LowRankKeysValues:
+    return d / 2;
   default:
     return 0;
   }
@@ -165,8 +173,10 @@ uint32_t latentKeyRank(Enc e, uint32_t d) {
   switch (e) {
   case Enc::LowRankKeys:
   case Enc::LowRankKeysInterleaved:
+  case Enc::LowRankKeysValues:
     return d / 2;
   case Enc::LowRankKeysOdd:
+  case Enc::LowRankKeysValuesOdd:
     return 3 * d / 4 + 1;
   case Enc::LowRankKeysSmall:
     return d / 4;
@@ -605,7 +615,8 @@ int runChecks(uint32_t multiprocessors) {
                   Enc::Polar3, Enc::Polar4, Enc::Nvfp4, Enc::Kivi4, Enc::Kivi2,
                   Enc::LowRank, Enc::LowRankOdd, Enc::LowRankEven,
                   Enc::LowRankOddSmall, Enc::LowRankKeys, Enc::LowRankKeysOdd,
-                  Enc::LowRankKeysSmall, Enc::LowRankKeysInterleaved})
+                  Enc::LowRankKeysSmall, Enc::LowRankKeysInterleaved,
+                  Enc::LowRankKeysValues, Enc::LowRankKeysValuesOdd})
     for (const Case &c : cases)
       failures += runCase(c, enc, multiprocessors, seed++) ? 0 : 1;
   std::printf("checks: %d failed, bound %.0e (polar %.0e, kivi and low-rank "

@@ -357,7 +357,8 @@ TEST(DecodeAttentionPlan, RefusesWhatTheKernelsCannotRead) {
   EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, bf16, fp8}),
             "decode attention on CUDA needs keys and values in one encoding "
             "(bf16, fp8 e4m3, nvfp4, or polar or kivi of one width), bf16 "
-            "keys with low-rank values, or low-rank keys with bf16 values");
+            "keys with low-rank values, or low-rank keys with bf16 values or "
+            "low-rank values of rank up to 64");
   const DeviceSideLayout polar =
       layoutOf(encodingOf(schema::ENCODING_POLAR, 4), 128, 16);
   DeviceSideLayout otherCodebook = polar;
@@ -651,7 +652,8 @@ TEST(DeviceSideLayout, LowRankRefusalsSayWhatTheGpuReads) {
   EXPECT_EQ(plan.status().message(),
             "decode attention on CUDA needs keys and values in one encoding "
             "(bf16, fp8 e4m3, nvfp4, or polar or kivi of one width), bf16 "
-            "keys with low-rank values, or low-rank keys with bf16 values");
+            "keys with low-rank values, or low-rank keys with bf16 values or "
+            "low-rank values of rank up to 64");
 }
 
 /// Low-rank keys of `rank` for head dimension `headDim` on a basis whose
@@ -689,9 +691,9 @@ cpu::RopeFrequencies ropeOf(uint32_t headDim, bool interleaved) {
 
 TEST(DeviceSideLayout, LowRankKeysAreLatentsTheGroupMmaKernelRebuilds) {
   // rank bf16 coordinates a slot, the RoPE's pairing recorded; GroupMma
-  // reads them beside bf16 values, its blocks holding the KV head's axes
-  // (three blocks an SM up to rank 64 of 128), and refuses groups past
-  // four query heads and low-rank values beside them.
+  // reads them beside bf16 values or low-rank values of rank up to 64, its
+  // blocks holding the KV head's axes (three blocks an SM up to rank 64 of
+  // 128), and refuses groups past four query heads.
   const DeviceSideLayout bf16 =
       layoutOf(encodingOf(schema::ENCODING_BF16), 128, 16);
   for (bool interleaved : {false, true})
@@ -720,12 +722,21 @@ TEST(DeviceSideLayout, LowRankKeysAreLatentsTheGroupMmaKernelRebuilds) {
                 "decode attention on CUDA reads low-rank keys for groups of "
                 "up to 4 query heads per KV head, not 8");
     }
-  StatusOr<DeviceSideLayout> values = latentLayout(128, 64);
-  ASSERT_TRUE(values) << values.status().message();
-  DecodeAttentionShape both{
-      1,      32, 8, 128, 16, 10, latentKeyLayout(128, 64, ropeOf(128, false)),
-      *values};
-  EXPECT_FALSE(planDecodeAttention(both, 132));
+  const DeviceSideLayout keys = latentKeyLayout(128, 64, ropeOf(128, false));
+  for (uint32_t rank : {27u, 64u, 65u}) {
+    StatusOr<DeviceSideLayout> values = latentLayout(128, rank);
+    ASSERT_TRUE(values) << values.status().message();
+    DecodeAttentionShape both{8, 32, 8, 128, 16, 32768, keys, *values};
+    StatusOr<DecodeAttentionPlan> plan = planDecodeAttention(both, 132);
+    EXPECT_EQ(bool(plan), rank <= 64);
+    if (plan) {
+      // The latent merge maps the sums back: at least two splits, and one
+      // value tile a stage.
+      EXPECT_EQ(plan->kernel, SplitKernel::GroupMma);
+      EXPECT_GE(plan->splits, 2u);
+      EXPECT_EQ(plan->valueTilesPerStage, 1u);
+    }
+  }
 }
 
 TEST(LatentKeyOperands, FragmentsHoldTheWeightedAxesTurnsTheAngles) {

@@ -39,11 +39,12 @@
 // - Low-rank values (#kv.lowrank, side=value) with a bf16 latent of one KV
 //   head each are encoded on append and attended as latents, mapped back
 //   once per row (DecodeAttention.h); low-rank keys with a bf16 latent of
-//   one KV head each beside bf16 values are rotated back and encoded on
-//   append and rebuilt and rotated inside the attention's split kernel
-//   (LatentKeyOperands.h). Quantized latents, latents of groups of heads,
-//   low-rank keys beside low-rank or quantized values, and eviction of
-//   low-rank keys are refused when the backend is created.
+//   one KV head each beside bf16 values (or latent values of rank up to
+//   64) are rotated back and encoded on append and rebuilt and rotated
+//   inside the attention's split kernel (LatentKeyOperands.h). Quantized
+//   latents, latents of groups of heads, low-rank keys beside quantized
+//   values or wider latents, and eviction that scores low-rank keys are
+//   refused when the backend is created.
 // - Eviction (DeviceEviction.h) runs after the call's steps, outside the
 //   captured graphs, for every layer at once; the next call's page tables
 //   and lengths carry the compaction to the kernels. TriAttention, SnapKV

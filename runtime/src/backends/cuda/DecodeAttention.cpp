@@ -171,7 +171,9 @@ bool splitKernelReads(SplitKernel kernel, const DeviceSideLayout &key,
                       const DeviceSideLayout &value) {
   using Kind = DeviceSideLayout::Kind;
   if (key.kind == Kind::LatentKey)
-    return kernel == SplitKernel::GroupMma && value.kind == Kind::Bf16;
+    return kernel == SplitKernel::GroupMma &&
+           (value.kind == Kind::Bf16 ||
+            (value.kind == Kind::Latent && value.rank <= 64));
   if (value.kind == Kind::Latent)
     return kernel == SplitKernel::Mma && key.kind == Kind::Bf16;
   if (key.kind != value.kind || key.bits != value.bits)
@@ -212,14 +214,16 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
                          std::to_string(pageSize));
   const bool latent = shape.value.kind == DeviceSideLayout::Kind::Latent;
   const bool latentKeys = shape.key.kind == DeviceSideLayout::Kind::LatentKey;
-  if (latent       ? shape.key.kind != DeviceSideLayout::Kind::Bf16
-      : latentKeys ? shape.value.kind != DeviceSideLayout::Kind::Bf16
-                   : shape.key.kind != shape.value.kind ||
-                         shape.key.bits != shape.value.bits)
+  if (latentKeys
+          ? !splitKernelReads(SplitKernel::GroupMma, shape.key, shape.value)
+      : latent ? shape.key.kind != DeviceSideLayout::Kind::Bf16
+               : shape.key.kind != shape.value.kind ||
+                     shape.key.bits != shape.value.bits)
     return Status::error("decode attention on CUDA needs keys and values in "
                          "one encoding (bf16, fp8 e4m3, nvfp4, or polar or "
                          "kivi of one width), bf16 keys with low-rank "
-                         "values, or low-rank keys with bf16 values");
+                         "values, or low-rank keys with bf16 values or "
+                         "low-rank values of rank up to 64");
   if (latentKeys && shape.qHeads / shape.kvHeads > kFoldedGroup)
     return Status::error("decode attention on CUDA reads low-rank keys for "
                          "groups of up to " +
@@ -265,7 +269,7 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
   // takes at most half a key tile's bytes at any page size), so the value
   // pass keeps a key pass's bytes in flight (one latent tile of rank 64
   // to a stage left it at half the bandwidth, latency-bound).
-  if (latent) {
+  if (latent && !latentKeys) {
     plan.latentPairs = shape.value.rank % 2 == 0;
     if (shape.headDim == 128 && shape.value.rank <= 64)
       plan.valueTilesPerStage = 2;
@@ -457,8 +461,9 @@ Status decodeAttention(const DecodeAttentionArgs &args,
   switch (plan.kernel) {
   case SplitKernel::GroupMma:
     kernel =
-        latentKeys ? splitGroupMmaKernelLatentKeys(headDim, plan.keyRankSteps)
-        : rotates  ? splitGroupMmaKernelPolar(headDim, cache.key.bits, folded)
+        latentKeys
+            ? splitGroupMmaKernelLatentKeys(headDim, plan.keyRankSteps, latent)
+        : rotates ? splitGroupMmaKernelPolar(headDim, cache.key.bits, folded)
         : cache.key.kind == DeviceSideLayout::Kind::Nvfp4
             ? splitGroupMmaKernelNvfp4(headDim, folded)
         : cache.key.kind == DeviceSideLayout::Kind::Kivi

@@ -28,7 +28,8 @@
 // z on per-head axes; the GroupMma kernel rebuilds each tile's keys on the
 // tensor cores (K = Z W^T, W the axes over the coordinates' weights, as
 // bf16 hi + lo halves) and rotates them to their positions in registers
-// before scoring them (SplitGroupMmaLatentKeys.cu, LatentKeyOperands.h).
+// before scoring them (SplitGroupMmaLatentKeys.cu, LatentKeyOperands.h),
+// beside bf16 values or latent values of rank up to 64.
 //
 // Low-rank values (#kv.lowrank, side=value: docs/lowrank.md) are read as
 // their latents z = B^T (v - mu), rank coordinates in bf16 beside bf16
@@ -208,9 +209,10 @@ struct DecodeAttentionPlan {
   /// KV head's operands (LatentKeyOperands.h).
   uint32_t keyRankSteps = 0;
   uint32_t keyOperandBytes = 0;
-  /// Latent values: whether the kernel reads their coordinates in pairs,
-  /// 4 bytes at a time, as bf16 values (an even rank: every entry starts
-  /// 4-byte aligned), or one at a time (an odd rank).
+  /// Latent values beside bf16 keys (the Mma kernel): whether the kernel
+  /// reads their coordinates in pairs, 4 bytes at a time, as bf16 values
+  /// (an even rank: every entry starts 4-byte aligned), or one at a time
+  /// (an odd rank).
   bool latentPairs = false;
   /// Dynamic shared memory per block, and the kernel's static shared
   /// memory beside it (4-bit polar's table of level pairs).

@@ -139,9 +139,11 @@ const void *splitGroupMmaKernelPolar(uint32_t headDim, uint32_t bits,
 const void *splitGroupMmaKernelNvfp4(uint32_t headDim, bool folded);
 const void *splitGroupMmaKernelKivi(uint32_t headDim, uint32_t bits,
                                     bool folded);
-/// Low-rank keys beside bf16 values, for groups of at most kFoldedGroup
-/// heads; `rankSteps` as DecodeAttentionPlan::keyRankSteps.
-const void *splitGroupMmaKernelLatentKeys(uint32_t headDim, uint32_t rankSteps);
+/// Low-rank keys beside bf16 values or (`latentValues`) bf16 latents of
+/// rank up to 64, for groups of at most kFoldedGroup heads; `rankSteps` as
+/// DecodeAttentionPlan::keyRankSteps.
+const void *splitGroupMmaKernelLatentKeys(uint32_t headDim, uint32_t rankSteps,
+                                          bool latentValues);
 
 /// The largest group whose heads' hi and lo halves share one MMA's 8
 /// columns (SplitGroupMmaKernel.cuh).

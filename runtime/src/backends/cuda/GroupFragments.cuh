@@ -63,6 +63,15 @@ template <int D> __device__ __forceinline__ int valueDim(int m, int g) {
 /// side says (fp8: dynamic, or per_head).
 enum class SlotScales { Never, Always, AsSide };
 
+/// The coordinates of the split kernel's value pass: the head's, or those of
+/// a latent (F::kValueDims) beside low-rank keys.
+template <class F, int D> __host__ __device__ constexpr int valueDims() {
+  if constexpr (F::kLatentKeys)
+    return F::kValueDims;
+  else
+    return D;
+}
+
 /// Whether entries of `side` carry their own scale.
 template <class F>
 __device__ __forceinline__ bool slotScaled(const SideGeometry &side) {

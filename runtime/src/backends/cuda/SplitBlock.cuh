@@ -347,10 +347,11 @@ struct SplitBlock {
   }
 
   /// Sums the consumer warps' partial outputs, perWarp[(w * groupStride +
-  /// g) * D + d] for warp w, times `scale`, and writes them; all consumers
-  /// take part, after a consumerSync() that follows the last writes to
-  /// perWarp.
-  template <int D>
+  /// g) * D + d] for warp w, times `scale`, and writes them as the first D
+  /// coordinates of output rows of Row (latent values: D < Row); all
+  /// consumers take part, after a consumerSync() that follows the last
+  /// writes to perWarp.
+  template <int D, int Row = D>
   __device__ void writeWarpSums(const float *perWarp, int groupStride,
                                 float scale) const {
     for (int e = tid; e < group * D; e += kBlockThreads) {
@@ -359,7 +360,7 @@ struct SplitBlock {
 #pragma unroll
       for (int w = 0; w < int(kBlockThreads / 32); ++w)
         sum += perWarp[(w * groupStride + g) * D + d];
-      write(g, d, D, sum * scale);
+      write(g, d, Row, sum * scale);
     }
   }
 

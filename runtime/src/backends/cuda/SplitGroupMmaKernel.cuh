@@ -50,7 +50,10 @@ namespace kvrt::cuda {
 template <class F, int D, bool Folded>
 __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
     splitGroupMmaKernel(const SplitKernelParams p) {
-  constexpr int kSteps = F::kSteps, kTiles = D / 16;
+  // The value pass's coordinates: the head's, or (latent values) their
+  // rank rounded up.
+  constexpr int Dv = valueDims<F, D>();
+  constexpr int kSteps = F::kSteps, kTiles = Dv / 16;
   constexpr int kTile = int(kGroupTileTokens);
   extern __shared__ __align__(16) uint8_t shared[];
   // Polar codebooks of keys and values, or (kPairs) their one table of
@@ -252,7 +255,7 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
     rows[i] = first + t + 4 * i;
     valueAt[i] = pinned(block.entryOffset(p.value, rows[i]));
   }
-  // acc[m][e]: coordinate valueDim(m, g) + e / 2, column 2t + e % 2 (head
+  // acc[m][e]: coordinate valueDim<Dv>(m, g) + e / 2, column 2t + e % 2 (head
   // t's hi and lo halves when Folded, else heads 2t and 2t + 1), in units
   // of `reference`.
   float acc[kTiles][4] = {};
@@ -341,26 +344,27 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
 
   // The stages are free once every consumer is past its last tile.
   block.consumerSync();
-  float *perWarp = reinterpret_cast<float *>(shared); // [warps][group][D]
+  float *perWarp = reinterpret_cast<float *>(shared); // [warps][group][Dv]
 #pragma unroll
   for (int m = 0; m < kTiles; ++m)
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const int d = valueDim<D>(m, g) + r;
+      const int d = valueDim<Dv>(m, g) + r;
       if constexpr (Folded) {
         if (ownHead < group)
-          perWarp[(first / 16 * group + ownHead) * D + d] =
+          perWarp[(first / 16 * group + ownHead) * Dv + d] =
               (acc[m][2 * r] + acc[m][2 * r + 1]) * reference;
       } else {
 #pragma unroll
         for (int e = 0; e < 2; ++e)
           if (ownHead + e < group)
-            perWarp[(first / 16 * group + ownHead + e) * D + d] =
+            perWarp[(first / 16 * group + ownHead + e) * Dv + d] =
                 acc[m][2 * r + e] * reference;
       }
     }
   block.consumerSync();
-  block.template writeWarpSums<D>(perWarp, group, valueScale);
+  // Rows of D coordinates in the partials, the first Dv written.
+  block.template writeWarpSums<Dv, D>(perWarp, group, valueScale);
   block.writeMaxSum();
 }
 

@@ -27,7 +27,10 @@
 //
 // Values in bf16 take bf16 MMAs, the weights as bf16 hi + lo halves: lane
 // g's D / 8 coordinates of a token are D / 64 16-byte loads, and a PRMT
-// pairs two tokens' coordinate into an A register.
+// pairs two tokens' coordinate into an A register. Values stored as bf16
+// latents of rank up to 64 (LatentValues) are summed the same way over 64
+// coordinates, those past the rank read as zeros, and the merge maps each
+// row back (SplitReduce.cu's latent merge).
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/SplitGroupMmaKernel.cuh"
@@ -57,7 +60,8 @@ __device__ __forceinline__ void rotationAt(int position, uint32_t low,
   __sincosf(float(int32_t(turn)) * 1.46291807926715968e-9f, &sine, &cosine);
 }
 
-template <int D, int RankSteps> struct LatentKeyGroup : SlotKeys {
+template <int D, int RankSteps, bool LatentValues>
+struct LatentKeyGroup : SlotKeys {
   static constexpr int kSteps = D / 16, kMinBlocks = 3;
   static constexpr bool kHeadScale = false, kTables = false, kPairs = false,
                         kRotatedQueries = false, kLatentKeys = true,
@@ -65,6 +69,9 @@ template <int D, int RankSteps> struct LatentKeyGroup : SlotKeys {
   static constexpr SlotScales kSlotScales = SlotScales::Never;
   static constexpr int kScaleOffset = 0;
   static constexpr int kRankSteps = RankSteps;
+  /// The value pass's coordinates: the head's, or a latent's rank
+  /// rounded up to 64.
+  static constexpr int kValueDims = LatentValues ? 64 : D;
   /// 16-byte words of one KV head's axes (LatentKeyOperands.h), then of
   /// the frequencies.
   static constexpr int kAxisWords = D / 8 * RankSteps * 16;
@@ -193,31 +200,52 @@ template <int D, int RankSteps> struct LatentKeyGroup : SlotKeys {
       sum[e] = c[0][e] + c[1][e];
   }
 
+  /// The latent values' rank (their entries' coordinates), which
+  /// valueTiles() takes as its `rank`.
+  __device__ __forceinline__ static int valueAux(const SideGeometry &side, int,
+                                                 int) {
+    return int(side.entryBytes / 2);
+  }
+
   /// a[m]: A = V^T of m-tile m over the lane's four tokens (bf16 pairs),
   /// tokens that are not `valid` read as zeros (stale bytes may be NaN).
-  /// Lane g's coordinates D / 8 g + 2m, + 1 are word m of its D / 4 bytes.
+  /// Lane g's coordinates Dv / 8 g + 2m, + 1 are word m of its Dv / 4
+  /// bytes; a latent's coordinates from `rank` on read as zeros, 16 bytes
+  /// at a time where the rank fills the 64.
   template <bool Partial>
   __device__ __forceinline__ static void
-  valueTiles(const uint8_t *stage, const int (&at)[4], int, int g,
+  valueTiles(const uint8_t *stage, const int (&at)[4], int rank, int g,
              const bool (&valid)[4], const uint32_t *,
-             uint32_t (&a)[D / 16][4]) {
-    constexpr int kChunks = D / 64;
-    uint32_t w[4][kChunks * 4];
+             uint32_t (&a)[kValueDims / 16][4]) {
+    constexpr int kWords = kValueDims / 16;
+    uint32_t w[4][kWords];
+    if (!LatentValues || rank == kValueDims) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
+      for (int i = 0; i < 4; ++i)
 #pragma unroll
-      for (int k = 0; k < kChunks; ++k) {
-        uint4 v = *reinterpret_cast<const uint4 *>(stage + at[i] + D / 4 * g +
-                                                   16 * k);
-        if (Partial && !valid[i])
-          v = make_uint4(0u, 0u, 0u, 0u);
-        w[i][4 * k] = v.x;
-        w[i][4 * k + 1] = v.y;
-        w[i][4 * k + 2] = v.z;
-        w[i][4 * k + 3] = v.w;
-      }
+        for (int k = 0; k < kWords / 4; ++k) {
+          uint4 v = *reinterpret_cast<const uint4 *>(
+              stage + at[i] + kValueDims / 4 * g + 16 * k);
+          if (Partial && !valid[i])
+            v = make_uint4(0u, 0u, 0u, 0u);
+          w[i][4 * k] = v.x;
+          w[i][4 * k + 1] = v.y;
+          w[i][4 * k + 2] = v.z;
+          w[i][4 * k + 3] = v.w;
+        }
+    } else {
+      const bool pairs = rank % 2 == 0;
 #pragma unroll
-    for (int m = 0; m < D / 16; ++m)
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int k = 0; k < kWords; ++k)
+          w[i][k] = Partial && !valid[i]
+                        ? 0u
+                        : latentPair(stage + at[i], kValueDims / 8 * g + 2 * k,
+                                     rank, pairs);
+    }
+#pragma unroll
+    for (int m = 0; m < kWords; ++m)
 #pragma unroll
       for (int pair = 0; pair < 2; ++pair) {
         const uint32_t x = w[2 * pair][m], y = w[2 * pair + 1][m];
@@ -227,23 +255,27 @@ template <int D, int RankSteps> struct LatentKeyGroup : SlotKeys {
   }
 };
 
-template <int D, int RankSteps> const void *latentKeyKernel() {
-  return reinterpret_cast<const void *>(
-      &splitGroupMmaKernel<LatentKeyGroup<D, RankSteps>, D, true>);
+template <int D, int RankSteps> const void *latentKeyKernel(bool latent) {
+  return latent ? reinterpret_cast<const void *>(
+                      &splitGroupMmaKernel<LatentKeyGroup<D, RankSteps, true>,
+                                           D, true>)
+                : reinterpret_cast<const void *>(
+                      &splitGroupMmaKernel<LatentKeyGroup<D, RankSteps, false>,
+                                           D, true>);
 }
 
 } // namespace
 
-const void *splitGroupMmaKernelLatentKeys(uint32_t headDim,
-                                          uint32_t rankSteps) {
+const void *splitGroupMmaKernelLatentKeys(uint32_t headDim, uint32_t rankSteps,
+                                          bool latentValues) {
   if (headDim == 64)
-    return rankSteps == 2   ? latentKeyKernel<64, 2>()
-           : rankSteps == 4 ? latentKeyKernel<64, 4>()
+    return rankSteps == 2   ? latentKeyKernel<64, 2>(latentValues)
+           : rankSteps == 4 ? latentKeyKernel<64, 4>(latentValues)
                             : nullptr;
   if (headDim == 128)
-    return rankSteps == 2   ? latentKeyKernel<128, 2>()
-           : rankSteps == 4 ? latentKeyKernel<128, 4>()
-           : rankSteps == 8 ? latentKeyKernel<128, 8>()
+    return rankSteps == 2   ? latentKeyKernel<128, 2>(latentValues)
+           : rankSteps == 4 ? latentKeyKernel<128, 4>(latentValues)
+           : rankSteps == 8 ? latentKeyKernel<128, 8>(latentValues)
                             : nullptr;
   return nullptr;
 }
