@@ -62,7 +62,10 @@ __device__ __forceinline__ void rotationAt(int position, uint32_t low,
 
 template <int D, int RankSteps, bool LatentValues>
 struct LatentKeyGroup : SlotKeys {
-  static constexpr int kSteps = D / 16, kMinBlocks = 3;
+  // Three blocks an SM up to rank 64 of 128; past it the axes' 32 KB of
+  // shared memory leave room for two, and a bound of three would only
+  // make ptxas spill.
+  static constexpr int kSteps = D / 16, kMinBlocks = RankSteps == 8 ? 2 : 3;
   static constexpr bool kHeadScale = false, kTables = false, kPairs = false,
                         kRotatedQueries = false, kLatentKeys = true,
                         kBf16Values = true;
