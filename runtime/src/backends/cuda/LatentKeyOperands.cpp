@@ -3,6 +3,7 @@
 
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/cache/codecs/Minifloat.h"
+#include "runtime/src/cache/codecs/PairRotations.h"
 
 #include <cmath>
 #include <cstring>
@@ -79,14 +80,13 @@ LatentKeyOperands latentKeyOperands(const std::vector<float> &basis,
         operands.frequencies.end(),
         {uint32_t(bits), uint32_t(bits >> 32), cosineBits, sineBits});
   }
-  // The CPU codec's tables, computed as it computes them.
-  for (uint32_t level = 0; level < 3; ++level)
-    for (uint32_t step = 0; step < 256; ++step)
-      for (uint32_t f = 0; f < headDim / 2; ++f) {
-        const double angle = double(step << (8 * level)) * rope.inverse[f];
-        operands.rotations.push_back(std::cos(angle));
-        operands.rotations.push_back(std::sin(angle));
-      }
+  // The CPU codec's own tables; Append.cu walks three levels of them.
+  static_assert(codecs::PairRotations::kLevels == 3,
+                "Append.cu composes three tables' rotations");
+  const codecs::PairRotations rotations(rope);
+  for (size_t level = 0; level < codecs::PairRotations::kLevels; ++level)
+    for (const auto &[cosine, sine] : rotations.table(level))
+      operands.rotations.insert(operands.rotations.end(), {cosine, sine});
   operands.ropeInverse.assign(rope.inverse.begin(),
                               rope.inverse.begin() + headDim / 2);
   operands.rotationScale = 1.0 / rope.attentionFactor;

@@ -22,8 +22,8 @@
 //
 // W and the rebuilt key are each rounded to f16 once (2^-12 relative on
 // average, an eighth of the bf16 rounding every bf16 cache applies to its
-// keys): the GPU's scores stay within about 1e-3 of the CPU's, which
-// rebuilds in fp32 (AttentionCheck.cpp's bound for them).
+// keys): the GPU's outputs stay within 1.6e-3 of the CPU's, which rebuilds
+// in fp32 (AttentionCheck.cpp's cases; its bound for them is 2e-3).
 //
 // Values in bf16 take bf16 MMAs, the weights as bf16 hi + lo halves: lane
 // g's D / 8 coordinates of a token are D / 64 16-byte loads, and a PRMT

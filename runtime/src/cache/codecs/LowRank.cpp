@@ -37,10 +37,10 @@
 #include "runtime/schema/kvpkg.pb.h"
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/cache/codecs/Codecs.h"
+#include "runtime/src/cache/codecs/PairRotations.h"
 #include "runtime/src/cache/codecs/VectorMath.h"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -206,59 +206,6 @@ public:
 
 private:
   bool folded_;
-};
-
-/// RoPE's rotation of each frequency pair at a position, in double: below
-/// 2^24 from three tables of 256 angles each (position = a 2^16 + b 2^8 +
-/// c, the rotations multiplied), a few multiplies per pair instead of a
-/// sine and a cosine; beyond, directly.
-class PairRotations {
-public:
-  explicit PairRotations(const cpu::RopeFrequencies &f)
-      : inverse_(f.inverse), factor_(f.attentionFactor),
-        interleaved_(f.interleaved) {
-    for (size_t level = 0; level < kLevels; ++level)
-      for (size_t step = 0; step < 256; ++step)
-        for (double frequency : inverse_) {
-          double angle = double(step << (8 * level)) * frequency;
-          tables_[level].push_back({std::cos(angle), std::sin(angle)});
-        }
-  }
-
-  /// y = x rotated by `position` (back when `inverse`), head_dim values.
-  void rotate(const float *x, int32_t position, bool inverse, float *y) const {
-    const size_t half = inverse_.size(), stride = interleaved_ ? 2 : 1,
-                 partner = interleaved_ ? 1 : half;
-    const double scale = inverse ? 1.0 / factor_ : factor_;
-    const bool tabled = position >= 0 && position < (1 << (8 * kLevels));
-    for (size_t p = 0; p < half; ++p) {
-      double c = 1, s = 0;
-      if (!tabled) {
-        c = std::cos(double(position) * inverse_[p]);
-        s = std::sin(double(position) * inverse_[p]);
-      }
-      for (size_t level = 0; tabled && level < kLevels; ++level) {
-        size_t step = (uint32_t(position) >> (8 * level)) & 255;
-        const auto &[lc, ls] = tables_[level][step * half + p];
-        double rotated = c * lc - s * ls;
-        s = c * ls + s * lc;
-        c = rotated;
-      }
-      if (inverse)
-        s = -s;
-      size_t a = p * stride, b = a + partner;
-      double x1 = x[a], x2 = x[b];
-      y[a] = float((x1 * c - x2 * s) * scale);
-      y[b] = float((x2 * c + x1 * s) * scale);
-    }
-  }
-
-private:
-  static constexpr size_t kLevels = 3;
-  std::vector<double> inverse_;
-  double factor_;
-  bool interleaved_;
-  std::array<std::vector<std::pair<double, double>>, kLevels> tables_;
 };
 
 class LowRankKeyCodec final : public LatentCodec {
