@@ -205,8 +205,7 @@ void runSparseBench(uint32_t multiprocessors, int reps) {
               CUDA_OK(cudaEventRecord(events[i]));
           };
           mark(0);
-          orDie(updateBlockSummaries(view, summaries.as<uint16_t>(), sp.block,
-                                     batch, nullptr));
+          orDie(updateBlockSummaries(args, sp.block, nullptr));
           mark(1);
           orDie(selectSparseBlocks(args, plan, nullptr));
           mark(2);

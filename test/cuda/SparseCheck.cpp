@@ -415,8 +415,11 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
   orDie(buildBlockSummaries(
       device.view, summaries.as<uint16_t>(), block, pagesDevice.as<int32_t>(),
       slotsDevice.as<int32_t>(), uint32_t(buildPages.size()), nullptr));
-  orDie(updateBlockSummaries(device.view, summaries.as<uint16_t>(), block,
-                             batch, nullptr));
+  SparseDecodeArgs summaryArgs;
+  summaryArgs.cache = device.view;
+  summaryArgs.summaries = summaries.as<uint16_t>();
+  summaryArgs.batch = batch;
+  orDie(updateBlockSummaries(summaryArgs, block, nullptr));
   CUDA_OK(cudaDeviceSynchronize());
   const std::vector<uint16_t> gpuSummaries =
       download<uint16_t>(summaries.get(), summaryValues);
@@ -540,7 +543,37 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
     offloaded.resident = {slotOfDevice.as<int32_t>(),
                           slotKeysDevice.as<uint8_t>(),
                           slotValuesDevice.as<uint8_t>()};
-    offloadSame = run(offloaded) == first;
+    // Level 1 also leaves its blocks in mapped host memory, for the
+    // schedule.
+    HostBuffer hostCounts = orDie(HostBuffer::allocate(rows * 4));
+    HostBuffer hostBlocks =
+        orDie(HostBuffer::allocate(size_t(rows) * c.policy.topBlocks * 4));
+    std::memset(hostCounts.get(), 0xff, hostCounts.size());
+    std::memset(hostBlocks.get(), 0xff, hostBlocks.size());
+    offloaded.hostBlockCounts = hostCounts.as<uint32_t>();
+    offloaded.hostBlocks = hostBlocks.as<int32_t>();
+    // The newest blocks' summaries again, from the resident slots where
+    // their pages have one (the host copies of those are poisoned).
+    DeviceBuffer updated = orDie(DeviceBuffer::allocate(summaries.size()));
+    CUDA_OK(cudaMemcpy(updated.get(), summaries.get(), summaries.size(),
+                       cudaMemcpyDeviceToDevice));
+    offloaded.summaries = updated.as<uint16_t>();
+    orDie(updateBlockSummaries(offloaded, block, nullptr));
+    CUDA_OK(cudaDeviceSynchronize());
+    const bool summariesSame =
+        download<uint16_t>(updated.get(), summaryValues) == gpuSummaries;
+    offloaded.summaries = summaries.as<uint16_t>();
+    const Run offloadedRun = run(offloaded);
+    bool mirrored = true;
+    for (uint32_t r = 0; r < rows; ++r) {
+      const uint32_t count = hostCounts.as<uint32_t>()[r];
+      mirrored = mirrored && count == offloadedRun.blockCounts[r];
+      for (uint32_t i = 0; mirrored && i < count && i < c.policy.topBlocks; ++i)
+        mirrored =
+            hostBlocks.as<int32_t>()[size_t(r) * c.policy.topBlocks + i] ==
+            offloadedRun.blocks[size_t(r) * c.policy.topBlocks + i];
+    }
+    offloadSame = summariesSame && mirrored && offloadedRun == first;
   }
 
   bool ok = summaryMismatches == 0 && repeatable && offloadSame;

@@ -264,6 +264,15 @@ __global__ void appendKernel(AppendArgs a, AppendGeometry g) {
     (void)entry;
   } else if constexpr (Kind == DeviceSideLayout::Kind::Bf16) {
     reinterpret_cast<__nv_bfloat16 *>(entry)[i] = rounded;
+    if (a.residentSlotOf) {
+      const int32_t resident =
+          a.residentSlotOf[uint64_t(slot / int32_t(a.pageSize)) * a.kvHeads +
+                           h];
+      if (resident >= 0)
+        reinterpret_cast<__nv_bfloat16 *>(
+            a.residentAreas + uint64_t(resident) * a.residentAreaStride +
+            (entry - area))[i] = rounded;
+    }
   } else {
     const float x = __bfloat162float(rounded);
     float scale;

@@ -49,6 +49,13 @@ struct AppendArgs {
   /// Null, or [rows][kvHeads][headDim] bf16: receives the rounded values
   /// (what prefill attention reads of a run's own tokens).
   uint16_t *bf16Copy = nullptr;
+  /// An offloaded layer's bf16 side (OffloadedPages.h): `pool` is its host
+  /// pages, and where residentSlotOf ([pages][kvHeads]) names a device slot
+  /// for the entry's KV-head page, the entry is also stored there, so that
+  /// a resident page stays whole. Null otherwise.
+  const int32_t *residentSlotOf = nullptr;
+  uint8_t *residentAreas = nullptr;
+  uint64_t residentAreaStride = 0;
 };
 
 /// Whether launchAppend() writes `side`'s encoding.
@@ -57,30 +64,6 @@ bool appendWrites(const DeviceSideLayout &side);
 /// Enqueues the encoding of `args` as `side` lays it out.
 Status launchAppend(const AppendArgs &args, const DeviceSideLayout &side,
                     cudaStream_t stream);
-
-/// An offloaded layer's bf16 append into the device copies of its pages
-/// (OffloadedPages.h): launchAppend() wrote the host pages and left each
-/// entry in bf16Copy; the entries whose page has a device slot are stored
-/// there too, so that a resident page stays whole.
-struct ResidentAppendArgs {
-  /// [rows][kvHeads][headDim] bf16: what launchAppend() left in bf16Copy.
-  const uint16_t *keys = nullptr;
-  const uint16_t *values = nullptr;
-  /// [rows]: page * pageSize + slot of each row's token.
-  const int32_t *slots = nullptr;
-  uint32_t rows = 0;
-  uint32_t kvHeads = 0;
-  uint32_t headDim = 0;
-  uint32_t pageSize = 0;
-  /// [pages][kvHeads]: the device slot of each KV-head page, or -1.
-  const int32_t *slotOf = nullptr;
-  /// [slots][areaStride] bytes: the device slots of each side.
-  uint8_t *slotKeys = nullptr;
-  uint8_t *slotValues = nullptr;
-  uint64_t keyAreaStride = 0, valueAreaStride = 0;
-};
-Status launchResidentAppend(const ResidentAppendArgs &args,
-                            cudaStream_t stream);
 
 /// KIVI's groups that leave the window in a call (KiviFlush.cu): row r of
 /// the call holds token x = lengths[r] - 1 of its sequence; where x + 1 -

@@ -8,6 +8,7 @@
 // stored exactly (the CPU rounds outward, which changes nothing here).
 //
 //===----------------------------------------------------------------------===//
+#include "runtime/src/backends/cuda/GatherEntries.cuh"
 #include "runtime/src/backends/cuda/SparseKernels.h"
 
 #include <cuda_runtime.h>
@@ -100,8 +101,12 @@ __global__ void __launch_bounds__(kSummaryThreads)
   const int page =
       p.pageTables[size_t(b) * p.pageTableStride + first / int(p.pageSize)];
   const int slot = first % int(p.pageSize);
-  const uint8_t *area =
-      p.keys + size_t(page) * p.keyPageStride + head * p.keyAreaStride;
+  // An offloaded layer's resident page is read on the device.
+  const EntryAreas areas =
+      entryAreas(p.keys, p.slotKeys, p.keyPageStride, p.keyAreaStride, head);
+  const int at = entryPage(p.slotOf, page, int(p.kvHeads), head);
+  const uint8_t *area = at >= 0 ? areas.near + size_t(at) * areas.nearStride
+                                : areas.far + size_t(-1 - at) * areas.farStride;
   summariseBlock<D>(area, slot, selectable - first,
                     summaryOf(p, page, head, slot / block, D));
 }

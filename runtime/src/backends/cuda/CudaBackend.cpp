@@ -282,10 +282,10 @@ private:
                     uint32_t first, uint32_t count);
   float *buffer(uint32_t index) { return buffers_[index].buffer.as<float>(); }
   /// Whether the append of a layer of `spec` leaves the batch's entries in
-  /// bf16 (ownKeys_, ownValues_): for a prefill's attention, for offloaded
-  /// layers' resident pages, and for layers that keep tokens exact.
+  /// bf16 (ownKeys_, ownValues_): for a prefill's attention and for layers
+  /// that keep tokens exact.
   bool keepsOwnEntries(const cuda::DeviceLayerSpec &spec) const {
-    return hasRuns_ || spec.offloaded || spec.keepsExact();
+    return hasRuns_ || spec.keepsExact();
   }
 
   std::shared_ptr<const Artifact> artifact_;
@@ -323,10 +323,9 @@ private:
   /// bf16 keys and values each append leaves for its layer's attention.
   Scratch ownKeys_, ownValues_;
   bool hasRuns_ = false;
-  /// Whether some layer's appends leave their entries in bf16 in every
-  /// call (offloaded layers, exact tokens), and whether some layer keeps
-  /// tokens exact.
-  bool ownEveryCall_ = false, keepsExact_ = false;
+  /// Whether some layer keeps tokens exact (its appends then leave their
+  /// entries in bf16 in every call).
+  bool keepsExact_ = false;
   int64_t widestKv_ = 0;
   /// Sparse selection: whether a layer selects, the workspace every
   /// selecting layer uses in turn (allocated once: a captured graph holds
@@ -801,7 +800,6 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
     widestKv_ =
         std::max<int64_t>(widestKv_, int64_t(spec.kvHeads) * spec.headDim);
     keepsExact_ = keepsExact_ || spec.keepsExact();
-    ownEveryCall_ = ownEveryCall_ || spec.keepsExact() || spec.offloaded;
     exactBytes += 2 * spec.exactSideBytes();
     specs.push_back(std::move(spec));
   }
@@ -1058,7 +1056,7 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   const int64_t vocab = artifact_->manifest().model().vocab_size();
   KVRT_RETURN_IF_ERROR(
       logits_.reserve(wanted.size() * size_t(vocab) * sizeof(float)));
-  if (hasRuns_ || ownEveryCall_) {
+  if (hasRuns_ || keepsExact_) {
     const size_t bytes = size_t(rows) * widestKv_ * sizeof(uint16_t);
     KVRT_RETURN_IF_ERROR(ownKeys_.reserve(bytes));
     KVRT_RETURN_IF_ERROR(ownValues_.reserve(bytes));
@@ -1255,6 +1253,8 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     args.rotationScale = layer.spec.keyOperands.rotationScale;
     args.bf16Copy =
         keepsOwnEntries(layer.spec) ? ownKeys_.buffer.as<uint16_t>() : nullptr;
+    if (layer.spec.offloaded)
+      offloaded_->residentAppend(s.layer, false, args);
     KVRT_RETURN_IF_ERROR(cuda::launchAppend(args, layer.spec.key, stream_));
     args.src = in(1);
     args.srcStride = uint64_t(inputStride(s, 1));
@@ -1264,6 +1264,8 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     args.bf16Copy = keepsOwnEntries(layer.spec)
                         ? ownValues_.buffer.as<uint16_t>()
                         : nullptr;
+    if (layer.spec.offloaded)
+      offloaded_->residentAppend(s.layer, true, args);
     KVRT_RETURN_IF_ERROR(cuda::launchAppend(args, layer.spec.value, stream_));
     if (layer.spec.flushGroup > 1) {
       cuda::KiviFlushArgs flush;
@@ -1275,15 +1277,7 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
       flush.rows = rows;
       return cuda::launchKiviFlush(flush, stream_);
     }
-    if (!layer.spec.offloaded)
-      return Status::ok();
-    cuda::ResidentAppendArgs resident = offloaded_->residentAppend(s.layer);
-    resident.keys = ownKeys_.buffer.as<uint16_t>();
-    resident.values = ownValues_.buffer.as<uint16_t>();
-    resident.slots = slots_;
-    resident.rows = rows;
-    resident.headDim = layer.spec.headDim;
-    return cuda::launchResidentAppend(resident, stream_);
+    return Status::ok();
   }
   case Kernel::Attention:
     return attention(s, in(0), out, rows);
@@ -1518,18 +1512,18 @@ Status CudaBackend::sparseRows(const Step &s,
     sparse.scale = args.scale;
     sparse.slidingWindow = args.slidingWindow;
     sparse.workspace = sparseWorkspace_.get();
-    if (layer.spec.offloaded)
+    if (layer.spec.offloaded) {
       sparse.resident = offloaded_->resident(s.layer);
+      offloaded_->mirrorSelection(s.layer, uint32_t(tableRowsHost_[first]),
+                                  sparse);
+    }
     // The previous step's token became selectable: its block's summary
     // first, then both levels, then attention over what they kept.
     KVRT_RETURN_IF_ERROR(
-        cuda::updateBlockSummaries(sparse.cache, layer.summaries.as<uint16_t>(),
-                                   s.select.block, group, stream_));
+        cuda::updateBlockSummaries(sparse, s.select.block, stream_));
     KVRT_RETURN_IF_ERROR(cuda::selectSparseEntries(sparse, plan, stream_));
     if (layer.spec.offloaded)
-      KVRT_RETURN_IF_ERROR(offloaded_->recordSelection(
-          s.layer, cuda::sparseSelection(sparse.workspace, plan),
-          uint32_t(tableRowsHost_[first]), group, stream_));
+      KVRT_RETURN_IF_ERROR(offloaded_->recordSelection(s.layer, stream_));
     KVRT_RETURN_IF_ERROR(cuda::sparseAttention(sparse, plan, stream_));
     first += group;
   }

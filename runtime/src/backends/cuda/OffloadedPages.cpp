@@ -26,8 +26,8 @@ struct OffloadedPages::Layer {
   /// [slot]: the page whose areas the slot holds (DevicePages::kNoPage).
   std::vector<uint64_t> copied;
   /// Per table row of a call: [kvHeads] blocks kept, then (after
-  /// sequenceCapacity_ rows) [kvHeads][topBlocks] their indices; recorded
-  /// once they are in host memory.
+  /// sequenceCapacity_ rows) [kvHeads][topBlocks] their indices, written
+  /// there by level 1 of the selection; `selected` is recorded after it.
   HostBuffer selections;
   cudaEvent_t selected = nullptr;
   /// afterCall()'s result for the layer: its copies and table writes.
@@ -159,37 +159,26 @@ ResidentPages OffloadedPages::resident(uint32_t layer) const {
           l.slotValues.as<uint8_t>()};
 }
 
-ResidentAppendArgs OffloadedPages::residentAppend(uint32_t layer) const {
+void OffloadedPages::residentAppend(uint32_t layer, bool values,
+                                    AppendArgs &args) const {
   const Layer &l = *layers_.at(layer);
-  ResidentAppendArgs args;
-  args.kvHeads = l.kvHeads;
-  args.pageSize = pageSize_;
-  args.slotOf = l.slotOf.as<int32_t>();
-  args.slotKeys = l.slotKeys.as<uint8_t>();
-  args.slotValues = l.slotValues.as<uint8_t>();
-  args.keyAreaStride = l.keyArea;
-  args.valueAreaStride = l.valueArea;
-  return args;
+  args.residentSlotOf = l.slotOf.as<int32_t>();
+  args.residentAreas = (values ? l.slotValues : l.slotKeys).as<uint8_t>();
+  args.residentAreaStride = values ? l.valueArea : l.keyArea;
 }
 
-Status OffloadedPages::recordSelection(uint32_t layer,
-                                       const SparseSelection &selection,
-                                       uint32_t tableRow, uint32_t count,
-                                       cudaStream_t stream) {
+void OffloadedPages::mirrorSelection(uint32_t layer, uint32_t tableRow,
+                                     SparseDecodeArgs &args) const {
+  const Layer &l = *layers_.at(layer);
+  args.hostBlockCounts =
+      l.selections.as<uint32_t>() + uint64_t(tableRow) * l.kvHeads;
+  args.hostBlocks = l.selections.as<int32_t>() +
+                    uint64_t(sequenceCapacity_) * l.kvHeads +
+                    uint64_t(tableRow) * l.kvHeads * l.select.topBlocks;
+}
+
+Status OffloadedPages::recordSelection(uint32_t layer, cudaStream_t stream) {
   Layer &l = *layers_.at(layer);
-  const uint64_t rows = uint64_t(count) * l.kvHeads;
-  uint32_t *counts = l.selections.as<uint32_t>();
-  int32_t *blocks =
-      l.selections.as<int32_t>() + uint64_t(sequenceCapacity_) * l.kvHeads;
-  if (cudaError_t e = cudaMemcpyAsync(
-          counts + uint64_t(tableRow) * l.kvHeads, selection.blockCounts,
-          rows * sizeof(uint32_t), cudaMemcpyDeviceToHost, stream))
-    return cudaFailed("copying a selection to the host", e);
-  if (cudaError_t e = cudaMemcpyAsync(
-          blocks + uint64_t(tableRow) * l.kvHeads * l.select.topBlocks,
-          selection.blocks, rows * l.select.topBlocks * sizeof(int32_t),
-          cudaMemcpyDeviceToHost, stream))
-    return cudaFailed("copying a selection to the host", e);
   // Captured, an external event record node that each launch of the graph
   // records (a plain record would only order work inside the graph).
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
@@ -199,7 +188,7 @@ Status OffloadedPages::recordSelection(uint32_t layer,
           l.selected, stream,
           capture == cudaStreamCaptureStatusActive ? cudaEventRecordExternal
                                                    : cudaEventRecordDefault))
-    return cudaFailed("recording a selection's copy", e);
+    return cudaFailed("recording that a layer's selections are written", e);
   return Status::ok();
 }
 

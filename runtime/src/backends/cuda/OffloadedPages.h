@@ -8,15 +8,16 @@
 // copies the difference in: one launch on a copy stream (PageCopies.h)
 // moves the areas of the pages that arrived and writes the changed
 // entries of the slot table. The next call's work waits for it with an
-// event. A layer's schedule runs on the host as soon as its selections
-// have reached host memory (an event recorded after their copy), while
-// the GPU computes the later layers; the copies wait for the whole call.
+// event. Level 1 of the selection writes what it kept to mapped host
+// memory as well, and a layer's schedule runs on the host as soon as that
+// is done (an event recorded after it), while the GPU computes the later
+// layers; the copies wait for the whole call.
 //
 // The kernels read through the slot table: level 2 of the selection and
 // the sparse attention read a resident page from its slot and any other
 // from host memory over the bus (a miss, counted by the schedule, copied
 // in for the steps after); a decode append writes the host page and, where
-// the page is resident, its slot (launchResidentAppend()). Dense reads (a
+// the page is resident, its slot (AppendArgs::residentSlotOf). Dense reads (a
 // prefill's earlier chunks, the keys a new block's summary is built from)
 // read host memory; the summaries themselves are on the device.
 //
@@ -73,14 +74,17 @@ public:
   Status waitForCopies(cudaStream_t stream);
 
   ResidentPages resident(uint32_t layer) const;
-  /// launchResidentAppend()'s arguments for `layer`, but the rows.
-  ResidentAppendArgs residentAppend(uint32_t layer) const;
-  /// Enqueues the copy of what `count` decode rows of consecutive table
-  /// rows from `tableRow` selected in `layer` (SparseSelection) to the
-  /// host.
-  Status recordSelection(uint32_t layer, const SparseSelection &selection,
-                         uint32_t tableRow, uint32_t count,
-                         cudaStream_t stream);
+  /// Sets `args`' resident fields for `layer`'s key (or value) side: its
+  /// appends also store the entries of resident pages in their slots.
+  void residentAppend(uint32_t layer, bool values, AppendArgs &args) const;
+  /// Points `args`' hostBlockCounts and hostBlocks (level 1 writes them)
+  /// at where `layer`'s schedule reads the selections of the call's table
+  /// rows from `tableRow` on.
+  void mirrorSelection(uint32_t layer, uint32_t tableRow,
+                       SparseDecodeArgs &args) const;
+  /// Marks `layer`'s selections as written once `stream` has run its
+  /// selection (the event its schedule waits for).
+  Status recordSelection(uint32_t layer, cudaStream_t stream);
 
   /// One sequence of a call: its ledger id, rows and tokens stored once
   /// the call has run.

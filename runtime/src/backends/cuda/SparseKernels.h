@@ -93,6 +93,9 @@ struct SparseKernelParams {
   /// SplitReduce.cu reads them.
   uint32_t *counters;
   SparseSelection selection;
+  /// SparseDecodeArgs::hostBlockCounts and hostBlocks.
+  uint32_t *hostBlockCounts;
+  int32_t *hostBlocks;
   float *bounds;
   float *scores;
   float *partialOut;

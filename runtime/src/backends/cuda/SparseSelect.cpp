@@ -75,6 +75,16 @@ SparseKernelParams cacheParams(const PagedKvView &cache,
   return p;
 }
 
+/// An offloaded layer's device slots, where `resident` has them.
+void addResident(SparseKernelParams &p, const PagedKvView &cache,
+                 const ResidentPages &resident) {
+  if (!resident.slotOf)
+    return;
+  p.slotOf = resident.slotOf;
+  p.slotKeys = resident.keys + cache.key.codesOffset;
+  p.slotValues = resident.values + cache.value.codesOffset;
+}
+
 StatusOr<SparseKernelParams> decodeParams(const SparseDecodeArgs &args,
                                           const SparseDecodePlan &plan) {
   const PagedKvView &cache = args.cache;
@@ -87,11 +97,9 @@ StatusOr<SparseKernelParams> decodeParams(const SparseDecodeArgs &args,
     return Status::error("sparse attention on CUDA needs a workspace of " +
                          std::to_string(plan.workspaceBytes) + " bytes");
   SparseKernelParams p = cacheParams(cache, args.summaries, plan.policy.block);
-  if (args.resident.slotOf) {
-    p.slotOf = args.resident.slotOf;
-    p.slotKeys = args.resident.keys + cache.key.codesOffset;
-    p.slotValues = args.resident.values + cache.value.codesOffset;
-  }
+  addResident(p, cache, args.resident);
+  p.hostBlockCounts = args.hostBlockCounts;
+  p.hostBlocks = args.hostBlocks;
   p.qHeads = args.qHeads;
   p.group = args.qHeads / cache.kvHeads;
   p.topBlocks = plan.policy.topBlocks;
@@ -140,13 +148,14 @@ Status buildBlockSummaries(const PagedKvView &cache, uint16_t *summaries,
                   "building block summaries");
 }
 
-Status updateBlockSummaries(const PagedKvView &cache, uint16_t *summaries,
-                            uint32_t block, uint32_t batch,
+Status updateBlockSummaries(const SparseDecodeArgs &args, uint32_t block,
                             cudaStream_t stream) {
+  const PagedKvView &cache = args.cache;
   KVRT_RETURN_IF_ERROR(
       checkCache(cache.headDim, cache.pageSize, block, cache.key, cache.value));
-  return launched(launchUpdateSummaries(cacheParams(cache, summaries, block),
-                                        cache.headDim, batch, stream),
+  SparseKernelParams p = cacheParams(cache, args.summaries, block);
+  addResident(p, cache, args.resident);
+  return launched(launchUpdateSummaries(p, cache.headDim, args.batch, stream),
                   "updating block summaries");
 }
 

@@ -51,14 +51,6 @@ Status buildBlockSummaries(const PagedKvView &cache, uint16_t *summaries,
                            const int32_t *slots, uint32_t count,
                            cudaStream_t stream);
 
-/// Rebuilds, for each of the `batch` rows, the summary of the block that
-/// holds its newest selectable entry (lengths[b] - 2) from that block's
-/// selectable entries: the decode step's update, once the previous step's
-/// token became selectable. Runs before selectSparseEntries().
-Status updateBlockSummaries(const PagedKvView &cache, uint16_t *summaries,
-                            uint32_t block, uint32_t batch,
-                            cudaStream_t stream);
-
 /// What the sparse launches depend on besides the data.
 struct SparseDecodeShape {
   uint32_t batch = 0;
@@ -161,7 +153,21 @@ struct SparseDecodeArgs {
   int32_t slidingWindow = 0;
   /// planSparseDecode()'s workspaceBytes, prepared once.
   void *workspace = nullptr;
+  /// An offloaded layer: mapped host memory where level 1 also leaves its
+  /// SparseSelection::blockCounts and blocks (same layout), for the host's
+  /// schedule (OffloadedPages.h); null otherwise.
+  uint32_t *hostBlockCounts = nullptr;
+  int32_t *hostBlocks = nullptr;
 };
+
+/// Rebuilds, for each of the args.batch rows, the summary of the block
+/// that holds its newest selectable entry (lengths[b] - 2) from that
+/// block's selectable entries, read from a resident page's device slot
+/// where args.resident has one: the decode step's update, once the
+/// previous step's token became selectable. Runs before
+/// selectSparseEntries().
+Status updateBlockSummaries(const SparseDecodeArgs &args, uint32_t block,
+                            cudaStream_t stream);
 
 /// Enqueues levels 1 and 2 (two launches, also apart: level 2 reads
 /// what level 1 left in the workspace).

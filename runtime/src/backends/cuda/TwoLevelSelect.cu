@@ -152,8 +152,11 @@ __global__ void __launch_bounds__(kSelectThreads, (D * G <= 512 ? 2 : 1))
   const int group = int(p.group), blockSize = int(p.block);
   const int selectable = max(p.lengths[b] - 1, 0);
   if (selectable <= int(p.topTokens)) {
-    if (blockIdx.x == 0 && tid == 0)
+    if (blockIdx.x == 0 && tid == 0) {
       p.selection.blockCounts[row] = 0;
+      if (p.hostBlockCounts)
+        p.hostBlockCounts[row] = 0;
+    }
     return;
   }
   const int blocks = (selectable + blockSize - 1) / blockSize;
@@ -241,10 +244,18 @@ __global__ void __launch_bounds__(kSelectThreads, (D * G <= 512 ? 2 : 1))
   __syncthreads();
   const int keep = min(int(p.topBlocks), blocks);
   int32_t *kept = p.selection.blocks + size_t(row) * p.topBlocks;
-  keepBest<int(kSelectThreads)>(keys, blocks, keep, topK,
-                                [&](int at, int j) { kept[at] = j; });
-  if (tid == 0)
+  int32_t *hostKept =
+      p.hostBlocks ? p.hostBlocks + size_t(row) * p.topBlocks : nullptr;
+  keepBest<int(kSelectThreads)>(keys, blocks, keep, topK, [&](int at, int j) {
+    kept[at] = j;
+    if (hostKept)
+      hostKept[at] = j;
+  });
+  if (tid == 0) {
     p.selection.blockCounts[row] = uint32_t(keep);
+    if (p.hostBlockCounts)
+      p.hostBlockCounts[row] = uint32_t(keep);
+  }
 }
 
 template <int D, int G>
