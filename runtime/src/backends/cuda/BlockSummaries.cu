@@ -104,9 +104,8 @@ __global__ void __launch_bounds__(kSummaryThreads)
   // An offloaded layer's resident page is read on the device.
   const EntryAreas areas =
       entryAreas(p.keys, p.slotKeys, p.keyPageStride, p.keyAreaStride, head);
-  const int at = entryPage(p.slotOf, page, int(p.kvHeads), head);
-  const uint8_t *area = at >= 0 ? areas.near + size_t(at) * areas.nearStride
-                                : areas.far + size_t(-1 - at) * areas.farStride;
+  const uint8_t *area =
+      areaAt(areas, entryPage(p.slotOf, page, int(p.kvHeads), head));
   summariseBlock<D>(area, slot, selectable - first,
                     summaryOf(p, page, head, slot / block, D));
 }

@@ -52,6 +52,13 @@ __device__ __forceinline__ int entryPage(const int32_t *slotOf, int page,
   return slot >= 0 ? slot : -1 - page;
 }
 
+/// The KV-head area that entryPage()'s signed index `at` names.
+__device__ __forceinline__ const uint8_t *areaAt(const EntryAreas &areas,
+                                                 int at) {
+  return at >= 0 ? areas.near + size_t(at) * areas.nearStride
+                 : areas.far + size_t(-1 - at) * areas.farStride;
+}
+
 /// Entries rows[base + 4u + item] for u < U of `areas` (D bf16 a slot)
 /// into chunks[u]; past `n` the last entry is read again (the caller drops
 /// it). `at[u]` says which was read.
@@ -62,10 +69,7 @@ gatherEntries(const EntryAreas &areas, const int2 *rows, int base, int item,
 #pragma unroll
   for (int u = 0; u < U; ++u) {
     at[u] = rows[min(base + 4 * u + item, n - 1)];
-    const uint8_t *entry =
-        (at[u].x >= 0 ? areas.near + size_t(at[u].x) * areas.nearStride
-                      : areas.far + size_t(-1 - at[u].x) * areas.farStride) +
-        size_t(at[u].y) * 2 * D;
+    const uint8_t *entry = areaAt(areas, at[u].x) + size_t(at[u].y) * 2 * D;
 #pragma unroll
     for (int c = 0; c < D / 64; ++c)
       chunks[u][c] =

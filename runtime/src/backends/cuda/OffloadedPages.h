@@ -13,13 +13,14 @@
 // is done (an event recorded after it), while the GPU computes the later
 // layers; the copies wait for the whole call.
 //
-// The kernels read through the slot table: level 2 of the selection and
-// the sparse attention read a resident page from its slot and any other
-// from host memory over the bus (a miss, counted by the schedule, copied
-// in for the steps after); a decode append writes the host page and, where
-// the page is resident, its slot (AppendArgs::residentSlotOf). Dense reads (a
-// prefill's earlier chunks, the keys a new block's summary is built from)
-// read host memory; the summaries themselves are on the device.
+// The kernels read through the slot table: the decode step's summary
+// update, level 2 of the selection and the sparse attention read a
+// resident page from its slot and any other from host memory over the bus
+// (a miss, counted by the schedule, copied in for the steps after); a
+// decode append writes the host page and, where the page is resident, its
+// slot (AppendArgs::residentSlotOf). Dense reads (a prefill's earlier
+// chunks, the keys its pages' summaries are built from) read host memory;
+// the summaries themselves are on the device.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_OFFLOADEDPAGES_H
