@@ -602,6 +602,12 @@ int bench(const Options &o) {
                 (unsigned long long)r.offload.hits,
                 (unsigned long long)r.offload.pagesRead,
                 double(r.offload.bytesIn) / 1e6 / double(o.steps));
+  if (r.offload.scheduledCalls)
+    std::printf("offload %s B=%d L=%d: the host's schedules ended after the "
+                "GPU's call in %llu of %llu calls\n",
+                file.c_str(), o.batch, o.context,
+                (unsigned long long)r.offload.lateSchedules,
+                (unsigned long long)r.offload.scheduledCalls);
   return 0;
 }
 

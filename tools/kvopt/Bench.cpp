@@ -58,6 +58,11 @@ int runBench(const BenchOptions &o) {
                 "on the device; %.2f MB copied in per step\n",
                 100.0 * double(r.offload.hits) / double(r.offload.pagesRead),
                 double(r.offload.bytesIn) / 1e6 / double(o.run.steps));
+  if (r.offload.scheduledCalls)
+    std::printf("offload: the host's schedules ended after the GPU's call in "
+                "%llu of %llu calls\n",
+                static_cast<unsigned long long>(r.offload.lateSchedules),
+                static_cast<unsigned long long>(r.offload.scheduledCalls));
   std::fflush(stdout);
   if (o.json.empty())
     return 0;
@@ -82,6 +87,8 @@ int runBench(const BenchOptions &o) {
       j.member("offload_pages_read", r.offload.pagesRead);
       j.member("offload_hits", r.offload.hits);
       j.member("offload_bytes_in", r.offload.bytesIn);
+      j.member("offload_scheduled_calls", r.offload.scheduledCalls);
+      j.member("offload_late_schedules", r.offload.lateSchedules);
     }
     j.endObject();
     os << "\n";

@@ -138,6 +138,8 @@ runDecodeBench(std::shared_ptr<const kvrt::Artifact> artifact,
   r.offload.prefetched -= before.prefetched;
   r.offload.streamed -= before.streamed;
   r.offload.bytesIn -= before.bytesIn;
+  r.offload.scheduledCalls -= before.scheduledCalls;
+  r.offload.lateSchedules -= before.lateSchedules;
   r.weightBytes =
       weightBytesPerStep(*artifact, engineOptions.backend == "cuda");
   r.cacheBytes = r.kvBytesPerToken * double(o.batch) * double(o.context);

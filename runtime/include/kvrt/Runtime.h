@@ -195,6 +195,10 @@ struct EngineStats {
     uint64_t pagesRead = 0, hits = 0, misses = 0, prefetchHits = 0;
     uint64_t prefetched = 0, streamed = 0;
     uint64_t bytesIn = 0;
+    /// Calls whose schedules ran on the host beside the GPU (cuda), and
+    /// those whose last schedule ended after the GPU had run the call: the
+    /// host then set the call's length.
+    uint64_t scheduledCalls = 0, lateSchedules = 0;
   } offload;
 
   double prefillTokensPerSecond() const {

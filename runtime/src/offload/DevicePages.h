@@ -69,10 +69,10 @@ public:
   /// `page` was written by an append: resident. Copied in only when it was
   /// not resident and `holdsEarlierTokens` (counted as refilled).
   void written(uint64_t page, bool holdsEarlierTokens);
-  /// Makes `pages` (distinct) resident for one attention that reads them
-  /// together: the resident ones are hits, the others misses fetched on
-  /// demand into the least recently used slots. Fails when they need more
-  /// slots than there are.
+  /// Makes `pages` resident for one attention that reads them together
+  /// (a page listed twice counts once): the resident ones are hits, the
+  /// others misses fetched on demand into the least recently used slots.
+  /// Fails when they need more slots than there are.
   Status acquire(const std::vector<uint64_t> &pages);
   /// A dense attention reads `pages` one after another (a prefill): those
   /// not resident are streamed through the slots.
@@ -111,12 +111,14 @@ private:
   uint64_t slots_;
   uint64_t step_ = 1;
   PageCounts counts_;
-  // Per slot used so far: its page, the step it was last used in, whether
-  // a prefetch brought it in and it was not read since, its neighbours in
-  // the recency list (most recent first), whether takeChangedSlots() lists
-  // it.
+  /// Counts acquire() calls, which mark the resident slots they read.
+  uint64_t acquisitions_ = 0;
+  // Per slot used so far: its page, the step it was last used in, the last
+  // acquire() that found it resident, whether a prefetch brought it in and it
+  // was not read since, its neighbours in the recency list (most recent first),
+  // whether takeChangedSlots() lists it.
   std::vector<uint64_t> holders_;
-  std::vector<uint64_t> lastStep_;
+  std::vector<uint64_t> lastStep_, lastAcquired_;
   std::vector<uint8_t> prefetched_, listed_;
   std::vector<uint32_t> newer_, older_;
   uint32_t newest_ = kNone, oldest_ = kNone;

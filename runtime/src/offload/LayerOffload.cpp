@@ -55,8 +55,6 @@ Status LayerOffload::run(const LayerCall &call) {
         earlier.push_back(call.pageKey(s, p, h));
     pages_.stream(earlier);
   }
-  std::sort(read.begin(), read.end());
-  read.erase(std::unique(read.begin(), read.end()), read.end());
   Status acquired = pages_.acquire(read);
   if (!acquired.isOk())
     return Status::error("layer " + std::to_string(layer_) + ": " +

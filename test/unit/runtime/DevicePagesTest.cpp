@@ -89,6 +89,35 @@ TEST(DevicePages, MorePagesThanSlotsIsAnError) {
                          "select fewer blocks");
 }
 
+// Blocks smaller than pages list a page once per block: it is one read,
+// and it takes one slot, whether it was resident or missing.
+TEST(DevicePages, APageListedTwiceIsReadOnce) {
+  DevicePages pages(2, 1);
+  // Missing in the first step, resident in the second.
+  for (const std::vector<uint32_t> &indices :
+       {std::vector<uint32_t>{1, 2, 1, 2}, std::vector<uint32_t>{2, 2, 1, 1}}) {
+    std::vector<uint64_t> read;
+    for (uint32_t p : indices)
+      read.push_back(pageKey(p, 0, 0));
+    pages.beginStep();
+    ASSERT_TRUE(pages.acquire(read).isOk());
+  }
+  EXPECT_EQ(pages.counts().read, 4u);
+  EXPECT_EQ(pages.counts().misses, 2u);
+  EXPECT_EQ(pages.counts().hits, 2u);
+  // Three distinct pages, one of them resident, do not fit two slots, and
+  // the refusal changes nothing.
+  pages.beginStep();
+  Status s = pages.acquire(
+      {pageKey(1, 0, 0), pageKey(3, 0, 0), pageKey(1, 0, 0), pageKey(4, 0, 0)});
+  ASSERT_FALSE(s.isOk());
+  EXPECT_EQ(s.message(), "an attention reads 3 offloaded pages at once but "
+                         "the device holds 2; raise the offload budget or "
+                         "select fewer blocks");
+  EXPECT_EQ(pages.counts().read, 4u);
+  EXPECT_NE(pages.slotOf(pageKey(2, 0, 0)), DevicePages::kNoPage);
+}
+
 TEST(DevicePages, WrittenAndStreamedPagesAreNotReads) {
   DevicePages pages(3, 1);
   pages.beginStep();

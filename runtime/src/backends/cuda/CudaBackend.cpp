@@ -1094,6 +1094,18 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
                                greedy_.buffer.as<int32_t>(), stream_))
       return cudaFailed("launching the greedy tokens' argmax",
                         cudaGetLastError());
+  }
+  if (offloaded_) {
+    // The schedules run while the GPU computes the call's later layers, so
+    // they start before the results cross: a copy into pageable memory
+    // returns only once the call has run.
+    std::vector<cuda::OffloadedPages::CallSequence> called;
+    for (size_t i = 0; i < counts.size(); ++i)
+      called.push_back({counts[i].first, counts[i].second, stored[i]});
+    KVRT_RETURN_IF_ERROR(
+        offloaded_->afterCall(pool_->ledger(), called, stream_));
+  }
+  if (batch.greedy) {
     if (cudaError_t e = cudaMemcpyAsync(batch.greedy, greedy_.buffer.get(),
                                         wanted.size() * sizeof(int32_t),
                                         cudaMemcpyDeviceToHost, stream_))
@@ -1103,14 +1115,6 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
                                  wanted.size() * vocab * sizeof(float),
                                  cudaMemcpyDeviceToHost, stream_)) {
     return cudaFailed("copying the logits to the host", e);
-  }
-  if (offloaded_) {
-    // The schedules run while the GPU computes the call's later layers.
-    std::vector<cuda::OffloadedPages::CallSequence> called;
-    for (size_t i = 0; i < counts.size(); ++i)
-      called.push_back({counts[i].first, counts[i].second, stored[i]});
-    KVRT_RETURN_IF_ERROR(
-        offloaded_->afterCall(pool_->ledger(), called, stream_));
   }
   if (cudaError_t e = cudaStreamSynchronize(stream_))
     return cudaFailed("running the batch", e);

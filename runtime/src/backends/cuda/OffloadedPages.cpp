@@ -242,6 +242,14 @@ Status OffloadedPages::afterCall(const PageLedger &ledger,
     if (l.status.isOk())
       collectCopies(l);
   });
+  // Whether the GPU had run the call before the last schedule ended.
+  ++calls_;
+  if (cudaError_t e = cudaEventQuery(called_); e == cudaSuccess)
+    ++lateCalls_;
+  else if (e == cudaErrorNotReady)
+    cudaGetLastError(); // not an error: the launches' checks must not see it
+  else
+    return cudaFailed("asking whether a call has run", e);
   copies_.clear();
   writes_.clear();
   for (Layer *l : layers) {
@@ -327,6 +335,8 @@ void OffloadedPages::collectCopies(Layer &l) {
 }
 
 void OffloadedPages::addStats(EngineStats::Offload &stats) const {
+  stats.scheduledCalls += calls_;
+  stats.lateSchedules += lateCalls_;
   for (const auto &[index, layer] : layers_)
     offload::addCounts(layer->schedule->counts(),
                        layer->keyArea + layer->valueArea, stats);

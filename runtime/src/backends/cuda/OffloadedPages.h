@@ -115,6 +115,8 @@ private:
   uint32_t pageSize_ = 0;
   uint32_t sequenceCapacity_ = 0;
   uint64_t moves_ = 0;
+  /// EngineStats::Offload's scheduledCalls and lateSchedules.
+  uint64_t calls_ = 0, lateCalls_ = 0;
   cudaStream_t copyStream_ = nullptr;
   /// The last copies' end, and the end of the call they follow.
   cudaEvent_t copied_ = nullptr, called_ = nullptr;
