@@ -26,6 +26,12 @@ uint32_t DevicePages::find(uint64_t page) const {
   return entry >> 32 == (page >> 40 | kPresent) ? uint32_t(entry) : kNone;
 }
 
+void DevicePages::prefetchPlace(uint64_t page) const {
+  const uint64_t at = place(page);
+  if (at < where_.size())
+    __builtin_prefetch(&where_[at]);
+}
+
 void DevicePages::insert(uint64_t page, uint32_t slot) {
   const uint64_t at = place(page);
   if (at >= where_.size())
@@ -40,18 +46,18 @@ void DevicePages::erase(uint64_t page) {
 }
 
 void DevicePages::unlink(uint32_t slot) {
-  const uint32_t newer = newer_[slot], older = older_[slot];
-  (newer == kNone ? newest_ : older_[newer]) = older;
-  (older == kNone ? oldest_ : newer_[older]) = newer;
+  const uint32_t newer = slotInfo_[slot].newer, older = slotInfo_[slot].older;
+  (newer == kNone ? newest_ : slotInfo_[newer].older) = older;
+  (older == kNone ? oldest_ : slotInfo_[older].newer) = newer;
 }
 
 void DevicePages::touch(uint32_t slot) {
   if (newest_ == slot)
     return;
   unlink(slot);
-  newer_[slot] = kNone;
-  older_[slot] = newest_;
-  (newest_ == kNone ? oldest_ : newer_[newest_]) = slot;
+  slotInfo_[slot].newer = kNone;
+  slotInfo_[slot].older = newest_;
+  (newest_ == kNone ? oldest_ : slotInfo_[newest_].newer) = slot;
   newest_ = slot;
 }
 
@@ -59,34 +65,31 @@ bool DevicePages::bringIn(uint64_t page, bool evictCurrent) {
   uint32_t slot = find(page);
   if (slot != kNone) {
     touch(slot);
-    lastStep_[slot] = step_;
+    slotInfo_[slot].lastStep = step_;
     return true;
   }
-  if (holders_.size() >= slots_) {
+  if (slotInfo_.size() >= slots_) {
     slot = oldest_;
-    if (!evictCurrent && lastStep_[slot] == step_)
+    if (!evictCurrent && slotInfo_[slot].lastStep == step_)
       return false;
-    erase(holders_[slot]);
+    erase(slotInfo_[slot].holder);
   } else {
-    slot = uint32_t(holders_.size());
-    holders_.push_back(kNoPage);
-    lastStep_.push_back(0);
-    lastAcquired_.push_back(0);
-    prefetched_.push_back(0);
-    listed_.push_back(0);
+    slot = uint32_t(slotInfo_.size());
     // Linked in as the oldest, then made the newest below.
-    newer_.push_back(oldest_);
-    older_.push_back(kNone);
-    (oldest_ == kNone ? newest_ : older_[oldest_]) = slot;
+    Slot added;
+    added.newer = oldest_;
+    slotInfo_.push_back(added);
+    (oldest_ == kNone ? newest_ : slotInfo_[oldest_].older) = slot;
     oldest_ = slot;
   }
   touch(slot);
-  holders_[slot] = page;
-  lastStep_[slot] = step_;
-  prefetched_[slot] = 0;
+  Slot &info = slotInfo_[slot];
+  info.holder = page;
+  info.lastStep = step_;
+  info.prefetched = false;
   insert(page, slot);
-  if (!listed_[slot]) {
-    listed_[slot] = 1;
+  if (!info.listed) {
+    info.listed = true;
     changed_.push_back(slot);
   }
   return true;
@@ -94,7 +97,7 @@ bool DevicePages::bringIn(uint64_t page, bool evictCurrent) {
 
 std::vector<uint64_t> DevicePages::takeChangedSlots() {
   for (uint64_t slot : changed_)
-    listed_[slot] = 0;
+    slotInfo_[slot].listed = false;
   std::vector<uint64_t> changed;
   changed.swap(changed_);
   return changed;
@@ -114,12 +117,17 @@ Status DevicePages::acquire(const std::vector<uint64_t> &pages) {
   const uint64_t call = ++acquisitions_;
   std::vector<uint32_t> resident;
   std::vector<uint64_t> missing;
-  for (uint64_t page : pages) {
+  for (size_t i = 0; i < pages.size(); ++i) {
+    // The lookups miss the caches (the other layers' schedules ran since):
+    // ask for the ones ahead so that their misses overlap.
+    if (i + kLookAhead < pages.size())
+      prefetchPlace(pages[i + kLookAhead]);
+    const uint64_t page = pages[i];
     const uint32_t slot = find(page);
     if (slot == kNone) {
       missing.push_back(page);
-    } else if (lastAcquired_[slot] != call) {
-      lastAcquired_[slot] = call;
+    } else if (slotInfo_[slot].lastAcquired != call) {
+      slotInfo_[slot].lastAcquired = call;
       resident.push_back(slot);
     }
   }
@@ -134,11 +142,12 @@ Status DevicePages::acquire(const std::vector<uint64_t> &pages) {
   // Resident pages first, so that fetching the others never evicts one of
   // them.
   for (uint32_t slot : resident) {
-    if (prefetched_[slot])
+    Slot &info = slotInfo_[slot];
+    if (info.prefetched)
       ++counts_.prefetchHits;
-    prefetched_[slot] = 0;
+    info.prefetched = false;
+    info.lastStep = step_;
     touch(slot);
-    lastStep_[slot] = step_;
   }
   for (uint64_t page : missing)
     bringIn(page, true);
@@ -162,7 +171,7 @@ void DevicePages::prefetch(const std::vector<uint64_t> &pages) {
       continue;
     if (!bringIn(page, false))
       return;
-    prefetched_[find(page)] = 1;
+    slotInfo_[find(page)].prefetched = true;
     ++counts_.prefetched;
   }
 }

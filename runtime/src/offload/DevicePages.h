@@ -83,7 +83,7 @@ public:
 
   /// The page `slot` holds, or kNoPage.
   uint64_t holder(uint64_t slot) const {
-    return slot < holders_.size() ? holders_[slot] : kNoPage;
+    return slot < slotInfo_.size() ? slotInfo_[slot].holder : kNoPage;
   }
   /// The slot `page` is in, or kNoPage when it is not resident.
   uint64_t slotOf(uint64_t page) const {
@@ -99,6 +99,10 @@ private:
 
   /// The slot holding `page`, or kNone.
   uint32_t find(uint64_t page) const;
+  /// Starts loading where find() will look for `page`.
+  void prefetchPlace(uint64_t page) const;
+  /// How many pages ahead acquire() prefetches its lookups.
+  static constexpr size_t kLookAhead = 16;
   /// Makes `slot` the most recently used.
   void touch(uint32_t slot);
   void unlink(uint32_t slot);
@@ -113,14 +117,23 @@ private:
   PageCounts counts_;
   /// Counts acquire() calls, which mark the resident slots they read.
   uint64_t acquisitions_ = 0;
-  // Per slot used so far: its page, the step it was last used in, the last
-  // acquire() that found it resident, whether a prefetch brought it in and it
-  // was not read since, its neighbours in the recency list (most recent first),
-  // whether takeChangedSlots() lists it.
-  std::vector<uint64_t> holders_;
-  std::vector<uint64_t> lastStep_, lastAcquired_;
-  std::vector<uint8_t> prefetched_, listed_;
-  std::vector<uint32_t> newer_, older_;
+  /// A slot used so far. One record, not an array per field: a step's
+  /// schedule touches thousands of slots at random, and each layer's
+  /// schedule finds its slots out of the caches where the other layers'
+  /// left them, so a slot costs one cache miss instead of one per field.
+  struct Slot {
+    /// Its page.
+    uint64_t holder = kNoPage;
+    /// The step it was last used in, and the last acquire() that found it
+    /// resident.
+    uint64_t lastStep = 0, lastAcquired = 0;
+    /// Its neighbours in the recency list (most recent first).
+    uint32_t newer = kNone, older = kNone;
+    /// Whether a prefetch brought it in and it was not read since, and
+    /// whether takeChangedSlots() lists it.
+    bool prefetched = false, listed = false;
+  };
+  std::vector<Slot> slotInfo_;
   uint32_t newest_ = kNone, oldest_ = kNone;
   /// Where page (index i, KV head h) is, at i * kvHeads + h: 0 when it is
   /// not resident, else its generation with kPresent above it (bits 32 and
