@@ -47,6 +47,20 @@ With --allocate, RANK is a mean over the layers: each side's ranks go, 8
 at a time from 8, to the layer whose next 8 eigenvalues hold the largest
 share of its spectrum (the calibration reconstruction error, greedily).
 
+With --latent (kpca and vpca), the latent itself is quantized before it is
+mapped back, 4 bits a coordinate either way:
+  polar4  as kv-quantize{encoding=polar bits=4} on the latent: each head's
+          part (RANK coordinates, G RANK / G with --group) scaled by its
+          f16 norm, rotated by a random-sign Hadamard transform and coded
+          with the 16-level Lloyd-Max codebook of a unit vector's
+          coordinate;
+  bits4   no norm and no rotation: coordinate i of the latent scaled by the
+          root of its calibrated eigenvalue and coded with the Lloyd-Max
+          quantizer of a standard normal at b_i bits, the b_i (0 to 8,
+          averaging 4) given one at a time to the coordinate whose
+          eigenvalue times the next bit's distortion reduction is largest
+          (reverse water-filling, as KVTC allocates bits per component).
+
   scripts/lowrank-explore.py vpca:32 kq:32 "kq:32+vpca:32" --sinks 4 --window 64
 
 prints the perplexity and its change against the uncompressed cache for
@@ -269,6 +283,89 @@ def allocate(spectra, mean, step=8):
     return ranks
 
 
+def projection(proj, mean):
+    """x -> mean + P (x - mean)."""
+    proj = proj.astype(np.float32)
+    mean = np.float32(mean) if np.isscalar(mean) else mean.astype(np.float32)
+    return lambda x: (x - mean) @ proj.T + mean
+
+
+def lloyd_max(points, weights, levels, iterations=300):
+    """The Lloyd-Max quantizer of `levels` levels for the density sampled at
+    `points` with `weights`: its levels and mean squared error."""
+    cdf = np.cumsum(weights) / weights.sum()
+    level = np.interp((np.arange(levels) + 0.5) / levels, cdf, points)
+    for _ in range(iterations):
+        cell = np.searchsorted((level[1:] + level[:-1]) / 2, points)
+        mass = np.bincount(cell, weights, levels)
+        level = np.where(mass > 0, np.bincount(cell, weights * points, levels) /
+                         np.maximum(mass, 1e-300), level)
+    cell = np.searchsorted((level[1:] + level[:-1]) / 2, points)
+    return level, (weights * (points - level[cell]) ** 2).sum() / weights.sum()
+
+
+def nearest(x, level):
+    return level[np.searchsorted((level[1:] + level[:-1]) / 2, x)]
+
+
+class LatentCodes:
+    """--latent's quantizers (see the module's docstring)."""
+
+    def __init__(self, part):
+        self.part = part
+        normal = np.linspace(-8, 8, 200001)
+        self.gauss = [None] + [lloyd_max(normal, np.exp(-normal ** 2 / 2), 2 ** b)
+                               for b in range(1, 9)]
+        unit = np.linspace(-1, 1, 400001)[1:-1]
+        self.unit, _ = lloyd_max(unit, (1 - unit ** 2) ** ((part - 3) / 2), 16)
+        h = np.array([[1.0]])
+        while len(h) < part:
+            h = np.block([[h, h], [h, -h]])
+        signs = np.random.default_rng(7).choice([-1.0, 1.0], part)
+        self.rotation = h / np.sqrt(part) * signs[None, :]
+
+    def polar4(self, z):
+        out = np.empty_like(z)
+        for j in range(0, z.shape[1], self.part):
+            p = z[:, j:j + self.part]
+            norm = np.linalg.norm(p, axis=1, keepdims=True)
+            unit = p / np.maximum(norm, 1e-30) @ self.rotation.T
+            out[:, j:j + self.part] = (nearest(unit, self.unit) @ self.rotation) * \
+                norm.astype(np.float16).astype(np.float64)
+        return out
+
+    def allocate(self, eigenvalues, total):
+        bits = np.zeros(len(eigenvalues), int)
+        loss = [1.0] + [g[1] for g in self.gauss[1:]] + [0.0]
+        for _ in range(total):
+            gain = eigenvalues * np.array([loss[b] - loss[b + 1] if b < 8 else -1
+                                           for b in bits])
+            bits[int(np.argmax(gain))] += 1
+        return bits
+
+    def bits4(self, z, eigenvalues, bits):
+        out = np.zeros_like(z)
+        scale = np.sqrt(np.maximum(eigenvalues, 1e-30))
+        for i, b in enumerate(bits):
+            if b:
+                out[:, i] = nearest(z[:, i] / scale[i], self.gauss[b][0]) * scale[i]
+        return out
+
+
+def latent_coder(moment, rank, kind, codes):
+    """x -> its rank-`rank` reconstruction on the moment's leading axes,
+    the latent quantized by `kind` (polar4 or bits4)."""
+    eigenvalues, axes = np.linalg.eigh(moment)
+    eigenvalues, axes = eigenvalues[::-1][:rank], axes[:, ::-1][:, :rank]
+    bits = codes.allocate(eigenvalues, 4 * rank) if kind == "bits4" else None
+
+    def code(x):
+        z = x.astype(np.float64) @ axes
+        z = codes.polar4(z) if kind == "polar4" else codes.bits4(z, eigenvalues, bits)
+        return (z @ axes.T).astype(np.float32)
+    return code
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variants", nargs="+",
@@ -290,17 +387,36 @@ def main():
                         help="--group without the cross-head blocks of the moment")
     parser.add_argument("--allocate", action="store_true",
                         help="per-layer ranks from the spectra, RANK their mean")
+    parser.add_argument("--latent", choices=["polar4", "bits4"],
+                        help="kpca, vpca: quantize the latent, 4 bits a coordinate")
     parser.add_argument("--data", default=os.path.join(data_dir(), "data", "pride-and-prejudice.txt"))
     parser.add_argument("--calibrate", default=os.path.join(data_dir(), "data", "emma.txt"))
     args = parser.parse_args()
     if args.group > 1 and args.allocate:
         parser.error("--group takes uniform ranks; leave out --allocate")
+    if args.latent and args.allocate:
+        parser.error("--latent takes uniform ranks; leave out --allocate")
 
     model = Model(os.path.join(data_dir(), "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
     ids = model.ids(args.data, args.tokens, args.offset)
     moments = Moments(model, model.ids(args.calibrate, args.tokens),
                       args.sinks if args.mass_sinks is None else args.mass_sinks,
                       args.window if args.mass_window is None else args.mass_window)
+    codes = None
+
+    def coder(moment, rank):
+        """Rebuilds x from the moment's rank-r latent, quantized or not."""
+        nonlocal codes
+        if not args.latent:
+            return projection(projector(moment, rank), 0.0)
+        part = rank // args.group
+        if args.latent == "polar4" and part & (part - 1):
+            raise SystemExit(f"--latent polar4 rotates parts of {part} "
+                             "coordinates, not a power of two")
+        if codes is None or codes.part != part:
+            codes = LatentCodes(part)
+        return latent_coder(moment, rank, args.latent, codes)
+
     base = model.nll(ids)
     print(f"uncompressed: ppl {np.exp(base):.4f} over {len(ids)} tokens "
           f"(sinks {args.sinks}, window {args.window})", flush=True)
@@ -332,9 +448,13 @@ def main():
                 joint = moments.kkj if side == "key" else moments.vvj
                 within = np.kron(np.eye(G), np.ones((d, d))) if args.group_diagonal else 1
                 block = lambda l, h: joint[l][h * d:(h + G) * d, h * d:(h + G) * d] * within
-                sides[side] = [[(projector(block(l, h), G * ranks[l]).astype(np.float32),
-                                 np.zeros(G * d, np.float32), h, G)
+                sides[side] = [[(coder(block(l, h), G * ranks[l]), h, G)
                                 for h in range(0, model.kv_heads, G)]
+                               for l in range(model.layers)]
+                continue
+            if args.latent and kind in ("kpca", "vpca"):
+                sides[side] = [[(coder(moment(l, h), ranks[l]), h, 1)
+                                for h in range(model.kv_heads)]
                                for l in range(model.layers)]
                 continue
             if args.allocate:
@@ -342,19 +462,18 @@ def main():
                                       for h in range(model.kv_heads))
                                   for l in range(model.layers)], int(rank))
                 print(f"{kind} ranks: {' '.join(map(str, ranks))}")
-            sides[side] = [[(projector(moment(l, h), ranks[l], weight(l, h),
-                                       args.clamp).astype(np.float32),
-                             (moments.vmean[l, h] if centred else
-                              np.zeros(model.d)).astype(np.float32), h, 1)
+            sides[side] = [[(projection(projector(moment(l, h), ranks[l], weight(l, h),
+                                                  args.clamp),
+                                        moments.vmean[l, h] if centred else 0.0), h, 1)
                             for h in range(model.kv_heads)] for l in range(model.layers)]
 
         def replace(layer, k, v):
             out = {"key": k.copy(), "value": v.copy()}
             for side, heads in sides.items():
                 x = out[side]
-                for proj, mu, h, g in heads[layer]:
+                for rebuild, h, g in heads[layer]:
                     part = x[args.sinks:, h:h + g].reshape(len(x) - args.sinks, -1)
-                    x[args.sinks:, h:h + g] = ((part - mu) @ proj.T + mu).reshape(
+                    x[args.sinks:, h:h + g] = rebuild(part).reshape(
                         len(x) - args.sinks, g, -1)
             return out["key"], out["value"]
 
