@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""What eviction could keep at best on the default model, in numpy.
+
+The runtime's rule (kv-evict, docs/eviction.md) replayed on a teacher-forced
+window of *Pride and Prejudice*: every `interval` tokens a layer's cache is
+cut to `fraction` of the tokens seen so far, keeping the `recent` newest
+(at most half the budget) and the best of the rest by a score; the tokens
+that arrive between two cuts are all kept. Each query then sees what its
+layer kept at the last cut before it, plus everything since. Scores:
+
+  oracle           the attention each entry gets from every later query of
+                   the full cache, summed over the layer's query heads: an
+                   entry the model will attend to is kept, whatever a
+                   scorer could know when it cuts;
+  oracle-per-head  the same with a selection per KV head (kv-evict{...
+                   heads=each}), from its own query heads' attention;
+  past             the attention each entry got from the queries before the
+                   cut (what H2O sums);
+  streaming        the newest, with 4 sinks (StreamingLLM).
+
+`past` and `streaming` are there to check the replay against the runtime's
+table (README, KV-cache eviction). The oracles bound what any scorer can
+reach under the same rule, TriAttention included: their attention comes
+from the full cache, not the evicted one, so they are a bound by
+construction only up to that approximation.
+
+  scripts/eviction-oracle.py --fractions 0.5,0.25,0.1
+
+prints the perplexity change against the full cache for each score and
+fraction. A design tool, not a test.
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+
+from numpy_model import Model, data_dir
+
+
+def visibility(scores, length, fraction, interval, recent, sinks):
+    """[t][t] additive mask of what each query sees under the rule above;
+    scores(cut, candidates) ranks the candidates at a cut (higher kept)."""
+    mask = np.zeros((length, length), np.float32)
+    kept = np.arange(0)
+    for cut in range(0, length, interval):
+        if cut:
+            candidates = np.concatenate([kept, np.arange(cut - interval, cut)])
+            budget = int(fraction * cut)
+            if len(candidates) > budget:
+                newest = min(recent, budget // 2)
+                rest = candidates[:len(candidates) - newest]
+                pinned = rest[rest < sinks]
+                rest = rest[rest >= sinks]
+                best = rest[np.argsort(-scores(cut, rest), kind="stable")]
+                kept = np.sort(np.concatenate([
+                    pinned, best[:budget - newest - len(pinned)],
+                    candidates[len(candidates) - newest:]]))
+            else:
+                kept = candidates
+        row = np.full(length, -np.inf, np.float32)
+        row[kept] = 0
+        row[cut:] = 0
+        mask[cut:cut + interval] = row
+    return mask
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fractions", default="0.5,0.25,0.1")
+    parser.add_argument("--interval", type=int, default=128)
+    parser.add_argument("--recent", type=int, default=128)
+    parser.add_argument("--tokens", type=int, default=2048)
+    parser.add_argument("--offset", type=int, default=0,
+                        help="characters of --data to skip before the window")
+    parser.add_argument("--data", default=os.path.join(data_dir(), "data", "pride-and-prejudice.txt"))
+    args = parser.parse_args()
+
+    model = Model(os.path.join(data_dir(), "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
+    ids = model.ids(args.data, args.tokens, args.offset)
+    length, group = len(ids), model.heads // model.kv_heads
+    # Per layer and KV head, the attention each key gets from each query of
+    # the full cache, summed over the head's query heads: [kv][t][t].
+    received = []
+    base = model.nll(ids, attention=lambda layer, p: received.append(
+        p.reshape(model.kv_heads, group, length, length).sum(1)))
+    later = [np.flip(np.cumsum(np.flip(r, 1), 1), 1) for r in received]
+    earlier = lambda layer: np.cumsum(received[layer].sum(0), 0)
+    print(f"full cache: ppl {np.exp(base):.4f} over {length} tokens "
+          f"(every {args.interval} tokens, {args.recent} newest kept)", flush=True)
+
+    def shared(table, sinks=0):
+        # table(layer) -> [t][t] cumulative attention over the layer's heads
+        return lambda fraction: [visibility(
+            lambda cut, c, t=table(layer): t[cut, c], length, fraction,
+            args.interval, args.recent, sinks) for layer in range(model.layers)]
+
+    def per_head(fraction):
+        return [np.stack([visibility(lambda cut, c, t=later[layer][h]: t[cut, c],
+                                     length, fraction, args.interval, args.recent, 0)
+                          for h in range(model.kv_heads)])
+                for layer in range(model.layers)]
+
+    newest = np.arange(length, dtype=np.float64)[None, :].repeat(length, 0)
+    scores = {
+        "oracle": shared(lambda layer: later[layer].sum(0)),
+        "oracle-per-head": per_head,
+        "past": shared(lambda layer: np.vstack([np.zeros((1, length)),
+                                                earlier(layer)[:-1]])),
+        "streaming": shared(lambda layer: newest, sinks=4),
+    }
+    for fraction in [float(f) for f in args.fractions.split(",")]:
+        for name, masks in scores.items():
+            start = time.time()
+            nll = model.nll(ids, masks=masks(fraction))
+            print(f"{fraction:<5} {name:<16} ppl {np.exp(nll):.4f}  "
+                  f"{100 * (np.exp(nll - base) - 1):+.2f}%  ({time.time() - start:.0f} s)",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
