@@ -14,6 +14,12 @@ layer kept at the last cut before it, plus everything since. Scores:
                    scorer could know when it cuts;
   oracle-per-head  the same with a selection per KV head (kv-evict{...
                    heads=each}), from its own query heads' attention;
+  triattention-per-head
+                   TriAttention's score (docs/eviction.md: the centred
+                   queries' logit averaged over the distances 1, 2, 4, ...,
+                   65536 ahead, plus the magnitude term; the group's query
+                   heads averaged), one selection per KV head, the centres
+                   from --calibrate, the keys the full cache's;
   past             the attention each entry got from the queries before the
                    cut (what H2O sums);
   streaming        the newest, with 4 sinks (StreamingLLM).
@@ -65,6 +71,42 @@ def visibility(scores, length, fraction, interval, recent, sinks):
     return mask
 
 
+def centres(model, ids):
+    """Per layer, query head and RoPE pair: the mean pre-RoPE query as a
+    complex number, and the mean magnitude."""
+    sums = {}
+
+    def observe(layer, q, k, v):
+        pairs = q[..., 0::2].astype(np.float64) + 1j * q[..., 1::2]
+        sums[layer] = (pairs.mean(0), np.abs(pairs).mean(0))
+    model.forward(ids, observe=observe)
+    return [sums[layer] for layer in range(model.layers)]
+
+
+def triattention(model, stats, keys, horizon=65536):
+    """scores(layer, head)(cut, candidates): TriAttention's mean over the KV
+    head's query heads, in its closed form (docs/eviction.md)."""
+    d, group = model.d, model.heads // model.kv_heads
+    frequencies = 1.0 / model.theta ** (np.arange(0, d, 2) / d)
+    distances = 2.0 ** np.arange(int(np.log2(horizon)) + 1)
+    z = np.exp(1j * np.outer(distances, frequencies)).mean(0)
+
+    def score(layer, head):
+        centre, magnitude = stats[layer]
+        heads = slice(head * group, (head + 1) * group)
+        c = centre[heads].mean(0)
+        m = (magnitude[heads] - np.abs(centre[heads])).mean(0)
+        k = keys[layer][:, head, 0::2].astype(np.float64) + 1j * keys[layer][:, head, 1::2]
+
+        def at(cut, candidates):
+            turn = np.exp(1j * np.outer(cut - 1 - candidates, frequencies))
+            kc = k[candidates]
+            return (np.real(c * z * np.conj(kc) * turn).sum(1) +
+                    (m * np.abs(kc)).sum(1))
+        return at
+    return score
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fractions", default="0.5,0.25,0.1")
@@ -74,6 +116,11 @@ def main():
     parser.add_argument("--offset", type=int, default=0,
                         help="characters of --data to skip before the window")
     parser.add_argument("--data", default=os.path.join(data_dir(), "data", "pride-and-prejudice.txt"))
+    parser.add_argument("--calibrate", default=os.path.join(data_dir(), "data", "emma.txt"),
+                        help="text for TriAttention's query centres")
+    parser.add_argument("--horizon", type=int, default=65536,
+                        help="TriAttention's farthest distance, a power of two")
+    parser.add_argument("--scores", help="the scores to run, comma-separated (default: all)")
     args = parser.parse_args()
 
     model = Model(os.path.join(data_dir(), "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
@@ -81,9 +128,12 @@ def main():
     length, group = len(ids), model.heads // model.kv_heads
     # Per layer and KV head, the attention each key gets from each query of
     # the full cache, summed over the head's query heads: [kv][t][t].
-    received = []
-    base = model.nll(ids, attention=lambda layer, p: received.append(
-        p.reshape(model.kv_heads, group, length, length).sum(1)))
+    received, keys = [], []
+    base = model.nll(ids, observe=lambda layer, q, k, v: keys.append(k),
+                     attention=lambda layer, p: received.append(
+                         p.reshape(model.kv_heads, group, length, length).sum(1)))
+    tri = triattention(model, centres(model, model.ids(args.calibrate, args.tokens)), keys,
+                       args.horizon)
     later = [np.flip(np.cumsum(np.flip(r, 1), 1), 1) for r in received]
     earlier = lambda layer: np.cumsum(received[layer].sum(0), 0)
     print(f"full cache: ppl {np.exp(base):.4f} over {length} tokens "
@@ -95,25 +145,31 @@ def main():
             lambda cut, c, t=table(layer): t[cut, c], length, fraction,
             args.interval, args.recent, sinks) for layer in range(model.layers)]
 
-    def per_head(fraction):
-        return [np.stack([visibility(lambda cut, c, t=later[layer][h]: t[cut, c],
-                                     length, fraction, args.interval, args.recent, 0)
-                          for h in range(model.kv_heads)])
-                for layer in range(model.layers)]
+    def per_head(scores):
+        # scores(layer, head) -> (cut, candidates) -> their scores
+        return lambda fraction: [np.stack([
+            visibility(scores(layer, h), length, fraction, args.interval, args.recent, 0)
+            for h in range(model.kv_heads)]) for layer in range(model.layers)]
 
     newest = np.arange(length, dtype=np.float64)[None, :].repeat(length, 0)
     scores = {
         "oracle": shared(lambda layer: later[layer].sum(0)),
-        "oracle-per-head": per_head,
+        "oracle-per-head": per_head(lambda layer, h: lambda cut, c: later[layer][h][cut, c]),
+        "triattention-per-head": per_head(tri),
         "past": shared(lambda layer: np.vstack([np.zeros((1, length)),
                                                 earlier(layer)[:-1]])),
         "streaming": shared(lambda layer: newest, sinks=4),
     }
+    chosen = args.scores.split(",") if args.scores else list(scores)
+    for name in chosen:
+        if name not in scores:
+            parser.error(f"--scores: no score '{name}'; the scores are {', '.join(scores)}")
     for fraction in [float(f) for f in args.fractions.split(",")]:
-        for name, masks in scores.items():
+        for name in chosen:
+            masks = scores[name]
             start = time.time()
             nll = model.nll(ids, masks=masks(fraction))
-            print(f"{fraction:<5} {name:<16} ppl {np.exp(nll):.4f}  "
+            print(f"{fraction:<5} {name:<22} ppl {np.exp(nll):.4f}  "
                   f"{100 * (np.exp(nll - base) - 1):+.2f}%  ({time.time() - start:.0f} s)",
                   flush=True)
 
