@@ -1,4 +1,4 @@
-//===- OffloadBench.cpp - One layer's offload schedule, timed -------------===//
+//===- OffloadBench.cpp - A layer's offload schedule, timed among 30 -----===//
 //
 // Prints the time LayerOffload::run() takes for a layer of the 8B-shaped
 // decode step that docs/offload.md measures on the GPU: 8 rows of 32768
