@@ -272,6 +272,10 @@ private:
   /// split partials fit the workspace budget.
   Status decodeRows(cuda::DecodeAttentionArgs args, uint32_t first,
                     uint32_t count);
+  /// As on the CPU, a decode row is its sequence's only row in the batch.
+  bool decodeRow(uint32_t r) const {
+    return sequenceRowsHost_[size_t(tableRowsHost_[r])] == 1;
+  }
   /// Rows [first, first + count) of a selecting layer: decode rows through
   /// sparseRows(), the others through decodeRows().
   Status selectingRows(const Step &s, const cuda::DecodeAttentionArgs &args,
@@ -1102,8 +1106,12 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
     std::vector<cuda::OffloadedPages::CallSequence> called;
     for (size_t i = 0; i < counts.size(); ++i)
       called.push_back({counts[i].first, counts[i].second, stored[i]});
+    uint32_t decodeEnd = 0;
+    for (uint32_t r = 0; r < rows; ++r)
+      if (decodeRow(r))
+        decodeEnd = r + 1;
     KVRT_RETURN_IF_ERROR(
-        offloaded_->afterCall(pool_->ledger(), called, stream_));
+        offloaded_->afterCall(pool_->ledger(), called, decodeEnd, stream_));
   }
   if (batch.greedy) {
     if (cudaError_t e = cudaMemcpyAsync(batch.greedy, greedy_.buffer.get(),
@@ -1443,12 +1451,8 @@ CudaBackend::layerView(const cuda::DeviceKvPool::Layer &layer) const {
 Status CudaBackend::selectingRows(const Step &s,
                                   const cuda::DecodeAttentionArgs &args,
                                   uint32_t first, uint32_t count) {
-  // As on the CPU, a decode row is its sequence's only row in the batch;
-  // consecutive ones read consecutive page tables (sequences are numbered
-  // as they first appear), so they share one sparse launch.
-  auto decodeRow = [&](uint32_t r) {
-    return sequenceRowsHost_[size_t(tableRowsHost_[r])] == 1;
-  };
+  // Consecutive decode rows read consecutive page tables (sequences are
+  // numbered as they first appear), so they share one sparse launch.
   for (const uint32_t end = first + count; first < end;) {
     const bool sparse = decodeRow(first);
     uint32_t next = first + 1;
@@ -1519,15 +1523,13 @@ Status CudaBackend::sparseRows(const Step &s,
     if (layer.spec.offloaded) {
       sparse.resident = offloaded_->resident(s.layer);
       offloaded_->mirrorSelection(s.layer, uint32_t(tableRowsHost_[first]),
-                                  sparse);
+                                  first + group, sparse);
     }
     // The previous step's token became selectable: its block's summary
     // first, then both levels, then attention over what they kept.
     KVRT_RETURN_IF_ERROR(
         cuda::updateBlockSummaries(sparse, s.select.block, stream_));
     KVRT_RETURN_IF_ERROR(cuda::selectSparseEntries(sparse, plan, stream_));
-    if (layer.spec.offloaded)
-      KVRT_RETURN_IF_ERROR(offloaded_->recordSelection(s.layer, stream_));
     KVRT_RETURN_IF_ERROR(cuda::sparseAttention(sparse, plan, stream_));
     first += group;
   }

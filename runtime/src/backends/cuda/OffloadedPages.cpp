@@ -7,6 +7,8 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <string>
 #include <thread>
@@ -27,9 +29,9 @@ struct OffloadedPages::Layer {
   std::vector<uint64_t> copied;
   /// Per table row of a call: [kvHeads] blocks kept, then (after
   /// sequenceCapacity_ rows) [kvHeads][topBlocks] their indices, written
-  /// there by level 1 of the selection; `selected` is recorded after it.
+  /// there by level 1 of the selection; `signal` is set after it.
   HostBuffer selections;
-  cudaEvent_t selected = nullptr;
+  uint32_t *signal = nullptr;
   /// afterCall()'s result for the layer: its copies and table writes.
   Status status;
   std::vector<PageCopy> copies;
@@ -37,9 +39,6 @@ struct OffloadedPages::Layer {
 };
 
 OffloadedPages::~OffloadedPages() {
-  for (auto &[index, layer] : layers_)
-    if (layer->selected)
-      cudaEventDestroy(layer->selected);
   for (cudaEvent_t event : {copied_, called_})
     if (event)
       cudaEventDestroy(event);
@@ -102,11 +101,17 @@ OffloadedPages::create(const DeviceKvPool &pool,
     layer->mirror.assign(capacity * spec.kvHeads, -1);
     if (cudaError_t e = cudaMemset(layer->slotOf.get(), 0xff, tableBytes))
       return cudaFailed("clearing a slot table", e);
-    if (cudaError_t e =
-            cudaEventCreateWithFlags(&layer->selected, cudaEventDisableTiming))
-      return cudaFailed("creating a selection event", e);
     pages->layers_.emplace(plan.layer, std::move(layer));
   }
+  StatusOr<HostBuffer> signals =
+      HostBuffer::allocate(pages->layers_.size() * sizeof(uint32_t));
+  if (!signals)
+    return Status::error("the offloaded layers' signals: " +
+                         signals.status().message());
+  pages->signals_ = std::move(*signals);
+  uint32_t *signal = pages->signals_.as<uint32_t>();
+  for (auto &[index, layer] : pages->layers_)
+    layer->signal = signal++;
   pages->threads_ = std::make_unique<cpu::ThreadPool>(
       std::max(1u, std::min(unsigned(plans.size()),
                             std::thread::hardware_concurrency())));
@@ -126,6 +131,8 @@ Status OffloadedPages::admit(uint64_t decodeRows) const {
 }
 
 Status OffloadedPages::prepareCall(uint32_t sequences) {
+  // The last call has run: nothing writes the signals until this one does.
+  std::fill_n(signals_.as<uint32_t>(), layers_.size(), 0u);
   if (sequences <= sequenceCapacity_)
     return Status::ok();
   // A graph captured with the old buffers is not replayed: moves_ changes
@@ -168,6 +175,7 @@ void OffloadedPages::residentAppend(uint32_t layer, bool values,
 }
 
 void OffloadedPages::mirrorSelection(uint32_t layer, uint32_t tableRow,
+                                     uint32_t rowsEnd,
                                      SparseDecodeArgs &args) const {
   const Layer &l = *layers_.at(layer);
   args.hostBlockCounts =
@@ -175,26 +183,43 @@ void OffloadedPages::mirrorSelection(uint32_t layer, uint32_t tableRow,
   args.hostBlocks = l.selections.as<int32_t>() +
                     uint64_t(sequenceCapacity_) * l.kvHeads +
                     uint64_t(tableRow) * l.kvHeads * l.select.topBlocks;
+  args.hostSignal = l.signal;
+  args.signalEnd = rowsEnd;
 }
 
-Status OffloadedPages::recordSelection(uint32_t layer, cudaStream_t stream) {
-  Layer &l = *layers_.at(layer);
-  // Captured, an external event record node that each launch of the graph
-  // records (a plain record would only order work inside the graph).
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  if (cudaError_t e = cudaStreamIsCapturing(stream, &capture))
-    return cudaFailed("asking whether a step is captured", e);
-  if (cudaError_t e = cudaEventRecordWithFlags(
-          l.selected, stream,
-          capture == cudaStreamCaptureStatusActive ? cudaEventRecordExternal
-                                                   : cudaEventRecordDefault))
-    return cudaFailed("recording that a layer's selections are written", e);
+Status OffloadedPages::waitForSelections(const Layer &l,
+                                         uint32_t decodeEnd) const {
+  // The groups of decode rows run in row order, so the signal grows to
+  // decodeEnd. A call that ends short of it would be a planning error:
+  // the call's end is checked now and then so that it cannot hang.
+  const volatile uint32_t *signal = l.signal;
+  auto check = std::chrono::steady_clock::now();
+  while (*signal < decodeEnd) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < check)
+      continue;
+    check = now + std::chrono::microseconds(50);
+    const cudaError_t e = cudaEventQuery(called_);
+    if (e == cudaErrorNotReady) {
+      cudaGetLastError(); // this thread's, not an error
+      continue;
+    }
+    if (e != cudaSuccess)
+      return cudaFailed("waiting for a layer's selections", e);
+    if (*signal < decodeEnd)
+      return Status::error(
+          "offloaded layer " + std::to_string(l.schedule->layer()) +
+          ": the call ended with its selections signalled for rows up to " +
+          std::to_string(*signal) + " of " + std::to_string(decodeEnd));
+  }
+  // The selections were written before the signal.
+  std::atomic_thread_fence(std::memory_order_acquire);
   return Status::ok();
 }
 
 Status OffloadedPages::afterCall(const PageLedger &ledger,
                                  const std::vector<CallSequence> &sequences,
-                                 cudaStream_t stream) {
+                                 uint32_t decodeEnd, cudaStream_t stream) {
   if (cudaError_t e = cudaEventRecord(called_, stream))
     return cudaFailed("recording the end of a call", e);
   // What every layer reads of the ledger, looked up once.
@@ -205,14 +230,13 @@ Status OffloadedPages::afterCall(const PageLedger &ledger,
   for (auto &[index, layer] : layers_)
     layers.push_back(layer.get());
   // The layers' schedules are independent: one task each, in layer order,
-  // each waiting for its selections (a layer no decode row selected in
-  // reads none, and its event is long past).
+  // each waiting for its selections (a call without decode rows selects
+  // none).
   threads_->run(layers.size(), [&](size_t i, unsigned) {
     Layer &l = *layers[i];
-    if (cudaError_t e = cudaEventSynchronize(l.selected)) {
-      l.status = cudaFailed("waiting for a layer's selections", e);
+    l.status = waitForSelections(l, decodeEnd);
+    if (!l.status.isOk())
       return;
-    }
     const uint32_t *counts = l.selections.as<uint32_t>();
     const int32_t *blocks =
         l.selections.as<int32_t>() + uint64_t(sequenceCapacity_) * l.kvHeads;

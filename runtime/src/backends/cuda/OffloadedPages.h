@@ -10,8 +10,9 @@
 // entries of the slot table. The next call's work waits for it with an
 // event. Level 1 of the selection writes what it kept to mapped host
 // memory as well, and a layer's schedule runs on the host as soon as that
-// is done (an event recorded after it), while the GPU computes the later
-// layers; the copies wait for the whole call.
+// is done (the layer's attention says so in a word of mapped memory),
+// while the GPU computes the later layers; the copies wait for the whole
+// call.
 //
 // The kernels read through the slot table: the decode step's summary
 // update, level 2 of the selection and the sparse attention read a
@@ -66,9 +67,9 @@ public:
   bool offloads(uint32_t layer) const { return layers_.count(layer) != 0; }
   /// Whether a call with `decodeRows` decode rows fits every layer's slots.
   Status admit(uint64_t decodeRows) const;
-  /// Sizes the selections' copies for a call of `sequences` sequences;
-  /// moves() counts the times their host buffers moved (a captured graph
-  /// holds their addresses).
+  /// Sizes the selections' copies for a call of `sequences` sequences and
+  /// clears the layers' signals; moves() counts the times their host
+  /// buffers moved (a captured graph holds their addresses).
   Status prepareCall(uint32_t sequences);
   uint64_t moves() const { return moves_; }
   /// Makes `stream` wait for the last call's copies.
@@ -80,12 +81,10 @@ public:
   void residentAppend(uint32_t layer, bool values, AppendArgs &args) const;
   /// Points `args`' hostBlockCounts and hostBlocks (level 1 writes them)
   /// at where `layer`'s schedule reads the selections of the call's table
-  /// rows from `tableRow` on.
-  void mirrorSelection(uint32_t layer, uint32_t tableRow,
+  /// rows from `tableRow` on, and its hostSignal at the layer's signal,
+  /// which the attention of the call's rows up to `rowsEnd` sets.
+  void mirrorSelection(uint32_t layer, uint32_t tableRow, uint32_t rowsEnd,
                        SparseDecodeArgs &args) const;
-  /// Marks `layer`'s selections as written once `stream` has run its
-  /// selection (the event its schedule waits for).
-  Status recordSelection(uint32_t layer, cudaStream_t stream);
 
   /// One sequence of a call: its ledger id, rows and tokens stored once
   /// the call has run.
@@ -96,10 +95,11 @@ public:
   };
   /// Once a call's work is enqueued on `stream` (it may still run): runs
   /// each layer's schedule over the call as that layer's selections
-  /// arrive, and enqueues the copies of what changed after the call.
+  /// arrive (its signal reaching `decodeEnd`, one past the call's last
+  /// decode row), and enqueues the copies of what changed after the call.
   Status afterCall(const PageLedger &ledger,
                    const std::vector<CallSequence> &sequences,
-                   cudaStream_t stream);
+                   uint32_t decodeEnd, cudaStream_t stream);
 
   void addStats(EngineStats::Offload &stats) const;
 
@@ -108,6 +108,9 @@ private:
   OffloadedPages() = default;
   /// Lists the copies and table writes of `layer`'s changed slots in it.
   void collectCopies(Layer &layer);
+  /// Returns once `layer`'s signal reaches `decodeEnd`; an error if the
+  /// call ends first.
+  Status waitForSelections(const Layer &layer, uint32_t decodeEnd) const;
 
   std::map<uint32_t, std::unique_ptr<Layer>> layers_;
   /// Runs the layers' schedules side by side.
@@ -121,6 +124,9 @@ private:
   /// The last copies' end, and the end of the call they follow.
   cudaEvent_t copied_ = nullptr, called_ = nullptr;
   bool copiesPending_ = false;
+  /// [layers] words of mapped memory (SparseDecodeArgs::hostSignal), one
+  /// a layer in layers_'s order.
+  HostBuffer signals_;
   /// The copies and table writes being collected, and the mapped host
   /// memory the launch reads them from.
   std::vector<PageCopy> copies_;

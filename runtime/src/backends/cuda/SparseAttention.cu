@@ -43,6 +43,13 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int item = lane / 8, part = lane % 8;
   const int kvHead = blockIdx.y, b = blockIdx.z;
+  // The selection kernels have run: their host copies are complete, and
+  // the host's schedule may read them (a word of mapped memory rather
+  // than an event node, which costs a captured step more).
+  if (p.hostSignal && tid == 0 && blockIdx.x == 0 && kvHead == 0 && b == 0) {
+    __threadfence_system();
+    *reinterpret_cast<volatile uint32_t *>(p.hostSignal) = p.signalEnd;
+  }
   const int row = b * int(p.kvHeads) + kvHead;
   const int group = int(p.group), pageSize = int(p.pageSize);
   const size_t firstRow = size_t(b) * p.qHeads + size_t(kvHead) * group;

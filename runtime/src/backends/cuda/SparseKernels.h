@@ -96,6 +96,9 @@ struct SparseKernelParams {
   /// SparseDecodeArgs::hostBlockCounts and hostBlocks.
   uint32_t *hostBlockCounts;
   int32_t *hostBlocks;
+  /// SparseDecodeArgs::hostSignal and signalEnd.
+  uint32_t *hostSignal;
+  uint32_t signalEnd;
   float *bounds;
   float *scores;
   float *partialOut;

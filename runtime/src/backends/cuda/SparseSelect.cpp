@@ -100,6 +100,8 @@ StatusOr<SparseKernelParams> decodeParams(const SparseDecodeArgs &args,
   addResident(p, cache, args.resident);
   p.hostBlockCounts = args.hostBlockCounts;
   p.hostBlocks = args.hostBlocks;
+  p.hostSignal = args.hostSignal;
+  p.signalEnd = args.signalEnd;
   p.qHeads = args.qHeads;
   p.group = args.qHeads / cache.kvHeads;
   p.topBlocks = plan.policy.topBlocks;

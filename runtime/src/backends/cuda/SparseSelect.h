@@ -158,6 +158,12 @@ struct SparseDecodeArgs {
   /// schedule (OffloadedPages.h); null otherwise.
   uint32_t *hostBlockCounts = nullptr;
   int32_t *hostBlocks = nullptr;
+  /// An offloaded layer: a word of mapped host memory where the attention
+  /// stores `signalEnd` (the rows' end in the call) as it starts, once both
+  /// levels have run and level 1's host copies are complete; null
+  /// otherwise.
+  uint32_t *hostSignal = nullptr;
+  uint32_t signalEnd = 0;
 };
 
 /// Rebuilds, for each of the args.batch rows, the summary of the block
