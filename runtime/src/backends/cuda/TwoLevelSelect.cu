@@ -268,6 +268,9 @@ __global__ void __launch_bounds__(kSelectThreads)
   __shared__ TopKShared topK;
   __shared__ float perWarp[kSelectWarps][G];
   __shared__ bool lastArrival;
+  // A round of the chunk's kept blocks: entryPage() of each one's page,
+  // and where in the page the block starts.
+  __shared__ int2 blockAt[kSelectThreads];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int item = lane / 8, part = lane % 8;
   const int kvHead = blockIdx.y, b = blockIdx.z;
@@ -308,15 +311,31 @@ __global__ void __launch_bounds__(kSelectThreads)
   const int first = blockIdx.x * chunkSlots;
   const int n = min(candidates, first + chunkSlots) - first;
 
+  // A kept block lies in one page (the block divides the page size): its
+  // page (or, offloaded, its slot) and its place there are looked up once
+  // for every block of the chunk at a time, not once per entry in rounds
+  // of dependent loads.
   const int32_t *table = p.pageTables + size_t(b) * p.pageTableStride;
+  const int pageSize = int(p.pageSize);
   int2 *rows = reinterpret_cast<int2 *>(keys);
-  for (int i = tid; i < n; i += kSelectThreads) {
-    const int entry = entryOf(first + i);
-    rows[i] = make_int2(entryPage(p.slotOf, table[entry / int(p.pageSize)],
-                                  int(p.kvHeads), kvHead),
-                        entry % int(p.pageSize));
+  for (int round = first / blockSize; round * blockSize < first + n;
+       round += int(kSelectThreads)) {
+    const int j = round + tid;
+    if (j * blockSize < first + n) {
+      const int token = chosen[j] * blockSize;
+      blockAt[tid] = make_int2(
+          entryPage(p.slotOf, table[token / pageSize], int(p.kvHeads), kvHead),
+          token % pageSize);
+    }
+    __syncthreads();
+    const int end = min(first + n, (round + int(kSelectThreads)) * blockSize);
+    for (int i = max(first, round * blockSize) + tid; i < end;
+         i += kSelectThreads) {
+      const int2 at = blockAt[i / blockSize - round];
+      rows[i - first] = make_int2(at.x, at.y + i % blockSize);
+    }
+    __syncthreads();
   }
-  __syncthreads();
 
   float q[G][kDims];
   loadQueries<D, G>(p, b, kvHead, part, q);
