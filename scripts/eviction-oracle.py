@@ -20,6 +20,15 @@ layer kept at the last cut before it, plus everything since. Scores:
                    65536 ahead, plus the magnitude term; the group's query
                    heads averaged), one selection per KV head, the centres
                    from --calibrate, the keys the full cache's;
+  triattention, triattention-zmax
+                   the same two (group mean, standardised maximum) with one
+                   selection per layer, its KV heads' scores standardised
+                   and averaged (kv-evict's default, heads=shared);
+  triattention-max-per-head, triattention-zmax-per-head
+                   the same with the group's query heads combined by their
+                   maximum, or by the maximum of each head's scores
+                   standardised over the candidates (the reference vLLM
+                   runtime's default);
   past             the attention each entry got from the queries before the
                    cut (what H2O sums);
   streaming        the newest, with 4 sinks (StreamingLLM).
@@ -83,9 +92,13 @@ def centres(model, ids):
     return [sums[layer] for layer in range(model.layers)]
 
 
-def triattention(model, stats, keys, horizon=65536):
-    """scores(layer, head)(cut, candidates): TriAttention's mean over the KV
-    head's query heads, in its closed form (docs/eviction.md)."""
+def triattention(model, stats, keys, horizon=65536, combine="mean"):
+    """scores(layer, head)(cut, candidates): TriAttention's score (its closed
+    form, docs/eviction.md) combined over the KV head's query heads: their
+    mean ("mean", the runtime's default), their maximum ("max"), or the
+    maximum of each head's scores standardised over the candidates ("zmax",
+    the reference vLLM runtime's default: sparse_normalize_scores,
+    layer_perhead_aggregation=max)."""
     d, group = model.d, model.heads // model.kv_heads
     frequencies = 1.0 / model.theta ** (np.arange(0, d, 2) / d)
     distances = 2.0 ** np.arange(int(np.log2(horizon)) + 1)
@@ -94,15 +107,20 @@ def triattention(model, stats, keys, horizon=65536):
     def score(layer, head):
         centre, magnitude = stats[layer]
         heads = slice(head * group, (head + 1) * group)
-        c = centre[heads].mean(0)
-        m = (magnitude[heads] - np.abs(centre[heads])).mean(0)
+        c, m = centre[heads], magnitude[heads] - np.abs(centre[heads])
+        if combine == "mean":
+            c, m = c.mean(0, keepdims=True), m.mean(0, keepdims=True)
         k = keys[layer][:, head, 0::2].astype(np.float64) + 1j * keys[layer][:, head, 1::2]
 
         def at(cut, candidates):
             turn = np.exp(1j * np.outer(cut - 1 - candidates, frequencies))
             kc = k[candidates]
-            return (np.real(c * z * np.conj(kc) * turn).sum(1) +
-                    (m * np.abs(kc)).sum(1))
+            # [heads][candidates]
+            s = (np.real((c * z)[:, None, :] * (np.conj(kc) * turn)[None]).sum(2) +
+                 (m[:, None, :] * np.abs(kc)[None]).sum(2))
+            if combine == "zmax":
+                s = (s - s.mean(1, keepdims=True)) / np.maximum(s.std(1, keepdims=True), 1e-6)
+            return s.max(0)
         return at
     return score
 
@@ -132,8 +150,9 @@ def main():
     base = model.nll(ids, observe=lambda layer, q, k, v: keys.append(k),
                      attention=lambda layer, p: received.append(
                          p.reshape(model.kv_heads, group, length, length).sum(1)))
-    tri = triattention(model, centres(model, model.ids(args.calibrate, args.tokens)), keys,
-                       args.horizon)
+    stats = centres(model, model.ids(args.calibrate, args.tokens))
+    tri = {combine: triattention(model, stats, keys, args.horizon, combine)
+           for combine in ("mean", "max", "zmax")}
     later = [np.flip(np.cumsum(np.flip(r, 1), 1), 1) for r in received]
     earlier = lambda layer: np.cumsum(received[layer].sum(0), 0)
     print(f"full cache: ppl {np.exp(base):.4f} over {length} tokens "
@@ -151,11 +170,25 @@ def main():
             visibility(scores(layer, h), length, fraction, args.interval, args.recent, 0)
             for h in range(model.kv_heads)]) for layer in range(model.layers)]
 
+    def shared_scores(scores):
+        # One selection per layer: each KV head's scores standardised over
+        # the candidates, then averaged over the heads (as selectKept does).
+        def standardised(x):
+            return (x - x.mean()) / max(x.std(), 1e-6)
+        return lambda fraction: [visibility(
+            lambda cut, c, layer=layer: np.mean(
+                [standardised(scores(layer, h)(cut, c)) for h in range(model.kv_heads)], 0),
+            length, fraction, args.interval, args.recent, 0) for layer in range(model.layers)]
+
     newest = np.arange(length, dtype=np.float64)[None, :].repeat(length, 0)
     scores = {
         "oracle": shared(lambda layer: later[layer].sum(0)),
         "oracle-per-head": per_head(lambda layer, h: lambda cut, c: later[layer][h][cut, c]),
-        "triattention-per-head": per_head(tri),
+        "triattention": shared_scores(tri["mean"]),
+        "triattention-zmax": shared_scores(tri["zmax"]),
+        "triattention-per-head": per_head(tri["mean"]),
+        "triattention-max-per-head": per_head(tri["max"]),
+        "triattention-zmax-per-head": per_head(tri["zmax"]),
         "past": shared(lambda layer: np.vstack([np.zeros((1, length)),
                                                 earlier(layer)[:-1]])),
         "streaming": shared(lambda layer: newest, sinks=4),
