@@ -80,6 +80,15 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
       return optionError(ctx, "horizon")
              << "is " << unsigned(horizon)
              << "; only method=triattention takes horizon";
+    std::optional<EvictCombine> combination = symbolizeEvictCombine(
+        combine.empty() ? StringRef("mean") : StringRef(combine));
+    if (!combination)
+      return optionError(ctx, "combine")
+             << "is '" << combine << "'; allowed: mean, zmax";
+    if (!combine.empty() && method != "triattention")
+      return optionError(ctx, "combine")
+             << "is '" << combine << "'; only method=triattention takes "
+             << "combine";
     std::optional<EvictHeads> selection = symbolizeEvictHeads(
         heads.empty() ? StringRef("shared") : StringRef(heads));
     if (!selection)
@@ -120,7 +129,7 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
     if (failed(layerSelection.parse(ctx, layers)))
       return failure();
 
-    kept = {*keptWindow, *keptSinks, *selection};
+    kept = {*keptWindow, *keptSinks, *selection, *combination};
     Attribute budgetAttr =
         parsed->isFraction
             ? Attribute(FloatAttr::get(Float64Type::get(ctx), parsed->fraction))
@@ -141,7 +150,8 @@ struct KVEvictPass : public kv::impl::KVEvictPassBase<KVEvictPass> {
     if (method == "triattention")
       return TriAttentionAttr::getChecked(
           emitError, ctx, budgetAttr, kept.window, steps, kept.sinks,
-          kept.heads, horizon ? unsigned(horizon) : kDefaultHorizon);
+          kept.heads, horizon ? unsigned(horizon) : kDefaultHorizon,
+          kept.combine);
     if (method == "snapkv")
       return SnapKVAttr::getChecked(
           emitError, ctx, budgetAttr, kept.window, steps, kept.sinks,
@@ -343,6 +353,7 @@ private:
   struct Kept {
     unsigned window = 0, sinks = 0;
     EvictHeads heads = EvictHeads::Shared;
+    EvictCombine combine = EvictCombine::Mean;
   } kept;
   double fraction = 0;
   LayerSelection layerSelection{"kv-evict"};

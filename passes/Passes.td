@@ -221,7 +221,10 @@ def KVEvictPass : Pass<"kv-evict", "::mlir::ModuleOp"> {
     per KV head; streaming keeps the same entries in every head and takes
     no `heads=`. `horizon=` is TriAttention's largest future query
     distance, a power of two (0: 65536, the reference code's; the score
-    averages over distances 1, 2, 4, ..., horizon). `layers=` takes
+    averages over distances 1, 2, 4, ..., horizon). `combine=` is how
+    TriAttention combines a KV head's query heads: `mean` (the default) or
+    `zmax`, each head's scores standardised over the keys, then the
+    maximum (the reference runtime's default). `layers=` takes
     kv-quantize's layer ranges.
 
     `allocate=uniform` (the default) gives every selected layer the budget;
@@ -272,6 +275,10 @@ def KVEvictPass : Pass<"kv-evict", "::mlir::ModuleOp"> {
     Option<"horizon", "horizon", "unsigned", "0",
            "triattention: the largest future query distance scored, a power "
            "of two; 0: 65536">,
+    Option<"combine", "combine", "std::string", "\"\"",
+           "triattention: how a KV head's query heads combine, mean or zmax "
+           "(each head's scores standardised, then the maximum); default: "
+           "mean">,
     Option<"allocate", "allocate", "std::string", "\"uniform\"",
            "uniform (every layer the budget) or attention (a fractional "
            "budget shared across the layers by their calibrated eviction "

@@ -827,6 +827,9 @@ Status PlanExporter::exportEvict(kv::EvictOp op) {
                                             : schema::EVICT_HEADS_SHARED);
   if (auto tri = dyn_cast<kv::TriAttentionAttr>(policy)) {
     e.set_horizon(tri.getHorizon());
+    e.set_combine(tri.getCombine() == kv::EvictCombine::ZMax
+                      ? schema::EVICT_COMBINE_ZMAX
+                      : schema::EVICT_COMBINE_MEAN);
     KVRT_RETURN_IF_ERROR(addQueryStatistics(
         op, layer, cast<RankedTensorType>(queries.getType()).getDimSize(1), c));
   }

@@ -94,6 +94,7 @@ const std::vector<SectionSpec> &sections() {
         {"heads", ValueKind::Word},
         // horizon=0 tells the pass "not given".
         {"horizon", ValueKind::Unsigned, 1, UINT32_MAX},
+        {"combine", ValueKind::Word},
         {"allocate", ValueKind::Word},
         // spread=0 tells the pass "not given".
         {"spread", ValueKind::Unsigned, 1, UINT32_MAX},

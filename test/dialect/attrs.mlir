@@ -137,6 +137,14 @@ func.func private @triattention_horizon() attributes {policy = #kv.triattention<
 // CHECK-LABEL: func.func private @triattention_default_horizon()
 // CHECK-SAME:    attributes {policy = #kv.triattention<budget = 1024 : i64>}
 func.func private @triattention_default_horizon() attributes {policy = #kv.triattention<budget = 1024, horizon = 65536>}
+// combine, how a KV head's query heads combine; the default (mean) is
+// elided.
+// CHECK-LABEL: func.func private @triattention_zmax()
+// CHECK-SAME:    attributes {policy = #kv.triattention<budget = 1024 : i64, heads = each, combine = zmax>}
+func.func private @triattention_zmax() attributes {policy = #kv.triattention<budget = 1024, heads = each, combine = zmax>}
+// CHECK-LABEL: func.func private @triattention_mean()
+// CHECK-SAME:    attributes {policy = #kv.triattention<budget = 1024 : i64>}
+func.func private @triattention_mean() attributes {policy = #kv.triattention<budget = 1024, combine = mean>}
 // A fraction is clipped by the runtime, so a small one is no error.
 // CHECK-LABEL: func.func private @triattention_small_fraction()
 // CHECK-SAME:    attributes {policy = #kv.triattention<budget = 1.000000e-03 : f64, window = 512>}

@@ -23,6 +23,8 @@
 // RUN: not kvopt-opt %S/Inputs/no-cache.mlir --pass-pipeline='builtin.module(kv-evict{method=streaming budget=0.5 heads=each})' 2>&1 | FileCheck %s --check-prefix=ERR-HEADS-STREAMING
 // RUN: not kvopt-opt %S/Inputs/no-cache.mlir --pass-pipeline='builtin.module(kv-evict{method=h2o budget=0.5 horizon=4096})' 2>&1 | FileCheck %s --check-prefix=ERR-HORIZON-METHOD
 // RUN: not kvopt-opt %S/Inputs/no-cache.mlir --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.5 horizon=3000})' 2>&1 | FileCheck %s --check-prefix=ERR-HORIZON-POWER
+// RUN: not kvopt-opt %S/Inputs/no-cache.mlir --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.5 combine=max})' 2>&1 | FileCheck %s --check-prefix=ERR-COMBINE
+// RUN: not kvopt-opt %S/Inputs/no-cache.mlir --pass-pipeline='builtin.module(kv-evict{method=snapkv budget=0.5 combine=zmax})' 2>&1 | FileCheck %s --check-prefix=ERR-COMBINE-METHOD
 // RUN: not kvopt-opt %S/Inputs/no-cache.mlir --pass-pipeline='builtin.module(kv-evict{method=h2o budget=0.5 layers=1:3})' 2>&1 | FileCheck %s --check-prefix=ERR-LAYERS-SYNTAX
 // RUN: not kvopt-opt %S/Inputs/uncalibrated.mlir --pass-pipeline='builtin.module(kv-evict{method=h2o budget=0.5 layers=0,2})' 2>&1 | FileCheck %s --check-prefix=ERR-LAYERS-RANGE
 // ERR-NO-METHOD: error: kv-evict: option 'method' is required; allowed: triattention, snapkv, h2o, streaming
@@ -45,6 +47,8 @@
 // ERR-HEADS-STREAMING: error: kv-evict: option 'heads' is 'each'; method=streaming keeps the same entries in every KV head and takes no heads
 // ERR-HORIZON-METHOD: error: kv-evict: option 'horizon' is 4096; only method=triattention takes horizon
 // ERR-HORIZON-POWER: error: #kv.triattention horizon must be a power of two (the last of the future distances 1, 2, 4, ...), got 3000
+// ERR-COMBINE: error: kv-evict: option 'combine' is 'max'; allowed: mean, zmax
+// ERR-COMBINE-METHOD: error: kv-evict: option 'combine' is 'zmax'; only method=triattention takes combine
 // ERR-LAYERS-SYNTAX: error: kv-evict: option 'layers': '1:3' is not a layer range
 // ERR-LAYERS-RANGE: error: kv-evict: option 'layers': layer 2 does not exist in a model of 2 layers (0 to 1, or -2 to -1)
 

@@ -24,6 +24,10 @@
 // reference code's 65536) is elided when printed.
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.25 horizon=4096})' | FileCheck %s --check-prefix=TRI-HORIZON
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.25 horizon=4096})' | kvopt-opt | FileCheck %s --check-prefix=TRI-HORIZON
+// combine= is how TriAttention combines a KV head's query heads: the mean
+// (the default, not printed) or the standardised maximum.
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.25 heads=each combine=zmax})' | kvopt-opt | FileCheck %s --check-prefix=TRI-ZMAX
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.25 combine=mean})' | FileCheck %s --check-prefix=TRI
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-evict{method=triattention budget=0.25 horizon=65536})' | FileCheck %s --check-prefix=TRI
 
 // layers= selects layers as kv-quantize's does; a later invocation replaces
@@ -109,6 +113,8 @@ func.func @model(%x: tensor<?x8x64xf32>, %k: tensor<?x2x64xf32>, %v: tensor<?x2x
 
 // TRI-EACH-LABEL: func.func @model(
 // TRI-EACH-COUNT-3: kv.evict {{.+}} policy(#kv.triattention<budget = 2.500000e-01 : f64, heads = each>)
+// TRI-ZMAX-LABEL: func.func @model(
+// TRI-ZMAX-COUNT-3: kv.evict {{.+}} policy(#kv.triattention<budget = 2.500000e-01 : f64, heads = each, combine = zmax>)
 // TRI-HORIZON-LABEL: func.func @model(
 // TRI-HORIZON-COUNT-3: kv.evict {{.+}} policy(#kv.triattention<budget = 2.500000e-01 : f64, horizon = 4096>)
 // SNAPKV-EACH: kv.evict {{.+}} policy(#kv.snapkv<budget = 1024 : i64, heads = each>)

@@ -134,6 +134,8 @@ std::string describeEviction(const schema::EvictParams &e) {
                 : ", shared by the KV heads";
   if (e.method() == kvrt::schema::EVICT_METHOD_TRIATTENTION && e.horizon())
     text += ", horizon " + std::to_string(e.horizon());
+  if (e.combine() == kvrt::schema::EVICT_COMBINE_ZMAX)
+    text += ", query heads by standardised maximum";
   return text;
 }
 
@@ -151,6 +153,8 @@ std::string shortEviction(const schema::EvictParams &e) {
   text += budget;
   if (e.heads() == schema::EVICT_HEADS_EACH)
     text += " per head";
+  if (e.combine() == schema::EVICT_COMBINE_ZMAX)
+    text += " zmax";
   return text;
 }
 

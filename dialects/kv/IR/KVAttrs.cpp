@@ -316,7 +316,8 @@ verifyEviction(function_ref<InFlightDiagnostic()> emitError, StringRef policy,
 LogicalResult
 TriAttentionAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                          Attribute budget, unsigned window, unsigned interval,
-                         unsigned sinks, EvictHeads, unsigned horizon) {
+                         unsigned sinks, EvictHeads, unsigned horizon,
+                         EvictCombine) {
   if (failed(verifyEviction(emitError, "#kv.triattention", budget, window,
                             interval, sinks)))
     return failure();

@@ -85,6 +85,18 @@ def KV_EvictHeads : I32Enum<"EvictHeads", "whose entries an eviction keeps", [
   }];
 }
 
+def KV_EvictCombine : I32Enum<"EvictCombine",
+    "how TriAttention combines the scores of a KV group's query heads", [
+    I32EnumCase<"Mean", 0, "mean">,
+    I32EnumCase<"ZMax", 1, "zmax">]> {
+  let cppNamespace = "::mlir::kv";
+  let description = [{
+    `mean`: the mean over the group's query heads. `zmax`: each query
+    head's scores standardised over the keys scored, then the maximum (the
+    reference runtime's default).
+  }];
+}
+
 def KV_PrefetchMode : I32Enum<"PrefetchMode", "what a prefetch predicts", [
     I32EnumCase<"NextLayer", 0, "next_layer">,
     I32EnumCase<"NextStep", 1, "next_step">]> {
@@ -344,14 +356,19 @@ def KV_TriAttentionAttr : KV_EvictionPolicyAttr<"TriAttention", "triattention"> 
     position; the default, `kDefaultHorizon` (65536), is the reference
     code's.
 
-    Example: `#kv.triattention<budget = 2048, window = 128, interval = 128, sinks = 0, heads = each, horizon = 4096>`
+    `combine` (`EvictCombine`): how the scores of a KV head's query heads
+    combine, their mean (the default) or the maximum of each head's scores
+    standardised (`zmax`).
+
+    Example: `#kv.triattention<budget = 2048, window = 128, interval = 128, sinks = 0, heads = each, horizon = 4096, combine = zmax>`
   }];
   let parameters = (ins "::mlir::Attribute":$budget,
                         DefaultValuedParameter<"unsigned", "128">:$window,
                         DefaultValuedParameter<"unsigned", "128">:$interval,
                         DefaultValuedParameter<"unsigned", "0">:$sinks,
                         DefaultValuedParameter<"EvictHeads", "EvictHeads::Shared">:$heads,
-                        DefaultValuedParameter<"unsigned", "kDefaultHorizon">:$horizon);
+                        DefaultValuedParameter<"unsigned", "kDefaultHorizon">:$horizon,
+                        DefaultValuedParameter<"EvictCombine", "EvictCombine::Mean">:$combine);
 }
 
 def KV_SnapKVAttr : KV_EvictionPolicyAttr<"SnapKV", "snapkv"> {

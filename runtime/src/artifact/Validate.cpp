@@ -674,6 +674,12 @@ Status Validator::checkCall(int index, const schema::KernelCall &call,
       return mismatch("heads " + str(int(e.heads())) +
                       " is not a selection this runtime knows (shared or "
                       "each)");
+    if (!schema::EvictCombine_IsValid(e.combine()))
+      return mismatch("combine " + str(int(e.combine())) +
+                      " is not a combination this runtime knows (mean or "
+                      "zmax)");
+    if (!tri && e.combine() != schema::EVICT_COMBINE_MEAN)
+      return mismatch("combine is zmax, which only triattention takes");
     switch (e.budget_case()) {
     case schema::EvictParams::kBudgetTokens:
       if (e.budget_tokens() == 0)

@@ -33,4 +33,10 @@ std::vector<double> futureDistances(const schema::EvictParams &plan) {
                                            : kReferenceHorizon);
 }
 
+HeadAggregation groupCombination(const schema::EvictParams &plan) {
+  return plan.combine() == schema::EVICT_COMBINE_ZMAX
+             ? HeadAggregation::StandardisedMax
+             : HeadAggregation::Mean;
+}
+
 } // namespace kvrt::evict

@@ -40,6 +40,9 @@ SelectionParams selectionFor(const schema::EvictParams &plan, uint64_t seen);
 /// horizon (kReferenceHorizon when it gives none).
 std::vector<double> futureDistances(const schema::EvictParams &plan);
 
+/// How TriAttention combines a KV group's query heads under `plan`.
+HeadAggregation groupCombination(const schema::EvictParams &plan);
+
 } // namespace kvrt::evict
 
 #endif // KVRT_EVICT_SCHEDULE_H

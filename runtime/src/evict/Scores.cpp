@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/src/evict/Scores.h"
 #include "runtime/src/backends/cpu/Simd.h"
+#include "runtime/src/evict/Select.h"
 
 #include <algorithm>
 #include <cmath>
@@ -115,7 +116,7 @@ TriAttentionScorer::TriAttentionScorer(const cpu::RopeFrequencies &freqs,
                                        HeadAggregation aggregation)
     : headDim_(headDim), half_(headDim / 2),
       rows_(aggregation == HeadAggregation::Mean ? 1 : heads),
-      interleaved_(freqs.interleaved) {
+      interleaved_(freqs.interleaved), aggregation_(aggregation) {
   direction_.assign(size_t(rows_ * headDim_), 0.0f);
   magnitude_.assign(size_t(rows_ * half_), 0.0f);
   std::vector<double> direction(direction_.size()),
@@ -147,8 +148,20 @@ TriAttentionScorer::TriAttentionScorer(const cpu::RopeFrequencies &freqs,
 void TriAttentionScorer::score(const float *keys, int64_t stride, int64_t count,
                                float *scores) const {
   std::vector<float> norms(static_cast<size_t>(half_));
-  scoreKeys(keys, stride, count, headDim_, interleaved_, rows_,
-            direction_.data(), magnitude_.data(), norms.data(), scores);
+  if (aggregation_ != HeadAggregation::StandardisedMax) {
+    scoreKeys(keys, stride, count, headDim_, interleaved_, rows_,
+              direction_.data(), magnitude_.data(), norms.data(), scores);
+    return;
+  }
+  // Each head's scores apart, then combined.
+  std::vector<float> rows(size_t(rows_ * count));
+  for (int64_t r = 0; r < rows_; ++r)
+    scoreKeys(keys, stride, count, headDim_, interleaved_, 1,
+              direction_.data() + r * headDim_, magnitude_.data() + r * half_,
+              norms.data(), rows.data() + r * count);
+  const std::vector<float> combined =
+      combineHeads(rows.data(), rows_, count, uint64_t(count), aggregation_);
+  std::copy(combined.begin(), combined.end(), scores);
 }
 
 void streamingScores(int64_t count, int64_t sinks, float *scores) {
@@ -158,16 +171,9 @@ void streamingScores(int64_t count, int64_t sinks, float *scores) {
 
 void h2oScores(const float *accumulated, int64_t heads, int64_t stride,
                int64_t count, HeadAggregation aggregation, float *scores) {
-  for (int64_t i = 0; i < count; ++i) {
-    double sum = 0, best = -std::numeric_limits<double>::infinity();
-    for (int64_t h = 0; h < heads; ++h) {
-      double v = accumulated[h * stride + i];
-      sum += v;
-      best = std::max(best, v);
-    }
-    scores[i] = float(aggregation == HeadAggregation::Mean ? sum / double(heads)
-                                                           : best);
-  }
+  const std::vector<float> combined =
+      combineHeads(accumulated, heads, stride, uint64_t(count), aggregation);
+  std::copy(combined.begin(), combined.end(), scores);
 }
 
 void snapkvScores(const float *weights, int64_t heads, int64_t window,

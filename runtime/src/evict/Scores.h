@@ -19,8 +19,11 @@
 namespace kvrt::evict {
 
 /// How scores of several heads (the query heads of a KV group, or the KV
-/// heads of a layer sharing one selection) combine into one per key.
-enum class HeadAggregation { Mean, Max };
+/// heads of a layer sharing one selection) combine into one per key: their
+/// mean, their maximum, or the maximum of each head's scores standardised
+/// over the keys scored (TriAttention's reference runtime:
+/// sparse_normalize_scores with layer_perhead_aggregation=max).
+enum class HeadAggregation { Mean, Max, StandardisedMax };
 
 /// Calibrated statistics of one query head's pre-RoPE queries, per RoPE
 /// frequency pair f (headDim / 2 of them, pair f being coordinates (f, f +
@@ -75,7 +78,8 @@ public:
 private:
   int64_t headDim_, half_, rows_;
   bool interleaved_;
-  /// Per aggregated row (one for Mean, one per head for Max): the direction
+  HeadAggregation aggregation_;
+  /// Per aggregated row (one for Mean, one per head otherwise): the direction
   /// whose dot product with a post-RoPE key is the averaged trigonometric
   /// term, in the key's layout, and the weights of the pair norms.
   std::vector<float> direction_, magnitude_;

@@ -74,6 +74,17 @@ void standardise(float *scores, uint64_t count) {
 std::vector<float> combineHeads(const float *scores, int64_t kvHeads,
                                 int64_t stride, uint64_t count,
                                 HeadAggregation aggregation) {
+  std::vector<float> standardised;
+  if (aggregation == HeadAggregation::StandardisedMax) {
+    standardised.resize(size_t(kvHeads) * count);
+    for (int64_t h = 0; h < kvHeads; ++h) {
+      std::copy_n(scores + h * stride, count,
+                  standardised.data() + uint64_t(h) * count);
+      standardise(standardised.data() + uint64_t(h) * count, count);
+    }
+    scores = standardised.data();
+    stride = int64_t(count);
+  }
   std::vector<float> combined(count);
   for (uint64_t i = 0; i < count; ++i) {
     double sum = 0, best = -std::numeric_limits<double>::infinity();

@@ -49,7 +49,8 @@ KeptLayout keptLayout(uint64_t count, const SelectionParams &params);
 void standardise(float *scores, uint64_t count);
 
 /// The scores a shared selection ranks by: per entry the mean (in double)
-/// or the maximum over the heads, NaN as -inf.
+/// or the maximum over the heads, NaN as -inf; with StandardisedMax, each
+/// head's scores standardised first (a copy).
 std::vector<float> combineHeads(const float *scores, int64_t kvHeads,
                                 int64_t stride, uint64_t count,
                                 HeadAggregation aggregation);

@@ -71,8 +71,10 @@ TEST(Policy, TriAttentionTakesItsHorizon) {
   EXPECT_EQ(pipeline("evict:\n"
                      "  method: triattention\n"
                      "  budget: 0.25\n"
-                     "  horizon: 4096\n"),
-            "kv-evict{method=triattention budget=0.25 horizon=4096}");
+                     "  horizon: 4096\n"
+                     "  combine: zmax\n"),
+            "kv-evict{method=triattention budget=0.25 horizon=4096 "
+            "combine=zmax}");
 }
 
 TEST(Policy, WritesEveryOptionInThePassOrder) {
@@ -163,7 +165,7 @@ TEST(Policy, RefusesUnknownKeysByNameAndLine) {
   EXPECT_EQ(error("evict:\n  method: h2o\n  budget: 0.5\n  recent: 64\n"),
             "p.yaml:4:3: unknown key 'recent' in the evict section; allowed: "
             "method, budget, window, interval, sinks, observe, kernel, "
-            "heads, horizon, allocate, spread, layers, overrides");
+            "heads, horizon, combine, allocate, spread, layers, overrides");
   EXPECT_EQ(error("quantize:\n  encoding: polar\n  bit: 3\n"),
             "p.yaml:3:3: unknown key 'bit' in the quantize section; allowed: "
             "encoding, bits, group, residual, seed, scale, qjl, sinks, window, "

@@ -218,6 +218,21 @@ TEST(EngineEviction, AHorizonThatIsNoPowerOfTwoIsRefused) {
       << error;
 }
 
+TEST(EngineEviction, AnUnknownOrMisplacedCombinationIsRefused) {
+  schema::EvictParams e = params(schema::EVICT_METHOD_TRIATTENTION, 16, 4, 2);
+  e.set_combine(schema::EvictCombine(5));
+  std::string error = writeError(e, "combine");
+  EXPECT_NE(error.find("combine 5 is not a combination this runtime knows"),
+            std::string::npos)
+      << error;
+  e = params(schema::EVICT_METHOD_H2O, 16, 4, 2);
+  e.set_combine(schema::EVICT_COMBINE_ZMAX);
+  error = writeError(e, "combine-h2o");
+  EXPECT_NE(error.find("combine is zmax, which only triattention takes"),
+            std::string::npos)
+      << error;
+}
+
 TEST(EngineEviction, KiviKeysAreRefusedWhenTheEngineIsCreated) {
   test::LlamaArtifactOptions o;
   o.evict = params(schema::EVICT_METHOD_H2O, 16, 4, 2);

@@ -76,6 +76,62 @@ INSTANTIATE_TEST_SUITE_P(
         TriCase{schema::ROPE_SCALING_YARN, false, HeadAggregation::Mean},
         TriCase{schema::ROPE_SCALING_YARN, true, HeadAggregation::Max}));
 
+// combine=zmax: each query head's float64 series standardised over the
+// keys scored (mean 0, deviation 1), then the maximum over the heads.
+TEST(TriAttention, StandardisedMaxStandardisesEachHeadOverTheKeys) {
+  constexpr int64_t d = 64, heads = 4, keys = 300;
+  cpu::RopeFrequencies freqs =
+      frequencies(schema::ROPE_SCALING_LLAMA3, false, d);
+  std::vector<QueryCentre> centres = randomCentres(heads, d / 2, 11);
+  // Heads whose logits spread differently: the largest would decide a
+  // plain maximum alone.
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t f = 0; f < d / 2; ++f) {
+      centres[h].re[f] *= double(1 + 3 * h);
+      centres[h].im[f] *= double(1 + 3 * h);
+      centres[h].magnitude[f] *= double(1 + 3 * h);
+    }
+  std::vector<float> pre = gaussians(size_t(keys * d), 12), cached(pre.size());
+  std::vector<int32_t> positions(keys);
+  for (int64_t i = 0; i < keys; ++i)
+    positions[i] = int32_t(i * 5 + i % 3);
+  cpu::ThreadPool pool(1);
+  cpu::rope(pool, freqs, pre.data(), keys, 1, d, positions.data(),
+            cached.data());
+  const int64_t t = positions.back() + 1;
+  const std::vector<double> grid = geometricDistances();
+  TriAttentionScorer scorer(freqs, d, centres.data(), heads, t, grid,
+                            HeadAggregation::StandardisedMax);
+  std::vector<float> scores(keys);
+  scorer.score(cached.data(), d, keys, scores.data());
+
+  std::vector<double> expected(keys, -INFINITY);
+  std::vector<int64_t> winner(keys, -1);
+  for (int64_t h = 0; h < heads; ++h) {
+    std::vector<double> head(keys);
+    double mean = 0, squares = 0;
+    for (int64_t i = 0; i < keys; ++i) {
+      head[i] =
+          referenceTriAttention(freqs, d, {centres[h]}, t, grid, &cached[i * d],
+                                positions[i], HeadAggregation::Mean);
+      mean += head[i] / keys;
+      squares += head[i] * head[i] / keys;
+    }
+    const double deviation = std::sqrt(squares - mean * mean);
+    for (int64_t i = 0; i < keys; ++i)
+      if ((head[i] - mean) / deviation > expected[i]) {
+        expected[i] = (head[i] - mean) / deviation;
+        winner[i] = h;
+      }
+  }
+  for (int64_t i = 0; i < keys; ++i)
+    EXPECT_NEAR(scores[i], expected[i], 1e-3) << "key " << i;
+  // Standardised, the heads whose logits spread least still decide keys.
+  EXPECT_GT(std::count_if(winner.begin(), winner.end(),
+                          [&](int64_t h) { return h < heads - 1; }),
+            keys / 10);
+}
+
 // With statistics measured on sampled queries and E|q_f| = |E q_f| (no
 // magnitude term), the score is the real RoPE logit q.k averaged over the
 // sampled queries placed at t + D (over a^2, YaRN's factor on both sides).
@@ -123,6 +179,13 @@ TEST(TriAttention, IsTheMeanLogitOfCalibrationQueries) {
     EXPECT_NEAR(scores[i], logit / double(samples * grid.size()) / a2, 1e-4)
         << "key " << i;
   }
+}
+
+TEST(TriAttention, ThePlanChoosesHowTheGroupCombines) {
+  schema::EvictParams plan;
+  EXPECT_EQ(groupCombination(plan), HeadAggregation::Mean);
+  plan.set_combine(schema::EVICT_COMBINE_ZMAX);
+  EXPECT_EQ(groupCombination(plan), HeadAggregation::StandardisedMax);
 }
 
 TEST(TriAttention, DistancesDoubleUpToTheHorizon) {

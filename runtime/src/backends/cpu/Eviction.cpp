@@ -178,9 +178,9 @@ void LayerEviction::score(ThreadPool &pool, const PagedCache &cache,
         }
         const std::vector<float> &tail = cache.tail(layer, sequence).keys[g];
         std::copy(tail.begin(), tail.end(), buffer.data() + encoded * headDim);
-        evict::TriAttentionScorer scorer(params_.rope, headDim,
-                                         params_.centres.data() + g * group,
-                                         group, position, distances);
+        evict::TriAttentionScorer scorer(
+            params_.rope, headDim, params_.centres.data() + g * group, group,
+            position, distances, evict::groupCombination(params_.plan));
         scorer.score(buffer.data(), headDim, length, out);
         evict::standardise(out, uint64_t(length));
         break;

@@ -230,6 +230,12 @@ DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
                      "basis") +
           " and is not written for the GPU; run it on the cpu backend, or "
           "store keys in bf16, fp8 or nvfp4 for the GPU");
+    if (call.plan.combine() != schema::EVICT_COMBINE_MEAN)
+      return Status::error(
+          where + " combines TriAttention's query heads by their "
+                  "standardised maximum (combine=zmax), which is not written "
+                  "for the GPU (it scores the group's mean); run it on the "
+                  "cpu backend");
     if (method == schema::EVICT_METHOD_SNAPKV) {
       const uint32_t group = uint32_t(call.qHeads) / spec.kvHeads;
       if (Status fits = snapKvFits(group, call.plan.observe(), spec.headDim);
