@@ -24,8 +24,9 @@
 #              and o_proj (a random Llama with real weights: the GPU
 #              applies the identity basis); a chunked prefill), and the
 #              artifacts it must refuse (selection over fp8, runner-up
-#              prefetches, TriAttention over polar keys, a polar-4 latent
-#              of keys), each with its sentence; the
+#              prefetches, TriAttention over polar keys or with
+#              combine=zmax, a polar-4 latent of keys), each with its
+#              sentence; the
 #              offloaded llama-tiny against the same artifact resident on
 #              the GPU (equal logits, counted misses); eviction (EVICTIONS:
 #              StreamingLLM in bf16, fp8, nvfp4 and polar4, TriAttention
@@ -166,7 +167,7 @@ engine_checks() {
   grep -vE '^device' "$out/evict-bench.txt"
   # Refused when the engine is created, with one sentence (exit 2).
   for r in fp8-twolevel offload-runners evict-tri-polar4 \
-    lowrank-keys-polar4; do
+    evict-tri-zmax-bf16 lowrank-keys-polar4; do
     timeout 60 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$r.kvpkg" \
       > "$out/engine-refuse-$r.txt" 2>&1
     code=$?
