@@ -24,14 +24,13 @@
 #              and o_proj (a random Llama with real weights: the GPU
 #              applies the identity basis); a chunked prefill), and the
 #              artifacts it must refuse (selection over fp8, runner-up
-#              prefetches, TriAttention over polar keys or with
-#              combine=zmax, a polar-4 latent of keys), each with its
-#              sentence; the
+#              prefetches, TriAttention over polar keys, a polar-4
+#              latent of keys), each with its sentence; the
 #              offloaded llama-tiny against the same artifact resident on
 #              the GPU (equal logits, counted misses); eviction (EVICTIONS:
 #              StreamingLLM in bf16, fp8, nvfp4 and polar4, TriAttention
-#              calibrated in bf16 shared and per KV head, fp8 and nvfp4,
-#              SnapKV and H2O in bf16 and per KV head over fp8):
+#              calibrated in bf16 shared and per KV head, with
+#              combine=zmax shared and per KV head, fp8 and nvfp4, SnapKV and H2O in bf16 and per KV head over fp8):
 #              the same compactions, the same kept positions per layer and
 #              head (KEPT lines name those that differ; TriAttention's,
 #              SnapKV's and H2O's may differ in near ties) and logits until a
@@ -84,7 +83,7 @@ selections=${SELECTIONS:-"twolevel quest"}
 exact=${EXACT:-"polar4 fp8 nvfp4"}
 kivi=${KIVI:-"kivi4 kivi2"}
 lowrank=${LOWRANK:-"lowrank lowrank-odd lowrank-folded lowrank-keys lowrank-keys-odd lowrank-kv"}
-evictions=${EVICTIONS:-"streaming-bf16 streaming-fp8 streaming-nvfp4 streaming-polar4 tri-bf16 tri-each-bf16 tri-fp8 tri-nvfp4 snapkv-bf16 snapkv-each-fp8 h2o-bf16 h2o-each-fp8"}
+evictions=${EVICTIONS:-"streaming-bf16 streaming-fp8 streaming-nvfp4 streaming-polar4 tri-bf16 tri-each-bf16 tri-zmax-bf16 tri-each-zmax-bf16 tri-fp8 tri-nvfp4 snapkv-bf16 snapkv-each-fp8 h2o-bf16 h2o-each-fp8"}
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
 offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}
 step_encodings=${STEP_ENCODINGS:-"bf16 polar4"}
@@ -167,7 +166,7 @@ engine_checks() {
   grep -vE '^device' "$out/evict-bench.txt"
   # Refused when the engine is created, with one sentence (exit 2).
   for r in fp8-twolevel offload-runners evict-tri-polar4 \
-    evict-tri-zmax-bf16 lowrank-keys-polar4; do
+    lowrank-keys-polar4; do
     timeout 60 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$r.kvpkg" \
       > "$out/engine-refuse-$r.txt" 2>&1
     code=$?

@@ -21,8 +21,8 @@
 # but its top 128 blocks and 2048 entries), offload (llama-tiny with a
 # budget small enough to miss; llama3-8b with 16 GB of device pages), and
 # llama-tiny artifacts the cuda backend must refuse (selection over fp8,
-# offload with runner-up prefetches, TriAttention over polar keys or with
-# combine=zmax, low-rank keys); llama-tiny with eviction (StreamingLLM, calibrated
+# offload with runner-up prefetches, TriAttention over polar keys, low-rank
+# keys); llama-tiny with eviction (StreamingLLM, calibrated
 # TriAttention, SnapKV and H2O); and llama-tiny with low-rank values (calibrated
 # bf16 latents beside bf16 keys).
 #
@@ -54,6 +54,9 @@ nice -n 10 ninja -C "$gpu_build" kvrt-cuda-attention kvrt-cuda-engine \
 cp "$gpu_build"/test/cuda/kvrt-cuda-attention \
   "$gpu_build"/test/cuda/kvrt-cuda-engine \
   "$gpu_build"/test/cuda/kvrt-cuda-sparse .gpu-bin/
+# Without their symbols (4 MB): the device tool carries 64 MiB in all.
+strip .gpu-bin/kvrt-cuda-attention .gpu-bin/kvrt-cuda-engine \
+  .gpu-bin/kvrt-cuda-sparse
 kvopt=${KVOPT:-$build/bin/kvopt}
 # The artifacts that need calibration read a fixed text: the README of
 # commit 27824ea, with which their checks passed on 2026-12-04.
@@ -101,10 +104,11 @@ tiny=(compile --synthetic llama-tiny --synthetic-weights generated --target h200
 # entries compacted every 8 decode steps; StreamingLLM in each encoding
 # the GPU compacts, TriAttention (its query centres calibrated on
 # test/cuda/calibration.txt through the synthetic model's byte-level
-# tokenizer) in bf16, per KV head, fp8 and nvfp4; SnapKV (its 32
-# observed queries) and H2O in bf16 and per KV head over fp8; and two the
-# cuda backend must refuse (TriAttention over polar keys, and with its
-# query heads combined by their standardised maximum).
+# tokenizer) in bf16, per KV head, fp8 and nvfp4, and with its query
+# heads combined by their standardised maximum (combine=zmax, shared and
+# per KV head); SnapKV (its 32 observed queries) and H2O in bf16 and per KV
+# head over fp8; and TriAttention over polar keys, which the cuda backend
+# must refuse.
 stream="kv-evict{method=streaming budget=128 interval=8}"
 tri="kv-evict{method=triattention budget=128 window=32 sinks=4 interval=8"
 for e in "bf16 " "fp8 ,kv-quantize{encoding=fp8}" \
@@ -115,7 +119,8 @@ for e in "bf16 " "fp8 ,kv-quantize{encoding=fp8}" \
 done
 for e in "bf16 }" "each-bf16  heads=each}" "fp8 },kv-quantize{encoding=fp8}" \
   "nvfp4 },kv-quantize{encoding=nvfp4}" \
-  "polar4 },kv-quantize{encoding=polar bits=4}" "zmax-bf16  combine=zmax}"; do
+  "polar4 },kv-quantize{encoding=polar bits=4}" "zmax-bf16  combine=zmax}" \
+  "each-zmax-bf16  heads=each combine=zmax}"; do
   "$kvopt" "${tiny[@]}" --calibrate "$calibration" --passes "$tri${e#* }" \
     -o ".gpu-bin/llama-tiny-evict-tri-${e%% *}.kvpkg"
 done

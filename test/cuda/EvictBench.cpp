@@ -2,7 +2,8 @@
 //
 // One compaction of a bf16 cache at the Llama-3-8B attention shape (32
 // query and 8 KV heads of 128, pages of 16), B = 8 sequences of 32768
-// tokens kept to a quarter (4 sinks, the last 128): TriAttention's scores,
+// tokens kept to a quarter (4 sinks, the last 128): TriAttention's scores
+// (the group's mean, and combine=zmax's query heads apart),
 // SnapKV's (32 observed queries, pooling over 7), the shared selection and
 // the compaction, each timed alone (median of `reps`), beside one decode
 // step's attention over the same cache; what H2O adds to every decode
@@ -121,9 +122,13 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
   snap.observe = observe;
   snap.kernel = 7;
   snap.scale = 1.0f / std::sqrt(float(d));
+  // TriAttention with combine=zmax: each query head scored apart.
+  EvictLaunch zmax = launch;
+  zmax.standardisedMax = true;
   DeviceBuffer workspace = orDie(DeviceBuffer::allocate(
-      std::max(evictWorkspaceBytes(launch), evictWorkspaceBytes(snap))));
-  launch.workspace = snap.workspace = workspace.get();
+      std::max({evictWorkspaceBytes(launch), evictWorkspaceBytes(snap),
+                evictWorkspaceBytes(zmax)})));
+  launch.workspace = snap.workspace = zmax.workspace = workspace.get();
 
   // One decode step's attention over the same cache.
   DecodeAttentionShape shape{batch,  qHeads, kvHeads, d, pageSize,
@@ -174,6 +179,7 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
   };
   const float attention =
       time([&] { orDie(decodeAttention(args, plan, nullptr)); });
+  const float zmaxScores = time([&] { orDie(scoreEntries(zmax, nullptr)); });
   const float scores = time([&] { orDie(scoreEntries(launch, nullptr)); });
   const float select = time([&] { orDie(selectEntries(launch, nullptr)); });
   const float compact = time([&] { orDie(compactEntries(launch, nullptr)); });
@@ -247,6 +253,9 @@ void runEvictBench(uint32_t multiprocessors, int reps) {
               2 * keyBytes / (attention * 1e6));
   std::printf("| TriAttention scores | %.3f | %.0f | %.2f |\n", scores,
               keyBytes / (scores * 1e6), scores / attention);
+  std::printf("| TriAttention scores, combine=zmax | %.3f | %.0f | %.2f |\n",
+              zmaxScores, keyBytes / (zmaxScores * 1e6),
+              zmaxScores / attention);
   std::printf("| SnapKV scores (32 queries) | %.3f | %.0f | %.2f |\n",
               snapScores, keyBytes / (snapScores * 1e6),
               snapScores / attention);

@@ -72,6 +72,9 @@ struct EvictCase {
   /// SnapKV: the queries observed (sequence 2 has half as many) and the
   /// pooling kernel.
   uint32_t observe = 0, kernel = 1;
+  /// TriAttention: the query heads standardised, then their maximum
+  /// (combine=zmax).
+  bool zmax = false;
 };
 
 struct SequenceCase {
@@ -273,6 +276,7 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
   launch.centres =
       triAttentionCentresView(centreBuffer.as<double>(), kQHeads, half, rope);
   launch.shared = c.shared;
+  launch.standardisedMax = c.zmax;
   if (snap) {
     launch.observed = observedBuffer.as<float>();
     launch.observedPositions = observedPositionBuffer.as<int32_t>();
@@ -333,6 +337,12 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
   std::vector<int32_t> kept(rows * maxKept);
   CUDA_OK(cudaMemcpy(scores.data(), w.scores, scores.size() * 4,
                      cudaMemcpyDeviceToHost));
+  // zmax: each query head's raw scores, which the KV heads' combine.
+  std::vector<float> headScores(c.zmax ? size_t(kCount) * kQHeads * maxLength
+                                       : 0);
+  if (c.zmax)
+    CUDA_OK(cudaMemcpy(headScores.data(), w.headScores, headScores.size() * 4,
+                       cudaMemcpyDeviceToHost));
   CUDA_OK(cudaMemcpy(combined.data(), w.combined, combined.size() * 4,
                      cudaMemcpyDeviceToHost));
   CUDA_OK(
@@ -362,13 +372,64 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
     }
   double worstRatio = 0;
   std::vector<float> cpuScores(rows * maxLength, 0.0f);
+  std::vector<float> cpuHeadScores(headScores.size(), 0.0f);
   std::vector<float> keys(size_t(maxLength) * d);
   std::vector<double> snapBounds(maxLength);
+  // zmax: KV head h's scores against evict::combineHeads() of the GPU's own
+  // query head scores (each standardised value may round to a neighbouring
+  // float, the moments being summed in another order, and the maximum moves
+  // by no more than its terms), and the CPU's own combination for the
+  // selection's information.
+  auto checkStandardisedMax = [&](uint32_t i, uint32_t h, uint32_t length) {
+    const size_t firstRow = size_t(i) * kQHeads + h * group;
+    std::vector<float> heads(size_t(group) * length), own(heads.size());
+    for (uint32_t g = 0; g < group; ++g) {
+      std::copy_n(&headScores[(firstRow + g) * maxLength], length,
+                  &heads[size_t(g) * length]);
+      std::copy_n(&cpuHeadScores[(firstRow + g) * maxLength], length,
+                  &own[size_t(g) * length]);
+    }
+    const std::vector<float> want =
+        evict::combineHeads(heads.data(), group, length, length,
+                            evict::HeadAggregation::StandardisedMax);
+    const std::vector<float> ownWant =
+        evict::combineHeads(own.data(), group, length, length,
+                            evict::HeadAggregation::StandardisedMax);
+    std::copy(ownWant.begin(), ownWant.end(),
+              &cpuScores[(size_t(i) * kHeads + h) * maxLength]);
+    for (uint32_t g = 0; g < group; ++g)
+      evict::standardise(&heads[size_t(g) * length], length);
+    const float *got = &scores[(size_t(i) * kHeads + h) * maxLength];
+    for (uint32_t t = 0; t < length; ++t) {
+      double largest = 0;
+      for (uint32_t g = 0; g < group; ++g)
+        largest =
+            std::max(largest, std::fabs(double(heads[size_t(g) * length + t])));
+      const double bound =
+          std::ldexp(std::fabs(double(want[t])) + largest, -22);
+      if (got[t] != want[t] &&
+          !(std::fabs(double(got[t]) - double(want[t])) <= bound)) {
+        std::snprintf(text, sizeof text,
+                      "standardised maximum of sequence %u head %u entry %u: "
+                      "gpu %.9g, cpu from the gpu's query head scores %.9g "
+                      "(bound %.3g)",
+                      i, h, t, got[t], want[t], bound);
+        report("zmax", text);
+      }
+    }
+    for (uint32_t t = length; t < maxLength; ++t)
+      if (!poisoned(&got[t])) {
+        std::snprintf(text, sizeof text,
+                      "sequence %u head %u: standardised maximum %u past its "
+                      "length %u was written (%.9g)",
+                      i, h, t, length, got[t]);
+        report("zmax", text);
+        break;
+      }
+  };
   for (uint32_t i = 0; i < kCount; ++i)
     for (uint32_t h = 0; h < kHeads; ++h) {
       const uint32_t length = kSequences[i].length;
-      const float *got = &scores[(size_t(i) * kHeads + h) * maxLength];
-      float *want = &cpuScores[(size_t(i) * kHeads + h) * maxLength];
       for (uint32_t t = 0; t < length; ++t) {
         const uint32_t page = pageOf(i, t), slot = t % pageSize;
         sides[0].codec->decodeAt(
@@ -377,152 +438,172 @@ bool runEvictCase(const EvictCase &c, uint32_t seed) {
             slot, h, positions[(size_t(page) * kHeads + h) * pageSize + slot],
             &keys[size_t(t) * d]);
       }
-      // Per pair: the bound's weight on |k_f|.
-      std::vector<double> weight(half, 0.0);
-      if (tri) {
-        evict::TriAttentionScorer scorer(rope, d, &cpuCentres[h * group], group,
-                                         sequences[i].queryPosition, distances);
-        scorer.score(keys.data(), d, length, want);
-        for (uint32_t f = 0; f < half; ++f) {
-          const auto [zr, zi] = evict::distanceMean(rope.inverse[f], distances);
-          double centre = 0, spread = 0;
-          for (uint32_t g = 0; g < group; ++g) {
-            const evict::QueryCentre &q = cpuCentres[h * group + g];
-            centre += std::hypot(q.re[f], q.im[f]) / group;
-            spread += (q.magnitude[f] - std::hypot(q.re[f], q.im[f])) / group;
-          }
-          weight[f] = (std::sqrt(2.0) * std::hypot(zr, zi) * centre +
-                       std::fabs(spread)) /
-                      rope.attentionFactor;
-        }
-      } else if (snap) {
-        // In double: each observed row's softmax over the entries it sees,
-        // summed over the window per query head, max-pooled, summed.
-        std::vector<double> total(length, 0.0), votes(length), logits(length);
-        std::vector<double> massWant(length, 0.0); // H2O's, summed over
-                                                   // the group and rows
-        double worstDot = 0; // scale * sum |q_i k_i|, the largest.
-        const size_t ring = size_t(tableRows[i]) * observe;
-        for (uint32_t g = 0; g < group; ++g) {
-          std::fill(votes.begin(), votes.end(), 0.0);
-          for (uint32_t j = 0; j < observe; ++j) {
-            const int32_t at = observedPositions[ring + j];
-            if (at < 0)
-              continue;
-            const float *q =
-                &observed[((ring + j) * kQHeads + h * group + g) * d];
-            double best = -INFINITY;
-            for (uint32_t t = 0; t < length; ++t) {
-              const uint32_t page = pageOf(i, t), slot = t % pageSize;
-              logits[t] = -INFINITY;
-              if (positions[(size_t(page) * kHeads + h) * pageSize + slot] > at)
-                continue;
-              double dot = 0, magnitude = 0;
-              for (uint32_t k = 0; k < d; ++k) {
-                dot += double(q[k]) * keys[size_t(t) * d + k];
-                magnitude += std::fabs(double(q[k]) * keys[size_t(t) * d + k]);
-              }
-              logits[t] = scale * dot;
-              worstDot = std::max(worstDot, scale * magnitude);
-              best = std::max(best, logits[t]);
+      // The rows scored: the KV head's, or (zmax) each of its query heads'.
+      for (uint32_t scored = 0; scored < (c.zmax ? group : 1); ++scored) {
+        const float *got =
+            c.zmax ? &headScores[(size_t(i) * kQHeads + h * group + scored) *
+                                 maxLength]
+                   : &scores[(size_t(i) * kHeads + h) * maxLength];
+        float *want =
+            c.zmax ? &cpuHeadScores[(size_t(i) * kQHeads + h * group + scored) *
+                                    maxLength]
+                   : &cpuScores[(size_t(i) * kHeads + h) * maxLength];
+        // Per pair: the bound's weight on |k_f|.
+        std::vector<double> weight(half, 0.0);
+        if (tri) {
+          // The row's query heads: the group (their mean), or one.
+          const uint32_t first = h * group + scored, heads = c.zmax ? 1 : group;
+          evict::TriAttentionScorer scorer(rope, d, &cpuCentres[first], heads,
+                                           sequences[i].queryPosition,
+                                           distances);
+          scorer.score(keys.data(), d, length, want);
+          for (uint32_t f = 0; f < half; ++f) {
+            const auto [zr, zi] =
+                evict::distanceMean(rope.inverse[f], distances);
+            double centre = 0, spread = 0;
+            for (uint32_t g = 0; g < heads; ++g) {
+              const evict::QueryCentre &q = cpuCentres[first + g];
+              centre += std::hypot(q.re[f], q.im[f]) / heads;
+              spread += (q.magnitude[f] - std::hypot(q.re[f], q.im[f])) / heads;
             }
-            double sum = 0;
-            for (uint32_t t = 0; t < length; ++t)
-              if (logits[t] != -INFINITY)
-                sum += std::exp(logits[t] - best);
-            for (uint32_t t = 0; t < length; ++t)
-              if (logits[t] != -INFINITY) {
-                votes[t] += std::exp(logits[t] - best) / sum;
-                massWant[t] += kH2oRepeats * std::exp(logits[t] - best) / sum;
+            weight[f] = (std::sqrt(2.0) * std::hypot(zr, zi) * centre +
+                         std::fabs(spread)) /
+                        rope.attentionFactor;
+          }
+        } else if (snap) {
+          // In double: each observed row's softmax over the entries it sees,
+          // summed over the window per query head, max-pooled, summed.
+          std::vector<double> total(length, 0.0), votes(length), logits(length);
+          std::vector<double> massWant(length, 0.0); // H2O's, summed over
+                                                     // the group and rows
+          double worstDot = 0; // scale * sum |q_i k_i|, the largest.
+          const size_t ring = size_t(tableRows[i]) * observe;
+          for (uint32_t g = 0; g < group; ++g) {
+            std::fill(votes.begin(), votes.end(), 0.0);
+            for (uint32_t j = 0; j < observe; ++j) {
+              const int32_t at = observedPositions[ring + j];
+              if (at < 0)
+                continue;
+              const float *q =
+                  &observed[((ring + j) * kQHeads + h * group + g) * d];
+              double best = -INFINITY;
+              for (uint32_t t = 0; t < length; ++t) {
+                const uint32_t page = pageOf(i, t), slot = t % pageSize;
+                logits[t] = -INFINITY;
+                if (positions[(size_t(page) * kHeads + h) * pageSize + slot] >
+                    at)
+                  continue;
+                double dot = 0, magnitude = 0;
+                for (uint32_t k = 0; k < d; ++k) {
+                  dot += double(q[k]) * keys[size_t(t) * d + k];
+                  magnitude +=
+                      std::fabs(double(q[k]) * keys[size_t(t) * d + k]);
+                }
+                logits[t] = scale * dot;
+                worstDot = std::max(worstDot, scale * magnitude);
+                best = std::max(best, logits[t]);
               }
+              double sum = 0;
+              for (uint32_t t = 0; t < length; ++t)
+                if (logits[t] != -INFINITY)
+                  sum += std::exp(logits[t] - best);
+              for (uint32_t t = 0; t < length; ++t)
+                if (logits[t] != -INFINITY) {
+                  votes[t] += std::exp(logits[t] - best) / sum;
+                  massWant[t] += kH2oRepeats * std::exp(logits[t] - best) / sum;
+                }
+            }
+            const int64_t k = c.kernel / 2;
+            for (int64_t t = 0; t < int64_t(length); ++t) {
+              double pooled = 0;
+              for (int64_t u = std::max<int64_t>(0, t - k);
+                   u <= std::min<int64_t>(length - 1, t + k); ++u)
+                pooled = std::max(pooled, votes[size_t(u)]);
+              total[size_t(t)] += pooled;
+            }
           }
-          const int64_t k = c.kernel / 2;
-          for (int64_t t = 0; t < int64_t(length); ++t) {
-            double pooled = 0;
-            for (int64_t u = std::max<int64_t>(0, t - k);
-                 u <= std::min<int64_t>(length - 1, t + k); ++u)
-              pooled = std::max(pooled, votes[size_t(u)]);
-            total[size_t(t)] += pooled;
+          // A logit is within (2^-17 + (d + 2) 2^-24) of scale * sum |q k|:
+          // the kernel splits each query into bf16 hi + lo (within 2^-18 of
+          // it), keys are exact in bf16, products exact, and the d / 8
+          // fp32 accumulations of the tensor cores and the scaling stay
+          // within an fp32 dot product's bound. A weight's relative error is
+          // within twice the worst logit's, plus an ulp per term of the
+          // softmax's sum and a few for exp, the tiles' join and the
+          // reciprocal; the window's and heads' sums add one per term, and
+          // pooling moves a maximum by no more than its terms'.
+          const double epsilon =
+              2 * (std::ldexp(1.0, -17) + (d + 2) * std::ldexp(1.0, -24)) *
+                  worstDot +
+              std::ldexp(double(length + observe + 24), -24);
+          for (uint32_t t = 0; t < length; ++t) {
+            want[t] = float(total[t]);
+            snapBounds[t] = (epsilon + std::ldexp(1.0, -23)) * total[t];
           }
+          // H2O's mass: each weight within epsilon, one rounding per
+          // addition of the rows' and heads' weights.
+          for (uint32_t t = 0; t < length; ++t) {
+            const float got =
+                mass[(size_t(pageOf(i, t)) * kHeads + h) * pageSize +
+                     t % pageSize];
+            const double bound =
+                (epsilon +
+                 std::ldexp(double(kH2oRepeats * observe * group + 1), -24)) *
+                massWant[t];
+            const double error = std::fabs(double(got) - massWant[t]);
+            if (!(error <= bound) && !(got == 0 && massWant[t] == 0)) {
+              std::snprintf(text, sizeof text,
+                            "sequence %u head %u entry %u (page %u slot %u): "
+                            "gpu %.9g, float64 %.9g, |difference| %.3g > "
+                            "bound %.3g",
+                            i, h, t, pageOf(i, t), t % pageSize, got,
+                            massWant[t], error, bound);
+              report("h2o-rows", text);
+            }
+          }
+        } else {
+          // The layout's sinks, which the kernel reads: a sequence within its
+          // budget protects every entry (evict::keptLayout).
+          evict::streamingScores(length, sequences[i].sinks, want);
         }
-        // A logit is within (2^-17 + (d + 2) 2^-24) of scale * sum |q k|:
-        // the kernel splits each query into bf16 hi + lo (within 2^-18 of
-        // it), keys are exact in bf16, products exact, and the d / 8
-        // fp32 accumulations of the tensor cores and the scaling stay
-        // within an fp32 dot product's bound. A weight's relative error is
-        // within twice the worst logit's, plus an ulp per term of the
-        // softmax's sum and a few for exp, the tiles' join and the
-        // reciprocal; the window's and heads' sums add one per term, and
-        // pooling moves a maximum by no more than its terms'.
-        const double epsilon =
-            2 * (std::ldexp(1.0, -17) + (d + 2) * std::ldexp(1.0, -24)) *
-                worstDot +
-            std::ldexp(double(length + observe + 24), -24);
+        const double n = 1.5 * d;
         for (uint32_t t = 0; t < length; ++t) {
-          want[t] = float(total[t]);
-          snapBounds[t] = (epsilon + std::ldexp(1.0, -23)) * total[t];
-        }
-        // H2O's mass: each weight within epsilon, one rounding per
-        // addition of the rows' and heads' weights.
-        for (uint32_t t = 0; t < length; ++t) {
-          const float got =
-              mass[(size_t(pageOf(i, t)) * kHeads + h) * pageSize +
-                   t % pageSize];
-          const double bound =
-              (epsilon +
-               std::ldexp(double(kH2oRepeats * observe * group + 1), -24)) *
-              massWant[t];
-          const double error = std::fabs(double(got) - massWant[t]);
-          if (!(error <= bound) && !(got == 0 && massWant[t] == 0)) {
+          double magnitude = 0;
+          const float *k = &keys[size_t(t) * d];
+          for (uint32_t f = 0; f < half; ++f) {
+            const uint32_t a = c.interleaved ? 2 * f : f;
+            const uint32_t b = c.interleaved ? a + 1 : f + half;
+            magnitude += weight[f] * std::hypot(double(k[a]), double(k[b]));
+          }
+          // StreamingLLM's scores are exact (bound 0).
+          const double bound = snap  ? snapBounds[t]
+                               : tri ? 2 * (n + 9) * std::ldexp(magnitude, -24)
+                                     : 0.0;
+          const double error = std::fabs(double(got[t]) - double(want[t]));
+          const bool equal = got[t] == want[t];
+          if (!equal && !(error <= bound)) {
             std::snprintf(text, sizeof text,
-                          "sequence %u head %u entry %u (page %u slot %u): "
-                          "gpu %.9g, float64 %.9g, |difference| %.3g > "
-                          "bound %.3g",
-                          i, h, t, pageOf(i, t), t % pageSize, got, massWant[t],
+                          "sequence %u head %u entry %u (page %u slot %u): gpu "
+                          "%.9g, cpu %.9g, |difference| %.3g > bound %.3g",
+                          i, h, t, pageOf(i, t), t % pageSize, got[t], want[t],
                           error, bound);
-            report("h2o-rows", text);
+            report("scores", text);
+          } else if (bound > 0) {
+            worstRatio = std::max(worstRatio, error / bound);
           }
         }
-      } else {
-        // The layout's sinks, which the kernel reads: a sequence within its
-        // budget protects every entry (evict::keptLayout).
-        evict::streamingScores(length, sequences[i].sinks, want);
+        for (uint32_t t = length; t < maxLength; ++t)
+          if (!poisoned(&got[t])) {
+            std::snprintf(
+                text, sizeof text,
+                "sequence %u head %u row %u: entry %u past its length "
+                "%u was written (%.9g)",
+                i, h, scored, t, length, got[t]);
+            report("scores", text);
+            break;
+          }
       }
-      const double n = 1.5 * d;
-      for (uint32_t t = 0; t < length; ++t) {
-        double magnitude = 0;
-        const float *k = &keys[size_t(t) * d];
-        for (uint32_t f = 0; f < half; ++f) {
-          const uint32_t a = c.interleaved ? 2 * f : f;
-          const uint32_t b = c.interleaved ? a + 1 : f + half;
-          magnitude += weight[f] * std::hypot(double(k[a]), double(k[b]));
-        }
-        // StreamingLLM's scores are exact (bound 0).
-        const double bound = snap  ? snapBounds[t]
-                             : tri ? 2 * (n + 9) * std::ldexp(magnitude, -24)
-                                   : 0.0;
-        const double error = std::fabs(double(got[t]) - double(want[t]));
-        const bool equal = got[t] == want[t];
-        if (!equal && !(error <= bound)) {
-          std::snprintf(text, sizeof text,
-                        "sequence %u head %u entry %u (page %u slot %u): gpu "
-                        "%.9g, cpu %.9g, |difference| %.3g > bound %.3g",
-                        i, h, t, pageOf(i, t), t % pageSize, got[t], want[t],
-                        error, bound);
-          report("scores", text);
-        } else if (bound > 0) {
-          worstRatio = std::max(worstRatio, error / bound);
-        }
-      }
-      for (uint32_t t = length; t < maxLength; ++t)
-        if (!poisoned(&got[t])) {
-          std::snprintf(text, sizeof text,
-                        "sequence %u head %u: entry %u past its length %u was "
-                        "written (%.9g)",
-                        i, h, t, length, got[t]);
-          report("scores", text);
-          break;
-        }
+      if (c.zmax)
+        checkStandardisedMax(i, h, length);
     }
 
   // H2O's mass anywhere but the sequences' entries stays zero.
@@ -742,6 +823,10 @@ int runEvictChecks() {
       {"tri-nvfp4-each-ties", nvfp4, 64, false, false, S::TriAttention, 24},
       {"tri-bf16-shared-page96", bf16, 128, false, true, S::TriAttention, 0,
        96},
+      {"tri-bf16-shared-zmax", bf16, 128, false, true, S::TriAttention, 0, 16,
+       0, 1, true},
+      {"tri-fp8-dyn-each-zmax-ties", fp8, 64, true, false, S::TriAttention, 24,
+       16, 0, 1, true},
       {"tri-fp8-dyn-each-page96", fp8, 64, true, false, S::TriAttention, 0, 96},
       {"snapkv-bf16-shared", bf16, 128, false, true, S::SnapKv, 0, 16, 32, 7},
       {"snapkv-bf16-each-ties", bf16, 64, false, false, S::SnapKv, 24, 16, 32,

@@ -230,12 +230,6 @@ DeviceEviction::create(const Artifact &artifact, std::vector<EvictCall> calls,
                      "basis") +
           " and is not written for the GPU; run it on the cpu backend, or "
           "store keys in bf16, fp8 or nvfp4 for the GPU");
-    if (call.plan.combine() != schema::EVICT_COMBINE_MEAN)
-      return Status::error(
-          where + " combines TriAttention's query heads by their "
-                  "standardised maximum (combine=zmax), which is not written "
-                  "for the GPU (it scores the group's mean); run it on the "
-                  "cpu backend");
     if (method == schema::EVICT_METHOD_SNAPKV) {
       const uint32_t group = uint32_t(call.qHeads) / spec.kvHeads;
       if (Status fits = snapKvFits(group, call.plan.observe(), spec.headDim);
@@ -388,6 +382,7 @@ DeviceEviction::afterCall(const std::vector<EvictCallSequence> &call,
   shape.cache.kvHeads = kvHeads_;
   shape.cache.headDim = headDim_;
   shape.scoring = scoring(plan.method());
+  shape.standardisedMax = plan.combine() == schema::EVICT_COMBINE_ZMAX;
   shape.observe = observe_;
   for (const Layer &layer : layers_)
     shape.qHeads = std::max(shape.qHeads, uint32_t(layer.call.qHeads));
@@ -408,6 +403,7 @@ DeviceEviction::afterCall(const std::vector<EvictCallSequence> &call,
     launch.maxLength = maxLength;
     launch.maxKept = maxKept;
     launch.scoring = shape.scoring;
+    launch.standardisedMax = shape.standardisedMax;
     launch.centres = layer.view;
     if (observes()) {
       const size_t places = size_t(l) * ringRows_ * observe_;

@@ -12,7 +12,10 @@
 //   pair norms: d / 16 lanes a key, each holding a pair's both halves
 //   (two 8-coordinate chunks, 16 bytes each in bf16) and its 24 weights in
 //   registers, four keys a thread in flight; each block also writes the
-//   double moments of its scores for the standardisation. StreamingLLM
+//   double moments of its scores for the standardisation. With
+//   combine=zmax each query head gets its own u and m and its own scores,
+//   which a third kernel standardises per head and combines by their
+//   maximum into the KV head's, as evict::combineHeads() does. StreamingLLM
 //   scores the sinks +inf and the others their index. SnapKV
 //   (EvictSnapKv.cu) scores by the attention of the layer's last `observe`
 //   queries (recordObserved() keeps them, per sequence, in a ring):
@@ -112,6 +115,10 @@ struct EvictLaunch {
   float scale = 1.0f;
   /// One selection for all KV heads (else one per head).
   bool shared = true;
+  /// TriAttention: each query head's scores standardised over the entries,
+  /// then a KV head's the maximum over its group (combine=zmax), instead
+  /// of one score of the group's mean.
+  bool standardisedMax = false;
   /// Device workspace of evictWorkspaceBytes() (EvictWorkspace).
   void *workspace = nullptr;
 };
@@ -130,8 +137,14 @@ struct EvictWorkspace {
   float *scores = nullptr, *combined = nullptr;
   /// [rows][maxKept]: the kept indices of each selection row, ascending.
   int32_t *kept = nullptr;
-  /// [rows][headDim * 3 / 2]: TriAttention's u (key layout), then m.
+  /// [scored rows][headDim * 3 / 2]: TriAttention's u (key layout), then
+  /// m; scored rows are (sequence, KV head), or with standardisedMax
+  /// (sequence, query head).
   float *directions = nullptr;
+  /// standardisedMax: [sequence * qHeads][maxLength] each query head's raw
+  /// scores and [sequence * qHeads][scoreTiles][3] their moments.
+  float *headScores = nullptr;
+  double *headMoments = nullptr;
   /// SnapKV: [rows][scoreTiles][snapKvPaddedRows()] each tile's maximum
   /// and sum of its entries' exponentials (base 2) per query row; then
   /// [rows][group][maxLength] each query head's summed weights.
@@ -152,8 +165,8 @@ struct EvictWorkspace {
 EvictWorkspace evictWorkspace(const EvictLaunch &launch);
 
 /// Bytes of the workspace a launch needs: of its fields, count,
-/// maxLength, maxKept, cache.kvHeads, cache.headDim, qHeads, scoring and
-/// observe count.
+/// maxLength, maxKept, cache.kvHeads, cache.headDim, qHeads, scoring,
+/// standardisedMax and observe count.
 size_t evictWorkspaceBytes(const EvictLaunch &shape);
 
 /// Whether SnapKV's scores take a layer's observed queries for a KV head

@@ -14,12 +14,16 @@
 // loading one set while it adds its share of k . u + sum_f m_f |k_f| (16
 // FMAs and 8 norms a key) for the other; the lanes' shares meet by
 // shuffles. Per key: 2 d bytes of bf16 read once, about 3 d / 16 shuffles,
-// no trigonometry. EvictKernels.h.
+// no trigonometry. With combine=zmax both kernels run per query head
+// instead (a key is then read once per head of its group), and
+// standardisedMaxKernel makes the KV head's scores from its heads'.
+// EvictKernels.h.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/CudaStatus.h"
 #include "runtime/src/backends/cuda/EvictKernels.h"
 #include "runtime/src/backends/cuda/EvictKeyChunks.cuh"
+#include "runtime/src/backends/cuda/EvictMoments.cuh"
 
 #include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
@@ -31,6 +35,8 @@ constexpr int kThreads = 256;
 /// Keys a thread scores per set; it has two sets, one in flight.
 constexpr int kKeys = 2;
 constexpr uint32_t kMaxHeadDim = 256;
+/// Query heads a KV head's standardised maximum combines.
+constexpr uint32_t kMaxGroup = 64;
 
 using evictkeys::decodeChunk;
 using evictkeys::Kind;
@@ -78,15 +84,17 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-/// u and m of (KV head blockIdx.x, sequence blockIdx.y): directions row
-/// [u in the key's layout (d floats), m (d / 2 floats)].
+/// u and m of scored row blockIdx.x (a KV head, for the mean over its
+/// group, or with standardisedMax a query head) of sequence blockIdx.y:
+/// directions row [u in the key's layout (d floats), m (d / 2 floats)].
 __global__ void directionsKernel(EvictLaunch p, float *directions) {
   const EvictSequence s = p.sequences[blockIdx.y];
-  const int kvHead = blockIdx.x, d = int(p.cache.headDim), half = d / 2;
+  const int d = int(p.cache.headDim), half = d / 2;
   const int f = threadIdx.x;
   const TriAttentionCentres &c = p.centres;
-  const int group = int(p.qHeads / p.cache.kvHeads);
-  // evict::TriAttentionScorer's constructor, for the mean over the group.
+  // evict::TriAttentionScorer's constructor: its rows' heads and weight.
+  const int group = p.standardisedMax ? 1 : int(p.qHeads / p.cache.kvHeads);
+  const int firstHead = int(blockIdx.x) * group;
   const double w = c.frequency[f];
   double tr, ti;
   sincos(double(s.queryPosition) * w, &ti, &tr);
@@ -97,7 +105,7 @@ __global__ void directionsKernel(EvictLaunch p, float *directions) {
   const double inverseFactor = 1.0 / c.attentionFactor;
   double a = 0, b = 0, mag = 0;
   for (int h = 0; h < group; ++h) {
-    const size_t q = size_t(kvHead * group + h) * half + f;
+    const size_t q = size_t(firstHead + h) * half + f;
     const double re = c.re[q], im = c.im[q];
     const double ur = __dsub_rn(__dmul_rn(re, rr), __dmul_rn(im, ri));
     const double ui = __dadd_rn(__dmul_rn(re, ri), __dmul_rn(im, rr));
@@ -107,20 +115,23 @@ __global__ void directionsKernel(EvictLaunch p, float *directions) {
                     __dmul_rn(__dmul_rn(weight, c.spread[q]), inverseFactor));
   }
   float *row =
-      directions + (size_t(blockIdx.y) * p.cache.kvHeads + kvHead) * (3 * half);
+      directions + (size_t(blockIdx.y) * gridDim.x + blockIdx.x) * (3 * half);
   row[c.interleaved ? 2 * f : f] = float(a);
   row[c.interleaved ? 2 * f + 1 : f + half] = float(b);
   row[d + f] = float(mag);
 }
 
-struct Moments {
-  double sum = 0, squares = 0, finite = 0;
-};
-struct AddMoments {
-  __device__ Moments operator()(const Moments &a, const Moments &b) const {
-    return {a.sum + b.sum, a.squares + b.squares, a.finite + b.finite};
+/// The block's moments, added up, at `to` (thread 0 writes).
+__device__ void storeBlockMoments(const Moments &moments, double *to) {
+  using Reduce = cub::BlockReduce<Moments, kThreads>;
+  __shared__ typename Reduce::TempStorage temp;
+  const Moments total = Reduce(temp).Reduce(moments, AddMoments());
+  if (threadIdx.x == 0) {
+    to[0] = total.sum;
+    to[1] = total.squares;
+    to[2] = total.finite;
   }
-};
+}
 
 /// Three blocks a multiprocessor, 80 registers (`nvcc -Xptxas -v`; bf16
 /// spills 52 bytes): `kvrt-cuda-attention --evict` on an H200 (B = 8, L =
@@ -130,11 +141,14 @@ template <Kind K>
 __global__ void __launch_bounds__(kThreads, 3)
     scoresKernel(EvictLaunch p, EvictWorkspace w) {
   const EvictSequence s = p.sequences[blockIdx.z];
-  const int kvHead = blockIdx.y, d = int(p.cache.headDim);
+  // Scored row blockIdx.y: a KV head, or (standardisedMax) a query head.
+  const int kvHead = int(blockIdx.y) /
+                     (p.standardisedMax ? int(p.qHeads / p.cache.kvHeads) : 1);
+  const int d = int(p.cache.headDim);
   const int first = int(blockIdx.x * kEvictScoreTile);
   if (first >= s.length)
     return;
-  const size_t row = size_t(blockIdx.z) * p.cache.kvHeads + kvHead;
+  const size_t row = size_t(blockIdx.z) * gridDim.y + blockIdx.y;
   const bool interleaved = p.centres.interleaved;
   // d / 16 lanes a key (at least one), kThreads / lanes keys a pass.
   const int lanes = max(d / 16, 1), lane = int(threadIdx.x) % lanes;
@@ -160,7 +174,8 @@ __global__ void __launch_bounds__(kThreads, 3)
   const int pageSize = int(p.cache.pageSize);
   // Pages are usually a power of two: a shift, not a division, per key.
   const int pageShift = __popc(pageSize) == 1 ? __ffs(pageSize) - 1 : -1;
-  float *out = w.scores + row * p.maxLength;
+  float *out =
+      (p.standardisedMax ? w.headScores : w.scores) + row * p.maxLength;
   const int last = min(s.length, first + int(kEvictScoreTile));
   const int step = kKeys * perPass;
   auto load = [&](Raw(&raw)[kKeys], int base) {
@@ -212,10 +227,7 @@ __global__ void __launch_bounds__(kThreads, 3)
       const int i = base + k * perPass + int(threadIdx.x) / lanes;
       if (lane == 0 && i < last) {
         out[i] = sum;
-        const double v = sum;
-        if (isfinite(v))
-          moments = {moments.sum + v, moments.squares + v * v,
-                     moments.finite + 1};
+        addScore(moments, sum);
       }
     }
   };
@@ -234,15 +246,44 @@ __global__ void __launch_bounds__(kThreads, 3)
       load(a, base + 2 * step);
     score(b, base + step);
   }
-  using Reduce = cub::BlockReduce<Moments, kThreads>;
-  __shared__ typename Reduce::TempStorage temp;
-  const Moments total = Reduce(temp).Reduce(moments, AddMoments());
-  if (threadIdx.x == 0) {
-    double *to = w.moments + (row * gridDim.x + blockIdx.x) * 3;
-    to[0] = total.sum;
-    to[1] = total.squares;
-    to[2] = total.finite;
+  storeBlockMoments(moments, (p.standardisedMax ? w.headMoments : w.moments) +
+                                 (row * gridDim.x + blockIdx.x) * 3);
+}
+
+/// combine=zmax: KV head blockIdx.y's scores of sequence blockIdx.z's tile
+/// blockIdx.x, each its group's query heads' scores standardised, then
+/// their maximum (NaN as -inf), as evict::combineHeads(); with the tile's
+/// moments for the KV head's own standardisation.
+__global__ void __launch_bounds__(kThreads)
+    standardisedMaxKernel(EvictLaunch p, EvictWorkspace w) {
+  __shared__ Standardisation standardisation[kMaxGroup];
+  const EvictSequence s = p.sequences[blockIdx.z];
+  const int first = int(blockIdx.x * kEvictScoreTile);
+  if (first >= s.length)
+    return;
+  const int group = int(p.qHeads / p.cache.kvHeads);
+  const size_t firstHead = size_t(blockIdx.z) * p.qHeads + blockIdx.y * group;
+  const uint32_t scoreTiles = gridDim.x;
+  if (int(threadIdx.x) < group)
+    standardisation[threadIdx.x] = standardisationOf(
+        w.headMoments + (firstHead + threadIdx.x) * scoreTiles * 3,
+        (uint32_t(s.length) + kEvictScoreTile - 1) / kEvictScoreTile);
+  __syncthreads();
+  const size_t row = size_t(blockIdx.z) * p.cache.kvHeads + blockIdx.y;
+  float *out = w.scores + row * p.maxLength;
+  Moments moments;
+  const int last = min(s.length, first + int(kEvictScoreTile));
+  for (int i = first + int(threadIdx.x); i < last; i += kThreads) {
+    double best = -double(INFINITY);
+    for (int h = 0; h < group; ++h) {
+      const float v =
+          standardisation[h](w.headScores[(firstHead + h) * p.maxLength + i]);
+      best = fmax(best, isnan(v) ? -double(INFINITY) : double(v));
+    }
+    out[i] = float(best);
+    addScore(moments, out[i]);
   }
+  storeBlockMoments(moments, w.moments + (row * scoreTiles + blockIdx.x) * 3);
 }
 
 } // namespace
@@ -270,19 +311,30 @@ Status scoreEntries(const EvictLaunch &p, cudaStream_t stream) {
                            "two from 16 to 256 on the GPU");
     if (p.scoring == EvictScoring::SnapKv)
       return scoreSnapKv(p, w, stream);
-    directionsKernel<<<dim3(p.cache.kvHeads, p.count), d / 2, 0, stream>>>(
+    const uint32_t group = p.qHeads / p.cache.kvHeads;
+    if (p.standardisedMax && group > kMaxGroup)
+      return Status::error("TriAttention's standardised maximum combines at "
+                           "most " +
+                           std::to_string(kMaxGroup) +
+                           " query heads a KV head on the GPU");
+    // Scored rows: the KV heads, or each query head.
+    const dim3 scored(grid.x, p.standardisedMax ? p.qHeads : p.cache.kvHeads,
+                      grid.z);
+    directionsKernel<<<dim3(scored.y, p.count), d / 2, 0, stream>>>(
         p, w.directions);
     switch (p.cache.key.kind) {
     case Kind::Bf16:
-      scoresKernel<Kind::Bf16><<<grid, kThreads, 0, stream>>>(p, w);
+      scoresKernel<Kind::Bf16><<<scored, kThreads, 0, stream>>>(p, w);
       break;
     case Kind::Fp8E4M3:
-      scoresKernel<Kind::Fp8E4M3><<<grid, kThreads, 0, stream>>>(p, w);
+      scoresKernel<Kind::Fp8E4M3><<<scored, kThreads, 0, stream>>>(p, w);
       break;
     default:
-      scoresKernel<Kind::Nvfp4><<<grid, kThreads, 0, stream>>>(p, w);
+      scoresKernel<Kind::Nvfp4><<<scored, kThreads, 0, stream>>>(p, w);
       break;
     }
+    if (p.standardisedMax)
+      standardisedMaxKernel<<<grid, kThreads, 0, stream>>>(p, w);
   }
   if (cudaError_t e = cudaGetLastError())
     return cudaFailed("launching the eviction scores", e);

@@ -24,6 +24,7 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/CudaStatus.h"
 #include "runtime/src/backends/cuda/EvictKernels.h"
+#include "runtime/src/backends/cuda/EvictMoments.cuh"
 #include "runtime/src/evict/RankKey.h"
 
 #include <cub/block/block_scan.cuh>
@@ -105,7 +106,7 @@ __device__ Pick pickDigit(const uint32_t *histogram, uint32_t need) {
 __global__ void __launch_bounds__(kThreads)
     combineKernel(EvictLaunch p, EvictWorkspace w, bool standardise,
                   uint32_t scoreTiles) {
-  __shared__ double mean[kMaxHeads], deviation[kMaxHeads];
+  __shared__ Standardisation standardisation[kMaxHeads];
   __shared__ uint32_t histogram[kEvictRadixBins];
   const Row r = rowOf(p);
   const int first = int(blockIdx.x * kEvictSelectTile);
@@ -115,24 +116,13 @@ __global__ void __launch_bounds__(kThreads)
   for (int b = tid; b < int(kEvictRadixBins); b += kThreads)
     histogram[b] = 0;
   if (tid < r.heads) {
-    // Unchanged (deviation 0) unless two finite scores spread. As the CPU
-    // has it, without fused multiply-adds.
     const int h = r.firstHead + tid;
-    deviation[h] = 0;
-    double sum = 0, squares = 0, finite = 0;
-    const double *moments =
-        w.moments + (r.sequence * p.cache.kvHeads + h) * scoreTiles * 3;
-    for (uint32_t t = 0; standardise && t < tiles(r.s.length, kEvictScoreTile);
-         ++t) {
-      sum += moments[3 * t];
-      squares += moments[3 * t + 1];
-      finite += moments[3 * t + 2];
-    }
-    if (standardise && finite >= 2) {
-      mean[h] = sum / finite;
-      deviation[h] = sqrt(
-          fmax(0.0, __dsub_rn(squares / finite, __dmul_rn(mean[h], mean[h]))));
-    }
+    standardisation[h] =
+        standardise
+            ? standardisationOf(w.moments + (r.sequence * p.cache.kvHeads + h) *
+                                                scoreTiles * 3,
+                                tiles(r.s.length, kEvictScoreTile))
+            : Standardisation{0, 0};
   }
   __syncthreads();
   const float *scores = w.scores + r.sequence * p.cache.kvHeads * p.maxLength;
@@ -143,8 +133,7 @@ __global__ void __launch_bounds__(kThreads)
       break;
     float value;
     auto standardised = [&](int h) {
-      const float v = scores[size_t(h) * p.maxLength + i];
-      return deviation[h] > 0 ? float((double(v) - mean[h]) / deviation[h]) : v;
+      return standardisation[h](scores[size_t(h) * p.maxLength + i]);
     };
     if (r.heads == 1) {
       value = standardised(r.firstHead);
@@ -325,19 +314,27 @@ EvictWorkspace evictWorkspace(const EvictLaunch &p) {
     at += align(bytes);
     return where;
   };
+  const size_t scoreTiles = tiles(p.maxLength, kEvictScoreTile);
   EvictWorkspace w;
-  w.moments = reinterpret_cast<double *>(
-      take(rows * tiles(p.maxLength, kEvictScoreTile) * 3 * sizeof(double)));
+  w.moments =
+      reinterpret_cast<double *>(take(rows * scoreTiles * 3 * sizeof(double)));
   w.scores = reinterpret_cast<float *>(take(rows * length * 4));
   w.combined = reinterpret_cast<float *>(take(rows * length * 4));
   w.kept = reinterpret_cast<int32_t *>(take(rows * kept * 4));
-  w.directions =
-      reinterpret_cast<float *>(take(rows * (3 * p.cache.headDim / 2) * 4));
+  const size_t scoredRows =
+      p.standardisedMax ? size_t(p.count) * p.qHeads : rows;
+  w.directions = reinterpret_cast<float *>(
+      take(scoredRows * (3 * p.cache.headDim / 2) * 4));
+  if (p.standardisedMax) {
+    w.headScores = reinterpret_cast<float *>(take(scoredRows * length * 4));
+    w.headMoments = reinterpret_cast<double *>(
+        take(scoredRows * scoreTiles * 3 * sizeof(double)));
+  }
   if (p.scoring == EvictScoring::SnapKv) {
     const size_t group = p.qHeads / p.cache.kvHeads;
     w.partials = reinterpret_cast<float2 *>(
-        take(rows * tiles(p.maxLength, kEvictScoreTile) *
-             snapKvPaddedRows(uint32_t(group), p.observe) * sizeof(float2)));
+        take(rows * scoreTiles * snapKvPaddedRows(uint32_t(group), p.observe) *
+             sizeof(float2)));
     w.votes = reinterpret_cast<float *>(take(rows * group * length * 4));
   }
   // Cleared by selectEntries() as one range: histograms, state.
