@@ -112,6 +112,17 @@ engine_checks() {
       "$out/engine-check-$e.txt"
     echo "engine $e: $(tail -1 "$out/engine-check-$e.txt")"
   done
+  # A chunked prefill of fp8, nvfp4 and polar caches: the chunks after the
+  # first read the earlier tokens decoded to bf16 pages (PrefillDecode.h),
+  # the CPU their codes.
+  for e in fp8 nvfp4 polar4; do
+    extra=()
+    [ "$e" = polar4 ] && extra+=(--tolerance 0.03)
+    timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$e.kvpkg" \
+      --prompt 300 --steps 16 --chunk 128 "${extra[@]}" \
+      > "$out/engine-check-$e-chunked.txt" 2>&1 || status=1
+    echo "engine $e chunked: $(tail -1 "$out/engine-check-$e-chunked.txt")"
+  done
   # Exact sinks and window beside the codes: the GPU reads what the CPU
   # reads, the first prompt's leading chunks prefilled alone (rows after
   # stored tokens read the store and their own chunk).

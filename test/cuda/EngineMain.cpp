@@ -593,6 +593,10 @@ int bench(const Options &o) {
               r.firstTokenSeconds, r.stepSeconds * 1e3,
               r.decodeTokensPerSecond(), cacheBytes / 1e9, floor * 1e3,
               100 * floor / r.stepSeconds);
+  std::printf("prefill %s B=%d L=%d: %.2f s for every sequence, the slowest "
+              "%.3f s\n",
+              file.c_str(), o.batch, o.context, r.prefillSeconds,
+              r.slowestPrefillSeconds);
   if (r.offload.pagesRead)
     std::printf("offload %s B=%d L=%d: %.1f%% of the KV-head pages decode "
                 "steps read were on the device (%llu of %llu); %.2f MB "

@@ -76,6 +76,8 @@ int runBench(const BenchOptions &o) {
     j.member("steps", o.run.steps);
     j.member("load_seconds", r.loadSeconds);
     j.member("first_token_seconds", r.firstTokenSeconds);
+    j.member("prefill_seconds", r.prefillSeconds);
+    j.member("slowest_prefill_seconds", r.slowestPrefillSeconds);
     j.member("step_seconds", r.stepSeconds);
     j.member("fastest_step_seconds", r.fastestStep);
     j.member("slowest_step_seconds", r.slowestStep);

@@ -101,8 +101,11 @@ runDecodeBench(std::shared_ptr<const kvrt::Artifact> artifact,
       if (!done)
         return done;
     }
+    const double seconds = since(start);
     if (b == 0)
-      r.firstTokenSeconds = since(start);
+      r.firstTokenSeconds = seconds;
+    r.slowestPrefillSeconds = std::max(r.slowestPrefillSeconds, seconds);
+    r.prefillSeconds += seconds;
   }
 
   std::vector<std::pair<kvrt::SequenceId, int32_t>> next;

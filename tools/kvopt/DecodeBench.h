@@ -36,6 +36,9 @@ struct DecodeBenchResult {
   double loadSeconds = 0;
   /// The first sequence's prefill, logits of its last token on the host.
   double firstTokenSeconds = 0;
+  /// The slowest sequence's prefill, and every sequence's in all (each is
+  /// prefilled alone, one after another).
+  double slowestPrefillSeconds = 0, prefillSeconds = 0;
   /// Decode step times: median, fastest and slowest.
   double stepSeconds = 0, fastestStep = 0, slowestStep = 0;
   double kvBytesPerToken = 0;

@@ -18,9 +18,12 @@
 //   tokens exact beside their codes (ExactTokens.h) reads what the CPU
 //   backend reads: its sinks, its window and the call's own tokens in
 //   bf16, the rest encoded.
-// - A chunked prefill (earlier tokens stored) of a quantized cache runs
-//   its rows through the decode kernels, which read the chunk's own
-//   tokens encoded.
+// - A chunked prefill (earlier tokens stored) of an fp8, nvfp4 or polar
+//   cache reads its earlier tokens decoded and rounded to bf16
+//   (PrefillDecode.h), where the CPU backend scores their codes; of other
+//   quantized caches (KIVI, low-rank), or of layers that keep tokens exact
+//   or are offloaded, it runs its rows through the decode kernels, which
+//   read the chunk's own tokens encoded.
 // - Sparse selection (AttentionParams.select) runs for bf16 caches, by
 //   the kernels of SparseSelect.h: a selecting layer keeps block summaries
 //   beside its pages, rebuilt for the pages a prefill wrote and, each
@@ -69,6 +72,7 @@
 #include "runtime/src/backends/cuda/Gemm.h"
 #include "runtime/src/backends/cuda/OffloadedPages.h"
 #include "runtime/src/backends/cuda/PrefillAttention.h"
+#include "runtime/src/backends/cuda/PrefillDecode.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
 #include "runtime/src/backends/cuda/SparseSelect.h"
 #include "runtime/src/backends/cuda/StepPlanning.h"
@@ -326,6 +330,9 @@ private:
   /// When the batch holds a prefill (a sequence with several rows): the
   /// bf16 keys and values each append leaves for its layer's attention.
   Scratch ownKeys_, ownValues_;
+  /// A chunked prefill's earlier tokens of a quantized layer, decoded to
+  /// bf16 pages for the prefill kernel (PrefillDecode.h).
+  Scratch decodedEarlier_;
   bool hasRuns_ = false;
   /// Whether some layer keeps tokens exact (its appends then leave their
   /// entries in bf16 in every call).
@@ -1369,8 +1376,12 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
     while (end < rows && tableRowsHost_[end] == tableRowsHost_[r])
       ++end;
     const uint32_t before = uint32_t(rowLengthsHost_[r] - 1);
-    if (end - r == 1 || s.slidingWindow ||
-        !cuda::prefillAttentionReads(view, qHeads, before)) {
+    // A quantized layer's earlier tokens are read decoded to bf16, where
+    // the layer keeps none exact and its pages are on the device.
+    const bool reads = cuda::prefillAttentionReads(view, qHeads, before);
+    const bool decodes = !reads && !layer.spec.keepsExact() &&
+                         !layer.spec.offloaded && cuda::prefillDecodes(view);
+    if (end - r == 1 || s.slidingWindow || !(reads || decodes)) {
       r = end;
       continue;
     }
@@ -1378,6 +1389,16 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
     cuda::PrefillAttentionArgs run;
     run.cache = view;
     run.pageTable = pageTables_ + size_t(tableRowsHost_[r]) * pageTableStride_;
+    if (decodes) {
+      KVRT_RETURN_IF_ERROR(
+          decodedEarlier_.reserve(cuda::decodedTokensBytes(view, before)));
+      StatusOr<cuda::PagedKvView> decoded = cuda::decodeEarlierTokens(
+          view, run.pageTable, before, decodedEarlier_.buffer.get(),
+          &run.pageTable, stream_);
+      if (!decoded)
+        return decoded.status();
+      run.cache = *decoded;
+    }
     run.before = before;
     run.rows = end - r;
     const size_t ownOffset = size_t(r) * view.kvHeads * headDim;

@@ -1,0 +1,255 @@
+//===- PrefillDecode.cu - Earlier tokens decoded to bf16 pages ------------===//
+//
+// fp8 and nvfp4: d / 16 lanes a token, each decoding two 8-coordinate
+// chunks as the eviction scorers do (EvictKeyChunks.cuh, the CPU codecs'
+// decodeAt()). Polar: a warp a token, lane l holding coordinates d / 32
+// l .. d / 32 (l + 1) - 1: each code's level times the entry's f16 scale,
+// then R^T = D H / sqrt(d) as the CPU's RandomizedHadamard::unrotate()
+// does it in float (the butterflies in its order, those across lanes by
+// shuffles, then 1 / sqrt(d), then the signs), so the floats are the
+// CPU's. PrefillDecode.h.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/src/backends/cuda/CudaStatus.h"
+#include "runtime/src/backends/cuda/EvictKeyChunks.cuh"
+#include "runtime/src/backends/cuda/PrefillDecode.h"
+#include "runtime/src/cache/codecs/LloydMax.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+namespace kvrt::cuda {
+namespace {
+
+using Kind = DeviceSideLayout::Kind;
+constexpr int kThreads = 256;
+
+/// One side of a decode: the layer's pages, where its decoded pages go.
+struct DecodeSide {
+  DeviceSideLayout layout;
+  const uint8_t *pages;
+  __nv_bfloat16 *to;
+};
+
+struct DecodeArgs {
+  DecodeSide side;
+  const int32_t *pageTable;
+  uint32_t before, pageSize, kvHeads, headDim;
+  /// Polar: its codebook's levels as the CPU codec holds them (float).
+  float levels[16];
+};
+
+/// Where token i of KV head h is stored in the layer's pages, and where
+/// its decoded copy goes ([pages][kvHeads][pageSize][headDim]).
+__device__ const uint8_t *storedArea(const DecodeArgs &a, uint32_t i,
+                                     uint32_t h) {
+  const uint32_t page = uint32_t(a.pageTable[i / a.pageSize]);
+  return a.side.pages +
+         (uint64_t(page) * a.kvHeads + h) * a.side.layout.areaStride;
+}
+__device__ __nv_bfloat16 *decodedRow(const DecodeArgs &a, uint32_t i,
+                                     uint32_t h) {
+  const uint32_t page = i / a.pageSize, slot = i % a.pageSize;
+  return a.side.to +
+         ((uint64_t(page) * a.kvHeads + h) * a.pageSize + slot) * a.headDim;
+}
+
+/// fp8 or nvfp4: blocks of kThreads / (d / 16) tokens of KV head blockIdx.y.
+template <Kind K>
+__global__ void __launch_bounds__(kThreads) decodeChunksKernel(DecodeArgs a) {
+  const int lanes = int(a.headDim / 16), lane = int(threadIdx.x) % lanes;
+  const uint32_t i =
+      blockIdx.x * (kThreads / lanes) + uint32_t(threadIdx.x) / lanes;
+  const uint32_t h = blockIdx.y;
+  if (i >= a.before)
+    return;
+  const DeviceSideLayout &side = a.side.layout;
+  const uint8_t *area = storedArea(a, i, h);
+  evictkeys::Raw raw;
+  raw.blockScales = 0;
+  evictkeys::loadChunks<K>(area,
+                           area + side.codesOffset +
+                               uint64_t(i % a.pageSize) * side.entryBytes,
+                           side, lane, lanes, int(a.headDim), raw);
+  __nv_bfloat16 *row = decodedRow(a, i, h);
+#pragma unroll
+  for (int c = 0; c < 2; ++c) {
+    float x[8];
+    evictkeys::decodeChunk<K>(raw, c, side, x);
+    uint32_t packed[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const __nv_bfloat162 v = __floats2bfloat162_rn(x[2 * k], x[2 * k + 1]);
+      packed[k] = *reinterpret_cast<const uint32_t *>(&v);
+    }
+    *reinterpret_cast<uint4 *>(row + 8 * (lane + c * lanes)) =
+        make_uint4(packed[0], packed[1], packed[2], packed[3]);
+  }
+}
+
+/// Polar: a warp per token of KV head blockIdx.y; E = d / 32 coordinates a
+/// lane (2 or 4).
+template <int E>
+__global__ void __launch_bounds__(kThreads) decodePolarKernel(DecodeArgs a) {
+  constexpr int kD = 32 * E;
+  const uint32_t lane = threadIdx.x % 32;
+  const uint32_t i = blockIdx.x * (kThreads / 32) + threadIdx.x / 32;
+  const uint32_t h = blockIdx.y;
+  if (i >= a.before)
+    return;
+  const DeviceSideLayout &side = a.side.layout;
+  const uint8_t *entry = storedArea(a, i, h) + side.codesOffset +
+                         uint64_t(i % a.pageSize) * side.entryBytes;
+  // Eight codes in `bits` bytes, the first in the lowest bits
+  // (BitPacking.h): the lane's E codes lie in one such group.
+  const uint32_t bits = side.bits, first = E * lane;
+  const uint8_t *group = entry + first / 8 * bits;
+  uint32_t word = 0;
+  for (uint32_t b = 0; b < bits; ++b)
+    word |= uint32_t(group[b]) << (8 * b);
+  word >>= first % 8 * bits;
+  const float scale =
+      __half2float(*reinterpret_cast<const __half *>(entry + side.scaleOffset));
+  const uint32_t mask = (1u << bits) - 1;
+  float x[E];
+#pragma unroll
+  for (int e = 0; e < E; ++e)
+    x[e] = __fmul_rn(a.levels[word >> (e * bits) & mask], scale);
+  // H x: strides below E within the lane, the others across lanes.
+#pragma unroll
+  for (int half = 1; half < E; half *= 2)
+#pragma unroll
+    for (int e = 0; e < E; ++e)
+      if (!(e & half)) {
+        const float p = x[e], q = x[e + half];
+        x[e] = __fadd_rn(p, q);
+        x[e + half] = __fsub_rn(p, q);
+      }
+#pragma unroll
+  for (int half = E; half < kD; half *= 2) {
+    const uint32_t partner = uint32_t(half / E);
+    const bool upper = lane & partner;
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      const float other = __shfl_xor_sync(0xffffffffu, x[e], partner);
+      // The pair (j, j + half): the lower takes a + b, the upper a - b.
+      x[e] = upper ? __fsub_rn(other, x[e]) : __fadd_rn(x[e], other);
+    }
+  }
+  const float norm = __fdiv_rn(1.0f, __fsqrt_rn(float(kD)));
+  __nv_bfloat16 *row = decodedRow(a, i, h) + first;
+#pragma unroll
+  for (int e = 0; e < E; ++e) {
+    const uint32_t c = first + uint32_t(e);
+    const float v = __fmul_rn(x[e], norm);
+    row[e] = __float2bfloat16_rn(
+        side.rotationSigns[c / 32] >> (c % 32) & 1 ? -v : v);
+  }
+}
+
+__global__ void identityKernel(int32_t *table, uint32_t count) {
+  const uint32_t p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p < count)
+    table[p] = int32_t(p);
+}
+
+bool decodes(const DeviceSideLayout &side) {
+  return side.kind == Kind::Fp8E4M3 || side.kind == Kind::Nvfp4 ||
+         (side.kind == Kind::Polar && side.bits >= 2 && side.bits <= 4);
+}
+
+/// One decoded side's pages and the table after them.
+struct DecodedLayout {
+  uint64_t areaStride, sideBytes, pages;
+};
+DecodedLayout decodedLayout(const PagedKvView &view, uint32_t before) {
+  DecodedLayout l;
+  l.areaStride = uint64_t(view.pageSize) * view.headDim * 2;
+  l.pages = (before + view.pageSize - 1) / view.pageSize;
+  l.sideBytes = l.pages * view.kvHeads * l.areaStride;
+  return l;
+}
+
+Status launchSide(const DecodeArgs &a, cudaStream_t stream) {
+  const Kind kind = a.side.layout.kind;
+  if (kind == Kind::Polar) {
+    const dim3 grid((a.before + kThreads / 32 - 1) / (kThreads / 32),
+                    a.kvHeads);
+    if (a.headDim == 128)
+      decodePolarKernel<4><<<grid, kThreads, 0, stream>>>(a);
+    else
+      decodePolarKernel<2><<<grid, kThreads, 0, stream>>>(a);
+  } else {
+    const uint32_t perBlock = kThreads / (a.headDim / 16);
+    const dim3 grid((a.before + perBlock - 1) / perBlock, a.kvHeads);
+    if (kind == Kind::Fp8E4M3)
+      decodeChunksKernel<Kind::Fp8E4M3><<<grid, kThreads, 0, stream>>>(a);
+    else
+      decodeChunksKernel<Kind::Nvfp4><<<grid, kThreads, 0, stream>>>(a);
+  }
+  if (cudaError_t e = cudaGetLastError())
+    return cudaFailed("launching the decode of a prefill's earlier tokens", e);
+  return Status::ok();
+}
+
+} // namespace
+
+bool prefillDecodes(const PagedKvView &view) {
+  return decodes(view.key) && decodes(view.value) &&
+         (view.headDim == 64 || view.headDim == 128) && view.pageSize > 0;
+}
+
+size_t decodedTokensBytes(const PagedKvView &view, uint32_t before) {
+  const DecodedLayout l = decodedLayout(view, before);
+  return size_t(2 * l.sideBytes + l.pages * sizeof(int32_t));
+}
+
+StatusOr<PagedKvView> decodeEarlierTokens(const PagedKvView &view,
+                                          const int32_t *pageTable,
+                                          uint32_t before, void *out,
+                                          const int32_t **table,
+                                          cudaStream_t stream) {
+  if (!prefillDecodes(view))
+    return Status::error("the GPU decodes a prefill's earlier tokens from "
+                         "fp8, nvfp4 or polar (at most 4 bits) pages of "
+                         "head dimension 64 or 128");
+  const DecodedLayout l = decodedLayout(view, before);
+  auto *bytes = static_cast<uint8_t *>(out);
+  DecodeArgs a{};
+  a.pageTable = pageTable;
+  a.before = before;
+  a.pageSize = view.pageSize;
+  a.kvHeads = view.kvHeads;
+  a.headDim = view.headDim;
+  PagedKvView decoded = view;
+  for (int s = 0; s < 2; ++s) {
+    const DeviceSideLayout &side = s ? view.value : view.key;
+    a.side = {side, s ? view.values : view.keys,
+              reinterpret_cast<__nv_bfloat16 *>(bytes + s * l.sideBytes)};
+    if (side.kind == Kind::Polar) {
+      const codecs::Codebook &book =
+          codecs::lloydMaxCodebook(view.headDim, side.bits);
+      for (size_t c = 0; c < book.levels.size() && c < 16; ++c)
+        a.levels[c] = float(book.levels[c]);
+    }
+    KVRT_RETURN_IF_ERROR(launchSide(a, stream));
+    DeviceSideLayout &bf16 = s ? decoded.value : decoded.key;
+    bf16 = DeviceSideLayout();
+    bf16.kind = Kind::Bf16;
+    bf16.entryBytes = view.headDim * 2;
+    bf16.headBytes = bf16.areaStride = l.areaStride;
+  }
+  decoded.keys = bytes;
+  decoded.values = bytes + l.sideBytes;
+  decoded.exact = ExactTokensView();
+  auto *identity = reinterpret_cast<int32_t *>(bytes + 2 * l.sideBytes);
+  identityKernel<<<uint32_t((l.pages + 255) / 256), 256, 0, stream>>>(
+      identity, uint32_t(l.pages));
+  if (cudaError_t e = cudaGetLastError())
+    return cudaFailed("launching the decoded pages' table", e);
+  *table = identity;
+  return decoded;
+}
+
+} // namespace kvrt::cuda
