@@ -160,7 +160,7 @@ bool runPrefillCase(const PrefillCase &c, uint32_t seed) {
         std::max<size_t>(decodedTokensBytes(args.cache, c.before), 1)));
     CUDA_OK(cudaMemset(decoded.get(), 0xff, decoded.size()));
     args.cache =
-        orDie(decodeEarlierTokens(args.cache, args.pageTable, c.before,
+        orDie(decodeEarlierTokens(args.cache, args.pageTable, 0, c.before,
                                   decoded.get(), &args.pageTable, nullptr));
   }
   args.before = c.before;

@@ -19,11 +19,11 @@
 //   backend reads: its sinks, its window and the call's own tokens in
 //   bf16, the rest encoded.
 // - A chunked prefill (earlier tokens stored) of an fp8, nvfp4 or polar
-//   cache reads its earlier tokens decoded and rounded to bf16
-//   (PrefillDecode.h), where the CPU backend scores their codes; of other
-//   quantized caches (KIVI, low-rank), or of layers that keep tokens exact
-//   or are offloaded, it runs its rows through the decode kernels, which
-//   read the chunk's own tokens encoded.
+//   cache reads its earlier tokens decoded and rounded to bf16, its exact
+//   ones from their store (PrefillDecode.h), where the CPU backend scores
+//   their codes; of other quantized caches (KIVI, low-rank) or offloaded
+//   layers it runs its rows through the decode kernels, which read the
+//   chunk's own tokens encoded.
 // - Sparse selection (AttentionParams.select) runs for bf16 caches, by
 //   the kernels of SparseSelect.h: a selecting layer keeps block summaries
 //   beside its pages, rebuilt for the pages a prefill wrote and, each
@@ -1376,11 +1376,11 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
     while (end < rows && tableRowsHost_[end] == tableRowsHost_[r])
       ++end;
     const uint32_t before = uint32_t(rowLengthsHost_[r] - 1);
-    // A quantized layer's earlier tokens are read decoded to bf16, where
-    // the layer keeps none exact and its pages are on the device.
+    // A quantized layer's earlier tokens are read decoded to bf16 (its
+    // exact ones from their store) where its pages are on the device.
     const bool reads = cuda::prefillAttentionReads(view, qHeads, before);
-    const bool decodes = !reads && !layer.spec.keepsExact() &&
-                         !layer.spec.offloaded && cuda::prefillDecodes(view);
+    const bool decodes =
+        !reads && !layer.spec.offloaded && cuda::prefillDecodes(view);
     if (end - r == 1 || s.slidingWindow || !(reads || decodes)) {
       r = end;
       continue;
@@ -1393,8 +1393,8 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
       KVRT_RETURN_IF_ERROR(
           decodedEarlier_.reserve(cuda::decodedTokensBytes(view, before)));
       StatusOr<cuda::PagedKvView> decoded = cuda::decodeEarlierTokens(
-          view, run.pageTable, before, decodedEarlier_.buffer.get(),
-          &run.pageTable, stream_);
+          view, run.pageTable, uint32_t(tableRowsHost_[r]), before,
+          decodedEarlier_.buffer.get(), &run.pageTable, stream_);
       if (!decoded)
         return decoded.status();
       run.cache = *decoded;

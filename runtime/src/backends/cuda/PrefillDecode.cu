@@ -7,17 +7,22 @@
 // then R^T = D H / sqrt(d) as the CPU's RandomizedHadamard::unrotate()
 // does it in float (the butterflies in its order, those across lanes by
 // shuffles, then 1 / sqrt(d), then the signs), so the floats are the
-// CPU's. PrefillDecode.h.
+// CPU's. A layer that keeps tokens exact (ExactTokens.h) then has those
+// tokens' rows overwritten from its store: the sinks, and the ring's
+// tokens after the codes a row reads. PrefillDecode.h.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/CudaStatus.h"
 #include "runtime/src/backends/cuda/EvictKeyChunks.cuh"
+#include "runtime/src/backends/cuda/ExactTokens.h"
 #include "runtime/src/backends/cuda/PrefillDecode.h"
 #include "runtime/src/cache/codecs/LloydMax.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+
+#include <algorithm>
 
 namespace kvrt::cuda {
 namespace {
@@ -148,6 +153,30 @@ __global__ void __launch_bounds__(kThreads) decodePolarKernel(DecodeArgs a) {
   }
 }
 
+/// The exact tokens of the sequence in table row `tableRow`, from the
+/// layer's store into the decoded pages: block x is the first sinkCount
+/// tokens, then those from ringFirst on; block y the KV head.
+__global__ void overlayExactKernel(ExactTokensView exact, uint32_t tableRow,
+                                   uint32_t sinkCount, uint32_t ringFirst,
+                                   uint32_t kvHeads, uint32_t headDim,
+                                   uint32_t pageSize, uint4 *keys,
+                                   uint4 *values) {
+  const uint32_t j = blockIdx.x, h = blockIdx.y;
+  const uint32_t i = j < sinkCount ? j : ringFirst + (j - sinkCount);
+  const uint32_t entry = i < exact.sinks ? i : exact.sinks + i % exact.window;
+  const uint64_t slot = uint64_t(exact.calls[3 * tableRow]);
+  const uint32_t chunks = headDim / 8;
+  const uint64_t from =
+      ((slot * kvHeads + h) * exact.entries() + entry) * chunks;
+  const uint64_t to =
+      ((uint64_t(i / pageSize) * kvHeads + h) * pageSize + i % pageSize) *
+      chunks;
+  for (uint32_t c = threadIdx.x; c < chunks; c += blockDim.x) {
+    keys[to + c] = reinterpret_cast<const uint4 *>(exact.keys)[from + c];
+    values[to + c] = reinterpret_cast<const uint4 *>(exact.values)[from + c];
+  }
+}
+
 __global__ void identityKernel(int32_t *table, uint32_t count) {
   const uint32_t p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p < count)
@@ -207,8 +236,8 @@ size_t decodedTokensBytes(const PagedKvView &view, uint32_t before) {
 
 StatusOr<PagedKvView> decodeEarlierTokens(const PagedKvView &view,
                                           const int32_t *pageTable,
-                                          uint32_t before, void *out,
-                                          const int32_t **table,
+                                          uint32_t tableRow, uint32_t before,
+                                          void *out, const int32_t **table,
                                           cudaStream_t stream) {
   if (!prefillDecodes(view))
     return Status::error("the GPU decodes a prefill's earlier tokens from "
@@ -243,6 +272,25 @@ StatusOr<PagedKvView> decodeEarlierTokens(const PagedKvView &view,
   decoded.keys = bytes;
   decoded.values = bytes + l.sideBytes;
   decoded.exact = ExactTokensView();
+  const ExactTokensView &exact = view.exact;
+  if (exact.active()) {
+    // What a row reads exact (ExactTokens.h): the sinks below `before`,
+    // and the ring's tokens from the first whose codes are not read.
+    const uint32_t sinkCount = std::min(exact.sinks, before);
+    const uint32_t ringFirst =
+        std::max(sinkCount, uint32_t(codedTokens(int(before), int(exact.recent),
+                                                 int(exact.flushGroup))));
+    const uint32_t count = sinkCount + (before - ringFirst);
+    if (count > 0) {
+      overlayExactKernel<<<dim3(count, view.kvHeads), view.headDim / 8, 0,
+                           stream>>>(
+          exact, tableRow, sinkCount, ringFirst, view.kvHeads, view.headDim,
+          view.pageSize, reinterpret_cast<uint4 *>(bytes),
+          reinterpret_cast<uint4 *>(bytes + l.sideBytes));
+      if (cudaError_t e = cudaGetLastError())
+        return cudaFailed("launching the copy of a prefill's exact tokens", e);
+    }
+  }
   auto *identity = reinterpret_cast<int32_t *>(bytes + 2 * l.sideBytes);
   identityKernel<<<uint32_t((l.pages + 255) / 256), 256, 0, stream>>>(
       identity, uint32_t(l.pages));

@@ -9,10 +9,12 @@
 // the earlier tokens of fp8 (e4m3), nvfp4 and polar (at most 4 bits)
 // layers are first decoded, as the CPU codecs decode them (polar rotated
 // back to the model's basis), rounded to bf16, into pages of their own
-// that the prefill kernel then reads like any bf16 layer's. That costs
-// one pass over the earlier tokens' codes and one write of their bf16
-// copy per layer and chunk. The rows read those tokens rounded to bf16 once
-// more than the CPU backend does (it scores the codes).
+// that the prefill kernel then reads like any bf16 layer's; where the
+// layer keeps tokens exact (sinks, window), those come from its store
+// instead, as the decode kernels read them. That costs one pass over the
+// earlier tokens' codes and one write of their bf16 copy per layer and
+// chunk. The rows read the decoded tokens rounded to bf16 once more than
+// the CPU backend does (it scores the codes).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_PREFILLDECODE_H
@@ -34,14 +36,16 @@ bool prefillDecodes(const PagedKvView &view);
 size_t decodedTokensBytes(const PagedKvView &view, uint32_t before);
 
 /// Decodes tokens [0, before) of the sequence whose page table is
-/// `pageTable` into `out` (decodedTokensBytes()) and returns the view of
-/// them as bf16 pages: page p of the sequence becomes page p there, so the
-/// prefill reads them through the table the view's decoded pages come
-/// with (`*table`). Enqueued on `stream`.
+/// `pageTable` (row `tableRow` of the batch's, which names its exact
+/// tokens' store slot in view.exact.calls) into `out`
+/// (decodedTokensBytes()) and returns the view of them as bf16 pages: page
+/// p of the sequence becomes page p there, so the prefill reads them
+/// through the table the view's decoded pages come with (`*table`).
+/// Enqueued on `stream`.
 StatusOr<PagedKvView> decodeEarlierTokens(const PagedKvView &view,
                                           const int32_t *pageTable,
-                                          uint32_t before, void *out,
-                                          const int32_t **table,
+                                          uint32_t tableRow, uint32_t before,
+                                          void *out, const int32_t **table,
                                           cudaStream_t stream);
 
 } // namespace kvrt::cuda
