@@ -45,7 +45,9 @@ cross-head correlation buys from what moving rank between heads buys.
 
 With --allocate, RANK is a mean over the layers: each side's ranks go, 8
 at a time from 8, to the layer whose next 8 eigenvalues hold the largest
-share of its spectrum (the calibration reconstruction error, greedily).
+share of its spectrum (the calibration reconstruction error, greedily);
+with --group, G x 8 at a time from the groups' joint spectra, as the pass
+allocates them.
 
 With --latent (kpca and vpca), the latent itself is quantized before it is
 mapped back, 4 bits a coordinate either way:
@@ -53,7 +55,8 @@ mapped back, 4 bits a coordinate either way:
           part (RANK coordinates, G RANK / G with --group) scaled by its
           f16 norm, rotated by a random-sign Hadamard transform and coded
           with the 16-level Lloyd-Max codebook of a unit vector's
-          coordinate;
+          coordinate (a part that is not a power of two, as --allocate
+          makes them, as power-of-two blocks, each with its own norm);
   bits4   no norm and no rotation: coordinate i of the latent scaled by the
           root of its calibrated eigenvalue and coded with the Lloyd-Max
           quantizer of a standard normal at b_i bits, the b_i (0 to 8,
@@ -207,6 +210,11 @@ def nearest(x, level):
     return level[np.searchsorted((level[1:] + level[:-1]) / 2, x)]
 
 
+def power_blocks(part):
+    """A part's polar blocks: its binary decomposition, largest first."""
+    return [1 << b for b in range(part.bit_length() - 1, -1, -1) if part >> b & 1]
+
+
 class LatentCodes:
     """--latent's quantizers (see the module's docstring)."""
 
@@ -216,21 +224,27 @@ class LatentCodes:
         self.gauss = [None] + [lloyd_max(normal, np.exp(-normal ** 2 / 2), 2 ** b)
                                for b in range(1, 9)]
         unit = np.linspace(-1, 1, 400001)[1:-1]
-        self.unit, _ = lloyd_max(unit, (1 - unit ** 2) ** ((part - 3) / 2), 16)
-        h = np.array([[1.0]])
-        while len(h) < part:
-            h = np.block([[h, h], [h, -h]])
-        signs = np.random.default_rng(7).choice([-1.0, 1.0], part)
-        self.rotation = h / np.sqrt(part) * signs[None, :]
+        # Per block of the part: its codebook and rotation.
+        self.blocks = []
+        for size in power_blocks(part):
+            levels, _ = lloyd_max(unit, (1 - unit ** 2) ** ((size - 3) / 2), 16)
+            h = np.array([[1.0]])
+            while len(h) < size:
+                h = np.block([[h, h], [h, -h]])
+            signs = np.random.default_rng(7).choice([-1.0, 1.0], size)
+            self.blocks.append((size, levels, h / np.sqrt(size) * signs[None, :]))
 
     def polar4(self, z):
         out = np.empty_like(z)
         for j in range(0, z.shape[1], self.part):
-            p = z[:, j:j + self.part]
-            norm = np.linalg.norm(p, axis=1, keepdims=True)
-            unit = p / np.maximum(norm, 1e-30) @ self.rotation.T
-            out[:, j:j + self.part] = (nearest(unit, self.unit) @ self.rotation) * \
-                norm.astype(np.float16).astype(np.float64)
+            at = j
+            for size, levels, rotation in self.blocks:
+                p = z[:, at:at + size]
+                norm = np.linalg.norm(p, axis=1, keepdims=True)
+                unit = p / np.maximum(norm, 1e-30) @ rotation.T
+                out[:, at:at + size] = (nearest(unit, levels) @ rotation) * \
+                    norm.astype(np.float16).astype(np.float64)
+                at += size
         return out
 
     def allocate(self, eigenvalues, total):
@@ -291,30 +305,28 @@ def main():
     parser.add_argument("--data", default=os.path.join(data_dir(), "data", "pride-and-prejudice.txt"))
     parser.add_argument("--calibrate", default=os.path.join(data_dir(), "data", "emma.txt"))
     args = parser.parse_args()
-    if args.group > 1 and args.allocate:
-        parser.error("--group takes uniform ranks; leave out --allocate")
-    if args.latent and args.allocate:
-        parser.error("--latent takes uniform ranks; leave out --allocate")
+    if args.latent and args.allocate and args.group == 1:
+        parser.error("--latent takes uniform ranks per head; leave out "
+                     "--allocate or give --group")
 
     model = Model(os.path.join(data_dir(), "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
     ids = model.ids(args.data, args.tokens, args.offset)
     moments = Moments(model, model.ids(args.calibrate, args.tokens),
                       args.sinks if args.mass_sinks is None else args.mass_sinks,
                       args.window if args.mass_window is None else args.mass_window)
-    codes = None
+    codes = {}
 
     def coder(moment, rank):
         """Rebuilds x from the moment's rank-r latent, quantized or not."""
-        nonlocal codes
         if not args.latent:
             return projection(projector(moment, rank), 0.0)
         part = rank // args.group
-        if args.latent == "polar4" and part & (part - 1):
-            raise SystemExit(f"--latent polar4 rotates parts of {part} "
-                             "coordinates, not a power of two")
-        if codes is None or codes.part != part:
-            codes = LatentCodes(part)
-        return latent_coder(moment, rank, args.latent, codes)
+        if args.latent == "polar4" and part % 8:
+            raise SystemExit(f"--latent polar4 rotates blocks of at least 8 "
+                             f"coordinates, not a part of {part}")
+        if part not in codes:
+            codes[part] = LatentCodes(part)
+        return latent_coder(moment, rank, args.latent, codes[part])
 
     base = model.nll(ids)
     print(f"uncompressed: ppl {np.exp(base):.4f} over {len(ids)} tokens "
@@ -347,6 +359,13 @@ def main():
                 joint = moments.kkj if side == "key" else moments.vvj
                 within = np.kron(np.eye(G), np.ones((d, d))) if args.group_diagonal else 1
                 block = lambda l, h: joint[l][h * d:(h + G) * d, h * d:(h + G) * d] * within
+                if args.allocate:
+                    # As the pass: steps of G d / 8 from the groups' spectra.
+                    ranks = [r // G for r in allocate(
+                        [sum(spectrum(block(l, h))
+                             for h in range(0, model.kv_heads, G))
+                         for l in range(model.layers)], G * int(rank), G * d // 8)]
+                    print(f"{kind} ranks per head: {' '.join(map(str, ranks))}")
                 sides[side] = [[(coder(block(l, h), G * ranks[l]), h, G)
                                 for h in range(0, model.kv_heads, G)]
                                for l in range(model.layers)]
