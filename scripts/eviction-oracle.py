@@ -29,6 +29,10 @@ layer kept at the last cut before it, plus everything since. Scores:
                    maximum, or by the maximum of each head's scores
                    standardised over the candidates (the reference vLLM
                    runtime's default);
+  triattention-online-zmax-per-head, triattention-online-zmax
+                   the zmax scores (per KV head, and shared) with each
+                   cut's centres taken from the sequence's own last
+                   --online-window pre-RoPE queries instead of --calibrate;
   past             the attention each entry got from the queries before the
                    cut (what H2O sums);
   streaming        the newest, with 4 sinks (StreamingLLM).
@@ -92,13 +96,16 @@ def centres(model, ids):
     return [sums[layer] for layer in range(model.layers)]
 
 
-def triattention(model, stats, keys, horizon=65536, combine="mean"):
+def triattention(model, stats, keys, horizon=65536, combine="mean",
+                 queries=None, window=0):
     """scores(layer, head)(cut, candidates): TriAttention's score (its closed
     form, docs/eviction.md) combined over the KV head's query heads: their
     mean ("mean", the runtime's default), their maximum ("max"), or the
     maximum of each head's scores standardised over the candidates ("zmax",
     the reference vLLM runtime's default: sparse_normalize_scores,
-    layer_perhead_aggregation=max)."""
+    layer_perhead_aggregation=max). With `queries` (per layer, [t][heads][d]
+    before RoPE), each cut's centres come from the `window` queries before
+    it instead of `stats`."""
     d, group = model.d, model.heads // model.kv_heads
     frequencies = 1.0 / model.theta ** (np.arange(0, d, 2) / d)
     distances = 2.0 ** np.arange(int(np.log2(horizon)) + 1)
@@ -113,6 +120,13 @@ def triattention(model, stats, keys, horizon=65536, combine="mean"):
         k = keys[layer][:, head, 0::2].astype(np.float64) + 1j * keys[layer][:, head, 1::2]
 
         def at(cut, candidates):
+            nonlocal c, m
+            if queries is not None:
+                q = queries[layer][max(0, cut - window):cut, heads]
+                pairs = q[..., 0::2].astype(np.float64) + 1j * q[..., 1::2]
+                c, m = pairs.mean(0), np.abs(pairs).mean(0) - np.abs(pairs.mean(0))
+                if combine == "mean":
+                    c, m = c.mean(0, keepdims=True), m.mean(0, keepdims=True)
             turn = np.exp(1j * np.outer(cut - 1 - candidates, frequencies))
             kc = k[candidates]
             # [heads][candidates]
@@ -138,6 +152,8 @@ def main():
                         help="text for TriAttention's query centres")
     parser.add_argument("--horizon", type=int, default=65536,
                         help="TriAttention's farthest distance, a power of two")
+    parser.add_argument("--online-window", type=int, default=512,
+                        help="the -online scores: queries a cut's centres come from")
     parser.add_argument("--scores", help="the scores to run, comma-separated (default: all)")
     args = parser.parse_args()
 
@@ -146,13 +162,15 @@ def main():
     length, group = len(ids), model.heads // model.kv_heads
     # Per layer and KV head, the attention each key gets from each query of
     # the full cache, summed over the head's query heads: [kv][t][t].
-    received, keys = [], []
-    base = model.nll(ids, observe=lambda layer, q, k, v: keys.append(k),
+    received, keys, queries = [], [], []
+    base = model.nll(ids, observe=lambda layer, q, k, v: (keys.append(k), queries.append(q)),
                      attention=lambda layer, p: received.append(
                          p.reshape(model.kv_heads, group, length, length).sum(1)))
     stats = centres(model, model.ids(args.calibrate, args.tokens))
     tri = {combine: triattention(model, stats, keys, args.horizon, combine)
            for combine in ("mean", "max", "zmax")}
+    tri["online-zmax"] = triattention(model, stats, keys, args.horizon, "zmax",
+                                      queries, args.online_window)
     later = [np.flip(np.cumsum(np.flip(r, 1), 1), 1) for r in received]
     earlier = lambda layer: np.cumsum(received[layer].sum(0), 0)
     print(f"full cache: ppl {np.exp(base):.4f} over {length} tokens "
@@ -189,6 +207,8 @@ def main():
         "triattention-per-head": per_head(tri["mean"]),
         "triattention-max-per-head": per_head(tri["max"]),
         "triattention-zmax-per-head": per_head(tri["zmax"]),
+        "triattention-online-zmax-per-head": per_head(tri["online-zmax"]),
+        "triattention-online-zmax": shared_scores(tri["online-zmax"]),
         "past": shared(lambda layer: np.vstack([np.zeros((1, length)),
                                                 earlier(layer)[:-1]])),
         "streaming": shared(lambda layer: newest, sinks=4),
