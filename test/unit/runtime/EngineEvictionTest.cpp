@@ -187,50 +187,43 @@ TEST(EngineEviction, FidelityComparesWithTheUnevictedCopy) {
   }
 }
 
-/// Why writing the tinystories artifact with `evict` fails ("" when it
-/// does not): the writer validates the manifest as the reader does.
-std::string writeError(const schema::EvictParams &evict,
-                       const std::string &name) {
+/// Expects writing the tinystories artifact with `evict` (as `name`) to
+/// fail with a message that contains `sentence`: the writer validates the
+/// manifest as the reader does.
+void expectRefused(const schema::EvictParams &evict, const std::string &name,
+                   const std::string &sentence) {
   test::LlamaArtifactOptions o;
   o.evict = evict;
   o.queryCentre.assign(size_t(2 * kHeads * kHalf), 1.0f);
   o.queryMagnitude.assign(size_t(kHeads * kHalf), 2.0f);
   std::string path = ::testing::TempDir() + "/engine_evict_" + name + ".kvpkg";
   Status written = test::writeLlamaArtifact(test::tinyStoriesDir(), path, o);
-  return written.isOk() ? "" : written.message();
+  EXPECT_FALSE(written.isOk()) << name;
+  EXPECT_NE(written.message().find(sentence), std::string::npos)
+      << written.message();
 }
 
 TEST(EngineEviction, AnUnknownHeadsSelectionIsRefused) {
   schema::EvictParams e = params(schema::EVICT_METHOD_H2O, 16, 4, 2);
   e.set_heads(schema::EvictHeads(7));
-  std::string error = writeError(e, "heads");
-  EXPECT_NE(error.find("heads 7 is not a selection this runtime knows"),
-            std::string::npos)
-      << error;
+  expectRefused(e, "heads", "heads 7 is not a selection this runtime knows");
 }
 
 TEST(EngineEviction, AHorizonThatIsNoPowerOfTwoIsRefused) {
   schema::EvictParams e = params(schema::EVICT_METHOD_TRIATTENTION, 16, 4, 2);
   e.set_horizon(3000);
-  std::string error = writeError(e, "horizon");
-  EXPECT_NE(error.find("horizon is 3000; it must be a power of two"),
-            std::string::npos)
-      << error;
+  expectRefused(e, "horizon", "horizon is 3000; it must be a power of two");
 }
 
 TEST(EngineEviction, AnUnknownOrMisplacedCombinationIsRefused) {
   schema::EvictParams e = params(schema::EVICT_METHOD_TRIATTENTION, 16, 4, 2);
   e.set_combine(schema::EvictCombine(5));
-  std::string error = writeError(e, "combine");
-  EXPECT_NE(error.find("combine 5 is not a combination this runtime knows"),
-            std::string::npos)
-      << error;
+  expectRefused(e, "combine",
+                "combine 5 is not a combination this runtime knows");
   e = params(schema::EVICT_METHOD_H2O, 16, 4, 2);
   e.set_combine(schema::EVICT_COMBINE_ZMAX);
-  error = writeError(e, "combine-h2o");
-  EXPECT_NE(error.find("combine is zmax, which only triattention takes"),
-            std::string::npos)
-      << error;
+  expectRefused(e, "combine-h2o",
+                "combine is zmax, which only triattention takes");
 }
 
 TEST(EngineEviction, KiviKeysAreRefusedWhenTheEngineIsCreated) {
