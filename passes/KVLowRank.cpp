@@ -80,6 +80,11 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       return optionError(ctx, "value_basis")
              << "is attention, which only values have; keys take their "
                 "query-weighted axes";
+    if (centre.hasValue() && side != "key")
+      return optionError(ctx, "centre")
+             << "is given with side=value; values are stored around 0 on the "
+                "axes of their second moment, which keep the attention "
+                "sink's value (docs/lowrank.md); only keys are centred";
     if (fold && side != "value")
       return optionError(ctx, "fold")
              << "is true with side=key; RoPE rotates each key by its position "
@@ -415,6 +420,13 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
                << ": calibrate again with this kvopt, on windows longer than "
                   "the exact sinks and window, or give "
                   "value_basis=second_moment";
+      if (keys && centre && !dialect->getKeyMeanAttrHelper().getAttr(op))
+        return op.emitError()
+               << "kv-lowrank: centre=true (the default for keys) needs layer "
+               << op.getLayerAttr().getInt() << "'s calibrated key mean ('"
+               << KVDialect::KeyMeanAttrHelper::getNameStr() << "'); "
+               << calibrationSource(module)
+               << ": calibrate again with this kvopt, or give centre=false";
       caches.push_back(op);
       return WalkResult::advance();
     });
@@ -483,7 +495,7 @@ struct KVLowRankPass : public kv::impl::KVLowRankPassBase<KVLowRankPass> {
       auto emitError = [&] { return op.emitError(); };
       Attribute lowRank = LowRankEncodingAttr::getChecked(
           emitError, &getContext(), r, current, unsigned(sinks),
-          unsigned(window), axes, unsigned(group), folded);
+          unsigned(window), axes, unsigned(group), folded, keys && centre);
       if (!lowRank ||
           failed(setCacheEncodings(op, keys ? lowRank : type.getKey(),
                                    keys ? type.getValue() : lowRank)))

@@ -179,14 +179,14 @@ struct KVQuantizePass : public kv::impl::KVQuantizePassBase<KVQuantizePass> {
         return WalkResult::interrupt();
       auto type = llvm::cast<CacheType>(op.getType());
       auto emitError = [&] { return op.emitError(); };
-      // A low-rank side keeps its rank, exact tokens, group and fold and
-      // stores its latent this way.
+      // A low-rank side keeps its rank, exact tokens, group, fold and centre
+      // and stores its latent this way.
       auto rewrite = [&](Attribute old) -> Attribute {
         if (auto lowRank = dyn_cast<LowRankEncodingAttr>(old))
           return LowRankEncodingAttr::getChecked(
               emitError, &getContext(), lowRank.getRank(), newEncoding,
               lowRank.getSinks(), lowRank.getWindow(), lowRank.getBasis(),
-              lowRank.getGroup(), lowRank.getFolded());
+              lowRank.getGroup(), lowRank.getFolded(), lowRank.getCentred());
         return newEncoding;
       };
       Attribute key = rewritesKeys ? rewrite(type.getKey()) : type.getKey();

@@ -99,6 +99,13 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
     attention-weighted moment (an older kvopt's, or windows no longer than
     the exact tokens) are refused unless value_basis=second_moment is
     given; keys ignore the default and refuse value_basis=attention.
+    Keys are centred (`centre=true`, the default): the latent is taken
+    around their calibrated pre-RoPE mean (`kv.key_mean`, recorded with the
+    moments), which is most of a key's length, so that a quantized latent
+    spends its codes on what varies (docs/lowrank.md measures it);
+    `centre=false` stores the keys' projection itself, as before
+    2026-12-05. Values refuse centre: they stay on the axes of their
+    uncentred second moment.
 
     `method=svd` is Palu's whitened SVD of the projection that writes the
     side (k_proj before RoPE, v_proj), truncated to the rank. Its right
@@ -191,6 +198,9 @@ def KVLowRankPass : Pass<"kv-lowrank", "::mlir::ModuleOp"> {
     Option<"fold", "fold", "bool", "false",
            "values: fold the axes into v_proj and o_proj, so that nothing "
            "projects on append or maps back after attention">,
+    Option<"centre", "centre", "bool", "true",
+           "side=key: take the latent around the keys' calibrated mean "
+           "(kv.key_mean), which is most of their length">,
     Option<"sinks", "sinks", "unsigned", "4",
            "first tokens of each sequence kept exact beside their latents">,
     Option<"window", "window", "unsigned", "64",

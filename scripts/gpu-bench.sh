@@ -19,8 +19,9 @@
 #              "kivi4 kivi2"; a chunked prefill, groups encoded during
 #              decode), low-rank values and keys (LOWRANK, default "lowrank
 #              lowrank-odd lowrank-folded lowrank-keys lowrank-keys-odd
-#              lowrank-kv": bf16 latents beside bf16 keys or values or
-#              both, sinks and window exact, and values folded into v_proj
+#              lowrank-keys-plain lowrank-kv": bf16 latents beside bf16
+#              keys or values or both, keys centred on their mean or not
+#              (-plain), sinks and window exact, and values folded into v_proj
 #              and o_proj (a random Llama with real weights: the GPU
 #              applies the identity basis); a chunked prefill), and the
 #              artifacts it must refuse (selection over fp8, runner-up
@@ -82,7 +83,7 @@ encodings=${ENCODINGS:-"bf16 fp8 polar4 nvfp4"}
 selections=${SELECTIONS:-"twolevel quest"}
 exact=${EXACT:-"polar4 fp8 nvfp4"}
 kivi=${KIVI:-"kivi4 kivi2"}
-lowrank=${LOWRANK:-"lowrank lowrank-odd lowrank-folded lowrank-keys lowrank-keys-odd lowrank-kv"}
+lowrank=${LOWRANK:-"lowrank lowrank-odd lowrank-folded lowrank-keys lowrank-keys-odd lowrank-keys-plain lowrank-kv"}
 evictions=${EVICTIONS:-"streaming-bf16 streaming-fp8 streaming-nvfp4 streaming-polar4 tri-bf16 tri-each-bf16 tri-zmax-bf16 tri-each-zmax-bf16 tri-fp8 tri-nvfp4 snapkv-bf16 snapkv-each-fp8 h2o-bf16 h2o-each-fp8"}
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
 offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}

@@ -138,9 +138,10 @@ done
 # checked against the CPU backend: ratio 0.5 with the pass's 4 sinks and
 # window of 64 kept exact, and an odd rank (27) with 2 sinks and a window
 # of 16 (more tokens read as latents); low-rank keys beside bf16 values
-# likewise (ratio 0.5, and rank 27 with 2 sinks and a window of 16), and
-# keys and values both at ratio 0.5; and low-rank keys with a polar-4
-# latent, which the cuda backend must refuse.
+# likewise (ratio 0.5, and rank 27 with 2 sinks and a window of 16; both
+# centred on the keys' calibrated mean, the pass's default, and ratio 0.5
+# without, centre=false), and keys and values both at ratio 0.5; and
+# low-rank keys with a polar-4 latent, which the cuda backend must refuse.
 "$kvopt" "${tiny[@]}" --calibrate "$calibration" \
   --passes "kv-lowrank{side=value ratio=0.5}" -o .gpu-bin/llama-tiny-lowrank.kvpkg
 "$kvopt" "${tiny[@]}" --calibrate "$calibration" \
@@ -151,6 +152,9 @@ done
 "$kvopt" "${tiny[@]}" --calibrate "$calibration" \
   --passes "kv-lowrank{side=key rank=27 allocate=uniform sinks=2 window=16}" \
   -o .gpu-bin/llama-tiny-lowrank-keys-odd.kvpkg
+"$kvopt" "${tiny[@]}" --calibrate "$calibration" \
+  --passes "kv-lowrank{side=key ratio=0.5 centre=false}" \
+  -o .gpu-bin/llama-tiny-lowrank-keys-plain.kvpkg
 "$kvopt" "${tiny[@]}" --calibrate "$calibration" \
   --passes "kv-lowrank{side=key ratio=0.5},kv-lowrank{side=value ratio=0.5}" \
   -o .gpu-bin/llama-tiny-lowrank-kv.kvpkg

@@ -350,9 +350,14 @@ Status attachStatistics(mlir::ModuleOp module, const Statistics &stats,
           op, dense(context, {heads, d}, keys.spectrum));
       // The pre-RoPE keys' own, unweighted (kv-lowrank{method=svd}).
       keyMoment = secondMoment(s.keyMean, s.keyCovariance);
+      // What kv-lowrank{centre=true} takes key latents around.
+      std::vector<float> mean(s.keyMean.begin(), s.keyMean.end());
+      dialect->getKeyMeanAttrHelper().setAttr(op,
+                                              dense(context, {heads, d}, mean));
     } else {
       dialect->getKeyAxesAttrHelper().removeAttr(op);
       dialect->getKeySpectrumAttrHelper().removeAttr(op);
+      dialect->getKeyMeanAttrHelper().removeAttr(op);
     }
     setAxes(dialect->getKeyMomentAxesAttrHelper(),
             dialect->getKeyMomentSpectrumAttrHelper(),

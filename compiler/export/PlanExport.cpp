@@ -364,6 +364,22 @@ Status PlanExporter::addBasis(kv::CacheOp op, Attribute encoding, bool keys,
   const int64_t rank = lowRank.getRank();
   std::string tensorName =
       "cache." + std::to_string(op.getLayer()) + "." + side + "_basis";
+  // A key's row ends with the mean its latent is taken around: the
+  // calibrated one when centred, else 0.
+  std::vector<float> keyMean;
+  if (keys) {
+    keyMean.assign(size_t(heads * d), 0.0f);
+    if (lowRank.getCentred()) {
+      DenseFPElementsAttr mean = dialect->getKeyMeanAttrHelper().getAttr(op);
+      if (!mean)
+        return Status::error(describe(op) +
+                             " stores its keys as #kv.lowrank with centred = "
+                             "true but has no calibrated kv.key_mean");
+      keyMean.assign(mean.getValues<float>().begin(),
+                     mean.getValues<float>().end());
+    }
+  }
+  const int64_t columns = keys ? rank + 2 : rank + 1;
   const bool lrkv = lowRank.getBasis() == kv::LowRankBasis::Lrkv;
   if (const int64_t group = lowRank.getGroup(); group > 1 || lrkv) {
     // [groups][G d][G d + 1], the last column the weights or 0, as
@@ -386,14 +402,16 @@ Status PlanExporter::addBasis(kv::CacheOp op, Attribute encoding, bool keys,
     std::vector<float> axisValues(axes.getValues<float>().begin(),
                                   axes.getValues<float>().end());
     std::vector<float> basis;
-    basis.reserve(size_t(heads * d * (rank + 1)));
+    basis.reserve(size_t(heads * d * columns));
     for (int64_t i = 0; i < heads * d; ++i) {
       const float *row = &axisValues[size_t(i * (size + 1))];
       basis.insert(basis.end(), row, row + rank);
       basis.push_back(row[size]);
+      if (keys)
+        basis.push_back(keyMean[size_t(i)]);
     }
     out.set_basis_tensor(addF32Tensor(
-        tensorName, {heads / group, size, rank + 1}, std::move(basis)));
+        tensorName, {heads / group, size, columns}, std::move(basis)));
     return Status::ok();
   }
   // Keys on query-weighted axes carry their weights as a last column;
@@ -410,26 +428,27 @@ Status PlanExporter::addBasis(kv::CacheOp op, Attribute encoding, bool keys,
                          (attention   ? "_attention_axes"
                           : keyMoment ? "_moment_axes"
                                       : "_axes"));
-  // [heads][d][rank + 1]: the first `rank` axes (columns of the axes), then
-  // for keys the coordinates' weights (kv.key_axes' last column, or 1), for
-  // values the point the latent is taken around: 0, since the axes are
-  // those of an uncentred second moment, plain or attention-weighted
-  // (calibrate/Statistics.cpp says why). The dialect verified the
-  // attribute's shape.
+  // [heads][d][columns]: the first `rank` axes (columns of the axes), then
+  // for keys the coordinates' weights (kv.key_axes' last column, or 1) and
+  // mean, for values the point the latent is taken around: 0, since the
+  // axes are those of an uncentred second moment, plain or
+  // attention-weighted (calibrate/Statistics.cpp says why). The dialect
+  // verified the attribute's shape.
   const bool weighted = keys && !keyMoment;
-  const int64_t columns = weighted ? d + 1 : d;
+  const int64_t axisColumns = weighted ? d + 1 : d;
   std::vector<float> axisValues(axes.getValues<float>().begin(),
                                 axes.getValues<float>().end());
   std::vector<float> basis;
-  basis.reserve(size_t(heads * d * (rank + 1)));
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t i = 0; i < d; ++i) {
-      const float *row = &axisValues[size_t((h * d + i) * columns)];
-      basis.insert(basis.end(), row, row + rank);
-      basis.push_back(weighted ? row[d] : keys ? 1.0f : 0.0f);
-    }
+  basis.reserve(size_t(heads * d * columns));
+  for (int64_t i = 0; i < heads * d; ++i) {
+    const float *row = &axisValues[size_t(i * axisColumns)];
+    basis.insert(basis.end(), row, row + rank);
+    basis.push_back(weighted ? row[d] : keys ? 1.0f : 0.0f);
+    if (keys)
+      basis.push_back(keyMean[size_t(i)]);
+  }
   out.set_basis_tensor(
-      addF32Tensor(tensorName, {heads, d, rank + 1}, std::move(basis)));
+      addF32Tensor(tensorName, {heads, d, columns}, std::move(basis)));
   return Status::ok();
 }
 

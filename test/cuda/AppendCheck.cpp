@@ -64,7 +64,7 @@ bool runAppendCase(const AppendCase &c, uint32_t seed) {
   if (c.encoding.kind() == schema::ENCODING_NVFP4)
     context.scales = {0.0123f};
   // Low-rank: axes of N(0, 1 / d), then a mean of N(0, 1 / 4) (values) or
-  // a weight from 0.5 to 2 (keys).
+  // a weight from 0.5 to 2 and such a mean (keys).
   cpu::RopeFrequencies rope;
   rope.attentionFactor = 1.1;
   rope.interleaved = c.interleaved;
@@ -75,12 +75,12 @@ bool runAppendCase(const AppendCase &c, uint32_t seed) {
     std::uniform_real_distribution<float> weight(0.5f, 2.0f);
     context.side = c.keys ? CacheSide::Key : CacheSide::Value;
     context.rope = c.keys ? &rope : nullptr;
-    context.basis.resize(size_t(kHeads) * d * (rank + 1));
+    const uint32_t columns = c.keys ? rank + 2 : rank + 1;
+    context.basis.resize(size_t(kHeads) * d * columns);
     for (size_t i = 0; i < context.basis.size(); ++i)
-      context.basis[i] = i % (rank + 1) != rank
-                             ? normal(rng) / std::sqrt(float(d))
-                         : c.keys ? weight(rng)
-                                  : normal(rng) * 0.5f;
+      context.basis[i] = i % columns < rank ? normal(rng) / std::sqrt(float(d))
+                         : i % columns == columns - 1 ? normal(rng) * 0.5f
+                                                      : weight(rng);
   }
   std::vector<int32_t> positions(kRows);
   std::uniform_int_distribution<int32_t> position(0, 1 << 18);

@@ -122,16 +122,18 @@ constexpr SplitKernel kKernels[] = {SplitKernel::GroupMma, SplitKernel::Mma,
                                     SplitKernel::Fma};
 const char *const kKernelNames[] = {"group", "mma", "fma"};
 
-/// A low-rank basis for the shape: axes of N(0, 1 / d), then means of
-/// N(0, 1 / 4) (values) or weights of 1 + |N(0, 1 / 4)| (keys).
+/// A low-rank basis for the shape: axes of N(0, 1 / d), then for keys
+/// weights of 1 + |N(0, 1 / 4)|, then means of N(0, 1 / 4).
 std::vector<float> randomBasis(uint32_t rank, bool keys) {
   std::mt19937 rng(17);
   std::normal_distribution<float> normal;
-  std::vector<float> basis(size_t(kKvHeads) * kHeadDim * (rank + 1));
+  const uint32_t columns = keys ? rank + 2 : rank + 1;
+  std::vector<float> basis(size_t(kKvHeads) * kHeadDim * columns);
   for (size_t i = 0; i < basis.size(); ++i)
-    basis[i] = i % (rank + 1) != rank ? normal(rng) / std::sqrt(float(kHeadDim))
-               : keys                 ? 1.0f + std::fabs(normal(rng)) * 0.5f
-                                      : normal(rng) * 0.5f;
+    basis[i] = i % columns < rank ? normal(rng) / std::sqrt(float(kHeadDim))
+               : i % columns == columns - 1
+                   ? normal(rng) * 0.5f
+                   : 1.0f + std::fabs(normal(rng)) * 0.5f;
   return basis;
 }
 

@@ -290,11 +290,15 @@ bool runCase(Case c, Enc enc, uint32_t multiprocessors, uint32_t seed) {
   if (keyRank) {
     std::normal_distribution<float> normal;
     std::uniform_real_distribution<float> weight(0.5f, 2.0f);
-    keyBasis.resize(size_t(c.kvHeads) * c.headDim * (keyRank + 1));
+    // Per coordinate: the axes, a weight and a mean of N(0, 1) (keys'
+    // means are most of their length, docs/lowrank.md).
+    const uint32_t columns = keyRank + 2;
+    keyBasis.resize(size_t(c.kvHeads) * c.headDim * columns);
     for (size_t i = 0; i < keyBasis.size(); ++i)
-      keyBasis[i] = i % (keyRank + 1) == keyRank
-                        ? weight(rng)
-                        : normal(rng) / std::sqrt(float(c.headDim));
+      keyBasis[i] = i % columns < keyRank
+                        ? normal(rng) / std::sqrt(float(c.headDim))
+                    : i % columns == keyRank ? weight(rng)
+                                             : normal(rng);
     context.basis = keyBasis;
     context.rope = &rope;
   }

@@ -132,6 +132,11 @@ func.func private @lowrank_folded_key(!kv.cache<heads = 2, head_dim = 64, key = 
 
 // -----
 
+// expected-error @+1 {{!kv.cache value encoding: #kv.lowrank centred = true is for keys; values are stored around 0 on the axes of their second moment, which keep the attention sink's value (docs/lowrank.md)}}
+func.func private @lowrank_centred_value(!kv.cache<heads = 2, head_dim = 64, value = #kv.lowrank<rank = 32, centred = true>>)
+
+// -----
+
 // A group's latent is split evenly over its heads.
 // expected-error @+1 {{#kv.lowrank group must be positive and divide its rank (the group's latent, split evenly over its heads), got rank 95 and group 3}}
 func.func private @lowrank_group_rank() attributes {enc = #kv.lowrank<rank = 95, group = 3>}

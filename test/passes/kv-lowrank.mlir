@@ -13,9 +13,22 @@
 
 // Keys (side=key) on their query-weighted axes, values untouched; both.
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=key ratio=0.25 layers=0})' | FileCheck %s --check-prefix=KEY
-// KEY: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, key = #kv.lowrank<rank = 1, sinks = 4, window = 64>>
+// KEY: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, key = #kv.lowrank<rank = 1, sinks = 4, window = 64, centred = true>>
+// Keys are centred on their calibrated mean (kv.key_mean) unless
+// centre=false; values refuse the option, and keys without a mean the
+// default.
+// RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=key ratio=0.25 layers=0 centre=false})' | FileCheck %s --check-prefix=KEY-PLAIN
+// KEY-PLAIN: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, key = #kv.lowrank<rank = 1, sinks = 4, window = 64>>
+// RUN: not kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{ratio=0.5 centre=true})' 2>&1 | FileCheck %s --check-prefix=ERR-CENTRE-VALUE
+// ERR-CENTRE-VALUE: error: kv-lowrank: option 'centre' is given with side=value; values are stored around 0 on the axes of their second moment, which keep the attention sink's value (docs/lowrank.md); only keys are centred
+// RUN: not kvopt-opt %S/Inputs/key-axes-no-mean.mlir --pass-pipeline='builtin.module(kv-lowrank{side=key rank=2})' 2>&1 | FileCheck %s --check-prefix=ERR-NO-MEAN
+// ERR-NO-MEAN: error: kv-lowrank: centre=true (the default for keys) needs layer 0's calibrated key mean ('kv.key_mean'); the module has no statistics: calibrate again with this kvopt, or give centre=false
+// RUN: kvopt-opt %S/Inputs/key-axes-no-mean.mlir --pass-pipeline='builtin.module(kv-lowrank{side=key rank=2 centre=false})' | FileCheck %s --check-prefix=NO-MEAN-PLAIN
+// NO-MEAN-PLAIN: key = #kv.lowrank<rank = 2, sinks = 4, window = 64>
+// RUN: not kvopt-opt %S/Inputs/key-mean-shape.mlir 2>&1 | FileCheck %s --check-prefix=ERR-MEAN-SHAPE
+// ERR-MEAN-SHAPE: error: 'kv.cache' op 'kv.key_mean' must be a dense tensor<1x4xf32>
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{side=key rank=3 layers=0},kv-lowrank{rank=2 layers=0})' | FileCheck %s --check-prefix=BOTH
-// BOTH: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, key = #kv.lowrank<rank = 3, sinks = 4, window = 64>, value = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = attention>>
+// BOTH: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, key = #kv.lowrank<rank = 3, sinks = 4, window = 64, centred = true>, value = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = attention>>
 
 // With a ratio, ranks follow the calibrated spectra (averaging the ratio):
 // layer 0's values hold most of their plain second moment in one axis,
@@ -87,7 +100,7 @@
 // Keys: the query-weighted moments, the weights kept as the last column.
 // RUN: kvopt-opt %S/Inputs/lowrank-lrkv.mlir --pass-pipeline='builtin.module(kv-lowrank{method=lrkv side=key ratio=0.5 shared=1.0})' | FileCheck %s --check-prefix=LRKV-KEY
 // LRKV-KEY: kv.key_group_axes = dense<{{\[\[\[}}{{[^]]*}}, 2.000000e+00], [{{[^]]*}}, 2.000000e+00], [{{[^]]*}}, 5.000000e-01], [{{[^]]*}}, 5.000000e-01]], {{\[\[}}{{[^]]*}}, 1.000000e+00], [{{[^]]*}}, 1.000000e+00], [{{[^]]*}}, 1.000000e+00], [{{[^]]*}}, 1.000000e+00]]]> : tensor<2x4x5xf32>
-// LRKV-KEY-SAME: key = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = lrkv>
+// LRKV-KEY-SAME: key = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = lrkv, centred = true>
 // Refused: a group (the shared basis spans the heads already), `shared`
 // without lrkv or outside [0, 1], and statistics without the spectrum the
 // heads' moments are rebuilt from.
@@ -105,7 +118,7 @@
 // values on kv.value_axes, keys on kv.key_moment_axes (before RoPE,
 // unweighted), recorded as basis = svd for the exporter.
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd side=key rank=1 layers=0},kv-lowrank{method=svd group=1 rank=3 layers=0})' | FileCheck %s --check-prefix=SVD
-// SVD: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, key = #kv.lowrank<rank = 1, sinks = 4, window = 64, basis = svd>, value = #kv.lowrank<rank = 3, sinks = 4, window = 64, basis = svd>>
+// SVD: kv.cache layer 0 {{.*}}: !kv.cache<heads = 1, head_dim = 4, key = #kv.lowrank<rank = 1, sinks = 4, window = 64, basis = svd, centred = true>, value = #kv.lowrank<rank = 3, sinks = 4, window = 64, basis = svd>>
 // With a ratio, ranks follow those axes' spectra: kv.value_spectrum for
 // values (as with value_basis=second_moment, not the attention-weighted
 // one that swaps them), kv.key_moment_spectrum for keys.
@@ -113,7 +126,7 @@
 // SVD-ALLOCATE: kv.cache layer 0 {{.*}}value = #kv.lowrank<rank = 1, sinks = 4, window = 64, basis = svd>>
 // SVD-ALLOCATE: kv.cache layer 1 {{.*}}value = #kv.lowrank<rank = 3, sinks = 4, window = 64, basis = svd>>
 // RUN: kvopt-opt %s --pass-pipeline='builtin.module(kv-lowrank{method=svd side=key ratio=0.5 layers=0})' | FileCheck %s --check-prefix=SVD-KEY-RATIO
-// SVD-KEY-RATIO: key = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = svd>
+// SVD-KEY-RATIO: key = #kv.lowrank<rank = 2, sinks = 4, window = 64, basis = svd, centred = true>
 // group=G: one latent per group of G KV heads, over their concatenated
 // coordinates, on the axes of the group's block of the layer's joint
 // moment, which the pass puts on the cache (kv.value_group_axes:
@@ -134,7 +147,7 @@
 // Query-weighted keys (method=pca): the group's axes of W M W carry the
 // weights of kv.key_axes (head 0: 2, 2, 0.5, 0.5) as their last column.
 // RUN: kvopt-opt %S/Inputs/lowrank-group.mlir --pass-pipeline='builtin.module(kv-lowrank{side=key group=2 rank=4 layers=0})' | FileCheck %s --check-prefix=GROUP-KEY
-// GROUP-KEY: kv.key_group_axes = dense<{{\[\[\[}}{{[^]]*}}, 2.000000e+00], [{{[^]]*}}, 2.000000e+00], [{{[^]]*}}, 5.000000e-01], [{{[^]]*}}, 5.000000e-01], [{{[^]]*}}, 1.000000e+00]{{.*}} : tensor<1x8x9xf32>{{.*}}key = #kv.lowrank<rank = 4, sinks = 4, window = 64, group = 2>
+// GROUP-KEY: kv.key_group_axes = dense<{{\[\[\[}}{{[^]]*}}, 2.000000e+00], [{{[^]]*}}, 2.000000e+00], [{{[^]]*}}, 5.000000e-01], [{{[^]]*}}, 5.000000e-01], [{{[^]]*}}, 1.000000e+00]{{.*}} : tensor<1x8x9xf32>{{.*}}key = #kv.lowrank<rank = 4, sinks = 4, window = 64, group = 2, centred = true>
 // A quantized latent: each head stores rank / G coordinates, which polar
 // needs to be a power of two.
 // RUN: kvopt-opt %S/Inputs/lowrank-group.mlir --pass-pipeline='builtin.module(kv-lowrank{method=svd group=2 rank=4 layers=0},kv-quantize{encoding=polar bits=4 side=value layers=0})' | FileCheck %s --check-prefix=GROUP-POLAR
@@ -222,7 +235,7 @@
 // ERR-WEIGHT: error: 'kv.cache' op 'kv.key_axes' of head 0 must be finite with positive weights, got 0
 
 func.func @model(%k: tensor<?x1x4xf32>, %v: tensor<?x1x4xf32>, %pos: tensor<?xi32>) {
-  %c0 = kv.cache layer 0 {kv.value_axes = dense<[[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.value_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>, kv.value_attention_axes = dense<[[[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.value_attention_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>, kv.key_axes = dense<[[[1.0, 0.0, 0.0, 0.0, 2.0], [0.0, 1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 1.0, 0.5]]]> : tensor<1x4x5xf32>, kv.key_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>, kv.key_moment_axes = dense<[[[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]]> : tensor<1x4x4xf32>, kv.key_moment_spectrum = dense<[[5.0, 1.0, 1.0, 1.0]]> : tensor<1x4xf32>} : !kv.cache<heads = 1, head_dim = 4>
+  %c0 = kv.cache layer 0 {kv.value_axes = dense<[[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.value_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>, kv.value_attention_axes = dense<[[[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]]> : tensor<1x4x4xf32>, kv.value_attention_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>, kv.key_axes = dense<[[[1.0, 0.0, 0.0, 0.0, 2.0], [0.0, 1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 1.0, 0.0, 0.5], [0.0, 0.0, 0.0, 1.0, 0.5]]]> : tensor<1x4x5xf32>, kv.key_spectrum = dense<[[4.0, 3.0, 2.0, 1.0]]> : tensor<1x4xf32>, kv.key_moment_axes = dense<[[[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]]> : tensor<1x4x4xf32>, kv.key_moment_spectrum = dense<[[5.0, 1.0, 1.0, 1.0]]> : tensor<1x4xf32>, kv.key_mean = dense<[[0.5, -0.25, 1.0, 0.0]]> : tensor<1x4xf32>} : !kv.cache<heads = 1, head_dim = 4>
   %c0b = kv.append %k, %v at %pos into %c0 : tensor<?x1x4xf32>, tensor<?x1x4xf32>, tensor<?xi32> into !kv.cache<heads = 1, head_dim = 4>
   %c1 = kv.cache layer 1 : !kv.cache<heads = 1, head_dim = 4>
   return

@@ -203,7 +203,7 @@ LogicalResult
 LowRankEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                             unsigned rank, Attribute latent, unsigned sinks,
                             unsigned window, LowRankBasis basis, unsigned group,
-                            bool folded) {
+                            bool folded, bool centred) {
   if (rank == 0)
     return emitError() << "#kv.lowrank rank must be positive";
   if (folded && group != 1)

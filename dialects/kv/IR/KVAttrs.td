@@ -252,10 +252,16 @@ def KV_LowRankEncodingAttr : KV_EncodingAttr<"LowRankEncoding", "lowrank"> {
     coordinates of what arrives and attention's sum of latents is already
     what o_proj reads: nothing projects on append or maps back, and the
     artifact carries no basis.
+    `centred` (keys only): the latent is taken around the keys' calibrated
+    mean before RoPE (kv.key_mean), z = U^T S (k - mu), and the key rebuilt
+    as S^-1 U z + mu. The keys' mean is most of their length (docs/
+    lowrank.md), so an uncentred latent spends its range, and a quantized
+    latent its codes, on a constant.
 
     Example: `#kv.lowrank<rank = 32, latent = #kv.bf16, sinks = 4, window = 64, basis = attention>`,
     `#kv.lowrank<rank = 96, basis = svd, group = 3>`,
-    `#kv.lowrank<rank = 32, sinks = 4, window = 64, basis = attention, folded = true>`
+    `#kv.lowrank<rank = 32, sinks = 4, window = 64, basis = attention, folded = true>`,
+    `#kv.lowrank<rank = 32, sinks = 4, window = 64, centred = true>`
   }];
   let parameters = (ins "unsigned":$rank,
                         DefaultValuedParameter<"::mlir::Attribute",
@@ -265,7 +271,8 @@ def KV_LowRankEncodingAttr : KV_EncodingAttr<"LowRankEncoding", "lowrank"> {
                         DefaultValuedParameter<"LowRankBasis",
                           "LowRankBasis::SecondMoment">:$basis,
                         DefaultValuedParameter<"unsigned", "1">:$group,
-                        DefaultValuedParameter<"bool", "false">:$folded);
+                        DefaultValuedParameter<"bool", "false">:$folded,
+                        DefaultValuedParameter<"bool", "false">:$centred);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

@@ -51,7 +51,9 @@ def KV_Dialect : Dialect {
   // kv.value_attention_spectrum, the shapes of the values'); the axes and
   // eigenvalues of the pre-RoPE keys' plain second moment E[k k^T]
   // (kv.key_moment_axes, kv.key_moment_spectrum, the shapes of the
-  // values'), which kv-lowrank{method=svd} projects keys on; the joint
+  // values'), which kv-lowrank{method=svd} projects keys on; the pre-RoPE
+  // keys' mean (kv.key_mean, tensor<kv_heads x head_dim x f32>), which
+  // kv-lowrank{centre=true} takes key latents around; the joint
   // second moments of the layer's KV heads concatenated (pre-RoPE keys,
   // values, and values weighted by the attention each token gets from all
   // the layer's query heads: kv.key_joint_moment, kv.value_joint_moment,
@@ -79,6 +81,7 @@ def KV_Dialect : Dialect {
     "::mlir::DenseFPElementsAttr":$key_spectrum,
     "::mlir::DenseFPElementsAttr":$value_attention_axes,
     "::mlir::DenseFPElementsAttr":$value_attention_spectrum,
+    "::mlir::DenseFPElementsAttr":$key_mean,
     "::mlir::DenseFPElementsAttr":$key_moment_axes,
     "::mlir::DenseFPElementsAttr":$key_moment_spectrum,
     "::mlir::DenseFPElementsAttr":$key_joint_moment,

@@ -259,6 +259,11 @@ LogicalResult KVDialect::verifyOperationAttribute(Operation *op,
       name == ValueGroupAxesAttrHelper::getNameStr())
     return verifyGroupAxes(op, attribute,
                            name == KeyGroupAxesAttrHelper::getNameStr());
+  if (name == KeyMeanAttrHelper::getNameStr())
+    return verifyCacheTensor(
+        op, attribute,
+        [](int64_t heads, int64_t d) { return SmallVector<int64_t>{heads, d}; },
+        [](int64_t, float value) { return std::isfinite(value); }, "finite");
   if (name == EvictLossAttrHelper::getNameStr())
     return verifyEvictLoss(op, attribute);
   if (name == CalibrationAttrHelper::getNameStr()) {

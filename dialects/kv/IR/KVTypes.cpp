@@ -69,6 +69,12 @@ LogicalResult CacheType::verify(function_ref<InFlightDiagnostic()> emitError,
                           "is for values; RoPE rotates each key by its "
                           "position between k_proj and the cache, so no "
                           "fixed matrix folds into the projections";
+  if (auto lowRank = llvm::dyn_cast<LowRankEncodingAttr>(value);
+      lowRank && lowRank.getCentred())
+    return emitError() << "!kv.cache value encoding: #kv.lowrank centred = "
+                          "true is for keys; values are stored around 0 on "
+                          "the axes of their second moment, which keep the "
+                          "attention sink's value (docs/lowrank.md)";
   return success();
 }
 

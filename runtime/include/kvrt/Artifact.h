@@ -29,7 +29,8 @@ class MappedFile;
 /// this major one (newer minors only add fields and section kinds that older
 /// readers ignore).
 constexpr uint16_t kFormatMajor = 1;
-constexpr uint16_t kFormatMinor = 0;
+/// 1.1: a low-rank key basis ends each row with the keys' mean.
+constexpr uint16_t kFormatMinor = 1;
 
 /// Bytes inside an artifact; valid while the Artifact lives.
 struct ByteView {

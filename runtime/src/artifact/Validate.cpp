@@ -378,10 +378,13 @@ Status Validator::checkLowRank(const schema::Encoding &e,
                 "the manifest's " +
                 str(m.tensors_size()) + " tensors");
   const schema::Tensor &t = m.tensors(int(e.basis_tensor()));
+  // Each coordinate's axes, then the values' mean or the keys' weight and,
+  // from format 1.1, their mean.
+  const bool keyMean = &e == &c.key() && m.format().minor() >= 1;
   Shape expected;
   expected.Add(int64_t(c.kv_heads()) / group);
   expected.Add(size);
-  expected.Add(int64_t(e.rank()) + 1);
+  expected.Add(int64_t(e.rank()) + (keyMean ? 2 : 1));
   if (t.dtype() != schema::DTYPE_F32 || !sameShape(t.shape(), expected))
     return fail(side + ".basis_tensor names tensor \"" + t.name() +
                 "\", which must be f32 of shape " + shapeString(expected));

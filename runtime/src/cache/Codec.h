@@ -167,9 +167,9 @@ struct CodecContext {
   /// fp8 per_head: one scale per KV head (value = code * scale); nvfp4: one
   /// per-tensor scale. Empty when the artifact has none.
   std::vector<float> scales;
-  /// lowrank: [kvHeads][headDim][rank + 1], each head's principal axes and
-  /// then its mean (values) or its coordinates' weights (keys)
-  /// (codecs/LowRank.cpp).
+  /// lowrank: [kvHeads][headDim][columns], each head's principal axes and
+  /// then its mean (values, rank + 1 columns) or its coordinates' weights
+  /// and mean (keys, rank + 2) (codecs/LowRank.cpp).
   std::vector<float> basis;
   /// lowrank keys: the RoPE that rotated them (the codec keeps a copy).
   const cpu::RopeFrequencies *rope = nullptr;

@@ -3,6 +3,7 @@
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/engine/PlanSteps.h"
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -58,6 +59,19 @@ StatusOr<SideCodec> makeSideCodec(const Artifact &artifact,
       encoding.has_basis_tensor())
     KVRT_RETURN_IF_ERROR(
         readF32(encoding.basis_tensor(), "basis", result.basis));
+  // A format 1.0 key basis has no mean column: its latents are taken
+  // around 0.
+  if (encoding.kind() == schema::ENCODING_LOWRANK && side == CacheSide::Key &&
+      result.basis.size() == size_t(layout.kv_heads()) * layout.head_dim() *
+                                 (encoding.rank() + 1)) {
+    const size_t rows = size_t(layout.kv_heads()) * layout.head_dim();
+    const uint32_t rank = encoding.rank();
+    std::vector<float> widened(rows * (rank + 2), 0.0f);
+    for (size_t i = 0; i < rows; ++i)
+      std::copy_n(result.basis.data() + i * (rank + 1), rank + 1,
+                  widened.data() + i * (rank + 2));
+    result.basis = std::move(widened);
+  }
   // Folded values are on their axes already: the basis is the identity's
   // first `rank` columns around 0, which a backend without a folded path
   // (the CUDA kernels) applies as any other.

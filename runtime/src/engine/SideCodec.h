@@ -16,7 +16,8 @@ struct SideCodec {
   /// one for nvfp4); empty when it has none.
   std::vector<float> scales;
   /// lowrank: the basis tensor, [kv_heads / group][group head_dim][rank +
-  /// 1]; empty otherwise.
+  /// 1] (values) or [rank + 2] (keys, a format 1.0 basis widened with a
+  /// zero mean); empty otherwise.
   std::vector<float> basis;
 };
 

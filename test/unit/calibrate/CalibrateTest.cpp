@@ -351,8 +351,9 @@ TEST_F(Calibration, SvdTakesThePlainSecondMomentAxesOfKeysAndValues) {
   // kv.key_moment_axes: orthonormal, diagonalising the pre-RoPE keys'
   // uncentred second moment E[k k^T] (covariance + mean mean^T), the
   // diagonal kv.key_moment_spectrum. method=svd exports their first
-  // columns with weights 1 for keys, and kv.value_axes' with a zero centre
-  // for values (WhitenedSvdTest checks these are Palu's).
+  // columns with weights 1 and the keys' mean for keys, and kv.value_axes'
+  // with a zero centre for values (WhitenedSvdTest checks these are
+  // Palu's).
   import::ImportedModel model = importModel();
   std::optional<Statistics> stats = calibrateAndAttach(model);
   ASSERT_TRUE(stats);
@@ -399,14 +400,20 @@ TEST_F(Calibration, SvdTakesThePlainSecondMomentAxesOfKeysAndValues) {
       const kvrt::schema::Encoding &side = keys ? cache.key() : cache.value();
       std::vector<float> basis = Calibration::basis(*artifact, side);
       const std::vector<float> &axes = keys ? keyAxes[layer] : valueAxes[layer];
-      ASSERT_EQ(basis.size(), size_t(heads * d * (rank + 1)));
+      // Key rows end with their weight and the mean (centre=true, the
+      // default), value rows with theirs (0).
+      const int64_t columns = keys ? rank + 2 : rank + 1;
+      ASSERT_EQ(basis.size(), size_t(heads * d * columns));
       for (int64_t h = 0; h < heads; ++h)
         for (int64_t i = 0; i < d; ++i) {
+          const float *row = &basis[size_t((h * d + i) * columns)];
           for (int64_t j = 0; j < rank; ++j)
-            EXPECT_EQ(basis[size_t((h * d + i) * (rank + 1) + j)],
-                      axes[size_t((h * d + i) * d + j)]);
-          EXPECT_EQ(basis[size_t((h * d + i) * (rank + 1) + rank)],
-                    keys ? 1.0f : 0.0f);
+            EXPECT_EQ(row[j], axes[size_t((h * d + i) * d + j)]);
+          EXPECT_EQ(row[rank], keys ? 1.0f : 0.0f);
+          if (keys)
+            EXPECT_EQ(
+                row[rank + 1],
+                float(stats->layers[size_t(layer)].keyMean[size_t(h * d + i)]));
         }
     }
 }

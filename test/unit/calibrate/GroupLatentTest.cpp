@@ -82,29 +82,37 @@ double axis(const mlir::kv::GroupAxes &a, int64_t i, int64_t j) {
 }
 
 /// The basis tensor the exporter writes: [1][G d][rank + 1].
-std::vector<float> basisOf(const mlir::kv::GroupAxes &a, int64_t rank) {
+std::vector<float> basisOf(const mlir::kv::GroupAxes &a, int64_t rank,
+                           const std::vector<double> *keyMean = nullptr) {
   std::vector<float> basis;
   for (int64_t i = 0; i < kSize; ++i) {
     for (int64_t j = 0; j < rank; ++j)
       basis.push_back(float(axis(a, i, j)));
     basis.push_back(a.axes[size_t(i * (kSize + 1) + kSize)]);
+    if (keyMean)
+      basis.push_back(float((*keyMean)[size_t(i)]));
   }
   return basis;
 }
 
-/// W^-1 U_r U_r^T W x in float64 (W = 1 without weights).
+/// W^-1 U_r U_r^T W (x - mu) + mu in float64 (W = 1 without weights, mu =
+/// 0 without a mean).
 std::vector<double> projection(const mlir::kv::GroupAxes &a, int64_t rank,
                                const float *x,
-                               const std::vector<double> *weights) {
+                               const std::vector<double> *weights,
+                               const std::vector<double> *mean = nullptr) {
   auto w = [&](int64_t i) { return weights ? (*weights)[size_t(i)] : 1.0; };
+  auto mu = [&](int64_t i) {
+    return mean ? double(float((*mean)[size_t(i)])) : 0.0;
+  };
   std::vector<double> z(size_t(rank), 0.0), out(kSize, 0.0);
   for (int64_t j = 0; j < rank; ++j)
     for (int64_t i = 0; i < kSize; ++i)
-      z[size_t(j)] += axis(a, i, j) * w(i) * x[i];
+      z[size_t(j)] += axis(a, i, j) * w(i) * (x[i] - mu(i));
   for (int64_t i = 0; i < kSize; ++i) {
     for (int64_t j = 0; j < rank; ++j)
       out[size_t(i)] += axis(a, i, j) * z[size_t(j)];
-    out[size_t(i)] /= w(i);
+    out[size_t(i)] = out[size_t(i)] / w(i) + mu(i);
   }
   return out;
 }
@@ -219,19 +227,22 @@ TEST(GroupLatent, TheCodecRebuildsEachHeadFromTheGroupsLatent) {
           << "head " << h;
   }
 
-  // Keys, on axes of the moment weighted per coordinate, arrive after
-  // RoPE: each head's rebuilt key is R(p) of its rows of W^-1 U U^T W k,
-  // and its score the query's product with that.
-  std::vector<double> keyWeights(kSize);
-  for (int64_t i = 0; i < kSize; ++i)
+  // Keys, on axes of the moment weighted per coordinate and around their
+  // mean, arrive after RoPE: each head's rebuilt key is R(p) of its rows
+  // of W^-1 U U^T W (k - mu) + mu, and its score the query's product with
+  // that.
+  std::vector<double> keyWeights(kSize), keyMean(kSize);
+  for (int64_t i = 0; i < kSize; ++i) {
     keyWeights[size_t(i)] = 0.5 + double(i % kDim) / kDim + 0.1 * (i / kDim);
+    keyMean[size_t(i)] = std::sin(double(i));
+  }
   mlir::kv::GroupAxes k = axesOf(context, moment, &keyWeights, true);
   kvrt::schema::Rope ropeSpec;
   ropeSpec.set_theta(10000);
   ropeSpec.set_style(kvrt::schema::ROPE_STYLE_HALF);
   kvrt::cpu::RopeFrequencies rope = kvrt::cpu::ropeFrequencies(ropeSpec, kDim);
   c.side = kvrt::CacheSide::Key;
-  c.basis = basisOf(k, rank);
+  c.basis = basisOf(k, rank, &keyMean);
   c.rope = &rope;
   kvrt::StatusOr<std::unique_ptr<kvrt::Codec>> keys =
       kvrt::makeCodec(groupLowRank(rank), c);
@@ -249,7 +260,8 @@ TEST(GroupLatent, TheCodecRebuildsEachHeadFromTheGroupsLatent) {
     for (uint32_t h = 0; h < kGroup; ++h)
       kc.encodeAt(rotated.data(), kDim, h, s, &position,
                   kc.areaOf(areas.data(), h, stride));
-    std::vector<double> p = projection(k, rank, &rows[s * kSize], &keyWeights);
+    std::vector<double> p =
+        projection(k, rank, &rows[s * kSize], &keyWeights, &keyMean);
     std::vector<float> projected(p.begin(), p.end()), want(kSize);
     kvrt::cpu::rope(pool, rope, projected.data(), 1, kGroup, kDim, &position,
                     want.data());

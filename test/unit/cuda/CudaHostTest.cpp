@@ -31,6 +31,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <set>
 
 namespace kvrt::cuda {
@@ -657,8 +658,8 @@ TEST(DeviceSideLayout, LowRankRefusalsSayWhatTheGpuReads) {
 }
 
 /// Low-rank keys of `rank` for head dimension `headDim` on a basis whose
-/// axes are 0.25 and whose weights are 2, rotated by `rope`: their layout
-/// (the codec keeps a copy of the RoPE).
+/// axes and means are 0.25 and whose weights are 2, rotated by `rope`:
+/// their layout (the codec keeps a copy of the RoPE).
 DeviceSideLayout latentKeyLayout(uint32_t headDim, uint32_t rank,
                                  const cpu::RopeFrequencies &rope) {
   schema::Encoding e;
@@ -670,8 +671,8 @@ DeviceSideLayout latentKeyLayout(uint32_t headDim, uint32_t rank,
   context.kvHeads = 8;
   context.headDim = headDim;
   context.rope = &rope;
-  context.basis.assign(size_t(8) * headDim * (rank + 1), 0.25f);
-  for (size_t i = rank; i < context.basis.size(); i += rank + 1)
+  context.basis.assign(size_t(8) * headDim * (rank + 2), 0.25f);
+  for (size_t i = rank; i < context.basis.size(); i += rank + 2)
     context.basis[i] = 2.0f;
   StatusOr<std::unique_ptr<Codec>> codec = makeCodec(e, context);
   EXPECT_TRUE(codec) << codec.status().message();
@@ -712,7 +713,8 @@ TEST(DeviceSideLayout, LowRankKeysAreLatentsTheGroupMmaKernelRebuilds) {
       EXPECT_EQ(plan->kernel, SplitKernel::GroupMma);
       const uint32_t steps = rank <= 32 ? 2 : rank <= 64 ? 4 : 8;
       EXPECT_EQ(plan->keyRankSteps, steps);
-      EXPECT_EQ(plan->keyOperandBytes, 16 * steps * 32 * 8 + 64 * 16);
+      // Per KV head the axes' fragments and the mean, then the frequencies.
+      EXPECT_EQ(plan->keyOperandBytes, 16 * steps * 32 * 8 + 128 * 4 + 64 * 16);
       if (rank <= 64)
         EXPECT_LE(3 * (plan->sharedBytes + 1024), 228u * 1024);
       shape.qHeads = 64;
@@ -743,20 +745,34 @@ TEST(LatentKeyOperands, FragmentsHoldTheWeightedAxesTurnsTheAngles) {
   // Lane (g, t) of n-tile n and k-step s holds W[8n + g][16s + 2t, + 1]
   // and [16s + 2t + 8, + 9] in f16, W = U * factor / weight over the
   // rebuilt coordinates (RoPE's pairs half a head apart), zero past the
-  // rank; each frequency's turn times a position, modulo 2^64, is the
-  // angle's fraction of a turn.
-  const uint32_t d = 64, rank = 20, heads = 2;
+  // rank; then the mean times factor over the rebuilt coordinates; each
+  // frequency's turn times a position, modulo 2^64, is the angle's
+  // fraction of a turn.
+  const uint32_t d = 64, rank = 20, heads = 2, columns = rank + 2;
   for (bool interleaved : {false, true}) {
     const cpu::RopeFrequencies rope = ropeOf(d, interleaved);
-    std::vector<float> basis(size_t(heads) * d * (rank + 1));
+    std::vector<float> basis(size_t(heads) * d * columns);
     for (size_t i = 0; i < basis.size(); ++i)
-      basis[i] = i % (rank + 1) == rank ? 0.5f + float(i % 7)
-                                        : float(int(i % 13) - 6) / 8;
+      basis[i] = i % columns == rank ? 0.5f + float(i % 7)
+                                     : float(int(i % 13) - 6) / 8;
     const LatentKeyOperands operands =
         latentKeyOperands(basis, heads, d, rank, rope);
     const uint32_t steps = latentKeyRankSteps(d, rank);
     ASSERT_EQ(steps, 2u);
-    ASSERT_EQ(operands.axes.size(), size_t(heads) * d / 8 * steps * 32 * 2);
+    const size_t fragmentWords = size_t(d) / 8 * steps * 32 * 2;
+    ASSERT_EQ(operands.axes.size(), heads * (fragmentWords + d));
+    ASSERT_EQ(latentKeyOperandBytes(d, steps),
+              (fragmentWords + d) * 4 + d / 2 * 16);
+    for (uint32_t h = 0; h < heads; ++h)
+      for (uint32_t c = 0; c < d; ++c) {
+        const uint32_t row = latentKeyCoordinate(c, d, interleaved);
+        float mean;
+        std::memcpy(&mean,
+                    &operands.axes[h * (fragmentWords + d) + fragmentWords + c],
+                    4);
+        EXPECT_EQ(mean,
+                  basis[(size_t(h) * d + row) * columns + rank + 1] * 1.25f);
+      }
     for (uint32_t h = 0; h < heads; ++h)
       for (uint32_t n = 0; n < d / 8; ++n)
         for (uint32_t s = 0; s < steps; ++s)
@@ -765,9 +781,9 @@ TEST(LatentKeyOperands, FragmentsHoldTheWeightedAxesTurnsTheAngles) {
             const uint32_t row = latentKeyCoordinate(c, d, interleaved);
             EXPECT_EQ(row,
                       interleaved ? (c < d / 2 ? 2 * c : 2 * c - d + 1) : c);
-            const float *axes = &basis[(size_t(h) * d + row) * (rank + 1)];
-            const size_t at =
-                (((size_t(h) * d / 8 + n) * steps + s) * 32 + lane) * 2;
+            const float *axes = &basis[(size_t(h) * d + row) * columns];
+            const size_t at = h * (fragmentWords + d) +
+                              (((size_t(n) * steps + s) * 32 + lane) * 2);
             for (uint32_t e = 0; e < 4; ++e) {
               const uint32_t j = 16 * s + 2 * t + 8 * (e / 2) + e % 2;
               const uint16_t half =

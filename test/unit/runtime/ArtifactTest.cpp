@@ -3,6 +3,7 @@
 
 #include "kvrt/Artifact.h"
 #include "kvrt/ArtifactWriter.h"
+#include "runtime/src/engine/SideCodec.h"
 #include "runtime/src/support/XxHash.h"
 
 #include <gtest/gtest.h>
@@ -219,8 +220,10 @@ TEST_F(ArtifactTest, RefusesWrongMagic) {
 
 TEST_F(ArtifactTest, RefusesNewerMajorVersion) {
   put(bytes, 8, 3, 2);
-  EXPECT_EQ(errorOf(bytes), "x.kvpkg: format version 3.0 is newer than this "
-                            "runtime (1.x); rebuild with a newer kvopt");
+  EXPECT_EQ(errorOf(bytes), "x.kvpkg: format version 3." +
+                                std::to_string(kFormatMinor) +
+                                " is newer than this runtime (1.x); rebuild "
+                                "with a newer kvopt");
 }
 
 TEST_F(ArtifactTest, ReadsNewerMinorVersion) {
@@ -233,8 +236,9 @@ TEST_F(ArtifactTest, ReadsNewerMinorVersion) {
 TEST_F(ArtifactTest, RefusesManifestVersionDisagreeingWithHeader) {
   std::vector<uint8_t> packed = repack([](schema::Manifest &) {});
   put(packed, 10, 2, 2);
-  EXPECT_EQ(errorOf(packed),
-            "x.kvpkg: the manifest says format 1.0 but the header says 1.2");
+  EXPECT_EQ(errorOf(packed), "x.kvpkg: the manifest says format 1." +
+                                 std::to_string(kFormatMinor) +
+                                 " but the header says 1.2");
 }
 
 TEST_F(ArtifactTest, RefusesManifestChecksumMismatch) {
@@ -388,6 +392,56 @@ TEST_F(ArtifactTest, ChecksLowRankBases) {
                 "\"model.layers.0.input_layernorm.weight\", which must be "
                 "f32 of shape ["),
       std::string::npos);
+  // A key basis row holds the weight and the mean after the axes (format
+  // 1.1): rank 2 takes 4 columns.
+  auto keyShape = repack([&](schema::Manifest &m) {
+    schema::Encoding &k = *m.mutable_cache(0)->mutable_key();
+    k.set_kind(schema::ENCODING_LOWRANK);
+    k.set_rank(2);
+    k.mutable_latent()->set_kind(schema::ENCODING_BF16);
+    k.set_basis_tensor(1);
+  });
+  const std::string keyError = errorOf(keyShape);
+  EXPECT_NE(keyError.find("cache[0].key.basis_tensor names tensor "
+                          "\"model.layers.0.input_layernorm.weight\", which "
+                          "must be f32 of shape ["),
+            std::string::npos);
+  EXPECT_EQ(keyError.substr(keyError.size() - 3), " 4]") << keyError;
+  // Format 1.0 wrote key rows without the mean: a 1.1 reader takes them as
+  // centred at 0, and its codec reads them widened.
+  auto keyBasis = [&](schema::Manifest &m, uint32_t minor) {
+    m.mutable_format()->set_minor(minor);
+    const schema::CacheLayout &c = m.cache(0);
+    schema::Tensor &t = *m.add_tensors();
+    t.set_name("cache.0.key_basis");
+    t.set_dtype(schema::DTYPE_F32);
+    for (int64_t extent :
+         {int64_t(c.kv_heads()), int64_t(c.head_dim()), int64_t(2 + 1)})
+      t.add_shape(extent);
+    t.mutable_synthetic()->set_constant(1.0f);
+    schema::Encoding &k = *m.mutable_cache(0)->mutable_key();
+    k.set_kind(schema::ENCODING_LOWRANK);
+    k.set_rank(2);
+    k.mutable_latent()->set_kind(schema::ENCODING_BF16);
+    k.set_basis_tensor(uint32_t(m.tensors_size() - 1));
+  };
+  std::vector<uint8_t> format10 =
+      repack([&](schema::Manifest &m) { keyBasis(m, 0); });
+  auto read10 =
+      Artifact::fromMemory("x.kvpkg", format10.data(), format10.size(), {});
+  ASSERT_TRUE(read10) << read10.status().message();
+  const schema::CacheLayout &layout = (*read10)->manifest().cache(0);
+  StatusOr<SideCodec> widened =
+      makeSideCodec(**read10, layout, layout.key(), CacheSide::Key);
+  ASSERT_TRUE(widened) << widened.status().message();
+  ASSERT_EQ(widened->basis.size(),
+            size_t(layout.kv_heads()) * layout.head_dim() * 4);
+  for (size_t i = 0; i < widened->basis.size(); ++i)
+    EXPECT_EQ(widened->basis[i], i % 4 == 3 ? 0.0f : 1.0f) << i;
+  EXPECT_NE(errorOf(repack([&](schema::Manifest &m) { keyBasis(m, 1); }))
+                .find("cache[0].key.basis_tensor names tensor "
+                      "\"cache.0.key_basis\", which must be f32 of shape"),
+            std::string::npos);
   auto fullRank = repack([&](schema::Manifest &m) {
     lowRank(m);
     m.mutable_cache(0)->mutable_value()->set_rank(m.cache(0).head_dim());

@@ -47,19 +47,26 @@ schema::Encoding lowRank(uint32_t rank,
   return e;
 }
 
-/// Per head, `rank` random orthonormal axes and a mean, as
-/// [heads][d][rank + 1].
+/// Per head, `rank` random orthonormal axes and then a random mean, as
+/// [heads][d][rank + 1] (values), or a weight in [0.5, 1.5) and a random
+/// mean, as [heads][d][rank + 2] (keys).
 std::vector<float> randomBasis(std::mt19937 &rng, uint32_t rank = kRank,
-                               uint32_t dim = kDim) {
+                               uint32_t dim = kDim,
+                               CacheSide side = CacheSide::Value) {
   std::normal_distribution<double> normal;
-  std::vector<float> basis(kHeads * dim * (rank + 1));
+  std::uniform_real_distribution<double> weight(0.5, 1.5);
+  const bool keys = side == CacheSide::Key;
+  const uint32_t columns = keys ? rank + 2 : rank + 1;
+  std::vector<float> basis(kHeads * dim * columns);
   for (uint32_t h = 0; h < kHeads; ++h) {
     const auto axes = kvopt::test::randomOrthonormal(rng, rank, dim);
     for (uint32_t i = 0; i < dim; ++i) {
-      float *row = &basis[(h * dim + i) * (rank + 1)];
+      float *row = &basis[(h * dim + i) * columns];
       for (uint32_t j = 0; j < rank; ++j)
         row[j] = float(axes[j][i]);
-      row[rank] = float(normal(rng));
+      if (keys)
+        row[rank] = float(weight(rng));
+      row[columns - 1] = float(normal(rng));
     }
   }
   return basis;
@@ -207,26 +214,41 @@ TEST(LowRankCodec, RefusesWhatItCannotStore) {
             "the layer's keys; low-rank keys are stored before RoPE");
   cpu::RopeFrequencies rope = ropeOf(schema::ROPE_STYLE_HALF);
   context.rope = &rope;
-  // Weights (the last column) of zero cannot be divided by.
+  // A key row holds its weight and mean after the axes.
+  EXPECT_EQ(error(lowRank(kRank)),
+            "the keys of layer 2 use #kv.lowrank of rank 3, but the artifact "
+            "has 64 basis values for 80");
+  context.basis.assign(kHeads * kDim * (kRank + 2), 0.0f);
+  // Weights of zero cannot be divided by.
   EXPECT_EQ(error(lowRank(kRank)),
             "the keys of layer 2 use #kv.lowrank keys whose weight 0 of head "
             "0 is not positive and finite");
+  for (size_t i = kRank; i < context.basis.size(); i += kRank + 2)
+    context.basis[i] = 1.0f;
+  context.basis[kDim * (kRank + 2) + 5 * (kRank + 2) + kRank + 1] = NAN;
+  EXPECT_EQ(error(lowRank(kRank)),
+            "the keys of layer 2 use #kv.lowrank keys whose mean 5 of head 1 "
+            "is not finite");
 }
 
-/// q . R(p) (S^-1 U U^T S k) in float64 for head h of a key basis (axes U,
-/// weights S in the last column), k before RoPE, R(p) RoPE at position p.
+/// q . R(p) (S^-1 U U^T S (k - mu) + mu) in float64 for head h of a key
+/// basis (axes U, then the weights S and the mean mu), k before RoPE, R(p)
+/// RoPE at position p.
 double keyScore(const std::vector<float> &basis, uint32_t h, const float *q,
                 const float *k, const cpu::RopeFrequencies &rope,
                 int32_t position) {
-  const float *b = &basis[h * kDim * (kRank + 1)];
+  constexpr uint32_t columns = kRank + 2;
+  const float *b = &basis[h * kDim * columns];
   std::vector<double> z(kRank, 0.0), rebuilt(kDim, 0.0);
   for (uint32_t j = 0; j < kRank; ++j)
     for (uint32_t i = 0; i < kDim; ++i)
-      z[j] += b[i * (kRank + 1) + j] * b[i * (kRank + 1) + kRank] * k[i];
+      z[j] += b[i * columns + j] * b[i * columns + kRank] *
+              (k[i] - b[i * columns + kRank + 1]);
   for (uint32_t i = 0; i < kDim; ++i) {
     for (uint32_t j = 0; j < kRank; ++j)
-      rebuilt[i] += b[i * (kRank + 1) + j] * z[j];
-    rebuilt[i] /= b[i * (kRank + 1) + kRank];
+      rebuilt[i] += b[i * columns + j] * z[j];
+    rebuilt[i] =
+        rebuilt[i] / b[i * columns + kRank] + b[i * columns + kRank + 1];
   }
   const uint32_t half = kDim / 2, stride = rope.interleaved ? 2 : 1,
                  partner = rope.interleaved ? 1 : half;
@@ -251,11 +273,7 @@ TEST(LowRankCodec, KeysAreStoredBeforeRopeAndScoredAfterIt) {
     context.side = CacheSide::Key;
     context.kvHeads = kHeads;
     context.headDim = kDim;
-    context.basis = randomBasis(rng);
-    for (uint32_t h = 0; h < kHeads; ++h)
-      for (uint32_t i = 0; i < kDim; ++i)
-        context.basis[(h * kDim + i) * (kRank + 1) + kRank] =
-            0.5f + float(i) / kDim;
+    context.basis = randomBasis(rng, kRank, kDim, CacheSide::Key);
     context.rope = &rope;
     StatusOr<std::unique_ptr<Codec>> codec = makeCodec(lowRank(kRank), context);
     ASSERT_TRUE(codec) << codec.status().message();
@@ -349,9 +367,7 @@ TEST(LowRankCodec, APolarLatentLeavesItsRotationOncePerRow) {
   cpu::RopeFrequencies rope = ropeOf(schema::ROPE_STYLE_HALF, dim);
   context.side = CacheSide::Key;
   context.rope = &rope;
-  for (uint32_t h = 0; h < kHeads; ++h)
-    for (uint32_t i = 0; i < dim; ++i)
-      context.basis[(h * dim + i) * (rank + 1) + rank] = 1.0f;
+  context.basis = randomBasis(rng, rank, dim, CacheSide::Key);
   codec = makeCodec(polar, context);
   ASSERT_TRUE(codec) << codec.status().message();
   schema::Encoding f32 = lowRank(rank);

@@ -238,14 +238,16 @@ __global__ void appendLatentKeyKernel(AppendArgs a, AppendGeometry g,
   __syncthreads();
   if (i >= rank)
     return;
-  // Head h's basis: coordinate k's row holds its axes, then its weight.
-  const float *basis = a.basis + uint64_t(h) * d * (rank + 1);
+  // Head h's basis: coordinate k's row holds its axes, then its weight and
+  // mean.
+  const float *basis = a.basis + uint64_t(h) * d * (rank + 2);
   double sum = 0;
   for (uint32_t k = 0; k < d; ++k) {
-    const float *row = basis + k * (rank + 1);
+    const float *row = basis + k * (rank + 2);
+    const double centred =
+        __dsub_rn(double(unrotated[k]), double(row[rank + 1]));
     sum = __dadd_rn(
-        sum, __dmul_rn(double(row[i]),
-                       __dmul_rn(double(row[rank]), double(unrotated[k]))));
+        sum, __dmul_rn(double(row[i]), __dmul_rn(double(row[rank]), centred)));
   }
   entry[i] = __float2bfloat16_rn(__double2float_rn(sum));
 }

@@ -36,7 +36,8 @@ struct AppendArgs {
   /// fp8 per_head: [kvHeads] scales in device memory.
   const float *headScales = nullptr;
   /// Latent values or keys: their basis in device memory
-  /// ([kvHeads][headDim][rank + 1], PagedKvView::valueBasis).
+  /// ([kvHeads][headDim][rank + 1], PagedKvView::valueBasis; keys' rows
+  /// have rank + 2 numbers, the weight and the mean after the axes).
   const float *basis = nullptr;
   /// Latent keys: [rows] the positions RoPE rotated each row's key by, and
   /// the CPU codec's tables and frequencies to rotate it back with

@@ -24,7 +24,7 @@ uint32_t latentKeyCoordinate(uint32_t c, uint32_t headDim, bool interleaved) {
 }
 
 uint32_t latentKeyOperandBytes(uint32_t headDim, uint32_t rankSteps) {
-  return headDim / 8 * rankSteps * 32 * 8 + headDim / 2 * 16;
+  return headDim / 8 * rankSteps * 32 * 8 + headDim * 4 + headDim / 2 * 16;
 }
 
 LatentKeyOperands latentKeyOperands(const std::vector<float> &basis,
@@ -33,18 +33,20 @@ LatentKeyOperands latentKeyOperands(const std::vector<float> &basis,
                                     const cpu::RopeFrequencies &rope) {
   const uint32_t steps = latentKeyRankSteps(headDim, rank);
   LatentKeyOperands operands;
-  operands.axes.reserve(size_t(kvHeads) * headDim / 8 * steps * 32 * 2);
+  operands.axes.reserve(size_t(kvHeads) * headDim * (steps * 32 * 2 / 8 + 1));
   const float factor = float(rope.attentionFactor);
+  // The basis row of head h's key coordinate held as c.
+  auto row = [&](uint32_t h, uint32_t c) {
+    return basis.data() + (size_t(h) * headDim +
+                           latentKeyCoordinate(c, headDim, rope.interleaved)) *
+                              (rank + 2);
+  };
   // W[c][j] of head h: axis j of the key coordinate held as c, over its
   // weight, times the attention factor; zero past the rank.
   auto w = [&](uint32_t h, uint32_t c, uint32_t j) {
     if (j >= rank)
       return 0.0f;
-    const float *row =
-        basis.data() + (size_t(h) * headDim +
-                        latentKeyCoordinate(c, headDim, rope.interleaved)) *
-                           (rank + 1);
-    return row[j] * factor / row[rank];
+    return row(h, c)[j] * factor / row(h, c)[rank];
   };
   // (W[c][j], W[c][j + 1]) as an f16 pair, j in the low half.
   auto pair = [&](uint32_t h, uint32_t c, uint32_t j) {
@@ -52,7 +54,7 @@ LatentKeyOperands latentKeyOperands(const std::vector<float> &basis,
            uint32_t(codecs::encodeMinifloat(w(h, c, j + 1), codecs::kF16))
                << 16;
   };
-  for (uint32_t h = 0; h < kvHeads; ++h)
+  for (uint32_t h = 0; h < kvHeads; ++h) {
     for (uint32_t n = 0; n < headDim / 8; ++n)
       for (uint32_t s = 0; s < steps; ++s)
         for (uint32_t lane = 0; lane < 32; ++lane) {
@@ -62,6 +64,13 @@ LatentKeyOperands latentKeyOperands(const std::vector<float> &basis,
           operands.axes.push_back(pair(h, c, 16 * s + 2 * t));
           operands.axes.push_back(pair(h, c, 16 * s + 2 * t + 8));
         }
+    for (uint32_t c = 0; c < headDim; ++c) {
+      const float mean = row(h, c)[rank + 1] * factor;
+      uint32_t bits;
+      std::memcpy(&bits, &mean, 4);
+      operands.axes.push_back(bits);
+    }
+  }
   // theta / (2 pi) as a 64-bit fraction of a turn: theta is a double, and
   // a long double's 64 bits lose nothing it holds.
   const long double kTurn = 6.283185307179586476925286766559005768L;

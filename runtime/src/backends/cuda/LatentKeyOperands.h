@@ -1,19 +1,22 @@
 //===- LatentKeyOperands.h - Low-rank keys' operands ------------*- C++ -*-===//
 //
 // A low-rank key is stored before RoPE as its latent z (rank bf16
-// coordinates) and rebuilt as k = R_p (U z / s) * factor (the CPU codec,
-// codecs/LowRank.cpp: U the head's axes, s its coordinates' weights, R_p
-// RoPE at the entry's position p, factor YaRN's attention factor). The
-// GroupMma kernel rebuilds a tile of 16 keys with mma.sync.m16n8k16 in f16
-// (A the latents, B = W^T with W = U * factor / s) and rotates them in
-// registers; this file prepares, on the host, what it reads:
+// coordinates) and rebuilt as k = R_p (U z / s + mu) * factor (the CPU
+// codec, codecs/LowRank.cpp: U the head's axes, s its coordinates'
+// weights, mu the mean the latent was taken around, R_p RoPE at the
+// entry's position p, factor YaRN's attention factor). The GroupMma kernel
+// rebuilds a tile of 16 keys with mma.sync.m16n8k16 in f16 (A the latents,
+// B = W^T with W = U * factor / s, C the mean times factor in fp32) and
+// rotates them in registers; this file prepares, on the host, what it
+// reads:
 //
 //   axes:        per KV head, W^T rounded to f16 as B fragments in the
 //                kernel's lane order, [headDim / 8 n-tiles][rankSteps][32
-//                lanes] x 2 words. Rows past the rank are zero.
-//                Coordinates are reordered so that RoPE's pairs lie half a
-//                head apart (GPT-J's interleaved pairs too); the kernel
-//                reads the query in the same order.
+//                lanes] x 2 words, rows past the rank zero; then the mean
+//                times factor, headDim floats. Coordinates are reordered
+//                so that RoPE's pairs lie half a head apart (GPT-J's
+//                interleaved pairs too); the kernel reads the query in the
+//                same order.
 //   frequencies: per RoPE frequency theta, 4 words: theta / (2 pi) as a
 //                64-bit fraction of a turn (low word, high word), so that
 //                position * that mod 2^64 is the angle to 2^-32 of a turn
@@ -49,11 +52,12 @@ uint32_t latentKeyRankSteps(uint32_t headDim, uint32_t rank);
 uint32_t latentKeyCoordinate(uint32_t c, uint32_t headDim, bool interleaved);
 
 /// Bytes of one KV head's operands as a block holds them in shared memory:
-/// its axes, then the frequencies.
+/// its axes and mean, then the frequencies.
 uint32_t latentKeyOperandBytes(uint32_t headDim, uint32_t rankSteps);
 
 struct LatentKeyOperands {
-  /// [kvHeads][headDim / 8][rankSteps][32][2] words.
+  /// [kvHeads] x ([headDim / 8][rankSteps][32][2] words, then headDim
+  /// floats' bits).
   std::vector<uint32_t> axes;
   /// [headDim / 2][4] words.
   std::vector<uint32_t> frequencies;
@@ -66,8 +70,8 @@ struct LatentKeyOperands {
 };
 
 /// The operands of a layer whose keys are low-rank latents of `rank` on
-/// `basis` ([kvHeads][headDim][rank + 1]: each coordinate's axes, then its
-/// weight, as the artifact stores them), rotated by `rope`.
+/// `basis` ([kvHeads][headDim][rank + 2]: each coordinate's axes, then its
+/// weight and mean, as the codec holds them), rotated by `rope`.
 LatentKeyOperands latentKeyOperands(const std::vector<float> &basis,
                                     uint32_t kvHeads, uint32_t headDim,
                                     uint32_t rank,

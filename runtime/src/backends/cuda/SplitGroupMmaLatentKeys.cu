@@ -2,10 +2,11 @@
 //
 // Keys stored before RoPE as bf16 latents z of `rank` coordinates
 // (#kv.lowrank side=key), values in bf16. Each warp rebuilds its 16 keys of
-// a tile on the tensor cores in f16, K = Z W^T (LatentKeyOperands.h: W^T's
-// B fragments in shared memory; A the latents converted from bf16, exact
-// but for magnitudes past f16's 65504, which keys of a working model's
-// scale do not reach), 16 coordinates and their RoPE partners at a time.
+// a tile on the tensor cores in f16, K = Z W^T + mu (LatentKeyOperands.h:
+// W^T's B fragments and the mean in shared memory; A the latents converted
+// from bf16, exact but for magnitudes past f16's 65504, which keys of a
+// working model's scale do not reach; the mean the accumulators' start),
+// 16 coordinates and their RoPE partners at a time.
 // In C's layout lane (g, t) holds coordinates 2t, 2t + 1 of each 8-wide
 // n-tile for tokens g and g + 8, and a coordinate's partner (half a head
 // on) sits in the same lane of n-tile n + D / 16: the rotation is
@@ -75,9 +76,10 @@ struct LatentKeyGroup : SlotKeys {
   /// The value pass's coordinates: the head's, or a latent's rank
   /// rounded up to 64.
   static constexpr int kValueDims = LatentValues ? 64 : D;
-  /// 16-byte words of one KV head's axes (LatentKeyOperands.h), then of
-  /// the frequencies.
-  static constexpr int kAxisWords = D / 8 * RankSteps * 16;
+  /// 16-byte words of one KV head's axes and mean (LatentKeyOperands.h),
+  /// then of the frequencies.
+  static constexpr int kFragmentWords = D / 8 * RankSteps * 16;
+  static constexpr int kAxisWords = kFragmentWords + D / 4;
   static constexpr int kFrequencyWords = D / 2;
 
   __device__ __forceinline__ static float slotScale(const uint8_t *) {
@@ -149,15 +151,21 @@ struct LatentKeyGroup : SlotKeys {
     constexpr int kChunks = D / 32, kHalf = D / 16;
     const int t = lane % 4;
     const uint2 *fragments = reinterpret_cast<const uint2 *>(axes);
+    const float2 *mean =
+        reinterpret_cast<const float2 *>(axes + kFragmentWords);
     float c[2][4] = {};
 #pragma unroll
     for (int j = 0; j < kChunks; ++j) {
       // n-tiles 2j, 2j + 1 (coordinates 16j .. 16j + 15), then their
       // partners half a head on.
-      float k[4][4] = {};
+      float k[4][4];
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
         const int n = 2 * j + u % 2 + (u / 2) * kHalf;
+        // C's coordinates 8n + 2t, + 1 of both tokens start at the mean.
+        const float2 m = mean[4 * n + t];
+        k[u][0] = k[u][2] = m.x;
+        k[u][1] = k[u][3] = m.y;
 #pragma unroll
         for (int s = 0; s < RankSteps; ++s) {
           const uint2 b = fragments[(n * RankSteps + s) * 32 + lane];

@@ -17,14 +17,16 @@
 //
 // A head's key is stored before RoPE (a basis of post-RoPE keys would have
 // to hold every rotation of them): encodeAt() rotates the arriving key back
-// by its position, stores z = U^T (s * k) on the first `rank` axes U of the
-// query-weighted keys (s the coordinates' weights, docs/lowrank.md), and
-// scoreAt() rebuilds k = (U z) / s, rotates it by the entry's position and
-// scores the queries against it: a rank x head_dim product and a rotation
-// per entry and KV head.
+// by its position, stores z = U^T (s * (k - mu)) on the first `rank` axes U
+// of the query-weighted keys (s the coordinates' weights, mu the keys'
+// calibrated mean or 0, docs/lowrank.md), and scoreAt() rebuilds k = (U z)
+// / s + mu, rotates it by the entry's position and scores the queries
+// against it: a rank x head_dim product and a rotation per entry and KV
+// head.
 //
-// The basis tensor is [kv_heads / G][G head_dim][rank + 1]: the axes, then
-// the mean (values) or the weights (keys).
+// The basis tensor is [kv_heads / G][G head_dim][columns]: the axes, then
+// the mean (values, rank + 1 columns) or the weight and the mean (keys,
+// rank + 2).
 //
 // Folded values (kv-lowrank{fold=true}) arrive on their axes, v_proj and
 // o_proj rewritten by the compiler: the latent is the first `rank`
@@ -49,16 +51,17 @@ namespace kvrt::codecs {
 namespace {
 
 /// What the key and value codecs share: the inner codec of the latent, and
-/// per group of `group` KV heads the basis, [group headDim][rank + 1] (the
-/// axes, then one number per coordinate). A group's latent is stored in
-/// equal parts of rank / group coordinates, part j in the area of the
+/// per group of `group` KV heads the basis, [group headDim][columns] (the
+/// axes, then `columns - rank` numbers per coordinate). A group's latent is
+/// stored in equal parts of rank / group coordinates, part j in the area of the
 /// group's head j: methods take the group's first area (Codec::areaOf).
 class LatentCodec : public Codec {
 public:
-  LatentCodec(uint32_t headDim, uint32_t rank, uint32_t group,
+  LatentCodec(uint32_t headDim, uint32_t rank, uint32_t group, uint32_t columns,
               std::unique_ptr<Codec> latent, std::vector<float> basis)
       : Codec(headDim), rank_(rank), group_(group), part_(rank / group),
-        latent_(std::move(latent)), basis_(std::move(basis)) {}
+        columns_(columns), latent_(std::move(latent)),
+        basis_(std::move(basis)) {}
 
   uint64_t headBytes(uint32_t pageSize) const override {
     return latent_->headBytes(pageSize);
@@ -77,18 +80,22 @@ public:
   }
 
 protected:
-  /// The basis of KV head `head`'s group, [group headDim][rank + 1].
+  /// The basis of KV head `head`'s group, [group headDim][columns].
   const float *groupBasis(uint32_t head) const {
     return basis_.data() +
-           size_t(head / group_) * group_ * headDim() * (rank_ + 1);
+           size_t(head / group_) * group_ * headDim() * columns_;
+  }
+  /// KV head `head`'s rows of its group's basis, [headDim][columns].
+  const float *headBasis(uint32_t head) const {
+    return groupBasis(head) + size_t(head % group_) * headDim() * columns_;
   }
   /// Part `part` of the areas of a group whose first is `area`.
   template <typename Byte> Byte *partArea(Byte *area, uint32_t part) const {
     return area + uint64_t(part) * areaStride();
   }
   /// Stores head `head`'s part of z = B^T x at `slot`, in double; x[i] is
-  /// coordinate(i, c) for the group's group x headDim coordinates, c the
-  /// last number of the basis' row i.
+  /// coordinate(i, after) for the group's group x headDim coordinates,
+  /// `after` the numbers after the axes in the basis' row i.
   template <typename Coordinate>
   void encodeLatent(const Coordinate &coordinate, uint32_t head, uint32_t slot,
                     uint8_t *area) const {
@@ -102,8 +109,8 @@ protected:
       const uint32_t j = part * part_ + k;
       double sum = 0;
       for (uint32_t i = 0; i < size; ++i) {
-        const float *row = basis + i * (rank_ + 1);
-        sum += double(row[j]) * coordinate(i, row[rank_]);
+        const float *row = basis + i * columns_;
+        sum += double(row[j]) * coordinate(i, row + rank_);
       }
       latent[k] = float(sum);
     }
@@ -122,7 +129,7 @@ protected:
     }
   }
 
-  uint32_t rank_, group_, part_;
+  uint32_t rank_, group_, part_, columns_;
   std::unique_ptr<Codec> latent_;
   std::vector<float> basis_;
 };
@@ -132,7 +139,8 @@ public:
   LowRankValueCodec(uint32_t headDim, uint32_t rank, uint32_t group,
                     std::unique_ptr<Codec> latent, std::vector<float> basis,
                     bool folded)
-      : LatentCodec(headDim, rank, group, std::move(latent), std::move(basis)),
+      : LatentCodec(headDim, rank, group, rank + 1, std::move(latent),
+                    std::move(basis)),
         folded_(folded) {}
 
   bool rotates() const override { return true; }
@@ -150,8 +158,8 @@ public:
     if (folded_)
       return latent_->encode(src, stride, head, slot, area);
     encodeLatent(
-        [src](uint32_t i, float mean) { return double(src[i]) - mean; }, head,
-        slot, area);
+        [src](uint32_t i, const float *mean) { return double(src[i]) - *mean; },
+        head, slot, area);
   }
 
   /// The value of head `head` rebuilt: mu + B_head z.
@@ -180,8 +188,7 @@ public:
   /// weights') to head `head`'s values: mu * sum w + B_head * sum w z.
   void finishOutput(float *row, uint32_t head) const override {
     const uint32_t d = headDim();
-    const float *basis =
-        groupBasis(head) + size_t(head % group_) * d * (rank_ + 1);
+    const float *basis = headBasis(head);
     thread_local std::vector<float> latent;
     latent.assign(row, row + rank_ + 1);
     // A polar latent was summed in its rotated domain, part by part.
@@ -195,7 +202,7 @@ public:
       return;
     }
     for (uint32_t i = 0; i < d; ++i) {
-      const float *axes = basis + i * (rank_ + 1);
+      const float *axes = basis + i * columns_;
       // The mean, weighted by the weights' sum, then the axes.
       float value = axes[rank_] * latent[rank_];
       for (uint32_t j = 0; j < rank_; ++j)
@@ -213,18 +220,21 @@ public:
   LowRankKeyCodec(uint32_t headDim, uint32_t rank, uint32_t group,
                   std::unique_ptr<Codec> latent, std::vector<float> basis,
                   const cpu::RopeFrequencies &rope)
-      : LatentCodec(headDim, rank, group, std::move(latent), std::move(basis)),
+      : LatentCodec(headDim, rank, group, rank + 2, std::move(latent),
+                    std::move(basis)),
         rope_(rope), rotations_(rope) {}
 
   const cpu::RopeFrequencies *storedBeforeRope() const override {
     return &rope_;
   }
 
-  /// z = B^T (s * k) for the group's keys `src` before RoPE.
+  /// z = B^T (s * (k - mu)) for the group's keys `src` before RoPE.
   void encode(const float *src, int64_t, uint32_t head, uint32_t slot,
               uint8_t *area) const override {
     encodeLatent(
-        [src](uint32_t i, float weight) { return double(weight) * src[i]; },
+        [src](uint32_t i, const float *weightAndMean) {
+          return double(weightAndMean[0]) * (double(src[i]) - weightAndMean[1]);
+        },
         head, slot, area);
   }
 
@@ -262,19 +272,19 @@ public:
       scores[h] = dot(prepared + h * stride, scratch, d);
   }
 
-  /// Head `head`'s key rebuilt, (B_head z) / s, and rotated by `position`.
+  /// Head `head`'s key rebuilt, (B_head z) / s + mu, and rotated by
+  /// `position`.
   void decodeAt(const uint8_t *area, uint32_t slot, uint32_t head,
                 int32_t position, float *out) const override {
     const uint32_t d = headDim();
-    const float *basis =
-        groupBasis(head) + size_t(head % group_) * d * (rank_ + 1);
+    const float *basis = headBasis(head);
     thread_local std::vector<float> latent, key;
     latent.resize(rank_);
     key.resize(d);
     readLatent(area, slot, head - head % group_, true, latent.data());
     for (uint32_t i = 0; i < d; ++i) {
-      const float *row = basis + i * (rank_ + 1);
-      key[i] = dot(row, latent.data(), rank_) / row[rank_];
+      const float *row = basis + i * columns_;
+      key[i] = dot(row, latent.data(), rank_) / row[rank_] + row[rank_ + 1];
     }
     rotations_.rotate(key.data(), position, false, out);
   }
@@ -316,6 +326,10 @@ CodecOr makeLowRankCodec(const schema::Encoding &encoding,
     return Status::error(cache + " use #kv.lowrank, but no rope call rotates "
                                  "the layer's keys; low-rank keys are stored "
                                  "before RoPE");
+  if (encoding.folded() && (keys || encoding.group() > 1))
+    return Status::error(cache + " use #kv.lowrank folded into the "
+                                 "projections, which only values of one KV "
+                                 "head a latent can be");
   const uint32_t rank = encoding.rank(), d = context.headDim;
   const uint32_t group = std::max<uint32_t>(encoding.group(), 1);
   if (context.kvHeads % group)
@@ -335,8 +349,10 @@ CodecOr makeLowRankCodec(const schema::Encoding &encoding,
         (group > 1 ? "groups of " + std::to_string(group) + " heads of "
                    : std::string("heads of ")) +
         std::to_string(d));
-  // [kvHeads / group][group d][rank + 1]: kvHeads d (rank + 1) values.
-  const uint64_t expected = uint64_t(context.kvHeads) * d * (rank + 1);
+  // [kvHeads / group][group d][columns]: kvHeads d columns values; a key
+  // row ends with its weight and mean, a value row with its mean.
+  const uint32_t columns = keys ? rank + 2 : rank + 1;
+  const uint64_t expected = uint64_t(context.kvHeads) * d * columns;
   if (context.basis.size() != expected)
     return Status::error(cache + " use #kv.lowrank of rank " +
                          std::to_string(rank) + ", but the artifact has " +
@@ -356,17 +372,17 @@ CodecOr makeLowRankCodec(const schema::Encoding &encoding,
     for (uint32_t h = 0; h < context.kvHeads; ++h)
       for (uint32_t i = 0; i < d; ++i) {
         // Head h's coordinate i is row (h % group) d + i of its group's.
-        float weight = context.basis[(size_t(h) * d + i) * (rank + 1) + rank];
-        if (!(weight > 0) || !std::isfinite(weight))
+        const float *row = &context.basis[(size_t(h) * d + i) * columns];
+        if (!(row[rank] > 0) || !std::isfinite(row[rank]))
           return Status::error(cache + " use #kv.lowrank keys whose weight " +
                                std::to_string(i) + " of head " +
                                std::to_string(h) +
                                " is not positive and finite");
+        if (!std::isfinite(row[rank + 1]))
+          return Status::error(cache + " use #kv.lowrank keys whose mean " +
+                               std::to_string(i) + " of head " +
+                               std::to_string(h) + " is not finite");
       }
-  if (encoding.folded() && (keys || group > 1))
-    return Status::error(cache + " use #kv.lowrank folded into the "
-                                 "projections, which only values of one KV "
-                                 "head a latent can be");
   CodecOr made = makeCodec(latent, inner);
   if (!made)
     return made.status();
