@@ -61,6 +61,7 @@ const std::vector<SectionSpec> &sections() {
         {"allocate", ValueKind::Word},
         {"value_basis", ValueKind::Word},
         {"fold", ValueKind::Bool},
+        {"centre", ValueKind::Bool},
         {"sinks", ValueKind::Unsigned, 0, UINT32_MAX},
         {"window", ValueKind::Unsigned, 0, UINT32_MAX},
         {"layers", ValueKind::Layers}}},

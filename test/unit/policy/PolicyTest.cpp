@@ -140,6 +140,8 @@ TEST(Policy, LowRankRunsBeforeQuantization) {
   EXPECT_EQ(pipeline("lowrank:\n  ratio: 0.5\n  method: lrkv\n"
                      "  shared: 0.25\n"),
             "kv-lowrank{method=lrkv shared=0.25 ratio=0.5}");
+  EXPECT_EQ(pipeline("lowrank:\n  side: key\n  ratio: 0.5\n  centre: false\n"),
+            "kv-lowrank{side=key ratio=0.5 centre=false}");
   EXPECT_EQ(error("lowrank:\n  ratio: 1.0\n"),
             "p.yaml:2:10: 'ratio' must be a fraction in (0, 1) with a '.' "
             "(0.5), got '1.0'");
