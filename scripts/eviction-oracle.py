@@ -33,6 +33,15 @@ layer kept at the last cut before it, plus everything since. Scores:
                    the zmax scores (per KV head, and shared) with each
                    cut's centres taken from the sequence's own last
                    --online-window pre-RoPE queries instead of --calibrate;
+  expected-per-head, expected
+                   the attention weight a key can expect rather than its
+                   expected logit: each calibrated query head as a circular
+                   Gaussian per RoPE pair (centre E[q_f], variance E|q_f|^2
+                   - |E q_f|^2), so the logit at distance D is normal and
+                   E[exp(logit)] = exp(mean_D + variance / 2); averaged over
+                   TriAttention's distances and summed over the group's
+                   query heads (Expected Attention's idea on TriAttention's
+                   grid), per KV head or shared as above;
   past             the attention each entry got from the queries before the
                    cut (what H2O sums);
   streaming        the newest, with 4 sinks (StreamingLLM).
@@ -86,12 +95,13 @@ def visibility(scores, length, fraction, interval, recent, sinks):
 
 def centres(model, ids):
     """Per layer, query head and RoPE pair: the mean pre-RoPE query as a
-    complex number, and the mean magnitude."""
+    complex number, the mean magnitude and the mean squared magnitude."""
     sums = {}
 
     def observe(layer, q, k, v):
         pairs = q[..., 0::2].astype(np.float64) + 1j * q[..., 1::2]
-        sums[layer] = (pairs.mean(0), np.abs(pairs).mean(0))
+        sums[layer] = (pairs.mean(0), np.abs(pairs).mean(0),
+                       (np.abs(pairs) ** 2).mean(0))
     model.forward(ids, observe=observe)
     return [sums[layer] for layer in range(model.layers)]
 
@@ -112,7 +122,7 @@ def triattention(model, stats, keys, horizon=65536, combine="mean",
     z = np.exp(1j * np.outer(distances, frequencies)).mean(0)
 
     def score(layer, head):
-        centre, magnitude = stats[layer]
+        centre, magnitude = stats[layer][:2]
         heads = slice(head * group, (head + 1) * group)
         c, m = centre[heads], magnitude[heads] - np.abs(centre[heads])
         if combine == "mean":
@@ -135,6 +145,41 @@ def triattention(model, stats, keys, horizon=65536, combine="mean",
             if combine == "zmax":
                 s = (s - s.mean(1, keepdims=True)) / np.maximum(s.std(1, keepdims=True), 1e-6)
             return s.max(0)
+        return at
+    return score
+
+
+def expected_attention(model, stats, keys, horizon=65536):
+    """scores(layer, head)(cut, candidates): log of the attention weight a
+    key can expect from the KV head's query heads, each a circular
+    Gaussian per RoPE pair around its calibrated centre, averaged over
+    TriAttention's distances 1, 2, 4, ..., horizon ahead of the cut and
+    summed over the heads (the softmax's denominator left out: common to
+    the candidates of one query)."""
+    d, group = model.d, model.heads // model.kv_heads
+    frequencies = 1.0 / model.theta ** (np.arange(0, d, 2) / d)
+    distances = 2.0 ** np.arange(int(np.log2(horizon)) + 1)
+
+    def score(layer, head):
+        centre, _, square = stats[layer]
+        heads = slice(head * group, (head + 1) * group)
+        c = centre[heads]
+        variance = np.maximum(square[heads] - np.abs(c) ** 2, 0)
+        k = keys[layer][:, head, 0::2].astype(np.float64) + 1j * keys[layer][:, head, 1::2]
+
+        def at(cut, candidates):
+            kc = k[candidates]
+            # [D][candidates][pairs]: each pair's rotation from the key to
+            # the query D ahead of the cut.
+            turn = np.exp(1j * np.multiply.outer(
+                cut - 1 - candidates[None, :] + distances[:, None], frequencies))
+            # [heads][D][candidates] mean logits, [heads][candidates] their
+            # variance (Re of circular noise: half its power).
+            mean = np.real(np.einsum("hf,dcf->hdc", c, np.conj(kc) * turn)) / np.sqrt(d)
+            spread = (variance[:, None, :] * np.abs(kc)[None] ** 2).sum(2) / (2 * d)
+            logs = mean + spread[:, None, :] / 2
+            top = logs.max(axis=(0, 1), keepdims=True)
+            return np.log(np.exp(logs - top).mean(1).sum(0)) + top[0, 0]
         return at
     return score
 
@@ -171,6 +216,7 @@ def main():
            for combine in ("mean", "max", "zmax")}
     tri["online-zmax"] = triattention(model, stats, keys, args.horizon, "zmax",
                                       queries, args.online_window)
+    expected = expected_attention(model, stats, keys, args.horizon)
     later = [np.flip(np.cumsum(np.flip(r, 1), 1), 1) for r in received]
     earlier = lambda layer: np.cumsum(received[layer].sum(0), 0)
     print(f"full cache: ppl {np.exp(base):.4f} over {length} tokens "
@@ -209,6 +255,8 @@ def main():
         "triattention-zmax-per-head": per_head(tri["zmax"]),
         "triattention-online-zmax-per-head": per_head(tri["online-zmax"]),
         "triattention-online-zmax": shared_scores(tri["online-zmax"]),
+        "expected-per-head": per_head(expected),
+        "expected": shared_scores(expected),
         "past": shared(lambda layer: np.vstack([np.zeros((1, length)),
                                                 earlier(layer)[:-1]])),
         "streaming": shared(lambda layer: newest, sinks=4),
