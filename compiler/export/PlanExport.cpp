@@ -348,8 +348,8 @@ Status PlanExporter::addBasis(kv::CacheOp op, Attribute encoding, bool keys,
   if (!kvrt::lowRankLatentSupported(out.latent()))
     return Status::error(describe(op) +
                          " stores a low-rank latent the runtime does not: "
-                         "it takes bf16, f32, fp8 with dynamic scales, nvfp4 "
-                         "or polar without QJL");
+                         "it takes bf16, f32, fp8 with dynamic scales, nvfp4, "
+                         "KIVI int without a residual or polar without QJL");
   // Folded values arrive on the axes already: the runtime needs none.
   if (lowRank.getFolded())
     return Status::ok();

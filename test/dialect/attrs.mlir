@@ -98,8 +98,8 @@ func.func private @lowrank_fp8() attributes {enc = #kv.lowrank<rank = 16, latent
 // CHECK-SAME:    attributes {enc = #kv.lowrank<rank = 32, latent = #kv.nvfp4>}
 func.func private @lowrank_nvfp4() attributes {enc = #kv.lowrank<rank = 32, latent = #kv.nvfp4>}
 // CHECK-LABEL: func.func private @lowrank_int()
-// CHECK-SAME:    attributes {enc = #kv.lowrank<rank = 64, latent = #kv.int<bits = 4, group = 32>>}
-func.func private @lowrank_int() attributes {enc = #kv.lowrank<rank = 64, latent = #kv.int<bits = 4, group = 32>>}
+// CHECK-SAME:    attributes {enc = #kv.lowrank<rank = 64, latent = #kv.int<bits = 4, group = 32, residual = 0>>}
+func.func private @lowrank_int() attributes {enc = #kv.lowrank<rank = 64, latent = #kv.int<bits = 4, group = 32, residual = 0>>}
 // CHECK-LABEL: func.func private @lowrank_polar()
 // CHECK-SAME:    attributes {enc = #kv.lowrank<rank = 32, latent = #kv.polar<bits = 3, seed = 5>>}
 func.func private @lowrank_polar() attributes {enc = #kv.lowrank<rank = 32, latent = #kv.polar<bits = 3, seed = 5>>}

@@ -91,6 +91,11 @@ func.func private @lowrank_exact_latent() attributes {enc = #kv.lowrank<rank = 1
 
 // -----
 
+// expected-error @+1 {{#kv.lowrank keeps its own recent tokens exact (window); its KIVI latent keeps no bf16 residual, so it needs residual = 0 (kv-quantize{... residual=0}), got #kv.int<bits = 4, group = 32>}}
+func.func private @lowrank_kivi_residual() attributes {enc = #kv.lowrank<rank = 32, latent = #kv.int<bits = 4, group = 32>>}
+
+// -----
+
 // expected-error @+1 {{#kv.polar keeps 4097 sink tokens exact; at most 4096 are allowed}}
 func.func private @polar_sinks() attributes {enc = #kv.polar<bits = 4, sinks = 4097>}
 
@@ -183,12 +188,23 @@ func.func private @lowrank_latent_nvfp4(!kv.cache<heads = 2, head_dim = 64, valu
 // -----
 
 // expected-error @+1 {{!kv.cache value encoding: #kv.int groups values along channels, but group 64 does not divide #kv.lowrank rank 32; allowed groups: 32}}
-func.func private @lowrank_latent_int(!kv.cache<heads = 2, head_dim = 64, value = #kv.lowrank<rank = 32, latent = #kv.int<bits = 2, group = 64>>>)
+func.func private @lowrank_latent_int(!kv.cache<heads = 2, head_dim = 64, value = #kv.lowrank<rank = 32, latent = #kv.int<bits = 2, group = 64, residual = 0>>>)
 
 // -----
 
-// expected-error @+1 {{!kv.cache key encoding: #kv.int groups values along channels, but group 32 does not divide #kv.lowrank rank 16; allowed groups: none (#kv.lowrank rank must be a multiple of 32)}}
-func.func private @lowrank_latent_int_none(!kv.cache<heads = 2, head_dim = 64, key = #kv.lowrank<rank = 16, latent = #kv.int<bits = 2, group = 32>>>)
+// expected-error @+1 {{!kv.cache value encoding: #kv.int groups values along channels, but group 32 does not divide #kv.lowrank rank 16; allowed groups: none (#kv.lowrank rank must be a multiple of 32)}}
+func.func private @lowrank_latent_int_none(!kv.cache<heads = 2, head_dim = 64, value = #kv.lowrank<rank = 16, latent = #kv.int<bits = 2, group = 32, residual = 0>>>)
+
+// -----
+
+// KIVI groups keys along tokens: a key latent needs whole bytes of codes.
+// expected-error @+1 {{!kv.cache key encoding: #kv.int packs a key's codes 8 coordinates at a time, but #kv.lowrank rank / group 6 is not a multiple of 8}}
+func.func private @lowrank_latent_int_keys(!kv.cache<heads = 2, head_dim = 64, key = #kv.lowrank<rank = 12, latent = #kv.int<bits = 2, group = 32, residual = 0>, group = 2>>)
+
+// -----
+
+// expected-error @+1 {{!kv.cache key encoding: #kv.lowrank rank 64 must be smaller than head_dim 64}}
+func.func private @lowrank_latent_int_keys_rank(!kv.cache<heads = 2, head_dim = 64, key = #kv.lowrank<rank = 64, latent = #kv.int<bits = 2, group = 32, residual = 0>>>)
 
 //===----------------------------------------------------------------------===//
 // Eviction and selection policies

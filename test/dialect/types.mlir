@@ -56,15 +56,18 @@ func.func private @polar(!kv.cache<heads = 4, head_dim = 64, key = #kv.polar<bit
 // The latent is checked against the rank, not the head dimension.
 // CHECK-LABEL: func.func private @lowrank(
 // CHECK-SAME:    !kv.cache<heads = 2, head_dim = 128, key = #kv.lowrank<rank = 32>, value = #kv.lowrank<rank = 64, latent = #kv.fp8<e4m3>>>
-// CHECK-SAME:    !kv.cache<heads = 2, head_dim = 128, key = #kv.lowrank<rank = 48, latent = #kv.nvfp4>, value = #kv.lowrank<rank = 96, latent = #kv.int<bits = 2, group = 32>>>
+// CHECK-SAME:    !kv.cache<heads = 2, head_dim = 128, key = #kv.lowrank<rank = 48, latent = #kv.nvfp4>, value = #kv.lowrank<rank = 96, latent = #kv.int<bits = 2, group = 32, residual = 0>>>
 // CHECK-SAME:    !kv.cache<heads = 2, head_dim = 96, value = #kv.lowrank<rank = 32, latent = #kv.polar<bits = 3, seed = 1>>>
 // CHECK-SAME:    !kv.cache<heads = 3, head_dim = 64, key = #kv.lowrank<rank = 96, basis = svd, group = 3>, value = #kv.lowrank<rank = 96, latent = #kv.polar<bits = 4>, group = 3>>
 // CHECK-SAME:    !kv.cache<heads = 2, head_dim = 64, key = #kv.lowrank<rank = 16, latent = #kv.polar<bits = 4>, sinks = 4, window = 64, centred = true>>
+// KIVI groups a key latent along tokens: any multiple of 8 coordinates.
+// CHECK-SAME:    !kv.cache<heads = 2, head_dim = 16, key = #kv.lowrank<rank = 8, latent = #kv.int<bits = 4, group = 32, residual = 0>>>
 func.func private @lowrank(!kv.cache<heads = 2, head_dim = 128, key = #kv.lowrank<rank = 32, latent = #kv.bf16>, value = #kv.lowrank<rank = 64, latent = #kv.fp8<e4m3>>>,
-                           !kv.cache<heads = 2, head_dim = 128, key = #kv.lowrank<rank = 48, latent = #kv.nvfp4>, value = #kv.lowrank<rank = 96, latent = #kv.int<bits = 2, group = 32>>>,
+                           !kv.cache<heads = 2, head_dim = 128, key = #kv.lowrank<rank = 48, latent = #kv.nvfp4>, value = #kv.lowrank<rank = 96, latent = #kv.int<bits = 2, group = 32, residual = 0>>>,
                            !kv.cache<heads = 2, head_dim = 96, value = #kv.lowrank<rank = 32, latent = #kv.polar<bits = 3, seed = 1>>>,
                            !kv.cache<heads = 3, head_dim = 64, key = #kv.lowrank<rank = 96, basis = svd, group = 3>, value = #kv.lowrank<rank = 96, latent = #kv.polar<bits = 4>, group = 3>>,
-                           !kv.cache<heads = 2, head_dim = 64, key = #kv.lowrank<rank = 16, latent = #kv.polar<bits = 4>, sinks = 4, window = 64, centred = true>>)
+                           !kv.cache<heads = 2, head_dim = 64, key = #kv.lowrank<rank = 16, latent = #kv.polar<bits = 4>, sinks = 4, window = 64, centred = true>>,
+                           !kv.cache<heads = 2, head_dim = 16, key = #kv.lowrank<rank = 8, latent = #kv.int<bits = 4, group = 32, residual = 0>>>)
 
 // -----
 

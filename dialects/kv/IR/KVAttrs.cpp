@@ -226,6 +226,13 @@ LowRankEncodingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (exactTokensOf(latent) != std::pair{0u, 0u})
     return emitError() << "#kv.lowrank keeps its own exact tokens; its latent "
                        << latent << " may not keep any";
+  if (auto kivi = llvm::dyn_cast<IntEncodingAttr>(latent);
+      kivi && kivi.getResidual() != 0)
+    return emitError() << "#kv.lowrank keeps its own recent tokens exact "
+                          "(window); its KIVI latent keeps no bf16 residual, "
+                          "so it needs residual = 0 (kv-quantize{... "
+                          "residual=0}), got "
+                       << latent;
   if (!llvm::isa<EncodingAttrInterface>(latent) ||
       llvm::isa<LowRankEncodingAttr>(latent))
     return emitError()
@@ -240,21 +247,44 @@ double LowRankEncodingAttr::getBitsPerCoordinate(int64_t headDim) const {
   const unsigned share = getRank() / getGroup();
   return latent.getBitsPerCoordinate(share) * share / headDim;
 }
+/// Whether `rank` fits in vectors of `size` coordinates of `group` heads.
+static LogicalResult
+verifyRankFits(LowRankEncodingAttr lowRank, int64_t size, StringRef sizeName,
+               function_ref<InFlightDiagnostic()> emitError) {
+  if (lowRank.getRank() < lowRank.getGroup() * size)
+    return success();
+  return emitError() << "#kv.lowrank rank " << lowRank.getRank()
+                     << " must be smaller than "
+                     << (lowRank.getGroup() > 1 ? "group x " : "") << sizeName
+                     << " " << lowRank.getGroup() * size;
+}
+/// What each head's area stores of the latent, for diagnostics.
+static StringRef latentSizeName(LowRankEncodingAttr lowRank) {
+  return lowRank.getGroup() > 1 ? "#kv.lowrank rank / group"
+                                : "#kv.lowrank rank";
+}
 LogicalResult LowRankEncodingAttr::verifyVectorSize(
     int64_t size, StringRef sizeName,
     function_ref<InFlightDiagnostic()> emitError) const {
-  if (getRank() >= getGroup() * size)
-    return emitError() << "#kv.lowrank rank " << getRank()
-                       << " must be smaller than "
-                       << (getGroup() > 1 ? "group x " : "") << sizeName << " "
-                       << getGroup() * size;
+  if (failed(verifyRankFits(*this, size, sizeName, emitError)))
+    return failure();
   // The latent stores rank / group coordinates per vector, not head_dim.
-  if (getGroup() > 1)
-    return llvm::cast<EncodingAttrInterface>(getLatent())
-        .verifyVectorSize(getRank() / getGroup(), "#kv.lowrank rank / group",
-                          emitError);
   return llvm::cast<EncodingAttrInterface>(getLatent())
-      .verifyVectorSize(getRank(), "#kv.lowrank rank", emitError);
+      .verifyVectorSize(getRank() / getGroup(), latentSizeName(*this),
+                        emitError);
+}
+LogicalResult LowRankEncodingAttr::verifyKeySize(
+    int64_t headDim, function_ref<InFlightDiagnostic()> emitError) const {
+  if (!llvm::isa<IntEncodingAttr>(getLatent()))
+    return verifyVectorSize(headDim, "head_dim", emitError);
+  if (failed(verifyRankFits(*this, headDim, "head_dim", emitError)))
+    return failure();
+  if ((getRank() / getGroup()) % 8 == 0)
+    return success();
+  return emitError() << "#kv.int packs a key's codes 8 coordinates at a "
+                        "time, but "
+                     << latentSizeName(*this) << " " << getRank() / getGroup()
+                     << " is not a multiple of 8";
 }
 
 //===----------------------------------------------------------------------===//

@@ -275,6 +275,13 @@ def KV_LowRankEncodingAttr : KV_EncodingAttr<"LowRankEncoding", "lowrank"> {
                         DefaultValuedParameter<"bool", "false">:$centred);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// verifyVectorSize() for the keys of a cache: a KIVI latent groups
+    /// keys along tokens, so only whole bytes of codes per vector bound
+    /// its size.
+    ::llvm::LogicalResult verifyKeySize(int64_t headDim,
+        ::llvm::function_ref<::mlir::InFlightDiagnostic()> emitError) const;
+  }];
 }
 
 //===----------------------------------------------------------------------===//

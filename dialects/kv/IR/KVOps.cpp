@@ -272,8 +272,13 @@ mlir::kv::verifyEvictable(CacheType cache, Attribute policy,
                          << lowRank.getGroup()
                          << " KV heads: the group's heads must keep the same "
                             "entries; evict with heads = shared";
-  if (auto kivi = llvm::dyn_cast<IntEncodingAttr>(cache.getKey()))
-    return emitError() << "cannot evict from a cache whose keys are " << kivi
+  // KIVI keys, or a latent of keys in KIVI, are encoded in groups.
+  Attribute keys = cache.getKey();
+  if (auto lowRank = llvm::dyn_cast<LowRankEncodingAttr>(keys))
+    keys = lowRank.getLatent();
+  if (auto kivi = llvm::dyn_cast<IntEncodingAttr>(keys))
+    return emitError() << "cannot evict from a cache whose keys are "
+                       << cache.getKey()
                        << ": KIVI quantizes keys in groups of "
                        << kivi.getGroup()
                        << " tokens, which eviction cannot split; evict with "

@@ -34,9 +34,13 @@ verifyEncoding(function_ref<InFlightDiagnostic()> emitError,
     diag << "!kv.cache " << which << " encoding: ";
     return diag;
   };
-  // KIVI groups keys along tokens, so only its values constrain head_dim.
+  // KIVI groups keys along tokens, so only its values constrain head_dim
+  // (and a key latent's size, whole bytes of codes).
   if (which == "key" && llvm::isa<IntEncodingAttr>(encoding))
     return success();
+  if (auto lowRank = llvm::dyn_cast<LowRankEncodingAttr>(encoding);
+      lowRank && which == "key")
+    return lowRank.verifyKeySize(headDim, emitEncodingError);
   return iface.verifyVectorSize(headDim, "head_dim", emitEncodingError);
 }
 

@@ -362,8 +362,7 @@ Status Validator::checkLowRank(const schema::Encoding &e,
       latent.kind() == schema::ENCODING_LOWRANK ||
       !schema::EncodingKind_IsValid(latent.kind()) ||
       latent.has_scale_tensor() || latent.has_basis_tensor() ||
-      latent.sinks() != 0 ||
-      (latent.kind() != schema::ENCODING_INT && latent.residual() != 0))
+      latent.sinks() != 0 || latent.residual() != 0)
     return fail(side + ".latent must be a plain encoding without tensors or "
                        "exact tokens of its own");
   if (e.folded()) {

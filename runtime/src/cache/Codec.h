@@ -182,7 +182,8 @@ StatusOr<std::unique_ptr<Codec>> makeCodec(const schema::Encoding &encoding,
                                            const CodecContext &context);
 
 /// Whether this runtime stores a #kv.lowrank latent in `latent`: bf16, f32,
-/// fp8 with dynamic scales, nvfp4 or polar without QJL (codecs/LowRank.cpp).
+/// fp8 with dynamic scales, nvfp4, KIVI int without a residual window or
+/// polar without QJL (codecs/LowRank.cpp).
 bool lowRankLatentSupported(const schema::Encoding &latent);
 
 /// Tokens per page of a layer stored by `key` and `value` when `requested`

@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -204,10 +205,12 @@ TEST(LowRankCodec, RefusesWhatItCannotStore) {
   EXPECT_EQ(error(lowRank(kRank + 1)),
             "the values of layer 2 use #kv.lowrank of rank 4, but the "
             "artifact has 64 basis values for 80");
-  EXPECT_EQ(error(lowRank(kRank, schema::ENCODING_INT)),
+  schema::Encoding residual = lowRank(kRank, schema::ENCODING_INT);
+  residual.mutable_latent()->set_residual(32);
+  EXPECT_EQ(error(residual),
             "the values of layer 2 use #kv.lowrank with a latent this runtime "
             "does not store; it takes bf16, f32, fp8 with dynamic scales, "
-            "nvfp4 or polar without QJL");
+            "nvfp4, KIVI int without a residual or polar without QJL");
   context.side = CacheSide::Key;
   EXPECT_EQ(error(lowRank(kRank)),
             "the keys of layer 2 use #kv.lowrank, but no rope call rotates "
@@ -399,4 +402,156 @@ TEST(LowRankCodec, APolarLatentLeavesItsRotationOncePerRow) {
 }
 
 } // namespace
+
+/// A KIVI latent of `bits` bits in groups of `group`, as kv-quantize makes
+/// it on a low-rank side (no residual window: kv-lowrank keeps its own).
+schema::Encoding kiviLatent(uint32_t rank, uint32_t group) {
+  schema::Encoding e = lowRank(rank, schema::ENCODING_INT);
+  e.mutable_latent()->set_bits(4);
+  e.mutable_latent()->set_group(group);
+  return e;
+}
+
+/// Whether `quantized` is within KIVI-4's error of `exact` for codes over
+/// [min, max] (half a step, plus the fp16 rounding of the stored scale and
+/// zero).
+::testing::AssertionResult withinKiviStep(double quantized, double exact,
+                                          double min, double max) {
+  const double step = (max - min) / 15, fp16 = std::ldexp(1.0, -11);
+  const double bound = step * (0.5 + 16 * fp16) + std::abs(min) * fp16 + 1e-6;
+  if (std::abs(quantized - exact) <= bound)
+    return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << quantized << " is " << std::abs(quantized - exact) << " from "
+         << exact << ", beyond " << bound;
+}
+
+TEST(LowRankCodec, AKiviLatentOfKeysIsQuantizedPerCoordinateOverItsGroup) {
+  // Keys: each latent coordinate has a scale and zero per group of 32
+  // tokens, encoded together at their own positions; rebuilt from the
+  // quantized latent like any other.
+  std::mt19937 rng(17);
+  std::normal_distribution<float> normal;
+  constexpr uint32_t rank = 8, dim = 16, tokens = 32;
+  cpu::RopeFrequencies rope = ropeOf(schema::ROPE_STYLE_HALF, dim);
+  CodecContext context;
+  context.side = CacheSide::Key;
+  context.kvHeads = kHeads;
+  context.headDim = dim;
+  context.rope = &rope;
+  context.basis = randomBasis(rng, rank, dim, CacheSide::Key);
+  StatusOr<std::unique_ptr<Codec>> kivi =
+      makeCodec(kiviLatent(rank, tokens), context);
+  ASSERT_TRUE(kivi) << kivi.status().message();
+  StatusOr<std::unique_ptr<Codec>> exact = makeCodec(lowRank(rank), context);
+  ASSERT_TRUE(exact) << exact.status().message();
+  EXPECT_EQ((*kivi)->groupTokens(), tokens);
+  // 32 rows of 8 4-bit codes, then an fp16 scale and zero per coordinate.
+  EXPECT_EQ((*kivi)->headBytes(tokens), tokens * rank / 2 + rank * 4);
+
+  cpu::ThreadPool pool(1);
+  const uint32_t columns = rank + 2;
+  for (uint32_t h = 0; h < kHeads; ++h) {
+    std::vector<float> keys(tokens * dim), rotated(tokens * dim);
+    std::vector<int32_t> positions(tokens);
+    for (float &x : keys)
+      x = normal(rng) * 3.0f;
+    for (uint32_t t = 0; t < tokens; ++t) {
+      positions[t] = int32_t(5 + 37 * t);
+      cpu::rope(pool, rope, &keys[t * dim], 1, 1, dim, &positions[t],
+                &rotated[t * dim]);
+    }
+    std::vector<uint8_t> area((*kivi)->headBytes(tokens)),
+        exactArea((*exact)->headBytes(tokens));
+    (*kivi)->encodeAt(rotated.data(), dim, h, 0, positions.data(), area.data());
+    std::vector<float> z(tokens * rank), zq(tokens * rank);
+    for (uint32_t t = 0; t < tokens; ++t) {
+      (*exact)->encodeAt(&rotated[t * dim], dim, h, t, &positions[t],
+                         exactArea.data());
+      (*exact)->decode(exactArea.data(), t, &z[t * rank]);
+      (*kivi)->decode(area.data(), t, &zq[t * rank]);
+    }
+    for (uint32_t c = 0; c < rank; ++c) {
+      double min = z[c], max = z[c];
+      for (uint32_t t = 1; t < tokens; ++t) {
+        min = std::min<double>(min, z[t * rank + c]);
+        max = std::max<double>(max, z[t * rank + c]);
+      }
+      for (uint32_t t = 0; t < tokens; ++t)
+        EXPECT_TRUE(withinKiviStep(zq[t * rank + c], z[t * rank + c], min, max))
+            << "head " << h << " coordinate " << c << " token " << t;
+    }
+    // Each key is rebuilt from its quantized latent, (U zq) / s + mu, and
+    // rotated to its position.
+    const float *b = &context.basis[h * dim * columns];
+    for (uint32_t t = 0; t < tokens; ++t) {
+      std::vector<float> rebuilt(dim), expected(dim), decoded(dim);
+      for (uint32_t i = 0; i < dim; ++i) {
+        double sum = 0;
+        for (uint32_t j = 0; j < rank; ++j)
+          sum += double(b[i * columns + j]) * zq[t * rank + j];
+        rebuilt[i] =
+            float(sum / b[i * columns + rank] + b[i * columns + rank + 1]);
+      }
+      cpu::rope(pool, rope, rebuilt.data(), 1, 1, dim, &positions[t],
+                expected.data());
+      (*kivi)->decodeAt(area.data(), t, h, positions[t], decoded.data());
+      for (uint32_t i = 0; i < dim; ++i)
+        EXPECT_NEAR(decoded[i], expected[i], 1e-4 * (1 + std::abs(expected[i])))
+            << "head " << h << " token " << t << " coordinate " << i;
+    }
+  }
+}
+
+TEST(LowRankCodec, AKiviLatentOfValuesIsQuantizedPerTokenInChannelGroups) {
+  // Values: one token at a time, a scale and zero per 32 latent
+  // coordinates; decoded entries map back to mu + B zq.
+  std::mt19937 rng(19);
+  std::normal_distribution<float> normal;
+  constexpr uint32_t rank = 64, dim = 128, group = 32;
+  CodecContext context;
+  context.side = CacheSide::Value;
+  context.kvHeads = kHeads;
+  context.headDim = dim;
+  context.basis = randomBasis(rng, rank, dim);
+  StatusOr<std::unique_ptr<Codec>> kivi =
+      makeCodec(kiviLatent(rank, group), context);
+  ASSERT_TRUE(kivi) << kivi.status().message();
+  StatusOr<std::unique_ptr<Codec>> exact = makeCodec(lowRank(rank), context);
+  ASSERT_TRUE(exact) << exact.status().message();
+  EXPECT_EQ((*kivi)->groupTokens(), 1u);
+  // 64 4-bit codes and two groups' fp16 scale and zero an entry.
+  EXPECT_EQ((*kivi)->headBytes(kSlots), kSlots * (rank / 2 + 2 * 4));
+  for (uint32_t h = 0; h < kHeads; ++h) {
+    std::vector<uint8_t> area((*kivi)->headBytes(kSlots)),
+        exactArea((*exact)->headBytes(kSlots));
+    std::vector<float> v(dim), z((*exact)->domainSize()),
+        zq((*kivi)->domainSize()), out((*kivi)->domainSize());
+    for (uint32_t s = 0; s < kSlots; ++s) {
+      for (float &x : v)
+        x = normal(rng);
+      (*kivi)->encode(v.data(), dim, h, s, area.data());
+      (*exact)->encode(v.data(), dim, h, s, exactArea.data());
+      (*exact)->decode(exactArea.data(), s, z.data());
+      (*kivi)->decode(area.data(), s, zq.data());
+      for (uint32_t g = 0; g < rank / group; ++g) {
+        const auto [min, max] =
+            std::minmax_element(&z[g * group], &z[(g + 1) * group]);
+        for (uint32_t c = g * group; c < (g + 1) * group; ++c)
+          EXPECT_TRUE(withinKiviStep(zq[c], z[c], *min, *max))
+              << "head " << h << " slot " << s << " coordinate " << c;
+      }
+      std::copy(zq.begin(), zq.end(), out.begin());
+      (*kivi)->finishOutput(out.data(), h);
+      const float *b = &context.basis[h * dim * (rank + 1)];
+      for (uint32_t i = 0; i < dim; ++i) {
+        double expected = b[i * (rank + 1) + rank];
+        for (uint32_t j = 0; j < rank; ++j)
+          expected += double(b[i * (rank + 1) + j]) * zq[j];
+        EXPECT_NEAR(out[i], expected, 1e-4) << "head " << h << " slot " << s;
+      }
+    }
+  }
+}
+
 } // namespace kvrt

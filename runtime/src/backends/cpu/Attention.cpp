@@ -29,21 +29,29 @@ namespace kvrt::cpu {
 namespace {
 
 /// What `codec` encodes for KV head `head` from one tail side at `offset`:
-/// the head's vectors or, for a codec whose latent spans a group of heads,
-/// that token's vectors of the group's heads one after another (copied to
+/// its groupTokens() tokens, `stride` floats apart.
+struct CodecInput {
+  const float *data;
+  int64_t stride;
+};
+
+/// The head's vectors or, for a codec whose latent spans a group of heads,
+/// each token's vectors of the group's heads one after another (copied to
 /// `buffer`).
-const float *codecInput(const Codec &codec,
-                        const std::vector<std::vector<float>> &side,
-                        uint32_t head, size_t offset,
-                        std::vector<float> &buffer) {
+CodecInput codecInput(const Codec &codec,
+                      const std::vector<std::vector<float>> &side,
+                      uint32_t head, size_t offset,
+                      std::vector<float> &buffer) {
   const uint32_t group = codec.groupHeads(), d = codec.headDim();
   if (group == 1)
-    return side[head].data() + offset;
-  buffer.resize(size_t(group) * d);
-  for (uint32_t j = 0; j < group; ++j)
-    std::copy_n(side[head - head % group + j].data() + offset, d,
-                buffer.data() + j * d);
-  return buffer.data();
+    return {side[head].data() + offset, d};
+  const size_t size = size_t(group) * d;
+  buffer.resize(codec.groupTokens() * size);
+  for (uint32_t t = 0; t < codec.groupTokens(); ++t)
+    for (uint32_t j = 0; j < group; ++j)
+      std::copy_n(side[head - head % group + j].data() + offset + t * d, d,
+                  buffer.data() + t * size + j * d);
+  return {buffer.data(), int64_t(size)};
 }
 
 /// Encodes flush group `group` of `tail` (whose first token is sequence
@@ -61,16 +69,18 @@ void encodeGroup(PagedCache &cache, uint32_t layer, const CacheCodecs &codecs,
     uint32_t slot = uint32_t(index % shape.pageSize);
     size_t offset = size_t(tailIndex) * shape.headDim;
     const Codec &keys = *codecs.key, &values = *codecs.value;
-    if (t % keys.groupTokens() == 0)
-      keys.encodeAt(codecInput(keys, tail.keys, head, offset, buffer),
-                    shape.headDim, head, slot,
+    if (t % keys.groupTokens() == 0) {
+      CodecInput in = codecInput(keys, tail.keys, head, offset, buffer);
+      keys.encodeAt(in.data, in.stride, head, slot,
                     page.positions.get() + shape.positionOffset(head) + slot,
                     keys.areaOf(page.keys.get(), head, shape.keyHeadBytes));
-    if (t % values.groupTokens() == 0)
+    }
+    if (t % values.groupTokens() == 0) {
+      CodecInput in = codecInput(values, tail.values, head, offset, buffer);
       values.encode(
-          codecInput(values, tail.values, head, offset, buffer), shape.headDim,
-          head, slot,
+          in.data, in.stride, head, slot,
           values.areaOf(page.values.get(), head, shape.valueHeadBytes));
+    }
   }
 }
 

@@ -67,6 +67,8 @@ public:
     return latent_->headBytes(pageSize);
   }
   uint64_t sharedBytes() const override { return latent_->sharedBytes(); }
+  /// A KIVI latent's keys are encoded a group of tokens at a time.
+  uint32_t groupTokens() const override { return latent_->groupTokens(); }
   uint32_t groupHeads() const override { return group_; }
   /// The latent, and for values the weights' sum after it.
   uint32_t domainSize() const override {
@@ -93,27 +95,30 @@ protected:
   template <typename Byte> Byte *partArea(Byte *area, uint32_t part) const {
     return area + uint64_t(part) * areaStride();
   }
-  /// Stores head `head`'s part of z = B^T x at `slot`, in double; x[i] is
-  /// coordinate(i, after) for the group's group x headDim coordinates,
-  /// `after` the numbers after the axes in the basis' row i.
+  /// Stores head `head`'s part of z = B^T x for the groupTokens() tokens
+  /// from `slot` on, in double; token t's x[i] is coordinate(t, i, after)
+  /// for the group's group x headDim coordinates, `after` the numbers after
+  /// the axes in the basis' row i.
   template <typename Coordinate>
   void encodeLatent(const Coordinate &coordinate, uint32_t head, uint32_t slot,
                     uint8_t *area) const {
     const float *basis = groupBasis(head);
-    const uint32_t part = head % group_, size = group_ * headDim();
+    const uint32_t part = head % group_, size = group_ * headDim(),
+                   tokens = groupTokens();
     // Encode and finishOutput run per entry and per query row: one buffer
     // per thread, not an allocation each call.
     thread_local std::vector<float> latent;
-    latent.resize(part_);
-    for (uint32_t k = 0; k < part_; ++k) {
-      const uint32_t j = part * part_ + k;
-      double sum = 0;
-      for (uint32_t i = 0; i < size; ++i) {
-        const float *row = basis + i * columns_;
-        sum += double(row[j]) * coordinate(i, row + rank_);
+    latent.resize(size_t(tokens) * part_);
+    for (uint32_t t = 0; t < tokens; ++t)
+      for (uint32_t k = 0; k < part_; ++k) {
+        const uint32_t j = part * part_ + k;
+        double sum = 0;
+        for (uint32_t i = 0; i < size; ++i) {
+          const float *row = basis + i * columns_;
+          sum += double(row[j]) * coordinate(t, i, row + rank_);
+        }
+        latent[size_t(t) * part_ + k] = float(sum);
       }
-      latent[k] = float(sum);
-    }
     latent_->encode(latent.data(), part_, head, slot, partArea(area, part));
   }
   /// The latent at `slot` of the group whose first area is `area` (rank
@@ -158,7 +163,9 @@ public:
     if (folded_)
       return latent_->encode(src, stride, head, slot, area);
     encodeLatent(
-        [src](uint32_t i, const float *mean) { return double(src[i]) - *mean; },
+        [src, stride](uint32_t t, uint32_t i, const float *mean) {
+          return double(src[t * stride + i]) - *mean;
+        },
         head, slot, area);
   }
 
@@ -229,25 +236,27 @@ public:
   }
 
   /// z = B^T (s * (k - mu)) for the group's keys `src` before RoPE.
-  void encode(const float *src, int64_t, uint32_t head, uint32_t slot,
+  void encode(const float *src, int64_t stride, uint32_t head, uint32_t slot,
               uint8_t *area) const override {
     encodeLatent(
-        [src](uint32_t i, const float *weightAndMean) {
-          return double(weightAndMean[0]) * (double(src[i]) - weightAndMean[1]);
+        [src, stride](uint32_t t, uint32_t i, const float *weightAndMean) {
+          return double(weightAndMean[0]) *
+                 (double(src[t * stride + i]) - weightAndMean[1]);
         },
         head, slot, area);
   }
 
   void encodeAt(const float *src, int64_t stride, uint32_t head, uint32_t slot,
                 const int32_t *positions, uint8_t *area) const override {
-    const uint32_t d = headDim();
+    const uint32_t d = headDim(), size = group_ * d, tokens = groupTokens();
     thread_local std::vector<float> unrotated;
-    unrotated.resize(size_t(group_) * d);
-    // The group's keys arrived together, at one position.
-    for (uint32_t j = 0; j < group_; ++j)
-      rotations_.rotate(src + j * d, positions[0], true,
-                        unrotated.data() + j * d);
-    encode(unrotated.data(), stride, head, slot, area);
+    unrotated.resize(size_t(tokens) * size);
+    // Each token's group of keys arrived together, at one position.
+    for (uint32_t t = 0; t < tokens; ++t)
+      for (uint32_t j = 0; j < group_; ++j)
+        rotations_.rotate(src + t * stride + j * d, positions[t], true,
+                          unrotated.data() + size_t(t) * size + j * d);
+    encode(unrotated.data(), size, head, slot, area);
   }
 
   /// The query, then its KV head (which the key's rebuild needs).
@@ -307,6 +316,8 @@ bool lowRankLatentSupported(const schema::Encoding &latent) {
     return true;
   case schema::ENCODING_FP8:
     return latent.scale_mode() == schema::SCALE_MODE_DYNAMIC;
+  case schema::ENCODING_INT:
+    return latent.residual() == 0;
   case schema::ENCODING_POLAR:
     return !latent.qjl();
   default:
@@ -362,8 +373,9 @@ CodecOr makeLowRankCodec(const schema::Encoding &encoding,
   if (!lowRankLatentSupported(latent))
     return Status::error(cache + " use #kv.lowrank with a latent this "
                                  "runtime does not store; it takes bf16, "
-                                 "f32, fp8 with dynamic scales, nvfp4 or "
-                                 "polar without QJL");
+                                 "f32, fp8 with dynamic scales, nvfp4, KIVI "
+                                 "int without a residual or polar without "
+                                 "QJL");
   CodecContext inner = context;
   inner.headDim = rank / group;
   inner.basis.clear();
