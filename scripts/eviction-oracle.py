@@ -44,10 +44,23 @@ layer kept at the last cut before it, plus everything since. Scores:
                    grid), per KV head or shared as above;
   past             the attention each entry got from the queries before the
                    cut (what H2O sums);
+  observed-per-head
+                   the attention each entry got from the --online-window
+                   queries before the cut, per KV head (a ring of recent
+                   queries, SnapKV's observation window at decode time);
+  hybrid-per-head  triattention-zmax-per-head's score and the log of
+                   observed-per-head's, each standardised over the
+                   candidates, summed;
+  near-oracle-per-head
+                   the attention each entry gets from the --online-window
+                   queries after the cut, per KV head: what an exact
+                   prediction of the near future would keep;
   streaming        the newest, with 4 sinks (StreamingLLM).
 
 `past` and `streaming` are there to check the replay against the runtime's
-table (README, KV-cache eviction). The oracles bound what any scorer can
+table (README, KV-cache eviction). --layer-fractions L:F,... gives layer
+L its own fraction (per-head scores); --per-layer evicts one layer at a
+time, the others full, and prints each layer's perplexity change. The oracles bound what any scorer can
 reach under the same rule, TriAttention included: their attention comes
 from the full cache, not the evicted one, so they are a bound by
 construction only up to that approximation.
@@ -200,6 +213,10 @@ def main():
     parser.add_argument("--online-window", type=int, default=512,
                         help="the -online scores: queries a cut's centres come from")
     parser.add_argument("--scores", help="the scores to run, comma-separated (default: all)")
+    parser.add_argument("--layer-fractions", default="",
+                        help="L:F,...: layer L keeps fraction F (per-head scores)")
+    parser.add_argument("--per-layer", action="store_true",
+                        help="evict one layer at a time (the first of --scores and --fractions)")
     args = parser.parse_args()
 
     model = Model(os.path.join(data_dir(), "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
@@ -228,23 +245,41 @@ def main():
             lambda cut, c, t=table(layer): t[cut, c], length, fraction,
             args.interval, args.recent, sinks) for layer in range(model.layers)]
 
+    own = {int(layer): float(f) for layer, f in
+           (item.split(":") for item in args.layer_fractions.split(",") if item)}
+
     def per_head(scores):
         # scores(layer, head) -> (cut, candidates) -> their scores
         return lambda fraction: [np.stack([
-            visibility(scores(layer, h), length, fraction, args.interval, args.recent, 0)
+            visibility(scores(layer, h), length, own.get(layer, fraction),
+                       args.interval, args.recent, 0)
             for h in range(model.kv_heads)]) for layer in range(model.layers)]
+
+    def standardised(x):
+        return (x - x.mean()) / max(x.std(), 1e-6)
 
     def shared_scores(scores):
         # One selection per layer: each KV head's scores standardised over
         # the candidates, then averaged over the heads (as selectKept does).
-        def standardised(x):
-            return (x - x.mean()) / max(x.std(), 1e-6)
         return lambda fraction: [visibility(
             lambda cut, c, layer=layer: np.mean(
                 [standardised(scores(layer, h)(cut, c)) for h in range(model.kv_heads)], 0),
             length, fraction, args.interval, args.recent, 0) for layer in range(model.layers)]
 
     newest = np.arange(length, dtype=np.float64)[None, :].repeat(length, 0)
+    # Per layer and KV head, [t + 1][t]: the attention each key got from
+    # the queries before row t.
+    sums = [np.concatenate([np.zeros((model.kv_heads, 1, length)), np.cumsum(r, 1)], 1)
+            for r in received]
+    window = args.online_window
+    observed = lambda layer, h: lambda cut, c: (
+        sums[layer][h, cut, c] - sums[layer][h, max(0, cut - window), c])
+    near = lambda layer, h: lambda cut, c: (
+        sums[layer][h, min(length, cut + window), c] - sums[layer][h, cut, c])
+
+    def hybrid(layer, h):
+        t, o = tri["zmax"](layer, h), observed(layer, h)
+        return lambda cut, c: standardised(t(cut, c)) + standardised(np.log(o(cut, c) + 1e-6))
     scores = {
         "oracle": shared(lambda layer: later[layer].sum(0)),
         "oracle-per-head": per_head(lambda layer, h: lambda cut, c: later[layer][h][cut, c]),
@@ -255,6 +290,9 @@ def main():
         "triattention-zmax-per-head": per_head(tri["zmax"]),
         "triattention-online-zmax-per-head": per_head(tri["online-zmax"]),
         "triattention-online-zmax": shared_scores(tri["online-zmax"]),
+        "observed-per-head": per_head(observed),
+        "hybrid-per-head": per_head(hybrid),
+        "near-oracle-per-head": per_head(near),
         "expected-per-head": per_head(expected),
         "expected": shared_scores(expected),
         "past": shared(lambda layer: np.vstack([np.zeros((1, length)),
@@ -265,6 +303,14 @@ def main():
     for name in chosen:
         if name not in scores:
             parser.error(f"--scores: no score '{name}'; the scores are {', '.join(scores)}")
+    if args.per_layer:
+        masks = scores[chosen[0]](float(args.fractions.split(",")[0]))
+        for layer in range(model.layers):
+            nll = model.nll(ids, masks=[m if i == layer else np.zeros_like(m)
+                                        for i, m in enumerate(masks)])
+            print(f"layer {layer:2d} {chosen[0]} {100 * (np.exp(nll - base) - 1):+.2f}%",
+                  flush=True)
+        return
     for fraction in [float(f) for f in args.fractions.split(",")]:
         for name in chosen:
             masks = scores[name]
