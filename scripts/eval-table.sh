@@ -9,14 +9,14 @@
 #   scripts/eval-table.sh NAME [--kvopt PATH] [--out DIR] [--only ROW,...]
 #                              [more kvopt eval options, e.g. --max-tokens 4095]
 #
-# NAME is quality, eviction, lowrank or sparse. --kvopt (or $KVOPT) defaults to
+# NAME is quality, eviction, lowrank, lowrank-summary or sparse. --kvopt (or $KVOPT) defaults to
 # build/bin/kvopt, --out to build/NAME; --only keeps the named rows (keep
 # the first: it is the reference of the ppl change). Artifacts are compiled
 # again only when kvopt is newer; later options override the table's.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 if (($# == 0)) || [[ $1 == -* ]]; then
-  echo "usage: scripts/eval-table.sh quality|eviction|lowrank|sparse [options]" >&2
+  echo "usage: scripts/eval-table.sh quality|eviction|lowrank|lowrank-summary|sparse [options]" >&2
   exit 1
 fi
 table=$1
