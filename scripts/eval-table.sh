@@ -9,10 +9,11 @@
 #   scripts/eval-table.sh NAME [--kvopt PATH] [--out DIR] [--only ROW,...]
 #                              [more kvopt eval options, e.g. --max-tokens 4095]
 #
-# NAME is quality, eviction, lowrank, lowrank-summary or sparse. --kvopt (or $KVOPT) defaults to
-# build/bin/kvopt, --out to build/NAME; --only keeps the named rows (keep
-# the first: it is the reference of the ppl change). Artifacts are compiled
-# again only when kvopt is newer; later options override the table's.
+# NAME is quality, eviction, lowrank, lowrank-summary or sparse. --kvopt
+# (or $KVOPT) defaults to build/bin/kvopt, --out to build/NAME; --only
+# keeps the named rows (keep the first: it is the reference of the ppl
+# change). Artifacts are compiled again only when kvopt is newer; later
+# options override the table's.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 if (($# == 0)) || [[ $1 == -* ]]; then

@@ -518,17 +518,27 @@ TEST_F(ArtifactTest, ChecksLowRankBases) {
                     "; a cache keeps at most 4096 exact tokens at either end"),
                 std::string::npos);
     }
-  auto exactLatent = repack([&](schema::Manifest &m) {
-    lowRank(m);
-    schema::Encoding &latent =
-        *m.mutable_cache(0)->mutable_value()->mutable_latent();
-    polar(latent);
-    latent.set_residual(64);
-  });
-  EXPECT_NE(errorOf(exactLatent)
-                .find("cache[0].value.latent must be a plain encoding without "
-                      "tensors or exact tokens of its own"),
-            std::string::npos);
+  // Polar's window, or KIVI's bf16 residual: kv-lowrank keeps its own.
+  for (bool kivi : {false, true}) {
+    auto exactLatent = repack([&](schema::Manifest &m) {
+      lowRank(m);
+      schema::Encoding &latent =
+          *m.mutable_cache(0)->mutable_value()->mutable_latent();
+      if (kivi) {
+        latent.set_kind(schema::ENCODING_INT);
+        latent.set_bits(4);
+        latent.set_group(32);
+      } else {
+        polar(latent);
+      }
+      latent.set_residual(64);
+    });
+    EXPECT_NE(errorOf(exactLatent)
+                  .find("cache[0].value.latent must be a plain encoding "
+                        "without tensors or exact tokens of its own"),
+              std::string::npos)
+        << (kivi ? "kivi" : "polar");
+  }
 }
 
 TEST_F(ArtifactTest, RefusesNonPositiveDimension) {
