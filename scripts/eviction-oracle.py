@@ -234,8 +234,12 @@ def main():
     tri["online-zmax"] = triattention(model, stats, keys, args.horizon, "zmax",
                                       queries, args.online_window)
     expected = expected_attention(model, stats, keys, args.horizon)
-    later = [np.flip(np.cumsum(np.flip(r, 1), 1), 1) for r in received]
-    earlier = lambda layer: np.cumsum(received[layer].sum(0), 0)
+    # Per layer and KV head, [t + 1][t]: the attention each key got from
+    # the queries before row t; every score of received attention is a
+    # difference of two rows.
+    sums = [np.concatenate([np.zeros((model.kv_heads, 1, length)), np.cumsum(r, 1)], 1)
+            for r in received]
+    window = args.online_window
     print(f"full cache: ppl {np.exp(base):.4f} over {length} tokens "
           f"(every {args.interval} tokens, {args.recent} newest kept)", flush=True)
 
@@ -267,11 +271,6 @@ def main():
             length, fraction, args.interval, args.recent, 0) for layer in range(model.layers)]
 
     newest = np.arange(length, dtype=np.float64)[None, :].repeat(length, 0)
-    # Per layer and KV head, [t + 1][t]: the attention each key got from
-    # the queries before row t.
-    sums = [np.concatenate([np.zeros((model.kv_heads, 1, length)), np.cumsum(r, 1)], 1)
-            for r in received]
-    window = args.online_window
     observed = lambda layer, h: lambda cut, c: (
         sums[layer][h, cut, c] - sums[layer][h, max(0, cut - window), c])
     near = lambda layer, h: lambda cut, c: (
@@ -281,8 +280,9 @@ def main():
         t, o = tri["zmax"](layer, h), observed(layer, h)
         return lambda cut, c: standardised(t(cut, c)) + standardised(np.log(o(cut, c) + 1e-6))
     scores = {
-        "oracle": shared(lambda layer: later[layer].sum(0)),
-        "oracle-per-head": per_head(lambda layer, h: lambda cut, c: later[layer][h][cut, c]),
+        "oracle": shared(lambda layer: (sums[layer][:, length:] - sums[layer][:, :length]).sum(0)),
+        "oracle-per-head": per_head(lambda layer, h: lambda cut, c: (
+            sums[layer][h, length, c] - sums[layer][h, cut, c])),
         "triattention": shared_scores(tri["mean"]),
         "triattention-zmax": shared_scores(tri["zmax"]),
         "triattention-per-head": per_head(tri["mean"]),
@@ -295,8 +295,7 @@ def main():
         "near-oracle-per-head": per_head(near),
         "expected-per-head": per_head(expected),
         "expected": shared_scores(expected),
-        "past": shared(lambda layer: np.vstack([np.zeros((1, length)),
-                                                earlier(layer)[:-1]])),
+        "past": shared(lambda layer: sums[layer].sum(0)[:length]),
         "streaming": shared(lambda layer: newest, sinks=4),
     }
     chosen = args.scores.split(",") if args.scores else list(scores)
