@@ -134,8 +134,9 @@ engine_checks() {
     echo "engine $e-exact: $(tail -1 "$out/engine-check-$e-exact.txt")"
   done
   # KIVI: its window of 128 tokens in bf16 and groups encoded as they leave
-  # it, after a chunked prefill and during decode (the GPU reads what the
-  # CPU reads). Low-rank values likewise: latents summed and each row mapped
+  # it, after a chunked prefill (the chunks after the first reading the
+  # earlier groups decoded to bf16 pages, the window from its store) and
+  # during decode (the GPU reads what the CPU reads). Low-rank values likewise: latents summed and each row mapped
   # back once, the sinks and window read exact, tokens leaving the window
   # read as latents during decode; low-rank keys rebuilt and rotated in the
   # split kernel.

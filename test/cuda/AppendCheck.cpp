@@ -320,6 +320,12 @@ schema::Encoding testEncoding(schema::EncodingKind kind, uint32_t bits,
     e.set_rotation(schema::ROTATION_HADAMARD);
     e.set_seed(7);
   }
+  if (kind == schema::ENCODING_INT) {
+    // KIVI's groups as the attention checks take them: 32 tokens for 4
+    // bits, 64 for 2.
+    e.set_bits(bits);
+    e.set_group(bits == 4 ? 32 : 64);
+  }
   return e;
 }
 

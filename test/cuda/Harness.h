@@ -58,7 +58,8 @@ float median(std::vector<float> v);
 double copyBandwidth();
 
 /// An encoding of `kind` as the checks use it: fp8 E4M3 with `mode`,
-/// polar of `bits` with a Hadamard rotation (seed 7).
+/// polar of `bits` with a Hadamard rotation (seed 7), KIVI of `bits` in
+/// groups of 32 tokens (4 bits) or 64 (2).
 schema::Encoding
 testEncoding(schema::EncodingKind kind, uint32_t bits = 0,
              schema::ScaleMode mode = schema::SCALE_MODE_DYNAMIC);

@@ -3,9 +3,10 @@
 // Each case stores one sequence of before + rows tokens in a paged cache
 // through libkvrt (pages taken from a pool shared with a second sequence,
 // so they are not contiguous): the first `before` encoded (bf16, or fp8,
-// nvfp4 and polar, whose earlier tokens the GPU first decodes to bf16
-// pages, PrefillDecode.h), the last `rows` in the CPU's bf16 tail. It runs
-// cpu::attention for those rows' queries, and prefillAttention() into
+// nvfp4, polar and KIVI, whose earlier tokens the GPU first decodes to
+// bf16 pages, PrefillDecode.h), the last `rows` in the CPU's bf16 tail
+// (KIVI's cases: whole groups of tokens, which the codec encodes at once). It
+// runs cpu::attention for those rows' queries, and prefillAttention() into
 // NaN-poisoned output, the first `before` tokens read from the (decoded)
 // pages, the last `rows` from their bf16 copy.
 // Every output must be finite and, per query row,
@@ -42,7 +43,7 @@ constexpr double kBound = 2e-2;
 
 struct PrefillCase {
   uint32_t before, rows, qHeads, kvHeads, headDim, pageSize;
-  /// The cache's encoding, and polar's bits.
+  /// The cache's encoding, and polar's or KIVI's bits.
   schema::EncodingKind kind = schema::ENCODING_BF16;
   uint32_t bits = 0;
 };
@@ -89,6 +90,7 @@ bool runPrefillCase(const PrefillCase &c, uint32_t seed) {
   shape.pageSize = c.pageSize;
   shape.keyHeadBytes = sides[0]->headBytes(c.pageSize);
   shape.valueHeadBytes = sides[1]->headBytes(c.pageSize);
+  shape.flushGroup = sides[0]->groupTokens();
   shape.capacityPages = 2 * ((total + c.pageSize - 1) / c.pageSize) + 2;
   PagedCache cache({shape});
   // The sequence and a neighbour take pages in turn.
@@ -213,6 +215,9 @@ int runPrefillChecks() {
       {300, 130, 8, 2, 128, 96, schema::ENCODING_POLAR, 2},
       {513, 200, 32, 8, 128, 16, schema::ENCODING_FP8},
       {140, 90, 8, 1, 64, 32, schema::ENCODING_NVFP4},
+      {512, 192, 32, 8, 128, 64, schema::ENCODING_INT, 4},
+      {320, 96, 8, 2, 128, 32, schema::ENCODING_INT, 4},
+      {128, 64, 6, 2, 64, 64, schema::ENCODING_INT, 2},
   };
   int failures = 0;
   uint32_t seed = 1000;

@@ -7,8 +7,11 @@
 // then R^T = D H / sqrt(d) as the CPU's RandomizedHadamard::unrotate()
 // does it in float (the butterflies in its order, those across lanes by
 // shuffles, then 1 / sqrt(d), then the signs), so the floats are the
-// CPU's. A layer that keeps tokens exact (ExactTokens.h) then has those
-// tokens' rows overwritten from its store: the sinks, and the ring's
+// CPU's. KIVI: d / 8 lanes a token, each decoding eight coordinates as
+// zero + code * scale in float, as the CPU codec does (Kivi.cpp). A layer
+// that keeps tokens exact (ExactTokens.h: fp8, nvfp4 and polar's sinks and
+// window, KIVI's residual, whose last groups have no codes yet) then has
+// those tokens' rows overwritten from its store: the sinks, and the ring's
 // tokens after the codes a row reads. PrefillDecode.h.
 //
 //===----------------------------------------------------------------------===//
@@ -153,6 +156,64 @@ __global__ void __launch_bounds__(kThreads) decodePolarKernel(DecodeArgs a) {
   }
 }
 
+/// KIVI: blocks of kThreads / (d / 8) tokens of KV head blockIdx.y; lane l
+/// decodes coordinates 8 l .. 8 l + 7, whose codes are `bits` bytes
+/// (BitPacking.h: eight codes, the first in the lowest bits). Keys: a block
+/// of `group` tokens holds their rows of codes, then an f16 scale per
+/// channel, then an f16 zero per channel; values: each entry its row, then
+/// a scale and a zero per group of channels, of which lane l's coordinates
+/// lie in one.
+template <bool Keys>
+__global__ void __launch_bounds__(kThreads) decodeKiviKernel(DecodeArgs a) {
+  const uint32_t lanes = a.headDim / 8, lane = threadIdx.x % lanes;
+  const uint32_t i = blockIdx.x * (kThreads / lanes) + threadIdx.x / lanes;
+  const uint32_t h = blockIdx.y;
+  if (i >= a.before)
+    return;
+  const DeviceSideLayout &side = a.side.layout;
+  const uint32_t bits = side.bits, group = side.group;
+  const uint32_t rowBytes = a.headDim * bits / 8, slot = i % a.pageSize;
+  const uint8_t *area = storedArea(a, i, h) + side.codesOffset;
+  const uint8_t *row, *scales, *zeros;
+  uint32_t metadataStride;
+  if constexpr (Keys) {
+    const uint8_t *block =
+        area + uint64_t(slot / group) * group * side.entryBytes;
+    row = block + slot % group * rowBytes;
+    scales = block + group * rowBytes + 16 * lane;
+    zeros = scales + 2 * a.headDim;
+    metadataStride = 2;
+  } else {
+    row = area + uint64_t(slot) * side.entryBytes;
+    scales = row + rowBytes + 4 * (8 * lane / group);
+    zeros = scales + 2;
+    metadataStride = 0;
+  }
+  const uint32_t codes =
+      bits == 4 ? *reinterpret_cast<const uint32_t *>(row + 4 * lane)
+                : *reinterpret_cast<const uint16_t *>(row + 2 * lane);
+  const uint32_t mask = (1u << bits) - 1;
+  uint32_t packed[4];
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    float x[2];
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const uint32_t c = uint32_t(2 * k + e);
+      const float scale = __half2float(
+          *reinterpret_cast<const __half *>(scales + metadataStride * c));
+      const float zero = __half2float(
+          *reinterpret_cast<const __half *>(zeros + metadataStride * c));
+      x[e] =
+          __fadd_rn(zero, __fmul_rn(float(codes >> (c * bits) & mask), scale));
+    }
+    const __nv_bfloat162 v = __floats2bfloat162_rn(x[0], x[1]);
+    packed[k] = *reinterpret_cast<const uint32_t *>(&v);
+  }
+  *reinterpret_cast<uint4 *>(decodedRow(a, i, h) + 8 * lane) =
+      make_uint4(packed[0], packed[1], packed[2], packed[3]);
+}
+
 /// The exact tokens of the sequence in table row `tableRow`, from the
 /// layer's store into the decoded pages: block x is the first sinkCount
 /// tokens, then those from ringFirst on; block y the KV head.
@@ -185,7 +246,8 @@ __global__ void identityKernel(int32_t *table, uint32_t count) {
 
 bool decodes(const DeviceSideLayout &side) {
   return side.kind == Kind::Fp8E4M3 || side.kind == Kind::Nvfp4 ||
-         (side.kind == Kind::Polar && side.bits >= 2 && side.bits <= 4);
+         (side.kind == Kind::Polar && side.bits >= 2 && side.bits <= 4) ||
+         (side.kind == Kind::Kivi && (side.bits == 2 || side.bits == 4));
 }
 
 /// One decoded side's pages and the table after them.
@@ -200,7 +262,8 @@ DecodedLayout decodedLayout(const PagedKvView &view, uint32_t before) {
   return l;
 }
 
-Status launchSide(const DecodeArgs &a, cudaStream_t stream) {
+/// Decodes one side, the keys if `keys`.
+Status launchSide(const DecodeArgs &a, bool keys, cudaStream_t stream) {
   const Kind kind = a.side.layout.kind;
   if (kind == Kind::Polar) {
     const dim3 grid((a.before + kThreads / 32 - 1) / (kThreads / 32),
@@ -209,6 +272,13 @@ Status launchSide(const DecodeArgs &a, cudaStream_t stream) {
       decodePolarKernel<4><<<grid, kThreads, 0, stream>>>(a);
     else
       decodePolarKernel<2><<<grid, kThreads, 0, stream>>>(a);
+  } else if (kind == Kind::Kivi) {
+    const uint32_t perBlock = kThreads / (a.headDim / 8);
+    const dim3 grid((a.before + perBlock - 1) / perBlock, a.kvHeads);
+    if (keys)
+      decodeKiviKernel<true><<<grid, kThreads, 0, stream>>>(a);
+    else
+      decodeKiviKernel<false><<<grid, kThreads, 0, stream>>>(a);
   } else {
     const uint32_t perBlock = kThreads / (a.headDim / 16);
     const dim3 grid((a.before + perBlock - 1) / perBlock, a.kvHeads);
@@ -241,8 +311,8 @@ StatusOr<PagedKvView> decodeEarlierTokens(const PagedKvView &view,
                                           cudaStream_t stream) {
   if (!prefillDecodes(view))
     return Status::error("the GPU decodes a prefill's earlier tokens from "
-                         "fp8, nvfp4 or polar (at most 4 bits) pages of "
-                         "head dimension 64 or 128");
+                         "fp8, nvfp4, polar (at most 4 bits) or kivi pages "
+                         "of head dimension 64 or 128");
   const DecodedLayout l = decodedLayout(view, before);
   auto *bytes = static_cast<uint8_t *>(out);
   DecodeArgs a{};
@@ -262,7 +332,7 @@ StatusOr<PagedKvView> decodeEarlierTokens(const PagedKvView &view,
       for (size_t c = 0; c < book.levels.size() && c < 16; ++c)
         a.levels[c] = float(book.levels[c]);
     }
-    KVRT_RETURN_IF_ERROR(launchSide(a, stream));
+    KVRT_RETURN_IF_ERROR(launchSide(a, s == 0, stream));
     DeviceSideLayout &bf16 = s ? decoded.value : decoded.key;
     bf16 = DeviceSideLayout();
     bf16.kind = Kind::Bf16;

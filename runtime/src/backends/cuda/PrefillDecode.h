@@ -6,13 +6,13 @@
 // otherwise send each of its rows through the decode kernels, one
 // flash-decoding pass per row over the whole sequence: at 32K tokens in
 // chunks of 8192 that made a polar-4 prefill 4x slower than bf16's. So
-// the earlier tokens of fp8 (e4m3), nvfp4 and polar (at most 4 bits)
-// layers are first decoded, as the CPU codecs decode them (polar rotated
-// back to the model's basis), rounded to bf16, into pages of their own
-// that the prefill kernel then reads like any bf16 layer's; where the
-// layer keeps tokens exact (sinks, window), those come from its store
-// instead, as the decode kernels read them. That costs one pass over the
-// earlier tokens' codes and one write of their bf16 copy per layer and
+// the earlier tokens of fp8 (e4m3), nvfp4, polar (at most 4 bits) and
+// KIVI layers are first decoded, as the CPU codecs decode them (polar
+// rotated back to the model's basis), rounded to bf16, into pages of their
+// own that the prefill kernel then reads like any bf16 layer's; where the
+// layer keeps tokens exact (sinks, window, KIVI's residual), those come
+// from its store instead, as the decode kernels read them. That costs one pass
+// over the earlier tokens' codes and one write of their bf16 copy per layer and
 // chunk. The rows read the decoded tokens rounded to bf16 once more than
 // the CPU backend does (it scores the codes).
 //
@@ -28,7 +28,7 @@
 namespace kvrt::cuda {
 
 /// Whether decodeEarlierTokens() decodes both sides of `view`: fp8 e4m3,
-/// nvfp4 or polar of at most 4 bits, heads of 64 or 128 coordinates.
+/// nvfp4, polar of at most 4 bits or KIVI, heads of 64 or 128 coordinates.
 bool prefillDecodes(const PagedKvView &view);
 
 /// Bytes of decodeEarlierTokens()'s output for `before` tokens of `view`:
