@@ -136,10 +136,10 @@ engine_checks() {
   # KIVI: its window of 128 tokens in bf16 and groups encoded as they leave
   # it, after a chunked prefill (the chunks after the first reading the
   # earlier groups decoded to bf16 pages, the window from its store) and
-  # during decode (the GPU reads what the CPU reads). Low-rank values likewise: latents summed and each row mapped
-  # back once, the sinks and window read exact, tokens leaving the window
-  # read as latents during decode; low-rank keys rebuilt and rotated in the
-  # split kernel.
+  # during decode (the GPU reads what the CPU reads). Low-rank values
+  # likewise: latents summed and each row mapped back once, the sinks and
+  # window read exact, tokens leaving the window read as latents during
+  # decode; low-rank keys rebuilt and rotated in the split kernel.
   for e in $kivi $lowrank; do
     timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$e.kvpkg" \
       --prompt 300 --steps 60 --chunk 128 > "$out/engine-check-$e.txt" \

@@ -5,10 +5,10 @@
 // so they are not contiguous): the first `before` encoded (bf16, or fp8,
 // nvfp4, polar and KIVI, whose earlier tokens the GPU first decodes to
 // bf16 pages, PrefillDecode.h), the last `rows` in the CPU's bf16 tail
-// (KIVI's cases: whole groups of tokens, which the codec encodes at once). It
-// runs cpu::attention for those rows' queries, and prefillAttention() into
-// NaN-poisoned output, the first `before` tokens read from the (decoded)
-// pages, the last `rows` from their bf16 copy.
+// (KIVI's cases: whole groups of tokens, which the codec encodes at
+// once). It runs cpu::attention for those rows' queries, and
+// prefillAttention() into NaN-poisoned output, the first `before` tokens
+// read from the (decoded) pages, the last `rows` from their bf16 copy.
 // Every output must be finite and, per query row,
 //   |gpu - cpu| / |cpu| <= 2e-2   (L2 norms over the row's coordinates).
 // The kernel rounds the scaled queries and the softmax weights to bf16 for

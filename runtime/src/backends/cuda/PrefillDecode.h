@@ -11,10 +11,10 @@
 // rotated back to the model's basis), rounded to bf16, into pages of their
 // own that the prefill kernel then reads like any bf16 layer's; where the
 // layer keeps tokens exact (sinks, window, KIVI's residual), those come
-// from its store instead, as the decode kernels read them. That costs one pass
-// over the earlier tokens' codes and one write of their bf16 copy per layer and
-// chunk. The rows read the decoded tokens rounded to bf16 once more than
-// the CPU backend does (it scores the codes).
+// from its store instead, as the decode kernels read them. That costs one
+// pass over the earlier tokens' codes and one write of their bf16 copy per
+// layer and chunk. The rows read the decoded tokens rounded to bf16 once
+// more than the CPU backend does (it scores the codes).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_PREFILLDECODE_H
