@@ -87,7 +87,8 @@ def visibility(scores, length, fraction, interval, recent, sinks):
     for cut in range(0, length, interval):
         if cut:
             candidates = np.concatenate([kept, np.arange(cut - interval, cut)])
-            budget = int(fraction * cut)
+            # A fraction of the tokens seen, or (above 1) a token count.
+            budget = int(fraction * cut) if fraction <= 1 else int(fraction)
             if len(candidates) > budget:
                 newest = min(recent, budget // 2)
                 rest = candidates[:len(candidates) - newest]
@@ -291,7 +292,9 @@ def main():
         "triattention-online-zmax-per-head": per_head(tri["online-zmax"]),
         "triattention-online-zmax": shared_scores(tri["online-zmax"]),
         "observed-per-head": per_head(observed),
+        "observed": shared_scores(lambda layer, h: lambda cut, c: np.log(observed(layer, h)(cut, c) + 1e-6)),
         "hybrid-per-head": per_head(hybrid),
+        "hybrid": shared_scores(hybrid),
         "near-oracle-per-head": per_head(near),
         "expected-per-head": per_head(expected),
         "expected": shared_scores(expected),

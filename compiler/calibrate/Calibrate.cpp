@@ -38,6 +38,7 @@ exportForCalibration(const import::ImportedModel &model) {
   exporter::ExportOptions options;
   options.float32Cache = true;
   options.deferred = &model.deferred;
+  options.blocks = &model.blocks;
   KVRT_RETURN_IF_ERROR(exporter::exportModule(
       *model.module, model.config, model.tokenizer, options, writer));
   llvm::SmallString<128> temp;

@@ -36,6 +36,11 @@ struct ExportOptions {
   /// each into the artifact when it is written (so it must live until
   /// then), or the artifact records how the runtime generates it.
   const import::DeferredWeights *deferred = nullptr;
+  /// Weights whose source holds them in a block format, by the key of the
+  /// `dense_resource` holding their f32 values: each is stored as its
+  /// blocks where the module's values still equal the blocks' (no pass
+  /// changed it), and as those values otherwise.
+  const import::BlockWeights *blocks = nullptr;
 };
 
 /// Fills `writer` from `module`: plan, tensors and cache layout from its

@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -129,11 +130,35 @@ float scaleFor(float absMax, float largestCode) {
   return std::isnormal(scale) ? scale : 1.0f;
 }
 
+/// Whether `values` (f32, of `shape`) are exactly what `blocks` decode to,
+/// rows of whole blocks: then the artifact may store the blocks instead. A
+/// pass that changed the weight in place would make them differ.
+bool holdsValuesOf(const import::WeightBlocks &blocks,
+                   const std::vector<int64_t> &shape, ArrayRef<char> values) {
+  const uint64_t perBlock = kvrt::dtypeBlockElements(blocks.dtype);
+  if (shape.size() != 2 || shape[1] % int64_t(perBlock) != 0)
+    return false;
+  const uint64_t columns = uint64_t(shape[1]);
+  const uint64_t rowBytes = kvrt::tensorBytes(blocks.dtype, columns);
+  if (blocks.bytes->size() != rowBytes * uint64_t(shape[0]) ||
+      values.size() != columns * sizeof(float) * uint64_t(shape[0]))
+    return false;
+  std::vector<float> row(columns);
+  for (int64_t r = 0; r < shape[0]; ++r) {
+    kvrt::decodeValues(blocks.dtype, blocks.bytes->data() + r * rowBytes,
+                       columns, row.data());
+    if (std::memcmp(row.data(), values.data() + r * columns * sizeof(float),
+                    columns * sizeof(float)) != 0)
+      return false;
+  }
+  return true;
+}
+
 class PlanExporter {
 public:
   PlanExporter(const ExportOptions &options, kvrt::ArtifactWriter &writer)
       : float32Cache(options.float32Cache), deferred(options.deferred),
-        writer(writer), manifest(writer.manifest()),
+        blocks(options.blocks), writer(writer), manifest(writer.manifest()),
         plan(*writer.manifest().mutable_plan()) {}
 
   Status run(ModuleOp module);
@@ -182,6 +207,7 @@ private:
 
   bool float32Cache;
   const import::DeferredWeights *deferred;
+  const import::BlockWeights *blocks;
   kvrt::ArtifactWriter &writer;
   schema::Manifest &manifest;
   schema::Plan &plan;
@@ -255,14 +281,22 @@ StatusOr<uint32_t> PlanExporter::tensorOf(Value value, Operation *user) {
                          ": a weight must be a dense_resource or a non-splat "
                          "dense constant");
   }
-  uint64_t expected = kvrt::dtypeBytes(*dtype);
+  uint64_t expected = kvrt::dtypeBlockBytes(*dtype);
   for (int64_t d : type.getShape())
     expected *= uint64_t(d);
   if (bytes.size() != expected)
     return Status::error(describe(constant) + ": weight '" + name + "' holds " +
                          std::to_string(bytes.size()) + " bytes, its type " +
                          std::to_string(expected));
-  uint32_t index = writer.addTensor(name, *dtype, shape, bytes.data());
+  const import::WeightBlocks *source = nullptr;
+  if (blocks && *dtype == schema::DTYPE_F32) {
+    auto found = blocks->find(name);
+    if (found != blocks->end() && holdsValuesOf(found->second, shape, bytes))
+      source = &found->second;
+  }
+  uint32_t index = source ? writer.addTensor(name, source->dtype, shape,
+                                             source->bytes->data())
+                          : writer.addTensor(name, *dtype, shape, bytes.data());
   tensors[value] = index;
   return index;
 }

@@ -31,9 +31,10 @@ namespace {
 class DecoderBuilder {
 public:
   DecoderBuilder(MLIRContext &context, const ModelConfig &config,
-                 WeightSource &weights, DeferredWeights *deferred)
+                 WeightSource &weights, DeferredWeights *deferred,
+                 BlockWeights *blocks)
       : ctx(context), builder(&context), cfg(config), weights(weights),
-        deferred(deferred), f32(builder.getF32Type()) {}
+        deferred(deferred), blocks(blocks), f32(builder.getF32Type()) {}
 
   StatusOr<OwningOpRef<ModuleOp>> build(const std::string &sourceName);
 
@@ -60,6 +61,7 @@ private:
   const ModelConfig &cfg;
   WeightSource &weights;
   DeferredWeights *deferred;
+  BlockWeights *blocks;
   Type f32;
   Value tokenCount;
 };
@@ -109,6 +111,8 @@ StatusOr<Value> DecoderBuilder::constant(const std::string &name,
       align, [owner = weight->owner](void *, size_t, size_t) {},
       /*dataIsMutable=*/false);
   auto attr = DenseResourceElementsAttr::get(type, name, std::move(blob));
+  if (weight->blocks && blocks)
+    (*blocks)[attr.getRawHandle().getKey().str()] = *weight->blocks;
   return arith::ConstantOp::create(builder, at(name), type, attr).getResult();
 }
 
@@ -309,8 +313,9 @@ DecoderBuilder::build(const std::string &sourceName) {
 StatusOr<OwningOpRef<ModuleOp>>
 buildDecoderModule(MLIRContext &context, const ModelConfig &config,
                    WeightSource &weights, const std::string &sourceName,
-                   DeferredWeights *deferred) {
-  return DecoderBuilder(context, config, weights, deferred).build(sourceName);
+                   DeferredWeights *deferred, BlockWeights *blocks) {
+  return DecoderBuilder(context, config, weights, deferred, blocks)
+      .build(sourceName);
 }
 
 } // namespace kvopt::import

@@ -17,11 +17,14 @@ namespace kvopt::import {
 /// mapped files). `sourceName` is recorded on the module. A weight with
 /// deferred bytes becomes a `dense_resource` without a blob, its bytes
 /// recorded in `deferred` by the resource's key; without `deferred`, such a
-/// weight is an error.
+/// weight is an error. Weights the source holds in a block format are
+/// recorded in `blocks` (if given) by the key of the resource holding their
+/// values.
 kvrt::StatusOr<mlir::OwningOpRef<mlir::ModuleOp>>
 buildDecoderModule(mlir::MLIRContext &context, const ModelConfig &config,
                    WeightSource &weights, const std::string &sourceName,
-                   DeferredWeights *deferred = nullptr);
+                   DeferredWeights *deferred = nullptr,
+                   BlockWeights *blocks = nullptr);
 
 } // namespace kvopt::import
 

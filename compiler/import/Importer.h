@@ -35,6 +35,9 @@ struct ImportedModel {
   /// The weights the module names without holding them (a synthetic
   /// model's), for the exporter.
   DeferredWeights deferred;
+  /// The weights the source holds in a block format (GGUF's), which the
+  /// exporter stores as such.
+  BlockWeights blocks;
   /// Keeps the mapped source files alive while the module's weights
   /// point into them.
   std::shared_ptr<const void> keepAlive;

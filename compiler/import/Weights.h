@@ -3,6 +3,7 @@
 #define KVOPT_COMPILER_IMPORT_WEIGHTS_H
 
 #include "kvrt/Status.h"
+#include "runtime/schema/kvpkg.pb.h"
 
 #include <cstdint>
 #include <functional>
@@ -41,6 +42,16 @@ struct DeferredBytes {
   explicit operator bool() const { return producer || generated; }
 };
 
+/// A weight as its source file holds it in a ggml block format (GGUF's
+/// Q8_0, Q4_0, Q4_1): rows of whole blocks, in the weight's row order. The
+/// artifact stores these bytes instead of the f32 values the module holds,
+/// which are exactly their values (kvrt::decodeValues), unless a pass
+/// changed the weight.
+struct WeightBlocks {
+  kvrt::schema::DType dtype = kvrt::schema::DTYPE_UNSPECIFIED;
+  std::shared_ptr<const std::vector<uint8_t>> bytes;
+};
+
 /// The bytes of one weight, row-major in Hugging Face layout (out x in for
 /// projections). `data` points into a mapped file or into `owner`'s memory;
 /// `owner` keeps whichever alive for as long as the weight is used. A
@@ -52,12 +63,18 @@ struct Weight {
   uint64_t byteSize = 0;
   std::shared_ptr<const void> owner;
   DeferredBytes deferred;
+  /// Where the source holds the weight in a block format.
+  std::optional<WeightBlocks> blocks;
 };
 
 /// The deferred weights of a module, by the key of the `dense_resource`
 /// (with no blob) that names each: the exporter streams them into the
 /// artifact or records how the runtime generates them.
 using DeferredWeights = std::map<std::string, DeferredBytes>;
+
+/// The weights whose source holds them in a block format, by the key of
+/// the `dense_resource` that holds their f32 values.
+using BlockWeights = std::map<std::string, WeightBlocks>;
 
 /// Finds weights by their Hugging Face names
 /// (`model.layers.0.self_attn.q_proj.weight`).

@@ -75,9 +75,10 @@ void tryOpen(const uint8_t *data, size_t size) {
   for (int i = 0; i < m.tensors_size(); ++i) {
     auto bytes = (*artifact)->tensorData(uint32_t(i));
     kvopt::fuzz::require(bytes.isOk(), "a verified tensor fails to read");
-    uint64_t expected = kvrt::dtypeBytes(m.tensors(i).dtype());
+    uint64_t elements = 1;
     for (int64_t d : m.tensors(i).shape())
-      expected *= uint64_t(d);
+      elements *= uint64_t(d);
+    const uint64_t expected = kvrt::tensorBytes(m.tensors(i).dtype(), elements);
     kvopt::fuzz::require(bytes->size == expected,
                          "an accepted tensor's blob does not hold its shape");
   }

@@ -98,6 +98,7 @@ int runCompile(const CompileOptions &o) {
   options.target = o.target;
   options.passes = *passes;
   options.deferred = &imported->deferred;
+  options.blocks = &imported->blocks;
   kvrt::Status exported =
       exporter::exportModule(*imported->module, imported->config,
                              imported->tokenizer, options, writer);

@@ -196,6 +196,15 @@ int runInspect(const std::string &path) {
   std::printf("sections: manifest %s, %zu blobs %s\n",
               megabytes(a.manifestSize()).c_str(), a.blobCount(),
               megabytes(blobBytes).c_str());
+  // Weights by element format, in the schema's order: "211 q4_1, 61 f32".
+  std::map<int, int> formats;
+  for (const schema::Tensor &t : m.tensors())
+    ++formats[int(t.dtype())];
+  std::string weights;
+  for (auto [dtype, count] : formats)
+    weights += (weights.empty() ? "" : ", ") + std::to_string(count) + " " +
+               kvrt::dtypeName(schema::DType(dtype));
+  std::printf("weights: %s\n", weights.c_str());
   return 0;
 }
 } // namespace

@@ -8,6 +8,7 @@
 #define KVOPT_COMPILER_IMPORT_FORMATS_DTYPE_H
 
 #include "kvrt/Status.h"
+#include "runtime/schema/kvpkg.pb.h"
 
 #include <cstdint>
 #include <optional>
@@ -51,6 +52,10 @@ uint64_t dtypeBlockBytes(DType type);
 /// Bytes that `count` elements occupy, or nothing when `count` is not a
 /// whole number of blocks or the size overflows 64 bits.
 std::optional<uint64_t> dtypeByteSize(DType type, uint64_t count);
+
+/// The artifact's name for `type` where an artifact can hold it (F32, F16,
+/// BF16 and the block formats Q8_0, Q4_0, Q4_1), else nothing.
+std::optional<kvrt::schema::DType> artifactDType(DType type);
 
 /// Converts `count` elements at `src` (dtypeByteSize(type, count) bytes, no
 /// alignment needed) to float32 exactly as ggml and gguf-py do. F32, F16,

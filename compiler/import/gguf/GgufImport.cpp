@@ -48,10 +48,12 @@ std::string ggufName(const std::string &hf) {
   return "blk." + layer + "." + it->second + hf.substr(last);
 }
 
-/// Weights dequantized to f32. llama.cpp's converter permutes the rows of
-/// the query and key projections so that RoPE pairs are adjacent
-/// (interleaved); they are put back in Hugging Face order so that every
-/// importer produces the same module with `rotate_half` RoPE.
+/// Weights dequantized to f32, and those in a block format also as their
+/// blocks (Weight::blocks), which the artifact keeps. llama.cpp's converter
+/// permutes the rows of the query and key projections so that RoPE pairs
+/// are adjacent (interleaved); they are put back in Hugging Face order, in
+/// both forms, so that every importer produces the same module with
+/// `rotate_half` RoPE.
 class GgufWeights : public WeightSource {
 public:
   GgufWeights(std::shared_ptr<GgufFile> file, const ModelConfig &config)
@@ -76,32 +78,49 @@ public:
     auto values = std::make_shared<std::vector<float>>(info->numElements());
     KVRT_RETURN_IF_ERROR(formats::dequantizeToF32(
         info->dtype, file->data(*info), info->numElements(), values->data()));
+    std::shared_ptr<std::vector<uint8_t>> blocks;
+    if (formats::dtypeBlockElements(info->dtype) > 1 && shape.size() == 2) {
+      const uint8_t *data = file->data(*info);
+      blocks = std::make_shared<std::vector<uint8_t>>(
+          data,
+          data + *formats::dtypeByteSize(info->dtype, info->numElements()));
+    }
+    int64_t permutedHeads = 0;
     if (name.find("self_attn.q_proj.weight") != std::string::npos)
-      unpermuteRows(*values, shape, config.numHeads);
+      permutedHeads = config.numHeads;
     else if (name.find("self_attn.k_proj.weight") != std::string::npos)
-      unpermuteRows(*values, shape, config.numKvHeads);
+      permutedHeads = config.numKvHeads;
+    if (permutedHeads) {
+      unpermuteRows(reinterpret_cast<uint8_t *>(values->data()), shape[0],
+                    shape[1] * int64_t(sizeof(float)), permutedHeads);
+      if (blocks)
+        unpermuteRows(blocks->data(), shape[0],
+                      int64_t(blocks->size()) / shape[0], permutedHeads);
+    }
     Weight w;
     w.type = WeightType::F32;
     w.shape = shape;
     w.data = reinterpret_cast<const uint8_t *>(values->data());
     w.byteSize = values->size() * sizeof(float);
     w.owner = values;
+    if (blocks)
+      w.blocks = WeightBlocks{*formats::artifactDType(info->dtype), blocks};
     return w;
   }
 
 private:
-  /// Row h*D + 2j + s of the GGUF matrix is row h*D + s*D/2 + j in HF.
-  static void unpermuteRows(std::vector<float> &w,
-                            const std::vector<int64_t> &shape, int64_t heads) {
-    int64_t rows = shape[0], cols = shape[1], headDim = rows / heads;
-    std::vector<float> out(w.size());
+  /// Row h*D + 2j + s of the GGUF matrix is row h*D + s*D/2 + j in HF;
+  /// `rows` rows of `rowBytes` bytes each, in place.
+  static void unpermuteRows(uint8_t *w, int64_t rows, int64_t rowBytes,
+                            int64_t heads) {
+    int64_t headDim = rows / heads;
+    std::vector<uint8_t> in(w, w + rows * rowBytes);
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t j = 0; j < headDim / 2; ++j)
         for (int64_t s = 0; s < 2; ++s)
-          std::memcpy(&out[(h * headDim + s * headDim / 2 + j) * cols],
-                      &w[(h * headDim + 2 * j + s) * cols],
-                      cols * sizeof(float));
-    w.swap(out);
+          std::memcpy(w + (h * headDim + s * headDim / 2 + j) * rowBytes,
+                      in.data() + (h * headDim + 2 * j + s) * rowBytes,
+                      size_t(rowBytes));
   }
 
   std::shared_ptr<GgufFile> file;
@@ -247,10 +266,11 @@ kvrt::StatusOr<ImportedModel> importGguf(mlir::MLIRContext &context,
   if (!config)
     return config.status();
   GgufWeights weights(file, *config);
-  auto module = buildDecoderModule(context, *config, weights, path);
+  ImportedModel imported;
+  auto module = buildDecoderModule(context, *config, weights, path, nullptr,
+                                   &imported.blocks);
   if (!module)
     return module.status();
-  ImportedModel imported;
   imported.module = std::move(*module);
   imported.config = *config;
   imported.keepAlive = file;

@@ -118,9 +118,24 @@ private:
   mutable std::unordered_map<uint32_t, std::unique_ptr<uint8_t[]>> synthetic_;
 };
 
-/// Bytes per element of `dtype` (0 for DTYPE_UNSPECIFIED or unknown values).
-uint64_t dtypeBytes(schema::DType dtype);
-/// "f32", "f16", "bf16".
+/// Elements of one block of `dtype`: 32 for ggml's block formats (Q8_0,
+/// Q4_0, Q4_1), 1 for the others.
+uint64_t dtypeBlockElements(schema::DType dtype);
+/// Bytes of one block of `dtype` (of one element for f32, f16 and bf16; 0
+/// for DTYPE_UNSPECIFIED or unknown values).
+uint64_t dtypeBlockBytes(schema::DType dtype);
+/// Bytes of `elements` values of `dtype`, or 0 where that is not a whole
+/// number of blocks or the dtype is unknown (`elements` at most 2^40, as
+/// validated shapes are).
+uint64_t tensorBytes(schema::DType dtype, uint64_t elements);
+/// Values of `count` elements from `bytes` (at a block's start, `count` a
+/// multiple of dtypeBlockElements) as f32, computed in f32 as ggml and
+/// gguf-py do (no fused multiply-add), so the result is exact and the same
+/// wherever it is decoded: the compiler's importers and the runtime's
+/// kernels share it.
+void decodeValues(schema::DType dtype, const uint8_t *bytes, uint64_t count,
+                  float *out);
+/// "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1".
 const char *dtypeName(schema::DType dtype);
 /// "bf16", "polar", ...: the names the compiler's dialect prints.
 const char *encodingName(schema::EncodingKind kind);

@@ -76,9 +76,10 @@ Artifact::parse(std::unique_ptr<Artifact> artifact,
       if (!t.has_synthetic())
         continue;
       // Validated: at most 2^40 elements, so this does not overflow.
-      uint64_t bytes = dtypeBytes(t.dtype());
+      uint64_t elements = 1;
       for (int64_t d : t.shape())
-        bytes *= uint64_t(d);
+        elements *= uint64_t(d);
+      const uint64_t bytes = tensorBytes(t.dtype(), elements);
       if (bytes > options.maxSyntheticTensorBytes)
         return Status::error(
             artifact->name_ + ": synthetic tensor \"" + t.name() + "\" of " +
@@ -276,31 +277,6 @@ Status Artifact::verifyBlobs() const {
       return b.status();
   }
   return Status::ok();
-}
-
-uint64_t dtypeBytes(schema::DType dtype) {
-  switch (dtype) {
-  case schema::DTYPE_F32:
-    return 4;
-  case schema::DTYPE_F16:
-  case schema::DTYPE_BF16:
-    return 2;
-  default:
-    return 0;
-  }
-}
-
-const char *dtypeName(schema::DType dtype) {
-  switch (dtype) {
-  case schema::DTYPE_F32:
-    return "f32";
-  case schema::DTYPE_F16:
-    return "f16";
-  case schema::DTYPE_BF16:
-    return "bf16";
-  default:
-    return "unspecified";
-  }
 }
 
 const char *encodingName(schema::EncodingKind kind) {

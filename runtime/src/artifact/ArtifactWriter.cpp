@@ -128,18 +128,18 @@ uint32_t ArtifactWriter::addBlob(uint64_t size, BlobProducer producer) {
   return uint32_t(blobs_.size() - 1);
 }
 
-static uint64_t tensorBytes(schema::DType dtype,
-                            const std::vector<int64_t> &shape) {
-  uint64_t bytes = dtypeBytes(dtype);
+static uint64_t shapeBytes(schema::DType dtype,
+                           const std::vector<int64_t> &shape) {
+  uint64_t elements = 1;
   for (int64_t d : shape)
-    bytes *= uint64_t(d);
-  return bytes;
+    elements *= uint64_t(d);
+  return kvrt::tensorBytes(dtype, elements);
 }
 
 uint32_t ArtifactWriter::addTensor(const std::string &name, schema::DType dtype,
                                    const std::vector<int64_t> &shape,
                                    const void *data) {
-  uint64_t bytes = tensorBytes(dtype, shape);
+  uint64_t bytes = shapeBytes(dtype, shape);
   return addTensor(name, dtype, shape, [data, bytes](const BlobSink &sink) {
     return sink(data, size_t(bytes));
   });
@@ -161,7 +161,7 @@ uint32_t ArtifactWriter::addTensor(const std::string &name, schema::DType dtype,
                                    const std::vector<int64_t> &shape,
                                    BlobProducer producer) {
   newTensor(manifest_, name, dtype, shape)
-      .set_blob(addBlob(tensorBytes(dtype, shape), std::move(producer)));
+      .set_blob(addBlob(shapeBytes(dtype, shape), std::move(producer)));
   return uint32_t(manifest_.tensors_size() - 1);
 }
 

@@ -244,11 +244,15 @@ Status Validator::checkTensors() {
     std::string what = "tensor " + str(i) + " (\"" + t.name() + "\")";
     if (t.name().empty())
       return fail("tensor " + str(i) + " has no name");
-    uint64_t elementBytes = dtypeBytes(t.dtype());
-    if (!elementBytes)
+    if (!dtypeBlockBytes(t.dtype()))
       return fail(what + " has dtype " + str(t.dtype()) +
-                  "; expected f32, f16 or bf16");
+                  "; expected f32, f16, bf16, q8_0, q4_0 or q4_1");
     KVRT_RETURN_IF_ERROR(checkShape(what, t.shape()));
+    const uint64_t block = dtypeBlockElements(t.dtype());
+    if (block > 1 && (t.shape_size() != 2 || t.shape(1) % int64_t(block)))
+      return fail(what + " has shape " + shapeString(t.shape()) + " of " +
+                  dtypeName(t.dtype()) + "; a block format needs rows of a " +
+                  "multiple of " + str(block) + " elements (rank 2)");
     if (t.has_synthetic()) {
       const schema::SyntheticValues &v = t.synthetic();
       if (t.dtype() != schema::DTYPE_BF16 && t.dtype() != schema::DTYPE_F32)
@@ -265,7 +269,7 @@ Status Validator::checkTensors() {
     if (t.blob() >= blobSizes.size())
       return fail(what + " names blob " + str(t.blob()) + " but the file has " +
                   str(blobSizes.size()) + " blobs");
-    uint64_t bytes = uint64_t(elements(t.shape())) * elementBytes;
+    uint64_t bytes = tensorBytes(t.dtype(), uint64_t(elements(t.shape())));
     if (bytes != blobSizes[t.blob()])
       return fail(what + " has shape " + shapeString(t.shape()) + " of " +
                   dtypeName(t.dtype()) + " (" + std::to_string(bytes) +
@@ -549,6 +553,19 @@ Status Validator::checkCall(int index, const schema::KernelCall &call,
     return Status::ok();
   };
   const int64_t vocab = m.model().vocab_size();
+  // The CPU and CUDA backends read block formats (q4_1, ...) only where
+  // they multiply or look up rows: the weight of these three kernels.
+  const bool blocksAllowed = kernel == Kernel::Linear ||
+                             kernel == Kernel::LMHead ||
+                             kernel == Kernel::Embedding;
+  for (int i = 0; i < call.tensors_size(); ++i) {
+    const schema::Tensor &t = m.tensors(int(call.tensors(i)));
+    if (dtypeBlockElements(t.dtype()) > 1 && (i > 0 || !blocksAllowed))
+      return mismatch("tensor " + str(call.tensors(i)) + " (\"" + t.name() +
+                      "\") is " + dtypeName(t.dtype()) +
+                      "; block formats are for the weights of linear, " +
+                      "lm_head and embedding calls only");
+  }
 
   switch (kernel) {
   case Kernel::Embedding:

@@ -371,6 +371,30 @@ TEST_F(ArtifactTest, ChecksSyntheticTensors) {
             "synthetic with dtype f16; expected bf16 or f32");
 }
 
+TEST_F(ArtifactTest, BlockFormatsAreForMatricesOfWholeBlocks) {
+  // A norm weight (rank 1) cannot hold rows of blocks.
+  auto norm = repack([](schema::Manifest &m) {
+    m.mutable_tensors(1)->set_dtype(schema::DTYPE_Q4_1);
+  });
+  EXPECT_NE(errorOf(norm).find("tensor 1 (\"model.layers.0.input_layernorm."
+                               "weight\") has shape ["),
+            std::string::npos);
+  EXPECT_NE(errorOf(norm).find("] of q4_1; a block format needs rows of a "
+                               "multiple of 32 elements (rank 2)"),
+            std::string::npos);
+  // Blocks fill the blob exactly: 4 blocks of 34 bytes.
+  auto size = repack([](schema::Manifest &m) {
+    schema::Tensor &t = *m.mutable_tensors(1);
+    t.set_dtype(schema::DTYPE_Q8_0);
+    t.clear_shape();
+    t.add_shape(2);
+    t.add_shape(64);
+  });
+  EXPECT_EQ(errorOf(size),
+            "x.kvpkg: tensor 1 (\"model.layers.0.input_layernorm.weight\") "
+            "has shape [2, 64] of q8_0 (136 bytes) but blob 1 holds 64 bytes");
+}
+
 TEST_F(ArtifactTest, ChecksLowRankBases) {
   auto lowRank = [](schema::Manifest &m) {
     schema::Encoding &v = *m.mutable_cache(0)->mutable_value();

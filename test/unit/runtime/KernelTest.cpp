@@ -1,4 +1,5 @@
 //===- KernelTest.cpp - CPU kernels against float64 references -----------===//
+#include "kvrt/Artifact.h"
 #include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
@@ -8,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <random>
 
@@ -85,6 +87,83 @@ TEST(Linear, RowsDoNotDependOnTheBatchOrThreads) {
     linear(one, x.data() + r * in, 1, in, w.data(), out, nullptr, alone.data());
     EXPECT_EQ(std::memcmp(alone.data(), batched.data() + r * out, out * 4), 0)
         << "row " << r;
+  }
+}
+
+/// `rows` x `columns` random weights in a ggml block format: f16 scales
+/// (and Q4_1's minima) of either sign around 2^-6, random codes.
+std::vector<uint8_t> randomBlocks(schema::DType dtype, int64_t rows,
+                                  int64_t columns, uint32_t seed) {
+  std::mt19937 random(seed);
+  std::vector<uint8_t> bytes(
+      size_t(tensorBytes(dtype, uint64_t(rows * columns))));
+  for (uint8_t &b : bytes)
+    b = uint8_t(random());
+  const size_t blockBytes = size_t(dtypeBlockBytes(dtype));
+  const int scales = dtype == schema::DTYPE_Q4_1 ? 2 : 1;
+  for (size_t at = 0; at < bytes.size(); at += blockBytes)
+    for (int s = 0; s < scales; ++s) {
+      // Exponent 9 (2^-6), random sign and mantissa.
+      const uint16_t half =
+          uint16_t((random() & 0x8000u) | 9u << 10 | (random() & 0x3ffu));
+      std::memcpy(&bytes[at + 2 * size_t(s)], &half, 2);
+    }
+  return bytes;
+}
+
+TEST(DecodeValues, BlockScalesConvertEveryHalfExactly) {
+  // 65536 Q8_0 blocks, block h scaled by the binary16 h, every code 1: the
+  // values are the scales, converted eight at a time.
+  std::vector<uint8_t> blocks(65536 * 34, 1);
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const uint16_t half = uint16_t(h);
+    std::memcpy(&blocks[h * 34], &half, 2);
+  }
+  std::vector<float> values(65536 * 32);
+  decodeValues(schema::DTYPE_Q8_0, blocks.data(), values.size(), values.data());
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float expected = f16ToFloat(uint16_t(h));
+    if (std::isnan(expected)) {
+      ASSERT_TRUE(std::isnan(values[h * 32])) << h;
+    } else {
+      ASSERT_EQ(std::memcmp(&values[h * 32], &expected, 4), 0) << h;
+      ASSERT_EQ(std::memcmp(&values[h * 32 + 31], &expected, 4), 0) << h;
+    }
+  }
+}
+
+TEST(Linear, BlockWeightsGiveTheDecodedWeightsResultsBitForBit) {
+  ThreadPool two(2), one(1);
+  const int64_t in = 96, out = 517;
+  for (schema::DType dtype :
+       {schema::DTYPE_Q8_0, schema::DTYPE_Q4_0, schema::DTYPE_Q4_1}) {
+    SCOPED_TRACE(dtypeName(dtype));
+    std::vector<uint8_t> blocks = randomBlocks(dtype, out, in, 21);
+    std::vector<float> decoded(size_t(out * in));
+    decodeValues(dtype, blocks.data(), uint64_t(out * in), decoded.data());
+    auto bias = randomVector(size_t(out), 22);
+    for (int64_t rows : {1, 2, 7}) {
+      auto x = randomVector(size_t(rows * in), 23);
+      std::vector<float> fromBlocks(size_t(rows * out)),
+          fromValues(size_t(rows * out));
+      linear(two, x.data(), rows, in, WeightView{blocks.data(), dtype}, out,
+             bias.data(), fromBlocks.data());
+      linear(one, x.data(), rows, in, decoded.data(), out, bias.data(),
+             fromValues.data());
+      EXPECT_EQ(std::memcmp(fromBlocks.data(), fromValues.data(),
+                            fromValues.size() * 4),
+                0)
+          << rows << " rows";
+    }
+    // Embedding rows decode as the whole table does.
+    std::vector<int32_t> tokens = {3, 516, 0, 3};
+    std::vector<float> looked(tokens.size() * size_t(in));
+    embedding(two, WeightView{blocks.data(), dtype}, in, tokens.data(),
+              int64_t(tokens.size()), looked.data());
+    for (size_t r = 0; r < tokens.size(); ++r)
+      EXPECT_EQ(std::memcmp(&looked[r * size_t(in)],
+                            &decoded[size_t(tokens[r] * in)], size_t(in) * 4),
+                0);
   }
 }
 
@@ -495,8 +574,8 @@ TEST(Elementwise, SwigluAddEmbedding) {
   auto table = randomVector(size_t(vocab * hidden), 14);
   std::vector<int32_t> tokens = {3, 49, 0, 3};
   std::vector<float> rows(tokens.size() * size_t(hidden));
-  embedding(pool, table.data(), hidden, tokens.data(), int64_t(tokens.size()),
-            rows.data());
+  embedding(pool, WeightView{table.data(), schema::DTYPE_F32}, hidden,
+            tokens.data(), int64_t(tokens.size()), rows.data());
   for (size_t r = 0; r < tokens.size(); ++r)
     for (int64_t i = 0; i < hidden; ++i)
       EXPECT_EQ(rows[r * hidden + i], table[tokens[r] * hidden + i]);

@@ -4,7 +4,9 @@
 // bf16 weights are converted to f32 once, when the backend is created. That
 // doubles their memory but keeps every inner loop a plain f32 multiply-add:
 // the CPU backend is the exact reference for small models, where that
-// memory does not matter.
+// memory does not matter. Weights in a ggml block format (q4_1, ...) stay
+// in it, in the mapped file: the linear and embedding kernels decode them
+// as they read them, so a step reads their bytes, not four per value.
 //
 //===----------------------------------------------------------------------===//
 #include "kvrt/Sampling.h"
@@ -34,6 +36,8 @@ namespace {
 struct Step : PlanStep {
   /// Weight, and bias of linear; f32.
   const float *weight = nullptr;
+  /// linear, lm_head and embedding: the weight as the artifact holds it.
+  cpu::WeightView matrix;
   const float *bias = nullptr;
   /// rms_norm: the normalised dimension.
   float epsilon = 0;
@@ -200,11 +204,11 @@ StatusOr<const float *> CpuBackend::weight(uint32_t tensor) {
   if (found != converted_.end())
     return found->second.data();
   std::vector<float> &out = converted_[tensor];
-  out.resize(bytes->size / 2);
-  const uint16_t *in = reinterpret_cast<const uint16_t *>(bytes->data);
-  bool bf16 = t.dtype() == schema::DTYPE_BF16;
-  for (size_t i = 0; i < out.size(); ++i)
-    out[i] = bf16 ? cpu::bf16ToFloat(in[i]) : cpu::f16ToFloat(in[i]);
+  uint64_t count = 1;
+  for (int64_t d : t.shape())
+    count *= uint64_t(d);
+  out.resize(count);
+  decodeValues(t.dtype(), bytes->data, count, out.data());
   return out.data();
 }
 
@@ -228,11 +232,22 @@ Status CpuBackend::prepare() {
     Step step;
     static_cast<PlanStep &>(step) = planned;
     const schema::KernelCall &call = *planned.call;
-    if (!call.tensors().empty()) {
+    // The validator allows block formats only for these kernels' weights.
+    const schema::DType dtype =
+        call.tensors().empty()
+            ? schema::DTYPE_F32
+            : artifact_->manifest().tensors(int(call.tensors(0))).dtype();
+    if (dtypeBlockElements(dtype) > 1) {
+      StatusOr<ByteView> bytes = artifact_->tensorData(call.tensors(0));
+      if (!bytes)
+        return bytes.status();
+      step.matrix = {bytes->data, dtype};
+    } else if (!call.tensors().empty()) {
       StatusOr<const float *> w = weight(call.tensors(0));
       if (!w)
         return w.status();
       step.weight = *w;
+      step.matrix = {*w, schema::DTYPE_F32};
     }
     if (call.tensors_size() > 1) {
       StatusOr<const float *> b = weight(call.tensors(1));
@@ -435,14 +450,14 @@ Status CpuBackend::forward(const BatchView &batch, float *logits) {
     float *out = s.output == kNoBuffer ? nullptr : buffers_[s.output].data();
     switch (s.kernel) {
     case Kernel::Embedding:
-      cpu::embedding(pool_, s.weight, s.outputWidth, batch.tokens, rows, out);
+      cpu::embedding(pool_, s.matrix, s.outputWidth, batch.tokens, rows, out);
       break;
     case Kernel::RmsNorm:
       cpu::rmsNorm(pool_, in(0), rows * s.inputWidth / s.dim, s.dim, s.weight,
                    s.epsilon, out);
       break;
     case Kernel::Linear:
-      cpu::linear(pool_, in(0), rows, s.inputWidth, s.weight, s.outputWidth,
+      cpu::linear(pool_, in(0), rows, s.inputWidth, s.matrix, s.outputWidth,
                   s.bias, out);
       break;
     case Kernel::Reshape:
@@ -496,7 +511,7 @@ Status CpuBackend::forward(const BatchView &batch, float *logits) {
         std::copy_n(in(0) + wanted[i] * s.inputWidth, s.inputWidth,
                     logitInputs_.data() + i * s.inputWidth);
       cpu::linear(pool_, logitInputs_.data(), int64_t(wanted.size()),
-                  s.inputWidth, s.weight, s.outputWidth, nullptr, logits);
+                  s.inputWidth, s.matrix, s.outputWidth, nullptr, logits);
       if (batch.greedy)
         for (size_t i = 0; i < wanted.size(); ++i)
           batch.greedy[i] =

@@ -25,9 +25,21 @@ namespace kvrt::cpu {
 
 class ThreadPool;
 
+/// A weight matrix as the artifact holds it: f32 values, or rows of blocks
+/// of a ggml format (q8_0, q4_0, q4_1) that the kernels decode as they read
+/// them (kvrt::decodeValues), to the same values as decoded ahead.
+struct WeightView {
+  const void *data = nullptr;
+  schema::DType dtype = schema::DTYPE_F32;
+};
+
 /// y[r, o] = bias[o] + sum_i x[r, i] w[o, i]; `bias` may be null.
 void linear(ThreadPool &pool, const float *x, int64_t rows, int64_t in,
             const float *w, int64_t out, const float *bias, float *y);
+/// The same over a weight in any format: the result is linear()'s over
+/// the decoded values, bit for bit.
+void linear(ThreadPool &pool, const float *x, int64_t rows, int64_t in,
+            WeightView w, int64_t out, const float *bias, float *y);
 
 /// Normalises each of `rows` vectors of `dim` values by its RMS, then scales
 /// by `weight`.
@@ -202,9 +214,9 @@ void swiglu(ThreadPool &pool, const float *gate, const float *up, int64_t n,
 void add(ThreadPool &pool, const float *a, const float *b, int64_t n,
          float *out);
 
-/// Copies row tokens[r] of table [vocab, hidden] to out[r]; token ids must
-/// be in range.
-void embedding(ThreadPool &pool, const float *table, int64_t hidden,
+/// Copies row tokens[r] of table [vocab, hidden] to out[r], decoded; token
+/// ids must be in range.
+void embedding(ThreadPool &pool, WeightView table, int64_t hidden,
                const int32_t *tokens, int64_t rows, float *out);
 
 } // namespace kvrt::cpu

@@ -411,18 +411,9 @@ StatusOr<const void *> CudaBackend::tensor(uint32_t index, bool bf16) {
   StatusOr<ByteView> bytes = artifact_->tensorData(index);
   if (!bytes)
     return bytes.status();
-  const size_t count = bytes->size / (t.dtype() == schema::DTYPE_F32 ? 4 : 2);
-  auto valueAt = [&](size_t i) {
-    if (t.dtype() == schema::DTYPE_F32) {
-      float v;
-      std::memcpy(&v, bytes->data + 4 * i, 4);
-      return v;
-    }
-    uint16_t h;
-    std::memcpy(&h, bytes->data + 2 * i, 2);
-    return t.dtype() == schema::DTYPE_BF16 ? cpu::bf16ToFloat(h)
-                                           : cpu::f16ToFloat(h);
-  };
+  size_t count = 1;
+  for (int64_t d : t.shape())
+    count *= size_t(d);
   StatusOr<DeviceBuffer> device =
       DeviceBuffer::allocate(count * (bf16 ? 2 : 4));
   if (!device)
@@ -430,16 +421,19 @@ StatusOr<const void *> CudaBackend::tensor(uint32_t index, bool bf16) {
                          "\": " + device.status().message());
   if (bf16 && t.dtype() == schema::DTYPE_BF16) {
     KVRT_RETURN_IF_ERROR(device->upload(bytes->data, bytes->size));
-  } else if (bf16) {
-    std::vector<uint16_t> converted(count);
-    for (size_t i = 0; i < count; ++i)
-      converted[i] = cpu::floatToBf16(valueAt(i));
-    KVRT_RETURN_IF_ERROR(device->upload(converted.data(), count * 2));
   } else {
-    std::vector<float> converted(count);
-    for (size_t i = 0; i < count; ++i)
-      converted[i] = valueAt(i);
-    KVRT_RETURN_IF_ERROR(device->upload(converted.data(), count * 4));
+    // f32, f16 and the block formats (q4_1, ...) through their f32 values,
+    // the CPU backend's.
+    std::vector<float> values(count);
+    decodeValues(t.dtype(), bytes->data, count, values.data());
+    if (bf16) {
+      std::vector<uint16_t> converted(count);
+      for (size_t i = 0; i < count; ++i)
+        converted[i] = cpu::floatToBf16(values[i]);
+      KVRT_RETURN_IF_ERROR(device->upload(converted.data(), count * 2));
+    } else {
+      KVRT_RETURN_IF_ERROR(device->upload(values.data(), count * 4));
+    }
   }
   const void *data = device->get();
   tensors_.emplace(key, std::move(*device));
