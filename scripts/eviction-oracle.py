@@ -200,7 +200,8 @@ def expected_attention(model, stats, keys, horizon=65536):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fractions", default="0.5,0.25,0.1")
+    parser.add_argument("--fractions", default="0.5,0.25,0.1",
+                        help="budgets: fractions of the tokens seen, or (above 1) token counts")
     parser.add_argument("--interval", type=int, default=128)
     parser.add_argument("--recent", type=int, default=128)
     parser.add_argument("--tokens", type=int, default=2048)

@@ -79,7 +79,10 @@ public:
     KVRT_RETURN_IF_ERROR(formats::dequantizeToF32(
         info->dtype, file->data(*info), info->numElements(), values->data()));
     std::shared_ptr<std::vector<uint8_t>> blocks;
-    if (formats::dtypeBlockElements(info->dtype) > 1 && shape.size() == 2) {
+    // Only matrices whose rows are whole blocks can be stored as blocks.
+    const uint64_t perBlock = formats::dtypeBlockElements(info->dtype);
+    if (perBlock > 1 && shape.size() == 2 &&
+        uint64_t(shape[1]) % perBlock == 0) {
       const uint8_t *data = file->data(*info);
       blocks = std::make_shared<std::vector<uint8_t>>(
           data,

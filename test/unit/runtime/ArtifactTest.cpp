@@ -393,6 +393,30 @@ TEST_F(ArtifactTest, BlockFormatsAreForMatricesOfWholeBlocks) {
   EXPECT_EQ(errorOf(size),
             "x.kvpkg: tensor 1 (\"model.layers.0.input_layernorm.weight\") "
             "has shape [2, 64] of q8_0 (136 bytes) but blob 1 holds 64 bytes");
+  // A well-formed block tensor as an rms_norm weight: only linear, lm_head
+  // and embedding calls read blocks.
+  blobs.push_back(std::vector<uint8_t>(34, 0));
+  const uint32_t blob = uint32_t(blobs.size() - 1);
+  auto normOfBlocks = repack([&](schema::Manifest &m) {
+    schema::Tensor &t = *m.add_tensors();
+    t.set_name("norm.blocks");
+    t.set_dtype(schema::DTYPE_Q8_0);
+    t.add_shape(1);
+    t.add_shape(32);
+    t.set_blob(blob);
+    for (schema::KernelCall &call : *m.mutable_plan()->mutable_calls())
+      if (call.kernel() == "rms_norm") {
+        call.set_tensors(0, uint32_t(m.tensors_size() - 1));
+        break;
+      }
+  });
+  const std::string error = errorOf(normOfBlocks);
+  EXPECT_NE(error.find("(rms_norm): tensor "), std::string::npos) << error;
+  EXPECT_NE(error.find(" (\"norm.blocks\") is q8_0; block formats are for "
+                       "the weights of linear, lm_head and embedding calls "
+                       "only"),
+            std::string::npos)
+      << error;
 }
 
 TEST_F(ArtifactTest, ChecksLowRankBases) {
