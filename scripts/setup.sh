@@ -13,7 +13,8 @@ apt_packages=(
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libsentencepiece-dev libcpp-httplib-dev
 )
-pip_packages=(numpy onnx onnxruntime safetensors tokenizers gguf sentencepiece)
+# onnx_ir: onnxruntime's 4-bit weight quantizer, for the peer benchmark.
+pip_packages=(numpy onnx onnxruntime onnx_ir safetensors tokenizers gguf sentencepiece)
 
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -15,7 +15,11 @@ must agree with onnxruntime's to a relative error (max |diff| / max |ref|)
 under 1e-3, and 64 greedy tokens must be identical.
 
 bench: greedy decode tokens/s of `kvopt run` (its stats line) and of
-onnxruntime on the same prompt, both after the same prefill, median of 3.
+onnxruntime on the same prompt, both after the same prefill, median of 3:
+kvopt on the float32 weights onnxruntime runs (the Hugging Face folder) and
+on the GGUF itself, whose Q4_1 and Q8_0 blocks its artifact keeps;
+onnxruntime on the float32 model and with its MatMul weights quantized to
+MatMulNBits (4 bits, blocks of 32: the same bytes per weight as Q4_1).
 """
 import argparse
 import json
@@ -57,6 +61,25 @@ def prepare(model, work):
                         location="decomposed.onnx.data")
         os.replace(onnx_path + ".tmp", onnx_path)
     return hf, onnx_path
+
+
+def quantize_4bit(onnx_path, work):
+    """The ONNX model with every MatMul weight in onnxruntime's MatMulNBits
+    (4 bits, blocks of 32 with a scale and a zero point, as Q4_1; f32
+    activations), made once: the onnxruntime peer of kvopt's block
+    weights."""
+    q4_path = os.path.join(work, "matmul-4bit.onnx")
+    if not os.path.exists(q4_path):
+        import onnx
+        from onnxruntime.quantization.matmul_nbits_quantizer import (
+            MatMulNBitsQuantizer)
+        quantizer = MatMulNBitsQuantizer(onnx.load(onnx_path), block_size=32,
+                                         is_symmetric=False)
+        quantizer.process()
+        quantizer.model.save_model_to_file(q4_path + ".tmp",
+                                           use_external_data_format=True)
+        os.replace(q4_path + ".tmp", q4_path)
+    return q4_path
 
 
 def tokenize(hf, text):
@@ -149,29 +172,46 @@ def bench(args):
     cfg = json.load(open(os.path.join(hf, "config.json")))
     text = PROMPTS[2]
     prompt = tokenize(hf, text)
-    artifact = os.path.join(args.work, "default.kvpkg")
-    subprocess.run([args.kvopt, "compile", args.model, "-o", artifact],
-                   check=True)
     ids = " ".join(map(str, prompt))
-    runs = []
-    for _ in range(3):
-        stats = subprocess.run(
-            [args.kvopt, "run", artifact, "--tokens", ids, "--max-tokens",
-             str(args.tokens), "--ignore-eos", "--threads", str(args.threads)],
-            check=True, capture_output=True, text=True).stderr
-        runs.append(float(re.search(r"decode \d+ tokens at ([0-9.]+)",
-                                    stats).group(1)))
-    ours = statistics.median(runs)
-    ort_model = OrtModel(onnx_path, cfg, args.threads)
-    rates = []
-    for _ in range(3):
-        _, seconds = ort_model.greedy(prompt, args.tokens)
-        rates.append((args.tokens - 1) / seconds)
-    theirs = statistics.median(rates)
-    print(f"SmolLM2-135M (float32 weights), prompt {len(prompt)} tokens, "
-          f"{args.tokens} greedy tokens, {args.threads} threads, median of 3")
-    print(f"kvopt (bf16 KV cache)     decode {ours:7.1f} tokens/s")
-    print(f"onnxruntime (f32 cache)   decode {theirs:7.1f} tokens/s")
+
+    def kvopt_rate(source, name):
+        artifact = os.path.join(args.work, name)
+        subprocess.run([args.kvopt, "compile", source, "-o", artifact],
+                       check=True)
+        runs = []
+        for _ in range(3):
+            stats = subprocess.run(
+                [args.kvopt, "run", artifact, "--tokens", ids, "--max-tokens",
+                 str(args.tokens), "--ignore-eos", "--threads",
+                 str(args.threads)],
+                check=True, capture_output=True, text=True).stderr
+            runs.append(float(re.search(r"decode \d+ tokens at ([0-9.]+)",
+                                        stats).group(1)))
+        return statistics.median(runs)
+
+    ours = kvopt_rate(hf, "f32.kvpkg")
+    ours_blocks = kvopt_rate(args.model, "blocks.kvpkg")
+
+    def ort_rate(path):
+        ort_model = OrtModel(path, cfg, args.threads)
+        rates = []
+        for _ in range(3):
+            _, seconds = ort_model.greedy(prompt, args.tokens)
+            rates.append((args.tokens - 1) / seconds)
+        return statistics.median(rates)
+
+    theirs = ort_rate(onnx_path)
+    theirs_4bit = ort_rate(quantize_4bit(onnx_path, args.work))
+    print(f"SmolLM2-135M, prompt {len(prompt)} tokens, {args.tokens} greedy "
+          f"tokens, {args.threads} threads, median of 3")
+    print(f"kvopt, f32 weights, bf16 KV cache        decode {ours:7.1f} "
+          "tokens/s")
+    print(f"onnxruntime, f32 weights, f32 KV cache   decode {theirs:7.1f} "
+          "tokens/s")
+    print(f"kvopt, the GGUF's Q4_1/Q8_0 blocks       decode "
+          f"{ours_blocks:7.1f} tokens/s")
+    print(f"onnxruntime, MatMulNBits 4-bit weights   decode "
+          f"{theirs_4bit:7.1f} tokens/s")
     return 0
 
 

@@ -16,6 +16,9 @@ double since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+/// The bytes of weights a step reads as the backend holds them: the CUDA
+/// backend bf16 (norm weights f32), the CPU backend f32 but for the block
+/// formats, which it reads as they are stored.
 double weightBytesPerStep(const kvrt::Artifact &artifact, bool bf16) {
   double bytes = 0;
   std::set<uint32_t> counted;
@@ -26,10 +29,16 @@ double weightBytesPerStep(const kvrt::Artifact &artifact, bool bf16) {
     for (uint32_t index : call.tensors()) {
       if (!counted.insert(index).second)
         continue;
+      const kvrt::schema::Tensor &tensor =
+          artifact.manifest().tensors(int(index));
       double n = 1;
-      for (int64_t d : artifact.manifest().tensors(int(index)).shape())
+      for (int64_t d : tensor.shape())
         n *= double(d);
-      bytes += n * (call.kernel() == "rms_norm" || !bf16 ? 4 : 2);
+      if (!bf16 && kvrt::dtypeBlockElements(tensor.dtype()) > 1)
+        bytes += n / double(kvrt::dtypeBlockElements(tensor.dtype())) *
+                 double(kvrt::dtypeBlockBytes(tensor.dtype()));
+      else
+        bytes += n * (call.kernel() == "rms_norm" || !bf16 ? 4 : 2);
     }
   }
   return bytes;

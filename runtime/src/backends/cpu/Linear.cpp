@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvrt/Artifact.h"
+#include "runtime/src/backends/cpu/BlockFormats.h"
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cpu/Simd.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
@@ -18,74 +19,173 @@
 namespace kvrt::cpu {
 namespace {
 
-/// Outputs computed together, sharing each load of x.
-constexpr int64_t kGroup = 4;
-/// Bytes of weights a block keeps in the L2 cache while rows pass over it.
+/// Bytes of f32 weights a block keeps in the L2 cache while rows pass over
+/// it; work is split in whole blocks of kOutputsAligned outputs.
 constexpr int64_t kBlockBytes = 256 * 1024;
+constexpr int64_t kOutputsAligned = 4;
 /// Multiply-adds below which a chunk is not worth handing to a thread.
 constexpr int64_t kMinChunkWork = 1 << 16;
 
-/// Rows of x that pass over each weight load together.
-constexpr int64_t kRowPair = 2;
+/// Rows of x that pass over each vector of weights together, sharing its
+/// load and, for a block format, its decoding, are at most four.
+constexpr int64_t kMaxRowsPerPass = 4;
+
+/// f32 weights, a vector at a time, in the interface of Blocks<Format>.
+/// A call of up to four rows (a decode step) makes one pass, reading its
+/// weights from memory once; more rows go in pairs over each block of
+/// weights in the cache, which was faster for a prefill (two cores,
+/// 2026-12-05: a 512-token prefill 1.24-1.27 s in pairs, 1.33-1.34 s by
+/// fours; docs/measurements.md, "The CPU linear kernel on block weights").
+struct F32Values {
+  static constexpr int64_t kElements = kLanes;
+  static constexpr int64_t kBytes = kLanes * 4;
+  static constexpr int64_t rowsPerPass(int64_t rows) {
+    return rows <= kMaxRowsPerPass ? kMaxRowsPerPass : 2;
+  }
+  KVRT_INLINE static void decode(const uint8_t *p, Vec8 (&parts)[1]) {
+    std::memcpy(&parts[0], p, sizeof parts[0]);
+  }
+};
+
+/// A block format's weights, a block at a time, decoded in registers as
+/// they are multiplied, once for every four rows. Decoding a block of
+/// weights ahead into the thread's scratch, which every row then read from
+/// the cache (commit b08c7fe), made a decode step of the default model
+/// 1.6x slower (two cores, 2026-12-05: 16.7-16.8 ms against 10.1-10.4;
+/// docs/measurements.md).
+template <schema::DType Format> struct BlockValues : Blocks<Format> {
+  static constexpr int64_t kElements = kBlockElements;
+  static constexpr int64_t rowsPerPass(int64_t) { return kMaxRowsPerPass; }
+};
+
+/// Outputs a pass of `Rows` rows computes together, sharing each load of
+/// x: at most eight accumulators, which leaves the decoded weights room in
+/// sixteen registers.
+constexpr int64_t outputsPerGroup(int64_t rows) { return rows <= 2 ? 4 : 2; }
 
 /// y[r, o] for rows [r, r + Rows) and the outputs of the group at o,
-/// whose weight rows are wk (a short last group repeats the last weight
-/// row; only outputs below oEnd are stored).
-template <int64_t Rows>
-__attribute__((always_inline)) inline void
-dotGroup(const float *x, int64_t r, int64_t in,
-         const float *const (&wk)[kGroup], int64_t out, int64_t o, int64_t oEnd,
-         const float *bias, float *y) {
-  const int64_t full = in / kLanes * kLanes;
+/// whose weight rows start at wk (a short last group repeats the last
+/// weight row; only outputs below oEnd are stored). Each accumulator
+/// takes x[i .. i + 8) * w[i .. i + 8) in the order of i whatever the
+/// format and the tiling, so its value never depends on them, and a block
+/// format gives its decoded values' bits.
+template <int64_t Rows, int64_t Group, typename Values>
+KVRT_INLINE void dotGroup(const float *x, int64_t r, int64_t in,
+                          const uint8_t *const (&wk)[Group], int64_t out,
+                          int64_t o, int64_t oEnd, const float *bias,
+                          float *y) {
+  constexpr int64_t kParts = Values::kElements / kLanes;
+  const int64_t steps = in / Values::kElements;
+  const int64_t full = steps * Values::kElements;
   const float *xr[Rows];
   for (int64_t j = 0; j < Rows; ++j)
     xr[j] = x + (r + j) * in;
-  Vec8 acc[Rows][kGroup] = {};
-  for (int64_t i = 0; i < full; i += kLanes) {
-    Vec8 xv[Rows];
-    for (int64_t j = 0; j < Rows; ++j)
-      xv[j] = load8(xr[j] + i);
-    for (int64_t k = 0; k < kGroup; ++k) {
-      const Vec8 wv = load8(wk[k] + i);
-      for (int64_t j = 0; j < Rows; ++j)
-        acc[j][k] += xv[j] * wv;
+  Vec8 acc[Rows][Group] = {};
+  for (int64_t s = 0; s < steps; ++s) {
+    const int64_t i = s * Values::kElements;
+    // Unrolled, so that the accumulators stay in registers.
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < Group; ++k) {
+      Vec8 wv[kParts];
+      Values::decode(wk[k] + s * Values::kBytes, wv);
+      for (int64_t p = 0; p < kParts; ++p)
+        for (int64_t j = 0; j < Rows; ++j)
+          acc[j][k] += load8(xr[j] + i + kLanes * p) * wv[p];
     }
   }
+  // Only f32 rows have a tail: a block format's rows are whole blocks.
   for (int64_t j = 0; j < Rows; ++j)
-    for (int64_t k = 0; k < kGroup; ++k)
-      for (int64_t e = 0; full + e < in; ++e)
-        acc[j][k][e] += xr[j][full + e] * wk[k][full + e];
+    for (int64_t k = 0; k < Group; ++k)
+      for (int64_t e = 0; full + e < in; ++e) {
+        float w;
+        std::memcpy(&w, wk[k] + 4 * (full + e), sizeof w);
+        acc[j][k][e] += xr[j][full + e] * w;
+      }
   for (int64_t j = 0; j < Rows; ++j)
-    for (int64_t k = 0; k < kGroup && o + k < oEnd; ++k)
+    for (int64_t k = 0; k < Group && o + k < oEnd; ++k)
       y[(r + j) * out + o + k] =
           reduce8(acc[j][k]) + (bias ? bias[o + k] : 0.0f);
 }
 
-/// y[r, o] for every row and the output groups in [oBegin, oEnd), oBegin a
-/// multiple of kGroup; `w` holds weight rows oBegin .. min(oEnd rounded up
-/// to a group, out) - 1. Every output is computed by the same instructions
-/// in the same lane of its group whatever the rows, the pairing of rows
-/// and the chunking (a short last group repeats the last weight row and
-/// drops the extra results), so its value never depends on the batch or
-/// the thread count. Rows go in pairs, which halves the weight loads per
-/// multiply-add (a passkey run at batch 4 on two cores, 2026-12-05: 51.8 s
-/// against 54.2 s).
-KVRT_MULTIVERSION
-void linearBlock(const float *x, int64_t rows, int64_t in, const float *w,
-                 int64_t out, int64_t oBegin, int64_t oEnd, const float *bias,
-                 float *y) {
-  for (int64_t r = 0; r < rows;) {
-    const bool pair = r + kRowPair <= rows;
-    for (int64_t o = oBegin; o < oEnd; o += kGroup) {
-      const float *wk[kGroup];
-      for (int64_t k = 0; k < kGroup; ++k)
-        wk[k] = w + (std::min(o + k, out - 1) - oBegin) * in;
-      if (pair)
-        dotGroup<kRowPair>(x, r, in, wk, out, o, oEnd, bias, y);
-      else
-        dotGroup<1>(x, r, in, wk, out, o, oEnd, bias, y);
+/// Rows [r, r + Rows) of y for the outputs in [oBegin, oEnd).
+template <int64_t Rows, typename Values>
+KVRT_INLINE void passOverWeights(const float *x, int64_t r, int64_t in,
+                                 const uint8_t *w, uint64_t rowBytes,
+                                 int64_t out, int64_t oBegin, int64_t oEnd,
+                                 const float *bias, float *y) {
+  constexpr int64_t kOutputs = outputsPerGroup(Rows);
+  for (int64_t o = oBegin; o < oEnd; o += kOutputs) {
+    const uint8_t *wk[kOutputs];
+    for (int64_t k = 0; k < kOutputs; ++k)
+      wk[k] = w + uint64_t(std::min(o + k, out - 1) - oBegin) * rowBytes;
+    // The first pass asks for the next group's rows ahead, from memory:
+    // the hardware's prefetcher alone left block formats streaming at a
+    // third of the bandwidth f32 rows got (kvrt-linear-bench: Q8_0 576 x
+    // 49152 at one row 2.6 ms without, 0.95 ms with). Later passes find
+    // them in the cache.
+    if (r == 0 && o + kOutputs < oEnd) {
+      const uint8_t *next = wk[kOutputs - 1] + rowBytes;
+      const uint64_t bytes =
+          uint64_t(std::min(kOutputs, oEnd - o - kOutputs)) * rowBytes;
+      for (uint64_t line = 0; line < bytes; line += 64)
+        __builtin_prefetch(next + line);
     }
-    r += pair ? kRowPair : 1;
+    dotGroup<Rows, kOutputs, Values>(x, r, in, wk, out, o, oEnd, bias, y);
+  }
+}
+
+/// y[r, o] for every row and the outputs in [oBegin, oEnd), oBegin a
+/// multiple of kOutputsAligned; `w` holds weight rows oBegin .. min(oEnd
+/// rounded up to kOutputsAligned, out) - 1, `rowBytes` apart. Every output
+/// is computed in the same lanes in the same order whatever the rows, their
+/// passes and the chunking, so its value never depends on the batch or the
+/// thread count.
+template <typename Values>
+KVRT_INLINE void linearRows(const float *x, int64_t rows, int64_t in,
+                            const uint8_t *w, uint64_t rowBytes, int64_t out,
+                            int64_t oBegin, int64_t oEnd, const float *bias,
+                            float *y) {
+  for (int64_t r = 0; r < rows;) {
+    const int64_t pass = std::min(rows - r, Values::rowsPerPass(rows));
+    switch (pass) {
+    case 4:
+      passOverWeights<4, Values>(x, r, in, w, rowBytes, out, oBegin, oEnd, bias,
+                                 y);
+      break;
+    case 3:
+      passOverWeights<3, Values>(x, r, in, w, rowBytes, out, oBegin, oEnd, bias,
+                                 y);
+      break;
+    case 2:
+      passOverWeights<2, Values>(x, r, in, w, rowBytes, out, oBegin, oEnd, bias,
+                                 y);
+      break;
+    default:
+      passOverWeights<1, Values>(x, r, in, w, rowBytes, out, oBegin, oEnd, bias,
+                                 y);
+    }
+    r += pass;
+  }
+}
+
+/// linearRows over weights of any format, in each clone's instructions.
+KVRT_MULTIVERSION
+void linearBlock(const float *x, int64_t rows, int64_t in, const uint8_t *w,
+                 schema::DType dtype, uint64_t rowBytes, int64_t out,
+                 int64_t oBegin, int64_t oEnd, const float *bias, float *y) {
+  switch (dtype) {
+  case schema::DTYPE_Q8_0:
+    return linearRows<BlockValues<schema::DTYPE_Q8_0>>(
+        x, rows, in, w, rowBytes, out, oBegin, oEnd, bias, y);
+  case schema::DTYPE_Q4_0:
+    return linearRows<BlockValues<schema::DTYPE_Q4_0>>(
+        x, rows, in, w, rowBytes, out, oBegin, oEnd, bias, y);
+  case schema::DTYPE_Q4_1:
+    return linearRows<BlockValues<schema::DTYPE_Q4_1>>(
+        x, rows, in, w, rowBytes, out, oBegin, oEnd, bias, y);
+  default:
+    return linearRows<F32Values>(x, rows, in, w, rowBytes, out, oBegin, oEnd,
+                                 bias, y);
   }
 }
 
@@ -99,31 +199,20 @@ void linear(ThreadPool &pool, const float *x, int64_t rows, int64_t in,
 void linear(ThreadPool &pool, const float *x, int64_t rows, int64_t in,
             WeightView w, int64_t out, const float *bias, float *y) {
   // Work is split and blocked in whole groups of outputs.
-  int64_t groups = (out + kGroup - 1) / kGroup;
-  int64_t block = std::max<int64_t>(1, kBlockBytes / (in * 4 * kGroup));
+  int64_t groups = (out + kOutputsAligned - 1) / kOutputsAligned;
+  int64_t block =
+      std::max<int64_t>(1, kBlockBytes / (in * 4 * kOutputsAligned));
   int64_t grain = std::max<int64_t>(
-      1, kMinChunkWork / std::max<int64_t>(1, rows * in * kGroup));
-  const bool decoded = w.dtype == schema::DTYPE_F32;
+      1, kMinChunkWork / std::max<int64_t>(1, rows * in * kOutputsAligned));
   const uint8_t *bytes = static_cast<const uint8_t *>(w.data);
-  // Rows of a block format are decoded a block of outputs at a time into
-  // the thread's scratch, which then serves every row of x from the cache:
-  // the weights cross memory once, in their own (smaller) format.
   const uint64_t rowBytes = tensorBytes(w.dtype, uint64_t(in));
   pool.parallelFor(groups, grain, [&](int64_t begin, int64_t end, unsigned) {
-    thread_local std::vector<float> scratch;
     for (int64_t g = begin; g < end; g += block) {
-      const int64_t first = g * kGroup;
-      const int64_t last = std::min(out, std::min(end, g + block) * kGroup);
-      const float *rowsOfW;
-      if (decoded) {
-        rowsOfW = static_cast<const float *>(w.data) + first * in;
-      } else {
-        scratch.resize(size_t(block * kGroup * in));
-        decodeValues(w.dtype, bytes + first * rowBytes,
-                     uint64_t((last - first) * in), scratch.data());
-        rowsOfW = scratch.data();
-      }
-      linearBlock(x, rows, in, rowsOfW, out, first, last, bias, y);
+      const int64_t first = g * kOutputsAligned;
+      const int64_t last =
+          std::min(out, std::min(end, g + block) * kOutputsAligned);
+      linearBlock(x, rows, in, bytes + uint64_t(first) * rowBytes, w.dtype,
+                  rowBytes, out, first, last, bias, y);
     }
   });
 }
