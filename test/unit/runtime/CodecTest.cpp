@@ -8,11 +8,13 @@
 //===----------------------------------------------------------------------===//
 #include "CodecReference.h"
 #include "runtime/src/cache/codecs/LloydMax.h"
+#include "runtime/src/cache/codecs/VectorMath.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 using namespace kvrt;
 using namespace kvrt::test;
@@ -103,6 +105,44 @@ TEST(PlainCodec, Bf16RoundsToNearestEven) {
         EXPECT_EQ(decoded[i], bf16().value(expected));
       }
     }
+}
+
+TEST(PlainCodec, AttentionIsTheDecodedEntrysBitForBit) {
+  // The f32 and bf16 codecs score and accumulate without decoding first;
+  // Codec's own versions decode, then run codecs::dot and addScaled: the
+  // same bits, head dims with and without a tail of fewer than eight.
+  for (auto [kind, headDim] : {std::pair{schema::ENCODING_BF16, 64u},
+                               {schema::ENCODING_BF16, 128u},
+                               {schema::ENCODING_BF16, 36u},
+                               {schema::ENCODING_F32, 64u},
+                               {schema::ENCODING_F32, 36u}}) {
+    SCOPED_TRACE(std::to_string(kind) + " " + std::to_string(headDim));
+    auto codec = makeCodecOrDie(encodingOf(kind), contextFor(headDim));
+    EncodedPage page(*codec, 16, structuredRows(16, headDim, 3));
+    constexpr int64_t kQueries = 3;
+    const std::vector<float> queries =
+        randomRows(kQueries, headDim, 4, std::vector<float>(headDim, 2.0f),
+                   std::vector<float>(headDim, 0.0f));
+    const float weights[kQueries] = {0.375f, 1e-3f, 2.5f};
+    std::vector<float> acc(kQueries * headDim, 0.125f), expectedAcc = acc;
+    std::vector<float> scratch(headDim);
+    for (uint32_t slot = 0; slot < 16; ++slot) {
+      float scores[kQueries];
+      codec->score(queries.data(), kQueries, page.area(1), slot, scores,
+                   scratch.data());
+      codec->accumulate(weights, kQueries, page.area(1), slot, acc.data(),
+                        scratch.data());
+      const std::vector<float> entry = page.decode(*codec, slot, 1);
+      for (int64_t h = 0; h < kQueries; ++h) {
+        const float expected =
+            codecs::dot(&queries[h * headDim], entry.data(), headDim);
+        EXPECT_EQ(std::memcmp(&scores[h], &expected, 4), 0) << slot;
+        codecs::addScaled(&expectedAcc[h * headDim], weights[h], entry.data(),
+                          headDim);
+      }
+    }
+    EXPECT_EQ(std::memcmp(acc.data(), expectedAcc.data(), acc.size() * 4), 0);
+  }
 }
 
 /// |x - decoded| for a float format with `mantissaBits`, smallest normal
