@@ -35,7 +35,7 @@ constexpr int64_t kMaxRowsPerPass = 4;
 /// weights from memory once; more rows go in pairs over each block of
 /// weights in the cache, which was faster for a prefill (two cores,
 /// 2026-12-05: a 512-token prefill 1.24-1.27 s in pairs, 1.33-1.34 s by
-/// fours; docs/measurements.md, "The CPU linear kernel on block weights").
+/// fours; docs/measurements.md, "The CPU backend's decode step").
 struct F32Values {
   static constexpr int64_t kElements = kLanes;
   static constexpr int64_t kBytes = kLanes * 4;

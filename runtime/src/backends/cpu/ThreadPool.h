@@ -56,7 +56,8 @@ private:
   std::atomic<size_t> next_{0};
   /// Workers inside drain(); a job ends when all tasks are taken and none
   /// is, so no worker can take a task of the next job for this one.
-  unsigned active_ = 0;
+  /// Changed under the mutex; read without it while the caller spins.
+  std::atomic<unsigned> active_{0};
 };
 
 } // namespace kvrt::cpu
