@@ -35,8 +35,7 @@ double weightBytesPerStep(const kvrt::Artifact &artifact, bool bf16) {
       for (int64_t d : tensor.shape())
         n *= double(d);
       if (!bf16 && kvrt::dtypeBlockElements(tensor.dtype()) > 1)
-        bytes += n / double(kvrt::dtypeBlockElements(tensor.dtype())) *
-                 double(kvrt::dtypeBlockBytes(tensor.dtype()));
+        bytes += double(kvrt::tensorBytes(tensor.dtype(), uint64_t(n)));
       else
         bytes += n * (call.kernel() == "rms_norm" || !bf16 ? 4 : 2);
     }

@@ -16,12 +16,6 @@
 
 namespace kvopt::formats {
 
-namespace {
-
-constexpr uint64_t kBlockElements = 32;
-
-} // namespace
-
 double widenFloat32(float value) {
   char text[32];
   char *end = std::to_chars(text, text + sizeof text - 1, value).ptr;
@@ -66,7 +60,8 @@ uint64_t dtypeBlockElements(DType type) {
   case DType::Q8_0:
   case DType::Q4_0:
   case DType::Q4_1:
-    return kBlockElements;
+    // The block formats are defined once, by the runtime that reads them.
+    return kvrt::dtypeBlockElements(*artifactDType(type));
   default:
     return 1;
   }
@@ -89,11 +84,9 @@ uint64_t dtypeBlockBytes(DType type) {
   case DType::BOOL:
     return 1;
   case DType::Q8_0:
-    return 34;
   case DType::Q4_0:
-    return 18;
   case DType::Q4_1:
-    return 20;
+    return kvrt::dtypeBlockBytes(*artifactDType(type));
   }
   return 0;
 }

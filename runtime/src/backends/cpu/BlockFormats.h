@@ -24,8 +24,6 @@
 #include <cstdint>
 #include <cstring>
 
-#define KVRT_INLINE __attribute__((always_inline)) inline
-
 namespace kvrt::cpu {
 
 /// Elements of every block format's block.

@@ -27,7 +27,8 @@ class ThreadPool;
 
 /// A weight matrix as the artifact holds it: f32 values, or rows of blocks
 /// of a ggml format (q8_0, q4_0, q4_1) that the kernels decode as they read
-/// them (kvrt::decodeValues), to the same values as decoded ahead.
+/// them (BlockFormats.h, whose definitions kvrt::decodeValues uses too), to
+/// the same values as decoded ahead.
 struct WeightView {
   const void *data = nullptr;
   schema::DType dtype = schema::DTYPE_F32;

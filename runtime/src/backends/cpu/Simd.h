@@ -23,6 +23,10 @@
 #define KVRT_MULTIVERSION
 #endif
 
+// Helpers a KVRT_MULTIVERSION function calls must be inlined into each of
+// its clones, to run in the clone's instruction set.
+#define KVRT_INLINE __attribute__((always_inline)) inline
+
 namespace kvrt::cpu {
 
 typedef float Vec8 __attribute__((vector_size(32)));

@@ -16,8 +16,6 @@ namespace {
 using cpu::Vec8;
 typedef uint32_t Vec8u __attribute__((vector_size(32)));
 
-#define KVRT_INLINE __attribute__((always_inline)) inline
-
 /// An entry's elements as floats: f32 as they are, bf16 widened.
 struct F32Elements {
   static constexpr uint32_t kBytes = 4;
@@ -162,11 +160,8 @@ public:
   }
   void decode(const uint8_t *area, uint32_t slot, float *out) const override {
     const uint8_t *entry = entryAt(area, slot);
-    for (uint32_t i = 0; i < headDim(); ++i) {
-      uint16_t v;
-      std::memcpy(&v, entry + i * sizeof(v), sizeof(v));
-      out[i] = cpu::bf16ToFloat(v);
-    }
+    for (uint32_t i = 0; i < headDim(); ++i)
+      out[i] = Bf16Elements::load(entry + Bf16Elements::kBytes * i);
   }
   void score(const float *prepared, int64_t heads, const uint8_t *area,
              uint32_t slot, float *scores, float *) const override {
@@ -180,7 +175,7 @@ public:
 
 private:
   const uint8_t *entryAt(const uint8_t *area, uint32_t slot) const {
-    return area + uint64_t(slot) * headDim() * sizeof(uint16_t);
+    return area + uint64_t(slot) * headDim() * Bf16Elements::kBytes;
   }
 };
 
