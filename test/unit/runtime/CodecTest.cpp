@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "CodecReference.h"
+#include "runtime/src/cache/codecs/HalfBytes.h"
 #include "runtime/src/cache/codecs/LloydMax.h"
 #include "runtime/src/cache/codecs/VectorMath.h"
 
@@ -107,38 +108,87 @@ TEST(PlainCodec, Bf16RoundsToNearestEven) {
     }
 }
 
-TEST(PlainCodec, AttentionIsTheDecodedEntrysBitForBit) {
-  // The f32 and bf16 codecs score and accumulate without decoding first;
-  // Codec's own versions decode, then run codecs::dot and addScaled: the
-  // same bits, head dims with and without a tail of fewer than eight.
-  for (auto [kind, headDim] : {std::pair{schema::ENCODING_BF16, 64u},
-                               {schema::ENCODING_BF16, 128u},
-                               {schema::ENCODING_BF16, 36u},
-                               {schema::ENCODING_F32, 64u},
-                               {schema::ENCODING_F32, 36u}}) {
-    SCOPED_TRACE(std::to_string(kind) + " " + std::to_string(headDim));
-    auto codec = makeCodecOrDie(encodingOf(kind), contextFor(headDim));
-    EncodedPage page(*codec, 16, structuredRows(16, headDim, 3));
-    constexpr int64_t kQueries = 3;
+struct AttentionCase {
+  const char *name;
+  schema::Encoding encoding;
+  uint32_t headDim;
+  CacheSide side = CacheSide::Key;
+  std::vector<float> scales = {};
+};
+
+TEST(Codec, AttentionIsTheDecodedEntrysBitForBit) {
+  // Codecs score and accumulate an entry where it lies (EntryLoops.h);
+  // Codec's own versions decode it, then run codecs::dot and addScaled: the
+  // same bits, for head dims with and without a tail of fewer than eight
+  // and for more query heads than one pass of the loops takes. Polar
+  // applies its level scale after the sum and to the weights: its
+  // reference runs over the levels alone, decoded from the entry with its
+  // scale set to 1.
+  const std::vector<AttentionCase> cases = {
+      {"bf16", encodingOf(schema::ENCODING_BF16), 64},
+      {"bf16", encodingOf(schema::ENCODING_BF16), 128},
+      {"bf16", encodingOf(schema::ENCODING_BF16), 36},
+      {"f32", encodingOf(schema::ENCODING_F32), 64},
+      {"f32", encodingOf(schema::ENCODING_F32), 36},
+      {"fp8 e4m3 dynamic",
+       fp8Encoding(schema::FP8_FORMAT_E4M3, schema::SCALE_MODE_DYNAMIC), 64},
+      {"fp8 e5m2 per head",
+       fp8Encoding(schema::FP8_FORMAT_E5M2, schema::SCALE_MODE_PER_HEAD),
+       40,
+       CacheSide::Key,
+       {0.5f, 3.0f}},
+      {"nvfp4", encodingOf(schema::ENCODING_NVFP4), 64},
+      {"kivi-2 keys", encodingOf(schema::ENCODING_INT, 2, 32), 64},
+      {"kivi-4 keys", encodingOf(schema::ENCODING_INT, 4, 32), 128},
+      {"kivi-2 values", encodingOf(schema::ENCODING_INT, 2, 32), 64,
+       CacheSide::Value},
+      {"kivi-4 values", encodingOf(schema::ENCODING_INT, 4, 64), 128,
+       CacheSide::Value},
+      {"polar-2", polarEncoding(2, 7), 64},
+      {"polar-3", polarEncoding(3, 7), 64},
+      {"polar-4", polarEncoding(4, 7), 128},
+      {"polar-4 values", polarEncoding(4, 7), 64, CacheSide::Value},
+  };
+  constexpr uint32_t kPage = 32;
+  for (const AttentionCase &c : cases) {
+    const uint32_t headDim = c.headDim;
+    SCOPED_TRACE(std::string(c.name) + " " + std::to_string(headDim));
+    auto codec =
+        makeCodecOrDie(c.encoding, contextFor(headDim, c.side, c.scales));
+    EncodedPage page(*codec, kPage, structuredRows(kPage, headDim, 3));
+    const bool polar = c.encoding.kind() == schema::ENCODING_POLAR;
+    const uint32_t entryBytes = uint32_t(codec->headBytes(kPage) / kPage);
+    const uint32_t codeBytes = headDim * c.encoding.bits() / 8;
+    constexpr int64_t kQueries = 5;
     const std::vector<float> queries =
         randomRows(kQueries, headDim, 4, std::vector<float>(headDim, 2.0f),
                    std::vector<float>(headDim, 0.0f));
-    const float weights[kQueries] = {0.375f, 1e-3f, 2.5f};
+    const float weights[kQueries] = {0.375f, 1e-3f, 2.5f, -0.75f, 7.0f};
     std::vector<float> acc(kQueries * headDim, 0.125f), expectedAcc = acc;
     std::vector<float> scratch(headDim);
-    for (uint32_t slot = 0; slot < 16; ++slot) {
+    for (uint32_t slot = 0; slot < kPage; ++slot) {
       float scores[kQueries];
       codec->score(queries.data(), kQueries, page.area(1), slot, scores,
                    scratch.data());
       codec->accumulate(weights, kQueries, page.area(1), slot, acc.data(),
                         scratch.data());
-      const std::vector<float> entry = page.decode(*codec, slot, 1);
+      float scale = 1.0f;
+      std::vector<float> entry = page.decode(*codec, slot, 1);
+      if (polar) {
+        uint8_t *stored = page.area(1) + slot * entryBytes + codeBytes;
+        scale = codecs::loadF16(stored);
+        const uint8_t half[2] = {stored[0], stored[1]}, one[2] = {0x00, 0x3c};
+        std::memcpy(stored, one, 2);
+        entry = page.decode(*codec, slot, 1);
+        std::memcpy(stored, half, 2);
+      }
       for (int64_t h = 0; h < kQueries; ++h) {
         const float expected =
-            codecs::dot(&queries[h * headDim], entry.data(), headDim);
-        EXPECT_EQ(std::memcmp(&scores[h], &expected, 4), 0) << slot;
-        codecs::addScaled(&expectedAcc[h * headDim], weights[h], entry.data(),
-                          headDim);
+            scale * codecs::dot(&queries[h * headDim], entry.data(), headDim);
+        EXPECT_EQ(std::memcmp(&scores[h], &expected, 4), 0)
+            << "slot " << slot << " head " << h;
+        codecs::addScaled(&expectedAcc[h * headDim], weights[h] * scale,
+                          entry.data(), headDim);
       }
     }
     EXPECT_EQ(std::memcmp(acc.data(), expectedAcc.data(), acc.size() * 4), 0);

@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/schema/kvpkg.pb.h"
 #include "runtime/src/cache/codecs/Codecs.h"
+#include "runtime/src/cache/codecs/EntryLoops.h"
 #include "runtime/src/cache/codecs/Minifloat.h"
 
 #include <cmath>
@@ -17,6 +18,37 @@
 
 namespace kvrt::codecs {
 namespace {
+
+/// An entry where it lies (EntryLoops.h): each code's value times the
+/// entry's (or head's) scale.
+struct Fp8Entry {
+  static constexpr bool kDecodeOnce = true;
+  const uint8_t *codes;
+  const float *values; // code -> value
+  float entryScale;
+  float scale = 1.0f;
+  KVRT_INLINE Vec8 load8(uint32_t i) const {
+    const uint8_t *c = codes + i;
+    const Vec8 x = {values[c[0]], values[c[1]], values[c[2]], values[c[3]],
+                    values[c[4]], values[c[5]], values[c[6]], values[c[7]]};
+    return x * entryScale;
+  }
+  KVRT_INLINE float load(uint32_t i) const {
+    return values[codes[i]] * entryScale;
+  }
+};
+
+KVRT_MULTIVERSION
+void fp8Scores(const float *queries, int64_t heads, uint32_t stride,
+               const Fp8Entry &entry, uint32_t headDim, float *scores) {
+  scoresOf(queries, heads, stride, entry, headDim, scores);
+}
+
+KVRT_MULTIVERSION
+void fp8Accumulate(const float *weights, int64_t heads, const Fp8Entry &entry,
+                   uint32_t headDim, float *acc) {
+  accumulateOf(weights, heads, entry, headDim, acc);
+}
 
 class Fp8Codec final : public Codec {
 public:
@@ -64,8 +96,23 @@ public:
       out[i] = values_[codes[i]] * scale;
   }
 
+  void score(const float *prepared, int64_t heads, const uint8_t *area,
+             uint32_t slot, float *scores, float *) const override {
+    fp8Scores(prepared, heads, preparedQuerySize(), entryOf(area, slot),
+              headDim(), scores);
+  }
+  void accumulate(const float *weights, int64_t heads, const uint8_t *area,
+                  uint32_t slot, float *acc, float *) const override {
+    fp8Accumulate(weights, heads, entryOf(area, slot), headDim(), acc);
+  }
+
 private:
   bool dynamic() const { return headScales_.empty(); }
+  Fp8Entry entryOf(const uint8_t *area, uint32_t slot) const {
+    float scale;
+    std::memcpy(&scale, scaleAt(area, slot), sizeof(scale));
+    return {area + codesAt(slot), values_, scale};
+  }
   /// Where the codes of `slot` start (for slot = pageSize: the area's size).
   uint64_t codesAt(uint32_t slot) const {
     return dynamic() ? uint64_t(slot) * (headDim() + sizeof(float))

@@ -13,6 +13,7 @@
 #include "runtime/schema/kvpkg.pb.h"
 #include "runtime/src/cache/codecs/BitPacking.h"
 #include "runtime/src/cache/codecs/Codecs.h"
+#include "runtime/src/cache/codecs/EntryLoops.h"
 #include "runtime/src/cache/codecs/HalfBytes.h"
 
 #include <algorithm>
@@ -44,6 +45,36 @@ private:
   uint32_t maxCode_;
   double scale_, zero_;
 };
+
+/// A value entry where it lies: zero + code * scale, one pair for each
+/// `group` channels (a multiple of 8).
+template <uint32_t Bits> struct KiviValueEntry {
+  static constexpr bool kDecodeOnce = true;
+  const uint8_t *codes, *pairs;
+  uint32_t group;
+  float scale = 1.0f;
+  KVRT_INLINE Vec8 load8(uint32_t i) const {
+    const Vec8 code =
+        __builtin_convertvector(codesOf<Bits>(codes + i / 8 * Bits), Vec8);
+    const uint8_t *pair = pairs + 4 * (i / group);
+    return loadF16(pair + 2) + code * loadF16(pair);
+  }
+  KVRT_INLINE float load(uint32_t i) const { return load8(i / 8 * 8)[i % 8]; }
+};
+
+/// acc[h * headDim + d] += weights[h] * the value entry of `codes` and the
+/// scale and zero pairs at `pairs`.
+KVRT_MULTIVERSION
+void kiviValueAccumulate(const float *weights, int64_t heads,
+                         const uint8_t *codes, const uint8_t *pairs,
+                         uint32_t bits, uint32_t group, uint32_t headDim,
+                         float *acc) {
+  if (bits == 2)
+    return accumulateOf(weights, heads, KiviValueEntry<2>{codes, pairs, group},
+                        headDim, acc);
+  accumulateOf(weights, heads, KiviValueEntry<4>{codes, pairs, group}, headDim,
+               acc);
+}
 
 /// Unpacking codes through this table yields the codes.
 constexpr float kCodeValues[16] = {0, 1, 2,  3,  4,  5,  6,  7,
@@ -142,6 +173,13 @@ public:
       for (uint32_t c = g * group_; c < (g + 1) * group_; ++c)
         out[c] = zero + out[c] * scale;
     }
+  }
+
+  void accumulate(const float *weights, int64_t heads, const uint8_t *area,
+                  uint32_t slot, float *acc, float *) const override {
+    const uint8_t *entry = area + uint64_t(slot) * entryBytes();
+    kiviValueAccumulate(weights, heads, entry, entry + rowBytes(), bits_,
+                        group_, headDim(), acc);
   }
 
 private:

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/src/cache/codecs/BitPacking.h"
 #include "runtime/src/cache/codecs/Codecs.h"
+#include "runtime/src/cache/codecs/EntryLoops.h"
 #include "runtime/src/cache/codecs/Minifloat.h"
 #include "runtime/src/cache/codecs/VectorMath.h"
 
@@ -17,6 +18,43 @@ namespace kvrt::codecs {
 namespace {
 
 constexpr uint32_t kBlock = 16;
+
+/// An entry where it lies (EntryLoops.h): e2m1 * (e4m3 * tensor scale) per
+/// block, the E2M1 values' table in two halves.
+struct Nvfp4Entry {
+  static constexpr bool kDecodeOnce = true;
+  const uint8_t *codes;
+  uint32_t headDim;
+  const float *scaleOf; // E4M3 code -> value
+  float tensorScale;
+  Vec8 low, high;
+  float scale = 1.0f;
+  KVRT_INLINE Vec8 load8(uint32_t i) const {
+    const float block = scaleOf[codes[headDim / 2 + i / kBlock]] * tensorScale;
+    return throughTable(codesOf<4>(codes + i / 2), low, high) * block;
+  }
+  KVRT_INLINE float load(uint32_t i) const { return load8(i / 8 * 8)[i % 8]; }
+};
+
+KVRT_MULTIVERSION
+void nvfp4Scores(const float *queries, int64_t heads, uint32_t stride,
+                 const uint8_t *entry, uint32_t headDim, const float *values,
+                 const float *scales, float tensorScale, float *scores) {
+  scoresOf(queries, heads, stride,
+           Nvfp4Entry{entry, headDim, scales, tensorScale, cpu::load8(values),
+                      cpu::load8(values + 8)},
+           headDim, scores);
+}
+
+KVRT_MULTIVERSION
+void nvfp4Accumulate(const float *weights, int64_t heads, const uint8_t *entry,
+                     uint32_t headDim, const float *values, const float *scales,
+                     float tensorScale, float *acc) {
+  accumulateOf(weights, heads,
+               Nvfp4Entry{entry, headDim, scales, tensorScale,
+                          cpu::load8(values), cpu::load8(values + 8)},
+               headDim, acc);
+}
 
 class Nvfp4Codec final : public Codec {
 public:
@@ -59,6 +97,18 @@ public:
       scaleInPlace(out + block * kBlock,
                    scales_[entry[headDim() / 2 + block]] * tensorScale_,
                    kBlock);
+  }
+
+  void score(const float *prepared, int64_t heads, const uint8_t *area,
+             uint32_t slot, float *scores, float *) const override {
+    nvfp4Scores(prepared, heads, preparedQuerySize(),
+                area + uint64_t(slot) * entryBytes(), headDim(), values_,
+                scales_, tensorScale_, scores);
+  }
+  void accumulate(const float *weights, int64_t heads, const uint8_t *area,
+                  uint32_t slot, float *acc, float *) const override {
+    nvfp4Accumulate(weights, heads, area + uint64_t(slot) * entryBytes(),
+                    headDim(), values_, scales_, tensorScale_, acc);
   }
 
 private:

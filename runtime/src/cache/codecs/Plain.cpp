@@ -5,43 +5,51 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cpu/Float16.h"
-#include "runtime/src/backends/cpu/Simd.h"
 #include "runtime/src/cache/codecs/Codecs.h"
+#include "runtime/src/cache/codecs/EntryLoops.h"
 
 #include <cstring>
 
 namespace kvrt::codecs {
 namespace {
 
-using cpu::Vec8;
 typedef uint32_t Vec8u __attribute__((vector_size(32)));
 
-/// An entry's elements as floats: f32 as they are, bf16 widened.
-struct F32Elements {
+/// An entry's elements as floats, where it lies (EntryLoops.h): f32 as they
+/// are, bf16 widened.
+struct F32Entry {
+  static constexpr bool kDecodeOnce = false;
   static constexpr uint32_t kBytes = 4;
-  KVRT_INLINE static Vec8 load8(const uint8_t *p) {
+  const uint8_t *at;
+  float scale = 1.0f;
+  KVRT_INLINE Vec8 load8(uint32_t i) const {
     Vec8 out;
-    std::memcpy(&out, p, sizeof out);
+    std::memcpy(&out, at + kBytes * i, sizeof out);
     return out;
   }
-  KVRT_INLINE static float load(const uint8_t *p) {
+  KVRT_INLINE float load(uint32_t i) const {
     float out;
-    std::memcpy(&out, p, sizeof out);
+    std::memcpy(&out, at + kBytes * i, sizeof out);
     return out;
   }
 };
-struct Bf16Elements {
+struct Bf16Entry {
+  static constexpr bool kDecodeOnce = false;
   static constexpr uint32_t kBytes = 2;
-  KVRT_INLINE static Vec8 load8(const uint8_t *p) {
+  const uint8_t *at;
+  float scale = 1.0f;
+  KVRT_INLINE Vec8 load8(uint32_t i) const {
+    // From one pointer, so that the eight loads become one widening load.
+    const uint8_t *p = at + size_t(kBytes) * i;
     Vec8u bits;
-    for (int i = 0; i < 8; ++i)
-      bits[i] = uint32_t(load16(p + 2 * i)) << 16;
+    for (int j = 0; j < 8; ++j)
+      bits[j] = uint32_t(load16(p + kBytes * j)) << 16;
     Vec8 out;
     std::memcpy(&out, &bits, sizeof out);
     return out;
   }
-  KVRT_INLINE static float load(const uint8_t *p) {
-    return cpu::bf16ToFloat(load16(p));
+  KVRT_INLINE float load(uint32_t i) const {
+    return cpu::bf16ToFloat(load16(at + size_t(kBytes) * i));
   }
   KVRT_INLINE static uint16_t load16(const uint8_t *p) {
     uint16_t v;
@@ -50,68 +58,25 @@ struct Bf16Elements {
   }
 };
 
-// The codecs here score and accumulate an entry where it is instead of
-// decoding it into scratch first, with the operations of Codec's versions
-// over the decoded entry (codecs::dot's even and odd four-lane sums are the
-// halves of one eight-lane sum; this file is built without fused
-// multiply-adds), so attention gives the same bits, in the x86-64-v3
-// clone's instructions.
-
-/// scores[h] = q_h . entry for `heads` queries `stride` floats apart.
-template <typename Elements>
-KVRT_INLINE void scoresOf(const float *queries, int64_t heads, uint32_t stride,
-                          const uint8_t *entry, uint32_t n, float *scores) {
-  const uint32_t full = n / 8 * 8;
-  for (int64_t h = 0; h < heads; ++h) {
-    const float *q = queries + h * stride;
-    Vec8 sums = {};
-    for (uint32_t i = 0; i < full; i += 8)
-      sums += cpu::load8(q + i) * Elements::load8(entry + Elements::kBytes * i);
-    float sum = ((sums[0] + sums[4]) + (sums[2] + sums[6])) +
-                ((sums[1] + sums[5]) + (sums[3] + sums[7]));
-    for (uint32_t i = full; i < n; ++i)
-      sum += q[i] * Elements::load(entry + Elements::kBytes * i);
-    scores[h] = sum;
-  }
-}
-
-/// acc[h * n + d] += weights[h] * entry[d] for `heads` rows.
-template <typename Elements>
-KVRT_INLINE void accumulateOf(const float *weights, int64_t heads,
-                              const uint8_t *entry, uint32_t n, float *acc) {
-  const uint32_t full = n / 8 * 8;
-  for (int64_t h = 0; h < heads; ++h) {
-    float *row = acc + h * n;
-    const float w = weights[h];
-    for (uint32_t i = 0; i < full; i += 8) {
-      const Vec8 sum = cpu::load8(row + i) +
-                       w * Elements::load8(entry + Elements::kBytes * i);
-      std::memcpy(row + i, &sum, sizeof sum);
-    }
-    for (uint32_t i = full; i < n; ++i)
-      row[i] += w * Elements::load(entry + Elements::kBytes * i);
-  }
-}
-
 KVRT_MULTIVERSION
 void f32Scores(const float *queries, int64_t heads, uint32_t stride,
                const uint8_t *entry, uint32_t n, float *scores) {
-  scoresOf<F32Elements>(queries, heads, stride, entry, n, scores);
+  scoresOf(queries, heads, stride, F32Entry{entry}, n, scores);
 }
 KVRT_MULTIVERSION
 void bf16Scores(const float *queries, int64_t heads, uint32_t stride,
                 const uint8_t *entry, uint32_t n, float *scores) {
-  scoresOf<Bf16Elements>(queries, heads, stride, entry, n, scores);
+  scoresOf(queries, heads, stride, Bf16Entry{entry}, n, scores);
 }
 KVRT_MULTIVERSION
 void f32Accumulate(const float *weights, int64_t heads, const uint8_t *entry,
                    uint32_t n, float *acc) {
-  accumulateOf<F32Elements>(weights, heads, entry, n, acc);
+  accumulateOf(weights, heads, F32Entry{entry}, n, acc);
 }
 KVRT_MULTIVERSION
 void bf16Accumulate(const float *weights, int64_t heads, const uint8_t *entry,
                     uint32_t n, float *acc) {
-  accumulateOf<Bf16Elements>(weights, heads, entry, n, acc);
+  accumulateOf(weights, heads, Bf16Entry{entry}, n, acc);
 }
 
 class F32Codec final : public Codec {
@@ -161,7 +126,7 @@ public:
   void decode(const uint8_t *area, uint32_t slot, float *out) const override {
     const uint8_t *entry = entryAt(area, slot);
     for (uint32_t i = 0; i < headDim(); ++i)
-      out[i] = Bf16Elements::load(entry + Bf16Elements::kBytes * i);
+      out[i] = Bf16Entry{entry}.load(i);
   }
   void score(const float *prepared, int64_t heads, const uint8_t *area,
              uint32_t slot, float *scores, float *) const override {
@@ -175,7 +140,7 @@ public:
 
 private:
   const uint8_t *entryAt(const uint8_t *area, uint32_t slot) const {
-    return area + uint64_t(slot) * headDim() * Bf16Elements::kBytes;
+    return area + uint64_t(slot) * headDim() * Bf16Entry::kBytes;
   }
 };
 

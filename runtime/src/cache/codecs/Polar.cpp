@@ -14,6 +14,7 @@
 #include "runtime/schema/kvpkg.pb.h"
 #include "runtime/src/cache/codecs/BitPacking.h"
 #include "runtime/src/cache/codecs/Codecs.h"
+#include "runtime/src/cache/codecs/EntryLoops.h"
 #include "runtime/src/cache/codecs/Hadamard.h"
 #include "runtime/src/cache/codecs/HalfBytes.h"
 #include "runtime/src/cache/codecs/LloydMax.h"
@@ -26,6 +27,60 @@
 
 namespace kvrt::codecs {
 namespace {
+
+/// An entry's codebook levels where it lies (EntryLoops.h), its scale the
+/// stored one: score() and accumulate() apply it to the sums and weights as
+/// the decode path did.
+template <uint32_t Bits> struct PolarEntry {
+  static constexpr bool kDecodeOnce = true;
+  const uint8_t *codes;
+  float scale;
+  Vec8 low, high;
+  KVRT_INLINE Vec8 load8(uint32_t i) const {
+    return throughTable(codesOf<Bits>(codes + i / 8 * Bits), low, high);
+  }
+  KVRT_INLINE float load(uint32_t i) const { return load8(i / 8 * 8)[i % 8]; }
+};
+
+/// What polarScores() and polarAccumulate() take: the entry's packed codes
+/// and scale, the codebook's levels (16 floats, unused ones zero).
+struct PolarCodes {
+  const uint8_t *codes;
+  float scale;
+  const float *levels;
+  uint32_t bits;
+};
+
+template <uint32_t Bits>
+KVRT_INLINE PolarEntry<Bits> entryOf(const PolarCodes &c) {
+  return {c.codes, c.scale, cpu::load8(c.levels), cpu::load8(c.levels + 8)};
+}
+
+KVRT_MULTIVERSION
+void polarScores(const float *queries, int64_t heads, uint32_t stride,
+                 const PolarCodes &codes, uint32_t n, float *scores) {
+  switch (codes.bits) {
+  case 2:
+    return scoresOf(queries, heads, stride, entryOf<2>(codes), n, scores);
+  case 3:
+    return scoresOf(queries, heads, stride, entryOf<3>(codes), n, scores);
+  default:
+    return scoresOf(queries, heads, stride, entryOf<4>(codes), n, scores);
+  }
+}
+
+KVRT_MULTIVERSION
+void polarAccumulate(const float *weights, int64_t heads,
+                     const PolarCodes &codes, uint32_t n, float *acc) {
+  switch (codes.bits) {
+  case 2:
+    return accumulateOf(weights, heads, entryOf<2>(codes), n, acc);
+  case 3:
+    return accumulateOf(weights, heads, entryOf<3>(codes), n, acc);
+  default:
+    return accumulateOf(weights, heads, entryOf<4>(codes), n, acc);
+  }
+}
 
 class PolarCodec final : public Codec {
 public:
@@ -98,26 +153,23 @@ public:
              uint32_t slot, float *scores, float *scratch) const override {
     const uint8_t *entry = area + uint64_t(slot) * entryBytes();
     const uint32_t stride = preparedQuerySize();
-    if (qjl_) {
-      qjl_->estimateWeights(entry + codeBytes() + 2, scratch);
-      for (int64_t h = 0; h < heads; ++h)
-        scores[h] = dot(prepared + h * stride + headDim(), scratch, headDim());
-    }
-    unpackThrough(entry, headDim(), bits_, levels_, scratch);
-    const float n = levelScale(entry);
-    for (int64_t h = 0; h < heads; ++h) {
-      float codebookScore = n * dot(prepared + h * stride, scratch, headDim());
-      scores[h] = qjl_ ? scores[h] + codebookScore : codebookScore;
-    }
-  }
-
-  void accumulate(const float *weights, int64_t heads, const uint8_t *area,
-                  uint32_t slot, float *acc, float *scratch) const override {
-    const uint8_t *entry = area + uint64_t(slot) * entryBytes();
+    if (!qjl_)
+      return polarScores(prepared, heads, stride, polarCodes(entry), headDim(),
+                         scores);
+    qjl_->estimateWeights(entry + codeBytes() + 2, scratch);
+    for (int64_t h = 0; h < heads; ++h)
+      scores[h] = dot(prepared + h * stride + headDim(), scratch, headDim());
     unpackThrough(entry, headDim(), bits_, levels_, scratch);
     const float n = levelScale(entry);
     for (int64_t h = 0; h < heads; ++h)
-      addScaled(acc + h * headDim(), weights[h] * n, scratch, headDim());
+      scores[h] += n * dot(prepared + h * stride, scratch, headDim());
+  }
+
+  void accumulate(const float *weights, int64_t heads, const uint8_t *area,
+                  uint32_t slot, float *acc, float *) const override {
+    polarAccumulate(weights, heads,
+                    polarCodes(area + uint64_t(slot) * entryBytes()), headDim(),
+                    acc);
   }
 
   void finishOutput(float *row, uint32_t) const override {
@@ -132,10 +184,14 @@ private:
   float levelScale(const uint8_t *entry) const {
     return loadF16(entry + codeBytes());
   }
+  PolarCodes polarCodes(const uint8_t *entry) const {
+    return {entry, levelScale(entry), levels_, bits_};
+  }
 
   uint32_t bits_;
   const Codebook &codebook_;
-  float levels_[16];
+  // The codebook's levels, zero past its 2^bits.
+  float levels_[16] = {};
   RandomizedHadamard rotation_;
   std::unique_ptr<Qjl> qjl_;
 };
