@@ -63,6 +63,15 @@ KVRT_INLINE Vec8 throughTable(Vec8i codes, Vec8 low, Vec8 high) {
 #endif
 }
 
+/// The eight binary16 values at `p`: one conversion where the clone has
+/// F16C, exact for every value (as halvesToFloats in HalfBytes.h).
+KVRT_INLINE Vec8 loadF16x8(const uint8_t *p) {
+  typedef _Float16 Half8 __attribute__((vector_size(16)));
+  Half8 halves;
+  std::memcpy(&halves, p, sizeof halves);
+  return __builtin_convertvector(halves, Vec8);
+}
+
 /// scores[h] = entry.scale * (q_h . entry) for Heads queries `stride` floats
 /// apart; n elements, each decoded once.
 template <int Heads, typename Entry>

@@ -46,6 +46,34 @@ private:
   double scale_, zero_;
 };
 
+/// A key row where it lies (EntryLoops.h): zero + code * scale per channel,
+/// the channels' scales and zeros those of the row's block.
+template <uint32_t Bits> struct KiviKeyEntry {
+  static constexpr bool kDecodeOnce = true;
+  const uint8_t *codes, *scales, *zeros;
+  float scale = 1.0f;
+  KVRT_INLINE Vec8 load8(uint32_t i) const {
+    const Vec8 code =
+        __builtin_convertvector(codesOf<Bits>(codes + i / 8 * Bits), Vec8);
+    return loadF16x8(zeros + 2 * i) + code * loadF16x8(scales + 2 * i);
+  }
+  KVRT_INLINE float load(uint32_t i) const { return load8(i / 8 * 8)[i % 8]; }
+};
+
+/// scores[h] = q_h . the key row of `codes`, whose block's scales are at
+/// `scales` and zeros headDim scales later.
+KVRT_MULTIVERSION
+void kiviKeyScores(const float *queries, int64_t heads, uint32_t stride,
+                   const uint8_t *codes, const uint8_t *scales, uint32_t bits,
+                   uint32_t headDim, float *scores) {
+  const uint8_t *zeros = scales + 2 * headDim;
+  if (bits == 2)
+    return scoresOf(queries, heads, stride,
+                    KiviKeyEntry<2>{codes, scales, zeros}, headDim, scores);
+  scoresOf(queries, heads, stride, KiviKeyEntry<4>{codes, scales, zeros},
+           headDim, scores);
+}
+
 /// A value entry where it lies: zero + code * scale, one pair for each
 /// `group` channels (a multiple of 8).
 template <uint32_t Bits> struct KiviValueEntry {
@@ -125,6 +153,14 @@ public:
       Vec4 value = loadF16x4(zeros + 2 * c) + code * loadF16x4(scales + 2 * c);
       std::memcpy(out + c, &value, sizeof(value));
     }
+  }
+
+  void score(const float *prepared, int64_t heads, const uint8_t *area,
+             uint32_t slot, float *scores, float *) const override {
+    const uint8_t *block = area + uint64_t(slot / group_) * blockBytes();
+    kiviKeyScores(prepared, heads, preparedQuerySize(),
+                  block + (slot % group_) * rowBytes(),
+                  block + group_ * rowBytes(), bits_, headDim(), scores);
   }
 
 private:
