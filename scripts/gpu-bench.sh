@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs ON the GPU machine, in one call, after scripts/gpu-prepare.sh here:
 #
-#   run(command="scripts/gpu-bench.sh [SECTION...]", carry=[".gpu-bin"])
+#   run(command="scripts/gpu-bench.sh [SECTION...]", carry=[".gpu-pack"])
+#
+# (.gpu-pack holds .gpu-bin packed, which this script unpacks first.)
 #
 # Sections (default: all but sparse-e2e, which takes about 5 minutes, in
 # this order):
@@ -27,6 +29,8 @@
 #              artifacts it must refuse (selection over fp8, runner-up
 #              prefetches, TriAttention over polar keys, a polar-4
 #              latent of keys), each with its sentence; the
+#              first two layers of the default model (its Q4_1 and Q8_0
+#              block weights, uploaded through the CPU's decoding); the
 #              offloaded llama-tiny against the same artifact resident on
 #              the GPU (equal logits, counted misses); eviction (EVICTIONS:
 #              StreamingLLM in bf16, fp8, nvfp4 and polar4, TriAttention
@@ -61,6 +65,16 @@
 #              prefilled in one chunk (a chunked prefill of an offloaded
 #              layer reads its earlier chunks over the bus), then the two
 #              side by side with the offload's hit rate and copies.
+#   default    kvrt-cuda-engine check of the default model's artifact
+#              (DEFAULT_ARTIFACT, default .gpu-bin/default-blocks.kvpkg:
+#              `kvopt compile default --target h200`, not made by
+#              scripts/gpu-prepare.sh, 98 MB) against the CPU backend.
+#              Not in the default sections.
+#   largest    kvrt-cuda-engine bench of llama3-8b at 32K with the largest
+#              batch each encoding of LARGEST fits in 80 GB (default
+#              "kivi4:44": encoding:batch), beside nvidia-smi's device
+#              memory every 250 ms for the peak. Not in the default
+#              sections.
 #   ab         kvrt-cuda-engine bench of llama3-8b in each encoding at
 #              POINTS with the bench flag AB (default --fuse) at 0 and at
 #              1, one after the other, twice: an A/B on one machine (they
@@ -77,6 +91,11 @@ cd "$(dirname "$0")/.."
 out=${OUT:-gpu-bench-out}
 mkdir -p "$out"
 bin=.gpu-bin
+if [ -f .gpu-pack/gpu-bin.tar.xz ]; then
+  rm -rf "$bin" && mkdir -p "$bin" &&
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+      .gpu-pack/gpu-bin.tar.xz "$bin" || exit 1
+fi
 reps=${REPS:-100}
 points=${POINTS:-"1x4096 8x32768 32x4096"}
 encodings=${ENCODINGS:-"bf16 fp8 polar4 nvfp4"}
@@ -88,6 +107,8 @@ evictions=${EVICTIONS:-"streaming-bf16 streaming-fp8 streaming-nvfp4 streaming-p
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
 offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}
 step_encodings=${STEP_ENCODINGS:-"bf16 polar4"}
+largest=${LARGEST:-"kivi4:44"}
+default_artifact=${DEFAULT_ARTIFACT:-$bin/default-blocks.kvpkg}
 sections=("$@")
 [ ${#sections[@]} -eq 0 ] && sections=(check attention e2e peers sparse)
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -146,6 +167,12 @@ engine_checks() {
       2>&1 || status=1
     echo "engine $e: $(tail -1 "$out/engine-check-$e.txt")"
   done
+  # Block weights (Q4_1, Q8_0) uploaded as bf16 through the CPU's decoding:
+  # two layers and 8192 tokens of the default model.
+  timeout 120 "$bin/kvrt-cuda-engine" check "$bin/smollm2-2-blocks.kvpkg" \
+    --prompt 300 --steps 16 > "$out/engine-check-blocks.txt" 2>&1 || status=1
+  grep -E '^[0-9]+ of [0-9]+ rows' "$out/engine-check-blocks.txt"
+  echo "engine blocks: $(tail -1 "$out/engine-check-blocks.txt")"
   # Offload: the same logits as the resident cache, bit for bit.
   timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-offload.kvpkg" \
     --prompt 300 --steps 16 --resident "$bin/llama-tiny-twolevel.kvpkg" \
@@ -272,6 +299,29 @@ for section in "${sections[@]}"; do
     done
     grep -E '^(copy|\| llama|offload|\| artifact|\| ---)' "$out/offload.txt" |
       awk '!/^\| (artifact|---)/ || !seen[$0]++'
+    ;;
+  default)
+    # The whole default model (its blocks) against the CPU backend.
+    timeout 300 "$bin/kvrt-cuda-engine" check "$default_artifact" \
+      --prompt 300 --steps 32 > "$out/engine-check-default.txt" 2>&1 ||
+      status=1
+    grep -E '^[0-9]+ of [0-9]+ rows' "$out/engine-check-default.txt"
+    echo "engine default: $(tail -1 "$out/engine-check-default.txt")"
+    ;;
+  largest)
+    # The largest batch at 32K in 80 GB, with the peak device memory.
+    for point in $largest; do
+      e=${point%:*} b=${point#*:}
+      nvidia-smi --query-gpu=memory.used --format=csv,noheader -lms 250 \
+        > "$out/largest-$e-memory.txt" &
+      sampler=$!
+      timeout 400 "$bin/kvrt-cuda-engine" bench "$bin/llama3-8b-$e.kvpkg" \
+        --batch "$b" --context 32768 --steps 10 > "$out/largest-$e.txt" 2>&1 ||
+        status=1
+      kill $sampler
+      grep -E '^(prefill|\| llama)' "$out/largest-$e.txt"
+      echo "largest $e x $b: peak $(sort -n "$out/largest-$e-memory.txt" | tail -1)"
+    done
     ;;
   ab)
     flag=${AB:-"--fuse"}
