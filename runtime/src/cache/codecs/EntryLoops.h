@@ -1,5 +1,4 @@
-//===- EntryLoops.h - Scoring and accumulating entries in registers -*- C++
-//-*-===//
+//===- EntryLoops.h - Entries decoded in registers --------------*- C++ -*-===//
 //
 // Codec::score() and Codec::accumulate() decode an entry into scratch, then
 // run codecs::dot and addScaled over it. The loops here take an entry that
