@@ -14,6 +14,7 @@
 #include "runtime/src/backends/cpu/ThreadPool.h"
 #include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
+#include "runtime/src/cache/codecs/F32Runs.h"
 #include "runtime/src/sparse/BlockSummary.h"
 #include "runtime/src/sparse/TwoLevel.h"
 
@@ -165,17 +166,19 @@ void prefetchArea(const Codec &codec, const uint8_t *areas, uint32_t head,
 }
 
 /// Visits the entries of `sequence` in `layer` that a query at `position`
-/// sees in KV head `head`, in order: fn(index, page or null for an exact
-/// entry, slot). An
-/// exact entry is in the tail, or (an encoded one below the layer's
-/// sinkTokens) in the sinks: exactEntry() finds it. With `selected`, only
-/// those encoded entries (in index order) and the tail. Reading every
-/// encoded entry, it calls prefetch(page) kPagesAhead pages ahead.
-template <typename Fn, typename Prefetch>
+/// sees in KV head `head`, in order: the encoded ones by fn(index, page or
+/// null for an exact sink, slot) (a sink, an encoded entry below the
+/// layer's sinkTokens, is in the sinks: ExactEntries finds it), then the
+/// tail's by run(first, count), each run of consecutive visible tail
+/// entries at once (`first` counted from the tail's start), for the f32
+/// run kernels. With `selected`, only those encoded entries (in index
+/// order) and the tail. Reading every encoded entry, it calls
+/// prefetch(page) kPagesAhead pages ahead.
+template <typename Fn, typename Run, typename Prefetch>
 void forVisible(const PagedCache &cache, const AttentionParams &params,
                 uint64_t sequence, uint32_t head, int64_t position,
                 const std::vector<uint64_t> *selected, const Fn &fn,
-                const Prefetch &prefetch) {
+                const Run &run, const Prefetch &prefetch) {
   uint32_t layer = params.layer;
   const CacheLayerShape &shape = cache.shape(layer);
   const uint64_t positions = shape.positionOffset(head);
@@ -211,13 +214,44 @@ void forVisible(const PagedCache &cache, const AttentionParams &params,
   // Tail tokens have their positions in the pages too; read them through
   // `pages`, not the cache's sequence lookup: a prefill visits its whole
   // tail once per row.
-  uint64_t end = encoded + cache.tail(layer, sequence).tokens();
-  for (uint64_t index = encoded; index < end; ++index) {
+  const uint64_t end = encoded + cache.tail(layer, sequence).tokens();
+  uint64_t runFirst = 0, runCount = 0;
+  for (uint64_t index = encoded; index < end;) {
     const Page &page = cache.page(layer, pages[index / shape.pageSize]);
-    if (visible(page.positions[positions + index % shape.pageSize]))
-      fn(index, nullptr, 0u);
+    const int32_t *stored = page.positions.get() + positions;
+    for (uint32_t slot = uint32_t(index % shape.pageSize);
+         slot < shape.pageSize && index < end; ++slot, ++index) {
+      if (visible(stored[slot])) {
+        if (!runCount)
+          runFirst = index - encoded;
+        ++runCount;
+      } else if (runCount) {
+        run(runFirst, runCount);
+        runCount = 0;
+      }
+    }
   }
+  if (runCount)
+    run(runFirst, runCount);
 }
+
+/// The largest of n scores (-inf for none), in four running maxima: the
+/// same value as one, since a maximum does not depend on the order.
+float largest(const float *scores, int64_t n) {
+  float best[4];
+  std::fill_n(best, 4, -std::numeric_limits<float>::infinity());
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int j = 0; j < 4; ++j)
+      best[j] = std::max(best[j], scores[i + j]);
+  for (; i < n; ++i)
+    best[0] = std::max(best[0], scores[i]);
+  return std::max(std::max(best[0], best[1]), std::max(best[2], best[3]));
+}
+
+/// Query heads whose softmax sums run side by side: independent chains of
+/// additions.
+constexpr int64_t kSummedTogether = 4;
 
 /// Where a decode row's sparse selection goes: `entries` is filled, and
 /// read, when the layer selects and the sequence is long enough.
@@ -281,21 +315,36 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
               scratch.perHead[h] * params.scale;
         ++entries.count;
       },
+      [&](uint64_t first, uint64_t count) {
+        if (!entries.count)
+          entries.first = exact.encoded + first;
+        codecs::f32RunScores(q, group, uint32_t(headDim),
+                             exact.tail.keys[g].data() + first * headDim,
+                             int64_t(count), params.scale,
+                             scratch.weights + entries.count, stride);
+        entries.count += int64_t(count);
+      },
       [&](const Page &page) {
         prefetchArea(keys, page.keys.get(), g, shape.keyHeadBytes);
       });
-  int64_t n = entries.count;
+  const int64_t n = entries.count;
   for (int64_t h = 0; h < group; ++h) {
     float *w = scratch.weights + h * stride;
-    float maxScore = -std::numeric_limits<float>::infinity();
+    const float maxScore = largest(w, n);
     for (int64_t i = 0; i < n; ++i)
-      maxScore = std::max(maxScore, w[i]);
-    double sum = 0;
-    for (int64_t i = 0; i < n; ++i) {
       w[i] = std::exp(w[i] - maxScore);
-      sum += w[i];
-    }
-    scratch.inverse[h] = float(1.0 / sum);
+  }
+  // Each head's sum in entry order, in a loop apart from the exponentials:
+  // a sum kept across their calls waits on the stack.
+  for (int64_t first = 0; first < group; first += kSummedTogether) {
+    const int64_t heads = std::min(kSummedTogether, group - first);
+    double sums[kSummedTogether] = {};
+    const float *w = scratch.weights + first * stride;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t h = 0; h < heads; ++h)
+        sums[h] += w[h * stride + i];
+    for (int64_t h = 0; h < heads; ++h)
+      scratch.inverse[first + h] = float(1.0 / sums[h]);
   }
   return entries;
 }
@@ -323,6 +372,10 @@ int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
   const int64_t domain = values.domainSize();
   std::fill(out, out + group * headDim, 0.0f);
   std::fill(scratch.accumulated, scratch.accumulated + group * domain, 0.0f);
+  // Exact entries go into the codec's sum when its domain is the plain one,
+  // so the order of additions does not depend on what was still in the
+  // tail.
+  float *exactSums = values.rotates() ? out : scratch.accumulated;
   int64_t i = 0;
   forVisible(
       cache, params, sequence, g, position, selected,
@@ -335,15 +388,18 @@ int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
               values.areaOf(page->values.get(), g, shape.valueHeadBytes), slot,
               scratch.accumulated, scratch.decoded);
         } else {
-          // Into the codec's sum when its domain is the plain one, so
-          // the order of additions does not depend on what was still in
-          // the tail.
           auto [store, at] = exact.at(index);
-          codecs.tail->accumulate(
-              scratch.perHead, group, tailArea(store->values[g]), at,
-              values.rotates() ? out : scratch.accumulated, scratch.decoded);
+          codecs.tail->accumulate(scratch.perHead, group,
+                                  tailArea(store->values[g]), at, exactSums,
+                                  scratch.decoded);
         }
         ++i;
+      },
+      [&](uint64_t first, uint64_t count) {
+        codecs::f32RunAccumulate(scratch.weights + i, stride, group,
+                                 exact.tail.values[g].data() + first * headDim,
+                                 int64_t(count), uint32_t(headDim), exactSums);
+        i += int64_t(count);
       },
       [&](const Page &page) {
         prefetchArea(values, page.values.get(), g, shape.valueHeadBytes);
@@ -512,12 +568,16 @@ void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
   int64_t work = group * stride * headDim;
   int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, work));
 
+  // A prefill's later rows see more entries: the chunks are handed out
+  // from the last rows back, so that the cheapest come last and even out
+  // the threads' ends.
+  const int64_t tasks = rows * kvHeads;
   pool.parallelFor(
-      rows * kvHeads, grain, [&](int64_t begin, int64_t end, unsigned thread) {
+      tasks, grain, [&](int64_t first, int64_t last, unsigned thread) {
         float *base = scratch[thread].data();
         Scratch buffers = Scratch::carve(base, group, stride, prepared,
                                          Scratch::domain(params.codecs));
-        for (int64_t task = begin; task < end; ++task) {
+        for (int64_t task = tasks - last; task < tasks - first; ++task) {
           int64_t r = task / kvHeads, g = task % kvHeads;
           int64_t offset = (r * qHeads + g * group) * headDim;
           // Reused by this pool thread from call to call.
