@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace kvrt {
 
@@ -26,6 +27,32 @@ void Codec::accumulate(const float *weights, int64_t heads, const uint8_t *area,
   decode(area, slot, scratch);
   for (int64_t h = 0; h < heads; ++h)
     codecs::addScaled(acc + h * headDim_, weights[h], scratch, headDim_);
+}
+
+void Codec::scoreRun(const float *prepared, int64_t heads, const uint8_t *area,
+                     uint32_t slot, uint32_t count, const int32_t *positions,
+                     float scale, float *scores, int64_t scoreStride,
+                     float *scratch) const {
+  thread_local std::vector<float> perHead;
+  perHead.resize(size_t(heads));
+  for (uint32_t t = 0; t < count; ++t) {
+    scoreAt(prepared, heads, area, slot + t, positions ? positions[t] : 0,
+            perHead.data(), scratch);
+    for (int64_t h = 0; h < heads; ++h)
+      scores[h * scoreStride + t] = perHead[size_t(h)] * scale;
+  }
+}
+
+void Codec::accumulateRun(const float *weights, int64_t weightStride,
+                          int64_t heads, const uint8_t *area, uint32_t slot,
+                          uint32_t count, float *acc, float *scratch) const {
+  thread_local std::vector<float> perHead;
+  perHead.resize(size_t(heads));
+  for (uint32_t t = 0; t < count; ++t) {
+    for (int64_t h = 0; h < heads; ++h)
+      perHead[size_t(h)] = weights[h * weightStride + t];
+    accumulate(perHead.data(), heads, area, slot + t, acc, scratch);
+  }
 }
 
 void Codec::finishOutput(float *, uint32_t) const {}

@@ -145,6 +145,22 @@ public:
   virtual void accumulate(const float *weights, int64_t heads,
                           const uint8_t *area, uint32_t slot, float *acc,
                           float *scratch) const;
+  /// scoreAt() of the `count` entries from `slot` on, stored at
+  /// positions[0 .. count) (null for a codec that ignores them:
+  /// storedBeforeRope() null), each scaled after: scores[h * scoreStride +
+  /// t] = the score of slot + t for query h times `scale`, with the bits of
+  /// scoreAt() entry by entry. Codecs that read entries where they lie
+  /// score several together.
+  virtual void scoreRun(const float *prepared, int64_t heads,
+                        const uint8_t *area, uint32_t slot, uint32_t count,
+                        const int32_t *positions, float scale, float *scores,
+                        int64_t scoreStride, float *scratch) const;
+  /// accumulate() of the `count` entries from `slot` on, in order, entry
+  /// slot + t weighted by weights[h * weightStride + t] for row h, with the
+  /// bits of accumulate() entry by entry.
+  virtual void accumulateRun(const float *weights, int64_t weightStride,
+                             int64_t heads, const uint8_t *area, uint32_t slot,
+                             uint32_t count, float *acc, float *scratch) const;
   /// Maps one row of KV head `head` out of the codec's domain (in place):
   /// attention's accumulated values, or a decoded entry that a caller off
   /// the attention path needs in the model's basis.

@@ -116,15 +116,10 @@ struct AttentionCase {
   std::vector<float> scales = {};
 };
 
-TEST(Codec, AttentionIsTheDecodedEntrysBitForBit) {
-  // Codecs score and accumulate an entry where it lies (EntryLoops.h);
-  // Codec's own versions decode it, then run codecs::dot and addScaled: the
-  // same bits, for head dims with and without a tail of fewer than eight
-  // and for more query heads than one pass of the loops takes. Polar
-  // applies its level scale after the sum and to the weights: its
-  // reference runs over the levels alone, decoded from the entry with its
-  // scale set to 1.
-  const std::vector<AttentionCase> cases = {
+/// Every encoding that attention reads, for head dims with and without a
+/// tail of fewer than eight.
+std::vector<AttentionCase> attentionCases() {
+  return {
       {"bf16", encodingOf(schema::ENCODING_BF16), 64},
       {"bf16", encodingOf(schema::ENCODING_BF16), 128},
       {"bf16", encodingOf(schema::ENCODING_BF16), 36},
@@ -149,8 +144,18 @@ TEST(Codec, AttentionIsTheDecodedEntrysBitForBit) {
       {"polar-4", polarEncoding(4, 7), 128},
       {"polar-4 values", polarEncoding(4, 7), 64, CacheSide::Value},
   };
+}
+
+TEST(Codec, AttentionIsTheDecodedEntrysBitForBit) {
+  // Codecs score and accumulate an entry where it lies (EntryLoops.h);
+  // Codec's own versions decode it, then run codecs::dot and addScaled: the
+  // same bits, for head dims with and without a tail of fewer than eight
+  // and for more query heads than one pass of the loops takes. Polar
+  // applies its level scale after the sum and to the weights: its
+  // reference runs over the levels alone, decoded from the entry with its
+  // scale set to 1.
   constexpr uint32_t kPage = 32;
-  for (const AttentionCase &c : cases) {
+  for (const AttentionCase &c : attentionCases()) {
     const uint32_t headDim = c.headDim;
     SCOPED_TRACE(std::string(c.name) + " " + std::to_string(headDim));
     auto codec =
@@ -192,6 +197,60 @@ TEST(Codec, AttentionIsTheDecodedEntrysBitForBit) {
       }
     }
     EXPECT_EQ(std::memcmp(acc.data(), expectedAcc.data(), acc.size() * 4), 0);
+  }
+}
+
+TEST(Codec, RunsAreEntryByEntryBitForBit) {
+  // scoreRun() and accumulateRun() over a run of a page's entries give
+  // what scoreAt() and accumulate() give entry by entry: f32 and bf16
+  // eight entries at a time, the others one by one with their tables
+  // loaded once (EntryLoops.h), polar with QJL through Codec's loop.
+  constexpr uint32_t kPage = 32, kFirst = 3, kCount = 27;
+  constexpr int64_t kQueries = 5, kStride = kCount + 4;
+  for (const AttentionCase &c : attentionCases()) {
+    const uint32_t headDim = c.headDim;
+    SCOPED_TRACE(std::string(c.name) + " " + std::to_string(headDim));
+    auto codec =
+        makeCodecOrDie(c.encoding, contextFor(headDim, c.side, c.scales));
+    EncodedPage page(*codec, kPage, structuredRows(kPage, headDim, 5));
+    const std::vector<float> queries = randomRows(kQueries, headDim, 6);
+    std::vector<int32_t> positions(kCount);
+    for (uint32_t t = 0; t < kCount; ++t)
+      positions[t] = int32_t(100 + 3 * t);
+    const float scale = 0.125f + 1e-3f;
+    std::vector<float> scores(kQueries * kStride, -1.0f);
+    std::vector<float> scratch(codec->domainSize());
+    codec->scoreRun(queries.data(), kQueries, page.area(1), kFirst, kCount,
+                    positions.data(), scale, scores.data(), kStride,
+                    scratch.data());
+    std::vector<float> weights(kQueries * kStride, 0.0f);
+    for (uint32_t t = 0; t < kCount; ++t) {
+      float perHead[kQueries];
+      codec->scoreAt(queries.data(), kQueries, page.area(1), kFirst + t,
+                     positions[t], perHead, scratch.data());
+      for (int64_t h = 0; h < kQueries; ++h) {
+        const float expected = perHead[h] * scale;
+        EXPECT_EQ(std::memcmp(&scores[h * kStride + t], &expected, 4), 0)
+            << "entry " << t << " head " << h;
+        weights[h * kStride + t] = expected * (t % 3 == 1 ? -0.5f : 1.0f);
+      }
+    }
+    for (int64_t h = 0; h < kQueries; ++h)
+      EXPECT_EQ(scores[h * kStride + kCount], -1.0f) << "past the run";
+
+    std::vector<float> acc(kQueries * codec->domainSize(), 0.375f);
+    acc[1] = -2.0f;
+    std::vector<float> expected = acc;
+    codec->accumulateRun(weights.data(), kStride, kQueries, page.area(1),
+                         kFirst, kCount, acc.data(), scratch.data());
+    for (uint32_t t = 0; t < kCount; ++t) {
+      float perHead[kQueries];
+      for (int64_t h = 0; h < kQueries; ++h)
+        perHead[h] = weights[h * kStride + t];
+      codec->accumulate(perHead, kQueries, page.area(1), kFirst + t,
+                        expected.data(), scratch.data());
+    }
+    EXPECT_EQ(std::memcmp(acc.data(), expected.data(), acc.size() * 4), 0);
   }
 }
 

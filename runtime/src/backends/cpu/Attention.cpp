@@ -14,7 +14,6 @@
 #include "runtime/src/backends/cpu/ThreadPool.h"
 #include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
-#include "runtime/src/cache/codecs/F32Runs.h"
 #include "runtime/src/sparse/BlockSummary.h"
 #include "runtime/src/sparse/TwoLevel.h"
 
@@ -165,20 +164,48 @@ void prefetchArea(const Codec &codec, const uint8_t *areas, uint32_t head,
     __builtin_prefetch(area + line);
 }
 
+/// Gathers the indices it is given, in increasing order, into runs of
+/// consecutive ones: run(first, count) for each.
+template <typename Run> class Runs {
+public:
+  explicit Runs(const Run &run) : run_(run) {}
+  ~Runs() { flush(); }
+  void add(uint64_t index) {
+    if (count_ && first_ + count_ == index) {
+      ++count_;
+      return;
+    }
+    flush();
+    first_ = index;
+    count_ = 1;
+  }
+
+private:
+  void flush() {
+    if (count_)
+      run_(first_, count_);
+    count_ = 0;
+  }
+  const Run &run_;
+  uint64_t first_ = 0, count_ = 0;
+};
+
 /// Visits the entries of `sequence` in `layer` that a query at `position`
-/// sees in KV head `head`, in order: the encoded ones by fn(index, page or
-/// null for an exact sink, slot) (a sink, an encoded entry below the
-/// layer's sinkTokens, is in the sinks: ExactEntries finds it), then the
-/// tail's by run(first, count), each run of consecutive visible tail
-/// entries at once (`first` counted from the tail's start), for the f32
-/// run kernels. With `selected`, only those encoded entries (in index
-/// order) and the tail. Reading every encoded entry, it calls
-/// prefetch(page) kPagesAhead pages ahead.
-template <typename Fn, typename Run, typename Prefetch>
+/// sees in KV head `head`, in order: a sink (an encoded entry below the
+/// layer's sinkTokens, kept exact in the sinks: ExactEntries finds it) or
+/// a selected entry by fn(index, page or null for a sink, slot); the other
+/// encoded entries by pageRun(page, slot, count, index), each run of
+/// consecutive visible ones in a page at once; then the tail's by
+/// tailRun(first, count), `first` counted from the tail's start. With
+/// `selected`, only those encoded entries (in index order) and the tail.
+/// Reading every encoded entry, it calls prefetch(page) kPagesAhead pages
+/// ahead.
+template <typename Fn, typename PageRun, typename TailRun, typename Prefetch>
 void forVisible(const PagedCache &cache, const AttentionParams &params,
                 uint64_t sequence, uint32_t head, int64_t position,
                 const std::vector<uint64_t> *selected, const Fn &fn,
-                const Run &run, const Prefetch &prefetch) {
+                const PageRun &pageRun, const TailRun &tailRun,
+                const Prefetch &prefetch) {
   uint32_t layer = params.layer;
   const CacheLayerShape &shape = cache.shape(layer);
   const uint64_t positions = shape.positionOffset(head);
@@ -206,33 +233,39 @@ void forVisible(const PagedCache &cache, const AttentionParams &params,
          ++prefetched)
       prefetch(cache.page(layer, pages[prefetched]));
     const Page &page = cache.page(layer, pages[pageIndex]);
-    for (uint32_t slot = uint32_t(index % shape.pageSize);
-         slot < shape.pageSize && index < encoded; ++slot, ++index)
-      if (visible(page.positions[positions + slot]))
-        fn(index, index < sinks ? nullptr : &page, slot);
+    const int32_t *stored = page.positions.get() + positions;
+    const uint64_t pageStart = pageIndex * shape.pageSize;
+    auto inPage = [&](uint64_t first, uint64_t count) {
+      pageRun(page, uint32_t(first - pageStart), uint32_t(count), first);
+    };
+    Runs<decltype(inPage)> runs(inPage);
+    for (uint32_t slot = uint32_t(index - pageStart);
+         slot < shape.pageSize && index < encoded; ++slot, ++index) {
+      if (!visible(stored[slot]))
+        continue;
+      if (index < sinks)
+        fn(index, nullptr, slot);
+      else
+        runs.add(index);
+    }
   }
   // Tail tokens have their positions in the pages too; read them through
   // `pages`, not the cache's sequence lookup: a prefill visits its whole
   // tail once per row.
+  // The tail is one array: its runs go on across pages.
   const uint64_t end = encoded + cache.tail(layer, sequence).tokens();
-  uint64_t runFirst = 0, runCount = 0;
+  auto inTail = [&](uint64_t first, uint64_t count) {
+    tailRun(first - encoded, count);
+  };
+  Runs<decltype(inTail)> runs(inTail);
   for (uint64_t index = encoded; index < end;) {
     const Page &page = cache.page(layer, pages[index / shape.pageSize]);
     const int32_t *stored = page.positions.get() + positions;
     for (uint32_t slot = uint32_t(index % shape.pageSize);
-         slot < shape.pageSize && index < end; ++slot, ++index) {
-      if (visible(stored[slot])) {
-        if (!runCount)
-          runFirst = index - encoded;
-        ++runCount;
-      } else if (runCount) {
-        run(runFirst, runCount);
-        runCount = 0;
-      }
-    }
+         slot < shape.pageSize && index < end; ++slot, ++index)
+      if (visible(stored[slot]))
+        runs.add(index);
   }
-  if (runCount)
-    run(runFirst, runCount);
 }
 
 /// The largest of n scores (-inf for none), in four running maxima: the
@@ -315,13 +348,23 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
               scratch.perHead[h] * params.scale;
         ++entries.count;
       },
+      [&](const Page &page, uint32_t slot, uint32_t count, uint64_t index) {
+        if (!entries.count)
+          entries.first = index;
+        keys.scoreRun(scratch.prepared, group,
+                      keys.areaOf(page.keys.get(), g, shape.keyHeadBytes), slot,
+                      count, page.positions.get() + positions + slot,
+                      params.scale, scratch.weights + entries.count, stride,
+                      scratch.decoded);
+        entries.count += count;
+      },
       [&](uint64_t first, uint64_t count) {
         if (!entries.count)
           entries.first = exact.encoded + first;
-        codecs::f32RunScores(q, group, uint32_t(headDim),
-                             exact.tail.keys[g].data() + first * headDim,
-                             int64_t(count), params.scale,
-                             scratch.weights + entries.count, stride);
+        codecs.tail->scoreRun(q, group, tailArea(exact.tail.keys[g]),
+                              uint32_t(first), uint32_t(count), nullptr,
+                              params.scale, scratch.weights + entries.count,
+                              stride, scratch.decoded);
         entries.count += int64_t(count);
       },
       [&](const Page &page) {
@@ -395,10 +438,17 @@ int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
         }
         ++i;
       },
+      [&](const Page &page, uint32_t slot, uint32_t count, uint64_t) {
+        values.accumulateRun(
+            scratch.weights + i, stride, group,
+            values.areaOf(page.values.get(), g, shape.valueHeadBytes), slot,
+            count, scratch.accumulated, scratch.decoded);
+        i += count;
+      },
       [&](uint64_t first, uint64_t count) {
-        codecs::f32RunAccumulate(scratch.weights + i, stride, group,
-                                 exact.tail.values[g].data() + first * headDim,
-                                 int64_t(count), uint32_t(headDim), exactSums);
+        codecs.tail->accumulateRun(
+            scratch.weights + i, stride, group, tailArea(exact.tail.values[g]),
+            uint32_t(first), uint32_t(count), exactSums, scratch.decoded);
         i += int64_t(count);
       },
       [&](const Page &page) {

@@ -50,6 +50,38 @@ void fp8Accumulate(const float *weights, int64_t heads, const Fp8Entry &entry,
   accumulateOf(weights, heads, entry, headDim, acc);
 }
 
+/// Entry t of a run: its codes `stride` bytes after the previous one's,
+/// its scale after them (dynamic) or at the area's start (per head).
+struct Fp8Entries {
+  const uint8_t *area;
+  const uint8_t *first;
+  uint64_t stride;
+  uint32_t headDim;
+  bool dynamic;
+  const float *values;
+  KVRT_INLINE Fp8Entry operator()(int64_t t) const {
+    const uint8_t *codes = first + uint64_t(t) * stride;
+    float scale;
+    std::memcpy(&scale, dynamic ? codes + headDim : area, sizeof scale);
+    return {codes, values, scale};
+  }
+};
+
+KVRT_MULTIVERSION
+void fp8ScoreRun(const float *queries, int64_t heads, uint32_t stride,
+                 const Fp8Entries &entries, int64_t count, float scale,
+                 float *scores, int64_t scoreStride) {
+  scoresOfRun(queries, heads, stride, entries, count, entries.headDim, scale,
+              scores, scoreStride);
+}
+
+KVRT_MULTIVERSION
+void fp8AccumulateRun(const float *weights, int64_t weightStride, int64_t heads,
+                      const Fp8Entries &entries, int64_t count, float *acc) {
+  accumulateOfRun(weights, weightStride, heads, entries, count, entries.headDim,
+                  acc);
+}
+
 class Fp8Codec final : public Codec {
 public:
   /// Dynamic scales when `headScales` is empty.
@@ -105,6 +137,18 @@ public:
                   uint32_t slot, float *acc, float *) const override {
     fp8Accumulate(weights, heads, entryOf(area, slot), headDim(), acc);
   }
+  void scoreRun(const float *prepared, int64_t heads, const uint8_t *area,
+                uint32_t slot, uint32_t count, const int32_t *, float scale,
+                float *scores, int64_t scoreStride, float *) const override {
+    fp8ScoreRun(prepared, heads, preparedQuerySize(), runFrom(area, slot),
+                count, scale, scores, scoreStride);
+  }
+  void accumulateRun(const float *weights, int64_t weightStride, int64_t heads,
+                     const uint8_t *area, uint32_t slot, uint32_t count,
+                     float *acc, float *) const override {
+    fp8AccumulateRun(weights, weightStride, heads, runFrom(area, slot), count,
+                     acc);
+  }
 
 private:
   bool dynamic() const { return headScales_.empty(); }
@@ -112,6 +156,14 @@ private:
     float scale;
     std::memcpy(&scale, scaleAt(area, slot), sizeof(scale));
     return {area + codesAt(slot), values_, scale};
+  }
+  Fp8Entries runFrom(const uint8_t *area, uint32_t slot) const {
+    return {area,
+            area + codesAt(slot),
+            codesAt(1) - codesAt(0),
+            headDim(),
+            dynamic(),
+            values_};
   }
   /// Where the codes of `slot` start (for slot = pageSize: the area's size).
   uint64_t codesAt(uint32_t slot) const {

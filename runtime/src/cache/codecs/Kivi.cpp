@@ -74,6 +74,38 @@ void kiviKeyScores(const float *queries, int64_t heads, uint32_t stride,
            headDim, scores);
 }
 
+/// Key row t of a run from `slot` on: its block's codes and scales.
+template <uint32_t Bits> struct KiviKeyRows {
+  const uint8_t *area;
+  uint32_t slot, group, rowBytes, blockBytes, headDim;
+  KVRT_INLINE KiviKeyEntry<Bits> operator()(int64_t t) const {
+    const uint32_t row = slot + uint32_t(t);
+    const uint8_t *block = area + uint64_t(row / group) * blockBytes;
+    const uint8_t *scales = block + uint64_t(group) * rowBytes;
+    return {block + (row % group) * rowBytes, scales, scales + 2 * headDim};
+  }
+};
+
+/// What kiviKeyScoreRun() takes besides the queries.
+struct KiviKeyRun {
+  const uint8_t *area;
+  uint32_t slot, group, rowBytes, blockBytes, headDim, bits;
+  template <uint32_t Bits> KiviKeyRows<Bits> rows() const {
+    return {area, slot, group, rowBytes, blockBytes, headDim};
+  }
+};
+
+KVRT_MULTIVERSION
+void kiviKeyScoreRun(const float *queries, int64_t heads, uint32_t stride,
+                     const KiviKeyRun &run, int64_t count, float scale,
+                     float *scores, int64_t scoreStride) {
+  if (run.bits == 2)
+    return scoresOfRun(queries, heads, stride, run.rows<2>(), count,
+                       run.headDim, scale, scores, scoreStride);
+  scoresOfRun(queries, heads, stride, run.rows<4>(), count, run.headDim, scale,
+              scores, scoreStride);
+}
+
 /// A value entry where it lies: zero + code * scale, one pair for each
 /// `group` channels (a multiple of 8).
 template <uint32_t Bits> struct KiviValueEntry {
@@ -102,6 +134,32 @@ void kiviValueAccumulate(const float *weights, int64_t heads,
                         headDim, acc);
   accumulateOf(weights, heads, KiviValueEntry<4>{codes, pairs, group}, headDim,
                acc);
+}
+
+/// Value entry t of a run, `entryBytes` apart, its pairs after its codes.
+template <uint32_t Bits> struct KiviValueEntries {
+  const uint8_t *first;
+  uint32_t entryBytes, rowBytes, group;
+  KVRT_INLINE KiviValueEntry<Bits> operator()(int64_t t) const {
+    const uint8_t *entry = first + uint64_t(t) * entryBytes;
+    return {entry, entry + rowBytes, group};
+  }
+};
+
+KVRT_MULTIVERSION
+void kiviValueAccumulateRun(const float *weights, int64_t weightStride,
+                            int64_t heads, const uint8_t *first,
+                            uint32_t entryBytes, uint32_t rowBytes,
+                            uint32_t bits, uint32_t group, int64_t count,
+                            uint32_t headDim, float *acc) {
+  if (bits == 2)
+    return accumulateOfRun(
+        weights, weightStride, heads,
+        KiviValueEntries<2>{first, entryBytes, rowBytes, group}, count, headDim,
+        acc);
+  accumulateOfRun(weights, weightStride, heads,
+                  KiviValueEntries<4>{first, entryBytes, rowBytes, group},
+                  count, headDim, acc);
 }
 
 /// Unpacking codes through this table yields the codes.
@@ -162,6 +220,14 @@ public:
                   block + (slot % group_) * rowBytes(),
                   block + group_ * rowBytes(), bits_, headDim(), scores);
   }
+  void scoreRun(const float *prepared, int64_t heads, const uint8_t *area,
+                uint32_t slot, uint32_t count, const int32_t *, float scale,
+                float *scores, int64_t scoreStride, float *) const override {
+    kiviKeyScoreRun(
+        prepared, heads, preparedQuerySize(),
+        {area, slot, group_, rowBytes(), blockBytes(), headDim(), bits_}, count,
+        scale, scores, scoreStride);
+  }
 
 private:
   uint32_t rowBytes() const { return packedBytes(headDim(), bits_); }
@@ -216,6 +282,13 @@ public:
     const uint8_t *entry = area + uint64_t(slot) * entryBytes();
     kiviValueAccumulate(weights, heads, entry, entry + rowBytes(), bits_,
                         group_, headDim(), acc);
+  }
+  void accumulateRun(const float *weights, int64_t weightStride, int64_t heads,
+                     const uint8_t *area, uint32_t slot, uint32_t count,
+                     float *acc, float *) const override {
+    kiviValueAccumulateRun(weights, weightStride, heads,
+                           area + uint64_t(slot) * entryBytes(), entryBytes(),
+                           rowBytes(), bits_, group_, count, headDim(), acc);
   }
 
 private:

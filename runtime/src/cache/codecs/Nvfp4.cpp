@@ -56,6 +56,48 @@ void nvfp4Accumulate(const float *weights, int64_t heads, const uint8_t *entry,
                headDim, acc);
 }
 
+/// Entry t of a run, `entryBytes` apart, the E2M1 table in registers.
+struct Nvfp4Entries {
+  const uint8_t *first;
+  uint64_t entryBytes;
+  uint32_t headDim;
+  const float *scaleOf;
+  float tensorScale;
+  Vec8 low, high;
+  KVRT_INLINE Nvfp4Entry operator()(int64_t t) const {
+    return {first + uint64_t(t) * entryBytes,
+            headDim,
+            scaleOf,
+            tensorScale,
+            low,
+            high};
+  }
+};
+
+KVRT_MULTIVERSION
+void nvfp4ScoreRun(const float *queries, int64_t heads, uint32_t stride,
+                   const uint8_t *first, uint64_t entryBytes, int64_t count,
+                   uint32_t headDim, const float *values, const float *scales,
+                   float tensorScale, float scale, float *scores,
+                   int64_t scoreStride) {
+  scoresOfRun(queries, heads, stride,
+              Nvfp4Entries{first, entryBytes, headDim, scales, tensorScale,
+                           cpu::load8(values), cpu::load8(values + 8)},
+              count, headDim, scale, scores, scoreStride);
+}
+
+KVRT_MULTIVERSION
+void nvfp4AccumulateRun(const float *weights, int64_t weightStride,
+                        int64_t heads, const uint8_t *first,
+                        uint64_t entryBytes, int64_t count, uint32_t headDim,
+                        const float *values, const float *scales,
+                        float tensorScale, float *acc) {
+  accumulateOfRun(weights, weightStride, heads,
+                  Nvfp4Entries{first, entryBytes, headDim, scales, tensorScale,
+                               cpu::load8(values), cpu::load8(values + 8)},
+                  count, headDim, acc);
+}
+
 class Nvfp4Codec final : public Codec {
 public:
   Nvfp4Codec(uint32_t headDim, float tensorScale)
@@ -109,6 +151,21 @@ public:
                   uint32_t slot, float *acc, float *) const override {
     nvfp4Accumulate(weights, heads, area + uint64_t(slot) * entryBytes(),
                     headDim(), values_, scales_, tensorScale_, acc);
+  }
+  void scoreRun(const float *prepared, int64_t heads, const uint8_t *area,
+                uint32_t slot, uint32_t count, const int32_t *, float scale,
+                float *scores, int64_t scoreStride, float *) const override {
+    nvfp4ScoreRun(prepared, heads, preparedQuerySize(),
+                  area + uint64_t(slot) * entryBytes(), entryBytes(), count,
+                  headDim(), values_, scales_, tensorScale_, scale, scores,
+                  scoreStride);
+  }
+  void accumulateRun(const float *weights, int64_t weightStride, int64_t heads,
+                     const uint8_t *area, uint32_t slot, uint32_t count,
+                     float *acc, float *) const override {
+    nvfp4AccumulateRun(weights, weightStride, heads,
+                       area + uint64_t(slot) * entryBytes(), entryBytes(),
+                       count, headDim(), values_, scales_, tensorScale_, acc);
   }
 
 private:

@@ -79,6 +79,48 @@ void bf16Accumulate(const float *weights, int64_t heads, const uint8_t *entry,
   accumulateOf(weights, heads, Bf16Entry{entry}, n, acc);
 }
 
+/// Runs of entries `bytes` apart from `area` on (EntryLoops.h's run loops).
+template <typename Entry> struct EntriesFrom {
+  const uint8_t *area;
+  uint64_t bytes;
+  KVRT_INLINE Entry operator()(int64_t t) const {
+    return Entry{area + uint64_t(t) * bytes};
+  }
+};
+
+KVRT_MULTIVERSION
+void f32ScoreRun(const float *queries, int64_t heads, uint32_t stride,
+                 const uint8_t *area, int64_t count, uint32_t n, float scale,
+                 float *scores, int64_t scoreStride) {
+  scoresOfRun(queries, heads, stride,
+              EntriesFrom<F32Entry>{area, uint64_t(n) * F32Entry::kBytes},
+              count, n, scale, scores, scoreStride);
+}
+KVRT_MULTIVERSION
+void bf16ScoreRun(const float *queries, int64_t heads, uint32_t stride,
+                  const uint8_t *area, int64_t count, uint32_t n, float scale,
+                  float *scores, int64_t scoreStride) {
+  scoresOfRun(queries, heads, stride,
+              EntriesFrom<Bf16Entry>{area, uint64_t(n) * Bf16Entry::kBytes},
+              count, n, scale, scores, scoreStride);
+}
+KVRT_MULTIVERSION
+void f32AccumulateRun(const float *weights, int64_t weightStride, int64_t heads,
+                      const uint8_t *area, int64_t count, uint32_t n,
+                      float *acc) {
+  accumulateOfRun(weights, weightStride, heads,
+                  EntriesFrom<F32Entry>{area, uint64_t(n) * F32Entry::kBytes},
+                  count, n, acc);
+}
+KVRT_MULTIVERSION
+void bf16AccumulateRun(const float *weights, int64_t weightStride,
+                       int64_t heads, const uint8_t *area, int64_t count,
+                       uint32_t n, float *acc) {
+  accumulateOfRun(weights, weightStride, heads,
+                  EntriesFrom<Bf16Entry>{area, uint64_t(n) * Bf16Entry::kBytes},
+                  count, n, acc);
+}
+
 class F32Codec final : public Codec {
 public:
   explicit F32Codec(uint32_t headDim) : Codec(headDim) {}
@@ -102,6 +144,20 @@ public:
                   uint32_t slot, float *acc, float *) const override {
     f32Accumulate(weights, heads, area + uint64_t(slot) * entryBytes(),
                   headDim(), acc);
+  }
+  void scoreRun(const float *prepared, int64_t heads, const uint8_t *area,
+                uint32_t slot, uint32_t count, const int32_t *, float scale,
+                float *scores, int64_t scoreStride, float *) const override {
+    f32ScoreRun(prepared, heads, preparedQuerySize(),
+                area + uint64_t(slot) * entryBytes(), count, headDim(), scale,
+                scores, scoreStride);
+  }
+  void accumulateRun(const float *weights, int64_t weightStride, int64_t heads,
+                     const uint8_t *area, uint32_t slot, uint32_t count,
+                     float *acc, float *) const override {
+    f32AccumulateRun(weights, weightStride, heads,
+                     area + uint64_t(slot) * entryBytes(), count, headDim(),
+                     acc);
   }
 
 private:
@@ -136,6 +192,18 @@ public:
   void accumulate(const float *weights, int64_t heads, const uint8_t *area,
                   uint32_t slot, float *acc, float *) const override {
     bf16Accumulate(weights, heads, entryAt(area, slot), headDim(), acc);
+  }
+  void scoreRun(const float *prepared, int64_t heads, const uint8_t *area,
+                uint32_t slot, uint32_t count, const int32_t *, float scale,
+                float *scores, int64_t scoreStride, float *) const override {
+    bf16ScoreRun(prepared, heads, preparedQuerySize(), entryAt(area, slot),
+                 count, headDim(), scale, scores, scoreStride);
+  }
+  void accumulateRun(const float *weights, int64_t weightStride, int64_t heads,
+                     const uint8_t *area, uint32_t slot, uint32_t count,
+                     float *acc, float *) const override {
+    bf16AccumulateRun(weights, weightStride, heads, entryAt(area, slot), count,
+                      headDim(), acc);
   }
 
 private:

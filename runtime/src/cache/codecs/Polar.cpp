@@ -82,6 +82,69 @@ void polarAccumulate(const float *weights, int64_t heads,
   }
 }
 
+/// What polarScoreRun() and polarAccumulateRun() take: a run's first entry,
+/// the distance between entries, where each one's scale is, the codebook's
+/// levels (16 floats, unused ones zero).
+struct PolarRun {
+  const uint8_t *first;
+  uint64_t entryBytes;
+  uint32_t codeBytes;
+  const float *levels;
+  uint32_t bits;
+};
+
+/// Entry t of a run with its stored scale, the levels in registers.
+template <uint32_t Bits> struct PolarEntries {
+  const uint8_t *first;
+  uint64_t entryBytes;
+  uint32_t codeBytes;
+  Vec8 low, high;
+  KVRT_INLINE PolarEntry<Bits> operator()(int64_t t) const {
+    const uint8_t *entry = first + uint64_t(t) * entryBytes;
+    return {entry, loadF16(entry + codeBytes), low, high};
+  }
+};
+
+template <uint32_t Bits>
+KVRT_INLINE PolarEntries<Bits> entriesOf(const PolarRun &r) {
+  return {r.first, r.entryBytes, r.codeBytes, cpu::load8(r.levels),
+          cpu::load8(r.levels + 8)};
+}
+
+KVRT_MULTIVERSION
+void polarScoreRun(const float *queries, int64_t heads, uint32_t stride,
+                   const PolarRun &run, int64_t count, uint32_t n, float scale,
+                   float *scores, int64_t scoreStride) {
+  switch (run.bits) {
+  case 2:
+    return scoresOfRun(queries, heads, stride, entriesOf<2>(run), count, n,
+                       scale, scores, scoreStride);
+  case 3:
+    return scoresOfRun(queries, heads, stride, entriesOf<3>(run), count, n,
+                       scale, scores, scoreStride);
+  default:
+    return scoresOfRun(queries, heads, stride, entriesOf<4>(run), count, n,
+                       scale, scores, scoreStride);
+  }
+}
+
+KVRT_MULTIVERSION
+void polarAccumulateRun(const float *weights, int64_t weightStride,
+                        int64_t heads, const PolarRun &run, int64_t count,
+                        uint32_t n, float *acc) {
+  switch (run.bits) {
+  case 2:
+    return accumulateOfRun(weights, weightStride, heads, entriesOf<2>(run),
+                           count, n, acc);
+  case 3:
+    return accumulateOfRun(weights, weightStride, heads, entriesOf<3>(run),
+                           count, n, acc);
+  default:
+    return accumulateOfRun(weights, weightStride, heads, entriesOf<4>(run),
+                           count, n, acc);
+  }
+}
+
 class PolarCodec final : public Codec {
 public:
   PolarCodec(uint32_t headDim, uint32_t bits, const Codebook &codebook,
@@ -172,6 +235,23 @@ public:
                     acc);
   }
 
+  void scoreRun(const float *prepared, int64_t heads, const uint8_t *area,
+                uint32_t slot, uint32_t count, const int32_t *positions,
+                float scale, float *scores, int64_t scoreStride,
+                float *scratch) const override {
+    if (qjl_)
+      return Codec::scoreRun(prepared, heads, area, slot, count, positions,
+                             scale, scores, scoreStride, scratch);
+    polarScoreRun(prepared, heads, preparedQuerySize(), runFrom(area, slot),
+                  count, headDim(), scale, scores, scoreStride);
+  }
+  void accumulateRun(const float *weights, int64_t weightStride, int64_t heads,
+                     const uint8_t *area, uint32_t slot, uint32_t count,
+                     float *acc, float *) const override {
+    polarAccumulateRun(weights, weightStride, heads, runFrom(area, slot), count,
+                       headDim(), acc);
+  }
+
   void finishOutput(float *row, uint32_t) const override {
     rotation_.unrotate(row);
   }
@@ -186,6 +266,10 @@ private:
   }
   PolarCodes polarCodes(const uint8_t *entry) const {
     return {entry, levelScale(entry), levels_, bits_};
+  }
+  PolarRun runFrom(const uint8_t *area, uint32_t slot) const {
+    return {area + uint64_t(slot) * entryBytes(), entryBytes(), codeBytes(),
+            levels_, bits_};
   }
 
   uint32_t bits_;
