@@ -165,7 +165,8 @@ void prefetchArea(const Codec &codec, const uint8_t *areas, uint32_t head,
 }
 
 /// Gathers the indices it is given, in increasing order, into runs of
-/// consecutive ones: run(first, count) for each.
+/// consecutive ones: run(first, count) for each, the last when it goes out
+/// of scope.
 template <typename Run> class Runs {
 public:
   explicit Runs(const Run &run) : run_(run) {}
@@ -251,8 +252,7 @@ void forVisible(const PagedCache &cache, const AttentionParams &params,
   }
   // Tail tokens have their positions in the pages too; read them through
   // `pages`, not the cache's sequence lookup: a prefill visits its whole
-  // tail once per row.
-  // The tail is one array: its runs go on across pages.
+  // tail once per row. The tail is one array: its runs go on across pages.
   const uint64_t end = encoded + cache.tail(layer, sequence).tokens();
   auto inTail = [&](uint64_t first, uint64_t count) {
     tailRun(first - encoded, count);
