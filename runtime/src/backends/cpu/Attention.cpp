@@ -180,31 +180,30 @@ public:
     first_ = index;
     count_ = 1;
   }
-
-private:
   void flush() {
     if (count_)
       run_(first_, count_);
     count_ = 0;
   }
+
+private:
   const Run &run_;
   uint64_t first_ = 0, count_ = 0;
 };
 
 /// Visits the entries of `sequence` in `layer` that a query at `position`
 /// sees in KV head `head`, in order: a sink (an encoded entry below the
-/// layer's sinkTokens, kept exact in the sinks: ExactEntries finds it) or
-/// a selected entry by fn(index, page or null for a sink, slot); the other
-/// encoded entries by pageRun(page, slot, count, index), each run of
-/// consecutive visible ones in a page at once; then the tail's by
-/// tailRun(first, count), `first` counted from the tail's start. With
-/// `selected`, only those encoded entries (in index order) and the tail.
-/// Reading every encoded entry, it calls prefetch(page) kPagesAhead pages
-/// ahead.
-template <typename Fn, typename PageRun, typename TailRun, typename Prefetch>
+/// layer's sinkTokens, kept exact in the sinks: ExactEntries finds it) by
+/// sink(index); the other encoded entries by pageRun(page, slot,
+/// count, index), each run of consecutive visible ones in a page at once;
+/// then the tail's by tailRun(first, count), `first` counted from the
+/// tail's start. With `selected`, only those encoded entries (in index
+/// order; a selected block is a run) and the tail. Reading every encoded
+/// entry, it calls prefetch(page) kPagesAhead pages ahead.
+template <typename Sink, typename PageRun, typename TailRun, typename Prefetch>
 void forVisible(const PagedCache &cache, const AttentionParams &params,
                 uint64_t sequence, uint32_t head, int64_t position,
-                const std::vector<uint64_t> *selected, const Fn &fn,
+                const std::vector<uint64_t> *selected, const Sink &sink,
                 const PageRun &pageRun, const TailRun &tailRun,
                 const Prefetch &prefetch) {
   uint32_t layer = params.layer;
@@ -218,11 +217,26 @@ void forVisible(const PagedCache &cache, const AttentionParams &params,
   uint64_t encoded = cache.encoded(layer, sequence);
   const uint64_t sinks = std::min<uint64_t>(shape.sinkTokens, encoded);
   if (selected) {
+    const Page *runPage = nullptr;
+    uint64_t runPageStart = 0;
+    auto inPage = [&](uint64_t first, uint64_t count) {
+      pageRun(*runPage, uint32_t(first - runPageStart), uint32_t(count), first);
+    };
+    Runs<decltype(inPage)> runs(inPage);
     for (uint64_t index : *selected) {
       const Page &page = cache.page(layer, pages[index / shape.pageSize]);
       uint32_t slot = uint32_t(index % shape.pageSize);
-      if (visible(page.positions[positions + slot]))
-        fn(index, index < sinks ? nullptr : &page, slot);
+      if (!visible(page.positions[positions + slot]))
+        continue;
+      if (index < sinks || &page != runPage)
+        runs.flush();
+      if (index < sinks) {
+        sink(index);
+        continue;
+      }
+      runPage = &page;
+      runPageStart = index - slot;
+      runs.add(index);
     }
   }
   const uint64_t encodedPages = (encoded + shape.pageSize - 1) / shape.pageSize;
@@ -245,7 +259,7 @@ void forVisible(const PagedCache &cache, const AttentionParams &params,
       if (!visible(stored[slot]))
         continue;
       if (index < sinks)
-        fn(index, nullptr, slot);
+        sink(index);
       else
         runs.add(index);
     }
@@ -330,17 +344,10 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
   const uint64_t positions = shape.positionOffset(g);
   forVisible(
       cache, params, sequence, g, position, selected,
-      [&](uint64_t index, const Page *page, uint32_t slot) {
-        if (page) {
-          keys.scoreAt(scratch.prepared, group,
-                       keys.areaOf(page->keys.get(), g, shape.keyHeadBytes),
-                       slot, page->positions[positions + slot], scratch.perHead,
-                       scratch.decoded);
-        } else {
-          auto [store, at] = exact.at(index);
-          codecs.tail->score(q, group, tailArea(store->keys[g]), at,
-                             scratch.perHead, scratch.decoded);
-        }
+      [&](uint64_t index) {
+        auto [store, at] = exact.at(index);
+        codecs.tail->score(q, group, tailArea(store->keys[g]), at,
+                           scratch.perHead, scratch.decoded);
         if (!entries.count)
           entries.first = index;
         for (int64_t h = 0; h < group; ++h)
@@ -422,20 +429,13 @@ int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
   int64_t i = 0;
   forVisible(
       cache, params, sequence, g, position, selected,
-      [&](uint64_t index, const Page *page, uint32_t slot) {
+      [&](uint64_t index) {
         for (int64_t h = 0; h < group; ++h)
           scratch.perHead[h] = scratch.weights[h * stride + i];
-        if (page) {
-          values.accumulate(
-              scratch.perHead, group,
-              values.areaOf(page->values.get(), g, shape.valueHeadBytes), slot,
-              scratch.accumulated, scratch.decoded);
-        } else {
-          auto [store, at] = exact.at(index);
-          codecs.tail->accumulate(scratch.perHead, group,
-                                  tailArea(store->values[g]), at, exactSums,
-                                  scratch.decoded);
-        }
+        auto [store, at] = exact.at(index);
+        codecs.tail->accumulate(scratch.perHead, group,
+                                tailArea(store->values[g]), at, exactSums,
+                                scratch.decoded);
         ++i;
       },
       [&](const Page &page, uint32_t slot, uint32_t count, uint64_t) {
@@ -607,7 +607,7 @@ void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
     params.record->rows.assign(size_t(rows * kvHeads), {});
   std::vector<bool> decodeRow;
   if (probe)
-    probe->beginCall(pool.size());
+    probe->beginCall(pool.size(), rows * kvHeads);
   if (probe || selects) {
     std::unordered_map<uint64_t, int64_t> rowsOf;
     for (int64_t r = 0; r < rows; ++r)
@@ -654,7 +654,7 @@ void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
               attendGroup(*probe->cache, probe->layerCodecs[params.layer],
                           params, sequences[r], uint32_t(g), positions[r],
                           q + offset, group, stride, reference, referenceOut);
-          probe->record(thread, group, headDim, n, referenceN, stride,
+          probe->record(thread, task, group, headDim, n, referenceN, stride,
                         out + offset, referenceOut, buffers.weights,
                         reference.weights);
         }
@@ -731,17 +731,18 @@ void reportAttention(ThreadPool &pool, const AttentionParams &params,
   }
 }
 
-void FidelityProbe::beginCall(unsigned threads) {
-  perThread_.assign(threads, {});
+void FidelityProbe::beginCall(unsigned threads, int64_t tasks) {
+  perTask_.assign(size_t(tasks), {});
   order_.resize(threads);
 }
 
-void FidelityProbe::record(unsigned thread, int64_t group, int64_t headDim,
-                           int64_t visible, int64_t referenceVisible,
-                           int64_t stride, const float *out,
-                           const float *reference, const float *weights,
+void FidelityProbe::record(unsigned thread, int64_t task, int64_t group,
+                           int64_t headDim, int64_t visible,
+                           int64_t referenceVisible, int64_t stride,
+                           const float *out, const float *reference,
+                           const float *weights,
                            const float *referenceWeights) {
-  Totals &t = perThread_[thread];
+  Totals &t = perTask_[size_t(task)];
   int64_t k = std::min<int64_t>(topK, visible);
   for (int64_t h = 0; h < group; ++h) {
     double error = 0, norm = 0;
@@ -766,7 +767,7 @@ void FidelityProbe::record(unsigned thread, int64_t group, int64_t headDim,
 void FidelityProbe::endCall(uint32_t layer) {
   if (layers.size() <= layer)
     layers.resize(layer + 1);
-  for (const Totals &t : perThread_) {
+  for (const Totals &t : perTask_) {
     layers[layer].queries += t.queries;
     layers[layer].relativeError += t.relativeError;
     layers[layer].overlap += t.overlap;

@@ -183,17 +183,21 @@ public:
   /// Sums over every query row compared, by layer.
   std::vector<Totals> layers;
 
-  void beginCall(unsigned threads);
-  /// One KV group's heads: outputs [group, headDim] and normalised weights
-  /// [group, stride] over `visible` entries, of the cache and the copy.
-  void record(unsigned thread, int64_t group, int64_t headDim, int64_t visible,
-              int64_t referenceVisible, int64_t stride, const float *out,
-              const float *reference, const float *weights,
+  /// A call of `tasks` (row, KV head) tasks on `threads` threads.
+  void beginCall(unsigned threads, int64_t tasks);
+  /// One KV group's heads, task `task` on `thread`: outputs [group,
+  /// headDim] and normalised weights [group, stride] over `visible`
+  /// entries, of the cache and the copy.
+  void record(unsigned thread, int64_t task, int64_t group, int64_t headDim,
+              int64_t visible, int64_t referenceVisible, int64_t stride,
+              const float *out, const float *reference, const float *weights,
               const float *referenceWeights);
+  /// Adds the call's tasks to `layer`'s totals in task order, so that the
+  /// sums do not depend on which thread took which task.
   void endCall(uint32_t layer);
 
 private:
-  std::vector<Totals> perThread_;
+  std::vector<Totals> perTask_;
   std::vector<std::vector<int64_t>> order_;
 };
 
