@@ -146,6 +146,10 @@ std::vector<AttentionCase> attentionCases() {
   };
 }
 
+std::unique_ptr<Codec> codecOf(const AttentionCase &c) {
+  return makeCodecOrDie(c.encoding, contextFor(c.headDim, c.side, c.scales));
+}
+
 TEST(Codec, AttentionIsTheDecodedEntrysBitForBit) {
   // Codecs score and accumulate an entry where it lies (EntryLoops.h);
   // Codec's own versions decode it, then run codecs::dot and addScaled: the
@@ -158,8 +162,7 @@ TEST(Codec, AttentionIsTheDecodedEntrysBitForBit) {
   for (const AttentionCase &c : attentionCases()) {
     const uint32_t headDim = c.headDim;
     SCOPED_TRACE(std::string(c.name) + " " + std::to_string(headDim));
-    auto codec =
-        makeCodecOrDie(c.encoding, contextFor(headDim, c.side, c.scales));
+    auto codec = codecOf(c);
     EncodedPage page(*codec, kPage, structuredRows(kPage, headDim, 3));
     const bool polar = c.encoding.kind() == schema::ENCODING_POLAR;
     const uint32_t entryBytes = uint32_t(codec->headBytes(kPage) / kPage);
@@ -210,8 +213,7 @@ TEST(Codec, RunsAreEntryByEntryBitForBit) {
   for (const AttentionCase &c : attentionCases()) {
     const uint32_t headDim = c.headDim;
     SCOPED_TRACE(std::string(c.name) + " " + std::to_string(headDim));
-    auto codec =
-        makeCodecOrDie(c.encoding, contextFor(headDim, c.side, c.scales));
+    auto codec = codecOf(c);
     EncodedPage page(*codec, kPage, structuredRows(kPage, headDim, 5));
     const std::vector<float> queries = randomRows(kQueries, headDim, 6);
     std::vector<int32_t> positions(kCount);

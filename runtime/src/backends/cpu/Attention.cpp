@@ -23,7 +23,6 @@
 #include <numeric>
 #include <unordered_map>
 #include <unordered_set>
-#include <utility>
 
 namespace kvrt::cpu {
 namespace {
@@ -89,32 +88,12 @@ const uint8_t *tailArea(const std::vector<float> &head) {
   return reinterpret_cast<const uint8_t *>(head.data());
 }
 
-/// Where forVisible()'s exact entries of one sequence and layer are: a
-/// sink below the encoded count, else in the tail.
-struct ExactEntries {
-  ExactEntries(const PagedCache &cache, uint32_t layer, uint64_t sequence)
-      : sinks(cache.sinks(layer, sequence)), tail(cache.tail(layer, sequence)),
-        encoded(cache.encoded(layer, sequence)) {}
-
-  /// Entry `index`'s store and slot in it.
-  std::pair<const Tail *, uint32_t> at(uint64_t index) const {
-    if (index < encoded)
-      return {&sinks, uint32_t(index)};
-    return {&tail, uint32_t(index - encoded)};
-  }
-
-  const Tail &sinks, &tail;
-  uint64_t encoded;
-};
-
 /// Buffers one thread needs for attendGroup().
 struct Scratch {
   /// One weight per query head of the group and visible entry.
   float *weights;
   /// The group's queries in the key codec's domain.
   float *prepared;
-  /// One score or weight per query head of the group.
-  float *perHead;
   /// Codec scratch.
   float *decoded;
   /// The group's output in the value codec's domain.
@@ -126,16 +105,14 @@ struct Scratch {
   /// (domainSize()).
   static int64_t floats(int64_t group, int64_t stride, int64_t prepared,
                         int64_t domain) {
-    return group * stride + group * prepared + group + domain + group * domain +
-           group;
+    return group * stride + group * prepared + domain + group * domain + group;
   }
   static Scratch carve(float *base, int64_t group, int64_t stride,
                        int64_t prepared, int64_t domain) {
     Scratch s;
     s.weights = base;
     s.prepared = s.weights + group * stride;
-    s.perHead = s.prepared + group * prepared;
-    s.decoded = s.perHead + group;
+    s.decoded = s.prepared + group * prepared;
     s.accumulated = s.decoded + domain;
     s.inverse = s.accumulated + group * domain;
     return s;
@@ -192,20 +169,20 @@ private:
 };
 
 /// Visits the entries of `sequence` in `layer` that a query at `position`
-/// sees in KV head `head`, in order: a sink (an encoded entry below the
-/// layer's sinkTokens, kept exact in the sinks: ExactEntries finds it) by
-/// sink(index); the other encoded entries by pageRun(page, slot,
-/// count, index), each run of consecutive visible ones in a page at once;
-/// then the tail's by tailRun(first, count), `first` counted from the
-/// tail's start. With `selected`, only those encoded entries (in index
-/// order; a selected block is a run) and the tail. Reading every encoded
-/// entry, it calls prefetch(page) kPagesAhead pages ahead.
-template <typename Sink, typename PageRun, typename TailRun, typename Prefetch>
+/// sees in KV head `head`, in order, a run of consecutive ones at a time:
+/// encoded entries by pageRun(page, slot, count, index), exact ones by
+/// exactRun(store, slot, count, index), `store` the sinks (an encoded
+/// entry below the layer's sinkTokens is kept exact there, at its index) or
+/// the tail (at its index less the encoded count), which go on across
+/// pages; `index` is the run's first entry's. With `selected`, only those
+/// encoded entries (in index order; a selected block is a run) and the
+/// tail. Reading every encoded entry, it calls prefetch(page) kPagesAhead
+/// pages ahead.
+template <typename PageRun, typename ExactRun, typename Prefetch>
 void forVisible(const PagedCache &cache, const AttentionParams &params,
                 uint64_t sequence, uint32_t head, int64_t position,
-                const std::vector<uint64_t> *selected, const Sink &sink,
-                const PageRun &pageRun, const TailRun &tailRun,
-                const Prefetch &prefetch) {
+                const std::vector<uint64_t> *selected, const PageRun &pageRun,
+                const ExactRun &exactRun, const Prefetch &prefetch) {
   uint32_t layer = params.layer;
   const CacheLayerShape &shape = cache.shape(layer);
   const uint64_t positions = shape.positionOffset(head);
@@ -216,6 +193,12 @@ void forVisible(const PagedCache &cache, const AttentionParams &params,
   const std::vector<uint32_t> &pages = cache.pages(layer, sequence);
   uint64_t encoded = cache.encoded(layer, sequence);
   const uint64_t sinks = std::min<uint64_t>(shape.sinkTokens, encoded);
+  // Sinks come first in index order: their run ends before any page's.
+  const Tail &sinkStore = cache.sinks(layer, sequence);
+  auto inSinks = [&](uint64_t first, uint64_t count) {
+    exactRun(sinkStore, first, count, first);
+  };
+  Runs<decltype(inSinks)> sinkRuns(inSinks);
   if (selected) {
     const Page *runPage = nullptr;
     uint64_t runPageStart = 0;
@@ -228,12 +211,13 @@ void forVisible(const PagedCache &cache, const AttentionParams &params,
       uint32_t slot = uint32_t(index % shape.pageSize);
       if (!visible(page.positions[positions + slot]))
         continue;
-      if (index < sinks || &page != runPage)
-        runs.flush();
       if (index < sinks) {
-        sink(index);
+        sinkRuns.add(index);
         continue;
       }
+      sinkRuns.flush();
+      if (&page != runPage)
+        runs.flush();
       runPage = &page;
       runPageStart = index - slot;
       runs.add(index);
@@ -258,18 +242,22 @@ void forVisible(const PagedCache &cache, const AttentionParams &params,
          slot < shape.pageSize && index < encoded; ++slot, ++index) {
       if (!visible(stored[slot]))
         continue;
-      if (index < sinks)
-        sink(index);
-      else
-        runs.add(index);
+      if (index < sinks) {
+        sinkRuns.add(index);
+        continue;
+      }
+      sinkRuns.flush();
+      runs.add(index);
     }
   }
+  sinkRuns.flush();
   // Tail tokens have their positions in the pages too; read them through
   // `pages`, not the cache's sequence lookup: a prefill visits its whole
-  // tail once per row. The tail is one array: its runs go on across pages.
-  const uint64_t end = encoded + cache.tail(layer, sequence).tokens();
+  // tail once per row.
+  const Tail &tail = cache.tail(layer, sequence);
+  const uint64_t end = encoded + tail.tokens();
   auto inTail = [&](uint64_t first, uint64_t count) {
-    tailRun(first - encoded, count);
+    exactRun(tail, first - encoded, count, first);
   };
   Runs<decltype(inTail)> runs(inTail);
   for (uint64_t index = encoded; index < end;) {
@@ -325,7 +313,6 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
                               RowSelection *selection = nullptr) {
   const CacheLayerShape &shape = cache.shape(params.layer);
   int64_t headDim = shape.headDim;
-  const ExactEntries exact(cache, params.layer, sequence);
   const Codec &keys = *codecs.key;
   int64_t preparedSize = keys.preparedQuerySize();
   for (int64_t h = 0; h < group; ++h)
@@ -344,17 +331,6 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
   const uint64_t positions = shape.positionOffset(g);
   forVisible(
       cache, params, sequence, g, position, selected,
-      [&](uint64_t index) {
-        auto [store, at] = exact.at(index);
-        codecs.tail->score(q, group, tailArea(store->keys[g]), at,
-                           scratch.perHead, scratch.decoded);
-        if (!entries.count)
-          entries.first = index;
-        for (int64_t h = 0; h < group; ++h)
-          scratch.weights[h * stride + entries.count] =
-              scratch.perHead[h] * params.scale;
-        ++entries.count;
-      },
       [&](const Page &page, uint32_t slot, uint32_t count, uint64_t index) {
         if (!entries.count)
           entries.first = index;
@@ -365,13 +341,13 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
                       scratch.decoded);
         entries.count += count;
       },
-      [&](uint64_t first, uint64_t count) {
+      [&](const Tail &store, uint64_t slot, uint64_t count, uint64_t index) {
         if (!entries.count)
-          entries.first = exact.encoded + first;
-        codecs.tail->scoreRun(q, group, tailArea(exact.tail.keys[g]),
-                              uint32_t(first), uint32_t(count), nullptr,
-                              params.scale, scratch.weights + entries.count,
-                              stride, scratch.decoded);
+          entries.first = index;
+        codecs.tail->scoreRun(q, group, tailArea(store.keys[g]), uint32_t(slot),
+                              uint32_t(count), nullptr, params.scale,
+                              scratch.weights + entries.count, stride,
+                              scratch.decoded);
         entries.count += int64_t(count);
       },
       [&](const Page &page) {
@@ -410,7 +386,6 @@ int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
                     RowSelection *selection = nullptr) {
   const CacheLayerShape &shape = cache.shape(params.layer);
   int64_t headDim = shape.headDim;
-  const ExactEntries exact(cache, params.layer, sequence);
   const Codec &values = *codecs.value;
   int64_t n = softmaxVisible(cache, codecs, params, sequence, g, position, q,
                              group, stride, scratch, selection)
@@ -429,15 +404,6 @@ int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
   int64_t i = 0;
   forVisible(
       cache, params, sequence, g, position, selected,
-      [&](uint64_t index) {
-        for (int64_t h = 0; h < group; ++h)
-          scratch.perHead[h] = scratch.weights[h * stride + i];
-        auto [store, at] = exact.at(index);
-        codecs.tail->accumulate(scratch.perHead, group,
-                                tailArea(store->values[g]), at, exactSums,
-                                scratch.decoded);
-        ++i;
-      },
       [&](const Page &page, uint32_t slot, uint32_t count, uint64_t) {
         values.accumulateRun(
             scratch.weights + i, stride, group,
@@ -445,10 +411,10 @@ int64_t attendGroup(const PagedCache &cache, const CacheCodecs &codecs,
             count, scratch.accumulated, scratch.decoded);
         i += count;
       },
-      [&](uint64_t first, uint64_t count) {
-        codecs.tail->accumulateRun(
-            scratch.weights + i, stride, group, tailArea(exact.tail.values[g]),
-            uint32_t(first), uint32_t(count), exactSums, scratch.decoded);
+      [&](const Tail &store, uint64_t slot, uint64_t count, uint64_t) {
+        codecs.tail->accumulateRun(scratch.weights + i, stride, group,
+                                   tailArea(store.values[g]), uint32_t(slot),
+                                   uint32_t(count), exactSums, scratch.decoded);
         i += int64_t(count);
       },
       [&](const Page &page) {

@@ -58,25 +58,19 @@ struct Bf16Entry {
   }
 };
 
-KVRT_MULTIVERSION
-void f32Scores(const float *queries, int64_t heads, uint32_t stride,
-               const uint8_t *entry, uint32_t n, float *scores) {
-  scoresOf(queries, heads, stride, F32Entry{entry}, n, scores);
+// The loops of EntryLoops.h over either kind of entry, in each clone's
+// instructions.
+template <typename Entry>
+KVRT_MULTIVERSION void plainScores(const float *queries, int64_t heads,
+                                   uint32_t stride, const uint8_t *entry,
+                                   uint32_t n, float *scores) {
+  scoresOf(queries, heads, stride, Entry{entry}, n, scores);
 }
-KVRT_MULTIVERSION
-void bf16Scores(const float *queries, int64_t heads, uint32_t stride,
-                const uint8_t *entry, uint32_t n, float *scores) {
-  scoresOf(queries, heads, stride, Bf16Entry{entry}, n, scores);
-}
-KVRT_MULTIVERSION
-void f32Accumulate(const float *weights, int64_t heads, const uint8_t *entry,
-                   uint32_t n, float *acc) {
-  accumulateOf(weights, heads, F32Entry{entry}, n, acc);
-}
-KVRT_MULTIVERSION
-void bf16Accumulate(const float *weights, int64_t heads, const uint8_t *entry,
-                    uint32_t n, float *acc) {
-  accumulateOf(weights, heads, Bf16Entry{entry}, n, acc);
+template <typename Entry>
+KVRT_MULTIVERSION void plainAccumulate(const float *weights, int64_t heads,
+                                       const uint8_t *entry, uint32_t n,
+                                       float *acc) {
+  accumulateOf(weights, heads, Entry{entry}, n, acc);
 }
 
 /// Runs of entries `bytes` apart from `area` on (EntryLoops.h's run loops).
@@ -88,92 +82,83 @@ template <typename Entry> struct EntriesFrom {
   }
 };
 
-KVRT_MULTIVERSION
-void f32ScoreRun(const float *queries, int64_t heads, uint32_t stride,
-                 const uint8_t *area, int64_t count, uint32_t n, float scale,
-                 float *scores, int64_t scoreStride) {
+template <typename Entry>
+KVRT_MULTIVERSION void plainScoreRun(const float *queries, int64_t heads,
+                                     uint32_t stride, const uint8_t *area,
+                                     int64_t count, uint32_t n, float scale,
+                                     float *scores, int64_t scoreStride) {
   scoresOfRun(queries, heads, stride,
-              EntriesFrom<F32Entry>{area, uint64_t(n) * F32Entry::kBytes},
-              count, n, scale, scores, scoreStride);
+              EntriesFrom<Entry>{area, uint64_t(n) * Entry::kBytes}, count, n,
+              scale, scores, scoreStride);
 }
-KVRT_MULTIVERSION
-void bf16ScoreRun(const float *queries, int64_t heads, uint32_t stride,
-                  const uint8_t *area, int64_t count, uint32_t n, float scale,
-                  float *scores, int64_t scoreStride) {
-  scoresOfRun(queries, heads, stride,
-              EntriesFrom<Bf16Entry>{area, uint64_t(n) * Bf16Entry::kBytes},
-              count, n, scale, scores, scoreStride);
-}
-KVRT_MULTIVERSION
-void f32AccumulateRun(const float *weights, int64_t weightStride, int64_t heads,
-                      const uint8_t *area, int64_t count, uint32_t n,
-                      float *acc) {
+template <typename Entry>
+KVRT_MULTIVERSION void
+plainAccumulateRun(const float *weights, int64_t weightStride, int64_t heads,
+                   const uint8_t *area, int64_t count, uint32_t n, float *acc) {
   accumulateOfRun(weights, weightStride, heads,
-                  EntriesFrom<F32Entry>{area, uint64_t(n) * F32Entry::kBytes},
-                  count, n, acc);
-}
-KVRT_MULTIVERSION
-void bf16AccumulateRun(const float *weights, int64_t weightStride,
-                       int64_t heads, const uint8_t *area, int64_t count,
-                       uint32_t n, float *acc) {
-  accumulateOfRun(weights, weightStride, heads,
-                  EntriesFrom<Bf16Entry>{area, uint64_t(n) * Bf16Entry::kBytes},
-                  count, n, acc);
+                  EntriesFrom<Entry>{area, uint64_t(n) * Entry::kBytes}, count,
+                  n, acc);
 }
 
-class F32Codec final : public Codec {
+/// What the f32 and bf16 codecs share: entries of headDim elements of
+/// Entry::kBytes one after another, scored and summed where they lie.
+template <typename Entry> class PlainCodec : public Codec {
 public:
-  explicit F32Codec(uint32_t headDim) : Codec(headDim) {}
+  explicit PlainCodec(uint32_t headDim) : Codec(headDim) {}
 
   uint64_t headBytes(uint32_t pageSize) const override {
     return uint64_t(pageSize) * entryBytes();
   }
-  void encode(const float *src, int64_t, uint32_t, uint32_t slot,
-              uint8_t *area) const override {
-    std::memcpy(area + uint64_t(slot) * entryBytes(), src, entryBytes());
-  }
-  void decode(const uint8_t *area, uint32_t slot, float *out) const override {
-    std::memcpy(out, area + uint64_t(slot) * entryBytes(), entryBytes());
-  }
   void score(const float *prepared, int64_t heads, const uint8_t *area,
              uint32_t slot, float *scores, float *) const override {
-    f32Scores(prepared, heads, preparedQuerySize(),
-              area + uint64_t(slot) * entryBytes(), headDim(), scores);
+    plainScores<Entry>(prepared, heads, preparedQuerySize(),
+                       entryAt(area, slot), headDim(), scores);
   }
   void accumulate(const float *weights, int64_t heads, const uint8_t *area,
                   uint32_t slot, float *acc, float *) const override {
-    f32Accumulate(weights, heads, area + uint64_t(slot) * entryBytes(),
-                  headDim(), acc);
+    plainAccumulate<Entry>(weights, heads, entryAt(area, slot), headDim(), acc);
   }
   void scoreRun(const float *prepared, int64_t heads, const uint8_t *area,
                 uint32_t slot, uint32_t count, const int32_t *, float scale,
                 float *scores, int64_t scoreStride, float *) const override {
-    f32ScoreRun(prepared, heads, preparedQuerySize(),
-                area + uint64_t(slot) * entryBytes(), count, headDim(), scale,
-                scores, scoreStride);
+    plainScoreRun<Entry>(prepared, heads, preparedQuerySize(),
+                         entryAt(area, slot), count, headDim(), scale, scores,
+                         scoreStride);
   }
   void accumulateRun(const float *weights, int64_t weightStride, int64_t heads,
                      const uint8_t *area, uint32_t slot, uint32_t count,
                      float *acc, float *) const override {
-    f32AccumulateRun(weights, weightStride, heads,
-                     area + uint64_t(slot) * entryBytes(), count, headDim(),
-                     acc);
+    plainAccumulateRun<Entry>(weights, weightStride, heads, entryAt(area, slot),
+                              count, headDim(), acc);
   }
 
-private:
-  uint32_t entryBytes() const { return headDim() * sizeof(float); }
+protected:
+  uint64_t entryBytes() const { return uint64_t(headDim()) * Entry::kBytes; }
+  template <typename Byte> Byte *entryAt(Byte *area, uint32_t slot) const {
+    return area + uint64_t(slot) * entryBytes();
+  }
 };
 
-class Bf16Codec final : public Codec {
+class F32Codec final : public PlainCodec<F32Entry> {
 public:
-  explicit Bf16Codec(uint32_t headDim) : Codec(headDim) {}
+  using PlainCodec::PlainCodec;
 
-  uint64_t headBytes(uint32_t pageSize) const override {
-    return uint64_t(pageSize) * headDim() * sizeof(uint16_t);
-  }
   void encode(const float *src, int64_t, uint32_t, uint32_t slot,
               uint8_t *area) const override {
-    uint8_t *entry = area + uint64_t(slot) * headDim() * sizeof(uint16_t);
+    std::memcpy(entryAt(area, slot), src, entryBytes());
+  }
+  void decode(const uint8_t *area, uint32_t slot, float *out) const override {
+    std::memcpy(out, entryAt(area, slot), entryBytes());
+  }
+};
+
+class Bf16Codec final : public PlainCodec<Bf16Entry> {
+public:
+  using PlainCodec::PlainCodec;
+
+  void encode(const float *src, int64_t, uint32_t, uint32_t slot,
+              uint8_t *area) const override {
+    uint8_t *entry = entryAt(area, slot);
     for (uint32_t i = 0; i < headDim(); ++i) {
       uint16_t v = cpu::floatToBf16(src[i]);
       std::memcpy(entry + i * sizeof(v), &v, sizeof(v));
@@ -183,32 +168,6 @@ public:
     const uint8_t *entry = entryAt(area, slot);
     for (uint32_t i = 0; i < headDim(); ++i)
       out[i] = Bf16Entry{entry}.load(i);
-  }
-  void score(const float *prepared, int64_t heads, const uint8_t *area,
-             uint32_t slot, float *scores, float *) const override {
-    bf16Scores(prepared, heads, preparedQuerySize(), entryAt(area, slot),
-               headDim(), scores);
-  }
-  void accumulate(const float *weights, int64_t heads, const uint8_t *area,
-                  uint32_t slot, float *acc, float *) const override {
-    bf16Accumulate(weights, heads, entryAt(area, slot), headDim(), acc);
-  }
-  void scoreRun(const float *prepared, int64_t heads, const uint8_t *area,
-                uint32_t slot, uint32_t count, const int32_t *, float scale,
-                float *scores, int64_t scoreStride, float *) const override {
-    bf16ScoreRun(prepared, heads, preparedQuerySize(), entryAt(area, slot),
-                 count, headDim(), scale, scores, scoreStride);
-  }
-  void accumulateRun(const float *weights, int64_t weightStride, int64_t heads,
-                     const uint8_t *area, uint32_t slot, uint32_t count,
-                     float *acc, float *) const override {
-    bf16AccumulateRun(weights, weightStride, heads, entryAt(area, slot), count,
-                      headDim(), acc);
-  }
-
-private:
-  const uint8_t *entryAt(const uint8_t *area, uint32_t slot) const {
-    return area + uint64_t(slot) * headDim() * Bf16Entry::kBytes;
   }
 };
 
