@@ -595,4 +595,37 @@ TEST(ThreadPool, RunsEveryTaskOnceAcrossManyJobs) {
   }
 }
 
+TEST(FidelityProbe, TotalsDoNotDependOnWhichThreadTookATask) {
+  // Three tasks' relative errors: 2^30 + 127 and twice 2^-23, half the
+  // last bit of the first, so that their sum depends on its order.
+  const float outs[3] = {1073741952.0f, 1.0f + 0x1p-23f, 1.0f + 0x1p-23f};
+  const float reference = 1.0f, weight = 1.0f;
+  auto record = [&](FidelityProbe &probe, unsigned thread, int64_t task,
+                    float out) {
+    probe.record(thread, task, 1, 1, 1, 1, 1, &out, &reference, &weight,
+                 &weight);
+  };
+  double alone[3];
+  for (int i = 0; i < 3; ++i) {
+    FidelityProbe probe;
+    probe.beginCall(1, 1);
+    record(probe, 0, 0, outs[i]);
+    probe.endCall(0);
+    alone[i] = probe.layers[0].relativeError;
+  }
+  const double inOrder = (alone[0] + alone[1]) + alone[2];
+  ASSERT_NE(inOrder, alone[0] + (alone[1] + alone[2]));
+  // The tasks taken by two threads in two ways: the first with the second,
+  // then with neither.
+  for (unsigned split : {2u, 1u}) {
+    FidelityProbe probe;
+    probe.beginCall(2, 3);
+    for (int64_t task = 0; task < 3; ++task)
+      record(probe, task < split ? 0 : 1, task, outs[task]);
+    probe.endCall(0);
+    EXPECT_EQ(probe.layers[0].relativeError, inOrder) << "split " << split;
+    EXPECT_EQ(probe.layers[0].queries, 3u);
+  }
+}
+
 } // namespace
