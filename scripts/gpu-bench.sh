@@ -301,9 +301,13 @@ for section in "${sections[@]}"; do
       awk '!/^\| (artifact|---)/ || !seen[$0]++'
     ;;
   default)
-    # The whole default model (its blocks) against the CPU backend.
+    # The whole default model (its blocks) against the CPU backend. Its 30
+    # layers of bf16 weights, GEMM inputs and cache move the logits by up to
+    # 1.7e-2 (300 random tokens) and 2.4e-2 (text) against float32 in numpy
+    # (scripts/bf16-rounding.py); an H100 gave 2.15e-2 (2026-12-05).
     timeout 300 "$bin/kvrt-cuda-engine" check "$default_artifact" \
-      --prompt 300 --steps 32 > "$out/engine-check-default.txt" 2>&1 ||
+      --prompt 300 --steps 32 --tolerance 0.03 \
+      > "$out/engine-check-default.txt" 2>&1 ||
       status=1
     grep -E '^[0-9]+ of [0-9]+ rows' "$out/engine-check-default.txt"
     echo "engine default: $(tail -1 "$out/engine-check-default.txt")"
