@@ -297,13 +297,10 @@ TEST(DecodeAttentionPlan, SplitsCoverTheLongestRowInWholeTiles) {
         EXPECT_LT(uint64_t(plan->splits - 1) * plan->splitTokens, length);
         EXPECT_EQ(plan->splitTokens % plan->tileTokens, 0u);
         EXPECT_LE(plan->sharedBytes, 227u * 1024);
-        // 4-bit polar: four blocks an SM with their pair tables (and the
-        // 1 KB each block reserves).
-        if (side.kind == DeviceSideLayout::Kind::Polar) {
+        // 4-bit polar's pair table (EveryGroupMmaCacheFitsFourBlocksAnSm
+        // checks that four blocks still fit an SM).
+        if (side.kind == DeviceSideLayout::Kind::Polar)
           EXPECT_EQ(plan->staticSharedBytes, kPolarPairTableBytes);
-          EXPECT_LE(4 * (plan->sharedBytes + plan->staticSharedBytes + 1024),
-                    228u * 1024);
-        }
         // Partials only when they are used.
         const size_t rows = size_t(batch) * 32;
         const size_t partials =
@@ -862,6 +859,59 @@ TEST(DeviceSideLayout, KiviKeysInBlocksValuesPerSlot) {
   EXPECT_EQ(small.status().message(),
             "the CUDA backend reads kivi caches in pages of whole groups; a "
             "page of 16 tokens is not a multiple of 32");
+}
+
+TEST(DecodeAttentionPlan, EveryGroupMmaCacheFitsFourBlocksAnSm) {
+  // The GroupMma kernels are bound to four blocks an SM (kMinBlocks): a
+  // plan whose shared memory (with the 1 KB each block reserves) leaves
+  // room for three only would lose a quarter of the warps without a word.
+  // The pages' index list grows with the split, polar-4's pair table is
+  // 16 KB of static memory: every cache at every page size and shape.
+  struct Cache {
+    std::string name;
+    DeviceSideLayout key, value;
+    uint32_t pageSize;
+  };
+  std::vector<Cache> caches;
+  for (uint32_t pageSize : {16u, 64u, 256u}) {
+    const std::string page = " in pages of " + std::to_string(pageSize);
+    std::vector<std::pair<std::string, schema::Encoding>> encodings = {
+        {"fp8", encodingOf(schema::ENCODING_FP8)},
+        {"nvfp4", encodingOf(schema::ENCODING_NVFP4)}};
+    for (uint32_t bits : {2u, 3u, 4u})
+      encodings.push_back({"polar" + std::to_string(bits),
+                           encodingOf(schema::ENCODING_POLAR, bits)});
+    for (const auto &[name, encoding] : encodings) {
+      const DeviceSideLayout side = layoutOf(encoding, 128, pageSize);
+      caches.push_back({name + page, side, side, pageSize});
+    }
+  }
+  for (uint32_t bits : {2u, 4u})
+    for (uint32_t group : {32u, 64u})
+      for (uint32_t pageSize : {group, 256u}) {
+        StatusOr<DeviceSideLayout> keys =
+            kiviLayout(CacheSide::Key, 128, bits, group, pageSize);
+        StatusOr<DeviceSideLayout> values =
+            kiviLayout(CacheSide::Value, 128, bits, group, pageSize);
+        ASSERT_TRUE(keys && values);
+        caches.push_back({"kivi" + std::to_string(bits) + " in groups of " +
+                              std::to_string(group) + ", pages of " +
+                              std::to_string(pageSize),
+                          *keys, *values, pageSize});
+      }
+  for (const Cache &cache : caches)
+    for (uint32_t batch : {1u, 8u, 32u})
+      for (uint32_t length : {8192u, 32768u, 131072u}) {
+        SCOPED_TRACE(cache.name + ", B = " + std::to_string(batch) +
+                     ", L = " + std::to_string(length));
+        DecodeAttentionShape shape{
+            batch, 32, 8, 128, cache.pageSize, length, cache.key, cache.value};
+        StatusOr<DecodeAttentionPlan> plan = planDecodeAttention(shape, 132);
+        ASSERT_TRUE(plan) << plan.status().message();
+        ASSERT_EQ(plan->kernel, SplitKernel::GroupMma);
+        EXPECT_LE(4 * (plan->sharedBytes + plan->staticSharedBytes + 1024),
+                  228u * 1024);
+      }
 }
 
 TEST(ExactTokens, KiviRowsEncodeTheGroupsTheCpuCacheFlushesNext) {
