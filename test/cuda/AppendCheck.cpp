@@ -23,6 +23,7 @@
 #include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cuda/Append.h"
+#include "runtime/src/backends/cuda/DecoderKernels.h"
 #include "runtime/src/backends/cuda/DeviceBuffer.h"
 #include "runtime/src/backends/cuda/LatentKeyOperands.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
@@ -45,6 +46,22 @@ struct AppendCase {
   bool keys = false;
   bool interleaved = false;
 };
+
+/// What every append of these checks shares: rows' slots and positions,
+/// per-head scales (read by fp8 per_head only) and the pages' shape.
+AppendArgs appendArgs(const DeviceBuffer &slots, const DeviceBuffer &positions,
+                      const DeviceBuffer &scales, uint32_t rows,
+                      uint32_t kvHeads, uint32_t headDim, uint32_t pageSize) {
+  AppendArgs args;
+  args.slots = slots.as<int32_t>();
+  args.positions = positions.as<int32_t>();
+  args.headScales = scales.as<float>();
+  args.rows = rows;
+  args.kvHeads = kvHeads;
+  args.headDim = headDim;
+  args.pageSize = pageSize;
+  return args;
+}
 
 bool runAppendCase(const AppendCase &c, uint32_t seed) {
   constexpr uint32_t kRows = 1000, kHeads = 4, kPageSize = 16;
@@ -137,19 +154,13 @@ bool runAppendCase(const AppendCase &c, uint32_t seed) {
       orDie(DeviceBuffer::allocate(operands.ropeInverse.size() * 8 + 8));
   orDie(ropeInverse.upload(operands.ropeInverse.data(),
                            operands.ropeInverse.size() * 8));
-  AppendArgs args;
-  args.positions = positionsDevice.as<int32_t>();
+  AppendArgs args = appendArgs(slotsDevice, positionsDevice, scales, kRows,
+                               kHeads, d, kPageSize);
   args.rotations = rotations.as<double>();
   args.ropeInverse = ropeInverse.as<double>();
   args.rotationScale = operands.rotationScale;
   args.src = srcDevice.as<float>();
-  args.slots = slotsDevice.as<int32_t>();
-  args.rows = kRows;
-  args.kvHeads = kHeads;
-  args.headDim = d;
-  args.pageSize = kPageSize;
   args.pool = pool.as<uint8_t>();
-  args.headScales = scales.as<float>();
   args.basis = basis.as<float>();
   orDie(launchAppend(args, side, nullptr));
   CUDA_OK(cudaDeviceSynchronize());
@@ -329,6 +340,121 @@ schema::Encoding testEncoding(schema::EncodingKind kind, uint32_t bits,
   return e;
 }
 
+/// launchAppends() with the keys' rope folded in and the queries' rope
+/// beside it must write, byte for byte, what launchRope() twice and
+/// launchAppend() for each side write: both rotate in RopeTurn.cuh's
+/// arithmetic. Rows come from one fused projection's columns (q, k, v side
+/// by side) at random positions, into slots in shuffled order.
+bool runFoldedCase(const char *name, const schema::Encoding &encoding,
+                   uint32_t d, bool interleaved, uint32_t seed) {
+  constexpr uint32_t kRows = 300, kHeads = 4, kQueryHeads = 12, kPageSize = 16;
+  const uint64_t width = uint64_t(kQueryHeads + 2 * kHeads) * d;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> projected(kRows * width);
+  for (float &x : projected)
+    x = normal(rng);
+  std::vector<int32_t> positions(kRows), slots(kRows);
+  std::uniform_int_distribution<int32_t> position(0, 1 << 18);
+  for (uint32_t r = 0; r < kRows; ++r) {
+    positions[r] = position(rng);
+    slots[r] = int32_t(r);
+  }
+  std::shuffle(slots.begin(), slots.end(), rng);
+  std::vector<double> inverse(d / 2);
+  for (uint32_t i = 0; i < d / 2; ++i)
+    inverse[i] = std::pow(500000.0, -2.0 * i / d);
+  const double factor = 1.1;
+
+  CodecContext context;
+  context.kvHeads = kHeads;
+  context.headDim = d;
+  if (encoding.kind() == schema::ENCODING_NVFP4)
+    context.scales = {0.0123f};
+  if (encoding.kind() == schema::ENCODING_FP8 &&
+      encoding.scale_mode() == schema::SCALE_MODE_PER_HEAD)
+    context.scales = {0.011f, 0.02f, 0.005f, 0.04f};
+  std::unique_ptr<Codec> codec = orDie(makeCodec(encoding, context));
+  const DeviceSideLayout side =
+      orDie(deviceSideLayout(encoding, *codec, kPageSize));
+  DeviceBuffer scales = orDie(DeviceBuffer::allocate(kHeads * 4));
+  if (context.scales.size() == kHeads)
+    orDie(scales.upload(context.scales.data(), kHeads * 4));
+  const size_t poolBytes =
+      (kRows + kPageSize - 1) / kPageSize * side.areaStride * kHeads;
+
+  DeviceBuffer src = orDie(DeviceBuffer::allocate(projected.size() * 4));
+  orDie(src.upload(projected.data(), projected.size() * 4));
+  DeviceBuffer positionsDevice = orDie(DeviceBuffer::allocate(kRows * 4));
+  orDie(positionsDevice.upload(positions.data(), kRows * 4));
+  DeviceBuffer slotsDevice = orDie(DeviceBuffer::allocate(kRows * 4));
+  orDie(slotsDevice.upload(slots.data(), kRows * 4));
+  DeviceBuffer inverseDevice = orDie(DeviceBuffer::allocate(d / 2 * 8));
+  orDie(inverseDevice.upload(inverse.data(), d / 2 * 8));
+  DeviceBuffer rotatedKeys =
+      orDie(DeviceBuffer::allocate(size_t(kRows) * kHeads * d * 4));
+  // Per way (four launches, then one): keys' and values' pools, queries.
+  std::vector<DeviceBuffer> pools, queries;
+  for (int way = 0; way < 2; ++way) {
+    for (int sideIndex = 0; sideIndex < 2; ++sideIndex) {
+      pools.push_back(orDie(DeviceBuffer::allocate(poolBytes)));
+      CUDA_OK(cudaMemset(pools.back().get(), 0xff, poolBytes));
+    }
+    const size_t queryBytes = size_t(kRows) * kQueryHeads * d * 4;
+    queries.push_back(orDie(DeviceBuffer::allocate(queryBytes)));
+    CUDA_OK(cudaMemset(queries.back().get(), 0xff, queryBytes));
+  }
+  const float *q = src.as<float>(), *k = q + kQueryHeads * d,
+              *v = k + kHeads * d;
+  AppendArgs keys = appendArgs(slotsDevice, positionsDevice, scales, kRows,
+                               kHeads, d, kPageSize);
+  AppendArgs values = keys;
+  values.src = v;
+  values.srcStride = width;
+
+  // Four launches.
+  if (!launchRope(q, int64_t(width), kRows, kQueryHeads, d, keys.positions,
+                  inverseDevice.as<double>(), factor, interleaved,
+                  queries[0].as<float>(), nullptr) ||
+      !launchRope(k, int64_t(width), kRows, kHeads, d, keys.positions,
+                  inverseDevice.as<double>(), factor, interleaved,
+                  rotatedKeys.as<float>(), nullptr))
+    orDie(Status::error("launching the rope kernel failed"));
+  keys.src = rotatedKeys.as<float>();
+  keys.pool = pools[0].as<uint8_t>();
+  orDie(launchAppend(keys, side, nullptr));
+  values.pool = pools[1].as<uint8_t>();
+  orDie(launchAppend(values, side, nullptr));
+  // One.
+  keys.src = k;
+  keys.srcStride = width;
+  keys.rope = {inverseDevice.as<double>(), factor, interleaved};
+  keys.pool = pools[2].as<uint8_t>();
+  values.pool = pools[3].as<uint8_t>();
+  QueryRope rope{q, width, kQueryHeads, queries[1].as<float>()};
+  orDie(launchAppends(keys, side, values, side, &rope, nullptr));
+  CUDA_OK(cudaDeviceSynchronize());
+
+  auto differing = [](const DeviceBuffer &a, const DeviceBuffer &b) {
+    std::vector<uint8_t> x(a.size()), y(b.size());
+    CUDA_OK(cudaMemcpy(x.data(), a.get(), x.size(), cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(y.data(), b.get(), y.size(), cudaMemcpyDeviceToHost));
+    size_t n = 0;
+    for (size_t i = 0; i < x.size(); ++i)
+      n += x[i] != y[i];
+    return n;
+  };
+  const size_t keyBytes = differing(pools[0], pools[2]);
+  const size_t valueBytes = differing(pools[1], pools[3]);
+  const size_t queryBytes = differing(queries[0], queries[1]);
+  const bool ok = !keyBytes && !valueBytes && !queryBytes;
+  std::printf("%-4s append   %-9s d=%u%s folded rope, one launch: %zu key, "
+              "%zu value, %zu query bytes differ from four launches\n",
+              ok ? "ok" : "FAIL", name, d, interleaved ? " interleaved" : "",
+              keyBytes, valueBytes, queryBytes);
+  return ok;
+}
+
 int runAppendChecks() {
   const AppendCase cases[] = {
       {"bf16", testEncoding(schema::ENCODING_BF16), 128, false},
@@ -350,6 +476,11 @@ int runAppendChecks() {
   uint32_t seed = 2000;
   for (const AppendCase &c : cases)
     failures += runAppendCase(c, seed++) ? 0 : 1;
+  for (const AppendCase &c : cases)
+    if (!c.keys && c.encoding.kind() != schema::ENCODING_LOWRANK)
+      failures += runFoldedCase(c.name, c.encoding, c.headDim, seed % 2, seed++)
+                      ? 0
+                      : 1;
   for (uint32_t d : {64u, 128u})
     for (uint32_t bits : {2u, 4u})
       for (uint32_t group : {32u, 64u})

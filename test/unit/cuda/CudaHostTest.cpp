@@ -259,6 +259,98 @@ TEST(FoldedAdds, EveryResidualAddRunsInsideTheNormAfterIt) {
   EXPECT_EQ(norms, adds);
 }
 
+TEST(FoldedRopes, EachLayersRopesRunInsideItsAppend) {
+  const RandomLlamaPlan llama;
+  const PlanSteps &plan = llama.plan;
+  const std::vector<PlanStep> &steps = plan.steps;
+  const FoldedRopes folded = planFoldedRopes(steps);
+  int appends = 0, ropes = 0;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    ropes += steps[i].kernel == Kernel::Rope;
+    if (folded.keyRopeOf[i] == kNoStep) {
+      EXPECT_EQ(folded.queryRopeOf[i], kNoStep) << "step " << i;
+      continue;
+    }
+    ++appends;
+    ASSERT_EQ(steps[i].kernel, Kernel::Append);
+    const size_t k = size_t(folded.keyRopeOf[i]);
+    const size_t q = size_t(folded.queryRopeOf[i]);
+    ASSERT_NE(folded.queryRopeOf[i], kNoStep) << "step " << i;
+    EXPECT_EQ(steps[i].producers[0], int64_t(k));
+    EXPECT_EQ(steps[k].kernel, Kernel::Rope);
+    EXPECT_EQ(steps[q].kernel, Kernel::Rope);
+    EXPECT_NE(q, k);
+    EXPECT_TRUE(folded.folded[k] && folded.folded[q]);
+    // Only ropes and reshapes between them and the append; the keys' only
+    // reader is the append, the queries' readers all come after it.
+    for (size_t j = std::min(q, k) + 1; j < i; ++j)
+      EXPECT_TRUE(steps[j].kernel == Kernel::Rope ||
+                  steps[j].kernel == Kernel::Reshape)
+          << "step " << j;
+    for (size_t j = 0; j < steps.size(); ++j) {
+      if (steps[j].kernel == Kernel::Reshape)
+        continue;
+      for (int64_t producer : steps[j].producers) {
+        if (producer == int64_t(k))
+          EXPECT_EQ(j, i);
+        if (producer == int64_t(q))
+          EXPECT_GT(j, i);
+      }
+    }
+  }
+  EXPECT_EQ(appends, int(llama.model.config.num_layers()));
+  EXPECT_EQ(ropes, 2 * appends);
+}
+
+TEST(FoldedRopes, StayWhereTheirOutputIsReadEarlierOrTheirInputRewritten) {
+  const RandomLlamaPlan llama;
+  const std::vector<PlanStep> &steps = llama.plan.steps;
+  const FoldedRopes folded = planFoldedRopes(steps);
+  size_t append = 0;
+  while (folded.keyRopeOf[append] == kNoStep)
+    ++append;
+  const size_t k = size_t(folded.keyRopeOf[append]);
+  const size_t q = size_t(folded.queryRopeOf[append]);
+  size_t attention = append + 1;
+  while (steps[attention].kernel != Kernel::Attention)
+    ++attention;
+  // The keys rotated are read by another step too: neither rope folds.
+  std::vector<PlanStep> keysTwice = steps;
+  keysTwice[attention].producers.push_back(int64_t(k));
+  FoldedRopes got = planFoldedRopes(keysTwice);
+  EXPECT_EQ(got.keyRopeOf[append], kNoStep);
+  EXPECT_FALSE(got.folded[k] || got.folded[q]);
+  // The queries rotated are read before the append: only the keys' folds.
+  std::vector<PlanStep> queriesEarly = steps;
+  const size_t later = std::max(q, k);
+  queriesEarly[later].producers.push_back(int64_t(std::min(q, k)));
+  got = planFoldedRopes(queriesEarly);
+  if (later == k) {
+    EXPECT_EQ(got.keyRopeOf[append], int64_t(k));
+    EXPECT_EQ(got.queryRopeOf[append], kNoStep);
+  } else {
+    EXPECT_EQ(got.keyRopeOf[append], kNoStep);
+  }
+  // The later rope writes the earlier one's input: the earlier one must
+  // run where it is.
+  std::vector<PlanStep> overwritten = steps;
+  overwritten[later].output = overwritten[std::min(q, k)].inputs[0];
+  got = planFoldedRopes(overwritten);
+  EXPECT_FALSE(got.folded[std::min(q, k)]);
+  // A projection between the ropes and the append refills what they read.
+  std::vector<PlanStep> projected = steps;
+  for (PlanStep &s : projected)
+    for (int64_t &producer : s.producers)
+      producer += producer >= int64_t(append);
+  PlanStep projection = steps[0];
+  projection.kernel = Kernel::Linear;
+  projection.producers = {kNoStep};
+  projected.insert(projected.begin() + append, projection);
+  got = planFoldedRopes(projected);
+  EXPECT_EQ(got.keyRopeOf[append + 1], kNoStep);
+  EXPECT_FALSE(got.folded[q] || got.folded[k]);
+}
+
 DeviceSideLayout layoutOf(const schema::Encoding &encoding, uint32_t headDim,
                           uint32_t pageSize, std::vector<float> scales = {}) {
   CodecContext context;

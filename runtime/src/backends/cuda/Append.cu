@@ -1,7 +1,10 @@
 //===- Append.cu - Quantize-on-append into device pages -------------------===//
 //
-// One block per (row, KV head), one thread per coordinate, each encoding
-// in the CPU codec's arithmetic so that both write the same bytes:
+// One launch per layer: a block per (row, KV head) and side, one thread per
+// coordinate, the side's encoding picked in the block (a decode step's
+// appends are latency, not work, so the keys', the values' and the rope of
+// the queries share one launch). Each encoding in the CPU codec's
+// arithmetic so that both write the same bytes:
 // - fp8: quotients in double, rounded once to e4m3 (nearest, ties to
 //   even, saturating).
 // - nvfp4: per 16 coordinates an e4m3 scale of absmax / 6 / tensorScale,
@@ -24,6 +27,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/Append.h"
+#include "runtime/src/backends/cuda/RopeTurn.cuh"
 #include "runtime/src/cache/codecs/LloydMax.h"
 
 #include <cuda_bf16.h>
@@ -47,12 +51,17 @@ struct AppendGeometry {
   bool slotScales;
 };
 
-/// Coordinate i of KV head h of row r in args.src.
+/// Coordinate i of KV head h of row r in args.src, rotated by args.rope
+/// where the append runs the keys' rope step.
 __device__ float sourceValue(const AppendArgs &a, uint32_t r, uint32_t h,
                              uint32_t i) {
   const uint64_t stride =
       a.srcStride ? a.srcStride : uint64_t(a.kvHeads) * a.headDim;
-  return a.src[r * stride + uint64_t(h) * a.headDim + i];
+  const float *head = a.src + r * stride + uint64_t(h) * a.headDim;
+  if (!a.rope.inverse)
+    return head[i];
+  return ropedCoordinate(head, i, a.headDim, a.positions[r], a.rope.inverse,
+                         a.rope.factor, a.rope.interleaved);
 }
 
 /// Coordinate i of KV head h of row r rounded to bf16, as the CPU
@@ -102,8 +111,8 @@ __device__ double blockSum(double x, double *partial) {
   return sum;
 }
 
-__global__ void appendPolarKernel(AppendArgs a, AppendGeometry g,
-                                  PolarCode code) {
+__device__ void appendPolar(const AppendArgs &a, const AppendGeometry &g,
+                            const PolarCode &code) {
   __shared__ double x[128];
   __shared__ double partial[4];
   __shared__ uint8_t codes[128];
@@ -146,8 +155,8 @@ __global__ void appendPolarKernel(AppendArgs a, AppendGeometry g,
 
 /// One block per (row, KV head), one thread per coordinate; blocks of 16
 /// coordinates are half-warps.
-__global__ void appendNvfp4Kernel(AppendArgs a, AppendGeometry g,
-                                  double tensorScale) {
+__device__ void appendNvfp4(const AppendArgs &a, const AppendGeometry &g,
+                            double tensorScale) {
   const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
   uint8_t *entry = entryOf(a, g, r, h);
   const __nv_bfloat16 rounded = roundedSource(a, r, h, i);
@@ -176,8 +185,8 @@ __global__ void appendNvfp4Kernel(AppendArgs a, AppendGeometry g,
 
 /// One block per (row, KV head), one thread per coordinate; threads below
 /// the rank each compute one of the latent's coordinates.
-__global__ void appendLatentKernel(AppendArgs a, AppendGeometry g,
-                                   uint32_t rank) {
+__device__ void appendLatent(const AppendArgs &a, const AppendGeometry &g,
+                             uint32_t rank) {
   __shared__ double centred[128];
   const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
   const uint32_t d = a.headDim;
@@ -200,8 +209,8 @@ __global__ void appendLatentKernel(AppendArgs a, AppendGeometry g,
 /// One block per (row, KV head), one thread per coordinate: threads below
 /// half the head rotate a pair each back from the row's position, threads
 /// below the rank then each compute one of the latent's coordinates.
-__global__ void appendLatentKeyKernel(AppendArgs a, AppendGeometry g,
-                                      uint32_t rank, bool interleaved) {
+__device__ void appendLatentKey(const AppendArgs &a, const AppendGeometry &g,
+                                uint32_t rank, bool interleaved) {
   __shared__ float key[128], unrotated[128];
   const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
   const uint32_t d = a.headDim, half = d / 2;
@@ -253,7 +262,7 @@ __global__ void appendLatentKeyKernel(AppendArgs a, AppendGeometry g,
 }
 
 template <DeviceSideLayout::Kind Kind>
-__global__ void appendKernel(AppendArgs a, AppendGeometry g) {
+__device__ void appendEntry(const AppendArgs &a, const AppendGeometry &g) {
   const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
   const int32_t slot = a.slots[r];
   uint8_t *area = a.pool + uint64_t(slot / int32_t(a.pageSize)) * g.pageStride +
@@ -305,6 +314,75 @@ __global__ void appendKernel(AppendArgs a, AppendGeometry g) {
   }
 }
 
+/// One side's append as the kernel reads it: the encoding's operands
+/// beside the side's arguments.
+struct SideLaunch {
+  AppendArgs args;
+  AppendGeometry geometry;
+  DeviceSideLayout::Kind kind;
+  /// Latent values and keys.
+  uint32_t rank;
+  bool interleaved;
+  /// nvfp4.
+  double tensorScale;
+  PolarCode polar;
+};
+
+/// A launch's sides (keys, then values) and its rope of queries.
+struct AppendLaunch {
+  SideLaunch sides[2];
+  uint32_t sideCount;
+  QueryRope queries;
+  RopeRotation queryRope;
+};
+
+__device__ void appendSide(const SideLaunch &s) {
+  using Kind = DeviceSideLayout::Kind;
+  switch (s.kind) {
+  case Kind::Bf16:
+    appendEntry<Kind::Bf16>(s.args, s.geometry);
+    break;
+  case Kind::Fp8E4M3:
+    appendEntry<Kind::Fp8E4M3>(s.args, s.geometry);
+    break;
+  case Kind::Kivi:
+    appendEntry<Kind::Kivi>(s.args, s.geometry);
+    break;
+  case Kind::Polar:
+    appendPolar(s.args, s.geometry, s.polar);
+    break;
+  case Kind::Nvfp4:
+    appendNvfp4(s.args, s.geometry, s.tensorScale);
+    break;
+  case Kind::Latent:
+    appendLatent(s.args, s.geometry, s.rank);
+    break;
+  case Kind::LatentKey:
+    appendLatentKey(s.args, s.geometry, s.rank, s.interleaved);
+    break;
+  }
+}
+
+/// Grid (rows, KV heads, sides + query groups), a thread per coordinate:
+/// blocks of z below sideCount append their side's entry of (row, KV
+/// head); the others rotate query head (z - sideCount) * KV heads + y of
+/// their row.
+__global__ void appendKernel(const __grid_constant__ AppendLaunch l) {
+  if (blockIdx.z < l.sideCount) {
+    appendSide(l.sides[blockIdx.z]);
+    return;
+  }
+  const uint32_t head = (blockIdx.z - l.sideCount) * gridDim.y + blockIdx.y;
+  const QueryRope &q = l.queries;
+  if (head >= q.heads)
+    return;
+  const uint32_t r = blockIdx.x, i = threadIdx.x, d = blockDim.x;
+  const float *from = q.src + r * q.srcStride + uint64_t(head) * d;
+  q.out[(uint64_t(r) * q.heads + head) * d + i] = ropedCoordinate(
+      from, i, d, l.sides[0].args.positions[r], l.queryRope.inverse,
+      l.queryRope.factor, l.queryRope.interleaved);
+}
+
 __global__ void storePositionsKernel(const int32_t *slots,
                                      const int32_t *values, uint32_t rows,
                                      int32_t *positions) {
@@ -327,48 +405,40 @@ bool appendWrites(const DeviceSideLayout &side) {
   return side.kind != DeviceSideLayout::Kind::Polar || side.bits <= 4;
 }
 
-Status launchAppend(const AppendArgs &args, const DeviceSideLayout &side,
-                    cudaStream_t stream) {
+namespace {
+
+/// `args` and `side` as the kernel reads them, or why it cannot.
+StatusOr<SideLaunch> sideLaunch(const AppendArgs &args,
+                                const DeviceSideLayout &side) {
   if (!appendWrites(side))
     return Status::error("appending to polar caches of more than 4 bits on "
                          "the GPU is not written; the cpu backend runs them");
-  if (args.rows == 0)
-    return Status::ok();
-  AppendGeometry g{side.areaStride,  side.areaStride * args.kvHeads,
-                   side.entryBytes,  side.codesOffset,
-                   side.scaleOffset, side.slotScales};
-  const dim3 grid(args.rows, args.kvHeads);
+  SideLaunch s{};
+  s.args = args;
+  s.geometry = {side.areaStride,  side.areaStride * args.kvHeads,
+                side.entryBytes,  side.codesOffset,
+                side.scaleOffset, side.slotScales};
+  s.kind = side.kind;
+  s.rank = side.rank;
+  s.interleaved = side.ropeInterleaved;
+  s.tensorScale = double(side.tensorScale);
   switch (side.kind) {
-  case DeviceSideLayout::Kind::Bf16:
-    appendKernel<DeviceSideLayout::Kind::Bf16>
-        <<<grid, args.headDim, 0, stream>>>(args, g);
-    break;
-  case DeviceSideLayout::Kind::Fp8E4M3:
-    appendKernel<DeviceSideLayout::Kind::Fp8E4M3>
-        <<<grid, args.headDim, 0, stream>>>(args, g);
-    break;
   case DeviceSideLayout::Kind::Polar: {
     const codecs::Codebook &book =
         codecs::lloydMaxCodebook(args.headDim, side.bits);
-    PolarCode code{};
-    std::copy(book.levels.begin(), book.levels.end(), code.levels);
-    std::copy(book.boundaries.begin(), book.boundaries.end(), code.boundaries);
+    std::copy(book.levels.begin(), book.levels.end(), s.polar.levels);
+    std::copy(book.boundaries.begin(), book.boundaries.end(),
+              s.polar.boundaries);
     std::copy(std::begin(side.rotationSigns), std::end(side.rotationSigns),
-              code.signs);
-    code.bits = side.bits;
-    appendPolarKernel<<<grid, args.headDim, 0, stream>>>(args, g, code);
+              s.polar.signs);
+    s.polar.bits = side.bits;
     break;
   }
-  case DeviceSideLayout::Kind::Nvfp4:
-    appendNvfp4Kernel<<<grid, args.headDim, 0, stream>>>(
-        args, g, double(side.tensorScale));
-    break;
   case DeviceSideLayout::Kind::Latent:
     if (!args.basis || args.headDim > 128 || side.rank >= args.headDim)
       return Status::error("appending latent values on the GPU needs their "
                            "basis on the device and a rank below a head "
                            "dimension of at most 128");
-    appendLatentKernel<<<grid, args.headDim, 0, stream>>>(args, g, side.rank);
     break;
   case DeviceSideLayout::Kind::LatentKey:
     if (!args.basis || !args.positions || !args.rotations ||
@@ -378,18 +448,70 @@ Status launchAppend(const AppendArgs &args, const DeviceSideLayout &side,
                            "basis, positions and RoPE's rotations on the "
                            "device and a rank below an even head dimension "
                            "of at most 128");
-    appendLatentKeyKernel<<<grid, args.headDim, 0, stream>>>(
-        args, g, side.rank, side.ropeInterleaved);
     break;
   case DeviceSideLayout::Kind::Kivi:
     if (!args.bf16Copy)
       return Status::error("appending to a kivi cache on the GPU keeps the "
                            "tokens in bf16 until their group is encoded, "
                            "and the append was given no place for them");
-    appendKernel<DeviceSideLayout::Kind::Kivi>
-        <<<grid, args.headDim, 0, stream>>>(args, g);
+    break;
+  default:
     break;
   }
+  if (args.rope.inverse && !args.positions)
+    return Status::error("an append that rotates its keys needs their "
+                         "positions on the device");
+  return s;
+}
+
+} // namespace
+
+Status launchAppend(const AppendArgs &args, const DeviceSideLayout &side,
+                    cudaStream_t stream) {
+  if (args.rows == 0)
+    return Status::ok();
+  StatusOr<SideLaunch> keys = sideLaunch(args, side);
+  if (!keys)
+    return keys.status();
+  AppendLaunch l{};
+  l.sides[0] = *keys;
+  l.sideCount = 1;
+  appendKernel<<<dim3(args.rows, args.kvHeads, 1), args.headDim, 0, stream>>>(
+      l);
+  return launched("the cache append");
+}
+
+Status launchAppends(const AppendArgs &keys, const DeviceSideLayout &keySide,
+                     const AppendArgs &values,
+                     const DeviceSideLayout &valueSide,
+                     const QueryRope *queries, cudaStream_t stream) {
+  if (keys.rows == 0)
+    return Status::ok();
+  if (values.rows != keys.rows || values.kvHeads != keys.kvHeads ||
+      values.headDim != keys.headDim || values.slots != keys.slots)
+    return Status::error("a layer's key and value appends in one launch "
+                         "must share their rows, heads and slots");
+  StatusOr<SideLaunch> keyLaunch = sideLaunch(keys, keySide);
+  if (!keyLaunch)
+    return keyLaunch.status();
+  StatusOr<SideLaunch> valueLaunch = sideLaunch(values, valueSide);
+  if (!valueLaunch)
+    return valueLaunch.status();
+  AppendLaunch l{};
+  l.sides[0] = *keyLaunch;
+  l.sides[1] = *valueLaunch;
+  l.sideCount = 2;
+  uint32_t queryGroups = 0;
+  if (queries && queries->heads) {
+    if (!keys.rope.inverse)
+      return Status::error("an append rotates queries only beside keys it "
+                           "rotates itself");
+    l.queries = *queries;
+    l.queryRope = keys.rope;
+    queryGroups = (queries->heads + keys.kvHeads - 1) / keys.kvHeads;
+  }
+  appendKernel<<<dim3(keys.rows, keys.kvHeads, 2 + queryGroups), keys.headDim,
+                 0, stream>>>(l);
   return launched("the cache append");
 }
 

@@ -20,11 +20,24 @@
 
 namespace kvrt::cuda {
 
+/// RoPE as a rope step applies it (launchRope()): inverse frequencies
+/// [headDim / 2] in device memory, cos and sin times `factor`, pairs half a
+/// head apart or, `interleaved`, side by side.
+struct RopeRotation {
+  const double *inverse = nullptr;
+  double factor = 1.0;
+  bool interleaved = false;
+};
+
 struct AppendArgs {
   /// [rows][kvHeads][headDim] fp32, rows `srcStride` values apart (a fused
   /// projection's columns; 0: kvHeads * headDim).
   const float *src = nullptr;
   uint64_t srcStride = 0;
+  /// Where the rope step of the keys is folded into their append: src is
+  /// not rotated yet, and the append rotates each row by positions[row]
+  /// first, as the rope step would have (null `inverse`: src as it is).
+  RopeRotation rope;
   /// [rows]: page * pageSize + slot of each row's token.
   const int32_t *slots = nullptr;
   uint32_t rows = 0;
@@ -65,6 +78,27 @@ bool appendWrites(const DeviceSideLayout &side);
 /// Enqueues the encoding of `args` as `side` lays it out.
 Status launchAppend(const AppendArgs &args, const DeviceSideLayout &side,
                     cudaStream_t stream);
+
+/// A rope step of queries run by the append of their layer (a folded rope
+/// step): `heads` heads of the keys' head dimension a row, rows
+/// `srcStride` values apart, rotated as the keys' `rope` says by the same
+/// positions into out [rows][heads][headDim].
+struct QueryRope {
+  const float *src = nullptr;
+  uint64_t srcStride = 0;
+  uint32_t heads = 0;
+  float *out = nullptr;
+};
+
+/// Enqueues a layer's key and value appends, and the rope of its queries
+/// where `queries` is not null, as one launch: at decode each of the three
+/// is a few microseconds of latency, paid once instead of three times
+/// (four with the keys' own rope, which `keys.rope` folds in). The two
+/// sides share rows, slots, heads and head dimension.
+Status launchAppends(const AppendArgs &keys, const DeviceSideLayout &keySide,
+                     const AppendArgs &values,
+                     const DeviceSideLayout &valueSide,
+                     const QueryRope *queries, cudaStream_t stream);
 
 /// KIVI's groups that leave the window in a call (KiviFlush.cu): row r of
 /// the call holds token x = lengths[r] - 1 of its sequence; where x + 1 -

@@ -129,9 +129,13 @@ struct Step : PlanStep {
   /// Per input: where a fused GEMM left it (group -1: its buffer).
   std::vector<cuda::StridedInput> strided;
   /// rms_norm: the residual add it computes first (StepPlanning.h), or
-  /// kNoStep. add: whether a norm computes it (it runs nothing).
+  /// kNoStep. add, rope: whether a norm or an append computes it (it runs
+  /// nothing).
   int64_t addStep = kNoStep;
   bool foldedAway = false;
+  /// append: the rope of its keys and of queries it runs (StepPlanning.h),
+  /// or kNoStep.
+  int64_t keyRope = kNoStep, queryRope = kNoStep;
   /// append, attention.
   uint32_t layer = 0;
   float scale = 1.0f;
@@ -503,6 +507,12 @@ Status CudaBackend::prepare(const EngineOptions &options) {
       step.normWeight = static_cast<const float *>(*w);
       step.epsilon = float(call.rms_norm().epsilon());
       step.dim = artifact_->manifest().tensors(int(call.tensors(0))).shape(0);
+      if (step.dim > cuda::kNormMaxDim)
+        return Status::error(name + ": an rms_norm over rows of " +
+                             std::to_string(step.dim) +
+                             " values; the cuda backend's norm holds a row "
+                             "of at most " +
+                             std::to_string(cuda::kNormMaxDim));
       break;
     }
     case Kernel::Rope: {
@@ -593,9 +603,12 @@ Status CudaBackend::prepare(const EngineOptions &options) {
   if (options.cudaFusion) {
     fused = cuda::planFusedProjections(plan.steps);
     const cuda::FoldedAdds adds = cuda::planFoldedAdds(plan.steps);
+    const cuda::FoldedRopes ropes = cuda::planFoldedRopes(plan.steps);
     for (size_t i = 0; i < steps_.size(); ++i) {
       steps_[i].addStep = adds.addOf[i];
-      steps_[i].foldedAway = adds.folded[i];
+      steps_[i].foldedAway = adds.folded[i] || ropes.folded[i];
+      steps_[i].keyRope = ropes.keyRopeOf[i];
+      steps_[i].queryRope = ropes.queryRopeOf[i];
     }
   } else {
     fused.inputs.resize(steps_.size());
@@ -1243,43 +1256,62 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
   case Kernel::Reshape:
     return Status::ok();
   case Kernel::Rope:
+    if (s.foldedAway)
+      return Status::ok(); // The append after it runs it.
     launched = cuda::launchRope(in(0), inputStride(s, 0), rows, s.heads, s.dim,
                                 positions_, s.inverseFrequencies,
                                 s.attentionFactor, s.interleaved, out, stream_);
     break;
   case Kernel::Append: {
     cuda::DeviceKvPool::Layer &layer = pool_->layer(s.layer);
-    cuda::AppendArgs args;
-    args.slots = slots_;
-    args.rows = rows;
-    args.kvHeads = layer.spec.kvHeads;
-    args.headDim = layer.spec.headDim;
-    args.pageSize = pool_->pageSize();
-    args.src = in(0);
-    args.srcStride = uint64_t(inputStride(s, 0));
-    args.pool = layer.keys();
-    args.headScales = layer.keyScales.as<float>();
-    args.basis = layer.keyBasis.as<float>();
-    args.positions = positions_;
-    args.rotations = layer.keyRotations.as<double>();
-    args.ropeInverse = layer.keyRopeInverse.as<double>();
-    args.rotationScale = layer.spec.keyOperands.rotationScale;
-    args.bf16Copy =
+    cuda::AppendArgs keys;
+    keys.slots = slots_;
+    keys.rows = rows;
+    keys.kvHeads = layer.spec.kvHeads;
+    keys.headDim = layer.spec.headDim;
+    keys.pageSize = pool_->pageSize();
+    keys.positions = positions_;
+    cuda::AppendArgs values = keys;
+    keys.src = in(0);
+    keys.srcStride = uint64_t(inputStride(s, 0));
+    if (s.keyRope != kNoStep) {
+      // The keys' rope runs here: read what it would have read.
+      const Step &rope = steps_[size_t(s.keyRope)];
+      keys.src = input(rope, 0);
+      keys.srcStride = uint64_t(inputStride(rope, 0));
+      keys.rope = {rope.inverseFrequencies, rope.attentionFactor,
+                   rope.interleaved};
+    }
+    keys.pool = layer.keys();
+    keys.headScales = layer.keyScales.as<float>();
+    keys.basis = layer.keyBasis.as<float>();
+    keys.rotations = layer.keyRotations.as<double>();
+    keys.ropeInverse = layer.keyRopeInverse.as<double>();
+    keys.rotationScale = layer.spec.keyOperands.rotationScale;
+    keys.bf16Copy =
         keepsOwnEntries(layer.spec) ? ownKeys_.buffer.as<uint16_t>() : nullptr;
-    if (layer.spec.offloaded)
-      offloaded_->residentAppend(s.layer, false, args);
-    KVRT_RETURN_IF_ERROR(cuda::launchAppend(args, layer.spec.key, stream_));
-    args.src = in(1);
-    args.srcStride = uint64_t(inputStride(s, 1));
-    args.pool = layer.values();
-    args.headScales = layer.valueScales.as<float>();
-    args.basis = layer.valueBasis.as<float>();
-    args.bf16Copy = keepsOwnEntries(layer.spec)
-                        ? ownValues_.buffer.as<uint16_t>()
-                        : nullptr;
-    if (layer.spec.offloaded)
-      offloaded_->residentAppend(s.layer, true, args);
-    KVRT_RETURN_IF_ERROR(cuda::launchAppend(args, layer.spec.value, stream_));
+    values.src = in(1);
+    values.srcStride = uint64_t(inputStride(s, 1));
+    values.pool = layer.values();
+    values.headScales = layer.valueScales.as<float>();
+    values.basis = layer.valueBasis.as<float>();
+    values.bf16Copy = keepsOwnEntries(layer.spec)
+                          ? ownValues_.buffer.as<uint16_t>()
+                          : nullptr;
+    if (layer.spec.offloaded) {
+      offloaded_->residentAppend(s.layer, false, keys);
+      offloaded_->residentAppend(s.layer, true, values);
+    }
+    cuda::QueryRope queries;
+    if (s.queryRope != kNoStep) {
+      const Step &rope = steps_[size_t(s.queryRope)];
+      queries.src = input(rope, 0);
+      queries.srcStride = uint64_t(inputStride(rope, 0));
+      queries.heads = uint32_t(rope.heads);
+      queries.out = buffer(rope.output);
+    }
+    KVRT_RETURN_IF_ERROR(cuda::launchAppends(
+        keys, layer.spec.key, values, layer.spec.value, &queries, stream_));
     if (layer.spec.flushGroup > 1) {
       cuda::KiviFlushArgs flush;
       flush.view = layerView(layer);

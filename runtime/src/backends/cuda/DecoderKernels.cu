@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "kvrt/Synthetic.h"
 #include "runtime/src/backends/cuda/DecoderKernels.h"
+#include "runtime/src/backends/cuda/RopeTurn.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -41,30 +42,37 @@ __global__ void embeddingKernel(const uint16_t *table, int64_t width,
 
 /// A block per row, wide so that a decode step's few rows still have all
 /// their loads in flight at once (256 threads looping over a 4096-wide row
-/// waited on memory 16 times in a row: 11 us per call at batch 1).
+/// waited on memory 16 times in a row: 11 us per call at batch 1). Each
+/// thread keeps its PerThread values and weights in registers from the
+/// first load to the last store, so a row costs one round trip to memory
+/// before the reduction and none after it.
 constexpr int kNormThreads = 1024;
+// 16 values a thread spilled at 64 registers (1024 threads an SM).
+static_assert(kNormMaxDim == 8 * kNormThreads, "8 values a thread at most");
 
+template <int PerThread>
 __global__ void __launch_bounds__(kNormThreads)
     rmsNormKernel(const float *x, const float *residual, float *added, int dim,
                   const float *weight, float epsilon, float *y,
                   __nv_bfloat16 *yBf16) {
   const size_t row = size_t(blockIdx.x) * dim;
-  const float *xr = x + row;
-  float *yr = y + row;
+  float v[PerThread], w[PerThread];
   double sum = 0;
-  if (residual) {
-    // Each thread reads back below only what it wrote here.
-#pragma unroll 4
-    for (int i = threadIdx.x; i < dim; i += kNormThreads) {
-      const float v = xr[i] + residual[row + i];
-      added[row + i] = v;
-      sum += double(v) * v;
+#pragma unroll
+  for (int k = 0; k < PerThread; ++k) {
+    const int i = threadIdx.x + k * blockDim.x;
+    v[k] = w[k] = 0;
+    if (i < dim) {
+      v[k] = residual ? x[row + i] + residual[row + i] : x[row + i];
+      w[k] = weight[i];
     }
-    xr = added + row;
-  } else {
-#pragma unroll 4
-    for (int i = threadIdx.x; i < dim; i += kNormThreads)
-      sum += double(xr[i]) * xr[i];
+  }
+#pragma unroll
+  for (int k = 0; k < PerThread; ++k) {
+    const int i = threadIdx.x + k * blockDim.x;
+    if (residual && i < dim)
+      added[row + i] = v[k];
+    sum += double(v[k]) * v[k];
   }
   __shared__ double partial[kNormThreads / 32];
   for (int offset = 16; offset; offset /= 2)
@@ -73,19 +81,22 @@ __global__ void __launch_bounds__(kNormThreads)
     partial[threadIdx.x / 32] = sum;
   __syncthreads();
   sum = 0;
-  for (int w = 0; w < kNormThreads / 32; ++w)
-    sum += partial[w];
+  for (unsigned j = 0; j < blockDim.x / 32; ++j)
+    sum += partial[j];
   const float inv = float(1.0 / sqrt(sum / double(dim) + epsilon));
-#pragma unroll 4
-  for (int i = threadIdx.x; i < dim; i += kNormThreads) {
-    const float v = xr[i] * inv * weight[i];
-    yr[i] = v;
+#pragma unroll
+  for (int k = 0; k < PerThread; ++k) {
+    const int i = threadIdx.x + k * blockDim.x;
+    if (i >= dim)
+      continue;
+    const float out = v[k] * inv * w[k];
+    y[row + i] = out;
     if (yBf16)
-      yBf16[size_t(blockIdx.x) * dim + i] = __float2bfloat16_rn(v);
+      yBf16[row + i] = __float2bfloat16_rn(out);
   }
 }
 
-/// One thread per (row, head, pair); angles in double as the CPU kernel.
+/// One thread per (row, head, pair), in RopeTurn.cuh's arithmetic.
 __global__ void ropeKernel(const float *x, int64_t xStride, int64_t rows,
                            int64_t heads, int64_t headDim,
                            const int32_t *positions, const double *inverse,
@@ -94,15 +105,13 @@ __global__ void ropeKernel(const float *x, int64_t xStride, int64_t rows,
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t p = i % half, rh = i / half, r = rh / heads;
-    double s, c;
-    sincos(double(positions[r]) * inverse[p], &s, &c);
-    const float cf = float(c * factor), sf = float(s * factor);
+    const RopeTurn t = ropeTurn(positions[r], inverse, uint32_t(p), factor);
     const int64_t first = interleaved ? 2 * p : p;
     const int64_t second = first + (interleaved ? 1 : half);
     const int64_t from = r * xStride + (rh % heads) * headDim;
     const float x1 = x[from + first], x2 = x[from + second];
-    y[rh * headDim + first] = x1 * cf - x2 * sf;
-    y[rh * headDim + second] = x2 * cf + x1 * sf;
+    y[rh * headDim + first] = ropeFirst(x1, x2, t);
+    y[rh * headDim + second] = ropeSecond(x1, x2, t);
   }
 }
 
@@ -208,11 +217,34 @@ bool launchRmsNorm(const float *x, const float *residual, float *added,
                    cudaStream_t stream) {
   if (rows == 0)
     return true;
-  if (dim > INT32_MAX)
+  if (dim > kNormMaxDim)
     return false;
-  rmsNormKernel<<<unsigned(rows), kNormThreads, 0, stream>>>(
-      x, residual, added, int(dim), weight, epsilon, y,
-      reinterpret_cast<__nv_bfloat16 *>(yBf16));
+  // The fewest values a thread that fit the row in one block, and the
+  // fewest warps that hold them.
+  int perThread = 1;
+  while (perThread * int64_t(kNormThreads) < dim)
+    perThread *= 2;
+  const unsigned threads =
+      unsigned((dim + perThread - 1) / perThread + 31) / 32 * 32;
+  auto *bf16 = reinterpret_cast<__nv_bfloat16 *>(yBf16);
+  switch (perThread) {
+  case 1:
+    rmsNormKernel<1><<<unsigned(rows), threads, 0, stream>>>(
+        x, residual, added, int(dim), weight, epsilon, y, bf16);
+    break;
+  case 2:
+    rmsNormKernel<2><<<unsigned(rows), threads, 0, stream>>>(
+        x, residual, added, int(dim), weight, epsilon, y, bf16);
+    break;
+  case 4:
+    rmsNormKernel<4><<<unsigned(rows), threads, 0, stream>>>(
+        x, residual, added, int(dim), weight, epsilon, y, bf16);
+    break;
+  default:
+    rmsNormKernel<8><<<unsigned(rows), threads, 0, stream>>>(
+        x, residual, added, int(dim), weight, epsilon, y, bf16);
+    break;
+  }
   return accepted();
 }
 

@@ -27,7 +27,9 @@ bool launchEmbedding(const uint16_t *table, int64_t width,
 /// double, as the CPU kernel. With `yBf16`, y rounded to bf16 there too
 /// (for the projections that read it). With `residual`, x + residual
 /// first, written to `added` (a residual add and the norm that reads its
-/// sum, in one pass).
+/// sum, in one pass). A row is held in one block's registers: `dim` at
+/// most kNormMaxDim.
+constexpr int64_t kNormMaxDim = 8 * 1024;
 bool launchRmsNorm(const float *x, const float *residual, float *added,
                    int64_t rows, int64_t dim, const float *weight,
                    float epsilon, float *y, uint16_t *yBf16,

@@ -140,6 +140,64 @@ FoldedAdds planFoldedAdds(const std::vector<PlanStep> &steps) {
   return folded;
 }
 
+FoldedRopes planFoldedRopes(const std::vector<PlanStep> &steps) {
+  FoldedRopes folded;
+  folded.keyRopeOf.assign(steps.size(), kNoStep);
+  folded.queryRopeOf.assign(steps.size(), kNoStep);
+  folded.folded.assign(steps.size(), false);
+  // Per step: the steps that read it (reshapes are views, not readers).
+  std::vector<std::vector<size_t>> readers(steps.size());
+  for (size_t j = 0; j < steps.size(); ++j)
+    if (steps[j].kernel != Kernel::Reshape)
+      for (int64_t producer : steps[j].producers)
+        if (producer != kNoStep)
+          readers[size_t(producer)].push_back(j);
+  // Whether rope r may run at step a instead: only ropes and reshapes
+  // between them, none writing r's input.
+  auto movable = [&](size_t r, size_t a) {
+    for (size_t j = r + 1; j < a; ++j) {
+      const PlanStep &s = steps[j];
+      if (s.kernel == Kernel::Reshape)
+        continue;
+      if (s.kernel != Kernel::Rope || s.output == steps[r].inputs[0])
+        return false;
+    }
+    return true;
+  };
+  auto sameRotation = [&](const PlanStep &a, const PlanStep &b) {
+    return a.dim == b.dim && a.call->rope().SerializeAsString() ==
+                                 b.call->rope().SerializeAsString();
+  };
+  for (size_t a = 0; a < steps.size(); ++a) {
+    if (steps[a].kernel != Kernel::Append || steps[a].producers[0] == kNoStep)
+      continue;
+    const size_t k = size_t(steps[a].producers[0]);
+    if (steps[k].kernel != Kernel::Rope || steps[k].dim != steps[a].dim ||
+        folded.folded[k] || readers[k] != std::vector<size_t>{a} ||
+        !movable(k, a))
+      continue;
+    folded.keyRopeOf[a] = int64_t(k);
+    folded.folded[k] = true;
+    // The nearest rope before the append that may run with it.
+    for (size_t q = a; q-- > 0;) {
+      if (steps[q].kernel == Kernel::Reshape || q == k)
+        continue;
+      if (steps[q].kernel != Kernel::Rope)
+        break;
+      bool readLater = true;
+      for (size_t reader : readers[q])
+        readLater &= reader > a;
+      if (!folded.folded[q] && readLater && movable(q, a) &&
+          sameRotation(steps[q], steps[k])) {
+        folded.queryRopeOf[a] = int64_t(q);
+        folded.folded[q] = true;
+      }
+      break;
+    }
+  }
+  return folded;
+}
+
 uint32_t planLength(uint32_t length) {
   if (length <= 256)
     return 256;

@@ -5,7 +5,8 @@
 // input to bf16, the length a decode step's attention plans for, and for
 // sparse selection the pages whose summaries a prefill rebuilds and the
 // one workspace every selecting layer shares; which projections run as one
-// GEMM and which residual adds run inside a norm.
+// GEMM, which residual adds run inside a norm and which ropes inside an
+// append.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_STEPPLANNING_H
@@ -76,6 +77,22 @@ struct FoldedAdds {
   std::vector<bool> folded;
 };
 FoldedAdds planFoldedAdds(const std::vector<PlanStep> &steps);
+
+/// Rope steps a layer's append runs in its own launch (launchAppends()):
+/// the rope of the keys it stores, when the append is its only reader, and
+/// a rope of queries with the same rotation. A rope folds only where the
+/// steps between it and the append are ropes and reshapes that write
+/// nothing it reads (its input is read at the append, later than the plan
+/// says), and a folded rope of queries only where every reader of its
+/// output comes after the append.
+struct FoldedRopes {
+  /// Per step: for an append, the rope of its keys and the rope of queries
+  /// it runs, or kNoStep.
+  std::vector<int64_t> keyRopeOf, queryRopeOf;
+  /// Per step: whether it is such a rope (it runs nothing).
+  std::vector<bool> folded;
+};
+FoldedRopes planFoldedRopes(const std::vector<PlanStep> &steps);
 
 /// Tokens an attention plans for when its longest row holds `length`:
 /// rounded up to a quarter of length's power of two (at least 256), so
