@@ -72,9 +72,11 @@
 #              Not in the default sections.
 #   largest    kvrt-cuda-engine bench of llama3-8b at 32K with the largest
 #              batch each encoding of LARGEST fits in 80 GB (default
-#              "kivi4:44": encoding:batch), beside nvidia-smi's device
-#              memory every 250 ms for the peak. Not in the default
-#              sections.
+#              "kivi4:44": encoding:batch; "offload:N" and "twolevel:N"
+#              for the cache in host memory and resident), beside
+#              nvidia-smi's device memory every 250 ms and the host's
+#              used memory every 500 ms, for the peaks. Not in the
+#              default sections.
 #   ab         kvrt-cuda-engine bench of llama3-8b in each encoding at
 #              POINTS with the bench flag AB (default --fuse) at 0 and at
 #              1, one after the other, twice: an A/B on one machine (they
@@ -313,18 +315,28 @@ for section in "${sections[@]}"; do
     echo "engine default: $(tail -1 "$out/engine-check-default.txt")"
     ;;
   largest)
-    # The largest batch at 32K in 80 GB, with the peak device memory.
+    # The largest batch at 32K in 80 GB, with the peak device memory and
+    # the host's (an offloaded cache lives in pinned host memory).
     for point in $largest; do
       e=${point%:*} b=${point#*:}
       nvidia-smi --query-gpu=memory.used --format=csv,noheader -lms 250 \
-        > "$out/largest-$e-memory.txt" &
+        > "$out/largest-$e-$b-memory.txt" &
       sampler=$!
+      while sleep 0.5; do free -m | awk '/^Mem:/ { print $3 }'; done \
+        > "$out/largest-$e-$b-host.txt" &
+      host_sampler=$!
+      # An offloaded layer's chunked prefill reads its earlier chunks over
+      # the bus, once per query tile (22 x 32K in chunks of 8192 ran past
+      # 200 s on an H100): one chunk a sequence.
+      chunk=()
+      [ "$e" = offload ] && chunk=(--chunk 32768)
       timeout 400 "$bin/kvrt-cuda-engine" bench "$bin/llama3-8b-$e.kvpkg" \
-        --batch "$b" --context 32768 --steps 10 > "$out/largest-$e.txt" 2>&1 ||
-        status=1
-      kill $sampler
-      grep -E '^(prefill|\| llama)' "$out/largest-$e.txt"
-      echo "largest $e x $b: peak $(sort -n "$out/largest-$e-memory.txt" | tail -1)"
+        --batch "$b" --context 32768 --steps 10 "${chunk[@]}" \
+        > "$out/largest-$e-$b.txt" 2>&1 || status=1
+      kill $sampler $host_sampler
+      grep -E '^(prefill|offload|\| llama)' "$out/largest-$e-$b.txt"
+      echo "largest $e x $b: device peak $(sort -n "$out/largest-$e-$b-memory.txt" |
+        tail -1), host peak $(sort -n "$out/largest-$e-$b-host.txt" | tail -1) MiB used"
     done
     ;;
   ab)
