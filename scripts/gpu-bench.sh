@@ -326,8 +326,8 @@ for section in "${sections[@]}"; do
         > "$out/largest-$e-$b-host.txt" &
       host_sampler=$!
       # An offloaded layer's chunked prefill reads its earlier chunks over
-      # the bus, once per query tile (22 x 32K in chunks of 8192 ran past
-      # 200 s on an H100): one chunk a sequence.
+      # the bus, once per block of query rows (22 x 32K in chunks of 8192
+      # ran past 200 s on an H100): one chunk a sequence.
       chunk=()
       [ "$e" = offload ] && chunk=(--chunk 32768)
       timeout 400 "$bin/kvrt-cuda-engine" bench "$bin/llama3-8b-$e.kvpkg" \
