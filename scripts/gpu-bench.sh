@@ -81,6 +81,15 @@
 #              POINTS with the bench flag AB (default --fuse) at 0 and at
 #              1, one after the other, twice: an A/B on one machine (they
 #              vary 3-7% between calls). Not in the default sections.
+#   ab-binary  this build against a base build, one after the other on one
+#              machine (base, new, new, base): kvrt-cuda-engine bench of
+#              llama3-8b in each encoding at POINTS, then
+#              kvrt-cuda-attention --bench --encoding E for each of
+#              AB_ATTENTION (default "polar4": its rows at B = 8 or L =
+#              32K). The base binaries come from .gpu-base/base.tar.xz
+#              (`KEEP_BASE=1 scripts/gpu-prepare.sh` packs those .gpu-bin
+#              held before it rebuilds): carry .gpu-base too. Not in the
+#              default sections.
 #   step       ncu over one batch-1 decode step of llama3-8b at L = 4096 in
 #              each of STEP_ENCODINGS (default "bf16 polar4"), without
 #              graphs, and the kernel time per kernel name
@@ -109,6 +118,7 @@ evictions=${EVICTIONS:-"streaming-bf16 streaming-fp8 streaming-nvfp4 streaming-p
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
 offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}
 step_encodings=${STEP_ENCODINGS:-"bf16 polar4"}
+ab_attention=${AB_ATTENTION:-"polar4"}
 largest=${LARGEST:-"kivi4:44"}
 default_artifact=${DEFAULT_ARTIFACT:-$bin/default-blocks.kvpkg}
 sections=("$@")
@@ -216,6 +226,9 @@ engine_checks() {
     echo "engine $r (exit $code): $(tail -1 "$out/engine-refuse-$r.txt")"
   done
 }
+
+# The decode step's ms of a kvrt-cuda-engine bench on stdin.
+stepMs() { awk -F'|' '/^\| llama/ { gsub(/ /, "", $7); print $7 }'; }
 
 for section in "${sections[@]}"; do
   case $section in
@@ -348,12 +361,47 @@ for section in "${sections[@]}"; do
           for v in 0 1; do
             step=$(timeout 300 "$bin/kvrt-cuda-engine" bench \
               "$bin/llama3-8b-$e.kvpkg" --batch "$b" --context "$l" \
-              --chunk "$l" --steps 30 "$flag" "$v" 2>&1 |
-              awk -F'|' '/^\| llama/ { gsub(/ /, "", $7); print $7 }')
+              --chunk "$l" --steps 30 "$flag" "$v" 2>&1 | stepMs)
             [ -n "$step" ] || status=1
             echo "ab $e ${b}x$l round $round $flag $v: ${step:-failed} ms"
           done
         done
+      done
+    done
+    ;;
+  ab-binary)
+    base=.gpu-base-bin
+    rm -rf "$base" && mkdir -p "$base" &&
+      python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+        .gpu-base/base.tar.xz "$base" || {
+      status=1
+      continue
+    }
+    for e in $encodings; do
+      for p in $points; do
+        b=${p%x*} l=${p#*x}
+        for v in base new new base; do
+          dir=$bin
+          [ $v = base ] && dir=$base
+          step=$(timeout 300 "$dir/kvrt-cuda-engine" bench \
+            "$bin/llama3-8b-$e.kvpkg" --batch "$b" --context "$l" \
+            --chunk "$l" --steps 30 2>&1 | tee -a "$out/ab-binary-e2e-$v.txt" |
+            stepMs)
+          [ -n "$step" ] || status=1
+          echo "ab-binary e2e $e ${b}x$l $v: ${step:-failed} ms"
+        done
+      done
+    done
+    for e in $ab_attention; do
+      for v in base new new base; do
+        dir=$bin
+        [ $v = base ] && dir=$base
+        timeout 120 "$dir/kvrt-cuda-attention" --bench --reps "$reps" \
+          --encoding "$e" > "$out/ab-binary-attention-$e-$v.txt" 2>&1 ||
+          status=1
+        sed -n '/^kernel/,$p' "$out/ab-binary-attention-$e-$v.txt" |
+          awk -v v="$v" '$3 == "8" || $4 == "32768" {
+            print "ab-binary attention", $2, "B=" $3, "L=" $4, v ":", $5, "us" }'
       done
     done
     ;;

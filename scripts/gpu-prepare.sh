@@ -12,6 +12,12 @@
 # `scripts/gpu-prepare.sh sparse` builds and copies kvrt-cuda-sparse alone
 # (for `scripts/gpu-bench.sh sparse`), with no artifacts to compile.
 #
+# An A/B of a change against the build before it:
+#
+#   scripts/gpu-prepare.sh                  # at the base commit
+#   KEEP_BASE=1 scripts/gpu-prepare.sh      # with the change
+#   run(command="scripts/gpu-bench.sh ab-binary", carry=[".gpu-pack", ".gpu-base"])
+#
 # The artifacts: llama-tiny (2 layers, head dim 64; checked against the
 # CPU backend) and llama3-8b with --synthetic-weights generated (timed):
 # 2.5 MB each, the runtime makes the 16 GB of weights on the GPU. Besides
@@ -49,6 +55,15 @@ pack() {
   tar -C .gpu-bin -cJf .gpu-pack/gpu-bin.tar.xz .
   ls -la .gpu-pack
 }
+# KEEP_BASE=1: first packs the engine and attention binaries .gpu-bin
+# holds (the build before this one) into .gpu-base/base.tar.xz, for
+# `scripts/gpu-bench.sh ab-binary`.
+if [ -n "${KEEP_BASE:-}" ]; then
+  mkdir -p .gpu-base
+  tar -C .gpu-bin -cJf .gpu-base/base.tar.xz kvrt-cuda-engine \
+    kvrt-cuda-attention
+  ls -la .gpu-base
+fi
 if [ "${1:-}" = sparse ]; then
   nice -n 10 ninja -C "$gpu_build" kvrt-cuda-sparse
   cp "$gpu_build"/test/cuda/kvrt-cuda-sparse .gpu-bin/
