@@ -9,7 +9,7 @@
 # this order):
 #   check      kvrt-cuda-attention --check (decode and prefill attention
 #              against cpu::attention, quantize-on-append against the CPU
-#              codecs, eviction's scores, selection and compaction against
+#              codecs, RMSNorm against cpu::rmsNorm, eviction's scores, selection and compaction against
 #              the CPU's on the same cached bytes), then the engine section
 #   engine     kvrt-cuda-engine check (the whole decoder against the CPU
 #              backend: greedy tokens and logits) on llama-tiny in every
@@ -72,8 +72,9 @@
 #              Not in the default sections.
 #   largest    kvrt-cuda-engine bench of llama3-8b at 32K with the largest
 #              batch each encoding of LARGEST fits in 80 GB (default
-#              "kivi4:44": encoding:batch; "offload:N" and "twolevel:N"
-#              for the cache in host memory and resident), beside
+#              "kivi4:44": encoding:batch; "offload-capacity:N" (32 GB
+#              of device pages) and "twolevel:N" for the cache in host
+#              memory and resident), beside
 #              nvidia-smi's device memory every 250 ms and the host's
 #              used memory every 500 ms, for the peaks. Not in the
 #              default sections.
@@ -236,7 +237,7 @@ for section in "${sections[@]}"; do
     # A hang (a kernel waiting on a barrier nothing completes) ends here.
     timeout 300 "$bin/kvrt-cuda-attention" --check > "$out/check.txt" 2>&1 ||
       status=1
-    grep -E '^(FAIL|checks:|prefill checks:|append checks:|argmax checks:|evict checks:)' \
+    grep -E '^(FAIL|checks:|prefill checks:|append checks:|argmax checks:|norm checks:|evict checks:)' \
       "$out/check.txt"
     engine_checks
     ;;
@@ -342,7 +343,7 @@ for section in "${sections[@]}"; do
       # the bus, once per block of query rows (22 x 32K in chunks of 8192
       # ran past 200 s on an H100): one chunk a sequence.
       chunk=()
-      [ "$e" = offload ] && chunk=(--chunk 32768)
+      [[ $e == offload* ]] && chunk=(--chunk 32768)
       timeout 400 "$bin/kvrt-cuda-engine" bench "$bin/llama3-8b-$e.kvpkg" \
         --batch "$b" --context 32768 --steps 10 "${chunk[@]}" \
         > "$out/largest-$e-$b.txt" 2>&1 || status=1

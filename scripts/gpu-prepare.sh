@@ -25,7 +25,8 @@
 # selection (two-level and Quest on llama-tiny,
 # every layer selecting; two-level on llama3-8b with the pass's defaults
 # but its top 128 blocks and 2048 entries), offload (llama-tiny with a
-# budget small enough to miss; llama3-8b with 16 GB of device pages), and
+# budget small enough to miss; llama3-8b with 16 GB of device pages, and
+# with 32 GB for the largest batch), and
 # llama-tiny artifacts the cuda backend must refuse (selection over fp8,
 # offload with runner-up prefetches, TriAttention over polar keys, low-rank
 # keys); llama-tiny with eviction (StreamingLLM, calibrated
@@ -210,5 +211,10 @@ select8b="kv-sparse-select{method=twolevel top_blocks=128 top_tokens=2048}"
 "$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
   --target h200 -o .gpu-bin/llama3-8b-offload.kvpkg \
   --passes "$select8b,kv-offload{gpu_budget=${OFFLOAD_BUDGET:-16G}}"
+# For the largest batch with offload (`largest`): a step of 26 rows selects
+# 26 x 128 blocks of each KV head, more than 16 GB of device pages hold.
+"$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
+  --target h200 -o .gpu-bin/llama3-8b-offload-capacity.kvpkg \
+  --passes "$select8b,kv-offload{gpu_budget=32G}"
 ls -la .gpu-bin
 pack

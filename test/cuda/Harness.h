@@ -1,8 +1,10 @@
 //===- Harness.h - kvrt-cuda-attention's parts ------------------*- C++ -*-===//
 //
 // kvrt-cuda-attention checks decode attention on the GPU against
-// cpu::attention (AttentionCheck.cpp), then times it at the Llama-3-8B
-// attention shape against the device's copy bandwidth (AttentionBench.cpp).
+// cpu::attention (AttentionCheck.cpp), and prefill, appends, greedy
+// tokens, norms and eviction against the CPU's (one *Check.cpp each), then
+// times decode attention at the Llama-3-8B attention shape against the
+// device's copy bandwidth (AttentionBench.cpp).
 // It runs on the GPU machine (scripts/gpu-bench.sh).
 //
 //===----------------------------------------------------------------------===//
@@ -73,6 +75,9 @@ int runAppendChecks();
 /// Greedy tokens on the device against kvrt::greedyToken; the number of
 /// failed checks.
 int runArgmaxChecks();
+/// RMSNorm (and the residual add it folds in) against cpu::rmsNorm; the
+/// number of failed checks.
+int runNormChecks();
 /// Eviction's scores, selection and compaction against the CPU's on the
 /// same cached bytes (EvictCheck.cpp); the number of failed checks.
 int runEvictChecks();

@@ -61,6 +61,7 @@ int main(int argc, char **argv) {
                kvrt::cuda::test::runPrefillChecks() +
                kvrt::cuda::test::runAppendChecks() +
                kvrt::cuda::test::runArgmaxChecks() +
+               kvrt::cuda::test::runNormChecks() +
                kvrt::cuda::test::runEvictChecks();
   if (bench)
     kvrt::cuda::test::runBench(sms, reps, encoding, uint32_t(pageSize));

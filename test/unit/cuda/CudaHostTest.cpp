@@ -17,6 +17,7 @@
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cuda/DecodeAttention.h"
 #include "runtime/src/backends/cuda/DecodeKernels.h"
+#include "runtime/src/backends/cuda/DecoderKernels.h"
 #include "runtime/src/backends/cuda/DeviceEviction.h"
 #include "runtime/src/backends/cuda/DeviceKvPool.h"
 #include "runtime/src/backends/cuda/LatentKeyOperands.h"
@@ -30,6 +31,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -257,6 +259,27 @@ TEST(FoldedAdds, EveryResidualAddRunsInsideTheNormAfterIt) {
   }
   EXPECT_EQ(adds, 2 * int(model.config.num_layers()));
   EXPECT_EQ(norms, adds);
+}
+
+TEST(KernelLimits, ANormWiderThanARegisterRowIsRefusedByName) {
+  RandomLlamaPlan llama;
+  std::vector<PlanStep> &steps = llama.plan.steps;
+  EXPECT_TRUE(checkKernelLimits(steps, "tiny.kvpkg"));
+  auto norm = std::find_if(steps.begin(), steps.end(), [](const PlanStep &s) {
+    return s.kernel == Kernel::RmsNorm;
+  });
+  ASSERT_NE(norm, steps.end());
+  norm->dim = kNormMaxDim;
+  EXPECT_TRUE(checkKernelLimits(steps, "tiny.kvpkg"));
+  norm->dim = kNormMaxDim + 1;
+  const Status refused = checkKernelLimits(steps, "tiny.kvpkg");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.message().rfind("tiny.kvpkg: ", 0), 0u)
+      << refused.message();
+  EXPECT_NE(refused.message().find("rows of 8193 values"), std::string::npos)
+      << refused.message();
+  EXPECT_NE(refused.message().find("at most 8192"), std::string::npos)
+      << refused.message();
 }
 
 TEST(FoldedRopes, EachLayersRopesRunInsideItsAppend) {

@@ -473,6 +473,7 @@ Status CudaBackend::prepare(const EngineOptions &options) {
   gemm_ = std::move(*gemm);
 
   PlanSteps plan = planSteps(artifact_->manifest().plan());
+  KVRT_RETURN_IF_ERROR(cuda::checkKernelLimits(plan.steps, name));
   bufferWidths_ = plan.bufferWidths;
   buffers_.resize(bufferWidths_.size());
   for (const PlanStep &planned : plan.steps) {
@@ -507,12 +508,6 @@ Status CudaBackend::prepare(const EngineOptions &options) {
       step.normWeight = static_cast<const float *>(*w);
       step.epsilon = float(call.rms_norm().epsilon());
       step.dim = artifact_->manifest().tensors(int(call.tensors(0))).shape(0);
-      if (step.dim > cuda::kNormMaxDim)
-        return Status::error(name + ": an rms_norm over rows of " +
-                             std::to_string(step.dim) +
-                             " values; the cuda backend's norm holds a row "
-                             "of at most " +
-                             std::to_string(cuda::kNormMaxDim));
       break;
     }
     case Kernel::Rope: {

@@ -1,5 +1,6 @@
 //===- StepPlanning.cpp - Host decisions of the cuda backend --------------===//
 #include "runtime/src/backends/cuda/StepPlanning.h"
+#include "runtime/src/backends/cuda/DecoderKernels.h"
 
 #include <algorithm>
 #include <tuple>
@@ -218,6 +219,19 @@ void summaryBuilds(const std::vector<int32_t> &pages, uint64_t before,
     buildSlots.push_back(
         int32_t(std::min<uint64_t>(pageSize, after - p * pageSize)));
   }
+}
+
+Status checkKernelLimits(const std::vector<PlanStep> &steps,
+                         const std::string &artifact) {
+  for (const PlanStep &step : steps)
+    if (step.kernel == Kernel::RmsNorm && step.dim > kNormMaxDim)
+      return Status::error(
+          artifact + ": " +
+          (step.call->name().empty() ? "" : step.call->name() + ": ") +
+          "an rms_norm over rows of " + std::to_string(step.dim) +
+          " values; the cuda backend's norm holds a row of at most " +
+          std::to_string(kNormMaxDim));
+  return Status::ok();
 }
 
 StatusOr<SparseWorkspaceSize>

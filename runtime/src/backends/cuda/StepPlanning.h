@@ -16,6 +16,7 @@
 #include "runtime/src/engine/PlanSteps.h"
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace kvrt::cuda {
@@ -93,6 +94,13 @@ struct FoldedRopes {
   std::vector<bool> folded;
 };
 FoldedRopes planFoldedRopes(const std::vector<PlanStep> &steps);
+
+/// Why the cuda backend cannot run `steps` of the artifact `artifact`, or
+/// ok: checked before any weight is uploaded, so that an artifact the
+/// kernels cannot take is refused at once. A norm holds its row in one
+/// block's registers (kNormMaxDim values).
+Status checkKernelLimits(const std::vector<PlanStep> &steps,
+                         const std::string &artifact);
 
 /// Tokens an attention plans for when its longest row holds `length`:
 /// rounded up to a quarter of length's power of two (at least 256), so
