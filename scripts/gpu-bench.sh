@@ -91,11 +91,11 @@
 #              (`KEEP_BASE=1 scripts/gpu-prepare.sh` packs those .gpu-bin
 #              held before it rebuilds): carry .gpu-base too. Not in the
 #              default sections.
-#   step       ncu over one batch-1 decode step of llama3-8b at L = 4096 in
-#              each of STEP_ENCODINGS (default "bf16 polar4"), without
-#              graphs, and the kernel time per kernel name
-#              (scripts/ncu-step-breakdown.py); about 40 s each. Not in
-#              the default sections.
+#   step       ncu over one decode step of llama3-8b at STEP_POINT (BxL,
+#              default 1x4096) in each of STEP_ENCODINGS (default "bf16
+#              polar4"), without graphs, and the kernel time per kernel
+#              name (scripts/ncu-step-breakdown.py); about 40 s each at
+#              1x4096. Not in the default sections.
 # Outputs go to $OUT (or ./gpu-bench-out). Exits non-zero when a check
 # fails.
 set -uo pipefail
@@ -119,6 +119,8 @@ evictions=${EVICTIONS:-"streaming-bf16 streaming-fp8 streaming-nvfp4 streaming-p
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
 offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}
 step_encodings=${STEP_ENCODINGS:-"bf16 polar4"}
+step_point=${STEP_POINT:-1x4096}
+step_batch=${step_point%x*} step_context=${step_point#*x}
 ab_attention=${AB_ATTENTION:-"polar4"}
 largest=${LARGEST:-"kivi4:44"}
 default_artifact=${DEFAULT_ARTIFACT:-$bin/default-blocks.kvpkg}
@@ -410,9 +412,10 @@ for section in "${sections[@]}"; do
     for e in $step_encodings; do
       ncu --csv --clock-control none --cache-control none \
         --metrics gpu__time_duration.sum "$bin/kvrt-cuda-engine" bench \
-        "$bin/llama3-8b-$e.kvpkg" --batch 1 --context 4096 --chunk 4096 \
-        --steps 3 --graphs 0 > "$out/step-$e.csv" 2>&1 || status=1
-      echo "llama3-8b-$e, batch 1, context 4096:"
+        "$bin/llama3-8b-$e.kvpkg" --batch "$step_batch" \
+        --context "$step_context" --chunk "$step_context" --steps 3 \
+        --graphs 0 > "$out/step-$e.csv" 2>&1 || status=1
+      echo "llama3-8b-$e, batch $step_batch, context $step_context:"
       python3 scripts/ncu-step-breakdown.py "$out/step-$e.csv" || status=1
     done
     ;;
