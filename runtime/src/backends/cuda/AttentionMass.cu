@@ -72,7 +72,7 @@ bool launchAttentionMass(const AttentionMassArgs &args, cudaStream_t stream) {
     return true;
   attentionMassKernel<<<dim3(args.splits, args.kvHeads, args.batch), kThreads,
                         0, stream>>>(args);
-  return cudaGetLastError() == cudaSuccess;
+  return cudaPeekAtLastError() == cudaSuccess;
 }
 
 } // namespace kvrt::cuda

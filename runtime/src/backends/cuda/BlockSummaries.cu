@@ -124,7 +124,7 @@ bool launchBuildSummaries(const SparseKernelParams &p, uint32_t headDim,
     buildKernel<128><<<grid, kSummaryThreads, 0, stream>>>(p, pages, slots);
   else
     return false;
-  return cudaGetLastError() == cudaSuccess;
+  return cudaPeekAtLastError() == cudaSuccess;
 }
 
 bool launchUpdateSummaries(const SparseKernelParams &p, uint32_t headDim,
@@ -138,7 +138,7 @@ bool launchUpdateSummaries(const SparseKernelParams &p, uint32_t headDim,
     updateKernel<128><<<grid, kSummaryThreads, 0, stream>>>(p);
   else
     return false;
-  return cudaGetLastError() == cudaSuccess;
+  return cudaPeekAtLastError() == cudaSuccess;
 }
 
 } // namespace kvrt::cuda

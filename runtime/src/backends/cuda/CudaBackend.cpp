@@ -1356,7 +1356,10 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     break; // The copies follow the call (OffloadedPages::afterCall()).
   }
   if (!launched)
-    return cudaFailed("launching a kernel", cudaGetLastError());
+    return cudaFailed(
+        "launching " + s.call->kernel() +
+            (s.call->name().empty() ? "" : " (" + s.call->name() + ")"),
+        cudaGetLastError());
   return Status::ok();
 }
 

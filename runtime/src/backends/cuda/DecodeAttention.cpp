@@ -481,73 +481,109 @@ Status decodeAttention(const DecodeAttentionArgs &args,
                   : splitKernelFp8E4M3(headDim, plan.groupCapacity);
     break;
   }
-  bool launched = kernel != nullptr;
+  if (!kernel)
+    return Status::error("decode attention on CUDA has no split kernel for " +
+                         std::string(kindName(cache.key.kind)) + " keys of " +
+                         std::to_string(headDim) + " coordinates");
+  // Each launch in turn until one fails: its name and its CUDA error (the
+  // launchers leave theirs for cudaGetLastError()), or that it refused its
+  // arguments.
+  const char *failed = nullptr;
+  cudaError_t error = cudaSuccess;
+  auto step = [&](const char *what, auto &&launch) {
+    if (!failed && !launch())
+      failed = what;
+  };
+  auto call = [&](cudaError_t e) {
+    error = e;
+    return e == cudaSuccess;
+  };
   // The exact splits read only the queries and the exact tokens: forked
   // first, joined before the reduction.
   const SideStream &side = args.exactSide;
   const bool forks = exact && side.stream;
-  if (launched && forks)
-    launched = cudaEventRecord(side.fork, stream) == cudaSuccess &&
-               cudaStreamWaitEvent(side.stream, side.fork, 0) == cudaSuccess;
-  if (launched && exact)
-    launched = launchExactAttention(
-        cache, args.q, args.queryPositions, args.batch, args.qHeads,
-        p.scaleLog2, args.slidingWindow, p.partialOut, p.partialMaxSum,
-        plan.splits, plan.exactSplits,
-        rotates ? cache.value.rotationSigns : nullptr,
-        forks ? side.stream : stream);
-  if (launched && forks)
-    launched = cudaEventRecord(side.join, side.stream) == cudaSuccess;
+  if (forks)
+    step("fork to the exact tokens' stream", [&] {
+      return call(cudaEventRecord(side.fork, stream)) &&
+             call(cudaStreamWaitEvent(side.stream, side.fork, 0));
+    });
+  if (exact)
+    step("exact tokens' splits", [&] {
+      return launchExactAttention(
+          cache, args.q, args.queryPositions, args.batch, args.qHeads,
+          p.scaleLog2, args.slidingWindow, p.partialOut, p.partialMaxSum,
+          plan.splits, plan.exactSplits,
+          rotates ? cache.value.rotationSigns : nullptr,
+          forks ? side.stream : stream);
+    });
+  if (forks)
+    step("exact tokens' join",
+         [&] { return call(cudaEventRecord(side.join, side.stream)); });
   // Past 48 KB in all, a block's dynamic shared memory must be allowed.
-  if (launched && plan.sharedBytes + plan.staticSharedBytes > 48 * 1024)
-    launched = cudaFuncSetAttribute(kernel,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(plan.sharedBytes)) == cudaSuccess;
+  if (plan.sharedBytes + plan.staticSharedBytes > 48 * 1024)
+    step("shared memory of the split kernel", [&] {
+      return call(cudaFuncSetAttribute(
+          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+          int(plan.sharedBytes)));
+    });
   // With exact tokens the last splits are theirs.
   const uint32_t codedSplits = plan.splits - plan.exactSplits;
-  if (launched) {
+  step("split kernel", [&] {
     void *kernelArgs[] = {&p};
-    launched =
-        cudaLaunchKernel(kernel, dim3(codedSplits, cache.kvHeads, args.batch),
-                         dim3(kLaunchThreads), kernelArgs, plan.sharedBytes,
-                         stream) == cudaSuccess;
-  }
-  if (launched && forks)
-    launched = cudaStreamWaitEvent(stream, side.join, 0) == cudaSuccess;
-  if (launched && latent)
-    launched = launchLatentMerge(p.partialOut, p.partialMaxSum, args.out,
-                                 uint32_t(rows), plan.splits, codedSplits,
-                                 headDim, cache.value.rank, cache.valueBasis,
-                                 args.qHeads, p.group, stream);
-  else if (launched && plan.splits > 1)
-    launched = launchSplitReduce(
-        p.partialOut, p.partialMaxSum, args.out, uint32_t(rows), plan.splits,
-        headDim, rotates ? cache.value.rotationSigns : nullptr, stream);
-  if (launched && rotates && plan.splits == 1)
-    launched = launchRotateRows(args.out, args.out, uint32_t(rows), headDim,
-                                cache.value.rotationSigns, true, stream);
-  if (launched && plan.addsMass) {
-    AttentionMassArgs mass;
-    mass.weights = p.weights;
-    mass.weightsStride = p.weightsStride;
-    mass.partialMaxSum = p.partialMaxSum;
-    mass.pageTables = cache.pageTables;
-    mass.tableRows = cache.tableRows;
-    mass.lengths = cache.lengths;
-    mass.mass = args.mass;
-    mass.pageTableStride = cache.pageTableStride;
-    mass.pageSize = cache.pageSize;
-    mass.batch = args.batch;
-    mass.qHeads = args.qHeads;
-    mass.kvHeads = cache.kvHeads;
-    mass.splits = plan.splits;
-    mass.splitTokens = plan.splitTokens;
-    launched = launchAttentionMass(mass, stream);
-  }
-  cudaError_t error = cudaGetLastError();
-  if (!launched || error != cudaSuccess)
-    return Status::error(std::string("decode attention's launch failed: ") +
-                         cudaGetErrorString(error));
+    return call(cudaLaunchKernel(
+        kernel, dim3(codedSplits, cache.kvHeads, args.batch),
+        dim3(kLaunchThreads), kernelArgs, plan.sharedBytes, stream));
+  });
+  if (forks)
+    step("wait for the exact tokens' splits",
+         [&] { return call(cudaStreamWaitEvent(stream, side.join, 0)); });
+  if (latent)
+    step("merge of the latent splits", [&] {
+      return launchLatentMerge(p.partialOut, p.partialMaxSum, args.out,
+                               uint32_t(rows), plan.splits, codedSplits,
+                               headDim, cache.value.rank, cache.valueBasis,
+                               args.qHeads, p.group, stream);
+    });
+  else if (plan.splits > 1)
+    step("split reduce", [&] {
+      return launchSplitReduce(
+          p.partialOut, p.partialMaxSum, args.out, uint32_t(rows), plan.splits,
+          headDim, rotates ? cache.value.rotationSigns : nullptr, stream);
+    });
+  if (rotates && plan.splits == 1)
+    step("rotation of the output", [&] {
+      return launchRotateRows(args.out, args.out, uint32_t(rows), headDim,
+                              cache.value.rotationSigns, true, stream);
+    });
+  if (plan.addsMass)
+    step("attention mass", [&] {
+      AttentionMassArgs mass;
+      mass.weights = p.weights;
+      mass.weightsStride = p.weightsStride;
+      mass.partialMaxSum = p.partialMaxSum;
+      mass.pageTables = cache.pageTables;
+      mass.tableRows = cache.tableRows;
+      mass.lengths = cache.lengths;
+      mass.mass = args.mass;
+      mass.pageTableStride = cache.pageTableStride;
+      mass.pageSize = cache.pageSize;
+      mass.batch = args.batch;
+      mass.qHeads = args.qHeads;
+      mass.kvHeads = cache.kvHeads;
+      mass.splits = plan.splits;
+      mass.splitTokens = plan.splitTokens;
+      return launchAttentionMass(mass, stream);
+    });
+  // Read (and clear) the pending error either way.
+  const cudaError_t pending = cudaGetLastError();
+  if (error == cudaSuccess)
+    error = pending;
+  if (failed || error != cudaSuccess)
+    return Status::error(std::string("decode attention's ") +
+                         (failed ? failed : "launches") + " failed: " +
+                         (error != cudaSuccess
+                              ? cudaGetErrorString(error)
+                              : "the launcher refused its arguments"));
   return Status::ok();
 }
 

@@ -3,7 +3,9 @@
 // Internal to the CUDA backend: the split kernel's parameters, flattened
 // from DecodeAttentionArgs and DecodeAttentionPlan, and one launcher per
 // encoding (each in its own .cu file, so that changing one encoding's
-// decoding rebuilds only its kernels).
+// decoding rebuilds only its kernels). The launch* functions return
+// whether their launch was accepted and leave a refused launch's error for
+// the caller's cudaGetLastError().
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_DECODEKERNELS_H

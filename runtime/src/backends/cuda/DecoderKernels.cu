@@ -199,7 +199,7 @@ __global__ void syntheticKernel(uint64_t seed, float step, float constant,
   }
 }
 
-bool accepted() { return cudaGetLastError() == cudaSuccess; }
+bool accepted() { return cudaPeekAtLastError() == cudaSuccess; }
 
 } // namespace
 

@@ -6,7 +6,8 @@
 // RMSNorm, RoPE, SwiGLU, residual additions, the conversion of
 // activations to bf16 for the projections (cuBLASLt, Gemm.h), greedy
 // tokens from logits, and a synthetic model's weights. Each returns
-// whether its launch was accepted.
+// whether its launch was accepted, and leaves a refused launch's error for
+// the caller's cudaGetLastError(), which names it.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_DECODERKERNELS_H

@@ -336,7 +336,7 @@ bool launchExactAttention(const PagedKvView &cache, const float *q,
     exactAttentionKernel<64><<<grid, kThreads, 0, stream>>>(p);
   else
     exactAttentionKernel<128><<<grid, kThreads, 0, stream>>>(p);
-  return cudaGetLastError() == cudaSuccess;
+  return cudaPeekAtLastError() == cudaSuccess;
 }
 
 Status storeExactTokens(const PagedKvView &view, uint32_t rows,

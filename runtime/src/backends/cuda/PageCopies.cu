@@ -42,7 +42,7 @@ bool launchPageCopies(const PageCopy *copies, uint32_t count,
     return true;
   pageCopiesKernel<<<blocks, kThreads, 0, stream>>>(copies, count, writes,
                                                     writeCount);
-  return cudaGetLastError() == cudaSuccess;
+  return cudaPeekAtLastError() == cudaSuccess;
 }
 
 } // namespace kvrt::cuda

@@ -30,7 +30,7 @@ bool launchRotateRows(const float *in, float *out, uint32_t rows,
     return false;
   RotationSigns s{{signs[0], signs[1], signs[2], signs[3]}};
   rotateRowsKernel<<<rows, headDim, 0, stream>>>(in, out, s, inverse);
-  return cudaGetLastError() == cudaSuccess;
+  return cudaPeekAtLastError() == cudaSuccess;
 }
 
 } // namespace kvrt::cuda

@@ -189,7 +189,7 @@ bool launchSplitReduce(const float *partialOut, const float *partialMaxSum,
   splitReduceKernel<<<rows, headDim * slices, sharedBytes, stream>>>(
       partialOut, partialMaxSum, out, splits, headDim, inverseSigns != nullptr,
       signs);
-  return cudaGetLastError() == cudaSuccess;
+  return cudaPeekAtLastError() == cudaSuccess;
 }
 
 bool launchLatentMerge(const float *partialOut, const float *partialMaxSum,
@@ -213,7 +213,7 @@ bool launchLatentMerge(const float *partialOut, const float *partialMaxSum,
   const LatentMerge m{splits, codedSplits, headDim, rank, qHeads, group, basis};
   latentMergeKernel<<<rows, headDim, sharedBytes, stream>>>(
       partialOut, partialMaxSum, out, m);
-  return cudaGetLastError() == cudaSuccess;
+  return cudaPeekAtLastError() == cudaSuccess;
 }
 
 } // namespace kvrt::cuda
