@@ -81,7 +81,10 @@
 #   ab         kvrt-cuda-engine bench of llama3-8b in each encoding at
 #              POINTS with the bench flag AB (default --fuse) at 0 and at
 #              1, one after the other, twice: an A/B on one machine (they
-#              vary 3-7% between calls). Not in the default sections.
+#              vary 3-7% between calls). With AB_ENV (environment
+#              settings, e.g. "KVX_X=0 KVX_X=1": an experiment's switch),
+#              each of those instead, in order and then in reverse. Not in
+#              the default sections.
 #   ab-binary  this build against a base build, one after the other on one
 #              machine (base, new, new, base): kvrt-cuda-engine bench of
 #              llama3-8b in each encoding at POINTS, then
@@ -357,6 +360,26 @@ for section in "${sections[@]}"; do
     ;;
   ab)
     flag=${AB:-"--fuse"}
+    if [ -n "${AB_ENV:-}" ]; then
+      read -r -a settings <<<"$AB_ENV"
+      order=("${settings[@]}")
+      for ((i = ${#settings[@]} - 1; i >= 0; i--)); do
+        order+=("${settings[i]}")
+      done
+      for e in $encodings; do
+        for p in $points; do
+          b=${p%x*} l=${p#*x}
+          for setting in "${order[@]}"; do
+            step=$(env "$setting" timeout 300 "$bin/kvrt-cuda-engine" bench \
+              "$bin/llama3-8b-$e.kvpkg" --batch "$b" --context "$l" \
+              --chunk "$l" --steps 30 2>&1 | stepMs)
+            [ -n "$step" ] || status=1
+            echo "ab $e ${b}x$l $setting: ${step:-failed} ms"
+          done
+        done
+      done
+      continue
+    fi
     for e in $encodings; do
       for p in $points; do
         b=${p%x*} l=${p#*x}
