@@ -9,8 +9,9 @@
 # this order):
 #   check      kvrt-cuda-attention --check (decode and prefill attention
 #              against cpu::attention, quantize-on-append against the CPU
-#              codecs, RMSNorm against cpu::rmsNorm, eviction's scores, selection and compaction against
-#              the CPU's on the same cached bytes), then the engine section
+#              codecs, RMSNorm against cpu::rmsNorm, eviction's scores,
+#              selection and compaction against the CPU's on the same
+#              cached bytes), then the engine section
 #   engine     kvrt-cuda-engine check (the whole decoder against the CPU
 #              backend: greedy tokens and logits) on llama-tiny in every
 #              encoding the GPU runs and with sparse selection (SELECTIONS,
@@ -74,10 +75,9 @@
 #              batch each encoding of LARGEST fits in 80 GB (default
 #              "kivi4:44": encoding:batch; "offload-capacity:N" (32 GB
 #              of device pages) and "twolevel:N" for the cache in host
-#              memory and resident), beside
-#              nvidia-smi's device memory every 250 ms and the host's
-#              used memory every 500 ms, for the peaks. Not in the
-#              default sections.
+#              memory and resident), beside nvidia-smi's device memory
+#              every 250 ms and the host's used memory every 500 ms (MiB),
+#              for the peaks. Not in the default sections.
 #   ab         kvrt-cuda-engine bench of llama3-8b in each encoding at
 #              POINTS with the bench flag AB (default --fuse) at 0 and at
 #              1, one after the other, twice: an A/B on one machine (they
@@ -236,6 +236,16 @@ engine_checks() {
 # The decode step's ms of a kvrt-cuda-engine bench on stdin.
 stepMs() { awk -F'|' '/^\| llama/ { gsub(/ /, "", $7); print $7 }'; }
 
+# benchStep DIR E BxL [FLAG...]: DIR's kvrt-cuda-engine bench of llama3-8b
+# in encoding E at B rows of L tokens (prefilled in one chunk), 30 decode
+# steps; its output.
+benchStep() {
+  local dir=$1 e=$2 b=${3%x*} l=${3#*x}
+  shift 3
+  timeout 300 "$dir/kvrt-cuda-engine" bench "$bin/llama3-8b-$e.kvpkg" \
+    --batch "$b" --context "$l" --chunk "$l" --steps 30 "$@" 2>&1
+}
+
 for section in "${sections[@]}"; do
   case $section in
   check)
@@ -368,13 +378,11 @@ for section in "${sections[@]}"; do
       done
       for e in $encodings; do
         for p in $points; do
-          b=${p%x*} l=${p#*x}
           for setting in "${order[@]}"; do
-            step=$(env "$setting" timeout 300 "$bin/kvrt-cuda-engine" bench \
-              "$bin/llama3-8b-$e.kvpkg" --batch "$b" --context "$l" \
-              --chunk "$l" --steps 30 2>&1 | stepMs)
+            # The substitution's subshell keeps the setting to this run.
+            step=$(export "$setting" && benchStep "$bin" "$e" "$p" | stepMs)
             [ -n "$step" ] || status=1
-            echo "ab $e ${b}x$l $setting: ${step:-failed} ms"
+            echo "ab $e $p $setting: ${step:-failed} ms"
           done
         done
       done
@@ -382,14 +390,11 @@ for section in "${sections[@]}"; do
     fi
     for e in $encodings; do
       for p in $points; do
-        b=${p%x*} l=${p#*x}
         for round in 1 2; do
           for v in 0 1; do
-            step=$(timeout 300 "$bin/kvrt-cuda-engine" bench \
-              "$bin/llama3-8b-$e.kvpkg" --batch "$b" --context "$l" \
-              --chunk "$l" --steps 30 "$flag" "$v" 2>&1 | stepMs)
+            step=$(benchStep "$bin" "$e" "$p" "$flag" "$v" | stepMs)
             [ -n "$step" ] || status=1
-            echo "ab $e ${b}x$l round $round $flag $v: ${step:-failed} ms"
+            echo "ab $e $p round $round $flag $v: ${step:-failed} ms"
           done
         done
       done
@@ -405,16 +410,13 @@ for section in "${sections[@]}"; do
     }
     for e in $encodings; do
       for p in $points; do
-        b=${p%x*} l=${p#*x}
         for v in base new new base; do
           dir=$bin
           [ $v = base ] && dir=$base
-          step=$(timeout 300 "$dir/kvrt-cuda-engine" bench \
-            "$bin/llama3-8b-$e.kvpkg" --batch "$b" --context "$l" \
-            --chunk "$l" --steps 30 2>&1 | tee -a "$out/ab-binary-e2e-$v.txt" |
-            stepMs)
+          step=$(benchStep "$dir" "$e" "$p" |
+            tee -a "$out/ab-binary-e2e-$v.txt" | stepMs)
           [ -n "$step" ] || status=1
-          echo "ab-binary e2e $e ${b}x$l $v: ${step:-failed} ms"
+          echo "ab-binary e2e $e $p $v: ${step:-failed} ms"
         done
       done
     done

@@ -22,8 +22,7 @@ namespace {
 
 DeviceBuffer upload(const std::vector<float> &values) {
   DeviceBuffer device = orDie(DeviceBuffer::allocate(values.size() * 4));
-  CUDA_OK(cudaMemcpy(device.get(), values.data(), values.size() * 4,
-                     cudaMemcpyHostToDevice));
+  orDie(device.upload(values.data(), values.size() * 4));
   return device;
 }
 

@@ -1355,12 +1355,14 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
   case Kernel::Prefetch:
     break; // The copies follow the call (OffloadedPages::afterCall()).
   }
-  if (!launched)
-    return cudaFailed(
-        "launching " + s.call->kernel() +
-            (s.call->name().empty() ? "" : " (" + s.call->name() + ")"),
-        cudaGetLastError());
-  return Status::ok();
+  if (launched)
+    return Status::ok();
+  const std::string what =
+      "launching " + s.call->kernel() +
+      (s.call->name().empty() ? "" : " (" + s.call->name() + ")");
+  if (cudaError_t e = cudaGetLastError())
+    return cudaFailed(what, e);
+  return Status::error(what + " failed: the launcher refused its arguments");
 }
 
 Status CudaBackend::attention(const Step &s, const float *q, float *out,

@@ -226,25 +226,13 @@ bool launchRmsNorm(const float *x, const float *residual, float *added,
     perThread *= 2;
   const unsigned threads =
       unsigned((dim + perThread - 1) / perThread + 31) / 32 * 32;
-  auto *bf16 = reinterpret_cast<__nv_bfloat16 *>(yBf16);
-  switch (perThread) {
-  case 1:
-    rmsNormKernel<1><<<unsigned(rows), threads, 0, stream>>>(
-        x, residual, added, int(dim), weight, epsilon, y, bf16);
-    break;
-  case 2:
-    rmsNormKernel<2><<<unsigned(rows), threads, 0, stream>>>(
-        x, residual, added, int(dim), weight, epsilon, y, bf16);
-    break;
-  case 4:
-    rmsNormKernel<4><<<unsigned(rows), threads, 0, stream>>>(
-        x, residual, added, int(dim), weight, epsilon, y, bf16);
-    break;
-  default:
-    rmsNormKernel<8><<<unsigned(rows), threads, 0, stream>>>(
-        x, residual, added, int(dim), weight, epsilon, y, bf16);
-    break;
-  }
+  auto *kernel = perThread == 1   ? rmsNormKernel<1>
+                 : perThread == 2 ? rmsNormKernel<2>
+                 : perThread == 4 ? rmsNormKernel<4>
+                                  : rmsNormKernel<8>;
+  kernel<<<unsigned(rows), threads, 0, stream>>>(
+      x, residual, added, int(dim), weight, epsilon, y,
+      reinterpret_cast<__nv_bfloat16 *>(yBf16));
   return accepted();
 }
 
