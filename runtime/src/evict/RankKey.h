@@ -9,14 +9,10 @@
 #ifndef KVRT_EVICT_RANKKEY_H
 #define KVRT_EVICT_RANKKEY_H
 
+#include "runtime/src/support/HostDevice.h"
+
 #include <cstdint>
 #include <cstring>
-
-#ifdef __CUDACC__
-#define KVRT_RANK_HOST_DEVICE __host__ __device__
-#else
-#define KVRT_RANK_HOST_DEVICE
-#endif
 
 namespace kvrt::evict {
 
@@ -25,7 +21,7 @@ namespace kvrt::evict {
 /// floats has them), then the earlier index. Distinct indices below 2^32
 /// give distinct keys, so the best k entries are those whose keys reach
 /// the k-th largest.
-KVRT_RANK_HOST_DEVICE inline uint64_t rankKey(float score, uint32_t index) {
+KVRT_HOST_DEVICE inline uint64_t rankKey(float score, uint32_t index) {
   uint32_t bits;
   std::memcpy(&bits, &score, 4);
   if ((bits & 0x7fffffffu) > 0x7f800000u)

@@ -1230,8 +1230,10 @@ Status CudaBackend::run(const Step &s, uint32_t rows, uint32_t logitRows) {
     if (s.fused && !s.runsGroup)
       return Status::ok(); // The group's first member computed it.
     uint16_t *x = bf16Input_.buffer.as<uint16_t>();
+    // A refused conversion is reported below, as any refused launch.
     if (s.convertsInput &&
-        !cuda::launchRowsToBf16(in(0), nullptr, rows, s.inputWidth, x, stream_))
+        !(launched = cuda::launchRowsToBf16(in(0), nullptr, rows, s.inputWidth,
+                                            x, stream_)))
       break;
     if (s.runsGroup)
       return gemm_->run(x, rows, s.inputWidth, s.weight, s.groupWidth, s.bias,

@@ -27,6 +27,7 @@
 #define KVRT_BACKENDS_CUDA_EXACTTOKENS_H
 
 #include "kvrt/Status.h"
+#include "runtime/src/support/HostDevice.h"
 
 #include <cstdint>
 
@@ -36,12 +37,6 @@ typedef struct CUstream_st *cudaStream_t;
 namespace kvrt::cuda {
 
 struct PagedKvView;
-
-#ifdef __CUDACC__
-#define KVRT_HOST_DEVICE __host__ __device__
-#else
-#define KVRT_HOST_DEVICE
-#endif
 
 /// One layer's exact tokens as the attention kernels read them; keys is
 /// null where the layer keeps none.
