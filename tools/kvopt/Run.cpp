@@ -117,10 +117,11 @@ int runRun(const RunOptions &o) {
   // On a terminal the streamed text shows the progress itself; a counter
   // beside it would mix with it.
   bool textOnTerminal = isatty(STDOUT_FILENO) == 1;
-  int64_t generated = 0;
+  int64_t generated = 0, emitted = 0;
   progress.step("prefilling " + std::to_string(prompt.size()) +
                 " prompt tokens");
   auto result = (*engine)->generate(prompt, generate, [&](int32_t id) {
+    ++emitted;
     if (textOnTerminal) {
       progress.clear();
     } else {
@@ -143,6 +144,15 @@ int runRun(const RunOptions &o) {
   progress.clear();
   if (!result)
     return fail(result.status().message());
+  // An instruct model given a bare prompt often ends at once: the empty
+  // output should not look like a fault.
+  if (emitted == 0 && generate.stopAtEos && tokenizer && !o.chat &&
+      tokenizer->chatTemplate().kind != kvrt::ChatTemplateKind::None)
+    std::fprintf(stderr,
+                 "kvopt run: the first token was the model's end of "
+                 "sequence, so nothing was generated; %s has a chat "
+                 "template, which an instruct model expects (--chat)\n",
+                 o.artifact.c_str());
 
   kvrt::EngineStats s = (*engine)->stats();
   std::fprintf(stderr,
