@@ -82,6 +82,13 @@ int runRun(const RunOptions &o) {
     std::optional<std::vector<int32_t>> ids = parseIds(o.tokens);
     if (!ids || ids->empty())
       return fail("--tokens must be token ids separated by spaces");
+    const int64_t vocab = (*engine)->vocabSize();
+    for (size_t i = 0; i < ids->size(); ++i)
+      if ((*ids)[i] < 0 || (*ids)[i] >= vocab)
+        return fail("--tokens: id " + std::to_string((*ids)[i]) +
+                    " (the prompt's token " + std::to_string(i) +
+                    ") is outside the vocabulary of " + std::to_string(vocab) +
+                    " tokens of " + o.artifact);
     prompt = *ids;
   } else {
     auto spec = kvrt::tokenizerSpecFromArtifact(
