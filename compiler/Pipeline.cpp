@@ -23,6 +23,9 @@ runPipeline(mlir::ModuleOp module, const std::string &pipeline) {
     std::string text;
     llvm::raw_string_ostream os(text);
     pass.printAsTextualPipeline(os);
+    // An empty list option prints as nothing between two spaces.
+    for (size_t at; (at = text.find("  ")) != std::string::npos;)
+      text.erase(at, 1);
     std::string name = pass.getArgument().str();
     records.emplace_back(name, text.substr(std::min(name.size(), text.size())));
   }
