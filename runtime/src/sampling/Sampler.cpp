@@ -3,11 +3,23 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <unordered_set>
 
 namespace kvrt {
+namespace {
+
+/// A parameter as the user wrote it ("-1", "1.5"), not std::to_string's
+/// six decimals.
+std::string shown(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
+  return text;
+}
+
+} // namespace
 
 uint64_t randomBits(uint64_t seed, uint64_t counter) {
   // SplitMix64 at index `counter` of the stream seeded by a mix of `seed`.
@@ -22,17 +34,17 @@ StatusOr<Sampler> Sampler::create(const SamplingParams &params) {
   if (!(params.temperature >= 0) || !std::isfinite(params.temperature))
     return Status::error("sampling temperature must be 0 (greedy) or "
                          "positive, not " +
-                         std::to_string(params.temperature));
+                         shown(params.temperature));
   if (params.topK < 0)
     return Status::error("sampling top_k must be 0 (off) or positive, not " +
                          std::to_string(params.topK));
   if (!(params.topP > 0 && params.topP <= 1))
     return Status::error("sampling top_p must be in (0, 1], not " +
-                         std::to_string(params.topP));
+                         shown(params.topP));
   if (!(params.repetitionPenalty > 0) ||
       !std::isfinite(params.repetitionPenalty))
     return Status::error("sampling repetition_penalty must be positive, not " +
-                         std::to_string(params.repetitionPenalty));
+                         shown(params.repetitionPenalty));
   return Sampler(params);
 }
 

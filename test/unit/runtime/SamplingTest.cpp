@@ -108,9 +108,11 @@ TEST(Sampling, RefusesBadParameters) {
   SamplingParams p;
   p.temperature = -1;
   EXPECT_EQ(Sampler::create(p).status().message(),
-            "sampling temperature must be 0 (greedy) or positive, not "
-            "-1.000000");
+            "sampling temperature must be 0 (greedy) or positive, not -1");
   p = {};
+  p.topP = 1.5f;
+  EXPECT_EQ(Sampler::create(p).status().message(),
+            "sampling top_p must be in (0, 1], not 1.5");
   p.topP = 0;
   EXPECT_FALSE(Sampler::create(p).isOk());
   p = {};
