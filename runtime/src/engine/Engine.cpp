@@ -108,6 +108,9 @@ Status Engine::forwardImpl(const std::vector<BatchToken> &batch,
   std::vector<int32_t> tokens, positions;
   std::vector<SequenceId> ids;
   std::vector<uint32_t> logitRows;
+  // Whether every sequence of the batch already holds tokens: a prompt of
+  // one token is still a prefill.
+  bool extendsOnly = true;
   for (size_t r = 0; r < batch.size(); ++r) {
     const BatchToken &t = batch[r];
     std::string row = "batch row " + str(int64_t(r));
@@ -119,6 +122,7 @@ Status Engine::forwardImpl(const std::vector<BatchToken> &batch,
       return Status::error(row + " holds token id " + str(t.token) +
                            ", outside the vocabulary of " + str(vocab) +
                            " tokens");
+    extendsOnly = extendsOnly && known->second.length > 0;
     SequenceState &s = touched.emplace(t.sequence, known->second).first->second;
     if (t.position < s.nextPosition)
       return Status::error(row + " puts sequence " + str(int64_t(t.sequence)) +
@@ -167,8 +171,9 @@ Status Engine::forwardImpl(const std::vector<BatchToken> &batch,
     spareLogits_ = std::move(logits_.values);
     logits_ = std::move(out);
   }
-  // A batch where every sequence adds one token is a decode step.
-  if (touched.size() == batch.size()) {
+  // A batch where every sequence adds one token to those it holds is a
+  // decode step.
+  if (extendsOnly && touched.size() == batch.size()) {
     stats_.decodeTokens += batch.size();
     stats_.decodeSeconds += seconds;
   } else {

@@ -295,6 +295,14 @@ TEST(Engine, ReportsStats) {
   EXPECT_EQ(s.peakKvBytes, 2u * 2 * (16 * 4 * 16 * 4 * 2 + 16 * 4));
 }
 
+TEST(Engine, APromptOfOneTokenIsAPrefill) {
+  auto e = engine(tinyStories());
+  greedy(*e, {kStory[0]}, 3);
+  EngineStats s = e->stats();
+  EXPECT_EQ(s.prefillTokens, 1u);
+  EXPECT_EQ(s.decodeTokens, 2u);
+}
+
 TEST(Engine, Bf16CacheStaysClose) {
   test::LlamaArtifactOptions o;
   o.cacheEncoding.set_kind(schema::ENCODING_BF16);
