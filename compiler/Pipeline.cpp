@@ -8,6 +8,31 @@
 #include "llvm/Support/raw_ostream.h"
 
 namespace kvopt {
+namespace {
+
+/// A pass's options as MLIR prints them ("{a=1 b= c={x,y}}"), less those
+/// left empty (a string or list option at its default prints as "b=" or
+/// as nothing at all): what a reader of `kvopt inspect` needs.
+std::string givenOptions(llvm::StringRef printed) {
+  if (!printed.consume_front("{") || !printed.consume_back("}"))
+    return printed.str();
+  std::string kept;
+  int depth = 0;
+  size_t start = 0;
+  for (size_t i = 0; i <= printed.size(); ++i) {
+    if (i < printed.size() && (printed[i] != ' ' || depth > 0)) {
+      depth += printed[i] == '{' ? 1 : printed[i] == '}' ? -1 : 0;
+      continue;
+    }
+    llvm::StringRef option = printed.slice(start, i);
+    if (!option.empty() && !option.ends_with("="))
+      kept += (kept.empty() ? "" : " ") + option.str();
+    start = i + 1;
+  }
+  return "{" + kept + "}";
+}
+
+} // namespace
 
 kvrt::StatusOr<std::vector<PassRecord>>
 runPipeline(mlir::ModuleOp module, const std::string &pipeline) {
@@ -23,11 +48,9 @@ runPipeline(mlir::ModuleOp module, const std::string &pipeline) {
     std::string text;
     llvm::raw_string_ostream os(text);
     pass.printAsTextualPipeline(os);
-    // An empty list option prints as nothing between two spaces.
-    for (size_t at; (at = text.find("  ")) != std::string::npos;)
-      text.erase(at, 1);
     std::string name = pass.getArgument().str();
-    records.emplace_back(name, text.substr(std::min(name.size(), text.size())));
+    records.emplace_back(name, givenOptions(llvm::StringRef(text).drop_front(
+                                   std::min(name.size(), text.size()))));
   }
   if (records.empty())
     return records;
