@@ -62,6 +62,9 @@ int runRun(const RunOptions &o) {
                 "(--tokens), not both and not neither");
   if (o.chat && o.prompt.empty())
     return fail("--chat needs the prompt as text (--prompt)");
+  if (!o.system.empty() && !o.chat)
+    return fail("--system needs --chat: the system message goes into the "
+                "model's chat template");
   if (auto sampler = kvrt::Sampler::create(o.sampling); !sampler)
     return fail(sampler.status().message());
   progress.step("loading " + o.artifact);
