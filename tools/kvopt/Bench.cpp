@@ -33,6 +33,8 @@ int runBench(const BenchOptions &o) {
     std::cerr << "kvopt bench: " << message << "\n";
     return 1;
   };
+  if (std::string problem = outputFileProblem(o.json); !problem.empty())
+    return fail("--json: " + problem);
   auto artifact = kvrt::Artifact::open(o.artifact);
   if (!artifact)
     return fail(artifact.status().message());

@@ -38,6 +38,11 @@ int runCalibrate(const CalibrateOptions &o) {
     std::cerr << "kvopt calibrate: " << message << "\n";
     return 1;
   };
+  if (std::string problem = outputFileProblem(o.output); !problem.empty())
+    return fail("-o: " + problem);
+  if (std::string problem = outputFileProblem(o.lowRankReport);
+      !problem.empty())
+    return fail("--lowrank-report: " + problem);
   mlir::DialectRegistry registry;
   registerAllDialects(registry);
   mlir::MLIRContext context(registry);

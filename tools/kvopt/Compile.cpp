@@ -7,6 +7,7 @@
 #include "compiler/policy/Policy.h"
 #include "tools/kvopt/Calibrate.h"
 #include "tools/kvopt/Commands.h"
+#include "tools/kvopt/OutputFile.h"
 #include "tools/kvopt/Progress.h"
 
 #include "kvrt/ArtifactWriter.h"
@@ -65,6 +66,9 @@ int runCompile(const CompileOptions &o) {
   if ((o.seed || !o.syntheticWeights.empty()) && o.synthetic.empty())
     return fail("--seed and --synthetic-weights are for a --synthetic model "
                 "only");
+  // Before importing, calibrating and compiling, which may take minutes.
+  if (std::string problem = outputFileProblem(o.output); !problem.empty())
+    return fail("-o: " + problem);
   std::string pipeline = o.passes;
   if (!o.policy.empty()) {
     kvrt::StatusOr<policy::Policy> read = policy::readPolicyFile(o.policy);

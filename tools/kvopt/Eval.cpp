@@ -763,6 +763,10 @@ kvrt::Status evaluateAll(EvalOptions &o, Evaluation &e) {
 }
 
 int runEval(EvalOptions o) {
+  if (std::string problem = outputFileProblem(o.json); !problem.empty()) {
+    std::cerr << "kvopt eval: --json: " << problem << "\n";
+    return 1;
+  }
   Evaluation e;
   if (kvrt::Status status = evaluateAll(o, e); !status) {
     std::cerr << "kvopt eval: " << status.message() << "\n";

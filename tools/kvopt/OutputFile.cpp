@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -39,6 +40,25 @@ int writeOutputFile(const std::string &path,
     return 1;
   }
   return 0;
+}
+
+std::string outputFileProblem(const std::string &path) {
+  if (path.empty() || path == "-")
+    return "";
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error))
+    return "'" + path + "' is a folder, not a file";
+  // The temporary file writeOutputFile() will write, made and removed.
+  const std::string probe = path + ".tmp";
+  const bool existed = std::filesystem::exists(probe, error);
+  {
+    std::ofstream os(probe, std::ios::binary | std::ios::app);
+    if (!os)
+      return "cannot write '" + probe + "': " + std::strerror(errno);
+  }
+  if (!existed)
+    std::remove(probe.c_str());
+  return "";
 }
 
 } // namespace kvopt::cli

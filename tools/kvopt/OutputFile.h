@@ -19,6 +19,12 @@ namespace kvopt::cli {
 int writeOutputFile(const std::string &path,
                     const std::function<bool(std::ostream &)> &write);
 
+/// Why `path` cannot be written now (its folder missing or closed to new
+/// files, or `path` itself a folder), or "" when it can, or is "-" or "".
+/// Asked before a run of minutes whose result would otherwise be lost at
+/// its end.
+std::string outputFileProblem(const std::string &path);
+
 } // namespace kvopt::cli
 
 #endif // KVOPT_TOOLS_KVOPT_OUTPUTFILE_H
