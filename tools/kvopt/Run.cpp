@@ -85,13 +85,6 @@ int runRun(const RunOptions &o) {
     std::optional<std::vector<int32_t>> ids = parseIds(o.tokens);
     if (!ids || ids->empty())
       return fail("--tokens must be token ids separated by spaces");
-    const int64_t vocab = (*engine)->vocabSize();
-    for (size_t i = 0; i < ids->size(); ++i)
-      if ((*ids)[i] < 0 || (*ids)[i] >= vocab)
-        return fail("--tokens: id " + std::to_string((*ids)[i]) +
-                    " (the prompt's token " + std::to_string(i) +
-                    ") is outside the vocabulary of " + std::to_string(vocab) +
-                    " tokens of " + o.artifact);
     prompt = *ids;
   } else {
     auto spec = kvrt::tokenizerSpecFromArtifact(
@@ -127,15 +120,15 @@ int runRun(const RunOptions &o) {
   // On a terminal the streamed text shows the progress itself; a counter
   // beside it would mix with it.
   bool textOnTerminal = isatty(STDOUT_FILENO) == 1;
-  int64_t generated = 0, emitted = 0;
+  int64_t generated = 0;
   progress.step("prefilling " + std::to_string(prompt.size()) +
                 " prompt tokens");
   auto result = (*engine)->generate(prompt, generate, [&](int32_t id) {
-    ++emitted;
+    ++generated;
     if (textOnTerminal) {
       progress.clear();
     } else {
-      if (++generated == 1)
+      if (generated == 1)
         progress.step("generating");
       progress.update(std::to_string(generated) + "/" +
                       std::to_string(o.maxTokens) + " tokens");
@@ -156,7 +149,7 @@ int runRun(const RunOptions &o) {
     return fail(result.status().message());
   // An instruct model given a bare prompt often ends at once: the empty
   // output should not look like a fault.
-  if (emitted == 0 && generate.stopAtEos && tokenizer && !o.chat &&
+  if (generated == 0 && generate.stopAtEos && tokenizer && !o.chat &&
       tokenizer->chatTemplate().kind != kvrt::ChatTemplateKind::None)
     std::fprintf(stderr,
                  "kvopt run: the first token was the model's end of "

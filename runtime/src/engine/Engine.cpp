@@ -267,6 +267,13 @@ Engine::generateImpl(const std::vector<int32_t> &prompt,
   if (int64_t(prompt.size()) >= context)
     return Status::error("the prompt has " + str(int64_t(prompt.size())) +
                          " tokens but the model's context is " + str(context));
+  // Named by its place in the prompt, which forward() would call a batch row.
+  const int64_t vocab = vocabSize();
+  for (size_t i = 0; i < prompt.size(); ++i)
+    if (prompt[i] < 0 || prompt[i] >= vocab)
+      return Status::error("the prompt's token " + str(int64_t(i)) + " is id " +
+                           str(prompt[i]) + ", outside the vocabulary of " +
+                           str(vocab) + " tokens");
   StatusOr<Sampler> sampler = Sampler::create(options.sampling);
   if (!sampler)
     return sampler.status();

@@ -295,6 +295,16 @@ TEST(Engine, ReportsStats) {
   EXPECT_EQ(s.peakKvBytes, 2u * 2 * (16 * 4 * 16 * 4 * 2 + 16 * 4));
 }
 
+TEST(Engine, GenerateNamesAPromptTokenOutsideTheVocabulary) {
+  auto e = engine(tinyStories());
+  GenerateOptions g;
+  g.maxNewTokens = 4;
+  EXPECT_EQ(e->generate({1, 80, 2048}, g).status().message(),
+            "the prompt's token 2 is id 2048, outside the vocabulary of 2048 "
+            "tokens");
+  EXPECT_EQ(e->stats().prefillTokens, 0u);
+}
+
 TEST(Engine, APromptOfOneTokenIsAPrefill) {
   auto e = engine(tinyStories());
   greedy(*e, {kStory[0]}, 3);
