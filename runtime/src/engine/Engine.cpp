@@ -1,12 +1,13 @@
 //===- Engine.cpp - Sequences, batches and generation ---------------------===//
 #include "kvrt/Runtime.h"
 
+#include "kvrt/Generation.h"
+
 #include "runtime/src/engine/Backend.h"
 
 #include <chrono>
 #include <climits>
 #include <new>
-#include <unordered_set>
 
 namespace kvrt {
 namespace {
@@ -261,30 +262,12 @@ StatusOr<GenerateResult>
 Engine::generateImpl(const std::vector<int32_t> &prompt,
                      const GenerateOptions &options,
                      const std::function<bool(int32_t)> &onToken) {
-  if (prompt.empty())
-    return Status::error("generate needs a prompt of at least one token");
-  int64_t context = artifact_->manifest().model().max_positions();
-  if (int64_t(prompt.size()) >= context)
-    return Status::error("the prompt has " + str(int64_t(prompt.size())) +
-                         " tokens but the model's context is " + str(context));
-  // Named by its place in the prompt, which forward() would call a batch row.
-  const int64_t vocab = vocabSize();
-  for (size_t i = 0; i < prompt.size(); ++i)
-    if (prompt[i] < 0 || prompt[i] >= vocab)
-      return Status::error("the prompt's token " + str(int64_t(i)) + " is id " +
-                           str(prompt[i]) + ", outside the vocabulary of " +
-                           str(vocab) + " tokens");
-  StatusOr<Sampler> sampler = Sampler::create(options.sampling);
-  if (!sampler)
-    return sampler.status();
-  std::unordered_set<int32_t> stops(options.stopTokens.begin(),
-                                    options.stopTokens.end());
-  if (options.stopAtEos)
-    for (int64_t eos : artifact_->manifest().model().eos_token_ids())
-      stops.insert(int32_t(eos));
-
+  StatusOr<Generation> generation =
+      Generation::create(*artifact_, prompt, options);
+  if (!generation)
+    return generation.status();
   GenerateResult result;
-  if (options.maxNewTokens <= 0)
+  if (generation->empty())
     return result;
   StatusOr<SequenceId> sequence = addSequence();
   if (!sequence)
@@ -296,42 +279,35 @@ Engine::generateImpl(const std::vector<int32_t> &prompt,
     ~Remove() { (void)engine.removeSequence(id); }
   } remove{*this, *sequence};
 
-  // Greedy without a penalty: the backend picks each next token (the GPU's
-  // logits then stay on the device).
-  const bool greedy = options.sampling.temperature == 0.0f &&
-                      options.sampling.repetitionPenalty == 1.0f;
-  std::vector<int32_t> history = prompt;
   KVRT_RETURN_IF_ERROR(prefill({{*sequence, prompt, false}}));
-  int32_t token = sampler->sample(logits_.row(0), logits_.vocab, history);
+  int32_t token = generation->sample(logits_.row(0), logits_.vocab);
   while (true) {
-    if (stops.count(token)) {
-      result.reason = StopReason::StopToken;
+    if (std::optional<StopReason> stop = generation->stopsAt(token)) {
+      result.reason = *stop;
       break;
     }
-    result.tokens.push_back(token);
-    history.push_back(token);
+    std::optional<StopReason> end = generation->record(token);
     if (onToken && !onToken(token)) {
       result.reason = StopReason::Cancelled;
       break;
     }
-    if (int64_t(result.tokens.size()) >= options.maxNewTokens) {
-      result.reason = StopReason::MaxTokens;
+    if (end) {
+      result.reason = *end;
       break;
     }
-    if (int64_t(history.size()) >= context) {
-      result.reason = StopReason::ContextFull;
-      break;
-    }
-    if (greedy) {
+    // Greedy: the backend picks the token (the GPU's logits then stay on
+    // the device).
+    if (generation->greedy()) {
       StatusOr<std::vector<int32_t>> next = stepGreedy({{*sequence, token}});
       if (!next)
         return next.status();
       token = (*next)[0];
     } else {
       KVRT_RETURN_IF_ERROR(step({{*sequence, token}}));
-      token = sampler->sample(logits_.row(0), logits_.vocab, history);
+      token = generation->sample(logits_.row(0), logits_.vocab);
     }
   }
+  result.tokens = generation->generated();
   return result;
 }
 
