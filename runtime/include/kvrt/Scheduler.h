@@ -1,0 +1,148 @@
+//===- Scheduler.h - Continuous batching over one Engine --------*- C++ -*-===//
+//
+// Serving many requests with one engine: a thread of its own admits waiting
+// requests as running ones finish (at most maxBatch at once), prefills new
+// prompts a chunk per iteration so that a long prompt delays the others'
+// next token by one chunk at most, and runs one decode step for every
+// running sequence together. Each request's tokens reach its owner through
+// a Request as they are sampled; the owner may cancel it at any time.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVRT_SCHEDULER_H
+#define KVRT_SCHEDULER_H
+
+#include "kvrt/Generation.h"
+#include "kvrt/Runtime.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace kvrt {
+
+struct SchedulerOptions {
+  /// Sequences in the engine at once.
+  size_t maxBatch = 8;
+  /// Prompt tokens prefilled per iteration, over all new sequences.
+  size_t prefillChunk = 512;
+  /// Requests waiting for a place at most; submit() refuses more.
+  size_t maxWaiting = 256;
+};
+
+/// One submitted generation, shared by the scheduler and its owner.
+class Request {
+public:
+  struct Update {
+    /// Tokens sampled since the last update, in order.
+    std::vector<int32_t> tokens;
+    /// Set once generation has ended: why (Cancelled when cancelled or
+    /// failed).
+    std::optional<StopReason> end;
+    /// Why the engine could not run it; ok unless it failed.
+    Status error;
+  };
+
+  /// Waits until tokens or the end arrive, or `timeout` passes, and returns
+  /// what came (nothing when the time ran out); after the end, returns it
+  /// again at once.
+  Update wait(std::chrono::milliseconds timeout = std::chrono::hours(24));
+  /// Asks the scheduler to stop generating; it frees the sequence at its
+  /// next iteration and then reports the end.
+  void cancel() { cancelled_ = true; }
+  bool cancelled() const { return cancelled_; }
+  size_t promptTokens() const { return promptTokens_; }
+
+private:
+  friend class Scheduler;
+  explicit Request(size_t promptTokens) : promptTokens_(promptTokens) {}
+  void deliver(int32_t token);
+  void finish(StopReason reason, Status error = Status::ok());
+
+  const size_t promptTokens_;
+  std::atomic<bool> cancelled_{false};
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<int32_t> pending_;
+  std::optional<StopReason> end_;
+  Status error_;
+};
+
+struct SchedulerStats {
+  size_t running = 0, waiting = 0;
+  uint64_t finishedRequests = 0;
+  /// Engine iterations with at least one decode row, and those rows.
+  uint64_t decodeSteps = 0, decodeRows = 0;
+  EngineStats engine;
+};
+
+class Scheduler {
+public:
+  /// Starts the scheduling thread; `engine` must outlive the scheduler and
+  /// be used by nothing else meanwhile.
+  Scheduler(Engine &engine, const SchedulerOptions &options);
+  /// Ends every request (Cancelled) and joins the thread.
+  ~Scheduler();
+  Scheduler(const Scheduler &) = delete;
+  Scheduler &operator=(const Scheduler &) = delete;
+
+  /// Queues a generation (made by Generation::create, which checks the
+  /// prompt and the options); fails with one sentence only when too many
+  /// requests are waiting or the scheduler is stopping.
+  StatusOr<std::shared_ptr<Request>> submit(Generation generation);
+  /// Ends every request (Cancelled), refuses new ones and stops the thread;
+  /// the destructor does it too.
+  void shutdown();
+  SchedulerStats stats() const;
+
+private:
+  /// A request and its place in the engine.
+  struct Running {
+    std::shared_ptr<Request> request;
+    Generation generation;
+    /// 0 until the engine has a sequence for it.
+    SequenceId sequence = 0;
+    /// Prompt tokens already in the engine.
+    size_t prefilled = 0;
+    /// The last emitted token, which the next decode step feeds.
+    std::optional<int32_t> next;
+    bool ended = false;
+  };
+
+  void loop();
+  /// Admits waiting requests into free places; false when stopping.
+  bool admit(std::vector<Running> &running);
+  void prefillChunk(std::vector<Running> &running);
+  void decodeStep(std::vector<Running> &running);
+  /// Runs one engine call of one row group per entry of `rows` and returns
+  /// the next token of each row in `wanted` (the others' are not sampled):
+  /// on failure, the rows one call each, so that an error ends only the
+  /// request that caused it.
+  std::vector<std::optional<int32_t>>
+  runRows(const std::vector<SequenceTokens> &batch,
+          const std::vector<Running *> &rows, const std::vector<bool> &wanted);
+  /// Handles a sampled token: emits it or ends the request.
+  void accept(Running &r, int32_t token);
+  void end(Running &r, StopReason reason, Status error = Status::ok());
+  /// Drops ended requests from `running`.
+  void retire(std::vector<Running> &running);
+
+  Engine &engine_;
+  const SchedulerOptions options_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Running> waiting_;
+  bool stopping_ = false;
+  SchedulerStats stats_;
+  std::thread thread_;
+};
+
+} // namespace kvrt
+
+#endif // KVRT_SCHEDULER_H

@@ -1,0 +1,264 @@
+//===- Scheduler.cpp ------------------------------------------------------===//
+#include "kvrt/Scheduler.h"
+
+#include <algorithm>
+
+namespace kvrt {
+
+Request::Update Request::wait(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait_for(lock, timeout,
+                    [&] { return !pending_.empty() || end_.has_value(); });
+  Update update;
+  update.tokens.swap(pending_);
+  update.end = end_;
+  update.error = error_;
+  return update;
+}
+
+void Request::deliver(int32_t token) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_.push_back(token);
+  }
+  changed_.notify_all();
+}
+
+void Request::finish(StopReason reason, Status error) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    end_ = reason;
+    error_ = std::move(error);
+  }
+  changed_.notify_all();
+}
+
+Scheduler::Scheduler(Engine &engine, const SchedulerOptions &options)
+    : engine_(engine), options_(options) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() { shutdown(); }
+
+void Scheduler::shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable())
+    thread_.join();
+}
+
+StatusOr<std::shared_ptr<Request>> Scheduler::submit(Generation generation) {
+  std::shared_ptr<Request> request(new Request(generation.prompt().size()));
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_)
+      return Status::error("the server is shutting down");
+    if (waiting_.size() >= options_.maxWaiting)
+      return Status::error(std::to_string(waiting_.size()) +
+                           " requests are already waiting, the most this "
+                           "server queues");
+    waiting_.push_back(Running{request, std::move(generation)});
+    stats_.waiting = waiting_.size();
+  }
+  wake_.notify_all();
+  return request;
+}
+
+SchedulerStats Scheduler::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+void Scheduler::loop() {
+  std::vector<Running> running;
+  while (admit(running)) {
+    for (Running &r : running)
+      if (!r.ended && r.request->cancelled())
+        end(r, StopReason::Cancelled);
+    retire(running);
+    prefillChunk(running);
+    retire(running);
+    decodeStep(running);
+    retire(running);
+    EngineStats engineStats = engine_.stats();
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.running = running.size();
+    stats_.waiting = waiting_.size();
+    stats_.engine = engineStats;
+  }
+  for (Running &r : running)
+    end(r, StopReason::Cancelled);
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Running &r : waiting_)
+    r.request->finish(StopReason::Cancelled);
+  waiting_.clear();
+}
+
+bool Scheduler::admit(std::vector<Running> &running) {
+  size_t before = running.size();
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    wake_.wait(lock, [&] {
+      return stopping_ || !waiting_.empty() || !running.empty();
+    });
+    if (stopping_)
+      return false;
+    while (running.size() < options_.maxBatch && !waiting_.empty()) {
+      running.push_back(std::move(waiting_.front()));
+      waiting_.pop_front();
+    }
+  }
+  for (size_t i = before; i < running.size(); ++i) {
+    Running &r = running[i];
+    if (r.generation.empty()) {
+      end(r, StopReason::MaxTokens);
+      continue;
+    }
+    StatusOr<SequenceId> sequence = engine_.addSequence();
+    if (!sequence) {
+      end(r, StopReason::Cancelled, sequence.status());
+      continue;
+    }
+    r.sequence = *sequence;
+  }
+  return true;
+}
+
+std::vector<std::optional<int32_t>>
+Scheduler::runRows(const std::vector<SequenceTokens> &batch,
+                   const std::vector<Running *> &rows,
+                   const std::vector<bool> &wanted) {
+  std::vector<std::optional<int32_t>> next(rows.size());
+  // Greedy rows only: the engine picks the tokens (on a GPU the logits then
+  // stay on the device).
+  bool greedy = std::all_of(rows.begin(), rows.end(),
+                            [](Running *r) { return r->generation.greedy(); });
+  auto call = [&](const std::vector<SequenceTokens> &entries, size_t first) {
+    if (greedy) {
+      StatusOr<std::vector<int32_t>> picked = engine_.prefillGreedy(entries);
+      if (!picked)
+        return picked.status();
+      for (size_t e = 0; e < entries.size(); ++e)
+        if (wanted[first + e])
+          next[first + e] = (*picked)[e];
+      return Status::ok();
+    }
+    KVRT_RETURN_IF_ERROR(engine_.prefill(entries));
+    const Logits &logits = engine_.logits();
+    for (size_t e = 0; e < entries.size(); ++e)
+      if (wanted[first + e])
+        next[first + e] =
+            rows[first + e]->generation.sample(logits.row(e), logits.vocab);
+    return Status::ok();
+  };
+  Status status = call(batch, 0);
+  if (status.ok())
+    return next;
+  if (batch.size() == 1) {
+    end(*rows[0], StopReason::Cancelled, status);
+    return next;
+  }
+  // Nothing was stored (Engine::prefill is all or nothing): find the row
+  // that fails by running each alone.
+  for (size_t e = 0; e < batch.size(); ++e) {
+    Status alone = call({batch[e]}, e);
+    if (!alone.ok())
+      end(*rows[e], StopReason::Cancelled, alone);
+  }
+  return next;
+}
+
+void Scheduler::prefillChunk(std::vector<Running> &running) {
+  std::vector<SequenceTokens> batch;
+  std::vector<Running *> rows;
+  std::vector<bool> completes;
+  size_t budget = options_.prefillChunk;
+  for (Running &r : running) {
+    const std::vector<int32_t> &prompt = r.generation.prompt();
+    if (r.ended || r.prefilled == prompt.size() || budget == 0)
+      continue;
+    size_t count = std::min(prompt.size() - r.prefilled, budget);
+    budget -= count;
+    batch.push_back({r.sequence,
+                     std::vector<int32_t>(prompt.begin() + r.prefilled,
+                                          prompt.begin() + r.prefilled + count),
+                     false});
+    rows.push_back(&r);
+    completes.push_back(r.prefilled + count == prompt.size());
+  }
+  if (batch.empty())
+    return;
+  std::vector<std::optional<int32_t>> next = runRows(batch, rows, completes);
+  for (size_t e = 0; e < rows.size(); ++e) {
+    if (rows[e]->ended)
+      continue;
+    rows[e]->prefilled += batch[e].tokens.size();
+    if (next[e])
+      accept(*rows[e], *next[e]);
+  }
+}
+
+void Scheduler::decodeStep(std::vector<Running> &running) {
+  std::vector<SequenceTokens> batch;
+  std::vector<Running *> rows;
+  for (Running &r : running) {
+    if (r.ended || !r.next)
+      continue;
+    batch.push_back({r.sequence, {*r.next}, false});
+    rows.push_back(&r);
+  }
+  if (batch.empty())
+    return;
+  std::vector<std::optional<int32_t>> next =
+      runRows(batch, rows, std::vector<bool>(rows.size(), true));
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.decodeSteps;
+    stats_.decodeRows += rows.size();
+  }
+  for (size_t e = 0; e < rows.size(); ++e) {
+    rows[e]->next.reset();
+    if (!rows[e]->ended && next[e])
+      accept(*rows[e], *next[e]);
+  }
+}
+
+void Scheduler::accept(Running &r, int32_t token) {
+  if (std::optional<StopReason> stop = r.generation.stopsAt(token)) {
+    end(r, *stop);
+    return;
+  }
+  std::optional<StopReason> ends = r.generation.record(token);
+  r.request->deliver(token);
+  if (ends)
+    end(r, *ends);
+  else
+    r.next = token;
+}
+
+void Scheduler::end(Running &r, StopReason reason, Status error) {
+  if (r.ended)
+    return;
+  r.ended = true;
+  if (r.sequence != 0)
+    (void)engine_.removeSequence(r.sequence);
+  // Counted before the owner hears of it, so that its stats() show it.
+  EngineStats engineStats = engine_.stats();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.finishedRequests;
+    stats_.engine = engineStats;
+  }
+  r.request->finish(reason, std::move(error));
+}
+
+void Scheduler::retire(std::vector<Running> &running) {
+  running.erase(std::remove_if(running.begin(), running.end(),
+                               [](const Running &r) { return r.ended; }),
+                running.end());
+}
+
+} // namespace kvrt

@@ -1,0 +1,202 @@
+//===- SchedulerTest.cpp - Continuous batching on the tinystories model ---===//
+//
+// Requests batched together, admitted late, prefilled in chunks or cut short
+// must give each the tokens Engine::generate gives it alone; a cancelled or
+// refused request must free its place and say why.
+//
+//===----------------------------------------------------------------------===//
+#include "EngineSupport.h"
+
+#include "kvrt/Generation.h"
+#include "kvrt/Scheduler.h"
+
+#include <gtest/gtest.h>
+
+using namespace kvrt;
+
+namespace {
+
+const std::vector<int32_t> kStory = {1,   80,  147,  201, 282, 215,
+                                     286, 598, 1662, 887, 610, 57};
+const std::vector<int32_t> kTom = {1, 80, 388, 1174, 1714, 84, 235};
+
+std::shared_ptr<const Artifact> tinyStories() {
+  return test::openTinyStories("scheduler_test", {});
+}
+
+struct Finished {
+  std::vector<int32_t> tokens;
+  StopReason reason = StopReason::Cancelled;
+  Status error;
+};
+
+/// Waits for `request` to end, collecting its tokens.
+Finished collect(Request &request) {
+  Finished finished;
+  while (true) {
+    Request::Update update = request.wait();
+    finished.tokens.insert(finished.tokens.end(), update.tokens.begin(),
+                           update.tokens.end());
+    if (update.end) {
+      finished.reason = *update.end;
+      finished.error = update.error;
+      return finished;
+    }
+  }
+}
+
+std::shared_ptr<Request> submit(Scheduler &scheduler, const Artifact &artifact,
+                                const std::vector<int32_t> &prompt,
+                                const GenerateOptions &options) {
+  StatusOr<Generation> generation =
+      Generation::create(artifact, prompt, options);
+  EXPECT_TRUE(generation.isOk()) << generation.status().message();
+  StatusOr<std::shared_ptr<Request>> request =
+      scheduler.submit(std::move(*generation));
+  EXPECT_TRUE(request.isOk()) << request.status().message();
+  return *request;
+}
+
+GenerateOptions tokens(int64_t n) {
+  GenerateOptions options;
+  options.maxNewTokens = n;
+  options.stopAtEos = false;
+  return options;
+}
+
+TEST(Scheduler, BatchedRequestsGetTheTokensEachGetsAlone) {
+  std::shared_ptr<const Artifact> artifact = tinyStories();
+  struct Case {
+    std::vector<int32_t> prompt;
+    GenerateOptions options;
+  };
+  GenerateOptions sampled = tokens(20);
+  sampled.sampling.temperature = 0.9f;
+  sampled.sampling.topP = 0.9f;
+  sampled.sampling.seed = 11;
+  GenerateOptions penalised = tokens(12);
+  penalised.sampling.repetitionPenalty = 1.3f;
+  std::vector<Case> cases = {
+      {kStory, tokens(24)},
+      {kTom, tokens(5)},
+      {std::vector<int32_t>(kStory.begin(), kStory.begin() + 3), tokens(31)},
+      {kTom, sampled},
+      {kStory, penalised},
+      {{1}, tokens(9)},
+  };
+  std::vector<GenerateResult> alone;
+  {
+    std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
+    for (const Case &c : cases)
+      alone.push_back(engine->generate(c.prompt, c.options).value());
+  }
+  // Two places and chunks of 5 prompt tokens: requests wait, join running
+  // ones and are prefilled beside others' decode steps.
+  std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
+  SchedulerOptions options;
+  options.maxBatch = 2;
+  options.prefillChunk = 5;
+  Scheduler scheduler(*engine, options);
+  std::vector<std::shared_ptr<Request>> requests;
+  for (const Case &c : cases)
+    requests.push_back(submit(scheduler, *artifact, c.prompt, c.options));
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE("request " + std::to_string(i));
+    Finished finished = collect(*requests[i]);
+    EXPECT_TRUE(finished.error.isOk());
+    EXPECT_EQ(finished.tokens, alone[i].tokens);
+    EXPECT_EQ(finished.reason, alone[i].reason);
+  }
+  SchedulerStats stats = scheduler.stats();
+  EXPECT_EQ(stats.finishedRequests, cases.size());
+  EXPECT_GT(stats.decodeRows, stats.decodeSteps) << "no step ran two rows";
+  EXPECT_EQ(stats.engine.kvBytesInUse, 0u) << "a sequence was not freed";
+}
+
+TEST(Scheduler, AStopTokenEndsARequestUnemitted) {
+  std::shared_ptr<const Artifact> artifact = tinyStories();
+  std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
+  std::vector<int32_t> free =
+      engine->generate(kStory, tokens(8)).value().tokens;
+  Scheduler scheduler(*engine, {});
+  GenerateOptions options = tokens(8);
+  options.stopTokens = {free[3]};
+  Finished finished = collect(*submit(scheduler, *artifact, kStory, options));
+  EXPECT_EQ(finished.reason, StopReason::StopToken);
+  EXPECT_EQ(finished.tokens,
+            std::vector<int32_t>(free.begin(), free.begin() + 3));
+}
+
+TEST(Scheduler, ACancelledRequestGivesItsPlaceToTheNext) {
+  std::shared_ptr<const Artifact> artifact = tinyStories();
+  std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
+  SchedulerOptions options;
+  options.maxBatch = 1;
+  Scheduler scheduler(*engine, options);
+  // Long enough to run until the context ends unless cancelled.
+  std::shared_ptr<Request> first =
+      submit(scheduler, *artifact, kStory, tokens(1 << 20));
+  std::shared_ptr<Request> second =
+      submit(scheduler, *artifact, kTom, tokens(4));
+  EXPECT_FALSE(first->wait().tokens.empty());
+  first->cancel();
+  Finished cancelled = collect(*first);
+  EXPECT_EQ(cancelled.reason, StopReason::Cancelled);
+  EXPECT_TRUE(cancelled.error.isOk());
+  Finished next = collect(*second);
+  EXPECT_EQ(next.reason, StopReason::MaxTokens);
+  EXPECT_EQ(next.tokens.size(), 4u);
+}
+
+TEST(Scheduler, RefusesRequestsBeyondItsQueue) {
+  std::shared_ptr<const Artifact> artifact = tinyStories();
+  std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
+  SchedulerOptions options;
+  options.maxBatch = 1;
+  options.maxWaiting = 1;
+  Scheduler scheduler(*engine, options);
+  std::shared_ptr<Request> running =
+      submit(scheduler, *artifact, kStory, tokens(1 << 20));
+  EXPECT_FALSE(running->wait().tokens.empty()); // It holds the one place.
+  std::shared_ptr<Request> waiting =
+      submit(scheduler, *artifact, kTom, tokens(2));
+  StatusOr<std::shared_ptr<Request>> refused =
+      scheduler.submit(Generation::create(*artifact, kTom, tokens(2)).value());
+  ASSERT_FALSE(refused.isOk());
+  EXPECT_EQ(refused.status().message(),
+            "1 requests are already waiting, the most this server queues");
+  running->cancel();
+  EXPECT_EQ(collect(*waiting).tokens.size(), 2u);
+}
+
+TEST(Scheduler, RunsUntilTheContextEnds) {
+  std::shared_ptr<const Artifact> artifact = tinyStories();
+  std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
+  Scheduler scheduler(*engine, {});
+  Finished finished =
+      collect(*submit(scheduler, *artifact, kStory, tokens(1 << 20)));
+  EXPECT_EQ(finished.reason, StopReason::ContextFull);
+  EXPECT_EQ(int64_t(kStory.size() + finished.tokens.size()),
+            artifact->manifest().model().max_positions());
+}
+
+TEST(Scheduler, ShutdownEndsEveryRequestAndRefusesNewOnes) {
+  std::shared_ptr<const Artifact> artifact = tinyStories();
+  std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
+  SchedulerOptions options;
+  options.maxBatch = 1;
+  Scheduler scheduler(*engine, options);
+  std::shared_ptr<Request> running =
+      submit(scheduler, *artifact, kStory, tokens(1 << 20));
+  std::shared_ptr<Request> waiting =
+      submit(scheduler, *artifact, kTom, tokens(1 << 20));
+  scheduler.shutdown();
+  EXPECT_EQ(collect(*running).reason, StopReason::Cancelled);
+  EXPECT_EQ(collect(*waiting).reason, StopReason::Cancelled);
+  StatusOr<std::shared_ptr<Request>> late =
+      scheduler.submit(Generation::create(*artifact, kTom, tokens(2)).value());
+  ASSERT_FALSE(late.isOk());
+  EXPECT_EQ(late.status().message(), "the server is shutting down");
+}
+
+} // namespace
