@@ -14,13 +14,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   // An accepted policy becomes passes with options inside one pair of
-  // braces each, written from words, numbers and layer ranges only: no file
-  // can inject pipeline syntax.
+  // braces each, written from words, numbers (0.25) and layer ranges only: no
+  // file can inject pipeline syntax.
   std::string pipeline = kvopt::policy::pipelineText(*policy);
   int depth = 0;
   for (char c : pipeline) {
     bool word = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-                c == '-' || c == '=';
+                c == '-' || c == '=' || c == '.';
     depth += c == '{' ? 1 : c == '}' ? -1 : 0;
     kvopt::fuzz::require(word || c == '{' || c == '}' || c == ',' || c == ' ',
                          "pipeline holds an unexpected character:", pipeline);
