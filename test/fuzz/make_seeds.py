@@ -225,18 +225,57 @@ def policy_seeds(folder):
         write(folder, name, text.encode("utf-8"))
 
 
+def http_seeds(folder):
+    """Requests to kvopt serve: the API's bodies and hostile framing."""
+    def request(body, path=b"/v1/completions", headers=b""):
+        body = json.dumps(body).encode()
+        return (b"POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d"
+                b"\r\n\r\n" % (path, headers, len(body)) + body)
+    docs = {
+        "completion": request({"model": "m", "prompt": "Once upon a time",
+                               "max_tokens": 16, "temperature": 0.7,
+                               "top_p": 0.9, "top_k": 40, "seed": 3,
+                               "stop": ["\n", "END"], "stream": True,
+                               "stream_options": {"include_usage": True}}),
+        "completion-ids": request({"prompt": [1, 80, 147], "n": 1,
+                                   "logprobs": None, "echo": False}),
+        "chat": request(
+            {"messages": [{"role": "system", "content": "Be brief."},
+                          {"role": "user", "content": [
+                              {"type": "text", "text": "Hi"}]}],
+             "max_completion_tokens": 4, "logit_bias": {}},
+            b"/v1/chat/completions", b"Connection: keep-alive, close\r\n"),
+        "get-pipelined": b"\r\nGET /health HTTP/1.0\r\n\r\n"
+                         b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n",
+        "bad-chunked": b"POST / HTTP/1.1\r\nHost: x\r\n"
+                       b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "bad-two-lengths": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1"
+                           b"\r\nContent-Length: 2\r\n\r\nab",
+        "bad-wrapping-length": b"POST / HTTP/1.1\r\nHost: x\r\n"
+                               b"Content-Length: 18446744073709551617\r\n"
+                               b"\r\nx",
+        "bad-folded": b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+        "bad-fields": request({"prompt": [1, -1], "max_tokens": 0,
+                               "temperature": 9, "messages": [],
+                               "unknown": {"deep": [[[]]]}}),
+    }
+    for name, data in docs.items():
+        write(folder, name, data)
+
+
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "corpus")
     folders = {}
     for fuzzer in ("fuzz-json", "fuzz-safetensors", "fuzz-gguf", "fuzz-onnx",
-                   "fuzz-sentencepiece", "fuzz-policy"):
+                   "fuzz-sentencepiece", "fuzz-policy", "fuzz-http"):
         folders[fuzzer] = os.path.join(root, fuzzer)
         os.makedirs(folders[fuzzer], exist_ok=True)
     json_seeds(folders["fuzz-json"])
     safetensors_seeds(folders["fuzz-safetensors"])
     sentencepiece_seeds(folders["fuzz-sentencepiece"])
     policy_seeds(folders["fuzz-policy"])
+    http_seeds(folders["fuzz-http"])
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         gguf_seeds(folders["fuzz-gguf"], tmp)

@@ -15,6 +15,10 @@ namespace CLI {
 class App;
 } // namespace CLI
 
+namespace kvrt {
+struct EngineOptions;
+} // namespace kvrt
+
 namespace kvopt::cli {
 
 void addImportCommand(CLI::App &app, int &exitCode);
@@ -26,6 +30,10 @@ void addInspectCommand(CLI::App &app, int &exitCode);
 void addTuneCommand(CLI::App &app, int &exitCode);
 void addServeCommand(CLI::App &app, int &exitCode);
 void addCalibrateCommand(CLI::App &app, int &exitCode);
+
+/// --threads, --backend and --page-size of a subcommand that runs an
+/// artifact, stored into `options`.
+void addEngineOptions(CLI::App &sub, kvrt::EngineOptions &options);
 
 /// Says in one sentence that `command` is not part of this build and why,
 /// and returns the exit code for it (2).

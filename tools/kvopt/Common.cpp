@@ -1,6 +1,10 @@
 //===- Common.cpp - Shared pieces of the kvopt subcommands ----------------===//
 #include "tools/kvopt/Commands.h"
 
+#include "kvrt/Runtime.h"
+
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -24,6 +28,15 @@ std::string bytesPerToken(double bytes) {
   std::snprintf(text, sizeof text,
                 bytes == double(uint64_t(bytes)) ? "%.0f" : "%.2f", bytes);
   return text;
+}
+
+void addEngineOptions(CLI::App &sub, kvrt::EngineOptions &options) {
+  sub.add_option("--threads", options.threads, "Threads (0: every core)");
+  sub.add_option("--backend", options.backend,
+                 "cpu (the reference) | cuda (the first GPU, where built)")
+      ->capture_default_str();
+  sub.add_option("--page-size", options.pageSize,
+                 "Tokens per cache page (0: the artifact's)");
 }
 
 std::string resolveModelPath(const std::string &model) {

@@ -10,6 +10,8 @@
 namespace kvopt::cli {
 
 void JsonWriter::newline() {
+  if (compact_)
+    return;
   os_ << '\n' << std::string(2 * empty_.size(), ' ');
 }
 
@@ -38,14 +40,14 @@ void JsonWriter::close(char bracket) {
   if (!wasEmpty)
     newline();
   os_ << bracket;
-  if (empty_.empty())
+  if (empty_.empty() && !compact_)
     os_ << '\n';
 }
 
 void JsonWriter::key(std::string_view name) {
   beforeValue();
   writeString(name);
-  os_ << ": ";
+  os_ << (compact_ ? ":" : ": ");
   afterKey_ = true;
 }
 
@@ -64,6 +66,11 @@ void JsonWriter::value(double number) {
   char text[32];
   std::to_chars_result end = std::to_chars(text, text + sizeof text, number);
   os_ << std::string_view(text, size_t(end.ptr - text));
+}
+
+void JsonWriter::null() {
+  beforeValue();
+  os_ << "null";
 }
 
 void JsonWriter::value(bool flag) {

@@ -10,13 +10,16 @@
 
 namespace kvopt::cli {
 
-/// Writes one JSON value to a stream, two spaces of indentation per level.
+/// Writes one JSON value to a stream: indented by two spaces a level and
+/// ended by a newline, or compact on one line (for one Server-Sent Event).
 /// Callers nest begin/end calls properly and give every member of an object
 /// a key; strings that are not valid UTF-8 have their bad bytes replaced by
 /// U+FFFD, and numbers that are not finite are written as null.
 class JsonWriter {
 public:
-  explicit JsonWriter(std::ostream &os) : os_(os) {}
+  enum class Layout { Indented, Compact };
+  explicit JsonWriter(std::ostream &os, Layout layout = Layout::Indented)
+      : os_(os), compact_(layout == Layout::Compact) {}
 
   void beginObject() { open('{'); }
   void endObject() { close('}'); }
@@ -29,6 +32,7 @@ public:
   void value(const char *text) { value(std::string_view(text)); }
   void value(double number);
   void value(bool flag);
+  void null();
   template <typename Integer,
             typename = std::enable_if_t<std::is_integral_v<Integer> &&
                                         !std::is_same_v<Integer, bool>>>
@@ -51,6 +55,7 @@ private:
   void writeString(std::string_view text);
 
   std::ostream &os_;
+  const bool compact_;
   /// Per open object or array: whether it has no element yet.
   std::vector<bool> empty_;
   bool afterKey_ = false;

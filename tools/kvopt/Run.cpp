@@ -30,9 +30,7 @@ struct RunOptions {
   int64_t maxTokens = 128;
   kvrt::SamplingParams sampling;
   bool chat = false, ignoreEos = false;
-  unsigned threads = 0;
-  std::string backend = "cpu";
-  uint32_t pageSize = 0;
+  kvrt::EngineOptions engine;
 };
 
 /// "12 34 5" into ids; nullopt on anything else.
@@ -71,11 +69,7 @@ int runRun(const RunOptions &o) {
   auto artifact = kvrt::Artifact::open(o.artifact);
   if (!artifact)
     return fail(artifact.status().message());
-  kvrt::EngineOptions engineOptions;
-  engineOptions.threads = o.threads;
-  engineOptions.backend = o.backend;
-  engineOptions.pageSize = o.pageSize;
-  auto engine = kvrt::Engine::create(*artifact, engineOptions);
+  auto engine = kvrt::Engine::create(*artifact, o.engine);
   if (!engine)
     return fail(engine.status().message());
 
@@ -193,12 +187,7 @@ void addRunCommand(CLI::App &app, int &exitCode) {
   sub->add_option("--seed", o->sampling.seed, "Sampling seed");
   sub->add_flag("--ignore-eos", o->ignoreEos,
                 "Keep generating past end-of-sequence tokens");
-  sub->add_option("--threads", o->threads, "Threads (0: every core)");
-  sub->add_option("--backend", o->backend,
-                  "cpu (the reference) | cuda (the first GPU, where built)")
-      ->capture_default_str();
-  sub->add_option("--page-size", o->pageSize,
-                  "Tokens per cache page (0: the artifact's)");
+  addEngineOptions(*sub, o->engine);
   sub->callback([o, &exitCode] { exitCode = runRun(*o); });
 }
 

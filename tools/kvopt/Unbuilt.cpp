@@ -15,9 +15,9 @@ namespace kvopt::cli {
 
 namespace {
 struct Options {
-  std::string model, artifact, output;
+  std::string model, output;
   std::string target = "cpu";
-  int context = 0, port = 8000;
+  int context = 0;
   double maxQualityLoss = 0.01;
 };
 
@@ -51,17 +51,6 @@ void addTuneCommand(CLI::App &app, int &exitCode) {
                sub.add_option("-o,--output", o.output, "Policy file to write")
                    ->required();
              });
-}
-
-void addServeCommand(CLI::App &app, int &exitCode) {
-  addUnbuilt(
-      app, exitCode, "serve",
-      "Serve an artifact over OpenAI-style HTTP with streaming",
-      "the HTTP server is not built yet in this version of kvopt.",
-      [](CLI::App &sub, Options &o) {
-        sub.add_option("artifact", o.artifact, "Compiled .kvpkg")->required();
-        sub.add_option("--port", o.port, "TCP port on localhost");
-      });
 }
 
 } // namespace kvopt::cli

@@ -2,6 +2,7 @@
 #include "kvrt/Scheduler.h"
 
 #include <algorithm>
+#include <exception>
 
 namespace kvrt {
 
@@ -75,13 +76,22 @@ SchedulerStats Scheduler::stats() const {
 void Scheduler::loop() {
   std::vector<Running> running;
   while (admit(running)) {
-    for (Running &r : running)
-      if (!r.ended && r.request->cancelled())
-        end(r, StopReason::Cancelled);
-    retire(running);
-    prefillChunk(running);
-    retire(running);
-    decodeStep(running);
+    // The engine reports its failures as a Status; what is left (running
+    // out of memory while sampling) ends the running requests, not the
+    // server.
+    try {
+      for (Running &r : running)
+        if (!r.ended && r.request->cancelled())
+          end(r, StopReason::Cancelled);
+      retire(running);
+      prefillChunk(running);
+      retire(running);
+      decodeStep(running);
+    } catch (const std::exception &e) {
+      for (Running &r : running)
+        end(r, StopReason::Cancelled,
+            Status::error(std::string("serving failed: ") + e.what()));
+    }
     retire(running);
     EngineStats engineStats = engine_.stats();
     std::lock_guard<std::mutex> lock(mutex_);

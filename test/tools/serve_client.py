@@ -1,0 +1,193 @@
+"""Drives `kvopt serve` over real sockets for kvopt-serve.test.
+
+Starts the server on a free port, runs one scenario and prints one line per
+check for FileCheck; then stops the server with SIGTERM and prints its exit
+code and last stderr line.
+
+  serve_client.py KVOPT ARTIFACT tiny   # tinystories: batching, streaming,
+                                        # stop strings, errors, hostile HTTP
+  serve_client.py KVOPT ARTIFACT chat   # an instruct model's chat endpoint
+"""
+import http.client
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+KVOPT, ARTIFACT, SCENARIO = sys.argv[1:4]
+
+
+def start():
+    server = subprocess.Popen(
+        [KVOPT, "serve", ARTIFACT, "--port", "0", "--threads", "2",
+         "--max-batch", "4", "--model-name", "m"],
+        stderr=subprocess.PIPE, text=True)
+    line = server.stderr.readline()
+    found = re.search(r"on http://127\.0\.0\.1:(\d+)$", line.strip())
+    if not found:
+        server.kill()
+        sys.exit("kvopt serve did not start: " + line)
+    return server, int(found.group(1))
+
+
+SERVER, PORT = start()
+
+
+def post(path, body, raw=False):
+    """(status, parsed JSON or text) of one request on its own connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    connection.request("POST", path, data,
+                       {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    text = response.read().decode()
+    connection.close()
+    return response.status, (text if raw else json.loads(text))
+
+
+def complete(body):
+    status, answer = post("/v1/completions", body)
+    assert status == 200, answer
+    return answer
+
+
+def stream(path, body):
+    """The data of every event of a streamed answer."""
+    status, text = post(path, dict(body, stream=True), raw=True)
+    assert status == 200, text
+    events = [e for e in text.split("\n\n") if e]
+    assert all(e.startswith("data: ") for e in events), events
+    return [e[len("data: "):] for e in events]
+
+
+def raw_exchange(request_bytes):
+    """The status line the server answers raw bytes with."""
+    with socket.create_connection(("127.0.0.1", PORT), timeout=30) as s:
+        s.sendall(request_bytes)
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return answer.split(b"\r\n")[0].decode()
+
+
+def error(path, body):
+    status, answer = post(path, body)
+    return "%d %s" % (status, answer["error"]["message"])
+
+
+def kvopt_run(prompt, tokens):
+    return subprocess.run(
+        [KVOPT, "run", ARTIFACT, "--prompt", prompt, "--max-tokens",
+         str(tokens), "--ignore-eos", "--threads", "2"],
+        capture_output=True, text=True, check=True).stdout.rstrip("\n")
+
+
+def tiny():
+    prompts = ["Once upon a time", "Tom and Sue went", "The cat",
+               "One day, a little bird", "Lily liked to", "Max had a big"]
+    greedy = {"temperature": 0, "ignore_eos": True}
+    answer = complete(dict(greedy, prompt=prompts[0], max_tokens=20))
+    text = answer["choices"][0]["text"]
+    print("completion equals kvopt run:", text == kvopt_run(prompts[0], 20))
+    print("finish:", answer["choices"][0]["finish_reason"],
+          "usage:", json.dumps(answer["usage"], sort_keys=True))
+
+    events = stream("/v1/completions",
+                    dict(greedy, prompt=prompts[0], max_tokens=20,
+                         stream_options={"include_usage": True}))
+    chunks = [json.loads(e) for e in events[:-1]]
+    streamed = "".join(c["choices"][0]["text"] for c in chunks[:-1])
+    print("stream equals the whole answer:", streamed == text)
+    print("stream ends:", chunks[-2]["choices"][0]["finish_reason"],
+          json.dumps(chunks[-1]["usage"], sort_keys=True), events[-1])
+
+    # Requests at once, more than --max-batch: each gets what it gets alone.
+    alone = [complete(dict(greedy, prompt=p, max_tokens=8 + 3 * i))
+             for i, p in enumerate(prompts)]
+    together = [None] * len(prompts)
+
+    def ask(i):
+        together[i] = complete(dict(greedy, prompt=prompts[i],
+                                    max_tokens=8 + 3 * i))
+    threads = [threading.Thread(target=ask, args=(i,))
+               for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    same = sum(a["choices"][0]["text"] == b["choices"][0]["text"]
+               for a, b in zip(alone, together))
+    print("concurrent answers equal to alone: %d of %d" % (same, len(prompts)))
+
+    sampled = dict(prompt=prompts[1], max_tokens=16, temperature=0.9, seed=7)
+    print("a seed repeats its sample:",
+          complete(sampled)["choices"][0]["text"] ==
+          complete(sampled)["choices"][0]["text"])
+
+    cut = text.split()[3]
+    stopped = complete(dict(greedy, prompt=prompts[0], max_tokens=20,
+                            stop=[cut]))["choices"][0]
+    print("stop string cuts:", text.startswith(stopped["text"]) and
+          cut not in stopped["text"], stopped["finish_reason"])
+
+    ids = complete(dict(greedy, prompt=[1, 80, 147, 201], max_tokens=2))
+    print("prompt ids:", ids["usage"]["prompt_tokens"])
+
+    # A client that leaves mid-stream frees its place; the server goes on.
+    s = socket.create_connection(("127.0.0.1", PORT))
+    body = json.dumps(dict(greedy, prompt=prompts[2], max_tokens=400,
+                           stream=True)).encode()
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    s.recv(100)
+    s.close()
+    print("after a client left:",
+          complete(dict(greedy, prompt=prompts[3], max_tokens=3))
+          ["choices"][0]["finish_reason"])
+
+    print(error("/v1/completions", "{\"prompt\": "))
+    print(error("/v1/completions", {"prompt": "x", "best_of": 3}))
+    print(error("/v1/completions", {"prompt": "x", "model": "other"}))
+    print(error("/v1/completions", {"prompt": list(range(1, 601))}))
+    print(error("/v1/completions", {"prompt": [1, 99999]}))
+    print(error("/v1/chat/completions",
+                {"messages": [{"role": "user", "content": "hi"}]}))
+    print(error("/v1/embeddings", {}))
+    print(error("/health", {}))
+    print(raw_exchange(b"GET /health HTTP/1.1\r\n\r\n"))
+    print(raw_exchange(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                       b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"))
+    print(raw_exchange(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Length: 99999999999\r\n\r\n"))
+    print(raw_exchange(b"GET / HTTP/1.1\r\nHost: x\r\n" +
+                       b"X-Flood: " + b"a" * 20000 + b"\r\n\r\n"))
+    print(raw_exchange(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"))
+
+
+def chat():
+    question = {"messages": [{"role": "user",
+                              "content": "What is the capital of France?"}],
+                "max_tokens": 8, "temperature": 0}
+    status, answer = post("/v1/chat/completions", question)
+    message = answer["choices"][0]["message"]
+    print("chat:", status, message["role"], message["content"])
+    events = stream("/v1/chat/completions", question)
+    chunks = [json.loads(e) for e in events[:-1]]
+    print("first delta:", json.dumps(chunks[0]["choices"][0]["delta"]))
+    print("stream equals the whole answer:",
+          "".join(c["choices"][0]["delta"].get("content", "")
+                  for c in chunks) == message["content"])
+
+
+{"tiny": tiny, "chat": chat}[SCENARIO]()
+SERVER.send_signal(signal.SIGTERM)
+SERVER.wait(timeout=60)
+rest = SERVER.stderr.read().strip().splitlines()
+print("exit:", SERVER.returncode)
+print(rest[-1] if rest else "(no stderr)")

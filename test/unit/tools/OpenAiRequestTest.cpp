@@ -1,0 +1,157 @@
+//===- OpenAiRequestTest.cpp - Completion requests, field by field --------===//
+#include "tools/kvopt/serve/OpenAiRequest.h"
+
+#include <gtest/gtest.h>
+
+using namespace kvopt::serve;
+
+namespace {
+
+CompletionRequest accepted(std::string_view body,
+                           Endpoint endpoint = Endpoint::Completions) {
+  ParsedRequest parsed = parseCompletionRequest(body, endpoint, "tiny");
+  EXPECT_TRUE(parsed.request.has_value()) << parsed.error.message;
+  return parsed.request.value_or(CompletionRequest{});
+}
+
+/// Expects `body` refused naming `param`, with `words` in the sentence.
+void expectRefused(std::string_view body, std::string_view param,
+                   std::string_view words,
+                   Endpoint endpoint = Endpoint::Completions) {
+  SCOPED_TRACE(std::string(body));
+  ParsedRequest parsed = parseCompletionRequest(body, endpoint, "tiny");
+  ASSERT_FALSE(parsed.request.has_value());
+  EXPECT_EQ(parsed.error.status, 400);
+  EXPECT_EQ(parsed.error.param, param);
+  EXPECT_NE(parsed.error.message.find(words), std::string::npos)
+      << parsed.error.message;
+}
+
+TEST(OpenAiRequest, ReadsACompletionWithOpenAisDefaults) {
+  CompletionRequest r = accepted(R"({"model": "tiny", "prompt": "Once"})");
+  EXPECT_EQ(r.prompt, "Once");
+  EXPECT_FALSE(r.promptIsIds);
+  EXPECT_FALSE(r.maxTokens.has_value());
+  EXPECT_EQ(r.sampling.temperature, 1.0f);
+  EXPECT_EQ(r.sampling.topP, 1.0f);
+  EXPECT_FALSE(r.seedGiven);
+  EXPECT_FALSE(r.stream);
+}
+
+TEST(OpenAiRequest, ReadsEverySupportedField) {
+  CompletionRequest r = accepted(
+      R"({"prompt": [1, 80, 147], "max_tokens": 7, "temperature": 0,
+          "top_p": 0.5, "top_k": -1, "repetition_penalty": 1.2, "seed": -3,
+          "stream": true, "stream_options": {"include_usage": true},
+          "stop": ["\n", "END"], "ignore_eos": true, "user": "u", "n": 1,
+          "best_of": 1, "presence_penalty": 0, "frequency_penalty": 0.0,
+          "logprobs": null, "echo": false, "logit_bias": {},
+          "suffix": null})");
+  EXPECT_TRUE(r.promptIsIds);
+  EXPECT_EQ(r.promptIds, (std::vector<int32_t>{1, 80, 147}));
+  EXPECT_EQ(r.maxTokens, 7);
+  EXPECT_EQ(r.sampling.temperature, 0.0f);
+  EXPECT_EQ(r.sampling.topP, 0.5f);
+  EXPECT_EQ(r.sampling.topK, 0);
+  EXPECT_EQ(r.sampling.repetitionPenalty, 1.2f);
+  EXPECT_TRUE(r.seedGiven);
+  EXPECT_EQ(r.sampling.seed, uint64_t(-3));
+  EXPECT_TRUE(r.stream);
+  EXPECT_TRUE(r.includeUsage);
+  EXPECT_EQ(r.stop, (std::vector<std::string>{"\n", "END"}));
+  EXPECT_TRUE(r.ignoreEos);
+}
+
+TEST(OpenAiRequest, ReadsAChatWithTextParts) {
+  CompletionRequest r = accepted(
+      R"({"messages": [{"role": "system", "content": "Be brief."},
+                       {"role": "user", "name": "ann",
+                        "content": [{"type": "text", "text": "Hi, "},
+                                    {"type": "text", "text": "you"}]}],
+          "max_completion_tokens": 3, "logprobs": false})",
+      Endpoint::ChatCompletions);
+  ASSERT_EQ(r.messages.size(), 2u);
+  EXPECT_EQ(r.messages[0].role, "system");
+  EXPECT_EQ(r.messages[1].content, "Hi, you");
+  EXPECT_EQ(r.maxTokens, 3);
+}
+
+TEST(OpenAiRequest, RefusesFieldsOutOfRange) {
+  expectRefused(R"({"prompt": "x", "max_tokens": 0})", "max_tokens",
+                "from 1 to 1073741824, not 0");
+  expectRefused(R"({"prompt": "x", "max_tokens": 2.5})", "max_tokens",
+                "not 2.5");
+  expectRefused(R"({"prompt": "x", "max_tokens": "9"})", "max_tokens",
+                "not a string");
+  expectRefused(R"({"prompt": "x", "temperature": 2.5})", "temperature",
+                "from 0 to 2, not 2.5");
+  expectRefused(R"({"prompt": "x", "top_p": 0})", "top_p", "above 0 to 1");
+  expectRefused(R"({"prompt": "x", "top_k": -2})", "top_k", "not -2");
+  expectRefused(R"({"prompt": "x", "repetition_penalty": 0})",
+                "repetition_penalty", "above 0");
+  expectRefused(R"({"prompt": "x", "seed": 1e30})", "seed", "integer");
+  expectRefused(R"({"prompt": "x", "stream": 1})", "stream", "true or false");
+  expectRefused(R"({"prompt": "x", "stop": ""})", "stop", "non-empty string");
+  expectRefused(R"({"prompt": "x", "stop": ["a","b","c","d","e"]})", "stop",
+                "at most 4");
+  expectRefused(R"({"prompt": "x", "stream_options": {"include_usage": true}})",
+                "stream_options", "needs `stream: true`");
+}
+
+TEST(OpenAiRequest, RefusesPromptsItCannotRead) {
+  expectRefused(R"({})", "prompt", "needs `prompt`");
+  expectRefused(R"({"prompt": ["a", "b"]})", "prompt", "holds 2 prompts");
+  expectRefused(R"({"prompt": [1, -1]})", "prompt", "item 1 is -1");
+  expectRefused(R"({"prompt": [1, 4294967296]})", "prompt", "not a token id");
+  expectRefused(R"({"prompt": []})", "prompt", "string or an array");
+  expectRefused(R"({"prompt": [[1, 2]]})", "prompt", "not a token id");
+  expectRefused(R"({"messages": []})", "messages", "non-empty array",
+                Endpoint::ChatCompletions);
+  expectRefused(R"({"messages": [{"role": "tool", "content": "x"}]})",
+                "messages", "`messages[0].role`", Endpoint::ChatCompletions);
+  expectRefused(R"({"messages": [{"role": "user"}]})", "messages",
+                "needs a role and a content", Endpoint::ChatCompletions);
+  expectRefused(
+      R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})",
+      "messages", "text only", Endpoint::ChatCompletions);
+  expectRefused(R"({"messages": [{"role": "user", "content": "x",
+                                  "tool_calls": []}]})",
+                "messages", "tool_calls", Endpoint::ChatCompletions);
+  // Each endpoint reads its own prompt field only.
+  expectRefused(R"({"prompt": "x", "messages": []})", "messages", "not a field",
+                Endpoint::Completions);
+  expectRefused(R"({"messages": [{"role": "user", "content": "x"}],
+                    "prompt": "x"})",
+                "prompt", "not a field", Endpoint::ChatCompletions);
+}
+
+TEST(OpenAiRequest, RefusesWhatItWouldNotHonour) {
+  expectRefused(R"({"prompt": "x", "n": 2})", "n", "set it to 1");
+  expectRefused(R"({"prompt": "x", "logprobs": 1})", "logprobs",
+                "not supported");
+  expectRefused(R"({"prompt": "x", "presence_penalty": 0.5})",
+                "presence_penalty", "set it to 0");
+  expectRefused(R"({"prompt": "x", "echo": true})", "echo", "not supported");
+  expectRefused(R"({"prompt": "x", "logit_bias": {"5": 1}})", "logit_bias",
+                "{}");
+  expectRefused(R"({"prompt": "x", "suffix": "y"})", "suffix", "not a field");
+  expectRefused(R"({"prompt": "x", "tools": []})", "tools", "not a field");
+}
+
+TEST(OpenAiRequest, NamesTheModelItServes) {
+  ParsedRequest parsed = parseCompletionRequest(
+      R"({"model": "gpt-4", "prompt": "x"})", Endpoint::Completions, "tiny");
+  ASSERT_FALSE(parsed.request.has_value());
+  EXPECT_EQ(parsed.error.status, 404);
+  EXPECT_EQ(parsed.error.code, "model_not_found");
+  EXPECT_EQ(parsed.error.message,
+            "the model `gpt-4` does not exist; this server serves `tiny`");
+}
+
+TEST(OpenAiRequest, RefusesBodiesThatAreNotAnObject) {
+  expectRefused("[1]", "", "must be a JSON object, not an array");
+  expectRefused("{\"prompt\": ", "", "the request body");
+  expectRefused("{\"prompt\": \"a\", \"prompt\": \"b\"}", "", "duplicate");
+}
+
+} // namespace

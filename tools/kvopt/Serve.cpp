@@ -1,0 +1,138 @@
+//===- Serve.cpp - kvopt serve: an artifact behind OpenAI-style HTTP ------===//
+//
+// Loads the artifact once, batches every client's requests through one
+// engine (kvrt::Scheduler) and answers over HTTP until SIGINT or SIGTERM,
+// when it stops accepting, ends the running requests and exits 0. Needs
+// nothing but libkvrt: the runtime-only kvopt has it too.
+//
+//===----------------------------------------------------------------------===//
+#include "tools/kvopt/Commands.h"
+#include "tools/kvopt/serve/HttpServer.h"
+#include "tools/kvopt/serve/OpenAiService.h"
+
+#include "kvrt/Runtime.h"
+#include "kvrt/Scheduler.h"
+#include "kvrt/Tokenizer.h"
+
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <pthread.h>
+#include <thread>
+
+namespace kvopt::cli {
+
+namespace {
+struct ServeOptions {
+  std::string artifact, modelName;
+  serve::HttpServerOptions http;
+  kvrt::SchedulerOptions scheduler;
+  kvrt::EngineOptions engine;
+};
+
+int runServe(const ServeOptions &o) {
+  auto fail = [](const std::string &message) {
+    std::cerr << "kvopt serve: " << message << "\n";
+    return 1;
+  };
+  // SIGINT and SIGTERM go to one thread, which stops the server; every
+  // thread started from here on (the engine's pool too) inherits the
+  // mask.
+  sigset_t stopSignals;
+  sigemptyset(&stopSignals);
+  sigaddset(&stopSignals, SIGINT);
+  sigaddset(&stopSignals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto artifact = kvrt::Artifact::open(o.artifact);
+  if (!artifact)
+    return fail(artifact.status().message());
+  auto spec = kvrt::tokenizerSpecFromArtifact(
+      (*artifact)->manifest().tokenizer(), o.artifact);
+  if (!spec)
+    return fail(spec.status().message());
+  auto tokenizer = kvrt::Tokenizer::create(std::move(*spec));
+  if (!tokenizer)
+    return fail(tokenizer.status().message());
+  auto engine = kvrt::Engine::create(*artifact, o.engine);
+  if (!engine)
+    return fail(engine.status().message());
+
+  auto server = serve::HttpServer::listen(o.http);
+  if (!server)
+    return fail(server.status().message());
+  std::string name = o.modelName.empty()
+                         ? std::filesystem::path(o.artifact).stem().string()
+                         : o.modelName;
+  kvrt::Scheduler scheduler(**engine, o.scheduler);
+  serve::OpenAiService service(scheduler, **artifact, std::move(*tokenizer),
+                               name);
+  std::thread stopper([&] {
+    int signal = 0;
+    sigwait(&stopSignals, &signal);
+    std::cerr << "kvopt serve: stopping on "
+              << (signal == SIGINT ? "SIGINT" : "SIGTERM") << std::endl;
+    scheduler.shutdown();
+    (*server)->stop();
+  });
+  std::cerr << "kvopt serve: serving " << name << " (" << o.artifact
+            << ", backend " << o.engine.backend << ", up to "
+            << o.scheduler.maxBatch << " sequences a step) on http://"
+            << o.http.host << ":" << (*server)->port() << std::endl;
+  (*server)->serve(
+      [&](const serve::HttpRequest &request, serve::HttpExchange &exchange) {
+        service.handle(request, exchange);
+      });
+  stopper.join();
+  kvrt::SchedulerStats s = scheduler.stats();
+  std::fprintf(stderr,
+               "kvopt serve: %llu requests finished | prefill %llu tokens at "
+               "%.1f tokens/s | decode %llu tokens at %.1f tokens/s, %.2f "
+               "sequences a step\n",
+               static_cast<unsigned long long>(s.finishedRequests),
+               static_cast<unsigned long long>(s.engine.prefillTokens),
+               s.engine.prefillTokensPerSecond(),
+               static_cast<unsigned long long>(s.engine.decodeTokens),
+               s.engine.decodeTokensPerSecond(),
+               s.decodeSteps ? double(s.decodeRows) / double(s.decodeSteps)
+                             : 0.0);
+  return 0;
+}
+} // namespace
+
+void addServeCommand(CLI::App &app, int &exitCode) {
+  auto o = std::make_shared<ServeOptions>();
+  CLI::App *sub = app.add_subcommand(
+      "serve", "Serve an artifact over OpenAI-style HTTP with streaming");
+  sub->add_option("artifact", o->artifact, "Compiled .kvpkg")->required();
+  sub->add_option("--host", o->http.host, "IPv4 address to listen on")
+      ->capture_default_str();
+  sub->add_option("--port", o->http.port, "TCP port (0: any free one)")
+      ->capture_default_str();
+  sub->add_option("--model-name", o->modelName,
+                  "Name clients give as \"model\" (default: the artifact's "
+                  "file name without .kvpkg)");
+  sub->add_option("--max-batch", o->scheduler.maxBatch,
+                  "Sequences decoded together at most")
+      ->check(CLI::Range(size_t(1), size_t(4096)))
+      ->capture_default_str();
+  sub->add_option("--prefill-chunk", o->scheduler.prefillChunk,
+                  "Prompt tokens prefilled per step, over all new requests")
+      ->check(CLI::Range(size_t(1), size_t(1) << 20))
+      ->capture_default_str();
+  sub->add_option("--max-waiting", o->scheduler.maxWaiting,
+                  "Requests queued at most; more get 503")
+      ->check(CLI::Range(size_t(1), size_t(1) << 20))
+      ->capture_default_str();
+  sub->add_option("--max-connections", o->http.maxConnections,
+                  "Open connections at most; more get 503")
+      ->check(CLI::Range(size_t(1), size_t(65536)))
+      ->capture_default_str();
+  addEngineOptions(*sub, o->engine);
+  sub->callback([o, &exitCode] { exitCode = runServe(*o); });
+}
+
+} // namespace kvopt::cli

@@ -1,0 +1,342 @@
+//===- OpenAiRequest.cpp --------------------------------------------------===//
+#include "tools/kvopt/serve/OpenAiRequest.h"
+
+#include "kvrt/Json.h"
+
+#include <cmath>
+#include <sstream>
+
+namespace kvopt::serve {
+namespace {
+
+using kvrt::json::Value;
+
+/// A number as the request wrote it, for error messages.
+std::string shown(const Value &value) {
+  if (value.isNumber()) {
+    if (std::optional<int64_t> exact = value.asInt())
+      return std::to_string(*exact);
+    std::ostringstream out;
+    out << value.asDouble();
+    return out.str();
+  }
+  if (value.isNull())
+    return "null";
+  return std::string(value.isArray() || value.isObject() ? "an " : "a ") +
+         Value::kindName(value.kind());
+}
+
+/// Reads the members of one request object; the first problem wins.
+class FieldReader {
+public:
+  explicit FieldReader(ApiError &error) : error_(error) {}
+  bool failed() const { return failed_; }
+
+  bool fail(std::string_view param, std::string message) {
+    if (!failed_) {
+      failed_ = true;
+      error_.param = std::string(param);
+      error_.message = std::move(message);
+    }
+    return false;
+  }
+
+  bool number(std::string_view name, const Value &value, double low,
+              bool lowOpen, double high, float &out) {
+    if (!value.isNumber() || !std::isfinite(value.asDouble()) ||
+        (lowOpen ? value.asDouble() <= low : value.asDouble() < low) ||
+        value.asDouble() > high) {
+      std::ostringstream range;
+      range << (lowOpen ? "above " : "from ") << low << " to " << high;
+      return fail(name, "`" + std::string(name) + "` must be a number " +
+                            range.str() + ", not " + shown(value));
+    }
+    out = float(value.asDouble());
+    return true;
+  }
+
+  bool integer(std::string_view name, const Value &value, int64_t low,
+               int64_t high, int64_t &out) {
+    std::optional<int64_t> exact =
+        value.isNumber() ? value.asInt() : std::nullopt;
+    if (!exact || *exact < low || *exact > high)
+      return fail(name, "`" + std::string(name) + "` must be an integer from " +
+                            std::to_string(low) + " to " +
+                            std::to_string(high) + ", not " + shown(value));
+    out = *exact;
+    return true;
+  }
+
+  bool boolean(std::string_view name, const Value &value, bool &out) {
+    if (!value.isBool())
+      return fail(name, "`" + std::string(name) +
+                            "` must be true or false, not " + shown(value));
+    out = value.asBool();
+    return true;
+  }
+
+  bool string(std::string_view name, const Value &value, std::string &out) {
+    if (!value.isString())
+      return fail(name, "`" + std::string(name) + "` must be a string, not " +
+                            shown(value));
+    out = value.asString();
+    return true;
+  }
+
+  /// A field this server does not honour, accepted only at its neutral
+  /// value (the one that changes nothing).
+  bool neutral(std::string_view name, const Value &value, bool isNeutral,
+               std::string_view neutralText) {
+    if (isNeutral)
+      return true;
+    return fail(name, "`" + std::string(name) +
+                          "` is not supported by kvopt serve; leave it out or "
+                          "set it to " +
+                          std::string(neutralText));
+  }
+
+private:
+  ApiError &error_;
+  bool failed_ = false;
+};
+
+bool isZero(const Value &value) {
+  return value.isNumber() && value.asDouble() == 0;
+}
+
+bool readPrompt(FieldReader &reader, const Value &value,
+                CompletionRequest &request) {
+  if (value.isString()) {
+    request.prompt = value.asString();
+    return true;
+  }
+  if (!value.isArray() || value.items().empty())
+    return reader.fail("prompt", "`prompt` must be a string or an array of "
+                                 "token ids, not " +
+                                     shown(value));
+  const std::vector<Value> &items = value.items();
+  if (items[0].isString()) {
+    if (items.size() > 1)
+      return reader.fail("prompt",
+                         "`prompt` holds " + std::to_string(items.size()) +
+                             " prompts; kvopt serve takes one per request");
+    request.prompt = items[0].asString();
+    return true;
+  }
+  request.promptIsIds = true;
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::optional<int64_t> id =
+        items[i].isNumber() ? items[i].asInt() : std::nullopt;
+    if (!id || *id < 0 || *id > INT32_MAX)
+      return reader.fail("prompt", "`prompt` item " + std::to_string(i) +
+                                       " is " + shown(items[i]) +
+                                       ", not a token id");
+    request.promptIds.push_back(int32_t(*id));
+  }
+  return true;
+}
+
+bool readMessages(FieldReader &reader, const Value &value,
+                  CompletionRequest &request) {
+  if (!value.isArray() || value.items().empty())
+    return reader.fail("messages",
+                       "`messages` must be a non-empty array of messages");
+  for (size_t m = 0; m < value.items().size(); ++m) {
+    const Value &message = value.items()[m];
+    std::string at = "messages[" + std::to_string(m) + "]";
+    if (!message.isObject())
+      return reader.fail("messages", "`" + at + "` is not an object");
+    kvrt::ChatMessage chat;
+    bool haveContent = false;
+    for (const auto &[key, field] : message.members()) {
+      if (key == "role") {
+        if (!field.isString() ||
+            (field.asString() != "system" && field.asString() != "user" &&
+             field.asString() != "assistant"))
+          return reader.fail("messages", "`" + at +
+                                             ".role` must be \"system\", "
+                                             "\"user\" or \"assistant\"");
+        chat.role = field.asString();
+      } else if (key == "content") {
+        haveContent = true;
+        if (field.isString()) {
+          chat.content = field.asString();
+          continue;
+        }
+        if (!field.isArray())
+          return reader.fail("messages",
+                             "`" + at +
+                                 ".content` must be a string or an array of "
+                                 "text parts");
+        for (const Value &part : field.items()) {
+          const Value *type = part.find("type");
+          const Value *text = part.find("text");
+          if (!part.isObject() || !type || !type->isString() ||
+              type->asString() != "text" || !text || !text->isString() ||
+              part.members().size() != 2)
+            return reader.fail("messages",
+                               "`" + at +
+                                   ".content` holds a part that is not "
+                                   "{\"type\": \"text\", \"text\": ...}; "
+                                   "kvopt serve reads text only");
+          chat.content += text->asString();
+        }
+      } else if (key == "name") {
+        // OpenAI's participant name: the chat templates here do not show it.
+        if (!field.isString())
+          return reader.fail("messages", "`" + at + ".name` must be a string");
+      } else {
+        return reader.fail("messages", "`" + at + "." + key +
+                                           "` is not supported by kvopt "
+                                           "serve (messages carry role and "
+                                           "content)");
+      }
+    }
+    if (chat.role.empty() || !haveContent)
+      return reader.fail("messages", "`" + at + "` needs a role and a content");
+    request.messages.push_back(std::move(chat));
+  }
+  return true;
+}
+
+bool readStop(FieldReader &reader, const Value &value,
+              CompletionRequest &request) {
+  std::vector<const Value *> items;
+  if (value.isString()) {
+    items.push_back(&value);
+  } else if (value.isArray() && value.items().size() <= 4) {
+    for (const Value &item : value.items())
+      items.push_back(&item);
+  } else {
+    return reader.fail("stop", "`stop` must be a string or an array of at "
+                               "most 4 strings");
+  }
+  for (const Value *item : items) {
+    if (!item->isString() || item->asString().empty())
+      return reader.fail("stop", "`stop` holds " + shown(*item) +
+                                     " where a non-empty string belongs");
+    request.stop.push_back(item->asString());
+  }
+  return true;
+}
+
+} // namespace
+
+ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
+                                     std::string_view servedModel) {
+  ParsedRequest parsed;
+  ApiError &error = parsed.error;
+  kvrt::StatusOr<Value> json = kvrt::json::parse(body, "the request body");
+  if (!json) {
+    error.message = json.status().message();
+    return parsed;
+  }
+  if (!json->isObject()) {
+    error.message =
+        "the request body must be a JSON object, not " + shown(*json);
+    return parsed;
+  }
+  const bool chat = endpoint == Endpoint::ChatCompletions;
+  CompletionRequest request;
+  request.endpoint = endpoint;
+  // OpenAI's default; kvopt run's is greedy.
+  request.sampling.temperature = 1.0f;
+  FieldReader reader(error);
+  bool havePrompt = false, haveStreamOptions = false;
+  int64_t integer = 0;
+  for (const auto &[key, value] : json->members()) {
+    if (reader.failed())
+      break;
+    // Null means "the default" for every optional field.
+    if (value.isNull())
+      continue;
+    if (key == "model") {
+      std::string model;
+      if (reader.string(key, value, model) && model != servedModel) {
+        error.status = 404;
+        error.code = "model_not_found";
+        reader.fail(key, "the model `" + model +
+                             "` does not exist; this server serves `" +
+                             std::string(servedModel) + "`");
+      }
+    } else if (key == "prompt" && !chat) {
+      havePrompt = readPrompt(reader, value, request);
+    } else if (key == "messages" && chat) {
+      havePrompt = readMessages(reader, value, request);
+    } else if (key == "max_tokens" ||
+               (key == "max_completion_tokens" && chat)) {
+      if (reader.integer(key, value, 1, kMaxRequestTokens, integer))
+        request.maxTokens = integer;
+    } else if (key == "temperature") {
+      reader.number(key, value, 0, false, 2, request.sampling.temperature);
+    } else if (key == "top_p") {
+      reader.number(key, value, 0, true, 1, request.sampling.topP);
+    } else if (key == "top_k") {
+      // vLLM's extension; -1 and 0 keep every token.
+      if (reader.integer(key, value, -1, INT32_MAX, integer))
+        request.sampling.topK = int32_t(std::max<int64_t>(integer, 0));
+    } else if (key == "repetition_penalty") {
+      reader.number(key, value, 0, true, 100,
+                    request.sampling.repetitionPenalty);
+    } else if (key == "seed") {
+      if (reader.integer(key, value, INT64_MIN, INT64_MAX, integer)) {
+        request.sampling.seed = uint64_t(integer);
+        request.seedGiven = true;
+      }
+    } else if (key == "stream") {
+      reader.boolean(key, value, request.stream);
+    } else if (key == "stream_options") {
+      haveStreamOptions = true;
+      const Value *usage = value.find("include_usage");
+      if (!value.isObject() || value.members().size() != 1 || !usage)
+        reader.fail(key, "`stream_options` must be {\"include_usage\": "
+                         "true|false}");
+      else
+        reader.boolean("stream_options.include_usage", *usage,
+                       request.includeUsage);
+    } else if (key == "stop") {
+      readStop(reader, value, request);
+    } else if (key == "ignore_eos") {
+      reader.boolean(key, value, request.ignoreEos);
+    } else if (key == "user") {
+      std::string user;
+      reader.string(key, value, user);
+    } else if (key == "n" || (key == "best_of" && !chat)) {
+      reader.neutral(key, value,
+                     value.isNumber() && value.asInt() == int64_t(1), "1");
+    } else if (key == "presence_penalty" || key == "frequency_penalty") {
+      reader.neutral(key, value, isZero(value), "0");
+    } else if (key == "logprobs") {
+      reader.neutral(key, value,
+                     chat ? value.isBool() && !value.asBool() : false,
+                     chat ? "false" : "null");
+    } else if (key == "top_logprobs") {
+      reader.neutral(key, value, isZero(value), "0");
+    } else if (key == "echo" && !chat) {
+      reader.neutral(key, value, value.isBool() && !value.asBool(), "false");
+    } else if (key == "logit_bias") {
+      reader.neutral(key, value, value.isObject() && value.members().empty(),
+                     "{}");
+    } else {
+      reader.fail(key, "`" + key + "` is not a field kvopt serve reads in a " +
+                           (chat ? "chat completion" : "completion") +
+                           " request");
+    }
+  }
+  if (reader.failed())
+    return parsed;
+  if (!havePrompt) {
+    reader.fail(chat ? "messages" : "prompt",
+                chat ? "a chat completion request needs `messages`"
+                     : "a completion request needs `prompt`");
+    return parsed;
+  }
+  if (haveStreamOptions && !request.stream) {
+    reader.fail("stream_options", "`stream_options` needs `stream: true`");
+    return parsed;
+  }
+  parsed.request = std::move(request);
+  return parsed;
+}
+
+} // namespace kvopt::serve

@@ -1,0 +1,77 @@
+//===- OpenAiRequest.h - Reading an OpenAI-style completion request -*- C++
+//-*-===//
+//
+// The body of POST /v1/completions and /v1/chat/completions, read field by
+// field from hostile JSON. Every field this server reads is checked for its
+// type and range; a field it would not honour (n > 1, logprobs, penalties,
+// tools, ...) or does not know is refused with a sentence that names it,
+// rather than silently ignored.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVOPT_TOOLS_KVOPT_SERVE_OPENAIREQUEST_H
+#define KVOPT_TOOLS_KVOPT_SERVE_OPENAIREQUEST_H
+
+#include "kvrt/Sampling.h"
+#include "kvrt/Tokenizer.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kvopt::serve {
+
+enum class Endpoint { Completions, ChatCompletions };
+
+/// An answer other than 200: the HTTP status and OpenAI's error fields.
+struct ApiError {
+  int status = 400;
+  std::string message;
+  /// "invalid_request_error", "server_error", ...
+  std::string type = "invalid_request_error";
+  /// The request field at fault; empty when none.
+  std::string param;
+  /// "model_not_found" and the like; empty for null.
+  std::string code;
+};
+
+struct CompletionRequest {
+  Endpoint endpoint = Endpoint::Completions;
+  /// Completions: the prompt as text, or as token ids when promptIsIds.
+  std::string prompt;
+  std::vector<int32_t> promptIds;
+  bool promptIsIds = false;
+  /// Chat completions: the conversation.
+  std::vector<kvrt::ChatMessage> messages;
+  /// Absent: 16 for completions (OpenAI's default), the rest of the
+  /// context for chat.
+  std::optional<int64_t> maxTokens;
+  kvrt::SamplingParams sampling;
+  /// Whether the request named a seed (otherwise the server draws one).
+  bool seedGiven = false;
+  bool stream = false;
+  /// stream_options.include_usage: a last chunk with the token counts.
+  bool includeUsage = false;
+  /// vLLM's extension: generate past end-of-sequence tokens.
+  bool ignoreEos = false;
+  std::vector<std::string> stop;
+};
+
+struct ParsedRequest {
+  std::optional<CompletionRequest> request;
+  /// Set when request is not.
+  ApiError error;
+};
+
+/// The most tokens a request may ask for.
+constexpr int64_t kMaxRequestTokens = int64_t(1) << 30;
+
+/// Reads `body` for `endpoint`; `servedModel` is the only model name
+/// accepted in its "model" field.
+ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
+                                     std::string_view servedModel);
+
+} // namespace kvopt::serve
+
+#endif // KVOPT_TOOLS_KVOPT_SERVE_OPENAIREQUEST_H

@@ -1,0 +1,361 @@
+//===- OpenAiService.cpp --------------------------------------------------===//
+#include "tools/kvopt/serve/OpenAiService.h"
+
+#include "tools/kvopt/JsonWriter.h"
+#include "tools/kvopt/serve/StopStrings.h"
+
+#include "kvrt/Artifact.h"
+#include "kvrt/Generation.h"
+
+#include <chrono>
+#include <ctime>
+#include <optional>
+#include <random>
+#include <sstream>
+
+namespace kvopt::serve {
+namespace {
+
+using cli::JsonWriter;
+
+/// How often a waiting answer checks that its client is still there.
+constexpr std::chrono::milliseconds kClientCheck(200);
+
+const char *finishReason(kvrt::StopReason reason) {
+  return reason == kvrt::StopReason::StopToken ? "stop" : "length";
+}
+
+void respondJson(HttpExchange &exchange, int status, const std::string &body) {
+  exchange.respond(status, "application/json", body);
+}
+
+std::string errorJson(const ApiError &error) {
+  std::ostringstream out;
+  JsonWriter json(out, JsonWriter::Layout::Compact);
+  json.beginObject();
+  json.key("error");
+  json.beginObject();
+  json.member("message", error.message);
+  json.member("type", error.type);
+  json.key("param");
+  if (error.param.empty())
+    json.null();
+  else
+    json.value(error.param);
+  json.key("code");
+  if (error.code.empty())
+    json.null();
+  else
+    json.value(error.code);
+  json.endObject();
+  json.endObject();
+  return out.str();
+}
+
+void respondError(HttpExchange &exchange, const ApiError &error) {
+  respondJson(exchange, error.status, errorJson(error));
+}
+
+ApiError serverError(int status, std::string message) {
+  ApiError error;
+  error.status = status;
+  error.type = "server_error";
+  error.message = std::move(message);
+  return error;
+}
+
+/// The members every completion object and chunk starts with.
+struct Envelope {
+  std::string id;
+  const char *object;
+  int64_t created;
+  const std::string &model;
+
+  void write(JsonWriter &json) const {
+    json.member("id", id);
+    json.member("object", object);
+    json.member("created", created);
+    json.member("model", model);
+  }
+};
+
+/// One choice of a completion or a chunk: its text (a chat message or
+/// delta, or a completion's text) and its finish reason (null: not yet).
+struct Choice {
+  std::string text;
+  const char *finish = nullptr;
+  /// A chat stream's first delta, which names the role.
+  bool roleFirst = false;
+};
+
+struct Usage {
+  size_t prompt = 0, completion = 0;
+};
+
+/// A completion object, or a chunk of a streamed one: the envelope, the
+/// choice (a chunk's usage comes with no choice), and the usage if given.
+std::string completionJson(const Envelope &envelope, Endpoint endpoint,
+                           bool chunk, const std::optional<Choice> &choice,
+                           const std::optional<Usage> &usage) {
+  std::ostringstream out;
+  JsonWriter json(out, JsonWriter::Layout::Compact);
+  json.beginObject();
+  envelope.write(json);
+  json.key("choices");
+  json.beginArray();
+  if (choice) {
+    json.beginObject();
+    json.member("index", 0);
+    if (endpoint == Endpoint::ChatCompletions) {
+      json.key(chunk ? "delta" : "message");
+      json.beginObject();
+      if (choice->roleFirst || !chunk)
+        json.member("role", "assistant");
+      if (!chunk || !choice->text.empty() || choice->roleFirst)
+        json.member("content", choice->text);
+      json.endObject();
+    } else {
+      json.member("text", choice->text);
+    }
+    json.key("logprobs");
+    json.null();
+    json.key("finish_reason");
+    if (choice->finish)
+      json.value(choice->finish);
+    else
+      json.null();
+    json.endObject();
+  }
+  json.endArray();
+  if (usage) {
+    json.key("usage");
+    json.beginObject();
+    json.member("prompt_tokens", usage->prompt);
+    json.member("completion_tokens", usage->completion);
+    json.member("total_tokens", usage->prompt + usage->completion);
+    json.endObject();
+  }
+  json.endObject();
+  return out.str();
+}
+
+/// Server-Sent Events of one streamed answer.
+class EventStream {
+public:
+  EventStream(HttpExchange &exchange, Envelope envelope, Endpoint endpoint)
+      : exchange_(exchange), envelope_(std::move(envelope)),
+        endpoint_(endpoint) {}
+
+  bool chunk(Choice choice) {
+    return event(completionJson(envelope_, endpoint_, true, std::move(choice),
+                                std::nullopt));
+  }
+  bool usage(Usage usage) {
+    return event(
+        completionJson(envelope_, endpoint_, true, std::nullopt, usage));
+  }
+  bool event(const std::string &data) {
+    return exchange_.send("data: " + data + "\n\n");
+  }
+
+private:
+  HttpExchange &exchange_;
+  Envelope envelope_;
+  Endpoint endpoint_;
+};
+
+} // namespace
+
+OpenAiService::OpenAiService(kvrt::Scheduler &scheduler,
+                             const kvrt::Artifact &artifact,
+                             kvrt::Tokenizer tokenizer, std::string modelName)
+    : scheduler_(scheduler), artifact_(artifact),
+      tokenizer_(std::move(tokenizer)), modelName_(std::move(modelName)),
+      created_(int64_t(std::time(nullptr))) {}
+
+void OpenAiService::handle(const HttpRequest &request, HttpExchange &exchange) {
+  struct Route {
+    const char *path, *method;
+  };
+  static const Route routes[] = {{"/health", "GET"},
+                                 {"/v1/models", "GET"},
+                                 {"/v1/completions", "POST"},
+                                 {"/v1/chat/completions", "POST"}};
+  const Route *route = nullptr;
+  for (const Route &r : routes)
+    if (request.path == r.path)
+      route = &r;
+  if (!route) {
+    ApiError error;
+    error.status = 404;
+    error.message = "there is no endpoint " + request.path +
+                    "; kvopt serve answers /health, /v1/models, "
+                    "/v1/completions and /v1/chat/completions";
+    return respondError(exchange, error);
+  }
+  if (request.method != route->method) {
+    ApiError error;
+    error.status = 405;
+    error.message =
+        request.path + " takes " + route->method + ", not " + request.method;
+    return respondError(exchange, error);
+  }
+  const std::string &path = request.path;
+  if (path == "/health")
+    return respondJson(exchange, 200, "{\"status\":\"ok\"}");
+  if (path == "/v1/models") {
+    std::ostringstream out;
+    JsonWriter json(out, JsonWriter::Layout::Compact);
+    json.beginObject();
+    json.member("object", "list");
+    json.key("data");
+    json.beginArray();
+    json.beginObject();
+    json.member("id", modelName_);
+    json.member("object", "model");
+    json.member("created", created_);
+    json.member("owned_by", "kvopt");
+    json.member("max_model_len", artifact_.manifest().model().max_positions());
+    json.endObject();
+    json.endArray();
+    json.endObject();
+    return respondJson(exchange, 200, out.str());
+  }
+  complete(request, exchange,
+           path == "/v1/completions" ? Endpoint::Completions
+                                     : Endpoint::ChatCompletions);
+}
+
+bool OpenAiService::promptIds(const CompletionRequest &request,
+                              std::vector<int32_t> &ids,
+                              ApiError &error) const {
+  if (request.endpoint == Endpoint::ChatCompletions) {
+    const kvrt::ChatTemplate &chat = tokenizer_.chatTemplate();
+    if (chat.kind == kvrt::ChatTemplateKind::None) {
+      error.param = "messages";
+      error.message = "the model `" + modelName_ +
+                      "` has no chat template; send a prompt to "
+                      "/v1/completions";
+      return false;
+    }
+    ids = tokenizer_.encode(
+        kvrt::applyChatTemplate(chat, request.messages, true), false);
+    return true;
+  }
+  ids = request.promptIsIds ? request.promptIds
+                            : tokenizer_.encode(request.prompt, true);
+  return true;
+}
+
+void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
+                             Endpoint endpoint) {
+  ParsedRequest parsed =
+      parseCompletionRequest(http.body, endpoint, modelName_);
+  if (!parsed.request)
+    return respondError(exchange, parsed.error);
+  const CompletionRequest &request = *parsed.request;
+  ApiError error;
+  std::vector<int32_t> prompt;
+  if (!promptIds(request, prompt, error))
+    return respondError(exchange, error);
+
+  kvrt::GenerateOptions options;
+  const int64_t context = artifact_.manifest().model().max_positions();
+  options.maxNewTokens = request.maxTokens.value_or(
+      endpoint == Endpoint::Completions ? 16
+                                        : context - int64_t(prompt.size()));
+  options.sampling = request.sampling;
+  if (!request.seedGiven)
+    options.sampling.seed =
+        (uint64_t(std::random_device()()) << 32) | std::random_device()();
+  options.stopAtEos = !request.ignoreEos;
+  const size_t promptTokens = prompt.size();
+  kvrt::StatusOr<kvrt::Generation> generation =
+      kvrt::Generation::create(artifact_, std::move(prompt), options);
+  if (!generation) {
+    error.param = endpoint == Endpoint::Completions ? "prompt" : "messages";
+    error.message = generation.status().message();
+    return respondError(exchange, error);
+  }
+  kvrt::StatusOr<std::shared_ptr<kvrt::Request>> submitted =
+      scheduler_.submit(std::move(*generation));
+  if (!submitted)
+    return respondError(exchange,
+                        serverError(503, submitted.status().message()));
+  kvrt::Request &running = **submitted;
+
+  const bool chat = endpoint == Endpoint::ChatCompletions;
+  Envelope envelope{
+      std::string(chat ? "chatcmpl-" : "cmpl-") + std::to_string(created_) +
+          "-" + std::to_string(nextId_++),
+      chat ? (request.stream ? "chat.completion.chunk" : "chat.completion")
+           : "text_completion",
+      int64_t(std::time(nullptr)), modelName_};
+  EventStream events(exchange, envelope, endpoint);
+  if (request.stream && !(exchange.beginStream("text/event-stream") &&
+                          (!chat || events.chunk({"", nullptr, true})))) {
+    running.cancel();
+    return;
+  }
+
+  kvrt::TokenStreamDecoder decoder(tokenizer_, /*skipSpecial=*/true);
+  StopStringFilter stops(request.stop);
+  std::string text;
+  size_t completionTokens = 0;
+  const char *finish = nullptr;
+  while (!finish) {
+    kvrt::Request::Update update = running.wait(kClientCheck);
+    completionTokens += update.tokens.size();
+    std::string decoded;
+    for (int32_t token : update.tokens)
+      decoded += decoder.push(token);
+    if (update.end)
+      decoded += decoder.finish();
+    std::string ready = stops.push(decoded);
+    if (stops.stopped()) {
+      running.cancel();
+      finish = "stop";
+    } else if (update.end) {
+      // A request its client still waits for is cancelled only by a
+      // shutdown.
+      if (!update.error.isOk() || *update.end == kvrt::StopReason::Cancelled) {
+        ApiError failed = update.error.isOk()
+                              ? serverError(503, "the server is shutting down")
+                              : serverError(500, update.error.message());
+        if (request.stream)
+          events.event(errorJson(failed));
+        else
+          respondError(exchange, failed);
+        return;
+      }
+      ready += stops.finish();
+      finish = finishReason(*update.end);
+    }
+    if (request.stream) {
+      if (!ready.empty() && !events.chunk({ready})) {
+        running.cancel();
+        return;
+      }
+    } else {
+      text += ready;
+    }
+    if (!finish && exchange.clientGone()) {
+      running.cancel();
+      return;
+    }
+  }
+
+  Usage usage{promptTokens, completionTokens};
+  if (request.stream) {
+    events.chunk({"", finish});
+    if (request.includeUsage)
+      events.usage(usage);
+    events.event("[DONE]");
+    return;
+  }
+  respondJson(
+      exchange, 200,
+      completionJson(envelope, endpoint, false, Choice{text, finish}, usage));
+}
+
+} // namespace kvopt::serve

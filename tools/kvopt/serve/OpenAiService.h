@@ -1,0 +1,52 @@
+//===- OpenAiService.h - The OpenAI-style endpoints of kvopt serve -*- C++
+//-*-===//
+//
+// GET /health, GET /v1/models, POST /v1/completions and POST
+// /v1/chat/completions over one artifact's scheduler: prompts tokenized
+// (chat through the artifact's template), tokens decoded to text as they
+// come, stop strings applied, answers whole or as Server-Sent Events. A
+// request whose client goes away is cancelled, so its place in the batch
+// goes to the next one.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KVOPT_TOOLS_KVOPT_SERVE_OPENAISERVICE_H
+#define KVOPT_TOOLS_KVOPT_SERVE_OPENAISERVICE_H
+
+#include "tools/kvopt/serve/HttpServer.h"
+#include "tools/kvopt/serve/OpenAiRequest.h"
+
+#include "kvrt/Scheduler.h"
+#include "kvrt/Tokenizer.h"
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace kvopt::serve {
+
+class OpenAiService {
+public:
+  /// `modelName` is what clients name in "model" and /v1/models lists.
+  OpenAiService(kvrt::Scheduler &scheduler, const kvrt::Artifact &artifact,
+                kvrt::Tokenizer tokenizer, std::string modelName);
+
+  void handle(const HttpRequest &request, HttpExchange &exchange);
+
+private:
+  void complete(const HttpRequest &request, HttpExchange &exchange,
+                Endpoint endpoint);
+  /// The prompt's token ids, or why there are none.
+  bool promptIds(const CompletionRequest &request, std::vector<int32_t> &ids,
+                 ApiError &error) const;
+
+  kvrt::Scheduler &scheduler_;
+  const kvrt::Artifact &artifact_;
+  kvrt::Tokenizer tokenizer_;
+  const std::string modelName_;
+  const int64_t created_;
+  std::atomic<uint64_t> nextId_{1};
+};
+
+} // namespace kvopt::serve
+
+#endif // KVOPT_TOOLS_KVOPT_SERVE_OPENAISERVICE_H
