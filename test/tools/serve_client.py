@@ -98,6 +98,15 @@ def tiny():
     print("finish:", answer["choices"][0]["finish_reason"],
           "usage:", json.dumps(answer["usage"], sort_keys=True))
 
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+    connection.request("GET", "/metrics")
+    metrics = connection.getresponse().read().decode().splitlines()
+    connection.close()
+    print("metrics:", " ".join(line.split()[-1] for line in metrics if
+                               re.match(r"kvopt_(requests_finished_total|"
+                                        r"prompt_tokens_total|"
+                                        r"decode_tokens_total) ", line)))
+
     events = stream("/v1/completions",
                     dict(greedy, prompt=prompts[0], max_tokens=20,
                          stream_options={"include_usage": True}))

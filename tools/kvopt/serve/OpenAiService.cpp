@@ -164,6 +164,35 @@ private:
   Endpoint endpoint_;
 };
 
+/// The scheduler's and the engine's counters in Prometheus' text format.
+std::string metricsText(const kvrt::SchedulerStats &s) {
+  std::ostringstream out;
+  auto metric = [&](const char *name, const char *type, const char *help,
+                    uint64_t value) {
+    out << "# HELP kvopt_" << name << " " << help << "\n# TYPE kvopt_" << name
+        << " " << type << "\nkvopt_" << name << " " << value << "\n";
+  };
+  metric("requests_running", "gauge", "Requests in the engine.", s.running);
+  metric("requests_waiting", "gauge", "Requests waiting for a place.",
+         s.waiting);
+  metric("requests_finished_total", "counter",
+         "Requests that ran and ended, cancelled ones included.",
+         s.finishedRequests);
+  metric("prompt_tokens_total", "counter", "Prompt tokens prefilled.",
+         s.engine.prefillTokens);
+  metric("decode_tokens_total", "counter",
+         "Tokens run by decode steps (each request's first token comes from "
+         "its prefill).",
+         s.engine.decodeTokens);
+  metric("decode_steps_total", "counter", "Engine calls that ran decode rows.",
+         s.decodeSteps);
+  metric("kv_cache_bytes", "gauge", "Cache pages held by sequences.",
+         s.engine.kvBytesInUse);
+  metric("kv_cache_peak_bytes", "gauge",
+         "The most cache pages held at once so far.", s.engine.peakKvBytes);
+  return out.str();
+}
+
 } // namespace
 
 OpenAiService::OpenAiService(kvrt::Scheduler &scheduler,
@@ -178,6 +207,7 @@ void OpenAiService::handle(const HttpRequest &request, HttpExchange &exchange) {
     const char *path, *method;
   };
   static const Route routes[] = {{"/health", "GET"},
+                                 {"/metrics", "GET"},
                                  {"/v1/models", "GET"},
                                  {"/v1/completions", "POST"},
                                  {"/v1/chat/completions", "POST"}};
@@ -189,7 +219,7 @@ void OpenAiService::handle(const HttpRequest &request, HttpExchange &exchange) {
     ApiError error;
     error.status = 404;
     error.message = "there is no endpoint " + request.path +
-                    "; kvopt serve answers /health, /v1/models, "
+                    "; kvopt serve answers /health, /metrics, /v1/models, "
                     "/v1/completions and /v1/chat/completions";
     return respondError(exchange, error);
   }
@@ -203,6 +233,9 @@ void OpenAiService::handle(const HttpRequest &request, HttpExchange &exchange) {
   const std::string &path = request.path;
   if (path == "/health")
     return respondJson(exchange, 200, "{\"status\":\"ok\"}");
+  if (path == "/metrics")
+    return exchange.respond(200, "text/plain; version=0.0.4",
+                            metricsText(scheduler_.stats()));
   if (path == "/v1/models") {
     std::ostringstream out;
     JsonWriter json(out, JsonWriter::Layout::Compact);
