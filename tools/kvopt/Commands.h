@@ -42,8 +42,16 @@ int reportUnavailable(const std::string &command, const std::string &reason);
 /// "539.17 MB": decimal megabytes, as file sizes are usually shown.
 std::string megabytes(uint64_t bytes);
 
+/// `value` printed by the printf `pattern` ("%.2f%%"), one number.
+std::string format(const char *pattern, double value);
+
 /// "512" or "139.50": bytes per token, with two decimals when fractional.
 std::string bytesPerToken(double bytes);
+
+/// Where scripts/setup.sh installs the default model and the evaluation
+/// text: $KVOPT_DATA_DIR, else $XDG_DATA_HOME/kvopt, else
+/// ~/.local/share/kvopt.
+std::string dataDirectory();
 
 /// Resolves the word `default` to the installed default model (see
 /// scripts/fetch-default-model.sh); any other path is returned unchanged.

@@ -22,6 +22,12 @@ std::string megabytes(uint64_t bytes) {
   return text;
 }
 
+std::string format(const char *pattern, double value) {
+  char text[64];
+  std::snprintf(text, sizeof text, pattern, value);
+  return text;
+}
+
 std::string bytesPerToken(double bytes) {
   char text[32];
   // Whole numbers stay whole; shared scales make fractions of a byte.
@@ -39,17 +45,20 @@ void addEngineOptions(CLI::App &sub, kvrt::EngineOptions &options) {
                  "Tokens per cache page (0: the artifact's)");
 }
 
+std::string dataDirectory() {
+  if (const char *dir = std::getenv("KVOPT_DATA_DIR"))
+    return dir;
+  if (const char *xdg = std::getenv("XDG_DATA_HOME"))
+    return std::string(xdg) + "/kvopt";
+  if (const char *home = std::getenv("HOME"))
+    return std::string(home) + "/.local/share/kvopt";
+  return "";
+}
+
 std::string resolveModelPath(const std::string &model) {
   if (model != "default")
     return model;
-  std::string dataDir;
-  if (const char *dir = std::getenv("KVOPT_DATA_DIR"))
-    dataDir = dir;
-  else if (const char *xdg = std::getenv("XDG_DATA_HOME"))
-    dataDir = std::string(xdg) + "/kvopt";
-  else if (const char *home = std::getenv("HOME"))
-    dataDir = std::string(home) + "/.local/share/kvopt";
-  return dataDir + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  return dataDirectory() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 }
 
 } // namespace kvopt::cli

@@ -1,11 +1,11 @@
 //===- Compile.cpp - kvopt compile: a model into a .kvpkg artifact --------===//
+#include "tools/kvopt/Compile.h"
 #include "compiler/InitAll.h"
 #include "compiler/Pipeline.h"
 #include "compiler/export/Export.h"
 #include "compiler/import/Importer.h"
 #include "compiler/import/synthetic/SyntheticImport.h"
 #include "compiler/policy/Policy.h"
-#include "tools/kvopt/Calibrate.h"
 #include "tools/kvopt/Commands.h"
 #include "tools/kvopt/OutputFile.h"
 #include "tools/kvopt/Progress.h"
@@ -19,20 +19,12 @@
 
 #include <cstdio>
 #include <iostream>
+#include <mutex>
 #include <optional>
 
 namespace kvopt::cli {
 
 namespace {
-struct CompileOptions {
-  std::string model, synthetic, output, passes, policy;
-  std::optional<uint64_t> seed;
-  /// "stored" (the default, when empty) or "generated".
-  std::string syntheticWeights;
-  std::string target = "cpu";
-  CompileCalibration calibration;
-};
-
 /// The model named on the command line: a file or folder, or a preset.
 kvrt::StatusOr<import::ImportedModel> importChosen(mlir::MLIRContext &context,
                                                    const CompileOptions &o,
@@ -49,6 +41,50 @@ kvrt::StatusOr<import::ImportedModel> importChosen(mlir::MLIRContext &context,
   return import::importModel(context, modelPath);
 }
 
+} // namespace
+
+kvrt::Status compileArtifact(const CompileOptions &o,
+                             const std::string &pipeline, Progress &progress) {
+  mlir::DialectRegistry registry;
+  registerAllDialects(registry);
+  // Once per process: kvopt tune compiles several artifacts.
+  static std::once_flag passesRegistered;
+  std::call_once(passesRegistered, registerAllPasses);
+  mlir::MLIRContext context(registry);
+
+  kvrt::StatusOr<import::ImportedModel> imported =
+      importChosen(context, o, progress);
+  if (!imported)
+    return imported.status();
+  kvrt::Status calibrated =
+      applyCalibration(o.calibration, *imported, progress);
+  if (!calibrated)
+    return calibrated;
+
+  progress.step("running the passes");
+  kvrt::StatusOr<std::vector<PassRecord>> passes =
+      runPipeline(*imported->module, pipeline);
+  if (!passes)
+    return passes.status();
+
+  progress.step("building the plan");
+  kvrt::ArtifactWriter writer;
+  exporter::ExportOptions options;
+  options.target = o.target;
+  options.passes = *passes;
+  options.deferred = &imported->deferred;
+  options.blocks = &imported->blocks;
+  kvrt::Status exported =
+      exporter::exportModule(*imported->module, imported->config,
+                             imported->tokenizer, options, writer);
+  if (!exported)
+    return exported;
+
+  progress.step("writing " + o.output);
+  return writer.write(o.output);
+}
+
+namespace {
 int runCompile(const CompileOptions &o) {
   Progress progress("compile");
   auto fail = [&](const std::string &message) {
@@ -76,43 +112,9 @@ int runCompile(const CompileOptions &o) {
       return fail(read.status().message());
     pipeline = policy::pipelineText(*read);
   }
-  mlir::DialectRegistry registry;
-  registerAllDialects(registry);
-  registerAllPasses();
-  mlir::MLIRContext context(registry);
-
-  kvrt::StatusOr<import::ImportedModel> imported =
-      importChosen(context, o, progress);
-  if (!imported)
-    return fail(imported.status().message());
-  kvrt::Status calibrated =
-      applyCalibration(o.calibration, *imported, progress);
-  if (!calibrated)
-    return fail(calibrated.message());
-
-  progress.step("running the passes");
-  kvrt::StatusOr<std::vector<PassRecord>> passes =
-      runPipeline(*imported->module, pipeline);
-  if (!passes)
-    return fail(passes.status().message());
-
-  progress.step("building the plan");
-  kvrt::ArtifactWriter writer;
-  exporter::ExportOptions options;
-  options.target = o.target;
-  options.passes = *passes;
-  options.deferred = &imported->deferred;
-  options.blocks = &imported->blocks;
-  kvrt::Status exported =
-      exporter::exportModule(*imported->module, imported->config,
-                             imported->tokenizer, options, writer);
-  if (!exported)
-    return fail(exported.message());
-
-  progress.step("writing " + o.output);
-  kvrt::Status written = writer.write(o.output);
-  if (!written)
-    return fail(written.message());
+  kvrt::Status compiled = compileArtifact(o, pipeline, progress);
+  if (!compiled)
+    return fail(compiled.message());
   return 0;
 }
 } // namespace

@@ -7,6 +7,7 @@
 // nothing but libkvrt: the runtime-only kvopt has it too.
 //
 //===----------------------------------------------------------------------===//
+#include "tools/kvopt/Eval.h"
 #include "tools/kvopt/CacheEncoding.h"
 #include "tools/kvopt/Commands.h"
 #include "tools/kvopt/JsonWriter.h"
@@ -93,29 +94,6 @@ struct ArtifactResult {
   }
 };
 
-/// How much higher the perplexity of an artifact is than that of the first
-/// one, in percent, and the standard error of that: both scored the same
-/// tokens, so the error follows from the spread of the per-token
-/// differences of log-likelihood (tokens taken as independent), which is far
-/// smaller than the uncertainty of either perplexity alone.
-struct PplChange {
-  double percent = 0;
-  double standardError = 0;
-};
-
-PplChange changeFrom(const ArtifactResult &reference, const ArtifactResult &r) {
-  const std::vector<double> &a = r.scores.negativeLogLikelihood;
-  const std::vector<double> &b = reference.scores.negativeLogLikelihood;
-  double n = double(r.scores.tokens);
-  double mean = (r.scores.total - reference.scores.total) / n;
-  // Every token but the first is scored.
-  double squares = 0;
-  for (size_t i = 1; i < a.size(); ++i)
-    squares += (a[i] - b[i] - mean) * (a[i] - b[i] - mean);
-  double meanError = n > 1 ? std::sqrt(squares / (n - 1) / n) : 0;
-  return {100.0 * (std::exp(mean) - 1), 100.0 * std::exp(mean) * meanError};
-}
-
 /// Everything one run measured, for the table and the JSON file.
 struct Evaluation {
   bool ppl = false, fidelity = false, passkey = false;
@@ -125,12 +103,6 @@ struct Evaluation {
   size_t windows = 0;
   std::vector<ArtifactResult> results;
 };
-
-std::string format(const char *pattern, double value) {
-  char text[64];
-  std::snprintf(text, sizeof text, pattern, value);
-  return text;
-}
 
 /// The whole of `path`, which must be non-empty UTF-8 text.
 kvrt::StatusOr<std::string> readText(const std::string &path) {
@@ -458,7 +430,7 @@ void printResults(const Evaluation &e, const EvalOptions &o) {
   header.push_back("seconds");
   rows.push_back(header);
   for (const ArtifactResult &r : e.results) {
-    PplChange change = changeFrom(e.results[0], r);
+    PplChange change = perplexityChange(e.results[0].scores, r.scores);
     std::vector<std::string> row = {r.path,
                                     r.cache,
                                     format("%.2f", r.bitsPerCoordinate),
@@ -610,7 +582,7 @@ bool writeJson(std::ostream &os, const Evaluation &e, const EvalOptions &o) {
     }
     if (e.ppl) {
       json.member("ppl", r.perplexity());
-      PplChange change = changeFrom(e.results[0], r);
+      PplChange change = perplexityChange(e.results[0].scores, r.scores);
       json.member("ppl_change_percent", change.percent);
       json.member("ppl_change_standard_error_percent", change.standardError);
     }
@@ -780,6 +752,41 @@ int runEval(EvalOptions o) {
                          [&](std::ostream &os) { return writeJson(os, e, o); });
 }
 } // namespace
+
+PplChange perplexityChange(const TokenScores &reference,
+                           const TokenScores &scores) {
+  const std::vector<double> &a = scores.negativeLogLikelihood;
+  const std::vector<double> &b = reference.negativeLogLikelihood;
+  double n = double(scores.tokens);
+  double mean = (scores.total - reference.total) / n;
+  // Every token but the first is scored.
+  double squares = 0;
+  for (size_t i = 1; i < a.size(); ++i)
+    squares += (a[i] - b[i] - mean) * (a[i] - b[i] - mean);
+  double meanError = n > 1 ? std::sqrt(squares / (n - 1) / n) : 0;
+  return {100.0 * (std::exp(mean) - 1), 100.0 * std::exp(mean) * meanError};
+}
+
+double PerplexityScore::perplexity() const {
+  return std::exp(scores.total / double(scores.tokens));
+}
+
+kvrt::StatusOr<PerplexityScore>
+scorePerplexity(const std::string &artifact, const std::string &data,
+                int64_t context, int64_t maxTokens, unsigned threads) {
+  EvalOptions o;
+  o.artifacts = {artifact};
+  o.tasks = {"ppl"};
+  o.data = data;
+  o.context = context;
+  o.maxTokens = maxTokens;
+  o.threads = threads;
+  Evaluation e;
+  KVRT_RETURN_IF_ERROR(evaluateAll(o, e));
+  ArtifactResult &result = e.results[0];
+  return PerplexityScore{result.kvBytesPerToken, result.bitsPerCoordinate,
+                         std::move(result.scores)};
+}
 
 void addEvalCommand(CLI::App &app, int &exitCode) {
   auto o = std::make_shared<EvalOptions>();

@@ -31,6 +31,12 @@ void addCompileCommand(CLI::App &app, int &exitCode) {
                  "Compile a model into a .kvpkg artifact (needs the compiler)");
 }
 
+void addTuneCommand(CLI::App &app, int &exitCode) {
+  addRuntimeOnly(app, exitCode, "tune",
+                 "Find the smallest KV cache within a perplexity budget "
+                 "(needs the compiler)");
+}
+
 void addCalibrateCommand(CLI::App &app, int &exitCode) {
   addRuntimeOnly(app, exitCode, "calibrate",
                  "Record statistics of a model on text (needs the compiler)");
