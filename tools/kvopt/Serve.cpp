@@ -88,17 +88,17 @@ int runServe(const ServeOptions &o) {
       });
   stopper.join();
   kvrt::SchedulerStats s = scheduler.stats();
-  std::fprintf(stderr,
-               "kvopt serve: %llu requests finished | prefill %llu tokens at "
-               "%.1f tokens/s | decode %llu tokens at %.1f tokens/s, %.2f "
-               "sequences a step\n",
-               static_cast<unsigned long long>(s.finishedRequests),
-               static_cast<unsigned long long>(s.engine.prefillTokens),
-               s.engine.prefillTokensPerSecond(),
-               static_cast<unsigned long long>(s.engine.decodeTokens),
-               s.engine.decodeTokensPerSecond(),
-               s.decodeSteps ? double(s.decodeRows) / double(s.decodeSteps)
-                             : 0.0);
+  std::fprintf(
+      stderr,
+      "kvopt serve: %llu requests finished | %llu prompt tokens, %llu "
+      "tokens decoded in %llu steps (%.2f sequences a step) | engine busy "
+      "%.1f s\n",
+      static_cast<unsigned long long>(s.finishedRequests),
+      static_cast<unsigned long long>(s.promptTokens),
+      static_cast<unsigned long long>(s.decodeRows),
+      static_cast<unsigned long long>(s.decodeSteps),
+      s.decodeSteps ? double(s.decodeRows) / double(s.decodeSteps) : 0.0,
+      s.engine.prefillSeconds + s.engine.decodeSeconds);
   return 0;
 }
 } // namespace

@@ -3,8 +3,8 @@
 // Serving many requests with one engine: a thread of its own admits waiting
 // requests as running ones finish (at most maxBatch at once), prefills new
 // prompts a chunk per iteration so that a long prompt delays the others'
-// next token by one chunk at most, and runs one decode step for every
-// running sequence together. Each request's tokens reach its owner through
+// next token by one chunk at most, in the same engine call as one decode
+// row for every running sequence. Each request's tokens reach its owner through
 // a Request as they are sampled; the owner may cancel it at any time.
 //
 //===----------------------------------------------------------------------===//
@@ -77,8 +77,13 @@ private:
 struct SchedulerStats {
   size_t running = 0, waiting = 0;
   uint64_t finishedRequests = 0;
-  /// Engine iterations with at least one decode row, and those rows.
+  /// Prompt tokens prefilled.
+  uint64_t promptTokens = 0;
+  /// Engine calls with at least one decode row, and those rows (each a
+  /// generated token fed back).
   uint64_t decodeSteps = 0, decodeRows = 0;
+  /// The engine's own counters: a call that mixes decode rows with prompt
+  /// chunks counts there as a prefill.
   EngineStats engine;
 };
 
@@ -118,8 +123,9 @@ private:
   void loop();
   /// Admits waiting requests into free places; false when stopping.
   bool admit(std::vector<Running> &running);
-  void prefillChunk(std::vector<Running> &running);
-  void decodeStep(std::vector<Running> &running);
+  /// One engine call: a decode row for every running sequence that has a
+  /// token to feed, and up to prefillChunk prompt tokens of new ones.
+  void iterate(std::vector<Running> &running);
   /// Runs one engine call of one row group per entry of `rows` and returns
   /// the next token of each row in `wanted` (the others' are not sampled):
   /// on failure, the rows one call each, so that an error ends only the

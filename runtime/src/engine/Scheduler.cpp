@@ -84,9 +84,7 @@ void Scheduler::loop() {
         if (!r.ended && r.request->cancelled())
           end(r, StopReason::Cancelled);
       retire(running);
-      prefillChunk(running);
-      retire(running);
-      decodeStep(running);
+      iterate(running);
     } catch (const std::exception &e) {
       for (Running &r : running)
         end(r, StopReason::Cancelled,
@@ -181,58 +179,54 @@ Scheduler::runRows(const std::vector<SequenceTokens> &batch,
   return next;
 }
 
-void Scheduler::prefillChunk(std::vector<Running> &running) {
+void Scheduler::iterate(std::vector<Running> &running) {
+  // Decode rows first, then prompt chunks, in one engine call: one pass
+  // over the weights serves both.
   std::vector<SequenceTokens> batch;
   std::vector<Running *> rows;
-  std::vector<bool> completes;
-  size_t budget = options_.prefillChunk;
+  std::vector<bool> wanted;
+  size_t decodeRows = 0;
+  for (Running &r : running) {
+    if (r.ended || !r.next)
+      continue;
+    batch.push_back({r.sequence, {*r.next}, false});
+    rows.push_back(&r);
+    wanted.push_back(true);
+    ++decodeRows;
+  }
+  size_t budget = options_.prefillChunk, promptTokens = 0;
   for (Running &r : running) {
     const std::vector<int32_t> &prompt = r.generation.prompt();
     if (r.ended || r.prefilled == prompt.size() || budget == 0)
       continue;
     size_t count = std::min(prompt.size() - r.prefilled, budget);
     budget -= count;
+    promptTokens += count;
     batch.push_back({r.sequence,
                      std::vector<int32_t>(prompt.begin() + r.prefilled,
                                           prompt.begin() + r.prefilled + count),
                      false});
     rows.push_back(&r);
-    completes.push_back(r.prefilled + count == prompt.size());
+    // Only a prompt's last chunk gives a token to sample.
+    wanted.push_back(r.prefilled + count == prompt.size());
   }
   if (batch.empty())
     return;
-  std::vector<std::optional<int32_t>> next = runRows(batch, rows, completes);
-  for (size_t e = 0; e < rows.size(); ++e) {
-    if (rows[e]->ended)
-      continue;
-    rows[e]->prefilled += batch[e].tokens.size();
-    if (next[e])
-      accept(*rows[e], *next[e]);
-  }
-}
-
-void Scheduler::decodeStep(std::vector<Running> &running) {
-  std::vector<SequenceTokens> batch;
-  std::vector<Running *> rows;
-  for (Running &r : running) {
-    if (r.ended || !r.next)
-      continue;
-    batch.push_back({r.sequence, {*r.next}, false});
-    rows.push_back(&r);
-  }
-  if (batch.empty())
-    return;
-  std::vector<std::optional<int32_t>> next =
-      runRows(batch, rows, std::vector<bool>(rows.size(), true));
+  std::vector<std::optional<int32_t>> next = runRows(batch, rows, wanted);
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    ++stats_.decodeSteps;
-    stats_.decodeRows += rows.size();
+    stats_.promptTokens += promptTokens;
+    stats_.decodeSteps += decodeRows > 0;
+    stats_.decodeRows += decodeRows;
   }
   for (size_t e = 0; e < rows.size(); ++e) {
-    rows[e]->next.reset();
-    if (!rows[e]->ended && next[e])
-      accept(*rows[e], *next[e]);
+    Running &r = *rows[e];
+    if (e < decodeRows)
+      r.next.reset();
+    else if (!r.ended)
+      r.prefilled += batch[e].tokens.size();
+    if (!r.ended && next[e])
+      accept(r, *next[e]);
   }
 }
 

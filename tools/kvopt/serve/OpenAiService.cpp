@@ -179,11 +179,11 @@ std::string metricsText(const kvrt::SchedulerStats &s) {
          "Requests that ran and ended, cancelled ones included.",
          s.finishedRequests);
   metric("prompt_tokens_total", "counter", "Prompt tokens prefilled.",
-         s.engine.prefillTokens);
+         s.promptTokens);
   metric("decode_tokens_total", "counter",
-         "Tokens run by decode steps (each request's first token comes from "
-         "its prefill).",
-         s.engine.decodeTokens);
+         "Tokens fed back by decode rows (each request's first token comes "
+         "from its prefill).",
+         s.decodeRows);
   metric("decode_steps_total", "counter", "Engine calls that ran decode rows.",
          s.decodeSteps);
   metric("kv_cache_bytes", "gauge", "Cache pages held by sequences.",
