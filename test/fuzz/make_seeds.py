@@ -255,6 +255,8 @@ def http_seeds(folder):
                                b"Content-Length: 18446744073709551617\r\n"
                                b"\r\nx",
         "bad-folded": b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+        "bad-newline-key": request({"prompt": "x", "a\nb": 1, "messages": [
+            {"role": "user", "cont\nent": "y"}]}),
         "bad-fields": request({"prompt": [1, -1], "max_tokens": 0,
                                "temperature": 9, "messages": [],
                                "unknown": {"deep": [[[]]]}}),

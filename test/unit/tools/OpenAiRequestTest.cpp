@@ -138,6 +138,26 @@ TEST(OpenAiRequest, RefusesWhatItWouldNotHonour) {
   expectRefused(R"({"prompt": "x", "tools": []})", "tools", "not a field");
 }
 
+// Names from the request go into one-line sentences: control characters
+// shown as '?', long names cut between characters (fuzz-http found a key
+// with a newline).
+TEST(OpenAiRequest, ShowsRequestNamesOnOneLine) {
+  expectRefused("{\"prompt\": \"x\", \"a\\nb\": 1}", "a\nb",
+                "`a?b` is not a field");
+  expectRefused(R"({"messages": [{"role": "user", "content": "x",
+                                  "c\u0000d": 1}]})",
+                "messages", "`messages[0].c?d` is not supported",
+                Endpoint::ChatCompletions);
+  std::string longName = std::string(63, 'x') + "\u00e9tail";
+  ParsedRequest parsed = parseCompletionRequest("{\"model\": \"" + longName +
+                                                    "\", \"prompt\": \"x\"}",
+                                                Endpoint::Completions, "tiny");
+  ASSERT_FALSE(parsed.request.has_value());
+  EXPECT_EQ(parsed.error.message, "the model `" + std::string(63, 'x') +
+                                      "...` does not exist; this server "
+                                      "serves `tiny`");
+}
+
 TEST(OpenAiRequest, NamesTheModelItServes) {
   ParsedRequest parsed = parseCompletionRequest(
       R"({"model": "gpt-4", "prompt": "x"})", Endpoint::Completions, "tiny");

@@ -218,9 +218,13 @@ void OpenAiService::handle(const HttpRequest &request, HttpExchange &exchange) {
   if (!route) {
     ApiError error;
     error.status = 404;
-    error.message = "there is no endpoint " + request.path +
-                    "; kvopt serve answers /health, /metrics, /v1/models, "
-                    "/v1/completions and /v1/chat/completions";
+    // The path is visible ASCII (HttpRequest.cpp) but may be long.
+    error.message =
+        "there is no endpoint " +
+        (request.path.size() > 64 ? request.path.substr(0, 64) + "..."
+                                  : request.path) +
+        "; kvopt serve answers /health, /metrics, /v1/models, "
+        "/v1/completions and /v1/chat/completions";
     return respondError(exchange, error);
   }
   if (request.method != route->method) {
