@@ -7,9 +7,11 @@ code and last stderr line.
   serve_client.py KVOPT ARTIFACT tiny   # tinystories: batching, streaming,
                                         # stop strings, errors, hostile HTTP
   serve_client.py KVOPT ARTIFACT chat   # an instruct model's chat endpoint
+  serve_client.py KVOPT ARTIFACT auth   # --api-key: /v1/ needs the key
 """
 import http.client
 import json
+import os
 import re
 import signal
 import socket
@@ -21,10 +23,13 @@ KVOPT, ARTIFACT, SCENARIO = sys.argv[1:4]
 
 
 def start():
+    environment = dict(os.environ)
+    if SCENARIO == "auth":
+        environment["KVOPT_API_KEY"] = "s3cret"
     server = subprocess.Popen(
         [KVOPT, "serve", ARTIFACT, "--port", "0", "--threads", "2",
          "--max-batch", "4", "--model-name", "m"],
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True, env=environment)
     line = server.stderr.readline()
     found = re.search(r"on http://127\.0\.0\.1:(\d+)$", line.strip())
     if not found:
@@ -36,12 +41,13 @@ def start():
 SERVER, PORT = start()
 
 
-def post(path, body, raw=False):
+def post(path, body, raw=False, headers=None):
     """(status, parsed JSON or text) of one request on its own connection."""
     connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
     connection.request("POST", path, data,
-                       {"Content-Type": "application/json"})
+                       dict({"Content-Type": "application/json"},
+                            **(headers or {})))
     response = connection.getresponse()
     text = response.read().decode()
     connection.close()
@@ -194,7 +200,21 @@ def chat():
                   for c in chunks) == message["content"])
 
 
-{"tiny": tiny, "chat": chat}[SCENARIO]()
+def auth():
+    body = {"prompt": "Once upon a time", "max_tokens": 2, "temperature": 0}
+    for headers in ({}, {"Authorization": "Bearer wrong"},
+                    {"Authorization": "s3cret"},
+                    {"Authorization": "Bearer s3cret"}):
+        status, answer = post("/v1/completions", body, headers=headers)
+        print(json.dumps(headers), status,
+              answer["error"]["code"] if status != 200
+              else answer["usage"]["completion_tokens"])
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+    connection.request("GET", "/health")
+    print("health without a key:", connection.getresponse().status)
+
+
+{"tiny": tiny, "chat": chat, "auth": auth}[SCENARIO]()
 SERVER.send_signal(signal.SIGTERM)
 SERVER.wait(timeout=60)
 rest = SERVER.stderr.read().strip().splitlines()

@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <pthread.h>
@@ -26,7 +27,7 @@ namespace kvopt::cli {
 
 namespace {
 struct ServeOptions {
-  std::string artifact, modelName;
+  std::string artifact, modelName, apiKey;
   serve::HttpServerOptions http;
   kvrt::SchedulerOptions scheduler;
   kvrt::EngineOptions engine;
@@ -68,8 +69,12 @@ int runServe(const ServeOptions &o) {
                          ? std::filesystem::path(o.artifact).stem().string()
                          : o.modelName;
   kvrt::Scheduler scheduler(**engine, o.scheduler);
+  std::string apiKey = o.apiKey;
+  if (const char *fromEnvironment = std::getenv("KVOPT_API_KEY");
+      apiKey.empty() && fromEnvironment)
+    apiKey = fromEnvironment;
   serve::OpenAiService service(scheduler, **artifact, std::move(*tokenizer),
-                               name);
+                               name, apiKey);
   std::thread stopper([&] {
     int signal = 0;
     sigwait(&stopSignals, &signal);
@@ -80,7 +85,8 @@ int runServe(const ServeOptions &o) {
   });
   std::cerr << "kvopt serve: serving " << name << " (" << o.artifact
             << ", backend " << o.engine.backend << ", up to "
-            << o.scheduler.maxBatch << " sequences a step) on http://"
+            << o.scheduler.maxBatch << " sequences a step"
+            << (apiKey.empty() ? "" : ", API key required") << ") on http://"
             << o.http.host << ":" << (*server)->port() << std::endl;
   (*server)->serve(
       [&](const serve::HttpRequest &request, serve::HttpExchange &exchange) {
@@ -115,6 +121,9 @@ void addServeCommand(CLI::App &app, int &exitCode) {
   sub->add_option("--model-name", o->modelName,
                   "Name clients give as \"model\" (default: the artifact's "
                   "file name without .kvpkg)");
+  sub->add_option("--api-key", o->apiKey,
+                  "Key the /v1/ endpoints require as \"Authorization: "
+                  "Bearer KEY\" (default: $KVOPT_API_KEY; none: open)");
   sub->add_option("--max-batch", o->scheduler.maxBatch,
                   "Sequences decoded together at most")
       ->check(CLI::Range(size_t(1), size_t(4096)))

@@ -164,6 +164,18 @@ private:
   Endpoint endpoint_;
 };
 
+/// Whether `authorization` is "Bearer <key>", compared in time that does
+/// not depend on where they differ.
+bool presentsKey(const std::string *authorization, const std::string &key) {
+  const std::string expected = "Bearer " + key;
+  if (!authorization || authorization->size() != expected.size())
+    return false;
+  unsigned char difference = 0;
+  for (size_t i = 0; i < expected.size(); ++i)
+    difference |= static_cast<unsigned char>((*authorization)[i] ^ expected[i]);
+  return difference == 0;
+}
+
 /// The scheduler's and the engine's counters in Prometheus' text format.
 std::string metricsText(const kvrt::SchedulerStats &s) {
   std::ostringstream out;
@@ -197,10 +209,11 @@ std::string metricsText(const kvrt::SchedulerStats &s) {
 
 OpenAiService::OpenAiService(kvrt::Scheduler &scheduler,
                              const kvrt::Artifact &artifact,
-                             kvrt::Tokenizer tokenizer, std::string modelName)
+                             kvrt::Tokenizer tokenizer, std::string modelName,
+                             std::string apiKey)
     : scheduler_(scheduler), artifact_(artifact),
       tokenizer_(std::move(tokenizer)), modelName_(std::move(modelName)),
-      created_(int64_t(std::time(nullptr))) {}
+      apiKey_(std::move(apiKey)), created_(int64_t(std::time(nullptr))) {}
 
 void OpenAiService::handle(const HttpRequest &request, HttpExchange &exchange) {
   struct Route {
@@ -235,6 +248,15 @@ void OpenAiService::handle(const HttpRequest &request, HttpExchange &exchange) {
     return respondError(exchange, error);
   }
   const std::string &path = request.path;
+  if (!apiKey_.empty() && path.rfind("/v1/", 0) == 0 &&
+      !presentsKey(request.header("authorization"), apiKey_)) {
+    ApiError error;
+    error.status = 401;
+    error.code = "invalid_api_key";
+    error.message = "this server needs its API key: send the header "
+                    "Authorization: Bearer <key>";
+    return respondError(exchange, error);
+  }
   if (path == "/health")
     return respondJson(exchange, 200, "{\"status\":\"ok\"}");
   if (path == "/metrics")

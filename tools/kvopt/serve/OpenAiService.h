@@ -26,9 +26,12 @@ namespace kvopt::serve {
 
 class OpenAiService {
 public:
-  /// `modelName` is what clients name in "model" and /v1/models lists.
+  /// `modelName` is what clients name in "model" and /v1/models lists;
+  /// with an `apiKey`, the /v1/ endpoints need "Authorization: Bearer
+  /// <apiKey>" (/health and /metrics stay open, as in vLLM).
   OpenAiService(kvrt::Scheduler &scheduler, const kvrt::Artifact &artifact,
-                kvrt::Tokenizer tokenizer, std::string modelName);
+                kvrt::Tokenizer tokenizer, std::string modelName,
+                std::string apiKey = "");
 
   void handle(const HttpRequest &request, HttpExchange &exchange);
 
@@ -43,6 +46,7 @@ private:
   const kvrt::Artifact &artifact_;
   kvrt::Tokenizer tokenizer_;
   const std::string modelName_;
+  const std::string apiKey_;
   const int64_t created_;
   std::atomic<uint64_t> nextId_{1};
 };
