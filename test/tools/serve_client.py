@@ -8,6 +8,7 @@ code and last stderr line.
                                         # stop strings, errors, hostile HTTP
   serve_client.py KVOPT ARTIFACT chat   # an instruct model's chat endpoint
   serve_client.py KVOPT ARTIFACT auth   # --api-key: /v1/ needs the key
+  serve_client.py KVOPT ARTIFACT busy   # --max-connections 1: 503 past it
 """
 import http.client
 import json
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 KVOPT, ARTIFACT, SCENARIO = sys.argv[1:4]
 
@@ -26,9 +28,10 @@ def start():
     environment = dict(os.environ)
     if SCENARIO == "auth":
         environment["KVOPT_API_KEY"] = "s3cret"
+    extra = ["--max-connections", "1"] if SCENARIO == "busy" else []
     server = subprocess.Popen(
         [KVOPT, "serve", ARTIFACT, "--port", "0", "--threads", "2",
-         "--max-batch", "4", "--model-name", "m"],
+         "--max-batch", "4", "--model-name", "m"] + extra,
         stderr=subprocess.PIPE, text=True, env=environment)
     line = server.stderr.readline()
     found = re.search(r"on http://127\.0\.0\.1:(\d+)$", line.strip())
@@ -214,7 +217,21 @@ def auth():
     print("health without a key:", connection.getresponse().status)
 
 
-{"tiny": tiny, "chat": chat, "auth": auth}[SCENARIO]()
+def busy():
+    holder = socket.create_connection(("127.0.0.1", PORT))
+    time.sleep(0.2)  # Accepted: the one connection allowed is open.
+    print("second connection:",
+          raw_exchange(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"))
+    holder.close()
+    for _ in range(50):  # Its thread ends once it reads the close.
+        answer = raw_exchange(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        if answer.endswith("200 OK"):
+            break
+        time.sleep(0.1)
+    print("after it closed:", answer)
+
+
+{"tiny": tiny, "chat": chat, "auth": auth, "busy": busy}[SCENARIO]()
 SERVER.send_signal(signal.SIGTERM)
 SERVER.wait(timeout=60)
 rest = SERVER.stderr.read().strip().splitlines()

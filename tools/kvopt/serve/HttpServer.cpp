@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sstream>
 #include <sys/socket.h>
+#include <system_error>
 #include <thread>
 #include <unistd.h>
 
@@ -41,6 +42,15 @@ std::string errorBody(std::string_view message) {
 void setTimeout(int socket, int option, int seconds) {
   timeval timeout{seconds, 0};
   setsockopt(socket, SOL_SOCKET, option, &timeout, sizeof timeout);
+}
+
+/// Answers a connection the server will not serve with 503 and closes it,
+/// waiting at most a second for the client to take the answer.
+void refuse(int socket, const std::string &why) {
+  setTimeout(socket, SO_SNDTIMEO, 1);
+  HttpExchange busy(socket, false, 1);
+  busy.respond(503, "application/json", errorBody(why));
+  close(socket);
 }
 
 } // namespace
@@ -148,19 +158,24 @@ void HttpServer::serve(const HttpHandler &handler) {
     }
     if (sockets_.size() >= options_.maxConnections) {
       lock.unlock();
-      setTimeout(socket, SO_SNDTIMEO, 1);
-      HttpExchange busy(socket, false, 1);
-      busy.respond(503, "application/json",
-                   errorBody("the server has " +
-                             std::to_string(options_.maxConnections) +
-                             " connections open, its most; try again"));
-      close(socket);
+      refuse(socket, "the server has " +
+                         std::to_string(options_.maxConnections) +
+                         " connections open, its most; try again");
       continue;
     }
     sockets_.insert(socket);
-    std::thread([this, socket, &handler] {
-      connection(socket, handler);
-    }).detach();
+    try {
+      std::thread([this, socket, &handler] {
+        connection(socket, handler);
+      }).detach();
+    } catch (const std::system_error &) {
+      // No thread to be had (a process or memory limit): this client is
+      // told to come back, the server goes on.
+      sockets_.erase(socket);
+      lock.unlock();
+      refuse(socket, "the server cannot start a thread for this connection "
+                     "now; try again");
+    }
   }
   std::unique_lock<std::mutex> lock(mutex_);
   connectionsChanged_.wait(lock, [&] { return sockets_.empty(); });
