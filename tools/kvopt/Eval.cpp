@@ -82,9 +82,6 @@ struct ArtifactResult {
   std::vector<kvrt::LayerFidelity> fidelity;
   PasskeyResult passkey;
 
-  double perplexity() const {
-    return std::exp(scores.total / double(scores.tokens));
-  }
   /// The mean over layers of one measure of fidelity.
   double meanOverLayers(double kvrt::LayerFidelity::*measure) const {
     double sum = 0;
@@ -439,7 +436,7 @@ void printResults(const Evaluation &e, const EvalOptions &o) {
                                     megabytes(r.peakKvBytes)};
     if (e.ppl)
       row.insert(row.end(),
-                 {format("%.4f", r.perplexity()),
+                 {format("%.4f", r.scores.perplexity()),
                   &r == &e.results[0]
                       ? "reference"
                       : format("%+.2f%%", change.percent) +
@@ -581,7 +578,7 @@ bool writeJson(std::ostream &os, const Evaluation &e, const EvalOptions &o) {
       json.endObject();
     }
     if (e.ppl) {
-      json.member("ppl", r.perplexity());
+      json.member("ppl", r.scores.perplexity());
       PplChange change = perplexityChange(e.results[0].scores, r.scores);
       json.member("ppl_change_percent", change.percent);
       json.member("ppl_change_standard_error_percent", change.standardError);
@@ -765,10 +762,6 @@ PplChange perplexityChange(const TokenScores &reference,
     squares += (a[i] - b[i] - mean) * (a[i] - b[i] - mean);
   double meanError = n > 1 ? std::sqrt(squares / (n - 1) / n) : 0;
   return {100.0 * (std::exp(mean) - 1), 100.0 * std::exp(mean) * meanError};
-}
-
-double PerplexityScore::perplexity() const {
-  return std::exp(scores.total / double(scores.tokens));
 }
 
 kvrt::StatusOr<PerplexityScore>

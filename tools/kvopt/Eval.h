@@ -35,7 +35,6 @@ struct PerplexityScore {
   /// coordinate.
   double kvBytesPerToken = 0, bitsPerCoordinate = 0;
   TokenScores scores;
-  double perplexity() const;
 };
 
 /// `kvopt eval ARTIFACT --task ppl --data DATA --context CONTEXT

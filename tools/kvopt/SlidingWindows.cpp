@@ -8,6 +8,10 @@
 
 namespace kvopt::cli {
 
+double TokenScores::perplexity() const {
+  return std::exp(total / double(tokens));
+}
+
 std::vector<Window> slidingWindows(int64_t tokens, int64_t context,
                                    int64_t stride) {
   std::vector<Window> windows;

@@ -45,6 +45,9 @@ struct TokenScores {
   /// Their sum, and how many tokens were scored.
   double total = 0;
   uint64_t tokens = 0;
+
+  /// exp of the mean negative log-likelihood of the scored tokens.
+  double perplexity() const;
 };
 
 /// Runs `windows` over `tokens` on `engine`, up to `batch` windows at a time

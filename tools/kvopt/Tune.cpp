@@ -215,7 +215,7 @@ int runTune(TuneOptions o) {
                 format("%.2fx", reference.score.kvBytesPerToken /
                                     s.score.kvBytesPerToken)
                     .c_str(),
-                s.score.perplexity(),
+                s.score.scores.perplexity(),
                 &s == &reference ? "reference"
                                  : (format("%+.2f%%", s.change.percent) +
                                     format(" (%.2f%%)", s.change.standardError))

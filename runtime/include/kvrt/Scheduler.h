@@ -57,15 +57,13 @@ public:
   /// next iteration and then reports the end.
   void cancel() { cancelled_ = true; }
   bool cancelled() const { return cancelled_; }
-  size_t promptTokens() const { return promptTokens_; }
 
 private:
   friend class Scheduler;
-  explicit Request(size_t promptTokens) : promptTokens_(promptTokens) {}
+  Request() = default;
   void deliver(int32_t token);
   void finish(StopReason reason, Status error = Status::ok());
 
-  const size_t promptTokens_;
   std::atomic<bool> cancelled_{false};
   std::mutex mutex_;
   std::condition_variable changed_;

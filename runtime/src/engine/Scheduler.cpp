@@ -52,7 +52,7 @@ void Scheduler::shutdown() {
 }
 
 StatusOr<std::shared_ptr<Request>> Scheduler::submit(Generation generation) {
-  std::shared_ptr<Request> request(new Request(generation.prompt().size()));
+  std::shared_ptr<Request> request(new Request());
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_)
