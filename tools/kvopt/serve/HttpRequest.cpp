@@ -1,6 +1,8 @@
 //===- HttpRequest.cpp ----------------------------------------------------===//
 #include "tools/kvopt/serve/HttpRequest.h"
 
+#include "kvrt/Quote.h"
+
 #include <algorithm>
 #include <cstdint>
 
@@ -52,16 +54,6 @@ std::string_view trim(std::string_view text) {
   return text;
 }
 
-/// Shows a refused piece of the request: printable, at most 40 bytes.
-std::string quoted(std::string_view text) {
-  std::string out = "\"";
-  for (size_t i = 0; i < text.size() && i < 40; ++i) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    out += c >= 0x20 && c < 0x7F ? char(c) : '?';
-  }
-  return out + (text.size() > 40 ? "...\"" : "\"");
-}
-
 HttpParse refuse(int status, std::string error) {
   HttpParse parse;
   parse.state = HttpParse::State::Refused;
@@ -104,27 +96,27 @@ HttpParse parseHttpRequest(std::string_view bytes, const HttpLimits &limits) {
                                                    : line.find(' ', space1 + 1);
   if (space2 == std::string_view::npos ||
       line.find(' ', space2 + 1) != std::string_view::npos)
-    return refuse(400, "the request line " + quoted(line) +
+    return refuse(400, "the request line " + kvrt::quote(line) +
                            " is not METHOD, path and version separated by "
                            "single spaces");
   std::string_view method = line.substr(0, space1);
   std::string_view target = line.substr(space1 + 1, space2 - space1 - 1);
   std::string_view version = line.substr(space2 + 1);
   if (!isToken(method))
-    return refuse(400, "the method " + quoted(method) + " is not a token");
+    return refuse(400, "the method " + kvrt::quote(method) + " is not a token");
   if (target.empty() || target[0] != '/')
-    return refuse(400, "the request target " + quoted(target) +
+    return refuse(400, "the request target " + kvrt::quote(target) +
                            " is not a path starting with /");
   for (char c : target)
     if (static_cast<unsigned char>(c) <= 0x20 ||
         static_cast<unsigned char>(c) >= 0x7F)
-      return refuse(400, "the request target " + quoted(target) +
+      return refuse(400, "the request target " + kvrt::quote(target) +
                              " holds a byte outside visible ASCII");
   if (version != "HTTP/1.1" && version != "HTTP/1.0") {
     if (version.substr(0, 5) == "HTTP/")
       return refuse(505, "this server speaks HTTP/1.1 and HTTP/1.0, not " +
-                             quoted(version));
-    return refuse(400, "the request line ends in " + quoted(version) +
+                             kvrt::quote(version));
+    return refuse(400, "the request line ends in " + kvrt::quote(version) +
                            ", not an HTTP version");
   }
   request.method = std::string(method);
@@ -149,17 +141,17 @@ HttpParse parseHttpRequest(std::string_view bytes, const HttpLimits &limits) {
     size_t colon = field.find(':');
     if (colon == std::string_view::npos)
       return refuse(400, "header line " + std::to_string(lineNumber) + " " +
-                             quoted(field) + " has no colon");
+                             kvrt::quote(field) + " has no colon");
     std::string_view name = field.substr(0, colon);
     if (!isToken(name))
       return refuse(400, "header line " + std::to_string(lineNumber) +
-                             " has the name " + quoted(name) +
+                             " has the name " + kvrt::quote(name) +
                              ", which is not a token (no spaces before the "
                              "colon)");
     std::string_view value = trim(field.substr(colon + 1));
     if (!isFieldValue(value))
-      return refuse(400,
-                    "header " + quoted(name) + " holds a control character");
+      return refuse(400, "header " + kvrt::quote(name) +
+                             " holds a control character");
     std::string key = lower(name);
     if (key == "transfer-encoding")
       return refuse(501, "Transfer-Encoding is not accepted in requests; "
@@ -167,7 +159,7 @@ HttpParse parseHttpRequest(std::string_view bytes, const HttpLimits &limits) {
     if (key == "content-length") {
       if (value.empty() || value.size() > 19 ||
           value.find_first_not_of("0123456789") != std::string_view::npos)
-        return refuse(400, "Content-Length " + quoted(value) +
+        return refuse(400, "Content-Length " + kvrt::quote(value) +
                                " is not a decimal number of bytes");
       uint64_t parsed = 0;
       for (char c : value)

@@ -2,6 +2,7 @@
 #include "tools/kvopt/serve/OpenAiRequest.h"
 
 #include "kvrt/Json.h"
+#include "kvrt/Quote.h"
 
 #include <cmath>
 #include <sstream>
@@ -24,24 +25,6 @@ std::string shown(const Value &value) {
     return "null";
   return std::string(value.isArray() || value.isObject() ? "an " : "a ") +
          Value::kindName(value.kind());
-}
-
-/// A name the request gave (a field, a model), fit for a one-line sentence:
-/// control characters as '?', at most 64 bytes (cut between characters).
-std::string printable(std::string_view text) {
-  constexpr size_t kMost = 64;
-  bool cut = text.size() > kMost;
-  if (cut) {
-    size_t end = kMost;
-    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
-      --end;
-    text = text.substr(0, end);
-  }
-  std::string out(text);
-  for (char &c : out)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F)
-      c = '?';
-  return cut ? out + "..." : out;
 }
 
 /// Reads the members of one request object; the first problem wins.
@@ -204,8 +187,8 @@ bool readMessages(FieldReader &reader, const Value &value,
         if (!field.isString())
           return reader.fail("messages", "`" + at + ".name` must be a string");
       } else {
-        return reader.fail("messages", "`" + at + "." + printable(key) +
-                                           "` is not supported by kvopt "
+        return reader.fail("messages", kvrt::quote(at + "." + key) +
+                                           " is not supported by kvopt "
                                            "serve (messages carry role and "
                                            "content)");
       }
@@ -273,9 +256,9 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
       if (reader.string(key, value, model) && model != servedModel) {
         error.status = 404;
         error.code = "model_not_found";
-        reader.fail(key, "the model `" + printable(model) +
-                             "` does not exist; this server serves `" +
-                             std::string(servedModel) + "`");
+        reader.fail(key, "the model " + kvrt::quote(model) +
+                             " does not exist; this server serves " +
+                             kvrt::quote(servedModel));
       }
     } else if (key == "prompt" && !chat) {
       havePrompt = readPrompt(reader, value, request);
@@ -336,10 +319,9 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
       reader.neutral(key, value, value.isObject() && value.members().empty(),
                      "{}");
     } else {
-      reader.fail(key, "`" + printable(key) +
-                           "` is not a field kvopt serve reads in a " +
-                           (chat ? "chat completion" : "completion") +
-                           " request");
+      reader.fail(key,
+                  kvrt::quote(key) + " is not a field kvopt serve reads in a " +
+                      (chat ? "chat completion" : "completion") + " request");
     }
   }
   if (reader.failed())

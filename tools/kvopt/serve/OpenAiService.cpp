@@ -6,6 +6,7 @@
 
 #include "kvrt/Artifact.h"
 #include "kvrt/Generation.h"
+#include "kvrt/Quote.h"
 
 #include <chrono>
 #include <ctime>
@@ -231,13 +232,9 @@ void OpenAiService::handle(const HttpRequest &request, HttpExchange &exchange) {
   if (!route) {
     ApiError error;
     error.status = 404;
-    // The path is visible ASCII (HttpRequest.cpp) but may be long.
-    error.message =
-        "there is no endpoint " +
-        (request.path.size() > 64 ? request.path.substr(0, 64) + "..."
-                                  : request.path) +
-        "; kvopt serve answers /health, /metrics, /v1/models, "
-        "/v1/completions and /v1/chat/completions";
+    error.message = "there is no endpoint " + kvrt::quote(request.path) +
+                    "; kvopt serve answers /health, /metrics, /v1/models, "
+                    "/v1/completions and /v1/chat/completions";
     return respondError(exchange, error);
   }
   if (request.method != route->method) {

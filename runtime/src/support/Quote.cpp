@@ -1,11 +1,11 @@
 //===- Quote.cpp - Names from a file, safe to put in a message ------------===//
-#include "compiler/import/formats/Quote.h"
+#include "kvrt/Quote.h"
 
 #include "kvrt/Json.h"
 
 #include <cstdio>
 
-namespace kvopt::formats {
+namespace kvrt {
 
 namespace {
 /// Longer names are cut: a message names a field, it does not dump it.
@@ -41,4 +41,4 @@ std::string quote(std::string_view text) {
   return out + "'";
 }
 
-} // namespace kvopt::formats
+} // namespace kvrt
