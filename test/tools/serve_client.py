@@ -9,6 +9,8 @@ code and last stderr line.
   serve_client.py KVOPT ARTIFACT chat   # an instruct model's chat endpoint
   serve_client.py KVOPT ARTIFACT auth   # --api-key: /v1/ needs the key
   serve_client.py KVOPT ARTIFACT busy   # --max-connections 1: 503 past it
+  serve_client.py KVOPT ARTIFACT preempt  # --cache-tokens 64: preempted
+                                          # requests answer as alone
 """
 import http.client
 import json
@@ -28,7 +30,8 @@ def start():
     environment = dict(os.environ)
     if SCENARIO == "auth":
         environment["KVOPT_API_KEY"] = "s3cret"
-    extra = ["--max-connections", "1"] if SCENARIO == "busy" else []
+    extra = {"busy": ["--max-connections", "1"],
+             "preempt": ["--cache-tokens", "64"]}.get(SCENARIO, [])
     server = subprocess.Popen(
         [KVOPT, "serve", ARTIFACT, "--port", "0", "--threads", "2",
          "--max-batch", "4", "--model-name", "m"] + extra,
@@ -97,13 +100,32 @@ def kvopt_run(prompt, tokens):
         capture_output=True, text=True, check=True).stdout.rstrip("\n")
 
 
+PROMPTS = ["Once upon a time", "Tom and Sue went", "The cat",
+           "One day, a little bird", "Lily liked to", "Max had a big"]
+
+
+def answered_as_alone(bodies):
+    """(how many, of how many) completions sent all at once answer as each
+    did alone."""
+    alone = [complete(b)["choices"][0]["text"] for b in bodies]
+    together = [None] * len(bodies)
+
+    def ask(i):
+        together[i] = complete(bodies[i])["choices"][0]["text"]
+    threads = [threading.Thread(target=ask, args=(i,))
+               for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(a == b for a, b in zip(alone, together)), len(bodies)
+
+
 def tiny():
-    prompts = ["Once upon a time", "Tom and Sue went", "The cat",
-               "One day, a little bird", "Lily liked to", "Max had a big"]
     greedy = {"temperature": 0, "ignore_eos": True}
-    answer = complete(dict(greedy, prompt=prompts[0], max_tokens=20))
+    answer = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=20))
     text = answer["choices"][0]["text"]
-    print("completion equals kvopt run:", text == kvopt_run(prompts[0], 20))
+    print("completion equals kvopt run:", text == kvopt_run(PROMPTS[0], 20))
     print("finish:", answer["choices"][0]["finish_reason"],
           "usage:", json.dumps(answer["usage"], sort_keys=True))
 
@@ -117,7 +139,7 @@ def tiny():
                                         r"decode_tokens_total) ", line)))
 
     events = stream("/v1/completions",
-                    dict(greedy, prompt=prompts[0], max_tokens=20,
+                    dict(greedy, prompt=PROMPTS[0], max_tokens=20,
                          stream_options={"include_usage": True}))
     chunks = [json.loads(e) for e in events[:-1]]
     streamed = "".join(c["choices"][0]["text"] for c in chunks[:-1])
@@ -126,30 +148,17 @@ def tiny():
           json.dumps(chunks[-1]["usage"], sort_keys=True), events[-1])
 
     # Requests at once, more than --max-batch: each gets what it gets alone.
-    alone = [complete(dict(greedy, prompt=p, max_tokens=8 + 3 * i))
-             for i, p in enumerate(prompts)]
-    together = [None] * len(prompts)
+    print("concurrent answers equal to alone: %d of %d" % answered_as_alone(
+        [dict(greedy, prompt=p, max_tokens=8 + 3 * i)
+         for i, p in enumerate(PROMPTS)]))
 
-    def ask(i):
-        together[i] = complete(dict(greedy, prompt=prompts[i],
-                                    max_tokens=8 + 3 * i))
-    threads = [threading.Thread(target=ask, args=(i,))
-               for i in range(len(prompts))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    same = sum(a["choices"][0]["text"] == b["choices"][0]["text"]
-               for a, b in zip(alone, together))
-    print("concurrent answers equal to alone: %d of %d" % (same, len(prompts)))
-
-    sampled = dict(prompt=prompts[1], max_tokens=16, temperature=0.9, seed=7)
+    sampled = dict(prompt=PROMPTS[1], max_tokens=16, temperature=0.9, seed=7)
     print("a seed repeats its sample:",
           complete(sampled)["choices"][0]["text"] ==
           complete(sampled)["choices"][0]["text"])
 
     cut = text.split()[3]
-    stopped = complete(dict(greedy, prompt=prompts[0], max_tokens=20,
+    stopped = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=20,
                             stop=[cut]))["choices"][0]
     print("stop string cuts:", text.startswith(stopped["text"]) and
           cut not in stopped["text"], stopped["finish_reason"])
@@ -159,14 +168,14 @@ def tiny():
 
     # A client that leaves mid-stream frees its place; the server goes on.
     s = socket.create_connection(("127.0.0.1", PORT))
-    body = json.dumps(dict(greedy, prompt=prompts[2], max_tokens=400,
+    body = json.dumps(dict(greedy, prompt=PROMPTS[2], max_tokens=400,
                            stream=True)).encode()
     s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
               b"Content-Length: %d\r\n\r\n" % len(body) + body)
     s.recv(100)
     s.close()
     print("after a client left:",
-          complete(dict(greedy, prompt=prompts[3], max_tokens=3))
+          complete(dict(greedy, prompt=PROMPTS[3], max_tokens=3))
           ["choices"][0]["finish_reason"])
 
     print(error("/v1/completions", "{\"prompt\": "))
@@ -217,6 +226,30 @@ def auth():
     print("health without a key:", connection.getresponse().status)
 
 
+def metric(name):
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+    connection.request("GET", "/metrics")
+    lines = connection.getresponse().read().decode().splitlines()
+    connection.close()
+    return next(int(line.split()[1]) for line in lines
+                if line.startswith("kvopt_" + name + " "))
+
+
+def preempt():
+    # Four pages of 16 tokens a layer: each request fits alone, four at once
+    # do not, so some are preempted and prefilled again.
+    greedy = {"temperature": 0, "ignore_eos": True}
+    print("answers equal to alone: %d of %d" % answered_as_alone(
+        [dict(greedy, prompt=p, max_tokens=20 + 2 * i)
+         for i, p in enumerate(PROMPTS)]))
+    print("preempted:", metric("preemptions_total") > 0,
+          "recomputed:", metric("recomputed_tokens_total") > 0)
+    # More than the whole cache: it ends with the cache's sentence.
+    status, answer = post("/v1/completions",
+                          dict(greedy, prompt=PROMPTS[0], max_tokens=100))
+    print(status, answer["error"]["message"])
+
+
 def busy():
     holder = socket.create_connection(("127.0.0.1", PORT))
     time.sleep(0.2)  # Accepted: the one connection allowed is open.
@@ -231,7 +264,8 @@ def busy():
     print("after it closed:", answer)
 
 
-{"tiny": tiny, "chat": chat, "auth": auth, "busy": busy}[SCENARIO]()
+{"tiny": tiny, "chat": chat, "auth": auth, "busy": busy,
+ "preempt": preempt}[SCENARIO]()
 SERVER.send_signal(signal.SIGTERM)
 SERVER.wait(timeout=60)
 rest = SERVER.stderr.read().strip().splitlines()

@@ -94,17 +94,18 @@ int runServe(const ServeOptions &o) {
       });
   stopper.join();
   kvrt::SchedulerStats s = scheduler.stats();
-  std::fprintf(
-      stderr,
-      "kvopt serve: %llu requests finished | %llu prompt tokens, %llu "
-      "tokens decoded in %llu steps (%.2f sequences a step) | engine busy "
-      "%.1f s\n",
-      static_cast<unsigned long long>(s.finishedRequests),
-      static_cast<unsigned long long>(s.promptTokens),
-      static_cast<unsigned long long>(s.decodeRows),
-      static_cast<unsigned long long>(s.decodeSteps),
-      s.decodeSteps ? double(s.decodeRows) / double(s.decodeSteps) : 0.0,
-      s.engine.prefillSeconds + s.engine.decodeSeconds);
+  std::fprintf(stderr,
+               "kvopt serve: %llu requests finished | %llu prompt tokens, %llu "
+               "tokens decoded in %llu steps (%.2f sequences a step) | %llu "
+               "preemptions | engine busy %.1f s\n",
+               static_cast<unsigned long long>(s.finishedRequests),
+               static_cast<unsigned long long>(s.promptTokens),
+               static_cast<unsigned long long>(s.decodeRows),
+               static_cast<unsigned long long>(s.decodeSteps),
+               s.decodeSteps ? double(s.decodeRows) / double(s.decodeSteps)
+                             : 0.0,
+               static_cast<unsigned long long>(s.preemptions),
+               s.engine.prefillSeconds + s.engine.decodeSeconds);
   return 0;
 }
 } // namespace
@@ -139,6 +140,11 @@ void addServeCommand(CLI::App &app, int &exitCode) {
   sub->add_option("--max-connections", o->http.maxConnections,
                   "Open connections at most; more get 503")
       ->check(CLI::Range(size_t(1), size_t(65536)))
+      ->capture_default_str();
+  sub->add_option("--cache-tokens", o->engine.cacheTokens,
+                  "Tokens each layer's KV cache holds over all sequences "
+                  "(0: four of the model's full context); when full, the "
+                  "request that came last is preempted and recomputed later")
       ->capture_default_str();
   addEngineOptions(*sub, o->engine);
   sub->callback([o, &exitCode] { exitCode = runServe(*o); });

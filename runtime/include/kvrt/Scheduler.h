@@ -7,6 +7,13 @@
 // row for every running sequence. Each request's tokens reach its owner through
 // a Request as they are sampled; the owner may cancel it at any time.
 //
+// When the KV cache has no room for an iteration's batch, the request that
+// arrived last is preempted, as vLLM does by default: its sequence is freed
+// and it waits at the head of the queue, to be prefilled again (prompt and
+// tokens so far) once a running request has ended. Its owner sees nothing
+// but the delay. A request that does not fit the cache alone ends with the
+// cache's sentence.
+//
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_SCHEDULER_H
 #define KVRT_SCHEDULER_H
@@ -75,11 +82,15 @@ private:
 struct SchedulerStats {
   size_t running = 0, waiting = 0;
   uint64_t finishedRequests = 0;
-  /// Prompt tokens prefilled.
+  /// Tokens prefilled: prompts, and the contexts of preempted requests
+  /// again.
   uint64_t promptTokens = 0;
   /// Engine calls with at least one decode row, and those rows (each a
   /// generated token fed back).
   uint64_t decodeSteps = 0, decodeRows = 0;
+  /// Requests sent back to the queue for want of cache room, and the cached
+  /// tokens they dropped (prefilled again when they come back).
+  uint64_t preemptions = 0, recomputedTokens = 0;
   /// The engine's own counters: a call that mixes decode rows with prompt
   /// chunks counts there as a prefill.
   EngineStats engine;
@@ -109,9 +120,14 @@ private:
   struct Running {
     std::shared_ptr<Request> request;
     Generation generation;
+    /// Submission order: the last to arrive is the first preempted.
+    uint64_t arrival = 0;
     /// 0 until the engine has a sequence for it.
     SequenceId sequence = 0;
-    /// Prompt tokens already in the engine.
+    /// What its sequence must hold before it decodes: the prompt, or after
+    /// a preemption the prompt and every token emitted since.
+    std::vector<int32_t> context;
+    /// Tokens of `context` already in the engine.
     size_t prefilled = 0;
     /// The last emitted token, which the next decode step feeds.
     std::optional<int32_t> next;
@@ -127,10 +143,15 @@ private:
   /// Runs one engine call of one row group per entry of `rows` and returns
   /// the next token of each row in `wanted` (the others' are not sampled):
   /// on failure, the rows one call each, so that an error ends only the
-  /// request that caused it.
-  std::vector<std::optional<int32_t>>
-  runRows(const std::vector<SequenceTokens> &batch,
+  /// request that caused it. Nothing, when the cache had no room for the
+  /// batch and `running` held a request to preempt (it was).
+  std::optional<std::vector<std::optional<int32_t>>>
+  runRows(std::vector<Running> &running,
+          const std::vector<SequenceTokens> &batch,
           const std::vector<Running *> &rows, const std::vector<bool> &wanted);
+  /// Frees the sequence of the running request that arrived last and
+  /// queues it first; false when fewer than two are running.
+  bool preempt(std::vector<Running> &running);
   /// Handles a sampled token: emits it or ends the request.
   void accept(Running &r, int32_t token);
   void end(Running &r, StopReason reason, Status error = Status::ok());
@@ -142,6 +163,11 @@ private:
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Running> waiting_;
+  uint64_t arrivals_ = 0;
+  /// The scheduling thread's: set by a preemption, cleared when a request
+  /// that held a sequence ends. No admission meanwhile, or the preempted
+  /// request would come straight back.
+  bool cacheBound_ = false;
   bool stopping_ = false;
   SchedulerStats stats_;
   std::thread thread_;

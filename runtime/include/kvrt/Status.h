@@ -23,8 +23,17 @@ public:
     s.message_ = std::move(message);
     return s;
   }
+  /// A batch the KV cache (or an offload budget) has no room for right now:
+  /// nothing was stored, and the same batch may fit once sequences end or
+  /// are preempted (kvrt::Scheduler does).
+  static Status cacheFull(std::string message) {
+    Status s = error(std::move(message));
+    s.cacheFull_ = true;
+    return s;
+  }
 
   bool isOk() const { return !message_.has_value(); }
+  bool isCacheFull() const { return cacheFull_; }
   explicit operator bool() const { return isOk(); }
   const std::string &message() const {
     assert(message_ && "message() of an ok Status");
@@ -33,6 +42,7 @@ public:
 
 private:
   std::optional<std::string> message_;
+  bool cacheFull_ = false;
 };
 
 /// A value or the Status explaining why there is none.

@@ -78,7 +78,7 @@ PagedCache::reserve(const std::vector<std::pair<uint64_t, uint64_t>> &tokens) {
     const Layer &layer = layers_[l];
     uint64_t available = layer.shape.capacityPages - layer.inUse;
     if (needed[l] > available)
-      return Status::error(
+      return Status::cacheFull(
           "KV cache pool exhausted: layer " + std::to_string(l) + " needs " +
           std::to_string(needed[l]) + " more pages of " +
           std::to_string(layer.shape.pageSize) + " tokens but " +

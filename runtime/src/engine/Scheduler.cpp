@@ -61,7 +61,7 @@ StatusOr<std::shared_ptr<Request>> Scheduler::submit(Generation generation) {
       return Status::error(std::to_string(waiting_.size()) +
                            " requests are already waiting, the most this "
                            "server queues");
-    waiting_.push_back(Running{request, std::move(generation)});
+    waiting_.push_back(Running{request, std::move(generation), arrivals_++});
     stats_.waiting = waiting_.size();
   }
   wake_.notify_all();
@@ -114,13 +114,16 @@ bool Scheduler::admit(std::vector<Running> &running) {
     });
     if (stopping_)
       return false;
-    while (running.size() < options_.maxBatch && !waiting_.empty()) {
+    while (!cacheBound_ && running.size() < options_.maxBatch &&
+           !waiting_.empty()) {
       running.push_back(std::move(waiting_.front()));
       waiting_.pop_front();
     }
   }
   for (size_t i = before; i < running.size(); ++i) {
     Running &r = running[i];
+    if (r.context.empty())
+      r.context = r.generation.prompt();
     if (r.generation.empty()) {
       end(r, StopReason::MaxTokens);
       continue;
@@ -135,10 +138,9 @@ bool Scheduler::admit(std::vector<Running> &running) {
   return true;
 }
 
-std::vector<std::optional<int32_t>>
-Scheduler::runRows(const std::vector<SequenceTokens> &batch,
-                   const std::vector<Running *> &rows,
-                   const std::vector<bool> &wanted) {
+std::optional<std::vector<std::optional<int32_t>>> Scheduler::runRows(
+    std::vector<Running> &running, const std::vector<SequenceTokens> &batch,
+    const std::vector<Running *> &rows, const std::vector<bool> &wanted) {
   std::vector<std::optional<int32_t>> next(rows.size());
   // Greedy rows only: the engine picks the tokens (on a GPU the logits then
   // stay on the device).
@@ -163,8 +165,10 @@ Scheduler::runRows(const std::vector<SequenceTokens> &batch,
     return Status::ok();
   };
   Status status = call(batch, 0);
-  if (status.ok())
+  if (status.isOk())
     return next;
+  if (status.isCacheFull() && preempt(running))
+    return std::nullopt;
   if (batch.size() == 1) {
     end(*rows[0], StopReason::Cancelled, status);
     return next;
@@ -173,10 +177,48 @@ Scheduler::runRows(const std::vector<SequenceTokens> &batch,
   // that fails by running each alone.
   for (size_t e = 0; e < batch.size(); ++e) {
     Status alone = call({batch[e]}, e);
-    if (!alone.ok())
+    if (!alone.isOk())
       end(*rows[e], StopReason::Cancelled, alone);
   }
   return next;
+}
+
+bool Scheduler::preempt(std::vector<Running> &running) {
+  auto live = [](const Running &r) { return !r.ended; };
+  if (std::count_if(running.begin(), running.end(), live) < 2)
+    return false;
+  auto victim = running.end();
+  for (auto r = running.begin(); r != running.end(); ++r)
+    if (live(*r) && (victim == running.end() || r->arrival > victim->arrival))
+      victim = r;
+  uint64_t held = 0;
+  if (victim->sequence != 0) {
+    held = uint64_t(engine_.sequenceLength(victim->sequence).value());
+    (void)engine_.removeSequence(victim->sequence);
+    victim->sequence = 0;
+  }
+  // The token it would feed next is the context's last: prefilling the
+  // whole context samples the token after it, as that decode row would.
+  victim->context = victim->generation.prompt();
+  const std::vector<int32_t> &generated = victim->generation.generated();
+  victim->context.insert(victim->context.end(), generated.begin(),
+                         generated.end());
+  victim->prefilled = 0;
+  victim->next.reset();
+  cacheBound_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.preemptions;
+    stats_.recomputedTokens += held;
+    // Ahead of every request that arrived after it.
+    auto place =
+        std::find_if(waiting_.begin(), waiting_.end(), [&](const Running &w) {
+          return w.arrival > victim->arrival;
+        });
+    waiting_.insert(place, std::move(*victim));
+  }
+  running.erase(victim);
+  return true;
 }
 
 void Scheduler::iterate(std::vector<Running> &running) {
@@ -196,23 +238,28 @@ void Scheduler::iterate(std::vector<Running> &running) {
   }
   size_t budget = options_.prefillChunk, promptTokens = 0;
   for (Running &r : running) {
-    const std::vector<int32_t> &prompt = r.generation.prompt();
-    if (r.ended || r.prefilled == prompt.size() || budget == 0)
+    const std::vector<int32_t> &context = r.context;
+    if (r.ended || r.prefilled == context.size() || budget == 0)
       continue;
-    size_t count = std::min(prompt.size() - r.prefilled, budget);
+    size_t count = std::min(context.size() - r.prefilled, budget);
     budget -= count;
     promptTokens += count;
-    batch.push_back({r.sequence,
-                     std::vector<int32_t>(prompt.begin() + r.prefilled,
-                                          prompt.begin() + r.prefilled + count),
-                     false});
+    batch.push_back(
+        {r.sequence,
+         std::vector<int32_t>(context.begin() + r.prefilled,
+                              context.begin() + r.prefilled + count),
+         false});
     rows.push_back(&r);
-    // Only a prompt's last chunk gives a token to sample.
-    wanted.push_back(r.prefilled + count == prompt.size());
+    // Only a context's last chunk gives a token to sample.
+    wanted.push_back(r.prefilled + count == context.size());
   }
   if (batch.empty())
     return;
-  std::vector<std::optional<int32_t>> next = runRows(batch, rows, wanted);
+  std::optional<std::vector<std::optional<int32_t>>> sampled =
+      runRows(running, batch, rows, wanted);
+  if (!sampled)
+    return; // A request was preempted: `rows` no longer holds.
+  const std::vector<std::optional<int32_t>> &next = *sampled;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.promptTokens += promptTokens;
@@ -247,8 +294,10 @@ void Scheduler::end(Running &r, StopReason reason, Status error) {
   if (r.ended)
     return;
   r.ended = true;
-  if (r.sequence != 0)
+  if (r.sequence != 0) {
     (void)engine_.removeSequence(r.sequence);
+    cacheBound_ = false;
+  }
   // Counted before the owner hears of it, so that its stats() show it.
   EngineStats engineStats = engine_.stats();
   {

@@ -10,7 +10,7 @@ Status LayerOffload::admit(uint64_t decodeRows) const {
   uint64_t most = decodeRows * topBlocks_ * kvHeads_;
   if (most <= pages_.slots())
     return Status::ok();
-  return Status::error(
+  return Status::cacheFull(
       "layer " + std::to_string(layer_) + " is offloaded with room for " +
       std::to_string(pages_.slots()) + " KV-head pages on the device, but " +
       std::to_string(decodeRows) + " decode " +

@@ -54,10 +54,12 @@ TEST(PageLedger, ReservesAllOrNothingInTokenOrder) {
   // Room reserved is not reserved again; more pages than are free: none.
   ASSERT_TRUE(ledger.reserve({{1, 15}}));
   EXPECT_EQ(ledger.pages(1).size(), 2u);
-  EXPECT_EQ(ledger.reserve({{1, 16}, {2, 48}}).message(),
+  Status full = ledger.reserve({{1, 16}, {2, 48}});
+  EXPECT_EQ(full.message(),
             "the device KV cache is full: the batch needs 4 more pages of 16 "
             "tokens and 2 are free; raise EngineOptions::cacheTokens or "
             "finish sequences");
+  EXPECT_TRUE(full.isCacheFull()) << "a scheduler could not preempt for it";
   EXPECT_EQ(ledger.pages(1).size(), 2u);
   EXPECT_EQ(ledger.pages(2).size(), 1u);
   EXPECT_EQ(ledger.pagesInUse(), 3u);

@@ -126,6 +126,7 @@ TEST(PagedCache, ExhaustionIsAnErrorThatChangesNothing) {
             "KV cache pool exhausted: layer 0 needs 3 more pages of 4 tokens "
             "but 2 of its 3 are free; remove finished sequences or raise "
             "EngineOptions::cacheTokens");
+  EXPECT_TRUE(s.isCacheFull()) << "a scheduler could not preempt for it";
   EXPECT_EQ(cache.bytesInUse(), before);
   EXPECT_EQ(cache.pages(0, 2).size(), 0u);
   EXPECT_EQ(cache.pages(0, 1).size(), 1u);

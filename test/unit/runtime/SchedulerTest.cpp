@@ -64,19 +64,21 @@ GenerateOptions tokens(int64_t n) {
   return options;
 }
 
-TEST(Scheduler, BatchedRequestsGetTheTokensEachGetsAlone) {
-  std::shared_ptr<const Artifact> artifact = tinyStories();
-  struct Case {
-    std::vector<int32_t> prompt;
-    GenerateOptions options;
-  };
+struct Case {
+  std::vector<int32_t> prompt;
+  GenerateOptions options;
+};
+
+/// Prompts of 1 to 12 tokens and 5 to 31 new tokens, greedy, sampled and
+/// with a repetition penalty.
+std::vector<Case> mixedCases() {
   GenerateOptions sampled = tokens(20);
   sampled.sampling.temperature = 0.9f;
   sampled.sampling.topP = 0.9f;
   sampled.sampling.seed = 11;
   GenerateOptions penalised = tokens(12);
   penalised.sampling.repetitionPenalty = 1.3f;
-  std::vector<Case> cases = {
+  return {
       {kStory, tokens(24)},
       {kTom, tokens(5)},
       {std::vector<int32_t>(kStory.begin(), kStory.begin() + 3), tokens(31)},
@@ -84,18 +86,28 @@ TEST(Scheduler, BatchedRequestsGetTheTokensEachGetsAlone) {
       {kStory, penalised},
       {{1}, tokens(9)},
   };
-  std::vector<GenerateResult> alone;
-  {
-    std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
-    for (const Case &c : cases)
-      alone.push_back(engine->generate(c.prompt, c.options).value());
-  }
-  // Two places and chunks of 5 prompt tokens: requests wait, join running
-  // ones and are prefilled beside others' decode steps.
+}
+
+/// What Engine::generate gives each case alone.
+std::vector<GenerateResult> alone(std::shared_ptr<const Artifact> artifact,
+                                  const std::vector<Case> &cases) {
+  std::vector<GenerateResult> results;
   std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
-  SchedulerOptions options;
-  options.maxBatch = 2;
-  options.prefillChunk = 5;
+  for (const Case &c : cases)
+    results.push_back(engine->generate(c.prompt, c.options).value());
+  return results;
+}
+
+/// Submits mixedCases() at once to a scheduler of `options` over an engine
+/// of `engineOptions`, checks that each gets the tokens it gets alone and
+/// that every sequence was freed, and returns the scheduler's counters.
+SchedulerStats expectEachGetsItsTokensAlone(const SchedulerOptions &options,
+                                            EngineOptions engineOptions = {}) {
+  std::shared_ptr<const Artifact> artifact = tinyStories();
+  std::vector<Case> cases = mixedCases();
+  std::vector<GenerateResult> expected = alone(artifact, cases);
+  std::unique_ptr<Engine> engine =
+      test::engineOrDie(artifact, std::move(engineOptions));
   Scheduler scheduler(*engine, options);
   std::vector<std::shared_ptr<Request>> requests;
   for (const Case &c : cases)
@@ -103,14 +115,72 @@ TEST(Scheduler, BatchedRequestsGetTheTokensEachGetsAlone) {
   for (size_t i = 0; i < cases.size(); ++i) {
     SCOPED_TRACE("request " + std::to_string(i));
     Finished finished = collect(*requests[i]);
-    EXPECT_TRUE(finished.error.isOk());
-    EXPECT_EQ(finished.tokens, alone[i].tokens);
-    EXPECT_EQ(finished.reason, alone[i].reason);
+    EXPECT_TRUE(finished.error.isOk()) << finished.error.message();
+    EXPECT_EQ(finished.tokens, expected[i].tokens);
+    EXPECT_EQ(finished.reason, expected[i].reason);
   }
   SchedulerStats stats = scheduler.stats();
   EXPECT_EQ(stats.finishedRequests, cases.size());
-  EXPECT_GT(stats.decodeRows, stats.decodeSteps) << "no step ran two rows";
   EXPECT_EQ(stats.engine.kvBytesInUse, 0u) << "a sequence was not freed";
+  return stats;
+}
+
+TEST(Scheduler, BatchedRequestsGetTheTokensEachGetsAlone) {
+  // Two places and chunks of 5 prompt tokens: requests wait, join running
+  // ones and are prefilled beside others' decode steps.
+  SchedulerOptions options;
+  options.maxBatch = 2;
+  options.prefillChunk = 5;
+  SchedulerStats stats = expectEachGetsItsTokensAlone(options);
+  EXPECT_GT(stats.decodeRows, stats.decodeSteps) << "no step ran two rows";
+}
+
+TEST(Scheduler, ACacheTooSmallForTheBatchPreemptsAndRecomputes) {
+  // Four pages of 16 tokens a layer: any request fits alone (36 tokens at
+  // most), four at once do not. The cache is bf16, so a context prefilled
+  // again holds what its decode steps had stored, and the tokens stay
+  // exactly those of each request alone.
+  EngineOptions small;
+  small.cacheTokens = 64;
+  SchedulerOptions options;
+  options.maxBatch = 4;
+  options.prefillChunk = 7;
+  SchedulerStats stats = expectEachGetsItsTokensAlone(options, small);
+  EXPECT_GT(stats.preemptions, 0u);
+  EXPECT_GT(stats.recomputedTokens, 0u);
+}
+
+TEST(Scheduler, ARequestTheCacheCannotHoldAloneEndsWithItsSentence) {
+  std::shared_ptr<const Artifact> artifact = tinyStories();
+  std::vector<Case> cases = {{kStory, tokens(40)}, {kTom, tokens(6)}};
+  std::vector<GenerateResult> expected = alone(artifact, cases);
+  // Two pages a layer: the first request outgrows them with the second
+  // preempted, and ends; the second then runs alone.
+  EngineOptions small;
+  small.cacheTokens = 32;
+  std::unique_ptr<Engine> engine = test::engineOrDie(artifact, small);
+  Scheduler scheduler(*engine, {});
+  std::shared_ptr<Request> large =
+      submit(scheduler, *artifact, cases[0].prompt, cases[0].options);
+  std::shared_ptr<Request> small_ =
+      submit(scheduler, *artifact, cases[1].prompt, cases[1].options);
+  Finished failed = collect(*large);
+  EXPECT_EQ(failed.reason, StopReason::Cancelled);
+  ASSERT_FALSE(failed.error.isOk());
+  EXPECT_NE(failed.error.message().find("KV cache pool exhausted"),
+            std::string::npos)
+      << failed.error.message();
+  // Every token it got before the cache ran out was the right one.
+  // The 32 tokens it could hold gave the last of them.
+  EXPECT_EQ(failed.tokens.size(), size_t(32 - kStory.size() + 1));
+  EXPECT_EQ(failed.tokens,
+            std::vector<int32_t>(expected[0].tokens.begin(),
+                                 expected[0].tokens.begin() +
+                                     ptrdiff_t(failed.tokens.size())));
+  Finished done = collect(*small_);
+  EXPECT_TRUE(done.error.isOk()) << done.error.message();
+  EXPECT_EQ(done.tokens, expected[1].tokens);
+  EXPECT_GT(scheduler.stats().preemptions, 0u);
 }
 
 TEST(Scheduler, AStopTokenEndsARequestUnemitted) {

@@ -191,7 +191,9 @@ std::string metricsText(const kvrt::SchedulerStats &s) {
   metric("requests_finished_total", "counter",
          "Requests that ran and ended, cancelled ones included.",
          s.finishedRequests);
-  metric("prompt_tokens_total", "counter", "Prompt tokens prefilled.",
+  metric("prompt_tokens_total", "counter",
+         "Tokens prefilled: prompts, and the contexts of preempted requests "
+         "again.",
          s.promptTokens);
   metric("decode_tokens_total", "counter",
          "Tokens fed back by decode rows (each request's first token comes "
@@ -199,6 +201,12 @@ std::string metricsText(const kvrt::SchedulerStats &s) {
          s.decodeRows);
   metric("decode_steps_total", "counter", "Engine calls that ran decode rows.",
          s.decodeSteps);
+  metric("preemptions_total", "counter",
+         "Requests sent back to the queue for want of cache room.",
+         s.preemptions);
+  metric("recomputed_tokens_total", "counter",
+         "Cached tokens that preemptions dropped, to be prefilled again.",
+         s.recomputedTokens);
   metric("kv_cache_bytes", "gauge", "Cache pages held by sequences.",
          s.engine.kvBytesInUse);
   metric("kv_cache_peak_bytes", "gauge",

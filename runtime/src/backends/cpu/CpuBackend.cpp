@@ -438,8 +438,8 @@ Status CpuBackend::forward(const BatchView &batch, float *logits) {
   if (reference_) {
     Status reserved = reference_->reserve(counts);
     if (!reserved)
-      return Status::error("the bf16 copy kept to measure fidelity: " +
-                           reserved.message());
+      return Status::cacheFull("the bf16 copy kept to measure fidelity: " +
+                               reserved.message());
   }
   int64_t rows = int64_t(batch.rows);
   for (size_t b = 0; b < buffers_.size(); ++b)

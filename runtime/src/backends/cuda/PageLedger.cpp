@@ -64,12 +64,12 @@ PageLedger::reserve(const std::vector<std::pair<uint64_t, uint64_t>> &tokens) {
     needed += pages > s.pages.size() ? pages - s.pages.size() : 0;
   }
   if (needed > free_.size())
-    return Status::error(name_ + " is full: the batch needs " +
-                         std::to_string(needed) + " more pages of " +
-                         std::to_string(pageSize_) + " tokens and " +
-                         std::to_string(free_.size()) +
-                         " are free; raise EngineOptions::cacheTokens or "
-                         "finish sequences");
+    return Status::cacheFull(name_ + " is full: the batch needs " +
+                             std::to_string(needed) + " more pages of " +
+                             std::to_string(pageSize_) + " tokens and " +
+                             std::to_string(free_.size()) +
+                             " are free; raise EngineOptions::cacheTokens or "
+                             "finish sequences");
   for (const auto &[sequence, more] : tokens) {
     Sequence &s = sequences_.at(sequence);
     const uint64_t pages = pagesFor(s, more);
