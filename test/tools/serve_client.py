@@ -11,6 +11,8 @@ code and last stderr line.
   serve_client.py KVOPT ARTIFACT busy   # --max-connections 1: 503 past it
   serve_client.py KVOPT ARTIFACT preempt  # --cache-tokens 64: preempted
                                           # requests answer as alone
+  serve_client.py KVOPT ARTIFACT resume   # a prompt that continues an
+                                          # answer reuses its cache
 """
 import http.client
 import json
@@ -250,6 +252,18 @@ def preempt():
     print(status, answer["error"]["message"])
 
 
+def resume():
+    greedy = {"temperature": 0, "ignore_eos": True}
+    first = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=12))
+    follow = PROMPTS[0] + first["choices"][0]["text"] + " Then"
+    answer = complete(dict(greedy, prompt=follow, max_tokens=10))
+    print("resumed:", metric("resumed_requests_total"),
+          "reused tokens:", metric("reused_tokens_total"),
+          "of", answer["usage"]["prompt_tokens"])
+    print("answer equals kvopt run:",
+          answer["choices"][0]["text"] == kvopt_run(follow, 10))
+
+
 def busy():
     holder = socket.create_connection(("127.0.0.1", PORT))
     time.sleep(0.2)  # Accepted: the one connection allowed is open.
@@ -265,7 +279,7 @@ def busy():
 
 
 {"tiny": tiny, "chat": chat, "auth": auth, "busy": busy,
- "preempt": preempt}[SCENARIO]()
+ "preempt": preempt, "resume": resume}[SCENARIO]()
 SERVER.send_signal(signal.SIGTERM)
 SERVER.wait(timeout=60)
 rest = SERVER.stderr.read().strip().splitlines()

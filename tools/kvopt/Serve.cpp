@@ -27,6 +27,7 @@ namespace kvopt::cli {
 
 namespace {
 struct ServeOptions {
+  ServeOptions() { scheduler.retainedSequences = 16; }
   std::string artifact, modelName, apiKey;
   serve::HttpServerOptions http;
   kvrt::SchedulerOptions scheduler;
@@ -140,6 +141,12 @@ void addServeCommand(CLI::App &app, int &exitCode) {
   sub->add_option("--max-connections", o->http.maxConnections,
                   "Open connections at most; more get 503")
       ->check(CLI::Range(size_t(1), size_t(65536)))
+      ->capture_default_str();
+  sub->add_option("--retained-sequences", o->scheduler.retainedSequences,
+                  "Finished requests' caches kept, so that a request "
+                  "continuing one (a chat's next turn) prefills only what "
+                  "is new; freed first when the cache is full")
+      ->check(CLI::Range(size_t(0), size_t(1) << 20))
       ->capture_default_str();
   sub->add_option("--cache-tokens", o->engine.cacheTokens,
                   "Tokens each layer's KV cache holds over all sequences "

@@ -12,7 +12,8 @@
 // and it waits at the head of the queue, to be prefilled again (prompt and
 // tokens so far) once a running request has ended. Its owner sees nothing
 // but the delay. A request that does not fit the cache alone ends with the
-// cache's sentence.
+// cache's sentence. Sequences kept for reuse (retainedSequences) are freed
+// before anything is preempted.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_SCHEDULER_H
@@ -41,6 +42,12 @@ struct SchedulerOptions {
   size_t prefillChunk = 512;
   /// Requests waiting for a place at most; submit() refuses more.
   size_t maxWaiting = 256;
+  /// Finished requests' sequences kept in the engine, so that a request
+  /// whose prompt continues one of them (a chat's next turn: the last
+  /// prompt, the answer, the new message) prefills only what is new. The
+  /// least recently finished goes first when more are kept or the cache
+  /// needs room; 0 keeps none.
+  size_t retainedSequences = 0;
 };
 
 /// One submitted generation, shared by the scheduler and its owner.
@@ -91,6 +98,10 @@ struct SchedulerStats {
   /// Requests sent back to the queue for want of cache room, and the cached
   /// tokens they dropped (prefilled again when they come back).
   uint64_t preemptions = 0, recomputedTokens = 0;
+  /// Finished sequences kept for reuse now; requests that continued one,
+  /// and the cached tokens they did not prefill again.
+  size_t retained = 0;
+  uint64_t resumedRequests = 0, reusedTokens = 0;
   /// The engine's own counters: a call that mixes decode rows with prompt
   /// chunks counts there as a prefill.
   EngineStats engine;
@@ -152,6 +163,14 @@ private:
   /// Frees the sequence of the running request that arrived last and
   /// queues it first; false when fewer than two are running.
   bool preempt(std::vector<Running> &running);
+  /// Keeps an ended request's sequence for a request that continues it;
+  /// false when there is nothing worth keeping.
+  bool retain(const Running &r);
+  /// Gives `r` the kept sequence whose tokens are the longest proper prefix
+  /// of its context; false when none is.
+  bool resume(Running &r);
+  /// Frees the least recently kept sequence; false when none is kept.
+  bool dropRetained();
   /// Handles a sampled token: emits it or ends the request.
   void accept(Running &r, int32_t token);
   void end(Running &r, StopReason reason, Status error = Status::ok());
@@ -164,6 +183,13 @@ private:
   std::condition_variable wake_;
   std::deque<Running> waiting_;
   uint64_t arrivals_ = 0;
+  /// A finished request's sequence and the tokens its cache holds, least
+  /// recently finished first; the scheduling thread's.
+  struct Retained {
+    SequenceId sequence;
+    std::vector<int32_t> tokens;
+  };
+  std::deque<Retained> retained_;
   /// The scheduling thread's: set by a preemption, cleared when a request
   /// that held a sequence ends. No admission meanwhile, or the preempted
   /// request would come straight back.

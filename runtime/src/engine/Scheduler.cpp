@@ -99,6 +99,8 @@ void Scheduler::loop() {
   }
   for (Running &r : running)
     end(r, StopReason::Cancelled);
+  while (dropRetained()) {
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   for (Running &r : waiting_)
     r.request->finish(StopReason::Cancelled);
@@ -128,6 +130,8 @@ bool Scheduler::admit(std::vector<Running> &running) {
       end(r, StopReason::MaxTokens);
       continue;
     }
+    if (resume(r))
+      continue;
     StatusOr<SequenceId> sequence = engine_.addSequence();
     if (!sequence) {
       end(r, StopReason::Cancelled, sequence.status());
@@ -167,7 +171,7 @@ std::optional<std::vector<std::optional<int32_t>>> Scheduler::runRows(
   Status status = call(batch, 0);
   if (status.isOk())
     return next;
-  if (status.isCacheFull() && preempt(running))
+  if (status.isCacheFull() && (dropRetained() || preempt(running)))
     return std::nullopt;
   if (batch.size() == 1) {
     end(*rows[0], StopReason::Cancelled, status);
@@ -218,6 +222,54 @@ bool Scheduler::preempt(std::vector<Running> &running) {
     waiting_.insert(place, std::move(*victim));
   }
   running.erase(victim);
+  return true;
+}
+
+bool Scheduler::retain(const Running &r) {
+  const int64_t length = engine_.sequenceLength(r.sequence).value();
+  if (options_.retainedSequences == 0 || length == 0)
+    return false;
+  // What the cache holds: the prompt and the emitted tokens fed back, a
+  // prefix of both together (the last token emitted is never fed).
+  Retained kept{r.sequence, r.generation.prompt()};
+  const std::vector<int32_t> &generated = r.generation.generated();
+  kept.tokens.insert(kept.tokens.end(), generated.begin(), generated.end());
+  kept.tokens.resize(size_t(length));
+  retained_.push_back(std::move(kept));
+  while (retained_.size() > options_.retainedSequences)
+    (void)dropRetained();
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.retained = retained_.size();
+  return true;
+}
+
+bool Scheduler::resume(Running &r) {
+  auto best = retained_.end();
+  for (auto kept = retained_.begin(); kept != retained_.end(); ++kept)
+    if (kept->tokens.size() < r.context.size() &&
+        std::equal(kept->tokens.begin(), kept->tokens.end(),
+                   r.context.begin()) &&
+        (best == retained_.end() || kept->tokens.size() > best->tokens.size()))
+      best = kept;
+  if (best == retained_.end())
+    return false;
+  r.sequence = best->sequence;
+  r.prefilled = best->tokens.size();
+  retained_.erase(best);
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.retained = retained_.size();
+  ++stats_.resumedRequests;
+  stats_.reusedTokens += r.prefilled;
+  return true;
+}
+
+bool Scheduler::dropRetained() {
+  if (retained_.empty())
+    return false;
+  (void)engine_.removeSequence(retained_.front().sequence);
+  retained_.pop_front();
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.retained = retained_.size();
   return true;
 }
 
@@ -295,7 +347,9 @@ void Scheduler::end(Running &r, StopReason reason, Status error) {
     return;
   r.ended = true;
   if (r.sequence != 0) {
-    (void)engine_.removeSequence(r.sequence);
+    // A failed call stored nothing, but its request may be the cause.
+    if (!error.isOk() || !retain(r))
+      (void)engine_.removeSequence(r.sequence);
     cacheBound_ = false;
   }
   // Counted before the owner hears of it, so that its stats() show it.

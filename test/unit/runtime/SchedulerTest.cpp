@@ -100,7 +100,8 @@ std::vector<GenerateResult> alone(std::shared_ptr<const Artifact> artifact,
 
 /// Submits mixedCases() at once to a scheduler of `options` over an engine
 /// of `engineOptions`, checks that each gets the tokens it gets alone and
-/// that every sequence was freed, and returns the scheduler's counters.
+/// that every sequence was freed (those kept for reuse by the shutdown),
+/// and returns the scheduler's counters.
 SchedulerStats expectEachGetsItsTokensAlone(const SchedulerOptions &options,
                                             EngineOptions engineOptions = {}) {
   std::shared_ptr<const Artifact> artifact = tinyStories();
@@ -121,7 +122,10 @@ SchedulerStats expectEachGetsItsTokensAlone(const SchedulerOptions &options,
   }
   SchedulerStats stats = scheduler.stats();
   EXPECT_EQ(stats.finishedRequests, cases.size());
-  EXPECT_EQ(stats.engine.kvBytesInUse, 0u) << "a sequence was not freed";
+  if (options.retainedSequences == 0)
+    EXPECT_EQ(stats.engine.kvBytesInUse, 0u) << "a sequence was not freed";
+  scheduler.shutdown();
+  EXPECT_EQ(engine->stats().kvBytesInUse, 0u) << "a kept sequence leaked";
   return stats;
 }
 
@@ -148,6 +152,40 @@ TEST(Scheduler, ACacheTooSmallForTheBatchPreemptsAndRecomputes) {
   SchedulerStats stats = expectEachGetsItsTokensAlone(options, small);
   EXPECT_GT(stats.preemptions, 0u);
   EXPECT_GT(stats.recomputedTokens, 0u);
+  // With up to eight finished sequences kept, the kept ones make room
+  // before anything is preempted: of six, fewer than six remain (four
+  // pages hold three at most), and every request still gets its tokens.
+  options.retainedSequences = 8;
+  stats = expectEachGetsItsTokensAlone(options, small);
+  EXPECT_LE(stats.retained, 3u) << "kept sequences did not make room";
+}
+
+TEST(Scheduler, ARequestThatContinuesAFinishedOnePrefillsOnlyWhatIsNew) {
+  std::shared_ptr<const Artifact> artifact = tinyStories();
+  std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
+  SchedulerOptions options;
+  options.retainedSequences = 2;
+  Scheduler scheduler(*engine, options);
+  std::vector<int32_t> first =
+      collect(*submit(scheduler, *artifact, kStory, tokens(10))).tokens;
+  ASSERT_EQ(first.size(), 10u);
+  // The next turn: the story, its continuation, then new words. The cache
+  // holds the story and the first 9 tokens (the 10th was never fed back).
+  std::vector<int32_t> next = kStory;
+  next.insert(next.end(), first.begin(), first.end());
+  next.insert(next.end(), kTom.begin() + 1, kTom.end());
+  // A prompt that continues nothing kept is prefilled whole.
+  Finished unrelated = collect(*submit(scheduler, *artifact, kTom, tokens(4)));
+  Finished continued = collect(*submit(scheduler, *artifact, next, tokens(12)));
+  SchedulerStats stats = scheduler.stats();
+  EXPECT_EQ(stats.resumedRequests, 1u);
+  EXPECT_EQ(stats.reusedTokens, kStory.size() + 9);
+  EXPECT_EQ(stats.promptTokens,
+            kStory.size() + kTom.size() + next.size() - (kStory.size() + 9));
+  // Exactly what a fresh engine gives the whole prompt (a bf16 cache).
+  std::unique_ptr<Engine> fresh = test::engineOrDie(artifact);
+  EXPECT_EQ(continued.tokens, fresh->generate(next, tokens(12))->tokens);
+  EXPECT_EQ(unrelated.tokens, fresh->generate(kTom, tokens(4))->tokens);
 }
 
 TEST(Scheduler, ARequestTheCacheCannotHoldAloneEndsWithItsSentence) {

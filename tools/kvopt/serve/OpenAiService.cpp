@@ -207,6 +207,14 @@ std::string metricsText(const kvrt::SchedulerStats &s) {
   metric("recomputed_tokens_total", "counter",
          "Cached tokens that preemptions dropped, to be prefilled again.",
          s.recomputedTokens);
+  metric("sequences_retained", "gauge",
+         "Finished requests' caches kept for a request that continues one.",
+         s.retained);
+  metric("resumed_requests_total", "counter",
+         "Requests whose prompt continued a kept cache.", s.resumedRequests);
+  metric("reused_tokens_total", "counter",
+         "Prompt tokens found in a kept cache, not prefilled again.",
+         s.reusedTokens);
   metric("kv_cache_bytes", "gauge", "Cache pages held by sequences.",
          s.engine.kvBytesInUse);
   metric("kv_cache_peak_bytes", "gauge",
