@@ -13,6 +13,8 @@ code and last stderr line.
                                           # requests answer as alone
   serve_client.py KVOPT ARTIFACT resume   # a prompt that continues an
                                           # answer reuses its cache
+
+KVOPT_BACKEND=cuda runs server and `kvopt run` on the GPU.
 """
 import http.client
 import json
@@ -26,6 +28,8 @@ import threading
 import time
 
 KVOPT, ARTIFACT, SCENARIO = sys.argv[1:4]
+# The same scenarios on a GPU: KVOPT_BACKEND=cuda (serve and run alike).
+BACKEND = ["--backend", os.environ.get("KVOPT_BACKEND", "cpu")]
 
 
 def start():
@@ -36,7 +40,7 @@ def start():
              "preempt": ["--cache-tokens", "64"]}.get(SCENARIO, [])
     server = subprocess.Popen(
         [KVOPT, "serve", ARTIFACT, "--port", "0", "--threads", "2",
-         "--max-batch", "4", "--model-name", "m"] + extra,
+         "--max-batch", "4", "--model-name", "m"] + BACKEND + extra,
         stderr=subprocess.PIPE, text=True, env=environment)
     line = server.stderr.readline()
     found = re.search(r"on http://127\.0\.0\.1:(\d+)$", line.strip())
@@ -98,7 +102,7 @@ def error(path, body):
 def kvopt_run(prompt, tokens):
     return subprocess.run(
         [KVOPT, "run", ARTIFACT, "--prompt", prompt, "--max-tokens",
-         str(tokens), "--ignore-eos", "--threads", "2"],
+         str(tokens), "--ignore-eos", "--threads", "2"] + BACKEND,
         capture_output=True, text=True, check=True).stdout.rstrip("\n")
 
 

@@ -1,7 +1,8 @@
 //===- HttpServerTest.cpp - Connections, deadlines and keep-alive ---------===//
 //
 // A client that never finishes its request must not hold a thread past the
-// request deadline; kept-alive and pipelined requests each get their answer.
+// request deadline; kept-alive and pipelined requests each get their answer;
+// a stream is chunked on a kept connection and ends at the close otherwise.
 //
 //===----------------------------------------------------------------------===//
 #include "tools/kvopt/serve/HttpServer.h"
@@ -19,8 +20,8 @@ using namespace kvopt::serve;
 
 namespace {
 
-/// A server answering "path" to every request, on a free port, for the
-/// test's lifetime.
+/// A server answering "path" to every request (/stream: "ab" then "cde" as
+/// a stream), on a free port, for the test's lifetime.
 class Served {
 public:
   explicit Served(HttpServerOptions options) {
@@ -28,7 +29,13 @@ public:
     server_ = std::move(HttpServer::listen(options).value());
     thread_ = std::thread([this] {
       server_->serve([](const HttpRequest &request, HttpExchange &exchange) {
-        exchange.respond(200, "text/plain", request.path);
+        if (request.path != "/stream") {
+          exchange.respond(200, "text/plain", request.path);
+          return;
+        }
+        if (exchange.beginStream("text/event-stream"))
+          for (std::string_view part : {"ab", "", "cde"})
+            exchange.send(part);
       });
     });
   }
@@ -122,6 +129,30 @@ TEST(HttpServer, AnswersPipelinedRequestsInOrder) {
   EXPECT_LT(b, c);
   EXPECT_NE(c, std::string::npos);
   EXPECT_NE(answer.find("Connection: close"), std::string::npos);
+}
+
+TEST(HttpServer, ChunksAStreamOnAKeptConnectionAndGoesOn) {
+  Served served({});
+  int s = served.connect();
+  sendAll(s, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string answer = readToClose(s);
+  const std::string body = "\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n";
+  EXPECT_NE(answer.find("Transfer-Encoding: chunked\r\n"), std::string::npos)
+      << answer;
+  EXPECT_NE(answer.find(body + "HTTP/1.1 200 OK"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("\r\n\r\n/after"), std::string::npos) << answer;
+}
+
+TEST(HttpServer, StreamsToTheCloseWhenTheClientEndsTheConnection) {
+  Served served({});
+  int s = served.connect();
+  sendAll(s, "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string answer = readToClose(s);
+  EXPECT_EQ(answer.find("Transfer-Encoding"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("Connection: close\r\n\r\nabcde"), std::string::npos)
+      << answer;
+  EXPECT_EQ(answer.substr(answer.size() - 5), "abcde") << answer;
 }
 
 TEST(HttpServer, RefusesAHostileRequestAndCloses) {

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -81,13 +82,32 @@ void HttpExchange::respond(int status, std::string_view contentType,
 }
 
 bool HttpExchange::beginStream(std::string_view contentType) {
-  keepAlive_ = false;
+  // A client that keeps the connection gets the body in chunks, so that it
+  // can tell the end from a break and send its next request on it.
+  chunked_ = keepAlive_;
   return writeAll(
       "HTTP/1.1 200 OK\r\nContent-Type: " + std::string(contentType) +
-      "\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n");
+      "\r\nCache-Control: no-cache\r\n" +
+      (chunked_ ? "Transfer-Encoding: chunked\r\nConnection: keep-alive"
+                : "Connection: close") +
+      "\r\n\r\n");
 }
 
-bool HttpExchange::send(std::string_view bytes) { return writeAll(bytes); }
+bool HttpExchange::send(std::string_view bytes) {
+  if (!chunked_)
+    return writeAll(bytes);
+  if (bytes.empty()) // An empty chunk would end the body.
+    return !broken_;
+  char size[20];
+  std::snprintf(size, sizeof size, "%zx\r\n", bytes.size());
+  return writeAll(std::string(size) + std::string(bytes) + "\r\n");
+}
+
+void HttpExchange::finish() {
+  if (chunked_ && !broken_)
+    writeAll("0\r\n\r\n");
+  chunked_ = false;
+}
 
 bool HttpExchange::clientGone() const {
   if (broken_)
@@ -248,6 +268,7 @@ void HttpServer::connection(int socket, const HttpHandler &handler) {
     }
     HttpExchange exchange(socket, keepAlive, options_.sendSeconds);
     handler(parse.request, exchange);
+    exchange.finish();
     if (!exchange.keepsConnection())
       break;
   }

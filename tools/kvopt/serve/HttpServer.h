@@ -49,12 +49,14 @@ public:
 
   /// A whole response with a Content-Length.
   void respond(int status, std::string_view contentType, std::string_view body);
-  /// Starts a response whose body follows in send() calls and ends when
-  /// the connection closes (Server-Sent Events); false when the client is
-  /// gone.
+  /// Starts a response whose body follows in send() calls (Server-Sent
+  /// Events): in chunks on a connection kept alive, which finish() ends,
+  /// else until the connection closes; false when the client is gone.
   bool beginStream(std::string_view contentType);
   /// Writes body bytes of a stream; false when the client is gone.
   bool send(std::string_view bytes);
+  /// Ends a chunked stream; the server calls it once the handler returns.
+  void finish();
   /// Whether the client closed its side or the connection broke.
   bool clientGone() const;
   /// Whether the connection may take another request after this one.
@@ -67,6 +69,7 @@ private:
   bool keepAlive_;
   int sendSeconds_;
   bool broken_ = false;
+  bool chunked_ = false;
 };
 
 using HttpHandler = std::function<void(const HttpRequest &, HttpExchange &)>;
