@@ -109,6 +109,8 @@ void Scheduler::loop() {
 
 bool Scheduler::admit(std::vector<Running> &running) {
   size_t before = running.size();
+  // Requests cancelled while they wait (a preempted one may wait long).
+  std::vector<Running> cancelled;
   {
     std::unique_lock<std::mutex> lock(mutex_);
     wake_.wait(lock, [&] {
@@ -116,12 +118,22 @@ bool Scheduler::admit(std::vector<Running> &running) {
     });
     if (stopping_)
       return false;
+    for (auto w = waiting_.begin(); w != waiting_.end();) {
+      if (!w->request->cancelled()) {
+        ++w;
+        continue;
+      }
+      cancelled.push_back(std::move(*w));
+      w = waiting_.erase(w);
+    }
     while (!cacheBound_ && running.size() < options_.maxBatch &&
            !waiting_.empty()) {
       running.push_back(std::move(waiting_.front()));
       waiting_.pop_front();
     }
   }
+  for (Running &r : cancelled)
+    end(r, StopReason::Cancelled);
   for (size_t i = before; i < running.size(); ++i) {
     Running &r = running[i];
     if (r.context.empty())

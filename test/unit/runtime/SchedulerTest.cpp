@@ -235,20 +235,34 @@ TEST(Scheduler, AStopTokenEndsARequestUnemitted) {
             std::vector<int32_t>(free.begin(), free.begin() + 3));
 }
 
+/// A scheduler of one place over tinystories, held by a request that runs
+/// until the context ends unless cancelled.
+struct OnePlaceHeld {
+  explicit OnePlaceHeld(size_t maxWaiting = 256)
+      : artifact(tinyStories()), engine(test::engineOrDie(artifact)),
+        scheduler(*engine, onePlace(maxWaiting)),
+        holder(submit(scheduler, *artifact, kStory, tokens(1 << 20))) {
+    EXPECT_FALSE(holder->wait().tokens.empty()) << "it did not start";
+  }
+  static SchedulerOptions onePlace(size_t maxWaiting) {
+    SchedulerOptions options;
+    options.maxBatch = 1;
+    options.maxWaiting = maxWaiting;
+    return options;
+  }
+
+  std::shared_ptr<const Artifact> artifact;
+  std::unique_ptr<Engine> engine;
+  Scheduler scheduler;
+  std::shared_ptr<Request> holder;
+};
+
 TEST(Scheduler, ACancelledRequestGivesItsPlaceToTheNext) {
-  std::shared_ptr<const Artifact> artifact = tinyStories();
-  std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
-  SchedulerOptions options;
-  options.maxBatch = 1;
-  Scheduler scheduler(*engine, options);
-  // Long enough to run until the context ends unless cancelled.
-  std::shared_ptr<Request> first =
-      submit(scheduler, *artifact, kStory, tokens(1 << 20));
+  OnePlaceHeld held;
   std::shared_ptr<Request> second =
-      submit(scheduler, *artifact, kTom, tokens(4));
-  EXPECT_FALSE(first->wait().tokens.empty());
-  first->cancel();
-  Finished cancelled = collect(*first);
+      submit(held.scheduler, *held.artifact, kTom, tokens(4));
+  held.holder->cancel();
+  Finished cancelled = collect(*held.holder);
   EXPECT_EQ(cancelled.reason, StopReason::Cancelled);
   EXPECT_TRUE(cancelled.error.isOk());
   Finished next = collect(*second);
@@ -256,24 +270,33 @@ TEST(Scheduler, ACancelledRequestGivesItsPlaceToTheNext) {
   EXPECT_EQ(next.tokens.size(), 4u);
 }
 
-TEST(Scheduler, RefusesRequestsBeyondItsQueue) {
-  std::shared_ptr<const Artifact> artifact = tinyStories();
-  std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
-  SchedulerOptions options;
-  options.maxBatch = 1;
-  options.maxWaiting = 1;
-  Scheduler scheduler(*engine, options);
-  std::shared_ptr<Request> running =
-      submit(scheduler, *artifact, kStory, tokens(1 << 20));
-  EXPECT_FALSE(running->wait().tokens.empty()); // It holds the one place.
+TEST(Scheduler, ARequestCancelledWhileItWaitsEndsWithoutAPlace) {
+  OnePlaceHeld held;
   std::shared_ptr<Request> waiting =
-      submit(scheduler, *artifact, kTom, tokens(2));
-  StatusOr<std::shared_ptr<Request>> refused =
-      scheduler.submit(Generation::create(*artifact, kTom, tokens(2)).value());
+      submit(held.scheduler, *held.artifact, kTom, tokens(4));
+  waiting->cancel();
+  Request::Update update = waiting->wait(std::chrono::seconds(10));
+  ASSERT_TRUE(update.end.has_value()) << "it still waits for a place";
+  EXPECT_EQ(*update.end, StopReason::Cancelled);
+  EXPECT_TRUE(update.tokens.empty());
+  // Ended while the holder still runs: that one has about 500 tokens to go
+  // to the end of the context (some 80 ms), the cancel takes an iteration.
+  EXPECT_TRUE(held.holder->wait(std::chrono::milliseconds(0)).end ==
+              std::nullopt);
+  held.holder->cancel();
+  EXPECT_EQ(collect(*held.holder).reason, StopReason::Cancelled);
+}
+
+TEST(Scheduler, RefusesRequestsBeyondItsQueue) {
+  OnePlaceHeld held(/*maxWaiting=*/1);
+  std::shared_ptr<Request> waiting =
+      submit(held.scheduler, *held.artifact, kTom, tokens(2));
+  StatusOr<std::shared_ptr<Request>> refused = held.scheduler.submit(
+      Generation::create(*held.artifact, kTom, tokens(2)).value());
   ASSERT_FALSE(refused.isOk());
   EXPECT_EQ(refused.status().message(),
             "1 requests are already waiting, the most this server queues");
-  running->cancel();
+  held.holder->cancel();
   EXPECT_EQ(collect(*waiting).tokens.size(), 2u);
 }
 
