@@ -13,6 +13,7 @@ code and last stderr line.
                                           # requests answer as alone
   serve_client.py KVOPT ARTIFACT resume   # a prompt that continues an
                                           # answer reuses its cache
+  serve_client.py KVOPT ARTIFACT logprobs # logprobs and echo
 
 KVOPT_BACKEND=cuda runs server and `kvopt run` on the GPU.
 """
@@ -216,6 +217,13 @@ def chat():
     print("stream equals the whole answer:",
           "".join(c["choices"][0]["delta"].get("content", "")
                   for c in chunks) == message["content"])
+    status, scored = post("/v1/chat/completions",
+                          dict(question, logprobs=True, top_logprobs=2))
+    content = scored["choices"][0]["logprobs"]["content"]
+    print("logprobs spell the answer:",
+          "".join(t["token"] for t in content) == message["content"],
+          "greedy is the top:",
+          all(t["top_logprobs"][0]["token"] == t["token"] for t in content))
 
 
 def auth():
@@ -268,6 +276,32 @@ def resume():
           answer["choices"][0]["text"] == kvopt_run(follow, 10))
 
 
+def logprobs():
+    greedy = {"temperature": 0, "ignore_eos": True}
+    answer = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=8,
+                           logprobs=2, echo=True))
+    choice, usage = answer["choices"][0], answer["usage"]
+    lp, prompt = choice["logprobs"], usage["prompt_tokens"]
+    print("entries:", len(lp["tokens"]), "=", prompt, "+",
+          usage["completion_tokens"])
+    print("echoed:", choice["text"].startswith(PROMPTS[0]),
+          "first token unscored:",
+          lp["token_logprobs"][0] is None and lp["top_logprobs"][0] is None)
+    print("probabilities:", all(v <= 0 for v in lp["token_logprobs"][1:]),
+          "offsets rise:", lp["text_offset"] == sorted(lp["text_offset"]))
+    # Greedy: each generated token is its distribution's most likely.
+    print("greedy is the top:",
+          all(abs(lp["token_logprobs"][i] -
+                  max(lp["top_logprobs"][i].values())) < 1e-6
+              for i in range(prompt, len(lp["tokens"]))))
+    # Scoring the prompt alone (max_tokens 0, as lm-evaluation-harness does
+    # with 1) gives the same numbers as the prompt of a generation.
+    alone = complete(dict(prompt=PROMPTS[0], max_tokens=0, logprobs=2,
+                          echo=True))["choices"][0]
+    print("prompt scored alone:", alone["text"] == PROMPTS[0],
+          alone["logprobs"]["token_logprobs"] == lp["token_logprobs"][:prompt])
+
+
 def busy():
     holder = socket.create_connection(("127.0.0.1", PORT))
     time.sleep(0.2)  # Accepted: the one connection allowed is open.
@@ -283,7 +317,7 @@ def busy():
 
 
 {"tiny": tiny, "chat": chat, "auth": auth, "busy": busy,
- "preempt": preempt, "resume": resume}[SCENARIO]()
+ "preempt": preempt, "resume": resume, "logprobs": logprobs}[SCENARIO]()
 SERVER.send_signal(signal.SIGTERM)
 SERVER.wait(timeout=60)
 rest = SERVER.stderr.read().strip().splitlines()

@@ -50,12 +50,38 @@ struct SchedulerOptions {
   size_t retainedSequences = 0;
 };
 
+/// Log probabilities a request asks for, from the model's raw distribution
+/// (before temperature, top-p or penalties), as OpenAI's API reports them.
+struct LogprobOptions {
+  /// Each sampled token's log probability and the `top` most likely
+  /// tokens' beside it; -1: none.
+  int32_t top = -1;
+  /// Also each prompt token's after the first (OpenAI's echo, vLLM's
+  /// prompt_logprobs), with `top` (at least 0) beside it. Prefills the
+  /// whole prompt even when no token is to be sampled.
+  bool prompt = false;
+};
+
+/// One token's log probability under the distribution it was drawn from
+/// (a prompt token: the one the tokens before it give), and the most
+/// likely tokens of that distribution, most likely first.
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0;
+  std::vector<std::pair<int32_t, float>> top;
+};
+
 /// One submitted generation, shared by the scheduler and its owner.
 class Request {
 public:
   struct Update {
     /// Tokens sampled since the last update, in order.
     std::vector<int32_t> tokens;
+    /// With LogprobOptions::top >= 0: one per token of `tokens`.
+    std::vector<TokenLogprob> logprobs;
+    /// With LogprobOptions::prompt: prompt tokens 1, 2, ... in order, each
+    /// once, all before the first sampled token.
+    std::vector<TokenLogprob> promptLogprobs;
     /// Set once generation has ended: why (Cancelled when cancelled or
     /// failed).
     std::optional<StopReason> end;
@@ -75,13 +101,15 @@ public:
 private:
   friend class Scheduler;
   Request() = default;
-  void deliver(int32_t token);
+  void deliver(int32_t token, std::optional<TokenLogprob> logprob);
+  void deliverPrompt(std::vector<TokenLogprob> logprobs);
   void finish(StopReason reason, Status error = Status::ok());
 
   std::atomic<bool> cancelled_{false};
   std::mutex mutex_;
   std::condition_variable changed_;
   std::vector<int32_t> pending_;
+  std::vector<TokenLogprob> pendingLogprobs_, pendingPromptLogprobs_;
   std::optional<StopReason> end_;
   Status error_;
 };
@@ -120,7 +148,8 @@ public:
   /// Queues a generation (made by Generation::create, which checks the
   /// prompt and the options); fails with one sentence only when too many
   /// requests are waiting or the scheduler is stopping.
-  StatusOr<std::shared_ptr<Request>> submit(Generation generation);
+  StatusOr<std::shared_ptr<Request>> submit(Generation generation,
+                                            LogprobOptions logprobs = {});
   /// Ends every request (Cancelled), refuses new ones and stops the thread;
   /// the destructor does it too.
   void shutdown();
@@ -133,6 +162,10 @@ private:
     Generation generation;
     /// Submission order: the last to arrive is the first preempted.
     uint64_t arrival = 0;
+    LogprobOptions logprobs;
+    /// Prompt positions whose log probabilities were delivered (the first
+    /// has none), so that a recomputation does not send them again.
+    size_t promptScored = 1;
     /// 0 until the engine has a sequence for it.
     SequenceId sequence = 0;
     /// What its sequence must hold before it decodes: the prompt, or after
@@ -156,10 +189,19 @@ private:
   /// on failure, the rows one call each, so that an error ends only the
   /// request that caused it. Nothing, when the cache had no room for the
   /// batch and `running` held a request to preempt (it was).
-  std::optional<std::vector<std::optional<int32_t>>>
+  /// A sampled token, with its log probability when its request asked.
+  struct Sampled {
+    int32_t token;
+    std::optional<TokenLogprob> logprob;
+  };
+  std::optional<std::vector<std::optional<Sampled>>>
   runRows(std::vector<Running> &running,
           const std::vector<SequenceTokens> &batch,
           const std::vector<Running *> &rows, const std::vector<bool> &wanted);
+  /// Delivers the log probabilities of the prompt tokens that the `count`
+  /// logits rows from `firstRow` (a chunk of `r`'s context) give.
+  void scorePrompt(Running &r, const Logits &logits, size_t firstRow,
+                   size_t count);
   /// Frees the sequence of the running request that arrived last and
   /// queues it first; false when fewer than two are running.
   bool preempt(std::vector<Running> &running);
@@ -172,7 +214,8 @@ private:
   /// Frees the least recently kept sequence; false when none is kept.
   bool dropRetained();
   /// Handles a sampled token: emits it or ends the request.
-  void accept(Running &r, int32_t token);
+  void accept(Running &r, int32_t token,
+              std::optional<TokenLogprob> logprob = std::nullopt);
   void end(Running &r, StopReason reason, Status error = Status::ok());
   /// Drops ended requests from `running`.
   void retire(std::vector<Running> &running);

@@ -2,9 +2,39 @@
 #include "kvrt/Scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <exception>
+#include <numeric>
 
 namespace kvrt {
+namespace {
+
+/// `token`'s log probability under the softmax of `logits`, and the `top`
+/// most likely tokens' (ties to the lower id), in double precision.
+TokenLogprob logprobOf(const float *logits, size_t vocab, int32_t token,
+                       int32_t top) {
+  const float most = *std::max_element(logits, logits + vocab);
+  double sum = 0;
+  for (size_t i = 0; i < vocab; ++i)
+    sum += std::exp(double(logits[i]) - double(most));
+  const double logNormaliser = double(most) + std::log(sum);
+  TokenLogprob out{token, float(double(logits[token]) - logNormaliser), {}};
+  const size_t k = std::min(size_t(std::max(top, 0)), vocab);
+  if (k == 0)
+    return out;
+  std::vector<int32_t> ids(vocab);
+  std::iota(ids.begin(), ids.end(), 0);
+  auto likelier = [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  };
+  std::partial_sort(ids.begin(), ids.begin() + ptrdiff_t(k), ids.end(),
+                    likelier);
+  for (size_t i = 0; i < k; ++i)
+    out.top.push_back({ids[i], float(double(logits[ids[i]]) - logNormaliser)});
+  return out;
+}
+
+} // namespace
 
 Request::Update Request::wait(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
@@ -12,15 +42,28 @@ Request::Update Request::wait(std::chrono::milliseconds timeout) {
                     [&] { return !pending_.empty() || end_.has_value(); });
   Update update;
   update.tokens.swap(pending_);
+  update.logprobs.swap(pendingLogprobs_);
+  update.promptLogprobs.swap(pendingPromptLogprobs_);
   update.end = end_;
   update.error = error_;
   return update;
 }
 
-void Request::deliver(int32_t token) {
+void Request::deliver(int32_t token, std::optional<TokenLogprob> logprob) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     pending_.push_back(token);
+    if (logprob)
+      pendingLogprobs_.push_back(std::move(*logprob));
+  }
+  changed_.notify_all();
+}
+
+void Request::deliverPrompt(std::vector<TokenLogprob> logprobs) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (TokenLogprob &logprob : logprobs)
+      pendingPromptLogprobs_.push_back(std::move(logprob));
   }
   changed_.notify_all();
 }
@@ -51,7 +94,8 @@ void Scheduler::shutdown() {
     thread_.join();
 }
 
-StatusOr<std::shared_ptr<Request>> Scheduler::submit(Generation generation) {
+StatusOr<std::shared_ptr<Request>> Scheduler::submit(Generation generation,
+                                                     LogprobOptions logprobs) {
   std::shared_ptr<Request> request(new Request());
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -61,7 +105,8 @@ StatusOr<std::shared_ptr<Request>> Scheduler::submit(Generation generation) {
       return Status::error(std::to_string(waiting_.size()) +
                            " requests are already waiting, the most this "
                            "server queues");
-    waiting_.push_back(Running{request, std::move(generation), arrivals_++});
+    waiting_.push_back(
+        Running{request, std::move(generation), arrivals_++, logprobs});
     stats_.waiting = waiting_.size();
   }
   wake_.notify_all();
@@ -138,11 +183,13 @@ bool Scheduler::admit(std::vector<Running> &running) {
     Running &r = running[i];
     if (r.context.empty())
       r.context = r.generation.prompt();
-    if (r.generation.empty()) {
+    // Prompt log probabilities need the prompt's logits, even with no
+    // token to sample, and a prefix prefilled by another request has none.
+    if (r.generation.empty() && !r.logprobs.prompt) {
       end(r, StopReason::MaxTokens);
       continue;
     }
-    if (resume(r))
+    if (!r.logprobs.prompt && resume(r))
       continue;
     StatusOr<SequenceId> sequence = engine_.addSequence();
     if (!sequence) {
@@ -154,14 +201,17 @@ bool Scheduler::admit(std::vector<Running> &running) {
   return true;
 }
 
-std::optional<std::vector<std::optional<int32_t>>> Scheduler::runRows(
-    std::vector<Running> &running, const std::vector<SequenceTokens> &batch,
-    const std::vector<Running *> &rows, const std::vector<bool> &wanted) {
-  std::vector<std::optional<int32_t>> next(rows.size());
-  // Greedy rows only: the engine picks the tokens (on a GPU the logits then
-  // stay on the device).
-  bool greedy = std::all_of(rows.begin(), rows.end(),
-                            [](Running *r) { return r->generation.greedy(); });
+std::optional<std::vector<std::optional<Scheduler::Sampled>>>
+Scheduler::runRows(std::vector<Running> &running,
+                   const std::vector<SequenceTokens> &batch,
+                   const std::vector<Running *> &rows,
+                   const std::vector<bool> &wanted) {
+  std::vector<std::optional<Sampled>> next(rows.size());
+  // Greedy rows that want no log probabilities only: the engine picks the
+  // tokens (on a GPU the logits then stay on the device).
+  bool greedy = std::all_of(rows.begin(), rows.end(), [](Running *r) {
+    return r->generation.greedy() && r->logprobs.top < 0 && !r->logprobs.prompt;
+  });
   auto call = [&](const std::vector<SequenceTokens> &entries, size_t first) {
     if (greedy) {
       StatusOr<std::vector<int32_t>> picked = engine_.prefillGreedy(entries);
@@ -169,15 +219,29 @@ std::optional<std::vector<std::optional<int32_t>>> Scheduler::runRows(
         return picked.status();
       for (size_t e = 0; e < entries.size(); ++e)
         if (wanted[first + e])
-          next[first + e] = (*picked)[e];
+          next[first + e] = Sampled{(*picked)[e], std::nullopt};
       return Status::ok();
     }
     KVRT_RETURN_IF_ERROR(engine_.prefill(entries));
     const Logits &logits = engine_.logits();
-    for (size_t e = 0; e < entries.size(); ++e)
-      if (wanted[first + e])
-        next[first + e] =
-            rows[first + e]->generation.sample(logits.row(e), logits.vocab);
+    // An entry with allLogits has a row per token, the others their last.
+    size_t row = 0;
+    for (size_t e = 0; e < entries.size(); ++e) {
+      Running &r = *rows[first + e];
+      const size_t count = entries[e].allLogits ? entries[e].tokens.size() : 1;
+      if (entries[e].allLogits)
+        scorePrompt(r, logits, row, count);
+      row += count;
+      if (!wanted[first + e])
+        continue;
+      const float *last = logits.row(row - 1);
+      const int32_t token = r.generation.sample(last, logits.vocab);
+      next[first + e] =
+          Sampled{token, r.logprobs.top < 0
+                             ? std::nullopt
+                             : std::optional<TokenLogprob>(logprobOf(
+                                   last, logits.vocab, token, r.logprobs.top))};
+    }
     return Status::ok();
   };
   Status status = call(batch, 0);
@@ -197,6 +261,26 @@ std::optional<std::vector<std::optional<int32_t>>> Scheduler::runRows(
       end(*rows[e], StopReason::Cancelled, alone);
   }
   return next;
+}
+
+void Scheduler::scorePrompt(Running &r, const Logits &logits, size_t firstRow,
+                            size_t count) {
+  // Row j holds the logits after context token prefilled + j, which give
+  // the probability of the prompt token after it.
+  const std::vector<int32_t> &prompt = r.generation.prompt();
+  std::vector<TokenLogprob> scored;
+  for (size_t j = 0; j < count; ++j) {
+    const size_t position = r.prefilled + j + 1;
+    if (position >= prompt.size())
+      break;
+    if (position < r.promptScored)
+      continue;
+    scored.push_back(logprobOf(logits.row(firstRow + j), logits.vocab,
+                               prompt[position], std::max(r.logprobs.top, 0)));
+    r.promptScored = position + 1;
+  }
+  if (!scored.empty())
+    r.request->deliverPrompt(std::move(scored));
 }
 
 bool Scheduler::preempt(std::vector<Running> &running) {
@@ -308,22 +392,27 @@ void Scheduler::iterate(std::vector<Running> &running) {
     size_t count = std::min(context.size() - r.prefilled, budget);
     budget -= count;
     promptTokens += count;
+    // Every row's logits while prompt tokens are still to be scored.
+    const bool scores = r.logprobs.prompt &&
+                        r.promptScored < r.generation.prompt().size() &&
+                        r.promptScored <= r.prefilled + count;
     batch.push_back(
         {r.sequence,
          std::vector<int32_t>(context.begin() + r.prefilled,
                               context.begin() + r.prefilled + count),
-         false});
+         scores});
     rows.push_back(&r);
-    // Only a context's last chunk gives a token to sample.
-    wanted.push_back(r.prefilled + count == context.size());
+    // Only a context's last chunk gives a token to sample, if one is wanted.
+    wanted.push_back(r.prefilled + count == context.size() &&
+                     !r.generation.empty());
   }
   if (batch.empty())
     return;
-  std::optional<std::vector<std::optional<int32_t>>> sampled =
+  std::optional<std::vector<std::optional<Sampled>>> sampled =
       runRows(running, batch, rows, wanted);
   if (!sampled)
     return; // A request was preempted: `rows` no longer holds.
-  const std::vector<std::optional<int32_t>> &next = *sampled;
+  std::vector<std::optional<Sampled>> &next = *sampled;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.promptTokens += promptTokens;
@@ -337,17 +426,21 @@ void Scheduler::iterate(std::vector<Running> &running) {
     else if (!r.ended)
       r.prefilled += batch[e].tokens.size();
     if (!r.ended && next[e])
-      accept(r, *next[e]);
+      accept(r, next[e]->token, std::move(next[e]->logprob));
+    // A request for the prompt's log probabilities alone (max_tokens 0).
+    if (!r.ended && r.generation.empty() && r.prefilled == r.context.size())
+      end(r, StopReason::MaxTokens);
   }
 }
 
-void Scheduler::accept(Running &r, int32_t token) {
+void Scheduler::accept(Running &r, int32_t token,
+                       std::optional<TokenLogprob> logprob) {
   if (std::optional<StopReason> stop = r.generation.stopsAt(token)) {
     end(r, *stop);
     return;
   }
   std::optional<StopReason> ends = r.generation.record(token);
-  r.request->deliver(token);
+  r.request->deliver(token, std::move(logprob));
   if (ends)
     end(r, *ends);
   else

@@ -12,6 +12,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 using namespace kvrt;
 
 namespace {
@@ -233,6 +236,103 @@ TEST(Scheduler, AStopTokenEndsARequestUnemitted) {
   EXPECT_EQ(finished.reason, StopReason::StopToken);
   EXPECT_EQ(finished.tokens,
             std::vector<int32_t>(free.begin(), free.begin() + 3));
+}
+
+/// log softmax(row)[token] in double precision.
+double logSoftmaxAt(const float *row, size_t vocab, int32_t token) {
+  double most = *std::max_element(row, row + vocab), sum = 0;
+  for (size_t i = 0; i < vocab; ++i)
+    sum += std::exp(double(row[i]) - most);
+  return double(row[token]) - most - std::log(sum);
+}
+
+/// Checks that `logprob` is `token`'s under `row`, with the `top` likeliest
+/// tokens' beside it, likeliest first.
+void expectLogprob(const TokenLogprob &logprob, const float *row, size_t vocab,
+                   int32_t token, size_t top) {
+  EXPECT_EQ(logprob.token, token);
+  EXPECT_NEAR(logprob.logprob, logSoftmaxAt(row, vocab, token), 1e-5);
+  ASSERT_EQ(logprob.top.size(), top);
+  const int32_t likeliest = int32_t(std::max_element(row, row + vocab) - row);
+  if (top > 0)
+    EXPECT_EQ(logprob.top[0].first, likeliest);
+  for (size_t i = 0; i < top; ++i) {
+    EXPECT_NEAR(logprob.top[i].second,
+                logSoftmaxAt(row, vocab, logprob.top[i].first), 1e-5);
+    if (i > 0)
+      EXPECT_GE(logprob.top[i - 1].second, logprob.top[i].second);
+  }
+}
+
+TEST(Scheduler, GivesTheLogprobsOfTheModelsDistribution) {
+  std::shared_ptr<const Artifact> artifact = tinyStories();
+  std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
+  SchedulerOptions options;
+  options.prefillChunk = 5; // The prompt's rows come in three chunks.
+  Scheduler scheduler(*engine, options);
+  GenerateOptions sampled = tokens(6);
+  sampled.sampling.temperature = 0.9f;
+  sampled.sampling.seed = 5;
+  LogprobOptions logprobs;
+  logprobs.top = 3;
+  logprobs.prompt = true;
+  std::shared_ptr<Request> request = *scheduler.submit(
+      Generation::create(*artifact, kStory, sampled).value(), logprobs);
+  std::vector<int32_t> got;
+  std::vector<TokenLogprob> scored, prompt;
+  while (true) {
+    Request::Update update = request->wait();
+    got.insert(got.end(), update.tokens.begin(), update.tokens.end());
+    ASSERT_EQ(update.logprobs.size(), update.tokens.size());
+    scored.insert(scored.end(), update.logprobs.begin(), update.logprobs.end());
+    prompt.insert(prompt.end(), update.promptLogprobs.begin(),
+                  update.promptLogprobs.end());
+    if (update.end)
+      break;
+  }
+  ASSERT_EQ(got.size(), 6u);
+  // The logits of every token of the prompt and the sample, from a fresh
+  // engine: row i gives the probabilities of token i + 1.
+  std::vector<int32_t> all = kStory;
+  all.insert(all.end(), got.begin(), got.end());
+  std::unique_ptr<Engine> fresh = test::engineOrDie(artifact);
+  StatusOr<SequenceId> sequence = fresh->addSequence();
+  ASSERT_TRUE(fresh->prefill({{*sequence, all, true}}).isOk());
+  const Logits &logits = fresh->logits();
+  ASSERT_EQ(prompt.size(), kStory.size() - 1);
+  for (size_t i = 1; i < kStory.size(); ++i) {
+    SCOPED_TRACE("prompt token " + std::to_string(i));
+    expectLogprob(prompt[i - 1], logits.row(i - 1), logits.vocab, kStory[i], 3);
+  }
+  for (size_t i = 0; i < got.size(); ++i) {
+    SCOPED_TRACE("sampled token " + std::to_string(i));
+    expectLogprob(scored[i], logits.row(kStory.size() - 1 + i), logits.vocab,
+                  got[i], 3);
+  }
+}
+
+TEST(Scheduler, ScoresAPromptWithNoTokenToSample) {
+  std::shared_ptr<const Artifact> artifact = tinyStories();
+  std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
+  Scheduler scheduler(*engine, {});
+  LogprobOptions logprobs;
+  logprobs.top = 0;
+  logprobs.prompt = true;
+  std::shared_ptr<Request> request = *scheduler.submit(
+      Generation::create(*artifact, kTom, tokens(0)).value(), logprobs);
+  Request::Update update = request->wait();
+  while (!update.end) {
+    Request::Update more = request->wait();
+    update.promptLogprobs.insert(update.promptLogprobs.end(),
+                                 more.promptLogprobs.begin(),
+                                 more.promptLogprobs.end());
+    update.end = more.end;
+  }
+  EXPECT_EQ(*update.end, StopReason::MaxTokens);
+  EXPECT_TRUE(update.tokens.empty());
+  ASSERT_EQ(update.promptLogprobs.size(), kTom.size() - 1);
+  for (size_t i = 1; i < kTom.size(); ++i)
+    EXPECT_EQ(update.promptLogprobs[i - 1].token, kTom[i]);
 }
 
 /// A scheduler of one place over tinystories, held by a request that runs

@@ -77,8 +77,22 @@ TEST(OpenAiRequest, ReadsAChatWithTextParts) {
 }
 
 TEST(OpenAiRequest, RefusesFieldsOutOfRange) {
+  expectRefused(R"({"prompt": "x", "max_tokens": -1})", "max_tokens",
+                "from 0 to 1073741824, not -1");
   expectRefused(R"({"prompt": "x", "max_tokens": 0})", "max_tokens",
-                "from 1 to 1073741824, not 0");
+                "allowed only with `echo`");
+  expectRefused(R"({"messages": [{"role": "user", "content": "x"}],
+                    "max_tokens": 0})",
+                "max_tokens", "from 1 to", Endpoint::ChatCompletions);
+  expectRefused(R"({"prompt": "x", "logprobs": 21})", "logprobs",
+                "from 0 to 20, not 21");
+  expectRefused(R"({"messages": [{"role": "user", "content": "x"}],
+                    "logprobs": 1})",
+                "logprobs", "true or false", Endpoint::ChatCompletions);
+  expectRefused(R"({"messages": [{"role": "user", "content": "x"}],
+                    "top_logprobs": 2})",
+                "top_logprobs", "needs `logprobs: true`",
+                Endpoint::ChatCompletions);
   expectRefused(R"({"prompt": "x", "max_tokens": 2.5})", "max_tokens",
                 "not 2.5");
   expectRefused(R"({"prompt": "x", "max_tokens": "9"})", "max_tokens",
@@ -104,7 +118,7 @@ TEST(OpenAiRequest, RefusesPromptsItCannotRead) {
   expectRefused(R"({"prompt": [1, -1]})", "prompt", "item 1 is -1");
   expectRefused(R"({"prompt": [1, 4294967296]})", "prompt", "not a token id");
   expectRefused(R"({"prompt": []})", "prompt", "string or an array");
-  expectRefused(R"({"prompt": [[1, 2]]})", "prompt", "not a token id");
+  expectRefused(R"({"prompt": [1, [2]]})", "prompt", "not a token id");
   expectRefused(R"({"messages": []})", "messages", "non-empty array",
                 Endpoint::ChatCompletions);
   expectRefused(R"({"messages": [{"role": "tool", "content": "x"}]})",
@@ -125,13 +139,41 @@ TEST(OpenAiRequest, RefusesPromptsItCannotRead) {
                 "prompt", "not a field", Endpoint::ChatCompletions);
 }
 
+TEST(OpenAiRequest, ReadsLogprobsAndEcho) {
+  CompletionRequest r = accepted(
+      R"({"prompt": "x", "logprobs": 3, "echo": true, "max_tokens": 0})");
+  EXPECT_EQ(r.logprobs, 3);
+  EXPECT_TRUE(r.echo);
+  EXPECT_EQ(r.maxTokens, 0);
+  EXPECT_EQ(accepted(R"({"prompt": "x"})").logprobs, -1);
+  // lm-evaluation-harness sends token ids as a batch of one.
+  CompletionRequest ids = accepted(R"({"prompt": [[1, 80, 147]]})");
+  EXPECT_TRUE(ids.promptIsIds);
+  EXPECT_EQ(ids.promptIds, (std::vector<int32_t>{1, 80, 147}));
+  expectRefused(R"({"prompt": [[1], [2]]})", "prompt", "holds 2 prompts");
+  expectRefused(R"({"prompt": [[]]})", "prompt", "empty array");
+  expectRefused(R"({"prompt": [[[1]]]})", "prompt", "not a token id");
+  ParsedRequest chat = parseCompletionRequest(
+      R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true,
+          "top_logprobs": 5})",
+      Endpoint::ChatCompletions, "tiny");
+  ASSERT_TRUE(chat.request.has_value()) << chat.error.message;
+  EXPECT_EQ(chat.request->logprobs, 5);
+  chat = parseCompletionRequest(
+      R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true})",
+      Endpoint::ChatCompletions, "tiny");
+  ASSERT_TRUE(chat.request.has_value()) << chat.error.message;
+  EXPECT_EQ(chat.request->logprobs, 0);
+}
+
 TEST(OpenAiRequest, RefusesWhatItWouldNotHonour) {
   expectRefused(R"({"prompt": "x", "n": 2})", "n", "set it to 1");
-  expectRefused(R"({"prompt": "x", "logprobs": 1})", "logprobs",
-                "not supported");
+  expectRefused(R"({"prompt": "x", "logprobs": 1, "stream": true})", "logprobs",
+                "with `stream` is not supported");
+  expectRefused(R"({"prompt": "x", "echo": true, "stream": true})", "echo",
+                "with `stream` is not supported");
   expectRefused(R"({"prompt": "x", "presence_penalty": 0.5})",
                 "presence_penalty", "set it to 0");
-  expectRefused(R"({"prompt": "x", "echo": true})", "echo", "not supported");
   expectRefused(R"({"prompt": "x", "logit_bias": {"5": 1}})", "logit_bias",
                 "{}");
   expectRefused(R"({"prompt": "x", "suffix": "y"})", "suffix", "not a field");

@@ -4,6 +4,7 @@
 #include "kvrt/Json.h"
 #include "kvrt/Quote.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -116,21 +117,27 @@ bool readPrompt(FieldReader &reader, const Value &value,
                                  "token ids, not " +
                                      shown(value));
   const std::vector<Value> &items = value.items();
+  // OpenAI's batch forms, an array of strings or of token id arrays, with
+  // one prompt.
+  const bool batch = items[0].isString() || items[0].isArray();
+  if (batch && items.size() > 1)
+    return reader.fail("prompt",
+                       "`prompt` holds " + std::to_string(items.size()) +
+                           " prompts; kvopt serve takes one per request");
   if (items[0].isString()) {
-    if (items.size() > 1)
-      return reader.fail("prompt",
-                         "`prompt` holds " + std::to_string(items.size()) +
-                             " prompts; kvopt serve takes one per request");
     request.prompt = items[0].asString();
     return true;
   }
+  const std::vector<Value> &ids = batch ? items[0].items() : items;
+  if (ids.empty())
+    return reader.fail("prompt", "`prompt` holds an empty array of token ids");
   request.promptIsIds = true;
-  for (size_t i = 0; i < items.size(); ++i) {
+  for (size_t i = 0; i < ids.size(); ++i) {
     std::optional<int64_t> id =
-        items[i].isNumber() ? items[i].asInt() : std::nullopt;
+        ids[i].isNumber() ? ids[i].asInt() : std::nullopt;
     if (!id || *id < 0 || *id > INT32_MAX)
       return reader.fail("prompt", "`prompt` item " + std::to_string(i) +
-                                       " is " + shown(items[i]) +
+                                       " is " + shown(ids[i]) +
                                        ", not a token id");
     request.promptIds.push_back(int32_t(*id));
   }
@@ -243,7 +250,8 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
   // OpenAI's default; kvopt run's is greedy.
   request.sampling.temperature = 1.0f;
   FieldReader reader(error);
-  bool havePrompt = false, haveStreamOptions = false;
+  bool havePrompt = false, haveStreamOptions = false, chatLogprobs = false;
+  int64_t topLogprobs = -1;
   int64_t integer = 0;
   for (const auto &[key, value] : json->members()) {
     if (reader.failed())
@@ -266,7 +274,8 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
       havePrompt = readMessages(reader, value, request);
     } else if (key == "max_tokens" ||
                (key == "max_completion_tokens" && chat)) {
-      if (reader.integer(key, value, 1, kMaxRequestTokens, integer))
+      // 0 only to score an echoed prompt (checked below).
+      if (reader.integer(key, value, chat ? 1 : 0, kMaxRequestTokens, integer))
         request.maxTokens = integer;
     } else if (key == "temperature") {
       reader.number(key, value, 0, false, 2, request.sampling.temperature);
@@ -307,14 +316,15 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
                      value.isNumber() && value.asInt() == int64_t(1), "1");
     } else if (key == "presence_penalty" || key == "frequency_penalty") {
       reader.neutral(key, value, isZero(value), "0");
+    } else if (key == "logprobs" && chat) {
+      reader.boolean(key, value, chatLogprobs);
     } else if (key == "logprobs") {
-      reader.neutral(key, value,
-                     chat ? value.isBool() && !value.asBool() : false,
-                     chat ? "false" : "null");
-    } else if (key == "top_logprobs") {
-      reader.neutral(key, value, isZero(value), "0");
+      if (reader.integer(key, value, 0, kMaxLogprobs, integer))
+        request.logprobs = int32_t(integer);
+    } else if (key == "top_logprobs" && chat) {
+      reader.integer(key, value, 0, kMaxLogprobs, topLogprobs);
     } else if (key == "echo" && !chat) {
-      reader.neutral(key, value, value.isBool() && !value.asBool(), "false");
+      reader.boolean(key, value, request.echo);
     } else if (key == "logit_bias") {
       reader.neutral(key, value, value.isObject() && value.members().empty(),
                      "{}");
@@ -334,6 +344,26 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
   }
   if (haveStreamOptions && !request.stream) {
     reader.fail("stream_options", "`stream_options` needs `stream: true`");
+    return parsed;
+  }
+  if (chat) {
+    if (topLogprobs >= 0 && !chatLogprobs) {
+      reader.fail("top_logprobs", "`top_logprobs` needs `logprobs: true`");
+      return parsed;
+    }
+    if (chatLogprobs)
+      request.logprobs = int32_t(std::max<int64_t>(topLogprobs, 0));
+  }
+  if (request.maxTokens == 0 && !request.echo) {
+    reader.fail("max_tokens", "`max_tokens` of 0 asks for nothing; it is "
+                              "allowed only with `echo`, to score a prompt");
+    return parsed;
+  }
+  if (request.stream && (request.logprobs >= 0 || request.echo)) {
+    reader.fail(request.echo ? "echo" : "logprobs",
+                std::string("`") + (request.echo ? "echo" : "logprobs") +
+                    "` with `stream` is not supported by kvopt serve; ask "
+                    "for a whole answer");
     return parsed;
   }
   parsed.request = std::move(request);

@@ -3,9 +3,9 @@
 //
 // The body of POST /v1/completions and /v1/chat/completions, read field by
 // field from hostile JSON. Every field this server reads is checked for its
-// type and range; a field it would not honour (n > 1, logprobs, penalties,
-// tools, ...) or does not know is refused with a sentence that names it,
-// rather than silently ignored.
+// type and range; a field it would not honour (n > 1, penalties, tools,
+// log probabilities of a stream, ...) or does not know is refused with a
+// sentence that names it, rather than silently ignored.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVOPT_TOOLS_KVOPT_SERVE_OPENAIREQUEST_H
@@ -56,7 +56,17 @@ struct CompletionRequest {
   /// vLLM's extension: generate past end-of-sequence tokens.
   bool ignoreEos = false;
   std::vector<std::string> stop;
+  /// Log probabilities of each sampled token and of the `logprobs` most
+  /// likely beside it (completions: `logprobs`; chat: `top_logprobs` with
+  /// `logprobs: true`); -1: none.
+  int32_t logprobs = -1;
+  /// Completions: the prompt's text before the answer's, and with
+  /// `logprobs` its tokens' log probabilities (the first has none).
+  bool echo = false;
 };
+
+/// The most log probabilities beside each token a request may ask for.
+constexpr int64_t kMaxLogprobs = 20;
 
 struct ParsedRequest {
   std::optional<CompletionRequest> request;

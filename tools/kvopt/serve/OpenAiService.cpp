@@ -80,6 +80,16 @@ struct Envelope {
   }
 };
 
+/// One token of an answer's log probabilities, as shown.
+struct ShownLogprob {
+  /// The token's text, and where it starts in the choice's text.
+  std::string text;
+  size_t offset = 0;
+  /// None for a prompt's first token, which nothing before it predicts.
+  std::optional<double> logprob;
+  std::vector<std::pair<std::string, double>> top;
+};
+
 /// One choice of a completion or a chunk: its text (a chat message or
 /// delta, or a completion's text) and its finish reason (null: not yet).
 struct Choice {
@@ -87,7 +97,76 @@ struct Choice {
   const char *finish = nullptr;
   /// A chat stream's first delta, which names the role.
   bool roleFirst = false;
+  /// Asked-for log probabilities of a whole answer; null when not asked.
+  const std::vector<ShownLogprob> *logprobs = nullptr;
 };
+
+/// OpenAI's legacy completions form: parallel arrays.
+void writeCompletionLogprobs(JsonWriter &json,
+                             const std::vector<ShownLogprob> &logprobs) {
+  json.beginObject();
+  json.key("tokens");
+  json.beginArray();
+  for (const ShownLogprob &l : logprobs)
+    json.value(l.text);
+  json.endArray();
+  json.key("token_logprobs");
+  json.beginArray();
+  for (const ShownLogprob &l : logprobs)
+    l.logprob ? json.value(*l.logprob) : json.null();
+  json.endArray();
+  json.key("top_logprobs");
+  json.beginArray();
+  for (const ShownLogprob &l : logprobs) {
+    if (!l.logprob) {
+      json.null();
+      continue;
+    }
+    json.beginObject();
+    for (const auto &[text, logprob] : l.top)
+      json.member(text, logprob);
+    json.endObject();
+  }
+  json.endArray();
+  json.key("text_offset");
+  json.beginArray();
+  for (const ShownLogprob &l : logprobs)
+    json.value(l.offset);
+  json.endArray();
+  json.endObject();
+}
+
+/// The chat form: one object per token, with its UTF-8 bytes.
+void writeChatLogprobs(JsonWriter &json,
+                       const std::vector<ShownLogprob> &logprobs) {
+  auto token = [&](const std::string &text, double logprob) {
+    json.member("token", text);
+    json.member("logprob", logprob);
+    json.key("bytes");
+    json.beginArray();
+    for (unsigned char byte : text)
+      json.value(int64_t(byte));
+    json.endArray();
+  };
+  json.beginObject();
+  json.key("content");
+  json.beginArray();
+  for (const ShownLogprob &l : logprobs) {
+    json.beginObject();
+    token(l.text, l.logprob.value_or(0));
+    json.key("top_logprobs");
+    json.beginArray();
+    for (const auto &[text, logprob] : l.top) {
+      json.beginObject();
+      token(text, logprob);
+      json.endObject();
+    }
+    json.endArray();
+    json.endObject();
+  }
+  json.endArray();
+  json.endObject();
+}
 
 struct Usage {
   size_t prompt = 0, completion = 0;
@@ -119,7 +198,12 @@ std::string completionJson(const Envelope &envelope, Endpoint endpoint,
       json.member("text", choice->text);
     }
     json.key("logprobs");
-    json.null();
+    if (!choice->logprobs)
+      json.null();
+    else if (endpoint == Endpoint::ChatCompletions)
+      writeChatLogprobs(json, *choice->logprobs);
+    else
+      writeCompletionLogprobs(json, *choice->logprobs);
     json.key("finish_reason");
     if (choice->finish)
       json.value(choice->finish);
@@ -342,6 +426,12 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
         (uint64_t(std::random_device()()) << 32) | std::random_device()();
   options.stopAtEos = !request.ignoreEos;
   const size_t promptTokens = prompt.size();
+  kvrt::LogprobOptions logprobs;
+  logprobs.top = request.logprobs;
+  logprobs.prompt = request.echo && request.logprobs >= 0;
+  // Echo shows the prompt's tokens as the answer's are shown.
+  const std::vector<int32_t> echoed =
+      request.echo ? prompt : std::vector<int32_t>();
   kvrt::StatusOr<kvrt::Generation> generation =
       kvrt::Generation::create(artifact_, std::move(prompt), options);
   if (!generation) {
@@ -350,7 +440,7 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
     return respondError(exchange, error);
   }
   kvrt::StatusOr<std::shared_ptr<kvrt::Request>> submitted =
-      scheduler_.submit(std::move(*generation));
+      scheduler_.submit(std::move(*generation), logprobs);
   if (!submitted)
     return respondError(exchange,
                         serverError(503, submitted.status().message()));
@@ -374,10 +464,18 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
   StopStringFilter stops(request.stop);
   std::string text;
   size_t completionTokens = 0;
+  std::vector<int32_t> generated;
+  std::vector<kvrt::TokenLogprob> sampledLogprobs, promptLogprobs;
   const char *finish = nullptr;
   while (!finish) {
     kvrt::Request::Update update = running.wait(kClientCheck);
     completionTokens += update.tokens.size();
+    generated.insert(generated.end(), update.tokens.begin(),
+                     update.tokens.end());
+    for (kvrt::TokenLogprob &l : update.logprobs)
+      sampledLogprobs.push_back(std::move(l));
+    for (kvrt::TokenLogprob &l : update.promptLogprobs)
+      promptLogprobs.push_back(std::move(l));
     std::string decoded;
     for (int32_t token : update.tokens)
       decoded += decoder.push(token);
@@ -425,9 +523,46 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
     events.event("[DONE]");
     return;
   }
-  respondJson(
-      exchange, 200,
-      completionJson(envelope, endpoint, false, Choice{text, finish}, usage));
+  Choice choice{text, finish};
+  std::vector<ShownLogprob> shown;
+  if (request.echo || request.logprobs >= 0) {
+    // Offsets into the text returned: the echoed prompt decoded as one
+    // stream, then the answer as the loop above decoded it.
+    kvrt::TokenStreamDecoder promptText(tokenizer_, /*skipSpecial=*/true);
+    kvrt::TokenStreamDecoder answerText(tokenizer_, /*skipSpecial=*/true);
+    auto show = [&](int32_t token, size_t offset,
+                    const kvrt::TokenLogprob *logprob) {
+      ShownLogprob l{tokenizer_.decode({token}, false), offset};
+      if (logprob) {
+        l.logprob = logprob->logprob;
+        for (const auto &[id, value] : logprob->top)
+          l.top.push_back({tokenizer_.decode({id}, false), value});
+      }
+      shown.push_back(std::move(l));
+    };
+    std::string prefix;
+    for (size_t i = 0; i < echoed.size(); ++i) {
+      show(echoed[i], prefix.size(),
+           i > 0 && i - 1 < promptLogprobs.size() ? &promptLogprobs[i - 1]
+                                                  : nullptr);
+      prefix += promptText.push(echoed[i]);
+    }
+    prefix += promptText.finish();
+    choice.text = prefix + text;
+    size_t at = prefix.size();
+    for (size_t i = 0; i < generated.size() && i < sampledLogprobs.size();
+         ++i) {
+      // A stop string cut the text: its tokens from there are not shown.
+      if (at >= choice.text.size() && stops.stopped())
+        break;
+      show(generated[i], at, &sampledLogprobs[i]);
+      at += answerText.push(generated[i]).size();
+    }
+    if (request.logprobs >= 0)
+      choice.logprobs = &shown;
+  }
+  respondJson(exchange, 200,
+              completionJson(envelope, endpoint, false, choice, usage));
 }
 
 } // namespace kvopt::serve
