@@ -239,6 +239,13 @@ def http_seeds(folder):
                                "stream_options": {"include_usage": True}}),
         "completion-ids": request({"prompt": [1, 80, 147], "n": 1,
                                    "logprobs": None, "echo": False}),
+        "completion-logprobs": request({"prompt": [[1, 80, 147]],
+                                        "max_tokens": 0, "logprobs": 5,
+                                        "echo": True}),
+        "chat-logprobs": request(
+            {"messages": [{"role": "user", "content": "Hi"}],
+             "logprobs": True, "top_logprobs": 2},
+            b"/v1/chat/completions"),
         "chat": request(
             {"messages": [{"role": "system", "content": "Be brief."},
                           {"role": "user", "content": [
