@@ -300,6 +300,22 @@ def logprobs():
                           echo=True))["choices"][0]
     print("prompt scored alone:", alone["text"] == PROMPTS[0],
           alone["logprobs"]["token_logprobs"] == lp["token_logprobs"][:prompt])
+    # lm-evaluation-harness's loglikelihood request (local-completions,
+    # tokenized): context and continuation as one batch of token ids, then
+    # its parse_logprobs: the continuation's sum, and whether each of its
+    # tokens was the most likely.
+    context, continuation = [1, 80, 147, 201, 282], [215, 286, 598]
+    harness = complete({"model": "m", "prompt": [context + continuation],
+                        "temperature": 0, "max_tokens": 1, "logprobs": 1,
+                        "seed": 1234, "echo": True})["choices"][0]["logprobs"]
+    tail = slice(len(context), -1)
+    total = sum(harness["token_logprobs"][tail])
+    greedy_tail = all(t == max(top.values()) for t, top in
+                      zip(harness["token_logprobs"][tail],
+                          harness["top_logprobs"][tail]))
+    print("lm-eval request: entries", len(harness["tokens"]),
+          "continuation log-likelihood below 0:", total < 0,
+          "greedy:", greedy_tail)
 
 
 def busy():
