@@ -3,12 +3,16 @@
 
   scripts/serve-bench.py ARTIFACT [--kvopt build/bin/kvopt]
       [--clients 1,4,8] [--requests 16] [--max-tokens 64] [--backend cpu]
+      [--prompt-chars N]
 
 Starts the server (--max-batch = the largest client count), then for each
 client count sends --requests streamed completions from that many clients at
 once (greedy, ignore_eos, so every request generates --max-tokens tokens)
 and prints the generated tokens per second over the whole run, the median
 and worst time to the first token, and the median time between tokens.
+--prompt-chars makes each prompt that long (its opening, then filler text):
+long contexts, where the cache's size decides how many requests fit; the
+server's last line counts the preemptions.
 """
 import argparse
 import http.client
@@ -51,7 +55,7 @@ def stream_one(port, prompt, max_tokens):
     return arrivals[0] - start, gaps, tokens
 
 
-def run(port, clients, requests, max_tokens):
+def run(port, clients, requests, max_tokens, prompt_of):
     queue = list(range(requests))
     lock = threading.Lock()
     results = []
@@ -62,7 +66,7 @@ def run(port, clients, requests, max_tokens):
                 if not queue:
                     return
                 i = queue.pop()
-            result = stream_one(port, PROMPTS[i % len(PROMPTS)], max_tokens)
+            result = stream_one(port, prompt_of(i), max_tokens)
             with lock:
                 results.append(result)
     start = time.perf_counter()
@@ -88,7 +92,16 @@ def main():
     parser.add_argument("--requests", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--backend", default="cpu")
+    parser.add_argument("--prompt-chars", type=int, default=0)
     args = parser.parse_args()
+    filler = " The quick brown fox jumps over the lazy dog, again and again."
+
+    def prompt_of(i):
+        text = PROMPTS[i % len(PROMPTS)]
+        if args.prompt_chars:
+            text += filler * (args.prompt_chars // len(filler) + 1)
+            text = text[:args.prompt_chars]
+        return text
     clients = [int(c) for c in args.clients.split(",")]
     server = subprocess.Popen(
         [args.kvopt, "serve", args.artifact, "--port", "0", "--backend",
@@ -101,7 +114,7 @@ def main():
           "inter-token ms")
     try:
         for count in clients:
-            run(port, count, args.requests, args.max_tokens)
+            run(port, count, args.requests, args.max_tokens, prompt_of)
     finally:
         server.send_signal(signal.SIGTERM)
         print(server.communicate(timeout=60)[1].strip().splitlines()[-1])
