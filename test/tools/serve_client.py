@@ -300,6 +300,19 @@ def logprobs():
                           echo=True))["choices"][0]
     print("prompt scored alone:", alone["text"] == PROMPTS[0],
           alone["logprobs"]["token_logprobs"] == lp["token_logprobs"][:prompt])
+    # Streamed, the chunks carry the same log probabilities in order, and
+    # with a stop string the tokens after it are left out alike.
+    body = dict(greedy, prompt=PROMPTS[0], max_tokens=8, logprobs=2)
+    whole = complete(body)["choices"][0]["logprobs"]
+    parts = [json.loads(e)["choices"] for e in
+             stream("/v1/completions", body)[:-1]]
+    joined = {k: sum((c[0]["logprobs"][k] for c in parts
+                      if c and c[0]["logprobs"]), []) for k in whole}
+    cut = complete(dict(body, stop=[" girl"]))["choices"][0]
+    print("streamed logprobs equal:", joined == whole,
+          "cut at the stop string:",
+          all(o < len(cut["text"]) for o in cut["logprobs"]["text_offset"]),
+          len(cut["logprobs"]["tokens"]) < len(whole["tokens"]))
     # lm-evaluation-harness's loglikelihood request (local-completions,
     # tokenized): context and continuation as one batch of token ids, then
     # its parse_logprobs: the continuation's sum, and whether each of its

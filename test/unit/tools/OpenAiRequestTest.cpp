@@ -168,8 +168,6 @@ TEST(OpenAiRequest, ReadsLogprobsAndEcho) {
 
 TEST(OpenAiRequest, RefusesWhatItWouldNotHonour) {
   expectRefused(R"({"prompt": "x", "n": 2})", "n", "set it to 1");
-  expectRefused(R"({"prompt": "x", "logprobs": 1, "stream": true})", "logprobs",
-                "with `stream` is not supported");
   expectRefused(R"({"prompt": "x", "echo": true, "stream": true})", "echo",
                 "with `stream` is not supported");
   expectRefused(R"({"prompt": "x", "presence_penalty": 0.5})",

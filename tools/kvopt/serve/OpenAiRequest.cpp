@@ -359,11 +359,9 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
                               "allowed only with `echo`, to score a prompt");
     return parsed;
   }
-  if (request.stream && (request.logprobs >= 0 || request.echo)) {
-    reader.fail(request.echo ? "echo" : "logprobs",
-                std::string("`") + (request.echo ? "echo" : "logprobs") +
-                    "` with `stream` is not supported by kvopt serve; ask "
-                    "for a whole answer");
+  if (request.stream && request.echo) {
+    reader.fail("echo", "`echo` with `stream` is not supported by kvopt "
+                        "serve; ask for a whole answer");
     return parsed;
   }
   parsed.request = std::move(request);

@@ -4,8 +4,8 @@
 // The body of POST /v1/completions and /v1/chat/completions, read field by
 // field from hostile JSON. Every field this server reads is checked for its
 // type and range; a field it would not honour (n > 1, penalties, tools,
-// log probabilities of a stream, ...) or does not know is refused with a
-// sentence that names it, rather than silently ignored.
+// echo in a stream, ...) or does not know is refused with a sentence that
+// names it, rather than silently ignored.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVOPT_TOOLS_KVOPT_SERVE_OPENAIREQUEST_H

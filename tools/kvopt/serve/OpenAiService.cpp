@@ -462,23 +462,49 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
 
   kvrt::TokenStreamDecoder decoder(tokenizer_, /*skipSpecial=*/true);
   StopStringFilter stops(request.stop);
+  const bool wantsLogprobs = request.logprobs >= 0;
+  auto show = [&](int32_t token, size_t offset,
+                  const kvrt::TokenLogprob *logprob) {
+    ShownLogprob l{tokenizer_.decode({token}, false), offset};
+    if (logprob) {
+      l.logprob = logprob->logprob;
+      for (const auto &[id, value] : logprob->top)
+        l.top.push_back({tokenizer_.decode({id}, false), value});
+    }
+    return l;
+  };
   std::string text;
   size_t completionTokens = 0;
-  std::vector<int32_t> generated;
-  std::vector<kvrt::TokenLogprob> sampledLogprobs, promptLogprobs;
+  // Each sampled token at its offset in the answer as decoded, before stop
+  // strings cut it; the answer's text and tokens streamed so far.
+  std::vector<ShownLogprob> answerLogprobs;
+  std::vector<kvrt::TokenLogprob> promptLogprobs;
+  size_t decodedLength = 0, sentText = 0, sentLogprobs = 0;
+  // The tokens whose text has begun to go out, or at the end all that are
+  // not cut by a stop string.
+  auto takeLogprobs = [&](size_t textLength, bool end) {
+    std::vector<ShownLogprob> taken;
+    while (sentLogprobs < answerLogprobs.size() &&
+           (answerLogprobs[sentLogprobs].offset < textLength ||
+            (end && !stops.stopped())))
+      taken.push_back(answerLogprobs[sentLogprobs++]);
+    return taken;
+  };
   const char *finish = nullptr;
   while (!finish) {
     kvrt::Request::Update update = running.wait(kClientCheck);
     completionTokens += update.tokens.size();
-    generated.insert(generated.end(), update.tokens.begin(),
-                     update.tokens.end());
-    for (kvrt::TokenLogprob &l : update.logprobs)
-      sampledLogprobs.push_back(std::move(l));
     for (kvrt::TokenLogprob &l : update.promptLogprobs)
       promptLogprobs.push_back(std::move(l));
     std::string decoded;
-    for (int32_t token : update.tokens)
-      decoded += decoder.push(token);
+    for (size_t k = 0; k < update.tokens.size(); ++k) {
+      if (wantsLogprobs && k < update.logprobs.size())
+        answerLogprobs.push_back(
+            show(update.tokens[k], decodedLength, &update.logprobs[k]));
+      std::string piece = decoder.push(update.tokens[k]);
+      decodedLength += piece.size();
+      decoded += piece;
+    }
     if (update.end)
       decoded += decoder.finish();
     std::string ready = stops.push(decoded);
@@ -502,7 +528,12 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
       finish = finishReason(*update.end);
     }
     if (request.stream) {
-      if (!ready.empty() && !events.chunk({ready})) {
+      sentText += ready.size();
+      std::vector<ShownLogprob> chunk =
+          takeLogprobs(sentText, finish != nullptr);
+      if ((!ready.empty() || !chunk.empty()) &&
+          !events.chunk(
+              {ready, nullptr, false, wantsLogprobs ? &chunk : nullptr})) {
         running.cancel();
         return;
       }
@@ -525,42 +556,27 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
   }
   Choice choice{text, finish};
   std::vector<ShownLogprob> shown;
-  if (request.echo || request.logprobs >= 0) {
-    // Offsets into the text returned: the echoed prompt decoded as one
-    // stream, then the answer as the loop above decoded it.
+  if (request.echo) {
+    // The echoed prompt decoded as one stream; the answer's offsets move
+    // past it.
     kvrt::TokenStreamDecoder promptText(tokenizer_, /*skipSpecial=*/true);
-    kvrt::TokenStreamDecoder answerText(tokenizer_, /*skipSpecial=*/true);
-    auto show = [&](int32_t token, size_t offset,
-                    const kvrt::TokenLogprob *logprob) {
-      ShownLogprob l{tokenizer_.decode({token}, false), offset};
-      if (logprob) {
-        l.logprob = logprob->logprob;
-        for (const auto &[id, value] : logprob->top)
-          l.top.push_back({tokenizer_.decode({id}, false), value});
-      }
-      shown.push_back(std::move(l));
-    };
     std::string prefix;
     for (size_t i = 0; i < echoed.size(); ++i) {
-      show(echoed[i], prefix.size(),
-           i > 0 && i - 1 < promptLogprobs.size() ? &promptLogprobs[i - 1]
-                                                  : nullptr);
+      shown.push_back(show(echoed[i], prefix.size(),
+                           i > 0 && i - 1 < promptLogprobs.size()
+                               ? &promptLogprobs[i - 1]
+                               : nullptr));
       prefix += promptText.push(echoed[i]);
     }
     prefix += promptText.finish();
     choice.text = prefix + text;
-    size_t at = prefix.size();
-    for (size_t i = 0; i < generated.size() && i < sampledLogprobs.size();
-         ++i) {
-      // A stop string cut the text: its tokens from there are not shown.
-      if (at >= choice.text.size() && stops.stopped())
-        break;
-      show(generated[i], at, &sampledLogprobs[i]);
-      at += answerText.push(generated[i]).size();
-    }
-    if (request.logprobs >= 0)
-      choice.logprobs = &shown;
+    for (ShownLogprob &l : answerLogprobs)
+      l.offset += prefix.size();
   }
+  for (ShownLogprob &l : takeLogprobs(choice.text.size(), true))
+    shown.push_back(std::move(l));
+  if (wantsLogprobs)
+    choice.logprobs = &shown;
   respondJson(exchange, 200,
               completionJson(envelope, endpoint, false, choice, usage));
 }
