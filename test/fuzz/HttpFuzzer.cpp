@@ -2,8 +2,9 @@
 //
 // The bytes are what a client sends: the HTTP reader must answer with a
 // request, a wait for more that stays within its limits, or a status and
-// one sentence; a request's body then goes through both endpoints' field
-// readers, which must accept it or name what they refuse.
+// one sentence; a request's body then goes through every endpoint's field
+// reader (completions, chat, tokenize, detokenize), which must accept it
+// or name what it refuses.
 //
 //===----------------------------------------------------------------------===//
 #include "FuzzCheck.h"
@@ -64,5 +65,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                          "a field refused with a status other than 400/404");
     checkSentence(parsed.error.message);
   }
+  ApiError tokenizeError, detokenizeError;
+  if (!parseTokenizeRequest(request.body, "m", tokenizeError))
+    checkSentence(tokenizeError.message);
+  if (!parseDetokenizeRequest(request.body, "m", detokenizeError))
+    checkSentence(detokenizeError.message);
   return 0;
 }

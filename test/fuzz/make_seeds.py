@@ -246,6 +246,10 @@ def http_seeds(folder):
             {"messages": [{"role": "user", "content": "Hi"}],
              "logprobs": True, "top_logprobs": 2},
             b"/v1/chat/completions"),
+        "tokenize": request({"prompt": "Once", "add_special_tokens": False},
+                            b"/tokenize"),
+        "detokenize": request({"model": "m", "tokens": [1, 80, 147]},
+                              b"/detokenize"),
         "chat": request(
             {"messages": [{"role": "system", "content": "Be brief."},
                           {"role": "user", "content": [

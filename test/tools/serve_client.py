@@ -313,6 +313,18 @@ def logprobs():
           "cut at the stop string:",
           all(o < len(cut["text"]) for o in cut["logprobs"]["text_offset"]),
           len(cut["logprobs"]["tokens"]) < len(whole["tokens"]))
+    # vLLM's tokenizer endpoints, which lm-evaluation-harness's remote
+    # tokenizer reads: the prompt's ids are the ones a completion counts,
+    # and they decode back to its text.
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+    connection.request("GET", "/tokenizer_info")
+    info = json.loads(connection.getresponse().read())
+    connection.close()
+    ids = post("/tokenize", {"prompt": PROMPTS[0]})[1]
+    text = post("/detokenize", {"tokens": ids["tokens"]})[1]["prompt"]
+    print("tokenize:", ids["count"] == prompt, "eos:", info["eos_token"],
+          "round trip:", text.endswith(PROMPTS[0]),
+          error("/detokenize", {"tokens": [99999]}))
     # lm-evaluation-harness's loglikelihood request (local-completions,
     # tokenized): context and continuation as one batch of token ids, then
     # its parse_logprobs: the continuation's sum, and whether each of its

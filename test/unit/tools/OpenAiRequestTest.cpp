@@ -166,6 +166,43 @@ TEST(OpenAiRequest, ReadsLogprobsAndEcho) {
   EXPECT_EQ(chat.request->logprobs, 0);
 }
 
+TEST(OpenAiRequest, ReadsTokenizerRequests) {
+  ApiError error;
+  std::optional<TokenizeRequest> tokenize = parseTokenizeRequest(
+      R"({"model": "tiny", "prompt": "Once", "add_special_tokens": false})",
+      "tiny", error);
+  ASSERT_TRUE(tokenize.has_value()) << error.message;
+  EXPECT_EQ(tokenize->prompt, "Once");
+  EXPECT_FALSE(tokenize->addSpecial);
+  std::optional<std::vector<int32_t>> ids =
+      parseDetokenizeRequest(R"({"tokens": [1, 80]})", "tiny", error);
+  ASSERT_TRUE(ids.has_value()) << error.message;
+  EXPECT_EQ(*ids, (std::vector<int32_t>{1, 80}));
+  auto refused = [](std::optional<TokenizeRequest> parsed,
+                    const ApiError &error, std::string_view words) {
+    EXPECT_FALSE(parsed.has_value());
+    EXPECT_NE(error.message.find(words), std::string::npos) << error.message;
+  };
+  ApiError e1, e2, e3, e4;
+  refused(parseTokenizeRequest(R"({})", "tiny", e1), e1, "needs `prompt`");
+  refused(parseTokenizeRequest(R"({"prompt": 5})", "tiny", e2), e2,
+          "must be a string");
+  refused(
+      parseTokenizeRequest(R"({"prompt": "x", "messages": []})", "tiny", e3),
+      e3, "not a field kvopt serve reads in a tokenize request");
+  refused(
+      parseTokenizeRequest(R"({"model": "other", "prompt": "x"})", "tiny", e4),
+      e4, "does not exist");
+  EXPECT_EQ(e4.status, 404);
+  ApiError e5, e6;
+  EXPECT_FALSE(parseDetokenizeRequest(R"({"tokens": [1, -2]})", "tiny", e5));
+  EXPECT_NE(e5.message.find("`tokens` item 1 is -2"), std::string::npos)
+      << e5.message;
+  EXPECT_FALSE(parseDetokenizeRequest(R"({"tokens": "1"})", "tiny", e6));
+  EXPECT_NE(e6.message.find("must be an array of token ids"), std::string::npos)
+      << e6.message;
+}
+
 TEST(OpenAiRequest, RefusesWhatItWouldNotHonour) {
   expectRefused(R"({"prompt": "x", "n": 2})", "n", "set it to 1");
   expectRefused(R"({"prompt": "x", "echo": true, "stream": true})", "echo",

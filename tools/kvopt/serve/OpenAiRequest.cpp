@@ -106,6 +106,68 @@ bool isZero(const Value &value) {
   return value.isNumber() && value.asDouble() == 0;
 }
 
+/// A JSON array of token ids (unchecked against a vocabulary).
+bool readTokenIds(FieldReader &reader, std::string_view name,
+                  const Value &value, std::vector<int32_t> &out) {
+  if (!value.isArray())
+    return reader.fail(name, "`" + std::string(name) +
+                                 "` must be an array of token ids, not " +
+                                 shown(value));
+  const std::vector<Value> &ids = value.items();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::optional<int64_t> id =
+        ids[i].isNumber() ? ids[i].asInt() : std::nullopt;
+    if (!id || *id < 0 || *id > INT32_MAX)
+      return reader.fail(name, "`" + std::string(name) + "` item " +
+                                   std::to_string(i) + " is " + shown(ids[i]) +
+                                   ", not a token id");
+    out.push_back(int32_t(*id));
+  }
+  return true;
+}
+
+/// Reads a request body: a JSON object whose "model", if named, must be
+/// the served one; every other member that is not null (null means the
+/// default) goes to `field`, which returns false for a name it does not
+/// read, refused as not a field of `what` requests. False on the first
+/// problem, which `error` then holds.
+template <typename Field>
+bool readBody(std::string_view body, std::string_view servedModel,
+              std::string_view what, ApiError &error, FieldReader &reader,
+              Field field) {
+  kvrt::StatusOr<Value> json = kvrt::json::parse(body, "the request body");
+  if (!json) {
+    error.message = json.status().message();
+    return false;
+  }
+  if (!json->isObject()) {
+    error.message =
+        "the request body must be a JSON object, not " + shown(*json);
+    return false;
+  }
+  for (const auto &[key, value] : json->members()) {
+    if (reader.failed())
+      break;
+    if (value.isNull())
+      continue;
+    if (key == "model") {
+      std::string model;
+      if (reader.string(key, value, model) && model != servedModel) {
+        error.status = 404;
+        error.code = "model_not_found";
+        reader.fail(key, "the model " + kvrt::quote(model) +
+                             " does not exist; this server serves " +
+                             kvrt::quote(servedModel));
+      }
+    } else if (!field(key, value)) {
+      reader.fail(key, kvrt::quote(key) +
+                           " is not a field kvopt serve reads in a " +
+                           std::string(what) + " request");
+    }
+  }
+  return !reader.failed();
+}
+
 bool readPrompt(FieldReader &reader, const Value &value,
                 CompletionRequest &request) {
   if (value.isString()) {
@@ -128,20 +190,11 @@ bool readPrompt(FieldReader &reader, const Value &value,
     request.prompt = items[0].asString();
     return true;
   }
-  const std::vector<Value> &ids = batch ? items[0].items() : items;
-  if (ids.empty())
+  const Value &ids = batch ? items[0] : value;
+  if (ids.items().empty())
     return reader.fail("prompt", "`prompt` holds an empty array of token ids");
   request.promptIsIds = true;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    std::optional<int64_t> id =
-        ids[i].isNumber() ? ids[i].asInt() : std::nullopt;
-    if (!id || *id < 0 || *id > INT32_MAX)
-      return reader.fail("prompt", "`prompt` item " + std::to_string(i) +
-                                       " is " + shown(ids[i]) +
-                                       ", not a token id");
-    request.promptIds.push_back(int32_t(*id));
-  }
-  return true;
+  return readTokenIds(reader, "prompt", ids, request.promptIds);
 }
 
 bool readMessages(FieldReader &reader, const Value &value,
@@ -234,16 +287,6 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
                                      std::string_view servedModel) {
   ParsedRequest parsed;
   ApiError &error = parsed.error;
-  kvrt::StatusOr<Value> json = kvrt::json::parse(body, "the request body");
-  if (!json) {
-    error.message = json.status().message();
-    return parsed;
-  }
-  if (!json->isObject()) {
-    error.message =
-        "the request body must be a JSON object, not " + shown(*json);
-    return parsed;
-  }
   const bool chat = endpoint == Endpoint::ChatCompletions;
   CompletionRequest request;
   request.endpoint = endpoint;
@@ -253,22 +296,8 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
   bool havePrompt = false, haveStreamOptions = false, chatLogprobs = false;
   int64_t topLogprobs = -1;
   int64_t integer = 0;
-  for (const auto &[key, value] : json->members()) {
-    if (reader.failed())
-      break;
-    // Null means "the default" for every optional field.
-    if (value.isNull())
-      continue;
-    if (key == "model") {
-      std::string model;
-      if (reader.string(key, value, model) && model != servedModel) {
-        error.status = 404;
-        error.code = "model_not_found";
-        reader.fail(key, "the model " + kvrt::quote(model) +
-                             " does not exist; this server serves " +
-                             kvrt::quote(servedModel));
-      }
-    } else if (key == "prompt" && !chat) {
+  auto field = [&](const std::string &key, const Value &value) {
+    if (key == "prompt" && !chat) {
       havePrompt = readPrompt(reader, value, request);
     } else if (key == "messages" && chat) {
       havePrompt = readMessages(reader, value, request);
@@ -329,12 +358,12 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
       reader.neutral(key, value, value.isObject() && value.members().empty(),
                      "{}");
     } else {
-      reader.fail(key,
-                  kvrt::quote(key) + " is not a field kvopt serve reads in a " +
-                      (chat ? "chat completion" : "completion") + " request");
+      return false;
     }
-  }
-  if (reader.failed())
+    return true;
+  };
+  if (!readBody(body, servedModel, chat ? "chat completion" : "completion",
+                error, reader, field))
     return parsed;
   if (!havePrompt) {
     reader.fail(chat ? "messages" : "prompt",
@@ -366,6 +395,51 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
   }
   parsed.request = std::move(request);
   return parsed;
+}
+
+std::optional<TokenizeRequest>
+parseTokenizeRequest(std::string_view body, std::string_view servedModel,
+                     ApiError &error) {
+  TokenizeRequest request;
+  FieldReader reader(error);
+  bool havePrompt = false;
+  auto field = [&](const std::string &key, const Value &value) {
+    if (key == "prompt")
+      havePrompt = reader.string(key, value, request.prompt);
+    else if (key == "add_special_tokens")
+      reader.boolean(key, value, request.addSpecial);
+    else
+      return false;
+    return true;
+  };
+  if (!readBody(body, servedModel, "tokenize", error, reader, field))
+    return std::nullopt;
+  if (!havePrompt) {
+    reader.fail("prompt", "a tokenize request needs `prompt`");
+    return std::nullopt;
+  }
+  return request;
+}
+
+std::optional<std::vector<int32_t>>
+parseDetokenizeRequest(std::string_view body, std::string_view servedModel,
+                       ApiError &error) {
+  std::vector<int32_t> tokens;
+  FieldReader reader(error);
+  bool haveTokens = false;
+  auto field = [&](const std::string &key, const Value &value) {
+    if (key != "tokens")
+      return false;
+    haveTokens = readTokenIds(reader, key, value, tokens);
+    return true;
+  };
+  if (!readBody(body, servedModel, "detokenize", error, reader, field))
+    return std::nullopt;
+  if (!haveTokens) {
+    reader.fail("tokens", "a detokenize request needs `tokens`");
+    return std::nullopt;
+  }
+  return tokens;
 }
 
 } // namespace kvopt::serve

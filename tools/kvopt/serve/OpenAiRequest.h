@@ -82,6 +82,25 @@ constexpr int64_t kMaxRequestTokens = int64_t(1) << 30;
 ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
                                      std::string_view servedModel);
 
+/// vLLM's POST /tokenize body.
+struct TokenizeRequest {
+  std::string prompt;
+  /// The tokenizer's begin and end tokens around the text, as a prompt
+  /// gets them.
+  bool addSpecial = true;
+};
+
+/// Reads a /tokenize body ("model", "prompt", "add_special_tokens"); none
+/// with `error` set when it is refused.
+std::optional<TokenizeRequest>
+parseTokenizeRequest(std::string_view body, std::string_view servedModel,
+                     ApiError &error);
+/// Reads a /detokenize body ("model", "tokens": ids, checked against no
+/// vocabulary here); none with `error` set when it is refused.
+std::optional<std::vector<int32_t>>
+parseDetokenizeRequest(std::string_view body, std::string_view servedModel,
+                       ApiError &error);
+
 } // namespace kvopt::serve
 
 #endif // KVOPT_TOOLS_KVOPT_SERVE_OPENAIREQUEST_H

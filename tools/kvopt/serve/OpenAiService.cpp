@@ -324,7 +324,10 @@ void OpenAiService::handle(const HttpRequest &request, HttpExchange &exchange) {
                                  {"/metrics", "GET"},
                                  {"/v1/models", "GET"},
                                  {"/v1/completions", "POST"},
-                                 {"/v1/chat/completions", "POST"}};
+                                 {"/v1/chat/completions", "POST"},
+                                 {"/tokenize", "POST"},
+                                 {"/detokenize", "POST"},
+                                 {"/tokenizer_info", "GET"}};
   const Route *route = nullptr;
   for (const Route &r : routes)
     if (request.path == r.path)
@@ -334,7 +337,8 @@ void OpenAiService::handle(const HttpRequest &request, HttpExchange &exchange) {
     error.status = 404;
     error.message = "there is no endpoint " + kvrt::quote(request.path) +
                     "; kvopt serve answers /health, /metrics, /v1/models, "
-                    "/v1/completions and /v1/chat/completions";
+                    "/v1/completions, /v1/chat/completions, /tokenize, "
+                    "/detokenize and /tokenizer_info";
     return respondError(exchange, error);
   }
   if (request.method != route->method) {
@@ -377,9 +381,65 @@ void OpenAiService::handle(const HttpRequest &request, HttpExchange &exchange) {
     json.endObject();
     return respondJson(exchange, 200, out.str());
   }
+  if (path == "/tokenize" || path == "/detokenize" || path == "/tokenizer_info")
+    return tokenizerEndpoint(request, exchange);
   complete(request, exchange,
            path == "/v1/completions" ? Endpoint::Completions
                                      : Endpoint::ChatCompletions);
+}
+
+void OpenAiService::tokenizerEndpoint(const HttpRequest &request,
+                                      HttpExchange &exchange) {
+  const kvrt::schema::ModelConfig &model = artifact_.manifest().model();
+  std::ostringstream out;
+  JsonWriter json(out, JsonWriter::Layout::Compact);
+  json.beginObject();
+  ApiError error;
+  if (request.path == "/tokenizer_info") {
+    auto special = [&](const char *name, int32_t id) {
+      json.key(name);
+      if (id < 0)
+        json.null();
+      else
+        json.value(tokenizer_.decode({id}, false));
+    };
+    json.member("tokenizer_class", "kvopt");
+    special("bos_token", tokenizer_.bosId());
+    special("eos_token", tokenizer_.eosId());
+    special("pad_token", -1);
+    json.member("model_max_length", model.max_positions());
+  } else if (request.path == "/tokenize") {
+    std::optional<TokenizeRequest> parsed =
+        parseTokenizeRequest(request.body, modelName_, error);
+    if (!parsed)
+      return respondError(exchange, error);
+    std::vector<int32_t> ids =
+        tokenizer_.encode(parsed->prompt, parsed->addSpecial);
+    json.member("count", ids.size());
+    json.member("max_model_len", model.max_positions());
+    json.key("tokens");
+    json.beginArray();
+    for (int32_t id : ids)
+      json.value(id);
+    json.endArray();
+  } else {
+    std::optional<std::vector<int32_t>> ids =
+        parseDetokenizeRequest(request.body, modelName_, error);
+    if (!ids)
+      return respondError(exchange, error);
+    for (size_t i = 0; i < ids->size(); ++i)
+      if ((*ids)[i] >= model.vocab_size()) {
+        error.param = "tokens";
+        error.message = "`tokens` item " + std::to_string(i) + " is id " +
+                        std::to_string((*ids)[i]) +
+                        ", outside the vocabulary of " +
+                        std::to_string(model.vocab_size()) + " tokens";
+        return respondError(exchange, error);
+      }
+    json.member("prompt", tokenizer_.decode(*ids, false));
+  }
+  json.endObject();
+  respondJson(exchange, 200, out.str());
 }
 
 bool OpenAiService::promptIds(const CompletionRequest &request,

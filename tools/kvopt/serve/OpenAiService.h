@@ -2,7 +2,8 @@
 //-*-===//
 //
 // GET /health, GET /v1/models, POST /v1/completions and POST
-// /v1/chat/completions over one artifact's scheduler: prompts tokenized
+// /v1/chat/completions over one artifact's scheduler, and vLLM's tokenizer
+// endpoints (/tokenize, /detokenize, /tokenizer_info): prompts tokenized
 // (chat through the artifact's template), tokens decoded to text as they
 // come, stop strings applied, answers whole or as Server-Sent Events. A
 // request whose client goes away is cancelled, so its place in the batch
@@ -38,6 +39,10 @@ public:
 private:
   void complete(const HttpRequest &request, HttpExchange &exchange,
                 Endpoint endpoint);
+  /// vLLM's /tokenize, /detokenize and /tokenizer_info (what
+  /// lm-evaluation-harness's remote tokenizer reads), with the artifact's
+  /// tokenizer.
+  void tokenizerEndpoint(const HttpRequest &request, HttpExchange &exchange);
   /// The prompt's token ids, or why there are none.
   bool promptIds(const CompletionRequest &request, std::vector<int32_t> &ids,
                  ApiError &error) const;
