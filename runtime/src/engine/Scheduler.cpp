@@ -171,10 +171,6 @@ bool Scheduler::admit(std::vector<Running> &running) {
       cancelled.push_back(std::move(*w));
       w = waiting_.erase(w);
     }
-    // With nothing running, nothing holds the room a preempted request
-    // waits for.
-    if (running.empty())
-      cacheBound_ = false;
     while (!cacheBound_ && running.size() < options_.maxBatch &&
            !waiting_.empty()) {
       running.push_back(std::move(waiting_.front()));
