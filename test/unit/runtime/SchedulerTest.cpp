@@ -311,6 +311,41 @@ TEST(Scheduler, GivesTheLogprobsOfTheModelsDistribution) {
   }
 }
 
+TEST(Scheduler, APreemptedRequestSendsItsPromptLogprobsOnce) {
+  // Four pages a layer: the story (12 + 40 tokens) outgrows them beside
+  // the later request (7 + 45), which is preempted after its prompt was
+  // scored and prefilled again with its tokens so far.
+  std::shared_ptr<const Artifact> artifact = tinyStories();
+  std::vector<GenerateResult> expected =
+      alone(artifact, {{kStory, tokens(40)}, {kTom, tokens(45)}});
+  EngineOptions small;
+  small.cacheTokens = 64;
+  std::unique_ptr<Engine> engine = test::engineOrDie(artifact, small);
+  Scheduler scheduler(*engine, {});
+  LogprobOptions logprobs;
+  logprobs.top = 0;
+  logprobs.prompt = true;
+  std::shared_ptr<Request> story =
+      submit(scheduler, *artifact, kStory, tokens(40));
+  std::shared_ptr<Request> scored = *scheduler.submit(
+      Generation::create(*artifact, kTom, tokens(45)).value(), logprobs);
+  EXPECT_EQ(collect(*story).tokens, expected[0].tokens);
+  std::vector<int32_t> got;
+  size_t promptScored = 0, sampledScored = 0;
+  while (true) {
+    Request::Update update = scored->wait();
+    got.insert(got.end(), update.tokens.begin(), update.tokens.end());
+    promptScored += update.promptLogprobs.size();
+    sampledScored += update.logprobs.size();
+    if (update.end)
+      break;
+  }
+  EXPECT_GT(scheduler.stats().preemptions, 0u);
+  EXPECT_EQ(got, expected[1].tokens);
+  EXPECT_EQ(promptScored, kTom.size() - 1);
+  EXPECT_EQ(sampledScored, got.size());
+}
+
 TEST(Scheduler, ScoresAPromptWithNoTokenToSample) {
   std::shared_ptr<const Artifact> artifact = tinyStories();
   std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
@@ -412,20 +447,14 @@ TEST(Scheduler, RunsUntilTheContextEnds) {
 }
 
 TEST(Scheduler, ShutdownEndsEveryRequestAndRefusesNewOnes) {
-  std::shared_ptr<const Artifact> artifact = tinyStories();
-  std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
-  SchedulerOptions options;
-  options.maxBatch = 1;
-  Scheduler scheduler(*engine, options);
-  std::shared_ptr<Request> running =
-      submit(scheduler, *artifact, kStory, tokens(1 << 20));
+  OnePlaceHeld held;
   std::shared_ptr<Request> waiting =
-      submit(scheduler, *artifact, kTom, tokens(1 << 20));
-  scheduler.shutdown();
-  EXPECT_EQ(collect(*running).reason, StopReason::Cancelled);
+      submit(held.scheduler, *held.artifact, kTom, tokens(1 << 20));
+  held.scheduler.shutdown();
+  EXPECT_EQ(collect(*held.holder).reason, StopReason::Cancelled);
   EXPECT_EQ(collect(*waiting).reason, StopReason::Cancelled);
-  StatusOr<std::shared_ptr<Request>> late =
-      scheduler.submit(Generation::create(*artifact, kTom, tokens(2)).value());
+  StatusOr<std::shared_ptr<Request>> late = held.scheduler.submit(
+      Generation::create(*held.artifact, kTom, tokens(2)).value());
   ASSERT_FALSE(late.isOk());
   EXPECT_EQ(late.status().message(), "the server is shutting down");
 }

@@ -622,10 +622,11 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
     kvrt::TokenStreamDecoder promptText(tokenizer_, /*skipSpecial=*/true);
     std::string prefix;
     for (size_t i = 0; i < echoed.size(); ++i) {
-      shown.push_back(show(echoed[i], prefix.size(),
-                           i > 0 && i - 1 < promptLogprobs.size()
-                               ? &promptLogprobs[i - 1]
-                               : nullptr));
+      if (wantsLogprobs)
+        shown.push_back(show(echoed[i], prefix.size(),
+                             i > 0 && i - 1 < promptLogprobs.size()
+                                 ? &promptLogprobs[i - 1]
+                                 : nullptr));
       prefix += promptText.push(echoed[i]);
     }
     prefix += promptText.finish();
