@@ -99,6 +99,18 @@
 #              polar4"), without graphs, and the kernel time per kernel
 #              name (scripts/ncu-step-breakdown.py); about 40 s each at
 #              1x4096. Not in the default sections.
+#   serve      kvopt serve --backend cuda (the runtime-only kvopt that
+#              gpu-prepare.sh packs): serve_client.py's prefix, resume and
+#              preempt scenarios on llama-tiny (bf16), then
+#              scripts/serve-bench.py on llama3-8b: SERVE_CLIENTS clients
+#              (default 32) sending twice as many requests of 32 tokens, each
+#              prompt after a common text of SERVE_PREFIX characters (default
+#              8000, a token each for the byte-level tokenizer), with and
+#              without --no-prefix-sharing, in each of SERVE_ENCODINGS
+#              (default "bf16 polar4"); then prompts of SERVE_LONG
+#              characters each (default 16000) with no common text, where
+#              the cache's size decides how many run at once. Not in the
+#              default sections.
 # Outputs go to $OUT (or ./gpu-bench-out). Exits non-zero when a check
 # fails.
 set -uo pipefail
@@ -127,6 +139,10 @@ step_batch=${step_point%x*} step_context=${step_point#*x}
 ab_attention=${AB_ATTENTION:-"polar4"}
 largest=${LARGEST:-"kivi4:44"}
 default_artifact=${DEFAULT_ARTIFACT:-$bin/default-blocks.kvpkg}
+serve_clients=${SERVE_CLIENTS:-32}
+serve_prefix=${SERVE_PREFIX:-8000}
+serve_encodings=${SERVE_ENCODINGS:-"bf16 polar4"}
+serve_long=${SERVE_LONG:-16000}
 sections=("$@")
 [ ${#sections[@]} -eq 0 ] && sections=(check attention e2e peers sparse)
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -442,6 +458,32 @@ for section in "${sections[@]}"; do
         --graphs 0 > "$out/step-$e.csv" 2>&1 || status=1
       echo "llama3-8b-$e, batch $step_batch, context $step_context:"
       python3 scripts/ncu-step-breakdown.py "$out/step-$e.csv" || status=1
+    done
+    ;;
+  serve)
+    for scenario in prefix resume preempt; do
+      echo "serve_client.py $scenario (llama-tiny, bf16):"
+      KVOPT_BACKEND=cuda timeout 300 python3 test/tools/serve_client.py \
+        "$bin/kvopt" "$bin/llama-tiny-bf16.kvpkg" "$scenario" 2>&1 ||
+        status=1
+    done
+    for e in $serve_encodings; do
+      for sharing in "" "--no-prefix-sharing"; do
+        echo "serve-bench llama3-8b-$e, a common prefix of $serve_prefix" \
+          "characters ${sharing:-shared}:"
+        timeout 300 python3 scripts/serve-bench.py "$bin/llama3-8b-$e.kvpkg" \
+          --kvopt "$bin/kvopt" --backend cuda --clients "$serve_clients" \
+          --requests $((2 * serve_clients)) --max-tokens 32 \
+          --shared-prefix-chars "$serve_prefix" --serve-args "$sharing" 2>&1 ||
+          status=1
+      done
+    done
+    for e in $serve_encodings; do
+      echo "serve-bench llama3-8b-$e, prompts of $serve_long characters:"
+      timeout 300 python3 scripts/serve-bench.py "$bin/llama3-8b-$e.kvpkg" \
+        --kvopt "$bin/kvopt" --backend cuda --clients "$serve_clients" \
+        --requests "$serve_clients" --max-tokens 32 \
+        --prompt-chars "$serve_long" 2>&1 || status=1
     done
     ;;
   *)

@@ -72,15 +72,17 @@ if [ "${1:-}" = sparse ]; then
   pack
   exit 0
 fi
+# kvopt from the runtime-only build: `kvopt serve|run|bench` on the GPU
+# (gpu-bench.sh serve); it compiles nothing.
 nice -n 10 ninja -C "$gpu_build" kvrt-cuda-attention kvrt-cuda-engine \
-  kvrt-cuda-sparse
+  kvrt-cuda-sparse kvopt
 [ -z "${KVOPT:-}" ] && nice -n 10 ninja -C "$build" kvopt
 cp "$gpu_build"/test/cuda/kvrt-cuda-attention \
   "$gpu_build"/test/cuda/kvrt-cuda-engine \
-  "$gpu_build"/test/cuda/kvrt-cuda-sparse .gpu-bin/
+  "$gpu_build"/test/cuda/kvrt-cuda-sparse "$gpu_build"/bin/kvopt .gpu-bin/
 # Without their symbols (4 MB): the device tool carries 64 MiB in all.
 strip .gpu-bin/kvrt-cuda-attention .gpu-bin/kvrt-cuda-engine \
-  .gpu-bin/kvrt-cuda-sparse
+  .gpu-bin/kvrt-cuda-sparse .gpu-bin/kvopt
 kvopt=${KVOPT:-$build/bin/kvopt}
 # The artifacts that need calibration read a fixed text: the README of
 # commit 27824ea, with which their checks passed on 2026-12-04.

@@ -3,7 +3,7 @@
 
   scripts/serve-bench.py ARTIFACT [--kvopt build/bin/kvopt]
       [--clients 1,4,8] [--requests 16] [--max-tokens 64] [--backend cpu]
-      [--prompt-chars N]
+      [--prompt-chars N] [--shared-prefix-chars N] [--serve-args "..."]
 
 Starts the server (--max-batch = the largest client count), then for each
 client count sends --requests streamed completions from that many clients at
@@ -12,12 +12,16 @@ and prints the generated tokens per second over the whole run, the median
 and worst time to the first token, and the median time between tokens.
 --prompt-chars makes each prompt that long (its opening, then filler text):
 long contexts, where the cache's size decides how many requests fit; the
-server's last line counts the preemptions.
+server's last line counts the preemptions. --shared-prefix-chars puts the
+same text of that length before every prompt (a system prompt), which the
+server prefills once and shares; --serve-args passes more options to
+`kvopt serve` (e.g. "--no-prefix-sharing" for the comparison).
 """
 import argparse
 import http.client
 import json
 import re
+import shlex
 import signal
 import statistics
 import subprocess
@@ -93,19 +97,25 @@ def main():
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--backend", default="cpu")
     parser.add_argument("--prompt-chars", type=int, default=0)
+    parser.add_argument("--shared-prefix-chars", type=int, default=0)
+    parser.add_argument("--serve-args", default="")
     args = parser.parse_args()
     filler = " The quick brown fox jumps over the lazy dog, again and again."
+    system = ("You are a careful assistant. Answer briefly." +
+              filler * (args.shared_prefix_chars // len(filler) + 1)
+              )[:args.shared_prefix_chars]
 
     def prompt_of(i):
         text = PROMPTS[i % len(PROMPTS)]
         if args.prompt_chars:
             text += filler * (args.prompt_chars // len(filler) + 1)
             text = text[:args.prompt_chars]
-        return text
+        return system + text
     clients = [int(c) for c in args.clients.split(",")]
     server = subprocess.Popen(
         [args.kvopt, "serve", args.artifact, "--port", "0", "--backend",
-         args.backend, "--max-batch", str(max(clients))],
+         args.backend, "--max-batch", str(max(clients))] +
+        shlex.split(args.serve_args),
         stderr=subprocess.PIPE, text=True)
     line = server.stderr.readline()
     port = int(re.search(r":(\d+)$", line.strip()).group(1))

@@ -13,7 +13,10 @@
 // round on pages the first one freed (stale block summaries in them, for a
 // selecting artifact): a prompt of N / 2 + 9 tokens prefilled alone, one batch
 // that prefills a prompt of N - 5 tokens while the first sequence decodes, and
-// steps / 2 decode steps of both. Prints the largest relative error of
+// steps / 2 decode steps of both. Round 3 (not with --resident): a prompt
+// of N tokens, a sequence forked from it (Engine::forkSequence), the source
+// removed, the fork prefilled with the rest and 9 tokens of its own and
+// stepped once. Prints the largest relative error of
 // each step's logits (max |gpu - cpu| / max |cpu|) and whether the greedy
 // tokens agree; exits 1 when an error exceeds --tolerance (default 0.02)
 // or a greedy token differs where the CPU's best logit leads its second by
@@ -423,6 +426,42 @@ int check(const Options &o) {
                                       : " (differ within rounding)");
     }
     std::printf("\n");
+  }
+
+  // Round 3: a sequence forked from another (Engine::forkSequence) holds
+  // whole pages of its source's prefix where the backend shares them (each
+  // backend decides alone), outlives its source and goes on with tokens of
+  // its own: it must read what the CPU's reads. Not beside --resident,
+  // whose logits must equal bit for bit: a resident fork would prefill
+  // fewer tokens than the offloaded engine, in other chunks.
+  if (!b.resident) {
+    for (size_t s = 0; s < cpuIds.size(); ++s) {
+      orDie(b.cpu->removeSequence(cpuIds[s]));
+      orDie(b.gpu->removeSequence(gpuIds[s]));
+    }
+    const std::vector<int32_t> prefix =
+        kvopt::bench::randomTokens(o.prompt, vocab, 5);
+    const std::vector<int32_t> own = kvopt::bench::randomTokens(9, vocab, 6);
+    auto fork = [&](Engine &e) {
+      const SequenceId source = orDie(e.addSequence());
+      orDie(e.prefill({{source, prefix}}));
+      const ForkedSequence forked =
+          orDie(e.forkSequence(source, int64_t(prefix.size())));
+      orDie(e.removeSequence(source));
+      std::vector<int32_t> rest(prefix.begin() + forked.tokens, prefix.end());
+      rest.insert(rest.end(), own.begin(), own.end());
+      orDie(e.prefill({{forked.sequence, rest}}));
+      return forked;
+    };
+    const ForkedSequence cpuFork = fork(*b.cpu), gpuFork = fork(*b.gpu);
+    std::printf("fork: %lld of %zu prefix tokens shared on the cpu, %lld on "
+                "the gpu\n",
+                (long long)cpuFork.tokens, prefix.size(),
+                (long long)gpuFork.tokens);
+    const std::vector<int32_t> forkNext =
+        b.compareLast("fork prefill", {cpuFork.sequence});
+    b.step({cpuFork.sequence}, {gpuFork.sequence}, forkNext);
+    b.compareLast("fork step 1", {cpuFork.sequence});
   }
 
   int failures = 0;

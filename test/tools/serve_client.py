@@ -276,6 +276,28 @@ def resume():
           answer["choices"][0]["text"] == kvopt_run(follow, 10))
 
 
+def prefix():
+    # Two requests that begin with the same long text: the second takes the
+    # whole cache pages of it that the first left, as a conversation with a
+    # shared system prompt would.
+    system = ("Once upon a time, there was a little girl named Lily. She "
+              "liked to play in the park with her friends. One day, she saw "
+              "a big tree with red apples. ")
+    greedy = {"temperature": 0, "ignore_eos": True, "max_tokens": 8}
+    first = complete(dict(greedy, prompt=system + "She wanted one."))
+    second = complete(dict(greedy, prompt=system + "Tom came to help."))
+    tokens = metric("shared_prefix_tokens_total")
+    print("shared:", metric("shared_prefix_requests_total"),
+          "whole pages:", tokens > 0 and tokens % 16 == 0,
+          "of fewer than the prompt:",
+          tokens < second["usage"]["prompt_tokens"])
+    print("answers equal kvopt run:",
+          first["choices"][0]["text"] == kvopt_run(system + "She wanted one.",
+                                                   8),
+          second["choices"][0]["text"] == kvopt_run(
+              system + "Tom came to help.", 8))
+
+
 def logprobs():
     greedy = {"temperature": 0, "ignore_eos": True}
     answer = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=8,
@@ -358,7 +380,8 @@ def busy():
 
 
 {"tiny": tiny, "chat": chat, "auth": auth, "busy": busy,
- "preempt": preempt, "resume": resume, "logprobs": logprobs}[SCENARIO]()
+ "preempt": preempt, "resume": resume, "prefix": prefix,
+ "logprobs": logprobs}[SCENARIO]()
 SERVER.send_signal(signal.SIGTERM)
 SERVER.wait(timeout=60)
 rest = SERVER.stderr.read().strip().splitlines()

@@ -95,18 +95,20 @@ int runServe(const ServeOptions &o) {
       });
   stopper.join();
   kvrt::SchedulerStats s = scheduler.stats();
-  std::fprintf(stderr,
-               "kvopt serve: %llu requests finished | %llu prompt tokens, %llu "
-               "tokens decoded in %llu steps (%.2f sequences a step) | %llu "
-               "preemptions | engine busy %.1f s\n",
-               static_cast<unsigned long long>(s.finishedRequests),
-               static_cast<unsigned long long>(s.promptTokens),
-               static_cast<unsigned long long>(s.decodeRows),
-               static_cast<unsigned long long>(s.decodeSteps),
-               s.decodeSteps ? double(s.decodeRows) / double(s.decodeSteps)
-                             : 0.0,
-               static_cast<unsigned long long>(s.preemptions),
-               s.engine.prefillSeconds + s.engine.decodeSeconds);
+  std::fprintf(
+      stderr,
+      "kvopt serve: %llu requests finished | %llu prompt tokens, %llu "
+      "tokens decoded in %llu steps (%.2f sequences a step) | %llu "
+      "preemptions | %llu prompt tokens found cached | "
+      "engine busy %.1f s\n",
+      static_cast<unsigned long long>(s.finishedRequests),
+      static_cast<unsigned long long>(s.promptTokens),
+      static_cast<unsigned long long>(s.decodeRows),
+      static_cast<unsigned long long>(s.decodeSteps),
+      s.decodeSteps ? double(s.decodeRows) / double(s.decodeSteps) : 0.0,
+      static_cast<unsigned long long>(s.preemptions),
+      static_cast<unsigned long long>(s.sharedPrefixTokens + s.reusedTokens),
+      s.engine.prefillSeconds + s.engine.decodeSeconds);
   return 0;
 }
 } // namespace
@@ -145,9 +147,13 @@ void addServeCommand(CLI::App &app, int &exitCode) {
   sub->add_option("--retained-sequences", o->scheduler.retainedSequences,
                   "Finished requests' caches kept, so that a request "
                   "continuing one (a chat's next turn) prefills only what "
-                  "is new; freed first when the cache is full")
+                  "is new and one beginning like one shares its pages; "
+                  "freed first when the cache is full")
       ->check(CLI::Range(size_t(0), size_t(1) << 20))
       ->capture_default_str();
+  sub->add_flag("!--no-prefix-sharing", o->scheduler.sharePrefixes,
+                "Every request prefills its whole prompt, sharing no cache "
+                "pages with others that begin alike");
   sub->add_option("--cache-tokens", o->engine.cacheTokens,
                   "Tokens each layer's KV cache holds over all sequences "
                   "(0: four of the model's full context); when full, the "

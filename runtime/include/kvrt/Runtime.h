@@ -120,6 +120,12 @@ struct LayerFidelity {
   double topKOverlap = 0;
 };
 
+/// A sequence made by Engine::forkSequence() and how many tokens it holds.
+struct ForkedSequence {
+  SequenceId sequence = 0;
+  int64_t tokens = 0;
+};
+
 /// One row of a batch.
 struct BatchToken {
   SequenceId sequence = 0;
@@ -226,7 +232,20 @@ public:
 
   /// A new, empty sequence.
   StatusOr<SequenceId> addSequence();
-  /// Frees the sequence's cache pages.
+  /// A new sequence holding the first tokens of `from`, of its first
+  /// `tokens` as many as the cache shares with it instead of storing them
+  /// again: whole pages of entries already encoded, in every layer. None
+  /// where the backend cannot share (layers that evict or offload, a
+  /// fidelity copy, the cuda backend's exact tokens; see docs/serve.md):
+  /// the sequence is then empty. Either way, continue it with the tokens
+  /// after those it holds. Entries are read as `from` wrote them, so the
+  /// two sequences see the same cache for their common tokens.
+  StatusOr<ForkedSequence> forkSequence(SequenceId from, int64_t tokens);
+  /// The multiple of tokens forkSequence() shares (whole pages of every
+  /// layer), or 0 when this engine shares none.
+  int64_t forkGranularity() const;
+  /// Frees the sequence's cache pages (shared ones once no sequence holds
+  /// them).
   Status removeSequence(SequenceId sequence);
   /// Tokens stored for the sequence.
   StatusOr<int64_t> sequenceLength(SequenceId sequence) const;

@@ -15,6 +15,15 @@
 // cache's sentence. Sequences kept for reuse (retainedSequences) are freed
 // before anything is preempted.
 //
+// A new request whose prompt begins with tokens another sequence holds
+// (running or kept: a shared system prompt, an earlier turn of the same
+// chat) starts with that sequence's whole pages of them, shared rather
+// than copied or prefilled again, where the backend can share
+// (Engine::forkSequence()). A waiting request whose prompt begins like
+// that of a running request still being prefilled waits until those pages
+// are stored (requests that arrive together with one system prompt then
+// prefill it once, as SGLang schedules them).
+//
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_SCHEDULER_H
 #define KVRT_SCHEDULER_H
@@ -48,6 +57,9 @@ struct SchedulerOptions {
   /// least recently finished goes first when more are kept or the cache
   /// needs room; 0 keeps none.
   size_t retainedSequences = 0;
+  /// Whether a request shares the pages of a prefix another sequence
+  /// holds (above); off, every request prefills its whole prompt.
+  bool sharePrefixes = true;
 };
 
 /// Log probabilities a request asks for, from the model's raw distribution
@@ -130,6 +142,9 @@ struct SchedulerStats {
   /// and the cached tokens they did not prefill again.
   size_t retained = 0;
   uint64_t resumedRequests = 0, reusedTokens = 0;
+  /// Requests that started with pages of another sequence's cache, and
+  /// the tokens those pages held.
+  uint64_t sharedPrefixRequests = 0, sharedPrefixTokens = 0;
   /// The engine's own counters: a call that mixes decode rows with prompt
   /// chunks counts there as a prefill.
   EngineStats engine;
@@ -211,6 +226,14 @@ private:
   /// Gives `r` the kept sequence whose tokens are the longest proper prefix
   /// of its context; false when none is.
   bool resume(Running &r);
+  /// Whether `w` should wait for a running request that is prefilling
+  /// pages `w` could share once they are stored.
+  bool awaitsSharedPrefix(const Running &w,
+                          const std::vector<Running> &running) const;
+  /// Gives `r` a new sequence, holding as much of its context as the
+  /// cache can share with the running or kept sequence whose tokens begin
+  /// like it for longest.
+  Status startSequence(Running &r, const std::vector<Running> &running);
   /// Frees the least recently kept sequence; false when none is kept.
   bool dropRetained();
   /// Handles a sampled token: emits it or ends the request.

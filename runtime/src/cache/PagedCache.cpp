@@ -46,16 +46,59 @@ void PagedCache::removeSequence(uint64_t sequence) {
     return;
   for (size_t l = 0; l < layers_.size(); ++l) {
     Layer &layer = layers_[l];
-    for (uint32_t p : it->second.pages[l]) {
-      layer.pages[p]->count = 0;
-      layer.free.push_back(p);
-    }
-    layer.inUse -= it->second.pages[l].size();
-    bytesInUse_ -= it->second.pages[l].size() * layer.pageBytes;
-    bytesInUse_ -= tailBytes(layer, it->second.tails[l].tokens());
-    bytesInUse_ -= exactBytes(layer.shape, it->second.sinks[l].tokens());
+    for (uint32_t p : it->second.pages[l])
+      releasePage(layer, p);
+    track(-int64_t(tailBytes(layer, it->second.tails[l].tokens())));
+    track(-int64_t(exactBytes(layer.shape, it->second.sinks[l].tokens())));
   }
   sequences_.erase(it);
+}
+
+uint64_t PagedCache::shareableTokens(uint64_t from, uint64_t tokens) const {
+  const Sequence &s = sequences_.at(from);
+  // Whole pages of encoded entries in every layer; layers' page sizes may
+  // differ, so round down until every layer's divides the count.
+  uint64_t shared = tokens;
+  for (bool changed = true; changed && shared > 0;) {
+    changed = false;
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const uint64_t pageSize = layers_[l].shape.pageSize;
+      const uint64_t whole =
+          std::min(shared, s.encoded[l]) / pageSize * pageSize;
+      changed = changed || whole != shared;
+      shared = whole;
+    }
+  }
+  return shared;
+}
+
+Status PagedCache::share(uint64_t from, uint64_t sequence, uint64_t tokens) {
+  if (shareableTokens(from, tokens) != tokens)
+    return Status::error("cannot share " + std::to_string(tokens) +
+                         " tokens of sequence " + std::to_string(from) +
+                         ": they do not fill whole pages of encoded entries");
+  KVRT_RETURN_IF_ERROR(addSequence(sequence));
+  const Sequence &source = sequences_.at(from);
+  Sequence &s = sequences_.at(sequence);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    Layer &layer = layers_[l];
+    const uint64_t pages = tokens / layer.shape.pageSize;
+    s.pages[l].assign(source.pages[l].begin(), source.pages[l].begin() + pages);
+    for (uint32_t p : s.pages[l])
+      ++layer.holders[p];
+    s.length[l] = s.encoded[l] = tokens;
+    const Tail &sinks = source.sinks[l];
+    const size_t exact = std::min<size_t>(sinks.tokens(), tokens);
+    for (size_t h = 0; h < sinks.keys.size(); ++h) {
+      const size_t width = exact * sinks.headDim;
+      s.sinks[l].keys[h].assign(sinks.keys[h].begin(),
+                                sinks.keys[h].begin() + width);
+      s.sinks[l].values[h].assign(sinks.values[h].begin(),
+                                  sinks.values[h].begin() + width);
+    }
+    track(int64_t(exactBytes(layer.shape, exact)));
+  }
+  return Status::ok();
 }
 
 bool PagedCache::contains(uint64_t sequence) const {
@@ -106,6 +149,7 @@ uint32_t PagedCache::takePage(Layer &layer) {
     uint32_t p = layer.free.back();
     layer.free.pop_back();
     ++layer.pages[p]->generation;
+    layer.holders[p] = 1;
     return p;
   }
   const CacheLayerShape &s = layer.shape;
@@ -116,7 +160,17 @@ uint32_t PagedCache::takePage(Layer &layer) {
   if (s.summaryBlock)
     page->keyBounds.reset(new uint16_t[s.summaryValues()]);
   layer.pages.push_back(std::move(page));
+  layer.holders.push_back(1);
   return uint32_t(layer.pages.size() - 1);
+}
+
+void PagedCache::releasePage(Layer &layer, uint32_t p) {
+  if (--layer.holders[p] > 0)
+    return;
+  layer.pages[p]->count = 0;
+  layer.free.push_back(p);
+  --layer.inUse;
+  track(-int64_t(layer.pageBytes));
 }
 
 void PagedCache::append(uint32_t layer, uint64_t sequence, int32_t position,
@@ -200,11 +254,8 @@ void PagedCache::shrink(uint32_t layer, uint64_t sequence, uint64_t encoded) {
   s.length[layer] = length;
   size_t keep = size_t((length + room + pageSize - 1) / pageSize);
   while (pages.size() > keep) {
-    l.pages[pages.back()]->count = 0;
-    l.free.push_back(pages.back());
+    releasePage(l, pages.back());
     pages.pop_back();
-    --l.inUse;
-    track(-int64_t(l.pageBytes));
   }
   for (size_t p = 0; p < pages.size(); ++p)
     l.pages[pages[p]]->count = uint32_t(

@@ -108,7 +108,18 @@ public:
   explicit PagedCache(std::vector<CacheLayerShape> layers);
 
   Status addSequence(uint64_t sequence);
-  /// Returns the sequence's pages to their pools.
+  /// Adds `sequence` holding the first `tokens` tokens of `from`, which must
+  /// fill whole pages of encoded entries in every layer (see
+  /// shareableTokens()): it takes those pages as they are, each counted
+  /// once in the pools, and copies the sinks among them. Neither sequence
+  /// writes the shared pages again, since appends go past them; a layer
+  /// whose entries move in place (eviction) must not share.
+  Status share(uint64_t from, uint64_t sequence, uint64_t tokens);
+  /// The most of the first `tokens` tokens of `from` that share() can
+  /// give a new sequence: whole pages of encoded entries in every layer.
+  uint64_t shareableTokens(uint64_t from, uint64_t tokens) const;
+  /// Returns the sequence's pages to their pools (a shared page once no
+  /// sequence holds it).
   void removeSequence(uint64_t sequence);
   bool contains(uint64_t sequence) const;
 
@@ -174,6 +185,8 @@ private:
     uint64_t pageBytes = 0;
     /// Pages are allocated when first needed and reused once freed.
     std::vector<std::unique_ptr<Page>> pages;
+    /// Sequences holding each page (by index): more than one after share().
+    std::vector<uint32_t> holders;
     std::vector<uint32_t> free;
     uint64_t inUse = 0;
   };
@@ -185,6 +198,8 @@ private:
     std::vector<Tail> sinks;
   };
   uint32_t takePage(Layer &layer);
+  /// Drops one holder of page `p`; the last returns it to the pool.
+  void releasePage(Layer &layer, uint32_t p);
   /// Bytes a tail of `tokens` tokens counts for in `layer`: only a window
   /// the layer keeps (KIVI) is part of the cache's footprint; a prefill's
   /// tokens passing through are not.

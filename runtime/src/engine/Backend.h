@@ -34,11 +34,30 @@ struct CacheStats {
   EngineStats::Offload offload;
 };
 
+/// What a sequence added by Backend::forkSequence() holds.
+struct SharedPrefix {
+  uint64_t tokens = 0;
+  /// One past the position of its last token (0 when it holds none).
+  int64_t nextPosition = 0;
+};
+
 /// Runs one artifact's plan and owns its KV cache.
 class Backend {
 public:
   virtual ~Backend() = default;
   virtual Status addSequence(SequenceId sequence) = 0;
+  /// Adds `sequence` holding as many of the first `tokens` tokens of
+  /// `from` as the backend can share rather than copy (whole pages), or
+  /// none: see Engine::forkSequence().
+  virtual StatusOr<SharedPrefix>
+  forkSequence(SequenceId from, SequenceId sequence, uint64_t tokens) {
+    (void)from;
+    (void)tokens;
+    KVRT_RETURN_IF_ERROR(addSequence(sequence));
+    return SharedPrefix{};
+  }
+  /// See Engine::forkGranularity().
+  virtual uint64_t forkGranularity() const { return 0; }
   virtual void removeSequence(SequenceId sequence) = 0;
   /// Runs the plan on `batch`, writing logitRows->size() x vocab floats to
   /// `logits`, or with batch.greedy the rows' greedy tokens there (`logits`

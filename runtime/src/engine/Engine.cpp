@@ -5,6 +5,7 @@
 
 #include "runtime/src/engine/Backend.h"
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <new>
@@ -77,6 +78,28 @@ StatusOr<SequenceId> Engine::addSequence() {
     sequences_.emplace(id, SequenceState{});
     return id;
   });
+}
+
+StatusOr<ForkedSequence> Engine::forkSequence(SequenceId from, int64_t tokens) {
+  auto source = sequences_.find(from);
+  if (source == sequences_.end())
+    return Status::error("sequence " + str(int64_t(from)) + " does not exist");
+  if (tokens < 0)
+    return Status::error("cannot fork " + str(tokens) + " tokens");
+  const uint64_t wanted = uint64_t(std::min(tokens, source->second.length));
+  return noThrow("forking a sequence", [&]() -> StatusOr<ForkedSequence> {
+    SequenceId id = nextId_++;
+    StatusOr<SharedPrefix> shared = backend_->forkSequence(from, id, wanted);
+    if (!shared)
+      return shared.status();
+    sequences_.emplace(
+        id, SequenceState{shared->nextPosition, int64_t(shared->tokens)});
+    return ForkedSequence{id, int64_t(shared->tokens)};
+  });
+}
+
+int64_t Engine::forkGranularity() const {
+  return int64_t(backend_->forkGranularity());
 }
 
 Status Engine::removeSequence(SequenceId sequence) {

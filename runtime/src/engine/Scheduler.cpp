@@ -171,10 +171,19 @@ bool Scheduler::admit(std::vector<Running> &running) {
       cancelled.push_back(std::move(*w));
       w = waiting_.erase(w);
     }
-    while (!cacheBound_ && running.size() < options_.maxBatch &&
-           !waiting_.empty()) {
-      running.push_back(std::move(waiting_.front()));
-      waiting_.pop_front();
+    // In order, passing over (a bounded number of) requests that wait for
+    // a prefix being prefilled.
+    size_t passed = 0;
+    for (auto w = waiting_.begin(); w != waiting_.end() && !cacheBound_ &&
+                                    running.size() < options_.maxBatch &&
+                                    passed <= options_.maxBatch;) {
+      if (awaitsSharedPrefix(*w, running)) {
+        ++w;
+        ++passed;
+        continue;
+      }
+      running.push_back(std::move(*w));
+      w = waiting_.erase(w);
     }
   }
   for (Running &r : cancelled)
@@ -191,14 +200,107 @@ bool Scheduler::admit(std::vector<Running> &running) {
     }
     if (!r.logprobs.prompt && resume(r))
       continue;
-    StatusOr<SequenceId> sequence = engine_.addSequence();
-    if (!sequence) {
-      end(r, StopReason::Cancelled, sequence.status());
-      continue;
-    }
-    r.sequence = *sequence;
+    Status started = startSequence(r, running);
+    if (!started)
+      end(r, StopReason::Cancelled, started);
   }
   return true;
+}
+
+namespace {
+
+/// How many of `context`'s first tokens equal those of `held` (the first
+/// `length` tokens of `first` followed by `second`).
+size_t commonPrefix(const std::vector<int32_t> &context,
+                    const std::vector<int32_t> &first,
+                    const std::vector<int32_t> &second, size_t length) {
+  const size_t limit = std::min(context.size(), length);
+  size_t i = 0;
+  for (; i < limit && i < first.size(); ++i)
+    if (context[i] != first[i])
+      return i;
+  for (; i < limit; ++i)
+    if (context[i] != second[i - first.size()])
+      return i;
+  return i;
+}
+
+} // namespace
+
+bool Scheduler::awaitsSharedPrefix(const Running &w,
+                                   const std::vector<Running> &running) const {
+  const size_t granularity = size_t(engine_.forkGranularity());
+  if (!options_.sharePrefixes || granularity == 0 || w.logprobs.prompt)
+    return false;
+  const std::vector<int32_t> none;
+  const std::vector<int32_t> &context =
+      w.context.empty() ? w.generation.prompt() : w.context;
+  for (const Running &o : running) {
+    const std::vector<int32_t> &held =
+        o.context.empty() ? o.generation.prompt() : o.context;
+    if (o.ended || o.prefilled >= held.size())
+      continue;
+    // The pages `w` could share now and once `o` has stored the next one;
+    // comparing that far is enough.
+    const size_t now = o.prefilled / granularity;
+    const size_t common =
+        std::min(commonPrefix(context, held, none, (now + 1) * granularity),
+                 context.size() - 1);
+    if (common / granularity > now)
+      return true;
+  }
+  return false;
+}
+
+Status Scheduler::startSequence(Running &r,
+                                const std::vector<Running> &running) {
+  // Prompt log probabilities need every prompt token's logits.
+  SequenceId from = 0;
+  size_t common = 0;
+  if (options_.sharePrefixes && !r.logprobs.prompt) {
+    const std::vector<int32_t> none;
+    for (const Retained &kept : retained_) {
+      const size_t n =
+          commonPrefix(r.context, kept.tokens, none, kept.tokens.size());
+      if (n > common) {
+        from = kept.sequence;
+        common = n;
+      }
+    }
+    // A running sequence holds its prompt and emitted tokens fed back.
+    for (const Running &other : running) {
+      if (other.sequence == 0 || other.ended)
+        continue;
+      const size_t n = commonPrefix(
+          r.context, other.generation.prompt(), other.generation.generated(),
+          size_t(engine_.sequenceLength(other.sequence).value()));
+      if (n > common) {
+        from = other.sequence;
+        common = n;
+      }
+    }
+  }
+  // At least the context's last token is prefilled: its logits give the
+  // first token to sample.
+  common = std::min(common, r.context.size() - 1);
+  if (common == 0) {
+    StatusOr<SequenceId> sequence = engine_.addSequence();
+    if (!sequence)
+      return sequence.status();
+    r.sequence = *sequence;
+    return Status::ok();
+  }
+  StatusOr<ForkedSequence> forked = engine_.forkSequence(from, int64_t(common));
+  if (!forked)
+    return forked.status();
+  r.sequence = forked->sequence;
+  r.prefilled = size_t(forked->tokens);
+  if (forked->tokens > 0) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.sharedPrefixRequests;
+    stats_.sharedPrefixTokens += uint64_t(forked->tokens);
+  }
+  return Status::ok();
 }
 
 std::optional<std::vector<std::optional<Scheduler::Sampled>>>

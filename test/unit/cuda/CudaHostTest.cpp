@@ -94,6 +94,33 @@ TEST(PageLedger, APageTakenAgainIsAnotherGenerationAndNamesItsPool) {
             "raise EngineOptions::cacheTokens or finish sequences");
 }
 
+TEST(PageLedger, AForkSharesWholePagesUntilNoSequenceHoldsThem) {
+  PageLedger ledger(16, 6);
+  ASSERT_TRUE(ledger.addSequence(1));
+  ASSERT_TRUE(ledger.reserve({{1, 40}}));
+  ledger.setLength(1, 40);
+  EXPECT_EQ(ledger.share(1, 2, 24).message(),
+            "cannot share 24 tokens of sequence 1: not whole pages of the 40 "
+            "it holds");
+  EXPECT_FALSE(ledger.share(1, 2, 48).isOk());
+  EXPECT_FALSE(ledger.contains(2));
+  ASSERT_TRUE(ledger.share(1, 2, 32));
+  EXPECT_EQ(ledger.pages(2), (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(ledger.length(2), 32u);
+  EXPECT_EQ(ledger.pagesInUse(), 3u) << "shared pages counted twice";
+  EXPECT_NE(ledger.slot(2), ledger.slot(1));
+  // The fork's next token goes to a page of its own.
+  ASSERT_TRUE(ledger.reserve({{2, 1}}));
+  EXPECT_EQ(ledger.pages(2), (std::vector<int32_t>{0, 1, 3}));
+  // Its source gone, the fork keeps the shared pages; then all are free.
+  ledger.removeSequence(1);
+  EXPECT_EQ(ledger.pagesInUse(), 3u);
+  ledger.removeSequence(2);
+  EXPECT_EQ(ledger.pagesInUse(), 0u);
+  ASSERT_TRUE(ledger.addSequence(3));
+  EXPECT_TRUE(ledger.reserve({{3, 96}})) << "a shared page leaked";
+}
+
 TEST(PageLedger, SequencesTakeTheLowestSlotsAndReuseFreedOnes) {
   // The exact-token stores have one row per slot: slots stay few and
   // stable while a sequence lives.

@@ -99,6 +99,19 @@ TEST(EngineEviction, AnUnreachedBudgetChangesNothing) {
   }
 }
 
+TEST(EngineEviction, AnEvictingCacheSharesNoPages) {
+  // Compaction moves kept entries within a sequence's pages: a fork
+  // sharing them would see its source's evictions.
+  auto e = engine(artifact("far_fork", params(kMethods[0], 1000, 8, 4)));
+  SequenceId source = e->addSequence().value();
+  std::vector<int32_t> prompt(40, kStory[5]);
+  prompt[0] = 1;
+  ASSERT_TRUE(e->prefill({{source, prompt}}).isOk());
+  ForkedSequence fork = e->forkSequence(source, 40).value();
+  EXPECT_EQ(fork.tokens, 0);
+  EXPECT_EQ(e->sequenceLength(fork.sequence).value(), 0);
+}
+
 TEST(EngineEviction, TheCacheStaysWithinBudgetPlusInterval) {
   const uint64_t budget = 20, interval = 8;
   for (const Case &c : kMethods) {

@@ -168,6 +168,45 @@ TEST(Engine, PrefillEqualsStepByStep) {
   EXPECT_EQ(e->sequenceLength(s).value(), int64_t(kStory.size()));
 }
 
+TEST(Engine, AForkSharesWholePagesAndContinuesAsAFreshSequence) {
+  auto e = engine(tinyStories(16));
+  std::vector<int32_t> prompt = kStory;
+  for (const std::vector<int32_t> *part : {&kStory, &kStory, &kTom})
+    prompt.insert(prompt.end(), part->begin() + 1, part->end());
+  ASSERT_EQ(prompt.size(), 40u);
+  SequenceId source = e->addSequence().value();
+  ASSERT_TRUE(e->prefill({{source, prompt}}).isOk());
+  const uint64_t held = e->stats().kvBytesInUse;
+  // Fewer tokens than a page: an empty sequence.
+  ForkedSequence none = e->forkSequence(source, 15).value();
+  EXPECT_EQ(none.tokens, 0);
+  EXPECT_EQ(e->sequenceLength(none.sequence).value(), 0);
+  ASSERT_TRUE(e->removeSequence(none.sequence).isOk());
+  // Two whole pages of 16, taken as they are.
+  ForkedSequence fork = e->forkSequence(source, 40).value();
+  EXPECT_EQ(fork.tokens, 32);
+  EXPECT_EQ(e->sequenceLength(fork.sequence).value(), 32);
+  EXPECT_EQ(e->stats().kvBytesInUse, held) << "the fork copied pages";
+  // Its source gone, the fork goes on with other tokens than the source
+  // had, and gives what a fresh sequence of the same tokens gives.
+  ASSERT_TRUE(e->removeSequence(source).isOk());
+  std::vector<int32_t> rest(kTom.begin() + 1, kTom.end());
+  ASSERT_TRUE(e->prefill({{fork.sequence, rest, true}}).isOk());
+  std::vector<float> forked = e->logits().values;
+  std::vector<int32_t> whole(prompt.begin(), prompt.begin() + 32);
+  whole.insert(whole.end(), rest.begin(), rest.end());
+  std::vector<float> fresh = promptLogits(*e, whole);
+  ASSERT_EQ(forked.size(), rest.size() * size_t(e->vocabSize()));
+  EXPECT_TRUE(std::equal(forked.begin(), forked.end(),
+                         fresh.end() - std::ptrdiff_t(forked.size())));
+  EXPECT_EQ(e->forkSequence(999, 4).status().message(),
+            "sequence 999 does not exist");
+  EXPECT_EQ(e->forkSequence(fork.sequence, -1).status().message(),
+            "cannot fork -1 tokens");
+  ASSERT_TRUE(e->removeSequence(fork.sequence).isOk());
+  EXPECT_EQ(e->stats().kvBytesInUse, 0u) << "a shared page leaked";
+}
+
 TEST(Engine, ThreadCountDoesNotChangeResults) {
   EngineOptions one;
   one.threads = 1;

@@ -132,4 +132,81 @@ TEST(PagedCache, ExhaustionIsAnErrorThatChangesNothing) {
   EXPECT_EQ(cache.pages(0, 1).size(), 1u);
 }
 
+/// Encodes every tail token of `sequence` in every layer (an f32 codec
+/// would copy them into the pages).
+void flushAll(PagedCache &cache, uint64_t sequence) {
+  for (uint32_t layer : {0u, 1u})
+    cache.flush(layer, sequence, cache.flushable(layer, sequence),
+                [](uint64_t, uint64_t, const Tail &) {});
+}
+
+TEST(PagedCache, SharesWholeEncodedPagesWithAForkCountedOnce) {
+  PagedCache cache = makeCache(6);
+  ASSERT_TRUE(cache.addSequence(1).isOk());
+  ASSERT_TRUE(cache.reserve({{1, 14}}).isOk());
+  for (uint32_t layer : {0u, 1u})
+    for (int32_t p = 0; p < 14; ++p)
+      appendToken(cache, layer, 1, 10 + p, float(p));
+  // Nothing encoded yet: nothing to share.
+  EXPECT_EQ(cache.shareableTokens(1, 14), 0u);
+  flushAll(cache, 1);
+  // Pages of 4 and of 3 tokens: 12 is the most both layers fill whole.
+  EXPECT_EQ(cache.shareableTokens(1, 14), 12u);
+  EXPECT_EQ(cache.shareableTokens(1, 11), 0u) << "4 and 3 divide no less";
+  const uint64_t before = cache.bytesInUse();
+  EXPECT_EQ(cache.share(1, 2, 11).message(),
+            "cannot share 11 tokens of sequence 1: they do not fill whole "
+            "pages of encoded entries");
+  ASSERT_TRUE(cache.share(1, 2, 12).isOk());
+  EXPECT_EQ(cache.bytesInUse(), before) << "shared pages counted twice";
+  EXPECT_EQ(cache.length(0, 2), 12u);
+  EXPECT_EQ(cache.encoded(1, 2), 12u);
+  EXPECT_EQ(cache.position(1, 2, 11), 21);
+  EXPECT_EQ(std::vector<uint32_t>(cache.pages(0, 2)),
+            std::vector<uint32_t>(cache.pages(0, 1).begin(),
+                                  cache.pages(0, 1).begin() + 3));
+  // The fork's next token takes a page of its own in each layer.
+  ASSERT_TRUE(cache.reserve({{2, 1}}).isOk());
+  EXPECT_EQ(cache.pages(0, 2).size(), 4u);
+  EXPECT_EQ(cache.pages(1, 2).size(), 5u);
+  EXPECT_NE(cache.pages(0, 2)[3], cache.pages(0, 1)[3]);
+  appendToken(cache, 0, 2, 30, 99.0f);
+  EXPECT_EQ(cache.position(0, 2, 12), 30);
+  EXPECT_EQ(cache.position(0, 1, 12), 22) << "the fork wrote the source's";
+  // The source gone, the fork still holds the shared pages; both gone,
+  // every page is free again.
+  cache.removeSequence(1);
+  EXPECT_EQ(cache.bytesInUse(),
+            4 * (2 * 4 * 64 + 4 * 4) + 5 * (2 * 3 * 64 + 3 * 4));
+  EXPECT_EQ(cache.position(0, 2, 5), 15);
+  cache.removeSequence(2);
+  EXPECT_EQ(cache.bytesInUse(), 0u);
+  ASSERT_TRUE(cache.addSequence(3).isOk());
+  EXPECT_TRUE(cache.reserve({{3, 18}}).isOk()) << "a shared page leaked";
+}
+
+TEST(PagedCache, AForkTakesTheExactSinksItSharesAndNoWindow) {
+  CacheLayerShape windowed = f32Layer(4, 10);
+  windowed.tailWindow = 3;
+  windowed.sinkTokens = 2;
+  CacheLayerShape plain = f32Layer(4, 10);
+  PagedCache cache({windowed, plain});
+  ASSERT_TRUE(cache.addSequence(1).isOk());
+  ASSERT_TRUE(cache.reserve({{1, 10}}).isOk());
+  for (uint32_t layer : {0u, 1u})
+    for (int32_t p = 0; p < 10; ++p)
+      appendToken(cache, layer, 1, p, float(p));
+  flushAll(cache, 1);
+  // The window keeps 3 of 10 tokens in the tail: 7 encoded, one page.
+  EXPECT_EQ(cache.shareableTokens(1, 10), 4u);
+  ASSERT_TRUE(cache.share(1, 2, 4).isOk());
+  EXPECT_EQ(cache.tail(0, 2).tokens(), 0u);
+  ASSERT_EQ(cache.sinks(0, 2).tokens(), 2u);
+  EXPECT_EQ(cache.sinks(0, 2).keys[1][8], 1.0f);
+  EXPECT_EQ(cache.sinks(1, 2).tokens(), 0u);
+  cache.removeSequence(1);
+  cache.removeSequence(2);
+  EXPECT_EQ(cache.bytesInUse(), 0u) << "the sinks' bytes were not counted";
+}
+
 } // namespace

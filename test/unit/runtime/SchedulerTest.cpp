@@ -191,6 +191,97 @@ TEST(Scheduler, ARequestThatContinuesAFinishedOnePrefillsOnlyWhatIsNew) {
   EXPECT_EQ(unrelated.tokens, fresh->generate(kTom, tokens(4))->tokens);
 }
 
+/// Four prompts that begin with the same 36 tokens (two whole pages of
+/// 16, as a system prompt), then 6, 3, 2 and 5 words of their own.
+std::vector<std::vector<int32_t>> promptsWithACommonStart() {
+  std::vector<int32_t> system = kStory;
+  for (int i = 0; i < 2; ++i)
+    system.insert(system.end(), kStory.begin() + 1, kStory.end());
+  system.insert(system.end(), kStory.begin() + 1, kStory.begin() + 3);
+  std::vector<std::vector<int32_t>> prompts;
+  for (size_t cut : {7u, 4u, 3u, 6u}) {
+    prompts.push_back(system);
+    prompts.back().insert(prompts.back().end(), kTom.begin() + 1,
+                          kTom.begin() + std::ptrdiff_t(cut));
+  }
+  return prompts;
+}
+
+TEST(Scheduler, RequestsThatBeginAlikeShareTheCachePagesOfTheirPrefix) {
+  std::shared_ptr<const Artifact> artifact = tinyStories();
+  const std::vector<std::vector<int32_t>> prompts = promptsWithACommonStart();
+  std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
+  SchedulerOptions options;
+  options.retainedSequences = 1;
+  Scheduler scheduler(*engine, options);
+  // The first is prefilled (it has sampled) before two more come: they
+  // share its pages while it runs.
+  std::shared_ptr<Request> first =
+      submit(scheduler, *artifact, prompts[0], tokens(20));
+  std::vector<int32_t> firstTokens = first->wait().tokens;
+  ASSERT_FALSE(firstTokens.empty());
+  std::vector<Finished> finished(prompts.size());
+  {
+    std::shared_ptr<Request> second =
+        submit(scheduler, *artifact, prompts[1], tokens(12));
+    std::shared_ptr<Request> third =
+        submit(scheduler, *artifact, prompts[2], tokens(12));
+    finished[0] = collect(*first);
+    finished[0].tokens.insert(finished[0].tokens.begin(), firstTokens.begin(),
+                              firstTokens.end());
+    finished[1] = collect(*second);
+    finished[2] = collect(*third);
+  }
+  // The last comes when all have ended: it shares the kept sequence's
+  // pages, which hold its prefix but are no prefix of it.
+  finished[3] = collect(*submit(scheduler, *artifact, prompts[3], tokens(8)));
+  SchedulerStats stats = scheduler.stats();
+  EXPECT_EQ(stats.sharedPrefixRequests, 3u);
+  EXPECT_EQ(stats.sharedPrefixTokens, 3u * 32);
+  EXPECT_EQ(stats.resumedRequests, 0u);
+  EXPECT_EQ(stats.promptTokens, 42u + (39 - 32) + (38 - 32) + (41 - 32));
+  std::unique_ptr<Engine> fresh = test::engineOrDie(artifact);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    SCOPED_TRACE("request " + std::to_string(i));
+    EXPECT_TRUE(finished[i].error.isOk()) << finished[i].error.message();
+    EXPECT_EQ(finished[i].tokens,
+              fresh->generate(prompts[i], tokens(i == 0   ? 20
+                                                 : i == 3 ? 8
+                                                          : 12))
+                  ->tokens);
+  }
+  scheduler.shutdown();
+  EXPECT_EQ(engine->stats().kvBytesInUse, 0u) << "a shared page leaked";
+}
+
+TEST(Scheduler, RequestsThatArriveTogetherPrefillTheirCommonPrefixOnce) {
+  std::shared_ptr<const Artifact> artifact = tinyStories();
+  std::vector<std::vector<int32_t>> prompts = promptsWithACommonStart();
+  prompts.pop_back();
+  std::unique_ptr<Engine> fresh = test::engineOrDie(artifact);
+  for (bool share : {true, false}) {
+    SCOPED_TRACE(share ? "sharing" : "not sharing");
+    std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
+    // Chunks of 8 tokens: the first request's prompt takes six iterations,
+    // while the others wait for its pages rather than prefill them too.
+    SchedulerOptions options;
+    options.prefillChunk = 8;
+    options.sharePrefixes = share;
+    Scheduler scheduler(*engine, options);
+    std::vector<std::shared_ptr<Request>> requests;
+    for (const std::vector<int32_t> &prompt : prompts)
+      requests.push_back(submit(scheduler, *artifact, prompt, tokens(10)));
+    for (size_t i = 0; i < prompts.size(); ++i)
+      EXPECT_EQ(collect(*requests[i]).tokens,
+                fresh->generate(prompts[i], tokens(10))->tokens)
+          << "request " << i;
+    SchedulerStats stats = scheduler.stats();
+    EXPECT_EQ(stats.sharedPrefixRequests, share ? 2u : 0u);
+    EXPECT_EQ(stats.promptTokens,
+              share ? 42u + (39 - 32) + (38 - 32) : 42u + 39 + 38);
+  }
+}
+
 TEST(Scheduler, ARequestTheCacheCannotHoldAloneEndsWithItsSentence) {
   std::shared_ptr<const Artifact> artifact = tinyStories();
   std::vector<Case> cases = {{kStory, tokens(40)}, {kTom, tokens(6)}};

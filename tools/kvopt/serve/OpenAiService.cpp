@@ -299,6 +299,13 @@ std::string metricsText(const kvrt::SchedulerStats &s) {
   metric("reused_tokens_total", "counter",
          "Prompt tokens found in a kept cache, not prefilled again.",
          s.reusedTokens);
+  metric("shared_prefix_requests_total", "counter",
+         "Requests that started with cache pages another sequence holds "
+         "(a common prefix).",
+         s.sharedPrefixRequests);
+  metric("shared_prefix_tokens_total", "counter",
+         "Prompt tokens those pages held, not prefilled or stored again.",
+         s.sharedPrefixTokens);
   metric("kv_cache_bytes", "gauge", "Cache pages held by sequences.",
          s.engine.kvBytesInUse);
   metric("kv_cache_peak_bytes", "gauge",

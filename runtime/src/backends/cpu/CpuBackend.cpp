@@ -76,6 +76,9 @@ public:
   Status prepare();
 
   Status addSequence(SequenceId sequence) override;
+  StatusOr<SharedPrefix> forkSequence(SequenceId from, SequenceId sequence,
+                                      uint64_t tokens) override;
+  uint64_t forkGranularity() const override;
   void removeSequence(SequenceId sequence) override {
     cache_.removeSequence(sequence);
     for (const std::unique_ptr<cpu::LayerEviction> &e : evictions_)
@@ -115,6 +118,8 @@ public:
   void resetFidelity() override { probe_.layers.clear(); }
 
 private:
+  /// Whether sequences may share pages (forkSequence()).
+  bool sharesPages() const;
   StatusOr<const float *> weight(uint32_t tensor);
   /// The eviction of an evict call whose queries `queries` come from the
   /// rope step `rope`, after the layer's attention `attention`.
@@ -171,6 +176,45 @@ Status CpuBackend::addSequence(SequenceId sequence) {
   if (reference_)
     return reference_->addSequence(sequence);
   return Status::ok();
+}
+
+bool CpuBackend::sharesPages() const {
+  // Eviction moves kept entries within a sequence's pages and offload
+  // tracks each sequence's pages apart, so neither shares; nor does the
+  // bf16 copy that measures fidelity, which would have to share alike.
+  return evictions_.empty() && offloads_.empty() && !reference_;
+}
+
+uint64_t CpuBackend::forkGranularity() const {
+  if (!sharesPages())
+    return 0;
+  uint64_t granularity = 1;
+  for (const LayerStorage &l : layers_)
+    granularity = std::lcm(granularity, uint64_t(l.shape.pageSize));
+  return granularity;
+}
+
+StatusOr<SharedPrefix> CpuBackend::forkSequence(SequenceId from,
+                                                SequenceId sequence,
+                                                uint64_t tokens) {
+  if (!sharesPages()) {
+    KVRT_RETURN_IF_ERROR(addSequence(sequence));
+    return SharedPrefix{};
+  }
+  // The source's last tokens wait in its tail until its next call encodes
+  // them before anything reads them; encoding them now changes nothing it
+  // reads and lets the fork share them.
+  for (uint32_t l = 0; l < layers_.size(); ++l)
+    cpu::encodeTail(pool_, cache_, l, layers_[l].codecs, from,
+                    cache_.flushable(l, from));
+  const uint64_t shared = cache_.shareableTokens(from, tokens);
+  if (shared == 0) {
+    KVRT_RETURN_IF_ERROR(addSequence(sequence));
+    return SharedPrefix{};
+  }
+  KVRT_RETURN_IF_ERROR(cache_.share(from, sequence, shared));
+  return SharedPrefix{shared,
+                      int64_t(cache_.position(0, from, shared - 1)) + 1};
 }
 
 std::vector<LayerFidelity> CpuBackend::fidelity() const {

@@ -231,6 +231,14 @@ public:
   Status addSequence(SequenceId sequence) override {
     return pool_->addSequence(sequence);
   }
+  StatusOr<SharedPrefix> forkSequence(SequenceId from, SequenceId sequence,
+                                      uint64_t tokens) override;
+  uint64_t forkGranularity() const override {
+    // Eviction moves entries within a sequence's pages, offload tracks
+    // each sequence's pages apart, and exact tokens live in a store row per
+    // sequence that would have to be copied: none of them shares.
+    return eviction_ || offloaded_ || keepsExact_ ? 0 : pool_->pageSize();
+  }
   void removeSequence(SequenceId sequence) override {
     pool_->ledger().removeSequence(sequence);
     if (eviction_)
@@ -1446,6 +1454,30 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
   view.tableRows = tableRows_;
   view.lengths = rowLengths_;
   return cuda::storeExactTokens(view, rows, stream_);
+}
+
+StatusOr<SharedPrefix> CudaBackend::forkSequence(SequenceId from,
+                                                 SequenceId sequence,
+                                                 uint64_t tokens) {
+  const cuda::PageLedger &ledger = pool_->ledger();
+  const uint64_t pageSize = pool_->pageSize();
+  const uint64_t shared =
+      forkGranularity()
+          ? std::min(tokens, ledger.length(from)) / pageSize * pageSize
+          : 0;
+  if (shared == 0) {
+    KVRT_RETURN_IF_ERROR(addSequence(sequence));
+    return SharedPrefix{};
+  }
+  // The position of the last shared token, which later ones must exceed.
+  const int32_t page = ledger.pages(from)[shared / pageSize - 1];
+  int32_t last = 0;
+  if (cudaError_t e = cudaMemcpy(
+          &last, pool_->positions() + size_t(page) * pageSize + pageSize - 1,
+          sizeof(int32_t), cudaMemcpyDeviceToHost))
+    return cudaFailed("reading the cache's positions", e);
+  KVRT_RETURN_IF_ERROR(pool_->share(from, sequence, shared));
+  return SharedPrefix{shared, int64_t(last) + 1};
 }
 
 StatusOr<std::vector<std::vector<int32_t>>>

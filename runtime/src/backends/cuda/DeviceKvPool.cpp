@@ -103,6 +103,15 @@ ExactTokensView DeviceKvPool::Layer::exact() const {
 
 Status DeviceKvPool::addSequence(uint64_t sequence) {
   KVRT_RETURN_IF_ERROR(ledger_.addSequence(sequence));
+  return holdSlot(sequence);
+}
+
+Status DeviceKvPool::share(uint64_t from, uint64_t sequence, uint64_t tokens) {
+  KVRT_RETURN_IF_ERROR(ledger_.share(from, sequence, tokens));
+  return holdSlot(sequence);
+}
+
+Status DeviceKvPool::holdSlot(uint64_t sequence) {
   if (exactSlotBytes_ && ledger_.slots() > exactSlots_) {
     Status grown = growExactStores(2 * exactSlots_);
     if (!grown) {

@@ -105,6 +105,8 @@ public:
   /// its slot (they double when full: their addresses change, counted by
   /// exactMoves()).
   Status addSequence(uint64_t sequence);
+  /// The ledger's share(), likewise.
+  Status share(uint64_t from, uint64_t sequence, uint64_t tokens);
   /// The ledger's reserve(), keeping the peak of bytesInUse().
   Status reserve(const std::vector<std::pair<uint64_t, uint64_t>> &tokens);
   uint64_t exactMoves() const { return exactMoves_; }
@@ -130,6 +132,9 @@ private:
   DeviceKvPool(uint32_t pageSize, uint32_t capacityPages, std::string name)
       : ledger_(pageSize, capacityPages, std::move(name)) {}
 
+  /// After the ledger added `sequence`: room for its slot's rows in the
+  /// exact-token stores, or the sequence removed again.
+  Status holdSlot(uint64_t sequence);
   /// Makes the exact-token stores hold at least `slots` rows.
   Status growExactStores(uint32_t slots);
 

@@ -9,8 +9,8 @@ namespace kvrt::cuda {
 
 PageLedger::PageLedger(uint32_t pageSize, uint32_t capacityPages,
                        std::string name)
-    : pageSize_(pageSize), name_(std::move(name)), free_(capacityPages),
-      generations_(capacityPages) {
+    : pageSize_(pageSize), name_(std::move(name)), holders_(capacityPages),
+      free_(capacityPages), generations_(capacityPages) {
   // Lowest pages first.
   for (uint32_t i = 0; i < capacityPages; ++i)
     free_[i] = int32_t(capacityPages - 1 - i);
@@ -30,13 +30,37 @@ Status PageLedger::addSequence(uint64_t sequence) {
   return Status::ok();
 }
 
+Status PageLedger::share(uint64_t from, uint64_t sequence, uint64_t tokens) {
+  const Sequence &source = sequences_.at(from);
+  if (tokens % pageSize_ != 0 || tokens > source.length)
+    return Status::error("cannot share " + std::to_string(tokens) +
+                         " tokens of sequence " + std::to_string(from) +
+                         ": not whole pages of the " +
+                         std::to_string(source.length) + " it holds");
+  KVRT_RETURN_IF_ERROR(addSequence(sequence));
+  // `source` stays valid: unordered_map keeps its elements where they are.
+  Sequence &s = sequences_.at(sequence);
+  s.pages.assign(source.pages.begin(),
+                 source.pages.begin() + tokens / pageSize_);
+  for (int32_t page : s.pages)
+    ++holders_[page];
+  s.length = tokens;
+  return Status::ok();
+}
+
+void PageLedger::release(int32_t page) {
+  if (--holders_[page] > 0)
+    return;
+  free_.push_back(page);
+  --pagesInUse_;
+}
+
 void PageLedger::removeSequence(uint64_t sequence) {
   auto found = sequences_.find(sequence);
   if (found == sequences_.end())
     return;
   for (int32_t page : found->second.pages)
-    free_.push_back(page);
-  pagesInUse_ -= found->second.pages.size();
+    release(page);
   freeSlots_.push_back(found->second.slot);
   sequences_.erase(found);
 }
@@ -46,9 +70,8 @@ void PageLedger::shrink(uint64_t sequence, uint64_t length) {
   s.length = std::min(s.length, length);
   const uint64_t pages = (s.length + pageSize_ - 1) / pageSize_;
   while (s.pages.size() > pages) {
-    free_.push_back(s.pages.back());
+    release(s.pages.back());
     s.pages.pop_back();
-    --pagesInUse_;
   }
 }
 
@@ -76,6 +99,7 @@ PageLedger::reserve(const std::vector<std::pair<uint64_t, uint64_t>> &tokens) {
     while (s.pages.size() < pages) {
       s.pages.push_back(free_.back());
       free_.pop_back();
+      holders_[s.pages.back()] = 1;
       ++generations_[s.pages.back()];
       ++pagesInUse_;
     }

@@ -27,7 +27,14 @@ public:
              std::string name = "the device KV cache");
 
   Status addSequence(uint64_t sequence);
-  /// Returns the sequence's pages to the free list.
+  /// Adds `sequence` holding the first `tokens` tokens of `from`, a whole
+  /// number of its pages, which the two then share: a page returns to the
+  /// free list once no sequence holds it, and is counted in use once.
+  /// Neither writes them again (appends go past them); a backend whose
+  /// entries move in place (eviction) must not share.
+  Status share(uint64_t from, uint64_t sequence, uint64_t tokens);
+  /// Returns the sequence's pages to the free list (shared ones once no
+  /// other sequence holds them).
   void removeSequence(uint64_t sequence);
   bool contains(uint64_t sequence) const {
     return sequences_.count(sequence) != 0;
@@ -75,8 +82,13 @@ private:
     uint64_t length = 0;
     uint32_t slot = 0;
   };
+  /// Drops one holder of `page`; the last returns it to the free list.
+  void release(int32_t page);
+
   uint32_t pageSize_;
   std::string name_;
+  /// Sequences holding each page: more than one after share().
+  std::vector<uint32_t> holders_;
   std::vector<int32_t> free_;
   std::vector<uint32_t> freeSlots_;
   uint32_t slots_ = 0;
