@@ -237,7 +237,7 @@ def http_seeds(folder):
                                "top_p": 0.9, "top_k": 40, "seed": 3,
                                "stop": ["\n", "END"], "stream": True,
                                "stream_options": {"include_usage": True}}),
-        "completion-ids": request({"prompt": [1, 80, 147], "n": 1,
+        "completion-ids": request({"prompt": [1, 80, 147], "n": 3,
                                    "logprobs": None, "echo": False}),
         "completion-logprobs": request({"prompt": [[1, 80, 147]],
                                         "max_tokens": 0, "logprobs": 5,

@@ -224,6 +224,18 @@ def chat():
           "".join(t["token"] for t in content) == message["content"],
           "greedy is the top:",
           all(t["top_logprobs"][0]["token"] == t["token"] for t in content))
+    # Two greedy choices: the same answer twice, each streamed with its own
+    # role and finish.
+    events = stream("/v1/chat/completions", dict(question, n=2))
+    chunks = [c for e in events[:-1] for c in json.loads(e)["choices"]]
+    print("two choices stream roles:",
+          sorted(c["index"] for c in chunks if "role" in c["delta"]),
+          "finishes:", sorted(c["index"] for c in chunks
+                              if c["finish_reason"]),
+          "both the answer:",
+          all("".join(c["delta"].get("content", "") for c in chunks
+                      if c["index"] == i) == message["content"]
+              for i in range(2)))
 
 
 def auth():
@@ -298,6 +310,41 @@ def prefix():
               system + "Tom came to help.", 8))
 
 
+def choices():
+    # n choices of one prompt: choice i samples as a request of its own with
+    # seed + i, the others share the first's prompt pages, and a stream
+    # carries every choice's chunks by index.
+    prompt = ("Once upon a time, there was a little girl named Lily. She "
+              "liked to play in the park with her friends. One day, she saw "
+              "a big tree with red apples. She wanted to")
+    body = {"prompt": prompt, "max_tokens": 8, "temperature": 1.0,
+            "seed": 5, "ignore_eos": True}
+    before = metric("shared_prefix_requests_total")
+    answer = complete(dict(body, n=3))
+    texts = [c["text"] for c in answer["choices"]]
+    print("indexes:", [c["index"] for c in answer["choices"]],
+          "completion tokens:", answer["usage"]["completion_tokens"],
+          "prompt tokens counted once:",
+          answer["usage"]["prompt_tokens"] ==
+          complete(dict(body, max_tokens=1))["usage"]["prompt_tokens"])
+    alone = [complete(dict(body, seed=5 + i))["choices"][0]["text"]
+             for i in range(3)]
+    print("each as its seed alone:", texts == alone,
+          "not all alike:", len(set(texts)) > 1)
+    print("shared the prompt's pages:",
+          metric("shared_prefix_requests_total") - before >= 2)
+    two = dict(body, n=2, max_tokens=6, seed=9)
+    whole = [c["text"] for c in complete(two)["choices"]]
+    streamed, finishes = {}, set()
+    for data in stream("/v1/completions", two)[:-1]:
+        for c in json.loads(data)["choices"]:
+            finishes.update([c["index"]] if c["finish_reason"] else [])
+            streamed[c["index"]] = streamed.get(c["index"], "") + c["text"]
+    print("stream: finishes", sorted(finishes), "texts as whole:",
+          [streamed.get(i) for i in range(2)] == whole)
+    print(error("/v1/completions", {"prompt": "x", "n": 200}))
+
+
 def logprobs():
     greedy = {"temperature": 0, "ignore_eos": True}
     answer = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=8,
@@ -322,6 +369,11 @@ def logprobs():
                           echo=True))["choices"][0]
     print("prompt scored alone:", alone["text"] == PROMPTS[0],
           alone["logprobs"]["token_logprobs"] == lp["token_logprobs"][:prompt])
+    # Two greedy choices echo the prompt, scored once, alike.
+    pair = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=8, logprobs=2,
+                         echo=True, n=2))["choices"]
+    print("two echoed choices:", [c["logprobs"] for c in pair] == [lp, lp],
+          pair[1]["text"] == choice["text"])
     # Streamed, the chunks carry the same log probabilities in order, and
     # with a stop string the tokens after it are left out alike.
     body = dict(greedy, prompt=PROMPTS[0], max_tokens=8, logprobs=2)
@@ -381,7 +433,7 @@ def busy():
 
 {"tiny": tiny, "chat": chat, "auth": auth, "busy": busy,
  "preempt": preempt, "resume": resume, "prefix": prefix,
- "logprobs": logprobs}[SCENARIO]()
+ "choices": choices, "logprobs": logprobs}[SCENARIO]()
 SERVER.send_signal(signal.SIGTERM)
 SERVER.wait(timeout=60)
 rest = SERVER.stderr.read().strip().splitlines()

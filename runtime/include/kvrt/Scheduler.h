@@ -83,6 +83,23 @@ struct TokenLogprob {
   std::vector<std::pair<int32_t, float>> top;
 };
 
+/// Wakes one owner when any of several requests has news (a completion's
+/// n choices): given to Scheduler::submit() with each of them.
+class UpdateSignal {
+public:
+  /// Waits until a request has had news since the last call returned, or
+  /// `timeout` passes.
+  void wait(std::chrono::milliseconds timeout);
+
+private:
+  friend class Request;
+  void notify();
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool signalled_ = false;
+};
+
 /// One submitted generation, shared by the scheduler and its owner.
 class Request {
 public:
@@ -116,7 +133,10 @@ private:
   void deliver(int32_t token, std::optional<TokenLogprob> logprob);
   void deliverPrompt(std::vector<TokenLogprob> logprobs);
   void finish(StopReason reason, Status error = Status::ok());
+  /// Wakes wait() and the signal, if any.
+  void notify();
 
+  std::shared_ptr<UpdateSignal> signal_;
   std::atomic<bool> cancelled_{false};
   std::mutex mutex_;
   std::condition_variable changed_;
@@ -162,9 +182,11 @@ public:
 
   /// Queues a generation (made by Generation::create, which checks the
   /// prompt and the options); fails with one sentence only when too many
-  /// requests are waiting or the scheduler is stopping.
-  StatusOr<std::shared_ptr<Request>> submit(Generation generation,
-                                            LogprobOptions logprobs = {});
+  /// requests are waiting or the scheduler is stopping. With `signal`,
+  /// every update of the request also wakes it.
+  StatusOr<std::shared_ptr<Request>>
+  submit(Generation generation, LogprobOptions logprobs = {},
+         std::shared_ptr<UpdateSignal> signal = nullptr);
   /// Ends every request (Cancelled), refuses new ones and stops the thread;
   /// the destructor does it too.
   void shutdown();

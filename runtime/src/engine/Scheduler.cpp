@@ -36,6 +36,26 @@ TokenLogprob logprobOf(const float *logits, size_t vocab, int32_t token,
 
 } // namespace
 
+void UpdateSignal::wait(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait_for(lock, timeout, [&] { return signalled_; });
+  signalled_ = false;
+}
+
+void UpdateSignal::notify() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    signalled_ = true;
+  }
+  changed_.notify_all();
+}
+
+void Request::notify() {
+  changed_.notify_all();
+  if (signal_)
+    signal_->notify();
+}
+
 Request::Update Request::wait(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait_for(lock, timeout,
@@ -56,7 +76,7 @@ void Request::deliver(int32_t token, std::optional<TokenLogprob> logprob) {
     if (logprob)
       pendingLogprobs_.push_back(std::move(*logprob));
   }
-  changed_.notify_all();
+  notify();
 }
 
 void Request::deliverPrompt(std::vector<TokenLogprob> logprobs) {
@@ -65,7 +85,7 @@ void Request::deliverPrompt(std::vector<TokenLogprob> logprobs) {
     for (TokenLogprob &logprob : logprobs)
       pendingPromptLogprobs_.push_back(std::move(logprob));
   }
-  changed_.notify_all();
+  notify();
 }
 
 void Request::finish(StopReason reason, Status error) {
@@ -74,7 +94,7 @@ void Request::finish(StopReason reason, Status error) {
     end_ = reason;
     error_ = std::move(error);
   }
-  changed_.notify_all();
+  notify();
 }
 
 Scheduler::Scheduler(Engine &engine, const SchedulerOptions &options)
@@ -94,9 +114,11 @@ void Scheduler::shutdown() {
     thread_.join();
 }
 
-StatusOr<std::shared_ptr<Request>> Scheduler::submit(Generation generation,
-                                                     LogprobOptions logprobs) {
+StatusOr<std::shared_ptr<Request>>
+Scheduler::submit(Generation generation, LogprobOptions logprobs,
+                  std::shared_ptr<UpdateSignal> signal) {
   std::shared_ptr<Request> request(new Request());
+  request->signal_ = std::move(signal);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_)

@@ -43,7 +43,7 @@ TEST(OpenAiRequest, ReadsEverySupportedField) {
       R"({"prompt": [1, 80, 147], "max_tokens": 7, "temperature": 0,
           "top_p": 0.5, "top_k": -1, "repetition_penalty": 1.2, "seed": -3,
           "stream": true, "stream_options": {"include_usage": true},
-          "stop": ["\n", "END"], "ignore_eos": true, "user": "u", "n": 1,
+          "stop": ["\n", "END"], "ignore_eos": true, "user": "u", "n": 3,
           "best_of": 1, "presence_penalty": 0, "frequency_penalty": 0.0,
           "logprobs": null, "echo": false, "logit_bias": {},
           "suffix": null})");
@@ -60,6 +60,7 @@ TEST(OpenAiRequest, ReadsEverySupportedField) {
   EXPECT_TRUE(r.includeUsage);
   EXPECT_EQ(r.stop, (std::vector<std::string>{"\n", "END"}));
   EXPECT_TRUE(r.ignoreEos);
+  EXPECT_EQ(r.n, 3);
 }
 
 TEST(OpenAiRequest, ReadsAChatWithTextParts) {
@@ -77,6 +78,8 @@ TEST(OpenAiRequest, ReadsAChatWithTextParts) {
 }
 
 TEST(OpenAiRequest, RefusesFieldsOutOfRange) {
+  expectRefused(R"({"prompt": "x", "n": 0})", "n", "from 1 to 128, not 0");
+  expectRefused(R"({"prompt": "x", "n": 129})", "n", "from 1 to 128");
   expectRefused(R"({"prompt": "x", "max_tokens": -1})", "max_tokens",
                 "from 0 to 1073741824, not -1");
   expectRefused(R"({"prompt": "x", "max_tokens": 0})", "max_tokens",
@@ -204,7 +207,7 @@ TEST(OpenAiRequest, ReadsTokenizerRequests) {
 }
 
 TEST(OpenAiRequest, RefusesWhatItWouldNotHonour) {
-  expectRefused(R"({"prompt": "x", "n": 2})", "n", "set it to 1");
+  expectRefused(R"({"prompt": "x", "best_of": 2})", "best_of", "set it to 1");
   expectRefused(R"({"prompt": "x", "echo": true, "stream": true})", "echo",
                 "with `stream` is not supported");
   expectRefused(R"({"prompt": "x", "presence_penalty": 0.5})",

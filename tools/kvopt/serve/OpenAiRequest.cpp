@@ -340,7 +340,9 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
     } else if (key == "user") {
       std::string user;
       reader.string(key, value, user);
-    } else if (key == "n" || (key == "best_of" && !chat)) {
+    } else if (key == "n") {
+      reader.integer(key, value, 1, kMaxChoices, request.n);
+    } else if (key == "best_of" && !chat) {
       reader.neutral(key, value,
                      value.isNumber() && value.asInt() == int64_t(1), "1");
     } else if (key == "presence_penalty" || key == "frequency_penalty") {

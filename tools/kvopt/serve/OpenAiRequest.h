@@ -3,7 +3,7 @@
 //
 // The body of POST /v1/completions and /v1/chat/completions, read field by
 // field from hostile JSON. Every field this server reads is checked for its
-// type and range; a field it would not honour (n > 1, penalties, tools,
+// type and range; a field it would not honour (best_of, penalties, tools,
 // echo in a stream, ...) or does not know is refused with a sentence that
 // names it, rather than silently ignored.
 //
@@ -63,10 +63,14 @@ struct CompletionRequest {
   /// Completions: the prompt's text before the answer's, and with
   /// `logprobs` its tokens' log probabilities (the first has none).
   bool echo = false;
+  /// Choices to generate from the prompt, each sampled apart.
+  int64_t n = 1;
 };
 
 /// The most log probabilities beside each token a request may ask for.
 constexpr int64_t kMaxLogprobs = 20;
+/// The most choices a request may ask for (OpenAI's limit).
+constexpr int64_t kMaxChoices = 128;
 
 struct ParsedRequest {
   std::optional<CompletionRequest> request;

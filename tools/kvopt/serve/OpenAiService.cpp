@@ -2,7 +2,7 @@
 #include "tools/kvopt/serve/OpenAiService.h"
 
 #include "tools/kvopt/JsonWriter.h"
-#include "tools/kvopt/serve/StopStrings.h"
+#include "tools/kvopt/serve/ChoiceStream.h"
 
 #include "kvrt/Artifact.h"
 #include "kvrt/Generation.h"
@@ -21,10 +21,6 @@ using cli::JsonWriter;
 
 /// How often a waiting answer checks that its client is still there.
 constexpr std::chrono::milliseconds kClientCheck(200);
-
-const char *finishReason(kvrt::StopReason reason) {
-  return reason == kvrt::StopReason::StopToken ? "stop" : "length";
-}
 
 void respondJson(HttpExchange &exchange, int status, const std::string &body) {
   exchange.respond(status, "application/json", body);
@@ -80,19 +76,10 @@ struct Envelope {
   }
 };
 
-/// One token of an answer's log probabilities, as shown.
-struct ShownLogprob {
-  /// The token's text, and where it starts in the choice's text.
-  std::string text;
-  size_t offset = 0;
-  /// None for a prompt's first token, which nothing before it predicts.
-  std::optional<double> logprob;
-  std::vector<std::pair<std::string, double>> top;
-};
-
 /// One choice of a completion or a chunk: its text (a chat message or
 /// delta, or a completion's text) and its finish reason (null: not yet).
 struct Choice {
+  size_t index = 0;
   std::string text;
   const char *finish = nullptr;
   /// A chat stream's first delta, which names the role.
@@ -173,9 +160,9 @@ struct Usage {
 };
 
 /// A completion object, or a chunk of a streamed one: the envelope, the
-/// choice (a chunk's usage comes with no choice), and the usage if given.
+/// choices (a chunk's usage comes with none), and the usage if given.
 std::string completionJson(const Envelope &envelope, Endpoint endpoint,
-                           bool chunk, const std::optional<Choice> &choice,
+                           bool chunk, const std::vector<Choice> &choices,
                            const std::optional<Usage> &usage) {
   std::ostringstream out;
   JsonWriter json(out, JsonWriter::Layout::Compact);
@@ -183,9 +170,10 @@ std::string completionJson(const Envelope &envelope, Endpoint endpoint,
   envelope.write(json);
   json.key("choices");
   json.beginArray();
-  if (choice) {
+  for (const Choice *choice = choices.data();
+       choice != choices.data() + choices.size(); ++choice) {
     json.beginObject();
-    json.member("index", 0);
+    json.member("index", choice->index);
     if (endpoint == Endpoint::ChatCompletions) {
       json.key(chunk ? "delta" : "message");
       json.beginObject();
@@ -232,12 +220,11 @@ public:
         endpoint_(endpoint) {}
 
   bool chunk(Choice choice) {
-    return event(completionJson(envelope_, endpoint_, true, std::move(choice),
+    return event(completionJson(envelope_, endpoint_, true, {std::move(choice)},
                                 std::nullopt));
   }
   bool usage(Usage usage) {
-    return event(
-        completionJson(envelope_, endpoint_, true, std::nullopt, usage));
+    return event(completionJson(envelope_, endpoint_, true, {}, usage));
   }
   bool event(const std::string &data) {
     return exchange_.send("data: " + data + "\n\n");
@@ -482,36 +469,46 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
   if (!promptIds(request, prompt, error))
     return respondError(exchange, error);
 
-  kvrt::GenerateOptions options;
+  // One scheduler request per choice. They share the prompt's cache pages
+  // (Scheduler.h), and only the first scores the prompt for echo.
+  std::vector<std::shared_ptr<kvrt::Request>> requests;
+  auto cancelAll = [&] {
+    for (const std::shared_ptr<kvrt::Request> &r : requests)
+      r->cancel();
+  };
+  auto signal = std::make_shared<kvrt::UpdateSignal>();
   const int64_t context = artifact_.manifest().model().max_positions();
-  options.maxNewTokens = request.maxTokens.value_or(
-      endpoint == Endpoint::Completions ? 16
-                                        : context - int64_t(prompt.size()));
-  options.sampling = request.sampling;
-  if (!request.seedGiven)
+  const uint64_t drawnSeed =
+      (uint64_t(std::random_device()()) << 32) | std::random_device()();
+  for (int64_t i = 0; i < request.n; ++i) {
+    kvrt::GenerateOptions options;
+    options.maxNewTokens = request.maxTokens.value_or(
+        endpoint == Endpoint::Completions ? 16
+                                          : context - int64_t(prompt.size()));
+    options.sampling = request.sampling;
+    // Choice i samples from seed + i, as vLLM's children do.
     options.sampling.seed =
-        (uint64_t(std::random_device()()) << 32) | std::random_device()();
-  options.stopAtEos = !request.ignoreEos;
-  const size_t promptTokens = prompt.size();
-  kvrt::LogprobOptions logprobs;
-  logprobs.top = request.logprobs;
-  logprobs.prompt = request.echo && request.logprobs >= 0;
-  // Echo shows the prompt's tokens as the answer's are shown.
-  const std::vector<int32_t> echoed =
-      request.echo ? prompt : std::vector<int32_t>();
-  kvrt::StatusOr<kvrt::Generation> generation =
-      kvrt::Generation::create(artifact_, std::move(prompt), options);
-  if (!generation) {
-    error.param = endpoint == Endpoint::Completions ? "prompt" : "messages";
-    error.message = generation.status().message();
-    return respondError(exchange, error);
+        (request.seedGiven ? request.sampling.seed : drawnSeed) + uint64_t(i);
+    options.stopAtEos = !request.ignoreEos;
+    kvrt::LogprobOptions logprobs;
+    logprobs.top = request.logprobs;
+    logprobs.prompt = i == 0 && request.echo && request.logprobs >= 0;
+    kvrt::StatusOr<kvrt::Generation> generation =
+        kvrt::Generation::create(artifact_, prompt, options);
+    if (!generation) {
+      error.param = endpoint == Endpoint::Completions ? "prompt" : "messages";
+      error.message = generation.status().message();
+      return respondError(exchange, error);
+    }
+    kvrt::StatusOr<std::shared_ptr<kvrt::Request>> submitted =
+        scheduler_.submit(std::move(*generation), logprobs, signal);
+    if (!submitted) {
+      cancelAll();
+      return respondError(exchange,
+                          serverError(503, submitted.status().message()));
+    }
+    requests.push_back(std::move(*submitted));
   }
-  kvrt::StatusOr<std::shared_ptr<kvrt::Request>> submitted =
-      scheduler_.submit(std::move(*generation), logprobs);
-  if (!submitted)
-    return respondError(exchange,
-                        serverError(503, submitted.status().message()));
-  kvrt::Request &running = **submitted;
 
   const bool chat = endpoint == Endpoint::ChatCompletions;
   Envelope envelope{
@@ -521,132 +518,106 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
            : "text_completion",
       int64_t(std::time(nullptr)), modelName_};
   EventStream events(exchange, envelope, endpoint);
-  if (request.stream && !(exchange.beginStream("text/event-stream") &&
-                          (!chat || events.chunk({"", nullptr, true})))) {
-    running.cancel();
+  const bool wantsLogprobs = request.logprobs >= 0;
+  bool open = !request.stream || exchange.beginStream("text/event-stream");
+  std::vector<ChoiceStream> streams;
+  std::vector<Choice> choices(requests.size());
+  std::vector<std::vector<ShownLogprob>> shown(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    streams.emplace_back(tokenizer_, request.stop, wantsLogprobs);
+    choices[i].index = i;
+    if (request.stream && chat)
+      open = open && events.chunk({i, "", nullptr, true});
+  }
+  if (!open) {
+    cancelAll();
     return;
   }
 
-  kvrt::TokenStreamDecoder decoder(tokenizer_, /*skipSpecial=*/true);
-  StopStringFilter stops(request.stop);
-  const bool wantsLogprobs = request.logprobs >= 0;
-  auto show = [&](int32_t token, size_t offset,
-                  const kvrt::TokenLogprob *logprob) {
-    ShownLogprob l{tokenizer_.decode({token}, false), offset};
-    if (logprob) {
-      l.logprob = logprob->logprob;
-      for (const auto &[id, value] : logprob->top)
-        l.top.push_back({tokenizer_.decode({id}, false), value});
-    }
-    return l;
-  };
-  std::string text;
-  size_t completionTokens = 0;
-  // Each sampled token at its offset in the answer as decoded, before stop
-  // strings cut it; the answer's text and tokens streamed so far.
-  std::vector<ShownLogprob> answerLogprobs;
-  std::vector<kvrt::TokenLogprob> promptLogprobs;
-  size_t decodedLength = 0, sentText = 0, sentLogprobs = 0;
-  // The tokens whose text has begun to go out, or at the end all that are
-  // not cut by a stop string.
-  auto takeLogprobs = [&](size_t textLength, bool end) {
-    std::vector<ShownLogprob> taken;
-    while (sentLogprobs < answerLogprobs.size() &&
-           (answerLogprobs[sentLogprobs].offset < textLength ||
-            (end && !stops.stopped())))
-      taken.push_back(answerLogprobs[sentLogprobs++]);
-    return taken;
-  };
-  const char *finish = nullptr;
-  while (!finish) {
-    kvrt::Request::Update update = running.wait(kClientCheck);
-    completionTokens += update.tokens.size();
-    for (kvrt::TokenLogprob &l : update.promptLogprobs)
-      promptLogprobs.push_back(std::move(l));
-    std::string decoded;
-    for (size_t k = 0; k < update.tokens.size(); ++k) {
-      if (wantsLogprobs && k < update.logprobs.size())
-        answerLogprobs.push_back(
-            show(update.tokens[k], decodedLength, &update.logprobs[k]));
-      std::string piece = decoder.push(update.tokens[k]);
-      decodedLength += piece.size();
-      decoded += piece;
-    }
-    if (update.end)
-      decoded += decoder.finish();
-    std::string ready = stops.push(decoded);
-    if (stops.stopped()) {
-      running.cancel();
-      finish = "stop";
-    } else if (update.end) {
-      // A request its client still waits for is cancelled only by a
-      // shutdown.
-      if (!update.error.isOk() || *update.end == kvrt::StopReason::Cancelled) {
-        ApiError failed = update.error.isOk()
+  size_t unfinished = requests.size();
+  while (unfinished > 0) {
+    signal->wait(kClientCheck);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      if (choices[i].finish)
+        continue;
+      ChoiceStream::Piece piece =
+          streams[i].absorb(requests[i]->wait(std::chrono::milliseconds(0)));
+      if (piece.failure) {
+        cancelAll();
+        ApiError failed = piece.failure->isOk()
                               ? serverError(503, "the server is shutting down")
-                              : serverError(500, update.error.message());
+                              : serverError(500, piece.failure->message());
         if (request.stream)
           events.event(errorJson(failed));
         else
           respondError(exchange, failed);
         return;
       }
-      ready += stops.finish();
-      finish = finishReason(*update.end);
-    }
-    if (request.stream) {
-      sentText += ready.size();
-      std::vector<ShownLogprob> chunk =
-          takeLogprobs(sentText, finish != nullptr);
-      if ((!ready.empty() || !chunk.empty()) &&
-          !events.chunk(
-              {ready, nullptr, false, wantsLogprobs ? &chunk : nullptr})) {
-        running.cancel();
+      if (piece.stopped)
+        requests[i]->cancel();
+      if (piece.finish) {
+        choices[i].finish = piece.finish;
+        --unfinished;
+      }
+      if (!request.stream) {
+        choices[i].text += piece.text;
+        for (ShownLogprob &l : piece.logprobs)
+          shown[i].push_back(std::move(l));
+        continue;
+      }
+      if ((!piece.text.empty() || !piece.logprobs.empty()) &&
+          !events.chunk({i, piece.text, nullptr, false,
+                         wantsLogprobs ? &piece.logprobs : nullptr})) {
+        cancelAll();
         return;
       }
-    } else {
-      text += ready;
+      if (piece.finish && !events.chunk({i, "", piece.finish})) {
+        cancelAll();
+        return;
+      }
     }
-    if (!finish && exchange.clientGone()) {
-      running.cancel();
+    if (unfinished > 0 && exchange.clientGone()) {
+      cancelAll();
       return;
     }
   }
 
-  Usage usage{promptTokens, completionTokens};
+  Usage usage{prompt.size(), 0};
+  for (const ChoiceStream &s : streams)
+    usage.completion += s.tokens();
   if (request.stream) {
-    events.chunk({"", finish});
     if (request.includeUsage)
       events.usage(usage);
     events.event("[DONE]");
     return;
   }
-  Choice choice{text, finish};
-  std::vector<ShownLogprob> shown;
   if (request.echo) {
-    // The echoed prompt decoded as one stream; the answer's offsets move
-    // past it.
+    // The echoed prompt decoded as one stream, scored by the first choice;
+    // the answers' offsets move past it.
+    const std::vector<kvrt::TokenLogprob> &scored = streams[0].promptLogprobs();
     kvrt::TokenStreamDecoder promptText(tokenizer_, /*skipSpecial=*/true);
     std::string prefix;
-    for (size_t i = 0; i < echoed.size(); ++i) {
+    std::vector<ShownLogprob> echoed;
+    for (size_t i = 0; i < prompt.size(); ++i) {
       if (wantsLogprobs)
-        shown.push_back(show(echoed[i], prefix.size(),
-                             i > 0 && i - 1 < promptLogprobs.size()
-                                 ? &promptLogprobs[i - 1]
-                                 : nullptr));
-      prefix += promptText.push(echoed[i]);
+        echoed.push_back(showLogprob(
+            tokenizer_, prompt[i], prefix.size(),
+            i > 0 && i - 1 < scored.size() ? &scored[i - 1] : nullptr));
+      prefix += promptText.push(prompt[i]);
     }
     prefix += promptText.finish();
-    choice.text = prefix + text;
-    for (ShownLogprob &l : answerLogprobs)
-      l.offset += prefix.size();
+    for (size_t i = 0; i < choices.size(); ++i) {
+      choices[i].text = prefix + choices[i].text;
+      for (ShownLogprob &l : shown[i])
+        l.offset += prefix.size();
+      shown[i].insert(shown[i].begin(), echoed.begin(), echoed.end());
+    }
   }
-  for (ShownLogprob &l : takeLogprobs(choice.text.size(), true))
-    shown.push_back(std::move(l));
   if (wantsLogprobs)
-    choice.logprobs = &shown;
+    for (size_t i = 0; i < choices.size(); ++i)
+      choices[i].logprobs = &shown[i];
   respondJson(exchange, 200,
-              completionJson(envelope, endpoint, false, choice, usage));
+              completionJson(envelope, endpoint, false, choices, usage));
 }
 
 } // namespace kvopt::serve
