@@ -107,10 +107,14 @@
 #              prompt after a common text of SERVE_PREFIX characters (default
 #              8000, a token each for the byte-level tokenizer), with and
 #              without --no-prefix-sharing, in each of SERVE_ENCODINGS
-#              (default "bf16 polar4"); then prompts of SERVE_LONG
-#              characters each (default 16000) with no common text, where
-#              the cache's size decides how many run at once. Not in the
-#              default sections.
+#              (default "bf16 polar4"). Not in the default sections.
+#   serve-long scripts/serve-bench.py on llama3-8b in each of
+#              SERVE_ENCODINGS: SERVE_LONG_CLIENTS clients (default 64),
+#              one request each of SERVE_LONG characters (default 8000,
+#              no two alike) and SERVE_LONG_TOKENS tokens (default 2048),
+#              where the cache's size (--cache-memory's default) decides
+#              how many run at once and preemptions make up the rest. Not
+#              in the default sections.
 # Outputs go to $OUT (or ./gpu-bench-out). Exits non-zero when a check
 # fails.
 set -uo pipefail
@@ -142,7 +146,9 @@ default_artifact=${DEFAULT_ARTIFACT:-$bin/default-blocks.kvpkg}
 serve_clients=${SERVE_CLIENTS:-32}
 serve_prefix=${SERVE_PREFIX:-8000}
 serve_encodings=${SERVE_ENCODINGS:-"bf16 polar4"}
-serve_long=${SERVE_LONG:-16000}
+serve_long=${SERVE_LONG:-8000}
+serve_long_clients=${SERVE_LONG_CLIENTS:-64}
+serve_long_tokens=${SERVE_LONG_TOKENS:-2048}
 sections=("$@")
 [ ${#sections[@]} -eq 0 ] && sections=(check attention e2e peers sparse)
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -474,15 +480,17 @@ for section in "${sections[@]}"; do
         timeout 300 python3 scripts/serve-bench.py "$bin/llama3-8b-$e.kvpkg" \
           --kvopt "$bin/kvopt" --backend cuda --clients "$serve_clients" \
           --requests $((2 * serve_clients)) --max-tokens 32 \
-          --shared-prefix-chars "$serve_prefix" --serve-args "$sharing" 2>&1 ||
+          --shared-prefix-chars "$serve_prefix" --serve-args="$sharing" 2>&1 ||
           status=1
       done
     done
+    ;;
+  serve-long)
     for e in $serve_encodings; do
       echo "serve-bench llama3-8b-$e, prompts of $serve_long characters:"
       timeout 300 python3 scripts/serve-bench.py "$bin/llama3-8b-$e.kvpkg" \
-        --kvopt "$bin/kvopt" --backend cuda --clients "$serve_clients" \
-        --requests "$serve_clients" --max-tokens 32 \
+        --kvopt "$bin/kvopt" --backend cuda --clients "$serve_long_clients" \
+        --requests "$serve_long_clients" --max-tokens "$serve_long_tokens" \
         --prompt-chars "$serve_long" 2>&1 || status=1
     done
     ;;

@@ -10,12 +10,13 @@ client count sends --requests streamed completions from that many clients at
 once (greedy, ignore_eos, so every request generates --max-tokens tokens)
 and prints the generated tokens per second over the whole run, the median
 and worst time to the first token, and the median time between tokens.
+Each prompt begins with its request number, so that no two share a prefix.
 --prompt-chars makes each prompt that long (its opening, then filler text):
 long contexts, where the cache's size decides how many requests fit; the
 server's last line counts the preemptions. --shared-prefix-chars puts the
 same text of that length before every prompt (a system prompt), which the
 server prefills once and shares; --serve-args passes more options to
-`kvopt serve` (e.g. "--no-prefix-sharing" for the comparison).
+`kvopt serve` (e.g. --serve-args=--no-prefix-sharing for the comparison).
 """
 import argparse
 import http.client
@@ -106,7 +107,9 @@ def main():
               )[:args.shared_prefix_chars]
 
     def prompt_of(i):
-        text = PROMPTS[i % len(PROMPTS)]
+        # Its number first: no two requests begin alike, so none shares
+        # another's cache pages but for the common text.
+        text = "%d. %s" % (i, PROMPTS[i % len(PROMPTS)])
         if args.prompt_chars:
             text += filler * (args.prompt_chars // len(filler) + 1)
             text = text[:args.prompt_chars]

@@ -429,11 +429,14 @@ int check(const Options &o) {
   }
 
   // Round 3: a sequence forked from another (Engine::forkSequence) holds
-  // whole pages of its source's prefix where the backend shares them (each
-  // backend decides alone), outlives its source and goes on with tokens of
-  // its own: it must read what the CPU's reads. Not beside --resident,
-  // whose logits must equal bit for bit: a resident fork would prefill
-  // fewer tokens than the offloaded engine, in other chunks.
+  // whole pages of its source's prefix (on the CPU as many as on the GPU,
+  // which decides first: a prefix read encoded where the other backend
+  // prefills it exact would differ by the encoding), outlives its source
+  // and goes on with tokens of its own: it must read what the CPU's reads.
+  // Not beside --resident, whose logits must equal bit for bit: a resident
+  // fork would prefill fewer tokens than the offloaded engine, in other
+  // chunks.
+  int failures = 0;
   if (!b.resident) {
     for (size_t s = 0; s < cpuIds.size(); ++s) {
       orDie(b.cpu->removeSequence(cpuIds[s]));
@@ -442,29 +445,35 @@ int check(const Options &o) {
     const std::vector<int32_t> prefix =
         kvopt::bench::randomTokens(o.prompt, vocab, 5);
     const std::vector<int32_t> own = kvopt::bench::randomTokens(9, vocab, 6);
-    auto fork = [&](Engine &e) {
+    auto fork = [&](Engine &e, int64_t share) {
       const SequenceId source = orDie(e.addSequence());
       orDie(e.prefill({{source, prefix}}));
-      const ForkedSequence forked =
-          orDie(e.forkSequence(source, int64_t(prefix.size())));
+      const ForkedSequence forked = orDie(e.forkSequence(source, share));
       orDie(e.removeSequence(source));
       std::vector<int32_t> rest(prefix.begin() + forked.tokens, prefix.end());
       rest.insert(rest.end(), own.begin(), own.end());
       orDie(e.prefill({{forked.sequence, rest}}));
       return forked;
     };
-    const ForkedSequence cpuFork = fork(*b.cpu), gpuFork = fork(*b.gpu);
-    std::printf("fork: %lld of %zu prefix tokens shared on the cpu, %lld on "
-                "the gpu\n",
-                (long long)cpuFork.tokens, prefix.size(),
-                (long long)gpuFork.tokens);
-    const std::vector<int32_t> forkNext =
-        b.compareLast("fork prefill", {cpuFork.sequence});
-    b.step({cpuFork.sequence}, {gpuFork.sequence}, forkNext);
-    b.compareLast("fork step 1", {cpuFork.sequence});
+    const ForkedSequence gpuFork = fork(*b.gpu, int64_t(prefix.size()));
+    const ForkedSequence cpuFork = fork(*b.cpu, gpuFork.tokens);
+    std::printf("fork: %lld of %zu prefix tokens shared on the gpu, %lld on "
+                "the cpu\n",
+                (long long)gpuFork.tokens, prefix.size(),
+                (long long)cpuFork.tokens);
+    if (cpuFork.tokens != gpuFork.tokens) {
+      std::printf("FAIL: the cpu shared another number of tokens\n");
+      ++failures;
+    }
+    const std::vector<SequenceId> cpuForkIds = {cpuFork.sequence},
+                                  gpuForkIds = {gpuFork.sequence};
+    std::vector<int32_t> forkNext = b.compareLast("fork prefill", cpuForkIds);
+    b.compareKept("fork prefill", cpuForkIds, gpuForkIds);
+    b.step(cpuForkIds, gpuForkIds, forkNext);
+    b.compareLast("fork step 1", cpuForkIds);
+    b.compareKept("fork step 1", cpuForkIds, gpuForkIds);
   }
 
-  int failures = 0;
   if (b.wrong) {
     std::printf("FAIL: %d greedy tokens differ by more than rounding\n",
                 b.wrong);

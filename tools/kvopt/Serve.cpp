@@ -27,7 +27,11 @@ namespace kvopt::cli {
 
 namespace {
 struct ServeOptions {
-  ServeOptions() { scheduler.retainedSequences = 16; }
+  ServeOptions() {
+    scheduler.retainedSequences = 16;
+    // A server's pool takes the GPU's free memory, as vLLM's does.
+    engine.cacheMemory = 0.9;
+  }
   std::string artifact, modelName, apiKey;
   serve::HttpServerOptions http;
   kvrt::SchedulerOptions scheduler;
@@ -86,7 +90,8 @@ int runServe(const ServeOptions &o) {
   });
   std::cerr << "kvopt serve: serving " << name << " (" << o.artifact
             << ", backend " << o.engine.backend << ", up to "
-            << o.scheduler.maxBatch << " sequences a step"
+            << o.scheduler.maxBatch << " sequences a step, a KV cache of "
+            << (*engine)->stats().kvCapacityTokens << " tokens"
             << (apiKey.empty() ? "" : ", API key required") << ") on http://"
             << o.http.host << ":" << (*server)->port() << std::endl;
   (*server)->serve(
@@ -156,8 +161,14 @@ void addServeCommand(CLI::App &app, int &exitCode) {
                 "pages with others that begin alike");
   sub->add_option("--cache-tokens", o->engine.cacheTokens,
                   "Tokens each layer's KV cache holds over all sequences "
-                  "(0: four of the model's full context); when full, the "
-                  "request that came last is preempted and recomputed later")
+                  "(0: cpu, four of the model's full context; cuda, see "
+                  "--cache-memory); when full, the request that came last is "
+                  "preempted and recomputed later")
+      ->capture_default_str();
+  sub->add_option("--cache-memory", o->engine.cacheMemory,
+                  "cuda without --cache-tokens: the share of the GPU memory "
+                  "left free by the weights that the KV cache takes")
+      ->check(CLI::Range(0.01, 1.0))
       ->capture_default_str();
   addEngineOptions(*sub, o->engine);
   sub->callback([o, &exitCode] { exitCode = runServe(*o); });

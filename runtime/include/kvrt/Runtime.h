@@ -81,6 +81,12 @@ struct EngineOptions {
   /// as they are first needed, so this bounds memory, it does not reserve
   /// it.
   uint64_t cacheTokens = 0;
+  /// cuda backend, when cacheTokens is 0: the cache pool takes this share
+  /// of the GPU memory left free by the weights and working memory, as
+  /// many tokens as that holds (a smaller encoding holds more), as a
+  /// server sizes its pool; 0 sizes it as cacheTokens 0 says, within 90%
+  /// of that memory. Ignored by the cpu backend.
+  double cacheMemory = 0;
   /// Tokens per page in every layer (at most 65536); 0 keeps the
   /// artifact's page sizes.
   uint32_t pageSize = 0;
@@ -185,6 +191,8 @@ struct EngineStats {
   /// Bytes of keys and values one token takes across all layers, metadata
   /// included (fractional when a scale is shared by several tokens).
   double kvBytesPerToken = 0;
+  /// Tokens the cache pool holds, over all sequences.
+  uint64_t kvCapacityTokens = 0;
   /// Bytes of cache pages attached to sequences, now and at most so far.
   uint64_t kvBytesInUse = 0;
   uint64_t peakKvBytes = 0;

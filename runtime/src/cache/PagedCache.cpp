@@ -2,6 +2,7 @@
 #include "runtime/src/cache/PagedCache.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 
 namespace kvrt {
@@ -271,6 +272,13 @@ double PagedCache::bytesPerToken() const {
             l.shape.pageSize +
         double(l.shape.summaryValues() * sizeof(uint16_t)) / l.shape.pageSize;
   return bytes;
+}
+
+uint64_t PagedCache::capacityTokens() const {
+  uint64_t tokens = UINT64_MAX;
+  for (const Layer &l : layers_)
+    tokens = std::min(tokens, l.shape.capacityPages * l.shape.pageSize);
+  return layers_.empty() ? 0 : tokens;
 }
 
 uint64_t PagedCache::tailBytes(const Layer &layer, uint64_t tokens) const {

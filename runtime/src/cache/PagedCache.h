@@ -177,6 +177,8 @@ public:
   /// Bytes of the pages attached to sequences and of the windows and sinks
   /// held exact (at 2 bytes a value, as bf16), now and at most so far.
   uint64_t bytesInUse() const { return bytesInUse_; }
+  /// Tokens the pools hold over all sequences: the least of the layers'.
+  uint64_t capacityTokens() const;
   uint64_t peakBytes() const { return peakBytes_; }
 
 private:

@@ -28,6 +28,8 @@ struct CacheStats {
   double bytesPerToken = 0;
   uint64_t bytesInUse = 0;
   uint64_t peakBytes = 0;
+  /// Tokens the pool holds (the least of its layers').
+  uint64_t capacityTokens = 0;
   /// Eviction: compactions run and entries dropped, over all layers.
   uint64_t compactions = 0;
   uint64_t evictedEntries = 0;

@@ -339,6 +339,7 @@ EngineStats Engine::stats() const {
   CacheStats cache = backend_->cacheStats();
   s.kvBytesPerToken = cache.bytesPerToken;
   s.kvBytesInUse = cache.bytesInUse;
+  s.kvCapacityTokens = cache.capacityTokens;
   s.kvCompactions = cache.compactions;
   s.kvEvictedEntries = cache.evictedEntries;
   s.offload = cache.offload;

@@ -255,6 +255,7 @@ TEST(Engine, CacheExhaustionIsAnError) {
   EngineOptions small;
   small.cacheTokens = 32;
   auto e = engine(tinyStories(16), small);
+  EXPECT_EQ(e->stats().kvCapacityTokens, 32u);
   SequenceId a = e->addSequence().value(), b = e->addSequence().value();
   std::vector<int32_t> long_(40, 80);
   long_[0] = 1;

@@ -34,6 +34,7 @@ TEST(PagedCache, AllocatesPagesAsTokensArrive) {
   PagedCache cache = makeCache(10);
   ASSERT_TRUE(cache.addSequence(1).isOk());
   EXPECT_EQ(cache.bytesPerToken(), 2.0 * 2 * (32 + 32));
+  EXPECT_EQ(cache.capacityTokens(), 30u) << "10 pages of 3 tokens bound it";
   ASSERT_TRUE(cache.reserve({{1, 5}}).isOk());
   EXPECT_EQ(cache.pages(0, 1).size(), 2u); // 5 tokens in pages of 4
   EXPECT_EQ(cache.pages(1, 1).size(), 2u); // and of 3

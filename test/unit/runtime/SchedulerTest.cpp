@@ -282,6 +282,39 @@ TEST(Scheduler, RequestsThatArriveTogetherPrefillTheirCommonPrefixOnce) {
   }
 }
 
+TEST(Scheduler, OneSignalWakesItsOwnerForEveryRequestGivenIt) {
+  std::shared_ptr<const Artifact> artifact = tinyStories();
+  std::unique_ptr<Engine> engine = test::engineOrDie(artifact);
+  Scheduler scheduler(*engine, SchedulerOptions());
+  auto signal = std::make_shared<UpdateSignal>();
+  std::vector<std::shared_ptr<Request>> requests;
+  for (const std::vector<int32_t> *prompt : {&kStory, &kTom}) {
+    StatusOr<Generation> generation =
+        Generation::create(*artifact, *prompt, tokens(6));
+    ASSERT_TRUE(generation.isOk());
+    requests.push_back(
+        scheduler.submit(std::move(*generation), {}, signal).value());
+  }
+  // Waiting on the signal alone, then taking what each request has without
+  // waiting, collects both answers; a lost wake-up would stall a minute.
+  std::vector<std::vector<int32_t>> got(2);
+  std::vector<bool> ended(2, false);
+  const auto start = std::chrono::steady_clock::now();
+  while (!(ended[0] && ended[1]) &&
+         std::chrono::steady_clock::now() - start < std::chrono::seconds(60)) {
+    signal->wait(std::chrono::seconds(30));
+    for (size_t i = 0; i < 2; ++i) {
+      Request::Update update = requests[i]->wait(std::chrono::milliseconds(0));
+      got[i].insert(got[i].end(), update.tokens.begin(), update.tokens.end());
+      ended[i] = ended[i] || update.end.has_value();
+    }
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  std::unique_ptr<Engine> fresh = test::engineOrDie(artifact);
+  EXPECT_EQ(got[0], fresh->generate(kStory, tokens(6))->tokens);
+  EXPECT_EQ(got[1], fresh->generate(kTom, tokens(6))->tokens);
+}
+
 TEST(Scheduler, ARequestTheCacheCannotHoldAloneEndsWithItsSentence) {
   std::shared_ptr<const Artifact> artifact = tinyStories();
   std::vector<Case> cases = {{kStory, tokens(40)}, {kTom, tokens(6)}};

@@ -92,7 +92,7 @@ public:
                     int64_t rows);
   CacheStats cacheStats() const override {
     CacheStats stats{cache_.bytesPerToken(), cache_.bytesInUse(),
-                     cache_.peakBytes()};
+                     cache_.peakBytes(), cache_.capacityTokens()};
     for (const std::unique_ptr<cpu::LayerEviction> &e : evictions_) {
       stats.compactions += e->compactions();
       stats.evictedEntries += e->evictedEntries();

@@ -247,7 +247,8 @@ public:
   Status forward(const BatchView &batch, float *logits) override;
   CacheStats cacheStats() const override {
     CacheStats stats{pool_->bytesPerToken(), pool_->bytesInUse(),
-                     pool_->peakBytes()};
+                     pool_->peakBytes(),
+                     pool_->ledger().capacityPages() * pool_->pageSize()};
     if (offloaded_)
       offloaded_->addStats(stats.offload);
     if (eviction_) {
@@ -851,22 +852,26 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
     pages = (options.cacheTokens + pageSize - 1) / pageSize;
   } else {
     // As for the CPU backend, room for four sequences of the full context,
-    // but at most 90% of what the GPU has free beyond 2 GiB for
-    // activations and cuBLASLt and the exact tokens of 64 sequences (and
-    // the offloaded pages in at most half of the host's memory).
+    // but at most 90% (or with cacheMemory, that share and no fewer
+    // sequences) of what the GPU has free beyond 2 GiB for activations and
+    // cuBLASLt and the exact tokens of 64 sequences (and the offloaded
+    // pages in at most half of the host's memory).
+    const double share =
+        options.cacheMemory > 0 ? std::min(options.cacheMemory, 1.0) : 0.9;
     size_t free = 0, total = 0;
     cudaMemGetInfo(&free, &total);
     const uint64_t reserve = (2ull << 30) + fixedBytes + 64 * exactBytes;
-    uint64_t fits =
-        free > reserve ? uint64_t(double(free - reserve) * 0.9) / pageBytes : 0;
+    uint64_t fits = free > reserve
+                        ? uint64_t(double(free - reserve) * share) / pageBytes
+                        : 0;
     if (hostPageBytes) {
       const uint64_t host =
           uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE));
       fits = std::min<uint64_t>(fits, host / 2 / hostPageBytes);
     }
-    pages = std::min<uint64_t>(
-        (4 * uint64_t(m.model().max_positions()) + pageSize - 1) / pageSize,
-        fits);
+    const uint64_t fourContexts =
+        (4 * uint64_t(m.model().max_positions()) + pageSize - 1) / pageSize;
+    pages = options.cacheMemory > 0 ? fits : std::min(fourContexts, fits);
   }
   if (pages == 0 || pages > uint64_t(INT32_MAX) / pageSize)
     return Status::error(name + ": the device KV cache would hold " +
