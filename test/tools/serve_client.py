@@ -343,6 +343,25 @@ def choices():
     print("stream: finishes", sorted(finishes), "texts as whole:",
           [streamed.get(i) for i in range(2)] == whole)
     print(error("/v1/completions", {"prompt": "x", "n": 200}))
+    # A batch of prompts (OpenAI's list form): choice p * n + i answers
+    # prompt p, each as that prompt alone; with echo and logprobs each
+    # prompt is scored as alone (lm-evaluation-harness batches this way).
+    greedy = {"temperature": 0, "ignore_eos": True, "max_tokens": 6}
+    batch = complete(dict(greedy, prompt=PROMPTS[:2], n=2))
+    one = [complete(dict(greedy, prompt=p)) for p in PROMPTS[:2]]
+    print("batch indexes:", [c["index"] for c in batch["choices"]],
+          "answers as alone:",
+          [c["text"] for c in batch["choices"]] ==
+          [one[0]["choices"][0]["text"]] * 2 + [one[1]["choices"][0]["text"]] * 2,
+          "prompt tokens:", batch["usage"]["prompt_tokens"] ==
+          sum(o["usage"]["prompt_tokens"] for o in one))
+    scored = dict(max_tokens=0, logprobs=1, echo=True)
+    ids = [[1, 80, 147, 201], [1, 80, 388, 1174, 1714]]
+    pair = complete(dict(scored, prompt=ids))["choices"]
+    print("batch scored as alone:",
+          [c["logprobs"] for c in pair] ==
+          [complete(dict(scored, prompt=[i]))["choices"][0]["logprobs"]
+           for i in ids])
 
 
 def logprobs():

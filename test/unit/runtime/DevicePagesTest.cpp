@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/offload/DevicePages.h"
+#include "runtime/src/offload/LayerOffload.h"
 
 #include <gtest/gtest.h>
 
@@ -258,6 +259,24 @@ TEST(DevicePages, MatchesAPlainLruModelOnRandomSteps) {
   EXPECT_EQ(pages.counts().prefetched, prefetched);
   EXPECT_GT(hits, 0u);
   EXPECT_GT(prefetched, 0u);
+}
+
+} // namespace
+
+namespace {
+
+TEST(LayerOffload, ABatchThatMayReadMorePagesThanSlotsIsRefusedAsCacheFull) {
+  // 3 KV heads reading 4 blocks each: 12 pages a decode row, 30 slots.
+  offload::LayerOffload layer(5, 3, 30, 4);
+  EXPECT_TRUE(layer.admit(2).isOk());
+  Status three = layer.admit(3);
+  ASSERT_FALSE(three.isOk());
+  EXPECT_TRUE(three.isCacheFull()) << "a scheduler could not preempt for it";
+  EXPECT_EQ(three.message(),
+            "layer 5 is offloaded with room for 30 KV-head pages on the "
+            "device, but 3 decode rows may read 36 at once (top_blocks 4 for "
+            "each of 3 KV heads); raise the offload budget or decode fewer "
+            "sequences at a time");
 }
 
 } // namespace

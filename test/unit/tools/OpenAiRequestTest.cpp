@@ -29,8 +29,9 @@ void expectRefused(std::string_view body, std::string_view param,
 
 TEST(OpenAiRequest, ReadsACompletionWithOpenAisDefaults) {
   CompletionRequest r = accepted(R"({"model": "tiny", "prompt": "Once"})");
-  EXPECT_EQ(r.prompt, "Once");
-  EXPECT_FALSE(r.promptIsIds);
+  ASSERT_EQ(r.prompts.size(), 1u);
+  EXPECT_EQ(r.prompts[0].text, "Once");
+  EXPECT_FALSE(r.prompts[0].isIds);
   EXPECT_FALSE(r.maxTokens.has_value());
   EXPECT_EQ(r.sampling.temperature, 1.0f);
   EXPECT_EQ(r.sampling.topP, 1.0f);
@@ -47,8 +48,9 @@ TEST(OpenAiRequest, ReadsEverySupportedField) {
           "best_of": 1, "presence_penalty": 0, "frequency_penalty": 0.0,
           "logprobs": null, "echo": false, "logit_bias": {},
           "suffix": null})");
-  EXPECT_TRUE(r.promptIsIds);
-  EXPECT_EQ(r.promptIds, (std::vector<int32_t>{1, 80, 147}));
+  ASSERT_EQ(r.prompts.size(), 1u);
+  EXPECT_TRUE(r.prompts[0].isIds);
+  EXPECT_EQ(r.prompts[0].ids, (std::vector<int32_t>{1, 80, 147}));
   EXPECT_EQ(r.maxTokens, 7);
   EXPECT_EQ(r.sampling.temperature, 0.0f);
   EXPECT_EQ(r.sampling.topP, 0.5f);
@@ -61,6 +63,31 @@ TEST(OpenAiRequest, ReadsEverySupportedField) {
   EXPECT_EQ(r.stop, (std::vector<std::string>{"\n", "END"}));
   EXPECT_TRUE(r.ignoreEos);
   EXPECT_EQ(r.n, 3);
+}
+
+TEST(OpenAiRequest, ReadsABatchOfPrompts) {
+  CompletionRequest texts = accepted(R"({"prompt": ["a", "b c"], "n": 2})");
+  ASSERT_EQ(texts.prompts.size(), 2u);
+  EXPECT_EQ(texts.prompts[1].text, "b c");
+  EXPECT_FALSE(texts.prompts[1].isIds);
+  CompletionRequest ids = accepted(R"({"prompt": [[1, 80], [1, 147, 201]]})");
+  ASSERT_EQ(ids.prompts.size(), 2u);
+  EXPECT_EQ(ids.prompts[1].ids, (std::vector<int32_t>{1, 147, 201}));
+  expectRefused(R"({"prompt": [[1], []]})", "prompt",
+                "`prompt[1]` is an empty array of token ids");
+  expectRefused(R"({"prompt": [[1], [[2]]]})", "prompt",
+                "`prompt[1]` item 0 is an array, not a token id");
+  expectRefused(R"({"prompt": ["a", [2]]})", "prompt",
+                "`prompt[1]` is an array, but `prompt[0]` is a string");
+  expectRefused(R"({"prompt": [[1], "a"]})", "prompt", "prompts of one form");
+  std::string many = R"({"prompt": [)";
+  for (int i = 0; i < 129; ++i)
+    many += std::string(i ? "," : "") + "\"x\"";
+  expectRefused(many + "]}", "prompt",
+                "holds 129 prompts; kvopt serve takes "
+                "at most 128");
+  expectRefused(R"({"prompt": ["a", "b", "c"], "n": 50})", "n",
+                "3 prompts of 50 choices make 150 choices");
 }
 
 TEST(OpenAiRequest, ReadsAChatWithTextParts) {
@@ -117,7 +144,6 @@ TEST(OpenAiRequest, RefusesFieldsOutOfRange) {
 
 TEST(OpenAiRequest, RefusesPromptsItCannotRead) {
   expectRefused(R"({})", "prompt", "needs `prompt`");
-  expectRefused(R"({"prompt": ["a", "b"]})", "prompt", "holds 2 prompts");
   expectRefused(R"({"prompt": [1, -1]})", "prompt", "item 1 is -1");
   expectRefused(R"({"prompt": [1, 4294967296]})", "prompt", "not a token id");
   expectRefused(R"({"prompt": []})", "prompt", "string or an array");
@@ -151,11 +177,9 @@ TEST(OpenAiRequest, ReadsLogprobsAndEcho) {
   EXPECT_EQ(accepted(R"({"prompt": "x"})").logprobs, -1);
   // lm-evaluation-harness sends token ids as a batch of one.
   CompletionRequest ids = accepted(R"({"prompt": [[1, 80, 147]]})");
-  EXPECT_TRUE(ids.promptIsIds);
-  EXPECT_EQ(ids.promptIds, (std::vector<int32_t>{1, 80, 147}));
-  expectRefused(R"({"prompt": [[1], [2]]})", "prompt", "holds 2 prompts");
-  expectRefused(R"({"prompt": [[]]})", "prompt", "empty array");
-  expectRefused(R"({"prompt": [[[1]]]})", "prompt", "not a token id");
+  ASSERT_EQ(ids.prompts.size(), 1u);
+  EXPECT_TRUE(ids.prompts[0].isIds);
+  EXPECT_EQ(ids.prompts[0].ids, (std::vector<int32_t>{1, 80, 147}));
   ParsedRequest chat = parseCompletionRequest(
       R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true,
           "top_logprobs": 5})",

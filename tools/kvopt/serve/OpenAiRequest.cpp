@@ -108,9 +108,12 @@ bool isZero(const Value &value) {
 
 /// A JSON array of token ids (unchecked against a vocabulary).
 bool readTokenIds(FieldReader &reader, std::string_view name,
-                  const Value &value, std::vector<int32_t> &out) {
+                  const Value &value, std::vector<int32_t> &out,
+                  std::string_view part = {}) {
+  // The field, or the part of it (an item of a batch) the ids are.
+  const std::string shownName(part.empty() ? name : part);
   if (!value.isArray())
-    return reader.fail(name, "`" + std::string(name) +
+    return reader.fail(name, "`" + shownName +
                                  "` must be an array of token ids, not " +
                                  shown(value));
   const std::vector<Value> &ids = value.items();
@@ -118,9 +121,8 @@ bool readTokenIds(FieldReader &reader, std::string_view name,
     std::optional<int64_t> id =
         ids[i].isNumber() ? ids[i].asInt() : std::nullopt;
     if (!id || *id < 0 || *id > INT32_MAX)
-      return reader.fail(name, "`" + std::string(name) + "` item " +
-                                   std::to_string(i) + " is " + shown(ids[i]) +
-                                   ", not a token id");
+      return reader.fail(name, "`" + shownName + "` item " + std::to_string(i) +
+                                   " is " + shown(ids[i]) + ", not a token id");
     out.push_back(int32_t(*id));
   }
   return true;
@@ -171,7 +173,7 @@ bool readBody(std::string_view body, std::string_view servedModel,
 bool readPrompt(FieldReader &reader, const Value &value,
                 CompletionRequest &request) {
   if (value.isString()) {
-    request.prompt = value.asString();
+    request.prompts.push_back({value.asString(), {}, false});
     return true;
   }
   if (!value.isArray() || value.items().empty())
@@ -179,22 +181,39 @@ bool readPrompt(FieldReader &reader, const Value &value,
                                  "token ids, not " +
                                      shown(value));
   const std::vector<Value> &items = value.items();
-  // OpenAI's batch forms, an array of strings or of token id arrays, with
-  // one prompt.
-  const bool batch = items[0].isString() || items[0].isArray();
-  if (batch && items.size() > 1)
-    return reader.fail("prompt",
-                       "`prompt` holds " + std::to_string(items.size()) +
-                           " prompts; kvopt serve takes one per request");
-  if (items[0].isString()) {
-    request.prompt = items[0].asString();
+  // OpenAI's batch forms: an array of strings or of token id arrays.
+  const bool texts = items[0].isString(), idLists = items[0].isArray();
+  if (!texts && !idLists) {
+    PromptInput one{"", {}, true};
+    if (!readTokenIds(reader, "prompt", value, one.ids))
+      return false;
+    request.prompts.push_back(std::move(one));
     return true;
   }
-  const Value &ids = batch ? items[0] : value;
-  if (ids.items().empty())
-    return reader.fail("prompt", "`prompt` holds an empty array of token ids");
-  request.promptIsIds = true;
-  return readTokenIds(reader, "prompt", ids, request.promptIds);
+  if (items.size() > kMaxPrompts)
+    return reader.fail("prompt", "`prompt` holds " +
+                                     std::to_string(items.size()) +
+                                     " prompts; kvopt serve takes at most " +
+                                     std::to_string(kMaxPrompts));
+  for (size_t k = 0; k < items.size(); ++k) {
+    const std::string name = "prompt[" + std::to_string(k) + "]";
+    if (texts != items[k].isString() || idLists != items[k].isArray())
+      return reader.fail("prompt", "`" + name + "` is " + shown(items[k]) +
+                                       ", but `prompt[0]` is " +
+                                       (texts ? "a string" : "an array") +
+                                       ": a batch holds prompts of one form");
+    PromptInput prompt{"", {}, idLists};
+    if (texts)
+      prompt.text = items[k].asString();
+    else if (items[k].items().empty())
+      return reader.fail("prompt", "`" + name +
+                                       "` is an empty array of "
+                                       "token ids");
+    else if (!readTokenIds(reader, "prompt", items[k], prompt.ids, name))
+      return false;
+    request.prompts.push_back(std::move(prompt));
+  }
+  return true;
 }
 
 bool readMessages(FieldReader &reader, const Value &value,
@@ -393,6 +412,15 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
   if (request.stream && request.echo) {
     reader.fail("echo", "`echo` with `stream` is not supported by kvopt "
                         "serve; ask for a whole answer");
+    return parsed;
+  }
+  const size_t prompts = std::max<size_t>(request.prompts.size(), 1);
+  if (prompts > 1 && prompts * uint64_t(request.n) > uint64_t(kMaxChoices)) {
+    reader.fail("n", std::to_string(prompts) + " prompts of " +
+                         std::to_string(request.n) + " choices make " +
+                         std::to_string(prompts * uint64_t(request.n)) +
+                         " choices; kvopt serve makes at most " +
+                         std::to_string(kMaxChoices) + " a request");
     return parsed;
   }
   parsed.request = std::move(request);

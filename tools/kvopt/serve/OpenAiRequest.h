@@ -36,12 +36,18 @@ struct ApiError {
   std::string code;
 };
 
+/// One prompt of a completions request: text, or token ids.
+struct PromptInput {
+  std::string text;
+  std::vector<int32_t> ids;
+  bool isIds = false;
+};
+
 struct CompletionRequest {
   Endpoint endpoint = Endpoint::Completions;
-  /// Completions: the prompt as text, or as token ids when promptIsIds.
-  std::string prompt;
-  std::vector<int32_t> promptIds;
-  bool promptIsIds = false;
+  /// Completions: one prompt, or OpenAI's batch of several, each answered
+  /// by `n` choices of its own.
+  std::vector<PromptInput> prompts;
   /// Chat completions: the conversation.
   std::vector<kvrt::ChatMessage> messages;
   /// Absent: 16 for completions (OpenAI's default), the rest of the
@@ -69,8 +75,10 @@ struct CompletionRequest {
 
 /// The most log probabilities beside each token a request may ask for.
 constexpr int64_t kMaxLogprobs = 20;
-/// The most choices a request may ask for (OpenAI's limit).
+/// The most choices a request may ask for (OpenAI's limit), and the most
+/// prompts a batch may hold.
 constexpr int64_t kMaxChoices = 128;
+constexpr size_t kMaxPrompts = 128;
 
 struct ParsedRequest {
   std::optional<CompletionRequest> request;

@@ -437,7 +437,7 @@ void OpenAiService::tokenizerEndpoint(const HttpRequest &request,
 }
 
 bool OpenAiService::promptIds(const CompletionRequest &request,
-                              std::vector<int32_t> &ids,
+                              std::vector<std::vector<int32_t>> &prompts,
                               ApiError &error) const {
   if (request.endpoint == Endpoint::ChatCompletions) {
     const kvrt::ChatTemplate &chat = tokenizer_.chatTemplate();
@@ -448,12 +448,13 @@ bool OpenAiService::promptIds(const CompletionRequest &request,
                       "/v1/completions";
       return false;
     }
-    ids = tokenizer_.encode(
-        kvrt::applyChatTemplate(chat, request.messages, true), false);
+    prompts.push_back(tokenizer_.encode(
+        kvrt::applyChatTemplate(chat, request.messages, true), false));
     return true;
   }
-  ids = request.promptIsIds ? request.promptIds
-                            : tokenizer_.encode(request.prompt, true);
+  for (const PromptInput &prompt : request.prompts)
+    prompts.push_back(prompt.isIds ? prompt.ids
+                                   : tokenizer_.encode(prompt.text, true));
   return true;
 }
 
@@ -465,12 +466,14 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
     return respondError(exchange, parsed.error);
   const CompletionRequest &request = *parsed.request;
   ApiError error;
-  std::vector<int32_t> prompt;
-  if (!promptIds(request, prompt, error))
+  std::vector<std::vector<int32_t>> prompts;
+  if (!promptIds(request, prompts, error))
     return respondError(exchange, error);
 
-  // One scheduler request per choice. They share the prompt's cache pages
-  // (Scheduler.h), and only the first scores the prompt for echo.
+  // One scheduler request per choice, n a prompt: choice p * n + i is
+  // prompt p's i-th. A prompt's choices share its cache pages
+  // (Scheduler.h), and only its first scores it for echo.
+  const size_t n = size_t(request.n);
   std::vector<std::shared_ptr<kvrt::Request>> requests;
   auto cancelAll = [&] {
     for (const std::shared_ptr<kvrt::Request> &r : requests)
@@ -480,7 +483,12 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
   const int64_t context = artifact_.manifest().model().max_positions();
   const uint64_t drawnSeed =
       (uint64_t(std::random_device()()) << 32) | std::random_device()();
-  for (int64_t i = 0; i < request.n; ++i) {
+  // Every choice's generation first, so that a prompt refused submits
+  // nothing.
+  std::vector<std::pair<kvrt::Generation, kvrt::LogprobOptions>> choiceRuns;
+  for (size_t c = 0; c < prompts.size() * n; ++c) {
+    const std::vector<int32_t> &prompt = prompts[c / n];
+    const size_t i = c % n;
     kvrt::GenerateOptions options;
     options.maxNewTokens = request.maxTokens.value_or(
         endpoint == Endpoint::Completions ? 16
@@ -497,11 +505,17 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
         kvrt::Generation::create(artifact_, prompt, options);
     if (!generation) {
       error.param = endpoint == Endpoint::Completions ? "prompt" : "messages";
-      error.message = generation.status().message();
+      error.message =
+          (prompts.size() > 1 ? "prompt " + std::to_string(c / n) + ": "
+                              : std::string()) +
+          generation.status().message();
       return respondError(exchange, error);
     }
+    choiceRuns.emplace_back(std::move(*generation), logprobs);
+  }
+  for (auto &[generation, logprobs] : choiceRuns) {
     kvrt::StatusOr<std::shared_ptr<kvrt::Request>> submitted =
-        scheduler_.submit(std::move(*generation), logprobs, signal);
+        scheduler_.submit(std::move(generation), logprobs, signal);
     if (!submitted) {
       cancelAll();
       return respondError(exchange,
@@ -582,7 +596,9 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
     }
   }
 
-  Usage usage{prompt.size(), 0};
+  Usage usage;
+  for (const std::vector<int32_t> &prompt : prompts)
+    usage.prompt += prompt.size();
   for (const ChoiceStream &s : streams)
     usage.completion += s.tokens();
   if (request.stream) {
@@ -591,10 +607,12 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
     events.event("[DONE]");
     return;
   }
-  if (request.echo) {
-    // The echoed prompt decoded as one stream, scored by the first choice;
-    // the answers' offsets move past it.
-    const std::vector<kvrt::TokenLogprob> &scored = streams[0].promptLogprobs();
+  // Echo: each prompt decoded as one stream, scored by its first choice,
+  // before its choices' answers, whose offsets move past it.
+  for (size_t p = 0; request.echo && p < prompts.size(); ++p) {
+    const std::vector<int32_t> &prompt = prompts[p];
+    const std::vector<kvrt::TokenLogprob> &scored =
+        streams[p * n].promptLogprobs();
     kvrt::TokenStreamDecoder promptText(tokenizer_, /*skipSpecial=*/true);
     std::string prefix;
     std::vector<ShownLogprob> echoed;
@@ -606,11 +624,11 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
       prefix += promptText.push(prompt[i]);
     }
     prefix += promptText.finish();
-    for (size_t i = 0; i < choices.size(); ++i) {
-      choices[i].text = prefix + choices[i].text;
-      for (ShownLogprob &l : shown[i])
+    for (size_t c = p * n; c < (p + 1) * n; ++c) {
+      choices[c].text = prefix + choices[c].text;
+      for (ShownLogprob &l : shown[c])
         l.offset += prefix.size();
-      shown[i].insert(shown[i].begin(), echoed.begin(), echoed.end());
+      shown[c].insert(shown[c].begin(), echoed.begin(), echoed.end());
     }
   }
   if (wantsLogprobs)

@@ -43,8 +43,10 @@ private:
   /// lm-evaluation-harness's remote tokenizer reads), with the artifact's
   /// tokenizer.
   void tokenizerEndpoint(const HttpRequest &request, HttpExchange &exchange);
-  /// The prompt's token ids, or why there are none.
-  bool promptIds(const CompletionRequest &request, std::vector<int32_t> &ids,
+  /// Each prompt's token ids (a chat's conversation is one prompt), or
+  /// why there are none.
+  bool promptIds(const CompletionRequest &request,
+                 std::vector<std::vector<int32_t>> &prompts,
                  ApiError &error) const;
 
   kvrt::Scheduler &scheduler_;
