@@ -252,12 +252,16 @@ def auth():
     print("health without a key:", connection.getresponse().status)
 
 
-def metric(name):
+def metrics_lines():
     connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
     connection.request("GET", "/metrics")
     lines = connection.getresponse().read().decode().splitlines()
     connection.close()
-    return next(int(line.split()[1]) for line in lines
+    return lines
+
+
+def metric(name):
+    return next(int(line.split()[1]) for line in metrics_lines()
                 if line.startswith("kvopt_" + name + " "))
 
 
@@ -286,6 +290,14 @@ def resume():
           "of", answer["usage"]["prompt_tokens"])
     print("answer equals kvopt run:",
           answer["choices"][0]["text"] == kvopt_run(follow, 10))
+    # Two requests of 12 and 10 tokens: two first tokens, 20 gaps, two
+    # ends; buckets cumulative up to +Inf, which holds them all.
+    print("histograms:", [metric(h + "_count") for h in (
+        "request_queue_time_seconds", "time_to_first_token_seconds",
+        "inter_token_latency_seconds", "e2e_request_latency_seconds")])
+    buckets = [int(line.split()[1]) for line in metrics_lines()
+               if line.startswith("kvopt_time_to_first_token_seconds_bucket")]
+    print("cumulative:", buckets == sorted(buckets), "+Inf:", buckets[-1])
 
 
 def prefix():

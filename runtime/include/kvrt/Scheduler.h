@@ -146,6 +146,19 @@ private:
   Status error_;
 };
 
+/// Durations in seconds as a Prometheus histogram: how many observations
+/// fell at or below each bound (each counted once, at the first bound that
+/// holds it; the last count is above every bound), their sum and count.
+struct LatencyHistogram {
+  /// The upper bounds, increasing: vLLM's time-to-first-token buckets,
+  /// 1 ms to about 43 minutes.
+  static const std::vector<double> &bounds();
+  std::vector<uint64_t> counts = std::vector<uint64_t>(bounds().size() + 1);
+  double sum = 0;
+  uint64_t count = 0;
+  void observe(double seconds);
+};
+
 struct SchedulerStats {
   size_t running = 0, waiting = 0;
   uint64_t finishedRequests = 0;
@@ -165,6 +178,10 @@ struct SchedulerStats {
   /// Requests that started with pages of another sequence's cache, and
   /// the tokens those pages held.
   uint64_t sharedPrefixRequests = 0, sharedPrefixTokens = 0;
+  /// From submission to a first place in the engine; to the first token;
+  /// between a request's tokens; and to the end of every request that
+  /// ended with neither an error nor a cancellation.
+  LatencyHistogram queueTime, timeToFirstToken, interTokenLatency, endToEnd;
   /// The engine's own counters: a call that mixes decode rows with prompt
   /// chunks counts there as a prefill.
   EngineStats engine;
@@ -199,6 +216,12 @@ private:
     Generation generation;
     /// Submission order: the last to arrive is the first preempted.
     uint64_t arrival = 0;
+    /// When it was submitted, whether it has had a place in the engine,
+    /// and when it emitted its last token (with how many so far).
+    std::chrono::steady_clock::time_point submitted;
+    bool placed = false;
+    std::chrono::steady_clock::time_point lastToken;
+    size_t emitted = 0;
     LogprobOptions logprobs;
     /// Prompt positions whose log probabilities were delivered (the first
     /// has none), so that a recomputation does not send them again.

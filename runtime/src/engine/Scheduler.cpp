@@ -36,6 +36,29 @@ TokenLogprob logprobOf(const float *logits, size_t vocab, int32_t token,
 
 } // namespace
 
+const std::vector<double> &LatencyHistogram::bounds() {
+  static const std::vector<double> kBounds = {
+      0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25, 0.5, 0.75,
+      1.0,   2.5,   5.0,  7.5,  10.0, 20.0, 40.0, 80.0, 160,  640, 2560};
+  return kBounds;
+}
+
+void LatencyHistogram::observe(double seconds) {
+  const std::vector<double> &b = bounds();
+  ++counts[size_t(std::lower_bound(b.begin(), b.end(), seconds) - b.begin())];
+  sum += seconds;
+  ++count;
+}
+
+namespace {
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+} // namespace
+
 void UpdateSignal::wait(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait_for(lock, timeout, [&] { return signalled_; });
@@ -127,8 +150,14 @@ Scheduler::submit(Generation generation, LogprobOptions logprobs,
       return Status::error(std::to_string(waiting_.size()) +
                            " requests are already waiting, the most this "
                            "server queues");
-    waiting_.push_back(
-        Running{request, std::move(generation), arrivals_++, logprobs});
+    waiting_.push_back(Running{request,
+                               std::move(generation),
+                               arrivals_++,
+                               std::chrono::steady_clock::now(),
+                               false,
+                               {},
+                               0,
+                               logprobs});
     stats_.waiting = waiting_.size();
   }
   wake_.notify_all();
@@ -212,6 +241,11 @@ bool Scheduler::admit(std::vector<Running> &running) {
     end(r, StopReason::Cancelled);
   for (size_t i = before; i < running.size(); ++i) {
     Running &r = running[i];
+    if (!r.placed) {
+      r.placed = true;
+      std::lock_guard<std::mutex> lock(mutex_);
+      stats_.queueTime.observe(secondsSince(r.submitted));
+    }
     if (r.context.empty())
       r.context = r.generation.prompt();
     // Prompt log probabilities need the prompt's logits, even with no
@@ -564,6 +598,14 @@ void Scheduler::accept(Running &r, int32_t token,
     return;
   }
   std::optional<StopReason> ends = r.generation.record(token);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (r.emitted++ == 0)
+      stats_.timeToFirstToken.observe(secondsSince(r.submitted));
+    else
+      stats_.interTokenLatency.observe(secondsSince(r.lastToken));
+  }
+  r.lastToken = std::chrono::steady_clock::now();
   r.request->deliver(token, std::move(logprob));
   if (ends)
     end(r, *ends);
@@ -587,6 +629,8 @@ void Scheduler::end(Running &r, StopReason reason, Status error) {
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.finishedRequests;
     stats_.engine = engineStats;
+    if (error.isOk() && reason != StopReason::Cancelled)
+      stats_.endToEnd.observe(secondsSince(r.submitted));
   }
   r.request->finish(reason, std::move(error));
 }

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 using namespace kvrt;
 
@@ -125,6 +126,23 @@ SchedulerStats expectEachGetsItsTokensAlone(const SchedulerOptions &options,
   }
   SchedulerStats stats = scheduler.stats();
   EXPECT_EQ(stats.finishedRequests, cases.size());
+  // Every request waited once, had a first token and ended; the others
+  // came each after the one before.
+  size_t tokens = 0;
+  for (const GenerateResult &e : expected)
+    tokens += e.tokens.size();
+  EXPECT_EQ(stats.queueTime.count, cases.size());
+  EXPECT_EQ(stats.timeToFirstToken.count, cases.size());
+  EXPECT_EQ(stats.interTokenLatency.count, tokens - cases.size());
+  EXPECT_EQ(stats.endToEnd.count, cases.size());
+  for (const LatencyHistogram *h :
+       {&stats.queueTime, &stats.timeToFirstToken, &stats.interTokenLatency,
+        &stats.endToEnd}) {
+    EXPECT_EQ(std::accumulate(h->counts.begin(), h->counts.end(), uint64_t(0)),
+              h->count);
+    EXPECT_GE(h->sum, 0.0);
+  }
+  EXPECT_GE(stats.endToEnd.sum, stats.timeToFirstToken.sum);
   if (options.retainedSequences == 0)
     EXPECT_EQ(stats.engine.kvBytesInUse, 0u) << "a sequence was not freed";
   scheduler.shutdown();
@@ -313,6 +331,21 @@ TEST(Scheduler, OneSignalWakesItsOwnerForEveryRequestGivenIt) {
   std::unique_ptr<Engine> fresh = test::engineOrDie(artifact);
   EXPECT_EQ(got[0], fresh->generate(kStory, tokens(6))->tokens);
   EXPECT_EQ(got[1], fresh->generate(kTom, tokens(6))->tokens);
+}
+
+TEST(Scheduler, ALatencyHistogramCountsEachObservationAtItsFirstBound) {
+  LatencyHistogram h;
+  const std::vector<double> &bounds = LatencyHistogram::bounds();
+  ASSERT_TRUE(std::is_sorted(bounds.begin(), bounds.end()));
+  h.observe(0.0005); // below the first bound
+  h.observe(0.001);  // at it: Prometheus' le is "at most"
+  h.observe(0.0011);
+  h.observe(1e6); // above every bound
+  EXPECT_EQ(h.counts[0], 2u);
+  EXPECT_EQ(h.counts[1], 1u);
+  EXPECT_EQ(h.counts.back(), 1u);
+  EXPECT_EQ(h.count, 4u);
+  EXPECT_DOUBLE_EQ(h.sum, 0.0005 + 0.001 + 0.0011 + 1e6);
 }
 
 TEST(Scheduler, ARequestTheCacheCannotHoldAloneEndsWithItsSentence) {

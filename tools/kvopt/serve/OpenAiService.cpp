@@ -236,6 +236,38 @@ private:
   Endpoint endpoint_;
 };
 
+/// Echo: each prompt decoded as one stream, and with `wantsLogprobs` its
+/// tokens as its first choice scored them, before the answers of its `n`
+/// choices, whose offsets move past it.
+void echoPrompts(const kvrt::Tokenizer &tokenizer,
+                 const std::vector<std::vector<int32_t>> &prompts, size_t n,
+                 bool wantsLogprobs, const std::vector<ChoiceStream> &streams,
+                 std::vector<Choice> &choices,
+                 std::vector<std::vector<ShownLogprob>> &shown) {
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    const std::vector<int32_t> &prompt = prompts[p];
+    const std::vector<kvrt::TokenLogprob> &scored =
+        streams[p * n].promptLogprobs();
+    kvrt::TokenStreamDecoder promptText(tokenizer, /*skipSpecial=*/true);
+    std::string prefix;
+    std::vector<ShownLogprob> echoed;
+    for (size_t i = 0; i < prompt.size(); ++i) {
+      if (wantsLogprobs)
+        echoed.push_back(showLogprob(
+            tokenizer, prompt[i], prefix.size(),
+            i > 0 && i - 1 < scored.size() ? &scored[i - 1] : nullptr));
+      prefix += promptText.push(prompt[i]);
+    }
+    prefix += promptText.finish();
+    for (size_t c = p * n; c < (p + 1) * n; ++c) {
+      choices[c].text = prefix + choices[c].text;
+      for (ShownLogprob &l : shown[c])
+        l.offset += prefix.size();
+      shown[c].insert(shown[c].begin(), echoed.begin(), echoed.end());
+    }
+  }
+}
+
 /// Whether `authorization` is "Bearer <key>", compared in time that does
 /// not depend on where they differ.
 bool presentsKey(const std::string *authorization, const std::string &key) {
@@ -293,6 +325,35 @@ std::string metricsText(const kvrt::SchedulerStats &s) {
   metric("shared_prefix_tokens_total", "counter",
          "Prompt tokens those pages held, not prefilled or stored again.",
          s.sharedPrefixTokens);
+  // Histograms: cumulative buckets, as Prometheus reads them.
+  auto histogram = [&](const char *name, const char *help,
+                       const kvrt::LatencyHistogram &h) {
+    out << "# HELP kvopt_" << name << " " << help << "\n# TYPE kvopt_" << name
+        << " histogram\n";
+    const std::vector<double> &bounds = kvrt::LatencyHistogram::bounds();
+    uint64_t below = 0;
+    for (size_t b = 0; b <= bounds.size(); ++b) {
+      below += h.counts[b];
+      out << "kvopt_" << name << "_bucket{le=\"";
+      if (b < bounds.size())
+        out << bounds[b];
+      else
+        out << "+Inf";
+      out << "\"} " << below << "\n";
+    }
+    out << "kvopt_" << name << "_sum " << h.sum << "\nkvopt_" << name
+        << "_count " << h.count << "\n";
+  };
+  histogram("request_queue_time_seconds",
+            "From submission to a first place in the engine.", s.queueTime);
+  histogram("time_to_first_token_seconds",
+            "From submission to the first token.", s.timeToFirstToken);
+  histogram("inter_token_latency_seconds",
+            "Between consecutive tokens of a request.", s.interTokenLatency);
+  histogram("e2e_request_latency_seconds",
+            "From submission to the end of a request that ended without "
+            "an error or a cancellation.",
+            s.endToEnd);
   metric("kv_cache_bytes", "gauge", "Cache pages held by sequences.",
          s.engine.kvBytesInUse);
   metric("kv_cache_peak_bytes", "gauge",
@@ -458,6 +519,44 @@ bool OpenAiService::promptIds(const CompletionRequest &request,
   return true;
 }
 
+bool OpenAiService::makeChoices(
+    const CompletionRequest &request,
+    const std::vector<std::vector<int32_t>> &prompts,
+    std::vector<ChoiceRun> &choiceRuns, ApiError &error) const {
+  const size_t n = size_t(request.n);
+  const bool chat = request.endpoint == Endpoint::ChatCompletions;
+  const int64_t context = artifact_.manifest().model().max_positions();
+  const uint64_t drawnSeed =
+      (uint64_t(std::random_device()()) << 32) | std::random_device()();
+  for (size_t c = 0; c < prompts.size() * n; ++c) {
+    const std::vector<int32_t> &prompt = prompts[c / n];
+    const size_t i = c % n;
+    kvrt::GenerateOptions options;
+    options.maxNewTokens = request.maxTokens.value_or(
+        chat ? context - int64_t(prompt.size()) : 16);
+    options.sampling = request.sampling;
+    // Choice i samples from seed + i, as vLLM's children do.
+    options.sampling.seed =
+        (request.seedGiven ? request.sampling.seed : drawnSeed) + uint64_t(i);
+    options.stopAtEos = !request.ignoreEos;
+    kvrt::LogprobOptions logprobs;
+    logprobs.top = request.logprobs;
+    logprobs.prompt = i == 0 && request.echo && request.logprobs >= 0;
+    kvrt::StatusOr<kvrt::Generation> generation =
+        kvrt::Generation::create(artifact_, prompt, options);
+    if (!generation) {
+      error.param = chat ? "messages" : "prompt";
+      error.message =
+          (prompts.size() > 1 ? "prompt " + std::to_string(c / n) + ": "
+                              : std::string()) +
+          generation.status().message();
+      return false;
+    }
+    choiceRuns.push_back({std::move(*generation), logprobs});
+  }
+  return true;
+}
+
 void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
                              Endpoint endpoint) {
   ParsedRequest parsed =
@@ -470,52 +569,23 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
   if (!promptIds(request, prompts, error))
     return respondError(exchange, error);
 
-  // One scheduler request per choice, n a prompt: choice p * n + i is
-  // prompt p's i-th. A prompt's choices share its cache pages
-  // (Scheduler.h), and only its first scores it for echo.
+  // One scheduler request per choice, n a prompt. A prompt's choices
+  // share its cache pages (Scheduler.h), and only its first scores it for
+  // echo. Every choice is made before any is submitted: a refused prompt
+  // starts nothing.
   const size_t n = size_t(request.n);
+  std::vector<ChoiceRun> choiceRuns;
+  if (!makeChoices(request, prompts, choiceRuns, error))
+    return respondError(exchange, error);
   std::vector<std::shared_ptr<kvrt::Request>> requests;
   auto cancelAll = [&] {
     for (const std::shared_ptr<kvrt::Request> &r : requests)
       r->cancel();
   };
   auto signal = std::make_shared<kvrt::UpdateSignal>();
-  const int64_t context = artifact_.manifest().model().max_positions();
-  const uint64_t drawnSeed =
-      (uint64_t(std::random_device()()) << 32) | std::random_device()();
-  // Every choice's generation first, so that a prompt refused submits
-  // nothing.
-  std::vector<std::pair<kvrt::Generation, kvrt::LogprobOptions>> choiceRuns;
-  for (size_t c = 0; c < prompts.size() * n; ++c) {
-    const std::vector<int32_t> &prompt = prompts[c / n];
-    const size_t i = c % n;
-    kvrt::GenerateOptions options;
-    options.maxNewTokens = request.maxTokens.value_or(
-        endpoint == Endpoint::Completions ? 16
-                                          : context - int64_t(prompt.size()));
-    options.sampling = request.sampling;
-    // Choice i samples from seed + i, as vLLM's children do.
-    options.sampling.seed =
-        (request.seedGiven ? request.sampling.seed : drawnSeed) + uint64_t(i);
-    options.stopAtEos = !request.ignoreEos;
-    kvrt::LogprobOptions logprobs;
-    logprobs.top = request.logprobs;
-    logprobs.prompt = i == 0 && request.echo && request.logprobs >= 0;
-    kvrt::StatusOr<kvrt::Generation> generation =
-        kvrt::Generation::create(artifact_, prompt, options);
-    if (!generation) {
-      error.param = endpoint == Endpoint::Completions ? "prompt" : "messages";
-      error.message =
-          (prompts.size() > 1 ? "prompt " + std::to_string(c / n) + ": "
-                              : std::string()) +
-          generation.status().message();
-      return respondError(exchange, error);
-    }
-    choiceRuns.emplace_back(std::move(*generation), logprobs);
-  }
-  for (auto &[generation, logprobs] : choiceRuns) {
+  for (ChoiceRun &run : choiceRuns) {
     kvrt::StatusOr<std::shared_ptr<kvrt::Request>> submitted =
-        scheduler_.submit(std::move(generation), logprobs, signal);
+        scheduler_.submit(std::move(run.generation), run.logprobs, signal);
     if (!submitted) {
       cancelAll();
       return respondError(exchange,
@@ -607,30 +677,8 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
     events.event("[DONE]");
     return;
   }
-  // Echo: each prompt decoded as one stream, scored by its first choice,
-  // before its choices' answers, whose offsets move past it.
-  for (size_t p = 0; request.echo && p < prompts.size(); ++p) {
-    const std::vector<int32_t> &prompt = prompts[p];
-    const std::vector<kvrt::TokenLogprob> &scored =
-        streams[p * n].promptLogprobs();
-    kvrt::TokenStreamDecoder promptText(tokenizer_, /*skipSpecial=*/true);
-    std::string prefix;
-    std::vector<ShownLogprob> echoed;
-    for (size_t i = 0; i < prompt.size(); ++i) {
-      if (wantsLogprobs)
-        echoed.push_back(showLogprob(
-            tokenizer_, prompt[i], prefix.size(),
-            i > 0 && i - 1 < scored.size() ? &scored[i - 1] : nullptr));
-      prefix += promptText.push(prompt[i]);
-    }
-    prefix += promptText.finish();
-    for (size_t c = p * n; c < (p + 1) * n; ++c) {
-      choices[c].text = prefix + choices[c].text;
-      for (ShownLogprob &l : shown[c])
-        l.offset += prefix.size();
-      shown[c].insert(shown[c].begin(), echoed.begin(), echoed.end());
-    }
-  }
+  if (request.echo)
+    echoPrompts(tokenizer_, prompts, n, wantsLogprobs, streams, choices, shown);
   if (wantsLogprobs)
     for (size_t i = 0; i < choices.size(); ++i)
       choices[i].logprobs = &shown[i];

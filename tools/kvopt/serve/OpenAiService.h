@@ -16,6 +16,7 @@
 #include "tools/kvopt/serve/HttpServer.h"
 #include "tools/kvopt/serve/OpenAiRequest.h"
 
+#include "kvrt/Generation.h"
 #include "kvrt/Scheduler.h"
 #include "kvrt/Tokenizer.h"
 
@@ -43,6 +44,16 @@ private:
   /// lm-evaluation-harness's remote tokenizer reads), with the artifact's
   /// tokenizer.
   void tokenizerEndpoint(const HttpRequest &request, HttpExchange &exchange);
+  /// What one choice runs.
+  struct ChoiceRun {
+    kvrt::Generation generation;
+    kvrt::LogprobOptions logprobs;
+  };
+  /// Each choice's run, choice p * n + i being prompt p's i-th, sampled
+  /// from seed + i; false with `error` set when a prompt is refused.
+  bool makeChoices(const CompletionRequest &request,
+                   const std::vector<std::vector<int32_t>> &prompts,
+                   std::vector<ChoiceRun> &choiceRuns, ApiError &error) const;
   /// Each prompt's token ids (a chat's conversation is one prompt), or
   /// why there are none.
   bool promptIds(const CompletionRequest &request,
