@@ -100,10 +100,10 @@ def error(path, body):
     return "%d %s" % (status, answer["error"]["message"])
 
 
-def kvopt_run(prompt, tokens):
+def kvopt_run(prompt, tokens, *extra):
     return subprocess.run(
         [KVOPT, "run", ARTIFACT, "--prompt", prompt, "--max-tokens",
-         str(tokens), "--ignore-eos", "--threads", "2"] + BACKEND,
+         str(tokens), "--ignore-eos", "--threads", "2"] + list(extra) + BACKEND,
         capture_output=True, text=True, check=True).stdout.rstrip("\n")
 
 
@@ -370,6 +370,16 @@ def choices():
     scored = dict(max_tokens=0, logprobs=1, echo=True)
     ids = [[1, 80, 147, 201], [1, 80, 388, 1174, 1714]]
     pair = complete(dict(scored, prompt=ids))["choices"]
+    # OpenAI's penalties on the answer's own tokens, as kvopt run applies
+    # them.
+    plain = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=40))
+    penalised = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=40,
+                              presence_penalty=2, frequency_penalty=0.5))
+    print("penalties change the answer:",
+          penalised["choices"][0]["text"] != plain["choices"][0]["text"],
+          "as kvopt run:", penalised["choices"][0]["text"] ==
+          kvopt_run(PROMPTS[0], 40, "--presence-penalty", "2",
+                    "--frequency-penalty", "0.5"))
     print("batch scored as alone:",
           [c["logprobs"] for c in pair] ==
           [complete(dict(scored, prompt=[i]))["choices"][0]["logprobs"]

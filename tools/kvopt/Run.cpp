@@ -184,6 +184,10 @@ void addRunCommand(CLI::App &app, int &exitCode) {
   sub->add_option("--top-p", o->sampling.topP, "Nucleus sampling mass");
   sub->add_option("--repetition-penalty", o->sampling.repetitionPenalty,
                   "1 disables it");
+  sub->add_option("--frequency-penalty", o->sampling.frequencyPenalty,
+                  "OpenAI's, -2 to 2, on generated tokens; 0 disables it");
+  sub->add_option("--presence-penalty", o->sampling.presencePenalty,
+                  "OpenAI's, -2 to 2, on generated tokens; 0 disables it");
   sub->add_option("--seed", o->sampling.seed, "Sampling seed");
   sub->add_flag("--ignore-eos", o->ignoreEos,
                 "Keep generating past end-of-sequence tokens");

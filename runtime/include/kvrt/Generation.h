@@ -50,7 +50,7 @@ private:
              int64_t context, bool greedy);
 
   std::vector<int32_t> prompt_, generated_;
-  /// prompt_ then generated_: what the repetition penalty reads.
+  /// prompt_ then generated_: what the penalties read.
   std::vector<int32_t> history_;
   Sampler sampler_;
   std::unordered_set<int32_t> stops_;

@@ -42,14 +42,14 @@ StatusOr<Generation> Generation::create(const Artifact &artifact,
   if (options.stopAtEos)
     for (int64_t eos : model.eos_token_ids())
       stops.insert(int32_t(eos));
-  const bool greedy = options.sampling.temperature == 0.0f &&
-                      options.sampling.repetitionPenalty == 1.0f;
+  const bool greedy =
+      options.sampling.temperature == 0.0f && options.sampling.unpenalised();
   return Generation(std::move(prompt), std::move(*sampler), std::move(stops),
                     options.maxNewTokens, context, greedy);
 }
 
 int32_t Generation::sample(const float *logits, size_t vocab) {
-  return sampler_.sample(logits, vocab, history_);
+  return sampler_.sample(logits, vocab, history_, prompt_.size());
 }
 
 std::optional<StopReason> Generation::stopsAt(int32_t token) const {

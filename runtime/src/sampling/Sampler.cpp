@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <limits>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace kvrt {
@@ -45,6 +46,12 @@ StatusOr<Sampler> Sampler::create(const SamplingParams &params) {
       !std::isfinite(params.repetitionPenalty))
     return Status::error("sampling repetition_penalty must be positive, not " +
                          shown(params.repetitionPenalty));
+  for (auto [name, value] :
+       {std::pair{"frequency_penalty", params.frequencyPenalty},
+        std::pair{"presence_penalty", params.presencePenalty}})
+    if (!(value >= -2 && value <= 2))
+      return Status::error(std::string("sampling ") + name +
+                           " must be in [-2, 2], not " + shown(value));
   return Sampler(params);
 }
 
@@ -60,8 +67,9 @@ int32_t greedyToken(const float *logits, size_t vocab) {
 }
 
 int32_t Sampler::sample(const float *logits, size_t vocab,
-                        const std::vector<int32_t> &history) {
-  if (params_.temperature == 0.0f && params_.repetitionPenalty == 1.0f)
+                        const std::vector<int32_t> &history,
+                        size_t promptTokens) {
+  if (params_.temperature == 0.0f && params_.unpenalised())
     return greedyToken(logits, vocab);
   // NaN sorts below everything, so it is chosen only when all are NaN.
   auto clean = [](float v) {
@@ -78,6 +86,16 @@ int32_t Sampler::sample(const float *logits, size_t vocab,
         v = v > 0 ? v / params_.repetitionPenalty
                   : v * params_.repetitionPenalty;
       }
+  }
+  if (params_.frequencyPenalty != 0.0f || params_.presencePenalty != 0.0f) {
+    std::unordered_map<int32_t, uint32_t> counts;
+    for (size_t i = std::min(promptTokens, history.size()); i < history.size();
+         ++i)
+      if (history[i] >= 0 && size_t(history[i]) < vocab)
+        ++counts[history[i]];
+    for (const auto &[token, count] : counts)
+      candidates_[size_t(token)].first -=
+          params_.frequencyPenalty * float(count) + params_.presencePenalty;
   }
   // Higher logit first; the lower id wins a tie, so greedy is deterministic.
   auto better = [](const std::pair<float, int32_t> &a,

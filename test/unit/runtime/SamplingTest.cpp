@@ -49,6 +49,29 @@ TEST(Sampling, RepetitionPenaltyDemotesSeenTokens) {
   EXPECT_EQ(s.sample(kLogits.data(), kLogits.size(), {1, 3, 1}), 2);
 }
 
+TEST(Sampling, FrequencyAndPresencePenalisePastTheGeneratedTokensOnly) {
+  // Logits 1, 3, 2, 3, -1; history [3, 1, 1 | 1, 3]: the prompt's three
+  // are not counted, so token 1 occurred once and token 3 once.
+  const std::vector<int32_t> history = {3, 1, 1, 1, 3};
+  SamplingParams frequency;
+  frequency.frequencyPenalty = 0.6f;
+  // 3 - 0.6 = 2.4 for both: token 1 keeps the tie; with the prompt's
+  // tokens counted too it would have fallen below token 2 (3 - 1.8).
+  EXPECT_EQ(make(frequency).sample(kLogits.data(), kLogits.size(), history, 3),
+            1);
+  EXPECT_EQ(make(frequency).sample(kLogits.data(), kLogits.size(), history, 0),
+            2);
+  SamplingParams presence;
+  presence.presencePenalty = 1.5f;
+  // 3 - 1.5 = 1.5 for tokens 1 and 3: token 2 (2.0) wins.
+  EXPECT_EQ(make(presence).sample(kLogits.data(), kLogits.size(), history, 3),
+            2);
+  // A negative presence penalty favours what was said: token 3 rises to
+  // 3.5, above token 1's 3.
+  presence.presencePenalty = -0.5f;
+  EXPECT_EQ(make(presence).sample(kLogits.data(), kLogits.size(), {3}, 0), 3);
+}
+
 TEST(Sampling, SameSeedSameTokens) {
   SamplingParams p;
   p.temperature = 1.0f;
@@ -120,6 +143,13 @@ TEST(Sampling, RefusesBadParameters) {
   EXPECT_FALSE(Sampler::create(p).isOk());
   p = {};
   p.repetitionPenalty = 0;
+  EXPECT_FALSE(Sampler::create(p).isOk());
+  p = {};
+  p.frequencyPenalty = 2.5f;
+  EXPECT_EQ(Sampler::create(p).status().message(),
+            "sampling frequency_penalty must be in [-2, 2], not 2.5");
+  p = {};
+  p.presencePenalty = NAN;
   EXPECT_FALSE(Sampler::create(p).isOk());
 }
 

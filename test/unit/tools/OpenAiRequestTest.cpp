@@ -45,7 +45,7 @@ TEST(OpenAiRequest, ReadsEverySupportedField) {
           "top_p": 0.5, "top_k": -1, "repetition_penalty": 1.2, "seed": -3,
           "stream": true, "stream_options": {"include_usage": true},
           "stop": ["\n", "END"], "ignore_eos": true, "user": "u", "n": 3,
-          "best_of": 1, "presence_penalty": 0, "frequency_penalty": 0.0,
+          "best_of": 1, "presence_penalty": -0.5, "frequency_penalty": 1.5,
           "logprobs": null, "echo": false, "logit_bias": {},
           "suffix": null})");
   ASSERT_EQ(r.prompts.size(), 1u);
@@ -63,6 +63,8 @@ TEST(OpenAiRequest, ReadsEverySupportedField) {
   EXPECT_EQ(r.stop, (std::vector<std::string>{"\n", "END"}));
   EXPECT_TRUE(r.ignoreEos);
   EXPECT_EQ(r.n, 3);
+  EXPECT_EQ(r.sampling.presencePenalty, -0.5f);
+  EXPECT_EQ(r.sampling.frequencyPenalty, 1.5f);
 }
 
 TEST(OpenAiRequest, ReadsABatchOfPrompts) {
@@ -234,8 +236,10 @@ TEST(OpenAiRequest, RefusesWhatItWouldNotHonour) {
   expectRefused(R"({"prompt": "x", "best_of": 2})", "best_of", "set it to 1");
   expectRefused(R"({"prompt": "x", "echo": true, "stream": true})", "echo",
                 "with `stream` is not supported");
-  expectRefused(R"({"prompt": "x", "presence_penalty": 0.5})",
-                "presence_penalty", "set it to 0");
+  expectRefused(R"({"prompt": "x", "presence_penalty": 2.5})",
+                "presence_penalty", "from -2 to 2, not 2.5");
+  expectRefused(R"({"prompt": "x", "frequency_penalty": "1"})",
+                "frequency_penalty", "must be a number");
   expectRefused(R"({"prompt": "x", "logit_bias": {"5": 1}})", "logit_bias",
                 "{}");
   expectRefused(R"({"prompt": "x", "suffix": "y"})", "suffix", "not a field");

@@ -102,10 +102,6 @@ private:
   bool failed_ = false;
 };
 
-bool isZero(const Value &value) {
-  return value.isNumber() && value.asDouble() == 0;
-}
-
 /// A JSON array of token ids (unchecked against a vocabulary).
 bool readTokenIds(FieldReader &reader, std::string_view name,
                   const Value &value, std::vector<int32_t> &out,
@@ -364,8 +360,11 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
     } else if (key == "best_of" && !chat) {
       reader.neutral(key, value,
                      value.isNumber() && value.asInt() == int64_t(1), "1");
-    } else if (key == "presence_penalty" || key == "frequency_penalty") {
-      reader.neutral(key, value, isZero(value), "0");
+    } else if (key == "presence_penalty") {
+      reader.number(key, value, -2, false, 2, request.sampling.presencePenalty);
+    } else if (key == "frequency_penalty") {
+      reader.number(key, value, -2, false, 2,
+                    request.sampling.frequencyPenalty);
     } else if (key == "logprobs" && chat) {
       reader.boolean(key, value, chatLogprobs);
     } else if (key == "logprobs") {
