@@ -150,14 +150,10 @@ Scheduler::submit(Generation generation, LogprobOptions logprobs,
       return Status::error(std::to_string(waiting_.size()) +
                            " requests are already waiting, the most this "
                            "server queues");
-    waiting_.push_back(Running{request,
-                               std::move(generation),
-                               arrivals_++,
-                               std::chrono::steady_clock::now(),
-                               false,
-                               {},
-                               0,
-                               logprobs});
+    Running r{request, std::move(generation), arrivals_++};
+    r.submitted = std::chrono::steady_clock::now();
+    r.logprobs = logprobs;
+    waiting_.push_back(std::move(r));
     stats_.waiting = waiting_.size();
   }
   wake_.notify_all();
@@ -265,8 +261,8 @@ bool Scheduler::admit(std::vector<Running> &running) {
 
 namespace {
 
-/// How many of `context`'s first tokens equal those of `held` (the first
-/// `length` tokens of `first` followed by `second`).
+/// How many of `context`'s first tokens equal the first `length` tokens of
+/// `first` followed by `second` (a request's prompt and generated tokens).
 size_t commonPrefix(const std::vector<int32_t> &context,
                     const std::vector<int32_t> &first,
                     const std::vector<int32_t> &second, size_t length) {

@@ -188,9 +188,14 @@ bool CpuBackend::sharesPages() const {
 uint64_t CpuBackend::forkGranularity() const {
   if (!sharesPages())
     return 0;
+  // Pages hold at most 65536 tokens, so the product stays below 2^48;
+  // past 2^32 tokens no prefix fills a common multiple anyway.
   uint64_t granularity = 1;
-  for (const LayerStorage &l : layers_)
+  for (const LayerStorage &l : layers_) {
     granularity = std::lcm(granularity, uint64_t(l.shape.pageSize));
+    if (granularity > (uint64_t(1) << 32))
+      return 0;
+  }
   return granularity;
 }
 
