@@ -370,9 +370,19 @@ def choices():
     scored = dict(max_tokens=0, logprobs=1, echo=True)
     ids = [[1, 80, 147, 201], [1, 80, 388, 1174, 1714]]
     pair = complete(dict(scored, prompt=ids))["choices"]
+    # vLLM's stop_token_ids: the answer ends before the first of them.
+    plain = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=40))
+    full = plain["choices"][0]["text"]
+    status, tokenized = post("/tokenize", {"prompt": full,
+                                           "add_special_tokens": False})
+    cut = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=40,
+                        stop_token_ids=[tokenized["tokens"][2]]))["choices"][0]
+    print("stop_token_ids:", cut["finish_reason"], full.startswith(cut["text"]),
+          len(cut["text"]) < len(full),
+          error("/v1/completions", {"prompt": "x",
+                                    "stop_token_ids": [5, 99999]}))
     # OpenAI's penalties on the answer's own tokens, as kvopt run applies
     # them.
-    plain = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=40))
     penalised = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=40,
                               presence_penalty=2, frequency_penalty=0.5))
     print("penalties change the answer:",

@@ -45,6 +45,7 @@ TEST(OpenAiRequest, ReadsEverySupportedField) {
           "top_p": 0.5, "top_k": -1, "repetition_penalty": 1.2, "seed": -3,
           "stream": true, "stream_options": {"include_usage": true},
           "stop": ["\n", "END"], "ignore_eos": true, "user": "u", "n": 3,
+          "stop_token_ids": [2, 7],
           "best_of": 1, "presence_penalty": -0.5, "frequency_penalty": 1.5,
           "logprobs": null, "echo": false, "logit_bias": {},
           "suffix": null})");
@@ -63,6 +64,7 @@ TEST(OpenAiRequest, ReadsEverySupportedField) {
   EXPECT_EQ(r.stop, (std::vector<std::string>{"\n", "END"}));
   EXPECT_TRUE(r.ignoreEos);
   EXPECT_EQ(r.n, 3);
+  EXPECT_EQ(r.stopTokenIds, (std::vector<int32_t>{2, 7}));
   EXPECT_EQ(r.sampling.presencePenalty, -0.5f);
   EXPECT_EQ(r.sampling.frequencyPenalty, 1.5f);
 }
@@ -108,6 +110,8 @@ TEST(OpenAiRequest, ReadsAChatWithTextParts) {
 
 TEST(OpenAiRequest, RefusesFieldsOutOfRange) {
   expectRefused(R"({"prompt": "x", "n": 0})", "n", "from 1 to 128, not 0");
+  expectRefused(R"({"prompt": "x", "stop_token_ids": [3, -1]})",
+                "stop_token_ids", "item 1 is -1, not a token id");
   expectRefused(R"({"prompt": "x", "n": 129})", "n", "from 1 to 128");
   expectRefused(R"({"prompt": "x", "max_tokens": -1})", "max_tokens",
                 "from 0 to 1073741824, not -1");

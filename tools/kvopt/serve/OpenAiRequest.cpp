@@ -350,6 +350,8 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
                        request.includeUsage);
     } else if (key == "stop") {
       readStop(reader, value, request);
+    } else if (key == "stop_token_ids") {
+      readTokenIds(reader, key, value, request.stopTokenIds);
     } else if (key == "ignore_eos") {
       reader.boolean(key, value, request.ignoreEos);
     } else if (key == "user") {

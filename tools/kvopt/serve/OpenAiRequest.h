@@ -61,6 +61,9 @@ struct CompletionRequest {
   bool includeUsage = false;
   /// vLLM's extension: generate past end-of-sequence tokens.
   bool ignoreEos = false;
+  /// vLLM's extension: tokens that end the answer as end-of-sequence does
+  /// (not shown; ignore_eos does not cover them).
+  std::vector<int32_t> stopTokenIds;
   std::vector<std::string> stop;
   /// Log probabilities of each sampled token and of the `logprobs` most
   /// likely beside it (completions: `logprobs`; chat: `top_logprobs` with

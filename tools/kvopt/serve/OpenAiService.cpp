@@ -268,6 +268,21 @@ void echoPrompts(const kvrt::Tokenizer &tokenizer,
   }
 }
 
+/// Whether every id of request field `field` names a token of a
+/// vocabulary of `vocab`; otherwise `error` says which does not.
+bool inVocabulary(const std::vector<int32_t> &ids, const std::string &field,
+                  int64_t vocab, ApiError &error) {
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] >= vocab) {
+      error.param = field;
+      error.message = "`" + field + "` item " + std::to_string(i) + " is id " +
+                      std::to_string(ids[i]) + ", outside the vocabulary of " +
+                      std::to_string(vocab) + " tokens";
+      return false;
+    }
+  return true;
+}
+
 /// Whether `authorization` is "Bearer <key>", compared in time that does
 /// not depend on where they differ.
 bool presentsKey(const std::string *authorization, const std::string &key) {
@@ -482,15 +497,8 @@ void OpenAiService::tokenizerEndpoint(const HttpRequest &request,
         parseDetokenizeRequest(request.body, modelName_, error);
     if (!ids)
       return respondError(exchange, error);
-    for (size_t i = 0; i < ids->size(); ++i)
-      if ((*ids)[i] >= model.vocab_size()) {
-        error.param = "tokens";
-        error.message = "`tokens` item " + std::to_string(i) + " is id " +
-                        std::to_string((*ids)[i]) +
-                        ", outside the vocabulary of " +
-                        std::to_string(model.vocab_size()) + " tokens";
-        return respondError(exchange, error);
-      }
+    if (!inVocabulary(*ids, "tokens", model.vocab_size(), error))
+      return respondError(exchange, error);
     json.member("prompt", tokenizer_.decode(*ids, false));
   }
   json.endObject();
@@ -539,6 +547,7 @@ bool OpenAiService::makeChoices(
     options.sampling.seed =
         (request.seedGiven ? request.sampling.seed : drawnSeed) + uint64_t(i);
     options.stopAtEos = !request.ignoreEos;
+    options.stopTokens = request.stopTokenIds;
     kvrt::LogprobOptions logprobs;
     logprobs.top = request.logprobs;
     logprobs.prompt = i == 0 && request.echo && request.logprobs >= 0;
@@ -566,7 +575,9 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
   const CompletionRequest &request = *parsed.request;
   ApiError error;
   std::vector<std::vector<int32_t>> prompts;
-  if (!promptIds(request, prompts, error))
+  if (!promptIds(request, prompts, error) ||
+      !inVocabulary(request.stopTokenIds, "stop_token_ids",
+                    artifact_.manifest().model().vocab_size(), error))
     return respondError(exchange, error);
 
   // One scheduler request per choice, n a prompt. A prompt's choices
