@@ -241,6 +241,7 @@ def http_seeds(folder):
                                    "logprobs": None, "echo": False}),
         "completion-batch": request({"prompt": [[1, 80], [1, 147, 201]],
                                      "n": 2, "stop_token_ids": [2, 7],
+                                     "min_tokens": 3, "max_tokens": 8,
                                      "presence_penalty": 0.5,
                                      "frequency_penalty": -0.5}),
         "completion-logprobs": request({"prompt": [[1, 80, 147]],

@@ -381,6 +381,17 @@ def choices():
           len(cut["text"]) < len(full),
           error("/v1/completions", {"prompt": "x",
                                     "stop_token_ids": [5, 99999]}))
+    # vLLM's min_tokens: no stop token drawn and no stop string looked for
+    # in the first tokens.
+    first10 = kvopt_run(PROMPTS[0], 10)
+    held = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=40,
+                         stop_token_ids=[tokenized["tokens"][2]],
+                         min_tokens=5))
+    spaced = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=40,
+                           stop=[" "], min_tokens=10))["choices"][0]
+    print("min_tokens:", held["usage"]["completion_tokens"] >= 5,
+          spaced["text"].startswith(first10), spaced["finish_reason"],
+          len(spaced["text"]) < len(full))
     # OpenAI's penalties on the answer's own tokens, as kvopt run applies
     # them.
     penalised = complete(dict(greedy, prompt=PROMPTS[0], max_tokens=40,

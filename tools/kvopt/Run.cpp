@@ -28,6 +28,7 @@ namespace {
 struct RunOptions {
   std::string artifact, prompt, tokens, system;
   int64_t maxTokens = 128;
+  int64_t minTokens = 0;
   kvrt::SamplingParams sampling;
   bool chat = false, ignoreEos = false;
   kvrt::EngineOptions engine;
@@ -106,6 +107,7 @@ int runRun(const RunOptions &o) {
 
   kvrt::GenerateOptions generate;
   generate.maxNewTokens = o.maxTokens;
+  generate.minNewTokens = o.minTokens;
   generate.sampling = o.sampling;
   generate.stopAtEos = !o.ignoreEos;
   std::optional<kvrt::TokenStreamDecoder> stream;
@@ -178,6 +180,10 @@ void addRunCommand(CLI::App &app, int &exitCode) {
   sub->add_option("--system", o->system, "System message (with --chat)");
   sub->add_option("--max-tokens", o->maxTokens, "Tokens to generate at most")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  sub->add_option("--min-tokens", o->minTokens,
+                  "No end-of-sequence token before this many (vLLM's "
+                  "min_tokens)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
   sub->add_option("--temperature", o->sampling.temperature,
                   "0 is greedy (the default)");
   sub->add_option("--top-k", o->sampling.topK, "Sample from the k best");

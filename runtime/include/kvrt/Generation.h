@@ -21,8 +21,8 @@ namespace kvrt {
 class Generation {
 public:
   /// Fails with one sentence for an empty prompt, one that fills the
-  /// model's context, a token outside the vocabulary, or sampling
-  /// parameters out of range.
+  /// model's context, a token outside the vocabulary, sampling parameters
+  /// out of range, or minNewTokens beyond maxNewTokens.
   static StatusOr<Generation> create(const Artifact &artifact,
                                      std::vector<int32_t> prompt,
                                      const GenerateOptions &options);
@@ -31,12 +31,13 @@ public:
   /// Tokens emitted so far.
   const std::vector<int32_t> &generated() const { return generated_; }
   /// Whether the backend may pick the tokens itself (greedy without a
-  /// repetition penalty), which the sampler would pick alike.
+  /// penalty or a minimum length), which the sampler would pick alike.
   bool greedy() const { return greedy_; }
   /// Whether the options allow no token at all (maxNewTokens <= 0).
   bool empty() const { return maxNewTokens_ <= 0; }
 
-  /// The next token from `vocab` logits.
+  /// The next token from `vocab` logits; before minNewTokens, never a
+  /// stop token.
   int32_t sample(const float *logits, size_t vocab);
   /// StopToken when `token` ends generation unemitted.
   std::optional<StopReason> stopsAt(int32_t token) const;
@@ -46,16 +47,18 @@ public:
 
 private:
   Generation(std::vector<int32_t> prompt, Sampler sampler,
-             std::unordered_set<int32_t> stops, int64_t maxNewTokens,
-             int64_t context, bool greedy);
+             std::unordered_set<int32_t> stops, int64_t minNewTokens,
+             int64_t maxNewTokens, int64_t context, bool greedy);
 
   std::vector<int32_t> prompt_, generated_;
   /// prompt_ then generated_: what the penalties read.
   std::vector<int32_t> history_;
   Sampler sampler_;
   std::unordered_set<int32_t> stops_;
-  int64_t maxNewTokens_, context_;
+  int64_t minNewTokens_, maxNewTokens_, context_;
   bool greedy_;
+  /// The logits with the stop tokens masked, before minNewTokens.
+  std::vector<float> masked_;
 };
 
 } // namespace kvrt

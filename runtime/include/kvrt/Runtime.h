@@ -161,6 +161,9 @@ struct Logits {
 
 struct GenerateOptions {
   int64_t maxNewTokens = 128;
+  /// Stop and end-of-sequence tokens are not sampled before this many
+  /// tokens have been generated (vLLM's min_tokens); at most maxNewTokens.
+  int64_t minNewTokens = 0;
   SamplingParams sampling;
   /// Tokens that end generation (not reported); the model's EOS tokens are
   /// added when stopAtEos is set.

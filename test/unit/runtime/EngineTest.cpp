@@ -304,6 +304,29 @@ TEST(Engine, GenerateStreamsAndStops) {
             "generate needs a prompt of at least one token");
 }
 
+TEST(Engine, AMinimumLengthKeepsStopTokensFromBeingDrawnUntilItIsReached) {
+  auto e = engine(tinyStories());
+  std::vector<int32_t> first = greedy(*e, kStory, 10);
+  GenerateOptions g;
+  g.maxNewTokens = 10;
+  g.stopAtEos = false;
+  g.stopTokens = {first[2]};
+  // The stop token would end it after two tokens; with a minimum of 5 the
+  // third is the next most likely token, and a later one may stop it.
+  g.minNewTokens = 5;
+  StatusOr<GenerateResult> r = e->generate(kStory, g);
+  ASSERT_TRUE(r.isOk());
+  ASSERT_GE(r->tokens.size(), 5u);
+  EXPECT_EQ(std::vector<int32_t>(r->tokens.begin(), r->tokens.begin() + 2),
+            std::vector<int32_t>(first.begin(), first.begin() + 2));
+  for (size_t i = 0; i < 5; ++i)
+    EXPECT_NE(r->tokens[i], first[2]) << "token " << i;
+  g.minNewTokens = 11;
+  EXPECT_EQ(e->generate(kStory, g).status().message(),
+            "the minimum of 11 new tokens is not between 0 and the maximum "
+            "of 10");
+}
+
 TEST(Engine, SamplingIsReproducibleFromItsSeed) {
   auto e = engine(tinyStories());
   GenerateOptions g;

@@ -45,7 +45,7 @@ TEST(OpenAiRequest, ReadsEverySupportedField) {
           "top_p": 0.5, "top_k": -1, "repetition_penalty": 1.2, "seed": -3,
           "stream": true, "stream_options": {"include_usage": true},
           "stop": ["\n", "END"], "ignore_eos": true, "user": "u", "n": 3,
-          "stop_token_ids": [2, 7],
+          "stop_token_ids": [2, 7], "min_tokens": 5,
           "best_of": 1, "presence_penalty": -0.5, "frequency_penalty": 1.5,
           "logprobs": null, "echo": false, "logit_bias": {},
           "suffix": null})");
@@ -65,6 +65,7 @@ TEST(OpenAiRequest, ReadsEverySupportedField) {
   EXPECT_TRUE(r.ignoreEos);
   EXPECT_EQ(r.n, 3);
   EXPECT_EQ(r.stopTokenIds, (std::vector<int32_t>{2, 7}));
+  EXPECT_EQ(r.minTokens, 5);
   EXPECT_EQ(r.sampling.presencePenalty, -0.5f);
   EXPECT_EQ(r.sampling.frequencyPenalty, 1.5f);
 }
@@ -110,6 +111,12 @@ TEST(OpenAiRequest, ReadsAChatWithTextParts) {
 
 TEST(OpenAiRequest, RefusesFieldsOutOfRange) {
   expectRefused(R"({"prompt": "x", "n": 0})", "n", "from 1 to 128, not 0");
+  expectRefused(R"({"prompt": "x", "min_tokens": 8, "max_tokens": 7})",
+                "min_tokens", "`min_tokens` is 8, more than `max_tokens` (7)");
+  expectRefused(R"({"prompt": "x", "min_tokens": 17})", "min_tokens",
+                "more than `max_tokens` (16, its default)");
+  expectRefused(R"({"prompt": "x", "min_tokens": -1})", "min_tokens",
+                "from 0 to");
   expectRefused(R"({"prompt": "x", "stop_token_ids": [3, -1]})",
                 "stop_token_ids", "item 1 is -1, not a token id");
   expectRefused(R"({"prompt": "x", "n": 129})", "n", "from 1 to 128");

@@ -15,27 +15,29 @@ ShownLogprob showLogprob(const kvrt::Tokenizer &tokenizer, int32_t token,
 }
 
 ChoiceStream::ChoiceStream(const kvrt::Tokenizer &tokenizer,
-                           std::vector<std::string> stop, bool wantsLogprobs)
+                           std::vector<std::string> stop, bool wantsLogprobs,
+                           size_t minTokens)
     : tokenizer_(tokenizer), decoder_(tokenizer, /*skipSpecial=*/true),
-      stops_(std::move(stop)), wantsLogprobs_(wantsLogprobs) {}
+      stops_(std::move(stop)), wantsLogprobs_(wantsLogprobs),
+      minTokens_(minTokens) {}
 
 ChoiceStream::Piece ChoiceStream::absorb(kvrt::Request::Update update) {
   Piece piece;
-  tokens_ += update.tokens.size();
   for (kvrt::TokenLogprob &l : update.promptLogprobs)
     promptLogprobs_.push_back(std::move(l));
-  std::string decoded;
+  // The text of the first minTokens tokens goes out unsearched.
+  std::string early, decoded;
   for (size_t k = 0; k < update.tokens.size(); ++k) {
     if (wantsLogprobs_ && k < update.logprobs.size())
       logprobs_.push_back(showLogprob(tokenizer_, update.tokens[k],
                                       decodedLength_, &update.logprobs[k]));
     std::string text = decoder_.push(update.tokens[k]);
     decodedLength_ += text.size();
-    decoded += text;
+    (tokens_++ < minTokens_ ? early : decoded) += text;
   }
   if (update.end)
-    decoded += decoder_.finish();
-  piece.text = stops_.push(decoded);
+    (tokens_ < minTokens_ ? early : decoded) += decoder_.finish();
+  piece.text = early + stops_.push(decoded);
   if (stops_.stopped()) {
     piece.stopped = true;
     piece.finish = "stop";

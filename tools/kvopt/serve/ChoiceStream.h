@@ -40,8 +40,10 @@ ShownLogprob showLogprob(const kvrt::Tokenizer &tokenizer, int32_t token,
 
 class ChoiceStream {
 public:
+  /// Stop strings are looked for in the text of the tokens after the
+  /// first `minTokens` (vLLM's min_tokens).
   ChoiceStream(const kvrt::Tokenizer &tokenizer, std::vector<std::string> stop,
-               bool wantsLogprobs);
+               bool wantsLogprobs, size_t minTokens = 0);
 
   /// What an update adds to the choice.
   struct Piece {
@@ -72,6 +74,7 @@ private:
   kvrt::TokenStreamDecoder decoder_;
   StopStringFilter stops_;
   const bool wantsLogprobs_;
+  const size_t minTokens_;
   size_t tokens_ = 0;
   /// Each sampled token at its offset in the decoded text (before stop
   /// strings cut it), and how many have gone out.

@@ -350,6 +350,8 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
                        request.includeUsage);
     } else if (key == "stop") {
       readStop(reader, value, request);
+    } else if (key == "min_tokens") {
+      reader.integer(key, value, 0, kMaxRequestTokens, request.minTokens);
     } else if (key == "stop_token_ids") {
       readTokenIds(reader, key, value, request.stopTokenIds);
     } else if (key == "ignore_eos") {
@@ -408,6 +410,17 @@ ParsedRequest parseCompletionRequest(std::string_view body, Endpoint endpoint,
   if (request.maxTokens == 0 && !request.echo) {
     reader.fail("max_tokens", "`max_tokens` of 0 asks for nothing; it is "
                               "allowed only with `echo`, to score a prompt");
+    return parsed;
+  }
+  // Without max_tokens a completion makes 16, a chat the rest of the
+  // context (checked when the prompt is known).
+  const int64_t most =
+      request.maxTokens.value_or(chat ? kMaxRequestTokens : 16);
+  if (request.minTokens > most) {
+    reader.fail("min_tokens",
+                "`min_tokens` is " + std::to_string(request.minTokens) +
+                    ", more than `max_tokens` (" + std::to_string(most) +
+                    (request.maxTokens ? ")" : ", its default)"));
     return parsed;
   }
   if (request.stream && request.echo) {

@@ -64,6 +64,9 @@ struct CompletionRequest {
   /// vLLM's extension: tokens that end the answer as end-of-sequence does
   /// (not shown; ignore_eos does not cover them).
   std::vector<int32_t> stopTokenIds;
+  /// vLLM's extension: no end-of-sequence or stop token is drawn, and no
+  /// stop string looked for, in the first this many tokens.
+  int64_t minTokens = 0;
   std::vector<std::string> stop;
   /// Log probabilities of each sampled token and of the `logprobs` most
   /// likely beside it (completions: `logprobs`; chat: `top_logprobs` with

@@ -548,6 +548,7 @@ bool OpenAiService::makeChoices(
         (request.seedGiven ? request.sampling.seed : drawnSeed) + uint64_t(i);
     options.stopAtEos = !request.ignoreEos;
     options.stopTokens = request.stopTokenIds;
+    options.minNewTokens = request.minTokens;
     kvrt::LogprobOptions logprobs;
     logprobs.top = request.logprobs;
     logprobs.prompt = i == 0 && request.echo && request.logprobs >= 0;
@@ -619,7 +620,8 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
   std::vector<Choice> choices(requests.size());
   std::vector<std::vector<ShownLogprob>> shown(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {
-    streams.emplace_back(tokenizer_, request.stop, wantsLogprobs);
+    streams.emplace_back(tokenizer_, request.stop, wantsLogprobs,
+                         size_t(request.minTokens));
     choices[i].index = i;
     if (request.stream && chat)
       open = open && events.chunk({i, "", nullptr, true});
