@@ -114,7 +114,8 @@
 #              no two alike) and SERVE_LONG_TOKENS tokens (default 2048),
 #              where the cache's size (--cache-memory's default) decides
 #              how many run at once and preemptions make up the rest. Not
-#              in the default sections.
+#              in the default sections. Both pass SERVE_ARGS (default none)
+#              to every kvopt serve they start, e.g. --prefill-chunk=512.
 # Outputs go to $OUT (or ./gpu-bench-out). Exits non-zero when a check
 # fails.
 set -uo pipefail
@@ -149,6 +150,7 @@ serve_encodings=${SERVE_ENCODINGS:-"bf16 polar4"}
 serve_long=${SERVE_LONG:-8000}
 serve_long_clients=${SERVE_LONG_CLIENTS:-64}
 serve_long_tokens=${SERVE_LONG_TOKENS:-2048}
+serve_args=${SERVE_ARGS:-}
 sections=("$@")
 [ ${#sections[@]} -eq 0 ] && sections=(check attention e2e peers sparse)
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -480,7 +482,8 @@ for section in "${sections[@]}"; do
         timeout 300 python3 scripts/serve-bench.py "$bin/llama3-8b-$e.kvpkg" \
           --kvopt "$bin/kvopt" --backend cuda --clients "$serve_clients" \
           --requests $((2 * serve_clients)) --max-tokens 32 \
-          --shared-prefix-chars "$serve_prefix" --serve-args="$sharing" 2>&1 ||
+          --shared-prefix-chars "$serve_prefix" \
+          --serve-args="$sharing $serve_args" 2>&1 ||
           status=1
       done
     done
@@ -491,7 +494,8 @@ for section in "${sections[@]}"; do
       timeout 300 python3 scripts/serve-bench.py "$bin/llama3-8b-$e.kvpkg" \
         --kvopt "$bin/kvopt" --backend cuda --clients "$serve_long_clients" \
         --requests "$serve_long_clients" --max-tokens "$serve_long_tokens" \
-        --prompt-chars "$serve_long" 2>&1 || status=1
+        --prompt-chars "$serve_long" --serve-args="$serve_args" 2>&1 ||
+        status=1
     done
     ;;
   *)

@@ -38,7 +38,8 @@ def start():
     if SCENARIO == "auth":
         environment["KVOPT_API_KEY"] = "s3cret"
     extra = {"busy": ["--max-connections", "1"],
-             "preempt": ["--cache-tokens", "64"]}.get(SCENARIO, [])
+             "preempt": ["--cache-tokens", "64"],
+             "noshare": ["--no-prefix-sharing"]}.get(SCENARIO, [])
     server = subprocess.Popen(
         [KVOPT, "serve", ARTIFACT, "--port", "0", "--threads", "2",
          "--max-batch", "4", "--model-name", "m"] + BACKEND + extra,
@@ -494,7 +495,7 @@ def busy():
 
 
 {"tiny": tiny, "chat": chat, "auth": auth, "busy": busy,
- "preempt": preempt, "resume": resume, "prefix": prefix,
+ "preempt": preempt, "resume": resume, "prefix": prefix, "noshare": prefix,
  "choices": choices, "logprobs": logprobs}[SCENARIO]()
 SERVER.send_signal(signal.SIGTERM)
 SERVER.wait(timeout=60)

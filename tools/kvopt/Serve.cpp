@@ -169,8 +169,9 @@ void addServeCommand(CLI::App &app, int &exitCode) {
       ->check(CLI::Range(size_t(0), size_t(1) << 20))
       ->capture_default_str();
   sub->add_flag("!--no-prefix-sharing", o->scheduler.sharePrefixes,
-                "Every request prefills its whole prompt, sharing no cache "
-                "pages with others that begin alike");
+                "Share no cache pages between requests that begin alike (a "
+                "kept cache that a prompt continues whole is still taken "
+                "over; --retained-sequences 0 stops that)");
   sub->add_option("--cache-tokens", o->engine.cacheTokens,
                   "Tokens each layer's KV cache holds over all sequences "
                   "(0: cpu, four of the model's full context; cuda, see "

@@ -290,6 +290,8 @@ private:
 
   Engine &engine_;
   const SchedulerOptions options_;
+  /// engine_.forkGranularity(), which does not change.
+  const size_t forkGranularity_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Running> waiting_;

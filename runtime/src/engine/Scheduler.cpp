@@ -52,9 +52,8 @@ void LatencyHistogram::observe(double seconds) {
 
 namespace {
 
-double secondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-      .count();
+double seconds(std::chrono::steady_clock::duration duration) {
+  return std::chrono::duration<double>(duration).count();
 }
 
 } // namespace
@@ -121,7 +120,8 @@ void Request::finish(StopReason reason, Status error) {
 }
 
 Scheduler::Scheduler(Engine &engine, const SchedulerOptions &options)
-    : engine_(engine), options_(options) {
+    : engine_(engine), options_(options),
+      forkGranularity_(size_t(engine.forkGranularity())) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -240,7 +240,8 @@ bool Scheduler::admit(std::vector<Running> &running) {
     if (!r.placed) {
       r.placed = true;
       std::lock_guard<std::mutex> lock(mutex_);
-      stats_.queueTime.observe(secondsSince(r.submitted));
+      stats_.queueTime.observe(
+          seconds(std::chrono::steady_clock::now() - r.submitted));
     }
     if (r.context.empty())
       r.context = r.generation.prompt();
@@ -281,7 +282,7 @@ size_t commonPrefix(const std::vector<int32_t> &context,
 
 bool Scheduler::awaitsSharedPrefix(const Running &w,
                                    const std::vector<Running> &running) const {
-  const size_t granularity = size_t(engine_.forkGranularity());
+  const size_t granularity = forkGranularity_;
   if (!options_.sharePrefixes || granularity == 0 || w.logprobs.prompt)
     return false;
   const std::vector<int32_t> none;
@@ -594,14 +595,15 @@ void Scheduler::accept(Running &r, int32_t token,
     return;
   }
   std::optional<StopReason> ends = r.generation.record(token);
+  const auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (r.emitted++ == 0)
-      stats_.timeToFirstToken.observe(secondsSince(r.submitted));
+      stats_.timeToFirstToken.observe(seconds(now - r.submitted));
     else
-      stats_.interTokenLatency.observe(secondsSince(r.lastToken));
+      stats_.interTokenLatency.observe(seconds(now - r.lastToken));
   }
-  r.lastToken = std::chrono::steady_clock::now();
+  r.lastToken = now;
   r.request->deliver(token, std::move(logprob));
   if (ends)
     end(r, *ends);
@@ -626,7 +628,8 @@ void Scheduler::end(Running &r, StopReason reason, Status error) {
     ++stats_.finishedRequests;
     stats_.engine = engineStats;
     if (error.isOk() && reason != StopReason::Cancelled)
-      stats_.endToEnd.observe(secondsSince(r.submitted));
+      stats_.endToEnd.observe(
+          seconds(std::chrono::steady_clock::now() - r.submitted));
   }
   r.request->finish(reason, std::move(error));
 }

@@ -170,31 +170,30 @@ std::string completionJson(const Envelope &envelope, Endpoint endpoint,
   envelope.write(json);
   json.key("choices");
   json.beginArray();
-  for (const Choice *choice = choices.data();
-       choice != choices.data() + choices.size(); ++choice) {
+  for (const Choice &choice : choices) {
     json.beginObject();
-    json.member("index", choice->index);
+    json.member("index", choice.index);
     if (endpoint == Endpoint::ChatCompletions) {
       json.key(chunk ? "delta" : "message");
       json.beginObject();
-      if (choice->roleFirst || !chunk)
+      if (choice.roleFirst || !chunk)
         json.member("role", "assistant");
-      if (!chunk || !choice->text.empty() || choice->roleFirst)
-        json.member("content", choice->text);
+      if (!chunk || !choice.text.empty() || choice.roleFirst)
+        json.member("content", choice.text);
       json.endObject();
     } else {
-      json.member("text", choice->text);
+      json.member("text", choice.text);
     }
     json.key("logprobs");
-    if (!choice->logprobs)
+    if (!choice.logprobs)
       json.null();
     else if (endpoint == Endpoint::ChatCompletions)
-      writeChatLogprobs(json, *choice->logprobs);
+      writeChatLogprobs(json, *choice.logprobs);
     else
-      writeCompletionLogprobs(json, *choice->logprobs);
+      writeCompletionLogprobs(json, *choice.logprobs);
     json.key("finish_reason");
-    if (choice->finish)
-      json.value(choice->finish);
+    if (choice.finish)
+      json.value(choice.finish);
     else
       json.null();
     json.endObject();
