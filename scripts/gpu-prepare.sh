@@ -22,12 +22,12 @@
 # CPU backend) and llama3-8b with --synthetic-weights generated (timed):
 # 2.5 MB each, the runtime makes the 16 GB of weights on the GPU. Besides
 # one per encoding (KIVI with its default window of 128 bf16 tokens): exact sinks and windows beside the codes, sparse
-# selection (two-level and Quest on llama-tiny,
+# selection (two-level and Quest on llama-tiny, two-level over fp8,
 # every layer selecting; two-level on llama3-8b with the pass's defaults
 # but its top 128 blocks and 2048 entries), offload (llama-tiny with a
 # budget small enough to miss; llama3-8b with 16 GB of device pages, and
 # with 32 GB for the largest batch), and
-# llama-tiny artifacts the cuda backend must refuse (selection over fp8,
+# llama-tiny artifacts the cuda backend must refuse (selection over nvfp4,
 # offload with runner-up prefetches, TriAttention over polar keys, low-rank
 # keys); llama-tiny with eviction (StreamingLLM, calibrated
 # TriAttention, SnapKV and H2O); and llama-tiny with low-rank values (calibrated
@@ -118,8 +118,16 @@ tiny=(compile --synthetic llama-tiny --synthetic-weights generated --target h200
 "$kvopt" "${tiny[@]}" --passes "$select" -o .gpu-bin/llama-tiny-twolevel.kvpkg
 "$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-quest.kvpkg \
   --passes "kv-sparse-select{method=quest block=16 top_blocks=4 dense_layers=0}"
+# Selection over fp8 (a scale per slot; checked against the CPU backend),
+# also with a budget above every check's length (every row attends to all
+# its entries through the sparse kernels), and over nvfp4 (refused by the
+# cuda backend).
 "$kvopt" "${tiny[@]}" --passes "kv-quantize{encoding=fp8},$select" \
   -o .gpu-bin/llama-tiny-fp8-twolevel.kvpkg
+"$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-fp8-all.kvpkg --passes \
+  "kv-quantize{encoding=fp8},kv-sparse-select{method=twolevel block=16 top_blocks=256 top_tokens=4096 dense_layers=0}"
+"$kvopt" "${tiny[@]}" --passes "kv-quantize{encoding=nvfp4},$select" \
+  -o .gpu-bin/llama-tiny-nvfp4-twolevel.kvpkg
 # 24 KV-head pages per layer on the device, 4 KB each: the check's two
 # sequences (up to 62 pages per layer) miss often and hit often.
 "$kvopt" "${tiny[@]}" --passes "$select,kv-offload{gpu_budget=196608}" \

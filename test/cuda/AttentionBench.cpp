@@ -304,61 +304,18 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only,
                                        operands.frequencies.size() * 4));
       operandBytes = (operands.axes.size() + operands.frequencies.size()) * 4;
     }
-    const uint64_t keyBytes = maxPages * kKvHeads * pool.key.areaStride;
-    const uint64_t valueBytes = maxPages * kKvHeads * pool.value.areaStride;
-    pool.keys = orDie(DeviceBuffer::allocate(keyBytes));
-    pool.values = orDie(DeviceBuffer::allocate(valueBytes));
-    const DeviceSideLayout::Kind kind = pool.key.kind;
-    // Every two bytes of a KIVI area a finite f16 below 2 in magnitude:
-    // scales and zeros are, and codes are any bits.
-    if (kind == DeviceSideLayout::Kind::Bf16 ||
-        kind == DeviceSideLayout::Kind::Kivi ||
-        kind == DeviceSideLayout::Kind::LatentKey) {
-      fillBf16(pool.keys.get(), keyBytes, 11);
-      fillBf16(pool.values.get(), valueBytes, 12);
-    } else {
-      auto fill = kind == DeviceSideLayout::Kind::Polar ? fillBytes : fillFp8;
-      fill(pool.keys.get(), keyBytes, 11);
-      fill(pool.values.get(), valueBytes, 12);
-      // nvfp4: any nibble is a code, and fp8 bytes are finite block scales.
-      for (auto [side, buffer] : {std::pair{&pool.key, &pool.keys},
-                                  std::pair{&pool.value, &pool.values}})
-        if (kind != DeviceSideLayout::Kind::Nvfp4)
-          fillScales(buffer->get(), maxPages, kKvHeads, side->areaStride,
-                     pageSize, side->slotScales, side->entryBytes,
-                     side->slotScales ? side->scaleOffset : 0,
-                     kind == DeviceSideLayout::Kind::Polar, 13);
-    }
+    pool.keys = orDie(
+        DeviceBuffer::allocate(maxPages * kKvHeads * pool.key.areaStride));
+    pool.values = orDie(
+        DeviceBuffer::allocate(maxPages * kKvHeads * pool.value.areaStride));
+    fillSide(pool.keys.get(), pool.key, maxPages, kKvHeads, pageSize, 11);
+    fillSide(pool.values.get(), pool.value, maxPages, kKvHeads, pageSize, 12);
 
     for (uint32_t batch : {1u, 8u, 32u})
       for (uint32_t length : {8192u, 32768u, 131072u}) {
         const uint32_t perSequence = length / pageSize;
-        std::vector<int32_t> pages(maxPages);
-        for (uint64_t i = 0; i < maxPages; ++i)
-          pages[i] = int32_t(i);
-        std::shuffle(pages.begin(), pages.end(), rng);
-        pages.resize(size_t(batch) * perSequence);
-        std::vector<int32_t> stored(maxPages * pageSize, -1);
-        for (uint32_t b = 0; b < batch; ++b)
-          for (uint32_t t = 0; t < length; ++t)
-            stored[size_t(pages[b * perSequence + t / pageSize]) * pageSize +
-                   t % pageSize] = int32_t(t);
-        orDie(positions.upload(stored.data(), stored.size() * 4));
-        DeviceBuffer tables = orDie(DeviceBuffer::allocate(pages.size() * 4));
-        orDie(tables.upload(pages.data(), pages.size() * 4));
-        std::vector<int32_t> lengths(batch, int32_t(length)),
-            queryPositions(batch, int32_t(length - 1));
-        DeviceBuffer lengthsDevice = orDie(DeviceBuffer::allocate(batch * 4));
-        orDie(lengthsDevice.upload(lengths.data(), batch * 4));
-        DeviceBuffer queryDevice = orDie(DeviceBuffer::allocate(batch * 4));
-        orDie(queryDevice.upload(queryPositions.data(), batch * 4));
-        std::normal_distribution<float> normal;
-        std::vector<float> q(size_t(batch) * kQHeads * kHeadDim);
-        for (float &x : q)
-          x = normal(rng);
-        DeviceBuffer qDevice = orDie(DeviceBuffer::allocate(q.size() * 4));
-        orDie(qDevice.upload(q.data(), q.size() * 4));
-        DeviceBuffer out = orDie(DeviceBuffer::allocate(q.size() * 4));
+        BenchRows rows = benchRows(rng, positions, maxPages, pageSize, batch,
+                                   length, kQHeads, kHeadDim);
 
         DecodeAttentionShape shape{batch,    kQHeads, kKvHeads, kHeadDim,
                                    pageSize, length,  pool.key, pool.value};
@@ -368,8 +325,8 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only,
         args.cache.keys = pool.keys.as<uint8_t>();
         args.cache.values = pool.values.as<uint8_t>();
         args.cache.positions = positions.as<int32_t>();
-        args.cache.pageTables = tables.as<int32_t>();
-        args.cache.lengths = lengthsDevice.as<int32_t>();
+        args.cache.pageTables = rows.tablesDevice.as<int32_t>();
+        args.cache.lengths = rows.lengths.as<int32_t>();
         args.cache.pageTableStride = perSequence;
         args.cache.pageSize = pageSize;
         args.cache.kvHeads = kKvHeads;
@@ -377,15 +334,15 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only,
         args.cache.valueBasis = pool.basis.as<float>();
         args.cache.keyAxes = pool.keyAxes.as<uint32_t>();
         args.cache.keyFrequencies = pool.keyFrequencies.as<uint32_t>();
-        args.q = qDevice.as<float>();
-        args.queryPositions = queryDevice.as<int32_t>();
-        args.out = out.as<float>();
+        args.q = rows.qDevice.as<float>();
+        args.queryPositions = rows.queryPositions.as<int32_t>();
+        args.out = rows.out.as<float>();
         args.batch = batch;
         args.qHeads = kQHeads;
         args.scale = scale;
 
         const double bytes =
-            double(pages.size()) *
+            double(rows.tables.size()) *
                 (kKvHeads * double(pool.key.headBytes + pool.value.headBytes) +
                  pageSize * 4.0 + 4.0) +
             basis.size() * 4.0 + double(operandBytes);
@@ -398,7 +355,7 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only,
           DeviceBuffer workspace =
               orDie(DeviceBuffer::allocate(plan.workspaceBytes));
           args.workspace = workspace.get();
-          CUDA_OK(cudaMemset(out.get(), 0xff, out.size()));
+          CUDA_OK(cudaMemset(rows.out.get(), 0xff, rows.out.size()));
           for (int i = 0; i < 3; ++i)
             orDie(decodeAttention(args, plan, nullptr));
           CUDA_OK(cudaDeviceSynchronize());
@@ -417,11 +374,12 @@ void runBench(uint32_t multiprocessors, int reps, const std::string &only,
           const double seconds = median(times) * 1e-3;
           std::string check;
           if (batch == 1 && length == 8192) {
-            std::vector<float> got(q.size());
-            CUDA_OK(cudaMemcpy(got.data(), out.get(), got.size() * 4,
+            std::vector<float> got(rows.q.size());
+            CUDA_OK(cudaMemcpy(got.data(), rows.out.get(), got.size() * 4,
                                cudaMemcpyDeviceToHost));
-            double error = referenceError(pool, *keyCodec, *valueCodec, pages,
-                                          pageSize, length, q, got, scale);
+            double error =
+                referenceError(pool, *keyCodec, *valueCodec, rows.tables,
+                               pageSize, length, rows.q, got, scale);
             std::snprintf(line, sizeof(line), "  (vs float64: %.1e)", error);
             check = line;
           }

@@ -1,7 +1,10 @@
-//===- FillPool.cu - Random valid cache entries for the benchmark ---------===//
+//===- FillPool.cu - Random valid cache entries for the benchmarks --------===//
 #include "Harness.h"
+#include "runtime/src/backends/cuda/DecodeAttention.h"
 
 #include <cuda_fp16.h>
+
+#include <algorithm>
 
 namespace kvrt::cuda::test {
 namespace {
@@ -62,25 +65,70 @@ void fillBf16(void *pool, uint64_t bytes, uint64_t seed) {
   CUDA_OK(cudaGetLastError());
 }
 
-void fillFp8(void *pool, uint64_t bytes, uint64_t seed) {
-  fp8Kernel<<<4096, 256>>>(static_cast<uint8_t *>(pool), bytes, seed);
+void fillSide(void *pool, const DeviceSideLayout &side, uint64_t pages,
+              uint32_t kvHeads, uint32_t pageSize, uint64_t seed) {
+  using Kind = DeviceSideLayout::Kind;
+  const uint64_t bytes = pages * kvHeads * side.areaStride;
+  uint8_t *bytePool = static_cast<uint8_t *>(pool);
+  switch (side.kind) {
+  case Kind::Bf16:
+  case Kind::Kivi:
+  case Kind::Latent:
+  case Kind::LatentKey:
+    fillBf16(pool, bytes, seed);
+    return;
+  case Kind::Polar:
+    byteKernel<<<4096, 256>>>(bytePool, bytes, seed);
+    break;
+  case Kind::Fp8E4M3:
+  case Kind::Nvfp4:
+    fp8Kernel<<<4096, 256>>>(bytePool, bytes, seed);
+    break;
+  }
   CUDA_OK(cudaGetLastError());
-}
-
-void fillBytes(void *pool, uint64_t bytes, uint64_t seed) {
-  byteKernel<<<4096, 256>>>(static_cast<uint8_t *>(pool), bytes, seed);
-  CUDA_OK(cudaGetLastError());
-}
-
-void fillScales(void *pool, uint64_t pages, uint32_t kvHeads,
-                uint64_t areaStride, uint32_t pageSize, bool slotScales,
-                uint32_t entryBytes, uint32_t scaleOffset, bool half,
-                uint64_t seed) {
+  if (side.kind == Kind::Nvfp4)
+    return;
+  const bool half = side.kind == Kind::Polar;
   auto kernel = half ? scaleKernel<__half> : scaleKernel<float>;
-  kernel<<<4096, 256>>>(static_cast<uint8_t *>(pool), pages * kvHeads, kvHeads,
-                        areaStride, slotScales ? pageSize : 1, entryBytes,
-                        scaleOffset, seed);
+  kernel<<<4096, 256>>>(bytePool, pages * kvHeads, kvHeads, side.areaStride,
+                        side.slotScales ? pageSize : 1, side.entryBytes,
+                        side.slotScales ? side.scaleOffset : 0, seed + 2);
   CUDA_OK(cudaGetLastError());
+}
+
+BenchRows benchRows(std::mt19937 &rng, DeviceBuffer &positions,
+                    uint64_t poolPages, uint32_t pageSize, uint32_t batch,
+                    uint32_t length, uint32_t qHeads, uint32_t headDim) {
+  const uint32_t perRow = length / pageSize;
+  BenchRows rows;
+  rows.tables.resize(poolPages);
+  for (uint64_t i = 0; i < poolPages; ++i)
+    rows.tables[i] = int32_t(i);
+  std::shuffle(rows.tables.begin(), rows.tables.end(), rng);
+  rows.tables.resize(size_t(batch) * perRow);
+  std::vector<int32_t> stored(poolPages * pageSize, -1);
+  for (uint32_t b = 0; b < batch; ++b)
+    for (uint32_t t = 0; t < length; ++t)
+      stored[size_t(rows.tables[b * perRow + t / pageSize]) * pageSize +
+             t % pageSize] = int32_t(t);
+  orDie(positions.upload(stored.data(), stored.size() * 4));
+  std::normal_distribution<float> normal;
+  rows.q.resize(size_t(batch) * qHeads * headDim);
+  for (float &x : rows.q)
+    x = normal(rng);
+  auto uploaded = [](const void *data, size_t bytes) {
+    DeviceBuffer buffer = orDie(DeviceBuffer::allocate(bytes));
+    orDie(buffer.upload(data, bytes));
+    return buffer;
+  };
+  const std::vector<int32_t> lengths(batch, int32_t(length)),
+      queryPositions(batch, int32_t(length - 1));
+  rows.tablesDevice = uploaded(rows.tables.data(), rows.tables.size() * 4);
+  rows.lengths = uploaded(lengths.data(), batch * 4);
+  rows.queryPositions = uploaded(queryPositions.data(), batch * 4);
+  rows.qDevice = uploaded(rows.q.data(), rows.q.size() * 4);
+  rows.out = orDie(DeviceBuffer::allocate(rows.q.size() * 4));
+  return rows;
 }
 
 } // namespace kvrt::cuda::test

@@ -13,6 +13,7 @@
 
 #include "kvrt/Status.h"
 #include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/backends/cuda/DeviceBuffer.h"
 #include "runtime/src/backends/cuda/EvictKernels.h"
 
 #include <cuda_runtime_api.h>
@@ -20,6 +21,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -107,17 +109,33 @@ inline H2oRows h2oRun(const float *queries, uint64_t queryStride,
   return run;
 }
 
-/// Fills device pools with valid random entries (FillPool.cu): bf16 values
-/// in [-2, 2); fp8 codes other than NaN; any bytes (polar codes); then
-/// positive scales (f32 for fp8, `half` for polar) where the layout keeps
-/// them.
+/// Fills device memory with bf16 values in [-2, 2) (FillPool.cu).
 void fillBf16(void *pool, uint64_t bytes, uint64_t seed);
-void fillFp8(void *pool, uint64_t bytes, uint64_t seed);
-void fillBytes(void *pool, uint64_t bytes, uint64_t seed);
-void fillScales(void *pool, uint64_t pages, uint32_t kvHeads,
-                uint64_t areaStride, uint32_t pageSize, bool slotScales,
-                uint32_t entryBytes, uint32_t scaleOffset, bool half,
-                uint64_t seed);
+/// Fills one side's pool of `pages` pages, `kvHeads` areas of `side` each,
+/// with valid random entries (FillPool.cu): bf16 values (also KIVI's and
+/// low-rank latents' areas: every two bytes a finite f16 or bf16 below 2
+/// in magnitude); fp8 codes other than NaN (nvfp4's block scales too, and
+/// any nibble is a code); polar's codes any bytes; then positive scales,
+/// f32 for fp8 and `half` for polar, where the layout keeps them. Codes
+/// draw on `seed`, scales on seed + 2.
+void fillSide(void *pool, const DeviceSideLayout &side, uint64_t pages,
+              uint32_t kvHeads, uint32_t pageSize, uint64_t seed);
+
+/// A benchmark's decode batch: `batch` rows of `length` tokens on a random
+/// draw of a pool's `poolPages` pages of `pageSize` tokens, each row's page
+/// table (tables[b * length / pageSize + i]) and normal random queries
+/// ([batch][qHeads][headDim]) kept here and on the device beside the rows'
+/// lengths, their query positions (length - 1) and an output the size of
+/// the queries. benchRows() also writes the position each slot of the
+/// pool holds (-1 where none) to `positions` ([poolPages][pageSize]).
+struct BenchRows {
+  std::vector<int32_t> tables;
+  std::vector<float> q;
+  DeviceBuffer tablesDevice, lengths, queryPositions, qDevice, out;
+};
+BenchRows benchRows(std::mt19937 &rng, DeviceBuffer &positions,
+                    uint64_t poolPages, uint32_t pageSize, uint32_t batch,
+                    uint32_t length, uint32_t qHeads, uint32_t headDim);
 
 } // namespace kvrt::cuda::test
 

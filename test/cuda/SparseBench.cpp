@@ -1,13 +1,15 @@
 //===- SparseBench.cpp - Sparse against dense decode attention ------------===//
 //
-// The Llama-3-8B attention shape (32 query heads, 8 KV heads, d = 128, bf16
-// pages of 64 tokens) for B in {1, 8} and L in {32K, 64K, 128K}: dense
+// The Llama-3-8B attention shape (32 query heads, 8 KV heads, d = 128,
+// pages of 64 tokens), bf16 and fp8 e4m3 caches (a scale per slot), for B
+// in {1, 8} and L in {32K, 64K, 128K}: dense
 // decode attention (planDecodeAttention()'s default split kernel) and the
 // sparse step (SparseSelect.h: the summaries' update, level 1, level 2,
 // attention over the selection and the merge) on the same pool, with the
 // policies twolevel (block 64, 128 blocks, 2048 entries) and quest (block
 // 16, 128 blocks: 2048 entries, no level-2 scoring). The pool holds
-// random bf16 entries; each row's pages are a random draw from a pool
+// random entries (fp8: finite codes, scales in [0.002, 0.012)); each row's
+// pages are a random draw from a pool
 // sized for B = 8, L = 128K, and every page's summaries are built before a
 // point is timed. Each rep is timed alone with CUDA events after a 256 MB
 // memset that evicts the L2; medians of the reps are reported, for the
@@ -53,29 +55,37 @@ const Policy kPolicies[] = {{"twolevel", {64, 128, 2048}},
 constexpr int kParts = 4;
 const char *const kPartNames[kParts] = {"update", "level1", "level2", "attend"};
 
+/// A device pool of random entries of `encoding` for kMaxPages pages.
+struct BenchPool {
+  const char *name;
+  DeviceSideLayout key, value;
+  DeviceBuffer keys, values;
+};
+
+BenchPool benchPool(const char *name, const schema::Encoding &encoding) {
+  CodecContext context;
+  context.kvHeads = kKvHeads;
+  context.headDim = kHeadDim;
+  std::unique_ptr<Codec> keyCodec = orDie(makeCodec(encoding, context));
+  context.side = CacheSide::Value;
+  std::unique_ptr<Codec> valueCodec = orDie(makeCodec(encoding, context));
+  BenchPool pool{name, orDie(deviceSideLayout(encoding, *keyCodec, kPageSize)),
+                 orDie(deviceSideLayout(encoding, *valueCodec, kPageSize))};
+  for (auto [side, buffer] : {std::pair{&pool.key, &pool.keys},
+                              std::pair{&pool.value, &pool.values}}) {
+    *buffer =
+        orDie(DeviceBuffer::allocate(kMaxPages * kKvHeads * side->areaStride));
+    fillSide(buffer->get(), *side, kMaxPages, kKvHeads, kPageSize,
+             side == &pool.key ? 11 : 12);
+  }
+  return pool;
+}
+
 } // namespace
 
 void runSparseBench(uint32_t multiprocessors, int reps) {
   const double bandwidth = copyBandwidth();
   std::printf("device-to-device copy: %.0f GB/s (read + write)\n", bandwidth);
-  schema::Encoding bf16;
-  bf16.set_kind(schema::ENCODING_BF16);
-  CodecContext context;
-  context.kvHeads = kKvHeads;
-  context.headDim = kHeadDim;
-  std::unique_ptr<Codec> keyCodec = orDie(makeCodec(bf16, context));
-  context.side = CacheSide::Value;
-  std::unique_ptr<Codec> valueCodec = orDie(makeCodec(bf16, context));
-  const DeviceSideLayout keyLayout =
-      orDie(deviceSideLayout(bf16, *keyCodec, kPageSize));
-  const DeviceSideLayout valueLayout =
-      orDie(deviceSideLayout(bf16, *valueCodec, kPageSize));
-  const uint64_t keyBytes = kMaxPages * kKvHeads * keyLayout.areaStride;
-  const uint64_t valueBytes = kMaxPages * kKvHeads * valueLayout.areaStride;
-  DeviceBuffer keys = orDie(DeviceBuffer::allocate(keyBytes));
-  DeviceBuffer values = orDie(DeviceBuffer::allocate(valueBytes));
-  fillBf16(keys.get(), keyBytes, 11);
-  fillBf16(values.get(), valueBytes, 12);
   DeviceBuffer positions =
       orDie(DeviceBuffer::allocate(kMaxPages * kPageSize * 4));
   // Summaries for the smallest block serve every policy's layout.
@@ -93,189 +103,179 @@ void runSparseBench(uint32_t multiprocessors, int reps) {
   std::vector<std::string> table;
   char line[512];
 
-  for (uint32_t batch : {1u, 8u})
-    for (uint32_t length : {32768u, 65536u, 131072u}) {
-      const uint32_t perSequence = length / kPageSize;
-      std::vector<int32_t> pages(kMaxPages);
-      for (uint64_t i = 0; i < kMaxPages; ++i)
-        pages[i] = int32_t(i);
-      std::shuffle(pages.begin(), pages.end(), rng);
-      pages.resize(size_t(batch) * perSequence);
-      std::vector<int32_t> stored(kMaxPages * kPageSize, -1);
-      for (uint32_t b = 0; b < batch; ++b)
-        for (uint32_t t = 0; t < length; ++t)
-          stored[size_t(pages[b * perSequence + t / kPageSize]) * kPageSize +
-                 t % kPageSize] = int32_t(t);
-      orDie(positions.upload(stored.data(), stored.size() * 4));
-      DeviceBuffer tables = orDie(DeviceBuffer::allocate(pages.size() * 4));
-      orDie(tables.upload(pages.data(), pages.size() * 4));
-      std::vector<int32_t> full(pages.size(), int32_t(kPageSize));
-      DeviceBuffer slots = orDie(DeviceBuffer::allocate(full.size() * 4));
-      orDie(slots.upload(full.data(), full.size() * 4));
-      std::vector<int32_t> lengths(batch, int32_t(length)),
-          queryPositions(batch, int32_t(length - 1));
-      DeviceBuffer lengthsDevice = orDie(DeviceBuffer::allocate(batch * 4));
-      orDie(lengthsDevice.upload(lengths.data(), batch * 4));
-      DeviceBuffer queryDevice = orDie(DeviceBuffer::allocate(batch * 4));
-      orDie(queryDevice.upload(queryPositions.data(), batch * 4));
-      std::normal_distribution<float> normal;
-      std::vector<float> q(size_t(batch) * kQHeads * kHeadDim);
-      for (float &x : q)
-        x = normal(rng);
-      DeviceBuffer qDevice = orDie(DeviceBuffer::allocate(q.size() * 4));
-      orDie(qDevice.upload(q.data(), q.size() * 4));
-      DeviceBuffer out = orDie(DeviceBuffer::allocate(q.size() * 4));
+  schema::Encoding bf16, fp8;
+  bf16.set_kind(schema::ENCODING_BF16);
+  fp8.set_kind(schema::ENCODING_FP8);
+  fp8.set_fp8_format(schema::FP8_FORMAT_E4M3);
+  fp8.set_scale_mode(schema::SCALE_MODE_DYNAMIC);
+  for (auto [name, encoding] : {std::pair{"bf16", &bf16}, {"fp8", &fp8}}) {
+    // One pool at a time: the bf16 one takes 4.3 GB.
+    const BenchPool pool = benchPool(name, *encoding);
+    const DeviceSideLayout &keyLayout = pool.key, &valueLayout = pool.value;
+    for (uint32_t batch : {1u, 8u})
+      for (uint32_t length : {32768u, 65536u, 131072u}) {
+        const uint32_t perSequence = length / kPageSize;
+        BenchRows rows = benchRows(rng, positions, kMaxPages, kPageSize, batch,
+                                   length, kQHeads, kHeadDim);
+        std::vector<int32_t> full(rows.tables.size(), int32_t(kPageSize));
+        DeviceBuffer slots = orDie(DeviceBuffer::allocate(full.size() * 4));
+        orDie(slots.upload(full.data(), full.size() * 4));
 
-      PagedKvView view;
-      view.key = keyLayout;
-      view.value = valueLayout;
-      view.keys = keys.as<uint8_t>();
-      view.values = values.as<uint8_t>();
-      view.positions = positions.as<int32_t>();
-      view.pageTables = tables.as<int32_t>();
-      view.lengths = lengthsDevice.as<int32_t>();
-      view.pageTableStride = perSequence;
-      view.pageSize = kPageSize;
-      view.kvHeads = kKvHeads;
-      view.headDim = kHeadDim;
+        PagedKvView view;
+        view.key = keyLayout;
+        view.value = valueLayout;
+        view.keys = pool.keys.as<uint8_t>();
+        view.values = pool.values.as<uint8_t>();
+        view.positions = positions.as<int32_t>();
+        view.pageTables = rows.tablesDevice.as<int32_t>();
+        view.lengths = rows.lengths.as<int32_t>();
+        view.pageTableStride = perSequence;
+        view.pageSize = kPageSize;
+        view.kvHeads = kKvHeads;
+        view.headDim = kHeadDim;
 
-      // Dense.
-      const DecodeAttentionShape denseShape{batch,     kQHeads,    kKvHeads,
-                                            kHeadDim,  kPageSize,  length,
-                                            keyLayout, valueLayout};
-      const DecodeAttentionPlan densePlan =
-          orDie(planDecodeAttention(denseShape, multiprocessors));
-      DeviceBuffer denseWorkspace =
-          orDie(DeviceBuffer::allocate(densePlan.workspaceBytes));
-      DecodeAttentionArgs dense;
-      dense.cache = view;
-      dense.q = qDevice.as<float>();
-      dense.queryPositions = queryDevice.as<int32_t>();
-      dense.out = out.as<float>();
-      dense.batch = batch;
-      dense.qHeads = kQHeads;
-      dense.scale = scale;
-      dense.workspace = denseWorkspace.get();
-      for (int i = 0; i < 3; ++i)
-        orDie(decodeAttention(dense, densePlan, nullptr));
-      std::vector<float> denseTimes;
-      for (int rep = 0; rep < reps; ++rep) {
-        CUDA_OK(cudaMemsetAsync(flush.get(), rep & 0xff, kFlushBytes));
-        CUDA_OK(cudaEventRecord(events[0]));
-        orDie(decodeAttention(dense, densePlan, nullptr));
-        CUDA_OK(cudaEventRecord(events[1]));
-        CUDA_OK(cudaEventSynchronize(events[1]));
-        float ms;
-        CUDA_OK(cudaEventElapsedTime(&ms, events[0], events[1]));
-        denseTimes.push_back(ms);
-      }
-      CUDA_OK(cudaGetLastError());
-      const double denseSeconds = median(denseTimes) * 1e-3;
-      const double denseBytes =
-          double(pages.size()) *
-          (kKvHeads * double(keyLayout.headBytes + valueLayout.headBytes) +
-           kPageSize * 4.0 + 4.0);
-
-      for (const Policy &policy : kPolicies) {
-        const SparsePolicy &sp = policy.policy;
-        orDie(buildBlockSummaries(view, summaries.as<uint16_t>(), sp.block,
-                                  tables.as<int32_t>(), slots.as<int32_t>(),
-                                  uint32_t(pages.size()), nullptr));
-        const SparseDecodeShape shape{batch,     kQHeads,     kKvHeads,
-                                      kHeadDim,  kPageSize,   length,
-                                      keyLayout, valueLayout, sp};
-        const SparseDecodePlan plan =
-            orDie(planSparseDecode(shape, multiprocessors));
-        DeviceBuffer workspace =
-            orDie(DeviceBuffer::allocate(plan.workspaceBytes));
-        orDie(prepareSparseWorkspace(workspace.get(), plan, nullptr));
-        SparseDecodeArgs args;
-        args.cache = view;
-        args.summaries = summaries.as<uint16_t>();
-        args.q = qDevice.as<float>();
-        args.queryPositions = queryDevice.as<int32_t>();
-        args.out = out.as<float>();
-        args.batch = batch;
-        args.qHeads = kQHeads;
-        args.scale = scale;
-        args.workspace = workspace.get();
-        auto step = [&](bool timed) {
-          auto mark = [&](int i) {
-            if (timed)
-              CUDA_OK(cudaEventRecord(events[i]));
-          };
-          mark(0);
-          orDie(updateBlockSummaries(args, sp.block, nullptr));
-          mark(1);
-          orDie(selectSparseBlocks(args, plan, nullptr));
-          mark(2);
-          orDie(selectSparseTokens(args, plan, nullptr));
-          mark(3);
-          orDie(sparseAttention(args, plan, nullptr));
-          mark(4);
-        };
-        CUDA_OK(cudaMemset(out.get(), 0xff, out.size()));
+        // Dense.
+        const DecodeAttentionShape denseShape{batch,     kQHeads,    kKvHeads,
+                                              kHeadDim,  kPageSize,  length,
+                                              keyLayout, valueLayout};
+        const DecodeAttentionPlan densePlan =
+            orDie(planDecodeAttention(denseShape, multiprocessors));
+        DeviceBuffer denseWorkspace =
+            orDie(DeviceBuffer::allocate(densePlan.workspaceBytes));
+        DecodeAttentionArgs dense;
+        dense.cache = view;
+        dense.q = rows.qDevice.as<float>();
+        dense.queryPositions = rows.queryPositions.as<int32_t>();
+        dense.out = rows.out.as<float>();
+        dense.batch = batch;
+        dense.qHeads = kQHeads;
+        dense.scale = scale;
+        dense.workspace = denseWorkspace.get();
         for (int i = 0; i < 3; ++i)
-          step(false);
-        CUDA_OK(cudaDeviceSynchronize());
-        std::vector<float> got(q.size());
-        CUDA_OK(cudaMemcpy(got.data(), out.get(), got.size() * 4,
-                           cudaMemcpyDeviceToHost));
-        const bool finite = std::all_of(
-            got.begin(), got.end(), [](float x) { return std::isfinite(x); });
-        std::vector<float> totals, parts[kParts];
+          orDie(decodeAttention(dense, densePlan, nullptr));
+        std::vector<float> denseTimes;
         for (int rep = 0; rep < reps; ++rep) {
           CUDA_OK(cudaMemsetAsync(flush.get(), rep & 0xff, kFlushBytes));
-          step(true);
-          CUDA_OK(cudaEventSynchronize(events[kParts]));
+          CUDA_OK(cudaEventRecord(events[0]));
+          orDie(decodeAttention(dense, densePlan, nullptr));
+          CUDA_OK(cudaEventRecord(events[1]));
+          CUDA_OK(cudaEventSynchronize(events[1]));
           float ms;
-          CUDA_OK(cudaEventElapsedTime(&ms, events[0], events[kParts]));
-          totals.push_back(ms);
-          for (int i = 0; i < kParts; ++i) {
-            CUDA_OK(cudaEventElapsedTime(&ms, events[i], events[i + 1]));
-            parts[i].push_back(ms);
-          }
+          CUDA_OK(cudaEventElapsedTime(&ms, events[0], events[1]));
+          denseTimes.push_back(ms);
         }
         CUDA_OK(cudaGetLastError());
-        const double seconds = median(totals) * 1e-3;
+        const double denseSeconds = median(denseTimes) * 1e-3;
+        const double denseBytes =
+            double(rows.tables.size()) *
+            (kKvHeads * double(keyLayout.headBytes + valueLayout.headBytes) +
+             kPageSize * 4.0 + 4.0);
 
-        const double rows = double(batch) * kKvHeads;
-        const double selectable = length - 1;
-        const double blocks = std::ceil(selectable / sp.block);
-        const double candidates =
-            std::min(selectable, double(sp.topBlocks) * sp.block);
-        const double entryBytes = 2.0 * kHeadDim;
-        double bytes =
-            rows * (blocks * 2 * entryBytes + sp.block * entryBytes +
-                    (std::min(selectable, double(sp.topTokens)) + 1) *
-                        (2 * entryBytes + 4));
-        if (candidates > sp.topTokens)
-          bytes += rows * candidates * entryBytes;
-        std::string split;
-        for (int i = 0; i < kParts; ++i) {
-          char one[32];
-          std::snprintf(one, sizeof(one), " %7.1f", median(parts[i]) * 1e3);
-          split += one;
+        for (const Policy &policy : kPolicies) {
+          const SparsePolicy &sp = policy.policy;
+          orDie(buildBlockSummaries(view, summaries.as<uint16_t>(), sp.block,
+                                    rows.tablesDevice.as<int32_t>(),
+                                    slots.as<int32_t>(),
+                                    uint32_t(rows.tables.size()), nullptr));
+          const SparseDecodeShape shape{batch,     kQHeads,     kKvHeads,
+                                        kHeadDim,  kPageSize,   length,
+                                        keyLayout, valueLayout, sp};
+          const SparseDecodePlan plan =
+              orDie(planSparseDecode(shape, multiprocessors));
+          DeviceBuffer workspace =
+              orDie(DeviceBuffer::allocate(plan.workspaceBytes));
+          orDie(prepareSparseWorkspace(workspace.get(), plan, nullptr));
+          SparseDecodeArgs args;
+          args.cache = view;
+          args.summaries = summaries.as<uint16_t>();
+          args.q = rows.qDevice.as<float>();
+          args.queryPositions = rows.queryPositions.as<int32_t>();
+          args.out = rows.out.as<float>();
+          args.batch = batch;
+          args.qHeads = kQHeads;
+          args.scale = scale;
+          args.workspace = workspace.get();
+          auto step = [&](bool timed) {
+            auto mark = [&](int i) {
+              if (timed)
+                CUDA_OK(cudaEventRecord(events[i]));
+            };
+            mark(0);
+            orDie(updateBlockSummaries(args, sp.block, nullptr));
+            mark(1);
+            orDie(selectSparseBlocks(args, plan, nullptr));
+            mark(2);
+            orDie(selectSparseTokens(args, plan, nullptr));
+            mark(3);
+            orDie(sparseAttention(args, plan, nullptr));
+            mark(4);
+          };
+          CUDA_OK(cudaMemset(rows.out.get(), 0xff, rows.out.size()));
+          for (int i = 0; i < 3; ++i)
+            step(false);
+          CUDA_OK(cudaDeviceSynchronize());
+          std::vector<float> got(rows.q.size());
+          CUDA_OK(cudaMemcpy(got.data(), rows.out.get(), got.size() * 4,
+                             cudaMemcpyDeviceToHost));
+          const bool finite = std::all_of(
+              got.begin(), got.end(), [](float x) { return std::isfinite(x); });
+          std::vector<float> totals, parts[kParts];
+          for (int rep = 0; rep < reps; ++rep) {
+            CUDA_OK(cudaMemsetAsync(flush.get(), rep & 0xff, kFlushBytes));
+            step(true);
+            CUDA_OK(cudaEventSynchronize(events[kParts]));
+            float ms;
+            CUDA_OK(cudaEventElapsedTime(&ms, events[0], events[kParts]));
+            totals.push_back(ms);
+            for (int i = 0; i < kParts; ++i) {
+              CUDA_OK(cudaEventElapsedTime(&ms, events[i], events[i + 1]));
+              parts[i].push_back(ms);
+            }
+          }
+          CUDA_OK(cudaGetLastError());
+          const double seconds = median(totals) * 1e-3;
+
+          const double rows = double(batch) * kKvHeads;
+          const double selectable = length - 1;
+          const double blocks = std::ceil(selectable / sp.block);
+          const double candidates =
+              std::min(selectable, double(sp.topBlocks) * sp.block);
+          // Summaries are bf16 bounds whatever the entries.
+          const double boundBytes = 2.0 * kHeadDim;
+          const double entryBytes = keyLayout.entryBytes;
+          double bytes =
+              rows * (blocks * 2 * boundBytes + sp.block * entryBytes +
+                      (std::min(selectable, double(sp.topTokens)) + 1) *
+                          (2 * entryBytes + 4));
+          if (candidates > sp.topTokens)
+            bytes += rows * candidates * entryBytes;
+          std::string split;
+          for (int i = 0; i < kParts; ++i) {
+            char one[32];
+            std::snprintf(one, sizeof(one), " %7.1f", median(parts[i]) * 1e3);
+            split += one;
+          }
+          std::snprintf(
+              line, sizeof(line),
+              "%-8s %-4s %2u %6u %9.1f %9.1f %7.1fx %s %9.1f %8.1f %8.1f %8.1f "
+              "%6.0f%%  chunks %u/%u, splits %u x %u%s",
+              policy.name, pool.name, batch, length, denseSeconds * 1e6,
+              seconds * 1e6, denseSeconds / seconds, split.c_str(),
+              denseBytes / 1e6, bytes / 1e6,
+              denseBytes / (bandwidth * 1e9) * 1e6,
+              bytes / (bandwidth * 1e9) * 1e6,
+              100.0 * bytes / (bandwidth * 1e9) / seconds, plan.boundChunks,
+              plan.scoreChunks, plan.splits, plan.splitEntries,
+              finite ? "" : "  NON-FINITE OUTPUT");
+          std::printf("%s\n", line);
+          std::fflush(stdout);
+          table.push_back(line);
         }
-        std::snprintf(
-            line, sizeof(line),
-            "%-8s %2u %6u %9.1f %9.1f %7.1fx %s %9.1f %8.1f %8.1f %8.1f %6.0f%%"
-            "  chunks %u/%u, splits %u x %u%s",
-            policy.name, batch, length, denseSeconds * 1e6, seconds * 1e6,
-            denseSeconds / seconds, split.c_str(), denseBytes / 1e6,
-            bytes / 1e6, denseBytes / (bandwidth * 1e9) * 1e6,
-            bytes / (bandwidth * 1e9) * 1e6,
-            100.0 * bytes / (bandwidth * 1e9) / seconds, plan.boundChunks,
-            plan.scoreChunks, plan.splits, plan.splitEntries,
-            finite ? "" : "  NON-FINITE OUTPUT");
-        std::printf("%s\n", line);
-        std::fflush(stdout);
-        table.push_back(line);
       }
-    }
+  }
   for (cudaEvent_t event : events)
     CUDA_OK(cudaEventDestroy(event));
-  std::printf("\npolicy    B      L  dense_us sparse_us speedup  ");
+  std::printf("\npolicy   cache B      L  dense_us sparse_us speedup  ");
   for (const char *part : kPartNames)
     std::printf(" %7s", part);
   std::printf("  dense_MB sparse_MB dense_fl sparse_fl fl/time\n");

@@ -1,11 +1,12 @@
 //===- SparseCheck.cpp - Sparse selection and attention against the CPU ---===//
 //
-// Each case builds one layer's bf16 paged cache with block summaries
-// through libkvrt (codecs, PagedCache, cpu::append; the rows' pages
-// interleaved in the pool; each row's newest token left in its tail, as a
-// decode step finds it), copies the same bytes to the device (the newest
-// token into its page, in the bf16 it was rounded to) and checks, into
-// outputs and a workspace poisoned with 0xff bytes:
+// Each case builds one layer's paged cache (bf16, or fp8 e4m3 with per-head
+// or per-slot scales) with block summaries through libkvrt (codecs,
+// PagedCache, cpu::append; the rows' pages interleaved in the pool; each
+// row's newest token left in its tail, as a decode step finds it), copies
+// the same bytes to the device (the newest token encoded into its page by
+// the same codec, as the GPU's append stores it) and checks, into outputs
+// and a workspace poisoned with 0xff bytes:
 //
 //   summaries  built by buildBlockSummaries() for the entries selectable
 //              one step earlier, then brought up to date by
@@ -22,8 +23,10 @@
 //              by a tie, level 2 is judged on the GPU's blocks;
 //   attention  per query row against cpu::attention with
 //              AttentionParams::select (or, in a group whose selection
-//              differs by a tie, a float64 attention over the GPU's
-//              selection and the newest token): every output finite and
+//              differs by a tie, and for fp8, whose newest token the CPU
+//              reads from its bf16 tail, a float64 attention over the
+//              GPU's selection and the newest token as the device holds
+//              it): every output finite and
 //              |gpu - cpu| / |cpu| <= 1e-4 (L2 over the row), the bound of
 //              AttentionCheck.cpp.
 // Each case runs twice, the second time without clearing the counters
@@ -63,12 +66,21 @@ namespace {
 
 constexpr double kBound = 1e-4, kTie = 1e-5;
 
+enum class Entries { Bf16, Fp8PerHead, Fp8Dynamic };
+
+const char *entriesName(Entries e) {
+  return e == Entries::Bf16         ? "bf16"
+         : e == Entries::Fp8PerHead ? "fp8/head"
+                                    : "fp8/slot";
+}
+
 struct Case {
   /// Tokens per row, the newest included.
   std::vector<uint32_t> lengths;
   uint32_t qHeads, kvHeads, headDim, pageSize;
   sparse::SelectPolicy policy;
   int32_t slidingWindow = 0;
+  Entries entries = Entries::Bf16;
 };
 
 struct Totals {
@@ -176,10 +188,14 @@ struct Layer {
     std::vector<float> out(shape.headDim);
     const uint64_t encoded = cache->encoded(0, sequence);
     if (index >= encoded) {
+      // Encoded as the device's page holds it (upload()).
       const Tail &t = cache->tail(0, sequence);
       const std::vector<float> &side = keys ? t.keys[head] : t.values[head];
-      std::copy_n(side.begin() + (index - encoded) * shape.headDim,
-                  shape.headDim, out.begin());
+      const Codec &codec = keys ? *key : *value;
+      std::vector<uint8_t> area(codec.headBytes(shape.pageSize));
+      codec.encode(side.data() + (index - encoded) * shape.headDim,
+                   shape.headDim, head, 0, area.data());
+      codec.decode(area.data(), 0, out.data());
       return out;
     }
     const Page &page =
@@ -210,7 +226,8 @@ DeviceBuffer uploaded(const void *data, size_t bytes) {
 }
 
 /// Copies the layer as the CUDA pool holds it: the newest token of each
-/// sequence (in its tail on the CPU) in its page slot, in bf16.
+/// sequence (in its tail on the CPU, rounded to bf16) encoded in its page
+/// slot.
 DeviceLayer upload(const Layer &layer, const std::vector<uint64_t> &sequences,
                    const DeviceSideLayout &keyLayout,
                    const DeviceSideLayout &valueLayout) {
@@ -255,18 +272,17 @@ DeviceLayer upload(const Layer &layer, const std::vector<uint64_t> &sequences,
     for (uint64_t t = cache.encoded(0, sequences[b]); t < length; ++t) {
       const uint32_t index = pages[t / pageSize];
       const uint32_t slot = uint32_t(t % pageSize);
+      const Tail &tail = cache.tail(0, sequences[b]);
+      const uint64_t inTail = t - cache.encoded(0, sequences[b]);
       for (uint32_t h = 0; h < shape.kvHeads; ++h)
         for (bool isKey : {true, false}) {
-          const std::vector<float> x = layer.read(isKey, sequences[b], h, t);
+          const std::vector<float> &x = isKey ? tail.keys[h] : tail.values[h];
           const DeviceSideLayout &side = isKey ? keyLayout : valueLayout;
-          uint8_t *at = (isKey ? keys.data() + index * keyPage
-                               : values.data() + index * valuePage) +
-                        h * side.areaStride + side.codesOffset +
-                        size_t(slot) * side.entryBytes;
-          for (uint32_t c = 0; c < d; ++c) {
-            const uint16_t bits = cpu::floatToBf16(x[c]);
-            std::memcpy(at + 2 * c, &bits, 2);
-          }
+          uint8_t *area = (isKey ? keys.data() + index * keyPage
+                                 : values.data() + index * valuePage) +
+                          h * side.areaStride;
+          (isKey ? *layer.key : *layer.value)
+              .encode(x.data() + inTail * d, d, h, slot, area);
         }
     }
   }
@@ -307,16 +323,44 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
   const uint32_t group = c.qHeads / c.kvHeads, block = c.policy.block;
   const float scale = 1.0f / std::sqrt(float(d));
 
-  schema::Encoding bf16, f32;
-  bf16.set_kind(schema::ENCODING_BF16);
+  std::vector<std::vector<float>> keys, values;
+  for (uint32_t b = 0; b < batch; ++b) {
+    keys.push_back(randomRows(rng, c.lengths[b], width, true));
+    values.push_back(randomRows(rng, c.lengths[b], width, false));
+  }
+
+  schema::Encoding encoding, f32;
   f32.set_kind(schema::ENCODING_F32);
+  encoding.set_kind(c.entries == Entries::Bf16 ? schema::ENCODING_BF16
+                                               : schema::ENCODING_FP8);
+  if (c.entries != Entries::Bf16) {
+    encoding.set_fp8_format(schema::FP8_FORMAT_E4M3);
+    encoding.set_scale_mode(c.entries == Entries::Fp8PerHead
+                                ? schema::SCALE_MODE_PER_HEAD
+                                : schema::SCALE_MODE_DYNAMIC);
+  }
+  // Per-head scales as calibration makes them: each head's largest
+  // magnitude over 448.
+  auto headScales = [&](const std::vector<std::vector<float>> &rows) {
+    std::vector<float> scales(c.kvHeads, 0.0f);
+    for (const std::vector<float> &x : rows)
+      for (size_t i = 0; i < x.size(); ++i)
+        scales[i % width / d] =
+            std::max(scales[i % width / d], std::fabs(x[i]) / 448.0f);
+    return scales;
+  };
   Layer layer;
   CodecContext context;
   context.kvHeads = c.kvHeads;
   context.headDim = d;
-  layer.key = orDie(makeCodec(bf16, context));
+  if (c.entries == Entries::Fp8PerHead)
+    context.scales = headScales(keys);
+  layer.key = orDie(makeCodec(encoding, context));
   context.side = CacheSide::Value;
-  layer.value = orDie(makeCodec(bf16, context));
+  if (c.entries == Entries::Fp8PerHead)
+    context.scales = headScales(values);
+  layer.value = orDie(makeCodec(encoding, context));
+  context.scales.clear();
   layer.tail = orDie(makeCodec(f32, context));
   layer.codecs = {layer.key.get(), layer.value.get(), layer.tail.get(), true,
                   true};
@@ -334,12 +378,9 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
       std::make_unique<PagedCache>(std::vector<CacheLayerShape>{shape});
   PagedCache &cache = *layer.cache;
   std::vector<uint64_t> sequences;
-  std::vector<std::vector<float>> keys, values;
   for (uint32_t b = 0; b < batch; ++b) {
     sequences.push_back(100 + 7 * b);
     orDie(cache.addSequence(sequences.back()));
-    keys.push_back(randomRows(rng, c.lengths[b], width, true));
-    values.push_back(randomRows(rng, c.lengths[b], width, false));
   }
 
   // All but the newest token in chunks of 1 to 97, the rows taking turns
@@ -391,9 +432,9 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
 
   // The device's copy and its summaries.
   const DeviceSideLayout keyLayout =
-      orDie(deviceSideLayout(bf16, *layer.key, c.pageSize));
+      orDie(deviceSideLayout(encoding, *layer.key, c.pageSize));
   const DeviceSideLayout valueLayout =
-      orDie(deviceSideLayout(bf16, *layer.value, c.pageSize));
+      orDie(deviceSideLayout(encoding, *layer.value, c.pageSize));
   DeviceLayer device = upload(layer, sequences, keyLayout, valueLayout);
   const uint32_t blocksPerPage = c.pageSize / block;
   const size_t summaryValues =
@@ -721,7 +762,8 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
         const size_t at = (size_t(b) * c.qHeads + g * group + h) * d;
         std::vector<double> reference(expected.begin() + at,
                                       expected.begin() + at + d);
-        if (!same) {
+        // (An empty row's reference is zeros.)
+        if (c.lengths[b] > 0 && (!same || c.entries != Entries::Bf16)) {
           std::vector<uint64_t> attended = gpuEntries;
           attended.push_back(c.lengths[b] - 1);
           std::vector<double> logits;
@@ -774,16 +816,17 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
   std::string lengths;
   for (uint32_t length : c.lengths)
     lengths += (lengths.empty() ? "" : ",") + std::to_string(length);
-  std::printf("%-4s B=%u len=[%s] Hq=%u Hkv=%u d=%u P=%u block=%u top=%u/%u%s "
-              "| summaries %s | ties %d blocks %d entries, %d of %u sets "
-              "differ | max rel err %.2e%s%s | chunks %u/%u, splits %u x %u\n",
-              ok ? "ok" : "FAIL", batch, lengths.c_str(), c.qHeads, c.kvHeads,
-              d, c.pageSize, block, c.policy.topBlocks, c.policy.topTokens,
-              c.slidingWindow ? " window" : "",
-              summaryMismatches ? "DIFFER" : "equal", blockTies, entryTies,
-              differing, rows, worst, repeatable ? "" : " | NOT REPEATABLE",
-              offloadSame ? "" : " | OFFLOADED DIFFERS", plan.boundChunks,
-              plan.scoreChunks, plan.splits, plan.splitEntries);
+  std::printf(
+      "%-4s %s B=%u len=[%s] Hq=%u Hkv=%u d=%u P=%u block=%u top=%u/%u%s "
+      "| summaries %s | ties %d blocks %d entries, %d of %u sets "
+      "differ | max rel err %.2e%s%s | chunks %u/%u, splits %u x %u\n",
+      ok ? "ok" : "FAIL", entriesName(c.entries), batch, lengths.c_str(),
+      c.qHeads, c.kvHeads, d, c.pageSize, block, c.policy.topBlocks,
+      c.policy.topTokens, c.slidingWindow ? " window" : "",
+      summaryMismatches ? "DIFFER" : "equal", blockTies, entryTies, differing,
+      rows, worst, repeatable ? "" : " | NOT REPEATABLE",
+      offloadSame ? "" : " | OFFLOADED DIFFERS", plan.boundChunks,
+      plan.scoreChunks, plan.splits, plan.splitEntries);
   std::fflush(stdout);
   return ok;
 }
@@ -810,6 +853,27 @@ int runSparseChecks(uint32_t multiprocessors) {
       {{12000, 5000}, 32, 8, 128, 64, {16, 128, 2048}},
       // Many blocks, 256 kept, 4096 entries.
       {{70000}, 8, 2, 128, 64, {32, 256, 4096}},
+      // fp8 e4m3: short rows and a window with the head's scale; the
+      // Llama-3-8B shape with each slot's, both policies; pages of 32.
+      {{0, 1, 2, 5, 37, 300, 1000},
+       8,
+       2,
+       64,
+       16,
+       {16, 6, 96},
+       0,
+       Entries::Fp8PerHead},
+      {{400, 129}, 6, 2, 64, 16, {8, 12, 50}, 150, Entries::Fp8PerHead},
+      {{20000, 9000}, 32, 8, 128, 64, {64, 128, 2048}, 0, Entries::Fp8Dynamic},
+      {{12000, 5000}, 32, 8, 128, 64, {16, 128, 2048}, 0, Entries::Fp8Dynamic},
+      {{5000, 3000, 4100},
+       4,
+       2,
+       128,
+       32,
+       {32, 20, 300},
+       0,
+       Entries::Fp8PerHead},
   };
   int failures = 0;
   uint32_t seed = 1;

@@ -589,14 +589,23 @@ TEST(SparseWorkspace, ServesEveryBatchUpToItsLargestWithinTheBudget) {
   ASSERT_TRUE(few);
   EXPECT_EQ(few->maxBatch, 3u);
   EXPECT_EQ(few->bytes, bytes(3, 131072));
-  // A layer the kernels cannot read is refused.
+  // fp8 caches are read; nvfp4, or keys and values apart, are refused.
   SparseDecodeShape fp8 = llama;
   fp8.key = fp8.value = layoutOf(encodingOf(schema::ENCODING_FP8), 128, 64);
-  StatusOr<SparseWorkspaceSize> refused =
-      sizeSparseWorkspace({llama, fp8}, 8, budget, 132);
-  ASSERT_FALSE(refused);
-  EXPECT_EQ(refused.status().message(),
-            "sparse attention on CUDA reads bf16 caches only");
+  EXPECT_TRUE(sizeSparseWorkspace({llama, fp8}, 8, budget, 132));
+  SparseDecodeShape nvfp4 = llama;
+  nvfp4.key = nvfp4.value =
+      layoutOf(encodingOf(schema::ENCODING_NVFP4), 128, 64);
+  SparseDecodeShape mixed = llama;
+  mixed.value = fp8.value;
+  for (const SparseDecodeShape &shape : {nvfp4, mixed}) {
+    StatusOr<SparseWorkspaceSize> refused =
+        sizeSparseWorkspace({llama, shape}, 8, budget, 132);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.status().message(),
+              "sparse attention on CUDA reads caches whose keys and values "
+              "are both bf16 or both fp8 e4m3");
+  }
 }
 
 TEST(DeviceKvPool, CountsSummariesOnlyForSelectingLayers) {

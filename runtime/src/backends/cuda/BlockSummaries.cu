@@ -1,62 +1,63 @@
-//===- BlockSummaries.cu - Per-block key bounds of bf16 pages -------------===//
+//===- BlockSummaries.cu - Per-block key bounds of the pages --------------===//
 //
 // One thread block per (page, KV head) or (row, KV head). A block's
-// entries are read 16 bytes a thread: thread t takes chunk t % (D / 8) of
-// every (128 / (D / 8))-th entry, keeps the minimum and maximum of its 8
-// channels, and the threads' partial bounds meet in shared memory. The
-// minimum and maximum of bf16 values are bf16 values, so the bounds are
-// stored exactly (the CPU rounds outward, which changes nothing here).
+// entries are read as the sparse kernels read them (GatherEntries.cuh):
+// thread t takes part t % 8 of every 16th entry, decodes its D / 8
+// channels, keeps their minimum and maximum, and the threads' partial
+// bounds meet in shared memory. The bounds are stored rounded outward to
+// bf16, as the CPU stores them (sparse/BlockSummary.h): of bf16 keys they
+// are exact.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/GatherEntries.cuh"
 #include "runtime/src/backends/cuda/SparseKernels.h"
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
+
+#include <type_traits>
 
 namespace kvrt::cuda {
 namespace {
 
 /// Writes the lower then upper bounds of entries [first, first + count)
-/// (count >= 1) of the key area at `area` to `out`; all threads take part.
-template <int D>
-__device__ void summariseBlock(const uint8_t *area, int first, int count,
-                               uint16_t *out) {
-  constexpr int kChunks = D / 8, kRows = kSummaryThreads / kChunks;
+/// (count >= 1) of the key area whose codes start at `codes` to `out`; all
+/// threads take part.
+template <typename Rows, int D>
+__device__ void summariseBlock(const uint8_t *codes, const EntryForm &form,
+                               int first, int count, uint16_t *out) {
+  constexpr int kDims = D / 8, kRows = kSummaryThreads / 8, kUnroll = 4;
   __shared__ float partial[2][kRows][D];
-  const int tid = threadIdx.x, chunk = tid % kChunks, row = tid / kChunks;
-  float lo[8], hi[8];
+  const int tid = threadIdx.x, part = tid % 8, row = tid / 8;
+  float lo[kDims], hi[kDims];
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
+  for (int i = 0; i < kDims; ++i) {
     lo[i] = INFINITY;
     hi[i] = -INFINITY;
   }
-  for (int e = row; e < count; e += 4 * kRows) {
+  for (int e = row; e < count; e += kUnroll * kRows) {
     // Four entries' loads in flight; past the end, the last entry again
     // (it changes no bound).
-    uint4 v[4];
+    typename Rows::Raw raw[kUnroll];
 #pragma unroll
-    for (int u = 0; u < 4; ++u)
-      v[u] = *reinterpret_cast<const uint4 *>(
-          area + size_t(first + min(e + u * kRows, count - 1)) * 2 * D +
-          chunk * 16);
+    for (int u = 0; u < kUnroll; ++u)
+      Rows::load(codes, first + min(e + u * kRows, count - 1), form, part,
+                 raw[u]);
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const uint32_t w[4] = {v[u].x, v[u].y, v[u].z, v[u].w};
+    for (int u = 0; u < kUnroll; ++u) {
+      float x[kDims];
+      Rows::decode(raw[u], x);
 #pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        const float x0 = __uint_as_float(w[k] << 16);
-        const float x1 = __uint_as_float(w[k] & 0xffff0000u);
-        lo[2 * k] = fminf(lo[2 * k], x0);
-        hi[2 * k] = fmaxf(hi[2 * k], x0);
-        lo[2 * k + 1] = fminf(lo[2 * k + 1], x1);
-        hi[2 * k + 1] = fmaxf(hi[2 * k + 1], x1);
+      for (int i = 0; i < kDims; ++i) {
+        lo[i] = fminf(lo[i], x[i]);
+        hi[i] = fmaxf(hi[i], x[i]);
       }
     }
   }
 #pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    partial[0][row][chunk * 8 + i] = lo[i];
-    partial[1][row][chunk * 8 + i] = hi[i];
+  for (int i = 0; i < kDims; ++i) {
+    partial[0][row][Rows::dim(part, i)] = lo[i];
+    partial[1][row][Rows::dim(part, i)] = hi[i];
   }
   __syncthreads();
   for (int c = tid; c < 2 * D; c += kSummaryThreads) {
@@ -65,7 +66,8 @@ __device__ void summariseBlock(const uint8_t *area, int first, int count,
     for (int r = 1; r < kRows; ++r)
       bound = side ? fmaxf(bound, partial[side][r][channel])
                    : fminf(bound, partial[side][r][channel]);
-    out[c] = uint16_t(__float_as_uint(bound) >> 16);
+    out[c] = __bfloat16_as_ushort(side ? __float2bfloat16_ru(bound)
+                                       : __float2bfloat16_rd(bound));
   }
   __syncthreads();
 }
@@ -77,7 +79,7 @@ __device__ uint16_t *summaryOf(const SparseKernelParams &p, int page, int head,
              2 * D;
 }
 
-template <int D>
+template <typename Rows, int D>
 __global__ void __launch_bounds__(kSummaryThreads)
     buildKernel(const SparseKernelParams p, const int32_t *pages,
                 const int32_t *slots) {
@@ -86,11 +88,12 @@ __global__ void __launch_bounds__(kSummaryThreads)
   const uint8_t *area =
       p.keys + size_t(page) * p.keyPageStride + head * p.keyAreaStride;
   for (int j = 0; j * block < stored && j < int(p.blocksPerPage); ++j)
-    summariseBlock<D>(area, j * block, min(block, stored - j * block),
-                      summaryOf(p, page, head, j, D));
+    summariseBlock<Rows, D>(area, p.keyForm, j * block,
+                            min(block, stored - j * block),
+                            summaryOf(p, page, head, j, D));
 }
 
-template <int D>
+template <typename Rows, int D>
 __global__ void __launch_bounds__(kSummaryThreads)
     updateKernel(const SparseKernelParams p) {
   const int head = blockIdx.x, b = blockIdx.y, block = int(p.block);
@@ -106,8 +109,22 @@ __global__ void __launch_bounds__(kSummaryThreads)
       entryAreas(p.keys, p.slotKeys, p.keyPageStride, p.keyAreaStride, head);
   const uint8_t *area =
       areaAt(areas, entryPage(p.slotOf, page, int(p.kvHeads), head));
-  summariseBlock<D>(area, slot, selectable - first,
-                    summaryOf(p, page, head, slot / block, D));
+  summariseBlock<Rows, D>(area, p.keyForm, slot, selectable - first,
+                          summaryOf(p, page, head, slot / block, D));
+}
+
+/// fn(Rows, D) for the cache's entries and head dimension 64 or 128;
+/// false for another.
+template <typename Fn>
+bool withRows(SparseEntries entries, uint32_t headDim, const Fn &fn) {
+  auto forDim = [&](auto d) {
+    constexpr int D = decltype(d)::value;
+    return entries == SparseEntries::Fp8E4M3 ? fn(Fp8Rows<D>{}, d)
+                                             : fn(Bf16Rows<D>{}, d);
+  };
+  return headDim == 64    ? forDim(std::integral_constant<int, 64>{})
+         : headDim == 128 ? forDim(std::integral_constant<int, 128>{})
+                          : false;
 }
 
 } // namespace
@@ -117,28 +134,23 @@ bool launchBuildSummaries(const SparseKernelParams &p, uint32_t headDim,
                           uint32_t count, cudaStream_t stream) {
   if (count == 0)
     return true;
-  const dim3 grid(count, p.kvHeads);
-  if (headDim == 64)
-    buildKernel<64><<<grid, kSummaryThreads, 0, stream>>>(p, pages, slots);
-  else if (headDim == 128)
-    buildKernel<128><<<grid, kSummaryThreads, 0, stream>>>(p, pages, slots);
-  else
-    return false;
-  return cudaPeekAtLastError() == cudaSuccess;
+  return withRows(p.entries, headDim, [&](auto rows, auto d) {
+    buildKernel<decltype(rows), decltype(d)::value>
+        <<<dim3(count, p.kvHeads), kSummaryThreads, 0, stream>>>(p, pages,
+                                                                 slots);
+    return cudaPeekAtLastError() == cudaSuccess;
+  });
 }
 
 bool launchUpdateSummaries(const SparseKernelParams &p, uint32_t headDim,
                            uint32_t batch, cudaStream_t stream) {
   if (batch == 0)
     return true;
-  const dim3 grid(p.kvHeads, batch);
-  if (headDim == 64)
-    updateKernel<64><<<grid, kSummaryThreads, 0, stream>>>(p);
-  else if (headDim == 128)
-    updateKernel<128><<<grid, kSummaryThreads, 0, stream>>>(p);
-  else
-    return false;
-  return cudaPeekAtLastError() == cudaSuccess;
+  return withRows(p.entries, headDim, [&](auto rows, auto d) {
+    updateKernel<decltype(rows), decltype(d)::value>
+        <<<dim3(p.kvHeads, batch), kSummaryThreads, 0, stream>>>(p);
+    return cudaPeekAtLastError() == cudaSuccess;
+  });
 }
 
 } // namespace kvrt::cuda

@@ -24,14 +24,14 @@
 //   their codes; of other quantized caches (KIVI, low-rank) or offloaded
 //   layers it runs its rows through the decode kernels, which read the
 //   chunk's own tokens encoded.
-// - Sparse selection (AttentionParams.select) runs for bf16 caches, by
-//   the kernels of SparseSelect.h: a selecting layer keeps block summaries
-//   beside its pages, rebuilt for the pages a prefill wrote and, each
-//   decode step, for the block of each row's newest selectable entry; its
-//   decode rows (a sequence's only row in the batch, as on the CPU) select
-//   and attend sparsely, its prefill rows attend densely. The selection
-//   ranks in fp32 where the CPU ranks in double: a near tie may go the
-//   other way.
+// - Sparse selection (AttentionParams.select) runs for bf16 and fp8 e4m3
+//   caches without exact sinks or window, by the kernels of
+//   SparseSelect.h: a selecting layer keeps block summaries beside its
+//   pages, rebuilt for the pages a prefill wrote and, each decode step, for
+//   the block of each row's newest selectable entry; its decode rows (a
+//   sequence's only row in the batch, as on the CPU) select and attend
+//   sparsely, its prefill rows attend densely. The selection ranks in fp32
+//   where the CPU ranks in double: a near tie may go the other way.
 // - Offload (prefetch calls, OffloadedPages.h) keeps an offloaded layer's
 //   pages in mapped host memory and a budget of them in device slots,
 //   chosen by the schedule the CPU backend counts with; runner-up
@@ -782,13 +782,18 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
       return Status::error(where + ": " + planned.status().message());
     if (auto found = selecting.find(c.layer()); found != selecting.end()) {
       const Step &s = *found->second;
-      if (spec.key.kind != cuda::DeviceSideLayout::Kind::Bf16 ||
-          spec.value.kind != cuda::DeviceSideLayout::Kind::Bf16)
+      using Kind = cuda::DeviceSideLayout::Kind;
+      const bool readable =
+          spec.key.kind == spec.value.kind &&
+          (spec.key.kind == Kind::Bf16 || spec.key.kind == Kind::Fp8E4M3);
+      if (!readable || spec.keepsExact())
         return Status::error(
-            where + " selects entries sparsely over a quantized cache, and "
-                    "the cuda backend selects over bf16 caches only; run "
-                    "this artifact on the cpu backend, or compile it "
-                    "without kv-quantize for the GPU");
+            where + " selects entries sparsely over a cache the cuda "
+                    "backend does not select over (it reads bf16 and fp8 "
+                    "e4m3 caches without exact sinks or window); run this "
+                    "artifact on the cpu backend, or compile it with "
+                    "kv-quantize{encoding=fp8} or without kv-quantize for "
+                    "the GPU");
       cuda::SparseDecodeShape shape{
           1, uint32_t(s.heads), c.kv_heads(), c.head_dim(), pageSize,
           1, spec.key,          spec.value,   s.select};

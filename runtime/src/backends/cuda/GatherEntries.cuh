@@ -1,9 +1,14 @@
-//===- GatherEntries.cuh - Unrolled gathers of selected bf16 entries ------===//
+//===- GatherEntries.cuh - Unrolled gathers of selected entries -----------===//
 //
-// The sparse kernels read listed entries (page, slot) of a bf16 area, four
-// entries a warp: an eight of lanes per entry, lane `part` holding its
-// 16-byte chunks part, part + 8, ... All U entries' loads are issued before
-// any is used, so a warp waits for one round trip, not U.
+// The sparse kernels read listed entries (page, slot) of an area, four
+// entries a warp: an eight of lanes per entry, lane `part` holding D / 8 of
+// its coordinates, decoded to fp32 in registers. All U entries' loads are
+// issued before any is used, so a warp waits for one round trip, not U.
+// The forms (SparseKernels.h's SparseEntries):
+//   Bf16Rows  16-byte chunks part, part + 8, ... (Bf16Entries' channels);
+//   Fp8Rows   the D / 8 codes from part * D / 8, read as 4-byte words (an
+//             entry is 4-byte aligned), and the slot's or head's f32
+//             scale: code * scale in fp32, as the CPU's codec decodes.
 //
 // An entry names its page by a signed index: x >= 0 is an area of `near`
 // (the pool, or an offloaded layer's device slots), x < 0 the page -1 - x
@@ -13,6 +18,9 @@
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_GATHERENTRIES_CUH
 #define KVRT_BACKENDS_CUDA_GATHERENTRIES_CUH
+
+#include "runtime/src/backends/cuda/EntryDecode.cuh"
+#include "runtime/src/backends/cuda/SparseKernels.h"
 
 #include <cstdint>
 #include <cuda_runtime.h>
@@ -59,22 +67,101 @@ __device__ __forceinline__ const uint8_t *areaAt(const EntryAreas &areas,
                  : areas.far + size_t(-1 - at) * areas.farStride;
 }
 
-/// Entries rows[base + 4u + item] for u < U of `areas` (D bf16 a slot)
-/// into chunks[u]; past `n` the last entry is read again (the caller drops
-/// it). `at[u]` says which was read.
-template <int D, int U>
-__device__ __forceinline__ void
-gatherEntries(const EntryAreas &areas, const int2 *rows, int base, int item,
-              int part, int n, uint4 (&chunks)[U][D / 64], int2 (&at)[U]) {
-#pragma unroll
-  for (int u = 0; u < U; ++u) {
-    at[u] = rows[min(base + 4 * u + item, n - 1)];
-    const uint8_t *entry = areaAt(areas, at[u].x) + size_t(at[u].y) * 2 * D;
+template <int D> struct Bf16Rows {
+  static constexpr int kDims = D / 8;
+  struct Raw {
+    uint4 chunk[D / 64];
+  };
+
+  /// Coordinate of the lane's i-th value.
+  __device__ __forceinline__ static int dim(int part, int i) {
+    return Bf16Entries<D>::dim(part, i);
+  }
+  /// Slot `slot` of the area whose codes start at `codes`.
+  __device__ __forceinline__ static void load(const uint8_t *codes, int slot,
+                                              const EntryForm &form, int part,
+                                              Raw &raw) {
+    const uint8_t *entry = codes + size_t(slot) * form.entryBytes;
 #pragma unroll
     for (int c = 0; c < D / 64; ++c)
-      chunks[u][c] =
+      raw.chunk[c] =
           *reinterpret_cast<const uint4 *>(entry + (part + 8 * c) * 16);
   }
+  __device__ __forceinline__ static void decode(const Raw &raw,
+                                                float (&x)[kDims]) {
+#pragma unroll
+    for (int c = 0; c < D / 64; ++c) {
+      const uint32_t w[4] = {raw.chunk[c].x, raw.chunk[c].y, raw.chunk[c].z,
+                             raw.chunk[c].w};
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        x[8 * c + 2 * k] = __uint_as_float(w[k] << 16);
+        x[8 * c + 2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+      }
+    }
+  }
+};
+
+template <int D> struct Fp8Rows {
+  static constexpr int kDims = D / 8, kWords = D / 32;
+  struct Raw {
+    uint32_t word[kWords];
+    float scale;
+  };
+
+  __device__ __forceinline__ static int dim(int part, int i) {
+    return part * kDims + i;
+  }
+  __device__ __forceinline__ static void load(const uint8_t *codes, int slot,
+                                              const EntryForm &form, int part,
+                                              Raw &raw) {
+    const uint8_t *entry = codes + size_t(slot) * form.entryBytes;
+#pragma unroll
+    for (int j = 0; j < kWords; ++j)
+      raw.word[j] =
+          *reinterpret_cast<const uint32_t *>(entry + part * kDims + 4 * j);
+    raw.scale = *reinterpret_cast<const float *>(
+        (form.slotScales ? entry : codes) + form.scaleOffset);
+  }
+  __device__ __forceinline__ static void decode(const Raw &raw,
+                                                float (&x)[kDims]) {
+#pragma unroll
+    for (int j = 0; j < kWords; ++j) {
+      const float2 lo = decodeE4M3x2(raw.word[j]);
+      const float2 hi = decodeE4M3x2(raw.word[j] >> 16);
+      x[4 * j] = lo.x * raw.scale;
+      x[4 * j + 1] = lo.y * raw.scale;
+      x[4 * j + 2] = hi.x * raw.scale;
+      x[4 * j + 3] = hi.y * raw.scale;
+    }
+  }
+};
+
+/// Entries rows[base + 4u + item] for u < U of `areas` into raw[u]; past
+/// `n` the last entry is read again (the caller drops it).
+template <typename Rows, int U>
+__device__ __forceinline__ void
+gatherEntries(const EntryAreas &areas, const EntryForm &form, const int2 *rows,
+              int base, int item, int part, int n,
+              typename Rows::Raw (&raw)[U]) {
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int2 at = rows[min(base + 4 * u + item, n - 1)];
+    Rows::load(areaAt(areas, at.x), at.y, form, part, raw[u]);
+  }
+}
+
+/// kernelInstance() for the form of `entries`: pick(rows, D, G), rows a
+/// Bf16Rows<D> or an Fp8Rows<D>.
+template <typename Pick>
+const void *rowsInstance(SparseEntries entries, uint32_t headDim,
+                         uint32_t groupCapacity, const Pick &pick) {
+  return kernelInstance(headDim, groupCapacity, [&](auto d, auto g) {
+    constexpr int D = decltype(d)::value;
+    return entries == SparseEntries::Fp8E4M3
+               ? reinterpret_cast<const void *>(pick(Fp8Rows<D>{}, d, g))
+               : reinterpret_cast<const void *>(pick(Bf16Rows<D>{}, d, g));
+  });
 }
 
 } // namespace kvrt::cuda

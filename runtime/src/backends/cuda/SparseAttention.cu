@@ -3,9 +3,11 @@
 // One thread block per (split, KV head, row) takes up to splitEntries
 // items of the row's list: the entries level 2 kept (SparseSelection), then
 // the row's newest token. It looks up each item's page once, then reads
-// keys and values straight from the pool, 16 bytes a lane, eight lanes an
-// entry (Bf16Entries' channels), four entries a warp and kUnroll of those
-// in flight per lane, every load serving all query heads of the group:
+// keys and values straight from the pool, eight lanes an entry
+// (GatherEntries.cuh: 16-byte chunks of bf16, 4-byte words of fp8 codes
+// and their scale, decoded in registers), four entries a warp and kUnroll
+// of those in flight per lane, every load serving all query heads of the
+// group:
 //
 //   keys:   dots with the group's queries (scale * log2(e) folded in),
 //           summed over the eight by reduceScatter(); -inf where the stored
@@ -15,7 +17,7 @@
 //   values: weight * value into fp32 registers, summed over the warp's four
 //           entries by shuffles and over the warps in shared memory.
 //
-// Gathered rows are 256 or 128 bytes anywhere in the pool, so plain loads
+// Gathered rows are 64 to 256 bytes anywhere in the pool, so plain loads
 // (several in flight) serve better than bulk copies of whole tiles. The
 // splits leave partials that SplitReduce.cu merges, as the dense kernels
 // do.
@@ -30,10 +32,12 @@
 namespace kvrt::cuda {
 namespace {
 
-template <int D, int G>
+/// Keys and values of the form `Rows` (both sides of a cache in one
+/// encoding).
+template <typename Rows, int D, int G>
 __global__ void __launch_bounds__(kSparseSplitThreads)
     sparseSplitKernel(const SparseKernelParams p) {
-  constexpr int kDims = D / 8, kChunks = D / 64, kUnroll = 4;
+  constexpr int kDims = D / 8, kUnroll = 4;
   constexpr int kWarps = int(kSparseSplitThreads) / 32;
   __shared__ float scores[G][kMaxSplitEntries];
   __shared__ int2 rows[kMaxSplitEntries];
@@ -92,39 +96,33 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
     for (int g = 0; g < G; ++g)
 #pragma unroll
       for (int i = 0; i < kDims; ++i)
-        q[g][i] = g < group
-                      ? rowQ[g * D + Bf16Entries<D>::dim(part, i)] * p.scaleLog2
-                      : 0.0f;
+        q[g][i] =
+            g < group ? rowQ[g * D + Rows::dim(part, i)] * p.scaleLog2 : 0.0f;
   }
   const EntryAreas keyAreas =
       entryAreas(p.keys, p.slotKeys, p.keyPageStride, p.keyAreaStride, kvHead);
   for (int base = warp * 4 * kUnroll; base < n; base += kWarps * 4 * kUnroll) {
-    uint4 k[kUnroll][kChunks];
-    int2 at[kUnroll];
+    typename Rows::Raw k[kUnroll];
     // Past the end the eight reads the last item again; dropped below.
-    gatherEntries<D, kUnroll>(keyAreas, rows, base, item, part, n, k, at);
+    gatherEntries<Rows, kUnroll>(keyAreas, p.keyForm, rows, base, item, part, n,
+                                 k);
     int position[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
       position[u] = rowPositions[min(base + 4 * u + item, n - 1)];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
+      float x[kDims];
+      Rows::decode(k[u], x);
       float s[G];
 #pragma unroll
       for (int g = 0; g < G; ++g)
         s[g] = 0.0f;
 #pragma unroll
-      for (int c = 0; c < kChunks; ++c) {
-        const uint32_t w[4] = {k[u][c].x, k[u][c].y, k[u][c].z, k[u][c].w};
+      for (int i = 0; i < kDims; ++i)
 #pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          const float x =
-              __uint_as_float(e % 2 ? w[e / 2] & 0xffff0000u : w[e / 2] << 16);
-#pragma unroll
-          for (int g = 0; g < G; ++g)
-            s[g] = fmaf(q[g][8 * c + e], x, s[g]);
-        }
-      }
+        for (int g = 0; g < G; ++g)
+          s[g] = fmaf(q[g][i], x[i], s[g]);
       int head;
       const float score = reduceScatter<G>(s, part, head);
       const int r = base + 4 * u + item;
@@ -155,9 +153,9 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   const EntryAreas valueAreas = entryAreas(
       p.values, p.slotValues, p.valuePageStride, p.valueAreaStride, kvHead);
   for (int base = warp * 4 * kUnroll; base < n; base += kWarps * 4 * kUnroll) {
-    uint4 v[kUnroll][kChunks];
-    int2 at[kUnroll];
-    gatherEntries<D, kUnroll>(valueAreas, rows, base, item, part, n, v, at);
+    typename Rows::Raw v[kUnroll];
+    gatherEntries<Rows, kUnroll>(valueAreas, p.valueForm, rows, base, item,
+                                 part, n, v);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int r = base + 4 * u + item;
@@ -165,18 +163,13 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
 #pragma unroll
       for (int g = 0; g < G; ++g)
         w[g] = r < n && g < group ? scores[g][r] : 0.0f;
+      float x[kDims];
+      Rows::decode(v[u], x);
 #pragma unroll
-      for (int c = 0; c < kChunks; ++c) {
-        const uint32_t x[4] = {v[u][c].x, v[u][c].y, v[u][c].z, v[u][c].w};
+      for (int i = 0; i < kDims; ++i)
 #pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          const float value =
-              __uint_as_float(e % 2 ? x[e / 2] & 0xffff0000u : x[e / 2] << 16);
-#pragma unroll
-          for (int g = 0; g < G; ++g)
-            acc[g][8 * c + e] = fmaf(w[g], value, acc[g][8 * c + e]);
-        }
-      }
+        for (int g = 0; g < G; ++g)
+          acc[g][i] = fmaf(w[g], x[i], acc[g][i]);
     }
   }
 
@@ -194,7 +187,7 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
       if (g < group)
 #pragma unroll
         for (int i = 0; i < kDims; ++i)
-          perWarp[warp][g][Bf16Entries<D>::dim(part, i)] = acc[g][i];
+          perWarp[warp][g][Rows::dim(part, i)] = acc[g][i];
   }
   __syncthreads();
   for (int e = tid; e < group * D; e += kSparseSplitThreads) {
@@ -222,9 +215,10 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
 bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
                         uint32_t groupCapacity, uint32_t batch,
                         cudaStream_t stream) {
-  const void *kernel =
-      kernelInstance(headDim, groupCapacity, [](auto d, auto g) {
-        return &sparseSplitKernel<decltype(d)::value, decltype(g)::value>;
+  const void *kernel = rowsInstance(
+      p.entries, headDim, groupCapacity, [](auto rows, auto d, auto g) {
+        return &sparseSplitKernel<decltype(rows), decltype(d)::value,
+                                  decltype(g)::value>;
       });
   if (!kernel)
     return false;

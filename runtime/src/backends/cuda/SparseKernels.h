@@ -16,7 +16,8 @@ namespace kvrt::cuda {
 
 /// The instance `pick(D, G)` returns (a kernel's address, D and G as
 /// std::integral_constant) for head dimension 64 or 128 and group capacity
-/// 1, 2, 4 or 8; null for any other.
+/// 1, 2, 4 or 8; null for any other. (The launchers pick the entries'
+/// form, GatherEntries.cuh, first.)
 template <typename Pick>
 const void *kernelInstance(uint32_t headDim, uint32_t groupCapacity,
                            const Pick &pick) {
@@ -50,9 +51,26 @@ inline constexpr uint32_t kSparseSplitThreads = 128;
 /// shared memory).
 inline constexpr uint32_t kMaxSplitEntries = 512;
 
+/// The encodings the sparse kernels read: both sides of a cache in one.
+enum class SparseEntries : uint8_t { Bf16, Fp8E4M3 };
+
+/// Where one side's entries and scales sit (DeviceSideLayout's fields),
+/// relative to the codes of slot 0 of an area.
+struct EntryForm {
+  /// Bytes from one slot's codes to the next slot's.
+  uint32_t entryBytes;
+  /// fp8: with slotScales, each slot's f32 scale this many bytes after its
+  /// codes; otherwise the head's scale this many bytes from slot 0's codes
+  /// (negative: it leads the area).
+  int32_t scaleOffset;
+  bool slotScales;
+};
+
 struct SparseKernelParams {
-  /// Slot 0 of KV head 0's key (value) area of page 0; page p's head h at
-  /// p * pageStride + h * areaStride bytes from there.
+  SparseEntries entries;
+  EntryForm keyForm, valueForm;
+  /// Slot 0's codes of KV head 0's key (value) area of page 0; page p's
+  /// head h at p * pageStride + h * areaStride bytes from there.
   const uint8_t *keys;
   const uint8_t *values;
   uint64_t keyAreaStride, keyPageStride;

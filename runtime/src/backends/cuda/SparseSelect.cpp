@@ -37,14 +37,24 @@ Status checkCache(uint32_t headDim, uint32_t pageSize, uint32_t block,
     return Status::error("sparse attention on CUDA takes head dimensions 64 "
                          "and 128, not " +
                          std::to_string(headDim));
-  if (key.kind != DeviceSideLayout::Kind::Bf16 ||
-      value.kind != DeviceSideLayout::Kind::Bf16)
-    return Status::error("sparse attention on CUDA reads bf16 caches only");
-  for (const DeviceSideLayout *side : {&key, &value})
-    if (side->entryBytes != 2 * headDim || side->codesOffset % 16 ||
-        side->areaStride % 16)
-      return Status::error("sparse attention on CUDA needs bf16 entries of 2 "
-                           "bytes a channel, 16-byte aligned");
+  using Kind = DeviceSideLayout::Kind;
+  if (key.kind != value.kind ||
+      (key.kind != Kind::Bf16 && key.kind != Kind::Fp8E4M3))
+    return Status::error("sparse attention on CUDA reads caches whose keys "
+                         "and values are both bf16 or both fp8 e4m3");
+  for (const DeviceSideLayout *side : {&key, &value}) {
+    const bool bf16 = side->kind == Kind::Bf16;
+    // The gathers' widest loads: 16 bytes of bf16, 4 of fp8 codes.
+    const uint32_t alignment = bf16 ? 16 : 4;
+    const bool sized =
+        bf16 ? side->entryBytes == 2 * headDim
+             : side->entryBytes == headDim + (side->slotScales ? 4 : 0);
+    if (!sized || side->codesOffset % alignment ||
+        side->entryBytes % alignment || side->areaStride % 16)
+      return Status::error("sparse attention on CUDA needs entries of 2 "
+                           "bytes a channel (bf16) or 1 and a 4-byte scale "
+                           "(fp8), aligned to their loads");
+  }
   if (block == 0 || pageSize % block)
     return Status::error(
         "sparse selection's block of " + std::to_string(block) +
@@ -52,10 +62,24 @@ Status checkCache(uint32_t headDim, uint32_t pageSize, uint32_t block,
   return Status::ok();
 }
 
+EntryForm entryForm(const DeviceSideLayout &side) {
+  // A head's scale leads its area, before slot 0's codes.
+  return {side.entryBytes,
+          side.slotScales
+              ? int32_t(side.scaleOffset)
+              : int32_t(side.scaleOffset) - int32_t(side.codesOffset),
+          side.slotScales};
+}
+
 /// The parameters every sparse kernel reads of the cache.
 SparseKernelParams cacheParams(const PagedKvView &cache,
                                const uint16_t *summaries, uint32_t block) {
   SparseKernelParams p = {};
+  p.entries = cache.key.kind == DeviceSideLayout::Kind::Fp8E4M3
+                  ? SparseEntries::Fp8E4M3
+                  : SparseEntries::Bf16;
+  p.keyForm = entryForm(cache.key);
+  p.valueForm = entryForm(cache.value);
   p.keys = cache.keys + cache.key.codesOffset;
   p.values = cache.values + cache.value.codesOffset;
   p.keyAreaStride = cache.key.areaStride;

@@ -1,15 +1,16 @@
 //===- SparseSelect.h - Two-level sparse decode on the GPU ------*- C++ -*-===//
 //
 // Sparse selection (runtime/src/sparse/TwoLevel.h, the same rule) and
-// attention over what it selects, for bf16 caches: what cpu::attention
+// attention over what it selects, for bf16 and fp8 e4m3 caches (per-head
+// or per-slot scales; GatherEntries.cuh decodes them): what cpu::attention
 // computes for decode rows with AttentionParams::select set. Row b's pages
 // hold lengths[b] tokens; the newest is this step's token (still in the
 // tail on the CPU): it is always attended and never selected from. The
 // lengths[b] - 1 entries before it are the selectable ones:
 //
 //   summaries  per (page, KV head, block of `block` slots) the per-channel
-//              minimum and maximum of the stored keys (bf16 keys are exact
-//              bf16 bounds: nothing to round);
+//              minimum and maximum of the stored keys as decoded, rounded
+//              outward to bf16 (bf16 keys' bounds are exact);
 //   level 1    one launch: Quest's bound of every selectable block for each
 //              query head of the group in fp32, ranked across the heads,
 //              the first and the newest block forced, the topBlocks best

@@ -9,9 +9,10 @@
 // row spread over many SMs, and the selection needs no second launch.
 //
 // Lanes work in eights, four items a warp: lane `part` of an eight reads
-// 16-byte chunks part, part + 8, ... of the item (a block's lower bounds
-// and upper bounds, or an entry's keys), owns their channels for every
-// query head (Bf16Entries::dim), and the eight sum with reduceScatter().
+// its share of the item (16-byte chunks part, part + 8, ... of a block's
+// bf16 lower and upper bounds; an entry's keys as GatherEntries.cuh reads
+// them, decoded), owns those channels for every query head, and the eight
+// sum with reduceScatter().
 // Quest's bound is sum_d q_d (q_d >= 0 ? hi_d : lo_d), which is
 // max(q_d lo_d, q_d hi_d) exactly. Queries are not scaled: the ranks are
 // those of sparse/TwoLevel.cpp, in fp32.
@@ -29,8 +30,9 @@ namespace {
 
 constexpr int kSelectWarps = int(kSelectThreads) / 32;
 
-/// Query head g of KV head `kvHead`'s group in row b, the lane's channels.
-template <int D, int G>
+/// Query head g of KV head `kvHead`'s group in row b, the channels the
+/// lane owns in entries of form `Rows`.
+template <typename Rows, int D, int G>
 __device__ void loadQueries(const SparseKernelParams &p, int b, int kvHead,
                             int part, float (&q)[G][D / 8]) {
   const int group = int(p.group);
@@ -39,7 +41,7 @@ __device__ void loadQueries(const SparseKernelParams &p, int b, int kvHead,
   for (int g = 0; g < G; ++g)
 #pragma unroll
     for (int i = 0; i < D / 8; ++i)
-      q[g][i] = g < group ? rowQ[g * D + Bf16Entries<D>::dim(part, i)] : 0.0f;
+      q[g][i] = g < group ? rowQ[g * D + Rows::dim(part, i)] : 0.0f;
 }
 
 /// Channel 2w + e of a chunk's word w, as a float.
@@ -176,7 +178,8 @@ __global__ void __launch_bounds__(kSelectThreads, (D * G <= 512 ? 2 : 1))
   __syncthreads();
 
   float q[G][kDims];
-  loadQueries<D, G>(p, b, kvHead, part, q);
+  // The summaries are bf16 whatever the cache's encoding.
+  loadQueries<Bf16Rows<D>, D, G>(p, b, kvHead, part, q);
   float *bounds = p.bounds + size_t(row) * group * p.maxBlocks;
   for (int base = first + warp * 4 * kUnroll; base < end;
        base += kSelectWarps * 4 * kUnroll) {
@@ -258,10 +261,10 @@ __global__ void __launch_bounds__(kSelectThreads, (D * G <= 512 ? 2 : 1))
   }
 }
 
-template <int D, int G>
+template <typename Rows, int D, int G>
 __global__ void __launch_bounds__(kSelectThreads)
     selectEntriesKernel(const SparseKernelParams p) {
-  constexpr int kDims = D / 8, kChunks = D / 64, kUnroll = 4;
+  constexpr int kDims = D / 8, kUnroll = 4;
   // The chunk's entries as (page, slot) while scoring, then the row's keys
   // in the last block to arrive.
   extern __shared__ __align__(16) uint32_t keys[];
@@ -338,32 +341,28 @@ __global__ void __launch_bounds__(kSelectThreads)
   }
 
   float q[G][kDims];
-  loadQueries<D, G>(p, b, kvHead, part, q);
+  loadQueries<Rows, D, G>(p, b, kvHead, part, q);
   const EntryAreas areas =
       entryAreas(p.keys, p.slotKeys, p.keyPageStride, p.keyAreaStride, kvHead);
   float *scores = p.scores + size_t(row) * group * p.maxCandidates;
   for (int base = warp * 4 * kUnroll; base < n;
        base += kSelectWarps * 4 * kUnroll) {
-    uint4 k[kUnroll][kChunks];
-    int2 at[kUnroll];
-    gatherEntries<D, kUnroll>(areas, rows, base, item, part, n, k, at);
+    typename Rows::Raw k[kUnroll];
+    gatherEntries<Rows, kUnroll>(areas, p.keyForm, rows, base, item, part, n,
+                                 k);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
+      float x[kDims];
+      Rows::decode(k[u], x);
       float s[G];
 #pragma unroll
       for (int g = 0; g < G; ++g)
         s[g] = 0.0f;
 #pragma unroll
-      for (int c = 0; c < kChunks; ++c) {
-        const uint32_t w[4] = {k[u][c].x, k[u][c].y, k[u][c].z, k[u][c].w};
+      for (int i = 0; i < kDims; ++i)
 #pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          const float x = bf16At(w[e / 2], e % 2);
-#pragma unroll
-          for (int g = 0; g < G; ++g)
-            s[g] = fmaf(q[g][8 * c + e], x, s[g]);
-        }
-      }
+        for (int g = 0; g < G; ++g)
+          s[g] = fmaf(q[g][i], x[i], s[g]);
       int head;
       const float score = reduceScatter<G>(s, part, head);
       const int r = base + 4 * u + item;
@@ -420,9 +419,10 @@ bool launchSelectEntries(const SparseKernelParams &p, uint32_t headDim,
                          uint32_t groupCapacity, uint32_t chunks,
                          uint32_t batch, size_t sharedBytes,
                          cudaStream_t stream) {
-  const void *kernel =
-      kernelInstance(headDim, groupCapacity, [](auto d, auto g) {
-        return &selectEntriesKernel<decltype(d)::value, decltype(g)::value>;
+  const void *kernel = rowsInstance(
+      p.entries, headDim, groupCapacity, [](auto rows, auto d, auto g) {
+        return &selectEntriesKernel<decltype(rows), decltype(d)::value,
+                                    decltype(g)::value>;
       });
   return launch(kernel, p, chunks, batch, sharedBytes, stream);
 }
