@@ -184,7 +184,6 @@ void runSparseBench(uint32_t multiprocessors, int reps) {
               orDie(planSparseDecode(shape, multiprocessors));
           DeviceBuffer workspace =
               orDie(DeviceBuffer::allocate(plan.workspaceBytes));
-          orDie(prepareSparseWorkspace(workspace.get(), plan, nullptr));
           SparseDecodeArgs args;
           args.cache = view;
           args.summaries = summaries.as<uint16_t>();

@@ -353,8 +353,7 @@ private:
   int64_t widestKv_ = 0;
   /// Sparse selection: whether a layer selects, the workspace every
   /// selecting layer uses in turn (allocated once: a captured graph holds
-  /// its address, and the arrival counters in it are zeroed once), and the
-  /// decode rows one launch takes.
+  /// its address), and the decode rows one launch takes.
   bool selects_ = false;
   DeviceBuffer sparseWorkspace_;
   uint32_t sparseBatch_ = 0;
@@ -930,20 +929,6 @@ Status CudaBackend::prepareSparse(uint64_t pages, uint64_t longest) {
                          workspace.status().message());
   sparseWorkspace_ = std::move(*workspace);
   sparseBatch_ = size->maxBatch;
-  // Every plan keeps its arrival counters at the workspace's start, one
-  // pair per row and KV head, and each call leaves them zero: zeroing the
-  // largest plan's once serves every later call.
-  for (cuda::SparseDecodeShape shape : shapes) {
-    shape.batch = sparseBatch_;
-    StatusOr<cuda::SparseDecodePlan> plan =
-        cuda::planSparseDecode(shape, multiprocessors_);
-    if (!plan)
-      return plan.status();
-    KVRT_RETURN_IF_ERROR(
-        cuda::prepareSparseWorkspace(sparseWorkspace_.get(), *plan, stream_));
-  }
-  if (cudaError_t e = cudaStreamSynchronize(stream_))
-    return cudaFailed("preparing the sparse workspace", e);
   return Status::ok();
 }
 

@@ -43,9 +43,11 @@ const void *kernelInstance(uint32_t headDim, uint32_t groupCapacity,
                           : nullptr;
 }
 
-/// Threads of the summary and selection kernels, and of a sparse split.
+/// Threads of the summary and selection kernels, of level 2's ranking, and
+/// of a sparse split.
 inline constexpr uint32_t kSummaryThreads = 128;
 inline constexpr uint32_t kSelectThreads = 256;
+inline constexpr uint32_t kRankThreads = 1024;
 inline constexpr uint32_t kSparseSplitThreads = 128;
 /// At most this many listed entries per split (its scores sit in static
 /// shared memory).
@@ -105,11 +107,9 @@ struct SparseKernelParams {
   /// scale * log2(e): attention uses exp2.
   float scaleLog2;
   int32_t slidingWindow;
-  /// The workspace (SparseDecodePlan's offsets): two counters per row
-  /// (level 1, then level 2), the selection, [r][group][maxBlocks] bounds,
-  /// [r][group][maxCandidates] scores, the splits' partials as
-  /// SplitReduce.cu reads them.
-  uint32_t *counters;
+  /// The workspace (SparseDecodePlan's offsets): the selection,
+  /// [r][group][maxBlocks] bounds, [r][group][maxCandidates] scores, the
+  /// splits' partials as SplitReduce.cu reads them.
   SparseSelection selection;
   /// SparseDecodeArgs::hostBlockCounts and hostBlocks.
   uint32_t *hostBlockCounts;
@@ -131,14 +131,16 @@ bool launchBuildSummaries(const SparseKernelParams &p, uint32_t headDim,
 bool launchUpdateSummaries(const SparseKernelParams &p, uint32_t headDim,
                            uint32_t batch, cudaStream_t stream);
 
-/// TwoLevelSelect.cu: levels 1 and 2, grids (chunks, kvHeads, batch).
+/// TwoLevelSelect.cu: levels 1 and 2, grids (chunks, kvHeads, batch);
+/// level 2 then ranks in a second launch, grid (kvHeads, batch).
 bool launchSelectBlocks(const SparseKernelParams &p, uint32_t headDim,
                         uint32_t groupCapacity, uint32_t chunks, uint32_t batch,
-                        size_t sharedBytes, cudaStream_t stream);
+                        size_t boundSharedBytes, size_t rankSharedBytes,
+                        cudaStream_t stream);
 bool launchSelectEntries(const SparseKernelParams &p, uint32_t headDim,
                          uint32_t groupCapacity, uint32_t chunks,
-                         uint32_t batch, size_t sharedBytes,
-                         cudaStream_t stream);
+                         uint32_t batch, size_t scoreSharedBytes,
+                         size_t rankSharedBytes, cudaStream_t stream);
 
 /// SparseAttention.cu: the splits, grid (splits, kvHeads, batch).
 bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,

@@ -23,8 +23,8 @@ namespace {
 
 constexpr uint32_t kSelectBlocksPerMultiprocessor = 4;
 constexpr uint32_t kSplitBlocksPerMultiprocessor = 8;
-/// Dynamic shared memory a selection kernel may take beside its static
-/// arrays (about 1.5 KB).
+/// Dynamic shared memory a ranking kernel may take beside its static
+/// arrays (about 2.2 KB).
 constexpr size_t kMaxDynamicSharedBytes = 220 * 1024;
 
 uint32_t ceilDiv(uint64_t a, uint64_t b) { return uint32_t((a + b - 1) / b); }
@@ -142,7 +142,6 @@ StatusOr<SparseKernelParams> decodeParams(const SparseDecodeArgs &args,
   p.scaleLog2 = args.scale * 1.4426950408889634f;
   p.slidingWindow = args.slidingWindow;
   uint8_t *base = static_cast<uint8_t *>(args.workspace);
-  p.counters = reinterpret_cast<uint32_t *>(base + plan.countersOffset);
   p.selection = sparseSelection(args.workspace, plan);
   p.bounds = reinterpret_cast<float *>(base + plan.boundsOffset);
   p.scores = reinterpret_cast<float *>(base + plan.scoresOffset);
@@ -229,10 +228,11 @@ StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
                                  64u, kMaxSplitEntries);
   plan.splits = ceilDiv(listed, plan.splitEntries);
 
-  plan.boundSharedBytes = size_t(plan.maxBlocks) * 4;
-  plan.scoreSharedBytes = std::max(size_t(plan.maxCandidates) * 4,
-                                   size_t(plan.scoreChunkSlots) * 8);
-  if (std::max(plan.boundSharedBytes, plan.scoreSharedBytes) >
+  plan.boundSharedBytes = size_t(plan.boundChunkBlocks) * 4;
+  plan.blockRankSharedBytes = size_t(plan.maxBlocks) * 4;
+  plan.scoreSharedBytes = size_t(plan.scoreChunkSlots) * 8;
+  plan.entryRankSharedBytes = size_t(plan.maxCandidates) * 4;
+  if (std::max(plan.blockRankSharedBytes, plan.entryRankSharedBytes) >
       kMaxDynamicSharedBytes)
     return Status::error(
         "sparse selection on CUDA ranks at most " +
@@ -246,7 +246,6 @@ StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
     offset = at;
     at += aligned(bytes);
   };
-  take(plan.countersOffset, size_t(rows) * 2 * 4);
   take(plan.blockCountsOffset, size_t(rows) * 4);
   take(plan.blocksOffset, size_t(rows) * policy.topBlocks * 4);
   take(plan.entryCountsOffset, size_t(rows) * 4);
@@ -269,17 +268,6 @@ SparseSelection sparseSelection(void *workspace, const SparseDecodePlan &plan) {
   return s;
 }
 
-Status prepareSparseWorkspace(void *workspace, const SparseDecodePlan &plan,
-                              cudaStream_t stream) {
-  const cudaError_t error =
-      cudaMemsetAsync(static_cast<uint8_t *>(workspace) + plan.countersOffset,
-                      0, plan.blockCountsOffset - plan.countersOffset, stream);
-  if (error != cudaSuccess)
-    return Status::error(std::string("clearing the sparse workspace failed: ") +
-                         cudaGetErrorString(error));
-  return Status::ok();
-}
-
 Status selectSparseBlocks(const SparseDecodeArgs &args,
                           const SparseDecodePlan &plan, cudaStream_t stream) {
   StatusOr<SparseKernelParams> p = decodeParams(args, plan);
@@ -287,7 +275,8 @@ Status selectSparseBlocks(const SparseDecodeArgs &args,
     return p.status();
   return launched(launchSelectBlocks(*p, args.cache.headDim, plan.groupCapacity,
                                      plan.boundChunks, args.batch,
-                                     plan.boundSharedBytes, stream),
+                                     plan.boundSharedBytes,
+                                     plan.blockRankSharedBytes, stream),
                   "sparse selection of blocks");
 }
 
@@ -299,7 +288,7 @@ Status selectSparseTokens(const SparseDecodeArgs &args,
   return launched(launchSelectEntries(*p, args.cache.headDim,
                                       plan.groupCapacity, plan.scoreChunks,
                                       args.batch, plan.scoreSharedBytes,
-                                      stream),
+                                      plan.entryRankSharedBytes, stream),
                   "sparse selection of entries");
 }
 

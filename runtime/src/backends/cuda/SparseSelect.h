@@ -11,12 +11,13 @@
 //   summaries  per (page, KV head, block of `block` slots) the per-channel
 //              minimum and maximum of the stored keys as decoded, rounded
 //              outward to bf16 (bf16 keys' bounds are exact);
-//   level 1    one launch: Quest's bound of every selectable block for each
-//              query head of the group in fp32, ranked across the heads,
-//              the first and the newest block forced, the topBlocks best
-//              kept (index order);
-//   level 2    one launch: q.k of every entry of the kept blocks, ranked
-//              likewise, the topTokens best kept (index order);
+//   level 1    Quest's bound of every selectable block for each query
+//              head of the group in fp32 (a launch spread over many SMs),
+//              then ranked across the heads, the first and the newest
+//              block forced, the topBlocks best kept (index order; a
+//              second launch, one block a row);
+//   level 2    likewise: q.k of every entry of the kept blocks, ranked
+//              the same way, the topTokens best kept (index order);
 //   attention  flash-decoding over the kept entries and the newest token,
 //              gathered through the page table, its splits merged by
 //              SplitReduce.cu.
@@ -83,14 +84,14 @@ struct SparseDecodePlan {
   /// Attention: listed entries per split, and splits per row.
   uint32_t splitEntries = 0;
   uint32_t splits = 0;
-  /// Dynamic shared memory of the level 1 and level 2 kernels.
+  /// Dynamic shared memory of the level 1 and level 2 kernels: scoring,
+  /// then ranking.
   size_t boundSharedBytes = 0;
+  size_t blockRankSharedBytes = 0;
   size_t scoreSharedBytes = 0;
-  /// Byte offsets in the workspace: the kernels' arrival counters (zero
-  /// before the first call, see prepareSparseWorkspace(); each call leaves
-  /// them zero), the selection's results (SparseSelection), per-head
-  /// bounds and scores, the splits' partials.
-  size_t countersOffset = 0;
+  size_t entryRankSharedBytes = 0;
+  /// Byte offsets in the workspace: the selection's results
+  /// (SparseSelection), per-head bounds and scores, the splits' partials.
   size_t blockCountsOffset = 0;
   size_t blocksOffset = 0;
   size_t entryCountsOffset = 0;
@@ -119,10 +120,6 @@ struct SparseSelection {
   int32_t *entries = nullptr;
 };
 SparseSelection sparseSelection(void *workspace, const SparseDecodePlan &plan);
-
-/// Zeroes the workspace's counters; once, after allocating it.
-Status prepareSparseWorkspace(void *workspace, const SparseDecodePlan &plan,
-                              cudaStream_t stream);
 
 /// An offloaded layer's pages on the device (docs/offload.md): the cache
 /// view's pages are then in mapped host memory, and the kernels read a
@@ -176,7 +173,7 @@ struct SparseDecodeArgs {
 Status updateBlockSummaries(const SparseDecodeArgs &args, uint32_t block,
                             cudaStream_t stream);
 
-/// Enqueues levels 1 and 2 (two launches, also apart: level 2 reads
+/// Enqueues levels 1 and 2 (two launches each, also apart: level 2 reads
 /// what level 1 left in the workspace).
 Status selectSparseEntries(const SparseDecodeArgs &args,
                            const SparseDecodePlan &plan, cudaStream_t stream);

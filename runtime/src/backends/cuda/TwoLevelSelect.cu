@@ -1,12 +1,15 @@
 //===- TwoLevelSelect.cu - Two-level selection of cached entries ----------===//
 //
-// Levels 1 and 2 of SparseSelect.h, one launch each for the whole batch,
-// grid (chunks, kvHeads, batch). Each thread block scores one chunk of a
-// row's items (selectable blocks, then candidate entries) for every query
-// head of the group and writes the fp32 scores to the workspace; the last
-// block of the row to arrive (a counter per row, reset by that block) ranks
-// all of them and keeps the best (BlockTopK.cuh). So the reads of a long
-// row spread over many SMs, and the selection needs no second launch.
+// Levels 1 and 2 of SparseSelect.h for the whole batch, two launches each.
+// The first, grid (chunks, kvHeads, batch), scores: each thread block takes
+// one chunk of a row's items (selectable blocks, then candidate entries)
+// for every query head of the group and writes the fp32 scores to the
+// workspace, so the reads of a long row spread over many SMs. The second,
+// grid (kvHeads, batch), ranks: one block of kRankThreads threads a row
+// ranks all of its items and keeps the best (BlockTopK.cuh). (The last
+// scoring block of a row to arrive used to rank, with its 256 threads:
+// 25 us of level 2's 53 us for 8192 candidates, 2026-12-06; four times the
+// threads make each pass over the items a quarter as long.)
 //
 // Lanes work in eights, four items a warp: lane `part` of an eight reads
 // its share of the item (16-byte chunks part, part + 8, ... of a block's
@@ -49,69 +52,49 @@ __device__ __forceinline__ float bf16At(uint32_t word, int e) {
   return __uint_as_float(e ? word & 0xffff0000u : word << 16);
 }
 
-/// Called by every thread once its scores are written: true in the block
-/// that arrives last among the row's `chunks`, which also resets the
-/// counter for the next call.
-__device__ bool arriveLast(uint32_t *counter, int chunks, bool *shared) {
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    const bool last = atomicAdd(counter, 1u) == uint32_t(chunks - 1);
-    if (last)
-      atomicExch(counter, 0u);
-    *shared = last;
-  }
-  __syncthreads();
-  if (!*shared)
-    return false;
-  __threadfence();
-  return true;
-}
-
-/// Calls fn(i, v) for the thread's items i < n (i = tid, tid + threads,
+/// Calls fn(i, v) for the thread's items i < n (i = tid, tid + Threads,
 /// ...), v[g] the score of query head g < group in `scores` (one row of
-/// `stride` floats per head, written by other blocks of this grid; -inf
-/// for g >= group). Four items' loads go out before any is used: the
-/// loads are volatile (L1 is not coherent), so the compiler would issue
-/// them one round trip at a time.
-template <int G, typename Fn>
+/// `stride` floats per head, written by the scoring launch; -inf for g >=
+/// group). Four items' loads go out before any is used.
+template <int G, int Threads, typename Fn>
 __device__ void forEachItem(const float *scores, size_t stride, int n,
                             int group, const Fn &fn) {
   constexpr int kBatch = 4;
-  for (int base = threadIdx.x; base < n; base += kBatch * kSelectThreads) {
+  for (int base = threadIdx.x; base < n; base += kBatch * Threads) {
     float v[kBatch][G];
 #pragma unroll
     for (int u = 0; u < kBatch; ++u)
 #pragma unroll
       for (int g = 0; g < G; ++g)
         v[u][g] = __ldcg(scores + min(g, group - 1) * stride +
-                         min(base + u * int(kSelectThreads), n - 1));
+                         min(base + u * Threads, n - 1));
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
 #pragma unroll
       for (int g = 0; g < G; ++g)
         v[u][g] = g < group ? v[u][g] : -INFINITY;
-      if (base + u * int(kSelectThreads) < n)
-        fn(base + u * int(kSelectThreads), v[u]);
+      if (base + u * Threads < n)
+        fn(base + u * Threads, v[u]);
     }
   }
 }
 
 /// The best score of each query head over items [0, n) of `scores`.
-template <int G>
+template <int G, int Threads>
 __device__ void bestPerHead(const float *scores, size_t stride, int n,
                             int group, float (&best)[G],
-                            float (&perWarp)[kSelectWarps][G]) {
+                            float (&perWarp)[Threads / 32][G]) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float m[G];
 #pragma unroll
   for (int g = 0; g < G; ++g)
     m[g] = -INFINITY;
-  forEachItem<G>(scores, stride, n, group, [&](int, const float (&v)[G]) {
+  forEachItem<G, Threads>(scores, stride, n, group,
+                          [&](int, const float (&v)[G]) {
 #pragma unroll
-    for (int g = 0; g < G; ++g)
-      m[g] = fmaxf(m[g], v[g]);
-  });
+                            for (int g = 0; g < G; ++g)
+                              m[g] = fmaxf(m[g], v[g]);
+                          });
 #pragma unroll
   for (int g = 0; g < G; ++g) {
     m[g] = warpMax(m[g]);
@@ -122,7 +105,7 @@ __device__ void bestPerHead(const float *scores, size_t stride, int n,
 #pragma unroll
   for (int g = 0; g < G; ++g) {
     best[g] = -INFINITY;
-    for (int w = 0; w < kSelectWarps; ++w)
+    for (int w = 0; w < Threads / 32; ++w)
       best[g] = fmaxf(best[g], perWarp[w][g]);
   }
 }
@@ -143,10 +126,8 @@ template <int D, int G>
 __global__ void __launch_bounds__(kSelectThreads, (D * G <= 512 ? 2 : 1))
     selectBlocksKernel(const SparseKernelParams p) {
   constexpr int kDims = D / 8, kChunks = D / 64, kUnroll = 2;
-  extern __shared__ __align__(16) uint32_t keys[];
-  __shared__ TopKShared topK;
-  __shared__ float perWarp[kSelectWarps][G];
-  __shared__ bool lastArrival;
+  // The chunk's pages.
+  extern __shared__ __align__(16) int32_t pageOf[];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int item = lane / 8, part = lane % 8;
   const int kvHead = blockIdx.y, b = blockIdx.z;
@@ -170,9 +151,8 @@ __global__ void __launch_bounds__(kSelectThreads, (D * G <= 512 ? 2 : 1))
   const int end = min(blocks, first + chunkBlocks);
 
   // The chunk's pages, one lookup per block, so that the loop below waits
-  // for one round trip a step (the keys take this memory later).
+  // for one round trip a step.
   const int32_t *table = p.pageTables + size_t(b) * p.pageTableStride;
-  int32_t *pageOf = reinterpret_cast<int32_t *>(keys);
   for (int j = first + tid; j < end; j += kSelectThreads)
     pageOf[j - first] = table[j * blockSize / int(p.pageSize)];
   __syncthreads();
@@ -232,45 +212,85 @@ __global__ void __launch_bounds__(kSelectThreads, (D * G <= 512 ? 2 : 1))
         bounds[size_t(head) * p.maxBlocks + j] = bound;
     }
   }
+}
 
-  if (!arriveLast(p.counters + row, chunks, &lastArrival))
-    return;
+/// The ranking launches' part, in a block of kRankThreads threads: ranks
+/// the `n` items of `scores` ([group][stride] floats) across the heads
+/// (those `forced(i)` names first) and calls emit(position, i) for the `k`
+/// best (keepBest()).
+template <int G, typename Forced, typename Emit>
+__device__ void keepBestRanked(const float *scores, size_t stride, int n,
+                               int group, int k, const Forced &forced,
+                               const Emit &emit) {
+  constexpr int kThreads = int(kRankThreads);
+  extern __shared__ __align__(16) uint32_t keys[];
+  __shared__ TopKShared topK;
+  __shared__ float perWarp[kThreads / 32][G];
   float best[G];
-  bestPerHead<G>(bounds, p.maxBlocks, blocks, group, best, perWarp);
-  // The first block (the attention sink) and the newest are always kept.
-  forEachItem<G>(bounds, p.maxBlocks, blocks, group,
-                 [&](int j, const float (&v)[G]) {
-                   keys[j] = j == 0 || j == blocks - 1
-                                 ? rankKey(INFINITY)
-                                 : rankKey(rankAcrossHeads<G>(v, best));
-                 });
+  bestPerHead<G, kThreads>(scores, stride, n, group, best, perWarp);
+  forEachItem<G, kThreads>(
+      scores, stride, n, group, [&](int i, const float (&v)[G]) {
+        keys[i] = forced(i) ? rankKey(INFINITY)
+                            : rankKey(rankAcrossHeads<G>(v, best));
+      });
   __syncthreads();
+  keepBest<kThreads>(keys, n, k, topK, emit);
+}
+
+/// Ranks the blocks selectBlocksKernel() bounded and keeps the topBlocks
+/// best, the first (the attention sink) and the newest always among them;
+/// one block a (KV head, row) (short rows are done).
+template <int G>
+__global__ void __launch_bounds__(kRankThreads)
+    rankBlocksKernel(const SparseKernelParams p) {
+  const int row = blockIdx.y * int(p.kvHeads) + blockIdx.x;
+  const int selectable = max(p.lengths[blockIdx.y] - 1, 0);
+  if (selectable <= int(p.topTokens))
+    return;
+  const int blocks = (selectable + int(p.block) - 1) / int(p.block);
   const int keep = min(int(p.topBlocks), blocks);
   int32_t *kept = p.selection.blocks + size_t(row) * p.topBlocks;
   int32_t *hostKept =
       p.hostBlocks ? p.hostBlocks + size_t(row) * p.topBlocks : nullptr;
-  keepBest<int(kSelectThreads)>(keys, blocks, keep, topK, [&](int at, int j) {
-    kept[at] = j;
-    if (hostKept)
-      hostKept[at] = j;
-  });
-  if (tid == 0) {
+  keepBestRanked<G>(
+      p.bounds + size_t(row) * p.group * p.maxBlocks, p.maxBlocks, blocks,
+      int(p.group), keep, [&](int j) { return j == 0 || j == blocks - 1; },
+      [&](int at, int j) {
+        kept[at] = j;
+        if (hostKept)
+          hostKept[at] = j;
+      });
+  if (threadIdx.x == 0) {
     p.selection.blockCounts[row] = uint32_t(keep);
     if (p.hostBlockCounts)
       p.hostBlockCounts[row] = uint32_t(keep);
   }
 }
 
+/// Level 2's candidates of row `row` (b's KV head): candidate i is entry
+/// i % block of the (i / block)-th kept block; only the last kept block
+/// can be partial (the newest one).
+struct Candidates {
+  const int32_t *chosen;
+  int block, count;
+  __device__ Candidates(const SparseKernelParams &p, int row, int selectable)
+      : chosen(p.selection.blocks + size_t(row) * p.topBlocks),
+        block(int(p.block)) {
+    const int kept = int(p.selection.blockCounts[row]);
+    count =
+        (kept - 1) * block + min(block, selectable - chosen[kept - 1] * block);
+  }
+  __device__ int entry(int i) const {
+    return chosen[i / block] * block + i % block;
+  }
+};
+
 template <typename Rows, int D, int G>
 __global__ void __launch_bounds__(kSelectThreads)
     selectEntriesKernel(const SparseKernelParams p) {
   constexpr int kDims = D / 8, kUnroll = 4;
-  // The chunk's entries as (page, slot) while scoring, then the row's keys
-  // in the last block to arrive.
-  extern __shared__ __align__(16) uint32_t keys[];
-  __shared__ TopKShared topK;
-  __shared__ float perWarp[kSelectWarps][G];
-  __shared__ bool lastArrival;
+  // The chunk's entries as (page, slot).
+  extern __shared__ __align__(16) int2 rows[];
   // A round of the chunk's kept blocks: entryPage() of each one's page,
   // and where in the page the block starts.
   __shared__ int2 blockAt[kSelectThreads];
@@ -290,19 +310,12 @@ __global__ void __launch_bounds__(kSelectThreads)
       p.selection.entryCounts[row] = uint32_t(selectable);
     return;
   }
-  // Candidate i is entry i % block of the (i / block)-th kept block; only
-  // the last kept block can be partial (the newest one).
-  const int32_t *chosen = p.selection.blocks + size_t(row) * p.topBlocks;
-  const int kept = int(p.selection.blockCounts[row]);
-  const int candidates =
-      (kept - 1) * blockSize +
-      min(blockSize, selectable - chosen[kept - 1] * blockSize);
-  auto entryOf = [&](int i) {
-    return chosen[i / blockSize] * blockSize + i % blockSize;
-  };
+  const Candidates candidate(p, row, selectable);
+  const int32_t *chosen = candidate.chosen;
+  const int candidates = candidate.count;
   if (candidates <= topTokens) {
     for (int i = blockIdx.x * kSelectThreads + tid; i < candidates; i += stride)
-      listed[i] = entryOf(i);
+      listed[i] = candidate.entry(i);
     if (blockIdx.x == 0 && tid == 0)
       p.selection.entryCounts[row] = uint32_t(candidates);
     return;
@@ -320,7 +333,6 @@ __global__ void __launch_bounds__(kSelectThreads)
   // of dependent loads.
   const int32_t *table = p.pageTables + size_t(b) * p.pageTableStride;
   const int pageSize = int(p.pageSize);
-  int2 *rows = reinterpret_cast<int2 *>(keys);
   for (int round = first / blockSize; round * blockSize < first + n;
        round += int(kSelectThreads)) {
     const int j = round + tid;
@@ -370,26 +382,33 @@ __global__ void __launch_bounds__(kSelectThreads)
         scores[size_t(head) * p.maxCandidates + first + r] = score;
     }
   }
+}
 
-  if (!arriveLast(p.counters + gridDim.z * p.kvHeads + row, chunks,
-                  &lastArrival))
+/// Ranks the candidates selectEntriesKernel() scored and keeps the
+/// topTokens best, one block a (KV head, row) (rows it listed whole are
+/// done).
+template <int G>
+__global__ void __launch_bounds__(kRankThreads)
+    rankEntriesKernel(const SparseKernelParams p) {
+  const int row = blockIdx.y * int(p.kvHeads) + blockIdx.x;
+  const int topTokens = int(p.topTokens);
+  const int selectable = max(p.lengths[blockIdx.y] - 1, 0);
+  if (selectable <= topTokens)
     return;
-  float best[G];
-  bestPerHead<G>(scores, p.maxCandidates, candidates, group, best, perWarp);
-  forEachItem<G>(scores, p.maxCandidates, candidates, group,
-                 [&](int i, const float (&v)[G]) {
-                   keys[i] = rankKey(rankAcrossHeads<G>(v, best));
-                 });
-  __syncthreads();
-  keepBest<int(kSelectThreads)>(
-      keys, candidates, topTokens, topK,
-      [&](int at, int i) { listed[at] = entryOf(i); });
-  if (tid == 0)
+  const Candidates candidate(p, row, selectable);
+  if (candidate.count <= topTokens)
+    return;
+  int32_t *listed = p.selection.entries + size_t(row) * topTokens;
+  keepBestRanked<G>(
+      p.scores + size_t(row) * p.group * p.maxCandidates, p.maxCandidates,
+      candidate.count, int(p.group), topTokens, [](int) { return false; },
+      [&](int at, int i) { listed[at] = candidate.entry(i); });
+  if (threadIdx.x == 0)
     p.selection.entryCounts[row] = uint32_t(topTokens);
 }
 
-bool launch(const void *kernel, const SparseKernelParams &p, uint32_t chunks,
-            uint32_t batch, size_t sharedBytes, cudaStream_t stream) {
+bool launch(const void *kernel, const SparseKernelParams &p, dim3 grid,
+            uint32_t threads, size_t sharedBytes, cudaStream_t stream) {
   if (!kernel)
     return false;
   if (sharedBytes > 48 * 1024 &&
@@ -398,8 +417,7 @@ bool launch(const void *kernel, const SparseKernelParams &p, uint32_t chunks,
     return false;
   SparseKernelParams params = p;
   void *args[] = {&params};
-  return cudaLaunchKernel(kernel, dim3(chunks, p.kvHeads, batch),
-                          dim3(kSelectThreads), args, sharedBytes,
+  return cudaLaunchKernel(kernel, grid, dim3(threads), args, sharedBytes,
                           stream) == cudaSuccess;
 }
 
@@ -407,24 +425,39 @@ bool launch(const void *kernel, const SparseKernelParams &p, uint32_t chunks,
 
 bool launchSelectBlocks(const SparseKernelParams &p, uint32_t headDim,
                         uint32_t groupCapacity, uint32_t chunks, uint32_t batch,
-                        size_t sharedBytes, cudaStream_t stream) {
-  const void *kernel =
+                        size_t boundSharedBytes, size_t rankSharedBytes,
+                        cudaStream_t stream) {
+  const void *bound =
       kernelInstance(headDim, groupCapacity, [](auto d, auto g) {
         return &selectBlocksKernel<decltype(d)::value, decltype(g)::value>;
       });
-  return launch(kernel, p, chunks, batch, sharedBytes, stream);
+  // The ranking kernels depend on the group alone (any head dimension names
+  // the same instances).
+  const void *rank = kernelInstance(64, groupCapacity, [](auto, auto g) {
+    return &rankBlocksKernel<decltype(g)::value>;
+  });
+  return launch(bound, p, dim3(chunks, p.kvHeads, batch), kSelectThreads,
+                boundSharedBytes, stream) &&
+         launch(rank, p, dim3(p.kvHeads, batch), kRankThreads, rankSharedBytes,
+                stream);
 }
 
 bool launchSelectEntries(const SparseKernelParams &p, uint32_t headDim,
                          uint32_t groupCapacity, uint32_t chunks,
-                         uint32_t batch, size_t sharedBytes,
-                         cudaStream_t stream) {
-  const void *kernel = rowsInstance(
+                         uint32_t batch, size_t scoreSharedBytes,
+                         size_t rankSharedBytes, cudaStream_t stream) {
+  const void *score = rowsInstance(
       p.entries, headDim, groupCapacity, [](auto rows, auto d, auto g) {
         return &selectEntriesKernel<decltype(rows), decltype(d)::value,
                                     decltype(g)::value>;
       });
-  return launch(kernel, p, chunks, batch, sharedBytes, stream);
+  const void *rank = kernelInstance(64, groupCapacity, [](auto, auto g) {
+    return &rankEntriesKernel<decltype(g)::value>;
+  });
+  return launch(score, p, dim3(chunks, p.kvHeads, batch), kSelectThreads,
+                scoreSharedBytes, stream) &&
+         launch(rank, p, dim3(p.kvHeads, batch), kRankThreads, rankSharedBytes,
+                stream);
 }
 
 } // namespace kvrt::cuda
