@@ -55,12 +55,15 @@
 #              attention against the CPU backend), then --bench (against
 #              dense decode attention on the same bf16 cache, Llama-3-8B
 #              shape, B 1 and 8, L 32K to 128K)
-#   sparse-e2e kvrt-cuda-engine bench of llama3-8b dense (bf16) and
-#              two-level sparse at SPARSE_POINTS (default 1x32768 8x32768
-#              1x131008 8x65536), then the two side by side. 131008: the
-#              model's 131072 positions less the bench's 33 decode steps,
-#              rounded down to a page. Not 8 x 131072: its bf16 cache alone
-#              (137 GB) and the 16 GB of weights pass the H200's 141 GB.
+#   sparse-e2e kvrt-cuda-engine bench of llama3-8b dense and two-level
+#              sparse on the same cache, for each DENSE:SPARSE pair of
+#              artifacts in SPARSE_PAIRS (default "bf16:twolevel
+#              fp8:fp8-twolevel") at SPARSE_POINTS (default 1x32768
+#              8x32768 1x131008 8x65536), then a table of the two side by
+#              side ("-" where a point does not fit). 131008: the model's
+#              131072 positions less the bench's 33 decode steps, rounded
+#              down to a page. Not 8 x 131072: its bf16 cache alone (137
+#              GB) and the 16 GB of weights pass the H200's 141 GB.
 #   offload    kvrt-cuda-engine bench of llama3-8b two-level sparse,
 #              resident and offloaded (16 GB of device pages), at
 #              OFFLOAD_POINTS (default 8x32768 4x65536 2x131008), each
@@ -138,6 +141,7 @@ kivi=${KIVI:-"kivi4 kivi2"}
 lowrank=${LOWRANK:-"lowrank lowrank-odd lowrank-folded lowrank-keys lowrank-keys-odd lowrank-keys-plain lowrank-kv"}
 evictions=${EVICTIONS:-"streaming-bf16 streaming-fp8 streaming-nvfp4 streaming-polar4 tri-bf16 tri-each-bf16 tri-zmax-bf16 tri-each-zmax-bf16 tri-fp8 tri-nvfp4 snapkv-bf16 snapkv-each-fp8 h2o-bf16 h2o-each-fp8"}
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
+sparse_pairs=${SPARSE_PAIRS:-"bf16:twolevel fp8:fp8-twolevel"}
 offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}
 step_encodings=${STEP_ENCODINGS:-"bf16 polar4"}
 step_point=${STEP_POINT:-1x4096}
@@ -329,30 +333,35 @@ for section in "${sections[@]}"; do
     sed -n '/^policy/,$p' "$out/sparse-bench.txt"
     ;;
   sparse-e2e)
-    for p in $sparse_points; do
-      b=${p%x*} l=${p#*x}
-      for a in bf16 twolevel; do
-        timeout "${BENCH_TIMEOUT:-280}" "$bin/kvrt-cuda-engine" bench \
-          "$bin/llama3-8b-$a.kvpkg" \
-          --batch "$b" --context "$l" --chunk 32768 --steps 30 \
-          >> "$out/sparse-e2e.txt" 2>&1 || status=1
+    # A bench's line for llama3-8b: | artifact | graphs | batch | context
+    # | TTFT s | step ms ($7) | tokens/s ($8) | cache GB read ($9) | ...
+    field() { awk -F'|' -v f="$1" '/^\| llama3-8b-/ { gsub(/ /, "", $f); print $f; exit }' "$2"; }
+    rows=()
+    for pair in $sparse_pairs; do
+      for p in $sparse_points; do
+        b=${p%x*} l=${p#*x}
+        for a in "${pair%%:*}" "${pair#*:}"; do
+          timeout "${BENCH_TIMEOUT:-280}" "$bin/kvrt-cuda-engine" bench \
+            "$bin/llama3-8b-$a.kvpkg" \
+            --batch "$b" --context "$l" --chunk 32768 --steps 30 \
+            > "$out/sparse-e2e-$a-$p.txt" 2>&1
+          cat "$out/sparse-e2e-$a-$p.txt" >> "$out/sparse-e2e.txt"
+        done
+        dense="$out/sparse-e2e-${pair%%:*}-$p.txt"
+        sparse="$out/sparse-e2e-${pair#*:}-$p.txt"
+        dm=$(field 7 "$dense") sm=$(field 7 "$sparse")
+        rows+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s |' \
+          "${pair#*:}" "$p" "${dm:--}" "${sm:--}" \
+          "$([ -n "$dm" ] && [ -n "$sm" ] && awk -v d="$dm" -v s="$sm" 'BEGIN { printf "%.2fx", d / s }' || echo -)" \
+          "$(field 8 "$sparse")" "$(field 9 "$dense")" "$(field 9 "$sparse")")")
+        rm -f "$dense" "$sparse"
       done
     done
     grep -E '^(copy|\| llama|\| artifact|\| ---)' "$out/sparse-e2e.txt" |
       awk '!/^\| (artifact|---)/ || !seen[$0]++'
-    # Dense and sparse of each point side by side.
-    awk -F'|' '/^\| llama3-8b-/ {
-        gsub(/ /, ""); key = $4 "x" $5
-        if ($2 ~ /bf16/) { dense[key] = $7; denseGB[key] = $9; order[++n] = key }
-        else { sparse[key] = $7; sparseGB[key] = $9; tps[key] = $8 } }
-      END {
-        print "| B x L | dense step ms | sparse step ms | speedup | sparse tokens/s | cache GB read dense | sparse |"
-        print "| --- | --- | --- | --- | --- | --- | --- |"
-        for (i = 1; i <= n; ++i) { k = order[i]
-          if (k in sparse)
-            printf "| %s | %s | %s | %.2fx | %s | %s | %s |\n", k, dense[k],
-              sparse[k], dense[k] / sparse[k], tps[k], denseGB[k], sparseGB[k] } }' \
-      "$out/sparse-e2e.txt"
+    echo "| selection | B x L | dense step ms | sparse step ms | speedup | sparse tokens/s | cache GB read dense | sparse |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    printf '%s\n' "${rows[@]}"
     ;;
   offload)
     for p in $offload_points; do

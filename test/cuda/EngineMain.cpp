@@ -564,11 +564,23 @@ int check(const Options &o) {
   return failures ? 1 : 0;
 }
 
+/// Bytes of one token's entries of `e` over `kvHeads` heads, in the
+/// encodings selecting layers store on the GPU: bf16, fp8 (a scale per slot
+/// with dynamic scales).
+double entryBytes(const schema::Encoding &e, uint32_t headDim,
+                  uint32_t kvHeads) {
+  const double perHead = e.kind() != schema::ENCODING_FP8 ? 2.0 * headDim
+                         : e.scale_mode() == schema::SCALE_MODE_DYNAMIC
+                             ? headDim + 4.0
+                             : double(headDim);
+  return perHead * kvHeads;
+}
+
 /// Bytes of the cache one decode row of `length` tokens reads: every entry
 /// of a dense layer (the cache's bytes per token, summaries aside); in a
-/// selecting layer (bf16) the summaries of every block, the keys of the
-/// kept blocks' entries and the keys and values of the kept entries and
-/// the newest one, as SparseSelect.h reads them.
+/// selecting layer the bf16 summaries of every block, the keys of the kept
+/// blocks' entries and the keys and values of the kept entries and the
+/// newest one, as SparseSelect.h reads them.
 double cacheBytesPerRow(const Artifact &artifact, double kvBytesPerToken,
                         double length) {
   const schema::Manifest &m = artifact.manifest();
@@ -582,16 +594,19 @@ double cacheBytesPerRow(const Artifact &artifact, double kvBytesPerToken,
       continue;
     const schema::SelectParams &p = call.attention().select();
     const schema::CacheLayout &c = *layouts.at(call.attention().layer());
-    const double entry = 2.0 * c.head_dim() * c.kv_heads();
+    const double key = entryBytes(c.key(), c.head_dim(), c.kv_heads());
+    const double value = entryBytes(c.value(), c.head_dim(), c.kv_heads());
     const double selectable = length - 1;
-    const double summaries = 2 * entry / p.block();
-    dense -= (2 * entry + summaries) * length;
+    // Per token: each block's lower and upper bf16 bounds.
+    const double summaries = 4.0 * c.head_dim() * c.kv_heads() / p.block();
+    dense -= (key + value + summaries) * length;
     sparse += std::ceil(selectable / p.block()) * p.block() * summaries;
     if (selectable > p.top_tokens())
       sparse +=
           std::min<double>(double(p.top_blocks()) * p.block(), selectable) *
-          entry;
-    sparse += (std::min<double>(p.top_tokens(), selectable) + 1) * 2 * entry;
+          key;
+    sparse +=
+        (std::min<double>(p.top_tokens(), selectable) + 1) * (key + value);
   }
   return dense + sparse;
 }
