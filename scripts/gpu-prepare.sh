@@ -124,8 +124,14 @@ tiny=(compile --synthetic llama-tiny --synthetic-weights generated --target h200
 # cuda backend).
 "$kvopt" "${tiny[@]}" --passes "kv-quantize{encoding=fp8},$select" \
   -o .gpu-bin/llama-tiny-fp8-twolevel.kvpkg
+all="kv-sparse-select{method=twolevel block=16 top_blocks=256 top_tokens=4096 dense_layers=0}"
 "$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-fp8-all.kvpkg --passes \
-  "kv-quantize{encoding=fp8},kv-sparse-select{method=twolevel block=16 top_blocks=256 top_tokens=4096 dense_layers=0}"
+  "kv-quantize{encoding=fp8},$all"
+# Likewise over 4-bit polar.
+"$kvopt" "${tiny[@]}" --passes "kv-quantize{encoding=polar bits=4},$select" \
+  -o .gpu-bin/llama-tiny-polar4-twolevel.kvpkg
+"$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-polar4-all.kvpkg --passes \
+  "kv-quantize{encoding=polar bits=4},$all"
 "$kvopt" "${tiny[@]}" --passes "kv-quantize{encoding=nvfp4},$select" \
   -o .gpu-bin/llama-tiny-nvfp4-twolevel.kvpkg
 # 24 KV-head pages per layer on the device, 4 KB each: the check's two

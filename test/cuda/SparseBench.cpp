@@ -1,14 +1,15 @@
 //===- SparseBench.cpp - Sparse against dense decode attention ------------===//
 //
 // The Llama-3-8B attention shape (32 query heads, 8 KV heads, d = 128,
-// pages of 64 tokens), bf16 and fp8 e4m3 caches (a scale per slot), for B
-// in {1, 8} and L in {32K, 64K, 128K}: dense
+// pages of 64 tokens), bf16, fp8 e4m3 (a scale per slot) and 4-bit polar
+// caches, for B in {1, 8} and L in {32K, 64K, 128K}: dense
 // decode attention (planDecodeAttention()'s default split kernel) and the
 // sparse step (SparseSelect.h: the summaries' update, level 1, level 2,
 // attention over the selection and the merge) on the same pool, with the
 // policies twolevel (block 64, 128 blocks, 2048 entries) and quest (block
 // 16, 128 blocks: 2048 entries, no level-2 scoring). The pool holds
-// random entries (fp8: finite codes, scales in [0.002, 0.012)); each row's
+// random entries (fp8: finite codes, scales in [0.002, 0.012); polar: any
+// codes, scales in [0.5, 2.5)); each row's
 // pages are a random draw from a pool
 // sized for B = 8, L = 128K, and every page's summaries are built before a
 // point is timed. Each rep is timed alone with CUDA events after a 256 MB
@@ -103,12 +104,15 @@ void runSparseBench(uint32_t multiprocessors, int reps) {
   std::vector<std::string> table;
   char line[512];
 
-  schema::Encoding bf16, fp8;
+  schema::Encoding bf16, fp8, polar4;
   bf16.set_kind(schema::ENCODING_BF16);
   fp8.set_kind(schema::ENCODING_FP8);
   fp8.set_fp8_format(schema::FP8_FORMAT_E4M3);
   fp8.set_scale_mode(schema::SCALE_MODE_DYNAMIC);
-  for (auto [name, encoding] : {std::pair{"bf16", &bf16}, {"fp8", &fp8}}) {
+  polar4.set_kind(schema::ENCODING_POLAR);
+  polar4.set_bits(4);
+  for (auto [name, encoding] :
+       {std::pair{"bf16", &bf16}, {"fp8", &fp8}, {"polar4", &polar4}}) {
     // One pool at a time: the bf16 one takes 4.3 GB.
     const BenchPool pool = benchPool(name, *encoding);
     const DeviceSideLayout &keyLayout = pool.key, &valueLayout = pool.value;
@@ -256,7 +260,7 @@ void runSparseBench(uint32_t multiprocessors, int reps) {
           }
           std::snprintf(
               line, sizeof(line),
-              "%-8s %-4s %2u %6u %9.1f %9.1f %7.1fx %s %9.1f %8.1f %8.1f %8.1f "
+              "%-8s %-6s %2u %6u %9.1f %9.1f %7.1fx %s %9.1f %8.1f %8.1f %8.1f "
               "%6.0f%%  chunks %u/%u, splits %u x %u%s",
               policy.name, pool.name, batch, length, denseSeconds * 1e6,
               seconds * 1e6, denseSeconds / seconds, split.c_str(),
@@ -274,7 +278,7 @@ void runSparseBench(uint32_t multiprocessors, int reps) {
   }
   for (cudaEvent_t event : events)
     CUDA_OK(cudaEventDestroy(event));
-  std::printf("\npolicy   cache B      L  dense_us sparse_us speedup  ");
+  std::printf("\npolicy   cache   B      L  dense_us sparse_us speedup  ");
   for (const char *part : kPartNames)
     std::printf(" %7s", part);
   std::printf("  dense_MB sparse_MB dense_fl sparse_fl fl/time\n");

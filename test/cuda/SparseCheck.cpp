@@ -1,7 +1,8 @@
 //===- SparseCheck.cpp - Sparse selection and attention against the CPU ---===//
 //
-// Each case builds one layer's paged cache (bf16, or fp8 e4m3 with per-head
-// or per-slot scales) with block summaries through libkvrt (codecs,
+// Each case builds one layer's paged cache (bf16, fp8 e4m3 with per-head
+// or per-slot scales, or 4-bit polar) with block summaries through libkvrt
+// (codecs,
 // PagedCache, cpu::append; the rows' pages interleaved in the pool; each
 // row's newest token left in its tail, as a decode step finds it), copies
 // the same bytes to the device (the newest token encoded into its page by
@@ -23,10 +24,11 @@
 //              by a tie, level 2 is judged on the GPU's blocks;
 //   attention  per query row against cpu::attention with
 //              AttentionParams::select (or, in a group whose selection
-//              differs by a tie, and for fp8, whose newest token the CPU
-//              reads from its bf16 tail, a float64 attention over the
-//              GPU's selection and the newest token as the device holds
-//              it): every output finite and
+//              differs by a tie, and for a quantized cache, whose newest
+//              token the CPU reads from its bf16 tail, a float64 attention
+//              over the GPU's selection and the newest token as the device
+//              holds it, in the codec's domain and mapped back by
+//              finishOutput()): every output finite and
 //              |gpu - cpu| / |cpu| <= 1e-4 (L2 over the row), the bound of
 //              AttentionCheck.cpp.
 // Each case runs twice, into a workspace poisoned again: both runs must
@@ -66,12 +68,20 @@ namespace {
 
 constexpr double kBound = 1e-4, kTie = 1e-5;
 
-enum class Entries { Bf16, Fp8PerHead, Fp8Dynamic };
+enum class Entries { Bf16, Fp8PerHead, Fp8Dynamic, Polar4 };
 
 const char *entriesName(Entries e) {
-  return e == Entries::Bf16         ? "bf16"
-         : e == Entries::Fp8PerHead ? "fp8/head"
-                                    : "fp8/slot";
+  switch (e) {
+  case Entries::Bf16:
+    return "bf16";
+  case Entries::Fp8PerHead:
+    return "fp8/head";
+  case Entries::Fp8Dynamic:
+    return "fp8/slot";
+  case Entries::Polar4:
+    return "polar4";
+  }
+  return "?";
 }
 
 struct Case {
@@ -331,9 +341,11 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
 
   schema::Encoding encoding, f32;
   f32.set_kind(schema::ENCODING_F32);
-  encoding.set_kind(c.entries == Entries::Bf16 ? schema::ENCODING_BF16
-                                               : schema::ENCODING_FP8);
-  if (c.entries != Entries::Bf16) {
+  encoding.set_kind(c.entries == Entries::Bf16     ? schema::ENCODING_BF16
+                    : c.entries == Entries::Polar4 ? schema::ENCODING_POLAR
+                                                   : schema::ENCODING_FP8);
+  encoding.set_bits(4);
+  if (c.entries == Entries::Fp8PerHead || c.entries == Entries::Fp8Dynamic) {
     encoding.set_fp8_format(schema::FP8_FORMAT_E4M3);
     encoding.set_scale_mode(c.entries == Entries::Fp8PerHead
                                 ? schema::SCALE_MODE_PER_HEAD
@@ -788,6 +800,9 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
             for (uint32_t x = 0; x < d; ++x)
               reference[x] += logits[i] / sum * v[x];
           }
+          std::vector<float> row(reference.begin(), reference.end());
+          layer.value->finishOutput(row.data(), g);
+          std::copy(row.begin(), row.end(), reference.begin());
         }
         double diff = 0, norm = 0;
         bool finite = true;
@@ -870,6 +885,19 @@ int runSparseChecks(uint32_t multiprocessors) {
        {32, 20, 300},
        0,
        Entries::Fp8PerHead},
+      // 4-bit polar: short rows, a window, the Llama-3-8B shape with both
+      // policies.
+      {{0, 1, 2, 5, 37, 300, 1000},
+       8,
+       2,
+       64,
+       16,
+       {16, 6, 96},
+       0,
+       Entries::Polar4},
+      {{400, 129}, 6, 2, 64, 16, {8, 12, 50}, 150, Entries::Polar4},
+      {{20000, 9000}, 32, 8, 128, 64, {64, 128, 2048}, 0, Entries::Polar4},
+      {{12000, 5000}, 32, 8, 128, 64, {16, 128, 2048}, 0, Entries::Polar4},
   };
   int failures = 0;
   uint32_t seed = 1;

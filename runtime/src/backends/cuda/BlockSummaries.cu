@@ -25,7 +25,8 @@ namespace {
 /// threads take part.
 template <typename Rows, int D>
 __device__ void summariseBlock(const uint8_t *codes, const EntryForm &form,
-                               int first, int count, uint16_t *out) {
+                               const float *levels, int first, int count,
+                               uint16_t *out) {
   constexpr int kDims = D / 8, kRows = kSummaryThreads / 8, kUnroll = 4;
   __shared__ float partial[2][kRows][D];
   const int tid = threadIdx.x, part = tid % 8, row = tid / 8;
@@ -46,7 +47,7 @@ __device__ void summariseBlock(const uint8_t *codes, const EntryForm &form,
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       float x[kDims];
-      Rows::decode(raw[u], x);
+      Rows::decode(raw[u], levels, x);
 #pragma unroll
       for (int i = 0; i < kDims; ++i) {
         lo[i] = fminf(lo[i], x[i]);
@@ -83,12 +84,14 @@ template <typename Rows, int D>
 __global__ void __launch_bounds__(kSummaryThreads)
     buildKernel(const SparseKernelParams p, const int32_t *pages,
                 const int32_t *slots) {
+  __shared__ float levels[2][16];
+  loadLevels(p, levels);
   const int page = pages[blockIdx.x], stored = slots[blockIdx.x];
   const int head = blockIdx.y, block = int(p.block);
   const uint8_t *area =
       p.keys + size_t(page) * p.keyPageStride + head * p.keyAreaStride;
   for (int j = 0; j * block < stored && j < int(p.blocksPerPage); ++j)
-    summariseBlock<Rows, D>(area, p.keyForm, j * block,
+    summariseBlock<Rows, D>(area, p.keyForm, levels[0], j * block,
                             min(block, stored - j * block),
                             summaryOf(p, page, head, j, D));
 }
@@ -96,6 +99,8 @@ __global__ void __launch_bounds__(kSummaryThreads)
 template <typename Rows, int D>
 __global__ void __launch_bounds__(kSummaryThreads)
     updateKernel(const SparseKernelParams p) {
+  __shared__ float levels[2][16];
+  loadLevels(p, levels);
   const int head = blockIdx.x, b = blockIdx.y, block = int(p.block);
   const int selectable = p.lengths[b] - 1;
   if (selectable < 1)
@@ -109,7 +114,7 @@ __global__ void __launch_bounds__(kSummaryThreads)
       entryAreas(p.keys, p.slotKeys, p.keyPageStride, p.keyAreaStride, head);
   const uint8_t *area =
       areaAt(areas, entryPage(p.slotOf, page, int(p.kvHeads), head));
-  summariseBlock<Rows, D>(area, p.keyForm, slot, selectable - first,
+  summariseBlock<Rows, D>(area, p.keyForm, levels[0], slot, selectable - first,
                           summaryOf(p, page, head, slot / block, D));
 }
 
@@ -119,8 +124,15 @@ template <typename Fn>
 bool withRows(SparseEntries entries, uint32_t headDim, const Fn &fn) {
   auto forDim = [&](auto d) {
     constexpr int D = decltype(d)::value;
-    return entries == SparseEntries::Fp8E4M3 ? fn(Fp8Rows<D>{}, d)
-                                             : fn(Bf16Rows<D>{}, d);
+    switch (entries) {
+    case SparseEntries::Fp8E4M3:
+      return fn(Fp8Rows<D>{}, d);
+    case SparseEntries::Polar4:
+      return fn(Polar4Rows<D>{}, d);
+    case SparseEntries::Bf16:
+      break;
+    }
+    return fn(Bf16Rows<D>{}, d);
   };
   return headDim == 64    ? forDim(std::integral_constant<int, 64>{})
          : headDim == 128 ? forDim(std::integral_constant<int, 128>{})

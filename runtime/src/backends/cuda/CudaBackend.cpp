@@ -24,8 +24,8 @@
 //   their codes; of other quantized caches (KIVI, low-rank) or offloaded
 //   layers it runs its rows through the decode kernels, which read the
 //   chunk's own tokens encoded.
-// - Sparse selection (AttentionParams.select) runs for bf16 and fp8 e4m3
-//   caches without exact sinks or window, by the kernels of
+// - Sparse selection (AttentionParams.select) runs for bf16, fp8 e4m3 and
+//   4-bit polar caches without exact sinks or window, by the kernels of
 //   SparseSelect.h: a selecting layer keeps block summaries beside its
 //   pages, rebuilt for the pages a prefill wrote and, each decode step, for
 //   the block of each row's newest selectable entry; its decode rows (a
@@ -782,17 +782,20 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
     if (auto found = selecting.find(c.layer()); found != selecting.end()) {
       const Step &s = *found->second;
       using Kind = cuda::DeviceSideLayout::Kind;
-      const bool readable =
-          spec.key.kind == spec.value.kind &&
-          (spec.key.kind == Kind::Bf16 || spec.key.kind == Kind::Fp8E4M3);
+      const bool polar4 = spec.key.kind == Kind::Polar && spec.key.bits == 4 &&
+                          spec.value.bits == 4;
+      const bool readable = spec.key.kind == spec.value.kind &&
+                            (spec.key.kind == Kind::Bf16 ||
+                             spec.key.kind == Kind::Fp8E4M3 || polar4);
       if (!readable || spec.keepsExact())
         return Status::error(
             where + " selects entries sparsely over a cache the cuda "
-                    "backend does not select over (it reads bf16 and fp8 "
-                    "e4m3 caches without exact sinks or window); run this "
-                    "artifact on the cpu backend, or compile it with "
-                    "kv-quantize{encoding=fp8} or without kv-quantize for "
-                    "the GPU");
+                    "backend does not select over (it reads bf16, fp8 e4m3 "
+                    "and 4-bit polar caches without exact sinks or "
+                    "window); run this artifact on the cpu backend, or "
+                    "compile it with kv-quantize{encoding=fp8}, "
+                    "kv-quantize{encoding=polar bits=4} or without "
+                    "kv-quantize for the GPU");
       cuda::SparseDecodeShape shape{
           1, uint32_t(s.heads), c.kv_heads(), c.head_dim(), pageSize,
           1, spec.key,          spec.value,   s.select};

@@ -100,6 +100,9 @@ struct DeviceSideLayout {
   int32_t levelShift = 0;
   float tensorScale = 1.0f;
   uint32_t levelHalves[16] = {};
+  /// polar: the codebook's levels as the CPU codec decodes them, in fp32
+  /// (the sparse kernels decode with them, bit for bit).
+  float levels[16] = {};
   uint32_t rotationSigns[4] = {};
   /// The codec's headBytes(pageSize).
   uint64_t headBytes = 0;

@@ -8,7 +8,12 @@
 //   Bf16Rows  16-byte chunks part, part + 8, ... (Bf16Entries' channels);
 //   Fp8Rows   the D / 8 codes from part * D / 8, read as 4-byte words (an
 //             entry is 4-byte aligned), and the slot's or head's f32
-//             scale: code * scale in fp32, as the CPU's codec decodes.
+//             scale: code * scale in fp32, as the CPU's codec decodes;
+//   Polar4Rows the D / 8 4-bit codes from part * D / 8, read as 2-byte
+//             halves (an entry of D / 2 + 2 bytes is 2-byte aligned), and
+//             the slot's f16 scale: level * scale in fp32 from the levels
+//             the CPU's codec decodes to (in shared memory, loadLevels()),
+//             in the rotated domain (the kernels read rotated queries).
 //
 // An entry names its page by a signed index: x >= 0 is an area of `near`
 // (the pool, or an offloaded layer's device slots), x < 0 the page -1 - x
@@ -23,6 +28,7 @@
 #include "runtime/src/backends/cuda/SparseKernels.h"
 
 #include <cstdint>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 namespace kvrt::cuda {
@@ -87,7 +93,7 @@ template <int D> struct Bf16Rows {
       raw.chunk[c] =
           *reinterpret_cast<const uint4 *>(entry + (part + 8 * c) * 16);
   }
-  __device__ __forceinline__ static void decode(const Raw &raw,
+  __device__ __forceinline__ static void decode(const Raw &raw, const float *,
                                                 float (&x)[kDims]) {
 #pragma unroll
     for (int c = 0; c < D / 64; ++c) {
@@ -102,20 +108,34 @@ template <int D> struct Bf16Rows {
   }
 };
 
-template <int D> struct Fp8Rows {
-  static constexpr int kDims = D / 8, kWords = D / 32;
+/// What the forms of codes and a scale share: the lane's D / 8
+/// consecutive coordinates as `Words` 4-byte words of codes, and the scale.
+template <int D, int Words> struct ScaledCodes {
+  static constexpr int kDims = D / 8, kWords = Words;
   struct Raw {
-    uint32_t word[kWords];
+    uint32_t word[Words];
     float scale;
   };
 
   __device__ __forceinline__ static int dim(int part, int i) {
     return part * kDims + i;
   }
+  /// Slot `slot`'s codes in the area whose codes start at `codes`.
+  __device__ __forceinline__ static const uint8_t *
+  entry(const uint8_t *codes, int slot, const EntryForm &form) {
+    return codes + size_t(slot) * form.entryBytes;
+  }
+};
+
+template <int D> struct Fp8Rows : ScaledCodes<D, D / 32> {
+  using Base = ScaledCodes<D, D / 32>;
+  using Base::kDims, Base::kWords;
+  using typename Base::Raw;
+
   __device__ __forceinline__ static void load(const uint8_t *codes, int slot,
                                               const EntryForm &form, int part,
                                               Raw &raw) {
-    const uint8_t *entry = codes + size_t(slot) * form.entryBytes;
+    const uint8_t *entry = Base::entry(codes, slot, form);
 #pragma unroll
     for (int j = 0; j < kWords; ++j)
       raw.word[j] =
@@ -123,7 +143,7 @@ template <int D> struct Fp8Rows {
     raw.scale = *reinterpret_cast<const float *>(
         (form.slotScales ? entry : codes) + form.scaleOffset);
   }
-  __device__ __forceinline__ static void decode(const Raw &raw,
+  __device__ __forceinline__ static void decode(const Raw &raw, const float *,
                                                 float (&x)[kDims]) {
 #pragma unroll
     for (int j = 0; j < kWords; ++j) {
@@ -136,6 +156,52 @@ template <int D> struct Fp8Rows {
     }
   }
 };
+
+/// Code e of a word is its bits 4e to 4e + 3, as codecs::packCodes packs.
+template <int D> struct Polar4Rows : ScaledCodes<D, D / 64> {
+  using Base = ScaledCodes<D, D / 64>;
+  using typename Base::Raw;
+
+  __device__ __forceinline__ static void load(const uint8_t *codes, int slot,
+                                              const EntryForm &form, int part,
+                                              Raw &raw) {
+    constexpr int kWords = Base::kWords;
+    const uint8_t *entry = Base::entry(codes, slot, form);
+    const uint16_t *halves =
+        reinterpret_cast<const uint16_t *>(entry + part * kWords * 4);
+#pragma unroll
+    for (int j = 0; j < kWords; ++j)
+      raw.word[j] = uint32_t(halves[2 * j]) | uint32_t(halves[2 * j + 1]) << 16;
+    raw.scale = __half2float(
+        *reinterpret_cast<const __half *>(entry + form.scaleOffset));
+  }
+  __device__ __forceinline__ static void
+  decode(const Raw &raw, const float *levels, float (&x)[Base::kDims]) {
+#pragma unroll
+    for (int j = 0; j < Base::kWords; ++j)
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        x[8 * j + e] = levels[(raw.word[j] >> (4 * e)) & 15u] * raw.scale;
+  }
+};
+
+/// Each side's polar levels ([0] keys, [1] values) into shared memory, for
+/// Rows::decode(); every thread of the block calls it before the first
+/// decode. Each is read from the kernel's parameters at a fixed index, so
+/// the parameters stay where they are.
+__device__ __forceinline__ void loadLevels(const SparseKernelParams &p,
+                                           float (&levels)[2][16]) {
+  if (threadIdx.x < 32) {
+    const int side = threadIdx.x / 16, i = threadIdx.x % 16;
+    float level = 0.0f;
+#pragma unroll
+    for (int c = 0; c < 16; ++c)
+      if (c == i)
+        level = side ? p.valueForm.levels[c] : p.keyForm.levels[c];
+    levels[side][i] = level;
+  }
+  __syncthreads();
+}
 
 /// Entries rows[base + 4u + item] for u < U of `areas` into raw[u]; past
 /// `n` the last entry is read again (the caller drops it).
@@ -152,15 +218,21 @@ gatherEntries(const EntryAreas &areas, const EntryForm &form, const int2 *rows,
 }
 
 /// kernelInstance() for the form of `entries`: pick(rows, D, G), rows a
-/// Bf16Rows<D> or an Fp8Rows<D>.
+/// Bf16Rows<D>, an Fp8Rows<D> or a Polar4Rows<D>.
 template <typename Pick>
 const void *rowsInstance(SparseEntries entries, uint32_t headDim,
                          uint32_t groupCapacity, const Pick &pick) {
   return kernelInstance(headDim, groupCapacity, [&](auto d, auto g) {
     constexpr int D = decltype(d)::value;
-    return entries == SparseEntries::Fp8E4M3
-               ? reinterpret_cast<const void *>(pick(Fp8Rows<D>{}, d, g))
-               : reinterpret_cast<const void *>(pick(Bf16Rows<D>{}, d, g));
+    switch (entries) {
+    case SparseEntries::Fp8E4M3:
+      return reinterpret_cast<const void *>(pick(Fp8Rows<D>{}, d, g));
+    case SparseEntries::Polar4:
+      return reinterpret_cast<const void *>(pick(Polar4Rows<D>{}, d, g));
+    case SparseEntries::Bf16:
+      break;
+    }
+    return reinterpret_cast<const void *>(pick(Bf16Rows<D>{}, d, g));
   });
 }
 

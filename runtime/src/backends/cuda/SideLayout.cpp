@@ -57,6 +57,7 @@ Status readPolar(const Codec &codec, DeviceSideLayout &side) {
   // halves then stay clear of f16's subnormals.
   side.levelShift = -std::ilogb(decoded[levels / 2]);
   for (uint32_t c = 0; c < levels; ++c) {
+    side.levels[c] = decoded[c];
     const double level = std::ldexp(double(decoded[c]), side.levelShift);
     uint8_t hi[2], lo[2];
     const double high = codecs::storeF16(hi, level);

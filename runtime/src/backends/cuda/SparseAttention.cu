@@ -44,6 +44,8 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   __shared__ int rowPositions[kMaxSplitEntries];
   __shared__ float perWarp[kWarps][G][D];
   __shared__ float rowMax[G], rowSum[G];
+  __shared__ float levels[2][16];
+  loadLevels(p, levels);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int item = lane / 8, part = lane % 8;
   const int kvHead = blockIdx.y, b = blockIdx.z;
@@ -113,7 +115,7 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       float x[kDims];
-      Rows::decode(k[u], x);
+      Rows::decode(k[u], levels[0], x);
       float s[G];
 #pragma unroll
       for (int g = 0; g < G; ++g)
@@ -164,7 +166,7 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
       for (int g = 0; g < G; ++g)
         w[g] = r < n && g < group ? scores[g][r] : 0.0f;
       float x[kDims];
-      Rows::decode(v[u], x);
+      Rows::decode(v[u], levels[1], x);
 #pragma unroll
       for (int i = 0; i < kDims; ++i)
 #pragma unroll

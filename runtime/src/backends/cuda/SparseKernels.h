@@ -54,18 +54,20 @@ inline constexpr uint32_t kSparseSplitThreads = 128;
 inline constexpr uint32_t kMaxSplitEntries = 512;
 
 /// The encodings the sparse kernels read: both sides of a cache in one.
-enum class SparseEntries : uint8_t { Bf16, Fp8E4M3 };
+enum class SparseEntries : uint8_t { Bf16, Fp8E4M3, Polar4 };
 
 /// Where one side's entries and scales sit (DeviceSideLayout's fields),
 /// relative to the codes of slot 0 of an area.
 struct EntryForm {
   /// Bytes from one slot's codes to the next slot's.
   uint32_t entryBytes;
-  /// fp8: with slotScales, each slot's f32 scale this many bytes after its
-  /// codes; otherwise the head's scale this many bytes from slot 0's codes
-  /// (negative: it leads the area).
+  /// With slotScales, each slot's scale (fp8: f32, polar: f16) this many
+  /// bytes after its codes; otherwise (fp8 per head) the head's scale this
+  /// many bytes from slot 0's codes (negative: it leads the area).
   int32_t scaleOffset;
   bool slotScales;
+  /// polar: DeviceSideLayout::levels.
+  float levels[16];
 };
 
 struct SparseKernelParams {
@@ -101,6 +103,9 @@ struct SparseKernelParams {
   uint32_t scoreChunkSlots;
   uint32_t splitEntries;
   uint32_t splits;
+  /// The queries as the kernels read them: for polar keys rotated into
+  /// their domain (SparseDecodePlan::rotatedQueriesOffset), else
+  /// SparseDecodeArgs::q.
   const float *q;
   const int32_t *queryPositions;
   float *out;

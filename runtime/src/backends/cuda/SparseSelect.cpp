@@ -38,22 +38,29 @@ Status checkCache(uint32_t headDim, uint32_t pageSize, uint32_t block,
                          "and 128, not " +
                          std::to_string(headDim));
   using Kind = DeviceSideLayout::Kind;
+  const bool polar4 =
+      key.kind == Kind::Polar && key.bits == 4 && value.bits == 4;
   if (key.kind != value.kind ||
-      (key.kind != Kind::Bf16 && key.kind != Kind::Fp8E4M3))
+      (key.kind != Kind::Bf16 && key.kind != Kind::Fp8E4M3 && !polar4))
     return Status::error("sparse attention on CUDA reads caches whose keys "
-                         "and values are both bf16 or both fp8 e4m3");
+                         "and values are both bf16, both fp8 e4m3 or both "
+                         "4-bit polar");
   for (const DeviceSideLayout *side : {&key, &value}) {
-    const bool bf16 = side->kind == Kind::Bf16;
-    // The gathers' widest loads: 16 bytes of bf16, 4 of fp8 codes.
-    const uint32_t alignment = bf16 ? 16 : 4;
-    const bool sized =
-        bf16 ? side->entryBytes == 2 * headDim
-             : side->entryBytes == headDim + (side->slotScales ? 4 : 0);
-    if (!sized || side->codesOffset % alignment ||
+    // The gathers' widest loads: 16 bytes of bf16, 4 of fp8 codes, 2 of
+    // polar codes.
+    const uint32_t alignment = side->kind == Kind::Bf16      ? 16
+                               : side->kind == Kind::Fp8E4M3 ? 4
+                                                             : 2;
+    const uint32_t bytes = side->kind == Kind::Bf16 ? 2 * headDim
+                           : side->kind == Kind::Fp8E4M3
+                               ? headDim + (side->slotScales ? 4 : 0)
+                               : headDim / 2 + 2;
+    if (side->entryBytes != bytes || side->codesOffset % alignment ||
         side->entryBytes % alignment || side->areaStride % 16)
       return Status::error("sparse attention on CUDA needs entries of 2 "
-                           "bytes a channel (bf16) or 1 and a 4-byte scale "
-                           "(fp8), aligned to their loads");
+                           "bytes a channel (bf16), 1 and a 4-byte scale "
+                           "(fp8) or 4 bits and a 2-byte scale (polar), "
+                           "aligned to their loads");
   }
   if (block == 0 || pageSize % block)
     return Status::error(
@@ -63,12 +70,26 @@ Status checkCache(uint32_t headDim, uint32_t pageSize, uint32_t block,
 }
 
 EntryForm entryForm(const DeviceSideLayout &side) {
+  EntryForm form = {};
+  form.entryBytes = side.entryBytes;
   // A head's scale leads its area, before slot 0's codes.
-  return {side.entryBytes,
-          side.slotScales
-              ? int32_t(side.scaleOffset)
-              : int32_t(side.scaleOffset) - int32_t(side.codesOffset),
-          side.slotScales};
+  form.scaleOffset =
+      side.slotScales ? int32_t(side.scaleOffset)
+                      : int32_t(side.scaleOffset) - int32_t(side.codesOffset);
+  form.slotScales = side.slotScales;
+  std::copy(std::begin(side.levels), std::end(side.levels), form.levels);
+  return form;
+}
+
+bool rotates(const PagedKvView &cache) {
+  return cache.key.kind == DeviceSideLayout::Kind::Polar;
+}
+
+/// Where polar keys' rotated queries sit in the workspace.
+float *rotatedQueries(const SparseDecodeArgs &args,
+                      const SparseDecodePlan &plan) {
+  return reinterpret_cast<float *>(static_cast<uint8_t *>(args.workspace) +
+                                   plan.rotatedQueriesOffset);
 }
 
 /// The parameters every sparse kernel reads of the cache.
@@ -77,7 +98,8 @@ SparseKernelParams cacheParams(const PagedKvView &cache,
   SparseKernelParams p = {};
   p.entries = cache.key.kind == DeviceSideLayout::Kind::Fp8E4M3
                   ? SparseEntries::Fp8E4M3
-                  : SparseEntries::Bf16;
+              : rotates(cache) ? SparseEntries::Polar4
+                               : SparseEntries::Bf16;
   p.keyForm = entryForm(cache.key);
   p.valueForm = entryForm(cache.value);
   p.keys = cache.keys + cache.key.codesOffset;
@@ -142,6 +164,8 @@ StatusOr<SparseKernelParams> decodeParams(const SparseDecodeArgs &args,
   p.scaleLog2 = args.scale * 1.4426950408889634f;
   p.slidingWindow = args.slidingWindow;
   uint8_t *base = static_cast<uint8_t *>(args.workspace);
+  if (rotates(cache))
+    p.q = rotatedQueries(args, plan);
   p.selection = sparseSelection(args.workspace, plan);
   p.bounds = reinterpret_cast<float *>(base + plan.boundsOffset);
   p.scores = reinterpret_cast<float *>(base + plan.scoresOffset);
@@ -254,6 +278,10 @@ StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
   take(plan.scoresOffset, size_t(rows) * group * plan.maxCandidates * 4);
   take(plan.partialsOffset,
        plan.splits > 1 ? queries * plan.splits * (shape.headDim + 2) * 4 : 0);
+  take(plan.rotatedQueriesOffset,
+       shape.key.kind == DeviceSideLayout::Kind::Polar
+           ? queries * shape.headDim * 4
+           : 0);
   plan.workspaceBytes = at;
   return plan;
 }
@@ -273,6 +301,13 @@ Status selectSparseBlocks(const SparseDecodeArgs &args,
   StatusOr<SparseKernelParams> p = decodeParams(args, plan);
   if (!p)
     return p.status();
+  // Polar keys: the queries rotated into their domain once, for both
+  // levels and the attention.
+  if (rotates(args.cache) &&
+      !launchRotateRows(args.q, rotatedQueries(args, plan),
+                        args.batch * args.qHeads, args.cache.headDim,
+                        args.cache.key.rotationSigns, false, stream))
+    return launched(false, "rotating the queries");
   return launched(launchSelectBlocks(*p, args.cache.headDim, plan.groupCapacity,
                                      plan.boundChunks, args.batch,
                                      plan.boundSharedBytes,
@@ -304,12 +339,19 @@ Status sparseAttention(const SparseDecodeArgs &args,
   if (!p)
     return p.status();
   const uint32_t headDim = args.cache.headDim;
+  // Polar values are summed in their rotated domain: the output is rotated
+  // back, by the merge or alone.
+  const uint32_t *inverseSigns =
+      rotates(args.cache) ? args.cache.value.rotationSigns : nullptr;
+  const uint32_t rows = args.batch * args.qHeads;
   bool ok =
       launchSparseSplits(*p, headDim, plan.groupCapacity, args.batch, stream);
   if (ok && plan.splits > 1)
-    ok = launchSplitReduce(p->partialOut, p->partialMaxSum, args.out,
-                           args.batch * args.qHeads, plan.splits, headDim,
-                           nullptr, stream);
+    ok = launchSplitReduce(p->partialOut, p->partialMaxSum, args.out, rows,
+                           plan.splits, headDim, inverseSigns, stream);
+  else if (ok && inverseSigns)
+    ok = launchRotateRows(args.out, args.out, rows, headDim,
+                          args.cache.value.rotationSigns, true, stream);
   return launched(ok, "sparse attention");
 }
 

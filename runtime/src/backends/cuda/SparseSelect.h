@@ -1,12 +1,14 @@
 //===- SparseSelect.h - Two-level sparse decode on the GPU ------*- C++ -*-===//
 //
 // Sparse selection (runtime/src/sparse/TwoLevel.h, the same rule) and
-// attention over what it selects, for bf16 and fp8 e4m3 caches (per-head
-// or per-slot scales; GatherEntries.cuh decodes them): what cpu::attention
-// computes for decode rows with AttentionParams::select set. Row b's pages
-// hold lengths[b] tokens; the newest is this step's token (still in the
-// tail on the CPU): it is always attended and never selected from. The
-// lengths[b] - 1 entries before it are the selectable ones:
+// attention over what it selects, for bf16, fp8 e4m3 (per-head or per-slot
+// scales) and 4-bit polar caches (GatherEntries.cuh decodes them; polar in
+// its rotated domain: the queries are rotated into it before level 1 and
+// the output back after the attention, as the CPU does): what
+// cpu::attention computes for decode rows with AttentionParams::select set.
+// Row b's pages hold lengths[b] tokens; the newest is this step's token
+// (still in the tail on the CPU): it is always attended and never selected
+// from. The lengths[b] - 1 entries before it are the selectable ones:
 //
 //   summaries  per (page, KV head, block of `block` slots) the per-channel
 //              minimum and maximum of the stored keys as decoded, rounded
@@ -91,7 +93,8 @@ struct SparseDecodePlan {
   size_t scoreSharedBytes = 0;
   size_t entryRankSharedBytes = 0;
   /// Byte offsets in the workspace: the selection's results
-  /// (SparseSelection), per-head bounds and scores, the splits' partials.
+  /// (SparseSelection), per-head bounds and scores, the splits' partials,
+  /// the rotated queries.
   size_t blockCountsOffset = 0;
   size_t blocksOffset = 0;
   size_t entryCountsOffset = 0;
@@ -99,6 +102,8 @@ struct SparseDecodePlan {
   size_t boundsOffset = 0;
   size_t scoresOffset = 0;
   size_t partialsOffset = 0;
+  /// Polar keys: the queries rotated into their domain (else empty).
+  size_t rotatedQueriesOffset = 0;
   size_t workspaceBytes = 0;
 };
 

@@ -294,6 +294,8 @@ __global__ void __launch_bounds__(kSelectThreads)
   // A round of the chunk's kept blocks: entryPage() of each one's page,
   // and where in the page the block starts.
   __shared__ int2 blockAt[kSelectThreads];
+  __shared__ float levels[2][16];
+  loadLevels(p, levels);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int item = lane / 8, part = lane % 8;
   const int kvHead = blockIdx.y, b = blockIdx.z;
@@ -365,7 +367,7 @@ __global__ void __launch_bounds__(kSelectThreads)
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       float x[kDims];
-      Rows::decode(k[u], x);
+      Rows::decode(k[u], levels[0], x);
       float s[G];
 #pragma unroll
       for (int g = 0; g < G; ++g)
