@@ -59,9 +59,9 @@
 #   sparse-e2e kvrt-cuda-engine bench of llama3-8b dense and two-level
 #              sparse on the same cache, for each DENSE:SPARSE pair of
 #              artifacts in SPARSE_PAIRS (default "bf16:twolevel
-#              fp8:fp8-twolevel") at SPARSE_POINTS (default 1x32768
-#              8x32768 1x131008 8x65536), then a table of the two side by
-#              side ("-" where a point does not fit). 131008: the model's
+#              fp8:fp8-twolevel polar4:polar4-twolevel") at SPARSE_POINTS
+#              (default 1x32768 8x32768 1x131008 8x65536), then a table of
+#              the two side by side ("-" where a point does not fit). 131008: the model's
 #              131072 positions less the bench's 33 decode steps, rounded
 #              down to a page. Not 8 x 131072: its bf16 cache alone (137
 #              GB) and the 16 GB of weights pass the H200's 141 GB.
@@ -142,7 +142,7 @@ kivi=${KIVI:-"kivi4 kivi2"}
 lowrank=${LOWRANK:-"lowrank lowrank-odd lowrank-folded lowrank-keys lowrank-keys-odd lowrank-keys-plain lowrank-kv"}
 evictions=${EVICTIONS:-"streaming-bf16 streaming-fp8 streaming-nvfp4 streaming-polar4 tri-bf16 tri-each-bf16 tri-zmax-bf16 tri-each-zmax-bf16 tri-fp8 tri-nvfp4 snapkv-bf16 snapkv-each-fp8 h2o-bf16 h2o-each-fp8"}
 sparse_points=${SPARSE_POINTS:-"1x32768 8x32768 1x131008 8x65536"}
-sparse_pairs=${SPARSE_PAIRS:-"bf16:twolevel fp8:fp8-twolevel"}
+sparse_pairs=${SPARSE_PAIRS:-"bf16:twolevel fp8:fp8-twolevel polar4:polar4-twolevel"}
 offload_points=${OFFLOAD_POINTS:-"8x32768 4x65536 2x131008"}
 step_encodings=${STEP_ENCODINGS:-"bf16 polar4"}
 step_point=${STEP_POINT:-1x4096}

@@ -224,9 +224,11 @@ rm .gpu-bin/smollm2-2.gguf
 select8b="kv-sparse-select{method=twolevel top_blocks=128 top_tokens=2048}"
 "$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
   --target h200 -o .gpu-bin/llama3-8b-twolevel.kvpkg --passes "$select8b"
-"$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
-  --target h200 -o .gpu-bin/llama3-8b-fp8-twolevel.kvpkg \
-  --passes "kv-quantize{encoding=fp8},$select8b"
+for e in "fp8 encoding=fp8" "polar4 encoding=polar bits=4"; do
+  "$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
+    --target h200 -o ".gpu-bin/llama3-8b-${e%% *}-twolevel.kvpkg" \
+    --passes "kv-quantize{${e#* }},$select8b"
+done
 "$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
   --target h200 -o .gpu-bin/llama3-8b-offload.kvpkg \
   --passes "$select8b,kv-offload{gpu_budget=${OFFLOAD_BUDGET:-16G}}"

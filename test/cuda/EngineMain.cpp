@@ -566,13 +566,14 @@ int check(const Options &o) {
 
 /// Bytes of one token's entries of `e` over `kvHeads` heads, in the
 /// encodings selecting layers store on the GPU: bf16, fp8 (a scale per slot
-/// with dynamic scales).
+/// with dynamic scales), polar (its codes and an f16 scale).
 double entryBytes(const schema::Encoding &e, uint32_t headDim,
                   uint32_t kvHeads) {
-  const double perHead = e.kind() != schema::ENCODING_FP8 ? 2.0 * headDim
-                         : e.scale_mode() == schema::SCALE_MODE_DYNAMIC
-                             ? headDim + 4.0
-                             : double(headDim);
+  double perHead = 2.0 * headDim;
+  if (e.kind() == schema::ENCODING_FP8)
+    perHead = headDim + (e.scale_mode() == schema::SCALE_MODE_DYNAMIC ? 4 : 0);
+  else if (e.kind() == schema::ENCODING_POLAR)
+    perHead = headDim * e.bits() / 8.0 + 2;
   return perHead * kvHeads;
 }
 
