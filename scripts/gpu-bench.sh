@@ -53,9 +53,10 @@
 #   peers      test/cuda/e2e_peer.py: HF transformers and a plain PyTorch
 #              decode step in a CUDA graph at the same points
 #   sparse     kvrt-cuda-sparse --check (two-level sparse selection and
-#              attention against the CPU backend), then --bench (against
-#              dense decode attention on the same bf16 cache, Llama-3-8B
-#              shape, B 1 and 8, L 32K to 128K)
+#              attention against the CPU backend over bf16, fp8 and polar-4
+#              caches), then --bench (against dense decode attention on the
+#              same cache, each of the three, Llama-3-8B shape, B 1 and 8,
+#              L 32K to 128K)
 #   sparse-e2e kvrt-cuda-engine bench of llama3-8b dense and two-level
 #              sparse on the same cache, for each DENSE:SPARSE pair of
 #              artifacts in SPARSE_PAIRS (default "bf16:twolevel
