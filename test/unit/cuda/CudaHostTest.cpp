@@ -612,6 +612,29 @@ TEST(SparseWorkspace, ServesEveryBatchUpToItsLargestWithinTheBudget) {
   }
 }
 
+TEST(SparseDecodePlan, KeepsRotatedQueriesForPolarKeysAlone) {
+  const DeviceSideLayout bf16 =
+      layoutOf(encodingOf(schema::ENCODING_BF16), 128, 64);
+  const DeviceSideLayout polar4 =
+      layoutOf(encodingOf(schema::ENCODING_POLAR, 4), 128, 64);
+  const SparsePolicy policy{64, 128, 2048};
+  SparseDecodeShape shape{8, 32, 8, 128, 64, 32768, bf16, bf16, policy};
+  StatusOr<SparseDecodePlan> plain = planSparseDecode(shape, 132);
+  shape.key = shape.value = polar4;
+  StatusOr<SparseDecodePlan> rotated = planSparseDecode(shape, 132);
+  ASSERT_TRUE(plain && rotated);
+  // The batch's queries, rotated into the keys' domain, after the rest
+  // (256-byte aligned, as every region).
+  const size_t queries = 8u * 32 * 128 * 4;
+  EXPECT_EQ(plain->rotatedQueriesOffset, plain->workspaceBytes);
+  EXPECT_EQ(rotated->rotatedQueriesOffset % 256, 0u);
+  EXPECT_EQ(rotated->workspaceBytes, rotated->rotatedQueriesOffset + queries);
+  EXPECT_EQ(rotated->rotatedQueriesOffset, plain->workspaceBytes);
+  // The ranking launches hold a row's items in shared memory.
+  EXPECT_EQ(rotated->blockRankSharedBytes, size_t(32768 / 64) * 4);
+  EXPECT_EQ(rotated->entryRankSharedBytes, size_t(128 * 64) * 4);
+}
+
 TEST(DeviceKvPool, CountsSummariesOnlyForSelectingLayers) {
   DeviceLayerSpec spec;
   spec.kvHeads = 8;
