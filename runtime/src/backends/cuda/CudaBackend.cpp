@@ -781,28 +781,24 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
       return Status::error(where + ": " + planned.status().message());
     if (auto found = selecting.find(c.layer()); found != selecting.end()) {
       const Step &s = *found->second;
-      using Kind = cuda::DeviceSideLayout::Kind;
-      const bool polar4 = spec.key.kind == Kind::Polar && spec.key.bits == 4 &&
-                          spec.value.bits == 4;
-      const bool readable = spec.key.kind == spec.value.kind &&
-                            (spec.key.kind == Kind::Bf16 ||
-                             spec.key.kind == Kind::Fp8E4M3 || polar4);
-      if (!readable || spec.keepsExact())
+      // Which encodings the sparse kernels read is planSparseDecode()'s to
+      // say; the exact tokens beside the codes are the backend's.
+      if (spec.keepsExact())
         return Status::error(
-            where + " selects entries sparsely over a cache the cuda "
-                    "backend does not select over (it reads bf16, fp8 e4m3 "
-                    "and 4-bit polar caches without exact sinks or "
-                    "window); run this artifact on the cpu backend, or "
-                    "compile it with kv-quantize{encoding=fp8}, "
-                    "kv-quantize{encoding=polar bits=4} or without "
-                    "kv-quantize for the GPU");
+            where + " selects entries sparsely over a cache that keeps "
+                    "exact sinks or a window beside its codes, which the "
+                    "cuda backend does not; run this artifact on the cpu "
+                    "backend, or compile it without sinks and window for "
+                    "the GPU");
       cuda::SparseDecodeShape shape{
           1, uint32_t(s.heads), c.kv_heads(), c.head_dim(), pageSize,
           1, spec.key,          spec.value,   s.select};
       StatusOr<cuda::SparseDecodePlan> sparse =
           cuda::planSparseDecode(shape, multiprocessors_);
       if (!sparse)
-        return Status::error(where + ": " + sparse.status().message());
+        return Status::error(where + " selects entries sparsely, and " +
+                             sparse.status().message() +
+                             "; run this artifact on the cpu backend");
       spec.summaryBlock = s.select.block;
     }
     const uint64_t areas =
