@@ -28,6 +28,7 @@
 #include "runtime/src/backends/cuda/DecodeAttention.h"
 #include "runtime/src/backends/cuda/DeviceBuffer.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
+#include "runtime/src/backends/cuda/SparseKernels.h"
 #include "runtime/src/backends/cuda/SparseSelect.h"
 #include "runtime/src/cache/Codec.h"
 
@@ -35,6 +36,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace kvrt::cuda::test {
@@ -84,7 +86,13 @@ BenchPool benchPool(const char *name, const schema::Encoding &encoding) {
 
 } // namespace
 
-void runSparseBench(uint32_t multiprocessors, int reps) {
+void runSparseBench(uint32_t multiprocessors, int reps,
+                    const SparseBenchOnly &only) {
+  auto chosen = [](const std::vector<std::string> &list,
+                   const std::string &item) {
+    return list.empty() ||
+           std::find(list.begin(), list.end(), item) != list.end();
+  };
   const double bandwidth = copyBandwidth();
   std::printf("device-to-device copy: %.0f GB/s (read + write)\n", bandwidth);
   DeviceBuffer positions =
@@ -111,13 +119,27 @@ void runSparseBench(uint32_t multiprocessors, int reps) {
   fp8.set_scale_mode(schema::SCALE_MODE_DYNAMIC);
   polar4.set_kind(schema::ENCODING_POLAR);
   polar4.set_bits(4);
-  for (auto [name, encoding] :
-       {std::pair{"bf16", &bf16}, {"fp8", &fp8}, {"polar4", &polar4}}) {
+  for (auto [name, encoding, entries] :
+       {std::tuple{"bf16", &bf16, SparseEntries::Bf16},
+        {"fp8", &fp8, SparseEntries::Fp8E4M3},
+        {"polar4", &polar4, SparseEntries::Polar4}}) {
+    if (!chosen(only.caches, name))
+      continue;
+    // The plans fill one wave of these.
+    const uint32_t group = kQHeads / kKvHeads;
+    std::printf("%s: an SM holds %u level-1 blocks, %u level-2 blocks and %u "
+                "splits\n",
+                name, boundBlocksPerMultiprocessor(kHeadDim, group),
+                scoreBlocksPerMultiprocessor(entries, kHeadDim, group),
+                sparseSplitBlocksPerMultiprocessor(entries, kHeadDim, group));
     // One pool at a time: the bf16 one takes 4.3 GB.
     const BenchPool pool = benchPool(name, *encoding);
     const DeviceSideLayout &keyLayout = pool.key, &valueLayout = pool.value;
     for (uint32_t batch : {1u, 8u})
       for (uint32_t length : {32768u, 65536u, 131072u}) {
+        if (!chosen(only.points,
+                    std::to_string(batch) + "x" + std::to_string(length)))
+          continue;
         const uint32_t perSequence = length / kPageSize;
         BenchRows rows = benchRows(rng, positions, kMaxPages, kPageSize, batch,
                                    length, kQHeads, kHeadDim);

@@ -13,12 +13,21 @@
 
 #include "Harness.h"
 
+#include <string>
+#include <vector>
+
 namespace kvrt::cuda::test {
 
 /// Returns the number of failed cases.
 int runSparseChecks(uint32_t multiprocessors);
+/// What the benchmark times: caches by name (bf16, fp8, polar4) and points
+/// as "BxL"; empty: all of them.
+struct SparseBenchOnly {
+  std::vector<std::string> caches, points;
+};
 /// Prints the timing table.
-void runSparseBench(uint32_t multiprocessors, int reps);
+void runSparseBench(uint32_t multiprocessors, int reps,
+                    const SparseBenchOnly &only);
 
 } // namespace kvrt::cuda::test
 

@@ -1,18 +1,40 @@
 //===- SparseMain.cpp - kvrt-cuda-sparse: check, then time ----------------===//
 //
-//   kvrt-cuda-sparse [--check] [--bench] [--reps N]
+//   kvrt-cuda-sparse [--check] [--bench] [--reps N] [--caches LIST]
+//                    [--points LIST]
 //
-// With neither --check nor --bench it does both. Exits non-zero when a
+// With neither --check nor --bench it does both. --caches (bf16, fp8,
+// polar4) and --points (BxL: 1x32768, ... 8x131072), comma-separated,
+// time only those (one point alone, e.g. under ncu). Exits non-zero when a
 // check fails.
 //
 //===----------------------------------------------------------------------===//
 #include "SparseHarness.h"
 
+#include <algorithm>
 #include <string>
+#include <vector>
+
+namespace {
+
+std::vector<std::string> splitList(const std::string &list) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t comma = std::min(list.find(',', start), list.size());
+    if (comma > start)
+      items.push_back(list.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return items;
+}
+
+} // namespace
 
 int main(int argc, char **argv) {
   bool check = false, bench = false;
   int reps = 50;
+  kvrt::cuda::test::SparseBenchOnly only;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--check") {
@@ -21,8 +43,14 @@ int main(int argc, char **argv) {
       bench = true;
     } else if (arg == "--reps" && i + 1 < argc) {
       reps = std::stoi(argv[++i]);
+    } else if (arg == "--caches" && i + 1 < argc) {
+      only.caches = splitList(argv[++i]);
+    } else if (arg == "--points" && i + 1 < argc) {
+      only.points = splitList(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: %s [--check] [--bench] [--reps N]\n",
+      std::fprintf(stderr,
+                   "usage: %s [--check] [--bench] [--reps N] [--caches "
+                   "LIST] [--points LIST]\n",
                    argv[0]);
       return 2;
     }
@@ -40,6 +68,6 @@ int main(int argc, char **argv) {
   if (check)
     failures = kvrt::cuda::test::runSparseChecks(sms);
   if (bench)
-    kvrt::cuda::test::runSparseBench(sms, reps);
+    kvrt::cuda::test::runSparseBench(sms, reps, only);
   return failures ? 1 : 0;
 }

@@ -23,6 +23,7 @@
 #include "runtime/src/backends/cuda/LatentKeyOperands.h"
 #include "runtime/src/backends/cuda/PageLedger.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
+#include "runtime/src/backends/cuda/SparseKernels.h"
 #include "runtime/src/backends/cuda/SparseSelect.h"
 #include "runtime/src/backends/cuda/StepPlanning.h"
 #include "runtime/src/cache/Codec.h"
@@ -633,6 +634,44 @@ TEST(SparseDecodePlan, KeepsRotatedQueriesForPolarKeysAlone) {
   // The ranking launches hold a row's items in shared memory.
   EXPECT_EQ(rotated->blockRankSharedBytes, size_t(32768 / 64) * 4);
   EXPECT_EQ(rotated->entryRankSharedBytes, size_t(128 * 64) * 4);
+}
+
+TEST(SparseDecodePlan, FillsOneWaveOfTheBlocksAnSmHolds) {
+  // Here no device answers, so the plan assumes the Llama-3 shape's
+  // occupancy: two scoring blocks and four splits an SM.
+  const DeviceSideLayout fp8 =
+      layoutOf(encodingOf(schema::ENCODING_FP8), 128, 64);
+  const SparsePolicy policy{64, 128, 2048};
+  const uint32_t sms = 132;
+  for (uint32_t batch : {1u, 2u, 8u})
+    for (uint32_t length : {32768u, 131072u}) {
+      const SparseDecodeShape shape{batch,  32,  8,   128,   64,
+                                    length, fp8, fp8, policy};
+      StatusOr<SparseDecodePlan> plan = planSparseDecode(shape, sms);
+      ASSERT_TRUE(plan) << plan.status().message();
+      const uint32_t rows = batch * 8;
+      SCOPED_TRACE(std::to_string(batch) + " x " + std::to_string(length));
+      auto fits = [&](uint32_t perRow, uint32_t perSm) {
+        return rows * perRow <= perSm * sms;
+      };
+      EXPECT_TRUE(fits(plan->boundChunks, kSelectBlocksPerMultiprocessor));
+      EXPECT_TRUE(fits(plan->scoreChunks, kSelectBlocksPerMultiprocessor));
+      EXPECT_TRUE(fits(plan->splits, kSparseSplitBlocksPerMultiprocessor));
+      // Every item is covered.
+      EXPECT_GE(plan->boundChunks * plan->boundChunkBlocks, plan->maxBlocks);
+      EXPECT_GE(plan->scoreChunks * plan->scoreChunkSlots, plan->maxCandidates);
+      EXPECT_GE(plan->splits * plan->splitEntries, policy.topTokens + 1);
+    }
+  // B = 8, L = 128K on an H100: four chunks a row at each level, seven
+  // splits of 320 entries (against eight, eight and 17 of 128 when the
+  // plan aimed at more blocks than fit).
+  StatusOr<SparseDecodePlan> plan =
+      planSparseDecode({8, 32, 8, 128, 64, 131072, fp8, fp8, policy}, sms);
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(plan->boundChunks, 4u);
+  EXPECT_EQ(plan->scoreChunks, 4u);
+  EXPECT_EQ(plan->splits, 7u);
+  EXPECT_EQ(plan->splitEntries, 320u);
 }
 
 TEST(DeviceKvPool, CountsSummariesOnlyForSelectingLayers) {

@@ -85,7 +85,7 @@ __global__ void __launch_bounds__(kSummaryThreads)
     buildKernel(const SparseKernelParams p, const int32_t *pages,
                 const int32_t *slots) {
   __shared__ float levels[2][16];
-  loadLevels(p, levels);
+  loadLevels<Rows>(p, levels);
   const int page = pages[blockIdx.x], stored = slots[blockIdx.x];
   const int head = blockIdx.y, block = int(p.block);
   const uint8_t *area =
@@ -100,7 +100,7 @@ template <typename Rows, int D>
 __global__ void __launch_bounds__(kSummaryThreads)
     updateKernel(const SparseKernelParams p) {
   __shared__ float levels[2][16];
-  loadLevels(p, levels);
+  loadLevels<Rows>(p, levels);
   const int head = blockIdx.x, b = blockIdx.y, block = int(p.block);
   const int selectable = p.lengths[b] - 1;
   if (selectable < 1)

@@ -75,6 +75,7 @@ __device__ __forceinline__ const uint8_t *areaAt(const EntryAreas &areas,
 
 template <int D> struct Bf16Rows {
   static constexpr int kDims = D / 8;
+  static constexpr bool kReadsLevels = false;
   struct Raw {
     uint4 chunk[D / 64];
   };
@@ -112,6 +113,7 @@ template <int D> struct Bf16Rows {
 /// consecutive coordinates as `Words` 4-byte words of codes, and the scale.
 template <int D, int Words> struct ScaledCodes {
   static constexpr int kDims = D / 8, kWords = Words;
+  static constexpr bool kReadsLevels = false;
   struct Raw {
     uint32_t word[Words];
     float scale;
@@ -161,6 +163,7 @@ template <int D> struct Fp8Rows : ScaledCodes<D, D / 32> {
 template <int D> struct Polar4Rows : ScaledCodes<D, D / 64> {
   using Base = ScaledCodes<D, D / 64>;
   using typename Base::Raw;
+  static constexpr bool kReadsLevels = true;
 
   __device__ __forceinline__ static void load(const uint8_t *codes, int slot,
                                               const EntryForm &form, int part,
@@ -187,10 +190,14 @@ template <int D> struct Polar4Rows : ScaledCodes<D, D / 64> {
 
 /// Each side's polar levels ([0] keys, [1] values) into shared memory, for
 /// Rows::decode(); every thread of the block calls it before the first
-/// decode. Each is read from the kernel's parameters at a fixed index, so
-/// the parameters stay where they are.
+/// decode (forms that read no levels skip it). Each is read from the
+/// kernel's parameters at a fixed index, so the parameters stay where they
+/// are.
+template <typename Rows>
 __device__ __forceinline__ void loadLevels(const SparseKernelParams &p,
                                            float (&levels)[2][16]) {
+  if constexpr (!Rows::kReadsLevels)
+    return;
   if (threadIdx.x < 32) {
     const int side = threadIdx.x / 16, i = threadIdx.x % 16;
     float level = 0.0f;

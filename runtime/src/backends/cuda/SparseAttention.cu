@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   __shared__ float perWarp[kWarps][G][D];
   __shared__ float rowMax[G], rowSum[G];
   __shared__ float levels[2][16];
-  loadLevels(p, levels);
+  loadLevels<Rows>(p, levels);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int item = lane / 8, part = lane % 8;
   const int kvHead = blockIdx.y, b = blockIdx.z;
@@ -212,16 +212,28 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   }
 }
 
+const void *splitKernel(SparseEntries entries, uint32_t headDim,
+                        uint32_t groupCapacity) {
+  return rowsInstance(
+      entries, headDim, groupCapacity, [](auto rows, auto d, auto g) {
+        return &sparseSplitKernel<decltype(rows), decltype(d)::value,
+                                  decltype(g)::value>;
+      });
+}
+
 } // namespace
+
+uint32_t sparseSplitBlocksPerMultiprocessor(SparseEntries entries,
+                                            uint32_t headDim,
+                                            uint32_t groupCapacity) {
+  return blocksPerMultiprocessor(splitKernel(entries, headDim, groupCapacity),
+                                 kSparseSplitThreads, 0);
+}
 
 bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
                         uint32_t groupCapacity, uint32_t batch,
                         cudaStream_t stream) {
-  const void *kernel = rowsInstance(
-      p.entries, headDim, groupCapacity, [](auto rows, auto d, auto g) {
-        return &sparseSplitKernel<decltype(rows), decltype(d)::value,
-                                  decltype(g)::value>;
-      });
+  const void *kernel = splitKernel(p.entries, headDim, groupCapacity);
   if (!kernel)
     return false;
   SparseKernelParams params = p;

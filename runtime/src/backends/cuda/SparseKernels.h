@@ -14,32 +14,40 @@
 
 namespace kvrt::cuda {
 
-/// The instance `pick(D, G)` returns (a kernel's address, D and G as
-/// std::integral_constant) for head dimension 64 or 128 and group capacity
-/// 1, 2, 4 or 8; null for any other. (The launchers pick the entries'
-/// form, GatherEntries.cuh, first.)
+/// The instance `pick(G)` returns (a kernel's address, G as
+/// std::integral_constant) for group capacity 1, 2, 4 or 8; null for any
+/// other.
+template <typename Pick>
+const void *groupInstance(uint32_t groupCapacity, const Pick &pick) {
+  switch (groupCapacity) {
+  case 1:
+    return reinterpret_cast<const void *>(
+        pick(std::integral_constant<int, 1>{}));
+  case 2:
+    return reinterpret_cast<const void *>(
+        pick(std::integral_constant<int, 2>{}));
+  case 4:
+    return reinterpret_cast<const void *>(
+        pick(std::integral_constant<int, 4>{}));
+  case 8:
+    return reinterpret_cast<const void *>(
+        pick(std::integral_constant<int, 8>{}));
+  }
+  return nullptr;
+}
+
+/// The instance `pick(D, G)` returns (D and G as std::integral_constant)
+/// for head dimension 64 or 128 and group capacity 1, 2, 4 or 8; null for
+/// any other. (The launchers pick the entries' form, GatherEntries.cuh,
+/// first.)
 template <typename Pick>
 const void *kernelInstance(uint32_t headDim, uint32_t groupCapacity,
                            const Pick &pick) {
-  auto forGroup = [&](auto d) -> const void * {
-    switch (groupCapacity) {
-    case 1:
-      return reinterpret_cast<const void *>(
-          pick(d, std::integral_constant<int, 1>{}));
-    case 2:
-      return reinterpret_cast<const void *>(
-          pick(d, std::integral_constant<int, 2>{}));
-    case 4:
-      return reinterpret_cast<const void *>(
-          pick(d, std::integral_constant<int, 4>{}));
-    case 8:
-      return reinterpret_cast<const void *>(
-          pick(d, std::integral_constant<int, 8>{}));
-    }
-    return nullptr;
+  auto forHead = [&](auto d) {
+    return groupInstance(groupCapacity, [&](auto g) { return pick(d, g); });
   };
-  return headDim == 64    ? forGroup(std::integral_constant<int, 64>{})
-         : headDim == 128 ? forGroup(std::integral_constant<int, 128>{})
+  return headDim == 64    ? forHead(std::integral_constant<int, 64>{})
+         : headDim == 128 ? forHead(std::integral_constant<int, 128>{})
                           : nullptr;
 }
 
@@ -49,12 +57,50 @@ inline constexpr uint32_t kSummaryThreads = 128;
 inline constexpr uint32_t kSelectThreads = 256;
 inline constexpr uint32_t kRankThreads = 1024;
 inline constexpr uint32_t kSparseSplitThreads = 128;
+/// Thread blocks an SM holds of the selection's scoring kernels and of a
+/// sparse split at the Llama-3 shape (head dimension 128, groups of 4:
+/// about 128 registers a thread), which the plan assumes where the runtime
+/// cannot say (boundBlocksPerMultiprocessor() and the others).
+inline constexpr uint32_t kSelectBlocksPerMultiprocessor = 2;
+inline constexpr uint32_t kSparseSplitBlocksPerMultiprocessor = 4;
+/// The most blocks level 1 bounds, and candidates level 2 scores, in one
+/// thread block (4 and 8 bytes of dynamic shared memory each).
+inline constexpr uint32_t kMaxBoundChunkBlocks = 4096;
+inline constexpr uint32_t kMaxScoreChunkSlots = 2048;
 /// At most this many listed entries per split (its scores sit in static
 /// shared memory).
 inline constexpr uint32_t kMaxSplitEntries = 512;
 
 /// The encodings the sparse kernels read: both sides of a cache in one.
 enum class SparseEntries : uint8_t { Bf16, Fp8E4M3, Polar4 };
+
+/// Level 2's scoring of fp8 keys (TwoLevelSelect.cu): warps of a block,
+/// and the bulk copies each warp keeps in flight, one run of up to
+/// kFp8RunEntries consecutive candidates each.
+inline constexpr uint32_t kFp8ScoreWarps = 4;
+inline constexpr uint32_t kFp8ScoreStages = 2;
+inline constexpr uint32_t kFp8RunEntries = 64;
+/// A stage: a run of entries of D codes and a 4-byte scale, copied from
+/// the 16-byte boundaries around it.
+template <uint32_t D>
+inline constexpr uint32_t kFp8StageBytes =
+    (kFp8RunEntries * (D + 4) + 32 + 15) / 16 * 16;
+
+/// Level 2's scoring launch for entries of the form `entries`: threads a
+/// block, and dynamic shared memory for chunks of `chunkSlots` candidates.
+struct ScoreLaunch {
+  uint32_t threads;
+  size_t sharedBytes;
+};
+inline ScoreLaunch scoreLaunch(SparseEntries entries, uint32_t headDim,
+                               uint32_t chunkSlots) {
+  if (entries == SparseEntries::Fp8E4M3)
+    return {kFp8ScoreWarps * 32,
+            size_t(kFp8ScoreWarps) * kFp8ScoreStages *
+                (headDim == 64 ? kFp8StageBytes<64> : kFp8StageBytes<128>)};
+  // The CUDA-core kernels list each candidate's (page, slot).
+  return {kSelectThreads, size_t(chunkSlots) * 8};
+}
 
 /// Where one side's entries and scales sit (DeviceSideLayout's fields),
 /// relative to the codes of slot 0 of an area.
@@ -144,13 +190,29 @@ bool launchSelectBlocks(const SparseKernelParams &p, uint32_t headDim,
                         cudaStream_t stream);
 bool launchSelectEntries(const SparseKernelParams &p, uint32_t headDim,
                          uint32_t groupCapacity, uint32_t chunks,
-                         uint32_t batch, size_t scoreSharedBytes,
+                         uint32_t batch, const ScoreLaunch &score,
                          size_t rankSharedBytes, cudaStream_t stream);
 
 /// SparseAttention.cu: the splits, grid (splits, kvHeads, batch).
 bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
                         uint32_t groupCapacity, uint32_t batch,
                         cudaStream_t stream);
+
+/// Thread blocks an SM holds of `kernel` with `threads` threads and
+/// `sharedBytes` of dynamic shared memory, asked of the runtime once per
+/// kernel (the plans ask at every step); 0 where it cannot tell.
+uint32_t blocksPerMultiprocessor(const void *kernel, uint32_t threads,
+                                 size_t sharedBytes);
+
+/// blocksPerMultiprocessor() of the instances for these entries: level
+/// 1's bounds and level 2's scores (TwoLevelSelect.cu), and the splits
+/// (SparseAttention.cu).
+uint32_t boundBlocksPerMultiprocessor(uint32_t headDim, uint32_t groupCapacity);
+uint32_t scoreBlocksPerMultiprocessor(SparseEntries entries, uint32_t headDim,
+                                      uint32_t groupCapacity);
+uint32_t sparseSplitBlocksPerMultiprocessor(SparseEntries entries,
+                                            uint32_t headDim,
+                                            uint32_t groupCapacity);
 
 } // namespace kvrt::cuda
 

@@ -1,12 +1,15 @@
 //===- SparseSelect.cpp - Planning and launching sparse decode ------------===//
 //
 // Every launch parameter of SparseSelect.h is chosen here. The selection
-// kernels cut each row's items into chunks so that the batch makes about
-// four thread blocks per SM (a long row's summaries and candidate keys are
-// read by many SMs at once; chunks of at least 64 blocks or 128 entries
-// keep a block's fixed costs small). The attention splits aim at eight
-// blocks per SM, like the dense plan, in multiples of 64 entries up to
-// kMaxSplitEntries.
+// kernels cut each row's items into chunks, and the attention each row's
+// list into splits, so that the batch fills the SMs in one wave of the
+// thread blocks each SM holds (SparseKernels.h): a long row's summaries
+// and candidate keys are read by many SMs at once, and no second wave of a
+// few blocks doubles the time. (Aiming at more blocks than fit, four and
+// eight an SM where two and four fit, took 182 us for a B = 8, L = 128K
+// fp8 step on an H100 against 173 in one wave, 2026-12-06.) Chunks of at
+// least 64 blocks or 128 entries keep a block's fixed costs small; splits
+// take multiples of 64 entries up to kMaxSplitEntries.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/SparseSelect.h"
@@ -16,13 +19,13 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <mutex>
 #include <string>
+#include <vector>
 
 namespace kvrt::cuda {
 namespace {
 
-constexpr uint32_t kSelectBlocksPerMultiprocessor = 4;
-constexpr uint32_t kSplitBlocksPerMultiprocessor = 8;
 /// Dynamic shared memory a ranking kernel may take beside its static
 /// arrays (about 2.2 KB).
 constexpr size_t kMaxDynamicSharedBytes = 220 * 1024;
@@ -81,6 +84,18 @@ EntryForm entryForm(const DeviceSideLayout &side) {
   return form;
 }
 
+/// The form the sparse kernels read entries of (checkCache() passed).
+SparseEntries sparseEntries(const DeviceSideLayout &key) {
+  switch (key.kind) {
+  case DeviceSideLayout::Kind::Fp8E4M3:
+    return SparseEntries::Fp8E4M3;
+  case DeviceSideLayout::Kind::Polar:
+    return SparseEntries::Polar4;
+  default:
+    return SparseEntries::Bf16;
+  }
+}
+
 bool rotates(const PagedKvView &cache) {
   return cache.key.kind == DeviceSideLayout::Kind::Polar;
 }
@@ -96,10 +111,7 @@ float *rotatedQueries(const SparseDecodeArgs &args,
 SparseKernelParams cacheParams(const PagedKvView &cache,
                                const uint16_t *summaries, uint32_t block) {
   SparseKernelParams p = {};
-  p.entries = cache.key.kind == DeviceSideLayout::Kind::Fp8E4M3
-                  ? SparseEntries::Fp8E4M3
-              : rotates(cache) ? SparseEntries::Polar4
-                               : SparseEntries::Bf16;
+  p.entries = sparseEntries(cache.key);
   p.keyForm = entryForm(cache.key);
   p.valueForm = entryForm(cache.value);
   p.keys = cache.keys + cache.key.codesOffset;
@@ -208,6 +220,37 @@ Status updateBlockSummaries(const SparseDecodeArgs &args, uint32_t block,
                   "updating block summaries");
 }
 
+uint32_t blocksPerMultiprocessor(const void *kernel, uint32_t threads,
+                                 size_t sharedBytes) {
+  struct Asked {
+    const void *kernel;
+    uint32_t threads;
+    size_t sharedBytes;
+    uint32_t blocks;
+  };
+  static std::mutex mutex;
+  static std::vector<Asked> asked;
+  if (!kernel)
+    return 0;
+  std::lock_guard<std::mutex> lock(mutex);
+  for (const Asked &a : asked)
+    if (a.kernel == kernel && a.threads == threads &&
+        a.sharedBytes == sharedBytes)
+      return a.blocks;
+  int blocks = 0;
+  // Past 48 KB a kernel takes dynamic shared memory only once allowed.
+  if ((sharedBytes > 48 * 1024 &&
+       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            int(sharedBytes)) != cudaSuccess) ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+          &blocks, kernel, int(threads), sharedBytes) != cudaSuccess) {
+    cudaGetLastError(); // No device: nothing to remember.
+    return 0;
+  }
+  asked.push_back({kernel, threads, sharedBytes, uint32_t(blocks)});
+  return uint32_t(blocks);
+}
+
 StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
                                             uint32_t multiprocessors) {
   const SparsePolicy &policy = shape.policy;
@@ -235,26 +278,44 @@ StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
       uint32_t(std::min<uint64_t>(uint64_t(policy.topBlocks) * policy.block,
                                   uint64_t(plan.maxBlocks) * policy.block));
 
+  // Thread blocks per row that fit one wave (at least one), from what an
+  // SM holds of the instances the launches take (the Llama-3 shape's
+  // where the runtime cannot tell: no device).
+  const SparseEntries entries = sparseEntries(shape.key);
   const uint32_t rows = std::max(1u, shape.batch * shape.kvHeads);
-  const uint32_t perRow = std::max(
-      1u, ceilDiv(kSelectBlocksPerMultiprocessor * multiprocessors, rows));
+  auto perRowInOneWave = [&](uint32_t held, uint32_t assumed) {
+    return std::max(1u, (held ? held : assumed) * multiprocessors / rows);
+  };
+  const uint32_t boundsPerRow = perRowInOneWave(
+      boundBlocksPerMultiprocessor(shape.headDim, plan.groupCapacity),
+      kSelectBlocksPerMultiprocessor);
+  const uint32_t scoresPerRow = perRowInOneWave(
+      scoreBlocksPerMultiprocessor(entries, shape.headDim, plan.groupCapacity),
+      kSelectBlocksPerMultiprocessor);
   plan.boundChunkBlocks =
-      std::clamp(roundUp(ceilDiv(plan.maxBlocks, perRow), 64), 64u, 4096u);
+      std::clamp(roundUp(ceilDiv(plan.maxBlocks, boundsPerRow), 64), 64u,
+                 kMaxBoundChunkBlocks);
   plan.boundChunks = ceilDiv(plan.maxBlocks, plan.boundChunkBlocks);
-  plan.scoreChunkSlots = std::clamp(
-      roundUp(ceilDiv(plan.maxCandidates, perRow), 128), 128u, 2048u);
+  plan.scoreChunkSlots =
+      std::clamp(roundUp(ceilDiv(plan.maxCandidates, scoresPerRow), 128), 128u,
+                 kMaxScoreChunkSlots);
   plan.scoreChunks = ceilDiv(plan.maxCandidates, plan.scoreChunkSlots);
 
   const uint32_t listed = policy.topTokens + 1;
-  const uint32_t splitsPerRow = std::max(
-      1u, ceilDiv(kSplitBlocksPerMultiprocessor * multiprocessors, rows));
+  const uint32_t splitsPerRow =
+      perRowInOneWave(sparseSplitBlocksPerMultiprocessor(entries, shape.headDim,
+                                                         plan.groupCapacity),
+                      kSparseSplitBlocksPerMultiprocessor);
   plan.splitEntries = std::clamp(roundUp(ceilDiv(listed, splitsPerRow), 64),
                                  64u, kMaxSplitEntries);
   plan.splits = ceilDiv(listed, plan.splitEntries);
 
   plan.boundSharedBytes = size_t(plan.boundChunkBlocks) * 4;
   plan.blockRankSharedBytes = size_t(plan.maxBlocks) * 4;
-  plan.scoreSharedBytes = size_t(plan.scoreChunkSlots) * 8;
+  const ScoreLaunch score =
+      scoreLaunch(entries, shape.headDim, plan.scoreChunkSlots);
+  plan.scoreThreads = score.threads;
+  plan.scoreSharedBytes = score.sharedBytes;
   plan.entryRankSharedBytes = size_t(plan.maxCandidates) * 4;
   if (std::max(plan.blockRankSharedBytes, plan.entryRankSharedBytes) >
       kMaxDynamicSharedBytes)
@@ -320,11 +381,12 @@ Status selectSparseTokens(const SparseDecodeArgs &args,
   StatusOr<SparseKernelParams> p = decodeParams(args, plan);
   if (!p)
     return p.status();
-  return launched(launchSelectEntries(*p, args.cache.headDim,
-                                      plan.groupCapacity, plan.scoreChunks,
-                                      args.batch, plan.scoreSharedBytes,
-                                      plan.entryRankSharedBytes, stream),
-                  "sparse selection of entries");
+  return launched(
+      launchSelectEntries(*p, args.cache.headDim, plan.groupCapacity,
+                          plan.scoreChunks, args.batch,
+                          {plan.scoreThreads, plan.scoreSharedBytes},
+                          plan.entryRankSharedBytes, stream),
+      "sparse selection of entries");
 }
 
 Status selectSparseEntries(const SparseDecodeArgs &args,

@@ -87,11 +87,12 @@ struct SparseDecodePlan {
   uint32_t splitEntries = 0;
   uint32_t splits = 0;
   /// Dynamic shared memory of the level 1 and level 2 kernels: scoring,
-  /// then ranking.
+  /// then ranking; and the threads of level 2's scoring blocks.
   size_t boundSharedBytes = 0;
   size_t blockRankSharedBytes = 0;
   size_t scoreSharedBytes = 0;
   size_t entryRankSharedBytes = 0;
+  uint32_t scoreThreads = 0;
   /// Byte offsets in the workspace: the selection's results
   /// (SparseSelection), per-head bounds and scores, the splits' partials,
   /// the rotated queries.

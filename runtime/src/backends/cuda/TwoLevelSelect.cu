@@ -15,18 +15,25 @@
 // its share of the item (16-byte chunks part, part + 8, ... of a block's
 // bf16 lower and upper bounds; an entry's keys as GatherEntries.cuh reads
 // them, decoded), owns those channels for every query head, and the eight
-// sum with reduceScatter().
+// sum with reduceScatter(). Level 2 over fp8 keys is the exception: bulk
+// copies of whole runs of candidates and tensor-core dots
+// (selectFp8EntriesKernel()).
 // Quest's bound is sum_d q_d (q_d >= 0 ? hi_d : lo_d), which is
 // max(q_d lo_d, q_d hi_d) exactly. Queries are not scaled: the ranks are
 // those of sparse/TwoLevel.cpp, in fp32.
 //
 //===----------------------------------------------------------------------===//
+#include "runtime/src/backends/cuda/AsyncCopy.cuh"
 #include "runtime/src/backends/cuda/BlockTopK.cuh"
 #include "runtime/src/backends/cuda/GatherEntries.cuh"
+#include "runtime/src/backends/cuda/MmaFragments.cuh"
 #include "runtime/src/backends/cuda/SparseKernels.h"
 #include "runtime/src/backends/cuda/SplitKernel.cuh"
 
 #include <cuda_runtime.h>
+
+#include <algorithm>
+#include <type_traits>
 
 namespace kvrt::cuda {
 namespace {
@@ -271,8 +278,9 @@ __global__ void __launch_bounds__(kRankThreads)
 /// i % block of the (i / block)-th kept block; only the last kept block
 /// can be partial (the newest one).
 struct Candidates {
-  const int32_t *chosen;
-  int block, count;
+  const int32_t *chosen = nullptr;
+  int block = 0, count = 0;
+  Candidates() = default;
   __device__ Candidates(const SparseKernelParams &p, int row, int selectable)
       : chosen(p.selection.blocks + size_t(row) * p.topBlocks),
         block(int(p.block)) {
@@ -285,6 +293,47 @@ struct Candidates {
   }
 };
 
+/// The row's candidates, and those [first, first + n) a scoring block of
+/// level 2 takes. n = 0 where there is nothing to score: the row lists all
+/// of its selectable entries or candidates, which this call has done
+/// (block 0 counting them).
+struct CandidateChunk {
+  Candidates candidate;
+  int first = 0, n = 0;
+};
+
+__device__ CandidateChunk candidateChunk(const SparseKernelParams &p) {
+  const int tid = threadIdx.x, threads = int(blockDim.x);
+  const int row = blockIdx.z * int(p.kvHeads) + blockIdx.y;
+  const int topTokens = int(p.topTokens);
+  const int selectable = max(p.lengths[blockIdx.z] - 1, 0);
+  int32_t *listed = p.selection.entries + size_t(row) * topTokens;
+  const int stride = int(gridDim.x) * threads;
+  if (selectable <= topTokens) {
+    for (int i = blockIdx.x * threads + tid; i < selectable; i += stride)
+      listed[i] = i;
+    if (blockIdx.x == 0 && tid == 0)
+      p.selection.entryCounts[row] = uint32_t(selectable);
+    return {};
+  }
+  CandidateChunk chunk;
+  chunk.candidate = Candidates(p, row, selectable);
+  const Candidates &candidate = chunk.candidate;
+  if (candidate.count <= topTokens) {
+    for (int i = blockIdx.x * threads + tid; i < candidate.count; i += stride)
+      listed[i] = candidate.entry(i);
+    if (blockIdx.x == 0 && tid == 0)
+      p.selection.entryCounts[row] = uint32_t(candidate.count);
+    return {};
+  }
+  const int chunkSlots = int(p.scoreChunkSlots);
+  chunk.first = blockIdx.x * chunkSlots;
+  chunk.n =
+      max(min(candidate.count, chunk.first + chunkSlots) - chunk.first, 0);
+  return chunk;
+}
+
+/// Level 2's scores on CUDA cores, for entries of the form `Rows`.
 template <typename Rows, int D, int G>
 __global__ void __launch_bounds__(kSelectThreads)
     selectEntriesKernel(const SparseKernelParams p) {
@@ -295,39 +344,16 @@ __global__ void __launch_bounds__(kSelectThreads)
   // and where in the page the block starts.
   __shared__ int2 blockAt[kSelectThreads];
   __shared__ float levels[2][16];
-  loadLevels(p, levels);
+  loadLevels<Rows>(p, levels);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int item = lane / 8, part = lane % 8;
   const int kvHead = blockIdx.y, b = blockIdx.z;
   const int row = b * int(p.kvHeads) + kvHead;
   const int group = int(p.group), blockSize = int(p.block);
-  const int topTokens = int(p.topTokens);
-  const int selectable = max(p.lengths[b] - 1, 0);
-  int32_t *listed = p.selection.entries + size_t(row) * topTokens;
-  const int stride = int(gridDim.x * kSelectThreads);
-  if (selectable <= topTokens) {
-    for (int i = blockIdx.x * kSelectThreads + tid; i < selectable; i += stride)
-      listed[i] = i;
-    if (blockIdx.x == 0 && tid == 0)
-      p.selection.entryCounts[row] = uint32_t(selectable);
+  const CandidateChunk chunk = candidateChunk(p);
+  if (chunk.n == 0)
     return;
-  }
-  const Candidates candidate(p, row, selectable);
-  const int32_t *chosen = candidate.chosen;
-  const int candidates = candidate.count;
-  if (candidates <= topTokens) {
-    for (int i = blockIdx.x * kSelectThreads + tid; i < candidates; i += stride)
-      listed[i] = candidate.entry(i);
-    if (blockIdx.x == 0 && tid == 0)
-      p.selection.entryCounts[row] = uint32_t(candidates);
-    return;
-  }
-  const int chunkSlots = int(p.scoreChunkSlots);
-  const int chunks = (candidates + chunkSlots - 1) / chunkSlots;
-  if (int(blockIdx.x) >= chunks)
-    return;
-  const int first = blockIdx.x * chunkSlots;
-  const int n = min(candidates, first + chunkSlots) - first;
+  const int first = chunk.first, n = chunk.n;
 
   // A kept block lies in one page (the block divides the page size): its
   // page (or, offloaded, its slot) and its place there are looked up once
@@ -339,7 +365,7 @@ __global__ void __launch_bounds__(kSelectThreads)
        round += int(kSelectThreads)) {
     const int j = round + tid;
     if (j * blockSize < first + n) {
-      const int token = chosen[j] * blockSize;
+      const int token = chunk.candidate.chosen[j] * blockSize;
       blockAt[tid] = make_int2(
           entryPage(p.slotOf, table[token / pageSize], int(p.kvHeads), kvHead),
           token % pageSize);
@@ -386,6 +412,148 @@ __global__ void __launch_bounds__(kSelectThreads)
   }
 }
 
+/// Level 2's scores over fp8 e4m3 keys, on the tensor cores and fed by
+/// bulk copies. A kept block's entries lie together in one page, so each
+/// warp streams runs of up to kFp8RunEntries consecutive candidates (a
+/// kept block, or a part of one) into its own kFp8ScoreStages shared-memory
+/// stages, one cp.async.bulk each, and scores a run while the next lands.
+/// (Gathered with plain 4-byte loads, two blocks of 256 threads an SM kept
+/// too few bytes in flight: 64% of the DRAM bandwidth, 2026-12-06.)
+/// Every code is exact in f16, so one m16n8k16 f16 MMA a k-step takes eight
+/// candidates (B's columns, read as Fp8E4M3Mma reads keys: conflict-free
+/// for entries with their scale, 33 words apart) against the group's
+/// queries split into f16 hi (A's rows 0-7) and lo parts (rows 8-15): c0 +
+/// c2 is a head's dot at fp32 accuracy, times the entry's scale after, as
+/// the dense fp8 kernels scale. Any group of up to 8 heads fills A alike.
+template <int D>
+__global__ void __launch_bounds__(kFp8ScoreWarps * 32)
+    selectFp8EntriesKernel(const SparseKernelParams p) {
+  using Keys = Fp8E4M3Mma<D>;
+  constexpr int kSteps = Keys::kSteps, kStages = int(kFp8ScoreStages);
+  constexpr int kStageBytes = int(kFp8StageBytes<D>);
+  extern __shared__ __align__(16) uint8_t stages[];
+  __shared__ uint64_t full[kFp8ScoreWarps][kStages];
+  // Where each stage's run starts in it, and the head's scale where the
+  // form has no slot scales: written by lane 0 before it arrives on the
+  // stage's barrier, so visible once the phase completes.
+  __shared__ int lead[kFp8ScoreWarps][kStages];
+  __shared__ float headScale[kFp8ScoreWarps][kStages];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  // Lane (g, t): query head g's row of A, candidate g of eight in B.
+  const int g = lane / 4, t = lane % 4;
+  const int kvHead = blockIdx.y, b = blockIdx.z;
+  const int row = b * int(p.kvHeads) + kvHead;
+  const int group = int(p.group), blockSize = int(p.block);
+  const CandidateChunk chunk = candidateChunk(p);
+  if (chunk.n == 0)
+    return;
+  // Runs of the largest power of two dividing both the block and
+  // kFp8RunEntries: they never cross a kept block (one page) nor a chunk
+  // (a multiple of 128 candidates).
+  const int run = min(blockSize & -blockSize, int(kFp8RunEntries));
+  const int runs = (chunk.n + run - 1) / run;
+
+  uint32_t a[kSteps][4];
+  {
+    const float *q =
+        p.q +
+        (size_t(b) * p.qHeads + size_t(kvHead) * group + min(g, group - 1)) * D;
+#pragma unroll
+    for (int j = 0; j < kSteps; ++j) {
+      const float4 x =
+          g < group ? *reinterpret_cast<const float4 *>(q + Keys::keyDim(j, t))
+                    : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      splitF16(x.x, x.y, a[j][0], a[j][1]);
+      splitF16(x.z, x.w, a[j][2], a[j][3]);
+    }
+  }
+
+  const EntryAreas areas =
+      entryAreas(p.keys, p.slotKeys, p.keyPageStride, p.keyAreaStride, kvHead);
+  const EntryForm &form = p.keyForm;
+  const int32_t *table = p.pageTables + size_t(b) * p.pageTableStride;
+  const int pageSize = int(p.pageSize);
+  uint8_t *ring = stages + warp * kStages * kStageBytes;
+  if (lane == 0) {
+    for (int s = 0; s < kStages; ++s)
+      initBarrier(&full[warp][s], 1);
+    fenceBarrierInit();
+  }
+  __syncwarp();
+  // Lane 0 copies the warp's k-th run into stage k % kStages from the
+  // 16-byte boundaries around it (the area's stride is a multiple of 16,
+  // so they stay inside it).
+  auto issue = [&](int k) {
+    const int c = chunk.first + (warp + k * kFp8ScoreWarps) * run;
+    const int count = min(run, chunk.first + chunk.n - c);
+    const int token = chunk.candidate.entry(c);
+    const uint8_t *codes =
+        areaAt(areas, entryPage(p.slotOf, table[token / pageSize],
+                                int(p.kvHeads), kvHead));
+    const uint8_t *from = codes + size_t(token % pageSize) * form.entryBytes;
+    const uintptr_t low = reinterpret_cast<uintptr_t>(from) & ~uintptr_t(15);
+    const uintptr_t high = (reinterpret_cast<uintptr_t>(from) +
+                            size_t(count) * form.entryBytes + 15) &
+                           ~uintptr_t(15);
+    const int s = k % kStages;
+    lead[warp][s] = int(reinterpret_cast<uintptr_t>(from) - low);
+    headScale[warp][s] =
+        form.slotScales
+            ? 0.0f
+            : *reinterpret_cast<const float *>(codes + form.scaleOffset);
+    arriveExpecting(&full[warp][s], uint32_t(high - low));
+    copyBulk(ring + s * kStageBytes, reinterpret_cast<const void *>(low),
+             uint32_t(high - low), &full[warp][s]);
+  };
+  const int mine = (runs - warp + kFp8ScoreWarps - 1) / kFp8ScoreWarps;
+  if (lane == 0)
+    for (int k = 0; k < min(kStages, mine); ++k)
+      issue(k);
+
+  float *scores = p.scores + size_t(row) * group * p.maxCandidates;
+  for (int k = 0; k < mine; ++k) {
+    const int s = k % kStages;
+    const int c = chunk.first + (warp + k * kFp8ScoreWarps) * run;
+    const int count = min(run, chunk.first + chunk.n - c);
+    waitBarrier(&full[warp][s], uint32_t(k / kStages) & 1u);
+    const uint8_t *base = ring + s * kStageBytes + lead[warp][s];
+    const float scaleOfHead = headScale[warp][s];
+    for (int i = 0; i < count; i += 8) {
+      const uint8_t *entry =
+          base + size_t(min(i + g, count - 1)) * form.entryBytes;
+      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+      for (int j = 0; j < kSteps; ++j) {
+        uint32_t b0, b1;
+        e4m3x4ToF16x2x2(
+            *reinterpret_cast<const uint32_t *>(entry + Keys::keyDim(j, t)), b0,
+            b1);
+        mmaF16(acc, a[j][0], a[j][1], a[j][2], a[j][3], b0, b1);
+      }
+      const float scale =
+          form.slotScales
+              ? *reinterpret_cast<const float *>(entry + form.scaleOffset)
+              : scaleOfHead;
+      // Lane (g, t) holds head g's dots with candidates 2t and 2t + 1,
+      // whose scales lanes 8t and 8t + 4 read.
+      const float scale0 = __shfl_sync(0xffffffffu, scale, 8 * t);
+      const float scale1 = __shfl_sync(0xffffffffu, scale, 8 * t + 4);
+      const int r = i + 2 * t;
+      if (g < group) {
+        float *out = scores + size_t(g) * p.maxCandidates + c;
+        if (r < count)
+          out[r] = (acc[0] + acc[2]) * scale0;
+        if (r + 1 < count)
+          out[r + 1] = (acc[1] + acc[3]) * scale1;
+      }
+    }
+    // Every lane is done with the stage: lane 0 refills it.
+    __syncwarp();
+    if (lane == 0 && k + kStages < mine)
+      issue(k + kStages);
+  }
+}
+
 /// Ranks the candidates selectEntriesKernel() scored and keeps the
 /// topTokens best, one block a (KV head, row) (rows it listed whole are
 /// done).
@@ -423,19 +591,50 @@ bool launch(const void *kernel, const SparseKernelParams &p, dim3 grid,
                           stream) == cudaSuccess;
 }
 
+const void *boundKernel(uint32_t headDim, uint32_t groupCapacity) {
+  return kernelInstance(headDim, groupCapacity, [](auto d, auto g) {
+    return &selectBlocksKernel<decltype(d)::value, decltype(g)::value>;
+  });
+}
+
+const void *scoreKernel(SparseEntries entries, uint32_t headDim,
+                        uint32_t groupCapacity) {
+  return rowsInstance(entries, headDim, groupCapacity,
+                      [](auto rows, auto d, auto g) -> const void * {
+                        constexpr int D = decltype(d)::value;
+                        constexpr int G = decltype(g)::value;
+                        using Rows = decltype(rows);
+                        if constexpr (std::is_same_v<Rows, Fp8Rows<D>>)
+                          return reinterpret_cast<const void *>(
+                              &selectFp8EntriesKernel<D>);
+                        else
+                          return reinterpret_cast<const void *>(
+                              &selectEntriesKernel<Rows, D, G>);
+                      });
+}
+
 } // namespace
+
+uint32_t boundBlocksPerMultiprocessor(uint32_t headDim,
+                                      uint32_t groupCapacity) {
+  // With the largest chunk's dynamic shared memory.
+  return blocksPerMultiprocessor(boundKernel(headDim, groupCapacity),
+                                 kSelectThreads, kMaxBoundChunkBlocks * 4);
+}
+
+uint32_t scoreBlocksPerMultiprocessor(SparseEntries entries, uint32_t headDim,
+                                      uint32_t groupCapacity) {
+  const ScoreLaunch score = scoreLaunch(entries, headDim, kMaxScoreChunkSlots);
+  return blocksPerMultiprocessor(scoreKernel(entries, headDim, groupCapacity),
+                                 score.threads, score.sharedBytes);
+}
 
 bool launchSelectBlocks(const SparseKernelParams &p, uint32_t headDim,
                         uint32_t groupCapacity, uint32_t chunks, uint32_t batch,
                         size_t boundSharedBytes, size_t rankSharedBytes,
                         cudaStream_t stream) {
-  const void *bound =
-      kernelInstance(headDim, groupCapacity, [](auto d, auto g) {
-        return &selectBlocksKernel<decltype(d)::value, decltype(g)::value>;
-      });
-  // The ranking kernels depend on the group alone (any head dimension names
-  // the same instances).
-  const void *rank = kernelInstance(64, groupCapacity, [](auto, auto g) {
+  const void *bound = boundKernel(headDim, groupCapacity);
+  const void *rank = groupInstance(groupCapacity, [](auto g) {
     return &rankBlocksKernel<decltype(g)::value>;
   });
   return launch(bound, p, dim3(chunks, p.kvHeads, batch), kSelectThreads,
@@ -446,18 +645,14 @@ bool launchSelectBlocks(const SparseKernelParams &p, uint32_t headDim,
 
 bool launchSelectEntries(const SparseKernelParams &p, uint32_t headDim,
                          uint32_t groupCapacity, uint32_t chunks,
-                         uint32_t batch, size_t scoreSharedBytes,
+                         uint32_t batch, const ScoreLaunch &score,
                          size_t rankSharedBytes, cudaStream_t stream) {
-  const void *score = rowsInstance(
-      p.entries, headDim, groupCapacity, [](auto rows, auto d, auto g) {
-        return &selectEntriesKernel<decltype(rows), decltype(d)::value,
-                                    decltype(g)::value>;
-      });
-  const void *rank = kernelInstance(64, groupCapacity, [](auto, auto g) {
+  const void *scoring = scoreKernel(p.entries, headDim, groupCapacity);
+  const void *rank = groupInstance(groupCapacity, [](auto g) {
     return &rankEntriesKernel<decltype(g)::value>;
   });
-  return launch(score, p, dim3(chunks, p.kvHeads, batch), kSelectThreads,
-                scoreSharedBytes, stream) &&
+  return launch(scoring, p, dim3(chunks, p.kvHeads, batch), score.threads,
+                score.sharedBytes, stream) &&
          launch(rank, p, dim3(p.kvHeads, batch), kRankThreads, rankSharedBytes,
                 stream);
 }
