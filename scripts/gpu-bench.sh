@@ -29,7 +29,8 @@
 #              (-plain), sinks and window exact, and values folded into v_proj
 #              and o_proj (a random Llama with real weights: the GPU
 #              applies the identity basis); a chunked prefill), and the
-#              artifacts it must refuse (selection over nvfp4, runner-up
+#              artifacts it must refuse (selection over nvfp4 or over
+#              fp8 with exact sinks and window, runner-up
 #              prefetches, TriAttention over polar keys, a polar-4
 #              latent of keys), each with its sentence; the
 #              first two layers of the default model (its Q4_1 and Q8_0
@@ -234,12 +235,20 @@ engine_checks() {
     --prompt 300 --steps 16 > "$out/engine-check-blocks.txt" 2>&1 || status=1
   grep -E '^[0-9]+ of [0-9]+ rows' "$out/engine-check-blocks.txt"
   echo "engine blocks: $(tail -1 "$out/engine-check-blocks.txt")"
-  # Offload: the same logits as the resident cache, bit for bit.
-  timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-offload.kvpkg" \
-    --prompt 300 --steps 16 --resident "$bin/llama-tiny-twolevel.kvpkg" \
-    > "$out/engine-check-offload.txt" 2>&1 || status=1
-  grep -E '^(offload|FAIL)' "$out/engine-check-offload.txt"
-  echo "engine offload: $(tail -1 "$out/engine-check-offload.txt")"
+  # Offload: the same logits as the resident cache, bit for bit (bf16,
+  # fp8 and 4-bit polar).
+  for e in offload fp8-offload polar4-offload; do
+    resident=twolevel
+    [[ $e == *-offload ]] && resident=${e%-offload}-twolevel
+    extra=()
+    [[ $e == polar4-* ]] && extra+=(--tolerance 0.03)
+    [[ $e != offload ]] && extra+=(--flips 0.8)
+    timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$e.kvpkg" \
+      --prompt 300 --steps 16 --resident "$bin/llama-tiny-$resident.kvpkg" \
+      "${extra[@]}" > "$out/engine-check-$e.txt" 2>&1 || status=1
+    grep -E '^(offload|FAIL)' "$out/engine-check-$e.txt"
+    echo "engine $e: $(tail -1 "$out/engine-check-$e.txt")"
+  done
   # Eviction: a prompt of 300 (and 151) tokens compacted to the budget of
   # 128 entries after the prefill, then every 8 decode steps; the kept
   # positions of every layer and head compared after each call.
@@ -266,8 +275,8 @@ engine_checks() {
     > "$out/evict-bench.txt" 2>&1 || status=1
   grep -vE '^device' "$out/evict-bench.txt"
   # Refused when the engine is created, with one sentence (exit 2).
-  for r in nvfp4-twolevel offload-runners evict-tri-polar4 \
-    lowrank-keys-polar4; do
+  for r in nvfp4-twolevel fp8-exact-twolevel offload-runners \
+    evict-tri-polar4 lowrank-keys-polar4; do
     timeout 60 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$r.kvpkg" \
       > "$out/engine-refuse-$r.txt" 2>&1
     code=$?

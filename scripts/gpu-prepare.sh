@@ -27,7 +27,8 @@
 # but its top 128 blocks and 2048 entries), offload (llama-tiny with a
 # budget small enough to miss; llama3-8b with 16 GB of device pages, and
 # with 32 GB for the largest batch), and
-# llama-tiny artifacts the cuda backend must refuse (selection over nvfp4,
+# llama-tiny artifacts the cuda backend must refuse (selection over nvfp4
+# or over fp8 with exact sinks and window,
 # offload with runner-up prefetches, TriAttention over polar keys, low-rank
 # keys); llama-tiny with eviction (StreamingLLM, calibrated
 # TriAttention, SnapKV and H2O); and llama-tiny with low-rank values (calibrated
@@ -134,10 +135,19 @@ all="kv-sparse-select{method=twolevel block=16 top_blocks=256 top_tokens=4096 de
   "kv-quantize{encoding=polar bits=4},$all"
 "$kvopt" "${tiny[@]}" --passes "kv-quantize{encoding=nvfp4},$select" \
   -o .gpu-bin/llama-tiny-nvfp4-twolevel.kvpkg
+# And over fp8 with exact sinks and window beside the codes (refused too).
+"$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-fp8-exact-twolevel.kvpkg \
+  --passes "kv-quantize{encoding=fp8 sinks=4 window=64},$select"
 # 24 KV-head pages per layer on the device, 4 KB each: the check's two
 # sequences (up to 62 pages per layer) miss often and hit often.
 "$kvopt" "${tiny[@]}" --passes "$select,kv-offload{gpu_budget=196608}" \
   -o .gpu-bin/llama-tiny-offload.kvpkg
+# The same 24 pages a layer over fp8 (a scale per slot) and 4-bit polar,
+# checked against fp8-twolevel and polar4-twolevel.
+"$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-fp8-offload.kvpkg --passes \
+  "kv-quantize{encoding=fp8},$select,kv-offload{gpu_budget=104448}"
+"$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-polar4-offload.kvpkg --passes \
+  "kv-quantize{encoding=polar bits=4},$select,kv-offload{gpu_budget=52224}"
 "$kvopt" "${tiny[@]}" --passes "$select,kv-offload{ratio=0.5 runners_up=4}" \
   -o .gpu-bin/llama-tiny-offload-runners.kvpkg
 # Eviction on llama-tiny, checked against the CPU backend: a budget of 128

@@ -75,13 +75,39 @@ __device__ __nv_bfloat16 roundedSource(const AppendArgs &a, uint32_t r,
   return rounded;
 }
 
-/// Where row r's entry of KV head h starts, for encodings whose entries
-/// start at their area's start (all but fp8 per_head and KIVI).
-__device__ uint8_t *entryOf(const AppendArgs &a, const AppendGeometry &g,
-                            uint32_t r, uint32_t h) {
+/// Where an append writes the entry of (row r, KV head h): its KV-head
+/// area and entry in `pool`, and for an offloaded side whose page is
+/// resident (AppendArgs::residentSlotOf) the same area in the page's
+/// device slot, which every store() writes too, so that a resident page
+/// stays whole.
+struct EntryAt {
+  uint8_t *area, *entry, *resident;
+
+  /// Stores `value` `offset` bytes from the entry (or from the area).
+  template <typename T>
+  __device__ void store(uint32_t offset, T value, bool fromArea = false) const {
+    uint8_t *at = (fromArea ? area : entry) + offset;
+    *reinterpret_cast<T *>(at) = value;
+    if (resident)
+      *reinterpret_cast<T *>(resident + (at - area)) = value;
+  }
+};
+
+__device__ EntryAt entryAt(const AppendArgs &a, const AppendGeometry &g,
+                           uint32_t r, uint32_t h) {
   const int32_t slot = a.slots[r];
-  return a.pool + uint64_t(slot / int32_t(a.pageSize)) * g.pageStride +
-         h * g.areaStride + uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
+  const uint64_t page = uint64_t(slot / int32_t(a.pageSize));
+  EntryAt at;
+  at.area = a.pool + page * g.pageStride + h * g.areaStride;
+  at.entry = at.area + g.codesOffset +
+             uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
+  at.resident = nullptr;
+  if (a.residentSlotOf) {
+    const int32_t resident = a.residentSlotOf[page * a.kvHeads + h];
+    if (resident >= 0)
+      at.resident = a.residentAreas + uint64_t(resident) * a.residentAreaStride;
+  }
+  return at;
 }
 
 /// The largest finite e4m3 and e2m1 values.
@@ -118,7 +144,7 @@ __device__ void appendPolar(const AppendArgs &a, const AppendGeometry &g,
   __shared__ uint8_t codes[128];
   const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
   const uint32_t d = a.headDim;
-  uint8_t *entry = entryOf(a, g, r, h);
+  const EntryAt at = entryAt(a, g, r, h);
   const __nv_bfloat16 rounded = roundedSource(a, r, h, i);
   const double value = __bfloat162float(rounded);
   const double norm = sqrt(blockSum(value * value, partial));
@@ -145,12 +171,10 @@ __device__ void appendPolar(const AppendArgs &a, const AppendGeometry &g,
     for (uint32_t j = 0; j < 8; ++j)
       word |= uint32_t(codes[8 * i + j]) << (j * code.bits);
     for (uint32_t b = 0; b < code.bits; ++b)
-      entry[i * code.bits + b] = uint8_t(word >> (8 * b));
+      at.store(i * code.bits + b, uint8_t(word >> (8 * b)));
   }
-  if (i == 0) {
-    const __half scale = __double2half(along / squares);
-    *reinterpret_cast<__half *>(entry + g.scaleOffset) = scale;
-  }
+  if (i == 0)
+    at.store(g.scaleOffset, __double2half(along / squares));
 }
 
 /// One block per (row, KV head), one thread per coordinate; blocks of 16
@@ -158,7 +182,7 @@ __device__ void appendPolar(const AppendArgs &a, const AppendGeometry &g,
 __device__ void appendNvfp4(const AppendArgs &a, const AppendGeometry &g,
                             double tensorScale) {
   const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
-  uint8_t *entry = entryOf(a, g, r, h);
+  uint8_t *entry = entryAt(a, g, r, h).entry;
   const __nv_bfloat16 rounded = roundedSource(a, r, h, i);
   const float x = __bfloat162float(rounded);
   float absMax = fabsf(x);
@@ -190,7 +214,8 @@ __device__ void appendLatent(const AppendArgs &a, const AppendGeometry &g,
   __shared__ double centred[128];
   const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
   const uint32_t d = a.headDim;
-  __nv_bfloat16 *entry = reinterpret_cast<__nv_bfloat16 *>(entryOf(a, g, r, h));
+  __nv_bfloat16 *entry =
+      reinterpret_cast<__nv_bfloat16 *>(entryAt(a, g, r, h).entry);
   const __nv_bfloat16 rounded = roundedSource(a, r, h, i);
   // Head h's basis: coordinate i's row holds its axes, then its mean.
   const float *basis = a.basis + uint64_t(h) * d * (rank + 1);
@@ -214,7 +239,8 @@ __device__ void appendLatentKey(const AppendArgs &a, const AppendGeometry &g,
   __shared__ float key[128], unrotated[128];
   const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
   const uint32_t d = a.headDim, half = d / 2;
-  __nv_bfloat16 *entry = reinterpret_cast<__nv_bfloat16 *>(entryOf(a, g, r, h));
+  __nv_bfloat16 *entry =
+      reinterpret_cast<__nv_bfloat16 *>(entryAt(a, g, r, h).entry);
   const __nv_bfloat16 rounded = roundedSource(a, r, h, i);
   key[i] = __bfloat162float(rounded);
   __syncthreads();
@@ -264,26 +290,13 @@ __device__ void appendLatentKey(const AppendArgs &a, const AppendGeometry &g,
 template <DeviceSideLayout::Kind Kind>
 __device__ void appendEntry(const AppendArgs &a, const AppendGeometry &g) {
   const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
-  const int32_t slot = a.slots[r];
-  uint8_t *area = a.pool + uint64_t(slot / int32_t(a.pageSize)) * g.pageStride +
-                  h * g.areaStride;
-  uint8_t *entry = area + g.codesOffset +
-                   uint64_t(slot % int32_t(a.pageSize)) * g.entryBytes;
+  const EntryAt at = entryAt(a, g, r, h);
   const __nv_bfloat16 rounded = roundedSource(a, r, h, i);
   if constexpr (Kind == DeviceSideLayout::Kind::Kivi) {
     // Encoded a group at a time as it leaves the window (KiviFlush.cu).
-    (void)entry;
+    (void)at;
   } else if constexpr (Kind == DeviceSideLayout::Kind::Bf16) {
-    reinterpret_cast<__nv_bfloat16 *>(entry)[i] = rounded;
-    if (a.residentSlotOf) {
-      const int32_t resident =
-          a.residentSlotOf[uint64_t(slot / int32_t(a.pageSize)) * a.kvHeads +
-                           h];
-      if (resident >= 0)
-        reinterpret_cast<__nv_bfloat16 *>(
-            a.residentAreas + uint64_t(resident) * a.residentAreaStride +
-            (entry - area))[i] = rounded;
-    }
+    at.store(2 * i, rounded);
   } else {
     const float x = __bfloat162float(rounded);
     float scale;
@@ -301,16 +314,16 @@ __device__ void appendEntry(const AppendArgs &a, const AppendGeometry &g) {
         m = fmaxf(m, warpMax[w]);
       scale = float(double(m) / kE4M3Max);
       if (i == 0)
-        *reinterpret_cast<float *>(entry + g.scaleOffset) = scale;
+        at.store(g.scaleOffset, scale);
     } else {
       scale = a.headScales[h];
       if (i == 0)
-        *reinterpret_cast<float *>(area + g.scaleOffset) = scale;
+        at.store(g.scaleOffset, scale, true);
     }
-    entry[i] = scale > 0
-                   ? uint8_t(__nv_cvt_double_to_fp8(double(x) / double(scale),
-                                                    __NV_SATFINITE, __NV_E4M3))
-                   : 0;
+    at.store(i, scale > 0
+                    ? uint8_t(__nv_cvt_double_to_fp8(double(x) / double(scale),
+                                                     __NV_SATFINITE, __NV_E4M3))
+                    : uint8_t(0));
   }
 }
 

@@ -63,10 +63,11 @@ struct AppendArgs {
   /// Null, or [rows][kvHeads][headDim] bf16: receives the rounded values
   /// (what prefill attention reads of a run's own tokens).
   uint16_t *bf16Copy = nullptr;
-  /// An offloaded layer's bf16 side (OffloadedPages.h): `pool` is its host
-  /// pages, and where residentSlotOf ([pages][kvHeads]) names a device slot
-  /// for the entry's KV-head page, the entry is also stored there, so that
-  /// a resident page stays whole. Null otherwise.
+  /// An offloaded layer's side (OffloadedPages.h; bf16, fp8 or polar):
+  /// `pool` is its host pages, and where residentSlotOf ([pages][kvHeads])
+  /// names a device slot for the entry's KV-head page, the entry (and an
+  /// fp8 head's scale) is also stored there, so that a resident page stays
+  /// whole. Null otherwise.
   const int32_t *residentSlotOf = nullptr;
   uint8_t *residentAreas = nullptr;
   uint64_t residentAreaStride = 0;

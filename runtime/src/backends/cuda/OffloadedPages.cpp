@@ -63,12 +63,10 @@ OffloadedPages::create(const DeviceKvPool &pool,
   for (const OffloadPlan &plan : plans) {
     const DeviceKvPool::Layer &stored = pool.layer(plan.layer);
     const DeviceLayerSpec &spec = stored.spec;
+    // Its encodings are those the sparse kernels read (the layer selects:
+    // planSparseDecode() refused the others when the cache was planned),
+    // whose appends write resident slots too (Append.h).
     const std::string where = "offloaded layer " + std::to_string(plan.layer);
-    if (spec.key.kind != DeviceSideLayout::Kind::Bf16 ||
-        spec.value.kind != DeviceSideLayout::Kind::Bf16 ||
-        spec.key.codesOffset || spec.value.codesOffset)
-      return Status::error(where + ": the cuda backend offloads bf16 caches "
-                                   "only");
     auto layer = std::make_unique<Layer>();
     layer->kvHeads = spec.kvHeads;
     layer->select = plan.select;
