@@ -415,7 +415,7 @@ for section in "${sections[@]}"; do
       # the bus, once per block of query rows (22 x 32K in chunks of 8192
       # ran past 200 s on an H100): one chunk a sequence.
       chunk=()
-      [[ $e == offload* ]] && chunk=(--chunk 32768)
+      [[ $e == *offload* ]] && chunk=(--chunk 32768)
       timeout 400 "$bin/kvrt-cuda-engine" bench "$bin/llama3-8b-$e.kvpkg" \
         --batch "$b" --context 32768 --steps 10 "${chunk[@]}" \
         > "$out/largest-$e-$b.txt" 2>&1 || status=1

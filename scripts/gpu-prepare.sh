@@ -247,5 +247,9 @@ done
 "$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
   --target h200 -o .gpu-bin/llama3-8b-offload-capacity.kvpkg \
   --passes "$select8b,kv-offload{gpu_budget=32G}"
+# The same over 4-bit polar: a quarter of the host memory a sequence.
+"$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
+  --target h200 -o .gpu-bin/llama3-8b-polar4-offload-capacity.kvpkg \
+  --passes "kv-quantize{encoding=polar bits=4},$select8b,kv-offload{gpu_budget=32G}"
 ls -la .gpu-bin
 pack
