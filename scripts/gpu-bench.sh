@@ -138,7 +138,7 @@ fi
 reps=${REPS:-100}
 points=${POINTS:-"1x4096 8x32768 32x4096"}
 encodings=${ENCODINGS:-"bf16 fp8 polar4 nvfp4"}
-selections=${SELECTIONS:-"twolevel quest fp8-twolevel fp8-all polar4-twolevel polar4-all"}
+selections=${SELECTIONS:-"twolevel quest fp8-twolevel fp8-all polar4-twolevel polar4-all polar3-twolevel polar3-all"}
 exact=${EXACT:-"polar4 fp8 nvfp4"}
 kivi=${KIVI:-"kivi4 kivi2"}
 lowrank=${LOWRANK:-"lowrank lowrank-odd lowrank-folded lowrank-keys lowrank-keys-odd lowrank-keys-plain lowrank-kv"}
@@ -180,14 +180,17 @@ engine_checks() {
     # Polar 4-bit: the GPU reads a decode step's own token encoded, the CPU
     # from its bf16 tail (CudaBackend.cpp); its rows differ by 1e-2 to 2e-2
     # (largest 2.05e-2 of 53 rows, 2026-12-02).
-    [[ $e == polar4* ]] && extra+=(--tolerance 0.03)
+    [[ $e == polar* ]] && extra+=(--tolerance 0.03)
     # fp8 and polar: the GPU's keys come from bf16 projections, and a code
     # one step away from the CPU's moves q.k far more than bf16 rounding
     # does, so far more near ties flip (fp8: 32 of 55 rows on 2026-12-06;
     # kvrt-cuda-sparse checks the kernels on the same codes). The -all
     # artifacts keep every entry: there every row must be within the
     # tolerance.
+    # 3-bit codes are coarser still: 48 of 55 rows of polar3-twolevel on
+    # 2026-12-06, while polar3-all put every row within 2.97e-2.
     [[ $e == *-twolevel ]] && extra+=(--flips 0.8)
+    [[ $e == polar3-twolevel ]] && extra+=(--flips 0.9)
     [[ $e == *-all ]] && extra+=(--flips 0)
     timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$e.kvpkg" \
       --prompt 300 --steps 16 "${extra[@]}" > "$out/engine-check-$e.txt" \

@@ -91,8 +91,9 @@ kvopt=${KVOPT:-$build/bin/kvopt}
 # of it, and the folded low-rank artifact's logit error moved from 1.8e-2
 # to 2.2e-2 against its 2e-2 tolerance.
 calibration=test/cuda/calibration.txt
-encodings=(bf16 fp8 polar4 nvfp4 kivi4 kivi2)
+encodings=(bf16 fp8 polar4 polar3 nvfp4 kivi4 kivi2)
 passes=("" "kv-quantize{encoding=fp8}" "kv-quantize{encoding=polar bits=4}"
+        "kv-quantize{encoding=polar bits=3}"
         "kv-quantize{encoding=nvfp4}" "kv-quantize{encoding=int bits=4 group=32}"
         "kv-quantize{encoding=int bits=2 group=64}")
 for i in "${!encodings[@]}"; do
@@ -128,11 +129,13 @@ tiny=(compile --synthetic llama-tiny --synthetic-weights generated --target h200
 all="kv-sparse-select{method=twolevel block=16 top_blocks=256 top_tokens=4096 dense_layers=0}"
 "$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-fp8-all.kvpkg --passes \
   "kv-quantize{encoding=fp8},$all"
-# Likewise over 4-bit polar.
-"$kvopt" "${tiny[@]}" --passes "kv-quantize{encoding=polar bits=4},$select" \
-  -o .gpu-bin/llama-tiny-polar4-twolevel.kvpkg
-"$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-polar4-all.kvpkg --passes \
-  "kv-quantize{encoding=polar bits=4},$all"
+# Likewise over 4- and 3-bit polar.
+for bits in 4 3; do
+  "$kvopt" "${tiny[@]}" -o ".gpu-bin/llama-tiny-polar$bits-twolevel.kvpkg" \
+    --passes "kv-quantize{encoding=polar bits=$bits},$select"
+  "$kvopt" "${tiny[@]}" -o ".gpu-bin/llama-tiny-polar$bits-all.kvpkg" \
+    --passes "kv-quantize{encoding=polar bits=$bits},$all"
+done
 "$kvopt" "${tiny[@]}" --passes "kv-quantize{encoding=nvfp4},$select" \
   -o .gpu-bin/llama-tiny-nvfp4-twolevel.kvpkg
 # And over fp8 with exact sinks and window beside the codes (refused too).

@@ -1,7 +1,8 @@
 //===- SparseCheck.cpp - Sparse selection and attention against the CPU ---===//
 //
 // Each case builds one layer's paged cache (bf16, fp8 e4m3 with per-head
-// or per-slot scales, or 4-bit polar) with block summaries through libkvrt
+// or per-slot scales, or polar of 2 to 4 bits) with block summaries
+// through libkvrt
 // (codecs,
 // PagedCache, cpu::append; the rows' pages interleaved in the pool; each
 // row's newest token left in its tail, as a decode step finds it), copies
@@ -68,7 +69,7 @@ namespace {
 
 constexpr double kBound = 1e-4, kTie = 1e-5;
 
-enum class Entries { Bf16, Fp8PerHead, Fp8Dynamic, Polar4 };
+enum class Entries { Bf16, Fp8PerHead, Fp8Dynamic, Polar2, Polar3, Polar4 };
 
 const char *entriesName(Entries e) {
   switch (e) {
@@ -78,6 +79,10 @@ const char *entriesName(Entries e) {
     return "fp8/head";
   case Entries::Fp8Dynamic:
     return "fp8/slot";
+  case Entries::Polar2:
+    return "polar2";
+  case Entries::Polar3:
+    return "polar3";
   case Entries::Polar4:
     return "polar4";
   }
@@ -341,10 +346,14 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
 
   schema::Encoding encoding, f32;
   f32.set_kind(schema::ENCODING_F32);
-  encoding.set_kind(c.entries == Entries::Bf16     ? schema::ENCODING_BF16
-                    : c.entries == Entries::Polar4 ? schema::ENCODING_POLAR
-                                                   : schema::ENCODING_FP8);
-  encoding.set_bits(4);
+  const int polarBits = c.entries == Entries::Polar2   ? 2
+                        : c.entries == Entries::Polar3 ? 3
+                        : c.entries == Entries::Polar4 ? 4
+                                                       : 0;
+  encoding.set_kind(c.entries == Entries::Bf16 ? schema::ENCODING_BF16
+                    : polarBits                ? schema::ENCODING_POLAR
+                                               : schema::ENCODING_FP8);
+  encoding.set_bits(polarBits ? polarBits : 4);
   if (c.entries == Entries::Fp8PerHead || c.entries == Entries::Fp8Dynamic) {
     encoding.set_fp8_format(schema::FP8_FORMAT_E4M3);
     encoding.set_scale_mode(c.entries == Entries::Fp8PerHead
@@ -898,6 +907,12 @@ int runSparseChecks(uint32_t multiprocessors) {
       {{400, 129}, 6, 2, 64, 16, {8, 12, 50}, 150, Entries::Polar4},
       {{20000, 9000}, 32, 8, 128, 64, {64, 128, 2048}, 0, Entries::Polar4},
       {{12000, 5000}, 32, 8, 128, 64, {16, 128, 2048}, 0, Entries::Polar4},
+      // 3- and 2-bit polar: d = 64 (3 bits: a lane's 24 bits read byte by
+      // byte) with a window, and the Llama-3-8B shape.
+      {{400, 129}, 6, 2, 64, 16, {8, 12, 50}, 150, Entries::Polar3},
+      {{20000, 9000}, 32, 8, 128, 64, {64, 128, 2048}, 0, Entries::Polar3},
+      {{400, 129}, 6, 2, 64, 16, {8, 12, 50}, 150, Entries::Polar2},
+      {{20000, 9000}, 32, 8, 128, 64, {64, 128, 2048}, 0, Entries::Polar2},
   };
   int failures = 0;
   uint32_t seed = 1;

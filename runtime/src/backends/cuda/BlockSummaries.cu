@@ -123,16 +123,8 @@ __global__ void __launch_bounds__(kSummaryThreads)
 template <typename Fn>
 bool withRows(SparseEntries entries, uint32_t headDim, const Fn &fn) {
   auto forDim = [&](auto d) {
-    constexpr int D = decltype(d)::value;
-    switch (entries) {
-    case SparseEntries::Fp8E4M3:
-      return fn(Fp8Rows<D>{}, d);
-    case SparseEntries::Polar4:
-      return fn(Polar4Rows<D>{}, d);
-    case SparseEntries::Bf16:
-      break;
-    }
-    return fn(Bf16Rows<D>{}, d);
+    return withForm<decltype(d)::value>(entries,
+                                        [&](auto rows) { return fn(rows, d); });
   };
   return headDim == 64    ? forDim(std::integral_constant<int, 64>{})
          : headDim == 128 ? forDim(std::integral_constant<int, 128>{})

@@ -9,11 +9,12 @@
 //   Fp8Rows   the D / 8 codes from part * D / 8, read as 4-byte words (an
 //             entry is 4-byte aligned), and the slot's or head's f32
 //             scale: code * scale in fp32, as the CPU's codec decodes;
-//   Polar4Rows the D / 8 4-bit codes from part * D / 8, read as 2-byte
-//             halves (an entry of D / 2 + 2 bytes is 2-byte aligned), and
-//             the slot's f16 scale: level * scale in fp32 from the levels
-//             the CPU's codec decodes to (in shared memory, loadLevels()),
-//             in the rotated domain (the kernels read rotated queries).
+//   PolarRows the D / 8 codes of 2, 3 or 4 bits from bit part * D / 8 *
+//             bits, read as 2-byte halves (an entry of D bits / 8 + 2 bytes
+//             is 2-byte aligned) or bytes, and the slot's f16 scale: level
+//             * scale in fp32 from the levels the CPU's codec decodes to
+//             (in shared memory, loadLevels()), in the rotated domain (the
+//             kernels read rotated queries).
 //
 // An entry names its page by a signed index: x >= 0 is an area of `near`
 // (the pool, or an offloaded layer's device slots), x < 0 the page -1 - x
@@ -159,32 +160,50 @@ template <int D> struct Fp8Rows : ScaledCodes<D, D / 32> {
   }
 };
 
-/// Code e of a word is its bits 4e to 4e + 3, as codecs::packCodes packs.
-template <int D> struct Polar4Rows : ScaledCodes<D, D / 64> {
-  using Base = ScaledCodes<D, D / 64>;
+/// Polar codes of Bits bits: the lane's D / 8 codes are D / 8 * Bits
+/// consecutive bits of the entry, code e at bits Bits e to Bits e + Bits -
+/// 1 of them, as codecs::packCodes packs (eight codes per Bits bytes, the
+/// first lowest). Read as 2-byte halves where a lane's share is a whole
+/// number of them (entries of D Bits / 8 + 2 bytes are 2-byte aligned),
+/// else byte by byte (D = 64, 3 bits: 3 bytes a lane).
+template <int D, int Bits>
+struct PolarRows : ScaledCodes<D, (D / 8 * Bits + 31) / 32> {
+  using Base = ScaledCodes<D, (D / 8 * Bits + 31) / 32>;
   using typename Base::Raw;
   static constexpr bool kReadsLevels = true;
+  static constexpr int kLaneBytes = D / 8 * Bits / 8;
 
   __device__ __forceinline__ static void load(const uint8_t *codes, int slot,
                                               const EntryForm &form, int part,
                                               Raw &raw) {
-    constexpr int kWords = Base::kWords;
     const uint8_t *entry = Base::entry(codes, slot, form);
-    const uint16_t *halves =
-        reinterpret_cast<const uint16_t *>(entry + part * kWords * 4);
+    const uint8_t *mine = entry + part * kLaneBytes;
+    uint64_t bits = 0;
+    if constexpr (kLaneBytes % 2 == 0) {
+      const uint16_t *halves = reinterpret_cast<const uint16_t *>(mine);
 #pragma unroll
-    for (int j = 0; j < kWords; ++j)
-      raw.word[j] = uint32_t(halves[2 * j]) | uint32_t(halves[2 * j + 1]) << 16;
+      for (int j = 0; j < kLaneBytes / 2; ++j)
+        bits |= uint64_t(halves[j]) << (16 * j);
+    } else {
+#pragma unroll
+      for (int j = 0; j < kLaneBytes; ++j)
+        bits |= uint64_t(mine[j]) << (8 * j);
+    }
+#pragma unroll
+    for (int w = 0; w < Base::kWords; ++w)
+      raw.word[w] = uint32_t(bits >> (32 * w));
     raw.scale = __half2float(
         *reinterpret_cast<const __half *>(entry + form.scaleOffset));
   }
   __device__ __forceinline__ static void
   decode(const Raw &raw, const float *levels, float (&x)[Base::kDims]) {
+    uint64_t bits = 0;
 #pragma unroll
-    for (int j = 0; j < Base::kWords; ++j)
+    for (int w = 0; w < Base::kWords; ++w)
+      bits |= uint64_t(raw.word[w]) << (32 * w);
 #pragma unroll
-      for (int e = 0; e < 8; ++e)
-        x[8 * j + e] = levels[(raw.word[j] >> (4 * e)) & 15u] * raw.scale;
+    for (int e = 0; e < Base::kDims; ++e)
+      x[e] = levels[(bits >> (Bits * e)) & ((1u << Bits) - 1)] * raw.scale;
   }
 };
 
@@ -224,22 +243,35 @@ gatherEntries(const EntryAreas &areas, const EntryForm &form, const int2 *rows,
   }
 }
 
-/// kernelInstance() for the form of `entries`: pick(rows, D, G), rows a
-/// Bf16Rows<D>, an Fp8Rows<D> or a Polar4Rows<D>.
+/// fn(rows) for `rows` the form of `entries` at head dimension D: a
+/// Bf16Rows<D>, an Fp8Rows<D> or a PolarRows<D, Bits>.
+template <int D, typename Fn>
+decltype(auto) withForm(SparseEntries entries, const Fn &fn) {
+  switch (entries) {
+  case SparseEntries::Fp8E4M3:
+    return fn(Fp8Rows<D>{});
+  case SparseEntries::Polar2:
+    return fn(PolarRows<D, 2>{});
+  case SparseEntries::Polar3:
+    return fn(PolarRows<D, 3>{});
+  case SparseEntries::Polar4:
+    return fn(PolarRows<D, 4>{});
+  case SparseEntries::Bf16:
+    break;
+  }
+  return fn(Bf16Rows<D>{});
+}
+
+/// kernelInstance() for the form of `entries`: pick(rows, D, G), rows as
+/// withForm() passes it.
 template <typename Pick>
 const void *rowsInstance(SparseEntries entries, uint32_t headDim,
                          uint32_t groupCapacity, const Pick &pick) {
   return kernelInstance(headDim, groupCapacity, [&](auto d, auto g) {
     constexpr int D = decltype(d)::value;
-    switch (entries) {
-    case SparseEntries::Fp8E4M3:
-      return reinterpret_cast<const void *>(pick(Fp8Rows<D>{}, d, g));
-    case SparseEntries::Polar4:
-      return reinterpret_cast<const void *>(pick(Polar4Rows<D>{}, d, g));
-    case SparseEntries::Bf16:
-      break;
-    }
-    return reinterpret_cast<const void *>(pick(Bf16Rows<D>{}, d, g));
+    return withForm<D>(entries, [&](auto rows) {
+      return reinterpret_cast<const void *>(pick(rows, d, g));
+    });
   });
 }
 

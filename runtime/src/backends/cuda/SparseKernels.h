@@ -72,7 +72,7 @@ inline constexpr uint32_t kMaxScoreChunkSlots = 2048;
 inline constexpr uint32_t kMaxSplitEntries = 512;
 
 /// The encodings the sparse kernels read: both sides of a cache in one.
-enum class SparseEntries : uint8_t { Bf16, Fp8E4M3, Polar4 };
+enum class SparseEntries : uint8_t { Bf16, Fp8E4M3, Polar2, Polar3, Polar4 };
 
 /// Level 2's scoring of fp8 keys (TwoLevelSelect.cu): warps of a block,
 /// and the bulk copies each warp keeps in flight, one run of up to

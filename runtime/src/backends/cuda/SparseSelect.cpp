@@ -41,13 +41,13 @@ Status checkCache(uint32_t headDim, uint32_t pageSize, uint32_t block,
                          "and 128, not " +
                          std::to_string(headDim));
   using Kind = DeviceSideLayout::Kind;
-  const bool polar4 =
-      key.kind == Kind::Polar && key.bits == 4 && value.bits == 4;
+  const bool polar = key.kind == Kind::Polar && key.bits >= 2 &&
+                     key.bits <= 4 && value.bits == key.bits;
   if (key.kind != value.kind ||
-      (key.kind != Kind::Bf16 && key.kind != Kind::Fp8E4M3 && !polar4))
+      (key.kind != Kind::Bf16 && key.kind != Kind::Fp8E4M3 && !polar))
     return Status::error("sparse attention on CUDA reads caches whose keys "
                          "and values are both bf16, both fp8 e4m3 or both "
-                         "4-bit polar");
+                         "polar of 2, 3 or 4 bits alike");
   for (const DeviceSideLayout *side : {&key, &value}) {
     // The gathers' widest loads: 16 bytes of bf16, 4 of fp8 codes, 2 of
     // polar codes.
@@ -57,13 +57,13 @@ Status checkCache(uint32_t headDim, uint32_t pageSize, uint32_t block,
     const uint32_t bytes = side->kind == Kind::Bf16 ? 2 * headDim
                            : side->kind == Kind::Fp8E4M3
                                ? headDim + (side->slotScales ? 4 : 0)
-                               : headDim / 2 + 2;
+                               : headDim * side->bits / 8 + 2;
     if (side->entryBytes != bytes || side->codesOffset % alignment ||
         side->entryBytes % alignment || side->areaStride % 16)
       return Status::error("sparse attention on CUDA needs entries of 2 "
                            "bytes a channel (bf16), 1 and a 4-byte scale "
-                           "(fp8) or 4 bits and a 2-byte scale (polar), "
-                           "aligned to their loads");
+                           "(fp8) or 2 to 4 bits and a 2-byte scale "
+                           "(polar), aligned to their loads");
   }
   if (block == 0 || pageSize % block)
     return Status::error(
@@ -90,7 +90,9 @@ SparseEntries sparseEntries(const DeviceSideLayout &key) {
   case DeviceSideLayout::Kind::Fp8E4M3:
     return SparseEntries::Fp8E4M3;
   case DeviceSideLayout::Kind::Polar:
-    return SparseEntries::Polar4;
+    return key.bits == 2   ? SparseEntries::Polar2
+           : key.bits == 3 ? SparseEntries::Polar3
+                           : SparseEntries::Polar4;
   default:
     return SparseEntries::Bf16;
   }
