@@ -27,7 +27,7 @@
 # but its top 128 blocks and 2048 entries), offload (llama-tiny with a
 # budget small enough to miss; llama3-8b with 16 GB of device pages, and
 # with 32 GB for the largest batch), and
-# llama-tiny artifacts the cuda backend must refuse (selection over nvfp4
+# llama-tiny artifacts the cuda backend must refuse (selection over KIVI
 # or over fp8 with exact sinks and window,
 # offload with runner-up prefetches, TriAttention over polar keys, low-rank
 # keys); llama-tiny with eviction (StreamingLLM, calibrated
@@ -122,8 +122,7 @@ tiny=(compile --synthetic llama-tiny --synthetic-weights generated --target h200
   --passes "kv-sparse-select{method=quest block=16 top_blocks=4 dense_layers=0}"
 # Selection over fp8 (a scale per slot; checked against the CPU backend),
 # also with a budget above every check's length (every row attends to all
-# its entries through the sparse kernels), and over nvfp4 (refused by the
-# cuda backend).
+# its entries through the sparse kernels), and over nvfp4.
 "$kvopt" "${tiny[@]}" --passes "kv-quantize{encoding=fp8},$select" \
   -o .gpu-bin/llama-tiny-fp8-twolevel.kvpkg
 all="kv-sparse-select{method=twolevel block=16 top_blocks=256 top_tokens=4096 dense_layers=0}"
@@ -138,6 +137,11 @@ for bits in 4 3; do
 done
 "$kvopt" "${tiny[@]}" --passes "kv-quantize{encoding=nvfp4},$select" \
   -o .gpu-bin/llama-tiny-nvfp4-twolevel.kvpkg
+"$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-nvfp4-all.kvpkg --passes \
+  "kv-quantize{encoding=nvfp4},$all"
+# Over KIVI-4 (refused by the cuda backend).
+"$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-kivi4-twolevel.kvpkg --passes \
+  "kv-quantize{encoding=int bits=4 group=32},$select"
 # And over fp8 with exact sinks and window beside the codes (refused too).
 "$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-fp8-exact-twolevel.kvpkg \
   --passes "kv-quantize{encoding=fp8 sinks=4 window=64},$select"

@@ -1,7 +1,7 @@
 //===- SparseCheck.cpp - Sparse selection and attention against the CPU ---===//
 //
 // Each case builds one layer's paged cache (bf16, fp8 e4m3 with per-head
-// or per-slot scales, or polar of 2 to 4 bits) with block summaries
+// or per-slot scales, nvfp4, or polar of 2 to 4 bits) with block summaries
 // through libkvrt
 // (codecs,
 // PagedCache, cpu::append; the rows' pages interleaved in the pool; each
@@ -69,7 +69,15 @@ namespace {
 
 constexpr double kBound = 1e-4, kTie = 1e-5;
 
-enum class Entries { Bf16, Fp8PerHead, Fp8Dynamic, Polar2, Polar3, Polar4 };
+enum class Entries {
+  Bf16,
+  Fp8PerHead,
+  Fp8Dynamic,
+  Polar2,
+  Polar3,
+  Polar4,
+  Nvfp4
+};
 
 const char *entriesName(Entries e) {
   switch (e) {
@@ -85,6 +93,8 @@ const char *entriesName(Entries e) {
     return "polar3";
   case Entries::Polar4:
     return "polar4";
+  case Entries::Nvfp4:
+    return "nvfp4";
   }
   return "?";
 }
@@ -350,9 +360,10 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
                         : c.entries == Entries::Polar3 ? 3
                         : c.entries == Entries::Polar4 ? 4
                                                        : 0;
-  encoding.set_kind(c.entries == Entries::Bf16 ? schema::ENCODING_BF16
-                    : polarBits                ? schema::ENCODING_POLAR
-                                               : schema::ENCODING_FP8);
+  encoding.set_kind(c.entries == Entries::Bf16    ? schema::ENCODING_BF16
+                    : polarBits                   ? schema::ENCODING_POLAR
+                    : c.entries == Entries::Nvfp4 ? schema::ENCODING_NVFP4
+                                                  : schema::ENCODING_FP8);
   encoding.set_bits(polarBits ? polarBits : 4);
   if (c.entries == Entries::Fp8PerHead || c.entries == Entries::Fp8Dynamic) {
     encoding.set_fp8_format(schema::FP8_FORMAT_E4M3);
@@ -376,6 +387,10 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
   context.headDim = d;
   if (c.entries == Entries::Fp8PerHead)
     context.scales = headScales(keys);
+  // nvfp4: a tensor scale that is no power of two, block scales within
+  // E4M3's range for these rows (as AttentionCheck.cpp).
+  if (c.entries == Entries::Nvfp4)
+    context.scales = {0.0123f};
   layer.key = orDie(makeCodec(encoding, context));
   context.side = CacheSide::Value;
   if (c.entries == Entries::Fp8PerHead)
@@ -913,6 +928,11 @@ int runSparseChecks(uint32_t multiprocessors) {
       {{20000, 9000}, 32, 8, 128, 64, {64, 128, 2048}, 0, Entries::Polar3},
       {{400, 129}, 6, 2, 64, 16, {8, 12, 50}, 150, Entries::Polar2},
       {{20000, 9000}, 32, 8, 128, 64, {64, 128, 2048}, 0, Entries::Polar2},
+      // nvfp4: d = 64 (a lane's 8 coordinates half of a scale block) with a
+      // window, and the Llama-3-8B shape with both policies.
+      {{400, 129}, 6, 2, 64, 16, {8, 12, 50}, 150, Entries::Nvfp4},
+      {{20000, 9000}, 32, 8, 128, 64, {64, 128, 2048}, 0, Entries::Nvfp4},
+      {{12000, 5000}, 32, 8, 128, 64, {16, 128, 2048}, 0, Entries::Nvfp4},
   };
   int failures = 0;
   uint32_t seed = 1;

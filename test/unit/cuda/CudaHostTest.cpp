@@ -590,31 +590,32 @@ TEST(SparseWorkspace, ServesEveryBatchUpToItsLargestWithinTheBudget) {
   ASSERT_TRUE(few);
   EXPECT_EQ(few->maxBatch, 3u);
   EXPECT_EQ(few->bytes, bytes(3, 131072));
-  // fp8 and 2- to 4-bit polar caches are read; nvfp4, polar keys and values
-  // of different bits, or keys and values apart, are refused.
-  SparseDecodeShape fp8 = llama, polar4 = llama, polar3 = llama, polar2 = llama;
+  // fp8, nvfp4 and 2- to 4-bit polar caches are read; polar keys and
+  // values of different bits, or keys and values apart, are refused.
+  SparseDecodeShape fp8 = llama, nvfp4 = llama, polar4 = llama, polar3 = llama,
+                    polar2 = llama;
   fp8.key = fp8.value = layoutOf(encodingOf(schema::ENCODING_FP8), 128, 64);
+  nvfp4.key = nvfp4.value =
+      layoutOf(encodingOf(schema::ENCODING_NVFP4), 128, 64);
   polar4.key = polar4.value =
       layoutOf(encodingOf(schema::ENCODING_POLAR, 4), 128, 64);
   polar3.key = polar3.value =
       layoutOf(encodingOf(schema::ENCODING_POLAR, 3), 128, 64);
   polar2.key = polar2.value =
       layoutOf(encodingOf(schema::ENCODING_POLAR, 2), 128, 64);
-  EXPECT_TRUE(sizeSparseWorkspace({llama, fp8, polar4, polar3, polar2}, 8,
-                                  budget, 132));
-  SparseDecodeShape nvfp4 = llama, polarMixed = polar4, mixed = llama;
-  nvfp4.key = nvfp4.value =
-      layoutOf(encodingOf(schema::ENCODING_NVFP4), 128, 64);
+  EXPECT_TRUE(sizeSparseWorkspace({llama, fp8, nvfp4, polar4, polar3, polar2},
+                                  8, budget, 132));
+  SparseDecodeShape polarMixed = polar4, mixed = llama;
   polarMixed.key = polar3.key;
   mixed.value = fp8.value;
-  for (const SparseDecodeShape &shape : {nvfp4, polarMixed, mixed}) {
+  for (const SparseDecodeShape &shape : {polarMixed, mixed}) {
     StatusOr<SparseWorkspaceSize> refused =
         sizeSparseWorkspace({llama, shape}, 8, budget, 132);
     ASSERT_FALSE(refused);
     EXPECT_EQ(refused.status().message(),
               "sparse attention on CUDA reads caches whose keys and values "
-              "are both bf16, both fp8 e4m3 or both polar of 2, 3 or 4 bits "
-              "alike");
+              "are both bf16, both fp8 e4m3, both nvfp4 or both polar of 2, "
+              "3 or 4 bits alike");
   }
 }
 

@@ -207,8 +207,42 @@ struct PolarRows : ScaledCodes<D, (D / 8 * Bits + 31) / 32> {
   }
 };
 
-/// Each side's polar levels ([0] keys, [1] values) into shared memory, for
-/// Rows::decode(); every thread of the block calls it before the first
+/// nvfp4: the lane's D / 8 E2M1 codes (two a byte, the even coordinate in
+/// the low nibble) as D / 64 4-byte words (an entry of D / 2 + D / 16 bytes
+/// is 4-byte aligned), and its block's E4M3 scale byte (a block is 16
+/// coordinates: the lane's at D = 128, half of them at D = 64): e2m1 *
+/// (e4m3 * tensor scale) in fp32, as the CPU's codec decodes, the E2M1
+/// values held as levels (EntryForm::levels).
+template <int D> struct Nvfp4Rows : ScaledCodes<D, D / 64> {
+  using Base = ScaledCodes<D, D / 64>;
+  using typename Base::Raw;
+  static constexpr bool kReadsLevels = true;
+
+  __device__ __forceinline__ static void load(const uint8_t *codes, int slot,
+                                              const EntryForm &form, int part,
+                                              Raw &raw) {
+    const uint8_t *entry = Base::entry(codes, slot, form);
+#pragma unroll
+    for (int j = 0; j < Base::kWords; ++j)
+      raw.word[j] = *reinterpret_cast<const uint32_t *>(
+          entry + part * Base::kWords * 4 + 4 * j);
+    raw.scale =
+        decodeE4M3x2(entry[form.scaleOffset + part * Base::kDims / 16]).x *
+        form.tensorScale;
+  }
+  __device__ __forceinline__ static void
+  decode(const Raw &raw, const float *levels, float (&x)[Base::kDims]) {
+#pragma unroll
+    for (int j = 0; j < Base::kWords; ++j)
+#pragma unroll
+      for (int e = 0; e < 8; ++e)
+        x[8 * j + e] = levels[(raw.word[j] >> (4 * e)) & 15u] * raw.scale;
+  }
+};
+
+/// Each side's levels ([0] keys, [1] values: polar's codebook, nvfp4's
+/// E2M1 values) into shared memory, for Rows::decode(); every thread of
+/// the block calls it before the first
 /// decode (forms that read no levels skip it). Each is read from the
 /// kernel's parameters at a fixed index, so the parameters stay where they
 /// are.
@@ -244,7 +278,7 @@ gatherEntries(const EntryAreas &areas, const EntryForm &form, const int2 *rows,
 }
 
 /// fn(rows) for `rows` the form of `entries` at head dimension D: a
-/// Bf16Rows<D>, an Fp8Rows<D> or a PolarRows<D, Bits>.
+/// Bf16Rows<D>, an Fp8Rows<D>, a PolarRows<D, Bits> or an Nvfp4Rows<D>.
 template <int D, typename Fn>
 decltype(auto) withForm(SparseEntries entries, const Fn &fn) {
   switch (entries) {
@@ -256,6 +290,8 @@ decltype(auto) withForm(SparseEntries entries, const Fn &fn) {
     return fn(PolarRows<D, 3>{});
   case SparseEntries::Polar4:
     return fn(PolarRows<D, 4>{});
+  case SparseEntries::Nvfp4:
+    return fn(Nvfp4Rows<D>{});
   case SparseEntries::Bf16:
     break;
   }

@@ -72,7 +72,14 @@ inline constexpr uint32_t kMaxScoreChunkSlots = 2048;
 inline constexpr uint32_t kMaxSplitEntries = 512;
 
 /// The encodings the sparse kernels read: both sides of a cache in one.
-enum class SparseEntries : uint8_t { Bf16, Fp8E4M3, Polar2, Polar3, Polar4 };
+enum class SparseEntries : uint8_t {
+  Bf16,
+  Fp8E4M3,
+  Polar2,
+  Polar3,
+  Polar4,
+  Nvfp4
+};
 
 /// Level 2's scoring of fp8 keys (TwoLevelSelect.cu): warps of a block,
 /// and the bulk copies each warp keeps in flight, one run of up to
@@ -112,8 +119,10 @@ struct EntryForm {
   /// many bytes from slot 0's codes (negative: it leads the area).
   int32_t scaleOffset;
   bool slotScales;
-  /// polar: DeviceSideLayout::levels.
+  /// polar: DeviceSideLayout::levels; nvfp4: the 16 E2M1 values.
   float levels[16];
+  /// nvfp4: the artifact's per-tensor scale.
+  float tensorScale;
 };
 
 struct SparseKernelParams {

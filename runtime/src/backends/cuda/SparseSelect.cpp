@@ -44,26 +44,30 @@ Status checkCache(uint32_t headDim, uint32_t pageSize, uint32_t block,
   const bool polar = key.kind == Kind::Polar && key.bits >= 2 &&
                      key.bits <= 4 && value.bits == key.bits;
   if (key.kind != value.kind ||
-      (key.kind != Kind::Bf16 && key.kind != Kind::Fp8E4M3 && !polar))
+      (key.kind != Kind::Bf16 && key.kind != Kind::Fp8E4M3 &&
+       key.kind != Kind::Nvfp4 && !polar))
     return Status::error("sparse attention on CUDA reads caches whose keys "
-                         "and values are both bf16, both fp8 e4m3 or both "
-                         "polar of 2, 3 or 4 bits alike");
+                         "and values are both bf16, both fp8 e4m3, both "
+                         "nvfp4 or both polar of 2, 3 or 4 bits alike");
   for (const DeviceSideLayout *side : {&key, &value}) {
-    // The gathers' widest loads: 16 bytes of bf16, 4 of fp8 codes, 2 of
-    // polar codes.
-    const uint32_t alignment = side->kind == Kind::Bf16      ? 16
-                               : side->kind == Kind::Fp8E4M3 ? 4
-                                                             : 2;
-    const uint32_t bytes = side->kind == Kind::Bf16 ? 2 * headDim
-                           : side->kind == Kind::Fp8E4M3
-                               ? headDim + (side->slotScales ? 4 : 0)
-                               : headDim * side->bits / 8 + 2;
+    // The gathers' widest loads: 16 bytes of bf16, 4 of fp8 or nvfp4
+    // codes, 2 of polar codes.
+    const uint32_t alignment =
+        side->kind == Kind::Bf16                                   ? 16
+        : side->kind == Kind::Fp8E4M3 || side->kind == Kind::Nvfp4 ? 4
+                                                                   : 2;
+    const uint32_t bytes =
+        side->kind == Kind::Bf16      ? 2 * headDim
+        : side->kind == Kind::Fp8E4M3 ? headDim + (side->slotScales ? 4 : 0)
+        : side->kind == Kind::Nvfp4   ? headDim / 2 + headDim / 16
+                                      : headDim * side->bits / 8 + 2;
     if (side->entryBytes != bytes || side->codesOffset % alignment ||
         side->entryBytes % alignment || side->areaStride % 16)
       return Status::error("sparse attention on CUDA needs entries of 2 "
                            "bytes a channel (bf16), 1 and a 4-byte scale "
-                           "(fp8) or 2 to 4 bits and a 2-byte scale "
-                           "(polar), aligned to their loads");
+                           "(fp8), 4 bits and a scale byte a 16 (nvfp4) or "
+                           "2 to 4 bits and a 2-byte scale (polar), aligned "
+                           "to their loads");
   }
   if (block == 0 || pageSize % block)
     return Status::error(
@@ -81,6 +85,14 @@ EntryForm entryForm(const DeviceSideLayout &side) {
                       : int32_t(side.scaleOffset) - int32_t(side.codesOffset);
   form.slotScales = side.slotScales;
   std::copy(std::begin(side.levels), std::end(side.levels), form.levels);
+  if (side.kind == DeviceSideLayout::Kind::Nvfp4) {
+    // E2M1: sign, two exponent bits, one mantissa bit.
+    constexpr float kMagnitudes[8] = {0.0f, 0.5f, 1.0f, 1.5f,
+                                      2.0f, 3.0f, 4.0f, 6.0f};
+    for (int code = 0; code < 16; ++code)
+      form.levels[code] = code & 8 ? -kMagnitudes[code & 7] : kMagnitudes[code];
+    form.tensorScale = side.tensorScale;
+  }
   return form;
 }
 
@@ -93,6 +105,8 @@ SparseEntries sparseEntries(const DeviceSideLayout &key) {
     return key.bits == 2   ? SparseEntries::Polar2
            : key.bits == 3 ? SparseEntries::Polar3
                            : SparseEntries::Polar4;
+  case DeviceSideLayout::Kind::Nvfp4:
+    return SparseEntries::Nvfp4;
   default:
     return SparseEntries::Bf16;
   }
