@@ -566,7 +566,8 @@ int check(const Options &o) {
 
 /// Bytes of one token's entries of `e` over `kvHeads` heads, in the
 /// encodings selecting layers store on the GPU: bf16, fp8 (a scale per slot
-/// with dynamic scales), polar (its codes and an f16 scale).
+/// with dynamic scales), polar (its codes and an f16 scale), nvfp4 (4-bit
+/// codes and a scale byte per 16).
 double entryBytes(const schema::Encoding &e, uint32_t headDim,
                   uint32_t kvHeads) {
   double perHead = 2.0 * headDim;
@@ -574,6 +575,8 @@ double entryBytes(const schema::Encoding &e, uint32_t headDim,
     perHead = headDim + (e.scale_mode() == schema::SCALE_MODE_DYNAMIC ? 4 : 0);
   else if (e.kind() == schema::ENCODING_POLAR)
     perHead = headDim * e.bits() / 8.0 + 2;
+  else if (e.kind() == schema::ENCODING_NVFP4)
+    perHead = headDim / 2.0 + headDim / 16.0;
   return perHead * kvHeads;
 }
 
