@@ -14,7 +14,10 @@
 //             is 2-byte aligned) or bytes, and the slot's f16 scale: level
 //             * scale in fp32 from the levels the CPU's codec decodes to
 //             (in shared memory, loadLevels()), in the rotated domain (the
-//             kernels read rotated queries).
+//             kernels read rotated queries);
+//   Nvfp4Rows the D / 8 E2M1 codes from part * D / 16 bytes, read as
+//             4-byte words, and their block's E4M3 scale byte: e2m1 *
+//             (e4m3 * tensor scale) in fp32, the E2M1 values as levels.
 //
 // An entry names its page by a signed index: x >= 0 is an area of `near`
 // (the pool, or an offloaded layer's device slots), x < 0 the page -1 - x
