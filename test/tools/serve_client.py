@@ -267,12 +267,20 @@ def metric(name):
 
 
 def preempt():
-    # Four pages of 16 tokens a layer: each request fits alone, four at once
-    # do not, so some are preempted and prefilled again.
+    # Four pages of 16 tokens a layer: each request fits alone, several at
+    # once may not (six clients at once overlap only as their timing
+    # allows), and four choices of one request start together, each needing
+    # three pages by its end, so some are surely preempted and prefilled
+    # again. Every answer is still what its request gets alone.
     greedy = {"temperature": 0, "ignore_eos": True}
     print("answers equal to alone: %d of %d" % answered_as_alone(
         [dict(greedy, prompt=p, max_tokens=20 + 2 * i)
          for i, p in enumerate(PROMPTS)]))
+    body = dict(greedy, prompt=PROMPTS[1], max_tokens=40)
+    alone = complete(body)["choices"][0]["text"]
+    choices = complete(dict(body, n=4))["choices"]
+    print("choices equal to alone: %d of %d" % (
+        sum(c["text"] == alone for c in choices), len(choices)))
     print("preempted:", metric("preemptions_total") > 0,
           "recomputed:", metric("recomputed_tokens_total") > 0)
     # More than the whole cache: it ends with the cache's sentence.
