@@ -24,14 +24,15 @@
 //   their codes; of other quantized caches (KIVI, low-rank) or offloaded
 //   layers it runs its rows through the decode kernels, which read the
 //   chunk's own tokens encoded.
-// - Sparse selection (AttentionParams.select) runs for bf16, fp8 e4m3 and
-//   4-bit polar caches without exact sinks or window, by the kernels of
-//   SparseSelect.h: a selecting layer keeps block summaries beside its
-//   pages, rebuilt for the pages a prefill wrote and, each decode step, for
-//   the block of each row's newest selectable entry; its decode rows (a
-//   sequence's only row in the batch, as on the CPU) select and attend
-//   sparsely, its prefill rows attend densely. The selection ranks in fp32
-//   where the CPU ranks in double: a near tie may go the other way.
+// - Sparse selection (AttentionParams.select) runs for bf16, fp8 e4m3,
+//   nvfp4 and 2- to 4-bit polar caches without exact sinks or window, by
+//   the kernels of SparseSelect.h: a selecting layer keeps block summaries
+//   beside its pages, rebuilt for the pages a prefill wrote and, each
+//   decode step, for the block of each row's newest selectable entry; its
+//   decode rows (a sequence's only row in the batch, as on the CPU) select
+//   and attend sparsely, its prefill rows attend densely. The selection
+//   ranks in fp32 where the CPU ranks in double: a near tie may go the
+//   other way.
 // - Offload (prefetch calls, OffloadedPages.h) keeps an offloaded layer's
 //   pages in mapped host memory and a budget of them in device slots,
 //   chosen by the schedule the CPU backend counts with; runner-up

@@ -2,13 +2,14 @@
 //
 // Sparse selection (runtime/src/sparse/TwoLevel.h, the same rule) and
 // attention over what it selects, for bf16, fp8 e4m3 (per-head or per-slot
-// scales) and 2- to 4-bit polar caches (GatherEntries.cuh decodes them; polar
-// in its rotated domain: the queries are rotated into it before level 1 and the
-// output back after the attention, as the CPU does): what cpu::attention
-// computes for decode rows with AttentionParams::select set. Row b's pages hold
-// lengths[b] tokens; the newest is this step's token (still in the tail on the
-// CPU): it is always attended and never selected from. The lengths[b] - 1
-// entries before it are the selectable ones:
+// scales), nvfp4 and 2- to 4-bit polar caches (GatherEntries.cuh decodes
+// them; polar in its rotated domain: the queries are rotated into it
+// before level 1 and the output back after the attention, as the CPU
+// does): what cpu::attention computes for decode rows with
+// AttentionParams::select set. Row b's pages hold lengths[b] tokens; the
+// newest is this step's token (still in the tail on the CPU): it is always
+// attended and never selected from. The lengths[b] - 1 entries before it
+// are the selectable ones:
 //
 //   summaries  per (page, KV head, block of `block` slots) the per-channel
 //              minimum and maximum of the stored keys as decoded, rounded
