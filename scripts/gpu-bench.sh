@@ -16,7 +16,8 @@
 #              backend: greedy tokens and logits) on llama-tiny in every
 #              encoding the GPU runs and with sparse selection
 #              (SELECTIONS, default "twolevel quest fp8-twolevel fp8-all
-#              polar4-twolevel polar4-all";
+#              polar4-twolevel polar4-all polar3-twolevel polar3-all
+#              nvfp4-twolevel nvfp4-all";
 #              the dense artifact of the encoding says how far selection
 #              moves the logits), with exact sinks and windows beside the
 #              codes (EXACT, default "polar4 fp8 nvfp4"; a
@@ -35,8 +36,8 @@
 #              latent of keys), each with its sentence; the
 #              first two layers of the default model (its Q4_1 and Q8_0
 #              block weights, uploaded through the CPU's decoding); the
-#              offloaded llama-tiny against the same artifact resident on
-#              the GPU (equal logits, counted misses); eviction (EVICTIONS:
+#              offloaded llama-tiny (bf16, fp8, polar-4) against the same
+#              artifact resident on the GPU (equal logits, counted misses); eviction (EVICTIONS:
 #              StreamingLLM in bf16, fp8, nvfp4 and polar4, TriAttention
 #              calibrated in bf16 shared and per KV head, with
 #              combine=zmax shared and per KV head, fp8 and nvfp4, SnapKV and H2O in bf16 and per KV head over fp8):
