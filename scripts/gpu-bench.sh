@@ -243,12 +243,13 @@ engine_checks() {
   echo "engine blocks: $(tail -1 "$out/engine-check-blocks.txt")"
   # Offload: the same logits as the resident cache, bit for bit (bf16,
   # fp8 and 4-bit polar).
-  for e in offload fp8-offload polar4-offload; do
+  for e in offload fp8-offload polar4-offload nvfp4-offload; do
     resident=twolevel
     [[ $e == *-offload ]] && resident=${e%-offload}-twolevel
     extra=()
     [[ $e == polar4-* ]] && extra+=(--tolerance 0.03)
     [[ $e != offload ]] && extra+=(--flips 0.8)
+    [[ $e == nvfp4-offload ]] && extra+=(--flips 0.9)
     timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$e.kvpkg" \
       --prompt 300 --steps 16 --resident "$bin/llama-tiny-$resident.kvpkg" \
       "${extra[@]}" > "$out/engine-check-$e.txt" 2>&1 || status=1

@@ -155,6 +155,8 @@ done
   "kv-quantize{encoding=fp8},$select,kv-offload{gpu_budget=104448}"
 "$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-polar4-offload.kvpkg --passes \
   "kv-quantize{encoding=polar bits=4},$select,kv-offload{gpu_budget=52224}"
+"$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-nvfp4-offload.kvpkg --passes \
+  "kv-quantize{encoding=nvfp4},$select,kv-offload{gpu_budget=55296}"
 "$kvopt" "${tiny[@]}" --passes "$select,kv-offload{ratio=0.5 runners_up=4}" \
   -o .gpu-bin/llama-tiny-offload-runners.kvpkg
 # Eviction on llama-tiny, checked against the CPU backend: a budget of 128

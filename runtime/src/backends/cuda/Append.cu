@@ -182,7 +182,7 @@ __device__ void appendPolar(const AppendArgs &a, const AppendGeometry &g,
 __device__ void appendNvfp4(const AppendArgs &a, const AppendGeometry &g,
                             double tensorScale) {
   const uint32_t r = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
-  uint8_t *entry = entryAt(a, g, r, h).entry;
+  const EntryAt at = entryAt(a, g, r, h);
   const __nv_bfloat16 rounded = roundedSource(a, r, h, i);
   const float x = __bfloat162float(rounded);
   float absMax = fabsf(x);
@@ -202,9 +202,9 @@ __device__ void appendNvfp4(const AppendArgs &a, const AppendGeometry &g,
   // Two codes a byte, the even coordinate in the low nibble.
   const uint32_t partner = __shfl_xor_sync(~0u, nibble, 1);
   if (i % 2 == 0)
-    entry[i / 2] = uint8_t(nibble | partner << 4);
+    at.store(i / 2, uint8_t(nibble | partner << 4));
   if (i % 16 == 0)
-    entry[g.scaleOffset + i / 16] = scaleCode;
+    at.store(g.scaleOffset + i / 16, uint8_t(scaleCode));
 }
 
 /// One block per (row, KV head), one thread per coordinate; threads below

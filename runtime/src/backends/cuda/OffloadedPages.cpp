@@ -64,17 +64,9 @@ OffloadedPages::create(const DeviceKvPool &pool,
     const DeviceKvPool::Layer &stored = pool.layer(plan.layer);
     const DeviceLayerSpec &spec = stored.spec;
     // Its encodings are those the sparse kernels read (the layer selects:
-    // planSparseDecode() refused the others when the cache was planned)
-    // and whose appends write resident slots too (Append.h): all but
-    // nvfp4's so far.
+    // planSparseDecode() refused the others when the cache was planned),
+    // whose appends write resident slots too (Append.h).
     const std::string where = "offloaded layer " + std::to_string(plan.layer);
-    if (spec.key.kind == DeviceSideLayout::Kind::Nvfp4 ||
-        spec.value.kind == DeviceSideLayout::Kind::Nvfp4)
-      return Status::error(where + ": the cuda backend offloads bf16, fp8 "
-                                   "and polar caches, not nvfp4 ones yet (its "
-                                   "append does not write resident pages' "
-                                   "slots); keep this layer resident or run "
-                                   "the artifact on the cpu backend");
     auto layer = std::make_unique<Layer>();
     layer->kvHeads = spec.kvHeads;
     layer->select = plan.select;
