@@ -9,6 +9,7 @@
 // are exact.
 //
 //===----------------------------------------------------------------------===//
+#include "runtime/src/backends/cuda/DependentLaunch.cuh"
 #include "runtime/src/backends/cuda/GatherEntries.cuh"
 #include "runtime/src/backends/cuda/SparseKernels.h"
 
@@ -99,6 +100,7 @@ __global__ void __launch_bounds__(kSummaryThreads)
 template <typename Rows, int D>
 __global__ void __launch_bounds__(kSummaryThreads)
     updateKernel(const SparseKernelParams p) {
+  awaitPreviousKernel();
   __shared__ float levels[2][16];
   loadLevels<Rows>(p, levels);
   const int head = blockIdx.x, b = blockIdx.y, block = int(p.block);
@@ -151,9 +153,9 @@ bool launchUpdateSummaries(const SparseKernelParams &p, uint32_t headDim,
   if (batch == 0)
     return true;
   return withRows(p.entries, headDim, [&](auto rows, auto d) {
-    updateKernel<decltype(rows), decltype(d)::value>
-        <<<dim3(p.kvHeads, batch), kSummaryThreads, 0, stream>>>(p);
-    return cudaPeekAtLastError() == cudaSuccess;
+    return launchDependent(&updateKernel<decltype(rows), decltype(d)::value>,
+                           dim3(p.kvHeads, batch), dim3(kSummaryThreads), 0,
+                           stream, p) == cudaSuccess;
   });
 }
 

@@ -4,6 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/DecodeKernels.h"
+#include "runtime/src/backends/cuda/DependentLaunch.cuh"
 #include "runtime/src/backends/cuda/RotateRows.cuh"
 
 #include <cuda_runtime.h>
@@ -13,6 +14,7 @@ namespace {
 
 __global__ void rotateRowsKernel(const float *in, float *out,
                                  RotationSigns signs, bool inverse) {
+  awaitPreviousKernel();
   __shared__ float x[128];
   const uint32_t dim = blockDim.x, i = threadIdx.x;
   const size_t at = size_t(blockIdx.x) * dim + i;
@@ -29,8 +31,8 @@ bool launchRotateRows(const float *in, float *out, uint32_t rows,
   if (headDim > 128 || (headDim & (headDim - 1)))
     return false;
   RotationSigns s{{signs[0], signs[1], signs[2], signs[3]}};
-  rotateRowsKernel<<<rows, headDim, 0, stream>>>(in, out, s, inverse);
-  return cudaPeekAtLastError() == cudaSuccess;
+  return launchDependent(&rotateRowsKernel, dim3(rows), dim3(headDim), 0,
+                         stream, in, out, s, inverse) == cudaSuccess;
 }
 
 } // namespace kvrt::cuda

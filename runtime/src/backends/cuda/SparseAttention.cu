@@ -3,14 +3,18 @@
 // One thread block per (split, KV head, row) takes up to splitEntries
 // items of the row's list: the entries level 2 kept (SparseSelection), then
 // the row's newest token. It looks up each item's page once, then reads
-// keys and values straight from the pool, eight lanes an entry
+// keys (where it must) and values straight from the pool, eight lanes an entry
 // (GatherEntries.cuh: 16-byte chunks of bf16, 4-byte words of fp8 codes
 // and their scale, decoded in registers), four entries a warp and kUnroll
 // of those in flight per lane, every load serving all query heads of the
 // group:
 //
-//   keys:   dots with the group's queries (scale * log2(e) folded in),
-//           summed over the eight by reduceScatter(); -inf where the stored
+//   logits: where level 2 ranked the row, its scores of the kept
+//           entries (rankEntriesKernel lists where they are: the same q.k
+//           from the same codes, so the entries' keys are not read
+//           again); else, and for the newest token, dots of the keys
+//           with the group's queries, summed over the eight by
+//           reduceScatter(); times scale * log2(e); -inf where the stored
 //           position is not visible;
 //   softmax of the split's scores in shared memory (exp2, the maximum
 //           subtracted), as SplitBlock.cuh does;
@@ -23,6 +27,7 @@
 // do.
 //
 //===----------------------------------------------------------------------===//
+#include "runtime/src/backends/cuda/DependentLaunch.cuh"
 #include "runtime/src/backends/cuda/GatherEntries.cuh"
 #include "runtime/src/backends/cuda/SparseKernels.h"
 #include "runtime/src/backends/cuda/SplitKernel.cuh"
@@ -37,6 +42,7 @@ namespace {
 template <typename Rows, int D, int G>
 __global__ void __launch_bounds__(kSparseSplitThreads)
     sparseSplitKernel(const SparseKernelParams p) {
+  awaitPreviousKernel();
   constexpr int kDims = D / 8, kUnroll = 4;
   constexpr int kWarps = int(kSparseSplitThreads) / 32;
   __shared__ float scores[G][kMaxSplitEntries];
@@ -78,19 +84,47 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
     return;
   }
 
+  const int queryPosition = p.queryPositions[b];
+  auto visible = [&](int position) {
+    return position <= queryPosition &&
+           (p.slidingWindow == 0 || queryPosition - position < p.slidingWindow);
+  };
+  // The first fromScores items' logits are level 2's scores where it
+  // ranked the row; the others' (the newest token's, or all of an
+  // unscored row's) come from their keys below.
+  const int fromScores =
+      p.selection.scored[row] ? min(max(listed - start, 0), n) : 0;
+  const int32_t *candidates =
+      p.selection.candidates + size_t(row) * p.topTokens + start;
+  const float *rowScores = p.scores + size_t(row) * group * p.maxCandidates;
   const int32_t *table = p.pageTables + size_t(b) * p.pageTableStride;
   const int32_t *entries = p.selection.entries + size_t(row) * p.topTokens;
   for (int i = tid; i < n; i += kSparseSplitThreads) {
     const int at = start + i;
+    const bool scored = i < fromScores;
     const int entry = at < listed ? entries[at] : length - 1;
+    // The scores' loads wait on one load, not on the page's.
+    const int candidate = scored ? candidates[i] : 0;
+    float logit[G];
+#pragma unroll
+    for (int g = 0; g < G; ++g)
+      logit[g] =
+          scored && g < group
+              ? __ldcg(rowScores + size_t(g) * p.maxCandidates + candidate)
+              : 0.0f;
     const int page = table[entry / pageSize], slot = entry % pageSize;
     rows[i] =
         make_int2(entryPage(p.slotOf, page, int(p.kvHeads), kvHead), slot);
-    rowPositions[i] = p.positions[size_t(page) * pageSize + slot];
+    const int position = p.positions[size_t(page) * pageSize + slot];
+    rowPositions[i] = position;
+    if (scored)
+#pragma unroll
+      for (int g = 0; g < G; ++g)
+        if (g < group)
+          scores[g][i] = visible(position) ? logit[g] * p.scaleLog2 : -INFINITY;
   }
   __syncthreads();
 
-  const int queryPosition = p.queryPositions[b];
   float q[G][kDims];
   {
     const float *rowQ = p.q + firstRow * D;
@@ -103,7 +137,11 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   }
   const EntryAreas keyAreas =
       entryAreas(p.keys, p.slotKeys, p.keyPageStride, p.keyAreaStride, kvHead);
-  for (int base = warp * 4 * kUnroll; base < n; base += kWarps * 4 * kUnroll) {
+  const int firstBase = warp * 4 * kUnroll, stride = kWarps * 4 * kUnroll;
+  // From the warps' round that holds the first item without a score (its
+  // earlier items' logits are computed again, alike).
+  const int keysFrom = fromScores / stride * stride;
+  for (int base = keysFrom + firstBase; base < n; base += stride) {
     typename Rows::Raw k[kUnroll];
     // Past the end the eight reads the last item again; dropped below.
     gatherEntries<Rows, kUnroll>(keyAreas, p.keyForm, rows, base, item, part, n,
@@ -128,13 +166,17 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
       int head;
       const float score = reduceScatter<G>(s, part, head);
       const int r = base + 4 * u + item;
-      const bool visible = position[u] <= queryPosition &&
-                           (p.slidingWindow == 0 ||
-                            queryPosition - position[u] < p.slidingWindow);
       if (r < n && head < group && part % (8 / G) == 0)
-        scores[head][r] = visible ? score : -INFINITY;
+        scores[head][r] = visible(position[u]) ? score : -INFINITY;
     }
   }
+  // The warp's first values are on their way while the softmax runs.
+  const EntryAreas valueAreas = entryAreas(
+      p.values, p.slotValues, p.valuePageStride, p.valueAreaStride, kvHead);
+  typename Rows::Raw v[kUnroll];
+  if (firstBase < n)
+    gatherEntries<Rows, kUnroll>(valueAreas, p.valueForm, rows, firstBase, item,
+                                 part, n, v);
   __syncthreads();
 
   for (int g = warp; g < group; g += kWarps) {
@@ -152,12 +194,7 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
 #pragma unroll
     for (int i = 0; i < kDims; ++i)
       acc[g][i] = 0.0f;
-  const EntryAreas valueAreas = entryAreas(
-      p.values, p.slotValues, p.valuePageStride, p.valueAreaStride, kvHead);
-  for (int base = warp * 4 * kUnroll; base < n; base += kWarps * 4 * kUnroll) {
-    typename Rows::Raw v[kUnroll];
-    gatherEntries<Rows, kUnroll>(valueAreas, p.valueForm, rows, base, item,
-                                 part, n, v);
+  for (int base = firstBase; base < n; base += stride) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int r = base + 4 * u + item;
@@ -173,6 +210,9 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
         for (int g = 0; g < G; ++g)
           acc[g][i] = fmaf(w[g], x[i], acc[g][i]);
     }
+    if (base + stride < n)
+      gatherEntries<Rows, kUnroll>(valueAreas, p.valueForm, rows, base + stride,
+                                   item, part, n, v);
   }
 
   // Sum the warp's four entries, then the warps.
@@ -238,9 +278,9 @@ bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
     return false;
   SparseKernelParams params = p;
   void *args[] = {&params};
-  return cudaLaunchKernel(kernel, dim3(p.splits, p.kvHeads, batch),
-                          dim3(kSparseSplitThreads), args, 0,
-                          stream) == cudaSuccess;
+  return launchDependent(kernel, dim3(p.splits, p.kvHeads, batch),
+                         dim3(kSparseSplitThreads), args, 0,
+                         stream) == cudaSuccess;
 }
 
 } // namespace kvrt::cuda

@@ -351,6 +351,8 @@ StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
   take(plan.blocksOffset, size_t(rows) * policy.topBlocks * 4);
   take(plan.entryCountsOffset, size_t(rows) * 4);
   take(plan.entriesOffset, size_t(rows) * policy.topTokens * 4);
+  take(plan.scoredOffset, size_t(rows) * 4);
+  take(plan.candidatesOffset, size_t(rows) * policy.topTokens * 4);
   take(plan.boundsOffset, size_t(rows) * group * plan.maxBlocks * 4);
   take(plan.scoresOffset, size_t(rows) * group * plan.maxCandidates * 4);
   take(plan.partialsOffset,
@@ -370,6 +372,8 @@ SparseSelection sparseSelection(void *workspace, const SparseDecodePlan &plan) {
   s.blocks = reinterpret_cast<int32_t *>(base + plan.blocksOffset);
   s.entryCounts = reinterpret_cast<uint32_t *>(base + plan.entryCountsOffset);
   s.entries = reinterpret_cast<int32_t *>(base + plan.entriesOffset);
+  s.scored = reinterpret_cast<uint32_t *>(base + plan.scoredOffset);
+  s.candidates = reinterpret_cast<int32_t *>(base + plan.candidatesOffset);
   return s;
 }
 

@@ -23,7 +23,9 @@
 //              the same way, the topTokens best kept (index order);
 //   attention  flash-decoding over the kept entries and the newest token,
 //              gathered through the page table, its splits merged by
-//              SplitReduce.cu.
+//              SplitReduce.cu; the kept entries' logits are level 2's
+//              scores (the ranking lists where they are), so only their
+//              values are read, and the newest token's key.
 // Ties go to the lower index, as on the CPU. A row with at most topTokens
 // selectable entries attends to all of them.
 //
@@ -101,6 +103,8 @@ struct SparseDecodePlan {
   size_t blocksOffset = 0;
   size_t entryCountsOffset = 0;
   size_t entriesOffset = 0;
+  size_t scoredOffset = 0;
+  size_t candidatesOffset = 0;
   size_t boundsOffset = 0;
   size_t scoresOffset = 0;
   size_t partialsOffset = 0;
@@ -125,6 +129,13 @@ struct SparseSelection {
   uint32_t *entryCounts = nullptr;
   /// [r][topTokens]: their indices in the sequence, ascending.
   int32_t *entries = nullptr;
+  /// [r]: 1 where level 2 ranked the row's candidates, 0 where it listed
+  /// them (or every selectable entry) unscored.
+  uint32_t *scored = nullptr;
+  /// [r][topTokens], where scored: each listed entry's index among the
+  /// row's candidates, whose q.k for each query head level 2's scores
+  /// hold (the attention's logits before the softmax's scale).
+  int32_t *candidates = nullptr;
 };
 SparseSelection sparseSelection(void *workspace, const SparseDecodePlan &plan);
 

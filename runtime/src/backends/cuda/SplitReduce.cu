@@ -17,6 +17,7 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/AsyncCopy.cuh"
 #include "runtime/src/backends/cuda/DecodeKernels.h"
+#include "runtime/src/backends/cuda/DependentLaunch.cuh"
 #include "runtime/src/backends/cuda/RotateRows.cuh"
 #include "runtime/src/backends/cuda/WarpReduce.cuh"
 
@@ -80,6 +81,7 @@ __global__ void splitReduceKernel(const float *partialOut,
                                   const float *partialMaxSum, float *out,
                                   uint32_t splits, uint32_t headDim,
                                   bool rotates, RotationSigns signs) {
+  awaitPreviousKernel();
   extern __shared__ float shared[]; // weights [splits], sums [slices][D]
   float *weights = shared, *sums = shared + splits;
   const size_t row = blockIdx.x;
@@ -186,10 +188,10 @@ bool launchSplitReduce(const float *partialOut, const float *partialMaxSum,
   RotationSigns signs{};
   if (inverseSigns)
     std::copy(inverseSigns, inverseSigns + 4, signs.bits);
-  splitReduceKernel<<<rows, headDim * slices, sharedBytes, stream>>>(
-      partialOut, partialMaxSum, out, splits, headDim, inverseSigns != nullptr,
-      signs);
-  return cudaPeekAtLastError() == cudaSuccess;
+  return launchDependent(&splitReduceKernel, dim3(rows), dim3(headDim * slices),
+                         sharedBytes, stream, partialOut, partialMaxSum, out,
+                         splits, headDim, inverseSigns != nullptr,
+                         signs) == cudaSuccess;
 }
 
 bool launchLatentMerge(const float *partialOut, const float *partialMaxSum,

@@ -25,6 +25,7 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/AsyncCopy.cuh"
 #include "runtime/src/backends/cuda/BlockTopK.cuh"
+#include "runtime/src/backends/cuda/DependentLaunch.cuh"
 #include "runtime/src/backends/cuda/GatherEntries.cuh"
 #include "runtime/src/backends/cuda/MmaFragments.cuh"
 #include "runtime/src/backends/cuda/SparseKernels.h"
@@ -133,6 +134,7 @@ template <int D, int G>
 __global__ void __launch_bounds__(kSelectThreads, (D * G <= 512 ? 2 : 1))
     selectBlocksKernel(const SparseKernelParams p) {
   constexpr int kDims = D / 8, kChunks = D / 64, kUnroll = 2;
+  awaitPreviousKernel();
   // The chunk's pages.
   extern __shared__ __align__(16) int32_t pageOf[];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -250,6 +252,7 @@ __device__ void keepBestRanked(const float *scores, size_t stride, int n,
 template <int G>
 __global__ void __launch_bounds__(kRankThreads)
     rankBlocksKernel(const SparseKernelParams p) {
+  awaitPreviousKernel();
   const int row = blockIdx.y * int(p.kvHeads) + blockIdx.x;
   const int selectable = max(p.lengths[blockIdx.y] - 1, 0);
   if (selectable <= int(p.topTokens))
@@ -312,8 +315,10 @@ __device__ CandidateChunk candidateChunk(const SparseKernelParams &p) {
   if (selectable <= topTokens) {
     for (int i = blockIdx.x * threads + tid; i < selectable; i += stride)
       listed[i] = i;
-    if (blockIdx.x == 0 && tid == 0)
+    if (blockIdx.x == 0 && tid == 0) {
       p.selection.entryCounts[row] = uint32_t(selectable);
+      p.selection.scored[row] = 0;
+    }
     return {};
   }
   CandidateChunk chunk;
@@ -322,8 +327,10 @@ __device__ CandidateChunk candidateChunk(const SparseKernelParams &p) {
   if (candidate.count <= topTokens) {
     for (int i = blockIdx.x * threads + tid; i < candidate.count; i += stride)
       listed[i] = candidate.entry(i);
-    if (blockIdx.x == 0 && tid == 0)
+    if (blockIdx.x == 0 && tid == 0) {
       p.selection.entryCounts[row] = uint32_t(candidate.count);
+      p.selection.scored[row] = 0;
+    }
     return {};
   }
   const int chunkSlots = int(p.scoreChunkSlots);
@@ -338,6 +345,7 @@ template <typename Rows, int D, int G>
 __global__ void __launch_bounds__(kSelectThreads)
     selectEntriesKernel(const SparseKernelParams p) {
   constexpr int kDims = D / 8, kUnroll = 4;
+  awaitPreviousKernel();
   // The chunk's entries as (page, slot).
   extern __shared__ __align__(16) int2 rows[];
   // A round of the chunk's kept blocks: entryPage() of each one's page,
@@ -428,6 +436,7 @@ __global__ void __launch_bounds__(kSelectThreads)
 template <int D>
 __global__ void __launch_bounds__(kFp8ScoreWarps * 32)
     selectFp8EntriesKernel(const SparseKernelParams p) {
+  awaitPreviousKernel();
   using Keys = Fp8E4M3Mma<D>;
   constexpr int kSteps = Keys::kSteps, kStages = int(kFp8ScoreStages);
   constexpr int kStageBytes = int(kFp8StageBytes<D>);
@@ -560,6 +569,7 @@ __global__ void __launch_bounds__(kFp8ScoreWarps * 32)
 template <int G>
 __global__ void __launch_bounds__(kRankThreads)
     rankEntriesKernel(const SparseKernelParams p) {
+  awaitPreviousKernel();
   const int row = blockIdx.y * int(p.kvHeads) + blockIdx.x;
   const int topTokens = int(p.topTokens);
   const int selectable = max(p.lengths[blockIdx.y] - 1, 0);
@@ -569,12 +579,19 @@ __global__ void __launch_bounds__(kRankThreads)
   if (candidate.count <= topTokens)
     return;
   int32_t *listed = p.selection.entries + size_t(row) * topTokens;
+  int32_t *candidates = p.selection.candidates + size_t(row) * topTokens;
+  // Where each kept entry's scores are: the attention's logits.
   keepBestRanked<G>(
       p.scores + size_t(row) * p.group * p.maxCandidates, p.maxCandidates,
       candidate.count, int(p.group), topTokens, [](int) { return false; },
-      [&](int at, int i) { listed[at] = candidate.entry(i); });
-  if (threadIdx.x == 0)
+      [&](int at, int i) {
+        listed[at] = candidate.entry(i);
+        candidates[at] = i;
+      });
+  if (threadIdx.x == 0) {
     p.selection.entryCounts[row] = uint32_t(topTokens);
+    p.selection.scored[row] = 1;
+  }
 }
 
 bool launch(const void *kernel, const SparseKernelParams &p, dim3 grid,
@@ -587,8 +604,8 @@ bool launch(const void *kernel, const SparseKernelParams &p, dim3 grid,
     return false;
   SparseKernelParams params = p;
   void *args[] = {&params};
-  return cudaLaunchKernel(kernel, grid, dim3(threads), args, sharedBytes,
-                          stream) == cudaSuccess;
+  return launchDependent(kernel, grid, dim3(threads), args, sharedBytes,
+                         stream) == cudaSuccess;
 }
 
 const void *boundKernel(uint32_t headDim, uint32_t groupCapacity) {
