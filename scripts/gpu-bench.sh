@@ -347,7 +347,7 @@ for section in "${sections[@]}"; do
     timeout 150 "$bin/kvrt-cuda-sparse" --check > "$out/sparse-check.txt" 2>&1 ||
       status=1
     grep -vE '^device' "$out/sparse-check.txt"
-    timeout 240 "$bin/kvrt-cuda-sparse" --bench --reps "$reps" \
+    timeout 420 "$bin/kvrt-cuda-sparse" --bench --reps "$reps" \
       > "$out/sparse-bench.txt" 2>&1 || status=1
     sed -n '/^policy/,$p' "$out/sparse-bench.txt"
     ;;

@@ -1,25 +1,27 @@
 //===- SparseBench.cpp - Sparse against dense decode attention ------------===//
 //
 // The Llama-3-8B attention shape (32 query heads, 8 KV heads, d = 128,
-// pages of 64 tokens), bf16, fp8 e4m3 (a scale per slot) and 4-bit polar
-// caches, for B in {1, 8} and L in {32K, 64K, 128K}: dense
-// decode attention (planDecodeAttention()'s default split kernel) and the
-// sparse step (SparseSelect.h: the summaries' update, level 1, level 2,
-// attention over the selection and the merge) on the same pool, with the
-// policies twolevel (block 64, 128 blocks, 2048 entries) and quest (block
-// 16, 128 blocks: 2048 entries, no level-2 scoring). The pool holds
-// random entries (fp8: finite codes, scales in [0.002, 0.012); polar: any
-// codes, scales in [0.5, 2.5)); each row's
-// pages are a random draw from a pool
-// sized for B = 8, L = 128K, and every page's summaries are built before a
-// point is timed. Each rep is timed alone with CUDA events after a 256 MB
-// memset that evicts the L2; medians of the reps are reported, for the
-// whole step and for each part. Bytes are what each must read of the cache
+// pages of 64 tokens), bf16, fp8 e4m3 (a scale per slot), nvfp4 and 4-,
+// 3- and 2-bit polar caches, for B in {1, 8} and L in {32K, 64K, 128K}:
+// dense decode attention (planDecodeAttention()'s default split kernel)
+// and the sparse step (SparseSelect.h: the summaries' update, level 1,
+// level 2, attention over the selection and the merge) on the same pool,
+// with the policies twolevel (block 64, 128 blocks, 2048 entries) and
+// quest (block 16, 128 blocks: 2048 entries, no level-2 scoring). The
+// pool holds random entries (fp8: finite codes, scales in [0.002, 0.012);
+// nvfp4: codes and block scales of finite fp8 bytes; polar: any codes,
+// scales in [0.5, 2.5)); each row's pages are a random draw from a pool
+// sized for B = 8, L = 128K, and every page's summaries are built before
+// a point is timed. Each rep is timed alone with CUDA events after a 256
+// MB memset that evicts the L2; medians of the reps are reported, for the
+// whole step (events at its ends only) and for each part (other steps,
+// events between the parts). Bytes are what each must read of the cache
 // (dense: every K and V entry, positions, page tables; sparse: every
 // selectable block's summary, the newest block's keys for its update, the
-// kept blocks' keys when level 2 scores them, the selected entries' keys,
-// values and positions), and the floor is those bytes over the bandwidth of
-// a 1 GiB device-to-device copy measured in the same run.
+// kept blocks' keys when level 2 scores them, then the selected entries'
+// values and positions, and their keys unless level 2 scored them (then
+// their scores and where they are)), and the floor is those bytes over
+// the bandwidth of a 1 GiB device-to-device copy measured in the same run.
 //
 //===----------------------------------------------------------------------===//
 #include "SparseHarness.h"
@@ -112,17 +114,25 @@ void runSparseBench(uint32_t multiprocessors, int reps,
   std::vector<std::string> table;
   char line[512];
 
-  schema::Encoding bf16, fp8, polar4;
+  schema::Encoding bf16, fp8, nvfp4, polar4, polar3, polar2;
   bf16.set_kind(schema::ENCODING_BF16);
   fp8.set_kind(schema::ENCODING_FP8);
   fp8.set_fp8_format(schema::FP8_FORMAT_E4M3);
   fp8.set_scale_mode(schema::SCALE_MODE_DYNAMIC);
-  polar4.set_kind(schema::ENCODING_POLAR);
-  polar4.set_bits(4);
+  nvfp4.set_kind(schema::ENCODING_NVFP4);
+  for (auto [encoding, bits] :
+       {std::pair{&polar4, 4}, {&polar3, 3}, {&polar2, 2}}) {
+    encoding->set_kind(schema::ENCODING_POLAR);
+    encoding->set_bits(bits);
+  }
+  // Every encoding the sparse kernels read.
   for (auto [name, encoding, entries] :
        {std::tuple{"bf16", &bf16, SparseEntries::Bf16},
         {"fp8", &fp8, SparseEntries::Fp8E4M3},
-        {"polar4", &polar4, SparseEntries::Polar4}}) {
+        {"nvfp4", &nvfp4, SparseEntries::Nvfp4},
+        {"polar4", &polar4, SparseEntries::Polar4},
+        {"polar3", &polar3, SparseEntries::Polar3},
+        {"polar2", &polar2, SparseEntries::Polar2}}) {
     if (!chosen(only.caches, name))
       continue;
     // The plans fill one wave of these.
@@ -276,11 +286,19 @@ void runSparseBench(uint32_t multiprocessors, int reps,
           // Summaries are bf16 bounds whatever the entries.
           const double boundBytes = 2.0 * kHeadDim;
           const double entryBytes = keyLayout.entryBytes;
-          double bytes =
-              rows * (blocks * 2 * boundBytes + sp.block * entryBytes +
-                      (std::min(selectable, double(sp.topTokens)) + 1) *
-                          (2 * entryBytes + 4));
-          if (candidates > sp.topTokens)
+          const double listed = std::min(selectable, double(sp.topTokens));
+          const bool scored = candidates > sp.topTokens;
+          // The attention reads the listed entries' values and positions,
+          // and their keys, or (scored) the newest token's key and the
+          // others' scores and candidate indices.
+          const double group = kQHeads / kKvHeads;
+          const double attended =
+              (listed + 1) * (entryBytes + 4) +
+              (scored ? entryBytes + listed * (4 * group + 4)
+                      : (listed + 1) * entryBytes);
+          double bytes = rows * (blocks * 2 * boundBytes +
+                                 sp.block * entryBytes + attended);
+          if (scored)
             bytes += rows * candidates * entryBytes;
           std::string split;
           for (int i = 0; i < kParts; ++i) {

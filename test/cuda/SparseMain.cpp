@@ -4,9 +4,9 @@
 //                    [--points LIST]
 //
 // With neither --check nor --bench it does both. --caches (bf16, fp8,
-// polar4) and --points (BxL: 1x32768, ... 8x131072), comma-separated,
-// time only those (one point alone, e.g. under ncu). Exits non-zero when a
-// check fails.
+// nvfp4, polar4, polar3, polar2) and --points (BxL: 1x32768, ... 8x131072),
+// comma-separated, time only those (one point alone, e.g. under ncu). Exits
+// non-zero when a check fails.
 //
 //===----------------------------------------------------------------------===//
 #include "SparseHarness.h"
