@@ -4,9 +4,9 @@
 // pages of 64 tokens), bf16, fp8 e4m3 (a scale per slot), nvfp4 and 4-,
 // 3- and 2-bit polar caches, for B in {1, 8} and L in {32K, 64K, 128K}:
 // dense decode attention (planDecodeAttention()'s default split kernel)
-// and the sparse step (SparseSelect.h: the summaries' update, level 1,
-// level 2, attention over the selection and the merge) on the same pool,
-// with the policies twolevel (block 64, 128 blocks, 2048 entries) and
+// and the sparse step (SparseSelect.h: level 1, level 2, attention over
+// the selection with the newest blocks' summaries, and the merge) on the same
+// pool, with the policies twolevel (block 64, 128 blocks, 2048 entries) and
 // quest (block 16, 128 blocks: 2048 entries, no level-2 scoring). The
 // pool holds random entries (fp8: finite codes, scales in [0.002, 0.012);
 // nvfp4: codes and block scales of finite fp8 bytes; polar: any codes,
@@ -57,8 +57,8 @@ const Policy kPolicies[] = {{"twolevel", {64, 128, 2048}},
                             {"quest", {16, 128, 2048}}};
 
 /// Part i of a sparse step runs between events i and i + 1.
-constexpr int kParts = 4;
-const char *const kPartNames[kParts] = {"update", "level1", "level2", "attend"};
+constexpr int kParts = 3;
+const char *const kPartNames[kParts] = {"level1", "level2", "attend"};
 
 /// A device pool of random entries of `encoding` for kMaxPages pages.
 struct BenchPool {
@@ -241,14 +241,12 @@ void runSparseBench(uint32_t multiprocessors, int reps,
                 CUDA_OK(cudaEventRecord(events[i]));
             };
             mark(0);
-            orDie(updateBlockSummaries(args, sp.block, nullptr));
-            mark(1);
             orDie(selectSparseBlocks(args, plan, nullptr));
-            mark(2);
+            mark(1);
             orDie(selectSparseTokens(args, plan, nullptr));
-            mark(3);
+            mark(2);
             orDie(sparseAttention(args, plan, nullptr));
-            mark(4);
+            mark(3);
           };
           CUDA_OK(cudaMemset(rows.out.get(), 0xff, rows.out.size()));
           for (int i = 0; i < 3; ++i)
@@ -333,7 +331,8 @@ void runSparseBench(uint32_t multiprocessors, int reps,
   for (const std::string &row : table)
     std::printf("%s\n", row.c_str());
   std::printf("times in us (medians of %d reps, L2 evicted before each); "
-              "parts: summaries' update, level 1, level 2, attention + merge; "
+              "parts: level 1, level 2, attention (with the newest blocks' "
+              "summaries) + merge; "
               "floors (fl) = bytes / %.0f GB/s (1 GiB device-to-device copy, "
               "read + write)\n",
               reps, bandwidth);

@@ -10,10 +10,13 @@
 // the same codec, as the GPU's append stores it) and checks, into outputs
 // and a workspace poisoned with 0xff bytes:
 //
-//   summaries  built by buildBlockSummaries() for the entries selectable
-//              one step earlier, then brought up to date by
-//              updateBlockSummaries(): every block of selectable entries
-//              must equal the CPU's Page::keyBounds exactly;
+//   summaries  built by buildBlockSummaries() for the selectable entries
+//              (as a prefill, or the previous step's attention, leaves
+//              them): every block of them must equal the CPU's
+//              Page::keyBounds exactly; after the attention's launch, the
+//              block of each row's newest token must hold the bounds of
+//              its entries up to that token (the next step's), each
+//              channel's decoded minimum and maximum rounded outward;
 //   selection  per (row, KV head) the kept blocks and entries against
 //              sparse::selectEntries and a float64 evaluation of its rule
 //              (the same sums in the same order, which must agree with
@@ -479,12 +482,12 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
   CUDA_OK(cudaMemset(summaries.get(), 0xff, summaries.size()));
   std::vector<int32_t> buildPages, buildSlots;
   for (uint32_t b = 0; b < batch; ++b) {
-    const int64_t earlier = std::max<int64_t>(int64_t(c.lengths[b]) - 2, 0);
+    const int64_t selectable = std::max<int64_t>(int64_t(c.lengths[b]) - 1, 0);
     const std::vector<uint32_t> &pages = cache.pages(0, sequences[b]);
     for (size_t i = 0; i < pages.size(); ++i) {
       buildPages.push_back(int32_t(pages[i]));
       buildSlots.push_back(int32_t(std::clamp<int64_t>(
-          earlier - int64_t(i) * c.pageSize, 0, c.pageSize)));
+          selectable - int64_t(i) * c.pageSize, 0, c.pageSize)));
     }
   }
   DeviceBuffer pagesDevice = uploaded(buildPages.data(), buildPages.size() * 4);
@@ -492,11 +495,6 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
   orDie(buildBlockSummaries(
       device.view, summaries.as<uint16_t>(), block, pagesDevice.as<int32_t>(),
       slotsDevice.as<int32_t>(), uint32_t(buildPages.size()), nullptr));
-  SparseDecodeArgs summaryArgs;
-  summaryArgs.cache = device.view;
-  summaryArgs.summaries = summaries.as<uint16_t>();
-  summaryArgs.batch = batch;
-  orDie(updateBlockSummaries(summaryArgs, block, nullptr));
   CUDA_OK(cudaDeviceSynchronize());
   const std::vector<uint16_t> gpuSummaries =
       download<uint16_t>(summaries.get(), summaryValues);
@@ -554,13 +552,18 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
     std::vector<uint32_t> blockCounts, entryCounts;
     std::vector<int32_t> blocks, entries;
     std::vector<float> out;
+    std::vector<uint16_t> summaries;
     bool operator==(const Run &o) const {
       return blockCounts == o.blockCounts && entryCounts == o.entryCounts &&
              blocks == o.blocks && entries == o.entries &&
-             std::memcmp(out.data(), o.out.data(), out.size() * 4) == 0;
+             std::memcmp(out.data(), o.out.data(), out.size() * 4) == 0 &&
+             summaries == o.summaries;
     }
   };
+  // Each run from the summaries as built: its attention adds the newest
+  // tokens to them.
   auto run = [&](const SparseDecodeArgs &a) {
+    orDie(summaries.upload(gpuSummaries.data(), gpuSummaries.size() * 2));
     CUDA_OK(cudaMemset(workspace.get(), 0xff, workspace.size()));
     CUDA_OK(cudaMemset(out.get(), 0xff, out.size()));
     orDie(selectSparseEntries(a, plan, nullptr));
@@ -571,7 +574,8 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
         download<uint32_t>(selection.entryCounts, rows),
         download<int32_t>(selection.blocks, size_t(rows) * c.policy.topBlocks),
         download<int32_t>(selection.entries, size_t(rows) * c.policy.topTokens),
-        download<float>(out.get(), q.size())};
+        download<float>(out.get(), q.size()),
+        download<uint16_t>(summaries.get(), summaryValues)};
   };
   const Run first = run(args);
   const bool repeatable = run(args) == first;
@@ -579,6 +583,36 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
                               &entryCounts = first.entryCounts;
   const std::vector<int32_t> &blocks = first.blocks, &entries = first.entries;
   const std::vector<float> &got = first.out;
+
+  // The newest tokens' blocks, for the next step: the bounds of the
+  // entries as the device holds them (the newest encoded).
+  int newestMismatches = 0;
+  for (uint32_t b = 0; b < batch; ++b) {
+    if (!c.lengths[b])
+      continue;
+    const uint64_t newest = c.lengths[b] - 1, start = newest / block * block;
+    const uint32_t index = cache.pages(0, sequences[b])[start / c.pageSize];
+    const uint32_t inPage = uint32_t(start % c.pageSize / block);
+    for (uint32_t h = 0; h < c.kvHeads; ++h) {
+      std::vector<float> lo(d, INFINITY), hi(d, -INFINITY);
+      for (uint64_t e = start; e <= newest; ++e) {
+        const std::vector<float> k = layer.read(true, sequences[b], h, e);
+        for (uint32_t x = 0; x < d; ++x) {
+          lo[x] = std::min(lo[x], k[x]);
+          hi[x] = std::max(hi[x], k[x]);
+        }
+      }
+      const uint16_t *got =
+          &first.summaries[((size_t(index) * c.kvHeads + h) * blocksPerPage +
+                            inPage) *
+                           2 * d];
+      for (uint32_t x = 0; x < d; ++x)
+        newestMismatches += !(cpu::bf16ToFloat(got[x]) ==
+                              cpu::bf16ToFloat(sparse::bf16Below(lo[x]))) +
+                            !(cpu::bf16ToFloat(got[d + x]) ==
+                              cpu::bf16ToFloat(sparse::bf16Above(hi[x])));
+    }
+  }
 
   // Offloaded: the same pages from host memory, half of them resident.
   bool offloadSame = true;
@@ -625,17 +659,8 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
     std::memset(hostBlocks.get(), 0xff, hostBlocks.size());
     offloaded.hostBlockCounts = hostCounts.as<uint32_t>();
     offloaded.hostBlocks = hostBlocks.as<int32_t>();
-    // The newest blocks' summaries again, from the resident slots where
+    // The newest blocks' summaries come from the resident slots where
     // their pages have one (the host copies of those are poisoned).
-    DeviceBuffer updated = orDie(DeviceBuffer::allocate(summaries.size()));
-    CUDA_OK(cudaMemcpy(updated.get(), summaries.get(), summaries.size(),
-                       cudaMemcpyDeviceToDevice));
-    offloaded.summaries = updated.as<uint16_t>();
-    orDie(updateBlockSummaries(offloaded, block, nullptr));
-    CUDA_OK(cudaDeviceSynchronize());
-    const bool summariesSame =
-        download<uint16_t>(updated.get(), summaryValues) == gpuSummaries;
-    offloaded.summaries = summaries.as<uint16_t>();
     const Run offloadedRun = run(offloaded);
     bool mirrored = true;
     for (uint32_t r = 0; r < rows; ++r) {
@@ -646,10 +671,11 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
             hostBlocks.as<int32_t>()[size_t(r) * c.policy.topBlocks + i] ==
             offloadedRun.blocks[size_t(r) * c.policy.topBlocks + i];
     }
-    offloadSame = summariesSame && mirrored && offloadedRun == first;
+    offloadSame = mirrored && offloadedRun == first;
   }
 
-  bool ok = summaryMismatches == 0 && repeatable && offloadSame;
+  bool ok = summaryMismatches == 0 && newestMismatches == 0 && repeatable &&
+            offloadSame;
   std::string why;
   int blockTies = 0, entryTies = 0, differing = 0;
   double worst = 0;
@@ -858,8 +884,8 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
       ok ? "ok" : "FAIL", entriesName(c.entries), batch, lengths.c_str(),
       c.qHeads, c.kvHeads, d, c.pageSize, block, c.policy.topBlocks,
       c.policy.topTokens, c.slidingWindow ? " window" : "",
-      summaryMismatches ? "DIFFER" : "equal", blockTies, entryTies, differing,
-      rows, worst, repeatable ? "" : " | NOT REPEATABLE",
+      summaryMismatches || newestMismatches ? "DIFFER" : "equal", blockTies,
+      entryTies, differing, rows, worst, repeatable ? "" : " | NOT REPEATABLE",
       offloadSame ? "" : " | OFFLOADED DIFFERS", plan.boundChunks,
       plan.scoreChunks, plan.splits, plan.splitEntries);
   std::fflush(stdout);

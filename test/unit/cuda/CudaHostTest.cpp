@@ -662,15 +662,16 @@ TEST(SparseDecodePlan, FillsOneWaveOfTheBlocksAnSmHolds) {
       };
       EXPECT_TRUE(fits(plan->boundChunks, kSelectBlocksPerMultiprocessor));
       EXPECT_TRUE(fits(plan->scoreChunks, kSelectBlocksPerMultiprocessor));
-      EXPECT_TRUE(fits(plan->splits, kSparseSplitBlocksPerMultiprocessor));
+      // The attention's blocks: a row's newest summary, then its splits.
+      EXPECT_TRUE(fits(1 + plan->splits, kSparseSplitBlocksPerMultiprocessor));
       // Every item is covered.
       EXPECT_GE(plan->boundChunks * plan->boundChunkBlocks, plan->maxBlocks);
       EXPECT_GE(plan->scoreChunks * plan->scoreChunkSlots, plan->maxCandidates);
       EXPECT_GE(plan->splits * plan->splitEntries, policy.topTokens + 1);
     }
   // B = 8, L = 128K on an H100: four chunks a row at each level, seven
-  // splits of 320 entries (against eight, eight and 17 of 128 when the
-  // plan aimed at more blocks than fit).
+  // splits of 320 entries beside the summary's block (against eight, eight
+  // and 17 of 128 when the plan aimed at more blocks than fit).
   StatusOr<SparseDecodePlan> plan =
       planSparseDecode({8, 32, 8, 128, 64, 131072, fp8, fp8, policy}, sms);
   ASSERT_TRUE(plan);

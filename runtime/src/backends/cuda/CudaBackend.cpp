@@ -28,7 +28,8 @@
 //   nvfp4 and 2- to 4-bit polar caches without exact sinks or window, by
 //   the kernels of SparseSelect.h: a selecting layer keeps block summaries
 //   beside its pages, rebuilt for the pages a prefill wrote and, each
-//   decode step, for the block of each row's newest selectable entry; its
+//   decode step, for the block of each row's newest token (by the sparse
+//   attention's launch, ready for the next step); its
 //   decode rows (a sequence's only row in the batch, as on the CPU) select
 //   and attend sparsely, its prefill rows attend densely. The selection
 //   ranks in fp32 where the CPU ranks in double: a near tie may go the
@@ -975,7 +976,7 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   for (size_t s = 0; s < counts.size(); ++s) {
     sequenceRowsHost_[s] = uint32_t(counts[s].second);
     // A prefill (a sequence's several rows) writes pages whose summaries
-    // are rebuilt whole; a decode row's block is updated where it is read.
+    // are rebuilt whole; a decode row's block is updated by its attention.
     if (selects_ && counts[s].second > 1) {
       const uint64_t before = pool_->ledger().length(counts[s].first);
       cuda::summaryBuilds(pool_->ledger().pages(counts[s].first), before,
@@ -1601,10 +1602,8 @@ Status CudaBackend::sparseRows(const Step &s,
       offloaded_->mirrorSelection(s.layer, uint32_t(tableRowsHost_[first]),
                                   first + group, sparse);
     }
-    // The previous step's token became selectable: its block's summary
-    // first, then both levels, then attention over what they kept.
-    KVRT_RETURN_IF_ERROR(
-        cuda::updateBlockSummaries(sparse, s.select.block, stream_));
+    // Both levels, then attention over what they kept (whose launch also
+    // adds this step's token to its block's summary, for the next step).
     KVRT_RETURN_IF_ERROR(cuda::selectSparseEntries(sparse, plan, stream_));
     KVRT_RETURN_IF_ERROR(cuda::sparseAttention(sparse, plan, stream_));
     first += group;

@@ -1,13 +1,17 @@
 //===- SparseAttention.cu - Flash-decoding over selected entries ----------===//
 //
-// One thread block per (split, KV head, row) takes up to splitEntries
-// items of the row's list: the entries level 2 kept (SparseSelection), then
-// the row's newest token. It looks up each item's page once, then reads
-// keys (where it must) and values straight from the pool, eight lanes an entry
-// (GatherEntries.cuh: 16-byte chunks of bf16, 4-byte words of fp8 codes
-// and their scale, decoded in registers), four entries a warp and kUnroll
-// of those in flight per lane, every load serving all query heads of the
-// group:
+// Block 0 of each (KV head, row) brings the summary of the block that
+// holds the row's newest token up to date (SummariseBlock.cuh): this
+// step's level 1 has read the summaries, and the next step's reads that
+// block as its newest selectable one, so the update needs no launch of its
+// own. Then one thread block per (split, KV head, row) takes up to
+// splitEntries items of the row's list: the entries level 2 kept
+// (SparseSelection), then the row's newest token. It looks up each item's
+// page once, then reads keys (where it must) and values straight from the
+// pool, eight lanes an entry (GatherEntries.cuh: 16-byte chunks of bf16,
+// 4-byte words of fp8 codes and their scale, decoded in registers), four
+// entries a warp and kUnroll of those in flight per lane, every load
+// serving all query heads of the group:
 //
 //   logits: where level 2 ranked the row, its scores of the kept
 //           entries (rankEntriesKernel lists where they are: the same q.k
@@ -31,11 +35,15 @@
 #include "runtime/src/backends/cuda/GatherEntries.cuh"
 #include "runtime/src/backends/cuda/SparseKernels.h"
 #include "runtime/src/backends/cuda/SplitKernel.cuh"
+#include "runtime/src/backends/cuda/SummariseBlock.cuh"
 
 #include <cuda_runtime.h>
 
 namespace kvrt::cuda {
 namespace {
+
+static_assert(kSparseSplitThreads == kSummaryThreads,
+              "block 0 of a row summarises with a split's threads");
 
 /// Keys and values of the form `Rows` (both sides of a cache in one
 /// encoding).
@@ -55,10 +63,18 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int item = lane / 8, part = lane % 8;
   const int kvHead = blockIdx.y, b = blockIdx.z;
+  // Block 0 of a row: for the next step, whose level 1 reads it (this
+  // step's has run), the summary of the block that holds the newest token.
+  if (blockIdx.x == 0) {
+    __shared__ SummaryScratch<D> scratch;
+    summariseNewestBlock<Rows, D>(p, kvHead, b, levels[0], scratch);
+    return;
+  }
+  const int split = int(blockIdx.x) - 1;
   // The selection kernels have run: their host copies are complete, and
   // the host's schedule may read them (a word of mapped memory rather
   // than an event node, which costs a captured step more).
-  if (p.hostSignal && tid == 0 && blockIdx.x == 0 && kvHead == 0 && b == 0) {
+  if (p.hostSignal && tid == 0 && split == 0 && kvHead == 0 && b == 0) {
     __threadfence_system();
     *reinterpret_cast<volatile uint32_t *>(p.hostSignal) = p.signalEnd;
   }
@@ -68,7 +84,7 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   const int length = p.lengths[b];
   const int listed = length > 0 ? int(p.selection.entryCounts[row]) : 0;
   const int count = length > 0 ? listed + 1 : 0;
-  const int start = blockIdx.x * int(p.splitEntries);
+  const int start = split * int(p.splitEntries);
   const int n = min(count, start + int(p.splitEntries)) - start;
   if (n <= 0) {
     // Zeros, or a partial that weighs nothing.
@@ -77,7 +93,7 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
         p.out[firstRow * D + e] = 0.0f;
     } else if (tid < group) {
       float *maxSum =
-          p.partialMaxSum + ((firstRow + tid) * p.splits + blockIdx.x) * 2;
+          p.partialMaxSum + ((firstRow + tid) * p.splits + split) * 2;
       maxSum[0] = -INFINITY;
       maxSum[1] = 0.0f;
     }
@@ -242,11 +258,10 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
     if (p.splits == 1)
       p.out[out * D + d] = rowSum[g] > 0.0f ? sum / rowSum[g] : 0.0f;
     else
-      p.partialOut[(out * p.splits + blockIdx.x) * D + d] = sum;
+      p.partialOut[(out * p.splits + split) * D + d] = sum;
   }
   if (p.splits > 1 && tid < group) {
-    float *maxSum =
-        p.partialMaxSum + ((firstRow + tid) * p.splits + blockIdx.x) * 2;
+    float *maxSum = p.partialMaxSum + ((firstRow + tid) * p.splits + split) * 2;
     maxSum[0] = rowMax[tid];
     maxSum[1] = rowSum[tid];
   }
@@ -278,7 +293,7 @@ bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
     return false;
   SparseKernelParams params = p;
   void *args[] = {&params};
-  return launchDependent(kernel, dim3(p.splits, p.kvHeads, batch),
+  return launchDependent(kernel, dim3(1 + p.splits, p.kvHeads, batch),
                          dim3(kSparseSplitThreads), args, 0,
                          stream) == cudaSuccess;
 }

@@ -183,13 +183,10 @@ struct SparseKernelParams {
   float *partialMaxSum;
 };
 
-/// BlockSummaries.cu: every listed page (blockIdx.x) and KV head, or the
-/// newest selectable block of each row.
+/// BlockSummaries.cu: every listed page (blockIdx.x) and KV head.
 bool launchBuildSummaries(const SparseKernelParams &p, uint32_t headDim,
                           const int32_t *pages, const int32_t *slots,
                           uint32_t count, cudaStream_t stream);
-bool launchUpdateSummaries(const SparseKernelParams &p, uint32_t headDim,
-                           uint32_t batch, cudaStream_t stream);
 
 /// TwoLevelSelect.cu: levels 1 and 2, grids (chunks, kvHeads, batch);
 /// level 2 then ranks in a second launch, grid (kvHeads, batch).
@@ -202,7 +199,8 @@ bool launchSelectEntries(const SparseKernelParams &p, uint32_t headDim,
                          uint32_t batch, const ScoreLaunch &score,
                          size_t rankSharedBytes, cudaStream_t stream);
 
-/// SparseAttention.cu: the splits, grid (splits, kvHeads, batch).
+/// SparseAttention.cu: grid (1 + splits, kvHeads, batch): each row's
+/// newest block's summary, then the splits.
 bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
                         uint32_t groupCapacity, uint32_t batch,
                         cudaStream_t stream);

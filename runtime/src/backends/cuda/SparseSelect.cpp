@@ -225,17 +225,6 @@ Status buildBlockSummaries(const PagedKvView &cache, uint16_t *summaries,
                   "building block summaries");
 }
 
-Status updateBlockSummaries(const SparseDecodeArgs &args, uint32_t block,
-                            cudaStream_t stream) {
-  const PagedKvView &cache = args.cache;
-  KVRT_RETURN_IF_ERROR(
-      checkCache(cache.headDim, cache.pageSize, block, cache.key, cache.value));
-  SparseKernelParams p = cacheParams(cache, args.summaries, block);
-  addResident(p, cache, args.resident);
-  return launched(launchUpdateSummaries(p, cache.headDim, args.batch, stream),
-                  "updating block summaries");
-}
-
 uint32_t blocksPerMultiprocessor(const void *kernel, uint32_t threads,
                                  size_t sharedBytes) {
   struct Asked {
@@ -318,10 +307,13 @@ StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
   plan.scoreChunks = ceilDiv(plan.maxCandidates, plan.scoreChunkSlots);
 
   const uint32_t listed = policy.topTokens + 1;
-  const uint32_t splitsPerRow =
-      perRowInOneWave(sparseSplitBlocksPerMultiprocessor(entries, shape.headDim,
-                                                         plan.groupCapacity),
-                      kSparseSplitBlocksPerMultiprocessor);
+  // The attention's blocks of a row: its newest block's summary, then the
+  // splits.
+  const uint32_t splitsPerRow = std::max(
+      1u, perRowInOneWave(sparseSplitBlocksPerMultiprocessor(
+                              entries, shape.headDim, plan.groupCapacity),
+                          kSparseSplitBlocksPerMultiprocessor) -
+              1);
   plan.splitEntries = std::clamp(roundUp(ceilDiv(listed, splitsPerRow), 64),
                                  64u, kMaxSplitEntries);
   plan.splits = ceilDiv(listed, plan.splitEntries);

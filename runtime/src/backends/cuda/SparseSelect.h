@@ -13,7 +13,9 @@
 //
 //   summaries  per (page, KV head, block of `block` slots) the per-channel
 //              minimum and maximum of the stored keys as decoded, rounded
-//              outward to bf16 (bf16 keys' bounds are exact);
+//              outward to bf16 (bf16 keys' bounds are exact), built for a
+//              prefill's pages, and for a decode step's token by the
+//              attention's launch, ready for the next step;
 //   level 1    Quest's bound of every selectable block for each query
 //              head of the group in fp32 (a launch spread over many SMs),
 //              then ranked across the heads, the first and the newest
@@ -182,15 +184,6 @@ struct SparseDecodeArgs {
   uint32_t signalEnd = 0;
 };
 
-/// Rebuilds, for each of the args.batch rows, the summary of the block
-/// that holds its newest selectable entry (lengths[b] - 2) from that
-/// block's selectable entries, read from a resident page's device slot
-/// where args.resident has one: the decode step's update, once the
-/// previous step's token became selectable. Runs before
-/// selectSparseEntries().
-Status updateBlockSummaries(const SparseDecodeArgs &args, uint32_t block,
-                            cudaStream_t stream);
-
 /// Enqueues levels 1 and 2 (two launches each, also apart: level 2 reads
 /// what level 1 left in the workspace).
 Status selectSparseEntries(const SparseDecodeArgs &args,
@@ -199,7 +192,13 @@ Status selectSparseBlocks(const SparseDecodeArgs &args,
                           const SparseDecodePlan &plan, cudaStream_t stream);
 Status selectSparseTokens(const SparseDecodeArgs &args,
                           const SparseDecodePlan &plan, cudaStream_t stream);
-/// Enqueues attention over the selection and the merge of its splits.
+/// Enqueues attention over the selection and the merge of its splits. The
+/// attention's launch also rebuilds, for each row, the summary of the block
+/// that holds its newest token (lengths[b] - 1) from that block's entries,
+/// read from a resident page's device slot where args.resident has one:
+/// the next step's newest selectable block, whose bounds its level 1 reads
+/// (this step's newest selectable block was brought up to date by the
+/// previous step's attention, or built with a prefill's pages).
 Status sparseAttention(const SparseDecodeArgs &args,
                        const SparseDecodePlan &plan, cudaStream_t stream);
 
