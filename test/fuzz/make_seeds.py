@@ -281,12 +281,96 @@ def http_seeds(folder):
         write(folder, name, data)
 
 
+def tokenizer_seeds(folder):
+    """tokenizer.json files written by the `tokenizers` package (a
+    byte-level BPE as GPT-2 and SmolLM2 have, a Metaspace BPE with byte
+    fallback as Llama 2 and TinyStories have), each alone and followed by a
+    NUL and a tokenizer_config.json, and hand-broken ones."""
+    from tokenizers import Tokenizer, decoders, models, normalizers
+    from tokenizers import pre_tokenizers, processors
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    # Byte-level: the 256 byte symbols, a few merges, ChatML's tokens.
+    alphabet = ByteLevel.alphabet()
+    vocab = {c: i for i, c in enumerate(sorted(alphabet))}
+    merges = [("\u0120", "t"), ("h", "e"), ("\u0120t", "he"), ("a", "b")]
+    for left, right in merges:
+        vocab.setdefault(left + right, len(vocab))
+    byte_level = Tokenizer(models.BPE(vocab, merges))
+    byte_level.pre_tokenizer = pre_tokenizers.ByteLevel(
+        add_prefix_space=False)
+    byte_level.decoder = decoders.ByteLevel()
+    byte_level.post_processor = processors.ByteLevel(trim_offsets=False)
+    byte_level.add_special_tokens(["<|endoftext|>", "<|im_start|>",
+                                   "<|im_end|>"])
+    chatml = ("{% for message in messages %}{{'<|im_start|>' + "
+              "message['role'] + '\\n' + message['content'] + "
+              "'<|im_end|>' + '\\n'}}{% endfor %}{% if "
+              "add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
+              "{% endif %}")
+    byte_config = json.dumps({"bos_token": "<|im_start|>",
+                              "eos_token": "<|im_end|>",
+                              "chat_template": chatml})
+
+    # Metaspace with byte fallback: <unk>, BOS, EOS, the <0xNN> tokens.
+    pieces = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)]
+    pieces += ["\u2581", "a", "b", "h", "e", "t", "\u2581t", "he",
+               "\u2581the", "ab"]
+    meta_vocab = {p: i for i, p in enumerate(pieces)}
+    meta_merges = [("\u2581", "t"), ("h", "e"), ("\u2581t", "he"),
+                   ("a", "b")]
+    metaspace = Tokenizer(models.BPE(meta_vocab, meta_merges,
+                                     unk_token="<unk>", byte_fallback=True,
+                                     fuse_unk=True))
+    metaspace.normalizer = normalizers.Sequence([
+        normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    metaspace.decoder = decoders.Sequence([
+        decoders.Replace("\u2581", " "), decoders.ByteFallback(),
+        decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    metaspace.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
+    metaspace.add_special_tokens(["<unk>", "<s>", "</s>"])
+    meta_config = json.dumps({"bos_token": "<s>", "eos_token": "</s>",
+                              "unk_token": "<unk>", "add_bos_token": True})
+
+    byte_json = byte_level.to_str()
+    meta_json = metaspace.to_str()
+    docs = {
+        "byte-level": byte_json,
+        "byte-level-chatml": byte_json + "\0" + byte_config,
+        "metaspace": meta_json,
+        "metaspace-config": meta_json + "\0" + meta_config,
+        "bad-unknown-template": byte_json + "\0" + json.dumps(
+            {"chat_template": "{{ raise_exception('no') }}"}),
+    }
+    # Broken by hand: a merge of unknown pieces, ids with a gap or out of
+    # range, an unk_token outside the vocabulary, a special token that is
+    # not added.
+    broken = json.loads(byte_json)
+    broken["model"]["merges"] = broken["model"]["merges"] + ["zz qq"]
+    docs["bad-merge"] = json.dumps(broken)
+    broken = json.loads(byte_json)
+    broken["model"]["vocab"]["gap"] = 100000
+    docs["bad-gap"] = json.dumps(broken)
+    broken = json.loads(byte_json)
+    broken["added_tokens"][0]["id"] = 2 ** 40
+    docs["bad-added-id"] = json.dumps(broken)
+    broken = json.loads(meta_json)
+    broken["model"]["unk_token"] = "<nope>"
+    docs["bad-unk"] = json.dumps(broken)
+    docs["bad-special"] = byte_json + "\0" + json.dumps(
+        {"bos_token": "<|not-a-token|>"})
+    for name, text in docs.items():
+        write(folder, name, text.encode("utf-8"))
+
+
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "corpus")
     folders = {}
     for fuzzer in ("fuzz-json", "fuzz-safetensors", "fuzz-gguf", "fuzz-onnx",
-                   "fuzz-sentencepiece", "fuzz-policy", "fuzz-http"):
+                   "fuzz-sentencepiece", "fuzz-policy", "fuzz-http",
+                   "fuzz-tokenizer-json"):
         folders[fuzzer] = os.path.join(root, fuzzer)
         os.makedirs(folders[fuzzer], exist_ok=True)
     json_seeds(folders["fuzz-json"])
@@ -294,6 +378,7 @@ def main():
     sentencepiece_seeds(folders["fuzz-sentencepiece"])
     policy_seeds(folders["fuzz-policy"])
     http_seeds(folders["fuzz-http"])
+    tokenizer_seeds(folders["fuzz-tokenizer-json"])
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         gguf_seeds(folders["fuzz-gguf"], tmp)
