@@ -1,5 +1,6 @@
 //===- GgufFuzzer.cpp - The GGUF reader on arbitrary bytes ----------------===//
 #include "compiler/import/gguf/GgufFile.h"
+#include "compiler/import/gguf/GgufTokenizer.h"
 
 #include "FuzzCheck.h"
 
@@ -39,6 +40,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     refusal(file->getStringArray(key));
     refusal(file->getFloatArray(key));
     refusal(file->getInt32Array(key));
+  }
+  // A tokenizer in the metadata: read as the importer reads it; whatever
+  // the runtime accepts, it must build and run.
+  if (file->has("tokenizer.ggml.model")) {
+    kvrt::StatusOr<kvrt::GgufTokenizerFields> fields =
+        readGgufTokenizerFields(*file);
+    if (!fields) {
+      kvopt::fuzz::checkRefusal(fields.status(), "fuzz.gguf");
+    } else {
+      kvrt::StatusOr<kvrt::TokenizerSpec> spec =
+          kvrt::tokenizerSpecFromGgufMetadata(*fields, "fuzz.gguf");
+      if (!spec) {
+        kvopt::fuzz::checkRefusal(spec.status(), "fuzz.gguf");
+      } else {
+        kvrt::StatusOr<kvrt::Tokenizer> tokenizer =
+            kvrt::Tokenizer::create(std::move(*spec));
+        kvopt::fuzz::require(tokenizer.isOk(),
+                             "an accepted GGUF tokenizer makes no tokenizer:",
+                             tokenizer ? "" : tokenizer.status().message());
+        const std::vector<int32_t> ids =
+            tokenizer->encode("Hello wörld <s> 12 \xF0\x9F\x99\x82", true);
+        kvopt::fuzz::require(
+            kvrt::json::isValidUtf8(tokenizer->decode(ids, false)),
+            "decode is not UTF-8");
+      }
+    }
   }
   for (const TensorInfo &t : file->tensors()) {
     kvopt::fuzz::require(t.offset <= size && t.byteSize <= size - t.offset,

@@ -82,6 +82,16 @@ def safetensors_seeds(folder):
           raw({"a": dict(t, shape=[1 << 32, 1 << 32])}, 8))
 
 
+def gguf_bytes(w, path):
+    """The bytes of the file GGUFWriter `w` writes at `path`."""
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def gguf_seeds(folder, tmp):
     import gguf
     from gguf import GGMLQuantizationType as Q, GGUFValueType as V
@@ -111,24 +121,45 @@ def gguf_seeds(folder, tmp):
     for qtype in (Q.F32, Q.F16, Q.BF16, Q.Q8_0, Q.Q4_0, Q.Q4_1):
         w.add_tensor(f"t.{qtype.name.lower()}",
                      gguf.quants.quantize(data, qtype), raw_dtype=qtype)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    with open(path, "rb") as f:
-        valid = f.read()
+    valid = gguf_bytes(w, path)
     write(folder, "valid.gguf", valid)
 
     w = gguf.GGUFWriter(path, "llama")
     w.add_custom_alignment(64)
     w.add_tensor("scalar", np.array(1.5, np.float32))
     w.add_tensor("row", np.arange(3, dtype=np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    with open(path, "rb") as f:
-        write(folder, "aligned64.gguf", f.read())
+    write(folder, "aligned64.gguf", gguf_bytes(w, path))
+
+    # Tokenizers as llama.cpp stores them: a byte-level BPE (gpt2) and a
+    # SentencePiece-style one with byte pieces (llama).
+    from tokenizers.pre_tokenizers import ByteLevel
+    symbols = sorted(ByteLevel.alphabet())
+    merges = ["\u0120 t", "h e", "\u0120t he"]
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("smollm")
+    w.add_token_list(["<|endoftext|>"] + symbols + ["\u0120t", "he",
+                                                     "\u0120the"])
+    w.add_token_types([3] + [1] * (len(symbols) + 3))
+    w.add_token_merges(merges)
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(0)
+    w.add_chat_template("{% for message in messages %}{{'<|im_start|>' + "
+                        "message['role'] + '\\n' + message['content'] + "
+                        "'<|im_end|>' + '\\n'}}{% endfor %}")
+    write(folder, "tokenizer-gpt2.gguf", gguf_bytes(w, path))
+    pieces = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)]
+    pieces += ["\u2581", "a", "b", "\u2581a", "ab"]
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_tokenizer_model("llama")
+    w.add_token_list(pieces)
+    w.add_token_scores([0.0] * 259 + [-1.0, -2.0, -3.0, -4.0, -5.0])
+    w.add_token_types([2, 3, 3] + [6] * 256 + [1] * 5)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    w.add_add_bos_token(True)
+    write(folder, "tokenizer-llama.gguf", gguf_bytes(w, path))
 
     write(folder, "bad-magic.gguf", b"GGUX" + valid[4:])
     write(folder, "bad-version.gguf", valid[:4] + struct.pack("<I", 1)

@@ -3,6 +3,7 @@
 #include "compiler/import/DecoderBuilder.h"
 #include "compiler/import/formats/DType.h"
 #include "compiler/import/gguf/GgufFile.h"
+#include "compiler/import/gguf/GgufTokenizer.h"
 
 #include <cstring>
 #include <map>
@@ -130,18 +131,10 @@ private:
   const ModelConfig &config;
 };
 
-#define ASSIGN_OR_RETURN(lhs, expr)                                            \
-  do {                                                                         \
-    auto valueOrError = (expr);                                                \
-    if (!valueOrError)                                                         \
-      return valueOrError.status();                                            \
-    lhs = *valueOrError;                                                       \
-  } while (false)
-
 kvrt::StatusOr<ModelConfig> readConfig(const GgufFile &f) {
   ModelConfig cfg;
   std::string arch;
-  ASSIGN_OR_RETURN(arch, f.getString("general.architecture"));
+  KVRT_ASSIGN_OR_RETURN(arch, f.getString("general.architecture"));
   if (arch != "llama")
     return kvrt::Status::error(f.path() +
                                ": metadata 'general.architecture' "
@@ -151,31 +144,35 @@ kvrt::StatusOr<ModelConfig> readConfig(const GgufFile &f) {
                                "llama architecture");
   cfg.architecture = arch;
   std::string p = arch + ".";
-  ASSIGN_OR_RETURN(cfg.hiddenSize, f.getPositiveInt(p + "embedding_length"));
-  ASSIGN_OR_RETURN(cfg.intermediateSize,
-                   f.getPositiveInt(p + "feed_forward_length"));
-  ASSIGN_OR_RETURN(cfg.numLayers, f.getPositiveInt(p + "block_count"));
-  ASSIGN_OR_RETURN(cfg.numHeads, f.getPositiveInt(p + "attention.head_count"));
+  KVRT_ASSIGN_OR_RETURN(cfg.hiddenSize,
+                        f.getPositiveInt(p + "embedding_length"));
+  KVRT_ASSIGN_OR_RETURN(cfg.intermediateSize,
+                        f.getPositiveInt(p + "feed_forward_length"));
+  KVRT_ASSIGN_OR_RETURN(cfg.numLayers, f.getPositiveInt(p + "block_count"));
+  KVRT_ASSIGN_OR_RETURN(cfg.numHeads,
+                        f.getPositiveInt(p + "attention.head_count"));
   cfg.numKvHeads = cfg.numHeads;
   if (f.has(p + "attention.head_count_kv"))
-    ASSIGN_OR_RETURN(cfg.numKvHeads,
-                     f.getPositiveInt(p + "attention.head_count_kv"));
+    KVRT_ASSIGN_OR_RETURN(cfg.numKvHeads,
+                          f.getPositiveInt(p + "attention.head_count_kv"));
   if (cfg.numHeads % cfg.numKvHeads != 0)
     return kvrt::Status::error(
         f.path() + ": metadata '" + p +
         "attention.head_count_kv' must divide attention.head_count");
   cfg.headDim = cfg.hiddenSize / cfg.numHeads;
   if (f.has(p + "attention.key_length"))
-    ASSIGN_OR_RETURN(cfg.headDim, f.getPositiveInt(p + "attention.key_length"));
+    KVRT_ASSIGN_OR_RETURN(cfg.headDim,
+                          f.getPositiveInt(p + "attention.key_length"));
   if (cfg.headDim % 2 != 0)
     return kvrt::Status::error(f.path() + ": the head dimension " +
                                std::to_string(cfg.headDim) +
                                " must be even for rotary embeddings");
-  ASSIGN_OR_RETURN(cfg.maxPositions, f.getPositiveInt(p + "context_length"));
-  ASSIGN_OR_RETURN(cfg.rmsNormEps,
-                   f.getFloat(p + "attention.layer_norm_rms_epsilon"));
+  KVRT_ASSIGN_OR_RETURN(cfg.maxPositions,
+                        f.getPositiveInt(p + "context_length"));
+  KVRT_ASSIGN_OR_RETURN(cfg.rmsNormEps,
+                        f.getFloat(p + "attention.layer_norm_rms_epsilon"));
   if (f.has(p + "rope.freq_base"))
-    ASSIGN_OR_RETURN(cfg.ropeTheta, f.getFloat(p + "rope.freq_base"));
+    KVRT_ASSIGN_OR_RETURN(cfg.ropeTheta, f.getFloat(p + "rope.freq_base"));
   // GGUF writers store these as float32: read them as the decimal the
   // model's config.json holds.
   for (double *value : {&cfg.rmsNormEps, &cfg.ropeTheta})
@@ -183,14 +180,14 @@ kvrt::StatusOr<ModelConfig> readConfig(const GgufFile &f) {
       *value = formats::widenFloat32(float(*value));
   if (f.has(p + "rope.scaling.type")) {
     std::string type;
-    ASSIGN_OR_RETURN(type, f.getString(p + "rope.scaling.type"));
+    KVRT_ASSIGN_OR_RETURN(type, f.getString(p + "rope.scaling.type"));
     if (type == "linear" || type == "yarn") {
       cfg.ropeScaling.kind =
           type == "linear" ? RopeScalingKind::Linear : RopeScalingKind::Yarn;
-      ASSIGN_OR_RETURN(cfg.ropeScaling.factor,
-                       f.getFloat(p + "rope.scaling.factor"));
+      KVRT_ASSIGN_OR_RETURN(cfg.ropeScaling.factor,
+                            f.getFloat(p + "rope.scaling.factor"));
       if (type == "yarn")
-        ASSIGN_OR_RETURN(
+        KVRT_ASSIGN_OR_RETURN(
             cfg.ropeScaling.originalMaxPosition,
             f.getPositiveInt(p + "rope.scaling.original_context_length"));
     } else if (type != "none") {
@@ -211,50 +208,13 @@ kvrt::StatusOr<ModelConfig> readConfig(const GgufFile &f) {
   cfg.vocabSize = embed->shape[0];
   cfg.tieWordEmbeddings = f.find("output.weight") == nullptr;
   if (f.has("tokenizer.ggml.bos_token_id"))
-    ASSIGN_OR_RETURN(cfg.bosId, f.getInt("tokenizer.ggml.bos_token_id"));
+    KVRT_ASSIGN_OR_RETURN(cfg.bosId, f.getInt("tokenizer.ggml.bos_token_id"));
   if (f.has("tokenizer.ggml.eos_token_id")) {
     int64_t eos;
-    ASSIGN_OR_RETURN(eos, f.getInt("tokenizer.ggml.eos_token_id"));
+    KVRT_ASSIGN_OR_RETURN(eos, f.getInt("tokenizer.ggml.eos_token_id"));
     cfg.eosIds.push_back(eos);
   }
   return cfg;
-}
-
-kvrt::Status readTokenizer(const GgufFile &f, TokenizerSource &source) {
-  kvrt::GgufTokenizerFields &t = source.gguf.emplace();
-  source.sourceName = f.path();
-  ASSIGN_OR_RETURN(t.model, f.getString("tokenizer.ggml.model"));
-  if (f.has("tokenizer.ggml.pre"))
-    ASSIGN_OR_RETURN(t.pre, f.getString("tokenizer.ggml.pre"));
-  ASSIGN_OR_RETURN(t.tokens, f.getStringArray("tokenizer.ggml.tokens"));
-  if (f.has("tokenizer.ggml.merges"))
-    ASSIGN_OR_RETURN(t.merges, f.getStringArray("tokenizer.ggml.merges"));
-  if (f.has("tokenizer.ggml.scores"))
-    ASSIGN_OR_RETURN(t.scores, f.getFloatArray("tokenizer.ggml.scores"));
-  if (f.has("tokenizer.ggml.token_type"))
-    ASSIGN_OR_RETURN(t.tokenTypes,
-                     f.getInt32Array("tokenizer.ggml.token_type"));
-  if (f.has("tokenizer.chat_template"))
-    ASSIGN_OR_RETURN(t.chatTemplate, f.getString("tokenizer.chat_template"));
-  for (auto [key, field] : {std::pair{"tokenizer.ggml.bos_token_id", &t.bosId},
-                            {"tokenizer.ggml.eos_token_id", &t.eosId},
-                            {"tokenizer.ggml.unknown_token_id", &t.unknownId},
-                            {"tokenizer.ggml.padding_token_id", &t.paddingId}})
-    if (f.has(key)) {
-      int64_t id;
-      ASSIGN_OR_RETURN(id, f.getInt(key));
-      *field = id;
-    }
-  for (auto [key, field] :
-       {std::pair{"tokenizer.ggml.add_bos_token", &t.addBosToken},
-        {"tokenizer.ggml.add_eos_token", &t.addEosToken},
-        {"tokenizer.ggml.add_space_prefix", &t.addSpacePrefix}})
-    if (f.has(key)) {
-      bool value;
-      ASSIGN_OR_RETURN(value, f.getBool(key));
-      *field = value;
-    }
-  return kvrt::Status::ok();
 }
 
 } // namespace
@@ -277,7 +237,12 @@ kvrt::StatusOr<ImportedModel> importGguf(mlir::MLIRContext &context,
   imported.module = std::move(*module);
   imported.config = *config;
   imported.keepAlive = file;
-  KVRT_RETURN_IF_ERROR(readTokenizer(*file, imported.tokenizer));
+  kvrt::StatusOr<kvrt::GgufTokenizerFields> tokenizer =
+      formats::readGgufTokenizerFields(*file);
+  if (!tokenizer)
+    return tokenizer.status();
+  imported.tokenizer.gguf = std::move(*tokenizer);
+  imported.tokenizer.sourceName = file->path();
   return imported;
 }
 

@@ -67,14 +67,6 @@ private:
   std::string prefix;
 };
 
-#define ASSIGN_OR_RETURN(lhs, expr)                                            \
-  do {                                                                         \
-    auto valueOrError = (expr);                                                \
-    if (!valueOrError)                                                         \
-      return valueOrError.status();                                            \
-    lhs = *valueOrError;                                                       \
-  } while (false)
-
 Status parseRopeScaling(const Value &v, const std::string &path,
                         ModelConfig &cfg) {
   if (v.isNull())
@@ -92,26 +84,26 @@ Status parseRopeScaling(const Value &v, const std::string &path,
   RopeScaling &s = cfg.ropeScaling;
   if (kind == "default")
     return Status::ok();
-  ASSIGN_OR_RETURN(s.factor, f.number("factor", 1.0));
+  KVRT_ASSIGN_OR_RETURN(s.factor, f.number("factor", 1.0));
   if (kind == "linear") {
     s.kind = RopeScalingKind::Linear;
   } else if (kind == "llama3") {
     s.kind = RopeScalingKind::Llama3;
-    ASSIGN_OR_RETURN(s.lowFreqFactor, f.number("low_freq_factor", 1.0));
-    ASSIGN_OR_RETURN(s.highFreqFactor, f.number("high_freq_factor", 4.0));
-    ASSIGN_OR_RETURN(s.originalMaxPosition,
-                     f.positive("original_max_position_embeddings"));
+    KVRT_ASSIGN_OR_RETURN(s.lowFreqFactor, f.number("low_freq_factor", 1.0));
+    KVRT_ASSIGN_OR_RETURN(s.highFreqFactor, f.number("high_freq_factor", 4.0));
+    KVRT_ASSIGN_OR_RETURN(s.originalMaxPosition,
+                          f.positive("original_max_position_embeddings"));
     if (!(s.highFreqFactor > s.lowFreqFactor))
       return f.error("high_freq_factor", "must exceed low_freq_factor");
   } else if (kind == "yarn") {
     s.kind = RopeScalingKind::Yarn;
-    ASSIGN_OR_RETURN(
+    KVRT_ASSIGN_OR_RETURN(
         s.originalMaxPosition,
         f.positive("original_max_position_embeddings", cfg.maxPositions));
-    ASSIGN_OR_RETURN(s.betaFast, f.number("beta_fast", 32.0));
-    ASSIGN_OR_RETURN(s.betaSlow, f.number("beta_slow", 1.0));
-    ASSIGN_OR_RETURN(s.attentionFactor, f.number("attention_factor", 0.0,
-                                                 /*positiveOnly=*/false));
+    KVRT_ASSIGN_OR_RETURN(s.betaFast, f.number("beta_fast", 32.0));
+    KVRT_ASSIGN_OR_RETURN(s.betaSlow, f.number("beta_slow", 1.0));
+    KVRT_ASSIGN_OR_RETURN(s.attentionFactor, f.number("attention_factor", 0.0,
+                                                      /*positiveOnly=*/false));
   } else {
     return f.error("rope_type", "is '" + kind +
                                     "'; supported: default, linear, llama3, "
@@ -173,18 +165,18 @@ StatusOr<ModelConfig> parseHfConfig(std::string_view text,
                        "LlamaForCausalLM, MistralForCausalLM, "
                        "Qwen2ForCausalLM, Qwen3ForCausalLM");
 
-  ASSIGN_OR_RETURN(cfg.vocabSize, f.positive("vocab_size"));
-  ASSIGN_OR_RETURN(cfg.hiddenSize, f.positive("hidden_size"));
-  ASSIGN_OR_RETURN(cfg.intermediateSize, f.positive("intermediate_size"));
-  ASSIGN_OR_RETURN(cfg.numLayers, f.positive("num_hidden_layers"));
-  ASSIGN_OR_RETURN(cfg.numHeads, f.positive("num_attention_heads"));
-  ASSIGN_OR_RETURN(cfg.numKvHeads,
-                   f.positive("num_key_value_heads", cfg.numHeads));
+  KVRT_ASSIGN_OR_RETURN(cfg.vocabSize, f.positive("vocab_size"));
+  KVRT_ASSIGN_OR_RETURN(cfg.hiddenSize, f.positive("hidden_size"));
+  KVRT_ASSIGN_OR_RETURN(cfg.intermediateSize, f.positive("intermediate_size"));
+  KVRT_ASSIGN_OR_RETURN(cfg.numLayers, f.positive("num_hidden_layers"));
+  KVRT_ASSIGN_OR_RETURN(cfg.numHeads, f.positive("num_attention_heads"));
+  KVRT_ASSIGN_OR_RETURN(cfg.numKvHeads,
+                        f.positive("num_key_value_heads", cfg.numHeads));
   if (cfg.hiddenSize % cfg.numHeads != 0 && !f.find("head_dim"))
     return f.error("head_dim", "is missing and hidden_size is not a multiple "
                                "of num_attention_heads");
-  ASSIGN_OR_RETURN(cfg.headDim,
-                   f.positive("head_dim", cfg.hiddenSize / cfg.numHeads));
+  KVRT_ASSIGN_OR_RETURN(cfg.headDim,
+                        f.positive("head_dim", cfg.hiddenSize / cfg.numHeads));
   if (cfg.numHeads % cfg.numKvHeads != 0)
     return f.error("num_key_value_heads",
                    "(" + std::to_string(cfg.numKvHeads) +
@@ -192,29 +184,29 @@ StatusOr<ModelConfig> parseHfConfig(std::string_view text,
                        std::to_string(cfg.numHeads) + ")");
   if (cfg.headDim % 2 != 0)
     return f.error("head_dim", "must be even for rotary embeddings");
-  ASSIGN_OR_RETURN(cfg.maxPositions,
-                   f.positive("max_position_embeddings", int64_t(4096)));
-  ASSIGN_OR_RETURN(cfg.rmsNormEps, f.number("rms_norm_eps", 1e-6));
-  ASSIGN_OR_RETURN(cfg.ropeTheta, f.number("rope_theta", 10000.0));
-  ASSIGN_OR_RETURN(cfg.tieWordEmbeddings,
-                   f.boolean("tie_word_embeddings", false));
+  KVRT_ASSIGN_OR_RETURN(cfg.maxPositions,
+                        f.positive("max_position_embeddings", int64_t(4096)));
+  KVRT_ASSIGN_OR_RETURN(cfg.rmsNormEps, f.number("rms_norm_eps", 1e-6));
+  KVRT_ASSIGN_OR_RETURN(cfg.ropeTheta, f.number("rope_theta", 10000.0));
+  KVRT_ASSIGN_OR_RETURN(cfg.tieWordEmbeddings,
+                        f.boolean("tie_word_embeddings", false));
   if (const Value *scaling = doc->find("rope_scaling"))
     KVRT_RETURN_IF_ERROR(parseRopeScaling(*scaling, path, cfg));
 
   cfg.qkNorm = cfg.architecture == "qwen3";
   // Qwen2 always has q/k/v biases; Llama and Qwen3 when attention_bias says.
   bool attentionBias;
-  ASSIGN_OR_RETURN(attentionBias, f.boolean("attention_bias", false));
+  KVRT_ASSIGN_OR_RETURN(attentionBias, f.boolean("attention_bias", false));
   cfg.qkvBias = cfg.architecture == "qwen2" || attentionBias;
 
   // Mistral applies its sliding window always; Qwen2/3 only when enabled.
   bool useWindow = cfg.architecture == "mistral";
   if (cfg.architecture != "llama" && cfg.architecture != "mistral")
-    ASSIGN_OR_RETURN(useWindow, f.boolean("use_sliding_window", false));
+    KVRT_ASSIGN_OR_RETURN(useWindow, f.boolean("use_sliding_window", false));
   if (const Value *w = doc->find("sliding_window");
       useWindow && w && !w->isNull()) {
     int64_t window;
-    ASSIGN_OR_RETURN(window, f.positive("sliding_window"));
+    KVRT_ASSIGN_OR_RETURN(window, f.positive("sliding_window"));
     cfg.slidingWindow = window;
   }
   KVRT_RETURN_IF_ERROR(parseTokenIds(f, cfg));

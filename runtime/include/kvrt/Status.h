@@ -78,4 +78,14 @@ private:
       return kvrtStatus_;                                                      \
   } while (false)
 
+/// Assigns the value of the StatusOr `expr` to `lhs`, or returns its error
+/// from the enclosing function.
+#define KVRT_ASSIGN_OR_RETURN(lhs, expr)                                       \
+  do {                                                                         \
+    auto kvrtValueOrError_ = (expr);                                           \
+    if (!kvrtValueOrError_)                                                    \
+      return kvrtValueOrError_.status();                                       \
+    lhs = *kvrtValueOrError_;                                                  \
+  } while (false)
+
 #endif // KVRT_STATUS_H
