@@ -395,13 +395,50 @@ def tokenizer_seeds(folder):
         write(folder, name, text.encode("utf-8"))
 
 
+def hf_config_seeds(folder):
+    """config.json files of each architecture the importer reads, with
+    each RoPE scaling it reads, and broken ones."""
+    llama = {
+        "architectures": ["LlamaForCausalLM"], "vocab_size": 2048,
+        "hidden_size": 128, "intermediate_size": 384,
+        "num_hidden_layers": 2, "num_attention_heads": 8,
+        "num_key_value_heads": 4, "max_position_embeddings": 2048,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+        "tie_word_embeddings": True, "bos_token_id": 1, "eos_token_id": 2}
+    docs = {
+        "llama": llama,
+        "llama3-scaling": dict(llama, rope_scaling={
+            "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 1024},
+            eos_token_id=[2, 0]),
+        "yarn": dict(llama, rope_scaling={"type": "yarn", "factor": 4.0,
+                                          "beta_fast": 32, "beta_slow": 1}),
+        "mistral": dict(llama, architectures=["MistralForCausalLM"],
+                        sliding_window=512),
+        "qwen2": dict(llama, architectures=["Qwen2ForCausalLM"],
+                      use_sliding_window=True, sliding_window=256),
+        "qwen3": dict(llama, architectures=["Qwen3ForCausalLM"],
+                      head_dim=64, attention_bias=False),
+        "bad-heads": dict(llama, num_key_value_heads=3),
+        "bad-odd-head-dim": dict(llama, head_dim=15),
+        "bad-huge": dict(llama, vocab_size=2 ** 41),
+        "bad-eps": dict(llama, rms_norm_eps=-1),
+        "bad-eos": dict(llama, eos_token_id=[2, 4096]),
+        "bad-scaling": dict(llama, rope_scaling={"rope_type": "dynamic"}),
+        "bad-arch": dict(llama, architectures=["GPT2LMHeadModel"]),
+    }
+    for name, doc in docs.items():
+        write(folder, name + ".json", json.dumps(doc).encode("utf-8"))
+
+
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "corpus")
     folders = {}
     for fuzzer in ("fuzz-json", "fuzz-safetensors", "fuzz-gguf", "fuzz-onnx",
                    "fuzz-sentencepiece", "fuzz-policy", "fuzz-http",
-                   "fuzz-tokenizer-json"):
+                   "fuzz-tokenizer-json", "fuzz-hf-config"):
         folders[fuzzer] = os.path.join(root, fuzzer)
         os.makedirs(folders[fuzzer], exist_ok=True)
     json_seeds(folders["fuzz-json"])
@@ -410,6 +447,7 @@ def main():
     policy_seeds(folders["fuzz-policy"])
     http_seeds(folders["fuzz-http"])
     tokenizer_seeds(folders["fuzz-tokenizer-json"])
+    hf_config_seeds(folders["fuzz-hf-config"])
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         gguf_seeds(folders["fuzz-gguf"], tmp)

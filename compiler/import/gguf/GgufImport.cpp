@@ -207,12 +207,22 @@ kvrt::StatusOr<ModelConfig> readConfig(const GgufFile &f) {
                                           "missing or not a matrix");
   cfg.vocabSize = embed->shape[0];
   cfg.tieWordEmbeddings = f.find("output.weight") == nullptr;
-  if (f.has("tokenizer.ggml.bos_token_id"))
-    KVRT_ASSIGN_OR_RETURN(cfg.bosId, f.getInt("tokenizer.ggml.bos_token_id"));
-  if (f.has("tokenizer.ggml.eos_token_id")) {
-    int64_t eos;
-    KVRT_ASSIGN_OR_RETURN(eos, f.getInt("tokenizer.ggml.eos_token_id"));
-    cfg.eosIds.push_back(eos);
+  // Ids index the vocabulary (the runtime masks and stops on them).
+  for (auto [key, bos] : {std::pair{"tokenizer.ggml.bos_token_id", true},
+                          {"tokenizer.ggml.eos_token_id", false}}) {
+    if (!f.has(key))
+      continue;
+    int64_t id;
+    KVRT_ASSIGN_OR_RETURN(id, f.getInt(key));
+    if (id < 0 || id >= cfg.vocabSize)
+      return kvrt::Status::error(f.path() + ": " + key + " holds " +
+                                 std::to_string(id) +
+                                 ", outside the vocabulary of " +
+                                 std::to_string(cfg.vocabSize) + " tokens");
+    if (bos)
+      cfg.bosId = id;
+    else
+      cfg.eosIds.push_back(id);
   }
   return cfg;
 }

@@ -113,12 +113,23 @@ Status parseRopeScaling(const Value &v, const std::string &path,
 }
 
 Status parseTokenIds(const Fields &f, ModelConfig &cfg) {
-  if (const Value *bos = f.find("bos_token_id"); bos && bos->asInt())
+  // Ids index the vocabulary (the runtime masks and stops on them).
+  auto inVocabulary = [&](const char *key, int64_t id) {
+    return id >= 0 && id < cfg.vocabSize
+               ? Status::ok()
+               : f.error(key, "holds " + std::to_string(id) +
+                                  ", outside the vocabulary of " +
+                                  std::to_string(cfg.vocabSize) + " tokens");
+  };
+  if (const Value *bos = f.find("bos_token_id"); bos && bos->asInt()) {
+    KVRT_RETURN_IF_ERROR(inVocabulary("bos_token_id", *bos->asInt()));
     cfg.bosId = *bos->asInt();
+  }
   const Value *eos = f.find("eos_token_id");
   if (!eos || eos->isNull())
     return Status::ok();
   if (eos->isNumber() && eos->asInt()) {
+    KVRT_RETURN_IF_ERROR(inVocabulary("eos_token_id", *eos->asInt()));
     cfg.eosIds.push_back(*eos->asInt());
     return Status::ok();
   }
@@ -128,6 +139,7 @@ Status parseTokenIds(const Fields &f, ModelConfig &cfg) {
     if (!id.isNumber() || !id.asInt())
       return f.error("eos_token_id", "must be an integer or a list of "
                                      "integers");
+    KVRT_RETURN_IF_ERROR(inVocabulary("eos_token_id", *id.asInt()));
     cfg.eosIds.push_back(*id.asInt());
   }
   return Status::ok();
