@@ -22,7 +22,8 @@
 // (Engine::forkSequence()). A waiting request whose prompt begins like
 // that of a running request still being prefilled waits until those pages
 // are stored (requests that arrive together with one system prompt then
-// prefill it once, as SGLang schedules them).
+// prefill it once, as SGLang schedules them; submitAll() makes a batch
+// arrive together whatever the scheduler's thread is doing).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_SCHEDULER_H
@@ -197,10 +198,20 @@ public:
   Scheduler(const Scheduler &) = delete;
   Scheduler &operator=(const Scheduler &) = delete;
 
-  /// Queues a generation (made by Generation::create, which checks the
-  /// prompt and the options); fails with one sentence only when too many
-  /// requests are waiting or the scheduler is stopping. With `signal`,
-  /// every update of the request also wakes it.
+  /// A generation (made by Generation::create, which checks the prompt and
+  /// the options) to queue; with `signal`, every update of its request
+  /// also wakes it.
+  struct Submission {
+    Generation generation;
+    LogprobOptions logprobs;
+    std::shared_ptr<UpdateSignal> signal;
+  };
+  /// Queues all of `submissions` at once (the scheduler admits none of them
+  /// before all are queued), or none: fails with one sentence only when the
+  /// queue has no room for all of them or the scheduler is stopping.
+  StatusOr<std::vector<std::shared_ptr<Request>>>
+  submitAll(std::vector<Submission> submissions);
+  /// submitAll() of one generation.
   StatusOr<std::shared_ptr<Request>>
   submit(Generation generation, LogprobOptions logprobs = {},
          std::shared_ptr<UpdateSignal> signal = nullptr);

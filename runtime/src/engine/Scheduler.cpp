@@ -137,27 +137,49 @@ void Scheduler::shutdown() {
     thread_.join();
 }
 
-StatusOr<std::shared_ptr<Request>>
-Scheduler::submit(Generation generation, LogprobOptions logprobs,
-                  std::shared_ptr<UpdateSignal> signal) {
-  std::shared_ptr<Request> request(new Request());
-  request->signal_ = std::move(signal);
+StatusOr<std::vector<std::shared_ptr<Request>>>
+Scheduler::submitAll(std::vector<Submission> submissions) {
+  std::vector<std::shared_ptr<Request>> requests;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_)
       return Status::error("the server is shutting down");
-    if (waiting_.size() >= options_.maxWaiting)
-      return Status::error(std::to_string(waiting_.size()) +
-                           " requests are already waiting, the most this "
-                           "server queues");
-    Running r{request, std::move(generation), arrivals_++};
-    r.submitted = std::chrono::steady_clock::now();
-    r.logprobs = logprobs;
-    waiting_.push_back(std::move(r));
+    if (submissions.size() >
+        options_.maxWaiting - std::min(options_.maxWaiting, waiting_.size()))
+      return Status::error(
+          "this server queues at most " + std::to_string(options_.maxWaiting) +
+          " requests and " + std::to_string(waiting_.size()) +
+          " are already waiting" +
+          (submissions.size() > 1
+               ? ": the " + std::to_string(submissions.size()) +
+                     " of this batch do not fit"
+               : ""));
+    const auto now = std::chrono::steady_clock::now();
+    for (Submission &s : submissions) {
+      std::shared_ptr<Request> request(new Request());
+      request->signal_ = std::move(s.signal);
+      Running r{request, std::move(s.generation), arrivals_++};
+      r.submitted = now;
+      r.logprobs = s.logprobs;
+      waiting_.push_back(std::move(r));
+      requests.push_back(std::move(request));
+    }
     stats_.waiting = waiting_.size();
   }
   wake_.notify_all();
-  return request;
+  return requests;
+}
+
+StatusOr<std::shared_ptr<Request>>
+Scheduler::submit(Generation generation, LogprobOptions logprobs,
+                  std::shared_ptr<UpdateSignal> signal) {
+  std::vector<Submission> one;
+  one.push_back({std::move(generation), logprobs, std::move(signal)});
+  StatusOr<std::vector<std::shared_ptr<Request>>> requests =
+      submitAll(std::move(one));
+  if (!requests)
+    return requests.status();
+  return requests->front();
 }
 
 SchedulerStats Scheduler::stats() const {

@@ -286,9 +286,14 @@ TEST(Scheduler, RequestsThatArriveTogetherPrefillTheirCommonPrefixOnce) {
     options.prefillChunk = 8;
     options.sharePrefixes = share;
     Scheduler scheduler(*engine, options);
-    std::vector<std::shared_ptr<Request>> requests;
+    // Queued at once: one by one, the first could end before the next
+    // came (on a loaded machine), and they would not arrive together.
+    std::vector<Scheduler::Submission> batch;
     for (const std::vector<int32_t> &prompt : prompts)
-      requests.push_back(submit(scheduler, *artifact, prompt, tokens(10)));
+      batch.push_back(
+          {Generation::create(*artifact, prompt, tokens(10)).value(), {}, {}});
+    std::vector<std::shared_ptr<Request>> requests =
+        scheduler.submitAll(std::move(batch)).value();
     for (size_t i = 0; i < prompts.size(); ++i)
       EXPECT_EQ(collect(*requests[i]).tokens,
                 fresh->generate(prompts[i], tokens(10))->tokens)
@@ -587,7 +592,28 @@ TEST(Scheduler, RefusesRequestsBeyondItsQueue) {
       Generation::create(*held.artifact, kTom, tokens(2)).value());
   ASSERT_FALSE(refused.isOk());
   EXPECT_EQ(refused.status().message(),
-            "1 requests are already waiting, the most this server queues");
+            "this server queues at most 1 requests and 1 are already waiting");
+  held.holder->cancel();
+  EXPECT_EQ(collect(*waiting).tokens.size(), 2u);
+}
+
+TEST(Scheduler, QueuesABatchWholeOrNotAtAll) {
+  OnePlaceHeld held(/*maxWaiting=*/2);
+  std::shared_ptr<Request> waiting =
+      submit(held.scheduler, *held.artifact, kTom, tokens(2));
+  std::vector<Scheduler::Submission> batch;
+  for (int i = 0; i < 2; ++i)
+    batch.push_back(
+        {Generation::create(*held.artifact, kTom, tokens(2)).value(), {}, {}});
+  StatusOr<std::vector<std::shared_ptr<Request>>> refused =
+      held.scheduler.submitAll(std::move(batch));
+  ASSERT_FALSE(refused.isOk());
+  EXPECT_EQ(refused.status().message(),
+            "this server queues at most 2 requests and 1 are already "
+            "waiting: the 2 of this batch do not fit");
+  // Nothing of the batch was queued: the one place left takes another.
+  EXPECT_TRUE(held.scheduler.submit(
+      Generation::create(*held.artifact, kTom, tokens(2)).value()));
   held.holder->cancel();
   EXPECT_EQ(collect(*waiting).tokens.size(), 2u);
 }

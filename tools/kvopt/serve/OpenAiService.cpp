@@ -582,28 +582,27 @@ void OpenAiService::complete(const HttpRequest &http, HttpExchange &exchange,
 
   // One scheduler request per choice, n a prompt. A prompt's choices
   // share its cache pages (Scheduler.h), and only its first scores it for
-  // echo. Every choice is made before any is submitted: a refused prompt
-  // starts nothing.
+  // echo. Every choice is made before any is submitted, and all are queued
+  // at once: a refused prompt starts nothing, and the choices arrive
+  // together (their common prompt is prefilled once).
   const size_t n = size_t(request.n);
   std::vector<ChoiceRun> choiceRuns;
   if (!makeChoices(request, prompts, choiceRuns, error))
     return respondError(exchange, error);
-  std::vector<std::shared_ptr<kvrt::Request>> requests;
+  auto signal = std::make_shared<kvrt::UpdateSignal>();
+  std::vector<kvrt::Scheduler::Submission> submissions;
+  for (ChoiceRun &run : choiceRuns)
+    submissions.push_back({std::move(run.generation), run.logprobs, signal});
+  kvrt::StatusOr<std::vector<std::shared_ptr<kvrt::Request>>> submitted =
+      scheduler_.submitAll(std::move(submissions));
+  if (!submitted)
+    return respondError(exchange,
+                        serverError(503, submitted.status().message()));
+  std::vector<std::shared_ptr<kvrt::Request>> requests = std::move(*submitted);
   auto cancelAll = [&] {
     for (const std::shared_ptr<kvrt::Request> &r : requests)
       r->cancel();
   };
-  auto signal = std::make_shared<kvrt::UpdateSignal>();
-  for (ChoiceRun &run : choiceRuns) {
-    kvrt::StatusOr<std::shared_ptr<kvrt::Request>> submitted =
-        scheduler_.submit(std::move(run.generation), run.logprobs, signal);
-    if (!submitted) {
-      cancelAll();
-      return respondError(exchange,
-                          serverError(503, submitted.status().message()));
-    }
-    requests.push_back(std::move(*submitted));
-  }
 
   const bool chat = endpoint == Endpoint::ChatCompletions;
   Envelope envelope{
