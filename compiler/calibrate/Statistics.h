@@ -15,11 +15,15 @@
 
 #include "kvrt/Status.h"
 
-#include "mlir/IR/BuiltinOps.h"
-
 #include <cstdint>
 #include <string>
 #include <vector>
+
+// Declared, not included: the statistics and their JSON file link no MLIR
+// (a fuzzer reads the file alone).
+namespace mlir {
+class ModuleOp;
+} // namespace mlir
 
 namespace kvopt::calibrate {
 

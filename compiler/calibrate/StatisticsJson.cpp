@@ -380,13 +380,13 @@ StatusOr<Statistics> statisticsFromJson(std::string_view text,
   Reader r(fileName);
   if (!root.isObject())
     return Status::error(fileName +
-                         " is not a kvopt calibration file: it "
+                         ": not a kvopt calibration file: it "
                          "holds a JSON " +
                          Value::kindName(root.kind()) + ", not an object");
   const Value *format = root.find("format");
   if (!format || !format->isString() || format->asString() != kFormat)
     return Status::error(fileName +
-                         " is not a kvopt calibration file: its "
+                         ": not a kvopt calibration file: its "
                          "format member is not \"" +
                          kFormat + "\"");
   int64_t version;

@@ -432,13 +432,71 @@ def hf_config_seeds(folder):
         write(folder, name + ".json", json.dumps(doc).encode("utf-8"))
 
 
+def calibration_seeds(folder):
+    """Statistics files (docs/calibration.md) of a small model, with each
+    optional group of members, and broken ones."""
+    def upper(d, scale):
+        return [scale * (1.0 if i == j else 0.25) for i in range(d)
+                for j in range(i, d)]
+
+    heads, kv, d = 4, 2, 4
+    base = {"format": "kvopt-calibration", "version": 1,
+            "source": {"file": "text.txt", "xxh64": "2fb5ce3850f6954a",
+                       "tokens": 64, "window": 32},
+            "model": {"layers": 2, "kv_heads": kv, "head_dim": d},
+            "layers": [{"key_absmax": [6.8, 10.6],
+                        "value_absmax": [0.6, 0.38]} for _ in range(2)]}
+    full = json.loads(json.dumps(base))
+    full["model"]["heads"] = heads
+    full["source"].update(attention_sinks=4, attention_window=16)
+    for layer in full["layers"]:
+        layer.update(
+            query_center=[[[0.03, -0.1], [1.2, 0.04]]] * heads,
+            query_magnitude=[[0.5, 1.9]] * heads,
+            key_center=[[[0.2, 0.1], [-0.3, 0.0]]] * kv,
+            key_magnitude=[[0.7, 0.4]] * kv,
+            key_mean=[[0.1, -0.2, 0.0, 0.3]] * kv,
+            value_mean=[[0.0, 0.1, 0.2, -0.1]] * kv,
+            key_covariance=[upper(d, 1.5)] * kv,
+            value_covariance=[upper(d, 0.5)] * kv,
+            value_attention_moment=[upper(d, 0.4)] * kv,
+            key_joint_moment=[upper(kv * d, 1.0)],
+            value_joint_moment=[upper(kv * d, 0.5)],
+            value_attention_joint_moment=[upper(kv * d, 0.3)],
+            evict_loss=[0.6, 0.3, 0.1, 0.0])
+    docs = {"absmax": base, "full": full}
+
+    def broken(name, change, doc=base):
+        doc = json.loads(json.dumps(doc))
+        change(doc)
+        docs[name] = doc
+
+    broken("bad-version", lambda f: f.update(version=2))
+    broken("bad-layer-count",
+           lambda f: f["model"].update(layers=3))
+    broken("bad-negative", lambda f: f["layers"][0].update(
+        key_absmax=[-1.0, 2.0]))
+    broken("bad-beyond-f32", lambda f: f["layers"][1].update(
+        value_absmax=[1e39, 2.0]))
+    broken("bad-window", lambda f: f["source"].update(window=65))
+    broken("bad-hash", lambda f: f["source"].update(xxh64="xyz"))
+    broken("bad-odd-heads", lambda f: f["model"].update(heads=3), full)
+    broken("bad-covariance", lambda f: f["layers"][0].update(
+        key_covariance=[upper(d, -1.0)] * kv), full)
+    broken("bad-loss-lengths", lambda f: f["layers"][1].update(
+        evict_loss=[0.0]), full)
+    for name, doc in docs.items():
+        write(folder, name + ".json", json.dumps(doc).encode("utf-8"))
+
+
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "corpus")
     folders = {}
     for fuzzer in ("fuzz-json", "fuzz-safetensors", "fuzz-gguf", "fuzz-onnx",
                    "fuzz-sentencepiece", "fuzz-policy", "fuzz-http",
-                   "fuzz-tokenizer-json", "fuzz-hf-config"):
+                   "fuzz-tokenizer-json", "fuzz-hf-config",
+                   "fuzz-calibration"):
         folders[fuzzer] = os.path.join(root, fuzzer)
         os.makedirs(folders[fuzzer], exist_ok=True)
     json_seeds(folders["fuzz-json"])
@@ -448,6 +506,7 @@ def main():
     http_seeds(folders["fuzz-http"])
     tokenizer_seeds(folders["fuzz-tokenizer-json"])
     hf_config_seeds(folders["fuzz-hf-config"])
+    calibration_seeds(folders["fuzz-calibration"])
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         gguf_seeds(folders["fuzz-gguf"], tmp)

@@ -324,10 +324,10 @@ TEST(StatisticsJson, RoundTripsAndChecksTheEvictionLoss) {
 }
 
 TEST(StatisticsJson, RefusesOtherDocuments) {
-  EXPECT_EQ(error("[1, 2]"), "stats.json is not a kvopt calibration file: it "
+  EXPECT_EQ(error("[1, 2]"), "stats.json: not a kvopt calibration file: it "
                              "holds a JSON array, not an object");
   EXPECT_EQ(error("{\"format\": \"kvopt-policy\"}"),
-            "stats.json is not a kvopt calibration file: its format member "
+            "stats.json: not a kvopt calibration file: its format member "
             "is not \"kvopt-calibration\"");
   EXPECT_EQ(error(edited("\"version\": 1", "\"version\": 2")),
             "stats.json: version is 2; this kvopt reads version 1");
