@@ -371,6 +371,9 @@ def tokenizer_seeds(folder):
         "byte-level-chatml": byte_json + "\0" + byte_config,
         "metaspace": meta_json,
         "metaspace-config": meta_json + "\0" + meta_config,
+        "byte-level-text": byte_json + "\0\0" + "the\u00e9 <|im_end|>\n",
+        "metaspace-text": meta_json + "\0" + meta_config + "\0" +
+                          " the  ab\tz\u2581\U0001f642",
         "bad-unknown-template": byte_json + "\0" + json.dumps(
             {"chat_template": "{{ raise_exception('no') }}"}),
     }
@@ -393,6 +396,12 @@ def tokenizer_seeds(folder):
         {"bos_token": "<|not-a-token|>"})
     for name, text in docs.items():
         write(folder, name, text.encode("utf-8"))
+    # Malformed UTF-8 to encode: a lone continuation byte, a truncated
+    # sequence, an overlong one, a surrogate.
+    write(folder, "byte-level-malformed", byte_json.encode("utf-8") +
+          b"\0\0a\x80b\xe2\x82 \xc0\xaf \xed\xa0\x80 <|im_start|>\xff")
+    write(folder, "metaspace-malformed", meta_json.encode("utf-8") +
+          b"\0\0\xf0\x9f\x99 the \xc3")
 
 
 def hf_config_seeds(folder):
