@@ -138,7 +138,7 @@ if [ -f .gpu-pack/gpu-bin.tar.xz ]; then
 fi
 reps=${REPS:-100}
 points=${POINTS:-"1x4096 8x32768 32x4096"}
-encodings=${ENCODINGS:-"bf16 fp8 polar4 nvfp4"}
+encodings=${ENCODINGS:-"bf16 fp8 polar4 polar3 polar2 nvfp4"}
 selections=${SELECTIONS:-"twolevel quest fp8-twolevel fp8-all polar4-twolevel polar4-all polar3-twolevel polar3-all nvfp4-twolevel nvfp4-all"}
 exact=${EXACT:-"polar4 fp8 nvfp4"}
 kivi=${KIVI:-"kivi4 kivi2"}
@@ -181,7 +181,13 @@ engine_checks() {
     # Polar 4-bit: the GPU reads a decode step's own token encoded, the CPU
     # from its bf16 tail (CudaBackend.cpp); its rows differ by 1e-2 to 2e-2
     # (largest 2.05e-2 of 53 rows, 2026-12-02).
-    [[ $e == polar* ]] && extra+=(--tolerance 0.03)
+    # 2-bit codes are coarser: 3.06e-2 on 2026-12-06 (polar-3 2.79e-2),
+    # the same with the kernels before the byte table.
+    if [ "$e" = polar2 ]; then
+      extra+=(--tolerance 0.04)
+    elif [[ $e == polar* ]]; then
+      extra+=(--tolerance 0.03)
+    fi
     # fp8 and polar: the GPU's keys come from bf16 projections, and a code
     # one step away from the CPU's moves q.k far more than bf16 rounding
     # does, so far more near ties flip (fp8: 32 of 55 rows on 2026-12-06;

@@ -91,9 +91,9 @@ kvopt=${KVOPT:-$build/bin/kvopt}
 # of it, and the folded low-rank artifact's logit error moved from 1.8e-2
 # to 2.2e-2 against its 2e-2 tolerance.
 calibration=test/cuda/calibration.txt
-encodings=(bf16 fp8 polar4 polar3 nvfp4 kivi4 kivi2)
+encodings=(bf16 fp8 polar4 polar3 polar2 nvfp4 kivi4 kivi2)
 passes=("" "kv-quantize{encoding=fp8}" "kv-quantize{encoding=polar bits=4}"
-        "kv-quantize{encoding=polar bits=3}"
+        "kv-quantize{encoding=polar bits=3}" "kv-quantize{encoding=polar bits=2}"
         "kv-quantize{encoding=nvfp4}" "kv-quantize{encoding=int bits=4 group=32}"
         "kv-quantize{encoding=int bits=2 group=64}")
 for i in "${!encodings[@]}"; do

@@ -442,10 +442,10 @@ TEST(DecodeAttentionPlan, SplitsCoverTheLongestRowInWholeTiles) {
         EXPECT_LT(uint64_t(plan->splits - 1) * plan->splitTokens, length);
         EXPECT_EQ(plan->splitTokens % plan->tileTokens, 0u);
         EXPECT_LE(plan->sharedBytes, 227u * 1024);
-        // 4-bit polar's pair table (EveryGroupMmaCacheFitsFourBlocksAnSm
+        // 4-bit polar's byte table (EveryGroupMmaCacheFitsFourBlocksAnSm
         // checks that four blocks still fit an SM).
         if (side.kind == DeviceSideLayout::Kind::Polar)
-          EXPECT_EQ(plan->staticSharedBytes, kPolarPairTableBytes);
+          EXPECT_EQ(plan->staticSharedBytes, kPolarByteTableBytes);
         // Partials only when they are used.
         const size_t rows = size_t(batch) * 32;
         const size_t partials =
@@ -1091,8 +1091,9 @@ TEST(DecodeAttentionPlan, EveryGroupMmaCacheFitsFourBlocksAnSm) {
   // The GroupMma kernels are bound to four blocks an SM (kMinBlocks): a
   // plan whose shared memory (with the 1 KB each block reserves) leaves
   // room for three only would lose a quarter of the warps without a word.
-  // The pages' index list grows with the split, polar-4's pair table is
-  // 16 KB of static memory: every cache at every page size and shape.
+  // The pages' index list grows with the split, polar-4's and polar-2's
+  // byte table 16 KB of static memory: every cache at every page size and
+  // shape.
   struct Cache {
     std::string name;
     DeviceSideLayout key, value;

@@ -232,12 +232,16 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
                          std::to_string(shape.qHeads / shape.kvHeads));
   KVRT_RETURN_IF_ERROR(checkSide(shape.key, "keys", shape));
   KVRT_RETURN_IF_ERROR(checkSide(shape.value, "values", shape));
-  if (shape.key.kind == DeviceSideLayout::Kind::Polar && shape.key.bits == 4 &&
-      !std::equal(std::begin(shape.key.levelHalves),
-                  std::end(shape.key.levelHalves),
-                  std::begin(shape.value.levelHalves)))
-    return Status::error("decode attention on CUDA reads 4-bit polar keys "
-                         "and values through one codebook, and theirs differ");
+  const bool byteTable = kernel == SplitKernel::GroupMma &&
+                         shape.key.kind == DeviceSideLayout::Kind::Polar &&
+                         (shape.key.bits == 4 || shape.key.bits == 2);
+  if (byteTable && !std::equal(std::begin(shape.key.levelHalves),
+                               std::end(shape.key.levelHalves),
+                               std::begin(shape.value.levelHalves)))
+    return Status::error("decode attention on CUDA reads " +
+                         std::to_string(shape.key.bits) +
+                         "-bit polar keys and values through one codebook, "
+                         "and theirs differ");
   if (shape.addsMass &&
       (shape.exactTokens || shape.value.kind == DeviceSideLayout::Kind::Latent))
     return Status::error("decode attention on CUDA adds H2O's attention "
@@ -277,20 +281,17 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
 
   // About 32 KB of copies per block: fp8 tiles are half the bytes of bf16
   // ones, and four stages of them leave too few bytes in flight to cover
-  // the memory latency at full bandwidth. 4-bit polar's table of level
-  // pairs (kPolarPairTableBytes) takes 8 KB of that, so that four blocks
-  // still fit an SM. Latent keys' blocks hold their KV head's axes (8 to
-  // 32 KB) beside 64-token tiles of bf16 values (16 KB a stage at d =
+  // the memory latency at full bandwidth. Beside 4- and 2-bit polar's byte
+  // table (kPolarByteTableBytes, 16 KB of static memory) 24 KB, so that
+  // four blocks still fit an SM. Latent keys' blocks hold their KV head's axes
+  // (8 to 32 KB) beside 64-token tiles of bf16 values (16 KB a stage at d =
   // 128): three stages, and splits of at most 256 tokens per head of the
   // group (4 KB of scores), so that three blocks fit an SM up to rank 64 of
   // 128.
-  const bool pairTable = kernel == SplitKernel::GroupMma &&
-                         shape.key.kind == DeviceSideLayout::Kind::Polar &&
-                         shape.key.bits == 4;
   plan.stages =
       latentKeys
           ? 3
-          : std::clamp<uint32_t>((pairTable ? 24576 : 32768) / plan.stageBytes,
+          : std::clamp<uint32_t>((byteTable ? 24576 : 32768) / plan.stageBytes,
                                  4, kMaxStages);
   if (latentKeys) {
     plan.keyRankSteps = latentKeyRankSteps(shape.headDim, shape.key.rank);
@@ -341,7 +342,7 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
     plan.splits = std::max(plan.splits, 2u);
 
   plan.sharedBytes = sharedLayout(plan, shape.headDim, pageSize).bytes;
-  plan.staticSharedBytes = pairTable ? kPolarPairTableBytes : 0;
+  plan.staticSharedBytes = byteTable ? kPolarByteTableBytes : 0;
   if (plan.sharedBytes + plan.staticSharedBytes > kMaxSharedBytes)
     return Status::error(
         "decode attention on CUDA would need " +

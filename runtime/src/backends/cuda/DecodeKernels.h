@@ -25,10 +25,10 @@ inline constexpr uint32_t kLaunchThreads = kBlockThreads + 32;
 /// At most this many pipeline stages: bulk copies of the next stages are
 /// in flight while one is read (the plan picks how many).
 inline constexpr uint32_t kMaxStages = 8;
-/// Static shared memory of the GroupMma kernel for 4-bit polar: its table
-/// of level pairs, 256 entries of 4 bytes, a copy per two lanes
-/// (GroupFragments.cuh).
-inline constexpr uint32_t kPolarPairTableBytes = 256 * 16 * 4;
+/// Static shared memory of the GroupMma kernel for 4- and 2-bit polar: its
+/// table indexed by a byte of codes, 256 entries of 4 bytes with a copy per
+/// two lanes, or of 8 bytes with a copy per four lanes (GroupFragments.cuh).
+inline constexpr uint32_t kPolarByteTableBytes = 256 * 16 * 4;
 
 /// One side's geometry as the split kernel walks it.
 struct SideGeometry {

@@ -39,6 +39,15 @@
 // values (the planner checks that their codebooks agree). Decoding the
 // codes in registers instead was measured slower (docs/benchmarks.md).
 //
+// 2-bit polar codes go through a table of the same bytes: entry b holds
+// two A registers, the levels of b's codes 0 and 2, then 1 and 3, in 8
+// bytes, a copy per four lanes (lane % 8). Keys take them as they are, the
+// query's coordinates paired to match (keyCoordinate()); values build
+// bytes of two consecutive coordinates' codes of two tokens as 4 bits do
+// (coordinate e of both tokens, then e + 1: rows g and g + 8 of an m-tile).
+// One 64-bit lookup then makes two registers, where the per-code table
+// took two loads and a permute for each.
+//
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_GROUPFRAGMENTS_CUH
 #define KVRT_BACKENDS_CUDA_GROUPFRAGMENTS_CUH
@@ -89,7 +98,18 @@ __device__ __forceinline__ void wordOfTokens(const uint8_t *stage,
     x[i] = *reinterpret_cast<const uint32_t *>(stage + at[i] + 4 * word);
 }
 
-inline constexpr int kPairTableWords = kPolarPairTableBytes / 4;
+inline constexpr int kByteTableWords = kPolarByteTableBytes / 4;
+
+/// Which of the four coordinates keyDim(j, t) + 0 .. 3 B's k index 2t +
+/// (i & 1) + 8 (i >> 1) of k-step j holds: in order, or where keyRow()
+/// pairs coordinates 0 with 2 and 1 with 3 (F::kSpreadKeys: a byte of
+/// 2-bit codes as two A registers) in that order too.
+template <class F> __host__ __device__ constexpr int keyLaneCoordinate(int i) {
+  if constexpr (F::kSpreadKeys)
+    return (i >> 1) | (i & 1) << 1;
+  else
+    return i;
+}
 
 /// Where a key row's entry starts in a stage and what else keyRow() and
 /// valueTiles() need (keyAux(), valueAux(): a lane constant, given the
@@ -115,10 +135,12 @@ struct SlotKeys {
 /// Each encoding's operands: keyOffset() and keyAux() (SlotKeys); kSteps
 /// key k-steps; kMinBlocks, the blocks an SM must hold (__launch_bounds__);
 /// kHeadScale, whether a side may keep one scale for its head (per_head);
-/// kTables, whether the kernel must load the codebook tables, and kPairs,
-/// whether as one table of level pairs (keys' and values' tables then being
-/// that one); kRotatedQueries, whether the kernel rotates the queries
-/// into the keys' domain (polar: SplitKernelParams::rotationSigns);
+/// kTables, whether the kernel must load the codebook tables, and
+/// kByteTable, whether as one table indexed by a byte of codes (keys' and
+/// values' tables then being that one: byteTableEntry()); kSpreadKeys,
+/// whether keyRow() pairs a lane's coordinates 0 with 2 and 1 with 3
+/// (keyLaneCoordinate()); kRotatedQueries, whether the kernel rotates the
+/// queries into the keys' domain (polar: SplitKernelParams::rotationSigns);
 /// kLatentKeys, whether keys are low-rank latents rebuilt on the tensor
 /// cores (loadLatents() and scores(), SplitGroupMmaLatentKeys.cu) instead
 /// of keyRow(); kBf16Values, whether valueTiles() gives bf16 operands (bf16
@@ -129,9 +151,9 @@ struct SlotKeys {
 template <int D> struct Fp8E4M3Group : SlotKeys {
   // Four blocks fit in 96 registers.
   static constexpr int kSteps = D / 16, kMinBlocks = 4;
-  static constexpr bool kHeadScale = true, kTables = false, kPairs = false,
-                        kRotatedQueries = false, kLatentKeys = false,
-                        kBf16Values = false;
+  static constexpr bool kHeadScale = true, kTables = false, kByteTable = false,
+                        kSpreadKeys = false, kRotatedQueries = false,
+                        kLatentKeys = false, kBf16Values = false;
   static constexpr SlotScales kSlotScales = SlotScales::AsSide;
   static constexpr int kScaleOffset = D;
 
@@ -184,9 +206,12 @@ template <int D> struct Fp8E4M3Group : SlotKeys {
 
 template <int D, int Bits> struct PolarGroup : SlotKeys {
   static constexpr int kSteps = D / 16, kMinBlocks = 4;
-  static constexpr bool kHeadScale = false, kTables = true, kPairs = Bits == 4,
-                        kRotatedQueries = true, kLatentKeys = false,
-                        kBf16Values = false;
+  /// 4- and 2-bit codes: a table indexed by a byte of codes; 3-bit codes,
+  /// which cross bytes, look each level up.
+  static constexpr bool kHeadScale = false, kTables = true,
+                        kByteTable = Bits == 4 || Bits == 2,
+                        kSpreadKeys = Bits == 2, kRotatedQueries = true,
+                        kLatentKeys = false, kBf16Values = false;
   static constexpr SlotScales kSlotScales = SlotScales::Always;
   static constexpr int kScaleOffset = D * Bits / 8;
 
@@ -275,8 +300,36 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
         (entry | threadIdx.x % 16 * 4));
   }
 
+  /// The byte table's 16 bytes of entry b, as four of its copies hold
+  /// them: 4 bits, b's two levels (the low nibble's in the low half) four
+  /// times; 2 bits, the levels of b's codes 0 and 2, then of 1 and 3, twice.
+  __device__ __forceinline__ static uint4
+  byteTableEntry(const uint32_t (&levelHalves)[16], int b) {
+    auto half = [&](int code) { return levelHalves[code] & 0xffffu; };
+    if constexpr (Bits == 4) {
+      const uint32_t pair = half(b % 16) | half(b / 16) << 16;
+      return make_uint4(pair, pair, pair, pair);
+    } else {
+      const uint32_t even = half(b & 3) | half(b >> 4 & 3) << 16;
+      const uint32_t odd = half(b >> 2 & 3) | half(b >> 6) << 16;
+      return make_uint4(even, odd, even, odd);
+    }
+  }
+
+  /// The two A registers of the four 2-bit codes in byte `byte` of `word`
+  /// (byteTableEntry()), from this lane's copy: entry b at byte offset 64 b
+  /// + 8 (lane % 8).
+  __device__ __forceinline__ static uint2 quadOfLevels(uint32_t word, int byte,
+                                                       const uint32_t *table) {
+    const uint32_t entry =
+        (byte == 0 ? word << 6 : word >> (8 * byte - 6)) & 0x3fc0u;
+    return *reinterpret_cast<const uint2 *>(
+        reinterpret_cast<const uint8_t *>(table) +
+        (entry | threadIdx.x % 8 * 8));
+  }
+
   /// a[j][h]: the row's levels (hi halves) at coordinates
-  /// keyDim(j, t) + 2h, + 2h + 1.
+  /// keyDim(j, t) + 2h, + 2h + 1, or (2 bits) + h, + h + 2.
   __device__ __forceinline__ static void keyRow(const uint8_t *stage, int at,
                                                 int skew, int t,
                                                 const uint32_t *table,
@@ -285,19 +338,27 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
     uint32_t c[(kCount * Bits + 31) / 32];
     window<kCount>(stage, at + kKeyLaneBytes * t, skew, c);
 #pragma unroll
-    for (int j = 0; j < kSteps; ++j)
+    for (int j = 0; j < kSteps; ++j) {
+      if constexpr (Bits == 2) {
+        // Coordinates 4j .. 4j + 3 of the lane's: byte j.
+        const uint2 levels = quadOfLevels(c[j / 4], j % 4, table);
+        a[j][0] = levels.x;
+        a[j][1] = levels.y;
+      } else {
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        if constexpr (kPairs) {
-          // Coordinates 4j + 2h, + 1 of the lane's: byte 2j + h.
-          const int byte = 2 * j + h;
-          a[j][h] = pairOfLevels(c[byte / 4], byte % 4, table);
-        } else {
-          const uint32_t x = level(c, 4 * j + 2 * h, table);
-          const uint32_t y = level(c, 4 * j + 2 * h + 1, table);
-          a[j][h] = permute(x, y, 0x5410);
+        for (int h = 0; h < 2; ++h) {
+          if constexpr (kByteTable) {
+            // Coordinates 4j + 2h, + 1 of the lane's: byte 2j + h.
+            const int byte = 2 * j + h;
+            a[j][h] = pairOfLevels(c[byte / 4], byte % 4, table);
+          } else {
+            const uint32_t x = level(c, 4 * j + 2 * h, table);
+            const uint32_t y = level(c, 4 * j + 2 * h + 1, table);
+            a[j][h] = permute(x, y, 0x5410);
+          }
         }
       }
+    }
   }
 
   /// As Fp8E4M3Group::valueTiles(); every code reads a finite level, so
@@ -312,22 +373,35 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
 #pragma unroll
     for (int i = 0; i < 4; ++i)
       window<kCount>(stage, at[i] + kValueLaneBytes * g, skew, c[i]);
-    if constexpr (kPairs) {
-      // Byte j of `even` holds coordinate 2j's codes of the pair's two
-      // tokens (the first's in the low nibble), byte j of `odd` coordinate
-      // 2j + 1's: their pairs of levels are A registers as they are.
-      // Coordinates e, e + 1 of m-tile m are byte m = e / 2 of a token's.
+    if constexpr (kByteTable) {
+      // Byte j of `even` holds the codes of the pair's two tokens (the
+      // first's in the low nibble) at the coordinates of byte j of a token's
+      // even nibbles, of `odd` at those of its odd nibbles. 4 bits: one
+      // coordinate, an A register as it is (m-tile m: byte m = e / 2 of a
+      // token's). 2 bits: coordinates e, e + 1 of m-tile m (nibble m of a
+      // token's), its rows g and g + 8.
+      constexpr int kWords = kCount * Bits / 32;
 #pragma unroll
       for (int pair = 0; pair < 2; ++pair)
 #pragma unroll
-        for (int k = 0; k < kCount * Bits / 32; ++k) {
+        for (int k = 0; k < (kWords > 0 ? kWords : 1); ++k) {
           const uint32_t x = c[2 * pair][k], y = c[2 * pair + 1][k];
           const uint32_t even = (x & 0x0f0f0f0fu) | (y << 4 & 0xf0f0f0f0u);
           const uint32_t odd = (x >> 4 & 0x0f0f0f0fu) | (y & 0xf0f0f0f0u);
 #pragma unroll
           for (int j = 0; j < 4; ++j) {
-            a[4 * k + j][2 * pair] = pairOfLevels(even, j, table);
-            a[4 * k + j][2 * pair + 1] = pairOfLevels(odd, j, table);
+            if constexpr (Bits == 4) {
+              a[4 * k + j][2 * pair] = pairOfLevels(even, j, table);
+              a[4 * k + j][2 * pair + 1] = pairOfLevels(odd, j, table);
+            } else if (8 * k + 2 * j < D / 16) {
+              const int m = 8 * k + 2 * j;
+              const uint2 e = quadOfLevels(even, j, table);
+              const uint2 o = quadOfLevels(odd, j, table);
+              a[m][2 * pair] = e.x;
+              a[m][2 * pair + 1] = e.y;
+              a[m + 1][2 * pair] = o.x;
+              a[m + 1][2 * pair + 1] = o.y;
+            }
           }
         }
     } else {

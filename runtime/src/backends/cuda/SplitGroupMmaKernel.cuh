@@ -56,10 +56,11 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
   constexpr int kSteps = F::kSteps, kTiles = Dv / 16;
   constexpr int kTile = int(kGroupTileTokens);
   extern __shared__ __align__(16) uint8_t shared[];
-  // Polar codebooks of keys and values, or (kPairs) their one table of
-  // level pairs with a copy per two lanes (GroupFragments.cuh).
+  // Polar codebooks of keys and values, or (kByteTable) their one table
+  // indexed by a byte of codes, in copies (GroupFragments.cuh).
   __shared__ uint32_t tables[2][16];
-  __shared__ __align__(16) uint32_t pairs[F::kPairs ? kPairTableWords : 1];
+  __shared__ __align__(16)
+      uint32_t byteTable[F::kByteTable ? kByteTableWords : 1];
   SplitBlock<kTile, 1, 32> block(p, shared);
 
   // Lane (g, t) of the warp that owns rows first .. first + 15 of each tile.
@@ -91,7 +92,7 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
       const int c = 16 * j + 2 * t + (i & 1) + 8 * (i >> 1);
       return !p.ropeInterleaved ? c : c < D / 2 ? 2 * c : 2 * (c - D / 2) + 1;
     } else {
-      return keyDim<D>(j, t) + i;
+      return keyDim<D>(j, t) + keyLaneCoordinate<F>(i);
     }
   };
   auto loadQuery = [&](const float *q) {
@@ -123,15 +124,14 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
     loadQuery(p.q + (block.firstRow + columnHead) * D);
   }
 
-  if constexpr (F::kPairs) {
-    // Entry b's 16 copies are 64 contiguous bytes.
-    for (int b = block.tid; b < kPairTableWords / 16; b += kLaunchThreads) {
-      const uint32_t entry = (p.key.levelHalves[b % 16] & 0xffffu) |
-                             p.key.levelHalves[b / 16] << 16;
-      uint4 *copies = reinterpret_cast<uint4 *>(pairs + 16 * b);
+  if constexpr (F::kByteTable) {
+    // Entry b's copies are 64 contiguous bytes.
+    for (int b = block.tid; b < kByteTableWords / 16; b += kLaunchThreads) {
+      const uint4 entry = F::byteTableEntry(p.key.levelHalves, b);
+      uint4 *copies = reinterpret_cast<uint4 *>(byteTable + 16 * b);
 #pragma unroll
       for (int c = 0; c < 4; ++c)
-        copies[c] = make_uint4(entry, entry, entry, entry);
+        copies[c] = entry;
     }
   } else if (F::kTables && block.tid < 32) {
     tables[block.tid / 16][block.tid % 16] =
@@ -151,8 +151,8 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
          i += kLaunchThreads)
       to[i] = i < F::kAxisWords ? axes[i] : frequencies[i - F::kAxisWords];
   }
-  const uint32_t *keyTable = F::kPairs ? pairs : tables[0];
-  const uint32_t *valueTable = F::kPairs ? pairs : tables[1];
+  const uint32_t *keyTable = F::kByteTable ? byteTable : tables[0];
+  const uint32_t *valueTable = F::kByteTable ? byteTable : tables[1];
   if (block.template finishEmpty<D>() || !block.consume())
     return;
   if constexpr (F::kRotatedQueries) {
