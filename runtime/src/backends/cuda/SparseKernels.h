@@ -81,17 +81,17 @@ enum class SparseEntries : uint8_t {
   Nvfp4
 };
 
-/// Level 2's scoring of fp8 keys (TwoLevelSelect.cu): warps of a block,
-/// and the bulk copies each warp keeps in flight, one run of up to
-/// kFp8RunEntries consecutive candidates each.
-inline constexpr uint32_t kFp8ScoreWarps = 4;
-inline constexpr uint32_t kFp8ScoreStages = 2;
-inline constexpr uint32_t kFp8RunEntries = 64;
-/// A stage: a run of entries of D codes and a 4-byte scale, copied from
-/// the 16-byte boundaries around it.
+/// Level 2's scoring of fp8 and polar keys (TwoLevelSelect.cu): warps of
+/// a block, and the bulk copies each warp keeps in flight, one run of up
+/// to kRunEntries consecutive candidates each.
+inline constexpr uint32_t kRunScoreWarps = 4;
+inline constexpr uint32_t kRunScoreStages = 2;
+inline constexpr uint32_t kRunEntries = 64;
+/// A stage: a run of the largest such entries (D fp8 codes and a 4-byte
+/// scale), copied from the 16-byte boundaries around it.
 template <uint32_t D>
-inline constexpr uint32_t kFp8StageBytes =
-    (kFp8RunEntries * (D + 4) + 32 + 15) / 16 * 16;
+inline constexpr uint32_t kRunStageBytes =
+    (kRunEntries * (D + 4) + 32 + 15) / 16 * 16;
 
 /// Level 2's scoring launch for entries of the form `entries`: threads a
 /// block, and dynamic shared memory for chunks of `chunkSlots` candidates.
@@ -101,10 +101,11 @@ struct ScoreLaunch {
 };
 inline ScoreLaunch scoreLaunch(SparseEntries entries, uint32_t headDim,
                                uint32_t chunkSlots) {
-  if (entries == SparseEntries::Fp8E4M3)
-    return {kFp8ScoreWarps * 32,
-            size_t(kFp8ScoreWarps) * kFp8ScoreStages *
-                (headDim == 64 ? kFp8StageBytes<64> : kFp8StageBytes<128>)};
+  if (entries == SparseEntries::Fp8E4M3 || entries == SparseEntries::Polar2 ||
+      entries == SparseEntries::Polar3 || entries == SparseEntries::Polar4)
+    return {kRunScoreWarps * 32,
+            size_t(kRunScoreWarps) * kRunScoreStages *
+                (headDim == 64 ? kRunStageBytes<64> : kRunStageBytes<128>)};
   // The CUDA-core kernels list each candidate's (page, slot).
   return {kSelectThreads, size_t(chunkSlots) * 8};
 }

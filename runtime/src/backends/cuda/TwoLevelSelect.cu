@@ -15,9 +15,9 @@
 // its share of the item (16-byte chunks part, part + 8, ... of a block's
 // bf16 lower and upper bounds; an entry's keys as GatherEntries.cuh reads
 // them, decoded), owns those channels for every query head, and the eight
-// sum with reduceScatter(). Level 2 over fp8 keys is the exception: bulk
-// copies of whole runs of candidates and tensor-core dots
-// (selectFp8EntriesKernel()).
+// sum with reduceScatter(). Level 2 over fp8 and polar keys is the
+// exception: bulk copies of whole runs of candidates and tensor-core dots
+// (selectRunEntriesKernel()).
 // Quest's bound is sum_d q_d (q_d >= 0 ? hi_d : lo_d), which is
 // max(q_d lo_d, q_d hi_d) exactly. Queries are not scaled: the ranks are
 // those of sparse/TwoLevel.cpp, in fp32.
@@ -420,33 +420,127 @@ __global__ void __launch_bounds__(kSelectThreads)
   }
 }
 
-/// Level 2's scores over fp8 e4m3 keys, on the tensor cores and fed by
-/// bulk copies. A kept block's entries lie together in one page, so each
-/// warp streams runs of up to kFp8RunEntries consecutive candidates (a
-/// kept block, or a part of one) into its own kFp8ScoreStages shared-memory
+/// How selectRunEntriesKernel() reads fp8 e4m3 keys: every code is exact in
+/// f16, one B term, an entry's scale its slot's or its head's f32.
+template <int D> struct Fp8RunKeys {
+  static constexpr int kTerms = 1;
+  /// Per-block setup (none).
+  __device__ __forceinline__ static void setUp(const SparseKernelParams &,
+                                               uint32_t *) {}
+  /// B's registers of k-step j for lane t: coordinates keyDim(j, t) + 0,
+  /// 1 and + 2, 3, as Fp8E4M3Mma reads keys.
+  __device__ __forceinline__ static void fragments(const uint8_t *entry, int j,
+                                                   int t, const uint32_t *,
+                                                   uint32_t (&b)[kTerms][2]) {
+    e4m3x4ToF16x2x2(*reinterpret_cast<const uint32_t *>(
+                        entry + Fp8E4M3Mma<D>::keyDim(j, t)),
+                    b[0][0], b[0][1]);
+  }
+  __device__ __forceinline__ static float
+  scale(const uint8_t *entry, const EntryForm &form, float headScale) {
+    return form.slotScales
+               ? *reinterpret_cast<const float *>(entry + form.scaleOffset)
+               : headScale;
+  }
+  __device__ __forceinline__ static float headScale(const uint8_t *codes,
+                                                    const EntryForm &form) {
+    return form.slotScales
+               ? 0.0f
+               : *reinterpret_cast<const float *>(codes + form.scaleOffset);
+  }
+};
+
+/// How selectRunEntriesKernel() reads polar keys of Bits bits: a level is
+/// an f32 number, so B takes it as two terms, f16 hi and lo halves of the
+/// level times 2^shift (shift puts the codebook's largest magnitude just
+/// under 2^14, so that lo keeps its bits), and the sum is scaled back. The
+/// 16-entry table in shared memory holds hi | lo << 16 per code; the
+/// entry's f16 scale follows its codes (form.scaleOffset).
+template <int D, int Bits> struct PolarRunKeys {
+  static constexpr int kTerms = 2;
+  __device__ __forceinline__ static void setUp(const SparseKernelParams &p,
+                                               uint32_t *table) {
+    if (threadIdx.x < 16) {
+      float most = 0.0f, level = 0.0f;
+#pragma unroll
+      for (int c = 0; c < 16; ++c) {
+        most = fmaxf(most, fabsf(p.keyForm.levels[c]));
+        if (c == int(threadIdx.x))
+          level = p.keyForm.levels[c];
+      }
+      int exponent;
+      frexpf(most, &exponent);
+      const float x = ldexpf(level, 14 - exponent);
+      const __half hi = __float2half_rn(x);
+      const __half lo = __float2half_rn(x - __half2float(hi));
+      table[threadIdx.x] =
+          uint32_t(__half_as_ushort(hi)) | uint32_t(__half_as_ushort(lo)) << 16;
+      if (threadIdx.x == 0)
+        table[16] = __float_as_uint(ldexpf(1.0f, exponent - 14));
+    }
+  }
+  /// The four codes of coordinates keyDim(j, t) + 0 .. 3 (4 Bits bits from
+  /// bit Bits keyDim of the entry, read as 2-byte halves: an entry is
+  /// 2-byte aligned), their hi halves as B's first term, lo as its second.
+  __device__ __forceinline__ static void fragments(const uint8_t *entry, int j,
+                                                   int t, const uint32_t *table,
+                                                   uint32_t (&b)[kTerms][2]) {
+    const int bit = Bits * Fp8E4M3Mma<D>::keyDim(j, t);
+    const uint16_t *halves = reinterpret_cast<const uint16_t *>(entry);
+    uint32_t codes = halves[bit / 16];
+    if constexpr (Bits == 3)
+      codes |= uint32_t(halves[bit / 16 + 1]) << 16;
+    codes >>= bit % 16;
+    uint32_t level[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      level[i] = table[(codes >> (Bits * i)) & ((1u << Bits) - 1)];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      b[0][r] = permute(level[2 * r], level[2 * r + 1], 0x5410);
+      b[1][r] = permute(level[2 * r], level[2 * r + 1], 0x7632);
+    }
+  }
+  __device__ __forceinline__ static float scale(const uint8_t *entry,
+                                                const EntryForm &form, float) {
+    return __half2float(
+        *reinterpret_cast<const __half *>(entry + form.scaleOffset));
+  }
+  __device__ __forceinline__ static float headScale(const uint8_t *,
+                                                    const EntryForm &) {
+    return 0.0f;
+  }
+};
+
+/// Level 2's scores over fp8 e4m3 and polar keys, on the tensor cores and
+/// fed by bulk copies. A kept block's entries lie together in one page, so
+/// each warp streams runs of up to kRunEntries consecutive candidates (a
+/// kept block, or a part of one) into its own kRunScoreStages shared-memory
 /// stages, one cp.async.bulk each, and scores a run while the next lands.
 /// (Gathered with plain 4-byte loads, two blocks of 256 threads an SM kept
-/// too few bytes in flight: 64% of the DRAM bandwidth, 2026-12-06.)
-/// Every code is exact in f16, so one m16n8k16 f16 MMA a k-step takes eight
-/// candidates (B's columns, read as Fp8E4M3Mma reads keys: conflict-free
-/// for entries with their scale, 33 words apart) against the group's
+/// too few bytes in flight: 64% of the DRAM bandwidth over fp8,
+/// 2026-12-06.) One m16n8k16 f16 MMA a k-step and B term takes eight
+/// candidates (B's columns: Keys::fragments()) against the group's
 /// queries split into f16 hi (A's rows 0-7) and lo parts (rows 8-15): c0 +
 /// c2 is a head's dot at fp32 accuracy, times the entry's scale after, as
 /// the dense fp8 kernels scale. Any group of up to 8 heads fills A alike.
-template <int D>
-__global__ void __launch_bounds__(kFp8ScoreWarps * 32)
-    selectFp8EntriesKernel(const SparseKernelParams p) {
+template <int D, typename Keys>
+__global__ void __launch_bounds__(kRunScoreWarps * 32)
+    selectRunEntriesKernel(const SparseKernelParams p) {
   awaitPreviousKernel();
-  using Keys = Fp8E4M3Mma<D>;
-  constexpr int kSteps = Keys::kSteps, kStages = int(kFp8ScoreStages);
-  constexpr int kStageBytes = int(kFp8StageBytes<D>);
+  constexpr int kSteps = D / 16, kStages = int(kRunScoreStages);
+  constexpr int kStageBytes = int(kRunStageBytes<D>);
   extern __shared__ __align__(16) uint8_t stages[];
-  __shared__ uint64_t full[kFp8ScoreWarps][kStages];
+  __shared__ uint64_t full[kRunScoreWarps][kStages];
   // Where each stage's run starts in it, and the head's scale where the
   // form has no slot scales: written by lane 0 before it arrives on the
   // stage's barrier, so visible once the phase completes.
-  __shared__ int lead[kFp8ScoreWarps][kStages];
-  __shared__ float headScale[kFp8ScoreWarps][kStages];
+  __shared__ int lead[kRunScoreWarps][kStages];
+  __shared__ float headScale[kRunScoreWarps][kStages];
+  // Polar's levels as f16 halves, and the factor that scales them back.
+  __shared__ uint32_t table[17];
+  Keys::setUp(p, table);
+  __syncthreads();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   // Lane (g, t): query head g's row of A, candidate g of eight in B.
   const int g = lane / 4, t = lane % 4;
@@ -457,10 +551,11 @@ __global__ void __launch_bounds__(kFp8ScoreWarps * 32)
   if (chunk.n == 0)
     return;
   // Runs of the largest power of two dividing both the block and
-  // kFp8RunEntries: they never cross a kept block (one page) nor a chunk
+  // kRunEntries: they never cross a kept block (one page) nor a chunk
   // (a multiple of 128 candidates).
-  const int run = min(blockSize & -blockSize, int(kFp8RunEntries));
+  const int run = min(blockSize & -blockSize, int(kRunEntries));
   const int runs = (chunk.n + run - 1) / run;
+  const float unshift = Keys::kTerms == 2 ? __uint_as_float(table[16]) : 1.0f;
 
   uint32_t a[kSteps][4];
   {
@@ -469,9 +564,9 @@ __global__ void __launch_bounds__(kFp8ScoreWarps * 32)
         (size_t(b) * p.qHeads + size_t(kvHead) * group + min(g, group - 1)) * D;
 #pragma unroll
     for (int j = 0; j < kSteps; ++j) {
-      const float4 x =
-          g < group ? *reinterpret_cast<const float4 *>(q + Keys::keyDim(j, t))
-                    : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      const float4 x = g < group ? *reinterpret_cast<const float4 *>(
+                                       q + Fp8E4M3Mma<D>::keyDim(j, t))
+                                 : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
       splitF16(x.x, x.y, a[j][0], a[j][1]);
       splitF16(x.z, x.w, a[j][2], a[j][3]);
     }
@@ -480,7 +575,7 @@ __global__ void __launch_bounds__(kFp8ScoreWarps * 32)
   const EntryAreas areas =
       entryAreas(p.keys, p.slotKeys, p.keyPageStride, p.keyAreaStride, kvHead);
   const EntryForm &form = p.keyForm;
-  const int32_t *table = p.pageTables + size_t(b) * p.pageTableStride;
+  const int32_t *pageTable = p.pageTables + size_t(b) * p.pageTableStride;
   const int pageSize = int(p.pageSize);
   uint8_t *ring = stages + warp * kStages * kStageBytes;
   if (lane == 0) {
@@ -493,11 +588,11 @@ __global__ void __launch_bounds__(kFp8ScoreWarps * 32)
   // 16-byte boundaries around it (the area's stride is a multiple of 16,
   // so they stay inside it).
   auto issue = [&](int k) {
-    const int c = chunk.first + (warp + k * kFp8ScoreWarps) * run;
+    const int c = chunk.first + (warp + k * kRunScoreWarps) * run;
     const int count = min(run, chunk.first + chunk.n - c);
     const int token = chunk.candidate.entry(c);
     const uint8_t *codes =
-        areaAt(areas, entryPage(p.slotOf, table[token / pageSize],
+        areaAt(areas, entryPage(p.slotOf, pageTable[token / pageSize],
                                 int(p.kvHeads), kvHead));
     const uint8_t *from = codes + size_t(token % pageSize) * form.entryBytes;
     const uintptr_t low = reinterpret_cast<uintptr_t>(from) & ~uintptr_t(15);
@@ -506,15 +601,12 @@ __global__ void __launch_bounds__(kFp8ScoreWarps * 32)
                            ~uintptr_t(15);
     const int s = k % kStages;
     lead[warp][s] = int(reinterpret_cast<uintptr_t>(from) - low);
-    headScale[warp][s] =
-        form.slotScales
-            ? 0.0f
-            : *reinterpret_cast<const float *>(codes + form.scaleOffset);
+    headScale[warp][s] = Keys::headScale(codes, form);
     arriveExpecting(&full[warp][s], uint32_t(high - low));
     copyBulk(ring + s * kStageBytes, reinterpret_cast<const void *>(low),
              uint32_t(high - low), &full[warp][s]);
   };
-  const int mine = (runs - warp + kFp8ScoreWarps - 1) / kFp8ScoreWarps;
+  const int mine = (runs - warp + kRunScoreWarps - 1) / kRunScoreWarps;
   if (lane == 0)
     for (int k = 0; k < min(kStages, mine); ++k)
       issue(k);
@@ -522,7 +614,7 @@ __global__ void __launch_bounds__(kFp8ScoreWarps * 32)
   float *scores = p.scores + size_t(row) * group * p.maxCandidates;
   for (int k = 0; k < mine; ++k) {
     const int s = k % kStages;
-    const int c = chunk.first + (warp + k * kFp8ScoreWarps) * run;
+    const int c = chunk.first + (warp + k * kRunScoreWarps) * run;
     const int count = min(run, chunk.first + chunk.n - c);
     waitBarrier(&full[warp][s], uint32_t(k / kStages) & 1u);
     const uint8_t *base = ring + s * kStageBytes + lead[warp][s];
@@ -530,30 +622,33 @@ __global__ void __launch_bounds__(kFp8ScoreWarps * 32)
     for (int i = 0; i < count; i += 8) {
       const uint8_t *entry =
           base + size_t(min(i + g, count - 1)) * form.entryBytes;
-      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      float acc[Keys::kTerms][4] = {};
 #pragma unroll
       for (int j = 0; j < kSteps; ++j) {
-        uint32_t b0, b1;
-        e4m3x4ToF16x2x2(
-            *reinterpret_cast<const uint32_t *>(entry + Keys::keyDim(j, t)), b0,
-            b1);
-        mmaF16(acc, a[j][0], a[j][1], a[j][2], a[j][3], b0, b1);
+        uint32_t bj[Keys::kTerms][2];
+        Keys::fragments(entry, j, t, table, bj);
+#pragma unroll
+        for (int term = 0; term < Keys::kTerms; ++term)
+          mmaF16(acc[term], a[j][0], a[j][1], a[j][2], a[j][3], bj[term][0],
+                 bj[term][1]);
       }
-      const float scale =
-          form.slotScales
-              ? *reinterpret_cast<const float *>(entry + form.scaleOffset)
-              : scaleOfHead;
+      const float scale = Keys::scale(entry, form, scaleOfHead) * unshift;
       // Lane (g, t) holds head g's dots with candidates 2t and 2t + 1,
       // whose scales lanes 8t and 8t + 4 read.
       const float scale0 = __shfl_sync(0xffffffffu, scale, 8 * t);
       const float scale1 = __shfl_sync(0xffffffffu, scale, 8 * t + 4);
+      float dot0 = acc[0][0] + acc[0][2], dot1 = acc[0][1] + acc[0][3];
+      if constexpr (Keys::kTerms == 2) {
+        dot0 += acc[1][0] + acc[1][2];
+        dot1 += acc[1][1] + acc[1][3];
+      }
       const int r = i + 2 * t;
       if (g < group) {
         float *out = scores + size_t(g) * p.maxCandidates + c;
         if (r < count)
-          out[r] = (acc[0] + acc[2]) * scale0;
+          out[r] = dot0 * scale0;
         if (r + 1 < count)
-          out[r + 1] = (acc[1] + acc[3]) * scale1;
+          out[r + 1] = dot1 * scale1;
       }
     }
     // Every lane is done with the stage: lane 0 refills it.
@@ -616,18 +711,28 @@ const void *boundKernel(uint32_t headDim, uint32_t groupCapacity) {
 
 const void *scoreKernel(SparseEntries entries, uint32_t headDim,
                         uint32_t groupCapacity) {
-  return rowsInstance(entries, headDim, groupCapacity,
-                      [](auto rows, auto d, auto g) -> const void * {
-                        constexpr int D = decltype(d)::value;
-                        constexpr int G = decltype(g)::value;
-                        using Rows = decltype(rows);
-                        if constexpr (std::is_same_v<Rows, Fp8Rows<D>>)
-                          return reinterpret_cast<const void *>(
-                              &selectFp8EntriesKernel<D>);
-                        else
-                          return reinterpret_cast<const void *>(
-                              &selectEntriesKernel<Rows, D, G>);
-                      });
+  return rowsInstance(
+      entries, headDim, groupCapacity,
+      [](auto rows, auto d, auto g) -> const void * {
+        constexpr int D = decltype(d)::value;
+        constexpr int G = decltype(g)::value;
+        using Rows = decltype(rows);
+        if constexpr (std::is_same_v<Rows, Fp8Rows<D>>)
+          return reinterpret_cast<const void *>(
+              &selectRunEntriesKernel<D, Fp8RunKeys<D>>);
+        else if constexpr (std::is_same_v<Rows, PolarRows<D, 2>>)
+          return reinterpret_cast<const void *>(
+              &selectRunEntriesKernel<D, PolarRunKeys<D, 2>>);
+        else if constexpr (std::is_same_v<Rows, PolarRows<D, 3>>)
+          return reinterpret_cast<const void *>(
+              &selectRunEntriesKernel<D, PolarRunKeys<D, 3>>);
+        else if constexpr (std::is_same_v<Rows, PolarRows<D, 4>>)
+          return reinterpret_cast<const void *>(
+              &selectRunEntriesKernel<D, PolarRunKeys<D, 4>>);
+        else
+          return reinterpret_cast<const void *>(
+              &selectEntriesKernel<Rows, D, G>);
+      });
 }
 
 } // namespace
