@@ -914,6 +914,9 @@ int runSparseChecks(uint32_t multiprocessors) {
       {{12000, 5000}, 32, 8, 128, 64, {16, 128, 2048}},
       // Many blocks, 256 kept, 4096 entries.
       {{70000}, 8, 2, 128, 64, {32, 256, 4096}},
+      // 186 x 64 candidates: the ranking's 46.5 KB of dynamic shared
+      // memory passes 48 KB only with its static arrays (1.7 KB).
+      {{13000}, 8, 2, 128, 64, {64, 186, 4096}},
       // fp8 e4m3: short rows and a window with the head's scale; the
       // Llama-3-8B shape with each slot's, both policies; pages of 32.
       {{0, 1, 2, 5, 37, 300, 1000},

@@ -221,6 +221,10 @@ uint32_t scoreBlocksPerMultiprocessor(SparseEntries entries, uint32_t headDim,
 uint32_t sparseSplitBlocksPerMultiprocessor(SparseEntries entries,
                                             uint32_t headDim,
                                             uint32_t groupCapacity);
+/// Lets `kernel` take `sharedBytes` of dynamic shared memory: past 48 KB
+/// together with its static arrays a kernel must ask. False where the
+/// device refuses.
+bool allowDynamicShared(const void *kernel, size_t sharedBytes);
 
 } // namespace kvrt::cuda
 

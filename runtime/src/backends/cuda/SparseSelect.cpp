@@ -225,6 +225,15 @@ Status buildBlockSummaries(const PagedKvView &cache, uint16_t *summaries,
                   "building block summaries");
 }
 
+bool allowDynamicShared(const void *kernel, size_t sharedBytes) {
+  // Asked even where the dynamic bytes alone stay under 48 KB: the static
+  // arrays count too. Where no opt-in is needed it costs a call.
+  return sharedBytes == 0 ||
+         cudaFuncSetAttribute(kernel,
+                              cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              int(sharedBytes)) == cudaSuccess;
+}
+
 uint32_t blocksPerMultiprocessor(const void *kernel, uint32_t threads,
                                  size_t sharedBytes) {
   struct Asked {
@@ -243,10 +252,7 @@ uint32_t blocksPerMultiprocessor(const void *kernel, uint32_t threads,
         a.sharedBytes == sharedBytes)
       return a.blocks;
   int blocks = 0;
-  // Past 48 KB a kernel takes dynamic shared memory only once allowed.
-  if ((sharedBytes > 48 * 1024 &&
-       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                            int(sharedBytes)) != cudaSuccess) ||
+  if (!allowDynamicShared(kernel, sharedBytes) ||
       cudaOccupancyMaxActiveBlocksPerMultiprocessor(
           &blocks, kernel, int(threads), sharedBytes) != cudaSuccess) {
     cudaGetLastError(); // No device: nothing to remember.

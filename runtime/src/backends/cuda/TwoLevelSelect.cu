@@ -693,9 +693,7 @@ bool launch(const void *kernel, const SparseKernelParams &p, dim3 grid,
             uint32_t threads, size_t sharedBytes, cudaStream_t stream) {
   if (!kernel)
     return false;
-  if (sharedBytes > 48 * 1024 &&
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           int(sharedBytes)) != cudaSuccess)
+  if (!allowDynamicShared(kernel, sharedBytes))
     return false;
   SparseKernelParams params = p;
   void *args[] = {&params};
