@@ -445,7 +445,7 @@ TEST(DecodeAttentionPlan, SplitsCoverTheLongestRowInWholeTiles) {
         // 4-bit polar's byte table (EveryGroupMmaCacheFitsFourBlocksAnSm
         // checks that four blocks still fit an SM).
         if (side.kind == DeviceSideLayout::Kind::Polar)
-          EXPECT_EQ(plan->staticSharedBytes, kPolarByteTableBytes);
+          EXPECT_EQ(plan->staticSharedBytes, polarCodeTableBytes(4));
         // Partials only when they are used.
         const size_t rows = size_t(batch) * 32;
         const size_t partials =
@@ -502,14 +502,20 @@ TEST(DecodeAttentionPlan, RefusesWhatTheKernelsCannotRead) {
             "(bf16, fp8 e4m3, nvfp4, or polar or kivi of one width), bf16 "
             "keys with low-rank values, or low-rank keys with bf16 values or "
             "low-rank values of rank up to 64");
+  // Every width reads keys and values through one table of levels.
+  for (uint32_t bits : {2u, 3u, 4u}) {
+    const DeviceSideLayout side =
+        layoutOf(encodingOf(schema::ENCODING_POLAR, bits), 128, 16);
+    DeviceSideLayout otherCodebook = side;
+    otherCodebook.levelHalves[1] ^= 1;
+    EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, side, otherCodebook}),
+              "decode attention on CUDA reads " + std::to_string(bits) +
+                  "-bit polar keys and values through one codebook, and "
+                  "theirs differ");
+    EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, side, side}), "accepted");
+  }
   const DeviceSideLayout polar =
       layoutOf(encodingOf(schema::ENCODING_POLAR, 4), 128, 16);
-  DeviceSideLayout otherCodebook = polar;
-  otherCodebook.levelHalves[3] ^= 1;
-  EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, polar, otherCodebook}),
-            "decode attention on CUDA reads 4-bit polar keys and values "
-            "through one codebook, and theirs differ");
-  EXPECT_EQ(refusal({1, 32, 8, 128, 16, 10, polar, polar}), "accepted");
   // GroupMma reads an entry's scale right after its codes, at a constant.
   DeviceSideLayout movedScale = polar;
   movedScale.scaleOffset = 0;
@@ -1091,9 +1097,8 @@ TEST(DecodeAttentionPlan, EveryGroupMmaCacheFitsFourBlocksAnSm) {
   // The GroupMma kernels are bound to four blocks an SM (kMinBlocks): a
   // plan whose shared memory (with the 1 KB each block reserves) leaves
   // room for three only would lose a quarter of the warps without a word.
-  // The pages' index list grows with the split, polar-4's and polar-2's
-  // byte table 16 KB of static memory: every cache at every page size and
-  // shape.
+  // The pages' index list grows with the split, polar's code table 8 or
+  // 16 KB of static memory: every cache at every page size and shape.
   struct Cache {
     std::string name;
     DeviceSideLayout key, value;

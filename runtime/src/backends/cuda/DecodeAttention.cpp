@@ -232,10 +232,9 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
                          std::to_string(shape.qHeads / shape.kvHeads));
   KVRT_RETURN_IF_ERROR(checkSide(shape.key, "keys", shape));
   KVRT_RETURN_IF_ERROR(checkSide(shape.value, "values", shape));
-  const bool byteTable = kernel == SplitKernel::GroupMma &&
-                         shape.key.kind == DeviceSideLayout::Kind::Polar &&
-                         (shape.key.bits == 4 || shape.key.bits == 2);
-  if (byteTable && !std::equal(std::begin(shape.key.levelHalves),
+  const bool codeTable = kernel == SplitKernel::GroupMma &&
+                         shape.key.kind == DeviceSideLayout::Kind::Polar;
+  if (codeTable && !std::equal(std::begin(shape.key.levelHalves),
                                std::end(shape.key.levelHalves),
                                std::begin(shape.value.levelHalves)))
     return Status::error("decode attention on CUDA reads " +
@@ -281,18 +280,20 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
 
   // About 32 KB of copies per block: fp8 tiles are half the bytes of bf16
   // ones, and four stages of them leave too few bytes in flight to cover
-  // the memory latency at full bandwidth. Beside 4- and 2-bit polar's byte
-  // table (kPolarByteTableBytes, 16 KB of static memory) 24 KB, so that
-  // four blocks still fit an SM. Latent keys' blocks hold their KV head's axes
-  // (8 to 32 KB) beside 64-token tiles of bf16 values (16 KB a stage at d =
-  // 128): three stages, and splits of at most 256 tokens per head of the
-  // group (4 KB of scores), so that three blocks fit an SM up to rank 64 of
-  // 128.
+  // the memory latency at full bandwidth. Beside polar's code table
+  // (polarCodeTableBytes(), 16 KB of static memory, 8 KB at 3 bits) 40 KB
+  // less the table, so that four blocks still fit an SM. Latent keys' blocks
+  // hold their KV head's axes (8 to 32 KB) beside 64-token tiles of bf16 values
+  // (16 KB a stage at d = 128): three stages, and splits of at most 256 tokens
+  // per head of the group (4 KB of scores), so that three blocks fit an SM up
+  // to rank 64 of 128.
   plan.stages =
-      latentKeys
-          ? 3
-          : std::clamp<uint32_t>((byteTable ? 24576 : 32768) / plan.stageBytes,
-                                 4, kMaxStages);
+      latentKeys ? 3
+                 : std::clamp<uint32_t>(
+                       (codeTable ? 40960 - polarCodeTableBytes(shape.key.bits)
+                                  : 32768) /
+                           plan.stageBytes,
+                       4, kMaxStages);
   if (latentKeys) {
     plan.keyRankSteps = latentKeyRankSteps(shape.headDim, shape.key.rank);
     plan.keyOperandBytes =
@@ -342,7 +343,7 @@ planDecodeAttention(const DecodeAttentionShape &shape, uint32_t multiprocessors,
     plan.splits = std::max(plan.splits, 2u);
 
   plan.sharedBytes = sharedLayout(plan, shape.headDim, pageSize).bytes;
-  plan.staticSharedBytes = byteTable ? kPolarByteTableBytes : 0;
+  plan.staticSharedBytes = codeTable ? polarCodeTableBytes(shape.key.bits) : 0;
   if (plan.sharedBytes + plan.staticSharedBytes > kMaxSharedBytes)
     return Status::error(
         "decode attention on CUDA would need " +

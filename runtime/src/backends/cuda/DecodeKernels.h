@@ -25,10 +25,14 @@ inline constexpr uint32_t kLaunchThreads = kBlockThreads + 32;
 /// At most this many pipeline stages: bulk copies of the next stages are
 /// in flight while one is read (the plan picks how many).
 inline constexpr uint32_t kMaxStages = 8;
-/// Static shared memory of the GroupMma kernel for 4- and 2-bit polar: its
-/// table indexed by a byte of codes, 256 entries of 4 bytes with a copy per
-/// two lanes, or of 8 bytes with a copy per four lanes (GroupFragments.cuh).
-inline constexpr uint32_t kPolarByteTableBytes = 256 * 16 * 4;
+/// Static shared memory of the GroupMma kernel for polar: its table indexed
+/// by a group of codes (GroupFragments.cuh). A byte of 4- or 2-bit codes:
+/// 256 entries of 4 bytes with a copy per two lanes, or of 8 bytes with a
+/// copy per four lanes; two 3-bit codes: 64 entries of 4 bytes with a copy
+/// per lane.
+inline constexpr uint32_t polarCodeTableBytes(uint32_t bits) {
+  return bits == 3 ? 64 * 32 * 4 : 256 * 16 * 4;
+}
 
 /// One side's geometry as the split kernel walks it.
 struct SideGeometry {

@@ -17,8 +17,9 @@
 //                 valueDim(m, g) and valueDim(m, g) + 1.
 //
 // Terms: fp8 e4m3 codes are exact in f16 (cvt.e4m3x2), one term. A polar
-// level is an fp32 number: the table in shared memory holds it times
-// 2^levelShift as f16 hi and lo halves, and the MMAs take the hi half
+// level is an fp32 number: the codebook the kernel gets (levelHalves)
+// holds it times 2^levelShift as f16 hi and lo halves, and the MMAs take
+// the hi half
 // alone, one term: a codebook rounded to 11 bits (2^-12 relative on
 // average), three orders of magnitude below the codebook's own
 // quantization error, for a third fewer MMAs and half the permutes of
@@ -30,14 +31,24 @@
 // register of keys as it is (two consecutive coordinates of a token), and
 // one of values where the byte is made of the same coordinate's codes of
 // two tokens (two LOP3s and two shifts make eight such bytes). A lookup
-// costs a shift, a LOP3 and a load for two codes, where the 16-entry table
-// costs a byte extraction and a load per code and a permute per pair.
+// costs a shift, a LOP3 and a load for two codes, where a table of single
+// levels costs a byte extraction and a load per code and a permute per
+// pair.
 // Lanes l and l + 16 read copy l % 16 of the 256 entries (word 16 b + l %
 // 16), so a warp's 32 random lookups cost two wavefronts (some pair of
 // lanes sharing a copy nearly always meets in a bank), not the 3.5 of one
 // copy: 16 KB, small enough for four blocks an SM, one table for keys and
 // values (the planner checks that their codebooks agree). Decoding the
 // codes in registers instead was measured slower (docs/benchmarks.md).
+//
+// 3-bit codes cross bytes, so their table is indexed by two codes, 6 bits:
+// 64 entries of two levels, a copy per lane (8 KB, no bank conflicts).
+// Keys take a pair of consecutive coordinates as 4 bits do, with a funnel
+// shift where it crosses a word; values build the pairs of two tokens'
+// codes at a coordinate with two LOP3s a word (6-bit groups of `even` and
+// `odd` coordinates), ten coordinates a word. Each code looked up on its
+// own with a permute per pair took 739 instructions a tile against 4
+// bits' 517.
 //
 // 2-bit polar codes go through a table of the same bytes: entry b holds
 // two A registers, the levels of b's codes 0 and 2, then 1 and 3, in 8
@@ -81,6 +92,14 @@ template <class F, int D> __host__ __device__ constexpr int valueDims() {
     return D;
 }
 
+/// Words of the kernel's code table: F's, or one where it has none.
+template <class F> __host__ __device__ constexpr int codeTableWords() {
+  if constexpr (F::kCodeTable)
+    return F::kCodeTableWords;
+  else
+    return 1;
+}
+
 /// Whether entries of `side` carry their own scale.
 template <class F>
 __device__ __forceinline__ bool slotScaled(const SideGeometry &side) {
@@ -97,8 +116,6 @@ __device__ __forceinline__ void wordOfTokens(const uint8_t *stage,
   for (int i = 0; i < 4; ++i)
     x[i] = *reinterpret_cast<const uint32_t *>(stage + at[i] + 4 * word);
 }
-
-inline constexpr int kByteTableWords = kPolarByteTableBytes / 4;
 
 /// Which of the four coordinates keyDim(j, t) + 0 .. 3 B's k index 2t +
 /// (i & 1) + 8 (i >> 1) of k-step j holds: in order, or where keyRow()
@@ -135,9 +152,9 @@ struct SlotKeys {
 /// Each encoding's operands: keyOffset() and keyAux() (SlotKeys); kSteps
 /// key k-steps; kMinBlocks, the blocks an SM must hold (__launch_bounds__);
 /// kHeadScale, whether a side may keep one scale for its head (per_head);
-/// kTables, whether the kernel must load the codebook tables, and
-/// kByteTable, whether as one table indexed by a byte of codes (keys' and
-/// values' tables then being that one: byteTableEntry()); kSpreadKeys,
+/// kCodeTable, whether the kernel loads one table of levels, indexed by a
+/// group of codes, for keys and values (kCodeTableEntries entries of which
+/// codeTableEntry() gives 16 bytes, kCodeTableWords words); kSpreadKeys,
 /// whether keyRow() pairs a lane's coordinates 0 with 2 and 1 with 3
 /// (keyLaneCoordinate()); kRotatedQueries, whether the kernel rotates the
 /// queries into the keys' domain (polar: SplitKernelParams::rotationSigns);
@@ -151,7 +168,7 @@ struct SlotKeys {
 template <int D> struct Fp8E4M3Group : SlotKeys {
   // Four blocks fit in 96 registers.
   static constexpr int kSteps = D / 16, kMinBlocks = 4;
-  static constexpr bool kHeadScale = true, kTables = false, kByteTable = false,
+  static constexpr bool kHeadScale = true, kCodeTable = false,
                         kSpreadKeys = false, kRotatedQueries = false,
                         kLatentKeys = false, kBf16Values = false;
   static constexpr SlotScales kSlotScales = SlotScales::AsSide;
@@ -206,14 +223,15 @@ template <int D> struct Fp8E4M3Group : SlotKeys {
 
 template <int D, int Bits> struct PolarGroup : SlotKeys {
   static constexpr int kSteps = D / 16, kMinBlocks = 4;
-  /// 4- and 2-bit codes: a table indexed by a byte of codes; 3-bit codes,
-  /// which cross bytes, look each level up.
-  static constexpr bool kHeadScale = false, kTables = true,
-                        kByteTable = Bits == 4 || Bits == 2,
+  static constexpr bool kHeadScale = false, kCodeTable = true,
                         kSpreadKeys = Bits == 2, kRotatedQueries = true,
                         kLatentKeys = false, kBf16Values = false;
   static constexpr SlotScales kSlotScales = SlotScales::Always;
   static constexpr int kScaleOffset = D * Bits / 8;
+  /// The code table: entries (a byte of 4- or 2-bit codes, or two 3-bit
+  /// codes) and words, every copy of every entry.
+  static constexpr int kCodeTableEntries = Bits == 3 ? 64 : 256;
+  static constexpr int kCodeTableWords = polarCodeTableBytes(Bits) / 4;
 
   __device__ __forceinline__ static float slotScale(const uint8_t *at) {
     return __half2float(*reinterpret_cast<const __half *>(at));
@@ -256,37 +274,6 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
       c[k] = __funnelshift_r(w[k], w[k + 1], shift);
   }
 
-  /// Code i of the stream as a table entry (hi | lo << 16). Codes of 2 and
-  /// 4 bits never cross a byte: one shift and mask per word and position in
-  /// the byte puts four codes' table offsets in four bytes, and each code
-  /// then costs one byte extraction (the shifted words are shared).
-  template <int N>
-  __device__ __forceinline__ static uint32_t
-  level(const uint32_t (&c)[N], int i, const uint32_t *table) {
-    constexpr uint32_t kMask = ((1u << Bits) - 1) << 2;
-    const int bit = i * Bits, k = bit / 32, s = bit % 32;
-    uint32_t offset;
-    if constexpr (8 % Bits == 0) {
-      const int inByte = s % 8;
-      const uint32_t spread =
-          (inByte <= 2 ? c[k] << (2 - inByte) : c[k] >> (inByte - 2)) &
-          kMask * 0x01010101u;
-      // Bytes 0 and 3 take one LOP3 or SHF, the middle ones one PRMT.
-      const int byte = s / 8;
-      offset = byte == 0   ? spread & 0xffu
-               : byte == 3 ? spread >> 24
-                           : permute(spread, 0u, 0x4440 + byte);
-    } else if (s + Bits > 32) {
-      offset = __funnelshift_r(c[k], c[k + 1], s - 2) & kMask;
-    } else if (s >= 2) {
-      offset = (c[k] >> (s - 2)) & kMask;
-    } else {
-      offset = (c[k] << (2 - s)) & kMask;
-    }
-    return *reinterpret_cast<const uint32_t *>(
-        reinterpret_cast<const uint8_t *>(table) + offset);
-  }
-
   /// The levels (hi halves) of the two 4-bit codes in byte `byte` of
   /// `word`, from this lane's copy of the pair table: entry b at byte
   /// offset 64 b + 4 (lane % 16), so the shifted byte masked and or-ed
@@ -300,14 +287,33 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
         (entry | threadIdx.x % 16 * 4));
   }
 
-  /// The byte table's 16 bytes of entry b, as four of its copies hold
+  /// The levels (hi halves) of the two 3-bit codes at bits s .. s + 5 of
+  /// `low` (past bit 31: on in `high`), the first in the low half, from
+  /// this lane's copy of the table: entry p at byte offset 128 p + 4 lane,
+  /// so a warp's 32 lookups meet in no bank.
+  __device__ __forceinline__ static uint32_t
+  pairOf3BitLevels(uint32_t low, uint32_t high, int s, const uint32_t *table) {
+    const uint32_t entry = s + 6 > 32 ? __funnelshift_r(low, high, s - 7)
+                           : s >= 7   ? low >> (s - 7)
+                                      : low << (7 - s);
+    return *reinterpret_cast<const uint32_t *>(
+        reinterpret_cast<const uint8_t *>(table) +
+        ((entry & 0x1f80u) | threadIdx.x % 32 * 4));
+  }
+
+  /// The code table's 16 bytes of entry b, as four of its copies hold
   /// them: 4 bits, b's two levels (the low nibble's in the low half) four
-  /// times; 2 bits, the levels of b's codes 0 and 2, then of 1 and 3, twice.
+  /// times; 2 bits, the levels of b's codes 0 and 2, then of 1 and 3,
+  /// twice; 3 bits, the levels of b's two codes (bits 0-2 in the low half)
+  /// four times.
   __device__ __forceinline__ static uint4
-  byteTableEntry(const uint32_t (&levelHalves)[16], int b) {
+  codeTableEntry(const uint32_t (&levelHalves)[16], int b) {
     auto half = [&](int code) { return levelHalves[code] & 0xffffu; };
     if constexpr (Bits == 4) {
       const uint32_t pair = half(b % 16) | half(b / 16) << 16;
+      return make_uint4(pair, pair, pair, pair);
+    } else if constexpr (Bits == 3) {
+      const uint32_t pair = half(b % 8) | half(b / 8) << 16;
       return make_uint4(pair, pair, pair, pair);
     } else {
       const uint32_t even = half(b & 3) | half(b >> 4 & 3) << 16;
@@ -317,7 +323,7 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
   }
 
   /// The two A registers of the four 2-bit codes in byte `byte` of `word`
-  /// (byteTableEntry()), from this lane's copy: entry b at byte offset 64 b
+  /// (codeTableEntry()), from this lane's copy: entry b at byte offset 64 b
   /// + 8 (lane % 8).
   __device__ __forceinline__ static uint2 quadOfLevels(uint32_t word, int byte,
                                                        const uint32_t *table) {
@@ -334,8 +340,8 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
                                                 int skew, int t,
                                                 const uint32_t *table,
                                                 uint32_t (&a)[kSteps][2]) {
-    constexpr int kCount = D / 4;
-    uint32_t c[(kCount * Bits + 31) / 32];
+    constexpr int kCount = D / 4, kWords = (kCount * Bits + 31) / 32;
+    uint32_t c[kWords];
     window<kCount>(stage, at + kKeyLaneBytes * t, skew, c);
 #pragma unroll
     for (int j = 0; j < kSteps; ++j) {
@@ -347,14 +353,14 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
       } else {
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-          if constexpr (kByteTable) {
-            // Coordinates 4j + 2h, + 1 of the lane's: byte 2j + h.
-            const int byte = 2 * j + h;
-            a[j][h] = pairOfLevels(c[byte / 4], byte % 4, table);
+          // Coordinates 4j + 2h, + 1 of the lane's: pair 2j + h.
+          const int pair = 2 * j + h;
+          if constexpr (Bits == 4) {
+            a[j][h] = pairOfLevels(c[pair / 4], pair % 4, table);
           } else {
-            const uint32_t x = level(c, 4 * j + 2 * h, table);
-            const uint32_t y = level(c, 4 * j + 2 * h + 1, table);
-            a[j][h] = permute(x, y, 0x5410);
+            const int bit = 6 * pair, k = bit / 32;
+            a[j][h] = pairOf3BitLevels(c[k], c[k + 1 < kWords ? k + 1 : k],
+                                       bit % 32, table);
           }
         }
       }
@@ -373,7 +379,35 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
 #pragma unroll
     for (int i = 0; i < 4; ++i)
       window<kCount>(stage, at[i] + kValueLaneBytes * g, skew, c[i]);
-    if constexpr (kByteTable) {
+    if constexpr (Bits == 3) {
+      // A token's coordinates 0 .. 9 in one word, 10 .. 15 (d = 128) from
+      // bit 30 in another. In `even`, 6-bit group i holds the codes of the
+      // pair's two tokens (the first's in the low bits) at coordinate 2i of
+      // the word's, in `odd` at 2i + 1: one pair table lookup each, m-tile
+      // m's rows g and g + 8 being coordinates 2m and 2m + 1.
+      constexpr uint32_t kFirstOfSix = 0x071c71c7u;
+      constexpr int kParts = kCount > 10 ? 2 : 1;
+#pragma unroll
+      for (int pair = 0; pair < 2; ++pair)
+#pragma unroll
+        for (int part = 0; part < kParts; ++part) {
+          const uint32_t (&cx)[(kCount * Bits + 31) / 32] = c[2 * pair];
+          const uint32_t (&cy)[(kCount * Bits + 31) / 32] = c[2 * pair + 1];
+          const uint32_t x =
+              part == 0 ? cx[0] : __funnelshift_r(cx[0], cx[kParts - 1], 30);
+          const uint32_t y =
+              part == 0 ? cy[0] : __funnelshift_r(cy[0], cy[kParts - 1], 30);
+          const uint32_t even = (x & kFirstOfSix) | (y << 3 & ~kFirstOfSix);
+          const uint32_t odd = (x >> 3 & kFirstOfSix) | (y & ~kFirstOfSix);
+#pragma unroll
+          for (int l = 0; l < 10 && 10 * part + l < kCount; ++l) {
+            const int e = 10 * part + l;
+            const uint32_t word = l % 2 ? odd : even;
+            a[e / 2][2 * pair + e % 2] =
+                pairOf3BitLevels(word, word, 6 * (l / 2), table);
+          }
+        }
+    } else {
       // Byte j of `even` holds the codes of the pair's two tokens (the
       // first's in the low nibble) at the coordinates of byte j of a token's
       // even nibbles, of `odd` at those of its odd nibbles. 4 bits: one
@@ -404,19 +438,6 @@ template <int D, int Bits> struct PolarGroup : SlotKeys {
             }
           }
         }
-    } else {
-#pragma unroll
-      for (int m = 0; m < D / 16; ++m) {
-        const int e = 4 * (m / 2) + 2 * (m % 2);
-#pragma unroll
-        for (int pair = 0; pair < 2; ++pair)
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            const uint32_t x = level(c[2 * pair], e + r, table);
-            const uint32_t y = level(c[2 * pair + 1], e + r, table);
-            a[m][2 * pair + r] = permute(x, y, 0x5410);
-          }
-      }
     }
   }
 };

@@ -56,11 +56,9 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
   constexpr int kSteps = F::kSteps, kTiles = Dv / 16;
   constexpr int kTile = int(kGroupTileTokens);
   extern __shared__ __align__(16) uint8_t shared[];
-  // Polar codebooks of keys and values, or (kByteTable) their one table
-  // indexed by a byte of codes, in copies (GroupFragments.cuh).
-  __shared__ uint32_t tables[2][16];
-  __shared__ __align__(16)
-      uint32_t byteTable[F::kByteTable ? kByteTableWords : 1];
+  // Polar: the levels of keys and values in one table indexed by a group
+  // of codes, in copies (GroupFragments.cuh).
+  __shared__ __align__(16) uint32_t codeTable[codeTableWords<F>()];
   SplitBlock<kTile, 1, 32> block(p, shared);
 
   // Lane (g, t) of the warp that owns rows first .. first + 15 of each tile.
@@ -124,18 +122,16 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
     loadQuery(p.q + (block.firstRow + columnHead) * D);
   }
 
-  if constexpr (F::kByteTable) {
-    // Entry b's copies are 64 contiguous bytes.
-    for (int b = block.tid; b < kByteTableWords / 16; b += kLaunchThreads) {
-      const uint4 entry = F::byteTableEntry(p.key.levelHalves, b);
-      uint4 *copies = reinterpret_cast<uint4 *>(byteTable + 16 * b);
+  if constexpr (F::kCodeTable) {
+    // Entry b's copies are contiguous, 16 bytes of them codeTableEntry().
+    constexpr int kQuads = F::kCodeTableWords / F::kCodeTableEntries / 4;
+    for (int b = block.tid; b < F::kCodeTableEntries; b += kLaunchThreads) {
+      const uint4 entry = F::codeTableEntry(p.key.levelHalves, b);
+      uint4 *copies = reinterpret_cast<uint4 *>(codeTable) + kQuads * b;
 #pragma unroll
-      for (int c = 0; c < 4; ++c)
+      for (int c = 0; c < kQuads; ++c)
         copies[c] = entry;
     }
-  } else if (F::kTables && block.tid < 32) {
-    tables[block.tid / 16][block.tid % 16] =
-        (block.tid < 16 ? p.key : p.value).levelHalves[block.tid % 16];
   }
   // Latent keys: the KV head's axes and RoPE's frequencies, in shared memory
   // for every tile (begin()'s barrier orders the copies).
@@ -151,8 +147,6 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
          i += kLaunchThreads)
       to[i] = i < F::kAxisWords ? axes[i] : frequencies[i - F::kAxisWords];
   }
-  const uint32_t *keyTable = F::kByteTable ? byteTable : tables[0];
-  const uint32_t *valueTable = F::kByteTable ? byteTable : tables[1];
   if (block.template finishEmpty<D>() || !block.consume())
     return;
   if constexpr (F::kRotatedQueries) {
@@ -205,8 +199,8 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
                 query[0], sum);
     } else {
       uint32_t row[2][kSteps][2];
-      F::keyRow(stage, keyAt[0], keyAux, t, keyTable, row[0]);
-      F::keyRow(stage, keyAt[1], keyAux, t, keyTable, row[1]);
+      F::keyRow(stage, keyAt[0], keyAux, t, codeTable, row[0]);
+      F::keyRow(stage, keyAt[1], keyAux, t, codeTable, row[1]);
       block.release();
 
       // Independent chains of MMAs: even and odd k-steps, by each term of
@@ -283,7 +277,7 @@ __global__ void __launch_bounds__(kLaunchThreads, F::kMinBlocks)
     }
     uint32_t a[kTiles][4];
     F::template valueTiles<kPartial>(stage, valueAt, valueAux, g, valid,
-                                     valueTable, a);
+                                     codeTable, a);
     block.release();
 
     if (valueScales) {

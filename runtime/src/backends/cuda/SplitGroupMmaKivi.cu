@@ -54,7 +54,7 @@ __device__ __forceinline__ uint32_t codePair(uint32_t x, uint32_t y, int bit) {
 
 template <int D, int Bits> struct KiviGroup {
   static constexpr int kSteps = D / 16, kMinBlocks = 4;
-  static constexpr bool kHeadScale = false, kTables = false, kByteTable = false,
+  static constexpr bool kHeadScale = false, kCodeTable = false,
                         kSpreadKeys = false, kRotatedQueries = false,
                         kLatentKeys = false, kBf16Values = false;
   static constexpr SlotScales kSlotScales = SlotScales::Never;

@@ -67,7 +67,7 @@ struct LatentKeyGroup : SlotKeys {
   // shared memory leave room for two, and a bound of three would only
   // make ptxas spill.
   static constexpr int kSteps = D / 16, kMinBlocks = RankSteps == 8 ? 2 : 3;
-  static constexpr bool kHeadScale = false, kTables = false, kByteTable = false,
+  static constexpr bool kHeadScale = false, kCodeTable = false,
                         kRotatedQueries = false, kLatentKeys = true,
                         kBf16Values = true;
   static constexpr SlotScales kSlotScales = SlotScales::Never;
