@@ -161,7 +161,9 @@ Status writeLlamaArtifact(const std::string &modelDir, const std::string &path,
   c.set_num_kv_heads(intField(config, "num_key_value_heads", c.num_heads()));
   c.set_head_dim(intField(config, "head_dim", c.hidden_size() / c.num_heads()));
   c.set_rms_norm_eps(config.find("rms_norm_eps")->asDouble());
-  c.set_max_positions(intField(config, "max_position_embeddings", 0));
+  c.set_max_positions(options.maxPositions
+                          ? int64_t(options.maxPositions)
+                          : intField(config, "max_position_embeddings", 0));
   const json::Value *tied = config.find("tie_word_embeddings");
   c.set_tie_word_embeddings(tied && tied->asBool());
   if (const json::Value *bos = config.find("bos_token_id"); bos && bos->asInt())

@@ -23,6 +23,8 @@ namespace kvrt::test {
 
 struct LlamaArtifactOptions {
   uint32_t pageSize = 16;
+  /// Positions the artifact allows, when set; else the model's own.
+  uint32_t maxPositions = 0;
   /// Keys and values of every layer; f32 when the kind is unspecified.
   schema::Encoding cacheEncoding;
   /// Values only, when set.

@@ -533,13 +533,20 @@ TEST(Scheduler, ScoresAPromptWithNoTokenToSample) {
 }
 
 /// A scheduler of one place over tinystories, held by a request that runs
-/// until the context ends unless cancelled.
+/// until the context ends unless cancelled: a context of 8192 positions,
+/// some 3.5 s here (the model's 512 took some 80 ms, short enough for a
+/// stalled test thread to find the place freed before it looked).
 struct OnePlaceHeld {
   explicit OnePlaceHeld(size_t maxWaiting = 256)
-      : artifact(tinyStories()), engine(test::engineOrDie(artifact)),
+      : artifact(longTinyStories()), engine(test::engineOrDie(artifact)),
         scheduler(*engine, onePlace(maxWaiting)),
         holder(submit(scheduler, *artifact, kStory, tokens(1 << 20))) {
     EXPECT_FALSE(holder->wait().tokens.empty()) << "it did not start";
+  }
+  static std::shared_ptr<const Artifact> longTinyStories() {
+    test::LlamaArtifactOptions options;
+    options.maxPositions = 8192;
+    return test::openTinyStories("scheduler_test_held", options);
   }
   static SchedulerOptions onePlace(size_t maxWaiting) {
     SchedulerOptions options;
@@ -576,8 +583,8 @@ TEST(Scheduler, ARequestCancelledWhileItWaitsEndsWithoutAPlace) {
   ASSERT_TRUE(update.end.has_value()) << "it still waits for a place";
   EXPECT_EQ(*update.end, StopReason::Cancelled);
   EXPECT_TRUE(update.tokens.empty());
-  // Ended while the holder still runs: that one has about 500 tokens to go
-  // to the end of the context (some 80 ms), the cancel takes an iteration.
+  // Ended while the holder still runs: that one has some 8000 tokens to go
+  // to the end of the context, the cancel takes an iteration.
   EXPECT_TRUE(held.holder->wait(std::chrono::milliseconds(0)).end ==
               std::nullopt);
   held.holder->cancel();
