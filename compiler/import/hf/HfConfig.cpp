@@ -2,6 +2,7 @@
 #include "compiler/import/hf/HfConfig.h"
 
 #include "kvrt/Json.h"
+#include "kvrt/Quote.h"
 
 #include <cmath>
 
@@ -105,8 +106,8 @@ Status parseRopeScaling(const Value &v, const std::string &path,
     KVRT_ASSIGN_OR_RETURN(s.attentionFactor, f.number("attention_factor", 0.0,
                                                       /*positiveOnly=*/false));
   } else {
-    return f.error("rope_type", "is '" + kind +
-                                    "'; supported: default, linear, llama3, "
+    return f.error("rope_type", "is " + kvrt::quote(kind) +
+                                    "; supported: default, linear, llama3, "
                                     "yarn");
   }
   return Status::ok();
@@ -172,8 +173,8 @@ StatusOr<ModelConfig> parseHfConfig(std::string_view text,
     cfg.architecture = "qwen3";
   else
     return f.error("architectures",
-                   "names '" + arch +
-                       "', which kvopt does not import; supported: "
+                   "names " + kvrt::quote(arch) +
+                       ", which kvopt does not import; supported: "
                        "LlamaForCausalLM, MistralForCausalLM, "
                        "Qwen2ForCausalLM, Qwen3ForCausalLM");
 
