@@ -442,7 +442,7 @@ TEST(DecodeAttentionPlan, SplitsCoverTheLongestRowInWholeTiles) {
         EXPECT_LT(uint64_t(plan->splits - 1) * plan->splitTokens, length);
         EXPECT_EQ(plan->splitTokens % plan->tileTokens, 0u);
         EXPECT_LE(plan->sharedBytes, 227u * 1024);
-        // 4-bit polar's byte table (EveryGroupMmaCacheFitsFourBlocksAnSm
+        // 4-bit polar's code table (EveryGroupMmaCacheFitsFourBlocksAnSm
         // checks that four blocks still fit an SM).
         if (side.kind == DeviceSideLayout::Kind::Polar)
           EXPECT_EQ(plan->staticSharedBytes, polarCodeTableBytes(4));

@@ -19,9 +19,8 @@
 // Terms: fp8 e4m3 codes are exact in f16 (cvt.e4m3x2), one term. A polar
 // level is an fp32 number: the codebook the kernel gets (levelHalves)
 // holds it times 2^levelShift as f16 hi and lo halves, and the MMAs take
-// the hi half
-// alone, one term: a codebook rounded to 11 bits (2^-12 relative on
-// average), three orders of magnitude below the codebook's own
+// the hi half alone, one term: a codebook rounded to 11 bits (2^-12
+// relative on average), three orders of magnitude below the codebook's own
 // quantization error, for a third fewer MMAs and half the permutes of
 // carrying lo as a second term. nvfp4's operands (SplitGroupMmaNvfp4.cu)
 // are exact in f16: one term.
@@ -53,7 +52,7 @@
 // 2-bit polar codes go through a table of the same bytes: entry b holds
 // two A registers, the levels of b's codes 0 and 2, then 1 and 3, in 8
 // bytes, a copy per four lanes (lane % 8). Keys take them as they are, the
-// query's coordinates paired to match (keyCoordinate()); values build
+// query's coordinates paired to match (keyLaneCoordinate()); values build
 // bytes of two consecutive coordinates' codes of two tokens as 4 bits do
 // (coordinate e of both tokens, then e + 1: rows g and g + 8 of an m-tile).
 // One 64-bit lookup then makes two registers, where the per-code table

@@ -226,12 +226,31 @@ Status buildBlockSummaries(const PagedKvView &cache, uint16_t *summaries,
 }
 
 bool allowDynamicShared(const void *kernel, size_t sharedBytes) {
-  // Asked even where the dynamic bytes alone stay under 48 KB: the static
-  // arrays count too. Where no opt-in is needed it costs a call.
-  return sharedBytes == 0 ||
-         cudaFuncSetAttribute(kernel,
-                              cudaFuncAttributeMaxDynamicSharedMemorySize,
-                              int(sharedBytes)) == cudaSuccess;
+  // Asked even where the dynamic bytes alone stay under 48 KB (the static
+  // arrays count too), but once per kernel and larger size: the launches
+  // come every decode step.
+  struct Allowed {
+    const void *kernel;
+    size_t sharedBytes;
+  };
+  static std::mutex mutex;
+  static std::vector<Allowed> allowed;
+  if (sharedBytes == 0)
+    return true;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto known =
+      std::find_if(allowed.begin(), allowed.end(),
+                   [&](const Allowed &a) { return a.kernel == kernel; });
+  if (known != allowed.end() && known->sharedBytes >= sharedBytes)
+    return true;
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           int(sharedBytes)) != cudaSuccess)
+    return false;
+  if (known != allowed.end())
+    known->sharedBytes = sharedBytes;
+  else
+    allowed.push_back({kernel, sharedBytes});
+  return true;
 }
 
 uint32_t blocksPerMultiprocessor(const void *kernel, uint32_t threads,
