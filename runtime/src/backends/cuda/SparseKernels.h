@@ -9,6 +9,7 @@
 #define KVRT_BACKENDS_CUDA_SPARSEKERNELS_H
 
 #include "runtime/src/backends/cuda/SparseSelect.h"
+#include "runtime/src/support/HostDevice.h"
 
 #include <type_traits>
 
@@ -87,11 +88,25 @@ enum class SparseEntries : uint8_t {
 inline constexpr uint32_t kRunScoreWarps = 4;
 inline constexpr uint32_t kRunScoreStages = 2;
 inline constexpr uint32_t kRunEntries = 64;
-/// A stage: a run of the largest such entries (D fp8 codes and a 4-byte
-/// scale), copied from the 16-byte boundaries around it.
-template <uint32_t D>
-inline constexpr uint32_t kRunStageBytes =
-    (kRunEntries * (D + 4) + 32 + 15) / 16 * 16;
+/// Whether level 2 scores `entries` in runs (else on CUDA cores).
+KVRT_HOST_DEVICE inline constexpr bool scoresRuns(SparseEntries entries) {
+  return entries == SparseEntries::Fp8E4M3 ||
+         entries == SparseEntries::Polar2 || entries == SparseEntries::Polar3 ||
+         entries == SparseEntries::Polar4;
+}
+/// A stage: a run of the largest entries of the encoding (fp8: D codes and
+/// a 4-byte scale; polar: D * bits / 8 bytes of codes and a 2-byte scale),
+/// copied from the 16-byte boundaries around it. Sized per encoding, so
+/// that polar's smaller runs leave room for more blocks an SM.
+KVRT_HOST_DEVICE inline constexpr uint32_t runStageBytes(SparseEntries entries,
+                                                         uint32_t headDim) {
+  const uint32_t entryBytes =
+      entries == SparseEntries::Polar2   ? headDim / 4 + 2
+      : entries == SparseEntries::Polar3 ? headDim * 3 / 8 + 2
+      : entries == SparseEntries::Polar4 ? headDim / 2 + 2
+                                         : headDim + 4;
+  return (kRunEntries * entryBytes + 32 + 15) / 16 * 16;
+}
 
 /// Level 2's scoring launch for entries of the form `entries`: threads a
 /// block, and dynamic shared memory for chunks of `chunkSlots` candidates.
@@ -101,11 +116,9 @@ struct ScoreLaunch {
 };
 inline ScoreLaunch scoreLaunch(SparseEntries entries, uint32_t headDim,
                                uint32_t chunkSlots) {
-  if (entries == SparseEntries::Fp8E4M3 || entries == SparseEntries::Polar2 ||
-      entries == SparseEntries::Polar3 || entries == SparseEntries::Polar4)
-    return {kRunScoreWarps * 32,
-            size_t(kRunScoreWarps) * kRunScoreStages *
-                (headDim == 64 ? kRunStageBytes<64> : kRunStageBytes<128>)};
+  if (scoresRuns(entries))
+    return {kRunScoreWarps * 32, size_t(kRunScoreWarps) * kRunScoreStages *
+                                     runStageBytes(entries, headDim)};
   // The CUDA-core kernels list each candidate's (page, slot).
   return {kSelectThreads, size_t(chunkSlots) * 8};
 }
@@ -163,6 +176,11 @@ struct SparseKernelParams {
   /// their domain (SparseDecodePlan::rotatedQueriesOffset), else
   /// SparseDecodeArgs::q.
   const float *q;
+  /// Polar keys: SparseDecodeArgs::q, and where level 1 leaves them rotated
+  /// (q), by D's signs querySigns (RotateRows.cuh); null otherwise.
+  const float *queries;
+  float *rotatedQueries;
+  uint32_t querySigns[4];
   const int32_t *queryPositions;
   float *out;
   /// scale * log2(e): attention uses exp2.

@@ -192,8 +192,13 @@ StatusOr<SparseKernelParams> decodeParams(const SparseDecodeArgs &args,
   p.scaleLog2 = args.scale * 1.4426950408889634f;
   p.slidingWindow = args.slidingWindow;
   uint8_t *base = static_cast<uint8_t *>(args.workspace);
-  if (rotates(cache))
-    p.q = rotatedQueries(args, plan);
+  if (rotates(cache)) {
+    p.queries = args.q;
+    p.rotatedQueries = rotatedQueries(args, plan);
+    p.q = p.rotatedQueries;
+    std::copy(cache.key.rotationSigns, cache.key.rotationSigns + 4,
+              p.querySigns);
+  }
   p.selection = sparseSelection(args.workspace, plan);
   p.bounds = reinterpret_cast<float *>(base + plan.boundsOffset);
   p.scores = reinterpret_cast<float *>(base + plan.scoresOffset);
@@ -399,13 +404,6 @@ Status selectSparseBlocks(const SparseDecodeArgs &args,
   StatusOr<SparseKernelParams> p = decodeParams(args, plan);
   if (!p)
     return p.status();
-  // Polar keys: the queries rotated into their domain once, for both
-  // levels and the attention.
-  if (rotates(args.cache) &&
-      !launchRotateRows(args.q, rotatedQueries(args, plan),
-                        args.batch * args.qHeads, args.cache.headDim,
-                        args.cache.key.rotationSigns, false, stream))
-    return launched(false, "rotating the queries");
   return launched(launchSelectBlocks(*p, args.cache.headDim, plan.groupCapacity,
                                      plan.boundChunks, args.batch,
                                      plan.boundSharedBytes,

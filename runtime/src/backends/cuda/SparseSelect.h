@@ -4,7 +4,7 @@
 // attention over what it selects, for bf16, fp8 e4m3 (per-head or per-slot
 // scales), nvfp4 and 2- to 4-bit polar caches (GatherEntries.cuh decodes
 // them; polar in its rotated domain: the queries are rotated into it
-// before level 1 and the output back after the attention, as the CPU
+// by level 1's launch and the output back after the attention, as the CPU
 // does): what cpu::attention computes for decode rows with
 // AttentionParams::select set. Row b's pages hold lengths[b] tokens; the
 // newest is this step's token (still in the tail on the CPU): it is always
@@ -185,7 +185,8 @@ struct SparseDecodeArgs {
 };
 
 /// Enqueues levels 1 and 2 (two launches each, also apart: level 2 reads
-/// what level 1 left in the workspace).
+/// what level 1 left in the workspace: for polar keys, the rotated queries
+/// too).
 Status selectSparseEntries(const SparseDecodeArgs &args,
                            const SparseDecodePlan &plan, cudaStream_t stream);
 Status selectSparseBlocks(const SparseDecodeArgs &args,

@@ -11,16 +11,18 @@
 // 25 us of level 2's 53 us for 8192 candidates, 2026-12-06; four times the
 // threads make each pass over the items a quarter as long.)
 //
-// Lanes work in eights, four items a warp: lane `part` of an eight reads
-// its share of the item (16-byte chunks part, part + 8, ... of a block's
-// bf16 lower and upper bounds; an entry's keys as GatherEntries.cuh reads
-// them, decoded), owns those channels for every query head, and the eight
-// sum with reduceScatter(). Level 2 over fp8 and polar keys is the
-// exception: bulk copies of whole runs of candidates and tensor-core dots
-// (selectRunEntriesKernel()).
+// Level 1 bounds blocks on the tensor cores (selectBlocksKernel()), and
+// rotates polar keys' queries into their domain on the way. Level 2 over
+// fp8 and polar keys streams runs of candidates by bulk copies to
+// tensor-core dots (selectRunEntriesKernel()); over bf16 and nvfp4 keys
+// lanes work in eights, four items a warp: lane `part` of an eight reads
+// its share of an entry's keys as GatherEntries.cuh reads them, decoded,
+// owns those channels for every query head, and the eight sum with
+// reduceScatter().
 // Quest's bound is sum_d q_d (q_d >= 0 ? hi_d : lo_d), which is
 // max(q_d lo_d, q_d hi_d) exactly. Queries are not scaled: the ranks are
-// those of sparse/TwoLevel.cpp, in fp32.
+// those of sparse/TwoLevel.cpp, at fp32 accuracy (the tensor cores' sums
+// in their own order).
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/AsyncCopy.cuh"
@@ -28,8 +30,10 @@
 #include "runtime/src/backends/cuda/DependentLaunch.cuh"
 #include "runtime/src/backends/cuda/GatherEntries.cuh"
 #include "runtime/src/backends/cuda/MmaFragments.cuh"
+#include "runtime/src/backends/cuda/RotateRows.cuh"
 #include "runtime/src/backends/cuda/SparseKernels.h"
 #include "runtime/src/backends/cuda/SplitKernel.cuh"
+#include "runtime/src/backends/cuda/TensorCoreOps.cuh"
 
 #include <cuda_runtime.h>
 
@@ -53,11 +57,6 @@ __device__ void loadQueries(const SparseKernelParams &p, int b, int kvHead,
 #pragma unroll
     for (int i = 0; i < D / 8; ++i)
       q[g][i] = g < group ? rowQ[g * D + Rows::dim(part, i)] : 0.0f;
-}
-
-/// Channel 2w + e of a chunk's word w, as a float.
-__device__ __forceinline__ float bf16At(uint32_t word, int e) {
-  return __uint_as_float(e ? word & 0xffff0000u : word << 16);
 }
 
 /// Calls fn(i, v) for the thread's items i < n (i = tid, tid + Threads,
@@ -129,20 +128,93 @@ __device__ float rankAcrossHeads(const float (&v)[G], const float (&best)[G]) {
   return rank;
 }
 
-// Two blocks an SM where the queries leave room (128 registers a thread).
+/// The first of the four consecutive coordinates of a block's summary
+/// (2D bf16 numbers) lane t holds in level 1's k-step j: the warp's load m
+/// reads 16-byte chunk 4m + t of each block, 64 contiguous bytes of it
+/// (k-steps 2m and 2m + 1).
+__device__ __forceinline__ int summaryDim(int j, int t) {
+  return 32 * (j / 2) + 8 * t + 4 * (j % 2);
+}
+
+/// A's registers for level 1 (selectBlocksKernel()): for each 16-row tile
+/// of (term, head) rows, k-step and lane, the lane's four registers. Row r
+/// is term r / G of head r % G's query, split into three bf16 terms (hi +
+/// mid + lo carries all 24 bits of an fp32 number); coordinate c < D takes
+/// the query's negative part (against the lower bounds), D + c its positive
+/// part (against the upper ones). Every thread of the block takes part.
+template <int D, int G, int Tiles, int Steps>
+__device__ void boundQueryTiles(const float *rowQ, int group,
+                                uint4 (&tiles)[Tiles][Steps][32]) {
+  // One bf16 of row r's coordinate c (0 past the rows and the group).
+  auto value = [&](int r, int c) -> float {
+    const int term = r / G, head = r % G;
+    if (term >= 3 || head >= group)
+      return 0.0f;
+    const float x = rowQ[head * D + c % D];
+    const float part = (c < D) == (x < 0.0f) ? x : 0.0f;
+    const float hi = __bfloat162float(__float2bfloat16_rn(part));
+    const float mid = __bfloat162float(__float2bfloat16_rn(part - hi));
+    return term == 0 ? hi : term == 1 ? mid : part - hi - mid;
+  };
+  for (int i = threadIdx.x; i < Tiles * Steps * 32; i += blockDim.x) {
+    const int tile = i / (Steps * 32), j = i / 32 % Steps, lane = i % 32;
+    const int r = 16 * tile + lane / 4;
+    const int c = summaryDim(j, lane % 4);
+    tiles[tile][j][lane] =
+        make_uint4(packBf16(value(r, c), value(r, c + 1)),
+                   packBf16(value(r + 8, c), value(r + 8, c + 1)),
+                   packBf16(value(r, c + 2), value(r, c + 3)),
+                   packBf16(value(r + 8, c + 2), value(r + 8, c + 3)));
+  }
+}
+
+/// Level 1 on the tensor cores. A block's summary is 2D bf16 numbers, its
+/// lower bounds then its upper ones, and Quest's bound sum_d q_d (q_d >= 0 ?
+/// hi_d : lo_d) is that vector's dot with the query's negative part then
+/// its positive part (boundQueryTiles()): one m16n8k16 bf16 MMA a k-step
+/// takes eight blocks against every (term, head) row of A, a dot's
+/// coordinates in summaryDim()'s order. A warp loads 16 blocks
+/// before its first MMA; past the end it reads the last block again and
+/// drops the bounds. The three terms' sums add up in shared memory.
 template <int D, int G>
-__global__ void __launch_bounds__(kSelectThreads, (D * G <= 512 ? 2 : 1))
+__global__ void __launch_bounds__(kSelectThreads, 2)
     selectBlocksKernel(const SparseKernelParams p) {
-  constexpr int kDims = D / 8, kChunks = D / 64, kUnroll = 2;
+  constexpr int kSteps = 2 * D / 16, kTiles = (3 * G + 15) / 16;
+  constexpr int kLoads = kSteps / 2, kGroups = 2, kWarpBlocks = 8 * kGroups;
   awaitPreviousKernel();
   // The chunk's pages.
   extern __shared__ __align__(16) int32_t pageOf[];
+  __shared__ uint4 queryTiles[kTiles][kSteps][32];
+  __shared__ float sums[kSelectWarps][16 * kTiles][kWarpBlocks + 1];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int item = lane / 8, part = lane % 8;
+  const int g = lane / 4, t = lane % 4;
   const int kvHead = blockIdx.y, b = blockIdx.z;
   const int row = b * int(p.kvHeads) + kvHead;
   const int group = int(p.group), blockSize = int(p.block);
   const int selectable = max(p.lengths[b] - 1, 0);
+  const int blocks = (selectable + blockSize - 1) / blockSize;
+  const int chunkBlocks = int(p.boundChunkBlocks);
+  const int chunks = (blocks + chunkBlocks - 1) / chunkBlocks;
+  const bool boundsChunk =
+      selectable > int(p.topTokens) && int(blockIdx.x) < chunks;
+  if (!boundsChunk && blockIdx.x != 0)
+    return;
+  // The group's queries; polar keys': rotated into their domain here, and
+  // left by block 0 of each row for level 2 and the attention (where a
+  // launch of their own cost 2-4 us a step at B = 8, L = 128K).
+  const size_t firstQuery = (size_t(b) * p.qHeads + size_t(kvHead) * group) * D;
+  const float *groupQ = p.q + firstQuery;
+  __shared__ float rotated[G * D];
+  if (p.rotatedQueries) {
+    for (int e = tid; e < group * D; e += kSelectThreads)
+      rotated[e] = p.queries[firstQuery + e];
+    rotateRowsInShared(rotated, uint32_t(group), D, p.querySigns, false, tid,
+                       kSelectThreads, [] { __syncthreads(); });
+    if (blockIdx.x == 0)
+      for (int e = tid; e < group * D; e += kSelectThreads)
+        p.rotatedQueries[firstQuery + e] = rotated[e];
+    groupQ = rotated;
+  }
   if (selectable <= int(p.topTokens)) {
     if (blockIdx.x == 0 && tid == 0) {
       p.selection.blockCounts[row] = 0;
@@ -151,10 +223,7 @@ __global__ void __launch_bounds__(kSelectThreads, (D * G <= 512 ? 2 : 1))
     }
     return;
   }
-  const int blocks = (selectable + blockSize - 1) / blockSize;
-  const int chunkBlocks = int(p.boundChunkBlocks);
-  const int chunks = (blocks + chunkBlocks - 1) / chunkBlocks;
-  if (int(blockIdx.x) >= chunks)
+  if (!boundsChunk)
     return;
   const int first = blockIdx.x * chunkBlocks;
   const int end = min(blocks, first + chunkBlocks);
@@ -164,62 +233,61 @@ __global__ void __launch_bounds__(kSelectThreads, (D * G <= 512 ? 2 : 1))
   const int32_t *table = p.pageTables + size_t(b) * p.pageTableStride;
   for (int j = first + tid; j < end; j += kSelectThreads)
     pageOf[j - first] = table[j * blockSize / int(p.pageSize)];
+  boundQueryTiles<D, G>(groupQ, group, queryTiles);
   __syncthreads();
 
-  float q[G][kDims];
-  // The summaries are bf16 whatever the cache's encoding.
-  loadQueries<Bf16Rows<D>, D, G>(p, b, kvHead, part, q);
   float *bounds = p.bounds + size_t(row) * group * p.maxBlocks;
-  for (int base = first + warp * 4 * kUnroll; base < end;
-       base += kSelectWarps * 4 * kUnroll) {
-    uint4 lo[kUnroll][kChunks], hi[kUnroll][kChunks];
+  for (int base = first + warp * kWarpBlocks; base < end;
+       base += kSelectWarps * kWarpBlocks) {
+    uint4 chunk[kGroups][kLoads];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      // Past the end the eight reads the last block again (without
-      // branching, so every load is issued before the first use); its
-      // bound is dropped.
-      const int j = min(base + 4 * u + item, end - 1);
+    for (int n = 0; n < kGroups; ++n) {
+      const int j = min(base + 8 * n + g, end - 1);
       const int token = j * blockSize;
-      const int page = pageOf[j - first];
-      const uint16_t *summary =
-          p.summaries + ((size_t(page) * p.kvHeads + kvHead) * p.blocksPerPage +
-                         token % int(p.pageSize) / blockSize) *
-                            2 * D;
+      const uint4 *summary = reinterpret_cast<const uint4 *>(
+          p.summaries +
+          ((size_t(pageOf[j - first]) * p.kvHeads + kvHead) * p.blocksPerPage +
+           token % int(p.pageSize) / blockSize) *
+              2 * D);
 #pragma unroll
-      for (int c = 0; c < kChunks; ++c) {
-        lo[u][c] =
-            *reinterpret_cast<const uint4 *>(summary + (part + 8 * c) * 8);
-        hi[u][c] =
-            *reinterpret_cast<const uint4 *>(summary + D + (part + 8 * c) * 8);
-      }
+      for (int m = 0; m < kLoads; ++m)
+        chunk[n][m] = summary[4 * m + t];
     }
+    float acc[kGroups][kTiles][4] = {};
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      float s[G];
+    for (int j = 0; j < kSteps; ++j) {
 #pragma unroll
-      for (int g = 0; g < G; ++g)
-        s[g] = 0.0f;
+      for (int tile = 0; tile < kTiles; ++tile) {
+        const uint4 a4 = queryTiles[tile][j][lane];
+        const uint32_t a[4] = {a4.x, a4.y, a4.z, a4.w};
 #pragma unroll
-      for (int c = 0; c < kChunks; ++c) {
-        const uint32_t l[4] = {lo[u][c].x, lo[u][c].y, lo[u][c].z, lo[u][c].w};
-        const uint32_t h[4] = {hi[u][c].x, hi[u][c].y, hi[u][c].z, hi[u][c].w};
-#pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          const float low = bf16At(l[e / 2], e % 2);
-          const float high = bf16At(h[e / 2], e % 2);
-#pragma unroll
-          for (int g = 0; g < G; ++g) {
-            const float x = q[g][8 * c + e];
-            s[g] = fmaf(x, x >= 0.0f ? high : low, s[g]);
-          }
+        for (int n = 0; n < kGroups; ++n) {
+          const uint4 &c = chunk[n][j / 2];
+          mmaBf16(acc[n][tile], a, j % 2 ? c.z : c.x, j % 2 ? c.w : c.y);
         }
       }
-      int head;
-      const float bound = reduceScatter<G>(s, part, head);
-      const int j = base + 4 * u + item;
-      if (j < end && head < group && part % (8 / G) == 0)
-        bounds[size_t(head) * p.maxBlocks + j] = bound;
     }
+    // Lane (g, t) holds rows g and g + 8 of each tile, blocks 2t and 2t + 1
+    // of each eight.
+    float (&own)[16 * kTiles][kWarpBlocks + 1] = sums[warp];
+#pragma unroll
+    for (int n = 0; n < kGroups; ++n)
+#pragma unroll
+      for (int tile = 0; tile < kTiles; ++tile)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          own[16 * tile + g + 8 * (e / 2)][8 * n + 2 * t + e % 2] =
+              acc[n][tile][e];
+    __syncwarp();
+    for (int o = lane; o < G * kWarpBlocks; o += 32) {
+      const int head = o / kWarpBlocks, column = o % kWarpBlocks;
+      const int j = base + column;
+      if (head < group && j < end)
+        bounds[size_t(head) * p.maxBlocks + j] = own[head][column] +
+                                                 own[G + head][column] +
+                                                 own[2 * G + head][column];
+    }
+    __syncwarp();
   }
 }
 
@@ -423,10 +491,15 @@ __global__ void __launch_bounds__(kSelectThreads)
 /// How selectRunEntriesKernel() reads fp8 e4m3 keys: every code is exact in
 /// f16, one B term, an entry's scale its slot's or its head's f32.
 template <int D> struct Fp8RunKeys {
+  static constexpr SparseEntries kEntries = SparseEntries::Fp8E4M3;
   static constexpr int kTerms = 1;
-  /// Per-block setup (none).
+  /// Shared memory words (none) and their setup.
+  static constexpr int kSharedWords = 1;
   __device__ __forceinline__ static void setUp(const SparseKernelParams &,
                                                uint32_t *) {}
+  __device__ __forceinline__ static float unshift(const uint32_t *) {
+    return 1.0f;
+  }
   /// B's registers of k-step j for lane t: coordinates keyDim(j, t) + 0,
   /// 1 and + 2, 3, as Fp8E4M3Mma reads keys.
   __device__ __forceinline__ static void fragments(const uint8_t *entry, int j,
@@ -453,13 +526,32 @@ template <int D> struct Fp8RunKeys {
 /// How selectRunEntriesKernel() reads polar keys of Bits bits: a level is
 /// an f32 number, so B takes it as two terms, f16 hi and lo halves of the
 /// level times 2^shift (shift puts the codebook's largest magnitude just
-/// under 2^14, so that lo keeps its bits), and the sum is scaled back. The
-/// 16-entry table in shared memory holds hi | lo << 16 per code; the
-/// entry's f16 scale follows its codes (form.scaleOffset).
+/// under 2^14, so that lo keeps its bits), and the sum is scaled back. A
+/// table in shared memory gives B's registers for a group of codes in one
+/// load: two codes' hi halves and their lo halves (4 and 3 bits: a byte or
+/// 6 bits of codes, 8 bytes), or four codes' (2 bits: a byte, 16 bytes).
+/// Each of kCopies copies serves the lanes lane % kCopies, so that a
+/// warp's lookups meet in no bank: one lookup of a byte where four
+/// lookups of a code and four PRMTs were (2026-12-06). The entry's f16
+/// scale follows its codes (form.scaleOffset).
 template <int D, int Bits> struct PolarRunKeys {
+  static constexpr SparseEntries kEntries = Bits == 2   ? SparseEntries::Polar2
+                                            : Bits == 3 ? SparseEntries::Polar3
+                                                        : SparseEntries::Polar4;
   static constexpr int kTerms = 2;
+  static constexpr int kGroupCodes = Bits == 2 ? 4 : 2;
+  static constexpr int kGroupBits = Bits * kGroupCodes;
+  static constexpr int kCopies = Bits == 2 ? 8 : 16;
+  /// Words of the table, then of each code's hi | lo << 16 and of the
+  /// factor that scales a sum back.
+  static constexpr int kTableWords = (1 << kGroupBits) * kGroupCodes * kCopies;
+  static constexpr int kSharedWords = kTableWords + 17;
+
+  /// Every thread of the block calls (it waits at a barrier); the table is
+  /// ready after the caller's next one.
   __device__ __forceinline__ static void setUp(const SparseKernelParams &p,
-                                               uint32_t *table) {
+                                               uint32_t *shared) {
+    uint32_t *halves = shared + kTableWords;
     if (threadIdx.x < 16) {
       float most = 0.0f, level = 0.0f;
 #pragma unroll
@@ -473,15 +565,41 @@ template <int D, int Bits> struct PolarRunKeys {
       const float x = ldexpf(level, 14 - exponent);
       const __half hi = __float2half_rn(x);
       const __half lo = __float2half_rn(x - __half2float(hi));
-      table[threadIdx.x] =
+      halves[threadIdx.x] =
           uint32_t(__half_as_ushort(hi)) | uint32_t(__half_as_ushort(lo)) << 16;
       if (threadIdx.x == 0)
-        table[16] = __float_as_uint(ldexpf(1.0f, exponent - 14));
+        halves[16] = __float_as_uint(ldexpf(1.0f, exponent - 14));
     }
+    __syncthreads();
+    constexpr uint32_t kMask = (1u << Bits) - 1;
+    for (int i = threadIdx.x; i < (1 << kGroupBits) * kCopies;
+         i += blockDim.x) {
+      const uint32_t group = uint32_t(i) / kCopies;
+      uint32_t level[kGroupCodes];
+#pragma unroll
+      for (int c = 0; c < kGroupCodes; ++c)
+        level[c] = halves[group >> (Bits * c) & kMask];
+      uint32_t *entry = shared + i * kGroupCodes;
+      if constexpr (kGroupCodes == 2) {
+        *reinterpret_cast<uint2 *>(entry) =
+            make_uint2(permute(level[0], level[1], 0x5410),
+                       permute(level[0], level[1], 0x7632));
+      } else {
+        *reinterpret_cast<uint4 *>(entry) =
+            make_uint4(permute(level[0], level[1], 0x5410),
+                       permute(level[2], level[3], 0x5410),
+                       permute(level[0], level[1], 0x7632),
+                       permute(level[2], level[3], 0x7632));
+      }
+    }
+  }
+  __device__ __forceinline__ static float unshift(const uint32_t *shared) {
+    return __uint_as_float(shared[kTableWords + 16]);
   }
   /// The four codes of coordinates keyDim(j, t) + 0 .. 3 (4 Bits bits from
   /// bit Bits keyDim of the entry, read as 2-byte halves: an entry is
-  /// 2-byte aligned), their hi halves as B's first term, lo as its second.
+  /// 2-byte aligned), their hi halves as B's first term, lo as its second,
+  /// from this lane's copy of the table.
   __device__ __forceinline__ static void fragments(const uint8_t *entry, int j,
                                                    int t, const uint32_t *table,
                                                    uint32_t (&b)[kTerms][2]) {
@@ -491,14 +609,31 @@ template <int D, int Bits> struct PolarRunKeys {
     if constexpr (Bits == 3)
       codes |= uint32_t(halves[bit / 16 + 1]) << 16;
     codes >>= bit % 16;
-    uint32_t level[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-      level[i] = table[(codes >> (Bits * i)) & ((1u << Bits) - 1)];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      b[0][r] = permute(level[2 * r], level[2 * r + 1], 0x5410);
-      b[1][r] = permute(level[2 * r], level[2 * r + 1], 0x7632);
+    // Entry g of copy c at byte 128 g + 16 c (2 bits) or 8 c (else): the
+    // group's codes shifted to bit 7, masked and or-ed with the copy's
+    // offset (a shift and a LOP3).
+    static_assert(kCopies * kGroupCodes * 4 == 128, "entries 128 bytes apart");
+    constexpr uint32_t kEntries = ((1u << kGroupBits) - 1) << 7;
+    const uint32_t copy = threadIdx.x % kCopies * kGroupCodes * 4;
+    const uint8_t *bytes = reinterpret_cast<const uint8_t *>(table);
+    const uint32_t first = (codes << 7 & kEntries) | copy;
+    if constexpr (kGroupCodes == 4) {
+      const uint4 e = *reinterpret_cast<const uint4 *>(bytes + first);
+      b[0][0] = e.x;
+      b[0][1] = e.y;
+      b[1][0] = e.z;
+      b[1][1] = e.w;
+    } else {
+      const uint32_t second = ((kGroupBits > 7 ? codes >> (kGroupBits - 7)
+                                               : codes << (7 - kGroupBits)) &
+                               kEntries) |
+                              copy;
+      const uint2 e0 = *reinterpret_cast<const uint2 *>(bytes + first);
+      const uint2 e1 = *reinterpret_cast<const uint2 *>(bytes + second);
+      b[0][0] = e0.x;
+      b[1][0] = e0.y;
+      b[0][1] = e1.x;
+      b[1][1] = e1.y;
     }
   }
   __device__ __forceinline__ static float scale(const uint8_t *entry,
@@ -529,7 +664,7 @@ __global__ void __launch_bounds__(kRunScoreWarps * 32)
     selectRunEntriesKernel(const SparseKernelParams p) {
   awaitPreviousKernel();
   constexpr int kSteps = D / 16, kStages = int(kRunScoreStages);
-  constexpr int kStageBytes = int(kRunStageBytes<D>);
+  constexpr int kStageBytes = int(runStageBytes(Keys::kEntries, D));
   extern __shared__ __align__(16) uint8_t stages[];
   __shared__ uint64_t full[kRunScoreWarps][kStages];
   // Where each stage's run starts in it, and the head's scale where the
@@ -537,10 +672,9 @@ __global__ void __launch_bounds__(kRunScoreWarps * 32)
   // stage's barrier, so visible once the phase completes.
   __shared__ int lead[kRunScoreWarps][kStages];
   __shared__ float headScale[kRunScoreWarps][kStages];
-  // Polar's levels as f16 halves, and the factor that scales them back.
-  __shared__ uint32_t table[17];
-  Keys::setUp(p, table);
-  __syncthreads();
+  // Polar's table of levels as f16 halves, and the factor that scales
+  // them back.
+  __shared__ __align__(16) uint32_t table[Keys::kSharedWords];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   // Lane (g, t): query head g's row of A, candidate g of eight in B.
   const int g = lane / 4, t = lane % 4;
@@ -555,7 +689,6 @@ __global__ void __launch_bounds__(kRunScoreWarps * 32)
   // (a multiple of 128 candidates).
   const int run = min(blockSize & -blockSize, int(kRunEntries));
   const int runs = (chunk.n + run - 1) / run;
-  const float unshift = Keys::kTerms == 2 ? __uint_as_float(table[16]) : 1.0f;
 
   uint32_t a[kSteps][4];
   {
@@ -610,6 +743,10 @@ __global__ void __launch_bounds__(kRunScoreWarps * 32)
   if (lane == 0)
     for (int k = 0; k < min(kStages, mine); ++k)
       issue(k);
+  // The table while the first runs land.
+  Keys::setUp(p, table);
+  __syncthreads();
+  const float unshift = Keys::unshift(table);
 
   float *scores = p.scores + size_t(row) * group * p.maxCandidates;
   for (int k = 0; k < mine; ++k) {
