@@ -394,6 +394,14 @@ def tokenizer_seeds(folder):
     docs["bad-unk"] = json.dumps(broken)
     docs["bad-special"] = byte_json + "\0" + json.dumps(
         {"bos_token": "<|not-a-token|>"})
+    # Component types with control characters: the refusal quotes them on
+    # one line (the fuzzer found a post-processor's type copied raw).
+    broken = json.loads(meta_json)
+    broken["post_processor"]["type"] = "Templat\te\nProcessing"
+    docs["bad-post-processor-control-chars"] = json.dumps(broken)
+    broken = json.loads(byte_json)
+    broken["pre_tokenizer"]["type"] = "Byte\nLevel\x7f"
+    docs["bad-pre-tokenizer-control-chars"] = json.dumps(broken)
     for name, text in docs.items():
         write(folder, name, text.encode("utf-8"))
     # Malformed UTF-8 to encode: a lone continuation byte, a truncated

@@ -1,6 +1,7 @@
 //===- JsonPipeline.cpp - Recognising tokenizer.json components -----------===//
 #include "runtime/src/tokenizer/JsonPipeline.h"
 
+#include "kvrt/Quote.h"
 #include "runtime/src/tokenizer/SpecCheck.h"
 #include "runtime/src/tokenizer/Unicode.h"
 
@@ -86,7 +87,7 @@ Status readNormalizer(const json::Value &root, const JsonFields &f,
                stringMember(*c.value, "prepend", kMetaspace)) {
       prepend = true;
     } else {
-      return f.error(c.field, "(" + quoteForError(c.type) +
+      return f.error(c.field, "(" + quote(c.type) +
                                   ") is not supported; the supported "
                                   "normalizers are none, or Replace(' ', "
                                   "'\u2581') with Prepend('\u2581')");
@@ -109,7 +110,7 @@ Status readPreTokenizer(const json::Value &root, const JsonFields &f,
     return Status::ok();
   const Component &last = parts.back();
   if (last.type != "ByteLevel")
-    return f.error(last.field, "(" + quoteForError(last.type) +
+    return f.error(last.field, "(" + quote(last.type) +
                                    ") is not supported; byte-level "
                                    "pipelines end with ByteLevel");
   byteLevel = true;
@@ -164,8 +165,8 @@ Status readPreTokenizer(const json::Value &root, const JsonFields &f,
     out.preTokenizer = PreTokenizerKind::Qwen2;
   else
     return f.error(first.field + ".pattern.Regex",
-                   quoteForError(r) + " is not the GPT-2, Llama-3 or Qwen2 "
-                                      "regex");
+                   quote(r) + " is not the GPT-2, Llama-3 or Qwen2 "
+                              "regex");
   return Status::ok();
 }
 
@@ -223,7 +224,7 @@ Status templateTokenId(const json::Value &processor, const json::Value &item,
   const json::Value *ids = entry ? JsonFields::member(*entry, "ids") : nullptr;
   if (!ids || !ids->isArray() || ids->items().size() != 1 ||
       !ids->items()[0].asInt())
-    return f.error(field, "names " + quoteForError(name->asString()) +
+    return f.error(field, "names " + quote(name->asString()) +
                               ", which special_tokens does not give as one "
                               "integer id");
   id = *ids->items()[0].asInt();
@@ -241,7 +242,7 @@ Status readPostProcessor(const json::Value &root, const JsonFields &f,
     if (c.type == "ByteLevel")
       continue;
     if (c.type != "TemplateProcessing")
-      return f.error(c.field, "(" + quoteForError(c.type) +
+      return f.error(c.field, "(" + quote(c.type) +
                                   ") is not supported; the supported "
                                   "post-processors are ByteLevel and "
                                   "TemplateProcessing");

@@ -2,22 +2,12 @@
 #include "runtime/src/tokenizer/SpecCheck.h"
 
 #include "kvrt/Json.h"
-#include "runtime/src/tokenizer/Unicode.h"
+#include "kvrt/Quote.h"
 
 #include <cmath>
 #include <unordered_set>
 
 namespace kvrt::tokenizer {
-
-std::string quoteForError(std::string_view text) {
-  constexpr size_t kMaxShown = 40;
-  std::string shown(text.substr(0, kMaxShown));
-  // Cutting may split a character; error messages stay valid UTF-8.
-  shown = toValidUtf8(shown);
-  if (text.size() > kMaxShown)
-    shown += "...";
-  return "'" + shown + "'";
-}
 
 namespace {
 
@@ -103,10 +93,10 @@ Status checkMerges(const TokenizerSpec &spec, const std::string &source,
   for (size_t i = 0; i < spec.merges.size(); ++i) {
     const auto &[left, right] = spec.merges[i];
     auto fail = [&](const char *problem, std::string_view token) {
-      return Status::error(
-          source + ": " + names.merges + "[" + std::to_string(i) + "] (" +
-          quoteForError(left) + " " + quoteForError(right) + ") " + problem +
-          " " + quoteForError(token) + ", which is not in the vocabulary");
+      return Status::error(source + ": " + names.merges + "[" +
+                           std::to_string(i) + "] (" + quote(left) + " " +
+                           quote(right) + ") " + problem + " " + quote(token) +
+                           ", which is not in the vocabulary");
     };
     if (!vocab.count(left))
       return fail("names", left);
@@ -136,10 +126,9 @@ Status checkAddedTokens(const TokenizerSpec &spec, const std::string &source,
           " bytes of content; 1 to " + std::to_string(kMaxAddedTokenBytes) +
           " are supported");
     if (t.content != spec.tokens[t.id])
-      return Status::error(source + ": " + field + " is " +
-                           quoteForError(t.content) + " but token " +
-                           std::to_string(t.id) + " is " +
-                           quoteForError(spec.tokens[t.id]));
+      return Status::error(source + ": " + field + " is " + quote(t.content) +
+                           " but token " + std::to_string(t.id) + " is " +
+                           quote(spec.tokens[t.id]));
     if (!seen.insert(t.id).second)
       return Status::error(source + ": " + field + " repeats id " +
                            std::to_string(t.id));

@@ -41,9 +41,6 @@ constexpr SpecFieldNames kSpecFieldNames = {"tokens", "tokenTypes", "scores",
 Status checkTokenizerSpec(const TokenizerSpec &spec, const std::string &source,
                           const SpecFieldNames &names);
 
-/// `text` quoted and shortened for an error message.
-std::string quoteForError(std::string_view text);
-
 } // namespace kvrt::tokenizer
 
 #endif // KVRT_TOKENIZER_SPECCHECK_H

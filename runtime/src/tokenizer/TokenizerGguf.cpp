@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "kvrt/Tokenizer.h"
 
+#include "kvrt/Quote.h"
 #include "runtime/src/tokenizer/SpecCheck.h"
 
 namespace kvrt {
@@ -37,8 +38,7 @@ Status readPre(const GgufTokenizerFields &g, const std::string &source,
   } else if (g.pre == "smollm") {
     spec.preTokenizer = PreTokenizerKind::SmolLM;
   } else {
-    return Status::error(source + ": tokenizer.ggml.pre is " +
-                         quoteForError(g.pre) +
+    return Status::error(source + ": tokenizer.ggml.pre is " + quote(g.pre) +
                          "; supported: gpt-2, llama3 (llama-bpe), qwen2, "
                          "smollm");
   }
@@ -106,7 +106,7 @@ Status readMerges(const GgufTokenizerFields &g, const std::string &source,
     size_t space = m.find(' ', 1);
     if (space == std::string::npos)
       return Status::error(source + ": tokenizer.ggml.merges[" +
-                           std::to_string(i) + "] " + quoteForError(m) +
+                           std::to_string(i) + "] " + quote(m) +
                            " is not two tokens separated by a space");
     spec.merges.emplace_back(m.substr(0, space), m.substr(space + 1));
   }
@@ -142,7 +142,7 @@ tokenizerSpecFromGgufMetadata(const GgufTokenizerFields &g,
     spec.scores = g.scores.empty() ? std::vector<float>(n, 0.0f) : g.scores;
   } else {
     return Status::error(sourceName + ": tokenizer.ggml.model is " +
-                         quoteForError(g.model) +
+                         quote(g.model) +
                          "; supported: gpt2 (byte-level BPE), llama "
                          "(SentencePiece BPE)");
   }

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "kvrt/Tokenizer.h"
 
+#include "kvrt/Quote.h"
 #include "runtime/src/tokenizer/JsonFields.h"
 #include "runtime/src/tokenizer/JsonPipeline.h"
 #include "runtime/src/tokenizer/SpecCheck.h"
@@ -64,8 +65,8 @@ Status readMerges(const json::Value &model, const JsonFields &f,
       const std::string &s = m.asString();
       size_t space = s.find(' ');
       if (space == std::string::npos || s.find(' ', space + 1) != s.npos)
-        return f.error(field, quoteForError(s) +
-                                  " is not two tokens separated by one space");
+        return f.error(field,
+                       quote(s) + " is not two tokens separated by one space");
       out.merges.emplace_back(s.substr(0, space), s.substr(space + 1));
     } else if (m.isArray() && m.items().size() == 2 &&
                m.items()[0].isString() && m.items()[1].isString()) {
@@ -85,8 +86,8 @@ Status readModel(const json::Value &root, const JsonFields &f, JsonModel &out) {
   KVRT_RETURN_IF_ERROR(f.expect(*model, Kind::Object, "model"));
   std::string type = JsonFields::typeOf(*model);
   if (!type.empty() && type != "BPE")
-    return f.error("model.type", "is " + quoteForError(type) +
-                                     "; only BPE models are supported");
+    return f.error("model.type",
+                   "is " + quote(type) + "; only BPE models are supported");
   if (const json::Value *dropout = JsonFields::member(*model, "dropout"))
     if (!dropout->isNumber() || dropout->asDouble() != 0)
       return f.error("model.dropout", "is set; BPE dropout makes encoding "
@@ -104,7 +105,7 @@ Status readModel(const json::Value &root, const JsonFields &f, JsonModel &out) {
   for (const auto &[text, idValue] : vocab->members()) {
     int32_t id;
     KVRT_RETURN_IF_ERROR(
-        readId(idValue, "model.vocab[" + quoteForError(text) + "]", f, id));
+        readId(idValue, "model.vocab[" + quote(text) + "]", f, id));
     out.vocab.emplace_back(text, id);
   }
   KVRT_RETURN_IF_ERROR(readMerges(*model, f, out));
@@ -171,8 +172,8 @@ Status layOutVocabulary(JsonModel &model, std::vector<AddedTokenSpec> &added,
     if (byId[i].first == byId[i - 1].first)
       return f.error("model.vocab",
                      "gives id " + std::to_string(byId[i].first) + " to both " +
-                         quoteForError(byId[i - 1].second) + " and " +
-                         quoteForError(byId[i].second));
+                         quote(byId[i - 1].second) + " and " +
+                         quote(byId[i].second));
   std::unordered_map<std::string_view, int32_t> modelIds;
   for (const auto &[text, id] : model.vocab)
     modelIds.emplace(text, id);
@@ -185,7 +186,7 @@ Status layOutVocabulary(JsonModel &model, std::vector<AddedTokenSpec> &added,
     t.inModel = known != modelIds.end();
     std::string field = "added_tokens[" + std::to_string(i) + "]";
     if (t.inModel && known->second != t.id)
-      return f.error(field, quoteForError(t.content) + " has id " +
+      return f.error(field, quote(t.content) + " has id " +
                                 std::to_string(t.id) +
                                 " but model.vocab gives it id " +
                                 std::to_string(known->second));
@@ -194,9 +195,9 @@ Status layOutVocabulary(JsonModel &model, std::vector<AddedTokenSpec> &added,
     bool idTaken = inVocab != byId.end() && inVocab->first == t.id;
     if (idTaken && !t.inModel)
       return f.error(field, "gives id " + std::to_string(t.id) + " to " +
-                                quoteForError(t.content) +
+                                quote(t.content) +
                                 " but model.vocab gives it to " +
-                                quoteForError(inVocab->second));
+                                quote(inVocab->second));
     if (!idTaken)
       ++covered;
     maxId = std::max<int64_t>(maxId, t.id);
@@ -298,7 +299,7 @@ Status readConfig(std::string_view text, const std::string &source,
       return Status::ok();
     auto it = ids.find(*name);
     if (it == ids.end())
-      return f.error(key, "names " + quoteForError(*name) +
+      return f.error(key, "names " + quote(*name) +
                               ", which is not in the vocabulary");
     id = it->second;
     return Status::ok();
@@ -368,7 +369,7 @@ tokenizerSpecFromJson(std::string_view tokenizerJson,
     auto it = std::find(spec.tokens.begin(), spec.tokens.end(), *unkToken);
     if (it == spec.tokens.end())
       return f.error("model.unk_token",
-                     quoteForError(*unkToken) + " is not in model.vocab");
+                     quote(*unkToken) + " is not in model.vocab");
     spec.unkId = static_cast<int32_t>(it - spec.tokens.begin());
     spec.tokenTypes[spec.unkId] = TokenType::Unknown;
   }
