@@ -14,8 +14,8 @@ StatusOr<Weight> OnnxWeights::get(const std::string &name,
                                   const std::vector<int64_t> &shape) {
   auto ref = refs.find(name);
   if (ref == refs.end())
-    return Status::error(model->name() + ": the graph has no weight for '" +
-                         name + "'");
+    return Status::error(model->name() + ": the graph has no weight for " +
+                         formats::quote(name));
   const std::string &init = ref->second.initializer;
   const formats::OnnxTensor *t = model->constant(init);
   std::string where = model->name() + ": initializer " + formats::quote(init);
