@@ -73,4 +73,12 @@ kvrt::StatusOr<Budget> parseBudget(std::string_view text) {
   return budget;
 }
 
+std::string pipelineNumber(std::string_view text) {
+  std::string out;
+  for (char c : text)
+    if (c != '+')
+      out += c == 'E' ? 'e' : c;
+  return out;
+}
+
 } // namespace kvopt::policy

@@ -29,6 +29,11 @@ struct Budget {
 /// the text came from.
 kvrt::StatusOr<Budget> parseBudget(std::string_view text);
 
+/// A number parseBudget() read, as pipeline text writes it: its exponent's
+/// 'E' lowercase and a '+' after it dropped (the same value), so that a
+/// pipeline holds lowercase words, digits and '-' only.
+std::string pipelineNumber(std::string_view text);
+
 } // namespace kvopt::policy
 
 #endif // KVOPT_COMPILER_POLICY_BUDGET_H

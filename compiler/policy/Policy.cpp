@@ -305,7 +305,7 @@ private:
                                   " must be a fraction in (0, 1) with a '.' "
                                   "(0.5), got " +
                                   describe(value));
-      return value.text;
+      return pipelineNumber(value.text);
     }
     case ValueKind::Budget: {
       if (!plain)
@@ -317,7 +317,7 @@ private:
       kvrt::StatusOr<Budget> budget = parseBudget(value.text);
       if (!budget)
         return errorAt(value, key + ": " + budget.status().message());
-      return value.text;
+      return pipelineNumber(value.text);
     }
     }
     return errorAt(value, key + " has a kind of value this reader lacks");

@@ -251,6 +251,10 @@ def policy_seeds(folder):
         "bad-huge-scalar.yaml": "quantize:\n  encoding: " + "x" * 2000 + "\n",
         "bad-quote.yaml": "quantize:\n  encoding: 'polar\n",
         "bad-indent.yaml": "quantize:\n    encoding: polar\n  bits: 3\n",
+        # Exponents: written to the pipeline with a lowercase 'e' and no
+        # '+' (the fuzzer found 3666E-33 copied as it was).
+        "exponent-ratio.yaml": "lowrank:\n  ratio: 3666E-33\n",
+        "exponent-budget.yaml": "evict:\n  method: h2o\n  budget: 1E+0\n",
     }
     for name, text in docs.items():
         write(folder, name, text.encode("utf-8"))

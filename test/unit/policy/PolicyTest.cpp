@@ -142,6 +142,11 @@ TEST(Policy, LowRankRunsBeforeQuantization) {
             "kv-lowrank{method=lrkv shared=0.25 ratio=0.5}");
   EXPECT_EQ(pipeline("lowrank:\n  side: key\n  ratio: 0.5\n  centre: false\n"),
             "kv-lowrank{side=key ratio=0.5 centre=false}");
+  // An exponent is written as the pipeline writes numbers: a lowercase
+  // 'e', no '+' (the fuzzer sent 3666E-33).
+  EXPECT_EQ(pipeline("lowrank:\n  ratio: 25E-2\n"), "kv-lowrank{ratio=25e-2}");
+  EXPECT_EQ(pipeline("evict:\n  method: h2o\n  budget: 1E+0\n"),
+            "kv-evict{method=h2o budget=1e0}");
   EXPECT_EQ(error("lowrank:\n  ratio: 1.0\n"),
             "p.yaml:2:10: 'ratio' must be a fraction in (0, 1) with a '.' "
             "(0.5), got '1.0'");
