@@ -30,8 +30,8 @@ struct Budget {
 kvrt::StatusOr<Budget> parseBudget(std::string_view text);
 
 /// A number parseBudget() read, as pipeline text writes it: its exponent's
-/// 'E' lowercase and a '+' after it dropped (the same value), so that a
-/// pipeline holds lowercase words, digits and '-' only.
+/// 'E' lowercase and a '+' after it dropped (the same value), so that it
+/// holds digits, '.', 'e' and '-' only, the characters of a pass option.
 std::string pipelineNumber(std::string_view text);
 
 } // namespace kvopt::policy
