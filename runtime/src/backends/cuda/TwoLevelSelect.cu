@@ -844,30 +844,39 @@ const void *boundKernel(uint32_t headDim, uint32_t groupCapacity) {
   });
 }
 
+/// The run scorer's keys for entries read as Rows (void: none; such
+/// entries are scored on CUDA cores).
+template <typename Rows> struct RunKeysOf {
+  using type = void;
+};
+template <int D> struct RunKeysOf<Fp8Rows<D>> {
+  using type = Fp8RunKeys<D>;
+};
+template <int D, int Bits> struct RunKeysOf<PolarRows<D, Bits>> {
+  using type = PolarRunKeys<D, Bits>;
+};
+
+/// Level 2's scoring kernel: the run scorer where scoresRuns() says so, as
+/// scoreLaunch() sizes the launch, else the CUDA-core one; null where the
+/// two disagree (the launch then fails).
 const void *scoreKernel(SparseEntries entries, uint32_t headDim,
                         uint32_t groupCapacity) {
-  return rowsInstance(
-      entries, headDim, groupCapacity,
-      [](auto rows, auto d, auto g) -> const void * {
-        constexpr int D = decltype(d)::value;
-        constexpr int G = decltype(g)::value;
-        using Rows = decltype(rows);
-        if constexpr (std::is_same_v<Rows, Fp8Rows<D>>)
-          return reinterpret_cast<const void *>(
-              &selectRunEntriesKernel<D, Fp8RunKeys<D>>);
-        else if constexpr (std::is_same_v<Rows, PolarRows<D, 2>>)
-          return reinterpret_cast<const void *>(
-              &selectRunEntriesKernel<D, PolarRunKeys<D, 2>>);
-        else if constexpr (std::is_same_v<Rows, PolarRows<D, 3>>)
-          return reinterpret_cast<const void *>(
-              &selectRunEntriesKernel<D, PolarRunKeys<D, 3>>);
-        else if constexpr (std::is_same_v<Rows, PolarRows<D, 4>>)
-          return reinterpret_cast<const void *>(
-              &selectRunEntriesKernel<D, PolarRunKeys<D, 4>>);
-        else
-          return reinterpret_cast<const void *>(
-              &selectEntriesKernel<Rows, D, G>);
-      });
+  const bool runs = scoresRuns(entries);
+  return rowsInstance(entries, headDim, groupCapacity,
+                      [runs](auto rows, auto d, auto g) -> const void * {
+                        constexpr int D = decltype(d)::value;
+                        constexpr int G = decltype(g)::value;
+                        using Rows = decltype(rows);
+                        using RunKeys = typename RunKeysOf<Rows>::type;
+                        if constexpr (std::is_void_v<RunKeys>)
+                          return runs ? nullptr
+                                      : reinterpret_cast<const void *>(
+                                            &selectEntriesKernel<Rows, D, G>);
+                        else
+                          return runs ? reinterpret_cast<const void *>(
+                                            &selectRunEntriesKernel<D, RunKeys>)
+                                      : nullptr;
+                      });
 }
 
 } // namespace
