@@ -228,31 +228,41 @@ __global__ void __launch_bounds__(kSelectThreads, 2)
   const int first = blockIdx.x * chunkBlocks;
   const int end = min(blocks, first + chunkBlocks);
 
-  // The chunk's pages, one lookup per block, so that the loop below waits
-  // for one round trip a step.
-  const int32_t *table = p.pageTables + size_t(b) * p.pageTableStride;
-  for (int j = first + tid; j < end; j += kSelectThreads)
-    pageOf[j - first] = table[j * blockSize / int(p.pageSize)];
-  boundQueryTiles<D, G>(groupQ, group, queryTiles);
-  __syncthreads();
-
-  float *bounds = p.bounds + size_t(row) * group * p.maxBlocks;
-  for (int base = first + warp * kWarpBlocks; base < end;
-       base += kSelectWarps * kWarpBlocks) {
-    uint4 chunk[kGroups][kLoads];
+  // Lane (g, t)'s share of blocks base + g and base + 8 + g (past the end
+  // the last block again, its bounds dropped), page(j) the page of block j.
+  uint4 chunk[kGroups][kLoads];
+  auto loadChunk = [&](int base, auto page) {
 #pragma unroll
     for (int n = 0; n < kGroups; ++n) {
       const int j = min(base + 8 * n + g, end - 1);
       const int token = j * blockSize;
       const uint4 *summary = reinterpret_cast<const uint4 *>(
           p.summaries +
-          ((size_t(pageOf[j - first]) * p.kvHeads + kvHead) * p.blocksPerPage +
+          ((size_t(page(j)) * p.kvHeads + kvHead) * p.blocksPerPage +
            token % int(p.pageSize) / blockSize) *
               2 * D);
 #pragma unroll
       for (int m = 0; m < kLoads; ++m)
         chunk[n][m] = summary[4 * m + t];
     }
+  };
+  // The warp's first blocks are on their way while the block sets up, their
+  // pages read from the table; later ones from the chunk's pages, one
+  // lookup per block, so that the loop waits for one round trip a step.
+  const int32_t *table = p.pageTables + size_t(b) * p.pageTableStride;
+  const int firstBase = first + warp * kWarpBlocks;
+  if (firstBase < end)
+    loadChunk(firstBase,
+              [&](int j) { return table[j * blockSize / int(p.pageSize)]; });
+  for (int j = first + tid; j < end; j += kSelectThreads)
+    pageOf[j - first] = table[j * blockSize / int(p.pageSize)];
+  boundQueryTiles<D, G>(groupQ, group, queryTiles);
+  __syncthreads();
+
+  float *bounds = p.bounds + size_t(row) * group * p.maxBlocks;
+  for (int base = firstBase; base < end; base += kSelectWarps * kWarpBlocks) {
+    if (base != firstBase)
+      loadChunk(base, [&](int j) { return pageOf[j - first]; });
     float acc[kGroups][kTiles][4] = {};
 #pragma unroll
     for (int j = 0; j < kSteps; ++j) {
