@@ -29,33 +29,47 @@
 namespace kvrt::cuda {
 namespace {
 
-/// Warp 0 of the block turns the row's splits' (max, sum) into each
-/// split's weight exp2(max_s - max) / total in `weights`; the caller syncs.
-__device__ void splitWeights(const float2 *maxSum, uint32_t splits,
-                             float *weights) {
-  if (threadIdx.x >= 32)
-    return;
-  const int lane = threadIdx.x;
+/// Every thread of the block: each split's weight exp2(max_s - max) in
+/// `weights` (0 for a split that saw no entry), and 1 / sum_s w_s l_s (0
+/// where no split saw one) returned; `scratch` holds a float a warp. One
+/// split a thread at a time and two block-wide reductions, so that no
+/// warp waits on one warp's loop over the splits (warp 0 alone took the
+/// merge's barriers to 14.5 of its stall cycles an issue at 128 splits:
+/// ncu, H100, 2026-12-06). Ends with a barrier.
+__device__ float splitWeights(const float2 *maxSum, uint32_t splits,
+                              float *weights, float *scratch) {
+  const uint32_t lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const uint32_t warps = blockDim.x / 32;
   float m = -INFINITY;
-#pragma unroll 4
-  for (uint32_t s = lane; s < splits; s += 32) {
+  for (uint32_t s = threadIdx.x; s < splits; s += blockDim.x) {
     const float2 ms = maxSum[s];
     if (ms.y > 0.0f)
       m = fmaxf(m, ms.x);
   }
   m = warpMax(m);
+  if (lane == 0)
+    scratch[warp] = m;
+  __syncthreads();
+  float most = -INFINITY;
+  for (uint32_t w = 0; w < warps; ++w)
+    most = fmaxf(most, scratch[w]);
   float total = 0.0f;
-  for (uint32_t s = lane; s < splits; s += 32) {
+  for (uint32_t s = threadIdx.x; s < splits; s += blockDim.x) {
     const float2 ms = maxSum[s];
-    const float w = ms.y > 0.0f ? exp2f(ms.x - m) : 0.0f;
+    const float w = ms.y > 0.0f ? exp2f(ms.x - most) : 0.0f;
     weights[s] = w;
     total = fmaf(w, ms.y, total);
   }
   total = warpSum(total);
-  const float inverse = total > 0.0f ? 1.0f / total : 0.0f;
-  __syncwarp();
-  for (uint32_t s = lane; s < splits; s += 32)
-    weights[s] *= inverse;
+  // Every thread has read the maxima before they are overwritten.
+  __syncthreads();
+  if (lane == 0)
+    scratch[warp] = total;
+  __syncthreads();
+  total = 0.0f;
+  for (uint32_t w = 0; w < warps; ++w)
+    total += scratch[w];
+  return total > 0.0f ? 1.0f / total : 0.0f;
 }
 
 /// sum_s weights[s] partial[s * stride] over splits [first, end), the
@@ -75,38 +89,41 @@ __device__ float weightedSum(const float *weights, const float *partial,
 /// over the k-th of `slices` runs of the splits, so that a long row's
 /// loads are in flight in several threads at once (one thread per
 /// coordinate left 16 rounds of 8 dependent loads at 128 splits); thread d
-/// then adds the runs' sums and, where `rotates`, the block turns the row
-/// back from polar's rotated domain (one launch fewer).
+/// then adds the runs' sums and, where `rotates`, the first headDim
+/// threads turn the row back from polar's rotated domain (one launch
+/// fewer) at a barrier of their own, the others gone.
 __global__ void splitReduceKernel(const float *partialOut,
                                   const float *partialMaxSum, float *out,
                                   uint32_t splits, uint32_t headDim,
                                   bool rotates, RotationSigns signs) {
   awaitPreviousKernel();
-  extern __shared__ float shared[]; // weights [splits], sums [slices][D]
-  float *weights = shared, *sums = shared + splits;
+  // scratch [32], weights [splits], sums [slices][D]
+  extern __shared__ float shared[];
+  float *scratch = shared, *weights = shared + 32, *sums = shared + 32 + splits;
   const size_t row = blockIdx.x;
   const uint32_t slices = blockDim.x / headDim;
   const uint32_t slice = threadIdx.x / headDim, d = threadIdx.x % headDim;
-  splitWeights(reinterpret_cast<const float2 *>(partialMaxSum) + row * splits,
-               splits, weights);
-  __syncthreads();
+  const float inverse = splitWeights(
+      reinterpret_cast<const float2 *>(partialMaxSum) + row * splits, splits,
+      weights, scratch);
   const uint32_t run = (splits + slices - 1) / slices;
   const uint32_t first = min(slice * run, splits);
   sums[threadIdx.x] =
       weightedSum(weights, partialOut + row * splits * headDim + d, first,
                   min(first + run, splits), headDim);
   __syncthreads();
+  if (threadIdx.x >= headDim)
+    return;
   // Thread d alone reads and writes column d.
-  if (threadIdx.x < headDim) {
-    float total = sums[d];
-    for (uint32_t k = 1; k < slices; ++k)
-      total += sums[k * headDim + d];
-    sums[d] = total;
-  }
+  float total = sums[d];
+  for (uint32_t k = 1; k < slices; ++k)
+    total += sums[k * headDim + d];
+  sums[d] = total * inverse;
   if (rotates)
-    rotateInShared(sums, headDim, signs.bits, true);
-  if (threadIdx.x < headDim)
-    out[row * headDim + d] = sums[d];
+    rotateRowsInShared(sums, 1, headDim, signs.bits, true, d, headDim, [=] {
+      asm volatile("bar.sync 1, %0;" ::"r"(headDim) : "memory");
+    });
+  out[row * headDim + d] = sums[d];
 }
 
 struct LatentMerge {
@@ -128,12 +145,12 @@ __global__ void latentMergeKernel(const float *partialOut,
                                   const float *partialMaxSum, float *out,
                                   LatentMerge m) {
   // barrier (16 bytes), axes [headDim][rank + 1], weights [splits],
-  // latent [rank + 1].
+  // latent [rank + 1], scratch [32].
   extern __shared__ __align__(16) float shared[];
   const uint32_t columns = m.rank + 1, d = threadIdx.x;
   uint64_t *barrier = reinterpret_cast<uint64_t *>(shared);
   float *axes = shared + 4, *weights = axes + m.headDim * columns,
-        *latent = weights + m.splits;
+        *latent = weights + m.splits, *scratch = latent + columns;
   const size_t row = blockIdx.x;
   const uint32_t kvHead = uint32_t(row % m.qHeads) / m.group;
   if (d == 0) {
@@ -146,8 +163,7 @@ __global__ void latentMergeKernel(const float *partialOut,
   }
   const float2 *maxSum =
       reinterpret_cast<const float2 *>(partialMaxSum) + row * m.splits;
-  splitWeights(maxSum, m.splits, weights);
-  __syncthreads();
+  const float inverse = splitWeights(maxSum, m.splits, weights, scratch);
   const float *partial = partialOut + row * m.splits * m.headDim;
   if (d < columns)
     latent[d] =
@@ -167,7 +183,7 @@ __global__ void latentMergeKernel(const float *partialOut,
     sum = fmaf(axesRow[j], latent[j], sum);
     j = j + 1 == columns ? 0 : j + 1;
   }
-  out[row * m.headDim + d] = sum;
+  out[row * m.headDim + d] = sum * inverse;
 }
 
 } // namespace
@@ -182,7 +198,7 @@ bool launchSplitReduce(const float *partialOut, const float *partialMaxSum,
   // Runs of about 16 splits each, as many as 1024 threads allow.
   const uint32_t slices = std::clamp<uint32_t>(splits / 16, 1, 1024 / headDim);
   const size_t sharedBytes =
-      (size_t(splits) + size_t(slices) * headDim) * sizeof(float);
+      (32 + size_t(splits) + size_t(slices) * headDim) * sizeof(float);
   if (sharedBytes > 48 * 1024)
     return false;
   RotationSigns signs{};
@@ -202,7 +218,8 @@ bool launchLatentMerge(const float *partialOut, const float *partialMaxSum,
   // One bulk copy of a head's basis: 16-byte aligned, as headDim % 4 keeps
   // every head's.
   const size_t sharedBytes =
-      16 + (size_t(headDim) * (rank + 1) + splits + rank + 1) * sizeof(float);
+      16 +
+      (size_t(headDim) * (rank + 1) + splits + rank + 1 + 32) * sizeof(float);
   if (sharedBytes > 200 * 1024 || headDim % 32 || headDim > 1024 ||
       rank >= headDim || !group || codedSplits > splits || !basis ||
       reinterpret_cast<uintptr_t>(basis) % 16)
