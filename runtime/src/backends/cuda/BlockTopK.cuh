@@ -16,8 +16,9 @@
 // The atomics go straight to the one histogram, conflicts and all: on an
 // H100 that ranked 8192 candidates a row in 6 us less than aggregating a
 // warp's equal digits first (__match_any_sync, then one atomic a digit),
-// and a histogram per warp summed after each pass was no faster
-// (docs/benchmarks.md, 2026-12-06).
+// and neither a histogram per warp summed after each pass nor eight
+// copies spread over the lanes (lane l counting into copy l % 8) was
+// faster (docs/benchmarks.md, 2026-12-06).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_BLOCKTOPK_CUH
