@@ -354,14 +354,17 @@ StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
       scoreLaunch(entries, shape.headDim, plan.scoreChunkSlots);
   plan.scoreThreads = score.threads;
   plan.scoreSharedBytes = score.sharedBytes;
-  plan.entryRankSharedBytes = size_t(plan.maxCandidates) * 4;
+  // The keys, then the kept blocks.
+  plan.entryRankSharedBytes =
+      (size_t(plan.maxCandidates) + plan.policy.topBlocks) * 4;
   if (std::max(plan.blockRankSharedBytes, plan.entryRankSharedBytes) >
       kMaxDynamicSharedBytes)
     return Status::error(
         "sparse selection on CUDA ranks at most " +
         std::to_string(kMaxDynamicSharedBytes / 4) +
-        " blocks or candidates per row, not " +
-        std::to_string(std::max(plan.maxBlocks, plan.maxCandidates)));
+        " blocks, or candidates and their blocks, per row, not " +
+        std::to_string(
+            std::max(plan.maxBlocks, plan.maxCandidates + policy.topBlocks)));
 
   const size_t queries = size_t(shape.batch) * shape.qHeads;
   size_t at = 0;

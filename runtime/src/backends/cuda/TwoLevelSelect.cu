@@ -59,15 +59,17 @@ __device__ void loadQueries(const SparseKernelParams &p, int b, int kvHead,
       q[g][i] = g < group ? rowQ[g * D + Rows::dim(part, i)] : 0.0f;
 }
 
-/// Calls fn(i, v) for the thread's items i < n (i = tid, tid + Threads,
-/// ...), v[g] the score of query head g < group in `scores` (one row of
-/// `stride` floats per head, written by the scoring launch; -inf for g >=
-/// group). Four items' loads go out before any is used.
+/// Calls fn(i, v) for the thread's items i in [first, n) (i = first + tid,
+/// first + tid + Threads, ...), v[g] the score of query head g < group in
+/// `scores` (one row of `stride` floats per head, written by the scoring
+/// launch; -inf for g >= group). Four items' loads go out before any is
+/// used.
 template <int G, int Threads, typename Fn>
-__device__ void forEachItem(const float *scores, size_t stride, int n,
-                            int group, const Fn &fn) {
+__device__ void forEachItem(const float *scores, size_t stride, int first,
+                            int n, int group, const Fn &fn) {
   constexpr int kBatch = 4;
-  for (int base = threadIdx.x; base < n; base += kBatch * Threads) {
+  for (int base = first + int(threadIdx.x); base < n;
+       base += kBatch * Threads) {
     float v[kBatch][G];
 #pragma unroll
     for (int u = 0; u < kBatch; ++u)
@@ -86,17 +88,51 @@ __device__ void forEachItem(const float *scores, size_t stride, int n,
   }
 }
 
-/// The best score of each query head over items [0, n) of `scores`.
-template <int G, int Threads>
-__device__ void bestPerHead(const float *scores, size_t stride, int n,
-                            int group, float (&best)[G],
+/// Items whose scores a ranking thread keeps in registers (up to 32
+/// scores; 16 for groups of 8, where 32 spilled) from finding each head's
+/// best to ranking against it, so that a row of up to Threads times as
+/// many items is read from memory once, not twice (2026-12-06: the second
+/// read was a fifth of level 2's ranking).
+template <int G> __host__ __device__ constexpr int heldItems() {
+  constexpr int kScores = G >= 8 ? 16 : 32;
+  return kScores / G < 1 ? 1 : kScores / G > 8 ? 8 : kScores / G;
+}
+
+/// The thread's first Held items' scores, items tid + u Threads (past the
+/// end item n - 1's again, which changes no maximum), -inf for heads g >=
+/// group; n >= 1.
+template <int G, int Threads, int Held>
+__device__ void loadHeldItems(const float *scores, size_t stride, int n,
+                              int group, float (&held)[Held][G]) {
+#pragma unroll
+  for (int u = 0; u < Held; ++u)
+#pragma unroll
+    for (int g = 0; g < G; ++g)
+      held[u][g] = __ldcg(scores + min(g, group - 1) * stride +
+                          min(int(threadIdx.x) + u * Threads, n - 1));
+#pragma unroll
+  for (int u = 0; u < Held; ++u)
+#pragma unroll
+    for (int g = 0; g < G; ++g)
+      held[u][g] = g < group ? held[u][g] : -INFINITY;
+}
+
+/// The best score of each query head over items [0, n) of `scores`, the
+/// thread's first Held of them in `held`.
+template <int G, int Threads, int Held>
+__device__ void bestPerHead(const float (&held)[Held][G], const float *scores,
+                            size_t stride, int n, int group, float (&best)[G],
                             float (&perWarp)[Threads / 32][G]) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float m[G];
 #pragma unroll
-  for (int g = 0; g < G; ++g)
-    m[g] = -INFINITY;
-  forEachItem<G, Threads>(scores, stride, n, group,
+  for (int g = 0; g < G; ++g) {
+    m[g] = held[0][g];
+#pragma unroll
+    for (int u = 1; u < Held; ++u)
+      m[g] = fmaxf(m[g], held[u][g]);
+  }
+  forEachItem<G, Threads>(scores, stride, Held * Threads, n, group,
                           [&](int, const float (&v)[G]) {
 #pragma unroll
                             for (int g = 0; g < G; ++g)
@@ -313,13 +349,19 @@ __device__ void keepBestRanked(const float *scores, size_t stride, int n,
   extern __shared__ __align__(16) uint32_t keys[];
   __shared__ TopKShared topK;
   __shared__ float perWarp[kThreads / 32][G];
-  float best[G];
-  bestPerHead<G, kThreads>(scores, stride, n, group, best, perWarp);
-  forEachItem<G, kThreads>(
-      scores, stride, n, group, [&](int i, const float (&v)[G]) {
-        keys[i] = forced(i) ? rankKey(INFINITY)
-                            : rankKey(rankAcrossHeads<G>(v, best));
-      });
+  constexpr int kHeld = heldItems<G>();
+  float held[kHeld][G], best[G];
+  loadHeldItems<G, kThreads>(scores, stride, n, group, held);
+  bestPerHead<G, kThreads>(held, scores, stride, n, group, best, perWarp);
+  auto rank = [&](int i, const float (&v)[G]) {
+    keys[i] =
+        forced(i) ? rankKey(INFINITY) : rankKey(rankAcrossHeads<G>(v, best));
+  };
+#pragma unroll
+  for (int u = 0; u < kHeld; ++u)
+    if (int(threadIdx.x) + u * kThreads < n)
+      rank(int(threadIdx.x) + u * kThreads, held[u]);
+  forEachItem<G, kThreads>(scores, stride, kHeld * kThreads, n, group, rank);
   __syncthreads();
   keepBest<kThreads>(keys, n, k, topK, emit);
 }
@@ -822,12 +864,22 @@ __global__ void __launch_bounds__(kRankThreads)
     return;
   int32_t *listed = p.selection.entries + size_t(row) * topTokens;
   int32_t *candidates = p.selection.candidates + size_t(row) * topTokens;
+  // The kept blocks, in shared memory after the keys, for the entries'
+  // lookups as they are kept (from global memory each waited a round trip).
+  extern __shared__ __align__(16) uint32_t rankShared[];
+  int32_t *keptBlocks =
+      reinterpret_cast<int32_t *>(rankShared + p.maxCandidates);
+  const int kept = (candidate.count + candidate.block - 1) / candidate.block;
+  for (int j = threadIdx.x; j < kept; j += kRankThreads)
+    keptBlocks[j] = candidate.chosen[j];
+  Candidates keptCandidate = candidate;
+  keptCandidate.chosen = keptBlocks;
   // Where each kept entry's scores are: the attention's logits.
   keepBestRanked<G>(
       p.scores + size_t(row) * p.group * p.maxCandidates, p.maxCandidates,
       candidate.count, int(p.group), topTokens, [](int) { return false; },
       [&](int at, int i) {
-        listed[at] = candidate.entry(i);
+        listed[at] = keptCandidate.entry(i);
         candidates[at] = i;
       });
   if (threadIdx.x == 0) {
