@@ -404,13 +404,16 @@ struct Candidates {
   const int32_t *chosen = nullptr;
   int block = 0, count = 0;
   Candidates() = default;
+  /// From the `kept` blocks at `chosen`, of `block` entries each.
+  __device__ Candidates(const int32_t *chosen, int kept, int block,
+                        int selectable)
+      : chosen(chosen), block(block),
+        count((kept - 1) * block +
+              min(block, selectable - chosen[kept - 1] * block)) {}
   __device__ Candidates(const SparseKernelParams &p, int row, int selectable)
-      : chosen(p.selection.blocks + size_t(row) * p.topBlocks),
-        block(int(p.block)) {
-    const int kept = int(p.selection.blockCounts[row]);
-    count =
-        (kept - 1) * block + min(block, selectable - chosen[kept - 1] * block);
-  }
+      : Candidates(p.selection.blocks + size_t(row) * p.topBlocks,
+                   int(p.selection.blockCounts[row]), int(p.block),
+                   selectable) {}
   __device__ int entry(int i) const {
     return chosen[i / block] * block + i % block;
   }
@@ -856,30 +859,31 @@ __global__ void __launch_bounds__(kRankThreads)
   awaitPreviousKernel();
   const int row = blockIdx.y * int(p.kvHeads) + blockIdx.x;
   const int topTokens = int(p.topTokens);
+  // The row's length, its kept blocks and their count are read at once
+  // (one round trip where a chain of three was), the blocks into shared
+  // memory after the keys, where each kept entry looks its block up.
+  extern __shared__ __align__(16) uint32_t rankShared[];
+  int32_t *keptBlocks =
+      reinterpret_cast<int32_t *>(rankShared + p.maxCandidates);
+  const int32_t *chosen = p.selection.blocks + size_t(row) * p.topBlocks;
+  for (int j = threadIdx.x; j < int(p.topBlocks); j += kRankThreads)
+    keptBlocks[j] = chosen[j];
+  const int kept = int(p.selection.blockCounts[row]);
   const int selectable = max(p.lengths[blockIdx.y] - 1, 0);
   if (selectable <= topTokens)
     return;
-  const Candidates candidate(p, row, selectable);
+  __syncthreads();
+  const Candidates candidate(keptBlocks, kept, int(p.block), selectable);
   if (candidate.count <= topTokens)
     return;
   int32_t *listed = p.selection.entries + size_t(row) * topTokens;
   int32_t *candidates = p.selection.candidates + size_t(row) * topTokens;
-  // The kept blocks, in shared memory after the keys, for the entries'
-  // lookups as they are kept (from global memory each waited a round trip).
-  extern __shared__ __align__(16) uint32_t rankShared[];
-  int32_t *keptBlocks =
-      reinterpret_cast<int32_t *>(rankShared + p.maxCandidates);
-  const int kept = (candidate.count + candidate.block - 1) / candidate.block;
-  for (int j = threadIdx.x; j < kept; j += kRankThreads)
-    keptBlocks[j] = candidate.chosen[j];
-  Candidates keptCandidate = candidate;
-  keptCandidate.chosen = keptBlocks;
   // Where each kept entry's scores are: the attention's logits.
   keepBestRanked<G>(
       p.scores + size_t(row) * p.group * p.maxCandidates, p.maxCandidates,
       candidate.count, int(p.group), topTokens, [](int) { return false; },
       [&](int at, int i) {
-        listed[at] = keptCandidate.entry(i);
+        listed[at] = candidate.entry(i);
         candidates[at] = i;
       });
   if (threadIdx.x == 0) {
