@@ -18,7 +18,8 @@
 // warp's equal digits first (__match_any_sync, then one atomic a digit),
 // and neither a histogram per warp summed after each pass nor eight
 // copies spread over the lanes (lane l counting into copy l % 8) was
-// faster (docs/benchmarks.md, 2026-12-06).
+// faster; nor was one barrier a pass, every warp finding the digit itself
+// (docs/benchmarks.md, 2026-12-06).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_BLOCKTOPK_CUH
