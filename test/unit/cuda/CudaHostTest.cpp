@@ -643,9 +643,10 @@ TEST(SparseDecodePlan, KeepsRotatedQueriesForPolarKeysAlone) {
   EXPECT_EQ(rotated->rotatedQueriesOffset % 256, 0u);
   EXPECT_EQ(rotated->workspaceBytes, rotated->rotatedQueriesOffset + queries);
   EXPECT_EQ(rotated->rotatedQueriesOffset, plain->workspaceBytes);
-  // The ranking launches hold a row's items in shared memory.
+  // The ranking launches hold a row's items in shared memory, level 2's
+  // with the row's kept blocks after them.
   EXPECT_EQ(rotated->blockRankSharedBytes, size_t(32768 / 64) * 4);
-  EXPECT_EQ(rotated->entryRankSharedBytes, size_t(128 * 64) * 4);
+  EXPECT_EQ(rotated->entryRankSharedBytes, size_t(128 * 64 + 128) * 4);
 }
 
 TEST(SparseDecodePlan, FillsOneWaveOfTheBlocksAnSmHolds) {
