@@ -57,6 +57,7 @@
 #include "runtime/src/cache/PagedCache.h"
 #include "runtime/src/sparse/BlockSummary.h"
 #include "runtime/src/sparse/TwoLevel.h"
+#include "test/unit/BestByRank.h"
 
 #include <algorithm>
 #include <cmath>
@@ -69,6 +70,8 @@
 
 namespace kvrt::cuda::test {
 namespace {
+
+using kvopt::test::bestByRank;
 
 constexpr double kBound = 1e-4, kTie = 1e-5;
 
@@ -151,17 +154,6 @@ std::vector<double> rankAcrossHeads(const std::vector<double> &x, size_t group,
       rank[i] = std::max(rank[i], row[i] - top);
   }
   return rank;
-}
-
-/// The k best by rank (ties to the lower index), ascending.
-std::vector<uint64_t> best(const std::vector<double> &rank, uint64_t k) {
-  std::vector<uint64_t> order(rank.size());
-  std::iota(order.begin(), order.end(), uint64_t(0));
-  std::stable_sort(order.begin(), order.end(),
-                   [&](uint64_t a, uint64_t b) { return rank[a] > rank[b]; });
-  order.resize(std::min<uint64_t>(k, order.size()));
-  std::sort(order.begin(), order.end());
-  return order;
 }
 
 /// Whether `got` is `expected` but for items ranked within kTie of the cut
@@ -733,7 +725,7 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
         blockRank[0] = blockRank[nb - 1] =
             std::numeric_limits<double>::infinity();
         const std::vector<uint64_t> refBlocks =
-            best(blockRank, c.policy.topBlocks);
+            bestByRank(blockRank, c.policy.topBlocks);
         // Level 2 on `kept` blocks: the candidates and the kept entries.
         auto level2 = [&](const std::vector<uint64_t> &kept,
                           std::vector<uint64_t> &candidates,
@@ -758,7 +750,7 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
           }
           rank = rankAcrossHeads(scores, group, candidates.size(), rankScale);
           std::vector<uint64_t> keptEntries;
-          for (uint64_t i : best(rank, c.policy.topTokens))
+          for (uint64_t i : bestByRank(rank, c.policy.topTokens))
             keptEntries.push_back(candidates[i]);
           return keptEntries;
         };

@@ -16,6 +16,7 @@
 #include "runtime/src/cache/PagedCache.h"
 #include "runtime/src/sparse/BlockSummary.h"
 #include "runtime/src/sparse/TwoLevel.h"
+#include "test/unit/BestByRank.h"
 
 #include <gtest/gtest.h>
 
@@ -29,6 +30,8 @@
 using namespace kvrt;
 
 namespace {
+
+using kvopt::test::bestByRank;
 
 constexpr uint32_t kKvHeads = 2, kGroup = 3, kD = 64;
 constexpr uint64_t kSequence = 7;
@@ -151,17 +154,6 @@ std::vector<double> rankAcrossHeads(const std::vector<std::vector<double>> &x) {
   return rank;
 }
 
-/// The `k` best by rank, ties to the lower index, in index order.
-std::vector<uint64_t> best(const std::vector<double> &rank, uint64_t k) {
-  std::vector<uint64_t> order(rank.size());
-  std::iota(order.begin(), order.end(), uint64_t(0));
-  std::stable_sort(order.begin(), order.end(),
-                   [&](uint64_t a, uint64_t b) { return rank[a] > rank[b]; });
-  order.resize(std::min<uint64_t>(k, order.size()));
-  std::sort(order.begin(), order.end());
-  return order;
-}
-
 /// The float64 selection of sparse/TwoLevel.h for KV head `head`.
 std::vector<uint64_t>
 referenceSelection(const Layer &layer, uint32_t head,
@@ -191,7 +183,7 @@ referenceSelection(const Layer &layer, uint32_t head,
   blockRank.front() = blockRank.back() =
       std::numeric_limits<double>::infinity();
   std::vector<uint64_t> candidates;
-  for (uint64_t b : best(blockRank, policy.topBlocks))
+  for (uint64_t b : bestByRank(blockRank, policy.topBlocks))
     for (uint64_t i = b * policy.block;
          i < std::min<uint64_t>(n, (b + 1) * policy.block); ++i)
       candidates.push_back(i);
@@ -202,7 +194,7 @@ referenceSelection(const Layer &layer, uint32_t head,
       for (uint32_t c = 0; c < kD; ++c)
         score[h][i] += double(prepared[h][c]) * keys[candidates[i]][c];
   std::vector<uint64_t> selected;
-  for (uint64_t i : best(rankAcrossHeads(score), policy.topTokens))
+  for (uint64_t i : bestByRank(rankAcrossHeads(score), policy.topTokens))
     selected.push_back(candidates[i]);
   return selected;
 }
