@@ -649,6 +649,24 @@ TEST(SparseDecodePlan, KeepsRotatedQueriesForPolarKeysAlone) {
   EXPECT_EQ(rotated->entryRankSharedBytes, size_t(128 * 64 + 128) * 4);
 }
 
+TEST(SparseDecodePlan, RefusesRowsWhoseRankingOutgrowsSharedMemory) {
+  // Level 2's ranking holds a row's candidates and its kept blocks in
+  // 220 KB of shared memory: 56320 words.
+  const DeviceSideLayout bf16 =
+      layoutOf(encodingOf(schema::ENCODING_BF16), 128, 64);
+  auto plan = [&](uint32_t topBlocks) {
+    return planSparseDecode({8, 32, 8, 128, 64, 131072, bf16, bf16,
+                             SparsePolicy{64, topBlocks, 2048}},
+                            132);
+  };
+  EXPECT_TRUE(plan(860)); // 55040 candidates + 860 blocks
+  StatusOr<SparseDecodePlan> refused = plan(870); // 55680 + 870
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.status().message(),
+            "sparse selection on CUDA ranks at most 56320 blocks, or "
+            "candidates and their blocks, per row, not 56550");
+}
+
 TEST(SparseDecodePlan, FillsOneWaveOfTheBlocksAnSmHolds) {
   // Here no device answers, so the plan assumes the Llama-3 shape's
   // occupancy: two scoring blocks and four splits an SM.

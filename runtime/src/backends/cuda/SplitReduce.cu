@@ -29,9 +29,9 @@
 namespace kvrt::cuda {
 namespace {
 
-/// Every thread of the block: each split's weight exp2(max_s - max) in
-/// `weights` (0 for a split that saw no entry), and 1 / sum_s w_s l_s (0
-/// where no split saw one) returned; `scratch` holds a float a warp. One
+/// Every thread of the block (whole warps): each split's weight exp2(max_s -
+/// max) in `weights` (0 for a split that saw no entry), and 1 / sum_s w_s l_s
+/// (0 where no split saw one) returned; `scratch` holds a float a warp. One
 /// split a thread at a time and two block-wide reductions, so that no
 /// warp waits on one warp's loop over the splits (warp 0 alone took the
 /// merge's barriers to 14.5 of its stall cycles an issue at 128 splits:
@@ -192,7 +192,9 @@ bool launchSplitReduce(const float *partialOut, const float *partialMaxSum,
                        float *out, uint32_t rows, uint32_t splits,
                        uint32_t headDim, const uint32_t *inverseSigns,
                        cudaStream_t stream) {
-  if (!headDim || headDim > 1024 ||
+  // The weights' reductions and the rotation's named barrier of the first
+  // headDim threads count whole warps.
+  if (!headDim || headDim > 1024 || headDim % 32 ||
       (inverseSigns && (headDim > 128 || (headDim & (headDim - 1)))))
     return false;
   // Runs of about 16 splits each, as many as 1024 threads allow.
