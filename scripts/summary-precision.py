@@ -79,13 +79,18 @@ def summaries(keys, block, kind):
     k = keys[:blocks * block].reshape(blocks, block, -1)
     lo, hi = k.min(1), k.max(1)
     if kind == "bf16":
-        return bf16_outward(lo, False), bf16_outward(hi, True)
-    # A power of two per block that puts its largest magnitude in (128, 256].
-    most = np.maximum(np.abs(lo).max(1), np.abs(hi).max(1))
-    scale = 2.0 ** (np.ceil(np.log2(np.maximum(most, 1e-30))) - 8)
-    scale = scale[:, None]
-    return (e4m3_outward(lo / scale, False) * scale).astype(np.float32), \
-        (e4m3_outward(hi / scale, True) * scale).astype(np.float32)
+        low, high = bf16_outward(lo, False), bf16_outward(hi, True)
+    else:
+        # A power of two per block that puts its largest magnitude in
+        # (128, 256].
+        most = np.maximum(np.abs(lo).max(1), np.abs(hi).max(1))
+        scale = 2.0 ** (np.ceil(np.log2(np.maximum(most, 1e-30))) - 8)
+        scale = scale[:, None]
+        low = (e4m3_outward(lo / scale, False) * scale).astype(np.float32)
+        high = (e4m3_outward(hi / scale, True) * scale).astype(np.float32)
+    # Rounded outward, the summaries still bound every key.
+    assert (low <= lo).all() and (high >= hi).all(), kind
+    return low, high
 
 
 def select(q, keys, args, kind):
