@@ -18,13 +18,7 @@ import os
 import numpy as np
 
 import numpy_model
-
-
-def bf16(a):
-    """a rounded to the nearest bf16 (ties to even), as float32."""
-    bits = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
-    bits = (bits + 0x7fff + ((bits >> 16) & 1)) >> 16 << 16
-    return bits.astype(np.uint32).view(np.float32)
+from numpy_model import bf16
 
 
 def main():

@@ -17,6 +17,14 @@ def data_dir():
         "kvopt")
 
 
+def bf16(a):
+    """a rounded to the nearest bf16 (ties to even), as float32: how the
+    bf16 cache and the GPU's bf16 operands hold values."""
+    bits = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7fff + ((bits >> 16) & 1)) >> 16 << 16
+    return bits.astype(np.uint32).view(np.float32)
+
+
 def tokenizer(reader):
     """SmolLM2's byte-level BPE from the GGUF's vocabulary."""
     from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers

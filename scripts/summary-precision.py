@@ -32,7 +32,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from numpy_model import Model, data_dir  # noqa: E402
+from numpy_model import Model, bf16, data_dir  # noqa: E402
 
 
 def e4m3_grid():
@@ -64,13 +64,6 @@ def bf16_outward(x, up):
     away = inexact & ((x > 0) == up)
     return np.where(away, ((bits & np.uint32(0xFFFF0000)) + np.uint32(0x10000)).view(np.float32),
                     truncated)
-
-
-def bf16(x):
-    """Round to nearest bf16 (ties to even), as the bf16 codec stores keys."""
-    bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
-    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-    return rounded.astype(np.uint32).view(np.float32)
 
 
 def summaries(keys, block, kind):
