@@ -68,6 +68,7 @@
 #include "kvrt/Artifact.h"
 #include "kvrt/Runtime.h"
 #include "kvrt/Sampling.h"
+#include "runtime/src/sparse/BoundCodes.h"
 #include "tools/kvopt/DecodeBench.h"
 
 #include <algorithm>
@@ -582,7 +583,7 @@ double entryBytes(const schema::Encoding &e, uint32_t headDim,
 
 /// Bytes of the cache one decode row of `length` tokens reads: every entry
 /// of a dense layer (the cache's bytes per token, summaries aside); in a
-/// selecting layer the bf16 summaries of every block, the keys of the kept
+/// selecting layer the summaries of every block, the keys of the kept
 /// blocks' entries and the keys and values of the kept entries and the
 /// newest one, as SparseSelect.h reads them.
 double cacheBytesPerRow(const Artifact &artifact, double kvBytesPerToken,
@@ -601,8 +602,11 @@ double cacheBytesPerRow(const Artifact &artifact, double kvBytesPerToken,
     const double key = entryBytes(c.key(), c.head_dim(), c.kv_heads());
     const double value = entryBytes(c.value(), c.head_dim(), c.kv_heads());
     const double selectable = length - 1;
-    // Per token: each block's lower and upper bf16 bounds.
-    const double summaries = 4.0 * c.head_dim() * c.kv_heads() / p.block();
+    // Per token: each block's bound codes and exponent.
+    const double summaries =
+        double(sparse::summaryBytesPerPage(c.kv_heads(), c.head_dim(),
+                                           p.block(), p.block())) /
+        p.block();
     dense -= (key + value + summaries) * length;
     sparse += std::ceil(selectable / p.block()) * p.block() * summaries;
     if (selectable > p.top_tokens())

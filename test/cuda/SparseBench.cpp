@@ -33,6 +33,7 @@
 #include "runtime/src/backends/cuda/SparseKernels.h"
 #include "runtime/src/backends/cuda/SparseSelect.h"
 #include "runtime/src/cache/Codec.h"
+#include "runtime/src/sparse/BoundCodes.h"
 
 #include <algorithm>
 #include <cmath>
@@ -103,8 +104,12 @@ void runSparseBench(uint32_t multiprocessors, int reps,
   uint32_t smallest = kPageSize;
   for (const Policy &policy : kPolicies)
     smallest = std::min(smallest, policy.policy.block);
-  DeviceBuffer summaries = orDie(DeviceBuffer::allocate(
-      kMaxPages * kKvHeads * (kPageSize / smallest) * 2 * kHeadDim * 2));
+  const uint64_t summaryBlocks = kMaxPages * kKvHeads * (kPageSize / smallest);
+  DeviceBuffer summaryCodes =
+      orDie(DeviceBuffer::allocate(summaryBlocks * 2 * kHeadDim));
+  DeviceBuffer summaryExponents = orDie(DeviceBuffer::allocate(summaryBlocks));
+  const BlockSummaries summaries{summaryCodes.as<uint8_t>(),
+                                 summaryExponents.as<int8_t>()};
   DeviceBuffer flush = orDie(DeviceBuffer::allocate(kFlushBytes));
   cudaEvent_t events[kParts + 1];
   for (cudaEvent_t &event : events)
@@ -209,10 +214,9 @@ void runSparseBench(uint32_t multiprocessors, int reps,
 
         for (const Policy &policy : kPolicies) {
           const SparsePolicy &sp = policy.policy;
-          orDie(buildBlockSummaries(view, summaries.as<uint16_t>(), sp.block,
-                                    rows.tablesDevice.as<int32_t>(),
-                                    slots.as<int32_t>(),
-                                    uint32_t(rows.tables.size()), nullptr));
+          orDie(buildBlockSummaries(
+              view, summaries, sp.block, rows.tablesDevice.as<int32_t>(),
+              slots.as<int32_t>(), uint32_t(rows.tables.size()), nullptr));
           const SparseDecodeShape shape{batch,     kQHeads,     kKvHeads,
                                         kHeadDim,  kPageSize,   length,
                                         keyLayout, valueLayout, sp};
@@ -222,7 +226,7 @@ void runSparseBench(uint32_t multiprocessors, int reps,
               orDie(DeviceBuffer::allocate(plan.workspaceBytes));
           SparseDecodeArgs args;
           args.cache = view;
-          args.summaries = summaries.as<uint16_t>();
+          args.summaries = summaries;
           args.q = rows.qDevice.as<float>();
           args.queryPositions = rows.queryPositions.as<int32_t>();
           args.out = rows.out.as<float>();
@@ -281,8 +285,10 @@ void runSparseBench(uint32_t multiprocessors, int reps,
           const double blocks = std::ceil(selectable / sp.block);
           const double candidates =
               std::min(selectable, double(sp.topBlocks) * sp.block);
-          // Summaries are bf16 bounds whatever the entries.
-          const double boundBytes = 2.0 * kHeadDim;
+          // A block's summary: 2D codes and an exponent, whatever the
+          // entries.
+          const double summaryBytes =
+              double(sparse::summaryBytesPerPage(1, kHeadDim, 1, 1));
           const double entryBytes = keyLayout.entryBytes;
           const double listed = std::min(selectable, double(sp.topTokens));
           const bool scored = candidates > sp.topTokens;
@@ -294,8 +300,8 @@ void runSparseBench(uint32_t multiprocessors, int reps,
               (listed + 1) * (entryBytes + 4) +
               (scored ? entryBytes + listed * (4 * group + 4)
                       : (listed + 1) * entryBytes);
-          double bytes = rows * (blocks * 2 * boundBytes +
-                                 sp.block * entryBytes + attended);
+          double bytes =
+              rows * (blocks * summaryBytes + sp.block * entryBytes + attended);
           if (scored)
             bytes += rows * candidates * entryBytes;
           std::string split;

@@ -13,10 +13,11 @@
 //   summaries  built by buildBlockSummaries() for the selectable entries
 //              (as a prefill, or the previous step's attention, leaves
 //              them): every block of them must equal the CPU's
-//              Page::keyBounds exactly; after the attention's launch, the
-//              block of each row's newest token must hold the bounds of
-//              its entries up to that token (the next step's), each
-//              channel's decoded minimum and maximum rounded outward;
+//              Page::keyBounds and Page::boundExponents exactly; after
+//              the attention's launch, the block of each row's newest
+//              token must hold the bounds of its entries up to that token
+//              (the next step's), the decoded minima and maxima stored as
+//              sparse::storeBounds() stores them;
 //   selection  per (row, KV head) the kept blocks and entries against
 //              sparse::selectEntries and a float64 evaluation of its rule
 //              (the same sums in the same order, which must agree with
@@ -47,7 +48,6 @@
 #include "SparseHarness.h"
 
 #include "runtime/schema/kvpkg.pb.h"
-#include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
 #include "runtime/src/backends/cuda/DeviceBuffer.h"
@@ -468,10 +468,36 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
       orDie(deviceSideLayout(encoding, *layer.value, c.pageSize));
   DeviceLayer device = upload(layer, sequences, keyLayout, valueLayout);
   const uint32_t blocksPerPage = c.pageSize / block;
-  const size_t summaryValues =
-      size_t(device.pageCount) * c.kvHeads * blocksPerPage * 2 * d;
-  DeviceBuffer summaries = orDie(DeviceBuffer::allocate(summaryValues * 2));
-  CUDA_OK(cudaMemset(summaries.get(), 0xff, summaries.size()));
+  const size_t summaryBlocks =
+      size_t(device.pageCount) * c.kvHeads * blocksPerPage;
+  DeviceBuffer summaryCodes =
+      orDie(DeviceBuffer::allocate(summaryBlocks * 2 * d));
+  DeviceBuffer summaryExponents = orDie(DeviceBuffer::allocate(summaryBlocks));
+  const BlockSummaries summaries{summaryCodes.as<uint8_t>(),
+                                 summaryExponents.as<int8_t>()};
+  CUDA_OK(cudaMemset(summaryCodes.get(), 0xff, summaryCodes.size()));
+  CUDA_OK(cudaMemset(summaryExponents.get(), 0xff, summaryExponents.size()));
+  // The device's summaries as the host reads them.
+  struct Summaries {
+    std::vector<uint8_t> codes;
+    std::vector<int8_t> exponents;
+    bool operator==(const Summaries &o) const {
+      return codes == o.codes && exponents == o.exponents;
+    }
+  };
+  auto downloadSummaries = [&] {
+    return Summaries{
+        download<uint8_t>(summaryCodes.get(), summaryBlocks * 2 * d),
+        download<int8_t>(summaryExponents.get(), summaryBlocks)};
+  };
+  // Whether `got` holds `codes` (2d) and `exponent` for block `inPage` of
+  // page `index`'s KV head h.
+  auto holds = [&](const Summaries &got, uint32_t index, uint32_t h,
+                   uint32_t inPage, const uint8_t *codes, int exponent) {
+    const size_t n = (size_t(index) * c.kvHeads + h) * blocksPerPage + inPage;
+    return got.exponents[n] == exponent &&
+           std::memcmp(&got.codes[n * 2 * d], codes, 2 * d) == 0;
+  };
   std::vector<int32_t> buildPages, buildSlots;
   for (uint32_t b = 0; b < batch; ++b) {
     const int64_t selectable = std::max<int64_t>(int64_t(c.lengths[b]) - 1, 0);
@@ -485,11 +511,10 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
   DeviceBuffer pagesDevice = uploaded(buildPages.data(), buildPages.size() * 4);
   DeviceBuffer slotsDevice = uploaded(buildSlots.data(), buildSlots.size() * 4);
   orDie(buildBlockSummaries(
-      device.view, summaries.as<uint16_t>(), block, pagesDevice.as<int32_t>(),
+      device.view, summaries, block, pagesDevice.as<int32_t>(),
       slotsDevice.as<int32_t>(), uint32_t(buildPages.size()), nullptr));
   CUDA_OK(cudaDeviceSynchronize());
-  const std::vector<uint16_t> gpuSummaries =
-      download<uint16_t>(summaries.get(), summaryValues);
+  const Summaries gpuSummaries = downloadSummaries();
   int summaryMismatches = 0;
   for (uint32_t b = 0; b < batch; ++b) {
     const uint64_t selectable = c.lengths[b] ? c.lengths[b] - 1 : 0;
@@ -498,15 +523,10 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
       const uint32_t index = pages[first / c.pageSize];
       const uint32_t inPage = uint32_t(first % c.pageSize / block);
       for (uint32_t h = 0; h < c.kvHeads; ++h) {
-        const uint16_t *want =
+        const sparse::BlockBounds want =
             sparse::blockBounds(cache, 0, cache.page(0, index), h, inPage);
-        const uint16_t *got =
-            &gpuSummaries[((size_t(index) * c.kvHeads + h) * blocksPerPage +
-                           inPage) *
-                          2 * d];
-        for (uint32_t i = 0; i < 2 * d; ++i)
-          summaryMismatches +=
-              !(cpu::bf16ToFloat(got[i]) == cpu::bf16ToFloat(want[i]));
+        summaryMismatches +=
+            !holds(gpuSummaries, index, h, inPage, want.codes, want.exponent);
       }
     }
   }
@@ -527,7 +547,7 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
   DeviceBuffer out = orDie(DeviceBuffer::allocate(q.size() * 4));
   SparseDecodeArgs args;
   args.cache = device.view;
-  args.summaries = summaries.as<uint16_t>();
+  args.summaries = summaries;
   args.q = qDevice.as<float>();
   args.queryPositions = positionsDevice.as<int32_t>();
   args.out = out.as<float>();
@@ -544,7 +564,7 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
     std::vector<uint32_t> blockCounts, entryCounts;
     std::vector<int32_t> blocks, entries;
     std::vector<float> out;
-    std::vector<uint16_t> summaries;
+    Summaries summaries;
     bool operator==(const Run &o) const {
       return blockCounts == o.blockCounts && entryCounts == o.entryCounts &&
              blocks == o.blocks && entries == o.entries &&
@@ -555,7 +575,10 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
   // Each run from the summaries as built: its attention adds the newest
   // tokens to them.
   auto run = [&](const SparseDecodeArgs &a) {
-    orDie(summaries.upload(gpuSummaries.data(), gpuSummaries.size() * 2));
+    orDie(summaryCodes.upload(gpuSummaries.codes.data(),
+                              gpuSummaries.codes.size()));
+    orDie(summaryExponents.upload(gpuSummaries.exponents.data(),
+                                  gpuSummaries.exponents.size()));
     CUDA_OK(cudaMemset(workspace.get(), 0xff, workspace.size()));
     CUDA_OK(cudaMemset(out.get(), 0xff, out.size()));
     orDie(selectSparseEntries(a, plan, nullptr));
@@ -567,7 +590,7 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
         download<int32_t>(selection.blocks, size_t(rows) * c.policy.topBlocks),
         download<int32_t>(selection.entries, size_t(rows) * c.policy.topTokens),
         download<float>(out.get(), q.size()),
-        download<uint16_t>(summaries.get(), summaryValues)};
+        downloadSummaries()};
   };
   const Run first = run(args);
   const bool repeatable = run(args) == first;
@@ -594,15 +617,11 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
           hi[x] = std::max(hi[x], k[x]);
         }
       }
-      const uint16_t *got =
-          &first.summaries[((size_t(index) * c.kvHeads + h) * blocksPerPage +
-                            inPage) *
-                           2 * d];
-      for (uint32_t x = 0; x < d; ++x)
-        newestMismatches += !(cpu::bf16ToFloat(got[x]) ==
-                              cpu::bf16ToFloat(sparse::bf16Below(lo[x]))) +
-                            !(cpu::bf16ToFloat(got[d + x]) ==
-                              cpu::bf16ToFloat(sparse::bf16Above(hi[x])));
+      std::vector<uint8_t> codes(2 * d);
+      int8_t exponent;
+      sparse::storeBounds(lo.data(), hi.data(), d, codes.data(), &exponent);
+      newestMismatches +=
+          !holds(first.summaries, index, h, inPage, codes.data(), exponent);
     }
   }
 
@@ -704,16 +723,14 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
         std::vector<double> perHead(group * nb);
         for (uint64_t j = 0; j < nb; ++j) {
           const uint64_t first = j * block;
-          const uint16_t *bounds = sparse::blockBounds(
+          const sparse::BlockBounds bounds = sparse::blockBounds(
               cache, 0, cache.page(0, pages[first / c.pageSize]), g,
               uint32_t(first % c.pageSize / block));
           for (uint32_t h = 0; h < group; ++h) {
             double bound = 0;
             for (uint32_t x = 0; x < d; ++x) {
-              const double lo =
-                  double(prepared[h * d + x]) * cpu::bf16ToFloat(bounds[x]);
-              const double hi =
-                  double(prepared[h * d + x]) * cpu::bf16ToFloat(bounds[d + x]);
+              const double lo = double(prepared[h * d + x]) * bounds.lower(x);
+              const double hi = double(prepared[h * d + x]) * bounds.upper(x);
               bound += std::max(lo, hi);
             }
             perHead[h * nb + j] = bound;

@@ -14,7 +14,7 @@ PagedCache::PagedCache(std::vector<CacheLayerShape> shapes) {
     layer.pageBytes =
         uint64_t(s.kvHeads) * (s.keyHeadBytes + s.valueHeadBytes) +
         uint64_t(s.positionHeads()) * s.pageSize * sizeof(int32_t) +
-        s.summaryValues() * sizeof(uint16_t);
+        s.summaryBytes();
     layers_.push_back(std::move(layer));
   }
 }
@@ -158,8 +158,10 @@ uint32_t PagedCache::takePage(Layer &layer) {
   page->keys.reset(new uint8_t[s.kvHeads * s.keyHeadBytes]);
   page->values.reset(new uint8_t[s.kvHeads * s.valueHeadBytes]);
   page->positions.reset(new int32_t[uint64_t(s.positionHeads()) * s.pageSize]);
-  if (s.summaryBlock)
-    page->keyBounds.reset(new uint16_t[s.summaryValues()]);
+  if (s.summaryBlock) {
+    page->keyBounds.reset(new uint8_t[s.summariesPerPage() * 2 * s.headDim]);
+    page->boundExponents.reset(new int8_t[s.summariesPerPage()]);
+  }
   layer.pages.push_back(std::move(page));
   layer.holders.push_back(1);
   return uint32_t(layer.pages.size() - 1);
@@ -266,11 +268,10 @@ void PagedCache::shrink(uint32_t layer, uint64_t sequence, uint64_t encoded) {
 double PagedCache::bytesPerToken() const {
   double bytes = 0;
   for (const Layer &l : layers_)
-    bytes +=
-        double(l.shape.kvHeads) *
-            double(l.shape.keyHeadBytes + l.shape.valueHeadBytes) /
-            l.shape.pageSize +
-        double(l.shape.summaryValues() * sizeof(uint16_t)) / l.shape.pageSize;
+    bytes += double(l.shape.kvHeads) *
+                 double(l.shape.keyHeadBytes + l.shape.valueHeadBytes) /
+                 l.shape.pageSize +
+             double(l.shape.summaryBytes()) / l.shape.pageSize;
   return bytes;
 }
 

@@ -24,6 +24,7 @@
 #define KVRT_CACHE_PAGEDCACHE_H
 
 #include "kvrt/Status.h"
+#include "runtime/src/sparse/BoundCodes.h"
 
 #include <cstdint>
 #include <memory>
@@ -64,11 +65,14 @@ struct CacheLayerShape {
   /// Heads with positions of their own: kvHeads, or 1 when they share.
   uint32_t positionHeads() const { return headPositions ? kvHeads : 1; }
 
-  /// bf16 values of one page's block summaries, over all KV heads.
-  uint64_t summaryValues() const {
-    return summaryBlock
-               ? uint64_t(kvHeads) * (pageSize / summaryBlock) * 2 * headDim
-               : 0;
+  /// Block summaries of one page, over all KV heads.
+  uint64_t summariesPerPage() const {
+    return summaryBlock ? uint64_t(kvHeads) * (pageSize / summaryBlock) : 0;
+  }
+  /// Their bytes (codes and exponents).
+  uint64_t summaryBytes() const {
+    return sparse::summaryBytesPerPage(kvHeads, headDim, pageSize,
+                                       summaryBlock);
   }
 };
 
@@ -80,9 +84,11 @@ struct Page {
   std::unique_ptr<uint8_t[]> values;
   std::unique_ptr<int32_t[]> positions;
   /// Block summaries when the layer keeps them (sparse/BlockSummary.h):
-  /// per KV head and block of summaryBlock slots, headDim lower and then
-  /// headDim upper bounds of its encoded keys, as bf16.
-  std::unique_ptr<uint16_t[]> keyBounds;
+  /// per KV head and block of summaryBlock slots, the codes of headDim
+  /// lower and then headDim upper bounds of its encoded keys, and the
+  /// block's exponent.
+  std::unique_ptr<uint8_t[]> keyBounds;
+  std::unique_ptr<int8_t[]> boundExponents;
   /// Slots whose position is recorded; entries below the sequence's
   /// encoded() count are in the areas, the others still in its tail.
   uint32_t count = 0;

@@ -1,73 +1,68 @@
 //===- BlockSummary.cpp ---------------------------------------------------===//
 #include "runtime/src/sparse/BlockSummary.h"
 
-#include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace kvrt::sparse {
 namespace {
 
-/// The bf16 value next to finite `b` towards -infinity.
-uint16_t stepDown(uint16_t b) {
-  if (b == 0x0000)
-    return 0x8001; // +0 -> the smallest negative subnormal
-  return (b & 0x8000) ? uint16_t(b + 1) : uint16_t(b - 1);
-}
-
-/// The bf16 value next to finite `b` towards +infinity.
-uint16_t stepUp(uint16_t b) {
-  if (b == 0x8000)
-    return 0x0001; // -0 -> the smallest positive subnormal
-  return (b & 0x8000) ? uint16_t(b - 1) : uint16_t(b + 1);
-}
-
-/// Where KV head `head`'s block `block` starts in a page's summaries.
-uint64_t boundsOffset(const CacheLayerShape &shape, uint32_t head,
+/// Where KV head `head`'s block `block` is among a page's summaries.
+uint64_t summaryIndex(const CacheLayerShape &shape, uint32_t head,
                       uint32_t block) {
-  uint64_t perPage = shape.pageSize / shape.summaryBlock;
-  return (uint64_t(head) * perPage + block) * 2 * shape.headDim;
+  return uint64_t(head) * (shape.pageSize / shape.summaryBlock) + block;
 }
 
 } // namespace
 
-uint16_t bf16Below(float x) {
-  uint16_t b = cpu::floatToBf16(x);
-  return cpu::bf16ToFloat(b) > x ? stepDown(b) : b;
+BlockBounds blockBounds(const PagedCache &cache, uint32_t layer,
+                        const Page &page, uint32_t head, uint32_t block) {
+  const CacheLayerShape &shape = cache.shape(layer);
+  const uint64_t index = summaryIndex(shape, head, block);
+  return {page.keyBounds.get() + index * 2 * shape.headDim, shape.headDim,
+          page.boundExponents[index]};
 }
 
-uint16_t bf16Above(float x) {
-  uint16_t b = cpu::floatToBf16(x);
-  return cpu::bf16ToFloat(b) < x ? stepUp(b) : b;
-}
-
-const uint16_t *blockBounds(const PagedCache &cache, uint32_t layer,
-                            const Page &page, uint32_t head, uint32_t block) {
-  return page.keyBounds.get() + boundsOffset(cache.shape(layer), head, block);
+void storeBounds(const float *lower, const float *upper, uint32_t headDim,
+                 uint8_t *codes, int8_t *exponent) {
+  float largest = 0;
+  for (uint32_t c = 0; c < headDim; ++c)
+    largest = std::max({largest, std::fabs(lower[c]), std::fabs(upper[c])});
+  const int e = boundExponent(largest);
+  for (uint32_t c = 0; c < headDim; ++c) {
+    codes[c] = boundCode(lower[c], e, false);
+    codes[headDim + c] = boundCode(upper[c], e, true);
+  }
+  *exponent = int8_t(e);
 }
 
 void summarise(PagedCache &cache, uint32_t layer, uint64_t sequence,
                const Codec &keys, uint32_t head, uint64_t first, uint64_t count,
                float *scratch) {
   const CacheLayerShape &shape = cache.shape(layer);
-  const uint32_t d = shape.headDim;
+  const uint32_t d = shape.headDim, block = shape.summaryBlock;
   const std::vector<uint32_t> &pages = cache.pages(layer, sequence);
-  for (uint64_t index = first; index < first + count; ++index) {
-    Page &page = cache.page(layer, pages[index / shape.pageSize]);
-    uint32_t slot = uint32_t(index % shape.pageSize);
-    keys.decode(page.keys.get() + head * shape.keyHeadBytes, slot, scratch);
-    uint16_t *bounds = page.keyBounds.get() +
-                       boundsOffset(shape, head, slot / shape.summaryBlock);
-    bool fresh = slot % shape.summaryBlock == 0;
-    for (uint32_t c = 0; c < d; ++c) {
-      uint16_t lo = bf16Below(scratch[c]), hi = bf16Above(scratch[c]);
-      if (fresh || cpu::bf16ToFloat(lo) < cpu::bf16ToFloat(bounds[c]))
-        bounds[c] = lo;
-      if (fresh || cpu::bf16ToFloat(hi) > cpu::bf16ToFloat(bounds[d + c]))
-        bounds[d + c] = hi;
+  float *decoded = scratch, *lower = scratch + d, *upper = scratch + 2 * d;
+  const uint64_t end = first + count;
+  for (uint64_t start = first / block * block; start < end; start += block) {
+    Page &page = cache.page(layer, pages[start / shape.pageSize]);
+    const uint32_t firstSlot = uint32_t(start % shape.pageSize);
+    const uint64_t stop = std::min(end, start + block);
+    std::fill(lower, lower + d, INFINITY);
+    std::fill(upper, upper + d, -INFINITY);
+    for (uint32_t slot = firstSlot; slot < firstSlot + (stop - start); ++slot) {
+      keys.decode(page.keys.get() + head * shape.keyHeadBytes, slot, decoded);
+      for (uint32_t c = 0; c < d; ++c) {
+        lower[c] = std::min(lower[c], decoded[c]);
+        upper[c] = std::max(upper[c], decoded[c]);
+      }
     }
+    const uint64_t index = summaryIndex(shape, head, firstSlot / block);
+    storeBounds(lower, upper, d, page.keyBounds.get() + index * 2 * d,
+                page.boundExponents.get() + index);
   }
 }
 

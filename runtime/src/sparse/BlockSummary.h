@@ -6,12 +6,14 @@
 // (Page::keyBounds) and updated as entries are encoded, in the key codec's
 // domain (rotated for polar: the query is rotated once, as attention
 // does), from the codec's own decode of each entry, so they bound exactly
-// what attention scores. They are stored as bf16 rounded outward (lower
-// bounds down, upper bounds up), so rounding never tightens them.
+// what attention scores. They are stored as FP8 codes with an exponent per
+// block, rounded outward (BoundCodes.h), so rounding never tightens them.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_SPARSE_BLOCKSUMMARY_H
 #define KVRT_SPARSE_BLOCKSUMMARY_H
+
+#include "runtime/src/sparse/BoundCodes.h"
 
 #include <cstdint>
 
@@ -22,19 +24,35 @@ struct Page;
 
 namespace sparse {
 
-/// The largest bf16 value not above `x` (NaN stays NaN).
-uint16_t bf16Below(float x);
-/// The smallest bf16 value not below `x` (NaN stays NaN).
-uint16_t bf16Above(float x);
+/// One KV head's block summary as stored: 2 * headDim codes (the lower
+/// bounds, then the upper ones) and the block's exponent.
+struct BlockBounds {
+  const uint8_t *codes;
+  uint32_t headDim;
+  int exponent;
+
+  float lower(uint32_t channel) const {
+    return boundValue(codes[channel], exponent);
+  }
+  float upper(uint32_t channel) const {
+    return boundValue(codes[headDim + channel], exponent);
+  }
+};
 
 /// The bounds of KV head `head`'s block `block` of `page` (block counts in
-/// the page's slots / summaryBlock): headDim lower, then headDim upper.
-const uint16_t *blockBounds(const PagedCache &cache, uint32_t layer,
-                            const Page &page, uint32_t head, uint32_t block);
+/// the page's slots / summaryBlock).
+BlockBounds blockBounds(const PagedCache &cache, uint32_t layer,
+                        const Page &page, uint32_t head, uint32_t block);
 
-/// Updates the summaries of KV head `head` for the `count` encoded entries
-/// of `sequence` from index `first` on (the first entry of a block starts
-/// its bounds anew). `scratch` holds headDim floats.
+/// Stores the summary of a block whose keys lie within [lower[c], upper[c]]
+/// (headDim each) at `codes` (2 * headDim) and `exponent`.
+void storeBounds(const float *lower, const float *upper, uint32_t headDim,
+                 uint8_t *codes, int8_t *exponent);
+
+/// Brings the summaries of KV head `head` up to date for the `count`
+/// encoded entries of `sequence` from index `first` on: each block they
+/// touch is summarised anew from its first entry to the last encoded one
+/// in the range. `scratch` holds 3 * headDim floats.
 void summarise(PagedCache &cache, uint32_t layer, uint64_t sequence,
                const Codec &keys, uint32_t head, uint64_t first, uint64_t count,
                float *scratch);

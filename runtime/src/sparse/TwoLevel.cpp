@@ -82,14 +82,14 @@ bool selectEntries(const PagedCache &cache, uint32_t layer, uint64_t sequence,
   for (uint64_t b = 0; b < blocks; ++b) {
     uint64_t first = b * block;
     const Page &page = cache.page(layer, pages[first / shape.pageSize]);
-    const uint16_t *bounds = blockBounds(
+    const BlockBounds bounds = blockBounds(
         cache, layer, page, head, uint32_t(first % shape.pageSize / block));
     for (int64_t h = 0; h < group; ++h) {
       const float *q = prepared + h * preparedStride;
       double bound = 0;
       for (uint32_t c = 0; c < d; ++c) {
-        double lo = double(q[c]) * cpu::bf16ToFloat(bounds[c]);
-        double hi = double(q[c]) * cpu::bf16ToFloat(bounds[d + c]);
+        double lo = double(q[c]) * bounds.lower(c);
+        double hi = double(q[c]) * bounds.upper(c);
         bound += std::max(lo, hi);
       }
       scratch.perHead[size_t(h * blocks + b)] = bound;

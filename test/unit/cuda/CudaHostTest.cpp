@@ -711,10 +711,11 @@ TEST(DeviceKvPool, CountsSummariesOnlyForSelectingLayers) {
   spec.kvHeads = 8;
   spec.headDim = 128;
   EXPECT_EQ(DeviceKvPool::summaryPageBytes(spec, 64), 0u);
-  // Per KV head and block of 64: 128 lower and 128 upper bf16 bounds.
+  // Per KV head and block of 64: the codes of 128 lower and 128 upper
+  // bounds, and an exponent.
   spec.summaryBlock = 64;
-  EXPECT_EQ(DeviceKvPool::summaryPageBytes(spec, 64), 8u * 1 * 2 * 128 * 2);
-  EXPECT_EQ(DeviceKvPool::summaryPageBytes(spec, 128), 8u * 2 * 2 * 128 * 2);
+  EXPECT_EQ(DeviceKvPool::summaryPageBytes(spec, 64), 8u * 1 * (2 * 128 + 1));
+  EXPECT_EQ(DeviceKvPool::summaryPageBytes(spec, 128), 8u * 2 * (2 * 128 + 1));
 }
 
 TEST(DeviceKvPool, KiviRingHoldsTheWindowAndTheGroupLeavingIt) {

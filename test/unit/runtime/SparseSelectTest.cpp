@@ -3,8 +3,9 @@
 // The entries a decode query attends to under a two-level policy must be
 // those a float64 evaluation of the rule in sparse/TwoLevel.h chooses from
 // the same inputs (the codec's decoded keys and prepared queries): block
-// bounds from outward-rounded bf16 minima and maxima, ranked across the
-// group's heads, then exact scores inside the top blocks. And attention
+// bounds from minima and maxima rounded outward to FP8 codes (with an
+// exponent per block), ranked across the group's heads, then exact scores
+// inside the top blocks. And attention
 // over a selection must equal float64 attention over exactly those entries
 // and the tail.
 //
@@ -14,6 +15,7 @@
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
 #include "runtime/src/cache/PagedCache.h"
+#include "runtime/src/cache/codecs/Minifloat.h"
 #include "runtime/src/sparse/BlockSummary.h"
 #include "runtime/src/sparse/TwoLevel.h"
 #include "test/unit/BestByRank.h"
@@ -36,37 +38,90 @@ using kvopt::test::bestByRank;
 constexpr uint32_t kKvHeads = 2, kGroup = 3, kD = 64;
 constexpr uint64_t kSequence = 7;
 
-float fromBits(uint32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return f;
+/// The values a bound's code may take, ascending: zero and E4M3's normal
+/// numbers (bounds are never subnormal codes).
+const std::vector<double> &boundGrid() {
+  static const std::vector<double> grid = [] {
+    std::vector<double> g{0.0};
+    for (uint32_t code = 0x08; code < sparse::kBoundNaN; ++code) {
+      g.push_back(codecs::decodeMinifloat(code, codecs::kE4M3));
+      g.push_back(-g.back());
+    }
+    std::sort(g.begin(), g.end());
+    return g;
+  }();
+  return grid;
 }
 
-/// The largest bf16 value not above finite `x`, by truncating its float
-/// bits (towards zero) and stepping one bf16 ulp further for negatives.
-double bf16Floor(float x) {
-  uint32_t bits;
-  std::memcpy(&bits, &x, sizeof(bits));
-  uint32_t truncated = bits & 0xffff0000u;
-  if (truncated == bits || !(bits & 0x80000000u))
-    return fromBits(truncated);
-  return fromBits(truncated + 0x10000u);
+/// The exponent of a block whose bounds reach `largest`: the smallest e in
+/// the allowed range with largest <= 448 * 2^e.
+int referenceExponent(double largest) {
+  int e = sparse::kMinBoundExponent;
+  while (e < sparse::kMaxBoundExponent && largest > std::ldexp(448.0, e))
+    ++e;
+  return e;
 }
-double bf16Ceil(float x) { return -bf16Floor(-x); }
 
-TEST(BlockSummary, Bf16BoundsAreTheNearestOutside) {
+/// The lower and upper bound of `x` in a block of exponent `e`: the nearest
+/// grid values times 2^e on either side.
+double boundBelow(double x, int e) {
+  const std::vector<double> &g = boundGrid();
+  return std::ldexp(
+      *std::prev(std::upper_bound(g.begin(), g.end(), std::ldexp(x, -e))), e);
+}
+double boundAbove(double x, int e) { return -boundBelow(-x, e); }
+
+TEST(BlockSummary, BoundsAreTheNearestCodesOutside) {
   std::mt19937 rng(5);
-  std::vector<float> xs = {0.0f,   -0.0f,   1.0f,    -1.0f,
-                           1e-40f, -1e-40f, 3.0e38f, -3.0e38f};
   std::normal_distribution<float> normal(0.0f, 3.0f);
-  for (int i = 0; i < 20000; ++i)
-    xs.push_back(normal(rng));
-  for (float x : xs) {
-    float below = fromBits(uint32_t(sparse::bf16Below(x)) << 16);
-    float above = fromBits(uint32_t(sparse::bf16Above(x)) << 16);
-    EXPECT_EQ(double(below), bf16Floor(x)) << x;
-    EXPECT_EQ(double(above), bf16Ceil(x)) << x;
+  std::uniform_int_distribution<int> exponents(sparse::kMinBoundExponent,
+                                               sparse::kMaxBoundExponent);
+  for (int i = 0; i < 20000; ++i) {
+    const int e = exponents(rng);
+    // Within the block's range, down to far below its smallest code.
+    const float x = std::ldexp(
+        normal(rng), e + std::uniform_int_distribution<>(-30, 7)(rng));
+    if (std::fabs(std::ldexp(double(x), -e)) > 448)
+      continue;
+    const uint8_t below = sparse::boundCode(x, e, false);
+    const uint8_t above = sparse::boundCode(x, e, true);
+    EXPECT_EQ(double(sparse::boundValue(below, e)), boundBelow(x, e))
+        << x << " 2^" << e;
+    EXPECT_EQ(double(sparse::boundValue(above, e)), boundAbove(x, e))
+        << x << " 2^" << e;
   }
+  for (float x : {0.0f, -0.0f})
+    for (bool upper : {false, true})
+      EXPECT_EQ(sparse::boundValue(sparse::boundCode(x, 0, upper), 0), 0.0f);
+  // Beyond 448 * 2^e (only where e is clamped at its largest): NaN.
+  EXPECT_TRUE(std::isnan(sparse::boundValue(
+      sparse::boundCode(1e38f, sparse::kMaxBoundExponent, true), 0)));
+  EXPECT_TRUE(std::isnan(sparse::boundValue(
+      sparse::boundCode(-INFINITY, sparse::kMaxBoundExponent, false), 0)));
+}
+
+TEST(BlockSummary, ExponentIsTheSmallestThatHoldsTheBlock) {
+  std::mt19937 rng(6);
+  std::vector<float> xs = {0.0f, 1e-45f, 1e-38f, 448.0f, 449.0f, 3.0e38f};
+  for (int i = 0; i < 20000; ++i)
+    xs.push_back(std::ldexp(std::uniform_real_distribution<float>(1, 2)(rng),
+                            std::uniform_int_distribution<>(-126, 127)(rng)));
+  for (float x : xs)
+    EXPECT_EQ(sparse::boundExponent(x), referenceExponent(x)) << x;
+  EXPECT_EQ(sparse::boundExponent(INFINITY), sparse::kMaxBoundExponent);
+}
+
+TEST(BlockSummary, ValuesAreTheCodesTimesTheExponent) {
+  for (int e : {sparse::kMinBoundExponent, -7, 0, sparse::kMaxBoundExponent})
+    for (uint32_t code = 0; code < 256; ++code) {
+      const double want =
+          std::ldexp(codecs::decodeMinifloat(code, codecs::kE4M3), e);
+      const float got = sparse::boundValue(uint8_t(code), e);
+      if (std::isnan(want))
+        EXPECT_TRUE(std::isnan(got)) << code;
+      else
+        EXPECT_EQ(double(got), want) << code << " 2^" << e;
+    }
 }
 
 schema::Encoding encoding(schema::EncodingKind kind, uint32_t bits = 0,
@@ -172,9 +227,17 @@ referenceSelection(const Layer &layer, uint32_t head,
     for (uint64_t i = b * policy.block;
          i < std::min<uint64_t>(n, (b + 1) * policy.block); ++i)
       for (uint32_t c = 0; c < kD; ++c) {
-        lo[c] = std::min(lo[c], bf16Floor(keys[i][c]));
-        hi[c] = std::max(hi[c], bf16Ceil(keys[i][c]));
+        lo[c] = std::min<double>(lo[c], keys[i][c]);
+        hi[c] = std::max<double>(hi[c], keys[i][c]);
       }
+    double largest = 0;
+    for (uint32_t c = 0; c < kD; ++c)
+      largest = std::max({largest, std::fabs(lo[c]), std::fabs(hi[c])});
+    const int e = referenceExponent(largest);
+    for (uint32_t c = 0; c < kD; ++c) {
+      lo[c] = boundBelow(lo[c], e);
+      hi[c] = boundAbove(hi[c], e);
+    }
     for (size_t h = 0; h < prepared.size(); ++h)
       for (uint32_t c = 0; c < kD; ++c)
         bound[h][b] += std::max(prepared[h][c] * lo[c], prepared[h][c] * hi[c]);

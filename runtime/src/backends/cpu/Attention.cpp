@@ -471,10 +471,10 @@ void summariseEntries(ThreadPool &pool, PagedCache &cache, uint32_t layer,
                       uint64_t count) {
   const CacheLayerShape &shape = cache.shape(layer);
   pool.parallelFor(shape.kvHeads, 1, [&](int64_t begin, int64_t end, unsigned) {
-    std::vector<float> decoded(shape.headDim);
+    std::vector<float> scratch(3 * shape.headDim);
     for (int64_t head = begin; head < end; ++head)
       sparse::summarise(cache, layer, sequence, keys, uint32_t(head), first,
-                        count, decoded.data());
+                        count, scratch.data());
   });
 }
 

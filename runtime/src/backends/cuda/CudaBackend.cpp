@@ -1389,9 +1389,9 @@ Status CudaBackend::attention(const Step &s, const float *q, float *out,
   prefilledRuns_.clear();
   args.mass = eviction_ ? eviction_->mass(s.layer) : nullptr;
   if (s.select.block && builds_)
-    KVRT_RETURN_IF_ERROR(cuda::buildBlockSummaries(
-        view, layer.summaries.as<uint16_t>(), s.select.block, buildPages_,
-        buildSlots_, builds_, stream_));
+    KVRT_RETURN_IF_ERROR(
+        cuda::buildBlockSummaries(view, layer.summaries(), s.select.block,
+                                  buildPages_, buildSlots_, builds_, stream_));
   // Rows the prefill kernel does not take: to the decode kernels, or in a
   // selecting layer decode rows to the sparse ones.
   auto pendingRows = [&](uint32_t first, uint32_t count) {
@@ -1588,7 +1588,7 @@ Status CudaBackend::sparseRows(const Step &s,
         pageTables_ + size_t(tableRowsHost_[first]) * pageTableStride_;
     sparse.cache.tableRows = nullptr;
     sparse.cache.lengths = rowLengths_ + first;
-    sparse.summaries = layer.summaries.as<uint16_t>();
+    sparse.summaries = layer.summaries();
     sparse.q = args.q + size_t(first) * qHeads * headDim;
     sparse.out = args.out + size_t(first) * qHeads * headDim;
     sparse.queryPositions = positions_ + first;

@@ -1,5 +1,6 @@
 //===- DeviceKvPool.cpp - The paged cache in device memory ----------------===//
 #include "runtime/src/backends/cuda/DeviceKvPool.h"
+#include "runtime/src/sparse/BoundCodes.h"
 
 #include <algorithm>
 #include <string>
@@ -75,9 +76,13 @@ DeviceKvPool::create(std::vector<DeviceLayerSpec> specs, uint32_t pageSize,
                                 operands.ropeInverse.data(),
                                 operands.ropeInverse.size() * 8));
     const uint64_t summaryPage = summaryPageBytes(spec, pageSize);
-    if (summaryPage)
+    if (summaryPage) {
+      const uint64_t blocks = uint64_t(capacityPages) * spec.kvHeads *
+                              (pageSize / spec.summaryBlock);
       KVRT_RETURN_IF_ERROR(
-          allocate(layer.summaries, summaryPage * capacityPages));
+          allocate(layer.summaryCodes, blocks * 2 * spec.headDim));
+      KVRT_RETURN_IF_ERROR(allocate(layer.summaryExponents, blocks));
+    }
     pool->pageBytes_ += keyPage + valuePage + summaryPage;
     pool->exactSlotBytes_ += 2 * spec.exactSideBytes();
     layer.spec = std::move(spec);
@@ -165,10 +170,8 @@ Status DeviceKvPool::growExactStores(uint32_t slots) {
 
 uint64_t DeviceKvPool::summaryPageBytes(const DeviceLayerSpec &spec,
                                         uint32_t pageSize) {
-  if (!spec.summaryBlock)
-    return 0;
-  return uint64_t(spec.kvHeads) * (pageSize / spec.summaryBlock) * 2 *
-         spec.headDim * sizeof(uint16_t);
+  return sparse::summaryBytesPerPage(spec.kvHeads, spec.headDim, pageSize,
+                                     spec.summaryBlock);
 }
 
 double DeviceKvPool::bytesPerToken() const {

@@ -19,6 +19,7 @@
 #include "runtime/src/backends/cuda/DeviceBuffer.h"
 #include "runtime/src/backends/cuda/LatentKeyOperands.h"
 #include "runtime/src/backends/cuda/PageLedger.h"
+#include "runtime/src/backends/cuda/SparseSelect.h"
 
 #include <memory>
 #include <utility>
@@ -79,8 +80,11 @@ public:
         keyRopeInverse;
     HostBuffer hostKeys, hostValues;
     /// Block summaries where spec.summaryBlock is set, in SparseSelect.h's
-    /// layout: [pages][kvHeads][pageSize / block][2][headDim] bf16.
-    DeviceBuffer summaries;
+    /// layout.
+    DeviceBuffer summaryCodes, summaryExponents;
+    BlockSummaries summaries() const {
+      return {summaryCodes.as<uint8_t>(), summaryExponents.as<int8_t>()};
+    }
     /// Where spec.keepsExact(): the stores of the exact tokens, a row per
     /// sequence slot.
     DeviceBuffer exactKeys, exactValues;

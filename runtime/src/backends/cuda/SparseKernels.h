@@ -156,7 +156,8 @@ struct SparseKernelParams {
   const int32_t *positions;
   const int32_t *pageTables;
   const int32_t *lengths;
-  uint16_t *summaries;
+  uint8_t *summaryCodes;
+  int8_t *summaryExponents;
   uint32_t pageTableStride;
   uint32_t pageSize;
   uint32_t kvHeads;

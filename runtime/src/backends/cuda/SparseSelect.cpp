@@ -125,7 +125,8 @@ float *rotatedQueries(const SparseDecodeArgs &args,
 
 /// The parameters every sparse kernel reads of the cache.
 SparseKernelParams cacheParams(const PagedKvView &cache,
-                               const uint16_t *summaries, uint32_t block) {
+                               const BlockSummaries &summaries,
+                               uint32_t block) {
   SparseKernelParams p = {};
   p.entries = sparseEntries(cache.key);
   p.keyForm = entryForm(cache.key);
@@ -139,8 +140,8 @@ SparseKernelParams cacheParams(const PagedKvView &cache,
   p.positions = cache.positions;
   p.pageTables = cache.pageTables;
   p.lengths = cache.lengths;
-  // Only the summary kernels write them.
-  p.summaries = const_cast<uint16_t *>(summaries);
+  p.summaryCodes = summaries.codes;
+  p.summaryExponents = summaries.exponents;
   p.pageTableStride = cache.pageTableStride;
   p.pageSize = cache.pageSize;
   p.kvHeads = cache.kvHeads;
@@ -218,10 +219,10 @@ Status launched(bool ok, const char *what) {
 
 } // namespace
 
-Status buildBlockSummaries(const PagedKvView &cache, uint16_t *summaries,
-                           uint32_t block, const int32_t *pages,
-                           const int32_t *slots, uint32_t count,
-                           cudaStream_t stream) {
+Status buildBlockSummaries(const PagedKvView &cache,
+                           const BlockSummaries &summaries, uint32_t block,
+                           const int32_t *pages, const int32_t *slots,
+                           uint32_t count, cudaStream_t stream) {
   KVRT_RETURN_IF_ERROR(
       checkCache(cache.headDim, cache.pageSize, block, cache.key, cache.value));
   return launched(launchBuildSummaries(cacheParams(cache, summaries, block),

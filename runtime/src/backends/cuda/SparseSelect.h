@@ -13,7 +13,8 @@
 //
 //   summaries  per (page, KV head, block of `block` slots) the per-channel
 //              minimum and maximum of the stored keys as decoded, rounded
-//              outward to bf16 (bf16 keys' bounds are exact), built for a
+//              outward to FP8 codes with an exponent per block
+//              (sparse/BoundCodes.h, the CPU's bits), built for a
 //              prefill's pages, and for a decode step's token by the
 //              attention's launch, ready for the next step;
 //   level 1    Quest's bound of every selectable block for each query
@@ -31,10 +32,9 @@
 // Ties go to the lower index, as on the CPU. A row with at most topTokens
 // selectable entries attends to all of them.
 //
-// The summaries live beside the pool, indexed like its pages:
-//   summaries[((page * kvHeads + head) * (pageSize / block) + j) * 2 * D]
-// holds block j's D lower bounds, then its D upper bounds (the layout of
-// the CPU's Page::keyBounds, page after page).
+// The summaries live beside the pool, indexed like its pages
+// (BlockSummaries: the layout of the CPU's Page::keyBounds and
+// Page::boundExponents, page after page).
 //
 //===----------------------------------------------------------------------===//
 #ifndef KVRT_BACKENDS_CUDA_SPARSESELECT_H
@@ -43,6 +43,15 @@
 #include "runtime/src/backends/cuda/DecodeAttention.h"
 
 namespace kvrt::cuda {
+
+/// Block summaries of a layer's pool. With n = (page * kvHeads + head) *
+/// (pageSize / block) + j for block j of a page's KV head:
+struct BlockSummaries {
+  /// codes[n * 2 * D ...]: its D lower bounds' codes, then its D upper ones.
+  uint8_t *codes = nullptr;
+  /// exponents[n]: the block's exponent.
+  int8_t *exponents = nullptr;
+};
 
 /// A layer's selection (SelectParams in kvpkg.proto).
 struct SparsePolicy {
@@ -55,10 +64,10 @@ struct SparsePolicy {
 /// pages[i] that starts below slot slots[i], from its slots below slots[i]
 /// (after a prefill or a compaction wrote them). `pages` and `slots` are
 /// device arrays.
-Status buildBlockSummaries(const PagedKvView &cache, uint16_t *summaries,
-                           uint32_t block, const int32_t *pages,
-                           const int32_t *slots, uint32_t count,
-                           cudaStream_t stream);
+Status buildBlockSummaries(const PagedKvView &cache,
+                           const BlockSummaries &summaries, uint32_t block,
+                           const int32_t *pages, const int32_t *slots,
+                           uint32_t count, cudaStream_t stream);
 
 /// What the sparse launches depend on besides the data.
 struct SparseDecodeShape {
@@ -157,7 +166,8 @@ struct SparseDecodeArgs {
   /// Decode rows: tableRows must be null.
   PagedKvView cache;
   ResidentPages resident;
-  const uint16_t *summaries = nullptr;
+  /// The attention's launch brings the newest blocks' summaries up to date.
+  BlockSummaries summaries;
   /// [batch][qHeads][headDim] fp32.
   const float *q = nullptr;
   /// [batch]: the position of each row's query.

@@ -4,9 +4,10 @@
 // sparse kernels read them (GatherEntries.cuh): thread t of kSummaryThreads
 // takes part t % 8 of every 16th entry, decodes its D / 8 channels and
 // keeps their bounds; a warp's four entries of each part meet by shuffles,
-// the warps in shared memory. The bounds are stored rounded outward to
-// bf16, as the CPU stores them (sparse/BlockSummary.h): of bf16 keys they
-// are exact. BlockSummaries.cu builds a prefill's pages with it; the sparse
+// the warps in shared memory. The bounds are stored as the CPU stores them
+// (sparse/BoundCodes.h): FP8 codes rounded outward, with the exponent the
+// block's largest bound asks for. BlockSummaries.cu builds a prefill's
+// pages with it; the sparse
 // attention's first block of each (row, KV head) brings the block of its
 // newest token up to date for the next step's level 1 (SparseAttention.cu).
 //
@@ -16,21 +17,26 @@
 
 #include "runtime/src/backends/cuda/GatherEntries.cuh"
 #include "runtime/src/backends/cuda/SparseKernels.h"
-
-#include <cuda_bf16.h>
+#include "runtime/src/sparse/BoundCodes.h"
 
 namespace kvrt::cuda {
 
 /// Shared memory summariseBlock() meets the warps' bounds in.
 template <int D> using SummaryScratch = float[kSummaryThreads / 32][2][D];
 
-/// Writes the lower then upper bounds of entries [first, first + count)
-/// (count >= 1) of the key area whose codes start at `codes` to `out`; the
-/// block's kSummaryThreads threads all take part.
+/// Where the summaries keep one block of one KV head.
+struct SummarySlot {
+  uint8_t *codes;
+  int8_t *exponent;
+};
+
+/// Writes the summary of entries [first, first + count) (count >= 1) of the
+/// key area whose codes start at `codes` to `out`; the block's
+/// kSummaryThreads threads all take part.
 template <typename Rows, int D>
 __device__ void summariseBlock(const uint8_t *codes, const EntryForm &form,
                                const float *levels, int first, int count,
-                               uint16_t *out, SummaryScratch<D> &scratch) {
+                               SummarySlot out, SummaryScratch<D> &scratch) {
   constexpr int kDims = D / 8, kRows = kSummaryThreads / 8, kUnroll = 4;
   const int tid = threadIdx.x, part = tid % 8, row = tid / 8, warp = tid / 32;
   float lo[kDims], hi[kDims];
@@ -73,27 +79,52 @@ __device__ void summariseBlock(const uint8_t *codes, const EntryForm &form,
       scratch[warp][1][Rows::dim(part, i)] = hi[i];
     }
   __syncthreads();
-  for (int c = tid; c < 2 * D; c += kSummaryThreads) {
-    const int side = c / D, channel = c % D;
-    float bound = scratch[0][side][channel];
+  // Thread tid's channels tid + i * kSummaryThreads of the 2D bounds, and
+  // the largest magnitude among all of them.
+  constexpr int kOwn = (2 * D + kSummaryThreads - 1) / kSummaryThreads;
+  float bound[kOwn], largest = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kOwn; ++i) {
+    const int c = tid + i * kSummaryThreads, side = c / D, channel = c % D;
+    if (c >= 2 * D)
+      break;
+    bound[i] = scratch[0][side][channel];
 #pragma unroll
     for (int w = 1; w < kSummaryThreads / 32; ++w)
-      bound = side ? fmaxf(bound, scratch[w][side][channel])
-                   : fminf(bound, scratch[w][side][channel]);
-    out[c] = __bfloat16_as_ushort(side ? __float2bfloat16_ru(bound)
-                                       : __float2bfloat16_rd(bound));
+      bound[i] = side ? fmaxf(bound[i], scratch[w][side][channel])
+                      : fminf(bound[i], scratch[w][side][channel]);
+    largest = fmaxf(largest, fabsf(bound[i]));
   }
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2)
+    largest = fmaxf(largest, __shfl_xor_sync(0xffffffffu, largest, offset));
+  __syncthreads(); // every read of the warps' bounds is done
+  if (tid % 32 == 0)
+    scratch[0][0][warp] = largest;
+  __syncthreads();
+#pragma unroll
+  for (int w = 0; w < kSummaryThreads / 32; ++w)
+    largest = fmaxf(largest, scratch[0][0][w]);
+  const int exponent = sparse::boundExponent(largest);
+#pragma unroll
+  for (int i = 0; i < kOwn; ++i) {
+    const int c = tid + i * kSummaryThreads;
+    if (c < 2 * D)
+      out.codes[c] = sparse::boundCode(bound[i], exponent, c >= D);
+  }
+  if (tid == 0)
+    *out.exponent = int8_t(exponent);
   __syncthreads();
 }
 
 /// Where the summaries keep block `blockInPage` of `page`'s KV head `head`
 /// (SparseSelect.h).
-__device__ __forceinline__ uint16_t *summaryOf(const SparseKernelParams &p,
-                                               int page, int head,
-                                               int blockInPage, int D) {
-  return p.summaries +
-         ((size_t(page) * p.kvHeads + head) * p.blocksPerPage + blockInPage) *
-             2 * D;
+__device__ __forceinline__ SummarySlot summaryOf(const SparseKernelParams &p,
+                                                 int page, int head,
+                                                 int blockInPage, int D) {
+  const size_t n =
+      (size_t(page) * p.kvHeads + head) * p.blocksPerPage + blockInPage;
+  return {p.summaryCodes + n * 2 * D, p.summaryExponents + n};
 }
 
 /// The summary of the block that holds row b's newest token, from its

@@ -34,6 +34,7 @@
 #include "runtime/src/backends/cuda/SparseKernels.h"
 #include "runtime/src/backends/cuda/SplitKernel.cuh"
 #include "runtime/src/backends/cuda/TensorCoreOps.cuh"
+#include "runtime/src/sparse/BoundCodes.h"
 
 #include <cuda_runtime.h>
 
@@ -165,11 +166,29 @@ __device__ float rankAcrossHeads(const float (&v)[G], const float (&best)[G]) {
 }
 
 /// The first of the four consecutive coordinates of a block's summary
-/// (2D bf16 numbers) lane t holds in level 1's k-step j: the warp's load m
-/// reads 16-byte chunk 4m + t of each block, 64 contiguous bytes of it
-/// (k-steps 2m and 2m + 1).
+/// (2D codes) lane t holds in level 1's k-step j: the warp's load m reads
+/// 16-byte chunk 4m + t of each block, 64 contiguous codes of it (k-steps
+/// 4m to 4m + 3).
 __device__ __forceinline__ int summaryDim(int j, int t) {
-  return 32 * (j / 2) + 8 * t + 4 * (j % 2);
+  return 64 * (j / 4) + 16 * t + 4 * (j % 4);
+}
+
+/// Level 1's queries are scaled by 2^kQueryShift and its codes widened
+/// to bf16 times 2^-120 (boundCodesAsBf16()), so every product of the MMA
+/// is a normal fp32 number for queries below 2^63; a block's sums are
+/// scaled back by 2^(exponent + 120 - kQueryShift), within float's range
+/// for every exponent of sparse/BoundCodes.h.
+constexpr int kQueryShift = 64;
+
+/// Codes c0 and c1 (bytes `first` and first + 1 of `codes`) as the bf16
+/// pair (c0, c1) of their values times 2^-120: the sign moves to bit 15,
+/// the exponent and mantissa fields to bits 7-10 and 4-6, so E4M3's
+/// exponent bias 7 reads as bf16's 127 (exact: no code is subnormal).
+__device__ __forceinline__ uint32_t boundCodesAsBf16(uint32_t codes,
+                                                     int first) {
+  // Byte c0 to bits 8-15 and c1 to bits 24-31, zeros below each.
+  const uint32_t t = __byte_perm(codes, 0, first == 0 ? 0x1404u : 0x3424u);
+  return ((t & 0x7f007f00u) >> 4) | (t & 0x80008000u);
 }
 
 /// A's registers for level 1 (selectBlocksKernel()): for each 16-row tile
@@ -186,7 +205,7 @@ __device__ void boundQueryTiles(const float *rowQ, int group,
     const int term = r / G, head = r % G;
     if (term >= 3 || head >= group)
       return 0.0f;
-    const float x = rowQ[head * D + c % D];
+    const float x = rowQ[head * D + c % D] * sparse::powerOfTwo(kQueryShift);
     const float part = (c < D) == (x < 0.0f) ? x : 0.0f;
     const float hi = __bfloat162float(__float2bfloat16_rn(part));
     const float mid = __bfloat162float(__float2bfloat16_rn(part - hi));
@@ -204,19 +223,20 @@ __device__ void boundQueryTiles(const float *rowQ, int group,
   }
 }
 
-/// Level 1 on the tensor cores. A block's summary is 2D bf16 numbers, its
-/// lower bounds then its upper ones, and Quest's bound sum_d q_d (q_d >= 0 ?
-/// hi_d : lo_d) is that vector's dot with the query's negative part then
-/// its positive part (boundQueryTiles()): one m16n8k16 bf16 MMA a k-step
-/// takes eight blocks against every (term, head) row of A, a dot's
-/// coordinates in summaryDim()'s order. A warp loads 16 blocks
-/// before its first MMA; past the end it reads the last block again and
-/// drops the bounds. The three terms' sums add up in shared memory.
+/// Level 1 on the tensor cores. A block's summary is 2D codes, its lower
+/// bounds then its upper ones, and Quest's bound sum_d q_d (q_d >= 0 ? hi_d
+/// : lo_d) is that vector's dot with the query's negative part then its
+/// positive part (boundQueryTiles()) times the block's 2^exponent: one
+/// m16n8k16 bf16 MMA a k-step takes eight blocks (their codes widened to
+/// bf16) against every (term, head) row of A, a dot's coordinates in
+/// summaryDim()'s order. A warp loads 16 blocks before its first MMA; past
+/// the end it reads the last block again and drops the bounds. The three
+/// terms' sums add up in shared memory.
 template <int D, int G>
 __global__ void __launch_bounds__(kSelectThreads, 2)
     selectBlocksKernel(const SparseKernelParams p) {
   constexpr int kSteps = 2 * D / 16, kTiles = (3 * G + 15) / 16;
-  constexpr int kLoads = kSteps / 2, kGroups = 2, kWarpBlocks = 8 * kGroups;
+  constexpr int kLoads = kSteps / 4, kGroups = 2, kWarpBlocks = 8 * kGroups;
   awaitPreviousKernel();
   // The chunk's pages.
   extern __shared__ __align__(16) int32_t pageOf[];
@@ -265,21 +285,23 @@ __global__ void __launch_bounds__(kSelectThreads, 2)
   const int end = min(blocks, first + chunkBlocks);
 
   // Lane (g, t)'s share of blocks base + g and base + 8 + g (past the end
-  // the last block again, its bounds dropped), page(j) the page of block j.
+  // the last block again, its bounds dropped) and their exponents, page(j)
+  // the page of block j.
   uint4 chunk[kGroups][kLoads];
+  int8_t exponent[kGroups];
   auto loadChunk = [&](int base, auto page) {
 #pragma unroll
     for (int n = 0; n < kGroups; ++n) {
       const int j = min(base + 8 * n + g, end - 1);
-      const int token = j * blockSize;
-      const uint4 *summary = reinterpret_cast<const uint4 *>(
-          p.summaries +
-          ((size_t(page(j)) * p.kvHeads + kvHead) * p.blocksPerPage +
-           token % int(p.pageSize) / blockSize) *
-              2 * D);
+      const size_t summary =
+          (size_t(page(j)) * p.kvHeads + kvHead) * p.blocksPerPage +
+          j * blockSize % int(p.pageSize) / blockSize;
+      const uint4 *codes =
+          reinterpret_cast<const uint4 *>(p.summaryCodes + summary * 2 * D);
 #pragma unroll
       for (int m = 0; m < kLoads; ++m)
-        chunk[n][m] = summary[4 * m + t];
+        chunk[n][m] = codes[4 * m + t];
+      exponent[n] = p.summaryExponents[summary];
     }
   };
   // The warp's first blocks are on their way while the block sets up, their
@@ -308,8 +330,27 @@ __global__ void __launch_bounds__(kSelectThreads, 2)
         const uint32_t a[4] = {a4.x, a4.y, a4.z, a4.w};
 #pragma unroll
         for (int n = 0; n < kGroups; ++n) {
-          const uint4 &c = chunk[n][j / 2];
-          mmaBf16(acc[n][tile], a, j % 2 ? c.z : c.x, j % 2 ? c.w : c.y);
+          const uint4 &c = chunk[n][j / 4];
+          const uint32_t codes = j % 4 == 0   ? c.x
+                                 : j % 4 == 1 ? c.y
+                                 : j % 4 == 2 ? c.z
+                                              : c.w;
+          mmaBf16(acc[n][tile], a, boundCodesAsBf16(codes, 0),
+                  boundCodesAsBf16(codes, 2));
+        }
+      }
+    }
+    // Each column's block exponent, from the lanes that loaded it.
+#pragma unroll
+    for (int n = 0; n < kGroups; ++n) {
+      const float scale = sparse::powerOfTwo(exponent[n] + 120 - kQueryShift);
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const float column = __shfl_sync(0xffffffffu, scale, 4 * (2 * t + e));
+#pragma unroll
+        for (int tile = 0; tile < kTiles; ++tile) {
+          acc[n][tile][e] *= column;
+          acc[n][tile][2 + e] *= column;
         }
       }
     }
