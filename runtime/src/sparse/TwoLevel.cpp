@@ -1,7 +1,6 @@
 //===- TwoLevel.cpp -------------------------------------------------------===//
 #include "runtime/src/sparse/TwoLevel.h"
 
-#include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
 #include "runtime/src/sparse/BlockSummary.h"
