@@ -3,8 +3,10 @@
 
 #include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
+#include "runtime/src/cache/codecs/Minifloat.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 namespace kvrt::sparse {
@@ -17,6 +19,17 @@ uint64_t summaryIndex(const CacheLayerShape &shape, uint32_t head,
 }
 
 } // namespace
+
+float boundValue(uint8_t code, int exponent) {
+  static const auto values = [] {
+    std::array<float, 256> v;
+    for (uint32_t c = 0; c < 256; ++c)
+      v[c] = float(codecs::decodeMinifloat(c, codecs::kE4M3));
+    return v;
+  }();
+  // Exact: at most 3 significant bits, at least 2^-129 (a float subnormal).
+  return values[code] * powerOfTwo(exponent);
+}
 
 BlockBounds blockBounds(const PagedCache &cache, uint32_t layer,
                         const Page &page, uint32_t head, uint32_t block) {

@@ -24,6 +24,9 @@ struct Page;
 
 namespace sparse {
 
+/// The value a code stands for in a block of exponent `exponent`.
+float boundValue(uint8_t code, int exponent);
+
 /// One KV head's block summary as stored: 2 * headDim codes (the lower
 /// bounds, then the upper ones) and the block's exponent.
 struct BlockBounds {

@@ -88,24 +88,6 @@ KVRT_HOST_DEVICE inline float powerOfTwo(int n) {
   return value;
 }
 
-/// The value a code stands for in a block of exponent `exponent`.
-KVRT_HOST_DEVICE inline float boundValue(uint8_t code, int exponent) {
-  const uint32_t magnitude = code & 0x7fu;
-  const int field = int(magnitude >> 3);
-  const float sign = code >> 7 ? -1.0f : 1.0f;
-  if (magnitude == kBoundNaN) {
-    const uint32_t nan = 0x7fc00000u;
-    float value;
-    std::memcpy(&value, &nan, 4);
-    return value;
-  }
-  // Subnormal codes (never written) as E4M3 has them; every product exact.
-  return field == 0
-             ? sign * (float(magnitude) * powerOfTwo(-9)) * powerOfTwo(exponent)
-             : sign * (float(8 + (magnitude & 7u)) * 0.125f) *
-                   powerOfTwo(field - 7 + exponent);
-}
-
 /// Bytes of the block summaries of one page of a layer: per KV head and
 /// block of `block` slots, 2 * headDim codes and one exponent.
 KVRT_HOST_DEVICE inline uint64_t summaryBytesPerPage(uint32_t kvHeads,
