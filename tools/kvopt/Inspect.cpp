@@ -8,7 +8,6 @@
 #include "tools/kvopt/Commands.h"
 
 #include "kvrt/Artifact.h"
-#include "runtime/src/sparse/BoundCodes.h"
 
 #include <CLI/CLI.hpp>
 
@@ -57,10 +56,7 @@ void printLayerRuns(const schema::Manifest &m, const char *title,
 /// How the layer of `c` selects, with what its block summaries cost.
 std::string describeSelection(const schema::SelectParams &s,
                               const schema::CacheLayout &c) {
-  const double summaryBytes =
-      double(kvrt::sparse::summaryBytesPerPage(c.kv_heads(), c.head_dim(),
-                                               s.block(), s.block())) /
-      s.block();
+  const double summaryBytes = kvrt::summaryBytesPerToken(c, s);
   return std::to_string(s.top_tokens()) + " entries of the top " +
          std::to_string(s.top_blocks()) + " blocks of " +
          std::to_string(s.block()) + " per decode step, summaries " +

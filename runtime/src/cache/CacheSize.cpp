@@ -1,6 +1,7 @@
 //===- CacheSize.cpp - Bytes per token of a cache layout ------------------===//
 #include "kvrt/Artifact.h"
 #include "runtime/src/cache/Codec.h"
+#include "runtime/src/sparse/BoundCodes.h"
 
 #include <algorithm>
 #include <numeric>
@@ -55,6 +56,15 @@ StatusOr<double> cacheBytesPerToken(const schema::CacheLayout &layout) {
   return double(layout.kv_heads()) *
          double(codecs[0]->headBytes(page) + codecs[1]->headBytes(page)) /
          double(page);
+}
+
+double summaryBytesPerToken(const schema::CacheLayout &layout,
+                            const schema::SelectParams &select) {
+  const uint32_t block = select.block();
+  return block ? double(sparse::summaryBytesPerPage(
+                     layout.kv_heads(), layout.head_dim(), block, block)) /
+                     block
+               : 0.0;
 }
 
 } // namespace kvrt
