@@ -82,7 +82,7 @@ enum class SparseEntries : uint8_t {
   Nvfp4
 };
 
-/// Level 2's scoring of fp8 and polar keys (TwoLevelSelect.cu): warps of
+/// Level 2's scoring of fp8, polar and nvfp4 keys (TwoLevelSelect.cu): warps of
 /// a block, and the bulk copies each warp keeps in flight, one run of up
 /// to kRunEntries consecutive candidates each.
 inline constexpr uint32_t kRunScoreWarps = 4;
@@ -90,12 +90,11 @@ inline constexpr uint32_t kRunScoreStages = 2;
 inline constexpr uint32_t kRunEntries = 64;
 /// Whether level 2 scores `entries` in runs (else on CUDA cores).
 KVRT_HOST_DEVICE inline constexpr bool scoresRuns(SparseEntries entries) {
-  return entries == SparseEntries::Fp8E4M3 ||
-         entries == SparseEntries::Polar2 || entries == SparseEntries::Polar3 ||
-         entries == SparseEntries::Polar4;
+  return entries != SparseEntries::Bf16;
 }
 /// A stage: a run of the largest entries of the encoding (fp8: D codes and
-/// a 4-byte scale; polar: D * bits / 8 bytes of codes and a 2-byte scale),
+/// a 4-byte scale; polar: D * bits / 8 bytes of codes and a 2-byte scale;
+/// nvfp4: D / 2 bytes of codes and D / 16 block scales),
 /// copied from the 16-byte boundaries around it. Sized per encoding, so
 /// that polar's smaller runs leave room for more blocks an SM.
 KVRT_HOST_DEVICE inline constexpr uint32_t runStageBytes(SparseEntries entries,
@@ -104,6 +103,7 @@ KVRT_HOST_DEVICE inline constexpr uint32_t runStageBytes(SparseEntries entries,
       entries == SparseEntries::Polar2   ? headDim / 4 + 2
       : entries == SparseEntries::Polar3 ? headDim * 3 / 8 + 2
       : entries == SparseEntries::Polar4 ? headDim / 2 + 2
+      : entries == SparseEntries::Nvfp4  ? headDim / 2 + headDim / 16
                                          : headDim + 4;
   return (kRunEntries * entryBytes + 32 + 15) / 16 * 16;
 }

@@ -30,6 +30,7 @@
 #include "runtime/src/backends/cuda/DependentLaunch.cuh"
 #include "runtime/src/backends/cuda/GatherEntries.cuh"
 #include "runtime/src/backends/cuda/MmaFragments.cuh"
+#include "runtime/src/backends/cuda/Nvfp4Fragments.cuh"
 #include "runtime/src/backends/cuda/RotateRows.cuh"
 #include "runtime/src/backends/cuda/SparseKernels.h"
 #include "runtime/src/backends/cuda/SplitKernel.cuh"
@@ -584,15 +585,20 @@ __global__ void __launch_bounds__(kSelectThreads)
   }
 }
 
-/// How selectRunEntriesKernel() reads fp8 e4m3 keys: every code is exact in
-/// f16, one B term, an entry's scale its slot's or its head's f32.
-template <int D> struct Fp8RunKeys {
-  static constexpr SparseEntries kEntries = SparseEntries::Fp8E4M3;
+/// Run keys whose codes are exact in f16: one B term, no table in shared
+/// memory.
+struct ExactF16RunKeys {
   static constexpr int kTerms = 1;
   /// Shared memory words (none) and their setup.
   static constexpr int kSharedWords = 1;
   __device__ __forceinline__ static void setUp(const SparseKernelParams &,
                                                uint32_t *) {}
+};
+
+/// How selectRunEntriesKernel() reads fp8 e4m3 keys: every code is exact in
+/// f16, an entry's scale its slot's or its head's f32.
+template <int D> struct Fp8RunKeys : ExactF16RunKeys {
+  static constexpr SparseEntries kEntries = SparseEntries::Fp8E4M3;
   __device__ __forceinline__ static float unshift(const uint32_t *) {
     return 1.0f;
   }
@@ -743,8 +749,33 @@ template <int D, int Bits> struct PolarRunKeys {
   }
 };
 
-/// Level 2's scores over fp8 e4m3 and polar keys, on the tensor cores and
-/// fed by bulk copies. A kept block's entries lie together in one page, so
+/// How selectRunEntriesKernel() reads nvfp4 keys (Nvfp4Fragments.cuh):
+/// each E2M1 code times its block's E4M3 scale is exact in f16; the sum
+/// times the tensor scale and kNvfp4Unscale is the CPU's.
+template <int D> struct Nvfp4RunKeys : ExactF16RunKeys {
+  static constexpr SparseEntries kEntries = SparseEntries::Nvfp4;
+  __device__ __forceinline__ static float unshift(const uint32_t *) {
+    return kNvfp4Unscale;
+  }
+  /// B's registers of k-step j for lane t: coordinates keyDim(j, t) + 0,
+  /// 1 and + 2, 3 (Fp8E4M3Mma<D>::keyDim() is the same map).
+  __device__ __forceinline__ static void fragments(const uint8_t *entry, int j,
+                                                   int t, const uint32_t *,
+                                                   uint32_t (&b)[kTerms][2]) {
+    nvfp4KeyStep<D>(entry, j, t, b[0]);
+  }
+  __device__ __forceinline__ static float scale(const uint8_t *,
+                                                const EntryForm &form, float) {
+    return form.tensorScale;
+  }
+  __device__ __forceinline__ static float headScale(const uint8_t *,
+                                                    const EntryForm &) {
+    return 0.0f;
+  }
+};
+
+/// Level 2's scores over fp8 e4m3, polar and nvfp4 keys, on the tensor cores
+/// and fed by bulk copies. A kept block's entries lie together in one page, so
 /// each warp streams runs of up to kRunEntries consecutive candidates (a
 /// kept block, or a part of one) into its own kRunScoreStages shared-memory
 /// stages, one cp.async.bulk each, and scores a run while the next lands.
@@ -961,6 +992,9 @@ template <int D> struct RunKeysOf<Fp8Rows<D>> {
 };
 template <int D, int Bits> struct RunKeysOf<PolarRows<D, Bits>> {
   using type = PolarRunKeys<D, Bits>;
+};
+template <int D> struct RunKeysOf<Nvfp4Rows<D>> {
+  using type = Nvfp4RunKeys<D>;
 };
 
 /// Level 2's scoring kernel: the run scorer where scoresRuns() says so, as
