@@ -197,9 +197,12 @@ engine_checks() {
     # 3-bit polar and nvfp4 codes are coarser still: 48 and 47 of 55 rows
     # of polar3-twolevel and nvfp4-twolevel on 2026-12-06, while
     # polar3-all and nvfp4-all put every row within 2.97e-2 and 1.63e-2.
-    [[ $e == *-twolevel ]] && extra+=(--flips 0.8)
-    [[ $e == polar3-twolevel || $e == nvfp4-twolevel ]] &&
-      extra+=(--flips 0.9)
+    # Block summaries in fp8 (2026-12-07) round each bound outward to 3
+    # bits, so a key a bf16 ulp away can move its block's bound a whole
+    # step: bf16 two-level 19 of 55 rows (5 with bf16 summaries), fp8 42,
+    # polar-4 43, polar-3 48, nvfp4 46 on an H100.
+    [[ $e == twolevel ]] && extra+=(--flips 0.4)
+    [[ $e == *-twolevel ]] && extra+=(--flips 0.9)
     [[ $e == *-all ]] && extra+=(--flips 0)
     timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$e.kvpkg" \
       --prompt 300 --steps 16 "${extra[@]}" > "$out/engine-check-$e.txt" \
@@ -252,10 +255,11 @@ engine_checks() {
   for e in offload fp8-offload polar4-offload nvfp4-offload; do
     resident=twolevel
     [[ $e == *-offload ]] && resident=${e%-offload}-twolevel
-    extra=()
+    # As their resident artifacts' checks above (offloaded polar-4: 43 of
+    # 53 rows beyond the tolerance on 2026-12-07).
+    extra=(--flips 0.4)
     [[ $e == polar4-* ]] && extra+=(--tolerance 0.03)
-    [[ $e != offload ]] && extra+=(--flips 0.8)
-    [[ $e == nvfp4-offload ]] && extra+=(--flips 0.9)
+    [[ $e != offload ]] && extra+=(--flips 0.9)
     timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$e.kvpkg" \
       --prompt 300 --steps 16 --resident "$bin/llama-tiny-$resident.kvpkg" \
       "${extra[@]}" > "$out/engine-check-$e.txt" 2>&1 || status=1
