@@ -156,8 +156,7 @@ struct SparseKernelParams {
   const int32_t *positions;
   const int32_t *pageTables;
   const int32_t *lengths;
-  uint8_t *summaryCodes;
-  int8_t *summaryExponents;
+  BlockSummaries summaries;
   uint32_t pageTableStride;
   uint32_t pageSize;
   uint32_t kvHeads;

@@ -140,8 +140,7 @@ SparseKernelParams cacheParams(const PagedKvView &cache,
   p.positions = cache.positions;
   p.pageTables = cache.pageTables;
   p.lengths = cache.lengths;
-  p.summaryCodes = summaries.codes;
-  p.summaryExponents = summaries.exponents;
+  p.summaries = summaries;
   p.pageTableStride = cache.pageTableStride;
   p.pageSize = cache.pageSize;
   p.kvHeads = cache.kvHeads;

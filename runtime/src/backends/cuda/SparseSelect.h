@@ -44,8 +44,9 @@
 
 namespace kvrt::cuda {
 
-/// Block summaries of a layer's pool. With n = (page * kvHeads + head) *
-/// (pageSize / block) + j for block j of a page's KV head:
+/// Block summaries of a layer's pool (or those from one block on, where a
+/// kernel writes one). With n = (page * kvHeads + head) * (pageSize /
+/// block) + j for block j of a page's KV head:
 struct BlockSummaries {
   /// codes[n * 2 * D ...]: its D lower bounds' codes, then its D upper ones.
   uint8_t *codes = nullptr;

@@ -24,19 +24,13 @@ namespace kvrt::cuda {
 /// Shared memory summariseBlock() meets the warps' bounds in.
 template <int D> using SummaryScratch = float[kSummaryThreads / 32][2][D];
 
-/// Where the summaries keep one block of one KV head.
-struct SummarySlot {
-  uint8_t *codes;
-  int8_t *exponent;
-};
-
 /// Writes the summary of entries [first, first + count) (count >= 1) of the
-/// key area whose codes start at `codes` to `out`; the block's
+/// key area whose codes start at `codes` to `out`'s first block; the block's
 /// kSummaryThreads threads all take part.
 template <typename Rows, int D>
 __device__ void summariseBlock(const uint8_t *codes, const EntryForm &form,
                                const float *levels, int first, int count,
-                               SummarySlot out, SummaryScratch<D> &scratch) {
+                               BlockSummaries out, SummaryScratch<D> &scratch) {
   constexpr int kDims = D / 8, kRows = kSummaryThreads / 8, kUnroll = 4;
   const int tid = threadIdx.x, part = tid % 8, row = tid / 8, warp = tid / 32;
   float lo[kDims], hi[kDims];
@@ -113,18 +107,18 @@ __device__ void summariseBlock(const uint8_t *codes, const EntryForm &form,
       out.codes[c] = sparse::boundCode(bound[i], exponent, c >= D);
   }
   if (tid == 0)
-    *out.exponent = int8_t(exponent);
+    out.exponents[0] = int8_t(exponent);
   __syncthreads();
 }
 
 /// Where the summaries keep block `blockInPage` of `page`'s KV head `head`
 /// (SparseSelect.h).
-__device__ __forceinline__ SummarySlot summaryOf(const SparseKernelParams &p,
-                                                 int page, int head,
-                                                 int blockInPage, int D) {
+__device__ __forceinline__ BlockSummaries summaryOf(const SparseKernelParams &p,
+                                                    int page, int head,
+                                                    int blockInPage, int D) {
   const size_t n =
       (size_t(page) * p.kvHeads + head) * p.blocksPerPage + blockInPage;
-  return {p.summaryCodes + n * 2 * D, p.summaryExponents + n};
+  return {p.summaries.codes + n * 2 * D, p.summaries.exponents + n};
 }
 
 /// The summary of the block that holds row b's newest token, from its

@@ -298,11 +298,11 @@ __global__ void __launch_bounds__(kSelectThreads, 2)
           (size_t(page(j)) * p.kvHeads + kvHead) * p.blocksPerPage +
           j * blockSize % int(p.pageSize) / blockSize;
       const uint4 *codes =
-          reinterpret_cast<const uint4 *>(p.summaryCodes + summary * 2 * D);
+          reinterpret_cast<const uint4 *>(p.summaries.codes + summary * 2 * D);
 #pragma unroll
       for (int m = 0; m < kLoads; ++m)
         chunk[n][m] = codes[4 * m + t];
-      exponent[n] = p.summaryExponents[summary];
+      exponent[n] = p.summaries.exponents[summary];
     }
   };
   // The warp's first blocks are on their way while the block sets up, their
