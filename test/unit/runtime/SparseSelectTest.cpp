@@ -137,14 +137,16 @@ schema::Encoding encoding(schema::EncodingKind kind, uint32_t bits = 0,
 }
 
 /// One layer of `tokens` random keys and values, every one encoded (the
-/// tail emptied), with block summaries of `block` entries.
+/// tail emptied), with block summaries of `block` entries; appended and
+/// encoded `chunk` tokens at a time (0: all at once), as decode steps
+/// append one.
 struct Layer {
   std::unique_ptr<Codec> keys, values, tail;
   cpu::CacheCodecs codecs;
   std::unique_ptr<PagedCache> cache;
 
   Layer(const schema::Encoding &key, uint32_t pageSize, uint32_t block,
-        uint32_t tokens, uint32_t seed) {
+        uint32_t tokens, uint32_t seed, uint32_t chunk = 0) {
     CodecContext context;
     context.kvHeads = kKvHeads;
     context.headDim = kD;
@@ -180,9 +182,35 @@ struct Layer {
     std::vector<int32_t> positions(tokens);
     std::iota(positions.begin(), positions.end(), 0);
     cpu::ThreadPool pool(2);
-    cpu::append(pool, *cache, 0, codecs, k.data(), v.data(), tokens,
-                sequences.data(), positions.data());
-    cpu::encodeTails(pool, *cache, 0, codecs, &kSequence, 1);
+    const uint32_t step = chunk ? chunk : tokens;
+    for (uint32_t first = 0; first < tokens; first += step) {
+      const uint32_t n = std::min(step, tokens - first);
+      const size_t row = size_t(first) * kKvHeads * kD;
+      cpu::append(pool, *cache, 0, codecs, k.data() + row, v.data() + row, n,
+                  sequences.data(), positions.data() + first);
+      cpu::encodeTails(pool, *cache, 0, codecs, &kSequence, 1);
+    }
+  }
+
+  /// The bytes of the summaries (codes, then exponents) of every page that
+  /// holds encoded entries (not the reserved one after them).
+  std::vector<uint8_t> summaryBytes() const {
+    const CacheLayerShape &shape = cache->shape(0);
+    const std::vector<uint32_t> &pages = cache->pages(0, kSequence);
+    const uint64_t used =
+        (cache->encoded(0, kSequence) + shape.pageSize - 1) / shape.pageSize;
+    std::vector<uint8_t> bytes;
+    for (uint64_t p = 0; p < used; ++p) {
+      const Page &page = cache->page(0, pages[p]);
+      const uint8_t *codes = page.keyBounds.get();
+      const auto *exponents =
+          reinterpret_cast<const uint8_t *>(page.boundExponents.get());
+      bytes.insert(bytes.end(), codes,
+                   codes + shape.summariesPerPage() * 2 * shape.headDim);
+      bytes.insert(bytes.end(), exponents,
+                   exponents + shape.summariesPerPage());
+    }
+    return bytes;
   }
 
   /// Entry `index` of KV head `head` as the key codec decodes it.
@@ -319,6 +347,19 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<SelectCase> &info) {
       return std::string(info.param.name);
     });
+
+// A decode step adds one key to its block: the block is summarised anew
+// from all its keys, so its codes and exponent are those a prefill of the
+// same keys stores (a block's exponent grows as larger keys join it).
+TEST(BlockSummary, OneTokenAtATimeStoresWhatAPrefillStores) {
+  for (const schema::Encoding &key :
+       {encoding(schema::ENCODING_BF16), encoding(schema::ENCODING_POLAR, 4)}) {
+    Layer prefilled(key, 16, 16, 80, 5);
+    Layer stepped(key, 16, 16, 80, 5, 1);
+    EXPECT_EQ(prefilled.summaryBytes(), stepped.summaryBytes())
+        << schema::EncodingKind_Name(key.kind());
+  }
+}
 
 TEST(TwoLevelSelection, ShortSequencesAttendDensely) {
   Layer layer(encoding(schema::ENCODING_BF16), 16, 16, 64, 3);
