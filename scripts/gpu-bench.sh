@@ -102,6 +102,15 @@
 #              (`KEEP_BASE=1 scripts/gpu-prepare.sh` packs those .gpu-bin
 #              held before it rebuilds): carry .gpu-base too. Not in the
 #              default sections.
+#   ab-sparse  this build's kvrt-cuda-sparse against a base build's: --check
+#              with this build, then --bench of AB_SPARSE_CACHES (default
+#              "polar4,polar3,polar2,nvfp4,fp8,bf16") at AB_SPARSE_POINTS
+#              (default 8x131072), base, new, new, base, each two-level
+#              row's time and parts labelled. The base binary comes from
+#              .gpu-base/base.tar.xz as for ab-binary (`KEEP_BASE=1
+#              scripts/gpu-prepare.sh sparse` packs the kvrt-cuda-sparse
+#              .gpu-bin held, then builds this one): carry .gpu-base too.
+#              Not in the default sections.
 #   step       ncu over one decode step of llama3-8b at STEP_POINT (BxL,
 #              default 1x4096) in each of STEP_ENCODINGS (default "bf16
 #              polar4"), without graphs, and the kernel time per kernel
@@ -131,10 +140,14 @@ cd "$(dirname "$0")/.."
 out=${OUT:-gpu-bench-out}
 mkdir -p "$out"
 bin=.gpu-bin
-if [ -f .gpu-pack/gpu-bin.tar.xz ]; then
-  rm -rf "$bin" && mkdir -p "$bin" &&
+# unpack ARCHIVE DIR: DIR emptied, then ARCHIVE's files in it.
+unpack() {
+  rm -rf "$2" && mkdir -p "$2" &&
     python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
-      .gpu-pack/gpu-bin.tar.xz "$bin" || exit 1
+      "$1" "$2"
+}
+if [ -f .gpu-pack/gpu-bin.tar.xz ]; then
+  unpack .gpu-pack/gpu-bin.tar.xz "$bin" || exit 1
 fi
 reps=${REPS:-100}
 points=${POINTS:-"1x4096 8x32768 32x4096"}
@@ -151,6 +164,8 @@ step_encodings=${STEP_ENCODINGS:-"bf16 polar4"}
 step_point=${STEP_POINT:-1x4096}
 step_batch=${step_point%x*} step_context=${step_point#*x}
 ab_attention=${AB_ATTENTION:-"polar4"}
+ab_sparse_caches=${AB_SPARSE_CACHES:-"polar4,polar3,polar2,nvfp4,fp8,bf16"}
+ab_sparse_points=${AB_SPARSE_POINTS:-8x131072}
 largest=${LARGEST:-"kivi4:44"}
 default_artifact=${DEFAULT_ARTIFACT:-$bin/default-blocks.kvpkg}
 serve_clients=${SERVE_CLIENTS:-32}
@@ -476,9 +491,7 @@ for section in "${sections[@]}"; do
     ;;
   ab-binary)
     base=.gpu-base-bin
-    rm -rf "$base" && mkdir -p "$base" &&
-      python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
-        .gpu-base/base.tar.xz "$base" || {
+    unpack .gpu-base/base.tar.xz "$base" || {
       status=1
       continue
     }
@@ -505,6 +518,26 @@ for section in "${sections[@]}"; do
           awk -v v="$v" '$3 == "8" || $4 == "32768" {
             print "ab-binary attention", $2, "B=" $3, "L=" $4, v ":", $5, "us" }'
       done
+    done
+    ;;
+  ab-sparse)
+    base=.gpu-base-bin
+    unpack .gpu-base/base.tar.xz "$base" || {
+      status=1
+      continue
+    }
+    timeout 150 "$bin/kvrt-cuda-sparse" --check > "$out/ab-sparse-check.txt" 2>&1 ||
+      status=1
+    grep -vE '^device' "$out/ab-sparse-check.txt" | tail -5
+    for v in base new new base; do
+      dir=$bin
+      [ $v = base ] && dir=$base
+      timeout 300 "$dir/kvrt-cuda-sparse" --bench --reps "$reps" \
+        --caches "$ab_sparse_caches" --points "$ab_sparse_points" \
+        > "$out/ab-sparse-$v.txt" 2>&1 || status=1
+      # policy cache B L dense_us sparse_us speedup level1 level2 attend
+      sed -n '/^policy/,$p' "$out/ab-sparse-$v.txt" | awk -v v="$v" '$1 == "twolevel" {
+        print "ab-sparse", $2, "B=" $3, "L=" $4, v ":", $6, "us (" $8, $9, $10 "), dense", $5 }'
     done
     ;;
   step)

@@ -18,6 +18,12 @@
 #   KEEP_BASE=1 scripts/gpu-prepare.sh      # with the change
 #   run(command="scripts/gpu-bench.sh ab-binary", carry=[".gpu-pack", ".gpu-base"])
 #
+# and of a sparse kernel change, kvrt-cuda-sparse alone:
+#
+#   scripts/gpu-prepare.sh sparse
+#   KEEP_BASE=1 scripts/gpu-prepare.sh sparse
+#   run(command="scripts/gpu-bench.sh ab-sparse", carry=[".gpu-pack", ".gpu-base"])
+#
 # The artifacts: llama-tiny (2 layers, head dim 64; checked against the
 # CPU backend) and llama3-8b with --synthetic-weights generated (timed):
 # 2.5 MB each, the runtime makes the 16 GB of weights on the GPU. Besides
@@ -57,13 +63,23 @@ pack() {
   tar -C .gpu-bin -cJf .gpu-pack/gpu-bin.tar.xz .
   ls -la .gpu-pack
 }
-# KEEP_BASE=1: first packs the engine and attention binaries .gpu-bin
-# holds (the build before this one) into .gpu-base/base.tar.xz, for
-# `scripts/gpu-bench.sh ab-binary`.
+# KEEP_BASE=1: first packs the engine, attention and sparse binaries
+# .gpu-bin holds (the build before this one; `sparse` alone: that one)
+# into .gpu-base/base.tar.xz, for `scripts/gpu-bench.sh ab-binary` and
+# `ab-sparse`.
 if [ -n "${KEEP_BASE:-}" ]; then
+  kept=()
+  wanted=(kvrt-cuda-sparse)
+  [ "${1:-}" = sparse ] || wanted+=(kvrt-cuda-engine kvrt-cuda-attention)
+  for binary in "${wanted[@]}"; do
+    [ -f ".gpu-bin/$binary" ] && kept+=("$binary")
+  done
+  [ ${#kept[@]} -gt 0 ] || {
+    echo "KEEP_BASE: .gpu-bin holds no binary to keep" >&2
+    exit 1
+  }
   mkdir -p .gpu-base
-  tar -C .gpu-bin -cJf .gpu-base/base.tar.xz kvrt-cuda-engine \
-    kvrt-cuda-attention
+  tar -C .gpu-bin -cJf .gpu-base/base.tar.xz "${kept[@]}"
   ls -la .gpu-base
 fi
 if [ "${1:-}" = sparse ]; then
