@@ -68,16 +68,8 @@ pack() {
 # into .gpu-base/base.tar.xz, for `scripts/gpu-bench.sh ab-binary` and
 # `ab-sparse`.
 if [ -n "${KEEP_BASE:-}" ]; then
-  kept=()
-  wanted=(kvrt-cuda-sparse)
-  [ "${1:-}" = sparse ] || wanted+=(kvrt-cuda-engine kvrt-cuda-attention)
-  for binary in "${wanted[@]}"; do
-    [ -f ".gpu-bin/$binary" ] && kept+=("$binary")
-  done
-  [ ${#kept[@]} -gt 0 ] || {
-    echo "KEEP_BASE: .gpu-bin holds no binary to keep" >&2
-    exit 1
-  }
+  kept=(kvrt-cuda-sparse)
+  [ "${1:-}" = sparse ] || kept+=(kvrt-cuda-engine kvrt-cuda-attention)
   mkdir -p .gpu-base
   tar -C .gpu-bin -cJf .gpu-base/base.tar.xz "${kept[@]}"
   ls -la .gpu-base
