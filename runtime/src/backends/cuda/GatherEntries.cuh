@@ -79,7 +79,7 @@ __device__ __forceinline__ const uint8_t *areaAt(const EntryAreas &areas,
 
 template <int D> struct Bf16Rows {
   static constexpr int kDims = D / 8;
-  static constexpr bool kReadsLevels = false;
+  static constexpr bool kReadsLevels = false, kScaled = false;
   struct Raw {
     uint4 chunk[D / 64];
   };
@@ -115,13 +115,24 @@ template <int D> struct Bf16Rows {
 
 /// What the forms of codes and a scale share: the lane's D / 8
 /// consecutive coordinates as `Words` 4-byte words of codes, and the scale.
-template <int D, int Words> struct ScaledCodes {
+/// `Form::decodeUnscaled()` gives the codes' values; decode() applies the
+/// scale (the attention applies it to an entry's weights instead, once an
+/// entry rather than once a coordinate).
+template <int D, int Words, typename Form> struct ScaledCodes {
   static constexpr int kDims = D / 8, kWords = Words;
-  static constexpr bool kReadsLevels = false;
+  static constexpr bool kReadsLevels = false, kScaled = true;
   struct Raw {
     uint32_t word[Words];
     float scale;
   };
+
+  __device__ __forceinline__ static void
+  decode(const Raw &raw, const float *levels, float (&x)[kDims]) {
+    Form::decodeUnscaled(raw, levels, x);
+#pragma unroll
+    for (int e = 0; e < kDims; ++e)
+      x[e] *= raw.scale;
+  }
 
   __device__ __forceinline__ static int dim(int part, int i) {
     return part * kDims + i;
@@ -133,8 +144,8 @@ template <int D, int Words> struct ScaledCodes {
   }
 };
 
-template <int D> struct Fp8Rows : ScaledCodes<D, D / 32> {
-  using Base = ScaledCodes<D, D / 32>;
+template <int D> struct Fp8Rows : ScaledCodes<D, D / 32, Fp8Rows<D>> {
+  using Base = ScaledCodes<D, D / 32, Fp8Rows<D>>;
   using Base::kDims, Base::kWords;
   using typename Base::Raw;
 
@@ -149,17 +160,39 @@ template <int D> struct Fp8Rows : ScaledCodes<D, D / 32> {
     raw.scale = *reinterpret_cast<const float *>(
         (form.slotScales ? entry : codes) + form.scaleOffset);
   }
-  __device__ __forceinline__ static void decode(const Raw &raw, const float *,
-                                                float (&x)[kDims]) {
+  __device__ __forceinline__ static void
+  decodeUnscaled(const Raw &raw, const float *, float (&x)[kDims]) {
 #pragma unroll
     for (int j = 0; j < kWords; ++j) {
       const float2 lo = decodeE4M3x2(raw.word[j]);
       const float2 hi = decodeE4M3x2(raw.word[j] >> 16);
-      x[4 * j] = lo.x * raw.scale;
-      x[4 * j + 1] = lo.y * raw.scale;
-      x[4 * j + 2] = hi.x * raw.scale;
-      x[4 * j + 3] = hi.y * raw.scale;
+      x[4 * j] = lo.x;
+      x[4 * j + 1] = lo.y;
+      x[4 * j + 2] = hi.x;
+      x[4 * j + 3] = hi.y;
     }
+  }
+};
+
+/// What the forms of codes that index levels share (polar, nvfp4): the
+/// lane's D / 8 codes of Bits bits, code e at bits Bits e to Bits e + Bits
+/// - 1 of its words (at most 64 bits: D is 64 or 128).
+template <int D, int Bits, typename Form>
+struct LevelCodes : ScaledCodes<D, (D / 8 * Bits + 31) / 32, Form> {
+  using Base = ScaledCodes<D, (D / 8 * Bits + 31) / 32, Form>;
+  using typename Base::Raw;
+  static constexpr bool kReadsLevels = true;
+  static_assert(Base::kWords <= 2, "a lane's codes fit 64 bits");
+
+  __device__ __forceinline__ static void
+  decodeUnscaled(const Raw &raw, const float *levels, float (&x)[Base::kDims]) {
+    uint64_t bits = 0;
+#pragma unroll
+    for (int w = 0; w < Base::kWords; ++w)
+      bits |= uint64_t(raw.word[w]) << (32 * w);
+#pragma unroll
+    for (int e = 0; e < Base::kDims; ++e)
+      x[e] = levels[(bits >> (Bits * e)) & ((1u << Bits) - 1)];
   }
 };
 
@@ -170,10 +203,9 @@ template <int D> struct Fp8Rows : ScaledCodes<D, D / 32> {
 /// number of them (entries of D Bits / 8 + 2 bytes are 2-byte aligned),
 /// else byte by byte (D = 64, 3 bits: 3 bytes a lane).
 template <int D, int Bits>
-struct PolarRows : ScaledCodes<D, (D / 8 * Bits + 31) / 32> {
-  using Base = ScaledCodes<D, (D / 8 * Bits + 31) / 32>;
+struct PolarRows : LevelCodes<D, Bits, PolarRows<D, Bits>> {
+  using Base = LevelCodes<D, Bits, PolarRows<D, Bits>>;
   using typename Base::Raw;
-  static constexpr bool kReadsLevels = true;
   static constexpr int kLaneBytes = D / 8 * Bits / 8;
 
   __device__ __forceinline__ static void load(const uint8_t *codes, int slot,
@@ -198,16 +230,6 @@ struct PolarRows : ScaledCodes<D, (D / 8 * Bits + 31) / 32> {
     raw.scale = __half2float(
         *reinterpret_cast<const __half *>(entry + form.scaleOffset));
   }
-  __device__ __forceinline__ static void
-  decode(const Raw &raw, const float *levels, float (&x)[Base::kDims]) {
-    uint64_t bits = 0;
-#pragma unroll
-    for (int w = 0; w < Base::kWords; ++w)
-      bits |= uint64_t(raw.word[w]) << (32 * w);
-#pragma unroll
-    for (int e = 0; e < Base::kDims; ++e)
-      x[e] = levels[(bits >> (Bits * e)) & ((1u << Bits) - 1)] * raw.scale;
-  }
 };
 
 /// nvfp4: the lane's D / 8 E2M1 codes (two a byte, the even coordinate in
@@ -216,10 +238,10 @@ struct PolarRows : ScaledCodes<D, (D / 8 * Bits + 31) / 32> {
 /// coordinates: the lane's at D = 128, half of them at D = 64): e2m1 *
 /// (e4m3 * tensor scale) in fp32, as the CPU's codec decodes, the E2M1
 /// values held as levels (EntryForm::levels).
-template <int D> struct Nvfp4Rows : ScaledCodes<D, D / 64> {
-  using Base = ScaledCodes<D, D / 64>;
+template <int D> struct Nvfp4Rows : LevelCodes<D, 4, Nvfp4Rows<D>> {
+  using Base = LevelCodes<D, 4, Nvfp4Rows<D>>;
   using typename Base::Raw;
-  static constexpr bool kReadsLevels = true;
+  static_assert(Base::kWords == D / 64, "two codes a byte");
 
   __device__ __forceinline__ static void load(const uint8_t *codes, int slot,
                                               const EntryForm &form, int part,
@@ -232,14 +254,6 @@ template <int D> struct Nvfp4Rows : ScaledCodes<D, D / 64> {
     raw.scale =
         decodeE4M3x2(entry[form.scaleOffset + part * Base::kDims / 16]).x *
         form.tensorScale;
-  }
-  __device__ __forceinline__ static void
-  decode(const Raw &raw, const float *levels, float (&x)[Base::kDims]) {
-#pragma unroll
-    for (int j = 0; j < Base::kWords; ++j)
-#pragma unroll
-      for (int e = 0; e < 8; ++e)
-        x[8 * j + e] = levels[(raw.word[j] >> (4 * e)) & 15u] * raw.scale;
   }
 };
 

@@ -219,7 +219,14 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
       for (int g = 0; g < G; ++g)
         w[g] = r < n && g < group ? scores[g][r] : 0.0f;
       float x[kDims];
-      Rows::decode(v[u], levels[1], x);
+      if constexpr (Rows::kScaled) {
+        Rows::decodeUnscaled(v[u], levels[1], x);
+#pragma unroll
+        for (int g = 0; g < G; ++g)
+          w[g] *= v[u].scale;
+      } else {
+        Rows::decode(v[u], levels[1], x);
+      }
 #pragma unroll
       for (int i = 0; i < kDims; ++i)
 #pragma unroll
