@@ -44,6 +44,8 @@ namespace {
 
 static_assert(kSparseSplitThreads == kSummaryThreads,
               "block 0 of a row summarises with a split's threads");
+static_assert(kMaxSplitEntries % kSparseSplitThreads == 0,
+              "a split's items are a whole number per thread");
 
 /// Keys and values of the form `Rows` (both sides of a cache in one
 /// encoding).
@@ -59,7 +61,6 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   __shared__ float perWarp[kWarps][G][D];
   __shared__ float rowMax[G], rowSum[G];
   __shared__ float levels[2][16];
-  loadLevels<Rows>(p, levels);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int item = lane / 8, part = lane % 8;
   const int kvHead = blockIdx.y, b = blockIdx.z;
@@ -67,6 +68,7 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   // step's has run), the summary of the block that holds the newest token.
   if (blockIdx.x == 0) {
     __shared__ SummaryScratch<D> scratch;
+    loadLevels<Rows>(p, levels);
     summariseNewestBlock<Rows, D>(p, kvHead, b, levels[0], scratch);
     return;
   }
@@ -81,10 +83,34 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   const int row = b * int(p.kvHeads) + kvHead;
   const int group = int(p.group), pageSize = int(p.pageSize);
   const size_t firstRow = size_t(b) * p.qHeads + size_t(kvHead) * group;
-  const int length = p.lengths[b];
-  const int listed = length > 0 ? int(p.selection.entryCounts[row]) : 0;
-  const int count = length > 0 ? listed + 1 : 0;
   const int start = split * int(p.splitEntries);
+  const int32_t *entries = p.selection.entries + size_t(row) * p.topTokens;
+  const int32_t *candidates =
+      p.selection.candidates + size_t(row) * p.topTokens + start;
+  // A thread's items (at most kItems) take three dependent rounds of loads
+  // together: the row's length and list count with the list's entries and
+  // candidates, then pages and level 2's scores, then slots and positions.
+  // The list is read before its count says how much of it this step
+  // wrote; what lies past the count (an earlier step's, or never written)
+  // is dropped below, never used as an index. In turn, the count and each
+  // item's chain were waited for one after another: 2.7 us of polar-4's
+  // split kernel at B = 8, L = 128K (docs/benchmarks.md).
+  constexpr int kItems = int(kMaxSplitEntries / kSparseSplitThreads);
+  int entry[kItems], candidate[kItems];
+#pragma unroll
+  for (int j = 0; j < kItems; ++j) {
+    const int i = tid + j * int(kSparseSplitThreads), at = start + i;
+    const bool stored = i < int(p.splitEntries) && at < int(p.topTokens);
+    entry[j] = stored ? entries[at] : 0;
+    candidate[j] = stored ? candidates[i] : 0;
+  }
+  const int length = p.lengths[b], counted = int(p.selection.entryCounts[row]);
+  const bool scored = p.selection.scored[row];
+  const int queryPosition = p.queryPositions[b];
+  // While those loads are on their way (every thread, before any returns).
+  loadLevels<Rows>(p, levels);
+  const int listed = length > 0 ? counted : 0;
+  const int count = length > 0 ? listed + 1 : 0;
   const int n = min(count, start + int(p.splitEntries)) - start;
   if (n <= 0) {
     // Zeros, or a partial that weighs nothing.
@@ -100,7 +126,6 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
     return;
   }
 
-  const int queryPosition = p.queryPositions[b];
   auto visible = [&](int position) {
     return position <= queryPosition &&
            (p.slidingWindow == 0 || queryPosition - position < p.slidingWindow);
@@ -108,36 +133,47 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   // The first fromScores items' logits are level 2's scores where it
   // ranked the row; the others' (the newest token's, or all of an
   // unscored row's) come from their keys below.
-  const int fromScores =
-      p.selection.scored[row] ? min(max(listed - start, 0), n) : 0;
-  const int32_t *candidates =
-      p.selection.candidates + size_t(row) * p.topTokens + start;
+  const int fromScores = scored ? min(max(listed - start, 0), n) : 0;
   const float *rowScores = p.scores + size_t(row) * group * p.maxCandidates;
   const int32_t *table = p.pageTables + size_t(b) * p.pageTableStride;
-  const int32_t *entries = p.selection.entries + size_t(row) * p.topTokens;
-  for (int i = tid; i < n; i += kSparseSplitThreads) {
-    const int at = start + i;
-    const bool scored = i < fromScores;
-    const int entry = at < listed ? entries[at] : length - 1;
-    // The scores' loads wait on one load, not on the page's.
-    const int candidate = scored ? candidates[i] : 0;
-    float logit[G];
+  int page[kItems];
+  float logit[kItems][G];
+#pragma unroll
+  for (int j = 0; j < kItems; ++j) {
+    const int i = tid + j * int(kSparseSplitThreads), at = start + i;
+    entry[j] = i < n && at < listed ? entry[j] : length - 1;
+    candidate[j] = i < fromScores ? candidate[j] : -1;
+  }
+#pragma unroll
+  for (int j = 0; j < kItems; ++j) {
+    page[j] = table[entry[j] / pageSize];
 #pragma unroll
     for (int g = 0; g < G; ++g)
-      logit[g] =
-          scored && g < group
-              ? __ldcg(rowScores + size_t(g) * p.maxCandidates + candidate)
+      logit[j][g] =
+          candidate[j] >= 0 && g < group
+              ? __ldcg(rowScores + size_t(g) * p.maxCandidates + candidate[j])
               : 0.0f;
-    const int page = table[entry / pageSize], slot = entry % pageSize;
-    rows[i] =
-        make_int2(entryPage(p.slotOf, page, int(p.kvHeads), kvHead), slot);
-    const int position = p.positions[size_t(page) * pageSize + slot];
-    rowPositions[i] = position;
-    if (scored)
+  }
+  int at[kItems], position[kItems];
 #pragma unroll
-      for (int g = 0; g < G; ++g)
-        if (g < group)
-          scores[g][i] = visible(position) ? logit[g] * p.scaleLog2 : -INFINITY;
+  for (int j = 0; j < kItems; ++j) {
+    const int slot = entry[j] % pageSize;
+    at[j] = entryPage(p.slotOf, page[j], int(p.kvHeads), kvHead);
+    position[j] = p.positions[size_t(page[j]) * pageSize + slot];
+  }
+#pragma unroll
+  for (int j = 0; j < kItems; ++j) {
+    const int i = tid + j * int(kSparseSplitThreads);
+    if (i < n) {
+      rows[i] = make_int2(at[j], entry[j] % pageSize);
+      rowPositions[i] = position[j];
+      if (candidate[j] >= 0)
+#pragma unroll
+        for (int g = 0; g < G; ++g)
+          if (g < group)
+            scores[g][i] =
+                visible(position[j]) ? logit[j][g] * p.scaleLog2 : -INFINITY;
+    }
   }
   __syncthreads();
 
