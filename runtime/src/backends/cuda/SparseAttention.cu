@@ -177,8 +177,15 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   }
   __syncthreads();
 
+  const EntryAreas keyAreas =
+      entryAreas(p.keys, p.slotKeys, p.keyPageStride, p.keyAreaStride, kvHead);
+  const int firstBase = warp * 4 * kUnroll, stride = kWarps * 4 * kUnroll;
+  // From the warps' round that holds the first item without a score (its
+  // earlier items' logits are computed again, alike). A warp with no such
+  // item reads no query: in a split of scored entries, none does.
+  const int keysFrom = fromScores / stride * stride;
   float q[G][kDims];
-  {
+  if (keysFrom + firstBase < n) {
     const float *rowQ = p.q + firstRow * D;
 #pragma unroll
     for (int g = 0; g < G; ++g)
@@ -187,12 +194,6 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
         q[g][i] =
             g < group ? rowQ[g * D + Rows::dim(part, i)] * p.scaleLog2 : 0.0f;
   }
-  const EntryAreas keyAreas =
-      entryAreas(p.keys, p.slotKeys, p.keyPageStride, p.keyAreaStride, kvHead);
-  const int firstBase = warp * 4 * kUnroll, stride = kWarps * 4 * kUnroll;
-  // From the warps' round that holds the first item without a score (its
-  // earlier items' logits are computed again, alike).
-  const int keysFrom = fromScores / stride * stride;
   for (int base = keysFrom + firstBase; base < n; base += stride) {
     typename Rows::Raw k[kUnroll];
     // Past the end the eight reads the last item again; dropped below.
