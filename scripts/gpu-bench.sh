@@ -111,6 +111,13 @@
 #              scripts/gpu-prepare.sh sparse` packs the kvrt-cuda-sparse
 #              .gpu-bin held, then builds this one): carry .gpu-base too.
 #              Not in the default sections.
+#   sparse-stalls ncu's warp stall samples per SASS instruction of one
+#              sparse split kernel (the second launched) of
+#              kvrt-cuda-sparse --bench over each of STALLS_CACHES (default
+#              "polar4") at STALLS_POINT (default 8x131072), cut at the
+#              kernel's barriers by scripts/ncu-phases.py: each part's
+#              share of the samples and of the instructions. Not in the
+#              default sections.
 #   step       ncu over one decode step of llama3-8b at STEP_POINT (BxL,
 #              default 1x4096) in each of STEP_ENCODINGS (default "bf16
 #              polar4"), without graphs, and the kernel time per kernel
@@ -166,6 +173,8 @@ step_batch=${step_point%x*} step_context=${step_point#*x}
 ab_attention=${AB_ATTENTION:-"polar4"}
 ab_sparse_caches=${AB_SPARSE_CACHES:-"polar4,polar3,polar2,nvfp4,fp8,bf16"}
 ab_sparse_points=${AB_SPARSE_POINTS:-8x131072}
+stalls_caches=${STALLS_CACHES:-"polar4"}
+stalls_point=${STALLS_POINT:-8x131072}
 largest=${LARGEST:-"kivi4:44"}
 default_artifact=${DEFAULT_ARTIFACT:-$bin/default-blocks.kvpkg}
 serve_clients=${SERVE_CLIENTS:-32}
@@ -539,6 +548,21 @@ for section in "${sections[@]}"; do
       sed -n '/^policy/,$p' "$out/ab-sparse-$v.txt" | awk -v v="$v" '$1 == "twolevel" {
         print "ab-sparse", $2, "B=" $3, "L=" $4, v ":", $6, "us (" $8, $9, $10 "), dense", $5 }'
     done
+    ;;
+  sparse-stalls)
+    report=$(mktemp -d)
+    for c in $stalls_caches; do
+      timeout 180 ncu --clock-control none --section SourceCounters \
+        --import-source no -k regex:sparseSplit --launch-skip 1 \
+        --launch-count 1 -f -o "$report/$c" "$bin/kvrt-cuda-sparse" --bench \
+        --reps 2 --caches "$c" --points "$stalls_point" \
+        > "$out/stalls-$c.txt" 2>&1 || status=1
+      ncu --import "$report/$c.ncu-rep" --page source --csv \
+        --print-source sass > "$out/stalls-$c.csv" 2>&1 || status=1
+      echo "the sparse split kernel over $c at $stalls_point:"
+      python3 scripts/ncu-phases.py "$out/stalls-$c.csv" || status=1
+    done
+    rm -rf "$report"
     ;;
   step)
     for e in $step_encodings; do
