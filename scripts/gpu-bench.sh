@@ -378,7 +378,7 @@ for section in "${sections[@]}"; do
     tail -20 "$out/e2e-peers.txt"
     ;;
   sparse)
-    timeout 150 "$bin/kvrt-cuda-sparse" --check > "$out/sparse-check.txt" 2>&1 ||
+    timeout 300 "$bin/kvrt-cuda-sparse" --check > "$out/sparse-check.txt" 2>&1 ||
       status=1
     grep -vE '^device' "$out/sparse-check.txt"
     timeout 420 "$bin/kvrt-cuda-sparse" --bench --reps "$reps" \
@@ -535,7 +535,7 @@ for section in "${sections[@]}"; do
       status=1
       continue
     }
-    timeout 150 "$bin/kvrt-cuda-sparse" --check > "$out/ab-sparse-check.txt" 2>&1 ||
+    timeout 300 "$bin/kvrt-cuda-sparse" --check > "$out/ab-sparse-check.txt" 2>&1 ||
       status=1
     grep -vE '^device' "$out/ab-sparse-check.txt" | tail -5
     for v in base new new base; do

@@ -313,7 +313,7 @@ void runSparseBench(uint32_t multiprocessors, int reps,
           std::snprintf(
               line, sizeof(line),
               "%-8s %-6s %2u %6u %9.1f %9.1f %7.1fx %s %9.1f %8.1f %8.1f %8.1f "
-              "%6.0f%%  chunks %u/%u, splits %u x %u%s",
+              "%6.0f%%  chunks %u/%u, splits %u x %u%s%s",
               policy.name, pool.name, batch, length, denseSeconds * 1e6,
               seconds * 1e6, denseSeconds / seconds, split.c_str(),
               denseBytes / 1e6, bytes / 1e6,
@@ -321,6 +321,7 @@ void runSparseBench(uint32_t multiprocessors, int reps,
               bytes / (bandwidth * 1e9) * 1e6,
               100.0 * bytes / (bandwidth * 1e9) / seconds, plan.boundChunks,
               plan.scoreChunks, plan.splits, plan.splitEntries,
+              plan.mergesInCluster ? " merged in clusters" : "",
               finite ? "" : "  NON-FINITE OUTPUT");
           std::printf("%s\n", line);
           std::fflush(stdout);

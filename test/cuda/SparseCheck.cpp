@@ -65,6 +65,7 @@
 #include <limits>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -334,9 +335,32 @@ std::vector<T> download(const void *device, size_t count) {
   return host;
 }
 
-/// Runs one case; returns whether it passed.
-bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
-             Totals &totals) {
+/// The plan of `shape` on this device or, with `inClusters`, the plan of a
+/// device with fewer SMs whose rows merge their splits in clusters, the
+/// most splits a row of those (SparseDecodePlan::mergesInCluster: this
+/// device's plan for fewer rows). Empty where no such plan differs from
+/// this device's.
+std::optional<SparseDecodePlan> planFor(const SparseDecodeShape &shape,
+                                        uint32_t multiprocessors,
+                                        bool inClusters) {
+  const SparseDecodePlan own = orDie(planSparseDecode(shape, multiprocessors));
+  if (!inClusters)
+    return own;
+  if (own.mergesInCluster)
+    return std::nullopt;
+  std::optional<SparseDecodePlan> merging;
+  for (uint32_t sms = 1; sms < multiprocessors; ++sms) {
+    SparseDecodePlan plan = orDie(planSparseDecode(shape, sms));
+    if (plan.mergesInCluster && (!merging || plan.splits > merging->splits))
+      merging = plan;
+  }
+  return merging;
+}
+
+/// Runs one case; returns whether it passed, or nothing where `inClusters`
+/// and planFor() has no plan.
+std::optional<bool> runCase(const Case &c, uint32_t multiprocessors,
+                            bool inClusters, uint32_t seed, Totals &totals) {
   std::mt19937 rng(seed);
   const uint32_t batch = uint32_t(c.lengths.size());
   const uint32_t d = c.headDim, width = c.kvHeads * d;
@@ -538,8 +562,11 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
       batch,     c.qHeads,    c.kvHeads,
       d,         c.pageSize,  maxLength,
       keyLayout, valueLayout, {block, c.policy.topBlocks, c.policy.topTokens}};
-  const SparseDecodePlan plan =
-      orDie(planSparseDecode(sparseShape, multiprocessors));
+  const std::optional<SparseDecodePlan> chosen =
+      planFor(sparseShape, multiprocessors, inClusters);
+  if (!chosen)
+    return std::nullopt;
+  const SparseDecodePlan &plan = *chosen;
   DeviceBuffer workspace = orDie(DeviceBuffer::allocate(plan.workspaceBytes));
   DeviceBuffer qDevice = uploaded(q.data(), q.size() * 4);
   DeviceBuffer positionsDevice =
@@ -889,14 +916,15 @@ bool runCase(const Case &c, uint32_t multiprocessors, uint32_t seed,
   std::printf(
       "%-4s %s B=%u len=[%s] Hq=%u Hkv=%u d=%u P=%u block=%u top=%u/%u%s "
       "| summaries %s | ties %d blocks %d entries, %d of %u sets "
-      "differ | max rel err %.2e%s%s | chunks %u/%u, splits %u x %u\n",
+      "differ | max rel err %.2e%s%s | chunks %u/%u, splits %u x %u%s\n",
       ok ? "ok" : "FAIL", entriesName(c.entries), batch, lengths.c_str(),
       c.qHeads, c.kvHeads, d, c.pageSize, block, c.policy.topBlocks,
       c.policy.topTokens, c.slidingWindow ? " window" : "",
       summaryMismatches || newestMismatches ? "DIFFER" : "equal", blockTies,
       entryTies, differing, rows, worst, repeatable ? "" : " | NOT REPEATABLE",
       offloadSame ? "" : " | OFFLOADED DIFFERS", plan.boundChunks,
-      plan.scoreChunks, plan.splits, plan.splitEntries);
+      plan.scoreChunks, plan.splits, plan.splitEntries,
+      plan.mergesInCluster ? " merged in clusters" : "");
   std::fflush(stdout);
   return ok;
 }
@@ -975,13 +1003,21 @@ int runSparseChecks(uint32_t multiprocessors) {
   int failures = 0;
   uint32_t seed = 1;
   Totals totals;
-  for (const Case &c : cases)
-    failures += runCase(c, multiprocessors, seed++, totals) ? 0 : 1;
-  std::printf("sparse checks: %d of %zu failed; ties at the cut (float64 "
+  // Each case with this device's plan, then (where that plan merges its
+  // splits by a launch) with one that merges them in clusters.
+  int runs = 0;
+  for (bool inClusters : {false, true})
+    for (const Case &c : cases)
+      if (const std::optional<bool> passed =
+              runCase(c, multiprocessors, inClusters, seed++, totals)) {
+        ++runs;
+        failures += *passed ? 0 : 1;
+      }
+  std::printf("sparse checks: %d of %d failed; ties at the cut (float64 "
               "ranks within %.0e): %d blocks, %d entries; %d of %d selections "
               "differ from the CPU's; attention bound %.0e relative per query "
               "row\n",
-              failures, cases.size(), kTie, totals.blockTies, totals.entryTies,
+              failures, runs, kTie, totals.blockTies, totals.entryTies,
               totals.groupsDiffering, totals.groups, kBound);
   return failures;
 }

@@ -1,6 +1,7 @@
 //===- SparseAttention.cu - Flash-decoding over selected entries ----------===//
 //
-// Block 0 of each (KV head, row) brings the summary of the block that
+// Block 0 of each (KV head, row) (or, where the row's splits are one
+// cluster, its last split) brings the summary of the block that
 // holds the row's newest token up to date (SummariseBlock.cuh): this
 // step's level 1 has read the summaries, and the next step's reads that
 // block as its newest selectable one, so the update needs no launch of its
@@ -28,15 +29,19 @@
 // Gathered rows are 64 to 256 bytes anywhere in the pool, so plain loads
 // (several in flight) serve better than bulk copies of whole tiles. The
 // splits leave partials that SplitReduce.cu merges, as the dense kernels
-// do.
+// do; or, where the plan launches each row's blocks as one cluster
+// (SparseDecodePlan::mergesInCluster), they merge them among themselves
+// through distributed shared memory (mergeInCluster()).
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/src/backends/cuda/DependentLaunch.cuh"
 #include "runtime/src/backends/cuda/GatherEntries.cuh"
+#include "runtime/src/backends/cuda/RotateRows.cuh"
 #include "runtime/src/backends/cuda/SparseKernels.h"
 #include "runtime/src/backends/cuda/SplitKernel.cuh"
 #include "runtime/src/backends/cuda/SummariseBlock.cuh"
 
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 namespace kvrt::cuda {
@@ -46,6 +51,65 @@ static_assert(kSparseSplitThreads == kSummaryThreads,
               "block 0 of a row summarises with a split's threads");
 static_assert(kMaxSplitEntries % kSparseSplitThreads == 0,
               "a split's items are a whole number per thread");
+
+/// Where the row's splits are one cluster (block s its split s): split s
+/// merges the group's heads g with g % splits == s, reading every split's
+/// maximum, sum and partial output (`partial`, [G][D] in each block's
+/// shared memory) from the cluster's blocks, and turns polar's rows back
+/// in `merged` (D floats of its own); the merge launch and the partials'
+/// trip through global memory go. A split that saw no entry has sum 0 and
+/// its partial is never read. Every thread of every block of the cluster
+/// calls it (its barriers count them all).
+template <int D, int G>
+__device__ void mergeInCluster(const SparseKernelParams &p, int split,
+                               size_t firstRow, float (&partial)[G][D],
+                               float (&rowMax)[G], float (&rowSum)[G],
+                               float *merged) {
+  namespace cg = cooperative_groups;
+  const cg::cluster_group cluster = cg::this_cluster();
+  // Every block's partial is in its shared memory.
+  cluster.sync();
+  const int tid = threadIdx.x, splits = int(p.splits);
+  for (int g = split; g < int(p.group); g += splits) {
+    float value = 0.0f;
+    if (tid < D) {
+      float m[kMaxMergedSplits], l[kMaxMergedSplits], o[kMaxMergedSplits];
+#pragma unroll
+      for (int s = 0; s < int(kMaxMergedSplits); ++s)
+        if (s < splits) {
+          m[s] = *cluster.map_shared_rank(&rowMax[g], s);
+          l[s] = *cluster.map_shared_rank(&rowSum[g], s);
+          o[s] = *cluster.map_shared_rank(&partial[g][tid], s);
+        }
+      float most = -INFINITY;
+#pragma unroll
+      for (int s = 0; s < int(kMaxMergedSplits); ++s)
+        if (s < splits && l[s] > 0.0f)
+          most = fmaxf(most, m[s]);
+      float total = 0.0f, sum = 0.0f;
+#pragma unroll
+      for (int s = 0; s < int(kMaxMergedSplits); ++s)
+        if (s < splits && l[s] > 0.0f) {
+          const float w = exp2f(m[s] - most);
+          total = fmaf(w, l[s], total);
+          sum = fmaf(w, o[s], sum);
+        }
+      value = total > 0.0f ? sum * (1.0f / total) : 0.0f;
+    }
+    if (p.rotatesOutput) {
+      if (tid < D)
+        merged[tid] = value;
+      rotateRowsInShared(merged, 1, D, p.outputSigns, true, tid, D,
+                         [] { __syncthreads(); });
+      if (tid < D)
+        value = merged[tid];
+    }
+    if (tid < D)
+      p.out[(firstRow + g) * D + tid] = value;
+  }
+  // No block's shared memory goes while another reads it.
+  cluster.sync();
+}
 
 /// Keys and values of the form `Rows` (both sides of a cache in one
 /// encoding).
@@ -64,15 +128,18 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int item = lane / 8, part = lane % 8;
   const int kvHead = blockIdx.y, b = blockIdx.z;
-  // Block 0 of a row: for the next step, whose level 1 reads it (this
-  // step's has run), the summary of the block that holds the newest token.
-  if (blockIdx.x == 0) {
-    __shared__ SummaryScratch<D> scratch;
+  // For the next step, whose level 1 reads it (this step's has run), the
+  // summary of the block that holds the newest token: by block 0 of the
+  // row, or where the row's splits are one cluster (which a summary block
+  // would make too wide to fit every row's at once) by its last split, the
+  // shortest, before they merge.
+  __shared__ SummaryScratch<D> scratch;
+  if (!p.mergesInCluster && blockIdx.x == 0) {
     loadLevels<Rows>(p, levels);
     summariseNewestBlock<Rows, D>(p, kvHead, b, levels[0], scratch);
     return;
   }
-  const int split = int(blockIdx.x) - 1;
+  const int split = int(blockIdx.x) - (p.mergesInCluster ? 0 : 1);
   // The selection kernels have run: their host copies are complete, and
   // the host's schedule may read them (a word of mapped memory rather
   // than an event node, which costs a captured step more).
@@ -83,6 +150,13 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   const int row = b * int(p.kvHeads) + kvHead;
   const int group = int(p.group), pageSize = int(p.pageSize);
   const size_t firstRow = size_t(b) * p.qHeads + size_t(kvHead) * group;
+  // A cluster's split ends with the summary (the last split) and the merge.
+  auto endInCluster = [&] {
+    if (split == int(p.splits) - 1)
+      summariseNewestBlock<Rows, D>(p, kvHead, b, levels[0], scratch);
+    mergeInCluster<D, G>(p, split, firstRow, perWarp[0], rowMax, rowSum,
+                         perWarp[1][0]);
+  };
   const int start = split * int(p.splitEntries);
   const int32_t *entries = p.selection.entries + size_t(row) * p.topTokens;
   const int32_t *candidates =
@@ -117,6 +191,10 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
     if (p.splits == 1) {
       for (int e = tid; e < group * D; e += kSparseSplitThreads)
         p.out[firstRow * D + e] = 0.0f;
+    } else if (p.mergesInCluster) {
+      if (tid < group)
+        rowSum[tid] = 0.0f;
+      endInCluster();
     } else if (tid < group) {
       float *maxSum =
           p.partialMaxSum + ((firstRow + tid) * p.splits + split) * 2;
@@ -301,8 +379,14 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
     const size_t out = firstRow + g;
     if (p.splits == 1)
       p.out[out * D + d] = rowSum[g] > 0.0f ? sum / rowSum[g] : 0.0f;
+    else if (p.mergesInCluster)
+      perWarp[0][g][d] = sum; // Read by this thread alone above.
     else
       p.partialOut[(out * p.splits + split) * D + d] = sum;
+  }
+  if (p.mergesInCluster) {
+    endInCluster();
+    return;
   }
   if (p.splits > 1 && tid < group) {
     float *maxSum = p.partialMaxSum + ((firstRow + tid) * p.splits + split) * 2;
@@ -329,6 +413,12 @@ uint32_t sparseSplitBlocksPerMultiprocessor(SparseEntries entries,
                                  kSparseSplitThreads, 0);
 }
 
+uint32_t sparseSplitClustersAtOnce(SparseEntries entries, uint32_t headDim,
+                                   uint32_t groupCapacity, uint32_t width) {
+  return clustersAtOnce(splitKernel(entries, headDim, groupCapacity),
+                        kSparseSplitThreads, width);
+}
+
 bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
                         uint32_t groupCapacity, uint32_t batch,
                         cudaStream_t stream) {
@@ -337,9 +427,24 @@ bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
     return false;
   SparseKernelParams params = p;
   void *args[] = {&params};
-  return launchDependent(kernel, dim3(1 + p.splits, p.kvHeads, batch),
-                         dim3(kSparseSplitThreads), args, 0,
-                         stream) == cudaSuccess;
+  if (!p.mergesInCluster)
+    return launchDependent(kernel, dim3(1 + p.splits, p.kvHeads, batch),
+                           dim3(kSparseSplitThreads), args, 0,
+                           stream) == cudaSuccess;
+  // A row's splits as one cluster, launched once the ranking has ended:
+  // as a dependent launch, placed beside the ranking's blocks, the step
+  // took 8-12 us longer for five caches of six at B = 8, L = 128K on an
+  // H100 (docs/benchmarks.md, 2026-12-07, fourteenth session).
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim = {p.splits, 1, 1};
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(p.splits, p.kvHeads, batch);
+  config.blockDim = dim3(kSparseSplitThreads);
+  config.stream = stream;
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  return cudaLaunchKernelExC(&config, kernel, args) == cudaSuccess;
 }
 
 } // namespace kvrt::cuda

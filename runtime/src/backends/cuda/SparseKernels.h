@@ -71,6 +71,9 @@ inline constexpr uint32_t kMaxScoreChunkSlots = 2048;
 /// At most this many listed entries per split (its scores sit in static
 /// shared memory).
 inline constexpr uint32_t kMaxSplitEntries = 512;
+/// The most splits of a row merged in their cluster (a portable cluster:
+/// at most 8 blocks).
+inline constexpr uint32_t kMaxMergedSplits = 8;
 
 /// The encodings the sparse kernels read: both sides of a cache in one.
 enum class SparseEntries : uint8_t {
@@ -183,6 +186,13 @@ struct SparseKernelParams {
   uint32_t querySigns[4];
   const int32_t *queryPositions;
   float *out;
+  /// Polar values: the output is turned back from their domain, by D's
+  /// signs outputSigns (RotateRows.cuh), where the splits merge in their
+  /// cluster (else by the merge launch).
+  bool rotatesOutput;
+  uint32_t outputSigns[4];
+  /// SparseDecodePlan::mergesInCluster.
+  bool mergesInCluster;
   /// scale * log2(e): attention uses exp2.
   float scaleLog2;
   int32_t slidingWindow;
@@ -219,7 +229,8 @@ bool launchSelectEntries(const SparseKernelParams &p, uint32_t headDim,
                          size_t rankSharedBytes, cudaStream_t stream);
 
 /// SparseAttention.cu: grid (1 + splits, kvHeads, batch): each row's
-/// newest block's summary, then the splits.
+/// newest block's summary, then the splits; or, where they merge in
+/// clusters, (splits, kvHeads, batch) in clusters of a row's splits.
 bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
                         uint32_t groupCapacity, uint32_t batch,
                         cudaStream_t stream);
@@ -229,6 +240,10 @@ bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
 /// kernel (the plans ask at every step); 0 where it cannot tell.
 uint32_t blocksPerMultiprocessor(const void *kernel, uint32_t threads,
                                  size_t sharedBytes);
+/// Clusters of `width` blocks (along x) of `kernel`, with `threads`
+/// threads and no dynamic shared memory, the device holds at once; asked
+/// once per kernel and width, 0 where the runtime cannot tell.
+uint32_t clustersAtOnce(const void *kernel, uint32_t threads, uint32_t width);
 
 /// blocksPerMultiprocessor() of the instances for these entries: level
 /// 1's bounds and level 2's scores (TwoLevelSelect.cu), and the splits
@@ -239,6 +254,10 @@ uint32_t scoreBlocksPerMultiprocessor(SparseEntries entries, uint32_t headDim,
 uint32_t sparseSplitBlocksPerMultiprocessor(SparseEntries entries,
                                             uint32_t headDim,
                                             uint32_t groupCapacity);
+/// Clusters of `width` sparse split blocks the device holds at once (0
+/// where the runtime cannot tell).
+uint32_t sparseSplitClustersAtOnce(SparseEntries entries, uint32_t headDim,
+                                   uint32_t groupCapacity, uint32_t width);
 /// Lets `kernel` take `sharedBytes` of dynamic shared memory: past 48 KB
 /// together with its static arrays a kernel must ask. False where the
 /// device refuses.

@@ -186,6 +186,11 @@ StatusOr<SparseKernelParams> decodeParams(const SparseDecodeArgs &args,
   p.scoreChunkSlots = plan.scoreChunkSlots;
   p.splitEntries = plan.splitEntries;
   p.splits = plan.splits;
+  p.mergesInCluster = plan.mergesInCluster;
+  p.rotatesOutput = rotates(cache);
+  if (p.rotatesOutput)
+    std::copy(cache.value.rotationSigns, cache.value.rotationSigns + 4,
+              p.outputSigns);
   p.q = args.q;
   p.queryPositions = args.queryPositions;
   p.out = args.out;
@@ -258,13 +263,20 @@ bool allowDynamicShared(const void *kernel, size_t sharedBytes) {
   return true;
 }
 
-uint32_t blocksPerMultiprocessor(const void *kernel, uint32_t threads,
-                                 size_t sharedBytes) {
+namespace {
+
+/// What `ask(answer)` says of `kernel` with `threads` threads, `sharedBytes`
+/// of dynamic shared memory and clusters `width` wide, asked once: the
+/// plans ask at every step. 0, not remembered, where it fails (no device).
+template <typename Ask>
+uint32_t askedOnce(const void *kernel, uint32_t threads, size_t sharedBytes,
+                   uint32_t width, const Ask &ask) {
   struct Asked {
     const void *kernel;
     uint32_t threads;
     size_t sharedBytes;
-    uint32_t blocks;
+    uint32_t width;
+    uint32_t answer;
   };
   static std::mutex mutex;
   static std::vector<Asked> asked;
@@ -273,17 +285,40 @@ uint32_t blocksPerMultiprocessor(const void *kernel, uint32_t threads,
   std::lock_guard<std::mutex> lock(mutex);
   for (const Asked &a : asked)
     if (a.kernel == kernel && a.threads == threads &&
-        a.sharedBytes == sharedBytes)
-      return a.blocks;
-  int blocks = 0;
-  if (!allowDynamicShared(kernel, sharedBytes) ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-          &blocks, kernel, int(threads), sharedBytes) != cudaSuccess) {
+        a.sharedBytes == sharedBytes && a.width == width)
+      return a.answer;
+  int answer = 0;
+  if (!allowDynamicShared(kernel, sharedBytes) || !ask(answer)) {
     cudaGetLastError(); // No device: nothing to remember.
     return 0;
   }
-  asked.push_back({kernel, threads, sharedBytes, uint32_t(blocks)});
-  return uint32_t(blocks);
+  asked.push_back({kernel, threads, sharedBytes, width, uint32_t(answer)});
+  return uint32_t(answer);
+}
+
+} // namespace
+
+uint32_t blocksPerMultiprocessor(const void *kernel, uint32_t threads,
+                                 size_t sharedBytes) {
+  return askedOnce(kernel, threads, sharedBytes, 1, [&](int &blocks) {
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+               &blocks, kernel, int(threads), sharedBytes) == cudaSuccess;
+  });
+}
+
+uint32_t clustersAtOnce(const void *kernel, uint32_t threads, uint32_t width) {
+  return askedOnce(kernel, threads, 0, width, [&](int &clusters) {
+    cudaLaunchAttribute attribute{};
+    attribute.id = cudaLaunchAttributeClusterDimension;
+    attribute.val.clusterDim = {width, 1, 1};
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(width);
+    config.blockDim = dim3(threads);
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+    return cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) ==
+           cudaSuccess;
+  });
 }
 
 StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
@@ -347,6 +382,13 @@ StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
   plan.splitEntries = std::clamp(roundUp(ceilDiv(listed, splitsPerRow), 64),
                                  64u, kMaxSplitEntries);
   plan.splits = ceilDiv(listed, plan.splitEntries);
+  // Where a row's blocks fit one cluster and every row's cluster fits at
+  // once (the one wave the splits are sized for), they merge among
+  // themselves.
+  plan.mergesInCluster =
+      plan.splits > 1 && plan.splits <= kMaxMergedSplits &&
+      sparseSplitClustersAtOnce(entries, shape.headDim, plan.groupCapacity,
+                                plan.splits) >= rows;
 
   plan.boundSharedBytes = size_t(plan.boundChunkBlocks) * 4;
   plan.blockRankSharedBytes = size_t(plan.maxBlocks) * 4;
@@ -381,7 +423,9 @@ StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
   take(plan.boundsOffset, size_t(rows) * group * plan.maxBlocks * 4);
   take(plan.scoresOffset, size_t(rows) * group * plan.maxCandidates * 4);
   take(plan.partialsOffset,
-       plan.splits > 1 ? queries * plan.splits * (shape.headDim + 2) * 4 : 0);
+       plan.splits > 1 && !plan.mergesInCluster
+           ? queries * plan.splits * (shape.headDim + 2) * 4
+           : 0);
   take(plan.rotatedQueriesOffset,
        shape.key.kind == DeviceSideLayout::Kind::Polar
            ? queries * shape.headDim * 4
@@ -440,16 +484,16 @@ Status sparseAttention(const SparseDecodeArgs &args,
     return p.status();
   const uint32_t headDim = args.cache.headDim;
   // Polar values are summed in their rotated domain: the output is rotated
-  // back, by the merge or alone.
+  // back, by the splits merging in their clusters, by the merge or alone.
   const uint32_t *inverseSigns =
       rotates(args.cache) ? args.cache.value.rotationSigns : nullptr;
   const uint32_t rows = args.batch * args.qHeads;
   bool ok =
       launchSparseSplits(*p, headDim, plan.groupCapacity, args.batch, stream);
-  if (ok && plan.splits > 1)
+  if (ok && !plan.mergesInCluster && plan.splits > 1)
     ok = launchSplitReduce(p->partialOut, p->partialMaxSum, args.out, rows,
                            plan.splits, headDim, inverseSigns, stream);
-  else if (ok && inverseSigns)
+  else if (ok && !plan.mergesInCluster && inverseSigns)
     ok = launchRotateRows(args.out, args.out, rows, headDim,
                           args.cache.value.rotationSigns, true, stream);
   return launched(ok, "sparse attention");

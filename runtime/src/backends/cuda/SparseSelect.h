@@ -101,6 +101,10 @@ struct SparseDecodePlan {
   /// Attention: listed entries per split, and splits per row.
   uint32_t splitEntries = 0;
   uint32_t splits = 0;
+  /// Whether each row's blocks run as one cluster and merge their splits
+  /// through distributed shared memory (SparseAttention.cu), with no merge
+  /// launch and no partials in the workspace.
+  bool mergesInCluster = false;
   /// Dynamic shared memory of the level 1 and level 2 kernels: scoring,
   /// then ranking; and the threads of level 2's scoring blocks.
   size_t boundSharedBytes = 0;
