@@ -16,8 +16,8 @@
 #              backend: greedy tokens and logits) on llama-tiny in every
 #              encoding the GPU runs and with sparse selection
 #              (SELECTIONS, default "twolevel quest fp8-twolevel fp8-all
-#              polar4-twolevel polar4-all polar3-twolevel polar3-all
-#              nvfp4-twolevel nvfp4-all";
+#              polar4-twolevel polar4-all polar4-all-320 polar3-twolevel
+#              polar3-all nvfp4-twolevel nvfp4-all";
 #              the dense artifact of the encoding says how far selection
 #              moves the logits), with exact sinks and windows beside the
 #              codes (EXACT, default "polar4 fp8 nvfp4"; a
@@ -159,7 +159,7 @@ fi
 reps=${REPS:-100}
 points=${POINTS:-"1x4096 8x32768 32x4096"}
 encodings=${ENCODINGS:-"bf16 fp8 polar4 polar3 polar2 nvfp4"}
-selections=${SELECTIONS:-"twolevel quest fp8-twolevel fp8-all polar4-twolevel polar4-all polar3-twolevel polar3-all nvfp4-twolevel nvfp4-all"}
+selections=${SELECTIONS:-"twolevel quest fp8-twolevel fp8-all polar4-twolevel polar4-all polar4-all-320 polar3-twolevel polar3-all nvfp4-twolevel nvfp4-all"}
 exact=${EXACT:-"polar4 fp8 nvfp4"}
 kivi=${KIVI:-"kivi4 kivi2"}
 lowrank=${LOWRANK:-"lowrank lowrank-odd lowrank-folded lowrank-keys lowrank-keys-odd lowrank-keys-plain lowrank-kv"}
@@ -227,7 +227,7 @@ engine_checks() {
     # polar-4 43, polar-3 48, nvfp4 46 on an H100.
     [[ $e == twolevel ]] && extra+=(--flips 0.4)
     [[ $e == *-twolevel ]] && extra+=(--flips 0.9)
-    [[ $e == *-all ]] && extra+=(--flips 0)
+    [[ $e == *-all || $e == *-all-* ]] && extra+=(--flips 0)
     timeout 120 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$e.kvpkg" \
       --prompt 300 --steps 16 "${extra[@]}" > "$out/engine-check-$e.txt" \
       2>&1 || status=1

@@ -143,6 +143,10 @@ for bits in 4 3; do
   "$kvopt" "${tiny[@]}" -o ".gpu-bin/llama-tiny-polar$bits-all.kvpkg" \
     --passes "kv-quantize{encoding=polar bits=$bits},$all"
 done
+# Every entry of the checks' 316 tokens again, in six splits a row of 64
+# (65 above), which merge in their cluster and the last of which is empty.
+"$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-polar4-all-320.kvpkg --passes \
+  "kv-quantize{encoding=polar bits=4},${all/top_tokens=4096/top_tokens=320}"
 "$kvopt" "${tiny[@]}" --passes "kv-quantize{encoding=nvfp4},$select" \
   -o .gpu-bin/llama-tiny-nvfp4-twolevel.kvpkg
 "$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-nvfp4-all.kvpkg --passes \
