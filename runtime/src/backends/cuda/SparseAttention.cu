@@ -435,15 +435,10 @@ bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
   // as a dependent launch, placed beside the ranking's blocks, the step
   // took 8-12 us longer for five caches of six at B = 8, L = 128K on an
   // H100 (docs/benchmarks.md, 2026-12-07, fourteenth session).
-  cudaLaunchAttribute cluster{};
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim = {p.splits, 1, 1};
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(p.splits, p.kvHeads, batch);
-  config.blockDim = dim3(kSparseSplitThreads);
-  config.stream = stream;
-  config.attrs = &cluster;
-  config.numAttrs = 1;
+  cudaLaunchAttribute cluster;
+  const cudaLaunchConfig_t config =
+      clusterLaunch(dim3(p.splits, p.kvHeads, batch), kSparseSplitThreads,
+                    p.splits, stream, cluster);
   return cudaLaunchKernelExC(&config, kernel, args) == cudaSuccess;
 }
 

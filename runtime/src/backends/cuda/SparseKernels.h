@@ -11,6 +11,7 @@
 #include "runtime/src/backends/cuda/SparseSelect.h"
 #include "runtime/src/support/HostDevice.h"
 
+#include <cuda_runtime.h>
 #include <type_traits>
 
 namespace kvrt::cuda {
@@ -240,6 +241,23 @@ bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
 /// kernel (the plans ask at every step); 0 where it cannot tell.
 uint32_t blocksPerMultiprocessor(const void *kernel, uint32_t threads,
                                  size_t sharedBytes);
+/// A launch of `grid` blocks of `threads` threads on `stream` in clusters
+/// of `width` along x, the cluster's shape in `attribute`: what a
+/// clustered launch and the occupancy it is planned by both describe.
+inline cudaLaunchConfig_t clusterLaunch(dim3 grid, uint32_t threads,
+                                        uint32_t width, cudaStream_t stream,
+                                        cudaLaunchAttribute &attribute) {
+  attribute = {};
+  attribute.id = cudaLaunchAttributeClusterDimension;
+  attribute.val.clusterDim = {width, 1, 1};
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = dim3(threads);
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  return config;
+}
 /// Clusters of `width` blocks (along x) of `kernel`, with `threads`
 /// threads and no dynamic shared memory, the device holds at once; asked
 /// once per kernel and width, 0 where the runtime cannot tell.

@@ -308,14 +308,9 @@ uint32_t blocksPerMultiprocessor(const void *kernel, uint32_t threads,
 
 uint32_t clustersAtOnce(const void *kernel, uint32_t threads, uint32_t width) {
   return askedOnce(kernel, threads, 0, width, [&](int &clusters) {
-    cudaLaunchAttribute attribute{};
-    attribute.id = cudaLaunchAttributeClusterDimension;
-    attribute.val.clusterDim = {width, 1, 1};
-    cudaLaunchConfig_t config{};
-    config.gridDim = dim3(width);
-    config.blockDim = dim3(threads);
-    config.attrs = &attribute;
-    config.numAttrs = 1;
+    cudaLaunchAttribute attribute;
+    const cudaLaunchConfig_t config =
+        clusterLaunch(dim3(width), threads, width, nullptr, attribute);
     return cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) ==
            cudaSuccess;
   });
