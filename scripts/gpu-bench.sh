@@ -111,6 +111,13 @@
 #              scripts/gpu-prepare.sh sparse` packs the kvrt-cuda-sparse
 #              .gpu-bin held, then builds this one): carry .gpu-base too.
 #              Not in the default sections.
+#   ab-variants every kvrt-cuda-sparse of .gpu-variants/variants.tar.xz
+#              (`scripts/gpu-prepare.sh variant NAME` builds and packs
+#              each): --check with each but `base`, then --bench of
+#              AB_SPARSE_CACHES at AB_SPARSE_POINTS for each in VARIANTS
+#              (default: base, then the others by name) and again in
+#              reverse order, each two-level row's time and parts
+#              labelled. Carry .gpu-variants. Not in the default sections.
 #   sparse-stalls ncu's warp stall samples per SASS instruction of one
 #              sparse split kernel (the second launched) of
 #              kvrt-cuda-sparse --bench over each of STALLS_CACHES (default
@@ -191,6 +198,23 @@ status=0
 
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu \
   --format=csv | tee "$out/gpu.txt"
+
+# time_sparse_variants LABEL NAME:BINARY...: kvrt-cuda-sparse --bench of
+# AB_SPARSE_CACHES at AB_SPARSE_POINTS with each binary in turn, each
+# two-level row's time and parts labelled with the run's name.
+time_sparse_variants() {
+  local label=$1 run name binary i=0 failed=0
+  shift
+  for run in "$@"; do
+    name=${run%%:*} binary=${run#*:} i=$((i + 1))
+    timeout 300 "$binary" --bench --reps "$reps" --caches "$ab_sparse_caches" \
+      --points "$ab_sparse_points" > "$out/$label-$i-$name.txt" 2>&1 || failed=1
+    # policy cache B L dense_us sparse_us speedup level1 level2 attend
+    sed -n '/^policy/,$p' "$out/$label-$i-$name.txt" | awk -v l="$label" -v v="$name" \
+      '$1 == "twolevel" { print l, $2, "B=" $3, "L=" $4, v ":", $6, "us (" $8, $9, $10 "), dense", $5 }'
+  done
+  return $failed
+}
 
 # The engine section, also the end of the check section.
 engine_checks() {
@@ -538,16 +562,27 @@ for section in "${sections[@]}"; do
     timeout 300 "$bin/kvrt-cuda-sparse" --check > "$out/ab-sparse-check.txt" 2>&1 ||
       status=1
     grep -vE '^device' "$out/ab-sparse-check.txt" | tail -5
-    for v in base new new base; do
-      dir=$bin
-      [ $v = base ] && dir=$base
-      timeout 300 "$dir/kvrt-cuda-sparse" --bench --reps "$reps" \
-        --caches "$ab_sparse_caches" --points "$ab_sparse_points" \
-        > "$out/ab-sparse-$v.txt" 2>&1 || status=1
-      # policy cache B L dense_us sparse_us speedup level1 level2 attend
-      sed -n '/^policy/,$p' "$out/ab-sparse-$v.txt" | awk -v v="$v" '$1 == "twolevel" {
-        print "ab-sparse", $2, "B=" $3, "L=" $4, v ":", $6, "us (" $8, $9, $10 "), dense", $5 }'
+    time_sparse_variants ab-sparse base:$base/kvrt-cuda-sparse \
+      new:$bin/kvrt-cuda-sparse new:$bin/kvrt-cuda-sparse \
+      base:$base/kvrt-cuda-sparse || status=1
+    ;;
+  ab-variants)
+    variants_bin=.gpu-variants-bin
+    unpack .gpu-variants/variants.tar.xz "$variants_bin" || {
+      status=1
+      continue
+    }
+    names=${VARIANTS:-$( (cd "$variants_bin" && ls | grep -x base; ls | grep -vx base))}
+    runs=()
+    for v in $names; do
+      runs+=("$v:$variants_bin/$v")
+      [ "$v" = base ] && continue
+      timeout 300 "$variants_bin/$v" --check > "$out/ab-variants-check-$v.txt" 2>&1 ||
+        status=1
+      echo "check $v: $(grep -E '^sparse checks' "$out/ab-variants-check-$v.txt")"
     done
+    for ((i = ${#runs[@]} - 1; i >= 0; --i)); do runs+=("${runs[i]}"); done
+    time_sparse_variants ab-variants "${runs[@]}" || status=1
     ;;
   sparse-stalls)
     report=$(mktemp -d)

@@ -24,6 +24,18 @@
 #   KEEP_BASE=1 scripts/gpu-prepare.sh sparse
 #   run(command="scripts/gpu-bench.sh ab-sparse", carry=[".gpu-pack", ".gpu-base"])
 #
+# and of several sparse kernel variants in one call (a GPU start is
+# scarce): build each variant's kvrt-cuda-sparse under a name, `base`
+# first, then time them all (no .gpu-pack needed):
+#
+#   scripts/gpu-prepare.sh variant base     # at the base commit
+#   scripts/gpu-prepare.sh variant NAME     # with each change
+#   run(command="scripts/gpu-bench.sh ab-variants", carry=[".gpu-variants"])
+#
+# The variants' stripped binaries wait in .gpu-variants-bin/ and travel
+# packed in .gpu-variants/variants.tar.xz (about 3.5 MB each);
+# `scripts/gpu-prepare.sh variant` with no name empties both.
+#
 # The artifacts: llama-tiny (2 layers, head dim 64; checked against the
 # CPU backend) and llama3-8b with --synthetic-weights generated (timed):
 # 2.5 MB each, the runtime makes the 16 GB of weights on the GPU. Besides
@@ -73,6 +85,21 @@ if [ -n "${KEEP_BASE:-}" ]; then
   mkdir -p .gpu-base
   tar -C .gpu-bin -cJf .gpu-base/base.tar.xz "${kept[@]}"
   ls -la .gpu-base
+fi
+if [ "${1:-}" = variant ]; then
+  if [ -z "${2:-}" ]; then
+    rm -rf .gpu-variants .gpu-variants-bin
+    exit 0
+  fi
+  case $2 in
+    *[!A-Za-z0-9_-]*) echo "a variant's name is letters, digits, - and _" >&2; exit 2 ;;
+  esac
+  nice -n 10 ninja -C "$gpu_build" kvrt-cuda-sparse
+  mkdir -p .gpu-variants .gpu-variants-bin
+  strip -o ".gpu-variants-bin/$2" "$gpu_build"/test/cuda/kvrt-cuda-sparse
+  tar -C .gpu-variants-bin -cJf .gpu-variants/variants.tar.xz .
+  ls -la .gpu-variants .gpu-variants-bin
+  exit 0
 fi
 if [ "${1:-}" = sparse ]; then
   nice -n 10 ninja -C "$gpu_build" kvrt-cuda-sparse
