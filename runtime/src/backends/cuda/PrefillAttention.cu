@@ -47,9 +47,9 @@ struct Params {
 };
 
 __device__ __forceinline__ void copy16(void *dst, const void *src, bool valid) {
-  asm volatile(
-      "cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem(dst)),
-      "l"(src), "r"(valid ? 16 : 0));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
+                   sharedAddress(dst)),
+               "l"(src), "r"(valid ? 16 : 0));
 }
 
 template <int D>

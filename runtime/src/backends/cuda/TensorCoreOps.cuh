@@ -15,15 +15,13 @@
 #ifndef KVRT_BACKENDS_CUDA_TENSORCOREOPS_CUH
 #define KVRT_BACKENDS_CUDA_TENSORCOREOPS_CUH
 
+#include "runtime/src/backends/cuda/AsyncCopy.cuh"
+
 #include <cuda_bf16.h>
 
 #include <cstdint>
 
 namespace kvrt::cuda {
-
-__device__ __forceinline__ uint32_t smem(const void *p) {
-  return uint32_t(__cvta_generic_to_shared(p));
-}
 
 /// (lo, hi) rounded to a bf16 pair, lo in the low half.
 __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
@@ -48,7 +46,7 @@ __device__ __forceinline__ void ldmatrix4(uint32_t (&r)[4], const void *p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, "
                "[%4];"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem(p)));
+               : "r"(sharedAddress(p)));
 }
 
 __device__ __forceinline__ void ldmatrix4Trans(uint32_t (&r)[4],
@@ -56,7 +54,7 @@ __device__ __forceinline__ void ldmatrix4Trans(uint32_t (&r)[4],
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 "
                "{%0, %1, %2, %3}, [%4];"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem(p)));
+               : "r"(sharedAddress(p)));
 }
 
 /// Byte offset of chunk `c` (8 values) of row `r` in a tile of D-value rows.
