@@ -751,40 +751,50 @@ template <int D, int Bits> struct PolarRunKeys {
     lane.words[kLaneWords] = 0;
     return lane;
   }
+  /// The lane's bits from bit `from` on as one word (zeros below bit 0
+  /// where `from` is negative); `from` is a constant of the unrolled
+  /// k-steps.
+  __device__ __forceinline__ static uint32_t bitsFrom(const Lane &lane,
+                                                      int from) {
+    if (from < 0)
+      return lane.words[0] << -from;
+    return __funnelshift_r(lane.words[from / 32], lane.words[from / 32 + 1],
+                           uint32_t(from % 32));
+  }
   /// The four codes of coordinates keyDim(j, t) + 0 .. 3 (4 Bits bits from
   /// bit 4 Bits j of the lane's), their hi halves as B's first term, lo as
-  /// its second, from this lane's copy of the table.
+  /// its second, from this lane's copy of the table. Entry g of copy c is
+  /// at byte 128 g + 16 c (2 bits) or 8 c (else) of the table: a group's
+  /// codes are taken from the lane's bits already at bit 7 (one funnel
+  /// shift), masked and or-ed with the copy's offset (one LOP3), where a
+  /// shift of the k-step's codes and a shift a lookup were: a warp's loop
+  /// over eight candidates issues 153 instructions at 3 bits instead of
+  /// 162, and polar-3's level 2 took 50.2-50.5 us instead of 51.8-51.9
+  /// (H100, B = 8, L = 128K, 2026-12-07). The table's base is still
+  /// added a lookup: on sm_90 a shared address carries the CTA's cluster
+  /// rank, so ptxas keeps it in a register.
   __device__ __forceinline__ static void fragments(const Lane &lane, int j, int,
                                                    const uint32_t *table,
                                                    uint32_t (&b)[kTerms][2]) {
     const int bit = 4 * Bits * j;
-    const uint32_t codes = __funnelshift_r(
-        lane.words[bit / 32], lane.words[bit / 32 + 1], uint32_t(bit % 32));
-    // Entry g of copy c at byte 128 g + 16 c (2 bits) or 8 c (else): the
-    // group's codes shifted to bit 7, masked and or-ed with the copy's
-    // offset (a shift and a LOP3).
     static_assert(kCopies * kGroupCodes * 4 == 128, "entries 128 bytes apart");
     constexpr uint32_t kEntries = ((1u << kGroupBits) - 1) << 7;
     const uint32_t copy = threadIdx.x % kCopies * kGroupCodes * 4;
-    const uint8_t *bytes = reinterpret_cast<const uint8_t *>(table);
-    const uint32_t first = (codes << 7 & kEntries) | copy;
+    auto entryAt = [&](int groupBit) {
+      return sharedAddress(table) +
+             ((bitsFrom(lane, groupBit - 7) & kEntries) | copy);
+    };
     if constexpr (kGroupCodes == 4) {
-      const uint4 e = *reinterpret_cast<const uint4 *>(bytes + first);
-      b[0][0] = e.x;
-      b[0][1] = e.y;
-      b[1][0] = e.z;
-      b[1][1] = e.w;
+      asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
+                   : "=r"(b[0][0]), "=r"(b[0][1]), "=r"(b[1][0]), "=r"(b[1][1])
+                   : "r"(entryAt(bit)));
     } else {
-      const uint32_t second = ((kGroupBits > 7 ? codes >> (kGroupBits - 7)
-                                               : codes << (7 - kGroupBits)) &
-                               kEntries) |
-                              copy;
-      const uint2 e0 = *reinterpret_cast<const uint2 *>(bytes + first);
-      const uint2 e1 = *reinterpret_cast<const uint2 *>(bytes + second);
-      b[0][0] = e0.x;
-      b[1][0] = e0.y;
-      b[0][1] = e1.x;
-      b[1][1] = e1.y;
+      asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];"
+                   : "=r"(b[0][0]), "=r"(b[1][0])
+                   : "r"(entryAt(bit)));
+      asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];"
+                   : "=r"(b[0][1]), "=r"(b[1][1])
+                   : "r"(entryAt(bit + kGroupBits)));
     }
   }
   __device__ __forceinline__ static float scale(const uint8_t *entry,
