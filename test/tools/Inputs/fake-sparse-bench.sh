@@ -9,6 +9,12 @@ if [ "$1" = --check ]; then
   echo "sparse checks: 0 of 1 failed ($name)"
   exit 0
 fi
+# Anything else is the script calling it wrongly: fail as the real one
+# would, so that the test does.
+if [ "$1" != --bench ]; then
+  echo "fake-sparse-bench: --check or --bench, not '$1'" >&2
+  exit 2
+fi
 time=109.0
 case $name in base | *base-bin) time=110.0 ;; esac
 echo "policy cache B L dense_us sparse_us speedup level1 level2 attend"
