@@ -92,10 +92,12 @@ __device__ __forceinline__ uint32_t blockExclusiveSum(uint32_t x, TopKShared &s,
 /// Calls emit(position, i) for the min(k, n) best of keys[0, n) (larger
 /// first, ties to the lower i), position counting them in index order.
 /// keys in shared memory (16-byte aligned), k >= 1; every thread of the
-/// block takes part.
+/// block takes part. With `firstCounted`, s.histogram already counts
+/// every key's top 8 bits (counted as the keys were made, visible after a
+/// barrier): the first pass reads no key.
 template <int Threads, typename Emit>
 __device__ void keepBest(const uint32_t *keys, int n, int k, TopKShared &s,
-                         const Emit &emit) {
+                         const Emit &emit, bool firstCounted = false) {
   constexpr int kPerThread = 4;
   const int tid = threadIdx.x, lane = tid % 32;
   if (k >= n) {
@@ -105,21 +107,23 @@ __device__ void keepBest(const uint32_t *keys, int n, int k, TopKShared &s,
   }
   uint32_t prefix = 0, mask = 0, want = uint32_t(k);
   for (int shift = 24; shift >= 0; shift -= 8) {
-    for (int i = tid; i < 256; i += Threads)
-      s.histogram[i] = 0;
-    __syncthreads();
-    // Four keys a thread in flight.
-    for (int base = 0; base < n; base += kPerThread * Threads) {
-      uint32_t key[kPerThread];
+    if (!firstCounted || shift != 24) {
+      for (int i = tid; i < 256; i += Threads)
+        s.histogram[i] = 0;
+      __syncthreads();
+      // Four keys a thread in flight.
+      for (int base = 0; base < n; base += kPerThread * Threads) {
+        uint32_t key[kPerThread];
 #pragma unroll
-      for (int u = 0; u < kPerThread; ++u)
-        key[u] = keys[min(base + u * Threads + tid, n - 1)];
+        for (int u = 0; u < kPerThread; ++u)
+          key[u] = keys[min(base + u * Threads + tid, n - 1)];
 #pragma unroll
-      for (int u = 0; u < kPerThread; ++u) {
-        const bool counts =
-            base + u * Threads + tid < n && (key[u] & mask) == prefix;
-        if (counts)
-          atomicAdd(&s.histogram[(key[u] >> shift) & 0xffu], 1u);
+        for (int u = 0; u < kPerThread; ++u) {
+          const bool counts =
+              base + u * Threads + tid < n && (key[u] & mask) == prefix;
+          if (counts)
+            atomicAdd(&s.histogram[(key[u] >> shift) & 0xffu], 1u);
+        }
       }
     }
     __syncthreads();

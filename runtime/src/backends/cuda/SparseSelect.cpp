@@ -361,9 +361,13 @@ StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
       std::clamp(roundUp(ceilDiv(plan.maxBlocks, boundsPerRow), 64), 64u,
                  kMaxBoundChunkBlocks);
   plan.boundChunks = ceilDiv(plan.maxBlocks, plan.boundChunkBlocks);
-  plan.scoreChunkSlots =
-      std::clamp(roundUp(ceilDiv(plan.maxCandidates, scoresPerRow), 128), 128u,
-                 kMaxScoreChunkSlots);
+  // Chunks of whole runs (kRunEntries), not of 128: at B = 8, L = 128K
+  // polar-3's 8192 candidates a row make 12 chunks of 704 (768 blocks of
+  // the 792 one wave holds) instead of 11 of 768 (704 blocks, 6 on a
+  // third of the SMs and 5 on the rest).
+  plan.scoreChunkSlots = std::clamp(
+      roundUp(ceilDiv(plan.maxCandidates, scoresPerRow), kRunEntries), 128u,
+      kMaxScoreChunkSlots);
   plan.scoreChunks = ceilDiv(plan.maxCandidates, plan.scoreChunkSlots);
 
   const uint32_t listed = policy.topTokens + 1;

@@ -407,11 +407,17 @@ __device__ void keepBestRanked(const float *scores, size_t stride, int n,
   __shared__ float perWarp[kThreads / 32][G];
   constexpr int kHeld = heldItems<G>();
   float held[kHeld][G], best[G];
+  // The radix select's first histogram counts the keys as they are made
+  // (bestPerHead()'s barrier orders the clearing before the counts).
+  for (int i = threadIdx.x; i < 256; i += kThreads)
+    topK.histogram[i] = 0;
   loadHeldItems<G, kThreads>(scores, stride, n, group, held);
   bestPerHead<G, kThreads>(held, scores, stride, n, group, best, perWarp);
   auto rank = [&](int i, const float (&v)[G]) {
-    keys[i] =
+    const uint32_t key =
         forced(i) ? rankKey(INFINITY) : rankKey(rankAcrossHeads<G>(v, best));
+    keys[i] = key;
+    atomicAdd(&topK.histogram[key >> 24], 1u);
   };
 #pragma unroll
   for (int u = 0; u < kHeld; ++u)
@@ -419,7 +425,7 @@ __device__ void keepBestRanked(const float *scores, size_t stride, int n,
       rank(int(threadIdx.x) + u * kThreads, held[u]);
   forEachItem<G, kThreads>(scores, stride, kHeld * kThreads, n, group, rank);
   __syncthreads();
-  keepBest<kThreads>(keys, n, k, topK, emit);
+  keepBest<kThreads>(keys, n, k, topK, emit, /*firstCounted=*/true);
 }
 
 /// Ranks the blocks selectBlocksKernel() bounded and keeps the topBlocks
@@ -872,7 +878,7 @@ __global__ void __launch_bounds__(kRunScoreWarps * 32)
     return;
   // Runs of the largest power of two dividing both the block and
   // kRunEntries: they never cross a kept block (one page) nor a chunk
-  // (a multiple of 128 candidates).
+  // (a multiple of kRunEntries candidates).
   const int run = min(blockSize & -blockSize, int(kRunEntries));
   const int runs = (chunk.n + run - 1) / run;
 
