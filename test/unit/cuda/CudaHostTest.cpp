@@ -692,6 +692,8 @@ TEST(SparseDecodePlan, FillsOneWaveOfTheBlocksAnSmHolds) {
       // Every item is covered.
       EXPECT_GE(plan->boundChunks * plan->boundChunkBlocks, plan->maxBlocks);
       EXPECT_GE(plan->scoreChunks * plan->scoreChunkSlots, plan->maxCandidates);
+      // Level 2's runs of candidates never cross a chunk.
+      EXPECT_EQ(plan->scoreChunkSlots % kRunEntries, 0u);
       EXPECT_GE(plan->splits * plan->splitEntries, policy.topTokens + 1);
     }
   // B = 8, L = 128K on an H100: four chunks a row at each level, seven
@@ -704,6 +706,17 @@ TEST(SparseDecodePlan, FillsOneWaveOfTheBlocksAnSmHolds) {
   EXPECT_EQ(plan->scoreChunks, 4u);
   EXPECT_EQ(plan->splits, 7u);
   EXPECT_EQ(plan->splitEntries, 320u);
+  // Level 2's chunks are whole runs of 64, not of 128: where a wave holds
+  // 12 chunks a row (here two sequences' 16 KV-head rows on 96 SMs, at
+  // the two scoring blocks an SM assumed without a device; on an H100,
+  // polar-3 at B = 8 with six an SM),
+  // 12 chunks of 704 candidates fill it, where 128's granularity left 11
+  // of 768.
+  StatusOr<SparseDecodePlan> whole =
+      planSparseDecode({2, 32, 8, 128, 64, 131072, fp8, fp8, policy}, 96);
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(whole->scoreChunkSlots, 704u);
+  EXPECT_EQ(whole->scoreChunks, 12u);
 }
 
 TEST(DeviceKvPool, CountsSummariesOnlyForSelectingLayers) {
