@@ -17,7 +17,9 @@
 #              encoding the GPU runs and with sparse selection
 #              (SELECTIONS, default "twolevel quest fp8-twolevel fp8-all
 #              polar4-twolevel polar4-all polar4-all-320 polar3-twolevel
-#              polar3-all nvfp4-twolevel nvfp4-all";
+#              polar3-all nvfp4-twolevel nvfp4-all fp8-exact-twolevel
+#              polar4-exact-twolevel polar4-exact-all", the last three
+#              beside exact sinks and window);
 #              the dense artifact of the encoding says how far selection
 #              moves the logits), with exact sinks and windows beside the
 #              codes (EXACT, default "polar4 fp8 nvfp4"; a
@@ -166,7 +168,7 @@ fi
 reps=${REPS:-100}
 points=${POINTS:-"1x4096 8x32768 32x4096"}
 encodings=${ENCODINGS:-"bf16 fp8 polar4 polar3 polar2 nvfp4"}
-selections=${SELECTIONS:-"twolevel quest fp8-twolevel fp8-all polar4-twolevel polar4-all polar4-all-320 polar3-twolevel polar3-all nvfp4-twolevel nvfp4-all"}
+selections=${SELECTIONS:-"twolevel quest fp8-twolevel fp8-all polar4-twolevel polar4-all polar4-all-320 polar3-twolevel polar3-all nvfp4-twolevel nvfp4-all fp8-exact-twolevel polar4-exact-twolevel polar4-exact-all"}
 exact=${EXACT:-"polar4 fp8 nvfp4"}
 kivi=${KIVI:-"kivi4 kivi2"}
 lowrank=${LOWRANK:-"lowrank lowrank-odd lowrank-folded lowrank-keys lowrank-keys-odd lowrank-keys-plain lowrank-kv"}
@@ -224,6 +226,7 @@ engine_checks() {
     # prefix of its name, or bf16).
     dense=bf16
     [[ $e == *-* ]] && dense=${e%%-*}
+    [[ $e == *-exact-* ]] && dense=${e%%-exact-*}-exact
     [[ " $selections " == *" $e "* ]] &&
       extra=(--dense "$bin/llama-tiny-$dense.kvpkg")
     # Polar 4-bit: the GPU reads a decode step's own token encoded, the CPU
@@ -340,7 +343,7 @@ engine_checks() {
     > "$out/evict-bench.txt" 2>&1 || status=1
   grep -vE '^device' "$out/evict-bench.txt"
   # Refused when the engine is created, with one sentence (exit 2).
-  for r in kivi4-twolevel fp8-exact-twolevel offload-runners \
+  for r in kivi4-twolevel polar4-exact-offload offload-runners \
     evict-tri-polar4 lowrank-keys-polar4; do
     timeout 60 "$bin/kvrt-cuda-engine" check "$bin/llama-tiny-$r.kvpkg" \
       > "$out/engine-refuse-$r.txt" 2>&1

@@ -181,9 +181,18 @@ done
 # Over KIVI-4 (refused by the cuda backend).
 "$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-kivi4-twolevel.kvpkg --passes \
   "kv-quantize{encoding=int bits=4 group=32},$select"
-# And over fp8 with exact sinks and window beside the codes (refused too).
+# Over fp8 and 4-bit polar with exact sinks and window beside the codes
+# (checked against their dense -exact artifacts), the latter also with a
+# budget above every check's length (every coded entry listed, the sinks
+# and window read exact); offloaded beside them (refused).
 "$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-fp8-exact-twolevel.kvpkg \
   --passes "kv-quantize{encoding=fp8 sinks=4 window=64},$select"
+"$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-polar4-exact-twolevel.kvpkg \
+  --passes "kv-quantize{encoding=polar bits=4 sinks=4 window=64},$select"
+"$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-polar4-exact-all.kvpkg \
+  --passes "kv-quantize{encoding=polar bits=4 sinks=4 window=64},$all"
+"$kvopt" "${tiny[@]}" -o .gpu-bin/llama-tiny-polar4-exact-offload.kvpkg \
+  --passes "kv-quantize{encoding=polar bits=4 sinks=4 window=64},$select,kv-offload{gpu_budget=52224}"
 # 24 KV-head pages per layer on the device, 4 KB each: the check's two
 # sequences (up to 62 pages per layer) miss often and hit often.
 "$kvopt" "${tiny[@]}" --passes "$select,kv-offload{gpu_budget=196608}" \
@@ -282,7 +291,8 @@ rm .gpu-bin/smollm2-2.gguf
 select8b="kv-sparse-select{method=twolevel top_blocks=128 top_tokens=2048}"
 "$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
   --target h200 -o .gpu-bin/llama3-8b-twolevel.kvpkg --passes "$select8b"
-for e in "fp8 encoding=fp8" "polar4 encoding=polar bits=4"; do
+for e in "fp8 encoding=fp8" "polar4 encoding=polar bits=4" \
+  "polar4-w128 encoding=polar bits=4 window=128"; do
   "$kvopt" compile --synthetic llama3-8b --synthetic-weights generated \
     --target h200 -o ".gpu-bin/llama3-8b-${e%% *}-twolevel.kvpkg" \
     --passes "kv-quantize{${e#* }},$select8b"

@@ -44,6 +44,12 @@
 // read from host memory, or a missing one read from a slot, shows; it must
 // give the bytes of the first two.
 //
+// Cases with exact sinks and window (ExactTokens.h) also copy each row's
+// exact tokens into a store as the CUDA pool keeps them: their rows select
+// from the codes older than the window, the summaries hold those alone,
+// and where the GPU's selection is the CPU's cpu::attention is the
+// reference of the attention (sinks and window read exact on both).
+//
 //===----------------------------------------------------------------------===//
 #include "SparseHarness.h"
 
@@ -51,6 +57,7 @@
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
 #include "runtime/src/backends/cuda/DeviceBuffer.h"
+#include "runtime/src/backends/cuda/ExactTokens.h"
 #include "runtime/src/backends/cuda/SideLayout.h"
 #include "runtime/src/backends/cuda/SparseSelect.h"
 #include "runtime/src/cache/Codec.h"
@@ -113,6 +120,10 @@ struct Case {
   sparse::SelectPolicy policy;
   int32_t slidingWindow = 0;
   Entries entries = Entries::Bf16;
+  /// Tokens kept exact beside the codes (ExactTokens.h): each row's first
+  /// `sinks` and its `window` most recent, the newest one's own beside.
+  uint32_t sinks = 0, window = 0;
+  bool keepsExact() const { return sinks || window; }
 };
 
 struct Totals {
@@ -327,6 +338,85 @@ DeviceLayer upload(const Layer &layer, const std::vector<uint64_t> &sequences,
   return device;
 }
 
+/// The rows' exact tokens as the CUDA pool keeps them (ExactTokens.h),
+/// each row a decode step's: sequence slot b, its newest token stored by
+/// this call (in the call's own bf16 rows), the sinks and the window's
+/// ring below it in the store; the CPU's tails and sinks, whose values
+/// are bf16 already, give the bits.
+struct ExactStore {
+  DeviceBuffer keys, values, calls, ownKeys, ownValues;
+  ExactTokensView view;
+};
+
+uint16_t bf16Bits(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  return uint16_t(bits >> 16);
+}
+
+ExactStore exactStore(const Layer &layer,
+                      const std::vector<uint64_t> &sequences, uint32_t sinks,
+                      uint32_t window) {
+  const PagedCache &cache = *layer.cache;
+  const CacheLayerShape &shape = cache.shape(0);
+  const uint32_t d = shape.headDim, heads = shape.kvHeads;
+  const uint32_t entries = sinks + window, rows = uint32_t(sequences.size());
+  std::vector<uint16_t> keys(size_t(rows) * heads * entries * d),
+      values(keys.size()), ownKeys(size_t(rows) * heads * d),
+      ownValues(ownKeys.size());
+  std::vector<int32_t> calls;
+  for (uint32_t b = 0; b < rows; ++b) {
+    const uint64_t sequence = sequences[b];
+    const uint64_t length = cache.length(0, sequence),
+                   encoded = cache.encoded(0, sequence);
+    calls.insert(calls.end(),
+                 {int32_t(b), int32_t(length) - 1, int32_t(length)});
+    // Token i's exact values in head h: among the CPU's sinks where it
+    // is encoded, else in its tail.
+    auto exact = [&](bool isKey, uint32_t h, uint64_t i) {
+      const Tail &from =
+          i < encoded ? cache.sinks(0, sequence) : cache.tail(0, sequence);
+      const std::vector<float> &side = isKey ? from.keys[h] : from.values[h];
+      return side.data() + (i < encoded ? i : i - encoded) * d;
+    };
+    const uint64_t before = length - 1;
+    for (uint32_t h = 0; h < heads; ++h)
+      for (bool isKey : {true, false}) {
+        uint16_t *store = (isKey ? keys : values).data() +
+                          (size_t(b) * heads + h) * entries * d;
+        for (uint64_t i = 0; i < before; ++i) {
+          const bool sink = i < sinks;
+          if (!sink && (i < encoded || before - i > window))
+            continue;
+          const uint64_t entry = sink ? i : sinks + i % window;
+          const float *x = exact(isKey, h, i);
+          for (uint32_t j = 0; j < d; ++j)
+            store[entry * d + j] = bf16Bits(x[j]);
+        }
+        uint16_t *own =
+            (isKey ? ownKeys : ownValues).data() + (size_t(b) * heads + h) * d;
+        const float *x = exact(isKey, h, before);
+        for (uint32_t j = 0; j < d; ++j)
+          own[j] = bf16Bits(x[j]);
+      }
+  }
+  ExactStore s;
+  s.keys = uploaded(keys.data(), keys.size() * 2);
+  s.values = uploaded(values.data(), values.size() * 2);
+  s.calls = uploaded(calls.data(), calls.size() * 4);
+  s.ownKeys = uploaded(ownKeys.data(), ownKeys.size() * 2);
+  s.ownValues = uploaded(ownValues.data(), ownValues.size() * 2);
+  s.view.sinks = sinks;
+  s.view.window = window;
+  s.view.recent = window;
+  s.view.keys = s.keys.as<uint16_t>();
+  s.view.values = s.values.as<uint16_t>();
+  s.view.calls = s.calls.as<int32_t>();
+  s.view.ownKeys = s.ownKeys.as<uint16_t>();
+  s.view.ownValues = s.ownValues.as<uint16_t>();
+  return s;
+}
+
 template <typename T>
 std::vector<T> download(const void *device, size_t count) {
   std::vector<T> host(count);
@@ -426,6 +516,8 @@ std::optional<bool> runCase(const Case &c, uint32_t multiprocessors,
   shape.keyHeadBytes = layer.key->headBytes(c.pageSize);
   shape.valueHeadBytes = layer.value->headBytes(c.pageSize);
   shape.summaryBlock = block;
+  shape.sinkTokens = c.sinks;
+  shape.tailWindow = c.window;
   shape.capacityPages = batch;
   for (uint32_t length : c.lengths)
     shape.capacityPages += (length + c.pageSize - 1) / c.pageSize;
@@ -491,6 +583,11 @@ std::optional<bool> runCase(const Case &c, uint32_t multiprocessors,
   const DeviceSideLayout valueLayout =
       orDie(deviceSideLayout(encoding, *layer.value, c.pageSize));
   DeviceLayer device = upload(layer, sequences, keyLayout, valueLayout);
+  const ExactStore exact = c.keepsExact()
+                               ? exactStore(layer, sequences, c.sinks, c.window)
+                               : ExactStore();
+  if (c.keepsExact())
+    device.view.exact = exact.view;
   const uint32_t blocksPerPage = c.pageSize / block;
   const size_t summaryBlocks =
       size_t(device.pageCount) * c.kvHeads * blocksPerPage;
@@ -524,7 +621,7 @@ std::optional<bool> runCase(const Case &c, uint32_t multiprocessors,
   };
   std::vector<int32_t> buildPages, buildSlots;
   for (uint32_t b = 0; b < batch; ++b) {
-    const int64_t selectable = std::max<int64_t>(int64_t(c.lengths[b]) - 1, 0);
+    const int64_t selectable = int64_t(cache.encoded(0, sequences[b]));
     const std::vector<uint32_t> &pages = cache.pages(0, sequences[b]);
     for (size_t i = 0; i < pages.size(); ++i) {
       buildPages.push_back(int32_t(pages[i]));
@@ -541,7 +638,7 @@ std::optional<bool> runCase(const Case &c, uint32_t multiprocessors,
   const Summaries gpuSummaries = downloadSummaries();
   int summaryMismatches = 0;
   for (uint32_t b = 0; b < batch; ++b) {
-    const uint64_t selectable = c.lengths[b] ? c.lengths[b] - 1 : 0;
+    const uint64_t selectable = cache.encoded(0, sequences[b]);
     const std::vector<uint32_t> &pages = cache.pages(0, sequences[b]);
     for (uint64_t first = 0; first < selectable; first += block) {
       const uint32_t index = pages[first / c.pageSize];
@@ -559,9 +656,16 @@ std::optional<bool> runCase(const Case &c, uint32_t multiprocessors,
   const uint32_t maxLength =
       *std::max_element(c.lengths.begin(), c.lengths.end());
   const SparseDecodeShape sparseShape{
-      batch,     c.qHeads,    c.kvHeads,
-      d,         c.pageSize,  maxLength,
-      keyLayout, valueLayout, {block, c.policy.topBlocks, c.policy.topTokens}};
+      batch,
+      c.qHeads,
+      c.kvHeads,
+      d,
+      c.pageSize,
+      maxLength,
+      keyLayout,
+      valueLayout,
+      {block, c.policy.topBlocks, c.policy.topTokens},
+      c.sinks + c.window};
   const std::optional<SparseDecodePlan> chosen =
       planFor(sparseShape, multiprocessors, inClusters);
   if (!chosen)
@@ -583,6 +687,13 @@ std::optional<bool> runCase(const Case &c, uint32_t multiprocessors,
   args.scale = scale;
   args.slidingWindow = c.slidingWindow;
   args.workspace = workspace.get();
+  // Beside a window of exact tokens the selection reads the coded ones.
+  std::vector<int32_t> coded;
+  for (uint32_t length : c.lengths)
+    coded.push_back(codedTokens(int(length), int(c.window), 1));
+  const DeviceBuffer codedDevice = uploaded(coded.data(), coded.size() * 4);
+  if (c.window)
+    args.codedLengths = codedDevice.as<int32_t>();
   const uint32_t rows = batch * c.kvHeads;
   const SparseSelection selection = sparseSelection(workspace.get(), plan);
   // One selection and attention into a poisoned workspace and output, and
@@ -630,9 +741,11 @@ std::optional<bool> runCase(const Case &c, uint32_t multiprocessors,
   // entries as the device holds them (the newest encoded).
   int newestMismatches = 0;
   for (uint32_t b = 0; b < batch; ++b) {
-    if (!c.lengths[b])
+    // The next step reads the codes of all but the newest `window`.
+    if (c.lengths[b] <= c.window)
       continue;
-    const uint64_t newest = c.lengths[b] - 1, start = newest / block * block;
+    const uint64_t newest = c.lengths[b] - c.window - 1,
+                   start = newest / block * block;
     const uint32_t index = cache.pages(0, sequences[b])[start / c.pageSize];
     const uint32_t inPage = uint32_t(start % c.pageSize / block);
     for (uint32_t h = 0; h < c.kvHeads; ++h) {
@@ -722,7 +835,7 @@ std::optional<bool> runCase(const Case &c, uint32_t multiprocessors,
   for (uint32_t b = 0; b < batch; ++b)
     for (uint32_t g = 0; g < c.kvHeads; ++g) {
       const uint32_t row = b * c.kvHeads + g;
-      const uint64_t selectable = c.lengths[b] ? c.lengths[b] - 1 : 0;
+      const uint64_t selectable = cache.encoded(0, sequences[b]);
       const float *groupQ = &q[(size_t(b) * c.qHeads + g * group) * d];
       for (uint32_t h = 0; h < group; ++h)
         layer.key->prepareQuery(groupQ + h * d, g, &prepared[h * d]);
@@ -856,8 +969,14 @@ std::optional<bool> runCase(const Case &c, uint32_t multiprocessors,
         const size_t at = (size_t(b) * c.qHeads + g * group + h) * d;
         std::vector<double> reference(expected.begin() + at,
                                       expected.begin() + at + d);
+        // Beside exact tokens the device reads the newest token exact, as
+        // the CPU does: cpu::attention is the reference where the
+        // selections agree, and there is none where they differ by ties.
+        if (c.keepsExact() && !same)
+          continue;
         // (An empty row's reference is zeros.)
-        if (c.lengths[b] > 0 && (!same || c.entries != Entries::Bf16)) {
+        if (c.lengths[b] > 0 && !c.keepsExact() &&
+            (!same || c.entries != Entries::Bf16)) {
           std::vector<uint64_t> attended = gpuEntries;
           attended.push_back(c.lengths[b] - 1);
           std::vector<double> logits;
@@ -914,12 +1033,16 @@ std::optional<bool> runCase(const Case &c, uint32_t multiprocessors,
   for (uint32_t length : c.lengths)
     lengths += (lengths.empty() ? "" : ",") + std::to_string(length);
   std::printf(
-      "%-4s %s B=%u len=[%s] Hq=%u Hkv=%u d=%u P=%u block=%u top=%u/%u%s "
+      "%-4s %s B=%u len=[%s] Hq=%u Hkv=%u d=%u P=%u block=%u top=%u/%u%s%s "
       "| summaries %s | ties %d blocks %d entries, %d of %u sets "
       "differ | max rel err %.2e%s%s | chunks %u/%u, splits %u x %u%s\n",
       ok ? "ok" : "FAIL", entriesName(c.entries), batch, lengths.c_str(),
       c.qHeads, c.kvHeads, d, c.pageSize, block, c.policy.topBlocks,
       c.policy.topTokens, c.slidingWindow ? " window" : "",
+      c.keepsExact() ? (" exact " + std::to_string(c.sinks) + "+" +
+                        std::to_string(c.window))
+                           .c_str()
+                     : "",
       summaryMismatches || newestMismatches ? "DIFFER" : "equal", blockTies,
       entryTies, differing, rows, worst, repeatable ? "" : " | NOT REPEATABLE",
       offloadSame ? "" : " | OFFLOADED DIFFERS", plan.boundChunks,
@@ -999,6 +1122,43 @@ int runSparseChecks(uint32_t multiprocessors) {
       {{400, 129}, 6, 2, 64, 16, {8, 12, 50}, 150, Entries::Nvfp4},
       {{20000, 9000}, 32, 8, 128, 64, {64, 128, 2048}, 0, Entries::Nvfp4},
       {{12000, 5000}, 32, 8, 128, 64, {16, 128, 2048}, 0, Entries::Nvfp4},
+      // Exact sinks and window beside the codes: rows that select, that
+      // list every coded entry (70 tokens: 5 coded, 4 of them sinks) and
+      // that code none (40, 5); a sliding window that hides the sinks;
+      // sinks alone, a window alone; the Llama-3-8B shape with the
+      // README's window of 128.
+      {{3000, 1500, 70, 40, 5},
+       8,
+       2,
+       128,
+       16,
+       {16, 8, 64},
+       0,
+       Entries::Polar4,
+       4,
+       64},
+      {{2000, 300}, 8, 2, 64, 16, {16, 6, 96}, 150, Entries::Fp8Dynamic, 4, 32},
+      {{1000, 129}, 6, 2, 64, 16, {8, 12, 50}, 0, Entries::Polar3, 4, 0},
+      {{20000, 9000},
+       32,
+       8,
+       128,
+       64,
+       {64, 128, 2048},
+       0,
+       Entries::Nvfp4,
+       0,
+       128},
+      {{20000, 9000},
+       32,
+       8,
+       128,
+       64,
+       {64, 128, 2048},
+       0,
+       Entries::Polar4,
+       4,
+       128},
   };
   int failures = 0;
   uint32_t seed = 1;

@@ -649,6 +649,30 @@ TEST(SparseDecodePlan, KeepsRotatedQueriesForPolarKeysAlone) {
   EXPECT_EQ(rotated->entryRankSharedBytes, size_t(128 * 64 + 128) * 4);
 }
 
+TEST(SparseDecodePlan, GivesExactTokensSplitsOfTheirOwn) {
+  // Polar-4 with 4 sinks and a window of 128 beside its codes: the sinks
+  // the selection lists, the window and the row's own token are read by
+  // ceil(133 / 64) splits of the exact tokens after the list's, which
+  // hold no newest token; no cluster merges them (a launch of their own).
+  const DeviceSideLayout polar4 =
+      layoutOf(encodingOf(schema::ENCODING_POLAR, 4), 128, 64);
+  SparseDecodeShape shape{
+      1, 32, 8, 128, 64, 131072, polar4, polar4, SparsePolicy{64, 128, 2048}};
+  StatusOr<SparseDecodePlan> plain = planSparseDecode(shape, 132);
+  shape.exactTokens = 4 + 128;
+  StatusOr<SparseDecodePlan> exact = planSparseDecode(shape, 132);
+  ASSERT_TRUE(plain && exact);
+  EXPECT_EQ(plain->exactSplits, 0u);
+  EXPECT_EQ(exact->exactSplits, 3u);
+  EXPECT_EQ(exact->splitEntries, plain->splitEntries);
+  EXPECT_EQ(exact->splits - exact->exactSplits,
+            (2048 + exact->splitEntries - 1) / exact->splitEntries);
+  EXPECT_FALSE(exact->mergesInCluster);
+  // Every split's partial, the exact ones' too.
+  EXPECT_GE(exact->rotatedQueriesOffset - exact->partialsOffset,
+            size_t(32) * exact->splits * (128 + 2) * 4);
+}
+
 TEST(SparseDecodePlan, RefusesRowsWhoseRankingOutgrowsSharedMemory) {
   // Level 2's ranking holds a row's candidates and its kept blocks in
   // 220 KB of shared memory: 56320 words.

@@ -25,11 +25,13 @@
 //   layers it runs its rows through the decode kernels, which read the
 //   chunk's own tokens encoded.
 // - Sparse selection (AttentionParams.select) runs for bf16, fp8 e4m3,
-//   nvfp4 and 2- to 4-bit polar caches without exact sinks or window, by
+//   nvfp4 and 2- to 4-bit polar caches (with or without exact sinks and
+//   window, not offloaded beside them), by
 //   the kernels of SparseSelect.h: a selecting layer keeps block summaries
 //   beside its pages, rebuilt for the pages a prefill wrote and, each
 //   decode step, for the block of each row's newest token (by the sparse
-//   attention's launch, ready for the next step); its
+//   attention's launch, ready for the next step; with a window of exact
+//   tokens, of the newest token outside it, as the CPU encodes it); its
 //   decode rows (a sequence's only row in the batch, as on the CPU) select
 //   and attend sparsely, its prefill rows attend densely. The selection
 //   ranks in fp32 where the CPU ranks in double: a near tie may go the
@@ -71,6 +73,7 @@
 #include "runtime/src/backends/cuda/DecoderKernels.h"
 #include "runtime/src/backends/cuda/DeviceEviction.h"
 #include "runtime/src/backends/cuda/DeviceKvPool.h"
+#include "runtime/src/backends/cuda/ExactTokens.h"
 #include "runtime/src/backends/cuda/Gemm.h"
 #include "runtime/src/backends/cuda/OffloadedPages.h"
 #include "runtime/src/backends/cuda/PrefillAttention.h"
@@ -364,6 +367,9 @@ private:
   /// selecting layer rebuilds.
   const int32_t *buildPages_ = nullptr, *buildSlots_ = nullptr;
   uint32_t builds_ = 0;
+  /// The selecting layers' window of exact tokens (one for all of them),
+  /// whose entries no summary holds until they leave it.
+  uint32_t selectWindow_ = 0;
   std::vector<int32_t> buildPagesHost_, buildSlotsHost_;
   /// planLength() of the batch's longest row.
   uint32_t planLength_ = 0;
@@ -382,6 +388,9 @@ private:
   /// SnapKV: each row's place in the observed queries' ring, or -1
   /// (observedRowMarks()).
   const int32_t *observedRows_ = nullptr;
+  /// Selecting layers with a window of exact tokens: each row's length
+  /// less the window (SparseDecodeArgs::codedLengths).
+  const int32_t *codedLengths_ = nullptr;
   const uint32_t *logitRows_ = nullptr;
   uint32_t pageTableStride_ = 0;
   /// The batch's row lengths and table rows on the host: attention plans
@@ -726,6 +735,7 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
   uint64_t pageBytes = 0, hostPageBytes = 0, fixedBytes = 0;
   // Bytes of one sequence's exact tokens in every layer that keeps them.
   uint64_t exactBytes = 0;
+  bool selectWindowSet = false;
   for (const schema::CacheLayout &c : m.cache()) {
     const std::string where = name + ": layer " + std::to_string(c.layer());
     cuda::DeviceLayerSpec spec;
@@ -785,16 +795,35 @@ Status CudaBackend::prepareCache(const EngineOptions &options) {
       const Step &s = *found->second;
       // Which encodings the sparse kernels read is planSparseDecode()'s to
       // say; the exact tokens beside the codes are the backend's.
-      if (spec.keepsExact())
+      if (spec.keepsExact() && offloading.count(c.layer()))
         return Status::error(
-            where + " selects entries sparsely over a cache that keeps "
-                    "exact sinks or a window beside its codes, which the "
-                    "cuda backend does not; run this artifact on the cpu "
-                    "backend, or compile it without sinks and window for "
-                    "the GPU");
-      cuda::SparseDecodeShape shape{
-          1, uint32_t(s.heads), c.kv_heads(), c.head_dim(), pageSize,
-          1, spec.key,          spec.value,   s.select};
+            where + " selects entries sparsely over an offloaded cache that "
+                    "keeps exact sinks or a window beside its codes, which "
+                    "the cuda backend does not; run this artifact on the "
+                    "cpu backend, or compile it without sinks and window "
+                    "or without kv-offload for the GPU");
+      // Summaries are rebuilt for every selecting layer alike.
+      if (!selectWindowSet) {
+        selectWindow_ = spec.exactWindow;
+        selectWindowSet = true;
+      } else if (spec.exactWindow != selectWindow_) {
+        return Status::error(
+            where + " keeps a window of " + std::to_string(spec.exactWindow) +
+            " exact tokens beside a selecting layer that keeps " +
+            std::to_string(selectWindow_) +
+            ", and the cuda backend selects beside one window for all "
+            "layers; run this artifact on the cpu backend");
+      }
+      cuda::SparseDecodeShape shape{1,
+                                    uint32_t(s.heads),
+                                    c.kv_heads(),
+                                    c.head_dim(),
+                                    pageSize,
+                                    1,
+                                    spec.key,
+                                    spec.value,
+                                    s.select,
+                                    spec.exactSinks + spec.ringEntries()};
       StatusOr<cuda::SparseDecodePlan> sparse =
           cuda::planSparseDecode(shape, multiprocessors_);
       if (!sparse)
@@ -917,7 +946,8 @@ Status CudaBackend::prepareSparse(uint64_t pages, uint64_t longest) {
     const cuda::DeviceKvPool::Layer &layer = pool_->layer(s.layer);
     shapes.push_back({0, uint32_t(s.heads), layer.spec.kvHeads,
                       layer.spec.headDim, pool_->pageSize(), maxLength,
-                      layer.spec.key, layer.spec.value, s.select});
+                      layer.spec.key, layer.spec.value, s.select,
+                      layer.spec.exactSinks + layer.spec.ringEntries()});
   }
   StatusOr<cuda::SparseWorkspaceSize> size = cuda::sizeSparseWorkspace(
       shapes, uint32_t(std::min<uint64_t>(pages, 65535)), kSparseWorkspaceBytes,
@@ -977,11 +1007,16 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
     sequenceRowsHost_[s] = uint32_t(counts[s].second);
     // A prefill (a sequence's several rows) writes pages whose summaries
     // are rebuilt whole; a decode row's block is updated by its attention.
+    // The window's tokens join them as they leave it.
     if (selects_ && counts[s].second > 1) {
       const uint64_t before = pool_->ledger().length(counts[s].first);
-      cuda::summaryBuilds(pool_->ledger().pages(counts[s].first), before,
-                          before + counts[s].second, pageSize, buildPagesHost_,
-                          buildSlotsHost_);
+      const uint64_t after = before + counts[s].second;
+      auto outside = [&](uint64_t n) {
+        return n > selectWindow_ ? n - selectWindow_ : 0;
+      };
+      cuda::summaryBuilds(pool_->ledger().pages(counts[s].first),
+                          outside(before), outside(after), pageSize,
+                          buildPagesHost_, buildSlotsHost_);
     }
   }
   builds_ = uint32_t(buildPagesHost_.size());
@@ -996,8 +1031,10 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   const size_t tableInts = counts.size() * pageTableStride_;
   const size_t exactInts = keepsExact_ ? 3 * counts.size() : 0;
   const bool observes = eviction_ && eviction_->observes();
+  const size_t codedInts = selectWindow_ ? rows : 0;
   const size_t total = 5 * size_t(rows) + tableInts + wanted.size() +
-                       2 * size_t(builds_) + exactInts + (observes ? rows : 0);
+                       2 * size_t(builds_) + exactInts + (observes ? rows : 0) +
+                       codedInts;
   StatusOr<int32_t *> host = hostInts_.reserve(total);
   if (!host)
     return host.status();
@@ -1042,6 +1079,9 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
         [&](uint64_t sequence) { return pool_->ledger().slot(sequence); });
     std::copy(marks.begin(), marks.end(), calls + exactInts);
   }
+  int32_t *coded = calls + exactInts + (observes ? rows : 0);
+  for (size_t r = 0; r < codedInts; ++r)
+    coded[r] = cuda::codedTokens(rowLengthsHost_[r], int(selectWindow_), 1);
 
   KVRT_RETURN_IF_ERROR(batchInts_.reserve(total * sizeof(int32_t)));
   const int32_t *d = batchInts_.buffer.as<int32_t>();
@@ -1056,6 +1096,9 @@ Status CudaBackend::forward(const BatchView &batch, float *logits) {
   buildSlots_ = buildPages_ + builds_;
   exactCalls_ = keepsExact_ ? buildSlots_ + builds_ : nullptr;
   observedRows_ = observes ? buildSlots_ + builds_ + exactInts : nullptr;
+  codedLengths_ =
+      codedInts ? buildSlots_ + builds_ + exactInts + (observes ? rows : 0)
+                : nullptr;
   if (cudaError_t e =
           cudaMemcpyAsync(batchInts_.buffer.get(), h, total * sizeof(int32_t),
                           cudaMemcpyHostToDevice, stream_))
@@ -1556,7 +1599,8 @@ Status CudaBackend::sparseRows(const Step &s,
                                 planLength_,
                                 args.cache.key,
                                 args.cache.value,
-                                s.select};
+                                s.select,
+                                args.cache.exact.entries()};
   for (const uint32_t end = first + count; first < end;) {
     uint32_t group = std::min(end - first, sparseBatch_);
     cuda::SparseDecodePlan plan;
@@ -1588,6 +1632,15 @@ Status CudaBackend::sparseRows(const Step &s,
         pageTables_ + size_t(tableRowsHost_[first]) * pageTableStride_;
     sparse.cache.tableRows = nullptr;
     sparse.cache.lengths = rowLengths_ + first;
+    if (codedLengths_)
+      sparse.codedLengths = codedLengths_ + first;
+    // The exact splits' rows: table rows from the first one's, own tokens
+    // from the call's row `first`.
+    if (sparse.cache.exact.active()) {
+      sparse.cache.exact.calls += 3 * size_t(tableRowsHost_[first]);
+      sparse.cache.exact.firstRow = first;
+      sparse.exactSide = exactSide_;
+    }
     sparse.summaries = layer.summaries();
     sparse.q = args.q + size_t(first) * qHeads * headDim;
     sparse.out = args.out + size_t(first) * qHeads * headDim;

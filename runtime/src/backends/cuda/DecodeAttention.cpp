@@ -515,7 +515,7 @@ Status decodeAttention(const DecodeAttentionArgs &args,
           cache, args.q, args.queryPositions, args.batch, args.qHeads,
           p.scaleLog2, args.slidingWindow, p.partialOut, p.partialMaxSum,
           plan.splits, plan.exactSplits,
-          rotates ? cache.value.rotationSigns : nullptr,
+          rotates ? cache.value.rotationSigns : nullptr, {},
           forks ? side.stream : stream);
     });
   if (forks)

@@ -158,18 +158,29 @@ inline constexpr uint32_t kFoldedGroup = 4;
 /// Tokens of a tile of exact tokens (ExactAttention.cu).
 inline constexpr uint32_t kExactTileTokens = 64;
 
+/// Where sparse selection listed each decode row's entries
+/// (SparseSelection: row b's KV head h at r = b * kvHeads + h, ascending):
+/// beside it a sink whose codes the row could read is attended only where
+/// it is listed, as the CPU backend attends the selected ones.
+struct ListedEntries {
+  const uint32_t *counts = nullptr;
+  const int32_t *entries = nullptr;
+  uint32_t stride = 0;
+};
+
 /// The exact tokens' partials of each row and KV head, written as the
 /// row's last `exactSplits` of `splits` (ExactAttention.cu): split j takes
 /// tiles j, j + exactSplits, ... of the row's exact tokens. `q` unrotated;
 /// `valueSigns` (or null) rotates the partial outputs into polar's rotated
-/// value domain.
+/// value domain. With `listed` (a sparse layer's decode rows), the sinks
+/// are read where it lists them.
 bool launchExactAttention(const PagedKvView &cache, const float *q,
                           const int32_t *queryPositions, uint32_t batch,
                           uint32_t qHeads, float scaleLog2,
                           int32_t slidingWindow, float *partialOut,
                           float *partialMaxSum, uint32_t splits,
                           uint32_t exactSplits, const uint32_t *valueSigns,
-                          cudaStream_t stream);
+                          const ListedEntries &listed, cudaStream_t stream);
 
 /// H2O: adds to `mass` ([pages][kvHeads][pageSize] floats) each entry's
 /// attention, the weights the splits left (SplitKernelParams::weights)

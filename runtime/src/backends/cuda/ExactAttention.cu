@@ -13,7 +13,9 @@
 // splits: maximum and sum in the log2 units of the split kernels' partials
 // and, for polar, the output rotated into the value domain the other
 // splits are in, so that SplitReduce.cu and the rotation back after it
-// treat it as one more split.
+// treat it as one more split. Beside sparse selection (SparseSelect.h)
+// the rows are a sparse layer's decode rows, and a sink whose codes the
+// row could have read counts only where the selection listed it.
 //
 // storeExactTokens() copies each row's own token into the store: 16 bytes
 // a thread.
@@ -52,6 +54,7 @@ struct ExactParams {
   int32_t slidingWindow;
   bool rotate;
   uint32_t valueSigns[4];
+  ListedEntries listed;
 };
 
 /// Where a row's exact tokens are: token t of `count`, in the order sinks,
@@ -60,6 +63,8 @@ struct RowTokens {
   const ExactTokensView &e;
   size_t storeRow;
   int sinks, windowBegin, windowed, before, own, ownRow, kvHeads, kvHead;
+  /// Tokens [0, coded) are read as codes (but the sinks).
+  int coded;
 
   __device__ int index(int t) const {
     return t < sinks              ? t
@@ -76,6 +81,17 @@ struct RowTokens {
     return (storeRow + (t < sinks ? i : e.sinks + i % int(e.window))) * D;
   }
 };
+
+/// Whether `index` is among row r's first listed entries (ascending, so a
+/// sink is among the first `index + 1`).
+__device__ bool listed(const ListedEntries &l, int r, int index) {
+  const int32_t *entries = l.entries + size_t(r) * l.stride;
+  const int count = min(int(l.counts[r]), index + 1);
+  for (int j = 0; j < count; ++j)
+    if (entries[j] >= index)
+      return entries[j] == index;
+  return false;
+}
 
 template <int D>
 __global__ void __launch_bounds__(kThreads)
@@ -96,17 +112,18 @@ __global__ void __launch_bounds__(kThreads)
   const int tableRow = p.tableRows ? p.tableRows[b] : b;
   const int slot = e.calls[3 * tableRow], before = e.calls[3 * tableRow + 1];
   const int own = p.lengths[b] - before;
-  RowTokens tokens{
-      e,
-      (size_t(slot) * p.kvHeads + kvHead) * (e.sinks + e.window),
-      min(int(e.sinks), before),
-      max(int(e.sinks), codedTokens(before, int(e.recent), int(e.flushGroup))),
-      0,
-      before,
-      own,
-      int(e.firstRow) + b - (own - 1),
-      int(p.kvHeads),
-      kvHead};
+  const int coded = codedTokens(before, int(e.recent), int(e.flushGroup));
+  RowTokens tokens{e,
+                   (size_t(slot) * p.kvHeads + kvHead) * (e.sinks + e.window),
+                   min(int(e.sinks), before),
+                   max(int(e.sinks), coded),
+                   0,
+                   before,
+                   own,
+                   int(e.firstRow) + b - (own - 1),
+                   int(p.kvHeads),
+                   kvHead,
+                   coded};
   tokens.windowed = max(0, before - tokens.windowBegin);
   const int count = tokens.sinks + tokens.windowed + own;
   const int32_t *table = p.pageTables + size_t(tableRow) * p.pageTableStride;
@@ -151,7 +168,9 @@ __global__ void __launch_bounds__(kThreads)
                       index % pageSize];
       visible[tid] =
           position <= queryPosition &&
-          (!p.slidingWindow || queryPosition - position < p.slidingWindow);
+          (!p.slidingWindow || queryPosition - position < p.slidingWindow) &&
+          (!p.listed.entries || index >= tokens.coded ||
+           listed(p.listed, b * int(p.kvHeads) + kvHead, index));
     }
 #pragma unroll
     for (int i = 0; i < kLoads; ++i) {
@@ -305,7 +324,7 @@ bool launchExactAttention(const PagedKvView &cache, const float *q,
                           int32_t slidingWindow, float *partialOut,
                           float *partialMaxSum, uint32_t splits,
                           uint32_t exactSplits, const uint32_t *valueSigns,
-                          cudaStream_t stream) {
+                          const ListedEntries &listed, cudaStream_t stream) {
   if ((cache.headDim != 64 && cache.headDim != 128) || !cache.kvHeads ||
       qHeads % cache.kvHeads || qHeads / cache.kvHeads > kMaxGroup ||
       !exactSplits || splits <= exactSplits)
@@ -327,7 +346,8 @@ bool launchExactAttention(const PagedKvView &cache, const float *q,
                 scaleLog2,
                 slidingWindow,
                 valueSigns != nullptr,
-                {}};
+                {},
+                listed};
   if (valueSigns)
     for (int i = 0; i < 4; ++i)
       p.valueSigns[i] = valueSigns[i];

@@ -26,6 +26,11 @@
 //   values: weight * value into fp32 registers, summed over the warp's four
 //           entries by shuffles and over the warps in shared memory.
 //
+// Where the cache keeps tokens exact beside their codes, the row's own
+// token and the listed sinks are the exact splits' (ExactAttention.cu,
+// launched beside this one): the list has no newest token, and a listed
+// sink weighs nothing here (its position reads as never visible).
+//
 // Gathered rows are 64 to 256 bytes anywhere in the pool, so plain loads
 // (several in flight) serve better than bulk copies of whole tiles. The
 // splits leave partials that SplitReduce.cu merges, as the dense kernels
@@ -41,6 +46,7 @@
 #include "runtime/src/backends/cuda/SplitKernel.cuh"
 #include "runtime/src/backends/cuda/SummariseBlock.cuh"
 
+#include <climits>
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
@@ -184,7 +190,8 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
   // While those loads are on their way (every thread, before any returns).
   loadLevels<Rows>(p, levels);
   const int listed = length > 0 ? counted : 0;
-  const int count = length > 0 ? listed + 1 : 0;
+  const int own = p.exactSplits ? 0 : 1;
+  const int count = length > 0 ? listed + own : 0;
   const int n = min(count, start + int(p.splitEntries)) - start;
   if (n <= 0) {
     // Zeros, or a partial that weighs nothing.
@@ -242,6 +249,8 @@ __global__ void __launch_bounds__(kSparseSplitThreads)
 #pragma unroll
   for (int j = 0; j < kItems; ++j) {
     const int i = tid + j * int(kSparseSplitThreads);
+    if (entry[j] < int(p.exactSinks))
+      position[j] = INT_MAX;
     if (i < n) {
       rows[i] = make_int2(at[j], entry[j] % pageSize);
       rowPositions[i] = position[j];
@@ -428,9 +437,9 @@ bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
   SparseKernelParams params = p;
   void *args[] = {&params};
   if (!p.mergesInCluster)
-    return launchDependent(kernel, dim3(1 + p.splits, p.kvHeads, batch),
-                           dim3(kSparseSplitThreads), args, 0,
-                           stream) == cudaSuccess;
+    return launchDependent(
+               kernel, dim3(1 + p.splits - p.exactSplits, p.kvHeads, batch),
+               dim3(kSparseSplitThreads), args, 0, stream) == cudaSuccess;
   // A row's splits as one cluster, launched once the ranking has ended:
   // as a dependent launch, placed beside the ranking's blocks, the step
   // took 8-12 us longer for five caches of six at B = 8, L = 128K on an

@@ -159,6 +159,10 @@ struct SparseKernelParams {
   const uint8_t *slotValues;
   const int32_t *positions;
   const int32_t *pageTables;
+  /// Row b's tokens, its own included; where the cache keeps its most
+  /// recent ones exact, those before them (SparseDecodeArgs::codedLengths):
+  /// the selection ranks the codes older than the window, and the summary
+  /// each step adds is of the token the window lets go.
   const int32_t *lengths;
   BlockSummaries summaries;
   uint32_t pageTableStride;
@@ -197,6 +201,12 @@ struct SparseKernelParams {
   /// scale * log2(e): attention uses exp2.
   float scaleLog2;
   int32_t slidingWindow;
+  /// A cache that keeps tokens exact beside their codes (ExactTokens.h):
+  /// a listed entry below exactSinks is read exact, and each row's own
+  /// token too, both by the last exactSplits of its splits
+  /// (ExactAttention.cu), not by the sparse splits. 0 otherwise.
+  uint32_t exactSinks;
+  uint32_t exactSplits;
   /// The workspace (SparseDecodePlan's offsets): the selection,
   /// [r][group][maxBlocks] bounds, [r][group][maxCandidates] scores, the
   /// splits' partials as SplitReduce.cu reads them.
@@ -229,9 +239,10 @@ bool launchSelectEntries(const SparseKernelParams &p, uint32_t headDim,
                          uint32_t batch, const ScoreLaunch &score,
                          size_t rankSharedBytes, cudaStream_t stream);
 
-/// SparseAttention.cu: grid (1 + splits, kvHeads, batch): each row's
-/// newest block's summary, then the splits; or, where they merge in
-/// clusters, (splits, kvHeads, batch) in clusters of a row's splits.
+/// SparseAttention.cu: grid (1 + splits - exactSplits, kvHeads, batch):
+/// each row's newest block's summary, then the splits over its list; or,
+/// where they merge in clusters, (splits, kvHeads, batch) in clusters of a
+/// row's splits.
 bool launchSparseSplits(const SparseKernelParams &p, uint32_t headDim,
                         uint32_t groupCapacity, uint32_t batch,
                         cudaStream_t stream);

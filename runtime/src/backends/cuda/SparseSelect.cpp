@@ -196,6 +196,26 @@ StatusOr<SparseKernelParams> decodeParams(const SparseDecodeArgs &args,
   p.out = args.out;
   p.scaleLog2 = args.scale * 1.4426950408889634f;
   p.slidingWindow = args.slidingWindow;
+  const ExactTokensView &exact = cache.exact;
+  if (exact.active() != (plan.exactSplits > 0))
+    return Status::error(std::string("sparse attention on CUDA was planned "
+                                     "for a cache ") +
+                         (plan.exactSplits ? "with" : "without") +
+                         " exact tokens and given one " +
+                         (exact.active() ? "with" : "without"));
+  if (exact.active()) {
+    if (exact.flushGroup != 1)
+      return Status::error("sparse attention on CUDA reads exact tokens "
+                           "kept one at a time, not in groups");
+    if (exact.recent && !args.codedLengths)
+      return Status::error("sparse attention on CUDA over a cache that keeps "
+                           "its newest tokens exact was given no lengths of "
+                           "its coded tokens");
+    if (exact.recent)
+      p.lengths = args.codedLengths;
+    p.exactSinks = exact.sinks;
+    p.exactSplits = plan.exactSplits;
+  }
   uint8_t *base = static_cast<uint8_t *>(args.workspace);
   if (rotates(cache)) {
     p.queries = args.q;
@@ -370,7 +390,11 @@ StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
       kMaxScoreChunkSlots);
   plan.scoreChunks = ceilDiv(plan.maxCandidates, plan.scoreChunkSlots);
 
-  const uint32_t listed = policy.topTokens + 1;
+  // The list and the newest token, which the exact splits read where the
+  // cache keeps tokens exact.
+  plan.exactSplits =
+      shape.exactTokens ? ceilDiv(shape.exactTokens + 1, kExactTileTokens) : 0;
+  const uint32_t listed = policy.topTokens + (plan.exactSplits ? 0 : 1);
   // The attention's blocks of a row: its newest block's summary, then the
   // splits.
   const uint32_t splitsPerRow = std::max(
@@ -380,12 +404,12 @@ StatusOr<SparseDecodePlan> planSparseDecode(const SparseDecodeShape &shape,
               1);
   plan.splitEntries = std::clamp(roundUp(ceilDiv(listed, splitsPerRow), 64),
                                  64u, kMaxSplitEntries);
-  plan.splits = ceilDiv(listed, plan.splitEntries);
+  plan.splits = ceilDiv(listed, plan.splitEntries) + plan.exactSplits;
   // Where a row's blocks fit one cluster and every row's cluster fits at
   // once (the one wave the splits are sized for), they merge among
-  // themselves.
+  // themselves (the exact splits are a launch of their own).
   plan.mergesInCluster =
-      plan.splits > 1 && plan.splits <= kMaxMergedSplits &&
+      !plan.exactSplits && plan.splits > 1 && plan.splits <= kMaxMergedSplits &&
       sparseSplitClustersAtOnce(entries, shape.headDim, plan.groupCapacity,
                                 plan.splits) >= rows;
 
@@ -487,8 +511,29 @@ Status sparseAttention(const SparseDecodeArgs &args,
   const uint32_t *inverseSigns =
       rotates(args.cache) ? args.cache.value.rotationSigns : nullptr;
   const uint32_t rows = args.batch * args.qHeads;
+  // The exact splits read the selection (which sinks it lists), the
+  // queries as they are and the exact tokens: forked once both levels
+  // have run, joined before the merge.
+  const SideStream &side = args.exactSide;
+  const bool exact = plan.exactSplits > 0, forks = exact && side.stream;
+  if (forks && (cudaEventRecord(side.fork, stream) != cudaSuccess ||
+                cudaStreamWaitEvent(side.stream, side.fork, 0) != cudaSuccess))
+    return launched(false, "the fork to the exact tokens' stream");
+  if (exact &&
+      !launchExactAttention(args.cache, args.q, args.queryPositions, args.batch,
+                            args.qHeads, p->scaleLog2, args.slidingWindow,
+                            p->partialOut, p->partialMaxSum, plan.splits,
+                            plan.exactSplits, inverseSigns,
+                            {p->selection.entryCounts, p->selection.entries,
+                             plan.policy.topTokens},
+                            forks ? side.stream : stream))
+    return launched(false, "sparse attention's exact tokens");
+  if (forks && cudaEventRecord(side.join, side.stream) != cudaSuccess)
+    return launched(false, "the join of the exact tokens' stream");
   bool ok =
       launchSparseSplits(*p, headDim, plan.groupCapacity, args.batch, stream);
+  if (ok && forks)
+    ok = cudaStreamWaitEvent(stream, side.join, 0) == cudaSuccess;
   if (ok && !plan.mergesInCluster && plan.splits > 1)
     ok = launchSplitReduce(p->partialOut, p->partialMaxSum, args.out, rows,
                            plan.splits, headDim, inverseSigns, stream);

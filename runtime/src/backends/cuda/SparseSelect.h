@@ -9,7 +9,11 @@
 // AttentionParams::select set. Row b's pages hold lengths[b] tokens; the
 // newest is this step's token (still in the tail on the CPU): it is always
 // attended and never selected from. The lengths[b] - 1 entries before it
-// are the selectable ones:
+// are the selectable ones; where the cache keeps tokens exact beside their
+// codes (ExactTokens.h), all but the most recent `window` of them, and the
+// row reads those, its own token and the sinks the selection lists exact
+// (more splits of the row, ExactAttention.cu), as the CPU backend reads
+// its tail and its sinks:
 //
 //   summaries  per (page, KV head, block of `block` slots) the per-channel
 //              minimum and maximum of the stored keys as decoded, rounded
@@ -81,6 +85,9 @@ struct SparseDecodeShape {
   uint32_t maxLength = 0;
   DeviceSideLayout key, value;
   SparsePolicy policy;
+  /// Entries of the layer's store of exact tokens (ExactTokensView::
+  /// entries()), 0 where it keeps none.
+  uint32_t exactTokens = 0;
 };
 
 /// Launch parameters and the workspace's layout, chosen in
@@ -98,9 +105,11 @@ struct SparseDecodePlan {
   /// Level 2: candidate entries per thread block, and thread blocks per row.
   uint32_t scoreChunkSlots = 0;
   uint32_t scoreChunks = 0;
-  /// Attention: listed entries per split, and splits per row.
+  /// Attention: listed entries per split, and splits per row, the last
+  /// exactSplits of them over the exact tokens.
   uint32_t splitEntries = 0;
   uint32_t splits = 0;
+  uint32_t exactSplits = 0;
   /// Whether each row's blocks run as one cluster and merge their splits
   /// through distributed shared memory (SparseAttention.cu), with no merge
   /// launch and no partials in the workspace.
@@ -184,6 +193,13 @@ struct SparseDecodeArgs {
   float scale = 1.0f;
   /// 0: unbounded.
   int32_t slidingWindow = 0;
+  /// Where the cache keeps its `recent` newest tokens exact
+  /// (ExactTokensView): [batch] each row's length less them, floored at 0
+  /// (codedTokens(length, recent, 1), ExactTokens.h), which the selection
+  /// and the summaries read as the row's length; null otherwise. (Reading the
+  /// window in the kernels instead, 0 where no token is exact, made the sparse
+  /// bench's step 2-4 us slower over caches without exact tokens on an H100.)
+  const int32_t *codedLengths = nullptr;
   /// planSparseDecode()'s workspaceBytes, prepared once.
   void *workspace = nullptr;
   /// An offloaded layer: mapped host memory where level 1 also leaves its
@@ -197,6 +213,9 @@ struct SparseDecodeArgs {
   /// otherwise.
   uint32_t *hostSignal = nullptr;
   uint32_t signalEnd = 0;
+  /// With exact tokens: where their splits run beside the sparse ones
+  /// (else on the same stream).
+  SideStream exactSide;
 };
 
 /// Enqueues levels 1 and 2 (two launches each, also apart: level 2 reads

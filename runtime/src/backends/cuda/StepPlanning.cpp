@@ -245,7 +245,8 @@ sizeSparseWorkspace(const std::vector<SparseDecodeShape> &shapes,
     };
     return std::make_tuple(s.qHeads, s.kvHeads, s.headDim, s.pageSize,
                            s.maxLength, s.policy.block, s.policy.topBlocks,
-                           s.policy.topTokens, side(s.key), side(s.value));
+                           s.policy.topTokens, side(s.key), side(s.value),
+                           s.exactTokens);
   };
   std::vector<SparseDecodeShape> distinct;
   for (const SparseDecodeShape &s : shapes)

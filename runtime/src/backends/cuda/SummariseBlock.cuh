@@ -121,10 +121,11 @@ __device__ __forceinline__ BlockSummaries summaryOf(const SparseKernelParams &p,
   return {p.summaries.codes + n * 2 * D, p.summaries.exponents + n};
 }
 
-/// The summary of the block that holds row b's newest token, from its
-/// entries up to that token, for KV head `head`: the next step's newest
-/// selectable block. Its page is read from its device slot where an
-/// offloaded layer has one.
+/// The summary of the block that holds row b's newest token (p.lengths:
+/// beside a window of exact tokens, the one this step's token pushed out
+/// of it, as the CPU encodes it), from its entries up to that token, for
+/// KV head `head`: the next step's newest selectable block. Its page is
+/// read from its device slot where an offloaded layer has one.
 template <typename Rows, int D>
 __device__ void summariseNewestBlock(const SparseKernelParams &p, int head,
                                      int b, const float *levels,
