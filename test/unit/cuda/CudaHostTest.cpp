@@ -673,6 +673,50 @@ TEST(SparseDecodePlan, GivesExactTokensSplitsOfTheirOwn) {
             size_t(32) * exact->splits * (128 + 2) * 4);
 }
 
+TEST(SparseSelect, ReadsAWindowOfExactTokensOnlyThroughCodedLengths) {
+  // The selection and summary kernels take a row's coded length (its
+  // length less the window) as its length: a call over a cache that keeps
+  // a window exact and gives no coded lengths, or one planned for the other
+  // kind of cache, is refused before anything is launched.
+  const DeviceSideLayout polar4 =
+      layoutOf(encodingOf(schema::ENCODING_POLAR, 4), 128, 64);
+  SparseDecodeShape shape{
+      1, 32, 8, 128, 64, 4096, polar4, polar4, SparsePolicy{64, 16, 512}};
+  shape.exactTokens = 4 + 128;
+  StatusOr<SparseDecodePlan> plan = planSparseDecode(shape, 132);
+  ASSERT_TRUE(plan);
+  uint16_t store = 0;
+  int32_t words[4] = {};
+  SparseDecodeArgs args;
+  args.cache.key = args.cache.value = polar4;
+  args.cache.pageSize = 64;
+  args.cache.kvHeads = 8;
+  args.cache.headDim = 128;
+  args.cache.lengths = words;
+  args.cache.exact.sinks = 4;
+  args.cache.exact.window = args.cache.exact.recent = 128;
+  args.cache.exact.keys = args.cache.exact.values = &store;
+  args.batch = 1;
+  args.qHeads = 32;
+  args.workspace = words;
+  Status refused = selectSparseBlocks(args, *plan, nullptr);
+  ASSERT_FALSE(refused.isOk());
+  EXPECT_NE(refused.message().find("no lengths of its coded tokens"),
+            std::string::npos)
+      << refused.message();
+  // Planned without exact tokens, given a cache with them.
+  shape.exactTokens = 0;
+  StatusOr<SparseDecodePlan> plain = planSparseDecode(shape, 132);
+  ASSERT_TRUE(plain);
+  args.codedLengths = words;
+  refused = selectSparseBlocks(args, *plain, nullptr);
+  ASSERT_FALSE(refused.isOk());
+  EXPECT_NE(refused.message().find("planned for a cache without exact "
+                                   "tokens and given one with"),
+            std::string::npos)
+      << refused.message();
+}
+
 TEST(SparseDecodePlan, RefusesRowsWhoseRankingOutgrowsSharedMemory) {
   // Level 2's ranking holds a row's candidates and its kept blocks in
   // 220 KB of shared memory: 56320 words.
