@@ -119,7 +119,9 @@
 #              AB_SPARSE_CACHES at AB_SPARSE_POINTS for each in VARIANTS
 #              (default: base, then the others by name) and again in
 #              reverse order, each two-level row's time and parts
-#              labelled. Carry .gpu-variants. Not in the default sections.
+#              labelled; AB_CHECK=0 skips the checks (a call short of
+#              device time: their timings are what it can still give).
+#              Carry .gpu-variants. Not in the default sections.
 #   sparse-stalls ncu's warp stall samples per SASS instruction of one
 #              sparse split kernel (the second launched) of
 #              kvrt-cuda-sparse --bench over each of STALLS_CACHES (default
@@ -579,7 +581,7 @@ for section in "${sections[@]}"; do
     runs=()
     for v in $names; do
       runs+=("$v:$variants_bin/$v")
-      [ "$v" = base ] && continue
+      [ "$v" = base ] || [ "${AB_CHECK:-1}" = 0 ] && continue
       timeout 300 "$variants_bin/$v" --check > "$out/ab-variants-check-$v.txt" 2>&1 ||
         status=1
       echo "check $v: $(grep -E '^sparse checks' "$out/ab-variants-check-$v.txt")"
