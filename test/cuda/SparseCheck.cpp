@@ -54,6 +54,7 @@
 #include "SparseHarness.h"
 
 #include "runtime/schema/kvpkg.pb.h"
+#include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
 #include "runtime/src/backends/cuda/DeviceBuffer.h"
@@ -348,12 +349,6 @@ struct ExactStore {
   ExactTokensView view;
 };
 
-uint16_t bf16Bits(float x) {
-  uint32_t bits;
-  std::memcpy(&bits, &x, 4);
-  return uint16_t(bits >> 16);
-}
-
 ExactStore exactStore(const Layer &layer,
                       const std::vector<uint64_t> &sequences, uint32_t sinks,
                       uint32_t window) {
@@ -391,13 +386,13 @@ ExactStore exactStore(const Layer &layer,
           const uint64_t entry = sink ? i : sinks + i % window;
           const float *x = exact(isKey, h, i);
           for (uint32_t j = 0; j < d; ++j)
-            store[entry * d + j] = bf16Bits(x[j]);
+            store[entry * d + j] = cpu::floatToBf16(x[j]);
         }
         uint16_t *own =
             (isKey ? ownKeys : ownValues).data() + (size_t(b) * heads + h) * d;
         const float *x = exact(isKey, h, before);
         for (uint32_t j = 0; j < d; ++j)
-          own[j] = bf16Bits(x[j]);
+          own[j] = cpu::floatToBf16(x[j]);
       }
   }
   ExactStore s;
@@ -688,12 +683,14 @@ std::optional<bool> runCase(const Case &c, uint32_t multiprocessors,
   args.slidingWindow = c.slidingWindow;
   args.workspace = workspace.get();
   // Beside a window of exact tokens the selection reads the coded ones.
-  std::vector<int32_t> coded;
-  for (uint32_t length : c.lengths)
-    coded.push_back(codedTokens(int(length), int(c.window), 1));
-  const DeviceBuffer codedDevice = uploaded(coded.data(), coded.size() * 4);
-  if (c.window)
+  DeviceBuffer codedDevice;
+  if (c.window) {
+    std::vector<int32_t> coded;
+    for (uint32_t length : c.lengths)
+      coded.push_back(codedTokens(int(length), int(c.window), 1));
+    codedDevice = uploaded(coded.data(), coded.size() * 4);
     args.codedLengths = codedDevice.as<int32_t>();
+  }
   const uint32_t rows = batch * c.kvHeads;
   const SparseSelection selection = sparseSelection(workspace.get(), plan);
   // One selection and attention into a poisoned workspace and output, and
