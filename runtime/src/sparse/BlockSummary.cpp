@@ -18,17 +18,31 @@ uint64_t summaryIndex(const CacheLayerShape &shape, uint32_t head,
   return uint64_t(head) * (shape.pageSize / shape.summaryBlock) + block;
 }
 
-} // namespace
-
-float boundValue(uint8_t code, int exponent) {
+/// The E4M3 value of each code.
+const std::array<float, 256> &codeValues() {
   static const auto values = [] {
     std::array<float, 256> v;
     for (uint32_t c = 0; c < 256; ++c)
       v[c] = float(codecs::decodeMinifloat(c, codecs::kE4M3));
     return v;
   }();
+  return values;
+}
+
+} // namespace
+
+float boundValue(uint8_t code, int exponent) {
   // Exact: at most 3 significant bits, at least 2^-129 (a float subnormal).
-  return values[code] * powerOfTwo(exponent);
+  return codeValues()[code] * powerOfTwo(exponent);
+}
+
+void decodeBounds(const BlockBounds &bounds, float *lower, float *upper) {
+  const std::array<float, 256> &values = codeValues();
+  const float scale = powerOfTwo(bounds.exponent);
+  for (uint32_t c = 0; c < bounds.headDim; ++c) {
+    lower[c] = values[bounds.codes[c]] * scale;
+    upper[c] = values[bounds.codes[bounds.headDim + c]] * scale;
+  }
 }
 
 BlockBounds blockBounds(const PagedCache &cache, uint32_t layer,

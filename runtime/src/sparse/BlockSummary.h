@@ -42,6 +42,10 @@ struct BlockBounds {
   }
 };
 
+/// The values of `bounds`' codes: lower[c] = bounds.lower(c) and
+/// upper[c] = bounds.upper(c), for every channel at once.
+void decodeBounds(const BlockBounds &bounds, float *lower, float *upper);
+
 /// The bounds of KV head `head`'s block `block` of `page` (block counts in
 /// the page's slots / summaryBlock).
 BlockBounds blockBounds(const PagedCache &cache, uint32_t layer,

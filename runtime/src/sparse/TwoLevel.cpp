@@ -1,17 +1,113 @@
 //===- TwoLevel.cpp -------------------------------------------------------===//
 #include "runtime/src/sparse/TwoLevel.h"
 
+#include "runtime/src/backends/cpu/Simd.h"
 #include "runtime/src/cache/Codec.h"
 #include "runtime/src/cache/PagedCache.h"
 #include "runtime/src/sparse/BlockSummary.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 
 namespace kvrt::sparse {
 namespace {
+
+using cpu::kDoubleLanes;
+using cpu::Vec4d;
+
+/// Items (blocks, then entries) are scored kItems at a time, a lane each:
+/// their operands stand channel-major in `columns` (channel c of lane j at
+/// c * kItems + j), and each lane adds its terms in channel order. Every
+/// product is of two floats, exact in double, so whether the compiler fuses
+/// it into the add changes nothing: each sum has the bits of the scalar
+/// loop sum += double(q[c]) * k[c] over c = 0, 1, ... Four vectors of lanes
+/// keep four sums in flight, so the adds' latency is hidden.
+constexpr uint32_t kVectors = 4;
+constexpr uint32_t kItems = kVectors * kDoubleLanes;
+
+/// Converts `rows` (kItems rows of d floats, row j lane j's operand) to
+/// `columns`, four rows by four channels at a time.
+KVRT_MULTIVERSION
+void toColumns(const float *rows, uint32_t d, double *columns) {
+  typedef float Vec4f __attribute__((vector_size(16)));
+  uint32_t c0 = 0;
+  for (; c0 + kDoubleLanes <= d; c0 += kDoubleLanes)
+    for (uint32_t v = 0; v < kVectors; ++v) {
+      Vec4d r[kDoubleLanes];
+      for (uint32_t i = 0; i < kDoubleLanes; ++i) {
+        Vec4f x;
+        std::memcpy(&x, rows + (v * kDoubleLanes + i) * d + c0, sizeof(x));
+        r[i] = __builtin_convertvector(x, Vec4d);
+      }
+      // A 4 x 4 transpose: pairs of rows interleaved, then pairs of pairs.
+      const Vec4d t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 2, 6);
+      const Vec4d t1 = __builtin_shufflevector(r[0], r[1], 1, 5, 3, 7);
+      const Vec4d t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 2, 6);
+      const Vec4d t3 = __builtin_shufflevector(r[2], r[3], 1, 5, 3, 7);
+      const Vec4d out[kDoubleLanes] = {
+          __builtin_shufflevector(t0, t2, 0, 1, 4, 5),
+          __builtin_shufflevector(t1, t3, 0, 1, 4, 5),
+          __builtin_shufflevector(t0, t2, 2, 3, 6, 7),
+          __builtin_shufflevector(t1, t3, 2, 3, 6, 7)};
+      for (uint32_t i = 0; i < kDoubleLanes; ++i)
+        std::memcpy(columns + (c0 + i) * kItems + v * kDoubleLanes, &out[i],
+                    sizeof(Vec4d));
+    }
+  for (; c0 < d; ++c0)
+    for (uint32_t j = 0; j < kItems; ++j)
+      columns[c0 * kItems + j] = rows[j * d + c0];
+}
+
+/// Stores the first `lanes` lanes of `sums` at `out`.
+KVRT_INLINE void storeLanes(const Vec4d (&sums)[kVectors], uint32_t lanes,
+                            double *out) {
+  for (uint32_t j = 0; j < lanes; ++j)
+    out[j] = sums[j / kDoubleLanes][j % kDoubleLanes];
+}
+
+/// Quest's bound of each lane's block for `group` heads into `perHead`
+/// (head h's lane j at h * stride + j): sum_c max(q_c lo_c, q_c hi_c).
+KVRT_MULTIVERSION
+void boundLanes(const double *lower, const double *upper, uint32_t d,
+                const float *prepared, int64_t preparedStride, int64_t group,
+                uint32_t lanes, double *perHead, uint64_t stride) {
+  for (int64_t h = 0; h < group; ++h) {
+    const float *q = prepared + h * preparedStride;
+    Vec4d sums[kVectors] = {};
+    for (uint32_t c = 0; c < d; ++c) {
+      const Vec4d qc = Vec4d{} + double(q[c]);
+#pragma GCC unroll 4
+      for (uint32_t v = 0; v < kVectors; ++v) {
+        const uint32_t at = c * kItems + v * kDoubleLanes;
+        const Vec4d lo = qc * cpu::load4d(lower + at);
+        const Vec4d hi = qc * cpu::load4d(upper + at);
+        sums[v] += lo < hi ? hi : lo; // std::max(lo, hi), lane by lane
+      }
+    }
+    storeLanes(sums, lanes, perHead + uint64_t(h) * stride);
+  }
+}
+
+/// q . k of each lane's key for `group` heads into `perHead` (as above).
+KVRT_MULTIVERSION
+void scoreLanes(const double *keys, uint32_t d, const float *prepared,
+                int64_t preparedStride, int64_t group, uint32_t lanes,
+                double *perHead, uint64_t stride) {
+  for (int64_t h = 0; h < group; ++h) {
+    const float *q = prepared + h * preparedStride;
+    Vec4d sums[kVectors] = {};
+    for (uint32_t c = 0; c < d; ++c) {
+      const Vec4d qc = Vec4d{} + double(q[c]);
+#pragma GCC unroll 4
+      for (uint32_t v = 0; v < kVectors; ++v)
+        sums[v] += qc * cpu::load4d(keys + c * kItems + v * kDoubleLanes);
+    }
+    storeLanes(sums, lanes, perHead + uint64_t(h) * stride);
+  }
+}
 
 /// rank[i] = max_h (perHead[h * n + i] - max_j perHead[h * n + j]) for
 /// `group` heads and `n` items; NaN ranks last.
@@ -78,21 +174,26 @@ bool selectEntries(const PagedCache &cache, uint32_t layer, uint64_t sequence,
   // Level 1: Quest's bound per block and head.
   const uint64_t blocks = (encoded + block - 1) / block;
   scratch.perHead.resize(size_t(group * blocks));
-  for (uint64_t b = 0; b < blocks; ++b) {
-    uint64_t first = b * block;
-    const Page &page = cache.page(layer, pages[first / shape.pageSize]);
-    const BlockBounds bounds = blockBounds(
-        cache, layer, page, head, uint32_t(first % shape.pageSize / block));
-    for (int64_t h = 0; h < group; ++h) {
-      const float *q = prepared + h * preparedStride;
-      double bound = 0;
-      for (uint32_t c = 0; c < d; ++c) {
-        double lo = double(q[c]) * bounds.lower(c);
-        double hi = double(q[c]) * bounds.upper(c);
-        bound += std::max(lo, hi);
-      }
-      scratch.perHead[size_t(h * blocks + b)] = bound;
+  // Rows of kItems items' operands (lower bounds, then upper ones), and
+  // the same channel-major. Lanes past the last item keep what they held.
+  scratch.decoded.assign(2 * kItems * d, 0.0f);
+  scratch.columns.resize(2 * kItems * d);
+  float *lowerRows = scratch.decoded.data(),
+        *upperRows = lowerRows + kItems * d;
+  double *lower = scratch.columns.data(), *upper = lower + kItems * d;
+  for (uint64_t b0 = 0; b0 < blocks; b0 += kItems) {
+    const uint32_t lanes = uint32_t(std::min<uint64_t>(kItems, blocks - b0));
+    for (uint32_t j = 0; j < lanes; ++j) {
+      const uint64_t first = (b0 + j) * block;
+      const Page &page = cache.page(layer, pages[first / shape.pageSize]);
+      decodeBounds(blockBounds(cache, layer, page, head,
+                               uint32_t(first % shape.pageSize / block)),
+                   lowerRows + j * d, upperRows + j * d);
     }
+    toColumns(lowerRows, d, lower);
+    toColumns(upperRows, d, upper);
+    boundLanes(lower, upper, d, prepared, preparedStride, group, lanes,
+               scratch.perHead.data() + b0, blocks);
   }
   rankAcrossHeads(scratch.perHead, group, blocks, scratch.rank);
   // The first block (the attention sink) and the newest are always kept.
@@ -114,19 +215,19 @@ bool selectEntries(const PagedCache &cache, uint32_t layer, uint64_t sequence,
   // Level 2: exact scores of the candidates.
   const uint64_t n = candidates.size();
   scratch.perHead.resize(size_t(group * n));
-  scratch.decoded.resize(d);
-  for (uint64_t i = 0; i < n; ++i) {
-    uint64_t index = candidates[i];
-    const Page &page = cache.page(layer, pages[index / shape.pageSize]);
-    keys.decode(page.keys.get() + head * shape.keyHeadBytes,
-                uint32_t(index % shape.pageSize), scratch.decoded.data());
-    for (int64_t h = 0; h < group; ++h) {
-      const float *q = prepared + h * preparedStride;
-      double dot = 0;
-      for (uint32_t c = 0; c < d; ++c)
-        dot += double(q[c]) * scratch.decoded[c];
-      scratch.perHead[size_t(h * n + i)] = dot;
+  float *rows = scratch.decoded.data();
+  double *columns = scratch.columns.data();
+  for (uint64_t i0 = 0; i0 < n; i0 += kItems) {
+    const uint32_t lanes = uint32_t(std::min<uint64_t>(kItems, n - i0));
+    for (uint32_t j = 0; j < lanes; ++j) {
+      const uint64_t index = candidates[i0 + j];
+      const Page &page = cache.page(layer, pages[index / shape.pageSize]);
+      keys.decode(page.keys.get() + head * shape.keyHeadBytes,
+                  uint32_t(index % shape.pageSize), rows + j * d);
     }
+    toColumns(rows, d, columns);
+    scoreLanes(columns, d, prepared, preparedStride, group, lanes,
+               scratch.perHead.data() + i0, n);
   }
   rankAcrossHeads(scratch.perHead, group, n, scratch.rank);
   keepBest(scratch.rank, n, policy.topTokens, scratch.order);

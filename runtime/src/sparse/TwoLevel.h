@@ -44,6 +44,7 @@ struct SelectScratch {
   std::vector<uint64_t> order;
   std::vector<uint64_t> candidates;
   std::vector<float> decoded;
+  std::vector<double> columns;
 };
 
 /// Chooses the encoded entries of `sequence` in `layer` that the `group`

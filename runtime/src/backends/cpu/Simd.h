@@ -38,6 +38,17 @@ inline Vec8 load8(const float *p) {
   return v;
 }
 
+/// Four doubles: where each lane sums its own item term by term in the
+/// order a scalar loop would, the sums keep a float64 evaluation's bits.
+typedef double Vec4d __attribute__((vector_size(32)));
+constexpr int kDoubleLanes = 4;
+
+inline Vec4d load4d(const double *p) {
+  Vec4d v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
 /// Sums the lanes in a fixed order.
 inline float reduce8(Vec8 a) {
   return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
