@@ -43,6 +43,41 @@ double weightBytesPerStep(const kvrt::Artifact &artifact, bool bf16) {
   return bytes;
 }
 
+/// Per sequence of `context` tokens, the cache bytes a decode step's
+/// selecting layers read less than a dense attention would: each reads its
+/// summaries, the keys of its top blocks' entries (when level 2 scores
+/// them) and the keys and values of the entries it attends to.
+kvrt::StatusOr<double> selectionSavings(const kvrt::Artifact &artifact,
+                                        int64_t context) {
+  const kvrt::schema::Manifest &m = artifact.manifest();
+  double saved = 0;
+  for (const kvrt::schema::KernelCall &call : m.plan().calls()) {
+    if (!call.has_attention() || !call.attention().has_select())
+      continue;
+    const kvrt::schema::SelectParams &s = call.attention().select();
+    const uint32_t layer = call.attention().layer();
+    if (s.block() == 0 || context <= int64_t(s.top_tokens()) ||
+        layer >= uint32_t(m.cache_size()))
+      continue;
+    const kvrt::schema::CacheLayout &layout = m.cache(int(layer));
+    kvrt::StatusOr<kvrt::CacheSideBytes> bytes =
+        kvrt::cacheSideBytesPerToken(layout);
+    if (!bytes)
+      return bytes.status();
+    const double tokens = double(context);
+    const double candidates =
+        std::min(tokens, double(s.top_blocks()) * double(s.block()));
+    const double attended = std::min(candidates, double(s.top_tokens()));
+    // The engine's bytes per token count the summaries with the pages.
+    const double summaries = kvrt::summaryBytesPerToken(layout, s) * tokens;
+    const double read = summaries +
+                        (candidates > attended ? bytes->keys * candidates : 0) +
+                        (bytes->keys + bytes->values) * attended;
+    saved += (bytes->keys + bytes->values) * tokens + summaries - read;
+  }
+  return saved;
+}
+
 } // namespace
 
 std::vector<int32_t> randomTokens(int64_t count, int64_t vocab, uint64_t seed) {
@@ -153,7 +188,11 @@ runDecodeBench(std::shared_ptr<const kvrt::Artifact> artifact,
   r.offload.lateSchedules -= before.lateSchedules;
   r.weightBytes =
       weightBytesPerStep(*artifact, engineOptions.backend == "cuda");
-  r.cacheBytes = r.kvBytesPerToken * double(o.batch) * double(o.context);
+  kvrt::StatusOr<double> saved = selectionSavings(*artifact, o.context);
+  if (!saved)
+    return saved.status();
+  r.cacheBytes =
+      (r.kvBytesPerToken * double(o.context) - *saved) * double(o.batch);
   return r;
 }
 

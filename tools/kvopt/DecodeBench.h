@@ -44,7 +44,9 @@ struct DecodeBenchResult {
   double kvBytesPerToken = 0;
   /// Bytes a decode step must read: the weights of every call but the
   /// embedding (at the backend's width: f32 on cpu, bf16 on cuda, norms
-  /// f32), and the cached keys and values of the whole batch.
+  /// f32), and the cached keys and values of the whole batch; where a
+  /// layer selects (kv-sparse-select), its block summaries, the keys of the
+  /// top blocks' entries and the keys and values of the entries attended.
   double weightBytes = 0;
   double cacheBytes = 0;
   /// Offloaded layers (kv-offload): what the timed steps read and copied.

@@ -143,6 +143,12 @@ const char *encodingName(schema::EncodingKind kind);
 /// its KV heads, metadata included), as libkvrt stores them; or why this
 /// runtime cannot store that layout.
 StatusOr<double> cacheBytesPerToken(const schema::CacheLayout &layout);
+/// The same, keys and values apart.
+struct CacheSideBytes {
+  double keys = 0, values = 0;
+};
+StatusOr<CacheSideBytes>
+cacheSideBytesPerToken(const schema::CacheLayout &layout);
 /// Bytes one token adds to the block summaries of a layer of `layout` that
 /// selects with `select` (kv-sparse-select): per KV head and block, an FP8
 /// code for each coordinate's least and greatest key and one exponent.

@@ -14,7 +14,8 @@ uint32_t pageSizeFor(const Codec &key, const Codec &value, uint32_t requested) {
   return (requested + group - 1) / group * group;
 }
 
-StatusOr<double> cacheBytesPerToken(const schema::CacheLayout &layout) {
+StatusOr<CacheSideBytes>
+cacheSideBytesPerToken(const schema::CacheLayout &layout) {
   CodecContext context;
   context.layer = layout.layer();
   context.kvHeads = layout.kv_heads();
@@ -53,9 +54,16 @@ StatusOr<double> cacheBytesPerToken(const schema::CacheLayout &layout) {
     codecs[i] = std::move(*codec);
   }
   uint32_t page = pageSizeFor(*codecs[0], *codecs[1], layout.page_size());
-  return double(layout.kv_heads()) *
-         double(codecs[0]->headBytes(page) + codecs[1]->headBytes(page)) /
-         double(page);
+  const double heads = double(layout.kv_heads());
+  return CacheSideBytes{heads * double(codecs[0]->headBytes(page)) / page,
+                        heads * double(codecs[1]->headBytes(page)) / page};
+}
+
+StatusOr<double> cacheBytesPerToken(const schema::CacheLayout &layout) {
+  StatusOr<CacheSideBytes> sides = cacheSideBytesPerToken(layout);
+  if (!sides)
+    return sides.status();
+  return sides->keys + sides->values;
 }
 
 double summaryBytesPerToken(const schema::CacheLayout &layout,
