@@ -53,6 +53,18 @@ BlockBounds blockBounds(const PagedCache &cache, uint32_t layer,
           page.boundExponents[index]};
 }
 
+void prefetchBounds(const PagedCache &cache, uint32_t layer, const Page &page,
+                    uint32_t head, uint32_t block) {
+  const CacheLayerShape &shape = cache.shape(layer);
+  const uint64_t index = summaryIndex(shape, head, block);
+  const uint8_t *codes = page.keyBounds.get() + index * 2 * shape.headDim;
+  // Every cache line of the 2 * headDim codes, wherever they start.
+  for (uint32_t at = 0; at < 2 * shape.headDim; at += 64)
+    __builtin_prefetch(codes + at);
+  __builtin_prefetch(codes + 2 * shape.headDim - 1);
+  __builtin_prefetch(page.boundExponents.get() + index);
+}
+
 void storeBounds(const float *lower, const float *upper, uint32_t headDim,
                  uint8_t *codes, int8_t *exponent) {
   float largest = 0;

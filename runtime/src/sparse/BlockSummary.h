@@ -51,6 +51,11 @@ void decodeBounds(const BlockBounds &bounds, float *lower, float *upper);
 BlockBounds blockBounds(const PagedCache &cache, uint32_t layer,
                         const Page &page, uint32_t head, uint32_t block);
 
+/// Asks the CPU's caches for what blockBounds() of the same arguments and
+/// decodeBounds() will read, without reading it.
+void prefetchBounds(const PagedCache &cache, uint32_t layer, const Page &page,
+                    uint32_t head, uint32_t block);
+
 /// Stores the summary of a block whose keys lie within [lower[c], upper[c]]
 /// (headDim each) at `codes` (2 * headDim) and `exponent`.
 void storeBounds(const float *lower, const float *upper, uint32_t headDim,

@@ -181,15 +181,22 @@ bool selectEntries(const PagedCache &cache, uint32_t layer, uint64_t sequence,
   float *lowerRows = scratch.decoded.data(),
         *upperRows = lowerRows + kItems * d;
   double *lower = scratch.columns.data(), *upper = lower + kItems * d;
+  auto pageOf = [&](uint64_t b) -> const Page & {
+    return cache.page(layer, pages[b * block / shape.pageSize]);
+  };
+  auto blockIn = [&](uint64_t b) {
+    return uint32_t(b * block % shape.pageSize / block);
+  };
   for (uint64_t b0 = 0; b0 < blocks; b0 += kItems) {
     const uint32_t lanes = uint32_t(std::min<uint64_t>(kItems, blocks - b0));
-    for (uint32_t j = 0; j < lanes; ++j) {
-      const uint64_t first = (b0 + j) * block;
-      const Page &page = cache.page(layer, pages[first / shape.pageSize]);
-      decodeBounds(blockBounds(cache, layer, page, head,
-                               uint32_t(first % shape.pageSize / block)),
-                   lowerRows + j * d, upperRows + j * d);
-    }
+    // Each block's summary sits in a page of its own: the next items' are
+    // asked for while these are scored, or each waits on the memory.
+    for (uint64_t b = b0 + kItems; b < std::min(blocks, b0 + 2 * kItems); ++b)
+      prefetchBounds(cache, layer, pageOf(b), head, blockIn(b));
+    for (uint32_t j = 0; j < lanes; ++j)
+      decodeBounds(
+          blockBounds(cache, layer, pageOf(b0 + j), head, blockIn(b0 + j)),
+          lowerRows + j * d, upperRows + j * d);
     toColumns(lowerRows, d, lower);
     toColumns(upperRows, d, upper);
     boundLanes(lower, upper, d, prepared, preparedStride, group, lanes,

@@ -124,6 +124,24 @@ TEST(BlockSummary, ValuesAreTheCodesTimesTheExponent) {
     }
 }
 
+TEST(BlockSummary, DecodedBoundsAreTheCodesValues) {
+  std::vector<uint8_t> codes(2 * 128);
+  std::iota(codes.begin(), codes.end(), 0); // every code once
+  std::vector<float> lower(128), upper(128);
+  for (int e = sparse::kMinBoundExponent; e <= sparse::kMaxBoundExponent; ++e) {
+    sparse::decodeBounds({codes.data(), 128, e}, lower.data(), upper.data());
+    for (uint32_t c = 0; c < 256; ++c) {
+      const float want = sparse::boundValue(uint8_t(c), e);
+      const float got = c < 128 ? lower[c] : upper[c - 128];
+      if (std::isnan(want))
+        EXPECT_TRUE(std::isnan(got)) << c << " 2^" << e;
+      else
+        EXPECT_EQ(std::memcmp(&got, &want, sizeof(float)), 0)
+            << c << " 2^" << e << ": " << got << " against " << want;
+    }
+  }
+}
+
 schema::Encoding encoding(schema::EncodingKind kind, uint32_t bits = 0,
                           uint32_t group = 0) {
   schema::Encoding e;
