@@ -68,34 +68,13 @@ KVRT_INLINE void storeLanes(const Vec4d (&sums)[kVectors], uint32_t lanes,
     out[j] = sums[j / kDoubleLanes][j % kDoubleLanes];
 }
 
-/// Quest's bound of each lane's block for `group` heads into `perHead`
-/// (head h's lane j at h * stride + j): sum_c max(q_c lo_c, q_c hi_c).
-KVRT_MULTIVERSION
-void boundLanes(const double *lower, const double *upper, uint32_t d,
-                const float *prepared, int64_t preparedStride, int64_t group,
-                uint32_t lanes, double *perHead, uint64_t stride) {
-  for (int64_t h = 0; h < group; ++h) {
-    const float *q = prepared + h * preparedStride;
-    Vec4d sums[kVectors] = {};
-    for (uint32_t c = 0; c < d; ++c) {
-      const Vec4d qc = Vec4d{} + double(q[c]);
-#pragma GCC unroll 4
-      for (uint32_t v = 0; v < kVectors; ++v) {
-        const uint32_t at = c * kItems + v * kDoubleLanes;
-        const Vec4d lo = qc * cpu::load4d(lower + at);
-        const Vec4d hi = qc * cpu::load4d(upper + at);
-        sums[v] += lo < hi ? hi : lo; // std::max(lo, hi), lane by lane
-      }
-    }
-    storeLanes(sums, lanes, perHead + uint64_t(h) * stride);
-  }
-}
-
-/// q . k of each lane's key for `group` heads into `perHead` (as above).
-KVRT_MULTIVERSION
-void scoreLanes(const double *keys, uint32_t d, const float *prepared,
-                int64_t preparedStride, int64_t group, uint32_t lanes,
-                double *perHead, uint64_t stride) {
+/// For `group` heads, each lane's sum over the d channels of term(q_c, at),
+/// where `at` is where channel c's lanes start in the columns, into
+/// `perHead` (head h's lane j at h * stride + j).
+template <typename Term>
+KVRT_INLINE void sumLanes(uint32_t d, const float *prepared,
+                          int64_t preparedStride, int64_t group, uint32_t lanes,
+                          double *perHead, uint64_t stride, const Term &term) {
   for (int64_t h = 0; h < group; ++h) {
     const float *q = prepared + h * preparedStride;
     Vec4d sums[kVectors] = {};
@@ -103,10 +82,46 @@ void scoreLanes(const double *keys, uint32_t d, const float *prepared,
       const Vec4d qc = Vec4d{} + double(q[c]);
 #pragma GCC unroll 4
       for (uint32_t v = 0; v < kVectors; ++v)
-        sums[v] += qc * cpu::load4d(keys + c * kItems + v * kDoubleLanes);
+        sums[v] += term(qc, c * kItems + v * kDoubleLanes);
     }
     storeLanes(sums, lanes, perHead + uint64_t(h) * stride);
   }
+}
+
+/// Quest's term: max(q_c lo_c, q_c hi_c), lane by lane.
+struct BoundTerm {
+  const double *lower, *upper;
+  KVRT_INLINE Vec4d operator()(Vec4d qc, uint32_t at) const {
+    const Vec4d lo = qc * cpu::load4d(lower + at);
+    const Vec4d hi = qc * cpu::load4d(upper + at);
+    return lo < hi ? hi : lo; // std::max(lo, hi)
+  }
+};
+
+/// The dot product's term: q_c k_c.
+struct DotTerm {
+  const double *keys;
+  KVRT_INLINE Vec4d operator()(Vec4d qc, uint32_t at) const {
+    return qc * cpu::load4d(keys + at);
+  }
+};
+
+/// Quest's bound of each lane's block, sum_c max(q_c lo_c, q_c hi_c).
+KVRT_MULTIVERSION
+void boundLanes(const double *lower, const double *upper, uint32_t d,
+                const float *prepared, int64_t preparedStride, int64_t group,
+                uint32_t lanes, double *perHead, uint64_t stride) {
+  sumLanes(d, prepared, preparedStride, group, lanes, perHead, stride,
+           BoundTerm{lower, upper});
+}
+
+/// q . k of each lane's key.
+KVRT_MULTIVERSION
+void scoreLanes(const double *keys, uint32_t d, const float *prepared,
+                int64_t preparedStride, int64_t group, uint32_t lanes,
+                double *perHead, uint64_t stride) {
+  sumLanes(d, prepared, preparedStride, group, lanes, perHead, stride,
+           DotTerm{keys});
 }
 
 /// rank[i] = max_h (perHead[h * n + i] - max_j perHead[h * n + j]) for
