@@ -1,5 +1,6 @@
 //===- KernelTest.cpp - CPU kernels against float64 references -----------===//
 #include "kvrt/Artifact.h"
+#include "runtime/src/backends/cpu/Exp.h"
 #include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
@@ -8,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -566,6 +568,9 @@ TEST(Elementwise, SwigluAddEmbedding) {
   for (int64_t i = 0; i < n; ++i)
     ref[i] = a[i] / (1 + std::exp(-double(a[i]))) * b[i];
   EXPECT_LT(relativeError(y, ref), 1e-6);
+  // And the float expression's bits, its exponentials taken together.
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(y[i], a[i] / (1.0f + std::exp(-a[i])) * b[i]) << "at " << i;
   add(pool, a.data(), b.data(), n, y.data());
   for (int64_t i = 0; i < n; ++i)
     ref[i] = double(a[i]) + b[i];
@@ -580,6 +585,50 @@ TEST(Elementwise, SwigluAddEmbedding) {
   for (size_t r = 0; r < tokens.size(); ++r)
     for (int64_t i = 0; i < hidden; ++i)
       EXPECT_EQ(rows[r * hidden + i], table[tokens[r] * hidden + i]);
+}
+
+/// Whether a and b have the same bits (NaN included).
+bool sameBits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+TEST(ExpShifted, MatchesStdExpBitForBit) {
+  // Every 251st float of the whole range (NaN, infinities, subnormals, the
+  // fast path's edges at |x| = 88 and their neighbours included), in runs
+  // of odd lengths so that the last lanes go through the scalar tail too.
+  std::vector<float> in;
+  for (uint64_t bits = 0; bits <= 0xffffffffu; bits += 251) {
+    float x;
+    const uint32_t word = uint32_t(bits);
+    std::memcpy(&x, &word, sizeof x);
+    in.push_back(x);
+  }
+  for (float edge : {88.0f, -88.0f, 87.99999f, -87.99999f, 88.72284f,
+                     -103.97208f, -87.33655f, 0.0f, -0.0f})
+    for (float x :
+         {edge, std::nextafter(edge, 0.0f), std::nextafter(edge, 1000.0f),
+          std::nextafter(edge, -1000.0f)})
+      in.push_back(x);
+  std::vector<float> out(in.size());
+  for (size_t first = 0; first < in.size(); first += 1001) {
+    const size_t count = std::min<size_t>(1001, in.size() - first);
+    expShifted(in.data() + first, int64_t(count), 0.0f, out.data() + first);
+  }
+  for (size_t i = 0; i < in.size(); ++i)
+    ASSERT_TRUE(sameBits(out[i], std::exp(in[i])))
+        << "e^" << in[i] << ": " << out[i] << " against " << std::exp(in[i]);
+
+  // As the softmax calls it: scores less their maximum, in place.
+  std::mt19937 rng(7);
+  std::normal_distribution<float> score(0.0f, 12.0f);
+  std::vector<float> w(4099);
+  for (float &x : w)
+    x = score(rng);
+  const float offset = *std::max_element(w.begin(), w.end());
+  std::vector<float> expected(w.size());
+  for (size_t i = 0; i < w.size(); ++i)
+    expected[i] = std::exp(w[i] - offset);
+  expShifted(w.data(), int64_t(w.size()), offset, w.data());
+  for (size_t i = 0; i < w.size(); ++i)
+    ASSERT_TRUE(sameBits(w[i], expected[i])) << "at " << i;
 }
 
 TEST(ThreadPool, RunsEveryTaskOnceAcrossManyJobs) {

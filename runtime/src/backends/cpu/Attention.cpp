@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kvrt/Runtime.h"
+#include "runtime/src/backends/cpu/Exp.h"
 #include "runtime/src/backends/cpu/Float16.h"
 #include "runtime/src/backends/cpu/Kernels.h"
 #include "runtime/src/backends/cpu/ThreadPool.h"
@@ -356,9 +357,7 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
   const int64_t n = entries.count;
   for (int64_t h = 0; h < group; ++h) {
     float *w = scratch.weights + h * stride;
-    const float maxScore = largest(w, n);
-    for (int64_t i = 0; i < n; ++i)
-      w[i] = std::exp(w[i] - maxScore);
+    expShifted(w, n, largest(w, n), w);
   }
   // Each head's sum in entry order, in a loop apart from the exponentials:
   // a sum kept across their calls waits on the stack.
