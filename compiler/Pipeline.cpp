@@ -2,6 +2,7 @@
 #include "compiler/Pipeline.h"
 
 #include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Location.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -56,14 +57,17 @@ runPipeline(mlir::ModuleOp module, const std::string &pipeline) {
     return records;
 
   // Pass failures arrive as diagnostics; keep the first error's text (with
-  // its location) for the one-sentence report.
+  // its location, where the op has one) for the one-sentence report.
   std::string firstError;
   mlir::ScopedDiagnosticHandler handler(
       module->getContext(), [&](mlir::Diagnostic &diagnostic) {
         if (diagnostic.getSeverity() == mlir::DiagnosticSeverity::Error &&
             firstError.empty()) {
           llvm::raw_string_ostream os(firstError);
-          os << diagnostic.getLocation() << ": " << diagnostic;
+          // An op without a source location would only say loc(unknown).
+          if (!llvm::isa<mlir::UnknownLoc>(diagnostic.getLocation()))
+            os << diagnostic.getLocation() << ": ";
+          os << diagnostic;
         }
         return mlir::success();
       });
