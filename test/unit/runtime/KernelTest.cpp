@@ -144,8 +144,9 @@ TEST(Linear, BlockWeightsGiveTheDecodedWeightsResultsBitForBit) {
     std::vector<float> decoded(size_t(out * in));
     decodeValues(dtype, blocks.data(), uint64_t(out * in), decoded.data());
     auto bias = randomVector(size_t(out), 22);
-    // Passes of four, three, two and one rows over each decoded block.
-    for (int64_t rows : {1, 2, 3, 4, 5, 7}) {
+    // Passes of four, three, two and one rows over each decoded block, and
+    // past 32 rows the blocks decoded ahead for passes of three.
+    for (int64_t rows : {1, 2, 3, 4, 5, 7, 33, 40}) {
       auto x = randomVector(size_t(rows * in), 23);
       std::vector<float> fromBlocks(size_t(rows * out)),
           fromValues(size_t(rows * out));

@@ -15,6 +15,8 @@
 #include "runtime/src/backends/cpu/ThreadPool.h"
 
 #include <algorithm>
+#include <cstring>
+#include <vector>
 
 namespace kvrt::cpu {
 namespace {
@@ -32,15 +34,22 @@ constexpr int64_t kMaxRowsPerPass = 4;
 
 /// f32 weights, a vector at a time, in the interface of Blocks<Format>.
 /// A call of up to four rows (a decode step) makes one pass, reading its
-/// weights from memory once; more rows go in pairs over each block of
-/// weights in the cache, which was faster for a prefill (two cores,
-/// 2026-12-05: a 512-token prefill 1.24-1.27 s in pairs, 1.33-1.34 s by
-/// fours; docs/measurements.md, "The CPU backend's decode step").
+/// weights from memory once; more rows go three at a time over each block
+/// of weights in the cache, against four outputs: twelve accumulators, each
+/// vector of weights loaded for three rows. That took a 576 x 1536
+/// projection of 256 rows 2.7 ms where pairs against four outputs (eight
+/// accumulators, six loads to eight multiply-adds) took 5.3
+/// (kvrt-linear-bench, two cores, 2026-12-07; docs/measurements.md).
 struct F32Values {
   static constexpr int64_t kElements = kLanes;
   static constexpr int64_t kBytes = kLanes * 4;
   static constexpr int64_t rowsPerPass(int64_t rows) {
-    return rows <= kMaxRowsPerPass ? kMaxRowsPerPass : 2;
+    return rows <= kMaxRowsPerPass ? kMaxRowsPerPass : 3;
+  }
+  /// Outputs a pass of `rows` rows computes together, sharing each load of
+  /// x: at most twelve accumulators.
+  static constexpr int64_t outputsPerGroup(int64_t rows) {
+    return rows <= 3 ? 4 : 2;
   }
   KVRT_INLINE static void decode(const uint8_t *p, Vec8 (&parts)[1]) {
     std::memcpy(&parts[0], p, sizeof parts[0]);
@@ -52,16 +61,17 @@ struct F32Values {
 /// weights ahead into the thread's scratch, which every row then read from
 /// the cache (commit b08c7fe), made a decode step of the default model
 /// 1.6x slower (two cores, 2026-12-05: 16.7-16.8 ms against 10.1-10.4;
-/// docs/measurements.md).
+/// docs/measurements.md); only calls of many rows decode ahead
+/// (linearBlocks).
 template <schema::DType Format> struct BlockValues : Blocks<Format> {
   static constexpr int64_t kElements = kBlockElements;
   static constexpr int64_t rowsPerPass(int64_t) { return kMaxRowsPerPass; }
+  /// At most eight accumulators, which leaves a block's decoded weights
+  /// room in sixteen registers.
+  static constexpr int64_t outputsPerGroup(int64_t rows) {
+    return rows <= 2 ? 4 : 2;
+  }
 };
-
-/// Outputs a pass of `Rows` rows computes together, sharing each load of
-/// x: at most eight accumulators, which leaves the decoded weights room in
-/// sixteen registers.
-constexpr int64_t outputsPerGroup(int64_t rows) { return rows <= 2 ? 4 : 2; }
 
 /// y[r, o] for rows [r, r + Rows) and the outputs of the group at o,
 /// whose weight rows start at wk (a short last group repeats the last
@@ -113,7 +123,7 @@ KVRT_INLINE void passOverWeights(const float *x, int64_t r, int64_t in,
                                  const uint8_t *w, uint64_t rowBytes,
                                  int64_t out, int64_t oBegin, int64_t oEnd,
                                  const float *bias, float *y) {
-  constexpr int64_t kOutputs = outputsPerGroup(Rows);
+  constexpr int64_t kOutputs = Values::outputsPerGroup(Rows);
   for (int64_t o = oBegin; o < oEnd; o += kOutputs) {
     const uint8_t *wk[kOutputs];
     for (int64_t k = 0; k < kOutputs; ++k)
@@ -168,6 +178,46 @@ KVRT_INLINE void linearRows(const float *x, int64_t rows, int64_t in,
   }
 }
 
+/// Calls of more rows than this decode a block format's weights ahead.
+constexpr int64_t kDecodeAheadAbove = 32;
+
+/// linearRows over a block format's weights: decoded in registers as they
+/// are multiplied for a decode step's few rows, and for more rows (a
+/// prefill) decoded ahead, block of outputs by block, into the thread's
+/// scratch, over which the rows pass as over f32 weights. The same values
+/// either way, summed in the same order, so the same bits. Decoded ahead,
+/// a 576 x 576 projection of 256 rows of Q4_1 took 1.16 ms where decoding
+/// for every four rows took 1.45; at 16 rows it was slower, 108 us against
+/// 91 (kvrt-linear-bench, two cores, 2026-12-07).
+template <schema::DType Format>
+KVRT_INLINE void linearBlocks(const float *x, int64_t rows, int64_t in,
+                              const uint8_t *w, uint64_t rowBytes, int64_t out,
+                              int64_t oBegin, int64_t oEnd, const float *bias,
+                              float *y) {
+  if (rows <= kDecodeAheadAbove)
+    return linearRows<BlockValues<Format>>(x, rows, in, w, rowBytes, out,
+                                           oBegin, oEnd, bias, y);
+  // linearRows reads weight rows up to oEnd rounded up to whole groups.
+  const int64_t weightRows =
+      std::min(out, (oEnd + kOutputsAligned - 1) / kOutputsAligned *
+                        kOutputsAligned) -
+      oBegin;
+  static thread_local std::vector<float> decoded;
+  decoded.resize(size_t(weightRows * in));
+  for (int64_t r = 0; r < weightRows; ++r)
+    for (int64_t i = 0; i < in; i += kBlockElements) {
+      Vec8 parts[kBlockElements / kLanes];
+      Blocks<Format>::decode(w + uint64_t(r) * rowBytes +
+                                 uint64_t(i / kBlockElements) *
+                                     Blocks<Format>::kBytes,
+                             parts);
+      std::memcpy(&decoded[size_t(r * in + i)], parts, sizeof parts);
+    }
+  linearRows<F32Values>(x, rows, in,
+                        reinterpret_cast<const uint8_t *>(decoded.data()),
+                        uint64_t(in) * 4, out, oBegin, oEnd, bias, y);
+}
+
 /// linearRows over weights of any format, in each clone's instructions.
 KVRT_MULTIVERSION
 void linearBlock(const float *x, int64_t rows, int64_t in, const uint8_t *w,
@@ -175,14 +225,14 @@ void linearBlock(const float *x, int64_t rows, int64_t in, const uint8_t *w,
                  int64_t oBegin, int64_t oEnd, const float *bias, float *y) {
   switch (dtype) {
   case schema::DTYPE_Q8_0:
-    return linearRows<BlockValues<schema::DTYPE_Q8_0>>(
-        x, rows, in, w, rowBytes, out, oBegin, oEnd, bias, y);
+    return linearBlocks<schema::DTYPE_Q8_0>(x, rows, in, w, rowBytes, out,
+                                            oBegin, oEnd, bias, y);
   case schema::DTYPE_Q4_0:
-    return linearRows<BlockValues<schema::DTYPE_Q4_0>>(
-        x, rows, in, w, rowBytes, out, oBegin, oEnd, bias, y);
+    return linearBlocks<schema::DTYPE_Q4_0>(x, rows, in, w, rowBytes, out,
+                                            oBegin, oEnd, bias, y);
   case schema::DTYPE_Q4_1:
-    return linearRows<BlockValues<schema::DTYPE_Q4_1>>(
-        x, rows, in, w, rowBytes, out, oBegin, oEnd, bias, y);
+    return linearBlocks<schema::DTYPE_Q4_1>(x, rows, in, w, rowBytes, out,
+                                            oBegin, oEnd, bias, y);
   default:
     return linearRows<F32Values>(x, rows, in, w, rowBytes, out, oBegin, oEnd,
                                  bias, y);
