@@ -39,6 +39,24 @@ struct RopeFrequencies;
 /// and values along channels.
 enum class CacheSide { Key, Value };
 
+/// A codec's attention sums split by columns, for codecs that read entries
+/// where they lie (f32 and bf16), whose rows' columns then cost nothing
+/// more apart than together.
+class ColumnSums {
+public:
+  /// Codec::accumulateRun() for the columns [begin, end) of the domain
+  /// alone (begin a multiple of eight, end too or domainSize(); acc's rows
+  /// still domainSize() apart), each with the bits accumulateRun() gives it.
+  virtual void accumulateRunColumns(const float *weights, int64_t weightStride,
+                                    int64_t heads, const uint8_t *area,
+                                    uint32_t slot, uint32_t count,
+                                    uint32_t begin, uint32_t end,
+                                    float *acc) const = 0;
+
+protected:
+  ~ColumnSums() = default;
+};
+
 class Codec {
 public:
   virtual ~Codec() = default;
@@ -161,6 +179,8 @@ public:
   virtual void accumulateRun(const float *weights, int64_t weightStride,
                              int64_t heads, const uint8_t *area, uint32_t slot,
                              uint32_t count, float *acc, float *scratch) const;
+  /// Its sums by ranges of columns, where the codec has them (ColumnSums).
+  virtual const ColumnSums *columnSums() const { return nullptr; }
   /// Maps one row of KV head `head` out of the codec's domain (in place):
   /// attention's accumulated values, or a decoded entry that a caller off
   /// the attention path needs in the model's basis.

@@ -331,8 +331,9 @@ struct AttentionCase {
   std::vector<float> keys, values;
 };
 
-AttentionCase makeCase() {
+AttentionCase makeCase(int64_t d = 16) {
   AttentionCase c;
+  c.d = d;
   // Three sequences of 37, 5 and 70 tokens, interleaved in one batch; the
   // second stores every other position, as after an eviction.
   int32_t next[3] = {0, 0, 0};
@@ -367,10 +368,12 @@ struct ExactTokens {
 /// Attention of random queries over `c` stored as `kind`; with `encode`,
 /// the entries are encoded into pages first (but for `exact.window`), else
 /// read from the tails.
+/// The case's attention, or with `lastRows` only that many of its last rows
+/// asking (decode steps over the cache the whole case filled).
 std::vector<float> runAttention(const AttentionCase &c, uint32_t pageSize,
                                 schema::EncodingKind kind, int64_t window,
                                 unsigned threads, bool encode = true,
-                                ExactTokens exact = {}) {
+                                ExactTokens exact = {}, int64_t lastRows = 0) {
   schema::Encoding f32;
   f32.set_kind(schema::ENCODING_F32);
   CodecContext context;
@@ -408,10 +411,12 @@ std::vector<float> runAttention(const AttentionCase &c, uint32_t pageSize,
   params.scale = 0.25f;
   params.slidingWindow = window;
   auto q = randomVector(size_t(rows * c.qHeads * c.d), 11);
-  std::vector<float> out(q.size());
+  const int64_t first = lastRows ? rows - lastRows : 0;
+  std::vector<float> out(size_t((rows - first) * c.qHeads * c.d));
   std::vector<std::vector<float>> scratch;
-  attention(pool, params, q.data(), rows, c.qHeads, c.sequences.data(),
-            c.positions.data(), out.data(), scratch, nullptr);
+  attention(pool, params, q.data() + first * c.qHeads * c.d, rows - first,
+            c.qHeads, c.sequences.data() + first, c.positions.data() + first,
+            out.data(), scratch, nullptr);
   return out;
 }
 
@@ -511,6 +516,35 @@ TEST(Attention, MatchesReferenceWithGqaAtEveryPageSize) {
   EXPECT_EQ(runAttention(c, 16, schema::ENCODING_F32, 0, 1), first);
   // Entries still in the tail give the same bits as encoded ones.
   EXPECT_EQ(runAttention(c, 16, schema::ENCODING_F32, 0, 2, false), first);
+}
+
+TEST(Attention, FewRowsSpreadOverThreadsGiveTheSameBits) {
+  // One or two decode rows have fewer KV-head groups than two per thread:
+  // their scores, softmax and value sums are split over tasks by entries,
+  // heads and columns, which must change no bit against one thread. A head
+  // dimension of 36: column runs of 16, 16 and 4.
+  AttentionCase c = makeCase(36);
+  for (schema::EncodingKind kind :
+       {schema::ENCODING_F32, schema::ENCODING_BF16})
+    for (int64_t window : {0, 20})
+      for (bool encode : {true, false})
+        for (int64_t rows : {1, 2}) {
+          std::vector<float> alone =
+              runAttention(c, 16, kind, window, 1, encode, {}, rows);
+          for (unsigned threads : {2u, 3u, 8u})
+            EXPECT_EQ(
+                runAttention(c, 16, kind, window, threads, encode, {}, rows),
+                alone)
+                << threads << " threads, " << rows << " rows, window " << window
+                << (encode ? "" : ", in the tail");
+        }
+  // And as the reference computes it.
+  std::vector<double> ref = referenceAttention(c, schema::ENCODING_F32, 0);
+  std::vector<double> last(ref.end() - c.qHeads * c.d, ref.end());
+  EXPECT_LT(
+      relativeError(
+          runAttention(c, 16, schema::ENCODING_F32, 0, 2, true, {}, 1), last),
+      1e-6);
 }
 
 TEST(Attention, SlidingWindow) {

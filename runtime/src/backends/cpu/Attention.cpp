@@ -132,14 +132,17 @@ struct Scratch {
 /// a quarter of an evaluation's time, nearly all of it waiting on memory).
 constexpr uint64_t kPagesAhead = 2;
 
+/// Asks for `bytes` from `at` on ahead of use.
+void prefetchBytes(const uint8_t *at, uint64_t bytes) {
+  for (uint64_t line = 0; line < bytes; line += 64)
+    __builtin_prefetch(at + line);
+}
+
 /// Asks for KV head `head`'s area (its group's, for a codec of groups) of
 /// one side of a page whose areas start at `areas`, `stride` bytes apart.
 void prefetchArea(const Codec &codec, const uint8_t *areas, uint32_t head,
                   uint64_t stride) {
-  const uint8_t *area = codec.areaOf(areas, head, stride);
-  const uint64_t bytes = stride * codec.groupHeads();
-  for (uint64_t line = 0; line < bytes; line += 64)
-    __builtin_prefetch(area + line);
+  prefetchBytes(codec.areaOf(areas, head, stride), stride * codec.groupHeads());
 }
 
 /// Gathers the indices it is given, in increasing order, into runs of
@@ -534,6 +537,169 @@ void append(ThreadPool &pool, PagedCache &cache, uint32_t layer,
                             rounded.data() + width));
 }
 
+namespace {
+
+/// A run of consecutive visible entries of one (row, KV head) group, where
+/// attention reads them: `at` is the first one's index among the group's
+/// weights.
+struct EntryRun {
+  const Codec *keys;
+  const ColumnSums *values;
+  const uint8_t *keyArea, *valueArea;
+  /// Null for exact entries (sinks, tail).
+  const int32_t *positions;
+  uint32_t slot, count;
+  int64_t at;
+};
+
+/// One (row, KV head) group of a spread attention and its buffers.
+struct SpreadGroup {
+  int64_t row = 0;
+  uint32_t head = 0;
+  int64_t entries = 0;
+  std::vector<EntryRun> runs;
+  std::vector<float> prepared, weights, sums;
+  std::vector<float> inverse;
+};
+
+/// Whether a call is spread (attentionSpread()): fewer groups than two per
+/// thread, values summed by columns where they lie, no selection, probe or
+/// record reading a group's results.
+bool spreads(const AttentionParams &params, int64_t groups, unsigned threads,
+             bool probe) {
+  return threads > 1 && groups < 2 * int64_t(threads) &&
+         !params.select.enabled() && !params.record && !probe &&
+         params.codecs.value->columnSums() && params.codecs.tail->columnSums();
+}
+
+/// cpu::attention for calls of few groups (a decode step of one sequence
+/// has as many as KV heads; two cores took three, one waiting a third of
+/// the attention): each group's scores are split over tasks by runs of
+/// entries, its softmax a task per query head, its value sums a task per
+/// range of columns. Every score, weight and sum is computed as
+/// attendGroup() computes it, in the same order: the same bits.
+void attentionSpread(ThreadPool &pool, const AttentionParams &params,
+                     const float *q, int64_t rows, int64_t qHeads,
+                     const uint64_t *sequences, const int32_t *positions,
+                     float *out) {
+  const PagedCache &cache = *params.cache;
+  const CacheLayerShape &shape = cache.shape(params.layer);
+  const Codec &keys = *params.codecs.key;
+  const int64_t kvHeads = shape.kvHeads, group = qHeads / kvHeads;
+  const int64_t headDim = shape.headDim;
+  const int64_t preparedSize = keys.preparedQuerySize();
+  // Bound by reference: the pool's threads use the caller's buffers.
+  static thread_local std::vector<SpreadGroup> callerGroups;
+  static thread_local std::vector<std::vector<float>> callerDecoded;
+  std::vector<SpreadGroup> &groups = callerGroups;
+  std::vector<std::vector<float>> &decoded = callerDecoded;
+  groups.resize(size_t(rows * kvHeads));
+  for (int64_t u = 0; u < rows * kvHeads; ++u) {
+    SpreadGroup &unit = groups[size_t(u)];
+    unit.row = u / kvHeads;
+    unit.head = uint32_t(u % kvHeads);
+    unit.runs.clear();
+    const float *qg = q + (unit.row * qHeads + unit.head * group) * headDim;
+    unit.prepared.resize(size_t(group * preparedSize));
+    for (int64_t h = 0; h < group; ++h)
+      keys.prepareQuery(qg + h * headDim, unit.head,
+                        unit.prepared.data() + h * preparedSize);
+    const uint64_t positionsAt = shape.positionOffset(unit.head);
+    int64_t at = 0;
+    forVisible(
+        cache, params, sequences[unit.row], unit.head, positions[unit.row],
+        nullptr,
+        [&](const Page &page, uint32_t slot, uint32_t count, uint64_t) {
+          unit.runs.push_back(
+              {&keys, params.codecs.value->columnSums(),
+               keys.areaOf(page.keys.get(), unit.head, shape.keyHeadBytes),
+               params.codecs.value->areaOf(page.values.get(), unit.head,
+                                           shape.valueHeadBytes),
+               page.positions.get() + positionsAt + slot, slot, count, at});
+          at += count;
+        },
+        [&](const Tail &store, uint64_t slot, uint64_t count, uint64_t) {
+          unit.runs.push_back({params.codecs.tail,
+                               params.codecs.tail->columnSums(),
+                               tailArea(store.keys[unit.head]),
+                               tailArea(store.values[unit.head]), nullptr,
+                               uint32_t(slot), uint32_t(count), at});
+          at += int64_t(count);
+        },
+        [](const Page &) {});
+    unit.entries = at;
+    unit.weights.resize(size_t(group * std::max<int64_t>(at, 1)));
+    unit.sums.assign(size_t(group * headDim), 0.0f);
+    unit.inverse.resize(size_t(group));
+  }
+  const int64_t units = rows * kvHeads;
+  const int64_t threads = pool.size();
+  decoded.resize(size_t(threads));
+  for (std::vector<float> &d : decoded)
+    d.resize(
+        size_t(std::max(keys.domainSize(), params.codecs.value->domainSize())));
+
+  // Scores: each group's runs in `parts` tasks of about equal entries.
+  const int64_t parts = (2 * threads + units - 1) / units;
+  pool.run(size_t(units * parts), [&](size_t task, unsigned thread) {
+    SpreadGroup &unit = groups[task / size_t(parts)];
+    const int64_t part = int64_t(task % size_t(parts));
+    const int64_t from = unit.entries * part / parts,
+                  to = unit.entries * (part + 1) / parts;
+    const int64_t stride = std::max<int64_t>(unit.entries, 1);
+    const float *qg = q + (unit.row * qHeads + unit.head * group) * headDim;
+    for (size_t i = 0; i < unit.runs.size(); ++i) {
+      const EntryRun &run = unit.runs[i];
+      if (run.at < from || run.at >= to)
+        continue;
+      if (i + kPagesAhead < unit.runs.size())
+        prefetchBytes(unit.runs[i + kPagesAhead].keyArea, shape.keyHeadBytes);
+      // Exact entries are scored from the query as it is (softmaxVisible).
+      run.keys->scoreRun(run.positions ? unit.prepared.data() : qg, group,
+                         run.keyArea, run.slot, run.count, run.positions,
+                         params.scale, unit.weights.data() + run.at, stride,
+                         decoded[thread].data());
+    }
+  });
+  // The softmax, a task per query head of each group.
+  pool.run(size_t(units * group), [&](size_t task, unsigned) {
+    SpreadGroup &unit = groups[task / size_t(group)];
+    const int64_t h = int64_t(task % size_t(group)), n = unit.entries;
+    float *w = unit.weights.data() + h * std::max<int64_t>(n, 1);
+    expShifted(w, n, largest(w, n), w);
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i)
+      sum += w[i];
+    unit.inverse[size_t(h)] = float(1.0 / sum);
+  });
+  // The value sums, each group's columns in runs of sixteen.
+  const int64_t columns = (headDim + 15) / 16;
+  pool.run(size_t(units * columns), [&](size_t task, unsigned) {
+    SpreadGroup &unit = groups[task / size_t(columns)];
+    const uint32_t begin = uint32_t(task % size_t(columns)) * 16;
+    const uint32_t end = std::min<uint32_t>(begin + 16, uint32_t(headDim));
+    const int64_t stride = std::max<int64_t>(unit.entries, 1);
+    for (size_t i = 0; i < unit.runs.size(); ++i) {
+      const EntryRun &run = unit.runs[i];
+      if (i + kPagesAhead < unit.runs.size())
+        prefetchBytes(unit.runs[i + kPagesAhead].valueArea,
+                      shape.valueHeadBytes);
+      run.values->accumulateRunColumns(unit.weights.data() + run.at, stride,
+                                       group, run.valueArea, run.slot,
+                                       run.count, begin, end, unit.sums.data());
+    }
+    float *og = out + (unit.row * qHeads + unit.head * group) * headDim;
+    for (int64_t h = 0; h < group; ++h)
+      for (uint32_t d = begin; d < end; ++d)
+        og[h * headDim + d] =
+            unit.entries
+                ? (0.0f + unit.sums[h * headDim + d]) * unit.inverse[size_t(h)]
+                : 0.0f;
+  });
+}
+
+} // namespace
+
 void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
                int64_t rows, int64_t qHeads, const uint64_t *sequences,
                const int32_t *positions, float *out,
@@ -542,6 +708,9 @@ void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
   const CacheLayerShape &shape = cache.shape(params.layer);
   int64_t kvHeads = shape.kvHeads, group = qHeads / kvHeads;
   int64_t headDim = shape.headDim;
+  if (spreads(params, rows * kvHeads, pool.size(), probe))
+    return attentionSpread(pool, params, q, rows, qHeads, sequences, positions,
+                           out);
   uint64_t longest = 0;
   for (int64_t r = 0; r < rows; ++r) {
     longest = std::max(longest, cache.length(params.layer, sequences[r]));

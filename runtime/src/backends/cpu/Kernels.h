@@ -205,7 +205,10 @@ private:
 /// cached entries of each row's sequence whose stored position is at most
 /// the row's position (and within the window). `scratch` holds one buffer
 /// per pool thread. With a probe, also attends over its copy of the cache
-/// and records the difference.
+/// and records the difference. A task takes a row's KV head, or, for calls
+/// of fewer than two per thread over f32 or bf16 values (a decode step of
+/// one sequence), a part of its entries, one query head's softmax or a
+/// range of its value columns: the same bits either way.
 void attention(ThreadPool &pool, const AttentionParams &params, const float *q,
                int64_t rows, int64_t qHeads, const uint64_t *sequences,
                const int32_t *positions, float *out,

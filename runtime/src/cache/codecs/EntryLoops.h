@@ -282,17 +282,19 @@ KVRT_INLINE void accumulateColumns(const float *weights, int64_t weightStride,
       std::memcpy(acc + h * n + column + 8 * c, &sums[h][c], sizeof(Vec8));
 }
 
-/// accumulateColumns() over every full run of eight columns.
+/// accumulateColumns() over every full run of eight columns in [begin,
+/// end) (multiples of eight; each column's sum does not depend on which
+/// others go with it).
 template <int Heads, typename EntryAt>
 KVRT_INLINE void accumulateHeads(const float *weights, int64_t weightStride,
                                  const EntryAt &entryAt, int64_t count,
-                                 uint32_t n, float *acc) {
-  const uint32_t full = n / 8 * 8;
-  uint32_t column = 0;
-  for (; column + 16 <= full; column += 16)
+                                 uint32_t n, uint32_t begin, uint32_t end,
+                                 float *acc) {
+  uint32_t column = begin;
+  for (; column + 16 <= end; column += 16)
     accumulateColumns<Heads, 2>(weights, weightStride, entryAt, count, n,
                                 column, acc);
-  if (column < full)
+  if (column < end)
     accumulateColumns<Heads, 1>(weights, weightStride, entryAt, count, n,
                                 column, acc);
 }
@@ -306,11 +308,14 @@ constexpr int64_t kAccumulateBlock = 64;
 /// `heads` rows and `count` entries in order: accumulateOf() entry by entry
 /// with the same bits. Entries decoded once per head group go one by one;
 /// entries read where they lie (entry.scale 1) with the sums held in
-/// registers across entries.
+/// registers across entries, for the columns d in [begin, end) alone where
+/// a caller splits a row's sums (begin a multiple of eight, end too or n;
+/// entries read where they lie only).
 template <typename EntryAt>
 KVRT_INLINE void accumulateOfRun(const float *weights, int64_t weightStride,
                                  int64_t heads, const EntryAt &entryAt,
-                                 int64_t count, uint32_t n, float *acc) {
+                                 int64_t count, uint32_t n, float *acc,
+                                 uint32_t begin = 0, uint32_t end = ~0u) {
   if constexpr (decltype(entryAt(0))::kDecodeOnce) {
     for (int64_t t = 0; t < count; ++t) {
       const auto entry = entryAt(t);
@@ -324,7 +329,8 @@ KVRT_INLINE void accumulateOfRun(const float *weights, int64_t weightStride,
     }
     return;
   }
-  const uint32_t full = n / 8 * 8;
+  end = std::min(end, n);
+  const uint32_t full = std::min(end, n / 8 * 8);
   for (int64_t first = 0; first < count; first += kAccumulateBlock) {
     const int64_t block = std::min(kAccumulateBlock, count - first);
     const float *w = weights + first;
@@ -334,22 +340,22 @@ KVRT_INLINE void accumulateOfRun(const float *weights, int64_t weightStride,
       float *ah = acc + h * n;
       switch (std::min<int64_t>(4, heads - h)) {
       case 1:
-        accumulateHeads<1>(wh, weightStride, at, block, n, ah);
+        accumulateHeads<1>(wh, weightStride, at, block, n, begin, full, ah);
         break;
       case 2:
-        accumulateHeads<2>(wh, weightStride, at, block, n, ah);
+        accumulateHeads<2>(wh, weightStride, at, block, n, begin, full, ah);
         break;
       case 3:
-        accumulateHeads<3>(wh, weightStride, at, block, n, ah);
+        accumulateHeads<3>(wh, weightStride, at, block, n, begin, full, ah);
         break;
       default:
-        accumulateHeads<4>(wh, weightStride, at, block, n, ah);
+        accumulateHeads<4>(wh, weightStride, at, block, n, begin, full, ah);
       }
     }
     // A head dimension's last columns, fewer than eight, entry by entry.
-    for (int64_t h = 0; full < n && h < heads; ++h)
+    for (int64_t h = 0; full < end && h < heads; ++h)
       for (int64_t t = 0; t < block; ++t)
-        for (uint32_t i = full; i < n; ++i)
+        for (uint32_t i = std::max(full, begin); i < end; ++i)
           acc[h * n + i] += w[h * weightStride + t] * at(t).load(i);
   }
 }

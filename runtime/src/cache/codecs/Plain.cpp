@@ -94,15 +94,16 @@ KVRT_MULTIVERSION void plainScoreRun(const float *queries, int64_t heads,
 template <typename Entry>
 KVRT_MULTIVERSION void
 plainAccumulateRun(const float *weights, int64_t weightStride, int64_t heads,
-                   const uint8_t *area, int64_t count, uint32_t n, float *acc) {
+                   const uint8_t *area, int64_t count, uint32_t n, float *acc,
+                   uint32_t begin, uint32_t end) {
   accumulateOfRun(weights, weightStride, heads,
                   EntriesFrom<Entry>{area, uint64_t(n) * Entry::kBytes}, count,
-                  n, acc);
+                  n, acc, begin, end);
 }
 
 /// What the f32 and bf16 codecs share: entries of headDim elements of
 /// Entry::kBytes one after another, scored and summed where they lie.
-template <typename Entry> class PlainCodec : public Codec {
+template <typename Entry> class PlainCodec : public Codec, public ColumnSums {
 public:
   explicit PlainCodec(uint32_t headDim) : Codec(headDim) {}
 
@@ -129,7 +130,15 @@ public:
                      const uint8_t *area, uint32_t slot, uint32_t count,
                      float *acc, float *) const override {
     plainAccumulateRun<Entry>(weights, weightStride, heads, entryAt(area, slot),
-                              count, headDim(), acc);
+                              count, headDim(), acc, 0, headDim());
+  }
+  const ColumnSums *columnSums() const override { return this; }
+  void accumulateRunColumns(const float *weights, int64_t weightStride,
+                            int64_t heads, const uint8_t *area, uint32_t slot,
+                            uint32_t count, uint32_t begin, uint32_t end,
+                            float *acc) const override {
+    plainAccumulateRun<Entry>(weights, weightStride, heads, entryAt(area, slot),
+                              count, headDim(), acc, begin, end);
   }
 
 protected:
