@@ -292,6 +292,29 @@ float largest(const float *scores, int64_t n) {
 /// additions.
 constexpr int64_t kSummedTogether = 4;
 
+/// The softmax of `heads` rows of n scores `stride` floats apart, in
+/// place: exp(score - the row's maximum), and inverse[h] = 1 / the sum of
+/// row h's (in double, in entry order).
+void softmaxRows(float *weights, int64_t stride, int64_t heads, int64_t n,
+                 float *inverse) {
+  for (int64_t h = 0; h < heads; ++h) {
+    float *w = weights + h * stride;
+    expShifted(w, n, largest(w, n), w);
+  }
+  // Each head's sum in entry order, in a loop apart from the exponentials:
+  // a sum kept across their calls waits on the stack.
+  for (int64_t first = 0; first < heads; first += kSummedTogether) {
+    const int64_t together = std::min(kSummedTogether, heads - first);
+    double sums[kSummedTogether] = {};
+    const float *w = weights + first * stride;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t h = 0; h < together; ++h)
+        sums[h] += w[h * stride + i];
+    for (int64_t h = 0; h < together; ++h)
+      inverse[first + h] = float(1.0 / sums[h]);
+  }
+}
+
 /// Where a decode row's sparse selection goes: `entries` is filled, and
 /// read, when the layer selects and the sequence is long enough.
 struct RowSelection {
@@ -357,23 +380,7 @@ VisibleEntries softmaxVisible(const PagedCache &cache,
       [&](const Page &page) {
         prefetchArea(keys, page.keys.get(), g, shape.keyHeadBytes);
       });
-  const int64_t n = entries.count;
-  for (int64_t h = 0; h < group; ++h) {
-    float *w = scratch.weights + h * stride;
-    expShifted(w, n, largest(w, n), w);
-  }
-  // Each head's sum in entry order, in a loop apart from the exponentials:
-  // a sum kept across their calls waits on the stack.
-  for (int64_t first = 0; first < group; first += kSummedTogether) {
-    const int64_t heads = std::min(kSummedTogether, group - first);
-    double sums[kSummedTogether] = {};
-    const float *w = scratch.weights + first * stride;
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t h = 0; h < heads; ++h)
-        sums[h] += w[h * stride + i];
-    for (int64_t h = 0; h < heads; ++h)
-      scratch.inverse[first + h] = float(1.0 / sums[h]);
-  }
+  softmaxRows(scratch.weights, stride, group, entries.count, scratch.inverse);
   return entries;
 }
 
@@ -560,6 +567,8 @@ struct SpreadGroup {
   std::vector<EntryRun> runs;
   std::vector<float> prepared, weights, sums;
   std::vector<float> inverse;
+  /// Floats from one query head's weights to the next.
+  int64_t stride() const { return std::max<int64_t>(entries, 1); }
 };
 
 /// Whether a call is spread (attentionSpread()): fewer groups than two per
@@ -628,7 +637,7 @@ void attentionSpread(ThreadPool &pool, const AttentionParams &params,
         },
         [](const Page &) {});
     unit.entries = at;
-    unit.weights.resize(size_t(group * std::max<int64_t>(at, 1)));
+    unit.weights.resize(size_t(group * unit.stride()));
     unit.sums.assign(size_t(group * headDim), 0.0f);
     unit.inverse.resize(size_t(group));
   }
@@ -646,7 +655,6 @@ void attentionSpread(ThreadPool &pool, const AttentionParams &params,
     const int64_t part = int64_t(task % size_t(parts));
     const int64_t from = unit.entries * part / parts,
                   to = unit.entries * (part + 1) / parts;
-    const int64_t stride = std::max<int64_t>(unit.entries, 1);
     const float *qg = q + (unit.row * qHeads + unit.head * group) * headDim;
     for (size_t i = 0; i < unit.runs.size(); ++i) {
       const EntryRun &run = unit.runs[i];
@@ -657,20 +665,16 @@ void attentionSpread(ThreadPool &pool, const AttentionParams &params,
       // Exact entries are scored from the query as it is (softmaxVisible).
       run.keys->scoreRun(run.positions ? unit.prepared.data() : qg, group,
                          run.keyArea, run.slot, run.count, run.positions,
-                         params.scale, unit.weights.data() + run.at, stride,
-                         decoded[thread].data());
+                         params.scale, unit.weights.data() + run.at,
+                         unit.stride(), decoded[thread].data());
     }
   });
   // The softmax, a task per query head of each group.
   pool.run(size_t(units * group), [&](size_t task, unsigned) {
     SpreadGroup &unit = groups[task / size_t(group)];
-    const int64_t h = int64_t(task % size_t(group)), n = unit.entries;
-    float *w = unit.weights.data() + h * std::max<int64_t>(n, 1);
-    expShifted(w, n, largest(w, n), w);
-    double sum = 0;
-    for (int64_t i = 0; i < n; ++i)
-      sum += w[i];
-    unit.inverse[size_t(h)] = float(1.0 / sum);
+    const int64_t h = int64_t(task % size_t(group));
+    softmaxRows(unit.weights.data() + h * unit.stride(), unit.stride(), 1,
+                unit.entries, unit.inverse.data() + h);
   });
   // The value sums, each group's columns in runs of sixteen.
   const int64_t columns = (headDim + 15) / 16;
@@ -678,15 +682,14 @@ void attentionSpread(ThreadPool &pool, const AttentionParams &params,
     SpreadGroup &unit = groups[task / size_t(columns)];
     const uint32_t begin = uint32_t(task % size_t(columns)) * 16;
     const uint32_t end = std::min<uint32_t>(begin + 16, uint32_t(headDim));
-    const int64_t stride = std::max<int64_t>(unit.entries, 1);
     for (size_t i = 0; i < unit.runs.size(); ++i) {
       const EntryRun &run = unit.runs[i];
       if (i + kPagesAhead < unit.runs.size())
         prefetchBytes(unit.runs[i + kPagesAhead].valueArea,
                       shape.valueHeadBytes);
-      run.values->accumulateRunColumns(unit.weights.data() + run.at, stride,
-                                       group, run.valueArea, run.slot,
-                                       run.count, begin, end, unit.sums.data());
+      run.values->accumulateRunColumns(
+          unit.weights.data() + run.at, unit.stride(), group, run.valueArea,
+          run.slot, run.count, begin, end, unit.sums.data());
     }
     float *og = out + (unit.row * qHeads + unit.head * group) * headDim;
     for (int64_t h = 0; h < group; ++h)

@@ -15,7 +15,6 @@
 #include "runtime/src/backends/cpu/ThreadPool.h"
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 namespace kvrt::cpu {
@@ -62,7 +61,7 @@ struct F32Values {
 /// the cache (commit b08c7fe), made a decode step of the default model
 /// 1.6x slower (two cores, 2026-12-05: 16.7-16.8 ms against 10.1-10.4;
 /// docs/measurements.md); only calls of many rows decode ahead
-/// (linearBlocks).
+/// (linearBlock).
 template <schema::DType Format> struct BlockValues : Blocks<Format> {
   static constexpr int64_t kElements = kBlockElements;
   static constexpr int64_t rowsPerPass(int64_t) { return kMaxRowsPerPass; }
@@ -181,58 +180,43 @@ KVRT_INLINE void linearRows(const float *x, int64_t rows, int64_t in,
 /// Calls of more rows than this decode a block format's weights ahead.
 constexpr int64_t kDecodeAheadAbove = 32;
 
-/// linearRows over a block format's weights: decoded in registers as they
-/// are multiplied for a decode step's few rows, and for more rows (a
-/// prefill) decoded ahead, block of outputs by block, into the thread's
-/// scratch, over which the rows pass as over f32 weights. The same values
-/// either way, summed in the same order, so the same bits. Decoded ahead,
-/// a 576 x 576 projection of 256 rows of Q4_1 took 1.16 ms where decoding
-/// for every four rows took 1.45; at 16 rows it was slower, 108 us against
-/// 91 (kvrt-linear-bench, two cores, 2026-12-07).
-template <schema::DType Format>
-KVRT_INLINE void linearBlocks(const float *x, int64_t rows, int64_t in,
-                              const uint8_t *w, uint64_t rowBytes, int64_t out,
-                              int64_t oBegin, int64_t oEnd, const float *bias,
-                              float *y) {
-  if (rows <= kDecodeAheadAbove)
-    return linearRows<BlockValues<Format>>(x, rows, in, w, rowBytes, out,
-                                           oBegin, oEnd, bias, y);
-  // linearRows reads weight rows up to oEnd rounded up to whole groups.
-  const int64_t weightRows =
-      std::min(out, (oEnd + kOutputsAligned - 1) / kOutputsAligned *
-                        kOutputsAligned) -
-      oBegin;
-  static thread_local std::vector<float> decoded;
-  decoded.resize(size_t(weightRows * in));
-  for (int64_t r = 0; r < weightRows; ++r)
-    for (int64_t i = 0; i < in; i += kBlockElements) {
-      Vec8 parts[kBlockElements / kLanes];
-      Blocks<Format>::decode(w + uint64_t(r) * rowBytes +
-                                 uint64_t(i / kBlockElements) *
-                                     Blocks<Format>::kBytes,
-                             parts);
-      std::memcpy(&decoded[size_t(r * in + i)], parts, sizeof parts);
-    }
-  linearRows<F32Values>(x, rows, in,
-                        reinterpret_cast<const uint8_t *>(decoded.data()),
-                        uint64_t(in) * 4, out, oBegin, oEnd, bias, y);
-}
-
-/// linearRows over weights of any format, in each clone's instructions.
+/// linearRows over weights of any format, in each clone's instructions. A
+/// block format's weights are decoded in registers as they are multiplied
+/// for a decode step's few rows; for more rows (a prefill) each block of
+/// outputs is decoded ahead (kvrt::decodeValues, the same values) into the
+/// thread's scratch, over which the rows pass as over f32 weights, each sum
+/// in the same order: the same bits. Decoded ahead, a 576 x 576 projection
+/// of 256 rows of Q4_1 took 1.16 ms where decoding for every four rows took
+/// 1.45; at 16 rows it was slower, 108 us against 91 (kvrt-linear-bench,
+/// two cores, 2026-12-07).
 KVRT_MULTIVERSION
 void linearBlock(const float *x, int64_t rows, int64_t in, const uint8_t *w,
                  schema::DType dtype, uint64_t rowBytes, int64_t out,
                  int64_t oBegin, int64_t oEnd, const float *bias, float *y) {
+  if (dtype != schema::DTYPE_F32 && rows > kDecodeAheadAbove) {
+    // linearRows reads weight rows up to oEnd rounded up to whole groups;
+    // a block format's rows are whole blocks, one after another.
+    const int64_t weightRows =
+        std::min(out, (oEnd + kOutputsAligned - 1) / kOutputsAligned *
+                          kOutputsAligned) -
+        oBegin;
+    static thread_local std::vector<float> decoded;
+    decoded.resize(size_t(weightRows * in));
+    decodeValues(dtype, w, uint64_t(weightRows * in), decoded.data());
+    return linearRows<F32Values>(
+        x, rows, in, reinterpret_cast<const uint8_t *>(decoded.data()),
+        uint64_t(in) * 4, out, oBegin, oEnd, bias, y);
+  }
   switch (dtype) {
   case schema::DTYPE_Q8_0:
-    return linearBlocks<schema::DTYPE_Q8_0>(x, rows, in, w, rowBytes, out,
-                                            oBegin, oEnd, bias, y);
+    return linearRows<BlockValues<schema::DTYPE_Q8_0>>(
+        x, rows, in, w, rowBytes, out, oBegin, oEnd, bias, y);
   case schema::DTYPE_Q4_0:
-    return linearBlocks<schema::DTYPE_Q4_0>(x, rows, in, w, rowBytes, out,
-                                            oBegin, oEnd, bias, y);
+    return linearRows<BlockValues<schema::DTYPE_Q4_0>>(
+        x, rows, in, w, rowBytes, out, oBegin, oEnd, bias, y);
   case schema::DTYPE_Q4_1:
-    return linearBlocks<schema::DTYPE_Q4_1>(x, rows, in, w, rowBytes, out,
-                                            oBegin, oEnd, bias, y);
+    return linearRows<BlockValues<schema::DTYPE_Q4_1>>(
+        x, rows, in, w, rowBytes, out, oBegin, oEnd, bias, y);
   default:
     return linearRows<F32Values>(x, rows, in, w, rowBytes, out, oBegin, oEnd,
                                  bias, y);
