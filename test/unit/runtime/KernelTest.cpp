@@ -367,9 +367,8 @@ struct ExactTokens {
 
 /// Attention of random queries over `c` stored as `kind`; with `encode`,
 /// the entries are encoded into pages first (but for `exact.window`), else
-/// read from the tails.
-/// The case's attention, or with `lastRows` only that many of its last rows
-/// asking (decode steps over the cache the whole case filled).
+/// read from the tails. With `lastRows`, only that many of the case's last
+/// rows ask (decode steps over the cache the whole case filled).
 std::vector<float> runAttention(const AttentionCase &c, uint32_t pageSize,
                                 schema::EncodingKind kind, int64_t window,
                                 unsigned threads, bool encode = true,

@@ -691,6 +691,8 @@ void attentionSpread(ThreadPool &pool, const AttentionParams &params,
           unit.weights.data() + run.at, unit.stride(), group, run.valueArea,
           run.slot, run.count, begin, end, unit.sums.data());
     }
+    // attendGroup()'s (out + sums) * inverse with out zeroed: 0 + a sum
+    // turns a -0 into +0 as it does.
     float *og = out + (unit.row * qHeads + unit.head * group) * headDim;
     for (int64_t h = 0; h < group; ++h)
       for (uint32_t d = begin; d < end; ++d)
